@@ -1,0 +1,46 @@
+# qat — top-level entry points. Everything real is in meson.build; this file only
+# strings together: install missing packages → configure → build → run.
+#
+#   make quickstart   the main job: a small sweep → fit → plots (synthetic corpus)
+#   make test         the cmocka suite (installs what it needs when run as root)
+#   make test-asan    the suite under AddressSanitizer + UBSan
+#   make bench        speed figures for bench/README.md
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+QAT        := $(BUILD)/cli/qat
+MESON_OPTS ?=
+
+.PHONY: all deps build test test-asan quickstart bench clean
+
+all: build
+
+deps:
+	@QAT_WITH_PYTHON=$(QAT_WITH_PYTHON) scripts/install-deps.sh
+
+$(BUILD)/build.ninja:
+	@scripts/install-deps.sh
+	meson setup $(BUILD) --buildtype=release $(MESON_OPTS)
+
+build: $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+test: QAT_WITH_PYTHON = 1
+test: deps build
+	@scripts/run-tests.sh $(BUILD)
+
+test-asan: deps
+	@[ -f $(ASAN_BUILD)/build.ninja ] || meson setup $(ASAN_BUILD) --buildtype=debugoptimized \
+		-Db_sanitize=address,undefined -Db_lundef=false $(MESON_OPTS)
+	ninja -C $(ASAN_BUILD)
+	@UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
+		scripts/run-tests.sh $(ASAN_BUILD)
+
+quickstart: build
+	@scripts/quickstart.sh $(BUILD)
+
+bench: build
+	@scripts/bench.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,124 @@
+/*
+ * core/config.h — the resolved run configuration (SPEC §3).
+ *
+ * A run is described by one YAML file plus `--set key=value` overrides. The
+ * loader fills a qat_config with defaults, applies the file, then the overrides,
+ * then validates every value; any problem is reported as
+ *     FILE:LINE:COL: <what was wrong>, expected <what is allowed>
+ * (for an unknown key, with the nearest valid key) and returns QAT_EINPUT.
+ *
+ * Every key is a dotted path (`train.lr`, `compress.weights.format`). The table of
+ * keys lives in config.c: one row per key with its type, range, default and a
+ * one-line help text, so --print-config, --set and the error messages all agree.
+ *
+ * Model presets (`model.preset: s3`) are resolved by the model module, not here:
+ * the loader only records the name; explicit model keys override the preset.
+ */
+#ifndef QAT_CORE_CONFIG_H
+#define QAT_CORE_CONFIG_H
+
+#include <stdint.h>
+
+#define QAT_NAME_MAX 128
+#define QAT_PATH_MAX 1024
+#define QAT_FMT_MAX 64
+#define QAT_MAX_TEXT_FILES 64
+
+/* How one side (weights or activations) of every block linear is compressed. */
+typedef struct {
+    char format[QAT_FMT_MAX]; /* SPEC §2 format string; "fp32" = uncompressed */
+    char estimator[16];       /* ste | clip | trust | lsq | rbbm | pv ("" = the format's default) */
+    int hadamard;             /* Hadamard block size along the input dim; 0 = off; -1 = auto (min(128, pow2 | in)) */
+    char scale[16];           /* scale rule: rms | absmax | lsq */
+    int group;                /* scale group size along the input dim; 0 = whole row */
+    double clip_scale;        /* clip estimator: mask |x| <= c·s (SPEC §2, default 1.0) */
+    double trust;             /* trust estimator: T in RMS units; <= 0 means the default half step */
+    double rbbm_p;            /* rbbm: band parameter p in (0, 0.5) */
+    double pv_tau;            /* pv: fraction of groups re-projected per step */
+    int pv_group;             /* pv: group size (elements along the input dim) */
+    int per_row;              /* sparsity: 1 = top-k per row instead of per tensor */
+} qat_compress_side;
+
+typedef struct {
+    char preset[16];          /* "" or s1..s8 */
+    int layers;               /* 0 = from preset */
+    int dim;                  /* model width d */
+    int heads;                /* attention heads; must divide dim */
+    int hidden;               /* SwiGLU hidden size; 0 = 32·ceil((8d/3)/32) */
+    int vocab;                /* vocabulary size (256 for bytes/synthetic default) */
+    int seq_len;              /* context length T */
+    double rope_theta;        /* 10000 */
+    double norm_eps;          /* 1e-5 */
+    double init_std;          /* 0.02 */
+} qat_model_cfg;
+
+typedef struct {
+    char source[16];                          /* synthetic | shards | text */
+    char shards[QAT_PATH_MAX];                /* glob of llm.c shards ("dir/*.bin") */
+    char text[QAT_MAX_TEXT_FILES][QAT_PATH_MAX]; /* plain-text files, byte tokens */
+    int n_text;
+    char val_shards[QAT_PATH_MAX];            /* optional explicit validation shards */
+    double val_fraction;                      /* held-out fraction when no val set is given */
+    /* synthetic corpus knobs (SPEC §6) */
+    uint64_t synth_seed;                      /* corpus seed (independent of the run seed) */
+    int synth_vocab;                          /* 0 = model.vocab */
+    int synth_topics;                         /* document-level topics */
+    double synth_tokens;                      /* corpus size in tokens; 0 = enough for the run */
+} qat_data_cfg;
+
+typedef struct {
+    double tokens;            /* training tokens; 0 = tokens_per_param · N */
+    double tokens_per_param;  /* used when tokens == 0 */
+    int batch_tokens;         /* tokens per optimizer step (B·T) */
+    double lr;                /* peak learning rate */
+    double warmup;            /* warm-up fraction of steps */
+    char schedule[16];        /* cosine (QuEST one-cycle) | constant | linear */
+    double min_lr_ratio;      /* final lr / peak lr */
+    double weight_decay;      /* AdamW decay on linear weights only */
+    double beta1, beta2, eps; /* AdamW moments */
+    double grad_clip;         /* global L2 norm clip; 0 = off */
+    int eval_every;           /* steps between evaluations; 0 = only at the end */
+    int eval_tokens;          /* held-out tokens per evaluation */
+    int checkpoint_every;     /* steps between checkpoints; 0 = only at the end */
+    int log_every;            /* steps between log lines/flushes */
+} qat_train_cfg;
+
+typedef struct qat_config {
+    char name[QAT_NAME_MAX];  /* run name; directory under --out */
+    uint64_t seed;            /* run seed: init, batches, noise */
+    int threads;              /* 0 = all cores */
+    qat_model_cfg model;
+    qat_data_cfg data;
+    qat_train_cfg train;
+    qat_compress_side weights;     /* compress.weights.* */
+    qat_compress_side activations; /* compress.activations.* */
+    char source_path[QAT_PATH_MAX]; /* the YAML file it came from ("" for defaults only) */
+} qat_config;
+
+/* Defaults for every key. */
+void qat_config_defaults(qat_config *cfg);
+
+/* Load `path` (may be NULL: defaults only), then apply `n_set` overrides of the
+ * form "dotted.key=value" (YAML scalar syntax for the value), then validate.
+ * Returns QAT_OK or QAT_EINPUT with qat_errmsg() naming file:line:col or the
+ * override and what was expected. */
+int qat_config_load(const char *path, const char *const *sets, int n_set, qat_config *cfg);
+
+/* Apply one "key=value" override to an already loaded config (no validation). */
+int qat_config_set(qat_config *cfg, const char *assignment);
+
+/* Check ranges and cross-key rules (heads divide dim, one data source, ...). */
+int qat_config_validate(const qat_config *cfg);
+
+/* The resolved config as YAML text (every key, in table order); caller frees.
+ * Loading this text back yields the same config. */
+char *qat_config_to_yaml(const qat_config *cfg);
+
+/* Load a config from YAML text held in memory (a checkpoint's `config` attribute);
+ * `origin` names it in error messages. */
+int qat_config_load_string(const char *yaml, const char *origin, qat_config *cfg);
+
+/* The valid dotted key closest to `key` (edit distance), for "did you mean". */
+const char *qat_config_nearest_key(const char *key);
+
+#endif

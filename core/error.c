@@ -1,0 +1,75 @@
+/*
+ * core/error.c — the per-thread error message behind qat_fail/qat_errmsg,
+ * and allocation wrappers that report and abort on out-of-memory.
+ */
+#include "error.h"
+
+#include <stdarg.h>
+#include <string.h>
+
+static _Thread_local char qat_err_buf[4096];
+
+int qat_fail(int code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(qat_err_buf, sizeof qat_err_buf, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+int qat_fail_context(int code, const char *fmt, ...) {
+    char prefix[1024], old[sizeof qat_err_buf];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    memcpy(old, qat_err_buf, sizeof old);
+    snprintf(qat_err_buf, sizeof qat_err_buf, "%.1000s: %.3000s", prefix, old);
+    return code;
+}
+
+const char *qat_errmsg(void) { return qat_err_buf; }
+
+void qat_clear_error(void) { qat_err_buf[0] = 0; }
+
+int qat_report(int code) {
+    if (code) fprintf(stderr, "qat: %s\n", qat_err_buf[0] ? qat_err_buf : "unknown error");
+    return code;
+}
+
+static void qat_oom(size_t n) {
+    fprintf(stderr, "qat: out of memory allocating %zu bytes\n", n);
+    abort();
+}
+
+void *qat_xmalloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    if (!p) qat_oom(n);
+    return p;
+}
+
+void *qat_xcalloc(size_t n, size_t size) {
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p) qat_oom(n * size);
+    return p;
+}
+
+void *qat_xrealloc(void *p, size_t n) {
+    void *q = realloc(p, n ? n : 1);
+    if (!q) qat_oom(n);
+    return q;
+}
+
+char *qat_xstrdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *p = qat_xmalloc(n);
+    memcpy(p, s, n);
+    return p;
+}
+
+void *qat_xaligned(size_t n) {
+    void *p = NULL;
+    size_t rounded = (n + 63) & ~(size_t)63;
+    if (posix_memalign(&p, 64, rounded ? rounded : 64)) qat_oom(n);
+    return p;
+}
