@@ -1,0 +1,58 @@
+/*
+ * compress/capacity.h — what a parameter stored in a format is worth.
+ *
+ * GMSE(R) = min over scales of E|ξ − R(ξ)|² per coordinate, ξ ~ N(0, I)
+ * (exact for scalar grids and unstructured sparsity, Monte Carlo otherwise), and
+ * the unified law's capacity ρ = L·tanh(F·log_{1/4} GMSE)^C with one (L, F, C)
+ * per compression type. A composite format (sp50+int4) and a weights×activations
+ * pair multiply the ρ of their parts, so a format decomposes into capacity terms.
+ */
+#ifndef QAT_COMPRESS_CAPACITY_H
+#define QAT_COMPRESS_CAPACITY_H
+
+#include <stdint.h>
+
+typedef enum {
+    QAT_CAP_QUANT = 0,  /* scalar quantization: int, ternary, fp4, noise(...) */
+    QAT_CAP_SPARSE = 1, /* unstructured and N:M sparsity */
+    QAT_CAP_VQ = 2,     /* vector quantization */
+    QAT_CAP_NTYPES = 3
+} qat_cap_type;
+
+typedef struct {
+    qat_cap_type type; /* which (L, F, C) applies */
+    double gmse;       /* Gaussian MSE of this component on its own */
+} qat_cap_term;
+
+typedef struct {
+    double L, F, C; /* ρ = L·tanh(F·log_{1/4} gmse)^C */
+} qat_cap_params;
+
+/* Published Llama/C4 constants (SPEC §9): L = 1.0, F = 0.41, C = 1.39. */
+extern const qat_cap_params QAT_CAP_PUBLISHED;
+
+/* Name of a type: "quant", "sparse", "vq" (keys of the fit JSON). */
+const char *qat_cap_type_name(qat_cap_type t);
+
+/* Split a format string into its capacity terms: "fp32" → 0 terms (ρ = 1);
+ * "int4" → {quant, 0.011543}; "sp50+int4" → {sparse, 0.071326}, {quant, 0.011543};
+ * "noise(int4)" → {quant, 0.011543}. Results are cached (Monte-Carlo ones are
+ * computed once per process). QAT_EINPUT for an unknown format. */
+int qat_fmt_capacity_terms(const char *fmt, qat_cap_term *terms, int max_terms, int *n_terms);
+
+/* GMSE of a whole format (composite formats measured as a whole) and its
+ * Monte-Carlo standard error (0 when exact). `samples` and `seed` control the
+ * Monte Carlo (0 = defaults). */
+int qat_fmt_gmse(const char *fmt, int64_t samples, uint64_t seed, double *gmse, double *stderr_out);
+
+/* Bits per parameter of a format (int4 → 4, sp50 → 16·0.5 + 1 mask bit, ...;
+ * the convention is documented in capacity.c). */
+int qat_fmt_bits(const char *fmt, double *bits);
+
+/* ρ for one GMSE with given constants; ρ(≤0) = L, ρ(≥1) = 0. */
+double qat_cap_rho(qat_cap_params p, double gmse);
+
+/* ρ of a format as the product over its terms, with one parameter set per type. */
+int qat_fmt_rho(const char *fmt, const qat_cap_params params[QAT_CAP_NTYPES], double *rho);
+
+#endif

@@ -1,0 +1,72 @@
+/*
+ * compress/quantizer.h — one compressed operand of a linear layer.
+ *
+ * A block linear layer y = x·Wᵀ in qat multiplies two compressed operands
+ * (QuEST, SPEC §2):
+ *
+ *     y = Q_a(x·H) · Q_w(W·H)ᵀ          H = block-diagonal orthonormal Hadamard
+ *
+ * Each operand has one qat_quantizer: it owns the format, the estimator (the
+ * backward rule), the Hadamard rotation, the scratch it needs and any state
+ * (masks, learned scales, PV codes). The linear op never looks inside:
+ *
+ *     forward:  y  = Q(x)               rows × cols, in the rotated domain
+ *     backward: gx += Hᵀ(est(gy))       back in the original domain
+ *
+ * For fp32 with the Hadamard off, the quantizer is the identity and the op skips it.
+ * Weights are (out, in) row-major; activations (tokens, in). Rows are independent
+ * (per-row scales) except for per-tensor statistics such as top-k sparsity, which
+ * are taken per *segment*: a fused weight [q; k; v] is 3 segments of equal rows.
+ */
+#ifndef QAT_COMPRESS_QUANTIZER_H
+#define QAT_COMPRESS_QUANTIZER_H
+
+#include <stdint.h>
+
+#include "core/config.h"
+
+typedef struct qat_quantizer qat_quantizer;
+
+/* Make a quantizer for one operand. `side` is compress.weights or
+ * compress.activations of the run config; `is_weight` selects the role; the
+ * operand has at most `max_rows` rows of `cols` elements, split into `segments`
+ * equal row blocks for per-tensor statistics. `seed` keys any randomness (noise
+ * injection). Returns QAT_EINPUT (with the list of valid formats/estimators in
+ * qat_errmsg()) for a bad format, estimator or option. */
+int qat_quantizer_create(const qat_compress_side *side, int is_weight, int64_t max_rows, int64_t cols,
+                         int segments, uint64_t seed, qat_quantizer **out);
+void qat_quantizer_free(qat_quantizer *q);
+
+/* 1 when forward would return its input unchanged (fp32, Hadamard off). */
+int qat_quantizer_is_identity(const qat_quantizer *q);
+
+/* y = Q(x): x and y are (rows, cols), rows <= max_rows; y must not alias x.
+ * Remembers what the backward needs (mask, scales) for these rows. `step` keys
+ * per-step randomness. */
+void qat_quantizer_forward(qat_quantizer *q, const float *x, float *y, int64_t rows, int64_t step);
+
+/* gx += dL/dx given gy = dL/dy for the last forward (same rows). Also
+ * accumulates the gradients of the quantizer's own parameters (LSQ scales). */
+void qat_quantizer_backward(qat_quantizer *q, const float *gy, float *gx, int64_t rows);
+
+/* The quantizer's trainable parameters (LSQ step sizes; PV continuous scales):
+ * *value and *grad point at n floats owned by q (grad zeroed by the caller each
+ * step). Returns n, 0 when there are none. The optimizer trains them with AdamW
+ * and no weight decay. */
+int64_t qat_quantizer_params(qat_quantizer *q, float **value, float **grad);
+
+/* Called after every optimizer step with the latent weights w (rows, cols):
+ * PV's V step (re-project the top-τ groups). No-op for STE-family estimators. */
+void qat_quantizer_after_step(qat_quantizer *q, const float *w, int64_t step);
+
+/* Checkpoint state (params included): array i has a name, a pointer into q's
+ * memory and a length in floats. Saving reads through the pointers; restoring
+ * writes through them. Returns the number of arrays. */
+int qat_quantizer_state_count(const qat_quantizer *q);
+void qat_quantizer_state(qat_quantizer *q, int i, const char **name, float **data, int64_t *n);
+
+/* For the run log: the format string, the estimator in effect, the format's GMSE. */
+const char *qat_quantizer_format(const qat_quantizer *q);
+const char *qat_quantizer_estimator(const qat_quantizer *q);
+
+#endif
