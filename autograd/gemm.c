@@ -1,0 +1,162 @@
+/*
+ * autograd/gemm.c — the oneDNN 2.6 matmul behind qat_gemm_run.
+ *
+ * oneDNN's matmul takes src (…, M, K), weights (…, K, N), dst (…, M, N) with
+ * arbitrary strides in plain formats; we describe our operands by strides and let
+ * it pick the kernel (brgemm on AVX-512 machines). Creating a primitive costs far
+ * more than a small product, so primitives live in a cache keyed by the full
+ * descriptor; memory objects are created once with no data and re-pointed at each
+ * call with dnnl_memory_set_data_handle.
+ *
+ * Threads: Debian's oneDNN is built on the same libgomp runtime as our OpenMP
+ * loops, so omp_set_num_threads governs both.
+ */
+#include "gemm.h"
+
+#include <oneapi/dnnl/dnnl.h>
+#include <string.h>
+
+#include "core/error.h"
+
+#define QAT_GEMM_CACHE_MAX 256
+
+typedef struct {
+    qat_gemm_desc key;          /* the descriptor this primitive was built for */
+    dnnl_primitive_t prim;      /* the matmul */
+    dnnl_memory_t a, b, c;      /* memory objects re-pointed at every call */
+} gemm_entry;
+
+static dnnl_engine_t g_engine;
+static dnnl_stream_t g_stream;
+static gemm_entry g_cache[QAT_GEMM_CACHE_MAX];
+static int g_ncache;
+static int g_last; /* most recently used entry: consecutive calls often repeat */
+
+#define DNNL_OK(call)                                                                   \
+    do {                                                                                \
+        dnnl_status_t st_ = (call);                                                     \
+        if (st_ != dnnl_success) {                                                      \
+            fprintf(stderr, "qat: internal error at %s:%d: oneDNN call %s failed (%d)\n", \
+                    __FILE__, __LINE__, #call, (int)st_);                               \
+            abort();                                                                    \
+        }                                                                               \
+    } while (0)
+
+static void engine_init(void) {
+    if (g_engine) return;
+    DNNL_OK(dnnl_engine_create(&g_engine, dnnl_cpu, 0));
+    DNNL_OK(dnnl_stream_create(&g_stream, g_engine, dnnl_stream_default_flags));
+}
+
+/* A memory descriptor of rank 2, 3 or 4 (batch dims dropped when of size 1 in both). */
+static void make_md(dnnl_memory_desc_t *md, int nb, const int64_t *bdims, const int64_t *bstr,
+                    int64_t rows, int64_t cols, int64_t rs, int64_t cs) {
+    dnnl_dims_t dims, strides;
+    int nd = 0;
+    for (int i = 0; i < nb; i++) { dims[nd] = bdims[i]; strides[nd] = bstr[i]; nd++; }
+    dims[nd] = rows; strides[nd] = rs; nd++;
+    dims[nd] = cols; strides[nd] = cs; nd++;
+    /* oneDNN rejects a zero stride; a dimension of size 1 never uses its stride. */
+    for (int i = 0; i < nd; i++) if (dims[i] == 1 && strides[i] == 0) strides[i] = 1;
+    DNNL_OK(dnnl_memory_desc_init_by_strides(md, nd, dims, dnnl_f32, strides));
+}
+
+static gemm_entry *build(const qat_gemm_desc *d) {
+    engine_init();
+    if (g_ncache == QAT_GEMM_CACHE_MAX) qat_gemm_shutdown(), engine_init();
+    gemm_entry *e = &g_cache[g_ncache];
+    memset(e, 0, sizeof *e);
+    e->key = *d;
+
+    int nb = 0;
+    int64_t bd[2], as[2], bs[2], cs[2];
+    if (d->b0 > 1 || d->b1 > 1) {
+        bd[0] = d->b0; as[0] = d->a_s0; bs[0] = d->b_s0; cs[0] = d->c_s0;
+        bd[1] = d->b1; as[1] = d->a_s1; bs[1] = d->b_s1; cs[1] = d->c_s1;
+        nb = 2;
+    }
+    dnnl_memory_desc_t amd, bmd, cmd;
+    make_md(&amd, nb, bd, as, d->M, d->K, d->a_rs, d->a_cs);
+    make_md(&bmd, nb, bd, bs, d->K, d->N, d->b_rs, d->b_cs);
+    make_md(&cmd, nb, bd, cs, d->M, d->N, d->c_rs, d->c_cs);
+
+    dnnl_matmul_desc_t mm;
+    DNNL_OK(dnnl_matmul_desc_init(&mm, &amd, &bmd, NULL, &cmd));
+    dnnl_primitive_attr_t attr;
+    DNNL_OK(dnnl_primitive_attr_create(&attr));
+    if (d->alpha != 0.0f && d->alpha != 1.0f) {
+        float s = d->alpha;
+        DNNL_OK(dnnl_primitive_attr_set_output_scales(attr, 1, 0, &s));
+    }
+    if (d->accumulate) {
+        dnnl_post_ops_t po;
+        DNNL_OK(dnnl_post_ops_create(&po));
+        DNNL_OK(dnnl_post_ops_append_sum(po, 1.0f));
+        DNNL_OK(dnnl_primitive_attr_set_post_ops(attr, po));
+        dnnl_post_ops_destroy(po);
+    }
+    dnnl_primitive_desc_t pd;
+    DNNL_OK(dnnl_primitive_desc_create(&pd, &mm, attr, g_engine, NULL));
+    DNNL_OK(dnnl_primitive_create(&e->prim, pd));
+    dnnl_primitive_desc_destroy(pd);
+    dnnl_primitive_attr_destroy(attr);
+    DNNL_OK(dnnl_memory_create(&e->a, &amd, g_engine, DNNL_MEMORY_NONE));
+    DNNL_OK(dnnl_memory_create(&e->b, &bmd, g_engine, DNNL_MEMORY_NONE));
+    DNNL_OK(dnnl_memory_create(&e->c, &cmd, g_engine, DNNL_MEMORY_NONE));
+    return &g_cache[g_ncache++];
+}
+
+static gemm_entry *lookup(const qat_gemm_desc *d) {
+    if (g_ncache && memcmp(&g_cache[g_last].key, d, sizeof *d) == 0) return &g_cache[g_last];
+    for (int i = 0; i < g_ncache; i++)
+        if (memcmp(&g_cache[i].key, d, sizeof *d) == 0) { g_last = i; return &g_cache[i]; }
+    gemm_entry *e = build(d);
+    g_last = (int)(e - g_cache);
+    return e;
+}
+
+void qat_gemm_run(const qat_gemm_desc *d_in, const float *A, const float *B, float *C) {
+    qat_gemm_desc d = *d_in;
+    if (d.b0 < 1) d.b0 = 1;
+    if (d.b1 < 1) d.b1 = 1;
+    if (d.alpha == 1.0f) d.alpha = 0.0f; /* one key for "no scaling" */
+    if (d.M == 0 || d.N == 0) return;
+    QAT_ASSERT(d.K > 0);
+    gemm_entry *e = lookup(&d);
+    DNNL_OK(dnnl_memory_set_data_handle(e->a, (void *)A));
+    DNNL_OK(dnnl_memory_set_data_handle(e->b, (void *)B));
+    DNNL_OK(dnnl_memory_set_data_handle(e->c, C));
+    dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, e->a}, {DNNL_ARG_WEIGHTS, e->b}, {DNNL_ARG_DST, e->c}};
+    DNNL_OK(dnnl_primitive_execute(e->prim, g_stream, 3, args));
+    DNNL_OK(dnnl_stream_wait(g_stream));
+}
+
+void qat_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K,
+              const float *A, int64_t lda, const float *B, int64_t ldb,
+              float *C, int64_t ldc, int accumulate) {
+    qat_gemm_desc d = {0};
+    d.b0 = d.b1 = 1;
+    d.M = M; d.N = N; d.K = K;
+    if (ta) { d.a_rs = 1; d.a_cs = lda; } else { d.a_rs = lda; d.a_cs = 1; }
+    if (tb) { d.b_rs = 1; d.b_cs = ldb; } else { d.b_rs = ldb; d.b_cs = 1; }
+    d.c_rs = ldc; d.c_cs = 1;
+    d.accumulate = accumulate;
+    qat_gemm_run(&d, A, B, C);
+}
+
+int qat_gemm_cache_size(void) { return g_ncache; }
+
+void qat_gemm_shutdown(void) {
+    for (int i = 0; i < g_ncache; i++) {
+        dnnl_primitive_destroy(g_cache[i].prim);
+        dnnl_memory_destroy(g_cache[i].a);
+        dnnl_memory_destroy(g_cache[i].b);
+        dnnl_memory_destroy(g_cache[i].c);
+    }
+    g_ncache = 0;
+    g_last = 0;
+    if (g_stream) dnnl_stream_destroy(g_stream);
+    if (g_engine) dnnl_engine_destroy(g_engine);
+    g_stream = NULL;
+    g_engine = NULL;
+}

@@ -1,0 +1,77 @@
+/*
+ * autograd/ops.h — the differentiable operations a Llama needs, and nothing else.
+ *
+ * Every op takes the tape first, computes its output immediately and records
+ * its backward when the tape has grad_enabled. Shapes are written next to each
+ * argument; M is the number of token rows (B·T) and C the model width.
+ *
+ * A forward pass of one transformer block reads like the math:
+ *
+ *     h    = qat_rmsnorm(tp, x, w_norm1, eps);                   // (M, C)
+ *     qkv  = qat_linear(tp, h, w_qkv, qa, qw, step);             // (M, 3C)
+ *     q    = qat_rope(tp, qat_cols_of(qkv, 0, C), T, H, theta);  // (M, C)
+ *     k    = qat_rope(tp, qat_cols_of(qkv, C, C), T, H, theta);  // (M, C)
+ *     att  = qat_attention(tp, qat_cols_of(q, 0, C), qat_cols_of(k, 0, C),
+ *                          qat_cols_of(qkv, 2*C, C), B, T, H);   // (M, C)
+ *     x    = qat_add(tp, x, qat_linear(tp, att, w_o, ...));      // (M, C)
+ *
+ * qat_cols names a block of columns of a row-major tensor without copying it, so
+ * attention reads q, k and v straight out of the fused projection's output.
+ * Gradients accumulate (+=) into every input that has a gradient buffer.
+ */
+#ifndef QAT_AUTOGRAD_OPS_H
+#define QAT_AUTOGRAD_OPS_H
+
+#include <stdint.h>
+
+#include "tape.h"
+
+struct qat_quantizer;
+
+/* Columns [off, off + cols) of a tensor seen as (rows, t->shape[last]). */
+typedef struct {
+    qat_tensor *t;  /* the underlying tensor */
+    int64_t off;    /* first column */
+    int64_t cols;   /* number of columns */
+} qat_cols;
+
+static inline qat_cols qat_cols_of(qat_tensor *t, int64_t off, int64_t cols) {
+    qat_cols c = {t, off, cols};
+    return c;
+}
+
+/* ---- elementwise ---------------------------------------------------------- */
+qat_tensor *qat_add(qat_tape *tp, qat_tensor *a, qat_tensor *b);   /* a + b, same shape */
+qat_tensor *qat_mul(qat_tape *tp, qat_tensor *a, qat_tensor *b);   /* a ⊙ b, same shape */
+qat_tensor *qat_scale(qat_tape *tp, qat_tensor *a, float s);       /* s·a */
+qat_tensor *qat_silu(qat_tape *tp, qat_tensor *a);                 /* a·σ(a) */
+/* SwiGLU product of a fused gate/up projection: gu (M, 2H) → silu(gu[:, :H]) ⊙ gu[:, H:] (M, H). */
+qat_tensor *qat_swiglu(qat_tape *tp, qat_tensor *gu);
+
+/* ---- embedding and normalisation ---------------------------------------- */
+/* table (V, C), ids[M] in [0, V) → (M, C). */
+qat_tensor *qat_embedding(qat_tape *tp, qat_tensor *table, const int32_t *ids, int64_t M);
+/* x (M, C), weight (C) → x / sqrt(mean(x²) + eps) ⊙ weight (M, C). */
+qat_tensor *qat_rmsnorm(qat_tape *tp, qat_tensor *x, qat_tensor *weight, float eps);
+
+/* ---- linear --------------------------------------------------------------- */
+/* x (M, K), W (N, K) → y = Q_a(x)·Q_w(W)ᵀ (M, N). qa/qw may be NULL (fp32).
+ * `step` keys per-step randomness of the quantizers. */
+qat_tensor *qat_linear(qat_tape *tp, qat_tensor *x, qat_tensor *W,
+                       struct qat_quantizer *qa, struct qat_quantizer *qw, int64_t step);
+
+/* ---- attention ------------------------------------------------------------ */
+/* Rotary embedding, Hugging Face rotate-half convention, on x (B·T, H·hd) given
+ * as columns: position = row mod T; returns a contiguous (B·T, H·hd) tensor. */
+qat_tensor *qat_rope(qat_tape *tp, qat_cols x, int64_t T, int heads, double theta);
+/* Causal multi-head attention, softmax(q·kᵀ/√hd + mask)·v per head;
+ * q, k, v are (B·T, H·hd) column blocks → (B·T, H·hd). */
+qat_tensor *qat_attention(qat_tape *tp, qat_cols q, qat_cols k, qat_cols v,
+                          int64_t B, int64_t T, int heads);
+
+/* ---- loss ----------------------------------------------------------------- */
+/* Mean cross-entropy of logits (M, V) against targets[M] (fused log-softmax);
+ * a scalar (1) tensor, in nats. */
+qat_tensor *qat_cross_entropy(qat_tape *tp, qat_tensor *logits, const int32_t *targets);
+
+#endif

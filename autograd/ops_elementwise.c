@@ -1,0 +1,173 @@
+/*
+ * autograd/ops_elementwise.c — add, mul, scale, SiLU and the SwiGLU product.
+ *
+ * All memory-bound: one OpenMP pass each, forward and backward.
+ */
+#include <math.h>
+
+#include "core/error.h"
+#include "ops.h"
+
+typedef struct {
+    qat_tensor *a, *b, *out; /* inputs and output */
+    float s;                 /* scale factor (qat_scale) */
+} ew_ctx;
+
+static void same_shape(const qat_tensor *a, const qat_tensor *b) {
+    QAT_ASSERT(a->numel == b->numel && a->ndim == b->ndim);
+}
+
+static qat_tensor *like(qat_tape *tp, const qat_tensor *a) { return qat_tape_tensor(tp, a->ndim, a->shape); }
+
+/* ---- add ---- */
+static void add_backward(qat_tape *tp, void *p) {
+    ew_ctx *c = p;
+    const float *g = c->out->grad;
+    float *ga = qat_grad(tp, c->a), *gb = qat_grad(tp, c->b);
+    int64_t n = c->out->numel;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        if (ga) ga[i] += g[i];
+        if (gb) gb[i] += g[i];
+    }
+}
+
+qat_tensor *qat_add(qat_tape *tp, qat_tensor *a, qat_tensor *b) {
+    same_shape(a, b);
+    qat_tensor *o = like(tp, a);
+    const float *x = a->data, *y = b->data;
+    float *z = o->data;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < o->numel; i++) z[i] = x[i] + y[i];
+    if (tp->grad_enabled) {
+        ew_ctx *c = qat_tape_ctx(tp, sizeof *c);
+        c->a = a; c->b = b; c->out = o;
+        qat_tape_push(tp, add_backward, c);
+    }
+    return o;
+}
+
+/* ---- mul ---- */
+static void mul_backward(qat_tape *tp, void *p) {
+    ew_ctx *c = p;
+    const float *g = c->out->grad, *x = c->a->data, *y = c->b->data;
+    float *ga = qat_grad(tp, c->a), *gb = qat_grad(tp, c->b);
+    int64_t n = c->out->numel;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        if (ga) ga[i] += g[i] * y[i];
+        if (gb) gb[i] += g[i] * x[i];
+    }
+}
+
+qat_tensor *qat_mul(qat_tape *tp, qat_tensor *a, qat_tensor *b) {
+    same_shape(a, b);
+    qat_tensor *o = like(tp, a);
+    const float *x = a->data, *y = b->data;
+    float *z = o->data;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < o->numel; i++) z[i] = x[i] * y[i];
+    if (tp->grad_enabled) {
+        ew_ctx *c = qat_tape_ctx(tp, sizeof *c);
+        c->a = a; c->b = b; c->out = o;
+        qat_tape_push(tp, mul_backward, c);
+    }
+    return o;
+}
+
+/* ---- scale ---- */
+static void scale_backward(qat_tape *tp, void *p) {
+    ew_ctx *c = p;
+    const float *g = c->out->grad;
+    float *ga = qat_grad(tp, c->a);
+    if (!ga) return;
+    int64_t n = c->out->numel;
+    float s = c->s;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) ga[i] += s * g[i];
+}
+
+qat_tensor *qat_scale(qat_tape *tp, qat_tensor *a, float s) {
+    qat_tensor *o = like(tp, a);
+    const float *x = a->data;
+    float *z = o->data;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < o->numel; i++) z[i] = s * x[i];
+    if (tp->grad_enabled) {
+        ew_ctx *c = qat_tape_ctx(tp, sizeof *c);
+        c->a = a; c->out = o; c->s = s;
+        qat_tape_push(tp, scale_backward, c);
+    }
+    return o;
+}
+
+/* ---- silu ---- */
+static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+static void silu_backward(qat_tape *tp, void *p) {
+    ew_ctx *c = p;
+    const float *g = c->out->grad, *x = c->a->data;
+    float *ga = qat_grad(tp, c->a);
+    if (!ga) return;
+    int64_t n = c->out->numel;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        float s = sigmoidf(x[i]);
+        ga[i] += g[i] * s * (1.0f + x[i] * (1.0f - s));
+    }
+}
+
+qat_tensor *qat_silu(qat_tape *tp, qat_tensor *a) {
+    qat_tensor *o = like(tp, a);
+    const float *x = a->data;
+    float *z = o->data;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < o->numel; i++) z[i] = x[i] * sigmoidf(x[i]);
+    if (tp->grad_enabled) {
+        ew_ctx *c = qat_tape_ctx(tp, sizeof *c);
+        c->a = a; c->out = o;
+        qat_tape_push(tp, silu_backward, c);
+    }
+    return o;
+}
+
+/* ---- swiglu: out (M, H) = silu(g) ⊙ u with [g | u] = gu (M, 2H) ---- */
+static void swiglu_backward(qat_tape *tp, void *p) {
+    ew_ctx *c = p;
+    int64_t M = qat_tensor_rows(c->out), H = qat_tensor_cols(c->out);
+    const float *gout = c->out->grad, *gu = c->a->data;
+    float *ggu = qat_grad(tp, c->a);
+    if (!ggu) return;
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < M; r++) {
+        const float *g = gu + r * 2 * H, *u = g + H, *go = gout + r * H;
+        float *dg = ggu + r * 2 * H, *du = dg + H;
+        for (int64_t j = 0; j < H; j++) {
+            float s = sigmoidf(g[j]);
+            float silu = g[j] * s;
+            du[j] += go[j] * silu;
+            dg[j] += go[j] * u[j] * s * (1.0f + g[j] * (1.0f - s));
+        }
+    }
+}
+
+qat_tensor *qat_swiglu(qat_tape *tp, qat_tensor *gu) {
+    int64_t M = qat_tensor_rows(gu), H2 = qat_tensor_cols(gu);
+    QAT_ASSERT(H2 % 2 == 0);
+    int64_t H = H2 / 2;
+    qat_tensor *o = qat_tape_tensor(tp, 2, (int64_t[]){M, H});
+    const float *x = gu->data;
+    float *z = o->data;
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < M; r++) {
+        const float *g = x + r * 2 * H, *u = g + H;
+        float *out = z + r * H;
+        for (int64_t j = 0; j < H; j++) out[j] = g[j] * sigmoidf(g[j]) * u[j];
+    }
+    if (tp->grad_enabled) {
+        ew_ctx *c = qat_tape_ctx(tp, sizeof *c);
+        c->a = gu; c->out = o;
+        qat_tape_push(tp, swiglu_backward, c);
+    }
+    return o;
+}

@@ -1,0 +1,81 @@
+/*
+ * autograd/ops_linear.c — y = Q_a(x)·Q_w(W)ᵀ, the only op that touches formats.
+ *
+ * The two operands pass through their quantizers (compress/quantizer.h) and
+ * are multiplied in the rotated domain; oneDNN does the three products:
+ *
+ *     forward   y  (M,N) = x̂ (M,K) · Ŵᵀ (K,N)
+ *     backward  dx̂ (M,K) = dy (M,N) · Ŵ (N,K)        → quantizer backward → dx
+ *               dŴ (N,K) = dyᵀ (N,M) · x̂ (M,K)       → quantizer backward → dW
+ *
+ * For an uncompressed operand the quantizer is skipped and the product
+ * accumulates straight into the gradient (oneDNN's sum post-op), with no scratch.
+ */
+#include "compress/quantizer.h"
+#include "core/error.h"
+#include "gemm.h"
+#include "ops.h"
+
+typedef struct {
+    qat_tensor *x, *W, *out;        /* (M,K), (N,K), (M,N) */
+    const float *xq, *Wq;           /* operands as multiplied (may alias x, W) */
+    qat_quantizer *qa, *qw;         /* NULL when the operand is fp32 */
+} linear_ctx;
+
+static int is_id(qat_quantizer *q) { return !q || qat_quantizer_is_identity(q); }
+
+static void linear_backward(qat_tape *tp, void *p) {
+    linear_ctx *c = p;
+    int64_t M = qat_tensor_rows(c->x), K = qat_tensor_cols(c->x), N = c->W->shape[0];
+    const float *gy = c->out->grad;
+    float *gx = qat_grad(tp, c->x);
+    if (gx) {
+        if (is_id(c->qa)) {
+            qat_gemm(0, 0, M, K, N, gy, N, c->Wq, K, gx, K, 1);
+        } else {
+            float *gxq = qat_tape_floats(tp, M * K);
+            qat_gemm(0, 0, M, K, N, gy, N, c->Wq, K, gxq, K, 0);
+            qat_quantizer_backward(c->qa, gxq, gx, M);
+        }
+    }
+    float *gW = qat_grad(tp, c->W);
+    if (gW) {
+        if (is_id(c->qw)) {
+            qat_gemm(1, 0, N, K, M, gy, N, c->xq, K, gW, K, 1);
+        } else {
+            float *gWq = qat_tape_floats(tp, N * K);
+            qat_gemm(1, 0, N, K, M, gy, N, c->xq, K, gWq, K, 0);
+            qat_quantizer_backward(c->qw, gWq, gW, N);
+        }
+    }
+}
+
+qat_tensor *qat_linear(qat_tape *tp, qat_tensor *x, qat_tensor *W,
+                       qat_quantizer *qa, qat_quantizer *qw, int64_t step) {
+    int64_t M = qat_tensor_rows(x), K = qat_tensor_cols(x), N = W->shape[0];
+    QAT_ASSERT(W->ndim == 2 && W->shape[1] == K);
+    const float *xq = x->data, *Wq = W->data;
+    if (!is_id(qa)) {
+        float *buf = qat_tape_floats(tp, M * K);
+        qat_quantizer_forward(qa, x->data, buf, M, step);
+        xq = buf;
+    }
+    if (!is_id(qw)) {
+        float *buf = qat_tape_floats(tp, N * K);
+        qat_quantizer_forward(qw, W->data, buf, N, step);
+        Wq = buf;
+    }
+    int64_t shape[QAT_MAX_DIMS];
+    for (int i = 0; i < x->ndim; i++) shape[i] = x->shape[i];
+    shape[x->ndim - 1] = N;
+    qat_tensor *y = qat_tape_tensor(tp, x->ndim, shape);
+    qat_gemm(0, 1, M, N, K, xq, K, Wq, K, y->data, N, 0);
+    if (tp->grad_enabled) {
+        linear_ctx *c = qat_tape_ctx(tp, sizeof *c);
+        c->x = x; c->W = W; c->out = y; c->xq = xq; c->Wq = Wq;
+        c->qa = is_id(qa) ? NULL : qa;
+        c->qw = is_id(qw) ? NULL : qw;
+        qat_tape_push(tp, linear_backward, c);
+    }
+    return y;
+}

@@ -1,0 +1,60 @@
+/*
+ * autograd/ops_loss.c — fused log-softmax cross-entropy.
+ *
+ * loss = mean_r [ logsumexp(logits_r) − logits_r[target_r] ]. The forward keeps
+ * only the per-row log-sum-exp; the backward rebuilds softmax from it, so no
+ * (M, V) probability buffer is stored.
+ */
+#include <math.h>
+
+#include "core/error.h"
+#include "ops.h"
+
+typedef struct {
+    qat_tensor *logits, *out; /* (M, V) and the scalar loss */
+    const int32_t *targets;   /* M ids (caller-owned) */
+    float *lse;               /* (M) log-sum-exp per row */
+} ce_ctx;
+
+static void ce_backward(qat_tape *tp, void *p) {
+    ce_ctx *c = p;
+    float *gl = qat_grad(tp, c->logits);
+    if (!gl) return;
+    int64_t M = qat_tensor_rows(c->logits), V = qat_tensor_cols(c->logits);
+    float scale = c->out->grad[0] / (float)M;
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < M; r++) {
+        const float *l = c->logits->data + r * V;
+        float *g = gl + r * V;
+        float lse = c->lse[r];
+        for (int64_t j = 0; j < V; j++) g[j] += scale * expf(l[j] - lse);
+        g[c->targets[r]] -= scale;
+    }
+}
+
+qat_tensor *qat_cross_entropy(qat_tape *tp, qat_tensor *logits, const int32_t *targets) {
+    int64_t M = qat_tensor_rows(logits), V = qat_tensor_cols(logits);
+    float *lse = qat_tape_floats(tp, M);
+    float *row_loss = qat_tape_floats(tp, M);
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < M; r++) {
+        const float *l = logits->data + r * V;
+        QAT_ASSERT(targets[r] >= 0 && targets[r] < V);
+        float mx = l[0];
+        for (int64_t j = 1; j < V; j++) mx = l[j] > mx ? l[j] : mx;
+        float s = 0;
+        for (int64_t j = 0; j < V; j++) s += expf(l[j] - mx);
+        lse[r] = mx + logf(s);
+        row_loss[r] = lse[r] - l[targets[r]];
+    }
+    double total = 0; /* fixed order: the loss is bit-reproducible */
+    for (int64_t r = 0; r < M; r++) total += row_loss[r];
+    qat_tensor *o = qat_tape_tensor(tp, 1, (int64_t[]){1});
+    o->data[0] = (float)(total / (double)M);
+    if (tp->grad_enabled) {
+        ce_ctx *c = qat_tape_ctx(tp, sizeof *c);
+        c->logits = logits; c->out = o; c->targets = targets; c->lse = lse;
+        qat_tape_push(tp, ce_backward, c);
+    }
+    return o;
+}

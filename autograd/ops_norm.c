@@ -1,0 +1,123 @@
+/*
+ * autograd/ops_norm.c — token embedding lookup and RMSNorm.
+ *
+ * Both reduce over rows in their backward (the embedding table and the norm
+ * weight collect contributions from every token). Those reductions are split
+ * into a fixed number of row chunks whatever the thread count, then summed in
+ * chunk order, so gradients are bit-identical from run to run.
+ */
+#include <math.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "core/error.h"
+#include "ops.h"
+
+#define QAT_RED_CHUNKS 32 /* fixed partition for deterministic reductions */
+
+/* ---- embedding ---- */
+typedef struct {
+    qat_tensor *table, *out; /* (V, C) and (M, C) */
+    const int32_t *ids;      /* M token ids (caller-owned, alive through backward) */
+} emb_ctx;
+
+static void embedding_backward(qat_tape *tp, void *p) {
+    emb_ctx *c = p;
+    float *gt = qat_grad(tp, c->table);
+    if (!gt) return;
+    int64_t M = qat_tensor_rows(c->out), C = qat_tensor_cols(c->out);
+    const float *g = c->out->grad;
+    /* Parallel over columns: each thread owns a column range of the whole
+     * table, so rows repeated in ids never race and the order is fixed. */
+#pragma omp parallel
+    {
+        int nt = 1, t = 0;
+#ifdef _OPENMP
+        nt = omp_get_num_threads();
+        t = omp_get_thread_num();
+#endif
+        int64_t c0 = C * t / nt, c1 = C * (t + 1) / nt;
+        for (int64_t r = 0; r < M; r++) {
+            float *dst = gt + (int64_t)c->ids[r] * C;
+            const float *src = g + r * C;
+            for (int64_t j = c0; j < c1; j++) dst[j] += src[j];
+        }
+    }
+}
+
+qat_tensor *qat_embedding(qat_tape *tp, qat_tensor *table, const int32_t *ids, int64_t M) {
+    int64_t V = table->shape[0], C = table->shape[1];
+    qat_tensor *o = qat_tape_tensor(tp, 2, (int64_t[]){M, C});
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < M; r++) {
+        QAT_ASSERT(ids[r] >= 0 && ids[r] < V); /* the data loader validated every id */
+        memcpy(o->data + r * C, table->data + (int64_t)ids[r] * C, (size_t)C * sizeof(float));
+    }
+    if (tp->grad_enabled) {
+        emb_ctx *c = qat_tape_ctx(tp, sizeof *c);
+        c->table = table; c->out = o; c->ids = ids;
+        qat_tape_push(tp, embedding_backward, c);
+    }
+    return o;
+}
+
+/* ---- rmsnorm ---- */
+typedef struct {
+    qat_tensor *x, *w, *out; /* (M, C), (C), (M, C) */
+    float *rstd;             /* (M) saved 1/rms */
+} rms_ctx;
+
+static void rmsnorm_backward(qat_tape *tp, void *p) {
+    rms_ctx *c = p;
+    int64_t M = qat_tensor_rows(c->x), C = qat_tensor_cols(c->x);
+    const float *x = c->x->data, *w = c->w->data, *g = c->out->grad;
+    float *gx = qat_grad(tp, c->x), *gw = qat_grad(tp, c->w);
+    float *partial = gw ? qat_tape_floats(tp, QAT_RED_CHUNKS * C) : NULL;
+#pragma omp parallel for schedule(static)
+    for (int k = 0; k < QAT_RED_CHUNKS; k++) {
+        int64_t r0 = M * k / QAT_RED_CHUNKS, r1 = M * (k + 1) / QAT_RED_CHUNKS;
+        float *pw = partial ? partial + (int64_t)k * C : NULL;
+        if (pw) memset(pw, 0, (size_t)C * sizeof(float));
+        for (int64_t r = r0; r < r1; r++) {
+            const float *xr = x + r * C, *gr = g + r * C;
+            float rs = c->rstd[r];
+            if (gx) {
+                double dot = 0; /* mean(dxhat · xhat) */
+                for (int64_t j = 0; j < C; j++) dot += (double)gr[j] * w[j] * xr[j];
+                float m = (float)(dot / C) * rs * rs;
+                float *gxr = gx + r * C;
+                for (int64_t j = 0; j < C; j++) gxr[j] += rs * (gr[j] * w[j] - xr[j] * m);
+            }
+            if (pw)
+                for (int64_t j = 0; j < C; j++) pw[j] += gr[j] * xr[j] * rs;
+        }
+    }
+    if (gw)
+        for (int k = 0; k < QAT_RED_CHUNKS; k++)
+            for (int64_t j = 0; j < C; j++) gw[j] += partial[(int64_t)k * C + j];
+}
+
+qat_tensor *qat_rmsnorm(qat_tape *tp, qat_tensor *x, qat_tensor *w, float eps) {
+    int64_t M = qat_tensor_rows(x), C = qat_tensor_cols(x);
+    QAT_ASSERT(w->numel == C);
+    qat_tensor *o = qat_tape_tensor(tp, x->ndim, x->shape);
+    float *rstd = tp->grad_enabled ? qat_tape_floats(tp, M) : NULL;
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < M; r++) {
+        const float *xr = x->data + r * C;
+        float *orow = o->data + r * C;
+        float ss = 0;
+        for (int64_t j = 0; j < C; j++) ss += xr[j] * xr[j];
+        float rs = 1.0f / sqrtf(ss / (float)C + eps);
+        if (rstd) rstd[r] = rs;
+        for (int64_t j = 0; j < C; j++) orow[j] = xr[j] * rs * w->data[j];
+    }
+    if (tp->grad_enabled) {
+        rms_ctx *c = qat_tape_ctx(tp, sizeof *c);
+        c->x = x; c->w = w; c->out = o; c->rstd = rstd;
+        qat_tape_push(tp, rmsnorm_backward, c);
+    }
+    return o;
+}

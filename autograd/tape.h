@@ -1,0 +1,58 @@
+/*
+ * autograd/tape.h — reverse-mode differentiation by recording.
+ *
+ * Ops called with a tape (autograd/ops.h) compute their output at once and, when
+ * gradients are wanted, push a node: a backward function and a small context
+ * holding the tensors and saved values it needs. qat_tape_backward walks the nodes
+ * in reverse. Outputs, contexts and scratch come from the tape's arena, which
+ * qat_tape_reset rewinds, so a training step is:
+ *
+ *     qat_tape_reset(&tape);                    // new step, arena rewound
+ *     qat_tensor *loss = model_forward(&tape, ...);
+ *     qat_tape_backward(&tape, loss);           // fills .grad of every input
+ *
+ * With tape.grad_enabled = 0 (evaluation) nothing is recorded and activations
+ * get no gradient buffers.
+ */
+#ifndef QAT_AUTOGRAD_TAPE_H
+#define QAT_AUTOGRAD_TAPE_H
+
+#include "tensor.h"
+
+struct qat_tape;
+typedef void (*qat_backward_fn)(struct qat_tape *tape, void *ctx);
+
+typedef struct {
+    qat_backward_fn fn; /* propagates the output gradient to the inputs */
+    void *ctx;          /* op-specific: tensors and saved values (arena memory) */
+} qat_tape_node;
+
+typedef struct qat_tape {
+    qat_tape_node *nodes;  /* recorded ops in forward order */
+    int n_nodes, cap;      /* used and allocated nodes (cap grows in the first step only) */
+    qat_arena arena;       /* activations, gradients, contexts, scratch */
+    int grad_enabled;      /* record and allocate gradients? */
+    uint64_t epoch;        /* id of the current backward pass, for lazy grad clearing */
+} qat_tape;
+
+void qat_tape_init(qat_tape *tape, size_t arena_block);
+void qat_tape_free(qat_tape *tape);
+/* Forget the recorded ops and rewind the arena. */
+void qat_tape_reset(qat_tape *tape);
+/* Record a node (only when grad_enabled). */
+void qat_tape_push(qat_tape *tape, qat_backward_fn fn, void *ctx);
+/* Seed d(loss)/d(loss) = 1 on a scalar tensor and run every node in reverse. */
+void qat_tape_backward(qat_tape *tape, qat_tensor *loss);
+
+/* A fresh activation tensor in the arena (with a gradient buffer when the tape
+ * records). Values are uninitialised. */
+qat_tensor *qat_tape_tensor(qat_tape *tape, int ndim, const int64_t *shape);
+/* Arena scratch of n floats (uninitialised), valid until the next reset. */
+float *qat_tape_floats(qat_tape *tape, int64_t n);
+/* Arena memory for an op's context, zeroed. */
+void *qat_tape_ctx(qat_tape *tape, size_t size);
+
+/* Gradient of t ready for accumulation in the current backward pass. */
+static inline float *qat_grad(qat_tape *tape, qat_tensor *t) { return qat_tensor_grad(t, tape->epoch); }
+
+#endif

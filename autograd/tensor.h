@@ -1,0 +1,68 @@
+/*
+ * autograd/tensor.h — f32 tensors and the arena that holds a step's activations.
+ *
+ * A qat_tensor is a view: a shape and two pointers (values, gradient). It owns
+ * nothing. Parameters point into one flat buffer made by the model (so the
+ * optimizer sweeps a single array); activations point into a qat_arena that is
+ * reset at the start of every step and hands out the same addresses in the same
+ * order each time, so the steady-state step allocates nothing.
+ *
+ * Gradients of activations are zeroed lazily: the first op that accumulates into
+ * a tensor's gradient during a backward pass clears it (qat_tensor_grad), which
+ * touches the buffer right before it is written rather than in one big memset.
+ */
+#ifndef QAT_AUTOGRAD_TENSOR_H
+#define QAT_AUTOGRAD_TENSOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define QAT_MAX_DIMS 4
+
+typedef struct qat_tensor {
+    float *data;                 /* values, row-major, contiguous */
+    float *grad;                 /* dL/d(values), same layout; NULL = no gradient wanted */
+    int ndim;                    /* 1..4 */
+    int64_t shape[QAT_MAX_DIMS]; /* sizes, outermost first */
+    int64_t numel;               /* product of shape */
+    uint64_t grad_epoch;         /* backward pass in which grad was last cleared */
+    const char *name;            /* parameters only, for messages */
+} qat_tensor;
+
+/* Fill the shape fields: qat_tensor_shape(&t, 2, (int64_t[]){B*T, C}). */
+void qat_tensor_set_shape(qat_tensor *t, int ndim, const int64_t *shape);
+
+/* Rows of a tensor seen as a matrix (all dims but the last) and its last dim. */
+static inline int64_t qat_tensor_rows(const qat_tensor *t) { return t->numel / t->shape[t->ndim - 1]; }
+static inline int64_t qat_tensor_cols(const qat_tensor *t) { return t->shape[t->ndim - 1]; }
+
+/* The gradient buffer ready for accumulation in backward pass `epoch`:
+ * cleared on first use in that pass. NULL when the tensor wants no gradient. */
+float *qat_tensor_grad(qat_tensor *t, uint64_t epoch);
+
+/* ---- arena ---------------------------------------------------------------- */
+
+typedef struct qat_arena_block {
+    struct qat_arena_block *next; /* next block in allocation order */
+    size_t size, used;            /* capacity and bytes handed out since reset */
+    char *mem;                    /* 64-byte aligned storage */
+} qat_arena_block;
+
+typedef struct {
+    qat_arena_block *first, *cur; /* blocks, and the one being filled */
+    size_t block_size;            /* default size of a new block */
+    size_t high_water;            /* most bytes ever used in one cycle */
+    size_t in_use;                /* bytes handed out since reset */
+    int grows;                    /* blocks allocated so far (steady state: constant) */
+} qat_arena;
+
+void qat_arena_init(qat_arena *a, size_t block_size);
+void qat_arena_free(qat_arena *a);
+/* Start a new cycle: all memory is handed out again from the beginning. */
+void qat_arena_reset(qat_arena *a);
+/* n bytes, 64-byte aligned, uninitialised; valid until the next reset. */
+void *qat_arena_alloc(qat_arena *a, size_t n);
+/* Bytes of all blocks. */
+size_t qat_arena_capacity(const qat_arena *a);
+
+#endif
