@@ -1,0 +1,166 @@
+/*
+ * scaling/fit.h — scaling-law fits over a set of training runs (SPEC §8).
+ *
+ * Three laws share one shape, L = A·(N·ρ)^-α + B·D^-β + E, and differ only in
+ * where the capacity multiplier ρ of a run comes from:
+ *   chinchilla  ρ = 1 for every run;
+ *   decoupled   ρ = eff of the run's weight/act format pair, one free eff per
+ *               pair, fp32/fp32 held at 1 (Frantar et al. 2025, QuEST);
+ *   unified     ρ = Π over the capacity terms of both formats of
+ *               L_t·tanh(F_t·log_{1/4} gmse)^C_t, one (L, F, C) per type t.
+ *
+ * The fit works in an internal parameter vector θ in which every positive
+ * quantity is a logarithm (a = ln A, b = ln B, e = ln E, ln eff, ln L, ln F,
+ * ln C), so the optimiser never leaves the valid region and the prediction is a
+ * log-sum-exp of three linear-ish terms — the form Hoffmann et al. and Epoch AI
+ * fit, which keeps the Huber residual on log L well conditioned.
+ *
+ * Runs carry their capacity terms explicitly (filled from the format strings
+ * by a resolver), so the law code never parses formats and tests can pass
+ * GMSE values directly.
+ */
+#ifndef QAT_SCALING_FIT_H
+#define QAT_SCALING_FIT_H
+
+#include <stdint.h>
+
+#include "compress/capacity.h"
+
+#define QAT_FIT_FMT_LEN 64      /* longest format string kept per run */
+#define QAT_FIT_MAX_TERMS 8     /* capacity terms of weight + act format together */
+#define QAT_FIT_HUBER_DELTA 1e-3 /* SPEC §8 */
+
+typedef enum { QAT_LAW_CHINCHILLA = 0, QAT_LAW_DECOUPLED = 1, QAT_LAW_UNIFIED = 2 } qat_fit_law;
+
+/* One training run as the fit sees it. */
+typedef struct {
+    double N;                          /* non-embedding parameters */
+    double D;                          /* training tokens */
+    double loss;                       /* final validation loss (nats/token) */
+    char wfmt[QAT_FIT_FMT_LEN];        /* weight format ("fp32" when dense) */
+    char afmt[QAT_FIT_FMT_LEN];        /* activation format */
+    int n_terms;                       /* capacity terms of wfmt then afmt; -1 = unresolved */
+    qat_cap_term terms[QAT_FIT_MAX_TERMS];
+    char origin[256];                  /* file or file:line, named in messages */
+} qat_fit_run;
+
+typedef struct {
+    qat_fit_run *run; /* growable array */
+    int n, cap;
+} qat_fit_runs;
+
+void qat_fit_runs_push(qat_fit_runs *rs, const qat_fit_run *r);
+void qat_fit_runs_free(qat_fit_runs *rs);
+
+/* Turns a format string into capacity terms and bits per parameter. The default
+ * one is backed by compress/ (qat_fmt_capacity_terms, qat_fmt_bits) when qat is
+ * built with it; tests may pass their own. NULL members mean "unknown". */
+typedef struct {
+    int (*terms)(const char *fmt, qat_cap_term *terms, int max_terms, int *n_terms);
+    int (*bits)(const char *fmt, double *bits);
+} qat_fit_resolver;
+
+const qat_fit_resolver *qat_fit_default_resolver(void);
+
+/* Fill run->terms from the formats; QAT_EINPUT naming the run for an unknown format. */
+int qat_fit_resolve_terms(qat_fit_runs *rs, const qat_fit_resolver *res);
+
+/* The problem: runs reduced to what the law needs, plus the parameter layout. */
+typedef struct {
+    qat_fit_law law;
+    int n;                 /* runs */
+    double *logN, *logD, *logL;
+    int *pair_of;          /* run → index into pair[] */
+    int n_pairs;
+    char (*pair)[2 * QAT_FIT_FMT_LEN + 2]; /* "W/A", sorted */
+    int *pair_run;         /* a representative run of each pair (for its terms) */
+    int *eff_of_pair;      /* decoupled: θ index of ln eff, -1 for fp32/fp32 */
+    int type_off[QAT_CAP_NTYPES]; /* unified: θ index of (ln L, ln F, ln C), -1 absent */
+    int *nt;               /* unified: terms per run */
+    int *tt;               /* (n, QAT_FIT_MAX_TERMS) term types */
+    double *tx;            /* (n, QAT_FIT_MAX_TERMS) log_{1/4} gmse (inf when exact) */
+    int np;                /* length of θ */
+    char (*name)[2 * QAT_FIT_FMT_LEN + 8]; /* natural-scale parameter names */
+    unsigned char *is_log; /* θ_k = ln(value_k) */
+    unsigned char *fixed;  /* held at fixval by --fix */
+    double *fixval;        /* internal (θ-scale) value of fixed parameters */
+} qat_fit_problem;
+
+/* Indices of the five law parameters in θ. */
+enum { QAT_FIT_A = 0, QAT_FIT_ALPHA = 1, QAT_FIT_B = 2, QAT_FIT_BETA = 3, QAT_FIT_E = 4 };
+
+/* Build the problem; for the unified law every run needs resolved terms. */
+int qat_fit_problem_init(qat_fit_problem *p, qat_fit_law law, const qat_fit_runs *rs);
+void qat_fit_problem_free(qat_fit_problem *p);
+
+/* "--fix name=value" in natural units; names: A alpha B beta E, quant_L … vq_C,
+ * L/F/C (every type present), and "W/A" effs of the decoupled law. */
+int qat_fit_problem_fix(qat_fit_problem *p, const char *name, double value);
+
+/* Law: predicted ln L of run i; adds scale·∂/∂θ to grad when grad != NULL. */
+double qat_fit_predict(const qat_fit_problem *p, const double *theta, int i, double *grad,
+                       double scale);
+/* ln ρ of run i (0 for chinchilla). */
+double qat_fit_log_rho(const qat_fit_problem *p, const double *theta, int i);
+/* ρ for one capacity term of type t under θ (unified law only). */
+double qat_fit_cap_rho(const qat_fit_problem *p, const double *theta, int type, double gmse);
+
+/* Σ_i w_i·Huber_δ(ln L̂_i − ln L_i); gradient into g (may be NULL); w NULL = all 1.
+ * Fixed parameters get zero gradient, so the optimiser never moves them. */
+double qat_fit_objective(const qat_fit_problem *p, const double *theta, const double *w, double *g);
+double qat_fit_huber(double r, double delta, double *dr);
+
+/* Natural-scale value of parameter k. */
+double qat_fit_value(const qat_fit_problem *p, const double *theta, int k);
+
+/* Options and result of a fit. */
+typedef struct {
+    int bootstrap;        /* resamples (0 = none) */
+    uint64_t seed;        /* bootstrap seed: resample b uses qat_rng_make(seed, b) */
+    int loo;              /* compute the leave-one-out error */
+    int boot_starts;      /* extra starts per resample besides the warm start (default 3) */
+    int max_starts;       /* grid starts run to convergence, best by initial objective (0 = all) */
+    int verbose;          /* progress on stderr */
+} qat_fit_opts;
+
+typedef struct {
+    int np;
+    double *theta;        /* best θ on all runs */
+    double objective;     /* its Huber sum */
+    double rmse_log;      /* √mean (ln L̂ − ln L)² */
+    double loo_rmse_log;  /* leave-one-out version (NaN when not computed) */
+    int n_boot;           /* resamples that converged */
+    double *boot;         /* (n_boot, np) natural-scale values */
+    double *lo, *hi;      /* 2.5 / 97.5 percentiles (NaN without bootstrap) */
+    double *pred;         /* per run: L̂ */
+    double *resid;        /* per run: ln L̂ − ln L */
+    double *rho;          /* per run: capacity multiplier (eff or ρ; 1 for chinchilla) */
+    double *pair_rho;     /* per pair: its fitted eff / ρ */
+    double *pair_lo, *pair_hi; /* per pair: percentile interval of eff / ρ */
+    double seconds;       /* wall time of the whole fit */
+} qat_fit_result;
+
+/* Multistart L-BFGS from the SPEC §8 grid (best start kept), then bootstrap
+ * and leave-one-out as asked. */
+int qat_fit_run_fit(const qat_fit_problem *p, const qat_fit_opts *o, qat_fit_result *r);
+void qat_fit_result_free(qat_fit_result *r);
+
+/* One local fit from θ (in place) with run weights w (NULL = all 1). Returns the objective. */
+double qat_fit_local(const qat_fit_problem *p, double *theta, const double *w);
+
+/* Grid starts of SPEC §8 for this problem: fills θ for start s (0 ≤ s < count). */
+int qat_fit_grid_count(const qat_fit_problem *p);
+void qat_fit_grid_start(const qat_fit_problem *p, int s, double *theta);
+
+/* Bootstrap and leave-one-out, given the full-data fit in r->theta (bootstrap.c).
+ * `starts` holds n_starts further θ (distinct local optima of the full fit)
+ * tried in every resample besides r->theta. */
+int qat_fit_bootstrap(const qat_fit_problem *p, const qat_fit_opts *o, const double *starts,
+                      int n_starts, qat_fit_result *r);
+double qat_fit_loo(const qat_fit_problem *p, const double *theta);
+
+const char *qat_fit_law_name(qat_fit_law law);
+int qat_fit_law_parse(const char *s, qat_fit_law *law);
+const char *qat_fit_type_name(int type);
+
+#endif
