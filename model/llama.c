@@ -1,0 +1,275 @@
+/*
+ * model/llama.c — building, initialising and running the transformer.
+ *
+ * Parameters are laid out in one flat buffer in checkpoint order (embedding,
+ * then each block, then final norm and head), and described by views, so the
+ * optimizer and the checkpoint writer never need to know the architecture.
+ *
+ * Initialisation follows SPEC §7: N(0, 0.02) everywhere, N(0, 0.02/√(2L)) for
+ * o_proj and down_proj, ones for the norms. Each value is drawn from a counter
+ * hash of (seed, position in the flat buffer), so a model is the same whatever
+ * the thread count.
+ */
+#include "llama.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "autograd/ops.h"
+#include "compress/quantizer.h"
+#include "core/error.h"
+#include "core/rng.h"
+
+static void tensor_at(qat_tensor *t, float *params, float *grads, int64_t *off, int ndim, const int64_t *shape) {
+    memset(t, 0, sizeof *t);
+    qat_tensor_set_shape(t, ndim, shape);
+    t->data = params + *off;
+    t->grad = grads + *off;
+    *off += t->numel;
+}
+
+static void add_view(qat_model *m, const char *name, float *data, float *grad, int ndim, int64_t d0, int64_t d1, int decay) {
+    qat_param_view *v = &m->views[m->n_views++];
+    memset(v, 0, sizeof *v);
+    snprintf(v->name, sizeof v->name, "%s", name);
+    v->data = data;
+    v->grad = grad;
+    v->ndim = ndim;
+    v->shape[0] = d0;
+    v->shape[1] = ndim > 1 ? d1 : 1;
+    v->n = d0 * (ndim > 1 ? d1 : 1);
+    v->decay = decay;
+}
+
+/* Row slice [r0, r0 + rows) of a 2-D tensor as a named view. */
+static void add_rows(qat_model *m, const char *name, qat_tensor *t, int64_t r0, int64_t rows, int decay) {
+    int64_t cols = t->shape[1];
+    add_view(m, name, t->data + r0 * cols, t->grad + r0 * cols, 2, rows, cols, decay);
+}
+
+static int is_pure_sparsity(const char *fmt) {
+    /* spNN and N:M formats prune in the weights' own basis; everything with a
+     * rounding grid (int, fp4, ternary, vq, noise, composites) is rotated. */
+    if (strchr(fmt, '+')) return 0;
+    if (strncmp(fmt, "sp", 2) == 0) return 1;
+    return strchr(fmt, ':') != NULL;
+}
+
+static int auto_block(int64_t cols) {
+    int b = 1;
+    while (b < 128 && cols % (2 * b) == 0) b *= 2;
+    return b;
+}
+
+/* The Hadamard block a side asks for over `cols` inputs (0 = none). */
+static int side_block(const qat_compress_side *s, int64_t cols) {
+    if (s->hadamard >= 0) return s->hadamard;
+    if (strcmp(s->format, "fp32") == 0 || is_pure_sparsity(s->format)) return 0;
+    return auto_block(cols);
+}
+
+/* Both operands of a product must live in the same basis: if either side is
+ * rotated, the other is rotated with the same block (an fp32 side then only
+ * rotates). */
+static int make_pair(const qat_config *cfg, int64_t rows_w, int64_t cols, int segments, int max_rows,
+                     uint64_t seed, qat_quantizer **qa, qat_quantizer **qw) {
+    qat_compress_side w = cfg->weights, a = cfg->activations;
+    int bw = side_block(&w, cols), ba = side_block(&a, cols);
+    if (bw && ba && bw != ba)
+        return qat_fail(QAT_EINPUT, "%s: compress.weights.hadamard (%d) and compress.activations.hadamard (%d) "
+                        "must be equal: both operands of a product are rotated by the same matrix",
+                        cfg->source_path[0] ? cfg->source_path : "config", bw, ba);
+    int block = bw ? bw : ba;
+    w.hadamard = block;
+    a.hadamard = block;
+    QAT_TRY(qat_quantizer_create(&w, 1, rows_w, cols, segments, seed, qw));
+    QAT_TRY(qat_quantizer_create(&a, 0, max_rows, cols, 1, seed ^ 0xA5A5A5A5ull, qa));
+    return QAT_OK;
+}
+
+int qat_model_create(const qat_config *cfg, const qat_model_shape *s, int max_batch, qat_model **out) {
+    qat_model *m = qat_xcalloc(1, sizeof *m);
+    m->s = *s;
+    m->max_batch = max_batch;
+    int64_t C = s->dim, H = s->hidden, V = s->vocab, L = s->layers;
+    m->n_params = qat_model_count_params(s);
+    m->n_total = 2 * V * C + L * (2 * C + 4 * C * C + 3 * C * H) + C;
+    QAT_ASSERT(m->n_total == m->n_params + 2 * V * C);
+    m->params = qat_xaligned((size_t)m->n_total * sizeof(float));
+    m->grads = qat_xaligned((size_t)m->n_total * sizeof(float));
+    memset(m->grads, 0, (size_t)m->n_total * sizeof(float));
+    m->blocks = qat_xcalloc((size_t)L, sizeof *m->blocks);
+
+    int64_t off = 0;
+    tensor_at(&m->wte, m->params, m->grads, &off, 2, (int64_t[]){V, C});
+    for (int l = 0; l < L; l++) {
+        qat_block *b = &m->blocks[l];
+        tensor_at(&b->norm1, m->params, m->grads, &off, 1, (int64_t[]){C});
+        tensor_at(&b->wqkv, m->params, m->grads, &off, 2, (int64_t[]){3 * C, C});
+        tensor_at(&b->wo, m->params, m->grads, &off, 2, (int64_t[]){C, C});
+        tensor_at(&b->norm2, m->params, m->grads, &off, 1, (int64_t[]){C});
+        tensor_at(&b->wgu, m->params, m->grads, &off, 2, (int64_t[]){2 * H, C});
+        tensor_at(&b->wdown, m->params, m->grads, &off, 2, (int64_t[]){C, H});
+    }
+    tensor_at(&m->norm_f, m->params, m->grads, &off, 1, (int64_t[]){C});
+    tensor_at(&m->lm_head, m->params, m->grads, &off, 2, (int64_t[]){V, C});
+    QAT_ASSERT(off == m->n_total);
+
+    /* initialisation: value i of the flat buffer from hash(seed, i) */
+    uint64_t key = qat_hash3(cfg->seed, 0x1417ull, 0);
+    double std = s->init_std, std_out = s->init_std / sqrt(2.0 * L);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < m->n_total; i++) m->params[i] = (float)(std * qat_normal_at(key, (uint64_t)i));
+    for (int l = 0; l < L; l++) {
+        qat_block *b = &m->blocks[l];
+        for (int64_t j = 0; j < C; j++) b->norm1.data[j] = b->norm2.data[j] = 1.0f;
+        for (int64_t j = 0; j < b->wo.numel; j++) b->wo.data[j] *= (float)(std_out / std);
+        for (int64_t j = 0; j < b->wdown.numel; j++) b->wdown.data[j] *= (float)(std_out / std);
+    }
+    for (int64_t j = 0; j < C; j++) m->norm_f.data[j] = 1.0f;
+
+    /* quantizers: one pair per block linear */
+    int max_rows = max_batch * s->seq_len;
+    for (int l = 0; l < L; l++) {
+        qat_block *b = &m->blocks[l];
+        uint64_t sd = qat_hash3(cfg->seed, 0xC0DEull, (uint64_t)l);
+        int rc = make_pair(cfg, 3 * C, C, 3, max_rows, sd + 0, &b->qa[0], &b->qw[0]);
+        if (!rc) rc = make_pair(cfg, C, C, 1, max_rows, sd + 1, &b->qa[1], &b->qw[1]);
+        if (!rc) rc = make_pair(cfg, 2 * H, C, 2, max_rows, sd + 2, &b->qa[2], &b->qw[2]);
+        if (!rc) rc = make_pair(cfg, C, H, 1, max_rows, sd + 3, &b->qa[3], &b->qw[3]);
+        if (rc) { qat_model_free(m); return rc; }
+    }
+
+    /* views: Hugging Face names, PyTorch layouts, then quantizer parameters */
+    int n_q = 0;
+    for (int l = 0; l < L; l++)
+        for (int j = 0; j < 4; j++) {
+            float *v, *g;
+            n_q += qat_quantizer_params(m->blocks[l].qa[j], &v, &g) > 0;
+            n_q += qat_quantizer_params(m->blocks[l].qw[j], &v, &g) > 0;
+        }
+    m->views = qat_xcalloc((size_t)(4 + 9 * L + n_q), sizeof *m->views);
+    char nm[96];
+    add_view(m, "model.embed_tokens.weight", m->wte.data, m->wte.grad, 2, V, C, 0);
+    for (int l = 0; l < L; l++) {
+        qat_block *b = &m->blocks[l];
+#define NAME(fmt) (snprintf(nm, sizeof nm, "model.layers.%d." fmt, l), nm)
+        add_view(m, NAME("input_layernorm.weight"), b->norm1.data, b->norm1.grad, 1, C, 1, 0);
+        add_rows(m, NAME("self_attn.q_proj.weight"), &b->wqkv, 0, C, 1);
+        add_rows(m, NAME("self_attn.k_proj.weight"), &b->wqkv, C, C, 1);
+        add_rows(m, NAME("self_attn.v_proj.weight"), &b->wqkv, 2 * C, C, 1);
+        add_rows(m, NAME("self_attn.o_proj.weight"), &b->wo, 0, C, 1);
+        add_view(m, NAME("post_attention_layernorm.weight"), b->norm2.data, b->norm2.grad, 1, C, 1, 0);
+        add_rows(m, NAME("mlp.gate_proj.weight"), &b->wgu, 0, H, 1);
+        add_rows(m, NAME("mlp.up_proj.weight"), &b->wgu, H, H, 1);
+        add_rows(m, NAME("mlp.down_proj.weight"), &b->wdown, 0, C, 1);
+#undef NAME
+    }
+    add_view(m, "model.norm.weight", m->norm_f.data, m->norm_f.grad, 1, C, 1, 0);
+    add_view(m, "lm_head.weight", m->lm_head.data, m->lm_head.grad, 2, V, C, 0);
+    static const char *which[4] = {"qkv", "o", "gate_up", "down"};
+    for (int l = 0; l < L; l++)
+        for (int j = 0; j < 4; j++)
+            for (int side = 0; side < 2; side++) {
+                qat_quantizer *q = side ? m->blocks[l].qw[j] : m->blocks[l].qa[j];
+                float *v, *g;
+                int64_t n = qat_quantizer_params(q, &v, &g);
+                if (n <= 0) continue;
+                snprintf(nm, sizeof nm, "compress.layers.%d.%s.%s.params", l, which[j], side ? "weight" : "input");
+                add_view(m, nm, v, g, 1, n, 1, 0);
+            }
+    *out = m;
+    return QAT_OK;
+}
+
+void qat_model_free(qat_model *m) {
+    if (!m) return;
+    for (int l = 0; m->blocks && l < m->s.layers; l++)
+        for (int j = 0; j < 4; j++) {
+            if (m->blocks[l].qa[j]) qat_quantizer_free(m->blocks[l].qa[j]);
+            if (m->blocks[l].qw[j]) qat_quantizer_free(m->blocks[l].qw[j]);
+        }
+    free(m->blocks);
+    free(m->views);
+    free(m->params);
+    free(m->grads);
+    free(m);
+}
+
+qat_tensor *qat_model_forward(qat_model *m, qat_tape *tp, const int32_t *inputs, const int32_t *targets,
+                              int B, int64_t step) {
+    const qat_model_shape *s = &m->s;
+    int64_t T = s->seq_len, M = (int64_t)B * T, C = s->dim;
+    QAT_ASSERT(B <= m->max_batch);
+    float eps = (float)s->norm_eps;
+    qat_tensor *x = qat_embedding(tp, &m->wte, inputs, M);                            // (M, C)
+    for (int l = 0; l < s->layers; l++) {
+        qat_block *b = &m->blocks[l];
+        qat_tensor *h = qat_rmsnorm(tp, x, &b->norm1, eps);                           // (M, C)
+        qat_tensor *qkv = qat_linear(tp, h, &b->wqkv, b->qa[0], b->qw[0], step);      // (M, 3C)
+        qat_tensor *q = qat_rope(tp, qat_cols_of(qkv, 0, C), T, s->heads, s->rope_theta); // (M, C)
+        qat_tensor *k = qat_rope(tp, qat_cols_of(qkv, C, C), T, s->heads, s->rope_theta); // (M, C)
+        qat_tensor *att = qat_attention(tp, qat_cols_of(q, 0, C), qat_cols_of(k, 0, C),
+                                        qat_cols_of(qkv, 2 * C, C), B, T, s->heads);  // (M, C)
+        x = qat_add(tp, x, qat_linear(tp, att, &b->wo, b->qa[1], b->qw[1], step));    // (M, C)
+        qat_tensor *h2 = qat_rmsnorm(tp, x, &b->norm2, eps);                          // (M, C)
+        qat_tensor *gu = qat_linear(tp, h2, &b->wgu, b->qa[2], b->qw[2], step);       // (M, 2H)
+        qat_tensor *act = qat_swiglu(tp, gu);                                         // (M, H)
+        x = qat_add(tp, x, qat_linear(tp, act, &b->wdown, b->qa[3], b->qw[3], step)); // (M, C)
+    }
+    qat_tensor *hf = qat_rmsnorm(tp, x, &m->norm_f, eps);                             // (M, C)
+    qat_tensor *logits = qat_linear(tp, hf, &m->lm_head, NULL, NULL, step);           // (M, V)
+    return qat_cross_entropy(tp, logits, targets);                                    // (1)
+}
+
+void qat_model_zero_grad(qat_model *m, uint64_t epoch) {
+    memset(m->grads, 0, (size_t)m->n_total * sizeof(float));
+    m->wte.grad_epoch = m->norm_f.grad_epoch = m->lm_head.grad_epoch = epoch;
+    for (int l = 0; l < m->s.layers; l++) {
+        qat_block *b = &m->blocks[l];
+        b->norm1.grad_epoch = b->wqkv.grad_epoch = b->wo.grad_epoch = epoch;
+        b->norm2.grad_epoch = b->wgu.grad_epoch = b->wdown.grad_epoch = epoch;
+    }
+    for (int i = 0; i < m->n_views; i++)
+        if (strncmp(m->views[i].name, "compress.", 9) == 0)
+            memset(m->views[i].grad, 0, (size_t)m->views[i].n * sizeof(float));
+}
+
+void qat_model_after_step(qat_model *m, int64_t step) {
+    for (int l = 0; l < m->s.layers; l++) {
+        qat_block *b = &m->blocks[l];
+        qat_tensor *w[4] = {&b->wqkv, &b->wo, &b->wgu, &b->wdown};
+        for (int j = 0; j < 4; j++) qat_quantizer_after_step(b->qw[j], w[j]->data, step);
+    }
+}
+
+int qat_model_compress_state_count(const qat_model *m) {
+    int n = 0;
+    for (int l = 0; l < m->s.layers; l++)
+        for (int j = 0; j < 4; j++)
+            n += qat_quantizer_state_count(m->blocks[l].qa[j]) + qat_quantizer_state_count(m->blocks[l].qw[j]);
+    return n;
+}
+
+void qat_model_compress_state(qat_model *m, int i, char name[96], float **data, int64_t *n) {
+    static const char *which[4] = {"qkv", "o", "gate_up", "down"};
+    for (int l = 0; l < m->s.layers; l++)
+        for (int j = 0; j < 4; j++)
+            for (int side = 0; side < 2; side++) {
+                qat_quantizer *q = side ? m->blocks[l].qw[j] : m->blocks[l].qa[j];
+                int k = qat_quantizer_state_count(q);
+                if (i < k) {
+                    const char *sub;
+                    qat_quantizer_state(q, i, &sub, data, n);
+                    snprintf(name, 96, "layers.%d.%s.%s.%s", l, which[j], side ? "weight" : "input", sub);
+                    return;
+                }
+                i -= k;
+            }
+    QAT_ASSERT(!"compress state index out of range");
+}
+
+const char *qat_model_weight_format(const qat_model *m) { return qat_quantizer_format(m->blocks[0].qw[0]); }
+const char *qat_model_act_format(const qat_model *m) { return qat_quantizer_format(m->blocks[0].qa[0]); }
+const char *qat_model_estimator(const qat_model *m) { return qat_quantizer_estimator(m->blocks[0].qw[0]); }

@@ -1,0 +1,91 @@
+/*
+ * model/llama.h — the Llama-style transformer that qat trains (SPEC §7).
+ *
+ *   tokens (B, T) → embed (M, C) → L × [ x += o(attn(rope(q), rope(k), v)(rmsnorm x))
+ *                                       x += down(swiglu(gate|up(rmsnorm x))) ]
+ *                 → rmsnorm → lm_head (M, V) → cross-entropy
+ *
+ * Pre-RMSNorm, multi-head causal attention with RoPE (HF rotate-half), SwiGLU
+ * MLP with h = 32·ceil((8d/3)/32), no biases, untied head. q/k/v and gate/up are
+ * stored fused ([q; k; v] is (3C, C), [gate; up] is (2H, C)) so each block runs
+ * four products instead of seven; in a checkpoint they appear under their Hugging
+ * Face names as row slices of the fused matrices (PyTorch layout [out, in]).
+ *
+ * Every block linear has a weight quantizer and an input-activation quantizer
+ * (compress/quantizer.h); embeddings, head, norms and attention stay fp32.
+ * All parameters live in one flat buffer, listed as named views for the
+ * optimizer (which decays only the block linears) and the checkpoint.
+ */
+#ifndef QAT_MODEL_LLAMA_H
+#define QAT_MODEL_LLAMA_H
+
+#include <stdint.h>
+
+#include "autograd/tape.h"
+#include "core/config.h"
+#include "optim/param.h"
+
+struct qat_quantizer;
+
+typedef struct {
+    int layers, dim, heads, hidden, vocab, seq_len; /* sizes */
+    double rope_theta, norm_eps, init_std;          /* RoPE base, RMSNorm epsilon, init std */
+} qat_model_shape;
+
+
+typedef struct {
+    qat_tensor norm1, wqkv, wo, norm2, wgu, wdown; /* (C), (3C, C), (C, C), (C), (2H, C), (C, H) */
+    struct qat_quantizer *qa[4], *qw[4];           /* act / weight quantizers of qkv, o, gu, down */
+} qat_block;
+
+typedef struct qat_model {
+    qat_model_shape s;      /* resolved sizes */
+    int64_t n_params;       /* non-embedding N = L(4d²+3dh+2d)+d */
+    int64_t n_total;        /* every float of the flat buffer */
+    float *params, *grads;  /* flat buffers, n_total each */
+    qat_tensor wte;         /* (V, C) token embedding */
+    qat_tensor norm_f;      /* (C) final norm */
+    qat_tensor lm_head;     /* (V, C) untied head */
+    qat_block *blocks;      /* layers */
+    qat_param_view *views;  /* every trainable array, checkpoint order */
+    int n_views;
+    int max_batch;          /* B the activation quantizers were sized for */
+} qat_model;
+
+/* The sizes of preset "s1".."s8"; QAT_EINPUT for another name. */
+int qat_model_preset(const char *name, qat_model_shape *out);
+/* Sizes from a run config: the preset, overridden by explicit model keys,
+ * then checked (heads divide dim, even head dim, ...). */
+int qat_model_shape_from_config(const qat_config *cfg, qat_model_shape *out);
+/* SwiGLU hidden size for width d. */
+int qat_model_hidden(int dim);
+/* Non-embedding parameter count and forward FLOPs per token (matmuls and attention). */
+int64_t qat_model_count_params(const qat_model_shape *s);
+double qat_model_flops_per_token(const qat_model_shape *s);
+
+/* Build a model: sizes, initialised weights (seeded), quantizers of cfg->weights /
+ * cfg->activations sized for batches of up to max_batch sequences. */
+int qat_model_create(const qat_config *cfg, const qat_model_shape *s, int max_batch, qat_model **out);
+void qat_model_free(qat_model *m);
+
+/* Mean cross-entropy of next-token prediction for B sequences: inputs and
+ * targets are (B, T). Records on the tape when tp->grad_enabled. */
+qat_tensor *qat_model_forward(qat_model *m, qat_tape *tp, const int32_t *inputs, const int32_t *targets,
+                              int B, int64_t step);
+
+/* Clear every parameter gradient for backward pass `epoch`. */
+void qat_model_zero_grad(qat_model *m, uint64_t epoch);
+
+/* After the optimizer step: let quantizers with state react (PV's V step). */
+void qat_model_after_step(qat_model *m, int64_t step);
+
+/* Quantizer state arrays for checkpoints: count, and the i-th as a view. */
+int qat_model_compress_state_count(const qat_model *m);
+void qat_model_compress_state(qat_model *m, int i, char name[96], float **data, int64_t *n);
+
+/* Effective format strings and estimator, for logs ("fp32" when uncompressed). */
+const char *qat_model_weight_format(const qat_model *m);
+const char *qat_model_act_format(const qat_model *m);
+const char *qat_model_estimator(const qat_model *m);
+
+#endif

@@ -1,0 +1,147 @@
+/*
+ * tests/test_model.c — the transformer as a whole: parameter counts of the
+ * presets, names and layouts of the views, and the gradient of the full
+ * 2-layer model's loss against finite differences for every parameter array.
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "core/config.h"
+#include "core/rng.h"
+#include "model/llama.h"
+
+static void test_presets_count(void **state) {
+    (void)state;
+    const char *names[8] = {"s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8"};
+    int64_t prev = 0;
+    for (int i = 0; i < 8; i++) {
+        qat_model_shape s;
+        assert_int_equal(qat_model_preset(names[i], &s), 0);
+        int64_t d = s.dim, h = s.hidden;
+        assert_int_equal(h, 32 * (int64_t)ceil((8.0 * d / 3.0) / 32.0));
+        int64_t n = qat_model_count_params(&s);
+        assert_int_equal(n, s.layers * (4 * d * d + 3 * d * h + 2 * d) + d);
+        int hd = s.dim / s.heads;
+        assert_true(hd == 16 || hd == 32);
+        if (prev) assert_true(n > 1.6 * prev && n < 2.5 * prev); /* roughly doubling */
+        prev = n;
+    }
+    qat_model_shape s;
+    assert_int_equal(qat_model_preset("s1", &s), 0);
+    assert_true(qat_model_count_params(&s) > 20000 && qat_model_count_params(&s) < 30000);
+    assert_int_equal(qat_model_preset("s9", &s), 2);
+}
+
+static void tiny_config(qat_config *cfg) {
+    qat_config_defaults(cfg);
+    cfg->model.preset[0] = 0;
+    cfg->model.layers = 2;
+    cfg->model.dim = 16;
+    cfg->model.heads = 2;
+    cfg->model.vocab = 11;
+    cfg->model.seq_len = 5;
+    cfg->seed = 3;
+}
+
+static void test_views_and_names(void **state) {
+    (void)state;
+    qat_config cfg;
+    tiny_config(&cfg);
+    qat_model_shape s;
+    assert_int_equal(qat_model_shape_from_config(&cfg, &s), 0);
+    qat_model *m;
+    assert_int_equal(qat_model_create(&cfg, &s, 2, &m), 0);
+    int64_t total = 0, nonemb = 0;
+    for (int i = 0; i < m->n_views; i++) {
+        total += m->views[i].n;
+        if (strcmp(m->views[i].name, "model.embed_tokens.weight") && strcmp(m->views[i].name, "lm_head.weight"))
+            nonemb += m->views[i].n;
+    }
+    assert_int_equal(total, m->n_total);
+    assert_int_equal(nonemb, m->n_params);
+    assert_string_equal(m->views[2].name, "model.layers.0.self_attn.q_proj.weight");
+    assert_int_equal(m->views[2].shape[0], 16);
+    assert_string_equal(m->views[8].name, "model.layers.0.mlp.up_proj.weight");
+    assert_int_equal(m->views[8].shape[0], s.hidden);
+    assert_string_equal(m->views[9].name, "model.layers.0.mlp.down_proj.weight");
+    assert_int_equal(m->views[9].shape[1], s.hidden);
+    assert_true(m->views[2].decay && !m->views[1].decay && !m->views[0].decay);
+    assert_false(m->views[m->n_views - 1].decay); /* lm_head */
+    /* o_proj starts narrower than q_proj: N(0, 0.02/sqrt(2L)) */
+    double sq = 0, so = 0;
+    for (int64_t j = 0; j < m->views[2].n; j++) sq += m->views[2].data[j] * m->views[2].data[j];
+    for (int64_t j = 0; j < m->views[5].n; j++) so += m->views[5].data[j] * m->views[5].data[j];
+    assert_true(so < 0.5 * sq);
+    qat_model_free(m);
+
+    cfg.model.heads = 3; /* does not divide 16 */
+    assert_int_equal(qat_model_shape_from_config(&cfg, &s), 2);
+}
+
+/* d loss / d θ of the whole model, fp32, every view probed. */
+static void test_model_gradient(void **state) {
+    (void)state;
+    qat_config cfg;
+    tiny_config(&cfg);
+    qat_model_shape s;
+    assert_int_equal(qat_model_shape_from_config(&cfg, &s), 0);
+    qat_model *m;
+    assert_int_equal(qat_model_create(&cfg, &s, 2, &m), 0);
+    /* larger weights than the default init so every path matters */
+    qat_rng r = qat_rng_make(9, 9);
+    for (int64_t i = 0; i < m->n_total; i++) m->params[i] += (float)(0.3 * qat_rng_normal(&r));
+    int B = 2, T = s.seq_len;
+    int32_t in[10], tg[10];
+    for (int i = 0; i < B * T; i++) { in[i] = (i * 5 + 1) % s.vocab; tg[i] = (i * 3 + 2) % s.vocab; }
+
+    qat_tape tp;
+    qat_tape_init(&tp, 1 << 20);
+    qat_tape_reset(&tp);
+    qat_model_zero_grad(m, tp.epoch);
+    qat_tensor *loss = qat_model_forward(m, &tp, in, tg, B, 0);
+    qat_tape_backward(&tp, loss);
+    float *g = malloc((size_t)m->n_total * sizeof(float));
+    memcpy(g, m->grads, (size_t)m->n_total * sizeof(float));
+    tp.grad_enabled = 0;
+    double h = 1e-2, worst = 0;
+    for (int v = 0; v < m->n_views; v++) {
+        qat_param_view *pv = &m->views[v];
+        int64_t off = pv->data - m->params;
+        double gmax = 0, err = 0;
+        for (int64_t j = 0; j < pv->n; j++) gmax = fmax(gmax, fabs(g[off + j]));
+        int64_t stride = pv->n > 25 ? pv->n / 25 : 1;
+        for (int64_t j = 0; j < pv->n; j += stride) {
+            float saved = pv->data[j];
+            pv->data[j] = saved + (float)h;
+            qat_tape_reset(&tp);
+            double lp = qat_model_forward(m, &tp, in, tg, B, 0)->data[0];
+            pv->data[j] = saved - (float)h;
+            qat_tape_reset(&tp);
+            double lm = qat_model_forward(m, &tp, in, tg, B, 0)->data[0];
+            pv->data[j] = saved;
+            double num = (lp - lm) / (2 * h);
+            err = fmax(err, fabs(num - g[off + j]) / fmax(gmax, 1e-4));
+        }
+        printf("  %-44s |g|max %.2e  worst rel err %.2e\n", pv->name, gmax, err);
+        worst = fmax(worst, err);
+    }
+    assert_true(worst < 1e-2);
+    free(g);
+    qat_tape_free(&tp);
+    qat_model_free(m);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_presets_count),
+        cmocka_unit_test(test_views_and_names),
+        cmocka_unit_test(test_model_gradient),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
