@@ -1,0 +1,71 @@
+/*
+ * data/dataset.h — the token data of a run: train/validation splits and batches.
+ *
+ * One object hides the three sources of SPEC §6 (llm.c shards, plain text as
+ * bytes, the synthetic corpus) behind the same batch functions, so the training
+ * loop never branches on where tokens came from. Everything is loaded into
+ * memory at open, after which the object is read-only: batch functions are pure
+ * functions of (data, seed, step, B) and safe to call from several threads.
+ *
+ * Splits: shards/text hold out the last val_fraction of the token stream (or use
+ * val_shards when given); the synthetic corpus draws validation from a separate
+ * range of document indices, a fixed QAT_DATASET_SYNTH_VAL_TOKENS tokens whatever
+ * the run's budget, so validation losses of every run in a sweep are comparable.
+ * Batch positions are described in data/batch.h.
+ */
+#ifndef QAT_DATA_DATASET_H
+#define QAT_DATA_DATASET_H
+
+#include <stdint.h>
+
+#include "core/config.h"
+
+#define QAT_DATASET_SYNTH_VAL_TOKENS 524288 /* validation split of the synthetic corpus */
+#define QAT_DATASET_VAL_FRACTION 0.1        /* held-out fraction when val_fraction <= 0 */
+#define QAT_DATASET_SYNTH_TOPICS 16         /* topics when synth_topics <= 0 */
+
+typedef struct qat_dataset qat_dataset;
+
+/* Open the data of a run: cfg->source is "synthetic", "shards" (glob cfg->shards; optional
+ * cfg->val_shards) or "text" (cfg->text[0..n_text-1], byte tokens, vocab 256); an empty
+ * source is inferred from which of shards/text is set, else synthetic.
+ * vocab/seq_len come from the model; train_tokens is how many tokens the run will consume
+ * (the synthetic corpus generates train_tokens + 1 training tokens, so with the window
+ * order of batch.h no training token repeats; cfg->synth_tokens > 0 overrides);
+ * seed = run seed (batch order).
+ * Errors (QAT_EINPUT, message naming the file): no files match, bad magic/version,
+ * truncated/size mismatch, token id >= vocab (file and token index), too few tokens
+ * for one sequence. */
+int qat_dataset_open(const qat_data_cfg *cfg, int vocab, int seq_len, double train_tokens, uint64_t seed,
+                     qat_dataset **out);
+void qat_dataset_free(qat_dataset *ds);
+
+/* Training batch of optimizer step `step`: B rows of T+1 consecutive tokens -> inputs (B,T)
+ * and targets (B,T) (targets = inputs shifted by one). A pure function of (data, seed,
+ * step, B), so resume needs only the step. Thread-safe (const). */
+void qat_dataset_train_batch(const qat_dataset *ds, int64_t step, int B, int32_t *inputs, int32_t *targets);
+
+/* Validation: number of distinct fixed batches of B rows available (at least 1), and
+ * batch i (same for every run on the same data, independent of the run seed; i wraps). */
+int64_t qat_dataset_val_batches(const qat_dataset *ds, int B);
+void qat_dataset_val_batch(const qat_dataset *ds, int64_t i, int B, int32_t *inputs, int32_t *targets);
+
+int64_t qat_dataset_train_tokens(const qat_dataset *ds); /* size of the training split */
+int64_t qat_dataset_val_tokens(const qat_dataset *ds);   /* size of the validation split */
+int qat_dataset_vocab(const qat_dataset *ds);
+int qat_dataset_seq_len(const qat_dataset *ds);
+/* The tokens of a split (val = 0: training, 1: validation) and their count. */
+const uint16_t *qat_dataset_split(const qat_dataset *ds, int val, int64_t *n);
+
+/* nats/token: the synthetic source's true conditional entropy averaged over the
+ * validation split (a perfect model's validation loss); NaN for real data. */
+double qat_dataset_entropy_rate(const qat_dataset *ds);
+/* nats/token of the validation split's unigram distribution. */
+double qat_dataset_unigram_entropy(const qat_dataset *ds);
+/* One line: source, tokens train/val, vocab, entropies. */
+const char *qat_dataset_describe(const qat_dataset *ds);
+
+/* Unigram entropy (nats) of t[0..n) over ids < vocab; shared by `qat data inspect`. */
+double qat_data_unigram_entropy(const uint16_t *t, int64_t n, int vocab);
+
+#endif
