@@ -1,0 +1,145 @@
+/*
+ * compress/capacity.c — capacity.h: a format's GMSE, capacity terms, ρ and bits.
+ *
+ * Bits per parameter (the denominator of the ρ/bits frontier):
+ *  - uncompressed values count 16 bits (bf16: the precision QuEST's frontier
+ *    compares against, eff·16/P), so fp32 → 16 and a sparse survivor → 16;
+ *  - intB → B; ternary → log2(3) ≈ 1.585; fp4 → 4; vqDxB → B (the codebook is
+ *    fixed by the format, so it is not stored per tensor);
+ *  - spNN keeps a fraction k = 1 − NN/100: 16·k value bits + 1 mask bit per
+ *    parameter (a bitmap); N:M: 16·N/M + log2(C(M,N))/M (an index per group);
+ *  - SPARSE+VALUE: the value bits apply to survivors only, plus the mask bits;
+ *  - noise(F) → F's bits (it stands in for F);
+ *  - per-row scales are amortised over the row and not counted.
+ *
+ * Capacity terms: a composite format contributes one term per stage (its sparse
+ * GMSE and its value GMSE measured on their own), and ρ is their product
+ * (the factorisation of the unified law).
+ */
+#include "compress/capacity.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "compress/format.h"
+#include "compress/gmse.h"
+#include "core/error.h"
+
+const qat_cap_params QAT_CAP_PUBLISHED = {1.0, 0.41, 1.39};
+
+const char *qat_cap_type_name(qat_cap_type t) {
+    switch (t) {
+    case QAT_CAP_QUANT: return "quant";
+    case QAT_CAP_SPARSE: return "sparse";
+    case QAT_CAP_VQ: return "vq";
+    default: return "?";
+    }
+}
+
+double qat_cap_rho(qat_cap_params p, double gmse) {
+    if (gmse <= 0.0) return p.L;
+    if (gmse >= 1.0) return 0.0;
+    double eff_bits = log(gmse) / log(0.25); /* log_{1/4} gmse > 0 */
+    return p.L * pow(tanh(p.F * eff_bits), p.C);
+}
+
+/* ---- per-process cache of stage GMSEs (Monte-Carlo ones are costly) ---------- */
+
+typedef struct {
+    char key[QAT_FMT_MAX + 16]; /* stage description */
+    double gmse;                /* default-sample GMSE of that stage */
+} term_entry;
+
+static term_entry term_cache[128];
+static int term_n;
+static pthread_mutex_t term_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static double stage_gmse(const qat_fmt *stage) {
+    char key[QAT_FMT_MAX + 16];
+    snprintf(key, sizeof key, "%d/%.9g/%d/%d/%d/%d/%d", (int)stage->sp, stage->sparsity, stage->nm_n, stage->nm_m,
+             (int)stage->val, stage->bits, stage->vq_dim);
+    pthread_mutex_lock(&term_lock);
+    for (int i = 0; i < term_n; i++)
+        if (!strcmp(term_cache[i].key, key)) {
+            double g = term_cache[i].gmse;
+            pthread_mutex_unlock(&term_lock);
+            return g;
+        }
+    pthread_mutex_unlock(&term_lock);
+    double g, se;
+    qat_fmt_gmse_parsed(stage, 0, 0, &g, &se);
+    pthread_mutex_lock(&term_lock);
+    if (term_n < 128) {
+        snprintf(term_cache[term_n].key, sizeof term_cache[term_n].key, "%s", key);
+        term_cache[term_n].gmse = g;
+        term_n++;
+    }
+    pthread_mutex_unlock(&term_lock);
+    return g;
+}
+
+int qat_fmt_capacity_terms(const char *fmt, qat_cap_term *terms, int max_terms, int *n_terms) {
+    qat_fmt f;
+    QAT_TRY(qat_fmt_parse(fmt, &f));
+    int n = 0;
+    qat_cap_term t[2];
+    if (f.sp != QAT_SP_NONE) {
+        qat_fmt s = qat_fmt_sparse_part(&f);
+        t[n].type = QAT_CAP_SPARSE;
+        t[n].gmse = stage_gmse(&s);
+        n++;
+    }
+    if (f.val != QAT_VAL_NONE) {
+        qat_fmt v = qat_fmt_value_part(&f);
+        t[n].type = f.val == QAT_VAL_VQ ? QAT_CAP_VQ : QAT_CAP_QUANT;
+        t[n].gmse = stage_gmse(&v);
+        n++;
+    }
+    if (n > max_terms) return qat_fail(QAT_EINPUT, "format '%s' has %d capacity terms, room for %d", fmt, n, max_terms);
+    for (int i = 0; i < n; i++) terms[i] = t[i];
+    *n_terms = n;
+    return QAT_OK;
+}
+
+int qat_fmt_gmse(const char *fmt, int64_t samples, uint64_t seed, double *gmse, double *stderr_out) {
+    qat_fmt f;
+    QAT_TRY(qat_fmt_parse(fmt, &f));
+    double g, se;
+    qat_fmt_gmse_parsed(&f, samples, seed, &g, &se);
+    *gmse = g;
+    if (stderr_out) *stderr_out = se;
+    return QAT_OK;
+}
+
+static double log2_binom(int m, int n) {
+    return (lgamma(m + 1.0) - lgamma(n + 1.0) - lgamma(m - n + 1.0)) / log(2.0);
+}
+
+int qat_fmt_bits(const char *fmt, double *bits) {
+    qat_fmt f;
+    QAT_TRY(qat_fmt_parse(fmt, &f));
+    double value_bits = 16.0;
+    switch (f.val) {
+    case QAT_VAL_NONE: value_bits = 16.0; break;
+    case QAT_VAL_INT: value_bits = f.bits; break;
+    case QAT_VAL_TERNARY: value_bits = log2(3.0); break;
+    case QAT_VAL_FP4: value_bits = 4.0; break;
+    case QAT_VAL_VQ: value_bits = f.bits; break;
+    }
+    double b = value_bits;
+    if (f.sp == QAT_SP_MAGNITUDE) b = value_bits * (1.0 - f.sparsity) + 1.0;
+    else if (f.sp == QAT_SP_NM) b = value_bits * f.nm_n / f.nm_m + log2_binom(f.nm_m, f.nm_n) / f.nm_m;
+    *bits = b;
+    return QAT_OK;
+}
+
+int qat_fmt_rho(const char *fmt, const qat_cap_params params[QAT_CAP_NTYPES], double *rho) {
+    qat_cap_term t[4];
+    int n;
+    QAT_TRY(qat_fmt_capacity_terms(fmt, t, 4, &n));
+    double r = 1.0;
+    for (int i = 0; i < n; i++) r *= qat_cap_rho(params[t[i].type], t[i].gmse);
+    *rho = r;
+    return QAT_OK;
+}

@@ -1,0 +1,190 @@
+/*
+ * compress/gmse.c — exact and Monte-Carlo Gaussian MSE, and the survivors' α.
+ *
+ * Exact: scalar grids at unit RMS (the infinite-row limit the SPEC numbers use)
+ * and unstructured sparsity. Everything else goes through qat_proj_row on
+ * tensors of 256 rows × 128 N(0,1) values, i.e. the very forward used in
+ * training, including the finite-row RMS estimate and per-tensor top-k. Values
+ * are drawn by counter (qat_normal_at), per-tensor errors are stored and summed
+ * in tensor order, so the result does not depend on the thread count.
+ *
+ * Survivors' α (composites, estimators.md §6.3): the survivors of magnitude
+ * pruning are the tails of the Gaussian, so their RMS is larger than the dense
+ * RMS and the best clip in survivor-RMS units differs from the dense α*(b)
+ * (≈1.30 instead of 1.49 for 2:4+int2). No table covers every SPARSE+VALUE pair,
+ * so qat computes it: golden-section search of the composite's MC GMSE over α
+ * with common random numbers (a fixed seed, so the objective is a deterministic
+ * function of α), once per process per format.
+ */
+#include "compress/gmse.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "compress/grid.h"
+#include "core/error.h"
+#include "core/rng.h"
+
+#define MC_TENSOR_ROWS 256
+#define ALPHA_SAMPLES ((int64_t)1 << 18)
+#define ALPHA_SEED 0xA1FA5EEDull
+
+/* Row length of the Monte Carlo: 128, stretched to a multiple of the format's
+ * natural group (N:M's M, vq's d) when that does not divide 128. */
+static int64_t mc_row_len(const qat_fmt *f) {
+    int64_t g = 1;
+    if (f->sp == QAT_SP_NM) g = f->nm_m;
+    if (f->val == QAT_VAL_VQ) g = f->vq_dim;
+    return ((QAT_GMSE_ROW + g - 1) / g) * g;
+}
+
+void qat_proj_gmse_mc(const qat_proj *P, int64_t samples, uint64_t seed, double *g, double *se) {
+    if (samples <= 0) samples = QAT_GMSE_DEFAULT_SAMPLES;
+    const int64_t L = mc_row_len(&P->f);
+    const int64_t per = MC_TENSOR_ROWS * L;
+    int64_t nt = (samples + per - 1) / per;
+    if (nt < 2) nt = 2; /* a standard error needs two tensors */
+    double *mse = qat_xcalloc((size_t)nt, sizeof(double));
+#pragma omp parallel
+    {
+        float *x = qat_xmalloc(sizeof(float) * (size_t)per);
+        float *y = qat_xmalloc(sizeof(float) * (size_t)per);
+        uint8_t *m = qat_xmalloc((size_t)L);
+#pragma omp for schedule(static)
+        for (int64_t t = 0; t < nt; t++) {
+            uint64_t key = qat_hash3(seed, (uint64_t)t, 0x6D5Eull);
+            for (int64_t i = 0; i < per; i++) x[i] = (float)qat_normal_at(key, (uint64_t)i);
+            memcpy(y, x, sizeof(float) * (size_t)per);
+            qat_proj_seg seg;
+            qat_proj_segment_stats(P, y, per, &seg, 0);
+            for (int64_t r = 0; r < MC_TENSOR_ROWS; r++) qat_proj_row(P, y + r * L, L, &seg, m);
+            double s = 0;
+            for (int64_t i = 0; i < per; i++) {
+                double d = (double)x[i] - y[i];
+                s += d * d;
+            }
+            mse[t] = s / (double)per;
+        }
+        free(x);
+        free(y);
+        free(m);
+    }
+    double mean = 0, var = 0;
+    for (int64_t t = 0; t < nt; t++) mean += mse[t];
+    mean /= (double)nt;
+    for (int64_t t = 0; t < nt; t++) var += (mse[t] - mean) * (mse[t] - mean);
+    var /= (double)(nt - 1);
+    *g = mean;
+    *se = sqrt(var / (double)nt);
+    free(mse);
+}
+
+/* ---- survivors' α cache ----------------------------------------------------- */
+
+typedef struct {
+    char key[QAT_FMT_MAX]; /* sparse+value part of the format */
+    double alpha;          /* optimised survivors' α */
+} alpha_entry;
+
+static alpha_entry alpha_cache[64];
+static int alpha_n;
+static pthread_mutex_t alpha_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static double default_alpha(const qat_fmt *f) {
+    switch (f->val) {
+    case QAT_VAL_INT: return QAT_INT_ALPHA[f->bits];
+    case QAT_VAL_TERNARY: return QAT_TERNARY_ALPHA;
+    case QAT_VAL_FP4: return QAT_FP4_SCALE;
+    default: return 0.0;
+    }
+}
+
+static double composite_gmse_at(const qat_fmt *f, double alpha) {
+    qat_proj P;
+    memset(&P, 0, sizeof P);
+    P.f = *f;
+    P.alpha = alpha;
+    double g, se;
+    qat_proj_gmse_mc(&P, ALPHA_SAMPLES, ALPHA_SEED, &g, &se);
+    return g;
+}
+
+static double optimise_alpha(const qat_fmt *f) {
+    const double gr = 0.6180339887498949;
+    double a0 = default_alpha(f);
+    double a = 0.4 * a0, b = 1.6 * a0;
+    double x1 = b - gr * (b - a), x2 = a + gr * (b - a);
+    double f1 = composite_gmse_at(f, x1), f2 = composite_gmse_at(f, x2);
+    while (b - a > 2e-3 * a0) {
+        if (f1 < f2) {
+            b = x2; x2 = x1; f2 = f1;
+            x1 = b - gr * (b - a); f1 = composite_gmse_at(f, x1);
+        } else {
+            a = x1; x1 = x2; f1 = f2;
+            x2 = a + gr * (b - a); f2 = composite_gmse_at(f, x2);
+        }
+    }
+    return 0.5 * (a + b);
+}
+
+double qat_fmt_value_alpha(const qat_fmt *f) {
+    if (f->val == QAT_VAL_NONE || f->val == QAT_VAL_VQ) return 0.0;
+    if (f->sp == QAT_SP_NONE) return default_alpha(f);
+    /* key: the format without noise() so noise(sp50+int4) shares sp50+int4's α */
+    qat_fmt core = *f;
+    core.noise = 0;
+    char key[QAT_FMT_MAX];
+    if (f->sp == QAT_SP_NM) snprintf(key, sizeof key, "%d:%d", f->nm_n, f->nm_m);
+    else snprintf(key, sizeof key, "sp%.6g", f->sparsity * 100.0);
+    size_t kl = strlen(key);
+    snprintf(key + kl, sizeof key - kl, "+%d/%d", (int)f->val, f->bits);
+    pthread_mutex_lock(&alpha_lock);
+    double out = -1;
+    for (int i = 0; i < alpha_n; i++)
+        if (!strcmp(alpha_cache[i].key, key)) out = alpha_cache[i].alpha;
+    if (out < 0) {
+        out = optimise_alpha(&core);
+        if (alpha_n < 64) {
+            snprintf(alpha_cache[alpha_n].key, sizeof alpha_cache[alpha_n].key, "%s", key);
+            alpha_cache[alpha_n].alpha = out;
+            alpha_n++;
+        }
+    }
+    pthread_mutex_unlock(&alpha_lock);
+    return out;
+}
+
+int qat_fmt_gmse_exact(const qat_fmt *f, double *g) {
+    if (f->sp == QAT_SP_NONE) {
+        switch (f->val) {
+        case QAT_VAL_NONE: *g = 0.0; return 1;
+        case QAT_VAL_INT: *g = qat_grid_int_gmse(f->bits, QAT_INT_ALPHA[f->bits]); return 1;
+        case QAT_VAL_TERNARY: *g = qat_grid_ternary_gmse(QAT_TERNARY_ALPHA); return 1;
+        case QAT_VAL_FP4: *g = qat_grid_fp4_gmse(QAT_FP4_SCALE); return 1;
+        default: return 0;
+        }
+    }
+    if (f->sp == QAT_SP_MAGNITUDE && f->val == QAT_VAL_NONE) {
+        *g = qat_sparse_gmse_exact(f->sparsity);
+        return 1;
+    }
+    return 0;
+}
+
+void qat_fmt_gmse_parsed(const qat_fmt *f, int64_t samples, uint64_t seed, double *g, double *se) {
+    /* noise(F) adds variance GMSE_F·RMS² by construction: its GMSE is F's */
+    qat_fmt core = *f;
+    core.noise = 0;
+    if (qat_fmt_gmse_exact(&core, g)) {
+        *se = 0.0;
+        return;
+    }
+    qat_proj P;
+    qat_proj_setup(&P, &core);
+    /* vq's scale is the dense row RMS: take its infinite-row value 1, as the closed
+     * forms of the scalar grids do (a measured RMS over 128 values makes the rows
+     * slightly lighter-tailed and the GMSE ~1 % lower than the population value) */
+    if (core.val == QAT_VAL_VQ) P.fixed_rms = 1.0;
+    qat_proj_gmse_mc(&P, samples, seed ? seed : QAT_GMSE_DEFAULT_SEED, g, se);
+}

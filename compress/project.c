@@ -1,0 +1,237 @@
+/*
+ * compress/project.c — row projections for every format, with the backward mask
+ * written in the same pass.
+ *
+ * Precision: per-unit scales and the per-element arithmetic of the int grid run in
+ * double. QuEST's s = α·RMS + 1e-8 is below float resolution for typical RMS, and
+ * SPEC §9's b=4 vector needs it (x = 0 rounds half-to-even to −Δ/2 and is then
+ * *not* trusted because Δ/2 exceeds T·RMS by 1e-8/15). The loops are written
+ * with plain ternaries (not fmin/fmax) so gcc vectorises them with AVX-512.
+ *
+ * Tie conventions: int rounds half to even (nearbyint in the default rounding
+ * mode, as torch.round); ternary and fp4 send an exact midpoint to the larger
+ * magnitude; N:M ties go to the lower index; top-k keeps every tie at T_k.
+ */
+#include "compress/project.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "compress/gmse.h"
+#include "compress/grid.h"
+#include "compress/sparse.h"
+#include "core/error.h"
+
+void qat_proj_setup(qat_proj *P, const qat_fmt *f) {
+    memset(P, 0, sizeof *P);
+    P->f = *f;
+    P->alpha = qat_fmt_value_alpha(f);
+    if (f->val == QAT_VAL_VQ) P->cb = qat_vq_get(f->vq_dim, f->bits);
+}
+
+void qat_proj_segment_stats(const qat_proj *P, const float *x, int64_t n, qat_proj_seg *seg, int parallel) {
+    seg->thr = 0.0f;
+    seg->rms = 0.0;
+    if (P->f.sp != QAT_SP_MAGNITUDE || P->per_row_sparse) return;
+    seg->thr = qat_sparse_kth_abs(x, n, qat_sparse_keep_count(P->f.sparsity, n), parallel);
+    if (P->mask == QAT_MASK_RBBM) {
+        double s = 0;
+        for (int64_t i = 0; i < n; i++) s += (double)x[i] * x[i];
+        seg->rms = n ? sqrt(s / (double)n) : 0.0;
+    }
+}
+
+static double row_rms(const float *v, int64_t n) {
+    double s = 0;
+    for (int64_t i = 0; i < n; i++) s += (double)v[i] * v[i];
+    return n ? sqrt(s / (double)n) : 0.0;
+}
+
+/* ---- value stages on one scale unit; `keep` NULL means dense ---------------- */
+
+#define KEPT(i) (sparse ? m[i] : 1)
+
+static inline __attribute__((always_inline)) void int_unit(float *restrict v, uint8_t *restrict m, int64_t n,
+                                                           const int sparse, qat_mask_kind mk, double s,
+                                                           double step, double thr, double clip) {
+    const double inv = 1.0 / step;
+    for (int64_t i = 0; i < n; i++) {
+        double x = v[i];
+        double c = x < -s ? -s : (x > s ? s : x);
+        double q = (nearbyint(c * inv + 0.5) - 0.5) * step;
+        int k = KEPT(i);
+        q = k ? q : 0.0;
+        v[i] = (float)q;
+        if (mk == QAT_MASK_TRUST) m[i] = fabs(q - x) <= thr;
+        else if (mk == QAT_MASK_CLIP) m[i] = k & (fabs(x) <= clip);
+        else if (mk == QAT_MASK_KEPT) m[i] = (uint8_t)k;
+    }
+}
+
+static inline __attribute__((always_inline)) void ternary_unit(float *restrict v, uint8_t *restrict m, int64_t n,
+                                                               const int sparse, qat_mask_kind mk, double a,
+                                                               double thr, double clip) {
+    const double half = 0.5 * a;
+    for (int64_t i = 0; i < n; i++) {
+        double x = v[i];
+        double q = fabs(x) >= half ? (x < 0 ? -a : a) : 0.0;
+        int k = KEPT(i);
+        q = k ? q : 0.0;
+        v[i] = (float)q;
+        if (mk == QAT_MASK_TRUST) m[i] = fabs(q - x) <= thr;
+        else if (mk == QAT_MASK_CLIP) m[i] = k & (fabs(x) <= clip);
+        else if (mk == QAT_MASK_KEPT) m[i] = (uint8_t)k;
+    }
+}
+
+static inline __attribute__((always_inline)) void fp4_unit(float *restrict v, uint8_t *restrict m, int64_t n,
+                                                           const int sparse, qat_mask_kind mk, double kscale,
+                                                           double thr, double clip) {
+    const double inv = kscale > 0 ? 1.0 / kscale : 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        double x = v[i];
+        double a = fabs(x) * inv;
+        /* nearest E2M1 magnitude: decision points at the midpoints */
+        double l = a < 0.25 ? 0.0 : a < 0.75 ? 0.5 : a < 1.25 ? 1.0 : a < 1.75 ? 1.5
+                 : a < 2.5 ? 2.0 : a < 3.5 ? 3.0 : a < 5.0 ? 4.0 : 6.0;
+        double q = (x < 0 ? -l : l) * kscale;
+        int k = KEPT(i);
+        q = k ? q : 0.0;
+        v[i] = (float)q;
+        if (mk == QAT_MASK_TRUST) m[i] = fabs(q - x) <= thr;
+        else if (mk == QAT_MASK_CLIP) m[i] = k & (fabs(x) <= clip);
+        else if (mk == QAT_MASK_KEPT) m[i] = (uint8_t)k;
+    }
+}
+
+/* Dispatch with constant mask kinds so each combination gets its own vectorised loop. */
+#define DISPATCH(call_dense, call_sparse)                                                   \
+    do {                                                                                    \
+        if (keep) {                                                                         \
+            switch (mk) {                                                                   \
+            case QAT_MASK_TRUST: { const qat_mask_kind K_ = QAT_MASK_TRUST; call_sparse; } break; \
+            case QAT_MASK_CLIP: { const qat_mask_kind K_ = QAT_MASK_CLIP; call_sparse; } break;   \
+            case QAT_MASK_KEPT: { const qat_mask_kind K_ = QAT_MASK_KEPT; call_sparse; } break;   \
+            default: { const qat_mask_kind K_ = QAT_MASK_NONE; call_sparse; } break;              \
+            }                                                                               \
+        } else {                                                                            \
+            switch (mk) {                                                                   \
+            case QAT_MASK_TRUST: { const qat_mask_kind K_ = QAT_MASK_TRUST; call_dense; } break;  \
+            case QAT_MASK_CLIP: { const qat_mask_kind K_ = QAT_MASK_CLIP; call_dense; } break;    \
+            default: { const qat_mask_kind K_ = QAT_MASK_NONE; call_dense; } break;               \
+            }                                                                               \
+        }                                                                                   \
+    } while (0)
+
+static void value_unit(const qat_proj *P, float *v, uint8_t *m, int64_t n, int sparse) {
+    const int keep = sparse; /* m holds the keep flags on entry when sparse */
+    /* scale statistics over the unit's survivors (all elements when dense) */
+    double ss = 0, amax = 0;
+    int64_t cnt = 0;
+    for (int64_t i = 0; i < n; i++) {
+        int k = KEPT(i);
+        double x = k ? v[i] : 0.0;
+        ss += x * x;
+        double a = fabs(x);
+        amax = a > amax ? a : amax;
+        cnt += k;
+    }
+    double rms = cnt ? sqrt(ss / (double)cnt) : 0.0;
+    if (P->fixed_rms > 0) rms = P->fixed_rms;
+    qat_mask_kind mk = P->mask;
+    if (mk == QAT_MASK_RBBM) mk = QAT_MASK_NONE; /* rbbm is sparse-only; rejected upstream */
+    const double c = P->mask_t > 0 ? P->mask_t : 1.0;
+    switch (P->f.val) {
+    case QAT_VAL_INT: {
+        const int L = 1 << P->f.bits;
+        double s0 = P->absmax ? amax : P->alpha * rms;
+        double s = s0 + 1e-8; /* QuEST: keeps the step positive for an all-zero unit */
+        double step = 2.0 * s / (L - 1);
+        double thr = (P->mask == QAT_MASK_TRUST && P->mask_t > 0) ? P->mask_t * rms : s0 / (L - 1);
+        double clip = c * s;
+        DISPATCH(int_unit(v, m, n, 0, K_, s, step, thr, clip), int_unit(v, m, n, 1, K_, s, step, thr, clip));
+        break;
+    }
+    case QAT_VAL_TERNARY: {
+        double a = P->absmax ? amax : P->alpha * rms;
+        double thr = (P->mask == QAT_MASK_TRUST && P->mask_t > 0) ? P->mask_t * rms : 0.5 * a;
+        double clip = c * a;
+        DISPATCH(ternary_unit(v, m, n, 0, K_, a, thr, clip), ternary_unit(v, m, n, 1, K_, a, thr, clip));
+        break;
+    }
+    case QAT_VAL_FP4: {
+        double k = P->absmax ? amax / 6.0 : P->alpha * rms;
+        /* default trust: half the largest level gap, (6 − 4)·k / 2 = k (see grid.h
+         * for the smaller value QuEST's code actually used) */
+        double thr = (P->mask == QAT_MASK_TRUST && P->mask_t > 0) ? P->mask_t * rms : k;
+        double clip = c * 6.0 * k;
+        DISPATCH(fp4_unit(v, m, n, 0, K_, k, thr, clip), fp4_unit(v, m, n, 1, K_, k, thr, clip));
+        break;
+    }
+    case QAT_VAL_VQ: {
+        const qat_vq_codebook *cb = P->cb;
+        const int d = cb->d;
+        const double R = (P->mask_t > 0 ? P->mask_t : cb->radius) * rms;
+        const float inv = rms > 0 ? (float)(1.0 / rms) : 0.0f;
+        for (int64_t i = 0; i + d <= n; i += d) {
+            float w[8];
+            double nrm = 0;
+            for (int t = 0; t < d; t++) {
+                w[t] = v[i + t] * inv;
+                nrm += (double)v[i + t] * v[i + t];
+            }
+            int j = qat_vq_nearest(cb, w);
+            uint8_t pass = mk == QAT_MASK_TRUST ? sqrt(nrm) <= R : 1;
+            for (int t = 0; t < d; t++) {
+                v[i + t] = (float)(rms * cb->cw[(int64_t)j * d + t]);
+                if (mk != QAT_MASK_NONE) m[i + t] = pass;
+            }
+        }
+        break;
+    }
+    case QAT_VAL_NONE:
+        QAT_ASSERT(0);
+    }
+}
+
+void qat_proj_row(const qat_proj *P, float *v, int64_t n, const qat_proj_seg *seg, uint8_t *mask) {
+    const qat_fmt *f = &P->f;
+    const uint8_t *keep = NULL;
+    float thr_k = 0.0f;
+    double seg_rms = 0.0;
+    if (f->sp == QAT_SP_MAGNITUDE) {
+        if (P->per_row_sparse) {
+            thr_k = qat_sparse_kth_abs(v, n, qat_sparse_keep_count(f->sparsity, n), 0);
+            if (P->mask == QAT_MASK_RBBM) seg_rms = row_rms(v, n);
+        } else {
+            thr_k = seg->thr;
+            seg_rms = seg->rms;
+        }
+        for (int64_t i = 0; i < n; i++) mask[i] = (uint8_t)qat_sparse_keeps(fabsf(v[i]), thr_k);
+        keep = mask;
+    } else if (f->sp == QAT_SP_NM) {
+        qat_sparse_nm_row(v, mask, n, f->nm_n, f->nm_m);
+        keep = mask;
+    }
+
+    if (f->val == QAT_VAL_NONE) {
+        if (!keep) return; /* fp32 */
+        if (P->mask == QAT_MASK_RBBM) {
+            double tp = seg_rms * P->rbbm_z;
+            double lo = fmin(tp, (double)thr_k), hi = fmax(tp, (double)thr_k);
+            for (int64_t i = 0; i < n; i++) {
+                double a = fabsf(v[i]);
+                v[i] = mask[i] ? v[i] : 0.0f;
+                mask[i] = (a < lo) | (a > hi);
+            }
+        } else {
+            /* the mask already holds `kept`, which is the KEPT rule; other rules ignore it */
+            for (int64_t i = 0; i < n; i++) v[i] = mask[i] ? v[i] : 0.0f;
+        }
+        return;
+    }
+
+    /* the value stage reads keep[i] from mask[i] and overwrites it with the backward mask */
+    int64_t g = P->group > 0 ? P->group : n;
+    for (int64_t u = 0; u < n; u += g) value_unit(P, v + u, mask + u, g < n - u ? g : n - u, keep != NULL);
+}

@@ -1,0 +1,77 @@
+/*
+ * compress/sparse.c — exact top-k thresholds by radix selection, and N:M masks.
+ *
+ * Radix select: |x| as a uint32 (sign bit cleared) is monotone in the value, so
+ * the k-th largest is found digit by digit (4 passes of 8 bits), each pass a
+ * histogram of the elements that share the prefix found so far. Integer counts
+ * make the parallel version deterministic.
+ */
+#include "compress/sparse.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "core/error.h"
+
+int64_t qat_sparse_keep_count(double s, int64_t n) {
+    int64_t drop = (int64_t)llround(s * (double)n);
+    if (drop < 0) drop = 0;
+    if (drop > n) drop = n;
+    return n - drop;
+}
+
+static inline uint32_t abs_bits(float v) {
+    uint32_t u;
+    memcpy(&u, &v, 4);
+    return u & 0x7FFFFFFFu;
+}
+
+float qat_sparse_kth_abs(const float *x, int64_t n, int64_t k, int parallel) {
+    if (k <= 0) return INFINITY;
+    QAT_ASSERT(k <= n);
+    uint32_t prefix = 0, mask = 0;
+    int64_t want = k; /* rank still sought among elements matching the prefix */
+    for (int shift = 24; shift >= 0; shift -= 8) {
+        int64_t hist[256];
+        memset(hist, 0, sizeof hist);
+        if (parallel) {
+#pragma omp parallel for schedule(static) reduction(+ : hist[:256])
+            for (int64_t i = 0; i < n; i++) {
+                uint32_t u = abs_bits(x[i]);
+                if ((u & mask) == prefix) hist[(u >> shift) & 0xFF]++;
+            }
+        } else {
+            for (int64_t i = 0; i < n; i++) {
+                uint32_t u = abs_bits(x[i]);
+                if ((u & mask) == prefix) hist[(u >> shift) & 0xFF]++;
+            }
+        }
+        /* walk digits from the largest down until `want` is covered */
+        int d = 255;
+        for (; d > 0; d--) {
+            if (hist[d] >= want) break;
+            want -= hist[d];
+        }
+        prefix |= (uint32_t)d << shift;
+        mask |= 0xFFu << shift;
+    }
+    float out;
+    memcpy(&out, &prefix, 4);
+    return out;
+}
+
+void qat_sparse_nm_row(const float *x, uint8_t *keep, int64_t n, int nn, int m) {
+    for (int64_t g = 0; g < n; g += m) {
+        const float *xg = x + g;
+        for (int i = 0; i < m; i++) {
+            /* rank of element i = how many beat it (larger, or equal at a lower index) */
+            float ai = fabsf(xg[i]);
+            int rank = 0;
+            for (int j = 0; j < m; j++) {
+                float aj = fabsf(xg[j]);
+                rank += (aj > ai) | ((aj == ai) & (j < i));
+            }
+            keep[g + i] = rank < nn;
+        }
+    }
+}
