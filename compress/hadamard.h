@@ -1,0 +1,27 @@
+/*
+ * compress/hadamard.h — block-diagonal orthonormal Walsh–Hadamard rotation.
+ *
+ * QuEST rotates every operand along its input dim with H = blockdiag(H_B, ...),
+ * H_B the Sylvester Hadamard matrix scaled by 1/sqrt(B): orthonormal and
+ * symmetric, so H·H = I and (xH)(WH)ᵀ = xWᵀ. The rotation Gaussianises rows
+ * (outliers spread over the block), which is what makes RMS-scaled grids and the
+ * Gaussian capacity numbers apply. Applied in place with the fast transform,
+ * O(n log B) per row.
+ */
+#ifndef QAT_COMPRESS_HADAMARD_H
+#define QAT_COMPRESS_HADAMARD_H
+
+#include <stdint.h>
+
+/* Resolve compress.*.hadamard for an operand with `cols` columns: -1 (auto) gives
+ * min(128, largest power of two dividing cols); 0 gives 0 (off); otherwise the
+ * value, which must be a power of two >= 2 dividing cols (else QAT_EINPUT). */
+int qat_hadamard_block(int config_value, int64_t cols, int *block);
+
+/* x ← x·H on one row of n elements (n a multiple of block), in place. */
+void qat_hadamard_row(float *x, int64_t n, int block);
+
+/* x ← x·H on every row of a (rows, cols) matrix, OpenMP over rows. */
+void qat_hadamard_rows(float *x, int64_t rows, int64_t cols, int block);
+
+#endif
