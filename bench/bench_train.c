@@ -1,0 +1,131 @@
+/*
+ * bench/bench_train.c — training speed: tokens/s, achieved GFLOP/s, and the
+ * fraction of the oneDNN f32 GEMM peak measured in the same process.
+ *
+ *   bench_train [--threads N] [--steps S] [--format W] [--act-format A] [--estimator E] MODEL…
+ *   MODEL = dDIM/lLAYERS/hHEADS/tSEQ, e.g. d256/l6/h8/t256
+ *
+ * A step is what training does: forward, backward, clipping, AdamW, the
+ * quantizers' after-step hook; batches are random token ids (data loading is
+ * not timed). FLOPs per step = 3 × forward FLOPs (model/presets.c: every matmul
+ * weight twice, attention scores and values at full length T, as computed).
+ * The GEMM peak is the best of the model's own linear-layer shapes run alone.
+ * Peak memory is the process's maximum resident set.
+ */
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "autograd/gemm.h"
+#include "autograd/tape.h"
+#include "core/config.h"
+#include "core/error.h"
+#include "core/rng.h"
+#include "model/llama.h"
+#include "optim/adamw.h"
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* Best GFLOP/s of x(M,K)·W(N,K)ᵀ over the shapes of one block. */
+static double gemm_peak(int64_t M, int64_t C, int64_t H) {
+    int64_t shapes[4][2] = {{3 * C, C}, {C, C}, {2 * H, C}, {C, H}};
+    double best = 0;
+    for (int s = 0; s < 4; s++) {
+        int64_t N = shapes[s][0], K = shapes[s][1];
+        float *a = qat_xaligned((size_t)(M * K) * 4), *b = qat_xaligned((size_t)(N * K) * 4), *c = qat_xaligned((size_t)(M * N) * 4);
+        for (int64_t i = 0; i < M * K; i++) a[i] = 0.01f * (float)(i % 97);
+        for (int64_t i = 0; i < N * K; i++) b[i] = 0.01f * (float)(i % 89);
+        for (int w = 0; w < 3; w++) qat_gemm(0, 1, M, N, K, a, K, b, K, c, N, 0);
+        int reps = 20;
+        double t0 = now_s();
+        for (int r = 0; r < reps; r++) qat_gemm(0, 1, M, N, K, a, K, b, K, c, N, 0);
+        double g = 2.0 * M * N * K * reps / (now_s() - t0) / 1e9;
+        if (g > best) best = g;
+        free(a); free(b); free(c);
+    }
+    return best;
+}
+
+int main(int argc, char **argv) {
+    int threads = 2, steps = 10, tokens_step = 4096;
+    const char *wf = "fp32", *af = "fp32", *est = "";
+    int first_model = argc;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--format") && i + 1 < argc) wf = argv[++i];
+        else if (!strcmp(argv[i], "--act-format") && i + 1 < argc) af = argv[++i];
+        else if (!strcmp(argv[i], "--estimator") && i + 1 < argc) est = argv[++i];
+        else if (!strcmp(argv[i], "--tokens") && i + 1 < argc) tokens_step = atoi(argv[++i]);
+        else { first_model = i; break; }
+    }
+    if (first_model >= argc) {
+        fprintf(stderr, "usage: bench_train [--threads N] [--steps S] [--format W] [--act-format A] [--estimator E] dDIM/lL/hH/tT...\n");
+        return 2;
+    }
+    omp_set_num_threads(threads);
+    printf("| model | threads | formats | tok/s | GFLOP/s | GEMM peak GFLOP/s | %% of peak | step ms | peak RSS MiB | params+grads+adam+acts MiB |\n");
+    printf("|---|---|---|---|---|---|---|---|---|---|\n");
+    for (int mi = first_model; mi < argc; mi++) {
+        int d, l, h, t;
+        if (sscanf(argv[mi], "d%d/l%d/h%d/t%d", &d, &l, &h, &t) != 4) {
+            fprintf(stderr, "bench_train: bad model '%s', expected dDIM/lLAYERS/hHEADS/tSEQ\n", argv[mi]);
+            return 2;
+        }
+        qat_config cfg;
+        qat_config_defaults(&cfg);
+        cfg.model.preset[0] = 0;
+        cfg.model.layers = l; cfg.model.dim = d; cfg.model.heads = h; cfg.model.seq_len = t; cfg.model.vocab = 256;
+        snprintf(cfg.weights.format, sizeof cfg.weights.format, "%s", wf);
+        snprintf(cfg.activations.format, sizeof cfg.activations.format, "%s", af);
+        snprintf(cfg.weights.estimator, sizeof cfg.weights.estimator, "%s", est);
+        snprintf(cfg.activations.estimator, sizeof cfg.activations.estimator, "%s", est);
+        qat_model_shape s;
+        if (qat_model_shape_from_config(&cfg, &s)) return qat_report(2);
+        int B = tokens_step / t;
+        qat_model *m;
+        if (qat_model_create(&cfg, &s, B, &m)) return qat_report(2);
+        qat_adamw opt;
+        qat_adamw_init(&opt, m->views, m->n_views, &cfg.train);
+        qat_tape tp;
+        qat_tape_init(&tp, 0);
+        int32_t *in = malloc((size_t)B * t * 4), *tg = malloc((size_t)B * t * 4);
+        qat_rng r = qat_rng_make(1, 2);
+        for (int i = 0; i < B * t; i++) { in[i] = (int32_t)qat_rng_below(&r, 256); tg[i] = (int32_t)qat_rng_below(&r, 256); }
+        double tstart = 0;
+        for (int st = 0; st < steps + 2; st++) {
+            if (st == 2) tstart = now_s(); /* two warm-up steps: primitives, arena */
+            qat_tape_reset(&tp);
+            qat_model_zero_grad(m, tp.epoch);
+            qat_tensor *loss = qat_model_forward(m, &tp, in, tg, B, st);
+            qat_tape_backward(&tp, loss);
+            qat_clip_grad_norm(m->views, m->n_views, 1.0);
+            qat_adamw_step(&opt, 1e-3);
+            qat_model_after_step(m, st);
+        }
+        double dt = (now_s() - tstart) / steps;
+        double flops = 3.0 * qat_model_flops_per_token(&s) * B * t;
+        double peak = gemm_peak((int64_t)B * t, d, s.hidden);
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        double state_mib = (double)m->n_total * 4 * 4 / 1048576.0; /* params, grads, m, v */
+        double act_mib = (double)tp.arena.high_water / 1048576.0;
+        printf("| %s | %d | %s/%s %s | %.0f | %.1f | %.1f | %.1f%% | %.1f | %.0f | %.0f |\n", argv[mi], threads, wf, af,
+               est[0] ? est : "", B * t / dt, flops / dt / 1e9, peak, 100 * flops / dt / 1e9 / peak, dt * 1e3,
+               ru.ru_maxrss / 1024.0, state_mib + act_mib);
+        fflush(stdout);
+        free(in); free(tg);
+        qat_tape_free(&tp);
+        qat_adamw_free(&opt);
+        qat_model_free(m);
+    }
+    return 0;
+}

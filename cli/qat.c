@@ -1,0 +1,45 @@
+/*
+ * cli/qat.c — the `qat` command: pick the subcommand and hand over.
+ *
+ * Kept deliberately thin: every subcommand parses its own options next to the
+ * code it drives, so `qat fit --help` is written by whoever knows the fit.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+
+typedef struct {
+    const char *name;                 /* subcommand */
+    int (*main)(int argc, char **argv);
+    const char *help;                 /* one line for `qat --help` */
+} command;
+
+static const command COMMANDS[] = {
+    {"train", qat_train_main, "train one model from a YAML config (SPEC §3)"},
+    {"eval", qat_eval_main, "validation loss of a checkpoint"},
+    {"grads", qat_grads_main, "gradients of one fixed batch; --compare FORMAT for alignment"},
+    {"sweep", qat_sweep_main, "a grid of runs from a sweep YAML"},
+    {"capacity", qat_capacity_main, "GMSE, capacity and bits of formats"},
+    {"fit", qat_fit_main, "fit a scaling law to runs or a CSV"},
+    {"plot", qat_plot_main, "SVG plots of a fit"},
+    {"data", qat_data_main, "make, pack and inspect token data"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: qat COMMAND [options]   (qat COMMAND --help for details)\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof *COMMANDS; i++)
+        fprintf(f, "  %-9s %s\n", COMMANDS[i].name, COMMANDS[i].help);
+    fprintf(f, "\nexit status: 0 ok, 1 runtime failure, 2 usage/config/input error\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) { usage(stderr); return 2; }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) { usage(stdout); return 0; }
+    if (!strcmp(argv[1], "--version")) { printf("qat %s\n", QAT_VERSION); return 0; }
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof *COMMANDS; i++)
+        if (!strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].main(argc - 1, argv + 1);
+    fprintf(stderr, "qat: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

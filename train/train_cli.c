@@ -1,0 +1,68 @@
+/*
+ * train/train_cli.c — `qat train` and `qat eval`: options in, trainer out.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/commands.h"
+#include "core/config.h"
+#include "core/error.h"
+#include "trainer.h"
+
+#define MAX_SETS 256
+
+static const char TRAIN_HELP[] =
+    "usage: qat train CONFIG.yaml [--set key=value]... [--out DIR] [--resume] [--print-config] [--quiet]\n"
+    "\n"
+    "Train one model. The run directory is DIR/NAME (DIR defaults to runs/, NAME is the config's\n"
+    "`name`): run.h5 is the log (readable while the run is alive), ckpt.h5 the latest checkpoint.\n"
+    "\n"
+    "  --set key=value   override one dotted key, e.g. --set train.lr=1e-3 (repeatable)\n"
+    "  --out DIR         parent directory of the run directory (default: runs)\n"
+    "  --resume          continue from DIR/NAME/ckpt.h5, bit-for-bit as if never stopped\n"
+    "  --print-config    parse and validate, print the resolved config, and exit\n"
+    "  --quiet           no progress output\n"
+    "  --stop-after N    stop after N steps as if interrupted (testing resume)\n";
+
+int qat_train_main(int argc, char **argv) {
+    const char *path = NULL, *sets[MAX_SETS];
+    int n_set = 0, print_config = 0, quiet = 0;
+    qat_train_opts opts = {.out_dir = "runs", .resume = 0, .progress = isatty(2) ? 1 : 0, .stop_after = 0};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { fputs(TRAIN_HELP, stdout); return 0; }
+        else if (!strcmp(a, "--set") && i + 1 < argc) {
+            if (n_set == MAX_SETS) return qat_report(qat_fail(QAT_EINPUT, "too many --set options (at most %d)", MAX_SETS));
+            sets[n_set++] = argv[++i];
+        } else if (!strncmp(a, "--set=", 6)) sets[n_set++] = a + 6;
+        else if (!strcmp(a, "--out") && i + 1 < argc) opts.out_dir = argv[++i];
+        else if (!strcmp(a, "--resume")) opts.resume = 1;
+        else if (!strcmp(a, "--print-config")) print_config = 1;
+        else if (!strcmp(a, "--quiet")) quiet = 1;
+        else if (!strcmp(a, "--stop-after") && i + 1 < argc) opts.stop_after = atoll(argv[++i]);
+        else if (a[0] == '-') {
+            fprintf(stderr, "qat train: unknown or incomplete option '%s'\n\n%s", a, TRAIN_HELP);
+            return 2;
+        } else if (!path) path = a;
+        else {
+            fprintf(stderr, "qat train: one config file expected, got '%s' and '%s'\n", path, a);
+            return 2;
+        }
+    }
+    if (!path) { fprintf(stderr, "qat train: missing CONFIG.yaml\n\n%s", TRAIN_HELP); return 2; }
+    if (quiet) opts.progress = -1;
+    qat_config cfg;
+    int rc = qat_config_load(path, sets, n_set, &cfg);
+    if (rc) return qat_report(rc);
+    if (print_config) {
+        if ((rc = qat_train_validate(&cfg))) return qat_report(rc);
+        char *y = qat_config_to_yaml(&cfg);
+        fputs(y, stdout);
+        free(y);
+        return 0;
+    }
+    return qat_report(qat_train_run(&cfg, &opts));
+}

@@ -1,0 +1,239 @@
+/*
+ * train/trainer.c — the training loop.
+ *
+ * Concerns handled here and nowhere else: turning the config into a plan
+ * (batch, steps), the order of operations within a step, when to log, evaluate
+ * and checkpoint, divergence, and interruption. The run log and checkpoint
+ * formats live in runlog/; this file only decides what goes into them.
+ */
+#include "trainer.h"
+
+#include <errno.h>
+#include <math.h>
+#include <omp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "autograd/tape.h"
+#include "core/error.h"
+#include "data/dataset.h"
+#include "model/llama.h"
+#include "optim/adamw.h"
+#include "progress.h"
+#include "runio.h"
+
+static volatile sig_atomic_t g_interrupted;
+static void on_signal(int sig) { (void)sig; g_interrupted = 1; }
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+int qat_train_plan(const qat_config *cfg, int64_t n_params, int seq_len, qat_run_plan *plan) {
+    const char *src = cfg->source_path[0] ? cfg->source_path : "config";
+    const qat_train_cfg *t = &cfg->train;
+    if (t->batch_tokens < seq_len || t->batch_tokens % seq_len != 0)
+        return qat_fail(QAT_EINPUT, "%s: train.batch_tokens = %d must be a positive multiple of model.seq_len = %d",
+                        src, t->batch_tokens, seq_len);
+    plan->batch = t->batch_tokens / seq_len;
+    double tokens = t->tokens > 0 ? t->tokens : t->tokens_per_param * (double)n_params;
+    if (!(tokens > 0))
+        return qat_fail(QAT_EINPUT, "%s: set train.tokens or train.tokens_per_param to a positive number", src);
+    plan->steps = (int64_t)ceil(tokens / (double)t->batch_tokens);
+    if (plan->steps < 1) plan->steps = 1;
+    plan->tokens = (double)plan->steps * t->batch_tokens;
+    return QAT_OK;
+}
+
+/* Mean validation loss over about `tokens` held-out tokens (at least one batch). */
+double qat_train_evaluate(qat_model *m, qat_tape *tp, const qat_dataset *ds, int B, int64_t tokens,
+                          int32_t *in, int32_t *tg, int64_t step) {
+    int64_t T = m->s.seq_len;
+    int64_t nb = tokens / (B * T);
+    int64_t avail = qat_dataset_val_batches(ds, B);
+    if (nb < 1) nb = 1;
+    if (nb > avail) nb = avail;
+    int saved = tp->grad_enabled;
+    tp->grad_enabled = 0;
+    double sum = 0;
+    for (int64_t i = 0; i < nb; i++) {
+        qat_dataset_val_batch(ds, i, B, in, tg);
+        qat_tape_reset(tp);
+        sum += qat_model_forward(m, tp, in, tg, B, step)->data[0];
+    }
+    tp->grad_enabled = saved;
+    return sum / (double)nb;
+}
+
+static int make_dirs(const char *path) {
+    char buf[QAT_PATH_MAX * 2];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(buf, 0777) && errno != EEXIST) return qat_fail(QAT_ERUNTIME, "%s: cannot create directory: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0777) && errno != EEXIST) return qat_fail(QAT_ERUNTIME, "%s: cannot create directory: %s", buf, strerror(errno));
+    return QAT_OK;
+}
+
+int qat_train_validate(const qat_config *cfg) {
+    qat_model_shape shape;
+    QAT_TRY(qat_model_shape_from_config(cfg, &shape));
+    QAT_TRY(qat_schedule_check(cfg->train.schedule));
+    qat_run_plan plan;
+    QAT_TRY(qat_train_plan(cfg, qat_model_count_params(&shape), shape.seq_len, &plan));
+    /* formats and estimators: build a one-layer model's quantizers */
+    qat_model_shape one = shape;
+    one.layers = 1;
+    qat_model *m = NULL;
+    QAT_TRY(qat_model_create(cfg, &one, 1, &m));
+    qat_model_free(m);
+    return QAT_OK;
+}
+
+int qat_train_run(const qat_config *cfg, const qat_train_opts *opts) {
+    int rc;
+    int nthreads = cfg->threads > 0 ? cfg->threads : omp_get_num_procs();
+    omp_set_num_threads(nthreads);
+
+    qat_model_shape shape;
+    QAT_TRY(qat_model_shape_from_config(cfg, &shape));
+    QAT_TRY(qat_schedule_check(cfg->train.schedule));
+    qat_run_plan plan;
+    QAT_TRY(qat_train_plan(cfg, qat_model_count_params(&shape), shape.seq_len, &plan));
+    int B = plan.batch;
+    int64_t T = shape.seq_len;
+
+    qat_dataset *ds = NULL;
+    rc = qat_dataset_open(&cfg->data, shape.vocab, shape.seq_len, plan.tokens, cfg->seed, &ds);
+    if (rc) return rc;
+    qat_model *m = NULL;
+    rc = qat_model_create(cfg, &shape, B, &m);
+    if (rc) { qat_dataset_free(ds); return rc; }
+    qat_adamw opt;
+    qat_adamw_init(&opt, m->views, m->n_views, &cfg->train);
+    qat_tape tp;
+    qat_tape_init(&tp, 0);
+    int32_t *in = qat_xmalloc((size_t)B * T * sizeof(int32_t));
+    int32_t *tg = qat_xmalloc((size_t)B * T * sizeof(int32_t));
+
+    char dir[QAT_PATH_MAX * 2];
+    snprintf(dir, sizeof dir, "%s/%s", opts->out_dir ? opts->out_dir : "runs", cfg->name);
+    qat_runio io;
+    int64_t start = 0;
+    double wall_before = 0;
+    rc = make_dirs(dir);
+    if (!rc) rc = qat_runio_open(&io, dir, cfg, m, &opt, opts->resume, plan.tokens, &start, &wall_before);
+    if (rc) goto done;
+
+    double flops_step = 3.0 * qat_model_flops_per_token(&shape) * (double)B * T;
+    int show = opts->progress;
+    if (show >= 0) {
+        printf("qat train %s: N = %lld non-embedding (%lld total), %.3g FLOP/token, %lld steps × %d×%lld tokens = %.4g tokens, %d threads\n",
+               cfg->name, (long long)m->n_params, (long long)m->n_total, qat_model_flops_per_token(&shape) * 3,
+               (long long)plan.steps, B, (long long)T, plan.tokens, nthreads);
+        printf("  data: %s\n", qat_dataset_describe(ds));
+        printf("  compress: weights %s, activations %s, estimator %s\n", qat_model_weight_format(m),
+               qat_model_act_format(m), qat_model_estimator(m));
+        if (start > 0) printf("  resumed from %s/ckpt.h5 at step %lld\n", dir, (long long)start);
+        printf("  log: %s/run.h5\n", dir);
+        fflush(stdout);
+    }
+
+    g_interrupted = 0;
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+
+    qat_progress prog;
+    qat_progress_init(&prog, show, plan.steps, start);
+    double t0 = now_s(), last_loss = NAN, last_eval = NAN;
+    const qat_train_cfg *tc = &cfg->train;
+    int64_t step = start;
+    for (; step < plan.steps; step++) {
+        double lr = qat_lr_at(tc, step, plan.steps);
+        qat_dataset_train_batch(ds, step, B, in, tg);
+        qat_tape_reset(&tp);
+        qat_model_zero_grad(m, tp.epoch);
+        qat_tensor *loss = qat_model_forward(m, &tp, in, tg, B, step);
+        double lv = loss->data[0];
+        qat_tape_backward(&tp, loss);
+        double gnorm = qat_clip_grad_norm(m->views, m->n_views, tc->grad_clip);
+        if (!isfinite(lv) || !isfinite(gnorm)) {
+            qat_runio_train(&io, step, (double)(step + 1) * B * T, lv, lr, gnorm, wall_before + now_s() - t0);
+            qat_runio_finish(&io, "diverged", NAN, lv, (double)step * B * T, step, wall_before + now_s() - t0);
+            qat_progress_end(&prog);
+            rc = qat_fail(QAT_ERUNTIME, "%s: loss became %s at step %lld (lr %.3g): run diverged; "
+                          "the last good checkpoint is kept in %s/ckpt.h5",
+                          cfg->name, isfinite(lv) ? "finite but the gradient norm is not" : "non-finite",
+                          (long long)step, lr, dir);
+            goto restore_signals;
+        }
+        qat_adamw_step(&opt, lr);
+        qat_model_after_step(m, step);
+        last_loss = lv;
+        double tokens_done = (double)(step + 1) * B * T;
+        double elapsed = now_s() - t0;
+        qat_runio_train(&io, step, tokens_done, lv, lr, gnorm, wall_before + elapsed);
+
+        int last = step + 1 == plan.steps;
+        int do_eval = last || (tc->eval_every > 0 && (step + 1) % tc->eval_every == 0);
+        if (do_eval) {
+            last_eval = qat_train_evaluate(m, &tp, ds, B, tc->eval_tokens, in, tg, step);
+            qat_runio_eval(&io, step, tokens_done, last_eval);
+        }
+        int stop_now = g_interrupted || (opts->stop_after > 0 && step + 1 - start >= opts->stop_after);
+        if (last || stop_now || (tc->log_every > 0 && (step + 1) % tc->log_every == 0)) {
+            qat_progress_update(&prog, step + 1, lv, lr, elapsed, (double)B * T, flops_step, do_eval ? last_eval : NAN);
+            if ((rc = qat_runio_flush(&io))) goto restore_signals;
+        } else if (do_eval) {
+            qat_progress_update(&prog, step + 1, lv, lr, elapsed, (double)B * T, flops_step, last_eval);
+        }
+        if (last || stop_now || (tc->checkpoint_every > 0 && (step + 1) % tc->checkpoint_every == 0)) {
+            if ((rc = qat_runio_checkpoint(&io, step + 1, tokens_done, wall_before + now_s() - t0))) goto restore_signals;
+        }
+        if (stop_now && !last) {
+            qat_progress_end(&prog);
+            if (show >= 0) printf("qat train %s: stopped at step %lld of %lld; continue with --resume\n",
+                                  cfg->name, (long long)(step + 1), (long long)plan.steps);
+            rc = g_interrupted ? QAT_ERUNTIME : QAT_OK;
+            if (g_interrupted) qat_fail(QAT_ERUNTIME, "interrupted at step %lld; checkpoint written, continue with --resume",
+                                        (long long)(step + 1));
+            goto restore_signals;
+        }
+    }
+    qat_progress_end(&prog);
+    {
+        double wall = wall_before + now_s() - t0;
+        rc = qat_runio_finish(&io, "completed", last_eval, last_loss, plan.tokens, plan.steps, wall);
+        if (!rc && show >= 0) {
+            double ent = qat_dataset_entropy_rate(ds);
+            printf("qat train %s: done in %.1f s; final train loss %.4f, validation loss %.4f nats/token",
+                   cfg->name, wall, last_loss, last_eval);
+            if (isfinite(ent)) printf(" (corpus entropy rate %.4f, unigram %.4f)", ent, qat_dataset_unigram_entropy(ds));
+            printf("\n  log: %s/run.h5  checkpoint: %s/ckpt.h5\n", dir, dir);
+        }
+    }
+restore_signals:
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+done:
+    qat_runio_close(&io);
+    free(in);
+    free(tg);
+    qat_tape_free(&tp);
+    qat_adamw_free(&opt);
+    qat_model_free(m);
+    qat_dataset_free(ds);
+    return rc;
+}
