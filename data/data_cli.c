@@ -75,7 +75,7 @@ static int parse_count(const char *cmd, const char *opt, const char *s, double l
     errno = 0;
     double v = strtod(s, &end);
     if (errno || end == s || *end || v != floor(v) || v < lo || v > hi)
-        return qat_fail(QAT_EINPUT, "qat data %s: %s '%s': expected a whole number in [%.0f, %.0f]", cmd, opt, s,
+        return qat_fail(QAT_EINPUT, "data %s: %s '%s': expected a whole number in [%.0f, %.0f]", cmd, opt, s,
                         lo, hi);
     *out = (int64_t)v;
     return QAT_OK;
@@ -116,19 +116,19 @@ static int cmd_synth(int argc, char **argv) {
             errno = 0;
             seed = strtoull(v, &end, 0);
             if (errno || end == v || *end || v[0] == '-')
-                return qat_fail(QAT_EINPUT, "qat data synth: --seed '%s': expected a non-negative integer", v);
+                return qat_fail(QAT_EINPUT, "data synth: --seed '%s': expected a non-negative integer", v);
         } else if ((v = opt_value(argc, argv, &i, "-o", &missing)) ||
                    (v = opt_value(argc, argv, &i, "--out", &missing))) {
             out = v;
         } else if (missing) {
-            return qat_fail(QAT_EINPUT, "qat data synth: %s needs a value (see --help)", argv[i]);
+            return qat_fail(QAT_EINPUT, "data synth: %s needs a value (see --help)", argv[i]);
         } else {
-            return qat_fail(QAT_EINPUT, "qat data synth: unknown argument '%s', expected --tokens, --seed, --vocab, "
+            return qat_fail(QAT_EINPUT, "data synth: unknown argument '%s', expected --tokens, --seed, --vocab, "
                                         "--topics, --val or -o (see --help)", argv[i]);
         }
     }
-    if (tokens < 0) return qat_fail(QAT_EINPUT, "qat data synth: missing --tokens N (see --help)");
-    if (!out) return qat_fail(QAT_EINPUT, "qat data synth: missing -o OUT.bin (see --help)");
+    if (tokens < 0) return qat_fail(QAT_EINPUT, "data synth: missing --tokens N (see --help)");
+    if (!out) return qat_fail(QAT_EINPUT, "data synth: missing -o OUT.bin (see --help)");
     qat_synth_params p;
     qat_synth_params_default(&p, seed, (int)vocab, (int)topics);
     qat_synth *s;
@@ -168,13 +168,13 @@ static int cmd_pack(int argc, char **argv) {
         if (is_help(argv[i])) { fputs(usage_pack, stdout); free(files); return 0; }
         if ((v = opt_value(argc, argv, &i, "-o", &missing)) || (v = opt_value(argc, argv, &i, "--out", &missing)))
             out = v;
-        else if (missing) rc = qat_fail(QAT_EINPUT, "qat data pack: %s needs a value (see --help)", argv[i]);
+        else if (missing) rc = qat_fail(QAT_EINPUT, "data pack: %s needs a value (see --help)", argv[i]);
         else if (argv[i][0] == '-' && argv[i][1])
-            rc = qat_fail(QAT_EINPUT, "qat data pack: unknown option '%s', expected FILE... -o OUT.bin", argv[i]);
+            rc = qat_fail(QAT_EINPUT, "data pack: unknown option '%s', expected FILE... -o OUT.bin", argv[i]);
         else files[nf++] = argv[i];
     }
-    if (!rc && !nf) rc = qat_fail(QAT_EINPUT, "qat data pack: no input files, expected FILE... -o OUT.bin");
-    if (!rc && !out) rc = qat_fail(QAT_EINPUT, "qat data pack: missing -o OUT.bin (see --help)");
+    if (!rc && !nf) rc = qat_fail(QAT_EINPUT, "data pack: no input files, expected FILE... -o OUT.bin");
+    if (!rc && !out) rc = qat_fail(QAT_EINPUT, "data pack: missing -o OUT.bin (see --help)");
     uint16_t *t = NULL;
     int64_t n = 0;
     if (!rc) rc = qat_text_read_files(files, nf, 0, &t, &n);
@@ -220,7 +220,7 @@ static int cmd_inspect(int argc, char **argv) {
         if (is_help(argv[i])) { fputs(usage_inspect, stdout); return 0; }
     for (int i = 1; i < argc; i++) {
         if (argv[i][0] == '-' && argv[i][1])
-            return qat_fail(QAT_EINPUT, "qat data inspect: unknown option '%s', expected SHARD...", argv[i]);
+            return qat_fail(QAT_EINPUT, "data inspect: unknown option '%s', expected SHARD...", argv[i]);
         n++;
         int rc = inspect_one(argv[i]);
         if (rc) { /* report and go on: one bad shard should not hide the others */
@@ -228,8 +228,8 @@ static int cmd_inspect(int argc, char **argv) {
             worst = rc > worst ? rc : worst;
         }
     }
-    if (!n) return qat_fail(QAT_EINPUT, "qat data inspect: no shards given, expected SHARD...");
-    if (worst) qat_fail(worst, "qat data inspect: some shards are invalid (see above)");
+    if (!n) return qat_fail(QAT_EINPUT, "data inspect: no shards given, expected SHARD...");
+    if (worst) qat_fail(worst, "data inspect: some shards are invalid (see above)");
     return worst;
 }
 
@@ -244,6 +244,6 @@ int qat_data_main(int argc, char **argv) {
     if (!strcmp(cmd, "synth")) rc = cmd_synth(argc - 1, argv + 1);
     else if (!strcmp(cmd, "pack")) rc = cmd_pack(argc - 1, argv + 1);
     else if (!strcmp(cmd, "inspect")) rc = cmd_inspect(argc - 1, argv + 1);
-    else rc = qat_fail(QAT_EINPUT, "qat data: unknown command '%s', expected synth, pack or inspect", cmd);
+    else rc = qat_fail(QAT_EINPUT, "data: unknown command '%s', expected synth, pack or inspect", cmd);
     return rc ? qat_report(rc) : 0;
 }
