@@ -128,6 +128,17 @@ int qat_fit_run_fit(const qat_fit_problem *p, const qat_fit_opts *o, qat_fit_res
     memcpy(r->theta, ends + (size_t)fin[0].idx * np, (size_t)np * sizeof(double));
     r->objective = fin[0].f;
 
+    if (o->warm) {
+        double *th = qat_xmalloc((size_t)np * sizeof(double));
+        memcpy(th, o->warm, (size_t)np * sizeof(double));
+        double f = qat_fit_local(p, th, NULL);
+        if (isfinite(f) && f < r->objective) {
+            r->objective = f;
+            memcpy(r->theta, th, (size_t)np * sizeof(double));
+        }
+        free(th);
+    }
+
     /* Capacity alternatives from the best end point (they are few: run serially). */
     if (p->law != QAT_LAW_CHINCHILLA) {
         static const double alt[][3] = {{0.5, 0.2, 0.7}, {0.5, 0.2, 2.8}, {0.7, 0.8, 0.7},

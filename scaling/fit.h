@@ -120,7 +120,7 @@ typedef struct {
     int loo;              /* compute the leave-one-out error */
     int boot_starts;      /* extra starts per resample besides the warm start (default 3) */
     int max_starts;       /* grid starts run to convergence, best by initial objective (0 = all) */
-    int verbose;          /* progress on stderr */
+    const double *warm;   /* optional extra start θ (e.g. from a related fit), tried after the grid */
 } qat_fit_opts;
 
 typedef struct {

@@ -1,0 +1,246 @@
+/*
+ * scaling/fit_cli.c — the command lines of `qat fit` and `qat plot`.
+ *
+ * Only argument handling and the order of steps live here: read inputs →
+ * drop/exclude → resolve formats → fit (→ decoupled companion for a unified
+ * fit, whose free effs the capacity plot shows against the tanh curve) →
+ * table or JSON → CSV and FIT.h5. Every failure returns a code with a message
+ * naming the option or the file (and line); nothing here calls exit().
+ */
+#include "scaling/fit_cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "scaling/fit.h"
+#include "scaling/fit_h5.h"
+#include "scaling/inputs.h"
+#include "scaling/plot.h"
+#include "scaling/report.h"
+
+static const char fit_usage[] =
+    "usage: qat fit RUNS... [options]\n"
+    "\n"
+    "Fit L(N, D) = A*(N*rho)^-alpha + B*D^-beta + E to training runs (SPEC section 8):\n"
+    "Huber loss (delta 1e-3) on ln L, L-BFGS from Epoch AI's grid of starts, best kept.\n"
+    "\n"
+    "RUNS are run logs (run.h5 files, or directories searched for run.h5; only\n"
+    "completed runs count, others are skipped with a warning) or CSV files with\n"
+    "columns N,D,loss[,format[,act_format]] (header optional; a header may instead\n"
+    "name 'Model Size', 'Training FLOP' (D = FLOP/(6N)) and 'loss').\n"
+    "\n"
+    "options:\n"
+    "  --law chinchilla|decoupled|unified\n"
+    "                      chinchilla: rho = 1; decoupled: one free eff per W/A format\n"
+    "                      pair (fp32/fp32 = 1); unified: rho from the formats' GMSE with\n"
+    "                      one (L, F, C) per compression type. Default: chinchilla when\n"
+    "                      every run is fp32/fp32, else unified (decoupled when qat has\n"
+    "                      no format library).\n"
+    "  --bootstrap N       N resamples over runs for 95%% percentile intervals (default 0)\n"
+    "  --seed S            bootstrap seed (default 0)\n"
+    "  --fix NAME=VALUE    hold a parameter: A alpha B beta E, quant_L ... vq_C, L/F/C\n"
+    "                      (all types), or a decoupled eff by its pair, e.g. int4/int4=0.7\n"
+    "  --exclude GLOB      drop runs whose weight format, W/A pair or file matches\n"
+    "  --drop-highest K    drop the K runs with the highest loss (Epoch drops 5)\n"
+    "  --no-loo            skip the leave-one-out error\n"
+    "  --json              print the SPEC section 1 JSON instead of the table\n"
+    "  --out FIT.h5        write parameters, intervals, per-run predictions (for qat plot)\n"
+    "  --csv FILE          write per-run N, D, loss, formats, rho, prediction, residual\n"
+    "  --help              this text\n";
+
+static const char plot_usage[] =
+    "usage: qat plot FIT.h5 --kind law|capacity|frontier -o FIG.svg\n"
+    "\n"
+    "  law       loss against N per format pair, with the fitted curves (log axes)\n"
+    "  capacity  rho against GMSE: the fitted tanh curve per compression type and the\n"
+    "            decoupled effs as points\n"
+    "  frontier  capacity per bit against bits per parameter, naming the best format\n"
+    "            under each bit budget\n"
+    "options: --kind KIND, -o/--out FIG.svg, --help\n";
+
+static int parse_int(const char *opt, const char *v, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (!*v || *end || errno || x < lo || x > hi)
+        return qat_fail(QAT_EINPUT, "%s %s: expected an integer in [%ld, %ld]", opt, v, lo, hi);
+    *out = x;
+    return QAT_OK;
+}
+
+/* The value of option i (advancing i), or a usage error. */
+static int need_value(int argc, char **argv, int *i, const char **v) {
+    if (*i + 1 >= argc) return qat_fail(QAT_EINPUT, "%s: missing value (see --help)", argv[*i]);
+    *v = argv[++*i];
+    return QAT_OK;
+}
+
+typedef struct {
+    char **inputs;
+    int n_inputs;
+    const char *law, *out, *csv;
+    const char **fix, **exclude;
+    int n_fix, n_exclude;
+    long bootstrap, seed, drop;
+    int json, loo, help;
+} fit_args;
+
+static int parse_fit_args(int argc, char **argv, fit_args *a) {
+    a->loo = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *o = argv[i], *v = NULL;
+        if (!strcmp(o, "--help") || !strcmp(o, "-h")) a->help = 1;
+        else if (!strcmp(o, "--json")) a->json = 1;
+        else if (!strcmp(o, "--no-loo")) a->loo = 0;
+        else if (!strcmp(o, "--law")) { QAT_TRY(need_value(argc, argv, &i, &a->law)); }
+        else if (!strcmp(o, "--out")) { QAT_TRY(need_value(argc, argv, &i, &a->out)); }
+        else if (!strcmp(o, "--csv")) { QAT_TRY(need_value(argc, argv, &i, &a->csv)); }
+        else if (!strcmp(o, "--bootstrap")) {
+            QAT_TRY(need_value(argc, argv, &i, &v));
+            QAT_TRY(parse_int(o, v, 0, 1000000, &a->bootstrap));
+        } else if (!strcmp(o, "--seed")) {
+            QAT_TRY(need_value(argc, argv, &i, &v));
+            QAT_TRY(parse_int(o, v, 0, 0x7fffffffffffffffL, &a->seed));
+        } else if (!strcmp(o, "--drop-highest")) {
+            QAT_TRY(need_value(argc, argv, &i, &v));
+            QAT_TRY(parse_int(o, v, 0, 1000000000, &a->drop));
+        } else if (!strcmp(o, "--fix")) {
+            QAT_TRY(need_value(argc, argv, &i, &v));
+            a->fix[a->n_fix++] = v;
+        } else if (!strcmp(o, "--exclude")) {
+            QAT_TRY(need_value(argc, argv, &i, &v));
+            a->exclude[a->n_exclude++] = v;
+        } else if (o[0] == '-' && o[1])
+            return qat_fail(QAT_EINPUT, "qat fit: unknown option '%s' (see qat fit --help)", o);
+        else a->inputs[a->n_inputs++] = argv[i];
+    }
+    return QAT_OK;
+}
+
+static int apply_fixes(qat_fit_problem *p, const fit_args *a) {
+    for (int k = 0; k < a->n_fix; k++) {
+        const char *eq = strrchr(a->fix[k], '=');
+        if (!eq || eq == a->fix[k])
+            return qat_fail(QAT_EINPUT, "--fix %s: expected NAME=VALUE", a->fix[k]);
+        char name[160];
+        snprintf(name, sizeof name, "%.*s", (int)(eq - a->fix[k]), a->fix[k]);
+        char *end;
+        double v = strtod(eq + 1, &end);
+        if (end == eq + 1 || *end) return qat_fail(QAT_EINPUT, "--fix %s: '%s' is not a number", a->fix[k], eq + 1);
+        QAT_TRY(qat_fit_problem_fix(p, name, v));
+    }
+    return QAT_OK;
+}
+
+static int fit_body(fit_args *a) {
+    if (a->n_inputs == 0) return qat_fail(QAT_EINPUT, "qat fit: no RUNS given (see qat fit --help)");
+    const qat_fit_resolver *res = qat_fit_default_resolver();
+    qat_fit_runs rs = {0};
+    int skipped = 0, rc;
+    qat_fit_problem p = {0}, dp = {0};
+    qat_fit_result r = {0}, dr = {0};
+    qat_fit_report rep = {0};
+    if ((rc = qat_fit_read_inputs(a->inputs, a->n_inputs, &rs, &skipped, stderr))) goto out;
+    qat_fit_drop_highest(&rs, (int)a->drop);
+    for (int k = 0; k < a->n_exclude; k++)
+        if (qat_fit_exclude(&rs, a->exclude[k]) == 0)
+            fprintf(stderr, "qat: warning: --exclude %s matched no run\n", a->exclude[k]);
+    if (rs.n < 3) {
+        rc = qat_fail(QAT_EINPUT, "qat fit: %d usable runs after skipping and excluding; a fit needs at least 3", rs.n);
+        goto out;
+    }
+    int all_dense = 1;
+    for (int i = 0; i < rs.n; i++)
+        all_dense &= !strcmp(rs.run[i].wfmt, "fp32") && !strcmp(rs.run[i].afmt, "fp32");
+    qat_fit_law law = all_dense ? QAT_LAW_CHINCHILLA : res->terms ? QAT_LAW_UNIFIED : QAT_LAW_DECOUPLED;
+    if (a->law && (rc = qat_fit_law_parse(a->law, &law))) goto out;
+    if (law == QAT_LAW_UNIFIED) {
+        if ((rc = qat_fit_resolve_terms(&rs, res))) goto out;
+    } else if (res->terms) {
+        /* Only for the plots (a pair's point on the ρ plane); unknown formats are fine here. */
+        qat_fit_runs probe = rs;
+        for (int i = 0; i < rs.n; i++) {
+            probe.run = &rs.run[i];
+            probe.n = 1;
+            if (qat_fit_resolve_terms(&probe, res)) { rs.run[i].n_terms = -1; qat_clear_error(); }
+        }
+    }
+    if ((rc = qat_fit_problem_init(&p, law, &rs))) goto out;
+    if ((rc = apply_fixes(&p, a))) goto out;
+    qat_fit_opts o = {.bootstrap = (int)a->bootstrap, .seed = (uint64_t)a->seed, .loo = a->loo};
+    if ((rc = qat_fit_run_fit(&p, &o, &r))) goto out;
+
+    rep = (qat_fit_report){.runs = &rs, .p = &p, .r = &r, .bootstrap = (int)a->bootstrap,
+                           .seed = (unsigned long long)a->seed, .skipped = skipped};
+    if (law == QAT_LAW_UNIFIED) {
+        /* The decoupled law on the same runs, warm-started from the unified optimum
+         * (its effs start at the unified ρ): the capacity plot's points. */
+        if ((rc = qat_fit_problem_init(&dp, QAT_LAW_DECOUPLED, &rs))) goto out;
+        double *warm = qat_xcalloc((size_t)dp.np, sizeof(double));
+        memcpy(warm, r.theta, 5 * sizeof(double));
+        for (int k = 0; k < dp.n_pairs; k++)
+            if (dp.eff_of_pair[k] >= 0) warm[dp.eff_of_pair[k]] = log(r.pair_rho[k]);
+        qat_fit_opts d = {.max_starts = 64, .warm = warm};
+        rc = qat_fit_run_fit(&dp, &d, &dr);
+        free(warm);
+        if (rc) goto out;
+        rep.dp = &dp;
+        rep.dr = &dr;
+    }
+    qat_fit_report_prepare(&rep, res);
+    if (a->json) qat_fit_print_json(stdout, &rep);
+    else qat_fit_print_table(stdout, &rep);
+    fflush(stdout);
+    if (a->csv && (rc = qat_fit_write_csv(a->csv, &rep))) goto out;
+    if (a->out && (rc = qat_fit_h5_write(a->out, &rep))) goto out;
+out:
+    qat_fit_report_free(&rep);
+    qat_fit_result_free(&r);
+    qat_fit_result_free(&dr);
+    qat_fit_problem_free(&p);
+    qat_fit_problem_free(&dp);
+    qat_fit_runs_free(&rs);
+    return rc;
+}
+
+int qat_fit_main(int argc, char **argv) {
+    fit_args a = {0};
+    a.inputs = qat_xcalloc((size_t)argc, sizeof *a.inputs);
+    a.fix = qat_xcalloc((size_t)argc, sizeof *a.fix);
+    a.exclude = qat_xcalloc((size_t)argc, sizeof *a.exclude);
+    qat_clear_error();
+    int rc = parse_fit_args(argc, argv, &a);
+    if (!rc && a.help) fputs(fit_usage, stdout);
+    else if (!rc) rc = fit_body(&a);
+    free(a.inputs); free(a.fix); free(a.exclude);
+    return qat_report(rc);
+}
+
+int qat_plot_main(int argc, char **argv) {
+    const char *in = NULL, *out = NULL, *kind = NULL;
+    int rc = QAT_OK;
+    qat_clear_error();
+    for (int i = 1; i < argc && !rc; i++) {
+        const char *o = argv[i];
+        if (!strcmp(o, "--help") || !strcmp(o, "-h")) { fputs(plot_usage, stdout); return 0; }
+        else if (!strcmp(o, "--kind")) rc = need_value(argc, argv, &i, &kind);
+        else if (!strcmp(o, "-o") || !strcmp(o, "--out")) rc = need_value(argc, argv, &i, &out);
+        else if (o[0] == '-' && o[1]) rc = qat_fail(QAT_EINPUT, "qat plot: unknown option '%s' (see qat plot --help)", o);
+        else if (in) rc = qat_fail(QAT_EINPUT, "qat plot: one FIT.h5 only (got '%s' and '%s')", in, o);
+        else in = o;
+    }
+    if (!rc && !in) rc = qat_fail(QAT_EINPUT, "qat plot: no FIT.h5 given (see qat plot --help)");
+    if (!rc && !out) rc = qat_fail(QAT_EINPUT, "qat plot: no output given (-o FIG.svg)");
+    if (!rc && !kind) rc = qat_fail(QAT_EINPUT, "qat plot: no --kind given (law, capacity or frontier)");
+    qat_plot_kind k = QAT_PLOT_LAW;
+    if (!rc) rc = qat_plot_kind_parse(kind, &k);
+    if (rc) return qat_report(rc);
+    qat_fit_h5 f;
+    if ((rc = qat_fit_h5_read(in, &f))) return qat_report(rc);
+    rc = qat_fit_plot(&f, in, k, out, stdout);
+    qat_fit_h5_free(&f);
+    return qat_report(rc);
+}

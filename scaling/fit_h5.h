@@ -1,0 +1,60 @@
+/*
+ * scaling/fit_h5.h — FIT.h5, the file a fit leaves for plots and for
+ * `qat capacity --fit`.
+ *
+ * Layout (all datasets 1-D, strings variable-length UTF-8):
+ *   root attributes  law, n_runs, rmse_log, loo_rmse_log, huber_delta, bootstrap,
+ *                    seed, A, alpha, B, beta, E, and cap_<type>_{L,F,C} for each
+ *                    capacity type fitted (quant, sparse, vq)
+ *   /params          name, value, ci_lo, ci_hi, fixed   (every fitted parameter)
+ *   /runs            N, D, loss, pred, resid (ln L̂ − ln L), rho, weight_format,
+ *                    act_format, origin
+ *   /pairs           name ("W/A"), value (eff or ρ), ci_lo, ci_hi, cap_type,
+ *                    cap_gmse, cap_power (the pair's point on the ρ(GMSE) plane:
+ *                    k equal terms of one type → (gmse, value^(1/k)); type −1 none)
+ *   /decoupled       for a unified fit: the decoupled law fitted to the same runs,
+ *                    same datasets as /pairs plus attributes A … E and rmse_log —
+ *                    its free effs are the points of the capacity plot
+ *   /formats         name, bits, rho (weight-only capacity under this fit), gmse,
+ *                    in_data — the prices behind the frontier plot
+ */
+#ifndef QAT_SCALING_FIT_H5_H
+#define QAT_SCALING_FIT_H5_H
+
+#include "scaling/fit.h"
+#include "scaling/report.h"
+
+int qat_fit_h5_write(const char *path, const qat_fit_report *rep);
+
+/* A table of pairs as read back. */
+typedef struct {
+    int n;
+    char (*name)[2 * QAT_FIT_FMT_LEN + 2];
+    double *value, *lo, *hi, *gmse;
+    int *type, *power;
+} qat_fit_h5_pairs;
+
+/* What the plots read back. */
+typedef struct {
+    char law[16];
+    int n_runs;
+    double A, alpha, B, beta, E;
+    double rmse_log;
+    int has_cap[QAT_CAP_NTYPES];
+    double cap[QAT_CAP_NTYPES][3]; /* L, F, C */
+    double *N, *D, *loss, *pred, *rho;
+    char (*wfmt)[QAT_FIT_FMT_LEN], (*afmt)[QAT_FIT_FMT_LEN];
+    qat_fit_h5_pairs pairs, dec; /* dec.n == 0 without a decoupled companion */
+    int n_fmt;
+    char (*fmt)[QAT_FIT_FMT_LEN];
+    double *fmt_bits, *fmt_rho;
+    int *fmt_in_data;
+} qat_fit_h5;
+
+int qat_fit_h5_read(const char *path, qat_fit_h5 *f);
+void qat_fit_h5_free(qat_fit_h5 *f);
+
+/* L̂ of the file's law at (N, D) for a run of capacity multiplier rho. */
+double qat_fit_h5_predict(const qat_fit_h5 *f, double N, double D, double rho);
+
+#endif

@@ -1,0 +1,233 @@
+/*
+ * scaling/report.c — the human table, the SPEC §1 JSON and the per-run CSV of
+ * a fit, plus the derived tables (ρ-plane points, format prices) that the
+ * FIT.h5 writer stores for the plots.
+ *
+ * JSON keys are fixed by SPEC §1 (other tools parse them): law, n_runs,
+ * params {A, alpha, B, beta, E}, capacity {type: {L, F, C}} for the types
+ * present, eff {"W/A": eff or ρ}, ci {name: [lo, hi]}, rmse_log. Nothing else
+ * is added; the leave-one-out error lives in the table and in FIT.h5.
+ */
+#include "scaling/report.h"
+
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+
+#include "core/error.h"
+
+/* The candidate formats the frontier prices besides those in the data. */
+static const char *const frontier_candidates[] = {
+    "int1", "ternary", "int2", "int3", "int4", "fp4", "int5", "int6", "int8", "sp50", "sp75",
+    "2:4", "sp50+int4", "2:4+int4", "vq2x2", "vq4x2", "fp32",
+};
+
+static void cap_points(const qat_fit_runs *rs, const qat_fit_problem *p, qat_fit_cap_point *pt) {
+    for (int k = 0; k < p->n_pairs; k++) {
+        const qat_fit_run *r = &rs->run[p->pair_run[k]];
+        pt[k] = (qat_fit_cap_point){-1, NAN, 0};
+        if (r->n_terms <= 0) continue;
+        int same = 1;
+        for (int j = 1; j < r->n_terms; j++)
+            same &= r->terms[j].type == r->terms[0].type && r->terms[j].gmse == r->terms[0].gmse;
+        if (same) pt[k] = (qat_fit_cap_point){(int)r->terms[0].type, r->terms[0].gmse, r->n_terms};
+    }
+}
+
+/* Weight-only capacity of one format under the fit, NaN when the fit cannot price it. */
+static double format_rho(const qat_fit_report *rep, const qat_fit_resolver *res, const char *fmt, double *gmse) {
+    const qat_fit_problem *p = rep->p;
+    *gmse = NAN;
+    if (!strcmp(fmt, "fp32")) return 1.0;
+    if (p->law == QAT_LAW_UNIFIED) {
+        qat_cap_term t[QAT_FIT_MAX_TERMS];
+        int nt = 0;
+        if (!res || !res->terms || res->terms(fmt, t, QAT_FIT_MAX_TERMS, &nt)) { qat_clear_error(); return NAN; }
+        double rho = 1.0;
+        for (int j = 0; j < nt; j++) {
+            if (p->type_off[t[j].type] < 0) return NAN; /* a type this fit never saw */
+            rho *= qat_fit_cap_rho(p, rep->r->theta, (int)t[j].type, t[j].gmse);
+        }
+        if (nt == 1) *gmse = t[0].gmse;
+        return rho;
+    }
+    if (p->law == QAT_LAW_DECOUPLED) {
+        char key[2 * QAT_FIT_FMT_LEN + 2];
+        snprintf(key, sizeof key, "%s/fp32", fmt);
+        for (int k = 0; k < p->n_pairs; k++)
+            if (!strcmp(p->pair[k], key)) return rep->r->pair_rho[k];
+    }
+    return NAN;
+}
+
+static void add_format(qat_fit_report *rep, const qat_fit_resolver *res, const char *fmt, int in_data) {
+    for (int k = 0; k < rep->n_fmt; k++)
+        if (!strcmp(rep->fmt[k].name, fmt)) { rep->fmt[k].in_data |= in_data; return; }
+    double bits, gmse;
+    if (!res || !res->bits || res->bits(fmt, &bits)) { qat_clear_error(); return; }
+    double rho = format_rho(rep, res, fmt, &gmse);
+    if (!isfinite(rho)) return;
+    rep->fmt = qat_xrealloc(rep->fmt, (size_t)(rep->n_fmt + 1) * sizeof *rep->fmt);
+    qat_fit_format_row *row = &rep->fmt[rep->n_fmt++];
+    snprintf(row->name, sizeof row->name, "%s", fmt);
+    row->bits = bits;
+    row->rho = rho;
+    row->gmse = gmse;
+    row->in_data = in_data;
+}
+
+void qat_fit_report_prepare(qat_fit_report *rep, const qat_fit_resolver *res) {
+    rep->pt = qat_xmalloc((size_t)rep->p->n_pairs * sizeof *rep->pt);
+    cap_points(rep->runs, rep->p, rep->pt);
+    if (rep->dp) {
+        rep->dpt = qat_xmalloc((size_t)rep->dp->n_pairs * sizeof *rep->dpt);
+        cap_points(rep->runs, rep->dp, rep->dpt);
+    }
+    for (int i = 0; i < rep->runs->n; i++) add_format(rep, res, rep->runs->run[i].wfmt, 1);
+    if (rep->p->law == QAT_LAW_UNIFIED)
+        for (size_t k = 0; k < sizeof frontier_candidates / sizeof *frontier_candidates; k++)
+            add_format(rep, res, frontier_candidates[k], 0);
+}
+
+void qat_fit_report_free(qat_fit_report *rep) {
+    free(rep->pt); free(rep->dpt); free(rep->fmt);
+    rep->pt = rep->dpt = NULL;
+    rep->fmt = NULL;
+    rep->n_fmt = 0;
+}
+
+static int pair_runs(const qat_fit_problem *p, int k) {
+    int c = 0;
+    for (int i = 0; i < p->n; i++) c += p->pair_of[i] == k;
+    return c;
+}
+
+static void interval(FILE *out, double lo, double hi, int fixed) {
+    if (fixed) fprintf(out, "  (fixed)");
+    else if (isfinite(lo) && isfinite(hi)) fprintf(out, "  [%.5g, %.5g]", lo, hi);
+}
+
+void qat_fit_print_table(FILE *out, const qat_fit_report *rep) {
+    const qat_fit_problem *p = rep->p;
+    const qat_fit_result *r = rep->r;
+    fprintf(out, "qat fit: %s law, %d runs", qat_fit_law_name(p->law), p->n);
+    if (rep->skipped) fprintf(out, " (%d inputs skipped, see warnings)", rep->skipped);
+    fprintf(out, ", Huber delta = %g on ln L\n", QAT_FIT_HUBER_DELTA);
+    if (rep->bootstrap)
+        fprintf(out, "intervals: 95%% percentile, %d of %d bootstrap resamples over runs (seed %llu)\n",
+                r->n_boot, rep->bootstrap, rep->seed);
+    fprintf(out, "\n  %-18s %12s  %s\n", "parameter", "value", rep->bootstrap ? "95% interval" : "");
+    for (int k = 0; k < p->np; k++) {
+        if (p->law == QAT_LAW_DECOUPLED && k >= 5) break; /* effs go in the pair table */
+        fprintf(out, "  %-18s %12.5g", p->name[k], qat_fit_value(p, r->theta, k));
+        interval(out, r->lo[k], r->hi[k], p->fixed[k]);
+        fputc('\n', out);
+    }
+    if (p->law != QAT_LAW_CHINCHILLA) {
+        fprintf(out, "\n  %-24s %10s  %-22s %5s\n", "format pair (W/A)",
+                p->law == QAT_LAW_UNIFIED ? "rho" : "eff", rep->bootstrap ? "95% interval" : "", "runs");
+        for (int k = 0; k < p->n_pairs; k++) {
+            int fixed = p->law == QAT_LAW_DECOUPLED &&
+                        (p->eff_of_pair[k] < 0 || p->fixed[p->eff_of_pair[k]]);
+            char iv[64] = "";
+            if (fixed) snprintf(iv, sizeof iv, "(fixed)");
+            else if (isfinite(r->pair_lo[k])) snprintf(iv, sizeof iv, "[%.4g, %.4g]", r->pair_lo[k], r->pair_hi[k]);
+            fprintf(out, "  %-24s %10.4g  %-22s %5d\n", p->pair[k], r->pair_rho[k], iv, pair_runs(p, k));
+        }
+    }
+    fprintf(out, "\nfit error: rmse(ln L) = %.5g", r->rmse_log);
+    if (isfinite(r->loo_rmse_log)) fprintf(out, ", leave-one-out rmse(ln L) = %.5g", r->loo_rmse_log);
+    fprintf(out, ", Huber objective = %.6g, %.2f s\n", r->objective, r->seconds);
+}
+
+static void json_num(FILE *out, double v) {
+    if (isfinite(v)) fprintf(out, "%.9g", v);
+    else fputs("null", out);
+}
+
+static void json_str(FILE *out, const char *s) {
+    fputc('"', out);
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') fprintf(out, "\\%c", *s);
+        else if ((unsigned char)*s < 0x20) fprintf(out, "\\u%04x", *s);
+        else fputc(*s, out);
+    }
+    fputc('"', out);
+}
+
+void qat_fit_print_json(FILE *out, const qat_fit_report *rep) {
+    const qat_fit_problem *p = rep->p;
+    const qat_fit_result *r = rep->r;
+    fprintf(out, "{\"law\": \"%s\", \"n_runs\": %d, \"params\": {", qat_fit_law_name(p->law), p->n);
+    for (int k = 0; k < 5; k++) {
+        fprintf(out, "%s\"%s\": ", k ? ", " : "", p->name[k]);
+        json_num(out, qat_fit_value(p, r->theta, k));
+    }
+    fprintf(out, "}, \"capacity\": {");
+    int first = 1;
+    for (int t = 0; t < QAT_CAP_NTYPES; t++) {
+        int o = p->type_off[t];
+        if (o < 0) continue;
+        fprintf(out, "%s\"%s\": {", first ? "" : ", ", qat_fit_type_name(t));
+        for (int j = 0; j < 3; j++) {
+            fprintf(out, "%s\"%c\": ", j ? ", " : "", "LFC"[j]);
+            json_num(out, qat_fit_value(p, r->theta, o + j));
+        }
+        fputc('}', out);
+        first = 0;
+    }
+    fprintf(out, "}, \"eff\": {");
+    if (p->law != QAT_LAW_CHINCHILLA)
+        for (int k = 0; k < p->n_pairs; k++) {
+            if (k) fputs(", ", out);
+            json_str(out, p->pair[k]);
+            fputs(": ", out);
+            json_num(out, r->pair_rho[k]);
+        }
+    fprintf(out, "}, \"ci\": {");
+    first = 1;
+    for (int k = 0; k < p->np; k++) {
+        if (!isfinite(r->lo[k])) continue;
+        if (p->law == QAT_LAW_DECOUPLED && k >= 5) continue; /* listed with the pairs below */
+        fprintf(out, "%s", first ? "" : ", ");
+        json_str(out, p->name[k]);
+        fputs(": [", out); json_num(out, r->lo[k]); fputs(", ", out); json_num(out, r->hi[k]); fputc(']', out);
+        first = 0;
+    }
+    if (p->law != QAT_LAW_CHINCHILLA)
+        for (int k = 0; k < p->n_pairs; k++) {
+            if (!isfinite(r->pair_lo[k])) continue;
+            fprintf(out, "%s", first ? "" : ", ");
+            json_str(out, p->pair[k]);
+            fputs(": [", out); json_num(out, r->pair_lo[k]); fputs(", ", out); json_num(out, r->pair_hi[k]);
+            fputc(']', out);
+            first = 0;
+        }
+    fprintf(out, "}, \"rmse_log\": ");
+    json_num(out, r->rmse_log);
+    fprintf(out, "}\n");
+}
+
+static void csv_field(FILE *out, const char *s) {
+    if (!strpbrk(s, ",\"\n")) { fputs(s, out); return; }
+    fputc('"', out);
+    for (; *s; s++) { if (*s == '"') fputc('"', out); fputc(*s, out); }
+    fputc('"', out);
+}
+
+int qat_fit_write_csv(const char *path, const qat_fit_report *rep) {
+    FILE *out = fopen(path, "w");
+    if (!out) return qat_fail(QAT_EINPUT, "%s: cannot write: %s", path, strerror(errno));
+    fprintf(out, "N,D,loss,format,act_format,rho,pred,resid_log,origin\n");
+    for (int i = 0; i < rep->p->n; i++) {
+        const qat_fit_run *u = &rep->runs->run[i];
+        fprintf(out, "%.10g,%.10g,%.10g,", u->N, u->D, u->loss);
+        csv_field(out, u->wfmt); fputc(',', out);
+        csv_field(out, u->afmt);
+        fprintf(out, ",%.8g,%.10g,%.8g,", rep->r->rho[i], rep->r->pred[i], rep->r->resid[i]);
+        csv_field(out, u->origin);
+        fputc('\n', out);
+    }
+    if (fclose(out)) return qat_fail(QAT_ERUNTIME, "%s: write failed: %s", path, strerror(errno));
+    return QAT_OK;
+}
