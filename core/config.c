@@ -13,7 +13,9 @@
  * Files are read with libyaml's document API (a node tree with a mark per node),
  * which gives every error a FILE:LINE:COLUMN. Mappings may be block or flow style
  * and keys may also be written dotted (`train.lr: 1e-3` at the top level), which
- * is the same syntax --set and sweep grids use.
+ * is the same syntax --set and sweep grids use. A sweep file's inline `base:`
+ * is applied as a node of the sweep's own document (qat_config_load_node), so
+ * its messages carry the sweep file's lines and columns with no text copied.
  *
  * What is checked where:
  *  - while parsing: the key exists (else the nearest valid key is named), the
@@ -279,6 +281,10 @@ static const char *nearest_value(const char *v, const char *const *allowed) {
         if (!best || d < bd) best = allowed[i], bd = d;
     }
     return best;
+}
+
+const char *qat_config_nearest_word(const char *word, const char *const *candidates) {
+    return nearest_value(word, candidates);
 }
 
 /* A growable text buffer for messages and emitted YAML. */
@@ -845,19 +851,33 @@ static void settle_source(qat_loader *L) {
     if (L->source_explicit) set_str(L->cfg->data.source, sizeof L->cfg->data.source, L->source);
 }
 
-static int load_text(const char *text, size_t len, const char *origin, const char *const *sets, int n_set,
-                     qat_config *out) {
+/* A mapping node of a document parsed by someone else (a sweep file's inline
+ * `base:`): its marks are positions in that document's file, so every message
+ * names the right FILE:LINE:COL without re-reading any text. */
+static int apply_node(qat_loader *L, yaml_document_t *doc, yaml_node_t *node) {
+    L->generation++;
+    if (node->type == YAML_MAPPING_NODE) return apply_mapping(L, doc, "", node);
+    if (node->type == YAML_SCALAR_NODE &&
+        is_null_scalar((const char *)node->data.scalar.value, node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE))
+        return QAT_OK;
+    return fail_at(L, node->start_mark, "expected a mapping of config keys, got %s", node_kind(node));
+}
+
+/* Defaults, then the text (or, when `node` is given, that node), then the
+ * overrides, then validation unless `validate` is 0. */
+static int load_from(const char *text, size_t len, yaml_document_t *doc, yaml_node_t *node, const char *origin,
+                     const char *const *sets, int n_set, int validate, qat_config *out) {
     qat_config *cfg = qat_xmalloc(sizeof *cfg);
     qat_loader *L = qat_xmalloc(sizeof *L);
     qat_config_defaults(cfg);
     loader_init(L, cfg, origin ? origin : "config");
     L->sets = sets;
-    int rc = text ? apply_text(L, text, len, NULL) : QAT_OK;
+    int rc = node ? apply_node(L, doc, node) : text ? apply_text(L, text, len, NULL) : QAT_OK;
     for (int i = 0; !rc && i < n_set; i++) rc = apply_set(L, sets[i], i + 1);
     if (!rc) {
         settle_source(L);
         set_str(cfg->source_path, sizeof cfg->source_path, origin ? origin : "");
-        rc = validate_at(cfg, L);
+        if (validate) rc = validate_at(cfg, L);
     }
     if (!rc) memcpy(out, cfg, sizeof *cfg);
     free(L);
@@ -865,8 +885,13 @@ static int load_text(const char *text, size_t len, const char *origin, const cha
     return rc;
 }
 
-int qat_config_load(const char *path, const char *const *sets, int n_set, qat_config *cfg) {
-    if (!path) return load_text(NULL, 0, NULL, sets, n_set, cfg);
+static int load_text(const char *text, size_t len, const char *origin, const char *const *sets, int n_set,
+                     qat_config *out) {
+    return load_from(text, len, NULL, NULL, origin, sets, n_set, 1, out);
+}
+
+int qat_config_load_ex(const char *path, const char *const *sets, int n_set, int validate, qat_config *cfg) {
+    if (!path) return load_from(NULL, 0, NULL, NULL, NULL, sets, n_set, validate, cfg);
     FILE *f = fopen(path, "rb");
     if (!f) return qat_fail(QAT_EINPUT, "%s: cannot open: %s", path, strerror(errno));
     strbuf b = {0};
@@ -884,9 +909,19 @@ int qat_config_load(const char *path, const char *const *sets, int n_set, qat_co
         free(b.s);
         return qat_fail(QAT_EINPUT, "%s: contains a NUL byte, expected YAML text", path);
     }
-    int rc = load_text(b.s, b.n, path, sets, n_set, cfg);
+    int rc = load_from(b.s, b.n, NULL, NULL, path, sets, n_set, validate, cfg);
     free(b.s);
     return rc;
+}
+
+int qat_config_load(const char *path, const char *const *sets, int n_set, qat_config *cfg) {
+    return qat_config_load_ex(path, sets, n_set, 1, cfg);
+}
+
+int qat_config_load_node(struct yaml_document_s *doc, struct yaml_node_s *node, const char *origin,
+                         const char *const *sets, int n_set, int validate, qat_config *cfg) {
+    QAT_ASSERT(doc && node);
+    return load_from(NULL, 0, doc, node, origin, sets, n_set, validate, cfg);
 }
 
 int qat_config_load_string(const char *yaml, const char *origin, qat_config *cfg) {

@@ -121,4 +121,23 @@ int qat_config_load_string(const char *yaml, const char *origin, qat_config *cfg
 /* The valid dotted key closest to `key` (edit distance), for "did you mean". */
 const char *qat_config_nearest_key(const char *key);
 
+/* As qat_config_load, but `validate` = 0 skips the final cross-key validation
+ * (per-key type and range checks still apply): a sweep's base may be completed
+ * by its grid (model.dim given only there). */
+int qat_config_load_ex(const char *path, const char *const *sets, int n_set, int validate, qat_config *cfg);
+
+/* Load a config from a mapping node of a YAML document the caller parsed with
+ * libyaml (a sweep file's inline `base:`), then `n_set` overrides, then validate
+ * unless `validate` is 0. The node's marks are positions in the caller's file,
+ * so messages read `origin:LINE:COL` with that file's lines and columns. A null
+ * node value (`base:` with nothing under it) means defaults. */
+struct yaml_document_s;
+struct yaml_node_s;
+int qat_config_load_node(struct yaml_document_s *doc, struct yaml_node_s *node, const char *origin,
+                         const char *const *sets, int n_set, int validate, qat_config *cfg);
+
+/* The candidate closest to `word` by edit distance (NULL-terminated list), for
+ * "did you mean" on keys that are not config keys (a sweep file's top level). */
+const char *qat_config_nearest_word(const char *word, const char *const *candidates);
+
 #endif
