@@ -1,0 +1,62 @@
+/*
+ * compress/estimator_pv.c — PV-style training with stored codes (estimators.md §4).
+ *
+ * The latent buffer B is the weight tensor itself, moved by the caller's AdamW
+ * with the gradient taken at the compressed point (the backward is the STE).
+ * The quantizer keeps Ŵ, the current codes dequantized (in the rotated domain),
+ * and the forward returns Ŵ as is. After each optimizer step the V step
+ * re-projects only the top-τ fraction of groups ranked by ‖B_g − Ŵ_g‖²; the other
+ * groups keep their codes. "Re-project" means: take the full projection of the
+ * current B (scales from the current B, static-scale rule) and copy it into the
+ * chosen groups, so with τ = 1 Ŵ is exactly the STE forward of B, bit for bit.
+ * Top-k uses exact radix selection; ties at the threshold are taken in index
+ * order so exactly k groups change.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "compress/quantizer_impl.h"
+#include "compress/sparse.h"
+#include "core/error.h"
+
+void qat_pv_forward(qat_quantizer *q, const float *x, float *y, int64_t rows) {
+    QAT_ASSERT(rows == q->max_rows); /* a weight: always the whole tensor */
+    if (q->pv_init == 0.0f) {
+        qat_quantizer_rotate(q, x, q->pv_what, rows);
+        qat_quantizer_project(q, q->pv_what, rows);
+        q->pv_init = 1.0f;
+    }
+    memcpy(y, q->pv_what, sizeof(float) * (size_t)(rows * q->cols));
+}
+
+void qat_pv_after_step(qat_quantizer *q, const float *w) {
+    if (q->pv_init == 0.0f) return; /* nothing stored yet: the next forward projects fully */
+    const int64_t rows = q->max_rows, n = rows * q->cols, G = q->pv_group, ng = n / G;
+    qat_quantizer_rotate(q, w, q->pv_rot, rows);
+    memcpy(q->pv_new, q->pv_rot, sizeof(float) * (size_t)n);
+    qat_quantizer_project(q, q->pv_new, rows);
+#pragma omp parallel for schedule(static) num_threads(q->nthreads)
+    for (int64_t g = 0; g < ng; g++) {
+        double s = 0;
+        for (int64_t i = g * G; i < (g + 1) * G; i++) {
+            double d = (double)q->pv_rot[i] - q->pv_what[i];
+            s += d * d;
+        }
+        q->pv_prio[g] = (float)s;
+    }
+    int64_t k = (int64_t)ceil(q->pv_tau * (double)ng - 1e-9);
+    if (k < 1) k = 1;
+    if (k > ng) k = ng;
+    float thr = qat_sparse_kth_abs(q->pv_prio, ng, k, 1);
+    int64_t above = 0;
+    for (int64_t g = 0; g < ng; g++) above += q->pv_prio[g] > thr;
+    int64_t ties = k - above;
+    for (int64_t g = 0; g < ng; g++) {
+        int take = q->pv_prio[g] > thr;
+        if (!take && q->pv_prio[g] == thr && ties > 0) {
+            take = 1;
+            ties--;
+        }
+        if (take) memcpy(q->pv_what + g * G, q->pv_new + g * G, sizeof(float) * (size_t)G);
+    }
+}

@@ -1,0 +1,61 @@
+/*
+ * compress/quantizer_impl.h — the inside of a qat_quantizer, shared by the files
+ * that implement it (quantizer.c orchestration, estimator_lsq.c, estimator_pv.c).
+ * Nothing outside compress/ includes this: the linear op only sees quantizer.h.
+ */
+#ifndef QAT_COMPRESS_QUANTIZER_IMPL_H
+#define QAT_COMPRESS_QUANTIZER_IMPL_H
+
+#include <stdint.h>
+
+#include "compress/estimator.h"
+#include "compress/format.h"
+#include "compress/project.h"
+#include "compress/quantizer.h"
+
+struct qat_quantizer {
+    qat_compress_side side; /* the config it was made from */
+    int is_weight;          /* weights (out, in) or activations (tokens, in) */
+    int64_t max_rows, cols; /* operand bound and width */
+    int segments;           /* equal row blocks for per-tensor statistics */
+    uint64_t seed;          /* keys noise() draws */
+    qat_fmt fmt;            /* parsed format */
+    qat_est est;            /* backward rule in effect */
+    int block;              /* Hadamard block (0 = off) */
+    int identity;           /* fp32 without Hadamard: forward copies, backward adds */
+    qat_proj proj;          /* projection settings (alpha, mask rule, groups) */
+    double noise_sd;        /* noise(F): sqrt(GMSE_F), noise sd in RMS units */
+    int use_mask;           /* backward multiplies by mask */
+    uint8_t *mask;          /* (max_rows, cols) backward mask / keep scratch */
+    int64_t last_rows;      /* rows of the last forward */
+    int nthreads;           /* OpenMP team size the scratch was sized for */
+    float *rowbuf;          /* (nthreads, cols) backward scratch */
+    /* lsq */
+    int64_t lsq_n;          /* learned steps: max_rows for weights, 1 for activations */
+    float *lsq_s, *lsq_g;   /* (lsq_n) step sizes and their gradients */
+    float lsq_init;         /* 1 once the steps were initialised from data */
+    int lsq_qn, lsq_qp;     /* grid bounds Q_N = 2^(b−1), Q_P = 2^(b−1) − 1 */
+    double lsq_gscale;      /* 1/sqrt(cols·max(Q_P,1)) */
+    float *lsq_dqds;        /* (max_rows, cols) ∂q/∂s per element of the last forward */
+    double *lsq_part;       /* (max_rows) per-row partial step gradients, summed in row order */
+    /* pv */
+    float *pv_what;         /* (max_rows, cols) Ŵ: current codes dequantized, rotated domain */
+    float pv_init;          /* 1 once Ŵ holds the first full projection */
+    float *pv_rot;          /* (max_rows, cols) rotated latent weights (scratch) */
+    float *pv_new;          /* (max_rows, cols) their full projection (scratch) */
+    float *pv_prio;         /* (groups) ‖B_g − Ŵ_g‖² (scratch) */
+    int64_t pv_group;       /* group length along the input dim */
+    double pv_tau;          /* fraction of groups re-projected per step */
+};
+
+/* Rotate rows of x into y (copy + in-place Hadamard), OpenMP over rows. */
+void qat_quantizer_rotate(const qat_quantizer *q, const float *x, float *y, int64_t rows);
+/* The full projection of already-rotated rows y in place, masks into q->mask. */
+void qat_quantizer_project(qat_quantizer *q, float *y, int64_t rows);
+
+void qat_lsq_forward(qat_quantizer *q, float *y, int64_t rows);
+void qat_lsq_step_grads(qat_quantizer *q, const float *gy, int64_t rows);
+void qat_pv_forward(qat_quantizer *q, const float *x, float *y, int64_t rows);
+void qat_pv_after_step(qat_quantizer *q, const float *w);
+
+#endif

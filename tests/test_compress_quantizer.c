@@ -1,0 +1,457 @@
+/*
+ * tests/test_compress_quantizer.c — quantizer.h on hand-built tensors: every
+ * backward rule against its known mask, Hadamard forward/backward against a
+ * direct computation, LSQ forward and gradients against hand-computed values,
+ * PV with τ = 1 equal to STE bit for bit over simulated SGD steps, PV's top-τ
+ * rule, noise determinism, state round trips and the rejected combinations.
+ */
+#include <math.h>
+#include <omp.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "compress/grid.h"
+#include "compress/hadamard.h"
+#include "compress/quantizer.h"
+#include "core/error.h"
+#include "core/rng.h"
+
+static qat_compress_side make_side(const char *fmt, const char *est, int hadamard) {
+    qat_compress_side s;
+    memset(&s, 0, sizeof s);
+    snprintf(s.format, sizeof s.format, "%s", fmt);
+    snprintf(s.estimator, sizeof s.estimator, "%s", est);
+    snprintf(s.scale, sizeof s.scale, "rms");
+    s.hadamard = hadamard;
+    s.clip_scale = 1.0;
+    s.rbbm_p = 0.2;
+    s.pv_tau = 0.01;
+    return s;
+}
+
+static qat_quantizer *make(const qat_compress_side *s, int is_weight, int64_t rows, int64_t cols, int segments) {
+    qat_quantizer *q = NULL;
+    int rc = qat_quantizer_create(s, is_weight, rows, cols, segments, 1234, &q);
+    if (rc) fail_msg("create %s/%s: %s", s->format, s->estimator, qat_errmsg());
+    return q;
+}
+
+/* Forward x, then backward gy = 1..n with gx pre-filled with 0.5 (checks +=);
+ * returns gx − 0.5 divided by gy, i.e. the effective mask. */
+static void effective_mask(qat_quantizer *q, const float *x, float *y, int64_t rows, int64_t cols, float *m) {
+    int64_t n = rows * cols;
+    float *gy = malloc(sizeof(float) * n), *gx = malloc(sizeof(float) * n);
+    for (int64_t i = 0; i < n; i++) { gy[i] = (float)(i + 1); gx[i] = 0.5f; }
+    qat_quantizer_forward(q, x, y, rows, 0);
+    qat_quantizer_backward(q, gy, gx, rows);
+    for (int64_t i = 0; i < n; i++) m[i] = (gx[i] - 0.5f) / gy[i];
+    free(gy);
+    free(gx);
+}
+
+static void test_trust_and_ste_and_clip(void **state) {
+    (void)state;
+    float x[8] = {0.1f, -2.0f, 0.5f, 6.0f, -0.3f, 1.2f, 0.0f, -4.5f}, y[8], m[8];
+    const float want[8] = {1, 1, 1, 1, 1, 1, 0, 1};
+    qat_compress_side s = make_side("int4", "", 0);
+    qat_quantizer *q = make(&s, 0, 1, 8, 1);
+    assert_string_equal(qat_quantizer_estimator(q), "trust");
+    assert_string_equal(qat_quantizer_format(q), "int4");
+    effective_mask(q, x, y, 1, 8, m);
+    assert_true(fabsf(y[3] - 6.067311f) < 1e-5f);
+    assert_true(fabsf(y[6] + 0.466716f) < 1e-5f);
+    for (int i = 0; i < 8; i++) assert_true(m[i] == want[i]);
+    qat_quantizer_free(q);
+
+    s = make_side("int4", "ste", 0);
+    q = make(&s, 1, 1, 8, 1);
+    effective_mask(q, x, y, 1, 8, m);
+    for (int i = 0; i < 8; i++) assert_true(m[i] == 1.0f);
+    qat_quantizer_free(q);
+
+    /* clip c = 1.0: gradient only inside ±s; int2's s = 4.738 clips 6.0 */
+    float x2[4] = {0.1f, -2.0f, 0.5f, 6.0f}, y2[4], m2[4];
+    s = make_side("int2", "clip", 0);
+    q = make(&s, 1, 1, 4, 1);
+    effective_mask(q, x2, y2, 1, 4, m2);
+    assert_true(m2[0] == 1 && m2[1] == 1 && m2[2] == 1 && m2[3] == 0);
+    qat_quantizer_free(q);
+    /* QuEST 1-bit clip: c = 1.3 */
+    float x3[4] = {0.3f, -0.2f, 2.5f, -0.1f}, y3[4], m3[4];
+    s = make_side("int1", "clip", 0);
+    s.clip_scale = 1.3;
+    q = make(&s, 1, 1, 4, 1);
+    effective_mask(q, x3, y3, 1, 4, m3);
+    assert_true(m3[0] == 1 && m3[1] == 1 && m3[2] == 0 && m3[3] == 1);
+    qat_quantizer_free(q);
+    /* an explicit trust T overrides the half step: T = 0.2 RMS on int2 (step/2 ≈ 0.498 RMS) */
+    s = make_side("int2", "trust", 0);
+    s.trust = 0.2;
+    q = make(&s, 1, 1, 4, 1);
+    effective_mask(q, x2, y2, 1, 4, m2);
+    double rms = sqrt((0.01 + 4.0 + 0.25 + 36.0) / 4.0);
+    for (int i = 0; i < 4; i++) assert_true(m2[i] == (fabs(y2[i] - x2[i]) <= 0.2 * rms ? 1.0f : 0.0f));
+    assert_true(m2[0] == 0.0f); /* 0.1 → 1.579: far outside */
+    qat_quantizer_free(q);
+}
+
+static void test_sparse_masked_segments_and_nm(void **state) {
+    (void)state;
+    /* 2 segments of 2 rows × 4: the second segment is 100× larger, yet each keeps
+     * its own top half (per-segment statistics) */
+    float x[16] = {1, -4, 2, 3, 0.5f, -0.25f, 8, -6, 100, -400, 200, 300, 50, -25, 800, -600};
+    float y[16], m[16];
+    const float keep[16] = {0, 1, 0, 1, 0, 0, 1, 1, 0, 1, 0, 1, 0, 0, 1, 1};
+    qat_compress_side s = make_side("sp50", "", 0);
+    qat_quantizer *q = make(&s, 1, 4, 4, 2);
+    assert_string_equal(qat_quantizer_estimator(q), "masked");
+    effective_mask(q, x, y, 4, 4, m);
+    for (int i = 0; i < 16; i++) {
+        assert_true(m[i] == keep[i]);
+        assert_true(y[i] == (keep[i] ? x[i] : 0.0f));
+    }
+    qat_quantizer_free(q);
+    /* one segment: the small half loses everything */
+    q = make(&s, 1, 4, 4, 1);
+    effective_mask(q, x, y, 4, 4, m);
+    for (int i = 0; i < 16; i++) assert_true(m[i] == (i >= 8 ? 1.0f : 0.0f));
+    qat_quantizer_free(q);
+    /* dense STE on sparsity: every latent weight gets the gradient */
+    s = make_side("sp50", "ste", 0);
+    q = make(&s, 1, 4, 4, 2);
+    effective_mask(q, x, y, 4, 4, m);
+    for (int i = 0; i < 16; i++) assert_true(m[i] == 1.0f);
+    qat_quantizer_free(q);
+    /* 2:4 along the input dim */
+    float xn[8] = {0.1f, -3, 2, 0.5f, 7, 6, -8, 1}, yn[8], mn[8];
+    const float kn[8] = {0, 1, 1, 0, 1, 0, 1, 0};
+    s = make_side("2:4", "", 0);
+    q = make(&s, 1, 1, 8, 1);
+    effective_mask(q, xn, yn, 1, 8, mn);
+    for (int i = 0; i < 8; i++) assert_true(mn[i] == kn[i] && yn[i] == (kn[i] ? xn[i] : 0.0f));
+    qat_quantizer_free(q);
+    /* activations: per-row top-k whatever the row scale */
+    s = make_side("sp50", "", 0);
+    q = make(&s, 0, 4, 4, 1);
+    effective_mask(q, x, y, 4, 4, m);
+    for (int i = 0; i < 16; i++) assert_true(m[i] == ((fabsf(x[i]) >= 3 && i < 4) || (i >= 4 && i < 8 && fabsf(x[i]) >= 6) ||
+                                                     (i >= 8 && i < 12 && fabsf(x[i]) >= 300) || (i >= 12 && fabsf(x[i]) >= 600)));
+    qat_quantizer_free(q);
+}
+
+static void test_rbbm(void **state) {
+    (void)state;
+    /* 20 values 1..20 (alternating signs), sp50: T_k = 11; RMS = sqrt(Σi²/20) = 11.96;
+     * p = 0.2 → T_p = RMS·Φ⁻¹(0.7) = 6.27: gradient where |θ| < 6.27 or |θ| > 11 */
+    float x[20], y[20], m[20];
+    double ss = 0;
+    for (int i = 0; i < 20; i++) { x[i] = (float)((i % 2 ? -1 : 1) * (i + 1)); ss += (double)x[i] * x[i]; }
+    double tp = sqrt(ss / 20) * qat_norm_ppf(0.7);
+    qat_compress_side s = make_side("sp50", "rbbm", 0);
+    qat_quantizer *q = make(&s, 1, 1, 20, 1);
+    effective_mask(q, x, y, 1, 20, m);
+    for (int i = 0; i < 20; i++) {
+        double a = i + 1;
+        float want = (a < fmin(tp, 11.0) || a > fmax(tp, 11.0)) ? 1.0f : 0.0f;
+        assert_true(m[i] == want);
+        assert_true(y[i] == (a >= 11 ? x[i] : 0.0f));
+    }
+    assert_true(m[5] == 1.0f && m[6] == 0.0f && m[10] == 0.0f && m[11] == 1.0f); /* 6 in, 7..11 banded, 12 in */
+    qat_quantizer_free(q);
+}
+
+static void test_hadamard_forward_backward(void **state) {
+    (void)state;
+    const int64_t rows = 6, cols = 64;
+    float x[6 * 64], y[6 * 64], xh[6 * 64], gy[6 * 64], gx[6 * 64];
+    for (int i = 0; i < rows * cols; i++) {
+        x[i] = (float)qat_normal_at(5, (uint64_t)i) * (i % 64 == 3 ? 8.0f : 1.0f); /* an outlier column */
+        gy[i] = (float)qat_normal_at(6, (uint64_t)i);
+        gx[i] = 0.25f;
+    }
+    qat_compress_side s = make_side("int3", "trust", -1); /* auto → 64 */
+    qat_quantizer *q = make(&s, 0, rows, cols, 1);
+    assert_false(qat_quantizer_is_identity(q));
+    qat_quantizer_forward(q, x, y, rows, 0);
+    qat_quantizer_backward(q, gy, gx, rows);
+    memcpy(xh, x, sizeof x);
+    qat_hadamard_rows(xh, rows, cols, 64);
+    int masked = 0;
+    for (int64_t r = 0; r < rows; r++) {
+        double ss = 0;
+        for (int64_t c = 0; c < cols; c++) ss += (double)xh[r * cols + c] * xh[r * cols + c];
+        double rms = sqrt(ss / cols), thr = QAT_INT_ALPHA[3] / 7.0 * rms;
+        float g[64];
+        for (int64_t c = 0; c < cols; c++) {
+            /* output is on the grid of the rotated row and within its trust region or not */
+            int in = fabs((double)y[r * cols + c] - xh[r * cols + c]) <= thr * (1 + 1e-6);
+            masked += !in;
+            g[c] = in ? gy[r * cols + c] : 0.0f;
+        }
+        qat_hadamard_row(g, cols, 64);
+        for (int64_t c = 0; c < cols; c++) assert_true(fabsf(gx[r * cols + c] - 0.25f - g[c]) < 1e-5f);
+    }
+    print_message("      int3+H64 trust: %d of %d masked\n", masked, (int)(rows * cols));
+    qat_quantizer_free(q);
+
+    /* fp32 with Hadamard: forward rotates, backward rotates back (not the identity) */
+    s = make_side("fp32", "", 32);
+    q = make(&s, 0, rows, cols, 1);
+    assert_false(qat_quantizer_is_identity(q));
+    for (int i = 0; i < rows * cols; i++) gx[i] = 0.0f;
+    qat_quantizer_forward(q, x, y, rows, 0);
+    qat_quantizer_backward(q, y, gx, rows); /* gy = y·... → H(xH) = x */
+    for (int i = 0; i < rows * cols; i++) assert_true(fabsf(gx[i] - x[i]) < 1e-5f);
+    qat_quantizer_free(q);
+    s = make_side("fp32", "", 0);
+    q = make(&s, 1, rows, cols, 1);
+    assert_true(qat_quantizer_is_identity(q));
+    qat_quantizer_free(q);
+}
+
+static void test_lsq_hand_values(void **state) {
+    (void)state;
+    /* b = 2: Q_N = 2, Q_P = 1; v = [0.3, 1.7, −3.0, −1.2] */
+    float x[4] = {0.3f, 1.7f, -3.0f, -1.2f}, y[4];
+    qat_compress_side s = make_side("int2", "lsq", 0);
+    qat_quantizer *q = make(&s, 1, 1, 4, 1);
+    float *val, *grad;
+    assert_int_equal(qat_quantizer_params(q, &val, &grad), 1);
+    qat_quantizer_forward(q, x, y, 1, 0);
+    /* init: 2·mean|v|/sqrt(Q_P) = 2·1.55 = 3.1 */
+    assert_true(fabsf(val[0] - 3.1f) < 1e-6f);
+    val[0] = 1.0f;
+    grad[0] = 0.0f;
+    float gy[4] = {1, 2, 3, 4}, gx[4] = {0, 0, 0, 0};
+    qat_quantizer_forward(q, x, y, 1, 0);
+    /* u = v − 1/2 = [−0.2, 1.2, −3.5, −1.7] → q = [0.5, 1.5 (clip), −1.5 (clip), −1.5] */
+    const float wq[4] = {0.5f, 1.5f, -1.5f, -1.5f};
+    for (int i = 0; i < 4; i++) assert_true(fabsf(y[i] - wq[i]) < 1e-6f);
+    qat_quantizer_backward(q, gy, gx, 1);
+    /* ∂q/∂v = [1, 0, 0, 1]; ∂q/∂s = [0.2, 1.5, −1.5, −0.3]; g = 1/sqrt(4·1) */
+    const float wgx[4] = {1, 0, 0, 4};
+    for (int i = 0; i < 4; i++) assert_true(gx[i] == wgx[i]);
+    double want = 0.5 * (1 * 0.2 + 2 * 1.5 - 3 * 1.5 - 4 * 0.3);
+    assert_true(fabs(grad[0] - want) < 1e-6);
+    /* finite differences of the STE surrogate the LSQ gradient differentiates:
+     * q̃(s) = v + s·D inside (D = round(u) − u frozen at s = 1, the detached
+     * rounding residual), s·(clip level + 1/2) outside */
+    const double D[4] = {0.2, 0, 0, -0.3}, lvl[4] = {0, 1, -2, 0};
+    const int inside[4] = {1, 0, 0, 1};
+    double h = 1e-3, lp = 0, lm = 0;
+    for (int i = 0; i < 4; i++) {
+        double sp = 1 + h, sm = 1 - h;
+        lp += gy[i] * (inside[i] ? x[i] + sp * D[i] : sp * (lvl[i] + 0.5));
+        lm += gy[i] * (inside[i] ? x[i] + sm * D[i] : sm * (lvl[i] + 0.5));
+    }
+    assert_true(fabs(0.5 * (lp - lm) / (2 * h) - grad[0]) < 1e-5);
+    /* activations: one step for the whole tensor, gradient summed over rows */
+    s = make_side("int2", "", 0);
+    snprintf(s.scale, sizeof s.scale, "lsq");
+    qat_quantizer *qa = make(&s, 0, 2, 4, 1);
+    assert_string_equal(qat_quantizer_estimator(qa), "lsq");
+    assert_int_equal(qat_quantizer_params(qa, &val, &grad), 1);
+    float x2[8] = {0.3f, 1.7f, -3.0f, -1.2f, 0.3f, 1.7f, -3.0f, -1.2f}, y2[8], g2[8] = {1, 2, 3, 4, 1, 2, 3, 4}, gx2[8] = {0};
+    qat_quantizer_forward(qa, x2, y2, 2, 0);
+    val[0] = 1.0f;
+    grad[0] = 0.0f;
+    qat_quantizer_forward(qa, x2, y2, 2, 0);
+    qat_quantizer_backward(qa, g2, gx2, 2);
+    assert_true(fabs(grad[0] - 2 * want) < 1e-6);
+    qat_quantizer_free(qa);
+    qat_quantizer_free(q);
+}
+
+/* Simulated training: y = Q(W), loss ½‖y − T‖², SGD on W with the gradient at y. */
+static void sgd_steps(qat_quantizer *q, float *w, const float *target, int64_t rows, int64_t cols, int steps, float *ylog) {
+    int64_t n = rows * cols;
+    float *y = malloc(sizeof(float) * n), *gy = malloc(sizeof(float) * n), *gw = malloc(sizeof(float) * n);
+    for (int t = 0; t < steps; t++) {
+        qat_quantizer_forward(q, w, y, rows, t);
+        memcpy(ylog + (int64_t)t * n, y, sizeof(float) * n);
+        for (int64_t i = 0; i < n; i++) { gy[i] = y[i] - target[i]; gw[i] = 0.0f; }
+        qat_quantizer_backward(q, gy, gw, rows);
+        for (int64_t i = 0; i < n; i++) w[i] -= 0.3f * gw[i];
+        qat_quantizer_after_step(q, w, t);
+    }
+    free(y);
+    free(gy);
+    free(gw);
+}
+
+static void test_pv_tau1_equals_ste(void **state) {
+    (void)state;
+    const int64_t rows = 8, cols = 32, n = rows * cols;
+    const int steps = 6;
+    const char *fmts[] = {"int4", "2:4+int3", "sp50", "vq2x2"};
+    for (size_t fi = 0; fi < sizeof fmts / sizeof *fmts; fi++) {
+        float *w1 = malloc(sizeof(float) * n), *w2 = malloc(sizeof(float) * n), *tg = malloc(sizeof(float) * n);
+        float *l1 = malloc(sizeof(float) * n * steps), *l2 = malloc(sizeof(float) * n * steps);
+        for (int64_t i = 0; i < n; i++) {
+            w1[i] = w2[i] = (float)(0.05 * qat_normal_at(11, (uint64_t)i));
+            tg[i] = (float)(0.05 * qat_normal_at(12, (uint64_t)i));
+        }
+        qat_compress_side ss = make_side(fmts[fi], "ste", -1), sp = make_side(fmts[fi], "pv", -1);
+        sp.pv_tau = 1.0;
+        qat_quantizer *qs = make(&ss, 1, rows, cols, 1), *qp = make(&sp, 1, rows, cols, 1);
+        sgd_steps(qs, w1, tg, rows, cols, steps, l1);
+        sgd_steps(qp, w2, tg, rows, cols, steps, l2);
+        if (memcmp(l1, l2, sizeof(float) * n * steps) || memcmp(w1, w2, sizeof(float) * n))
+            fail_msg("%s: PV with tau = 1 differs from STE", fmts[fi]);
+        /* and training moved the codes (the check is not vacuous) */
+        assert_true(memcmp(l1, l1 + (steps - 1) * n, sizeof(float) * n) != 0);
+        qat_quantizer_free(qs);
+        qat_quantizer_free(qp);
+        free(w1); free(w2); free(tg); free(l1); free(l2);
+    }
+}
+
+static void test_pv_top_tau(void **state) {
+    (void)state;
+    /* 4 rows × 8, int4 without Hadamard, groups of 1 element, τ = 0.25 → 8 of 32 */
+    const int64_t rows = 4, cols = 8, n = 32;
+    float w[32], y0[32], y1[32], yfull[32];
+    for (int i = 0; i < n; i++) w[i] = (float)qat_normal_at(21, (uint64_t)i);
+    qat_compress_side s = make_side("int4", "pv", 0);
+    s.pv_tau = 0.25;
+    qat_quantizer *q = make(&s, 1, rows, cols, 1);
+    qat_quantizer_forward(q, w, y0, rows, 0);
+    /* move every weight; the 8 largest moves are at known places */
+    for (int i = 0; i < n; i++) w[i] += (i % 4 == 0) ? 1.5f : 0.01f * (float)(i % 3);
+    qat_quantizer_after_step(q, w, 0);
+    qat_quantizer_forward(q, w, y1, rows, 1);
+    qat_compress_side st = make_side("int4", "ste", 0);
+    qat_quantizer *qs = make(&st, 1, rows, cols, 1);
+    qat_quantizer_forward(qs, w, yfull, rows, 0);
+    int changed = 0;
+    for (int i = 0; i < n; i++) {
+        if (i % 4 == 0) assert_true(y1[i] == yfull[i]); /* re-projected */
+        else assert_true(y1[i] == y0[i]);               /* kept its code */
+        changed += y1[i] != y0[i];
+    }
+    assert_true(changed > 0 && changed <= 8);
+    /* state round trip: a fresh quantizer restored from the state forwards the same Ŵ */
+    qat_quantizer *q2 = make(&s, 1, rows, cols, 1);
+    assert_int_equal(qat_quantizer_state_count(q), 2);
+    for (int i = 0; i < qat_quantizer_state_count(q); i++) {
+        const char *n1, *n2;
+        float *d1, *d2;
+        int64_t c1, c2;
+        qat_quantizer_state(q, i, &n1, &d1, &c1);
+        qat_quantizer_state(q2, i, &n2, &d2, &c2);
+        assert_string_equal(n1, n2);
+        assert_int_equal(c1, c2);
+        memcpy(d2, d1, sizeof(float) * c1);
+    }
+    float y2[32];
+    for (int i = 0; i < n; i++) w[i] = 100.0f; /* ignored: Ŵ is restored */
+    qat_quantizer_forward(q2, w, y2, rows, 2);
+    assert_memory_equal(y1, y2, sizeof y1);
+    qat_quantizer_free(q);
+    qat_quantizer_free(q2);
+    qat_quantizer_free(qs);
+}
+
+static void test_lsq_state_roundtrip(void **state) {
+    (void)state;
+    const int64_t rows = 3, cols = 16, n = 48;
+    float x[48], y1[48], y2[48];
+    for (int i = 0; i < n; i++) x[i] = (float)qat_normal_at(31, (uint64_t)i);
+    qat_compress_side s = make_side("int3", "lsq", 16);
+    qat_quantizer *a = make(&s, 1, rows, cols, 1), *b = make(&s, 1, rows, cols, 1);
+    qat_quantizer_forward(a, x, y1, rows, 0);
+    float *va, *ga;
+    assert_int_equal(qat_quantizer_params(a, &va, &ga), 3);
+    va[1] *= 1.7f; /* as if trained */
+    qat_quantizer_forward(a, x, y1, rows, 1);
+    for (int i = 0; i < qat_quantizer_state_count(a); i++) {
+        const char *nm;
+        float *da, *db;
+        int64_t ca, cb;
+        qat_quantizer_state(a, i, &nm, &da, &ca);
+        qat_quantizer_state(b, i, &nm, &db, &cb);
+        memcpy(db, da, sizeof(float) * ca);
+    }
+    qat_quantizer_forward(b, x, y2, rows, 1);
+    assert_memory_equal(y1, y2, sizeof y1);
+    qat_quantizer_free(a);
+    qat_quantizer_free(b);
+}
+
+static void test_noise(void **state) {
+    (void)state;
+    const int64_t rows = 64, cols = 256, n = rows * cols;
+    float *x = malloc(sizeof(float) * n), *y1 = malloc(sizeof(float) * n), *y2 = malloc(sizeof(float) * n);
+    for (int64_t i = 0; i < n; i++) x[i] = (float)qat_normal_at(41, (uint64_t)i) * 3.0f;
+    qat_compress_side s = make_side("noise(int2)", "", 0);
+    qat_quantizer *q = make(&s, 0, rows, cols, 1);
+    assert_string_equal(qat_quantizer_estimator(q), "ste");
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(1);
+    qat_quantizer_forward(q, x, y1, rows, 7);
+    omp_set_num_threads(saved);
+    qat_quantizer_forward(q, x, y2, rows, 7);
+    assert_memory_equal(y1, y2, sizeof(float) * n);
+    double e = 0, xx = 0;
+    for (int64_t i = 0; i < n; i++) { e += (double)(y1[i] - x[i]) * (y1[i] - x[i]); xx += (double)x[i] * x[i]; }
+    double rel = e / xx; /* ≈ GMSE(int2) */
+    print_message("      noise(int2): relative MSE %.4f (GMSE 0.1188)\n", rel);
+    assert_true(fabs(rel - 0.118846) < 0.005);
+    qat_quantizer_forward(q, x, y2, rows, 8);
+    assert_true(memcmp(y1, y2, sizeof(float) * n) != 0); /* a new step, new noise */
+    qat_quantizer_free(q);
+    free(x); free(y1); free(y2);
+}
+
+static void test_rejected_combinations(void **state) {
+    (void)state;
+    qat_quantizer *q = NULL;
+    struct { const char *fmt, *est; int hadamard, weight; int64_t cols; const char *msg; } bad[] = {
+        {"int4", "rbbm", 0, 1, 64, "expected one of: ste, clip, trust, lsq, pv"},
+        {"int4", "pv", 0, 0, 64, "expected one of"},
+        {"vq2x2", "lsq", 0, 1, 64, "trust"},
+        {"2:4", "rbbm", 0, 1, 64, "masked"},
+        {"sp50", "trust", 0, 1, 64, "rbbm"},
+        {"fp32", "trust", 0, 1, 64, "ste"},
+        {"noise(int4)", "clip", 0, 1, 64, "ste"},
+        {"int4", "magic", 0, 1, 64, "unknown"},
+        {"int5x", "", 0, 1, 64, "valid formats"},
+        {"int4", "", 256, 1, 640, "does not divide"},
+        {"2:4", "", 0, 1, 66, "groups of 4"},
+        {"vq4x2", "", 0, 1, 66, "groups of 4"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        qat_compress_side s = make_side(bad[i].fmt, bad[i].est, bad[i].hadamard);
+        qat_clear_error();
+        int rc = qat_quantizer_create(&s, bad[i].weight, 8, bad[i].cols, 1, 0, &q);
+        if (rc != QAT_EINPUT || !strstr(qat_errmsg(), bad[i].msg))
+            fail_msg("%s/%s: rc %d, message '%s' lacks '%s'", bad[i].fmt, bad[i].est, rc, qat_errmsg(), bad[i].msg);
+        assert_null(q);
+    }
+    qat_compress_side s = make_side("int4", "", 0);
+    snprintf(s.scale, sizeof s.scale, "median");
+    assert_int_equal(qat_quantizer_create(&s, 1, 8, 64, 1, 0, &q), QAT_EINPUT);
+    s = make_side("sp50", "rbbm", 0);
+    s.rbbm_p = 0.7;
+    assert_int_equal(qat_quantizer_create(&s, 1, 8, 64, 1, 0, &q), QAT_EINPUT);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_trust_and_ste_and_clip),
+        cmocka_unit_test(test_sparse_masked_segments_and_nm),
+        cmocka_unit_test(test_rbbm),
+        cmocka_unit_test(test_hadamard_forward_backward),
+        cmocka_unit_test(test_lsq_hand_values),
+        cmocka_unit_test(test_pv_tau1_equals_ste),
+        cmocka_unit_test(test_pv_top_tau),
+        cmocka_unit_test(test_lsq_state_roundtrip),
+        cmocka_unit_test(test_noise),
+        cmocka_unit_test(test_rejected_combinations),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
