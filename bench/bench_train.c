@@ -25,6 +25,7 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "core/rng.h"
+#include "core/threads.h"
 #include "model/llama.h"
 #include "optim/adamw.h"
 
@@ -71,7 +72,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: bench_train [--threads N] [--steps S] [--format W] [--act-format A] [--estimator E] dDIM/lL/hH/tT...\n");
         return 2;
     }
-    omp_set_num_threads(threads);
+    qat_threads_init(threads);
     printf("| model | threads | formats | tok/s | GFLOP/s | GEMM peak GFLOP/s | %% of peak | step ms | peak RSS MiB | params+grads+adam+acts MiB |\n");
     printf("|---|---|---|---|---|---|---|---|---|---|\n");
     for (int mi = first_model; mi < argc; mi++) {

@@ -10,7 +10,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <omp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -20,6 +19,7 @@
 
 #include "autograd/tape.h"
 #include "core/error.h"
+#include "core/threads.h"
 #include "data/dataset.h"
 #include "model/llama.h"
 #include "optim/adamw.h"
@@ -101,8 +101,7 @@ int qat_train_validate(const qat_config *cfg) {
 
 int qat_train_run(const qat_config *cfg, const qat_train_opts *opts) {
     int rc;
-    int nthreads = cfg->threads > 0 ? cfg->threads : omp_get_num_procs();
-    omp_set_num_threads(nthreads);
+    int nthreads = qat_threads_init(cfg->threads);
 
     qat_model_shape shape;
     QAT_TRY(qat_model_shape_from_config(cfg, &shape));
