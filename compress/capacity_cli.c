@@ -1,0 +1,143 @@
+/*
+ * compress/capacity_cli.c — the `qat capacity` command (SPEC §1).
+ *
+ * One row per format: the whole format's GMSE (± Monte-Carlo standard error, 0
+ * when exact), ρ as the product of its capacity terms, and bits per parameter
+ * (conventions in capacity.c). --json prints the SPEC §1 array instead.
+ *
+ * --fit FIT.h5: the scaling fit stores its per-type capacity constants as root
+ * attributes named cap_quant_L, cap_quant_F, cap_quant_C (likewise cap_sparse_*,
+ * cap_vq_*), double scalars. Types missing from the file fall back to the
+ * published Llama/C4 constants (L = 1, F = 0.41, C = 1.39).
+ */
+#include "compress/capacity_cli.h"
+
+#include <errno.h>
+#include <hdf5.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compress/format.h"
+#include "core/error.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: qat capacity FORMAT... [--samples N] [--seed S] [--fit FIT.h5] [--json]\n"
+            "\n"
+            "Gaussian MSE (exact, or Monte Carlo with its standard error), capacity\n"
+            "rho = L*tanh(F*log_{1/4} GMSE)^C (product over a composite's parts) and bits\n"
+            "per parameter of each format.\n"
+            "\n"
+            "  --samples N   Monte-Carlo samples (default 2097152)\n"
+            "  --seed S      Monte-Carlo seed\n"
+            "  --fit FIT.h5  take L, F, C per type from a fit (attributes cap_TYPE_L/F/C)\n"
+            "  --json        one JSON array on stdout instead of the table\n"
+            "\nformats: %s\n",
+            qat_fmt_valid_list());
+}
+
+int qat_capacity_read_fit(const char *path, qat_cap_params params[QAT_CAP_NTYPES]) {
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* our own messages, not HDF5's stack dump */
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) return qat_fail(QAT_EINPUT, "%s: cannot open as HDF5 (expected a fit file from `qat fit --out`)", path);
+    for (int t = 0; t < QAT_CAP_NTYPES; t++) {
+        double v[3];
+        int found = 0;
+        const char *keys = "LFC";
+        for (int k = 0; k < 3; k++) {
+            char name[64];
+            snprintf(name, sizeof name, "cap_%s_%c", qat_cap_type_name((qat_cap_type)t), keys[k]);
+            if (H5Aexists(f, name) <= 0) continue;
+            hid_t a = H5Aopen(f, name, H5P_DEFAULT);
+            herr_t rc = a >= 0 ? H5Aread(a, H5T_NATIVE_DOUBLE, &v[k]) : -1;
+            if (a >= 0) H5Aclose(a);
+            if (rc < 0) {
+                H5Fclose(f);
+                return qat_fail(QAT_EINPUT, "%s: attribute %s is not a number", path, name);
+            }
+            found |= 1 << k;
+        }
+        if (found == 7) {
+            params[t].L = v[0];
+            params[t].F = v[1];
+            params[t].C = v[2];
+        } else if (found) {
+            H5Fclose(f);
+            return qat_fail(QAT_EINPUT, "%s: cap_%s_L/F/C must be present together", path, qat_cap_type_name((qat_cap_type)t));
+        }
+    }
+    H5Fclose(f);
+    return QAT_OK;
+}
+
+static int parse_i64(const char *opt, const char *s, long long *out) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || end == s || v < 0)
+        return qat_fail(QAT_EINPUT, "%s: '%s' is not valid, expected a non-negative integer", opt, s);
+    *out = v;
+    return QAT_OK;
+}
+
+int qat_capacity_main(int argc, char **argv) {
+    long long samples = 0, seed = 0;
+    int json = 0;
+    const char *fit = NULL;
+    const char **fmts = calloc((size_t)argc + 1, sizeof *fmts);
+    int nf = 0, rc = QAT_OK;
+    for (int i = 1; i < argc && !rc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            free(fmts);
+            return 0;
+        } else if (!strcmp(a, "--json")) {
+            json = 1;
+        } else if (!strcmp(a, "--samples") || !strcmp(a, "--seed") || !strcmp(a, "--fit")) {
+            if (i + 1 >= argc) {
+                rc = qat_fail(QAT_EINPUT, "capacity: %s needs a value", a);
+                break;
+            }
+            const char *v = argv[++i];
+            if (!strcmp(a, "--samples")) rc = parse_i64(a, v, &samples);
+            else if (!strcmp(a, "--seed")) rc = parse_i64(a, v, &seed);
+            else fit = v;
+        } else if (a[0] == '-' && a[1] == '-') {
+            rc = qat_fail(QAT_EINPUT, "capacity: unknown option '%s', expected --samples, --seed, --fit, --json or --help", a);
+        } else {
+            fmts[nf++] = a;
+        }
+    }
+    if (!rc && nf == 0) rc = qat_fail(QAT_EINPUT, "capacity: no format given; valid formats: %s", qat_fmt_valid_list());
+    /* validate every format before any (possibly slow) computation */
+    for (int i = 0; i < nf && !rc; i++) {
+        qat_fmt f;
+        rc = qat_fmt_parse(fmts[i], &f);
+    }
+    qat_cap_params params[QAT_CAP_NTYPES] = {QAT_CAP_PUBLISHED, QAT_CAP_PUBLISHED, QAT_CAP_PUBLISHED};
+    if (!rc && fit) rc = qat_capacity_read_fit(fit, params);
+    if (rc) {
+        free(fmts);
+        return qat_report(rc);
+    }
+    if (json) printf("[");
+    else printf("%-14s %12s %10s %8s %8s\n", "format", "gmse", "± mc", "rho", "bits");
+    for (int i = 0; i < nf; i++) {
+        double g, se, rho, bits;
+        if ((rc = qat_fmt_gmse(fmts[i], samples, (uint64_t)seed, &g, &se)) || (rc = qat_fmt_rho(fmts[i], params, &rho)) ||
+            (rc = qat_fmt_bits(fmts[i], &bits))) {
+            free(fmts);
+            return qat_report(rc);
+        }
+        if (json)
+            printf("%s{\"format\": \"%s\", \"gmse\": %.6g, \"gmse_err\": %.3g, \"rho\": %.4f, \"bits\": %.4g}", i ? ", " : "",
+                   fmts[i], g, se, rho, bits);
+        else
+            printf("%-14s %12.6g %10.2g %8.4f %8.4g\n", fmts[i], g, se, rho, bits);
+    }
+    if (json) printf("]\n");
+    free(fmts);
+    return 0;
+}

@@ -1,0 +1,117 @@
+/*
+ * tests/test_compress_capacity_cli.c — `qat capacity` through its stand-alone
+ * driver: the SPEC §1 JSON keys and values, exit code 2 with the valid formats
+ * for a bad one, and --fit constants read from HDF5 root attributes.
+ */
+#include <hdf5.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <cmocka.h>
+
+#include "compress/capacity_cli.h"
+#include "core/error.h"
+
+/* Run the driver with `args`; stdout (and stderr when merge) into out; returns the exit code. */
+static int run(const char *args, char *out, size_t n, int merge) {
+    const char *exe = getenv("QAT_CAPACITY_EXE");
+    if (!exe) exe = "compress/qat-capacity";
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "'%s' %s%s", exe, args, merge ? " 2>&1" : " 2>/dev/null");
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t got = fread(out, 1, n - 1, p);
+    out[got] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static double json_number(const char *s, const char *fmt, const char *key) {
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"format\": \"%s\"", fmt);
+    const char *p = strstr(s, pat);
+    if (!p) fail_msg("no entry for %s in %s", fmt, s);
+    snprintf(pat, sizeof pat, "\"%s\": ", key);
+    p = strstr(p, pat);
+    assert_non_null(p);
+    return strtod(p + strlen(pat), NULL);
+}
+
+static void test_json(void **state) {
+    (void)state;
+    char out[4096];
+    assert_int_equal(run("int4 sp50 2:4 --samples 200000 --json", out, sizeof out, 0), 0);
+    assert_true(out[0] == '[');
+    assert_true(fabs(json_number(out, "int4", "gmse") - 0.011543) < 1e-6);
+    assert_true(json_number(out, "int4", "gmse_err") == 0.0);
+    assert_true(fabs(json_number(out, "int4", "rho") - 0.8196) < 1e-4);
+    assert_true(json_number(out, "int4", "bits") == 4.0);
+    assert_true(fabs(json_number(out, "sp50", "gmse") - 0.071326) < 1e-6);
+    assert_true(json_number(out, "sp50", "bits") == 9.0);
+    double g = json_number(out, "2:4", "gmse"), e = json_number(out, "2:4", "gmse_err");
+    assert_true(e > 0 && fabs(g - 0.1324) < 3 * e + 1e-4);
+    /* the table form has one row per format plus a header */
+    assert_int_equal(run("int2 fp4", out, sizeof out, 0), 0);
+    assert_non_null(strstr(out, "int2"));
+    assert_non_null(strstr(out, "0.4445"));
+    assert_non_null(strstr(out, "fp4"));
+    assert_int_equal(run("--help", out, sizeof out, 0), 0);
+    assert_non_null(strstr(out, "--samples"));
+}
+
+static void test_bad_input(void **state) {
+    (void)state;
+    char out[4096];
+    assert_int_equal(run("int4 int9", out, sizeof out, 1), 2);
+    assert_non_null(strstr(out, "int9"));
+    assert_non_null(strstr(out, "valid formats"));
+    assert_int_equal(run("", out, sizeof out, 1), 2);
+    assert_int_equal(run("int4 --samples many", out, sizeof out, 1), 2);
+    assert_int_equal(run("int4 --frobnicate", out, sizeof out, 1), 2);
+    assert_int_equal(run("int4 --fit /nonexistent/fit.h5", out, sizeof out, 1), 2);
+}
+
+static void put_attr(hid_t f, const char *name, double v) {
+    hid_t sp = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(f, name, H5T_NATIVE_DOUBLE, sp, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(a, H5T_NATIVE_DOUBLE, &v);
+    H5Aclose(a);
+    H5Sclose(sp);
+}
+
+static void test_fit_file(void **state) {
+    (void)state;
+    char path[] = "/tmp/qat_test_fitXXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    put_attr(f, "cap_quant_L", 0.9);
+    put_attr(f, "cap_quant_F", 0.5);
+    put_attr(f, "cap_quant_C", 1.2);
+    H5Fclose(f);
+    qat_cap_params p[QAT_CAP_NTYPES] = {QAT_CAP_PUBLISHED, QAT_CAP_PUBLISHED, QAT_CAP_PUBLISHED};
+    assert_int_equal(qat_capacity_read_fit(path, p), QAT_OK);
+    assert_true(p[QAT_CAP_QUANT].L == 0.9 && p[QAT_CAP_QUANT].F == 0.5 && p[QAT_CAP_QUANT].C == 1.2);
+    assert_true(p[QAT_CAP_SPARSE].F == QAT_CAP_PUBLISHED.F); /* absent: published */
+    char args[256], out[4096];
+    snprintf(args, sizeof args, "int4 sp50 --json --fit %s", path);
+    assert_int_equal(run(args, out, sizeof out, 0), 0);
+    double want = qat_cap_rho(p[QAT_CAP_QUANT], 0.011542884);
+    assert_true(fabs(json_number(out, "int4", "rho") - want) < 1e-4);
+    assert_true(fabs(json_number(out, "sp50", "rho") - qat_cap_rho(QAT_CAP_PUBLISHED, 0.071326)) < 1e-4);
+    unlink(path);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_json),
+        cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_fit_file),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
