@@ -91,9 +91,10 @@ static inline __attribute__((always_inline)) void fp4_unit(float *restrict v, ui
     for (int64_t i = 0; i < n; i++) {
         double x = v[i];
         double a = fabs(x) * inv;
-        /* nearest E2M1 magnitude: decision points at the midpoints */
-        double l = a < 0.25 ? 0.0 : a < 0.75 ? 0.5 : a < 1.25 ? 1.0 : a < 1.75 ? 1.5
-                 : a < 2.5 ? 2.0 : a < 3.5 ? 3.0 : a < 5.0 ? 4.0 : 6.0;
+        /* nearest E2M1 magnitude: sum the level increments of every midpoint passed
+         * (branch-free, so the loop vectorises) */
+        double l = 0.5 * ((a >= 0.25) + (a >= 0.75) + (a >= 1.25) + (a >= 1.75)) + (double)(a >= 2.5) +
+                   (double)(a >= 3.5) + 2.0 * (a >= 5.0);
         double q = (x < 0 ? -l : l) * kscale;
         int k = KEPT(i);
         q = k ? q : 0.0;

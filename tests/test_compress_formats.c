@@ -176,6 +176,23 @@ static void test_mc_gmse_vq(void **state) {
     assert_true(g > 0.0625);
 }
 
+/* The training projection agrees with the closed forms (infinite-row scale). */
+static void test_projection_matches_exact(void **state) {
+    (void)state;
+    const char *fmts[] = {"int2", "int4", "ternary", "fp4", "sp50"};
+    for (size_t i = 0; i < sizeof fmts / sizeof *fmts; i++) {
+        qat_fmt f;
+        assert_int_equal(qat_fmt_parse(fmts[i], &f), QAT_OK);
+        qat_proj P;
+        qat_proj_setup(&P, &f);
+        P.fixed_rms = 1.0;
+        double g, se, ex;
+        qat_proj_gmse_mc(&P, 1 << 20, 99, &g, &se);
+        assert_true(qat_fmt_gmse_exact(&f, &ex));
+        if (fabs(g - ex) > 3.5 * se + 1e-3 * ex) fail_msg("%s: projection %.6f ± %.6f vs exact %.6f", fmts[i], g, se, ex);
+    }
+}
+
 static void test_capacity_rho(void **state) {
     (void)state;
     struct { const char *fmt; double rho; } t[] = {
@@ -293,6 +310,7 @@ int main(void) {
         cmocka_unit_test(test_mc_gmse_nm),
         cmocka_unit_test(test_mc_gmse_composite),
         cmocka_unit_test(test_mc_gmse_vq),
+        cmocka_unit_test(test_projection_matches_exact),
         cmocka_unit_test(test_capacity_rho),
         cmocka_unit_test(test_capacity_terms_and_bits),
         cmocka_unit_test(test_quest_vectors),
