@@ -99,7 +99,11 @@ int qat_fit_run_fit(const qat_fit_problem *p, const qat_fit_opts *o, qat_fit_res
     /* Optionally screen the grid by the objective at the start point. */
     ranked *order = qat_xmalloc((size_t)ng * sizeof *order);
     int nrun = ng;
-    if (o->max_starts > 0 && o->max_starts < ng) {
+    /* Chinchilla starts are cheap: run them all, as Epoch did. With capacity
+     * parameters a local fit costs ~10× more, so only the most promising grid
+     * points (by their starting objective) are run to convergence. */
+    int max_starts = o->max_starts ? o->max_starts : p->law == QAT_LAW_CHINCHILLA ? -1 : QAT_FIT_SCREENED_STARTS;
+    if (max_starts > 0 && max_starts < ng) {
         double *th = qat_xmalloc((size_t)np * sizeof(double));
         for (int s = 0; s < ng; s++) {
             qat_fit_grid_start(p, s, th);
@@ -107,7 +111,7 @@ int qat_fit_run_fit(const qat_fit_problem *p, const qat_fit_opts *o, qat_fit_res
         }
         free(th);
         qsort(order, (size_t)ng, sizeof *order, ranked_cmp);
-        nrun = o->max_starts;
+        nrun = max_starts;
     } else {
         for (int s = 0; s < ng; s++) order[s] = (ranked){0, s};
     }

@@ -29,6 +29,7 @@
 #define QAT_FIT_FMT_LEN 64      /* longest format string kept per run */
 #define QAT_FIT_MAX_TERMS 8     /* capacity terms of weight + act format together */
 #define QAT_FIT_HUBER_DELTA 1e-3 /* SPEC §8 */
+#define QAT_FIT_SCREENED_STARTS 48 /* default starts of laws with capacity parameters */
 
 typedef enum { QAT_LAW_CHINCHILLA = 0, QAT_LAW_DECOUPLED = 1, QAT_LAW_UNIFIED = 2 } qat_fit_law;
 
@@ -100,6 +101,11 @@ int qat_fit_problem_fix(qat_fit_problem *p, const char *name, double value);
 /* Law: predicted ln L of run i; adds scale·∂/∂θ to grad when grad != NULL. */
 double qat_fit_predict(const qat_fit_problem *p, const double *theta, int i, double *grad,
                        double scale);
+/* The same from a known ln ρ of the run (every run of a format pair shares it);
+ * w (may be NULL) receives the softmax weights of the three terms. */
+double qat_fit_predict_given_rho(const qat_fit_problem *p, const double *theta, int i, double lr, double w[3]);
+/* Adds scale·∂ln ρ_i/∂θ to grad. */
+void qat_fit_log_rho_grad(const qat_fit_problem *p, const double *theta, int i, double *grad, double scale);
 /* ln ρ of run i (0 for chinchilla). */
 double qat_fit_log_rho(const qat_fit_problem *p, const double *theta, int i);
 /* ρ for one capacity term of type t under θ (unified law only). */
@@ -119,7 +125,8 @@ typedef struct {
     uint64_t seed;        /* bootstrap seed: resample b uses qat_rng_make(seed, b) */
     int loo;              /* compute the leave-one-out error */
     int boot_starts;      /* extra starts per resample besides the warm start (default 3) */
-    int max_starts;       /* grid starts run to convergence, best by initial objective (0 = all) */
+    int max_starts;       /* grid starts run to convergence, best by starting objective:
+                             0 = default (all for chinchilla, QAT_FIT_SCREENED_STARTS otherwise), −1 = all */
     const double *warm;   /* optional extra start θ (e.g. from a related fit), tried after the grid */
 } qat_fit_opts;
 

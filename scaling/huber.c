@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/error.h"
+
 double qat_fit_huber(double r, double delta, double *dr) {
     double a = fabs(r);
     if (a <= delta) {
@@ -24,30 +26,40 @@ double qat_fit_huber(double r, double delta, double *dr) {
 }
 
 double qat_fit_objective(const qat_fit_problem *p, const double *theta, const double *w, double *g) {
-    int np = p->np;
-    if (g) memset(g, 0, (size_t)np * sizeof *g);
-    /* ∂ ln L̂_i/∂θ lands in dp first: the Huber slope needs the residual, which
-     * needs the prediction, and one pass through the law is half the cost of two. */
-    double stack[64];
-    double *dp = np <= 64 ? stack : malloc((size_t)np * sizeof *dp);
-    double f = 0.0;
+    int np = p->n_pairs;
+    /* ln ρ depends on the run only through its format pair, so it and its
+     * gradient are computed once per pair: per run only the LSE remains. */
+    double stack[2 * 64];
+    double *lr = np <= 64 ? stack : qat_xmalloc((size_t)2 * np * sizeof *lr), *coef = lr + np;
+    for (int k = 0; k < np; k++) {
+        lr[k] = qat_fit_log_rho(p, theta, p->pair_run[k]);
+        coef[k] = 0.0;
+    }
+    double f = 0.0, gA = 0, gal = 0, gB = 0, gbe = 0, gE = 0, alpha = theta[QAT_FIT_ALPHA];
     for (int i = 0; i < p->n; i++) {
         double wi = w ? w[i] : 1.0;
         if (wi == 0.0) continue;
-        if (!g) {
-            f += wi * qat_fit_huber(qat_fit_predict(p, theta, i, NULL, 0.0) - p->logL[i], QAT_FIT_HUBER_DELTA, NULL);
-            continue;
-        }
-        memset(dp, 0, (size_t)np * sizeof *dp);
-        double r = qat_fit_predict(p, theta, i, dp, 1.0) - p->logL[i];
-        double dr;
+        int k = p->pair_of[i];
+        double s[3], dr;
+        double r = qat_fit_predict_given_rho(p, theta, i, lr[k], s) - p->logL[i];
         f += wi * qat_fit_huber(r, QAT_FIT_HUBER_DELTA, &dr);
+        if (!g) continue;
         double c = wi * dr;
-        for (int k = 0; k < np; k++) g[k] += c * dp[k];
+        gA += c * s[0];
+        gal -= c * s[0] * (p->logN[i] + lr[k]);
+        gB += c * s[1];
+        gbe -= c * s[1] * p->logD[i];
+        gE += c * s[2];
+        coef[k] -= c * s[0] * alpha;
     }
-    if (dp != stack) free(dp);
-    if (g)
-        for (int k = 0; k < np; k++)
+    if (g) {
+        memset(g, 0, (size_t)p->np * sizeof *g);
+        g[QAT_FIT_A] = gA; g[QAT_FIT_ALPHA] = gal; g[QAT_FIT_B] = gB; g[QAT_FIT_BETA] = gbe; g[QAT_FIT_E] = gE;
+        if (p->law != QAT_LAW_CHINCHILLA)
+            for (int k = 0; k < np; k++) qat_fit_log_rho_grad(p, theta, p->pair_run[k], g, coef[k]);
+        for (int k = 0; k < p->np; k++)
             if (p->fixed[k]) g[k] = 0.0;
+    }
+    if (lr != stack) free(lr);
     return f;
 }

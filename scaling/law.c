@@ -141,6 +141,19 @@ int qat_fit_problem_init(qat_fit_problem *p, qat_fit_law law, const qat_fit_runs
                 p->tx[i * QAT_FIT_MAX_TERMS + k] = g > 0 ? log(g) / log(0.25) : INFINITY;
             }
         }
+        /* The objective computes ln ρ once per pair, so a pair must mean one set of terms. */
+        for (int i = 0; i < n; i++) {
+            int j = p->pair_run[p->pair_of[i]];
+            int same = p->nt[i] == p->nt[j];
+            for (int k = 0; same && k < p->nt[i]; k++)
+                same = p->tt[i * QAT_FIT_MAX_TERMS + k] == p->tt[j * QAT_FIT_MAX_TERMS + k] &&
+                       rs->run[i].terms[k].gmse == rs->run[j].terms[k].gmse;
+            if (!same) {
+                qat_fit_problem_free(p);
+                return qat_fail(QAT_EINPUT, "%s: format pair '%s/%s' has other capacity terms than in %s",
+                                rs->run[i].origin, rs->run[i].wfmt, rs->run[i].afmt, rs->run[j].origin);
+            }
+        }
         for (int t = 0; t < QAT_CAP_NTYPES; t++)
             if (present[t]) { p->type_off[t] = np; np += 3; }
     }
@@ -254,22 +267,31 @@ double qat_fit_cap_rho(const qat_fit_problem *p, const double *theta, int type, 
     return L * pow(tanh(exp(theta[o + 1]) * log(gmse) / log(0.25)), exp(theta[o + 2]));
 }
 
-double qat_fit_predict(const qat_fit_problem *p, const double *th, int i, double *grad, double scale) {
-    double alpha = th[QAT_FIT_ALPHA], beta = th[QAT_FIT_BETA];
-    double lr = log_rho(p, th, i, NULL, 0.0);
-    double u[3] = {th[QAT_FIT_A] - alpha * (p->logN[i] + lr), th[QAT_FIT_B] - beta * p->logD[i], th[QAT_FIT_E]};
+double qat_fit_predict_given_rho(const qat_fit_problem *p, const double *th, int i, double lr, double w[3]) {
+    double u[3] = {th[QAT_FIT_A] - th[QAT_FIT_ALPHA] * (p->logN[i] + lr), th[QAT_FIT_B] - th[QAT_FIT_BETA] * p->logD[i],
+                   th[QAT_FIT_E]};
     double mx = fmax(u[0], fmax(u[1], u[2]));
-    double w[3], sum = 0.0;
-    for (int k = 0; k < 3; k++) { w[k] = exp(u[k] - mx); sum += w[k]; }
-    double lse = mx + log(sum);
+    double e[3], sum = 0.0;
+    for (int k = 0; k < 3; k++) { e[k] = exp(u[k] - mx); sum += e[k]; }
+    if (w)
+        for (int k = 0; k < 3; k++) w[k] = e[k] / sum; /* softmax = ∂LSE/∂u_k */
+    return mx + log(sum);
+}
+
+double qat_fit_predict(const qat_fit_problem *p, const double *th, int i, double *grad, double scale) {
+    double lr = log_rho(p, th, i, NULL, 0.0), w[3];
+    double lse = qat_fit_predict_given_rho(p, th, i, lr, w);
     if (grad) {
-        for (int k = 0; k < 3; k++) w[k] /= sum; /* softmax = ∂LSE/∂u_k */
         grad[QAT_FIT_A] += scale * w[0];
         grad[QAT_FIT_ALPHA] -= scale * w[0] * (p->logN[i] + lr);
         grad[QAT_FIT_B] += scale * w[1];
         grad[QAT_FIT_BETA] -= scale * w[1] * p->logD[i];
         grad[QAT_FIT_E] += scale * w[2];
-        if (p->law != QAT_LAW_CHINCHILLA) log_rho(p, th, i, grad, -scale * w[0] * alpha);
+        if (p->law != QAT_LAW_CHINCHILLA) log_rho(p, th, i, grad, -scale * w[0] * th[QAT_FIT_ALPHA]);
     }
     return lse;
+}
+
+void qat_fit_log_rho_grad(const qat_fit_problem *p, const double *theta, int i, double *grad, double scale) {
+    log_rho(p, theta, i, grad, scale);
 }
