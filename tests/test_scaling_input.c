@@ -1,0 +1,261 @@
+/*
+ * tests/test_scaling_input.c — where runs come from, and what happens to bad
+ * input: CSV layouts (plain, headed, Epoch's), malformed CSV reported at
+ * file:line:col with exit 2, run logs written here with the HDF5 C API
+ * (completed ones read, unfinished ones skipped with a warning that names the
+ * file), directory search, --drop-highest, --exclude, and the `qat fit`
+ * command end to end (exit codes, --json keys, --csv, --out).
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include <hdf5.h>
+
+#include "core/error.h"
+#include "scaling/fit.h"
+#include "scaling/fit_cli.h"
+#include "scaling/inputs.h"
+
+static char dir[256];
+
+static void path_in(char *out, size_t n, const char *name) { snprintf(out, n, "%s/%s", dir, name); }
+
+static void write_file(const char *name, const char *text) {
+    char p[512];
+    path_in(p, sizeof p, name);
+    FILE *f = fopen(p, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static int setup(void **s) {
+    (void)s;
+    snprintf(dir, sizeof dir, "/tmp/qat_test_scaling_input_XXXXXX");
+    return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **s) {
+    (void)s;
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void test_csv_layouts(void **s) {
+    (void)s;
+    write_file("plain.csv", "1e6,2e7,3.5\n2e6,4e7,3.2,int4\n# comment\n\n4e6,8e7,3.0,int4,int8\n");
+    write_file("headed.csv", "loss, act_format ,N,D,format\n3.5,fp32,1e6,2e7,int2\n");
+    write_file("epoch.csv", "x,y,color,Model Size,Training FLOP,hex_color,loss\n"
+                            "1,2,#fff,1000000,6e12,#fff,3.1\n");
+    qat_fit_runs rs = {0};
+    char p[512];
+    path_in(p, sizeof p, "plain.csv");
+    assert_int_equal(qat_fit_read_csv(p, &rs), QAT_OK);
+    assert_int_equal(rs.n, 3);
+    assert_string_equal(rs.run[0].wfmt, "fp32");
+    assert_string_equal(rs.run[1].wfmt, "int4");
+    assert_string_equal(rs.run[1].afmt, "fp32");
+    assert_string_equal(rs.run[2].afmt, "int8");
+    assert_non_null(strstr(rs.run[2].origin, "plain.csv:5"));
+    path_in(p, sizeof p, "headed.csv");
+    assert_int_equal(qat_fit_read_csv(p, &rs), QAT_OK);
+    assert_true(rs.run[3].N == 1e6 && rs.run[3].D == 2e7 && rs.run[3].loss == 3.5);
+    assert_string_equal(rs.run[3].wfmt, "int2");
+    path_in(p, sizeof p, "epoch.csv");
+    assert_int_equal(qat_fit_read_csv(p, &rs), QAT_OK);
+    assert_true(fabs(rs.run[4].D - 6e12 / (6 * 1e6)) < 1e-6); /* D = FLOP/(6N) */
+    qat_fit_drop_highest(&rs, 2);
+    assert_int_equal(rs.n, 3);
+    for (int i = 0; i < rs.n; i++) assert_true(rs.run[i].loss < 3.5);
+    assert_int_equal(qat_fit_exclude(&rs, "int4"), 2); /* weight format int4 (plain rows 2 and 3) */
+    assert_int_equal(rs.n, 1);
+    qat_fit_runs_free(&rs);
+}
+
+static void expect_csv_error(const char *text, const char *where) {
+    write_file("bad.csv", text);
+    qat_fit_runs rs = {0};
+    char p[512];
+    path_in(p, sizeof p, "bad.csv");
+    assert_int_equal(qat_fit_read_csv(p, &rs), QAT_EINPUT);
+    if (!strstr(qat_errmsg(), where)) fprintf(stderr, "message: %s (expected %s)\n", qat_errmsg(), where);
+    assert_non_null(strstr(qat_errmsg(), where));
+    qat_fit_runs_free(&rs);
+}
+
+static void test_csv_errors(void **s) {
+    (void)s;
+    expect_csv_error("1e6,2e7,3.5\n1e6,abc,3.2\n", "bad.csv:2:5:");
+    expect_csv_error("N,D,loss\n1e6,2e7\n", "bad.csv:2:");
+    expect_csv_error("1e6,2e7,-1\n", "bad.csv:1:9:");
+    expect_csv_error("a,b,c\n1,2,3\n", "bad.csv:1:");            /* header without N */
+    expect_csv_error("N,D,loss\n", "no data rows");
+    expect_csv_error("1e6,2e7,3.5,in t4\n", "bad.csv:1:13:");     /* a format with a space */
+}
+
+/* A run log as SPEC §4 lays it out (only what the fit reads, plus status). */
+static void write_runlog(const char *sub, const char *status, double n_params, const char *wf, double val_loss,
+                         double tokens, int with_final) {
+    char p[512];
+    path_in(p, sizeof p, sub);
+    mkdir(p, 0755);
+    strcat(p, "/run.h5");
+    hid_t f = H5Fcreate(p, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(f >= 0);
+    hid_t sp = H5Screate(H5S_SCALAR);
+    hid_t st = H5Tcopy(H5T_C_S1);
+    H5Tset_size(st, H5T_VARIABLE);
+    const char *strs[3][2] = {{"status", status}, {"weight_format", wf}, {"act_format", "fp32"}};
+    for (int k = 0; k < 3; k++) {
+        hid_t a = H5Acreate2(f, strs[k][0], st, sp, H5P_DEFAULT, H5P_DEFAULT);
+        H5Awrite(a, st, &strs[k][1]);
+        H5Aclose(a);
+    }
+    long long n = (long long)n_params; /* integer, as a run log stores it */
+    hid_t a = H5Acreate2(f, "n_params", H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(a, H5T_NATIVE_LLONG, &n);
+    H5Aclose(a);
+    if (with_final) {
+        hid_t g = H5Gcreate2(f, "final", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        hid_t d = H5Dcreate2(g, "val_loss", H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, &val_loss);
+        H5Dclose(d);
+        long long t = (long long)tokens;
+        d = H5Dcreate2(g, "tokens", H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        H5Dwrite(d, H5T_NATIVE_LLONG, H5S_ALL, H5S_ALL, H5P_DEFAULT, &t);
+        H5Dclose(d);
+        H5Gclose(g);
+    }
+    H5Tclose(st);
+    H5Sclose(sp);
+    H5Fclose(f);
+}
+
+static void test_runlogs(void **s) {
+    (void)s;
+    write_runlog("runs", "completed", 0, "fp32", 0, 0, 0); /* placeholder dir */
+    write_runlog("runs/a", "completed", 1e6, "int4", 3.25, 2e7, 1);
+    write_runlog("runs/b", "running", 2e6, "fp32", 3.0, 4e7, 1);
+    write_runlog("runs/c", "completed", 4e6, "fp32", 0, 0, 0); /* no /final: killed before the end */
+    char d[512];
+    path_in(d, sizeof d, "runs/d");
+    mkdir(d, 0755);
+    write_runlog("runs/d/deeper", "completed", 8e6, "fp32", 2.9, 1.6e8, 1);
+    qat_fit_runs rs = {0};
+    char p[512], wpath[512];
+    path_in(p, sizeof p, "runs");
+    path_in(wpath, sizeof wpath, "warnings.txt");
+    FILE *warn = fopen(wpath, "w+");
+    int skipped = 0;
+    char *paths[1] = {p};
+    assert_int_equal(qat_fit_read_inputs(paths, 1, &rs, &skipped, warn), QAT_OK);
+    assert_int_equal(rs.n, 2);
+    assert_int_equal(skipped, 3); /* running, no /final, and the placeholder without /final */
+    assert_true(rs.run[0].N == 1e6 && rs.run[0].D == 2e7 && rs.run[0].loss == 3.25);
+    assert_string_equal(rs.run[0].wfmt, "int4");
+    assert_true(rs.run[1].N == 8e6);
+    rewind(warn);
+    char buf[4096];
+    size_t len = fread(buf, 1, sizeof buf - 1, warn);
+    buf[len] = 0;
+    fclose(warn);
+    assert_non_null(strstr(buf, "runs/b/run.h5: skipped: status is 'running'"));
+    assert_non_null(strstr(buf, "runs/c/run.h5: skipped: no positive /final/val_loss"));
+    qat_fit_runs_free(&rs);
+
+    /* A directory with no run logs and a missing file are input errors. */
+    path_in(p, sizeof p, "empty");
+    mkdir(p, 0755);
+    assert_int_equal(qat_fit_read_inputs(paths, 1, &rs, &skipped, NULL), QAT_EINPUT);
+    assert_non_null(strstr(qat_errmsg(), "no run.h5"));
+    path_in(p, sizeof p, "missing.csv");
+    assert_int_equal(qat_fit_read_inputs(paths, 1, &rs, &skipped, NULL), QAT_EINPUT);
+    qat_fit_runs_free(&rs);
+}
+
+/* Run `qat fit` with stdout captured into a file; returns the exit code. */
+static int run_fit(char **argv, int argc, char *out, size_t cap) {
+    char p[512];
+    path_in(p, sizeof p, "stdout.txt");
+    fflush(stdout);
+    int saved = dup(1);
+    FILE *f = freopen(p, "w", stdout);
+    assert_non_null(f);
+    int rc = qat_fit_main(argc, argv);
+    fflush(stdout);
+    dup2(saved, 1);
+    close(saved);
+    FILE *r = fopen(p, "r");
+    size_t n = fread(out, 1, cap - 1, r);
+    out[n] = 0;
+    fclose(r);
+    return rc;
+}
+
+static void test_fit_command(void **s) {
+    (void)s;
+    /* A small exact Chinchilla-law table: the fit must find it again. */
+    char p[512], csv_out[512], h5[512], text[1 << 14];
+    path_in(p, sizeof p, "law.csv");
+    FILE *f = fopen(p, "w");
+    fprintf(f, "N,D,loss\n");
+    for (int i = 0; i < 5; i++)
+        for (int j = 0; j < 4; j++) {
+            double N = 1e6 * pow(3, i), D = N * 10 * pow(2.5, j);
+            fprintf(f, "%.6g,%.6g,%.10g\n", N, D, 1.8 + 400 * pow(N, -0.34) + 1800 * pow(D, -0.37));
+        }
+    fclose(f);
+    path_in(csv_out, sizeof csv_out, "out.csv");
+    path_in(h5, sizeof h5, "fit.h5");
+    char *argv[] = {"fit", p, "--json", "--csv", csv_out, "--out", h5, "--bootstrap", "20"};
+    assert_int_equal(run_fit(argv, 9, text, sizeof text), 0);
+    const char *keys[] = {"\"law\": \"chinchilla\"", "\"n_runs\": 20", "\"params\": {\"A\": ", "\"alpha\": ",
+                          "\"capacity\": {}", "\"eff\": {}", "\"ci\": {\"A\": [", "\"rmse_log\": "};
+    for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
+        if (!strstr(text, keys[k])) fprintf(stderr, "missing %s in %s\n", keys[k], text);
+        assert_non_null(strstr(text, keys[k]));
+    }
+    double alpha = atof(strstr(text, "\"alpha\": ") + 9);
+    assert_true(fabs(alpha - 0.34) < 0.005);
+    /* The per-run CSV is itself a valid input. */
+    qat_fit_runs rs = {0};
+    assert_int_equal(qat_fit_read_csv(csv_out, &rs), QAT_OK);
+    assert_int_equal(rs.n, 20);
+    qat_fit_runs_free(&rs);
+    assert_int_equal(H5Fis_hdf5(h5), 1);
+
+    /* Exit codes: usage and input errors are 2 and name the problem. */
+    char *help[] = {"fit", "--help"};
+    assert_int_equal(run_fit(help, 2, text, sizeof text), 0);
+    assert_non_null(strstr(text, "--bootstrap"));
+    char *bad_opt[] = {"fit", p, "--frobnicate"};
+    assert_int_equal(run_fit(bad_opt, 3, text, sizeof text), 2);
+    char *bad_fix[] = {"fit", p, "--fix", "gamma=1"};
+    assert_int_equal(run_fit(bad_fix, 4, text, sizeof text), 2);
+    assert_non_null(strstr(qat_errmsg(), "gamma"));
+    write_file("broken.csv", "N,D,loss\n1e6,2e7,3.1\n1e6,2e7,oops\n");
+    char b[512];
+    path_in(b, sizeof b, "broken.csv");
+    char *bad_csv[] = {"fit", b};
+    assert_int_equal(run_fit(bad_csv, 2, text, sizeof text), 2);
+    assert_non_null(strstr(qat_errmsg(), "broken.csv:3:"));
+    char *bad_law[] = {"fit", p, "--law", "kaplan"};
+    assert_int_equal(run_fit(bad_law, 4, text, sizeof text), 2);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_csv_layouts), cmocka_unit_test(test_csv_errors),
+        cmocka_unit_test(test_runlogs), cmocka_unit_test(test_fit_command),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
