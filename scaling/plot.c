@@ -28,7 +28,7 @@ int qat_plot_kind_parse(const char *s, qat_plot_kind *k) {
     return QAT_OK;
 }
 
-#define W 860
+#define W 940
 #define H 540
 #define NCURVE 120
 
@@ -99,7 +99,7 @@ static int plot_law(const qat_fit_h5 *f, const char *path) {
                 ys[q] = qat_fit_h5_predict(f, xs[q], ratio[k][j] * xs[q], f->pairs.value[k]);
             }
             qat_svg_polyline(&s, NCURVE, xs, ys, col, 1.8, j > 0);
-            if (nratio[k] > 1 || k == 0) {
+            if (k == 0) { /* one pair's labels say it; all pairs share the ratios in a sweep */
                 char lab[32];
                 snprintf(lab, sizeof lab, "D/N %.3g", ratio[k][j]);
                 qat_svg_text(&s, xs[NCURVE - 1], ys[NCURVE - 1], -4, -5, "end", 10, col, lab);
@@ -154,7 +154,7 @@ static int plot_capacity(const qat_fit_h5 *f, const char *src, const char *path)
     qat_svg_polyline(&s, NCURVE, xs, ys, "#999999", 1.5, 1);
     qat_svg_series_end(&s);
     qat_svg_legend_entry e = {.color = "#999999", .line = 1, .dash = 1};
-    snprintf(e.label, sizeof e.label, "published Llama/C4 (1, .41, 1.39)");
+    snprintf(e.label, sizeof e.label, "published Llama/C4 (L 1, F .41, C 1.39)");
     qat_svg_legend_add(&s, &e);
     for (int t = 0; t < QAT_CAP_NTYPES; t++) {
         int has_pts = 0;
@@ -229,7 +229,7 @@ static int plot_frontier(const qat_fit_h5 *f, const char *src, const char *path,
     qat_svg_axes(&s, xmin, xmax, 1, 0.0, ymax, 0, "bits per parameter", "capacity per bit (\xCF\x81 / bits)", xt, nx, NULL, 0);
     /* The frontier as steps, naming the best format at each change. */
     double *fx = qat_xmalloc((size_t)(2 * m + 2) * sizeof *fx), *fy = qat_xmalloc((size_t)(2 * m + 2) * sizeof *fy);
-    int nf = 0, best = -1;
+    int nf = 0, best = -1, changes = 0;
     qat_svg_series_begin(&s, "frontier");
     if (info) fprintf(info, "best format under each bit budget (capacity per bit):\n");
     for (int j = 0; j < m; j++) {
@@ -239,10 +239,12 @@ static int plot_frontier(const qat_fit_h5 *f, const char *src, const char *path,
             best = j;
             fx[nf] = pr[j].bits; fy[nf++] = pr[j].per_bit;
             char lab[96];
-            snprintf(lab, sizeof lab, "\xE2\x89\xA4 %g bits: %s", pr[j].bits, f->fmt[pr[j].k]);
-            qat_svg_text(&s, pr[j].bits, pr[j].per_bit, 0, -12, "middle", 11, "#000", lab);
+            snprintf(lab, sizeof lab, "\xE2\x89\xA4 %.3g bits: %s", pr[j].bits, f->fmt[pr[j].k]);
+            /* Alternate above/below so neighbouring names do not overlap. */
+            qat_svg_text(&s, pr[j].bits, pr[j].per_bit, 0, changes++ % 2 ? 22 : -12, "middle", 11, "#000", lab);
         }
-        if (info) fprintf(info, "  <= %-6g bits: %-14s %.4g\n", pr[j].bits, f->fmt[pr[best].k], pr[best].per_bit);
+        if (info && (j + 1 == m || pr[j + 1].bits != pr[j].bits))
+            fprintf(info, "  <= %-6.3g bits: %-14s %.4g\n", pr[j].bits, f->fmt[pr[best].k], pr[best].per_bit);
     }
     fx[nf] = xmax; fy[nf++] = pr[best].per_bit;
     qat_svg_polyline(&s, nf, fx, fy, "#000000", 1.6, 0);
@@ -255,7 +257,7 @@ static int plot_frontier(const qat_fit_h5 *f, const char *src, const char *path,
         qat_svg_marker(&s, pr[j].bits, pr[j].per_bit, QAT_SVG_CIRCLE, col, f->fmt_in_data[k], 5);
         qat_svg_series_end(&s);
         qat_svg_legend_entry e = {.color = col, .marker = 1, .shape = QAT_SVG_CIRCLE, .filled = f->fmt_in_data[k]};
-        snprintf(e.label, sizeof e.label, "%s: \xCF\x81 %.3g at %g bits%s", f->fmt[k], f->fmt_rho[k], pr[j].bits,
+        snprintf(e.label, sizeof e.label, "%s: \xCF\x81 %.3g at %.3g bits%s", f->fmt[k], f->fmt_rho[k], pr[j].bits,
                  f->fmt_in_data[k] ? "" : " (priced)");
         qat_svg_legend_add(&s, &e);
     }

@@ -40,7 +40,7 @@ int qat_svg_begin(qat_svg *s, const char *path, double W, double H, const char *
     s->W = W;
     s->H = H;
     /* Room on the left for tick labels, on the right for the legend. */
-    s->px0 = 80; s->px1 = W - 200; s->py0 = subtitle ? 62 : 48; s->py1 = H - 58;
+    s->px0 = 80; s->px1 = W - 270; s->py0 = subtitle ? 62 : 48; s->py1 = H - 58;
     FILE *o = s->out;
     fprintf(o, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
                "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"%g\" height=\"%g\" "
@@ -88,7 +88,7 @@ void qat_svg_pad_range(double *lo, double *hi, int log_axis) {
 /* Tick positions for one axis; returns how many (≤ cap). */
 static int auto_ticks(double lo, double hi, int log_axis, double *t, int cap) {
     int n = 0;
-    if (log_axis && log10(hi / lo) < 0.5) log_axis = 0; /* under half a decade: linear ticks read better */
+    if (log_axis && log10(hi / lo) < 0.8) log_axis = 0; /* under a decade: linear ticks read better */
     if (log_axis) {
         double span = log10(hi / lo);
         static const double m125[] = {1, 2, 5}, all[] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
