@@ -1,0 +1,386 @@
+/*
+ * tests/test_sweep.c — sweep files expanded into runs (train/sweep.h), without
+ * launching anything: the order of the cartesian product and of repeat seeds,
+ * run names (readable, safe, unique), the overrides each run gets, every
+ * mistake reported at its exact FILE:LINE:COL with the nearest valid key, an
+ * impossible combination kept as one run's failure, shards that cover the grid
+ * exactly once, and a Slurm script that bash accepts.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "core/config.h"
+#include "core/error.h"
+#include "train/sweep.h"
+
+static char tmpdir[256];
+
+/* Write `text` to a file in the temp dir; returns its path (static buffer). */
+static const char *write_file(const char *name, const char *text) {
+    static char path[512];
+    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+static qat_sweep *load_ok(const char *name, const char *text) {
+    qat_sweep *sw = NULL;
+    int rc = qat_sweep_load(write_file(name, text), &sw);
+    if (rc) fprintf(stderr, "unexpected error: %s\n", qat_errmsg());
+    assert_int_equal(rc, QAT_OK);
+    assert_non_null(sw);
+    return sw;
+}
+
+/* Expect qat_sweep_load to fail with exactly "DIR/<want>". */
+static void expect_error(const char *name, const char *text, const char *want) {
+    qat_sweep *sw = NULL;
+    assert_int_equal(qat_sweep_load(write_file(name, text), &sw), QAT_EINPUT);
+    assert_null(sw);
+    char full[2048];
+    snprintf(full, sizeof full, "%s/%s", tmpdir, want);
+    if (strcmp(qat_errmsg(), full)) fprintf(stderr, "got:  %s\nwant: %s\n", qat_errmsg(), full);
+    assert_string_equal(qat_errmsg(), full);
+}
+
+static const char *const TINY_BASE =
+    "base:\n"
+    "  model: {preset: \"\", layers: 2, dim: 16, heads: 2, seq_len: 16}\n"
+    "  train: {tokens: 512, batch_tokens: 64, eval_tokens: 32}\n";
+
+static void test_order_names_and_sets(void **state) {
+    (void)state;
+    qat_sweep *sw = load_ok("formats.yaml",
+                            "base:\n"
+                            "  model: {preset: s3}\n"
+                            "grid:\n"
+                            "  model.preset: [s1, s3]\n"
+                            "  compress:\n"
+                            "    weights: {format: [int4, fp4]}\n"
+                            "  compress.activations.format: [fp32, \"2:4\"]\n"
+                            "repeat: 2\n");
+    assert_int_equal(qat_sweep_run_count(sw), 16);
+    assert_string_equal(sw->out, "runs/formats");
+    assert_int_equal(sw->n_axes, 3);
+    assert_string_equal(sw->axes[1].key, "compress.weights.format");
+    /* last key fastest, seeds fastest of all */
+    const char *want[16] = {
+        "s1-int4-fp32-seed0", "s1-int4-fp32-seed1", "s1-int4-2_4-seed0", "s1-int4-2_4-seed1",
+        "s1-fp4-fp32-seed0",  "s1-fp4-fp32-seed1",  "s1-fp4-2_4-seed0",  "s1-fp4-2_4-seed1",
+        "s3-int4-fp32-seed0", "s3-int4-fp32-seed1", "s3-int4-2_4-seed0", "s3-int4-2_4-seed1",
+        "s3-fp4-fp32-seed0",  "s3-fp4-fp32-seed1",  "s3-fp4-2_4-seed0",  "s3-fp4-2_4-seed1",
+    };
+    for (int r = 0; r < 16; r++) {
+        assert_string_equal(qat_sweep_run_name(sw, r), want[r]);
+        assert_int_equal(qat_sweep_run_seed(sw, r), (uint64_t)(r % 2));
+    }
+    const char *sets[8];
+    int n = qat_sweep_run_sets(sw, 11, sets, 8);
+    assert_int_equal(n, 5);
+    assert_string_equal(sets[0], "model.preset=s3");
+    assert_string_equal(sets[1], "compress.weights.format=int4");
+    assert_string_equal(sets[2], "compress.activations.format=\"2:4\"");
+    assert_string_equal(sets[3], "seed=1");
+    assert_string_equal(sets[4], "name=s3-int4-2_4-seed1");
+    qat_config c;
+    assert_int_equal(qat_sweep_run_config(sw, 11, &c), QAT_OK);
+    assert_string_equal(c.model.preset, "s3");
+    assert_string_equal(c.weights.format, "int4");
+    assert_string_equal(c.activations.format, "2:4");
+    assert_int_equal(c.seed, 1);
+    assert_string_equal(c.name, "s3-int4-2_4-seed1");
+    assert_int_equal(sw->threads_explicit, 0);
+    qat_sweep_free(sw);
+}
+
+static void test_numbers_seed_lists_and_base_prefix(void **state) {
+    (void)state;
+    char text[1024];
+    snprintf(text, sizeof text,
+             "%s  name: tiny\n  threads: 1\n"
+             "grid:\n  model.dim: [16, 32]\n  train.lr: [1e-3]\n  compress.weights.hadamard: [0]\n"
+             "repeat: [7, 3]\nout: elsewhere/x\n", TINY_BASE);
+    qat_sweep *sw = load_ok("numbers.yml", text);
+    assert_int_equal(qat_sweep_run_count(sw), 4);
+    assert_string_equal(qat_sweep_run_name(sw, 0), "tiny-dim16-lr1e-3-hadamard0-seed7");
+    assert_string_equal(qat_sweep_run_name(sw, 1), "tiny-dim16-lr1e-3-hadamard0-seed3");
+    assert_string_equal(qat_sweep_run_name(sw, 3), "tiny-dim32-lr1e-3-hadamard0-seed3");
+    assert_int_equal(qat_sweep_run_seed(sw, 2), 7);
+    assert_string_equal(sw->out, "elsewhere/x");
+    assert_int_equal(sw->threads_explicit, 1);
+    qat_config c;
+    assert_int_equal(qat_sweep_run_config(sw, 3, &c), QAT_OK);
+    assert_int_equal(c.model.dim, 32);
+    assert_int_equal(c.seed, 3);
+    assert_true(c.train.lr == 1e-3);
+    qat_sweep_free(sw);
+
+    /* No grid, no repeat: one run under the base's own name. */
+    sw = load_ok("single.yaml", "base: {name: solo, model: {preset: s1}}\n");
+    assert_int_equal(qat_sweep_run_count(sw), 1);
+    assert_string_equal(qat_sweep_run_name(sw, 0), "solo");
+    qat_sweep_free(sw);
+
+    /* repeat: n means seeds 0..n-1; grid `seed` without repeat is a plain axis. */
+    sw = load_ok("rep.yaml", "base: {model: {preset: s1}}\nrepeat: 3\n");
+    assert_int_equal(qat_sweep_run_count(sw), 3);
+    assert_string_equal(qat_sweep_run_name(sw, 2), "seed2");
+    qat_sweep_free(sw);
+    sw = load_ok("seedgrid.yaml", "base: {model: {preset: s1}}\ngrid: {seed: [5, 6]}\n");
+    assert_string_equal(qat_sweep_run_name(sw, 1), "seed6");
+    qat_sweep_free(sw);
+}
+
+static void test_safe_unique_names(void **state) {
+    (void)state;
+    qat_sweep *sw = load_ok("safe.yaml",
+                            "base: {model: {preset: s1}}\n"
+                            "grid:\n"
+                            "  compress.weights.format: [\"2:4\", \"2/4\", sp50+int4, noise(int4), \"a,b\", .hidden]\n"
+                            "  compress.weights.estimator: [\"\", ste]\n");
+    const char *want[12] = {"2_4-estimator_empty", "2_4-ste", "2_4_v2-estimator_empty", "2_4_v2-ste",
+                            "sp50_int4-estimator_empty", "sp50_int4-ste", "noise_int4-estimator_empty", "noise_int4-ste",
+                            "a_b-estimator_empty", "a_b-ste", "_hidden-estimator_empty", "_hidden-ste"};
+    assert_int_equal(qat_sweep_run_count(sw), 12);
+    for (int r = 0; r < 12; r++) assert_string_equal(qat_sweep_run_name(sw, r), want[r]);
+    qat_sweep_free(sw);
+
+    /* Values whose joined names collide ("a-b"+"c" vs "a"+"b-c") still get distinct names. */
+    sw = load_ok("collide.yaml", "base: {model: {preset: s1}}\n"
+                                 "grid:\n  compress.weights.format: [a-b, a]\n  compress.activations.format: [c, b-c]\n");
+    assert_string_equal(qat_sweep_run_name(sw, 1), "a-b-b-c");
+    assert_string_equal(qat_sweep_run_name(sw, 2), "a-c");
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < i; j++) assert_string_not_equal(qat_sweep_run_name(sw, i), qat_sweep_run_name(sw, j));
+    qat_sweep_free(sw);
+    sw = load_ok("collide2.yaml", "base: {model: {preset: s1}}\n"
+                                  "grid:\n  compress.weights.format: [a-b, a]\n  compress.activations.format: [c, b-c]\n"
+                                  "  compress.weights.scale: [rms]\n");
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < i; j++) assert_string_not_equal(qat_sweep_run_name(sw, i), qat_sweep_run_name(sw, j));
+    qat_sweep_free(sw);
+
+    /* Over-long names are cut and keep a hash of the whole, so they stay distinct;
+     * values that differ only past the label length are numbered. */
+    char text[2048], a[64], b[64];
+    memset(a, 'x', 60), a[60] = 0;
+    memset(b, 'x', 60), b[60] = 0, b[59] = 'y';
+    snprintf(text, sizeof text, "base: {model: {preset: s1}}\ngrid: {compress.weights.format: [%s, %s], "
+             "compress.activations.format: [%s], data.shards: [%s]}\n", a, b, a, b);
+    sw = load_ok("long.yaml", text);
+    assert_int_equal(strlen(qat_sweep_run_name(sw, 0)), QAT_NAME_MAX - 1 - 24);
+    assert_string_not_equal(qat_sweep_run_name(sw, 0), qat_sweep_run_name(sw, 1));
+    assert_string_equal(sw->axes[0].label[1] + 47, "_v2");
+    qat_sweep_free(sw);
+}
+
+static void test_base_from_file(void **state) {
+    (void)state;
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s/sub'", tmpdir);
+    assert_int_equal(system(cmd), 0);
+    write_file("sub/base.yaml", "model: {preset: s1}\ntrain: {lr: 2e-3}\n");
+    /* relative to the sweep file, not to the current directory */
+    qat_sweep *sw = load_ok("sub/from_file.yaml", "base: base.yaml\ngrid: {train.lr: [1e-3, 2e-3]}\n");
+    assert_int_equal(qat_sweep_run_count(sw), 2);
+    assert_true(sw->base.train.lr == 2e-3);
+    assert_string_equal(sw->out, "runs/from_file");
+    qat_config c;
+    assert_int_equal(qat_sweep_run_config(sw, 0, &c), QAT_OK);
+    assert_true(c.train.lr == 1e-3);
+    assert_string_equal(c.model.preset, "s1");
+    qat_sweep_free(sw);
+
+    /* a missing base is named at the base: line; a mistake inside it at its own line */
+    sw = NULL;
+    assert_int_equal(qat_sweep_load(write_file("sub/missing.yaml", "grid: {train.lr: [1e-3]}\nbase: nothere.yaml\n"), &sw),
+                     QAT_EINPUT);
+    char want[1024];
+    snprintf(want, sizeof want, "%s/sub/missing.yaml:2:7: base: cannot read '%s/sub/nothere.yaml': ", tmpdir, tmpdir);
+    assert_memory_equal(qat_errmsg(), want, strlen(want));
+    write_file("sub/bad.yaml", "model: {preset: s1}\ntrain: {lrr: 2e-3}\n");
+    expect_error("sub/bad_base.yaml", "base: bad.yaml\n",
+                 "sub/bad.yaml:2:9: unknown key 'train.lrr' (did you mean 'train.lr'?)");
+}
+
+static void test_errors(void **state) {
+    (void)state;
+    expect_error("top.yaml", "base: {}\ngird:\n  train.lr: [1e-3]\n",
+                 "top.yaml:2:1: unknown key 'gird' in a sweep file (did you mean 'grid'?); expected base, grid, out, repeat");
+    expect_error("top2.yaml", "bsae: {}\n",
+                 "top2.yaml:1:1: unknown key 'bsae' in a sweep file (did you mean 'base'?); expected base, grid, out, repeat");
+    expect_error("gkey.yaml", "base: {model: {preset: s1}}\ngrid:\n  train.lr: [1e-3]\n  train.lrr: [1, 2]\n",
+                 "gkey.yaml:4:3: unknown key 'train.lrr' in grid (did you mean 'train.lr'?)");
+    expect_error("gkey2.yaml", "base: {model: {preset: s1}}\ngrid:\n  compress:\n    weights: {fromat: [int4]}\n",
+                 "gkey2.yaml:4:15: unknown key 'compress.weights.fromat' in grid (did you mean 'compress.weights.format'?)");
+    expect_error("gval.yaml", "base: {model: {preset: s1}}\ngrid:\n  train.lr: [1e-3,\n             -1]\n",
+                 "gval.yaml:4:14: train.lr: -1 is out of range, expected a number > 0");
+    expect_error("gval2.yaml", "base: {model: {preset: s1}}\ngrid:\n  train.schedule: [cosine, cosin]\n",
+                 "gval2.yaml:3:28: train.schedule: 'cosin' is not allowed, expected one of cosine, constant, linear "
+                 "(did you mean 'cosine'?)");
+    expect_error("gscalar.yaml", "base: {model: {preset: s1}}\ngrid:\n  train.lr: 1e-3\n",
+                 "gscalar.yaml:3:13: grid.train.lr: expected a list of values, e.g. [a, b], got a scalar "
+                 "(a fixed value belongs under base:)");
+    expect_error("gempty.yaml", "base: {model: {preset: s1}}\ngrid:\n  train.lr: []\n",
+                 "gempty.yaml:3:13: grid.train.lr: expected a non-empty list of values");
+    expect_error("gdup.yaml", "base: {model: {preset: s1}}\ngrid:\n  train.lr: [1, 1]\n",
+                 "gdup.yaml:3:17: grid.train.lr: value 1 given twice (first at line 3)");
+    expect_error("gdup2.yaml", "base: {model: {preset: s1}}\ngrid:\n  train.lr: [1]\n  train: {lr: [2]}\n",
+                 "gdup2.yaml:4:11: grid key 'train.lr' given twice (first at line 3)");
+    expect_error("gname.yaml", "base: {model: {preset: s1}}\ngrid:\n  name: [a, b]\n",
+                 "gname.yaml:3:3: name cannot be a grid key: each run's name is made from its grid values");
+    expect_error("gseed.yaml", "base: {model: {preset: s1}}\ngrid:\n  seed: [1, 2]\nrepeat: 2\n",
+                 "gseed.yaml:3:3: seed is a grid key and repeat: is given too; use one of them");
+    expect_error("tpp.yaml", "base: {model: {preset: s1}, train: {tokens: 1e5}}\ngrid:\n  train.tokens_per_param: [10, 20]\n",
+                 "tpp.yaml:3:3: grid.train.tokens_per_param has no effect: the base sets train.tokens, which wins; "
+                 "remove train.tokens from the base");
+    expect_error("rep.yaml", "base: {model: {preset: s1}}\nrepeat: 0\n",
+                 "rep.yaml:2:9: repeat: expected a number of seeds in [1, 100000] or a list of seeds, got '0'");
+    expect_error("rep2.yaml", "base: {model: {preset: s1}}\nrepeat: [1, x]\n",
+                 "rep2.yaml:2:13: repeat: expected an unsigned integer seed, got x");
+    /* inside an inline base: the sweep file's own lines and columns */
+    expect_error("ibase.yaml", "out: x\nbase:\n  model:\n    dimm: 16\n",
+                 "ibase.yaml:4:5: unknown key 'model.dimm' (did you mean 'model.dim'?)");
+    expect_error("ibase2.yaml", "base: {train: {lr: -1}}\n",
+                 "ibase2.yaml:1:20: train.lr: -1 is out of range, expected a number > 0");
+    expect_error("syntax.yaml", "base: {model: [\n",
+                 "syntax.yaml:2:1: YAML syntax error: did not find expected node content (while parsing a flow node at line 2)");
+    expect_error("notmap.yaml", "- a\n- b\n", "notmap.yaml:1:1: expected a sweep: a mapping with base, grid, out and repeat");
+}
+
+static void test_impossible_combination(void **state) {
+    (void)state;
+    char text[1024];
+    snprintf(text, sizeof text, "%sgrid:\n  model.heads: [2, 3]\n  model.layers: [1, 2]\n", TINY_BASE);
+    qat_sweep *sw = load_ok("heads.yaml", text);
+    assert_int_equal(qat_sweep_run_count(sw), 4);
+    qat_config c;
+    assert_int_equal(qat_sweep_run_config(sw, 0, &c), QAT_OK);
+    assert_int_equal(qat_sweep_run_config(sw, 1, &c), QAT_OK);
+    assert_int_equal(qat_sweep_run_config(sw, 2, &c), QAT_EINPUT);
+    char want[1024];
+    snprintf(want, sizeof want, "%s/heads.yaml:5:20: model.heads = 3 must divide model.dim = 16 (run heads3-layers1)", tmpdir);
+    assert_string_equal(qat_errmsg(), want);
+    qat_sweep_free(sw);
+
+    /* The grid may complete an incomplete base: dim only in the grid. */
+    sw = load_ok("complete.yaml", "base:\n  model: {preset: \"\", layers: 1, heads: 2, seq_len: 16}\n"
+                                  "  train: {batch_tokens: 64, eval_tokens: 32}\n"
+                                  "grid:\n  model.dim: [16, 32]\n");
+    assert_int_equal(qat_sweep_run_config(sw, 1, &c), QAT_OK);
+    assert_int_equal(c.model.dim, 32);
+    qat_sweep_free(sw);
+
+    /* ... but when no run at all is possible, the file is wrong. */
+    expect_error("allbad.yaml",
+                 "base:\n  model: {preset: \"\", layers: 1, dim: 16, seq_len: 16}\ngrid:\n  model.heads: [3, 5]\n",
+                 "allbad.yaml:4:17: model.heads = 3 must divide model.dim = 16 (run heads3) "
+                 "(and no run of the sweep is valid)");
+    /* cross-key errors from the base itself point into the inline base */
+    expect_error("basebad.yaml", "base:\n  model: {preset: \"\", layers: 1, dim: 16, heads: 3, seq_len: 16}\n",
+                 "basebad.yaml:2:43: model.heads = 3 must divide model.dim = 16 (run run)");
+    /* spaces and slashes in values (globs) become '_' in names */
+    qat_sweep *g = load_ok("globs.yaml", "base: {model: {preset: s1}}\n"
+                                         "grid: {data.shards: [\"my dir/*.bin\", \"x:y/*.bin\"]}\n");
+    assert_string_equal(qat_sweep_run_name(g, 0), "my_dir_.bin");
+    assert_string_equal(qat_sweep_run_name(g, 1), "x_y_.bin");
+    assert_int_equal(qat_sweep_run_config(g, 1, &c), QAT_OK);
+    assert_string_equal(c.data.source, "shards");
+    qat_sweep_free(g);
+}
+
+static void test_shards_cover_once(void **state) {
+    (void)state;
+    qat_sweep *sw = load_ok("shards.yaml", "base: {model: {preset: s1}}\n"
+                                           "grid: {train.lr: [1e-3, 2e-3, 3e-3], compress.weights.format: [int4, fp4]}\n"
+                                           "repeat: 2\n");
+    int n = qat_sweep_run_count(sw);
+    assert_int_equal(n, 12);
+    for (int count = 1; count <= 15; count++) {
+        int hits[12] = {0};
+        for (int index = 0; index < count; index++) {
+            char text[32];
+            int i, c;
+            snprintf(text, sizeof text, "%d/%d", index, count);
+            assert_int_equal(qat_sweep_parse_shard(text, &i, &c), QAT_OK);
+            assert_int_equal(i, index);
+            assert_int_equal(c, count);
+            for (int r = 0; r < n; r++) hits[r] += qat_sweep_in_shard(r, i, c);
+        }
+        for (int r = 0; r < n; r++) assert_int_equal(hits[r], 1);
+    }
+    const char *bad[] = {"2/2", "-1/3", "1/0", "a/b", "1", "1/2x", "/2", "1/", NULL};
+    for (int k = 0; bad[k]; k++) {
+        int i, c;
+        assert_int_equal(qat_sweep_parse_shard(bad[k], &i, &c), QAT_EINPUT);
+        assert_non_null(strstr(qat_errmsg(), "expected I/N with 0 <= I < N"));
+    }
+    qat_sweep_free(sw);
+}
+
+static void test_slurm_script(void **state) {
+    (void)state;
+    qat_sweep *sw = load_ok("slurm it.yaml", "base: {model: {preset: s1}}\ngrid: {train.lr: [1e-3, 2e-3, 3e-3]}\n"
+                                             "out: /tmp/qat sweep's out\n");
+    char script[512], cmd[4096];
+    snprintf(script, sizeof script, "%s/job.sh", tmpdir);
+    assert_int_equal(qat_sweep_write_slurm(sw, script, "/opt/qat dir/qat", "/data/it's/slurm it.yaml", "/work dir", 0, 2),
+                     QAT_OK);
+    snprintf(cmd, sizeof cmd, "bash -n '%s'", script);
+    assert_int_equal(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "grep -qx '#SBATCH --array=0-2' '%s'", script);
+    assert_int_equal(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "grep -q 'sweep .*--shard \"${SLURM_ARRAY_TASK_ID}/3\" --jobs 2$' '%s'", script);
+    assert_int_equal(system(cmd), 0);
+    /* The command line it builds, run with a stand-in for qat, gets the paths intact. */
+    char fake[512];
+    snprintf(fake, sizeof fake, "%s/fake dir", tmpdir);
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", fake);
+    assert_int_equal(system(cmd), 0);
+    char q[1200];
+    snprintf(q, sizeof q, "%s", write_file("fake dir/qat", "#!/bin/sh\nprintf '%s|' \"$@\"\n"));
+    snprintf(cmd, sizeof cmd, "chmod +x '%s'", q);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(qat_sweep_write_slurm(sw, script, q, "/data/it's/slurm it.yaml", tmpdir, 2, 0), QAT_OK);
+    snprintf(cmd, sizeof cmd, "grep -qx '#SBATCH --array=0-1' '%s' && test \"$(SLURM_ARRAY_TASK_ID=1 bash '%s')\" = "
+             "\"sweep|/data/it's/slurm it.yaml|--shard|1/2|\"", script, script);
+    assert_int_equal(system(cmd), 0);
+    qat_sweep_free(sw);
+}
+
+static int setup(void **state) {
+    (void)state;
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/qat_test_sweep_XXXXXX");
+    assert_non_null(mkdtemp(tmpdir));
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_order_names_and_sets),
+        cmocka_unit_test(test_numbers_seed_lists_and_base_prefix),
+        cmocka_unit_test(test_safe_unique_names),
+        cmocka_unit_test(test_base_from_file),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_impossible_combination),
+        cmocka_unit_test(test_shards_cover_once),
+        cmocka_unit_test(test_slurm_script),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

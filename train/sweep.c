@@ -1,0 +1,707 @@
+/*
+ * train/sweep.c — reading a sweep file and expanding it into runs (SPEC §3).
+ *
+ *     base: {model: {preset: s3}, train: {tokens_per_param: 20}}   # or base: configs/x.yaml
+ *     grid:
+ *       compress.weights.format: [int4, fp4]
+ *       train.tokens_per_param: [10, 20]
+ *     repeat: 2                                                     # seeds 0, 1 (or a list)
+ *     out: runs/my-sweep                                            # default runs/<file stem>
+ *
+ * How it is checked, and why that way:
+ *  - The file is read once with libyaml's document API, so every node keeps its
+ *    mark. An inline base is applied as a node of this document by
+ *    qat_config_load_node, so a mistake inside it reads SWEEP:LINE:COL with the
+ *    sweep file's own lines; no text is copied or re-indented.
+ *  - The base is parsed without cross-key validation: a grid may complete it
+ *    (model.dim only in the grid). Each grid value is then tried on the base as
+ *    the `--set key=value` the worker will receive, which runs the table's own
+ *    key, type and range checks; the loader's "--set k=v:" prefix is replaced by
+ *    the grid entry's position. Whole runs are validated one by one
+ *    (qat_sweep_run_config): an impossible combination is a failed run, not a
+ *    broken sweep, unless every run is impossible.
+ *  - Run names are built from the grid values, readable first (int4, s3,
+ *    dim16: numbers carry their key's last component), then made safe for a
+ *    directory and a shell (anything outside [A-Za-z0-9._-] becomes '_'), then
+ *    unique (within an axis by a value suffix, over the whole sweep by a hash
+ *    set and a counter), then short enough (a hash of the full name replaces
+ *    the tail).
+ */
+#include "sweep.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#include "core/error.h"
+
+static const char *const top_keys[] = {"base", "grid", "out", "repeat", NULL};
+
+/* ------------------------------------------------------------------ helpers */
+
+static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *xasprintf(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    QAT_ASSERT(n >= 0);
+    char *s = qat_xmalloc((size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+/* Error at a mark of the sweep file. */
+static int fail_mark(const qat_sweep *sw, yaml_mark_t m, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail_mark(const qat_sweep *sw, yaml_mark_t m, const char *fmt, ...) {
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return qat_fail(QAT_EINPUT, "%s:%zu:%zu: %s", sw->path, m.line + 1, m.column + 1, msg);
+}
+
+static const char *kind(const yaml_node_t *n) {
+    return n->type == YAML_MAPPING_NODE ? "a mapping" : n->type == YAML_SEQUENCE_NODE ? "a list" : "a scalar";
+}
+
+static int is_null(const yaml_node_t *n) {
+    if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) return 0;
+    const char *s = (const char *)n->data.scalar.value;
+    return !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") || !strcmp(s, "NULL");
+}
+
+static const char *scalar(const yaml_node_t *n) { return (const char *)n->data.scalar.value; }
+
+/* Decimal integer only, the whole string. */
+static int parse_u64(const char *s, uint64_t *v) {
+    if (!*s || !isdigit((unsigned char)*s)) return 0;
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(s, &end, 10);
+    if (*end || errno) return 0;
+    *v = x;
+    return 1;
+}
+
+/* Looks like a number or a boolean: such values get their key's name in a run name. */
+static int numeric_like(const char *s) {
+    static const char *const words[] = {"true", "false", "yes", "no", "on", "off", NULL};
+    for (int i = 0; words[i]; i++)
+        if (!strcasecmp(s, words[i])) return 1;
+    if (!*s) return 0;
+    int digit = 0;
+    for (const char *p = s; *p; p++) {
+        if (isdigit((unsigned char)*p)) digit = 1;
+        else if (!strchr("+-.eE", *p)) return 0;
+    }
+    return digit;
+}
+
+static const char *last_component(const char *key) {
+    const char *dot = strrchr(key, '.');
+    return dot ? dot + 1 : key;
+}
+
+/* Keep [A-Za-z0-9._-]; anything else becomes one '_' (runs collapse); no
+ * leading '.', so a run can never be hidden or collide with OUT/.sweep. */
+static void sanitize(const char *in, char *out, size_t n) {
+    size_t j = 0;
+    for (const unsigned char *p = (const unsigned char *)in; *p && j + 1 < n; p++) {
+        int ok = isalnum(*p) || *p == '.' || *p == '_' || *p == '-';
+        char c = ok ? (char)*p : '_';
+        if (c == '_' && j && out[j - 1] == '_') continue;
+        if (c == '.' && !j) c = '_';
+        out[j++] = c;
+    }
+    while (j > 1 && out[j - 1] == '_') j--;
+    out[j] = 0;
+}
+
+/* A YAML scalar as override text: plain stays plain, anything quoted is
+ * re-quoted, so "2:4", "yes" and "" reach the worker as the strings they were. */
+static void append_scalar(char **buf, const yaml_node_t *n) {
+    const char *s = scalar(n);
+    char *old = *buf;
+    if (n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE) {
+        *buf = xasprintf("%s%s", old, s);
+    } else {
+        size_t len = strlen(s), k = 0;
+        char *q = qat_xmalloc(4 * len + 3);
+        q[k++] = '"';
+        for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+            if (*p == '"' || *p == '\\') { q[k++] = '\\'; q[k++] = (char)*p; }
+            else if (*p < 0x20) k += (size_t)sprintf(q + k, "\\x%02x", *p);
+            else q[k++] = (char)*p;
+        }
+        q[k++] = '"';
+        q[k] = 0;
+        *buf = xasprintf("%s%s", old, q);
+        free(q);
+    }
+    free(old);
+}
+
+/* 64-bit FNV-1a: a short, stable stand-in for the tail of an over-long name. */
+static uint64_t fnv1a(const char *s) {
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+/* ------------------------------------------------------- a set of names */
+
+typedef struct {
+    char **slot;  /* open addressing; NULL = empty; borrowed strings */
+    size_t cap;   /* power of two, at least twice the entries */
+} name_set;
+
+static int names_add(name_set *s, char *name) {
+    size_t i = (size_t)fnv1a(name) & (s->cap - 1);
+    for (; s->slot[i]; i = (i + 1) & (s->cap - 1))
+        if (!strcmp(s->slot[i], name)) return 0;
+    s->slot[i] = name;
+    return 1;
+}
+
+/* ------------------------------------------------------------- the grid */
+
+/* Rewrite the loader's "--set k=v: why" as "SWEEP:L:C: why" (and a suffix). */
+static int move_set_error(const qat_sweep *sw, const char *set, int line, int col, const char *suffix) {
+    char msg[4096], prefix[1200];
+    snprintf(msg, sizeof msg, "%s", qat_errmsg());
+    snprintf(prefix, sizeof prefix, "--set %s: ", set);
+    const char *why = strncmp(msg, prefix, strlen(prefix)) ? msg : msg + strlen(prefix);
+    if (line > 0) return qat_fail(QAT_EINPUT, "%s:%d:%d: %s%s", sw->path, line, col, why, suffix);
+    return qat_fail(QAT_EINPUT, "%s: %s%s", sw->path, why, suffix);
+}
+
+/* One grid entry `key: [values]`. */
+static int add_axis(qat_sweep *sw, yaml_document_t *doc, const char *key, yaml_node_t *k, yaml_node_t *v) {
+    for (int a = 0; a < sw->n_axes; a++)
+        if (!strcmp(sw->axes[a].key, key))
+            return fail_mark(sw, k->start_mark, "grid key '%s' given twice (first at line %d)", key, sw->axes[a].line);
+    if (strlen(key) >= sizeof sw->axes[0].key) return fail_mark(sw, k->start_mark, "grid key '%.60s...' is too long", key);
+    const char *near = qat_config_nearest_key(key);
+    if (strcmp(near, key))
+        return fail_mark(sw, k->start_mark, "unknown key '%s' in grid (did you mean '%s'?)", key, near);
+    if (!strcmp(key, "name"))
+        return fail_mark(sw, k->start_mark, "name cannot be a grid key: each run's name is made from its grid values");
+    if (v->type != YAML_SEQUENCE_NODE)
+        return fail_mark(sw, v->start_mark, "grid.%s: expected a list of values, e.g. [a, b], got %s "
+                         "(a fixed value belongs under base:)", key, kind(v));
+    int n = (int)(v->data.sequence.items.top - v->data.sequence.items.start);
+    if (!n) return fail_mark(sw, v->start_mark, "grid.%s: expected a non-empty list of values", key);
+
+    sw->axes = qat_xrealloc(sw->axes, (size_t)(sw->n_axes + 1) * sizeof *sw->axes);
+    qat_sweep_axis *ax = &sw->axes[sw->n_axes++];
+    memset(ax, 0, sizeof *ax);
+    snprintf(ax->key, sizeof ax->key, "%s", key);
+    ax->line = (int)k->start_mark.line + 1;
+    ax->col = (int)k->start_mark.column + 1;
+    ax->set = qat_xcalloc((size_t)n, sizeof *ax->set);
+    ax->label = qat_xcalloc((size_t)n, sizeof *ax->label);
+    ax->vline = qat_xcalloc((size_t)n, sizeof *ax->vline);
+    ax->vcol = qat_xcalloc((size_t)n, sizeof *ax->vcol);
+    ax->n = n;
+
+    qat_config *tmp = qat_xmalloc(sizeof *tmp);
+    int rc = QAT_OK;
+    for (int j = 0; j < n && !rc; j++) {
+        yaml_node_t *e = yaml_document_get_node(doc, v->data.sequence.items.start[j]);
+        ax->vline[j] = (int)e->start_mark.line + 1;
+        ax->vcol[j] = (int)e->start_mark.column + 1;
+        char *text = qat_xstrdup(""), *raw = qat_xstrdup("");
+        if (e->type == YAML_SCALAR_NODE) {
+            append_scalar(&text, e);
+            free(raw);
+            raw = qat_xstrdup(scalar(e));
+        } else if (e->type == YAML_SEQUENCE_NODE) {
+            /* A list value (data.text: [[a.txt, b.txt], [c.txt]]) as a flow list. */
+            char *t = text;
+            text = xasprintf("%s[", t);
+            free(t);
+            for (yaml_node_item_t *it = e->data.sequence.items.start; it < e->data.sequence.items.top && !rc; it++) {
+                yaml_node_t *x = yaml_document_get_node(doc, *it);
+                if (x->type != YAML_SCALAR_NODE) {
+                    rc = fail_mark(sw, x->start_mark, "grid.%s: expected scalars inside a list value, got %s", key, kind(x));
+                    break;
+                }
+                if (it > e->data.sequence.items.start) { t = text; text = xasprintf("%s, ", t); free(t); }
+                append_scalar(&text, x);
+                t = raw;
+                raw = xasprintf("%s%s%s", t, it > e->data.sequence.items.start ? "+" : "", scalar(x));
+                free(t);
+            }
+            t = text;
+            text = xasprintf("%s]", t);
+            free(t);
+        } else {
+            rc = fail_mark(sw, e->start_mark, "grid.%s: expected a value or a list, got a mapping", key);
+        }
+        ax->set[j] = xasprintf("%s=%s", key, text);
+        free(text);
+        if (!rc) {
+            for (int i = 0; i < j; i++)
+                if (!strcmp(ax->set[i], ax->set[j])) {
+                    rc = fail_mark(sw, e->start_mark, "grid.%s: value %s given twice (first at line %d)", key,
+                                   ax->set[j] + strlen(key) + 1, ax->vline[i]);
+                    break;
+                }
+        }
+        if (!rc) {
+            /* The worker will get exactly this override: try it on the base now. */
+            memcpy(tmp, &sw->base, sizeof *tmp);
+            if (qat_config_set(tmp, ax->set[j])) rc = move_set_error(sw, ax->set[j], ax->vline[j], ax->vcol[j], "");
+        }
+        if (!rc) {
+            char lab[QAT_NAME_MAX], both[QAT_NAME_MAX + 64];
+            if (!*raw) snprintf(both, sizeof both, "%s_empty", last_component(key));
+            else if (numeric_like(raw)) snprintf(both, sizeof both, "%s%s", last_component(key), raw);
+            else snprintf(both, sizeof both, "%s", raw);
+            sanitize(both, lab, 48);
+            ax->label[j] = qat_xstrdup(lab);
+        }
+        free(raw);
+    }
+    free(tmp);
+    if (rc) return rc;
+    /* Distinct values that read the same once sanitized ("2:4", "2/4"): number them. */
+    for (int j = 1; j < n; j++)
+        for (int i = 0; i < j; i++)
+            if (!strcmp(ax->label[i], ax->label[j])) {
+                char *old = ax->label[j];
+                ax->label[j] = xasprintf("%s_v%d", old, j + 1);
+                free(old);
+                i = -1; /* recheck against all earlier labels */
+            }
+    return QAT_OK;
+}
+
+/* The grid may nest (`compress: {weights: {format: [...]}}`) or use dotted keys. */
+static int add_grid(qat_sweep *sw, yaml_document_t *doc, const char *prefix, yaml_node_t *m) {
+    for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = yaml_document_get_node(doc, p->key), *v = yaml_document_get_node(doc, p->value);
+        if (k->type != YAML_SCALAR_NODE) return fail_mark(sw, k->start_mark, "expected a key name in grid, got %s", kind(k));
+        char *key = xasprintf("%s%s%s", prefix, *prefix ? "." : "", scalar(k));
+        int rc = v->type == YAML_MAPPING_NODE ? add_grid(sw, doc, key, v) : add_axis(sw, doc, key, k, v);
+        free(key);
+        QAT_TRY(rc);
+    }
+    return QAT_OK;
+}
+
+/* ------------------------------------------------------------ top level */
+
+static int load_base(qat_sweep *sw, yaml_document_t *doc, yaml_node_t *v) {
+    if (!v || is_null(v)) {
+        qat_config_defaults(&sw->base);
+        snprintf(sw->base.source_path, sizeof sw->base.source_path, "%s", sw->path);
+        return QAT_OK;
+    }
+    if (v->type == YAML_MAPPING_NODE) {
+        sw->base_node = (int)(v - doc->nodes.start) + 1;
+        return qat_config_load_node((struct yaml_document_s *)doc, (struct yaml_node_s *)v, sw->path, NULL, 0, 0,
+                                    &sw->base);
+    }
+    if (v->type != YAML_SCALAR_NODE)
+        return fail_mark(sw, v->start_mark, "base: expected a run config (a mapping) or the path of one, got %s", kind(v));
+    /* A path is relative to the sweep file, so a sweep and its base travel together. */
+    const char *p = scalar(v), *slash = strrchr(sw->path, '/');
+    if (p[0] == '/' || !slash)
+        snprintf(sw->base_path, sizeof sw->base_path, "%s", p);
+    else
+        snprintf(sw->base_path, sizeof sw->base_path, "%.*s/%s", (int)(slash - sw->path), sw->path, p);
+    if (access(sw->base_path, R_OK))
+        return fail_mark(sw, v->start_mark, "base: cannot read '%s': %s (a base path is relative to the sweep file)",
+                         sw->base_path, strerror(errno));
+    return qat_config_load_ex(sw->base_path, NULL, 0, 0, &sw->base);
+}
+
+static int load_repeat(qat_sweep *sw, yaml_document_t *doc, yaml_node_t *v) {
+    sw->repeat_line = (int)v->start_mark.line + 1;
+    sw->repeat_col = (int)v->start_mark.column + 1;
+    uint64_t x;
+    if (v->type == YAML_SCALAR_NODE) {
+        if (!parse_u64(scalar(v), &x) || x < 1 || x > 100000)
+            return fail_mark(sw, v->start_mark, "repeat: expected a number of seeds in [1, 100000] or a list of seeds, "
+                             "got '%s'", scalar(v));
+        sw->n_seeds = (int)x;
+        sw->seeds = qat_xcalloc(x, sizeof *sw->seeds);
+        for (uint64_t i = 0; i < x; i++) sw->seeds[i] = i;
+    } else if (v->type == YAML_SEQUENCE_NODE) {
+        int n = (int)(v->data.sequence.items.top - v->data.sequence.items.start);
+        if (!n) return fail_mark(sw, v->start_mark, "repeat: expected a non-empty list of seeds");
+        sw->seeds = qat_xcalloc((size_t)n, sizeof *sw->seeds);
+        for (int i = 0; i < n; i++) {
+            yaml_node_t *e = yaml_document_get_node(doc, v->data.sequence.items.start[i]);
+            if (e->type != YAML_SCALAR_NODE || !parse_u64(scalar(e), &x))
+                return fail_mark(sw, e->start_mark, "repeat: expected an unsigned integer seed, got %s",
+                                 e->type == YAML_SCALAR_NODE ? scalar(e) : kind(e));
+            for (int j = 0; j < i; j++)
+                if (sw->seeds[j] == x) return fail_mark(sw, e->start_mark, "repeat: seed %llu given twice", (unsigned long long)x);
+            sw->seeds[i] = x;
+            sw->n_seeds = i + 1;
+        }
+    } else {
+        return fail_mark(sw, v->start_mark, "repeat: expected a number of seeds or a list of seeds, got %s", kind(v));
+    }
+    sw->seed_set = qat_xcalloc((size_t)sw->n_seeds, sizeof *sw->seed_set);
+    for (int i = 0; i < sw->n_seeds; i++) sw->seed_set[i] = xasprintf("seed=%llu", (unsigned long long)sw->seeds[i]);
+    return QAT_OK;
+}
+
+static int load_out(qat_sweep *sw, yaml_node_t *v) {
+    if (!v || is_null(v)) {
+        /* runs/<file stem> */
+        const char *b = strrchr(sw->path, '/');
+        b = b ? b + 1 : sw->path;
+        const char *dot = strrchr(b, '.');
+        int len = dot && dot != b ? (int)(dot - b) : (int)strlen(b);
+        snprintf(sw->out, sizeof sw->out, "runs/%.*s", len, b);
+        return QAT_OK;
+    }
+    if (v->type != YAML_SCALAR_NODE || !*scalar(v))
+        return fail_mark(sw, v->start_mark, "out: expected a directory name, got %s", v->type == YAML_SCALAR_NODE ? "''" : kind(v));
+    if (strlen(scalar(v)) >= sizeof sw->out - QAT_NAME_MAX - 32)
+        return fail_mark(sw, v->start_mark, "out: path is too long");
+    snprintf(sw->out, sizeof sw->out, "%s", scalar(v));
+    return QAT_OK;
+}
+
+/* Names: labels joined by '-', safe, unique, at most QAT_NAME_MAX - 1. */
+static void make_names(qat_sweep *sw) {
+    sw->names = qat_xcalloc((size_t)sw->n_runs, sizeof *sw->names);
+    sw->name_set = qat_xcalloc((size_t)sw->n_runs, sizeof *sw->name_set);
+    name_set set = {NULL, 16};
+    while (set.cap < 2 * (size_t)sw->n_runs + 16) set.cap *= 2;
+    set.slot = qat_xcalloc(set.cap, sizeof *set.slot);
+    /* A base name of its own (not the default "run") prefixes every run. */
+    int prefix = strcmp(sw->base.name, "run") != 0 || (!sw->n_axes && !sw->n_seeds);
+    for (int r = 0; r < sw->n_runs; r++) {
+        char full[4096] = "", safe[4096];
+        size_t n = 0;
+        if (prefix) n += (size_t)snprintf(full + n, sizeof full - n, "%s", sw->base.name);
+        for (int a = 0; a < sw->n_axes && n < sizeof full; a++)
+            n += (size_t)snprintf(full + n, sizeof full - n, "%s%s", n ? "-" : "", sw->axes[a].label[qat_sweep_run_value(sw, r, a)]);
+        if (sw->n_seeds && n < sizeof full)
+            snprintf(full + n, sizeof full - n, "%sseed%llu", n ? "-" : "", (unsigned long long)qat_sweep_run_seed(sw, r));
+        sanitize(full, safe, sizeof safe);
+        if (strlen(safe) > QAT_NAME_MAX - 1 - 24)
+            snprintf(safe + QAT_NAME_MAX - 1 - 24 - 17, 18, "-%016llx", (unsigned long long)fnv1a(full));
+        char *name = qat_xstrdup(safe);
+        for (int k = 2; !names_add(&set, name); k++) {
+            free(name);
+            name = xasprintf("%s-%d", safe, k);
+        }
+        sw->names[r] = name;
+        sw->name_set[r] = xasprintf("name=%s", name);
+    }
+    free(set.slot);
+}
+
+int qat_sweep_load(const char *path, qat_sweep **out) {
+    *out = NULL;
+    qat_sweep *sw = qat_xcalloc(1, sizeof *sw);
+    if (strlen(path) >= sizeof sw->path) {
+        free(sw);
+        return qat_fail(QAT_EINPUT, "%.60s...: path is too long", path);
+    }
+    snprintf(sw->path, sizeof sw->path, "%s", path);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        free(sw);
+        return qat_fail(QAT_EINPUT, "%s: cannot open: %s", path, strerror(errno));
+    }
+    yaml_parser_t parser;
+    yaml_document_t *doc = qat_xcalloc(1, sizeof *doc);
+    QAT_ASSERT(yaml_parser_initialize(&parser));
+    yaml_parser_set_input_file(&parser, f);
+    int rc = QAT_OK;
+    if (!yaml_parser_load(&parser, doc)) {
+        if (parser.context)
+            rc = fail_mark(sw, parser.problem_mark, "YAML syntax error: %s (%s at line %zu)", parser.problem,
+                           parser.context, parser.context_mark.line + 1);
+        else
+            rc = fail_mark(sw, parser.problem_mark, "YAML syntax error: %s", parser.problem ? parser.problem : "unknown error");
+        free(doc);
+        doc = NULL;
+    }
+    yaml_parser_delete(&parser);
+    fclose(f);
+    if (rc) {
+        qat_sweep_free(sw);
+        return rc;
+    }
+    sw->doc = doc;
+
+    yaml_node_t *root = yaml_document_get_root_node(doc);
+    yaml_node_t *val[4] = {NULL, NULL, NULL, NULL};
+    if (!root || root->type != YAML_MAPPING_NODE) {
+        yaml_mark_t m = root ? root->start_mark : (yaml_mark_t){0, 0, 0};
+        rc = fail_mark(sw, m, "expected a sweep: a mapping with base, grid, out and repeat");
+    }
+    for (yaml_node_pair_t *p = rc ? NULL : root->data.mapping.pairs.start; p && p < root->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = yaml_document_get_node(doc, p->key);
+        if (k->type != YAML_SCALAR_NODE) {
+            rc = fail_mark(sw, k->start_mark, "expected a key name, got %s", kind(k));
+            break;
+        }
+        int i = 0;
+        while (top_keys[i] && strcmp(top_keys[i], scalar(k))) i++;
+        if (!top_keys[i]) {
+            rc = fail_mark(sw, k->start_mark, "unknown key '%s' in a sweep file (did you mean '%s'?); expected base, "
+                           "grid, out, repeat", scalar(k), qat_config_nearest_word(scalar(k), top_keys));
+            break;
+        }
+        if (val[i]) {
+            rc = fail_mark(sw, k->start_mark, "duplicate key '%s' (first given at line %zu)", top_keys[i],
+                           val[i]->start_mark.line + 1);
+            break;
+        }
+        val[i] = yaml_document_get_node(doc, p->value);
+    }
+    /* base first: grid values are checked against it. */
+    if (!rc) rc = load_base(sw, doc, val[0]);
+    if (!rc) rc = load_out(sw, val[2]);
+    if (!rc && val[3] && !is_null(val[3])) rc = load_repeat(sw, doc, val[3]);
+    if (!rc && val[1] && !is_null(val[1])) {
+        if (val[1]->type != YAML_MAPPING_NODE)
+            rc = fail_mark(sw, val[1]->start_mark, "grid: expected a mapping of dotted keys to lists of values, got %s",
+                           kind(val[1]));
+        else
+            rc = add_grid(sw, doc, "", val[1]);
+    }
+    double runs = sw->n_seeds ? sw->n_seeds : 1;
+    for (int a = 0; !rc && a < sw->n_axes; a++) {
+        const qat_sweep_axis *ax = &sw->axes[a];
+        yaml_mark_t m = {0, (size_t)ax->line - 1, (size_t)ax->col - 1};
+        if (!strcmp(ax->key, "seed") && sw->n_seeds)
+            rc = fail_mark(sw, m, "seed is a grid key and repeat: is given too; use one of them");
+        else if (!strcmp(ax->key, "threads"))
+            sw->threads_explicit = 1;
+        /* train.tokens wins over tokens_per_param: such a grid would repeat one run. */
+        else if (!strcmp(ax->key, "train.tokens_per_param") && sw->base.train.tokens > 0) {
+            int has_tokens = 0;
+            for (int b = 0; b < sw->n_axes; b++) has_tokens |= !strcmp(sw->axes[b].key, "train.tokens");
+            if (!has_tokens)
+                rc = fail_mark(sw, m, "grid.train.tokens_per_param has no effect: the base sets train.tokens, which wins; "
+                               "remove train.tokens from the base");
+        }
+        runs *= ax->n;
+    }
+    if (!rc && runs > QAT_SWEEP_MAX_RUNS)
+        rc = qat_fail(QAT_EINPUT, "%s: the grid has %.0f runs, more than %d", sw->path, runs, QAT_SWEEP_MAX_RUNS);
+    if (rc) {
+        qat_sweep_free(sw);
+        return rc;
+    }
+    if (sw->base.threads != 0) sw->threads_explicit = 1;
+    sw->n_runs = (int)runs;
+    make_names(sw);
+
+    /* One impossible combination is that run's failure; none possible is the file's. */
+    qat_config *cfg = qat_xmalloc(sizeof *cfg);
+    char first[4096] = "";
+    int ok = 0;
+    for (int r = 0; r < sw->n_runs && !ok; r++) {
+        if (!qat_sweep_run_config(sw, r, cfg)) ok = 1;
+        else if (!r) snprintf(first, sizeof first, "%s", qat_errmsg());
+    }
+    free(cfg);
+    if (!ok) {
+        qat_fail(QAT_EINPUT, "%s%s", first, sw->n_runs > 1 ? " (and no run of the sweep is valid)" : "");
+        qat_sweep_free(sw);
+        return QAT_EINPUT;
+    }
+    qat_clear_error();
+    *out = sw;
+    return QAT_OK;
+}
+
+void qat_sweep_free(qat_sweep *sw) {
+    if (!sw) return;
+    for (int a = 0; a < sw->n_axes; a++) {
+        qat_sweep_axis *ax = &sw->axes[a];
+        for (int j = 0; j < ax->n; j++) {
+            free(ax->set[j]);
+            free(ax->label[j]);
+        }
+        free(ax->set);
+        free(ax->label);
+        free(ax->vline);
+        free(ax->vcol);
+    }
+    free(sw->axes);
+    for (int i = 0; i < sw->n_seeds; i++) free(sw->seed_set ? sw->seed_set[i] : NULL);
+    free(sw->seed_set);
+    free(sw->seeds);
+    for (int r = 0; r < sw->n_runs && sw->names; r++) {
+        free(sw->names[r]);
+        free(sw->name_set[r]);
+    }
+    free(sw->names);
+    free(sw->name_set);
+    if (sw->doc) {
+        yaml_document_delete(sw->doc);
+        free(sw->doc);
+    }
+    free(sw);
+}
+
+/* ------------------------------------------------------------------ runs */
+
+int qat_sweep_run_count(const qat_sweep *sw) { return sw->n_runs; }
+
+const char *qat_sweep_run_name(const qat_sweep *sw, int run) {
+    QAT_ASSERT(run >= 0 && run < sw->n_runs);
+    return sw->names[run];
+}
+
+int qat_sweep_run_value(const qat_sweep *sw, int run, int axis) {
+    QAT_ASSERT(run >= 0 && run < sw->n_runs && axis >= 0 && axis < sw->n_axes);
+    int r = sw->n_seeds ? run / sw->n_seeds : run;
+    for (int a = sw->n_axes - 1; a > axis; a--) r /= sw->axes[a].n;
+    return r % sw->axes[axis].n;
+}
+
+uint64_t qat_sweep_run_seed(const qat_sweep *sw, int run) {
+    QAT_ASSERT(run >= 0 && run < sw->n_runs);
+    return sw->n_seeds ? sw->seeds[run % sw->n_seeds] : sw->base.seed;
+}
+
+int qat_sweep_run_sets(const qat_sweep *sw, int run, const char **sets, int max) {
+    QAT_ASSERT(run >= 0 && run < sw->n_runs && max >= sw->n_axes + 2);
+    int n = 0;
+    for (int a = 0; a < sw->n_axes; a++) sets[n++] = sw->axes[a].set[qat_sweep_run_value(sw, run, a)];
+    if (sw->n_seeds) sets[n++] = sw->seed_set[run % sw->n_seeds];
+    sets[n++] = sw->name_set[run];
+    return n;
+}
+
+int qat_sweep_run_config(const qat_sweep *sw, int run, qat_config *cfg) {
+    const char **sets = qat_xmalloc((size_t)(sw->n_axes + 2) * sizeof *sets);
+    int n = qat_sweep_run_sets(sw, run, sets, sw->n_axes + 2);
+    int rc;
+    if (sw->base_node) {
+        yaml_document_t *doc = sw->doc;
+        rc = qat_config_load_node(sw->doc, (struct yaml_node_s *)yaml_document_get_node(doc, sw->base_node), sw->path,
+                                  sets, n, 1, cfg);
+    } else {
+        rc = qat_config_load_ex(sw->base_path[0] ? sw->base_path : NULL, sets, n, 1, cfg);
+    }
+    if (rc) {
+        /* Name the grid entry (or repeat) behind a "--set" in the message. */
+        char suffix[QAT_NAME_MAX + 16];
+        snprintf(suffix, sizeof suffix, " (run %s)", sw->names[run]);
+        const char *msg = qat_errmsg();
+        int line = 0, col = 0;
+        const char *set = NULL;
+        for (int i = 0; i < n && !set; i++) {
+            char prefix[1200];
+            snprintf(prefix, sizeof prefix, "--set %s: ", sets[i]);
+            if (strncmp(msg, prefix, strlen(prefix))) continue;
+            set = sets[i];
+            if (i < sw->n_axes) {
+                int j = qat_sweep_run_value(sw, run, i);
+                line = sw->axes[i].vline[j];
+                col = sw->axes[i].vcol[j];
+            } else if (sw->n_seeds && i == sw->n_axes) {
+                line = sw->repeat_line;
+                col = sw->repeat_col;
+            }
+        }
+        if (set) {
+            rc = move_set_error(sw, set, line, col, suffix);
+        } else {
+            char copy[4096];
+            snprintf(copy, sizeof copy, "%s", msg);
+            rc = qat_fail(rc, "%s%s", copy, suffix);
+        }
+    } else {
+        /* source_path names where the config came from: the sweep for an inline base. */
+        if (!sw->base_node) snprintf(cfg->source_path, sizeof cfg->source_path, "%s", sw->base_path[0] ? sw->base_path : sw->path);
+    }
+    free(sets);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- shards */
+
+int qat_sweep_parse_shard(const char *text, int *index, int *count) {
+    char *end;
+    errno = 0;
+    long i = strtol(text, &end, 10);
+    if (end == text || *end != '/' || !isdigit((unsigned char)*text)) goto bad;
+    const char *s = end + 1;
+    if (!isdigit((unsigned char)*s)) goto bad;
+    long n = strtol(s, &end, 10);
+    if (*end || errno || n < 1 || n > QAT_SWEEP_MAX_RUNS || i < 0 || i >= n) goto bad;
+    *index = (int)i;
+    *count = (int)n;
+    return QAT_OK;
+bad:
+    return qat_fail(QAT_EINPUT, "--shard '%s': expected I/N with 0 <= I < N, e.g. --shard 0/4", text);
+}
+
+int qat_sweep_in_shard(int run, int index, int count) { return run % count == index; }
+
+/* ------------------------------------------------------------------ slurm */
+
+/* 'text' for bash: single quotes, with each ' written as '\''. */
+static void put_quoted(FILE *f, const char *s) {
+    fputc('\'', f);
+    for (; *s; s++) {
+        if (*s == '\'') fputs("'\\''", f);
+        else fputc(*s, f);
+    }
+    fputc('\'', f);
+}
+
+int qat_sweep_write_slurm(const qat_sweep *sw, const char *file, const char *qat_bin, const char *sweep_abs,
+                          const char *workdir, int shards, int jobs) {
+    if (shards <= 0 || shards > sw->n_runs) shards = sw->n_runs;
+    FILE *f = fopen(file, "w");
+    if (!f) return qat_fail(QAT_EINPUT, "%s: cannot write: %s", file, strerror(errno));
+    char stem[64];
+    const char *b = strrchr(sw->path, '/');
+    sanitize(b ? b + 1 : sw->path, stem, sizeof stem);
+    char *dot = strrchr(stem, '.');
+    if (dot && dot != stem) *dot = 0;
+    /* Slurm does not create the --output directory; this path is made by the
+     * caller before submission (qat sweep --emit-slurm creates OUT/.sweep). */
+    char logdir[2 * QAT_PATH_MAX + 16];
+    if (sw->out[0] == '/') snprintf(logdir, sizeof logdir, "%s/.sweep", sw->out);
+    else snprintf(logdir, sizeof logdir, "%s/%s/.sweep", workdir, sw->out);
+    fprintf(f, "#!/bin/bash\n");
+    fprintf(f, "# Slurm job array for the qat sweep %s: %d runs in %d shards, written by\n", sweep_abs, sw->n_runs, shards);
+    fprintf(f, "# `qat sweep --emit-slurm`. Submit with `sbatch %s`. Task t runs the runs whose\n", file);
+    fprintf(f, "# index %% %d == t; finished runs are skipped and interrupted ones resumed, so\n", shards);
+    fprintf(f, "# resubmitting the same array completes only what is missing.\n");
+    fprintf(f, "# Add your site's options (--time, --partition, --cpus-per-task, --mem) below.\n");
+    fprintf(f, "#SBATCH --job-name=qat-%s\n", stem);
+    fprintf(f, "#SBATCH --array=0-%d\n", shards - 1);
+    fprintf(f, "#SBATCH --ntasks=1\n");
+    fprintf(f, "#SBATCH --output=%s/slurm-%%A_%%a.log\n", logdir);
+    if (shards > 1000) fprintf(f, "# Note: many clusters cap arrays at MaxArraySize (often 1001); use --shards K to emit fewer tasks.\n");
+    fprintf(f, "set -euo pipefail\n");
+    fprintf(f, "cd ");
+    put_quoted(f, workdir);
+    fprintf(f, "\nexec ");
+    put_quoted(f, qat_bin);
+    fprintf(f, " sweep ");
+    put_quoted(f, sweep_abs);
+    fprintf(f, " --shard \"${SLURM_ARRAY_TASK_ID}/%d\"", shards);
+    if (jobs > 0) fprintf(f, " --jobs %d", jobs);
+    fprintf(f, "\n");
+    if (fclose(f)) return qat_fail(QAT_ERUNTIME, "%s: cannot write: %s", file, strerror(errno));
+    return QAT_OK;
+}

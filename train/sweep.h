@@ -1,0 +1,91 @@
+/*
+ * train/sweep.h — a sweep file (SPEC §3) expanded into its runs.
+ *
+ * A sweep is one base run config, a grid of dotted keys each with a list of
+ * values, and optional repeat seeds. Its runs are the cartesian product of the
+ * grid in file order, the last key varying fastest, with the seeds varying
+ * fastest of all (the runs of one configuration are neighbours, and a seed is
+ * the last part of a run's name). Run i is described entirely by `--set`
+ * overrides on the base, the same syntax `qat train` takes, so a sweep worker is
+ * nothing more than `qat train BASE --set ...` and a run is reproducible by hand.
+ *
+ * This half is pure: it parses, checks and names, and never touches the run
+ * directories, so the expansion is unit-testable without launching anything.
+ * Execution (workers, skip/resume, progress, summary) lives in sweep_cli.c.
+ *
+ * Every mistake in the sweep file is reported as SWEEP:LINE:COL with the
+ * nearest valid key: the inline base is applied as a node of the sweep's own
+ * YAML document (qat_config_load_node), and each grid value is tried on the base
+ * as an override whose message is moved to the grid entry's position.
+ */
+#ifndef QAT_TRAIN_SWEEP_H
+#define QAT_TRAIN_SWEEP_H
+
+#include <stdint.h>
+
+#include "core/config.h"
+
+#define QAT_SWEEP_MAX_RUNS 1000000
+
+/* One grid key and its values. */
+typedef struct {
+    char key[128];       /* dotted config key, e.g. "compress.weights.format" */
+    int line, col;       /* where the key is written in the sweep file (1-based) */
+    int n;               /* number of values (>= 1) */
+    char **set;          /* per value: "key=value", the override handed to qat train */
+    char **label;        /* per value: its part of a run name ("int4", "dim16") */
+    int *vline, *vcol;   /* per value: where it is written */
+} qat_sweep_axis;
+
+typedef struct qat_sweep {
+    char path[QAT_PATH_MAX];      /* the sweep file, as given */
+    char out[QAT_PATH_MAX];       /* output directory (relative to the current directory) */
+    char base_path[QAT_PATH_MAX]; /* base run-config file ("" when base is inline) */
+    qat_config base;              /* the base, parsed but not cross-validated (the grid may complete it) */
+    int threads_explicit;         /* base or grid sets `threads`: --jobs must not override it */
+    qat_sweep_axis *axes;         /* grid keys, in file order */
+    int n_axes;
+    uint64_t *seeds;              /* repeat seeds; NULL without repeat */
+    char **seed_set;              /* per seed: "seed=S" */
+    int n_seeds;                  /* 0 without repeat */
+    int repeat_line, repeat_col;  /* where `repeat:` is written */
+    int n_runs;                   /* product of the axis sizes times max(1, n_seeds) */
+    char **names;                 /* per run: its unique name (the run directory) */
+    char **name_set;              /* per run: "name=NAME" */
+    void *doc;                    /* the parsed sweep file (yaml_document_t), kept for per-run checks of an inline base */
+    int base_node;                /* index of the inline base's node in doc; 0 = none */
+} qat_sweep;
+
+/* Parse and check `path`; on success *out owns everything (qat_sweep_free).
+ * QAT_EINPUT with FILE:LINE:COL on any mistake, including a grid whose every
+ * run is invalid (one invalid combination alone is a run failure, not an error). */
+int qat_sweep_load(const char *path, qat_sweep **out);
+void qat_sweep_free(qat_sweep *sw);
+
+int qat_sweep_run_count(const qat_sweep *sw);
+const char *qat_sweep_run_name(const qat_sweep *sw, int run);
+/* Index into axes[axis] of run `run`'s value (mixed radix, last axis fastest). */
+int qat_sweep_run_value(const qat_sweep *sw, int run, int axis);
+/* The run's seed (the base seed without repeat). */
+uint64_t qat_sweep_run_seed(const qat_sweep *sw, int run);
+/* The overrides that turn the base into run `run`: one per grid key, then
+ * "seed=S" with repeat, then "name=NAME". Pointers into sw; returns how many
+ * (at most max; n_axes + 2 always fits). */
+int qat_sweep_run_sets(const qat_sweep *sw, int run, const char **sets, int max);
+/* The run's full config, validated; a cross-key error names the grid entry or
+ * base line that caused it (SWEEP:LINE:COL). */
+int qat_sweep_run_config(const qat_sweep *sw, int run, qat_config *cfg);
+
+/* "I/N" with 0 <= I < N; QAT_EINPUT otherwise. */
+int qat_sweep_parse_shard(const char *text, int *index, int *count);
+/* Run `run` belongs to shard index/count: run % count == index. */
+int qat_sweep_in_shard(int run, int index, int count);
+
+/* Write a Slurm job-array script: task t of `shards` runs
+ *   cd WORKDIR && QAT_BIN sweep SWEEP_ABS --shard t/shards [--jobs jobs]
+ * (jobs <= 0: not passed). shards <= 0 means one shard per run. Paths should be
+ * absolute; they are single-quoted for bash. */
+int qat_sweep_write_slurm(const qat_sweep *sw, const char *file, const char *qat_bin, const char *sweep_abs,
+                          const char *workdir, int shards, int jobs);
+
+#endif
