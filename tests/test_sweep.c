@@ -52,6 +52,26 @@ static void expect_error(const char *name, const char *text, const char *want) {
     assert_string_equal(qat_errmsg(), full);
 }
 
+/* What a worker sees (the re-emitted base plus the run's overrides, as in
+ * `qat train OUT/.sweep/base.yaml --set ...`) is exactly the config checked here. */
+static void check_worker_view(const qat_sweep *sw) {
+    char *text = qat_config_to_yaml(&sw->base);
+    const char *path = write_file("worker_base.yaml", text);
+    free(text);
+    char copy[600];
+    snprintf(copy, sizeof copy, "%s", path);
+    const char *sets[64];
+    for (int r = 0; r < qat_sweep_run_count(sw); r++) {
+        qat_config a, b;
+        if (qat_sweep_run_config(sw, r, &a)) continue;
+        int n = qat_sweep_run_sets(sw, r, sets, 64);
+        assert_int_equal(qat_config_load(copy, sets, n, &b), QAT_OK);
+        memset(a.source_path, 0, sizeof a.source_path);
+        memset(b.source_path, 0, sizeof b.source_path);
+        assert_memory_equal(&a, &b, sizeof a);
+    }
+}
+
 static const char *const TINY_BASE =
     "base:\n"
     "  model: {preset: \"\", layers: 2, dim: 16, heads: 2, seq_len: 16}\n"
@@ -99,6 +119,7 @@ static void test_order_names_and_sets(void **state) {
     assert_int_equal(c.seed, 1);
     assert_string_equal(c.name, "s3-int4-2_4-seed1");
     assert_int_equal(sw->threads_explicit, 0);
+    check_worker_view(sw);
     qat_sweep_free(sw);
 }
 
@@ -122,6 +143,7 @@ static void test_numbers_seed_lists_and_base_prefix(void **state) {
     assert_int_equal(c.model.dim, 32);
     assert_int_equal(c.seed, 3);
     assert_true(c.train.lr == 1e-3);
+    check_worker_view(sw);
     qat_sweep_free(sw);
 
     /* No grid, no repeat: one run under the base's own name. */
@@ -270,6 +292,7 @@ static void test_impossible_combination(void **state) {
     char want[1024];
     snprintf(want, sizeof want, "%s/heads.yaml:5:20: model.heads = 3 must divide model.dim = 16 (run heads3-layers1)", tmpdir);
     assert_string_equal(qat_errmsg(), want);
+    check_worker_view(sw);
     qat_sweep_free(sw);
 
     /* The grid may complete an incomplete base: dim only in the grid. */
@@ -295,6 +318,23 @@ static void test_impossible_combination(void **state) {
     assert_string_equal(qat_sweep_run_name(g, 1), "x_y_.bin");
     assert_int_equal(qat_sweep_run_config(g, 1, &c), QAT_OK);
     assert_string_equal(c.data.source, "shards");
+    /* the worker reads the re-emitted base, where data.source is written out:
+     * the run's overrides name the source the shards imply */
+    const char *sets[8];
+    assert_int_equal(qat_sweep_run_sets(g, 1, sets, 8), 3);
+    assert_string_equal(sets[0], "data.shards=\"x:y/*.bin\"");
+    assert_string_equal(sets[1], "data.source=shards");
+    char *base = qat_config_to_yaml(&g->base);
+    FILE *bf = fopen(write_file("emitted.yaml", base), "r");
+    free(base);
+    fclose(bf);
+    char emitted[600];
+    snprintf(emitted, sizeof emitted, "%s/emitted.yaml", tmpdir);
+    qat_config c2;
+    assert_int_equal(qat_config_load(emitted, sets, 3, &c2), QAT_OK);
+    memset(c2.source_path, 0, sizeof c2.source_path);
+    memset(c.source_path, 0, sizeof c.source_path);
+    assert_memory_equal(&c, &c2, sizeof c);
     qat_sweep_free(g);
 }
 

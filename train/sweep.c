@@ -211,6 +211,8 @@ static int add_axis(qat_sweep *sw, yaml_document_t *doc, const char *key, yaml_n
     ax->label = qat_xcalloc((size_t)n, sizeof *ax->label);
     ax->vline = qat_xcalloc((size_t)n, sizeof *ax->vline);
     ax->vcol = qat_xcalloc((size_t)n, sizeof *ax->vcol);
+    ax->implied = qat_xcalloc((size_t)n, sizeof *ax->implied);
+    const char *implies = !strcmp(key, "data.shards") ? "shards" : !strcmp(key, "data.text") ? "text" : NULL;
     ax->n = n;
 
     qat_config *tmp = qat_xmalloc(sizeof *tmp);
@@ -248,6 +250,7 @@ static int add_axis(qat_sweep *sw, yaml_document_t *doc, const char *key, yaml_n
             rc = fail_mark(sw, e->start_mark, "grid.%s: expected a value or a list, got a mapping", key);
         }
         ax->set[j] = xasprintf("%s=%s", key, text);
+        if (implies && *raw && strcmp(text, "[]")) ax->implied[j] = xasprintf("data.source=%s", implies);
         free(text);
         if (!rc) {
             for (int i = 0; i < j; i++)
@@ -505,6 +508,14 @@ int qat_sweep_load(const char *path, qat_sweep **out) {
         return rc;
     }
     if (sw->base.threads != 0) sw->threads_explicit = 1;
+    /* data.source in the grid says itself what the source is. */
+    for (int a = 0; a < sw->n_axes; a++)
+        if (!strcmp(sw->axes[a].key, "data.source"))
+            for (int b = 0; b < sw->n_axes; b++)
+                for (int j = 0; j < sw->axes[b].n; j++) {
+                    free(sw->axes[b].implied[j]);
+                    sw->axes[b].implied[j] = NULL;
+                }
     sw->n_runs = (int)runs;
     make_names(sw);
 
@@ -534,7 +545,9 @@ void qat_sweep_free(qat_sweep *sw) {
         for (int j = 0; j < ax->n; j++) {
             free(ax->set[j]);
             free(ax->label[j]);
+            free(ax->implied[j]);
         }
+        free(ax->implied);
         free(ax->set);
         free(ax->label);
         free(ax->vline);
@@ -579,17 +592,21 @@ uint64_t qat_sweep_run_seed(const qat_sweep *sw, int run) {
 }
 
 int qat_sweep_run_sets(const qat_sweep *sw, int run, const char **sets, int max) {
-    QAT_ASSERT(run >= 0 && run < sw->n_runs && max >= sw->n_axes + 2);
+    QAT_ASSERT(run >= 0 && run < sw->n_runs && max >= QAT_SWEEP_MAX_SETS(sw));
     int n = 0;
-    for (int a = 0; a < sw->n_axes; a++) sets[n++] = sw->axes[a].set[qat_sweep_run_value(sw, run, a)];
+    for (int a = 0; a < sw->n_axes; a++) {
+        int j = qat_sweep_run_value(sw, run, a);
+        sets[n++] = sw->axes[a].set[j];
+        if (sw->axes[a].implied[j]) sets[n++] = sw->axes[a].implied[j];
+    }
     if (sw->n_seeds) sets[n++] = sw->seed_set[run % sw->n_seeds];
     sets[n++] = sw->name_set[run];
     return n;
 }
 
 int qat_sweep_run_config(const qat_sweep *sw, int run, qat_config *cfg) {
-    const char **sets = qat_xmalloc((size_t)(sw->n_axes + 2) * sizeof *sets);
-    int n = qat_sweep_run_sets(sw, run, sets, sw->n_axes + 2);
+    const char **sets = qat_xmalloc((size_t)QAT_SWEEP_MAX_SETS(sw) * sizeof *sets);
+    int n = qat_sweep_run_sets(sw, run, sets, QAT_SWEEP_MAX_SETS(sw));
     int rc;
     if (sw->base_node) {
         yaml_document_t *doc = sw->doc;
@@ -610,11 +627,14 @@ int qat_sweep_run_config(const qat_sweep *sw, int run, qat_config *cfg) {
             snprintf(prefix, sizeof prefix, "--set %s: ", sets[i]);
             if (strncmp(msg, prefix, strlen(prefix))) continue;
             set = sets[i];
-            if (i < sw->n_axes) {
-                int j = qat_sweep_run_value(sw, run, i);
-                line = sw->axes[i].vline[j];
-                col = sw->axes[i].vcol[j];
-            } else if (sw->n_seeds && i == sw->n_axes) {
+            for (int a = 0; a < sw->n_axes; a++) {
+                int j = qat_sweep_run_value(sw, run, a);
+                if (set == sw->axes[a].set[j] || set == sw->axes[a].implied[j]) {
+                    line = sw->axes[a].vline[j];
+                    col = sw->axes[a].vcol[j];
+                }
+            }
+            if (sw->n_seeds && set == sw->seed_set[run % sw->n_seeds]) {
                 line = sw->repeat_line;
                 col = sw->repeat_col;
             }

@@ -34,6 +34,9 @@ typedef struct {
     int n;               /* number of values (>= 1) */
     char **set;          /* per value: "key=value", the override handed to qat train */
     char **label;        /* per value: its part of a run name ("int4", "dim16") */
+    char **implied;      /* per value: "data.source=shards|text" that data.shards/data.text imply, or NULL
+                          * (the worker reads the re-emitted base, where data.source is written out and
+                          * would otherwise stand against the grid's shards) */
     int *vline, *vcol;   /* per value: where it is written */
 } qat_sweep_axis;
 
@@ -68,9 +71,11 @@ const char *qat_sweep_run_name(const qat_sweep *sw, int run);
 int qat_sweep_run_value(const qat_sweep *sw, int run, int axis);
 /* The run's seed (the base seed without repeat). */
 uint64_t qat_sweep_run_seed(const qat_sweep *sw, int run);
-/* The overrides that turn the base into run `run`: one per grid key, then
- * "seed=S" with repeat, then "name=NAME". Pointers into sw; returns how many
- * (at most max; n_axes + 2 always fits). */
+/* The overrides that turn the base into run `run`: one per grid key (two for
+ * data.shards/data.text, which also name data.source), then "seed=S" with
+ * repeat, then "name=NAME". Pointers into sw; returns how many (max must be at
+ * least QAT_SWEEP_MAX_SETS(sw)). */
+#define QAT_SWEEP_MAX_SETS(sw) (2 * (sw)->n_axes + 2)
 int qat_sweep_run_sets(const qat_sweep *sw, int run, const char **sets, int max);
 /* The run's full config, validated; a cross-key error names the grid entry or
  * base line that caused it (SWEEP:LINE:COL). */
