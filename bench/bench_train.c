@@ -87,8 +87,9 @@ int main(int argc, char **argv) {
         cfg.model.layers = l; cfg.model.dim = d; cfg.model.heads = h; cfg.model.seq_len = t; cfg.model.vocab = 256;
         snprintf(cfg.weights.format, sizeof cfg.weights.format, "%s", wf);
         snprintf(cfg.activations.format, sizeof cfg.activations.format, "%s", af);
-        snprintf(cfg.weights.estimator, sizeof cfg.weights.estimator, "%s", est);
-        snprintf(cfg.activations.estimator, sizeof cfg.activations.estimator, "%s", est);
+        /* the estimator applies to the compressed sides only */
+        if (strcmp(wf, "fp32")) snprintf(cfg.weights.estimator, sizeof cfg.weights.estimator, "%s", est);
+        if (strcmp(af, "fp32")) snprintf(cfg.activations.estimator, sizeof cfg.activations.estimator, "%s", est);
         qat_model_shape s;
         if (qat_model_shape_from_config(&cfg, &s)) return qat_report(2);
         int B = tokens_step / t;

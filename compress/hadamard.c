@@ -10,6 +10,7 @@
 #include "compress/hadamard.h"
 
 #include <math.h>
+#include <string.h>
 
 #include "core/error.h"
 
@@ -36,36 +37,51 @@ int qat_hadamard_block(int config_value, int64_t cols, int *block) {
     return QAT_OK;
 }
 
-/* The 16-point transform (strides 1..8) on one chunk, unscaled. */
-static inline void fwht16(float *restrict c) {
-    for (int h = 1; h < 16; h *= 2)
-        for (int i = 0; i < 16; i += 2 * h)
-            for (int j = i; j < i + h; j++) {
-                float a = c[j], b = c[j + h];
-                c[j] = a + b;
-                c[j + h] = a - b;
-            }
+/* The 16-point transform (strides 1..8) of one chunk held in a vector
+ * register. A butterfly at stride h pairs element j with j^h; with p the
+ * vector permuted by j -> j^h, the outputs are p + v where bit h of j is 0
+ * (a + b) and p - v where it is 1 (a - b), i.e. p + sign_h * v. GCC lowers the
+ * shuffles to single permutes, which is what makes the short strides cheap. */
+typedef float qat_v16 __attribute__((vector_size(64)));
+typedef int qat_v16i __attribute__((vector_size(64)));
+
+static inline qat_v16 fwht16(qat_v16 v) {
+    const qat_v16i p1 = {1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14};
+    const qat_v16i p2 = {2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13};
+    const qat_v16i p4 = {4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11};
+    const qat_v16i p8 = {8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7};
+    const qat_v16 s1 = {1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1, 1, -1};
+    const qat_v16 s2 = {1, 1, -1, -1, 1, 1, -1, -1, 1, 1, -1, -1, 1, 1, -1, -1};
+    const qat_v16 s4 = {1, 1, 1, 1, -1, -1, -1, -1, 1, 1, 1, 1, -1, -1, -1, -1};
+    const qat_v16 s8 = {1, 1, 1, 1, 1, 1, 1, 1, -1, -1, -1, -1, -1, -1, -1, -1};
+    v = __builtin_shuffle(v, p1) + s1 * v;
+    v = __builtin_shuffle(v, p2) + s2 * v;
+    v = __builtin_shuffle(v, p4) + s4 * v;
+    v = __builtin_shuffle(v, p8) + s8 * v;
+    return v;
 }
 
-/* B >= 16: the short strides chunk by chunk, then the long strides, with the
- * scale folded into the last stage. */
+/* B >= 16 (at most 1024): every 16-chunk in registers, then the long strides
+ * as whole-vector butterflies, scaling by 1/sqrt(B) on the way out. */
 static void fwht_block(float *restrict x, int B) {
     const float scale = (float)(1.0 / sqrt((double)B));
-    for (int i = 0; i < B; i += 16) fwht16(x + i);
-    if (B == 16) {
-        for (int i = 0; i < 16; i++) x[i] *= scale;
-        return;
+    qat_v16 v[64];
+    const int nv = B / 16;
+    QAT_ASSERT(nv <= 64);
+    for (int i = 0; i < nv; i++) {
+        memcpy(&v[i], x + 16 * i, sizeof v[i]);
+        v[i] = fwht16(v[i]);
     }
-    for (int h = 16; h < B; h *= 2) {
-        const float s = 2 * h == B ? scale : 1.0f;
-        for (int i = 0; i < B; i += 2 * h) {
-            float *restrict lo = x + i, *restrict hi = x + i + h;
-            for (int j = 0; j < h; j++) {
-                float a = lo[j], b = hi[j];
-                lo[j] = (a + b) * s;
-                hi[j] = (a - b) * s;
+    for (int h = 1; h < nv; h *= 2)
+        for (int i = 0; i < nv; i += 2 * h)
+            for (int j = i; j < i + h; j++) {
+                qat_v16 a = v[j], b = v[j + h];
+                v[j] = a + b;
+                v[j + h] = a - b;
             }
-        }
+    for (int i = 0; i < nv; i++) {
+        v[i] *= scale;
+        memcpy(x + 16 * i, &v[i], sizeof v[i]);
     }
 }
 
@@ -85,7 +101,7 @@ void qat_hadamard_row(float *x, int64_t n, int block) {
     if (block < 2) return;
     QAT_ASSERT(n % block == 0);
     for (int64_t b = 0; b < n; b += block) {
-        if (block >= 16) fwht_block(x + b, block);
+        if (block >= 16 && block <= 1024) fwht_block(x + b, block);
         else fwht_small(x + b, block);
     }
 }
