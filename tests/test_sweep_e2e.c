@@ -1,0 +1,283 @@
+/*
+ * tests/test_sweep_e2e.c — `qat sweep` with the real binary (QAT_BIN) on tiny
+ * models: an impossible run is reported with its reason while every other run
+ * completes; a sweep killed part-way and run again completes only what was
+ * missing (runs finished before keep their single log header); an interrupted
+ * run is resumed from its checkpoint; a worker that fails at run time is
+ * reported with the last lines of its train.log; shards run only their runs;
+ * the emitted Slurm script passes `bash -n`; usage errors exit 2.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+static char tmpdir[256];
+static const char *qat;
+
+static const char *path_in(const char *name) {
+    static char buf[4][600];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
+    return buf[k];
+}
+
+static void write_file(const char *name, const char *text) {
+    FILE *f = fopen(path_in(name), "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* Run a shell command; its stdout in *out (malloc'd), its exit status returned. */
+static int run(char **out, const char *fmt, ...) {
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    for (size_t got; (got = fread(buf + n, 1, cap - n - 1, p)) > 0;) {
+        n += got;
+        if (n + 1 == cap) buf = realloc(buf, cap *= 2);
+    }
+    buf[n] = 0;
+    int st = pclose(p);
+    if (out) *out = buf;
+    else free(buf);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int count_of(const char *hay, const char *needle) {
+    int n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle)) n++;
+    return n;
+}
+
+static int headers_in_log(const char *run) {
+    char name[300], *text = NULL;
+    snprintf(name, sizeof name, "out/%s/train.log", run);
+    FILE *f = fopen(path_in(name), "r");
+    if (!f) return 0;
+    text = calloc(1, 1 << 20);
+    size_t n = fread(text, 1, (1 << 20) - 1, f);
+    text[n] = 0;
+    fclose(f);
+    int c = count_of(text, "== qat sweep ");
+    free(text);
+    return c;
+}
+
+/* Processes whose command line mentions our temp dir (orphaned workers). */
+static int procs_using_tmpdir(void) {
+    DIR *d = opendir("/proc");
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+        char p[300], buf[8192];
+        snprintf(p, sizeof p, "/proc/%s/cmdline", e->d_name);
+        FILE *f = fopen(p, "r");
+        if (!f) continue;
+        size_t len = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        for (size_t i = 0; i < len; i++)
+            if (!buf[i]) buf[i] = ' ';
+        buf[len] = 0;
+        if (strstr(buf, tmpdir) && !strstr(buf, "test_sweep_e2e")) n++;
+    }
+    if (d) closedir(d);
+    return n;
+}
+
+static void sleep_ms(int ms) {
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+/* Two layers, width 16 or 24, 16-token context: a second or so per run. heads 3
+ * does not divide dim 16, so run 1 (dim16-heads3) is impossible. */
+static void write_sweep(void) {
+    char text[2048];
+    snprintf(text, sizeof text,
+             "# tiny sweep for the end-to-end test\n"
+             "base:\n"
+             "  model: {preset: \"\", layers: 2, dim: 16, heads: 2, vocab: 64, seq_len: 16}\n"
+             "  data: {source: synthetic, synth_topics: 2}\n"
+             "  train: {tokens: 2048, batch_tokens: 64, eval_every: 0, eval_tokens: 64,\n"
+             "          checkpoint_every: 4, log_every: 4, warmup: 0.1}\n"
+             "grid:\n"
+             "  model.dim: [16, 24]\n"
+             "  model.heads: [2, 3]\n"
+             "out: %s/out\n", tmpdir);
+    write_file("tiny.yaml", text);
+}
+
+static void test_usage(void **state) {
+    (void)state;
+    char *out;
+    assert_int_equal(run(&out, "'%s' sweep --help", qat), 0);
+    assert_non_null(strstr(out, "--emit-slurm"));
+    free(out);
+    assert_int_equal(run(NULL, "'%s' sweep --bogus 2>/dev/null", qat), 2);
+    assert_int_equal(run(NULL, "'%s' sweep 2>/dev/null", qat), 2);
+    write_file("bad.yaml", "base: {}\ngrid:\n  model.dimm: [1, 2]\n");
+    assert_int_equal(run(&out, "'%s' sweep '%s' --dry-run 2>&1", qat, path_in("bad.yaml")), 2);
+    assert_non_null(strstr(out, "bad.yaml:3:3: unknown key 'model.dimm' in grid (did you mean 'model.dim'?)"));
+    free(out);
+    assert_int_equal(run(&out, "'%s' sweep '%s' --shard 2/2 2>&1", qat, path_in("bad.yaml")), 2);
+    free(out);
+}
+
+static void test_sweep_end_to_end(void **state) {
+    (void)state;
+    write_sweep();
+    const char *sw = path_in("tiny.yaml");
+    char *out;
+
+    /* dry run: four runs, one impossible, nothing on disk yet */
+    assert_int_equal(run(&out, "'%s' sweep '%s' --dry-run", qat, sw), 0);
+    assert_non_null(strstr(out, "dim16-heads3"));
+    assert_non_null(strstr(out, "model.heads = 3 must divide model.dim = 16"));
+    assert_non_null(strstr(out, "would start 3, resume 0, skip 0 completed; 0 kept diverged, 1 invalid"));
+    free(out);
+    assert_int_equal(access(path_in("out/dim16-heads2"), F_OK), -1);
+
+    /* shard 1/2 = runs 1 and 3: the impossible one fails with its reason, run 3 completes */
+    assert_int_equal(run(&out, "'%s' sweep '%s' --shard 1/2 2>/dev/null", qat, sw), 1);
+    assert_non_null(strstr(out, "2 runs: 1 started, 0 resumed, 0 skipped (already completed); 1 completed, 1 failed"));
+    assert_non_null(strstr(out, "model.heads = 3 must divide model.dim = 16"));
+    free(out);
+    assert_int_equal(headers_in_log("dim24-heads3"), 1);
+    assert_int_equal(access(path_in("out/dim16-heads2"), F_OK), -1); /* not in this shard */
+    assert_int_equal(access(path_in("out/.sweep/base.yaml"), F_OK), 0);
+
+    /* the whole sweep, one worker, killed with SIGKILL once its first run has finished */
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char cmd[2048];
+        snprintf(cmd, sizeof cmd, "exec '%s' sweep '%s' --jobs 1 >'%s' 2>&1", qat, sw, path_in("killed.txt"));
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    int finished = 0;
+    for (int t = 0; t < 600 && !finished; t++) {
+        sleep_ms(50);
+        run(&out, "'%s' sweep '%s' --dry-run 2>/dev/null", qat, sw);
+        finished = count_of(out, "skip (completed)") >= 2; /* dim24-heads3 from the shard, and one more */
+        free(out);
+    }
+    assert_true(finished);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    /* its worker gets SIGTERM with the sweep gone, checkpoints and stops */
+    for (int t = 0; t < 200 && procs_using_tmpdir(); t++) sleep_ms(50);
+    assert_int_equal(procs_using_tmpdir(), 0);
+
+    /* run again: only what was missing runs; what had finished is not touched */
+    assert_int_equal(run(&out, "'%s' sweep '%s' --jobs 2 2>/dev/null", qat, sw), 1);
+    int started = -1, resumed = -1, skipped = -1;
+    const char *line = strstr(out, "qat sweep: 4 runs: ");
+    assert_non_null(line);
+    assert_int_equal(sscanf(line, "qat sweep: 4 runs: %d started, %d resumed, %d skipped", &started, &resumed, &skipped), 3);
+    assert_true(skipped >= 2);
+    assert_int_equal(started + resumed + skipped, 3);
+    assert_non_null(strstr(out, "3 completed, 1 failed, 0 diverged, 0 interrupted"));
+    assert_non_null(strstr(out, "dim16-heads3  FAILED"));
+    free(out);
+    assert_int_equal(headers_in_log("dim24-heads3"), 1);
+    assert_int_equal(headers_in_log("dim16-heads2"), 1);
+
+    /* nothing is left to do */
+    assert_int_equal(run(&out, "'%s' sweep '%s' --dry-run", qat, sw), 0);
+    assert_non_null(strstr(out, "would start 0, resume 0, skip 3 completed; 0 kept diverged, 1 invalid"));
+    free(out);
+
+    /* an interrupted run (checkpoint, status running) is resumed, the rest skipped */
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && '%s' train '%s' --set model.dim=24 --set model.heads=2 "
+             "--set name=dim24-heads2 --set threads=1 --out '%s' --stop-after 8 --quiet",
+             path_in("out/dim24-heads2"), qat, path_in("out/.sweep/base.yaml"), path_in("out"));
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(access(path_in("out/dim24-heads2/ckpt.h5"), F_OK), 0);
+    assert_int_equal(run(&out, "'%s' sweep '%s' --dry-run", qat, sw), 0);
+    assert_non_null(strstr(out, "would start 0, resume 1, skip 2 completed"));
+    free(out);
+    assert_int_equal(run(&out, "'%s' sweep '%s' 2>/dev/null", qat, sw), 1);
+    assert_non_null(strstr(out, "4 runs: 0 started, 1 resumed, 2 skipped (already completed); 3 completed, 1 failed"));
+    free(out);
+}
+
+static void test_runtime_failure_and_slurm(void **state) {
+    (void)state;
+    /* a config that validates but cannot run: no shard matches the glob */
+    char text[2048];
+    snprintf(text, sizeof text,
+             "base:\n"
+             "  model: {preset: \"\", layers: 1, dim: 16, heads: 2, vocab: 64, seq_len: 16}\n"
+             "  train: {tokens: 512, batch_tokens: 64, eval_tokens: 64}\n"
+             "grid:\n"
+             "  data.shards: [\"%s/nothing/*.bin\"]\n"
+             "repeat: 1\n"
+             "out: %s/out2\n", tmpdir, tmpdir);
+    write_file("nodata.yaml", text);
+    char *out;
+    assert_int_equal(run(&out, "'%s' sweep '%s' 2>/dev/null", qat, path_in("nodata.yaml")), 1);
+    assert_non_null(strstr(out, "FAILED"));
+    assert_non_null(strstr(out, "exit 2"));
+    assert_non_null(strstr(out, "nothing"));  /* the worker's own message, from train.log */
+    free(out);
+
+    /* Slurm: one task per run, absolute paths, valid bash */
+    write_sweep();
+    assert_int_equal(run(&out, "cd '%s' && '%s' sweep tiny.yaml --emit-slurm job.sh --jobs 2", tmpdir, qat), 0);
+    assert_non_null(strstr(out, "4 runs in 4 array tasks"));
+    free(out);
+    assert_int_equal(run(NULL, "bash -n '%s'", path_in("job.sh")), 0);
+    assert_int_equal(run(NULL, "grep -qx '#SBATCH --array=0-3' '%s'", path_in("job.sh")), 0);
+    assert_int_equal(run(NULL, "grep -q \"'%s' sweep '%s' --shard\" '%s'", qat, path_in("tiny.yaml"), path_in("job.sh")), 0);
+    assert_int_equal(run(NULL, "cd '%s' && '%s' sweep tiny.yaml --emit-slurm job2.sh --shards 2", tmpdir, qat), 0);
+    assert_int_equal(run(NULL, "bash -n '%s' && grep -qx '#SBATCH --array=0-1' '%s'", path_in("job2.sh"), path_in("job2.sh")), 0);
+}
+
+static int setup(void **state) {
+    (void)state;
+    qat = getenv("QAT_BIN");
+    if (!qat || access(qat, X_OK)) {
+        fprintf(stderr, "QAT_BIN must name the qat executable\n");
+        return -1;
+    }
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/qat_test_sweep_e2e_XXXXXX");
+    assert_non_null(mkdtemp(tmpdir));
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_usage),
+        cmocka_unit_test(test_sweep_end_to_end),
+        cmocka_unit_test(test_runtime_failure_and_slurm),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

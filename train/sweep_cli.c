@@ -1,0 +1,687 @@
+/*
+ * train/sweep_cli.c — `qat sweep`: run the runs of a sweep file (SPEC §1).
+ *
+ * Every run is a child process, `qat train OUT/.sweep/base.yaml --set ... --out
+ * OUT [--resume] --quiet`, with its stdout and stderr appended to
+ * OUT/NAME/train.log. A process per run, rather than threads in this one,
+ * because a run that fails (an impossible config, divergence, out of memory, a
+ * crash) must take nothing else down, and because each run then is exactly what
+ * a person would type to reproduce it. The base is written out once, resolved,
+ * so every worker reads what was validated here.
+ *
+ * Idempotent by construction, from what is on disk alone (no sweep state file
+ * to get out of step): before launching a run, its run.h5 `status` decides —
+ * completed: skip; diverged: keep (re-running would diverge again, bit for
+ * bit); otherwise a ckpt.h5 means resume, and no checkpoint means start afresh
+ * (a stale run.h5 is removed). A run killed with the sweep is thus resumed by
+ * the next invocation, and shards of a Slurm array never touch each other's
+ * runs.
+ *
+ * `--jobs N` runs N children at once with `threads = max(1, cores / N)` each
+ * (cores = the CPUs this process may use, so a Slurm allocation is respected),
+ * unless the base or the grid sets threads itself. SIGINT/SIGTERM are passed on
+ * to the children, which checkpoint and stop; the sweep then reports them as
+ * interrupted. Children get SIGTERM too if the sweep itself dies (SIGKILL).
+ *
+ * run.h5 is read with runlog's reader (SWMR mode, so a log left by SIGKILL
+ * opens too); a run whose log is held by a live writer (an overlapping sweep)
+ * is left alone and reported, never launched twice.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/commands.h"
+#include "core/config.h"
+#include "core/error.h"
+#include "progress.h"
+#include "runlog/runlog.h"
+#include "sweep.h"
+#include "trainer.h"
+
+static const char SWEEP_HELP[] =
+    "usage: qat sweep SWEEP.yaml [--jobs N] [--shard I/N] [--dry-run] [--emit-slurm FILE [--shards K]]\n"
+    "\n"
+    "Run every run of a sweep file: a base run config, a grid of dotted keys (cartesian product,\n"
+    "last key fastest), optional repeat seeds, and an output directory (SPEC 3). Each run is\n"
+    "`qat train` in its own process, logging to OUT/NAME/train.log. Finished runs are skipped,\n"
+    "interrupted ones resumed from their checkpoint, and a failed run is reported with its reason\n"
+    "while the others go on; the exit status is 1 if any run failed.\n"
+    "\n"
+    "  --jobs N          run N at once, each with max(1, cores/N) threads unless the sweep sets threads\n"
+    "  --shard I/N       only the runs whose index % N == I (0 <= I < N)\n"
+    "  --dry-run         list the runs, their overrides and what would happen to each; run nothing\n"
+    "  --emit-slurm FILE write a Slurm job-array script, one shard per array task, and exit\n"
+    "  --shards K        with --emit-slurm: K array tasks (default: one per run)\n";
+
+/* What happens to a run, decided before anything is launched. */
+enum { A_START, A_RESUME, A_SKIP, A_KEEP_DIVERGED, A_INVALID, A_LIVE };
+static const char *const action_names[] = {"start", "resume", "skip (completed)", "keep (diverged)", "invalid",
+                                           "busy (live)"};
+
+/* Where a run ended up. */
+enum { S_PENDING, S_RUNNING, S_COMPLETED, S_SKIPPED, S_FAILED, S_DIVERGED, S_INTERRUPTED, S_BUSY };
+static const char *const state_names[] = {"pending", "running", "completed", "skipped", "FAILED", "DIVERGED",
+                                          "interrupted", "busy"};
+
+typedef struct {
+    int run;              /* index in the sweep */
+    int action;           /* A_* */
+    int state;            /* S_* */
+    pid_t pid;            /* while running */
+    double t0, t1;        /* launch and end, seconds since the sweep started */
+    char *reason;         /* why it failed or is invalid (may span lines) */
+} sweep_job;
+
+/* The final numbers of a run, from run.h5. */
+typedef struct {
+    char status[32];      /* "" when run.h5 is missing or unreadable */
+    int live;             /* a writer holds the run right now (another sweep or shard) */
+    double val_loss;      /* NaN when absent */
+    double tokens;
+    double wall_s;
+} run_info;
+
+static volatile sig_atomic_t g_stop; /* SIGINT/SIGTERM count */
+static void on_stop(int sig) { (void)sig; g_stop++; }
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int file_exists(const char *path) { return access(path, F_OK) == 0; }
+
+static int make_dirs(const char *path) {
+    char buf[2 * QAT_PATH_MAX];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(buf, 0777) && errno != EEXIST) return qat_fail(QAT_ERUNTIME, "%s: cannot create directory: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0777) && errno != EEXIST) return qat_fail(QAT_ERUNTIME, "%s: cannot create directory: %s", buf, strerror(errno));
+    return QAT_OK;
+}
+
+/* ---------------------------------------------------------------- run.h5 */
+
+/* Status and final numbers; a missing or unreadable file leaves status "". */
+static void read_run(const char *path, run_info *ri) {
+    memset(ri, 0, sizeof *ri);
+    ri->val_loss = ri->tokens = ri->wall_s = NAN;
+    if (!file_exists(path)) return;
+    qat_runlog_summary *s = qat_xmalloc(sizeof *s);
+    if (!qat_runlog_read_final(path, s)) {
+        snprintf(ri->status, sizeof ri->status, "%s", s->status);
+        ri->live = s->live;
+        if (s->has_final) {
+            ri->val_loss = s->final.val_loss;
+            ri->tokens = (double)s->final.tokens;
+            ri->wall_s = s->final.wall_s;
+        }
+    }
+    qat_clear_error(); /* a half-written or foreign file just means "start afresh" */
+    free(s);
+}
+
+/* ------------------------------------------------------------- the plan */
+
+typedef struct {
+    const qat_sweep *sw;
+    const char *qat_bin;     /* this executable */
+    char base_yaml[2 * QAT_PATH_MAX]; /* OUT/.sweep/base.yaml */
+    int jobs;                /* children at once */
+    int threads;             /* per child; 0 = leave the config's */
+    int tty;                 /* stderr is a terminal: rewrite the progress line */
+    int live;                /* a progress line is on screen */
+    double start;            /* now_s() at launch of the sweep */
+    const char *shard_text;  /* "I/N" or NULL, for messages */
+    sweep_job *job;          /* the runs of this shard */
+    int n_job;
+} sweep_ctx;
+
+static void run_path(const sweep_ctx *c, int run, const char *file, char *buf, size_t n) {
+    snprintf(buf, n, "%s/%s/%s", c->sw->out, qat_sweep_run_name(c->sw, run), file);
+}
+
+/* Decide each run's fate from its config and its directory. */
+static void plan_job(sweep_ctx *c, sweep_job *j) {
+    char path[3 * QAT_PATH_MAX];
+    qat_config *cfg = qat_xmalloc(sizeof *cfg);
+    int rc = qat_sweep_run_config(c->sw, j->run, cfg);
+    if (!rc) rc = qat_train_validate(cfg);
+    free(cfg);
+    j->state = S_PENDING;
+    if (rc) {
+        j->action = A_INVALID;
+        j->reason = qat_xstrdup(qat_errmsg());
+        j->state = S_FAILED;
+        return;
+    }
+    run_info ri;
+    run_path(c, j->run, "run.h5", path, sizeof path);
+    read_run(path, &ri);
+    if (ri.live) {
+        j->action = A_LIVE;
+        j->state = S_BUSY;
+        j->reason = qat_xstrdup("another process is writing this run right now (its run.h5.lock is held); "
+                                "run the sweep again once it has ended");
+    } else if (!strcmp(ri.status, "completed")) {
+        j->action = A_SKIP;
+        j->state = S_SKIPPED;
+    } else if (!strcmp(ri.status, "diverged")) {
+        j->action = A_KEEP_DIVERGED;
+        j->state = S_DIVERGED;
+        j->reason = qat_xstrdup("diverged in an earlier invocation (run.h5 status diverged); delete its directory to retry");
+    } else {
+        run_path(c, j->run, "ckpt.h5", path, sizeof path);
+        j->action = file_exists(path) ? A_RESUME : A_START;
+    }
+}
+
+/* ------------------------------------------------------------- progress */
+
+static void progress(sweep_ctx *c, const char *event, ...) __attribute__((format(printf, 2, 3)));
+static void progress(sweep_ctx *c, const char *event, ...) {
+    int done = 0, running = 0, failed = 0, queued = 0, ran = 0;
+    double sum = 0, now = now_s() - c->start, ahead = 0;
+    for (int i = 0; i < c->n_job; i++) {
+        const sweep_job *j = &c->job[i];
+        if (j->state == S_RUNNING) running++;
+        else if (j->state == S_PENDING) queued++;
+        else done++;
+        if (j->state == S_FAILED || j->state == S_DIVERGED) failed++;
+        if (j->t1 > 0) { ran++; sum += j->t1 - j->t0; }
+    }
+    /* ETA: the mean duration of the runs finished here, for what is queued and
+     * what the running ones still have to do, spread over the workers. */
+    double eta = NAN;
+    if (ran) {
+        double mean = sum / ran;
+        ahead = queued * mean;
+        for (int i = 0; i < c->n_job; i++)
+            if (c->job[i].state == S_RUNNING) ahead += fmax(0, mean - (now - c->job[i].t0));
+        eta = ahead / c->jobs;
+    } else if (!running && !queued) {
+        eta = 0;
+    }
+    char el[32], et[32], line[512];
+    qat_format_duration(now, el, sizeof el);
+    qat_format_duration(eta, et, sizeof et);
+    snprintf(line, sizeof line, "sweep%s%s: %d/%d done, %d running, %d failed | elapsed %s | ETA %s",
+             c->shard_text ? " shard " : "", c->shard_text ? c->shard_text : "", done, c->n_job, running, failed, el, et);
+    if (c->tty) fputs("\r\033[K", stderr);
+    if (event) {
+        va_list ap;
+        va_start(ap, event);
+        vfprintf(stderr, event, ap);
+        va_end(ap);
+        fputc('\n', stderr);
+    }
+    if (c->tty) {
+        fputs(line, stderr);
+        c->live = 1;
+    } else if (event) {
+        fprintf(stderr, "%s\n", line);
+    }
+    fflush(stderr);
+}
+
+/* ---------------------------------------------------------------- workers */
+
+/* The last few non-empty lines of train.log written by this attempt. */
+static char *log_tail(const char *path, int lines) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return qat_xstrdup("(no train.log)");
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    long from = size > 8192 ? size - 8192 : 0;
+    fseek(f, from, SEEK_SET);
+    char *buf = qat_xcalloc(8193, 1);
+    size_t n = fread(buf, 1, 8192, f);
+    fclose(f);
+    buf[n] = 0;
+    /* Only what follows the last header this sweep wrote. */
+    char *start = buf, *h;
+    while ((h = strstr(start, "== qat sweep")) != NULL) {
+        char *nl = strchr(h, '\n');
+        if (!nl) break;
+        start = nl + 1;
+    }
+    char *ends[64];
+    int k = 0;
+    for (char *p = start; *p;) {
+        char *nl = strchr(p, '\n');
+        char *e = nl ? nl : p + strlen(p);
+        int blank = 1;
+        for (char *q = p; q < e; q++) blank &= *q == ' ' || *q == '\t' || *q == '\r';
+        if (!blank) {
+            if (k == 64) { memmove(ends, ends + 1, 63 * sizeof *ends); k--; }
+            ends[k++] = p;
+        }
+        if (!nl) break;
+        *nl = 0;
+        p = nl + 1;
+    }
+    char *out = qat_xstrdup("");
+    for (int i = k > lines ? k - lines : 0; i < k; i++) {
+        char *o = out;
+        size_t len = strlen(o) + strlen(ends[i]) + 2;
+        out = qat_xmalloc(len);
+        snprintf(out, len, "%s%s%s", o, *o ? "\n" : "", ends[i]);
+        free(o);
+    }
+    free(buf);
+    if (!*out) {
+        free(out);
+        out = qat_xstrdup("(train.log is empty)");
+    }
+    return out;
+}
+
+static int launch(sweep_ctx *c, sweep_job *j) {
+    const qat_sweep *sw = c->sw;
+    const char *name = qat_sweep_run_name(sw, j->run);
+    char dir[2 * QAT_PATH_MAX], logp[3 * QAT_PATH_MAX], h5[3 * QAT_PATH_MAX], threads[32];
+    snprintf(dir, sizeof dir, "%s/%s", sw->out, name);
+    QAT_TRY(make_dirs(dir));
+    run_path(c, j->run, "train.log", logp, sizeof logp);
+    if (j->action == A_START) {
+        /* a run.h5 without a checkpoint cannot be continued: start clean */
+        run_path(c, j->run, "run.h5", h5, sizeof h5);
+        if (unlink(h5) && errno != ENOENT) return qat_fail(QAT_ERUNTIME, "%s: cannot remove: %s", h5, strerror(errno));
+    }
+
+    int max = QAT_SWEEP_MAX_SETS(sw);
+    const char **sets = qat_xmalloc((size_t)max * sizeof *sets);
+    int n_set = qat_sweep_run_sets(sw, j->run, sets, max);
+    char **argv = qat_xcalloc((size_t)(2 * n_set + 16), sizeof *argv);
+    int a = 0;
+    argv[a++] = (char *)c->qat_bin;
+    argv[a++] = "train";
+    argv[a++] = c->base_yaml;
+    for (int i = 0; i < n_set; i++) {
+        argv[a++] = "--set";
+        argv[a++] = (char *)sets[i];
+    }
+    if (c->threads > 0) {
+        snprintf(threads, sizeof threads, "threads=%d", c->threads);
+        argv[a++] = "--set";
+        argv[a++] = threads;
+    }
+    argv[a++] = "--out";
+    argv[a++] = (char *)sw->out;
+    if (j->action == A_RESUME) argv[a++] = "--resume";
+    argv[a++] = "--quiet";
+    argv[a] = NULL;
+
+    int fd = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
+    if (fd < 0) {
+        free(argv);
+        free(sets);
+        return qat_fail(QAT_ERUNTIME, "%s: cannot open: %s", logp, strerror(errno));
+    }
+    /* A header per attempt, so a log that spans a resume reads in order and the
+     * failure reason is taken from this attempt only. */
+    time_t now = time(NULL);
+    char when[64];
+    strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime(&now));
+    dprintf(fd, "== qat sweep %s: %s:", when, j->action == A_RESUME ? "resume" : "start");
+    for (int i = 0; argv[i]; i++) dprintf(fd, " %s", argv[i]);
+    dprintf(fd, "\n");
+
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fd);
+        free(argv);
+        free(sets);
+        return qat_fail(QAT_ERUNTIME, "cannot start a worker: %s", strerror(errno));
+    }
+    if (pid == 0) {
+        /* die with the sweep, and write to train.log only */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != parent) _exit(1);
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        int nul = open("/dev/null", O_RDONLY);
+        if (nul >= 0) dup2(nul, 0);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execv(c->qat_bin, argv);
+        dprintf(2, "qat sweep: cannot run %s: %s\n", c->qat_bin, strerror(errno));
+        _exit(127);
+    }
+    close(fd);
+    free(argv);
+    free(sets);
+    j->pid = pid;
+    j->state = S_RUNNING;
+    j->t0 = now_s() - c->start;
+    return QAT_OK;
+}
+
+/* A worker ended with wait status `st`: completed, diverged, interrupted or failed. */
+static void finish(sweep_ctx *c, sweep_job *j, int st) {
+    char h5[3 * QAT_PATH_MAX], logp[3 * QAT_PATH_MAX];
+    j->t1 = now_s() - c->start;
+    j->pid = 0;
+    run_path(c, j->run, "run.h5", h5, sizeof h5);
+    run_path(c, j->run, "train.log", logp, sizeof logp);
+    run_info ri;
+    read_run(h5, &ri);
+    const char *name = qat_sweep_run_name(c->sw, j->run);
+    int ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+    if (ok && !strcmp(ri.status, "completed")) {
+        j->state = S_COMPLETED;
+        progress(c, "%s: completed in %.1f s, val loss %.4f", name, j->t1 - j->t0, ri.val_loss);
+        return;
+    }
+    char how[96];
+    if (WIFEXITED(st)) snprintf(how, sizeof how, "exit %d", WEXITSTATUS(st));
+    else if (WIFSIGNALED(st)) snprintf(how, sizeof how, "killed by signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
+    else snprintf(how, sizeof how, "wait status %d", st);
+    char *tail = log_tail(logp, 4);
+    size_t len = strlen(tail) + 256 + strlen(logp);
+    j->reason = qat_xmalloc(len);
+    if (!strcmp(ri.status, "diverged")) {
+        j->state = S_DIVERGED;
+        snprintf(j->reason, len, "diverged (%s; %s):\n%s", how, logp, tail);
+    } else if (g_stop) {
+        j->state = S_INTERRUPTED;
+        snprintf(j->reason, len, "interrupted (%s); the next `qat sweep` resumes it from its checkpoint", how);
+    } else if (ok) {
+        j->state = S_FAILED;
+        snprintf(j->reason, len, "exited 0 but run.h5 status is '%s' (%s):\n%s", ri.status, logp, tail);
+    } else {
+        j->state = S_FAILED;
+        snprintf(j->reason, len, "%s (%s):\n%s", how, logp, tail);
+    }
+    free(tail);
+    /* on the progress stream, the last line of the log: usually the error itself */
+    const char *last = strrchr(j->reason, '\n');
+    progress(c, "%s: %s after %.1f s: %s", name, state_names[j->state], j->t1 - j->t0, last ? last + 1 : j->reason);
+}
+
+/* Run the pending jobs, `jobs` at a time. Returns QAT_OK or a launch failure. */
+static int execute(sweep_ctx *c) {
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    g_stop = 0;
+    int rc = QAT_OK, next = 0, running = 0, forwarded = 0;
+    double last_draw = 0;
+    progress(c, NULL);
+    for (;;) {
+        while (!g_stop && !rc && running < c->jobs && next < c->n_job) {
+            sweep_job *j = &c->job[next++];
+            if (j->state != S_PENDING) continue;
+            rc = launch(c, j);
+            if (rc) break;
+            running++;
+            progress(c, "%s: %s", qat_sweep_run_name(c->sw, j->run), j->action == A_RESUME ? "resumed" : "started");
+        }
+        if (g_stop && forwarded < g_stop) {
+            /* first signal: let workers checkpoint; a second one: stop them now */
+            for (int i = 0; i < c->n_job; i++)
+                if (c->job[i].state == S_RUNNING) kill(c->job[i].pid, g_stop > 1 ? SIGKILL : SIGTERM);
+            forwarded = g_stop;
+        }
+        for (int i = 0; i < c->n_job; i++) {
+            sweep_job *j = &c->job[i];
+            if (j->state != S_RUNNING) continue;
+            int st;
+            pid_t p = waitpid(j->pid, &st, WNOHANG);
+            if (p == j->pid) {
+                running--;
+                finish(c, j, st);
+            }
+        }
+        if (!running && (g_stop || rc || next >= c->n_job)) break;
+        if (c->tty && now_s() - last_draw > 1) {
+            progress(c, NULL);
+            last_draw = now_s();
+        }
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    if (c->live) fputs("\r\033[K", stderr);
+    c->live = 0;
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- output */
+
+static int name_width(const sweep_ctx *c) {
+    int w = 4;
+    for (int i = 0; i < c->n_job; i++) {
+        int n = (int)strlen(qat_sweep_run_name(c->sw, c->job[i].run));
+        if (n > w) w = n;
+    }
+    return w;
+}
+
+static void dry_run(const sweep_ctx *c) {
+    const qat_sweep *sw = c->sw;
+    int w = name_width(c), counts[6] = {0};
+    printf("qat sweep %s: %d runs%s%s%s, out %s, base %s\n", sw->path, qat_sweep_run_count(sw),
+           c->shard_text ? ", shard " : "", c->shard_text ? c->shard_text : "", c->shard_text ? " of them" : "", sw->out,
+           sw->base_path[0] ? sw->base_path : "inline");
+    printf("%6s  %-*s  %-16s  %s\n", "index", w, "name", "action", "overrides");
+    int max = QAT_SWEEP_MAX_SETS(sw);
+    const char **sets = qat_xmalloc((size_t)max * sizeof *sets);
+    for (int i = 0; i < c->n_job; i++) {
+        const sweep_job *j = &c->job[i];
+        counts[j->action]++;
+        int n = qat_sweep_run_sets(sw, j->run, sets, max) - 1; /* name=... is the name column */
+        printf("%6d  %-*s  %-16s ", j->run, w, qat_sweep_run_name(sw, j->run), action_names[j->action]);
+        for (int k = 0; k < n; k++) printf(" %s", sets[k]);
+        if (c->threads > 0) printf(" threads=%d", c->threads);
+        printf("\n");
+        if (j->action == A_INVALID) printf("%6s  %s\n", "", j->reason);
+    }
+    free(sets);
+    printf("would start %d, resume %d, skip %d completed; %d kept diverged, %d invalid, %d busy\n", counts[A_START],
+           counts[A_RESUME], counts[A_SKIP], counts[A_KEEP_DIVERGED], counts[A_INVALID], counts[A_LIVE]);
+}
+
+static void fmt_num(char *buf, size_t n, double v, const char *fmt) {
+    if (isfinite(v)) snprintf(buf, n, fmt, v);
+    else snprintf(buf, n, "-");
+}
+
+/* The table, the reasons, and one line of counts. Returns how many runs did not complete. */
+static int summary(const sweep_ctx *c) {
+    int w = name_width(c), n_state[8] = {0}, started = 0, resumed = 0;
+    printf("\n%-*s  %-11s  %10s  %12s  %9s\n", w, "name", "status", "val_loss", "tokens", "wall_s");
+    for (int i = 0; i < c->n_job; i++) {
+        const sweep_job *j = &c->job[i];
+        char h5[3 * QAT_PATH_MAX], vl[32], tk[32], ws[32];
+        run_path(c, j->run, "run.h5", h5, sizeof h5);
+        run_info ri;
+        read_run(h5, &ri);
+        fmt_num(vl, sizeof vl, ri.val_loss, "%.4f");
+        fmt_num(tk, sizeof tk, ri.tokens, "%.0f");
+        fmt_num(ws, sizeof ws, ri.wall_s, "%.1f");
+        printf("%-*s  %-11s  %10s  %12s  %9s\n", w, qat_sweep_run_name(c->sw, j->run), state_names[j->state], vl, tk, ws);
+        n_state[j->state]++;
+        if (j->t1 > 0 || j->state == S_RUNNING) {
+            started += j->action == A_START;
+            resumed += j->action == A_RESUME;
+        }
+    }
+    int bad = n_state[S_FAILED] + n_state[S_DIVERGED] + n_state[S_INTERRUPTED] + n_state[S_PENDING] + n_state[S_BUSY];
+    if (bad) {
+        printf("\nruns that did not complete:\n");
+        for (int i = 0; i < c->n_job; i++) {
+            const sweep_job *j = &c->job[i];
+            if (j->state == S_COMPLETED || j->state == S_SKIPPED) continue;
+            printf("  %s: %s\n", qat_sweep_run_name(c->sw, j->run),
+                   j->state == S_PENDING ? "not started (the sweep was interrupted)" : "");
+            for (const char *p = j->reason; p && *p;) {
+                const char *nl = strchr(p, '\n');
+                int len = nl ? (int)(nl - p) : (int)strlen(p);
+                printf("      %.*s\n", len, p);
+                p = nl ? nl + 1 : p + len;
+            }
+        }
+    }
+    printf("\nqat sweep: %d runs: %d started, %d resumed, %d skipped (already completed); "
+           "%d completed, %d failed, %d diverged, %d interrupted, %d busy\n",
+           c->n_job, started, resumed, n_state[S_SKIPPED], n_state[S_COMPLETED] + n_state[S_SKIPPED],
+           n_state[S_FAILED], n_state[S_DIVERGED], n_state[S_INTERRUPTED] + n_state[S_PENDING], n_state[S_BUSY]);
+    fflush(stdout);
+    return bad;
+}
+
+/* ------------------------------------------------------------------ main */
+
+static int cpu_count(void) {
+    cpu_set_t set;
+    if (!sched_getaffinity(0, sizeof set, &set)) return CPU_COUNT(&set) > 0 ? CPU_COUNT(&set) : 1;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+/* Write OUT/.sweep/base.yaml atomically: shards of one sweep may write it at once. */
+static int write_base(sweep_ctx *c) {
+    char dir[2 * QAT_PATH_MAX], tmp[3 * QAT_PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/.sweep", c->sw->out);
+    QAT_TRY(make_dirs(dir));
+    snprintf(c->base_yaml, sizeof c->base_yaml, "%s/base.yaml", dir);
+    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", c->base_yaml, (long)getpid());
+    char *y = qat_config_to_yaml(&c->sw->base);
+    FILE *f = fopen(tmp, "w");
+    int ok = f && fprintf(f, "# the base of sweep %s, resolved; each run adds its --set overrides\n%s", c->sw->path, y) > 0;
+    if (f && fclose(f)) ok = 0;
+    free(y);
+    if (!ok || rename(tmp, c->base_yaml)) {
+        unlink(tmp);
+        return qat_fail(QAT_ERUNTIME, "%s: cannot write: %s", c->base_yaml, strerror(errno));
+    }
+    return QAT_OK;
+}
+
+static int parse_int(const char *s, int lo, int hi, int *v) {
+    char *end;
+    errno = 0;
+    long x = strtol(s, &end, 10);
+    if (!*s || *end || errno || x < lo || x > hi) return 0;
+    *v = (int)x;
+    return 1;
+}
+
+int qat_sweep_main(int argc, char **argv) {
+    const char *path = NULL, *shard = NULL, *slurm = NULL;
+    int jobs = 1, jobs_given = 0, shards = 0, dry = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { fputs(SWEEP_HELP, stdout); return 0; }
+        else if (!strcmp(a, "--jobs") && i + 1 < argc) {
+            if (!parse_int(argv[++i], 1, 4096, &jobs))
+                return qat_report(qat_fail(QAT_EINPUT, "--jobs '%s': expected an integer in [1, 4096]", argv[i]));
+            jobs_given = 1;
+        } else if (!strcmp(a, "--shard") && i + 1 < argc) shard = argv[++i];
+        else if (!strcmp(a, "--shards") && i + 1 < argc) {
+            if (!parse_int(argv[++i], 1, QAT_SWEEP_MAX_RUNS, &shards))
+                return qat_report(qat_fail(QAT_EINPUT, "--shards '%s': expected a positive integer", argv[i]));
+        } else if (!strcmp(a, "--dry-run")) dry = 1;
+        else if (!strcmp(a, "--emit-slurm") && i + 1 < argc) slurm = argv[++i];
+        else if (a[0] == '-') {
+            fprintf(stderr, "qat sweep: unknown or incomplete option '%s'\n\n%s", a, SWEEP_HELP);
+            return 2;
+        } else if (!path) path = a;
+        else {
+            fprintf(stderr, "qat sweep: one sweep file expected, got '%s' and '%s'\n", path, a);
+            return 2;
+        }
+    }
+    if (!path) { fprintf(stderr, "qat sweep: missing SWEEP.yaml\n\n%s", SWEEP_HELP); return 2; }
+    if (shards && !slurm) return qat_report(qat_fail(QAT_EINPUT, "--shards is only used with --emit-slurm"));
+    if (slurm && (shard || dry))
+        return qat_report(qat_fail(QAT_EINPUT, "--emit-slurm writes a script for all shards; drop --shard/--dry-run"));
+    int sh_i = 0, sh_n = 1;
+    if (shard && qat_sweep_parse_shard(shard, &sh_i, &sh_n)) return qat_report(QAT_EINPUT);
+
+    qat_sweep *sw = NULL;
+    int rc = qat_sweep_load(path, &sw);
+    if (rc) return qat_report(rc);
+
+    char self[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (len <= 0) {
+        qat_sweep_free(sw);
+        return qat_report(qat_fail(QAT_ERUNTIME, "cannot find the qat executable (/proc/self/exe): %s", strerror(errno)));
+    }
+    self[len] = 0;
+
+    if (slurm) {
+        char abs[PATH_MAX], cwd[PATH_MAX], logdir[2 * QAT_PATH_MAX];
+        if (!realpath(path, abs) || !getcwd(cwd, sizeof cwd)) {
+            rc = qat_fail(QAT_ERUNTIME, "%s: cannot resolve the absolute path: %s", path, strerror(errno));
+        } else {
+            /* Slurm will not create the directory of --output itself. */
+            snprintf(logdir, sizeof logdir, "%s/.sweep", sw->out);
+            rc = make_dirs(logdir);
+            if (!rc) rc = qat_sweep_write_slurm(sw, slurm, self, abs, cwd, shards, jobs_given ? jobs : 0);
+        }
+        if (!rc) {
+            int k = shards > 0 && shards < qat_sweep_run_count(sw) ? shards : qat_sweep_run_count(sw);
+            printf("wrote %s: %d runs in %d array tasks; submit with: sbatch %s\n", slurm, qat_sweep_run_count(sw), k, slurm);
+        }
+        qat_sweep_free(sw);
+        return qat_report(rc);
+    }
+
+    sweep_ctx c;
+    memset(&c, 0, sizeof c);
+    c.sw = sw;
+    c.qat_bin = self;
+    c.jobs = jobs;
+    c.tty = isatty(2);
+    c.shard_text = shard;
+    if (!sw->threads_explicit) {
+        int t = cpu_count() / jobs;
+        c.threads = t > 1 ? t : 1;
+    }
+    c.job = qat_xcalloc((size_t)qat_sweep_run_count(sw), sizeof *c.job);
+    for (int r = 0; r < qat_sweep_run_count(sw); r++)
+        if (qat_sweep_in_shard(r, sh_i, sh_n)) c.job[c.n_job++].run = r;
+    for (int i = 0; i < c.n_job; i++) plan_job(&c, &c.job[i]);
+
+    int bad = 0;
+    if (dry) {
+        dry_run(&c);
+    } else {
+        c.start = now_s();
+        rc = write_base(&c);
+        if (!rc) rc = execute(&c);
+        bad = summary(&c);
+        if (rc) qat_report(rc);
+    }
+    for (int i = 0; i < c.n_job; i++) free(c.job[i].reason);
+    free(c.job);
+    qat_sweep_free(sw);
+    if (rc) return rc;
+    return bad ? 1 : 0;
+}
