@@ -313,9 +313,12 @@ static void test_impossible_combination(void **state) {
                  "basebad.yaml:2:43: model.heads = 3 must divide model.dim = 16 (run run)");
     /* spaces and slashes in values (globs) become '_' in names */
     qat_sweep *g = load_ok("globs.yaml", "base: {model: {preset: s1}}\n"
-                                         "grid: {data.shards: [\"my dir/*.bin\", \"x:y/*.bin\"]}\n");
+                                         "grid: {data.shards: [\"my dir/*.bin\", \"x:y/*.bin\", \"/d/*.bin\", \"(*)\", \"[]\"]}\n");
     assert_string_equal(qat_sweep_run_name(g, 0), "my_dir_.bin");
     assert_string_equal(qat_sweep_run_name(g, 1), "x_y_.bin");
+    assert_string_equal(qat_sweep_run_name(g, 2), "d_.bin");
+    assert_string_equal(qat_sweep_run_name(g, 3), "shards");
+    assert_string_equal(qat_sweep_run_name(g, 4), "shards_v5");
     assert_int_equal(qat_sweep_run_config(g, 1, &c), QAT_OK);
     assert_string_equal(c.data.source, "shards");
     /* the worker reads the re-emitted base, where data.source is written out:

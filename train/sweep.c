@@ -111,13 +111,15 @@ static const char *last_component(const char *key) {
     return dot ? dot + 1 : key;
 }
 
-/* Keep [A-Za-z0-9._-]; anything else becomes one '_' (runs collapse); no
- * leading '.', so a run can never be hidden or collide with OUT/.sweep. */
+/* Keep [A-Za-z0-9._-]; anything else becomes one '_' (runs collapse, and
+ * none at the start: "/data/x" reads "data_x"); no leading '.', so a run can
+ * never be hidden or collide with OUT/.sweep. */
 static void sanitize(const char *in, char *out, size_t n) {
     size_t j = 0;
     for (const unsigned char *p = (const unsigned char *)in; *p && j + 1 < n; p++) {
         int ok = isalnum(*p) || *p == '.' || *p == '_' || *p == '-';
         char c = ok ? (char)*p : '_';
+        if (c == '_' && (!j || out[j - 1] == '_') && !ok) continue;
         if (c == '_' && j && out[j - 1] == '_') continue;
         if (c == '.' && !j) c = '_';
         out[j++] = c;
@@ -271,6 +273,7 @@ static int add_axis(qat_sweep *sw, yaml_document_t *doc, const char *key, yaml_n
             else if (numeric_like(raw)) snprintf(both, sizeof both, "%s%s", last_component(key), raw);
             else snprintf(both, sizeof both, "%s", raw);
             sanitize(both, lab, 48);
+            if (!*lab) snprintf(lab, sizeof lab, "%s", last_component(key)); /* nothing readable: numbered below */
             ax->label[j] = qat_xstrdup(lab);
         }
         free(raw);

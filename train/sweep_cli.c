@@ -106,17 +106,17 @@ static double now_s(void) {
 
 static int file_exists(const char *path) { return access(path, F_OK) == 0; }
 
+/* mkdir -p (the trainer has its own, private to trainer.c). */
 static int make_dirs(const char *path) {
-    char buf[2 * QAT_PATH_MAX];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(buf, 0777) && errno != EEXIST) return qat_fail(QAT_ERUNTIME, "%s: cannot create directory: %s", buf, strerror(errno));
-        *p = '/';
+    if (!mkdir(path, 0777) || errno == EEXIST) return QAT_OK;
+    const char *slash = strrchr(path, '/');
+    if (errno == ENOENT && slash && slash != path) {
+        char parent[2 * QAT_PATH_MAX];
+        snprintf(parent, sizeof parent, "%.*s", (int)(slash - path), path);
+        QAT_TRY(make_dirs(parent));
+        if (!mkdir(path, 0777) || errno == EEXIST) return QAT_OK;
     }
-    if (mkdir(buf, 0777) && errno != EEXIST) return qat_fail(QAT_ERUNTIME, "%s: cannot create directory: %s", buf, strerror(errno));
-    return QAT_OK;
+    return qat_fail(QAT_ERUNTIME, "%s: cannot create directory: %s", path, strerror(errno));
 }
 
 /* ---------------------------------------------------------------- run.h5 */
@@ -145,7 +145,7 @@ static void read_run(const char *path, run_info *ri) {
 typedef struct {
     const qat_sweep *sw;
     const char *qat_bin;     /* this executable */
-    char base_yaml[2 * QAT_PATH_MAX]; /* OUT/.sweep/base.yaml */
+    char base_yaml[3 * QAT_PATH_MAX]; /* OUT/.sweep/base.yaml */
     int jobs;                /* children at once */
     int threads;             /* per child; 0 = leave the config's */
     int tty;                 /* stderr is a terminal: rewrite the progress line */
@@ -190,8 +190,9 @@ static void plan_job(sweep_ctx *c, sweep_job *j) {
         j->state = S_DIVERGED;
         j->reason = qat_xstrdup("diverged in an earlier invocation (run.h5 status diverged); delete its directory to retry");
     } else {
+        /* resuming needs both halves: the checkpoint and the log it continues */
         run_path(c, j->run, "ckpt.h5", path, sizeof path);
-        j->action = file_exists(path) ? A_RESUME : A_START;
+        j->action = file_exists(path) && ri.status[0] ? A_RESUME : A_START;
     }
 }
 
@@ -303,9 +304,13 @@ static int launch(sweep_ctx *c, sweep_job *j) {
     QAT_TRY(make_dirs(dir));
     run_path(c, j->run, "train.log", logp, sizeof logp);
     if (j->action == A_START) {
-        /* a run.h5 without a checkpoint cannot be continued: start clean */
-        run_path(c, j->run, "run.h5", h5, sizeof h5);
-        if (unlink(h5) && errno != ENOENT) return qat_fail(QAT_ERUNTIME, "%s: cannot remove: %s", h5, strerror(errno));
+        /* a run.h5 without a checkpoint (or the reverse) cannot be continued:
+         * start clean, as the trainer refuses to overwrite a checkpoint */
+        static const char *const stale[] = {"run.h5", "ckpt.h5"};
+        for (int i = 0; i < 2; i++) {
+            run_path(c, j->run, stale[i], h5, sizeof h5);
+            if (unlink(h5) && errno != ENOENT) return qat_fail(QAT_ERUNTIME, "%s: cannot remove: %s", h5, strerror(errno));
+        }
     }
 
     int max = QAT_SWEEP_MAX_SETS(sw);
@@ -429,6 +434,11 @@ static int execute(sweep_ctx *c) {
     g_stop = 0;
     int rc = QAT_OK, next = 0, running = 0, forwarded = 0;
     double last_draw = 0;
+    /* what will not run is said first, so a long sweep shows it before the wait */
+    for (int i = 0; i < c->n_job; i++)
+        if (c->job[i].action == A_INVALID || c->job[i].action == A_LIVE)
+            fprintf(stderr, "%s: %s: %s\n", qat_sweep_run_name(c->sw, c->job[i].run),
+                    c->job[i].action == A_INVALID ? "FAILED (invalid config)" : "busy", c->job[i].reason);
     progress(c, NULL);
     for (;;) {
         while (!g_stop && !rc && running < c->jobs && next < c->n_job) {
@@ -536,8 +546,8 @@ static int summary(const sweep_ctx *c) {
         for (int i = 0; i < c->n_job; i++) {
             const sweep_job *j = &c->job[i];
             if (j->state == S_COMPLETED || j->state == S_SKIPPED) continue;
-            printf("  %s: %s\n", qat_sweep_run_name(c->sw, j->run),
-                   j->state == S_PENDING ? "not started (the sweep was interrupted)" : "");
+            printf("  %s:%s\n", qat_sweep_run_name(c->sw, j->run),
+                   j->state == S_PENDING ? " not started (the sweep was interrupted)" : "");
             for (const char *p = j->reason; p && *p;) {
                 const char *nl = strchr(p, '\n');
                 int len = nl ? (int)(nl - p) : (int)strlen(p);
@@ -565,7 +575,7 @@ static int cpu_count(void) {
 
 /* Write OUT/.sweep/base.yaml atomically: shards of one sweep may write it at once. */
 static int write_base(sweep_ctx *c) {
-    char dir[2 * QAT_PATH_MAX], tmp[3 * QAT_PATH_MAX];
+    char dir[2 * QAT_PATH_MAX], tmp[4 * QAT_PATH_MAX];
     snprintf(dir, sizeof dir, "%s/.sweep", c->sw->out);
     QAT_TRY(make_dirs(dir));
     snprintf(c->base_yaml, sizeof c->base_yaml, "%s/base.yaml", dir);
