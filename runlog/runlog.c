@@ -1,0 +1,533 @@
+/*
+ * runlog/runlog.c — run.h5 written with HDF5 1.10 SWMR so that every flushed
+ * row survives SIGKILL and can be read while the run is alive (see runlog.h
+ * for the layout and the reasons; runlog/README.md for reading recipes).
+ *
+ * Rows are buffered in fixed arrays allocated at creation, so logging a step
+ * allocates nothing; a flush extends each dataset of a group by the pending
+ * rows, writes them and H5Dflush-es it, `step` last, so the length of `step`
+ * counts rows that are complete everywhere even if the process dies mid-flush.
+ */
+#include "runlog.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "core/error.h"
+#include "h5util.h"
+
+#ifndef QAT_VERSION
+#define QAT_VERSION "unknown"
+#endif
+
+enum { TRAIN_CAP = 1024, EVAL_CAP = 256, CHUNK_ROWS = 512 };
+
+/* The series, in on-disk order; `step` is always column 0 and flushed last. */
+static const char *const train_cols[] = {"step", "tokens", "loss", "lr", "grad_norm", "time_s"};
+static const char *const eval_cols[] = {"step", "tokens", "loss"};
+enum { N_TRAIN = 6, N_EVAL = 3, MAX_COLS = 6 };
+
+/* One group (/train or /eval): its datasets and the rows not yet on disk. */
+typedef struct {
+    const char *group;             /* "train" or "eval" */
+    const char *const *cols;       /* column names, step first */
+    int ncols;                     /* columns in this group */
+    int cap;                       /* buffered rows before a forced flush */
+    hid_t dset[MAX_COLS];          /* open datasets */
+    int64_t on_disk;               /* rows already written */
+    int pending;                   /* rows buffered */
+    double *buf[MAX_COLS];         /* (cap) per column; step/tokens held exactly (< 2^53) */
+} qat_series;
+
+struct qat_runlog {
+    char path[QAT_PATH_MAX];       /* run.h5 */
+    hid_t file;                    /* open in SWMR-write mode until finish */
+    int lock_fd;                   /* flock'd PATH.lock, -1 when none */
+    int finished;                  /* qat_runlog_finish done: file closed */
+    qat_series train, eval;        /* the two appendable groups */
+};
+
+const char *qat_run_status_name(qat_run_status s) {
+    switch (s) {
+    case QAT_RUN_RUNNING: return "running";
+    case QAT_RUN_COMPLETED: return "completed";
+    case QAT_RUN_FAILED: return "failed";
+    case QAT_RUN_DIVERGED: return "diverged";
+    }
+    return "unknown";
+}
+
+int qat_run_status_parse(const char *s) {
+    for (int i = QAT_RUN_RUNNING; i <= QAT_RUN_DIVERGED; i++)
+        if (!strcmp(s, qat_run_status_name((qat_run_status)i))) return i;
+    return -1;
+}
+
+/* ------------------------------------------------------------- the lock */
+
+static void lock_path(const char *path, char *buf, size_t n) { snprintf(buf, n, "%s.lock", path); }
+
+/* Take the writer lock, or say who holds it. */
+static int take_lock(const char *path, int *fd_out) {
+    char lp[QAT_PATH_MAX + 8];
+    lock_path(path, lp, sizeof lp);
+    int fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return qat_fail(QAT_ERUNTIME, "%s: cannot create lock file: %s", lp, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        char pid[32] = "";
+        ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+        pid[n > 0 ? n : 0] = 0;
+        pid[strcspn(pid, "\n")] = 0;
+        close(fd);
+        return qat_fail(QAT_ERUNTIME, "%s: another process (pid %s) is writing this run", path, pid[0] ? pid : "?");
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) == 0 && pwrite(fd, pid, (size_t)n, 0) < 0) { /* the pid is informative only */ }
+    *fd_out = fd;
+    return QAT_OK;
+}
+
+int qat_runlog_is_live(const char *path) {
+    char lp[QAT_PATH_MAX + 8];
+    lock_path(path, lp, sizeof lp);
+    int fd = open(lp, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    int live = flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK;
+    close(fd); /* releases our shared lock if we got it */
+    return live;
+}
+
+/* ---------------------------------------------------------- series setup */
+
+static void series_init(qat_series *s, const char *group, const char *const *cols, int ncols, int cap) {
+    memset(s, 0, sizeof *s);
+    s->group = group;
+    s->cols = cols;
+    s->ncols = ncols;
+    s->cap = cap;
+    for (int c = 0; c < ncols; c++) {
+        s->dset[c] = -1;
+        s->buf[c] = qat_xcalloc((size_t)cap, sizeof(double));
+    }
+}
+
+static int col_is_int(const char *name) { return !strcmp(name, "step") || !strcmp(name, "tokens"); }
+
+static int series_create(qat_series *s, hid_t file, const char *path) {
+    hid_t g = H5Gcreate2(file, s->group, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g < 0) return qat_fail(QAT_ERUNTIME, "%s: cannot create /%s", path, s->group);
+    hsize_t dims[1] = {0}, maxd[1] = {H5S_UNLIMITED}, chunk[1] = {CHUNK_ROWS};
+    hid_t sp = H5Screate_simple(1, dims, maxd);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, 1, chunk);
+    int rc = QAT_OK;
+    for (int c = 0; c < s->ncols && !rc; c++) {
+        hid_t t = col_is_int(s->cols[c]) ? H5T_STD_I64LE : H5T_IEEE_F64LE;
+        s->dset[c] = H5Dcreate2(g, s->cols[c], t, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+        if (s->dset[c] < 0) rc = qat_fail(QAT_ERUNTIME, "%s: cannot create /%s/%s", path, s->group, s->cols[c]);
+    }
+    H5Pclose(dcpl);
+    H5Sclose(sp);
+    H5Gclose(g);
+    return rc;
+}
+
+static int64_t dset_len(hid_t d) {
+    hid_t sp = H5Dget_space(d);
+    hsize_t n = 0;
+    H5Sget_simple_extent_dims(sp, &n, NULL);
+    H5Sclose(sp);
+    return (int64_t)n;
+}
+
+/* Open an existing group for appending after `step`: rows beyond the last
+ * complete one, or with a larger step, are cut off every dataset. */
+static int series_reopen(qat_series *s, hid_t file, const char *path, int64_t step) {
+    int64_t keep = -1;
+    for (int c = 0; c < s->ncols; c++) {
+        char name[64];
+        snprintf(name, sizeof name, "%s/%s", s->group, s->cols[c]);
+        H5E_BEGIN_TRY { s->dset[c] = H5Dopen2(file, name, H5P_DEFAULT); } H5E_END_TRY;
+        if (s->dset[c] < 0) return qat_fail(QAT_EINPUT, "%s: /%s is missing: not a qat run log", path, name);
+        int64_t n = dset_len(s->dset[c]);
+        if (keep < 0 || n < keep) keep = n;
+    }
+    /* Steps are appended in increasing order: keep the prefix with step <= `step`. */
+    if (keep > 0) {
+        int64_t *steps = qat_xmalloc((size_t)keep * sizeof *steps);
+        hsize_t off[1] = {0}, cnt[1] = {(hsize_t)keep};
+        hid_t fs = H5Dget_space(s->dset[0]), ms = H5Screate_simple(1, cnt, NULL);
+        H5Sselect_hyperslab(fs, H5S_SELECT_SET, off, NULL, cnt, NULL);
+        herr_t rc = H5Dread(s->dset[0], H5T_NATIVE_INT64, ms, fs, H5P_DEFAULT, steps);
+        H5Sclose(ms);
+        H5Sclose(fs);
+        if (rc < 0) {
+            free(steps);
+            return qat_fail(QAT_ERUNTIME, "%s: cannot read /%s/step", path, s->group);
+        }
+        int64_t k = 0;
+        while (k < keep && steps[k] <= step) k++;
+        keep = k;
+        free(steps);
+    }
+    for (int c = 0; c < s->ncols; c++) {
+        hsize_t n[1] = {(hsize_t)keep};
+        if (H5Dset_extent(s->dset[c], n) < 0)
+            return qat_fail(QAT_ERUNTIME, "%s: cannot truncate /%s/%s", path, s->group, s->cols[c]);
+    }
+    s->on_disk = keep;
+    return QAT_OK;
+}
+
+static int series_flush(qat_series *s, const char *path) {
+    if (!s->pending) return QAT_OK;
+    hsize_t off[1] = {(hsize_t)s->on_disk}, cnt[1] = {(hsize_t)s->pending}, n[1] = {off[0] + cnt[0]};
+    hid_t ms = H5Screate_simple(1, cnt, NULL);
+    int rc = QAT_OK;
+    /* Columns 1.. first, `step` last: a row in `step` is complete everywhere. */
+    for (int i = 1; i <= s->ncols && !rc; i++) {
+        int c = i % s->ncols;
+        hid_t d = s->dset[c];
+        herr_t e = H5Dset_extent(d, n);
+        hid_t fs = e < 0 ? -1 : H5Dget_space(d);
+        if (fs >= 0) e = H5Sselect_hyperslab(fs, H5S_SELECT_SET, off, NULL, cnt, NULL);
+        if (fs >= 0 && e >= 0) e = H5Dwrite(d, H5T_NATIVE_DOUBLE, ms, fs, H5P_DEFAULT, s->buf[c]);
+        if (fs >= 0) H5Sclose(fs);
+        if (fs < 0 || e < 0 || H5Dflush(d) < 0)
+            rc = qat_fail(QAT_ERUNTIME, "%s: cannot append to /%s/%s", path, s->group, s->cols[c]);
+    }
+    H5Sclose(ms);
+    if (!rc) {
+        s->on_disk += s->pending;
+        s->pending = 0;
+    }
+    return rc;
+}
+
+static void series_close(qat_series *s) {
+    for (int c = 0; c < s->ncols; c++) {
+        if (s->dset[c] >= 0) H5Dclose(s->dset[c]);
+        s->dset[c] = -1;
+    }
+}
+
+static void series_free(qat_series *s) {
+    series_close(s);
+    for (int c = 0; c < s->ncols; c++) free(s->buf[c]);
+}
+
+/* ----------------------------------------------------------- lifecycle */
+
+static qat_runlog *runlog_new(const char *path) {
+    qat_runlog *rl = qat_xcalloc(1, sizeof *rl);
+    snprintf(rl->path, sizeof rl->path, "%s", path);
+    rl->file = -1;
+    rl->lock_fd = -1;
+    series_init(&rl->train, "train", train_cols, N_TRAIN, TRAIN_CAP);
+    series_init(&rl->eval, "eval", eval_cols, N_EVAL, EVAL_CAP);
+    return rl;
+}
+
+static void runlog_free(qat_runlog *rl) {
+    series_free(&rl->train);
+    series_free(&rl->eval);
+    if (rl->file >= 0) H5Fclose(rl->file);
+    if (rl->lock_fd >= 0) close(rl->lock_fd); /* releases the flock */
+    free(rl);
+}
+
+static int write_attrs(hid_t f, const char *path, const qat_runlog_attrs *a) {
+    int64_t i64;
+    uint64_t u64;
+    QAT_TRY(qat_h5_attr_write_str(f, path, "qat_version", QAT_VERSION));
+    QAT_TRY(qat_h5_attr_write_str(f, path, "name", a->name));
+    QAT_TRY(qat_h5_attr_write_str(f, path, "config", a->config_yaml));
+    u64 = a->seed;
+    QAT_TRY(qat_h5_attr_write(f, path, "seed", H5T_STD_U64LE, H5T_NATIVE_UINT64, &u64));
+    i64 = a->n_params;
+    QAT_TRY(qat_h5_attr_write(f, path, "n_params", H5T_STD_I64LE, H5T_NATIVE_INT64, &i64));
+    i64 = a->n_params_total;
+    QAT_TRY(qat_h5_attr_write(f, path, "n_params_total", H5T_STD_I64LE, H5T_NATIVE_INT64, &i64));
+    i64 = a->tokens_target;
+    QAT_TRY(qat_h5_attr_write(f, path, "tokens_target", H5T_STD_I64LE, H5T_NATIVE_INT64, &i64));
+    QAT_TRY(qat_h5_attr_write_str(f, path, "weight_format", a->weight_format));
+    QAT_TRY(qat_h5_attr_write_str(f, path, "act_format", a->act_format));
+    QAT_TRY(qat_h5_attr_write_str(f, path, "estimator", a->estimator));
+    QAT_TRY(qat_h5_attr_write(f, path, "gmse_w", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &a->gmse_w));
+    QAT_TRY(qat_h5_attr_write(f, path, "gmse_a", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &a->gmse_a));
+    QAT_TRY(qat_h5_attr_write(f, path, "rho_pred", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &a->rho_pred));
+    return qat_h5_attr_write_str(f, path, "status", "running");
+}
+
+static int start_swmr(qat_runlog *rl) {
+    if (H5Fstart_swmr_write(rl->file) < 0)
+        return qat_fail(QAT_ERUNTIME, "%s: cannot start SWMR writing (HDF5 >= 1.10 with latest format needed)",
+                        rl->path);
+    return QAT_OK;
+}
+
+int qat_runlog_create(const char *path, const qat_runlog_attrs *attrs, qat_runlog **out) {
+    *out = NULL;
+    qat_runlog *rl = runlog_new(path);
+    int rc = take_lock(path, &rl->lock_fd);
+    if (rc) {
+        runlog_free(rl);
+        return rc;
+    }
+    hid_t fapl = qat_h5_fapl(1, 1);
+    errno = 0;
+    H5E_BEGIN_TRY { rl->file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl); } H5E_END_TRY;
+    H5Pclose(fapl);
+    if (rl->file < 0) rc = qat_fail(QAT_ERUNTIME, "%s: cannot create: %s", path, errno ? strerror(errno) : "HDF5 error");
+    /* Everything that will ever exist during the run is created before SWMR. */
+    if (!rc) rc = write_attrs(rl->file, path, attrs);
+    if (!rc) rc = series_create(&rl->train, rl->file, path);
+    if (!rc) rc = series_create(&rl->eval, rl->file, path);
+    if (!rc) rc = start_swmr(rl);
+    if (rc) {
+        runlog_free(rl);
+        return rc;
+    }
+    *out = rl;
+    return QAT_OK;
+}
+
+int qat_runlog_resume(const char *path, int64_t step, qat_runlog **out) {
+    *out = NULL;
+    if (access(path, F_OK) != 0) return qat_fail(QAT_EINPUT, "%s: cannot resume: %s", path, strerror(errno));
+    qat_runlog *rl = runlog_new(path);
+    int rc = take_lock(path, &rl->lock_fd);
+    if (rc) {
+        runlog_free(rl);
+        return rc;
+    }
+    /* A writer killed in SWMR mode leaves its "open for writing" flags in the
+     * superblock and an end-of-allocation address older than the data. We hold
+     * the lock, so no writer is alive: clear the flags (HDF5's internal
+     * "clear_status_flags" access property, what h5clear -s uses) and move the
+     * EOA to the end of the file (H5Fincrement_filesize, h5clear --increment). */
+    hid_t fapl = qat_h5_fapl(1, 1);
+    hbool_t clear = 1;
+    H5E_BEGIN_TRY {
+        if (H5Pset(fapl, "clear_status_flags", &clear) < 0) { /* older HDF5: open may then refuse */ }
+        rl->file = H5Fopen(path, H5F_ACC_RDWR, fapl);
+    } H5E_END_TRY;
+    H5Pclose(fapl);
+    if (rl->file < 0) rc = qat_fail(QAT_EINPUT, "%s: cannot open for resuming: not an HDF5 run log?", path);
+    if (!rc && H5Fincrement_filesize(rl->file, 0) < 0)
+        rc = qat_fail(QAT_ERUNTIME, "%s: cannot recover the end of the file", path);
+    if (!rc && qat_h5_exists(rl->file, "final") && H5Ldelete(rl->file, "final", H5P_DEFAULT) < 0)
+        rc = qat_fail(QAT_ERUNTIME, "%s: cannot remove /final", path);
+    if (!rc) rc = qat_h5_attr_write_str(rl->file, path, "status", "running");
+    if (!rc) rc = series_reopen(&rl->train, rl->file, path, step);
+    if (!rc) rc = series_reopen(&rl->eval, rl->file, path, step);
+    if (!rc && H5Fflush(rl->file, H5F_SCOPE_GLOBAL) < 0) rc = qat_fail(QAT_ERUNTIME, "%s: cannot flush", path);
+    if (!rc) rc = start_swmr(rl);
+    if (rc) {
+        runlog_free(rl);
+        return rc;
+    }
+    *out = rl;
+    return QAT_OK;
+}
+
+int qat_runlog_train(qat_runlog *rl, int64_t step, int64_t tokens, double loss, double lr, double grad_norm,
+                     double time_s) {
+    QAT_ASSERT(!rl->finished);
+    qat_series *s = &rl->train;
+    if (s->pending == s->cap) QAT_TRY(series_flush(s, rl->path));
+    int i = s->pending++;
+    s->buf[0][i] = (double)step;
+    s->buf[1][i] = (double)tokens;
+    s->buf[2][i] = loss;
+    s->buf[3][i] = lr;
+    s->buf[4][i] = grad_norm;
+    s->buf[5][i] = time_s;
+    return QAT_OK;
+}
+
+int qat_runlog_eval(qat_runlog *rl, int64_t step, int64_t tokens, double loss) {
+    QAT_ASSERT(!rl->finished);
+    qat_series *s = &rl->eval;
+    if (s->pending == s->cap) QAT_TRY(series_flush(s, rl->path));
+    int i = s->pending++;
+    s->buf[0][i] = (double)step;
+    s->buf[1][i] = (double)tokens;
+    s->buf[2][i] = loss;
+    return QAT_OK;
+}
+
+int qat_runlog_flush(qat_runlog *rl) {
+    if (rl->finished) return QAT_OK;
+    QAT_TRY(series_flush(&rl->train, rl->path));
+    return series_flush(&rl->eval, rl->path);
+}
+
+int64_t qat_runlog_rows(const qat_runlog *rl, int eval) {
+    const qat_series *s = eval ? &rl->eval : &rl->train;
+    return s->on_disk + s->pending;
+}
+
+int qat_runlog_finish(qat_runlog *rl, qat_run_status status, const qat_runlog_final *fin) {
+    QAT_ASSERT(!rl->finished);
+    QAT_TRY(qat_runlog_flush(rl));
+    /* Leave SWMR mode by closing, then reopen normally: only then may the
+     * status attribute be rewritten and /final be created. */
+    series_close(&rl->train);
+    series_close(&rl->eval);
+    herr_t e = H5Fclose(rl->file);
+    rl->file = -1;
+    rl->finished = 1;
+    if (e < 0) return qat_fail(QAT_ERUNTIME, "%s: cannot close", rl->path);
+    hid_t fapl = qat_h5_fapl(1, 1);
+    hid_t f;
+    H5E_BEGIN_TRY { f = H5Fopen(rl->path, H5F_ACC_RDWR, fapl); } H5E_END_TRY;
+    H5Pclose(fapl);
+    if (f < 0) return qat_fail(QAT_ERUNTIME, "%s: cannot reopen to record the end of the run", rl->path);
+    int rc = qat_h5_attr_write_str(f, rl->path, "status", qat_run_status_name(status));
+    if (!rc && fin) {
+        hid_t g = qat_h5_exists(f, "final") ? H5Gopen2(f, "final", H5P_DEFAULT)
+                                            : H5Gcreate2(f, "final", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        if (g < 0) rc = qat_fail(QAT_ERUNTIME, "%s: cannot create /final", rl->path);
+        if (!rc) rc = qat_h5_scalar_write(g, rl->path, "val_loss", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &fin->val_loss);
+        if (!rc) rc = qat_h5_scalar_write(g, rl->path, "train_loss", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &fin->train_loss);
+        if (!rc) rc = qat_h5_scalar_write(g, rl->path, "tokens", H5T_STD_I64LE, H5T_NATIVE_INT64, &fin->tokens);
+        if (!rc) rc = qat_h5_scalar_write(g, rl->path, "steps", H5T_STD_I64LE, H5T_NATIVE_INT64, &fin->steps);
+        if (!rc) rc = qat_h5_scalar_write(g, rl->path, "wall_s", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &fin->wall_s);
+        if (g >= 0) H5Gclose(g);
+    }
+    if (H5Fclose(f) < 0 && !rc) rc = qat_fail(QAT_ERUNTIME, "%s: cannot close", rl->path);
+    return rc;
+}
+
+int qat_runlog_close(qat_runlog *rl) {
+    if (!rl) return QAT_OK;
+    int rc = rl->finished ? QAT_OK : qat_runlog_flush(rl);
+    series_close(&rl->train);
+    series_close(&rl->eval);
+    if (rl->file >= 0 && H5Fclose(rl->file) < 0 && !rc) rc = qat_fail(QAT_ERUNTIME, "%s: cannot close", rl->path);
+    rl->file = -1;
+    runlog_free(rl);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ reading */
+
+/* Open for reading in SWMR mode, which works whatever state the writer is in.
+ * A writer in its brief non-SWMR finish step makes the open fail; retry then. */
+static hid_t open_read(const char *path) {
+    if (access(path, R_OK) != 0) {
+        qat_fail(QAT_EINPUT, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    hid_t fapl = qat_h5_fapl(0, 1);
+    hid_t f = -1;
+    for (int attempt = 0; attempt < 20 && f < 0; attempt++) {
+        H5E_BEGIN_TRY { f = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl); } H5E_END_TRY;
+        if (f < 0) usleep(50000);
+    }
+    H5Pclose(fapl);
+    if (f < 0) qat_fail(QAT_EINPUT, "%s: cannot open as an HDF5 run log", path);
+    return f;
+}
+
+int qat_runlog_read_final(const char *path, qat_runlog_summary *o) {
+    memset(o, 0, sizeof *o);
+    hid_t f = open_read(path);
+    if (f < 0) return QAT_EINPUT;
+    int rc = qat_h5_attr_read_str(f, path, "status", o->status, sizeof o->status);
+    if (!rc) rc = qat_h5_attr_read_str(f, path, "qat_version", o->qat_version, sizeof o->qat_version);
+    if (!rc) rc = qat_h5_attr_read_str(f, path, "name", o->name, sizeof o->name);
+    if (!rc) rc = qat_h5_attr_read_str(f, path, "weight_format", o->weight_format, sizeof o->weight_format);
+    if (!rc) rc = qat_h5_attr_read_str(f, path, "act_format", o->act_format, sizeof o->act_format);
+    if (!rc) rc = qat_h5_attr_read_str(f, path, "estimator", o->estimator, sizeof o->estimator);
+    if (!rc) rc = qat_h5_attr_read(f, path, "seed", H5T_NATIVE_UINT64, &o->seed);
+    if (!rc) rc = qat_h5_attr_read(f, path, "n_params", H5T_NATIVE_INT64, &o->n_params);
+    if (!rc) rc = qat_h5_attr_read(f, path, "n_params_total", H5T_NATIVE_INT64, &o->n_params_total);
+    if (!rc) rc = qat_h5_attr_read(f, path, "tokens_target", H5T_NATIVE_INT64, &o->tokens_target);
+    if (!rc) rc = qat_h5_attr_read(f, path, "gmse_w", H5T_NATIVE_DOUBLE, &o->gmse_w);
+    if (!rc) rc = qat_h5_attr_read(f, path, "gmse_a", H5T_NATIVE_DOUBLE, &o->gmse_a);
+    if (!rc) rc = qat_h5_attr_read(f, path, "rho_pred", H5T_NATIVE_DOUBLE, &o->rho_pred);
+    if (!rc && qat_h5_exists(f, "final")) {
+        o->has_final = 1;
+        qat_runlog_final *x = &o->final;
+        rc = qat_h5_scalar_read(f, path, "final/val_loss", H5T_NATIVE_DOUBLE, &x->val_loss);
+        if (!rc) rc = qat_h5_scalar_read(f, path, "final/train_loss", H5T_NATIVE_DOUBLE, &x->train_loss);
+        if (!rc) rc = qat_h5_scalar_read(f, path, "final/tokens", H5T_NATIVE_INT64, &x->tokens);
+        if (!rc) rc = qat_h5_scalar_read(f, path, "final/steps", H5T_NATIVE_INT64, &x->steps);
+        if (!rc) rc = qat_h5_scalar_read(f, path, "final/wall_s", H5T_NATIVE_DOUBLE, &x->wall_s);
+    }
+    for (int g = 0; g < 2 && !rc; g++) {
+        hid_t d;
+        H5E_BEGIN_TRY { d = H5Dopen2(f, g ? "eval/step" : "train/step", H5P_DEFAULT); } H5E_END_TRY;
+        if (d < 0) {
+            rc = qat_fail(QAT_EINPUT, "%s: /%s/step is missing: not a qat run log", path, g ? "eval" : "train");
+            break;
+        }
+        *(g ? &o->n_eval : &o->n_train) = dset_len(d);
+        H5Dclose(d);
+    }
+    H5Fclose(f);
+    o->live = qat_runlog_is_live(path);
+    return rc;
+}
+
+char *qat_runlog_read_config(const char *path) {
+    hid_t f = open_read(path);
+    if (f < 0) return NULL;
+    char *s = qat_h5_attr_dup_str(f, "config");
+    if (!s) qat_fail(QAT_EINPUT, "%s: attribute config is missing", path);
+    H5Fclose(f);
+    return s;
+}
+
+int qat_runlog_read_series(const char *path, const char *series, double **values, int64_t *n) {
+    *values = NULL;
+    *n = 0;
+    const char *slash = strchr(series, '/');
+    if (!slash || slash == series || strlen(series) > 60)
+        return qat_fail(QAT_EINPUT, "%s: bad series name '%s', expected e.g. train/loss", path, series);
+    char stepname[64];
+    snprintf(stepname, sizeof stepname, "%.*s/step", (int)(slash - series), series);
+    hid_t f = open_read(path);
+    if (f < 0) return QAT_EINPUT;
+    hid_t ds, dv;
+    H5E_BEGIN_TRY {
+        ds = H5Dopen2(f, stepname, H5P_DEFAULT);
+        dv = H5Dopen2(f, series, H5P_DEFAULT);
+    } H5E_END_TRY;
+    int rc = QAT_OK;
+    if (ds < 0 || dv < 0) {
+        rc = qat_fail(QAT_EINPUT, "%s: no series /%s in this run log", path, ds < 0 ? stepname : series);
+    } else {
+        /* Only rows counted in `step` are complete (it is flushed last). */
+        int64_t len = dset_len(ds), lv = dset_len(dv);
+        if (lv < len) len = lv;
+        double *v = qat_xmalloc((size_t)(len ? len : 1) * sizeof *v);
+        if (len) {
+            hsize_t off[1] = {0}, cnt[1] = {(hsize_t)len};
+            hid_t fs = H5Dget_space(dv), ms = H5Screate_simple(1, cnt, NULL);
+            H5Sselect_hyperslab(fs, H5S_SELECT_SET, off, NULL, cnt, NULL);
+            if (H5Dread(dv, H5T_NATIVE_DOUBLE, ms, fs, H5P_DEFAULT, v) < 0)
+                rc = qat_fail(QAT_ERUNTIME, "%s: cannot read /%s", path, series);
+            H5Sclose(fs);
+            H5Sclose(ms);
+        }
+        if (rc) free(v);
+        else {
+            *values = v;
+            *n = len;
+        }
+    }
+    if (ds >= 0) H5Dclose(ds);
+    if (dv >= 0) H5Dclose(dv);
+    H5Fclose(f);
+    return rc;
+}

@@ -1,0 +1,169 @@
+/*
+ * runlog/runlog.h — the run log, OUT/NAME/run.h5 (SPEC §4).
+ *
+ * One HDF5 file per run, readable by h5py and by `qat fit` while the run is
+ * alive, after it ends, and after it is killed with SIGKILL. Layout:
+ *
+ *   /                 attributes qat_version, name, config, seed, n_params,
+ *                     n_params_total, tokens_target, weight_format, act_format,
+ *                     estimator, gmse_w, gmse_a, rho_pred, status
+ *   /train/{step,tokens,loss,lr,grad_norm,time_s}   1-D, chunked, unlimited
+ *   /eval/{step,tokens,loss}                         1-D, chunked, unlimited
+ *   /final/{val_loss,train_loss,tokens,steps,wall_s} scalars (only once ended)
+ *
+ * step and tokens are int64, everything else float64; strings are UTF-8
+ * variable-length (h5py returns `str`).
+ *
+ * Typical use by the trainer:
+ *
+ *     qat_runlog *rl;
+ *     qat_runlog_attrs a = {.name = cfg.name, .config_yaml = yaml, .seed = cfg.seed, ...};
+ *     QAT_TRY(resuming ? qat_runlog_resume(path, step0, &rl) : qat_runlog_create(path, &a, &rl));
+ *     for (step ...) {
+ *         qat_runlog_train(rl, step, tokens, loss, lr, gnorm, secs);   // buffered, no I/O
+ *         if (step % log_every == 0) QAT_TRY(qat_runlog_flush(rl));     // now on disk
+ *         if (eval) qat_runlog_eval(rl, step, tokens, val_loss);
+ *     }
+ *     qat_runlog_final fin = {val_loss, train_loss, tokens, steps, wall_s};
+ *     QAT_TRY(qat_runlog_finish(rl, QAT_RUN_COMPLETED, &fin));
+ *     qat_runlog_close(rl);
+ *
+ * How it survives SIGKILL (HDF5 1.10 SWMR, "single writer, multiple readers"):
+ * the file is created with the latest format, every attribute and dataset is
+ * created up front, then H5Fstart_swmr_write; each flush appends the buffered
+ * rows and H5Dflush-es every dataset, `step` last, so a row counted in `step`
+ * is complete in every other dataset of its group. Nothing else is written
+ * during the run: HDF5 1.10 cannot create objects or attributes under SWMR
+ * (and an attribute rewritten under SWMR corrupted what readers saw when we
+ * tried), so qat_runlog_finish closes the SWMR file, reopens it normally, sets
+ * `status` and creates /final. A killed run therefore keeps status "running"
+ * and has no /final; qat_runlog_is_live tells an interrupted run from a live one.
+ *
+ * Reading (runlog/README.md has the recipes): while the writer is alive, or
+ * after a SIGKILL, open read-only in SWMR mode — h5py.File(p, "r", swmr=True),
+ * or H5F_ACC_RDONLY|H5F_ACC_SWMR_READ in C; a plain open fails with "file is
+ * already open for write" because the superblock still carries the writer's
+ * flag. Once the run has finished (or been resumed), a plain open works too.
+ * The readers below always use SWMR mode, which works in every state.
+ *
+ * One writer per file: SWMR writers drop HDF5's own file lock, so a second
+ * writer (a resume racing a live run) would corrupt the file. The writer
+ * therefore holds an flock on a sidecar file PATH.lock for its lifetime (the
+ * kernel releases it on SIGKILL), and opens run.h5 with HDF5's locking off so
+ * that a reader holding the file open never blocks the run. The sidecar is left
+ * in place: deleting a lock file races with the next locker.
+ */
+#ifndef QAT_RUNLOG_RUNLOG_H
+#define QAT_RUNLOG_RUNLOG_H
+
+#include <stdint.h>
+
+#include "core/config.h"
+
+typedef struct qat_runlog qat_runlog;
+
+/* Root attributes fixed when the run is created. Strings are copied. */
+typedef struct {
+    const char *name;          /* run name (cfg.name) */
+    const char *config_yaml;   /* resolved config, qat_config_to_yaml(); NULL = "" */
+    uint64_t seed;             /* run seed */
+    int64_t n_params;          /* N: non-embedding parameters */
+    int64_t n_params_total;    /* every parameter, embeddings and head included */
+    int64_t tokens_target;     /* D: training tokens the run is planned for */
+    const char *weight_format; /* compress.weights.format */
+    const char *act_format;    /* compress.activations.format */
+    const char *estimator;     /* the estimator in effect (after defaults) */
+    double gmse_w, gmse_a;     /* Gaussian MSE of the two formats (fp32: 0) */
+    double rho_pred;           /* capacity predicted from the GMSEs */
+} qat_runlog_attrs;
+
+/* The end-of-run scalars, /final/... */
+typedef struct {
+    double val_loss;   /* last evaluation, nats/token */
+    double train_loss; /* smoothed training loss at the end */
+    int64_t tokens;    /* training tokens seen */
+    int64_t steps;     /* optimizer steps taken */
+    double wall_s;     /* wall time of the whole run, resumes included */
+} qat_runlog_final;
+
+/* The `status` attribute. */
+typedef enum {
+    QAT_RUN_RUNNING,   /* being written, or killed (see qat_runlog_is_live) */
+    QAT_RUN_COMPLETED, /* reached its token budget */
+    QAT_RUN_FAILED,    /* stopped by an error */
+    QAT_RUN_DIVERGED,  /* stopped because the loss became NaN/inf or exploded */
+} qat_run_status;
+
+/* "running", "completed", ...; and back (-1 for an unknown string). */
+const char *qat_run_status_name(qat_run_status s);
+int qat_run_status_parse(const char *s);
+
+/* Create (or truncate) the run log at `path` and start SWMR writing.
+ * QAT_ERUNTIME if the directory is not writable or another process writes the
+ * run (its lock is held). */
+int qat_runlog_create(const char *path, const qat_runlog_attrs *attrs, qat_runlog **out);
+
+/* Reopen an existing run log to continue it from `step` (the checkpoint's
+ * step): rows with step > `step` are dropped from /train and /eval, /final is
+ * removed, status goes back to "running". Works on a log left by SIGKILL (it
+ * clears the writer flags and recovers the end-of-file address, as h5clear -s
+ * --increment would). QAT_EINPUT when the file is not a qat run log. */
+int qat_runlog_resume(const char *path, int64_t step, qat_runlog **out);
+
+/* Buffer one row; no I/O unless the buffer (1024 train / 256 eval rows) is
+ * full, in which case it flushes. Returns that flush's status. */
+int qat_runlog_train(qat_runlog *rl, int64_t step, int64_t tokens, double loss, double lr, double grad_norm,
+                     double time_s);
+int qat_runlog_eval(qat_runlog *rl, int64_t step, int64_t tokens, double loss);
+
+/* Append the buffered rows and make them visible to readers (and durable
+ * against the process being killed; not against power loss: no fsync). */
+int qat_runlog_flush(qat_runlog *rl);
+
+/* Flush, then record the outcome: status, and /final when `fin` is not NULL.
+ * After this only qat_runlog_close is allowed. */
+int qat_runlog_finish(qat_runlog *rl, qat_run_status status, const qat_runlog_final *fin);
+
+/* Flush (when not finished), close the file, release the lock, free.
+ * Without qat_runlog_finish the status stays "running" (an interrupted run). */
+int qat_runlog_close(qat_runlog *rl);
+
+/* The rows written so far (flushed or buffered), e.g. for a progress line. */
+int64_t qat_runlog_rows(const qat_runlog *rl, int eval);
+
+/* ------------------------------------------------------------------ reading */
+
+/* What scripts and `qat fit` need from a run log, in one call. */
+typedef struct {
+    char status[16];                /* running|completed|failed|diverged */
+    int live;                       /* 1 when a writer holds the run right now */
+    char qat_version[32];
+    char name[QAT_NAME_MAX];
+    char weight_format[QAT_FMT_MAX];
+    char act_format[QAT_FMT_MAX];
+    char estimator[16];
+    uint64_t seed;
+    int64_t n_params, n_params_total, tokens_target;
+    double gmse_w, gmse_a, rho_pred;
+    int has_final;                  /* /final exists: the run ended */
+    qat_runlog_final final;         /* valid when has_final */
+    int64_t n_train, n_eval;        /* complete rows in /train and /eval (length of `step`) */
+} qat_runlog_summary;
+
+/* Read the attributes, /final and the series lengths of `path`, in SWMR mode
+ * (works while alive, after SIGKILL and after the end). QAT_EINPUT naming the
+ * file when it is missing or not a run log. */
+int qat_runlog_read_final(const char *path, qat_runlog_summary *out);
+
+/* The resolved config text stored in `path`; caller frees. NULL on error. */
+char *qat_runlog_read_config(const char *path);
+
+/* One series as doubles: `series` is "train/loss", "eval/step", ...; only the
+ * complete rows (as counted by that group's `step`). *values is malloc'd. */
+int qat_runlog_read_series(const char *path, const char *series, double **values, int64_t *n);
+
+/* 1 when a writer currently holds the run at `path` (its PATH.lock is locked),
+ * 0 otherwise: a "running" run that is not live was interrupted. */
+int qat_runlog_is_live(const char *path);
+
+#endif
