@@ -25,6 +25,7 @@
 static char tmpdir[256];
 static const char *qat;
 
+/* DIR/name in one of four rotating buffers: copy what must outlive three more calls. */
 static const char *path_in(const char *name) {
     static char buf[4][600];
     static int k;
@@ -145,7 +146,8 @@ static void test_usage(void **state) {
 static void test_sweep_end_to_end(void **state) {
     (void)state;
     write_sweep();
-    const char *sw = path_in("tiny.yaml");
+    char sw[600];
+    snprintf(sw, sizeof sw, "%s", path_in("tiny.yaml")); /* path_in's buffers are reused */
     char *out;
 
     /* dry run: four runs, one impossible, nothing on disk yet */
