@@ -54,7 +54,7 @@ typedef struct {
 
 typedef struct {
     char source[16];                          /* synthetic | shards | text */
-    char shards[QAT_PATH_MAX];                /* glob of llm.c shards ("dir/*.bin") */
+    char shards[QAT_PATH_MAX];                /* glob of llm.c shards, e.g. "dir/shard_*.bin" */
     char text[QAT_MAX_TEXT_FILES][QAT_PATH_MAX]; /* plain-text files, byte tokens */
     int n_text;
     char val_shards[QAT_PATH_MAX];            /* optional explicit validation shards */

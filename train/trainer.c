@@ -172,10 +172,12 @@ int qat_train_run(const qat_config *cfg, const qat_train_opts *opts) {
             qat_runio_train(&io, step, (double)(step + 1) * B * T, lv, lr, gnorm, wall_before + now_s() - t0);
             qat_runio_finish(&io, "diverged", NAN, lv, (double)step * B * T, step, wall_before + now_s() - t0);
             qat_progress_end(&prog);
-            rc = qat_fail(QAT_ERUNTIME, "%s: loss became %s at step %lld (lr %.3g): run diverged; "
-                          "the last good checkpoint is kept in %s/ckpt.h5",
-                          cfg->name, isfinite(lv) ? "finite but the gradient norm is not" : "non-finite",
-                          (long long)step, lr, dir);
+            char kept[QAT_PATH_MAX * 2 + 64];
+            if (access(io.ckpt, F_OK) == 0) snprintf(kept, sizeof kept, "the last good checkpoint is kept in %s", io.ckpt);
+            else snprintf(kept, sizeof kept, "no checkpoint had been written yet");
+            rc = qat_fail(QAT_ERUNTIME, "%s: %s at step %lld (lr %.3g): run diverged; %s; try a lower train.lr",
+                          cfg->name, isfinite(lv) ? "the gradient norm became non-finite" : "the loss became non-finite",
+                          (long long)step, lr, kept);
             goto restore_signals;
         }
         qat_adamw_step(&opt, lr);

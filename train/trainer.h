@@ -31,6 +31,14 @@ int qat_train_validate(const qat_config *cfg);
 /* Train; returns 0, QAT_ERUNTIME (I/O, divergence) or QAT_EINPUT. */
 int qat_train_run(const qat_config *cfg, const qat_train_opts *opts);
 
+/* Mean validation loss of model m over about `tokens` held-out tokens (at least
+ * one batch of B sequences); in/tg are (B, T) scratch. */
+struct qat_model;
+struct qat_tape;
+struct qat_dataset;
+double qat_train_evaluate(struct qat_model *m, struct qat_tape *tp, const struct qat_dataset *ds, int B,
+                          int64_t tokens, int32_t *in, int32_t *tg, int64_t step);
+
 /* Sizes a run derives from its config: sequences per step, total steps, tokens. */
 typedef struct {
     int batch;           /* sequences per step, B = batch_tokens / seq_len */

@@ -1,0 +1,177 @@
+/*
+ * train/grads.c — `qat grads`: the gradients of one fixed batch, to a file.
+ *
+ * For cross-checking qat against another implementation (same weights, same
+ * batch → same gradients) and for QuEST's gradient-alignment analysis:
+ * `--compare FORMAT` recomputes the gradients with FORMAT on weights and
+ * activations at the same latent weights and reports, per tensor, the cosine
+ * between the two gradients (1 = the compressed backward points the same way).
+ *
+ * Output (SPEC §1): /grads/NAME float32 (names of SPEC §5), /batch/inputs and
+ * /batch/targets int32 [B, T], /loss; root attributes weight_format,
+ * act_format, estimator; with --compare also /compare/loss, /compare/cosine/NAME
+ * and the attribute compare_format.
+ */
+#include <hdf5.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "autograd/tape.h"
+#include "cli/commands.h"
+#include "core/config.h"
+#include "core/error.h"
+#include "core/threads.h"
+#include "data/dataset.h"
+#include "model/llama.h"
+#include "runlog/h5util.h"
+
+int qat_load_checkpoint_model(const char *path, const char *const *sets, int n_set, int max_batch,
+                              qat_config *cfg, qat_model **out);
+
+static const char GRADS_HELP[] =
+    "usage: qat grads CONFIG.yaml|--checkpoint CKPT.h5 --out GRADS.h5 [--compare FORMAT] [--set key=value]...\n"
+    "\n"
+    "Gradients of one fixed batch (the first training batch of the run's data and seed).\n"
+    "  --checkpoint CKPT.h5  take weights and config from a checkpoint (else a fresh init from CONFIG)\n"
+    "  --out GRADS.h5        output file: /grads/NAME, /batch/inputs, /batch/targets, /loss\n"
+    "  --compare FORMAT      also compute gradients with FORMAT on weights and activations at the same\n"
+    "                        weights, and report the per-tensor cosine alignment\n";
+
+/* Loss and gradients of one batch; grads land in m->grads. */
+static double batch_grads(qat_model *m, const int32_t *in, const int32_t *tg, int B) {
+    qat_tape tp;
+    qat_tape_init(&tp, 0);
+    qat_tape_reset(&tp);
+    qat_model_zero_grad(m, tp.epoch);
+    qat_tensor *loss = qat_model_forward(m, &tp, in, tg, B, 0);
+    double l = loss->data[0];
+    qat_tape_backward(&tp, loss);
+    qat_tape_free(&tp);
+    return l;
+}
+
+static int write_f32(hid_t f, const char *file, const char *name, int ndim, const int64_t *shape, const float *data) {
+    hsize_t dims[2] = {(hsize_t)shape[0], ndim > 1 ? (hsize_t)shape[1] : 1};
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    hid_t sp = H5Screate_simple(ndim, dims, NULL);
+    hid_t d = H5Dcreate2(f, name, H5T_IEEE_F32LE, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    int ok = d >= 0 && H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0;
+    if (d >= 0) H5Dclose(d);
+    H5Sclose(sp);
+    H5Pclose(lcpl);
+    return ok ? QAT_OK : qat_fail(QAT_ERUNTIME, "%s: cannot write %s", file, name);
+}
+
+static int write_i32(hid_t f, const char *file, const char *name, int64_t rows, int64_t cols, const int32_t *data) {
+    hsize_t dims[2] = {(hsize_t)rows, (hsize_t)cols};
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    hid_t sp = H5Screate_simple(2, dims, NULL);
+    hid_t d = H5Dcreate2(f, name, H5T_STD_I32LE, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    int ok = d >= 0 && H5Dwrite(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0;
+    if (d >= 0) H5Dclose(d);
+    H5Sclose(sp);
+    H5Pclose(lcpl);
+    return ok ? QAT_OK : qat_fail(QAT_ERUNTIME, "%s: cannot write %s", file, name);
+}
+
+static double cosine(const float *a, const float *b, int64_t n) {
+    double ab = 0, aa = 0, bb = 0;
+    for (int64_t i = 0; i < n; i++) { ab += (double)a[i] * b[i]; aa += (double)a[i] * a[i]; bb += (double)b[i] * b[i]; }
+    return aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : NAN;
+}
+
+int qat_grads_main(int argc, char **argv) {
+    const char *config = NULL, *ckpt = NULL, *out = NULL, *compare = NULL, *sets[256];
+    int n_set = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { fputs(GRADS_HELP, stdout); return 0; }
+        else if (!strcmp(argv[i], "--checkpoint") && i + 1 < argc) ckpt = argv[++i];
+        else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
+        else if (!strcmp(argv[i], "--compare") && i + 1 < argc) compare = argv[++i];
+        else if (!strcmp(argv[i], "--set") && i + 1 < argc && n_set < 256) sets[n_set++] = argv[++i];
+        else if (argv[i][0] != '-' && !config) config = argv[i];
+        else { fprintf(stderr, "qat grads: unknown or incomplete option '%s'\n\n%s", argv[i], GRADS_HELP); return 2; }
+    }
+    if (!out || (!config == !ckpt)) {
+        fprintf(stderr, "qat grads: give CONFIG.yaml or --checkpoint CKPT.h5 (one of them), and --out GRADS.h5\n\n%s", GRADS_HELP);
+        return 2;
+    }
+    qat_config cfg;
+    qat_model *m = NULL;
+    int rc;
+    if (ckpt) rc = qat_load_checkpoint_model(ckpt, sets, n_set, 0, &cfg, &m);
+    else {
+        rc = qat_config_load(config, sets, n_set, &cfg);
+        qat_model_shape s;
+        if (!rc) rc = qat_model_shape_from_config(&cfg, &s);
+        if (!rc) rc = qat_model_create(&cfg, &s, cfg.train.batch_tokens / s.seq_len, &m);
+    }
+    if (rc) return qat_report(rc);
+    qat_threads_init(cfg.threads);
+    int B = m->max_batch;
+    int64_t T = m->s.seq_len;
+    qat_dataset *ds;
+    if ((rc = qat_dataset_open(&cfg.data, m->s.vocab, (int)T, (double)B * T, cfg.seed, &ds))) {
+        qat_model_free(m);
+        return qat_report(rc);
+    }
+    int32_t *in = qat_xmalloc((size_t)B * T * 4), *tg = qat_xmalloc((size_t)B * T * 4);
+    qat_dataset_train_batch(ds, 0, B, in, tg);
+    double loss = batch_grads(m, in, tg, B);
+
+    qat_model *m2 = NULL;
+    double loss2 = NAN;
+    if (compare) {
+        qat_config c2 = cfg;
+        snprintf(c2.weights.format, sizeof c2.weights.format, "%s", compare);
+        snprintf(c2.activations.format, sizeof c2.activations.format, "%s", compare);
+        c2.weights.estimator[0] = c2.activations.estimator[0] = 0; /* the format's default backward */
+        rc = qat_model_create(&c2, &m->s, B, &m2);
+        if (!rc) {
+            memcpy(m2->params, m->params, (size_t)m->n_total * sizeof(float));
+            loss2 = batch_grads(m2, in, tg, B);
+        }
+    }
+    hid_t f = rc ? -1 : H5Fcreate(out, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (!rc && f < 0) rc = qat_fail(QAT_ERUNTIME, "%s: cannot create the gradients file", out);
+    if (!rc) {
+        qat_h5_attr_write_str(f, out, "weight_format", qat_model_weight_format(m));
+        qat_h5_attr_write_str(f, out, "act_format", qat_model_act_format(m));
+        qat_h5_attr_write_str(f, out, "estimator", qat_model_estimator(m));
+        qat_h5_scalar_write(f, out, "loss", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &loss);
+        rc = write_i32(f, out, "batch/inputs", B, T, in);
+        if (!rc) rc = write_i32(f, out, "batch/targets", B, T, tg);
+        if (m2) {
+            qat_h5_attr_write_str(f, out, "compare_format", compare);
+            qat_h5_scalar_write(f, out, "compare/loss", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &loss2);
+            printf("%-48s %10s\n", "tensor", "cosine");
+        }
+        for (int i = 0; !rc && i < m->n_views; i++) {
+            qat_param_view *v = &m->views[i];
+            if (!strncmp(v->name, "compress.", 9)) continue;
+            char name[160];
+            snprintf(name, sizeof name, "grads/%s", v->name);
+            rc = write_f32(f, out, name, v->ndim, v->shape, v->grad);
+            if (!rc && m2) {
+                double c = cosine(v->grad, m2->grads + (v->grad - m->grads), v->n);
+                snprintf(name, sizeof name, "compare/cosine/%s", v->name);
+                qat_h5_scalar_write(f, out, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &c);
+                printf("%-48s %10.4f\n", v->name, c);
+            }
+        }
+        H5Fclose(f);
+        if (!rc) printf("loss %.6f (%s/%s)%s; gradients of %d×%lld tokens written to %s\n", loss,
+                        qat_model_weight_format(m), qat_model_act_format(m), "", B, (long long)T, out);
+        if (!rc && m2) printf("compare loss %.6f (%s/%s)\n", loss2, compare, compare);
+    }
+    free(in);
+    free(tg);
+    qat_dataset_free(ds);
+    qat_model_free(m2);
+    qat_model_free(m);
+    return qat_report(rc);
+}

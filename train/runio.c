@@ -1,0 +1,212 @@
+/*
+ * train/runio.c — filling run.h5 and ckpt.h5 from a live run, and back.
+ *
+ * Checkpoint layout (SPEC §5): /params/NAME for every model view under its
+ * Hugging Face name, /optim/m/NAME and /optim/v/NAME for every view the
+ * optimizer moves (quantizer parameters included), /compress/NAME for each
+ * quantizer state array, and /state/{step,tokens,data_pos} plus the AdamW step
+ * count and the wall time so far. The data position is the step: batches are a
+ * pure function of it (data/batch.h), so nothing else of the stream is saved.
+ */
+#include "runio.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "compress/capacity.h"
+#include "core/error.h"
+#include "runlog/checkpoint.h"
+#include "runlog/runlog.h"
+
+static int file_exists(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+static int is_compress_view(const qat_param_view *v) { return strncmp(v->name, "compress.", 9) == 0; }
+
+/* Every array of a checkpoint, with names allocated in one block. */
+typedef struct {
+    qat_ckpt_array *arr;
+    char (*names)[160];
+    int n;
+} ckpt_list;
+
+static void list_free(ckpt_list *l) {
+    free(l->arr);
+    free(l->names);
+    memset(l, 0, sizeof *l);
+}
+
+static void list_add(ckpt_list *l, const char *prefix, const char *name, int ndim, const int64_t *shape, float *data) {
+    int i = l->n++;
+    snprintf(l->names[i], sizeof l->names[i], "%s%s", prefix, name);
+    l->arr[i].name = l->names[i];
+    l->arr[i].ndim = ndim;
+    for (int d = 0; d < QAT_CKPT_MAX_DIMS; d++) l->arr[i].shape[d] = d < ndim ? shape[d] : 0;
+    l->arr[i].data = data;
+}
+
+/* The arrays of model m and optimizer opt (opt may be NULL: parameters only). */
+static void build_list(qat_model *m, qat_adamw *opt, ckpt_list *l) {
+    int ns = qat_model_compress_state_count(m);
+    int cap = 3 * m->n_views + ns;
+    l->arr = qat_xcalloc((size_t)cap, sizeof *l->arr);
+    l->names = qat_xcalloc((size_t)cap, sizeof *l->names);
+    l->n = 0;
+    for (int i = 0; i < m->n_views; i++) {
+        qat_param_view *v = &m->views[i];
+        if (!is_compress_view(v)) list_add(l, "params/", v->name, v->ndim, v->shape, v->data);
+    }
+    for (int i = 0; opt && i < m->n_views; i++) {
+        qat_param_view *v = &m->views[i];
+        list_add(l, "optim/m/", v->name, v->ndim, v->shape, qat_adamw_m(opt, i));
+        list_add(l, "optim/v/", v->name, v->ndim, v->shape, qat_adamw_v(opt, i));
+    }
+    for (int i = 0; i < ns; i++) {
+        char name[96];
+        float *data;
+        int64_t n;
+        qat_model_compress_state(m, i, name, &data, &n);
+        list_add(l, "compress/", name, 1, &n, data);
+    }
+}
+
+static void fill_attrs(const qat_config *cfg, const qat_model *m, qat_ckpt_attrs *a, char *yaml) {
+    memset(a, 0, sizeof *a);
+    a->config_yaml = yaml;
+    a->layers = m->s.layers;
+    a->dim = m->s.dim;
+    a->heads = m->s.heads;
+    a->hidden = m->s.hidden;
+    a->vocab = m->s.vocab;
+    a->seq_len = m->s.seq_len;
+    a->rope_theta = m->s.rope_theta;
+    a->norm_eps = m->s.norm_eps;
+    snprintf(a->weight_format, sizeof a->weight_format, "%s", qat_model_weight_format(m));
+    snprintf(a->act_format, sizeof a->act_format, "%s", qat_model_act_format(m));
+    snprintf(a->estimator, sizeof a->estimator, "%s", qat_model_estimator(m));
+    (void)cfg;
+}
+
+int qat_runio_load_checkpoint(const char *path, const qat_config *cfg, qat_model *m, qat_adamw *opt,
+                              int64_t *step, double *wall_s) {
+    qat_ckpt_file *f;
+    QAT_TRY(qat_ckpt_open(path, &f));
+    qat_ckpt_attrs a;
+    int rc = qat_ckpt_read_attrs(f, &a);
+    if (!rc && (strcmp(a.weight_format, qat_model_weight_format(m)) || strcmp(a.act_format, qat_model_act_format(m))))
+        rc = qat_fail(QAT_EINPUT, "%s: checkpoint was trained with weights %s / activations %s, the config asks for %s / %s",
+                      path, a.weight_format, a.act_format, qat_model_weight_format(m), qat_model_act_format(m));
+    ckpt_list l = {0};
+    if (!rc) {
+        build_list(m, opt, &l);
+        for (int i = 0; i < l.n && !rc; i++)
+            rc = qat_ckpt_read_array(f, l.arr[i].name, l.arr[i].ndim, l.arr[i].shape, (float *)l.arr[i].data);
+    }
+    qat_ckpt_state st;
+    if (!rc) rc = qat_ckpt_read_state(f, &st);
+    if (!rc) {
+        if (step) *step = st.step;
+        double w = 0;
+        if (wall_s) *wall_s = qat_ckpt_state_get_real(&st, "wall_s", &w) ? 0 : w;
+        int64_t t = st.step;
+        if (opt) {
+            qat_ckpt_state_get_int(&st, "adam_t", &t);
+            opt->t = t;
+        }
+    }
+    list_free(&l);
+    qat_ckpt_close(f);
+    (void)cfg;
+    return rc;
+}
+
+int qat_runio_open(qat_runio *io, const char *dir, const qat_config *cfg, qat_model *m, qat_adamw *opt,
+                   int resume, double tokens_target, int64_t *start_step, double *wall_before) {
+    memset(io, 0, sizeof *io);
+    snprintf(io->dir, sizeof io->dir, "%s", dir);
+    snprintf(io->ckpt, sizeof io->ckpt, "%s/ckpt.h5", dir);
+    io->cfg = cfg;
+    io->model = m;
+    io->opt = opt;
+    char runpath[sizeof io->dir + 16];
+    snprintf(runpath, sizeof runpath, "%s/run.h5", dir);
+    *start_step = 0;
+    *wall_before = 0;
+
+    int have_ckpt = file_exists(io->ckpt);
+    if (resume && have_ckpt && file_exists(runpath)) {
+        QAT_TRY(qat_runio_load_checkpoint(io->ckpt, cfg, m, opt, start_step, wall_before));
+        return qat_runlog_resume(runpath, *start_step - 1, &io->log);
+    }
+    if (!resume && have_ckpt)
+        return qat_fail(QAT_EINPUT, "%s already holds a run with a checkpoint; continue it with --resume, "
+                        "or choose another name/--out", dir);
+    /* a fresh run (also when --resume finds nothing to resume) */
+    char *yaml = qat_config_to_yaml(cfg);
+    double gw = 0, ga = 0, err, rho_w = 1, rho_a = 1;
+    qat_cap_params pub[QAT_CAP_NTYPES] = {QAT_CAP_PUBLISHED, QAT_CAP_PUBLISHED, QAT_CAP_PUBLISHED};
+    const char *wf = qat_model_weight_format(m), *af = qat_model_act_format(m);
+    if (qat_fmt_gmse(wf, 0, 0, &gw, &err) || qat_fmt_rho(wf, pub, &rho_w)) gw = NAN, rho_w = NAN;
+    if (qat_fmt_gmse(af, 0, 0, &ga, &err) || qat_fmt_rho(af, pub, &rho_a)) ga = NAN, rho_a = NAN;
+    qat_clear_error();
+    qat_runlog_attrs at = {
+        .name = cfg->name, .config_yaml = yaml, .seed = cfg->seed,
+        .n_params = m->n_params, .n_params_total = m->n_total, .tokens_target = (int64_t)tokens_target,
+        .weight_format = wf, .act_format = af, .estimator = qat_model_estimator(m),
+        .gmse_w = gw, .gmse_a = ga, .rho_pred = rho_w * rho_a,
+    };
+    int rc = qat_runlog_create(runpath, &at, &io->log);
+    free(yaml);
+    return rc;
+}
+
+void qat_runio_train(qat_runio *io, int64_t step, double tokens, double loss, double lr, double gnorm, double time_s) {
+    if (io->log) qat_runlog_train(io->log, step, (int64_t)tokens, loss, lr, gnorm, time_s);
+}
+
+void qat_runio_eval(qat_runio *io, int64_t step, double tokens, double loss) {
+    if (io->log) qat_runlog_eval(io->log, step, (int64_t)tokens, loss);
+}
+
+int qat_runio_flush(qat_runio *io) { return io->log ? qat_runlog_flush(io->log) : QAT_OK; }
+
+int qat_runio_checkpoint(qat_runio *io, int64_t steps_done, double tokens, double wall_s) {
+    QAT_TRY(qat_runio_flush(io));
+    ckpt_list l = {0};
+    build_list(io->model, io->opt, &l);
+    char *yaml = qat_config_to_yaml(io->cfg);
+    qat_ckpt ck;
+    memset(&ck, 0, sizeof ck);
+    fill_attrs(io->cfg, io->model, &ck.attrs, yaml);
+    ck.arrays = l.arr;
+    ck.n_arrays = l.n;
+    ck.state.step = steps_done;
+    ck.state.tokens = (int64_t)tokens;
+    ck.state.data_pos = steps_done;
+    qat_ckpt_state_set_int(&ck.state, "adam_t", io->opt ? io->opt->t : 0);
+    qat_ckpt_state_set_real(&ck.state, "wall_s", wall_s);
+    int rc = qat_ckpt_write(io->ckpt, &ck);
+    free(yaml);
+    list_free(&l);
+    return rc;
+}
+
+int qat_runio_finish(qat_runio *io, const char *status, double val_loss, double train_loss, double tokens,
+                     int64_t steps, double wall_s) {
+    if (!io->log) return QAT_OK;
+    int st = qat_run_status_parse(status);
+    QAT_ASSERT(st >= 0);
+    qat_runlog_final fin = {val_loss, train_loss, (int64_t)tokens, steps, wall_s};
+    return qat_runlog_finish(io->log, (qat_run_status)st, &fin);
+}
+
+void qat_runio_close(qat_runio *io) {
+    if (io->log) qat_runlog_close(io->log);
+    io->log = NULL;
+}

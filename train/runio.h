@@ -1,0 +1,52 @@
+/*
+ * train/runio.h — what a training run writes to disk, and reads back on resume.
+ *
+ * The bridge between the trainer (which knows the model, the optimizer and the
+ * step) and runlog/ (which knows HDF5): it fills run.h5's attributes from the
+ * config and model, appends the series, and packs everything `--resume` needs
+ * into ckpt.h5: parameters under their Hugging Face names, AdamW moments, the
+ * quantizers' state and the step counters. Since batches and the schedule are
+ * pure functions of the step, the step is the only cursor to restore.
+ */
+#ifndef QAT_TRAIN_RUNIO_H
+#define QAT_TRAIN_RUNIO_H
+
+#include <stdint.h>
+
+#include "core/config.h"
+#include "model/llama.h"
+#include "optim/adamw.h"
+
+struct qat_runlog;
+
+typedef struct {
+    char dir[2 * QAT_PATH_MAX];  /* run directory */
+    char ckpt[2 * QAT_PATH_MAX + 16]; /* dir/ckpt.h5 */
+    const qat_config *cfg;       /* the run's config */
+    qat_model *model;            /* borrowed */
+    qat_adamw *opt;              /* borrowed */
+    struct qat_runlog *log;      /* open run.h5 */
+} qat_runio;
+
+/* Open the run directory: a fresh run.h5 (refusing to overwrite a run that has a
+ * checkpoint unless `resume`), or with `resume` load ckpt.h5 into model and
+ * optimizer and reopen run.h5 truncated to the checkpoint. *start_step and
+ * *wall_before say where to continue. */
+int qat_runio_open(qat_runio *io, const char *dir, const qat_config *cfg, qat_model *m, qat_adamw *opt,
+                   int resume, double tokens_target, int64_t *start_step, double *wall_before);
+void qat_runio_train(qat_runio *io, int64_t step, double tokens, double loss, double lr, double gnorm, double time_s);
+void qat_runio_eval(qat_runio *io, int64_t step, double tokens, double loss);
+int qat_runio_flush(qat_runio *io);
+/* Atomic checkpoint after `steps_done` steps. */
+int qat_runio_checkpoint(qat_runio *io, int64_t steps_done, double tokens, double wall_s);
+/* Final values and status (completed | failed | diverged). */
+int qat_runio_finish(qat_runio *io, const char *status, double val_loss, double train_loss, double tokens,
+                     int64_t steps, double wall_s);
+void qat_runio_close(qat_runio *io);
+
+/* Load a checkpoint into a model built from the same config (and, when opt is
+ * not NULL, the optimizer); *step and *wall_s (may be NULL) say where it was. */
+int qat_runio_load_checkpoint(const char *path, const qat_config *cfg, qat_model *m, qat_adamw *opt,
+                              int64_t *step, double *wall_s);
+
+#endif
