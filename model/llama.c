@@ -83,8 +83,11 @@ static int make_pair(const qat_config *cfg, int64_t rows_w, int64_t cols, int se
     int block = bw ? bw : ba;
     w.hadamard = block;
     a.hadamard = block;
-    QAT_TRY(qat_quantizer_create(&w, 1, rows_w, cols, segments, seed, qw));
-    QAT_TRY(qat_quantizer_create(&a, 0, max_rows, cols, 1, seed ^ 0xA5A5A5A5ull, qa));
+    const char *src = cfg->source_path[0] ? cfg->source_path : "config";
+    int rc = qat_quantizer_create(&w, 1, rows_w, cols, segments, seed, qw);
+    if (rc) return qat_fail_context(rc, "%s: compress.weights", src);
+    rc = qat_quantizer_create(&a, 0, max_rows, cols, 1, seed ^ 0xA5A5A5A5ull, qa);
+    if (rc) return qat_fail_context(rc, "%s: compress.activations", src);
     return QAT_OK;
 }
 
