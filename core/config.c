@@ -92,7 +92,7 @@ typedef struct {
 static const char *const presets[] = {"", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", NULL};
 static const char *const sources[] = {"synthetic", "shards", "text", NULL};
 static const char *const schedules[] = {"cosine", "constant", "linear", NULL};
-static const char *const estimators[] = {"", "ste", "clip", "trust", "lsq", "rbbm", "pv", NULL};
+static const char *const estimators[] = {"", "ste", "clip", "trust", "lsq", "rbbm", "pv", "masked", NULL};
 static const char *const scales[] = {"rms", "absmax", "lsq", NULL};
 
 /* The two compress sides share their rows; only the prefix and the field differ. */

@@ -27,7 +27,7 @@
 /* How one side (weights or activations) of every block linear is compressed. */
 typedef struct {
     char format[QAT_FMT_MAX]; /* SPEC §2 format string; "fp32" = uncompressed */
-    char estimator[16];       /* ste | clip | trust | lsq | rbbm | pv ("" = the format's default) */
+    char estimator[16];       /* ste | clip | trust | lsq | rbbm | pv | masked ("" = the format's default) */
     int hadamard;             /* Hadamard block size along the input dim; 0 = off; -1 = auto (min(128, pow2 | in)) */
     char scale[16];           /* scale rule: rms | absmax | lsq */
     int group;                /* scale group size along the input dim; 0 = whole row */
