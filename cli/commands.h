@@ -8,9 +8,9 @@
 #define QAT_CLI_COMMANDS_H
 
 int qat_train_main(int argc, char **argv);    /* train/train_cli.c */
-int qat_eval_main(int argc, char **argv);     /* train/train_cli.c */
+int qat_eval_main(int argc, char **argv);     /* train/eval_cli.c */
 int qat_grads_main(int argc, char **argv);    /* train/grads.c */
-int qat_sweep_main(int argc, char **argv);    /* train/sweep.c */
+int qat_sweep_main(int argc, char **argv);    /* train/sweep_cli.c */
 int qat_capacity_main(int argc, char **argv); /* compress/capacity_cli.c */
 int qat_fit_main(int argc, char **argv);      /* scaling/fit_cli.c */
 int qat_plot_main(int argc, char **argv);     /* scaling/fit_cli.c */

@@ -123,6 +123,32 @@ static void test_order_names_and_sets(void **state) {
     qat_sweep_free(sw);
 }
 
+/* "key1,key2: [values]" gives both keys the same value in a run (W=A sweeps). */
+static void test_linked_keys(void **state) {
+    (void)state;
+    qat_sweep *sw = load_ok("linked.yaml",
+                            "base:\n"
+                            "  model: {preset: s1}\n"
+                            "grid:\n"
+                            "  compress.weights.format,compress.activations.format: [int2, int4]\n"
+                            "  compress.weights.estimator,compress.activations.estimator: [ste, trust]\n");
+    assert_int_equal(qat_sweep_run_count(sw), 4);
+    assert_string_equal(qat_sweep_run_name(sw, 1), "int2-trust");
+    qat_config c;
+    assert_int_equal(qat_sweep_run_config(sw, 2, &c), QAT_OK);
+    assert_string_equal(c.weights.format, "int4");
+    assert_string_equal(c.activations.format, "int4");
+    assert_string_equal(c.weights.estimator, "ste");
+    assert_string_equal(c.activations.estimator, "ste");
+    check_worker_view(sw);
+    qat_sweep_free(sw);
+    expect_error("linked_bad.yaml", "grid:\n  compress.weights.format,compress.activations.formt: [int4]\n",
+                 "linked_bad.yaml:2:3: unknown key 'compress.activations.formt' in grid "
+                 "(did you mean 'compress.activations.format'?)");
+    expect_error("linked_bad2.yaml", "grid:\n  train.warmup,train.min_lr_ratio: [0.1, fast]\n",
+                 "linked_bad2.yaml:2:42: train.warmup: expected a number, got 'fast'");
+}
+
 static void test_numbers_seed_lists_and_base_prefix(void **state) {
     (void)state;
     char text[1024];
@@ -417,6 +443,7 @@ static int teardown(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_order_names_and_sets),
+        cmocka_unit_test(test_linked_keys),
         cmocka_unit_test(test_numbers_seed_lists_and_base_prefix),
         cmocka_unit_test(test_safe_unique_names),
         cmocka_unit_test(test_base_from_file),

@@ -192,9 +192,26 @@ static int add_axis(qat_sweep *sw, yaml_document_t *doc, const char *key, yaml_n
         if (!strcmp(sw->axes[a].key, key))
             return fail_mark(sw, k->start_mark, "grid key '%s' given twice (first at line %d)", key, sw->axes[a].line);
     if (strlen(key) >= sizeof sw->axes[0].key) return fail_mark(sw, k->start_mark, "grid key '%.60s...' is too long", key);
-    const char *near = qat_config_nearest_key(key);
-    if (strcmp(near, key))
-        return fail_mark(sw, k->start_mark, "unknown key '%s' in grid (did you mean '%s'?)", key, near);
+    /* Linked keys: "a.b,c.d: [v1, v2]" gives both keys the same value in a run
+     * (weights and activations in one format, W=A). The second key's override
+     * travels in the axis' second slot, like an implied data.source. */
+    char first[128], second[128] = "";
+    snprintf(first, sizeof first, "%s", key);
+    char *comma = strchr(first, ',');
+    if (comma) {
+        *comma = 0;
+        snprintf(second, sizeof second, "%s", comma + 1);
+        if (!*first || !*second || strchr(second, ','))
+            return fail_mark(sw, k->start_mark, "grid key '%s': linked keys are two dotted keys joined by one comma, "
+                             "e.g. compress.weights.format,compress.activations.format", key);
+        const char *n2 = qat_config_nearest_key(second);
+        if (strcmp(n2, second))
+            return fail_mark(sw, k->start_mark, "unknown key '%s' in grid (did you mean '%s'?)", second, n2);
+        if (!strcmp(first, second)) return fail_mark(sw, k->start_mark, "grid key '%s' links a key to itself", key);
+    }
+    const char *near = qat_config_nearest_key(first);
+    if (strcmp(near, first))
+        return fail_mark(sw, k->start_mark, "unknown key '%s' in grid (did you mean '%s'?)", first, near);
     if (!strcmp(key, "name"))
         return fail_mark(sw, k->start_mark, "name cannot be a grid key: each run's name is made from its grid values");
     if (v->type != YAML_SEQUENCE_NODE)
@@ -251,14 +268,15 @@ static int add_axis(qat_sweep *sw, yaml_document_t *doc, const char *key, yaml_n
         } else {
             rc = fail_mark(sw, e->start_mark, "grid.%s: expected a value or a list, got a mapping", key);
         }
-        ax->set[j] = xasprintf("%s=%s", key, text);
-        if (implies && *raw && strcmp(text, "[]")) ax->implied[j] = xasprintf("data.source=%s", implies);
+        ax->set[j] = xasprintf("%s=%s", first, text);
+        if (*second) ax->implied[j] = xasprintf("%s=%s", second, text);
+        else if (implies && *raw && strcmp(text, "[]")) ax->implied[j] = xasprintf("data.source=%s", implies);
         free(text);
         if (!rc) {
             for (int i = 0; i < j; i++)
                 if (!strcmp(ax->set[i], ax->set[j])) {
                     rc = fail_mark(sw, e->start_mark, "grid.%s: value %s given twice (first at line %d)", key,
-                                   ax->set[j] + strlen(key) + 1, ax->vline[i]);
+                                   ax->set[j] + strlen(first) + 1, ax->vline[i]);
                     break;
                 }
         }
@@ -266,6 +284,8 @@ static int add_axis(qat_sweep *sw, yaml_document_t *doc, const char *key, yaml_n
             /* The worker will get exactly this override: try it on the base now. */
             memcpy(tmp, &sw->base, sizeof *tmp);
             if (qat_config_set(tmp, ax->set[j])) rc = move_set_error(sw, ax->set[j], ax->vline[j], ax->vcol[j], "");
+            else if (*second && qat_config_set(tmp, ax->implied[j]))
+                rc = move_set_error(sw, ax->implied[j], ax->vline[j], ax->vcol[j], "");
         }
         if (!rc) {
             char lab[QAT_NAME_MAX], both[QAT_NAME_MAX + 64];
@@ -516,6 +536,7 @@ int qat_sweep_load(const char *path, qat_sweep **out) {
         if (!strcmp(sw->axes[a].key, "data.source"))
             for (int b = 0; b < sw->n_axes; b++)
                 for (int j = 0; j < sw->axes[b].n; j++) {
+                    if (!sw->axes[b].implied[j] || strncmp(sw->axes[b].implied[j], "data.source=", 12)) continue;
                     free(sw->axes[b].implied[j]);
                     sw->axes[b].implied[j] = NULL;
                 }

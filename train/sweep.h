@@ -34,7 +34,8 @@ typedef struct {
     int n;               /* number of values (>= 1) */
     char **set;          /* per value: "key=value", the override handed to qat train */
     char **label;        /* per value: its part of a run name ("int4", "dim16") */
-    char **implied;      /* per value: "data.source=shards|text" that data.shards/data.text imply, or NULL
+    char **implied;      /* per value: a second override or NULL: the linked key's "key2=value" for a
+                          * grid key "key1,key2", or "data.source=shards|text" that data.shards/data.text imply
                           * (the worker reads the re-emitted base, where data.source is written out and
                           * would otherwise stand against the grid's shards) */
     int *vline, *vcol;   /* per value: where it is written */

@@ -47,6 +47,7 @@
 #include "cli/commands.h"
 #include "core/config.h"
 #include "core/error.h"
+#include "core/fsutil.h"
 #include "progress.h"
 #include "runlog/runlog.h"
 #include "sweep.h"
@@ -107,18 +108,6 @@ static double now_s(void) {
 static int file_exists(const char *path) { return access(path, F_OK) == 0; }
 
 /* mkdir -p (the trainer has its own, private to trainer.c). */
-static int make_dirs(const char *path) {
-    if (!mkdir(path, 0777) || errno == EEXIST) return QAT_OK;
-    const char *slash = strrchr(path, '/');
-    if (errno == ENOENT && slash && slash != path) {
-        char parent[2 * QAT_PATH_MAX];
-        snprintf(parent, sizeof parent, "%.*s", (int)(slash - path), path);
-        QAT_TRY(make_dirs(parent));
-        if (!mkdir(path, 0777) || errno == EEXIST) return QAT_OK;
-    }
-    return qat_fail(QAT_ERUNTIME, "%s: cannot create directory: %s", path, strerror(errno));
-}
-
 /* ---------------------------------------------------------------- run.h5 */
 
 /* Status and final numbers; a missing or unreadable file leaves status "". */
@@ -301,7 +290,7 @@ static int launch(sweep_ctx *c, sweep_job *j) {
     const char *name = qat_sweep_run_name(sw, j->run);
     char dir[2 * QAT_PATH_MAX], logp[3 * QAT_PATH_MAX], h5[3 * QAT_PATH_MAX], threads[32];
     snprintf(dir, sizeof dir, "%s/%s", sw->out, name);
-    QAT_TRY(make_dirs(dir));
+    QAT_TRY(qat_mkdirs(dir));
     run_path(c, j->run, "train.log", logp, sizeof logp);
     if (j->action == A_START) {
         /* a run.h5 without a checkpoint (or the reverse) cannot be continued:
@@ -577,7 +566,7 @@ static int cpu_count(void) {
 static int write_base(sweep_ctx *c) {
     char dir[2 * QAT_PATH_MAX], tmp[4 * QAT_PATH_MAX];
     snprintf(dir, sizeof dir, "%s/.sweep", c->sw->out);
-    QAT_TRY(make_dirs(dir));
+    QAT_TRY(qat_mkdirs(dir));
     snprintf(c->base_yaml, sizeof c->base_yaml, "%s/base.yaml", dir);
     snprintf(tmp, sizeof tmp, "%s.%ld.tmp", c->base_yaml, (long)getpid());
     char *y = qat_config_to_yaml(&c->sw->base);
@@ -652,7 +641,7 @@ int qat_sweep_main(int argc, char **argv) {
         } else {
             /* Slurm will not create the directory of --output itself. */
             snprintf(logdir, sizeof logdir, "%s/.sweep", sw->out);
-            rc = make_dirs(logdir);
+            rc = qat_mkdirs(logdir);
             if (!rc) rc = qat_sweep_write_slurm(sw, slurm, self, abs, cwd, shards, jobs_given ? jobs : 0);
         }
         if (!rc) {

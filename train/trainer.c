@@ -19,6 +19,7 @@
 
 #include "autograd/tape.h"
 #include "core/error.h"
+#include "core/fsutil.h"
 #include "core/threads.h"
 #include "data/dataset.h"
 #include "model/llama.h"
@@ -71,19 +72,6 @@ double qat_train_evaluate(qat_model *m, qat_tape *tp, const qat_dataset *ds, int
     return sum / (double)nb;
 }
 
-static int make_dirs(const char *path) {
-    char buf[QAT_PATH_MAX * 2];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(buf, 0777) && errno != EEXIST) return qat_fail(QAT_ERUNTIME, "%s: cannot create directory: %s", buf, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(buf, 0777) && errno != EEXIST) return qat_fail(QAT_ERUNTIME, "%s: cannot create directory: %s", buf, strerror(errno));
-    return QAT_OK;
-}
-
 int qat_train_validate(const qat_config *cfg) {
     qat_model_shape shape;
     QAT_TRY(qat_model_shape_from_config(cfg, &shape));
@@ -129,7 +117,7 @@ int qat_train_run(const qat_config *cfg, const qat_train_opts *opts) {
     qat_runio io;
     int64_t start = 0;
     double wall_before = 0;
-    rc = make_dirs(dir);
+    rc = qat_mkdirs(dir);
     if (!rc) rc = qat_runio_open(&io, dir, cfg, m, &opt, opts->resume, plan.tokens, &start, &wall_before);
     if (rc) goto done;
 
