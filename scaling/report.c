@@ -14,6 +14,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "compress/capacity.h"
 #include "core/error.h"
 
 /* The candidate formats the frontier prices besides those in the data. */
@@ -102,6 +103,17 @@ static int pair_runs(const qat_fit_problem *p, int k) {
     return c;
 }
 
+/* ρ of run i's formats with the published Llama/C4 constants (L = 1, F = 0.41,
+ * C = 1.39 for every type): what the paper's law predicts before any fitting. */
+static double predicted_rho(const qat_fit_problem *p, int i) {
+    double rho = 1.0;
+    for (int j = 0; j < p->nt[i]; j++) {
+        double x = p->tx[(size_t)i * QAT_FIT_MAX_TERMS + j]; /* log_{1/4} gmse */
+        rho *= QAT_CAP_PUBLISHED.L * pow(tanh(QAT_CAP_PUBLISHED.F * x), QAT_CAP_PUBLISHED.C);
+    }
+    return rho;
+}
+
 static void interval(FILE *out, double lo, double hi, int fixed) {
     if (fixed) fprintf(out, "  (fixed)");
     else if (isfinite(lo) && isfinite(hi)) fprintf(out, "  [%.5g, %.5g]", lo, hi);
@@ -124,15 +136,18 @@ void qat_fit_print_table(FILE *out, const qat_fit_report *rep) {
         fputc('\n', out);
     }
     if (p->law != QAT_LAW_CHINCHILLA) {
-        fprintf(out, "\n  %-24s %10s  %-22s %5s\n", "format pair (W/A)",
-                p->law == QAT_LAW_UNIFIED ? "rho" : "eff", rep->bootstrap ? "95% interval" : "", "runs");
+        int uni = p->law == QAT_LAW_UNIFIED;
+        fprintf(out, "\n  %-24s %10s  %-22s %5s%s\n", "format pair (W/A)", uni ? "rho" : "eff",
+                rep->bootstrap ? "95% interval" : "", "runs", uni ? "  predicted (published L,F,C)" : "");
         for (int k = 0; k < p->n_pairs; k++) {
             int fixed = p->law == QAT_LAW_DECOUPLED &&
                         (p->eff_of_pair[k] < 0 || p->fixed[p->eff_of_pair[k]]);
             char iv[64] = "";
             if (fixed) snprintf(iv, sizeof iv, "(fixed)");
             else if (isfinite(r->pair_lo[k])) snprintf(iv, sizeof iv, "[%.4g, %.4g]", r->pair_lo[k], r->pair_hi[k]);
-            fprintf(out, "  %-24s %10.4g  %-22s %5d\n", p->pair[k], r->pair_rho[k], iv, pair_runs(p, k));
+            fprintf(out, "  %-24s %10.4g  %-22s %5d", p->pair[k], r->pair_rho[k], iv, pair_runs(p, k));
+            if (uni) fprintf(out, "  %.4g", predicted_rho(p, p->pair_run[k]));
+            fputc('\n', out);
         }
     }
     fprintf(out, "\nfit error: rmse(ln L) = %.5g", r->rmse_log);

@@ -19,100 +19,48 @@
 #include <hdf5.h>
 
 #include "core/error.h"
+#include "runlog/runlog.h"
 #include "scaling/inputs.h"
-
-/* 0 ok, -1 missing or unreadable. */
-static int attr_string(hid_t loc, const char *name, char *out, size_t cap) {
-    if (H5Aexists(loc, name) <= 0) return -1;
-    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
-    if (a < 0) return -1;
-    hid_t ft = H5Aget_type(a);
-    int rc = -1;
-    if (H5Tget_class(ft) == H5T_STRING) {
-        hid_t mt = H5Tcopy(H5T_C_S1);
-        if (H5Tis_variable_str(ft) > 0) {
-            char *s = NULL;
-            H5Tset_size(mt, H5T_VARIABLE);
-            if (H5Aread(a, mt, &s) >= 0 && s) {
-                snprintf(out, cap, "%s", s);
-                H5free_memory(s);
-                rc = 0;
-            }
-        } else {
-            size_t n = H5Tget_size(ft);
-            char *s = qat_xcalloc(n + 1, 1);
-            H5Tset_size(mt, n + 1);
-            H5Tset_strpad(mt, H5T_STR_NULLTERM);
-            if (H5Aread(a, mt, s) >= 0) { snprintf(out, cap, "%s", s); rc = 0; }
-            free(s);
-        }
-        H5Tclose(mt);
-    }
-    H5Tclose(ft);
-    H5Aclose(a);
-    return rc;
-}
-
-static int attr_double(hid_t loc, const char *name, double *v) {
-    if (H5Aexists(loc, name) <= 0) return -1;
-    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
-    if (a < 0) return -1;
-    hid_t ft = H5Aget_type(a);
-    H5T_class_t c = H5Tget_class(ft);
-    int rc = (c == H5T_INTEGER || c == H5T_FLOAT) && H5Aread(a, H5T_NATIVE_DOUBLE, v) >= 0 ? 0 : -1;
-    H5Tclose(ft);
-    H5Aclose(a);
-    return rc;
-}
-
-static int dataset_double(hid_t f, const char *path, double *v) {
-    if (H5Lexists(f, "/final", H5P_DEFAULT) <= 0 || H5Lexists(f, path, H5P_DEFAULT) <= 0) return -1;
-    hid_t d = H5Dopen2(f, path, H5P_DEFAULT);
-    if (d < 0) return -1;
-    hid_t sp = H5Dget_space(d);
-    hssize_t npts = H5Sget_simple_extent_npoints(sp);
-    int rc = -1;
-    if (npts == 1) rc = H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0 ? 0 : -1;
-    H5Sclose(sp);
-    H5Dclose(d);
-    return rc;
-}
 
 static void skip(FILE *warn, int *skipped, const char *path, const char *why) {
     if (warn) fprintf(warn, "qat: warning: %s: skipped: %s\n", path, why);
     if (skipped) (*skipped)++;
 }
 
+/* One run log, read through runlog/'s reader (the one definition of the
+ * layout): completed runs with a final validation loss become fit points. */
 int qat_fit_read_runlog(const char *path, qat_fit_runs *rs, int *skipped, FILE *warn) {
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* our messages, not HDF5's stack dumps */
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f < 0) return qat_fail(QAT_EINPUT, "%s: cannot open as an HDF5 run log", path);
+    qat_runlog_summary *sum = qat_xmalloc(sizeof *sum);
+    if (qat_runlog_read_final(path, sum)) {
+        char why[600];
+        snprintf(why, sizeof why, "not a readable qat run log (%s)", qat_errmsg());
+        skip(warn, skipped, path, why);
+        free(sum);
+        return QAT_OK;
+    }
     qat_fit_run r;
     memset(&r, 0, sizeof r);
     r.n_terms = -1;
     snprintf(r.origin, sizeof r.origin, "%s", path);
-    char status[64] = "";
     char why[160];
-    int ok = 0;
-    if (attr_string(f, "status", status, sizeof status))
-        skip(warn, skipped, path, "no 'status' attribute (not a qat run log, or written by an older qat)");
-    else if (strcmp(status, "completed")) {
-        snprintf(why, sizeof why, "status is '%s', not 'completed'", status);
+    if (strcmp(sum->status, "completed")) {
+        snprintf(why, sizeof why, "status is '%s', not 'completed'", sum->status);
         skip(warn, skipped, path, why);
-    } else if (dataset_double(f, "/final/val_loss", &r.loss) || !(r.loss > 0) || !isfinite(r.loss))
+    } else if (!sum->has_final || !(sum->final.val_loss > 0) || !isfinite(sum->final.val_loss))
         skip(warn, skipped, path, "no positive /final/val_loss");
-    else if (dataset_double(f, "/final/tokens", &r.D) || !(r.D > 0))
+    else if (!(sum->final.tokens > 0))
         skip(warn, skipped, path, "no positive /final/tokens");
-    else if (attr_double(f, "n_params", &r.N) || !(r.N > 0))
+    else if (!(sum->n_params > 0))
         skip(warn, skipped, path, "no positive 'n_params' attribute");
-    else
-        ok = 1;
-    if (ok) {
-        if (attr_string(f, "weight_format", r.wfmt, sizeof r.wfmt) || !r.wfmt[0]) strcpy(r.wfmt, "fp32");
-        if (attr_string(f, "act_format", r.afmt, sizeof r.afmt) || !r.afmt[0]) strcpy(r.afmt, "fp32");
+    else {
+        r.loss = sum->final.val_loss;
+        r.D = (double)sum->final.tokens;
+        r.N = (double)sum->n_params;
+        snprintf(r.wfmt, sizeof r.wfmt, "%s", sum->weight_format[0] ? sum->weight_format : "fp32");
+        snprintf(r.afmt, sizeof r.afmt, "%s", sum->act_format[0] ? sum->act_format : "fp32");
         qat_fit_runs_push(rs, &r);
     }
-    H5Fclose(f);
+    free(sum);
     return QAT_OK;
 }
 
@@ -151,7 +99,6 @@ static void find_runlogs(const char *dir, strlist *out) {
 static int str_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 int qat_fit_read_inputs(char *const *paths, int n, qat_fit_runs *rs, int *skipped, FILE *warn) {
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     for (int i = 0; i < n; i++) {
         struct stat st;
         if (stat(paths[i], &st))

@@ -22,6 +22,7 @@
 #include "core/error.h"
 #include "scaling/fit.h"
 #include "scaling/fit_cli.h"
+#include "runlog/runlog.h"
 #include "scaling/inputs.h"
 
 static char dir[256];
@@ -102,42 +103,25 @@ static void test_csv_errors(void **s) {
     expect_csv_error("1e6,2e7,3.5,in t4\n", "bad.csv:1:13:");     /* a format with a space */
 }
 
-/* A run log as SPEC §4 lays it out (only what the fit reads, plus status). */
+/* A run log written by qat's own writer (runlog/): `status` as given, /final
+ * only when with_final (a run killed before the end has none). */
 static void write_runlog(const char *sub, const char *status, double n_params, const char *wf, double val_loss,
                          double tokens, int with_final) {
     char p[512];
     path_in(p, sizeof p, sub);
     mkdir(p, 0755);
     strcat(p, "/run.h5");
-    hid_t f = H5Fcreate(p, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    assert_true(f >= 0);
-    hid_t sp = H5Screate(H5S_SCALAR);
-    hid_t st = H5Tcopy(H5T_C_S1);
-    H5Tset_size(st, H5T_VARIABLE);
-    const char *strs[3][2] = {{"status", status}, {"weight_format", wf}, {"act_format", "fp32"}};
-    for (int k = 0; k < 3; k++) {
-        hid_t a = H5Acreate2(f, strs[k][0], st, sp, H5P_DEFAULT, H5P_DEFAULT);
-        H5Awrite(a, st, &strs[k][1]);
-        H5Aclose(a);
-    }
-    long long n = (long long)n_params; /* integer, as a run log stores it */
-    hid_t a = H5Acreate2(f, "n_params", H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
-    H5Awrite(a, H5T_NATIVE_LLONG, &n);
-    H5Aclose(a);
-    if (with_final) {
-        hid_t g = H5Gcreate2(f, "final", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-        hid_t d = H5Dcreate2(g, "val_loss", H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-        H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, &val_loss);
-        H5Dclose(d);
-        long long t = (long long)tokens;
-        d = H5Dcreate2(g, "tokens", H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-        H5Dwrite(d, H5T_NATIVE_LLONG, H5S_ALL, H5S_ALL, H5P_DEFAULT, &t);
-        H5Dclose(d);
-        H5Gclose(g);
-    }
-    H5Tclose(st);
-    H5Sclose(sp);
-    H5Fclose(f);
+    qat_runlog_attrs at = {.name = sub, .config_yaml = "", .seed = 0, .n_params = (int64_t)n_params,
+                           .n_params_total = (int64_t)n_params, .tokens_target = (int64_t)tokens,
+                           .weight_format = wf, .act_format = "fp32", .estimator = "trust"};
+    qat_runlog *rl;
+    assert_int_equal(qat_runlog_create(p, &at, &rl), QAT_OK);
+    assert_int_equal(qat_runlog_train(rl, 0, 1, 5.0, 1e-3, 1.0, 0.1), QAT_OK);
+    int st = qat_run_status_parse(status);
+    assert_true(st >= 0);
+    qat_runlog_final fin = {val_loss, val_loss, (int64_t)tokens, 1, 1.0};
+    if (st != QAT_RUN_RUNNING) assert_int_equal(qat_runlog_finish(rl, (qat_run_status)st, with_final ? &fin : NULL), QAT_OK);
+    assert_int_equal(qat_runlog_close(rl), QAT_OK);
 }
 
 static void test_runlogs(void **s) {
