@@ -5,13 +5,14 @@
 #   make test         the cmocka suite (installs what it needs when run as root)
 #   make test-asan    the suite under AddressSanitizer + UBSan
 #   make bench        speed figures for bench/README.md
+#   make experiments  the papers' findings at CPU scale (EXP="a c" for some)
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 QAT        := $(BUILD)/cli/qat
 MESON_OPTS ?=
 
-.PHONY: all deps build test test-asan quickstart bench clean
+.PHONY: all deps build test test-asan quickstart bench experiments clean
 
 all: build
 
@@ -41,6 +42,9 @@ quickstart: build
 
 bench: build
 	@scripts/bench.sh $(BUILD)
+
+experiments: build
+	@QAT=$(QAT) experiments/run.sh $(EXP)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

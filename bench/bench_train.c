@@ -2,8 +2,12 @@
  * bench/bench_train.c — training speed: tokens/s, achieved GFLOP/s, and the
  * fraction of the oneDNN f32 GEMM peak measured in the same process.
  *
- *   bench_train [--threads N] [--steps S] [--format W] [--act-format A] [--estimator E] MODEL…
+ *   bench_train [--threads N] [--steps S] [--format W] [--act-format A] [--estimator E] [--ratio R] MODEL…
  *   MODEL = dDIM/lLAYERS/hHEADS/tSEQ, e.g. d256/l6/h8/t256
+ *
+ * --ratio R: time the fp32 step and the compressed step alternately, R times each, and
+ * report the median of each and their ratio (alternation cancels slow drifts of the
+ * machine, the median single outliers).
  *
  * A step is what training does: forward, backward, clipping, AdamW, the
  * quantizers' after-step hook; batches are random token ids (data loading is
@@ -55,8 +59,67 @@ static double gemm_peak(int64_t M, int64_t C, int64_t H) {
     return best;
 }
 
+typedef struct {
+    double step_ms, tok_s, gflops, state_mib, act_mib; /* one configuration's figures */
+} bench_result;
+
+/* Time `steps` training steps (after two warm-up steps) of model dDIM/lL/hH/tT under formats
+ * wf/af; QAT_EINPUT for a bad model or format. */
+static int measure(int d, int l, int h, int t, int tokens_step, const char *wf, const char *af, const char *est,
+                   int steps, bench_result *res) {
+    qat_config cfg;
+    qat_config_defaults(&cfg);
+    cfg.model.preset[0] = 0;
+    cfg.model.layers = l; cfg.model.dim = d; cfg.model.heads = h; cfg.model.seq_len = t; cfg.model.vocab = 256;
+    snprintf(cfg.weights.format, sizeof cfg.weights.format, "%s", wf);
+    snprintf(cfg.activations.format, sizeof cfg.activations.format, "%s", af);
+    /* the estimator applies to the compressed sides only */
+    if (strcmp(wf, "fp32")) snprintf(cfg.weights.estimator, sizeof cfg.weights.estimator, "%s", est);
+    if (strcmp(af, "fp32")) snprintf(cfg.activations.estimator, sizeof cfg.activations.estimator, "%s", est);
+    qat_model_shape s;
+    QAT_TRY(qat_model_shape_from_config(&cfg, &s));
+    int B = tokens_step / t;
+    qat_model *m;
+    QAT_TRY(qat_model_create(&cfg, &s, B, &m));
+    qat_adamw opt;
+    qat_adamw_init(&opt, m->views, m->n_views, &cfg.train);
+    qat_tape tp;
+    qat_tape_init(&tp, 0);
+    int32_t *in = qat_xmalloc((size_t)B * t * 4), *tg = qat_xmalloc((size_t)B * t * 4);
+    qat_rng r = qat_rng_make(1, 2);
+    for (int i = 0; i < B * t; i++) { in[i] = (int32_t)qat_rng_below(&r, 256); tg[i] = (int32_t)qat_rng_below(&r, 256); }
+    double tstart = 0;
+    for (int st = 0; st < steps + 2; st++) {
+        if (st == 2) tstart = now_s(); /* two warm-up steps: primitives, arena */
+        qat_tape_reset(&tp);
+        qat_model_zero_grad(m, tp.epoch);
+        qat_tensor *loss = qat_model_forward(m, &tp, in, tg, B, st);
+        qat_tape_backward(&tp, loss);
+        qat_clip_grad_norm(m->views, m->n_views, 1.0);
+        qat_adamw_step(&opt, 1e-3);
+        qat_model_after_step(m, st);
+    }
+    double dt = (now_s() - tstart) / steps;
+    res->step_ms = dt * 1e3;
+    res->tok_s = B * t / dt;
+    res->gflops = 3.0 * qat_model_flops_per_token(&s) * B * t / dt / 1e9;
+    res->state_mib = (double)m->n_total * 4 * 4 / 1048576.0; /* params, grads, m, v */
+    res->act_mib = (double)tp.arena.high_water / 1048576.0;
+    free(in);
+    free(tg);
+    qat_tape_free(&tp);
+    qat_adamw_free(&opt);
+    qat_model_free(m);
+    return QAT_OK;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
 int main(int argc, char **argv) {
-    int threads = 2, steps = 10, tokens_step = 4096;
+    int threads = 2, steps = 10, tokens_step = 4096, ratio = 0;
     const char *wf = "fp32", *af = "fp32", *est = "";
     int first_model = argc;
     for (int i = 1; i < argc; i++) {
@@ -66,68 +129,54 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--act-format") && i + 1 < argc) af = argv[++i];
         else if (!strcmp(argv[i], "--estimator") && i + 1 < argc) est = argv[++i];
         else if (!strcmp(argv[i], "--tokens") && i + 1 < argc) tokens_step = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--ratio") && i + 1 < argc) ratio = atoi(argv[++i]);
         else { first_model = i; break; }
     }
-    if (first_model >= argc) {
-        fprintf(stderr, "usage: bench_train [--threads N] [--steps S] [--format W] [--act-format A] [--estimator E] dDIM/lL/hH/tT...\n");
+    if (first_model >= argc || steps < 1) {
+        fprintf(stderr, "usage: bench_train [--threads N] [--steps S] [--format W] [--act-format A] [--estimator E] "
+                        "[--ratio R] dDIM/lL/hH/tT...\n");
         return 2;
     }
     qat_threads_init(threads);
-    printf("| model | threads | formats | tok/s | GFLOP/s | GEMM peak GFLOP/s | %% of peak | step ms | peak RSS MiB | params+grads+adam+acts MiB |\n");
-    printf("|---|---|---|---|---|---|---|---|---|---|\n");
+    if (ratio > 0) {
+        printf("| model | threads | formats | fp32 step ms (median of %d) | compressed step ms | ratio |\n", ratio);
+        printf("|---|---|---|---|---|---|\n");
+    } else {
+        printf("| model | threads | formats | tok/s | GFLOP/s | GEMM peak GFLOP/s | %% of peak | step ms | peak RSS MiB | params+grads+adam+acts MiB |\n");
+        printf("|---|---|---|---|---|---|---|---|---|---|\n");
+    }
     for (int mi = first_model; mi < argc; mi++) {
         int d, l, h, t;
         if (sscanf(argv[mi], "d%d/l%d/h%d/t%d", &d, &l, &h, &t) != 4) {
             fprintf(stderr, "bench_train: bad model '%s', expected dDIM/lLAYERS/hHEADS/tSEQ\n", argv[mi]);
             return 2;
         }
-        qat_config cfg;
-        qat_config_defaults(&cfg);
-        cfg.model.preset[0] = 0;
-        cfg.model.layers = l; cfg.model.dim = d; cfg.model.heads = h; cfg.model.seq_len = t; cfg.model.vocab = 256;
-        snprintf(cfg.weights.format, sizeof cfg.weights.format, "%s", wf);
-        snprintf(cfg.activations.format, sizeof cfg.activations.format, "%s", af);
-        /* the estimator applies to the compressed sides only */
-        if (strcmp(wf, "fp32")) snprintf(cfg.weights.estimator, sizeof cfg.weights.estimator, "%s", est);
-        if (strcmp(af, "fp32")) snprintf(cfg.activations.estimator, sizeof cfg.activations.estimator, "%s", est);
-        qat_model_shape s;
-        if (qat_model_shape_from_config(&cfg, &s)) return qat_report(2);
-        int B = tokens_step / t;
-        qat_model *m;
-        if (qat_model_create(&cfg, &s, B, &m)) return qat_report(2);
-        qat_adamw opt;
-        qat_adamw_init(&opt, m->views, m->n_views, &cfg.train);
-        qat_tape tp;
-        qat_tape_init(&tp, 0);
-        int32_t *in = malloc((size_t)B * t * 4), *tg = malloc((size_t)B * t * 4);
-        qat_rng r = qat_rng_make(1, 2);
-        for (int i = 0; i < B * t; i++) { in[i] = (int32_t)qat_rng_below(&r, 256); tg[i] = (int32_t)qat_rng_below(&r, 256); }
-        double tstart = 0;
-        for (int st = 0; st < steps + 2; st++) {
-            if (st == 2) tstart = now_s(); /* two warm-up steps: primitives, arena */
-            qat_tape_reset(&tp);
-            qat_model_zero_grad(m, tp.epoch);
-            qat_tensor *loss = qat_model_forward(m, &tp, in, tg, B, st);
-            qat_tape_backward(&tp, loss);
-            qat_clip_grad_norm(m->views, m->n_views, 1.0);
-            qat_adamw_step(&opt, 1e-3);
-            qat_model_after_step(m, st);
+        bench_result res;
+        if (ratio > 0) {
+            double base[64], comp[64];
+            if (ratio > 64) ratio = 64;
+            for (int k = 0; k < ratio; k++) {
+                if (measure(d, l, h, t, tokens_step, "fp32", "fp32", "", steps, &res)) return qat_report(2);
+                base[k] = res.step_ms;
+                if (measure(d, l, h, t, tokens_step, wf, af, est, steps, &res)) return qat_report(2);
+                comp[k] = res.step_ms;
+            }
+            qsort(base, (size_t)ratio, sizeof *base, cmp_double);
+            qsort(comp, (size_t)ratio, sizeof *comp, cmp_double);
+            double mb = base[ratio / 2], mc = comp[ratio / 2];
+            printf("| %s | %d | %s/%s %s | %.1f | %.1f | %.3f |\n", argv[mi], threads, wf, af, est, mb, mc, mc / mb);
+            fflush(stdout);
+            continue;
         }
-        double dt = (now_s() - tstart) / steps;
-        double flops = 3.0 * qat_model_flops_per_token(&s) * B * t;
-        double peak = gemm_peak((int64_t)B * t, d, s.hidden);
+        if (measure(d, l, h, t, tokens_step, wf, af, est, steps, &res)) return qat_report(2);
+        qat_model_shape s = {.dim = d, .hidden = qat_model_hidden(d)};
+        double peak = gemm_peak((int64_t)tokens_step, d, s.hidden);
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
-        double state_mib = (double)m->n_total * 4 * 4 / 1048576.0; /* params, grads, m, v */
-        double act_mib = (double)tp.arena.high_water / 1048576.0;
         printf("| %s | %d | %s/%s %s | %.0f | %.1f | %.1f | %.1f%% | %.1f | %.0f | %.0f |\n", argv[mi], threads, wf, af,
-               est[0] ? est : "", B * t / dt, flops / dt / 1e9, peak, 100 * flops / dt / 1e9 / peak, dt * 1e3,
-               ru.ru_maxrss / 1024.0, state_mib + act_mib);
+               est, res.tok_s, res.gflops, peak, 100 * res.gflops / peak, res.step_ms, ru.ru_maxrss / 1024.0,
+               res.state_mib + res.act_mib);
         fflush(stdout);
-        free(in); free(tg);
-        qat_tape_free(&tp);
-        qat_adamw_free(&opt);
-        qat_model_free(m);
     }
     return 0;
 }

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Run the paper reproductions: experiments/run.sh [a b c d e f] (default: all), from the
+# repository root after `make`. Finished runs are skipped, so a second call only reprints.
+# Each experiment's README.md states the question, what the papers found, and what this
+# script measured on this machine.
+set -euo pipefail
+qat=${QAT:-build/cli/qat}
+[ -x "$qat" ] || { echo "experiments/run.sh: $qat not found; run make first (or set QAT=...)" >&2; exit 2; }
+table() { sed -n '/^name  /,/^$/p'; }   # the sweep's closing table
+sweep() { echo "-- $1"; "$qat" sweep "$1" --jobs 2 | table; }
+
+exp_a() { sweep experiments/a-estimators/baseline.yaml; sweep experiments/a-estimators/sweep.yaml; }
+exp_b() {
+  sweep experiments/b-capacity/sweep.yaml
+  sweep experiments/b-capacity/data.yaml
+  local d=runs/experiments/b-capacity
+  "$qat" fit "$d" --law decoupled --out "$d/decoupled.h5"
+  "$qat" fit "$d" --law unified --bootstrap 200 --seed 0 --out "$d/unified.h5"
+  "$qat" plot "$d/unified.h5" --kind capacity -o "$d/capacity.svg"
+  "$qat" plot "$d/unified.h5" --kind law -o "$d/law.svg"
+}
+exp_c() {
+  sweep experiments/c-factorisation/weights-acts.yaml
+  sweep experiments/c-factorisation/sparse-int.yaml
+  "$qat" fit runs/experiments/c-factorisation --law decoupled --bootstrap 200 --seed 0 \
+    --out runs/experiments/c-factorisation/decoupled.h5
+}
+exp_d() { sweep experiments/d-rbbm/sweep.yaml; }
+exp_e() { sweep experiments/e-pv/sweep.yaml; }
+exp_f() { sweep experiments/f-noise/sweep.yaml; }
+
+which=("$@")
+[ ${#which[@]} -gt 0 ] || which=(a b c d e f)
+for e in "${which[@]}"; do
+  case "$e" in
+    a|b|c|d|e|f) echo "== experiment $e"; "exp_$e" ;;
+    *) echo "experiments/run.sh: unknown experiment '$e', expected a b c d e f" >&2; exit 2 ;;
+  esac
+done
