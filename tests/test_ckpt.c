@@ -18,6 +18,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "testutil.h"
+
 #include "core/error.h"
 #include "runlog/checkpoint.h"
 
@@ -206,16 +208,12 @@ static void test_kill_during_write(void **state) {
 
 static int setup(void **state) {
     (void)state;
-    const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-    snprintf(tmpdir, sizeof tmpdir, "%s/qat_test_ckpt_XXXXXX", base);
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return qat_test_mkdtemp(tmpdir, sizeof tmpdir, "ckpt");
 }
 
 static int teardown(void **state) {
     (void)state;
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return qat_test_rmtree(tmpdir);
 }
 
 int main(void) {

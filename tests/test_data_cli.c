@@ -13,6 +13,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "testutil.h"
+
 #include "core/error.h"
 #include "data/data_cli.h"
 #include "data/shard.h"
@@ -22,15 +24,12 @@ static char dir[64];
 
 static int setup(void **state) {
     (void)state;
-    strcpy(dir, "/tmp/qat_test_cli_XXXXXX");
-    return mkdtemp(dir) ? 0 : -1;
+    return qat_test_mkdtemp(dir, sizeof dir, "data_cli");
 }
 
 static int teardown(void **state) {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return qat_test_rmtree(dir);
 }
 
 #define RUN(...) run((char *[]){"data", __VA_ARGS__, NULL})

@@ -19,6 +19,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "testutil.h"
+
 #include "core/config.h"
 #include "core/error.h"
 #include "data/batch.h"
@@ -29,15 +31,12 @@ static char dir[64];
 
 static int setup(void **state) {
     (void)state;
-    strcpy(dir, "/tmp/qat_test_dataset_XXXXXX");
-    return mkdtemp(dir) ? 0 : -1;
+    return qat_test_mkdtemp(dir, sizeof dir, "data_dataset");
 }
 
 static int teardown(void **state) {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return qat_test_rmtree(dir);
 }
 
 static void assert_msg_has(const char *needle) {

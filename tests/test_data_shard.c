@@ -14,6 +14,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "testutil.h"
+
 #include "core/error.h"
 #include "data/shard.h"
 #include "data/text.h"
@@ -22,15 +24,12 @@ static char dir[64];
 
 static int setup(void **state) {
     (void)state;
-    strcpy(dir, "/tmp/qat_test_shard_XXXXXX");
-    return mkdtemp(dir) ? 0 : -1;
+    return qat_test_mkdtemp(dir, sizeof dir, "data_shard");
 }
 
 static int teardown(void **state) {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return qat_test_rmtree(dir);
 }
 
 static void path_in(char *out, const char *name) { sprintf(out, "%s/%s", dir, name); }

@@ -20,6 +20,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "testutil.h"
+
 #include "core/error.h"
 #include "runlog/runlog.h"
 
@@ -299,16 +301,12 @@ static void test_many_rows(void **state) {
 
 static int setup(void **state) {
     (void)state;
-    const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-    snprintf(tmpdir, sizeof tmpdir, "%s/qat_test_runlog_XXXXXX", base);
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return qat_test_mkdtemp(tmpdir, sizeof tmpdir, "runlog");
 }
 
 static int teardown(void **state) {
     (void)state;
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return qat_test_rmtree(tmpdir);
 }
 
 int main(void) {

@@ -15,6 +15,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "testutil.h"
+
 #include "core/config.h"
 #include "core/error.h"
 #include "train/sweep.h"
@@ -428,16 +430,12 @@ static void test_slurm_script(void **state) {
 
 static int setup(void **state) {
     (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/qat_test_sweep_XXXXXX");
-    assert_non_null(mkdtemp(tmpdir));
-    return 0;
+    return qat_test_mkdtemp(tmpdir, sizeof tmpdir, "sweep");
 }
 
 static int teardown(void **state) {
     (void)state;
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return qat_test_rmtree(tmpdir);
 }
 
 int main(void) {

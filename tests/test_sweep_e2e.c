@@ -22,6 +22,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "testutil.h"
+
 static char tmpdir[256];
 static const char *qat;
 
@@ -263,16 +265,12 @@ static int setup(void **state) {
         fprintf(stderr, "QAT_BIN must name the qat executable\n");
         return -1;
     }
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/qat_test_sweep_e2e_XXXXXX");
-    assert_non_null(mkdtemp(tmpdir));
-    return 0;
+    return qat_test_mkdtemp(tmpdir, sizeof tmpdir, "sweep_e2e");
 }
 
 static int teardown(void **state) {
     (void)state;
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return qat_test_rmtree(tmpdir);
 }
 
 int main(void) {

@@ -28,6 +28,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "testutil.h"
+
 #include "runlog/checkpoint.h"
 #include "runlog/runlog.h"
 
@@ -85,15 +87,12 @@ static int run(char *const args[]) { return wait_rc(spawn(args)); }
 
 static int setup(void **state) {
     (void)state;
-    snprintf(g_tmp, sizeof g_tmp, "/tmp/qat-train-e2e-XXXXXX");
-    return mkdtemp(g_tmp) ? 0 : -1;
+    return qat_test_mkdtemp(g_tmp, sizeof g_tmp, "train_e2e");
 }
 
 static int teardown(void **state) {
     (void)state;
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
-    return system(cmd) == 0 ? 0 : -1;
+    return qat_test_rmtree(g_tmp);
 }
 
 /* ---- resume ------------------------------------------------------------------ */

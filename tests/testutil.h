@@ -1,0 +1,28 @@
+/*
+ * tests/testutil.h — scratch directories for tests that write files.
+ *
+ * Each test group gets its own fresh directory under $TMPDIR (or /tmp), named
+ * after the test, and removes it afterwards, so tests can run in parallel and
+ * leave nothing behind.
+ */
+#ifndef QAT_TESTS_TESTUTIL_H
+#define QAT_TESTS_TESTUTIL_H
+
+#include <stdio.h>
+#include <stdlib.h>
+
+/* A fresh directory TMPDIR/qat_test_<tag>_XXXXXX, its path in buf; 0 or -1. */
+static inline int qat_test_mkdtemp(char *buf, size_t n, const char *tag) {
+    const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    snprintf(buf, n, "%s/qat_test_%s_XXXXXX", base, tag);
+    return mkdtemp(buf) ? 0 : -1;
+}
+
+/* rm -rf dir; 0 or -1. */
+static inline int qat_test_rmtree(const char *dir) {
+    char cmd[1100];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+#endif
