@@ -9,7 +9,13 @@ qat=${QAT:-build/cli/qat}
 table() { sed -n '/^name  /,/^$/p'; }   # the sweep's closing table
 sweep() { echo "-- $1"; "$qat" sweep "$1" --jobs 2 | table; }
 
-exp_a() { sweep experiments/a-estimators/baseline.yaml; sweep experiments/a-estimators/sweep.yaml; }
+exp_a() {
+  sweep experiments/a-estimators/baseline.yaml
+  sweep experiments/a-estimators/sweep.yaml
+  sweep experiments/a-estimators/seeds.yaml
+  sweep experiments/a-estimators/seeds-ref.yaml
+  sweep experiments/a-estimators/long.yaml
+}
 exp_b() {
   sweep experiments/b-capacity/sweep.yaml
   sweep experiments/b-capacity/data.yaml
@@ -22,7 +28,10 @@ exp_b() {
 exp_c() {
   sweep experiments/c-factorisation/weights-acts.yaml
   sweep experiments/c-factorisation/sparse-int.yaml
-  "$qat" fit runs/experiments/c-factorisation --law decoupled --bootstrap 200 --seed 0 \
+  sweep experiments/b-capacity/data.yaml   # fp32 at 4 tokens/param: D apart from N
+  local b=runs/experiments/b-capacity
+  "$qat" fit runs/experiments/c-factorisation "$b"/s1-tokens_per_param4 "$b"/s2-tokens_per_param4 \
+    "$b"/s3-tokens_per_param4 --law decoupled --bootstrap 200 --seed 0 \
     --out runs/experiments/c-factorisation/decoupled.h5
 }
 exp_d() { sweep experiments/d-rbbm/sweep.yaml; }
