@@ -30,6 +30,8 @@
 
 #include "testutil.h"
 
+#include <hdf5.h>
+
 #include "runlog/checkpoint.h"
 #include "runlog/runlog.h"
 
@@ -330,6 +332,55 @@ static void test_divergence_keeps_last_checkpoint(void **state) {
     qat_ckpt_close(f);
 }
 
+/* ---- qat grads ------------------------------------------------------------- */
+
+static double read_scalar(hid_t f, const char *name) {
+    double v = NAN;
+    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+    assert_true(d >= 0);
+    assert_true(H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, &v) >= 0);
+    H5Dclose(d);
+    return v;
+}
+
+/* SPEC §1: /grads/NAME, /batch/{inputs,targets} int32 [B, T], /loss; with --compare,
+ * per-tensor cosines. Against itself the cosine is 1; against int2 it is below 1. */
+static void test_grads_file_and_compare(void **state) {
+    (void)state;
+    char cfg[512], out[512], out2[512];
+    snprintf(cfg, sizeof cfg, "%s/g.yaml", g_tmp);
+    write_file(cfg, "threads: 1\nmodel: {preset: s1, seq_len: 32}\ntrain: {batch_tokens: 256}\n");
+    snprintf(out, sizeof out, "%s/g.h5", g_tmp);
+    snprintf(out2, sizeof out2, "%s/self.h5", g_tmp);
+    assert_int_equal(run((char *[]){"grads", cfg, "--out", out, "--compare", "int2", NULL}), 0);
+    assert_int_equal(run((char *[]){"grads", cfg, "--out", out2, "--compare", "fp32", NULL}), 0);
+    hid_t f = H5Fopen(out, H5F_ACC_RDONLY, H5P_DEFAULT), f2 = H5Fopen(out2, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(f >= 0 && f2 >= 0);
+    hid_t d = H5Dopen2(f, "batch/inputs", H5P_DEFAULT);
+    assert_true(d >= 0);
+    hid_t sp = H5Dget_space(d), ty = H5Dget_type(d);
+    hsize_t dims[2];
+    assert_int_equal(H5Sget_simple_extent_dims(sp, dims, NULL), 2);
+    assert_true(dims[0] == 8 && dims[1] == 32);
+    assert_true(H5Tequal(ty, H5T_STD_I32LE) > 0);
+    H5Tclose(ty);
+    H5Sclose(sp);
+    H5Dclose(d);
+    assert_true(H5Lexists(f, "batch/targets", H5P_DEFAULT) > 0);
+    assert_true(H5Lexists(f, "grads/model.layers.1.mlp.down_proj.weight", H5P_DEFAULT) > 0);
+    assert_true(H5Lexists(f, "grads/lm_head.weight", H5P_DEFAULT) > 0);
+    double loss = read_scalar(f, "loss"), loss2 = read_scalar(f2, "loss");
+    assert_true(loss > 4.0 && loss < 7.0);
+    assert_memory_equal(&loss, &loss2, sizeof loss); /* same weights, same batch */
+    double self = read_scalar(f2, "compare/cosine/model.layers.0.self_attn.q_proj.weight");
+    double other = read_scalar(f, "compare/cosine/model.layers.0.self_attn.q_proj.weight");
+    printf("  cosine fp32 vs fp32 %.6f, fp32 vs int2 %.4f\n", self, other);
+    assert_true(fabs(self - 1.0) < 1e-6);
+    assert_true(other < 0.999 && other > 0.0);
+    H5Fclose(f);
+    H5Fclose(f2);
+}
+
 /* ---- learning ---------------------------------------------------------------- */
 
 static double final_val(const char *out, const char *name) {
@@ -363,6 +414,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_sigkill_resume_is_bit_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input_exits_2_naming_the_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_divergence_keeps_last_checkpoint, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_grads_file_and_compare, setup, teardown),
         cmocka_unit_test_setup_teardown(test_learns_and_scales, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -52,26 +52,16 @@ static double batch_grads(qat_model *m, const int32_t *in, const int32_t *tg, in
     return l;
 }
 
-static int write_f32(hid_t f, const char *file, const char *name, int ndim, const int64_t *shape, const float *data) {
-    hsize_t dims[2] = {(hsize_t)shape[0], ndim > 1 ? (hsize_t)shape[1] : 1};
+/* A 1-D or 2-D dataset at `name` (intermediate groups created) of file type ft
+ * from memory of type mt. */
+static int write_array(hid_t f, const char *file, const char *name, int ndim, int64_t d0, int64_t d1,
+                       hid_t ft, hid_t mt, const void *data) {
+    hsize_t dims[2] = {(hsize_t)d0, (hsize_t)d1};
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
     H5Pset_create_intermediate_group(lcpl, 1);
     hid_t sp = H5Screate_simple(ndim, dims, NULL);
-    hid_t d = H5Dcreate2(f, name, H5T_IEEE_F32LE, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
-    int ok = d >= 0 && H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0;
-    if (d >= 0) H5Dclose(d);
-    H5Sclose(sp);
-    H5Pclose(lcpl);
-    return ok ? QAT_OK : qat_fail(QAT_ERUNTIME, "%s: cannot write %s", file, name);
-}
-
-static int write_i32(hid_t f, const char *file, const char *name, int64_t rows, int64_t cols, const int32_t *data) {
-    hsize_t dims[2] = {(hsize_t)rows, (hsize_t)cols};
-    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
-    H5Pset_create_intermediate_group(lcpl, 1);
-    hid_t sp = H5Screate_simple(2, dims, NULL);
-    hid_t d = H5Dcreate2(f, name, H5T_STD_I32LE, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
-    int ok = d >= 0 && H5Dwrite(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0;
+    hid_t d = H5Dcreate2(f, name, ft, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    int ok = d >= 0 && H5Dwrite(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0;
     if (d >= 0) H5Dclose(d);
     H5Sclose(sp);
     H5Pclose(lcpl);
@@ -139,15 +129,21 @@ int qat_grads_main(int argc, char **argv) {
     hid_t f = rc ? -1 : H5Fcreate(out, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (!rc && f < 0) rc = qat_fail(QAT_ERUNTIME, "%s: cannot create the gradients file", out);
     if (!rc) {
-        qat_h5_attr_write_str(f, out, "weight_format", qat_model_weight_format(m));
-        qat_h5_attr_write_str(f, out, "act_format", qat_model_act_format(m));
-        qat_h5_attr_write_str(f, out, "estimator", qat_model_estimator(m));
-        qat_h5_scalar_write(f, out, "loss", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &loss);
-        rc = write_i32(f, out, "batch/inputs", B, T, in);
-        if (!rc) rc = write_i32(f, out, "batch/targets", B, T, tg);
-        if (m2) {
-            qat_h5_attr_write_str(f, out, "compare_format", compare);
-            qat_h5_scalar_write(f, out, "compare/loss", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &loss2);
+        rc = qat_h5_attr_write_str(f, out, "weight_format", qat_model_weight_format(m));
+        if (!rc) rc = qat_h5_attr_write_str(f, out, "act_format", qat_model_act_format(m));
+        if (!rc) rc = qat_h5_attr_write_str(f, out, "estimator", qat_model_estimator(m));
+        if (!rc) rc = qat_h5_scalar_write(f, out, "loss", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &loss);
+        if (!rc) rc = write_array(f, out, "batch/inputs", 2, B, T, H5T_STD_I32LE, H5T_NATIVE_INT32, in);
+        if (!rc) rc = write_array(f, out, "batch/targets", 2, B, T, H5T_STD_I32LE, H5T_NATIVE_INT32, tg);
+        if (!rc && m2) {
+            hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+            H5Pset_create_intermediate_group(lcpl, 1);
+            hid_t g = H5Gcreate2(f, "compare/cosine", lcpl, H5P_DEFAULT, H5P_DEFAULT);
+            H5Pclose(lcpl);
+            if (g < 0) rc = qat_fail(QAT_ERUNTIME, "%s: cannot create /compare/cosine", out);
+            else H5Gclose(g);
+            if (!rc) rc = qat_h5_attr_write_str(f, out, "compare_format", compare);
+            if (!rc) rc = qat_h5_scalar_write(f, out, "compare/loss", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &loss2);
             printf("%-48s %10s\n", "tensor", "cosine");
         }
         for (int i = 0; !rc && i < m->n_views; i++) {
@@ -155,11 +151,11 @@ int qat_grads_main(int argc, char **argv) {
             if (!strncmp(v->name, "compress.", 9)) continue;
             char name[160];
             snprintf(name, sizeof name, "grads/%s", v->name);
-            rc = write_f32(f, out, name, v->ndim, v->shape, v->grad);
+            rc = write_array(f, out, name, v->ndim, v->shape[0], v->shape[1], H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, v->grad);
             if (!rc && m2) {
                 double c = cosine(v->grad, m2->grads + (v->grad - m->grads), v->n);
                 snprintf(name, sizeof name, "compare/cosine/%s", v->name);
-                qat_h5_scalar_write(f, out, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &c);
+                rc = qat_h5_scalar_write(f, out, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &c);
                 printf("%-48s %10.4f\n", v->name, c);
             }
         }
