@@ -47,6 +47,7 @@
 #include "cli/commands.h"
 #include "core/config.h"
 #include "core/error.h"
+#include "model/llama.h"
 #include "core/fsutil.h"
 #include "progress.h"
 #include "runlog/runlog.h"
@@ -84,6 +85,7 @@ typedef struct {
     int state;            /* S_* */
     pid_t pid;            /* while running */
     double t0, t1;        /* launch and end, seconds since the sweep started */
+    double cost;          /* planned training FLOPs (3 × forward FLOPs per token × tokens), for the ETA */
     char *reason;         /* why it failed or is invalid (may span lines) */
 } sweep_job;
 
@@ -107,7 +109,6 @@ static double now_s(void) {
 
 static int file_exists(const char *path) { return access(path, F_OK) == 0; }
 
-/* mkdir -p (the trainer has its own, private to trainer.c). */
 /* ---------------------------------------------------------------- run.h5 */
 
 /* Status and final numbers; a missing or unreadable file leaves status "". */
@@ -155,6 +156,13 @@ static void plan_job(sweep_ctx *c, sweep_job *j) {
     qat_config *cfg = qat_xmalloc(sizeof *cfg);
     int rc = qat_sweep_run_config(c->sw, j->run, cfg);
     if (!rc) rc = qat_train_validate(cfg);
+    if (!rc) {
+        qat_model_shape shape;
+        qat_run_plan plan;
+        if (!qat_model_shape_from_config(cfg, &shape) &&
+            !qat_train_plan(cfg, qat_model_count_params(&shape), shape.seq_len, &plan))
+            j->cost = 3.0 * qat_model_flops_per_token(&shape) * plan.tokens;
+    }
     free(cfg);
     j->state = S_PENDING;
     if (rc) {
@@ -189,24 +197,27 @@ static void plan_job(sweep_ctx *c, sweep_job *j) {
 
 static void progress(sweep_ctx *c, const char *event, ...) __attribute__((format(printf, 2, 3)));
 static void progress(sweep_ctx *c, const char *event, ...) {
-    int done = 0, running = 0, failed = 0, queued = 0, ran = 0;
-    double sum = 0, now = now_s() - c->start, ahead = 0;
+    int done = 0, running = 0, failed = 0, queued = 0;
+    double secs = 0, flops = 0, now = now_s() - c->start, ahead = 0;
     for (int i = 0; i < c->n_job; i++) {
         const sweep_job *j = &c->job[i];
         if (j->state == S_RUNNING) running++;
         else if (j->state == S_PENDING) queued++;
         else done++;
         if (j->state == S_FAILED || j->state == S_DIVERGED) failed++;
-        if (j->t1 > 0) { ran++; sum += j->t1 - j->t0; }
+        if (j->t1 > 0 && j->state == S_COMPLETED && j->cost > 0) { secs += j->t1 - j->t0; flops += j->cost; }
     }
-    /* ETA: the mean duration of the runs finished here, for what is queued and
-     * what the running ones still have to do, spread over the workers. */
+    /* ETA: runs differ in cost by orders of magnitude (size × tokens), so the
+     * rate is FLOPs per worker-second of the runs finished here, applied to
+     * the planned FLOPs still ahead, spread over the workers. */
     double eta = NAN;
-    if (ran) {
-        double mean = sum / ran;
-        ahead = queued * mean;
-        for (int i = 0; i < c->n_job; i++)
-            if (c->job[i].state == S_RUNNING) ahead += fmax(0, mean - (now - c->job[i].t0));
+    if (flops > 0 && secs > 0) {
+        double rate = flops / secs;
+        for (int i = 0; i < c->n_job; i++) {
+            const sweep_job *j = &c->job[i];
+            if (j->state == S_PENDING) ahead += j->cost / rate;
+            else if (j->state == S_RUNNING) ahead += fmax(0, j->cost / rate - (now - j->t0));
+        }
         eta = ahead / c->jobs;
     } else if (!running && !queued) {
         eta = 0;
