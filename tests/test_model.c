@@ -14,7 +14,9 @@
 
 #include "core/config.h"
 #include "core/rng.h"
+#include "autograd/gemm.h"
 #include "model/llama.h"
+#include "optim/adamw.h"
 
 static void test_presets_count(void **state) {
     (void)state;
@@ -137,11 +139,61 @@ static void test_model_gradient(void **state) {
     qat_model_free(m);
 }
 
+/* Steady state allocates nothing: after the first step the arena, the tape's node
+ * array and oneDNN's primitive cache stay exactly as they are (quantized model,
+ * forward + backward + optimizer, evaluation in between). */
+static void test_steady_state_allocates_nothing(void **state) {
+    (void)state;
+    qat_config cfg;
+    tiny_config(&cfg);
+    snprintf(cfg.weights.format, sizeof cfg.weights.format, "int4");
+    snprintf(cfg.activations.format, sizeof cfg.activations.format, "int4");
+    qat_model_shape s;
+    assert_int_equal(qat_model_shape_from_config(&cfg, &s), 0);
+    qat_model *m;
+    assert_int_equal(qat_model_create(&cfg, &s, 2, &m), 0);
+    qat_adamw opt;
+    qat_adamw_init(&opt, m->views, m->n_views, &cfg.train);
+    qat_tape tp;
+    qat_tape_init(&tp, 1 << 16); /* small blocks: growth would show */
+    int32_t in[10], tg[10];
+    for (int i = 0; i < 10; i++) { in[i] = i % s.vocab; tg[i] = (i + 1) % s.vocab; }
+    size_t cap = 0;
+    int grows = 0, nodes_cap = 0, gemms = 0;
+    for (int step = 0; step < 5; step++) {
+        qat_tape_reset(&tp);
+        qat_model_zero_grad(m, tp.epoch);
+        qat_tape_backward(&tp, qat_model_forward(m, &tp, in, tg, 2, step));
+        qat_clip_grad_norm(m->views, m->n_views, 1.0);
+        qat_adamw_step(&opt, 1e-3);
+        qat_model_after_step(m, step);
+        tp.grad_enabled = 0; /* an evaluation pass between steps */
+        qat_tape_reset(&tp);
+        qat_model_forward(m, &tp, in, tg, 2, step);
+        tp.grad_enabled = 1;
+        if (step == 0) {
+            cap = qat_arena_capacity(&tp.arena);
+            grows = tp.arena.grows;
+            nodes_cap = tp.cap;
+            gemms = qat_gemm_cache_size();
+        } else {
+            assert_int_equal(qat_arena_capacity(&tp.arena), cap);
+            assert_int_equal(tp.arena.grows, grows);
+            assert_int_equal(tp.cap, nodes_cap);
+            assert_int_equal(qat_gemm_cache_size(), gemms);
+        }
+    }
+    qat_tape_free(&tp);
+    qat_adamw_free(&opt);
+    qat_model_free(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_presets_count),
         cmocka_unit_test(test_views_and_names),
         cmocka_unit_test(test_model_gradient),
+        cmocka_unit_test(test_steady_state_allocates_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
