@@ -231,6 +231,15 @@ static void test_sigkill_resume_is_bit_exact(void **state) {
     assert_true(sa.has_final && sb.has_final);
     assert_memory_equal(&sa.final.val_loss, &sb.final.val_loss, sizeof(double));
     assert_int_equal(sa.final.steps, sb.final.steps);
+
+    /* --resume on a completed run leaves it exactly as it is */
+    assert_int_equal(run((char *[]){"train", cfg, "--out", outb, "--resume", "--quiet", NULL}), 0);
+    qat_runlog_summary sc;
+    assert_int_equal(qat_runlog_read_final(runb, &sc), 0);
+    assert_string_equal(sc.status, "completed");
+    assert_true(sc.has_final);
+    assert_memory_equal(&sb.final, &sc.final, sizeof sb.final);
+    assert_int_equal(sc.n_train, sb.n_train);
 }
 
 /* ---- bad input ----------------------------------------------------------------- */

@@ -140,6 +140,18 @@ int qat_runio_open(qat_runio *io, const char *dir, const qat_config *cfg, qat_mo
     *wall_before = 0;
 
     int have_ckpt = file_exists(io->ckpt);
+    if (resume && file_exists(runpath)) {
+        /* A finished run stays as it is: reopening would drop its /final. */
+        qat_runlog_summary *sum = qat_xmalloc(sizeof *sum);
+        int done = !qat_runlog_read_final(runpath, sum) && !strcmp(sum->status, "completed") && sum->has_final;
+        if (done) io->completed_val_loss = sum->final.val_loss;
+        free(sum);
+        qat_clear_error();
+        if (done) {
+            io->completed = 1;
+            return QAT_OK;
+        }
+    }
     if (resume && have_ckpt && file_exists(runpath)) {
         QAT_TRY(qat_runio_load_checkpoint(io->ckpt, cfg, m, opt, start_step, wall_before));
         return qat_runlog_resume(runpath, *start_step - 1, &io->log);

@@ -26,12 +26,15 @@ typedef struct {
     qat_model *model;            /* borrowed */
     qat_adamw *opt;              /* borrowed */
     struct qat_runlog *log;      /* open run.h5 */
+    int completed;               /* --resume found a completed run: nothing was opened or changed */
+    double completed_val_loss;   /* its final validation loss */
 } qat_runio;
 
 /* Open the run directory: a fresh run.h5 (refusing to overwrite a run that has a
  * checkpoint unless `resume`), or with `resume` load ckpt.h5 into model and
  * optimizer and reopen run.h5 truncated to the checkpoint. *start_step and
- * *wall_before say where to continue. */
+ * *wall_before say where to continue. With `resume` on a run whose status is
+ * completed, nothing is touched and io->completed is set. */
 int qat_runio_open(qat_runio *io, const char *dir, const qat_config *cfg, qat_model *m, qat_adamw *opt,
                    int resume, double tokens_target, int64_t *start_step, double *wall_before);
 void qat_runio_train(qat_runio *io, int64_t step, double tokens, double loss, double lr, double gnorm, double time_s);

@@ -115,11 +115,18 @@ int qat_train_run(const qat_config *cfg, const qat_train_opts *opts) {
     char dir[QAT_PATH_MAX * 2];
     snprintf(dir, sizeof dir, "%s/%s", opts->out_dir ? opts->out_dir : "runs", cfg->name);
     qat_runio io;
+    memset(&io, 0, sizeof io); /* closed on every exit path, even before it opens */
     int64_t start = 0;
     double wall_before = 0;
     rc = qat_mkdirs(dir);
     if (!rc) rc = qat_runio_open(&io, dir, cfg, m, &opt, opts->resume, plan.tokens, &start, &wall_before);
     if (rc) goto done;
+    if (io.completed) {
+        if (opts->progress >= 0)
+            printf("qat train %s: already completed (validation loss %.4f); nothing to resume in %s\n", cfg->name,
+                   io.completed_val_loss, dir);
+        goto done;
+    }
 
     double flops_step = 3.0 * qat_model_flops_per_token(&shape) * (double)B * T;
     int show = opts->progress;
