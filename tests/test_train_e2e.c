@@ -240,6 +240,23 @@ static void test_sigkill_resume_is_bit_exact(void **state) {
     assert_true(sc.has_final);
     assert_memory_equal(&sb.final, &sc.final, sizeof sb.final);
     assert_int_equal(sc.n_train, sb.n_train);
+
+    /* qat eval of the final checkpoint reproduces the run's own last evaluation */
+    assert_int_equal(run((char *[]){"eval", "--checkpoint", ckb, "--json", NULL}), 0);
+    char outp[600], json[256] = "";
+    snprintf(outp, sizeof outp, "%s/stdout.txt", g_tmp);
+    FILE *jf = fopen(outp, "r");
+    assert_non_null(jf);
+    size_t jn = fread(json, 1, sizeof json - 1, jf);
+    json[jn] = 0;
+    fclose(jf);
+    double eloss = NAN;
+    long long etok = 0;
+    assert_int_equal(sscanf(json, "{\"loss\": %lf, \"tokens\": %lld}", &eloss, &etok), 2);
+    printf("  qat eval: %s", json);
+    assert_true(fabs(eloss - sb.final.val_loss) < 2e-6);
+    assert_int_equal(etok, 4096);
+    assert_int_equal(run((char *[]){"eval", "--checkpoint", cfg, NULL}), 2); /* a YAML file is not a checkpoint */
 }
 
 /* ---- bad input ----------------------------------------------------------------- */
