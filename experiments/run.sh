@@ -16,6 +16,7 @@ exp_a() {
   sweep experiments/a-estimators/seeds-ref.yaml
   sweep experiments/a-estimators/long.yaml
   sweep experiments/a-estimators/long-s3.yaml
+  sweep experiments/a-estimators/no-hadamard.yaml
 }
 exp_b() {
   sweep experiments/b-capacity/sweep.yaml
