@@ -10,6 +10,6 @@ if [ -f "$log" ]; then
   pass=$(grep -c '"result": "OK"' "$log" || true)
   fail=$(grep -c -E '"result": "(FAIL|TIMEOUT|ERROR|UNEXPECTEDPASS)"' "$log" || true)
   skip=$(grep -c '"result": "SKIP"' "$log" || true)
-  echo "qat tests: $pass passed, $fail failed, $skip skipped"
+  echo "tests: $pass passed, $fail failed, $skip skipped"
 fi
 exit $rc
