@@ -17,6 +17,11 @@ exp_a() {
   sweep experiments/a-estimators/long.yaml
   sweep experiments/a-estimators/long-s3.yaml
   sweep experiments/a-estimators/no-hadamard.yaml
+  sweep experiments/a-estimators/no-hadamard-seeds.yaml
+  sweep experiments/a-estimators/lr.yaml
+  sweep experiments/a-estimators/lr-ref.yaml
+  sweep experiments/a-estimators/longer.yaml
+  sweep experiments/a-estimators/deep.yaml
 }
 exp_b() {
   sweep experiments/b-capacity/sweep.yaml
