@@ -11,6 +11,7 @@
  *    its last good checkpoint.
  *  - It learns: validation loss well below the corpus' unigram entropy, and a
  *    larger preset at the same tokens per parameter ends lower.
+ *  - At int2 W = A on an unrotated grid, trust ends below STE for three seeds.
  */
 #include <fcntl.h>
 #include <math.h>
@@ -435,6 +436,50 @@ static void test_learns_and_scales(void **state) {
     assert_true(v3 < v1 - 0.05);
 }
 
+/* Issue 3's claim, as experiments/a-estimators measured it: on the same unrotated int2 grid
+ * (weights and activations), QuEST's trust estimator ends below STE at equal seed and budget.
+ * The config is experiments/common.yaml + no-hadamard.yaml (s3, 2M tokens, one thread per run
+ * as the sweep runs them), so the printed losses are the README's seeds 0-2: trust lower by
+ * 0.0021, 0.0085, 0.0077. If the trust mask stopped masking, trust would equal STE and this
+ * would fail. */
+static void test_trust_beats_ste_at_int2(void **state) {
+    (void)state;
+    char cfg[512], out[512];
+    snprintf(cfg, sizeof cfg, "%s/int2.yaml", g_tmp);
+    write_file(cfg, "threads: 1\nmodel: {preset: s3, vocab: 256, seq_len: 128}\ndata: {source: synthetic}\n"
+                    "train: {tokens: 2e6, batch_tokens: 4096, lr: 3e-3, eval_every: 0, eval_tokens: 131072,\n"
+                    "        checkpoint_every: 0, log_every: 50}\n"
+                    "compress:\n"
+                    "  weights: {format: int2, hadamard: 0}\n"
+                    "  activations: {format: int2, hadamard: 0}\n");
+    snprintf(out, sizeof out, "%s/int2", g_tmp);
+    double sum = 0;
+    for (int seed = 0; seed < 3; seed++) {
+        char name[2][64], seed_set[32], est[2][2][64];
+        const char *ests[2] = {"ste", "trust"};
+        pid_t pid[2];
+        snprintf(seed_set, sizeof seed_set, "seed=%d", seed);
+        for (int e = 0; e < 2; e++) { /* the pair runs side by side, one thread each */
+            snprintf(name[e], sizeof name[e], "name=%s-%d", ests[e], seed);
+            snprintf(est[e][0], sizeof est[e][0], "compress.weights.estimator=%s", ests[e]);
+            snprintf(est[e][1], sizeof est[e][1], "compress.activations.estimator=%s", ests[e]);
+            pid[e] = spawn((char *[]){"train", cfg, "--out", out, "--quiet", "--set", name[e], "--set", seed_set,
+                                      "--set", est[e][0], "--set", est[e][1], NULL});
+        }
+        assert_int_equal(wait_rc(pid[0]), 0);
+        assert_int_equal(wait_rc(pid[1]), 0);
+        double v[2];
+        for (int e = 0; e < 2; e++) v[e] = final_val(out, name[e] + strlen("name="));
+        printf("  seed %d: int2 W=A without rotation: STE %.4f, trust %.4f (trust - STE %+.4f)\n", seed, v[0], v[1],
+               v[1] - v[0]);
+        assert_true(v[1] < v[0]);
+        sum += v[1] - v[0];
+    }
+    /* The mean over 12 seeds is -0.0053 with a seed-to-seed sd of 0.0029; half of it is
+     * well outside what three seeds of a tie would give. */
+    assert_true(sum / 3 < -0.0025);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_sigkill_resume_is_bit_exact, setup, teardown),
@@ -442,6 +487,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_divergence_keeps_last_checkpoint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_grads_file_and_compare, setup, teardown),
         cmocka_unit_test_setup_teardown(test_learns_and_scales, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_trust_beats_ste_at_int2, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
