@@ -419,14 +419,25 @@ static double final_val(const char *out, const char *name) {
     return s.final.val_loss;
 }
 
+/* The learning tests' runs: experiments/common.yaml's optimizer and evaluation (4096 tokens
+ * per step, one evaluation on 131072 held-out tokens), plus `extra`; writes TAG.yaml in the
+ * test's directory and names the output directory TAG beside it. */
+static void learning_config(const char *tag, const char *budget, const char *extra, char cfg[512], char out[512]) {
+    char text[1024];
+    snprintf(text, sizeof text,
+             "model: {vocab: 256, seq_len: 128}\ndata: {source: synthetic}\n"
+             "train: {%s, batch_tokens: 4096, lr: 3e-3, eval_every: 0, eval_tokens: 131072, checkpoint_every: 0, "
+             "log_every: 50}\n%s",
+             budget, extra);
+    snprintf(cfg, 512, "%s/%s.yaml", g_tmp, tag);
+    write_file(cfg, text);
+    snprintf(out, 512, "%s/%s", g_tmp, tag);
+}
+
 static void test_learns_and_scales(void **state) {
     (void)state;
     char cfg[512], out[512];
-    snprintf(cfg, sizeof cfg, "%s/learn.yaml", g_tmp);
-    write_file(cfg, "threads: 2\nmodel: {seq_len: 128}\n"
-                    "train: {tokens_per_param: 8, batch_tokens: 4096, lr: 3e-3, eval_every: 0, eval_tokens: 131072,\n"
-                    "        checkpoint_every: 0, log_every: 50}\n");
-    snprintf(out, sizeof out, "%s/learn", g_tmp);
+    learning_config("learn", "tokens_per_param: 8", "threads: 2\n", cfg, out);
     assert_int_equal(run((char *[]){"train", cfg, "--out", out, "--quiet", "--set", "name=s1", "--set", "model.preset=s1", NULL}), 0);
     assert_int_equal(run((char *[]){"train", cfg, "--out", out, "--quiet", "--set", "name=s3", "--set", "model.preset=s3", NULL}), 0);
     double v1 = final_val(out, "s1"), v3 = final_val(out, "s3");
@@ -445,14 +456,12 @@ static void test_learns_and_scales(void **state) {
 static void test_trust_beats_ste_at_int2(void **state) {
     (void)state;
     char cfg[512], out[512];
-    snprintf(cfg, sizeof cfg, "%s/int2.yaml", g_tmp);
-    write_file(cfg, "threads: 1\nmodel: {preset: s3, vocab: 256, seq_len: 128}\ndata: {source: synthetic}\n"
-                    "train: {tokens: 2e6, batch_tokens: 4096, lr: 3e-3, eval_every: 0, eval_tokens: 131072,\n"
-                    "        checkpoint_every: 0, log_every: 50}\n"
+    learning_config("int2", "tokens: 2e6",
+                    "threads: 1\n"
                     "compress:\n"
                     "  weights: {format: int2, hadamard: 0}\n"
-                    "  activations: {format: int2, hadamard: 0}\n");
-    snprintf(out, sizeof out, "%s/int2", g_tmp);
+                    "  activations: {format: int2, hadamard: 0}\n",
+                    cfg, out);
     double sum = 0;
     for (int seed = 0; seed < 3; seed++) {
         char name[2][64], seed_set[32], est[2][2][64];
@@ -464,7 +473,7 @@ static void test_trust_beats_ste_at_int2(void **state) {
             snprintf(est[e][0], sizeof est[e][0], "compress.weights.estimator=%s", ests[e]);
             snprintf(est[e][1], sizeof est[e][1], "compress.activations.estimator=%s", ests[e]);
             pid[e] = spawn((char *[]){"train", cfg, "--out", out, "--quiet", "--set", name[e], "--set", seed_set,
-                                      "--set", est[e][0], "--set", est[e][1], NULL});
+                                      "--set", "model.preset=s3", "--set", est[e][0], "--set", est[e][1], NULL});
         }
         assert_int_equal(wait_rc(pid[0]), 0);
         assert_int_equal(wait_rc(pid[1]), 0);
