@@ -16,7 +16,7 @@ typedef struct {
 } command;
 
 static const command COMMANDS[] = {
-    {"train", qat_train_main, "train one model from a YAML config (SPEC §3)"},
+    {"train", qat_train_main, "train one model from a YAML config (docs/config.md)"},
     {"eval", qat_eval_main, "validation loss of a checkpoint"},
     {"grads", qat_grads_main, "gradients of one fixed batch; --compare FORMAT for alignment"},
     {"sweep", qat_sweep_main, "a grid of runs from a sweep YAML"},

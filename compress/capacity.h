@@ -28,7 +28,7 @@ typedef struct {
     double L, F, C; /* ρ = L·tanh(F·log_{1/4} gmse)^C */
 } qat_cap_params;
 
-/* Published Llama/C4 constants (SPEC §9): L = 1.0, F = 0.41, C = 1.39. */
+/* Published Llama/C4 constants (docs/reference-numbers.md): L = 1.0, F = 0.41, C = 1.39. */
 extern const qat_cap_params QAT_CAP_PUBLISHED;
 
 /* Name of a type: "quant", "sparse", "vq" (keys of the fit JSON). */

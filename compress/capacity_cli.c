@@ -1,9 +1,9 @@
 /*
- * compress/capacity_cli.c — the `qat capacity` command (SPEC §1).
+ * compress/capacity_cli.c — the `qat capacity` command (docs/cli.md).
  *
  * One row per format: the whole format's GMSE (± Monte-Carlo standard error, 0
  * when exact), ρ as the product of its capacity terms, and bits per parameter
- * (conventions in capacity.c). --json prints the SPEC §1 array instead.
+ * (conventions in capacity.c). --json prints the docs/cli.md array instead.
  *
  * --fit FIT.h5: the scaling fit stores its per-type capacity constants as root
  * attributes named cap_quant_L, cap_quant_F, cap_quant_C (likewise cap_sparse_*,

@@ -1,5 +1,5 @@
 /*
- * compress/estimator.h — backward rules (SPEC §2 "Estimators") and which formats
+ * compress/estimator.h — backward rules (docs/formats.md "Estimators") and which formats
  * they make sense for.
  *
  * The table of valid (format, estimator) pairs lives in estimator.c so the

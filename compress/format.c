@@ -1,5 +1,5 @@
 /*
- * compress/format.c — the grammar of SPEC §2 format strings.
+ * compress/format.c — the grammar of docs/formats.md format strings.
  *
  *   format    := "fp32" | stage | sparse "+" value | "noise(" format ")"
  *   stage     := sparse | value

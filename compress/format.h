@@ -1,5 +1,5 @@
 /*
- * compress/format.h — a SPEC §2 format string, parsed once into a plain struct.
+ * compress/format.h — a docs/formats.md format string, parsed once into a plain struct.
  *
  * Everything downstream (projections, GMSE, capacity, the quantizer) switches on
  * this struct rather than on strings, so the grammar lives in exactly one place
@@ -42,7 +42,7 @@ typedef struct {
 } qat_fmt;
 
 /* Parse `s` into *f. QAT_EINPUT with a message listing the valid formats when
- * the string is not one of SPEC §2. */
+ * the string is not one of docs/formats.md. */
 int qat_fmt_parse(const char *s, qat_fmt *f);
 
 /* Human-readable list of the accepted formats (for error and help messages). */

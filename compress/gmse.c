@@ -1,7 +1,7 @@
 /*
  * compress/gmse.c — exact and Monte-Carlo Gaussian MSE, and the survivors' α.
  *
- * Exact: scalar grids at unit RMS (the infinite-row limit the SPEC numbers use)
+ * Exact: scalar grids at unit RMS (the infinite-row limit the reference numbers use)
  * and unstructured sparsity. Everything else goes through qat_proj_row on
  * tensors of 256 rows × 128 N(0,1) values, i.e. the very forward used in
  * training, including the finite-row RMS estimate and per-tensor top-k. Values

@@ -2,7 +2,7 @@
  * compress/grid.c — the constants and closed-form integrals behind grid.h.
  *
  * The α* values are QuEST's own table (not re-optimised) because the published
- * runs and SPEC §9 use them; qat_grid_int_alpha_opt exists so a test can show the
+ * runs and docs/reference-numbers.md use them; qat_grid_int_alpha_opt exists so a test can show the
  * table is where the exact GMSE is minimal (to the table's precision for b <= 4).
  */
 #include "compress/grid.h"

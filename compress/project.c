@@ -4,7 +4,7 @@
  *
  * Precision: per-unit scales and the per-element arithmetic of the int grid run in
  * double. QuEST's s = α·RMS + 1e-8 is below float resolution for typical RMS, and
- * SPEC §9's b=4 vector needs it (x = 0 rounds half-to-even to −Δ/2 and is then
+ * docs/reference-numbers.md's b=4 vector needs it (x = 0 rounds half-to-even to −Δ/2 and is then
  * *not* trusted because Δ/2 exceeds T·RMS by 1e-8/15). The loops are written
  * with plain ternaries (not fmin/fmax) so gcc vectorises them with AVX-512.
  *

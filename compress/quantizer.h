@@ -2,7 +2,7 @@
  * compress/quantizer.h — one compressed operand of a linear layer.
  *
  * A block linear layer y = x·Wᵀ in qat multiplies two compressed operands
- * (QuEST, SPEC §2):
+ * (QuEST, docs/formats.md):
  *
  *     y = Q_a(x·H) · Q_w(W·H)ᵀ          H = block-diagonal orthonormal Hadamard
  *

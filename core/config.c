@@ -1,5 +1,5 @@
 /*
- * core/config.c — the YAML run config (SPEC §3): defaults, files, `--set`
+ * core/config.c — the YAML run config (docs/config.md): defaults, files, `--set`
  * overrides, validation, and the resolved YAML that --print-config shows and
  * checkpoints embed.
  *
@@ -98,7 +98,7 @@ static const char *const scales[] = {"rms", "absmax", "lsq", NULL};
 /* The two compress sides share their rows; only the prefix and the field differ. */
 #define SIDE_KEYS(P, S)                                                                        \
     STR_K("compress." P ".format", S.format, F_NONEMPTY | F_NOSPACE, NULL, "fp32",             \
-          "format string (SPEC 2): fp32, int4, fp4, sp50, 2:4, sp50+int4, vq2x2, noise(int4)"), \
+          "format string (docs/formats.md): fp32, int4, fp4, sp50, 2:4, sp50+int4, vq2x2, noise(int4)"), \
     STR_K("compress." P ".estimator", S.estimator, 0, estimators, "",                          \
           "backward rule: ste|clip|trust|lsq|rbbm|pv; \"\" = the format's default"),            \
     INT_K("compress." P ".hadamard", S.hadamard, -1, 65536, F_POW2, "-1",                      \
@@ -990,7 +990,7 @@ static int split_path(char *s, char **out) {
 
 char *qat_config_to_yaml(const qat_config *cfg) {
     strbuf b = {0};
-    sb_printf(&b, "# qat run config, fully resolved (SPEC 3); every key, defaults included.\n");
+    sb_printf(&b, "# qat run config, fully resolved (docs/config.md); every key, defaults included.\n");
     char prev[128] = "";
     for (int i = 0; i < N_KEYS; i++) {
         const qat_key *k = &qat_keys[i];

@@ -1,5 +1,5 @@
 /*
- * core/config.h — the resolved run configuration (SPEC §3).
+ * core/config.h — the resolved run configuration (docs/config.md).
  *
  * A run is described by one YAML file plus `--set key=value` overrides. The
  * loader fills a qat_config with defaults, applies the file, then the overrides,
@@ -26,12 +26,12 @@
 
 /* How one side (weights or activations) of every block linear is compressed. */
 typedef struct {
-    char format[QAT_FMT_MAX]; /* SPEC §2 format string; "fp32" = uncompressed */
+    char format[QAT_FMT_MAX]; /* docs/formats.md format string; "fp32" = uncompressed */
     char estimator[16];       /* ste | clip | trust | lsq | rbbm | pv | masked ("" = the format's default) */
     int hadamard;             /* Hadamard block size along the input dim; 0 = off; -1 = auto (min(128, pow2 | in)) */
     char scale[16];           /* scale rule: rms | absmax | lsq */
     int group;                /* scale group size along the input dim; 0 = whole row */
-    double clip_scale;        /* clip estimator: mask |x| <= c·s (SPEC §2, default 1.0) */
+    double clip_scale;        /* clip estimator: mask |x| <= c·s (docs/formats.md, default 1.0) */
     double trust;             /* trust estimator: T in RMS units; <= 0 means the default half step */
     double rbbm_p;            /* rbbm: band parameter p in (0, 0.5) */
     double pv_tau;            /* pv: fraction of groups re-projected per step */
@@ -59,7 +59,7 @@ typedef struct {
     int n_text;
     char val_shards[QAT_PATH_MAX];            /* optional explicit validation shards */
     double val_fraction;                      /* held-out fraction when no val set is given */
-    /* synthetic corpus knobs (SPEC §6) */
+    /* synthetic corpus knobs (docs/data.md) */
     uint64_t synth_seed;                      /* corpus seed (independent of the run seed) */
     int synth_vocab;                          /* 0 = model.vocab */
     int synth_topics;                         /* document-level topics */

@@ -10,7 +10,7 @@
  *  2. A broken invariant of qat itself (shape mismatch between two of our own
  *     buffers): QAT_ASSERT prints file:line and aborts. These must never happen.
  *
- * Exit codes follow SPEC §1: 0 ok, 1 runtime failure, 2 usage/config/input error.
+ * Exit codes follow docs/cli.md: 0 ok, 1 runtime failure, 2 usage/config/input error.
  */
 #ifndef QAT_CORE_ERROR_H
 #define QAT_CORE_ERROR_H

@@ -25,7 +25,7 @@ static const char *usage_main =
     "usage: qat data <command> [options]\n"
     "\n"
     "commands:\n"
-    "  synth    generate the synthetic corpus (SPEC §6) as llm.c shards, report its entropy rate\n"
+    "  synth    generate the synthetic corpus (docs/data.md) as llm.c shards, report its entropy rate\n"
     "  pack     pack plain-text files into an llm.c shard of byte tokens (vocab 256)\n"
     "  inspect  describe llm.c shards: header, token count, min/max token, unigram entropy\n"
     "\n"

@@ -1,5 +1,5 @@
 /*
- * data/data_cli.h — `qat data synth|pack|inspect` (SPEC §1).
+ * data/data_cli.h — `qat data synth|pack|inspect` (docs/cli.md).
  *
  * The command lives with the data module (cli/ only dispatches to it), so the
  * module's tests can run it in-process and the `qat` binary stays thin.

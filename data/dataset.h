@@ -1,7 +1,7 @@
 /*
  * data/dataset.h — the token data of a run: train/validation splits and batches.
  *
- * One object hides the three sources of SPEC §6 (llm.c shards, plain text as
+ * One object hides the three sources of docs/data.md (llm.c shards, plain text as
  * bytes, the synthetic corpus) behind the same batch functions, so the training
  * loop never branches on where tokens came from. Everything is loaded into
  * memory at open, after which the object is read-only: batch functions are pure

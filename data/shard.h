@@ -1,5 +1,5 @@
 /*
- * data/shard.h — llm.c token shards (SPEC §6), read and written.
+ * data/shard.h — llm.c token shards (docs/data.md), read and written.
  *
  * The format is Karpathy's llm.c layout so that shards made by its Python
  * tokenizers load here unchanged: a 1024-byte header of 256 little-endian int32

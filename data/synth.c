@@ -1,5 +1,5 @@
 /*
- * data/synth.c — the synthetic corpus (SPEC §6): a stochastic language with a
+ * data/synth.c — the synthetic corpus (docs/data.md): a stochastic language with a
  * known, exactly computable next-token distribution and structure at several
  * scales, so that small models learn the easy part, larger models keep gaining on
  * the hard part, and a fitted irreducible loss E can be checked against the truth.

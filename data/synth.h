@@ -1,5 +1,5 @@
 /*
- * data/synth.h — the synthetic corpus of SPEC §6: a test bed for scaling laws on CPU.
+ * data/synth.h — the synthetic corpus of docs/data.md: a test bed for scaling laws on CPU.
  *
  * A stochastic language whose true next-token distribution is known exactly,
  * so the corpus reports its own entropy rate (the loss of a perfect model, the E

@@ -1,5 +1,5 @@
 /*
- * data/text.h — plain text as byte tokens (SPEC §6: vocab 256).
+ * data/text.h — plain text as byte tokens (docs/data.md: vocab 256).
  *
  * Bytes are the tokens: no tokenizer to version, any file (UTF-8 or not) is
  * valid, and a byte model's loss is directly comparable across runs. Files are

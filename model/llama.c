@@ -5,7 +5,7 @@
  * then each block, then final norm and head), and described by views, so the
  * optimizer and the checkpoint writer never need to know the architecture.
  *
- * Initialisation follows SPEC §7: N(0, 0.02) everywhere, N(0, 0.02/√(2L)) for
+ * Initialisation follows docs/model.md: N(0, 0.02) everywhere, N(0, 0.02/√(2L)) for
  * o_proj and down_proj, ones for the norms. Each value is drawn from a counter
  * hash of (seed, position in the flat buffer), so a model is the same whatever
  * the thread count.

@@ -1,5 +1,5 @@
 /*
- * model/llama.h — the Llama-style transformer that qat trains (SPEC §7).
+ * model/llama.h — the Llama-style transformer that qat trains (docs/model.md).
  *
  *   tokens (B, T) → embed (M, C) → L × [ x += o(attn(rope(q), rope(k), v)(rmsnorm x))
  *                                       x += down(swiglu(gate|up(rmsnorm x))) ]

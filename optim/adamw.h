@@ -8,7 +8,7 @@
  * The moments of every view live in two flat buffers owned here, in view order,
  * which is also how they are checkpointed (/optim/m/NAME, /optim/v/NAME).
  *
- * Schedules (SPEC §7, QuEST's OneCycle): `cosine` ramps lr/100 → lr along a
+ * Schedules (docs/model.md, QuEST's OneCycle): `cosine` ramps lr/100 → lr along a
  * half cosine over the warm-up steps, then decays lr → lr·min_lr_ratio along a
  * half cosine; `linear` ramps and decays linearly; `constant` ramps linearly and
  * then holds. All are pure functions of the step.

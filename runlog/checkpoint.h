@@ -1,5 +1,5 @@
 /*
- * runlog/checkpoint.h — checkpoints, OUT/NAME/ckpt.h5 (SPEC §5).
+ * runlog/checkpoint.h — checkpoints, OUT/NAME/ckpt.h5 (docs/files.md).
  *
  * A checkpoint is a list of named float32 arrays plus the model's shape
  * attributes and the training state needed to resume bit-for-bit:

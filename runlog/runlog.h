@@ -1,5 +1,5 @@
 /*
- * runlog/runlog.h — the run log, OUT/NAME/run.h5 (SPEC §4).
+ * runlog/runlog.h — the run log, OUT/NAME/run.h5 (docs/files.md).
  *
  * One HDF5 file per run, readable by h5py and by `qat fit` while the run is
  * alive, after it ends, and after it is killed with SIGKILL. Layout:

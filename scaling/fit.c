@@ -1,5 +1,5 @@
 /*
- * scaling/fit.c — the full-data fit: L-BFGS from every point of the SPEC §8
+ * scaling/fit.c — the full-data fit: L-BFGS from every point of the docs/scaling-laws.md
  * grid, best end point kept, then per-run predictions and fit errors.
  *
  * The grid is Epoch AI's (α, β ∈ {0,.5,…,2}, e ∈ {−1,…,1}, a, b ∈ {0,5,…,25}):

@@ -1,5 +1,5 @@
 /*
- * scaling/fit.h — scaling-law fits over a set of training runs (SPEC §8).
+ * scaling/fit.h — scaling-law fits over a set of training runs (docs/scaling-laws.md).
  *
  * Three laws share one shape, L = A·(N·ρ)^-α + B·D^-β + E, and differ only in
  * where the capacity multiplier ρ of a run comes from:
@@ -28,7 +28,7 @@
 
 #define QAT_FIT_FMT_LEN 64      /* longest format string kept per run */
 #define QAT_FIT_MAX_TERMS 8     /* capacity terms of weight + act format together */
-#define QAT_FIT_HUBER_DELTA 1e-3 /* SPEC §8 */
+#define QAT_FIT_HUBER_DELTA 1e-3 /* docs/scaling-laws.md */
 #define QAT_FIT_SCREENED_STARTS 48 /* default starts of laws with capacity parameters */
 
 typedef enum { QAT_LAW_CHINCHILLA = 0, QAT_LAW_DECOUPLED = 1, QAT_LAW_UNIFIED = 2 } qat_fit_law;
@@ -147,7 +147,7 @@ typedef struct {
     double seconds;       /* wall time of the whole fit */
 } qat_fit_result;
 
-/* Multistart L-BFGS from the SPEC §8 grid (best start kept), then bootstrap
+/* Multistart L-BFGS from the docs/scaling-laws.md grid (best start kept), then bootstrap
  * and leave-one-out as asked. */
 int qat_fit_run_fit(const qat_fit_problem *p, const qat_fit_opts *o, qat_fit_result *r);
 void qat_fit_result_free(qat_fit_result *r);
@@ -155,7 +155,7 @@ void qat_fit_result_free(qat_fit_result *r);
 /* One local fit from θ (in place) with run weights w (NULL = all 1). Returns the objective. */
 double qat_fit_local(const qat_fit_problem *p, double *theta, const double *w);
 
-/* Grid starts of SPEC §8 for this problem: fills θ for start s (0 ≤ s < count). */
+/* Grid starts of docs/scaling-laws.md for this problem: fills θ for start s (0 ≤ s < count). */
 int qat_fit_grid_count(const qat_fit_problem *p);
 void qat_fit_grid_start(const qat_fit_problem *p, int s, double *theta);
 

@@ -24,7 +24,7 @@
 static const char fit_usage[] =
     "usage: qat fit RUNS... [options]\n"
     "\n"
-    "Fit L(N, D) = A*(N*rho)^-alpha + B*D^-beta + E to training runs (SPEC section 8):\n"
+    "Fit L(N, D) = A*(N*rho)^-alpha + B*D^-beta + E to training runs (docs/scaling-laws.md):\n"
     "Huber loss (delta 1e-3) on ln L, L-BFGS from Epoch AI's grid of starts, best kept.\n"
     "\n"
     "RUNS are run logs (run.h5 files, or directories searched for run.h5; only\n"
@@ -46,7 +46,7 @@ static const char fit_usage[] =
     "  --exclude GLOB      drop runs whose weight format, W/A pair or file matches\n"
     "  --drop-highest K    drop the K runs with the highest loss (Epoch drops 5)\n"
     "  --no-loo            skip the leave-one-out error\n"
-    "  --json              print the SPEC section 1 JSON instead of the table\n"
+    "  --json              print the JSON of docs/cli.md instead of the table\n"
     "  --out FIT.h5        write parameters, intervals, per-run predictions (for qat plot)\n"
     "  --csv FILE          write per-run N, D, loss, formats, rho, prediction, residual\n"
     "  --help              this text\n";

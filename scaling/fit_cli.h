@@ -1,5 +1,5 @@
 /*
- * scaling/fit_cli.h — `qat fit` and `qat plot` (SPEC §1). cli/ only dispatches:
+ * scaling/fit_cli.h — `qat fit` and `qat plot` (docs/cli.md). cli/ only dispatches:
  * argv[0] is "fit" or "plot", and the return value is the exit code
  * (0 ok, 1 runtime failure, 2 usage or input error, message on stderr).
  */

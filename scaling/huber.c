@@ -1,7 +1,7 @@
 /*
  * scaling/huber.c — the fit objective: Σ_i w_i·Huber_δ(ln L̂_i − ln L_i).
  *
- * Huber on log residuals (δ = 1e-3, SPEC §8, as Hoffmann et al. and Epoch AI)
+ * Huber on log residuals (δ = 1e-3, docs/scaling-laws.md, as Hoffmann et al. and Epoch AI)
  * is quadratic only within 0.1% of the observed loss and linear beyond, so a
  * few bad runs cannot dominate the fit. Its derivative is continuous, which is
  * all L-BFGS needs. Run weights turn a bootstrap resample into multiplicities

@@ -1,5 +1,5 @@
 /*
- * scaling/inputs.h — where the runs of a fit come from: HDF5 run logs (SPEC §4,
+ * scaling/inputs.h — where the runs of a fit come from: HDF5 run logs (docs/files.md,
  * files or directories searched for run.h5) and CSV tables.
  *
  * Every rejected input is either an error naming file:line (QAT_EINPUT, the

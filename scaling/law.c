@@ -1,5 +1,5 @@
 /*
- * scaling/law.c — the three laws of SPEC §8 as one parametrised prediction.
+ * scaling/law.c — the three laws of docs/scaling-laws.md as one parametrised prediction.
  *
  * A run's predicted log-loss is LSE(a − α·(ln N + ln ρ), b − β·ln D, e): the
  * log-sum-exp of the three terms of L = A·(Nρ)^-α + B·D^-β + E with A = e^a,
@@ -43,7 +43,7 @@ int qat_fit_law_parse(const char *s, qat_fit_law *law) {
 }
 
 /* Our own copy of the JSON keys: the fit must build (and name types) even when
- * compress/ is not linked. They match qat_cap_type_name by SPEC §1. */
+ * compress/ is not linked. They match qat_cap_type_name by docs/cli.md. */
 const char *qat_fit_type_name(int type) {
     static const char *names[] = {"quant", "sparse", "vq"};
     return (type >= 0 && type < QAT_CAP_NTYPES) ? names[type] : "?";

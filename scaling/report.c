@@ -1,9 +1,9 @@
 /*
- * scaling/report.c — the human table, the SPEC §1 JSON and the per-run CSV of
+ * scaling/report.c — the human table, the docs/cli.md JSON and the per-run CSV of
  * a fit, plus the derived tables (ρ-plane points, format prices) that the
  * FIT.h5 writer stores for the plots.
  *
- * JSON keys are fixed by SPEC §1 (other tools parse them): law, n_runs,
+ * JSON keys are fixed by docs/cli.md (other tools parse them): law, n_runs,
  * params {A, alpha, B, beta, E}, capacity {type: {L, F, C}} for the types
  * present, eff {"W/A": eff or ρ}, ci {name: [lo, hi]}, rmse_log. Nothing else
  * is added; the leave-one-out error lives in the table and in FIT.h5.

@@ -1,5 +1,5 @@
 /*
- * scaling/runs_input.c — runs from HDF5 run logs (SPEC §4) and the dispatch
+ * scaling/runs_input.c — runs from HDF5 run logs (docs/files.md) and the dispatch
  * over command-line inputs.
  *
  * A run log counts only when its root attribute `status` is "completed" and

@@ -1,7 +1,7 @@
 /*
  * scaling/synth.c — runs drawn from a unified law with known constants.
  *
- * The GMSE values are SPEC §9's reference numbers (QuEST int grid, exact
+ * The GMSE values are docs/reference-numbers.md's reference numbers (QuEST int grid, exact
  * unstructured sparsity), so the fixture does not depend on compress/ being
  * built and the test checks the fitter alone.
  */

@@ -13,7 +13,7 @@
 typedef struct {
     const char *w, *a;           /* weight and activation format */
     int n_terms;
-    qat_cap_term terms[4];       /* their capacity terms (GMSE of SPEC §9) */
+    qat_cap_term terms[4];       /* their capacity terms (GMSE of docs/reference-numbers.md) */
 } qat_fit_synth_pair;
 
 /* Twelve pairs spanning quantization (weights only and W+A) and sparsity:

@@ -1,6 +1,6 @@
 /*
  * tests/test_compress_capacity_cli.c — `qat capacity` through its stand-alone
- * driver: the SPEC §1 JSON keys and values, exit code 2 with the valid formats
+ * driver: the docs/cli.md JSON keys and values, exit code 2 with the valid formats
  * for a bad one, and --fit constants read from HDF5 root attributes.
  */
 #include <hdf5.h>

@@ -1,5 +1,5 @@
 /*
- * tests/test_compress_formats.c — formats against SPEC §9: parsing, the α* table,
+ * tests/test_compress_formats.c — formats against docs/reference-numbers.md: parsing, the α* table,
  * every published GMSE (exact ones to 1e-5 relative or the published digits;
  * Monte-Carlo ones within 3 standard errors and 1 %), Lloyd–Max, capacity ρ,
  * bits, capacity terms and the three QuEST quantizer vectors with trust masks.
@@ -247,7 +247,7 @@ static void test_capacity_terms_and_bits(void **state) {
     }
 }
 
-/* Project one SPEC §9 vector (no Hadamard, RMS over the vector) with the trust mask. */
+/* Project one docs/reference-numbers.md vector (no Hadamard, RMS over the vector) with the trust mask. */
 static void project_vector(const char *fmt, qat_mask_kind mk, double t, float *x, int n, uint8_t *mask) {
     qat_fmt f;
     assert_int_equal(qat_fmt_parse(fmt, &f), QAT_OK);

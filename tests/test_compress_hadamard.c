@@ -1,7 +1,7 @@
 /*
  * tests/test_compress_hadamard.c — the block Walsh–Hadamard rotation: matches the
  * explicit Sylvester matrix product, is orthonormal (norm-preserving) and
- * self-inverse, and the block rule (auto/off/explicit) of SPEC §2.
+ * self-inverse, and the block rule (auto/off/explicit) of docs/formats.md.
  */
 #include <math.h>
 #include <setjmp.h>

@@ -1,9 +1,10 @@
 /*
  * tests/test_scaling_chinchilla.c — acceptance: Epoch AI's refit of Hoffmann
- * et al. (SPEC §9). On the extracted Chinchilla points with D = FLOP/(6N) and
+ * et al. (docs/reference-numbers.md). On the extracted Chinchilla points with D = FLOP/(6N) and
  * the 5 highest losses dropped, the chinchilla law must give E, α, β within 2%
  * and A, B within 15% of Epoch's values, and bootstrap intervals that overlap
- * theirs. The data come from $QAT_SOURCE_ROOT/../shared; missing data fail.
+ * theirs. The points are the fixture tests/fixtures/chinchilla-epoch-extracted.csv
+ * (provenance in tests/fixtures/README.md); a missing file fails.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -26,7 +27,7 @@ static void test_epoch_refit(void **s) {
     const char *root = getenv("QAT_SOURCE_ROOT");
     assert_non_null(root); /* set by meson: without it the acceptance test cannot run, which is a failure */
     char path[4096];
-    snprintf(path, sizeof path, "%s/../shared/data/chinchilla_svg_extracted_data.csv", root);
+    snprintf(path, sizeof path, "%s/tests/fixtures/chinchilla-epoch-extracted.csv", root);
     qat_fit_runs rs = {0};
     int rc = qat_fit_read_csv(path, &rs);
     if (rc) fprintf(stderr, "%s\n", qat_errmsg());

@@ -3,7 +3,7 @@
  * well-formed XML (every tag closed, one root), both axes with ticks and
  * labels, a title, a legend, and exactly one series per format pair (law) or
  * per priced format (frontier). Runs are synthetic with known terms; the
- * resolver here prices bits by the SPEC §2 names so compress/ is not needed.
+ * resolver here prices bits by the docs/formats.md names so compress/ is not needed.
  */
 #include <math.h>
 #include <setjmp.h>

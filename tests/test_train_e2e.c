@@ -370,7 +370,7 @@ static double read_scalar(hid_t f, const char *name) {
     return v;
 }
 
-/* SPEC §1: /grads/NAME, /batch/{inputs,targets} int32 [B, T], /loss; with --compare,
+/* docs/cli.md: /grads/NAME, /batch/{inputs,targets} int32 [B, T], /loss; with --compare,
  * per-tensor cosines. Against itself the cosine is 1; against int2 it is below 1. */
 static void test_grads_file_and_compare(void **state) {
     (void)state;

@@ -7,7 +7,7 @@
  * activations at the same latent weights and reports, per tensor, the cosine
  * between the two gradients (1 = the compressed backward points the same way).
  *
- * Output (SPEC §1): /grads/NAME float32 (names of SPEC §5), /batch/inputs and
+ * Output (docs/cli.md): /grads/NAME float32 (names of docs/files.md), /batch/inputs and
  * /batch/targets int32 [B, T], /loss; root attributes weight_format,
  * act_format, estimator; with --compare also /compare/loss, /compare/cosine/NAME
  * and the attribute compare_format.

@@ -1,7 +1,7 @@
 /*
  * train/runio.c — filling run.h5 and ckpt.h5 from a live run, and back.
  *
- * Checkpoint layout (SPEC §5): /params/NAME for every model view under its
+ * Checkpoint layout (docs/files.md): /params/NAME for every model view under its
  * Hugging Face name, /optim/m/NAME and /optim/v/NAME for every view the
  * optimizer moves (quantizer parameters included), /compress/NAME for each
  * quantizer state array, and /state/{step,tokens,data_pos} plus the AdamW step

@@ -1,5 +1,5 @@
 /*
- * train/sweep.c — reading a sweep file and expanding it into runs (SPEC §3).
+ * train/sweep.c — reading a sweep file and expanding it into runs (docs/config.md).
  *
  *     base: {model: {preset: s3}, train: {tokens_per_param: 20}}   # or base: configs/x.yaml
  *     grid:

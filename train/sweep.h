@@ -1,5 +1,5 @@
 /*
- * train/sweep.h — a sweep file (SPEC §3) expanded into its runs.
+ * train/sweep.h — a sweep file (docs/config.md) expanded into its runs.
  *
  * A sweep is one base run config, a grid of dotted keys each with a list of
  * values, and optional repeat seeds. Its runs are the cartesian product of the

@@ -1,5 +1,5 @@
 /*
- * train/sweep_cli.c — `qat sweep`: run the runs of a sweep file (SPEC §1).
+ * train/sweep_cli.c — `qat sweep`: run the runs of a sweep file (docs/cli.md).
  *
  * Every run is a child process, `qat train OUT/.sweep/base.yaml --set ... --out
  * OUT [--resume] --quiet`, with its stdout and stderr appended to
@@ -58,7 +58,7 @@ static const char SWEEP_HELP[] =
     "usage: qat sweep SWEEP.yaml [--jobs N] [--shard I/N] [--dry-run] [--emit-slurm FILE [--shards K]]\n"
     "\n"
     "Run every run of a sweep file: a base run config, a grid of dotted keys (cartesian product,\n"
-    "last key fastest), optional repeat seeds, and an output directory (SPEC 3). Each run is\n"
+    "last key fastest), optional repeat seeds, and an output directory (docs/config.md). Each run is\n"
     "`qat train` in its own process, logging to OUT/NAME/train.log. Finished runs are skipped,\n"
     "interrupted ones resumed from their checkpoint, and a failed run is reported with its reason\n"
     "while the others go on; the exit status is 1 if any run failed.\n"

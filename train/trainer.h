@@ -1,6 +1,6 @@
 /*
  * train/trainer.h — one training run from a resolved config to a finished run
- * directory: OUT/NAME/run.h5 (the log of SPEC §4) and OUT/NAME/ckpt.h5 (SPEC §5).
+ * directory: OUT/NAME/run.h5 (the log of docs/files.md) and OUT/NAME/ckpt.h5 (docs/files.md).
  *
  * The loop, per optimizer step s (0-based):
  *     batch(s) → forward → backward → clip → AdamW(lr(s)) → quantizer V step
