@@ -9,6 +9,7 @@
 
 int qat_train_main(int argc, char **argv);    /* train/train_cli.c */
 int qat_eval_main(int argc, char **argv);     /* train/eval_cli.c */
+int qat_sample_main(int argc, char **argv);   /* train/sample_cli.c */
 int qat_grads_main(int argc, char **argv);    /* train/grads.c */
 int qat_sweep_main(int argc, char **argv);    /* train/sweep_cli.c */
 int qat_capacity_main(int argc, char **argv); /* compress/capacity_cli.c */

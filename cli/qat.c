@@ -18,6 +18,7 @@ typedef struct {
 static const command COMMANDS[] = {
     {"train", qat_train_main, "train one model from a YAML config (docs/config.md)"},
     {"eval", qat_eval_main, "validation loss of a checkpoint"},
+    {"sample", qat_sample_main, "text a checkpoint generates, with its formats"},
     {"grads", qat_grads_main, "gradients of one fixed batch; --compare FORMAT for alignment"},
     {"sweep", qat_sweep_main, "a grid of runs from a sweep YAML"},
     {"capacity", qat_capacity_main, "GMSE, capacity and bits of formats"},

@@ -200,8 +200,7 @@ void qat_model_free(qat_model *m) {
     free(m);
 }
 
-qat_tensor *qat_model_forward(qat_model *m, qat_tape *tp, const int32_t *inputs, const int32_t *targets,
-                              int B, int64_t step) {
+qat_tensor *qat_model_logits(qat_model *m, qat_tape *tp, const int32_t *inputs, int B, int64_t step) {
     const qat_model_shape *s = &m->s;
     int64_t T = s->seq_len, M = (int64_t)B * T, C = s->dim;
     QAT_ASSERT(B <= m->max_batch);
@@ -222,8 +221,12 @@ qat_tensor *qat_model_forward(qat_model *m, qat_tape *tp, const int32_t *inputs,
         x = qat_add(tp, x, qat_linear(tp, act, &b->wdown, b->qa[3], b->qw[3], step)); // (M, C)
     }
     qat_tensor *hf = qat_rmsnorm(tp, x, &m->norm_f, eps);                             // (M, C)
-    qat_tensor *logits = qat_linear(tp, hf, &m->lm_head, NULL, NULL, step);           // (M, V)
-    return qat_cross_entropy(tp, logits, targets);                                    // (1)
+    return qat_linear(tp, hf, &m->lm_head, NULL, NULL, step);                         // (M, V)
+}
+
+qat_tensor *qat_model_forward(qat_model *m, qat_tape *tp, const int32_t *inputs, const int32_t *targets,
+                              int B, int64_t step) {
+    return qat_cross_entropy(tp, qat_model_logits(m, tp, inputs, B, step), targets); // (1)
 }
 
 void qat_model_zero_grad(qat_model *m, uint64_t epoch) {

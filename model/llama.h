@@ -68,6 +68,13 @@ double qat_model_flops_per_token(const qat_model_shape *s);
 int qat_model_create(const qat_config *cfg, const qat_model_shape *s, int max_batch, qat_model **out);
 void qat_model_free(qat_model *m);
 
+/* Next-token logits (B·T, V) of B sequences of inputs (B, T): the forward that
+ * qat_model_forward scores, block linears compressed as in training. Row b·T + t
+ * depends only on inputs[b][0..t] (causal attention, per-row activation
+ * quantizers), so a shorter sequence may be padded on the right. Records on the
+ * tape when tp->grad_enabled; the tensor lives until the next qat_tape_reset. */
+qat_tensor *qat_model_logits(qat_model *m, qat_tape *tp, const int32_t *inputs, int B, int64_t step);
+
 /* Mean cross-entropy of next-token prediction for B sequences: inputs and
  * targets are (B, T). Records on the tape when tp->grad_enabled. */
 qat_tensor *qat_model_forward(qat_model *m, qat_tape *tp, const int32_t *inputs, const int32_t *targets,

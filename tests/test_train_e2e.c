@@ -52,38 +52,23 @@ static void write_file(const char *path, const char *text) {
     fclose(f);
 }
 
-/* Start `qat ARGS...` with stdout/stderr to files; returns the pid. */
+/* Start `qat ARGS...` with stdout/stderr to files in g_tmp; returns the pid. */
 static pid_t spawn(char *const args[]) {
-    char out[512], err[512];
-    snprintf(out, sizeof out, "%s/stdout.txt", g_tmp);
-    snprintf(err, sizeof err, "%s/stderr.txt", g_tmp);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644), fe = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        dup2(fo, 1);
-        dup2(fe, 2);
-        char *argv[64];
-        int n = 0;
-        argv[n++] = (char *)bin();
-        for (int i = 0; args[i]; i++) argv[n++] = args[i];
-        argv[n] = NULL;
-        execv(bin(), argv);
-        _exit(127);
-    }
+    assert_non_null(bin());
+    pid_t pid = qat_test_spawn(g_tmp, args);
+    assert_true(pid > 0);
     return pid;
 }
 
 static int wait_rc(pid_t pid) {
-    int st;
-    waitpid(pid, &st, 0);
+    int rc = qat_test_wait(pid);
     char err[512];
     snprintf(err, sizeof err, "%s/stderr.txt", g_tmp);
     FILE *f = fopen(err, "r");
     size_t n = f ? fread(g_err, 1, sizeof g_err - 1, f) : 0;
     g_err[n] = 0;
     if (f) fclose(f);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return rc;
 }
 
 static int run(char *const args[]) { return wait_rc(spawn(args)); }

@@ -1,5 +1,6 @@
 /*
- * tests/testutil.h — scratch directories for tests that write files.
+ * tests/testutil.h — scratch directories for tests that write files, and
+ * running the `qat` binary ($QAT_BIN) from end-to-end tests.
  *
  * Each test group gets its own fresh directory under $TMPDIR (or /tmp), named
  * after the test, and removes it afterwards, so tests can run in parallel and
@@ -8,8 +9,11 @@
 #ifndef QAT_TESTS_TESTUTIL_H
 #define QAT_TESTS_TESTUTIL_H
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 /* A fresh directory TMPDIR/qat_test_<tag>_XXXXXX, its path in buf; 0 or -1. */
 static inline int qat_test_mkdtemp(char *buf, size_t n, const char *tag) {
@@ -23,6 +27,37 @@ static inline int qat_test_rmtree(const char *dir) {
     char cmd[1100];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     return system(cmd) == 0 ? 0 : -1;
+}
+
+/* Start `$QAT_BIN ARGS...` (args NULL-terminated) with stdout and stderr going to
+ * DIR/stdout.txt and DIR/stderr.txt; the child's pid, or -1 (QAT_BIN unset, no fork). */
+static inline pid_t qat_test_spawn(const char *dir, char *const args[]) {
+    const char *bin = getenv("QAT_BIN");
+    if (!bin) return -1;
+    char out[1100], err[1100];
+    snprintf(out, sizeof out, "%s/stdout.txt", dir);
+    snprintf(err, sizeof err, "%s/stderr.txt", dir);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644), fe = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(fo, 1);
+        dup2(fe, 2);
+        char *argv[64];
+        int n = 0;
+        argv[n++] = (char *)bin;
+        for (int i = 0; args[i] && n < 63; i++) argv[n++] = args[i];
+        argv[n] = NULL;
+        execv(bin, argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* Wait for a spawned child: its exit code, or 128 + the signal that ended it. */
+static inline int qat_test_wait(pid_t pid) {
+    int st;
+    if (pid <= 0 || waitpid(pid, &st, 0) != pid) return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
 #endif

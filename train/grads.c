@@ -25,10 +25,8 @@
 #include "core/threads.h"
 #include "data/dataset.h"
 #include "model/llama.h"
+#include "runio.h"
 #include "runlog/h5util.h"
-
-int qat_load_checkpoint_model(const char *path, const char *const *sets, int n_set, int max_batch,
-                              qat_config *cfg, qat_model **out);
 
 static const char GRADS_HELP[] =
     "usage: qat grads CONFIG.yaml|--checkpoint CKPT.h5 --out GRADS.h5 [--compare FORMAT] [--set key=value]...\n"

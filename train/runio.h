@@ -52,4 +52,11 @@ void qat_runio_close(qat_runio *io);
 int qat_runio_load_checkpoint(const char *path, const qat_config *cfg, qat_model *m, qat_adamw *opt,
                               int64_t *step, double *wall_s);
 
+/* Build the model a checkpoint was trained as: its stored config (with `sets`,
+ * "key=value" overrides, applied), the model with quantizers sized for
+ * max_batch sequences (0: the run's batch) and the checkpoint's weights and
+ * quantizer state. Errors name the file (train/eval_cli.c). */
+int qat_load_checkpoint_model(const char *path, const char *const *sets, int n_set, int max_batch,
+                              qat_config *cfg, qat_model **out);
+
 #endif
