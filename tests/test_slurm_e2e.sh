@@ -26,6 +26,9 @@ for c in munged mungekey munge unmunge slurmctld slurmd sbatch squeue scontrol s
     skip "$c not found; install munge slurmctld slurmd slurm-client procps (make test does)"
 done
 
+# Settings of an outer Slurm job or of the user's would steer sbatch and squeue elsewhere.
+unset $(compgen -e | grep -E '^(SLURM|SBATCH|SQUEUE|SINFO|SCONTROL|SALLOC|SRUN)_') SLURM_CONF 2>/dev/null
+
 T=$(mktemp -d /tmp/qat-slurm.XXXXXX) || exit 1
 # munged insists that every directory above its socket is searchable by all, and that the
 # key's directory is writable by its owner alone.
