@@ -664,10 +664,11 @@ int qat_sweep_main(int argc, char **argv) {
         if (!realpath(path, abs) || !getcwd(cwd, sizeof cwd)) {
             rc = qat_fail(QAT_ERUNTIME, "%s: cannot resolve the absolute path: %s", path, strerror(errno));
         } else {
-            /* Slurm will not create the directory of --output itself. */
+            rc = qat_sweep_write_slurm(sw, slurm, self, abs, cwd, shards, jobs_given ? jobs : 0);
+            /* Slurm will not create the directory of --output itself; made only once
+             * the script is written, so a refused sweep leaves nothing behind. */
             snprintf(logdir, sizeof logdir, "%s/.sweep", sw->out);
-            rc = qat_mkdirs(logdir);
-            if (!rc) rc = qat_sweep_write_slurm(sw, slurm, self, abs, cwd, shards, jobs_given ? jobs : 0);
+            if (!rc) rc = qat_mkdirs(logdir);
         }
         if (!rc) {
             int k = shards > 0 && shards < qat_sweep_run_count(sw) ? shards : qat_sweep_run_count(sw);
