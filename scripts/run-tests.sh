@@ -10,6 +10,13 @@ if [ -f "$log" ]; then
   pass=$(grep -c '"result": "OK"' "$log" || true)
   fail=$(grep -c -E '"result": "(FAIL|TIMEOUT|ERROR|UNEXPECTEDPASS)"' "$log" || true)
   skip=$(grep -c '"result": "SKIP"' "$log" || true)
+  # Name each skipped test with the reason it printed ("SKIP: ..."), so a test that could
+  # not run on this machine (no root, a package missing) is seen, not just counted.
+  grep '"result": "SKIP"' "$log" | while IFS= read -r line; do
+    name=$(sed 's/^{"name": "\([^"]*\)".*/\1/' <<<"$line")
+    why=$(grep -o 'SKIP: [^"\\]*' <<<"$line" | head -n 1)
+    echo "skipped: $name${why:+ ($why)}"
+  done
   echo "tests: $pass passed, $fail failed, $skip skipped"
 fi
 exit $rc

@@ -428,6 +428,36 @@ static void test_slurm_script(void **state) {
     qat_sweep_free(sw);
 }
 
+/* The CPUs a task asks for: `ask` for sweep `text` with --jobs `jobs` (0 = not given). */
+static void expect_cpus(const char *text, int jobs, int ask) {
+    qat_sweep *sw = load_ok("cpus.yaml", text);
+    char script[512], cmd[1200];
+    snprintf(script, sizeof script, "%s/cpus.sh", tmpdir);
+    assert_int_equal(qat_sweep_write_slurm(sw, script, "/q", "/s.yaml", "/w", 0, jobs), QAT_OK);
+    snprintf(cmd, sizeof cmd, "grep -qx '#SBATCH --cpus-per-task=%d' '%s' && bash -n '%s'", ask, script, script);
+    if (system(cmd)) fail_msg("expected --cpus-per-task=%d for jobs %d and:\n%s", ask, jobs, text);
+    qat_sweep_free(sw);
+}
+
+static void test_slurm_cpus(void **state) {
+    (void)state;
+    /* threads left to the machine: one CPU per run trained at once */
+    expect_cpus("base: {model: {preset: s1}}\ngrid: {train.lr: [1e-3, 2e-3]}\nout: o\n", 0, 1);
+    expect_cpus("base: {model: {preset: s1}}\ngrid: {train.lr: [1e-3, 2e-3]}\nout: o\n", 3, 3);
+    /* threads fixed by the base, or by the grid (the largest value wins) */
+    expect_cpus("base: {model: {preset: s1}, threads: 3}\ngrid: {train.lr: [1e-3, 2e-3]}\nout: o\n", 0, 3);
+    expect_cpus("base: {model: {preset: s1}, threads: 8}\ngrid: {threads: [1, 4, 2]}\nout: o\n", 2, 8);
+    /* threads 0 in the grid is "every core", which Slurm cannot be asked for */
+    qat_sweep *sw = load_ok("zero.yaml", "base: {model: {preset: s1}}\ngrid:\n  threads: [2, 0]\nout: o\n");
+    char script[512];
+    snprintf(script, sizeof script, "%s/zero.sh", tmpdir);
+    assert_int_equal(qat_sweep_write_slurm(sw, script, "/q", "/s.yaml", "/w", 0, 0), QAT_EINPUT);
+    assert_non_null(strstr(qat_errmsg(), "zero.yaml:3:16: threads 0 (every core) cannot be asked of Slurm"));
+    qat_clear_error();
+    assert_int_equal(access(script, F_OK), -1); /* nothing half-written */
+    qat_sweep_free(sw);
+}
+
 static int setup(void **state) {
     (void)state;
     return qat_test_mkdtemp(tmpdir, sizeof tmpdir, "sweep");
@@ -449,6 +479,7 @@ int main(void) {
         cmocka_unit_test(test_impossible_combination),
         cmocka_unit_test(test_shards_cover_once),
         cmocka_unit_test(test_slurm_script),
+        cmocka_unit_test(test_slurm_cpus),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

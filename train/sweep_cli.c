@@ -18,7 +18,8 @@
  * runs.
  *
  * `--jobs N` runs N children at once with `threads = max(1, cores / N)` each
- * (cores = the CPUs this process may use, so a Slurm allocation is respected),
+ * (cores = the CPUs this process may use, capped by SLURM_CPUS_PER_TASK, so a
+ * Slurm allocation is respected even where Slurm does not bind tasks to CPUs),
  * unless the base or the grid sets threads itself. SIGINT/SIGTERM are passed on
  * to the children, which checkpoint and stop; the sweep then reports them as
  * interrupted. Children get SIGTERM too if the sweep itself dies (SIGKILL).
@@ -66,7 +67,9 @@ static const char SWEEP_HELP[] =
     "  --jobs N          run N at once, each with max(1, cores/N) threads unless the sweep sets threads\n"
     "  --shard I/N       only the runs whose index % N == I (0 <= I < N)\n"
     "  --dry-run         list the runs, their overrides and what would happen to each; run nothing\n"
-    "  --emit-slurm FILE write a Slurm job-array script, one shard per array task, and exit\n"
+    "  --emit-slurm FILE write a Slurm job-array script, one shard per array task, and exit; each\n"
+    "                    task asks for --cpus-per-task = jobs × the runs' threads (1 per run when\n"
+    "                    the sweep leaves threads to the machine); resubmit it to finish what is missing\n"
     "  --shards K        with --emit-slurm: K array tasks (default: one per run)\n";
 
 /* What happens to a run, decided before anything is launched. */
@@ -566,11 +569,31 @@ static int summary(const sweep_ctx *c) {
 
 /* ------------------------------------------------------------------ main */
 
+static int parse_int(const char *s, int lo, int hi, int *v) {
+    char *end;
+    errno = 0;
+    long x = strtol(s, &end, 10);
+    if (!*s || *end || errno || x < lo || x > hi) return 0;
+    *v = (int)x;
+    return 1;
+}
+
+/* The CPUs this process may use: its affinity mask, capped by the CPUs Slurm
+ * gave the task (SLURM_CPUS_PER_TASK, set by --cpus-per-task). The cap matters
+ * where the site's task plugin does not bind (task/none): the mask is then the
+ * whole node, and runs sized from it would oversubscribe what was allocated. */
 static int cpu_count(void) {
     cpu_set_t set;
-    if (!sched_getaffinity(0, sizeof set, &set)) return CPU_COUNT(&set) > 0 ? CPU_COUNT(&set) : 1;
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int)n : 1;
+    int n = 0;
+    if (!sched_getaffinity(0, sizeof set, &set)) n = CPU_COUNT(&set);
+    if (n <= 0) {
+        long online = sysconf(_SC_NPROCESSORS_ONLN);
+        n = online > 0 ? (int)online : 1;
+    }
+    int slurm = 0;
+    const char *s = getenv("SLURM_CPUS_PER_TASK");
+    if (s && parse_int(s, 1, 1 << 20, &slurm) && slurm < n) n = slurm;
+    return n;
 }
 
 /* Write OUT/.sweep/base.yaml atomically: shards of one sweep may write it at once. */
@@ -590,15 +613,6 @@ static int write_base(sweep_ctx *c) {
         return qat_fail(QAT_ERUNTIME, "%s: cannot write: %s", c->base_yaml, strerror(errno));
     }
     return QAT_OK;
-}
-
-static int parse_int(const char *s, int lo, int hi, int *v) {
-    char *end;
-    errno = 0;
-    long x = strtol(s, &end, 10);
-    if (!*s || *end || errno || x < lo || x > hi) return 0;
-    *v = (int)x;
-    return 1;
 }
 
 int qat_sweep_main(int argc, char **argv) {
@@ -650,10 +664,11 @@ int qat_sweep_main(int argc, char **argv) {
         if (!realpath(path, abs) || !getcwd(cwd, sizeof cwd)) {
             rc = qat_fail(QAT_ERUNTIME, "%s: cannot resolve the absolute path: %s", path, strerror(errno));
         } else {
-            /* Slurm will not create the directory of --output itself. */
+            rc = qat_sweep_write_slurm(sw, slurm, self, abs, cwd, shards, jobs_given ? jobs : 0);
+            /* Slurm will not create the directory of --output itself; made only once
+             * the script is written, so a refused sweep leaves nothing behind. */
             snprintf(logdir, sizeof logdir, "%s/.sweep", sw->out);
-            rc = qat_mkdirs(logdir);
-            if (!rc) rc = qat_sweep_write_slurm(sw, slurm, self, abs, cwd, shards, jobs_given ? jobs : 0);
+            if (!rc) rc = qat_mkdirs(logdir);
         }
         if (!rc) {
             int k = shards > 0 && shards < qat_sweep_run_count(sw) ? shards : qat_sweep_run_count(sw);
