@@ -24,6 +24,7 @@
 #include "scaling/fit_cli.h"
 #include "runlog/runlog.h"
 #include "scaling/inputs.h"
+#include "testutil.h"
 
 static char dir[256];
 
@@ -170,19 +171,7 @@ static void test_runlogs(void **s) {
 static int run_fit(char **argv, int argc, char *out, size_t cap) {
     char p[512];
     path_in(p, sizeof p, "stdout.txt");
-    fflush(stdout);
-    int saved = dup(1);
-    FILE *f = freopen(p, "w", stdout);
-    assert_non_null(f);
-    int rc = qat_fit_main(argc, argv);
-    fflush(stdout);
-    dup2(saved, 1);
-    close(saved);
-    FILE *r = fopen(p, "r");
-    size_t n = fread(out, 1, cap - 1, r);
-    out[n] = 0;
-    fclose(r);
-    return rc;
+    return qat_test_capture(qat_fit_main, argc, argv, p, out, cap);
 }
 
 static void test_fit_command(void **s) {
