@@ -8,9 +8,17 @@
  * *not* trusted because Δ/2 exceeds T·RMS by 1e-8/15). The loops are written
  * with plain ternaries (not fmin/fmax) so gcc vectorises them with AVX-512.
  *
- * Tie conventions: int rounds half to even (nearbyint in the default rounding
- * mode, as torch.round); ternary and fp4 send an exact midpoint to the larger
- * magnitude; N:M ties go to the lower index; top-k keeps every tie at T_k.
+ * Ties, one rule for every scalar grid: an input exactly halfway between two
+ * levels goes to the level whose integer code is even (round half to even, the
+ * IEEE default that hardware converters and torch.round use). The code is the
+ * integer each grid's rounding produces:
+ *   int     m = round(x/Δ + ½), level (m − ½)·Δ (QuEST's formula; nearbyint in the
+ *           default rounding mode), so x = 0 goes to −Δ/2 as in the published
+ *           vectors of docs/reference-numbers.md;
+ *   ternary t = round(x/a) ∈ {−1, 0, 1}: ±a/2 goes to 0;
+ *   fp4     the E2M1 magnitude code (sign apart), even = mantissa bit 0:
+ *           0.25 → 0, 0.75 → 1, 1.25 → 1, 1.75 → 2, 2.5 → 2, 3.5 → 4, 5 → 4 (unit scale).
+ * Sparsity is not a grid: N:M ties go to the lower index; top-k keeps every tie at T_k.
  */
 #include "compress/project.h"
 
@@ -74,7 +82,7 @@ static inline __attribute__((always_inline)) void ternary_unit(float *restrict v
     const double half = 0.5 * a;
     for (int64_t i = 0; i < n; i++) {
         double x = v[i];
-        double q = fabs(x) >= half ? (x < 0 ? -a : a) : 0.0;
+        double q = fabs(x) > half ? (x < 0 ? -a : a) : 0.0; /* a tie goes to code 0 (even) */
         int k = KEPT(i);
         q = k ? q : 0.0;
         v[i] = (float)q;
@@ -92,9 +100,11 @@ static inline __attribute__((always_inline)) void fp4_unit(float *restrict v, ui
         double x = v[i];
         double a = fabs(x) * inv;
         /* nearest E2M1 magnitude: sum the level increments of every midpoint passed
-         * (branch-free, so the loop vectorises) */
-        double l = 0.5 * ((a >= 0.25) + (a >= 0.75) + (a >= 1.25) + (a >= 1.75)) + (double)(a >= 2.5) +
-                   (double)(a >= 3.5) + 2.0 * (a >= 5.0);
+         * (branch-free, so the loop vectorises). A midpoint counts as passed (>=)
+         * only when the level above has the even code (1.0, 2.0, 4.0), so ties land
+         * on mantissa bit 0. */
+        double l = 0.5 * ((a > 0.25) + (a >= 0.75) + (a > 1.25) + (a >= 1.75)) + (double)(a > 2.5) +
+                   (double)(a >= 3.5) + 2.0 * (a > 5.0);
         double q = (x < 0 ? -l : l) * kscale;
         int k = KEPT(i);
         q = k ? q : 0.0;

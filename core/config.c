@@ -534,7 +534,10 @@ static int apply_value(qat_loader *L, yaml_document_t *doc, int ki, yaml_node_t 
     const qat_key *k = &qat_keys[ki];
     char why[1024];
     if (L->seen[ki] == L->generation) {
-        return fail_at(L, keymark, "duplicate key '%s' (first given at line %d)", k->key, L->where[ki].line);
+        /* Reached when one key is written two ways (train.lr: and train: {lr:}); a key
+         * repeated inside one mapping was refused already (qat_yaml_unique_keys). */
+        return fail_at(L, keymark, "duplicate key '%s' (first given at %d:%d)", k->key, L->where[ki].line,
+                       L->where[ki].col);
     }
     L->seen[ki] = L->generation;
     L->where[ki].line = L->set_text ? 0 : (int)keymark.line + 1;
@@ -623,6 +626,54 @@ static int apply_pair(qat_loader *L, yaml_document_t *doc, const char *prefix, c
     return fail_at(L, keymark, "unknown key '%s' (did you mean '%s'?)", full, qat_config_nearest_key(full));
 }
 
+/* The first key given twice in one mapping anywhere below `n` (depth-first, in
+ * document order): libyaml keeps both pairs, and applying them in turn would
+ * silently merge `train: {lr: 1}` with a later `train: {tokens: 2}`, so such a
+ * file is refused before anything is applied. `path` holds the dotted key of
+ * `n` and names the repeated key; *dup and *first receive the two key nodes. */
+static int find_repeat(yaml_document_t *doc, yaml_node_t *n, char *path, size_t cap, int depth, yaml_node_t **dup,
+                       yaml_node_t **first) {
+    if (!n || depth > 64) return 0; /* deeper than any config: an alias loop at worst */
+    size_t len = strlen(path);
+    if (n->type == YAML_SEQUENCE_NODE) {
+        for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++)
+            if (find_repeat(doc, yaml_document_get_node(doc, *it), path, cap, depth + 1, dup, first)) return 1;
+        return 0;
+    }
+    if (n->type != YAML_MAPPING_NODE) return 0;
+    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = yaml_document_get_node(doc, p->key);
+        if (!k || k->type != YAML_SCALAR_NODE) continue; /* the loaders name non-scalar keys themselves */
+        const char *name = (const char *)k->data.scalar.value;
+        for (yaml_node_pair_t *q = n->data.mapping.pairs.start; q < p; q++) {
+            yaml_node_t *k0 = yaml_document_get_node(doc, q->key);
+            if (k0 && k0->type == YAML_SCALAR_NODE && !strcmp((const char *)k0->data.scalar.value, name)) {
+                snprintf(path + len, cap - len, "%s%s", len ? "." : "", name);
+                *dup = k;
+                *first = k0;
+                return 1;
+            }
+        }
+    }
+    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = yaml_document_get_node(doc, p->key);
+        if (k && k->type == YAML_SCALAR_NODE)
+            snprintf(path + len, cap - len, "%s%s", len ? "." : "", (const char *)k->data.scalar.value);
+        if (find_repeat(doc, yaml_document_get_node(doc, p->value), path, cap, depth + 1, dup, first)) return 1;
+        path[len] = 0;
+    }
+    return 0;
+}
+
+int qat_yaml_unique_keys(struct yaml_document_s *doc, struct yaml_node_s *node, const char *origin) {
+    char path[512] = "";
+    yaml_node_t *dup, *first;
+    if (!find_repeat(doc, node, path, sizeof path, 0, &dup, &first)) return QAT_OK;
+    return qat_fail(QAT_EINPUT, "%s:%zu:%zu: duplicate key '%s' (first given at %zu:%zu)", origin,
+                    dup->start_mark.line + 1, dup->start_mark.column + 1, path, first->start_mark.line + 1,
+                    first->start_mark.column + 1);
+}
+
 /* Parse YAML text and hand each node to `apply`. `what` prefixes syntax errors
  * in --set values. For a --set, the root is the value and key_for_set names it. */
 static int apply_text(qat_loader *L, const char *text, size_t len, const char *key_for_set) {
@@ -650,6 +701,20 @@ static int apply_text(qat_loader *L, const char *text, size_t len, const char *k
     int rc = QAT_OK;
     yaml_node_t *root = yaml_document_get_root_node(&doc);
     L->generation++;
+    if (root && !L->set_text) {
+        rc = qat_yaml_unique_keys(&doc, root, L->origin);
+    } else if (root) {
+        char path[512] = "";
+        yaml_node_t *dup, *first;
+        if (find_repeat(&doc, root, path, sizeof path, 0, &dup, &first))
+            rc = fail_at(L, dup->start_mark, "duplicate key '%s.%s' in the value (first given at column %zu)",
+                         key_for_set, path, first->start_mark.column + 1);
+    }
+    if (rc) {
+        yaml_document_delete(&doc);
+        yaml_parser_delete(&parser);
+        return rc;
+    }
     if (key_for_set) {
         /* An empty value (`--set data.shards=`) is an empty plain scalar. */
         yaml_node_t empty;

@@ -136,6 +136,11 @@ struct yaml_node_s;
 int qat_config_load_node(struct yaml_document_s *doc, struct yaml_node_s *node, const char *origin,
                          const char *const *sets, int n_set, int validate, qat_config *cfg);
 
+/* QAT_EINPUT "ORIGIN:LINE:COL: duplicate key 'a.b' (first given at LINE:COL)"
+ * for the first key repeated inside one mapping anywhere below `node` (leaf or
+ * mapping key, any depth); QAT_OK when every mapping's keys are distinct. */
+int qat_yaml_unique_keys(struct yaml_document_s *doc, struct yaml_node_s *node, const char *origin);
+
 /* The candidate closest to `word` by edit distance (NULL-terminated list), for
  * "did you mean" on keys that are not config keys (a sweep file's top level). */
 const char *qat_config_nearest_word(const char *word, const char *const *candidates);

@@ -420,8 +420,15 @@ int qat_runlog_close(qat_runlog *rl) {
 
 /* ------------------------------------------------------------------ reading */
 
-/* Open for reading in SWMR mode, which works whatever state the writer is in.
- * A writer in its brief non-SWMR finish step makes the open fail; retry then. */
+/* Open for reading. SWMR mode works while a writer is alive, after the run
+ * ended, and after a writer was killed in SWMR mode (its flags say "SWMR").
+ * A writer in its brief non-SWMR steps (creating the file, recording the end,
+ * resuming) makes that open fail; alive, it is waited for. Killed there, it
+ * leaves "open for writing" without SWMR, which no SWMR reader accepts and no
+ * plain reader either: then, with no writer holding the run's lock, the file
+ * is opened read-only with those flags ignored in memory (HDF5's
+ * "clear_status_flags" access property, what h5clear -s sets, but nothing is
+ * written back), so every reader of run.h5 still sees what was flushed. */
 static hid_t open_read(const char *path) {
     if (access(path, R_OK) != 0) {
         qat_fail(QAT_EINPUT, "%s: cannot open: %s", path, strerror(errno));
@@ -431,7 +438,18 @@ static hid_t open_read(const char *path) {
     hid_t f = -1;
     for (int attempt = 0; attempt < 20 && f < 0; attempt++) {
         H5E_BEGIN_TRY { f = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl); } H5E_END_TRY;
-        if (f < 0) usleep(50000);
+        if (f >= 0) break;
+        if (!qat_runlog_is_live(path)) {
+            hid_t cl = qat_h5_fapl(0, 1);
+            hbool_t clear = 1;
+            H5E_BEGIN_TRY {
+                if (H5Pset(cl, "clear_status_flags", &clear) >= 0) f = H5Fopen(path, H5F_ACC_RDONLY, cl);
+            } H5E_END_TRY;
+            H5Pclose(cl);
+            if (f < 0) break; /* no writer to wait for: it will not get better */
+        } else {
+            usleep(50000);
+        }
     }
     H5Pclose(fapl);
     if (f < 0) qat_fail(QAT_EINPUT, "%s: cannot open as an HDF5 run log", path);

@@ -44,7 +44,9 @@
  * or H5F_ACC_RDONLY|H5F_ACC_SWMR_READ in C; a plain open fails with "file is
  * already open for write" because the superblock still carries the writer's
  * flag. Once the run has finished (or been resumed), a plain open works too.
- * The readers below always use SWMR mode, which works in every state.
+ * The readers below use SWMR mode, and for a file whose writer was killed in a
+ * non-SWMR step (creation, finish, resume) a read-only open that ignores the
+ * stale "open for write" flag once no writer holds the lock.
  *
  * One writer per file: SWMR writers drop HDF5's own file lock, so a second
  * writer (a resume racing a live run) would corrupt the file. The writer

@@ -23,6 +23,7 @@
 #define QAT_SCALING_FIT_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "compress/capacity.h"
 
@@ -30,6 +31,7 @@
 #define QAT_FIT_MAX_TERMS 8     /* capacity terms of weight + act format together */
 #define QAT_FIT_HUBER_DELTA 1e-3 /* docs/scaling-laws.md */
 #define QAT_FIT_SCREENED_STARTS 48 /* default starts of laws with capacity parameters */
+#define QAT_FIT_WHY_LEN 256     /* longest reason kept for a parameter held by rule */
 
 typedef enum { QAT_LAW_CHINCHILLA = 0, QAT_LAW_DECOUPLED = 1, QAT_LAW_UNIFIED = 2 } qat_fit_law;
 
@@ -83,9 +85,14 @@ typedef struct {
     int np;                /* length of θ */
     char (*name)[2 * QAT_FIT_FMT_LEN + 8]; /* natural-scale parameter names */
     unsigned char *is_log; /* θ_k = ln(value_k) */
-    unsigned char *fixed;  /* held at fixval by --fix */
+    unsigned char *fixed;  /* QAT_FIT_FREE, or held at fixval: QAT_FIT_BY_USER (--fix) or
+                              QAT_FIT_BY_RULE (qat_fit_identify: the data cannot tell it) */
     double *fixval;        /* internal (θ-scale) value of fixed parameters */
+    char (*why)[QAT_FIT_WHY_LEN]; /* for QAT_FIT_BY_RULE: the reason, printed and stored */
 } qat_fit_problem;
+
+/* Why a parameter does not move (qat_fit_problem.fixed). */
+enum { QAT_FIT_FREE = 0, QAT_FIT_BY_USER = 1, QAT_FIT_BY_RULE = 2 };
 
 /* Indices of the five law parameters in θ. */
 enum { QAT_FIT_A = 0, QAT_FIT_ALPHA = 1, QAT_FIT_B = 2, QAT_FIT_BETA = 3, QAT_FIT_E = 4 };
@@ -97,6 +104,17 @@ void qat_fit_problem_free(qat_fit_problem *p);
 /* "--fix name=value" in natural units; names: A alpha B beta E, quant_L … vq_C,
  * L/F/C (every type present), and "W/A" effs of the decoupled law. */
 int qat_fit_problem_fix(qat_fit_problem *p, const char *name, double value);
+
+/* Can the runs tell every free parameter apart (identify.c, docs/scaling-laws.md)?
+ * Call after the user's --fix. An axis that does not vary enough (N or D with
+ * too few distinct values) or effs with no fp32/fp32 anchor is QAT_EINPUT naming
+ * the axis and the --fix that would cure it. For the unified law, a type whose
+ * formats show too few distinct GMSE values for its (L, F, C), or whose L trades
+ * off against A or another type's L, gets those constants held at the published
+ * Llama/C4 values (fixed = QAT_FIT_BY_RULE, reason in why[]), announced on
+ * `note` (may be NULL). Finally more free parameters than distinct
+ * (N, D, format pair) points is QAT_EINPUT. */
+int qat_fit_identify(qat_fit_problem *p, FILE *note);
 
 /* Law: predicted ln L of run i; adds scale·∂/∂θ to grad when grad != NULL. */
 double qat_fit_predict(const qat_fit_problem *p, const double *theta, int i, double *grad,

@@ -2,7 +2,8 @@
  * scaling/fit_cli.c — the command lines of `qat fit` and `qat plot`.
  *
  * Only argument handling and the order of steps live here: read inputs →
- * drop/exclude → resolve formats → fit (→ decoupled companion for a unified
+ * drop/exclude → resolve formats → --fix → identifiability (refuse, or hold
+ * capacity constants the data cannot tell) → fit (→ decoupled companion for a unified
  * fit, whose free effs the capacity plot shows against the tanh curve) →
  * table or JSON → CSV and FIT.h5. Every failure returns a code with a message
  * naming the option or the file (and line); nothing here calls exit().
@@ -43,6 +44,11 @@ static const char fit_usage[] =
     "  --seed S            bootstrap seed (default 0)\n"
     "  --fix NAME=VALUE    hold a parameter: A alpha B beta E, quant_L ... vq_C, L/F/C\n"
     "                      (all types), or a decoupled eff by its pair, e.g. int4/int4=0.7\n"
+    "                      A fit the runs cannot identify is refused (exit 2) naming the\n"
+    "                      axis: N or D with too few distinct values, or effs with no\n"
+    "                      fp32/fp32 run. Unified (L, F, C) of a type with fewer than 3\n"
+    "                      distinct GMSE values are held at the published values and\n"
+    "                      reported as such (docs/scaling-laws.md).\n"
     "  --exclude GLOB      drop runs whose weight format, W/A pair or file matches\n"
     "  --drop-highest K    drop the K runs with the highest loss (Epoch drops 5)\n"
     "  --no-loo            skip the leave-one-out error\n"
@@ -170,6 +176,7 @@ static int fit_body(fit_args *a) {
     }
     if ((rc = qat_fit_problem_init(&p, law, &rs))) goto out;
     if ((rc = apply_fixes(&p, a))) goto out;
+    if ((rc = qat_fit_identify(&p, stderr))) goto out;
     qat_fit_opts o = {.bootstrap = (int)a->bootstrap, .seed = (uint64_t)a->seed, .loo = a->loo};
     if ((rc = qat_fit_run_fit(&p, &o, &r))) goto out;
 

@@ -121,6 +121,7 @@ int qat_fit_h5_write(const char *path, const qat_fit_report *rep) {
     rc |= dset(g, "ci_lo", H5T_NATIVE_DOUBLE, np, r->lo);
     rc |= dset(g, "ci_hi", H5T_NATIVE_DOUBLE, np, r->hi);
     rc |= dset(g, "fixed", H5T_NATIVE_INT, np, fx);
+    rc |= dset_str(g, "fixed_reason", np, p->why[0], sizeof p->why[0]);
     H5Gclose(g);
     free(fx);
 

@@ -6,7 +6,9 @@
  *   root attributes  law, n_runs, rmse_log, loo_rmse_log, huber_delta, bootstrap,
  *                    seed, A, alpha, B, beta, E, and cap_<type>_{L,F,C} for each
  *                    capacity type fitted (quant, sparse, vq)
- *   /params          name, value, ci_lo, ci_hi, fixed   (every fitted parameter)
+ *   /params          name, value, ci_lo, ci_hi, fixed, fixed_reason (every parameter;
+ *                    fixed: 0 fitted, 1 --fix, 2 held because the runs cannot tell
+ *                    it, fixed_reason then says why, else "")
  *   /runs            N, D, loss, pred, resid (ln L̂ − ln L), rho, weight_format,
  *                    act_format, origin
  *   /pairs           name ("W/A"), value (eff or ρ), ci_lo, ci_hi, cap_type,

@@ -162,6 +162,7 @@ int qat_fit_problem_init(qat_fit_problem *p, qat_fit_law law, const qat_fit_runs
     p->is_log = qat_xcalloc((size_t)np, 1);
     p->fixed = qat_xcalloc((size_t)np, 1);
     p->fixval = qat_xcalloc((size_t)np, sizeof(double));
+    p->why = qat_xcalloc((size_t)np, sizeof *p->why);
     static const char *base[5] = {"A", "alpha", "B", "beta", "E"};
     for (int k = 0; k < 5; k++) {
         snprintf(p->name[k], sizeof p->name[k], "%s", base[k]);
@@ -184,14 +185,15 @@ int qat_fit_problem_init(qat_fit_problem *p, qat_fit_law law, const qat_fit_runs
 void qat_fit_problem_free(qat_fit_problem *p) {
     free(p->logN); free(p->logD); free(p->logL); free(p->pair_of); free(p->pair);
     free(p->pair_run); free(p->eff_of_pair); free(p->nt); free(p->tt); free(p->tx);
-    free(p->name); free(p->is_log); free(p->fixed); free(p->fixval);
+    free(p->name); free(p->is_log); free(p->fixed); free(p->fixval); free(p->why);
     memset(p, 0, sizeof *p);
 }
 
 static int fix_one(qat_fit_problem *p, int k, double value) {
     if (p->is_log[k] && !(value > 0))
         return qat_fail(QAT_EINPUT, "--fix %s=%g: %s must be positive", p->name[k], value, p->name[k]);
-    p->fixed[k] = 1;
+    p->fixed[k] = QAT_FIT_BY_USER;
+    p->why[k][0] = 0;
     p->fixval[k] = p->is_log[k] ? log(value) : value;
     return QAT_OK;
 }

@@ -5,7 +5,8 @@
  *
  * JSON keys are fixed by docs/cli.md (other tools parse them): law, n_runs,
  * params {A, alpha, B, beta, E}, capacity {type: {L, F, C}} for the types
- * present, eff {"W/A": eff or ρ}, ci {name: [lo, hi]}, rmse_log. Nothing else
+ * present, eff {"W/A": eff or ρ}, ci {name: [lo, hi]}, fixed {name: {value, by,
+ * why}} for parameters held by --fix or by the identifiability rules, rmse_log. Nothing else
  * is added; the leave-one-out error lives in the table and in FIT.h5.
  */
 #include "scaling/report.h"
@@ -115,7 +116,8 @@ static double predicted_rho(const qat_fit_problem *p, int i) {
 }
 
 static void interval(FILE *out, double lo, double hi, int fixed) {
-    if (fixed) fprintf(out, "  (fixed)");
+    if (fixed == QAT_FIT_BY_RULE) fprintf(out, "  (held: the data cannot tell it, see below)");
+    else if (fixed) fprintf(out, "  (fixed)");
     else if (isfinite(lo) && isfinite(hi)) fprintf(out, "  [%.5g, %.5g]", lo, hi);
 }
 
@@ -150,6 +152,12 @@ void qat_fit_print_table(FILE *out, const qat_fit_report *rep) {
             fputc('\n', out);
         }
     }
+    int held = 0;
+    for (int k = 0; k < p->np; k++)
+        if (p->fixed[k] == QAT_FIT_BY_RULE) {
+            if (!held++) fprintf(out, "\nHELD AT THE PUBLISHED LLAMA/C4 VALUES (not fitted; --fix them to choose other values):\n");
+            fprintf(out, "  %s = %g: %s\n", p->name[k], qat_fit_value(p, r->theta, k), p->why[k]);
+        }
     fprintf(out, "\nfit error: rmse(ln L) = %.5g", r->rmse_log);
     if (isfinite(r->loo_rmse_log)) fprintf(out, ", leave-one-out rmse(ln L) = %.5g", r->loo_rmse_log);
     fprintf(out, ", Huber objective = %.6g, %.2f s\n", r->objective, r->seconds);
@@ -218,6 +226,21 @@ void qat_fit_print_json(FILE *out, const qat_fit_report *rep) {
             fputc(']', out);
             first = 0;
         }
+    /* Every parameter that did not move, and why: "user" (--fix) or "rule"
+     * (the runs cannot tell it; scaling/identify.c). */
+    fprintf(out, "}, \"fixed\": {");
+    first = 1;
+    for (int k = 0; k < p->np; k++) {
+        if (!p->fixed[k]) continue;
+        fprintf(out, "%s", first ? "" : ", ");
+        json_str(out, p->name[k]);
+        fputs(": {\"value\": ", out);
+        json_num(out, qat_fit_value(p, r->theta, k));
+        fprintf(out, ", \"by\": \"%s\"", p->fixed[k] == QAT_FIT_BY_RULE ? "rule" : "user");
+        if (p->why[k][0]) { fputs(", \"why\": ", out); json_str(out, p->why[k]); }
+        fputc('}', out);
+        first = 0;
+    }
     fprintf(out, "}, \"rmse_log\": ");
     json_num(out, r->rmse_log);
     fprintf(out, "}\n");

@@ -301,6 +301,72 @@ static void test_quest_vectors(void **state) {
     }
 }
 
+/* Project one row with a fixed unit RMS and value scale `alpha` (no mask). */
+static void project_scaled(const char *fmt, double alpha, float *x, int n) {
+    qat_fmt f;
+    assert_int_equal(qat_fmt_parse(fmt, &f), QAT_OK);
+    qat_proj P;
+    qat_proj_setup(&P, &f);
+    P.alpha = alpha;
+    P.fixed_rms = 1.0;
+    uint8_t mask[512];
+    qat_proj_seg seg = {0};
+    assert_true(n <= 512);
+    qat_proj_row(&P, x, n, &seg, mask);
+}
+
+/* Every scalar grid sends an exact midpoint to the level with the even code
+ * (compress/project.c); off the midpoint, the nearest level wins. */
+static void test_ties_to_even_code(void **state) {
+    (void)state;
+    /* fp4 at unit scale (k = 1): every midpoint of E2M1, both signs, and its neighbours. */
+    float x[3 * 2 * 7 + 2];
+    double want[3 * 2 * 7 + 2];
+    int n = 0;
+    for (int i = 0; i < 7; i++) {
+        double lo = QAT_FP4_MAGS[i], hi = QAT_FP4_MAGS[i + 1], mid = 0.5 * (lo + hi);
+        double tie = (i % 2 == 0) ? lo : hi; /* magnitude code i or i + 1: the even one */
+        for (int sg = -1; sg <= 1; sg += 2) {
+            x[n] = (float)(sg * mid); want[n++] = sg * tie;
+            x[n] = nextafterf((float)(sg * mid), 0.0f); want[n++] = sg * lo;
+            x[n] = nextafterf((float)(sg * mid), (float)(sg * 10.0)); want[n++] = sg * hi;
+        }
+    }
+    x[n] = 7.0f; want[n++] = 6.0;   /* saturates */
+    x[n] = -0.0f; want[n++] = 0.0;
+    project_scaled("fp4", 1.0, x, n);
+    for (int j = 0; j < n; j++)
+        if (x[j] != (float)want[j]) fail_msg("fp4: element %d went to %g, expected %g", j, x[j], want[j]);
+    /* The published examples, spelled out. */
+    float pub[7] = {0.25f, 0.75f, 1.25f, 1.75f, 2.5f, 3.5f, 5.0f};
+    const float pub_want[7] = {0.0f, 1.0f, 1.0f, 2.0f, 2.0f, 4.0f, 4.0f};
+    project_scaled("fp4", 1.0, pub, 7);
+    for (int j = 0; j < 7; j++) assert_true(pub[j] == pub_want[j]);
+
+    /* ternary at a = 1: ±0.5 goes to code 0. */
+    float t[4] = {0.5f, -0.5f, nextafterf(0.5f, 1.0f), -nextafterf(0.5f, 1.0f)};
+    project_scaled("ternary", 1.0, t, 4);
+    assert_true(t[0] == 0.0f && t[1] == 0.0f && t[2] == 1.0f && t[3] == -1.0f);
+
+    /* int-b with step 1 (clip s = (2^b − 1)/2, levels m − ½): the midpoints are the
+     * integers k, between codes m = k and k + 1; the even one wins. */
+    for (int b = 1; b <= 8; b++) {
+        int L = 1 << b;
+        double s = 0.5 * (L - 1), alpha = s - 1e-8; /* project.c adds QuEST's 1e-8 */
+        assert_true(alpha + 1e-8 == s);
+        float v[256];
+        int m = 0;
+        for (int k = -(L / 2 - 1); k <= L / 2 - 1; k++) v[m++] = (float)k;
+        project_scaled(b == 1 ? "int1" : b == 2 ? "int2" : b == 3 ? "int3" : b == 4 ? "int4"
+                       : b == 5 ? "int5" : b == 6 ? "int6" : b == 7 ? "int7" : "int8", alpha, v, m);
+        for (int j = 0; j < m; j++) {
+            int k = j - (L / 2 - 1), code = (k % 2 == 0) ? k : k + 1;
+            if (v[j] != (float)(code - 0.5))
+                fail_msg("int%d: %d went to %g, expected %g", b, k, v[j], code - 0.5);
+        }
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_valid_and_invalid),
@@ -314,6 +380,7 @@ int main(void) {
         cmocka_unit_test(test_capacity_rho),
         cmocka_unit_test(test_capacity_terms_and_bits),
         cmocka_unit_test(test_quest_vectors),
+        cmocka_unit_test(test_ties_to_even_code),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -185,7 +185,17 @@ static void test_file_errors(void **state) {
                       "allowed.yaml:1:19: train.schedule: 'cosin' is not allowed, expected one of "
                       "cosine, constant, linear (did you mean 'cosine'?)");
     expect_file_error("dup.yaml", "name: a\nseed: 1\nname: b\n",
-                      "dup.yaml:3:1: duplicate key 'name' (first given at line 1)");
+                      "dup.yaml:3:1: duplicate key 'name' (first given at 1:1)");
+    /* A repeated mapping key is refused too, at any depth, not merged. */
+    expect_file_error("dupmap.yaml", "name: a\ntrain: {lr: 1e-3}\nseed: 1\ntrain: {tokens: 2e6}\n",
+                      "dupmap.yaml:4:1: duplicate key 'train' (first given at 2:1)");
+    expect_file_error("dupdeep.yaml", "compress:\n  weights: {format: int4}\n  activations: {format: int4}\n"
+                      "  weights:\n    per_row: true\n",
+                      "dupdeep.yaml:4:3: duplicate key 'compress.weights' (first given at 2:3)");
+    expect_file_error("dupleaf.yaml", "train:\n  lr: 1\n  warmup: 2\n  lr: 3\n",
+                      "dupleaf.yaml:4:3: duplicate key 'train.lr' (first given at 2:3)");
+    expect_file_error("duptwoways.yaml", "train.lr: 1\ntrain: {lr: 2}\n",
+                      "duptwoways.yaml:2:9: duplicate key 'train.lr' (first given at 1:1)");
     expect_file_error("top.yaml", "- 1\n- 2\n",
                       "top.yaml:1:1: expected a mapping of config keys at the top level, got a list");
     expect_file_error("notmap.yaml", "model: s3\n",
@@ -248,6 +258,8 @@ static void test_set_overrides(void **state) {
 
     expect_set_error("train.lrr=1", "--set train.lrr=1: unknown key 'train.lrr' (did you mean 'train.lr'?)");
     expect_set_error("lr=1", "--set lr=1: unknown key 'lr' (did you mean 'train.lr'?)");
+    expect_set_error("train={lr: 1, lr: 2}",
+                     "--set train={lr: 1, lr: 2}: duplicate key 'train.lr' in the value (first given at column 2)");
     expect_set_error("train.lr=abc", "--set train.lr=abc: train.lr: expected a number, got 'abc'");
     expect_set_error("train.lr", "--set train.lr: expected key=value, e.g. train.lr=1e-3");
 }

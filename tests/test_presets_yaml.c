@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "core/config.h"
+#include "core/error.h"
 #include "model/llama.h"
 
 static void test_yaml_matches_table(void **state) {

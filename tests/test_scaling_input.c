@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -24,6 +26,7 @@
 #include "scaling/fit_cli.h"
 #include "runlog/runlog.h"
 #include "scaling/inputs.h"
+#include "testutil.h"
 
 static char dir[256];
 
@@ -124,6 +127,23 @@ static void write_runlog(const char *sub, const char *status, double n_params, c
     assert_int_equal(qat_runlog_close(rl), QAT_OK);
 }
 
+/* qat_fit_read_inputs on the directory `sub`: the runs into rs, the number
+ * skipped returned, the warnings printed into warnings. */
+static int read_dir(const char *sub, qat_fit_runs *rs, char *warnings, size_t cap) {
+    char p[512], wpath[512];
+    path_in(p, sizeof p, sub);
+    path_in(wpath, sizeof wpath, "warnings.txt");
+    FILE *warn = fopen(wpath, "w+");
+    int skipped = 0;
+    char *paths[1] = {p};
+    assert_int_equal(qat_fit_read_inputs(paths, 1, rs, &skipped, warn), QAT_OK);
+    rewind(warn);
+    size_t len = fread(warnings, 1, cap - 1, warn);
+    warnings[len] = 0;
+    fclose(warn);
+    return skipped;
+}
+
 static void test_runlogs(void **s) {
     (void)s;
     write_runlog("runs", "completed", 0, "fp32", 0, 0, 0); /* placeholder dir */
@@ -135,23 +155,14 @@ static void test_runlogs(void **s) {
     mkdir(d, 0755);
     write_runlog("runs/d/deeper", "completed", 8e6, "fp32", 2.9, 1.6e8, 1);
     qat_fit_runs rs = {0};
-    char p[512], wpath[512];
-    path_in(p, sizeof p, "runs");
-    path_in(wpath, sizeof wpath, "warnings.txt");
-    FILE *warn = fopen(wpath, "w+");
-    int skipped = 0;
+    char p[512], buf[4096];
+    int skipped = read_dir("runs", &rs, buf, sizeof buf);
     char *paths[1] = {p};
-    assert_int_equal(qat_fit_read_inputs(paths, 1, &rs, &skipped, warn), QAT_OK);
     assert_int_equal(rs.n, 2);
     assert_int_equal(skipped, 3); /* running, no /final, and the placeholder without /final */
     assert_true(rs.run[0].N == 1e6 && rs.run[0].D == 2e7 && rs.run[0].loss == 3.25);
     assert_string_equal(rs.run[0].wfmt, "int4");
     assert_true(rs.run[1].N == 8e6);
-    rewind(warn);
-    char buf[4096];
-    size_t len = fread(buf, 1, sizeof buf - 1, warn);
-    buf[len] = 0;
-    fclose(warn);
     assert_non_null(strstr(buf, "runs/b/run.h5: skipped: status is 'running'"));
     assert_non_null(strstr(buf, "runs/c/run.h5: skipped: no positive /final/val_loss"));
     qat_fit_runs_free(&rs);
@@ -170,19 +181,7 @@ static void test_runlogs(void **s) {
 static int run_fit(char **argv, int argc, char *out, size_t cap) {
     char p[512];
     path_in(p, sizeof p, "stdout.txt");
-    fflush(stdout);
-    int saved = dup(1);
-    FILE *f = freopen(p, "w", stdout);
-    assert_non_null(f);
-    int rc = qat_fit_main(argc, argv);
-    fflush(stdout);
-    dup2(saved, 1);
-    close(saved);
-    FILE *r = fopen(p, "r");
-    size_t n = fread(out, 1, cap - 1, r);
-    out[n] = 0;
-    fclose(r);
-    return rc;
+    return qat_test_capture(qat_fit_main, argc, argv, p, out, cap);
 }
 
 static void test_fit_command(void **s) {
@@ -236,10 +235,103 @@ static void test_fit_command(void **s) {
     assert_int_equal(run_fit(bad_law, 4, text, sizeof text), 2);
 }
 
+/* In a child process: `act` on the run log at `p`, then die by SIGKILL with the
+ * file still open, as a crash would leave it. */
+enum { DIE_REOPENED = 0, DIE_MID_RUN = 1, DIE_CREATING = 2 };
+static void die_in_child(const char *p, int act) {
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+        H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
+        H5Pset_file_locking(fapl, 0, 1);
+        if (act == DIE_REOPENED) {
+            /* What qat_runlog_finish and qat_runlog_resume do outside SWMR mode:
+             * the superblock now says "open for writing", without SWMR. */
+            if (H5Fopen(p, H5F_ACC_RDWR, fapl) < 0) _exit(3);
+        } else if (act == DIE_MID_RUN) {
+            qat_runlog_attrs at = {.name = "mid", .config_yaml = "", .n_params = 3000000,
+                                   .n_params_total = 3000000, .tokens_target = 100000000,
+                                   .weight_format = "fp32", .act_format = "fp32", .estimator = "ste"};
+            qat_runlog *rl;
+            if (qat_runlog_create(p, &at, &rl) || qat_runlog_train(rl, 0, 1, 5.0, 1e-3, 1.0, 0.1) ||
+                qat_runlog_flush(rl))
+                _exit(4);
+        } else {
+            /* Killed between creating the file and starting SWMR: no attributes yet. */
+            hid_t f = H5Fcreate(p, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+            if (f < 0 || H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) _exit(5);
+        }
+        raise(SIGKILL);
+        _exit(6);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+}
+
+/* Run logs left by killed writers: every one is read or skipped by name, and
+ * `qat fit` on the directory fits the completed ones. */
+static void test_killed_runlogs(void **s) {
+    (void)s;
+    const double N[3] = {1e6, 4e6, 1.6e7};
+    char p[512];
+    path_in(p, sizeof p, "killed");
+    mkdir(p, 0755);
+    for (int i = 0; i < 3; i++) {
+        char sub[64];
+        snprintf(sub, sizeof sub, "killed/r%d", i);
+        write_runlog(sub, "completed", N[i], "fp32", 1.817 + 482 * pow(N[i], -0.348) + 2085 * pow(2e8, -0.366),
+                     2e8, 1);
+    }
+    /* r1 completed, then a writer reopened it and was killed before closing it. */
+    char r1[512];
+    path_in(r1, sizeof r1, "killed/r1/run.h5");
+    die_in_child(r1, DIE_REOPENED);
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    hid_t f;
+    H5E_BEGIN_TRY { f = H5Fopen(r1, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl); } H5E_END_TRY;
+    assert_true(f < 0); /* the state this test is about: SWMR reading refuses it */
+    H5Pclose(fapl);
+    qat_runlog_summary sum;
+    assert_int_equal(qat_runlog_read_final(r1, &sum), QAT_OK);
+    assert_string_equal(sum.status, "completed");
+    assert_true(sum.has_final && sum.final.val_loss > 1.8);
+
+    /* A run killed mid-training (SWMR) and one killed while being created. */
+    char mid[512], born[512];
+    path_in(mid, sizeof mid, "killed/mid");
+    mkdir(mid, 0755);
+    strcat(mid, "/run.h5");
+    die_in_child(mid, DIE_MID_RUN);
+    path_in(born, sizeof born, "killed/born");
+    mkdir(born, 0755);
+    strcat(born, "/run.h5");
+    die_in_child(born, DIE_CREATING);
+
+    qat_fit_runs rs = {0};
+    char buf[4096];
+    assert_int_equal(read_dir("killed", &rs, buf, sizeof buf), 2);
+    assert_int_equal(rs.n, 3);
+    assert_non_null(strstr(buf, "killed/mid/run.h5: skipped: status is 'running'"));
+    assert_non_null(strstr(buf, "killed/born/run.h5: skipped:"));
+    qat_fit_runs_free(&rs);
+
+    /* The command: three completed runs at one D, B and beta held. */
+    char text[1 << 14];
+    char *argv[] = {"fit", p, "--fix", "B=2085", "--fix", "beta=0.366", "--json"};
+    assert_int_equal(run_fit(argv, 7, text, sizeof text), 0);
+    assert_non_null(strstr(text, "\"n_runs\": 3"));
+    double alpha = atof(strstr(text, "\"alpha\": ") + 9);
+    assert_true(fabs(alpha - 0.348) < 0.01);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_csv_layouts), cmocka_unit_test(test_csv_errors),
         cmocka_unit_test(test_runlogs), cmocka_unit_test(test_fit_command),
+        cmocka_unit_test(test_killed_runlogs),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

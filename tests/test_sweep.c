@@ -304,6 +304,13 @@ static void test_errors(void **state) {
                  "ibase2.yaml:1:20: train.lr: -1 is out of range, expected a number > 0");
     expect_error("syntax.yaml", "base: {model: [\n",
                  "syntax.yaml:2:1: YAML syntax error: did not find expected node content (while parsing a flow node at line 2)");
+    /* A key repeated in one mapping, at any depth, is refused rather than merged. */
+    expect_error("dtop.yaml", "base: {model: {preset: s1}}\nout: x\nbase: {train: {lr: 1}}\n",
+                 "dtop.yaml:3:1: duplicate key 'base' (first given at 1:1)");
+    expect_error("dbase.yaml", "base:\n  train: {lr: 1e-3}\n  model: {preset: s1}\n  train: {tokens: 2e6}\n",
+                 "dbase.yaml:4:3: duplicate key 'base.train' (first given at 2:3)");
+    expect_error("dgrid.yaml", "base: {model: {preset: s1}}\ngrid:\n  train: {lr: [1, 2]}\n  train: {warmup: [0, 1]}\n",
+                 "dgrid.yaml:4:3: duplicate key 'grid.train' (first given at 3:3)");
     expect_error("notmap.yaml", "- a\n- b\n", "notmap.yaml:1:1: expected a sweep: a mapping with base, grid, out and repeat");
 }
 

@@ -1,6 +1,7 @@
 /*
  * tests/testutil.h — scratch directories for tests that write files, and
- * running the `qat` binary ($QAT_BIN) from end-to-end tests.
+ * running the `qat` binary ($QAT_BIN) from end-to-end tests, and capturing what
+ * a command prints.
  *
  * Each test group gets its own fresh directory under $TMPDIR (or /tmp), named
  * after the test, and removes it afterwards, so tests can run in parallel and
@@ -58,6 +59,24 @@ static inline int qat_test_wait(pid_t pid) {
     int st;
     if (pid <= 0 || waitpid(pid, &st, 0) != pid) return -1;
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* Run a command's entry point in-process with stdout sent to the file `path`,
+ * then read that file into out (NUL-terminated); returns the exit code. */
+static inline int qat_test_capture(int (*main_fn)(int, char **), int argc, char **argv, const char *path,
+                                   char *out, size_t cap) {
+    fflush(stdout);
+    int saved = dup(1);
+    if (!freopen(path, "w", stdout)) return -1;
+    int rc = main_fn(argc, argv);
+    fflush(stdout);
+    dup2(saved, 1);
+    close(saved);
+    FILE *r = fopen(path, "r");
+    size_t n = r ? fread(out, 1, cap - 1, r) : 0;
+    out[n] = 0;
+    if (r) fclose(r);
+    return rc;
 }
 
 #endif

@@ -471,7 +471,10 @@ int qat_sweep_load(const char *path, qat_sweep **out) {
 
     yaml_node_t *root = yaml_document_get_root_node(doc);
     yaml_node_t *val[4] = {NULL, NULL, NULL, NULL};
-    if (!root || root->type != YAML_MAPPING_NODE) {
+    /* A repeated key at any depth (base: twice, or train: twice inside base:) would
+     * merge or shadow silently: refuse it at its line:column. */
+    if (root) rc = qat_yaml_unique_keys(doc, root, sw->path);
+    if (!rc && (!root || root->type != YAML_MAPPING_NODE)) {
         yaml_mark_t m = root ? root->start_mark : (yaml_mark_t){0, 0, 0};
         rc = fail_mark(sw, m, "expected a sweep: a mapping with base, grid, out and repeat");
     }

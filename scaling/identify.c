@@ -1,0 +1,268 @@
+/*
+ * scaling/identify.c — refuse (or pin down) the parameters a set of runs cannot tell.
+ *
+ * A least-squares optimiser always returns *a* minimum; when the data do not
+ * determine a parameter it lands anywhere along a flat valley and prints it
+ * with full confidence (six runs at one D gave B = 3.3e6, beta = 1.5). So
+ * before fitting, the design is checked by counting, which is exact and lets
+ * the message name the axis at fault (docs/scaling-laws.md, "What the data must
+ * vary"):
+ *
+ *  1. Axes. Along an axis with k distinct values (values within 0.1 % count
+ *     as one), differences between its values give k − 1 equations for its
+ *     coefficient and exponent ((A, alpha) for N, (B, beta) for D); one more
+ *     equation, the overall level, is shared by E and whatever the axes leave
+ *     over. The fit is refused unless
+ *         excess(N) + excess(D) + [E free] ≤ 1,
+ *         excess(axis) = max(0, free params of the axis − (k − 1)).
+ *     So one D value needs two of B, beta, E fixed; two D values need one.
+ *  2. Decoupled effs are measured against fp32/fp32: with no such run (and no
+ *     eff or A fixed) every eff trades off against A, and the fit is refused.
+ *     A pair seen at one model size only is *not* refused: its eff is the
+ *     horizontal shift of the fp32 curve that meets its loss, which the law
+ *     determines (it just cannot be checked against a second size).
+ *  3. Unified (L, F, C) of a type: each distinct GMSE among the type's terms
+ *     (an exact term, GMSE 0, is one more value) gives one capacity value, so
+ *     a type with k < 3 distinct GMSE values can fit only k of its three
+ *     constants. The rest are held at the published Llama/C4 values, in the
+ *     order L (ρ → 1 as GMSE → 0 is what an exact format means), then C, so
+ *     F — where the curve bends — is fitted last. Then, if some combination
+ *     of the types' L would shift every run's ln ρ alike (no run free of the
+ *     type, e.g. no fp32 baseline) that L trades off against A; if a type's
+ *     term counts are a multiple of another's, the two L trade off against
+ *     each other; such L are held too. Held constants are announced on `note`,
+ *     and the report prints and stores each one with its reason.
+ *  4. Finally, more free parameters than distinct (N, D, format pair) points
+ *     is refused: no design of values can rescue that.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "scaling/fit.h"
+
+/* Published Llama/C4 capacity constants (docs/reference-numbers.md), kept here
+ * as numbers because scaling/ may be built without compress/. */
+static const double published[3] = {1.0, 0.41, 1.39}; /* L, F, C */
+
+#define SAME_LOG 1e-3 /* values whose logarithms differ by less count as one */
+
+static int dbl_cmp(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Distinct values of v[0..n) (sorted copy into tmp, clustered by SAME_LOG;
+ * +∞ is a value of its own); the first of each cluster is kept in tmp[0..k). */
+static int distinct(const double *v, int n, double *tmp) {
+    memcpy(tmp, v, (size_t)n * sizeof *tmp);
+    qsort(tmp, (size_t)n, sizeof *tmp, dbl_cmp);
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (k == 0 || (isinf(tmp[i]) ? !isinf(tmp[k - 1]) : tmp[i] - tmp[k - 1] > SAME_LOG)) tmp[k++] = tmp[i];
+    return k;
+}
+
+static const char *count_word(int k) { return k == 1 ? "one value" : "two values"; }
+
+/* "(1e+10)" or "(1e+09, 1e+10)": the values of a log axis. */
+static void list_values(char *out, size_t cap, const double *logv, int k) {
+    size_t len = (size_t)snprintf(out, cap, "(");
+    for (int j = 0; j < k && len < cap; j++)
+        len += (size_t)snprintf(out + len, cap - len, "%s%.4g", j ? ", " : "", exp(logv[j]));
+    if (len < cap) snprintf(out + len, cap - len, ")");
+}
+
+/* Rule 1: the N and D axes. */
+static int check_axes(const qat_fit_problem *p) {
+    double *tmp = qat_xmalloc((size_t)p->n * sizeof *tmp);
+    const char *axis[2] = {"N", "D"};
+    const double *logv[2] = {p->logN, p->logD};
+    const int par[2][2] = {{QAT_FIT_A, QAT_FIT_ALPHA}, {QAT_FIT_B, QAT_FIT_BETA}};
+    int excess[2], k[2], nfree[2];
+    char vals[2][96];
+    for (int a = 0; a < 2; a++) {
+        k[a] = distinct(logv[a], p->n, tmp);
+        list_values(vals[a], sizeof vals[a], tmp, k[a] < 2 ? k[a] : 2);
+        nfree[a] = !p->fixed[par[a][0]] + !p->fixed[par[a][1]];
+        excess[a] = nfree[a] - (k[a] - 1) > 0 ? nfree[a] - (k[a] - 1) : 0;
+    }
+    free(tmp);
+    int freeE = !p->fixed[QAT_FIT_E];
+    int need = excess[0] + excess[1] + freeE - 1; /* more parameters to fix */
+    if (need <= 0) return QAT_OK;
+
+    /* Name the axes at fault and the free parameters they govern. */
+    char what[256] = "", names[128] = "", fixes[160] = "";
+    int n_names = 0;
+    const char *list[5];
+    for (int a = 0; a < 2; a++) {
+        if (!excess[a]) continue;
+        size_t l = strlen(what);
+        snprintf(what + l, sizeof what - l, "%s%s takes %s %s", l ? " and " : "", axis[a], count_word(k[a]), vals[a]);
+        for (int j = 0; j < 2; j++)
+            if (!p->fixed[par[a][j]]) list[n_names++] = p->name[par[a][j]];
+    }
+    int all = need >= n_names; /* fixing every named one is what it takes */
+    if (!all && freeE) list[n_names++] = p->name[QAT_FIT_E];
+    for (int j = 0; j < n_names; j++) {
+        size_t l = strlen(names);
+        snprintf(names + l, sizeof names - l, "%s%s", j == 0 ? "" : j == n_names - 1 ? " and " : ", ", list[j]);
+        l = strlen(fixes);
+        snprintf(fixes + l, sizeof fixes - l, "%s--fix %s=...", j == 0 ? "" : all ? " " : " or ", list[j]);
+    }
+    if (all)
+        return qat_fail(QAT_EINPUT, "%s in the %d runs: %s %s not identifiable; fix %s with %s", what, p->n,
+                        names, n_names > 1 ? "are" : "is", n_names > 1 ? "them" : "it", fixes);
+    return qat_fail(QAT_EINPUT, "%s in the %d runs: %s are not all identifiable; fix %d of them (%s), "
+                    "or add runs at more values", what, p->n, names, need, fixes);
+}
+
+/* Rule 2: decoupled effs need an anchor. */
+static int check_eff_anchor(const qat_fit_problem *p) {
+    if (p->fixed[QAT_FIT_A]) return QAT_OK;
+    int example = -1;
+    for (int k = 0; k < p->n_pairs; k++) {
+        if (p->eff_of_pair[k] < 0 || p->fixed[p->eff_of_pair[k]]) return QAT_OK;
+        if (example < 0) example = k;
+    }
+    return qat_fail(QAT_EINPUT, "no run is fp32/fp32 and no eff is fixed, in the %d runs: the effs are capacities "
+                    "relative to fp32, so without it they all trade off against A and are not identifiable; add "
+                    "fp32 runs, or fix one eff (e.g. --fix %s=...) or A", p->n, p->pair[example]);
+}
+
+/* Hold parameter k at the published constant j (0 L, 1 F, 2 C) with a reason. */
+static void hold(qat_fit_problem *p, int k, int j, const char *why, FILE *note) {
+    p->fixed[k] = QAT_FIT_BY_RULE;
+    p->fixval[k] = log(published[j]);
+    snprintf(p->why[k], sizeof p->why[k], "%s", why);
+    if (note) fprintf(note, "qat: note: %s held at %g (published Llama/C4): %s\n", p->name[k], published[j], why);
+}
+
+/* Rank of the columns cols[c] (each of length n), by Gram-Schmidt on copies;
+ * `use` selects columns, `ones` appends the all-ones column. */
+static int rank_of(const double *cols, int n, int ncol, const int *use, int ones) {
+    double *q = qat_xmalloc((size_t)(ncol + 1) * n * sizeof *q);
+    int r = 0;
+    for (int c = 0; c <= ncol; c++) {
+        if (c < ncol ? !use[c] : !ones) continue;
+        double *v = q + (size_t)r * n, norm0 = 0.0, norm = 0.0;
+        for (int i = 0; i < n; i++) { v[i] = c < ncol ? cols[(size_t)c * n + i] : 1.0; norm0 += v[i] * v[i]; }
+        for (int b = 0; b < r; b++) {
+            const double *u = q + (size_t)b * n;
+            double d = 0.0;
+            for (int i = 0; i < n; i++) d += u[i] * v[i];
+            for (int i = 0; i < n; i++) v[i] -= d * u[i];
+        }
+        for (int i = 0; i < n; i++) norm += v[i] * v[i];
+        if (norm0 > 0 && norm > 1e-18 * norm0) {
+            for (int i = 0; i < n; i++) v[i] /= sqrt(norm);
+            r++;
+        }
+    }
+    free(q);
+    return r;
+}
+
+/* Rule 3: unified (L, F, C) per type. */
+static void hold_capacity(qat_fit_problem *p, FILE *note) {
+    int n = p->n;
+    double *x = qat_xmalloc((size_t)n * QAT_FIT_MAX_TERMS * sizeof *x);
+    double *tmp = qat_xmalloc((size_t)n * QAT_FIT_MAX_TERMS * sizeof *tmp);
+    for (int t = 0; t < QAT_CAP_NTYPES; t++) {
+        int o = p->type_off[t], m = 0;
+        if (o < 0) continue;
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < p->nt[i]; j++)
+                if (p->tt[i * QAT_FIT_MAX_TERMS + j] == t) {
+                    double v = p->tx[i * QAT_FIT_MAX_TERMS + j]; /* log_{1/4} gmse */
+                    x[m++] = isinf(v) ? INFINITY : v * log(0.25); /* ln gmse, so SAME_LOG applies */
+                }
+        int k = distinct(x, m, tmp);
+        int nfree = !p->fixed[o] + !p->fixed[o + 1] + !p->fixed[o + 2];
+        if (nfree <= k) continue;
+        char gm[96] = "", held[32] = "";
+        for (int j = 0; j < k; j++) {
+            size_t l = strlen(gm);
+            snprintf(gm + l, sizeof gm - l, "%s%.4g", j ? ", " : "", isinf(tmp[j]) ? 0.0 : exp(tmp[j]));
+        }
+        static const int order[3] = {0, 2, 1}; /* L, then C, then F */
+        int todo = nfree - k;
+        for (int s = 0; s < 3 && todo > 0; s++)
+            if (!p->fixed[o + order[s]]) {
+                size_t l = strlen(held);
+                snprintf(held + l, sizeof held - l, "%s%c", l ? " and " : "", "LFC"[order[s]]);
+                p->fixed[o + order[s]] = QAT_FIT_BY_RULE; /* marked now, explained below */
+                todo--;
+            }
+        char why[QAT_FIT_WHY_LEN];
+        snprintf(why, sizeof why, "the %s formats show %d distinct GMSE value%s (%s), fewer than the %d free "
+                 "constants of (L, F, C), so %s cannot be fitted", qat_fit_type_name(t), k, k == 1 ? "" : "s", gm,
+                 nfree, held);
+        for (int j = 0; j < 3; j++)
+            if (p->fixed[o + j] == QAT_FIT_BY_RULE && !p->why[o + j][0]) hold(p, o + j, j, why, note);
+    }
+    free(x); free(tmp);
+
+    /* The L's: column t holds, per run, how many terms of type t it has. */
+    double *cols = qat_xcalloc((size_t)QAT_CAP_NTYPES * n, sizeof *cols);
+    int use[QAT_CAP_NTYPES] = {0};
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < p->nt[i]; j++) cols[(size_t)p->tt[i * QAT_FIT_MAX_TERMS + j] * n + i] += 1.0;
+    int r = 0;
+    for (int t = 0; t < QAT_CAP_NTYPES; t++) {
+        if (p->type_off[t] < 0 || p->fixed[p->type_off[t]]) continue;
+        use[t] = 1;
+        int r2 = rank_of(cols, n, QAT_CAP_NTYPES, use, 0);
+        if (r2 > r) { r = r2; continue; }
+        use[t] = 0;
+        char why[QAT_FIT_WHY_LEN];
+        snprintf(why, sizeof why, "every run holds %s terms in a fixed proportion to terms of the other fitted "
+                 "types, so their L trade off against each other", qat_fit_type_name(t));
+        hold(p, p->type_off[t], 0, why, note);
+    }
+    if (p->fixed[QAT_FIT_A] || r == 0 || rank_of(cols, n, QAT_CAP_NTYPES, use, 1) > r) {
+        free(cols);
+        return;
+    }
+    /* The all-ones column is in their span: a common shift of ln ρ is A's. Hold
+     * the L whose removal breaks that, last type first. */
+    for (int t = QAT_CAP_NTYPES - 1; t >= 0; t--) {
+        if (!use[t]) continue;
+        use[t] = 0;
+        if (rank_of(cols, n, QAT_CAP_NTYPES, use, 1) > r - 1) {
+            char why[QAT_FIT_WHY_LEN];
+            snprintf(why, sizeof why, "no run is free of %s terms (no fp32/fp32 baseline), so L trades off "
+                     "against A", qat_fit_type_name(t));
+            hold(p, p->type_off[t], 0, why, note);
+            break;
+        }
+        use[t] = 1;
+    }
+    free(cols);
+}
+
+/* Rule 4: free parameters against distinct points. */
+static int check_points(const qat_fit_problem *p) {
+    int pts = 0, nfree = 0;
+    for (int k = 0; k < p->np; k++) nfree += !p->fixed[k];
+    for (int i = 0; i < p->n; i++) {
+        int seen = 0;
+        for (int j = 0; j < i && !seen; j++)
+            seen = p->pair_of[j] == p->pair_of[i] && fabs(p->logN[j] - p->logN[i]) <= SAME_LOG &&
+                   fabs(p->logD[j] - p->logD[i]) <= SAME_LOG;
+        pts += !seen;
+    }
+    if (nfree <= pts) return QAT_OK;
+    return qat_fail(QAT_EINPUT, "the %s law has %d free parameters but the %d runs give only %d distinct "
+                    "(N, D, format pair) points: the fit is not identifiable; add runs or hold parameters "
+                    "with --fix NAME=VALUE", qat_fit_law_name(p->law), nfree, p->n, pts);
+}
+
+int qat_fit_identify(qat_fit_problem *p, FILE *note) {
+    QAT_TRY(check_axes(p));
+    if (p->law == QAT_LAW_DECOUPLED) QAT_TRY(check_eff_anchor(p));
+    if (p->law == QAT_LAW_UNIFIED) hold_capacity(p, note);
+    return check_points(p);
+}

@@ -1,0 +1,241 @@
+/*
+ * tests/test_scaling_identify.c — `qat fit` on runs that cannot identify the law
+ * (scaling/identify.c): an axis that does not vary is refused with exit 2 naming
+ * the axis and the --fix that cures it, and the fix then recovers the rest
+ * exactly; effs without an fp32 anchor are refused; too few points for the free
+ * parameters are refused; unified (L, F, C) of a type with too few distinct GMSE
+ * values are held at the published values and say so in the table, the JSON
+ * and FIT.h5.
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <hdf5.h>
+
+#include "core/error.h"
+#include "scaling/fit.h"
+#include "scaling/fit_cli.h"
+#ifdef QAT_HAVE_COMPRESS
+#include "compress/capacity.h"
+#endif
+#include "testutil.h"
+
+static char dir[256];
+static char text[1 << 15];
+
+static void path_in(char *out, size_t n, const char *name) { snprintf(out, n, "%s/%s", dir, name); }
+
+static int setup(void **s) {
+    (void)s;
+    return qat_test_mkdtemp(dir, sizeof dir, "scaling_identify");
+}
+
+static int teardown(void **s) {
+    (void)s;
+    return qat_test_rmtree(dir);
+}
+
+/* Exact law: the brief's constants, rho = 1. */
+static double law(double N, double D) { return 1.817 + 482 * pow(N, -0.348) + 2085 * pow(D, -0.366); }
+
+/* `qat fit CSV extra...`; stdout into text, returns the exit code. */
+static int fit(const char *csv, const char *const *extra, int n_extra) {
+    char out[512];
+    path_in(out, sizeof out, "stdout.txt");
+    char *argv[16] = {"fit", (char *)csv};
+    for (int k = 0; k < n_extra; k++) argv[2 + k] = (char *)extra[k];
+    qat_clear_error();
+    return qat_test_capture(qat_fit_main, 2 + n_extra, argv, out, text, sizeof text);
+}
+
+static double json_value(const char *key) {
+    char k[64];
+    snprintf(k, sizeof k, "\"%s\": ", key);
+    const char *at = strstr(text, k);
+    assert_non_null(at);
+    return atof(at + strlen(k));
+}
+
+static const double sixN[] = {1e7, 3e7, 1e8, 1e9, 3e9, 1e10};
+
+static void test_one_D(void **s) {
+    (void)s;
+    char p[512];
+    path_in(p, sizeof p, "one_d.csv");
+    FILE *f = fopen(p, "w");
+    fprintf(f, "N,D,loss\n");
+    for (int i = 0; i < 6; i++) fprintf(f, "%g,%g,%.10g\n", sixN[i], 1e10, law(sixN[i], 1e10));
+    fclose(f);
+
+    const char *chin[] = {"--law", "chinchilla"};
+    assert_int_equal(fit(p, chin, 2), 2);
+    const char *msg = qat_errmsg();
+    assert_non_null(strstr(msg, "D takes one value (1e+10) in the 6 runs"));
+    assert_non_null(strstr(msg, "B and beta are not identifiable"));
+    assert_non_null(strstr(msg, "--fix B=... --fix beta=..."));
+    /* Every law refuses it: the D axis is shared. */
+    assert_int_equal(fit(p, NULL, 0), 2);
+
+    /* Fixing B and beta leaves A, alpha, E, which six N values determine. */
+    const char *fixed[] = {"--law", "chinchilla", "--fix", "B=2085", "--fix", "beta=0.366", "--json"};
+    assert_int_equal(fit(p, fixed, 7), 0);
+    assert_true(fabs(json_value("A") / 482 - 1) < 0.01);
+    assert_true(fabs(json_value("alpha") / 0.348 - 1) < 0.01);
+    assert_true(fabs(json_value("E") / 1.817 - 1) < 0.01);
+    assert_non_null(strstr(text, "\"fixed\": {\"B\": {\"value\": 2085, \"by\": \"user\"}"));
+
+    /* With E and beta fixed instead, the level gives B. */
+    const char *alt[] = {"--fix", "E=1.817", "--fix", "beta=0.366", "--json"};
+    assert_int_equal(fit(p, alt, 5), 0);
+    assert_true(fabs(json_value("B") / 2085 - 1) < 0.01);
+    /* One fix is not enough: E, B, beta share one equation. */
+    const char *one[] = {"--fix", "beta=0.366"};
+    assert_int_equal(fit(p, one, 2), 2);
+    assert_non_null(strstr(qat_errmsg(), "B is not identifiable; fix it with --fix B=..."));
+}
+
+static void test_one_N_and_two_D(void **s) {
+    (void)s;
+    char p[512];
+    const double D[] = {1e9, 3e9, 1e10, 3e10, 1e11};
+    path_in(p, sizeof p, "one_n.csv");
+    FILE *f = fopen(p, "w");
+    for (int j = 0; j < 5; j++) fprintf(f, "%g,%g,%.10g\n", 1e8, D[j], law(1e8, D[j]));
+    fclose(f);
+    assert_int_equal(fit(p, NULL, 0), 2);
+    assert_non_null(strstr(qat_errmsg(), "N takes one value (1e+08) in the 5 runs: A and alpha are not identifiable"));
+
+    /* Two D values: B, beta, E are one equation short. */
+    path_in(p, sizeof p, "two_d.csv");
+    f = fopen(p, "w");
+    for (int i = 0; i < 6; i++)
+        for (int j = 0; j < 2; j++) fprintf(f, "%g,%g,%.10g\n", sixN[i], 1e10 * (1 + 2 * j), law(sixN[i], 1e10 * (1 + 2 * j)));
+    fclose(f);
+    assert_int_equal(fit(p, NULL, 0), 2);
+    const char *msg = qat_errmsg();
+    assert_non_null(strstr(msg, "D takes two values (1e+10, 3e+10) in the 12 runs"));
+    assert_non_null(strstr(msg, "B, beta and E are not all identifiable; fix 1 of them"));
+    const char *fb[] = {"--fix", "beta=0.366", "--json"};
+    assert_int_equal(fit(p, fb, 3), 0);
+    assert_true(fabs(json_value("B") / 2085 - 1) < 0.01);
+    assert_true(fabs(json_value("E") / 1.817 - 1) < 0.01);
+}
+
+static void test_too_few_points(void **s) {
+    (void)s;
+    /* Four distinct N and D values pass the axis rule, but 4 points < 5 parameters. */
+    char p[512];
+    path_in(p, sizeof p, "four.csv");
+    FILE *f = fopen(p, "w");
+    for (int i = 0; i < 4; i++) fprintf(f, "%g,%g,%.10g\n", sixN[i], 20 * sixN[i], law(sixN[i], 20 * sixN[i]));
+    fclose(f);
+    assert_int_equal(fit(p, NULL, 0), 2);
+    assert_non_null(strstr(qat_errmsg(), "5 free parameters but the 4 runs give only 4 distinct"));
+}
+
+/* W=A runs of the given formats at four sizes, two token ratios; rho from
+ * the published curve with L = 0.9 so that it is not the held value. */
+static void write_formats(const char *name, const char *const *fmt, const double *gmse, int nf, char *p) {
+    path_in(p, 512, name);
+    FILE *f = fopen(p, "w");
+    fprintf(f, "N,D,loss,format,act_format\n");
+    for (int i = 0; i < 4; i++)
+        for (int r = 0; r < 2; r++)
+            for (int k = 0; k < nf; k++) {
+                double N = 3e4 * pow(2.2, i), D = N * (r ? 12 : 4), rho = 1.0;
+                if (gmse[k] > 0) rho = pow(0.9 * pow(tanh(0.41 * log(gmse[k]) / log(0.25)), 1.39), 2);
+                fprintf(f, "%g,%g,%.10g,%s,%s\n", N, D, law(N * rho, D), fmt[k], fmt[k]);
+            }
+    fclose(f);
+}
+
+static void test_decoupled_anchor(void **s) {
+    (void)s;
+    char p[512];
+    const char *fmt[] = {"int4", "int2", "fp32"};
+    const double gm[] = {0.011543, 0.1188, 0};
+    write_formats("no_fp32.csv", fmt, gm, 2, p);
+    const char *dec[] = {"--law", "decoupled"};
+    assert_int_equal(fit(p, dec, 2), 2);
+    assert_non_null(strstr(qat_errmsg(), "no run is fp32/fp32"));
+    assert_non_null(strstr(qat_errmsg(), "--fix int2/int2=..."));
+    /* With the fp32 runs (W=A sweeps): one eff per pair, exact. */
+    write_formats("with_fp32.csv", fmt, gm, 3, p);
+    const char *decj[] = {"--law", "decoupled", "--json"};
+    assert_int_equal(fit(p, decj, 3), 0);
+    double want = pow(0.9 * pow(tanh(0.41 * log(0.011543) / log(0.25)), 1.39), 2);
+    assert_true(fabs(json_value("int4/int4") / want - 1) < 0.01);
+}
+
+#ifdef QAT_HAVE_COMPRESS
+static void test_unified_held(void **s) {
+    (void)s;
+    /* The quickstart's design: two quant GMSE values (int4, int2), one sparse (sp50). */
+    char p[512], h5[512];
+    const char *fmt[] = {"fp32", "int4", "int2", "sp50"};
+    const double gm[] = {0, 0.011543, 0.1188, 0.071326};
+    write_formats("quick.csv", fmt, gm, 4, p);
+    path_in(h5, sizeof h5, "quick.h5");
+    const char *uni[] = {"--law", "unified", "--json", "--out", h5};
+    assert_int_equal(fit(p, uni, 5), 0);
+    assert_non_null(strstr(text, "\"quant_L\": {\"value\": 1, \"by\": \"rule\", \"why\": \"the quant formats show 2"));
+    assert_non_null(strstr(text, "\"sparse_L\": {\"value\": 1, \"by\": \"rule\""));
+    assert_non_null(strstr(text, "\"sparse_C\": {\"value\": 1.39, \"by\": \"rule\""));
+    assert_null(strstr(text, "\"quant_F\": {\"value\""));
+    assert_null(strstr(text, "\"quant_C\": {\"value\""));
+    /* The table says it in capitals. */
+    const char *tab[] = {"--law", "unified"};
+    assert_int_equal(fit(p, tab, 2), 0);
+    assert_non_null(strstr(text, "HELD AT THE PUBLISHED LLAMA/C4 VALUES"));
+    assert_non_null(strstr(text, "sparse_C = 1.39: the sparse formats show 1 distinct GMSE value (0.07133)"));
+    /* FIT.h5: /params/fixed is 2 for held constants, with a reason. */
+    hid_t f = H5Fopen(h5, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(f >= 0);
+    hid_t d = H5Dopen2(f, "/params/fixed", H5P_DEFAULT);
+    int fx[32] = {0};
+    assert_true(H5Dread(d, H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, fx) >= 0);
+    H5Dclose(d);
+    /* Order: A alpha B beta E quant_L quant_F quant_C sparse_L sparse_F sparse_C. */
+    int want[11] = {0, 0, 0, 0, 0, 2, 0, 0, 2, 0, 2};
+    for (int k = 0; k < 11; k++) assert_int_equal(fx[k], want[k]);
+    assert_true(H5Lexists(f, "/params/fixed_reason", H5P_DEFAULT) > 0);
+    H5Fclose(f);
+    /* A user's --fix wins and frees nothing else: only L and C of sparse were short. */
+    const char *user[] = {"--law", "unified", "--json", "--fix", "sparse_F=0.5"};
+    assert_int_equal(fit(p, user, 5), 0);
+    assert_non_null(strstr(text, "\"sparse_F\": {\"value\": 0.5, \"by\": \"user\"}"));
+    assert_non_null(strstr(text, "\"sparse_L\": {\"value\": 1, \"by\": \"rule\""));
+    assert_null(strstr(text, "\"sparse_C\": {\"value\""));
+
+    /* Enough quant GMSE values fit all three; without fp32, quant L trades off against A. */
+    const char *ints[] = {"int2", "int3", "int4", "int8"};
+    double gq[4];
+    for (int k = 0; k < 4; k++) {
+        qat_cap_term t;
+        int nt = 0;
+        assert_int_equal(qat_fmt_capacity_terms(ints[k], &t, 1, &nt), QAT_OK);
+        gq[k] = t.gmse;
+    }
+    write_formats("ints.csv", ints, gq, 4, p);
+    assert_int_equal(fit(p, uni, 3), 0);
+    assert_non_null(strstr(text, "\"quant_L\": {\"value\": 1, \"by\": \"rule\", \"why\": \"no run is free of quant"));
+    assert_null(strstr(text, "\"quant_F\": {\"value\""));
+}
+#endif
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_one_D), cmocka_unit_test(test_one_N_and_two_D),
+        cmocka_unit_test(test_too_few_points), cmocka_unit_test(test_decoupled_anchor),
+#ifdef QAT_HAVE_COMPRESS
+        cmocka_unit_test(test_unified_held),
+#endif
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
