@@ -25,8 +25,9 @@
  *    on the struct, then the cross-key rules:
  *      model.preset "" needs layers, dim, heads > 0; when dim and heads are both
  *      given, heads divides dim and dim/heads is even (RoPE pairs);
- *      exactly one data source: source synthetic has no shards/text, shards has
- *      a glob and no text, text has files and no glob (and vocab >= 256);
+ *      exactly one data source: source english or synthetic has no shards/text,
+ *      shards has a glob and no text, text has files and no glob (english and
+ *      text need vocab >= 256);
  *      val_shards only with shards; synth_vocab <= model.vocab;
  *      train.tokens > 0 or tokens_per_param > 0;
  *      batch_tokens a multiple of seq_len and eval_tokens >= seq_len (seq_len is
@@ -90,7 +91,7 @@ typedef struct {
 #define BOOL_K(k, f, d, h) {k, K_BOOL, OFF(f), 0, 0, 1, 0, NULL, d, h}
 
 static const char *const presets[] = {"", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", NULL};
-static const char *const sources[] = {"synthetic", "shards", "text", NULL};
+static const char *const sources[] = {"english", "synthetic", "shards", "text", NULL};
 static const char *const schedules[] = {"cosine", "constant", "linear", NULL};
 static const char *const estimators[] = {"", "ste", "clip", "trust", "lsq", "rbbm", "pv", "masked", NULL};
 static const char *const scales[] = {"rms", "absmax", "lsq", NULL};
@@ -137,14 +138,14 @@ static const qat_key qat_keys[] = {
     F64_K("model.norm_eps", model.norm_eps, 0, 1, F_OPEN_MIN, "1e-5", "RMSNorm epsilon"),
     F64_K("model.init_std", model.init_std, 0, INF, F_OPEN_MIN, "0.02", "init N(0, std)"),
 
-    STR_K("data.source", data.source, 0, sources, "synthetic",
-          "synthetic|shards|text; implied by data.shards or data.text when not given"),
+    STR_K("data.source", data.source, 0, sources, "english",
+          "english (GCIDE, docs/data.md)|synthetic|shards|text; implied by data.shards or data.text when not given"),
     STR_K("data.shards", data.shards, 0, NULL, "", "glob of llm.c token shards, e.g. \"dir/*.bin\""),
     {"data.text", K_LIST, OFF(data.text), SZ(data.text[0]), 0, QAT_MAX_TEXT_FILES, 0, NULL, "[]",
      "plain-text files read as byte tokens"},
     STR_K("data.val_shards", data.val_shards, 0, NULL, "", "optional validation shards (glob)"),
-    F64_K("data.val_fraction", data.val_fraction, 0, 1, F_OPEN_MAX, "0.05",
-          "held-out fraction when no validation set is given"),
+    F64_K("data.val_fraction", data.val_fraction, 0, 1, F_OPEN_MIN | F_OPEN_MAX, "0.05",
+          "held-out share of shards/text/english when no val_shards (interleaved blocks, docs/data.md)"),
     U64_K("data.synth_seed", data.synth_seed, "1234", "synthetic corpus seed (independent of seed)"),
     INT_K("data.synth_vocab", data.synth_vocab, 0, 1 << 24, 0, "0", "synthetic vocabulary; 0 = model.vocab"),
     INT_K("data.synth_topics", data.synth_topics, 1, 1 << 20, 0, "16", "synthetic document-level topics"),
@@ -872,7 +873,15 @@ static int validate_at(const qat_config *cfg, const qat_loader *L) {
     /* Data: exactly one source, with the fields it needs and none of the others'. */
     const qat_data_cfg *d = &cfg->data;
     int has_shards = d->shards[0] != 0, has_text = d->n_text > 0;
-    if (!strcmp(d->source, "synthetic")) {
+    if (!strcmp(d->source, "english")) {
+        if (has_shards)
+            VFAIL("data.source", "data.source is english but data.shards is set; give exactly one data source");
+        if (has_text)
+            VFAIL("data.source", "data.source is english but data.text is set; give exactly one data source");
+        if (m->vocab < 256)
+            VFAIL("model.vocab", "model.vocab = %d is too small for the byte tokens of data.source english (>= 256)",
+                  m->vocab);
+    } else if (!strcmp(d->source, "synthetic")) {
         if (has_shards)
             VFAIL("data.source", "data.source is synthetic but data.shards is set; give exactly one data source");
         if (has_text)
@@ -928,6 +937,14 @@ static int apply_node(qat_loader *L, yaml_document_t *doc, yaml_node_t *node) {
     return fail_at(L, node->start_mark, "expected a mapping of config keys, got %s", node_kind(node));
 }
 
+/* data/ expands the glob long after loading; it names the line of data.shards from this. */
+static void record_data_positions(qat_config *cfg, const qat_loader *L) {
+    char buf[sizeof cfg->data.shards_at];
+    int ki = key_index("data.shards");
+    if (cfg->data.shards[0] && (L->where[ki].line || L->where[ki].set))
+        set_str(cfg->data.shards_at, sizeof cfg->data.shards_at, where_key(cfg, L, "data.shards", buf, sizeof buf));
+}
+
 /* Defaults, then the text (or, when `node` is given, that node), then the
  * overrides, then validation unless `validate` is 0. */
 static int load_from(const char *text, size_t len, yaml_document_t *doc, yaml_node_t *node, const char *origin,
@@ -942,6 +959,7 @@ static int load_from(const char *text, size_t len, yaml_document_t *doc, yaml_no
     if (!rc) {
         settle_source(L);
         set_str(cfg->source_path, sizeof cfg->source_path, origin ? origin : "");
+        record_data_positions(cfg, L);
         if (validate) rc = validate_at(cfg, L);
     }
     if (!rc) memcpy(out, cfg, sizeof *cfg);

@@ -53,7 +53,7 @@ typedef struct {
 } qat_model_cfg;
 
 typedef struct {
-    char source[16];                          /* synthetic | shards | text */
+    char source[16];                          /* english | synthetic | shards | text */
     char shards[QAT_PATH_MAX];                /* glob of llm.c shards, e.g. "dir/shard_*.bin" */
     char text[QAT_MAX_TEXT_FILES][QAT_PATH_MAX]; /* plain-text files, byte tokens */
     int n_text;
@@ -64,6 +64,11 @@ typedef struct {
     int synth_vocab;                          /* 0 = model.vocab */
     int synth_topics;                         /* document-level topics */
     double synth_tokens;                      /* corpus size in tokens; 0 = enough for the run */
+    /* Not a key (never emitted): where a non-empty data.shards was given, "FILE:LINE:COL"
+     * or "--set data.shards=...", "" otherwise; the loader fills it so that data/ can name
+     * the line of a glob that matches nothing. Like source_path, it can differ between
+     * two configs with the same values. */
+    char shards_at[QAT_PATH_MAX + 96];
 } qat_data_cfg;
 
 typedef struct {

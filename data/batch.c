@@ -3,9 +3,12 @@
  *
  * The permutation is a counter-based bijection rather than a shuffled index
  * array: nothing proportional to the corpus is stored, any step's rows are
- * computed in O(1) expected time, and the order depends only on the run seed.
+ * computed in O(1) expected time (plus a binary search over the spans), and the
+ * order depends only on the run seed.
  */
 #include "data/batch.h"
+
+#include <stdlib.h>
 
 #include "core/error.h"
 #include "core/rng.h"
@@ -41,21 +44,61 @@ uint64_t qat_data_permute(uint64_t i, uint64_t n, uint64_t key) {
     return x;
 }
 
-int64_t qat_data_train_start(int64_t n, int T, uint64_t seed, int64_t step, int B, int b) {
-    int64_t W = qat_data_windows(n, T);
+void qat_data_split_init(qat_data_split *s, const uint16_t *tok, const qat_data_span *spans, int n, int T) {
+    QAT_ASSERT(n >= 0);
+    s->tok = tok;
+    s->n_span = n;
+    s->span = qat_xmalloc((size_t)(n > 0 ? n : 1) * sizeof *s->span);
+    s->first = qat_xmalloc((size_t)(n + 1) * sizeof *s->first);
+    s->tokens = 0;
+    s->first[0] = 0;
+    for (int i = 0; i < n; i++) {
+        s->span[i] = spans[i];
+        s->tokens += spans[i].len;
+        s->first[i + 1] = s->first[i] + qat_data_windows(spans[i].len, T);
+    }
+    s->windows = s->first[n];
+}
+
+void qat_data_split_free(qat_data_split *s) {
+    free(s->span);
+    free(s->first);
+    s->span = NULL;
+    s->first = NULL;
+    s->n_span = 0;
+    s->windows = s->tokens = 0;
+}
+
+/* The span holding window w: the last i with first[i] <= w (binary search). */
+static int span_of(const qat_data_split *s, int64_t w) {
+    int lo = 0, hi = s->n_span - 1;
+    while (lo < hi) {
+        int mid = lo + (hi - lo + 1) / 2;
+        if (s->first[mid] <= w) lo = mid;
+        else hi = mid - 1;
+    }
+    return lo;
+}
+
+int64_t qat_data_train_start(const qat_data_split *s, int T, uint64_t seed, int64_t step, int B, int b) {
+    int64_t W = s->windows;
     QAT_ASSERT(W >= 1 && step >= 0 && b >= 0 && b < B);
     int64_t k = step * (int64_t)B + b;
     uint64_t pass = (uint64_t)(k / W);
-    uint64_t w = qat_data_permute((uint64_t)(k % W), (uint64_t)W, qat_hash3(seed, pass, 0xBA7C4));
-    int64_t slack = n - 1 - W * (int64_t)T; /* tokens the window grid leaves over */
+    int64_t w = (int64_t)qat_data_permute((uint64_t)(k % W), (uint64_t)W, qat_hash3(seed, pass, 0xBA7C4));
+    int i = span_of(s, w);
+    const qat_data_span *sp = &s->span[i];
+    int64_t slack = sp->len - 1 - (s->first[i + 1] - s->first[i]) * (int64_t)T; /* tokens the grid leaves over */
     int64_t shift = (int64_t)(qat_hash3(seed, pass, 0x5419F7) % (uint64_t)(slack + 1));
-    return shift + (int64_t)w * T;
+    return sp->start + shift + (w - s->first[i]) * T;
 }
 
-int64_t qat_data_val_start(int64_t n, int T, int64_t i, int B, int b) {
-    int64_t W = qat_data_windows(n, T);
+int64_t qat_data_val_start(const qat_data_split *s, int T, int64_t i, int B, int b) {
+    int64_t W = s->windows;
     QAT_ASSERT(W >= 1 && i >= 0 && b >= 0 && b < B);
-    return ((i * (int64_t)B + b) % W) * T;
+    int64_t w = (i * (int64_t)B + b) % W;
+    int j = span_of(s, w);
+    return s->span[j].start + (w - s->first[j]) * T;
 }
 
 void qat_data_fill_row(const uint16_t *tok, int64_t start, int T, int32_t *inputs, int32_t *targets) {

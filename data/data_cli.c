@@ -49,13 +49,15 @@ static const char *usage_synth =
 static const char *usage_pack =
     "usage: qat data pack FILE... -o OUT.bin\n"
     "\n"
-    "Concatenates the bytes of the files (byte tokens, vocab 256) into one llm.c shard.\n";
+    "Concatenates the bytes of the files (byte tokens, vocab 256) into one llm.c shard.\n"
+    "gzip and dictzip files (told by their first bytes, not their names) are decompressed.\n";
 
 static const char *usage_inspect =
     "usage: qat data inspect SHARD...\n"
     "\n"
     "For each llm.c shard: magic, version, token count, file size, min/max token, distinct\n"
-    "tokens and unigram entropy (nats/token). Exit status 2 if any shard is invalid.\n";
+    "tokens and unigram entropy (nats/token). Exit status 2 if any shard is invalid or\n"
+    "empty (0 tokens: a run refuses it, docs/data.md).\n";
 
 static int is_help(const char *a) { return !strcmp(a, "--help") || !strcmp(a, "-h"); }
 
@@ -177,7 +179,7 @@ static int cmd_pack(int argc, char **argv) {
     if (!rc && !out) rc = qat_fail(QAT_EINPUT, "data pack: missing -o OUT.bin (see --help)");
     uint16_t *t = NULL;
     int64_t n = 0;
-    if (!rc) rc = qat_text_read_files(files, nf, 0, &t, &n);
+    if (!rc) rc = qat_text_read_files(files, nf, 0, &t, &n, NULL);
     if (!rc && n > QAT_SHARD_MAX_TOKENS)
         rc = qat_fail(QAT_EINPUT, "%s: %lld bytes exceed one llm.c shard (%lld tokens); pack fewer files", files[0],
                       (long long)n, QAT_SHARD_MAX_TOKENS);
@@ -208,9 +210,10 @@ static int inspect_one(const char *path) {
                " distinct, unigram %.4f nats/token\n",
                path, QAT_SHARD_MAGIC, QAT_SHARD_VERSION, n, (int64_t)QAT_SHARD_HEADER_BYTES + 2 * n, lo, hi, distinct,
                qat_data_unigram_entropy(t, n, 0));
-    else
-        printf("%s: magic %d version %d, 0 tokens\n", path, QAT_SHARD_MAGIC, QAT_SHARD_VERSION);
     free(t);
+    if (n == 0) /* a valid header, but a run would refuse the file: say so here too */
+        return qat_fail(QAT_EINPUT, "%s: empty shard (its header says 0 tokens), expected at least one token; "
+                                    "a run refuses it (docs/data.md)", path);
     return QAT_OK;
 }
 

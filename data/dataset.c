@@ -1,40 +1,45 @@
 /*
  * data/dataset.c — opening a run's token data and serving its batches (see dataset.h).
  *
- * Opening does all the checking (files, headers, sizes, vocabulary, enough tokens
- * for one window per split) so that the batch functions, called millions of times
- * from the training loop, only index memory and can never fail.
+ * Opening does all the checking (files, headers, sizes, vocabulary, the split,
+ * enough tokens for one window on each side) so that the batch functions,
+ * called millions of times from the training loop, only index memory and can
+ * never fail. Real data lives in one buffer; the training and validation splits
+ * are span lists over it (data/batch.h), so holding out blocks copies nothing.
  */
 #include "data/dataset.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/error.h"
-#include "data/batch.h"
 #include "data/shard.h"
+#include "data/split.h"
 #include "data/synth.h"
 #include "data/text.h"
 
 struct qat_dataset {
-    int vocab;          /* model vocabulary: every token is < vocab */
-    int seq_len;        /* T: rows are T+1 consecutive tokens */
-    uint64_t seed;      /* run seed: training window order */
-    uint16_t *train;    /* training split (owned) */
-    int64_t n_train;    /* its length */
-    uint16_t *val;      /* validation split (owned, or NULL when it lives inside `train`) */
-    const uint16_t *val_view; /* validation tokens */
-    int64_t n_val;      /* their count */
-    double rate;        /* true entropy rate of the validation split, NaN for real data */
-    double unigram;     /* unigram entropy of the validation split */
-    char desc[4096];    /* qat_dataset_describe */
+    int vocab;            /* model vocabulary: every token is < vocab */
+    int seq_len;          /* T: rows are T+1 consecutive tokens */
+    uint64_t seed;        /* run seed: training window order */
+    uint16_t *tok;        /* the corpus, or the synthetic training tokens (owned) */
+    uint16_t *val_tok;    /* a separate validation stream (val_shards, synthetic; owned) or NULL */
+    qat_data_split train; /* training spans */
+    qat_data_split val;   /* validation spans */
+    double rate;          /* true entropy rate of the validation split, NaN for real data */
+    double unigram;       /* unigram entropy of the validation split */
+    char desc[4096];      /* qat_dataset_describe */
 };
 
-double qat_data_unigram_entropy(const uint16_t *t, int64_t n, int vocab) {
-    if (n <= 0) return NAN;
-    int64_t *c = qat_xcalloc(65536, sizeof *c);
+static int64_t *count_tokens(const uint16_t *t, int64_t n, int64_t *c) {
     for (int64_t i = 0; i < n; i++) c[t[i]]++;
+    return c;
+}
+
+static double entropy_of_counts(const int64_t *c, int64_t n, int vocab) {
+    if (n <= 0) return NAN;
     double h = 0;
     int top = vocab > 0 && vocab <= 65536 ? vocab : 65536;
     for (int v = 0; v < top; v++)
@@ -42,22 +47,53 @@ double qat_data_unigram_entropy(const uint16_t *t, int64_t n, int vocab) {
             double p = (double)c[v] / (double)n;
             h -= p * log(p);
         }
+    return h;
+}
+
+double qat_data_unigram_entropy(const uint16_t *t, int64_t n, int vocab) {
+    int64_t *c = qat_xcalloc(65536, sizeof *c);
+    double h = entropy_of_counts(count_tokens(t, n, c), n, vocab);
     free(c);
     return h;
 }
 
-/* Read every shard matching `pattern` into one buffer; *n_files for the description. */
-static int load_shards(const char *pattern, int vocab, uint16_t **tok, int64_t *n, int *n_files) {
+static double split_unigram(const qat_data_split *s, int vocab) {
+    int64_t *c = qat_xcalloc(65536, sizeof *c);
+    for (int i = 0; i < s->n_span; i++) count_tokens(s->tok + s->span[i].start, s->span[i].len, c);
+    double h = entropy_of_counts(c, s->tokens, vocab);
+    free(c);
+    return h;
+}
+
+const char *qat_dataset_english_path(void) {
+    const char *p = getenv("QAT_ENGLISH_PATH");
+    return p && p[0] ? p : QAT_DATASET_ENGLISH_PATH;
+}
+
+/* Read every shard matching the glob cfg->shards (or val_shards) into one buffer. */
+static int load_shards(const qat_data_cfg *cfg, int val, int vocab, uint16_t **tok, int64_t *n, int *n_files) {
+    const char *pattern = val ? cfg->val_shards : cfg->shards;
+    const char *key = val ? "data.val_shards" : "data.shards";
     char **paths;
     int np;
     *tok = NULL;
     *n = 0;
-    QAT_TRY(qat_shard_glob(pattern, &paths, &np));
+    int rc = qat_shard_glob(pattern, &paths, &np);
+    if (rc) {
+        /* The glob came from a config line: name it, so the user knows which file to edit. */
+        if (!val && cfg->shards_at[0]) return qat_fail_context(rc, "%s: %s", cfg->shards_at, key);
+        return qat_fail_context(rc, "%s", key);
+    }
     qat_shard_info *info = qat_xmalloc((size_t)np * sizeof *info);
     int64_t total = 0;
-    int rc = QAT_OK;
     for (int i = 0; i < np && !rc; i++) {
         rc = qat_shard_read_header(paths[i], &info[i]);
+        /* A valid but empty shard in a glob is almost always a failed conversion. */
+        if (!rc && info[i].count == 0)
+            rc = qat_fail(QAT_EINPUT,
+                          "%s: empty shard (its header says 0 tokens), matched by %s \"%s\"; expected at least one "
+                          "token: remove the file or narrow the glob",
+                          paths[i], key, pattern);
         total += info[i].count;
     }
     uint16_t *t = rc ? NULL : qat_xmalloc((size_t)(total > 0 ? total : 1) * sizeof *t);
@@ -75,52 +111,93 @@ static int load_shards(const char *pattern, int vocab, uint16_t **tok, int64_t *
     return QAT_OK;
 }
 
-static double val_fraction(const qat_data_cfg *cfg) {
-    return cfg->val_fraction > 0 && cfg->val_fraction < 1 ? cfg->val_fraction : QAT_DATASET_VAL_FRACTION;
-}
-
-/* Hold out the tail of one stream; `what` names the data in the error. */
-static int split_tail(qat_dataset *ds, const qat_data_cfg *cfg, const char *what) {
-    int64_t n = ds->n_train;
-    int64_t n_val = (int64_t)llround(val_fraction(cfg) * (double)n);
-    int64_t need = ds->seq_len + 1;
-    if (n_val < need) n_val = need; /* a tiny corpus still gets one validation window */
-    if (n - n_val < need)
+/* Hold out evenly spaced blocks of ds->tok[0..n) (data/split.h); `what` names the data.
+ * Writes the split as the banner shows it (what was actually held out) into `how`. */
+static int split_blocks(qat_dataset *ds, const qat_data_cfg *cfg, int64_t n, const char *what, char *how,
+                        size_t how_size) {
+    double f = cfg->val_fraction;
+    int T = ds->seq_len;
+    int64_t need = (int64_t)T + 1;
+    char at[QAT_PATH_MAX + 128];
+    snprintf(at, sizeof at, "%s: data.val_fraction %g", what, f);
+    if (!(f > 0 && f < 1))
+        return qat_fail(QAT_EINPUT, "%s is not a share in (0, 1); expected e.g. 0.05 (docs/data.md: every run "
+                                    "evaluates on held-out text, so 0 is not allowed)", at);
+    if (n < 2 * need)
         return qat_fail(QAT_EINPUT,
-                        "%s: only %lld tokens, too few for one training and one validation sequence "
-                        "of seq_len %d (need at least %lld)",
-                        what, (long long)n, ds->seq_len, (long long)(2 * need));
-    ds->n_train = n - n_val;
-    ds->val_view = ds->train + ds->n_train;
-    ds->n_val = n_val;
-    return QAT_OK;
+                        "%s: only %lld tokens, too few for one training and one validation sequence of seq_len %d "
+                        "(need at least %lld, whatever data.val_fraction)",
+                        what, (long long)n, T, (long long)(2 * need));
+    qat_data_blocks b;
+    qat_data_block_split(n, f, T, &b);
+    qat_data_split_init(&ds->train, ds->tok, b.train, b.n_train, T);
+    qat_data_split_init(&ds->val, ds->tok, b.val, b.n_val, T);
+    int rc = QAT_OK;
+    if (ds->val.windows < 1)
+        rc = qat_fail(QAT_EINPUT,
+                      "%s holds out %lld of %lld tokens (%lld of %lld blocks of %lld), not one validation sequence "
+                      "of seq_len %d (%lld tokens); expected a larger data.val_fraction or more data",
+                      at, (long long)b.val_tokens, (long long)n, (long long)b.held_blocks, (long long)b.blocks,
+                      (long long)b.block, T, (long long)need);
+    else if (ds->train.windows < 1)
+        rc = qat_fail(QAT_EINPUT,
+                      "%s leaves %lld of %lld tokens for training, not one training sequence of seq_len %d "
+                      "(%lld tokens in one piece); expected a smaller data.val_fraction",
+                      at, (long long)b.train_tokens, (long long)n, T, (long long)need);
+    snprintf(how, how_size, "%.2f%% held out: %lld of %lld blocks of %lld tokens, evenly spaced (data.val_fraction %g)",
+             100.0 * (double)b.val_tokens / (double)n, (long long)b.held_blocks, (long long)b.blocks,
+             (long long)b.block, f);
+    qat_data_blocks_free(&b);
+    return rc;
 }
 
 static int open_shards(qat_dataset *ds, const qat_data_cfg *cfg) {
     int nf = 0, nvf = 0;
-    QAT_TRY(load_shards(cfg->shards, ds->vocab, &ds->train, &ds->n_train, &nf));
+    int64_t n = 0, n_val = 0;
+    char how[QAT_PATH_MAX + 128];
+    QAT_TRY(load_shards(cfg, 0, ds->vocab, &ds->tok, &n, &nf));
     if (cfg->val_shards[0]) {
-        QAT_TRY(load_shards(cfg->val_shards, ds->vocab, &ds->val, &ds->n_val, &nvf));
-        ds->val_view = ds->val;
+        QAT_TRY(load_shards(cfg, 1, ds->vocab, &ds->val_tok, &n_val, &nvf));
         int64_t need = ds->seq_len + 1;
-        if (ds->n_train < need)
+        if (n < need)
             return qat_fail(QAT_EINPUT, "%s: only %lld training tokens, need at least %lld for one sequence of seq_len %d",
-                            cfg->shards, (long long)ds->n_train, (long long)need, ds->seq_len);
-        if (ds->n_val < need)
+                            cfg->shards, (long long)n, (long long)need, ds->seq_len);
+        if (n_val < need)
             return qat_fail(QAT_EINPUT, "%s: only %lld validation tokens, need at least %lld for one sequence of seq_len %d",
-                            cfg->val_shards, (long long)ds->n_val, (long long)need, ds->seq_len);
+                            cfg->val_shards, (long long)n_val, (long long)need, ds->seq_len);
+        qat_data_span all = {0, n}, vall = {0, n_val};
+        qat_data_split_init(&ds->train, ds->tok, &all, 1, ds->seq_len);
+        qat_data_split_init(&ds->val, ds->val_tok, &vall, 1, ds->seq_len);
+        snprintf(how, sizeof how, "validation %s, %d files", cfg->val_shards, nvf);
     } else {
-        QAT_TRY(split_tail(ds, cfg, cfg->shards));
+        QAT_TRY(split_blocks(ds, cfg, n, cfg->shards, how, sizeof how));
     }
     ds->rate = NAN;
-    ds->unigram = qat_data_unigram_entropy(ds->val_view, ds->n_val, ds->vocab);
-    char vdesc[QAT_PATH_MAX + 64];
-    if (cfg->val_shards[0]) snprintf(vdesc, sizeof vdesc, "%s, %d files", cfg->val_shards, nvf);
-    else snprintf(vdesc, sizeof vdesc, "last %.3g of the stream", val_fraction(cfg));
+    ds->unigram = split_unigram(&ds->val, ds->vocab);
     snprintf(ds->desc, sizeof ds->desc,
              "shards %s (%d files): train %lld / val %lld tokens (%s), vocab %d, unigram %.4f nats/token, "
              "entropy rate unknown",
-             cfg->shards, nf, (long long)ds->n_train, (long long)ds->n_val, vdesc, ds->vocab, ds->unigram);
+             cfg->shards, nf, (long long)ds->train.tokens, (long long)ds->val.tokens, how, ds->vocab, ds->unigram);
+    return QAT_OK;
+}
+
+/* Text files (or the English corpus, one gzip file): byte tokens, split in blocks. */
+static int open_bytes(qat_dataset *ds, const qat_data_cfg *cfg, const char *const *files, int n_files,
+                      const char *label) {
+    int64_t n;
+    int n_gz;
+    QAT_TRY(qat_text_read_files(files, n_files, ds->vocab, &ds->tok, &n, &n_gz));
+    char what[QAT_PATH_MAX + 64], how[QAT_PATH_MAX + 128];
+    if (n_files == 1) snprintf(what, sizeof what, "%s", files[0]);
+    else snprintf(what, sizeof what, "%s (and %d more text files)", files[0], n_files - 1);
+    QAT_TRY(split_blocks(ds, cfg, n, what, how, sizeof how));
+    ds->rate = NAN;
+    ds->unigram = split_unigram(&ds->val, ds->vocab);
+    snprintf(ds->desc, sizeof ds->desc,
+             "%s %s (%lld bytes%s): train %lld / val %lld tokens (%s), vocab %d, unigram %.4f nats/token, "
+             "entropy rate unknown",
+             label, what, (long long)n, n_gz == n_files ? ", gzip" : n_gz ? ", some gzip" : "",
+             (long long)ds->train.tokens, (long long)ds->val.tokens, how, ds->vocab, ds->unigram);
     return QAT_OK;
 }
 
@@ -130,18 +207,18 @@ static int open_text(qat_dataset *ds, const qat_data_cfg *cfg) {
         return qat_fail(QAT_EINPUT, "data.text: %d files, at most %d", cfg->n_text, QAT_MAX_TEXT_FILES);
     const char *files[QAT_MAX_TEXT_FILES];
     for (int i = 0; i < cfg->n_text; i++) files[i] = cfg->text[i];
-    QAT_TRY(qat_text_read_files(files, cfg->n_text, ds->vocab, &ds->train, &ds->n_train));
-    char what[QAT_PATH_MAX + 64];
-    if (cfg->n_text == 1) snprintf(what, sizeof what, "%s", files[0]);
-    else snprintf(what, sizeof what, "%s (and %d more text files)", files[0], cfg->n_text - 1);
-    QAT_TRY(split_tail(ds, cfg, what));
-    ds->rate = NAN;
-    ds->unigram = qat_data_unigram_entropy(ds->val_view, ds->n_val, ds->vocab);
-    snprintf(ds->desc, sizeof ds->desc,
-             "text %s: train %lld / val %lld tokens (bytes, last %.3g held out), vocab %d, unigram %.4f "
-             "nats/token, entropy rate unknown",
-             what, (long long)ds->n_train, (long long)ds->n_val, val_fraction(cfg), ds->vocab, ds->unigram);
-    return QAT_OK;
+    return open_bytes(ds, cfg, files, cfg->n_text, "text");
+}
+
+static int open_english(qat_dataset *ds, const qat_data_cfg *cfg) {
+    const char *path = qat_dataset_english_path();
+    if (access(path, R_OK) != 0)
+        return qat_fail(QAT_EINPUT,
+                        "data.source english: the English corpus %s is not installed; install it with "
+                        "`apt-get install dict-gcide` (or `make deps`), or train on your own files with "
+                        "data: {source: text, text: [...]} (docs/data.md)",
+                        path);
+    return open_bytes(ds, cfg, &path, 1, "english (GCIDE dictionary)");
 }
 
 static int open_synthetic(qat_dataset *ds, const qat_data_cfg *cfg, double train_tokens) {
@@ -160,23 +237,24 @@ static int open_synthetic(qat_dataset *ds, const qat_data_cfg *cfg, double train
     }
     int64_t n = (int64_t)want;
     if (n < ds->seq_len + 1) n = ds->seq_len + 1;
-    ds->n_train = n;
-    ds->train = qat_xmalloc((size_t)n * sizeof *ds->train);
-    qat_synth_generate(s, 0, n, ds->train, NULL);
-    ds->n_val = QAT_DATASET_SYNTH_VAL_TOKENS;
-    if (ds->n_val < 2 * (ds->seq_len + 1)) ds->n_val = 2 * (ds->seq_len + 1);
-    ds->val = qat_xmalloc((size_t)ds->n_val * sizeof *ds->val);
-    float *ent = qat_xmalloc((size_t)ds->n_val * sizeof *ent);
-    qat_synth_generate(s, QAT_SYNTH_VAL_DOC0, ds->n_val, ds->val, ent);
-    ds->val_view = ds->val;
-    ds->rate = qat_synth_mean_entropy(ent, ds->n_val);
+    ds->tok = qat_xmalloc((size_t)n * sizeof *ds->tok);
+    qat_synth_generate(s, 0, n, ds->tok, NULL);
+    int64_t n_val = QAT_DATASET_SYNTH_VAL_TOKENS;
+    if (n_val < 2 * (ds->seq_len + 1)) n_val = 2 * (ds->seq_len + 1);
+    ds->val_tok = qat_xmalloc((size_t)n_val * sizeof *ds->val_tok);
+    float *ent = qat_xmalloc((size_t)n_val * sizeof *ent);
+    qat_synth_generate(s, QAT_SYNTH_VAL_DOC0, n_val, ds->val_tok, ent);
+    ds->rate = qat_synth_mean_entropy(ent, n_val);
     free(ent);
-    ds->unigram = qat_data_unigram_entropy(ds->val, ds->n_val, ds->vocab);
+    qat_data_span all = {0, n}, vall = {0, n_val};
+    qat_data_split_init(&ds->train, ds->tok, &all, 1, ds->seq_len);
+    qat_data_split_init(&ds->val, ds->val_tok, &vall, 1, ds->seq_len);
+    ds->unigram = qat_data_unigram_entropy(ds->val_tok, n_val, ds->vocab);
     snprintf(ds->desc, sizeof ds->desc,
              "synthetic (seed %llu, vocab %d, %d topics): train %lld / val %lld tokens, vocab %d, unigram %.4f "
              "nats/token, entropy rate %.4f nats/token",
-             (unsigned long long)p.seed, sv, p.topics, (long long)ds->n_train, (long long)ds->n_val, ds->vocab,
-             ds->unigram, ds->rate);
+             (unsigned long long)p.seed, sv, p.topics, (long long)n, (long long)n_val, ds->vocab, ds->unigram,
+             ds->rate);
     qat_synth_free(s);
     return QAT_OK;
 }
@@ -192,14 +270,15 @@ int qat_dataset_open(const qat_data_cfg *cfg, int vocab, int seq_len, double tra
     ds->seq_len = seq_len;
     ds->seed = seed;
     const char *src = cfg->source;
-    if (!src[0]) src = cfg->shards[0] ? "shards" : cfg->n_text > 0 ? "text" : "synthetic";
+    if (!src[0]) src = cfg->shards[0] ? "shards" : cfg->n_text > 0 ? "text" : "english";
     int rc;
-    if (!strcmp(src, "synthetic")) rc = open_synthetic(ds, cfg, train_tokens);
+    if (!strcmp(src, "english")) rc = open_english(ds, cfg);
+    else if (!strcmp(src, "synthetic")) rc = open_synthetic(ds, cfg, train_tokens);
     else if (!strcmp(src, "shards")) {
         rc = cfg->shards[0] ? open_shards(ds, cfg)
                             : qat_fail(QAT_EINPUT, "data.shards: empty, expected a glob of llm.c shards (\"dir/*.bin\")");
     } else if (!strcmp(src, "text")) rc = open_text(ds, cfg);
-    else rc = qat_fail(QAT_EINPUT, "data.source: unknown source '%s', expected synthetic, shards or text", src);
+    else rc = qat_fail(QAT_EINPUT, "data.source: unknown source '%s', expected english, synthetic, shards or text", src);
     if (rc) {
         qat_dataset_free(ds);
         return rc;
@@ -210,42 +289,39 @@ int qat_dataset_open(const qat_data_cfg *cfg, int vocab, int seq_len, double tra
 
 void qat_dataset_free(qat_dataset *ds) {
     if (!ds) return;
-    free(ds->train);
-    free(ds->val);
+    qat_data_split_free(&ds->train);
+    qat_data_split_free(&ds->val);
+    free(ds->tok);
+    free(ds->val_tok);
     free(ds);
 }
 
 void qat_dataset_train_batch(const qat_dataset *ds, int64_t step, int B, int32_t *inputs, int32_t *targets) {
     int T = ds->seq_len;
     for (int b = 0; b < B; b++) {
-        int64_t s = qat_data_train_start(ds->n_train, T, ds->seed, step, B, b);
-        qat_data_fill_row(ds->train, s, T, inputs + (size_t)b * T, targets + (size_t)b * T);
+        int64_t s = qat_data_train_start(&ds->train, T, ds->seed, step, B, b);
+        qat_data_fill_row(ds->train.tok, s, T, inputs + (size_t)b * T, targets + (size_t)b * T);
     }
 }
 
 int64_t qat_dataset_val_batches(const qat_dataset *ds, int B) {
-    int64_t w = qat_data_windows(ds->n_val, ds->seq_len) / (B > 0 ? B : 1);
+    int64_t w = ds->val.windows / (B > 0 ? B : 1);
     return w > 0 ? w : 1;
 }
 
 void qat_dataset_val_batch(const qat_dataset *ds, int64_t i, int B, int32_t *inputs, int32_t *targets) {
     int T = ds->seq_len;
     for (int b = 0; b < B; b++) {
-        int64_t s = qat_data_val_start(ds->n_val, T, i, B, b);
-        qat_data_fill_row(ds->val_view, s, T, inputs + (size_t)b * T, targets + (size_t)b * T);
+        int64_t s = qat_data_val_start(&ds->val, T, i, B, b);
+        qat_data_fill_row(ds->val.tok, s, T, inputs + (size_t)b * T, targets + (size_t)b * T);
     }
 }
 
-int64_t qat_dataset_train_tokens(const qat_dataset *ds) { return ds->n_train; }
-int64_t qat_dataset_val_tokens(const qat_dataset *ds) { return ds->n_val; }
+int64_t qat_dataset_train_tokens(const qat_dataset *ds) { return ds->train.tokens; }
+int64_t qat_dataset_val_tokens(const qat_dataset *ds) { return ds->val.tokens; }
 int qat_dataset_vocab(const qat_dataset *ds) { return ds->vocab; }
 int qat_dataset_seq_len(const qat_dataset *ds) { return ds->seq_len; }
-
-const uint16_t *qat_dataset_split(const qat_dataset *ds, int val, int64_t *n) {
-    *n = val ? ds->n_val : ds->n_train;
-    return val ? ds->val_view : ds->train;
-}
-
+const qat_data_split *qat_dataset_split(const qat_dataset *ds, int val) { return val ? &ds->val : &ds->train; }
 double qat_dataset_entropy_rate(const qat_dataset *ds) { return ds->rate; }
 double qat_dataset_unigram_entropy(const qat_dataset *ds) { return ds->unigram; }
 const char *qat_dataset_describe(const qat_dataset *ds) { return ds->desc; }

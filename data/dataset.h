@@ -1,17 +1,19 @@
 /*
  * data/dataset.h — the token data of a run: train/validation splits and batches.
  *
- * One object hides the three sources of docs/data.md (llm.c shards, plain text as
- * bytes, the synthetic corpus) behind the same batch functions, so the training
- * loop never branches on where tokens came from. Everything is loaded into
- * memory at open, after which the object is read-only: batch functions are pure
- * functions of (data, seed, step, B) and safe to call from several threads.
+ * One object hides the four sources of docs/data.md (the built-in English corpus,
+ * plain or gzip text as bytes, llm.c shards, the synthetic corpus) behind the same
+ * batch functions, so the training loop never branches on where tokens came from.
+ * Everything is loaded into memory at open (2 bytes per token: the English
+ * corpus takes 80 MB), after which the object is read-only: batch functions are
+ * pure functions of (data, seed, step, B) and safe to call from several threads.
  *
- * Splits: shards/text hold out the last val_fraction of the token stream (or use
- * val_shards when given); the synthetic corpus draws validation from a separate
- * range of document indices, a fixed QAT_DATASET_SYNTH_VAL_TOKENS tokens whatever
- * the run's budget, so validation losses of every run in a sweep are comparable.
- * Batch positions are described in data/batch.h.
+ * Splits: real data (english, text, shards without val_shards) holds out
+ * val_fraction of the stream as evenly spaced blocks (data/split.h), the same
+ * blocks for every run; explicit val_shards are the validation split as they
+ * are; the synthetic corpus draws validation from a separate range of document
+ * indices, a fixed QAT_DATASET_SYNTH_VAL_TOKENS tokens whatever the run's
+ * budget. Batch positions are described in data/batch.h.
  */
 #ifndef QAT_DATA_DATASET_H
 #define QAT_DATA_DATASET_H
@@ -19,23 +21,29 @@
 #include <stdint.h>
 
 #include "core/config.h"
+#include "data/batch.h"
 
 #define QAT_DATASET_SYNTH_VAL_TOKENS 524288 /* validation split of the synthetic corpus */
-#define QAT_DATASET_VAL_FRACTION 0.1        /* held-out fraction when val_fraction <= 0 */
+/* The built-in English corpus (data.source english): Debian's dict-gcide. The
+ * environment variable QAT_ENGLISH_PATH, when set, replaces the path. */
+#define QAT_DATASET_ENGLISH_PATH "/usr/share/dictd/gcide.dict.dz"
 #define QAT_DATASET_SYNTH_TOPICS 16         /* topics when synth_topics <= 0 */
 
 typedef struct qat_dataset qat_dataset;
 
-/* Open the data of a run: cfg->source is "synthetic", "shards" (glob cfg->shards; optional
- * cfg->val_shards) or "text" (cfg->text[0..n_text-1], byte tokens, vocab 256); an empty
- * source is inferred from which of shards/text is set, else synthetic.
+/* Open the data of a run: cfg->source is "english" (the file above, byte tokens, vocab
+ * 256), "text" (cfg->text[0..n_text-1], plain or gzip, byte tokens), "shards" (glob
+ * cfg->shards; optional cfg->val_shards) or "synthetic"; an empty source is inferred
+ * from which of shards/text is set, else english.
  * vocab/seq_len come from the model; train_tokens is how many tokens the run will consume
  * (the synthetic corpus generates train_tokens + 1 training tokens, so with the window
  * order of batch.h no training token repeats; cfg->synth_tokens > 0 overrides);
  * seed = run seed (batch order).
- * Errors (QAT_EINPUT, message naming the file): no files match, bad magic/version,
- * truncated/size mismatch, token id >= vocab (file and token index), too few tokens
- * for one sequence. */
+ * Errors (QAT_EINPUT, message naming the file, and the config line of data.shards
+ * when the loader recorded it): no files match, an empty shard, bad magic/version,
+ * truncated/size mismatch, token id >= vocab (file and token index), corrupt gzip,
+ * the English corpus not installed, val_fraction outside (0, 1), too few tokens for
+ * one sequence on either side of the split. */
 int qat_dataset_open(const qat_data_cfg *cfg, int vocab, int seq_len, double train_tokens, uint64_t seed,
                      qat_dataset **out);
 void qat_dataset_free(qat_dataset *ds);
@@ -54,8 +62,10 @@ int64_t qat_dataset_train_tokens(const qat_dataset *ds); /* size of the training
 int64_t qat_dataset_val_tokens(const qat_dataset *ds);   /* size of the validation split */
 int qat_dataset_vocab(const qat_dataset *ds);
 int qat_dataset_seq_len(const qat_dataset *ds);
-/* The tokens of a split (val = 0: training, 1: validation) and their count. */
-const uint16_t *qat_dataset_split(const qat_dataset *ds, int val, int64_t *n);
+/* The spans of a split (val = 0: training, 1: validation), for checks and tools. */
+const qat_data_split *qat_dataset_split(const qat_dataset *ds, int val);
+/* Path of the English corpus: $QAT_ENGLISH_PATH or QAT_DATASET_ENGLISH_PATH. */
+const char *qat_dataset_english_path(void);
 
 /* nats/token: the synthetic source's true conditional entropy averaged over the
  * validation split (a perfect model's validation loss); NaN for real data. */

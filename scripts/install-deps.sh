@@ -2,7 +2,9 @@
 # Install the Debian 12 packages qat builds and tests with, when any is missing.
 # As root it runs apt-get; otherwise it names the missing packages and fails.
 set -euo pipefail
-pkgs=(gcc make meson ninja-build pkg-config libdnnl-dev libhdf5-dev libyaml-dev libcmocka-dev)
+# zlib1g-dev: gzip/dictzip text input; dict-gcide: the default English corpus (data.source
+# english, /usr/share/dictd/gcide.dict.dz, docs/data.md).
+pkgs=(gcc make meson ninja-build pkg-config libdnnl-dev libhdf5-dev libyaml-dev libcmocka-dev zlib1g-dev dict-gcide)
 # Optional cross-checks (h5py reads run logs written by qat): installed when asked.
 if [ "${QAT_WITH_PYTHON:-0}" = 1 ]; then pkgs+=(python3 python3-h5py python3-numpy); fi
 # Slurm for tests/test_slurm_e2e.sh, which starts a private one-node cluster of its own:

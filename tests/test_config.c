@@ -67,7 +67,7 @@ static void test_defaults(void **state) {
     assert_int_equal(c.model.vocab, 256);
     assert_int_equal(c.model.seq_len, 128);
     assert_true(c.model.rope_theta == 10000.0 && c.model.norm_eps == 1e-5 && c.model.init_std == 0.02);
-    assert_string_equal(c.data.source, "synthetic");
+    assert_string_equal(c.data.source, "english");
     assert_int_equal(c.data.n_text, 0);
     assert_true(c.data.val_fraction == 0.05);
     assert_int_equal(c.data.synth_seed, 1234);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
 #include <cmocka.h>
 
 #include "testutil.h"
@@ -86,6 +87,45 @@ static void test_pack_and_inspect(void **state) {
     /* A text file is not a shard: inspect names it and exits 2. */
     assert_int_equal(RUN("inspect", out, a), 2);
     assert_non_null(strstr(qat_errmsg(), "invalid"));
+    /* Packing reads gzip by its magic bytes, whatever the name (issue: .gz input). */
+    char gz[128];
+    sprintf(gz, "%s/hello.txt", dir);
+    gzFile g = gzopen(gz, "wb");
+    gzputs(g, "hello gzip");
+    gzclose(g);
+    assert_int_equal(RUN("pack", gz, b, "-o", out), 0);
+    assert_int_equal(qat_shard_read(out, 256, &t, &n), QAT_OK);
+    assert_int_equal(n, 15);
+    for (int i = 0; i < 15; i++) assert_int_equal(t[i], (unsigned char)"hello gzipworld"[i]);
+    free(t);
+}
+
+/* Issue 11 d: an empty shard (header count 0) beside a good one is named and fails inspect. */
+static void test_inspect_names_empty_shard(void **state) {
+    (void)state;
+    char good[128], empty[128], log[128];
+    sprintf(good, "%s/good.bin", dir);
+    sprintf(empty, "%s/empty.bin", dir);
+    sprintf(log, "%s/inspect.err", dir);
+    uint16_t t[100] = {1, 2, 3};
+    assert_int_equal(qat_shard_write(good, t, 100), QAT_OK);
+    assert_int_equal(qat_shard_write(empty, t, 0), QAT_OK);
+    fflush(stderr);
+    int saved = dup(2);
+    assert_non_null(freopen(log, "w", stderr));
+    int rc = RUN("inspect", good, empty);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    assert_int_equal(rc, 2);
+    FILE *f = fopen(log, "r");
+    char text[2048] = {0};
+    assert_true(fread(text, 1, sizeof text - 1, f) > 0);
+    fclose(f);
+    char want[200];
+    sprintf(want, "%s: empty shard", empty);
+    if (!strstr(text, want)) fail_msg("stderr '%s' lacks '%s'", text, want);
+    if (strstr(text, good)) fail_msg("the good shard was reported: '%s'", text);
 }
 
 static void test_usage_errors_exit_2(void **state) {
@@ -122,6 +162,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_synth_writes_train_and_val),
         cmocka_unit_test(test_pack_and_inspect),
+        cmocka_unit_test(test_inspect_names_empty_shard),
         cmocka_unit_test(test_usage_errors_exit_2),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

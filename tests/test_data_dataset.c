@@ -3,10 +3,13 @@
  *
  * Batches must be a pure function of (data, seed, step, B) with targets = inputs
  * shifted by one; one pass over the training windows must visit each exactly once;
- * validation must not depend on the run seed; the synthetic corpus must report
- * its entropies; and every bad input reachable from a config (no matching files,
- * bad magic, truncated shard, token >= vocab, too few tokens, empty text,
- * unknown source) must be QAT_EINPUT naming the file.
+ * validation must not depend on the run seed; real data must hold out evenly
+ * spaced blocks (the same for every seed) that no training window touches; the
+ * synthetic corpus must report its entropies; and every bad input reachable from
+ * a config (no matching files, an empty shard, bad magic, truncated shard, token
+ * >= vocab, too few tokens, a val_fraction that leaves one side without a
+ * sequence, empty or corrupt text, a missing English corpus, unknown source) must
+ * be QAT_EINPUT naming the file, or the key and its config line.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -17,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
 #include <cmocka.h>
 
 #include "testutil.h"
@@ -26,6 +30,8 @@
 #include "data/batch.h"
 #include "data/dataset.h"
 #include "data/shard.h"
+#include "data/split.h"
+#include "data/text.h"
 
 static char dir[64];
 
@@ -90,9 +96,9 @@ static void test_synthetic_batches(void **state) {
     for (int r = 0; r < B; r++)
         for (int t = 0; t + 1 < T; t++) assert_int_equal(tg1[r * T + t], in1[r * T + t + 1]);
     /* targets[T-1] is the token after the window's last input. */
-    int64_t n;
-    const uint16_t *tok = qat_dataset_split(a, 0, &n);
-    int64_t s0 = qat_data_train_start(n, T, 1, 7, B, 0);
+    const qat_data_split *sp = qat_dataset_split(a, 0);
+    const uint16_t *tok = sp->tok;
+    int64_t s0 = qat_data_train_start(sp, T, 1, 7, B, 0);
     assert_int_equal(tg1[T - 1], tok[s0 + T]);
     /* Another step or another run seed gives other rows. */
     qat_dataset_train_batch(a, 8, B, in2, tg2);
@@ -116,7 +122,7 @@ static void test_synthetic_batches(void **state) {
     c.synth_seed = 99;
     qat_dataset *d;
     assert_int_equal(qat_dataset_open(&c, 256, T, 20000, 1, &d), QAT_OK);
-    const uint16_t *tok_d = qat_dataset_split(d, 0, &n);
+    const uint16_t *tok_d = qat_dataset_split(d, 0)->tok;
     assert_memory_not_equal(tok, tok_d, 2000 * sizeof *tok);
     qat_dataset_free(a); qat_dataset_free(b); qat_dataset_free(o); qat_dataset_free(d);
 }
@@ -126,13 +132,17 @@ static void test_one_pass_visits_each_window_once(void **state) {
     (void)state;
     const int64_t n = 5001;
     const int T = 16, B = 8;
-    int64_t W = qat_data_windows(n, T);
+    qat_data_span all = {0, n};
+    qat_data_split sp;
+    qat_data_split_init(&sp, NULL, &all, 1, T);
+    int64_t W = sp.windows;
     assert_int_equal(W, 312);
+    assert_int_equal(W, qat_data_windows(n, T));
     for (int pass = 0; pass < 2; pass++) {
         char *seen = calloc(n, 1);
         int64_t shift = -1;
         for (int64_t k = pass * W; k < (pass + 1) * W; k++) {
-            int64_t s = qat_data_train_start(n, T, 42, k / B, B, (int)(k % B));
+            int64_t s = qat_data_train_start(&sp, T, 42, k / B, B, (int)(k % B));
             assert_true(s >= 0 && s + T < n);
             if (shift < 0) shift = s % T;
             assert_int_equal(s % T, shift); /* one grid per pass */
@@ -141,11 +151,70 @@ static void test_one_pass_visits_each_window_once(void **state) {
         }
         free(seen);
     }
+    qat_data_split_free(&sp);
+}
+
+/* Several spans (with a gap and a span too short for a window): each pass visits
+ * every window once and no window leaves its span. */
+static void test_windows_stay_inside_spans(void **state) {
+    (void)state;
+    const int T = 8, B = 3;
+    const qat_data_span spans[] = {{5, 40}, {60, 5}, {70, 100}, {300, 9}};
+    qat_data_split sp;
+    qat_data_split_init(&sp, NULL, spans, 4, T);
+    assert_int_equal(sp.windows, 4 + 0 + 12 + 1);
+    assert_int_equal(sp.tokens, 154);
+    for (int pass = 0; pass < 3; pass++) {
+        char seen[400] = {0};
+        for (int64_t k = pass * sp.windows; k < (pass + 1) * sp.windows; k++) {
+            int64_t s = qat_data_train_start(&sp, T, 7, k / B, B, (int)(k % B));
+            int inside = 0;
+            for (int i = 0; i < 4; i++) inside |= s >= spans[i].start && s + T < spans[i].start + spans[i].len;
+            assert_true(inside);
+            assert_false(seen[s]);
+            seen[s] = 1;
+        }
+    }
+    for (int64_t j = 0; j < 2 * sp.windows; j++) {
+        int64_t s = qat_data_val_start(&sp, T, j, 1, 0);
+        int inside = 0;
+        for (int i = 0; i < 4; i++) inside |= s >= spans[i].start && s + T < spans[i].start + spans[i].len;
+        assert_true(inside);
+    }
+    qat_data_split_free(&sp);
+}
+
+/* The block rule itself: evenly spaced, round(nb·f) blocks, 64 Ki blocks on a large corpus. */
+static void test_block_split_rule(void **state) {
+    (void)state;
+    qat_data_blocks b;
+    qat_data_block_split(40000000, 0.05, 128, &b); /* the size of the English corpus */
+    assert_int_equal(b.block, QAT_SPLIT_BLOCK);
+    assert_int_equal(b.blocks, (40000000 + 65535) / 65536);
+    assert_int_equal(b.held_blocks, (int64_t)llround(b.blocks * 0.05));
+    assert_int_equal(b.n_val, b.held_blocks); /* never two held-out blocks in a row */
+    assert_int_equal(b.train_tokens + b.val_tokens, 40000000);
+    for (int i = 0; i < b.n_val; i++) {
+        assert_int_equal(b.val[i].start % QAT_SPLIT_BLOCK, 0);
+        if (i) assert_int_equal(b.val[i].start - b.val[i - 1].start, 20 * QAT_SPLIT_BLOCK); /* one in 20 */
+    }
+    assert_true(b.val[0].start > 0 && b.val[0].start < 20 * QAT_SPLIT_BLOCK); /* not the opening lines */
+    qat_data_blocks_free(&b);
+    /* A share that is not 1/k still holds out round(nb·f) blocks. */
+    qat_data_block_split(1000 * 65536, 0.3, 128, &b);
+    assert_int_equal(b.held_blocks, 300);
+    qat_data_blocks_free(&b);
 }
 
 static void write_shard(const char *name, const uint16_t *t, int64_t n, char *path) {
     sprintf(path, "%s/%s", dir, name);
     assert_int_equal(qat_shard_write(path, t, n), QAT_OK);
+}
+
+static int span_has(const qat_data_split *s, int64_t pos) {
+    for (int i = 0; i < s->n_span; i++)
+        if (pos >= s->span[i].start && pos < s->span[i].start + s->span[i].len) return 1;
+    return 0;
 }
 
 static void test_shards_and_split(void **state) {
@@ -160,16 +229,39 @@ static void test_shards_and_split(void **state) {
     strcpy(c.source, "shards");
     sprintf(c.shards, "%s/s_*.bin", dir);
     c.val_fraction = 0.1;
-    qat_dataset *ds;
+    qat_dataset *ds, *other;
     assert_int_equal(qat_dataset_open(&c, 256, 16, 1e6, 0, &ds), QAT_OK);
     assert_int_equal(qat_dataset_train_tokens(ds), 2700);
     assert_int_equal(qat_dataset_val_tokens(ds), 300);
-    int64_t n;
-    const uint16_t *v = qat_dataset_split(ds, 1, &n);
-    assert_memory_equal(v, t + 2700, 300 * sizeof *t); /* the tail, in shard order */
-    assert_true(isnan(qat_dataset_entropy_rate(ds)));
-    assert_true(fabs(qat_dataset_unigram_entropy(ds) - log(251.0)) < 0.05);
+    /* Held out: evenly spaced blocks over the whole stream, not its tail. */
+    const qat_data_split *v = qat_dataset_split(ds, 1), *tr = qat_dataset_split(ds, 0);
+    assert_true(v->n_span >= 4);
+    assert_true(v->span[0].start < 1000 && v->span[v->n_span - 1].start + v->span[v->n_span - 1].len > 2000);
+    for (int i = 0; i < v->n_span; i++) {
+        assert_memory_equal(v->tok + v->span[i].start, t + v->span[i].start, (size_t)v->span[i].len * sizeof *t);
+        for (int64_t j = v->span[i].start; j < v->span[i].start + v->span[i].len; j++) assert_false(span_has(tr, j));
+    }
+    assert_non_null(strstr(qat_dataset_describe(ds), "10.00% held out"));
+    /* No training row reads a held-out token; validation rows read only held-out ones. */
     int32_t in[2 * 16], tg[2 * 16];
+    for (int64_t step = 0; step < 200; step++)
+        for (int b = 0; b < 2; b++) {
+            int64_t s = qat_data_train_start(tr, 16, 0, step, 2, b);
+            for (int64_t j = s; j <= s + 16; j++) assert_false(span_has(v, j));
+        }
+    for (int64_t i = 0; i < 20; i++) {
+        int64_t s = qat_data_val_start(v, 16, i, 2, 1);
+        for (int64_t j = s; j <= s + 16; j++) assert_true(span_has(v, j));
+    }
+    /* The same tokens are held out whatever the run seed. */
+    assert_int_equal(qat_dataset_open(&c, 256, 16, 1e6, 99, &other), QAT_OK);
+    const qat_data_split *v2 = qat_dataset_split(other, 1);
+    assert_int_equal(v2->n_span, v->n_span);
+    assert_memory_equal(v2->span, v->span, (size_t)v->n_span * sizeof *v->span);
+    qat_dataset_free(other);
+    assert_true(isnan(qat_dataset_entropy_rate(ds)));
+    /* 300 held-out tokens in 4 blocks: at most 251 distinct values, at least one block's 75 */
+    assert_true(qat_dataset_unigram_entropy(ds) <= log(251.0) + 1e-9 && qat_dataset_unigram_entropy(ds) > log(75.0));
     qat_dataset_train_batch(ds, 5, 2, in, tg);
     for (int i = 0; i < 2 * 16; i++) assert_int_equal(tg[i], (in[i] + 1) % 251);
     qat_dataset_free(ds);
@@ -183,11 +275,89 @@ static void test_shards_and_split(void **state) {
     qat_dataset_free(ds);
 }
 
+/* Issue 11 c: val_fraction is never changed silently; errors name the key and counts. */
+static void test_val_fraction_is_what_it_says(void **state) {
+    (void)state;
+    uint16_t t[5000];
+    for (int i = 0; i < 5000; i++) t[i] = (uint16_t)(i % 7);
+    char p[128];
+    write_shard("vf.bin", t, 5000, p);
+    qat_data_cfg c;
+    memset(&c, 0, sizeof c);
+    strcpy(c.source, "shards");
+    strcpy(c.shards, p);
+    qat_dataset *ds;
+    /* 0 used to become 0.1 silently. */
+    c.val_fraction = 0;
+    assert_int_equal(qat_dataset_open(&c, 256, 16, 1e4, 0, &ds), QAT_EINPUT);
+    assert_msg_has("data.val_fraction 0 ");
+    /* Too small: used to be raised to one window while the banner printed the request. */
+    c.val_fraction = 0.001;
+    assert_int_equal(qat_dataset_open(&c, 256, 32, 1e4, 0, &ds), QAT_EINPUT);
+    assert_msg_has("data.val_fraction 0.001");
+    assert_msg_has("of 5000 tokens");
+    assert_msg_has("validation sequence");
+    /* Too large, 0.95 of 100 tokens: used to say only "too few tokens". */
+    write_shard("vf100.bin", t, 100, p);
+    strcpy(c.shards, p);
+    c.val_fraction = 0.95;
+    assert_int_equal(qat_dataset_open(&c, 256, 16, 1e4, 0, &ds), QAT_EINPUT);
+    assert_msg_has("data.val_fraction 0.95");
+    assert_msg_has("of 100 tokens for training");
+    /* The banner prints the share actually held out. */
+    write_shard("vf.bin", t, 5000, p);
+    strcpy(c.shards, p);
+    c.val_fraction = 0.3;
+    assert_int_equal(qat_dataset_open(&c, 256, 16, 1e4, 0, &ds), QAT_OK);
+    char want[64];
+    snprintf(want, sizeof want, "%.2f%% held out", 100.0 * (double)qat_dataset_val_tokens(ds) / 5000);
+    assert_non_null(strstr(qat_dataset_describe(ds), want));
+    assert_true(fabs((double)qat_dataset_val_tokens(ds) / 5000 - 0.3) < 0.02);
+    qat_dataset_free(ds);
+}
+
+/* Issue 11 d, e: an empty shard beside a good one is named; an unmatched glob names its config line. */
+static void test_empty_shard_and_glob_position(void **state) {
+    (void)state;
+    uint16_t t[2000];
+    for (int i = 0; i < 2000; i++) t[i] = (uint16_t)(i % 50);
+    char good[128], empty[128];
+    write_shard("z_0.bin", t, 2000, good);
+    write_shard("z_1.bin", t, 0, empty);
+    qat_data_cfg c;
+    memset(&c, 0, sizeof c);
+    strcpy(c.source, "shards");
+    c.val_fraction = 0.1;
+    sprintf(c.shards, "%s/z_*.bin", dir);
+    qat_dataset *ds;
+    assert_int_equal(qat_dataset_open(&c, 256, 16, 1e4, 0, &ds), QAT_EINPUT);
+    assert_msg_has(empty);
+    assert_msg_has("empty shard");
+    /* The glob's config position comes from the loader. */
+    char yaml[128];
+    sprintf(yaml, "%s/g.yaml", dir);
+    FILE *f = fopen(yaml, "w");
+    fprintf(f, "model: {preset: s1}\ndata:\n  shards: \"%s/nothing_*.bin\"\n", dir);
+    fclose(f);
+    qat_config cfg;
+    assert_int_equal(qat_config_load(yaml, NULL, 0, &cfg), QAT_OK);
+    assert_int_equal(qat_dataset_open(&cfg.data, 256, 16, 1e4, 0, &ds), QAT_EINPUT);
+    char want[256];
+    snprintf(want, sizeof want, "%s:3:3: data.shards: %s/nothing_*.bin: no data files match", yaml, dir);
+    if (strncmp(qat_errmsg(), want, strlen(want))) fail_msg("'%s' does not start with '%s'", qat_errmsg(), want);
+    /* From --set, the override is named. */
+    const char *sets[] = {"data.shards=none/*.bin"};
+    assert_int_equal(qat_config_load(NULL, sets, 1, &cfg), QAT_OK);
+    assert_int_equal(qat_dataset_open(&cfg.data, 256, 16, 1e4, 0, &ds), QAT_EINPUT);
+    assert_msg_has("--set data.shards=none/*.bin: data.shards: none/*.bin");
+}
+
 static void test_text_source(void **state) {
     (void)state;
     qat_data_cfg c;
     memset(&c, 0, sizeof c);
     strcpy(c.source, "text");
+    c.val_fraction = 0.05;
     sprintf(c.text[0], "%s/t.txt", dir);
     c.n_text = 1;
     FILE *f = fopen(c.text[0], "wb");
@@ -203,12 +373,96 @@ static void test_text_source(void **state) {
     qat_dataset_free(ds);
 }
 
+/* gzip/dictzip text is read through zlib, told apart by its magic bytes, not its name. */
+static void test_gzip_text(void **state) {
+    (void)state;
+    char plain[128], packed[128], bad[128];
+    sprintf(plain, "%s/plain.gz", dir);   /* plain text, misleading name */
+    sprintf(packed, "%s/packed.txt", dir); /* gzip, plain name */
+    sprintf(bad, "%s/bad.dz", dir);
+    FILE *f = fopen(plain, "wb");
+    gzFile g = gzopen(packed, "wb9");
+    for (int i = 0; i < 3000; i++) {
+        fprintf(f, "line %d of the text\n", i);
+        gzprintf(g, "line %d of the text\n", i);
+    }
+    fclose(f);
+    gzclose(g);
+    assert_int_equal(qat_text_is_gzip(packed), 1);
+    assert_int_equal(qat_text_is_gzip(plain), 0);
+    const char *files[] = {plain, packed};
+    uint16_t *t;
+    int64_t n;
+    int ngz;
+    assert_int_equal(qat_text_read_files(files, 2, 256, &t, &n, &ngz), QAT_OK);
+    assert_int_equal(ngz, 1);
+    assert_int_equal(n % 2, 0);
+    assert_memory_equal(t, t + n / 2, (size_t)(n / 2) * sizeof *t); /* both halves decode the same */
+    assert_int_equal(t[0], 'l');
+    free(t);
+    /* Through a run config, with the description naming gzip. */
+    qat_data_cfg c;
+    memset(&c, 0, sizeof c);
+    strcpy(c.source, "text");
+    c.val_fraction = 0.05;
+    strcpy(c.text[0], packed);
+    c.n_text = 1;
+    qat_dataset *ds;
+    assert_int_equal(qat_dataset_open(&c, 256, 32, 1e4, 0, &ds), QAT_OK);
+    assert_non_null(strstr(qat_dataset_describe(ds), "gzip"));
+    qat_dataset_free(ds);
+    /* A corrupt gzip stream (a truncated copy) is an input error naming the file. */
+    f = fopen(packed, "rb");
+    unsigned char buf[4096];
+    size_t got = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    f = fopen(bad, "wb");
+    fwrite(buf, 1, got / 2, f);
+    fclose(f);
+    strcpy(c.text[0], bad);
+    assert_int_equal(qat_dataset_open(&c, 256, 32, 1e4, 0, &ds), QAT_EINPUT);
+    assert_msg_has(bad);
+}
+
+/* data.source english: a clear input error when the package is missing; the real corpus when present. */
+static void test_english_corpus(void **state) {
+    (void)state;
+    qat_data_cfg c;
+    memset(&c, 0, sizeof c);
+    strcpy(c.source, "english");
+    c.val_fraction = 0.05;
+    char missing[128];
+    sprintf(missing, "%s/no-gcide.dict.dz", dir);
+    setenv("QAT_ENGLISH_PATH", missing, 1);
+    qat_dataset *ds;
+    assert_int_equal(qat_dataset_open(&c, 256, 128, 1e6, 0, &ds), QAT_EINPUT);
+    assert_msg_has("data.source english");
+    assert_msg_has(missing);
+    assert_msg_has("apt-get install dict-gcide");
+    unsetenv("QAT_ENGLISH_PATH");
+    if (access(QAT_DATASET_ENGLISH_PATH, R_OK)) {
+        printf("  (skipped the real corpus: %s is not installed; `make deps` installs dict-gcide)\n",
+               QAT_DATASET_ENGLISH_PATH);
+        return;
+    }
+    assert_int_equal(qat_dataset_open(&c, 256, 128, 1e6, 0, &ds), QAT_OK);
+    int64_t tr = qat_dataset_train_tokens(ds), va = qat_dataset_val_tokens(ds);
+    assert_true(tr + va > 30000000); /* ~40 MB of text */
+    assert_true(fabs((double)va / (double)(tr + va) - 0.05) < 0.002);
+    assert_non_null(strstr(qat_dataset_describe(ds), "english"));
+    /* English bytes: the unigram entropy of letters and spaces, well below log 256. */
+    double h = qat_dataset_unigram_entropy(ds);
+    assert_true(h > 2.5 && h < 3.6);
+    qat_dataset_free(ds);
+}
+
 static void test_errors_name_the_file(void **state) {
     (void)state;
     qat_dataset *ds = (qat_dataset *)1;
     qat_data_cfg c;
     memset(&c, 0, sizeof c);
     strcpy(c.source, "shards");
+    c.val_fraction = 0.05;
     /* No files match. */
     sprintf(c.shards, "%s/none_*.bin", dir);
     assert_int_equal(qat_dataset_open(&c, 256, 16, 1e4, 0, &ds), QAT_EINPUT);
@@ -277,8 +531,14 @@ int main(void) {
         cmocka_unit_test(test_permutation_is_bijection),
         cmocka_unit_test(test_synthetic_batches),
         cmocka_unit_test(test_one_pass_visits_each_window_once),
+        cmocka_unit_test(test_windows_stay_inside_spans),
+        cmocka_unit_test(test_block_split_rule),
         cmocka_unit_test(test_shards_and_split),
+        cmocka_unit_test(test_val_fraction_is_what_it_says),
+        cmocka_unit_test(test_empty_shard_and_glob_position),
         cmocka_unit_test(test_text_source),
+        cmocka_unit_test(test_gzip_text),
+        cmocka_unit_test(test_english_corpus),
         cmocka_unit_test(test_errors_name_the_file),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -210,17 +210,17 @@ static void test_text_bytes(void **state) {
     const char *files[2] = {p, q};
     uint16_t *t;
     int64_t n;
-    assert_int_equal(qat_text_read_files(files, 2, 256, &t, &n), QAT_OK);
+    assert_int_equal(qat_text_read_files(files, 2, 256, &t, &n, NULL), QAT_OK);
     assert_int_equal(n, 5);
     const uint16_t want[5] = {'h', 'i', 255, 0, 'z'};
     assert_memory_equal(t, want, sizeof want);
     free(t);
     const char *bad[2] = {p, e};
-    assert_int_equal(qat_text_read_files(bad, 2, 256, &t, &n), QAT_EINPUT);
+    assert_int_equal(qat_text_read_files(bad, 2, 256, &t, &n, NULL), QAT_EINPUT);
     assert_msg_has(e);
     assert_msg_has("empty");
     /* A byte beyond a smaller model vocabulary names the file and offset. */
-    assert_int_equal(qat_text_read_files(files, 2, 128, &t, &n), QAT_EINPUT);
+    assert_int_equal(qat_text_read_files(files, 2, 128, &t, &n, NULL), QAT_EINPUT);
     assert_msg_has(p);
     assert_msg_has("offset 2");
 }
