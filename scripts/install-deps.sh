@@ -8,17 +8,8 @@ pkgs=(gcc make meson ninja-build pkg-config libdnnl-dev libhdf5-dev libyaml-dev 
 # Optional cross-checks (h5py reads run logs written by qat): installed when asked.
 if [ "${QAT_WITH_PYTHON:-0}" = 1 ]; then pkgs+=(python3 python3-h5py python3-numpy); fi
 # Slurm for tests/test_slurm_e2e.sh, which starts a private one-node cluster of its own:
-# installed with the test set above (make test) unless QAT_WITH_SLURM=0. The packages would
-# start global munge/slurm services at install; Debian's policy-rc.d refuses that while this
-# script runs, on a machine without a policy of its own, so no daemon is left behind.
-if [ "${QAT_WITH_SLURM:-${QAT_WITH_PYTHON:-0}}" = 1 ]; then
-  pkgs+=(munge slurmctld slurmd slurm-client procps)
-  if [ "$(id -u)" -eq 0 ] && [ ! -e /usr/sbin/policy-rc.d ] &&
-    { dpkg-query -W -f='${Status}\n' munge slurmctld slurmd 2>&1 || true; } | grep -qv '^install ok installed$'; then
-    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
-    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
-  fi
-fi
+# installed with the test set above (make test) unless QAT_WITH_SLURM=0.
+if [ "${QAT_WITH_SLURM:-${QAT_WITH_PYTHON:-0}}" = 1 ]; then pkgs+=(munge slurmctld slurmd slurm-client procps); fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -31,5 +22,12 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "qat: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
+# munge, slurmctld, slurmd and dictd (pulled in by dict-gcide) would start global services at
+# install. qat needs none of them running, so while this script installs, Debian's policy-rc.d
+# refuses service starts (only on a machine without a policy of its own; removed on exit).
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
