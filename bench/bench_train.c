@@ -151,8 +151,8 @@ int main(int argc, char **argv) {
     }
     qat_threads_init(threads);
     if (ratio > 0) {
-        printf("| model | threads | formats | fp32 step ms (median of %d) | compressed step ms | ratio |\n", ratio);
-        printf("|---|---|---|---|---|---|\n");
+        printf("| model | threads | precision | formats | fp32 step ms (median of %d) | compressed step ms | ratio |\n", ratio);
+        printf("|---|---|---|---|---|---|---|\n");
     } else {
         printf("| model | threads | precision | formats | tok/s | GFLOP/s | GEMM peak GFLOP/s | %% of peak | step ms | peak RSS MiB | params+grads+adam+acts MiB |\n");
         printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
@@ -176,7 +176,7 @@ int main(int argc, char **argv) {
             qsort(base, (size_t)ratio, sizeof *base, cmp_double);
             qsort(comp, (size_t)ratio, sizeof *comp, cmp_double);
             double mb = base[ratio / 2], mc = comp[ratio / 2];
-            printf("| %s | %d | %s/%s %s | %.1f | %.1f | %.3f |\n", argv[mi], threads, wf, af, est, mb, mc, mc / mb);
+            printf("| %s | %d | %s | %s/%s %s | %.1f | %.1f | %.3f |\n", argv[mi], threads, g_precision, wf, af, est, mb, mc, mc / mb);
             fflush(stdout);
             continue;
         }
