@@ -8,6 +8,12 @@
  * descriptor; memory objects are created once with no data and re-pointed at each
  * call with dnnl_memory_set_data_handle.
  *
+ * Scratchpad: oneDNN's library-managed scratchpad is allocated and freed around
+ * every execute when nothing else holds it, and the fresh pages fault in on
+ * each step (9% of a d256 step in the profile, bench/README.md). We ask for the
+ * user-managed mode instead and hand every primitive one shared buffer, grown
+ * while primitives are built (first step only).
+ *
  * Threads: Debian's oneDNN is built on the same libgomp runtime as our OpenMP
  * loops, so omp_set_num_threads governs both.
  */
@@ -15,6 +21,9 @@
 
 #include <oneapi/dnnl/dnnl.h>
 #include <string.h>
+#ifdef __AVX512BF16__
+#include <immintrin.h>
+#endif
 
 #include "core/error.h"
 
@@ -24,6 +33,7 @@ typedef struct {
     qat_gemm_desc key;          /* the descriptor this primitive was built for */
     dnnl_primitive_t prim;      /* the matmul */
     dnnl_memory_t a, b, c;      /* memory objects re-pointed at every call */
+    dnnl_memory_t scratch;      /* its scratchpad, pointed at the shared buffer (NULL: none) */
 } gemm_entry;
 
 static dnnl_engine_t g_engine;
@@ -31,6 +41,8 @@ static dnnl_stream_t g_stream;
 static gemm_entry g_cache[QAT_GEMM_CACHE_MAX];
 static int g_ncache;
 static int g_last; /* most recently used entry: consecutive calls often repeat */
+static void *g_scratch;        /* shared scratchpad of every primitive (one runs at a time) */
+static size_t g_scratch_size;  /* its bytes */
 
 #define DNNL_OK(call)                                                                   \
     do {                                                                                \
@@ -50,7 +62,7 @@ static void engine_init(void) {
 
 /* A memory descriptor of rank 2, 3 or 4 (batch dims dropped when of size 1 in both). */
 static void make_md(dnnl_memory_desc_t *md, int nb, const int64_t *bdims, const int64_t *bstr,
-                    int64_t rows, int64_t cols, int64_t rs, int64_t cs) {
+                    int64_t rows, int64_t cols, int64_t rs, int64_t cs, dnnl_data_type_t dt) {
     dnnl_dims_t dims, strides;
     int nd = 0;
     for (int i = 0; i < nb; i++) { dims[nd] = bdims[i]; strides[nd] = bstr[i]; nd++; }
@@ -58,7 +70,7 @@ static void make_md(dnnl_memory_desc_t *md, int nb, const int64_t *bdims, const 
     dims[nd] = cols; strides[nd] = cs; nd++;
     /* oneDNN rejects a zero stride; a dimension of size 1 never uses its stride. */
     for (int i = 0; i < nd; i++) if (dims[i] == 1 && strides[i] == 0) strides[i] = 1;
-    DNNL_OK(dnnl_memory_desc_init_by_strides(md, nd, dims, dnnl_f32, strides));
+    DNNL_OK(dnnl_memory_desc_init_by_strides(md, nd, dims, dt, strides));
 }
 
 static gemm_entry *build(const qat_gemm_desc *d) {
@@ -76,14 +88,16 @@ static gemm_entry *build(const qat_gemm_desc *d) {
         nb = 2;
     }
     dnnl_memory_desc_t amd, bmd, cmd;
-    make_md(&amd, nb, bd, as, d->M, d->K, d->a_rs, d->a_cs);
-    make_md(&bmd, nb, bd, bs, d->K, d->N, d->b_rs, d->b_cs);
-    make_md(&cmd, nb, bd, cs, d->M, d->N, d->c_rs, d->c_cs);
+    dnnl_data_type_t in = d->bf16 ? dnnl_bf16 : dnnl_f32;
+    make_md(&amd, nb, bd, as, d->M, d->K, d->a_rs, d->a_cs, in);
+    make_md(&bmd, nb, bd, bs, d->K, d->N, d->b_rs, d->b_cs, in);
+    make_md(&cmd, nb, bd, cs, d->M, d->N, d->c_rs, d->c_cs, dnnl_f32);
 
     dnnl_matmul_desc_t mm;
     DNNL_OK(dnnl_matmul_desc_init(&mm, &amd, &bmd, NULL, &cmd));
     dnnl_primitive_attr_t attr;
     DNNL_OK(dnnl_primitive_attr_create(&attr));
+    DNNL_OK(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user));
     if (d->alpha != 0.0f && d->alpha != 1.0f) {
         float s = d->alpha;
         DNNL_OK(dnnl_primitive_attr_set_output_scales(attr, 1, 0, &s));
@@ -98,6 +112,16 @@ static gemm_entry *build(const qat_gemm_desc *d) {
     dnnl_primitive_desc_t pd;
     DNNL_OK(dnnl_primitive_desc_create(&pd, &mm, attr, g_engine, NULL));
     DNNL_OK(dnnl_primitive_create(&e->prim, pd));
+    const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    size_t ssz = smd ? dnnl_memory_desc_get_size(smd) : 0;
+    if (ssz) {
+        if (ssz > g_scratch_size) {
+            free(g_scratch);
+            g_scratch = qat_xaligned(ssz);
+            g_scratch_size = ssz;
+        }
+        DNNL_OK(dnnl_memory_create(&e->scratch, smd, g_engine, DNNL_MEMORY_NONE));
+    }
     dnnl_primitive_desc_destroy(pd);
     dnnl_primitive_attr_destroy(attr);
     DNNL_OK(dnnl_memory_create(&e->a, &amd, g_engine, DNNL_MEMORY_NONE));
@@ -115,7 +139,7 @@ static gemm_entry *lookup(const qat_gemm_desc *d) {
     return e;
 }
 
-void qat_gemm_run(const qat_gemm_desc *d_in, const float *A, const float *B, float *C) {
+void qat_gemm_run(const qat_gemm_desc *d_in, const void *A, const void *B, float *C) {
     qat_gemm_desc d = *d_in;
     if (d.b0 < 1) d.b0 = 1;
     if (d.b1 < 1) d.b1 = 1;
@@ -126,15 +150,21 @@ void qat_gemm_run(const qat_gemm_desc *d_in, const float *A, const float *B, flo
     DNNL_OK(dnnl_memory_set_data_handle(e->a, (void *)A));
     DNNL_OK(dnnl_memory_set_data_handle(e->b, (void *)B));
     DNNL_OK(dnnl_memory_set_data_handle(e->c, C));
-    dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, e->a}, {DNNL_ARG_WEIGHTS, e->b}, {DNNL_ARG_DST, e->c}};
-    DNNL_OK(dnnl_primitive_execute(e->prim, g_stream, 3, args));
+    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, e->a}, {DNNL_ARG_WEIGHTS, e->b}, {DNNL_ARG_DST, e->c},
+                               {DNNL_ARG_SCRATCHPAD, e->scratch}};
+    int nargs = 3;
+    if (e->scratch) {
+        DNNL_OK(dnnl_memory_set_data_handle(e->scratch, g_scratch));
+        nargs = 4;
+    }
+    DNNL_OK(dnnl_primitive_execute(e->prim, g_stream, nargs, args));
     DNNL_OK(dnnl_stream_wait(g_stream));
 }
 
-void qat_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K,
-              const float *A, int64_t lda, const float *B, int64_t ldb,
-              float *C, int64_t ldc, int accumulate) {
+static void gemm2d(int ta, int tb, int64_t M, int64_t N, int64_t K, const void *A, int64_t lda,
+                   const void *B, int64_t ldb, float *C, int64_t ldc, int accumulate, int bf16) {
     qat_gemm_desc d = {0};
+    d.bf16 = bf16;
     d.b0 = d.b1 = 1;
     d.M = M; d.N = N; d.K = K;
     if (ta) { d.a_rs = 1; d.a_cs = lda; } else { d.a_rs = lda; d.a_cs = 1; }
@@ -142,6 +172,55 @@ void qat_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K,
     d.c_rs = ldc; d.c_cs = 1;
     d.accumulate = accumulate;
     qat_gemm_run(&d, A, B, C);
+}
+
+void qat_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K,
+              const float *A, int64_t lda, const float *B, int64_t ldb,
+              float *C, int64_t ldc, int accumulate) {
+    gemm2d(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate, 0);
+}
+
+void qat_gemm_bf16(int ta, int tb, int64_t M, int64_t N, int64_t K,
+                   const uint16_t *A, int64_t lda, const uint16_t *B, int64_t ldb,
+                   float *C, int64_t ldc, int accumulate) {
+    gemm2d(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate, 1);
+}
+
+/* Round to nearest even on the bit pattern; NaN stays NaN (quiet). */
+static inline uint16_t bf16_round(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+void qat_to_bf16(const float *src, uint16_t *dst, int64_t n) {
+    int64_t nv = n / 16;
+#pragma omp parallel for schedule(static)
+    for (int64_t v = 0; v < nv; v++) {
+#ifdef __AVX512BF16__
+        /* VCVTNEPS2BF16: the same rounding as bf16_round, 16 lanes at a time */
+        __m256bh h = _mm512_cvtneps_pbh(_mm512_loadu_ps(src + 16 * v));
+        _mm256_storeu_si256((__m256i *)(dst + 16 * v), (__m256i)h);
+#else
+        for (int i = 0; i < 16; i++) dst[16 * v + i] = bf16_round(src[16 * v + i]);
+#endif
+    }
+    for (int64_t i = 16 * nv; i < n; i++) dst[i] = bf16_round(src[i]);
+}
+
+int qat_gemm_bf16_supported(const char **isa) {
+    dnnl_cpu_isa_t e = dnnl_get_effective_cpu_isa();
+    if (isa) {
+        *isa = e == dnnl_cpu_isa_avx512_core_amx    ? "avx512_core_amx"
+               : e == dnnl_cpu_isa_avx512_core_bf16 ? "avx512_core_bf16"
+               : e == dnnl_cpu_isa_avx512_core_vnni ? "avx512_core_vnni"
+               : e == dnnl_cpu_isa_avx512_core      ? "avx512_core"
+               : e == dnnl_cpu_isa_avx2_vnni        ? "avx2_vnni"
+               : e == dnnl_cpu_isa_avx2             ? "avx2"
+                                                    : "older than avx2";
+    }
+    return ((unsigned)e & (unsigned)dnnl_cpu_isa_avx512_core_bf16) == (unsigned)dnnl_cpu_isa_avx512_core_bf16;
 }
 
 int qat_gemm_cache_size(void) { return g_ncache; }
@@ -152,7 +231,11 @@ void qat_gemm_shutdown(void) {
         dnnl_memory_destroy(g_cache[i].a);
         dnnl_memory_destroy(g_cache[i].b);
         dnnl_memory_destroy(g_cache[i].c);
+        if (g_cache[i].scratch) dnnl_memory_destroy(g_cache[i].scratch);
     }
+    free(g_scratch);
+    g_scratch = NULL;
+    g_scratch_size = 0;
     g_ncache = 0;
     g_last = 0;
     if (g_stream) dnnl_stream_destroy(g_stream);

@@ -7,6 +7,11 @@
  * oneDNN reads the strides directly. A primitive is built once per distinct
  * shape/stride signature and cached; later calls only swap data pointers, which
  * keeps the steady-state training step free of allocation and primitive creation.
+ *
+ * train.precision: bf16 (docs/config.md) runs the linear layers' products on
+ * bf16 operands with f32 accumulation and an f32 result: the caller converts A
+ * and B once (qat_to_bf16) and sets desc.bf16. Everything around the products
+ * (master weights, optimizer, quantizers, norms, softmax) stays f32.
  */
 #ifndef QAT_AUTOGRAD_GEMM_H
 #define QAT_AUTOGRAD_GEMM_H
@@ -24,10 +29,23 @@ typedef struct {
     int64_t c_s0, c_s1, c_rs, c_cs;   /* C strides: batch0, batch1, row (over M), col (over N) */
     int accumulate;                   /* 1: C += A·B (oneDNN sum post-op); 0: C = A·B */
     float alpha;                      /* scales the product (0 is taken as 1) */
+    int bf16;                         /* 1: A and B are bf16 (uint16_t) arrays; C stays f32 */
 } qat_gemm_desc;
 
-/* Run a product described by d on the given buffers. */
-void qat_gemm_run(const qat_gemm_desc *d, const float *A, const float *B, float *C);
+/* Run a product described by d on the given buffers (A, B float or, with d->bf16, uint16_t). */
+void qat_gemm_run(const qat_gemm_desc *d, const void *A, const void *B, float *C);
+
+/* The 2-D product of qat_gemm on bf16 operands (f32 accumulation, f32 C). */
+void qat_gemm_bf16(int ta, int tb, int64_t M, int64_t N, int64_t K,
+                   const uint16_t *A, int64_t lda, const uint16_t *B, int64_t ldb,
+                   float *C, int64_t ldc, int accumulate);
+
+/* dst[i] = src[i] rounded to bf16 (round to nearest even), n values, in parallel. */
+void qat_to_bf16(const float *src, uint16_t *dst, int64_t n);
+
+/* 1 when oneDNN runs bf16 products natively on this CPU (effective ISA includes
+ * avx512_core_bf16); writes the ISA name to isa (may be NULL). */
+int qat_gemm_bf16_supported(const char **isa);
 
 /* The plain 2-D case, BLAS-style with row-major leading dimensions:
  *   C(M,N) = op(A)·op(B) (+ C)   with op(A) = A (M,K) or Aᵀ for A (K,M) when ta,

@@ -1,24 +1,32 @@
 /*
  * autograd/ops_attention.c — rotary position embedding and causal attention.
  *
- * Attention runs as batched oneDNN products over (B, H) whose operands are
- * addressed in place by strides: head h of q is columns [h·hd, (h+1)·hd) of the
- * (B·T, ·) row-major buffer it lives in, so there is no split/transpose copy.
+ * Attention is computed row by row per (batch, head), FlashAttention-style:
+ * only the causal half j <= i is ever touched, the softmax is formed from one
+ * pass over the row's scores, and no (T, T) matrix is kept: the forward saves
+ * one log-sum-exp per row (B, H, T) and the backward recomputes the scores.
  *
- *     S = q·kᵀ/√hd (B,H,T,T) → causal softmax in place → P (kept for backward)
- *     out[b, t, h·hd + j] = (P·v)[b, h, t, j]                      (B·T, C)
+ *   forward, row i:  s_j = α q_i·k_j (j <= i),  L_i = logsumexp(s),  o_i = Σ_j e^{s_j−L_i} v_j
+ *   backward, row i: p_j = e^{s_j−L_i},  D_i = do_i·o_i,  ds_j = p_j (do_i·v_j − D_i)
+ *                    dq_i += α Σ_j ds_j k_j,  dk_j += α ds_j q_i,  dv_j += p_j do_i
  *
- *     dv += Pᵀ·dout     dP = dout·vᵀ     dS = P ⊙ (dP − rowsum(dP ⊙ P))
- *     dq += dS·k/√hd    dk += dSᵀ·q/√hd
- *
- * The full T×T scores are computed and the upper triangle masked: simpler than
- * tiling, and at T ≤ 256 the products are a minor part of the step.
+ * The work is split over (b, h) pairs, one whole head per thread, so dk and dv
+ * accumulate without races and in a fixed order (bit-reproducible for any
+ * thread count). A head's k and v are first copied into contiguous per-thread
+ * buffers — transposed (hd, T) for the score loops, whose inner loop then runs
+ * over keys, unit stride — so every inner loop vectorizes. At the sizes qat
+ * trains (T ≤ 256, hd 16–32) a head's k, v and their gradients fit in L2.
+ * An earlier version ran the full T×T scores through oneDNN and masked half:
+ * twice the work and a (B, H, T, T) buffer (33 MiB per layer at d256/T256).
  */
 #include <math.h>
 #include <string.h>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include "core/error.h"
-#include "gemm.h"
 #include "ops.h"
 
 /* ---- rope (HF rotate-half) ---- */
@@ -94,86 +102,283 @@ qat_tensor *qat_rope(qat_tape *tp, qat_cols x, int64_t T, int heads, double thet
 typedef struct {
     qat_cols q, k, v;   /* (B·T, C) column blocks */
     qat_tensor *out;    /* (B·T, C) */
-    float *P;           /* (B, H, T, T) softmax probabilities */
+    float *lse;         /* (B, H, T) log-sum-exp of each score row */
     int64_t B, T;
     int heads;
 } att_ctx;
 
-/* Descriptor of a (B, H) batch of (T, hd) head matrices inside column block c. */
-static void head_operand(qat_cols c, int64_t T, int64_t hd, int transpose,
-                         int64_t *s0, int64_t *s1, int64_t *rs, int64_t *cs) {
-    int64_t ld = qat_tensor_cols(c.t);
-    *s0 = T * ld;
-    *s1 = hd;
-    if (!transpose) { *rs = ld; *cs = 1; } else { *rs = 1; *cs = ld; }
+/* e^x for x <= 0 (scores minus their row maximum), vectorizable: 2^n · 2^f with
+ * n = round(x·log2 e) and a degree-7 Taylor polynomial for 2^f, |f| <= 1/2
+ * (relative error ~1e-8, below float rounding). Underflows to 0 below −87. */
+static inline float exp_neg(float x) {
+    x = x < -87.0f ? -87.0f : x;
+    float t = x * 1.44269504088896341f;
+    float n = (t + 12582912.0f) - 12582912.0f; /* round to nearest */
+    float f = (t - n) * 0.693147180559945309f;
+    float p = 1.0f + f * (1.0f + f * (0.5f + f * (1.6666667e-1f + f * (4.1666668e-2f + f * (8.3333338e-3f +
+              f * (1.3888889e-3f + f * 1.9841270e-4f))))));
+    int32_t bits = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, 4);
+    return p * scale;
 }
 
-static const float *cols_ptr(qat_cols c) { return c.t->data + c.off; }
+static int att_threads(void) {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
 
-static void scores_operand(int64_t H, int64_t T, int transpose,
-                           int64_t *s0, int64_t *s1, int64_t *rs, int64_t *cs) {
-    *s0 = H * T * T;
-    *s1 = T * T;
-    if (!transpose) { *rs = T; *cs = 1; } else { *rs = 1; *cs = T; }
+static int att_thread(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+/* Row pointer of head h, position t of a (B·T, ·) column block. */
+static inline const float *head_row(qat_cols c, int64_t b, int64_t T, int64_t t, int64_t hd, int64_t h) {
+    return c.t->data + (b * T + t) * qat_tensor_cols(c.t) + c.off + h * hd;
+}
+
+#define RB 4  /* query rows per block: each key row loaded serves RB rows */
+#define JB 32 /* keys per score tile: two AVX-512 vectors */
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+/* AVX-512 micro-kernels for head dims that are multiples of 16 (qat's are 16
+ * and 32): accumulators in registers, explicit FMAs (ISO C mode does not
+ * contract a*b+c on its own). NV = hd/16 is a constant after inlining. */
+#define AI static inline __attribute__((always_inline))
+
+/* S[r][j0..j0+32) = α q_r · kt[:, j0..j0+32) for the block's RB rows */
+AI void k_scores(float *S, int64_t ldS, const float *const q[RB], const float *kt, int64_t n, int64_t hd,
+                 int64_t ldk, float alpha) {
+    __m512 va = _mm512_set1_ps(alpha);
+    for (int64_t j0 = 0; j0 < n; j0 += 32) {
+        __m512 a[RB][2];
+        for (int r = 0; r < RB; r++) a[r][0] = a[r][1] = _mm512_setzero_ps();
+        for (int64_t d = 0; d < hd; d++) {
+            __m512 k0 = _mm512_loadu_ps(kt + d * ldk + j0), k1 = _mm512_loadu_ps(kt + d * ldk + j0 + 16);
+            for (int r = 0; r < RB; r++) {
+                __m512 qd = _mm512_set1_ps(q[r][d]);
+                a[r][0] = _mm512_fmadd_ps(qd, k0, a[r][0]);
+                a[r][1] = _mm512_fmadd_ps(qd, k1, a[r][1]);
+            }
+        }
+        for (int r = 0; r < RB; r++) {
+            _mm512_storeu_ps(S + r * ldS + j0, _mm512_mul_ps(va, a[r][0]));
+            _mm512_storeu_ps(S + r * ldS + j0 + 16, _mm512_mul_ps(va, a[r][1]));
+        }
+    }
+}
+
+/* out[r] = Σ_{j<n} P[r][j] x_j for x (n, NV·16) row-major */
+AI void k_pv(float *const out[RB], const float *P, int64_t ldP, const float *x, int64_t n, const int NV, int accum,
+             float scale) {
+    __m512 a[RB][2];
+    for (int r = 0; r < RB; r++) a[r][0] = a[r][1] = _mm512_setzero_ps();
+    for (int64_t j = 0; j < n; j++) {
+        __m512 x0 = _mm512_loadu_ps(x + j * NV * 16), x1 = NV > 1 ? _mm512_loadu_ps(x + j * NV * 16 + 16) : x0;
+        for (int r = 0; r < RB; r++) {
+            __m512 p = _mm512_set1_ps(P[r * ldP + j]);
+            a[r][0] = _mm512_fmadd_ps(p, x0, a[r][0]);
+            if (NV > 1) a[r][1] = _mm512_fmadd_ps(p, x1, a[r][1]);
+        }
+    }
+    __m512 sc = _mm512_set1_ps(scale);
+    for (int r = 0; r < RB; r++) {
+        if (!out[r]) continue;
+        for (int c = 0; c < NV; c++) {
+            __m512 v = _mm512_mul_ps(sc, a[r][c]);
+            if (accum) v = _mm512_add_ps(v, _mm512_loadu_ps(out[r] + 16 * c));
+            _mm512_storeu_ps(out[r] + 16 * c, v);
+        }
+    }
+}
+
+/* dv_j += Σ_r P[r][j] go_r and dk_j += α Σ_r dS[r][j] q_r for j < n */
+AI void k_dkdv(float *dv, float *dk, const float *P, const float *dS, int64_t ldP, const float *const go[RB],
+               const float *const q[RB], int64_t n, const int NV, float alpha) {
+    __m512 g[RB][2], qq[RB][2];
+    __m512 va = _mm512_set1_ps(alpha);
+    for (int r = 0; r < RB; r++)
+        for (int c = 0; c < NV; c++) {
+            g[r][c] = _mm512_loadu_ps(go[r] + 16 * c);
+            qq[r][c] = _mm512_mul_ps(va, _mm512_loadu_ps(q[r] + 16 * c));
+        }
+    for (int64_t j = 0; j < n; j++) {
+        __m512 v[2], k[2];
+        for (int c = 0; c < NV; c++) {
+            v[c] = _mm512_loadu_ps(dv + j * NV * 16 + 16 * c);
+            k[c] = _mm512_loadu_ps(dk + j * NV * 16 + 16 * c);
+        }
+        for (int r = 0; r < RB; r++) {
+            __m512 p = _mm512_set1_ps(P[r * ldP + j]), s = _mm512_set1_ps(dS[r * ldP + j]);
+            for (int c = 0; c < NV; c++) {
+                v[c] = _mm512_fmadd_ps(p, g[r][c], v[c]);
+                k[c] = _mm512_fmadd_ps(s, qq[r][c], k[c]);
+            }
+        }
+        for (int c = 0; c < NV; c++) {
+            _mm512_storeu_ps(dv + j * NV * 16 + 16 * c, v[c]);
+            _mm512_storeu_ps(dk + j * NV * 16 + 16 * c, k[c]);
+        }
+    }
+}
+#define HAVE_ATT_SIMD 1
+#else
+#define HAVE_ATT_SIMD 0
+#endif
+
+/* Scores of RB query rows against keys [0, n) rounded up to JB, from the
+ * transposed keys kt (hd, ldk), ldk a multiple of JB and zero-padded:
+ * S[r][j] = α Σ_d q_r[d] kt[d, j]. The RB×JB tile stays in registers over d. */
+static inline void block_scores(float *restrict S, int64_t ldS, const float *const q[RB], const float *restrict kt,
+                                int64_t n, int64_t hd, int64_t ldk, float alpha) {
+#if HAVE_ATT_SIMD
+    k_scores(S, ldS, q, kt, n, hd, ldk, alpha);
+    return;
+#endif
+    for (int64_t j0 = 0; j0 < n; j0 += JB) {
+        float acc[RB][JB];
+        for (int r = 0; r < RB; r++)
+            for (int jj = 0; jj < JB; jj++) acc[r][jj] = 0;
+        for (int64_t d = 0; d < hd; d++) {
+            const float *kr = kt + d * ldk + j0;
+            for (int r = 0; r < RB; r++) {
+                float qd = q[r][d];
+                for (int jj = 0; jj < JB; jj++) acc[r][jj] += qd * kr[jj];
+            }
+        }
+        for (int r = 0; r < RB; r++)
+            for (int jj = 0; jj < JB; jj++) S[r * ldS + j0 + jj] = alpha * acc[r][jj];
+    }
+}
+
+/* Copy head h of sequence b: kt, vt (hd, ldt) transposed and zero-padded to ldt;
+ * kr, vr (T, hd) row-major when non-NULL. */
+static void load_head(qat_cols k, qat_cols v, int64_t b, int64_t T, int64_t hd, int64_t h, int64_t ldt,
+                      float *kt, float *vt, float *kr, float *vr) {
+    for (int64_t d = 0; d < hd; d++) {
+        for (int64_t t = T; t < ldt; t++) kt[d * ldt + t] = 0;
+        if (vt)
+            for (int64_t t = T; t < ldt; t++) vt[d * ldt + t] = 0;
+    }
+    for (int64_t t = 0; t < T; t++) {
+        const float *kk = head_row(k, b, T, t, hd, h), *vv = head_row(v, b, T, t, hd, h);
+        for (int64_t d = 0; d < hd; d++) {
+            kt[d * ldt + t] = kk[d];
+            if (vt) vt[d * ldt + t] = vv[d];
+        }
+        if (kr) memcpy(kr + t * hd, kk, (size_t)hd * sizeof(float));
+        if (vr) memcpy(vr + t * hd, vv, (size_t)hd * sizeof(float));
+    }
 }
 
 static void att_backward(qat_tape *tp, void *p) {
     att_ctx *c = p;
     int64_t B = c->B, T = c->T, H = c->heads, C = c->q.cols, hd = C / H;
+    int64_t ldt = (T + JB - 1) / JB * JB;
     float alpha = 1.0f / sqrtf((float)hd);
-    qat_cols dout = qat_cols_of(c->out, 0, C);
-    const float *gout = c->out->grad;
-    float *dP = qat_tape_floats(tp, B * H * T * T);
-    qat_gemm_desc d;
-
-    /* dv += Pᵀ · dout */
-    float *gv = qat_grad(tp, c->v.t);
-    if (gv) {
-        memset(&d, 0, sizeof d);
-        d.b0 = B; d.b1 = H; d.M = T; d.N = hd; d.K = T; d.accumulate = 1;
-        scores_operand(H, T, 1, &d.a_s0, &d.a_s1, &d.a_rs, &d.a_cs);
-        head_operand(dout, T, hd, 0, &d.b_s0, &d.b_s1, &d.b_rs, &d.b_cs);
-        head_operand(c->v, T, hd, 0, &d.c_s0, &d.c_s1, &d.c_rs, &d.c_cs);
-        qat_gemm_run(&d, c->P, gout, gv + c->v.off);
-    }
-    /* dP = dout · vᵀ */
-    memset(&d, 0, sizeof d);
-    d.b0 = B; d.b1 = H; d.M = T; d.N = T; d.K = hd;
-    head_operand(dout, T, hd, 0, &d.a_s0, &d.a_s1, &d.a_rs, &d.a_cs);
-    head_operand(c->v, T, hd, 1, &d.b_s0, &d.b_s1, &d.b_rs, &d.b_cs);
-    scores_operand(H, T, 0, &d.c_s0, &d.c_s1, &d.c_rs, &d.c_cs);
-    qat_gemm_run(&d, gout, cols_ptr(c->v), dP);
-
-    /* dS = P ⊙ (dP − Σ_j dP·P), causal part only; stored over dP */
+    float *gq = qat_grad(tp, c->q.t), *gk = qat_grad(tp, c->k.t), *gv = qat_grad(tp, c->v.t);
+    int64_t ldq = qat_tensor_cols(c->q.t), ldk = qat_tensor_cols(c->k.t), ldv = qat_tensor_cols(c->v.t);
+    const float *gout = c->out->grad, *out = c->out->data;
+    float *zero = qat_tape_floats(tp, hd); /* stands in for rows past T in a block */
+    memset(zero, 0, (size_t)hd * sizeof(float));
+    /* per thread: kt, vt (hd, ldt); kr, dk, dv (T, hd); P, dS (RB, ldt) */
+    int64_t per = 2 * hd * ldt + 3 * T * hd + 2 * RB * ldt + 32;
+    float *scratch = qat_tape_floats(tp, per * att_threads());
 #pragma omp parallel for schedule(static)
-    for (int64_t row = 0; row < B * H * T; row++) {
-        int64_t i = row % T;
-        const float *pr = c->P + row * T;
-        float *dr = dP + row * T;
-        float dot = 0;
-        for (int64_t j = 0; j <= i; j++) dot += pr[j] * dr[j];
-        for (int64_t j = 0; j <= i; j++) dr[j] = pr[j] * (dr[j] - dot);
-        for (int64_t j = i + 1; j < T; j++) dr[j] = 0;
-    }
-    /* dq += α·dS · k */
-    float *gq = qat_grad(tp, c->q.t);
-    if (gq) {
-        memset(&d, 0, sizeof d);
-        d.b0 = B; d.b1 = H; d.M = T; d.N = hd; d.K = T; d.accumulate = 1; d.alpha = alpha;
-        scores_operand(H, T, 0, &d.a_s0, &d.a_s1, &d.a_rs, &d.a_cs);
-        head_operand(c->k, T, hd, 0, &d.b_s0, &d.b_s1, &d.b_rs, &d.b_cs);
-        head_operand(c->q, T, hd, 0, &d.c_s0, &d.c_s1, &d.c_rs, &d.c_cs);
-        qat_gemm_run(&d, dP, cols_ptr(c->k), gq + c->q.off);
-    }
-    /* dk += α·dSᵀ · q */
-    float *gk = qat_grad(tp, c->k.t);
-    if (gk) {
-        memset(&d, 0, sizeof d);
-        d.b0 = B; d.b1 = H; d.M = T; d.N = hd; d.K = T; d.accumulate = 1; d.alpha = alpha;
-        scores_operand(H, T, 1, &d.a_s0, &d.a_s1, &d.a_rs, &d.a_cs);
-        head_operand(c->q, T, hd, 0, &d.b_s0, &d.b_s1, &d.b_rs, &d.b_cs);
-        head_operand(c->k, T, hd, 0, &d.c_s0, &d.c_s1, &d.c_rs, &d.c_cs);
-        qat_gemm_run(&d, dP, cols_ptr(c->q), gk + c->k.off);
+    for (int64_t bh = 0; bh < B * H; bh++) {
+        int64_t b = bh / H, h = bh % H;
+        float *kt = scratch + per * att_thread(), *vt = kt + hd * ldt, *kr = vt + hd * ldt;
+        float *dk = kr + T * hd, *dv = dk + T * hd, *P = dv + T * hd, *dS = P + RB * ldt;
+        load_head(c->k, c->v, b, T, hd, h, ldt, kt, vt, kr, NULL);
+        memset(dk, 0, (size_t)(2 * T * hd) * sizeof(float));
+        const float *lse = c->lse + bh * T;
+        for (int64_t i0 = 0; i0 < T; i0 += RB) {
+            int rb = T - i0 < RB ? (int)(T - i0) : RB;
+            int64_t n = i0 + rb; /* keys any row of the block sees */
+            const float *q[RB], *go[RB];
+            float Di[RB];
+            for (int r = 0; r < RB; r++) {
+                int64_t i = r < rb ? i0 + r : i0;
+                q[r] = r < rb ? head_row(c->q, b, T, i, hd, h) : zero;
+                go[r] = r < rb ? gout + (b * T + i) * C + h * hd : zero;
+                const float *o = out + (b * T + i) * C + h * hd;
+                float D = 0;
+                for (int64_t d = 0; d < hd; d++) D += go[r][d] * o[d];
+                Di[r] = D;
+            }
+            block_scores(P, ldt, q, kt, n, hd, ldt, alpha);
+            block_scores(dS, ldt, go, vt, n, hd, ldt, 1.0f);
+            for (int r = 0; r < RB; r++) {
+                float *pr = P + r * ldt, *dr = dS + r * ldt;
+                int64_t ni = r < rb ? i0 + r + 1 : 0; /* causal: keys 0..i */
+                float li = r < rb ? lse[i0 + r] : 0, D = Di[r];
+#pragma omp simd
+                for (int64_t j = 0; j < ni; j++) {
+                    float pj = exp_neg(pr[j] - li);
+                    pr[j] = pj;
+                    dr[j] = pj * (dr[j] - D);
+                }
+                for (int64_t j = ni; j < n; j++) pr[j] = dr[j] = 0;
+            }
+#if HAVE_ATT_SIMD
+            if (hd == 16 || hd == 32) {
+                if (hd == 32) k_dkdv(dv, dk, P, dS, ldt, go, q, n, 2, alpha);
+                else k_dkdv(dv, dk, P, dS, ldt, go, q, n, 1, alpha);
+                if (gq) {
+                    float *dq[RB];
+                    for (int r = 0; r < RB; r++) dq[r] = r < rb ? gq + (b * T + i0 + r) * ldq + c->q.off + h * hd : NULL;
+                    if (hd == 32) k_pv(dq, dS, ldt, kr, n, 2, 1, alpha);
+                    else k_pv(dq, dS, ldt, kr, n, 1, 1, alpha);
+                }
+                continue;
+            }
+#endif
+            /* dv_j += Σ_r p_rj do_r,  dk_j += α Σ_r ds_rj q_r */
+            for (int64_t j = 0; j < n; j++) {
+                float *dvj = dv + j * hd, *dkj = dk + j * hd;
+                for (int r = 0; r < RB; r++) {
+                    float pj = P[r * ldt + j], sj = alpha * dS[r * ldt + j];
+                    for (int64_t d = 0; d < hd; d++) {
+                        dvj[d] += pj * go[r][d];
+                        dkj[d] += sj * q[r][d];
+                    }
+                }
+            }
+            /* dq_r += α Σ_j ds_rj k_j */
+            if (gq)
+                for (int r = 0; r < rb; r++) {
+                    float *dq = gq + (b * T + i0 + r) * ldq + c->q.off + h * hd;
+                    const float *dr = dS + r * ldt;
+                    for (int64_t d0 = 0; d0 < hd; d0 += 32) {
+                        int64_t w = hd - d0 < 32 ? hd - d0 : 32;
+                        float acc[32] = {0};
+                        for (int64_t j = 0; j < n; j++) {
+                            float sj = dr[j];
+                            const float *kj = kr + j * hd + d0;
+                            for (int64_t d = 0; d < w; d++) acc[d] += sj * kj[d];
+                        }
+                        for (int64_t d = 0; d < w; d++) dq[d0 + d] += alpha * acc[d];
+                    }
+                }
+        }
+        for (int64_t t = 0; t < T; t++) {
+            if (gk) {
+                float *g = gk + (b * T + t) * ldk + c->k.off + h * hd;
+                for (int64_t d = 0; d < hd; d++) g[d] += dk[t * hd + d];
+            }
+            if (gv) {
+                float *g = gv + (b * T + t) * ldv + c->v.off + h * hd;
+                for (int64_t d = 0; d < hd; d++) g[d] += dv[t * hd + d];
+            }
+        }
     }
 }
 
@@ -182,44 +387,74 @@ qat_tensor *qat_attention(qat_tape *tp, qat_cols q, qat_cols k, qat_cols v,
     int64_t C = q.cols, H = heads, hd = C / H;
     QAT_ASSERT(k.cols == C && v.cols == C && C % H == 0);
     QAT_ASSERT(qat_tensor_rows(q.t) == B * T && qat_tensor_rows(k.t) == B * T && qat_tensor_rows(v.t) == B * T);
+    int64_t ldt = (T + JB - 1) / JB * JB;
     float alpha = 1.0f / sqrtf((float)hd);
-    float *P = qat_tape_floats(tp, B * H * T * T);
+    float *lse = qat_tape_floats(tp, B * H * T);
     qat_tensor *o = qat_tape_tensor(tp, 2, (int64_t[]){B * T, C});
-    qat_gemm_desc d;
-
-    /* S = α·q·kᵀ */
-    memset(&d, 0, sizeof d);
-    d.b0 = B; d.b1 = H; d.M = T; d.N = T; d.K = hd; d.alpha = alpha;
-    head_operand(q, T, hd, 0, &d.a_s0, &d.a_s1, &d.a_rs, &d.a_cs);
-    head_operand(k, T, hd, 1, &d.b_s0, &d.b_s1, &d.b_rs, &d.b_cs);
-    scores_operand(H, T, 0, &d.c_s0, &d.c_s1, &d.c_rs, &d.c_cs);
-    qat_gemm_run(&d, cols_ptr(q), cols_ptr(k), P);
-
-    /* causal softmax in place */
+    /* per thread: kt (hd, ldt); vr (T, hd); S (RB, ldt) */
+    int64_t per = hd * ldt + T * hd + RB * ldt + 32;
+    float *scratch = qat_tape_floats(tp, per * att_threads());
 #pragma omp parallel for schedule(static)
-    for (int64_t row = 0; row < B * H * T; row++) {
-        int64_t i = row % T;
-        float *s = P + row * T;
-        float mx = s[0];
-        for (int64_t j = 1; j <= i; j++) mx = s[j] > mx ? s[j] : mx;
-        float sum = 0;
-        for (int64_t j = 0; j <= i; j++) { s[j] = expf(s[j] - mx); sum += s[j]; }
-        float inv = 1.0f / sum;
-        for (int64_t j = 0; j <= i; j++) s[j] *= inv;
-        for (int64_t j = i + 1; j < T; j++) s[j] = 0;
+    for (int64_t bh = 0; bh < B * H; bh++) {
+        int64_t b = bh / H, h = bh % H;
+        float *kt = scratch + per * att_thread(), *vr = kt + hd * ldt, *S = vr + T * hd;
+        load_head(k, v, b, T, hd, h, ldt, kt, NULL, NULL, vr);
+        for (int64_t i0 = 0; i0 < T; i0 += RB) {
+            int rb = T - i0 < RB ? (int)(T - i0) : RB;
+            int64_t n = i0 + rb;
+            const float *qr[RB];
+            for (int r = 0; r < RB; r++) qr[r] = head_row(q, b, T, r < rb ? i0 + r : i0, hd, h);
+            block_scores(S, ldt, qr, kt, n, hd, ldt, alpha);
+            for (int r = 0; r < rb; r++) {
+                int64_t i = i0 + r, ni = i + 1;
+                float *s = S + r * ldt;
+                /* simd reductions: a fixed lane order per build, so still reproducible */
+                float mx = s[0];
+#pragma omp simd reduction(max : mx)
+                for (int64_t j = 1; j < ni; j++) mx = s[j] > mx ? s[j] : mx;
+                float sum = 0;
+#pragma omp simd reduction(+ : sum)
+                for (int64_t j = 0; j < ni; j++) {
+                    s[j] = exp_neg(s[j] - mx);
+                    sum += s[j];
+                }
+                lse[bh * T + i] = mx + logf(sum);
+                float inv = 1.0f / sum;
+                for (int64_t j = 0; j < ni; j++) s[j] *= inv;
+                for (int64_t j = ni; j < n; j++) s[j] = 0;
+            }
+#if HAVE_ATT_SIMD
+            if (hd == 16 || hd == 32) {
+                float *orow[RB];
+                for (int r = 0; r < RB; r++) orow[r] = r < rb ? o->data + (b * T + i0 + r) * C + h * hd : NULL;
+                if (hd == 32) k_pv(orow, S, ldt, vr, n, 2, 0, 1.0f);
+                else k_pv(orow, S, ldt, vr, n, 1, 0, 1.0f);
+                continue;
+            }
+#endif
+            /* out_r = Σ_j p_rj v_j for the block's rows, v_j loaded once for all */
+            for (int64_t d0 = 0; d0 < hd; d0 += 32) {
+                int64_t w = hd - d0 < 32 ? hd - d0 : 32;
+                float acc[RB][32];
+                for (int r = 0; r < RB; r++)
+                    for (int64_t d = 0; d < 32; d++) acc[r][d] = 0;
+                for (int64_t j = 0; j < n; j++) {
+                    const float *vj = vr + j * hd + d0;
+                    for (int r = 0; r < RB; r++) {
+                        float pj = S[r * ldt + j];
+                        for (int64_t d = 0; d < w; d++) acc[r][d] += pj * vj[d];
+                    }
+                }
+                for (int r = 0; r < rb; r++) {
+                    float *orow = o->data + (b * T + i0 + r) * C + h * hd + d0;
+                    for (int64_t d = 0; d < w; d++) orow[d] = acc[r][d];
+                }
+            }
+        }
     }
-
-    /* out = P · v, written head-interleaved into (B·T, C) */
-    memset(&d, 0, sizeof d);
-    d.b0 = B; d.b1 = H; d.M = T; d.N = hd; d.K = T;
-    scores_operand(H, T, 0, &d.a_s0, &d.a_s1, &d.a_rs, &d.a_cs);
-    head_operand(v, T, hd, 0, &d.b_s0, &d.b_s1, &d.b_rs, &d.b_cs);
-    head_operand(qat_cols_of(o, 0, C), T, hd, 0, &d.c_s0, &d.c_s1, &d.c_rs, &d.c_cs);
-    qat_gemm_run(&d, P, cols_ptr(v), o->data);
-
     if (tp->grad_enabled) {
         att_ctx *c = qat_tape_ctx(tp, sizeof *c);
-        c->q = q; c->k = k; c->v = v; c->out = o; c->P = P; c->B = B; c->T = T; c->heads = heads;
+        c->q = q; c->k = k; c->v = v; c->out = o; c->lse = lse; c->B = B; c->T = T; c->heads = heads;
         qat_tape_push(tp, att_backward, c);
     }
     return o;

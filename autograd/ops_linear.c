@@ -10,6 +10,11 @@
  *
  * For an uncompressed operand the quantizer is skipped and the product
  * accumulates straight into the gradient (oneDNN's sum post-op), with no scratch.
+ *
+ * With tape->bf16 (train.precision: bf16) the operands are rounded to bf16 right
+ * before the products — after quantization, so quantizers see f32 — and the
+ * products accumulate in f32: x̂ and Ŵ once in the forward (kept for the
+ * backward), dy once in the backward, used by both of its products.
  */
 #include "compress/quantizer.h"
 #include "core/error.h"
@@ -20,14 +25,45 @@ typedef struct {
     qat_tensor *x, *W, *out;        /* (M,K), (N,K), (M,N) */
     const float *xq, *Wq;           /* operands as multiplied (may alias x, W) */
     qat_quantizer *qa, *qw;         /* NULL when the operand is fp32 */
+    const uint16_t *xb, *Wb;        /* bf16 copies of xq, Wq (NULL: f32 products) */
 } linear_ctx;
 
 static int is_id(qat_quantizer *q) { return !q || qat_quantizer_is_identity(q); }
+
+/* The two products of the backward on bf16 operands; dy is rounded once. */
+static void linear_backward_bf16(qat_tape *tp, linear_ctx *c, int64_t M, int64_t K, int64_t N, const float *gy) {
+    float *gx = qat_grad(tp, c->x), *gW = qat_grad(tp, c->W);
+    if (!gx && !gW) return;
+    uint16_t *gyb = (uint16_t *)qat_arena_alloc(&tp->arena, (size_t)(M * N) * sizeof(uint16_t));
+    qat_to_bf16(gy, gyb, M * N);
+    if (gx) {
+        if (is_id(c->qa)) {
+            qat_gemm_bf16(0, 0, M, K, N, gyb, N, c->Wb, K, gx, K, 1);
+        } else {
+            float *gxq = qat_tape_floats(tp, M * K);
+            qat_gemm_bf16(0, 0, M, K, N, gyb, N, c->Wb, K, gxq, K, 0);
+            qat_quantizer_backward(c->qa, gxq, gx, M);
+        }
+    }
+    if (gW) {
+        if (is_id(c->qw)) {
+            qat_gemm_bf16(1, 0, N, K, M, gyb, N, c->xb, K, gW, K, 1);
+        } else {
+            float *gWq = qat_tape_floats(tp, N * K);
+            qat_gemm_bf16(1, 0, N, K, M, gyb, N, c->xb, K, gWq, K, 0);
+            qat_quantizer_backward(c->qw, gWq, gW, N);
+        }
+    }
+}
 
 static void linear_backward(qat_tape *tp, void *p) {
     linear_ctx *c = p;
     int64_t M = qat_tensor_rows(c->x), K = qat_tensor_cols(c->x), N = c->W->shape[0];
     const float *gy = c->out->grad;
+    if (c->xb) {
+        linear_backward_bf16(tp, c, M, K, N, gy);
+        return;
+    }
     float *gx = qat_grad(tp, c->x);
     if (gx) {
         if (is_id(c->qa)) {
@@ -69,10 +105,19 @@ qat_tensor *qat_linear(qat_tape *tp, qat_tensor *x, qat_tensor *W,
     for (int i = 0; i < x->ndim; i++) shape[i] = x->shape[i];
     shape[x->ndim - 1] = N;
     qat_tensor *y = qat_tape_tensor(tp, x->ndim, shape);
-    qat_gemm(0, 1, M, N, K, xq, K, Wq, K, y->data, N, 0);
+    uint16_t *xb = NULL, *Wb = NULL;
+    if (tp->bf16) {
+        xb = (uint16_t *)qat_arena_alloc(&tp->arena, (size_t)(M * K) * sizeof(uint16_t));
+        Wb = (uint16_t *)qat_arena_alloc(&tp->arena, (size_t)(N * K) * sizeof(uint16_t));
+        qat_to_bf16(xq, xb, M * K);
+        qat_to_bf16(Wq, Wb, N * K);
+        qat_gemm_bf16(0, 1, M, N, K, xb, K, Wb, K, y->data, N, 0);
+    } else {
+        qat_gemm(0, 1, M, N, K, xq, K, Wq, K, y->data, N, 0);
+    }
     if (tp->grad_enabled) {
         linear_ctx *c = qat_tape_ctx(tp, sizeof *c);
-        c->x = x; c->W = W; c->out = y; c->xq = xq; c->Wq = Wq;
+        c->x = x; c->W = W; c->out = y; c->xq = xq; c->Wq = Wq; c->xb = xb; c->Wb = Wb;
         c->qa = is_id(qa) ? NULL : qa;
         c->qw = is_id(qw) ? NULL : qw;
         qat_tape_push(tp, linear_backward, c);

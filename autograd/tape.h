@@ -33,6 +33,7 @@ typedef struct qat_tape {
     qat_arena arena;       /* activations, gradients, contexts, scratch */
     int grad_enabled;      /* record and allocate gradients? */
     uint64_t epoch;        /* id of the current backward pass, for lazy grad clearing */
+    int bf16;              /* linear products on bf16 operands (train.precision: bf16) */
 } qat_tape;
 
 void qat_tape_init(qat_tape *tape, size_t arena_block);

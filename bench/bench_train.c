@@ -2,7 +2,7 @@
  * bench/bench_train.c — training speed: tokens/s, achieved GFLOP/s, and the
  * fraction of the oneDNN f32 GEMM peak measured in the same process.
  *
- *   bench_train [--threads N] [--steps S] [--format W] [--act-format A] [--estimator E] [--ratio R] MODEL…
+ *   bench_train [--threads N] [--steps S] [--precision fp32|bf16] [--no-peak] [--format W] [--act-format A] [--estimator E] [--ratio R] MODEL…
  *   MODEL = dDIM/lLAYERS/hHEADS/tSEQ, e.g. d256/l6/h8/t256
  *
  * --ratio R: time the fp32 step and the compressed step alternately, R times each, and
@@ -39,7 +39,9 @@ static double now_s(void) {
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-/* Best GFLOP/s of x(M,K)·W(N,K)ᵀ over the shapes of one block. */
+static const char *g_precision = "fp32"; /* --precision: train.precision of every measured model */
+
+/* Best GFLOP/s of x(M,K)·W(N,K)ᵀ over the shapes of one block, in the precision measured. */
 static double gemm_peak(int64_t M, int64_t C, int64_t H) {
     int64_t shapes[4][2] = {{3 * C, C}, {C, C}, {2 * H, C}, {C, H}};
     double best = 0;
@@ -48,10 +50,17 @@ static double gemm_peak(int64_t M, int64_t C, int64_t H) {
         float *a = qat_xaligned((size_t)(M * K) * 4), *b = qat_xaligned((size_t)(N * K) * 4), *c = qat_xaligned((size_t)(M * N) * 4);
         for (int64_t i = 0; i < M * K; i++) a[i] = 0.01f * (float)(i % 97);
         for (int64_t i = 0; i < N * K; i++) b[i] = 0.01f * (float)(i % 89);
-        for (int w = 0; w < 3; w++) qat_gemm(0, 1, M, N, K, a, K, b, K, c, N, 0);
+        uint16_t *ab = qat_xaligned((size_t)(M * K) * 2), *bb = qat_xaligned((size_t)(N * K) * 2);
+        qat_to_bf16(a, ab, M * K);
+        qat_to_bf16(b, bb, N * K);
+        int bf = !strcmp(g_precision, "bf16");
+#define PEAK_GEMM() (bf ? qat_gemm_bf16(0, 1, M, N, K, ab, K, bb, K, c, N, 0) : qat_gemm(0, 1, M, N, K, a, K, b, K, c, N, 0))
+        for (int w = 0; w < 3; w++) PEAK_GEMM();
         int reps = 20;
         double t0 = now_s();
-        for (int r = 0; r < reps; r++) qat_gemm(0, 1, M, N, K, a, K, b, K, c, N, 0);
+        for (int r = 0; r < reps; r++) PEAK_GEMM();
+#undef PEAK_GEMM
+        free(ab); free(bb);
         double g = 2.0 * M * N * K * reps / (now_s() - t0) / 1e9;
         if (g > best) best = g;
         free(a); free(b); free(c);
@@ -70,6 +79,7 @@ static int measure(int d, int l, int h, int t, int tokens_step, const char *wf, 
     qat_config cfg;
     qat_config_defaults(&cfg);
     cfg.model.preset[0] = 0;
+    snprintf(cfg.train.precision, sizeof cfg.train.precision, "%s", g_precision);
     cfg.model.layers = l; cfg.model.dim = d; cfg.model.heads = h; cfg.model.seq_len = t; cfg.model.vocab = 256;
     snprintf(cfg.weights.format, sizeof cfg.weights.format, "%s", wf);
     snprintf(cfg.activations.format, sizeof cfg.activations.format, "%s", af);
@@ -119,7 +129,7 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 int main(int argc, char **argv) {
-    int threads = 2, steps = 10, tokens_step = 4096, ratio = 0;
+    int threads = 2, steps = 10, tokens_step = 4096, ratio = 0, peak_on = 1;
     const char *wf = "fp32", *af = "fp32", *est = "";
     int first_model = argc;
     for (int i = 1; i < argc; i++) {
@@ -130,6 +140,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--estimator") && i + 1 < argc) est = argv[++i];
         else if (!strcmp(argv[i], "--tokens") && i + 1 < argc) tokens_step = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--ratio") && i + 1 < argc) ratio = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--no-peak")) peak_on = 0; /* profiling: time only the steps */
+        else if (!strcmp(argv[i], "--precision") && i + 1 < argc) g_precision = argv[++i];
         else { first_model = i; break; }
     }
     if (first_model >= argc || steps < 1) {
@@ -139,11 +151,11 @@ int main(int argc, char **argv) {
     }
     qat_threads_init(threads);
     if (ratio > 0) {
-        printf("| model | threads | formats | fp32 step ms (median of %d) | compressed step ms | ratio |\n", ratio);
-        printf("|---|---|---|---|---|---|\n");
+        printf("| model | threads | precision | formats | fp32 step ms (median of %d) | compressed step ms | ratio |\n", ratio);
+        printf("|---|---|---|---|---|---|---|\n");
     } else {
-        printf("| model | threads | formats | tok/s | GFLOP/s | GEMM peak GFLOP/s | %% of peak | step ms | peak RSS MiB | params+grads+adam+acts MiB |\n");
-        printf("|---|---|---|---|---|---|---|---|---|---|\n");
+        printf("| model | threads | precision | formats | tok/s | GFLOP/s | GEMM peak GFLOP/s | %% of peak | step ms | peak RSS MiB | params+grads+adam+acts MiB |\n");
+        printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
     }
     for (int mi = first_model; mi < argc; mi++) {
         int d, l, h, t;
@@ -164,16 +176,16 @@ int main(int argc, char **argv) {
             qsort(base, (size_t)ratio, sizeof *base, cmp_double);
             qsort(comp, (size_t)ratio, sizeof *comp, cmp_double);
             double mb = base[ratio / 2], mc = comp[ratio / 2];
-            printf("| %s | %d | %s/%s %s | %.1f | %.1f | %.3f |\n", argv[mi], threads, wf, af, est, mb, mc, mc / mb);
+            printf("| %s | %d | %s | %s/%s %s | %.1f | %.1f | %.3f |\n", argv[mi], threads, g_precision, wf, af, est, mb, mc, mc / mb);
             fflush(stdout);
             continue;
         }
         if (measure(d, l, h, t, tokens_step, wf, af, est, steps, &res)) return qat_report(2);
         qat_model_shape s = {.dim = d, .hidden = qat_model_hidden(d)};
-        double peak = gemm_peak((int64_t)tokens_step, d, s.hidden);
+        double peak = peak_on ? gemm_peak((int64_t)tokens_step, d, s.hidden) : NAN;
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
-        printf("| %s | %d | %s/%s %s | %.0f | %.1f | %.1f | %.1f%% | %.1f | %.0f | %.0f |\n", argv[mi], threads, wf, af,
+        printf("| %s | %d | %s | %s/%s %s | %.0f | %.1f | %.1f | %.1f%% | %.1f | %.0f | %.0f |\n", argv[mi], threads, g_precision, wf, af,
                est, res.tok_s, res.gflops, peak, 100 * res.gflops / peak, res.step_ms, ru.ru_maxrss / 1024.0,
                res.state_mib + res.act_mib);
         fflush(stdout);

@@ -2,8 +2,10 @@
 """bench/torch_ref.py — the same Llama training step in PyTorch, for a side-by-side speed ratio.
 
 Optional: needs Debian's python3-torch; exits 0 with a note when it is absent.
-usage: torch_ref.py THREADS dDIM/lLAYERS/hHEADS/tSEQ [TOKENS_PER_STEP] [STEPS]
-Prints one line: "torch MODEL threads tok/s". The model matches model/llama.c: pre-RMSNorm,
+usage: torch_ref.py THREADS dDIM/lLAYERS/hHEADS/tSEQ [TOKENS_PER_STEP] [STEPS] [fp32|bf16]
+Prints one line: "torch MODEL threads N PRECISION T tok/s". bf16 runs forward and loss under
+torch.autocast("cpu", dtype=torch.bfloat16) (matmuls in bf16, fp32 weights and AdamW), the
+closest PyTorch counterpart of qat's train.precision: bf16. The model matches model/llama.c: pre-RMSNorm,
 fused-free q/k/v/o, RoPE (rotate-half), SwiGLU with h = 32·ceil(8d/3/32), untied head,
 vocab 256, AdamW(0.9, 0.95), fp32, causal attention via scaled_dot_product_attention when the
 installed torch has it (torch 1.13 does not: explicit softmax attention then).
@@ -60,6 +62,7 @@ def main():
     d, L, H, T = (int(p[1:]) for p in sys.argv[2].split("/"))
     tokens = int(sys.argv[3]) if len(sys.argv) > 3 else 4096
     steps = int(sys.argv[4]) if len(sys.argv) > 4 else 10
+    precision = sys.argv[5] if len(sys.argv) > 5 else "fp32"
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     V, B = 256, tokens // T
@@ -79,11 +82,12 @@ def main():
 
     def step():
         opt.zero_grad(set_to_none=True)
-        z = emb(x)
-        for b in blocks:
-            z = b(z, cos, sin, mask)
-        z = Block.rms(z, nf)
-        loss = F.cross_entropy(head(z).view(-1, V), y.view(-1))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            z = emb(x)
+            for b in blocks:
+                z = b(z, cos, sin, mask)
+            z = Block.rms(z, nf)
+            loss = F.cross_entropy(head(z).view(-1, V).float(), y.view(-1))
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
@@ -94,7 +98,7 @@ def main():
     for _ in range(steps):
         step()
     dt = (time.perf_counter() - t0) / steps
-    print(f"torch {sys.argv[2]} threads {threads} {B * T / dt:.0f} tok/s (torch {torch.__version__})")
+    print(f"torch {sys.argv[2]} threads {threads} {precision} {B * T / dt:.0f} tok/s (torch {torch.__version__})")
 
 
 if __name__ == "__main__":

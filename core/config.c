@@ -93,6 +93,7 @@ typedef struct {
 static const char *const presets[] = {"", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", NULL};
 static const char *const sources[] = {"english", "synthetic", "shards", "text", NULL};
 static const char *const schedules[] = {"cosine", "constant", "linear", NULL};
+static const char *const precisions[] = {"fp32", "bf16", NULL};
 static const char *const estimators[] = {"", "ste", "clip", "trust", "lsq", "rbbm", "pv", "masked", NULL};
 static const char *const scales[] = {"rms", "absmax", "lsq", NULL};
 
@@ -172,6 +173,9 @@ static const qat_key qat_keys[] = {
     INT_K("train.checkpoint_every", train.checkpoint_every, 0, INT_MAX, 0, "500",
           "steps between checkpoints; 0 = at the end"),
     INT_K("train.log_every", train.log_every, 1, INT_MAX, 0, "10", "steps between log lines and run-log flushes"),
+    STR_K("train.precision", train.precision, 0, precisions, "fp32",
+          "fp32|bf16: bf16 operands (f32 accumulation) in the linear layers' products; "
+          "weights, optimizer and quantizers stay f32"),
 
     SIDE_KEYS("weights", weights),
     SIDE_KEYS("activations", activations),

@@ -86,6 +86,7 @@ typedef struct {
     int eval_tokens;          /* held-out tokens per evaluation */
     int checkpoint_every;     /* steps between checkpoints; 0 = only at the end */
     int log_every;            /* steps between log lines/flushes */
+    char precision[8];        /* fp32 | bf16: operands of the linear layers' products */
 } qat_train_cfg;
 
 typedef struct qat_config {

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "autograd/gemm.h"
 #include "autograd/ops.h"
 #include "compress/quantizer.h"
 #include "core/error.h"
@@ -92,7 +93,14 @@ static int make_pair(const qat_config *cfg, int64_t rows_w, int64_t cols, int se
 }
 
 int qat_model_create(const qat_config *cfg, const qat_model_shape *s, int max_batch, qat_model **out) {
+    int bf16 = strcmp(cfg->train.precision, "bf16") == 0;
+    const char *isa;
+    if (bf16 && !qat_gemm_bf16_supported(&isa))
+        return qat_fail(QAT_EINPUT, "%s: train.precision: bf16 needs a CPU with native bf16 products "
+                        "(AVX512-BF16 or AMX; oneDNN's ISA here is %s); use train.precision: fp32",
+                        cfg->source_path[0] ? cfg->source_path : "config", isa);
     qat_model *m = qat_xcalloc(1, sizeof *m);
+    m->bf16 = bf16;
     m->s = *s;
     m->max_batch = max_batch;
     int64_t C = s->dim, H = s->hidden, V = s->vocab, L = s->layers;
@@ -205,6 +213,7 @@ qat_tensor *qat_model_logits(qat_model *m, qat_tape *tp, const int32_t *inputs, 
     int64_t T = s->seq_len, M = (int64_t)B * T, C = s->dim;
     QAT_ASSERT(B <= m->max_batch);
     float eps = (float)s->norm_eps;
+    tp->bf16 = m->bf16;
     qat_tensor *x = qat_embedding(tp, &m->wte, inputs, M);                            // (M, C)
     for (int l = 0; l < s->layers; l++) {
         qat_block *b = &m->blocks[l];

@@ -50,6 +50,7 @@ typedef struct qat_model {
     qat_param_view *views;  /* every trainable array, checkpoint order */
     int n_views;
     int max_batch;          /* B the activation quantizers were sized for */
+    int bf16;               /* train.precision: bf16 — linear products on bf16 operands */
 } qat_model;
 
 /* The sizes of preset "s1".."s8"; QAT_EINPUT for another name. */
@@ -64,7 +65,8 @@ int64_t qat_model_count_params(const qat_model_shape *s);
 double qat_model_flops_per_token(const qat_model_shape *s);
 
 /* Build a model: sizes, initialised weights (seeded), quantizers of cfg->weights /
- * cfg->activations sized for batches of up to max_batch sequences. */
+ * cfg->activations sized for batches of up to max_batch sequences.
+ * train.precision: bf16 on a CPU without native bf16 products is QAT_EINPUT. */
 int qat_model_create(const qat_config *cfg, const qat_model_shape *s, int max_batch, qat_model **out);
 void qat_model_free(qat_model *m);
 
@@ -76,7 +78,8 @@ void qat_model_free(qat_model *m);
 qat_tensor *qat_model_logits(qat_model *m, qat_tape *tp, const int32_t *inputs, int B, int64_t step);
 
 /* Mean cross-entropy of next-token prediction for B sequences: inputs and
- * targets are (B, T). Records on the tape when tp->grad_enabled. */
+ * targets are (B, T). Records on the tape when tp->grad_enabled. Sets
+ * tp->bf16 from the model's precision. */
 qat_tensor *qat_model_forward(qat_model *m, qat_tape *tp, const int32_t *inputs, const int32_t *targets,
                               int B, int64_t step);
 

@@ -120,6 +120,7 @@ static int write_attrs(hid_t f, const char *path, const qat_ckpt_attrs *a) {
     QAT_TRY(qat_h5_attr_write(f, path, "norm_eps", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &a->norm_eps));
     QAT_TRY(qat_h5_attr_write_str(f, path, "weight_format", a->weight_format));
     QAT_TRY(qat_h5_attr_write_str(f, path, "act_format", a->act_format));
+    QAT_TRY(qat_h5_attr_write_str(f, path, "precision", a->precision[0] ? a->precision : "fp32"));
     return qat_h5_attr_write_str(f, path, "estimator", a->estimator);
 }
 
@@ -334,6 +335,10 @@ int qat_ckpt_read_attrs(qat_ckpt_file *f, qat_ckpt_attrs *a) {
     QAT_TRY(qat_h5_attr_read(f->file, p, "norm_eps", H5T_NATIVE_DOUBLE, &a->norm_eps));
     QAT_TRY(qat_h5_attr_read_str(f->file, p, "weight_format", a->weight_format, sizeof a->weight_format));
     QAT_TRY(qat_h5_attr_read_str(f->file, p, "act_format", a->act_format, sizeof a->act_format));
+    /* checkpoints written before train.precision existed were fp32 */
+    snprintf(a->precision, sizeof a->precision, "fp32");
+    if (H5Aexists_by_name(f->file, "/", "precision", H5P_DEFAULT) > 0)
+        QAT_TRY(qat_h5_attr_read_str(f->file, p, "precision", a->precision, sizeof a->precision));
     return qat_h5_attr_read_str(f->file, p, "estimator", a->estimator, sizeof a->estimator);
 }
 

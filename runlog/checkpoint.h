@@ -9,7 +9,8 @@
  *   /compress/...            format parameters (learned scales, codes)
  *   /  attributes            config (resolved YAML), layers, dim, heads, hidden,
  *                            vocab, seq_len (int64), rope_theta, norm_eps
- *                            (float64), weight_format, act_format, estimator
+ *                            (float64), weight_format, act_format, estimator,
+ *                            precision (fp32 | bf16)
  *   /state/step, tokens, data_pos   int64 scalars
  *   /state/rng               uint64 [n]: the RNG stream states
  *   /state/NAME              any extra int64 or float64 scalar of the trainer
@@ -75,6 +76,7 @@ typedef struct {
     char weight_format[QAT_FMT_MAX];   /* compress.weights.format */
     char act_format[QAT_FMT_MAX];      /* compress.activations.format */
     char estimator[16];                /* estimator in effect */
+    char precision[8];                 /* train.precision (fp32 | bf16); "" is written as fp32 */
 } qat_ckpt_attrs;
 
 typedef struct {

@@ -263,6 +263,7 @@ static int write_attrs(hid_t f, const char *path, const qat_runlog_attrs *a) {
     QAT_TRY(qat_h5_attr_write(f, path, "gmse_w", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &a->gmse_w));
     QAT_TRY(qat_h5_attr_write(f, path, "gmse_a", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &a->gmse_a));
     QAT_TRY(qat_h5_attr_write(f, path, "rho_pred", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &a->rho_pred));
+    QAT_TRY(qat_h5_attr_write_str(f, path, "precision", a->precision ? a->precision : "fp32"));
     return qat_h5_attr_write_str(f, path, "status", "running");
 }
 

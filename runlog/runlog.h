@@ -77,6 +77,7 @@ typedef struct {
     const char *estimator;     /* the estimator in effect (after defaults) */
     double gmse_w, gmse_a;     /* Gaussian MSE of the two formats (fp32: 0) */
     double rho_pred;           /* capacity predicted from the GMSEs */
+    const char *precision;     /* train.precision (fp32 | bf16); NULL = "fp32" */
 } qat_runlog_attrs;
 
 /* The end-of-run scalars, /final/... */

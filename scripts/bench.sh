@@ -1,38 +1,70 @@
 #!/usr/bin/env bash
 # make bench: the speed figures of bench/README.md, printed as Markdown tables.
 # Run on an otherwise idle machine; numbers from a loaded machine are meaningless.
+# QAT_BENCH_PAIRS (default 3): interleaved qat/PyTorch repetitions per row; medians are printed.
+# QAT_BENCH_QUICK=1: only the side-by-side table and the W4A4/dense ratios.
 set -euo pipefail
 build=${1:-build}
 b="$build/bench/bench_train"
+pairs=${QAT_BENCH_PAIRS:-3}
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p') ($(nproc) cores), $(date -u +%Y-%m-%d)"
+median() { sort -g | awk '{a[NR]=$1} END{print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'; }
+
+# PyTorch runs on the libblas.so.3 alternative; on AVX-512 CPUs OpenBLAS must be told the core
+# type (its Zen detection falls back to Haswell kernels), as the issue measured.
+if grep -qw avx512f /proc/cpuinfo; then export OPENBLAS_CORETYPE=SkylakeX; fi
+blas=$(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3 2>/dev/null || echo unknown)
+have_torch=0
+/usr/bin/python3 -c 'import torch' 2>/dev/null && have_torch=1
+
 echo
-echo "## fp32 training step (4096 tokens per step)"
-declare -A qat_tok
+echo "## qat and PyTorch side by side (4096 tokens per step, 2 threads, median of $pairs interleaved runs)"
+echo "PyTorch BLAS: $blas, OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}$([ $have_torch = 1 ] || echo ' (python3-torch absent: PyTorch columns skipped)')"
+echo
+echo "| model | precision | qat tok/s | qat GFLOP/s | % of GEMM peak | PyTorch tok/s | qat / PyTorch |"
+echo "|---|---|---|---|---|---|---|"
+for m in d256/l6/h8/t256 d64/l2/h2/t128; do
+  steps=5; [ "$m" = d64/l2/h2/t128 ] && steps=40
+  for prec in fp32 bf16; do
+    qt=(); qg=(); qp=(); tt=()
+    for ((i = 0; i < pairs; i++)); do
+      row=$("$b" --threads 2 --steps $steps --precision $prec "$m" | tail -1)
+      IFS='|' read -r _ _ _ _ _ tok gf _ pct _ <<<"$row"
+      qt+=("$tok"); qg+=("$gf"); qp+=("${pct%\%}")
+      if [ $have_torch = 1 ]; then
+        line=$(/usr/bin/python3 bench/torch_ref.py 2 "$m" 4096 $steps $prec 2>&1 || true)
+        t=$(echo "$line" | sed -n 's/.* \([0-9][0-9]*\) tok\/s.*/\1/p')
+        [ -n "$t" ] && tt+=("$t")
+      fi
+    done
+    mq=$(printf '%s\n' "${qt[@]}" | median); mg=$(printf '%s\n' "${qg[@]}" | median); mp=$(printf '%s\n' "${qp[@]}" | median)
+    if [ ${#tt[@]} -gt 0 ]; then
+      mt=$(printf '%s\n' "${tt[@]}" | median)
+      ratio=$(awk -v a="$mq" -v b="$mt" 'BEGIN{printf "%.2f", a/b}')
+    else mt="—"; ratio="—"; fi
+    echo "| $m | $prec | $mq | $mg | $mp% | $mt | $ratio |"
+  done
+done
+
+echo
+echo "## W4A4 trust step / dense step, d256/l6/h8/t256, 2 threads, both precisions"
+for prec in fp32 bf16; do
+  "$b" --threads 2 --steps 5 --ratio 5 --precision $prec --format int4 --act-format int4 --estimator trust \
+    d256/l6/h8/t256 | { [ $prec = fp32 ] && cat || tail -1; }
+done
+[ "${QAT_BENCH_QUICK:-0}" = 1 ] && exit 0
+echo
+echo "## fp32 training step, 1 and 2 threads (4096 tokens per step)"
 for th in 1 2; do
   out=$("$b" --threads "$th" --steps 10 d256/l6/h8/t256 d128/l4/h4/t256)
   if [ "$th" = 1 ]; then echo "$out"; else echo "$out" | tail -n +3; fi
-  while IFS='|' read -r _ model _ _ tok _; do
-    qat_tok["$(echo $model)/$th"]=$(echo $tok)
-  done < <(echo "$out" | tail -n +3)
 done
 echo
 echo "## every format on weights and activations, d256/l6/h8/t256, 2 threads"
 echo "(each format timed right after an fp32 step of the same model; ratio = compressed / fp32)"
-"$b" --threads 2 --steps 10 --ratio 5 --format int4 --act-format int4 --estimator trust d256/l6/h8/t256
 for f in int8 int4 int2 int1 ternary fp4 sp50 2:4 sp50+int4 2:4+int4 vq2x2 vq4x2 "noise(int4)"; do
   "$b" --threads 2 --steps 10 --ratio 1 --format "$f" --act-format "$f" d256/l6/h8/t256 | tail -1
 done
 echo
 echo "## scaling fit: 216 runs, 1000 bootstrap resamples"
 "$build/scaling/bench_fit" 2>&1 | tail -3
-echo
-echo "## PyTorch reference (optional: Debian's python3-torch; it uses the libblas.so.3 alternative,"
-echo "## so install libopenblas0-openmp too, or it runs on the reference BLAS, ~15x slower)"
-for th in 1 2; do
-  for m in d256/l6/h8/t256 d128/l4/h4/t256; do
-    line=$(/usr/bin/python3 bench/torch_ref.py "$th" "$m" 4096 5 2>&1 || true)
-    echo "$line"
-    tt=$(echo "$line" | sed -n 's/.* \([0-9][0-9]*\) tok\/s.*/\1/p')
-    [ -n "$tt" ] && echo "  qat/torch: $(awk -v a="${qat_tok[$m/$th]}" -v b="$tt" 'BEGIN{printf "%.2f", a/b}')x (qat ${qat_tok[$m/$th]} tok/s)"
-  done
-done

@@ -151,6 +151,80 @@ static void test_attention_is_causal(void **state) {
     gc_param_free(x);
 }
 
+/* The row-wise causal kernel against attention written out in double, at a
+ * length that is no multiple of any vector width (T = 37), head dims 16 and 32,
+ * q/k/v as column blocks of one fused buffer: outputs and all three gradients
+ * for a fixed output gradient R. */
+static void attention_vs_reference(int64_t B, int64_t T, int H, int64_t hd) {
+    int64_t C = H * hd, M = B * T;
+    qat_tape tp;
+    qat_tape_init(&tp, 1 << 22);
+    qat_tape_reset(&tp);
+    qat_tensor *x = qat_tape_tensor(&tp, 2, (int64_t[]){M, 3 * C});
+    gc_fill(x->data, x->numel, 21, 1.5f);
+    float *R = malloc((size_t)(M * C) * sizeof(float));
+    gc_fill(R, M * C, 22, 1.0f);
+    qat_tensor *o = qat_attention(&tp, qat_cols_of(x, 0, C), qat_cols_of(x, C, C), qat_cols_of(x, 2 * C, C), B, T, H);
+    qat_tensor *loss;
+    gc_dot(&tp, o, R, &loss);
+    qat_tape_backward(&tp, loss);
+    double *gref = calloc((size_t)(M * 3 * C), sizeof(double));
+    double *p = malloc((size_t)T * sizeof(double)), *dp = malloc((size_t)T * sizeof(double));
+    double a = 1.0 / sqrt((double)hd), worst_o = 0, worst_g = 0, gmax = 0;
+    for (int64_t b = 0; b < B; b++)
+        for (int h = 0; h < H; h++)
+            for (int64_t i = 0; i < T; i++) {
+                const float *q = x->data + (b * T + i) * 3 * C + h * hd;
+                double mx = -INFINITY, sum = 0;
+                for (int64_t j = 0; j <= i; j++) {
+                    const float *k = x->data + (b * T + j) * 3 * C + C + h * hd;
+                    double s = 0;
+                    for (int64_t d = 0; d < hd; d++) s += (double)q[d] * k[d];
+                    p[j] = a * s;
+                    mx = fmax(mx, p[j]);
+                }
+                for (int64_t j = 0; j <= i; j++) sum += (p[j] = exp(p[j] - mx));
+                const float *r = R + (b * T + i) * C + h * hd;
+                double D = 0;
+                for (int64_t j = 0; j <= i; j++) {
+                    p[j] /= sum;
+                    const float *v = x->data + (b * T + j) * 3 * C + 2 * C + h * hd;
+                    dp[j] = 0;
+                    for (int64_t d = 0; d < hd; d++) dp[j] += (double)r[d] * v[d];
+                    D += p[j] * dp[j];
+                }
+                for (int64_t d = 0; d < hd; d++) {
+                    double od = 0;
+                    for (int64_t j = 0; j <= i; j++) od += p[j] * x->data[(b * T + j) * 3 * C + 2 * C + h * hd + d];
+                    worst_o = fmax(worst_o, fabs(od - o->data[(b * T + i) * C + h * hd + d]));
+                }
+                for (int64_t j = 0; j <= i; j++) {
+                    double ds = p[j] * (dp[j] - D);
+                    const float *k = x->data + (b * T + j) * 3 * C + C + h * hd;
+                    for (int64_t d = 0; d < hd; d++) {
+                        gref[(b * T + i) * 3 * C + h * hd + d] += a * ds * k[d];
+                        gref[(b * T + j) * 3 * C + C + h * hd + d] += a * ds * q[d];
+                        gref[(b * T + j) * 3 * C + 2 * C + h * hd + d] += p[j] * r[d];
+                    }
+                }
+            }
+    for (int64_t i = 0; i < M * 3 * C; i++) gmax = fmax(gmax, fabs(gref[i]));
+    for (int64_t i = 0; i < M * 3 * C; i++) worst_g = fmax(worst_g, fabs(gref[i] - x->grad[i]) / gmax);
+    printf("  attention B%lld T%lld H%d hd%lld: max |out - ref| %.2e, worst grad rel err %.2e\n", (long long)B,
+           (long long)T, H, (long long)hd, worst_o, worst_g);
+    assert_true(worst_o < 1e-5);
+    assert_true(worst_g < 1e-5);
+    free(gref); free(p); free(dp); free(R);
+    qat_tape_free(&tp);
+}
+
+static void test_attention_kernel_vs_reference(void **state) {
+    (void)state;
+    attention_vs_reference(2, 37, 3, 16);
+    attention_vs_reference(1, 37, 2, 32);
+    attention_vs_reference(3, 1, 2, 16); /* a single position: output = v */
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_elementwise),
@@ -159,6 +233,7 @@ int main(void) {
         cmocka_unit_test(test_rope_and_attention),
         cmocka_unit_test(test_cross_entropy),
         cmocka_unit_test(test_attention_is_causal),
+        cmocka_unit_test(test_attention_kernel_vs_reference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

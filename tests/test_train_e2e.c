@@ -155,11 +155,11 @@ static void compare_series(const char *a, const char *b, const char *series) {
     free(y);
 }
 
-static void test_sigkill_resume_is_bit_exact(void **state) {
-    (void)state;
+/* The whole kill/resume check on one config; `precision` is what ckpt.h5 must record. */
+static void sigkill_resume_is_bit_exact(const char *cfg_text, const char *precision) {
     char cfg[512], outa[512], outb[512], ckb[600], runb[600], cka[600], runa[600];
     snprintf(cfg, sizeof cfg, "%s/resume.yaml", g_tmp);
-    write_file(cfg, RESUME_CFG);
+    write_file(cfg, cfg_text);
     snprintf(outa, sizeof outa, "%s/a", g_tmp);
     snprintf(outb, sizeof outb, "%s/b", g_tmp);
     snprintf(cka, sizeof cka, "%s/r/ckpt.h5", outa);
@@ -201,6 +201,9 @@ static void test_sigkill_resume_is_bit_exact(void **state) {
     qat_ckpt_file *fa, *fb;
     assert_int_equal(qat_ckpt_open(cka, &fa), 0);
     assert_int_equal(qat_ckpt_open(ckb, &fb), 0);
+    qat_ckpt_attrs at;
+    assert_int_equal(qat_ckpt_read_attrs(fb, &at), 0);
+    assert_string_equal(at.precision, precision);
     compare_group(fa, fb, "params");
     compare_group(fa, fb, "optim");
     compare_group(fa, fb, "compress");
@@ -275,6 +278,23 @@ static void expect_input_error(const char *yaml, const char *needle1, const char
     assert_int_equal(rc, 2);
     if (needle1) assert_non_null(strstr(g_err, needle1));
     if (needle2) assert_non_null(strstr(g_err, needle2));
+}
+
+static void test_sigkill_resume_is_bit_exact(void **state) {
+    (void)state;
+    sigkill_resume_is_bit_exact(RESUME_CFG, "fp32");
+}
+
+/* The same with bf16 products (train.precision: bf16), where the CPU has them. */
+static void test_sigkill_resume_is_bit_exact_bf16(void **state) {
+    (void)state;
+    if (system("grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo") != 0) {
+        printf("  no native bf16 on this CPU: skipped (qat exits 2 naming train.precision)\n");
+        return;
+    }
+    char text[1024];
+    snprintf(text, sizeof text, "%strain.precision: bf16\n", RESUME_CFG);
+    sigkill_resume_is_bit_exact(text, "bf16");
 }
 
 static void test_bad_input_exits_2_naming_the_file(void **state) {
@@ -480,6 +500,7 @@ static void test_trust_beats_ste_at_int2(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_sigkill_resume_is_bit_exact, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sigkill_resume_is_bit_exact_bf16, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input_exits_2_naming_the_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_divergence_keeps_last_checkpoint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_grads_file_and_compare, setup, teardown),

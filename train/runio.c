@@ -90,6 +90,7 @@ static void fill_attrs(const qat_config *cfg, const qat_model *m, qat_ckpt_attrs
     snprintf(a->weight_format, sizeof a->weight_format, "%s", qat_model_weight_format(m));
     snprintf(a->act_format, sizeof a->act_format, "%s", qat_model_act_format(m));
     snprintf(a->estimator, sizeof a->estimator, "%s", qat_model_estimator(m));
+    snprintf(a->precision, sizeof a->precision, "%s", m->bf16 ? "bf16" : "fp32");
     (void)cfg;
 }
 
@@ -172,6 +173,7 @@ int qat_runio_open(qat_runio *io, const char *dir, const qat_config *cfg, qat_mo
         .n_params = m->n_params, .n_params_total = m->n_total, .tokens_target = (int64_t)tokens_target,
         .weight_format = wf, .act_format = af, .estimator = qat_model_estimator(m),
         .gmse_w = gw, .gmse_a = ga, .rho_pred = rho_w * rho_a,
+        .precision = m->bf16 ? "bf16" : "fp32",
     };
     int rc = qat_runlog_create(runpath, &at, &io->log);
     free(yaml);
