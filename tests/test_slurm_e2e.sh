@@ -202,7 +202,8 @@ grep -q 'would start 0, resume 0, skip 4 completed' <<<"$plan" || fail "not ever
 for r in out/dim*-tokens*; do
   grep -q -- '--set threads=1 ' "$r/train.log" || fail "$r did not run with threads=1: $(head -n 1 "$r/train.log")"
 done
-fit=$("$qat" fit out 2>&1) || fail "qat fit out exited $?:"$'\n'"$fit"
+# 2 sizes × 2 budgets cannot identify all five Chinchilla constants: hold the exponents.
+fit=$("$qat" fit out --fix alpha=0.34 --fix beta=0.28 2>&1) || fail "qat fit out exited $?:"$'\n'"$fit"
 grep -q 'chinchilla law, 4 runs' <<<"$fit" || fail "qat fit did not read 4 runs:"$'\n'"$fit"
 note "first array: 4 tasks completed, qat fit read 4 runs"
 
@@ -232,6 +233,6 @@ grep -q -- '--resume' out/dim24-tokens4096/train.log || fail "dim24-tokens4096 w
 plan=$("$qat" sweep tiny.yaml --dry-run)
 grep -q 'would start 0, resume 0, skip 4 completed' <<<"$plan" || fail "not all runs completed after resubmitting:"$'\n'"$plan"
 [ "$(snapshot)" = "$before" ] || fail "files of finished runs changed:"$'\n'"$before"$'\n'"now:"$'\n'"$(snapshot)"
-"$qat" fit out >/dev/null 2>&1 || fail "qat fit out failed after resubmitting"
+"$qat" fit out --fix alpha=0.34 --fix beta=0.28 >/dev/null 2>&1 || fail "qat fit out failed after resubmitting"
 note "resubmitted array (job $job_id after $first): 1 started, 1 resumed, 2 skipped untouched"
 exit 0
