@@ -82,7 +82,7 @@ typedef struct {
 /* The end-of-run scalars, /final/... */
 typedef struct {
     double val_loss;   /* last evaluation, nats/token */
-    double train_loss; /* smoothed training loss at the end */
+    double train_loss; /* training loss of the last step's batch, as logged (not smoothed) */
     int64_t tokens;    /* training tokens seen */
     int64_t steps;     /* optimizer steps taken */
     double wall_s;     /* wall time of the whole run, resumes included */
