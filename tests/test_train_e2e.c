@@ -367,6 +367,50 @@ static void test_divergence_keeps_last_checkpoint(void **state) {
     qat_ckpt_close(f);
 }
 
+/* ---- an I/O error marks the run failed ----------------------------------------- */
+
+/* A run that cannot write its checkpoint stops with exit 1 and run.h5 status
+ * `failed` (not `running`, which would pass for an interrupted or live run), and
+ * --resume continues it from the last checkpoint it did write. The fault: a
+ * directory where the checkpoint's temporary file must go (fails even as root). */
+static void test_io_error_marks_run_failed(void **state) {
+    (void)state;
+    char cfg[512], out[512], rl[600], tmpck[600];
+    snprintf(cfg, sizeof cfg, "%s/io.yaml", g_tmp);
+    write_file(cfg, "name: f\nthreads: 1\nmodel: {preset: s1, seq_len: 32}\n"
+                    "train: {tokens: 16384, batch_tokens: 512, eval_every: 0, eval_tokens: 512,\n"
+                    "        checkpoint_every: 4, log_every: 2}\n");
+    snprintf(out, sizeof out, "%s/io", g_tmp);
+    snprintf(rl, sizeof rl, "%s/f/run.h5", out);
+    snprintf(tmpck, sizeof tmpck, "%s/f/ckpt.h5.tmp", out);
+    /* 4 steps and a checkpoint, then the fault, then a resume that cannot checkpoint at step 8 */
+    assert_int_equal(run((char *[]){"train", cfg, "--out", out, "--quiet", "--stop-after", "4", NULL}), 0);
+    char ck[600];
+    snprintf(ck, sizeof ck, "%s/f/ckpt.h5", out);
+    assert_int_equal(ckpt_step(ck), 4);
+    assert_int_equal(mkdir(tmpck, 0755), 0);
+    int rc = run((char *[]){"train", cfg, "--out", out, "--quiet", "--resume", NULL});
+    printf("  exit %d: %s", rc, g_err);
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(g_err, "ckpt.h5.tmp"));
+    qat_runlog_summary s;
+    assert_int_equal(qat_runlog_read_final(rl, &s), 0);
+    assert_string_equal(s.status, "failed");
+    assert_int_equal(s.has_final, 0);
+    assert_int_equal(s.live, 0);
+    assert_int_equal(s.n_train, 8); /* the rows up to the failed checkpoint were flushed */
+    assert_int_equal(ckpt_step(ck), 4);
+    /* The fault gone, --resume continues from step 4 and completes. */
+    assert_int_equal(rmdir(tmpck), 0);
+    rc = run((char *[]){"train", cfg, "--out", out, "--quiet", "--resume", NULL});
+    printf("  exit %d after the fault is gone: %s\n", rc, g_err);
+    assert_int_equal(rc, 0);
+    assert_int_equal(qat_runlog_read_final(rl, &s), 0);
+    assert_string_equal(s.status, "completed");
+    assert_int_equal(s.has_final, 1);
+    assert_int_equal(s.n_train, 32);
+}
+
 /* ---- qat grads ------------------------------------------------------------- */
 
 static double read_scalar(hid_t f, const char *name) {
@@ -503,6 +547,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_sigkill_resume_is_bit_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input_exits_2_naming_the_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_divergence_keeps_last_checkpoint, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_io_error_marks_run_failed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_grads_file_and_compare, setup, teardown),
         cmocka_unit_test_setup_teardown(test_learns_and_scales, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trust_beats_ste_at_int2, setup, teardown),
