@@ -202,7 +202,11 @@ grep -q 'would start 0, resume 0, skip 4 completed' <<<"$plan" || fail "not ever
 for r in out/dim*-tokens*; do
   grep -q -- '--set threads=1 ' "$r/train.log" || fail "$r did not run with threads=1: $(head -n 1 "$r/train.log")"
 done
-fit=$("$qat" fit out 2>&1) || fail "qat fit out exited $?:"$'\n'"$fit"
+# A 2 x 2 grid cannot identify all five Chinchilla parameters (qat fit refuses it, exit 2,
+# docs/scaling-laws.md); holding both exponents leaves A, B, E, which it can. The point here
+# is that qat fit reads the runs the array wrote.
+fixes=(--fix alpha=0.3 --fix beta=0.3)
+fit=$("$qat" fit out "${fixes[@]}" 2>&1) || fail "qat fit out exited $?:"$'\n'"$fit"
 grep -q 'chinchilla law, 4 runs' <<<"$fit" || fail "qat fit did not read 4 runs:"$'\n'"$fit"
 note "first array: 4 tasks completed, qat fit read 4 runs"
 
@@ -232,6 +236,6 @@ grep -q -- '--resume' out/dim24-tokens4096/train.log || fail "dim24-tokens4096 w
 plan=$("$qat" sweep tiny.yaml --dry-run)
 grep -q 'would start 0, resume 0, skip 4 completed' <<<"$plan" || fail "not all runs completed after resubmitting:"$'\n'"$plan"
 [ "$(snapshot)" = "$before" ] || fail "files of finished runs changed:"$'\n'"$before"$'\n'"now:"$'\n'"$(snapshot)"
-"$qat" fit out >/dev/null 2>&1 || fail "qat fit out failed after resubmitting"
+"$qat" fit out "${fixes[@]}" >/dev/null 2>&1 || fail "qat fit out failed after resubmitting"
 note "resubmitted array (job $job_id after $first): 1 started, 1 resumed, 2 skipped untouched"
 exit 0
