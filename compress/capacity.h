@@ -13,9 +13,11 @@
 #include <stdint.h>
 
 typedef enum {
-    QAT_CAP_QUANT = 0,  /* scalar quantization: int, ternary, fp4, noise(...) */
+    QAT_CAP_QUANT = 0,  /* scalar quantization: int, ternary, fp4 */
     QAT_CAP_SPARSE = 1, /* unstructured and N:M sparsity */
     QAT_CAP_VQ = 2,     /* vector quantization */
+    /* noise(F) has F's terms and so F's types: noise(int4) is quant, noise(sp50)
+     * sparse, noise(sp50+int4) both (it stands in for F in the capacity law). */
     QAT_CAP_NTYPES = 3
 } qat_cap_type;
 

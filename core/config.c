@@ -102,7 +102,7 @@ static const char *const scales[] = {"rms", "absmax", "lsq", NULL};
     STR_K("compress." P ".format", S.format, F_NONEMPTY | F_NOSPACE, NULL, "fp32",             \
           "format string (docs/formats.md): fp32, int4, fp4, sp50, 2:4, sp50+int4, vq2x2, noise(int4)"), \
     STR_K("compress." P ".estimator", S.estimator, 0, estimators, "",                          \
-          "backward rule: ste|clip|trust|lsq|rbbm|pv; \"\" = the format's default"),            \
+          "backward rule: ste|clip|trust|lsq|rbbm|pv|masked; \"\" = the format's default"),     \
     INT_K("compress." P ".hadamard", S.hadamard, -1, 65536, F_POW2, "-1",                      \
           "Hadamard block along the input dim: -1 = auto, 0 = off, or a power of two"),        \
     STR_K("compress." P ".scale", S.scale, 0, scales, "rms", "scale rule: rms|absmax|lsq"),    \

@@ -378,7 +378,8 @@ int64_t qat_runlog_rows(const qat_runlog *rl, int eval) {
 
 int qat_runlog_finish(qat_runlog *rl, qat_run_status status, const qat_runlog_final *fin) {
     QAT_ASSERT(!rl->finished);
-    QAT_TRY(qat_runlog_flush(rl));
+    int flush_rc = qat_runlog_flush(rl);
+    if (flush_rc && status != QAT_RUN_FAILED) return flush_rc;
     /* Leave SWMR mode by closing, then reopen normally: only then may the
      * status attribute be rewritten and /final be created. */
     series_close(&rl->train);
@@ -405,8 +406,10 @@ int qat_runlog_finish(qat_runlog *rl, qat_run_status status, const qat_runlog_fi
         if (g >= 0) H5Gclose(g);
     }
     if (H5Fclose(f) < 0 && !rc) rc = qat_fail(QAT_ERUNTIME, "%s: cannot close", rl->path);
-    return rc;
+    return flush_rc ? flush_rc : rc;
 }
+
+int qat_runlog_is_finished(const qat_runlog *rl) { return rl->finished; }
 
 int qat_runlog_close(qat_runlog *rl) {
     if (!rl) return QAT_OK;

@@ -83,7 +83,7 @@ typedef struct {
 /* The end-of-run scalars, /final/... */
 typedef struct {
     double val_loss;   /* last evaluation, nats/token */
-    double train_loss; /* smoothed training loss at the end */
+    double train_loss; /* training loss of the last step's batch, as logged (not smoothed) */
     int64_t tokens;    /* training tokens seen */
     int64_t steps;     /* optimizer steps taken */
     double wall_s;     /* wall time of the whole run, resumes included */
@@ -93,7 +93,7 @@ typedef struct {
 typedef enum {
     QAT_RUN_RUNNING,   /* being written, or killed (see qat_runlog_is_live) */
     QAT_RUN_COMPLETED, /* reached its token budget */
-    QAT_RUN_FAILED,    /* stopped by an error */
+    QAT_RUN_FAILED,    /* stopped by a runtime error (I/O) after the log was opened */
     QAT_RUN_DIVERGED,  /* stopped because the loss became NaN/inf or exploded */
 } qat_run_status;
 
@@ -124,8 +124,13 @@ int qat_runlog_eval(qat_runlog *rl, int64_t step, int64_t tokens, double loss);
 int qat_runlog_flush(qat_runlog *rl);
 
 /* Flush, then record the outcome: status, and /final when `fin` is not NULL.
- * After this only qat_runlog_close is allowed. */
+ * After this only qat_runlog_close is allowed. A failing flush stops it, except
+ * for QAT_RUN_FAILED: the rows that could not be written are lost either way,
+ * and the status is still worth recording (its error is returned after). */
 int qat_runlog_finish(qat_runlog *rl, qat_run_status status, const qat_runlog_final *fin);
+
+/* Whether qat_runlog_finish has closed the SWMR writer (successfully or not). */
+int qat_runlog_is_finished(const qat_runlog *rl);
 
 /* Flush (when not finished), close the file, release the lock, free.
  * Without qat_runlog_finish the status stays "running" (an interrupted run). */

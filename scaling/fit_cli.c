@@ -40,7 +40,7 @@ static const char fit_usage[] =
     "                      one (L, F, C) per compression type. Default: chinchilla when\n"
     "                      every run is fp32/fp32, else unified (decoupled when qat has\n"
     "                      no format library).\n"
-    "  --bootstrap N       N resamples over runs for 95%% percentile intervals (default 0)\n"
+    "  --bootstrap N       N resamples over runs for 95% percentile intervals (default 0)\n"
     "  --seed S            bootstrap seed (default 0)\n"
     "  --fix NAME=VALUE    hold a parameter: A alpha B beta E, quant_L ... vq_C, L/F/C\n"
     "                      (all types), or a decoupled eff by its pair, e.g. int4/int4=0.7\n"

@@ -343,6 +343,49 @@ static void test_nearest_key(void **state) {
     assert_string_equal(qat_config_nearest_key("seqlen"), "model.seq_len");
 }
 
+/* The one-line help of a key with a fixed set of values (what --print-config
+ * prints next to it) names every value the key accepts: the accepted list is
+ * read back from the error for a bad value, so the check follows the table. */
+static void test_help_names_every_choice(void **state) {
+    (void)state;
+    static const char *const keys[][2] = {{"compress.weights.estimator", "estimator"},
+                                          {"compress.activations.scale", "scale"},
+                                          {"train.schedule", "schedule"},
+                                          {"data.source", "source"}};
+    qat_config c;
+    qat_config_defaults(&c);
+    char *yaml = qat_config_to_yaml(&c);
+    for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
+        char set[128], list[512];
+        snprintf(set, sizeof set, "%s=no_such_value", keys[k][0]);
+        assert_int_equal(qat_config_set(&c, set), QAT_EINPUT);
+        const char *from = strstr(qat_errmsg(), "expected one of ");
+        assert_non_null(from);
+        snprintf(list, sizeof list, "%s", from + strlen("expected one of "));
+        char *paren = strstr(list, " (did you mean");
+        if (paren) *paren = 0;
+        /* Every printed line whose key is the leaf (both sides for compress keys). */
+        int lines = 0;
+        for (const char *ln = yaml; ln && *ln; ln = strchr(ln, '\n') ? strchr(ln, '\n') + 1 : NULL) {
+            while (*ln == ' ') ln++;
+            size_t leaf = strlen(keys[k][1]);
+            if (strncmp(ln, keys[k][1], leaf) || ln[leaf] != ':') continue;
+            const char *end = strchr(ln, '\n'), *help = strstr(ln, "# ");
+            assert_true(help && (!end || help < end));
+            lines++;
+            char copy[512], *save = NULL;
+            snprintf(copy, sizeof copy, "%s", list);
+            for (char *w = strtok_r(copy, ", ", &save); w; w = strtok_r(NULL, ", ", &save)) {
+                if (!strcmp(w, "\"\"")) continue; /* the empty value is explained in words */
+                const char *hit = strstr(help, w);
+                if (!hit || (end && hit > end)) fail_msg("the help of %s does not name '%s'", keys[k][0], w);
+            }
+        }
+        assert_true(lines >= 1);
+    }
+    free(yaml);
+}
+
 static int setup(void **state) {
     (void)state;
     return qat_test_mkdtemp(tmpdir, sizeof tmpdir, "config");
@@ -362,6 +405,7 @@ int main(void) {
         cmocka_unit_test(test_set_cross_key),
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_nearest_key),
+        cmocka_unit_test(test_help_names_every_choice),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

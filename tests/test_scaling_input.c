@@ -220,6 +220,9 @@ static void test_fit_command(void **s) {
     char *help[] = {"fit", "--help"};
     assert_int_equal(run_fit(help, 2, text, sizeof text), 0);
     assert_non_null(strstr(text, "--bootstrap"));
+    /* The usage text goes out with fputs, not printf: no printf escapes in it. */
+    assert_non_null(strstr(text, "95% percentile"));
+    assert_null(strstr(text, "%%"));
     char *bad_opt[] = {"fit", p, "--frobnicate"};
     assert_int_equal(run_fit(bad_opt, 3, text, sizeof text), 2);
     char *bad_fix[] = {"fit", p, "--fix", "gamma=1"};

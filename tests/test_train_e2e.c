@@ -327,6 +327,29 @@ static void test_bad_input_exits_2_naming_the_file(void **state) {
     write_shard(path, 20240520, 5000, 5000, 300);
     snprintf(yaml, sizeof yaml, "model: {preset: s1, seq_len: 32}\ndata: {source: shards, shards: '%s'}\n", path);
     expect_input_error(yaml, "vocab.bin", "300");
+
+    /* --set is bounded (256) in both spellings: 256 overrides are fine, one more is an input
+     * error naming the option, not a write past the end of the override array. */
+    snprintf(path, sizeof path, "%s/ok.yaml", g_tmp);
+    write_file(path, "model: {preset: s1, seq_len: 32}\n");
+    enum { MANY = 300 };
+    for (int form = 0; form < 2; form++)
+        for (int n = 256; n <= MANY; n += MANY - 256) {
+            char *args[2 * MANY + 4];
+            int a = 0;
+            args[a++] = "train";
+            args[a++] = path;
+            args[a++] = "--print-config";
+            for (int k = 0; k < n; k++) {
+                if (form) args[a++] = "--set";
+                args[a++] = form ? "seed=7" : "--set=seed=7";
+            }
+            args[a] = NULL;
+            int rc = run(args);
+            printf("  %d x %s: exit %d %s", n, form ? "--set k=v" : "--set=k=v", rc, n > 256 ? g_err : "\n");
+            assert_int_equal(rc, n > 256 ? 2 : 0);
+            if (n > 256) assert_non_null(strstr(g_err, "too many --set options (at most 256)"));
+        }
 }
 
 /* ---- divergence -------------------------------------------------------------- */
@@ -362,6 +385,50 @@ static void test_divergence_keeps_last_checkpoint(void **state) {
     for (int64_t i = 0; i < shape[0] * shape[1]; i++) assert_true(isfinite(w[i]));
     free(w);
     qat_ckpt_close(f);
+}
+
+/* ---- an I/O error marks the run failed ----------------------------------------- */
+
+/* A run that cannot write its checkpoint stops with exit 1 and run.h5 status
+ * `failed` (not `running`, which would pass for an interrupted or live run), and
+ * --resume continues it from the last checkpoint it did write. The fault: a
+ * directory where the checkpoint's temporary file must go (fails even as root). */
+static void test_io_error_marks_run_failed(void **state) {
+    (void)state;
+    char cfg[512], out[512], rl[600], tmpck[600];
+    snprintf(cfg, sizeof cfg, "%s/io.yaml", g_tmp);
+    write_file(cfg, "name: f\nthreads: 1\nmodel: {preset: s1, seq_len: 32}\n"
+                    "train: {tokens: 16384, batch_tokens: 512, eval_every: 0, eval_tokens: 512,\n"
+                    "        checkpoint_every: 4, log_every: 2}\n");
+    snprintf(out, sizeof out, "%s/io", g_tmp);
+    snprintf(rl, sizeof rl, "%s/f/run.h5", out);
+    snprintf(tmpck, sizeof tmpck, "%s/f/ckpt.h5.tmp", out);
+    /* 4 steps and a checkpoint, then the fault, then a resume that cannot checkpoint at step 8 */
+    assert_int_equal(run((char *[]){"train", cfg, "--out", out, "--quiet", "--stop-after", "4", NULL}), 0);
+    char ck[600];
+    snprintf(ck, sizeof ck, "%s/f/ckpt.h5", out);
+    assert_int_equal(ckpt_step(ck), 4);
+    assert_int_equal(mkdir(tmpck, 0755), 0);
+    int rc = run((char *[]){"train", cfg, "--out", out, "--quiet", "--resume", NULL});
+    printf("  exit %d: %s", rc, g_err);
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(g_err, "ckpt.h5.tmp"));
+    qat_runlog_summary s;
+    assert_int_equal(qat_runlog_read_final(rl, &s), 0);
+    assert_string_equal(s.status, "failed");
+    assert_int_equal(s.has_final, 0);
+    assert_int_equal(s.live, 0);
+    assert_int_equal(s.n_train, 8); /* the rows up to the failed checkpoint were flushed */
+    assert_int_equal(ckpt_step(ck), 4);
+    /* The fault gone, --resume continues from step 4 and completes. */
+    assert_int_equal(rmdir(tmpck), 0);
+    rc = run((char *[]){"train", cfg, "--out", out, "--quiet", "--resume", NULL});
+    printf("  exit %d after the fault is gone: %s\n", rc, g_err);
+    assert_int_equal(rc, 0);
+    assert_int_equal(qat_runlog_read_final(rl, &s), 0);
+    assert_string_equal(s.status, "completed");
+    assert_int_equal(s.has_final, 1);
+    assert_int_equal(s.n_train, 32);
 }
 
 /* ---- qat grads ------------------------------------------------------------- */
@@ -503,9 +570,13 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_sigkill_resume_is_bit_exact_bf16, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input_exits_2_naming_the_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_divergence_keeps_last_checkpoint, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_io_error_marks_run_failed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_grads_file_and_compare, setup, teardown),
         cmocka_unit_test_setup_teardown(test_learns_and_scales, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trust_beats_ste_at_int2, setup, teardown),
     };
+    /* QAT_TEST_FILTER=PATTERN runs only the matching tests (cmocka's glob), e.g. while
+     * working on one of them; the learning tests take minutes. */
+    if (getenv("QAT_TEST_FILTER")) cmocka_set_test_filter(getenv("QAT_TEST_FILTER"));
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

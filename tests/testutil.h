@@ -43,10 +43,12 @@ static inline pid_t qat_test_spawn(const char *dir, char *const args[]) {
         int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644), fe = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         dup2(fo, 1);
         dup2(fe, 2);
-        char *argv[64];
+        int count = 0;
+        while (args[count]) count++;
+        char *argv[count + 2]; /* every argument: a cut-off list would test another command line */
         int n = 0;
         argv[n++] = (char *)bin;
-        for (int i = 0; args[i] && n < 63; i++) argv[n++] = args[i];
+        for (int i = 0; i < count; i++) argv[n++] = args[i];
         argv[n] = NULL;
         execv(bin, argv);
         _exit(127);

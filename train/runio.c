@@ -220,6 +220,14 @@ int qat_runio_finish(qat_runio *io, const char *status, double val_loss, double 
     return qat_runlog_finish(io->log, (qat_run_status)st, &fin);
 }
 
+void qat_runio_fail(qat_runio *io) {
+    if (!io->log || qat_runlog_is_finished(io->log)) return;
+    char saved[4096];
+    snprintf(saved, sizeof saved, "%s", qat_errmsg());
+    (void)qat_runlog_finish(io->log, QAT_RUN_FAILED, NULL);
+    qat_fail(QAT_ERUNTIME, "%s", saved);
+}
+
 void qat_runio_close(qat_runio *io) {
     if (io->log) qat_runlog_close(io->log);
     io->log = NULL;

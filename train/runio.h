@@ -45,6 +45,11 @@ int qat_runio_checkpoint(qat_runio *io, int64_t steps_done, double tokens, doubl
 /* Final values and status (completed | failed | diverged). */
 int qat_runio_finish(qat_runio *io, const char *status, double val_loss, double train_loss, double tokens,
                      int64_t steps, double wall_s);
+/* After a runtime error with the log open: status `failed`, no /final, so the
+ * run is not mistaken for a live or merely interrupted one. Best effort (the
+ * error may be the disk itself); the caller's error message is kept. Nothing
+ * happens when the end was already recorded or the log is not open. */
+void qat_runio_fail(qat_runio *io);
 void qat_runio_close(qat_runio *io);
 
 /* Load a checkpoint into a model built from the same config (and, when opt is

@@ -12,8 +12,9 @@
  * Idempotent by construction, from what is on disk alone (no sweep state file
  * to get out of step): before launching a run, its run.h5 `status` decides —
  * completed: skip; diverged: keep (re-running would diverge again, bit for
- * bit); otherwise a ckpt.h5 means resume, and no checkpoint means start afresh
- * (a stale run.h5 is removed). A run killed with the sweep is thus resumed by
+ * bit); otherwise (running, i.e. interrupted, or failed on an I/O error) a
+ * ckpt.h5 means resume, and no checkpoint means start afresh (a stale run.h5 is
+ * removed). A run killed with the sweep is thus resumed by
  * the next invocation, and shards of a Slurm array never touch each other's
  * runs.
  *

@@ -34,11 +34,11 @@ int qat_train_main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { fputs(TRAIN_HELP, stdout); return 0; }
-        else if (!strcmp(a, "--set") && i + 1 < argc) {
+        else if ((!strcmp(a, "--set") && i + 1 < argc) || !strncmp(a, "--set=", 6)) {
+            /* Both spellings fill the same fixed array, so both are bounded. */
             if (n_set == MAX_SETS) return qat_report(qat_fail(QAT_EINPUT, "too many --set options (at most %d)", MAX_SETS));
-            sets[n_set++] = argv[++i];
-        } else if (!strncmp(a, "--set=", 6)) sets[n_set++] = a + 6;
-        else if (!strcmp(a, "--out") && i + 1 < argc) opts.out_dir = argv[++i];
+            sets[n_set++] = a[5] == '=' ? a + 6 : argv[++i];
+        } else if (!strcmp(a, "--out") && i + 1 < argc) opts.out_dir = argv[++i];
         else if (!strcmp(a, "--resume")) opts.resume = 1;
         else if (!strcmp(a, "--print-config")) print_config = 1;
         else if (!strcmp(a, "--quiet")) quiet = 1;

@@ -191,12 +191,12 @@ int qat_train_run(const qat_config *cfg, const qat_train_opts *opts) {
         int stop_now = g_interrupted || (opts->stop_after > 0 && step + 1 - start >= opts->stop_after);
         if (last || stop_now || (tc->log_every > 0 && (step + 1) % tc->log_every == 0)) {
             qat_progress_update(&prog, step + 1, lv, lr, elapsed, (double)B * T, flops_step, do_eval ? last_eval : NAN);
-            if ((rc = qat_runio_flush(&io))) goto restore_signals;
+            if ((rc = qat_runio_flush(&io))) goto io_failed;
         } else if (do_eval) {
             qat_progress_update(&prog, step + 1, lv, lr, elapsed, (double)B * T, flops_step, last_eval);
         }
         if (last || stop_now || (tc->checkpoint_every > 0 && (step + 1) % tc->checkpoint_every == 0)) {
-            if ((rc = qat_runio_checkpoint(&io, step + 1, tokens_done, wall_before + now_s() - t0))) goto restore_signals;
+            if ((rc = qat_runio_checkpoint(&io, step + 1, tokens_done, wall_before + now_s() - t0))) goto io_failed;
         }
         if (stop_now && !last) {
             qat_progress_end(&prog);
@@ -212,7 +212,8 @@ int qat_train_run(const qat_config *cfg, const qat_train_opts *opts) {
     {
         double wall = wall_before + now_s() - t0;
         rc = qat_runio_finish(&io, "completed", last_eval, last_loss, plan.tokens, plan.steps, wall);
-        if (!rc && show >= 0) {
+        if (rc) goto io_failed;
+        if (show >= 0) {
             double ent = qat_dataset_entropy_rate(ds);
             printf("qat train %s: done in %.1f s; final train loss %.4f, validation loss %.4f nats/token",
                    cfg->name, wall, last_loss, last_eval);
@@ -220,6 +221,14 @@ int qat_train_run(const qat_config *cfg, const qat_train_opts *opts) {
             printf("\n  log: %s/run.h5  checkpoint: %s/ckpt.h5\n", dir, dir);
         }
     }
+    goto restore_signals;
+io_failed:
+    /* A runtime error with the log open (a flush, a checkpoint or the end could
+     * not be written): say so in run.h5. An interrupted run (SIGINT/SIGTERM,
+     * checkpoint written) does not come here and keeps `running`, which is what
+     * tells `qat sweep` and --resume to continue it. */
+    qat_progress_end(&prog);
+    qat_runio_fail(&io);
 restore_signals:
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
