@@ -1,7 +1,7 @@
 # qat — top-level entry points. Everything real is in meson.build; this file only
 # strings together: install missing packages → configure → build → run.
 #
-#   make quickstart   the main job: a small sweep → fit → plots (synthetic corpus)
+#   make quickstart   the main job: s1–s4 × 5 formats on English → unified + decoupled fits → plots + ρ table
 #   make test         the cmocka suite (installs what it needs when run as root)
 #   make test-asan    the suite under AddressSanitizer + UBSan
 #   make bench        speed figures for bench/README.md

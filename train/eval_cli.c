@@ -2,8 +2,8 @@
  * train/eval_cli.c — `qat eval`: the validation loss of a checkpoint.
  *
  * The checkpoint carries its resolved config, so the model (formats included)
- * is rebuilt exactly as trained; --data swaps the evaluation data for a shard
- * glob, a text file or the synthetic corpus.
+ * is rebuilt exactly as trained; --data swaps the evaluation data for one of the
+ * built-in corpora (english, synthetic), a shard glob or a text file.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +24,8 @@ static const char EVAL_HELP[] =
     "usage: qat eval --checkpoint CKPT.h5 [--data SOURCE] [--tokens N] [--json]\n"
     "\n"
     "Mean validation cross-entropy (nats/token) of a checkpoint, with its formats.\n"
-    "  --data SOURCE  'synthetic', a glob of llm.c shards (*.bin) or a text file (default: the run's data)\n"
+    "  --data SOURCE  'english' (docs/data.md), 'synthetic', a glob of llm.c shards (*.bin) or a text\n"
+    "                 file (default: the run's data)\n"
     "  --tokens N     held-out tokens to evaluate (default: the run's train.eval_tokens)\n"
     "  --json         print {\"loss\": ..., \"tokens\": ...}\n";
 
@@ -74,7 +75,10 @@ int qat_eval_main(int argc, char **argv) {
         memset(cfg.data.val_shards, 0, sizeof cfg.data.val_shards);
         cfg.data.n_text = 0;
         size_t n = strlen(data);
-        if (!strcmp(data, "synthetic")) snprintf(cfg.data.source, sizeof cfg.data.source, "synthetic");
+        /* The built-in corpora are words, not file names: a checkpoint trained on
+         * one corpus can be scored on the other by name. */
+        if (!strcmp(data, "synthetic") || !strcmp(data, "english"))
+            snprintf(cfg.data.source, sizeof cfg.data.source, "%s", data);
         else if (strchr(data, '*') || (n > 4 && !strcmp(data + n - 4, ".bin"))) {
             snprintf(cfg.data.source, sizeof cfg.data.source, "shards");
             snprintf(cfg.data.shards, sizeof cfg.data.shards, "%s", data);
