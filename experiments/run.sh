@@ -32,11 +32,12 @@ exp_c() {
   sweep experiments/c-factorisation/weights-int2.yaml
   sweep experiments/c-factorisation/acts-int2.yaml   # own folder (same run names as weights-int2)
   sweep experiments/c-factorisation/sparse-int.yaml
+  sweep experiments/c-factorisation/control.yaml
   # fp32 (12 and 4 tokens/param) and int2 on both come from experiment b: same seed, same config
   exp_b_runs
   local b=runs/experiments/b-capacity
   "$qat" fit runs/experiments/c-factorisation "$b"/s[123]-fp32-tokens_per_param12 "$b"/s[123]-int2-tokens_per_param12 \
-    "$b"/s[123]-tokens_per_param4 --law decoupled --bootstrap 200 --seed 0 \
+    "$b"/s[123]-tokens_per_param4 "$b"/seeds --law decoupled --bootstrap 200 --seed 0 \
     --out runs/experiments/c-factorisation/decoupled.h5
 }
 exp_d() { exp_b_runs; sweep experiments/d-rbbm/sweep.yaml; }   # fp32 reference from b
