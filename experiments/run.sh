@@ -10,22 +10,18 @@ table() { sed -n '/^name  /,/^$/p'; }   # the sweep's closing table
 sweep() { echo "-- $1"; "$qat" sweep "$1" --jobs 2 | table; }
 
 exp_a() {
-  sweep experiments/a-estimators/baseline.yaml
+  exp_b_runs   # fp32 reference from b
   sweep experiments/a-estimators/sweep.yaml
   sweep experiments/a-estimators/seeds.yaml
-  sweep experiments/a-estimators/seeds-ref.yaml
-  sweep experiments/a-estimators/long.yaml
-  sweep experiments/a-estimators/long-s3.yaml
   sweep experiments/a-estimators/no-hadamard.yaml
-  sweep experiments/a-estimators/no-hadamard-seeds.yaml
-  sweep experiments/a-estimators/lr.yaml
-  sweep experiments/a-estimators/lr-ref.yaml
-  sweep experiments/a-estimators/longer.yaml
-  sweep experiments/a-estimators/deep.yaml
 }
-exp_b() {
+exp_b_runs() {
   sweep experiments/b-capacity/sweep.yaml
   sweep experiments/b-capacity/data.yaml
+  sweep experiments/b-capacity/seeds.yaml
+}
+exp_b() {
+  exp_b_runs
   local d=runs/experiments/b-capacity
   "$qat" fit "$d" --law decoupled --out "$d/decoupled.h5"
   "$qat" fit "$d" --law unified --bootstrap 200 --seed 0 --out "$d/unified.h5"
@@ -33,17 +29,20 @@ exp_b() {
   "$qat" plot "$d/unified.h5" --kind law -o "$d/law.svg"
 }
 exp_c() {
-  sweep experiments/c-factorisation/weights-acts.yaml
+  sweep experiments/c-factorisation/weights-int2.yaml
+  sweep experiments/c-factorisation/acts-int2.yaml   # own folder (same run names as weights-int2)
   sweep experiments/c-factorisation/sparse-int.yaml
-  sweep experiments/b-capacity/data.yaml   # fp32 at 4 tokens/param: D apart from N
+  sweep experiments/c-factorisation/control.yaml
+  # fp32 (12 and 4 tokens/param) and int2 on both come from experiment b: same seed, same config
+  exp_b_runs
   local b=runs/experiments/b-capacity
-  "$qat" fit runs/experiments/c-factorisation "$b"/s1-tokens_per_param4 "$b"/s2-tokens_per_param4 \
-    "$b"/s3-tokens_per_param4 --law decoupled --bootstrap 200 --seed 0 \
+  "$qat" fit runs/experiments/c-factorisation "$b"/s[123]-fp32-tokens_per_param12 "$b"/s[123]-int2-tokens_per_param12 \
+    "$b"/s[123]-tokens_per_param4 "$b"/seeds --law decoupled --bootstrap 200 --seed 0 \
     --out runs/experiments/c-factorisation/decoupled.h5
 }
-exp_d() { sweep experiments/d-rbbm/sweep.yaml; }
-exp_e() { sweep experiments/e-pv/sweep.yaml; }
-exp_f() { sweep experiments/f-noise/sweep.yaml; }
+exp_d() { exp_b_runs; sweep experiments/d-rbbm/sweep.yaml; }   # fp32 reference from b
+exp_e() { exp_b_runs; sweep experiments/e-pv/sweep.yaml; }
+exp_f() { exp_b_runs; sweep experiments/f-noise/sweep.yaml; }   # quantized runs from b
 
 which=("$@")
 [ ${#which[@]} -gt 0 ] || which=(a b c d e f)
