@@ -33,7 +33,7 @@ T=$(mktemp -d /tmp/qat-slurm.XXXXXX) || exit 1
 # munged insists that every directory above its socket is searchable by all, and that the
 # key's directory is writable by its owner alone.
 chmod 711 "$T"
-mkdir -p "$T/munge" "$T/state" "$T/spool" "$T/log" "$T/work" && chmod 711 "$T/munge"
+mkdir -p "$T/munge" "$T/state" "$T/spool" "$T/log" "$T/job" && chmod 711 "$T/munge"
 export SLURM_CONF=$T/slurm.conf # for sbatch, squeue, scontrol, scancel, sinfo
 daemons=()                      # "name:pid" of each daemon started, in start order
 
@@ -42,7 +42,7 @@ note() { echo "# $*"; }
 alive() { kill -0 "$1" 2>/dev/null; }
 
 print_logs() {
-  for f in "$T"/log/* "$T"/work/out/.sweep/slurm-*.log "$T"/work/out/*/train.log; do
+  for f in "$T"/log/* "$T"/job/out/.sweep/slurm-*.log "$T"/job/out/*/train.log; do
     [ -f "$f" ] || continue
     echo "---- ${f#"$T"/} (last 40 lines)"
     tail -n 40 "$f"
@@ -178,7 +178,7 @@ submit_and_wait() {
 }
 
 # ---------------------------------------------------------------- one sweep
-cd "$T/work" || fail "cd $T/work"
+cd "$T/job" || fail "cd $T/job"
 cat >tiny.yaml <<EOF
 # four tiny runs, about a second each
 base:
@@ -189,7 +189,7 @@ base:
 grid:
   model.dim: [16, 24]
   train.tokens: [2048, 4096]
-out: $T/work/out
+out: $T/job/out
 EOF
 "$qat" sweep tiny.yaml --emit-slurm job.sh || fail "qat sweep --emit-slurm exited $?"
 grep -qx '#SBATCH --array=0-3' job.sh || fail "job.sh has no '#SBATCH --array=0-3'"
