@@ -26,9 +26,37 @@ static inline uint32_t abs_bits(float v) {
     return u & 0x7FFFFFFFu;
 }
 
+/* Rows up to this length (activations per token, weight rows of the small presets)
+ * take a bitwise search on a stack copy: four 256-bin histogram passes cost ~2,000
+ * counter updates whatever n is, 10× the work of the row itself at n = 64, and
+ * quickselect's data-dependent branches mispredict about once per element. */
+enum { SMALL_SELECT_MAX = 1024 };
+
+/* The k-th largest of u[0..n) (1 <= k <= n, every u < 2^31), found bit by bit from
+ * the top: keep a bit when at least k elements are >= the prefix with that bit set.
+ * 31 branch-free counting passes that the compiler vectorizes; exact. */
+static uint32_t select_kth_largest(const uint32_t *u, int64_t n, int64_t k) {
+    uint32_t prefix = 0;
+    for (int bit = 30; bit >= 0; bit--) {
+        uint32_t cand = prefix | (1u << bit);
+        int32_t count = 0;
+        for (int64_t i = 0; i < n; i++) count += u[i] >= cand;
+        if (count >= k) prefix = cand;
+    }
+    return prefix;
+}
+
 float qat_sparse_kth_abs(const float *x, int64_t n, int64_t k, int parallel) {
     if (k <= 0) return INFINITY;
     QAT_ASSERT(k <= n);
+    if (n <= SMALL_SELECT_MAX) {
+        uint32_t u[SMALL_SELECT_MAX];
+        for (int64_t i = 0; i < n; i++) u[i] = abs_bits(x[i]);
+        uint32_t bits = select_kth_largest(u, n, k);
+        float out;
+        memcpy(&out, &bits, 4);
+        return out;
+    }
     uint32_t prefix = 0, mask = 0;
     int64_t want = k; /* rank still sought among elements matching the prefix */
     for (int shift = 24; shift >= 0; shift -= 8) {

@@ -5,6 +5,7 @@
  * bits, capacity terms and the three QuEST quantizer vectors with trust masks.
  */
 #include <math.h>
+#include <stdlib.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +17,7 @@
 #include "compress/gmse.h"
 #include "compress/grid.h"
 #include "compress/project.h"
+#include "compress/sparse.h"
 #include "core/error.h"
 
 /* |got − want| within 1e-5 relative, or half a unit of the last published digit
@@ -367,6 +369,42 @@ static void test_ties_to_even_code(void **state) {
     }
 }
 
+static int cmp_desc_abs(const void *a, const void *b) {
+    float x = fabsf(*(const float *)a), y = fabsf(*(const float *)b);
+    return (x < y) - (x > y);
+}
+
+/* The k-th largest |x| against a sort, on both paths (quickselect for rows up to 1024,
+ * radix histograms above), with ties, zeros and signs, for every k of the small sizes. */
+static void test_sparse_kth_abs_matches_sort(void **state) {
+    (void)state;
+    const int64_t sizes[] = {1, 2, 3, 7, 64, 224, 1023, 1024, 1025, 4099};
+    uint64_t s = 12345;
+    for (size_t c = 0; c < sizeof sizes / sizeof *sizes; c++) {
+        int64_t n = sizes[c];
+        float *x = malloc((size_t)n * sizeof *x), *sorted = malloc((size_t)n * sizeof *x);
+        for (int64_t i = 0; i < n; i++) {
+            s = s * 6364136223846793005ull + 1442695040888963407ull;
+            int r = (int)(s >> 40) % 41 - 20; /* few distinct values: many ties, some zeros */
+            x[i] = (i % 5 == 0) ? (float)r : (float)r * 0.37f + (float)(s >> 33 & 0xFF) * 1e-4f;
+        }
+        memcpy(sorted, x, (size_t)n * sizeof *x);
+        qsort(sorted, (size_t)n, sizeof *sorted, cmp_desc_abs);
+        int64_t step = n > 300 ? n / 37 : 1;
+        for (int64_t k = 1; k <= n; k += step) {
+            for (int par = 0; par <= 1; par++) {
+                float got = qat_sparse_kth_abs(x, n, k, par);
+                if (got != fabsf(sorted[k - 1]))
+                    fail_msg("n=%lld k=%lld parallel=%d: got %g, sort says %g", (long long)n, (long long)k, par,
+                             (double)got, (double)fabsf(sorted[k - 1]));
+            }
+        }
+        assert_true(isinf(qat_sparse_kth_abs(x, n, 0, 0)));
+        free(x);
+        free(sorted);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_valid_and_invalid),
@@ -381,6 +419,7 @@ int main(void) {
         cmocka_unit_test(test_capacity_terms_and_bits),
         cmocka_unit_test(test_quest_vectors),
         cmocka_unit_test(test_ties_to_even_code),
+        cmocka_unit_test(test_sparse_kth_abs_matches_sort),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
