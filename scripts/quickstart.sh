@@ -2,7 +2,7 @@
 # make quickstart: the main job of qat on a fresh clone.
 #   1. the quickstart sweep (configs/sweeps/quickstart.yaml): s1–s4 × fp32, int4, int2, sp50,
 #      sp50+int4 on weights and activations (W=A), every run at 3.5M tokens of English, plus its
-#      fp32 data-axis companion (quickstart-data.yaml), 2 workers
+#      fp32 data-axis companion on s2 and s3 (quickstart-data.yaml), 2 workers
 #   2. the unified and decoupled laws fitted to every run, with bootstrap intervals
 #      → runs/quickstart/{fit.txt,fit.h5,fit.json,fit-decoupled.json,runs.csv}
 #   3. law, capacity and frontier plots → runs/quickstart/*.svg
