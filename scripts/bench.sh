@@ -13,13 +13,18 @@ median() { sort -g | awk '{a[NR]=$1} END{print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/
 # PyTorch runs on the libblas.so.3 alternative; on AVX-512 CPUs OpenBLAS must be told the core
 # type (its Zen detection falls back to Haswell kernels), as the issue measured.
 if grep -qw avx512f /proc/cpuinfo; then export OPENBLAS_CORETYPE=SkylakeX; fi
+# PyTorch's CPU allocator hands every tensor to glibc malloc, which returns blocks of 128 KiB and
+# more to the kernel on free; on VMs where a page fault is expensive that alone halved PyTorch's
+# fp32 d256 rate (1,500 against 3,560 tok/s, 2026-11-30). Keeping freed memory mapped is
+# PyTorch's best case, so it runs with these (qat allocates nothing after its first step).
+torch_env=(MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=68719476736)
 blas=$(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3 2>/dev/null || echo unknown)
 have_torch=0
 /usr/bin/python3 -c 'import torch' 2>/dev/null && have_torch=1
 
 echo
 echo "## qat and PyTorch side by side (4096 tokens per step, 2 threads, median of $pairs interleaved runs)"
-echo "PyTorch BLAS: $blas, OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}$([ $have_torch = 1 ] || echo ' (python3-torch absent: PyTorch columns skipped)')"
+echo "PyTorch BLAS: $blas, OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}, ${torch_env[*]}$([ $have_torch = 1 ] || echo ' (python3-torch absent: PyTorch columns skipped)')"
 echo
 echo "| model | precision | qat tok/s | qat GFLOP/s | % of GEMM peak | PyTorch tok/s | qat / PyTorch |"
 echo "|---|---|---|---|---|---|---|"
@@ -30,9 +35,10 @@ for m in d256/l6/h8/t256 d64/l2/h2/t128; do
     for ((i = 0; i < pairs; i++)); do
       row=$("$b" --threads 2 --steps $steps --precision $prec "$m" | tail -1)
       IFS='|' read -r _ _ _ _ _ tok gf _ pct _ <<<"$row"
-      qt+=("$tok"); qg+=("$gf"); qp+=("${pct%\%}")
+      pct=${pct//[ %]/}
+      qt+=("$tok"); qg+=("$gf"); qp+=("$pct")
       if [ $have_torch = 1 ]; then
-        line=$(/usr/bin/python3 bench/torch_ref.py 2 "$m" 4096 $steps $prec 2>&1 || true)
+        line=$(env "${torch_env[@]}" /usr/bin/python3 bench/torch_ref.py 2 "$m" 4096 $steps $prec 2>&1 || true)
         t=$(echo "$line" | sed -n 's/.* \([0-9][0-9]*\) tok\/s.*/\1/p')
         [ -n "$t" ] && tt+=("$t")
       fi
