@@ -100,7 +100,9 @@ int qat_runio_load_checkpoint(const char *path, const qat_config *cfg, qat_model
     QAT_TRY(qat_ckpt_open(path, &f));
     qat_ckpt_attrs a;
     int rc = qat_ckpt_read_attrs(f, &a);
-    if (!rc && (strcmp(a.weight_format, qat_model_weight_format(m)) || strcmp(a.act_format, qat_model_act_format(m))))
+    /* Only a run that continues must match: evaluation may read the weights
+     * through other formats on purpose (qat eval --set compress...). */
+    if (!rc && opt && (strcmp(a.weight_format, qat_model_weight_format(m)) || strcmp(a.act_format, qat_model_act_format(m))))
         rc = qat_fail(QAT_EINPUT, "%s: checkpoint was trained with weights %s / activations %s, the config asks for %s / %s",
                       path, a.weight_format, a.act_format, qat_model_weight_format(m), qat_model_act_format(m));
     ckpt_list l = {0};
