@@ -23,6 +23,7 @@
 #define QAT_PATH_MAX 1024
 #define QAT_FMT_MAX 64
 #define QAT_MAX_TEXT_FILES 64
+#define QAT_MAX_SETS 256 /* --set overrides one command line may give (train, grads, eval) */
 
 /* How one side (weights or activations) of every block linear is compressed. */
 typedef struct {

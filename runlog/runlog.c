@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/error.h"
@@ -73,10 +74,38 @@ int qat_run_status_parse(const char *s) {
 
 static void lock_path(const char *path, char *buf, size_t n) { snprintf(buf, n, "%s.lock", path); }
 
-/* Take the writer lock, or say who holds it. */
-static int take_lock(const char *path, int *fd_out) {
+/* The locks this process holds (device, inode of PATH.lock), so that a reader
+ * in the process that holds a run's lock (deciding, under it, what to do with
+ * the run) does not take that lock for a live writer. A handful at most: one
+ * per run this process writes or is deciding about. */
+static struct { dev_t dev; ino_t ino; int fd; } g_held[16];
+static int g_n_held;
+
+static void held_add(int fd) {
+    struct stat st;
+    if (g_n_held < (int)(sizeof g_held / sizeof g_held[0]) && fstat(fd, &st) == 0)
+        g_held[g_n_held].dev = st.st_dev, g_held[g_n_held].ino = st.st_ino, g_held[g_n_held++].fd = fd;
+}
+
+static void held_remove(int fd) {
+    for (int i = 0; i < g_n_held; i++)
+        if (g_held[i].fd == fd) g_held[i] = g_held[--g_n_held];
+}
+
+static int held_by_us(int fd) {
+    struct stat st;
+    if (fstat(fd, &st) != 0) return 0;
+    for (int i = 0; i < g_n_held; i++)
+        if (g_held[i].dev == st.st_dev && g_held[i].ino == st.st_ino) return 1;
+    return 0;
+}
+
+/* Take the writer lock, or say who holds it (*busy = 1 then, when busy is not NULL). */
+static int take_lock(const char *path, int *fd_out, int *busy) {
     char lp[QAT_PATH_MAX + 8];
     lock_path(path, lp, sizeof lp);
+    if (busy) *busy = 0;
+    *fd_out = -1;
     int fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) return qat_fail(QAT_ERUNTIME, "%s: cannot create lock file: %s", lp, strerror(errno));
     if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
@@ -85,13 +114,23 @@ static int take_lock(const char *path, int *fd_out) {
         pid[n > 0 ? n : 0] = 0;
         pid[strcspn(pid, "\n")] = 0;
         close(fd);
+        if (busy) *busy = 1;
         return qat_fail(QAT_ERUNTIME, "%s: another process (pid %s) is writing this run", path, pid[0] ? pid : "?");
     }
     char pid[32];
     int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
     if (ftruncate(fd, 0) == 0 && pwrite(fd, pid, (size_t)n, 0) < 0) { /* the pid is informative only */ }
+    held_add(fd);
     *fd_out = fd;
     return QAT_OK;
+}
+
+int qat_runlog_lock(const char *path, int *fd, int *busy) { return take_lock(path, fd, busy); }
+
+void qat_runlog_unlock(int fd) {
+    if (fd < 0) return;
+    held_remove(fd);
+    close(fd); /* releases the flock */
 }
 
 int qat_runlog_is_live(const char *path) {
@@ -99,7 +138,8 @@ int qat_runlog_is_live(const char *path) {
     lock_path(path, lp, sizeof lp);
     int fd = open(lp, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return 0;
-    int live = flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK;
+    /* our own lock (held while deciding about the run) is no live writer */
+    int live = !held_by_us(fd) && flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK;
     close(fd); /* releases our shared lock if we got it */
     return live;
 }
@@ -239,7 +279,7 @@ static void runlog_free(qat_runlog *rl) {
     series_free(&rl->train);
     series_free(&rl->eval);
     if (rl->file >= 0) H5Fclose(rl->file);
-    if (rl->lock_fd >= 0) close(rl->lock_fd); /* releases the flock */
+    qat_runlog_unlock(rl->lock_fd);
     free(rl);
 }
 
@@ -275,9 +315,14 @@ static int start_swmr(qat_runlog *rl) {
 }
 
 int qat_runlog_create(const char *path, const qat_runlog_attrs *attrs, qat_runlog **out) {
+    return qat_runlog_create_locked(path, attrs, -1, out);
+}
+
+int qat_runlog_create_locked(const char *path, const qat_runlog_attrs *attrs, int lock_fd, qat_runlog **out) {
     *out = NULL;
     qat_runlog *rl = runlog_new(path);
-    int rc = take_lock(path, &rl->lock_fd);
+    int rc = lock_fd >= 0 ? QAT_OK : take_lock(path, &lock_fd, NULL);
+    rl->lock_fd = lock_fd;
     if (rc) {
         runlog_free(rl);
         return rc;
@@ -301,10 +346,19 @@ int qat_runlog_create(const char *path, const qat_runlog_attrs *attrs, qat_runlo
 }
 
 int qat_runlog_resume(const char *path, int64_t step, qat_runlog **out) {
+    return qat_runlog_resume_locked(path, step, -1, out);
+}
+
+int qat_runlog_resume_locked(const char *path, int64_t step, int lock_fd, qat_runlog **out) {
     *out = NULL;
-    if (access(path, F_OK) != 0) return qat_fail(QAT_EINPUT, "%s: cannot resume: %s", path, strerror(errno));
+    if (access(path, F_OK) != 0) {
+        int rc = qat_fail(QAT_EINPUT, "%s: cannot resume: %s", path, strerror(errno));
+        qat_runlog_unlock(lock_fd);
+        return rc;
+    }
     qat_runlog *rl = runlog_new(path);
-    int rc = take_lock(path, &rl->lock_fd);
+    int rc = lock_fd >= 0 ? QAT_OK : take_lock(path, &lock_fd, NULL);
+    rl->lock_fd = lock_fd;
     if (rc) {
         runlog_free(rl);
         return rc;

@@ -113,6 +113,18 @@ int qat_runlog_create(const char *path, const qat_runlog_attrs *attrs, qat_runlo
  * --increment would). QAT_EINPUT when the file is not a qat run log. */
 int qat_runlog_resume(const char *path, int64_t step, qat_runlog **out);
 
+/* The writer lock on its own, for a caller that must decide under it what to
+ * do with a run (resume it, start it afresh, leave a completed one alone), so
+ * that no other process can finish or start the run between the decision and
+ * the write. Takes PATH.lock; *fd then holds it until qat_runlog_unlock or until
+ * it is handed to qat_runlog_create_locked / qat_runlog_resume_locked, which own
+ * it from then on (and release it on failure too). QAT_ERUNTIME naming the
+ * holder's pid when another process holds it (*busy = 1; busy may be NULL). */
+int qat_runlog_lock(const char *path, int *fd, int *busy);
+void qat_runlog_unlock(int fd);
+int qat_runlog_create_locked(const char *path, const qat_runlog_attrs *attrs, int lock_fd, qat_runlog **out);
+int qat_runlog_resume_locked(const char *path, int64_t step, int lock_fd, qat_runlog **out);
+
 /* Buffer one row; no I/O unless the buffer (1024 train / 256 eval rows) is
  * full, in which case it flushes. Returns that flush's status. */
 int qat_runlog_train(qat_runlog *rl, int64_t step, int64_t tokens, double loss, double lr, double grad_norm,
@@ -171,7 +183,8 @@ char *qat_runlog_read_config(const char *path);
 int qat_runlog_read_series(const char *path, const char *series, double **values, int64_t *n);
 
 /* 1 when a writer currently holds the run at `path` (its PATH.lock is locked),
- * 0 otherwise: a "running" run that is not live was interrupted. */
+ * 0 otherwise: a "running" run that is not live was interrupted. A lock this
+ * process holds itself (qat_runlog_lock) does not count. */
 int qat_runlog_is_live(const char *path);
 
 #endif

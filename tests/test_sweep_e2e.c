@@ -5,7 +5,9 @@
  * missing (runs finished before keep their single log header); an interrupted
  * run is resumed from its checkpoint; a worker that fails at run time is
  * reported with the last lines of its train.log; shards run only their runs;
- * the emitted Slurm script passes `bash -n`; usage errors exit 2.
+ * two sweeps over one output directory at once complete every run exactly
+ * once (no run.h5 replaced or rewritten after it completed); the emitted Slurm
+ * script passes `bash -n`; usage errors exit 2.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -22,6 +24,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "runlog/runlog.h"
 #include "testutil.h"
 
 static char tmpdir[256];
@@ -258,6 +261,111 @@ static void test_runtime_failure_and_slurm(void **state) {
     assert_int_equal(run(NULL, "bash -n '%s' && grep -qx '#SBATCH --array=0-1' '%s'", path_in("job2.sh"), path_in("job2.sh")), 0);
 }
 
+/* Two `qat sweep` processes started at once on the same three runs in one
+ * output directory, their grids in opposite orders, so that each reaches runs
+ * the other has started or finished since both began. Each run's run.h5 is
+ * watched while they work: its inode when first seen, and its inode and mtime
+ * when first seen completed. At the end every run must be completed with its
+ * full training record, in the file first created for it, untouched since it
+ * completed. A sweep that decides every run's action when it begins finds
+ * nothing on disk, so it later deletes and restarts what the other sweep has
+ * started or finished, which this catches. */
+static void test_concurrent_sweeps(void **state) {
+    (void)state;
+    enum { R = 3 };
+    static const char *const names[R] = {"dim16", "dim24", "dim32"};
+    char text[2048], sw[2][600];
+    for (int k = 0; k < 2; k++) {
+        snprintf(text, sizeof text,
+                 "base:\n"
+                 "  model: {preset: \"\", layers: 2, dim: 16, heads: 2, vocab: 64, seq_len: 16}\n"
+                 "  data: {source: synthetic, synth_topics: 2}\n"
+                 "  train: {tokens: 2048, batch_tokens: 64, eval_every: 0, eval_tokens: 64,\n"
+                 "          checkpoint_every: 4, log_every: 4, warmup: 0.1}\n"
+                 "grid:\n"
+                 "  model.dim: [%s]\n"
+                 "out: %s/both\n", k ? "32, 24, 16" : "16, 24, 32", tmpdir);
+        write_file(k ? "both_b.yaml" : "both_a.yaml", text);
+        snprintf(sw[k], sizeof sw[k], "%s", path_in(k ? "both_b.yaml" : "both_a.yaml"));
+    }
+
+    pid_t pid[2] = {0, 0};
+    ino_t first[R] = {0}, done_ino[R] = {0};
+    struct timespec done_mtime[R];
+    int seen_done[R] = {0}, replaced[R] = {0}, status[2] = {-1, -1}, alive = 0;
+    memset(done_mtime, 0, sizeof done_mtime);
+    qat_runlog_summary *sum = malloc(sizeof *sum);
+    for (int k = 0; k < 2; k++) {
+        char log[600], cmd[2048];
+        snprintf(log, sizeof log, "%s", path_in(k ? "both_b.txt" : "both_a.txt"));
+        snprintf(cmd, sizeof cmd, "exec '%s' sweep '%s' --jobs 1 >'%s' 2>&1", qat, sw[k], log);
+        pid[k] = fork();
+        assert_true(pid[k] >= 0);
+        if (pid[k] == 0) {
+            execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+            _exit(127);
+        }
+    }
+    alive = 2;
+    for (int t = 0; t < 6000 && alive; t++) {
+        for (int k = 0; k < 2; k++) {
+            int st;
+            if (status[k] < 0 && waitpid(pid[k], &st, WNOHANG) == pid[k]) {
+                status[k] = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+                alive--;
+            }
+        }
+        for (int r = 0; r < R; r++) {
+            char name[300];
+            struct stat st;
+            snprintf(name, sizeof name, "both/%s/run.h5", names[r]);
+            if (stat(path_in(name), &st)) continue;
+            if (!first[r]) first[r] = st.st_ino;
+            if (st.st_ino != first[r]) replaced[r] = 1;
+            if (!seen_done[r] && !qat_runlog_read_final(path_in(name), sum) && !strcmp(sum->status, "completed") &&
+                sum->has_final && stat(path_in(name), &st) == 0) {
+                seen_done[r] = 1;
+                done_ino[r] = st.st_ino;
+                done_mtime[r] = st.st_mtim;
+            }
+        }
+        sleep_ms(10);
+    }
+    assert_int_equal(alive, 0);
+    for (int r = 0; r < R; r++) {
+        char name[300];
+        struct stat st;
+        snprintf(name, sizeof name, "both/%s/run.h5", names[r]);
+        assert_int_equal(qat_runlog_read_final(path_in(name), sum), 0);
+        assert_string_equal(sum->status, "completed");
+        assert_true(sum->has_final);
+        assert_int_equal(sum->final.steps, 2048 / 64);  /* one whole training record */
+        assert_int_equal(sum->n_train, sum->final.steps);
+        assert_int_equal(replaced[r], 0);               /* never deleted and created again */
+        assert_true(seen_done[r]);
+        assert_int_equal(stat(path_in(name), &st), 0);
+        assert_true(st.st_ino == done_ino[r]);          /* not rewritten after it completed */
+        assert_true(st.st_mtim.tv_sec == done_mtime[r].tv_sec && st.st_mtim.tv_nsec == done_mtime[r].tv_nsec);
+    }
+    for (int k = 0; k < 2; k++) {
+        char *out = NULL;
+        run(&out, "cat '%s'", path_in(k ? "both_b.txt" : "both_a.txt"));
+        /* 0, or 1 when a run the other sweep was still writing was left busy */
+        if (status[k] != 0 && status[k] != 1) fprintf(stderr, "sweep %d exited %d:\n%s\n", k, status[k], out);
+        assert_true(status[k] == 0 || status[k] == 1);
+        assert_null(strstr(out, "FAILED"));
+        assert_non_null(strstr(out, "qat sweep: 3 runs: "));
+        free(out);
+    }
+    free(sum);
+
+    /* a third sweep, alone, finds everything done */
+    char *out;
+    assert_int_equal(run(&out, "'%s' sweep '%s' 2>/dev/null", qat, sw[0]), 0);
+    assert_non_null(strstr(out, "3 runs: 0 started, 0 resumed, 3 skipped (already completed); 3 completed"));
+    free(out);
+}
+
 static int setup(void **state) {
     (void)state;
     qat = getenv("QAT_BIN");
@@ -277,6 +385,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_usage),
         cmocka_unit_test(test_sweep_end_to_end),
+        cmocka_unit_test(test_concurrent_sweeps),
         cmocka_unit_test(test_runtime_failure_and_slurm),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -3,7 +3,11 @@
  *
  * The checkpoint carries its resolved config, so the model (formats included)
  * is rebuilt exactly as trained; --data swaps the evaluation data for one of the
- * built-in corpora (english, synthetic), a shard glob or a text file.
+ * built-in corpora (english, synthetic), a shard glob or a text file, and --set
+ * overrides keys of the stored config, above all the formats: the same weights
+ * read through another forward (a noise-trained model through the real
+ * quantizer, a quantization-trained one in fp32) separate what a format costs
+ * at evaluation from what it cost in training.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,9 +25,12 @@
 #include "trainer.h"
 
 static const char EVAL_HELP[] =
-    "usage: qat eval --checkpoint CKPT.h5 [--data SOURCE] [--tokens N] [--json]\n"
+    "usage: qat eval --checkpoint CKPT.h5 [--set key=value]... [--data SOURCE] [--tokens N] [--json]\n"
     "\n"
     "Mean validation cross-entropy (nats/token) of a checkpoint, with its formats.\n"
+    "  --set key=value override a key of the checkpoint's stored config (docs/config.md), at most 256;\n"
+    "                 e.g. --set compress.weights.format=int2 --set compress.activations.format=int2\n"
+    "                 evaluates the trained weights through int2 whatever they were trained with\n"
     "  --data SOURCE  'english' (docs/data.md), 'synthetic', a glob of llm.c shards (*.bin) or a text\n"
     "                 file (default: the run's data)\n"
     "  --tokens N     held-out tokens to evaluate (default: the run's train.eval_tokens)\n"
@@ -53,13 +60,18 @@ int qat_load_checkpoint_model(const char *path, const char *const *sets, int n_s
 }
 
 int qat_eval_main(int argc, char **argv) {
-    const char *ckpt = NULL, *data = NULL;
+    const char *ckpt = NULL, *data = NULL, *sets[QAT_MAX_SETS];
     long long tokens = 0;
-    int json = 0;
+    int json = 0, n_set = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { fputs(EVAL_HELP, stdout); return 0; }
         else if (!strcmp(argv[i], "--checkpoint") && i + 1 < argc) ckpt = argv[++i];
         else if (!strcmp(argv[i], "--data") && i + 1 < argc) data = argv[++i];
+        else if (!strcmp(argv[i], "--set") && i + 1 < argc) {
+            if (n_set == QAT_MAX_SETS)
+                return qat_report(qat_fail(QAT_EINPUT, "too many --set options (at most %d)", QAT_MAX_SETS));
+            sets[n_set++] = argv[++i];
+        }
         else if (!strcmp(argv[i], "--tokens") && i + 1 < argc) tokens = atoll(argv[++i]);
         else if (!strcmp(argv[i], "--json")) json = 1;
         else { fprintf(stderr, "qat eval: unknown or incomplete option '%s'\n\n%s", argv[i], EVAL_HELP); return 2; }
@@ -67,7 +79,7 @@ int qat_eval_main(int argc, char **argv) {
     if (!ckpt) { fprintf(stderr, "qat eval: --checkpoint CKPT.h5 is required\n\n%s", EVAL_HELP); return 2; }
     qat_config cfg;
     qat_model *m = NULL;
-    int rc = qat_load_checkpoint_model(ckpt, NULL, 0, 0, &cfg, &m);
+    int rc = qat_load_checkpoint_model(ckpt, sets, n_set, 0, &cfg, &m);
     if (rc) return qat_report(rc);
     qat_threads_init(cfg.threads);
     if (data) {
@@ -101,8 +113,8 @@ int qat_eval_main(int argc, char **argv) {
     qat_tape_init(&tp, 0);
     double loss = qat_train_evaluate(m, &tp, ds, B, nb * B * T, in, tg, 0);
     if (json) printf("{\"loss\": %.6f, \"tokens\": %lld}\n", loss, (long long)(nb * B * T));
-    else printf("%s: validation loss %.4f nats/token over %lld tokens (%s)\n", ckpt, loss, (long long)(nb * B * T),
-                qat_dataset_describe(ds));
+    else printf("%s: validation loss %.4f nats/token over %lld tokens (%s; weights %s, activations %s)\n", ckpt, loss,
+                (long long)(nb * B * T), qat_dataset_describe(ds), qat_model_weight_format(m), qat_model_act_format(m));
     free(in);
     free(tg);
     qat_tape_free(&tp);

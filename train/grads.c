@@ -73,14 +73,18 @@ static double cosine(const float *a, const float *b, int64_t n) {
 }
 
 int qat_grads_main(int argc, char **argv) {
-    const char *config = NULL, *ckpt = NULL, *out = NULL, *compare = NULL, *sets[256];
+    const char *config = NULL, *ckpt = NULL, *out = NULL, *compare = NULL, *sets[QAT_MAX_SETS];
     int n_set = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { fputs(GRADS_HELP, stdout); return 0; }
         else if (!strcmp(argv[i], "--checkpoint") && i + 1 < argc) ckpt = argv[++i];
         else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
         else if (!strcmp(argv[i], "--compare") && i + 1 < argc) compare = argv[++i];
-        else if (!strcmp(argv[i], "--set") && i + 1 < argc && n_set < 256) sets[n_set++] = argv[++i];
+        else if (!strcmp(argv[i], "--set") && i + 1 < argc) {
+            if (n_set == QAT_MAX_SETS)
+                return qat_report(qat_fail(QAT_EINPUT, "too many --set options (at most %d)", QAT_MAX_SETS));
+            sets[n_set++] = argv[++i];
+        }
         else if (argv[i][0] != '-' && !config) config = argv[i];
         else { fprintf(stderr, "qat grads: unknown or incomplete option '%s'\n\n%s", argv[i], GRADS_HELP); return 2; }
     }

@@ -100,7 +100,9 @@ int qat_runio_load_checkpoint(const char *path, const qat_config *cfg, qat_model
     QAT_TRY(qat_ckpt_open(path, &f));
     qat_ckpt_attrs a;
     int rc = qat_ckpt_read_attrs(f, &a);
-    if (!rc && (strcmp(a.weight_format, qat_model_weight_format(m)) || strcmp(a.act_format, qat_model_act_format(m))))
+    /* Only a run that continues must match: evaluation may read the weights
+     * through other formats on purpose (qat eval --set compress...). */
+    if (!rc && opt && (strcmp(a.weight_format, qat_model_weight_format(m)) || strcmp(a.act_format, qat_model_act_format(m))))
         rc = qat_fail(QAT_EINPUT, "%s: checkpoint was trained with weights %s / activations %s, the config asks for %s / %s",
                       path, a.weight_format, a.act_format, qat_model_weight_format(m), qat_model_act_format(m));
     ckpt_list l = {0};
@@ -140,6 +142,12 @@ int qat_runio_open(qat_runio *io, const char *dir, const qat_config *cfg, qat_mo
     *start_step = 0;
     *wall_before = 0;
 
+    /* Everything below is decided under the run's writer lock: checked first
+     * and acted on after, another process (a second sweep over the same
+     * directory, a resume typed by hand) could complete or start the run in
+     * between, and this one would then overwrite what that one wrote. */
+    int lock_fd;
+    QAT_TRY(qat_runlog_lock(runpath, &lock_fd, NULL));
     int have_ckpt = file_exists(io->ckpt);
     if (resume && file_exists(runpath)) {
         /* A finished run stays as it is: reopening would drop its /final. */
@@ -149,17 +157,24 @@ int qat_runio_open(qat_runio *io, const char *dir, const qat_config *cfg, qat_mo
         free(sum);
         qat_clear_error();
         if (done) {
+            qat_runlog_unlock(lock_fd);
             io->completed = 1;
             return QAT_OK;
         }
     }
     if (resume && have_ckpt && file_exists(runpath)) {
-        QAT_TRY(qat_runio_load_checkpoint(io->ckpt, cfg, m, opt, start_step, wall_before));
-        return qat_runlog_resume(runpath, *start_step - 1, &io->log);
+        int rc = qat_runio_load_checkpoint(io->ckpt, cfg, m, opt, start_step, wall_before);
+        if (rc) {
+            qat_runlog_unlock(lock_fd);
+            return rc;
+        }
+        return qat_runlog_resume_locked(runpath, *start_step - 1, lock_fd, &io->log);
     }
-    if (!resume && have_ckpt)
+    if (!resume && have_ckpt) {
+        qat_runlog_unlock(lock_fd);
         return qat_fail(QAT_EINPUT, "%s already holds a run with a checkpoint; continue it with --resume, "
                         "or choose another name/--out", dir);
+    }
     /* a fresh run (also when --resume finds nothing to resume) */
     char *yaml = qat_config_to_yaml(cfg);
     double gw = 0, ga = 0, err, rho_w = 1, rho_a = 1;
@@ -175,7 +190,7 @@ int qat_runio_open(qat_runio *io, const char *dir, const qat_config *cfg, qat_mo
         .gmse_w = gw, .gmse_a = ga, .rho_pred = rho_w * rho_a,
         .precision = m->bf16 ? "bf16" : "fp32",
     };
-    int rc = qat_runlog_create(runpath, &at, &io->log);
+    int rc = qat_runlog_create_locked(runpath, &at, lock_fd, &io->log);
     free(yaml);
     return rc;
 }

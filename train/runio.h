@@ -53,7 +53,10 @@ void qat_runio_fail(qat_runio *io);
 void qat_runio_close(qat_runio *io);
 
 /* Load a checkpoint into a model built from the same config (and, when opt is
- * not NULL, the optimizer); *step and *wall_s (may be NULL) say where it was. */
+ * not NULL, the optimizer); *step and *wall_s (may be NULL) say where it was.
+ * With an optimizer (resuming) the model's formats must be the checkpoint's;
+ * without one (evaluation) the weights are read whatever formats the model
+ * was built with, which is how a checkpoint is evaluated as another format. */
 int qat_runio_load_checkpoint(const char *path, const qat_config *cfg, qat_model *m, qat_adamw *opt,
                               int64_t *step, double *wall_s);
 

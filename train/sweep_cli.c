@@ -10,13 +10,23 @@
  * so every worker reads what was validated here.
  *
  * Idempotent by construction, from what is on disk alone (no sweep state file
- * to get out of step): before launching a run, its run.h5 `status` decides —
- * completed: skip; diverged: keep (re-running would diverge again, bit for
- * bit); otherwise (running, i.e. interrupted, or failed on an I/O error) a
- * ckpt.h5 means resume, and no checkpoint means start afresh (a stale run.h5 is
- * removed). A run killed with the sweep is thus resumed by
- * the next invocation, and shards of a Slurm array never touch each other's
- * runs.
+ * to get out of step): at the moment a run is launched, not when the sweep
+ * starts, its run.h5 `status` decides — completed: skip; diverged: keep
+ * (re-running would diverge again, bit for bit); otherwise (running, i.e.
+ * interrupted, or failed on an I/O error) a ckpt.h5 means resume, and no
+ * checkpoint means start afresh (a stale run.h5 is removed). A run killed with
+ * the sweep is thus resumed by the next invocation, and shards of a Slurm array
+ * never touch each other's runs.
+ *
+ * That decision is taken holding the run's writer lock (run.h5.lock, the one
+ * the trainer holds while it writes), so two sweeps over one output directory
+ * cannot both act on a run: a run whose lock is held is left alone and
+ * reported busy, and one the other sweep completed a moment ago is skipped,
+ * never restarted (a decision made at the start of a long sweep would be stale
+ * by then, and "start" deletes what is there). The lock is released for the
+ * worker to take; the worker is always `--resume`, and the trainer decides
+ * again under the lock (train/runio.c), so a run that changed hands in that
+ * instant is still not overwritten.
  *
  * `--jobs N` runs N children at once with `threads = max(1, cores / N)` each
  * (cores = the CPUs this process may use, capped by SLURM_CPUS_PER_TASK, so a
@@ -26,8 +36,7 @@
  * interrupted. Children get SIGTERM too if the sweep itself dies (SIGKILL).
  *
  * run.h5 is read with runlog's reader (SWMR mode, so a log left by SIGKILL
- * opens too); a run whose log is held by a live writer (an overlapping sweep)
- * is left alone and reported, never launched twice.
+ * opens too).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -61,9 +70,11 @@ static const char SWEEP_HELP[] =
     "\n"
     "Run every run of a sweep file: a base run config, a grid of dotted keys (cartesian product,\n"
     "last key fastest), optional repeat seeds, and an output directory (docs/config.md). Each run is\n"
-    "`qat train` in its own process, logging to OUT/NAME/train.log. Finished runs are skipped,\n"
-    "interrupted ones resumed from their checkpoint, and a failed run is reported with its reason\n"
-    "while the others go on; the exit status is 1 if any run failed.\n"
+    "`qat train` in its own process, logging to OUT/NAME/train.log. Each run's fate is decided when\n"
+    "it is launched, under its lock: finished runs are skipped, interrupted ones resumed from their\n"
+    "checkpoint, and runs another process is writing (an overlapping sweep) left alone and reported\n"
+    "busy. A failed run is reported with its reason while the others go on; the exit status is 1 if\n"
+    "any run failed or was left busy.\n"
     "\n"
     "  --jobs N          run N at once, each with max(1, cores/N) threads unless the sweep sets threads\n"
     "  --shard I/N       only the runs whose index % N == I (0 <= I < N)\n"
@@ -73,7 +84,8 @@ static const char SWEEP_HELP[] =
     "                    the sweep leaves threads to the machine); resubmit it to finish what is missing\n"
     "  --shards K        with --emit-slurm: K array tasks (default: one per run)\n";
 
-/* What happens to a run, decided before anything is launched. */
+/* What happens to a run: planned when the sweep starts (for --dry-run and the
+ * ETA), decided again under the run's lock when it is launched. */
 enum { A_START, A_RESUME, A_SKIP, A_KEEP_DIVERGED, A_INVALID, A_LIVE };
 static const char *const action_names[] = {"start", "resume", "skip (completed)", "keep (diverged)", "invalid",
                                            "busy (live)"};
@@ -154,7 +166,21 @@ static void run_path(const sweep_ctx *c, int run, const char *file, char *buf, s
     snprintf(buf, n, "%s/%s/%s", c->sw->out, qat_sweep_run_name(c->sw, run), file);
 }
 
-/* Decide each run's fate from its config and its directory. */
+/* What to do with a run, from its directory: A_SKIP, A_KEEP_DIVERGED,
+ * A_RESUME or A_START. Final only when the caller holds the run's lock. */
+static int decide(const sweep_ctx *c, int run) {
+    char path[3 * QAT_PATH_MAX];
+    run_info ri;
+    run_path(c, run, "run.h5", path, sizeof path);
+    read_run(path, &ri);
+    if (!strcmp(ri.status, "completed")) return A_SKIP;
+    if (!strcmp(ri.status, "diverged")) return A_KEEP_DIVERGED;
+    /* resuming needs both halves: the checkpoint and the log it continues */
+    run_path(c, run, "ckpt.h5", path, sizeof path);
+    return file_exists(path) && ri.status[0] ? A_RESUME : A_START;
+}
+
+/* Plan a run from its config and its directory. */
 static void plan_job(sweep_ctx *c, sweep_job *j) {
     char path[3 * QAT_PATH_MAX];
     qat_config *cfg = qat_xmalloc(sizeof *cfg);
@@ -175,26 +201,9 @@ static void plan_job(sweep_ctx *c, sweep_job *j) {
         j->state = S_FAILED;
         return;
     }
-    run_info ri;
+    /* Only a forecast: every pending run is decided again when it is launched. */
     run_path(c, j->run, "run.h5", path, sizeof path);
-    read_run(path, &ri);
-    if (ri.live) {
-        j->action = A_LIVE;
-        j->state = S_BUSY;
-        j->reason = qat_xstrdup("another process is writing this run right now (its run.h5.lock is held); "
-                                "run the sweep again once it has ended");
-    } else if (!strcmp(ri.status, "completed")) {
-        j->action = A_SKIP;
-        j->state = S_SKIPPED;
-    } else if (!strcmp(ri.status, "diverged")) {
-        j->action = A_KEEP_DIVERGED;
-        j->state = S_DIVERGED;
-        j->reason = qat_xstrdup("diverged in an earlier invocation (run.h5 status diverged); delete its directory to retry");
-    } else {
-        /* resuming needs both halves: the checkpoint and the log it continues */
-        run_path(c, j->run, "ckpt.h5", path, sizeof path);
-        j->action = file_exists(path) && ri.status[0] ? A_RESUME : A_START;
-    }
+    j->action = qat_runlog_is_live(path) ? A_LIVE : decide(c, j->run);
 }
 
 /* ------------------------------------------------------------- progress */
@@ -219,7 +228,7 @@ static void progress(sweep_ctx *c, const char *event, ...) {
         double rate = flops / secs;
         for (int i = 0; i < c->n_job; i++) {
             const sweep_job *j = &c->job[i];
-            if (j->state == S_PENDING) ahead += j->cost / rate;
+            if (j->state == S_PENDING && (j->action == A_START || j->action == A_RESUME)) ahead += j->cost / rate;
             else if (j->state == S_RUNNING) ahead += fmax(0, j->cost / rate - (now - j->t0));
         }
         eta = ahead / c->jobs;
@@ -300,22 +309,57 @@ static char *log_tail(const char *path, int lines) {
     return out;
 }
 
-static int launch(sweep_ctx *c, sweep_job *j) {
-    const qat_sweep *sw = c->sw;
-    const char *name = qat_sweep_run_name(sw, j->run);
-    char dir[2 * QAT_PATH_MAX], logp[3 * QAT_PATH_MAX], h5[3 * QAT_PATH_MAX], threads[32];
-    snprintf(dir, sizeof dir, "%s/%s", sw->out, name);
+/* Decide, holding the run's lock, what to do with a pending run now: its
+ * action, or a final state (S_SKIPPED, S_DIVERGED, S_BUSY) when there is
+ * nothing to launch. Returns QAT_OK or a runtime failure (the lock file or a
+ * stale file cannot be handled). */
+static int claim(sweep_ctx *c, sweep_job *j) {
+    const char *name = qat_sweep_run_name(c->sw, j->run);
+    char dir[2 * QAT_PATH_MAX], h5[3 * QAT_PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/%s", c->sw->out, name);
     QAT_TRY(qat_mkdirs(dir));
-    run_path(c, j->run, "train.log", logp, sizeof logp);
+    run_path(c, j->run, "run.h5", h5, sizeof h5);
+    int fd, busy, planned = j->action;
+    int rc = qat_runlog_lock(h5, &fd, &busy);
+    if (rc && busy) {
+        free(j->reason);
+        size_t len = strlen(qat_errmsg()) + 128;
+        j->reason = qat_xmalloc(len);
+        snprintf(j->reason, len, "%s; left alone, run the sweep again once it has ended", qat_errmsg());
+        qat_clear_error();
+        j->state = S_BUSY;
+        progress(c, "%s: busy (another process is writing it), left alone", name);
+        return QAT_OK;
+    }
+    if (rc) return rc;
+    j->action = decide(c, j->run);
     if (j->action == A_START) {
         /* a run.h5 without a checkpoint (or the reverse) cannot be continued:
-         * start clean, as the trainer refuses to overwrite a checkpoint */
+         * start clean, as the trainer refuses to overwrite a checkpoint. Under
+         * the lock, and only for a run that is not completed. */
         static const char *const stale[] = {"run.h5", "ckpt.h5"};
-        for (int i = 0; i < 2; i++) {
+        for (int i = 0; i < 2 && !rc; i++) {
             run_path(c, j->run, stale[i], h5, sizeof h5);
-            if (unlink(h5) && errno != ENOENT) return qat_fail(QAT_ERUNTIME, "%s: cannot remove: %s", h5, strerror(errno));
+            if (unlink(h5) && errno != ENOENT) rc = qat_fail(QAT_ERUNTIME, "%s: cannot remove: %s", h5, strerror(errno));
         }
     }
+    qat_runlog_unlock(fd);
+    if (rc) return rc;
+    if (j->action == A_SKIP) {
+        j->state = S_SKIPPED;
+        if (planned != A_SKIP) progress(c, "%s: completed meanwhile by another process, skipped", name);
+    } else if (j->action == A_KEEP_DIVERGED) {
+        j->state = S_DIVERGED;
+        free(j->reason);
+        j->reason = qat_xstrdup("diverged in an earlier invocation (run.h5 status diverged); delete its directory to retry");
+    }
+    return QAT_OK;
+}
+
+static int launch(sweep_ctx *c, sweep_job *j) {
+    const qat_sweep *sw = c->sw;
+    char logp[3 * QAT_PATH_MAX], threads[32];
+    run_path(c, j->run, "train.log", logp, sizeof logp);
 
     int max = QAT_SWEEP_MAX_SETS(sw);
     const char **sets = qat_xmalloc((size_t)max * sizeof *sets);
@@ -336,7 +380,9 @@ static int launch(sweep_ctx *c, sweep_job *j) {
     }
     argv[a++] = "--out";
     argv[a++] = (char *)sw->out;
-    if (j->action == A_RESUME) argv[a++] = "--resume";
+    /* always --resume: the worker decides again under the lock, so a run another
+     * process completed since claim() released it is left as it is */
+    argv[a++] = "--resume";
     argv[a++] = "--quiet";
     argv[a] = NULL;
 
@@ -408,8 +454,14 @@ static void finish(sweep_ctx *c, sweep_job *j, int st) {
     else snprintf(how, sizeof how, "wait status %d", st);
     char *tail = log_tail(logp, 4);
     size_t len = strlen(tail) + 256 + strlen(logp);
+    free(j->reason);
     j->reason = qat_xmalloc(len);
-    if (!strcmp(ri.status, "diverged")) {
+    if (!ok && strstr(tail, "is writing this run")) {
+        /* another process took the run in the instant between claim() and the
+         * worker's own lock; the worker left it alone */
+        j->state = S_BUSY;
+        snprintf(j->reason, len, "%s; left alone, run the sweep again once it has ended", tail);
+    } else if (!strcmp(ri.status, "diverged")) {
         j->state = S_DIVERGED;
         snprintf(j->reason, len, "diverged (%s; %s):\n%s", how, logp, tail);
     } else if (g_stop) {
@@ -440,16 +492,18 @@ static int execute(sweep_ctx *c) {
     double last_draw = 0;
     /* what will not run is said first, so a long sweep shows it before the wait */
     for (int i = 0; i < c->n_job; i++)
-        if (c->job[i].action == A_INVALID || c->job[i].action == A_LIVE)
-            fprintf(stderr, "%s: %s: %s\n", qat_sweep_run_name(c->sw, c->job[i].run),
-                    c->job[i].action == A_INVALID ? "FAILED (invalid config)" : "busy", c->job[i].reason);
+        if (c->job[i].action == A_INVALID)
+            fprintf(stderr, "%s: FAILED (invalid config): %s\n", qat_sweep_run_name(c->sw, c->job[i].run),
+                    c->job[i].reason);
     progress(c, NULL);
     for (;;) {
         while (!g_stop && !rc && running < c->jobs && next < c->n_job) {
             sweep_job *j = &c->job[next++];
             if (j->state != S_PENDING) continue;
-            rc = launch(c, j);
+            rc = claim(c, j);
+            if (!rc && j->state == S_PENDING) rc = launch(c, j);
             if (rc) break;
+            if (j->state != S_RUNNING) continue;
             running++;
             progress(c, "%s: %s", qat_sweep_run_name(c->sw, j->run), j->action == A_RESUME ? "resumed" : "started");
         }
@@ -476,6 +530,20 @@ static int execute(sweep_ctx *c) {
         }
         struct timespec ts = {0, 50 * 1000 * 1000};
         nanosleep(&ts, NULL);
+    }
+    /* a run left alone because another process was writing it may have been
+     * completed by that process by now: then it is done, not busy */
+    for (int i = 0; i < c->n_job; i++) {
+        sweep_job *j = &c->job[i];
+        char h5[3 * QAT_PATH_MAX];
+        if (j->state != S_BUSY) continue;
+        run_path(c, j->run, "run.h5", h5, sizeof h5);
+        run_info ri;
+        read_run(h5, &ri);
+        if (!ri.live && !strcmp(ri.status, "completed")) {
+            j->state = S_SKIPPED;
+            progress(c, "%s: completed by the other process", qat_sweep_run_name(c->sw, j->run));
+        }
     }
     if (c->live) fputs("\r\033[K", stderr);
     c->live = 0;
@@ -539,7 +607,7 @@ static int summary(const sweep_ctx *c) {
         fmt_num(ws, sizeof ws, ri.wall_s, "%.1f");
         printf("%-*s  %-11s  %10s  %12s  %9s\n", w, qat_sweep_run_name(c->sw, j->run), state_names[j->state], vl, tk, ws);
         n_state[j->state]++;
-        if (j->t1 > 0 || j->state == S_RUNNING) {
+        if ((j->t1 > 0 || j->state == S_RUNNING) && j->state != S_BUSY) {
             started += j->action == A_START;
             resumed += j->action == A_RESUME;
         }

@@ -12,7 +12,6 @@
 #include "core/error.h"
 #include "trainer.h"
 
-#define MAX_SETS 256
 
 static const char TRAIN_HELP[] =
     "usage: qat train CONFIG.yaml [--set key=value]... [--out DIR] [--resume] [--print-config] [--quiet]\n"
@@ -28,7 +27,7 @@ static const char TRAIN_HELP[] =
     "  --stop-after N    stop after N steps as if interrupted (testing resume)\n";
 
 int qat_train_main(int argc, char **argv) {
-    const char *path = NULL, *sets[MAX_SETS];
+    const char *path = NULL, *sets[QAT_MAX_SETS];
     int n_set = 0, print_config = 0, quiet = 0;
     qat_train_opts opts = {.out_dir = "runs", .resume = 0, .progress = isatty(2) ? 1 : 0, .stop_after = 0};
     for (int i = 1; i < argc; i++) {
@@ -36,7 +35,7 @@ int qat_train_main(int argc, char **argv) {
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { fputs(TRAIN_HELP, stdout); return 0; }
         else if ((!strcmp(a, "--set") && i + 1 < argc) || !strncmp(a, "--set=", 6)) {
             /* Both spellings fill the same fixed array, so both are bounded. */
-            if (n_set == MAX_SETS) return qat_report(qat_fail(QAT_EINPUT, "too many --set options (at most %d)", MAX_SETS));
+            if (n_set == QAT_MAX_SETS) return qat_report(qat_fail(QAT_EINPUT, "too many --set options (at most %d)", QAT_MAX_SETS));
             sets[n_set++] = a[5] == '=' ? a + 6 : argv[++i];
         } else if (!strcmp(a, "--out") && i + 1 < argc) opts.out_dir = argv[++i];
         else if (!strcmp(a, "--resume")) opts.resume = 1;

@@ -1,0 +1,160 @@
+/*
+ * tests/test_eval_e2e.c — `qat eval --set` with the real binary (QAT_BIN):
+ * a checkpoint evaluated under formats other than the ones it was trained
+ * with. Two tiny models are trained (fp32 and W2A2, a second each); then an
+ * override that restates the trained formats changes nothing, the fp32 model
+ * read through int2 loses more than read as trained, the int2 model read as
+ * fp32 gives another number than as trained, a bad format exits 2 naming it,
+ * and a 257th --set exits 2 saying the limit (eval, grads and train alike).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "testutil.h"
+
+static char tmpdir[256];
+static const char *qat;
+
+/* Run a shell command; its stdout and stderr in *out (malloc'd), its exit status returned. */
+static int run(char **out, const char *fmt, ...) {
+    static char cmd[32768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    strcat(cmd, " 2>&1");
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    for (size_t got; (got = fread(buf + n, 1, cap - n - 1, p)) > 0;) {
+        n += got;
+        if (n + 1 == cap) buf = realloc(buf, cap *= 2);
+    }
+    buf[n] = 0;
+    int st = pclose(p);
+    if (out) *out = buf;
+    else free(buf);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* The loss of `qat eval --checkpoint OUT/NAME/ckpt.h5 --json` with two format overrides (or none). */
+static double eval_as(const char *name, const char *w, const char *a) {
+    char *out, sets[256] = "";
+    if (w) snprintf(sets, sizeof sets, "--set compress.weights.format=%s --set compress.activations.format=%s", w, a);
+    assert_int_equal(run(&out, "'%s' eval --checkpoint '%s/out/%s/ckpt.h5' --json %s", qat, tmpdir, name, sets), 0);
+    double loss = -1;
+    const char *p = strstr(out, "{\"loss\": ");
+    assert_non_null(p);
+    assert_int_equal(sscanf(p, "{\"loss\": %lf", &loss), 1);
+    free(out);
+    return loss;
+}
+
+static void train(const char *name, const char *fmt) {
+    char *out;
+    int rc = run(&out, "'%s' train '%s/tiny.yaml' --set name=%s --set compress.weights.format=%s "
+                 "--set compress.activations.format=%s --out '%s/out' --quiet", qat, tmpdir, name, fmt, fmt, tmpdir);
+    if (rc) fprintf(stderr, "%s\n", out);
+    assert_int_equal(rc, 0);
+    free(out);
+}
+
+static void test_eval_as_other_formats(void **state) {
+    (void)state;
+    train("f32", "fp32");
+    train("w2a2", "int2");
+    /* restating the trained formats is the plain evaluation, to the last digit */
+    double f32 = eval_as("f32", NULL, NULL), w2 = eval_as("w2a2", NULL, NULL);
+    assert_true(eval_as("f32", "fp32", "fp32") == f32);
+    assert_true(eval_as("w2a2", "int2", "int2") == w2);
+    /* the fp32 weights through a 2-bit forward lose more than read as trained */
+    double f32_as_int2 = eval_as("f32", "int2", "int2");
+    printf("  fp32 model: as fp32 %.6f, as int2 %.6f; int2 model: as int2 %.6f, as fp32 %.6f\n", f32, f32_as_int2, w2,
+           eval_as("w2a2", "fp32", "fp32"));
+    assert_true(f32_as_int2 > f32 + 1e-3);
+    /* the int2 model read without its quantizer is another model */
+    assert_true(eval_as("w2a2", "fp32", "fp32") != w2);
+    /* the sentence names the formats it evaluated with */
+    char *out;
+    assert_int_equal(run(&out, "'%s' eval --checkpoint '%s/out/f32/ckpt.h5' --set compress.weights.format=int4", qat,
+                         tmpdir), 0);
+    assert_non_null(strstr(out, "weights int4, activations fp32"));
+    free(out);
+}
+
+static void test_bad_overrides(void **state) {
+    (void)state;
+    char *out;
+    assert_int_equal(run(&out, "'%s' eval --checkpoint '%s/out/f32/ckpt.h5' --set compress.weights.format=int9", qat,
+                         tmpdir), 2);
+    assert_non_null(strstr(out, "unknown format 'int9'"));
+    free(out);
+    assert_int_equal(run(&out, "'%s' eval --checkpoint '%s/out/f32/ckpt.h5' --set compress.activations.formt=int2", qat,
+                         tmpdir), 2);
+    assert_non_null(strstr(out, "compress.activations.formt"));
+    free(out);
+    assert_int_equal(run(&out, "'%s' eval --help", qat), 0);
+    assert_non_null(strstr(out, "--set key=value"));
+    free(out);
+
+    /* 257 overrides: every command that takes --set says its limit */
+    static char many[257 * 16 + 1];
+    many[0] = 0;
+    for (int i = 0; i < 257; i++) strcat(many, " --set seed=1");
+    assert_int_equal(run(&out, "'%s' eval --checkpoint '%s/out/f32/ckpt.h5'%s", qat, tmpdir, many), 2);
+    assert_non_null(strstr(out, "too many --set options (at most 256)"));
+    free(out);
+    assert_int_equal(run(&out, "'%s' grads --checkpoint '%s/out/f32/ckpt.h5' --out '%s/g.h5'%s", qat, tmpdir, tmpdir,
+                         many), 2);
+    assert_non_null(strstr(out, "too many --set options (at most 256)"));
+    free(out);
+    assert_int_equal(run(&out, "'%s' train '%s/tiny.yaml'%s", qat, tmpdir, many), 2);
+    assert_non_null(strstr(out, "too many --set options (at most 256)"));
+    free(out);
+    /* 256 are accepted */
+    many[256 * 13] = 0;
+    assert_int_equal(run(&out, "'%s' eval --checkpoint '%s/out/f32/ckpt.h5' --json%s", qat, tmpdir, many), 0);
+    free(out);
+}
+
+static int setup(void **state) {
+    (void)state;
+    qat = getenv("QAT_BIN");
+    if (!qat || access(qat, X_OK)) {
+        fprintf(stderr, "QAT_BIN must name the qat executable\n");
+        return -1;
+    }
+    if (qat_test_mkdtemp(tmpdir, sizeof tmpdir, "eval_e2e")) return -1;
+    char path[300];
+    snprintf(path, sizeof path, "%s/tiny.yaml", tmpdir);
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    /* learns enough in 256 steps that a 2-bit forward costs it measurably */
+    fputs("threads: 1\n"
+          "model: {preset: \"\", layers: 2, dim: 32, heads: 2, vocab: 64, seq_len: 16}\n"
+          "data: {source: synthetic, synth_topics: 2}\n"
+          "train: {tokens: 65536, batch_tokens: 256, eval_every: 0, eval_tokens: 512}\n", f);
+    fclose(f);
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    return qat_test_rmtree(tmpdir);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_eval_as_other_formats),
+        cmocka_unit_test(test_bad_overrides),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
