@@ -701,6 +701,27 @@ bad:
 
 int qat_sweep_in_shard(int run, int index, int count) { return run % count == index; }
 
+/* ------------------------------------------------------------- jobs auto */
+
+qat_sweep_pick qat_sweep_auto_jobs(int cores, int64_t largest_n, int runs, int sweep_threads, int *jobs, int *threads) {
+    if (cores < 1) cores = 1;
+    int most = runs > 1 ? runs : 1; /* never more workers than runs to train */
+    if (sweep_threads > 0) {
+        int j = cores / sweep_threads;
+        *jobs = j < 1 ? 1 : j < most ? j : most;
+        *threads = 0;
+        return QAT_SWEEP_PICK_SWEEP_THREADS;
+    }
+    *jobs = 1;
+    *threads = cores;
+    if (cores == 1) return QAT_SWEEP_PICK_ONE_CORE;
+    if (runs <= 1) return QAT_SWEEP_PICK_ONE_RUN;
+    if (largest_n > QAT_SWEEP_SIDE_BY_SIDE_MAX_N) return QAT_SWEEP_PICK_ALL_CORES;
+    *jobs = cores < most ? cores : most;
+    *threads = 1;
+    return QAT_SWEEP_PICK_SIDE_BY_SIDE;
+}
+
 /* ------------------------------------------------------------------ slurm */
 
 /* 'text' for bash: single quotes, with each ' written as '\''. */

@@ -87,6 +87,32 @@ int qat_sweep_parse_shard(const char *text, int *index, int *count);
 /* Run `run` belongs to shard index/count: run % count == index. */
 int qat_sweep_in_shard(int run, int index, int count);
 
+/* The largest non-embedding parameter count N (docs/model.md) at which `qat
+ * sweep` without --jobs (--jobs auto) trains one-thread runs side by side, one
+ * per core, instead of one run at a time on every core. Below it a training step
+ * is so short that OpenMP's fork/join barriers eat most of what a second thread
+ * adds, while independent runs share nothing. Provisional (1,000,000); the
+ * measurement that sets it is in bench/README.md, "Jobs × threads". */
+#define QAT_SWEEP_SIDE_BY_SIDE_MAX_N 1000000
+
+/* Why qat_sweep_auto_jobs chose what it did (for the line the sweep prints). */
+typedef enum {
+    QAT_SWEEP_PICK_SIDE_BY_SIDE,  /* largest N <= QAT_SWEEP_SIDE_BY_SIDE_MAX_N: min(cores, runs) × 1 thread */
+    QAT_SWEEP_PICK_ALL_CORES,     /* largest N above it: 1 × cores threads */
+    QAT_SWEEP_PICK_ONE_RUN,       /* at most one run to train: 1 × cores threads */
+    QAT_SWEEP_PICK_ONE_CORE,      /* a single core: 1 × 1 thread */
+    QAT_SWEEP_PICK_SWEEP_THREADS, /* the sweep sets threads: max(1, cores / its threads) × its own */
+} qat_sweep_pick;
+
+/* --jobs auto, as a pure function of what it depends on, so it is testable for
+ * any machine: `cores` the CPUs the sweep may use, `largest_n` the largest
+ * non-embedding N among the runs to train, `runs` how many runs there are to
+ * train, `sweep_threads` the most threads a run of the sweep asks for itself (0
+ * when the sweep leaves threads to the machine; a run's threads 0 counts as
+ * `cores`). Sets *jobs (runs at once, 1 <= *jobs <= max(1, runs)) and *threads
+ * (per run; 0 = leave each run's own threads). */
+qat_sweep_pick qat_sweep_auto_jobs(int cores, int64_t largest_n, int runs, int sweep_threads, int *jobs, int *threads);
+
 /* Write a Slurm job-array script: task t of `shards` runs
  *   cd WORKDIR && QAT_BIN sweep SWEEP_ABS --shard t/shards [--jobs jobs]
  * (jobs <= 0: not passed). shards <= 0 means one shard per run. Paths should be

@@ -31,7 +31,11 @@
  * `--jobs N` runs N children at once with `threads = max(1, cores / N)` each
  * (cores = the CPUs this process may use, capped by SLURM_CPUS_PER_TASK, so a
  * Slurm allocation is respected even where Slurm does not bind tasks to CPUs),
- * unless the base or the grid sets threads itself. SIGINT/SIGTERM are passed on
+ * unless the base or the grid sets threads itself. Without --jobs (--jobs
+ * auto) the split follows the largest model among the runs to train
+ * (qat_sweep_auto_jobs): small models train faster as one-thread runs side by
+ * side than as one run whose short steps are dominated by OpenMP barriers,
+ * large ones faster on every core; the choice and its reason are printed. SIGINT/SIGTERM are passed on
  * to the children, which checkpoint and stop; the sweep then reports them as
  * interrupted. Children get SIGTERM too if the sweep itself dies (SIGKILL).
  *
@@ -66,7 +70,7 @@
 #include "trainer.h"
 
 static const char SWEEP_HELP[] =
-    "usage: qat sweep SWEEP.yaml [--jobs N] [--shard I/N] [--dry-run] [--emit-slurm FILE [--shards K]]\n"
+    "usage: qat sweep SWEEP.yaml [--jobs N|auto] [--shard I/N] [--dry-run] [--emit-slurm FILE [--shards K]]\n"
     "\n"
     "Run every run of a sweep file: a base run config, a grid of dotted keys (cartesian product,\n"
     "last key fastest), optional repeat seeds, and an output directory (docs/config.md). Each run is\n"
@@ -77,6 +81,11 @@ static const char SWEEP_HELP[] =
     "any run failed or was left busy.\n"
     "\n"
     "  --jobs N          run N at once, each with max(1, cores/N) threads unless the sweep sets threads\n"
+    "  --jobs auto       the default: when the largest model to train has at most 1,000,000\n"
+    "                    non-embedding parameters, one run per core with 1 thread each (small steps\n"
+    "                    lose a second thread to OpenMP barriers); larger, one run on every core; a\n"
+    "                    single run gets every core; if the sweep sets threads, max(1, cores/threads)\n"
+    "                    at once. The choice and why are printed before the runs start\n"
     "  --shard I/N       only the runs whose index % N == I (0 <= I < N)\n"
     "  --dry-run         list the runs, their overrides and what would happen to each; run nothing\n"
     "  --emit-slurm FILE write a Slurm job-array script, one shard per array task, and exit; each\n"
@@ -102,6 +111,8 @@ typedef struct {
     pid_t pid;            /* while running */
     double t0, t1;        /* launch and end, seconds since the sweep started */
     double cost;          /* planned training FLOPs (3 × forward FLOPs per token × tokens), for the ETA */
+    int64_t n_params;     /* non-embedding N of its model (docs/model.md), for --jobs auto; 0 if invalid */
+    int threads;          /* its config's threads (0 = every core), for --jobs auto */
     char *reason;         /* why it failed or is invalid (may span lines) */
 } sweep_job;
 
@@ -154,6 +165,7 @@ typedef struct {
     char base_yaml[3 * QAT_PATH_MAX]; /* OUT/.sweep/base.yaml */
     int jobs;                /* children at once */
     int threads;             /* per child; 0 = leave the config's */
+    char pick[512];          /* "N runs to train, J at once × T threads each (why)", printed before launching */
     int tty;                 /* stderr is a terminal: rewrite the progress line */
     int live;                /* a progress line is on screen */
     double start;            /* now_s() at launch of the sweep */
@@ -190,8 +202,11 @@ static void plan_job(sweep_ctx *c, sweep_job *j) {
         qat_model_shape shape;
         qat_run_plan plan;
         if (!qat_model_shape_from_config(cfg, &shape) &&
-            !qat_train_plan(cfg, qat_model_count_params(&shape), shape.seq_len, &plan))
+            !qat_train_plan(cfg, qat_model_count_params(&shape), shape.seq_len, &plan)) {
             j->cost = 3.0 * qat_model_flops_per_token(&shape) * plan.tokens;
+            j->n_params = qat_model_count_params(&shape);
+        }
+        j->threads = cfg->threads;
     }
     free(cfg);
     j->state = S_PENDING;
@@ -569,6 +584,7 @@ static void dry_run(const sweep_ctx *c) {
     printf("qat sweep %s: %d runs%s%s%s, out %s, base %s\n", sw->path, qat_sweep_run_count(sw),
            c->shard_text ? ", shard " : "", c->shard_text ? c->shard_text : "", c->shard_text ? " of them" : "", sw->out,
            sw->base_path[0] ? sw->base_path : "inline");
+    printf("%s\n", c->pick);
     printf("%6s  %-*s  %-16s  %s\n", "index", w, "name", "action", "overrides");
     int max = QAT_SWEEP_MAX_SETS(sw);
     const char **sets = qat_xmalloc((size_t)max * sizeof *sets);
@@ -665,6 +681,77 @@ static int cpu_count(void) {
     return n;
 }
 
+/* v with a comma every three digits: 238640 -> "238,640". */
+static void fmt_count(char *buf, size_t n, int64_t v) {
+    char digits[32];
+    int len = snprintf(digits, sizeof digits, "%lld", (long long)(v < 0 ? 0 : v)), o = 0;
+    for (int i = 0; i < len && o + 2 < (int)n; i++) {
+        if (i && (len - i) % 3 == 0) buf[o++] = ',';
+        buf[o++] = digits[i];
+    }
+    buf[o] = 0;
+}
+
+/* Set c->jobs and c->threads, from --jobs N (given > 0, as it always was) or
+ * from qat_sweep_auto_jobs over the runs there are to train, and put the line
+ * that says what was chosen, and why, in c->pick. */
+static void choose_jobs(sweep_ctx *c, int given) {
+    int cores = cpu_count(), runs = 0, most_threads = 0;
+    int64_t largest = 0;
+    for (int i = 0; i < c->n_job; i++) {
+        const sweep_job *j = &c->job[i];
+        if (j->action != A_START && j->action != A_RESUME) continue;
+        runs++;
+        if (j->n_params > largest) largest = j->n_params;
+        int t = j->threads > 0 ? j->threads : cores;
+        if (t > most_threads) most_threads = t;
+    }
+    char why[320];
+    if (given > 0) {
+        c->jobs = given;
+        c->threads = 0;
+        if (!c->sw->threads_explicit) {
+            int t = cores / given;
+            c->threads = t > 1 ? t : 1;
+        }
+        snprintf(why, sizeof why, "--jobs %d given", given);
+    } else {
+        int sweep_threads = !c->sw->threads_explicit ? 0 : most_threads > 0 ? most_threads : cores;
+        qat_sweep_pick p = qat_sweep_auto_jobs(cores, largest, runs, sweep_threads, &c->jobs, &c->threads);
+        char n[32], max[32];
+        fmt_count(n, sizeof n, largest);
+        fmt_count(max, sizeof max, QAT_SWEEP_SIDE_BY_SIDE_MAX_N);
+        switch (p) {
+        case QAT_SWEEP_PICK_SIDE_BY_SIDE:
+            snprintf(why, sizeof why, "auto: largest model %s parameters ≤ %s, where one-thread runs side by side "
+                     "train faster", n, max);
+            break;
+        case QAT_SWEEP_PICK_ALL_CORES:
+            snprintf(why, sizeof why, "auto: largest model %s parameters > %s, where one run on every core trains faster",
+                     n, max);
+            break;
+        case QAT_SWEEP_PICK_ONE_RUN:
+            snprintf(why, sizeof why, "auto: %s", runs ? "a single run to train gets every core" : "nothing to train");
+            break;
+        case QAT_SWEEP_PICK_ONE_CORE:
+            snprintf(why, sizeof why, "auto: a single core, so one run at a time");
+            break;
+        case QAT_SWEEP_PICK_SWEEP_THREADS:
+            snprintf(why, sizeof why, "auto: the sweep sets threads, at most %d a run, on %d core%s", sweep_threads, cores,
+                     cores == 1 ? "" : "s");
+            break;
+        }
+        size_t len = strlen(why);
+        snprintf(why + len, sizeof why - len, "; --jobs N to choose");
+    }
+    char each[64];
+    if (c->threads > 0) snprintf(each, sizeof each, "%d thread%s each", c->threads, c->threads == 1 ? "" : "s");
+    else if (most_threads > 0) snprintf(each, sizeof each, "the sweep's threads (at most %d) each", most_threads);
+    else snprintf(each, sizeof each, "the sweep's threads each");
+    snprintf(c->pick, sizeof c->pick, "qat sweep: %d run%s to train, %d at once × %s (%s)", runs, runs == 1 ? "" : "s",
+             c->jobs, each, why);
+}
+
 /* Write OUT/.sweep/base.yaml atomically: shards of one sweep may write it at once. */
 static int write_base(sweep_ctx *c) {
     char dir[2 * QAT_PATH_MAX], tmp[4 * QAT_PATH_MAX];
@@ -686,14 +773,14 @@ static int write_base(sweep_ctx *c) {
 
 int qat_sweep_main(int argc, char **argv) {
     const char *path = NULL, *shard = NULL, *slurm = NULL;
-    int jobs = 1, jobs_given = 0, shards = 0, dry = 0;
+    int jobs = 0, shards = 0, dry = 0; /* jobs 0: --jobs auto */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { fputs(SWEEP_HELP, stdout); return 0; }
         else if (!strcmp(a, "--jobs") && i + 1 < argc) {
-            if (!parse_int(argv[++i], 1, 4096, &jobs))
-                return qat_report(qat_fail(QAT_EINPUT, "--jobs '%s': expected an integer in [1, 4096]", argv[i]));
-            jobs_given = 1;
+            if (!strcmp(argv[++i], "auto")) jobs = 0;
+            else if (!parse_int(argv[i], 1, 4096, &jobs))
+                return qat_report(qat_fail(QAT_EINPUT, "--jobs '%s': expected an integer in [1, 4096] or auto", argv[i]));
         } else if (!strcmp(a, "--shard") && i + 1 < argc) shard = argv[++i];
         else if (!strcmp(a, "--shards") && i + 1 < argc) {
             if (!parse_int(argv[++i], 1, QAT_SWEEP_MAX_RUNS, &shards))
@@ -733,7 +820,8 @@ int qat_sweep_main(int argc, char **argv) {
         if (!realpath(path, abs) || !getcwd(cwd, sizeof cwd)) {
             rc = qat_fail(QAT_ERUNTIME, "%s: cannot resolve the absolute path: %s", path, strerror(errno));
         } else {
-            rc = qat_sweep_write_slurm(sw, slurm, self, abs, cwd, shards, jobs_given ? jobs : 0);
+            /* --jobs auto (the default) is not written: each task picks for itself from its own CPUs */
+            rc = qat_sweep_write_slurm(sw, slurm, self, abs, cwd, shards, jobs);
             /* Slurm will not create the directory of --output itself; made only once
              * the script is written, so a refused sweep leaves nothing behind. */
             snprintf(logdir, sizeof logdir, "%s/.sweep", sw->out);
@@ -751,22 +839,20 @@ int qat_sweep_main(int argc, char **argv) {
     memset(&c, 0, sizeof c);
     c.sw = sw;
     c.qat_bin = self;
-    c.jobs = jobs;
     c.tty = isatty(2);
     c.shard_text = shard;
-    if (!sw->threads_explicit) {
-        int t = cpu_count() / jobs;
-        c.threads = t > 1 ? t : 1;
-    }
     c.job = qat_xcalloc((size_t)qat_sweep_run_count(sw), sizeof *c.job);
     for (int r = 0; r < qat_sweep_run_count(sw); r++)
         if (qat_sweep_in_shard(r, sh_i, sh_n)) c.job[c.n_job++].run = r;
     for (int i = 0; i < c.n_job; i++) plan_job(&c, &c.job[i]);
+    choose_jobs(&c, jobs);
 
     int bad = 0;
     if (dry) {
         dry_run(&c);
     } else {
+        printf("%s\n", c.pick);
+        fflush(stdout); /* before any fork, so no child inherits it unwritten */
         c.start = now_s();
         rc = write_base(&c);
         if (!rc) rc = execute(&c);
