@@ -4,7 +4,8 @@
  * run names (readable, safe, unique), the overrides each run gets, every
  * mistake reported at its exact FILE:LINE:COL with the nearest valid key, an
  * impossible combination kept as one run's failure, shards that cover the grid
- * exactly once, and a Slurm script that bash accepts.
+ * exactly once, a Slurm script that bash accepts, and what --jobs auto picks
+ * (runs at once × threads) for machines of 1, 2 and 8 cores.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -465,6 +466,43 @@ static void test_slurm_cpus(void **state) {
     qat_sweep_free(sw);
 }
 
+/* qat_sweep_auto_jobs with its outputs checked: jobs at once, threads each, and why. */
+static void expect_pick(int cores, int64_t n, int runs, int sweep_threads, int jobs, int threads, qat_sweep_pick why) {
+    int j = -1, t = -1;
+    qat_sweep_pick p = qat_sweep_auto_jobs(cores, n, runs, sweep_threads, &j, &t);
+    if (j != jobs || t != threads || p != why)
+        fail_msg("cores %d, N %lld, runs %d, sweep threads %d: got %d × %d (why %d), want %d × %d (why %d)", cores,
+                 (long long)n, runs, sweep_threads, j, t, (int)p, jobs, threads, (int)why);
+}
+
+static void test_auto_jobs(void **state) {
+    (void)state;
+    const int64_t small = 238640, big = 3213568, edge = QAT_SWEEP_SIDE_BY_SIDE_MAX_N; /* s4, s8, the threshold */
+    for (int cores = 2; cores <= 8; cores += 6) {
+        /* small models: one one-thread run per core, never more runs than there are */
+        expect_pick(cores, small, 24, 0, cores, 1, QAT_SWEEP_PICK_SIDE_BY_SIDE);
+        expect_pick(cores, edge, 24, 0, cores, 1, QAT_SWEEP_PICK_SIDE_BY_SIDE);
+        expect_pick(cores, small, 2, 0, 2, 1, QAT_SWEEP_PICK_SIDE_BY_SIDE);
+        /* a model above the threshold: one run on every core */
+        expect_pick(cores, edge + 1, 24, 0, 1, cores, QAT_SWEEP_PICK_ALL_CORES);
+        expect_pick(cores, big, 24, 0, 1, cores, QAT_SWEEP_PICK_ALL_CORES);
+        /* a single run (or none) to train gets every core, however small */
+        expect_pick(cores, small, 1, 0, 1, cores, QAT_SWEEP_PICK_ONE_RUN);
+        expect_pick(cores, 0, 0, 0, 1, cores, QAT_SWEEP_PICK_ONE_RUN);
+        /* the sweep's own threads are kept: as many at once as fit */
+        expect_pick(cores, small, 24, 1, cores, 0, QAT_SWEEP_PICK_SWEEP_THREADS);
+        expect_pick(cores, big, 24, 2, cores / 2, 0, QAT_SWEEP_PICK_SWEEP_THREADS);
+        expect_pick(cores, small, 24, cores + 1, 1, 0, QAT_SWEEP_PICK_SWEEP_THREADS);
+        expect_pick(cores, small, 1, 1, 1, 0, QAT_SWEEP_PICK_SWEEP_THREADS);
+    }
+    expect_pick(8, small, 3, 0, 3, 1, QAT_SWEEP_PICK_SIDE_BY_SIDE);
+    expect_pick(8, small, 3, 2, 3, 0, QAT_SWEEP_PICK_SWEEP_THREADS);
+    /* one core: one run at a time on it, whatever the model */
+    expect_pick(1, small, 24, 0, 1, 1, QAT_SWEEP_PICK_ONE_CORE);
+    expect_pick(1, big, 24, 0, 1, 1, QAT_SWEEP_PICK_ONE_CORE);
+    expect_pick(0, small, 24, 0, 1, 1, QAT_SWEEP_PICK_ONE_CORE); /* an unknown count is one core */
+}
+
 static int setup(void **state) {
     (void)state;
     return qat_test_mkdtemp(tmpdir, sizeof tmpdir, "sweep");
@@ -487,6 +525,7 @@ int main(void) {
         cmocka_unit_test(test_shards_cover_once),
         cmocka_unit_test(test_slurm_script),
         cmocka_unit_test(test_slurm_cpus),
+        cmocka_unit_test(test_auto_jobs),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

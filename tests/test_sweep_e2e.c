@@ -7,9 +7,12 @@
  * reported with the last lines of its train.log; shards run only their runs;
  * two sweeps over one output directory at once complete every run exactly
  * once (no run.h5 replaced or rewritten after it completed); the emitted Slurm
- * script passes `bash -n`; usage errors exit 2.
+ * script passes `bash -n`; usage errors exit 2; the line saying how many runs
+ * train at once with how many threads (--jobs auto or given) is printed, by
+ * --dry-run too, and the per-run threads follow it.
  */
 #include <dirent.h>
+#include <sched.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -148,6 +151,76 @@ static void test_usage(void **state) {
     free(out);
 }
 
+/* The CPUs this test may use (the sweep it starts inherits them). */
+static int my_cores(void) {
+    cpu_set_t set;
+    return sched_getaffinity(0, sizeof set, &set) ? 1 : CPU_COUNT(&set);
+}
+
+/* The pick line in a --dry-run, with the sweep's CPUs capped through
+ * SLURM_CPUS_PER_TASK (a cap only: the affinity mask still bounds it), so the
+ * expectations hold on any machine with that many CPUs. Nothing is trained. */
+static void test_jobs_pick(void **state) {
+    (void)state;
+    char text[2048], sw[600], swt[600], *out;
+    snprintf(text, sizeof text,
+             "base:\n"
+             "  model: {preset: \"\", layers: 2, dim: 16, heads: 2, vocab: 64, seq_len: 16}\n"
+             "  data: {source: synthetic, synth_topics: 2}\n"
+             "  train: {tokens: 2048, batch_tokens: 64, eval_tokens: 64}\n"
+             "grid:\n"
+             "  model.dim: [16, 24]\n"
+             "  model.heads: [2, 3]\n"
+             "out: %s/out_pick\n", tmpdir);
+    write_file("pick.yaml", text);
+    snprintf(sw, sizeof sw, "%s", path_in("pick.yaml"));
+    /* the same with threads set by the sweep */
+    snprintf(text, sizeof text,
+             "base:\n"
+             "  model: {preset: \"\", layers: 2, dim: 16, heads: 2, vocab: 64, seq_len: 16}\n"
+             "  data: {source: synthetic, synth_topics: 2}\n"
+             "  train: {tokens: 2048, batch_tokens: 64, eval_tokens: 64}\n"
+             "  threads: 1\n"
+             "grid:\n"
+             "  model.dim: [16, 24]\n"
+             "out: %s/out_pick\n", tmpdir);
+    write_file("pick_threads.yaml", text);
+    snprintf(swt, sizeof swt, "%s", path_in("pick_threads.yaml"));
+
+    /* one CPU: one run at a time, one thread, and every run told so */
+    assert_int_equal(run(&out, "SLURM_CPUS_PER_TASK=1 '%s' sweep '%s' --dry-run", qat, sw), 0);
+    assert_non_null(strstr(out, "\nqat sweep: 3 runs to train, 1 at once × 1 thread each (auto: a single core"));
+    assert_int_equal(count_of(out, " threads=1\n"), 4);
+    free(out);
+    /* --jobs given: as it always was, and the line says so */
+    assert_int_equal(run(&out, "SLURM_CPUS_PER_TASK=1 '%s' sweep '%s' --dry-run --jobs 2", qat, sw), 0);
+    assert_non_null(strstr(out, "\nqat sweep: 3 runs to train, 2 at once × 1 thread each (--jobs 2 given)\n"));
+    free(out);
+    /* the sweep's own threads are not overridden */
+    assert_int_equal(run(&out, "SLURM_CPUS_PER_TASK=1 '%s' sweep '%s' --dry-run", qat, swt), 0);
+    assert_non_null(strstr(out, "\nqat sweep: 2 runs to train, 1 at once × the sweep's threads (at most 1) each "
+                                "(auto: the sweep sets threads"));
+    assert_null(strstr(out, "threads="));
+    free(out);
+    if (my_cores() < 2) {
+        print_message("only 1 CPU here: the two-CPU picks are not checked\n");
+        return;
+    }
+    /* two CPUs, tiny models: two one-thread runs side by side */
+    assert_int_equal(run(&out, "SLURM_CPUS_PER_TASK=2 '%s' sweep '%s' --dry-run", qat, sw), 0);
+    assert_non_null(strstr(out, "\nqat sweep: 3 runs to train, 2 at once × 1 thread each (auto: largest model "));
+    assert_non_null(strstr(out, " parameters ≤ "));
+    assert_int_equal(count_of(out, " threads=1\n"), 4);
+    free(out);
+    /* a single run to train gets both CPUs */
+    assert_int_equal(run(&out, "SLURM_CPUS_PER_TASK=2 '%s' sweep '%s' --dry-run --shard 1/2", qat, sw), 0);
+    assert_non_null(strstr(out, "\nqat sweep: 1 run to train, 1 at once × 2 threads each (auto: a single run"));
+    free(out);
+    assert_int_equal(run(&out, "SLURM_CPUS_PER_TASK=2 '%s' sweep '%s' --dry-run", qat, swt), 0);
+    assert_non_null(strstr(out, "\nqat sweep: 2 runs to train, 2 at once × the sweep's threads (at most 1) each"));
+    free(out);
+}
+
 static void test_sweep_end_to_end(void **state) {
     (void)state;
     write_sweep();
@@ -165,6 +238,7 @@ static void test_sweep_end_to_end(void **state) {
 
     /* shard 1/2 = runs 1 and 3: the impossible one fails with its reason, run 3 completes */
     assert_int_equal(run(&out, "'%s' sweep '%s' --shard 1/2 2>/dev/null", qat, sw), 1);
+    assert_non_null(strstr(out, "qat sweep: 1 run to train, 1 at once × ")); /* said before it starts */
     assert_non_null(strstr(out, "2 runs: 1 started, 0 resumed, 0 skipped (already completed); 1 completed, 1 failed"));
     assert_non_null(strstr(out, "model.heads = 3 must divide model.dim = 16"));
     free(out);
@@ -384,6 +458,7 @@ static int teardown(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_usage),
+        cmocka_unit_test(test_jobs_pick),
         cmocka_unit_test(test_sweep_end_to_end),
         cmocka_unit_test(test_concurrent_sweeps),
         cmocka_unit_test(test_runtime_failure_and_slurm),
