@@ -791,11 +791,17 @@ int qat_sweep_write_slurm(const qat_sweep *sw, const char *file, const char *qat
     if (fixed)
         fprintf(f, "# CPUs: a task trains %d run(s) at a time, each with the threads the sweep\n"
                    "# gives it (at most %d), so it asks for %d.\n", at_once, cpus / at_once, cpus);
-    else
+    else if (jobs > 0)
         fprintf(f, "# CPUs: the sweep leaves threads to the machine (threads 0), which Slurm cannot\n"
                    "# be asked for, so a task asks for one CPU per run it trains at once (%d).\n"
                    "# Each run gets --cpus-per-task / %d threads: raise --cpus-per-task to give\n"
                    "# runs more, or set threads in the sweep.\n", at_once, at_once);
+    else
+        fprintf(f, "# CPUs: the sweep leaves threads to the machine (threads 0), which Slurm cannot\n"
+                   "# be asked for, so a task asks for one CPU. Without --jobs a task splits the\n"
+                   "# CPUs it gets between runs at once and threads by the size of its models\n"
+                   "# (qat sweep --jobs auto, docs/cli.md): raise --cpus-per-task to give it more,\n"
+                   "# or set threads in the sweep.\n");
     fprintf(f, "# Add your site's options (--time, --partition, --mem) below.\n");
     fprintf(f, "#SBATCH --job-name=qat-%s\n", stem);
     fprintf(f, "#SBATCH --array=0-%d\n", shards - 1);
