@@ -35,9 +35,10 @@
  * auto) the split follows the largest model among the runs to train
  * (qat_sweep_auto_jobs): small models train faster as one-thread runs side by
  * side than as one run whose short steps are dominated by OpenMP barriers,
- * large ones faster on every core; the choice and its reason are printed. SIGINT/SIGTERM are passed on
- * to the children, which checkpoint and stop; the sweep then reports them as
- * interrupted. Children get SIGTERM too if the sweep itself dies (SIGKILL).
+ * large ones faster on every core; the choice and its reason are printed.
+ * SIGINT/SIGTERM are passed on to the children, which checkpoint and stop;
+ * the sweep then reports them as interrupted. Children get SIGTERM too if the
+ * sweep itself dies (SIGKILL).
  *
  * run.h5 is read with runlog's reader (SWMR mode, so a log left by SIGKILL
  * opens too).
@@ -201,10 +202,10 @@ static void plan_job(sweep_ctx *c, sweep_job *j) {
     if (!rc) {
         qat_model_shape shape;
         qat_run_plan plan;
-        if (!qat_model_shape_from_config(cfg, &shape) &&
-            !qat_train_plan(cfg, qat_model_count_params(&shape), shape.seq_len, &plan)) {
-            j->cost = 3.0 * qat_model_flops_per_token(&shape) * plan.tokens;
+        if (!qat_model_shape_from_config(cfg, &shape)) {
             j->n_params = qat_model_count_params(&shape);
+            if (!qat_train_plan(cfg, j->n_params, shape.seq_len, &plan))
+                j->cost = 3.0 * qat_model_flops_per_token(&shape) * plan.tokens;
         }
         j->threads = cfg->threads;
     }
