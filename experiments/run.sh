@@ -40,7 +40,7 @@ exp_c() {
     "$b"/s[123]-tokens_per_param4 "$b"/seeds --law decoupled --bootstrap 200 --seed 0 \
     --out runs/experiments/c-factorisation/decoupled.h5
 }
-exp_d() { exp_b_runs; sweep experiments/d-rbbm/sweep.yaml; }   # fp32 reference from b
+exp_d() { exp_b_runs; sweep experiments/d-rbbm/sweep.yaml; sweep experiments/d-rbbm/seeds.yaml; }   # fp32 reference from b
 exp_e() { exp_b_runs; sweep experiments/e-pv/sweep.yaml; }
 exp_f() { exp_b_runs; sweep experiments/f-noise/sweep.yaml; }   # quantized runs from b
 

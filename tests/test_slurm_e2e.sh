@@ -208,8 +208,11 @@ grep -q 'chinchilla law, 4 runs' <<<"$fit" || fail "qat fit did not read 4 runs:
 note "first array: 4 tasks completed, qat fit read 4 runs"
 
 # ---------------------------------------------------------------- resubmission
-# Every file of the runs left alone, with its modification time (ns) and checksum.
-snapshot() { find out/dim16-tokens4096 out/dim24-tokens2048 -type f -printf '%p %T@ ' -exec cksum {} \; | sort; }
+# Every file of the runs left alone, with its modification time (ns) and checksum; not the
+# lock files, which a sweep takes (writing its pid) to decide under the lock that a run is done.
+snapshot() {
+  find out/dim16-tokens4096 out/dim24-tokens2048 -type f ! -name '*.lock' -printf '%p %T@ ' -exec cksum {} \; | sort
+}
 before=$(snapshot)
 rm -rf out/dim16-tokens2048
 rm -rf out/dim24-tokens4096
