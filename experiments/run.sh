@@ -7,7 +7,7 @@ set -euo pipefail
 qat=${QAT:-build/cli/qat}
 [ -x "$qat" ] || { echo "experiments/run.sh: $qat not found; run make first (or set QAT=...)" >&2; exit 2; }
 table() { sed -n '/^name  /,/^$/p'; }   # the sweep's closing table
-sweep() { echo "-- $1"; "$qat" sweep "$1" --jobs 2 | table; }
+sweep() { echo "-- $1"; "$qat" sweep "$1" | table; }   # --jobs auto: one run per core
 
 exp_a() {
   exp_b_runs   # fp32 reference from b

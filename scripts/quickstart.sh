@@ -2,7 +2,7 @@
 # make quickstart: the main job of qat on a fresh clone.
 #   1. the quickstart sweep (configs/sweeps/quickstart.yaml): s1–s4 × fp32, int4, int2, sp50,
 #      sp50+int4 on weights and activations (W=A), every run at 3.5M tokens of English, plus its
-#      fp32 data-axis companion on s2 and s3 (quickstart-data.yaml), 2 workers
+#      fp32 data-axis companion on s2 and s3 (quickstart-data.yaml), side by side (qat sweep --jobs auto: one run per core)
 #   2. the unified and decoupled laws fitted to every run, with bootstrap intervals
 #      → runs/quickstart/{fit.txt,fit.h5,fit.json,fit-decoupled.json,runs.csv}
 #   3. law, capacity and frontier plots → runs/quickstart/*.svg
@@ -17,8 +17,8 @@ boot=200
 t0=$(date +%s)
 
 echo "== quickstart 1/4: training (finished runs are skipped)"
-"$qat" sweep configs/sweeps/quickstart.yaml --jobs 2
-"$qat" sweep configs/sweeps/quickstart-data.yaml --jobs 2
+"$qat" sweep configs/sweeps/quickstart.yaml
+"$qat" sweep configs/sweeps/quickstart-data.yaml
 
 echo
 echo "== quickstart 2/4: unified scaling law L = A·(N·ρ)^-α + B·D^-β + E"
