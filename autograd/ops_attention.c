@@ -54,11 +54,12 @@ static float *rope_table(qat_tape *tp, int64_t T, int64_t hd, double theta) {
 
 static void rope_backward(qat_tape *tp, void *p) {
     rope_ctx *c = p;
-    float *gx = qat_grad(tp, c->x.t);
+    int first; /* first writer of these columns: store, no clear */
+    float *gx = qat_tensor_grad_cols(c->x.t, tp->epoch, c->x.off, c->x.cols, &first);
     if (!gx) return;
     int64_t M = qat_tensor_rows(c->out), C = c->x.cols, ld = qat_tensor_cols(c->x.t);
     int64_t hd = C / c->heads, half = hd / 2, T = c->T;
-    const float *g = c->out->grad;
+    const float *g = qat_grad(tp, c->out);
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < M; r++) {
         const float *co = c->cs + (r % T) * half, *si = c->cs + T * half + (r % T) * half;
@@ -66,8 +67,9 @@ static void rope_backward(qat_tape *tp, void *p) {
             const float *g1 = g + r * C + h * hd, *g2 = g1 + half;
             float *d1 = gx + r * ld + c->x.off + h * hd, *d2 = d1 + half;
             for (int64_t j = 0; j < half; j++) {
-                d1[j] += g1[j] * co[j] + g2[j] * si[j];
-                d2[j] += g2[j] * co[j] - g1[j] * si[j];
+                float a = g1[j] * co[j] + g2[j] * si[j], b = g2[j] * co[j] - g1[j] * si[j];
+                d1[j] = first ? a : d1[j] + a;
+                d2[j] = first ? b : d2[j] + b;
             }
         }
     }
@@ -269,9 +271,20 @@ static void att_backward(qat_tape *tp, void *p) {
     int64_t B = c->B, T = c->T, H = c->heads, C = c->q.cols, hd = C / H;
     int64_t ldt = (T + JB - 1) / JB * JB;
     float alpha = 1.0f / sqrtf((float)hd);
-    float *gq = qat_grad(tp, c->q.t), *gk = qat_grad(tp, c->k.t), *gv = qat_grad(tp, c->v.t);
+    /* First writers of q, k, v's gradient columns store instead of adding (no
+     * clear); only when the three live in different tensors, since with a shared
+     * one the order in which blocks are written would matter. */
+    int fq = 0, fk = 0, fv = 0;
+    float *gq, *gk, *gv;
+    if (c->q.t != c->k.t && c->q.t != c->v.t && c->k.t != c->v.t) {
+        gq = qat_tensor_grad_cols(c->q.t, tp->epoch, c->q.off, c->q.cols, &fq);
+        gk = qat_tensor_grad_cols(c->k.t, tp->epoch, c->k.off, c->k.cols, &fk);
+        gv = qat_tensor_grad_cols(c->v.t, tp->epoch, c->v.off, c->v.cols, &fv);
+    } else {
+        gq = qat_grad(tp, c->q.t), gk = qat_grad(tp, c->k.t), gv = qat_grad(tp, c->v.t);
+    }
     int64_t ldq = qat_tensor_cols(c->q.t), ldk = qat_tensor_cols(c->k.t), ldv = qat_tensor_cols(c->v.t);
-    const float *gout = c->out->grad, *out = c->out->data;
+    const float *gout = qat_grad(tp, c->out), *out = c->out->data;
     float *zero = qat_tape_floats(tp, hd); /* stands in for rows past T in a block */
     memset(zero, 0, (size_t)hd * sizeof(float));
     /* per thread: kt, vt (hd, ldt); kr, dk, dv (T, hd); P, dS (RB, ldt) */
@@ -320,8 +333,8 @@ static void att_backward(qat_tape *tp, void *p) {
                 if (gq) {
                     float *dq[RB];
                     for (int r = 0; r < RB; r++) dq[r] = r < rb ? gq + (b * T + i0 + r) * ldq + c->q.off + h * hd : NULL;
-                    if (hd == 32) k_pv(dq, dS, ldt, kr, n, 2, 1, alpha);
-                    else k_pv(dq, dS, ldt, kr, n, 1, 1, alpha);
+                    if (hd == 32) k_pv(dq, dS, ldt, kr, n, 2, !fq, alpha);
+                    else k_pv(dq, dS, ldt, kr, n, 1, !fq, alpha);
                 }
                 continue;
             }
@@ -350,18 +363,18 @@ static void att_backward(qat_tape *tp, void *p) {
                             const float *kj = kr + j * hd + d0;
                             for (int64_t d = 0; d < w; d++) acc[d] += sj * kj[d];
                         }
-                        for (int64_t d = 0; d < w; d++) dq[d0 + d] += alpha * acc[d];
+                        for (int64_t d = 0; d < w; d++) dq[d0 + d] = (fq ? 0.0f : dq[d0 + d]) + alpha * acc[d];
                     }
                 }
         }
         for (int64_t t = 0; t < T; t++) {
             if (gk) {
                 float *g = gk + (b * T + t) * ldk + c->k.off + h * hd;
-                for (int64_t d = 0; d < hd; d++) g[d] += dk[t * hd + d];
+                for (int64_t d = 0; d < hd; d++) g[d] = (fk ? 0.0f : g[d]) + dk[t * hd + d];
             }
             if (gv) {
                 float *g = gv + (b * T + t) * ldv + c->v.off + h * hd;
-                for (int64_t d = 0; d < hd; d++) g[d] += dv[t * hd + d];
+                for (int64_t d = 0; d < hd; d++) g[d] = (fv ? 0.0f : g[d]) + dv[t * hd + d];
             }
         }
     }

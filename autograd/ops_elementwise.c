@@ -24,13 +24,14 @@ static qat_tensor *like(qat_tape *tp, const qat_tensor *a) { return qat_tape_ten
 /* ---- add ---- */
 static void add_backward(qat_tape *tp, void *p) {
     ew_ctx *c = p;
-    const float *g = c->out->grad;
-    float *ga = qat_grad(tp, c->a), *gb = qat_grad(tp, c->b);
+    const float *g = qat_grad(tp, c->out);
+    int fa, fb; /* first writers store; a == b is fine: per element a's store comes first */
+    float *ga = qat_grad_all(tp, c->a, &fa), *gb = qat_grad_all(tp, c->b, &fb);
     int64_t n = c->out->numel;
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; i++) {
-        if (ga) ga[i] += g[i];
-        if (gb) gb[i] += g[i];
+        if (ga) ga[i] = fa ? g[i] : ga[i] + g[i];
+        if (gb) gb[i] = fb ? g[i] : gb[i] + g[i];
     }
 }
 
@@ -52,13 +53,14 @@ qat_tensor *qat_add(qat_tape *tp, qat_tensor *a, qat_tensor *b) {
 /* ---- mul ---- */
 static void mul_backward(qat_tape *tp, void *p) {
     ew_ctx *c = p;
-    const float *g = c->out->grad, *x = c->a->data, *y = c->b->data;
-    float *ga = qat_grad(tp, c->a), *gb = qat_grad(tp, c->b);
+    const float *g = qat_grad(tp, c->out), *x = c->a->data, *y = c->b->data;
+    int fa, fb;
+    float *ga = qat_grad_all(tp, c->a, &fa), *gb = qat_grad_all(tp, c->b, &fb);
     int64_t n = c->out->numel;
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; i++) {
-        if (ga) ga[i] += g[i] * y[i];
-        if (gb) gb[i] += g[i] * x[i];
+        if (ga) ga[i] = (fa ? 0.0f : ga[i]) + g[i] * y[i];
+        if (gb) gb[i] = (fb ? 0.0f : gb[i]) + g[i] * x[i];
     }
 }
 
@@ -80,13 +82,14 @@ qat_tensor *qat_mul(qat_tape *tp, qat_tensor *a, qat_tensor *b) {
 /* ---- scale ---- */
 static void scale_backward(qat_tape *tp, void *p) {
     ew_ctx *c = p;
-    const float *g = c->out->grad;
-    float *ga = qat_grad(tp, c->a);
+    const float *g = qat_grad(tp, c->out);
+    int fa;
+    float *ga = qat_grad_all(tp, c->a, &fa);
     if (!ga) return;
     int64_t n = c->out->numel;
     float s = c->s;
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; i++) ga[i] += s * g[i];
+    for (int64_t i = 0; i < n; i++) ga[i] = (fa ? 0.0f : ga[i]) + s * g[i];
 }
 
 qat_tensor *qat_scale(qat_tape *tp, qat_tensor *a, float s) {
@@ -107,14 +110,15 @@ qat_tensor *qat_scale(qat_tape *tp, qat_tensor *a, float s) {
 
 static void silu_backward(qat_tape *tp, void *p) {
     ew_ctx *c = p;
-    const float *g = c->out->grad, *x = c->a->data;
-    float *ga = qat_grad(tp, c->a);
+    const float *g = qat_grad(tp, c->out), *x = c->a->data;
+    int fa;
+    float *ga = qat_grad_all(tp, c->a, &fa);
     if (!ga) return;
     int64_t n = c->out->numel;
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; i++) {
         float s = qat_vsigmoidf(x[i]);
-        ga[i] += g[i] * s * (1.0f + x[i] * (1.0f - s));
+        ga[i] = (fa ? 0.0f : ga[i]) + g[i] * s * (1.0f + x[i] * (1.0f - s));
     }
 }
 
@@ -136,8 +140,9 @@ qat_tensor *qat_silu(qat_tape *tp, qat_tensor *a) {
 static void swiglu_backward(qat_tape *tp, void *p) {
     ew_ctx *c = p;
     int64_t M = qat_tensor_rows(c->out), H = qat_tensor_cols(c->out);
-    const float *gout = c->out->grad, *gu = c->a->data;
-    float *ggu = qat_grad(tp, c->a);
+    const float *gout = qat_grad(tp, c->out), *gu = c->a->data;
+    int first;
+    float *ggu = qat_grad_all(tp, c->a, &first);
     if (!ggu) return;
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < M; r++) {
@@ -147,8 +152,9 @@ static void swiglu_backward(qat_tape *tp, void *p) {
         for (int64_t j = 0; j < H; j++) {
             float s = qat_vsigmoidf(g[j]);
             float silu = g[j] * s;
-            du[j] += go[j] * silu;
-            dg[j] += go[j] * u[j] * s * (1.0f + g[j] * (1.0f - s));
+            float ddu = go[j] * silu, ddg = go[j] * u[j] * s * (1.0f + g[j] * (1.0f - s));
+            du[j] = first ? ddu : du[j] + ddu;
+            dg[j] = first ? ddg : dg[j] + ddg;
         }
     }
 }

@@ -55,5 +55,9 @@ void *qat_tape_ctx(qat_tape *tape, size_t size);
 
 /* Gradient of t ready for accumulation in the current backward pass. */
 static inline float *qat_grad(qat_tape *tape, qat_tensor *t) { return qat_tensor_grad(t, tape->epoch); }
+/* Gradient of all of t for an op that writes every element: *first = 1 means store, not add. */
+static inline float *qat_grad_all(qat_tape *tape, qat_tensor *t, int *first) {
+    return qat_tensor_grad_cols(t, tape->epoch, 0, t->numel ? t->shape[t->ndim - 1] : 1, first);
+}
 
 #endif
