@@ -39,9 +39,15 @@ typedef struct {
     int heads;
 } rope_ctx;
 
-static float *rope_table(qat_tape *tp, int64_t T, int64_t hd, double theta) {
+/* The (T, hd/2) cos and sin table, computed in double. The tape keeps the first
+ * one it builds for the rest of its life (a model uses one (T, hd, theta)); any
+ * other goes to the arena for this step, so a saved table is never replaced
+ * under a recorded backward. */
+static const float *rope_table(qat_tape *tp, int64_t T, int64_t hd, double theta) {
+    if (tp->rope_cs && tp->rope_T == T && tp->rope_hd == hd && tp->rope_theta == theta) return tp->rope_cs;
     int64_t half = hd / 2;
-    float *cs = qat_tape_floats(tp, 2 * T * half);
+    int keep = tp->rope_cs == NULL;
+    float *cs = keep ? qat_xmalloc((size_t)(2 * T * half) * sizeof(float)) : qat_tape_floats(tp, 2 * T * half);
     for (int64_t t = 0; t < T; t++)
         for (int64_t j = 0; j < half; j++) {
             double inv = pow(theta, -2.0 * (double)j / (double)hd);
@@ -49,6 +55,7 @@ static float *rope_table(qat_tape *tp, int64_t T, int64_t hd, double theta) {
             cs[t * half + j] = (float)cos(a);
             cs[T * half + t * half + j] = (float)sin(a);
         }
+    if (keep) tp->rope_cs = cs, tp->rope_T = T, tp->rope_hd = hd, tp->rope_theta = theta;
     return cs;
 }
 
@@ -62,14 +69,22 @@ static void rope_backward(qat_tape *tp, void *p) {
     const float *g = qat_grad(tp, c->out);
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < M; r++) {
-        const float *co = c->cs + (r % T) * half, *si = c->cs + T * half + (r % T) * half;
+        const float *restrict co = c->cs + (r % T) * half, *restrict si = c->cs + T * half + (r % T) * half;
         for (int h = 0; h < c->heads; h++) {
-            const float *g1 = g + r * C + h * hd, *g2 = g1 + half;
-            float *d1 = gx + r * ld + c->x.off + h * hd, *d2 = d1 + half;
-            for (int64_t j = 0; j < half; j++) {
-                float a = g1[j] * co[j] + g2[j] * si[j], b = g2[j] * co[j] - g1[j] * si[j];
-                d1[j] = first ? a : d1[j] + a;
-                d2[j] = first ? b : d2[j] + b;
+            const float *restrict g1 = g + r * C + h * hd, *restrict g2 = g1 + half;
+            float *restrict d1 = gx + r * ld + c->x.off + h * hd, *restrict d2 = d1 + half;
+            if (first) {
+#pragma omp simd
+                for (int64_t j = 0; j < half; j++) {
+                    d1[j] = g1[j] * co[j] + g2[j] * si[j];
+                    d2[j] = g2[j] * co[j] - g1[j] * si[j];
+                }
+            } else {
+#pragma omp simd
+                for (int64_t j = 0; j < half; j++) {
+                    d1[j] += g1[j] * co[j] + g2[j] * si[j];
+                    d2[j] += g2[j] * co[j] - g1[j] * si[j];
+                }
             }
         }
     }
@@ -83,10 +98,11 @@ qat_tensor *qat_rope(qat_tape *tp, qat_cols x, int64_t T, int heads, double thet
     qat_tensor *o = qat_tape_tensor(tp, 2, (int64_t[]){M, C});
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < M; r++) {
-        const float *co = cs + (r % T) * half, *si = cs + T * half + (r % T) * half;
+        const float *restrict co = cs + (r % T) * half, *restrict si = cs + T * half + (r % T) * half;
         for (int h = 0; h < heads; h++) {
-            const float *x1 = x.t->data + r * ld + x.off + h * hd, *x2 = x1 + half;
-            float *o1 = o->data + r * C + h * hd, *o2 = o1 + half;
+            const float *restrict x1 = x.t->data + r * ld + x.off + h * hd, *restrict x2 = x1 + half;
+            float *restrict o1 = o->data + r * C + h * hd, *restrict o2 = o1 + half;
+#pragma omp simd
             for (int64_t j = 0; j < half; j++) {
                 o1[j] = x1[j] * co[j] - x2[j] * si[j];
                 o2[j] = x2[j] * co[j] + x1[j] * si[j];
