@@ -28,7 +28,6 @@
 
 #include "core/error.h"
 #include "ops.h"
-#include "vexp.h"
 
 /* ---- rope (HF rotate-half) ---- */
 typedef struct {
@@ -125,6 +124,22 @@ typedef struct {
     int64_t B, T;
     int heads;
 } att_ctx;
+
+/* e^x for x <= 0 (scores minus their row maximum), vectorizable: 2^n · 2^f with
+ * n = round(x·log2 e) and a degree-7 Taylor polynomial for 2^f, |f| <= 1/2
+ * (relative error ~1e-8, below float rounding). Underflows to 0 below −87. */
+static inline float exp_neg(float x) {
+    x = x < -87.0f ? -87.0f : x;
+    float t = x * 1.44269504088896341f;
+    float n = (t + 12582912.0f) - 12582912.0f; /* round to nearest */
+    float f = (t - n) * 0.693147180559945309f;
+    float p = 1.0f + f * (1.0f + f * (0.5f + f * (1.6666667e-1f + f * (4.1666668e-2f + f * (8.3333338e-3f +
+              f * (1.3888889e-3f + f * 1.9841270e-4f))))));
+    int32_t bits = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, 4);
+    return p * scale;
+}
 
 static int att_threads(void) {
 #ifdef _OPENMP
@@ -336,7 +351,7 @@ static void att_backward(qat_tape *tp, void *p) {
                 float li = r < rb ? lse[i0 + r] : 0, D = Di[r];
 #pragma omp simd
                 for (int64_t j = 0; j < ni; j++) {
-                    float pj = qat_vexpf_neg(pr[j] - li);
+                    float pj = exp_neg(pr[j] - li);
                     pr[j] = pj;
                     dr[j] = pj * (dr[j] - D);
                 }
@@ -429,7 +444,7 @@ qat_tensor *qat_attention(qat_tape *tp, qat_cols q, qat_cols k, qat_cols v,
                 float sum = 0;
 #pragma omp simd reduction(+ : sum)
                 for (int64_t j = 0; j < ni; j++) {
-                    s[j] = qat_vexpf_neg(s[j] - mx);
+                    s[j] = exp_neg(s[j] - mx);
                     sum += s[j];
                 }
                 lse[bh * T + i] = mx + logf(sum);

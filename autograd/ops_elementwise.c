@@ -1,14 +1,12 @@
 /*
  * autograd/ops_elementwise.c — add, mul, scale, SiLU and the SwiGLU product.
  *
- * All memory-bound: one OpenMP pass each, forward and backward. The sigmoid
- * uses the vectorizable e^x of vexp.h so SiLU/SwiGLU loops run in SIMD.
+ * All memory-bound: one OpenMP pass each, forward and backward.
  */
 #include <math.h>
 
 #include "core/error.h"
 #include "ops.h"
-#include "vexp.h"
 
 typedef struct {
     qat_tensor *a, *b, *out; /* inputs and output */
@@ -107,6 +105,7 @@ qat_tensor *qat_scale(qat_tape *tp, qat_tensor *a, float s) {
 }
 
 /* ---- silu ---- */
+static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 static void silu_backward(qat_tape *tp, void *p) {
     ew_ctx *c = p;
@@ -117,7 +116,7 @@ static void silu_backward(qat_tape *tp, void *p) {
     int64_t n = c->out->numel;
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; i++) {
-        float s = qat_vsigmoidf(x[i]);
+        float s = sigmoidf(x[i]);
         ga[i] = (fa ? 0.0f : ga[i]) + g[i] * s * (1.0f + x[i] * (1.0f - s));
     }
 }
@@ -127,7 +126,7 @@ qat_tensor *qat_silu(qat_tape *tp, qat_tensor *a) {
     const float *x = a->data;
     float *z = o->data;
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < o->numel; i++) z[i] = x[i] * qat_vsigmoidf(x[i]);
+    for (int64_t i = 0; i < o->numel; i++) z[i] = x[i] * sigmoidf(x[i]);
     if (tp->grad_enabled) {
         ew_ctx *c = qat_tape_ctx(tp, sizeof *c);
         c->a = a; c->out = o;
@@ -148,9 +147,8 @@ static void swiglu_backward(qat_tape *tp, void *p) {
     for (int64_t r = 0; r < M; r++) {
         const float *g = gu + r * 2 * H, *u = g + H, *go = gout + r * H;
         float *dg = ggu + r * 2 * H, *du = dg + H;
-#pragma omp simd
         for (int64_t j = 0; j < H; j++) {
-            float s = qat_vsigmoidf(g[j]);
+            float s = sigmoidf(g[j]);
             float silu = g[j] * s;
             float ddu = go[j] * silu, ddg = go[j] * u[j] * s * (1.0f + g[j] * (1.0f - s));
             du[j] = first ? ddu : du[j] + ddu;
@@ -170,8 +168,7 @@ qat_tensor *qat_swiglu(qat_tape *tp, qat_tensor *gu) {
     for (int64_t r = 0; r < M; r++) {
         const float *g = x + r * 2 * H, *u = g + H;
         float *out = z + r * H;
-#pragma omp simd
-        for (int64_t j = 0; j < H; j++) out[j] = g[j] * qat_vsigmoidf(g[j]) * u[j];
+        for (int64_t j = 0; j < H; j++) out[j] = g[j] * sigmoidf(g[j]) * u[j];
     }
     if (tp->grad_enabled) {
         ew_ctx *c = qat_tape_ctx(tp, sizeof *c);

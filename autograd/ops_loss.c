@@ -9,7 +9,6 @@
 
 #include "core/error.h"
 #include "ops.h"
-#include "vexp.h"
 
 typedef struct {
     qat_tensor *logits, *out; /* (M, V) and the scalar loss */
@@ -29,9 +28,8 @@ static void ce_backward(qat_tape *tp, void *p) {
         const float *l = c->logits->data + r * V;
         float *g = gl + r * V;
         float lse = c->lse[r];
-#pragma omp simd
         for (int64_t j = 0; j < V; j++) {
-            float d = scale * qat_vexpf_neg(l[j] - lse);
+            float d = scale * expf(l[j] - lse);
             g[j] = first ? d : g[j] + d; /* first writer stores: no clear needed */
         }
         g[c->targets[r]] -= scale;
@@ -47,12 +45,9 @@ qat_tensor *qat_cross_entropy(qat_tape *tp, qat_tensor *logits, const int32_t *t
         const float *l = logits->data + r * V;
         QAT_ASSERT(targets[r] >= 0 && targets[r] < V);
         float mx = l[0];
-        /* simd reductions: a fixed lane order per build, so still reproducible */
-#pragma omp simd reduction(max : mx)
         for (int64_t j = 1; j < V; j++) mx = l[j] > mx ? l[j] : mx;
         float s = 0;
-#pragma omp simd reduction(+ : s)
-        for (int64_t j = 0; j < V; j++) s += qat_vexpf_neg(l[j] - mx);
+        for (int64_t j = 0; j < V; j++) s += expf(l[j] - mx);
         lse[r] = mx + logf(s);
         row_loss[r] = lse[r] - l[targets[r]];
     }
