@@ -180,6 +180,31 @@ static void test_grad_first_writer(void **state) {
     qat_tape_free(&tp);
 }
 
+/* The tape keeps the first RoPE table it builds; a rope of another length or
+ * head size on the same tape must still get its own table. */
+static void test_rope_table_per_shape(void **state) {
+    (void)state;
+    qat_tensor *x = gc_param(2, (int64_t[]){12, 8}, 14, 1.0f);
+    qat_tape a, b;
+    qat_tape_init(&a, 1 << 20);
+    qat_tape_init(&b, 1 << 20);
+    a.grad_enabled = b.grad_enabled = 0;
+    qat_tensor *first = qat_rope(&a, qat_cols_of(x, 0, 8), 6, 2, 10000.0);  /* T 6, hd 4: cached */
+    qat_tensor *other = qat_rope(&a, qat_cols_of(x, 0, 8), 4, 1, 10000.0);  /* T 4, hd 8: not */
+    qat_tensor *again = qat_rope(&a, qat_cols_of(x, 0, 8), 6, 2, 10000.0);  /* the cached one */
+    qat_tensor *fresh = qat_rope(&b, qat_cols_of(x, 0, 8), 4, 1, 10000.0);  /* T 4, hd 8 first */
+    for (int64_t i = 0; i < 96; i++) {
+        assert_float_equal(other->data[i], fresh->data[i], 0);
+        assert_float_equal(again->data[i], first->data[i], 0);
+    }
+    int differ = 0;
+    for (int64_t i = 0; i < 96; i++) differ += first->data[i] != other->data[i];
+    assert_true(differ > 0);
+    qat_tape_free(&a);
+    qat_tape_free(&b);
+    gc_param_free(x);
+}
+
 static void test_cross_entropy(void **state) {
     (void)state;
     gc_case c = {0};
@@ -303,6 +328,7 @@ int main(void) {
         cmocka_unit_test(test_attention_kernel_vs_reference),
         cmocka_unit_test(test_fused_qkv_gradients),
         cmocka_unit_test(test_grad_first_writer),
+        cmocka_unit_test(test_rope_table_per_shape),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
