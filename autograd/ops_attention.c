@@ -38,9 +38,15 @@ typedef struct {
     int heads;
 } rope_ctx;
 
-static float *rope_table(qat_tape *tp, int64_t T, int64_t hd, double theta) {
+/* The (T, hd/2) cos and sin table, computed in double. The tape keeps the first
+ * one it builds for the rest of its life (a model uses one (T, hd, theta)); any
+ * other goes to the arena for this step, so a saved table is never replaced
+ * under a recorded backward. */
+static const float *rope_table(qat_tape *tp, int64_t T, int64_t hd, double theta) {
+    if (tp->rope_cs && tp->rope_T == T && tp->rope_hd == hd && tp->rope_theta == theta) return tp->rope_cs;
     int64_t half = hd / 2;
-    float *cs = qat_tape_floats(tp, 2 * T * half);
+    int keep = tp->rope_cs == NULL;
+    float *cs = keep ? qat_xmalloc((size_t)(2 * T * half) * sizeof(float)) : qat_tape_floats(tp, 2 * T * half);
     for (int64_t t = 0; t < T; t++)
         for (int64_t j = 0; j < half; j++) {
             double inv = pow(theta, -2.0 * (double)j / (double)hd);
@@ -48,25 +54,36 @@ static float *rope_table(qat_tape *tp, int64_t T, int64_t hd, double theta) {
             cs[t * half + j] = (float)cos(a);
             cs[T * half + t * half + j] = (float)sin(a);
         }
+    if (keep) tp->rope_cs = cs, tp->rope_T = T, tp->rope_hd = hd, tp->rope_theta = theta;
     return cs;
 }
 
 static void rope_backward(qat_tape *tp, void *p) {
     rope_ctx *c = p;
-    float *gx = qat_grad(tp, c->x.t);
+    int first; /* first writer of these columns: store, no clear */
+    float *gx = qat_tensor_grad_cols(c->x.t, tp->epoch, c->x.off, c->x.cols, &first);
     if (!gx) return;
     int64_t M = qat_tensor_rows(c->out), C = c->x.cols, ld = qat_tensor_cols(c->x.t);
     int64_t hd = C / c->heads, half = hd / 2, T = c->T;
-    const float *g = c->out->grad;
+    const float *g = qat_grad(tp, c->out);
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < M; r++) {
-        const float *co = c->cs + (r % T) * half, *si = c->cs + T * half + (r % T) * half;
+        const float *restrict co = c->cs + (r % T) * half, *restrict si = c->cs + T * half + (r % T) * half;
         for (int h = 0; h < c->heads; h++) {
-            const float *g1 = g + r * C + h * hd, *g2 = g1 + half;
-            float *d1 = gx + r * ld + c->x.off + h * hd, *d2 = d1 + half;
-            for (int64_t j = 0; j < half; j++) {
-                d1[j] += g1[j] * co[j] + g2[j] * si[j];
-                d2[j] += g2[j] * co[j] - g1[j] * si[j];
+            const float *restrict g1 = g + r * C + h * hd, *restrict g2 = g1 + half;
+            float *restrict d1 = gx + r * ld + c->x.off + h * hd, *restrict d2 = d1 + half;
+            if (first) {
+#pragma omp simd
+                for (int64_t j = 0; j < half; j++) {
+                    d1[j] = g1[j] * co[j] + g2[j] * si[j];
+                    d2[j] = g2[j] * co[j] - g1[j] * si[j];
+                }
+            } else {
+#pragma omp simd
+                for (int64_t j = 0; j < half; j++) {
+                    d1[j] += g1[j] * co[j] + g2[j] * si[j];
+                    d2[j] += g2[j] * co[j] - g1[j] * si[j];
+                }
             }
         }
     }
@@ -80,10 +97,11 @@ qat_tensor *qat_rope(qat_tape *tp, qat_cols x, int64_t T, int heads, double thet
     qat_tensor *o = qat_tape_tensor(tp, 2, (int64_t[]){M, C});
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < M; r++) {
-        const float *co = cs + (r % T) * half, *si = cs + T * half + (r % T) * half;
+        const float *restrict co = cs + (r % T) * half, *restrict si = cs + T * half + (r % T) * half;
         for (int h = 0; h < heads; h++) {
-            const float *x1 = x.t->data + r * ld + x.off + h * hd, *x2 = x1 + half;
-            float *o1 = o->data + r * C + h * hd, *o2 = o1 + half;
+            const float *restrict x1 = x.t->data + r * ld + x.off + h * hd, *restrict x2 = x1 + half;
+            float *restrict o1 = o->data + r * C + h * hd, *restrict o2 = o1 + half;
+#pragma omp simd
             for (int64_t j = 0; j < half; j++) {
                 o1[j] = x1[j] * co[j] - x2[j] * si[j];
                 o2[j] = x2[j] * co[j] + x1[j] * si[j];
@@ -261,6 +279,39 @@ static inline void block_scores(float *restrict S, int64_t ldS, const float *con
 
 /* Copy head h of sequence b: kt, vt (hd, ldt) transposed and zero-padded to ldt;
  * kr, vr (T, hd) row-major when non-NULL. */
+#if HAVE_ATT_SIMD
+/* dst (16 rows of stride ldd) = the transpose of the 16×16 block whose row t is
+ * src + t·lds: four rounds of swapping off-diagonal sub-blocks (8, 4, 2, 1 wide)
+ * between row pairs, two-source permutes in registers. The scalar copy it
+ * replaces was ~8% of the attention forward (one strided load per element). */
+AI void transpose16(float *dst, int64_t ldd, const float *src, int64_t lds) {
+    __m512 r[16];
+    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + i * lds);
+    /* for round bw: row i keeps its left block and takes j = i + bw's (A);
+     * row j takes i's right block and keeps its own (B); 16 + c means "from j" */
+    static const int32_t IA[4][16] = {
+        {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23},
+        {0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27},
+        {0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29},
+        {0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30}};
+    static const int32_t IB[4][16] = {
+        {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31},
+        {4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31},
+        {2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31},
+        {1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31}};
+    for (int s = 0, bw = 8; s < 4; s++, bw >>= 1) {
+        __m512i va = _mm512_loadu_si512(IA[s]), vb = _mm512_loadu_si512(IB[s]);
+        for (int i = 0; i < 16; i++) {
+            if (i & bw) continue;
+            __m512 a = r[i], bb = r[i + bw];
+            r[i] = _mm512_permutex2var_ps(a, va, bb);
+            r[i + bw] = _mm512_permutex2var_ps(a, vb, bb);
+        }
+    }
+    for (int i = 0; i < 16; i++) _mm512_storeu_ps(dst + i * ldd, r[i]);
+}
+#endif
+
 static void load_head(qat_cols k, qat_cols v, int64_t b, int64_t T, int64_t hd, int64_t h, int64_t ldt,
                       float *kt, float *vt, float *kr, float *vr) {
     for (int64_t d = 0; d < hd; d++) {
@@ -268,7 +319,22 @@ static void load_head(qat_cols k, qat_cols v, int64_t b, int64_t T, int64_t hd, 
         if (vt)
             for (int64_t t = T; t < ldt; t++) vt[d * ldt + t] = 0;
     }
-    for (int64_t t = 0; t < T; t++) {
+    int64_t t0 = 0; /* rows before t0 are done */
+#if HAVE_ATT_SIMD
+    if (hd % 16 == 0) {
+        int64_t ldk = qat_tensor_cols(k.t), ldv = qat_tensor_cols(v.t);
+        for (; t0 + 16 <= T; t0 += 16)
+            for (int64_t d0 = 0; d0 < hd; d0 += 16) {
+                transpose16(kt + d0 * ldt + t0, ldt, head_row(k, b, T, t0, hd, h) + d0, ldk);
+                if (vt) transpose16(vt + d0 * ldt + t0, ldt, head_row(v, b, T, t0, hd, h) + d0, ldv);
+            }
+        for (int64_t t = 0; t < t0; t++) {
+            if (kr) memcpy(kr + t * hd, head_row(k, b, T, t, hd, h), (size_t)hd * sizeof(float));
+            if (vr) memcpy(vr + t * hd, head_row(v, b, T, t, hd, h), (size_t)hd * sizeof(float));
+        }
+    }
+#endif
+    for (int64_t t = t0; t < T; t++) {
         const float *kk = head_row(k, b, T, t, hd, h), *vv = head_row(v, b, T, t, hd, h);
         for (int64_t d = 0; d < hd; d++) {
             kt[d * ldt + t] = kk[d];
@@ -284,9 +350,20 @@ static void att_backward(qat_tape *tp, void *p) {
     int64_t B = c->B, T = c->T, H = c->heads, C = c->q.cols, hd = C / H;
     int64_t ldt = (T + JB - 1) / JB * JB;
     float alpha = 1.0f / sqrtf((float)hd);
-    float *gq = qat_grad(tp, c->q.t), *gk = qat_grad(tp, c->k.t), *gv = qat_grad(tp, c->v.t);
+    /* First writers of q, k, v's gradient columns store instead of adding (no
+     * clear); only when the three live in different tensors, since with a shared
+     * one the order in which blocks are written would matter. */
+    int fq = 0, fk = 0, fv = 0;
+    float *gq, *gk, *gv;
+    if (c->q.t != c->k.t && c->q.t != c->v.t && c->k.t != c->v.t) {
+        gq = qat_tensor_grad_cols(c->q.t, tp->epoch, c->q.off, c->q.cols, &fq);
+        gk = qat_tensor_grad_cols(c->k.t, tp->epoch, c->k.off, c->k.cols, &fk);
+        gv = qat_tensor_grad_cols(c->v.t, tp->epoch, c->v.off, c->v.cols, &fv);
+    } else {
+        gq = qat_grad(tp, c->q.t), gk = qat_grad(tp, c->k.t), gv = qat_grad(tp, c->v.t);
+    }
     int64_t ldq = qat_tensor_cols(c->q.t), ldk = qat_tensor_cols(c->k.t), ldv = qat_tensor_cols(c->v.t);
-    const float *gout = c->out->grad, *out = c->out->data;
+    const float *gout = qat_grad(tp, c->out), *out = c->out->data;
     float *zero = qat_tape_floats(tp, hd); /* stands in for rows past T in a block */
     memset(zero, 0, (size_t)hd * sizeof(float));
     /* per thread: kt, vt (hd, ldt); kr, dk, dv (T, hd); P, dS (RB, ldt) */
@@ -335,8 +412,8 @@ static void att_backward(qat_tape *tp, void *p) {
                 if (gq) {
                     float *dq[RB];
                     for (int r = 0; r < RB; r++) dq[r] = r < rb ? gq + (b * T + i0 + r) * ldq + c->q.off + h * hd : NULL;
-                    if (hd == 32) k_pv(dq, dS, ldt, kr, n, 2, 1, alpha);
-                    else k_pv(dq, dS, ldt, kr, n, 1, 1, alpha);
+                    if (hd == 32) k_pv(dq, dS, ldt, kr, n, 2, !fq, alpha);
+                    else k_pv(dq, dS, ldt, kr, n, 1, !fq, alpha);
                 }
                 continue;
             }
@@ -365,18 +442,18 @@ static void att_backward(qat_tape *tp, void *p) {
                             const float *kj = kr + j * hd + d0;
                             for (int64_t d = 0; d < w; d++) acc[d] += sj * kj[d];
                         }
-                        for (int64_t d = 0; d < w; d++) dq[d0 + d] += alpha * acc[d];
+                        for (int64_t d = 0; d < w; d++) dq[d0 + d] = (fq ? 0.0f : dq[d0 + d]) + alpha * acc[d];
                     }
                 }
         }
         for (int64_t t = 0; t < T; t++) {
             if (gk) {
                 float *g = gk + (b * T + t) * ldk + c->k.off + h * hd;
-                for (int64_t d = 0; d < hd; d++) g[d] += dk[t * hd + d];
+                for (int64_t d = 0; d < hd; d++) g[d] = (fk ? 0.0f : g[d]) + dk[t * hd + d];
             }
             if (gv) {
                 float *g = gv + (b * T + t) * ldv + c->v.off + h * hd;
-                for (int64_t d = 0; d < hd; d++) g[d] += dv[t * hd + d];
+                for (int64_t d = 0; d < hd; d++) g[d] = (fv ? 0.0f : g[d]) + dv[t * hd + d];
             }
         }
     }

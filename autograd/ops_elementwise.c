@@ -22,13 +22,14 @@ static qat_tensor *like(qat_tape *tp, const qat_tensor *a) { return qat_tape_ten
 /* ---- add ---- */
 static void add_backward(qat_tape *tp, void *p) {
     ew_ctx *c = p;
-    const float *g = c->out->grad;
-    float *ga = qat_grad(tp, c->a), *gb = qat_grad(tp, c->b);
+    const float *g = qat_grad(tp, c->out);
+    int fa, fb; /* first writers store; a == b is fine: per element a's store comes first */
+    float *ga = qat_grad_all(tp, c->a, &fa), *gb = qat_grad_all(tp, c->b, &fb);
     int64_t n = c->out->numel;
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; i++) {
-        if (ga) ga[i] += g[i];
-        if (gb) gb[i] += g[i];
+        if (ga) ga[i] = fa ? g[i] : ga[i] + g[i];
+        if (gb) gb[i] = fb ? g[i] : gb[i] + g[i];
     }
 }
 
@@ -50,13 +51,14 @@ qat_tensor *qat_add(qat_tape *tp, qat_tensor *a, qat_tensor *b) {
 /* ---- mul ---- */
 static void mul_backward(qat_tape *tp, void *p) {
     ew_ctx *c = p;
-    const float *g = c->out->grad, *x = c->a->data, *y = c->b->data;
-    float *ga = qat_grad(tp, c->a), *gb = qat_grad(tp, c->b);
+    const float *g = qat_grad(tp, c->out), *x = c->a->data, *y = c->b->data;
+    int fa, fb;
+    float *ga = qat_grad_all(tp, c->a, &fa), *gb = qat_grad_all(tp, c->b, &fb);
     int64_t n = c->out->numel;
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; i++) {
-        if (ga) ga[i] += g[i] * y[i];
-        if (gb) gb[i] += g[i] * x[i];
+        if (ga) ga[i] = (fa ? 0.0f : ga[i]) + g[i] * y[i];
+        if (gb) gb[i] = (fb ? 0.0f : gb[i]) + g[i] * x[i];
     }
 }
 
@@ -78,13 +80,14 @@ qat_tensor *qat_mul(qat_tape *tp, qat_tensor *a, qat_tensor *b) {
 /* ---- scale ---- */
 static void scale_backward(qat_tape *tp, void *p) {
     ew_ctx *c = p;
-    const float *g = c->out->grad;
-    float *ga = qat_grad(tp, c->a);
+    const float *g = qat_grad(tp, c->out);
+    int fa;
+    float *ga = qat_grad_all(tp, c->a, &fa);
     if (!ga) return;
     int64_t n = c->out->numel;
     float s = c->s;
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; i++) ga[i] += s * g[i];
+    for (int64_t i = 0; i < n; i++) ga[i] = (fa ? 0.0f : ga[i]) + s * g[i];
 }
 
 qat_tensor *qat_scale(qat_tape *tp, qat_tensor *a, float s) {
@@ -106,14 +109,15 @@ static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 static void silu_backward(qat_tape *tp, void *p) {
     ew_ctx *c = p;
-    const float *g = c->out->grad, *x = c->a->data;
-    float *ga = qat_grad(tp, c->a);
+    const float *g = qat_grad(tp, c->out), *x = c->a->data;
+    int fa;
+    float *ga = qat_grad_all(tp, c->a, &fa);
     if (!ga) return;
     int64_t n = c->out->numel;
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; i++) {
         float s = sigmoidf(x[i]);
-        ga[i] += g[i] * s * (1.0f + x[i] * (1.0f - s));
+        ga[i] = (fa ? 0.0f : ga[i]) + g[i] * s * (1.0f + x[i] * (1.0f - s));
     }
 }
 
@@ -131,22 +135,33 @@ qat_tensor *qat_silu(qat_tape *tp, qat_tensor *a) {
     return o;
 }
 
-/* ---- swiglu: out (M, H) = silu(g) ⊙ u with [g | u] = gu (M, 2H) ---- */
+/* ---- swiglu: out (M, H) = silu(g) ⊙ u with [g | u] = gu (M, 2H) ----
+ * The forward keeps σ(g) (M, H) for the backward: recomputing it cost one libm
+ * expf per element, a third of all expf calls of a training step, and without
+ * the call the backward loop vectorizes. Same values as recomputing. */
+typedef struct {
+    qat_tensor *gu, *out; /* (M, 2H) and (M, H) */
+    const float *sig;     /* (M, H) σ(g) from the forward */
+} swiglu_ctx;
+
 static void swiglu_backward(qat_tape *tp, void *p) {
-    ew_ctx *c = p;
+    swiglu_ctx *c = p;
     int64_t M = qat_tensor_rows(c->out), H = qat_tensor_cols(c->out);
-    const float *gout = c->out->grad, *gu = c->a->data;
-    float *ggu = qat_grad(tp, c->a);
+    const float *gout = qat_grad(tp, c->out), *gu = c->gu->data;
+    int first;
+    float *ggu = qat_grad_all(tp, c->gu, &first);
     if (!ggu) return;
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < M; r++) {
-        const float *g = gu + r * 2 * H, *u = g + H, *go = gout + r * H;
-        float *dg = ggu + r * 2 * H, *du = dg + H;
+        const float *restrict g = gu + r * 2 * H, *restrict u = g + H, *restrict go = gout + r * H;
+        const float *restrict sg = c->sig + r * H;
+        float *restrict dg = ggu + r * 2 * H, *restrict du = dg + H;
         for (int64_t j = 0; j < H; j++) {
-            float s = sigmoidf(g[j]);
+            float s = sg[j];
             float silu = g[j] * s;
-            du[j] += go[j] * silu;
-            dg[j] += go[j] * u[j] * s * (1.0f + g[j] * (1.0f - s));
+            float ddu = go[j] * silu, ddg = go[j] * u[j] * s * (1.0f + g[j] * (1.0f - s));
+            du[j] = first ? ddu : du[j] + ddu;
+            dg[j] = first ? ddg : dg[j] + ddg;
         }
     }
 }
@@ -156,17 +171,26 @@ qat_tensor *qat_swiglu(qat_tape *tp, qat_tensor *gu) {
     QAT_ASSERT(H2 % 2 == 0);
     int64_t H = H2 / 2;
     qat_tensor *o = qat_tape_tensor(tp, 2, (int64_t[]){M, H});
+    float *sig = tp->grad_enabled ? qat_tape_floats(tp, M * H) : NULL; /* (M, H) */
     const float *x = gu->data;
     float *z = o->data;
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < M; r++) {
         const float *g = x + r * 2 * H, *u = g + H;
         float *out = z + r * H;
-        for (int64_t j = 0; j < H; j++) out[j] = g[j] * sigmoidf(g[j]) * u[j];
+        if (sig) {
+            float *sg = sig + r * H;
+            for (int64_t j = 0; j < H; j++) {
+                sg[j] = sigmoidf(g[j]);
+                out[j] = g[j] * sg[j] * u[j];
+            }
+        } else {
+            for (int64_t j = 0; j < H; j++) out[j] = g[j] * sigmoidf(g[j]) * u[j];
+        }
     }
     if (tp->grad_enabled) {
-        ew_ctx *c = qat_tape_ctx(tp, sizeof *c);
-        c->a = gu; c->out = o;
+        swiglu_ctx *c = qat_tape_ctx(tp, sizeof *c);
+        c->gu = gu; c->out = o; c->sig = sig;
         qat_tape_push(tp, swiglu_backward, c);
     }
     return o;

@@ -32,13 +32,14 @@ static int is_id(qat_quantizer *q) { return !q || qat_quantizer_is_identity(q); 
 
 /* The two products of the backward on bf16 operands; dy is rounded once. */
 static void linear_backward_bf16(qat_tape *tp, linear_ctx *c, int64_t M, int64_t K, int64_t N, const float *gy) {
-    float *gx = qat_grad(tp, c->x), *gW = qat_grad(tp, c->W);
+    int fx = 0; /* first writer of dx: the product stores instead of accumulating */
+    float *gx = is_id(c->qa) ? qat_grad_all(tp, c->x, &fx) : qat_grad(tp, c->x), *gW = qat_grad(tp, c->W);
     if (!gx && !gW) return;
     uint16_t *gyb = (uint16_t *)qat_arena_alloc(&tp->arena, (size_t)(M * N) * sizeof(uint16_t));
     qat_to_bf16(gy, gyb, M * N);
     if (gx) {
         if (is_id(c->qa)) {
-            qat_gemm_bf16(0, 0, M, K, N, gyb, N, c->Wb, K, gx, K, 1);
+            qat_gemm_bf16(0, 0, M, K, N, gyb, N, c->Wb, K, gx, K, !fx);
         } else {
             float *gxq = qat_tape_floats(tp, M * K);
             qat_gemm_bf16(0, 0, M, K, N, gyb, N, c->Wb, K, gxq, K, 0);
@@ -59,15 +60,17 @@ static void linear_backward_bf16(qat_tape *tp, linear_ctx *c, int64_t M, int64_t
 static void linear_backward(qat_tape *tp, void *p) {
     linear_ctx *c = p;
     int64_t M = qat_tensor_rows(c->x), K = qat_tensor_cols(c->x), N = c->W->shape[0];
-    const float *gy = c->out->grad;
+    const float *gy = qat_grad(tp, c->out);
     if (c->xb) {
         linear_backward_bf16(tp, c, M, K, N, gy);
         return;
     }
-    float *gx = qat_grad(tp, c->x);
+    /* an fp32 input's gradient is the product itself: its first writer stores (no clear) */
+    int fx = 0;
+    float *gx = is_id(c->qa) ? qat_grad_all(tp, c->x, &fx) : qat_grad(tp, c->x);
     if (gx) {
         if (is_id(c->qa)) {
-            qat_gemm(0, 0, M, K, N, gy, N, c->Wq, K, gx, K, 1);
+            qat_gemm(0, 0, M, K, N, gy, N, c->Wq, K, gx, K, !fx);
         } else {
             float *gxq = qat_tape_floats(tp, M * K);
             qat_gemm(0, 0, M, K, N, gy, N, c->Wq, K, gxq, K, 0);

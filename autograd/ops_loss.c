@@ -18,16 +18,20 @@ typedef struct {
 
 static void ce_backward(qat_tape *tp, void *p) {
     ce_ctx *c = p;
-    float *gl = qat_grad(tp, c->logits);
+    int first;
+    float *gl = qat_grad_all(tp, c->logits, &first);
     if (!gl) return;
     int64_t M = qat_tensor_rows(c->logits), V = qat_tensor_cols(c->logits);
-    float scale = c->out->grad[0] / (float)M;
+    float scale = qat_grad(tp, c->out)[0] / (float)M;
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < M; r++) {
         const float *l = c->logits->data + r * V;
         float *g = gl + r * V;
         float lse = c->lse[r];
-        for (int64_t j = 0; j < V; j++) g[j] += scale * expf(l[j] - lse);
+        for (int64_t j = 0; j < V; j++) {
+            float d = scale * expf(l[j] - lse);
+            g[j] = first ? d : g[j] + d; /* first writer stores: no clear needed */
+        }
         g[c->targets[r]] -= scale;
     }
 }

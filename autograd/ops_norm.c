@@ -28,7 +28,7 @@ static void embedding_backward(qat_tape *tp, void *p) {
     float *gt = qat_grad(tp, c->table);
     if (!gt) return;
     int64_t M = qat_tensor_rows(c->out), C = qat_tensor_cols(c->out);
-    const float *g = c->out->grad;
+    const float *g = qat_grad(tp, c->out);
     /* Parallel over columns: each thread owns a column range of the whole
      * table, so rows repeated in ids never race and the order is fixed. */
 #pragma omp parallel
@@ -72,8 +72,9 @@ typedef struct {
 static void rmsnorm_backward(qat_tape *tp, void *p) {
     rms_ctx *c = p;
     int64_t M = qat_tensor_rows(c->x), C = qat_tensor_cols(c->x);
-    const float *x = c->x->data, *w = c->w->data, *g = c->out->grad;
-    float *gx = qat_grad(tp, c->x), *gw = qat_grad(tp, c->w);
+    const float *x = c->x->data, *w = c->w->data, *g = qat_grad(tp, c->out);
+    int fx; /* first writer of dx stores */
+    float *gx = qat_grad_all(tp, c->x, &fx), *gw = qat_grad(tp, c->w);
     float *partial = gw ? qat_tape_floats(tp, QAT_RED_CHUNKS * C) : NULL;
 #pragma omp parallel for schedule(static)
     for (int k = 0; k < QAT_RED_CHUNKS; k++) {
@@ -88,7 +89,10 @@ static void rmsnorm_backward(qat_tape *tp, void *p) {
                 for (int64_t j = 0; j < C; j++) dot += (double)gr[j] * w[j] * xr[j];
                 float m = (float)(dot / C) * rs * rs;
                 float *gxr = gx + r * C;
-                for (int64_t j = 0; j < C; j++) gxr[j] += rs * (gr[j] * w[j] - xr[j] * m);
+                for (int64_t j = 0; j < C; j++) {
+                    float d = rs * (gr[j] * w[j] - xr[j] * m);
+                    gxr[j] = fx ? d : gxr[j] + d;
+                }
             }
             if (pw)
                 for (int64_t j = 0; j < C; j++) pw[j] += gr[j] * xr[j] * rs;

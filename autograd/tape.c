@@ -16,6 +16,7 @@ void qat_tape_init(qat_tape *tape, size_t arena_block) {
 
 void qat_tape_free(qat_tape *tape) {
     free(tape->nodes);
+    free(tape->rope_cs);
     qat_arena_free(&tape->arena);
     memset(tape, 0, sizeof *tape);
 }

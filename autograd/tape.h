@@ -34,6 +34,11 @@ typedef struct qat_tape {
     int grad_enabled;      /* record and allocate gradients? */
     uint64_t epoch;        /* id of the current backward pass, for lazy grad clearing */
     int bf16;              /* linear products on bf16 operands (train.precision: bf16) */
+    /* RoPE's cos/sin table, a pure function of (T, hd, theta): built on first
+     * use and kept across steps (heap, not arena) instead of per call */
+    float *rope_cs;        /* (T, hd/2) cos then (T, hd/2) sin, or NULL */
+    int64_t rope_T, rope_hd;
+    double rope_theta;
 } qat_tape;
 
 void qat_tape_init(qat_tape *tape, size_t arena_block);
@@ -55,5 +60,9 @@ void *qat_tape_ctx(qat_tape *tape, size_t size);
 
 /* Gradient of t ready for accumulation in the current backward pass. */
 static inline float *qat_grad(qat_tape *tape, qat_tensor *t) { return qat_tensor_grad(t, tape->epoch); }
+/* Gradient of all of t for an op that writes every element: *first = 1 means store, not add. */
+static inline float *qat_grad_all(qat_tape *tape, qat_tensor *t, int *first) {
+    return qat_tensor_grad_cols(t, tape->epoch, 0, t->numel ? t->shape[t->ndim - 1] : 1, first);
+}
 
 #endif

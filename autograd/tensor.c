@@ -22,11 +22,44 @@ void qat_tensor_set_shape(qat_tensor *t, int ndim, const int64_t *shape) {
     }
 }
 
+/* Zero the columns first writers have not covered yet; the whole buffer is then gradient. */
+static void clear_uncovered(qat_tensor *t) {
+    int64_t R = qat_tensor_rows(t), C = qat_tensor_cols(t), lo = t->grad_lo, hi = t->grad_hi;
+    for (int64_t r = 0; r < R; r++) {
+        memset(t->grad + r * C, 0, (size_t)lo * sizeof(float));
+        memset(t->grad + r * C + hi, 0, (size_t)(C - hi) * sizeof(float));
+    }
+    t->grad_lo = t->grad_hi = 0;
+}
+
 float *qat_tensor_grad(qat_tensor *t, uint64_t epoch) {
     if (!t->grad) return NULL;
     if (t->grad_epoch != epoch) {
         memset(t->grad, 0, (size_t)t->numel * sizeof(float));
         t->grad_epoch = epoch;
+        t->grad_lo = t->grad_hi = 0;
+    } else if (t->grad_hi > 0) {
+        clear_uncovered(t);
+    }
+    return t->grad;
+}
+
+float *qat_tensor_grad_cols(qat_tensor *t, uint64_t epoch, int64_t off, int64_t cols, int *first) {
+    *first = 0;
+    if (!t->grad) return NULL;
+    int64_t C = qat_tensor_cols(t), end = off + cols;
+    QAT_ASSERT(off >= 0 && cols > 0 && end <= C);
+    if (t->grad_epoch != epoch) { /* nothing written yet this pass */
+        t->grad_epoch = epoch;
+        *first = 1;
+        if (off == 0 && end == C) t->grad_lo = t->grad_hi = 0;
+        else t->grad_lo = off, t->grad_hi = end;
+    } else if (t->grad_hi > 0) { /* partly written: extend the interval or give up on it */
+        if (off >= t->grad_lo && end <= t->grad_hi) return t->grad;
+        if (end == t->grad_lo) t->grad_lo = off, *first = 1;
+        else if (off == t->grad_hi) t->grad_hi = end, *first = 1;
+        else clear_uncovered(t);
+        if (t->grad_lo == 0 && t->grad_hi == C) t->grad_lo = t->grad_hi = 0;
     }
     return t->grad;
 }

@@ -10,6 +10,13 @@
  * Gradients of activations are zeroed lazily: the first op that accumulates into
  * a tensor's gradient during a backward pass clears it (qat_tensor_grad), which
  * touches the buffer right before it is written rather than in one big memset.
+ * Better still, an op that writes every element of a column block can ask
+ * qat_tensor_grad_cols whether it is that block's first writer and then store
+ * (=) instead of accumulating (+=), so the clear never happens: at qat's sizes
+ * those memsets were ~6% of a training step. A tensor remembers the one column
+ * interval first writers have covered so far (the fused q|k|v gradient is
+ * filled by three ops, one block each); anything outside it is cleared before
+ * an accumulating user or a reader (qat_tensor_grad) sees the buffer.
  */
 #ifndef QAT_AUTOGRAD_TENSOR_H
 #define QAT_AUTOGRAD_TENSOR_H
@@ -25,7 +32,9 @@ typedef struct qat_tensor {
     int ndim;                    /* 1..4 */
     int64_t shape[QAT_MAX_DIMS]; /* sizes, outermost first */
     int64_t numel;               /* product of shape */
-    uint64_t grad_epoch;         /* backward pass in which grad was last cleared */
+    uint64_t grad_epoch;         /* backward pass in which grad was last cleared or first written */
+    int64_t grad_lo, grad_hi;    /* grad_hi > 0: in pass grad_epoch only columns [lo, hi) hold
+                                    gradient yet, the rest is garbage; 0: the whole buffer does */
     const char *name;            /* parameters only, for messages */
 } qat_tensor;
 
@@ -39,6 +48,11 @@ static inline int64_t qat_tensor_cols(const qat_tensor *t) { return t->shape[t->
 /* The gradient buffer ready for accumulation in backward pass `epoch`:
  * cleared on first use in that pass. NULL when the tensor wants no gradient. */
 float *qat_tensor_grad(qat_tensor *t, uint64_t epoch);
+/* The gradient buffer for columns [off, off + cols) in pass `epoch`. *first = 1:
+ * those columns hold garbage and the caller must store (=) every element of
+ * them, in every row, before anything else touches them; *first = 0: they hold
+ * gradient, accumulate (+=). NULL (and *first = 0) when no gradient is wanted. */
+float *qat_tensor_grad_cols(qat_tensor *t, uint64_t epoch, int64_t off, int64_t cols, int *first);
 
 /* ---- arena ---------------------------------------------------------------- */
 

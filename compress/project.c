@@ -68,7 +68,9 @@ static inline __attribute__((always_inline)) void int_unit(float *restrict v, ui
         double c = x < -s ? -s : (x > s ? s : x);
         double q = (nearbyint(c * inv + 0.5) - 0.5) * step;
         int k = KEPT(i);
-        q = k ? q : 0.0;
+        /* k ∈ {0, 1} and q finite, so q·k + 0 is the select k ? q : +0 — written
+         * as arithmetic because gcc will not if-convert a select next to nearbyint */
+        if (sparse) q = q * (double)k + 0.0;
         v[i] = (float)q;
         if (mk == QAT_MASK_TRUST) m[i] = fabs(q - x) <= thr;
         else if (mk == QAT_MASK_CLIP) m[i] = k & (fabs(x) <= clip);
@@ -82,7 +84,8 @@ static inline __attribute__((always_inline)) void ternary_unit(float *restrict v
     const double half = 0.5 * a;
     for (int64_t i = 0; i < n; i++) {
         double x = v[i];
-        double q = fabs(x) > half ? (x < 0 ? -a : a) : 0.0; /* a tie goes to code 0 (even) */
+        double sa = x < 0 ? -a : a;
+        double q = fabs(x) > half ? sa : 0.0; /* a tie goes to code 0 (even) */
         int k = KEPT(i);
         q = k ? q : 0.0;
         v[i] = (float)q;
@@ -134,19 +137,33 @@ static inline __attribute__((always_inline)) void fp4_unit(float *restrict v, ui
         }                                                                                   \
     } while (0)
 
-static void value_unit(const qat_proj *P, float *v, uint8_t *m, int64_t n, int sparse) {
-    const int keep = sparse; /* m holds the keep flags on entry when sparse */
-    /* scale statistics over the unit's survivors (all elements when dense) */
+/* Σx², max|x| and count over a unit's survivors: a simd reduction (a fixed lane
+ * order for a build, so runs stay reproducible), instantiated with `sparse`
+ * constant and no branch in the loop body. */
+static inline __attribute__((always_inline)) void unit_stats(const float *restrict v, const uint8_t *restrict m,
+                                                             int64_t n, const int sparse, double *ss_out,
+                                                             double *amax_out, int64_t *cnt_out) {
     double ss = 0, amax = 0;
     int64_t cnt = 0;
+#pragma omp simd reduction(+ : ss, cnt) reduction(max : amax)
     for (int64_t i = 0; i < n; i++) {
         int k = KEPT(i);
-        double x = k ? v[i] : 0.0;
+        double x = (double)v[i] * (double)k; /* k ∈ {0, 1}: the select as arithmetic, which gcc vectorizes */
         ss += x * x;
         double a = fabs(x);
         amax = a > amax ? a : amax;
         cnt += k;
     }
+    *ss_out = ss, *amax_out = amax, *cnt_out = cnt;
+}
+
+static void value_unit(const qat_proj *P, float *v, uint8_t *m, int64_t n, int sparse) {
+    const int keep = sparse; /* m holds the keep flags on entry when sparse */
+    /* scale statistics over the unit's survivors (all elements when dense) */
+    double ss = 0, amax = 0;
+    int64_t cnt = 0;
+    if (sparse) unit_stats(v, m, n, 1, &ss, &amax, &cnt);
+    else unit_stats(v, m, n, 0, &ss, &amax, &cnt);
     double rms = cnt ? sqrt(ss / (double)cnt) : 0.0;
     if (P->fixed_rms > 0) rms = P->fixed_rms;
     qat_mask_kind mk = P->mask;

@@ -58,6 +58,10 @@ static inline double gc_check(gc_forward_fn fwd, void *user, qat_tensor **inputs
                               int64_t max_probe, double h, const char *label) {
     qat_tape tp;
     qat_tape_init(&tp, 1 << 22);
+    /* Poison the arena as a past step would leave it: gradients whose first
+     * writer stores instead of adding must never read it (NaN would show). */
+    float *junk = qat_tape_floats(&tp, (1 << 22) / sizeof(float));
+    for (int64_t i = 0; i < (1 << 22) / (int64_t)sizeof(float); i++) junk[i] = NAN;
     /* analytic */
     for (int k = 0; k < n_inputs; k++) memset(inputs[k]->grad, 0, (size_t)inputs[k]->numel * sizeof(float));
     qat_tape_reset(&tp);
@@ -74,7 +78,8 @@ static inline double gc_check(gc_forward_fn fwd, void *user, qat_tensor **inputs
     for (int k = 0; k < n_inputs; k++) {
         qat_tensor *t = inputs[k];
         double gmax = 0;
-        for (int64_t i = 0; i < t->numel; i++) gmax = fmax(gmax, fabs(t->grad[i]));
+        for (int64_t i = 0; i < t->numel; i++) gmax = isnan(t->grad[i]) ? INFINITY : fmax(gmax, fabs(t->grad[i]));
+        if (isinf(gmax)) printf("  %-28s input %d: NaN in the analytic gradient\n", label, k);
         int64_t stride = t->numel > max_probe ? t->numel / max_probe : 1;
         double err_max = 0;
         for (int64_t i = 0; i < t->numel; i += stride) {
@@ -88,10 +93,10 @@ static inline double gc_check(gc_forward_fn fwd, void *user, qat_tensor **inputs
             t->data[i] = saved;
             double num = (lp - lm) / (2 * h);
             double err = fabs(num - t->grad[i]) / fmax(gmax, 1e-6);
-            err_max = fmax(err_max, err);
+            err_max = isnan(err) ? INFINITY : fmax(err_max, err); /* fmax would drop a NaN */
         }
         printf("  %-28s input %d: |grad|max %.3e, worst rel err %.2e\n", label, k, gmax, err_max);
-        worst = fmax(worst, err_max);
+        worst = isinf(gmax) ? INFINITY : fmax(worst, err_max);
     }
     free(R);
     qat_tape_free(&tp);

@@ -55,6 +55,21 @@ static qat_tensor *f_rope_att(qat_tape *tp, void *u) {
                          qat_cols_of(c->a, 2 * C, C), c->B, c->T, c->heads);
 }
 
+/* the model's attention head: q|k|v as column blocks of a linear's output, an
+ * arena tensor whose gradient is filled by three first writers (attention, rope k,
+ * rope q) without ever being cleared */
+static qat_tensor *f_lin_rope_att(qat_tape *tp, void *u) {
+    gc_case *c = u;
+    qat_tensor *qkv = qat_linear(tp, c->a, c->b, NULL, NULL, 0);
+    int64_t C = qat_tensor_cols(qkv) / 3;
+    qat_tensor *q = qat_rope(tp, qat_cols_of(qkv, 0, C), c->T, c->heads, 10000.0);
+    qat_tensor *k = qat_rope(tp, qat_cols_of(qkv, C, C), c->T, c->heads, 10000.0);
+    qat_tensor *att = qat_attention(tp, qat_cols_of(q, 0, C), qat_cols_of(k, 0, C),
+                                    qat_cols_of(qkv, 2 * C, C), c->B, c->T, c->heads);
+    /* and a residual into a norm: q gets a second, accumulating user */
+    return qat_rmsnorm(tp, qat_add(tp, att, q), c->c, 1e-5f);
+}
+
 static void run(gc_forward_fn f, gc_case *c, int n, const char *label, double h) {
     qat_tensor *in[3] = {c->a, c->b, c->c};
     double worst = gc_check(f, c, in, n, 200, h, label);
@@ -111,6 +126,83 @@ static void test_rope_and_attention(void **state) {
     run(f_att, &c, 1, "attention", 1e-2);
     run(f_rope_att, &c, 1, "rope+attention", 1e-2);
     gc_param_free(c.a);
+}
+
+static void test_fused_qkv_gradients(void **state) {
+    (void)state;
+    gc_case c = {0};
+    c.B = 2; c.T = 5; c.heads = 2;
+    int64_t C = 32; /* head dim 16: the SIMD kernels */
+    c.a = gc_param(2, (int64_t[]){c.B * c.T, 12}, 11, 1.0f);
+    c.b = gc_param(2, (int64_t[]){3 * C, 12}, 12, 0.5f);
+    c.c = gc_param(1, (int64_t[]){C}, 13, 1.0f);
+    run(f_lin_rope_att, &c, 3, "linear -> rope/attention -> add -> rmsnorm", 1e-2);
+    gc_param_free(c.a);
+    gc_param_free(c.b);
+    gc_param_free(c.c);
+}
+
+/* First-writer bookkeeping of qat_tensor_grad_cols: column blocks written by
+ * first writers leave no clear behind; an accumulating user or a block that is
+ * not adjacent to what was written gets the rest of the buffer zeroed. */
+static void test_grad_first_writer(void **state) {
+    (void)state;
+    qat_tape tp;
+    qat_tape_init(&tp, 1 << 20);
+    qat_tape_reset(&tp);
+    qat_tensor *t = qat_tape_tensor(&tp, 2, (int64_t[]){3, 9});
+    for (int64_t i = 0; i < t->numel; i++) t->grad[i] = 7.0f; /* garbage from a past step */
+    int first;
+    assert_non_null(qat_tensor_grad_cols(t, tp.epoch, 6, 3, &first));
+    assert_int_equal(first, 1);
+    qat_tensor_grad_cols(t, tp.epoch, 6, 3, &first); /* same block again: accumulate */
+    assert_int_equal(first, 0);
+    qat_tensor_grad_cols(t, tp.epoch, 3, 3, &first); /* adjacent below */
+    assert_int_equal(first, 1);
+    for (int64_t r = 0; r < 3; r++)
+        for (int64_t j = 3; j < 9; j++) t->grad[r * 9 + j] = 1.0f; /* what the writers stored */
+    float *g = qat_grad(&tp, t); /* a reader: columns 0..2 are cleared, the rest kept */
+    for (int64_t r = 0; r < 3; r++)
+        for (int64_t j = 0; j < 9; j++) assert_float_equal(g[r * 9 + j], j < 3 ? 0.0f : 1.0f, 0);
+    qat_tensor_grad_cols(t, tp.epoch, 0, 3, &first); /* already cleared: accumulate */
+    assert_int_equal(first, 0);
+    /* next pass: a non-adjacent block makes the tensor clear the uncovered columns */
+    qat_tape_reset(&tp);
+    t->grad_epoch = 0;
+    for (int64_t i = 0; i < t->numel; i++) t->grad[i] = 7.0f;
+    qat_tensor_grad_cols(t, tp.epoch, 0, 2, &first);
+    assert_int_equal(first, 1);
+    for (int64_t r = 0; r < 3; r++) t->grad[r * 9] = t->grad[r * 9 + 1] = 1.0f;
+    qat_tensor_grad_cols(t, tp.epoch, 5, 2, &first);
+    assert_int_equal(first, 0);
+    for (int64_t r = 0; r < 3; r++)
+        for (int64_t j = 0; j < 9; j++) assert_float_equal(t->grad[r * 9 + j], j < 2 ? 1.0f : 0.0f, 0);
+    qat_tape_free(&tp);
+}
+
+/* The tape keeps the first RoPE table it builds; a rope of another length or
+ * head size on the same tape must still get its own table. */
+static void test_rope_table_per_shape(void **state) {
+    (void)state;
+    qat_tensor *x = gc_param(2, (int64_t[]){12, 8}, 14, 1.0f);
+    qat_tape a, b;
+    qat_tape_init(&a, 1 << 20);
+    qat_tape_init(&b, 1 << 20);
+    a.grad_enabled = b.grad_enabled = 0;
+    qat_tensor *first = qat_rope(&a, qat_cols_of(x, 0, 8), 6, 2, 10000.0);  /* T 6, hd 4: cached */
+    qat_tensor *other = qat_rope(&a, qat_cols_of(x, 0, 8), 4, 1, 10000.0);  /* T 4, hd 8: not */
+    qat_tensor *again = qat_rope(&a, qat_cols_of(x, 0, 8), 6, 2, 10000.0);  /* the cached one */
+    qat_tensor *fresh = qat_rope(&b, qat_cols_of(x, 0, 8), 4, 1, 10000.0);  /* T 4, hd 8 first */
+    for (int64_t i = 0; i < 96; i++) {
+        assert_float_equal(other->data[i], fresh->data[i], 0);
+        assert_float_equal(again->data[i], first->data[i], 0);
+    }
+    int differ = 0;
+    for (int64_t i = 0; i < 96; i++) differ += first->data[i] != other->data[i];
+    assert_true(differ > 0);
+    qat_tape_free(&a);
+    qat_tape_free(&b);
+    gc_param_free(x);
 }
 
 static void test_cross_entropy(void **state) {
@@ -234,6 +326,9 @@ int main(void) {
         cmocka_unit_test(test_cross_entropy),
         cmocka_unit_test(test_attention_is_causal),
         cmocka_unit_test(test_attention_kernel_vs_reference),
+        cmocka_unit_test(test_fused_qkv_gradients),
+        cmocka_unit_test(test_grad_first_writer),
+        cmocka_unit_test(test_rope_table_per_shape),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

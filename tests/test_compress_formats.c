@@ -403,6 +403,17 @@ static void test_sparse_kth_abs_matches_sort(void **state) {
         free(x);
         free(sorted);
     }
+    /* rows of one repeated magnitude (signs and zeros aside), where the search's
+     * shortcuts (shared high bits, exactly k above the prefix) never or always apply */
+    float same[64], distinct[64];
+    for (int i = 0; i < 64; i++) same[i] = (i % 3 ? 0.75f : -0.75f), distinct[i] = (float)(i * 7 % 64) - 31.5f;
+    for (int64_t k = 1; k <= 64; k++) {
+        assert_true(qat_sparse_kth_abs(same, 64, k, 0) == 0.75f);
+        /* |distinct| is 0.5, 0.5, 1.5, 1.5, ..., 31.5, 31.5: the k-th largest is 32.5 − ⌈k/2⌉ */
+        assert_true(qat_sparse_kth_abs(distinct, 64, k, 0) == 32.5f - (float)((k + 1) / 2));
+    }
+    same[5] = 0.0f; /* one zero: the 64th largest is 0 */
+    assert_true(qat_sparse_kth_abs(same, 64, 64, 0) == 0.0f && qat_sparse_kth_abs(same, 64, 63, 0) == 0.75f);
 }
 
 int main(void) {
