@@ -477,7 +477,7 @@ static void expect_pick(int cores, int64_t n, int runs, int sweep_threads, int j
 
 static void test_auto_jobs(void **state) {
     (void)state;
-    const int64_t small = 238640, big = 3213568, edge = QAT_SWEEP_SIDE_BY_SIDE_MAX_N; /* s4, s8, the threshold */
+    const int64_t small = 238640, big = 4820224, edge = QAT_SWEEP_SIDE_BY_SIDE_MAX_N; /* s4, d256/L6, the threshold */
     for (int cores = 2; cores <= 8; cores += 6) {
         /* small models: one one-thread run per core, never more runs than there are */
         expect_pick(cores, small, 24, 0, cores, 1, QAT_SWEEP_PICK_SIDE_BY_SIDE);
