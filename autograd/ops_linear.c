@@ -32,8 +32,8 @@ static int is_id(qat_quantizer *q) { return !q || qat_quantizer_is_identity(q); 
 
 /* The two products of the backward on bf16 operands; dy is rounded once. */
 static void linear_backward_bf16(qat_tape *tp, linear_ctx *c, int64_t M, int64_t K, int64_t N, const float *gy) {
-    int fx = 0; /* first writer of dx: the product stores instead of accumulating */
-    float *gx = is_id(c->qa) ? qat_grad_all(tp, c->x, &fx) : qat_grad(tp, c->x), *gW = qat_grad(tp, c->W);
+    int fx = 0; /* first writer of dx: the product (or the quantizer backward) stores instead of accumulating */
+    float *gx = qat_grad_all(tp, c->x, &fx), *gW = qat_grad(tp, c->W);
     if (!gx && !gW) return;
     uint16_t *gyb = (uint16_t *)qat_arena_alloc(&tp->arena, (size_t)(M * N) * sizeof(uint16_t));
     qat_to_bf16(gy, gyb, M * N);
@@ -43,7 +43,7 @@ static void linear_backward_bf16(qat_tape *tp, linear_ctx *c, int64_t M, int64_t
         } else {
             float *gxq = qat_tape_floats(tp, M * K);
             qat_gemm_bf16(0, 0, M, K, N, gyb, N, c->Wb, K, gxq, K, 0);
-            qat_quantizer_backward(c->qa, gxq, gx, M);
+            qat_quantizer_backward_into(c->qa, gxq, gx, M, fx);
         }
     }
     if (gW) {
@@ -67,14 +67,14 @@ static void linear_backward(qat_tape *tp, void *p) {
     }
     /* an fp32 input's gradient is the product itself: its first writer stores (no clear) */
     int fx = 0;
-    float *gx = is_id(c->qa) ? qat_grad_all(tp, c->x, &fx) : qat_grad(tp, c->x);
+    float *gx = qat_grad_all(tp, c->x, &fx);
     if (gx) {
         if (is_id(c->qa)) {
             qat_gemm(0, 0, M, K, N, gy, N, c->Wq, K, gx, K, !fx);
         } else {
             float *gxq = qat_tape_floats(tp, M * K);
             qat_gemm(0, 0, M, K, N, gy, N, c->Wq, K, gxq, K, 0);
-            qat_quantizer_backward(c->qa, gxq, gx, M);
+            qat_quantizer_backward_into(c->qa, gxq, gx, M, fx);
         }
     }
     float *gW = qat_grad(tp, c->W);

@@ -62,14 +62,16 @@ static inline qat_v16 fwht16(qat_v16 v) {
 }
 
 /* B >= 16 (at most 1024): every 16-chunk in registers, then the long strides
- * as whole-vector butterflies, scaling by 1/sqrt(B) on the way out. */
-static void fwht_block(float *restrict x, int B) {
+ * as whole-vector butterflies, scaling by 1/sqrt(B) on the way out. Reads all of
+ * src before writing dst, so dst may be src (in place) or another row (a copy
+ * that costs no extra pass over memory). */
+static void fwht_block_to(const float *src, float *dst, int B) {
     const float scale = (float)(1.0 / sqrt((double)B));
     qat_v16 v[64];
     const int nv = B / 16;
     QAT_ASSERT(nv <= 64);
     for (int i = 0; i < nv; i++) {
-        memcpy(&v[i], x + 16 * i, sizeof v[i]);
+        memcpy(&v[i], src + 16 * i, sizeof v[i]);
         v[i] = fwht16(v[i]);
     }
     for (int h = 1; h < nv; h *= 2)
@@ -81,9 +83,11 @@ static void fwht_block(float *restrict x, int B) {
             }
     for (int i = 0; i < nv; i++) {
         v[i] *= scale;
-        memcpy(x + 16 * i, &v[i], sizeof v[i]);
+        memcpy(dst + 16 * i, &v[i], sizeof v[i]);
     }
 }
+
+static void fwht_block(float *x, int B) { fwht_block_to(x, x, B); }
 
 static void fwht_small(float *x, int B) {
     const float scale = (float)(1.0 / sqrt((double)B));
@@ -104,6 +108,16 @@ void qat_hadamard_row(float *x, int64_t n, int block) {
         if (block >= 16 && block <= 1024) fwht_block(x + b, block);
         else fwht_small(x + b, block);
     }
+}
+
+void qat_hadamard_row_copy(const float *src, float *dst, int64_t n, int block) {
+    if (block >= 16 && block <= 1024) {
+        QAT_ASSERT(n % block == 0);
+        for (int64_t b = 0; b < n; b += block) fwht_block_to(src + b, dst + b, block);
+        return;
+    }
+    memcpy(dst, src, sizeof(float) * (size_t)n);
+    qat_hadamard_row(dst, n, block);
 }
 
 void qat_hadamard_rows(float *x, int64_t rows, int64_t cols, int block) {

@@ -21,6 +21,10 @@ int qat_hadamard_block(int config_value, int64_t cols, int *block);
 /* x ← x·H on one row of n elements (n a multiple of block), in place. */
 void qat_hadamard_row(float *x, int64_t n, int block);
 
+/* dst = the rotation of src, one row of n (dst and src distinct or equal): the
+ * same numbers as a copy followed by qat_hadamard_row, in one pass over memory. */
+void qat_hadamard_row_copy(const float *src, float *dst, int64_t n, int block);
+
 /* x ← x·H on every row of a (rows, cols) matrix, OpenMP over rows. */
 void qat_hadamard_rows(float *x, int64_t rows, int64_t cols, int block);
 

@@ -153,8 +153,8 @@ void qat_quantizer_rotate(const qat_quantizer *q, const float *x, float *y, int6
     const int block = q->block;
 #pragma omp parallel for schedule(static) num_threads(q->nthreads)
     for (int64_t r = 0; r < rows; r++) {
-        memcpy(y + r * cols, x + r * cols, sizeof(float) * (size_t)cols);
-        if (block) qat_hadamard_row(y + r * cols, cols, block);
+        if (block) qat_hadamard_row_copy(x + r * cols, y + r * cols, cols, block);
+        else memcpy(y + r * cols, x + r * cols, sizeof(float) * (size_t)cols);
     }
 }
 
@@ -213,6 +213,10 @@ void qat_quantizer_forward(qat_quantizer *q, const float *x, float *y, int64_t r
 }
 
 void qat_quantizer_backward(qat_quantizer *q, const float *gy, float *gx, int64_t rows) {
+    qat_quantizer_backward_into(q, gy, gx, rows, 0);
+}
+
+void qat_quantizer_backward_into(qat_quantizer *q, const float *gy, float *gx, int64_t rows, int store) {
     QAT_ASSERT(rows == q->last_rows);
     const int64_t cols = q->cols;
     if (q->est == QAT_EST_LSQ) qat_lsq_step_grads(q, gy, rows);
@@ -222,9 +226,14 @@ void qat_quantizer_backward(qat_quantizer *q, const float *gy, float *gx, int64_
     if (!block) {
         /* no rotation: gx += gy ⊙ mask directly, vectorised over the whole tensor */
         const int64_t n = rows * cols;
-        if (use_mask) {
+        if (use_mask && store) {
+#pragma omp parallel for schedule(static) num_threads(q->nthreads)
+            for (int64_t i = 0; i < n; i++) gx[i] = mask[i] ? gy[i] : 0.0f;
+        } else if (use_mask) {
 #pragma omp parallel for schedule(static) num_threads(q->nthreads)
             for (int64_t i = 0; i < n; i++) gx[i] += mask[i] ? gy[i] : 0.0f;
+        } else if (store) {
+            memcpy(gx, gy, sizeof(float) * (size_t)n);
         } else {
 #pragma omp parallel for schedule(static) num_threads(q->nthreads)
             for (int64_t i = 0; i < n; i++) gx[i] += gy[i];
@@ -238,13 +247,21 @@ void qat_quantizer_backward(qat_quantizer *q, const float *gy, float *gx, int64_
         for (int64_t r = 0; r < rows; r++) {
             const float *g = gy + r * cols;
             const uint8_t *m = mask + r * cols;
-            if (use_mask)
-                for (int64_t c = 0; c < cols; c++) t[c] = m[c] ? g[c] : 0.0f;
-            else
-                memcpy(t, g, sizeof(float) * (size_t)cols);
-            qat_hadamard_row(t, cols, block);
             float *o = gx + r * cols;
-            for (int64_t c = 0; c < cols; c++) o[c] += t[c];
+            if (!use_mask) {
+                /* no mask: rotate straight from gy, into gx when this is its first writer */
+                qat_hadamard_row_copy(g, store ? o : t, cols, block);
+                if (!store)
+                    for (int64_t c = 0; c < cols; c++) o[c] += t[c];
+                continue;
+            }
+            for (int64_t c = 0; c < cols; c++) t[c] = m[c] ? g[c] : 0.0f;
+            if (store) {
+                qat_hadamard_row_copy(t, o, cols, block);
+            } else {
+                qat_hadamard_row(t, cols, block);
+                for (int64_t c = 0; c < cols; c++) o[c] += t[c];
+            }
         }
     }
 }

@@ -48,6 +48,10 @@ void qat_quantizer_forward(qat_quantizer *q, const float *x, float *y, int64_t r
 /* gx += dL/dx given gy = dL/dy for the last forward (same rows). Also
  * accumulates the gradients of the quantizer's own parameters (LSQ scales). */
 void qat_quantizer_backward(qat_quantizer *q, const float *gy, float *gx, int64_t rows);
+/* The same, storing into gx instead of adding when `store` is set (the caller is
+ * gx's first writer in this backward pass, so gx holds no gradient yet and needs
+ * no clearing); bit for bit what clearing and adding would give. */
+void qat_quantizer_backward_into(qat_quantizer *q, const float *gy, float *gx, int64_t rows, int store);
 
 /* The quantizer's trainable parameters (LSQ step sizes; PV continuous scales):
  * *value and *grad point at n floats owned by q (grad zeroed by the caller each
