@@ -22,28 +22,8 @@
 static char tmpdir[256];
 static const char *qat;
 
-/* Run a shell command; its stdout and stderr in *out (malloc'd), its exit status returned. */
-static int run(char **out, const char *fmt, ...) {
-    static char cmd[32768];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    strcat(cmd, " 2>&1");
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    for (size_t got; (got = fread(buf + n, 1, cap - n - 1, p)) > 0;) {
-        n += got;
-        if (n + 1 == cap) buf = realloc(buf, cap *= 2);
-    }
-    buf[n] = 0;
-    int st = pclose(p);
-    if (out) *out = buf;
-    else free(buf);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+/* Run a shell command; its output in *out (malloc'd), its exit status returned. */
+#define run(out, ...) qat_test_popen((out), 1, __VA_ARGS__)
 
 /* The loss of `qat eval --checkpoint OUT/NAME/ckpt.h5 --json` with two format overrides (or none). */
 static double eval_as(const char *name, const char *w, const char *a) {

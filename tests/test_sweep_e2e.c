@@ -49,27 +49,8 @@ static void write_file(const char *name, const char *text) {
     fclose(f);
 }
 
-/* Run a shell command; its stdout in *out (malloc'd), its exit status returned. */
-static int run(char **out, const char *fmt, ...) {
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    for (size_t got; (got = fread(buf + n, 1, cap - n - 1, p)) > 0;) {
-        n += got;
-        if (n + 1 == cap) buf = realloc(buf, cap *= 2);
-    }
-    buf[n] = 0;
-    int st = pclose(p);
-    if (out) *out = buf;
-    else free(buf);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+/* Run a shell command; its output in *out (malloc'd), its exit status returned. */
+#define run(out, ...) qat_test_popen((out), 0, __VA_ARGS__)
 
 static int count_of(const char *hay, const char *needle) {
     int n = 0;

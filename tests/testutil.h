@@ -11,8 +11,10 @@
 #define QAT_TESTS_TESTUTIL_H
 
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -79,6 +81,32 @@ static inline int qat_test_capture(int (*main_fn)(int, char **), int argc, char 
     out[n] = 0;
     if (r) fclose(r);
     return rc;
+}
+
+/* Run a shell command (printf-style); what it prints on stdout (and stderr too when
+ * with_stderr) in *out, malloc'd (NULL: discarded). Returns its exit status, or -1
+ * when it could not be started or did not exit normally. */
+static inline int qat_test_popen(char **out, int with_stderr, const char *fmt, ...) {
+    static char cmd[32768];
+    va_list ap;
+    va_start(ap, fmt);
+    int len = vsnprintf(cmd, sizeof cmd - 8, fmt, ap);
+    va_end(ap);
+    if (len < 0 || len >= (int)sizeof cmd - 8) return -1;
+    if (with_stderr) strcat(cmd, " 2>&1");
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    for (size_t got; (got = fread(buf + n, 1, cap - n - 1, p)) > 0;) {
+        n += got;
+        if (n + 1 == cap) buf = realloc(buf, cap *= 2);
+    }
+    buf[n] = 0;
+    int st = pclose(p);
+    if (out) *out = buf;
+    else free(buf);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 #endif
