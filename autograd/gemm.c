@@ -21,10 +21,8 @@
 
 #include <oneapi/dnnl/dnnl.h>
 #include <string.h>
-#ifdef __AVX512BF16__
-#include <immintrin.h>
-#endif
 
+#include "core/bf16.h"
 #include "core/error.h"
 
 #define QAT_GEMM_CACHE_MAX 256
@@ -186,27 +184,11 @@ void qat_gemm_bf16(int ta, int tb, int64_t M, int64_t N, int64_t K,
     gemm2d(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate, 1);
 }
 
-/* Round to nearest even on the bit pattern; NaN stays NaN (quiet). */
-static inline uint16_t bf16_round(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
-    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-}
-
 void qat_to_bf16(const float *src, uint16_t *dst, int64_t n) {
     int64_t nv = n / 16;
 #pragma omp parallel for schedule(static)
-    for (int64_t v = 0; v < nv; v++) {
-#ifdef __AVX512BF16__
-        /* VCVTNEPS2BF16: the same rounding as bf16_round, 16 lanes at a time */
-        __m256bh h = _mm512_cvtneps_pbh(_mm512_loadu_ps(src + 16 * v));
-        _mm256_storeu_si256((__m256i *)(dst + 16 * v), (__m256i)h);
-#else
-        for (int i = 0; i < 16; i++) dst[16 * v + i] = bf16_round(src[16 * v + i]);
-#endif
-    }
-    for (int64_t i = 16 * nv; i < n; i++) dst[i] = bf16_round(src[i]);
+    for (int64_t v = 0; v < nv; v++) qat_bf16_row(src + 16 * v, dst + 16 * v, 16);
+    qat_bf16_row(src + 16 * nv, dst + 16 * nv, n - 16 * nv);
 }
 
 int qat_gemm_bf16_supported(const char **isa) {

@@ -12,9 +12,10 @@
  * accumulates straight into the gradient (oneDNN's sum post-op), with no scratch.
  *
  * With tape->bf16 (train.precision: bf16) the operands are rounded to bf16 right
- * before the products — after quantization, so quantizers see f32 — and the
- * products accumulate in f32: x̂ and Ŵ once in the forward (kept for the
- * backward), dy once in the backward, used by both of its products.
+ * before the products — after quantization, so quantizers see f32, and hand over
+ * bf16 rows (qat_quantizer_forward_bf16) — and the products accumulate in f32: x̂
+ * and Ŵ once in the forward (kept for the backward), dy once in the backward,
+ * used by both of its products.
  */
 #include "compress/quantizer.h"
 #include "core/error.h"
@@ -94,30 +95,34 @@ qat_tensor *qat_linear(qat_tape *tp, qat_tensor *x, qat_tensor *W,
     int64_t M = qat_tensor_rows(x), K = qat_tensor_cols(x), N = W->shape[0];
     QAT_ASSERT(W->ndim == 2 && W->shape[1] == K);
     const float *xq = x->data, *Wq = W->data;
-    if (!is_id(qa)) {
-        float *buf = qat_tape_floats(tp, M * K);
-        qat_quantizer_forward(qa, x->data, buf, M, step);
-        xq = buf;
-    }
-    if (!is_id(qw)) {
-        float *buf = qat_tape_floats(tp, N * K);
-        qat_quantizer_forward(qw, W->data, buf, N, step);
-        Wq = buf;
-    }
     int64_t shape[QAT_MAX_DIMS];
     for (int i = 0; i < x->ndim; i++) shape[i] = x->shape[i];
     shape[x->ndim - 1] = N;
-    qat_tensor *y = qat_tape_tensor(tp, x->ndim, shape);
     uint16_t *xb = NULL, *Wb = NULL;
     if (tp->bf16) {
+        /* quantizers hand over bf16 rows directly; the f32 buffers are their scratch */
         xb = (uint16_t *)qat_arena_alloc(&tp->arena, (size_t)(M * K) * sizeof(uint16_t));
         Wb = (uint16_t *)qat_arena_alloc(&tp->arena, (size_t)(N * K) * sizeof(uint16_t));
-        qat_to_bf16(xq, xb, M * K);
-        qat_to_bf16(Wq, Wb, N * K);
-        qat_gemm_bf16(0, 1, M, N, K, xb, K, Wb, K, y->data, N, 0);
+        if (!is_id(qa)) qat_quantizer_forward_bf16(qa, x->data, xb, qat_tape_floats(tp, M * K), M, step);
+        else qat_to_bf16(x->data, xb, M * K);
+        if (!is_id(qw)) qat_quantizer_forward_bf16(qw, W->data, Wb, qat_tape_floats(tp, N * K), N, step);
+        else qat_to_bf16(W->data, Wb, N * K);
+        xq = Wq = NULL; /* the backward of a bf16 product reads xb and Wb only */
     } else {
-        qat_gemm(0, 1, M, N, K, xq, K, Wq, K, y->data, N, 0);
+        if (!is_id(qa)) {
+            float *buf = qat_tape_floats(tp, M * K);
+            qat_quantizer_forward(qa, x->data, buf, M, step);
+            xq = buf;
+        }
+        if (!is_id(qw)) {
+            float *buf = qat_tape_floats(tp, N * K);
+            qat_quantizer_forward(qw, W->data, buf, N, step);
+            Wq = buf;
+        }
     }
+    qat_tensor *y = qat_tape_tensor(tp, x->ndim, shape);
+    if (tp->bf16) qat_gemm_bf16(0, 1, M, N, K, xb, K, Wb, K, y->data, N, 0);
+    else qat_gemm(0, 1, M, N, K, xq, K, Wq, K, y->data, N, 0);
     if (tp->grad_enabled) {
         linear_ctx *c = qat_tape_ctx(tp, sizeof *c);
         c->x = x; c->W = W; c->out = y; c->xq = xq; c->Wq = Wq; c->xb = xb; c->Wb = Wb;

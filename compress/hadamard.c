@@ -44,6 +44,7 @@ int qat_hadamard_block(int config_value, int64_t cols, int *block) {
  * shuffles to single permutes, which is what makes the short strides cheap. */
 typedef float qat_v16 __attribute__((vector_size(64)));
 typedef int qat_v16i __attribute__((vector_size(64)));
+typedef uint8_t qat_v16b __attribute__((vector_size(16)));
 
 static inline qat_v16 fwht16(qat_v16 v) {
     const qat_v16i p1 = {1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14};
@@ -61,17 +62,25 @@ static inline qat_v16 fwht16(qat_v16 v) {
     return v;
 }
 
-/* B >= 16 (at most 1024): every 16-chunk in registers, then the long strides
+/* B = 16·nv (at most 1024): every 16-chunk in registers, then the long strides
  * as whole-vector butterflies, scaling by 1/sqrt(B) on the way out. Reads all of
  * src before writing dst, so dst may be src (in place) or another row (a copy
- * that costs no extra pass over memory). */
-static void fwht_block_to(const float *src, float *dst, int B) {
-    const float scale = (float)(1.0 / sqrt((double)B));
+ * that costs no extra pass over memory). With `keep` set, a chunk is loaded as
+ * keep[i] ? src[i] : +0 (the masked backward's select, done in the load); with
+ * `add` set, dst += result instead of dst = result. Always inlined so that each
+ * caller gets a copy per constant nv: with nv known the loops unroll and the
+ * chunks stay in registers instead of a stack array. */
+static inline __attribute__((always_inline)) void fwht_chunks(const float *src, const uint8_t *keep, float *dst, const int nv,
+                                                              float scale, const int add) {
     qat_v16 v[64];
-    const int nv = B / 16;
-    QAT_ASSERT(nv <= 64);
     for (int i = 0; i < nv; i++) {
         memcpy(&v[i], src + 16 * i, sizeof v[i]);
+        if (keep) {
+            qat_v16b kb;
+            memcpy(&kb, keep + 16 * i, sizeof kb);
+            qat_v16i on = __builtin_convertvector(kb, qat_v16i) != 0; /* all ones where kept */
+            v[i] = (qat_v16)((qat_v16i)v[i] & on);
+        }
         v[i] = fwht16(v[i]);
     }
     for (int h = 1; h < nv; h *= 2)
@@ -83,11 +92,37 @@ static void fwht_block_to(const float *src, float *dst, int B) {
             }
     for (int i = 0; i < nv; i++) {
         v[i] *= scale;
+        if (add) {
+            /* the product is rounded on its own, as when it went through memory
+             * before the add: no fused multiply-add may change the sum's bits */
+            __asm__("" : "+v"(v[i]));
+            qat_v16 o;
+            memcpy(&o, dst + 16 * i, sizeof o);
+            v[i] = o + v[i];
+        }
         memcpy(dst + 16 * i, &v[i], sizeof v[i]);
     }
 }
 
-static void fwht_block(float *x, int B) { fwht_block_to(x, x, B); }
+/* One row of n elements in blocks of B (16 <= B <= 1024), 1/sqrt(B) computed once. */
+static inline __attribute__((always_inline)) void fwht_row(const float *src, const uint8_t *keep, float *dst, int64_t n,
+                                                           int B, const int add) {
+    const float scale = (float)(1.0 / sqrt((double)B));
+    const int nv = B / 16;
+    QAT_ASSERT(nv >= 1 && nv <= 64 && n % B == 0);
+#define QAT_FWHT_ROW(NV)                                                                                     \
+    for (int64_t b = 0; b < n; b += B) fwht_chunks(src + b, keep ? keep + b : NULL, dst + b, NV, scale, add); \
+    break
+    switch (nv) {
+    case 1: QAT_FWHT_ROW(1);
+    case 2: QAT_FWHT_ROW(2);
+    case 4: QAT_FWHT_ROW(4);
+    case 8: QAT_FWHT_ROW(8);
+    case 16: QAT_FWHT_ROW(16);
+    default: QAT_FWHT_ROW(nv);
+    }
+#undef QAT_FWHT_ROW
+}
 
 static void fwht_small(float *x, int B) {
     const float scale = (float)(1.0 / sqrt((double)B));
@@ -101,23 +136,40 @@ static void fwht_small(float *x, int B) {
     for (int i = 0; i < B; i++) x[i] *= scale;
 }
 
+static int vector_block(int block) { return block >= 16 && block <= 1024; }
+
 void qat_hadamard_row(float *x, int64_t n, int block) {
     if (block < 2) return;
     QAT_ASSERT(n % block == 0);
-    for (int64_t b = 0; b < n; b += block) {
-        if (block >= 16 && block <= 1024) fwht_block(x + b, block);
-        else fwht_small(x + b, block);
+    if (vector_block(block)) {
+        fwht_row(x, NULL, x, n, block, 0);
+        return;
     }
+    for (int64_t b = 0; b < n; b += block) fwht_small(x + b, block);
 }
 
 void qat_hadamard_row_copy(const float *src, float *dst, int64_t n, int block) {
-    if (block >= 16 && block <= 1024) {
-        QAT_ASSERT(n % block == 0);
-        for (int64_t b = 0; b < n; b += block) fwht_block_to(src + b, dst + b, block);
+    if (vector_block(block)) {
+        fwht_row(src, NULL, dst, n, block, 0);
         return;
     }
     memcpy(dst, src, sizeof(float) * (size_t)n);
     qat_hadamard_row(dst, n, block);
+}
+
+void qat_hadamard_row_masked(const float *src, const uint8_t *keep, float *dst, int64_t n, int block, int add,
+                             float *scratch) {
+    if (vector_block(block)) {
+        if (add) fwht_row(src, keep, dst, n, block, 1);
+        else fwht_row(src, keep, dst, n, block, 0);
+        return;
+    }
+    for (int64_t c = 0; c < n; c++) scratch[c] = keep[c] ? src[c] : 0.0f;
+    qat_hadamard_row(scratch, n, block);
+    if (add)
+        for (int64_t c = 0; c < n; c++) dst[c] += scratch[c];
+    else
+        memcpy(dst, scratch, sizeof(float) * (size_t)n);
 }
 
 void qat_hadamard_rows(float *x, int64_t rows, int64_t cols, int block) {

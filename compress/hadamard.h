@@ -25,6 +25,13 @@ void qat_hadamard_row(float *x, int64_t n, int block);
  * same numbers as a copy followed by qat_hadamard_row, in one pass over memory. */
 void qat_hadamard_row_copy(const float *src, float *dst, int64_t n, int block);
 
+/* The masked backward on one row: dst = (keep ⊙ src)·H, or dst += it when `add`
+ * is set; keep[i] != 0 passes src[i], 0 passes +0. The same numbers as selecting
+ * into a row, rotating it and then storing or adding, in one pass over memory.
+ * `scratch` (n floats) is used only for blocks outside 16..1024. */
+void qat_hadamard_row_masked(const float *src, const uint8_t *keep, float *dst, int64_t n, int block, int add,
+                             float *scratch);
+
 /* x ← x·H on every row of a (rows, cols) matrix, OpenMP over rows. */
 void qat_hadamard_rows(float *x, int64_t rows, int64_t cols, int block);
 

@@ -38,6 +38,7 @@ typedef struct {
     double rbbm_z;             /* rbbm: Φ⁻¹(0.5 + p), so T_p = RMS·rbbm_z */
     double fixed_rms;          /* > 0: use this RMS instead of measuring it (the infinite-row
                                   limit, for the Monte-Carlo GMSE of vq) */
+    int reference;             /* 1: skip the single-precision fast paths (tests compare the two) */
 } qat_proj;
 
 typedef struct {

@@ -22,6 +22,7 @@
 #include "compress/grid.h"
 #include "compress/hadamard.h"
 #include "compress/quantizer_impl.h"
+#include "core/bf16.h"
 #include "core/error.h"
 #include "core/rng.h"
 
@@ -192,6 +193,39 @@ static void noise_forward(qat_quantizer *q, float *y, int64_t rows, int64_t step
     }
 }
 
+/* 1 when rows can be rotated and rounded one at a time: a value grid or sparsity
+ * with no per-tensor statistics to gather first, no noise, no learned scales. */
+static int row_local(const qat_quantizer *q) {
+    const qat_proj *P = &q->proj;
+    return q->est != QAT_EST_PV && !qat_fmt_is_dense(&q->fmt) && !q->fmt.noise && q->est != QAT_EST_LSQ &&
+           (P->f.sp != QAT_SP_MAGNITUDE || P->per_row_sparse);
+}
+
+/* Rotate and round each row while it is still in cache, one pass over memory
+ * instead of two (the same numbers as rotating all rows, then rounding). With yb
+ * the rounded row goes on to bf16 from a per-thread row buffer and y is not
+ * written. */
+static void forward_rows(qat_quantizer *q, const float *x, float *y, uint16_t *yb, int64_t rows) {
+    const qat_proj *P = &q->proj;
+    const int64_t cols = q->cols;
+    const int block = q->block;
+    qat_proj_seg seg;
+    qat_proj_segment_stats(P, x, 0, &seg, 0); /* the statistics-free segment */
+    uint8_t *mask = q->mask;
+#pragma omp parallel num_threads(q->nthreads)
+    {
+        float *t = q->rowbuf + (int64_t)omp_get_thread_num() * cols;
+#pragma omp for schedule(static)
+        for (int64_t r = 0; r < rows; r++) {
+            float *yr = yb ? t : y + r * cols;
+            if (block) qat_hadamard_row_copy(x + r * cols, yr, cols, block);
+            else memcpy(yr, x + r * cols, sizeof(float) * (size_t)cols);
+            qat_proj_row(P, yr, cols, &seg, mask + r * cols);
+            if (yb) qat_bf16_row(yr, yb + r * cols, cols);
+        }
+    }
+}
+
 void qat_quantizer_forward(qat_quantizer *q, const float *x, float *y, int64_t rows, int64_t step) {
     QAT_ASSERT(rows <= q->max_rows);
     q->last_rows = rows;
@@ -199,23 +233,8 @@ void qat_quantizer_forward(qat_quantizer *q, const float *x, float *y, int64_t r
         qat_pv_forward(q, x, y, rows);
         return;
     }
-    const qat_proj *P = &q->proj;
-    if (!qat_fmt_is_dense(&q->fmt) && !q->fmt.noise && q->est != QAT_EST_LSQ &&
-        (P->f.sp != QAT_SP_MAGNITUDE || P->per_row_sparse)) {
-        /* No per-tensor statistics to gather first: rotate and round each row while it
-         * is still in cache, one pass over memory instead of two (same numbers). */
-        const int64_t cols = q->cols;
-        const int block = q->block;
-        qat_proj_seg seg;
-        qat_proj_segment_stats(P, x, 0, &seg, 0); /* the statistics-free segment */
-        uint8_t *mask = q->mask;
-#pragma omp parallel for schedule(static) num_threads(q->nthreads)
-        for (int64_t r = 0; r < rows; r++) {
-            float *yr = y + r * cols;
-            if (block) qat_hadamard_row_copy(x + r * cols, yr, cols, block);
-            else memcpy(yr, x + r * cols, sizeof(float) * (size_t)cols);
-            qat_proj_row(P, yr, cols, &seg, mask + r * cols);
-        }
+    if (row_local(q)) {
+        forward_rows(q, x, y, NULL, rows);
         return;
     }
     qat_quantizer_rotate(q, x, y, rows);
@@ -229,6 +248,20 @@ void qat_quantizer_forward(qat_quantizer *q, const float *x, float *y, int64_t r
         return;
     }
     qat_quantizer_project(q, y, rows);
+}
+
+void qat_quantizer_forward_bf16(qat_quantizer *q, const float *x, uint16_t *yb, float *scratch, int64_t rows,
+                                int64_t step) {
+    QAT_ASSERT(rows <= q->max_rows);
+    if (row_local(q)) {
+        q->last_rows = rows;
+        forward_rows(q, x, NULL, yb, rows);
+        return;
+    }
+    qat_quantizer_forward(q, x, scratch, rows, step);
+    const int64_t cols = q->cols;
+#pragma omp parallel for schedule(static) num_threads(q->nthreads)
+    for (int64_t r = 0; r < rows; r++) qat_bf16_row(scratch + r * cols, yb + r * cols, cols);
 }
 
 void qat_quantizer_backward(qat_quantizer *q, const float *gy, float *gx, int64_t rows) {
@@ -274,13 +307,8 @@ void qat_quantizer_backward_into(qat_quantizer *q, const float *gy, float *gx, i
                     for (int64_t c = 0; c < cols; c++) o[c] += t[c];
                 continue;
             }
-            for (int64_t c = 0; c < cols; c++) t[c] = m[c] ? g[c] : 0.0f;
-            if (store) {
-                qat_hadamard_row_copy(t, o, cols, block);
-            } else {
-                qat_hadamard_row(t, cols, block);
-                for (int64_t c = 0; c < cols; c++) o[c] += t[c];
-            }
+            /* select by the mask while loading, rotate, store or add: one pass */
+            qat_hadamard_row_masked(g, m, o, cols, block, !store, t);
         }
     }
 }

@@ -45,6 +45,13 @@ int qat_quantizer_is_identity(const qat_quantizer *q);
  * per-step randomness. */
 void qat_quantizer_forward(qat_quantizer *q, const float *x, float *y, int64_t rows, int64_t step);
 
+/* yb = bf16(Q(x)) (core/bf16.h rounding), the operand of a bf16 product: the same
+ * bits as qat_quantizer_forward followed by rounding to bf16, and the same state for
+ * the backward. Formats rounded row by row never write the f32 rows (one pass over
+ * memory fewer); the others stage them in scratch, (rows, cols) floats. */
+void qat_quantizer_forward_bf16(qat_quantizer *q, const float *x, uint16_t *yb, float *scratch, int64_t rows,
+                                int64_t step);
+
 /* gx += dL/dx given gy = dL/dy for the last forward (same rows). Also
  * accumulates the gradients of the quantizer's own parameters (LSQ scales). */
 void qat_quantizer_backward(qat_quantizer *q, const float *gy, float *gx, int64_t rows);

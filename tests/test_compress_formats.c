@@ -19,6 +19,7 @@
 #include "compress/project.h"
 #include "compress/sparse.h"
 #include "core/error.h"
+#include "core/rng.h"
 
 /* |got − want| within 1e-5 relative, or half a unit of the last published digit
  * when the published number has fewer digits than that (`ulp` = that unit). */
@@ -369,6 +370,92 @@ static void test_ties_to_even_code(void **state) {
     }
 }
 
+/* Fill a row of n with test content `kind`: 0 Gaussian, 1 Gaussian with every
+ * other element 0 (each 0 is a rounding tie), 2 exact grid midpoints and their
+ * float neighbours at step 1 (with fixed_rms and alpha below), 3 Gaussian with a
+ * huge outlier, an infinity and a NaN, 4 a 1e-30-scaled row, 5 all zeros, 6 the
+ * clipped inputs nearest to an error of exactly 1 (the trust threshold at T = 1 and
+ * unit RMS) and their float neighbours. */
+static void fill_row(float *v, int n, int kind, double scale, uint64_t key, int L) {
+    for (int i = 0; i < n; i++) v[i] = (float)(scale * qat_normal_at(key, (uint64_t)i));
+    if (kind == 1)
+        for (int i = 0; i < n; i += 2) v[i] = 0.0f;
+    if (kind == 2)
+        for (int i = 0; i < n; i++) {
+            float k = (float)((i / 3) % (L - 1) - (L / 2 - 1)); /* a midpoint of the step-1 grid */
+            v[i] = i % 3 == 0 ? k : nextafterf(k, i % 3 == 1 ? -100.0f : 100.0f);
+        }
+    if (kind == 6) /* clip s = 0.9 + 1e-8 (alpha 0.9 at unit RMS): the outermost level is s */
+        for (int i = 0; i < n; i++) {
+            float edge = (float)(0.9 + 1e-8 + 1.0);
+            for (int u = 0; u < (i / 2) % 5; u++) edge = nextafterf(edge, (i / 2) % 5 < 3 ? 100.0f : -100.0f);
+            v[i] = i % 2 ? -edge : edge;
+        }
+    if (kind == 3 && n > 5) {
+        v[1] = 1e30f;
+        v[3] = INFINITY;
+        v[5] = NAN;
+    }
+    if (kind == 4)
+        for (int i = 0; i < n; i++) v[i] *= 1e-30f;
+    if (kind == 5)
+        for (int i = 0; i < n; i++) v[i] = i % 2 ? -0.0f : 0.0f;
+}
+
+/* The single-precision path of the int grid (b <= 4, dense, trust or STE) writes the
+ * same bits, values and masks, as the double-precision reference path, ties and
+ * near-ties included (the cases that send a chunk to the reference). */
+static void test_int_fast_path_matches_reference(void **state) {
+    (void)state;
+    const char *fmts[] = {"int1", "int2", "int3", "int4"};
+    const int lens[] = {16, 37, 256, 704};
+    const qat_mask_kind masks[] = {QAT_MASK_TRUST, QAT_MASK_TRUST, QAT_MASK_NONE};
+    const double mask_t[] = {0.0, 1.0, 0.0};
+    static float a[704], b[704];
+    static uint8_t ma[704], mb[704];
+    int rows = 0;
+    for (int fi = 0; fi < 4; fi++)
+        for (int li = 0; li < 4; li++)
+            for (int mi = 0; mi < 3; mi++)
+                for (int group = 0; group <= 32; group += 32)
+                    for (int kind = 0; kind <= 6; kind++)
+                        for (int rep = 0; rep < 3; rep++) {
+                            int n = lens[li], L = 2 << fi;
+                            if (group && n % group) continue;
+                            qat_fmt f;
+                            assert_int_equal(qat_fmt_parse(fmts[fi], &f), QAT_OK);
+                            qat_proj P;
+                            qat_proj_setup(&P, &f);
+                            P.mask = masks[mi];
+                            P.mask_t = mask_t[mi];
+                            P.group = group;
+                            if (kind == 2 || kind == 6) { /* unit RMS; step 1 (clip s = (L − 1)/2) or s = 0.9 */
+                                P.fixed_rms = 1.0;
+                                P.alpha = kind == 2 ? 0.5 * (L - 1) - 1e-8 : 0.9;
+                            }
+                            double scale = rep == 0 ? 1.0 : rep == 1 ? 1e-3 : 1e3;
+                            fill_row(a, n, kind, scale, (uint64_t)(1000 * rows + 7), L);
+                            memcpy(b, a, sizeof(float) * (size_t)n);
+                            memset(ma, 7, sizeof ma);
+                            memset(mb, 7, sizeof mb);
+                            qat_proj_seg seg = {0};
+                            P.reference = 1;
+                            qat_proj_row(&P, a, n, &seg, ma);
+                            P.reference = 0;
+                            qat_proj_row(&P, b, n, &seg, mb);
+                            for (int i = 0; i < n; i++) {
+                                if (memcmp(&a[i], &b[i], sizeof(float)) != 0)
+                                    fail_msg("%s mask %d T %g group %d kind %d scale %g n %d: element %d is %a, reference %a",
+                                             fmts[fi], masks[mi], mask_t[mi], group, kind, scale, n, i, b[i], a[i]);
+                                if (masks[mi] != QAT_MASK_NONE && ma[i] != mb[i])
+                                    fail_msg("%s T %g group %d kind %d scale %g n %d: mask[%d] %d, reference %d", fmts[fi],
+                                             mask_t[mi], group, kind, scale, n, i, mb[i], ma[i]);
+                            }
+                            rows++;
+                        }
+    assert_true(rows > 1000);
+}
+
 static int cmp_desc_abs(const void *a, const void *b) {
     float x = fabsf(*(const float *)a), y = fabsf(*(const float *)b);
     return (x < y) - (x > y);
@@ -430,6 +517,7 @@ int main(void) {
         cmocka_unit_test(test_capacity_terms_and_bits),
         cmocka_unit_test(test_quest_vectors),
         cmocka_unit_test(test_ties_to_even_code),
+        cmocka_unit_test(test_int_fast_path_matches_reference),
         cmocka_unit_test(test_sparse_kth_abs_matches_sort),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

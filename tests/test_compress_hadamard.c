@@ -1,7 +1,8 @@
 /*
  * tests/test_compress_hadamard.c — the block Walsh–Hadamard rotation: matches the
  * explicit Sylvester matrix product, is orthonormal (norm-preserving) and
- * self-inverse, and the block rule (auto/off/explicit) of docs/formats.md.
+ * self-inverse, its one-pass masked variant equals its steps, and the block rule
+ * (auto/off/explicit) of docs/formats.md.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -62,6 +63,28 @@ static void test_orthonormal_and_self_inverse(void **state) {
     free(y);
 }
 
+/* The masked backward row (select in the load, rotate, store or add) gives the bits
+ * of the three separate steps, for every block size and both write modes. */
+static void test_masked_row_matches_steps(void **state) {
+    (void)state;
+    enum { N = 2048 };
+    static float g[N], t[N], want[N], got[N], scratch[N];
+    static uint8_t keep[N];
+    for (int B = 2; B <= 1024; B *= 2)
+        for (int add = 0; add <= 1; add++) {
+            for (int i = 0; i < N; i++) {
+                g[i] = (float)qat_normal_at(11, (uint64_t)(i + N * B));
+                keep[i] = (uint8_t)(qat_normal_at(12, (uint64_t)(i + N * B)) > -0.3 ? 1 + i % 3 : 0); /* any nonzero keeps */
+                want[i] = got[i] = add ? (float)qat_normal_at(13, (uint64_t)i) : 99.0f;
+            }
+            for (int i = 0; i < N; i++) t[i] = keep[i] ? g[i] : 0.0f;
+            qat_hadamard_row(t, N, B);
+            for (int i = 0; i < N; i++) want[i] = add ? want[i] + t[i] : t[i];
+            qat_hadamard_row_masked(g, keep, got, N, B, add, scratch);
+            if (memcmp(want, got, sizeof want) != 0) fail_msg("B=%d add=%d: the one-pass masked row differs from its steps", B, add);
+        }
+}
+
 static void test_block_rule(void **state) {
     (void)state;
     int b;
@@ -85,6 +108,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matches_naive_product),
         cmocka_unit_test(test_orthonormal_and_self_inverse),
+        cmocka_unit_test(test_masked_row_matches_steps),
         cmocka_unit_test(test_block_rule),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
