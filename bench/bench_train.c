@@ -5,9 +5,10 @@
  *   bench_train [--threads N] [--steps S] [--precision fp32|bf16] [--no-peak] [--format W] [--act-format A] [--estimator E] [--ratio R] MODEL…
  *   MODEL = dDIM/lLAYERS/hHEADS/tSEQ, e.g. d256/l6/h8/t256
  *
- * --ratio R: time the fp32 step and the compressed step alternately, R times each, and
- * report the median of each and their ratio (alternation cancels slow drifts of the
- * machine, the median single outliers).
+ * --ratio R: keep an fp32 model and the compressed model side by side and time their
+ * steps alternately, R pairs; report the median step of each and the median and
+ * quartiles of the R paired ratios (pairing cancels the machine's drifts, which on a
+ * shared machine are as large as the effect; the median drops single outliers).
  *
  * A step is what training does: forward, backward, clipping, AdamW, the
  * quantizers' after-step hook; batches are random token ids (data loading is
@@ -72,10 +73,20 @@ typedef struct {
     double step_ms, tok_s, gflops, state_mib, act_mib; /* one configuration's figures */
 } bench_result;
 
-/* Time `steps` training steps (after two warm-up steps) of model dDIM/lL/hH/tT under formats
- * wf/af; QAT_EINPUT for a bad model or format. */
-static int measure(int d, int l, int h, int t, int tokens_step, const char *wf, const char *af, const char *est,
-                   int steps, bench_result *res) {
+/* One model under training: everything a step needs, kept between steps. */
+typedef struct {
+    qat_model_shape s; /* the model's dimensions */
+    qat_model *m;      /* parameters, gradients, quantizers */
+    qat_adamw opt;     /* optimizer state */
+    qat_tape tp;       /* the step's graph and activation arena */
+    int B, T, step;    /* sequences per step, length, steps taken */
+    int32_t *in, *tg;  /* (B, T) random token ids and targets */
+} bench_model;
+
+/* Build model dDIM/lL/hH/tT under formats wf/af (estimator est on the compressed
+ * sides); QAT_EINPUT for a bad model or format. */
+static int bench_model_create(bench_model *bm, int d, int l, int h, int t, int tokens_step, const char *wf,
+                              const char *af, const char *est) {
     qat_config cfg;
     qat_config_defaults(&cfg);
     cfg.model.preset[0] = 0;
@@ -86,40 +97,59 @@ static int measure(int d, int l, int h, int t, int tokens_step, const char *wf, 
     /* the estimator applies to the compressed sides only */
     if (strcmp(wf, "fp32")) snprintf(cfg.weights.estimator, sizeof cfg.weights.estimator, "%s", est);
     if (strcmp(af, "fp32")) snprintf(cfg.activations.estimator, sizeof cfg.activations.estimator, "%s", est);
-    qat_model_shape s;
-    QAT_TRY(qat_model_shape_from_config(&cfg, &s));
-    int B = tokens_step / t;
-    qat_model *m;
-    QAT_TRY(qat_model_create(&cfg, &s, B, &m));
-    qat_adamw opt;
-    qat_adamw_init(&opt, m->views, m->n_views, &cfg.train);
-    qat_tape tp;
-    qat_tape_init(&tp, 0);
-    int32_t *in = qat_xmalloc((size_t)B * t * 4), *tg = qat_xmalloc((size_t)B * t * 4);
+    QAT_TRY(qat_model_shape_from_config(&cfg, &bm->s));
+    bm->B = tokens_step / t;
+    bm->T = t;
+    bm->step = 0;
+    QAT_TRY(qat_model_create(&cfg, &bm->s, bm->B, &bm->m));
+    qat_adamw_init(&bm->opt, bm->m->views, bm->m->n_views, &cfg.train);
+    qat_tape_init(&bm->tp, 0);
+    int n = bm->B * t;
+    bm->in = qat_xmalloc((size_t)n * 4);
+    bm->tg = qat_xmalloc((size_t)n * 4);
     qat_rng r = qat_rng_make(1, 2);
-    for (int i = 0; i < B * t; i++) { in[i] = (int32_t)qat_rng_below(&r, 256); tg[i] = (int32_t)qat_rng_below(&r, 256); }
-    double tstart = 0;
-    for (int st = 0; st < steps + 2; st++) {
-        if (st == 2) tstart = now_s(); /* two warm-up steps: primitives, arena */
-        qat_tape_reset(&tp);
-        qat_model_zero_grad(m, tp.epoch);
-        qat_tensor *loss = qat_model_forward(m, &tp, in, tg, B, st);
-        qat_tape_backward(&tp, loss);
-        qat_clip_grad_norm(m->views, m->n_views, 1.0);
-        qat_adamw_step(&opt, 1e-3);
-        qat_model_after_step(m, st);
-    }
-    double dt = (now_s() - tstart) / steps;
+    for (int i = 0; i < n; i++) { bm->in[i] = (int32_t)qat_rng_below(&r, 256); bm->tg[i] = (int32_t)qat_rng_below(&r, 256); }
+    return QAT_OK;
+}
+
+/* One training step as training takes it; returns its wall time in seconds. */
+static double bench_model_step(bench_model *bm) {
+    double t0 = now_s();
+    qat_tape_reset(&bm->tp);
+    qat_model_zero_grad(bm->m, bm->tp.epoch);
+    qat_tensor *loss = qat_model_forward(bm->m, &bm->tp, bm->in, bm->tg, bm->B, bm->step);
+    qat_tape_backward(&bm->tp, loss);
+    qat_clip_grad_norm(bm->m->views, bm->m->n_views, 1.0);
+    qat_adamw_step(&bm->opt, 1e-3);
+    qat_model_after_step(bm->m, bm->step);
+    bm->step++;
+    return now_s() - t0;
+}
+
+static void bench_model_free(bench_model *bm) {
+    free(bm->in);
+    free(bm->tg);
+    qat_tape_free(&bm->tp);
+    qat_adamw_free(&bm->opt);
+    qat_model_free(bm->m);
+}
+
+/* Time `steps` training steps (after two warm-up steps: primitives, arena) of model
+ * dDIM/lL/hH/tT under formats wf/af; QAT_EINPUT for a bad model or format. */
+static int measure(int d, int l, int h, int t, int tokens_step, const char *wf, const char *af, const char *est,
+                   int steps, bench_result *res) {
+    bench_model bm;
+    QAT_TRY(bench_model_create(&bm, d, l, h, t, tokens_step, wf, af, est));
+    for (int st = 0; st < 2; st++) bench_model_step(&bm);
+    double total = 0;
+    for (int st = 0; st < steps; st++) total += bench_model_step(&bm);
+    double dt = total / steps;
     res->step_ms = dt * 1e3;
-    res->tok_s = B * t / dt;
-    res->gflops = 3.0 * qat_model_flops_per_token(&s) * B * t / dt / 1e9;
-    res->state_mib = (double)m->n_total * 4 * 4 / 1048576.0; /* params, grads, m, v */
-    res->act_mib = (double)tp.arena.high_water / 1048576.0;
-    free(in);
-    free(tg);
-    qat_tape_free(&tp);
-    qat_adamw_free(&opt);
-    qat_model_free(m);
+    res->tok_s = bm.B * t / dt;
+    res->gflops = 3.0 * qat_model_flops_per_token(&bm.s) * bm.B * t / dt / 1e9;
+    res->state_mib = (double)bm.m->n_total * 4 * 4 / 1048576.0; /* params, grads, m, v */
+    res->act_mib = (double)bm.tp.arena.high_water / 1048576.0;
+    bench_model_free(&bm);
     return QAT_OK;
 }
 
@@ -151,8 +181,8 @@ int main(int argc, char **argv) {
     }
     qat_threads_init(threads);
     if (ratio > 0) {
-        printf("| model | threads | precision | formats | fp32 step ms (median of %d) | compressed step ms | ratio |\n", ratio);
-        printf("|---|---|---|---|---|---|---|\n");
+        printf("| model | threads | precision | formats | fp32 step ms (median of %d) | compressed step ms | ratio (median of pairs) | quartiles |\n", ratio);
+        printf("|---|---|---|---|---|---|---|---|\n");
     } else {
         printf("| model | threads | precision | formats | tok/s | GFLOP/s | GEMM peak GFLOP/s | %% of peak | step ms | peak RSS MiB | params+grads+adam+acts MiB |\n");
         printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
@@ -165,19 +195,31 @@ int main(int argc, char **argv) {
         }
         bench_result res;
         if (ratio > 0) {
-            double base[64], comp[64];
-            if (ratio > 64) ratio = 64;
-            for (int k = 0; k < ratio; k++) {
-                if (measure(d, l, h, t, tokens_step, "fp32", "fp32", "", steps, &res)) return qat_report(2);
-                base[k] = res.step_ms;
-                if (measure(d, l, h, t, tokens_step, wf, af, est, steps, &res)) return qat_report(2);
-                comp[k] = res.step_ms;
+            /* both models resident; dense and compressed steps alternate one by one, so
+             * each ratio pairs two steps a fraction of a second apart */
+            bench_model dense, comp;
+            if (bench_model_create(&dense, d, l, h, t, tokens_step, "fp32", "fp32", "") ||
+                bench_model_create(&comp, d, l, h, t, tokens_step, wf, af, est))
+                return qat_report(2);
+            for (int st = 0; st < 2; st++) {
+                bench_model_step(&dense);
+                bench_model_step(&comp);
             }
-            qsort(base, (size_t)ratio, sizeof *base, cmp_double);
-            qsort(comp, (size_t)ratio, sizeof *comp, cmp_double);
-            double mb = base[ratio / 2], mc = comp[ratio / 2];
-            printf("| %s | %d | %s | %s/%s %s | %.1f | %.1f | %.3f |\n", argv[mi], threads, g_precision, wf, af, est, mb, mc, mc / mb);
+            double *bt = qat_xmalloc(sizeof(double) * (size_t)ratio * 3), *ct = bt + ratio, *rt = ct + ratio;
+            for (int k = 0; k < ratio; k++) {
+                bt[k] = bench_model_step(&dense);
+                ct[k] = bench_model_step(&comp);
+                rt[k] = ct[k] / bt[k];
+            }
+            qsort(bt, (size_t)ratio, sizeof *bt, cmp_double);
+            qsort(ct, (size_t)ratio, sizeof *ct, cmp_double);
+            qsort(rt, (size_t)ratio, sizeof *rt, cmp_double);
+            printf("| %s | %d | %s | %s/%s %s | %.1f | %.1f | %.3f | %.3f–%.3f |\n", argv[mi], threads, g_precision, wf, af, est,
+                   1e3 * bt[ratio / 2], 1e3 * ct[ratio / 2], rt[ratio / 2], rt[ratio / 4], rt[(3 * ratio) / 4]);
             fflush(stdout);
+            free(bt);
+            bench_model_free(&dense);
+            bench_model_free(&comp);
             continue;
         }
         if (measure(d, l, h, t, tokens_step, wf, af, est, steps, &res)) return qat_report(2);
