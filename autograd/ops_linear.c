@@ -42,7 +42,7 @@ static void linear_backward_bf16(qat_tape *tp, linear_ctx *c, int64_t M, int64_t
         if (is_id(c->qa)) {
             qat_gemm_bf16(0, 0, M, K, N, gyb, N, c->Wb, K, gx, K, !fx);
         } else {
-            float *gxq = qat_tape_floats(tp, M * K);
+            float *gxq = qat_tape_reuse(tp, M * K);
             qat_gemm_bf16(0, 0, M, K, N, gyb, N, c->Wb, K, gxq, K, 0);
             qat_quantizer_backward_into(c->qa, gxq, gx, M, fx);
         }
@@ -51,7 +51,7 @@ static void linear_backward_bf16(qat_tape *tp, linear_ctx *c, int64_t M, int64_t
         if (is_id(c->qw)) {
             qat_gemm_bf16(1, 0, N, K, M, gyb, N, c->xb, K, gW, K, 1);
         } else {
-            float *gWq = qat_tape_floats(tp, N * K);
+            float *gWq = qat_tape_reuse(tp, N * K);
             qat_gemm_bf16(1, 0, N, K, M, gyb, N, c->xb, K, gWq, K, 0);
             qat_quantizer_backward(c->qw, gWq, gW, N);
         }
@@ -73,7 +73,7 @@ static void linear_backward(qat_tape *tp, void *p) {
         if (is_id(c->qa)) {
             qat_gemm(0, 0, M, K, N, gy, N, c->Wq, K, gx, K, !fx);
         } else {
-            float *gxq = qat_tape_floats(tp, M * K);
+            float *gxq = qat_tape_reuse(tp, M * K);
             qat_gemm(0, 0, M, K, N, gy, N, c->Wq, K, gxq, K, 0);
             qat_quantizer_backward_into(c->qa, gxq, gx, M, fx);
         }
@@ -83,7 +83,7 @@ static void linear_backward(qat_tape *tp, void *p) {
         if (is_id(c->qw)) {
             qat_gemm(1, 0, N, K, M, gy, N, c->xq, K, gW, K, 1);
         } else {
-            float *gWq = qat_tape_floats(tp, N * K);
+            float *gWq = qat_tape_reuse(tp, N * K);
             qat_gemm(1, 0, N, K, M, gy, N, c->xq, K, gWq, K, 0);
             qat_quantizer_backward(c->qw, gWq, gW, N);
         }

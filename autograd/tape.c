@@ -17,6 +17,7 @@ void qat_tape_init(qat_tape *tape, size_t arena_block) {
 void qat_tape_free(qat_tape *tape) {
     free(tape->nodes);
     free(tape->rope_cs);
+    free(tape->reuse);
     qat_arena_free(&tape->arena);
     memset(tape, 0, sizeof *tape);
 }
@@ -58,6 +59,15 @@ qat_tensor *qat_tape_tensor(qat_tape *tape, int ndim, const int64_t *shape) {
 
 float *qat_tape_floats(qat_tape *tape, int64_t n) {
     return qat_arena_alloc(&tape->arena, (size_t)n * sizeof(float));
+}
+
+float *qat_tape_reuse(qat_tape *tape, int64_t n) {
+    if (n > tape->reuse_n) {
+        free(tape->reuse);
+        tape->reuse = qat_xaligned(sizeof(float) * (size_t)n);
+        tape->reuse_n = n;
+    }
+    return tape->reuse;
 }
 
 void *qat_tape_ctx(qat_tape *tape, size_t size) {

@@ -39,6 +39,10 @@ typedef struct qat_tape {
     float *rope_cs;        /* (T, hd/2) cos then (T, hd/2) sin, or NULL */
     int64_t rope_T, rope_hd;
     double rope_theta;
+    /* one scratch for products consumed at once (qat_tape_reuse): the same memory
+     * for every layer, so it stays in cache instead of a fresh arena region each */
+    float *reuse;
+    int64_t reuse_n;
 } qat_tape;
 
 void qat_tape_init(qat_tape *tape, size_t arena_block);
@@ -55,6 +59,9 @@ void qat_tape_backward(qat_tape *tape, qat_tensor *loss);
 qat_tensor *qat_tape_tensor(qat_tape *tape, int ndim, const int64_t *shape);
 /* Arena scratch of n floats (uninitialised), valid until the next reset. */
 float *qat_tape_floats(qat_tape *tape, int64_t n);
+/* Scratch of n floats (uninitialised) shared by every caller: valid only until the
+ * next call, for a product that one op writes and reads back before returning. */
+float *qat_tape_reuse(qat_tape *tape, int64_t n);
 /* Arena memory for an op's context, zeroed. */
 void *qat_tape_ctx(qat_tape *tape, size_t size);
 
