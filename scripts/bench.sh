@@ -53,9 +53,9 @@ for m in d256/l6/h8/t256 d64/l2/h2/t128; do
 done
 
 echo
-echo "## W4A4 trust step / dense step, d256/l6/h8/t256, 2 threads, both precisions"
+echo "## W4A4 trust step / dense step, d256/l6/h8/t256, 2 threads, both precisions (30 paired steps)"
 for prec in fp32 bf16; do
-  "$b" --threads 2 --steps 5 --ratio 5 --precision $prec --format int4 --act-format int4 --estimator trust \
+  "$b" --threads 2 --ratio 30 --precision $prec --format int4 --act-format int4 --estimator trust \
     d256/l6/h8/t256 | { [ $prec = fp32 ] && cat || tail -1; }
 done
 [ "${QAT_BENCH_QUICK:-0}" = 1 ] && exit 0
@@ -67,9 +67,9 @@ for th in 1 2; do
 done
 echo
 echo "## every format on weights and activations, d256/l6/h8/t256, 2 threads"
-echo "(each format timed right after an fp32 step of the same model; ratio = compressed / fp32)"
+echo "(each compressed step timed right after an fp32 step of its own dense twin, 5 pairs; ratio = median of the pairs)"
 for f in int8 int4 int2 int1 ternary fp4 sp50 2:4 sp50+int4 2:4+int4 vq2x2 vq4x2 "noise(int4)"; do
-  "$b" --threads 2 --steps 10 --ratio 1 --format "$f" --act-format "$f" d256/l6/h8/t256 | tail -1
+  "$b" --threads 2 --ratio 5 --format "$f" --act-format "$f" d256/l6/h8/t256 | tail -1
 done
 echo
 echo "## scaling fit: 216 runs, 1000 bootstrap resamples"
