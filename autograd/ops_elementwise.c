@@ -6,6 +6,7 @@
 #include <math.h>
 
 #include "core/error.h"
+#include "core/vexpf.h"
 #include "ops.h"
 
 typedef struct {
@@ -107,6 +108,14 @@ qat_tensor *qat_scale(qat_tape *tp, qat_tensor *a, float s) {
 /* ---- silu ---- */
 static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
 
+/* s[j] = sigmoidf(x[j]) for n values, the exponentials 16 at a time (core/vexpf.h:
+ * the same bits as expf, so the same bits as sigmoidf). */
+static void sigmoid_row(const float *x, float *s, int64_t n) {
+    for (int64_t j = 0; j < n; j++) s[j] = -x[j];
+    qat_vexpf_row(s, s, n);
+    for (int64_t j = 0; j < n; j++) s[j] = 1.0f / (1.0f + s[j]);
+}
+
 static void silu_backward(qat_tape *tp, void *p) {
     ew_ctx *c = p;
     const float *g = qat_grad(tp, c->out), *x = c->a->data;
@@ -178,14 +187,12 @@ qat_tensor *qat_swiglu(qat_tape *tp, qat_tensor *gu) {
     for (int64_t r = 0; r < M; r++) {
         const float *g = x + r * 2 * H, *u = g + H;
         float *out = z + r * H;
-        if (sig) {
-            float *sg = sig + r * H;
-            for (int64_t j = 0; j < H; j++) {
-                sg[j] = sigmoidf(g[j]);
-                out[j] = g[j] * sg[j] * u[j];
-            }
-        } else {
-            for (int64_t j = 0; j < H; j++) out[j] = g[j] * sigmoidf(g[j]) * u[j];
+        float buf[256];
+        for (int64_t j0 = 0; j0 < H; j0 += 256) {
+            int64_t n = H - j0 < 256 ? H - j0 : 256;
+            float *sg = sig ? sig + r * H + j0 : buf; /* σ(g) of these n columns */
+            sigmoid_row(g + j0, sg, n);
+            for (int64_t j = 0; j < n; j++) out[j0 + j] = g[j0 + j] * sg[j] * u[j0 + j];
         }
     }
     if (tp->grad_enabled) {

@@ -8,6 +8,7 @@
 #include <math.h>
 
 #include "core/error.h"
+#include "core/vexpf.h"
 #include "ops.h"
 
 typedef struct {
@@ -27,10 +28,15 @@ static void ce_backward(qat_tape *tp, void *p) {
     for (int64_t r = 0; r < M; r++) {
         const float *l = c->logits->data + r * V;
         float *g = gl + r * V;
-        float lse = c->lse[r];
-        for (int64_t j = 0; j < V; j++) {
-            float d = scale * expf(l[j] - lse);
-            g[j] = first ? d : g[j] + d; /* first writer stores: no clear needed */
+        float lse = c->lse[r], e[256];
+        for (int64_t j0 = 0; j0 < V; j0 += 256) {
+            int64_t n = V - j0 < 256 ? V - j0 : 256;
+            for (int64_t j = 0; j < n; j++) e[j] = l[j0 + j] - lse;
+            qat_vexpf_row(e, e, n); /* expf's bits, 16 at a time */
+            for (int64_t j = 0; j < n; j++) {
+                float d = scale * e[j];
+                g[j0 + j] = first ? d : g[j0 + j] + d; /* first writer stores: no clear needed */
+            }
         }
         g[c->targets[r]] -= scale;
     }
@@ -46,8 +52,13 @@ qat_tensor *qat_cross_entropy(qat_tape *tp, qat_tensor *logits, const int32_t *t
         QAT_ASSERT(targets[r] >= 0 && targets[r] < V);
         float mx = l[0];
         for (int64_t j = 1; j < V; j++) mx = l[j] > mx ? l[j] : mx;
-        float s = 0;
-        for (int64_t j = 0; j < V; j++) s += expf(l[j] - mx);
+        float s = 0, e[256];
+        for (int64_t j0 = 0; j0 < V; j0 += 256) {
+            int64_t n = V - j0 < 256 ? V - j0 : 256;
+            for (int64_t j = 0; j < n; j++) e[j] = l[j0 + j] - mx;
+            qat_vexpf_row(e, e, n);
+            for (int64_t j = 0; j < n; j++) s += e[j]; /* the same order as one expf at a time */
+        }
         lse[r] = mx + logf(s);
         row_loss[r] = lse[r] - l[targets[r]];
     }

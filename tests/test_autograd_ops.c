@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "gradcheck.h"
+#include "core/vexpf.h"
 
 #define TOL 2e-3
 
@@ -317,6 +318,46 @@ static void test_attention_kernel_vs_reference(void **state) {
     attention_vs_reference(3, 1, 2, 16); /* a single position: output = v */
 }
 
+/* The 16-lane exp of SwiGLU and the cross-entropy (core/vexpf.h) writes expf's bits:
+ * every 257th bit pattern of all 2³² floats (the patterns step through every
+ * exponent and sign), every float within 64 ulps of the ±88 switch to the library
+ * path, ±0, ±inf and NaN. */
+static void test_vexpf_matches_expf(void **state) {
+    (void)state;
+    enum { CHUNK = 4096 };
+    static float in[CHUNK], out[CHUNK];
+    int64_t n = 0, bad = 0;
+    uint64_t u = 0;
+    while (u < (1ull << 32)) {
+        int k = 0;
+        for (; k < CHUNK && u < (1ull << 32); k++, u += 257) {
+            uint32_t b = (uint32_t)u;
+            memcpy(&in[k], &b, 4);
+        }
+        qat_vexpf_row(in, out, k);
+        for (int i = 0; i < k; i++) {
+            float e = expf(in[i]);
+            if (memcmp(&e, &out[i], 4) && bad++ < 5) print_message("expf(%a): %a, library %a\n", in[i], out[i], e);
+        }
+        n += k;
+    }
+    int k = 0;
+    const float edges[] = {88.0f, -88.0f, 0.0f, -0.0f, INFINITY, -INFINITY, NAN, 89.0f, -104.0f, -87.5f};
+    for (size_t e = 0; e < sizeof edges / sizeof *edges; e++) {
+        float x = edges[e];
+        for (int d = 0; d < 64 && k < CHUNK; d++) {
+            in[k++] = x;
+            x = nextafterf(x, 0.0f);
+        }
+    }
+    qat_vexpf_row(in, out, k);
+    for (int i = 0; i < k; i++) {
+        float e = expf(in[i]);
+        if (memcmp(&e, &out[i], 4) && bad++ < 5) print_message("expf(%a): %a, library %a\n", in[i], out[i], e);
+    }
+    if (bad) fail_msg("%lld of %lld values differ from expf", (long long)bad, (long long)(n + k));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_elementwise),
@@ -329,6 +370,7 @@ int main(void) {
         cmocka_unit_test(test_fused_qkv_gradients),
         cmocka_unit_test(test_grad_first_writer),
         cmocka_unit_test(test_rope_table_per_shape),
+        cmocka_unit_test(test_vexpf_matches_expf),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
