@@ -164,7 +164,7 @@ void qat_hadamard_row_masked(const float *src, const uint8_t *keep, float *dst, 
         else fwht_row(src, keep, dst, n, block, 0);
         return;
     }
-    for (int64_t c = 0; c < n; c++) scratch[c] = keep[c] ? src[c] : 0.0f;
+    for (int64_t c = 0; c < n; c++) scratch[c] = !keep || keep[c] ? src[c] : 0.0f;
     qat_hadamard_row(scratch, n, block);
     if (add)
         for (int64_t c = 0; c < n; c++) dst[c] += scratch[c];

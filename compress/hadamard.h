@@ -26,7 +26,7 @@ void qat_hadamard_row(float *x, int64_t n, int block);
 void qat_hadamard_row_copy(const float *src, float *dst, int64_t n, int block);
 
 /* The masked backward on one row: dst = (keep ⊙ src)·H, or dst += it when `add`
- * is set; keep[i] != 0 passes src[i], 0 passes +0. The same numbers as selecting
+ * is set; keep[i] != 0 passes src[i], 0 passes +0 (keep NULL passes all). The same numbers as selecting
  * into a row, rotating it and then storing or adding, in one pass over memory.
  * `scratch` (n floats) is used only for blocks outside 16..1024. */
 void qat_hadamard_row_masked(const float *src, const uint8_t *keep, float *dst, int64_t n, int block, int add,

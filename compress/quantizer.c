@@ -300,15 +300,8 @@ void qat_quantizer_backward_into(qat_quantizer *q, const float *gy, float *gx, i
             const float *g = gy + r * cols;
             const uint8_t *m = mask + r * cols;
             float *o = gx + r * cols;
-            if (!use_mask) {
-                /* no mask: rotate straight from gy, into gx when this is its first writer */
-                qat_hadamard_row_copy(g, store ? o : t, cols, block);
-                if (!store)
-                    for (int64_t c = 0; c < cols; c++) o[c] += t[c];
-                continue;
-            }
-            /* select by the mask while loading, rotate, store or add: one pass */
-            qat_hadamard_row_masked(g, m, o, cols, block, !store, t);
+            /* select by the mask (if any) while loading, rotate, store or add: one pass */
+            qat_hadamard_row_masked(g, use_mask ? m : NULL, o, cols, block, !store, t);
         }
     }
 }

@@ -77,11 +77,16 @@ static void test_masked_row_matches_steps(void **state) {
                 keep[i] = (uint8_t)(qat_normal_at(12, (uint64_t)(i + N * B)) > -0.3 ? 1 + i % 3 : 0); /* any nonzero keeps */
                 want[i] = got[i] = add ? (float)qat_normal_at(13, (uint64_t)i) : 99.0f;
             }
-            for (int i = 0; i < N; i++) t[i] = keep[i] ? g[i] : 0.0f;
-            qat_hadamard_row(t, N, B);
-            for (int i = 0; i < N; i++) want[i] = add ? want[i] + t[i] : t[i];
-            qat_hadamard_row_masked(g, keep, got, N, B, add, scratch);
-            if (memcmp(want, got, sizeof want) != 0) fail_msg("B=%d add=%d: the one-pass masked row differs from its steps", B, add);
+            for (int all = 0; all <= 1; all++) { /* all: keep NULL, no mask */
+                memcpy(got, want, sizeof got);
+                for (int i = 0; i < N; i++) t[i] = all || keep[i] ? g[i] : 0.0f;
+                qat_hadamard_row(t, N, B);
+                float ref[N];
+                for (int i = 0; i < N; i++) ref[i] = add ? want[i] + t[i] : t[i];
+                qat_hadamard_row_masked(g, all ? NULL : keep, got, N, B, add, scratch);
+                if (memcmp(ref, got, sizeof ref) != 0)
+                    fail_msg("B=%d add=%d mask=%s: the one-pass row differs from its steps", B, add, all ? "none" : "yes");
+            }
         }
 }
 
