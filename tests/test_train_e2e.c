@@ -380,6 +380,18 @@ static void read_attr_str(const char *path, const char *name, char *buf, size_t 
     H5Fclose(f);
 }
 
+/* run.h5 completed after `steps` steps of `batch` tokens, every one logged: the
+ * budget, /final/steps and /final/tokens all say the tokens actually trained. */
+static void expect_completed(const char *rl, int64_t steps, int64_t batch) {
+    qat_runlog_summary sm;
+    assert_int_equal(qat_runlog_read_final(rl, &sm), 0);
+    assert_string_equal(sm.status, "completed");
+    assert_int_equal(sm.n_train, steps);
+    assert_int_equal(sm.final.steps, steps);
+    assert_int_equal(sm.final.tokens, steps * batch);
+    assert_int_equal(sm.tokens_target, steps * batch);
+}
+
 static void small_run_paths(char *cfg, char *out, char *rl, char *ck, size_t n) {
     snprintf(cfg, n, "%s/small.yaml", g_tmp);
     write_file(cfg, SMALL_CFG);
@@ -418,12 +430,7 @@ static void test_resume_refuses_a_changed_config(void **state) {
     printf("  changed log_every: exit %d: %s", rc, g_err);
     assert_int_equal(rc, 0);
     assert_non_null(strstr(g_err, "train.log_every 5 -> 4"));
-    assert_int_equal(qat_runlog_read_final(rl, &sm), 0);
-    assert_string_equal(sm.status, "completed");
-    assert_int_equal(sm.n_train, 40);
-    assert_int_equal(sm.final.steps, 40);
-    assert_int_equal(sm.final.tokens, 40 * 512);
-    assert_int_equal(sm.tokens_target, 40 * 512);
+    expect_completed(rl, 40, 512);
     read_attr_str(rl, "resumes", attr, sizeof attr);
     assert_string_equal(attr, "step 10: train.log_every 5 -> 4");
 
@@ -432,12 +439,7 @@ static void test_resume_refuses_a_changed_config(void **state) {
                         "train.tokens=30720", NULL});
     printf("  extended: exit %d: %s", rc, g_err);
     assert_int_equal(rc, 0);
-    assert_int_equal(qat_runlog_read_final(rl, &sm), 0);
-    assert_string_equal(sm.status, "completed");
-    assert_int_equal(sm.n_train, 60);
-    assert_int_equal(sm.final.steps, 60);
-    assert_int_equal(sm.final.tokens, 60 * 512);
-    assert_int_equal(sm.tokens_target, 60 * 512);
+    expect_completed(rl, 60, 512);
     read_attr_str(rl, "resumes", attr, sizeof attr);
     assert_non_null(strstr(attr, "\nstep 40: train.tokens 20480 -> 30720"));
     read_attr_str(rl, "config", attr, sizeof attr);
