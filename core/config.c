@@ -134,7 +134,8 @@ static const qat_key qat_keys[] = {
     INT_K("model.hidden", model.hidden, 0, 1 << 20, 0, "0",
           "SwiGLU hidden size; 0 = 32*ceil((8d/3)/32)"),
     INT_K("model.vocab", model.vocab, 2, 1 << 24, 0, "256", "vocabulary size"),
-    INT_K("model.seq_len", model.seq_len, 1, 1 << 20, 0, "128", "context length T"),
+    INT_K("model.seq_len", model.seq_len, 2, 1 << 20, 0, "128",
+          "context length T (>= 2)"),
     F64_K("model.rope_theta", model.rope_theta, 0, INF, F_OPEN_MIN, "10000", "RoPE base"),
     F64_K("model.norm_eps", model.norm_eps, 0, 1, F_OPEN_MIN, "1e-5", "RMSNorm epsilon"),
     F64_K("model.init_std", model.init_std, 0, INF, F_OPEN_MIN, "0.02", "init N(0, std)"),
@@ -153,9 +154,12 @@ static const qat_key qat_keys[] = {
     F64_K("data.synth_tokens", data.synth_tokens, 0, INF, 0, "0",
           "synthetic corpus size in tokens; 0 = enough for the run"),
 
-    F64_K("train.tokens", train.tokens, 0, INF, 0, "0",
+    /* Token counts are doubles on the way to int64 step and token counters
+     * (run.h5, ckpt.h5): above 2^53 a double no longer holds every whole number,
+     * so the count the run logs would not be the count it saw. */
+    F64_K("train.tokens", train.tokens, 0, QAT_MAX_TOKENS, 0, "0",
           "training tokens; 0 = tokens_per_param * N (tokens wins when both are set)"),
-    F64_K("train.tokens_per_param", train.tokens_per_param, 0, INF, 0, "20",
+    F64_K("train.tokens_per_param", train.tokens_per_param, 0, QAT_MAX_TOKENS, 0, "20",
           "tokens per non-embedding parameter, used when tokens is 0"),
     INT_K("train.batch_tokens", train.batch_tokens, 1, INT_MAX, 0, "4096",
           "tokens per optimizer step (B*T, a multiple of seq_len)"),
@@ -1060,6 +1064,50 @@ static void emit_scalar(strbuf *b, const qat_config *cfg, const qat_key *k) {
     case K_STR: emit_quoted(b, f); break;
     case K_LIST: QAT_ASSERT(0);
     }
+}
+
+/* ------------------------------------------------------- the table, exported */
+
+int qat_config_key_count(void) { return N_KEYS; }
+
+int qat_config_key_find(const char *key) { return key ? key_index(key) : -1; }
+
+void qat_config_key_get(int i, qat_config_key_info *out) {
+    QAT_ASSERT(i >= 0 && i < N_KEYS);
+    static const char *const type_names[] = {
+        [K_INT] = "int", [K_U64] = "unsigned int", [K_F64] = "number",
+        [K_STR] = "string", [K_BOOL] = "bool", [K_LIST] = "list",
+    };
+    const qat_key *k = &qat_keys[i];
+    memset(out, 0, sizeof *out);
+    out->key = k->key;
+    out->type = type_names[k->type];
+    out->min = k->type == K_INT || k->type == K_F64 ? k->min : -INF;
+    out->max = k->type == K_INT || k->type == K_F64 ? k->max : INF;
+    out->min_open = (k->flags & F_OPEN_MIN) != 0;
+    out->max_open = (k->flags & F_OPEN_MAX) != 0;
+    out->pow2 = (k->flags & F_POW2) != 0;
+    out->allowed = k->allowed;
+    out->def = k->def;
+    out->help = k->help;
+}
+
+char *qat_config_key_text(const qat_config *cfg, int i) {
+    QAT_ASSERT(i >= 0 && i < N_KEYS);
+    const qat_key *k = &qat_keys[i];
+    strbuf b = {0};
+    sb_printf(&b, "%s", "");
+    if (k->type != K_LIST) {
+        emit_scalar(&b, cfg, k);
+        return b.s;
+    }
+    sb_printf(&b, "[");
+    for (int j = 0; j < cfg->data.n_text; j++) {
+        if (j) sb_printf(&b, ", ");
+        emit_quoted(&b, cfg->data.text[j]);
+    }
+    sb_printf(&b, "]");
+    return b.s;
 }
 
 /* Split "a.b.c" in place into its components; returns their count (<= 8). */

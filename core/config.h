@@ -23,6 +23,9 @@
 #define QAT_PATH_MAX 1024
 #define QAT_FMT_MAX 64
 #define QAT_MAX_TEXT_FILES 64
+/* The largest token budget a run accepts (2^53): every whole number up to it is
+ * exact as a double, so tokens and steps are counted exactly (docs/config.md). */
+#define QAT_MAX_TOKENS 9007199254740992.0
 #define QAT_MAX_SETS 256 /* --set overrides one command line may give (train, grads, eval) */
 
 /* How one side (weights or activations) of every block linear is compressed. */
@@ -147,6 +150,31 @@ int qat_config_load_node(struct yaml_document_s *doc, struct yaml_node_s *node, 
  * for the first key repeated inside one mapping anywhere below `node` (leaf or
  * mapping key, any depth); QAT_OK when every mapping's keys are distinct. */
 int qat_yaml_unique_keys(struct yaml_document_s *doc, struct yaml_node_s *node, const char *origin);
+
+/* The key table itself (one row per dotted key, in table order), for tools and
+ * tests that must agree with it: the resume check compares two configs key by
+ * key, `qat fit --where` selects runs by any key, and tests/test_config.c checks
+ * docs/config.md's table against it. */
+typedef struct {
+    const char *key;             /* dotted name, e.g. "train.lr" */
+    const char *type;            /* "int", "unsigned int", "number", "string", "bool" or "list" */
+    double min, max;             /* numeric range (int, number); +-HUGE_VAL when unbounded */
+    int min_open, max_open;      /* 1 when that bound is excluded */
+    int pow2;                    /* int: must be <= 0 or a power of two */
+    const char *const *allowed;  /* string: the permitted values, NULL-terminated; NULL = any */
+    const char *def;             /* default, as YAML scalar text ("[]" for the list) */
+    const char *help;            /* the one-line help --print-config shows */
+} qat_config_key_info;
+
+int qat_config_key_count(void);
+/* Row i (0 <= i < qat_config_key_count()). */
+void qat_config_key_get(int i, qat_config_key_info *out);
+/* Index of a dotted key, or -1 when there is no such key. */
+int qat_config_key_find(const char *key);
+/* The value of key i in cfg as the YAML text --print-config shows (strings
+ * double-quoted, the list as a flow list); caller frees. Two configs agree on
+ * key i exactly when these texts are equal. */
+char *qat_config_key_text(const qat_config *cfg, int i);
 
 /* The candidate closest to `word` by edit distance (NULL-terminated list), for
  * "did you mean" on keys that are not config keys (a sweep file's top level). */

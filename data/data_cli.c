@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/config.h"
 #include "core/error.h"
 #include "data/dataset.h"
 #include "data/shard.h"
@@ -40,7 +41,8 @@ static const char *usage_synth =
     "(nats/token, the loss of a perfect model).\n"
     "\n"
     "  --tokens N   training tokens (e.g. 2e6)\n"
-    "  --seed S     corpus seed (data.synth_seed), default 0\n"
+    "  --seed S     corpus seed (data.synth_seed), default that key's default (1234), so the\n"
+    "               shards are the corpus `data: {source: synthetic}` trains on\n"
     "  --vocab V    vocabulary size (data.synth_vocab), default 256\n"
     "  --topics K   document topics (data.synth_topics), default 16\n"
     "  --val N      validation tokens, default 524288; 0 writes no validation shard\n"
@@ -99,7 +101,12 @@ static char *val_path(const char *out) {
 
 static int cmd_synth(int argc, char **argv) {
     int64_t tokens = -1, vocab = 256, topics = QAT_DATASET_SYNTH_TOPICS, nval = QAT_DATASET_SYNTH_VAL_TOKENS;
-    uint64_t seed = 0;
+    /* The default is data.synth_seed's, read from the config's own table, so that
+     * the shards written without --seed are the default corpus (docs/data.md). */
+    qat_config *defaults = qat_xmalloc(sizeof *defaults);
+    qat_config_defaults(defaults);
+    uint64_t seed = defaults->data.synth_seed;
+    free(defaults);
     const char *out = NULL;
     for (int i = 1; i < argc; i++) {
         int missing = 0;

@@ -304,6 +304,7 @@ static int write_attrs(hid_t f, const char *path, const qat_runlog_attrs *a) {
     QAT_TRY(qat_h5_attr_write(f, path, "gmse_a", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &a->gmse_a));
     QAT_TRY(qat_h5_attr_write(f, path, "rho_pred", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &a->rho_pred));
     QAT_TRY(qat_h5_attr_write_str(f, path, "precision", a->precision ? a->precision : "fp32"));
+    if (a->resumes) QAT_TRY(qat_h5_attr_write_str(f, path, "resumes", a->resumes));
     return qat_h5_attr_write_str(f, path, "status", "running");
 }
 
@@ -350,6 +351,30 @@ int qat_runlog_resume(const char *path, int64_t step, qat_runlog **out) {
 }
 
 int qat_runlog_resume_locked(const char *path, int64_t step, int lock_fd, qat_runlog **out) {
+    return qat_runlog_resume_noted(path, step, NULL, NULL, -1, lock_fd, out);
+}
+
+/* The resume note, the config and the budget change only here, before SWMR
+ * writing starts (no attribute may be written under SWMR). */
+static int note_resume(hid_t f, const char *path, const char *note, const char *config_yaml, int64_t tokens_target) {
+    if (note) {
+        char *old = qat_h5_attr_dup_str(f, "resumes");
+        size_t n = (old ? strlen(old) : 0) + strlen(note) + 2;
+        char *all = qat_xmalloc(n);
+        snprintf(all, n, "%s%s%s", old ? old : "", old && *old ? "\n" : "", note);
+        int rc = qat_h5_attr_write_str(f, path, "resumes", all);
+        free(all);
+        free(old);
+        QAT_TRY(rc);
+    }
+    if (config_yaml) QAT_TRY(qat_h5_attr_write_str(f, path, "config", config_yaml));
+    if (tokens_target >= 0)
+        QAT_TRY(qat_h5_attr_write(f, path, "tokens_target", H5T_STD_I64LE, H5T_NATIVE_INT64, &tokens_target));
+    return QAT_OK;
+}
+
+int qat_runlog_resume_noted(const char *path, int64_t step, const char *note, const char *config_yaml,
+                            int64_t tokens_target, int lock_fd, qat_runlog **out) {
     *out = NULL;
     if (access(path, F_OK) != 0) {
         int rc = qat_fail(QAT_EINPUT, "%s: cannot resume: %s", path, strerror(errno));
@@ -381,6 +406,7 @@ int qat_runlog_resume_locked(const char *path, int64_t step, int lock_fd, qat_ru
     if (!rc && qat_h5_exists(rl->file, "final") && H5Ldelete(rl->file, "final", H5P_DEFAULT) < 0)
         rc = qat_fail(QAT_ERUNTIME, "%s: cannot remove /final", path);
     if (!rc) rc = qat_h5_attr_write_str(rl->file, path, "status", "running");
+    if (!rc) rc = note_resume(rl->file, path, note, config_yaml, tokens_target);
     if (!rc) rc = series_reopen(&rl->train, rl->file, path, step);
     if (!rc) rc = series_reopen(&rl->eval, rl->file, path, step);
     if (!rc && H5Fflush(rl->file, H5F_SCOPE_GLOBAL) < 0) rc = qat_fail(QAT_ERUNTIME, "%s: cannot flush", path);

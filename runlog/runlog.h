@@ -78,6 +78,7 @@ typedef struct {
     double gmse_w, gmse_a;     /* Gaussian MSE of the two formats (fp32: 0) */
     double rho_pred;           /* capacity predicted from the GMSEs */
     const char *precision;     /* train.precision (fp32 | bf16); NULL = "fp32" */
+    const char *resumes;       /* attribute `resumes` (what each resume changed); NULL = none */
 } qat_runlog_attrs;
 
 /* The end-of-run scalars, /final/... */
@@ -124,6 +125,12 @@ int qat_runlog_lock(const char *path, int *fd, int *busy);
 void qat_runlog_unlock(int fd);
 int qat_runlog_create_locked(const char *path, const qat_runlog_attrs *attrs, int lock_fd, qat_runlog **out);
 int qat_runlog_resume_locked(const char *path, int64_t step, int lock_fd, qat_runlog **out);
+/* As qat_runlog_resume_locked, and before writing starts: append the line `note`
+ * (NULL: none) to the root attribute `resumes`, and replace `config` (NULL: keep)
+ * and `tokens_target` (< 0: keep) — a resume that changed a safe key
+ * (docs/config.md#resuming) leaves what it changed in the log. */
+int qat_runlog_resume_noted(const char *path, int64_t step, const char *note, const char *config_yaml,
+                            int64_t tokens_target, int lock_fd, qat_runlog **out);
 
 /* Buffer one row; no I/O unless the buffer (1024 train / 256 eval rows) is
  * full, in which case it flushes. Returns that flush's status. */

@@ -50,6 +50,11 @@ static const char fit_usage[] =
     "                      distinct GMSE values are held at the published values and\n"
     "                      reported as such (docs/scaling-laws.md).\n"
     "  --exclude GLOB      drop runs whose weight format, W/A pair or file matches\n"
+    "  --where KEY=VALUE   keep only run logs whose stored config has this value for any\n"
+    "                      config key (docs/config.md), e.g. --where data.source=synthetic\n"
+    "                      --where model.seq_len=64; repeatable (all must hold)\n"
+    "  --mixed-data        fit runs trained on different data (source, corpus, vocab,\n"
+    "                      seq_len) together; without it such a fit is refused (exit 2)\n"
     "  --drop-highest K    drop the K runs with the highest loss (Epoch drops 5)\n"
     "  --no-loo            skip the leave-one-out error\n"
     "  --json              print the JSON of docs/cli.md instead of the table\n"
@@ -88,8 +93,9 @@ typedef struct {
     char **inputs;
     int n_inputs;
     const char *law, *out, *csv;
-    const char **fix, **exclude;
-    int n_fix, n_exclude;
+    const char **fix, **exclude, **where;
+    int n_fix, n_exclude, n_where;
+    int mixed_data; /* --mixed-data: runs on different data may be fitted together */
     long bootstrap, seed, drop;
     int json, loo, help;
 } fit_args;
@@ -119,8 +125,12 @@ static int parse_fit_args(int argc, char **argv, fit_args *a) {
         } else if (!strcmp(o, "--exclude")) {
             QAT_TRY(need_value(argc, argv, &i, &v));
             a->exclude[a->n_exclude++] = v;
-        } else if (o[0] == '-' && o[1])
-            return qat_fail(QAT_EINPUT, "qat fit: unknown option '%s' (see qat fit --help)", o);
+        } else if (!strcmp(o, "--where")) {
+            QAT_TRY(need_value(argc, argv, &i, &v));
+            a->where[a->n_where++] = v;
+        } else if (!strcmp(o, "--mixed-data")) a->mixed_data = 1;
+        else if (o[0] == '-' && o[1])
+            return qat_fail(QAT_EINPUT, "unknown option '%s' (see qat fit --help)", o);
         else a->inputs[a->n_inputs++] = argv[i];
     }
     return QAT_OK;
@@ -142,22 +152,30 @@ static int apply_fixes(qat_fit_problem *p, const fit_args *a) {
 }
 
 static int fit_body(fit_args *a) {
-    if (a->n_inputs == 0) return qat_fail(QAT_EINPUT, "qat fit: no RUNS given (see qat fit --help)");
+    if (a->n_inputs == 0) return qat_fail(QAT_EINPUT, "no RUNS given (see qat fit --help)");
     const qat_fit_resolver *res = qat_fit_default_resolver();
     qat_fit_runs rs = {0};
     int skipped = 0, rc;
     qat_fit_problem p = {0}, dp = {0};
     qat_fit_result r = {0}, dr = {0};
     qat_fit_report rep = {0};
-    if ((rc = qat_fit_read_inputs(a->inputs, a->n_inputs, &rs, &skipped, stderr))) goto out;
+    qat_fit_select *sel = NULL;
+    int unselected = 0;
+    if ((rc = qat_fit_select_new(a->where, a->n_where, &sel))) goto out;
+    if ((rc = qat_fit_read_inputs_sel(a->inputs, a->n_inputs, &rs, &skipped, &unselected, stderr, sel))) goto out;
+    if (a->n_where && !a->json)
+        printf("--where kept %d run%s (%d other completed run%s not selected)\n", rs.n, rs.n == 1 ? "" : "s",
+               unselected, unselected == 1 ? "" : "s");
     qat_fit_drop_highest(&rs, (int)a->drop);
     for (int k = 0; k < a->n_exclude; k++)
         if (qat_fit_exclude(&rs, a->exclude[k]) == 0)
             fprintf(stderr, "qat: warning: --exclude %s matched no run\n", a->exclude[k]);
     if (rs.n < 3) {
-        rc = qat_fail(QAT_EINPUT, "qat fit: %d usable runs after skipping and excluding; a fit needs at least 3", rs.n);
+        rc = qat_fail(QAT_EINPUT, "%d usable runs after skipping, selecting and excluding; a fit needs at least 3",
+                      rs.n);
         goto out;
     }
+    if ((rc = qat_fit_check_data(&rs, sel, a->mixed_data, stderr))) goto out;
     int all_dense = 1;
     for (int i = 0; i < rs.n; i++)
         all_dense &= !strcmp(rs.run[i].wfmt, "fp32") && !strcmp(rs.run[i].afmt, "fp32");
@@ -204,6 +222,7 @@ static int fit_body(fit_args *a) {
     if (a->csv && (rc = qat_fit_write_csv(a->csv, &rep))) goto out;
     if (a->out && (rc = qat_fit_h5_write(a->out, &rep))) goto out;
 out:
+    qat_fit_select_free(sel);
     qat_fit_report_free(&rep);
     qat_fit_result_free(&r);
     qat_fit_result_free(&dr);
@@ -218,11 +237,12 @@ int qat_fit_main(int argc, char **argv) {
     a.inputs = qat_xcalloc((size_t)argc, sizeof *a.inputs);
     a.fix = qat_xcalloc((size_t)argc, sizeof *a.fix);
     a.exclude = qat_xcalloc((size_t)argc, sizeof *a.exclude);
+    a.where = qat_xcalloc((size_t)argc, sizeof *a.where);
     qat_clear_error();
     int rc = parse_fit_args(argc, argv, &a);
     if (!rc && a.help) fputs(fit_usage, stdout);
     else if (!rc) rc = fit_body(&a);
-    free(a.inputs); free(a.fix); free(a.exclude);
+    free(a.inputs); free(a.fix); free(a.exclude); free(a.where);
     return qat_report(rc);
 }
 
@@ -235,13 +255,13 @@ int qat_plot_main(int argc, char **argv) {
         if (!strcmp(o, "--help") || !strcmp(o, "-h")) { fputs(plot_usage, stdout); return 0; }
         else if (!strcmp(o, "--kind")) rc = need_value(argc, argv, &i, &kind);
         else if (!strcmp(o, "-o") || !strcmp(o, "--out")) rc = need_value(argc, argv, &i, &out);
-        else if (o[0] == '-' && o[1]) rc = qat_fail(QAT_EINPUT, "qat plot: unknown option '%s' (see qat plot --help)", o);
-        else if (in) rc = qat_fail(QAT_EINPUT, "qat plot: one FIT.h5 only (got '%s' and '%s')", in, o);
+        else if (o[0] == '-' && o[1]) rc = qat_fail(QAT_EINPUT, "unknown option '%s' (see qat plot --help)", o);
+        else if (in) rc = qat_fail(QAT_EINPUT, "one FIT.h5 only (got '%s' and '%s')", in, o);
         else in = o;
     }
-    if (!rc && !in) rc = qat_fail(QAT_EINPUT, "qat plot: no FIT.h5 given (see qat plot --help)");
-    if (!rc && !out) rc = qat_fail(QAT_EINPUT, "qat plot: no output given (-o FIG.svg)");
-    if (!rc && !kind) rc = qat_fail(QAT_EINPUT, "qat plot: no --kind given (law, capacity or frontier)");
+    if (!rc && !in) rc = qat_fail(QAT_EINPUT, "no FIT.h5 given (see qat plot --help)");
+    if (!rc && !out) rc = qat_fail(QAT_EINPUT, "no output given (-o FIG.svg)");
+    if (!rc && !kind) rc = qat_fail(QAT_EINPUT, "no --kind given (law, capacity or frontier)");
     qat_plot_kind k = QAT_PLOT_LAW;
     if (!rc) rc = qat_plot_kind_parse(kind, &k);
     if (rc) return qat_report(rc);

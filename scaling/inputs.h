@@ -26,6 +26,32 @@ int qat_fit_read_runlog(const char *path, qat_fit_runs *rs, int *skipped, FILE *
  * log), or anything else (a CSV). */
 int qat_fit_read_inputs(char *const *paths, int n, qat_fit_runs *rs, int *skipped, FILE *warn);
 
+/* What the run logs' stored configs (docs/files.md `config`) say, for selecting
+ * runs by config key (`qat fit --where KEY=VALUE`) and for refusing a fit over
+ * runs trained on different data. Runs from CSV files have no config. */
+typedef struct qat_fit_select qat_fit_select;
+
+/* Check each "KEY=VALUE" (a config key of docs/config.md and a value it
+ * accepts); QAT_EINPUT naming the --where otherwise. `where` is borrowed. */
+int qat_fit_select_new(const char *const *where, int n_where, qat_fit_select **out);
+void qat_fit_select_free(qat_fit_select *sel);
+
+/* As qat_fit_read_inputs; with `sel` (may be NULL) a run log is kept only when
+ * its config has every --where value (others are counted in *unselected, not
+ * warned about one by one), and each kept run's data is remembered for
+ * qat_fit_check_data. With --where, a CSV input or a run log without a readable
+ * config is QAT_EINPUT: there is nothing to select it by. */
+int qat_fit_read_inputs_sel(char *const *paths, int n, qat_fit_runs *rs, int *skipped, int *unselected, FILE *warn,
+                            qat_fit_select *sel);
+
+/* QAT_EINPUT when the runs left in rs (after drops and exclusions) were trained
+ * on different data: data source and corpus (files, synthetic seed/vocab/topics,
+ * held-out fraction), model.vocab or model.seq_len, so that their losses are
+ * not on one scale. The message names each group with its run count and one
+ * file, and how to select one. With allow_mixed the same text is a warning on
+ * `warn` and QAT_OK. Runs without a config (CSV rows) are not checked. */
+int qat_fit_check_data(const qat_fit_runs *rs, const qat_fit_select *sel, int allow_mixed, FILE *warn);
+
 /* Remove the k runs with the highest loss (Epoch drops the 5 highest of the
  * Chinchilla table: they are off the trend). Ties go by input order. */
 void qat_fit_drop_highest(qat_fit_runs *rs, int k);

@@ -8,16 +8,23 @@
  * final evaluation) is skipped with a warning that names the file and the
  * reason. Attributes may be stored as fixed- or variable-length strings and
  * as integer or float numbers: HDF5 converts on read, so both are accepted.
+ *
+ * The stored config of each run log (its `config` attribute, the resolved
+ * YAML) is read back with core/config's own loader, so `--where KEY=VALUE`
+ * compares values the way the config does (1e5 and 100000 agree) and the data
+ * check compares the keys that define the corpus, not file names.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fnmatch.h>
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include <hdf5.h>
 
+#include "core/config.h"
 #include "core/error.h"
 #include "runlog/runlog.h"
 #include "scaling/inputs.h"
@@ -64,6 +71,216 @@ int qat_fit_read_runlog(const char *path, qat_fit_runs *rs, int *skipped, FILE *
     return QAT_OK;
 }
 
+struct qat_fit_select {
+    const char *const *where; /* "KEY=VALUE", borrowed */
+    int n_where;
+    int *key;                 /* config key index of each --where */
+    char **origin, **label;   /* run logs kept, and their data keys as "k=v" lines */
+    int n, cap;
+    qat_config *a, *b;        /* scratch (a config is large) */
+};
+
+/* The keys that say which tokens a run was trained and evaluated on, in the
+ * order they are shown. */
+static const char *const DATA_KEYS[] = {"data.source", "data.shards", "data.val_shards", "data.text",
+                                        "data.val_fraction", "data.synth_seed", "data.synth_vocab",
+                                        "data.synth_topics", "model.vocab", "model.seq_len", NULL};
+
+/* Keys another source ignores are left out, so they cannot split a group. */
+static int data_key_matters(const qat_config *c, const char *key) {
+    int synth = !strcmp(c->data.source, "synthetic");
+    if (!strncmp(key, "data.synth_", 11)) return synth;
+    if (!strcmp(key, "data.val_fraction")) return !synth && !c->data.val_shards[0];
+    if (!strcmp(key, "data.shards") || !strcmp(key, "data.val_shards")) return !strcmp(c->data.source, "shards");
+    if (!strcmp(key, "data.text")) return !strcmp(c->data.source, "text");
+    return 1;
+}
+
+int qat_fit_select_new(const char *const *where, int n_where, qat_fit_select **out) {
+    qat_fit_select *s = qat_xcalloc(1, sizeof *s);
+    s->where = where;
+    s->n_where = n_where;
+    s->key = qat_xcalloc((size_t)n_where + 1, sizeof *s->key);
+    s->a = qat_xmalloc(sizeof *s->a);
+    s->b = qat_xmalloc(sizeof *s->b);
+    *out = s;
+    for (int i = 0; i < n_where; i++) {
+        const char *eq = strchr(where[i], '=');
+        char key[256];
+        if (!eq || eq == where[i] || (size_t)(eq - where[i]) >= sizeof key)
+            return qat_fail(QAT_EINPUT, "--where %s: expected KEY=VALUE with a config key, e.g. data.source=synthetic",
+                            where[i]);
+        snprintf(key, sizeof key, "%.*s", (int)(eq - where[i]), where[i]);
+        s->key[i] = qat_config_key_find(key);
+        if (s->key[i] < 0)
+            return qat_fail(QAT_EINPUT, "--where %s: unknown config key '%s' (did you mean '%s'?)", where[i], key,
+                            qat_config_nearest_key(key));
+        /* the value must be one the key accepts, or no run could ever match */
+        qat_config_defaults(s->a);
+        if (qat_config_set(s->a, where[i])) {
+            /* the config names the override "--set K=V: "; here it is a --where */
+            const char *m = qat_errmsg();
+            size_t skip_n = strlen("--set ") + strlen(where[i]) + 2;
+            char why[2048];
+            snprintf(why, sizeof why, "%s", strlen(m) > skip_n && !strncmp(m, "--set ", 6) ? m + skip_n : m);
+            return qat_fail(QAT_EINPUT, "--where %s: %s", where[i], why);
+        }
+    }
+    return QAT_OK;
+}
+
+void qat_fit_select_free(qat_fit_select *s) {
+    if (!s) return;
+    for (int i = 0; i < s->n; i++) free(s->origin[i]), free(s->label[i]);
+    free(s->origin);
+    free(s->label);
+    free(s->key);
+    free(s->a);
+    free(s->b);
+    free(s);
+}
+
+/* The run's config into sel->a; 0 when it has a readable, non-empty one. */
+static int load_run_config(const char *path, qat_fit_select *sel) {
+    char *yaml = qat_runlog_read_config(path);
+    int ok = yaml && strspn(yaml, " \t\r\n") < strlen(yaml) && !qat_config_load_string(yaml, path, sel->a);
+    free(yaml);
+    qat_clear_error();
+    return ok ? 0 : -1;
+}
+
+/* 1 when the config in sel->a has every --where value. */
+static int selected(qat_fit_select *sel) {
+    for (int i = 0; i < sel->n_where; i++) {
+        memcpy(sel->b, sel->a, sizeof *sel->b);
+        if (qat_config_set(sel->b, sel->where[i])) return qat_clear_error(), 0;
+        char *x = qat_config_key_text(sel->a, sel->key[i]), *y = qat_config_key_text(sel->b, sel->key[i]);
+        int same = !strcmp(x, y);
+        free(x);
+        free(y);
+        if (!same) return 0;
+    }
+    return 1;
+}
+
+static void remember_data(qat_fit_select *sel, const char *path) {
+    size_t cap = 256, n = 0;
+    char *label = qat_xmalloc(cap);
+    label[0] = 0;
+    for (int k = 0; DATA_KEYS[k]; k++) {
+        if (!data_key_matters(sel->a, DATA_KEYS[k])) continue;
+        char *v = qat_config_key_text(sel->a, qat_config_key_find(DATA_KEYS[k]));
+        size_t need = n + strlen(DATA_KEYS[k]) + strlen(v) + 3;
+        if (need > cap) label = qat_xrealloc(label, cap = 2 * need);
+        n += (size_t)sprintf(label + n, "%s=%s\n", DATA_KEYS[k], v);
+        free(v);
+    }
+    if (sel->n == sel->cap) {
+        sel->cap = sel->cap ? 2 * sel->cap : 16;
+        sel->origin = qat_xrealloc(sel->origin, (size_t)sel->cap * sizeof *sel->origin);
+        sel->label = qat_xrealloc(sel->label, (size_t)sel->cap * sizeof *sel->label);
+    }
+    sel->origin[sel->n] = qat_xstrdup(path);
+    sel->label[sel->n++] = label;
+}
+
+/* One run log through qat_fit_read_runlog, then --where and the data label. */
+static int read_runlog_sel(const char *path, qat_fit_runs *rs, int *skipped, int *unselected, FILE *warn,
+                           qat_fit_select *sel) {
+    int before = rs->n;
+    QAT_TRY(qat_fit_read_runlog(path, rs, skipped, warn));
+    if (!sel || rs->n == before) return QAT_OK;
+    if (load_run_config(path, sel)) {
+        if (!sel->n_where) return QAT_OK; /* nothing to select by; the data check cannot see it */
+        rs->n = before;
+        skip(warn, skipped, path, "no readable stored config, so --where cannot select it");
+        return QAT_OK;
+    }
+    if (!selected(sel)) {
+        rs->n = before;
+        if (unselected) (*unselected)++;
+        return QAT_OK;
+    }
+    remember_data(sel, path);
+    return QAT_OK;
+}
+
+static const char *label_of(const qat_fit_select *sel, const char *origin) {
+    for (int i = 0; i < sel->n; i++)
+        if (!strcmp(sel->origin[i], origin)) return sel->label[i];
+    return NULL;
+}
+
+/* The value of `key` in a label ("" when the key is not in it); into buf. */
+static const char *label_value(const char *label, const char *key, char *buf, size_t n) {
+    size_t kl = strlen(key);
+    for (const char *p = label; p && *p;) {
+        const char *eol = strchr(p, '\n');
+        if (!strncmp(p, key, kl) && p[kl] == '=') {
+            snprintf(buf, n, "%.*s", (int)(eol - p - (ptrdiff_t)kl - 1), p + kl + 1);
+            return buf;
+        }
+        p = eol ? eol + 1 : NULL;
+    }
+    buf[0] = 0;
+    return buf;
+}
+
+int qat_fit_check_data(const qat_fit_runs *rs, const qat_fit_select *sel, int allow_mixed, FILE *warn) {
+    if (!sel) return QAT_OK;
+    /* groups: distinct labels in first-seen order, with a count and a file */
+    const char **glabel = qat_xcalloc((size_t)rs->n + 1, sizeof *glabel);
+    const char **gfile = qat_xcalloc((size_t)rs->n + 1, sizeof *gfile);
+    int *gcount = qat_xcalloc((size_t)rs->n + 1, sizeof *gcount), ng = 0;
+    for (int i = 0; i < rs->n; i++) {
+        const char *l = label_of(sel, rs->run[i].origin);
+        if (!l) continue;
+        int g = 0;
+        while (g < ng && strcmp(glabel[g], l)) g++;
+        if (g == ng) glabel[ng] = l, gfile[ng] = rs->run[i].origin, ng++;
+        gcount[g]++;
+    }
+    int rc = QAT_OK;
+    if (ng > 1) {
+        /* name each group by the keys that differ between groups only */
+        size_t cap = 4096, n = 0;
+        char *msg = qat_xmalloc(cap);
+        msg[0] = 0;
+        char hint[2200] = "";
+        for (int g = 0; g < ng; g++) {
+            char line[4096];
+            size_t ln = (size_t)snprintf(line, sizeof line, "\n  %d run%s with", gcount[g], gcount[g] == 1 ? "" : "s");
+            for (int k = 0; DATA_KEYS[k]; k++) {
+                char v[2048], w[2048];
+                int differs = 0;
+                label_value(glabel[g], DATA_KEYS[k], v, sizeof v);
+                for (int h = 0; h < ng && !differs; h++) differs = strcmp(v, label_value(glabel[h], DATA_KEYS[k], w, sizeof w)) != 0;
+                if (!differs) continue;
+                if (!v[0]) continue; /* a key this group's source does not use */
+                if (ln < sizeof line) ln += (size_t)snprintf(line + ln, sizeof line - ln, " %s=%s", DATA_KEYS[k], v);
+                if (!hint[0] && v[0]) snprintf(hint, sizeof hint, "--where '%s=%s'", DATA_KEYS[k], v);
+            }
+            if (ln < sizeof line) snprintf(line + ln, sizeof line - ln, " (e.g. %s)", gfile[g]);
+            size_t need = n + strlen(line) + 1;
+            if (need > cap) msg = qat_xrealloc(msg, cap = 2 * need);
+            n += (size_t)sprintf(msg + n, "%s", line);
+        }
+        if (allow_mixed) {
+            if (warn) fprintf(warn, "qat: warning: the runs were trained on different data (--mixed-data: fitted "
+                                    "together as asked):%s\n", msg);
+        } else {
+            rc = qat_fail(QAT_EINPUT, "the runs were trained on different data, so their losses are not on one "
+                          "scale:%s\n  select one group with %s (--where KEY=VALUE, repeatable, any config key), "
+                          "or pass --mixed-data to fit them together anyway", msg, hint);
+        }
+        free(msg);
+    }
+    free(glabel);
+    free(gfile);
+    free(gcount);
+    return rc;
+}
+
 typedef struct {
     char **v;
     int n, cap;
@@ -99,6 +316,11 @@ static void find_runlogs(const char *dir, strlist *out) {
 static int str_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 int qat_fit_read_inputs(char *const *paths, int n, qat_fit_runs *rs, int *skipped, FILE *warn) {
+    return qat_fit_read_inputs_sel(paths, n, rs, skipped, NULL, warn, NULL);
+}
+
+int qat_fit_read_inputs_sel(char *const *paths, int n, qat_fit_runs *rs, int *skipped, int *unselected, FILE *warn,
+                            qat_fit_select *sel) {
     for (int i = 0; i < n; i++) {
         struct stat st;
         if (stat(paths[i], &st))
@@ -109,13 +331,16 @@ int qat_fit_read_inputs(char *const *paths, int n, qat_fit_runs *rs, int *skippe
             if (l.n == 0) return qat_fail(QAT_EINPUT, "%s: no run.h5 below this directory", paths[i]);
             qsort(l.v, (size_t)l.n, sizeof *l.v, str_cmp); /* file order must not depend on readdir */
             int rc = QAT_OK;
-            for (int k = 0; k < l.n && !rc; k++) rc = qat_fit_read_runlog(l.v[k], rs, skipped, warn);
+            for (int k = 0; k < l.n && !rc; k++) rc = read_runlog_sel(l.v[k], rs, skipped, unselected, warn, sel);
             for (int k = 0; k < l.n; k++) free(l.v[k]);
             free(l.v);
             QAT_TRY(rc);
         } else if (H5Fis_hdf5(paths[i]) > 0) {
-            QAT_TRY(qat_fit_read_runlog(paths[i], rs, skipped, warn));
+            QAT_TRY(read_runlog_sel(paths[i], rs, skipped, unselected, warn, sel));
         } else {
+            if (sel && sel->n_where)
+                return qat_fail(QAT_EINPUT, "%s: a CSV has no run configs for --where to select by; "
+                                "give run logs, or drop --where", paths[i]);
             QAT_TRY(qat_fit_read_csv(paths[i], rs));
         }
     }

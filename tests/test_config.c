@@ -396,6 +396,225 @@ static int teardown(void **state) {
     return qat_test_rmtree(tmpdir);
 }
 
+/* ---- docs/config.md's key table against the binary's (core/config.c) ---------- */
+
+/* Shortest decimal text of a bound, as docs/config.md writes it: whole numbers in
+ * full (1048576, 9007199254740992), others in %g (0.5, 1e-05 is written 1e-5). */
+static void fmt_bound(char *buf, size_t n, double v) {
+    if (v == floor(v) && fabs(v) < 1e16) {
+        snprintf(buf, n, "%.0f", v);
+        return;
+    }
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, n, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v) return;
+    }
+}
+
+/* Split a markdown table row into cells at '|' not escaped as '\|'; trims spaces.
+ * Returns the cell count (at most max). */
+static int split_row(char *line, char **cell, int max) {
+    int n = 0;
+    char *p = line;
+    if (*p == '|') p++;
+    char *start = p;
+    for (; *p && n < max; p++) {
+        if (*p == '|' && p[-1] != '\\') {
+            *p = 0;
+            cell[n++] = start;
+            start = p + 1;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        while (*cell[i] == ' ') cell[i]++;
+        size_t l = strlen(cell[i]);
+        while (l && (cell[i][l - 1] == ' ' || cell[i][l - 1] == '\n')) cell[i][--l] = 0;
+    }
+    return n;
+}
+
+/* The backticked words of a cell ("`fp32` \| `bf16`" -> fp32, bf16), '""' as "". */
+static int backticked(const char *cell, char words[][64], int max) {
+    int n = 0;
+    for (const char *p = strchr(cell, '`'); p && n < max; p = strchr(p, '`')) {
+        const char *q = strchr(p + 1, '`');
+        if (!q) break;
+        snprintf(words[n], 64, "%.*s", (int)(q - p - 1), p + 1);
+        if (!strcmp(words[n], "\"\"")) words[n][0] = 0;
+        n++;
+        p = q + 1;
+    }
+    return n;
+}
+
+/* One documented row against one table row; failures are counted and printed. */
+static int check_doc_row(const char *key, const char *type, const char *def, const qat_config_key_info *k) {
+    int bad = 0;
+    char words[32][64], want[256];
+    /* default */
+    const char *dq = def;
+    char d[256];
+    int nd = backticked(dq, words, 1);
+    snprintf(d, sizeof d, "%s", nd ? words[0] : dq);
+    if (strcmp(d, k->def)) {
+        printf("  %s: docs default '%s', binary '%s'\n", key, d, k->def);
+        bad++;
+    }
+    /* kind of value */
+    if (strncmp(type, k->type, strlen(k->type)) && !(k->allowed && !strcmp(k->type, "string")) &&
+        !(!strcmp(k->type, "string") && strstr(type, "string"))) {
+        printf("  %s: docs type '%s', binary %s\n", key, type, k->type);
+        bad++;
+    }
+    /* allowed values: the same set */
+    if (k->allowed) {
+        int nw = backticked(type, words, 32), na = 0;
+        for (; k->allowed[na]; na++) {
+            int found = 0;
+            for (int j = 0; j < nw; j++) found |= !strcmp(words[j], k->allowed[na]);
+            if (!found) printf("  %s: allowed value '%s' is not in the docs (%s)\n", key, k->allowed[na], type), bad++;
+        }
+        if (nw != na) printf("  %s: docs list %d values, binary %d (%s)\n", key, nw, na, type), bad++;
+    }
+    /* numeric range, in the form docs/config.md uses */
+    if (!strcmp(k->type, "int") || !strcmp(k->type, "number")) {
+        int is_int = !strcmp(k->type, "int");
+        int has_lo = k->min > -HUGE_VAL, has_hi = k->max < HUGE_VAL && !(is_int && k->max >= 2147483647.0);
+        char lo[64], hi[64];
+        fmt_bound(lo, sizeof lo, k->min);
+        fmt_bound(hi, sizeof hi, k->max);
+        want[0] = 0;
+        if (has_lo && has_hi)
+            snprintf(want, sizeof want, "in %c%s, %s%c", k->min_open ? '(' : '[', lo, hi, k->max_open ? ')' : ']');
+        else if (has_lo)
+            snprintf(want, sizeof want, "%s %s", k->min_open ? ">" : "≥", lo);
+        else if (has_hi)
+            snprintf(want, sizeof want, "%s %s", k->max_open ? "<" : "≤", hi);
+        if (want[0] && !strstr(type, want)) {
+            printf("  %s: docs type '%s' does not say '%s'\n", key, type, want);
+            bad++;
+        }
+        if (!want[0] && (strstr(type, "≥") || strstr(type, "in [") || strstr(type, "in ("))) {
+            printf("  %s: docs give a range (%s), the binary has none\n", key, type);
+            bad++;
+        }
+        if (k->pow2 && !strstr(type, "power of two")) printf("  %s: docs omit 'power of two'\n", key), bad++;
+    }
+    return bad;
+}
+
+/* docs/config.md documents every key of the binary's table (names, types, defaults,
+ * allowed values, ranges) and nothing else, so the two cannot drift apart. */
+static void test_docs_key_table_matches_binary(void **state) {
+    (void)state;
+    const char *root = getenv("QAT_SOURCE_ROOT");
+    assert_non_null(root);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/docs/config.md", root);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    int nk = qat_config_key_count();
+    int *documented = calloc((size_t)nk, sizeof *documented);
+    char line[4096];
+    int in_keys = 0, bad = 0, rows = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (!strncmp(line, "## ", 3)) in_keys = !strncmp(line, "## Keys", 7);
+        if (!in_keys || strncmp(line, "| `", 3)) continue;
+        char *cell[8];
+        if (split_row(line, cell, 8) < 4) continue;
+        char names[1][64];
+        assert_int_equal(backticked(cell[0], names, 1), 1);
+        const char *key = names[0];
+        rows++;
+        size_t kl = strlen(key);
+        if (kl > 2 && !strcmp(key + kl - 2, ".*")) {
+            /* "compress.activations.*": the same keys as compress.weights.*, with the same rows */
+            char prefix[64];
+            snprintf(prefix, sizeof prefix, "%.*s.", (int)(kl - 2), key);
+            int found = 0;
+            for (int i = 0; i < nk; i++) {
+                qat_config_key_info k, w;
+                qat_config_key_get(i, &k);
+                if (strncmp(k.key, prefix, strlen(prefix))) continue;
+                char twin[128];
+                snprintf(twin, sizeof twin, "compress.weights.%s", k.key + strlen(prefix));
+                int wi = qat_config_key_find(twin);
+                if (wi < 0) { printf("  %s has no compress.weights twin\n", k.key); bad++; continue; }
+                qat_config_key_get(wi, &w);
+                if (strcmp(k.def, w.def) || strcmp(k.type, w.type) || k.min != w.min || k.max != w.max ||
+                    k.allowed != w.allowed)
+                    printf("  %s differs from %s, but the docs give them one row\n", k.key, twin), bad++;
+                documented[i] = 1;
+                found++;
+            }
+            if (!found) printf("  docs row %s matches no key\n", key), bad++;
+            continue;
+        }
+        int i = qat_config_key_find(key);
+        if (i < 0) {
+            printf("  docs/config.md documents '%s', which the binary does not have\n", key);
+            bad++;
+            continue;
+        }
+        if (documented[i]) printf("  %s is documented twice\n", key), bad++;
+        documented[i] = 1;
+        qat_config_key_info k;
+        qat_config_key_get(i, &k);
+        bad += check_doc_row(key, cell[1], cell[2], &k);
+    }
+    fclose(f);
+    for (int i = 0; i < nk; i++)
+        if (!documented[i]) {
+            qat_config_key_info k;
+            qat_config_key_get(i, &k);
+            printf("  %s is not in docs/config.md's key table\n", k.key);
+            bad++;
+        }
+    free(documented);
+    printf("  %d rows checked against %d keys: %d mismatches\n", rows, nk, bad);
+    assert_true(rows > 40);
+    assert_int_equal(bad, 0);
+}
+
+/* The exported table is the one the loader uses: every row's default reads back
+ * as that key's value in a default config, and key_text agrees with the YAML. */
+static void test_key_table_export(void **state) {
+    (void)state;
+    qat_config c;
+    qat_config_defaults(&c);
+    int n = qat_config_key_count();
+    assert_true(n > 50);
+    for (int i = 0; i < n; i++) {
+        qat_config_key_info k;
+        qat_config_key_get(i, &k);
+        assert_int_equal(qat_config_key_find(k.key), i);
+        char set[512];
+        snprintf(set, sizeof set, "%s=%s", k.key, k.def);
+        qat_config d = c;
+        assert_int_equal(qat_config_set(&d, set), QAT_OK);
+        char *a = qat_config_key_text(&c, i), *b = qat_config_key_text(&d, i);
+        assert_string_equal(a, b);
+        free(a);
+        free(b);
+    }
+    assert_int_equal(qat_config_key_find("train.lrr"), -1);
+    const char *sets[2] = {"data.text=[a.txt, \"b c.txt\"]", "model.seq_len=6.4e1"};
+    assert_int_equal(qat_config_load(NULL, sets, 2, &c), QAT_OK);
+    char *t = qat_config_key_text(&c, qat_config_key_find("data.text"));
+    assert_string_equal(t, "[\"a.txt\", \"b c.txt\"]");
+    free(t);
+    t = qat_config_key_text(&c, qat_config_key_find("model.seq_len"));
+    assert_string_equal(t, "64");
+    free(t);
+    /* seq_len 1 is refused by the table itself (a row is T+1 tokens; the model needs 2) */
+    const char *one[1] = {"model.seq_len=1"};
+    assert_int_equal(qat_config_load(NULL, one, 1, &c), QAT_EINPUT);
+    assert_non_null(strstr(qat_errmsg(), "expected an integer in [2, "));
+    const char *huge[1] = {"train.tokens=1e30"};
+    assert_int_equal(qat_config_load(NULL, huge, 1, &c), QAT_EINPUT);
+    assert_non_null(strstr(qat_errmsg(), "expected a number in [0, 9007199254740992]"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
@@ -406,6 +625,8 @@ int main(void) {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_nearest_key),
         cmocka_unit_test(test_help_names_every_choice),
+        cmocka_unit_test(test_docs_key_table_matches_binary),
+        cmocka_unit_test(test_key_table_export),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

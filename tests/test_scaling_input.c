@@ -330,11 +330,126 @@ static void test_killed_runlogs(void **s) {
     assert_true(fabs(alpha - 0.348) < 0.01);
 }
 
+/* A completed run log whose stored config is `config_yaml`, on an exact Chinchilla law. */
+static void write_run_with_config(const char *sub, const char *config_yaml, double N, double D, double E) {
+    char p[512];
+    path_in(p, sizeof p, sub);
+    mkdir(p, 0755);
+    strcat(p, "/run.h5");
+    double loss = E + 400 * pow(N, -0.34) + 1800 * pow(D, -0.37);
+    qat_runlog_attrs at = {.name = sub, .config_yaml = config_yaml, .n_params = (int64_t)N,
+                           .n_params_total = (int64_t)N, .tokens_target = (int64_t)D,
+                           .weight_format = "fp32", .act_format = "fp32", .estimator = "ste"};
+    qat_runlog *rl;
+    assert_int_equal(qat_runlog_create(p, &at, &rl), QAT_OK);
+    qat_runlog_final fin = {loss, loss, (int64_t)D, 1, 1.0};
+    assert_int_equal(qat_runlog_finish(rl, QAT_RUN_COMPLETED, &fin), QAT_OK);
+    assert_int_equal(qat_runlog_close(rl), QAT_OK);
+}
+
+/* Runs on two corpora (synthetic at seq_len 128, a text file at seq_len 64) are not
+ * one fit: refused naming both groups, unless --mixed-data; --where KEY=VALUE picks
+ * one group by any config key (values compared as the config reads them). */
+static void test_fit_where_and_mixed_data(void **s) {
+    (void)s;
+    char d[512], sub[64], text[1 << 14];
+    path_in(d, sizeof d, "mixed");
+    mkdir(d, 0755);
+    int k = 0;
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++, k++) {
+            double N = 1e6 * pow(3, i), D = N * 10 * pow(2.5, j);
+            snprintf(sub, sizeof sub, "mixed/syn%d", k);
+            write_run_with_config(sub, "data: {source: synthetic}\ntrain: {tokens: 1e5}\n", N, D, 1.8);
+            snprintf(sub, sizeof sub, "mixed/txt%d", k);
+            write_run_with_config(sub, "data: {text: [a.txt]}\nmodel: {seq_len: 64}\ntrain: {tokens: 1e5}\n", N, D,
+                                  1.2);
+        }
+    /* the library: two groups, each named with the keys that differ */
+    qat_fit_select *sel;
+    assert_int_equal(qat_fit_select_new(NULL, 0, &sel), QAT_OK);
+    qat_fit_runs rs = {0};
+    int skipped = 0, unselected = 0;
+    char *paths[1] = {d};
+    assert_int_equal(qat_fit_read_inputs_sel(paths, 1, &rs, &skipped, &unselected, NULL, sel), QAT_OK);
+    assert_int_equal(rs.n, 18);
+    assert_int_equal(qat_fit_check_data(&rs, sel, 0, NULL), QAT_EINPUT);
+    const char *m = qat_errmsg();
+    printf("  %s\n", m);
+    assert_non_null(strstr(m, "9 runs with data.source=\"synthetic\""));
+    assert_non_null(strstr(m, "9 runs with data.source=\"text\""));
+    assert_non_null(strstr(m, "data.text=[\"a.txt\"]"));
+    assert_non_null(strstr(m, "model.seq_len=64"));
+    assert_non_null(strstr(m, "--mixed-data"));
+    assert_int_equal(qat_fit_check_data(&rs, sel, 1, NULL), QAT_OK);
+    qat_fit_runs_free(&rs);
+    qat_fit_select_free(sel);
+
+    /* one group left: no complaint */
+    const char *w[2] = {"model.seq_len=6.4e1", "train.tokens=100000"};
+    assert_int_equal(qat_fit_select_new(w, 2, &sel), QAT_OK);
+    unselected = 0;
+    assert_int_equal(qat_fit_read_inputs_sel(paths, 1, &rs, &skipped, &unselected, NULL, sel), QAT_OK);
+    assert_int_equal(rs.n, 9);
+    assert_int_equal(unselected, 9);
+    for (int i = 0; i < rs.n; i++) assert_non_null(strstr(rs.run[i].origin, "/txt"));
+    assert_int_equal(qat_fit_check_data(&rs, sel, 0, NULL), QAT_OK);
+    qat_fit_runs_free(&rs);
+    qat_fit_select_free(sel);
+
+    /* the command: refused (exit 2), --where selects, --mixed-data fits all */
+    char *a1[] = {"fit", d, "--no-loo", NULL};
+    assert_int_equal(run_fit(a1, 3, text, sizeof text), 2);
+    assert_non_null(strstr(qat_errmsg(), "trained on different data"));
+    char *a2[] = {"fit", d, "--no-loo", "--where", "data.source=text", NULL};
+    assert_int_equal(run_fit(a2, 5, text, sizeof text), 0);
+    assert_non_null(strstr(text, "--where kept 9 runs (9 other completed runs not selected)"));
+    char *a3[] = {"fit", d, "--no-loo", "--mixed-data", NULL};
+    assert_int_equal(run_fit(a3, 4, text, sizeof text), 0);
+    /* bad --where: unknown key, bad value, no config to select a CSV by */
+    char *a4[] = {"fit", d, "--where", "model.seqlen=64", NULL};
+    assert_int_equal(run_fit(a4, 4, text, sizeof text), 2);
+    assert_non_null(strstr(qat_errmsg(), "--where model.seqlen=64: unknown config key 'model.seqlen' (did you mean 'model.seq_len'?)"));
+    char *a5[] = {"fit", d, "--where", "model.seq_len=abc", NULL};
+    assert_int_equal(run_fit(a5, 4, text, sizeof text), 2);
+    assert_non_null(strstr(qat_errmsg(), "--where model.seq_len=abc: model.seq_len: expected an integer"));
+    char csv[512];
+    path_in(csv, sizeof csv, "where.csv");
+    FILE *f = fopen(csv, "w");
+    fputs("N,D,loss\n1e6,2e7,3\n", f);
+    fclose(f);
+    char *a6[] = {"fit", csv, "--where", "seed=0", NULL};
+    assert_int_equal(run_fit(a6, 4, text, sizeof text), 2);
+    assert_non_null(strstr(qat_errmsg(), "a CSV has no run configs"));
+}
+
+/* Messages are printed as "qat: MESSAGE": a message that starts with its
+ * command's name again reads "qat: qat fit: ...". */
+static void test_messages_have_one_prefix(void **s) {
+    (void)s;
+    char text[4096];
+    char *a1[] = {"fit", "--bogus", NULL};
+    assert_int_equal(run_fit(a1, 2, text, sizeof text), 2);
+    assert_int_not_equal(strncmp(qat_errmsg(), "qat ", 4), 0);
+    assert_non_null(strstr(qat_errmsg(), "unknown option '--bogus'"));
+    char *a2[] = {"fit", NULL};
+    assert_int_equal(run_fit(a2, 1, text, sizeof text), 2);
+    assert_int_not_equal(strncmp(qat_errmsg(), "qat ", 4), 0);
+    char *a3[] = {"plot", "x.h5", NULL};
+    char p[512];
+    path_in(p, sizeof p, "stdout.txt");
+    assert_int_equal(qat_test_capture(qat_plot_main, 2, a3, p, text, sizeof text), 2);
+    assert_int_not_equal(strncmp(qat_errmsg(), "qat ", 4), 0);
+    assert_non_null(strstr(qat_errmsg(), "no output given"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_csv_layouts), cmocka_unit_test(test_csv_errors),
         cmocka_unit_test(test_runlogs), cmocka_unit_test(test_fit_command),
         cmocka_unit_test(test_killed_runlogs),
+        cmocka_unit_test(test_fit_where_and_mixed_data),
+        cmocka_unit_test(test_messages_have_one_prefix),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -352,6 +352,233 @@ static void test_bad_input_exits_2_naming_the_file(void **state) {
         }
 }
 
+/* ---- resume with a different config, a missing log, budgets (issue rows 3, 4, 11) --- */
+
+/* 40 steps of a one-layer model on the synthetic corpus: seconds. */
+static const char SMALL_CFG[] =
+    "name: c\n"
+    "threads: 1\n"
+    "model: {preset: \"\", layers: 1, dim: 16, heads: 2, seq_len: 16}\n"
+    "data: {source: synthetic}\n"
+    "train: {tokens: 20480, batch_tokens: 512, eval_every: 0, eval_tokens: 512, checkpoint_every: 5, log_every: 5}\n";
+
+/* The root attribute `name` of run.h5 as text ("" when absent). */
+static void read_attr_str(const char *path, const char *name, char *buf, size_t n) {
+    buf[0] = 0;
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(f >= 0);
+    if (H5Aexists(f, name) > 0) {
+        hid_t a = H5Aopen(f, name, H5P_DEFAULT), t = H5Tcopy(H5T_C_S1);
+        H5Tset_size(t, H5T_VARIABLE);
+        char *v = NULL;
+        assert_true(H5Aread(a, t, &v) >= 0);
+        snprintf(buf, n, "%s", v ? v : "");
+        H5free_memory(v);
+        H5Tclose(t);
+        H5Aclose(a);
+    }
+    H5Fclose(f);
+}
+
+/* run.h5 completed after `steps` steps of `batch` tokens, every one logged: the
+ * budget, /final/steps and /final/tokens all say the tokens actually trained. */
+static void expect_completed(const char *rl, int64_t steps, int64_t batch) {
+    qat_runlog_summary sm;
+    assert_int_equal(qat_runlog_read_final(rl, &sm), 0);
+    assert_string_equal(sm.status, "completed");
+    assert_int_equal(sm.n_train, steps);
+    assert_int_equal(sm.final.steps, steps);
+    assert_int_equal(sm.final.tokens, steps * batch);
+    assert_int_equal(sm.tokens_target, steps * batch);
+}
+
+static void small_run_paths(char *cfg, char *out, char *rl, char *ck, size_t n) {
+    snprintf(cfg, n, "%s/small.yaml", g_tmp);
+    write_file(cfg, SMALL_CFG);
+    snprintf(out, n, "%s/small", g_tmp);
+    snprintf(rl, n, "%s/small/c/run.h5", g_tmp);
+    snprintf(ck, n, "%s/small/c/ckpt.h5", g_tmp);
+}
+
+/* A resume continues the run it checkpointed: any key but the documented safe ones
+ * changed is exit 2 listing each (stored -> given), with nothing written; safe keys
+ * (cadence, budget) are accepted and recorded in run.h5; a larger train.tokens extends
+ * a completed run, and /final/tokens is always the tokens actually trained. */
+static void test_resume_refuses_a_changed_config(void **state) {
+    (void)state;
+    char cfg[512], out[512], rl[600], ck[600], attr[4096];
+    small_run_paths(cfg, out, rl, ck, sizeof cfg);
+    assert_int_equal(run((char *[]){"train", cfg, "--out", out, "--quiet", "--stop-after", "10", NULL}), 0);
+    assert_int_equal(ckpt_step(ck), 10);
+
+    int rc = run((char *[]){"train", cfg, "--out", out, "--quiet", "--resume", "--set", "seed=7", "--set",
+                            "train.batch_tokens=1024", NULL});
+    printf("  changed seed and batch: exit %d: %s", rc, g_err);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(g_err, "ckpt.h5: --resume with a config that differs"));
+    assert_non_null(strstr(g_err, "in 2 keys"));
+    assert_non_null(strstr(g_err, "  seed: 0 -> 7\n"));
+    assert_non_null(strstr(g_err, "  train.batch_tokens: 512 -> 1024\n"));
+    assert_int_equal(ckpt_step(ck), 10); /* nothing was touched */
+    qat_runlog_summary sm;
+    assert_int_equal(qat_runlog_read_final(rl, &sm), 0);
+    assert_string_equal(sm.status, "running");
+    assert_int_equal(sm.n_train, 10);
+
+    /* a safe key: accepted, said, and recorded */
+    rc = run((char *[]){"train", cfg, "--out", out, "--quiet", "--resume", "--set", "train.log_every=4", NULL});
+    printf("  changed log_every: exit %d: %s", rc, g_err);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(g_err, "train.log_every 5 -> 4"));
+    expect_completed(rl, 40, 512);
+    read_attr_str(rl, "resumes", attr, sizeof attr);
+    assert_string_equal(attr, "step 10: train.log_every 5 -> 4");
+
+    /* a larger budget extends the completed run from its last checkpoint */
+    rc = run((char *[]){"train", cfg, "--out", out, "--quiet", "--resume", "--set", "train.log_every=4", "--set",
+                        "train.tokens=30720", NULL});
+    printf("  extended: exit %d: %s", rc, g_err);
+    assert_int_equal(rc, 0);
+    expect_completed(rl, 60, 512);
+    read_attr_str(rl, "resumes", attr, sizeof attr);
+    assert_non_null(strstr(attr, "\nstep 40: train.tokens 20480 -> 30720"));
+    read_attr_str(rl, "config", attr, sizeof attr);
+    assert_non_null(strstr(attr, "tokens: 30720"));
+    assert_int_equal(ckpt_step(ck), 60);
+
+    /* the same budget again: nothing to do; a smaller one: refused */
+    rc = run((char *[]){"train", cfg, "--out", out, "--quiet", "--resume", "--set", "train.log_every=4", "--set",
+                        "train.tokens=30720", NULL});
+    assert_int_equal(rc, 0);
+    assert_int_equal(qat_runlog_read_final(rl, &sm), 0);
+    assert_int_equal(sm.n_train, 60);
+    rc = run((char *[]){"train", cfg, "--out", out, "--quiet", "--resume", "--set", "train.log_every=4", NULL});
+    printf("  smaller budget: exit %d: %s", rc, g_err);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(g_err, "the checkpoint is at step 60"));
+    assert_int_equal(ckpt_step(ck), 60);
+}
+
+/* run.h5 deleted, ckpt.h5 kept: --resume continues from the checkpoint with a new log
+ * and a note, never from step 0 over the checkpoint; a plain `qat train` replaces
+ * neither a checkpoint nor a completed run. */
+static void test_missing_runlog_resumes_from_checkpoint(void **state) {
+    (void)state;
+    char cfg[512], out[512], rl[600], ck[600], attr[4096];
+    small_run_paths(cfg, out, rl, ck, sizeof cfg);
+    assert_int_equal(run((char *[]){"train", cfg, "--out", out, "--quiet", "--stop-after", "10", NULL}), 0);
+    assert_int_equal(ckpt_step(ck), 10);
+    int rc = run((char *[]){"train", cfg, "--out", out, "--quiet", NULL});
+    printf("  plain train over a checkpoint: exit %d: %s", rc, g_err);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(g_err, "already holds a run with a checkpoint"));
+    assert_int_equal(ckpt_step(ck), 10);
+
+    assert_int_equal(unlink(rl), 0);
+    rc = run((char *[]){"train", cfg, "--out", out, "--quiet", "--resume", NULL});
+    printf("  resume without run.h5: exit %d: %s", rc, g_err);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(g_err, "run.h5 is missing; resuming from"));
+    assert_non_null(strstr(g_err, "at step 10"));
+    qat_runlog_summary sm;
+    assert_int_equal(qat_runlog_read_final(rl, &sm), 0);
+    assert_string_equal(sm.status, "completed");
+    assert_int_equal(sm.n_train, 30); /* steps 10..39: continued, not restarted */
+    double *steps = NULL;
+    int64_t n = 0;
+    assert_int_equal(qat_runlog_read_series(rl, "train/step", &steps, &n), 0);
+    assert_int_equal(n, 30);
+    assert_true(steps[0] == 10 && steps[29] == 39);
+    free(steps);
+    assert_int_equal(sm.final.tokens, 40 * 512);
+    read_attr_str(rl, "resumes", attr, sizeof attr);
+    assert_non_null(strstr(attr, "step 10: run.h5 was missing"));
+    assert_int_equal(ckpt_step(ck), 40);
+
+    /* the checkpoint deleted to save space: a plain train must not replace the finished log */
+    assert_int_equal(unlink(ck), 0);
+    rc = run((char *[]){"train", cfg, "--out", out, "--quiet", NULL});
+    printf("  plain train over a completed run: exit %d: %s", rc, g_err);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(g_err, "already holds a completed run"));
+    assert_int_equal(qat_runlog_read_final(rl, &sm), 0);
+    assert_string_equal(sm.status, "completed");
+    assert_int_equal(sm.n_train, 30);
+    assert_int_equal(access(ck, F_OK), -1);
+    /* and --resume leaves it as it is */
+    assert_int_equal(run((char *[]){"train", cfg, "--out", out, "--resume", NULL}), 0);
+    assert_int_equal(qat_runlog_read_final(rl, &sm), 0);
+    assert_int_equal(sm.n_train, 30);
+}
+
+/* Numbers are range-checked before they become counts, and every refusal names the
+ * option or key that caused it (never the YAML file for an override). */
+static void test_counts_are_range_checked(void **state) {
+    (void)state;
+    char cfg[512], out[512], rl[600], ck[600];
+    small_run_paths(cfg, out, rl, ck, sizeof cfg);
+    const char *bad_stop[] = {"x", "-1", "0", "", "1e3"};
+    for (int i = 0; i < 5; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "qat: --stop-after %s: expected a whole number of steps >= 1", bad_stop[i]);
+        int rc = run((char *[]){"train", cfg, "--out", out, "--quiet", "--stop-after", (char *)bad_stop[i], NULL});
+        printf("  --stop-after '%s': exit %d: %s", bad_stop[i], rc, g_err);
+        assert_int_equal(rc, 2);
+        assert_non_null(strstr(g_err, want));
+    }
+    assert_int_equal(access(out, F_OK), -1); /* refused before anything was made */
+
+    struct { const char *set1, *set2, *want; } cases[] = {
+        {"train.tokens=1e30", NULL, "qat: --set train.tokens=1e30: train.tokens: 1e30 is out of range, expected a number in [0, 9007199254740992]"},
+        {"train.tokens=0", "train.tokens_per_param=1e300", "qat: --set train.tokens_per_param=1e300: train.tokens_per_param: 1e300 is out of range"},
+        {"train.tokens=0", "train.tokens_per_param=1e13", "expected train.tokens_per_param <= "},
+        {"train.tokens=9007199254740992", NULL, "expected train.tokens <= 9007199254740480"},
+        {"model.heads=3", NULL, "qat: --set model.heads=3: model.heads = 3 must divide model.dim = 16"},
+        {"model.seq_len=1", NULL, "model.seq_len: 1 is out of range, expected an integer in [2, "},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        int rc = cases[i].set2 ? run((char *[]){"train", cfg, "--out", out, "--quiet", "--set", (char *)cases[i].set1,
+                                                "--set", (char *)cases[i].set2, NULL})
+                               : run((char *[]){"train", cfg, "--out", out, "--quiet", "--set", (char *)cases[i].set1, NULL});
+        printf("  --set %s %s: exit %d: %s", cases[i].set1, cases[i].set2 ? cases[i].set2 : "", rc, g_err);
+        assert_int_equal(rc, 2);
+        assert_non_null(strstr(g_err, cases[i].want));
+    }
+    /* a preset's dim is resolved by the model module: the override is still the one named */
+    char s1[512];
+    snprintf(s1, sizeof s1, "%s/s1.yaml", g_tmp);
+    write_file(s1, "model: {preset: s1, seq_len: 32}\n");
+    int rc = run((char *[]){"train", s1, "--out", out, "--print-config", "--set", "model.heads=3", NULL});
+    printf("  preset s1, --set model.heads=3: exit %d: %s", rc, g_err);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(g_err, "qat: --set model.heads=3: model.heads = 3 does not divide model.dim"));
+    assert_null(strstr(g_err, "s1.yaml"));
+}
+
+/* `qat data synth` without --seed writes the corpus a default synthetic run trains on:
+ * data.synth_seed's default, not 0. */
+static void test_data_synth_default_seed_is_the_configs(void **state) {
+    (void)state;
+    char a[512], b[512], c[512], cmd[2048];
+    snprintf(a, sizeof a, "%s/default.bin", g_tmp);
+    snprintf(b, sizeof b, "%s/seed1234.bin", g_tmp);
+    snprintf(c, sizeof c, "%s/seed0.bin", g_tmp);
+    assert_int_equal(run((char *[]){"data", "synth", "--tokens", "20000", "--val", "0", "-o", a, NULL}), 0);
+    assert_int_equal(run((char *[]){"data", "synth", "--tokens", "20000", "--val", "0", "--seed", "1234", "-o", b, NULL}), 0);
+    assert_int_equal(run((char *[]){"data", "synth", "--tokens", "20000", "--val", "0", "--seed", "0", "-o", c, NULL}), 0);
+    snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s'", a, b);
+    assert_int_equal(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s'", a, c);
+    assert_int_not_equal(system(cmd), 0);
+    /* and 1234 is what the config table says */
+    char cfgp[512], outp[600];
+    snprintf(cfgp, sizeof cfgp, "%s/empty.yaml", g_tmp);
+    write_file(cfgp, "{}\n");
+    snprintf(outp, sizeof outp, "%s/printed.txt", g_tmp);
+    snprintf(cmd, sizeof cmd, "'%s' train '%s' --print-config | grep -q '^  synth_seed: 1234 '", bin(), cfgp);
+    assert_int_equal(system(cmd), 0);
+}
+
 /* ---- divergence -------------------------------------------------------------- */
 
 static void test_divergence_keeps_last_checkpoint(void **state) {
@@ -569,6 +796,10 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_sigkill_resume_is_bit_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigkill_resume_is_bit_exact_bf16, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input_exits_2_naming_the_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resume_refuses_a_changed_config, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_runlog_resumes_from_checkpoint, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_counts_are_range_checked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_data_synth_default_seed_is_the_configs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_divergence_keeps_last_checkpoint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_io_error_marks_run_failed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_grads_file_and_compare, setup, teardown),

@@ -129,6 +129,93 @@ int qat_runio_load_checkpoint(const char *path, const qat_config *cfg, qat_model
     return rc;
 }
 
+/* Keys a resume may change (docs/config.md#resuming), and why each is safe:
+ * none changes what a step computes. `name` only names the directory (a moved
+ * run resumes under its new name); `threads` moves the last bits of a sum the
+ * way another CPU does, and `threads: 0` already means "whatever this node
+ * has"; the cadence keys only decide when the run evaluates (without
+ * gradients, changing no state), logs and checkpoints; the budget keys extend
+ * (or shorten) the run from the checkpoint on: batches stay a function of the
+ * step, the schedule is recomputed for the new total. Everything else would
+ * make the resumed run a different run under the same name. */
+static const char *const SAFE_KEYS[] = {"name", "threads", "train.tokens", "train.tokens_per_param",
+                                        "train.eval_every", "train.checkpoint_every", "train.log_every", NULL};
+
+static int is_safe_key(const char *key) {
+    for (int i = 0; SAFE_KEYS[i]; i++)
+        if (!strcmp(SAFE_KEYS[i], key)) return 1;
+    return 0;
+}
+
+/* Tiny growable string for the change lists. */
+typedef struct {
+    char *s;
+    size_t n;
+} textbuf;
+
+static void tb_add(textbuf *b, const char *a, const char *c, const char *d, const char *e) {
+    size_t add = strlen(a) + strlen(c) + strlen(d) + strlen(e);
+    b->s = qat_xrealloc(b->s, b->n + add + 1);
+    b->n += (size_t)snprintf(b->s + b->n, add + 1, "%s%s%s%s", a, c, d, e);
+}
+
+/* Compare the config a run was started with (`old`, from `origin`) with the one
+ * given now, key by key. Changed safe keys go into *note ("key old -> new; ...",
+ * NULL when none); any other change is QAT_EINPUT listing every changed key. */
+static int compare_configs(const char *origin, const qat_config *old, const qat_config *cfg, char **note) {
+    textbuf bad = {0}, safe = {0};
+    int n_bad = 0;
+    for (int i = 0; i < qat_config_key_count(); i++) {
+        char *a = qat_config_key_text(old, i), *b = qat_config_key_text(cfg, i);
+        if (strcmp(a, b)) {
+            qat_config_key_info k;
+            qat_config_key_get(i, &k);
+            if (is_safe_key(k.key)) {
+                tb_add(&safe, safe.n ? "; " : "", k.key, " ", a);
+                tb_add(&safe, " -> ", b, "", "");
+            } else {
+                tb_add(&bad, "\n  ", k.key, ": ", a);
+                tb_add(&bad, " -> ", b, "", "");
+                n_bad++;
+            }
+        }
+        free(a);
+        free(b);
+    }
+    *note = safe.s;
+    if (!n_bad) return QAT_OK;
+    textbuf allowed = {0};
+    for (int i = 0; SAFE_KEYS[i]; i++) tb_add(&allowed, i ? ", " : "", SAFE_KEYS[i], "", "");
+    int rc = qat_fail(QAT_EINPUT,
+                      "%s: --resume with a config that differs from the one the run was started with in %d key%s "
+                      "(stored -> given):%s\n"
+                      "  a resume continues the same run; only %s may change (docs/config.md#resuming). "
+                      "Resume with the stored config, or start a new run under another name",
+                      origin, n_bad, n_bad == 1 ? "" : "s", bad.s, allowed.s);
+    free(bad.s);
+    free(allowed.s);
+    free(safe.s);
+    *note = NULL;
+    return rc;
+}
+
+/* The config and step a checkpoint was written with. */
+static int read_ckpt_head(const char *path, qat_config *old, int64_t *step) {
+    qat_ckpt_file *f;
+    QAT_TRY(qat_ckpt_open(path, &f));
+    char *yaml = qat_ckpt_read_config(f);
+    qat_ckpt_state st;
+    int rc = yaml ? qat_ckpt_read_state(f, &st) : QAT_EINPUT;
+    qat_ckpt_close(f);
+    if (!rc) {
+        rc = qat_config_load_string(yaml, path, old);
+        if (rc) rc = qat_fail_context(QAT_EINPUT, "%s: the config stored in this checkpoint cannot be read", path);
+    }
+    if (!rc) *step = st.step;
+    free(yaml);
+    return rc;
+}
+
 int qat_runio_open(qat_runio *io, const char *dir, const qat_config *cfg, qat_model *m, qat_adamw *opt,
                    int resume, double tokens_target, int64_t *start_step, double *wall_before) {
     memset(io, 0, sizeof *io);
@@ -148,33 +235,109 @@ int qat_runio_open(qat_runio *io, const char *dir, const qat_config *cfg, qat_mo
      * between, and this one would then overwrite what that one wrote. */
     int lock_fd;
     QAT_TRY(qat_runlog_lock(runpath, &lock_fd, NULL));
-    int have_ckpt = file_exists(io->ckpt);
-    if (resume && file_exists(runpath)) {
-        /* A finished run stays as it is: reopening would drop its /final. */
+    int have_ckpt = file_exists(io->ckpt), have_log = file_exists(runpath);
+    int completed = 0;
+    char status[16] = "";
+    if (have_log) {
         qat_runlog_summary *sum = qat_xmalloc(sizeof *sum);
-        int done = !qat_runlog_read_final(runpath, sum) && !strcmp(sum->status, "completed") && sum->has_final;
-        if (done) io->completed_val_loss = sum->final.val_loss;
+        if (!qat_runlog_read_final(runpath, sum)) {
+            snprintf(status, sizeof status, "%s", sum->status);
+            completed = !strcmp(sum->status, "completed") && sum->has_final;
+            if (completed) io->completed_val_loss = sum->final.val_loss;
+        }
         free(sum);
         qat_clear_error();
-        if (done) {
-            qat_runlog_unlock(lock_fd);
-            io->completed = 1;
-            return QAT_OK;
+    }
+    int64_t new_steps = (int64_t)llround(tokens_target / (double)cfg->train.batch_tokens);
+    char *note = NULL;
+    int rc = QAT_OK;
+
+    if (!resume) {
+        /* A fresh start never replaces a checkpoint or a finished run's log. */
+        if (have_ckpt)
+            rc = qat_fail(QAT_EINPUT, "%s already holds a run with a checkpoint; continue it with --resume, "
+                          "or choose another name/--out", dir);
+        else if (completed)
+            rc = qat_fail(QAT_EINPUT, "%s already holds a completed run (validation loss %.4f); choose another "
+                          "name/--out, or delete the directory to train it again", dir, io->completed_val_loss);
+        else if (have_log)
+            snprintf(io->note, sizeof io->note, "%s held an unfinished run with no checkpoint (status %s); "
+                     "starting it afresh", runpath, status[0] ? status : "unreadable");
+        if (rc) goto unlock;
+        goto fresh;
+    }
+
+    if (!have_ckpt) {
+        if (completed) {
+            /* A finished run whose checkpoint was deleted: nothing to continue
+             * from, but a changed config is still refused rather than ignored. */
+            char *yaml = qat_runlog_read_config(runpath);
+            qat_config *old = qat_xmalloc(sizeof *old);
+            rc = yaml ? qat_config_load_string(yaml, runpath, old) : QAT_EINPUT;
+            if (!rc) rc = compare_configs(runpath, old, cfg, &note);
+            free(yaml);
+            free(old);
+            if (!rc && note)
+                rc = qat_fail(QAT_EINPUT, "%s: the run is completed and its checkpoint %s is gone, so it cannot "
+                              "be continued with %s", runpath, io->ckpt, note);
+            if (!rc) io->completed = 1;
+            goto unlock;
         }
+        if (have_log)
+            snprintf(io->note, sizeof io->note, "%s: no checkpoint to resume from (status %s); starting afresh",
+                     runpath, status[0] ? status : "unreadable");
+        goto fresh;
     }
-    if (resume && have_ckpt && file_exists(runpath)) {
-        int rc = qat_runio_load_checkpoint(io->ckpt, cfg, m, opt, start_step, wall_before);
-        if (rc) {
-            qat_runlog_unlock(lock_fd);
-            return rc;
+
+    /* A checkpoint: continue it, but only as the run it was started as. */
+    {
+        qat_config *old = qat_xmalloc(sizeof *old);
+        int64_t ck_step = 0;
+        rc = read_ckpt_head(io->ckpt, old, &ck_step);
+        if (!rc) rc = compare_configs(io->ckpt, old, cfg, &note);
+        free(old);
+        if (rc) goto unlock;
+        if (completed && new_steps == ck_step && have_log) {
+            io->completed = 1; /* nothing more to train; a finished run stays as it is */
+            goto unlock;
         }
-        return qat_runlog_resume_locked(runpath, *start_step - 1, lock_fd, &io->log);
+        if (new_steps <= ck_step) {
+            rc = qat_fail(QAT_EINPUT, "%s: the checkpoint is at step %lld (%lld tokens), but the budget given now is "
+                          "%lld steps (%.0f tokens); expected train.tokens (or tokens_per_param) above %lld tokens to "
+                          "continue", io->ckpt, (long long)ck_step, (long long)(ck_step * cfg->train.batch_tokens),
+                          (long long)new_steps, tokens_target, (long long)(ck_step * cfg->train.batch_tokens));
+            goto unlock;
+        }
+        rc = qat_runio_load_checkpoint(io->ckpt, cfg, m, opt, start_step, wall_before);
+        if (rc) goto unlock;
+        char *yaml = qat_config_to_yaml(cfg);
+        char line[4096];
+        if (!have_log) {
+            /* run.h5 is gone but the checkpoint is not: never start over it.
+             * A new log continues from the checkpoint; the rows before it are lost. */
+            snprintf(line, sizeof line, "step %lld: run.h5 was missing; new log started from ckpt.h5%s%s",
+                     (long long)*start_step, note ? "; " : "", note ? note : "");
+            snprintf(io->note, sizeof io->note, "%s is missing; resuming from %s at step %lld with a new run log "
+                     "(the series before that step are lost)%s%s", runpath, io->ckpt, (long long)*start_step,
+                     note ? "; changed: " : "", note ? note : "");
+            free(note);
+            note = qat_xstrdup(line);
+            free(yaml);
+            goto fresh;
+        }
+        if (note) {
+            snprintf(line, sizeof line, "step %lld: %s", (long long)*start_step, note);
+            snprintf(io->note, sizeof io->note, "resuming %s at step %lld with %s (recorded in run.h5 attribute "
+                     "resumes)", dir, (long long)*start_step, note);
+        }
+        rc = qat_runlog_resume_noted(runpath, *start_step - 1, note ? line : NULL, note ? yaml : NULL,
+                                     note ? (int64_t)tokens_target : -1, lock_fd, &io->log);
+        free(yaml);
+        free(note);
+        return rc; /* the lock is the log's now, or released on failure */
     }
-    if (!resume && have_ckpt) {
-        qat_runlog_unlock(lock_fd);
-        return qat_fail(QAT_EINPUT, "%s already holds a run with a checkpoint; continue it with --resume, "
-                        "or choose another name/--out", dir);
-    }
+
+fresh: {
     /* a fresh run (also when --resume finds nothing to resume) */
     char *yaml = qat_config_to_yaml(cfg);
     double gw = 0, ga = 0, err, rho_w = 1, rho_a = 1;
@@ -188,10 +351,16 @@ int qat_runio_open(qat_runio *io, const char *dir, const qat_config *cfg, qat_mo
         .n_params = m->n_params, .n_params_total = m->n_total, .tokens_target = (int64_t)tokens_target,
         .weight_format = wf, .act_format = af, .estimator = qat_model_estimator(m),
         .gmse_w = gw, .gmse_a = ga, .rho_pred = rho_w * rho_a,
-        .precision = m->bf16 ? "bf16" : "fp32",
+        .precision = m->bf16 ? "bf16" : "fp32", .resumes = note,
     };
-    int rc = qat_runlog_create_locked(runpath, &at, lock_fd, &io->log);
+    rc = qat_runlog_create_locked(runpath, &at, lock_fd, &io->log);
     free(yaml);
+    free(note);
+    return rc;
+}
+unlock:
+    free(note);
+    qat_runlog_unlock(lock_fd);
     return rc;
 }
 

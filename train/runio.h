@@ -28,13 +28,19 @@ typedef struct {
     struct qat_runlog *log;      /* open run.h5 */
     int completed;               /* --resume found a completed run: nothing was opened or changed */
     double completed_val_loss;   /* its final validation loss */
+    char note[8192];             /* what opening decided that the user should hear ("" = nothing) */
 } qat_runio;
 
-/* Open the run directory: a fresh run.h5 (refusing to overwrite a run that has a
- * checkpoint unless `resume`), or with `resume` load ckpt.h5 into model and
- * optimizer and reopen run.h5 truncated to the checkpoint. *start_step and
- * *wall_before say where to continue. With `resume` on a run whose status is
- * completed, nothing is touched and io->completed is set. */
+/* Open the run directory: a fresh run.h5, or with `resume` load ckpt.h5 into
+ * model and optimizer and reopen run.h5 truncated to the checkpoint (a new
+ * run.h5 when it is missing). *start_step and *wall_before say where to
+ * continue. Without `resume`, a checkpoint or a completed run.h5 in the
+ * directory is QAT_EINPUT (never overwritten). With `resume`, the config given
+ * must equal the checkpoint's except for the safe keys (docs/config.md#resuming),
+ * else QAT_EINPUT listing every changed key; changed safe keys are recorded in
+ * run.h5 (`resumes`, `config`, `tokens_target`). A completed run with the same
+ * budget is left untouched (io->completed); a larger budget extends it.
+ * io->note says what was decided when the user should hear it. */
 int qat_runio_open(qat_runio *io, const char *dir, const qat_config *cfg, qat_model *m, qat_adamw *opt,
                    int resume, double tokens_target, int64_t *start_step, double *wall_before);
 void qat_runio_train(qat_runio *io, int64_t step, double tokens, double loss, double lr, double gnorm, double time_s);

@@ -1,6 +1,7 @@
 /*
  * train/train_cli.c — `qat train` and `qat eval`: options in, trainer out.
  */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +25,32 @@ static const char TRAIN_HELP[] =
     "  --resume          continue from DIR/NAME/ckpt.h5, bit-for-bit as if never stopped\n"
     "  --print-config    parse and validate, print the resolved config, and exit\n"
     "  --quiet           no progress output\n"
-    "  --stop-after N    stop after N steps as if interrupted (testing resume)\n";
+    "  --stop-after N    stop after N (>= 1) more steps with a checkpoint, as an interrupted run\n"
+    "                    would, but exit 0: the stop was asked for (testing resume)\n";
+
+/* A config that loads but cannot be trained (model.heads = 3 does not divide a
+ * preset's dim) is only found once the model module resolves the preset, and
+ * its message then names the config file. When the file alone is fine and an
+ * override makes it fail, that override is the culprit: find the first --set
+ * whose addition turns a trainable config into one that is not, and name it
+ * instead of the file. */
+static int blame_override(const char *path, const char *const *sets, int n_set, int rc) {
+    if (rc != QAT_EINPUT || n_set == 0) return rc;
+    char msg[4096];
+    snprintf(msg, sizeof msg, "%s", qat_errmsg());
+    size_t plen = strlen(path);
+    /* Only a message that blames the file itself is re-attributed. */
+    if (strncmp(msg, path, plen) || strncmp(msg + plen, ": ", 2)) return rc;
+    qat_config *c = qat_xmalloc(sizeof *c);
+    int culprit = -1, k;
+    for (k = 0; k <= n_set; k++)
+        if (qat_config_load(path, sets, k, c) || qat_train_validate(c)) break;
+    free(c);
+    culprit = k - 1;
+    /* the file alone fails (k = 0), or nothing failed (not reproduced): keep the original */
+    if (culprit < 0 || k > n_set) return qat_fail(rc, "%s", msg);
+    return qat_fail(rc, "--set %s: %s", sets[culprit], msg + plen + 2);
+}
 
 int qat_train_main(int argc, char **argv) {
     const char *path = NULL, *sets[QAT_MAX_SETS];
@@ -41,7 +67,16 @@ int qat_train_main(int argc, char **argv) {
         else if (!strcmp(a, "--resume")) opts.resume = 1;
         else if (!strcmp(a, "--print-config")) print_config = 1;
         else if (!strcmp(a, "--quiet")) quiet = 1;
-        else if (!strcmp(a, "--stop-after") && i + 1 < argc) opts.stop_after = atoll(argv[++i]);
+        else if (!strcmp(a, "--stop-after") && i + 1 < argc) {
+            /* strtoll alone would read "x" as 0 and "-1" as "never": both silently off. */
+            const char *v = argv[++i];
+            char *end;
+            errno = 0;
+            long long n = strtoll(v, &end, 10);
+            if (!*v || *end || errno || n < 1)
+                return qat_report(qat_fail(QAT_EINPUT, "--stop-after %s: expected a whole number of steps >= 1", v));
+            opts.stop_after = n;
+        }
         else if (a[0] == '-') {
             fprintf(stderr, "qat train: unknown or incomplete option '%s'\n\n%s", a, TRAIN_HELP);
             return 2;
@@ -56,8 +91,8 @@ int qat_train_main(int argc, char **argv) {
     qat_config cfg;
     int rc = qat_config_load(path, sets, n_set, &cfg);
     if (rc) return qat_report(rc);
+    if ((rc = qat_train_validate(&cfg))) return qat_report(blame_override(path, sets, n_set, rc));
     if (print_config) {
-        if ((rc = qat_train_validate(&cfg))) return qat_report(rc);
         char *y = qat_config_to_yaml(&cfg);
         fputs(y, stdout);
         free(y);

@@ -46,6 +46,17 @@ int qat_train_plan(const qat_config *cfg, int64_t n_params, int seq_len, qat_run
     double tokens = t->tokens > 0 ? t->tokens : t->tokens_per_param * (double)n_params;
     if (!(tokens > 0))
         return qat_fail(QAT_EINPUT, "%s: set train.tokens or train.tokens_per_param to a positive number", src);
+    /* Range-check before the budget becomes a count: the key table bounds each
+     * key, but tokens_per_param · N (and rounding up to whole steps) can still
+     * pass QAT_MAX_TOKENS, past which doubles no longer count tokens exactly. */
+    if (t->tokens <= 0 && !(tokens + t->batch_tokens <= QAT_MAX_TOKENS))
+        return qat_fail(QAT_EINPUT, "%s: train.tokens_per_param = %g gives %.4g training tokens for N = %lld, "
+                        "more than the largest budget %.0f; expected train.tokens_per_param <= %.6g",
+                        src, t->tokens_per_param, tokens, (long long)n_params, QAT_MAX_TOKENS,
+                        floor((QAT_MAX_TOKENS - t->batch_tokens) / (double)n_params * 1e6) / 1e6);
+    if (!(tokens + t->batch_tokens <= QAT_MAX_TOKENS))
+        return qat_fail(QAT_EINPUT, "%s: train.tokens = %.17g is too large; expected train.tokens <= %.0f",
+                        src, tokens, QAT_MAX_TOKENS - t->batch_tokens);
     plan->steps = (int64_t)ceil(tokens / (double)t->batch_tokens);
     if (plan->steps < 1) plan->steps = 1;
     plan->tokens = (double)plan->steps * t->batch_tokens;
@@ -121,6 +132,9 @@ int qat_train_run(const qat_config *cfg, const qat_train_opts *opts) {
     rc = qat_mkdirs(dir);
     if (!rc) rc = qat_runio_open(&io, dir, cfg, m, &opt, opts->resume, plan.tokens, &start, &wall_before);
     if (rc) goto done;
+    /* What opening decided about what was on disk is said even with --quiet:
+     * a run started afresh or a log recreated is not something to find out later. */
+    if (io.note[0]) fprintf(stderr, "qat: note: %s\n", io.note);
     if (io.completed) {
         if (opts->progress >= 0)
             printf("qat train %s: already completed (validation loss %.4f); nothing to resume in %s\n", cfg->name,
