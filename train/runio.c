@@ -164,6 +164,7 @@ int qat_runio_open(qat_runio *io, const char *dir, const qat_config *cfg, qat_mo
     }
     if (resume && have_ckpt && file_exists(runpath)) {
         int rc = qat_runio_load_checkpoint(io->ckpt, cfg, m, opt, start_step, wall_before);
+        if (!rc) rc = qat_checkpoint_check_finite(io->ckpt, m, opt);
         if (rc) {
             qat_runlog_unlock(lock_fd);
             return rc;
