@@ -34,6 +34,10 @@
  *     and the report prints and stores each one with its reason.
  *  4. Finally, more free parameters than distinct (N, D, format pair) points
  *     is refused: no design of values can rescue that.
+ *  5. After the fit (qat_fit_run_checked), a parameter the runs bound on one
+ *     side only — the fit as good with it 1000 times further toward a bound —
+ *     is held at the published value (capacity constants, when that fits as
+ *     well) or refused naming it; see the block above qat_fit_run_checked.
  */
 #include <math.h>
 #include <stdlib.h>
