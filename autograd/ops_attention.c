@@ -135,7 +135,7 @@ static inline float exp_neg(float x) {
     float f = (t - n) * 0.693147180559945309f;
     float p = 1.0f + f * (1.0f + f * (0.5f + f * (1.6666667e-1f + f * (4.1666668e-2f + f * (8.3333338e-3f +
               f * (1.3888889e-3f + f * 1.9841270e-4f))))));
-    int32_t bits = ((int32_t)n + 127) << 23;
+    uint32_t bits = (uint32_t)((int32_t)n + 127) << 23; /* unsigned: a NaN score (a diverging run) stays NaN, no UB */
     float scale;
     memcpy(&scale, &bits, 4);
     return p * scale;

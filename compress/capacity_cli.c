@@ -21,6 +21,9 @@
 #include "compress/format.h"
 #include "core/error.h"
 
+#define QAT_CAPACITY_MIN_SAMPLES 65536LL      /* two Monte-Carlo tensors of 256 × 128 */
+#define QAT_CAPACITY_MAX_SAMPLES (1LL << 34) /* hours of Monte Carlo already */
+
 static void usage(FILE *f) {
     fprintf(f,
             "usage: qat capacity FORMAT... [--samples N] [--seed S] [--fit FIT.h5] [--json]\n"
@@ -29,7 +32,8 @@ static void usage(FILE *f) {
             "rho = L*tanh(F*log_{1/4} GMSE)^C (product over a composite's parts) and bits\n"
             "per parameter of each format.\n"
             "\n"
-            "  --samples N   Monte-Carlo samples (default 2097152)\n"
+            "  --samples N   Monte-Carlo samples, 65536..17179869184, drawn in whole tensors\n"
+            "                of 32768 values (default 2097152)\n"
             "  --seed S      Monte-Carlo seed\n"
             "  --fit FIT.h5  take L, F, C per type from a fit (attributes cap_TYPE_L/F/C)\n"
             "  --json        one JSON array on stdout instead of the table\n"
@@ -41,6 +45,16 @@ int qat_capacity_read_fit(const char *path, qat_cap_params params[QAT_CAP_NTYPES
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* our own messages, not HDF5's stack dump */
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) return qat_fail(QAT_EINPUT, "%s: cannot open as HDF5 (expected a fit file from `qat fit --out`)", path);
+    /* Any HDF5 file is not a fit: a run log has none of the cap_ attributes, and
+     * reading nothing would silently price every format with the published constants. */
+    if (H5Aexists(f, "law") <= 0) {
+        int runlog = H5Lexists(f, "final", H5P_DEFAULT) > 0 || H5Lexists(f, "train", H5P_DEFAULT) > 0;
+        int ckpt = H5Lexists(f, "params", H5P_DEFAULT) > 0 && H5Lexists(f, "state", H5P_DEFAULT) > 0;
+        H5Fclose(f);
+        return qat_fail(QAT_EINPUT, "%s is not a fit file: it has no 'law' attribute%s; expected FIT.h5 written by "
+                        "`qat fit RUNS --out FIT.h5`", path,
+                        runlog ? " (it is a run log, run.h5)" : ckpt ? " (it is a checkpoint, ckpt.h5)" : "");
+    }
     for (int t = 0; t < QAT_CAP_NTYPES; t++) {
         double v[3];
         int found = 0;
@@ -59,6 +73,17 @@ int qat_capacity_read_fit(const char *path, qat_cap_params params[QAT_CAP_NTYPES
             found |= 1 << k;
         }
         if (found == 7) {
+            /* A fit from before docs/scaling-laws.md rule 5 could store a constant
+             * that merely ran toward a bound (F = 9.4e85 made every format ρ = 1). */
+            static const double hi[3] = {10.0, 1e3, 1e3};
+            for (int k = 0; k < 3; k++)
+                if (!(v[k] > 0 && v[k] <= hi[k])) {
+                    H5Fclose(f);
+                    return qat_fail(QAT_EINPUT, "%s: cap_%s_%c = %g is not a capacity constant a fit can determine "
+                                    "(expected 0 < %c <= %g); refit the runs with this qat, which holds or refuses "
+                                    "such constants (docs/scaling-laws.md)", path,
+                                    qat_cap_type_name((qat_cap_type)t), keys[k], v[k], keys[k], hi[k]);
+                }
             params[t].L = v[0];
             params[t].F = v[1];
             params[t].C = v[2];
@@ -101,7 +126,16 @@ int qat_capacity_main(int argc, char **argv) {
                 break;
             }
             const char *v = argv[++i];
-            if (!strcmp(a, "--samples")) rc = parse_i64(a, v, &samples);
+            if (!strcmp(a, "--samples")) {
+                /* The Monte Carlo draws whole tensors of 256 rows × 128 values and
+                 * needs two for a standard error; fewer samples cannot be honoured. */
+                rc = parse_i64(a, v, &samples);
+                if (rc) qat_clear_error();
+                if (rc || (samples < QAT_CAPACITY_MIN_SAMPLES || samples > QAT_CAPACITY_MAX_SAMPLES))
+                    rc = qat_fail(QAT_EINPUT, "capacity: --samples %s: expected an integer in [%lld, %lld] (the "
+                                  "Monte Carlo draws whole tensors of 32768 values, at least two)", v,
+                                  (long long)QAT_CAPACITY_MIN_SAMPLES, (long long)QAT_CAPACITY_MAX_SAMPLES);
+            }
             else if (!strcmp(a, "--seed")) rc = parse_i64(a, v, &seed);
             else fit = v;
         } else if (a[0] == '-' && a[1] == '-') {

@@ -74,7 +74,8 @@ static int parse_stage(const char *whole, const char *p, const char *end, qat_fm
     *is_sparse = 0;
     if (len > 3 && !strncmp(p, "int", 3)) {
         int b;
-        if (!parse_uint(p + 3, end, &b) || b < 1 || b > 8) return bad(whole, "intB needs 1 <= B <= 8");
+        if (!parse_uint(p + 3, end, &b)) return bad(whole, "intB needs a whole number of bits B after 'int'");
+        if (b < 1 || b > 8) return bad(whole, "intB needs 1 <= B <= 8");
         f->val = QAT_VAL_INT;
         f->bits = b;
         return QAT_OK;
@@ -108,6 +109,23 @@ int qat_fmt_parse(const char *s, qat_fmt *f) {
     if (len == 0) return bad(s, "empty string");
     if (len >= QAT_FMT_MAX) return bad(s, "too long");
     memcpy(f->name, s, len + 1);
+    /* A stray character is the real problem, not the stage it lands in ('int4 '
+     * once said "intB needs 1 <= B <= 8"): name it and where it is. */
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (islower(c) || isdigit(c) || strchr(".:+()", c)) continue;
+        char why[96];
+        if (isspace(c))
+            snprintf(why, sizeof why, "%s space at character %zu; formats contain no spaces",
+                     i == len - 1 ? "a trailing" : i == 0 ? "a leading" : "a", i + 1);
+        else if (isupper(c))
+            snprintf(why, sizeof why, "upper-case '%c' at character %zu; formats are lower case", c, i + 1);
+        else if (isprint(c))
+            snprintf(why, sizeof why, "'%c' at character %zu is not part of any format", c, i + 1);
+        else
+            snprintf(why, sizeof why, "byte 0x%02X at character %zu is not part of any format", c, i + 1);
+        return bad(s, why);
+    }
     if (!strcmp(s, "fp32")) return QAT_OK;
     const char *p = s, *end = s + len;
     if (len > 7 && !strncmp(s, "noise(", 6) && s[len - 1] == ')') {

@@ -12,7 +12,7 @@
  *   loss   loss, val_loss, final_loss
  *   format format, weight_format     act_format  act_format, activation_format
  * Unknown columns are ignored. Blank lines and lines starting with '#' are
- * skipped. A bad cell is an error at file:line:column.
+ * skipped, and so is a UTF-8 byte-order mark at the start. A bad cell is an error at file:line:column.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -119,6 +119,8 @@ int qat_fit_read_csv(const char *path, qat_fit_runs *rs) {
     while (getline(&buf, &cap, fp) >= 0) {
         line++;
         buf[strcspn(buf, "\r\n")] = 0;
+        /* Spreadsheets save UTF-8 with a byte-order mark; it is not part of the first name. */
+        if (line == 1 && !strncmp(buf, "\xEF\xBB\xBF", 3)) memmove(buf, buf + 3, strlen(buf + 3) + 1);
         char *s = buf;
         while (isspace((unsigned char)*s)) s++;
         if (!*s || *s == '#') continue;

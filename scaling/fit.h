@@ -170,6 +170,17 @@ typedef struct {
 int qat_fit_run_fit(const qat_fit_problem *p, const qat_fit_opts *o, qat_fit_result *r);
 void qat_fit_result_free(qat_fit_result *r);
 
+/* The full-data fit, checked (identify.c, docs/scaling-laws.md rule 5): after the
+ * fit, every free parameter is profiled — held a factor 1000 (α, β: a factor
+ * 1000 toward 0 or up) away from its fitted value toward each of its bounds with
+ * the others refitted. If the fit stays as good within the runs' noise, the
+ * parameter only ran toward a bound and is not identified: a unified (L, F, C)
+ * constant is then held at the published value (QAT_FIT_BY_RULE, announced on
+ * `note`) and the fit redone; any other parameter (A, alpha, B, beta, E, an
+ * eff), or a fitted exponent ≤ 0, is QAT_EINPUT naming it and the --fix that
+ * would cure it. Bootstrap and leave-one-out run on the checked fit, as o asks. */
+int qat_fit_run_checked(qat_fit_problem *p, const qat_fit_opts *o, qat_fit_result *r, FILE *note);
+
 /* One local fit from θ (in place) with run weights w (NULL = all 1). Returns the objective. */
 double qat_fit_local(const qat_fit_problem *p, double *theta, const double *w);
 

@@ -196,7 +196,7 @@ static int fit_body(fit_args *a) {
     if ((rc = apply_fixes(&p, a))) goto out;
     if ((rc = qat_fit_identify(&p, stderr))) goto out;
     qat_fit_opts o = {.bootstrap = (int)a->bootstrap, .seed = (uint64_t)a->seed, .loo = a->loo};
-    if ((rc = qat_fit_run_fit(&p, &o, &r))) goto out;
+    if ((rc = qat_fit_run_checked(&p, &o, &r, stderr))) goto out;
 
     rep = (qat_fit_report){.runs = &rs, .p = &p, .r = &r, .bootstrap = (int)a->bootstrap,
                            .seed = (unsigned long long)a->seed, .skipped = skipped};

@@ -1,7 +1,9 @@
 /*
  * tests/test_compress_capacity_cli.c — `qat capacity` through its stand-alone
  * driver: the docs/cli.md JSON keys and values, exit code 2 with the valid formats
- * for a bad one, and --fit constants read from HDF5 root attributes.
+ * for a bad one (a stray space named as such), --samples outside what the Monte
+ * Carlo can honour refused, and --fit constants read from HDF5 root attributes of a
+ * fit file only (a run log, or a constant that ran to a bound, is exit 2).
  */
 #include <hdf5.h>
 #include <math.h>
@@ -74,6 +76,32 @@ static void test_bad_input(void **state) {
     assert_int_equal(run("int4 --samples many", out, sizeof out, 1), 2);
     assert_int_equal(run("int4 --frobnicate", out, sizeof out, 1), 2);
     assert_int_equal(run("int4 --fit /nonexistent/fit.h5", out, sizeof out, 1), 2);
+    /* --samples 0 used the default and 1 drew 65536: refused, naming the range */
+    const char *few[] = {"0", "1", "-1", "65535"};
+    for (int i = 0; i < 4; i++) {
+        char args[64];
+        snprintf(args, sizeof args, "2:4 --samples %s", few[i]);
+        assert_int_equal(run(args, out, sizeof out, 1), 2);
+        assert_non_null(strstr(out, "--samples"));
+        assert_non_null(strstr(out, "expected an integer in [65536, "));
+    }
+    assert_int_equal(run("2:4 --samples 65536", out, sizeof out, 1), 0);
+    /* a trailing space is named, not blamed on the bit count */
+    assert_int_equal(run("'int4 '", out, sizeof out, 1), 2);
+    assert_non_null(strstr(out, "a trailing space at character 5"));
+    assert_null(strstr(out, "1 <= B <= 8"));
+}
+
+static void put_law(hid_t f) {
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, H5T_VARIABLE);
+    hid_t sp = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(f, "law", t, sp, H5P_DEFAULT, H5P_DEFAULT);
+    const char *v = "unified";
+    H5Awrite(a, t, &v);
+    H5Aclose(a);
+    H5Sclose(sp);
+    H5Tclose(t);
 }
 
 static void put_attr(hid_t f, const char *name, double v) {
@@ -89,7 +117,28 @@ static void test_fit_file(void **state) {
     char path[] = "/tmp/qat_test_fitXXXXXX";
     int fd = mkstemp(path);
     assert_true(fd >= 0);
+    /* A run log (groups /train, /final, no 'law') is not a fit: it priced
+     * every format with the published constants and exit 0. */
     hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    H5Gclose(H5Gcreate2(f, "final", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+    H5Fclose(f);
+    char args[256], out[4096];
+    snprintf(args, sizeof args, "int4 --fit %s", path);
+    assert_int_equal(run(args, out, sizeof out, 1), 2);
+    assert_non_null(strstr(out, "is not a fit file"));
+    assert_non_null(strstr(out, "run log"));
+    /* A constant an old fit let run to a bound is refused, not used. */
+    f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    put_law(f);
+    put_attr(f, "cap_quant_L", 1.0);
+    put_attr(f, "cap_quant_F", 9.4284e85);
+    put_attr(f, "cap_quant_C", 1.39);
+    H5Fclose(f);
+    assert_int_equal(run(args, out, sizeof out, 1), 2);
+    assert_non_null(strstr(out, "cap_quant_F = 9.4284e+85 is not a capacity constant"));
+
+    f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    put_law(f);
     put_attr(f, "cap_quant_L", 0.9);
     put_attr(f, "cap_quant_F", 0.5);
     put_attr(f, "cap_quant_C", 1.2);
@@ -98,7 +147,6 @@ static void test_fit_file(void **state) {
     assert_int_equal(qat_capacity_read_fit(path, p), QAT_OK);
     assert_true(p[QAT_CAP_QUANT].L == 0.9 && p[QAT_CAP_QUANT].F == 0.5 && p[QAT_CAP_QUANT].C == 1.2);
     assert_true(p[QAT_CAP_SPARSE].F == QAT_CAP_PUBLISHED.F); /* absent: published */
-    char args[256], out[4096];
     snprintf(args, sizeof args, "int4 sp50 --json --fit %s", path);
     assert_int_equal(run(args, out, sizeof out, 0), 0);
     double want = qat_cap_rho(p[QAT_CAP_QUANT], 0.011542884);

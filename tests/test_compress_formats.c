@@ -57,6 +57,35 @@ static void test_parse_valid_and_invalid(void **state) {
     }
     double g, se;
     assert_int_equal(qat_fmt_gmse("int17", 0, 0, &g, &se), QAT_EINPUT);
+    /* A stray character is named where it is, not blamed on the stage it lands in. */
+    struct { const char *fmt, *says; } stray[] = {
+        {"int4 ", "a trailing space at character 5"}, {" sp50", "a leading space at character 1"},
+        {"INT4", "upper-case 'I' at character 1"},    {"2:4;", "';' at character 4"},
+    };
+    for (size_t i = 0; i < sizeof stray / sizeof *stray; i++) {
+        qat_clear_error();
+        assert_int_equal(qat_fmt_parse(stray[i].fmt, &f), QAT_EINPUT);
+        if (!strstr(qat_errmsg(), stray[i].says)) fail_msg("'%s': %s", stray[i].fmt, qat_errmsg());
+        assert_null(strstr(qat_errmsg(), "1 <= B <= 8"));
+    }
+}
+
+/* Little pruned: the closed form (2Φ(t)−1) − 2tφ(t) cancels (sp0.0001 gave
+ * −3.8e-17). The GMSE is ∫_{|x|<t} x²φ = (2/3)t³φ(0)(1 − 3t²/10 + …) with
+ * t = Φ⁻¹((1+s)/2): positive, and to 1e-9 that series for t ≪ 1. */
+static void test_sparse_gmse_tiny(void **state) {
+    (void)state;
+    const char *fmt[] = {"sp0.0001", "sp0.001", "sp0.01", "sp0.1", "sp1"};
+    const double s[] = {1e-6, 1e-5, 1e-4, 1e-3, 1e-2};
+    double prev = 0.0;
+    for (int i = 0; i < 5; i++) {
+        double g, se;
+        assert_int_equal(qat_fmt_gmse(fmt[i], 0, 0, &g, &se), QAT_OK);
+        double t = qat_norm_ppf(0.5 * (1.0 + s[i]));
+        double want = 2.0 / 3.0 * t * t * t * qat_norm_pdf(0.0) * (1.0 - 0.3 * t * t + 3.0 / 56.0 * t * t * t * t);
+        if (!(g > prev) || fabs(g / want - 1.0) > 1e-9) fail_msg("%s: gmse %.10g, series %.10g", fmt[i], g, want);
+        prev = g;
+    }
 }
 
 static void test_alpha_table(void **state) {
@@ -519,6 +548,7 @@ int main(void) {
         cmocka_unit_test(test_ties_to_even_code),
         cmocka_unit_test(test_int_fast_path_matches_reference),
         cmocka_unit_test(test_sparse_kth_abs_matches_sort),
+        cmocka_unit_test(test_sparse_gmse_tiny),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,6 +6,9 @@
  * read through int2 loses more than read as trained, the int2 model read as
  * fp32 gives another number than as trained, a bad format exits 2 naming it,
  * and a 257th --set exits 2 saying the limit (eval, grads and train alike).
+ * --tokens that is not a whole number >= 1 exits 2 naming it (0 and -1 meant
+ * the default without a word), and a run diverged by a huge weight decay
+ * names train.weight_decay, not train.lr.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -99,9 +102,36 @@ static void test_bad_overrides(void **state) {
     assert_int_equal(run(&out, "'%s' train '%s/tiny.yaml'%s", qat, tmpdir, many), 2);
     assert_non_null(strstr(out, "too many --set options (at most 256)"));
     free(out);
+    /* --tokens 0|-1|x silently meant the run's default */
+    const char *badtok[] = {"0", "-1", "x", "1.5"};
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(run(&out, "'%s' eval --checkpoint '%s/out/f32/ckpt.h5' --tokens %s", qat, tmpdir, badtok[i]), 2);
+        assert_non_null(strstr(out, "--tokens"));
+        assert_non_null(strstr(out, "expected a whole number of tokens in [1, 1e15]"));
+        free(out);
+    }
+    assert_int_equal(run(&out, "'%s' eval --checkpoint '%s/out/f32/ckpt.h5' --tokens 256 --json", qat, tmpdir), 0);
+    assert_non_null(strstr(out, "\"tokens\": 256}"));
+    free(out);
     /* 256 are accepted */
     many[256 * 13] = 0;
     assert_int_equal(run(&out, "'%s' eval --checkpoint '%s/out/f32/ckpt.h5' --json%s", qat, tmpdir, many), 0);
+    free(out);
+}
+
+/* Divergence advice follows the likely cause: weight_decay 1e6 diverges at any lr. */
+static void test_divergence_advice(void **state) {
+    (void)state;
+    char *out;
+    assert_int_equal(run(&out, "'%s' train '%s/tiny.yaml' --set name=wd --set train.weight_decay=1e6 --out '%s/out' "
+                         "--quiet", qat, tmpdir, tmpdir), 1);
+    assert_non_null(strstr(out, "run diverged"));
+    assert_non_null(strstr(out, "train.weight_decay = 1e+06 is the likely cause"));
+    assert_null(strstr(out, "lower train.lr"));
+    free(out);
+    assert_int_equal(run(&out, "'%s' train '%s/tiny.yaml' --set name=lr --set train.lr=1e3 --out '%s/out' --quiet", qat,
+                         tmpdir, tmpdir), 1);
+    assert_non_null(strstr(out, "train.lr = 1000 is the likely cause"));
     free(out);
 }
 
@@ -135,6 +165,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_eval_as_other_formats),
         cmocka_unit_test(test_bad_overrides),
+        cmocka_unit_test(test_divergence_advice),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -12,6 +12,8 @@
  *    context; the same model after one step does not (the check can fail).
  *  - --help exits 0; a missing file, a non-HDF5 file and bad option values
  *    exit 2 naming the file or the option.
+ *  - A checkpoint with one NaN weight is refused (exit 1 naming the tensor) by
+ *    sample, eval and grads, which printed NUL bytes and "loss nan" with exit 0.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -22,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+
+#include <hdf5.h>
 
 #include "testutil.h"
 
@@ -288,6 +292,59 @@ static void test_abc_model_continues_the_pattern(void **state) {
     assert_string_not_equal(g_out, want); /* an untrained model does not: the check can fail */
 }
 
+/* ---- a damaged checkpoint ----------------------------------------------------- */
+
+/* Copy src to dst and set element `at` of dataset `name` to v. */
+static void poison(const char *src, const char *dst, const char *name, hsize_t at, float v) {
+    char buf[1 << 16];
+    FILE *in = fopen(src, "rb"), *out = fopen(dst, "wb");
+    assert_non_null(in);
+    assert_non_null(out);
+    for (size_t n; (n = fread(buf, 1, sizeof buf, in)) > 0;) assert_int_equal(fwrite(buf, 1, n, out), n);
+    fclose(in);
+    fclose(out);
+    hid_t f = H5Fopen(dst, H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(f >= 0);
+    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+    assert_true(d >= 0);
+    hid_t fs = H5Dget_space(d);
+    int nd = H5Sget_simple_extent_ndims(fs);
+    hsize_t start[2] = {0, at}, count[2] = {1, 1}, one = 1;
+    if (nd == 1) start[0] = at;
+    assert_true(H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) >= 0);
+    hid_t ms = H5Screate_simple(1, &one, NULL);
+    assert_true(H5Dwrite(d, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, &v) >= 0);
+    H5Sclose(ms);
+    H5Sclose(fs);
+    H5Dclose(d);
+    H5Fclose(f);
+}
+
+static void test_non_finite_checkpoint_refused(void **state) {
+    (void)state;
+    char bad[512], inf[512], grads[512];
+    snprintf(bad, sizeof bad, "%s/nan_ckpt.h5", g_tmp);
+    snprintf(inf, sizeof inf, "%s/inf_ckpt.h5", g_tmp);
+    snprintf(grads, sizeof grads, "%s/nan_grads.h5", g_tmp);
+    const char *t = "params/model.layers.1.mlp.down_proj.weight";
+    poison(g_abc, bad, t, 5, NAN);
+    char want[700];
+    snprintf(want, sizeof want, "checkpoint %s has non-finite values in %s", bad, t);
+    assert_int_equal(run((char *[]){"sample", "--checkpoint", bad, "--tokens", "20", NULL}), 1);
+    if (!strstr(g_err, want)) fail_msg("sample: stderr does not say '%s': %s", want, g_err);
+    assert_int_equal(g_out[0], 0); /* nothing printed: no NUL bytes passed off as text */
+    assert_int_equal(run((char *[]){"eval", "--checkpoint", bad, NULL}), 1);
+    if (!strstr(g_err, want)) fail_msg("eval: stderr does not say '%s': %s", want, g_err);
+    assert_null(strstr(g_out, "nan"));
+    assert_int_equal(run((char *[]){"grads", "--checkpoint", bad, "--out", grads, NULL}), 1);
+    if (!strstr(g_err, want)) fail_msg("grads: stderr does not say '%s': %s", want, g_err);
+    /* An infinity in the final norm is caught too, and the clean file still works. */
+    poison(g_abc, inf, "params/model.norm.weight", 0, INFINITY);
+    assert_int_equal(run((char *[]){"eval", "--checkpoint", inf, NULL}), 1);
+    assert_non_null(strstr(g_err, "non-finite values in params/model.norm.weight (first at element 0: inf)"));
+    assert_int_equal(run((char *[]){"eval", "--checkpoint", g_abc, NULL}), 0);
+}
+
 /* ---- bad input ---------------------------------------------------------------- */
 
 static void expect_2(char *const args[], const char *needle) {
@@ -332,6 +389,7 @@ int main(void) {
         cmocka_unit_test(test_tiny_temperature_is_greedy),
         cmocka_unit_test(test_abc_model_continues_the_pattern),
         cmocka_unit_test(test_help_and_bad_input),
+        cmocka_unit_test(test_non_finite_checkpoint_refused),
     };
     return cmocka_run_group_tests(tests, setup_models, teardown_models);
 }

@@ -5,7 +5,8 @@
  * exactly; effs without an fp32 anchor are refused; too few points for the free
  * parameters are refused; unified (L, F, C) of a type with too few distinct GMSE
  * values are held at the published values and say so in the table, the JSON
- * and FIT.h5.
+ * and FIT.h5; a constant that runs toward a bound after the fit is held
+ * (capacity) or refused (law parameters), never printed as fitted.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -173,6 +174,60 @@ static void test_decoupled_anchor(void **s) {
     assert_true(fabs(json_value("int4/int4") / want - 1) < 0.01);
 }
 
+/* Rule 5: a constant the runs bound on one side only runs toward that bound.
+ * int4 runs exactly as good as fp32 put quant's tanh on its flat top, so any
+ * F above some value fits; exponents held by --fix at the wrong values leave E
+ * nothing to explain, so it runs to 0. Neither may be printed as fitted. */
+static void test_runs_to_bound(void **s) {
+    (void)s;
+    char p[512];
+    path_in(p, sizeof p, "bound.csv");
+    FILE *f = fopen(p, "w");
+    fprintf(f, "N,D,loss,format,act_format\n");
+    const double N[] = {26784, 55536}, D[] = {1e5, 2e5};
+    const char *fmt[] = {"fp32", "int4"};
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 2; j++)
+            for (int k = 0; k < 2; k++)
+                fprintf(f, "%g,%g,%.10g,%s,%s\n", N[i], D[j], law(N[i], D[j]), fmt[k], fmt[k]);
+    fclose(f);
+#ifdef QAT_HAVE_COMPRESS
+    const char *uni[] = {"--law", "unified", "--fix", "alpha=0.348", "--fix", "beta=0.366", "--json"};
+    assert_int_equal(fit(p, uni, 7), 2);
+    /* Refused, not printed as fitted: the published F (int4 rho 0.67) contradicts runs where int4 = fp32. */
+    const char *um = qat_errmsg();
+    assert_non_null(strstr(um, "quant_F is not identified: quant_F = "));
+    assert_non_null(strstr(um, "ran toward its bound +inf"));
+    assert_non_null(strstr(um, "the published 0.41 does not fit these runs either"));
+    assert_non_null(strstr(um, "--fix quant_F=VALUE"));
+    /* Holding it is the user's call, and then the fit goes on. */
+    const char *held[] = {"--law", "unified", "--fix", "alpha=0.348", "--fix", "beta=0.366", "--fix", "quant_F=2",
+                          "--json"};
+    assert_int_equal(fit(p, held, 9), 0);
+    assert_non_null(strstr(text, "\"quant_F\": {\"value\": 2, \"by\": \"user\"}"));
+#endif
+
+    /* The chinchilla law with both exponents held too low: E runs to 0. */
+    path_in(p, sizeof p, "bound_e.csv");
+    f = fopen(p, "w");
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 3; j++) {
+            double n = 3e4 * pow(2, i), d = 1e5 * pow(2, j);
+            fprintf(f, "%g,%g,%.10g\n", n, d, law(n, d));
+        }
+    fclose(f);
+    const char *low[] = {"--fix", "alpha=0.3", "--fix", "beta=0.3"};
+    assert_int_equal(fit(p, low, 4), 2);
+    const char *msg = qat_errmsg();
+    assert_non_null(strstr(msg, "(with alpha, beta held by --fix): E is not identified: E = "));
+    assert_non_null(strstr(msg, "ran toward its bound 0"));
+    assert_non_null(strstr(msg, "--fix E=VALUE"));
+    /* At the true exponents E is determined and recovered. */
+    const char *good[] = {"--fix", "alpha=0.348", "--fix", "beta=0.366", "--json"};
+    assert_int_equal(fit(p, good, 5), 0);
+    assert_true(fabs(json_value("E") / 1.817 - 1) < 0.01);
+}
+
 #ifdef QAT_HAVE_COMPRESS
 static void test_unified_held(void **s) {
     (void)s;
@@ -233,6 +288,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_one_D), cmocka_unit_test(test_one_N_and_two_D),
         cmocka_unit_test(test_too_few_points), cmocka_unit_test(test_decoupled_anchor),
+        cmocka_unit_test(test_runs_to_bound),
 #ifdef QAT_HAVE_COMPRESS
         cmocka_unit_test(test_unified_held),
 #endif

@@ -83,6 +83,15 @@ static void test_csv_layouts(void **s) {
     assert_int_equal(qat_fit_exclude(&rs, "int4"), 2); /* weight format int4 (plain rows 2 and 3) */
     assert_int_equal(rs.n, 1);
     qat_fit_runs_free(&rs);
+
+    /* A spreadsheet's UTF-8 byte-order mark before the header ("header has no column for N"). */
+    write_file("bom.csv", "\xEF\xBB\xBFN,D,loss,format\n1e6,2e7,3.5,int4\n");
+    path_in(p, sizeof p, "bom.csv");
+    assert_int_equal(qat_fit_read_csv(p, &rs), QAT_OK);
+    assert_int_equal(rs.n, 1);
+    assert_true(rs.run[0].N == 1e6 && rs.run[0].D == 2e7 && rs.run[0].loss == 3.5);
+    assert_string_equal(rs.run[0].wfmt, "int4");
+    qat_fit_runs_free(&rs);
 }
 
 static void expect_csv_error(const char *text, const char *where) {

@@ -9,6 +9,7 @@
  * quantizer, a quantization-trained one in fp32) separate what a format costs
  * at evaluation from what it cost in training.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,46 @@ static const char EVAL_HELP[] =
     "  --tokens N     held-out tokens to evaluate (default: the run's train.eval_tokens)\n"
     "  --json         print {\"loss\": ..., \"tokens\": ...}\n";
 
+/* First non-finite value of x[0..n), or -1. */
+static int64_t first_non_finite(const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return i;
+    return -1;
+}
+
+static int non_finite(const char *path, const char *prefix, const char *name, const float *x, int64_t n) {
+    int64_t i = first_non_finite(x, n);
+    if (i < 0) return QAT_OK;
+    return qat_fail(QAT_ERUNTIME, "checkpoint %s has non-finite values in %s%s (first at element %lld: %g); "
+                    "it cannot be used; take an earlier checkpoint or retrain", path, prefix, name, (long long)i,
+                    (double)x[i]);
+}
+
+/* A NaN or Inf read from a checkpoint does not stop a forward: eval printed
+ * "validation loss nan" and sample printed NUL bytes, both with exit 0. So
+ * every loader checks what it read — weights, quantizer state, and with `opt`
+ * the AdamW moments — before anything runs on it. */
+int qat_checkpoint_check_finite(const char *path, qat_model *m, qat_adamw *opt) {
+    for (int i = 0; i < m->n_views; i++) {
+        const qat_param_view *v = &m->views[i];
+        QAT_TRY(non_finite(path, strncmp(v->name, "compress.", 9) ? "params/" : "", v->name, v->data, v->n));
+    }
+    for (int i = 0; opt && i < m->n_views; i++) {
+        const qat_param_view *v = &m->views[i];
+        QAT_TRY(non_finite(path, "optim/m/", v->name, qat_adamw_m(opt, i), v->n));
+        QAT_TRY(non_finite(path, "optim/v/", v->name, qat_adamw_v(opt, i), v->n));
+    }
+    int ns = qat_model_compress_state_count(m);
+    for (int i = 0; i < ns; i++) {
+        char name[96];
+        float *data;
+        int64_t n;
+        qat_model_compress_state(m, i, name, &data, &n);
+        QAT_TRY(non_finite(path, "compress/", name, data, n));
+    }
+    return QAT_OK;
+}
+
 /* Load a checkpoint's config (with the caller's overrides) and model. */
 int qat_load_checkpoint_model(const char *path, const char *const *sets, int n_set, int max_batch,
                               qat_config *cfg, qat_model **out) {
@@ -55,6 +96,7 @@ int qat_load_checkpoint_model(const char *path, const char *const *sets, int n_s
     if (B < 1) B = 1;
     QAT_TRY(qat_model_create(cfg, &s, B, out));
     rc = qat_runio_load_checkpoint(path, cfg, *out, NULL, NULL, NULL);
+    if (!rc) rc = qat_checkpoint_check_finite(path, *out, NULL);
     if (rc) { qat_model_free(*out); *out = NULL; }
     return rc;
 }
@@ -72,7 +114,16 @@ int qat_eval_main(int argc, char **argv) {
                 return qat_report(qat_fail(QAT_EINPUT, "too many --set options (at most %d)", QAT_MAX_SETS));
             sets[n_set++] = argv[++i];
         }
-        else if (!strcmp(argv[i], "--tokens") && i + 1 < argc) tokens = atoll(argv[++i]);
+        else if (!strcmp(argv[i], "--tokens") && i + 1 < argc) {
+            /* 0, -1 and "x" once all meant "the default" without a word. */
+            const char *v = argv[++i];
+            char *end;
+            double t = strtod(v, &end);
+            if (end == v || *end || !(t >= 1 && t <= 1e15) || t != (double)(long long)t)
+                return qat_report(qat_fail(QAT_EINPUT, "--tokens %s: expected a whole number of tokens in "
+                                           "[1, 1e15] (e.g. 65536 or 1e6; omit it for the run's train.eval_tokens)", v));
+            tokens = (long long)t;
+        }
         else if (!strcmp(argv[i], "--json")) json = 1;
         else { fprintf(stderr, "qat eval: unknown or incomplete option '%s'\n\n%s", argv[i], EVAL_HELP); return 2; }
     }

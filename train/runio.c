@@ -309,6 +309,7 @@ int qat_runio_open(qat_runio *io, const char *dir, const qat_config *cfg, qat_mo
             goto unlock;
         }
         rc = qat_runio_load_checkpoint(io->ckpt, cfg, m, opt, start_step, wall_before);
+        if (!rc) rc = qat_checkpoint_check_finite(io->ckpt, m, opt);
         if (rc) goto unlock;
         char *yaml = qat_config_to_yaml(cfg);
         char line[4096];

@@ -73,4 +73,9 @@ int qat_runio_load_checkpoint(const char *path, const qat_config *cfg, qat_model
 int qat_load_checkpoint_model(const char *path, const char *const *sets, int n_set, int max_batch,
                               qat_config *cfg, qat_model **out);
 
+/* QAT_ERUNTIME "checkpoint PATH has non-finite values in TENSOR" when a weight,
+ * quantizer state or (opt not NULL) AdamW moment just read is NaN or Inf
+ * (train/eval_cli.c); every checkpoint loader calls it. */
+int qat_checkpoint_check_finite(const char *path, qat_model *m, qat_adamw *opt);
+
 #endif

@@ -184,9 +184,26 @@ int qat_train_run(const qat_config *cfg, const qat_train_opts *opts) {
             char kept[QAT_PATH_MAX * 2 + 64];
             if (access(io.ckpt, F_OK) == 0) snprintf(kept, sizeof kept, "the last good checkpoint is kept in %s", io.ckpt);
             else snprintf(kept, sizeof kept, "no checkpoint had been written yet");
-            rc = qat_fail(QAT_ERUNTIME, "%s: %s at step %lld (lr %.3g): run diverged; %s; try a lower train.lr",
+            /* Advise by the likely cause: decoupled decay multiplies the weights by
+             * 1 − lr·weight_decay each step, so a huge decay (1e6) diverges at any lr,
+             * and "lower train.lr" was the wrong advice for it. */
+            char advice[320];
+            int wd_bad = tc->weight_decay > 1 && tc->lr * tc->weight_decay > 0.1, lr_bad = tc->lr > 0.1;
+            if (wd_bad)
+                snprintf(advice, sizeof advice, "train.weight_decay = %g is the likely cause%s: each step scales the "
+                         "weights by 1 - lr*weight_decay = %.3g at the peak lr; use a weight_decay well below "
+                         "1/train.lr (typically 0.1)", tc->weight_decay, lr_bad ? " (and train.lr is high too)" : "",
+                         1.0 - tc->lr * tc->weight_decay);
+            else if (lr_bad)
+                snprintf(advice, sizeof advice, "train.lr = %g is the likely cause (AdamW usually wants 1e-4 to "
+                         "1e-2); try a lower train.lr", tc->lr);
+            else
+                snprintf(advice, sizeof advice, "likely causes: train.lr too high (now %g), %s, or a format too coarse "
+                         "for the model", tc->lr, tc->grad_clip > 0 ? "train.grad_clip too loose" :
+                         "no gradient clipping (train.grad_clip: 0)");
+            rc = qat_fail(QAT_ERUNTIME, "%s: %s at step %lld (lr %.3g): run diverged; %s; %s",
                           cfg->name, isfinite(lv) ? "the gradient norm became non-finite" : "the loss became non-finite",
-                          (long long)step, lr, kept);
+                          (long long)step, lr, kept, advice);
             goto restore_signals;
         }
         qat_adamw_step(&opt, lr);
