@@ -232,7 +232,8 @@ static int apply_value(qat_loader *L, yaml_document_t *doc, int ki, yaml_node_t 
     }
 
     if (v->type != YAML_SCALAR_NODE) {
-        const char *want = k->type == K_STR || k->type == K_ENUM ? "a string" : k->type == K_BOOL ? "true or false"
+        const char *want = k->type == K_STR || k->type == K_ENUM ? "a string"
+                         : k->type == K_BOOL ? "true or false"
                          : k->type == K_F64 ? "a number" : "an integer";
         return fail_at(L, v->start_mark, "%s: expected %s, got %s", k->key, want, node_kind(v));
     }
@@ -434,12 +435,14 @@ static int validate_at(const qat_config *cfg, const qat_loader *L) {
         switch (k->type) {
         case K_INT:
             snprintf(text, sizeof text, "%d", *(const int *)f);
-            if (qat_config_check_number(k, *(const int *)f, text, why, sizeof why)) VFAIL(k->key, "%s: %s", k->key, why);
+            if (qat_config_check_number(k, *(const int *)f, text, why, sizeof why))
+                VFAIL(k->key, "%s: %s", k->key, why);
             break;
         case K_F64:
             qat_config_fmt_double(text, sizeof text, *(const double *)f);
             if (!isfinite(*(const double *)f)) VFAIL(k->key, "%s: %s is not a finite number", k->key, text);
-            if (qat_config_check_number(k, *(const double *)f, text, why, sizeof why)) VFAIL(k->key, "%s: %s", k->key, why);
+            if (qat_config_check_number(k, *(const double *)f, text, why, sizeof why))
+                VFAIL(k->key, "%s: %s", k->key, why);
             break;
         case K_BOOL:
             if (*(const int *)f != 0 && *(const int *)f != 1) VFAIL(k->key, "%s: expected 0 or 1", k->key);
@@ -457,7 +460,8 @@ static int validate_at(const qat_config *cfg, const qat_loader *L) {
             break;
         case K_ENUM:
             if (*(const int *)f < 0 || *(const int *)f >= qat_config_n_allowed(k))
-                VFAIL(k->key, "%s: %d is not one of the names of its values", k->key, *(const int *)f);
+                VFAIL(k->key, "%s: enum value %d is out of range, expected 0 to %d", k->key, *(const int *)f,
+                      qat_config_n_allowed(k) - 1);
             break;
         case K_U64:
             break;
