@@ -100,7 +100,7 @@ typedef struct {
     int batch_tokens;         /* tokens per optimizer step (B·T) */
     double lr;                /* peak learning rate */
     double warmup;            /* warm-up fraction of steps */
-    qat_schedule schedule;    /* cosine (QuEST one-cycle) | constant | linear */
+    qat_schedule schedule;    /* parsed from its name once, at load */
     double min_lr_ratio;      /* final lr / peak lr */
     double weight_decay;      /* AdamW decay on linear weights only */
     double beta1, beta2, eps; /* AdamW moments */
