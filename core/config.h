@@ -8,11 +8,18 @@
  * (for an unknown key, with the nearest valid key) and returns QAT_EINPUT.
  *
  * Every key is a dotted path (`train.lr`, `compress.weights.format`). The table of
- * keys lives in config.c: one row per key with its type, range, default and a
+ * keys lives in config_keys.c: one row per key with its type, range, default and a
  * one-line help text, so --print-config, --set and the error messages all agree.
+ * The other files each do one thing with that table:
+ *     config_load.c    defaults, files, --set overrides and validation
+ *     config_emit.c    the resolved YAML (--print-config, checkpoints)
+ *     config_nearest.c "did you mean" by edit distance
+ *     yaml_dupkeys.c   refusing a key given twice in one YAML mapping
  *
  * Model presets (`model.preset: s3`) are resolved by the model module, not here:
  * the loader only records the name; explicit model keys override the preset.
+ * Names with a fixed vocabulary that code branches on every step (the schedule)
+ * are stored as an enum, parsed once by the loader.
  */
 #ifndef QAT_CORE_CONFIG_H
 #define QAT_CORE_CONFIG_H
@@ -75,13 +82,25 @@ typedef struct {
     char shards_at[QAT_PATH_MAX + 96];
 } qat_data_cfg;
 
+/* Learning-rate schedules (optim/schedule.c computes them; docs/model.md). The
+ * config holds the enum, so the training step switches on a number; the names
+ * below are the one list of them, which train.schedule's row, its messages and
+ * --print-config all use. */
+typedef enum {
+    QAT_SCHEDULE_COSINE,   /* QuEST's one-cycle: half-cosine ramp up, half-cosine decay */
+    QAT_SCHEDULE_CONSTANT, /* linear ramp up, then hold */
+    QAT_SCHEDULE_LINEAR,   /* linear ramp up, linear decay */
+} qat_schedule;
+/* "cosine", "constant", "linear", NULL: the name of each qat_schedule, in enum order. */
+extern const char *const qat_schedule_names[];
+
 typedef struct {
     double tokens;            /* training tokens; 0 = tokens_per_param · N */
     double tokens_per_param;  /* used when tokens == 0 */
     int batch_tokens;         /* tokens per optimizer step (B·T) */
     double lr;                /* peak learning rate */
     double warmup;            /* warm-up fraction of steps */
-    char schedule[16];        /* cosine (QuEST one-cycle) | constant | linear */
+    qat_schedule schedule;    /* parsed from its name once, at load */
     double min_lr_ratio;      /* final lr / peak lr */
     double weight_decay;      /* AdamW decay on linear weights only */
     double beta1, beta2, eps; /* AdamW moments */
@@ -105,6 +124,13 @@ typedef struct qat_config {
     char source_path[QAT_PATH_MAX]; /* the YAML file it came from ("" for defaults only) */
 } qat_config;
 
+/* What messages about cfg as a whole name: the file it came from, else "config". */
+static inline const char *qat_config_source(const qat_config *cfg) {
+    return cfg->source_path[0] ? cfg->source_path : "config";
+}
+
+/* ------------------------------------------------------------ loading (config_load.c) */
+
 /* Defaults for every key. */
 void qat_config_defaults(qat_config *cfg);
 
@@ -114,27 +140,14 @@ void qat_config_defaults(qat_config *cfg);
  * override and what was expected. */
 int qat_config_load(const char *path, const char *const *sets, int n_set, qat_config *cfg);
 
-/* Apply one "key=value" override to an already loaded config (no validation). */
-int qat_config_set(qat_config *cfg, const char *assignment);
-
-/* Check ranges and cross-key rules (heads divide dim, one data source, ...). */
-int qat_config_validate(const qat_config *cfg);
-
-/* The resolved config as YAML text (every key, in table order); caller frees.
- * Loading this text back yields the same config. */
-char *qat_config_to_yaml(const qat_config *cfg);
-
-/* Load a config from YAML text held in memory (a checkpoint's `config` attribute);
- * `origin` names it in error messages. */
-int qat_config_load_string(const char *yaml, const char *origin, qat_config *cfg);
-
-/* The valid dotted key closest to `key` (edit distance), for "did you mean". */
-const char *qat_config_nearest_key(const char *key);
-
 /* As qat_config_load, but `validate` = 0 skips the final cross-key validation
  * (per-key type and range checks still apply): a sweep's base may be completed
  * by its grid (model.dim given only there). */
 int qat_config_load_ex(const char *path, const char *const *sets, int n_set, int validate, qat_config *cfg);
+
+/* Load a config from YAML text held in memory (a checkpoint's `config` attribute);
+ * `origin` names it in error messages. */
+int qat_config_load_string(const char *yaml, const char *origin, qat_config *cfg);
 
 /* Load a config from a mapping node of a YAML document the caller parsed with
  * libyaml (a sweep file's inline `base:`), then `n_set` overrides, then validate
@@ -146,10 +159,19 @@ struct yaml_node_s;
 int qat_config_load_node(struct yaml_document_s *doc, struct yaml_node_s *node, const char *origin,
                          const char *const *sets, int n_set, int validate, qat_config *cfg);
 
-/* QAT_EINPUT "ORIGIN:LINE:COL: duplicate key 'a.b' (first given at LINE:COL)"
- * for the first key repeated inside one mapping anywhere below `node` (leaf or
- * mapping key, any depth); QAT_OK when every mapping's keys are distinct. */
-int qat_yaml_unique_keys(struct yaml_document_s *doc, struct yaml_node_s *node, const char *origin);
+/* Apply one "key=value" override to an already loaded config (no validation). */
+int qat_config_set(qat_config *cfg, const char *assignment);
+
+/* Check ranges and cross-key rules (heads divide dim, one data source, ...). */
+int qat_config_validate(const qat_config *cfg);
+
+/* ----------------------------------------------------------- emitting (config_emit.c) */
+
+/* The resolved config as YAML text (every key, in table order); caller frees.
+ * Loading this text back yields the same config. */
+char *qat_config_to_yaml(const qat_config *cfg);
+
+/* -------------------------------------------------------- the key table (config_keys.c) */
 
 /* The key table itself (one row per dotted key, in table order), for tools and
  * tests that must agree with it: the resume check compares two configs key by
@@ -173,11 +195,30 @@ void qat_config_key_get(int i, qat_config_key_info *out);
 int qat_config_key_find(const char *key);
 /* The value of key i in cfg as the YAML text --print-config shows (strings
  * double-quoted, the list as a flow list); caller frees. Two configs agree on
- * key i exactly when these texts are equal. */
+ * key i exactly when these texts are equal. (config_emit.c) */
 char *qat_config_key_text(const qat_config *cfg, int i);
+
+/* The last component of a dotted key: "lr" for "train.lr", the key itself when
+ * it has no dot. */
+static inline const char *qat_config_key_leaf(const char *key) {
+    const char *p = key, *leaf = key;
+    for (; *p; p++)
+        if (*p == '.') leaf = p + 1;
+    return leaf;
+}
+
+/* ---------------------------- naming mistakes (config_nearest.c, yaml_dupkeys.c) */
+
+/* The valid dotted key closest to `key` (edit distance), for "did you mean". */
+const char *qat_config_nearest_key(const char *key);
 
 /* The candidate closest to `word` by edit distance (NULL-terminated list), for
  * "did you mean" on keys that are not config keys (a sweep file's top level). */
 const char *qat_config_nearest_word(const char *word, const char *const *candidates);
+
+/* QAT_EINPUT "ORIGIN:LINE:COL: duplicate key 'a.b' (first given at LINE:COL)"
+ * for the first key repeated inside one mapping anywhere below `node` (leaf or
+ * mapping key, any depth); QAT_OK when every mapping's keys are distinct. */
+int qat_yaml_unique_keys(struct yaml_document_s *doc, struct yaml_node_s *node, const char *origin);
 
 #endif

@@ -80,11 +80,11 @@ static int make_pair(const qat_config *cfg, int64_t rows_w, int64_t cols, int se
     if (bw && ba && bw != ba)
         return qat_fail(QAT_EINPUT, "%s: compress.weights.hadamard (%d) and compress.activations.hadamard (%d) "
                         "must be equal: both operands of a product are rotated by the same matrix",
-                        cfg->source_path[0] ? cfg->source_path : "config", bw, ba);
+                        qat_config_source(cfg), bw, ba);
     int block = bw ? bw : ba;
     w.hadamard = block;
     a.hadamard = block;
-    const char *src = cfg->source_path[0] ? cfg->source_path : "config";
+    const char *src = qat_config_source(cfg);
     int rc = qat_quantizer_create(&w, 1, rows_w, cols, segments, seed, qw);
     if (rc) return qat_fail_context(rc, "%s: compress.weights", src);
     rc = qat_quantizer_create(&a, 0, max_rows, cols, 1, seed ^ 0xA5A5A5A5ull, qa);
@@ -98,7 +98,7 @@ int qat_model_create(const qat_config *cfg, const qat_model_shape *s, int max_ba
     if (bf16 && !qat_gemm_bf16_supported(&isa))
         return qat_fail(QAT_EINPUT, "%s: train.precision: bf16 needs a CPU with native bf16 products "
                         "(AVX512-BF16 or AMX; oneDNN's ISA here is %s); use train.precision: fp32",
-                        cfg->source_path[0] ? cfg->source_path : "config", isa);
+                        qat_config_source(cfg), isa);
     qat_model *m = qat_xcalloc(1, sizeof *m);
     m->bf16 = bf16;
     m->s = *s;

@@ -71,7 +71,7 @@ int qat_model_shape_from_config(const qat_config *cfg, qat_model_shape *out) {
     s.rope_theta = mc->rope_theta > 0 ? mc->rope_theta : 10000.0;
     s.norm_eps = mc->norm_eps > 0 ? mc->norm_eps : 1e-5;
     s.init_std = mc->init_std > 0 ? mc->init_std : 0.02;
-    const char *src = cfg->source_path[0] ? cfg->source_path : "config";
+    const char *src = qat_config_source(cfg);
     if (s.layers <= 0 || s.dim <= 0 || s.heads <= 0)
         return qat_fail(QAT_EINPUT, "%s: model: set model.preset (s1..s8) or model.layers, model.dim and model.heads", src);
     if (s.dim % s.heads != 0)

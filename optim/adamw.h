@@ -1,5 +1,5 @@
 /*
- * optim/adamw.h — AdamW, global gradient clipping, learning-rate schedules.
+ * optim/adamw.h — AdamW and global gradient clipping.
  *
  * AdamW as in PyTorch (decoupled decay applied before the moment update):
  *     θ ← θ − lr·wd·θ                       (decay views only)
@@ -7,11 +7,7 @@
  *     θ ← θ − lr · (m/(1−β1ᵗ)) / (√(v/(1−β2ᵗ)) + eps)
  * The moments of every view live in two flat buffers owned here, in view order,
  * which is also how they are checkpointed (/optim/m/NAME, /optim/v/NAME).
- *
- * Schedules (docs/model.md, QuEST's OneCycle): `cosine` ramps lr/100 → lr along a
- * half cosine over the warm-up steps, then decays lr → lr·min_lr_ratio along a
- * half cosine; `linear` ramps and decays linearly; `constant` ramps linearly and
- * then holds. All are pure functions of the step.
+ * The learning rate each step uses comes from optim/schedule.h.
  */
 #ifndef QAT_OPTIM_ADAMW_H
 #define QAT_OPTIM_ADAMW_H
@@ -42,10 +38,5 @@ float *qat_adamw_v(qat_adamw *opt, int i);
  * max_norm > 0 and the norm exceeds it, rescaling to max_norm. Returns the
  * norm before clipping; NaN/Inf propagate so divergence is seen. */
 double qat_clip_grad_norm(qat_param_view *views, int n_views, double max_norm);
-
-/* Learning rate at step (0-based) of total steps under cfg's schedule. */
-double qat_lr_at(const qat_train_cfg *cfg, int64_t step, int64_t total);
-/* QAT_EINPUT unless name is cosine, linear or constant. */
-int qat_schedule_check(const char *name);
 
 #endif

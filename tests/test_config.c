@@ -75,7 +75,7 @@ static void test_defaults(void **state) {
     assert_true(c.train.tokens == 0 && c.train.tokens_per_param == 20);
     assert_int_equal(c.train.batch_tokens, 4096);
     assert_true(c.train.lr == 3e-3 && c.train.warmup == 0.1 && c.train.min_lr_ratio == 0.1);
-    assert_string_equal(c.train.schedule, "cosine");
+    assert_int_equal(c.train.schedule, QAT_SCHEDULE_COSINE);
     assert_true(c.train.weight_decay == 0.1 && c.train.beta1 == 0.9 && c.train.beta2 == 0.95);
     assert_true(c.train.eps == 1e-8 && c.train.grad_clip == 1.0);
     assert_int_equal(c.train.eval_every, 200);
@@ -144,7 +144,7 @@ static void test_block_flow_and_dotted(void **state) {
     assert_true(c.data.val_fraction == 0.1);
     assert_true(c.train.tokens == 2e6);
     assert_true(c.train.lr == 1e-3);
-    assert_string_equal(c.train.schedule, "linear");
+    assert_int_equal(c.train.schedule, QAT_SCHEDULE_LINEAR);
     assert_int_equal(c.train.eval_tokens, 64000);
     assert_true(c.train.grad_clip == 0.5);
     assert_string_equal(c.weights.format, "int4");
@@ -241,7 +241,7 @@ static void test_set_overrides(void **state) {
     assert_string_equal(c.weights.format, "2:4");
     assert_string_equal(c.data.source, "shards");
     assert_string_equal(c.data.val_shards, "v/*.bin");
-    assert_string_equal(c.train.schedule, "constant");
+    assert_int_equal(c.train.schedule, QAT_SCHEDULE_CONSTANT);
 
     /* qat_config_set on a loaded config: applies, does not validate, leaves the
      * config untouched on error. */
@@ -252,6 +252,10 @@ static void test_set_overrides(void **state) {
     assert_int_equal(qat_config_set(&c, "data.shards="), QAT_OK);
     assert_int_equal(qat_config_set(&c, "data.val_shards=\"\""), QAT_OK);
     assert_int_equal(qat_config_validate(&c), QAT_OK);
+    c.train.schedule = (qat_schedule)3; /* not a name's number: refused like any bad value */
+    assert_int_equal(qat_config_validate(&c), QAT_EINPUT);
+    assert_non_null(strstr(qat_errmsg(), "train.schedule"));
+    c.train.schedule = QAT_SCHEDULE_CONSTANT;
     qat_config before = c;
     assert_int_equal(qat_config_set(&c, "model={vocab: 300, heads: x}"), QAT_EINPUT);
     assert_memory_equal(&before, &c, sizeof c);
@@ -296,7 +300,7 @@ static void test_round_trip(void **state) {
     c.data.synth_tokens = 1.2345678901234567e9;
     c.train.tokens = 2e6;
     c.train.lr = 0.1 + 0.2; /* not a short decimal */
-    SETS(c.train.schedule, "linear");
+    c.train.schedule = QAT_SCHEDULE_LINEAR;
     SETS(c.weights.format, "2:4+int4");
     SETS(c.weights.estimator, "rbbm");
     c.weights.hadamard = 0;

@@ -24,6 +24,7 @@
 #include "data/dataset.h"
 #include "model/llama.h"
 #include "optim/adamw.h"
+#include "optim/schedule.h"
 #include "progress.h"
 #include "runio.h"
 
@@ -37,11 +38,11 @@ static double now_s(void) {
 }
 
 int qat_train_plan(const qat_config *cfg, int64_t n_params, int seq_len, qat_run_plan *plan) {
-    const char *src = cfg->source_path[0] ? cfg->source_path : "config";
+    const char *src = qat_config_source(cfg);
     const qat_train_cfg *t = &cfg->train;
-    if (t->batch_tokens < seq_len || t->batch_tokens % seq_len != 0)
-        return qat_fail(QAT_EINPUT, "%s: train.batch_tokens = %d must be a positive multiple of model.seq_len = %d",
-                        src, t->batch_tokens, seq_len);
+    /* Whole sequences per step: qat_config_validate refused any other batch_tokens. */
+    QAT_ASSERT(seq_len == cfg->model.seq_len && seq_len > 0);
+    QAT_ASSERT(t->batch_tokens >= seq_len && t->batch_tokens % seq_len == 0);
     plan->batch = t->batch_tokens / seq_len;
     double tokens = t->tokens > 0 ? t->tokens : t->tokens_per_param * (double)n_params;
     if (!(tokens > 0))
@@ -86,7 +87,6 @@ double qat_train_evaluate(qat_model *m, qat_tape *tp, const qat_dataset *ds, int
 int qat_train_validate(const qat_config *cfg) {
     qat_model_shape shape;
     QAT_TRY(qat_model_shape_from_config(cfg, &shape));
-    QAT_TRY(qat_schedule_check(cfg->train.schedule));
     qat_run_plan plan;
     QAT_TRY(qat_train_plan(cfg, qat_model_count_params(&shape), shape.seq_len, &plan));
     /* formats and estimators: build a one-layer model's quantizers */
@@ -104,7 +104,6 @@ int qat_train_run(const qat_config *cfg, const qat_train_opts *opts) {
 
     qat_model_shape shape;
     QAT_TRY(qat_model_shape_from_config(cfg, &shape));
-    QAT_TRY(qat_schedule_check(cfg->train.schedule));
     qat_run_plan plan;
     QAT_TRY(qat_train_plan(cfg, qat_model_count_params(&shape), shape.seq_len, &plan));
     int B = plan.batch;

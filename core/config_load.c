@@ -1,0 +1,644 @@
+/*
+ * core/config_load.c — filling a qat_config (docs/config.md): defaults, a YAML
+ * file (or text, or a node of a caller's document), `--set` overrides, then
+ * validation. Every step walks the key table of config_keys.c.
+ *
+ * Files are read with libyaml's document API (a node tree with a mark per node),
+ * which gives every error a FILE:LINE:COLUMN. Mappings may be block or flow style
+ * and keys may also be written dotted (`train.lr: 1e-3` at the top level), which
+ * is the same syntax --set and sweep grids use. A sweep file's inline `base:`
+ * is applied as a node of the sweep's own document (qat_config_load_node), so
+ * its messages carry the sweep file's lines and columns with no text copied.
+ *
+ * What is checked where:
+ *  - while parsing: the key exists (else the nearest valid key is named), the
+ *    value has the right type, numbers are finite and in range, strings are one
+ *    of the allowed values and fit their buffer (an enum's name is turned into
+ *    its number here, once), no key is given twice in a file;
+ *  - in qat_config_validate (also run by every load): the same per-key checks
+ *    on the struct, then the cross-key rules:
+ *      model.preset "" needs layers, dim, heads > 0; when dim and heads are both
+ *      given, heads divides dim and dim/heads is even (RoPE pairs);
+ *      exactly one data source: source english or synthetic has no shards/text,
+ *      shards has a glob and no text, text has files and no glob (english and
+ *      text need vocab >= 256);
+ *      val_shards only with shards; synth_vocab <= model.vocab;
+ *      train.tokens > 0 or tokens_per_param > 0;
+ *      batch_tokens a multiple of seq_len and eval_tokens >= seq_len (seq_len is
+ *      always explicit, never from a preset).
+ *    Cross-key errors point at the line (or --set) that gave the offending key.
+ * Model presets are not resolved here (the model module owns them), so the rules
+ * that need resolved sizes (heads | dim) apply only to sizes given explicitly.
+ * Format strings are only checked to be one word: compress/ parses them.
+ *
+ * data.shards or data.text imply data.source when it is not written; when it
+ * is, the written value stands and a contradiction is an error. Configs made
+ * here are zero-filled past the end of every string, so equal configs compare
+ * equal with memcmp.
+ */
+#include "config_table.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "error.h"
+
+/* ------------------------------------------------------- parsing one value */
+
+/* YAML null in plain style: `key:`, `key: ~`, `key: null`. */
+static int is_null_scalar(const char *s, int plain) {
+    return plain && (!*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") || !strcmp(s, "NULL"));
+}
+
+/* Decimal number: digits, sign, point and exponent only (strtod alone would
+ * also take hex, "inf" and "nan"). */
+static int parse_double(const char *s, double *out) {
+    if (!*s) return 0;
+    for (const char *p = s; *p; p++)
+        if (!isdigit((unsigned char)*p) && !strchr("+-.eE", *p)) return 0;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (*end || end == s || errno == ERANGE || !isfinite(v)) return 0;
+    *out = v;
+    return 1;
+}
+
+static const char *node_kind(const yaml_node_t *n) {
+    return n->type == YAML_MAPPING_NODE ? "a mapping" : n->type == YAML_SEQUENCE_NODE ? "a list" : "a scalar";
+}
+
+/* Parse scalar text `s` for key `k` into cfg. Returns 0, or 1 with `why` filled. */
+static int assign_scalar(qat_config *cfg, const qat_key *k, const char *s, int plain, char *why, size_t n) {
+    void *f = qat_config_field(cfg, k);
+    switch (k->type) {
+    case K_INT: {
+        double v;
+        /* Integers may be written 65536 or 6.5e4, as long as the value is whole. */
+        if (!parse_double(s, &v) || v != floor(v)) {
+            snprintf(why, n, "expected an integer, got '%s'", s);
+            return 1;
+        }
+        if (qat_config_check_number(k, v, s, why, n)) return 1;
+        *(int *)f = (int)v;
+        return 0;
+    }
+    case K_U64: {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(s, &end, 10);
+        double d;
+        if (*s == '-' || !*s || *end || errno) {
+            /* 1e6 is fine for a seed too, while it is an exact integer. */
+            if (*s != '-' && parse_double(s, &d) && d == floor(d) && d >= 0 && d < 0x1p53) {
+                v = (unsigned long long)d;
+            } else {
+                snprintf(why, n, "expected an unsigned integer, got '%s'", s);
+                return 1;
+            }
+        }
+        *(uint64_t *)f = v;
+        return 0;
+    }
+    case K_F64: {
+        double v;
+        if (!parse_double(s, &v)) {
+            snprintf(why, n, "expected a number, got '%s'", s);
+            return 1;
+        }
+        if (qat_config_check_number(k, v, s, why, n)) return 1;
+        *(double *)f = v;
+        return 0;
+    }
+    case K_BOOL: {
+        static const char *const yes[] = {"true", "yes", "on", "1"}, *const no[] = {"false", "no", "off", "0"};
+        for (int i = 0; i < 4; i++) {
+            if (!strcasecmp(s, yes[i])) return *(int *)f = 1, 0;
+            if (!strcasecmp(s, no[i])) return *(int *)f = 0, 0;
+        }
+        snprintf(why, n, "expected true or false, got '%s'", s);
+        return 1;
+    }
+    case K_STR: {
+        const char *v = is_null_scalar(s, plain) ? "" : s;
+        if (qat_config_check_string(k, v, why, n)) return 1;
+        qat_config_copy_str(f, k->size, v);
+        return 0;
+    }
+    case K_ENUM: {
+        int i = qat_config_allowed_index(k, is_null_scalar(s, plain) ? "" : s, why, n);
+        if (i < 0) return 1;
+        *(int *)f = i;
+        return 0;
+    }
+    case K_LIST:
+        break;
+    }
+    QAT_ASSERT(0);
+    return 1;
+}
+
+/* ------------------------------------------------------------ the loader */
+
+/* Where each key got its value, so cross-key errors can point at the line. */
+typedef struct {
+    int line, col;   /* 1-based position in the file; 0 = not from the file */
+    int set;         /* index+1 of the --set that gave it; 0 = none */
+} qat_key_where;
+
+typedef struct {
+    qat_config *cfg;              /* the config being filled */
+    const char *origin;           /* file name / origin for messages */
+    const char *set_text;         /* non-NULL while applying a --set: messages name it */
+    int set_index;                /* 1-based index of that --set */
+    const char *const *sets;      /* all overrides (for validation messages) */
+    qat_key_where where[QAT_CONFIG_KEYS_MAX]; /* last assignment of each key */
+    int seen[QAT_CONFIG_KEYS_MAX];            /* generation in which each key was last assigned */
+    int generation;               /* one per document: duplicates inside one are errors */
+    int source_explicit;          /* data.source was written (not implied by shards/text) */
+    char source[16];              /* that explicit value */
+} qat_loader;
+
+/* "FILE:LINE:COL" or "--set key=value". */
+static const char *at(const qat_loader *L, yaml_mark_t m, char *buf, size_t n) {
+    if (L->set_text)
+        snprintf(buf, n, "--set %s", L->set_text);
+    else
+        snprintf(buf, n, "%s:%zu:%zu", L->origin, m.line + 1, m.column + 1);
+    return buf;
+}
+
+static int fail_at(const qat_loader *L, yaml_mark_t m, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail_at(const qat_loader *L, yaml_mark_t m, const char *fmt, ...) {
+    char pos[QAT_PATH_MAX + 64], msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return qat_fail(QAT_EINPUT, "%s: %s", at(L, m, pos, sizeof pos), msg);
+}
+
+static int apply_value(qat_loader *L, yaml_document_t *doc, int ki, yaml_node_t *v, yaml_mark_t keymark) {
+    const qat_key *k = &qat_config_keys[ki];
+    char why[1024];
+    if (L->seen[ki] == L->generation) {
+        /* Reached when one key is written two ways (train.lr: and train: {lr:}); a key
+         * repeated inside one mapping was refused already (qat_yaml_unique_keys). */
+        return fail_at(L, keymark, "duplicate key '%s' (first given at %d:%d)", k->key, L->where[ki].line,
+                       L->where[ki].col);
+    }
+    L->seen[ki] = L->generation;
+    L->where[ki].line = L->set_text ? 0 : (int)keymark.line + 1;
+    L->where[ki].col = L->set_text ? 0 : (int)keymark.column + 1;
+    L->where[ki].set = L->set_text ? L->set_index : 0;
+
+    if (k->type == K_LIST) {
+        char(*items)[QAT_PATH_MAX] = qat_config_field(L->cfg, k);
+        int *count = &L->cfg->data.n_text;
+        int n = 0;
+        if (v->type == YAML_SCALAR_NODE) {
+            /* A single file may be written without brackets. */
+            const char *s = (const char *)v->data.scalar.value;
+            if (!is_null_scalar(s, v->data.scalar.style == YAML_PLAIN_SCALAR_STYLE)) {
+                if (strlen(s) >= k->size) return fail_at(L, v->start_mark, "%s: path is too long", k->key);
+                qat_config_copy_str(items[n++], k->size, s);
+            }
+        } else if (v->type == YAML_SEQUENCE_NODE) {
+            for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
+                yaml_node_t *e = yaml_document_get_node(doc, *it);
+                if (e->type != YAML_SCALAR_NODE)
+                    return fail_at(L, e->start_mark, "%s: expected a list of file names, got %s in it", k->key,
+                                   node_kind(e));
+                if (n >= (int)k->max)
+                    return fail_at(L, e->start_mark, "%s: too many files, at most %d", k->key, (int)k->max);
+                const char *s = (const char *)e->data.scalar.value;
+                if (strlen(s) >= k->size) return fail_at(L, e->start_mark, "%s: path is too long", k->key);
+                qat_config_copy_str(items[n++], k->size, s);
+            }
+        } else {
+            return fail_at(L, v->start_mark, "%s: expected a list of file names, got a mapping", k->key);
+        }
+        for (int i = n; i < *count; i++) memset(items[i], 0, k->size);
+        *count = n;
+        if (n) qat_config_copy_str(L->cfg->data.source, sizeof L->cfg->data.source, "text");
+        return QAT_OK;
+    }
+
+    if (v->type != YAML_SCALAR_NODE) {
+        const char *want = k->type == K_STR || k->type == K_ENUM ? "a string"
+                         : k->type == K_BOOL ? "true or false"
+                         : k->type == K_F64 ? "a number" : "an integer";
+        return fail_at(L, v->start_mark, "%s: expected %s, got %s", k->key, want, node_kind(v));
+    }
+    const char *s = (const char *)v->data.scalar.value;
+    int plain = v->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+    if (assign_scalar(L->cfg, k, s, plain, why, sizeof why)) return fail_at(L, v->start_mark, "%s: %s", k->key, why);
+
+    /* data.shards implies the source unless data.source itself was written. */
+    if (!strcmp(k->key, "data.shards") && L->cfg->data.shards[0])
+        qat_config_copy_str(L->cfg->data.source, sizeof L->cfg->data.source, "shards");
+    if (!strcmp(k->key, "data.source")) {
+        L->source_explicit = 1;
+        qat_config_copy_str(L->source, sizeof L->source, L->cfg->data.source);
+    }
+    return QAT_OK;
+}
+
+/* Apply `key: value` where key is relative to `prefix` ("" at the top). */
+static int apply_pair(qat_loader *L, yaml_document_t *doc, const char *prefix, const char *key, yaml_mark_t keymark,
+                      yaml_node_t *v);
+
+static int apply_mapping(qat_loader *L, yaml_document_t *doc, const char *prefix, yaml_node_t *m) {
+    for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = yaml_document_get_node(doc, p->key), *v = yaml_document_get_node(doc, p->value);
+        if (k->type != YAML_SCALAR_NODE)
+            return fail_at(L, k->start_mark, "expected a key name, got %s", node_kind(k));
+        QAT_TRY(apply_pair(L, doc, prefix, (const char *)k->data.scalar.value, k->start_mark, v));
+    }
+    return QAT_OK;
+}
+
+static int apply_pair(qat_loader *L, yaml_document_t *doc, const char *prefix, const char *key, yaml_mark_t keymark,
+                      yaml_node_t *v) {
+    char full[256];
+    if (snprintf(full, sizeof full, "%s%s%s", prefix, *prefix ? "." : "", key) >= (int)sizeof full)
+        return fail_at(L, keymark, "key '%.60s...' is too long", full);
+    int ki = qat_config_key_find(full);
+    if (ki >= 0) return apply_value(L, doc, ki, v, keymark);
+    if (qat_config_is_group(full)) {
+        if (v->type == YAML_MAPPING_NODE) return apply_mapping(L, doc, full, v);
+        if (v->type == YAML_SCALAR_NODE &&
+            is_null_scalar((const char *)v->data.scalar.value, v->data.scalar.style == YAML_PLAIN_SCALAR_STYLE))
+            return QAT_OK; /* `model:` with nothing under it */
+        return fail_at(L, v->start_mark, "%s: expected a mapping of %s.* keys, got %s", full, full, node_kind(v));
+    }
+    return fail_at(L, keymark, "unknown key '%s' (did you mean '%s'?)", full, qat_config_nearest_key(full));
+}
+
+/* Parse YAML text and hand each node to `apply`. `what` prefixes syntax errors
+ * in --set values. For a --set, the root is the value and key_for_set names it. */
+static int apply_text(qat_loader *L, const char *text, size_t len, const char *key_for_set) {
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    char pos[QAT_PATH_MAX + 64];
+    QAT_ASSERT(yaml_parser_initialize(&parser));
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    if (!yaml_parser_load(&parser, &doc)) {
+        int rc;
+        if (parser.error == YAML_READER_ERROR) {
+            rc = qat_fail(QAT_EINPUT, "%s: YAML syntax error: %s at byte %zu",
+                          L->set_text ? at(L, parser.problem_mark, pos, sizeof pos) : L->origin,
+                          parser.problem ? parser.problem : "unreadable input", parser.problem_offset);
+        } else if (parser.context) {
+            rc = fail_at(L, parser.problem_mark, "YAML syntax error: %s (%s at line %zu)", parser.problem,
+                         parser.context, parser.context_mark.line + 1);
+        } else {
+            rc = fail_at(L, parser.problem_mark, "YAML syntax error: %s",
+                         parser.problem ? parser.problem : "unknown error");
+        }
+        yaml_parser_delete(&parser);
+        return rc;
+    }
+    int rc = QAT_OK;
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    L->generation++;
+    if (root && !L->set_text) {
+        rc = qat_yaml_unique_keys(&doc, root, L->origin);
+    } else if (root) {
+        char path[512] = "";
+        yaml_node_t *dup, *first;
+        if (qat_yaml_find_repeat(&doc, root, path, sizeof path, &dup, &first))
+            rc = fail_at(L, dup->start_mark, "duplicate key '%s.%s' in the value (first given at column %zu)",
+                         key_for_set, path, first->start_mark.column + 1);
+    }
+    if (rc) {
+        yaml_document_delete(&doc);
+        yaml_parser_delete(&parser);
+        return rc;
+    }
+    if (key_for_set) {
+        /* An empty value (`--set data.shards=`) is an empty plain scalar. */
+        yaml_node_t empty;
+        if (!root) {
+            memset(&empty, 0, sizeof empty);
+            empty.type = YAML_SCALAR_NODE;
+            empty.data.scalar.value = (yaml_char_t *)"";
+            empty.data.scalar.style = YAML_PLAIN_SCALAR_STYLE;
+            root = &empty;
+        }
+        yaml_mark_t none = {0, 0, 0};
+        rc = apply_pair(L, &doc, "", key_for_set, none, root);
+    } else if (root) {
+        if (root->type == YAML_MAPPING_NODE)
+            rc = apply_mapping(L, &doc, "", root);
+        else if (!(root->type == YAML_SCALAR_NODE &&
+                   is_null_scalar((const char *)root->data.scalar.value, 1)))
+            rc = fail_at(L, root->start_mark, "expected a mapping of config keys at the top level, got %s",
+                         node_kind(root));
+        if (!rc) {
+            /* A second document would be silently ignored: refuse it. */
+            yaml_document_t more;
+            if (!yaml_parser_load(&parser, &more)) {
+                rc = fail_at(L, parser.problem_mark, "YAML syntax error: %s",
+                             parser.problem ? parser.problem : "unknown error");
+            } else {
+                yaml_node_t *r2 = yaml_document_get_root_node(&more);
+                if (r2) rc = fail_at(L, r2->start_mark, "expected a single YAML document, found a second one");
+                yaml_document_delete(&more);
+            }
+        }
+    }
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+    return rc;
+}
+
+static int apply_set(qat_loader *L, const char *assignment, int index) {
+    const char *eq = strchr(assignment, '=');
+    L->set_text = assignment;
+    L->set_index = index;
+    yaml_mark_t none = {0, 0, 0};
+    char key[256];
+    int rc;
+    if (!eq) {
+        rc = fail_at(L, none, "expected key=value, e.g. train.lr=1e-3");
+    } else {
+        const char *a = assignment, *b = eq;
+        while (a < b && isspace((unsigned char)*a)) a++;
+        while (b > a && isspace((unsigned char)b[-1])) b--;
+        if (a == b || (size_t)(b - a) >= sizeof key) {
+            rc = fail_at(L, none, "expected key=value, e.g. train.lr=1e-3");
+        } else {
+            memcpy(key, a, (size_t)(b - a));
+            key[b - a] = 0;
+            rc = apply_text(L, eq + 1, strlen(eq + 1), key);
+        }
+    }
+    L->set_text = NULL;
+    return rc;
+}
+
+static void loader_init(qat_loader *L, qat_config *cfg, const char *origin) {
+    memset(L, 0, sizeof *L);
+    L->cfg = cfg;
+    L->origin = origin;
+}
+
+/* ---------------------------------------------------------------- defaults */
+
+void qat_config_defaults(qat_config *cfg) {
+    memset(cfg, 0, sizeof *cfg);
+    for (int i = 0; i < qat_config_n_keys; i++) {
+        const qat_key *k = &qat_config_keys[i];
+        char why[256];
+        if (k->type == K_LIST) continue; /* empty: zeroed above */
+        int rc = assign_scalar(cfg, k, k->def, 1, why, sizeof why);
+        QAT_ASSERT(rc == 0); /* a default outside its own range is a bug in the table */
+    }
+}
+
+/* -------------------------------------------------------------- validation */
+
+/* Prefix for a message about key `name`: where it was given, else the origin. */
+static const char *where_key(const qat_config *cfg, const qat_loader *L, const char *name, char *buf, size_t n) {
+    int ki = qat_config_key_find(name);
+    QAT_ASSERT(ki >= 0);
+    if (L && L->where[ki].line)
+        snprintf(buf, n, "%s:%d:%d", L->origin, L->where[ki].line, L->where[ki].col);
+    else if (L && L->where[ki].set && L->sets)
+        snprintf(buf, n, "--set %s", L->sets[L->where[ki].set - 1]);
+    else
+        snprintf(buf, n, "%s", qat_config_source(cfg));
+    return buf;
+}
+
+#define VFAIL(key, ...)                                                                  \
+    do {                                                                                 \
+        char pos_[QAT_PATH_MAX + 64], msg_[2048];                                        \
+        snprintf(msg_, sizeof msg_, __VA_ARGS__);                                        \
+        return qat_fail(QAT_EINPUT, "%s: %s", where_key(cfg, L, key, pos_, sizeof pos_), msg_); \
+    } while (0)
+
+static int validate_at(const qat_config *cfg, const qat_loader *L) {
+    /* Per-key: the same checks as the parser, for structs filled by code. */
+    for (int i = 0; i < qat_config_n_keys; i++) {
+        const qat_key *k = &qat_config_keys[i];
+        const void *f = qat_config_cfield(cfg, k);
+        char why[1024], text[64];
+        switch (k->type) {
+        case K_INT:
+            snprintf(text, sizeof text, "%d", *(const int *)f);
+            if (qat_config_check_number(k, *(const int *)f, text, why, sizeof why))
+                VFAIL(k->key, "%s: %s", k->key, why);
+            break;
+        case K_F64:
+            qat_config_fmt_double(text, sizeof text, *(const double *)f);
+            if (!isfinite(*(const double *)f)) VFAIL(k->key, "%s: %s is not a finite number", k->key, text);
+            if (qat_config_check_number(k, *(const double *)f, text, why, sizeof why))
+                VFAIL(k->key, "%s: %s", k->key, why);
+            break;
+        case K_BOOL:
+            if (*(const int *)f != 0 && *(const int *)f != 1) VFAIL(k->key, "%s: expected 0 or 1", k->key);
+            break;
+        case K_STR:
+            if (!memchr(f, 0, k->size)) VFAIL(k->key, "%s: string is not terminated", k->key);
+            if (qat_config_check_string(k, f, why, sizeof why)) VFAIL(k->key, "%s: %s", k->key, why);
+            break;
+        case K_LIST:
+            if (cfg->data.n_text < 0 || cfg->data.n_text > QAT_MAX_TEXT_FILES)
+                VFAIL(k->key, "%s: bad file count %d", k->key, cfg->data.n_text);
+            for (int j = 0; j < cfg->data.n_text; j++)
+                if (!memchr(cfg->data.text[j], 0, k->size) || !cfg->data.text[j][0])
+                    VFAIL(k->key, "%s: entry %d is empty or not terminated", k->key, j);
+            break;
+        case K_ENUM:
+            if (*(const int *)f < 0 || *(const int *)f >= qat_config_n_allowed(k))
+                VFAIL(k->key, "%s: enum value %d is out of range, expected 0 to %d", k->key, *(const int *)f,
+                      qat_config_n_allowed(k) - 1);
+            break;
+        case K_U64:
+            break;
+        }
+    }
+
+    /* Model: without a preset the three sizes must be explicit; sizes given
+     * explicitly must agree with each other (presets are checked by model/). */
+    const qat_model_cfg *m = &cfg->model;
+    if (!m->preset[0]) {
+        if (m->layers <= 0) VFAIL("model.layers", "model.layers must be given (> 0) when model.preset is \"\"");
+        if (m->dim <= 0) VFAIL("model.dim", "model.dim must be given (> 0) when model.preset is \"\"");
+        if (m->heads <= 0) VFAIL("model.heads", "model.heads must be given (> 0) when model.preset is \"\"");
+    }
+    if (m->dim > 0 && m->heads > 0) {
+        if (m->dim % m->heads)
+            VFAIL("model.heads", "model.heads = %d must divide model.dim = %d", m->heads, m->dim);
+        if ((m->dim / m->heads) % 2)
+            VFAIL("model.heads", "model.dim / model.heads = %d must be even (RoPE rotates pairs)",
+                  m->dim / m->heads);
+    }
+
+    /* Data: exactly one source, with the fields it needs and none of the others'. */
+    const qat_data_cfg *d = &cfg->data;
+    int has_shards = d->shards[0] != 0, has_text = d->n_text > 0;
+    if (!strcmp(d->source, "english")) {
+        if (has_shards)
+            VFAIL("data.source", "data.source is english but data.shards is set; give exactly one data source");
+        if (has_text)
+            VFAIL("data.source", "data.source is english but data.text is set; give exactly one data source");
+        if (m->vocab < 256)
+            VFAIL("model.vocab", "model.vocab = %d is too small for the byte tokens of data.source english (>= 256)",
+                  m->vocab);
+    } else if (!strcmp(d->source, "synthetic")) {
+        if (has_shards)
+            VFAIL("data.source", "data.source is synthetic but data.shards is set; give exactly one data source");
+        if (has_text)
+            VFAIL("data.source", "data.source is synthetic but data.text is set; give exactly one data source");
+        if (d->synth_vocab > m->vocab)
+            VFAIL("data.synth_vocab", "data.synth_vocab = %d exceeds model.vocab = %d", d->synth_vocab, m->vocab);
+    } else if (!strcmp(d->source, "shards")) {
+        if (!has_shards) VFAIL("data.source", "data.source is shards but data.shards (a glob) is not given");
+        if (has_text)
+            VFAIL("data.text", "both data.shards and data.text are set; give exactly one data source");
+    } else { /* text */
+        if (!has_text) VFAIL("data.source", "data.source is text but data.text (a list of files) is not given");
+        if (has_shards)
+            VFAIL("data.shards", "both data.shards and data.text are set; give exactly one data source");
+        if (m->vocab < 256)
+            VFAIL("model.vocab", "model.vocab = %d is too small for byte tokens of data.text (>= 256)", m->vocab);
+    }
+    if (d->val_shards[0] && strcmp(d->source, "shards"))
+        VFAIL("data.val_shards", "data.val_shards is only used with data.shards (data.source is %s)", d->source);
+
+    /* Train: a budget, and whole sequences per step and per evaluation. */
+    const qat_train_cfg *t = &cfg->train;
+    if (t->tokens <= 0 && t->tokens_per_param <= 0)
+        VFAIL("train.tokens", "train.tokens and train.tokens_per_param are both 0; give a token budget");
+    if (t->batch_tokens % m->seq_len)
+        VFAIL("train.batch_tokens", "train.batch_tokens = %d must be a multiple of model.seq_len = %d",
+              t->batch_tokens, m->seq_len);
+    if (t->eval_tokens < m->seq_len)
+        VFAIL("train.eval_tokens", "train.eval_tokens = %d must hold at least one sequence (model.seq_len = %d)",
+              t->eval_tokens, m->seq_len);
+    return QAT_OK;
+}
+
+int qat_config_validate(const qat_config *cfg) { return validate_at(cfg, NULL); }
+
+/* ---------------------------------------------------------------- loading */
+
+/* data.source as written wins over the source implied by data.shards/data.text,
+ * whatever the order of the keys; a contradiction is then caught by validation. */
+static void settle_source(qat_loader *L) {
+    if (L->source_explicit) qat_config_copy_str(L->cfg->data.source, sizeof L->cfg->data.source, L->source);
+}
+
+/* A mapping node of a document parsed by someone else (a sweep file's inline
+ * `base:`): its marks are positions in that document's file, so every message
+ * names the right FILE:LINE:COL without re-reading any text. */
+static int apply_node(qat_loader *L, yaml_document_t *doc, yaml_node_t *node) {
+    L->generation++;
+    if (node->type == YAML_MAPPING_NODE) return apply_mapping(L, doc, "", node);
+    if (node->type == YAML_SCALAR_NODE &&
+        is_null_scalar((const char *)node->data.scalar.value, node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE))
+        return QAT_OK;
+    return fail_at(L, node->start_mark, "expected a mapping of config keys, got %s", node_kind(node));
+}
+
+/* data/ expands the glob long after loading; it names the line of data.shards from this. */
+static void record_data_positions(qat_config *cfg, const qat_loader *L) {
+    char buf[sizeof cfg->data.shards_at];
+    int ki = qat_config_key_find("data.shards");
+    if (cfg->data.shards[0] && (L->where[ki].line || L->where[ki].set))
+        qat_config_copy_str(cfg->data.shards_at, sizeof cfg->data.shards_at,
+                            where_key(cfg, L, "data.shards", buf, sizeof buf));
+}
+
+/* Defaults, then the text (or, when `node` is given, that node), then the
+ * overrides, then validation unless `validate` is 0. */
+static int load_from(const char *text, size_t len, yaml_document_t *doc, yaml_node_t *node, const char *origin,
+                     const char *const *sets, int n_set, int validate, qat_config *out) {
+    qat_config *cfg = qat_xmalloc(sizeof *cfg);
+    qat_loader *L = qat_xmalloc(sizeof *L);
+    qat_config_defaults(cfg);
+    loader_init(L, cfg, origin ? origin : "config");
+    L->sets = sets;
+    int rc = node ? apply_node(L, doc, node) : text ? apply_text(L, text, len, NULL) : QAT_OK;
+    for (int i = 0; !rc && i < n_set; i++) rc = apply_set(L, sets[i], i + 1);
+    if (!rc) {
+        settle_source(L);
+        qat_config_copy_str(cfg->source_path, sizeof cfg->source_path, origin ? origin : "");
+        record_data_positions(cfg, L);
+        if (validate) rc = validate_at(cfg, L);
+    }
+    if (!rc) memcpy(out, cfg, sizeof *cfg);
+    free(L);
+    free(cfg);
+    return rc;
+}
+
+static int load_text(const char *text, size_t len, const char *origin, const char *const *sets, int n_set,
+                     qat_config *out) {
+    return load_from(text, len, NULL, NULL, origin, sets, n_set, 1, out);
+}
+
+int qat_config_load_ex(const char *path, const char *const *sets, int n_set, int validate, qat_config *cfg) {
+    if (!path) return load_from(NULL, 0, NULL, NULL, NULL, sets, n_set, validate, cfg);
+    FILE *f = fopen(path, "rb");
+    if (!f) return qat_fail(QAT_EINPUT, "%s: cannot open: %s", path, strerror(errno));
+    qat_config_buf b = {0};
+    char chunk[8192];
+    size_t got;
+    qat_config_bprintf(&b, "%s", "");
+    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0) qat_config_bprintf(&b, "%.*s", (int)got, chunk);
+    int err = ferror(f);
+    fclose(f);
+    if (err) {
+        free(b.s);
+        return qat_fail(QAT_EINPUT, "%s: cannot read: %s", path, strerror(errno));
+    }
+    if (strlen(b.s) != b.n) {
+        free(b.s);
+        return qat_fail(QAT_EINPUT, "%s: contains a NUL byte, expected YAML text", path);
+    }
+    int rc = load_from(b.s, b.n, NULL, NULL, path, sets, n_set, validate, cfg);
+    free(b.s);
+    return rc;
+}
+
+int qat_config_load(const char *path, const char *const *sets, int n_set, qat_config *cfg) {
+    return qat_config_load_ex(path, sets, n_set, 1, cfg);
+}
+
+int qat_config_load_node(struct yaml_document_s *doc, struct yaml_node_s *node, const char *origin,
+                         const char *const *sets, int n_set, int validate, qat_config *cfg) {
+    QAT_ASSERT(doc && node);
+    return load_from(NULL, 0, doc, node, origin, sets, n_set, validate, cfg);
+}
+
+int qat_config_load_string(const char *yaml, const char *origin, qat_config *cfg) {
+    return load_text(yaml, strlen(yaml), origin ? origin : "config", NULL, 0, cfg);
+}
+
+int qat_config_set(qat_config *cfg, const char *assignment) {
+    qat_config *tmp = qat_xmalloc(sizeof *tmp);
+    qat_loader *L = qat_xmalloc(sizeof *L);
+    memcpy(tmp, cfg, sizeof *tmp);
+    loader_init(L, tmp, qat_config_source(cfg));
+    const char *sets[1] = {assignment};
+    L->sets = sets;
+    int rc = apply_set(L, assignment, 1);
+    if (!rc) {
+        settle_source(L);
+        memcpy(cfg, tmp, sizeof *tmp);
+    }
+    free(L);
+    free(tmp);
+    return rc;
+}
