@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "core/cpu.h"
 
 typedef struct {
     const char *name;                 /* subcommand */
@@ -37,7 +38,12 @@ static void usage(FILE *f) {
 int main(int argc, char **argv) {
     if (argc < 2) { usage(stderr); return 2; }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) { usage(stdout); return 0; }
-    if (!strcmp(argv[1], "--version")) { printf("qat %s\n", QAT_VERSION); return 0; }
+    if (!strcmp(argv[1], "--version")) { /* the version, then the CPU and the kernels this run would use */
+        char cpu[1024];
+        qat_cpu_describe(cpu, sizeof cpu);
+        printf("qat %s\n%s\n", QAT_VERSION, cpu);
+        return 0;
+    }
     for (size_t i = 0; i < sizeof COMMANDS / sizeof *COMMANDS; i++)
         if (!strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].main(argc - 1, argv + 1);
     fprintf(stderr, "qat: unknown command '%s'\n", argv[1]);
