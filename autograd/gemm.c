@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "core/bf16.h"
+#include "core/cpu.h"
 #include "core/error.h"
 
 #define QAT_GEMM_CACHE_MAX 256
@@ -204,6 +205,16 @@ int qat_gemm_bf16_supported(const char **isa) {
     }
     return ((unsigned)e & (unsigned)dnnl_cpu_isa_avx512_core_bf16) == (unsigned)dnnl_cpu_isa_avx512_core_bf16;
 }
+
+static const char *gemm_isa_name(void) {
+    const char *isa;
+    qat_gemm_bf16_supported(&isa);
+    return isa;
+}
+
+/* Any binary that can multiply also names oneDNN's ISA in qat_cpu_describe (core
+ * cannot ask oneDNN itself: it does not link it). */
+__attribute__((constructor)) static void gemm_register_isa(void) { qat_cpu_set_gemm_isa_fn(gemm_isa_name); }
 
 int qat_gemm_cache_size(void) { return g_ncache; }
 

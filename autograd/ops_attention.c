@@ -26,8 +26,17 @@
 #include <omp.h>
 #endif
 
+#include "core/cpu.h"
 #include "core/error.h"
 #include "ops.h"
+
+/* Compiled twice in a portable build (core/cpu.h): qat_attention (and the backward
+ * it records) runs the AVX-512 copy on CPUs that have it. */
+#if QAT_ISA_RENAME
+#define qat_attention QAT_ISA_NAME(qat_attention)
+#endif
+
+#if !QAT_ISA_COPY
 
 /* ---- rope (HF rotate-half) ---- */
 typedef struct {
@@ -115,6 +124,7 @@ qat_tensor *qat_rope(qat_tape *tp, qat_cols x, int64_t T, int heads, double thet
     }
     return o;
 }
+#endif
 
 /* ---- attention ---- */
 typedef struct {
@@ -127,7 +137,10 @@ typedef struct {
 
 /* e^x for x <= 0 (scores minus their row maximum), vectorizable: 2^n · 2^f with
  * n = round(x·log2 e) and a degree-7 Taylor polynomial for 2^f, |f| <= 1/2
- * (relative error ~1e-8, below float rounding). Underflows to 0 below −87. */
+ * (relative error ~1e-8, below float rounding). Underflows to 0 below −87.
+ * A NaN (from a non-finite weight) stays NaN through p; n is then pinned inside
+ * int range and the exponent built unsigned, so no conversion or shift is
+ * undefined. For x in [−87, 0] both selects pass n and the bits are unchanged. */
 static inline float exp_neg(float x) {
     x = x < -87.0f ? -87.0f : x;
     float t = x * 1.44269504088896341f;
@@ -135,7 +148,9 @@ static inline float exp_neg(float x) {
     float f = (t - n) * 0.693147180559945309f;
     float p = 1.0f + f * (1.0f + f * (0.5f + f * (1.6666667e-1f + f * (4.1666668e-2f + f * (8.3333338e-3f +
               f * (1.3888889e-3f + f * 1.9841270e-4f))))));
-    uint32_t bits = (uint32_t)((int32_t)n + 127) << 23; /* unsigned: a NaN score (a diverging run) stays NaN, no UB */
+    n = n >= -126.0f ? n : -126.0f; /* NaN goes here too */
+    n = n <= 127.0f ? n : 127.0f;
+    uint32_t bits = (uint32_t)((int32_t)n + 127) << 23;
     float scale;
     memcpy(&scale, &bits, 4);
     return p * scale;
@@ -536,3 +551,13 @@ qat_tensor *qat_attention(qat_tape *tp, qat_cols q, qat_cols k, qat_cols v,
     }
     return o;
 }
+
+#if QAT_ISA_DISPATCH
+#undef qat_attention
+qat_tensor *qat_attention_avx512(qat_tape *tp, qat_cols q, qat_cols k, qat_cols v, int64_t B, int64_t T, int heads);
+
+qat_tensor *qat_attention(qat_tape *tp, qat_cols q, qat_cols k, qat_cols v, int64_t B, int64_t T, int heads) {
+    if (qat_cpu_avx512()) return qat_attention_avx512(tp, q, k, v, B, T, heads);
+    return qat_attention_generic(tp, q, k, v, B, T, heads);
+}
+#endif

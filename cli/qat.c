@@ -6,8 +6,10 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "commands.h"
+#include "core/cpu.h"
 
 typedef struct {
     const char *name;                 /* subcommand */
@@ -27,6 +29,30 @@ static const command COMMANDS[] = {
     {"data", qat_data_main, "make, pack and inspect token data"},
 };
 
+/* A binary run on a CPU older than it was compiled for would die of SIGILL at the
+ * first vector instruction; say so instead. Runs before main, compiled for plain
+ * x86-64 so that the check itself executes everywhere. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#if defined(__AVX512BF16__)
+#define QAT_NEEDS "avx512bf16"
+#elif defined(__AVX512F__)
+#define QAT_NEEDS "x86-64-v4"
+#elif defined(__AVX2__)
+#define QAT_NEEDS "x86-64-v3"
+#elif defined(__SSE4_2__)
+#define QAT_NEEDS "x86-64-v2"
+#endif
+#ifdef QAT_NEEDS
+__attribute__((constructor, target("arch=x86-64"))) static void check_cpu(void) {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports(QAT_NEEDS)) return;
+    fprintf(stderr, "qat: this binary needs %s (build: %s) and this CPU does not have it; build with "
+                    "meson setup -Dnative=false (docs/model.md, \"Builds\")\n", QAT_NEEDS, QAT_BUILD_BASELINE);
+    _exit(1);
+}
+#endif
+#endif
+
 static void usage(FILE *f) {
     fprintf(f, "usage: qat COMMAND [options]   (qat COMMAND --help for details)\n\ncommands:\n");
     for (size_t i = 0; i < sizeof COMMANDS / sizeof *COMMANDS; i++)
@@ -37,7 +63,12 @@ static void usage(FILE *f) {
 int main(int argc, char **argv) {
     if (argc < 2) { usage(stderr); return 2; }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) { usage(stdout); return 0; }
-    if (!strcmp(argv[1], "--version")) { printf("qat %s\n", QAT_VERSION); return 0; }
+    if (!strcmp(argv[1], "--version")) { /* the version, then the CPU and the kernels this run would use */
+        char cpu[1024];
+        qat_cpu_describe(cpu, sizeof cpu);
+        printf("qat %s\n%s\n", QAT_VERSION, cpu);
+        return 0;
+    }
     for (size_t i = 0; i < sizeof COMMANDS / sizeof *COMMANDS; i++)
         if (!strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].main(argc - 1, argv + 1);
     fprintf(stderr, "qat: unknown command '%s'\n", argv[1]);

@@ -12,7 +12,20 @@
 #include <math.h>
 #include <string.h>
 
+#include "core/cpu.h"
 #include "core/error.h"
+
+/* Compiled twice in a portable build (core/cpu.h): the row transforms run the
+ * AVX-512 copy on CPUs that have it. Each butterfly is one IEEE add or subtract
+ * and the scale one multiply, so every copy gives the same bits. */
+#if QAT_ISA_RENAME
+#define qat_hadamard_row QAT_ISA_NAME(qat_hadamard_row)
+#define qat_hadamard_row_copy QAT_ISA_NAME(qat_hadamard_row_copy)
+#define qat_hadamard_row_masked QAT_ISA_NAME(qat_hadamard_row_masked)
+#define qat_hadamard_rows QAT_ISA_NAME(qat_hadamard_rows)
+#endif
+
+#if !QAT_ISA_COPY
 
 int qat_hadamard_block(int config_value, int64_t cols, int *block) {
     if (config_value == 0) {
@@ -36,12 +49,16 @@ int qat_hadamard_block(int config_value, int64_t cols, int *block) {
     *block = config_value;
     return QAT_OK;
 }
+#endif
 
 /* The 16-point transform (strides 1..8) of one chunk held in a vector
  * register. A butterfly at stride h pairs element j with j^h; with p the
  * vector permuted by j -> j^h, the outputs are p + v where bit h of j is 0
  * (a + b) and p - v where it is 1 (a - b), i.e. p + sign_h * v. GCC lowers the
  * shuffles to single permutes, which is what makes the short strides cheap. */
+#ifndef __AVX512F__ /* 64-byte vectors passed between static helpers only: no ABI at stake */
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
 typedef float qat_v16 __attribute__((vector_size(64)));
 typedef int qat_v16i __attribute__((vector_size(64)));
 typedef uint8_t qat_v16b __attribute__((vector_size(16)));
@@ -94,8 +111,13 @@ static inline __attribute__((always_inline)) void fwht_chunks(const float *src, 
         v[i] *= scale;
         if (add) {
             /* the product is rounded on its own, as when it went through memory
-             * before the add: no fused multiply-add may change the sum's bits */
+             * before the add: no fused multiply-add may change the sum's bits.
+             * ISO C mode (-std=c11) already keeps fp-contract off; the empty asm
+             * pins it where a whole 64-byte vector fits a register (AVX-512). On
+             * narrower ISAs GCC splits the vector and "+v" has no register. */
+#ifdef __AVX512F__
             __asm__("" : "+v"(v[i]));
+#endif
             qat_v16 o;
             memcpy(&o, dst + 16 * i, sizeof o);
             v[i] = o + v[i];
@@ -177,3 +199,36 @@ void qat_hadamard_rows(float *x, int64_t rows, int64_t cols, int block) {
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < rows; r++) qat_hadamard_row(x + r * cols, cols, block);
 }
+
+#if QAT_ISA_DISPATCH
+#undef qat_hadamard_row
+#undef qat_hadamard_row_copy
+#undef qat_hadamard_row_masked
+#undef qat_hadamard_rows
+void qat_hadamard_row_avx512(float *x, int64_t n, int block);
+void qat_hadamard_row_copy_avx512(const float *src, float *dst, int64_t n, int block);
+void qat_hadamard_row_masked_avx512(const float *src, const uint8_t *keep, float *dst, int64_t n, int block, int add,
+                                    float *scratch);
+void qat_hadamard_rows_avx512(float *x, int64_t rows, int64_t cols, int block);
+
+void qat_hadamard_row(float *x, int64_t n, int block) {
+    if (qat_cpu_avx512()) qat_hadamard_row_avx512(x, n, block);
+    else qat_hadamard_row_generic(x, n, block);
+}
+
+void qat_hadamard_row_copy(const float *src, float *dst, int64_t n, int block) {
+    if (qat_cpu_avx512()) qat_hadamard_row_copy_avx512(src, dst, n, block);
+    else qat_hadamard_row_copy_generic(src, dst, n, block);
+}
+
+void qat_hadamard_row_masked(const float *src, const uint8_t *keep, float *dst, int64_t n, int block, int add,
+                             float *scratch) {
+    if (qat_cpu_avx512()) qat_hadamard_row_masked_avx512(src, keep, dst, n, block, add, scratch);
+    else qat_hadamard_row_masked_generic(src, keep, dst, n, block, add, scratch);
+}
+
+void qat_hadamard_rows(float *x, int64_t rows, int64_t cols, int block) {
+    if (qat_cpu_avx512()) qat_hadamard_rows_avx512(x, rows, cols, block);
+    else qat_hadamard_rows_generic(x, rows, cols, block);
+}
+#endif

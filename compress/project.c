@@ -28,8 +28,16 @@
 #include "compress/gmse.h"
 #include "compress/grid.h"
 #include "compress/sparse.h"
+#include "core/cpu.h"
 #include "core/error.h"
 
+/* Compiled twice in a portable build (core/cpu.h): qat_proj_row runs the AVX-512
+ * copy (int_unit_fast, 512-bit loops and reductions) on CPUs that have it. */
+#if QAT_ISA_RENAME
+#define qat_proj_row QAT_ISA_NAME(qat_proj_row)
+#endif
+
+#if !QAT_ISA_COPY
 void qat_proj_setup(qat_proj *P, const qat_fmt *f) {
     memset(P, 0, sizeof *P);
     P->f = *f;
@@ -48,6 +56,7 @@ void qat_proj_segment_stats(const qat_proj *P, const float *x, int64_t n, qat_pr
         seg->rms = n ? sqrt(s / (double)n) : 0.0;
     }
 }
+#endif
 
 static double row_rms(const float *v, int64_t n) {
     double s = 0;
@@ -333,3 +342,13 @@ void qat_proj_row(const qat_proj *P, float *v, int64_t n, const qat_proj_seg *se
     int64_t g = P->group > 0 ? P->group : n;
     for (int64_t u = 0; u < n; u += g) value_unit(P, v + u, mask + u, g < n - u ? g : n - u, keep != NULL);
 }
+
+#if QAT_ISA_DISPATCH
+#undef qat_proj_row
+void qat_proj_row_avx512(const qat_proj *P, float *v, int64_t n, const qat_proj_seg *seg, uint8_t *mask);
+
+void qat_proj_row(const qat_proj *P, float *v, int64_t n, const qat_proj_seg *seg, uint8_t *mask) {
+    if (qat_cpu_avx512()) qat_proj_row_avx512(P, v, n, seg, mask);
+    else qat_proj_row_generic(P, v, n, seg, mask);
+}
+#endif

@@ -26,9 +26,14 @@
 #include <stdint.h>
 #include <string.h>
 
-#if defined(__AVX512F__) && defined(__FMA__)
+#include "core/cpu.h"
+
+/* The 16-lane path is compiled for AVX-512 by target attribute and taken when the
+ * CPU has it (core/cpu.h); elsewhere every value goes through expf, same bits. */
+#if QAT_CPU_X86
 #include <immintrin.h>
 #define QAT_VEXPF 1
+#define QAT_VEXPF_TARGET __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,fma")))
 
 /* 2^(i/32) as bits, minus i << 47 so that adding k << 47 gives 2^(k/32) (glibc's table). */
 static const uint64_t qat_vexpf_tab[32] __attribute__((aligned(64))) = {
@@ -41,7 +46,7 @@ static const uint64_t qat_vexpf_tab[32] __attribute__((aligned(64))) = {
     0x3fefa4afa2a490da, 0x3fefd0765b6e4540};
 
 /* e^x for 8 doubles holding floats with |x| < 88. */
-static inline __m256 qat_vexpf_8(__m512d xd) {
+QAT_VEXPF_TARGET static inline __m256 qat_vexpf_8(__m512d xd) {
     const __m512d invln2n = _mm512_castsi512_pd(_mm512_set1_epi64(0x40471547652b82feLL)); /* 32/ln 2 */
     const __m512d shift = _mm512_castsi512_pd(_mm512_set1_epi64(0x4338000000000000LL));   /* 1.5·2⁵² */
     const __m512d c0 = _mm512_castsi512_pd(_mm512_set1_epi64(0x3ebc6af84b912394LL));
@@ -62,7 +67,7 @@ static inline __m256 qat_vexpf_8(__m512d xd) {
 }
 
 /* expf of 16 floats, the same bits as 16 calls of expf. */
-static inline __m512 qat_vexpf16(__m512 x) {
+QAT_VEXPF_TARGET static inline __m512 qat_vexpf16(__m512 x) {
     __mmask16 odd = _mm512_cmp_ps_mask(_mm512_abs_ps(x), _mm512_set1_ps(88.0f), _CMP_NLT_UQ);
     __m256 lo = qat_vexpf_8(_mm512_cvtps_pd(_mm512_castps512_ps256(x)));
     __m256 hi = qat_vexpf_8(_mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1))));
@@ -77,15 +82,23 @@ static inline __m512 qat_vexpf16(__m512 x) {
     }
     return e;
 }
+
+QAT_VEXPF_TARGET static inline void qat_vexpf_row_avx512(const float *src, float *dst, int64_t n) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, qat_vexpf16(_mm512_loadu_ps(src + i)));
+    for (; i < n; i++) dst[i] = expf(src[i]);
+}
 #endif
 
 /* dst[i] = expf(src[i]) for n floats (dst may be src). */
 static inline void qat_vexpf_row(const float *src, float *dst, int64_t n) {
-    int64_t i = 0;
 #ifdef QAT_VEXPF
-    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, qat_vexpf16(_mm512_loadu_ps(src + i)));
+    if (qat_cpu_avx512()) {
+        qat_vexpf_row_avx512(src, dst, n);
+        return;
+    }
 #endif
-    for (; i < n; i++) dst[i] = expf(src[i]);
+    for (int64_t i = 0; i < n; i++) dst[i] = expf(src[i]);
 }
 
 #endif

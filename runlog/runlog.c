@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/cpu.h"
 #include "core/error.h"
 #include "h5util.h"
 
@@ -287,6 +288,9 @@ static int write_attrs(hid_t f, const char *path, const qat_runlog_attrs *a) {
     int64_t i64;
     uint64_t u64;
     QAT_TRY(qat_h5_attr_write_str(f, path, "qat_version", QAT_VERSION));
+    char cpu[1024]; /* the CPU and kernel path: a run's bits depend on them (docs/model.md) */
+    qat_cpu_describe(cpu, sizeof cpu);
+    QAT_TRY(qat_h5_attr_write_str(f, path, "cpu", cpu));
     QAT_TRY(qat_h5_attr_write_str(f, path, "name", a->name));
     QAT_TRY(qat_h5_attr_write_str(f, path, "config", a->config_yaml));
     u64 = a->seed;

@@ -4,7 +4,7 @@
  * One HDF5 file per run, readable by h5py and by `qat fit` while the run is
  * alive, after it ends, and after it is killed with SIGKILL. Layout:
  *
- *   /                 attributes qat_version, name, config, seed, n_params,
+ *   /                 attributes qat_version, cpu, name, config, seed, n_params,
  *                     n_params_total, tokens_target, weight_format, act_format,
  *                     estimator, gmse_w, gmse_a, rho_pred, status
  *   /train/{step,tokens,loss,lr,grad_norm,time_s}   1-D, chunked, unlimited

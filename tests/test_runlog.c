@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <hdf5.h>
 
 #include "testutil.h"
 
@@ -132,6 +133,9 @@ static void test_layout_and_finish(void **state) {
     assert_string_equal(s.act_format, "fp32");
     assert_string_equal(s.estimator, "trust");
     assert_string_equal(s.qat_version, QAT_VERSION);
+    hid_t h = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT); /* the CPU and kernels (core/cpu.h) */
+    assert_true(h >= 0 && H5Aexists(h, "cpu") > 0);
+    H5Fclose(h);
     assert_int_equal(s.seed, 42);
     assert_int_equal(s.n_params, 12345);
     assert_int_equal(s.n_params_total, 23456);
