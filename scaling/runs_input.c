@@ -122,6 +122,18 @@ int qat_fit_read_inputs(char *const *paths, int n, qat_fit_runs *rs, int *skippe
     return QAT_OK;
 }
 
+int qat_fit_input_files(char *const *paths, int n, char ***files, int *nf) {
+    strlist l = {0};
+    for (int i = 0; i < n; i++) {
+        struct stat st;
+        if (!stat(paths[i], &st) && S_ISDIR(st.st_mode)) find_runlogs(paths[i], &l);
+        else strlist_push(&l, paths[i]);
+    }
+    *files = l.v;
+    *nf = l.n;
+    return QAT_OK;
+}
+
 void qat_fit_drop_highest(qat_fit_runs *rs, int k) {
     for (; k > 0 && rs->n > 0; k--) {
         int worst = 0;
