@@ -86,7 +86,8 @@ int qat_out_begin(qat_out *o, const char *path, int flags, const char *const *in
     /* A stale temporary of a killed writer is ours to replace; anything else
      * there (a directory) is reported. Created exclusively and without
      * following a link, so nothing but a fresh file is ever written. */
-    if (unlink(o->tmp) != 0 && errno != ENOENT) {
+    struct stat old;
+    if (lstat(o->tmp, &old) == 0 && unlink(o->tmp) != 0) {
         int e = errno;
         return qat_fail(e == ENOTDIR ? QAT_EINPUT : QAT_ERUNTIME, "%s: cannot replace the stale temporary %s: %s", path,
                         o->tmp, strerror(e));

@@ -31,7 +31,12 @@ static void skip(FILE *warn, int *skipped, const char *path, const char *why) {
  * layout): completed runs with a final validation loss become fit points. */
 int qat_fit_read_runlog(const char *path, qat_fit_runs *rs, int *skipped, FILE *warn) {
     qat_runlog_summary *sum = qat_xmalloc(sizeof *sum);
-    if (qat_runlog_read_final(path, sum)) {
+    int e = qat_runlog_read_final(path, sum);
+    if (e == QAT_ERUNTIME) { /* damaged (a checksum did not match): an error, not a run to skip */
+        free(sum);
+        return e;
+    }
+    if (e) {
         char why[600];
         snprintf(why, sizeof why, "not a readable qat run log (%s)", qat_errmsg());
         skip(warn, skipped, path, why);
