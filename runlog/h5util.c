@@ -20,6 +20,23 @@
 
 #include "core/error.h"
 
+/* HDF5 closes every file still open from an atexit handler. A file whose
+ * close failed (its metadata could not be written even to the diverted
+ * descriptor, e.g. under RLIMIT_FSIZE, which limits every file) is left
+ * half-closed by HDF5 1.10, and that handler then dies with SIGSEGV in
+ * H5F__close_cb. So qat registers the handler itself, before the library
+ * starts, and skips it once such a close happened: the process then exits
+ * with its own status, its files on disk as the last successful write left them. */
+static int g_h5_poisoned;
+
+static void h5_atexit(void) {
+    if (!g_h5_poisoned) H5close();
+}
+
+__attribute__((constructor)) static void h5_early(void) {
+    if (H5dont_atexit() >= 0) atexit(h5_atexit);
+}
+
 void qat_h5_quiet(void) {
     static int done;
     if (!done) H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
@@ -158,6 +175,7 @@ int qat_h5_close(hid_t f, int failed, char *why, size_t n) {
     }
     if (failed) divert_descriptor(f);
     herr_t rc = H5Fclose(f);
+    if (rc < 0) g_h5_poisoned = 1;
     if (rc < 0 && why && n && !why[0]) qat_h5_why(why, n);
     return failed || rc < 0 ? -1 : 0;
 }
@@ -167,13 +185,11 @@ int qat_h5_out_create(qat_h5_out *h, const char *path, const char *const *inputs
     QAT_TRY(qat_out_begin(&h->out, path, 0, inputs, n_inputs));
     hid_t fapl = qat_h5_fapl(1, 1); /* latest format: checksummed metadata; no HDF5 lock: the temporary is ours */
     h->file = H5Fcreate(h->out.tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    /* the reason first: H5Pclose clears HDF5's error stack */
+    int rc = h->file < 0 ? qat_h5_fail_write(path, "cannot create %s", h->out.tmp) : QAT_OK;
     H5Pclose(fapl);
-    if (h->file < 0) {
-        int rc = qat_h5_fail_write(path, "cannot create %s", h->out.tmp);
-        qat_out_abort(&h->out);
-        return rc;
-    }
-    return QAT_OK;
+    if (rc) qat_out_abort(&h->out);
+    return rc;
 }
 
 int qat_h5_out_finish(qat_h5_out *h, int rc) {

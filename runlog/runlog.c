@@ -346,8 +346,8 @@ int qat_runlog_create_locked(const char *path, const qat_runlog_attrs *attrs, in
     }
     hid_t fapl = qat_h5_fapl(1, 1);
     rl->file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    if (rl->file < 0) rc = qat_h5_fail_write(path, "cannot create"); /* before H5Pclose clears the stack */
     H5Pclose(fapl);
-    if (rl->file < 0) rc = qat_h5_fail_write(path, "cannot create");
     /* Everything that will ever exist during the run is created before SWMR. */
     if (!rc) rc = write_attrs(rl->file, path, attrs);
     if (!rc) rc = series_create(&rl->train, rl->file, path);
@@ -391,20 +391,20 @@ int qat_runlog_resume_locked(const char *path, int64_t step, int lock_fd, qat_ru
      * EOA to the end of the file (H5Fincrement_filesize, h5clear --increment). */
     hid_t fapl = qat_h5_fapl(1, 1);
     hbool_t clear = 1;
-    H5E_BEGIN_TRY {
-        if (H5Pset(fapl, "clear_status_flags", &clear) < 0) { /* older HDF5: open may then refuse */ }
-        rl->file = H5Fopen(path, H5F_ACC_RDWR, fapl);
-    } H5E_END_TRY;
+    if (H5Pset(fapl, "clear_status_flags", &clear) < 0) { /* older HDF5: open may then refuse */ }
+    rl->file = H5Fopen(path, H5F_ACC_RDWR, fapl);
+    if (rl->file < 0 && qat_h5_is_checksum())
+        rc = qat_fail(QAT_ERUNTIME, "%s: checksum mismatch in the file's metadata (the file is damaged)", path);
+    else if (rl->file < 0)
+        rc = qat_fail(QAT_EINPUT, "%s: cannot open for resuming: not an HDF5 run log?", path);
     H5Pclose(fapl);
-    if (rl->file < 0) rc = qat_fail(QAT_EINPUT, "%s: cannot open for resuming: not an HDF5 run log?", path);
-    if (!rc && H5Fincrement_filesize(rl->file, 0) < 0)
-        rc = qat_fail(QAT_ERUNTIME, "%s: cannot recover the end of the file", path);
+    if (!rc && H5Fincrement_filesize(rl->file, 0) < 0) rc = qat_h5_fail_write(path, "cannot recover the end of the file");
     if (!rc && qat_h5_exists(rl->file, "final") && H5Ldelete(rl->file, "final", H5P_DEFAULT) < 0)
-        rc = qat_fail(QAT_ERUNTIME, "%s: cannot remove /final", path);
+        rc = qat_h5_fail_write(path, "cannot remove /final");
     if (!rc) rc = qat_h5_attr_write_str(rl->file, path, "status", "running");
     if (!rc) rc = series_reopen(&rl->train, rl->file, path, step);
     if (!rc) rc = series_reopen(&rl->eval, rl->file, path, step);
-    if (!rc && H5Fflush(rl->file, H5F_SCOPE_GLOBAL) < 0) rc = qat_fail(QAT_ERUNTIME, "%s: cannot flush", path);
+    if (!rc && H5Fflush(rl->file, H5F_SCOPE_GLOBAL) < 0) rc = qat_h5_fail_write(path, "cannot flush");
     if (!rc) rc = start_swmr(rl);
     if (rc) {
         runlog_free(rl);
@@ -466,9 +466,10 @@ int qat_runlog_finish(qat_runlog *rl, qat_run_status status, const qat_runlog_fi
     if (e < 0) return flush_rc ? flush_rc : qat_fail(QAT_ERUNTIME, "%s: cannot close: %s", rl->path, why);
     hid_t fapl = qat_h5_fapl(1, 1);
     hid_t f = H5Fopen(rl->path, H5F_ACC_RDWR, fapl);
+    int rc = f < 0 ? qat_h5_fail_write(rl->path, "cannot reopen to record the end of the run") : QAT_OK;
     H5Pclose(fapl);
-    if (f < 0) return qat_h5_fail_write(rl->path, "cannot reopen to record the end of the run");
-    int rc = qat_h5_attr_write_str(f, rl->path, "status", qat_run_status_name(status));
+    if (rc) return rc;
+    rc = qat_h5_attr_write_str(f, rl->path, "status", qat_run_status_name(status));
     if (!rc && fin) {
         hid_t g = qat_h5_exists(f, "final") ? H5Gopen2(f, "final", H5P_DEFAULT)
                                             : H5Gcreate2(f, "final", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
