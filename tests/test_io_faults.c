@@ -19,7 +19,8 @@
  *   - every dataset qat writes is checksummed (chunked with fletcher32, or
  *     compact inside a checksummed object header), and 64 flipped bytes in a
  *     checkpoint, a run log or a fit are exit 1 naming the file and dataset
- *     for eval, sample, grads, plot and fit.
+ *     for eval, sample, grads and plot; a damaged /final makes fit exit 1 and
+ *     a sweep keep the run (reported FAILED) instead of restarting it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -44,6 +45,10 @@
 #include "core/error.h"
 #include "runlog/runlog.h"
 #include "testutil.h"
+
+/* Paths here are a temporary directory plus a few characters: gcc's warnings
+ * about what a 1200-byte buffer might truncate are noise. */
+#pragma GCC diagnostic ignored "-Wformat-truncation"
 
 static char g_dir[256];     /* scratch directory of the group */
 static char g_err[16384];   /* stderr of the last command */
@@ -516,6 +521,24 @@ static void damage(const char *src, const char *dst, const char *name) {
     close(fd);
 }
 
+/* Flip 16 bytes inside the object header of `name` (a compact scalar: its
+ * value lives there), in a copy of src at dst: 40 bytes in, past the prefix
+ * (signature, flags, times, size), among the header's messages. */
+static void damage_header(const char *src, const char *dst, const char *name) {
+    if (strcmp(src, dst)) assert_int_equal(qat_test_popen(NULL, 1, "cp '%s' '%s'", src, dst), 0);
+    hid_t f = H5Fopen(dst, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(f >= 0);
+    H5O_info_t oi;
+    assert_true(H5Oget_info_by_name(f, name, &oi, H5P_DEFAULT) >= 0);
+    H5Fclose(f);
+    int fd = open(dst, O_RDWR);
+    unsigned char b[16];
+    assert_int_equal(pread(fd, b, 16, (off_t)oi.addr + 40), 16);
+    for (int i = 0; i < 16; i++) b[i] ^= 0x5a;
+    assert_int_equal(pwrite(fd, b, 16, (off_t)oi.addr + 40), 16);
+    close(fd);
+}
+
 static void test_checksums(void **state) {
     (void)state;
     char ck[1200], rl[1200], g[1200], bad[1200], badfit[1200], runs2[1200];
@@ -566,6 +589,36 @@ static void test_checksums(void **state) {
     printf("  plot of a damaged fit: %s", g_err);
     assert_non_null(strstr(g_err, "dataset /runs/loss: checksum mismatch"));
     assert_int_equal(access(at("bad.svg"), F_OK), -1);
+
+    /* a damaged /final of a completed run: fit exits 1 (it used to skip it as
+     * unreadable), and a sweep keeps the run as it is instead of restarting it */
+    char swdir[1200], swfile[1200], h5[1300];
+    snprintf(swdir, sizeof swdir, "%s", at("dmg"));
+    snprintf(swfile, sizeof swfile, "%s", at("dmg.yaml"));
+    char text[1024];
+    snprintf(text, sizeof text,
+             "base:\n"
+             "  model: {preset: \"\", layers: 2, dim: 16, heads: 2, vocab: 64, seq_len: 16}\n"
+             "  data: {source: synthetic, synth_topics: 2}\n"
+             "  train: {tokens: 2048, batch_tokens: 64, eval_every: 0, eval_tokens: 64, checkpoint_every: 16}\n"
+             "grid: {seed: [1]}\n"
+             "out: %s\n", swdir);
+    write_text(swfile, text);
+    assert_int_equal(QAT("sweep", swfile), 0);
+    snprintf(h5, sizeof h5, "%s/seed1/run.h5", swdir);
+    damage_header(h5, h5, "final/val_loss");
+    assert_int_equal(QAT("fit", swdir, "--no-loo"), 1);
+    printf("  fit over a damaged run log: %s", g_err);
+    assert_non_null(strstr(g_err, "checksum mismatch"));
+    assert_non_null(strstr(g_err, "seed1/run.h5"));
+    char *out = NULL;
+    assert_int_equal(qat_test_popen(&out, 1, "'%s' sweep '%s'", getenv("QAT_BIN"), swfile), 1);
+    printf("%s", out);
+    assert_non_null(strstr(out, "seed1  FAILED"));
+    assert_non_null(strstr(out, "checksum mismatch"));
+    assert_non_null(strstr(out, "0 started, 0 resumed"));
+    free(out);
+    assert_int_equal(access(h5, F_OK), 0);
 }
 
 int main(void) {

@@ -96,9 +96,9 @@ static const char SWEEP_HELP[] =
 
 /* What happens to a run: planned when the sweep starts (for --dry-run and the
  * ETA), decided again under the run's lock when it is launched. */
-enum { A_START, A_RESUME, A_SKIP, A_KEEP_DIVERGED, A_INVALID, A_LIVE };
+enum { A_START, A_RESUME, A_SKIP, A_KEEP_DIVERGED, A_INVALID, A_LIVE, A_DAMAGED, N_ACTIONS };
 static const char *const action_names[] = {"start", "resume", "skip (completed)", "keep (diverged)", "invalid",
-                                           "busy (live)"};
+                                           "busy (live)", "keep (damaged)"};
 
 /* Where a run ended up. */
 enum { S_PENDING, S_RUNNING, S_COMPLETED, S_SKIPPED, S_FAILED, S_DIVERGED, S_INTERRUPTED, S_BUSY };
@@ -119,7 +119,8 @@ typedef struct {
 
 /* The final numbers of a run, from run.h5. */
 typedef struct {
-    char status[32];      /* "" when run.h5 is missing or unreadable */
+    char status[32];      /* "" when run.h5 is missing or unreadable; "damaged" when a checksum failed */
+    char why[512];        /* the reader's message for a damaged run.h5 */
     int live;             /* a writer holds the run right now (another sweep or shard) */
     double val_loss;      /* NaN when absent */
     double tokens;
@@ -145,7 +146,13 @@ static void read_run(const char *path, run_info *ri) {
     ri->val_loss = ri->tokens = ri->wall_s = NAN;
     if (!file_exists(path)) return;
     qat_runlog_summary *s = qat_xmalloc(sizeof *s);
-    if (!qat_runlog_read_final(path, s)) {
+    int e = qat_runlog_read_final(path, s);
+    if (e == QAT_ERUNTIME) {
+        /* a checksum did not match: the run's record cannot be trusted, and
+         * starting afresh would delete it; it is kept and reported instead */
+        snprintf(ri->status, sizeof ri->status, "damaged");
+        snprintf(ri->why, sizeof ri->why, "%s", qat_errmsg());
+    } else if (!e) {
         snprintf(ri->status, sizeof ri->status, "%s", s->status);
         ri->live = s->live;
         if (s->has_final) {
@@ -188,6 +195,7 @@ static int decide(const sweep_ctx *c, int run) {
     read_run(path, &ri);
     if (!strcmp(ri.status, "completed")) return A_SKIP;
     if (!strcmp(ri.status, "diverged")) return A_KEEP_DIVERGED;
+    if (!strcmp(ri.status, "damaged")) return A_DAMAGED;
     /* resuming needs both halves: the checkpoint and the log it continues */
     run_path(c, run, "ckpt.h5", path, sizeof path);
     return file_exists(path) && ri.status[0] ? A_RESUME : A_START;
@@ -354,7 +362,7 @@ static int claim(sweep_ctx *c, sweep_job *j) {
         char saved[1024];
         snprintf(saved, sizeof saved, "%s", qat_errmsg());
         int a = decide(c, j->run);
-        if (a != A_SKIP && a != A_KEEP_DIVERGED) return qat_fail(rc, "%s", saved);
+        if (a != A_SKIP && a != A_KEEP_DIVERGED && a != A_DAMAGED) return qat_fail(rc, "%s", saved);
         fd = -1;
         rc = QAT_OK;
         j->action = a;
@@ -380,6 +388,16 @@ static int claim(sweep_ctx *c, sweep_job *j) {
         j->state = S_DIVERGED;
         free(j->reason);
         j->reason = qat_xstrdup("diverged in an earlier invocation (run.h5 status diverged); delete its directory to retry");
+    } else if (j->action == A_DAMAGED) {
+        run_info ri;
+        run_path(c, j->run, "run.h5", h5, sizeof h5);
+        read_run(h5, &ri);
+        j->state = S_FAILED;
+        free(j->reason);
+        size_t len = strlen(ri.why) + 64;
+        j->reason = qat_xmalloc(len);
+        snprintf(j->reason, len, "%s; kept as it is, delete its directory to retry", ri.why);
+        progress(c, "%s: FAILED: %s", qat_sweep_run_name(c->sw, j->run), j->reason);
     }
     return QAT_OK;
 }
@@ -618,7 +636,7 @@ static int name_width(const sweep_ctx *c) {
 
 static void dry_run(const sweep_ctx *c) {
     const qat_sweep *sw = c->sw;
-    int w = name_width(c), counts[6] = {0};
+    int w = name_width(c), counts[N_ACTIONS] = {0};
     printf("qat sweep %s: %d runs%s%s%s, out %s, base %s\n", sw->path, qat_sweep_run_count(sw),
            c->shard_text ? ", shard " : "", c->shard_text ? c->shard_text : "", c->shard_text ? " of them" : "", sw->out,
            sw->base_path[0] ? sw->base_path : "inline");
@@ -637,8 +655,10 @@ static void dry_run(const sweep_ctx *c) {
         if (j->action == A_INVALID) printf("%6s  %s\n", "", j->reason);
     }
     free(sets);
-    printf("would start %d, resume %d, skip %d completed; %d kept diverged, %d invalid, %d busy\n", counts[A_START],
+    printf("would start %d, resume %d, skip %d completed; %d kept diverged, %d invalid, %d busy", counts[A_START],
            counts[A_RESUME], counts[A_SKIP], counts[A_KEEP_DIVERGED], counts[A_INVALID], counts[A_LIVE]);
+    if (counts[A_DAMAGED]) printf(", %d kept damaged", counts[A_DAMAGED]);
+    printf("\n");
 }
 
 static void fmt_num(char *buf, size_t n, double v, const char *fmt) {
