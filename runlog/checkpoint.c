@@ -162,11 +162,19 @@ static int write_state(hid_t f, const char *path, const qat_ckpt_state *s) {
 int qat_ckpt_write(const char *path, const qat_ckpt *ck) {
     if (strlen(path) >= QAT_PATH_MAX) return qat_fail(QAT_EINPUT, "%s: path too long", path);
     qat_h5_out h;
-    QAT_TRY(qat_h5_out_create(&h, path, NULL, 0));
-    int rc = write_attrs(h.file, path, &ck->attrs);
-    if (!rc) rc = write_state(h.file, path, &ck->state);
-    for (int i = 0; !rc && i < ck->n_arrays; i++) rc = write_array(h.file, path, &ck->arrays[i]);
-    return qat_h5_out_finish(&h, rc);
+    int rc = qat_h5_out_create(&h, path, NULL, 0);
+    if (!rc) {
+        rc = write_attrs(h.file, path, &ck->attrs);
+        if (!rc) rc = write_state(h.file, path, &ck->state);
+        for (int i = 0; !rc && i < ck->n_arrays; i++) rc = write_array(h.file, path, &ck->arrays[i]);
+        rc = qat_h5_out_finish(&h, rc);
+    }
+    if (rc == QAT_ERUNTIME && access(path, F_OK) == 0) {
+        char m[3000]; /* say what a reader of the message most wants to know */
+        snprintf(m, sizeof m, "%s", qat_errmsg());
+        qat_fail(rc, "%s; the previous checkpoint is kept", m);
+    }
+    return rc;
 }
 
 /* ------------------------------------------------------------- reading */
