@@ -77,20 +77,21 @@ int qat_out_begin(qat_out *o, const char *path, int flags, const char *const *in
     snprintf(o->path, sizeof o->path, "%s", path);
     if (flags & QAT_OUT_UNIQUE) snprintf(o->tmp, sizeof o->tmp, "%s.%ld.tmp", path, (long)getpid());
     else snprintf(o->tmp, sizeof o->tmp, "%s.tmp", path);
-    /* Removing a stale temporary must not remove an input (a file someone named x.h5.tmp). */
+    /* A stale temporary of a killed writer is ours to replace, unless it is
+     * an input (a file someone named x.h5.tmp); anything else there (a
+     * directory) is reported. The new one is created exclusively and without
+     * following a link, so nothing but a fresh file is ever written. */
     struct stat st;
     int k;
-    if (lstat(o->tmp, &st) == 0 && S_ISREG(st.st_mode) && same_as_input(&st, inputs, n_inputs, &k))
-        return qat_fail(QAT_EINPUT, "%s: its temporary %s is the input %s; choose another output", path, o->tmp,
-                        inputs[k]);
-    /* A stale temporary of a killed writer is ours to replace; anything else
-     * there (a directory) is reported. Created exclusively and without
-     * following a link, so nothing but a fresh file is ever written. */
-    struct stat old;
-    if (lstat(o->tmp, &old) == 0 && unlink(o->tmp) != 0) {
-        int e = errno;
-        return qat_fail(e == ENOTDIR ? QAT_EINPUT : QAT_ERUNTIME, "%s: cannot replace the stale temporary %s: %s", path,
-                        o->tmp, strerror(e));
+    if (lstat(o->tmp, &st) == 0) {
+        if (S_ISREG(st.st_mode) && same_as_input(&st, inputs, n_inputs, &k))
+            return qat_fail(QAT_EINPUT, "%s: its temporary %s is the input %s; choose another output", path, o->tmp,
+                            inputs[k]);
+        if (unlink(o->tmp) != 0) {
+            int e = errno;
+            return qat_fail(e == ENOTDIR ? QAT_EINPUT : QAT_ERUNTIME, "%s: cannot replace the stale temporary %s: %s",
+                            path, o->tmp, strerror(e));
+        }
     }
     o->fd = open(o->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
     if (o->fd < 0) {
@@ -183,18 +184,4 @@ int qat_out_commit(qat_out *o) {
     if (fsync_dir_of(o->path) != 0)
         return qat_fail(QAT_ERUNTIME, "%s: written, but the directory could not be synced: %s", o->path, strerror(errno));
     return QAT_OK;
-}
-
-int qat_out_write_file(const char *path, const void *data, size_t n, const char *const *inputs, int n_inputs) {
-    qat_out o;
-    QAT_TRY(qat_out_begin(&o, path, 0, inputs, n_inputs));
-    const char *p = data;
-    while (n > 0) {
-        ssize_t w = write(o.fd, p, n);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return qat_out_fail(&o, w < 0 ? errno : EIO);
-        p += w;
-        n -= (size_t)w;
-    }
-    return qat_out_commit(&o);
 }

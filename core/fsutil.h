@@ -80,7 +80,4 @@ void qat_out_abort(qat_out *o);
 /* Record "PATH: cannot write: strerror(err)" (QAT_ERUNTIME), abort, return the code. */
 int qat_out_fail(qat_out *o, int err);
 
-/* A whole file from memory, through qat_out. */
-int qat_out_write_file(const char *path, const void *data, size_t n, const char *const *inputs, int n_inputs);
-
 #endif
