@@ -206,6 +206,8 @@ static int apply_value(qat_loader *L, yaml_document_t *doc, int ki, yaml_node_t 
         if (v->type == YAML_SCALAR_NODE) {
             /* A single file may be written without brackets. */
             const char *s = (const char *)v->data.scalar.value;
+            if (strlen(s) != v->data.scalar.length)
+                return fail_at(L, v->start_mark, "%s: contains a NUL character (\\0), which no path may hold", k->key);
             if (!is_null_scalar(s, v->data.scalar.style == YAML_PLAIN_SCALAR_STYLE)) {
                 if (strlen(s) >= k->size) return fail_at(L, v->start_mark, "%s: path is too long", k->key);
                 qat_config_copy_str(items[n++], k->size, s);
@@ -219,6 +221,8 @@ static int apply_value(qat_loader *L, yaml_document_t *doc, int ki, yaml_node_t 
                 if (n >= (int)k->max)
                     return fail_at(L, e->start_mark, "%s: too many files, at most %d", k->key, (int)k->max);
                 const char *s = (const char *)e->data.scalar.value;
+                if (strlen(s) != e->data.scalar.length)
+                    return fail_at(L, e->start_mark, "%s: contains a NUL character (\\0), which no path may hold", k->key);
                 if (strlen(s) >= k->size) return fail_at(L, e->start_mark, "%s: path is too long", k->key);
                 qat_config_copy_str(items[n++], k->size, s);
             }
@@ -239,6 +243,9 @@ static int apply_value(qat_loader *L, yaml_document_t *doc, int ki, yaml_node_t 
     }
     const char *s = (const char *)v->data.scalar.value;
     int plain = v->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+    /* "x\0y" in double quotes is a NUL inside the scalar: C strings would cut it to "x" */
+    if (strlen(s) != v->data.scalar.length)
+        return fail_at(L, v->start_mark, "%s: contains a NUL character (\\0), which no value may hold", k->key);
     if (assign_scalar(L->cfg, k, s, plain, why, sizeof why)) return fail_at(L, v->start_mark, "%s: %s", k->key, why);
 
     /* data.shards implies the source unless data.source itself was written. */

@@ -1,14 +1,22 @@
 /*
- * core/fsutil.c — mkdir -p.
+ * core/fsutil.c — mkdir -p, and qat_out: every output file is checked, then
+ * written to a temporary beside it and renamed into place (see fsutil.h).
+ *
+ * The stdio stream over the temporary is a fopencookie stream whose write
+ * function keeps the first errno: with a plain fdopen stream a full disk shows
+ * up only as ferror() at the end, by when errno says something else, and the
+ * one-line message could not name the reason. (fopencookie and O_NOFOLLOW
+ * need _GNU_SOURCE, which meson.build sets for the whole project.)
  */
 #include "fsutil.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
-#include "config.h"
 #include "error.h"
 
 int qat_mkdirs(const char *path) {
@@ -21,4 +29,159 @@ int qat_mkdirs(const char *path) {
         if (!mkdir(path, 0777) || errno == EEXIST) return QAT_OK;
     }
     return qat_fail(QAT_ERUNTIME, "%s: cannot create directory: %s", path, strerror(errno));
+}
+
+/* ------------------------------------------------------------ checks */
+
+static const char *kind_of(mode_t m) {
+    if (S_ISDIR(m)) return "a directory";
+    if (S_ISCHR(m)) return "a character device";
+    if (S_ISBLK(m)) return "a block device";
+    if (S_ISFIFO(m)) return "a FIFO";
+    if (S_ISSOCK(m)) return "a socket";
+    return "not a regular file";
+}
+
+/* -1 when the file `st` describes is one of the inputs (its index in *which). */
+static int same_as_input(const struct stat *st, const char *const *inputs, int n_inputs, int *which) {
+    for (int i = 0; i < n_inputs; i++) {
+        struct stat in;
+        if (!inputs[i] || stat(inputs[i], &in) != 0) continue;
+        if (in.st_dev == st->st_dev && in.st_ino == st->st_ino) return *which = i, -1;
+    }
+    return 0;
+}
+
+int qat_out_check(const char *path, const char *const *inputs, int n_inputs) {
+    if (!path || !path[0]) return qat_fail(QAT_EINPUT, "an output path is empty: expected a file name");
+    if (strlen(path) >= QAT_PATH_MAX) return qat_fail(QAT_EINPUT, "%.80s...: output path too long", path);
+    struct stat st;
+    int k;
+    /* stat follows a symbolic link: what matters is what would be replaced */
+    if (stat(path, &st) != 0) return QAT_OK; /* absent (or unreachable: creating the temporary says why) */
+    if (!S_ISREG(st.st_mode))
+        return qat_fail(QAT_EINPUT, "%s: exists and is %s, not a regular file; refusing to replace it", path,
+                        kind_of(st.st_mode));
+    if (same_as_input(&st, inputs, n_inputs, &k))
+        return qat_fail(QAT_EINPUT, "%s: is also an input (%s, the same file); writing it would destroy the input, "
+                        "choose another output", path, inputs[k]);
+    return QAT_OK;
+}
+
+/* ------------------------------------------------------------ writing */
+
+int qat_out_begin(qat_out *o, const char *path, int flags, const char *const *inputs, int n_inputs) {
+    memset(o, 0, sizeof *o);
+    o->fd = -1;
+    QAT_TRY(qat_out_check(path, inputs, n_inputs));
+    snprintf(o->path, sizeof o->path, "%s", path);
+    if (flags & QAT_OUT_UNIQUE) snprintf(o->tmp, sizeof o->tmp, "%s.%ld.tmp", path, (long)getpid());
+    else snprintf(o->tmp, sizeof o->tmp, "%s.tmp", path);
+    /* A stale temporary of a killed writer is ours to replace, unless it is
+     * an input (a file someone named x.h5.tmp); anything else there (a
+     * directory) is reported. The new one is created exclusively and without
+     * following a link, so nothing but a fresh file is ever written. */
+    struct stat st;
+    int k;
+    if (lstat(o->tmp, &st) == 0) {
+        if (S_ISREG(st.st_mode) && same_as_input(&st, inputs, n_inputs, &k))
+            return qat_fail(QAT_EINPUT, "%s: its temporary %s is the input %s; choose another output", path, o->tmp,
+                            inputs[k]);
+        if (unlink(o->tmp) != 0) {
+            int e = errno;
+            return qat_fail(e == ENOTDIR ? QAT_EINPUT : QAT_ERUNTIME, "%s: cannot replace the stale temporary %s: %s",
+                            path, o->tmp, strerror(e));
+        }
+    }
+    o->fd = open(o->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+    if (o->fd < 0) {
+        int e = errno;
+        /* no such directory: the user's path is wrong; anything else is the system's */
+        return qat_fail(e == ENOENT || e == ENOTDIR ? QAT_EINPUT : QAT_ERUNTIME, "%s: cannot create %s: %s", path,
+                        o->tmp, strerror(e));
+    }
+    return QAT_OK;
+}
+
+static ssize_t cookie_write(void *c, const char *buf, size_t n) {
+    qat_out *o = c;
+    size_t done = 0;
+    while (done < n) {
+        ssize_t w = write(o->fd, buf + done, n - done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            if (!o->err) o->err = w < 0 ? errno : EIO;
+            return done ? (ssize_t)done : -1;
+        }
+        done += (size_t)w;
+    }
+    return (ssize_t)n;
+}
+
+FILE *qat_out_stream(qat_out *o) {
+    if (!o->fp) {
+        cookie_io_functions_t io = {.write = cookie_write};
+        o->fp = fopencookie(o, "w", io);
+        QAT_ASSERT(o->fp);
+        setvbuf(o->fp, NULL, _IOFBF, 1 << 16);
+    }
+    return o->fp;
+}
+
+/* Close the stream (not the descriptor: the cookie has no close function). */
+static int close_stream(qat_out *o) {
+    if (!o->fp) return 0;
+    int bad = fflush(o->fp) != 0 || ferror(o->fp);
+    fclose(o->fp);
+    o->fp = NULL;
+    if (bad && !o->err) o->err = EIO;
+    return bad ? -1 : 0;
+}
+
+void qat_out_abort(qat_out *o) {
+    if (o->fp) {
+        int e = o->err; /* nothing more to report: drop what is buffered */
+        close_stream(o);
+        o->err = e;
+    }
+    if (o->fd >= 0) close(o->fd);
+    o->fd = -1;
+    if (o->tmp[0]) unlink(o->tmp);
+    o->tmp[0] = 0;
+}
+
+int qat_out_fail(qat_out *o, int err) {
+    int rc = qat_fail(QAT_ERUNTIME, "%s: cannot write: %s", o->path, strerror(err ? err : EIO));
+    qat_out_abort(o);
+    return rc;
+}
+
+static int fsync_dir_of(const char *path) {
+    char dir[QAT_PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else if (slash == path) snprintf(dir, sizeof dir, "/");
+    else snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    /* Some file systems cannot fsync a directory (EINVAL): nothing more to do there. */
+    int rc = fsync(fd) != 0 && errno != EINVAL ? -1 : 0;
+    close(fd);
+    return rc;
+}
+
+int qat_out_commit(qat_out *o) {
+    QAT_ASSERT(o->fd >= 0);
+    if (close_stream(o) != 0) return qat_out_fail(o, o->err);
+    if (o->err) return qat_out_fail(o, o->err);
+    if (fsync(o->fd) != 0) return qat_out_fail(o, errno);
+    int fd = o->fd;
+    o->fd = -1;
+    if (close(fd) != 0) return qat_out_fail(o, errno);
+    if (rename(o->tmp, o->path) != 0) return qat_out_fail(o, errno);
+    o->tmp[0] = 0;
+    /* The rename is durable only once the directory entry is. */
+    if (fsync_dir_of(o->path) != 0)
+        return qat_fail(QAT_ERUNTIME, "%s: written, but the directory could not be synced: %s", o->path, strerror(errno));
+    return QAT_OK;
 }

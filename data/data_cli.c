@@ -17,6 +17,7 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "core/fsutil.h"
 #include "data/dataset.h"
 #include "data/shard.h"
 #include "data/synth.h"
@@ -138,6 +139,14 @@ static int cmd_synth(int argc, char **argv) {
     }
     if (tokens < 0) return qat_fail(QAT_EINPUT, "data synth: missing --tokens N (see --help)");
     if (!out) return qat_fail(QAT_EINPUT, "data synth: missing -o OUT.bin (see --help)");
+    /* both outputs are checked before the (long) generation, not one after the other */
+    QAT_TRY(qat_out_check(out, NULL, 0));
+    if (nval > 0) {
+        char *vp = val_path(out);
+        int rc = qat_out_check(vp, NULL, 0);
+        free(vp);
+        QAT_TRY(rc);
+    }
     qat_synth_params p;
     qat_synth_params_default(&p, seed, (int)vocab, (int)topics);
     qat_synth *s;
@@ -184,6 +193,8 @@ static int cmd_pack(int argc, char **argv) {
     }
     if (!rc && !nf) rc = qat_fail(QAT_EINPUT, "data pack: no input files, expected FILE... -o OUT.bin");
     if (!rc && !out) rc = qat_fail(QAT_EINPUT, "data pack: missing -o OUT.bin (see --help)");
+    /* -o may not be one of the text files it is packed from */
+    if (!rc) rc = qat_out_check(out, files, nf);
     uint16_t *t = NULL;
     int64_t n = 0;
     if (!rc) rc = qat_text_read_files(files, nf, 0, &t, &n, NULL);

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "core/error.h"
+#include "core/fsutil.h"
 
 static int32_t le32(const unsigned char *p) {
     return (int32_t)((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24);
@@ -116,42 +117,27 @@ int qat_shard_write(const char *path, const uint16_t *tokens, int64_t count) {
     if (count < 0 || count > QAT_SHARD_MAX_TOKENS)
         return qat_fail(QAT_EINPUT, "%s: %lld tokens do not fit one llm.c shard (at most %lld)", path,
                         (long long)count, QAT_SHARD_MAX_TOKENS);
-    size_t plen = strlen(path);
-    char *tmp = qat_xmalloc(plen + 5);
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp", 5);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        int rc = qat_fail(QAT_EINPUT, "%s: cannot create shard: %s", path, strerror(errno));
-        free(tmp);
-        return rc;
-    }
+    qat_out o; /* PATH.tmp renamed into place, never over a non-regular file (core/fsutil.h) */
+    QAT_TRY(qat_out_begin(&o, path, 0, NULL, 0));
+    FILE *f = qat_out_stream(&o);
     unsigned char h[QAT_SHARD_HEADER_BYTES] = {0};
     put_le32(h, QAT_SHARD_MAGIC);
     put_le32(h + 4, QAT_SHARD_VERSION);
     put_le32(h + 8, (int32_t)count);
-    int ok = fwrite(h, 1, sizeof h, f) == sizeof h;
+    fwrite(h, 1, sizeof h, f);
     /* Little-endian host: write directly; otherwise swap through a bounded buffer. */
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
     uint16_t buf[4096];
-    for (int64_t i = 0; ok && i < count; i += 4096) {
+    for (int64_t i = 0; i < count; i += 4096) {
         int64_t m = count - i < 4096 ? count - i : 4096;
         memcpy(buf, tokens + i, (size_t)m * 2);
         swap_tokens_if_big_endian(buf, m);
-        ok = fwrite(buf, 2, (size_t)m, f) == (size_t)m;
+        fwrite(buf, 2, (size_t)m, f);
     }
 #else
-    if (ok && count > 0) ok = fwrite(tokens, 2, (size_t)count, f) == (size_t)count;
+    if (count > 0) fwrite(tokens, 2, (size_t)count, f);
 #endif
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        int rc = qat_fail(QAT_ERUNTIME, "%s: cannot write shard: %s", path, strerror(errno));
-        remove(tmp);
-        free(tmp);
-        return rc;
-    }
-    free(tmp);
-    return QAT_OK;
+    return qat_out_commit(&o); /* a failed write above is reported here, with its errno */
 }
 
 int qat_shard_glob(const char *pattern, char ***paths, int *n) {

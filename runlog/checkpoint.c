@@ -1,18 +1,19 @@
 /*
  * runlog/checkpoint.c — ckpt.h5: named float32 arrays, model attributes and
- * the resume state, written atomically (tmp file + fsync + rename + directory
- * fsync) so that a kill mid-write never damages the previous checkpoint.
+ * the resume state, written atomically through qat_h5_out (tmp file + fsync +
+ * rename + directory fsync) so that a kill or a full disk mid-write never
+ * damages the previous checkpoint.
  *
- * Checkpoints are written with HDF5's default (oldest compatible) format and
- * contiguous storage: they are written once and read whole, and any h5py or
- * PyTorch-side script can open them. Each write makes a new file (a new inode),
- * so readers holding the old one keep a consistent view.
+ * Checkpoints use HDF5's 1.10 ("latest") format, whose metadata is
+ * checksummed, and every array carries the fletcher32 checksum (h5util.h), so
+ * a damaged byte is an error naming the dataset, never a silently different
+ * model; h5py reads them as before. Each write makes a new file (a new
+ * inode), so readers holding the old one keep a consistent view.
  */
 #include "checkpoint.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,19 +93,19 @@ static int write_array(hid_t f, const char *path, const qat_ckpt_array *a) {
         if (a->shape[i] < 0) return qat_fail(QAT_EINPUT, "%s: %s has a negative dimension", path, a->name);
         dims[i] = (hsize_t)a->shape[i];
     }
+    if (qat_h5_exists(f, a->name)) return qat_fail(QAT_EINPUT, "%s: array /%s is listed twice", path, a->name);
     hid_t sp = H5Screate_simple(a->ndim, dims, NULL);
-    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE), dcpl = qat_h5_dcpl(a->ndim, dims, sizeof(float));
     H5Pset_create_intermediate_group(lcpl, 1);
-    hid_t d;
-    H5E_BEGIN_TRY { d = H5Dcreate2(f, a->name, H5T_IEEE_F32LE, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT); } H5E_END_TRY;
-    herr_t rc = d < 0 ? -1 : H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, a->data);
-    if (d >= 0) H5Dclose(d);
+    hid_t d = H5Dcreate2(f, a->name, H5T_IEEE_F32LE, sp, lcpl, dcpl, H5P_DEFAULT);
+    int rc = QAT_OK;
+    if (d < 0 || H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, a->data) < 0)
+        rc = qat_h5_fail_write(path, "cannot write array /%s", a->name);
+    if (d >= 0 && H5Dclose(d) < 0 && !rc) rc = qat_h5_fail_write(path, "cannot write array /%s", a->name);
+    H5Pclose(dcpl);
     H5Pclose(lcpl);
     H5Sclose(sp);
-    if (rc < 0)
-        return qat_fail(d < 0 ? QAT_EINPUT : QAT_ERUNTIME, "%s: cannot write array /%s%s", path, a->name,
-                        d < 0 ? " (duplicate name?)" : "");
-    return QAT_OK;
+    return rc;
 }
 
 static int write_attrs(hid_t f, const char *path, const qat_ckpt_attrs *a) {
@@ -126,7 +127,7 @@ static int write_attrs(hid_t f, const char *path, const qat_ckpt_attrs *a) {
 
 static int write_state(hid_t f, const char *path, const qat_ckpt_state *s) {
     hid_t g = H5Gcreate2(f, "state", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    if (g < 0) return qat_fail(QAT_ERUNTIME, "%s: cannot create /state", path);
+    if (g < 0) return qat_h5_fail_write(path, "cannot create /state");
     int rc = qat_h5_scalar_write(g, path, "step", H5T_STD_I64LE, H5T_NATIVE_INT64, &s->step);
     if (!rc) rc = qat_h5_scalar_write(g, path, "tokens", H5T_STD_I64LE, H5T_NATIVE_INT64, &s->tokens);
     if (!rc) rc = qat_h5_scalar_write(g, path, "data_pos", H5T_STD_I64LE, H5T_NATIVE_INT64, &s->data_pos);
@@ -136,11 +137,12 @@ static int write_state(hid_t f, const char *path, const qat_ckpt_state *s) {
         } else {
             /* 1-D even when empty, so readers need no special case. */
             hsize_t n[1] = {(hsize_t)s->n_rng};
-            hid_t sp = H5Screate_simple(1, n, NULL);
-            hid_t d = H5Dcreate2(g, "rng", H5T_STD_U64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+            hid_t sp = H5Screate_simple(1, n, NULL), dcpl = qat_h5_dcpl(1, n, sizeof(uint64_t));
+            hid_t d = H5Dcreate2(g, "rng", H5T_STD_U64LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
             if (d < 0 || (s->n_rng && H5Dwrite(d, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, s->rng) < 0))
-                rc = qat_fail(QAT_ERUNTIME, "%s: cannot write /state/rng", path);
-            if (d >= 0) H5Dclose(d);
+                rc = qat_h5_fail_write(path, "cannot write /state/rng");
+            if (d >= 0 && H5Dclose(d) < 0 && !rc) rc = qat_h5_fail_write(path, "cannot write /state/rng");
+            H5Pclose(dcpl);
             H5Sclose(sp);
         }
     }
@@ -157,43 +159,22 @@ static int write_state(hid_t f, const char *path, const qat_ckpt_state *s) {
     return rc;
 }
 
-static int fsync_path(const char *p, int dir) {
-    int fd = open(p, (dir ? O_RDONLY | O_DIRECTORY : O_RDWR) | O_CLOEXEC);
-    if (fd < 0) return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
 int qat_ckpt_write(const char *path, const qat_ckpt *ck) {
-    char tmp[QAT_PATH_MAX + 8], dir[QAT_PATH_MAX];
     if (strlen(path) >= QAT_PATH_MAX) return qat_fail(QAT_EINPUT, "%s: path too long", path);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    snprintf(dir, sizeof dir, "%s", path);
-    char *d = dirname(dir); /* same directory: rename is atomic only within a file system */
-
-    /* No HDF5 locking: the .tmp is ours alone, and a stale one from a killed
-     * writer must not block us. */
-    hid_t fapl = qat_h5_fapl(0, 1);
-    hid_t f;
-    errno = 0;
-    H5E_BEGIN_TRY { f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl); } H5E_END_TRY;
-    H5Pclose(fapl);
-    if (f < 0) return qat_fail(QAT_ERUNTIME, "%s: cannot create: %s", tmp, errno ? strerror(errno) : "HDF5 error");
-    int rc = write_attrs(f, path, &ck->attrs);
-    if (!rc) rc = write_state(f, path, &ck->state);
-    for (int i = 0; !rc && i < ck->n_arrays; i++) rc = write_array(f, path, &ck->arrays[i]);
-    if (!rc && H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) rc = qat_fail(QAT_ERUNTIME, "%s: cannot flush", tmp);
-    if (H5Fclose(f) < 0 && !rc) rc = qat_fail(QAT_ERUNTIME, "%s: cannot close", tmp);
-    if (!rc && fsync_path(tmp, 0) < 0) rc = qat_fail(QAT_ERUNTIME, "%s: fsync: %s", tmp, strerror(errno));
-    if (!rc && rename(tmp, path) < 0) rc = qat_fail(QAT_ERUNTIME, "%s: cannot rename to %s: %s", tmp, path, strerror(errno));
-    if (rc) {
-        unlink(tmp);
-        return rc;
+    qat_h5_out h;
+    int rc = qat_h5_out_create(&h, path, NULL, 0);
+    if (!rc) {
+        rc = write_attrs(h.file, path, &ck->attrs);
+        if (!rc) rc = write_state(h.file, path, &ck->state);
+        for (int i = 0; !rc && i < ck->n_arrays; i++) rc = write_array(h.file, path, &ck->arrays[i]);
+        rc = qat_h5_out_finish(&h, rc);
     }
-    /* The rename is durable only once the directory entry is. */
-    if (fsync_path(d, 1) < 0) return qat_fail(QAT_ERUNTIME, "%s: fsync of the directory: %s", d, strerror(errno));
-    return QAT_OK;
+    if (rc == QAT_ERUNTIME && access(path, F_OK) == 0) {
+        char m[3000]; /* say what a reader of the message most wants to know */
+        snprintf(m, sizeof m, "%s", qat_errmsg());
+        qat_fail(rc, "%s; the previous checkpoint is kept", m);
+    }
+    return rc;
 }
 
 /* ------------------------------------------------------------- reading */
@@ -202,8 +183,11 @@ int qat_ckpt_open(const char *path, qat_ckpt_file **out) {
     *out = NULL;
     if (access(path, R_OK) != 0) return qat_fail(QAT_EINPUT, "%s: cannot open: %s", path, strerror(errno));
     hid_t fapl = qat_h5_fapl(0, 0);
-    hid_t f;
-    H5E_BEGIN_TRY { f = H5Fopen(path, H5F_ACC_RDONLY, fapl); } H5E_END_TRY;
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    if (f < 0 && qat_h5_is_checksum()) {
+        H5Pclose(fapl);
+        return qat_fail(QAT_ERUNTIME, "%s: checksum mismatch in the file's metadata (the file is damaged)", path);
+    }
     H5Pclose(fapl);
     if (f < 0) return qat_fail(QAT_EINPUT, "%s: not a readable HDF5 checkpoint", path);
     qat_ckpt_file *c = qat_xcalloc(1, sizeof *c);
@@ -230,7 +214,8 @@ static void fmt_shape(char *buf, size_t n, int ndim, const int64_t *shape) {
 int qat_ckpt_array_shape(qat_ckpt_file *f, const char *name, int *ndim, int64_t shape[QAT_CKPT_MAX_DIMS]) {
     const char *n = name[0] == '/' ? name + 1 : name;
     hid_t d = -1;
-    if (qat_h5_exists(f->file, n)) H5E_BEGIN_TRY { d = H5Dopen2(f->file, n, H5P_DEFAULT); } H5E_END_TRY;
+    if (qat_h5_exists(f->file, n) && (d = H5Dopen2(f->file, n, H5P_DEFAULT)) < 0 && qat_h5_is_checksum())
+        return qat_h5_fail_read(QAT_ERUNTIME, f->path, n, "/%s", n);
     if (d < 0) return qat_fail(QAT_EINPUT, "%s: no array /%s (a checkpoint of another model or format?)", f->path, n);
     hid_t sp = H5Dget_space(d);
     int nd = H5Sget_simple_extent_ndims(sp);
@@ -262,9 +247,11 @@ int qat_ckpt_read_array(qat_ckpt_file *f, const char *name, int ndim, const int6
         return qat_fail(QAT_EINPUT, "%s: /%s has shape %s, expected %s", f->path, n, a, b);
     }
     hid_t d = H5Dopen2(f->file, n, H5P_DEFAULT);
-    herr_t rc = H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out);
-    H5Dclose(d);
-    return rc < 0 ? qat_fail(QAT_EINPUT, "%s: cannot read /%s as float32", f->path, n) : QAT_OK;
+    int rc = QAT_OK;
+    if (d < 0 || H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0)
+        rc = qat_h5_fail_read(QAT_EINPUT, f->path, n, "cannot read /%s as float32", n);
+    if (d >= 0) H5Dclose(d);
+    return rc;
 }
 
 /* Collect dataset paths under a group, depth first, in name order. */
@@ -390,12 +377,14 @@ int qat_ckpt_read_state(qat_ckpt_file *f, qat_ckpt_state *s) {
     if (n < 0 || n > QAT_CKPT_MAX_RNG) rc = qat_fail(QAT_EINPUT, "%s: /state/rng has %lld values, at most %d", p,
                                                      (long long)n, QAT_CKPT_MAX_RNG);
     else if (n > 0 && H5Dread(d, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, s->rng) < 0)
-        rc = qat_fail(QAT_EINPUT, "%s: cannot read /state/rng", p);
+        rc = qat_h5_fail_read(QAT_EINPUT, p, "state/rng", "cannot read /state/rng");
     H5Dclose(d);
     if (rc) return rc;
     s->n_rng = (int)n;
     hid_t g = H5Gopen2(f->file, "state", H5P_DEFAULT);
     herr_t e = H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, NULL, state_cb, s);
+    int checksum = e < 0 && qat_h5_is_checksum();
     H5Gclose(g);
+    if (checksum) return qat_fail(QAT_ERUNTIME, "%s: a dataset of /state: checksum mismatch (the file is damaged)", p);
     return e < 0 ? qat_fail(QAT_EINPUT, "%s: cannot read the extra values of /state", p) : QAT_OK;
 }

@@ -52,6 +52,7 @@ struct qat_runlog {
     hid_t file;                    /* open in SWMR-write mode until finish */
     int lock_fd;                   /* flock'd PATH.lock, -1 when none */
     int finished;                  /* qat_runlog_finish done: file closed */
+    int failed;                    /* a write failed: the file must be abandoned, not flushed, at close */
     qat_series train, eval;        /* the two appendable groups */
 };
 
@@ -168,11 +169,12 @@ static int series_create(qat_series *s, hid_t file, const char *path) {
     hid_t sp = H5Screate_simple(1, dims, maxd);
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
     H5Pset_chunk(dcpl, 1, chunk);
+    H5Pset_fletcher32(dcpl); /* every dataset qat writes is checksummed (h5util.h) */
     int rc = QAT_OK;
     for (int c = 0; c < s->ncols && !rc; c++) {
         hid_t t = col_is_int(s->cols[c]) ? H5T_STD_I64LE : H5T_IEEE_F64LE;
         s->dset[c] = H5Dcreate2(g, s->cols[c], t, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-        if (s->dset[c] < 0) rc = qat_fail(QAT_ERUNTIME, "%s: cannot create /%s/%s", path, s->group, s->cols[c]);
+        if (s->dset[c] < 0) rc = qat_h5_fail_write(path, "cannot create /%s/%s", s->group, s->cols[c]);
     }
     H5Pclose(dcpl);
     H5Sclose(sp);
@@ -207,11 +209,14 @@ static int series_reopen(qat_series *s, hid_t file, const char *path, int64_t st
         hid_t fs = H5Dget_space(s->dset[0]), ms = H5Screate_simple(1, cnt, NULL);
         H5Sselect_hyperslab(fs, H5S_SELECT_SET, off, NULL, cnt, NULL);
         herr_t rc = H5Dread(s->dset[0], H5T_NATIVE_INT64, ms, fs, H5P_DEFAULT, steps);
+        char name[64];
+        snprintf(name, sizeof name, "%s/step", s->group);
+        int err = rc < 0 ? qat_h5_fail_read(QAT_ERUNTIME, path, name, "cannot read /%s", name) : 0;
         H5Sclose(ms);
         H5Sclose(fs);
-        if (rc < 0) {
+        if (err) {
             free(steps);
-            return qat_fail(QAT_ERUNTIME, "%s: cannot read /%s/step", path, s->group);
+            return err;
         }
         int64_t k = 0;
         while (k < keep && steps[k] <= step) k++;
@@ -221,7 +226,7 @@ static int series_reopen(qat_series *s, hid_t file, const char *path, int64_t st
     for (int c = 0; c < s->ncols; c++) {
         hsize_t n[1] = {(hsize_t)keep};
         if (H5Dset_extent(s->dset[c], n) < 0)
-            return qat_fail(QAT_ERUNTIME, "%s: cannot truncate /%s/%s", path, s->group, s->cols[c]);
+            return qat_h5_fail_write(path, "cannot truncate /%s/%s", s->group, s->cols[c]);
     }
     s->on_disk = keep;
     return QAT_OK;
@@ -242,13 +247,20 @@ static int series_flush(qat_series *s, const char *path) {
         if (fs >= 0 && e >= 0) e = H5Dwrite(d, H5T_NATIVE_DOUBLE, ms, fs, H5P_DEFAULT, s->buf[c]);
         if (fs >= 0) H5Sclose(fs);
         if (fs < 0 || e < 0 || H5Dflush(d) < 0)
-            rc = qat_fail(QAT_ERUNTIME, "%s: cannot append to /%s/%s", path, s->group, s->cols[c]);
+            rc = qat_h5_fail_write(path, "cannot append to /%s/%s", s->group, s->cols[c]);
     }
     H5Sclose(ms);
     if (!rc) {
         s->on_disk += s->pending;
         s->pending = 0;
     }
+    return rc;
+}
+
+/* A failed append leaves the file's metadata unwritable: remember it for the close. */
+static int rl_flush(qat_runlog *rl, qat_series *s) {
+    int rc = series_flush(s, rl->path);
+    if (rc) rl->failed = 1;
     return rc;
 }
 
@@ -276,10 +288,12 @@ static qat_runlog *runlog_new(const char *path) {
     return rl;
 }
 
+/* Also the failure path of create and resume: a file still open here had a
+ * write fail (or never got going), so it is abandoned rather than flushed. */
 static void runlog_free(qat_runlog *rl) {
     series_free(&rl->train);
     series_free(&rl->eval);
-    if (rl->file >= 0) H5Fclose(rl->file);
+    if (rl->file >= 0) qat_h5_close(rl->file, 1, NULL, 0);
     qat_runlog_unlock(rl->lock_fd);
     free(rl);
 }
@@ -326,23 +340,30 @@ int qat_runlog_create(const char *path, const qat_runlog_attrs *attrs, qat_runlo
 int qat_runlog_create_locked(const char *path, const qat_runlog_attrs *attrs, int lock_fd, qat_runlog **out) {
     *out = NULL;
     qat_runlog *rl = runlog_new(path);
-    int rc = lock_fd >= 0 ? QAT_OK : take_lock(path, &lock_fd, NULL);
+    /* run.h5 is written in place (SWMR readers follow it), so only a regular
+     * file or nothing may be there: a device or a directory is refused. */
+    int rc = qat_out_check(path, NULL, 0);
+    if (!rc && lock_fd < 0) rc = take_lock(path, &lock_fd, NULL);
     rl->lock_fd = lock_fd;
     if (rc) {
         runlog_free(rl);
         return rc;
     }
     hid_t fapl = qat_h5_fapl(1, 1);
-    errno = 0;
-    H5E_BEGIN_TRY { rl->file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl); } H5E_END_TRY;
+    rl->file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    if (rl->file < 0) rc = qat_h5_fail_write(path, "cannot create"); /* before H5Pclose clears the stack */
     H5Pclose(fapl);
-    if (rl->file < 0) rc = qat_fail(QAT_ERUNTIME, "%s: cannot create: %s", path, errno ? strerror(errno) : "HDF5 error");
     /* Everything that will ever exist during the run is created before SWMR. */
     if (!rc) rc = write_attrs(rl->file, path, attrs);
     if (!rc) rc = series_create(&rl->train, rl->file, path);
     if (!rc) rc = series_create(&rl->eval, rl->file, path);
     if (!rc) rc = start_swmr(rl);
     if (rc) {
+        /* a log that could not be set up is no log: remove it (the lock is still ours) */
+        int made = rl->file >= 0;
+        if (made) qat_h5_close(rl->file, 1, NULL, 0);
+        rl->file = -1;
+        if (made) unlink(path);
         runlog_free(rl);
         return rc;
     }
@@ -399,21 +420,21 @@ int qat_runlog_resume_noted(const char *path, int64_t step, const char *note, co
      * EOA to the end of the file (H5Fincrement_filesize, h5clear --increment). */
     hid_t fapl = qat_h5_fapl(1, 1);
     hbool_t clear = 1;
-    H5E_BEGIN_TRY {
-        if (H5Pset(fapl, "clear_status_flags", &clear) < 0) { /* older HDF5: open may then refuse */ }
-        rl->file = H5Fopen(path, H5F_ACC_RDWR, fapl);
-    } H5E_END_TRY;
+    if (H5Pset(fapl, "clear_status_flags", &clear) < 0) { /* older HDF5: open may then refuse */ }
+    rl->file = H5Fopen(path, H5F_ACC_RDWR, fapl);
+    if (rl->file < 0 && qat_h5_is_checksum())
+        rc = qat_fail(QAT_ERUNTIME, "%s: checksum mismatch in the file's metadata (the file is damaged)", path);
+    else if (rl->file < 0)
+        rc = qat_fail(QAT_EINPUT, "%s: cannot open for resuming: not an HDF5 run log?", path);
     H5Pclose(fapl);
-    if (rl->file < 0) rc = qat_fail(QAT_EINPUT, "%s: cannot open for resuming: not an HDF5 run log?", path);
-    if (!rc && H5Fincrement_filesize(rl->file, 0) < 0)
-        rc = qat_fail(QAT_ERUNTIME, "%s: cannot recover the end of the file", path);
+    if (!rc && H5Fincrement_filesize(rl->file, 0) < 0) rc = qat_h5_fail_write(path, "cannot recover the end of the file");
     if (!rc && qat_h5_exists(rl->file, "final") && H5Ldelete(rl->file, "final", H5P_DEFAULT) < 0)
-        rc = qat_fail(QAT_ERUNTIME, "%s: cannot remove /final", path);
+        rc = qat_h5_fail_write(path, "cannot remove /final");
     if (!rc) rc = qat_h5_attr_write_str(rl->file, path, "status", "running");
     if (!rc) rc = note_resume(rl->file, path, note, config_yaml, tokens_target);
     if (!rc) rc = series_reopen(&rl->train, rl->file, path, step);
     if (!rc) rc = series_reopen(&rl->eval, rl->file, path, step);
-    if (!rc && H5Fflush(rl->file, H5F_SCOPE_GLOBAL) < 0) rc = qat_fail(QAT_ERUNTIME, "%s: cannot flush", path);
+    if (!rc && H5Fflush(rl->file, H5F_SCOPE_GLOBAL) < 0) rc = qat_h5_fail_write(path, "cannot flush");
     if (!rc) rc = start_swmr(rl);
     if (rc) {
         runlog_free(rl);
@@ -427,7 +448,7 @@ int qat_runlog_train(qat_runlog *rl, int64_t step, int64_t tokens, double loss, 
                      double time_s) {
     QAT_ASSERT(!rl->finished);
     qat_series *s = &rl->train;
-    if (s->pending == s->cap) QAT_TRY(series_flush(s, rl->path));
+    if (s->pending == s->cap) QAT_TRY(rl_flush(rl, s));
     int i = s->pending++;
     s->buf[0][i] = (double)step;
     s->buf[1][i] = (double)tokens;
@@ -441,7 +462,7 @@ int qat_runlog_train(qat_runlog *rl, int64_t step, int64_t tokens, double loss, 
 int qat_runlog_eval(qat_runlog *rl, int64_t step, int64_t tokens, double loss) {
     QAT_ASSERT(!rl->finished);
     qat_series *s = &rl->eval;
-    if (s->pending == s->cap) QAT_TRY(series_flush(s, rl->path));
+    if (s->pending == s->cap) QAT_TRY(rl_flush(rl, s));
     int i = s->pending++;
     s->buf[0][i] = (double)step;
     s->buf[1][i] = (double)tokens;
@@ -451,8 +472,8 @@ int qat_runlog_eval(qat_runlog *rl, int64_t step, int64_t tokens, double loss) {
 
 int qat_runlog_flush(qat_runlog *rl) {
     if (rl->finished) return QAT_OK;
-    QAT_TRY(series_flush(&rl->train, rl->path));
-    return series_flush(&rl->eval, rl->path);
+    QAT_TRY(rl_flush(rl, &rl->train));
+    return rl_flush(rl, &rl->eval);
 }
 
 int64_t qat_runlog_rows(const qat_runlog *rl, int eval) {
@@ -468,20 +489,21 @@ int qat_runlog_finish(qat_runlog *rl, qat_run_status status, const qat_runlog_fi
      * status attribute be rewritten and /final be created. */
     series_close(&rl->train);
     series_close(&rl->eval);
-    herr_t e = H5Fclose(rl->file);
+    char why[256];
+    int e = qat_h5_close(rl->file, rl->failed, why, sizeof why);
     rl->file = -1;
     rl->finished = 1;
-    if (e < 0) return qat_fail(QAT_ERUNTIME, "%s: cannot close", rl->path);
+    if (e < 0) return flush_rc ? flush_rc : qat_fail(QAT_ERUNTIME, "%s: cannot close: %s", rl->path, why);
     hid_t fapl = qat_h5_fapl(1, 1);
-    hid_t f;
-    H5E_BEGIN_TRY { f = H5Fopen(rl->path, H5F_ACC_RDWR, fapl); } H5E_END_TRY;
+    hid_t f = H5Fopen(rl->path, H5F_ACC_RDWR, fapl);
+    int rc = f < 0 ? qat_h5_fail_write(rl->path, "cannot reopen to record the end of the run") : QAT_OK;
     H5Pclose(fapl);
-    if (f < 0) return qat_fail(QAT_ERUNTIME, "%s: cannot reopen to record the end of the run", rl->path);
-    int rc = qat_h5_attr_write_str(f, rl->path, "status", qat_run_status_name(status));
+    if (rc) return rc;
+    rc = qat_h5_attr_write_str(f, rl->path, "status", qat_run_status_name(status));
     if (!rc && fin) {
         hid_t g = qat_h5_exists(f, "final") ? H5Gopen2(f, "final", H5P_DEFAULT)
                                             : H5Gcreate2(f, "final", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-        if (g < 0) rc = qat_fail(QAT_ERUNTIME, "%s: cannot create /final", rl->path);
+        if (g < 0) rc = qat_h5_fail_write(rl->path, "cannot create /final");
         if (!rc) rc = qat_h5_scalar_write(g, rl->path, "val_loss", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &fin->val_loss);
         if (!rc) rc = qat_h5_scalar_write(g, rl->path, "train_loss", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &fin->train_loss);
         if (!rc) rc = qat_h5_scalar_write(g, rl->path, "tokens", H5T_STD_I64LE, H5T_NATIVE_INT64, &fin->tokens);
@@ -489,7 +511,8 @@ int qat_runlog_finish(qat_runlog *rl, qat_run_status status, const qat_runlog_fi
         if (!rc) rc = qat_h5_scalar_write(g, rl->path, "wall_s", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &fin->wall_s);
         if (g >= 0) H5Gclose(g);
     }
-    if (H5Fclose(f) < 0 && !rc) rc = qat_fail(QAT_ERUNTIME, "%s: cannot close", rl->path);
+    if (qat_h5_close(f, rc != QAT_OK, why, sizeof why) < 0 && !rc)
+        rc = qat_fail(QAT_ERUNTIME, "%s: cannot close: %s", rl->path, why);
     return flush_rc ? flush_rc : rc;
 }
 
@@ -500,7 +523,9 @@ int qat_runlog_close(qat_runlog *rl) {
     int rc = rl->finished ? QAT_OK : qat_runlog_flush(rl);
     series_close(&rl->train);
     series_close(&rl->eval);
-    if (rl->file >= 0 && H5Fclose(rl->file) < 0 && !rc) rc = qat_fail(QAT_ERUNTIME, "%s: cannot close", rl->path);
+    char why[256];
+    if (rl->file >= 0 && qat_h5_close(rl->file, rl->failed || rc, why, sizeof why) < 0 && !rc)
+        rc = qat_fail(QAT_ERUNTIME, "%s: cannot close: %s", rl->path, why);
     rl->file = -1;
     runlog_free(rl);
     return rc;
@@ -517,22 +542,31 @@ int qat_runlog_close(qat_runlog *rl) {
  * is opened read-only with those flags ignored in memory (HDF5's
  * "clear_status_flags" access property, what h5clear -s sets, but nothing is
  * written back), so every reader of run.h5 still sees what was flushed. */
-static hid_t open_read(const char *path) {
+static hid_t open_read(const char *path, int *code) {
+    *code = QAT_EINPUT;
     if (access(path, R_OK) != 0) {
         qat_fail(QAT_EINPUT, "%s: cannot open: %s", path, strerror(errno));
         return -1;
     }
     hid_t fapl = qat_h5_fapl(0, 1);
+    /* A SWMR reader retries metadata whose checksum fails (a writer may be
+     * mid-write), sleeping 1 ns, 2 ns, 4 ns, ... between tries; HDF5's 100
+     * tries would wait for ages on a damaged file. 28 tries wait ~0.27 s in
+     * all, far longer than a writer's flush of one metadata block. */
+    H5Pset_metadata_read_attempts(fapl, 28);
     hid_t f = -1;
+    int damaged = 0; /* a checksum of the file's metadata did not match */
     for (int attempt = 0; attempt < 20 && f < 0; attempt++) {
-        H5E_BEGIN_TRY { f = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl); } H5E_END_TRY;
+        f = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl);
         if (f >= 0) break;
+        damaged = qat_h5_is_checksum();
         if (!qat_runlog_is_live(path)) {
             hid_t cl = qat_h5_fapl(0, 1);
             hbool_t clear = 1;
-            H5E_BEGIN_TRY {
-                if (H5Pset(cl, "clear_status_flags", &clear) >= 0) f = H5Fopen(path, H5F_ACC_RDONLY, cl);
-            } H5E_END_TRY;
+            if (H5Pset(cl, "clear_status_flags", &clear) >= 0) {
+                f = H5Fopen(path, H5F_ACC_RDONLY, cl);
+                if (f < 0) damaged |= qat_h5_is_checksum();
+            }
             H5Pclose(cl);
             if (f < 0) break; /* no writer to wait for: it will not get better */
         } else {
@@ -540,14 +574,19 @@ static hid_t open_read(const char *path) {
         }
     }
     H5Pclose(fapl);
+    if (f < 0 && damaged) {
+        *code = qat_fail(QAT_ERUNTIME, "%s: checksum mismatch in the file's metadata (the file is damaged)", path);
+        return -1;
+    }
     if (f < 0) qat_fail(QAT_EINPUT, "%s: cannot open as an HDF5 run log", path);
     return f;
 }
 
 int qat_runlog_read_final(const char *path, qat_runlog_summary *o) {
     memset(o, 0, sizeof *o);
-    hid_t f = open_read(path);
-    if (f < 0) return QAT_EINPUT;
+    int code;
+    hid_t f = open_read(path, &code);
+    if (f < 0) return code;
     int rc = qat_h5_attr_read_str(f, path, "status", o->status, sizeof o->status);
     if (!rc) rc = qat_h5_attr_read_str(f, path, "qat_version", o->qat_version, sizeof o->qat_version);
     if (!rc) rc = qat_h5_attr_read_str(f, path, "name", o->name, sizeof o->name);
@@ -586,7 +625,8 @@ int qat_runlog_read_final(const char *path, qat_runlog_summary *o) {
 }
 
 char *qat_runlog_read_config(const char *path) {
-    hid_t f = open_read(path);
+    int code;
+    hid_t f = open_read(path, &code);
     if (f < 0) return NULL;
     char *s = qat_h5_attr_dup_str(f, "config");
     if (!s) qat_fail(QAT_EINPUT, "%s: attribute config is missing", path);
@@ -602,8 +642,9 @@ int qat_runlog_read_series(const char *path, const char *series, double **values
         return qat_fail(QAT_EINPUT, "%s: bad series name '%s', expected e.g. train/loss", path, series);
     char stepname[64];
     snprintf(stepname, sizeof stepname, "%.*s/step", (int)(slash - series), series);
-    hid_t f = open_read(path);
-    if (f < 0) return QAT_EINPUT;
+    int code;
+    hid_t f = open_read(path, &code);
+    if (f < 0) return code;
     hid_t ds, dv;
     H5E_BEGIN_TRY {
         ds = H5Dopen2(f, stepname, H5P_DEFAULT);
@@ -622,7 +663,7 @@ int qat_runlog_read_series(const char *path, const char *series, double **values
             hid_t fs = H5Dget_space(dv), ms = H5Screate_simple(1, cnt, NULL);
             H5Sselect_hyperslab(fs, H5S_SELECT_SET, off, NULL, cnt, NULL);
             if (H5Dread(dv, H5T_NATIVE_DOUBLE, ms, fs, H5P_DEFAULT, v) < 0)
-                rc = qat_fail(QAT_ERUNTIME, "%s: cannot read /%s", path, series);
+                rc = qat_h5_fail_read(QAT_ERUNTIME, path, series, "cannot read /%s", series);
             H5Sclose(fs);
             H5Sclose(ms);
         }

@@ -6,7 +6,9 @@
  * capacity constants the data cannot tell) → fit (→ decoupled companion for a unified
  * fit, whose free effs the capacity plot shows against the tanh curve) →
  * table or JSON → CSV and FIT.h5. Every failure returns a code with a message
- * naming the option or the file (and line); nothing here calls exit().
+ * naming the option or the file (and line); nothing here calls exit(). The
+ * outputs are checked against the inputs first and written atomically
+ * (core/fsutil.h): an I/O failure is exit 1 and leaves no partial file.
  */
 #include "scaling/fit_cli.h"
 
@@ -16,6 +18,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/fsutil.h"
 #include "scaling/fit.h"
 #include "scaling/fit_h5.h"
 #include "scaling/inputs.h"
@@ -151,8 +154,29 @@ static int apply_fixes(qat_fit_problem *p, const fit_args *a) {
     return QAT_OK;
 }
 
+/* --out and --csv may be neither an input (any run.h5 a directory holds
+ * included), nor each other, nor a non-regular file; refused before the fit
+ * so that a long bootstrap is not lost to a typo. */
+static int check_outputs(const fit_args *a) {
+    char **files;
+    int nf;
+    QAT_TRY(qat_fit_input_files(a->inputs, a->n_inputs, &files, &nf));
+    int rc = QAT_OK;
+    if (a->out) rc = qat_out_check(a->out, (const char *const *)files, nf);
+    if (!rc && a->csv) rc = qat_out_check(a->csv, (const char *const *)files, nf);
+    if (!rc && a->out && a->csv) {
+        const char *o[1] = {a->out};
+        if (!strcmp(a->out, a->csv)) rc = qat_fail(QAT_EINPUT, "--out and --csv are the same file (%s)", a->out);
+        else if (qat_out_check(a->csv, o, 1)) rc = qat_fail(QAT_EINPUT, "--out %s and --csv %s are the same file", a->out, a->csv);
+    }
+    for (int i = 0; i < nf; i++) free(files[i]);
+    free(files);
+    return rc;
+}
+
 static int fit_body(fit_args *a) {
     if (a->n_inputs == 0) return qat_fail(QAT_EINPUT, "no RUNS given (see qat fit --help)");
+    QAT_TRY(check_outputs(a));
     const qat_fit_resolver *res = qat_fit_default_resolver();
     qat_fit_runs rs = {0};
     int skipped = 0, rc;
@@ -219,8 +243,8 @@ static int fit_body(fit_args *a) {
     if (a->json) qat_fit_print_json(stdout, &rep);
     else qat_fit_print_table(stdout, &rep);
     fflush(stdout);
-    if (a->csv && (rc = qat_fit_write_csv(a->csv, &rep))) goto out;
-    if (a->out && (rc = qat_fit_h5_write(a->out, &rep))) goto out;
+    if (a->csv && (rc = qat_fit_write_csv(a->csv, &rep, (const char *const *)a->inputs, a->n_inputs))) goto out;
+    if (a->out && (rc = qat_fit_h5_write(a->out, &rep, (const char *const *)a->inputs, a->n_inputs))) goto out;
 out:
     qat_fit_select_free(sel);
     qat_fit_report_free(&rep);
@@ -265,6 +289,8 @@ int qat_plot_main(int argc, char **argv) {
     qat_plot_kind k = QAT_PLOT_LAW;
     if (!rc) rc = qat_plot_kind_parse(kind, &k);
     if (rc) return qat_report(rc);
+    const char *inputs[1] = {in};
+    if ((rc = qat_out_check(out, inputs, 1))) return qat_report(rc);
     qat_fit_h5 f;
     if ((rc = qat_fit_h5_read(in, &f))) return qat_report(rc);
     rc = qat_fit_plot(&f, in, k, out, stdout);

@@ -4,6 +4,11 @@
  * The root attributes cap_<type>_{L,F,C} are the contract with `qat capacity
  * --fit`; the tables below them carry what the plots draw, so a plot never
  * refits and a figure can be redrawn from the file alone.
+ *
+ * Written like every qat output (core/fsutil.h: never over an input, through a
+ * temporary renamed into place), in the latest HDF5 format with every table
+ * checksummed (runlog/h5util.h); the reader reports a damaged table as a
+ * checksum mismatch naming it.
  */
 #include "scaling/fit_h5.h"
 
@@ -13,22 +18,35 @@
 #include <hdf5.h>
 
 #include "core/error.h"
+#include "runlog/h5util.h"
 
-static void attr_double(hid_t loc, const char *name, double v) {
+/* The file being written and its first failure: the helpers below go on
+ * after one (every later call fails fast), and the message keeps the first
+ * reason, taken off HDF5's error stack before another call clears it. */
+typedef struct {
+    const char *path;     /* the destination, for the message */
+    int bad;              /* some write failed */
+    char what[128];       /* what the first failure was writing */
+    char why[256];        /* and why (errno text, checksum, HDF5's words) */
+} wctx;
+
+static void failed(wctx *w, const char *what) {
+    if (w->bad++) return;
+    qat_h5_why(w->why, sizeof w->why);
+    snprintf(w->what, sizeof w->what, "%s", what);
+}
+
+static void attr_any(wctx *w, hid_t loc, const char *name, hid_t type, const void *v) {
     hid_t sp = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(loc, name, H5T_NATIVE_DOUBLE, sp, H5P_DEFAULT, H5P_DEFAULT);
-    H5Awrite(a, H5T_NATIVE_DOUBLE, &v);
-    H5Aclose(a);
+    hid_t a = H5Acreate2(loc, name, type, sp, H5P_DEFAULT, H5P_DEFAULT);
+    if (a < 0 || H5Awrite(a, type, v) < 0) failed(w, name);
+    if (a >= 0 && H5Aclose(a) < 0) failed(w, name);
     H5Sclose(sp);
 }
 
-static void attr_int(hid_t loc, const char *name, long long v) {
-    hid_t sp = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(loc, name, H5T_NATIVE_LLONG, sp, H5P_DEFAULT, H5P_DEFAULT);
-    H5Awrite(a, H5T_NATIVE_LLONG, &v);
-    H5Aclose(a);
-    H5Sclose(sp);
-}
+static void attr_double(wctx *w, hid_t loc, const char *name, double v) { attr_any(w, loc, name, H5T_NATIVE_DOUBLE, &v); }
+
+static void attr_int(wctx *w, hid_t loc, const char *name, long long v) { attr_any(w, loc, name, H5T_NATIVE_LLONG, &v); }
 
 static hid_t vlen_str_type(void) {
     hid_t t = H5Tcopy(H5T_C_S1);
@@ -37,122 +55,126 @@ static hid_t vlen_str_type(void) {
     return t;
 }
 
-static void attr_str(hid_t loc, const char *name, const char *s) {
+static void attr_str(wctx *w, hid_t loc, const char *name, const char *s) {
     hid_t t = vlen_str_type();
-    hid_t sp = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(loc, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
-    H5Awrite(a, t, &s);
-    H5Aclose(a);
-    H5Sclose(sp);
+    attr_any(w, loc, name, t, &s);
     H5Tclose(t);
 }
 
-static int dset(hid_t g, const char *name, hid_t type, int n, const void *data) {
+/* A 1-D table column, checksummed (runlog/h5util.h). HDF5 filters cannot
+ * take variable-length strings: a string column is compact instead (its heap
+ * references then sit in the checksummed object header) while it fits the
+ * 64 KiB such a header allows. */
+static void dset(wctx *w, hid_t g, const char *name, hid_t type, int n, const void *data) {
     hsize_t dims[1] = {(hsize_t)n};
+    int vlen = H5Tis_variable_str(type) > 0;
     hid_t sp = H5Screate_simple(1, dims, NULL);
-    hid_t d = H5Dcreate2(g, name, type, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    int rc = d < 0 || (n > 0 && H5Dwrite(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0);
-    if (d >= 0) H5Dclose(d);
+    hid_t dcpl = !vlen ? qat_h5_dcpl(1, dims, H5Tget_size(type)) : H5Pcreate(H5P_DATASET_CREATE);
+    if (vlen && (size_t)n * 16 < 60000) H5Pset_layout(dcpl, H5D_COMPACT);
+    hid_t d = H5Dcreate2(g, name, type, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    if (d < 0 || (n > 0 && H5Dwrite(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)) failed(w, name);
+    if (d >= 0 && H5Dclose(d) < 0) failed(w, name);
+    H5Pclose(dcpl);
     H5Sclose(sp);
-    return rc;
 }
 
 /* Strings at a fixed stride (rows of a char[n][w] table). */
-static int dset_str(hid_t g, const char *name, int n, const char *base, size_t stride) {
+static void dset_str(wctx *w, hid_t g, const char *name, int n, const char *base, size_t stride) {
     const char **v = qat_xmalloc((size_t)(n ? n : 1) * sizeof *v);
     for (int i = 0; i < n; i++) v[i] = base + (size_t)i * stride;
     hid_t t = vlen_str_type();
-    int rc = dset(g, name, t, n, v);
+    dset(w, g, name, t, n, v);
     H5Tclose(t);
     free(v);
-    return rc;
 }
 
-static int write_pairs(hid_t g, const qat_fit_problem *p, const qat_fit_result *r, const qat_fit_cap_point *pt) {
-    int n = p->n_pairs, rc = 0;
-    double *gm = qat_xmalloc((size_t)n * sizeof *gm);
-    int *ty = qat_xmalloc((size_t)n * sizeof *ty), *pw = qat_xmalloc((size_t)n * sizeof *pw);
+static hid_t group(wctx *w, hid_t f, const char *name) {
+    hid_t g = H5Gcreate2(f, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g < 0) failed(w, name);
+    return g;
+}
+
+static void write_pairs(wctx *w, hid_t g, const qat_fit_problem *p, const qat_fit_result *r, const qat_fit_cap_point *pt) {
+    int n = p->n_pairs;
+    double *gm = qat_xmalloc((size_t)(n ? n : 1) * sizeof *gm);
+    int *ty = qat_xmalloc((size_t)(n ? n : 1) * sizeof *ty), *pw = qat_xmalloc((size_t)(n ? n : 1) * sizeof *pw);
     for (int k = 0; k < n; k++) { gm[k] = pt[k].gmse; ty[k] = pt[k].type; pw[k] = pt[k].power; }
-    rc |= dset_str(g, "name", n, p->pair[0], sizeof p->pair[0]);
-    rc |= dset(g, "value", H5T_NATIVE_DOUBLE, n, r->pair_rho);
-    rc |= dset(g, "ci_lo", H5T_NATIVE_DOUBLE, n, r->pair_lo);
-    rc |= dset(g, "ci_hi", H5T_NATIVE_DOUBLE, n, r->pair_hi);
-    rc |= dset(g, "cap_gmse", H5T_NATIVE_DOUBLE, n, gm);
-    rc |= dset(g, "cap_type", H5T_NATIVE_INT, n, ty);
-    rc |= dset(g, "cap_power", H5T_NATIVE_INT, n, pw);
+    dset_str(w, g, "name", n, p->pair[0], sizeof p->pair[0]);
+    dset(w, g, "value", H5T_NATIVE_DOUBLE, n, r->pair_rho);
+    dset(w, g, "ci_lo", H5T_NATIVE_DOUBLE, n, r->pair_lo);
+    dset(w, g, "ci_hi", H5T_NATIVE_DOUBLE, n, r->pair_hi);
+    dset(w, g, "cap_gmse", H5T_NATIVE_DOUBLE, n, gm);
+    dset(w, g, "cap_type", H5T_NATIVE_INT, n, ty);
+    dset(w, g, "cap_power", H5T_NATIVE_INT, n, pw);
     free(gm); free(ty); free(pw);
-    return rc;
 }
 
-static void law_attrs(hid_t loc, const qat_fit_problem *p, const qat_fit_result *r) {
-    for (int k = 0; k < 5; k++) attr_double(loc, p->name[k], qat_fit_value(p, r->theta, k));
-    attr_double(loc, "rmse_log", r->rmse_log);
+static void law_attrs(wctx *w, hid_t loc, const qat_fit_problem *p, const qat_fit_result *r) {
+    for (int k = 0; k < 5; k++) attr_double(w, loc, p->name[k], qat_fit_value(p, r->theta, k));
+    attr_double(w, loc, "rmse_log", r->rmse_log);
 }
 
-int qat_fit_h5_write(const char *path, const qat_fit_report *rep) {
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+static void write_all(wctx *w, hid_t f, const qat_fit_report *rep) {
     const qat_fit_problem *p = rep->p;
     const qat_fit_result *r = rep->r;
-    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (f < 0) return qat_fail(QAT_EINPUT, "%s: cannot create the fit file", path);
-    attr_str(f, "law", qat_fit_law_name(p->law));
-    attr_str(f, "qat_version", QAT_VERSION);
-    attr_int(f, "n_runs", p->n);
-    attr_double(f, "loo_rmse_log", r->loo_rmse_log);
-    attr_double(f, "huber_delta", QAT_FIT_HUBER_DELTA);
-    attr_int(f, "bootstrap", rep->bootstrap);
-    attr_int(f, "seed", (long long)rep->seed);
-    law_attrs(f, p, r);
+    attr_str(w, f, "law", qat_fit_law_name(p->law));
+    attr_str(w, f, "qat_version", QAT_VERSION);
+    attr_int(w, f, "n_runs", p->n);
+    attr_double(w, f, "loo_rmse_log", r->loo_rmse_log);
+    attr_double(w, f, "huber_delta", QAT_FIT_HUBER_DELTA);
+    attr_int(w, f, "bootstrap", rep->bootstrap);
+    attr_int(w, f, "seed", (long long)rep->seed);
+    law_attrs(w, f, p, r);
     for (int t = 0; t < QAT_CAP_NTYPES; t++)
         if (p->type_off[t] >= 0)
             for (int j = 0; j < 3; j++) {
                 char name[32];
                 snprintf(name, sizeof name, "cap_%s_%c", qat_fit_type_name(t), "LFC"[j]);
-                attr_double(f, name, qat_fit_value(p, r->theta, p->type_off[t] + j));
+                attr_double(w, f, name, qat_fit_value(p, r->theta, p->type_off[t] + j));
             }
-    int rc = 0, np = p->np, n = p->n;
+    int np = p->np, n = p->n;
 
-    hid_t g = H5Gcreate2(f, "params", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t g = group(w, f, "params");
     double *v = qat_xmalloc((size_t)(np > n ? np : n) * sizeof *v);
     int *fx = qat_xmalloc((size_t)np * sizeof *fx);
     for (int k = 0; k < np; k++) { v[k] = qat_fit_value(p, r->theta, k); fx[k] = p->fixed[k]; }
-    rc |= dset_str(g, "name", np, p->name[0], sizeof p->name[0]);
-    rc |= dset(g, "value", H5T_NATIVE_DOUBLE, np, v);
-    rc |= dset(g, "ci_lo", H5T_NATIVE_DOUBLE, np, r->lo);
-    rc |= dset(g, "ci_hi", H5T_NATIVE_DOUBLE, np, r->hi);
-    rc |= dset(g, "fixed", H5T_NATIVE_INT, np, fx);
-    rc |= dset_str(g, "fixed_reason", np, p->why[0], sizeof p->why[0]);
-    H5Gclose(g);
+    dset_str(w, g, "name", np, p->name[0], sizeof p->name[0]);
+    dset(w, g, "value", H5T_NATIVE_DOUBLE, np, v);
+    dset(w, g, "ci_lo", H5T_NATIVE_DOUBLE, np, r->lo);
+    dset(w, g, "ci_hi", H5T_NATIVE_DOUBLE, np, r->hi);
+    dset(w, g, "fixed", H5T_NATIVE_INT, np, fx);
+    dset_str(w, g, "fixed_reason", np, p->why[0], sizeof p->why[0]);
+    if (g >= 0) H5Gclose(g);
     free(fx);
 
-    g = H5Gcreate2(f, "runs", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    g = group(w, f, "runs");
     const qat_fit_run *run = rep->runs->run;
     const double *cols[3] = {&run[0].N, &run[0].D, &run[0].loss};
     const char *cname[3] = {"N", "D", "loss"};
     for (int c = 0; c < 3; c++) {
         for (int i = 0; i < n; i++) v[i] = *(const double *)((const char *)cols[c] + (size_t)i * sizeof *run);
-        rc |= dset(g, cname[c], H5T_NATIVE_DOUBLE, n, v);
+        dset(w, g, cname[c], H5T_NATIVE_DOUBLE, n, v);
     }
-    rc |= dset(g, "pred", H5T_NATIVE_DOUBLE, n, r->pred);
-    rc |= dset(g, "resid", H5T_NATIVE_DOUBLE, n, r->resid);
-    rc |= dset(g, "rho", H5T_NATIVE_DOUBLE, n, r->rho);
-    rc |= dset_str(g, "weight_format", n, run[0].wfmt, sizeof *run);
-    rc |= dset_str(g, "act_format", n, run[0].afmt, sizeof *run);
-    rc |= dset_str(g, "origin", n, run[0].origin, sizeof *run);
-    H5Gclose(g);
+    dset(w, g, "pred", H5T_NATIVE_DOUBLE, n, r->pred);
+    dset(w, g, "resid", H5T_NATIVE_DOUBLE, n, r->resid);
+    dset(w, g, "rho", H5T_NATIVE_DOUBLE, n, r->rho);
+    dset_str(w, g, "weight_format", n, run[0].wfmt, sizeof *run);
+    dset_str(w, g, "act_format", n, run[0].afmt, sizeof *run);
+    dset_str(w, g, "origin", n, run[0].origin, sizeof *run);
+    if (g >= 0) H5Gclose(g);
     free(v);
 
-    g = H5Gcreate2(f, "pairs", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    rc |= write_pairs(g, p, r, rep->pt);
-    H5Gclose(g);
+    g = group(w, f, "pairs");
+    write_pairs(w, g, p, r, rep->pt);
+    if (g >= 0) H5Gclose(g);
     if (rep->dp) {
-        g = H5Gcreate2(f, "decoupled", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-        law_attrs(g, rep->dp, rep->dr);
-        rc |= write_pairs(g, rep->dp, rep->dr, rep->dpt);
-        H5Gclose(g);
+        g = group(w, f, "decoupled");
+        law_attrs(w, g, rep->dp, rep->dr);
+        write_pairs(w, g, rep->dp, rep->dr, rep->dpt);
+        if (g >= 0) H5Gclose(g);
     }
 
-    g = H5Gcreate2(f, "formats", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    g = group(w, f, "formats");
     int m = rep->n_fmt;
     double *b = qat_xmalloc((size_t)(m ? m : 1) * sizeof *b), *rh = qat_xmalloc((size_t)(m ? m : 1) * sizeof *rh),
            *gm = qat_xmalloc((size_t)(m ? m : 1) * sizeof *gm);
@@ -160,20 +182,33 @@ int qat_fit_h5_write(const char *path, const qat_fit_report *rep) {
     for (int k = 0; k < m; k++) {
         b[k] = rep->fmt[k].bits; rh[k] = rep->fmt[k].rho; gm[k] = rep->fmt[k].gmse; in[k] = rep->fmt[k].in_data;
     }
-    rc |= dset_str(g, "name", m, m ? rep->fmt[0].name : "", sizeof *rep->fmt);
-    rc |= dset(g, "bits", H5T_NATIVE_DOUBLE, m, b);
-    rc |= dset(g, "rho", H5T_NATIVE_DOUBLE, m, rh);
-    rc |= dset(g, "gmse", H5T_NATIVE_DOUBLE, m, gm);
-    rc |= dset(g, "in_data", H5T_NATIVE_INT, m, in);
+    dset_str(w, g, "name", m, m ? rep->fmt[0].name : "", sizeof *rep->fmt);
+    dset(w, g, "bits", H5T_NATIVE_DOUBLE, m, b);
+    dset(w, g, "rho", H5T_NATIVE_DOUBLE, m, rh);
+    dset(w, g, "gmse", H5T_NATIVE_DOUBLE, m, gm);
+    dset(w, g, "in_data", H5T_NATIVE_INT, m, in);
     free(b); free(rh); free(gm); free(in);
-    H5Gclose(g);
+    if (g >= 0) H5Gclose(g);
+}
 
-    if (H5Fclose(f) < 0) rc = 1;
-    if (rc) return qat_fail(QAT_ERUNTIME, "%s: writing the fit file failed", path);
-    return QAT_OK;
+int qat_fit_h5_write(const char *path, const qat_fit_report *rep, const char *const *inputs, int n_inputs) {
+    qat_h5_out h;
+    QAT_TRY(qat_h5_out_create(&h, path, inputs, n_inputs));
+    wctx w = {.path = path};
+    write_all(&w, h.file, rep);
+    int rc = w.bad ? qat_fail(QAT_ERUNTIME, "%s: cannot write %s: %s", path, w.what, w.why) : QAT_OK;
+    return qat_h5_out_finish(&h, rc);
 }
 
 /* ---- reading back ---------------------------------------------------- */
+
+/* The first dataset whose checksum did not match in this read ("" if none):
+ * a damaged file is a runtime error naming it, not "not a fit file". */
+static _Thread_local char g_damaged[128];
+
+static void note_damage(const char *path) {
+    if (!g_damaged[0] && qat_h5_is_checksum()) snprintf(g_damaged, sizeof g_damaged, "%s", path);
+}
 
 static int read_attr_double(hid_t loc, const char *name, double *v) {
     if (H5Aexists(loc, name) <= 0) return -1;
@@ -199,8 +234,9 @@ static int read_dset(hid_t f, const char *path, hid_t type, size_t size, int n, 
     *out = qat_xcalloc((size_t)(n ? n : 1), size);
     if (n == 0) return 0;
     hid_t d = H5Dopen2(f, path, H5P_DEFAULT);
-    if (d < 0) return -1;
+    if (d < 0) return note_damage(path), -1;
     int rc = H5Dread(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, *out) < 0 ? -1 : 0;
+    if (rc) note_damage(path);
     H5Dclose(d);
     return rc;
 }
@@ -209,10 +245,11 @@ static int read_strs(hid_t f, const char *path, int n, size_t width, char **out)
     *out = qat_xcalloc((size_t)(n ? n : 1), width);
     if (n == 0) return 0;
     hid_t d = H5Dopen2(f, path, H5P_DEFAULT);
-    if (d < 0) return -1;
+    if (d < 0) return note_damage(path), -1;
     char **v = qat_xcalloc((size_t)n, sizeof *v);
     hid_t t = vlen_str_type();
     int rc = H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0 ? -1 : 0;
+    if (rc) note_damage(path);
     if (!rc) {
         for (int i = 0; i < n; i++) snprintf(*out + (size_t)i * width, width, "%s", v[i] ? v[i] : "");
         hid_t sp = H5Dget_space(d);
@@ -249,10 +286,13 @@ static void free_pairs(qat_fit_h5_pairs *q) {
 }
 
 int qat_fit_h5_read(const char *path, qat_fit_h5 *fr) {
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    qat_h5_quiet();
     memset(fr, 0, sizeof *fr);
+    g_damaged[0] = 0;
     if (H5Fis_hdf5(path) <= 0) return qat_fail(QAT_EINPUT, "%s: not an HDF5 file (expected a FIT.h5 from qat fit --out)", path);
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0 && qat_h5_is_checksum())
+        return qat_fail(QAT_ERUNTIME, "%s: checksum mismatch in the file's metadata (the file is damaged)", path);
     if (f < 0) return qat_fail(QAT_EINPUT, "%s: cannot open", path);
     int rc = 0;
     {
@@ -299,6 +339,10 @@ int qat_fit_h5_read(const char *path, qat_fit_h5 *fr) {
         rc |= read_dset(f, "/formats/in_data", H5T_NATIVE_INT, sizeof(int), m, (void **)&fr->fmt_in_data);
     }
     H5Fclose(f);
+    if (rc && g_damaged[0]) {
+        qat_fit_h5_free(fr);
+        return qat_fail(QAT_ERUNTIME, "%s: dataset %s: checksum mismatch (the file is damaged)", path, g_damaged);
+    }
     if (rc) {
         qat_fit_h5_free(fr);
         return qat_fail(QAT_EINPUT, "%s: not a qat fit file (missing or unreadable law attributes or /runs)", path);

@@ -26,7 +26,10 @@
 #include "scaling/fit.h"
 #include "scaling/report.h"
 
-int qat_fit_h5_write(const char *path, const qat_fit_report *rep);
+/* Write FIT.h5 through core/fsutil's qat_out: refused (QAT_EINPUT) when `path`
+ * is one of inputs[0..n_inputs) or not a regular file; an I/O failure is
+ * QAT_ERUNTIME naming the path and the reason, and leaves no partial file. */
+int qat_fit_h5_write(const char *path, const qat_fit_report *rep, const char *const *inputs, int n_inputs);
 
 /* A table of pairs as read back. */
 typedef struct {

@@ -52,6 +52,11 @@ int qat_fit_read_inputs_sel(char *const *paths, int n, qat_fit_runs *rs, int *sk
  * `warn` and QAT_OK. Runs without a config (CSV rows) are not checked. */
 int qat_fit_check_data(const qat_fit_runs *rs, const qat_fit_select *sel, int allow_mixed, FILE *warn);
 
+/* Every file the inputs stand for: each path that is not a directory, and
+ * each run.h5 below each directory (what qat_fit_read_inputs reads), so that
+ * no output of the fit can be one of them. Caller frees each and the list. */
+int qat_fit_input_files(char *const *paths, int n, char ***files, int *nf);
+
 /* Remove the k runs with the highest loss (Epoch drops the 5 highest of the
  * Chinchilla table: they are off the trend). Ties go by input order. */
 void qat_fit_drop_highest(qat_fit_runs *rs, int k);

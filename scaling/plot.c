@@ -34,7 +34,7 @@ int qat_plot_kind_parse(const char *s, qat_plot_kind *k) {
 
 /* ---- law ------------------------------------------------------------- */
 
-static int plot_law(const qat_fit_h5 *f, const char *path) {
+static int plot_law(const qat_fit_h5 *f, const char *src, const char *path) {
     int n = f->n_runs, np = f->pairs.n;
     double xmin = INFINITY, xmax = 0, ymin = INFINITY, ymax = 0;
     for (int i = 0; i < n; i++) {
@@ -87,7 +87,11 @@ static int plot_law(const qat_fit_h5 *f, const char *path) {
     snprintf(title, sizeof title, "Loss against parameters: %s law, %d runs", f->law, n);
     snprintf(sub, sizeof sub, "L = %.4g (N\xC2\xB7\xCF\x81)^-%.3g + %.4g D^-%.3g + %.4g   (lines: the fit at each run group's D/N)",
              f->A, f->alpha, f->B, f->beta, f->E);
-    QAT_TRY(qat_svg_begin(&s, path, W, H, title, sub));
+    int rc = qat_svg_begin(&s, path, src, W, H, title, sub);
+    if (rc) {
+        free(pair_of); free(ratio); free(nratio);
+        return rc;
+    }
     qat_svg_axes(&s, xmin, xmax, 1, ymin, ymax, 1, "non-embedding parameters N", "final validation loss (nats/token)",
                  NULL, 0, NULL, 0);
     for (int k = 0; k < np; k++) {
@@ -142,7 +146,7 @@ static int plot_capacity(const qat_fit_h5 *f, const char *src, const char *path)
     qat_svg s;
     char title[160];
     snprintf(title, sizeof title, "Capacity against Gaussian MSE: %s fit, %d runs", f->law, f->n_runs);
-    QAT_TRY(qat_svg_begin(&s, path, W, H, title,
+    QAT_TRY(qat_svg_begin(&s, path, src, W, H, title,
                           "\xCF\x81 = L\xC2\xB7tanh(F\xC2\xB7log_1/4 GMSE)^C per type; points: free effs of the decoupled law"));
     qat_svg_axes(&s, gmin, 1.0, 1, 0.0, ymax, 0, "Gaussian MSE of the representation (GMSE)", "capacity \xCF\x81 (dense-equivalent fraction)",
                  NULL, 0, NULL, 0);
@@ -224,8 +228,12 @@ static int plot_frontier(const qat_fit_h5 *f, const char *src, const char *path,
     qat_svg s;
     char title[160];
     snprintf(title, sizeof title, "Capacity per bit: %s fit, %d formats priced", f->law, m);
-    QAT_TRY(qat_svg_begin(&s, path, W, H, title,
-                          "black steps: the best capacity per bit among formats within each bits-per-parameter budget"));
+    int rc = qat_svg_begin(&s, path, src, W, H, title,
+                           "black steps: the best capacity per bit among formats within each bits-per-parameter budget");
+    if (rc) {
+        free(pr);
+        return rc;
+    }
     qat_svg_axes(&s, xmin, xmax, 1, 0.0, ymax, 0, "bits per parameter", "capacity per bit (\xCF\x81 / bits)", xt, nx, NULL, 0);
     /* The frontier as steps, naming the best format at each change. */
     double *fx = qat_xmalloc((size_t)(2 * m + 2) * sizeof *fx), *fy = qat_xmalloc((size_t)(2 * m + 2) * sizeof *fy);
@@ -270,7 +278,7 @@ static int plot_frontier(const qat_fit_h5 *f, const char *src, const char *path,
 
 int qat_fit_plot(const qat_fit_h5 *f, const char *src, qat_plot_kind kind, const char *path, FILE *info) {
     switch (kind) {
-    case QAT_PLOT_LAW: return plot_law(f, path);
+    case QAT_PLOT_LAW: return plot_law(f, src, path);
     case QAT_PLOT_CAPACITY: return plot_capacity(f, src, path);
     default: return plot_frontier(f, src, path, info);
     }

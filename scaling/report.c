@@ -17,6 +17,7 @@
 
 #include "compress/capacity.h"
 #include "core/error.h"
+#include "core/fsutil.h"
 
 /* The candidate formats the frontier prices besides those in the data. */
 static const char *const frontier_candidates[] = {
@@ -253,9 +254,10 @@ static void csv_field(FILE *out, const char *s) {
     fputc('"', out);
 }
 
-int qat_fit_write_csv(const char *path, const qat_fit_report *rep) {
-    FILE *out = fopen(path, "w");
-    if (!out) return qat_fail(QAT_EINPUT, "%s: cannot write: %s", path, strerror(errno));
+int qat_fit_write_csv(const char *path, const qat_fit_report *rep, const char *const *inputs, int n_inputs) {
+    qat_out o;
+    QAT_TRY(qat_out_begin(&o, path, 0, inputs, n_inputs));
+    FILE *out = qat_out_stream(&o);
     fprintf(out, "N,D,loss,format,act_format,rho,pred,resid_log,origin\n");
     for (int i = 0; i < rep->p->n; i++) {
         const qat_fit_run *u = &rep->runs->run[i];
@@ -266,6 +268,5 @@ int qat_fit_write_csv(const char *path, const qat_fit_report *rep) {
         csv_field(out, u->origin);
         fputc('\n', out);
     }
-    if (fclose(out)) return qat_fail(QAT_ERUNTIME, "%s: write failed: %s", path, strerror(errno));
-    return QAT_OK;
+    return qat_out_commit(&o);
 }

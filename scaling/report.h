@@ -49,6 +49,9 @@ void qat_fit_report_free(qat_fit_report *rep);
 
 void qat_fit_print_table(FILE *out, const qat_fit_report *rep);
 void qat_fit_print_json(FILE *out, const qat_fit_report *rep);
-int qat_fit_write_csv(const char *path, const qat_fit_report *rep);
+/* Per-run CSV through core/fsutil's qat_out: refused (QAT_EINPUT) over an
+ * input or a non-regular file; an I/O failure is QAT_ERUNTIME naming the
+ * path and the reason, and leaves no partial file. */
+int qat_fit_write_csv(const char *path, const qat_fit_report *rep, const char *const *inputs, int n_inputs);
 
 #endif

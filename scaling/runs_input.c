@@ -38,7 +38,12 @@ static void skip(FILE *warn, int *skipped, const char *path, const char *why) {
  * layout): completed runs with a final validation loss become fit points. */
 int qat_fit_read_runlog(const char *path, qat_fit_runs *rs, int *skipped, FILE *warn) {
     qat_runlog_summary *sum = qat_xmalloc(sizeof *sum);
-    if (qat_runlog_read_final(path, sum)) {
+    int e = qat_runlog_read_final(path, sum);
+    if (e == QAT_ERUNTIME) { /* damaged (a checksum did not match): an error, not a run to skip */
+        free(sum);
+        return e;
+    }
+    if (e) {
         char why[600];
         snprintf(why, sizeof why, "not a readable qat run log (%s)", qat_errmsg());
         skip(warn, skipped, path, why);
@@ -344,6 +349,18 @@ int qat_fit_read_inputs_sel(char *const *paths, int n, qat_fit_runs *rs, int *sk
             QAT_TRY(qat_fit_read_csv(paths[i], rs));
         }
     }
+    return QAT_OK;
+}
+
+int qat_fit_input_files(char *const *paths, int n, char ***files, int *nf) {
+    strlist l = {0};
+    for (int i = 0; i < n; i++) {
+        struct stat st;
+        if (!stat(paths[i], &st) && S_ISDIR(st.st_mode)) find_runlogs(paths[i], &l);
+        else strlist_push(&l, paths[i]);
+    }
+    *files = l.v;
+    *nf = l.n;
     return QAT_OK;
 }
 

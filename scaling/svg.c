@@ -33,10 +33,11 @@ static void escaped(FILE *o, const char *t) {
     }
 }
 
-int qat_svg_begin(qat_svg *s, const char *path, double W, double H, const char *title, const char *subtitle) {
+int qat_svg_begin(qat_svg *s, const char *path, const char *src, double W, double H, const char *title,
+                  const char *subtitle) {
     memset(s, 0, sizeof *s);
-    s->out = fopen(path, "w");
-    if (!s->out) return qat_fail(QAT_EINPUT, "%s: cannot write: %s", path, strerror(errno));
+    QAT_TRY(qat_out_begin(&s->file, path, 0, &src, src ? 1 : 0));
+    s->out = qat_out_stream(&s->file);
     s->W = W;
     s->H = H;
     /* Room on the left for tick labels, on the right for the legend. */
@@ -259,8 +260,6 @@ int qat_svg_end(qat_svg *s) {
         fputs("</text>\n", o);
     }
     fputs("</g>\n</svg>\n", o);
-    int bad = ferror(o);
-    if (fclose(o) || bad) return qat_fail(QAT_ERUNTIME, "writing the SVG failed: %s", strerror(errno));
     s->out = NULL;
-    return QAT_OK;
+    return qat_out_commit(&s->file);
 }

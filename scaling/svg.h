@@ -13,6 +13,8 @@
 
 #include <stdio.h>
 
+#include "core/fsutil.h"
+
 #define QAT_SVG_MAX_LEGEND 48
 
 typedef enum { QAT_SVG_CIRCLE, QAT_SVG_SQUARE, QAT_SVG_TRIANGLE, QAT_SVG_DIAMOND } qat_svg_shape;
@@ -28,7 +30,8 @@ typedef struct {
 } qat_svg_legend_entry;
 
 typedef struct {
-    FILE *out;
+    qat_out file;                    /* the output and its temporary (core/fsutil.h) */
+    FILE *out;                       /* stream over the temporary */
     double W, H;                     /* canvas, px */
     double px0, px1, py0, py1;       /* plot area, px (py0 is the top) */
     double xmin, xmax, ymin, ymax;   /* data range */
@@ -38,8 +41,11 @@ typedef struct {
     qat_svg_legend_entry legend[QAT_SVG_MAX_LEGEND];
 } qat_svg;
 
-/* Open `path` and start a W×H drawing with a title (and optional subtitle). */
-int qat_svg_begin(qat_svg *s, const char *path, double W, double H, const char *title, const char *subtitle);
+/* Start a W×H drawing with a title (and optional subtitle) for `path`,
+ * written to a temporary beside it (core/fsutil.h): QAT_EINPUT when `path` is
+ * `src` (the file the figure is drawn from; may be NULL) or not a regular file. */
+int qat_svg_begin(qat_svg *s, const char *path, const char *src, double W, double H, const char *title,
+                  const char *subtitle);
 
 /* Set the data ranges (log axes need positive ranges) and draw the frame,
  * grid, ticks, tick labels and axis labels. `xticks`/`yticks` may give explicit
@@ -59,7 +65,8 @@ void qat_svg_text(qat_svg *s, double x, double y, double dx, double dy, const ch
 
 void qat_svg_legend_add(qat_svg *s, const qat_svg_legend_entry *e);
 
-/* Draw the legend, close the document and the file. */
+/* Draw the legend, close the document and rename it into place; an I/O
+ * failure is QAT_ERUNTIME naming the path and leaves no partial file. */
 int qat_svg_end(qat_svg *s);
 
 /* The i-th colour of a palette readable by colour-blind viewers. */

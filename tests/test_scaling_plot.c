@@ -117,7 +117,7 @@ static void test_plots(void **s) {
     assert_non_null(mkdtemp(dir));
     char h5[128], svg[128];
     snprintf(h5, sizeof h5, "%s/fit.h5", dir);
-    assert_int_equal(qat_fit_h5_write(h5, &rep), QAT_OK);
+    assert_int_equal(qat_fit_h5_write(h5, &rep, NULL, 0), QAT_OK);
 
     qat_fit_h5 f;
     assert_int_equal(qat_fit_h5_read(h5, &f), QAT_OK);
@@ -170,7 +170,7 @@ static void test_plots(void **s) {
     assert_int_equal(qat_fit_run_fit(&cp, &co, &cr), QAT_OK);
     qat_fit_report crep = {.runs = &rs, .p = &cp, .r = &cr};
     qat_fit_report_prepare(&crep, NULL);
-    assert_int_equal(qat_fit_h5_write(h5, &crep), QAT_OK);
+    assert_int_equal(qat_fit_h5_write(h5, &crep, NULL, 0), QAT_OK);
     assert_int_equal(qat_fit_h5_read(h5, &f), QAT_OK);
     assert_int_equal(qat_fit_plot(&f, h5, QAT_PLOT_CAPACITY, svg, NULL), QAT_EINPUT);
     assert_non_null(strstr(qat_errmsg(), "fit.h5"));

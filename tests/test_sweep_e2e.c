@@ -9,7 +9,8 @@
  * once (no run.h5 replaced or rewritten after it completed); the emitted Slurm
  * script passes `bash -n`; usage errors exit 2; the line saying how many runs
  * train at once with how many threads (--jobs auto or given) is printed, by
- * --dry-run too, and the per-run threads follow it.
+ * --dry-run too, and the per-run threads follow it; a completed sweep on a
+ * read-only file system is reported as completed.
  */
 #include <dirent.h>
 #include <sched.h>
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -100,7 +102,7 @@ static void sleep_ms(int ms) {
 
 /* Two layers, width 16 or 24, 16-token context: a second or so per run. heads 3
  * does not divide dim 16, so run 1 (dim16-heads3) is impossible. */
-static void write_sweep(void) {
+static void write_sweep_as(const char *name, const char *grid, const char *out) {
     char text[2048];
     snprintf(text, sizeof text,
              "# tiny sweep for the end-to-end test\n"
@@ -110,10 +112,15 @@ static void write_sweep(void) {
              "  train: {tokens: 2048, batch_tokens: 64, eval_every: 0, eval_tokens: 64,\n"
              "          checkpoint_every: 4, log_every: 4, warmup: 0.1}\n"
              "grid:\n"
-             "  model.dim: [16, 24]\n"
-             "  model.heads: [2, 3]\n"
-             "out: %s/out\n", tmpdir);
-    write_file("tiny.yaml", text);
+             "%s"
+             "out: %s\n", grid, out);
+    write_file(name, text);
+}
+
+static void write_sweep(void) {
+    char out[600];
+    snprintf(out, sizeof out, "%s/out", tmpdir);
+    write_sweep_as("tiny.yaml", "  model.dim: [16, 24]\n  model.heads: [2, 3]\n", out);
 }
 
 static void test_usage(void **state) {
@@ -433,7 +440,52 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
     (void)state;
+    umount2(path_in("rofs"), MNT_DETACH); /* if test_readonly_output stopped half-way */
     return qat_test_rmtree(tmpdir);
+}
+
+/* A completed sweep's output on a read-only file system (root: a tmpfs
+ * remounted read-only; skipped otherwise): running the sweep again reports its
+ * completed runs and exits 0, writing nothing; a sweep with a run still to
+ * train names the read-only path (exit 1) and reports the completed runs as
+ * such. Before, it said "qat: unknown error" with every run "interrupted". */
+static void test_readonly_output(void **state) {
+    (void)state;
+    char mnt[600], sw[600], sw3[600];
+    snprintf(mnt, sizeof mnt, "%s", path_in("rofs"));
+    assert_int_equal(mkdir(mnt, 0755), 0);
+    if (geteuid() != 0 || mount("tmpfs", mnt, "tmpfs", 0, "size=32m") != 0) {
+        skip();
+        return;
+    }
+    char out_dir[700];
+    snprintf(out_dir, sizeof out_dir, "%s/out", mnt);
+    write_sweep_as("ro.yaml", "  seed: [1, 2]\n", out_dir);
+    write_sweep_as("ro3.yaml", "  seed: [1, 2, 3]\n", out_dir);
+    snprintf(sw, sizeof sw, "%s", path_in("ro.yaml"));
+    snprintf(sw3, sizeof sw3, "%s", path_in("ro3.yaml"));
+    char *out;
+    assert_int_equal(run(&out, "'%s' sweep '%s' 2>/dev/null", qat, sw), 0);
+    free(out);
+    assert_int_equal(mount("tmpfs", mnt, "tmpfs", MS_REMOUNT | MS_RDONLY, "size=32m"), 0);
+
+    assert_int_equal(run(&out, "'%s' sweep '%s' 2>&1", qat, sw), 0);
+    printf("%s", out);
+    assert_non_null(strstr(out, "2 runs: 0 started, 0 resumed, 2 skipped (already completed); 2 completed, 0 failed"));
+    assert_null(strstr(out, "unknown error"));
+    free(out);
+
+    assert_int_equal(run(&out, "'%s' sweep '%s' 2>&1", qat, sw3), 1);
+    printf("%s", out);
+    assert_non_null(strstr(out, "Read-only file system"));
+    assert_non_null(strstr(out, "rofs/out/"));
+    assert_non_null(strstr(out, "seed1  skipped"));
+    assert_non_null(strstr(out, "seed2  skipped"));
+    assert_non_null(strstr(out, "2 skipped (already completed); 2 completed, 0 failed, 0 diverged, 0 interrupted, 0 busy, "
+                                "1 not started"));
+    assert_null(strstr(out, "unknown error"));
+    free(out);
+    umount2(mnt, MNT_DETACH);
 }
 
 int main(void) {
@@ -443,6 +495,7 @@ int main(void) {
         cmocka_unit_test(test_sweep_end_to_end),
         cmocka_unit_test(test_concurrent_sweeps),
         cmocka_unit_test(test_runtime_failure_and_slurm),
+        cmocka_unit_test(test_readonly_output),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -10,7 +10,9 @@
  * Output (docs/cli.md): /grads/NAME float32 (names of docs/files.md), /batch/inputs and
  * /batch/targets int32 [B, T], /loss; root attributes weight_format,
  * act_format, estimator; with --compare also /compare/loss, /compare/cosine/NAME
- * and the attribute compare_format.
+ * and the attribute compare_format. Written like every qat output (core/fsutil.h):
+ * never over an input or a non-regular file, through a temporary renamed into
+ * place, every dataset checksummed (runlog/h5util.h).
  */
 #include <hdf5.h>
 #include <math.h>
@@ -22,6 +24,7 @@
 #include "cli/commands.h"
 #include "core/config.h"
 #include "core/error.h"
+#include "core/fsutil.h"
 #include "core/threads.h"
 #include "data/dataset.h"
 #include "model/llama.h"
@@ -55,15 +58,17 @@ static double batch_grads(qat_model *m, const int32_t *in, const int32_t *tg, in
 static int write_array(hid_t f, const char *file, const char *name, int ndim, int64_t d0, int64_t d1,
                        hid_t ft, hid_t mt, const void *data) {
     hsize_t dims[2] = {(hsize_t)d0, (hsize_t)d1};
-    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE), dcpl = qat_h5_dcpl(ndim, dims, H5Tget_size(ft));
     H5Pset_create_intermediate_group(lcpl, 1);
     hid_t sp = H5Screate_simple(ndim, dims, NULL);
-    hid_t d = H5Dcreate2(f, name, ft, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
-    int ok = d >= 0 && H5Dwrite(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0;
-    if (d >= 0) H5Dclose(d);
+    hid_t d = H5Dcreate2(f, name, ft, sp, lcpl, dcpl, H5P_DEFAULT);
+    int rc = QAT_OK;
+    if (d < 0 || H5Dwrite(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) rc = qat_h5_fail_write(file, "cannot write %s", name);
+    if (d >= 0 && H5Dclose(d) < 0 && !rc) rc = qat_h5_fail_write(file, "cannot write %s", name);
     H5Sclose(sp);
+    H5Pclose(dcpl);
     H5Pclose(lcpl);
-    return ok ? QAT_OK : qat_fail(QAT_ERUNTIME, "%s: cannot write %s", file, name);
+    return rc;
 }
 
 static double cosine(const float *a, const float *b, int64_t n) {
@@ -92,9 +97,12 @@ int qat_grads_main(int argc, char **argv) {
         fprintf(stderr, "qat grads: give CONFIG.yaml or --checkpoint CKPT.h5 (one of them), and --out GRADS.h5\n\n%s", GRADS_HELP);
         return 2;
     }
+    /* Refused before any work: the output may be neither input nor a non-regular file. */
+    const char *inputs[2] = {config, ckpt};
+    int rc = qat_out_check(out, inputs, 2);
+    if (rc) return qat_report(rc);
     qat_config cfg;
     qat_model *m = NULL;
-    int rc;
     if (ckpt) rc = qat_load_checkpoint_model(ckpt, sets, n_set, 0, &cfg, &m);
     else {
         rc = qat_config_load(config, sets, n_set, &cfg);
@@ -128,8 +136,9 @@ int qat_grads_main(int argc, char **argv) {
             loss2 = batch_grads(m2, in, tg, B);
         }
     }
-    hid_t f = rc ? -1 : H5Fcreate(out, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (!rc && f < 0) rc = qat_fail(QAT_ERUNTIME, "%s: cannot create the gradients file", out);
+    qat_h5_out h = {.file = -1};
+    if (!rc) rc = qat_h5_out_create(&h, out, inputs, 2);
+    hid_t f = h.file;
     if (!rc) {
         rc = qat_h5_attr_write_str(f, out, "weight_format", qat_model_weight_format(m));
         if (!rc) rc = qat_h5_attr_write_str(f, out, "act_format", qat_model_act_format(m));
@@ -142,7 +151,7 @@ int qat_grads_main(int argc, char **argv) {
             H5Pset_create_intermediate_group(lcpl, 1);
             hid_t g = H5Gcreate2(f, "compare/cosine", lcpl, H5P_DEFAULT, H5P_DEFAULT);
             H5Pclose(lcpl);
-            if (g < 0) rc = qat_fail(QAT_ERUNTIME, "%s: cannot create /compare/cosine", out);
+            if (g < 0) rc = qat_h5_fail_write(out, "cannot create /compare/cosine");
             else H5Gclose(g);
             if (!rc) rc = qat_h5_attr_write_str(f, out, "compare_format", compare);
             if (!rc) rc = qat_h5_scalar_write(f, out, "compare/loss", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &loss2);
@@ -161,7 +170,7 @@ int qat_grads_main(int argc, char **argv) {
                 printf("%-48s %10.4f\n", v->name, c);
             }
         }
-        H5Fclose(f);
+        rc = qat_h5_out_finish(&h, rc);
         if (!rc) printf("loss %.6f (%s/%s)%s; gradients of %d×%lld tokens written to %s\n", loss,
                         qat_model_weight_format(m), qat_model_act_format(m), "", B, (long long)T, out);
         if (!rc && m2) printf("compare loss %.6f (%s/%s)\n", loss2, compare, compare);

@@ -39,6 +39,7 @@
 #include <yaml.h>
 
 #include "core/error.h"
+#include "core/fsutil.h"
 
 static const char *const top_keys[] = {"base", "grid", "out", "repeat", NULL};
 
@@ -771,8 +772,11 @@ int qat_sweep_write_slurm(const qat_sweep *sw, const char *file, const char *qat
     int cpus = 1, fixed = 0;
     QAT_TRY(slurm_cpus(sw, jobs, &cpus, &fixed));
     int at_once = jobs > 0 ? jobs : 1;
-    FILE *f = fopen(file, "w");
-    if (!f) return qat_fail(QAT_EINPUT, "%s: cannot write: %s", file, strerror(errno));
+    /* like every output (core/fsutil.h): never over the sweep file or a device, atomically */
+    qat_out o;
+    const char *inputs[2] = {sw->path, sw->base_path[0] ? sw->base_path : NULL};
+    QAT_TRY(qat_out_begin(&o, file, 0, inputs, 2));
+    FILE *f = qat_out_stream(&o);
     char stem[64];
     const char *b = strrchr(sw->path, '/');
     sanitize(b ? b + 1 : sw->path, stem, sizeof stem);
@@ -819,6 +823,5 @@ int qat_sweep_write_slurm(const qat_sweep *sw, const char *file, const char *qat
     fprintf(f, " --shard \"${SLURM_ARRAY_TASK_ID}/%d\"", shards);
     if (jobs > 0) fprintf(f, " --jobs %d", jobs);
     fprintf(f, "\n");
-    if (fclose(f)) return qat_fail(QAT_ERUNTIME, "%s: cannot write: %s", file, strerror(errno));
-    return QAT_OK;
+    return qat_out_commit(&o);
 }

@@ -96,9 +96,9 @@ static const char SWEEP_HELP[] =
 
 /* What happens to a run: planned when the sweep starts (for --dry-run and the
  * ETA), decided again under the run's lock when it is launched. */
-enum { A_START, A_RESUME, A_SKIP, A_KEEP_DIVERGED, A_INVALID, A_LIVE };
+enum { A_START, A_RESUME, A_SKIP, A_KEEP_DIVERGED, A_INVALID, A_LIVE, A_DAMAGED, N_ACTIONS };
 static const char *const action_names[] = {"start", "resume", "skip (completed)", "keep (diverged)", "invalid",
-                                           "busy (live)"};
+                                           "busy (live)", "keep (damaged)"};
 
 /* Where a run ended up. */
 enum { S_PENDING, S_RUNNING, S_COMPLETED, S_SKIPPED, S_FAILED, S_DIVERGED, S_INTERRUPTED, S_BUSY };
@@ -119,7 +119,8 @@ typedef struct {
 
 /* The final numbers of a run, from run.h5. */
 typedef struct {
-    char status[32];      /* "" when run.h5 is missing or unreadable */
+    char status[32];      /* "" when run.h5 is missing or unreadable; "damaged" when a checksum failed */
+    char why[512];        /* the reader's message for a damaged run.h5 */
     int live;             /* a writer holds the run right now (another sweep or shard) */
     double val_loss;      /* NaN when absent */
     double tokens;
@@ -145,7 +146,13 @@ static void read_run(const char *path, run_info *ri) {
     ri->val_loss = ri->tokens = ri->wall_s = NAN;
     if (!file_exists(path)) return;
     qat_runlog_summary *s = qat_xmalloc(sizeof *s);
-    if (!qat_runlog_read_final(path, s)) {
+    int e = qat_runlog_read_final(path, s);
+    if (e == QAT_ERUNTIME) {
+        /* a checksum did not match: the run's record cannot be trusted, and
+         * starting afresh would delete it; it is kept and reported instead */
+        snprintf(ri->status, sizeof ri->status, "damaged");
+        snprintf(ri->why, sizeof ri->why, "%s", qat_errmsg());
+    } else if (!e) {
         snprintf(ri->status, sizeof ri->status, "%s", s->status);
         ri->live = s->live;
         if (s->has_final) {
@@ -163,7 +170,7 @@ static void read_run(const char *path, run_info *ri) {
 typedef struct {
     const qat_sweep *sw;
     const char *qat_bin;     /* this executable */
-    char base_yaml[3 * QAT_PATH_MAX]; /* OUT/.sweep/base.yaml */
+    char base_yaml[3 * QAT_PATH_MAX]; /* OUT/.sweep/base.yaml once written (write_base), "" before */
     int jobs;                /* children at once */
     int threads;             /* per child; 0 = leave the config's */
     char pick[512];          /* "N runs to train, J at once × T threads each (why)", printed before launching */
@@ -188,6 +195,7 @@ static int decide(const sweep_ctx *c, int run) {
     read_run(path, &ri);
     if (!strcmp(ri.status, "completed")) return A_SKIP;
     if (!strcmp(ri.status, "diverged")) return A_KEEP_DIVERGED;
+    if (!strcmp(ri.status, "damaged")) return A_DAMAGED;
     /* resuming needs both halves: the checkpoint and the log it continues */
     run_path(c, run, "ckpt.h5", path, sizeof path);
     return file_exists(path) && ri.status[0] ? A_RESUME : A_START;
@@ -347,8 +355,20 @@ static int claim(sweep_ctx *c, sweep_job *j) {
         progress(c, "%s: busy (another process is writing it), left alone", name);
         return QAT_OK;
     }
-    if (rc) return rc;
-    j->action = decide(c, j->run);
+    if (rc) {
+        /* The lock cannot even be created (a read-only file system, a directory
+         * that is not ours): a completed or diverged run needs nothing written,
+         * so it is still reported as it is; any other is this error. */
+        char saved[1024];
+        snprintf(saved, sizeof saved, "%s", qat_errmsg());
+        int a = decide(c, j->run);
+        if (a != A_SKIP && a != A_KEEP_DIVERGED && a != A_DAMAGED) return qat_fail(rc, "%s", saved);
+        fd = -1;
+        rc = QAT_OK;
+        j->action = a;
+    } else {
+        j->action = decide(c, j->run);
+    }
     if (j->action == A_START) {
         /* a run.h5 without a checkpoint (or the reverse) cannot be continued:
          * start clean, as the trainer refuses to overwrite a checkpoint. Under
@@ -368,6 +388,16 @@ static int claim(sweep_ctx *c, sweep_job *j) {
         j->state = S_DIVERGED;
         free(j->reason);
         j->reason = qat_xstrdup("diverged in an earlier invocation (run.h5 status diverged); delete its directory to retry");
+    } else if (j->action == A_DAMAGED) {
+        run_info ri;
+        run_path(c, j->run, "run.h5", h5, sizeof h5);
+        read_run(h5, &ri);
+        j->state = S_FAILED;
+        free(j->reason);
+        size_t len = strlen(ri.why) + 64;
+        j->reason = qat_xmalloc(len);
+        snprintf(j->reason, len, "%s; kept as it is, delete its directory to retry", ri.why);
+        progress(c, "%s: FAILED: %s", qat_sweep_run_name(c->sw, j->run), j->reason);
     }
     return QAT_OK;
 }
@@ -496,6 +526,27 @@ static void finish(sweep_ctx *c, sweep_job *j, int st) {
     progress(c, "%s: %s after %.1f s: %s", name, state_names[j->state], j->t1 - j->t0, last ? last + 1 : j->reason);
 }
 
+/* Write OUT/.sweep/base.yaml atomically (each shard of one sweep renames its
+ * own complete copy: QAT_OUT_UNIQUE). Only once a run is to be launched: a
+ * sweep whose runs are all done writes nothing, so it also works on an output
+ * directory that has become read-only. */
+static int write_base(sweep_ctx *c) {
+    if (c->base_yaml[0]) return QAT_OK;
+    char dir[2 * QAT_PATH_MAX], path[sizeof c->base_yaml];
+    snprintf(dir, sizeof dir, "%s/.sweep", c->sw->out);
+    QAT_TRY(qat_mkdirs(dir));
+    snprintf(path, sizeof path, "%s/base.yaml", dir);
+    qat_out o;
+    const char *inputs[2] = {c->sw->path, c->sw->base_path[0] ? c->sw->base_path : NULL};
+    QAT_TRY(qat_out_begin(&o, path, QAT_OUT_UNIQUE, inputs, 2));
+    char *y = qat_config_to_yaml(&c->sw->base);
+    fprintf(qat_out_stream(&o), "# the base of sweep %s, resolved; each run adds its --set overrides\n%s", c->sw->path, y);
+    free(y);
+    QAT_TRY(qat_out_commit(&o));
+    snprintf(c->base_yaml, sizeof c->base_yaml, "%s", path);
+    return QAT_OK;
+}
+
 /* Run the pending jobs, `jobs` at a time. Returns QAT_OK or a launch failure. */
 static int execute(sweep_ctx *c) {
     struct sigaction sa, old_int, old_term;
@@ -516,7 +567,11 @@ static int execute(sweep_ctx *c) {
         while (!g_stop && !rc && running < c->jobs && next < c->n_job) {
             sweep_job *j = &c->job[next++];
             if (j->state != S_PENDING) continue;
-            rc = claim(c, j);
+            /* the base first when the run is expected to train: claim() may
+             * remove a stale log, which should not happen for nothing */
+            if (j->action == A_START || j->action == A_RESUME) rc = write_base(c);
+            if (!rc) rc = claim(c, j);
+            if (!rc && j->state == S_PENDING) rc = write_base(c);
             if (!rc && j->state == S_PENDING) rc = launch(c, j);
             if (rc) break;
             if (j->state != S_RUNNING) continue;
@@ -581,7 +636,7 @@ static int name_width(const sweep_ctx *c) {
 
 static void dry_run(const sweep_ctx *c) {
     const qat_sweep *sw = c->sw;
-    int w = name_width(c), counts[6] = {0};
+    int w = name_width(c), counts[N_ACTIONS] = {0};
     printf("qat sweep %s: %d runs%s%s%s, out %s, base %s\n", sw->path, qat_sweep_run_count(sw),
            c->shard_text ? ", shard " : "", c->shard_text ? c->shard_text : "", c->shard_text ? " of them" : "", sw->out,
            sw->base_path[0] ? sw->base_path : "inline");
@@ -600,8 +655,10 @@ static void dry_run(const sweep_ctx *c) {
         if (j->action == A_INVALID) printf("%6s  %s\n", "", j->reason);
     }
     free(sets);
-    printf("would start %d, resume %d, skip %d completed; %d kept diverged, %d invalid, %d busy\n", counts[A_START],
+    printf("would start %d, resume %d, skip %d completed; %d kept diverged, %d invalid, %d busy", counts[A_START],
            counts[A_RESUME], counts[A_SKIP], counts[A_KEEP_DIVERGED], counts[A_INVALID], counts[A_LIVE]);
+    if (counts[A_DAMAGED]) printf(", %d kept damaged", counts[A_DAMAGED]);
+    printf("\n");
 }
 
 static void fmt_num(char *buf, size_t n, double v, const char *fmt) {
@@ -609,8 +666,10 @@ static void fmt_num(char *buf, size_t n, double v, const char *fmt) {
     else snprintf(buf, n, "-");
 }
 
-/* The table, the reasons, and one line of counts. Returns how many runs did not complete. */
-static int summary(const sweep_ctx *c) {
+/* The table, the reasons, and one line of counts. Returns how many runs did
+ * not complete. `stopped`: the sweep stopped on an error (reported after),
+ * so the runs it did not reach are "not started", not interrupted. */
+static int summary(const sweep_ctx *c, int stopped) {
     int w = name_width(c), n_state[8] = {0}, started = 0, resumed = 0;
     printf("\n%-*s  %-11s  %10s  %12s  %9s\n", w, "name", "status", "val_loss", "tokens", "wall_s");
     for (int i = 0; i < c->n_job; i++) {
@@ -636,7 +695,9 @@ static int summary(const sweep_ctx *c) {
             const sweep_job *j = &c->job[i];
             if (j->state == S_COMPLETED || j->state == S_SKIPPED) continue;
             printf("  %s:%s\n", qat_sweep_run_name(c->sw, j->run),
-                   j->state == S_PENDING ? " not started (the sweep was interrupted)" : "");
+                   j->state != S_PENDING ? ""
+                   : stopped             ? " not started (the sweep stopped on the error below)"
+                                         : " not started (the sweep was interrupted)");
             for (const char *p = j->reason; p && *p;) {
                 const char *nl = strchr(p, '\n');
                 int len = nl ? (int)(nl - p) : (int)strlen(p);
@@ -646,9 +707,12 @@ static int summary(const sweep_ctx *c) {
         }
     }
     printf("\nqat sweep: %d runs: %d started, %d resumed, %d skipped (already completed); "
-           "%d completed, %d failed, %d diverged, %d interrupted, %d busy\n",
+           "%d completed, %d failed, %d diverged, %d interrupted, %d busy",
            c->n_job, started, resumed, n_state[S_SKIPPED], n_state[S_COMPLETED] + n_state[S_SKIPPED],
-           n_state[S_FAILED], n_state[S_DIVERGED], n_state[S_INTERRUPTED] + n_state[S_PENDING], n_state[S_BUSY]);
+           n_state[S_FAILED], n_state[S_DIVERGED], n_state[S_INTERRUPTED] + (stopped ? 0 : n_state[S_PENDING]),
+           n_state[S_BUSY]);
+    if (stopped) printf(", %d not started", n_state[S_PENDING]);
+    printf("\n");
     fflush(stdout);
     return bad;
 }
@@ -753,25 +817,6 @@ static void choose_jobs(sweep_ctx *c, int given) {
              c->jobs, each, why);
 }
 
-/* Write OUT/.sweep/base.yaml atomically: shards of one sweep may write it at once. */
-static int write_base(sweep_ctx *c) {
-    char dir[2 * QAT_PATH_MAX], tmp[4 * QAT_PATH_MAX];
-    snprintf(dir, sizeof dir, "%s/.sweep", c->sw->out);
-    QAT_TRY(qat_mkdirs(dir));
-    snprintf(c->base_yaml, sizeof c->base_yaml, "%s/base.yaml", dir);
-    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", c->base_yaml, (long)getpid());
-    char *y = qat_config_to_yaml(&c->sw->base);
-    FILE *f = fopen(tmp, "w");
-    int ok = f && fprintf(f, "# the base of sweep %s, resolved; each run adds its --set overrides\n%s", c->sw->path, y) > 0;
-    if (f && fclose(f)) ok = 0;
-    free(y);
-    if (!ok || rename(tmp, c->base_yaml)) {
-        unlink(tmp);
-        return qat_fail(QAT_ERUNTIME, "%s: cannot write: %s", c->base_yaml, strerror(errno));
-    }
-    return QAT_OK;
-}
-
 int qat_sweep_main(int argc, char **argv) {
     const char *path = NULL, *shard = NULL, *slurm = NULL;
     int jobs = 0, shards = 0, dry = 0; /* jobs 0: --jobs auto */
@@ -855,10 +900,12 @@ int qat_sweep_main(int argc, char **argv) {
         printf("%s\n", c.pick);
         fflush(stdout); /* before any fork, so no child inherits it unwritten */
         c.start = now_s();
-        rc = write_base(&c);
-        if (!rc) rc = execute(&c);
-        bad = summary(&c);
-        if (rc) qat_report(rc);
+        rc = execute(&c);
+        /* the summary reads every run.h5, which clears the message: keep it */
+        char *why = rc ? qat_xstrdup(qat_errmsg()) : NULL;
+        bad = summary(&c, rc);
+        if (rc) qat_report(qat_fail(rc, "%s", why));
+        free(why);
     }
     for (int i = 0; i < c.n_job; i++) free(c.job[i].reason);
     free(c.job);

@@ -87,6 +87,8 @@ int qat_train_main(int argc, char **argv) {
         }
     }
     if (!path) { fprintf(stderr, "qat train: missing CONFIG.yaml\n\n%s", TRAIN_HELP); return 2; }
+    /* "" would put the run at /NAME, the file-system root */
+    if (!opts.out_dir[0]) return qat_report(qat_fail(QAT_EINPUT, "--out '': expected a directory (--out . for this one)"));
     if (quiet) opts.progress = -1;
     qat_config cfg;
     int rc = qat_config_load(path, sets, n_set, &cfg);
