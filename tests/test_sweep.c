@@ -20,7 +20,8 @@
 
 #include "core/config.h"
 #include "core/error.h"
-#include "train/sweep.h"
+#include "sweep/slurm.h"
+#include "sweep/sweep.h"
 
 static char tmpdir[256];
 
