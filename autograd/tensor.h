@@ -38,7 +38,7 @@ typedef struct qat_tensor {
     const char *name;            /* parameters only, for messages */
 } qat_tensor;
 
-/* Fill the shape fields: qat_tensor_shape(&t, 2, (int64_t[]){B*T, C}). */
+/* Fill the shape fields: qat_tensor_set_shape(&t, 2, (int64_t[]){B*T, C}). */
 void qat_tensor_set_shape(qat_tensor *t, int ndim, const int64_t *shape);
 
 /* Rows of a tensor seen as a matrix (all dims but the last) and its last dim. */

@@ -27,18 +27,13 @@
 
 #include "autograd/gemm.h"
 #include "autograd/tape.h"
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "core/threads.h"
 #include "model/llama.h"
 #include "optim/adamw.h"
-
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static const char *g_precision = "fp32"; /* --precision: train.precision of every measured model */
 
@@ -58,11 +53,11 @@ static double gemm_peak(int64_t M, int64_t C, int64_t H) {
 #define PEAK_GEMM() (bf ? qat_gemm_bf16(0, 1, M, N, K, ab, K, bb, K, c, N, 0) : qat_gemm(0, 1, M, N, K, a, K, b, K, c, N, 0))
         for (int w = 0; w < 3; w++) PEAK_GEMM();
         int reps = 20;
-        double t0 = now_s();
+        double t0 = qat_now_s();
         for (int r = 0; r < reps; r++) PEAK_GEMM();
 #undef PEAK_GEMM
         free(ab); free(bb);
-        double g = 2.0 * M * N * K * reps / (now_s() - t0) / 1e9;
+        double g = 2.0 * M * N * K * reps / (qat_now_s() - t0) / 1e9;
         if (g > best) best = g;
         free(a); free(b); free(c);
     }
@@ -114,7 +109,7 @@ static int bench_model_create(bench_model *bm, int d, int l, int h, int t, int t
 
 /* One training step as training takes it; returns its wall time in seconds. */
 static double bench_model_step(bench_model *bm) {
-    double t0 = now_s();
+    double t0 = qat_now_s();
     qat_tape_reset(&bm->tp);
     qat_model_zero_grad(bm->m, bm->tp.epoch);
     qat_tensor *loss = qat_model_forward(bm->m, &bm->tp, bm->in, bm->tg, bm->B, bm->step);
@@ -123,7 +118,7 @@ static double bench_model_step(bench_model *bm) {
     qat_adamw_step(&bm->opt, 1e-3);
     qat_model_after_step(bm->m, bm->step);
     bm->step++;
-    return now_s() - t0;
+    return qat_now_s() - t0;
 }
 
 static void bench_model_free(bench_model *bm) {

@@ -2,14 +2,22 @@
  * cli/qat.c — the `qat` command: pick the subcommand and hand over.
  *
  * Kept deliberately thin: every subcommand parses its own options next to the
- * code it drives, so `qat fit --help` is written by whoever knows the fit.
+ * code it drives, so `qat fit --help` is written by whoever knows the fit. Each
+ * is `int qat_NAME_main(argc, argv)`, declared in its module's *_cli.h, with
+ * argv[0] the subcommand's name, returning the exit code (0 ok, 1 runtime
+ * failure, 2 usage/config/input error). The seam runs one way: cli/ includes the
+ * modules, no module includes cli/.
  */
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "commands.h"
+#include "compress/capacity_cli.h"
 #include "core/cpu.h"
+#include "data/data_cli.h"
+#include "scaling/fit_cli.h"
+#include "sweep/sweep_cli.h"
+#include "train/train_cli.h"
 
 typedef struct {
     const char *name;                 /* subcommand */

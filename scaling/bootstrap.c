@@ -14,13 +14,9 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/num.h"
 #include "core/rng.h"
 #include "scaling/fit.h"
-
-static int dbl_cmp(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 /* Percentile q of v[0..n) by linear interpolation on the sorted copy. */
 static double percentile(double *tmp, const double *v, int n, int stride, double q) {
@@ -28,7 +24,7 @@ static double percentile(double *tmp, const double *v, int n, int stride, double
     for (int b = 0; b < n; b++)
         if (isfinite(v[(size_t)b * stride])) tmp[m++] = v[(size_t)b * stride];
     if (m == 0) return NAN;
-    qsort(tmp, (size_t)m, sizeof *tmp, dbl_cmp);
+    qsort(tmp, (size_t)m, sizeof *tmp, qat_dbl_cmp);
     double pos = q * (m - 1);
     int lo = (int)floor(pos);
     int hi = lo + 1 < m ? lo + 1 : lo;

@@ -19,6 +19,7 @@
 
 #include "core/error.h"
 #include "core/fsutil.h"
+#include "core/num.h"
 #include "scaling/fit.h"
 #include "scaling/fit_h5.h"
 #include "scaling/inputs.h"
@@ -76,12 +77,10 @@ static const char plot_usage[] =
     "options: --kind KIND, -o/--out FIG.svg, --help\n";
 
 static int parse_int(const char *opt, const char *v, long lo, long hi, long *out) {
-    char *end;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (!*v || *end || errno || x < lo || x > hi)
+    long long x;
+    if (!qat_parse_ll(v, lo, hi, &x))
         return qat_fail(QAT_EINPUT, "%s %s: expected an integer in [%ld, %ld]", opt, v, lo, hi);
-    *out = x;
+    *out = (long)x;
     return QAT_OK;
 }
 

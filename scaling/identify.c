@@ -46,6 +46,7 @@
 #include <omp.h>
 
 #include "core/error.h"
+#include "core/num.h"
 #include "scaling/fit.h"
 
 /* Published Llama/C4 capacity constants (docs/reference-numbers.md), kept here
@@ -54,16 +55,11 @@ static const double published[3] = {1.0, 0.41, 1.39}; /* L, F, C */
 
 #define SAME_LOG 1e-3 /* values whose logarithms differ by less count as one */
 
-static int dbl_cmp(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* Distinct values of v[0..n) (sorted copy into tmp, clustered by SAME_LOG;
  * +∞ is a value of its own); the first of each cluster is kept in tmp[0..k). */
 static int distinct(const double *v, int n, double *tmp) {
     memcpy(tmp, v, (size_t)n * sizeof *tmp);
-    qsort(tmp, (size_t)n, sizeof *tmp, dbl_cmp);
+    qsort(tmp, (size_t)n, sizeof *tmp, qat_dbl_cmp);
     int k = 0;
     for (int i = 0; i < n; i++)
         if (k == 0 || (isinf(tmp[i]) ? !isinf(tmp[k - 1]) : tmp[i] - tmp[k - 1] > SAME_LOG)) tmp[k++] = tmp[i];

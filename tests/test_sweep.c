@@ -1,5 +1,5 @@
 /*
- * tests/test_sweep.c — sweep files expanded into runs (train/sweep.h), without
+ * tests/test_sweep.c — sweep files expanded into runs (sweep/sweep.h, sweep/slurm.h), without
  * launching anything: the order of the cartesian product and of repeat seeds,
  * run names (readable, safe, unique), the overrides each run gets, every
  * mistake reported at its exact FILE:LINE:COL with the nearest valid key, an
@@ -20,7 +20,8 @@
 
 #include "core/config.h"
 #include "core/error.h"
-#include "train/sweep.h"
+#include "sweep/slurm.h"
+#include "sweep/sweep.h"
 
 static char tmpdir[256];
 

@@ -21,7 +21,7 @@
 #include <string.h>
 
 #include "autograd/tape.h"
-#include "cli/commands.h"
+#include "train_cli.h"
 #include "core/config.h"
 #include "core/error.h"
 #include "core/fsutil.h"

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -421,4 +422,70 @@ void qat_runio_fail(qat_runio *io) {
 void qat_runio_close(qat_runio *io) {
     if (io->log) qat_runlog_close(io->log);
     io->log = NULL;
+}
+
+/* ------------------------------------------------ loading a checkpoint for use */
+
+/* First non-finite value of x[0..n), or -1. */
+static int64_t first_non_finite(const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return i;
+    return -1;
+}
+
+static int non_finite(const char *path, const char *prefix, const char *name, const float *x, int64_t n) {
+    int64_t i = first_non_finite(x, n);
+    if (i < 0) return QAT_OK;
+    return qat_fail(QAT_ERUNTIME, "checkpoint %s has non-finite values in %s%s (first at element %lld: %g); "
+                    "it cannot be used; take an earlier checkpoint or retrain", path, prefix, name, (long long)i,
+                    (double)x[i]);
+}
+
+/* A NaN or Inf read from a checkpoint does not stop a forward: eval printed
+ * "validation loss nan" and sample printed NUL bytes, both with exit 0. So
+ * every loader checks what it read — weights, quantizer state, and with `opt`
+ * the AdamW moments — before anything runs on it. */
+int qat_checkpoint_check_finite(const char *path, qat_model *m, qat_adamw *opt) {
+    for (int i = 0; i < m->n_views; i++) {
+        const qat_param_view *v = &m->views[i];
+        QAT_TRY(non_finite(path, is_compress_view(v) ? "" : "params/", v->name, v->data, v->n));
+    }
+    for (int i = 0; opt && i < m->n_views; i++) {
+        const qat_param_view *v = &m->views[i];
+        QAT_TRY(non_finite(path, "optim/m/", v->name, qat_adamw_m(opt, i), v->n));
+        QAT_TRY(non_finite(path, "optim/v/", v->name, qat_adamw_v(opt, i), v->n));
+    }
+    int ns = qat_model_compress_state_count(m);
+    for (int i = 0; i < ns; i++) {
+        char name[96];
+        float *data;
+        int64_t n;
+        qat_model_compress_state(m, i, name, &data, &n);
+        QAT_TRY(non_finite(path, "compress/", name, data, n));
+    }
+    return QAT_OK;
+}
+
+/* Load a checkpoint's config (with the caller's overrides) and model. */
+int qat_load_checkpoint_model(const char *path, const char *const *sets, int n_set, int max_batch,
+                              qat_config *cfg, qat_model **out) {
+    qat_ckpt_file *f;
+    QAT_TRY(qat_ckpt_open(path, &f));
+    char *yaml = qat_ckpt_read_config(f);
+    qat_ckpt_close(f);
+    if (!yaml) return QAT_EINPUT;
+    int rc = qat_config_load_string(yaml, path, cfg);
+    free(yaml);
+    for (int i = 0; !rc && i < n_set; i++) rc = qat_config_set(cfg, sets[i]);
+    if (!rc) rc = qat_config_validate(cfg);
+    if (rc) return rc;
+    qat_model_shape s;
+    QAT_TRY(qat_model_shape_from_config(cfg, &s));
+    int B = max_batch > 0 ? max_batch : cfg->train.batch_tokens / s.seq_len;
+    if (B < 1) B = 1;
+    QAT_TRY(qat_model_create(cfg, &s, B, out));
+    rc = qat_runio_load_checkpoint(path, cfg, *out, NULL, NULL, NULL);
+    if (!rc) rc = qat_checkpoint_check_finite(path, *out, NULL);
+    if (rc) { qat_model_free(*out); *out = NULL; }
+    return rc;
 }

@@ -19,14 +19,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/commands.h"
 #include "core/config.h"
 #include "core/error.h"
+#include "core/num.h"
 #include "core/threads.h"
 #include "data/text.h"
 #include "model/llama.h"
 #include "runio.h"
 #include "sample.h"
+#include "train_cli.h"
 
 static const char SAMPLE_HELP[] =
     "usage: qat sample --checkpoint CKPT.h5 [--prompt TEXT | --prompt-ids I,J,...] [--tokens N]\n"
@@ -76,12 +77,8 @@ static void print_token(int32_t tok, void *ctx) {
 }
 
 static int parse_int(const char *opt, const char *s, long long lo, long long hi, long long *out) {
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
+    if (!qat_parse_ll(s, lo, hi, out))
         return qat_fail(QAT_EINPUT, "sample: %s '%s': expected a whole number in [%lld, %lld]", opt, s, lo, hi);
-    *out = v;
     return QAT_OK;
 }
 

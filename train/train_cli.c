@@ -1,5 +1,5 @@
 /*
- * train/train_cli.c — `qat train` and `qat eval`: options in, trainer out.
+ * train/train_cli.c — `qat train`: options in, trainer out (`qat eval` is eval_cli.c).
  */
 #include <errno.h>
 #include <math.h>
@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli/commands.h"
+#include "train_cli.h"
 #include "core/config.h"
 #include "core/error.h"
 #include "trainer.h"

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "autograd/tape.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/fsutil.h"
 #include "core/threads.h"
@@ -30,12 +31,6 @@
 
 static volatile sig_atomic_t g_interrupted;
 static void on_signal(int sig) { (void)sig; g_interrupted = 1; }
-
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 int qat_train_plan(const qat_config *cfg, int64_t n_params, int seq_len, qat_run_plan *plan) {
     const char *src = qat_config_source(cfg);
@@ -164,7 +159,7 @@ int qat_train_run(const qat_config *cfg, const qat_train_opts *opts) {
 
     qat_progress prog;
     qat_progress_init(&prog, show, plan.steps, start);
-    double t0 = now_s(), last_loss = NAN, last_eval = NAN;
+    double t0 = qat_now_s(), last_loss = NAN, last_eval = NAN;
     const qat_train_cfg *tc = &cfg->train;
     int64_t step = start;
     for (; step < plan.steps; step++) {
@@ -177,8 +172,8 @@ int qat_train_run(const qat_config *cfg, const qat_train_opts *opts) {
         qat_tape_backward(&tp, loss);
         double gnorm = qat_clip_grad_norm(m->views, m->n_views, tc->grad_clip);
         if (!isfinite(lv) || !isfinite(gnorm)) {
-            qat_runio_train(&io, step, (double)(step + 1) * B * T, lv, lr, gnorm, wall_before + now_s() - t0);
-            qat_runio_finish(&io, "diverged", NAN, lv, (double)step * B * T, step, wall_before + now_s() - t0);
+            qat_runio_train(&io, step, (double)(step + 1) * B * T, lv, lr, gnorm, wall_before + qat_now_s() - t0);
+            qat_runio_finish(&io, "diverged", NAN, lv, (double)step * B * T, step, wall_before + qat_now_s() - t0);
             qat_progress_end(&prog);
             char kept[QAT_PATH_MAX * 2 + 64];
             if (access(io.ckpt, F_OK) == 0) snprintf(kept, sizeof kept, "the last good checkpoint is kept in %s", io.ckpt);
@@ -209,7 +204,7 @@ int qat_train_run(const qat_config *cfg, const qat_train_opts *opts) {
         qat_model_after_step(m, step);
         last_loss = lv;
         double tokens_done = (double)(step + 1) * B * T;
-        double elapsed = now_s() - t0;
+        double elapsed = qat_now_s() - t0;
         qat_runio_train(&io, step, tokens_done, lv, lr, gnorm, wall_before + elapsed);
 
         int last = step + 1 == plan.steps;
@@ -226,7 +221,7 @@ int qat_train_run(const qat_config *cfg, const qat_train_opts *opts) {
             qat_progress_update(&prog, step + 1, lv, lr, elapsed, (double)B * T, flops_step, last_eval);
         }
         if (last || stop_now || (tc->checkpoint_every > 0 && (step + 1) % tc->checkpoint_every == 0)) {
-            if ((rc = qat_runio_checkpoint(&io, step + 1, tokens_done, wall_before + now_s() - t0))) goto io_failed;
+            if ((rc = qat_runio_checkpoint(&io, step + 1, tokens_done, wall_before + qat_now_s() - t0))) goto io_failed;
         }
         if (stop_now && !last) {
             qat_progress_end(&prog);
@@ -240,7 +235,7 @@ int qat_train_run(const qat_config *cfg, const qat_train_opts *opts) {
     }
     qat_progress_end(&prog);
     {
-        double wall = wall_before + now_s() - t0;
+        double wall = wall_before + qat_now_s() - t0;
         rc = qat_runio_finish(&io, "completed", last_eval, last_loss, plan.tokens, plan.steps, wall);
         if (rc) goto io_failed;
         if (show >= 0) {

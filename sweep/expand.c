@@ -1,5 +1,7 @@
 /*
- * train/sweep.c — reading a sweep file and expanding it into runs (docs/config.md).
+ * sweep/expand.c — reading a sweep file and expanding it into runs (docs/config.md).
+ * Dividing the runs (shards, --jobs auto) is split.c; the Slurm script, slurm.c;
+ * running them, pool.c.
  *
  *     base: {model: {preset: s3}, train: {tokens_per_param: 20}}   # or base: configs/x.yaml
  *     grid:
@@ -107,15 +109,10 @@ static int numeric_like(const char *s) {
     return digit;
 }
 
-static const char *last_component(const char *key) {
-    const char *dot = strrchr(key, '.');
-    return dot ? dot + 1 : key;
-}
-
 /* Keep [A-Za-z0-9._-]; anything else becomes one '_' (runs collapse, and
  * none at the start: "/data/x" reads "data_x"); no leading '.', so a run can
  * never be hidden or collide with OUT/.sweep. */
-static void sanitize(const char *in, char *out, size_t n) {
+void qat_sweep_sanitize(const char *in, char *out, size_t n) {
     size_t j = 0;
     for (const unsigned char *p = (const unsigned char *)in; *p && j + 1 < n; p++) {
         int ok = isalnum(*p) || *p == '.' || *p == '_' || *p == '-';
@@ -290,11 +287,11 @@ static int add_axis(qat_sweep *sw, yaml_document_t *doc, const char *key, yaml_n
         }
         if (!rc) {
             char lab[QAT_NAME_MAX], both[QAT_NAME_MAX + 64];
-            if (!*raw) snprintf(both, sizeof both, "%s_empty", last_component(key));
-            else if (numeric_like(raw)) snprintf(both, sizeof both, "%s%s", last_component(key), raw);
+            if (!*raw) snprintf(both, sizeof both, "%s_empty", qat_config_key_leaf(key));
+            else if (numeric_like(raw)) snprintf(both, sizeof both, "%s%s", qat_config_key_leaf(key), raw);
             else snprintf(both, sizeof both, "%s", raw);
-            sanitize(both, lab, 48);
-            if (!*lab) snprintf(lab, sizeof lab, "%s", last_component(key)); /* nothing readable: numbered below */
+            qat_sweep_sanitize(both, lab, 48);
+            if (!*lab) snprintf(lab, sizeof lab, "%s", qat_config_key_leaf(key)); /* nothing readable: numbered below */
             ax->label[j] = qat_xstrdup(lab);
         }
         free(raw);
@@ -421,7 +418,7 @@ static void make_names(qat_sweep *sw) {
             n += (size_t)snprintf(full + n, sizeof full - n, "%s%s", n ? "-" : "", sw->axes[a].label[qat_sweep_run_value(sw, r, a)]);
         if (sw->n_seeds && n < sizeof full)
             snprintf(full + n, sizeof full - n, "%sseed%llu", n ? "-" : "", (unsigned long long)qat_sweep_run_seed(sw, r));
-        sanitize(full, safe, sizeof safe);
+        qat_sweep_sanitize(full, safe, sizeof safe);
         if (strlen(safe) > QAT_NAME_MAX - 1 - 24)
             snprintf(safe + QAT_NAME_MAX - 1 - 24 - 17, 18, "-%016llx", (unsigned long long)fnv1a(full));
         char *name = qat_xstrdup(safe);
@@ -680,148 +677,4 @@ int qat_sweep_run_config(const qat_sweep *sw, int run, qat_config *cfg) {
     }
     free(sets);
     return rc;
-}
-
-/* ---------------------------------------------------------------- shards */
-
-int qat_sweep_parse_shard(const char *text, int *index, int *count) {
-    char *end;
-    errno = 0;
-    long i = strtol(text, &end, 10);
-    if (end == text || *end != '/' || !isdigit((unsigned char)*text)) goto bad;
-    const char *s = end + 1;
-    if (!isdigit((unsigned char)*s)) goto bad;
-    long n = strtol(s, &end, 10);
-    if (*end || errno || n < 1 || n > QAT_SWEEP_MAX_RUNS || i < 0 || i >= n) goto bad;
-    *index = (int)i;
-    *count = (int)n;
-    return QAT_OK;
-bad:
-    return qat_fail(QAT_EINPUT, "--shard '%s': expected I/N with 0 <= I < N, e.g. --shard 0/4", text);
-}
-
-int qat_sweep_in_shard(int run, int index, int count) { return run % count == index; }
-
-/* ------------------------------------------------------------- jobs auto */
-
-qat_sweep_pick qat_sweep_auto_jobs(int cores, int64_t largest_n, int runs, int sweep_threads, int *jobs, int *threads) {
-    if (cores < 1) cores = 1;
-    int most = runs > 1 ? runs : 1; /* never more workers than runs to train */
-    if (sweep_threads > 0) {
-        int j = cores / sweep_threads;
-        *jobs = j < 1 ? 1 : j < most ? j : most;
-        *threads = 0;
-        return QAT_SWEEP_PICK_SWEEP_THREADS;
-    }
-    *jobs = 1;
-    *threads = cores;
-    if (cores == 1) return QAT_SWEEP_PICK_ONE_CORE;
-    if (runs <= 1) return QAT_SWEEP_PICK_ONE_RUN;
-    if (largest_n > QAT_SWEEP_SIDE_BY_SIDE_MAX_N) return QAT_SWEEP_PICK_ALL_CORES;
-    *jobs = cores < most ? cores : most;
-    *threads = 1;
-    return QAT_SWEEP_PICK_SIDE_BY_SIDE;
-}
-
-/* ------------------------------------------------------------------ slurm */
-
-/* 'text' for bash: single quotes, with each ' written as '\''. */
-static void put_quoted(FILE *f, const char *s) {
-    fputc('\'', f);
-    for (; *s; s++) {
-        if (*s == '\'') fputs("'\\''", f);
-        else fputc(*s, f);
-    }
-    fputc('\'', f);
-}
-
-/* The CPUs one array task asks for (--cpus-per-task), from the runs' `threads`
- * and the runs a task trains at once (jobs). When the sweep fixes threads (base
- * or grid), a task needs jobs × the largest of them. When it does not, threads 0
- * means "every core of the machine a run lands on", which is no quantity Slurm
- * can be asked for: the submitting host says nothing about the compute nodes, and
- * a whole node per task would serialise the array. A scaling-law sweep has many
- * small runs whose parallelism is the array itself, so a task asks for one CPU
- * per concurrent run; the sweep divides SLURM_CPUS_PER_TASK among its runs, so
- * raising --cpus-per-task in the script gives each run more threads. A grid
- * value threads 0 is refused, naming where it is written. */
-static int slurm_cpus(const qat_sweep *sw, int jobs, int *cpus, int *fixed) {
-    int most = sw->base.threads, in_grid = 0;
-    for (int a = 0; a < sw->n_axes; a++)
-        for (int j = 0; j < sw->axes[a].n; j++) {
-            const char *v[2] = {sw->axes[a].set[j], sw->axes[a].implied[j]};
-            for (int k = 0; k < 2; k++) {
-                if (!v[k] || strncmp(v[k], "threads=", 8)) continue;
-                int t = atoi(v[k] + 8);
-                if (t <= 0)
-                    return qat_fail(QAT_EINPUT, "%s:%d:%d: threads %s (every core) cannot be asked of Slurm; "
-                                    "give each run a thread count, or leave threads out of the sweep",
-                                    sw->path, sw->axes[a].vline[j], sw->axes[a].vcol[j], v[k] + 8);
-                if (!in_grid || t > most) most = t;
-                in_grid = 1;
-            }
-        }
-    *fixed = most > 0;
-    *cpus = (jobs > 0 ? jobs : 1) * (most > 0 ? most : 1);
-    return QAT_OK;
-}
-
-int qat_sweep_write_slurm(const qat_sweep *sw, const char *file, const char *qat_bin, const char *sweep_abs,
-                          const char *workdir, int shards, int jobs) {
-    if (shards <= 0 || shards > sw->n_runs) shards = sw->n_runs;
-    int cpus = 1, fixed = 0;
-    QAT_TRY(slurm_cpus(sw, jobs, &cpus, &fixed));
-    int at_once = jobs > 0 ? jobs : 1;
-    /* like every output (core/fsutil.h): never over the sweep file or a device, atomically */
-    qat_out o;
-    const char *inputs[2] = {sw->path, sw->base_path[0] ? sw->base_path : NULL};
-    QAT_TRY(qat_out_begin(&o, file, 0, inputs, 2));
-    FILE *f = qat_out_stream(&o);
-    char stem[64];
-    const char *b = strrchr(sw->path, '/');
-    sanitize(b ? b + 1 : sw->path, stem, sizeof stem);
-    char *dot = strrchr(stem, '.');
-    if (dot && dot != stem) *dot = 0;
-    /* Slurm does not create the --output directory; this path is made by the
-     * caller before submission (qat sweep --emit-slurm creates OUT/.sweep). */
-    char logdir[2 * QAT_PATH_MAX + 16];
-    if (sw->out[0] == '/') snprintf(logdir, sizeof logdir, "%s/.sweep", sw->out);
-    else snprintf(logdir, sizeof logdir, "%s/%s/.sweep", workdir, sw->out);
-    fprintf(f, "#!/bin/bash\n");
-    fprintf(f, "# Slurm job array for the qat sweep %s: %d runs in %d shards, written by\n", sweep_abs, sw->n_runs, shards);
-    fprintf(f, "# `qat sweep --emit-slurm`. Submit with `sbatch %s`. Task t runs the runs whose\n", file);
-    fprintf(f, "# index %% %d == t; finished runs are skipped and interrupted ones resumed, so\n", shards);
-    fprintf(f, "# resubmitting the same array completes only what is missing.\n");
-    if (fixed)
-        fprintf(f, "# CPUs: a task trains %d run(s) at a time, each with the threads the sweep\n"
-                   "# gives it (at most %d), so it asks for %d.\n", at_once, cpus / at_once, cpus);
-    else if (jobs > 0)
-        fprintf(f, "# CPUs: the sweep leaves threads to the machine (threads 0), which Slurm cannot\n"
-                   "# be asked for, so a task asks for one CPU per run it trains at once (%d).\n"
-                   "# Each run gets --cpus-per-task / %d threads: raise --cpus-per-task to give\n"
-                   "# runs more, or set threads in the sweep.\n", at_once, at_once);
-    else
-        fprintf(f, "# CPUs: the sweep leaves threads to the machine (threads 0), which Slurm cannot\n"
-                   "# be asked for, so a task asks for one CPU. Without --jobs a task splits the\n"
-                   "# CPUs it gets between runs at once and threads by the size of its models\n"
-                   "# (qat sweep --jobs auto, docs/cli.md): raise --cpus-per-task to give it more,\n"
-                   "# or set threads in the sweep.\n");
-    fprintf(f, "# Add your site's options (--time, --partition, --mem) below.\n");
-    fprintf(f, "#SBATCH --job-name=qat-%s\n", stem);
-    fprintf(f, "#SBATCH --array=0-%d\n", shards - 1);
-    fprintf(f, "#SBATCH --ntasks=1\n");
-    fprintf(f, "#SBATCH --cpus-per-task=%d\n", cpus);
-    fprintf(f, "#SBATCH --output=%s/slurm-%%A_%%a.log\n", logdir);
-    if (shards > 1000) fprintf(f, "# Note: many clusters cap arrays at MaxArraySize (often 1001); use --shards K to emit fewer tasks.\n");
-    fprintf(f, "set -euo pipefail\n");
-    fprintf(f, "cd ");
-    put_quoted(f, workdir);
-    fprintf(f, "\nexec ");
-    put_quoted(f, qat_bin);
-    fprintf(f, " sweep ");
-    put_quoted(f, sweep_abs);
-    fprintf(f, " --shard \"${SLURM_ARRAY_TASK_ID}/%d\"", shards);
-    if (jobs > 0) fprintf(f, " --jobs %d", jobs);
-    fprintf(f, "\n");
-    return qat_out_commit(&o);
 }

@@ -1,5 +1,6 @@
 /*
- * train/sweep.h — a sweep file (docs/config.md) expanded into its runs.
+ * sweep/sweep.h — a sweep file (docs/config.md) expanded into its runs (expand.c),
+ * and how those runs are divided (split.c).
  *
  * A sweep is one base run config, a grid of dotted keys each with a list of
  * values, and optional repeat seeds. Its runs are the cartesian product of the
@@ -11,16 +12,18 @@
  *
  * This half is pure: it parses, checks and names, and never touches the run
  * directories, so the expansion is unit-testable without launching anything.
- * Execution (workers, skip/resume, progress, summary) lives in sweep_cli.c.
+ * Execution (workers, skip/resume, progress) lives in pool.c, the command in
+ * sweep_cli.c, the Slurm script in slurm.c.
  *
  * Every mistake in the sweep file is reported as SWEEP:LINE:COL with the
  * nearest valid key: the inline base is applied as a node of the sweep's own
  * YAML document (qat_config_load_node), and each grid value is tried on the base
  * as an override whose message is moved to the grid entry's position.
  */
-#ifndef QAT_TRAIN_SWEEP_H
-#define QAT_TRAIN_SWEEP_H
+#ifndef QAT_SWEEP_SWEEP_H
+#define QAT_SWEEP_SWEEP_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/config.h"
@@ -82,6 +85,11 @@ int qat_sweep_run_sets(const qat_sweep *sw, int run, const char **sets, int max)
  * base line that caused it (SWEEP:LINE:COL). */
 int qat_sweep_run_config(const qat_sweep *sw, int run, qat_config *cfg);
 
+/* `in` made safe for a directory and a shell, into out[0..n): [A-Za-z0-9._-]
+ * kept, any other run of characters one '_', no leading '.' (run names, the
+ * Slurm job name). */
+void qat_sweep_sanitize(const char *in, char *out, size_t n);
+
 /* "I/N" with 0 <= I < N; QAT_EINPUT otherwise. */
 int qat_sweep_parse_shard(const char *text, int *index, int *count);
 /* Run `run` belongs to shard index/count: run % count == index. */
@@ -115,14 +123,5 @@ typedef enum {
  * `cores`). Sets *jobs (runs at once, 1 <= *jobs <= max(1, runs)) and *threads
  * (per run; 0 = leave each run's own threads). */
 qat_sweep_pick qat_sweep_auto_jobs(int cores, int64_t largest_n, int runs, int sweep_threads, int *jobs, int *threads);
-
-/* Write a Slurm job-array script: task t of `shards` runs
- *   cd WORKDIR && QAT_BIN sweep SWEEP_ABS --shard t/shards [--jobs jobs]
- * (jobs <= 0: not passed). shards <= 0 means one shard per run. Paths should be
- * absolute; they are single-quoted for bash. Each task asks for
- * --cpus-per-task = max(1, jobs) × the runs' largest `threads`, or × 1 when the
- * sweep leaves threads at 0 (every core); a grid value threads 0 is QAT_EINPUT. */
-int qat_sweep_write_slurm(const qat_sweep *sw, const char *file, const char *qat_bin, const char *sweep_abs,
-                          const char *workdir, int shards, int jobs);
 
 #endif
