@@ -30,8 +30,8 @@ const char *qat_cpu_kernels_name(int level) {
     return level >= QAT_KERNELS_AVX512_BF16 ? "avx512+bf16" : level >= QAT_KERNELS_AVX512 ? "avx512" : "generic";
 }
 
-/* What the CPU can run, from cpuid alone. */
-static int cpu_level(void) {
+/* What the CPU can run, from cpuid alone (a native build never asks: unused there). */
+static __attribute__((unused)) int cpu_level(void) {
 #if QAT_CPU_X86
     __builtin_cpu_init();
     if (!(__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
