@@ -1,6 +1,7 @@
 /*
  * tests/test_compress_quantizer.c — quantizer.h on hand-built tensors: every
- * backward rule against its known mask, Hadamard forward/backward against a
+ * backward rule against its known mask (trust's cut at int2 against STE's pass-through
+ * included), Hadamard forward/backward against a
  * direct computation, LSQ forward and gradients against hand-computed values,
  * PV with τ = 1 equal to STE bit for bit over simulated SGD steps, PV's top-τ
  * rule, noise determinism, state round trips and the rejected combinations.
@@ -97,6 +98,61 @@ static void test_trust_and_ste_and_clip(void **state) {
     for (int i = 0; i < 4; i++) assert_true(m2[i] == (fabs(y2[i] - x2[i]) <= 0.2 * rms ? 1.0f : 0.0f));
     assert_true(m2[0] == 0.0f); /* 0.1 → 1.579: far outside */
     qat_quantizer_free(q);
+}
+
+/* QuEST's trust rule at the setting its headline comparison trains (int2, W = A, no rotation,
+ * the default T = half a step): on Gaussian rows with outliers, the gradient is cut exactly where
+ * |q(x) − x| > T·RMS_row and passed unchanged elsewhere, through both the adding and the storing
+ * backward; some elements are cut, so trust's gradient differs from STE's on the same input.
+ * This is the mechanism a training run can only show as a small, noisy loss difference. */
+static void test_trust_masks_int2_where_ste_passes(void **state) {
+    (void)state;
+    enum { R = 4, C = 64 };
+    static float x[R * C], y[R * C], yste[R * C], gy[R * C], gx[R * C], gste[R * C];
+    for (int i = 0; i < R * C; i++) {
+        x[i] = (float)qat_normal_at(21, (uint64_t)i) * (i % 17 == 5 ? 4.0f : 1.0f); /* some far outliers */
+        gy[i] = 1.0f + (float)(i % 7);
+    }
+    for (int is_weight = 0; is_weight < 2; is_weight++)
+        for (int store = 0; store < 2; store++) {
+            qat_compress_side s = make_side("int2", "trust", 0);
+            qat_quantizer *q = make(&s, is_weight, R, C, 1);
+            assert_string_equal(qat_quantizer_estimator(q), "trust");
+            for (int i = 0; i < R * C; i++) gx[i] = store ? NAN : 0.5f; /* a stored gx never reads its old value */
+            qat_quantizer_forward(q, x, y, R, 0);
+            qat_quantizer_backward_into(q, gy, gx, R, store);
+            qat_quantizer_free(q);
+            s = make_side("int2", "ste", 0);
+            q = make(&s, is_weight, R, C, 1);
+            for (int i = 0; i < R * C; i++) gste[i] = store ? NAN : 0.5f;
+            qat_quantizer_forward(q, x, yste, R, 0);
+            qat_quantizer_backward_into(q, gy, gste, R, store);
+            qat_quantizer_free(q);
+            int cut = 0, differ = 0;
+            for (int r = 0; r < R; r++) {
+                double ss = 0;
+                for (int c = 0; c < C; c++) ss += (double)x[r * C + c] * x[r * C + c];
+                double thr = QAT_INT_ALPHA[2] / 3.0 * sqrt(ss / C); /* half the int2 step, 4 levels */
+                for (int c = 0; c < C; c++) {
+                    int i = r * C + c;
+                    double err = fabs((double)y[i] - x[i]);
+                    assert_true(y[i] == yste[i]); /* the estimator changes the backward only */
+                    float base = store ? 0.0f : 0.5f;
+                    if (fabs(err - thr) < 1e-6 * thr) continue; /* on the boundary: either is right */
+                    float want = err <= thr ? base + gy[i] : base;
+                    if (gx[i] != want)
+                        fail_msg("%s store=%d: element %d (x %.4f, |q-x| %.4f, T·rms %.4f) got gradient %g, want %g",
+                                 is_weight ? "weights" : "activations", store, i, x[i], err, thr, gx[i], want);
+                    assert_true(gste[i] == base + gy[i]); /* STE passes everything */
+                    cut += err > thr;
+                    differ += gx[i] != gste[i];
+                }
+            }
+            print_message("      int2 trust (%s, %s): %d of %d gradients cut\n", is_weight ? "weights" : "activations",
+                          store ? "store" : "add", cut, R * C);
+            assert_true(cut >= 8); /* 13 here, mostly the ×4 outliers: the check cannot pass vacuously */
+            assert_int_equal(differ, cut);
+        }
 }
 
 static void test_sparse_masked_segments_and_nm(void **state) {
@@ -196,6 +252,7 @@ static void test_hadamard_forward_backward(void **state) {
         for (int64_t c = 0; c < cols; c++) assert_true(fabsf(gx[r * cols + c] - 0.25f - g[c]) < 1e-5f);
     }
     print_message("      int3+H64 trust: %d of %d masked\n", masked, (int)(rows * cols));
+    assert_true(masked > 0); /* else the check above could not tell a mask from none */
     qat_quantizer_free(q);
 
     /* fp32 with Hadamard: forward rotates, backward rotates back (not the identity) */
@@ -443,6 +500,7 @@ static void test_rejected_combinations(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_trust_and_ste_and_clip),
+        cmocka_unit_test(test_trust_masks_int2_where_ste_passes),
         cmocka_unit_test(test_sparse_masked_segments_and_nm),
         cmocka_unit_test(test_rbbm),
         cmocka_unit_test(test_hadamard_forward_backward),

@@ -3,7 +3,7 @@
  * a checkpoint evaluated under formats other than the ones it was trained
  * with. Two tiny models are trained (fp32 and W2A2, a second each); then an
  * override that restates the trained formats changes nothing, the fp32 model
- * read through int2 loses more than read as trained, the int2 model read as
+ * read through int1 loses more than read as trained, the int2 model read as
  * fp32 gives another number than as trained, a bad format exits 2 naming it,
  * and a 257th --set exits 2 saying the limit (eval, grads and train alike).
  * --tokens that is not a whole number >= 1 exits 2 naming it (0 and -1 meant
@@ -58,11 +58,14 @@ static void test_eval_as_other_formats(void **state) {
     double f32 = eval_as("f32", NULL, NULL), w2 = eval_as("w2a2", NULL, NULL);
     assert_true(eval_as("f32", "fp32", "fp32") == f32);
     assert_true(eval_as("w2a2", "int2", "int2") == w2);
-    /* the fp32 weights through a 2-bit forward lose more than read as trained */
-    double f32_as_int2 = eval_as("f32", "int2", "int2");
-    printf("  fp32 model: as fp32 %.6f, as int2 %.6f; int2 model: as int2 %.6f, as fp32 %.6f\n", f32, f32_as_int2, w2,
+    /* the fp32 weights through a 1-bit forward lose more than read as trained. Measured over
+     * seeds 0-9 (threads 1 and 2 give the same bits at this size): +0.113 mean, sd 0.021, so
+     * 0.02 is 4.4 sd below the mean (false failure p < 1e-5). Through int2 the loss was only
+     * +0.013 ± 0.007 worse, too close to a 1e-3 threshold (p ≈ 0.03) to assert on any machine. */
+    double f32_as_int1 = eval_as("f32", "int1", "int1");
+    printf("  fp32 model: as fp32 %.6f, as int1 %.6f; int2 model: as int2 %.6f, as fp32 %.6f\n", f32, f32_as_int1, w2,
            eval_as("w2a2", "fp32", "fp32"));
-    assert_true(f32_as_int2 > f32 + 1e-3);
+    assert_true(f32_as_int1 > f32 + 0.02);
     /* the int2 model read without its quantizer is another model */
     assert_true(eval_as("w2a2", "fp32", "fp32") != w2);
     /* the sentence names the formats it evaluated with */

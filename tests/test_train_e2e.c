@@ -10,8 +10,10 @@
  *  - A run whose loss becomes non-finite ends with status `diverged` and keeps
  *    its last good checkpoint.
  *  - It learns: validation loss well below the corpus' unigram entropy, and a
- *    larger preset at the same tokens per parameter ends lower.
- *  - At int2 W = A on an unrotated grid, trust ends below STE for three seeds.
+ *    larger preset at the same tokens per parameter ends lower (thresholds from
+ *    measured seed and thread spread; false-failure probability below 1/1000).
+ *  - At int2 W = A on an unrotated grid, trust cuts the gradient of the weights
+ *    past the clip and STE does not (`qat grads`, deterministic).
  */
 #include <fcntl.h>
 #include <math.h>
@@ -709,6 +711,27 @@ static void test_grads_file_and_compare(void **state) {
 
 /* ---- learning ---------------------------------------------------------------- */
 
+/* The learning tests assert only what no CPU, thread count or compiler can plausibly move: a
+ * run's last bits depend on all three (docs/model.md), and training grows them into losses that
+ * differ like another seed's. Each threshold below is set from losses measured over several seeds
+ * at both 1 and 2 threads per run, so that a false failure has probability below 1/1000 under a
+ * normal model with the measured sd. Small effects (trust against STE on one grid) are checked
+ * deterministically instead: test_trust_cuts_gradients_that_ste_passes here, and
+ * test_compress_quantizer's mask tests. */
+
+/* Threads per training for the k-th run of a learning test: QAT_TEST_THREADS when set (to run
+ * the whole suite at one count), else 1 for even k and 2 for odd k, so every suite run trains at
+ * both counts. */
+static int learn_threads(int k) {
+    const char *e = getenv("QAT_TEST_THREADS");
+    if (e && *e) {
+        int t = atoi(e);
+        if (t < 1 || t > 64) fail_msg("QAT_TEST_THREADS=%s: expected an integer 1..64", e);
+        return t;
+    }
+    return 1 + k % 2;
+}
+
 static double final_val(const char *out, const char *name) {
     char p[700];
     snprintf(p, sizeof p, "%s/%s/run.h5", out, name);
@@ -721,8 +744,7 @@ static double final_val(const char *out, const char *name) {
 /* The learning tests' runs: experiments/common.yaml's optimizer and evaluation (4096 tokens
  * per step, one evaluation on 131072 held-out tokens) on the synthetic corpus, where the
  * thresholds below were measured (common.yaml itself now uses the English corpus), plus
- * `extra`; writes TAG.yaml in the
- * test's directory and names the output directory TAG beside it. */
+ * `extra`; writes TAG.yaml in the test's directory and names the output directory TAG beside it. */
 static void learning_config(const char *tag, const char *budget, const char *extra, char cfg[512], char out[512]) {
     char text[1024];
     snprintf(text, sizeof text,
@@ -735,60 +757,114 @@ static void learning_config(const char *tag, const char *budget, const char *ext
     snprintf(out, 512, "%s/%s", g_tmp, tag);
 }
 
+/* It learns, and a larger model learns more: s1 and s3 at 8 tokens per parameter, seed 0, s1
+ * with learn_threads(0) and s3 with learn_threads(1).
+ *
+ * Measured on an Intel Xeon (gcc 12, release build), validation loss in nats/token:
+ *   s1 at 1 thread, seeds 0-3: 5.0193 5.0154 5.0105 5.0251 (mean 5.0176, sd 0.0062);
+ *      at 2 threads seeds 0-1 give the same 4 digits;
+ *   s3 at 2 threads, seeds 0-3: 4.4873 4.4859 4.4763 4.4782 (mean 4.4819, sd 0.0055);
+ *      at 1 thread seed 0 gives the same 4 digits (4.4873);
+ *   s1 − s3 per seed: 0.5320 0.5295 0.5342 0.5469 (mean 0.5357, sd 0.0077).
+ * A machine, thread count or compiler moves a run like another seed does, so the sd over seeds
+ * is the spread a single run has anywhere. Thresholds:
+ *   s3 < 4.55 (unigram − 0.66): z = (4.55 − 4.4819) / 0.0055 = 12.4;
+ *   s1 − s3 > 0.45: z = (0.5357 − 0.45) / 0.0083 = 10.4, with the unpaired sd
+ *     sqrt(0.0062² + 0.0055²) = 0.0083 since the two runs differ in thread count.
+ * Each false-failure probability is below 1e-24 under a normal model; even an sd three times
+ * the measured one (n = 4 estimates it loosely) leaves z > 3.4, p < 4e-4. The tokens (854K for
+ * s3, about 215K for s1) keep the test under a minute of CPU. */
+#define LEARN_S3_MAX 4.55      /* s3's validation loss must end below this (nats/token) */
+#define LEARN_S3_BELOW_S1 0.45 /* and this far below s1's */
 static void test_learns_and_scales(void **state) {
     (void)state;
-    char cfg[512], out[512];
-    learning_config("learn", "tokens_per_param: 8", "threads: 2\n", cfg, out);
-    assert_int_equal(run((char *[]){"train", cfg, "--out", out, "--quiet", "--set", "name=s1", "--set", "model.preset=s1", NULL}), 0);
-    assert_int_equal(run((char *[]){"train", cfg, "--out", out, "--quiet", "--set", "name=s3", "--set", "model.preset=s3", NULL}), 0);
+    char cfg[512], out[512], th1[32], th3[32];
+    learning_config("learn", "tokens_per_param: 8", "", cfg, out);
+    snprintf(th1, sizeof th1, "threads=%d", learn_threads(0));
+    snprintf(th3, sizeof th3, "threads=%d", learn_threads(1));
+    assert_int_equal(run((char *[]){"train", cfg, "--out", out, "--quiet", "--set", "name=s1", "--set", "model.preset=s1",
+                                    "--set", th1, NULL}), 0);
+    assert_int_equal(run((char *[]){"train", cfg, "--out", out, "--quiet", "--set", "name=s3", "--set", "model.preset=s3",
+                                    "--set", th3, NULL}), 0);
     double v1 = final_val(out, "s1"), v3 = final_val(out, "s3");
     const double unigram = 5.2148; /* the synthetic corpus; data tests pin this value */
-    printf("  s1 val %.4f, s3 val %.4f (unigram %.4f)\n", v1, v3, unigram);
-    assert_true(v3 < unigram - 0.5);
-    assert_true(v3 < v1 - 0.05);
+    printf("  s1 val %.4f (%s), s3 val %.4f (%s); unigram %.4f; s1 - s3 %+.4f\n", v1, th1, v3, th3, unigram, v1 - v3);
+    if (!(v3 < LEARN_S3_MAX)) fail_msg("s3 ends at %.4f, not below %.2f: it stopped learning", v3, LEARN_S3_MAX);
+    if (!(v1 - v3 > LEARN_S3_BELOW_S1))
+        fail_msg("s3 ends only %.4f below s1 (at least %.2f expected): a larger model stopped learning more", v1 - v3,
+                 LEARN_S3_BELOW_S1);
 }
 
-/* QuEST's claim that trust beats STE: on the same unrotated int2 grid (weights and
- * activations), the trust estimator ends below STE at equal seed and budget. This runs on the
- * synthetic corpus (s3, 2M tokens, one thread per run), where the margins were measured over
- * 12 paired seeds: trust lower by 0.0021, 0.0085, 0.0077 at seeds 0-2. (experiments/a-estimators
- * now measures the same pairs on English text, where the gap is 0.007.) If the trust mask
- * stopped masking, trust would equal STE and this would fail. */
-static void test_trust_beats_ste_at_int2(void **state) {
+/* Gradients of one HDF5 dataset of a `qat grads` file (n floats, malloc'd). */
+static float *read_grads(const char *path, const char *name, int64_t *n) {
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(f >= 0);
+    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+    if (d < 0) fail_msg("%s has no %s", path, name);
+    hid_t sp = H5Dget_space(d);
+    hssize_t cnt = H5Sget_simple_extent_npoints(sp);
+    assert_true(cnt > 0);
+    float *v = malloc((size_t)cnt * sizeof(float));
+    assert_true(H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0);
+    H5Sclose(sp);
+    H5Dclose(d);
+    H5Fclose(f);
+    *n = (int64_t)cnt;
+    return v;
+}
+
+/* Trust is not STE, through the whole binary: `qat grads` of the same fresh model and batch at
+ * int2 W = A without rotation gives the same loss under both (the estimator is a backward rule),
+ * STE twice gives the same gradients bit for bit, and trust gives zero gradient to the weights
+ * past the clip (about 4.6% of a Gaussian row lies beyond 2 RMS) where STE passes a gradient to
+ * every one. Deterministic: it fails if the config stopped reaching the estimator or the mask
+ * stopped masking, on any machine. (It replaces a training test that asserted trust ends below
+ * STE here, a 0.005-nat effect with per-seed sd 0.003 that failed on other CPUs.) */
+static void test_trust_cuts_gradients_that_ste_passes(void **state) {
     (void)state;
-    char cfg[512], out[512];
-    learning_config("int2", "tokens: 2e6",
-                    "threads: 1\n"
-                    "compress:\n"
-                    "  weights: {format: int2, hadamard: 0}\n"
-                    "  activations: {format: int2, hadamard: 0}\n",
-                    cfg, out);
-    double sum = 0;
-    for (int seed = 0; seed < 3; seed++) {
-        char name[2][64], seed_set[32], est[2][2][64];
-        const char *ests[2] = {"ste", "trust"};
-        pid_t pid[2];
-        snprintf(seed_set, sizeof seed_set, "seed=%d", seed);
-        for (int e = 0; e < 2; e++) { /* the pair runs side by side, one thread each */
-            snprintf(name[e], sizeof name[e], "name=%s-%d", ests[e], seed);
-            snprintf(est[e][0], sizeof est[e][0], "compress.weights.estimator=%s", ests[e]);
-            snprintf(est[e][1], sizeof est[e][1], "compress.activations.estimator=%s", ests[e]);
-            pid[e] = spawn((char *[]){"train", cfg, "--out", out, "--quiet", "--set", name[e], "--set", seed_set,
-                                      "--set", "model.preset=s3", "--set", est[e][0], "--set", est[e][1], NULL});
-        }
-        assert_int_equal(wait_rc(pid[0]), 0);
-        assert_int_equal(wait_rc(pid[1]), 0);
-        double v[2];
-        for (int e = 0; e < 2; e++) v[e] = final_val(out, name[e] + strlen("name="));
-        printf("  seed %d: int2 W=A without rotation: STE %.4f, trust %.4f (trust - STE %+.4f)\n", seed, v[0], v[1],
-               v[1] - v[0]);
-        assert_true(v[1] < v[0]);
-        sum += v[1] - v[0];
+    char cfg[512], path[3][600];
+    snprintf(cfg, sizeof cfg, "%s/g.yaml", g_tmp);
+    write_file(cfg, "threads: 1\nmodel: {preset: s1, seq_len: 32}\ntrain: {batch_tokens: 256}\n"
+                    "compress:\n  weights: {format: int2, hadamard: 0}\n  activations: {format: int2, hadamard: 0}\n");
+    const char *est[3] = {"ste", "trust", "ste"};
+    for (int k = 0; k < 3; k++) {
+        char w[64], a[64];
+        snprintf(path[k], sizeof path[k], "%s/g%d.h5", g_tmp, k);
+        snprintf(w, sizeof w, "compress.weights.estimator=%s", est[k]);
+        snprintf(a, sizeof a, "compress.activations.estimator=%s", est[k]);
+        int rc = run((char *[]){"grads", cfg, "--out", path[k], "--set", w, "--set", a, NULL});
+        if (rc) fail_msg("qat grads (%s) exit %d: %s", est[k], rc, g_err);
     }
-    /* Over 12 seeds the paired difference is -0.0053 with sd 0.0029. If the two rules tied, a
-     * three-seed mean below -0.0025 (1.5 standard errors) with every seed negative would
-     * happen less than 7% of the time. */
-    assert_true(sum / 3 < -0.0025);
+    double loss[3];
+    for (int k = 0; k < 3; k++) {
+        hid_t f = H5Fopen(path[k], H5F_ACC_RDONLY, H5P_DEFAULT);
+        assert_true(f >= 0);
+        loss[k] = read_scalar(f, "loss");
+        H5Fclose(f);
+    }
+    assert_memory_equal(&loss[0], &loss[1], sizeof(double));
+    assert_memory_equal(&loss[0], &loss[2], sizeof(double));
+    static const char *const names[] = {"grads/model.layers.0.self_attn.q_proj.weight",
+                                        "grads/model.layers.1.mlp.down_proj.weight"};
+    for (size_t t = 0; t < sizeof names / sizeof *names; t++) {
+        int64_t n[3];
+        float *g[3];
+        for (int k = 0; k < 3; k++) g[k] = read_grads(path[k], names[t], &n[k]);
+        assert_true(n[0] == n[1] && n[0] == n[2]);
+        assert_memory_equal(g[0], g[2], (size_t)n[0] * sizeof(float)); /* STE is deterministic */
+        int64_t zero_ste = 0, zero_trust = 0, differ = 0;
+        for (int64_t i = 0; i < n[0]; i++) {
+            zero_ste += g[0][i] == 0.0f;
+            zero_trust += g[1][i] == 0.0f;
+            differ += g[0][i] != g[1][i];
+        }
+        printf("  %s: %lld elements; zero gradient under STE %lld, under trust %lld; %lld differ\n", names[t] + 6,
+               (long long)n[0], (long long)zero_ste, (long long)zero_trust, (long long)differ);
+        assert_int_equal(zero_ste, 0);
+        assert_true(zero_trust >= n[0] / 100); /* the weights past the clip get none */
+        assert_true(differ >= zero_trust);
+        for (int k = 0; k < 3; k++) free(g[k]);
+    }
 }
 
 int main(void) {
@@ -804,7 +880,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_io_error_marks_run_failed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_grads_file_and_compare, setup, teardown),
         cmocka_unit_test_setup_teardown(test_learns_and_scales, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_trust_beats_ste_at_int2, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_trust_cuts_gradients_that_ste_passes, setup, teardown),
     };
     /* QAT_TEST_FILTER=PATTERN runs only the matching tests (cmocka's glob), e.g. while
      * working on one of them; the learning tests take minutes. */
