@@ -364,30 +364,24 @@ int qat_runlog_resume_noted(const char *path, int64_t step, const char *note, co
     return QAT_OK;
 }
 
-int qat_runlog_train(qat_runlog *rl, int64_t step, int64_t tokens, double loss, double lr, double grad_norm,
-                     double time_s) {
+/* Buffer one row of s (ncols values, step first), flushing first when full. */
+static int series_append(qat_runlog *rl, qat_series *s, const double *row) {
     QAT_ASSERT(!rl->finished);
-    qat_series *s = &rl->train;
     if (s->pending == s->cap) QAT_TRY(rl_flush(rl, s));
     int i = s->pending++;
-    s->buf[0][i] = (double)step;
-    s->buf[1][i] = (double)tokens;
-    s->buf[2][i] = loss;
-    s->buf[3][i] = lr;
-    s->buf[4][i] = grad_norm;
-    s->buf[5][i] = time_s;
+    for (int c = 0; c < s->ncols; c++) s->buf[c][i] = row[c];
     return QAT_OK;
 }
 
+int qat_runlog_train(qat_runlog *rl, int64_t step, int64_t tokens, double loss, double lr, double grad_norm,
+                     double time_s) {
+    const double row[N_TRAIN] = {(double)step, (double)tokens, loss, lr, grad_norm, time_s};
+    return series_append(rl, &rl->train, row);
+}
+
 int qat_runlog_eval(qat_runlog *rl, int64_t step, int64_t tokens, double loss) {
-    QAT_ASSERT(!rl->finished);
-    qat_series *s = &rl->eval;
-    if (s->pending == s->cap) QAT_TRY(rl_flush(rl, s));
-    int i = s->pending++;
-    s->buf[0][i] = (double)step;
-    s->buf[1][i] = (double)tokens;
-    s->buf[2][i] = loss;
-    return QAT_OK;
+    const double row[N_EVAL] = {(double)step, (double)tokens, loss};
+    return series_append(rl, &rl->eval, row);
 }
 
 int qat_runlog_flush(qat_runlog *rl) {
