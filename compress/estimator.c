@@ -10,40 +10,15 @@
  * weights only; noise() has no rounding and hence only the STE.
  *
  * The mask-only estimators (trust, clip, masked, rbbm) are a choice of backward
- * mask written by the projection; their hooks are here. Estimators with state
- * have their own file (estimator_lsq.c, estimator_pv.c).
+ * mask written by the projection (their hooks: estimator_mask.c). Estimators with
+ * state have their own file (estimator_lsq.c, estimator_pv.c).
  */
 #include "compress/estimator.h"
 
 #include <string.h>
 
-#include "compress/grid.h"
-#include "compress/quantizer_impl.h"
+#include "compress/estimator_hooks.h"
 #include "core/error.h"
-
-static void trust_proj(qat_quantizer *q) {
-    q->proj.mask = QAT_MASK_TRUST;
-    q->proj.mask_t = q->side.trust > 0 ? q->side.trust : 0;
-}
-
-static void clip_proj(qat_quantizer *q) {
-    q->proj.mask = QAT_MASK_CLIP;
-    q->proj.mask_t = q->side.clip_scale > 0 ? q->side.clip_scale : 1.0;
-}
-
-static void masked_proj(qat_quantizer *q) { q->proj.mask = QAT_MASK_KEPT; }
-
-static int rbbm_check(qat_quantizer *q, int natural_group) {
-    (void)natural_group;
-    if (!(q->side.rbbm_p > 0.0 && q->side.rbbm_p < 0.5))
-        return qat_fail(QAT_EINPUT, "rbbm_p %g is not valid, expected p in (0, 0.5)", q->side.rbbm_p);
-    return QAT_OK;
-}
-
-static void rbbm_proj(qat_quantizer *q) {
-    q->proj.mask = QAT_MASK_RBBM;
-    q->proj.rbbm_z = qat_norm_ppf(0.5 + q->side.rbbm_p);
-}
 
 #define VALUE_FORMATS (QAT_ESTF_COMPOSITE | QAT_ESTF_VQ | QAT_ESTF_GRID | QAT_ESTF_INT)
 #define SPARSE_FORMATS (QAT_ESTF_SPARSE_NM | QAT_ESTF_SPARSE_MAG)
@@ -51,16 +26,16 @@ static void rbbm_proj(qat_quantizer *q) {
 /* Rows in enum order (the order error messages list them in). */
 static const qat_est_hooks TABLE[QAT_EST_COUNT] = {
     [QAT_EST_STE] = {.name = "ste", .formats = QAT_ESTF_ALL},
-    [QAT_EST_CLIP] = {.name = "clip", .formats = QAT_ESTF_COMPOSITE | QAT_ESTF_GRID | QAT_ESTF_INT, .proj = clip_proj},
-    [QAT_EST_TRUST] = {.name = "trust", .formats = VALUE_FORMATS, .proj = trust_proj},
+    [QAT_EST_CLIP] = {.name = "clip", .formats = QAT_ESTF_COMPOSITE | QAT_ESTF_GRID | QAT_ESTF_INT, .proj = qat_clip_proj},
+    [QAT_EST_TRUST] = {.name = "trust", .formats = VALUE_FORMATS, .proj = qat_trust_proj},
     [QAT_EST_LSQ] = {.name = "lsq", .formats = QAT_ESTF_INT, .learns_scale = 1, .nstate = 2,
                      .alloc = qat_lsq_alloc, .release = qat_lsq_release, .project = qat_lsq_forward,
                      .backward = qat_lsq_step_grads, .params = qat_lsq_params, .state = qat_lsq_state},
-    [QAT_EST_RBBM] = {.name = "rbbm", .formats = QAT_ESTF_SPARSE_MAG, .check = rbbm_check, .proj = rbbm_proj},
+    [QAT_EST_RBBM] = {.name = "rbbm", .formats = QAT_ESTF_SPARSE_MAG, .check = qat_rbbm_check, .proj = qat_rbbm_proj},
     [QAT_EST_PV] = {.name = "pv", .formats = SPARSE_FORMATS | VALUE_FORMATS, .weights_only = 1, .nstate = 2,
                     .check = qat_pv_check, .alloc = qat_pv_alloc, .release = qat_pv_release, .forward = qat_pv_forward,
                     .after_step = qat_pv_after_step, .state = qat_pv_state},
-    [QAT_EST_MASKED] = {.name = "masked", .formats = SPARSE_FORMATS, .proj = masked_proj},
+    [QAT_EST_MASKED] = {.name = "masked", .formats = SPARSE_FORMATS, .proj = qat_masked_proj},
 };
 
 const qat_est_hooks *qat_est_hooks_of(qat_est e) { return &TABLE[e]; }

@@ -3,9 +3,9 @@
  * row per estimator with its name, the formats it accepts and its hooks into the
  * quantizer.
  *
- * Adding an estimator is one enum value, one row in estimator.c's table and, when
- * it keeps state, one estimator_NAME.c with its hooks (declared in
- * quantizer_impl.h). The quantizer (quantizer.c) never names an estimator: it
+ * Adding an estimator is one enum value, one row in estimator.c's table and its
+ * hooks: in estimator_mask.c when it only chooses the backward mask, else in its
+ * own estimator_NAME.c (declared in estimator_hooks.h). The quantizer (quantizer.c) never names an estimator: it
  * calls whatever hooks the row has. A rule that has no meaning for a format
  * (rbbm on int4, lsq on vq, pv on activations) is an input error listing the
  * estimators that are valid for that format.
@@ -16,8 +16,9 @@
 #include <stdint.h>
 
 #include "compress/format.h"
-#include "compress/quantizer.h"
 #include "core/config.h"
+
+typedef struct qat_quantizer qat_quantizer; /* quantizer.h; the hooks only pass it on */
 
 typedef enum {
     QAT_EST_STE = 0, /* gradient passes unchanged (sparse: dense STE, pruned weights too) */

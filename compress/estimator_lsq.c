@@ -15,6 +15,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "compress/estimator_hooks.h"
 #include "compress/quantizer_impl.h"
 #include "core/error.h"
 

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "compress/estimator_hooks.h"
 #include "compress/quantizer_impl.h"
 #include "compress/sparse.h"
 #include "core/error.h"

@@ -1,9 +1,9 @@
 /*
  * compress/quantizer_impl.h — the inside of a qat_quantizer, shared by the files
  * that implement it (quantizer.c orchestration, quantizer_rows.c the row passes,
- * estimator.c the table, estimator_lsq.c and estimator_pv.c the stateful hooks).
- * Calls run one way: quantizer.c → estimator table → estimator hooks →
- * quantizer_rows.c.
+ * estimator_mask.c, estimator_lsq.c and estimator_pv.c the hooks of the estimator
+ * table). Calls run one way: quantizer.c → estimator table (estimator.c) →
+ * estimator hooks → quantizer_rows.c.
  * Nothing outside compress/ includes this: the linear op only sees quantizer.h.
  */
 #ifndef QAT_COMPRESS_QUANTIZER_IMPL_H
@@ -14,7 +14,9 @@
 #include "compress/estimator.h"
 #include "compress/format.h"
 #include "compress/project.h"
-#include "compress/quantizer.h"
+#include "core/config.h"
+
+typedef struct qat_quantizer qat_quantizer; /* quantizer.h (not included: no cycle) */
 
 struct qat_quantizer {
     qat_compress_side side; /* the config it was made from */
@@ -57,21 +59,5 @@ struct qat_quantizer {
 void qat_quantizer_rotate(const qat_quantizer *q, const float *x, float *y, int64_t rows);
 /* The full projection of already-rotated rows y in place, masks into q->mask. */
 void qat_quantizer_project(qat_quantizer *q, float *y, int64_t rows);
-
-/* estimator_lsq.c: the hooks of the lsq row (estimator.h). */
-void qat_lsq_alloc(qat_quantizer *q);
-void qat_lsq_release(qat_quantizer *q);
-void qat_lsq_forward(qat_quantizer *q, float *y, int64_t rows);
-void qat_lsq_step_grads(qat_quantizer *q, const float *gy, int64_t rows);
-int64_t qat_lsq_params(qat_quantizer *q, float **value, float **grad);
-void qat_lsq_state(qat_quantizer *q, int i, const char **name, float **data, int64_t *n);
-
-/* estimator_pv.c: the hooks of the pv row. */
-int qat_pv_check(qat_quantizer *q, int natural_group);
-void qat_pv_alloc(qat_quantizer *q);
-void qat_pv_release(qat_quantizer *q);
-void qat_pv_forward(qat_quantizer *q, const float *x, float *y, int64_t rows);
-void qat_pv_after_step(qat_quantizer *q, const float *w);
-void qat_pv_state(qat_quantizer *q, int i, const char **name, float **data, int64_t *n);
 
 #endif
