@@ -31,60 +31,47 @@ typedef struct {
 
 static int is_id(qat_quantizer *q) { return !q || qat_quantizer_is_identity(q); }
 
-/* The two products of the backward on bf16 operands; dy is rounded once. */
-static void linear_backward_bf16(qat_tape *tp, linear_ctx *c, int64_t M, int64_t K, int64_t N, const float *gy) {
-    int fx = 0; /* first writer of dx: the product (or the quantizer backward) stores instead of accumulating */
-    float *gx = qat_grad_all(tp, c->x, &fx), *gW = qat_grad(tp, c->W);
-    if (!gx && !gW) return;
-    uint16_t *gyb = (uint16_t *)qat_arena_alloc(&tp->arena, (size_t)(M * N) * sizeof(uint16_t));
-    qat_to_bf16(gy, gyb, M * N);
-    if (gx) {
-        if (is_id(c->qa)) {
-            qat_gemm_bf16(0, 0, M, K, N, gyb, N, c->Wb, K, gx, K, !fx);
-        } else {
-            float *gxq = qat_tape_reuse(tp, M * K);
-            qat_gemm_bf16(0, 0, M, K, N, gyb, N, c->Wb, K, gxq, K, 0);
-            qat_quantizer_backward_into(c->qa, gxq, gx, M, fx);
-        }
-    }
-    if (gW) {
-        if (is_id(c->qw)) {
-            qat_gemm_bf16(1, 0, N, K, M, gyb, N, c->xb, K, gW, K, 1);
-        } else {
-            float *gWq = qat_tape_reuse(tp, N * K);
-            qat_gemm_bf16(1, 0, N, K, M, gyb, N, c->xb, K, gWq, K, 0);
-            qat_quantizer_backward(c->qw, gWq, gW, N);
-        }
-    }
+/* One product of the backward on the operands as the forward multiplied them:
+ * f32 arrays, or bf16 ones (uint16_t) with f32 accumulation. The precision is
+ * chosen once per product, never per element. */
+static void product(int bf16, int ta, int tb, int64_t m, int64_t n, int64_t k, const void *A, int64_t lda,
+                    const void *B, int64_t ldb, float *C, int64_t ldc, int accumulate) {
+    if (bf16) qat_gemm_bf16(ta, tb, m, n, k, A, lda, B, ldb, C, ldc, accumulate);
+    else qat_gemm(ta, tb, m, n, k, A, lda, B, ldb, C, ldc, accumulate);
 }
 
+/* The two products of the backward, for both precisions: with bf16 operands dy
+ * is rounded once and used by both. */
 static void linear_backward(qat_tape *tp, void *p) {
     linear_ctx *c = p;
     int64_t M = qat_tensor_rows(c->x), K = qat_tensor_cols(c->x), N = c->W->shape[0];
     const float *gy = qat_grad(tp, c->out);
-    if (c->xb) {
-        linear_backward_bf16(tp, c, M, K, N, gy);
-        return;
-    }
+    const int bf16 = c->xb != NULL;
     /* an fp32 input's gradient is the product itself: its first writer stores (no clear) */
     int fx = 0;
-    float *gx = qat_grad_all(tp, c->x, &fx);
+    float *gx = qat_grad_all(tp, c->x, &fx), *gW = qat_grad(tp, c->W);
+    if (!gx && !gW) return;
+    const void *g = gy, *xop = c->xq, *Wop = c->Wq;
+    if (bf16) {
+        uint16_t *gyb = (uint16_t *)qat_arena_alloc(&tp->arena, (size_t)(M * N) * sizeof(uint16_t));
+        qat_to_bf16(gy, gyb, M * N);
+        g = gyb, xop = c->xb, Wop = c->Wb;
+    }
     if (gx) {
         if (is_id(c->qa)) {
-            qat_gemm(0, 0, M, K, N, gy, N, c->Wq, K, gx, K, !fx);
+            product(bf16, 0, 0, M, K, N, g, N, Wop, K, gx, K, !fx);
         } else {
             float *gxq = qat_tape_reuse(tp, M * K);
-            qat_gemm(0, 0, M, K, N, gy, N, c->Wq, K, gxq, K, 0);
+            product(bf16, 0, 0, M, K, N, g, N, Wop, K, gxq, K, 0);
             qat_quantizer_backward_into(c->qa, gxq, gx, M, fx);
         }
     }
-    float *gW = qat_grad(tp, c->W);
     if (gW) {
         if (is_id(c->qw)) {
-            qat_gemm(1, 0, N, K, M, gy, N, c->xq, K, gW, K, 1);
+            product(bf16, 1, 0, N, K, M, g, N, xop, K, gW, K, 1);
         } else {
             float *gWq = qat_tape_reuse(tp, N * K);
-            qat_gemm(1, 0, N, K, M, gy, N, c->xq, K, gWq, K, 0);
+            product(bf16, 1, 0, N, K, M, g, N, xop, K, gWq, K, 0);
             qat_quantizer_backward(c->qw, gWq, gW, N);
         }
     }

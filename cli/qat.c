@@ -12,9 +12,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "compress/capacity_cli.h"
 #include "core/cpu.h"
 #include "data/data_cli.h"
+#include "scaling/capacity_cli.h"
 #include "scaling/fit_cli.h"
 #include "sweep/sweep_cli.h"
 #include "train/train_cli.h"

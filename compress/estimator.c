@@ -1,5 +1,6 @@
 /*
- * compress/estimator.c — the (format, estimator) table of estimator.h.
+ * compress/estimator.c — the estimator table of estimator.h: names, accepted
+ * formats and hooks, one row each; and resolving a side's estimator.
  *
  * Why these pairs: trust and clip need a grid with a step or a clip level (all
  * value formats; for composites the survivors' grid, pruned elements being
@@ -7,35 +8,54 @@
  * is defined by the top-k threshold T_k, so unstructured sparsity only; masked
  * is the sparse baseline; pv keeps codes of a weight tensor between steps, so
  * weights only; noise() has no rounding and hence only the STE.
+ *
+ * The mask-only estimators (trust, clip, masked, rbbm) are a choice of backward
+ * mask written by the projection (their hooks: estimator_mask.c). Estimators with
+ * state have their own file (estimator_lsq.c, estimator_pv.c).
  */
 #include "compress/estimator.h"
 
 #include <string.h>
 
+#include "compress/estimator_hooks.h"
 #include "core/error.h"
 
-static const char *NAMES[] = {"ste", "clip", "trust", "lsq", "rbbm", "pv", "masked"};
+#define VALUE_FORMATS (QAT_ESTF_COMPOSITE | QAT_ESTF_VQ | QAT_ESTF_GRID | QAT_ESTF_INT)
+#define SPARSE_FORMATS (QAT_ESTF_SPARSE_NM | QAT_ESTF_SPARSE_MAG)
 
-const char *qat_est_name(qat_est e) { return NAMES[e]; }
+/* Rows in enum order (the order error messages list them in). */
+static const qat_est_hooks TABLE[QAT_EST_COUNT] = {
+    [QAT_EST_STE] = {.name = "ste", .formats = QAT_ESTF_ALL},
+    [QAT_EST_CLIP] = {.name = "clip", .formats = QAT_ESTF_COMPOSITE | QAT_ESTF_GRID | QAT_ESTF_INT, .proj = qat_clip_proj},
+    [QAT_EST_TRUST] = {.name = "trust", .formats = VALUE_FORMATS, .proj = qat_trust_proj},
+    [QAT_EST_LSQ] = {.name = "lsq", .formats = QAT_ESTF_INT, .learns_scale = 1, .nstate = 2,
+                     .alloc = qat_lsq_alloc, .release = qat_lsq_release, .project = qat_lsq_forward,
+                     .backward = qat_lsq_step_grads, .params = qat_lsq_params, .state = qat_lsq_state},
+    [QAT_EST_RBBM] = {.name = "rbbm", .formats = QAT_ESTF_SPARSE_MAG, .check = qat_rbbm_check, .proj = qat_rbbm_proj},
+    [QAT_EST_PV] = {.name = "pv", .formats = SPARSE_FORMATS | VALUE_FORMATS, .weights_only = 1, .nstate = 2,
+                    .check = qat_pv_check, .alloc = qat_pv_alloc, .release = qat_pv_release, .forward = qat_pv_forward,
+                    .after_step = qat_pv_after_step, .state = qat_pv_state},
+    [QAT_EST_MASKED] = {.name = "masked", .formats = SPARSE_FORMATS, .proj = qat_masked_proj},
+};
+
+const qat_est_hooks *qat_est_hooks_of(qat_est e) { return &TABLE[e]; }
+
+const char *qat_est_name(qat_est e) { return TABLE[e].name; }
+
+/* The format class of f (one QAT_ESTF_* bit). */
+static unsigned format_class(const qat_fmt *f) {
+    if (f->noise || qat_fmt_is_dense(f)) return QAT_ESTF_DENSE;
+    if (f->val == QAT_VAL_NONE) return f->sp == QAT_SP_MAGNITUDE ? QAT_ESTF_SPARSE_MAG : QAT_ESTF_SPARSE_NM;
+    if (f->sp != QAT_SP_NONE) return QAT_ESTF_COMPOSITE;
+    if (f->val == QAT_VAL_VQ) return QAT_ESTF_VQ;
+    return f->val == QAT_VAL_INT ? QAT_ESTF_INT : QAT_ESTF_GRID;
+}
 
 /* Bit set of the estimators valid for f. */
 static unsigned valid_set(const qat_fmt *f, int is_weight) {
-    unsigned s;
-#define B(e) (1u << (e))
-    if (f->noise || qat_fmt_is_dense(f)) return B(QAT_EST_STE);
-    if (f->val == QAT_VAL_NONE) { /* pure sparsity */
-        s = B(QAT_EST_MASKED) | B(QAT_EST_STE) | B(QAT_EST_PV);
-        if (f->sp == QAT_SP_MAGNITUDE) s |= B(QAT_EST_RBBM);
-    } else if (f->sp != QAT_SP_NONE) { /* composite */
-        s = B(QAT_EST_TRUST) | B(QAT_EST_STE) | B(QAT_EST_CLIP) | B(QAT_EST_PV);
-    } else if (f->val == QAT_VAL_VQ) {
-        s = B(QAT_EST_TRUST) | B(QAT_EST_STE) | B(QAT_EST_PV);
-    } else {
-        s = B(QAT_EST_TRUST) | B(QAT_EST_STE) | B(QAT_EST_CLIP) | B(QAT_EST_PV);
-        if (f->val == QAT_VAL_INT) s |= B(QAT_EST_LSQ);
-    }
-    if (!is_weight) s &= ~B(QAT_EST_PV);
-#undef B
+    unsigned cls = format_class(f), s = 0;
+    for (int e = 0; e < QAT_EST_COUNT; e++)
+        if ((TABLE[e].formats & cls) && (is_weight || !TABLE[e].weights_only)) s |= 1u << e;
     return s;
 }
 
@@ -47,10 +67,10 @@ static qat_est default_est(const qat_fmt *f) {
 
 static void list_valid(unsigned set, char *buf, size_t n) {
     buf[0] = 0;
-    for (int e = 0; e <= QAT_EST_MASKED; e++)
+    for (int e = 0; e < QAT_EST_COUNT; e++)
         if (set & (1u << e)) {
             size_t l = strlen(buf);
-            snprintf(buf + l, n - l, "%s%s", l ? ", " : "", NAMES[e]);
+            snprintf(buf + l, n - l, "%s%s", l ? ", " : "", TABLE[e].name);
         }
 }
 
@@ -67,20 +87,20 @@ int qat_est_resolve(const qat_fmt *f, const qat_compress_side *side, int is_weig
         e = !strcmp(scale, "lsq") ? QAT_EST_LSQ : default_est(f);
     } else {
         int found = -1;
-        for (int i = 0; i <= QAT_EST_MASKED; i++)
-            if (!strcmp(name, NAMES[i])) found = i;
+        for (int i = 0; i < QAT_EST_COUNT; i++)
+            if (!strcmp(name, TABLE[i].name)) found = i;
         if (found < 0)
             return qat_fail(QAT_EINPUT, "estimator '%s' is unknown for format '%s', expected one of: %s", name, f->name, valid);
         e = (qat_est)found;
     }
     if (!(set & (1u << e)))
-        return qat_fail(QAT_EINPUT, "estimator '%s' does not apply to %s format '%s', expected one of: %s", NAMES[e],
+        return qat_fail(QAT_EINPUT, "estimator '%s' does not apply to %s format '%s', expected one of: %s", TABLE[e].name,
                         is_weight ? "weight" : "activation", f->name, valid);
-    if (!strcmp(scale, "lsq") && e != QAT_EST_LSQ)
+    if (!strcmp(scale, "lsq") && !TABLE[e].learns_scale)
         return qat_fail(QAT_EINPUT, "scale 'lsq' needs estimator lsq (format '%s'), expected scale rms or absmax with '%s'",
-                        f->name, NAMES[e]);
+                        f->name, TABLE[e].name);
     if (!strcmp(scale, "absmax") &&
-        (f->val == QAT_VAL_VQ || f->val == QAT_VAL_NONE || f->noise || e == QAT_EST_LSQ))
+        (f->val == QAT_VAL_VQ || f->val == QAT_VAL_NONE || f->noise || TABLE[e].learns_scale))
         return qat_fail(QAT_EINPUT, "scale 'absmax' applies to int, ternary and fp4 grids only (format '%s'), expected rms",
                         f->name);
     *out = e;

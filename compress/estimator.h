@@ -1,17 +1,24 @@
 /*
- * compress/estimator.h — backward rules (docs/formats.md "Estimators") and which formats
- * they make sense for.
+ * compress/estimator.h — backward rules (docs/formats.md "Estimators"): one table
+ * row per estimator with its name, the formats it accepts and its hooks into the
+ * quantizer.
  *
- * The table of valid (format, estimator) pairs lives in estimator.c so the
- * quantizer, the config checks and the error messages agree. A rule that has no
- * meaning for a format (rbbm on int4, lsq on vq, pv on activations) is an input
- * error listing the estimators that are valid for that format.
+ * Adding an estimator is one enum value, one row in estimator.c's table and its
+ * hooks: in estimator_mask.c when it only chooses the backward mask, else in its
+ * own estimator_NAME.c (declared in estimator_hooks.h). The quantizer (quantizer.c) never names an estimator: it
+ * calls whatever hooks the row has. A rule that has no meaning for a format
+ * (rbbm on int4, lsq on vq, pv on activations) is an input error listing the
+ * estimators that are valid for that format.
  */
 #ifndef QAT_COMPRESS_ESTIMATOR_H
 #define QAT_COMPRESS_ESTIMATOR_H
 
+#include <stdint.h>
+
 #include "compress/format.h"
 #include "core/config.h"
+
+typedef struct qat_quantizer qat_quantizer; /* quantizer.h; the hooks only pass it on */
 
 typedef enum {
     QAT_EST_STE = 0, /* gradient passes unchanged (sparse: dense STE, pruned weights too) */
@@ -20,8 +27,54 @@ typedef enum {
     QAT_EST_LSQ,     /* learned step (Esser et al.), int grids */
     QAT_EST_RBBM,    /* RMSE-banded backward masking, unstructured sparsity */
     QAT_EST_PV,      /* PV: stored codes, top-τ re-projection after each step (weights) */
-    QAT_EST_MASKED   /* sparse: gradient only where kept (the U-paper's MP baseline) */
+    QAT_EST_MASKED,  /* sparse: gradient only where kept (the U-paper's MP baseline) */
+    QAT_EST_COUNT    /* number of estimators (rows of the table) */
 } qat_est;
+
+/* Format classes, for the `formats` column: which formats an estimator accepts. */
+enum {
+    QAT_ESTF_DENSE = 1u << 0,      /* fp32 and noise(): no rounding */
+    QAT_ESTF_SPARSE_NM = 1u << 1,  /* pure N:M sparsity */
+    QAT_ESTF_SPARSE_MAG = 1u << 2, /* pure unstructured (magnitude) sparsity */
+    QAT_ESTF_COMPOSITE = 1u << 3,  /* sparsity + a value grid */
+    QAT_ESTF_VQ = 1u << 4,         /* vector codebooks */
+    QAT_ESTF_GRID = 1u << 5,       /* ternary and fp4 scalar grids */
+    QAT_ESTF_INT = 1u << 6,        /* int grids */
+    QAT_ESTF_ALL = (1u << 7) - 1,
+};
+
+/* One estimator. Hooks left NULL mean "nothing to do" (or the default path). */
+typedef struct {
+    const char *name;   /* the config spelling, compress.*.estimator */
+    unsigned formats;   /* QAT_ESTF_* classes it applies to */
+    int weights_only;   /* keeps a tensor's state between steps: weights only */
+    int learns_scale;   /* learns its own step: the one scale 'lsq' selects, no absmax */
+    int nstate;         /* checkpointed arrays (qat_quantizer_state) */
+    /* Validate the estimator's options and derive its settings into q (side, fmt,
+     * cols are set); QAT_EINPUT naming the option. Runs before anything else is
+     * allocated for q. */
+    int (*check)(qat_quantizer *q, int natural_group);
+    /* Choose the mask q->proj writes (kind and threshold) for the rounding formats. */
+    void (*proj)(qat_quantizer *q);
+    /* Allocate the state it keeps, once q's projection and mask are set up. */
+    void (*alloc)(qat_quantizer *q);
+    void (*release)(qat_quantizer *q);
+    /* Replaces the whole forward, x → y (rows unrotated in x). */
+    void (*forward)(qat_quantizer *q, const float *x, float *y, int64_t rows);
+    /* Replaces the projection of the already-rotated rows y, in place. */
+    void (*project)(qat_quantizer *q, float *y, int64_t rows);
+    /* Runs first in the backward with dL/dy (its own parameters' gradients). */
+    void (*backward)(qat_quantizer *q, const float *gy, int64_t rows);
+    /* After each optimizer step, with the latent weights. */
+    void (*after_step)(qat_quantizer *q, const float *w);
+    /* Trainable parameters (qat_quantizer_params), 0 when none. */
+    int64_t (*params)(qat_quantizer *q, float **value, float **grad);
+    /* Checkpoint array i < nstate (qat_quantizer_state). */
+    void (*state)(qat_quantizer *q, int i, const char **name, float **data, int64_t *n);
+} qat_est_hooks;
+
+/* The row of estimator e. */
+const qat_est_hooks *qat_est_hooks_of(qat_est e);
 
 /* "ste", "clip", "trust", "lsq", "rbbm", "pv", "masked". */
 const char *qat_est_name(qat_est e);

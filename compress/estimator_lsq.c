@@ -13,9 +13,43 @@
  * changes between calls).
  */
 #include <math.h>
+#include <stdlib.h>
 
+#include "compress/estimator_hooks.h"
 #include "compress/quantizer_impl.h"
 #include "core/error.h"
+
+void qat_lsq_alloc(qat_quantizer *q) {
+    const int64_t max_rows = q->max_rows, cols = q->cols;
+    q->lsq_n = q->is_weight ? max_rows : 1;
+    q->lsq_s = qat_xcalloc((size_t)q->lsq_n, sizeof(float));
+    q->lsq_g = qat_xcalloc((size_t)q->lsq_n, sizeof(float));
+    q->lsq_qn = 1 << (q->fmt.bits - 1);
+    q->lsq_qp = (1 << (q->fmt.bits - 1)) - 1;
+    q->lsq_gscale = 1.0 / sqrt((double)cols * (q->lsq_qp > 1 ? q->lsq_qp : 1));
+    q->lsq_dqds = qat_xaligned(sizeof(float) * (size_t)(max_rows * cols));
+    q->lsq_part = qat_xcalloc((size_t)max_rows, sizeof(double));
+    q->use_mask = 1; /* ∂q/∂v is 0 outside the grid: the mask the forward writes */
+    if (!q->mask) q->mask = qat_xaligned((size_t)(max_rows * cols));
+}
+
+void qat_lsq_release(qat_quantizer *q) {
+    free(q->lsq_s);
+    free(q->lsq_g);
+    free(q->lsq_dqds);
+    free(q->lsq_part);
+}
+
+int64_t qat_lsq_params(qat_quantizer *q, float **value, float **grad) {
+    *value = q->lsq_s;
+    *grad = q->lsq_g;
+    return q->lsq_n;
+}
+
+void qat_lsq_state(qat_quantizer *q, int i, const char **name, float **data, int64_t *n) {
+    if (i == 0) { *name = "lsq_step"; *data = q->lsq_s; *n = q->lsq_n; }
+    else { *name = "lsq_init"; *data = &q->lsq_init; *n = 1; }
+}
 
 static void lsq_init(qat_quantizer *q, const float *y, int64_t rows) {
     const int64_t cols = q->cols;

@@ -13,11 +13,49 @@
  * order so exactly k groups change.
  */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "compress/estimator_hooks.h"
 #include "compress/quantizer_impl.h"
 #include "compress/sparse.h"
 #include "core/error.h"
+
+int qat_pv_check(qat_quantizer *q, int natural_group) {
+    const qat_compress_side *side = &q->side;
+    const int64_t cols = q->cols;
+    const int ng = natural_group;
+    int64_t pv_group = side->pv_group > 0 ? side->pv_group : ng;
+    if (cols % pv_group || pv_group % ng)
+        return qat_fail(QAT_EINPUT, "pv_group %lld must divide the input dim %lld and be a multiple of %d for '%s'",
+                        (long long)pv_group, (long long)cols, ng, q->fmt.name);
+    if (side->pv_tau > 1.0)
+        return qat_fail(QAT_EINPUT, "pv_tau %g is not valid, expected a fraction in (0, 1]", side->pv_tau);
+    q->pv_group = pv_group;
+    q->pv_tau = side->pv_tau > 0 ? side->pv_tau : 0.01;
+    return QAT_OK;
+}
+
+void qat_pv_alloc(qat_quantizer *q) {
+    size_t n = (size_t)(q->max_rows * q->cols);
+    q->pv_what = qat_xaligned(sizeof(float) * n);
+    q->pv_rot = qat_xaligned(sizeof(float) * n);
+    q->pv_new = qat_xaligned(sizeof(float) * n);
+    q->pv_prio = qat_xaligned(sizeof(float) * (n / (size_t)q->pv_group));
+    q->use_mask = 0; /* the backward is the STE at the stored codes */
+}
+
+void qat_pv_release(qat_quantizer *q) {
+    free(q->pv_what);
+    free(q->pv_rot);
+    free(q->pv_new);
+    free(q->pv_prio);
+}
+
+void qat_pv_state(qat_quantizer *q, int i, const char **name, float **data, int64_t *n) {
+    if (i == 0) { *name = "pv_what"; *data = q->pv_what; *n = q->max_rows * q->cols; }
+    else { *name = "pv_init"; *data = &q->pv_init; *n = 1; }
+}
 
 void qat_pv_forward(qat_quantizer *q, const float *x, float *y, int64_t rows) {
     QAT_ASSERT(rows == q->max_rows); /* a weight: always the whole tensor */

@@ -21,6 +21,12 @@
  * format has no value stage. */
 double qat_fmt_value_alpha(const qat_fmt *f);
 
+/* Fill P for format f with its default value scale (α*(b), the survivors' α for
+ * composites, ...), rms scale rule, whole-row units and no mask. Builds the vq
+ * codebook if needed (cached). Lives here, not in project.c, because that α is found
+ * through qat_proj_row: project.c stays below this file (no include cycle). */
+void qat_proj_setup(qat_proj *P, const qat_fmt *f);
+
 /* 1 and *g when f has a closed form (fp32, int, ternary, fp4, spNN, noise of those). */
 int qat_fmt_gmse_exact(const qat_fmt *f, double *g);
 

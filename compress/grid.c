@@ -86,22 +86,28 @@ double qat_grid_fp4_gmse(double k) {
     return qat_grid_gmse(c, 15);
 }
 
-double qat_grid_int_alpha_opt(int bits) {
-    /* GMSE(α) is unimodal on a bracket around the table value. */
+double qat_golden_min(double (*f)(double x, const void *ctx), const void *ctx, double a, double b, double tol,
+                      int max_iter) {
     const double g = 0.6180339887498949;
-    double a = 0.3, b = 6.0;
     double x1 = b - g * (b - a), x2 = a + g * (b - a);
-    double f1 = qat_grid_int_gmse(bits, x1), f2 = qat_grid_int_gmse(bits, x2);
-    for (int i = 0; i < 200 && b - a > 1e-10; i++) {
+    double f1 = f(x1, ctx), f2 = f(x2, ctx);
+    for (int i = 0; i < max_iter && b - a > tol; i++) {
         if (f1 < f2) {
             b = x2; x2 = x1; f2 = f1;
-            x1 = b - g * (b - a); f1 = qat_grid_int_gmse(bits, x1);
+            x1 = b - g * (b - a); f1 = f(x1, ctx);
         } else {
             a = x1; x1 = x2; f1 = f2;
-            x2 = a + g * (b - a); f2 = qat_grid_int_gmse(bits, x2);
+            x2 = a + g * (b - a); f2 = f(x2, ctx);
         }
     }
     return 0.5 * (a + b);
+}
+
+static double int_gmse_at(double alpha, const void *ctx) { return qat_grid_int_gmse(*(const int *)ctx, alpha); }
+
+double qat_grid_int_alpha_opt(int bits) {
+    /* GMSE(α) is unimodal on a bracket around the table value. */
+    return qat_golden_min(int_gmse_at, &bits, 0.3, 6.0, 1e-10, 200);
 }
 
 double qat_sparse_gmse_exact(double s) {

@@ -39,6 +39,13 @@ double qat_grid_int_gmse(int bits, double alpha);
 double qat_grid_ternary_gmse(double a);
 double qat_grid_fp4_gmse(double k);
 
+/* Golden-section search for the minimum of f(x, ctx) on [a, b], f unimodal there:
+ * stops when the bracket is at most tol wide or after max_iter steps; returns the
+ * bracket's midpoint. The one implementation behind the int α check below and the
+ * survivors' α of composites (gmse.c). */
+double qat_golden_min(double (*f)(double x, const void *ctx), const void *ctx, double a, double b, double tol,
+                      int max_iter);
+
 /* The alpha minimising qat_grid_int_gmse (golden section), for checking the table. */
 double qat_grid_int_alpha_opt(int bits);
 

@@ -25,7 +25,6 @@
 #include <math.h>
 #include <string.h>
 
-#include "compress/gmse.h"
 #include "compress/grid.h"
 #include "compress/sparse.h"
 #include "core/cpu.h"
@@ -38,13 +37,6 @@
 #endif
 
 #if !QAT_ISA_COPY
-void qat_proj_setup(qat_proj *P, const qat_fmt *f) {
-    memset(P, 0, sizeof *P);
-    P->f = *f;
-    P->alpha = qat_fmt_value_alpha(f);
-    if (f->val == QAT_VAL_VQ) P->cb = qat_vq_get(f->vq_dim, f->bits);
-}
-
 void qat_proj_segment_stats(const qat_proj *P, const float *x, int64_t n, qat_proj_seg *seg, int parallel) {
     seg->thr = 0.0f;
     seg->rms = 0.0;

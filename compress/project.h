@@ -46,10 +46,8 @@ typedef struct {
     double rms; /* RMS of the segment (rbbm's T_p) */
 } qat_proj_seg;
 
-/* Fill P for format f with its default value scale (α*(b), the survivors' α for
- * composites, ...), rms scale rule, whole-row units and no mask. Builds the vq
- * codebook if needed (cached). */
-void qat_proj_setup(qat_proj *P, const qat_fmt *f);
+/* qat_proj_setup (fill P with a format's default scales) is in gmse.h: the survivors'
+ * α of composites is a Monte Carlo through qat_proj_row, so it sits one floor above. */
 
 /* Per-segment statistics over n contiguous elements (the rows of one segment):
  * only spNN per-tensor needs them. `parallel`: may use OpenMP. */

@@ -6,6 +6,8 @@
  * stays in the rotated domain (QuEST's HalfHadamard): both operands of a linear
  * are rotated by the same H, so y = Q(xH)·Q(WH)ᵀ needs no inverse rotation.
  * Backward: g ← gy ⊙ mask, then g·Hᵀ (= g·H, H symmetric), added into gx.
+ * What differs between estimators (the mask, learned steps, stored codes) comes
+ * from the estimator's row of the hook table (estimator.h); this file names none.
  *
  * Every buffer is sized at create for max_rows, so forward/backward never touch
  * the heap; rows are processed by OpenMP with a static schedule, and all
@@ -18,8 +20,8 @@
 #include <omp.h>
 #include <string.h>
 
+#include "compress/estimator.h"
 #include "compress/gmse.h"
-#include "compress/grid.h"
 #include "compress/hadamard.h"
 #include "compress/quantizer_impl.h"
 #include "core/bf16.h"
@@ -53,22 +55,6 @@ int qat_quantizer_create(const qat_compress_side *side, int is_weight, int64_t m
     if (cols % ng || (group && group % ng))
         return qat_fail(QAT_EINPUT, "format '%s' works on groups of %d along the input dim, which must divide %lld%s",
                         f.name, ng, (long long)(group ? group : cols), group ? " (the scale group)" : "");
-    int64_t pv_group = 0;
-    if (est == QAT_EST_PV) {
-        pv_group = side->pv_group > 0 ? side->pv_group : ng;
-        if (cols % pv_group || pv_group % ng)
-            return qat_fail(QAT_EINPUT, "pv_group %lld must divide the input dim %lld and be a multiple of %d for '%s'",
-                            (long long)pv_group, (long long)cols, ng, f.name);
-        if (side->pv_tau > 1.0)
-            return qat_fail(QAT_EINPUT, "pv_tau %g is not valid, expected a fraction in (0, 1]", side->pv_tau);
-    }
-    double rbbm_z = 0;
-    if (est == QAT_EST_RBBM) {
-        if (!(side->rbbm_p > 0.0 && side->rbbm_p < 0.5))
-            return qat_fail(QAT_EINPUT, "rbbm_p %g is not valid, expected p in (0, 0.5)", side->rbbm_p);
-        rbbm_z = qat_norm_ppf(0.5 + side->rbbm_p);
-    }
-
     qat_quantizer *q = qat_xcalloc(1, sizeof *q);
     q->side = *side;
     q->is_weight = is_weight;
@@ -78,8 +64,17 @@ int qat_quantizer_create(const qat_compress_side *side, int is_weight, int64_t m
     q->seed = seed;
     q->fmt = f;
     q->est = est;
+    q->hooks = qat_est_hooks_of(est);
     q->block = block;
     q->identity = qat_fmt_is_dense(&f) && block == 0;
+    const qat_est_hooks *H = q->hooks;
+    if (H->check) {
+        int rc = H->check(q, ng);
+        if (rc) {
+            free(q);
+            return rc;
+        }
+    }
 
     qat_fmt core = f;
     core.noise = 0;
@@ -92,88 +87,27 @@ int qat_quantizer_create(const qat_compress_side *side, int is_weight, int64_t m
         q->proj.absmax = !strcmp(side->scale, "absmax");
         q->proj.group = group;
         q->proj.per_row_sparse = !is_weight || side->per_row;
-        q->proj.rbbm_z = rbbm_z;
-        switch (est) {
-        case QAT_EST_TRUST: q->proj.mask = QAT_MASK_TRUST; q->proj.mask_t = side->trust > 0 ? side->trust : 0; break;
-        case QAT_EST_CLIP: q->proj.mask = QAT_MASK_CLIP; q->proj.mask_t = side->clip_scale > 0 ? side->clip_scale : 1.0; break;
-        case QAT_EST_MASKED: q->proj.mask = QAT_MASK_KEPT; break;
-        case QAT_EST_RBBM: q->proj.mask = QAT_MASK_RBBM; break;
-        default: q->proj.mask = QAT_MASK_NONE; break;
-        }
+        q->proj.mask = QAT_MASK_NONE;
+        if (H->proj) H->proj(q);
         q->use_mask = q->proj.mask != QAT_MASK_NONE;
         q->mask = qat_xaligned((size_t)(max_rows * cols));
     }
     q->nthreads = omp_get_max_threads();
     q->rowbuf = qat_xaligned(sizeof(float) * (size_t)(q->nthreads * cols));
-
-    if (est == QAT_EST_LSQ) {
-        q->lsq_n = is_weight ? max_rows : 1;
-        q->lsq_s = qat_xcalloc((size_t)q->lsq_n, sizeof(float));
-        q->lsq_g = qat_xcalloc((size_t)q->lsq_n, sizeof(float));
-        q->lsq_qn = 1 << (f.bits - 1);
-        q->lsq_qp = (1 << (f.bits - 1)) - 1;
-        q->lsq_gscale = 1.0 / sqrt((double)cols * (q->lsq_qp > 1 ? q->lsq_qp : 1));
-        q->lsq_dqds = qat_xaligned(sizeof(float) * (size_t)(max_rows * cols));
-        q->lsq_part = qat_xcalloc((size_t)max_rows, sizeof(double));
-        q->use_mask = 1;
-        if (!q->mask) q->mask = qat_xaligned((size_t)(max_rows * cols));
-    }
-    if (est == QAT_EST_PV) {
-        size_t n = (size_t)(max_rows * cols);
-        q->pv_group = pv_group;
-        q->pv_tau = side->pv_tau > 0 ? side->pv_tau : 0.01;
-        q->pv_what = qat_xaligned(sizeof(float) * n);
-        q->pv_rot = qat_xaligned(sizeof(float) * n);
-        q->pv_new = qat_xaligned(sizeof(float) * n);
-        q->pv_prio = qat_xaligned(sizeof(float) * (n / (size_t)pv_group));
-        q->use_mask = 0;
-    }
+    if (H->alloc) H->alloc(q);
     *out = q;
     return QAT_OK;
 }
 
 void qat_quantizer_free(qat_quantizer *q) {
     if (!q) return;
+    if (q->hooks->release) q->hooks->release(q);
     free(q->mask);
     free(q->rowbuf);
-    free(q->lsq_s);
-    free(q->lsq_g);
-    free(q->lsq_dqds);
-    free(q->lsq_part);
-    free(q->pv_what);
-    free(q->pv_rot);
-    free(q->pv_new);
-    free(q->pv_prio);
     free(q);
 }
 
 int qat_quantizer_is_identity(const qat_quantizer *q) { return q->identity; }
-
-void qat_quantizer_rotate(const qat_quantizer *q, const float *x, float *y, int64_t rows) {
-    const int64_t cols = q->cols;
-    const int block = q->block;
-#pragma omp parallel for schedule(static) num_threads(q->nthreads)
-    for (int64_t r = 0; r < rows; r++) {
-        if (block) qat_hadamard_row_copy(x + r * cols, y + r * cols, cols, block);
-        else memcpy(y + r * cols, x + r * cols, sizeof(float) * (size_t)cols);
-    }
-}
-
-void qat_quantizer_project(qat_quantizer *q, float *y, int64_t rows) {
-    const int64_t cols = q->cols;
-    /* per-tensor statistics per segment (weights); activations use per-row top-k */
-    int segs = q->is_weight ? q->segments : 1;
-    QAT_ASSERT(rows % segs == 0);
-    int64_t seg_rows = rows / segs;
-    qat_proj_seg seg[64];
-    qat_proj_seg *sp = segs <= 64 ? seg : qat_xmalloc(sizeof(qat_proj_seg) * (size_t)segs);
-    for (int s = 0; s < segs; s++) qat_proj_segment_stats(&q->proj, y + s * seg_rows * cols, seg_rows * cols, &sp[s], 1);
-    const qat_proj *P = &q->proj;
-    uint8_t *mask = q->mask;
-#pragma omp parallel for schedule(static) num_threads(q->nthreads)
-    for (int64_t r = 0; r < rows; r++) qat_proj_row(P, y + r * cols, cols, &sp[r / seg_rows], mask + r * cols);
-    if (sp != seg) free(sp);
-}
 
 /* noise(F): y = x_h + N(0, GMSE_F·RMS²), one draw per (seed, step, element). */
 static void noise_forward(qat_quantizer *q, float *y, int64_t rows, int64_t step) {
@@ -197,7 +131,7 @@ static void noise_forward(qat_quantizer *q, float *y, int64_t rows, int64_t step
  * with no per-tensor statistics to gather first, no noise, no learned scales. */
 static int row_local(const qat_quantizer *q) {
     const qat_proj *P = &q->proj;
-    return q->est != QAT_EST_PV && !qat_fmt_is_dense(&q->fmt) && !q->fmt.noise && q->est != QAT_EST_LSQ &&
+    return !q->hooks->forward && !q->hooks->project && !qat_fmt_is_dense(&q->fmt) && !q->fmt.noise &&
            (P->f.sp != QAT_SP_MAGNITUDE || P->per_row_sparse);
 }
 
@@ -229,8 +163,8 @@ static void forward_rows(qat_quantizer *q, const float *x, float *y, uint16_t *y
 void qat_quantizer_forward(qat_quantizer *q, const float *x, float *y, int64_t rows, int64_t step) {
     QAT_ASSERT(rows <= q->max_rows);
     q->last_rows = rows;
-    if (q->est == QAT_EST_PV) {
-        qat_pv_forward(q, x, y, rows);
+    if (q->hooks->forward) {
+        q->hooks->forward(q, x, y, rows);
         return;
     }
     if (row_local(q)) {
@@ -243,11 +177,8 @@ void qat_quantizer_forward(qat_quantizer *q, const float *x, float *y, int64_t r
         noise_forward(q, y, rows, step);
         return;
     }
-    if (q->est == QAT_EST_LSQ) {
-        qat_lsq_forward(q, y, rows);
-        return;
-    }
-    qat_quantizer_project(q, y, rows);
+    if (q->hooks->project) q->hooks->project(q, y, rows);
+    else qat_quantizer_project(q, y, rows);
 }
 
 void qat_quantizer_forward_bf16(qat_quantizer *q, const float *x, uint16_t *yb, float *scratch, int64_t rows,
@@ -271,7 +202,7 @@ void qat_quantizer_backward(qat_quantizer *q, const float *gy, float *gx, int64_
 void qat_quantizer_backward_into(qat_quantizer *q, const float *gy, float *gx, int64_t rows, int store) {
     QAT_ASSERT(rows == q->last_rows);
     const int64_t cols = q->cols;
-    if (q->est == QAT_EST_LSQ) qat_lsq_step_grads(q, gy, rows);
+    if (q->hooks->backward) q->hooks->backward(q, gy, rows);
     const int use_mask = q->use_mask;
     const int block = q->block;
     const uint8_t *mask = q->mask;
@@ -307,33 +238,21 @@ void qat_quantizer_backward_into(qat_quantizer *q, const float *gy, float *gx, i
 }
 
 int64_t qat_quantizer_params(qat_quantizer *q, float **value, float **grad) {
-    if (q->est == QAT_EST_LSQ) {
-        *value = q->lsq_s;
-        *grad = q->lsq_g;
-        return q->lsq_n;
-    }
+    if (q->hooks->params) return q->hooks->params(q, value, grad);
     *value = *grad = NULL;
     return 0;
 }
 
 void qat_quantizer_after_step(qat_quantizer *q, const float *w, int64_t step) {
     (void)step;
-    if (q->est == QAT_EST_PV) qat_pv_after_step(q, w);
+    if (q->hooks->after_step) q->hooks->after_step(q, w);
 }
 
-int qat_quantizer_state_count(const qat_quantizer *q) {
-    return (q->est == QAT_EST_LSQ || q->est == QAT_EST_PV) ? 2 : 0;
-}
+int qat_quantizer_state_count(const qat_quantizer *q) { return q->hooks->nstate; }
 
 void qat_quantizer_state(qat_quantizer *q, int i, const char **name, float **data, int64_t *n) {
     QAT_ASSERT(i >= 0 && i < qat_quantizer_state_count(q));
-    if (q->est == QAT_EST_LSQ) {
-        if (i == 0) { *name = "lsq_step"; *data = q->lsq_s; *n = q->lsq_n; }
-        else { *name = "lsq_init"; *data = &q->lsq_init; *n = 1; }
-    } else {
-        if (i == 0) { *name = "pv_what"; *data = q->pv_what; *n = q->max_rows * q->cols; }
-        else { *name = "pv_init"; *data = &q->pv_init; *n = 1; }
-    }
+    q->hooks->state(q, i, name, data, n);
 }
 
 const char *qat_quantizer_format(const qat_quantizer *q) { return q->fmt.name; }

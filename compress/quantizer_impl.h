@@ -1,6 +1,9 @@
 /*
  * compress/quantizer_impl.h — the inside of a qat_quantizer, shared by the files
- * that implement it (quantizer.c orchestration, estimator_lsq.c, estimator_pv.c).
+ * that implement it (quantizer.c orchestration, quantizer_rows.c the row passes,
+ * estimator_mask.c, estimator_lsq.c and estimator_pv.c the hooks of the estimator
+ * table). Calls run one way: quantizer.c → estimator table (estimator.c) →
+ * estimator hooks → quantizer_rows.c.
  * Nothing outside compress/ includes this: the linear op only sees quantizer.h.
  */
 #ifndef QAT_COMPRESS_QUANTIZER_IMPL_H
@@ -11,7 +14,9 @@
 #include "compress/estimator.h"
 #include "compress/format.h"
 #include "compress/project.h"
-#include "compress/quantizer.h"
+#include "core/config.h"
+
+typedef struct qat_quantizer qat_quantizer; /* quantizer.h (not included: no cycle) */
 
 struct qat_quantizer {
     qat_compress_side side; /* the config it was made from */
@@ -21,6 +26,7 @@ struct qat_quantizer {
     uint64_t seed;          /* keys noise() draws */
     qat_fmt fmt;            /* parsed format */
     qat_est est;            /* backward rule in effect */
+    const qat_est_hooks *hooks; /* its row of the estimator table */
     int block;              /* Hadamard block (0 = off) */
     int identity;           /* fp32 without Hadamard: forward copies, backward adds */
     qat_proj proj;          /* projection settings (alpha, mask rule, groups) */
@@ -48,14 +54,10 @@ struct qat_quantizer {
     double pv_tau;          /* fraction of groups re-projected per step */
 };
 
+/* quantizer_rows.c: the row passes the estimators build on. */
 /* Rotate rows of x into y (copy + in-place Hadamard), OpenMP over rows. */
 void qat_quantizer_rotate(const qat_quantizer *q, const float *x, float *y, int64_t rows);
 /* The full projection of already-rotated rows y in place, masks into q->mask. */
 void qat_quantizer_project(qat_quantizer *q, float *y, int64_t rows);
-
-void qat_lsq_forward(qat_quantizer *q, float *y, int64_t rows);
-void qat_lsq_step_grads(qat_quantizer *q, const float *gy, int64_t rows);
-void qat_pv_forward(qat_quantizer *q, const float *x, float *y, int64_t rows);
-void qat_pv_after_step(qat_quantizer *q, const float *w);
 
 #endif

@@ -189,6 +189,7 @@ int qat_model_create(const qat_config *cfg, const qat_model_shape *s, int max_ba
                 if (n <= 0) continue;
                 snprintf(nm, sizeof nm, "compress.layers.%d.%s.%s.params", l, which[j], side ? "weight" : "input");
                 add_view(m, nm, v, g, 1, n, 1, 0);
+                m->views[m->n_views - 1].kind = QAT_PARAM_COMPRESS;
             }
     *out = m;
     return QAT_OK;
@@ -247,7 +248,7 @@ void qat_model_zero_grad(qat_model *m, uint64_t epoch) {
         b->norm2.grad_epoch = b->wgu.grad_epoch = b->wdown.grad_epoch = epoch;
     }
     for (int i = 0; i < m->n_views; i++)
-        if (strncmp(m->views[i].name, "compress.", 9) == 0)
+        if (m->views[i].kind == QAT_PARAM_COMPRESS)
             memset(m->views[i].grad, 0, (size_t)m->views[i].n * sizeof(float));
 }
 

@@ -345,3 +345,11 @@ int qat_h5_scalar_read(hid_t loc, const char *file, const char *name, hid_t memt
     H5Dclose(d);
     return rc;
 }
+
+int64_t qat_h5_dset_len(hid_t d) {
+    hid_t sp = H5Dget_space(d);
+    hsize_t n = 0;
+    H5Sget_simple_extent_dims(sp, &n, NULL);
+    H5Sclose(sp);
+    return (int64_t)n;
+}

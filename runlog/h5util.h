@@ -103,5 +103,7 @@ int qat_h5_scalar_read(hid_t loc, const char *file, const char *name, hid_t memt
 
 /* 1 when `name` (a path relative to loc, intermediate groups included) exists. */
 int qat_h5_exists(hid_t loc, const char *name);
+/* Current length of a 1-D dataset. */
+int64_t qat_h5_dset_len(hid_t d);
 
 #endif

@@ -285,6 +285,65 @@ static void free_pairs(qat_fit_h5_pairs *q) {
     free(q->name); free(q->value); free(q->lo); free(q->hi); free(q->gmse); free(q->type); free(q->power);
 }
 
+/* The contract with `qat capacity --fit` (capacity_cli.c): the cap_<type>_L/F/C
+ * root attributes the writer above stores, checked strictly — a file that is
+ * not a fit, a partial triple or a constant that ran to a bound is refused
+ * rather than silently priced with the published constants. */
+int qat_fit_h5_read_capacity(const char *path, qat_cap_params params[QAT_CAP_NTYPES]) {
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* our own messages, not HDF5's stack dump */
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) return qat_fail(QAT_EINPUT, "%s: cannot open as HDF5 (expected a fit file from `qat fit --out`)", path);
+    /* Any HDF5 file is not a fit: a run log has none of the cap_ attributes, and
+     * reading nothing would silently price every format with the published constants. */
+    if (H5Aexists(f, "law") <= 0) {
+        int runlog = H5Lexists(f, "final", H5P_DEFAULT) > 0 || H5Lexists(f, "train", H5P_DEFAULT) > 0;
+        int ckpt = H5Lexists(f, "params", H5P_DEFAULT) > 0 && H5Lexists(f, "state", H5P_DEFAULT) > 0;
+        H5Fclose(f);
+        return qat_fail(QAT_EINPUT, "%s is not a fit file: it has no 'law' attribute%s; expected FIT.h5 written by "
+                        "`qat fit RUNS --out FIT.h5`", path,
+                        runlog ? " (it is a run log, run.h5)" : ckpt ? " (it is a checkpoint, ckpt.h5)" : "");
+    }
+    for (int t = 0; t < QAT_CAP_NTYPES; t++) {
+        double v[3];
+        int found = 0;
+        const char *keys = "LFC";
+        for (int k = 0; k < 3; k++) {
+            char name[64];
+            snprintf(name, sizeof name, "cap_%s_%c", qat_cap_type_name((qat_cap_type)t), keys[k]);
+            if (H5Aexists(f, name) <= 0) continue;
+            hid_t a = H5Aopen(f, name, H5P_DEFAULT);
+            herr_t rc = a >= 0 ? H5Aread(a, H5T_NATIVE_DOUBLE, &v[k]) : -1;
+            if (a >= 0) H5Aclose(a);
+            if (rc < 0) {
+                H5Fclose(f);
+                return qat_fail(QAT_EINPUT, "%s: attribute %s is not a number", path, name);
+            }
+            found |= 1 << k;
+        }
+        if (found == 7) {
+            /* A fit from before docs/scaling-laws.md rule 5 could store a constant
+             * that merely ran toward a bound (F = 9.4e85 made every format ρ = 1). */
+            static const double hi[3] = {10.0, 1e3, 1e3};
+            for (int k = 0; k < 3; k++)
+                if (!(v[k] > 0 && v[k] <= hi[k])) {
+                    H5Fclose(f);
+                    return qat_fail(QAT_EINPUT, "%s: cap_%s_%c = %g is not a capacity constant a fit can determine "
+                                    "(expected 0 < %c <= %g); refit the runs with this qat, which holds or refuses "
+                                    "such constants (docs/scaling-laws.md)", path,
+                                    qat_cap_type_name((qat_cap_type)t), keys[k], v[k], keys[k], hi[k]);
+                }
+            params[t].L = v[0];
+            params[t].F = v[1];
+            params[t].C = v[2];
+        } else if (found) {
+            H5Fclose(f);
+            return qat_fail(QAT_EINPUT, "%s: cap_%s_L/F/C must be present together", path, qat_cap_type_name((qat_cap_type)t));
+        }
+    }
+    H5Fclose(f);
+    return QAT_OK;
+}
+
 int qat_fit_h5_read(const char *path, qat_fit_h5 *fr) {
     qat_h5_quiet();
     memset(fr, 0, sizeof *fr);

@@ -57,6 +57,13 @@ typedef struct {
 } qat_fit_h5;
 
 int qat_fit_h5_read(const char *path, qat_fit_h5 *f);
+
+/* Only the capacity constants, for `qat capacity --fit`: (L, F, C) per type from
+ * the root attributes cap_<type>_L/F/C (type = quant, sparse, vq); a type whose
+ * attributes are absent keeps the value already in params (the published
+ * constants by default). QAT_EINPUT when the file is not a fit (no `law`), a
+ * triple is partial, or a constant is outside what a fit can determine. */
+int qat_fit_h5_read_capacity(const char *path, qat_cap_params params[QAT_CAP_NTYPES]);
 void qat_fit_h5_free(qat_fit_h5 *f);
 
 /* L̂ of the file's law at (N, D) for a run of capacity multiplier rho. */

@@ -16,13 +16,14 @@
 #include <sys/wait.h>
 #include <cmocka.h>
 
-#include "compress/capacity_cli.h"
+#include "compress/capacity.h"
+#include "scaling/fit_h5.h"
 #include "core/error.h"
 
 /* Run the driver with `args`; stdout (and stderr when merge) into out; returns the exit code. */
 static int run(const char *args, char *out, size_t n, int merge) {
     const char *exe = getenv("QAT_CAPACITY_EXE");
-    if (!exe) exe = "compress/qat-capacity";
+    if (!exe) exe = "scaling/qat-capacity";
     char cmd[2048];
     snprintf(cmd, sizeof cmd, "'%s' %s%s", exe, args, merge ? " 2>&1" : " 2>/dev/null");
     FILE *p = popen(cmd, "r");
@@ -144,7 +145,7 @@ static void test_fit_file(void **state) {
     put_attr(f, "cap_quant_C", 1.2);
     H5Fclose(f);
     qat_cap_params p[QAT_CAP_NTYPES] = {QAT_CAP_PUBLISHED, QAT_CAP_PUBLISHED, QAT_CAP_PUBLISHED};
-    assert_int_equal(qat_capacity_read_fit(path, p), QAT_OK);
+    assert_int_equal(qat_fit_h5_read_capacity(path, p), QAT_OK);
     assert_true(p[QAT_CAP_QUANT].L == 0.9 && p[QAT_CAP_QUANT].F == 0.5 && p[QAT_CAP_QUANT].C == 1.2);
     assert_true(p[QAT_CAP_SPARSE].F == QAT_CAP_PUBLISHED.F); /* absent: published */
     snprintf(args, sizeof args, "int4 sp50 --json --fit %s", path);

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "autograd/gemm.h"
+#include "compress/gmse.h"
 #include "compress/hadamard.h"
 #include "compress/project.h"
 #include "core/bf16.h"

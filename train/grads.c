@@ -159,7 +159,7 @@ int qat_grads_main(int argc, char **argv) {
         }
         for (int i = 0; !rc && i < m->n_views; i++) {
             qat_param_view *v = &m->views[i];
-            if (!strncmp(v->name, "compress.", 9)) continue;
+            if (v->kind == QAT_PARAM_COMPRESS) continue;
             char name[160];
             snprintf(name, sizeof name, "grads/%s", v->name);
             rc = write_array(f, out, name, v->ndim, v->shape[0], v->shape[1], H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, v->grad);

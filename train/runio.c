@@ -29,7 +29,7 @@ static int file_exists(const char *p) {
     return stat(p, &st) == 0;
 }
 
-static int is_compress_view(const qat_param_view *v) { return strncmp(v->name, "compress.", 9) == 0; }
+static int is_compress_view(const qat_param_view *v) { return v->kind == QAT_PARAM_COMPRESS; }
 
 /* Every array of a checkpoint, with names allocated in one block. */
 typedef struct {

@@ -1,5 +1,5 @@
 /*
- * runlog/runlog.c — run.h5 written with HDF5 1.10 SWMR so that every flushed
+ * runlog/writer.c — run.h5 written with HDF5 1.10 SWMR so that every flushed
  * row survives SIGKILL and can be read while the run is alive (see runlog.h
  * for the layout and the reasons; runlog/README.md for reading recipes).
  *
@@ -7,17 +7,14 @@
  * allocates nothing; a flush extends each dataset of a group by the pending
  * rows, writes them and H5Dflush-es it, `step` last, so the length of `step`
  * counts rows that are complete everywhere even if the process dies mid-flush.
+ * The lock is lock.c's, the readers are reader.c.
  */
 #include "runlog.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/cpu.h"
@@ -72,80 +69,6 @@ int qat_run_status_parse(const char *s) {
     return -1;
 }
 
-/* ------------------------------------------------------------- the lock */
-
-static void lock_path(const char *path, char *buf, size_t n) { snprintf(buf, n, "%s.lock", path); }
-
-/* The locks this process holds (device, inode of PATH.lock), so that a reader
- * in the process that holds a run's lock (deciding, under it, what to do with
- * the run) does not take that lock for a live writer. A handful at most: one
- * per run this process writes or is deciding about. */
-static struct { dev_t dev; ino_t ino; int fd; } g_held[16];
-static int g_n_held;
-
-static void held_add(int fd) {
-    struct stat st;
-    if (g_n_held < (int)(sizeof g_held / sizeof g_held[0]) && fstat(fd, &st) == 0)
-        g_held[g_n_held].dev = st.st_dev, g_held[g_n_held].ino = st.st_ino, g_held[g_n_held++].fd = fd;
-}
-
-static void held_remove(int fd) {
-    for (int i = 0; i < g_n_held; i++)
-        if (g_held[i].fd == fd) g_held[i] = g_held[--g_n_held];
-}
-
-static int held_by_us(int fd) {
-    struct stat st;
-    if (fstat(fd, &st) != 0) return 0;
-    for (int i = 0; i < g_n_held; i++)
-        if (g_held[i].dev == st.st_dev && g_held[i].ino == st.st_ino) return 1;
-    return 0;
-}
-
-/* Take the writer lock, or say who holds it (*busy = 1 then, when busy is not NULL). */
-static int take_lock(const char *path, int *fd_out, int *busy) {
-    char lp[QAT_PATH_MAX + 8];
-    lock_path(path, lp, sizeof lp);
-    if (busy) *busy = 0;
-    *fd_out = -1;
-    int fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) return qat_fail(QAT_ERUNTIME, "%s: cannot create lock file: %s", lp, strerror(errno));
-    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-        char pid[32] = "";
-        ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
-        pid[n > 0 ? n : 0] = 0;
-        pid[strcspn(pid, "\n")] = 0;
-        close(fd);
-        if (busy) *busy = 1;
-        return qat_fail(QAT_ERUNTIME, "%s: another process (pid %s) is writing this run", path, pid[0] ? pid : "?");
-    }
-    char pid[32];
-    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
-    if (ftruncate(fd, 0) == 0 && pwrite(fd, pid, (size_t)n, 0) < 0) { /* the pid is informative only */ }
-    held_add(fd);
-    *fd_out = fd;
-    return QAT_OK;
-}
-
-int qat_runlog_lock(const char *path, int *fd, int *busy) { return take_lock(path, fd, busy); }
-
-void qat_runlog_unlock(int fd) {
-    if (fd < 0) return;
-    held_remove(fd);
-    close(fd); /* releases the flock */
-}
-
-int qat_runlog_is_live(const char *path) {
-    char lp[QAT_PATH_MAX + 8];
-    lock_path(path, lp, sizeof lp);
-    int fd = open(lp, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 0;
-    /* our own lock (held while deciding about the run) is no live writer */
-    int live = !held_by_us(fd) && flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK;
-    close(fd); /* releases our shared lock if we got it */
-    return live;
-}
-
 /* ---------------------------------------------------------- series setup */
 
 static void series_init(qat_series *s, const char *group, const char *const *cols, int ncols, int cap) {
@@ -182,14 +105,6 @@ static int series_create(qat_series *s, hid_t file, const char *path) {
     return rc;
 }
 
-static int64_t dset_len(hid_t d) {
-    hid_t sp = H5Dget_space(d);
-    hsize_t n = 0;
-    H5Sget_simple_extent_dims(sp, &n, NULL);
-    H5Sclose(sp);
-    return (int64_t)n;
-}
-
 /* Open an existing group for appending after `step`: rows beyond the last
  * complete one, or with a larger step, are cut off every dataset. */
 static int series_reopen(qat_series *s, hid_t file, const char *path, int64_t step) {
@@ -199,7 +114,7 @@ static int series_reopen(qat_series *s, hid_t file, const char *path, int64_t st
         snprintf(name, sizeof name, "%s/%s", s->group, s->cols[c]);
         H5E_BEGIN_TRY { s->dset[c] = H5Dopen2(file, name, H5P_DEFAULT); } H5E_END_TRY;
         if (s->dset[c] < 0) return qat_fail(QAT_EINPUT, "%s: /%s is missing: not a qat run log", path, name);
-        int64_t n = dset_len(s->dset[c]);
+        int64_t n = qat_h5_dset_len(s->dset[c]);
         if (keep < 0 || n < keep) keep = n;
     }
     /* Steps are appended in increasing order: keep the prefix with step <= `step`. */
@@ -298,6 +213,26 @@ static void runlog_free(qat_runlog *rl) {
     free(rl);
 }
 
+/* The one place create and resume take the writer lock: a new qat_runlog for
+ * path owning lock_fd (the caller's, >= 0) or a lock taken now. `pre` is the
+ * caller's check before locking (QAT_OK to go on); on any failure the lock is
+ * released (a handed-in one too, as runlog.h promises), *out is NULL and the
+ * error returned. */
+static int runlog_new_locked(const char *path, int pre, int lock_fd, qat_runlog **rl_out, qat_runlog **out) {
+    *out = NULL;
+    *rl_out = NULL;
+    qat_runlog *rl = runlog_new(path);
+    int rc = pre;
+    if (!rc && lock_fd < 0) rc = qat_runlog_lock(path, &lock_fd, NULL);
+    rl->lock_fd = lock_fd;
+    if (rc) {
+        runlog_free(rl);
+        return rc;
+    }
+    *rl_out = rl;
+    return QAT_OK;
+}
+
 static int write_attrs(hid_t f, const char *path, const qat_runlog_attrs *a) {
     int64_t i64;
     uint64_t u64;
@@ -338,17 +273,11 @@ int qat_runlog_create(const char *path, const qat_runlog_attrs *attrs, qat_runlo
 }
 
 int qat_runlog_create_locked(const char *path, const qat_runlog_attrs *attrs, int lock_fd, qat_runlog **out) {
-    *out = NULL;
-    qat_runlog *rl = runlog_new(path);
     /* run.h5 is written in place (SWMR readers follow it), so only a regular
      * file or nothing may be there: a device or a directory is refused. */
-    int rc = qat_out_check(path, NULL, 0);
-    if (!rc && lock_fd < 0) rc = take_lock(path, &lock_fd, NULL);
-    rl->lock_fd = lock_fd;
-    if (rc) {
-        runlog_free(rl);
-        return rc;
-    }
+    qat_runlog *rl;
+    int rc = runlog_new_locked(path, qat_out_check(path, NULL, 0), lock_fd, &rl, out);
+    if (rc) return rc;
     hid_t fapl = qat_h5_fapl(1, 1);
     rl->file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     if (rl->file < 0) rc = qat_h5_fail_write(path, "cannot create"); /* before H5Pclose clears the stack */
@@ -400,19 +329,10 @@ static int note_resume(hid_t f, const char *path, const char *note, const char *
 
 int qat_runlog_resume_noted(const char *path, int64_t step, const char *note, const char *config_yaml,
                             int64_t tokens_target, int lock_fd, qat_runlog **out) {
-    *out = NULL;
-    if (access(path, F_OK) != 0) {
-        int rc = qat_fail(QAT_EINPUT, "%s: cannot resume: %s", path, strerror(errno));
-        qat_runlog_unlock(lock_fd);
-        return rc;
-    }
-    qat_runlog *rl = runlog_new(path);
-    int rc = lock_fd >= 0 ? QAT_OK : take_lock(path, &lock_fd, NULL);
-    rl->lock_fd = lock_fd;
-    if (rc) {
-        runlog_free(rl);
-        return rc;
-    }
+    int pre = access(path, F_OK) != 0 ? qat_fail(QAT_EINPUT, "%s: cannot resume: %s", path, strerror(errno)) : QAT_OK;
+    qat_runlog *rl;
+    int rc = runlog_new_locked(path, pre, lock_fd, &rl, out);
+    if (rc) return rc;
     /* A writer killed in SWMR mode leaves its "open for writing" flags in the
      * superblock and an end-of-allocation address older than the data. We hold
      * the lock, so no writer is alive: clear the flags (HDF5's internal
@@ -444,30 +364,24 @@ int qat_runlog_resume_noted(const char *path, int64_t step, const char *note, co
     return QAT_OK;
 }
 
-int qat_runlog_train(qat_runlog *rl, int64_t step, int64_t tokens, double loss, double lr, double grad_norm,
-                     double time_s) {
+/* Buffer one row of s (ncols values, step first), flushing first when full. */
+static int series_append(qat_runlog *rl, qat_series *s, const double *row) {
     QAT_ASSERT(!rl->finished);
-    qat_series *s = &rl->train;
     if (s->pending == s->cap) QAT_TRY(rl_flush(rl, s));
     int i = s->pending++;
-    s->buf[0][i] = (double)step;
-    s->buf[1][i] = (double)tokens;
-    s->buf[2][i] = loss;
-    s->buf[3][i] = lr;
-    s->buf[4][i] = grad_norm;
-    s->buf[5][i] = time_s;
+    for (int c = 0; c < s->ncols; c++) s->buf[c][i] = row[c];
     return QAT_OK;
 }
 
+int qat_runlog_train(qat_runlog *rl, int64_t step, int64_t tokens, double loss, double lr, double grad_norm,
+                     double time_s) {
+    const double row[N_TRAIN] = {(double)step, (double)tokens, loss, lr, grad_norm, time_s};
+    return series_append(rl, &rl->train, row);
+}
+
 int qat_runlog_eval(qat_runlog *rl, int64_t step, int64_t tokens, double loss) {
-    QAT_ASSERT(!rl->finished);
-    qat_series *s = &rl->eval;
-    if (s->pending == s->cap) QAT_TRY(rl_flush(rl, s));
-    int i = s->pending++;
-    s->buf[0][i] = (double)step;
-    s->buf[1][i] = (double)tokens;
-    s->buf[2][i] = loss;
-    return QAT_OK;
+    const double row[N_EVAL] = {(double)step, (double)tokens, loss};
+    return series_append(rl, &rl->eval, row);
 }
 
 int qat_runlog_flush(qat_runlog *rl) {
@@ -531,150 +445,3 @@ int qat_runlog_close(qat_runlog *rl) {
     return rc;
 }
 
-/* ------------------------------------------------------------------ reading */
-
-/* Open for reading. SWMR mode works while a writer is alive, after the run
- * ended, and after a writer was killed in SWMR mode (its flags say "SWMR").
- * A writer in its brief non-SWMR steps (creating the file, recording the end,
- * resuming) makes that open fail; alive, it is waited for. Killed there, it
- * leaves "open for writing" without SWMR, which no SWMR reader accepts and no
- * plain reader either: then, with no writer holding the run's lock, the file
- * is opened read-only with those flags ignored in memory (HDF5's
- * "clear_status_flags" access property, what h5clear -s sets, but nothing is
- * written back), so every reader of run.h5 still sees what was flushed. */
-static hid_t open_read(const char *path, int *code) {
-    *code = QAT_EINPUT;
-    if (access(path, R_OK) != 0) {
-        qat_fail(QAT_EINPUT, "%s: cannot open: %s", path, strerror(errno));
-        return -1;
-    }
-    hid_t fapl = qat_h5_fapl(0, 1);
-    /* A SWMR reader retries metadata whose checksum fails (a writer may be
-     * mid-write), sleeping 1 ns, 2 ns, 4 ns, ... between tries; HDF5's 100
-     * tries would wait for ages on a damaged file. 28 tries wait ~0.27 s in
-     * all, far longer than a writer's flush of one metadata block. */
-    H5Pset_metadata_read_attempts(fapl, 28);
-    hid_t f = -1;
-    int damaged = 0; /* a checksum of the file's metadata did not match */
-    for (int attempt = 0; attempt < 20 && f < 0; attempt++) {
-        f = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl);
-        if (f >= 0) break;
-        damaged = qat_h5_is_checksum();
-        if (!qat_runlog_is_live(path)) {
-            hid_t cl = qat_h5_fapl(0, 1);
-            hbool_t clear = 1;
-            if (H5Pset(cl, "clear_status_flags", &clear) >= 0) {
-                f = H5Fopen(path, H5F_ACC_RDONLY, cl);
-                if (f < 0) damaged |= qat_h5_is_checksum();
-            }
-            H5Pclose(cl);
-            if (f < 0) break; /* no writer to wait for: it will not get better */
-        } else {
-            usleep(50000);
-        }
-    }
-    H5Pclose(fapl);
-    if (f < 0 && damaged) {
-        *code = qat_fail(QAT_ERUNTIME, "%s: checksum mismatch in the file's metadata (the file is damaged)", path);
-        return -1;
-    }
-    if (f < 0) qat_fail(QAT_EINPUT, "%s: cannot open as an HDF5 run log", path);
-    return f;
-}
-
-int qat_runlog_read_final(const char *path, qat_runlog_summary *o) {
-    memset(o, 0, sizeof *o);
-    int code;
-    hid_t f = open_read(path, &code);
-    if (f < 0) return code;
-    int rc = qat_h5_attr_read_str(f, path, "status", o->status, sizeof o->status);
-    if (!rc) rc = qat_h5_attr_read_str(f, path, "qat_version", o->qat_version, sizeof o->qat_version);
-    if (!rc) rc = qat_h5_attr_read_str(f, path, "name", o->name, sizeof o->name);
-    if (!rc) rc = qat_h5_attr_read_str(f, path, "weight_format", o->weight_format, sizeof o->weight_format);
-    if (!rc) rc = qat_h5_attr_read_str(f, path, "act_format", o->act_format, sizeof o->act_format);
-    if (!rc) rc = qat_h5_attr_read_str(f, path, "estimator", o->estimator, sizeof o->estimator);
-    if (!rc) rc = qat_h5_attr_read(f, path, "seed", H5T_NATIVE_UINT64, &o->seed);
-    if (!rc) rc = qat_h5_attr_read(f, path, "n_params", H5T_NATIVE_INT64, &o->n_params);
-    if (!rc) rc = qat_h5_attr_read(f, path, "n_params_total", H5T_NATIVE_INT64, &o->n_params_total);
-    if (!rc) rc = qat_h5_attr_read(f, path, "tokens_target", H5T_NATIVE_INT64, &o->tokens_target);
-    if (!rc) rc = qat_h5_attr_read(f, path, "gmse_w", H5T_NATIVE_DOUBLE, &o->gmse_w);
-    if (!rc) rc = qat_h5_attr_read(f, path, "gmse_a", H5T_NATIVE_DOUBLE, &o->gmse_a);
-    if (!rc) rc = qat_h5_attr_read(f, path, "rho_pred", H5T_NATIVE_DOUBLE, &o->rho_pred);
-    if (!rc && qat_h5_exists(f, "final")) {
-        o->has_final = 1;
-        qat_runlog_final *x = &o->final;
-        rc = qat_h5_scalar_read(f, path, "final/val_loss", H5T_NATIVE_DOUBLE, &x->val_loss);
-        if (!rc) rc = qat_h5_scalar_read(f, path, "final/train_loss", H5T_NATIVE_DOUBLE, &x->train_loss);
-        if (!rc) rc = qat_h5_scalar_read(f, path, "final/tokens", H5T_NATIVE_INT64, &x->tokens);
-        if (!rc) rc = qat_h5_scalar_read(f, path, "final/steps", H5T_NATIVE_INT64, &x->steps);
-        if (!rc) rc = qat_h5_scalar_read(f, path, "final/wall_s", H5T_NATIVE_DOUBLE, &x->wall_s);
-    }
-    for (int g = 0; g < 2 && !rc; g++) {
-        hid_t d;
-        H5E_BEGIN_TRY { d = H5Dopen2(f, g ? "eval/step" : "train/step", H5P_DEFAULT); } H5E_END_TRY;
-        if (d < 0) {
-            rc = qat_fail(QAT_EINPUT, "%s: /%s/step is missing: not a qat run log", path, g ? "eval" : "train");
-            break;
-        }
-        *(g ? &o->n_eval : &o->n_train) = dset_len(d);
-        H5Dclose(d);
-    }
-    H5Fclose(f);
-    o->live = qat_runlog_is_live(path);
-    return rc;
-}
-
-char *qat_runlog_read_config(const char *path) {
-    int code;
-    hid_t f = open_read(path, &code);
-    if (f < 0) return NULL;
-    char *s = qat_h5_attr_dup_str(f, "config");
-    if (!s) qat_fail(QAT_EINPUT, "%s: attribute config is missing", path);
-    H5Fclose(f);
-    return s;
-}
-
-int qat_runlog_read_series(const char *path, const char *series, double **values, int64_t *n) {
-    *values = NULL;
-    *n = 0;
-    const char *slash = strchr(series, '/');
-    if (!slash || slash == series || strlen(series) > 60)
-        return qat_fail(QAT_EINPUT, "%s: bad series name '%s', expected e.g. train/loss", path, series);
-    char stepname[64];
-    snprintf(stepname, sizeof stepname, "%.*s/step", (int)(slash - series), series);
-    int code;
-    hid_t f = open_read(path, &code);
-    if (f < 0) return code;
-    hid_t ds, dv;
-    H5E_BEGIN_TRY {
-        ds = H5Dopen2(f, stepname, H5P_DEFAULT);
-        dv = H5Dopen2(f, series, H5P_DEFAULT);
-    } H5E_END_TRY;
-    int rc = QAT_OK;
-    if (ds < 0 || dv < 0) {
-        rc = qat_fail(QAT_EINPUT, "%s: no series /%s in this run log", path, ds < 0 ? stepname : series);
-    } else {
-        /* Only rows counted in `step` are complete (it is flushed last). */
-        int64_t len = dset_len(ds), lv = dset_len(dv);
-        if (lv < len) len = lv;
-        double *v = qat_xmalloc((size_t)(len ? len : 1) * sizeof *v);
-        if (len) {
-            hsize_t off[1] = {0}, cnt[1] = {(hsize_t)len};
-            hid_t fs = H5Dget_space(dv), ms = H5Screate_simple(1, cnt, NULL);
-            H5Sselect_hyperslab(fs, H5S_SELECT_SET, off, NULL, cnt, NULL);
-            if (H5Dread(dv, H5T_NATIVE_DOUBLE, ms, fs, H5P_DEFAULT, v) < 0)
-                rc = qat_h5_fail_read(QAT_ERUNTIME, path, series, "cannot read /%s", series);
-            H5Sclose(fs);
-            H5Sclose(ms);
-        }
-        if (rc) free(v);
-        else {
-            *values = v;
-            *n = len;
-        }
-    }
-    if (ds >= 0) H5Dclose(ds);
-    if (dv >= 0) H5Dclose(dv);
-    H5Fclose(f);
-    return rc;
-}

@@ -1,25 +1,29 @@
 /*
- * compress/capacity_cli.c — the `qat capacity` command (docs/cli.md).
+ * scaling/capacity_cli.c — the `qat capacity` command (docs/cli.md).
+ *
+ * A front end that combines the two floors: formats priced by compress/
+ * (GMSE, ρ, bits) under capacity constants a fit stored (FIT.h5, read by
+ * fit_h5.c next to its writer). It lives in scaling/ because compress/ must
+ * not reach up to fits.
  *
  * One row per format: the whole format's GMSE (± Monte-Carlo standard error, 0
  * when exact), ρ as the product of its capacity terms, and bits per parameter
  * (conventions in capacity.c). --json prints the docs/cli.md array instead.
  *
- * --fit FIT.h5: the scaling fit stores its per-type capacity constants as root
- * attributes named cap_quant_L, cap_quant_F, cap_quant_C (likewise cap_sparse_*,
- * cap_vq_*), double scalars. Types missing from the file fall back to the
- * published Llama/C4 constants (L = 1, F = 0.41, C = 1.39).
+ * --fit FIT.h5: the per-type capacity constants of a fit (qat_fit_h5_read_capacity).
+ * Types missing from the file fall back to the published Llama/C4 constants
+ * (L = 1, F = 0.41, C = 1.39).
  */
-#include "compress/capacity_cli.h"
+#include "scaling/capacity_cli.h"
 
 #include <errno.h>
-#include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "compress/format.h"
 #include "core/error.h"
+#include "scaling/fit_h5.h"
 
 #define QAT_CAPACITY_MIN_SAMPLES 65536LL      /* two Monte-Carlo tensors of 256 × 128 */
 #define QAT_CAPACITY_MAX_SAMPLES (1LL << 34) /* hours of Monte Carlo already */
@@ -39,61 +43,6 @@ static void usage(FILE *f) {
             "  --json        one JSON array on stdout instead of the table\n"
             "\nformats: %s\n",
             qat_fmt_valid_list());
-}
-
-int qat_capacity_read_fit(const char *path, qat_cap_params params[QAT_CAP_NTYPES]) {
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* our own messages, not HDF5's stack dump */
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f < 0) return qat_fail(QAT_EINPUT, "%s: cannot open as HDF5 (expected a fit file from `qat fit --out`)", path);
-    /* Any HDF5 file is not a fit: a run log has none of the cap_ attributes, and
-     * reading nothing would silently price every format with the published constants. */
-    if (H5Aexists(f, "law") <= 0) {
-        int runlog = H5Lexists(f, "final", H5P_DEFAULT) > 0 || H5Lexists(f, "train", H5P_DEFAULT) > 0;
-        int ckpt = H5Lexists(f, "params", H5P_DEFAULT) > 0 && H5Lexists(f, "state", H5P_DEFAULT) > 0;
-        H5Fclose(f);
-        return qat_fail(QAT_EINPUT, "%s is not a fit file: it has no 'law' attribute%s; expected FIT.h5 written by "
-                        "`qat fit RUNS --out FIT.h5`", path,
-                        runlog ? " (it is a run log, run.h5)" : ckpt ? " (it is a checkpoint, ckpt.h5)" : "");
-    }
-    for (int t = 0; t < QAT_CAP_NTYPES; t++) {
-        double v[3];
-        int found = 0;
-        const char *keys = "LFC";
-        for (int k = 0; k < 3; k++) {
-            char name[64];
-            snprintf(name, sizeof name, "cap_%s_%c", qat_cap_type_name((qat_cap_type)t), keys[k]);
-            if (H5Aexists(f, name) <= 0) continue;
-            hid_t a = H5Aopen(f, name, H5P_DEFAULT);
-            herr_t rc = a >= 0 ? H5Aread(a, H5T_NATIVE_DOUBLE, &v[k]) : -1;
-            if (a >= 0) H5Aclose(a);
-            if (rc < 0) {
-                H5Fclose(f);
-                return qat_fail(QAT_EINPUT, "%s: attribute %s is not a number", path, name);
-            }
-            found |= 1 << k;
-        }
-        if (found == 7) {
-            /* A fit from before docs/scaling-laws.md rule 5 could store a constant
-             * that merely ran toward a bound (F = 9.4e85 made every format ρ = 1). */
-            static const double hi[3] = {10.0, 1e3, 1e3};
-            for (int k = 0; k < 3; k++)
-                if (!(v[k] > 0 && v[k] <= hi[k])) {
-                    H5Fclose(f);
-                    return qat_fail(QAT_EINPUT, "%s: cap_%s_%c = %g is not a capacity constant a fit can determine "
-                                    "(expected 0 < %c <= %g); refit the runs with this qat, which holds or refuses "
-                                    "such constants (docs/scaling-laws.md)", path,
-                                    qat_cap_type_name((qat_cap_type)t), keys[k], v[k], keys[k], hi[k]);
-                }
-            params[t].L = v[0];
-            params[t].F = v[1];
-            params[t].C = v[2];
-        } else if (found) {
-            H5Fclose(f);
-            return qat_fail(QAT_EINPUT, "%s: cap_%s_L/F/C must be present together", path, qat_cap_type_name((qat_cap_type)t));
-        }
-    }
-    H5Fclose(f);
-    return QAT_OK;
 }
 
 static int parse_i64(const char *opt, const char *s, long long *out) {
@@ -151,7 +100,7 @@ int qat_capacity_main(int argc, char **argv) {
         rc = qat_fmt_parse(fmts[i], &f);
     }
     qat_cap_params params[QAT_CAP_NTYPES] = {QAT_CAP_PUBLISHED, QAT_CAP_PUBLISHED, QAT_CAP_PUBLISHED};
-    if (!rc && fit) rc = qat_capacity_read_fit(fit, params);
+    if (!rc && fit) rc = qat_fit_h5_read_capacity(fit, params);
     if (rc) {
         free(fmts);
         return qat_report(rc);

@@ -1,0 +1,41 @@
+/*
+ * compress/quantizer_rows.c — the two row passes of a quantizer that both the
+ * orchestration (quantizer.c) and stateful estimators (estimator_pv.c) build on:
+ * rotate rows into the Hadamard domain, and the full projection of rotated rows
+ * with per-segment statistics. Kept apart from quantizer.c so calls run one way
+ * (quantizer.c → estimator hooks → these passes), with no include cycle.
+ */
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compress/hadamard.h"
+#include "compress/quantizer_impl.h"
+#include "core/error.h"
+
+void qat_quantizer_rotate(const qat_quantizer *q, const float *x, float *y, int64_t rows) {
+    const int64_t cols = q->cols;
+    const int block = q->block;
+#pragma omp parallel for schedule(static) num_threads(q->nthreads)
+    for (int64_t r = 0; r < rows; r++) {
+        if (block) qat_hadamard_row_copy(x + r * cols, y + r * cols, cols, block);
+        else memcpy(y + r * cols, x + r * cols, sizeof(float) * (size_t)cols);
+    }
+}
+
+void qat_quantizer_project(qat_quantizer *q, float *y, int64_t rows) {
+    const int64_t cols = q->cols;
+    /* per-tensor statistics per segment (weights); activations use per-row top-k */
+    int segs = q->is_weight ? q->segments : 1;
+    QAT_ASSERT(rows % segs == 0);
+    int64_t seg_rows = rows / segs;
+    qat_proj_seg seg[64];
+    qat_proj_seg *sp = segs <= 64 ? seg : qat_xmalloc(sizeof(qat_proj_seg) * (size_t)segs);
+    for (int s = 0; s < segs; s++) qat_proj_segment_stats(&q->proj, y + s * seg_rows * cols, seg_rows * cols, &sp[s], 1);
+    const qat_proj *P = &q->proj;
+    uint8_t *mask = q->mask;
+#pragma omp parallel for schedule(static) num_threads(q->nthreads)
+    for (int64_t r = 0; r < rows; r++) qat_proj_row(P, y + r * cols, cols, &sp[r / seg_rows], mask + r * cols);
+    if (sp != seg) free(sp);
+}
+

@@ -1,0 +1,163 @@
+/*
+ * runlog/reader.c — reading run.h5 while its writer is alive, after it ended
+ * and after it was killed (runlog.h "Reading"): the summary `qat fit` and the
+ * scripts need, the stored config, and one series at a time. Only complete rows
+ * are returned (those counted by their group's `step`, which the writer flushes
+ * last).
+ */
+#include "runlog.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/error.h"
+#include "h5util.h"
+
+/* Open for reading. SWMR mode works while a writer is alive, after the run
+ * ended, and after a writer was killed in SWMR mode (its flags say "SWMR").
+ * A writer in its brief non-SWMR steps (creating the file, recording the end,
+ * resuming) makes that open fail; alive, it is waited for. Killed there, it
+ * leaves "open for writing" without SWMR, which no SWMR reader accepts and no
+ * plain reader either: then, with no writer holding the run's lock, the file
+ * is opened read-only with those flags ignored in memory (HDF5's
+ * "clear_status_flags" access property, what h5clear -s sets, but nothing is
+ * written back), so every reader of run.h5 still sees what was flushed. */
+static hid_t open_read(const char *path, int *code) {
+    *code = QAT_EINPUT;
+    if (access(path, R_OK) != 0) {
+        qat_fail(QAT_EINPUT, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    hid_t fapl = qat_h5_fapl(0, 1);
+    /* A SWMR reader retries metadata whose checksum fails (a writer may be
+     * mid-write), sleeping 1 ns, 2 ns, 4 ns, ... between tries; HDF5's 100
+     * tries would wait for ages on a damaged file. 28 tries wait ~0.27 s in
+     * all, far longer than a writer's flush of one metadata block. */
+    H5Pset_metadata_read_attempts(fapl, 28);
+    hid_t f = -1;
+    int damaged = 0; /* a checksum of the file's metadata did not match */
+    for (int attempt = 0; attempt < 20 && f < 0; attempt++) {
+        f = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl);
+        if (f >= 0) break;
+        damaged = qat_h5_is_checksum();
+        if (!qat_runlog_is_live(path)) {
+            hid_t cl = qat_h5_fapl(0, 1);
+            hbool_t clear = 1;
+            if (H5Pset(cl, "clear_status_flags", &clear) >= 0) {
+                f = H5Fopen(path, H5F_ACC_RDONLY, cl);
+                if (f < 0) damaged |= qat_h5_is_checksum();
+            }
+            H5Pclose(cl);
+            if (f < 0) break; /* no writer to wait for: it will not get better */
+        } else {
+            usleep(50000);
+        }
+    }
+    H5Pclose(fapl);
+    if (f < 0 && damaged) {
+        *code = qat_fail(QAT_ERUNTIME, "%s: checksum mismatch in the file's metadata (the file is damaged)", path);
+        return -1;
+    }
+    if (f < 0) qat_fail(QAT_EINPUT, "%s: cannot open as an HDF5 run log", path);
+    return f;
+}
+
+int qat_runlog_read_final(const char *path, qat_runlog_summary *o) {
+    memset(o, 0, sizeof *o);
+    int code;
+    hid_t f = open_read(path, &code);
+    if (f < 0) return code;
+    int rc = qat_h5_attr_read_str(f, path, "status", o->status, sizeof o->status);
+    if (!rc) rc = qat_h5_attr_read_str(f, path, "qat_version", o->qat_version, sizeof o->qat_version);
+    if (!rc) rc = qat_h5_attr_read_str(f, path, "name", o->name, sizeof o->name);
+    if (!rc) rc = qat_h5_attr_read_str(f, path, "weight_format", o->weight_format, sizeof o->weight_format);
+    if (!rc) rc = qat_h5_attr_read_str(f, path, "act_format", o->act_format, sizeof o->act_format);
+    if (!rc) rc = qat_h5_attr_read_str(f, path, "estimator", o->estimator, sizeof o->estimator);
+    if (!rc) rc = qat_h5_attr_read(f, path, "seed", H5T_NATIVE_UINT64, &o->seed);
+    if (!rc) rc = qat_h5_attr_read(f, path, "n_params", H5T_NATIVE_INT64, &o->n_params);
+    if (!rc) rc = qat_h5_attr_read(f, path, "n_params_total", H5T_NATIVE_INT64, &o->n_params_total);
+    if (!rc) rc = qat_h5_attr_read(f, path, "tokens_target", H5T_NATIVE_INT64, &o->tokens_target);
+    if (!rc) rc = qat_h5_attr_read(f, path, "gmse_w", H5T_NATIVE_DOUBLE, &o->gmse_w);
+    if (!rc) rc = qat_h5_attr_read(f, path, "gmse_a", H5T_NATIVE_DOUBLE, &o->gmse_a);
+    if (!rc) rc = qat_h5_attr_read(f, path, "rho_pred", H5T_NATIVE_DOUBLE, &o->rho_pred);
+    if (!rc && qat_h5_exists(f, "final")) {
+        o->has_final = 1;
+        qat_runlog_final *x = &o->final;
+        rc = qat_h5_scalar_read(f, path, "final/val_loss", H5T_NATIVE_DOUBLE, &x->val_loss);
+        if (!rc) rc = qat_h5_scalar_read(f, path, "final/train_loss", H5T_NATIVE_DOUBLE, &x->train_loss);
+        if (!rc) rc = qat_h5_scalar_read(f, path, "final/tokens", H5T_NATIVE_INT64, &x->tokens);
+        if (!rc) rc = qat_h5_scalar_read(f, path, "final/steps", H5T_NATIVE_INT64, &x->steps);
+        if (!rc) rc = qat_h5_scalar_read(f, path, "final/wall_s", H5T_NATIVE_DOUBLE, &x->wall_s);
+    }
+    for (int g = 0; g < 2 && !rc; g++) {
+        hid_t d;
+        H5E_BEGIN_TRY { d = H5Dopen2(f, g ? "eval/step" : "train/step", H5P_DEFAULT); } H5E_END_TRY;
+        if (d < 0) {
+            rc = qat_fail(QAT_EINPUT, "%s: /%s/step is missing: not a qat run log", path, g ? "eval" : "train");
+            break;
+        }
+        *(g ? &o->n_eval : &o->n_train) = qat_h5_dset_len(d);
+        H5Dclose(d);
+    }
+    H5Fclose(f);
+    o->live = qat_runlog_is_live(path);
+    return rc;
+}
+
+char *qat_runlog_read_config(const char *path) {
+    int code;
+    hid_t f = open_read(path, &code);
+    if (f < 0) return NULL;
+    char *s = qat_h5_attr_dup_str(f, "config");
+    if (!s) qat_fail(QAT_EINPUT, "%s: attribute config is missing", path);
+    H5Fclose(f);
+    return s;
+}
+
+int qat_runlog_read_series(const char *path, const char *series, double **values, int64_t *n) {
+    *values = NULL;
+    *n = 0;
+    const char *slash = strchr(series, '/');
+    if (!slash || slash == series || strlen(series) > 60)
+        return qat_fail(QAT_EINPUT, "%s: bad series name '%s', expected e.g. train/loss", path, series);
+    char stepname[64];
+    snprintf(stepname, sizeof stepname, "%.*s/step", (int)(slash - series), series);
+    int code;
+    hid_t f = open_read(path, &code);
+    if (f < 0) return code;
+    hid_t ds, dv;
+    H5E_BEGIN_TRY {
+        ds = H5Dopen2(f, stepname, H5P_DEFAULT);
+        dv = H5Dopen2(f, series, H5P_DEFAULT);
+    } H5E_END_TRY;
+    int rc = QAT_OK;
+    if (ds < 0 || dv < 0) {
+        rc = qat_fail(QAT_EINPUT, "%s: no series /%s in this run log", path, ds < 0 ? stepname : series);
+    } else {
+        /* Only rows counted in `step` are complete (it is flushed last). */
+        int64_t len = qat_h5_dset_len(ds), lv = qat_h5_dset_len(dv);
+        if (lv < len) len = lv;
+        double *v = qat_xmalloc((size_t)(len ? len : 1) * sizeof *v);
+        if (len) {
+            hsize_t off[1] = {0}, cnt[1] = {(hsize_t)len};
+            hid_t fs = H5Dget_space(dv), ms = H5Screate_simple(1, cnt, NULL);
+            H5Sselect_hyperslab(fs, H5S_SELECT_SET, off, NULL, cnt, NULL);
+            if (H5Dread(dv, H5T_NATIVE_DOUBLE, ms, fs, H5P_DEFAULT, v) < 0)
+                rc = qat_h5_fail_read(QAT_ERUNTIME, path, series, "cannot read /%s", series);
+            H5Sclose(fs);
+            H5Sclose(ms);
+        }
+        if (rc) free(v);
+        else {
+            *values = v;
+            *n = len;
+        }
+    }
+    if (ds >= 0) H5Dclose(ds);
+    if (dv >= 0) H5Dclose(dv);
+    H5Fclose(f);
+    return rc;
+}
