@@ -203,8 +203,19 @@ for r in out/dim*-tokens*; do
   grep -q -- '--set threads=1 ' "$r/train.log" || fail "$r did not run with threads=1: $(head -n 1 "$r/train.log")"
 done
 # 2 sizes × 2 budgets cannot identify all five Chinchilla constants: hold the exponents.
-fit=$("$qat" fit out --fix alpha=0.34 --fix beta=0.28 2>&1) || fail "qat fit out exited $?:"$'\n'"$fit"
-grep -q 'chinchilla law, 4 runs' <<<"$fit" || fail "qat fit did not read 4 runs:"$'\n'"$fit"
+# What is tested here is that the fit reads the 4 runs the array wrote. Whether 4 runs of
+# 2048-4096 tokens then determine A, B and E is the identifiability rules' business
+# (docs/scaling-laws.md, rule 5): a refusal (exit 2) must still name the 4 runs.
+fit_reads_4() {
+  local fit rc
+  fit=$("$qat" fit out --fix alpha=0.34 --fix beta=0.28 2>&1); rc=$?
+  case $rc in
+    0) grep -q 'chinchilla law, 4 runs' <<<"$fit" || fail "qat fit did not read 4 runs ($1):"$'\n'"$fit" ;;
+    2) grep -q 'fit of the 4 runs.*is not identified' <<<"$fit" || fail "qat fit out exited 2 ($1):"$'\n'"$fit" ;;
+    *) fail "qat fit out exited $rc ($1):"$'\n'"$fit" ;;
+  esac
+}
+fit_reads_4 "first array"
 note "first array: 4 tasks completed, qat fit read 4 runs"
 
 # ---------------------------------------------------------------- resubmission
@@ -236,6 +247,6 @@ grep -q -- '--resume' out/dim24-tokens4096/train.log || fail "dim24-tokens4096 w
 plan=$("$qat" sweep tiny.yaml --dry-run)
 grep -q 'would start 0, resume 0, skip 4 completed' <<<"$plan" || fail "not all runs completed after resubmitting:"$'\n'"$plan"
 [ "$(snapshot)" = "$before" ] || fail "files of finished runs changed:"$'\n'"$before"$'\n'"now:"$'\n'"$(snapshot)"
-"$qat" fit out --fix alpha=0.34 --fix beta=0.28 >/dev/null 2>&1 || fail "qat fit out failed after resubmitting"
+fit_reads_4 "after resubmitting"
 note "resubmitted array (job $job_id after $first): 1 started, 1 resumed, 2 skipped untouched"
 exit 0
