@@ -161,7 +161,7 @@ static int check_outputs(const fit_args *a) {
     int nf;
     QAT_TRY(qat_fit_input_files(a->inputs, a->n_inputs, &files, &nf));
     int rc = QAT_OK;
-    if (a->out) rc = qat_out_check(a->out, (const char *const *)files, nf);
+    if (a->out) rc = qat_out_check_as(a->out, QAT_OUT_FIT, (const char *const *)files, nf);
     if (!rc && a->csv) rc = qat_out_check(a->csv, (const char *const *)files, nf);
     if (!rc && a->out && a->csv) {
         const char *o[1] = {a->out};

@@ -193,7 +193,7 @@ static void write_all(wctx *w, hid_t f, const qat_fit_report *rep) {
 
 int qat_fit_h5_write(const char *path, const qat_fit_report *rep, const char *const *inputs, int n_inputs) {
     qat_h5_out h;
-    QAT_TRY(qat_h5_out_create(&h, path, inputs, n_inputs));
+    QAT_TRY(qat_h5_out_create(&h, path, QAT_OUT_FIT, inputs, n_inputs));
     wctx w = {.path = path};
     write_all(&w, h.file, rep);
     int rc = w.bad ? qat_fail(QAT_ERUNTIME, "%s: cannot write %s: %s", path, w.what, w.why) : QAT_OK;

@@ -237,8 +237,8 @@ int qat_runio_open(qat_runio *io, const char *dir, const qat_config *cfg, qat_mo
      * between, and this one would then overwrite what that one wrote. */
     /* run.h5 and ckpt.h5 are read before they are written: a FIFO or a device
      * there would block the read or be replaced, so refuse it first. */
-    QAT_TRY(qat_out_check(runpath, NULL, 0));
-    QAT_TRY(qat_out_check(io->ckpt, NULL, 0));
+    QAT_TRY(qat_out_check_as(runpath, QAT_OUT_RUNLOG, NULL, 0));
+    QAT_TRY(qat_out_check_as(io->ckpt, QAT_OUT_CKPT, NULL, 0));
     int lock_fd;
     QAT_TRY(qat_runlog_lock(runpath, &lock_fd, NULL));
     int have_ckpt = file_exists(io->ckpt), have_log = file_exists(runpath);
