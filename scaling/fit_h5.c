@@ -12,8 +12,11 @@
  */
 #include "scaling/fit_h5.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <hdf5.h>
 
@@ -348,6 +351,11 @@ int qat_fit_h5_read(const char *path, qat_fit_h5 *fr) {
     qat_h5_quiet();
     memset(fr, 0, sizeof *fr);
     g_damaged[0] = 0;
+    /* A path that cannot be opened says why, as qat fit does for its inputs
+     * (docs/cli.md: a missing input file is exit 2), not "not an HDF5 file". */
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return qat_fail(QAT_EINPUT, "%s: cannot open: %s", path, strerror(errno));
+    close(fd);
     if (H5Fis_hdf5(path) <= 0) return qat_fail(QAT_EINPUT, "%s: not an HDF5 file (expected a FIT.h5 from qat fit --out)", path);
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0 && qat_h5_is_checksum())
