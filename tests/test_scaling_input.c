@@ -237,6 +237,16 @@ static void test_fit_command(void **s) {
     char *bad_fix[] = {"fit", p, "--fix", "gamma=1"};
     assert_int_equal(run_fit(bad_fix, 4, text, sizeof text), 2);
     assert_non_null(strstr(qat_errmsg(), "gamma"));
+    /* a parameter held twice (before: the last won silently) and a value out of range (before: accepted) */
+    char *twice[] = {"fit", p, "--fix", "alpha=0.3", "--fix", "alpha=0.4"};
+    assert_int_equal(run_fit(twice, 6, text, sizeof text), 2);
+    assert_string_equal(qat_errmsg(), "--fix alpha=0.4: alpha is already held by --fix alpha=0.3; give each parameter once");
+    char *negative[] = {"fit", p, "--fix", "alpha=-5"};
+    assert_int_equal(run_fit(negative, 4, text, sizeof text), 2);
+    assert_string_equal(qat_errmsg(), "--fix alpha=-5: alpha is out of range, expected a number in (0, inf) (a decay exponent)");
+    char *zero_e[] = {"fit", p, "--fix", "E=0"};
+    assert_int_equal(run_fit(zero_e, 4, text, sizeof text), 2);
+    assert_non_null(strstr(qat_errmsg(), "E is out of range, expected a number in (0, inf)"));
     write_file("broken.csv", "N,D,loss\n1e6,2e7,3.1\n1e6,2e7,oops\n");
     char b[512];
     path_in(b, sizeof b, "broken.csv");
