@@ -599,20 +599,37 @@ int qat_config_load_ex(const char *path, const char *const *sets, int n_set, int
     if (!path) return load_from(NULL, 0, NULL, NULL, NULL, sets, n_set, validate, cfg);
     FILE *f = fopen(path, "rb");
     if (!f) return qat_fail(QAT_EINPUT, "%s: cannot open: %s", path, strerror(errno));
+    /* Raw bytes, not through printf: a "%.*s" copy stops at a NUL and would
+     * silently drop the rest of the file. */
     qat_config_buf b = {0};
-    char chunk[8192];
     size_t got;
-    qat_config_bprintf(&b, "%s", "");
-    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0) qat_config_bprintf(&b, "%.*s", (int)got, chunk);
+    for (;;) {
+        if (b.cap - b.n < 8192 + 1) {
+            b.cap = b.cap ? 2 * b.cap : 16384;
+            b.s = qat_xrealloc(b.s, b.cap);
+        }
+        if ((got = fread(b.s + b.n, 1, b.cap - b.n - 1, f)) == 0) break;
+        b.n += got;
+    }
+    b.s[b.n] = 0;
     int err = ferror(f);
     fclose(f);
     if (err) {
         free(b.s);
         return qat_fail(QAT_EINPUT, "%s: cannot read: %s", path, strerror(errno));
     }
-    if (strlen(b.s) != b.n) {
-        free(b.s);
-        return qat_fail(QAT_EINPUT, "%s: contains a NUL byte, expected YAML text", path);
+    /* YAML text holds no control character but tab, newline and carriage
+     * return (the sweep reader refuses them the same way); name the first. */
+    int line = 1, col = 1;
+    for (size_t i = 0; i < b.n; i++) {
+        unsigned char c = (unsigned char)b.s[i];
+        if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f) {
+            free(b.s);
+            return qat_fail(QAT_EINPUT, "%s:%d:%d: contains a NUL byte/control character, expected YAML text", path,
+                            line, col);
+        }
+        if (c == '\n') line++, col = 1;
+        else if ((c & 0xc0) != 0x80) col++; /* columns count characters, not UTF-8 continuation bytes */
     }
     int rc = load_from(b.s, b.n, NULL, NULL, path, sets, n_set, validate, cfg);
     free(b.s);

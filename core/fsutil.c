@@ -52,20 +52,75 @@ static int same_as_input(const struct stat *st, const char *const *inputs, int n
     return 0;
 }
 
-int qat_out_check(const char *path, const char *const *inputs, int n_inputs) {
+static qat_out_probe_fn g_probe;
+
+void qat_out_set_probe(qat_out_probe_fn fn) { g_probe = fn; }
+
+static const char *kind_name(qat_out_kind k) {
+    switch (k) {
+    case QAT_OUT_RUNLOG: return "a qat run log (run.h5)";
+    case QAT_OUT_CKPT: return "a qat checkpoint (ckpt.h5)";
+    case QAT_OUT_GRADS: return "a qat gradients file (qat grads)";
+    case QAT_OUT_FIT: return "a qat fit (FIT.h5)";
+    default: return "an HDF5 file";
+    }
+}
+
+/* HDF5's signature, at 0 or (after a user block) at 512, 1024, 2048, ... */
+static int is_hdf5(const char *path) {
+    static const unsigned char sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) return 0;
+    int yes = 0;
+    for (off_t at = 0; !yes && at <= (off_t)1 << 20; at = at ? 2 * at : 512) {
+        unsigned char b[8];
+        if (pread(fd, b, sizeof b, at) != (ssize_t)sizeof b) break;
+        yes = !memcmp(b, sig, sizeof sig);
+    }
+    close(fd);
+    return yes;
+}
+
+/* A file in a run directory a training is writing: the training may replace
+ * it (or read it back on resume) at any moment. The training's own run.h5 and
+ * ckpt.h5 are guarded by its lock, which their writer takes. */
+static int live_refused(const char *path, qat_out_kind kind, int live) {
+    if (live && kind != QAT_OUT_RUNLOG && kind != QAT_OUT_CKPT)
+        return qat_fail(QAT_EINPUT, "%s: is in a run directory a training is writing (its run.h5.lock is held); "
+                        "refusing to write it", path);
+    return QAT_OK;
+}
+
+int qat_out_check_as(const char *path, qat_out_kind kind, const char *const *inputs, int n_inputs) {
     if (!path || !path[0]) return qat_fail(QAT_EINPUT, "an output path is empty: expected a file name");
     if (strlen(path) >= QAT_PATH_MAX) return qat_fail(QAT_EINPUT, "%.80s...: output path too long", path);
     struct stat st;
     int k;
-    /* stat follows a symbolic link: what matters is what would be replaced */
-    if (stat(path, &st) != 0) return QAT_OK; /* absent (or unreachable: creating the temporary says why) */
+    /* A link (even a dangling one) would be replaced by a file, not written
+     * through: never what was meant; the target's own path is unambiguous. */
+    if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode))
+        return qat_fail(QAT_EINPUT, "%s: is a symbolic link; refusing to replace it; give its target's path", path);
+    if (stat(path, &st) != 0) { /* absent (or unreachable: creating the temporary says why) */
+        int live = 0;
+        if (g_probe) g_probe(path, 0, &live);
+        return live_refused(path, kind, live);
+    }
     if (!S_ISREG(st.st_mode))
         return qat_fail(QAT_EINPUT, "%s: exists and is %s, not a regular file; refusing to replace it", path,
                         kind_of(st.st_mode));
     if (same_as_input(&st, inputs, n_inputs, &k))
         return qat_fail(QAT_EINPUT, "%s: is also an input (%s, the same file); writing it would destroy the input, "
                         "choose another output", path, inputs[k]);
-    return QAT_OK;
+    int h5 = is_hdf5(path), live = 0;
+    qat_out_kind have = h5 ? QAT_OUT_H5_OTHER : QAT_OUT_PLAIN;
+    if (g_probe) have = g_probe(path, h5, &live);
+    if (h5 && have != kind)
+        return qat_fail(QAT_EINPUT, "%s: is %s; refusing to replace it", path, kind_name(have));
+    return live_refused(path, kind, live);
+}
+
+int qat_out_check(const char *path, const char *const *inputs, int n_inputs) {
+    return qat_out_check_as(path, QAT_OUT_PLAIN, inputs, n_inputs);
 }
 
 /* ------------------------------------------------------------ writing */
@@ -73,7 +128,7 @@ int qat_out_check(const char *path, const char *const *inputs, int n_inputs) {
 int qat_out_begin(qat_out *o, const char *path, int flags, const char *const *inputs, int n_inputs) {
     memset(o, 0, sizeof *o);
     o->fd = -1;
-    QAT_TRY(qat_out_check(path, inputs, n_inputs));
+    QAT_TRY(qat_out_check_as(path, (qat_out_kind)(flags >> 8), inputs, n_inputs));
     snprintf(o->path, sizeof o->path, "%s", path);
     if (flags & QAT_OUT_UNIQUE) snprintf(o->tmp, sizeof o->tmp, "%s.%ld.tmp", path, (long)getpid());
     else snprintf(o->tmp, sizeof o->tmp, "%s.tmp", path);

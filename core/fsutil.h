@@ -6,10 +6,14 @@
  * a gradients file, a sweep's resolved base) goes through qat_out, so that
  * they all keep the same promises (docs/cli.md, "Output files"):
  *
- *   - the destination is checked first: an empty path, an existing path that
- *     is not a regular file (a directory, a device, a FIFO) and a path that is
- *     one of the command's inputs (same device and inode, however it is
- *     spelled) are refused with QAT_EINPUT before anything is written;
+ *   - the destination is checked first: an empty path, a symbolic link
+ *     (dangling or not: replacing the link by a file is never what was meant),
+ *     an existing path that is not a regular file (a directory, a device, a
+ *     FIFO), a path that is one of the command's inputs (same device and
+ *     inode, however it is spelled), an HDF5 file of another kind than the
+ *     command writes (a run log, a checkpoint, ... see qat_out_kind) and a
+ *     file in a run directory a training is writing (its run.h5.lock held)
+ *     are refused with QAT_EINPUT before anything is written;
  *   - the bytes go to a temporary beside the destination (same directory, so
  *     the rename is atomic), which is flushed, fsync'd and renamed over the
  *     destination, then the directory is fsync'd: a reader sees the old file
@@ -57,12 +61,41 @@ enum {
     QAT_OUT_UNIQUE = 1,
 };
 
-/* The checks alone: QAT_EINPUT when `path` is empty, exists and is not a
- * regular file, or is the same file as one of inputs[0..n_inputs) (NULL
- * entries and inputs that do not exist are ignored). */
+/* What a command writes, and what an existing destination is: a command may
+ * replace a file of its own kind only (fit --out over an older FIT.h5), never
+ * another kind of HDF5 file (a run log, a checkpoint of someone's run). */
+typedef enum {
+    QAT_OUT_PLAIN = 0, /* not HDF5: SVG, CSV, a token shard, a script, YAML */
+    QAT_OUT_RUNLOG,    /* run.h5 */
+    QAT_OUT_CKPT,      /* ckpt.h5 */
+    QAT_OUT_GRADS,     /* qat grads --out */
+    QAT_OUT_FIT,       /* qat fit --out */
+    QAT_OUT_H5_OTHER,  /* an HDF5 file qat does not write */
+} qat_out_kind;
+
+/* The kind in qat_out_begin's flags. */
+#define QAT_OUT_AS(kind) ((int)(kind) << 8)
+
+/* What runlog/ knows and core cannot (no HDF5 here): the kind of the HDF5
+ * file at `path` (QAT_OUT_H5_OTHER when none of qat's) and, in *live, whether
+ * the run directory holding `path` has a training writing it (run.h5.lock
+ * held by another process). runlog registers it when it is linked in; without
+ * it every HDF5 file counts as another kind and no directory as live. */
+typedef qat_out_kind (*qat_out_probe_fn)(const char *path, int is_hdf5, int *live);
+void qat_out_set_probe(qat_out_probe_fn fn);
+
+/* The checks alone, for a command writing `kind`: QAT_EINPUT when `path` is
+ * empty, a symbolic link, exists and is not a regular file, is the same file
+ * as one of inputs[0..n_inputs) (NULL entries and inputs that do not exist
+ * are ignored), is an HDF5 file of another kind, or lies in a run directory
+ * a training is writing (not checked for the training's own run.h5/ckpt.h5
+ * kinds, which the run's lock guards). */
+int qat_out_check_as(const char *path, qat_out_kind kind, const char *const *inputs, int n_inputs);
+
+/* qat_out_check_as for a QAT_OUT_PLAIN writer. */
 int qat_out_check(const char *path, const char *const *inputs, int n_inputs);
 
-/* qat_out_check, then create the temporary. */
+/* qat_out_check_as (the kind from QAT_OUT_AS in flags), then create the temporary. */
 int qat_out_begin(qat_out *o, const char *path, int flags, const char *const *inputs, int n_inputs);
 
 /* A stdio stream over the temporary (fully buffered; a failed write is

@@ -162,7 +162,7 @@ static int write_state(hid_t f, const char *path, const qat_ckpt_state *s) {
 int qat_ckpt_write(const char *path, const qat_ckpt *ck) {
     if (strlen(path) >= QAT_PATH_MAX) return qat_fail(QAT_EINPUT, "%s: path too long", path);
     qat_h5_out h;
-    int rc = qat_h5_out_create(&h, path, NULL, 0);
+    int rc = qat_h5_out_create(&h, path, QAT_OUT_CKPT, NULL, 0);
     if (!rc) {
         rc = write_attrs(h.file, path, &ck->attrs);
         if (!rc) rc = write_state(h.file, path, &ck->state);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "runlog.h"
 
 /* HDF5 closes every file still open from an atexit handler. A file whose
  * close failed (its metadata could not be written even to the diverted
@@ -180,9 +181,9 @@ int qat_h5_close(hid_t f, int failed, char *why, size_t n) {
     return failed || rc < 0 ? -1 : 0;
 }
 
-int qat_h5_out_create(qat_h5_out *h, const char *path, const char *const *inputs, int n_inputs) {
+int qat_h5_out_create(qat_h5_out *h, const char *path, qat_out_kind kind, const char *const *inputs, int n_inputs) {
     h->file = -1;
-    QAT_TRY(qat_out_begin(&h->out, path, 0, inputs, n_inputs));
+    QAT_TRY(qat_out_begin(&h->out, path, QAT_OUT_AS(kind), inputs, n_inputs));
     hid_t fapl = qat_h5_fapl(1, 1); /* latest format: checksummed metadata; no HDF5 lock: the temporary is ours */
     h->file = H5Fcreate(h->out.tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     /* the reason first: H5Pclose clears HDF5's error stack */
@@ -353,3 +354,37 @@ int64_t qat_h5_dset_len(hid_t d) {
     H5Sclose(sp);
     return (int64_t)n;
 }
+
+/* ------------------------------------------------ output destination probe */
+
+/* What core/fsutil's output check cannot see without HDF5 (fsutil.h,
+ * qat_out_probe_fn): the kind of an existing HDF5 file, told by the groups
+ * each of qat's files has (docs/files.md), and whether a training writes the
+ * run directory that holds `path`. */
+static qat_out_kind out_probe(const char *path, int is_hdf5, int *live) {
+    char dir[QAT_PATH_MAX], runpath[QAT_PATH_MAX + 8];
+    const char *slash = strrchr(path, '/');
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    snprintf(runpath, sizeof runpath, "%s/run.h5", dir);
+    *live = qat_runlog_is_live(runpath);
+    if (!is_hdf5) return QAT_OUT_PLAIN;
+    const char *base = slash ? slash + 1 : path;
+    /* a live run.h5 is open for SWMR writing: read it the way its readers do */
+    hid_t fapl = qat_h5_fapl(0, 1);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    if (f < 0) f = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl);
+    H5Pclose(fapl);
+    if (f < 0) /* unreadable (damaged, foreign): its name is all there is to go by */
+        return !strcmp(base, "run.h5") ? QAT_OUT_RUNLOG : !strcmp(base, "ckpt.h5") ? QAT_OUT_CKPT : QAT_OUT_H5_OTHER;
+    qat_out_kind k = QAT_OUT_H5_OTHER;
+    if (qat_h5_exists(f, "train") && qat_h5_exists(f, "eval")) k = QAT_OUT_RUNLOG;
+    else if (qat_h5_exists(f, "params") && qat_h5_exists(f, "state")) k = QAT_OUT_CKPT;
+    else if (qat_h5_exists(f, "grads") && qat_h5_exists(f, "batch")) k = QAT_OUT_GRADS;
+    else if (qat_h5_exists(f, "runs") && qat_h5_exists(f, "pairs")) k = QAT_OUT_FIT;
+    H5Fclose(f);
+    return k;
+}
+
+/* Registered when runlog is linked in (every binary that writes HDF5 is). */
+__attribute__((constructor)) static void out_probe_register(void) { qat_out_set_probe(out_probe); }

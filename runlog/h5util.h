@@ -77,7 +77,8 @@ typedef struct {
     hid_t file;    /* open on out.tmp */
 } qat_h5_out;
 
-int qat_h5_out_create(qat_h5_out *h, const char *path, const char *const *inputs, int n_inputs);
+/* `kind` is what the file is (fsutil.h): an existing file of another kind is refused. */
+int qat_h5_out_create(qat_h5_out *h, const char *path, qat_out_kind kind, const char *const *inputs, int n_inputs);
 
 /* rc == QAT_OK: close (flushing), commit; any failure removes the temporary
  * with one message naming the destination. rc != QAT_OK (the caller's write

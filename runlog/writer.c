@@ -276,7 +276,7 @@ int qat_runlog_create_locked(const char *path, const qat_runlog_attrs *attrs, in
     /* run.h5 is written in place (SWMR readers follow it), so only a regular
      * file or nothing may be there: a device or a directory is refused. */
     qat_runlog *rl;
-    int rc = runlog_new_locked(path, qat_out_check(path, NULL, 0), lock_fd, &rl, out);
+    int rc = runlog_new_locked(path, qat_out_check_as(path, QAT_OUT_RUNLOG, NULL, 0), lock_fd, &rl, out);
     if (rc) return rc;
     hid_t fapl = qat_h5_fapl(1, 1);
     rl->file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);

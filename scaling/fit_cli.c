@@ -145,6 +145,14 @@ static int apply_fixes(qat_fit_problem *p, const fit_args *a) {
             return qat_fail(QAT_EINPUT, "--fix %s: expected NAME=VALUE", a->fix[k]);
         char name[160];
         snprintf(name, sizeof name, "%.*s", (int)(eq - a->fix[k]), a->fix[k]);
+        /* Two values for one parameter: one of them was not meant (the last
+         * used to win silently). */
+        for (int j = 0; j < k; j++) {
+            size_t n = strlen(name);
+            if (!strncmp(a->fix[j], name, n) && a->fix[j][n] == '=' && !strchr(a->fix[j] + n + 1, '='))
+                return qat_fail(QAT_EINPUT, "--fix %s: %s is already held by --fix %s; give each parameter once",
+                                a->fix[k], name, a->fix[j]);
+        }
         char *end;
         double v = strtod(eq + 1, &end);
         if (end == eq + 1 || *end) return qat_fail(QAT_EINPUT, "--fix %s: '%s' is not a number", a->fix[k], eq + 1);
@@ -161,7 +169,7 @@ static int check_outputs(const fit_args *a) {
     int nf;
     QAT_TRY(qat_fit_input_files(a->inputs, a->n_inputs, &files, &nf));
     int rc = QAT_OK;
-    if (a->out) rc = qat_out_check(a->out, (const char *const *)files, nf);
+    if (a->out) rc = qat_out_check_as(a->out, QAT_OUT_FIT, (const char *const *)files, nf);
     if (!rc && a->csv) rc = qat_out_check(a->csv, (const char *const *)files, nf);
     if (!rc && a->out && a->csv) {
         const char *o[1] = {a->out};

@@ -12,8 +12,11 @@
  */
 #include "scaling/fit_h5.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <hdf5.h>
 
@@ -193,7 +196,7 @@ static void write_all(wctx *w, hid_t f, const qat_fit_report *rep) {
 
 int qat_fit_h5_write(const char *path, const qat_fit_report *rep, const char *const *inputs, int n_inputs) {
     qat_h5_out h;
-    QAT_TRY(qat_h5_out_create(&h, path, inputs, n_inputs));
+    QAT_TRY(qat_h5_out_create(&h, path, QAT_OUT_FIT, inputs, n_inputs));
     wctx w = {.path = path};
     write_all(&w, h.file, rep);
     int rc = w.bad ? qat_fail(QAT_ERUNTIME, "%s: cannot write %s: %s", path, w.what, w.why) : QAT_OK;
@@ -289,7 +292,17 @@ static void free_pairs(qat_fit_h5_pairs *q) {
  * root attributes the writer above stores, checked strictly — a file that is
  * not a fit, a partial triple or a constant that ran to a bound is refused
  * rather than silently priced with the published constants. */
+/* A path that cannot be opened says why, as qat fit does for its inputs
+ * (docs/cli.md: a missing input file is exit 2), not "not an HDF5 file". */
+static int readable(const char *path) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return qat_fail(QAT_EINPUT, "%s: cannot open: %s", path, strerror(errno));
+    close(fd);
+    return QAT_OK;
+}
+
 int qat_fit_h5_read_capacity(const char *path, qat_cap_params params[QAT_CAP_NTYPES]) {
+    QAT_TRY(readable(path));
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* our own messages, not HDF5's stack dump */
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) return qat_fail(QAT_EINPUT, "%s: cannot open as HDF5 (expected a fit file from `qat fit --out`)", path);
@@ -348,6 +361,7 @@ int qat_fit_h5_read(const char *path, qat_fit_h5 *fr) {
     qat_h5_quiet();
     memset(fr, 0, sizeof *fr);
     g_damaged[0] = 0;
+    QAT_TRY(readable(path));
     if (H5Fis_hdf5(path) <= 0) return qat_fail(QAT_EINPUT, "%s: not an HDF5 file (expected a FIT.h5 from qat fit --out)", path);
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0 && qat_h5_is_checksum())

@@ -190,8 +190,12 @@ void qat_fit_problem_free(qat_fit_problem *p) {
 }
 
 static int fix_one(qat_fit_problem *p, int k, double value) {
-    if (p->is_log[k] && !(value > 0))
-        return qat_fail(QAT_EINPUT, "--fix %s=%g: %s must be positive", p->name[k], value, p->name[k]);
+    /* Every parameter's range is (0, inf): A, B, E, effs, L, F, C are scales
+     * (fitted as logs), alpha and beta decay exponents (a fitted one <= 0 is
+     * refused too, identify.c); a held value outside would be fitted around. */
+    if (!(value > 0))
+        return qat_fail(QAT_EINPUT, "--fix %s=%g: %s is out of range, expected a number in (0, inf) (%s)", p->name[k],
+                        value, p->name[k], p->is_log[k] ? "a positive scale" : "a decay exponent");
     p->fixed[k] = QAT_FIT_BY_USER;
     p->why[k][0] = 0;
     p->fixval[k] = p->is_log[k] ? log(value) : value;

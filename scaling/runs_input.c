@@ -231,6 +231,31 @@ static const char *label_value(const char *label, const char *key, char *buf, si
     return buf;
 }
 
+/* The --where options that select the first group and no other: one --where
+ * alone can leave several groups (a hint that did not cure the error it came
+ * with). Keys are taken in order, each one that sets apart a group not yet set
+ * apart; a group is set apart by a key only where both groups have a value
+ * (a key the other group's source does not use says nothing about it). */
+static void hint_for_first_group(const char **glabel, int ng, char *hint, size_t cap) {
+    char *out = qat_xcalloc((size_t)ng, 1); /* groups the hint already leaves out */
+    hint[0] = 0;
+    for (int k = 0; DATA_KEYS[k]; k++) {
+        char v[2048], w[2048];
+        label_value(glabel[0], DATA_KEYS[k], v, sizeof v);
+        if (!v[0]) continue;
+        int useful = 0;
+        for (int h = 1; h < ng; h++) {
+            if (out[h]) continue;
+            label_value(glabel[h], DATA_KEYS[k], w, sizeof w);
+            if (w[0] && strcmp(v, w)) out[h] = 1, useful = 1;
+        }
+        size_t hn = strlen(hint);
+        if (useful && hn < cap) snprintf(hint + hn, cap - hn, "%s--where '%s=%s'", hn ? " " : "", DATA_KEYS[k], v);
+    }
+    if (!hint[0]) snprintf(hint, cap, "--where KEY=VALUE"); /* no value tells them apart: say how */
+    free(out);
+}
+
 int qat_fit_check_data(const qat_fit_runs *rs, const qat_fit_select *sel, int allow_mixed, FILE *warn) {
     if (!sel) return QAT_OK;
     /* groups: distinct labels in first-seen order, with a count and a file */
@@ -263,13 +288,13 @@ int qat_fit_check_data(const qat_fit_runs *rs, const qat_fit_select *sel, int al
                 if (!differs) continue;
                 if (!v[0]) continue; /* a key this group's source does not use */
                 if (ln < sizeof line) ln += (size_t)snprintf(line + ln, sizeof line - ln, " %s=%s", DATA_KEYS[k], v);
-                if (!hint[0] && v[0]) snprintf(hint, sizeof hint, "--where '%s=%s'", DATA_KEYS[k], v);
             }
             if (ln < sizeof line) snprintf(line + ln, sizeof line - ln, " (e.g. %s)", gfile[g]);
             size_t need = n + strlen(line) + 1;
             if (need > cap) msg = qat_xrealloc(msg, cap = 2 * need);
             n += (size_t)sprintf(msg + n, "%s", line);
         }
+        hint_for_first_group(glabel, ng, hint, sizeof hint);
         if (allow_mixed) {
             if (warn) fprintf(warn, "qat: warning: the runs were trained on different data (--mixed-data: fitted "
                                     "together as asked):%s\n", msg);

@@ -224,6 +224,46 @@ static void test_file_errors(void **state) {
     assert_string_equal(qat_errmsg(), want);
 }
 
+/* Raw control bytes in a config file: a NUL used to cut the text short (the
+ * rest of the file silently ignored, exit 0) and \x00\x01\x02 loaded as an
+ * empty config. Both are refused naming the first offending byte. */
+static void write_raw(const char *name, const char *bytes, size_t n, char *path, size_t cap) {
+    snprintf(path, cap, "%s/%s", tmpdir, name);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(bytes, 1, n, f), n);
+    fclose(f);
+}
+
+static void test_control_bytes(void **state) {
+    (void)state;
+    struct {
+        const char *bytes;
+        size_t n;
+        const char *where; /* expected LINE:COL */
+    } cases[] = {
+        {"name: ab\0cd\nseed: 5\n", 20, "1:9"},
+        {"\0\1\2", 3, "1:1"},
+        {"seed: 5\nname: x\033y\n", 18, "2:8"},
+        {"name: \xc3\xa9\x7f\n", 10, "1:8"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char path[512], want[600];
+        qat_config c;
+        write_raw("ctl.yaml", cases[i].bytes, cases[i].n, path, sizeof path);
+        assert_int_equal(qat_config_load(path, NULL, 0, &c), QAT_EINPUT);
+        snprintf(want, sizeof want, "%s:%s: contains a NUL byte/control character, expected YAML text", path,
+                 cases[i].where);
+        assert_string_equal(qat_errmsg(), want);
+    }
+    /* tab, CR and UTF-8 stay allowed */
+    char path[512];
+    qat_config c;
+    write_raw("ok.yaml", "seed:\t5\r\nname: \xc3\xa9\n", 18, path, sizeof path);
+    assert_int_equal(qat_config_load(path, NULL, 0, &c), QAT_OK);
+    assert_int_equal((int)c.seed, 5);
+}
+
 static void test_set_overrides(void **state) {
     (void)state;
     const char *path = write_yaml("base.yaml", "train: {lr: 1e-2, tokens: 1e6}\ndata: {shards: \"d/*.bin\"}\n");
@@ -624,6 +664,7 @@ int main(void) {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_block_flow_and_dotted),
         cmocka_unit_test(test_file_errors),
+        cmocka_unit_test(test_control_bytes),
         cmocka_unit_test(test_set_overrides),
         cmocka_unit_test(test_set_cross_key),
         cmocka_unit_test(test_round_trip),

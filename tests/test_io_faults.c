@@ -9,6 +9,10 @@
  *     sweep --emit-slurm and train (its run.h5);
  *   - an output that is one of the command's inputs (by inode: a hard link
  *     counts) is refused with exit 2 and the input is unchanged;
+ *   - another run's run.h5/ckpt.h5, any HDF5 file of another kind than the
+ *     command writes, a file in a run directory whose run.h5.lock is held and
+ *     a symbolic link (dangling or not) are refused with exit 2 and left as
+ *     they were, by every writer; a command may replace its own kind;
  *   - `--out ''` and a NUL inside a YAML value are usage errors (exit 2);
  *   - a write that fails part-way (RLIMIT_FSIZE, portable: EFBIG; and as root
  *     a full tmpfs: ENOSPC) is one line naming the file and the reason, exit 1,
@@ -292,6 +296,93 @@ static void test_output_is_input(void **state) {
     assert_int_equal(QAT("fit", csv, "--no-loo", "--out", (char *)at("x.h5"), "--csv", (char *)at("x.h5")), 2);
     assert_non_null(strstr(g_err, "same file"));
     assert_int_equal(access(at("x.h5"), F_OK), -1);
+}
+
+/* ------------------- another run's files, a live run, a symbolic link */
+
+/* Every writer with DEST as its output is refused (exit 2, one line saying
+ * `want`), and DEST is left as it was: the same bytes, or still a link, or
+ * still absent. */
+static void refused_by_every_writer(const char *dest, const char *want) {
+    char d[1200];
+    snprintf(d, sizeof d, "%s", dest);
+    struct stat before, after;
+    int existed = lstat(d, &before) == 0;
+    size_t n0 = 0, n1 = 0;
+    char *bytes = existed && S_ISREG(before.st_mode) ? slurp(d, &n0) : NULL;
+    char *const cmds[][12] = {
+        {"data", "pack", (char *)at("text.txt"), "-o", d, NULL},
+        {"data", "synth", "--tokens", "1000", "--val", "0", "-o", d, NULL},
+        {"grads", "--checkpoint", (char *)at("R/t/ckpt.h5"), "--out", d, NULL},
+        {"fit", (char *)at("runs.csv"), "--no-loo", "--out", d, NULL},
+        {"fit", (char *)at("runs.csv"), "--no-loo", "--csv", d, NULL},
+        {"plot", (char *)at("fit.h5"), "--kind", "law", "-o", d, NULL},
+        {"sweep", (char *)at("sweep.yaml"), "--emit-slurm", d, NULL},
+    };
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        int rc = qat_lim(0, cmds[i]);
+        printf("  %s %s: exit %d: %s", cmds[i][0], cmds[i][1], rc, g_err);
+        assert_int_equal(rc, 2);
+        assert_non_null(strstr(g_err, want));
+        assert_int_equal(lines_of(g_err), 1);
+        if (!existed) {
+            assert_int_equal(lstat(d, &after), -1);
+            continue;
+        }
+        assert_int_equal(lstat(d, &after), 0);
+        assert_true((before.st_mode & S_IFMT) == (after.st_mode & S_IFMT));
+        if (bytes) {
+            char *now = slurp(d, &n1);
+            assert_true(now && n0 == n1 && !memcmp(bytes, now, n0));
+            free(now);
+        }
+    }
+    free(bytes);
+}
+
+static void test_foreign_live_and_linked_destination(void **state) {
+    (void)state;
+    /* another run's log and checkpoint (before: replaced without a word, exit 0) */
+    refused_by_every_writer(at("R/t/run.h5"), "is a qat run log (run.h5); refusing to replace it");
+    /* a copy: R/t/ckpt.h5 itself is grads' input, refused as such */
+    assert_int_equal(qat_test_popen(NULL, 1, "cp -a '%s' '%s'", at("R"), at("C")), 0);
+    refused_by_every_writer(at("C/t/ckpt.h5"), "is a qat checkpoint (ckpt.h5); refusing to replace it");
+    /* an HDF5 file qat does not write */
+    hid_t f = H5Fcreate(at("foreign.h5"), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(f >= 0);
+    H5Fclose(f);
+    refused_by_every_writer(at("foreign.h5"), "is an HDF5 file; refusing to replace it");
+    /* ... but a command may replace its own kind */
+    assert_int_equal(QAT("fit", (char *)at("runs.csv"), "--no-loo", "--out", (char *)at("fit2.h5")), 0);
+    assert_int_equal(QAT("fit", (char *)at("runs.csv"), "--no-loo", "--out", (char *)at("fit2.h5")), 0);
+    assert_int_equal(QAT("grads", "--checkpoint", (char *)at("R/t/ckpt.h5"), "--out", (char *)at("g.h5")), 0);
+    assert_int_equal(QAT("grads", "--checkpoint", (char *)at("R/t/ckpt.h5"), "--out", (char *)at("g.h5")), 0);
+    /* a grads file is not a fit, nor a fit a grads file */
+    assert_int_equal(QAT("fit", (char *)at("runs.csv"), "--no-loo", "--out", (char *)at("g.h5")), 2);
+    assert_non_null(strstr(g_err, "is a qat gradients file"));
+    assert_int_equal(QAT("grads", "--checkpoint", (char *)at("R/t/ckpt.h5"), "--out", (char *)at("fit2.h5")), 2);
+    assert_non_null(strstr(g_err, "is a qat fit (FIT.h5)"));
+    /* a run directory a training is writing: even a file not there yet (the
+     * training would replace it, or resume from it) */
+    assert_int_equal(qat_test_popen(NULL, 1, "mkdir -p '%s'", at("L/t")), 0);
+    int fd = -1;
+    assert_int_equal(qat_runlog_lock(at("L/t/run.h5"), &fd, NULL), QAT_OK);
+    refused_by_every_writer(at("L/t/ckpt.h5"), "is in a run directory a training is writing");
+    qat_runlog_unlock(fd);
+    assert_int_equal(QAT("plot", (char *)at("fit.h5"), "--kind", "law", "-o", (char *)at("L/t/fig.svg")), 0);
+    /* a symbolic link, to a file or dangling: the link would become a file */
+    assert_int_equal(symlink(at("text.txt"), at("link.out")), 0);
+    refused_by_every_writer(at("link.out"), "is a symbolic link; refusing to replace it; give its target's path");
+    assert_int_equal(symlink(at("nowhere"), at("dangling.out")), 0);
+    refused_by_every_writer(at("dangling.out"), "is a symbolic link; refusing to replace it; give its target's path");
+    assert_int_equal(access(at("nowhere"), F_OK), -1);
+    /* train's own run.h5 as a link */
+    assert_int_equal(qat_test_popen(NULL, 1, "mkdir -p '%s'", at("SL/dev")), 0);
+    assert_int_equal(symlink(at("nowhere"), at("SL/dev/run.h5")), 0);
+    tiny_config(at("dev.yaml"), "dev", 2048);
+    assert_int_equal(QAT("train", (char *)at("dev.yaml"), "--out", (char *)at("SL"), "--quiet"), 2);
+    printf("  train (run.h5 a link): %s", g_err);
+    assert_non_null(strstr(g_err, "is a symbolic link"));
 }
 
 /* ------------------------------------------- #6 and a NUL in a value */
@@ -638,6 +729,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_nonregular_destination),
         cmocka_unit_test(test_output_is_input),
+        cmocka_unit_test(test_foreign_live_and_linked_destination),
         cmocka_unit_test(test_empty_output_and_nul),
         cmocka_unit_test(test_outputs_on_a_full_disk),
         cmocka_unit_test(test_checkpoint_on_a_full_disk),

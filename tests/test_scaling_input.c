@@ -237,6 +237,16 @@ static void test_fit_command(void **s) {
     char *bad_fix[] = {"fit", p, "--fix", "gamma=1"};
     assert_int_equal(run_fit(bad_fix, 4, text, sizeof text), 2);
     assert_non_null(strstr(qat_errmsg(), "gamma"));
+    /* a parameter held twice (before: the last won silently) and a value out of range (before: accepted) */
+    char *twice[] = {"fit", p, "--fix", "alpha=0.3", "--fix", "alpha=0.4"};
+    assert_int_equal(run_fit(twice, 6, text, sizeof text), 2);
+    assert_string_equal(qat_errmsg(), "--fix alpha=0.4: alpha is already held by --fix alpha=0.3; give each parameter once");
+    char *negative[] = {"fit", p, "--fix", "alpha=-5"};
+    assert_int_equal(run_fit(negative, 4, text, sizeof text), 2);
+    assert_string_equal(qat_errmsg(), "--fix alpha=-5: alpha is out of range, expected a number in (0, inf) (a decay exponent)");
+    char *zero_e[] = {"fit", p, "--fix", "E=0"};
+    assert_int_equal(run_fit(zero_e, 4, text, sizeof text), 2);
+    assert_non_null(strstr(qat_errmsg(), "E is out of range, expected a number in (0, inf)"));
     write_file("broken.csv", "N,D,loss\n1e6,2e7,3.1\n1e6,2e7,oops\n");
     char b[512];
     path_in(b, sizeof b, "broken.csv");
@@ -356,6 +366,56 @@ static void write_run_with_config(const char *sub, const char *config_yaml, doub
     assert_int_equal(qat_runlog_close(rl), QAT_OK);
 }
 
+/* The hint of the mixed-data error selects one group: with three groups, of
+ * which two share data.source, it names every key the first group differs in
+ * (before: only --where data.source=..., which left two groups and the same
+ * error). Following it, word for word, leaves one group. */
+static void test_mixed_data_hint_selects_one_group(void **s) {
+    (void)s;
+    char d[512], sub[64];
+    path_in(d, sizeof d, "mixed3");
+    mkdir(d, 0755);
+    const char *cfgs[3] = {"data: {source: synthetic}\ntrain: {tokens: 1e5}\n",
+                           "data: {text: [a.txt]}\nmodel: {seq_len: 64}\ntrain: {tokens: 1e5}\n",
+                           "data: {source: synthetic}\nmodel: {seq_len: 64}\ntrain: {tokens: 1e5}\n"};
+    for (int g = 0; g < 3; g++)
+        for (int k = 0; k < 2; k++) {
+            snprintf(sub, sizeof sub, "mixed3/g%d_%d", g, k);
+            write_run_with_config(sub, cfgs[g], 1e6 * (k + 1), 1e7, 1.8 + 0.1 * g);
+        }
+    qat_fit_select *sel;
+    assert_int_equal(qat_fit_select_new(NULL, 0, &sel), QAT_OK);
+    qat_fit_runs rs = {0};
+    int skipped = 0, unselected = 0;
+    char *paths[1] = {d};
+    assert_int_equal(qat_fit_read_inputs_sel(paths, 1, &rs, &skipped, &unselected, NULL, sel), QAT_OK);
+    assert_int_equal(rs.n, 6);
+    assert_int_equal(qat_fit_check_data(&rs, sel, 0, NULL), QAT_EINPUT);
+    char msg[8192];
+    snprintf(msg, sizeof msg, "%s", qat_errmsg());
+    printf("  %s\n", msg);
+    qat_fit_runs_free(&rs);
+    qat_fit_select_free(sel);
+    /* take the --where 'K=V' of the hint as they are */
+    const char *w[8];
+    char buf[8][512];
+    int nw = 0;
+    for (const char *p = strstr(msg, "--where '"); p && nw < 8; p = strstr(p + 1, "--where '")) {
+        const char *b = p + strlen("--where '"), *e = strchr(b, '\'');
+        assert_non_null(e);
+        snprintf(buf[nw], sizeof buf[nw], "%.*s", (int)(e - b), b);
+        w[nw] = buf[nw];
+        nw++;
+    }
+    assert_true(nw >= 2);
+    assert_int_equal(qat_fit_select_new(w, nw, &sel), QAT_OK);
+    assert_int_equal(qat_fit_read_inputs_sel(paths, 1, &rs, &skipped, &unselected, NULL, sel), QAT_OK);
+    assert_int_equal(rs.n, 2);
+    assert_int_equal(qat_fit_check_data(&rs, sel, 0, NULL), QAT_OK);
+    qat_fit_runs_free(&rs);
+    qat_fit_select_free(sel);
+}
+
 /* Runs on two corpora (synthetic at seq_len 128, a text file at seq_len 64) are not
  * one fit: refused naming both groups, unless --mixed-data; --where KEY=VALUE picks
  * one group by any config key (values compared as the config reads them). */
@@ -466,6 +526,7 @@ int main(void) {
         cmocka_unit_test(test_runlogs), cmocka_unit_test(test_fit_command),
         cmocka_unit_test(test_killed_runlogs),
         cmocka_unit_test(test_fit_where_and_mixed_data),
+        cmocka_unit_test(test_mixed_data_hint_selects_one_group),
         cmocka_unit_test(test_messages_have_one_prefix),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

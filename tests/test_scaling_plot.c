@@ -177,6 +177,12 @@ static void test_plots(void **s) {
     assert_int_equal(qat_fit_plot(&f, h5, QAT_PLOT_FRONTIER, svg, NULL), QAT_EINPUT);
     qat_fit_h5_free(&f);
     assert_int_equal(qat_fit_h5_read(svg, &f), QAT_EINPUT); /* not HDF5 */
+    /* a missing file says so, as qat fit does (before: "not an HDF5 file") */
+    char missing[160], want[260];
+    snprintf(missing, sizeof missing, "%s/missing.h5", dir);
+    assert_int_equal(qat_fit_h5_read(missing, &f), QAT_EINPUT);
+    snprintf(want, sizeof want, "%s: cannot open: No such file or directory", missing);
+    assert_string_equal(qat_errmsg(), want);
 
     qat_fit_report_free(&crep);
     qat_fit_result_free(&cr);

@@ -461,6 +461,39 @@ static void test_resume_refuses_a_changed_config(void **state) {
     assert_int_equal(ckpt_step(ck), 60);
 }
 
+/* A completed run whose ckpt.h5 was deleted follows the same safe-key rule as
+ * one with its checkpoint: a safe key alone (threads, log_every) is "already
+ * completed", exit 0, the log untouched (before: exit 2 for any change); any
+ * other key is exit 2; a new budget, which needs the checkpoint, is exit 2. */
+static void test_completed_without_checkpoint_takes_safe_keys(void **state) {
+    (void)state;
+    char cfg[512], out[512], rl[600], ck[600];
+    small_run_paths(cfg, out, rl, ck, sizeof cfg);
+    assert_int_equal(run((char *[]){"train", cfg, "--out", out, "--quiet", NULL}), 0);
+    assert_int_equal(unlink(ck), 0);
+    struct stat st0, st1;
+    assert_int_equal(stat(rl, &st0), 0);
+    const char *safe[] = {"threads=2", "train.log_every=4", "name=c"};
+    for (int i = 0; i < 3; i++) {
+        int rc = run((char *[]){"train", cfg, "--out", out, "--resume", "--set", (char *)safe[i], NULL});
+        printf("  --set %s: exit %d: %s", safe[i], rc, g_err);
+        assert_int_equal(rc, 0);
+    }
+    assert_int_equal(stat(rl, &st1), 0);
+    assert_true(st0.st_mtime == st1.st_mtime && st0.st_size == st1.st_size);
+    expect_completed(rl, 40, 512);
+    int rc = run((char *[]){"train", cfg, "--out", out, "--quiet", "--resume", "--set", "seed=7", NULL});
+    printf("  --set seed=7: exit %d: %s", rc, g_err);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(g_err, "  seed: 0 -> 7\n"));
+    rc = run((char *[]){"train", cfg, "--out", out, "--quiet", "--resume", "--set", "train.tokens=30720", NULL});
+    printf("  --set train.tokens=30720: exit %d: %s", rc, g_err);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(g_err, "cannot be continued to 30720 tokens"));
+    expect_completed(rl, 40, 512);
+    assert_int_equal(access(ck, F_OK), -1);
+}
+
 /* run.h5 deleted, ckpt.h5 kept: --resume continues from the checkpoint with a new log
  * and a note, never from step 0 over the checkpoint; a plain `qat train` replaces
  * neither a checkpoint nor a completed run. */
@@ -534,7 +567,8 @@ static void test_counts_are_range_checked(void **state) {
         {"train.tokens=1e30", NULL, "qat: --set train.tokens=1e30: train.tokens: 1e30 is out of range, expected a number in [0, 9007199254740992]"},
         {"train.tokens=0", "train.tokens_per_param=1e300", "qat: --set train.tokens_per_param=1e300: train.tokens_per_param: 1e300 is out of range"},
         {"train.tokens=0", "train.tokens_per_param=1e13", "expected train.tokens_per_param <= "},
-        {"train.tokens=9007199254740992", NULL, "expected train.tokens <= 9007199254740480"},
+        /* 2^53 is whole steps of 512 (accepted below), not of 48: the largest that is */
+        {"train.tokens=9007199254740992", "train.batch_tokens=48", "expected train.tokens <= 9007199254740960"},
         {"model.heads=3", NULL, "qat: --set model.heads=3: model.heads = 3 must divide model.dim = 16"},
         {"model.seq_len=1", NULL, "model.seq_len: 1 is out of range, expected an integer in [2, "},
     };
@@ -546,6 +580,10 @@ static void test_counts_are_range_checked(void **state) {
         assert_int_equal(rc, 2);
         assert_non_null(strstr(g_err, cases[i].want));
     }
+    /* the documented bound itself, [0, 2^53], is accepted (before: refused, "<= 9007199254740480") */
+    int rc0 = run((char *[]){"train", cfg, "--out", out, "--print-config", "--set", "train.tokens=9007199254740992", NULL});
+    printf("  --set train.tokens=2^53: exit %d: %s", rc0, g_err);
+    assert_int_equal(rc0, 0);
     /* a preset's dim is resolved by the model module: the override is still the one named */
     char s1[512];
     snprintf(s1, sizeof s1, "%s/s1.yaml", g_tmp);
@@ -873,6 +911,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_sigkill_resume_is_bit_exact_bf16, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input_exits_2_naming_the_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resume_refuses_a_changed_config, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_completed_without_checkpoint_takes_safe_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_runlog_resumes_from_checkpoint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_counts_are_range_checked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_data_synth_default_seed_is_the_configs, setup, teardown),

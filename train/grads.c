@@ -99,7 +99,7 @@ int qat_grads_main(int argc, char **argv) {
     }
     /* Refused before any work: the output may be neither input nor a non-regular file. */
     const char *inputs[2] = {config, ckpt};
-    int rc = qat_out_check(out, inputs, 2);
+    int rc = qat_out_check_as(out, QAT_OUT_GRADS, inputs, 2);
     if (rc) return qat_report(rc);
     qat_config cfg;
     qat_model *m = NULL;
@@ -137,7 +137,7 @@ int qat_grads_main(int argc, char **argv) {
         }
     }
     qat_h5_out h = {.file = -1};
-    if (!rc) rc = qat_h5_out_create(&h, out, inputs, 2);
+    if (!rc) rc = qat_h5_out_create(&h, out, QAT_OUT_GRADS, inputs, 2);
     hid_t f = h.file;
     if (!rc) {
         rc = qat_h5_attr_write_str(f, out, "weight_format", qat_model_weight_format(m));

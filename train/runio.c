@@ -237,19 +237,20 @@ int qat_runio_open(qat_runio *io, const char *dir, const qat_config *cfg, qat_mo
      * between, and this one would then overwrite what that one wrote. */
     /* run.h5 and ckpt.h5 are read before they are written: a FIFO or a device
      * there would block the read or be replaced, so refuse it first. */
-    QAT_TRY(qat_out_check(runpath, NULL, 0));
-    QAT_TRY(qat_out_check(io->ckpt, NULL, 0));
+    QAT_TRY(qat_out_check_as(runpath, QAT_OUT_RUNLOG, NULL, 0));
+    QAT_TRY(qat_out_check_as(io->ckpt, QAT_OUT_CKPT, NULL, 0));
     int lock_fd;
     QAT_TRY(qat_runlog_lock(runpath, &lock_fd, NULL));
     int have_ckpt = file_exists(io->ckpt), have_log = file_exists(runpath);
     int completed = 0;
+    int64_t final_tokens = 0; /* of a completed run: what it trained */
     char status[16] = "";
     if (have_log) {
         qat_runlog_summary *sum = qat_xmalloc(sizeof *sum);
         if (!qat_runlog_read_final(runpath, sum)) {
             snprintf(status, sizeof status, "%s", sum->status);
             completed = !strcmp(sum->status, "completed") && sum->has_final;
-            if (completed) io->completed_val_loss = sum->final.val_loss;
+            if (completed) io->completed_val_loss = sum->final.val_loss, final_tokens = sum->final.tokens;
         }
         free(sum);
         qat_clear_error();
@@ -276,16 +277,21 @@ int qat_runio_open(qat_runio *io, const char *dir, const qat_config *cfg, qat_mo
     if (!have_ckpt) {
         if (completed) {
             /* A finished run whose checkpoint was deleted: nothing to continue
-             * from, but a changed config is still refused rather than ignored. */
+             * from. The same rule as with a checkpoint: a change outside the
+             * safe keys is refused, a safe key (threads, log_every) alone
+             * leaves the completed run as it is, and only a new budget, which
+             * would need the checkpoint to continue, is refused. */
             char *yaml = qat_runlog_read_config(runpath);
             qat_config *old = qat_xmalloc(sizeof *old);
             rc = yaml ? qat_config_load_string(yaml, runpath, old) : QAT_EINPUT;
             if (!rc) rc = compare_configs(runpath, old, cfg, &note);
             free(yaml);
             free(old);
-            if (!rc && note)
-                rc = qat_fail(QAT_EINPUT, "%s: the run is completed and its checkpoint %s is gone, so it cannot "
-                              "be continued with %s", runpath, io->ckpt, note);
+            if (!rc && new_steps * cfg->train.batch_tokens != final_tokens)
+                rc = qat_fail(QAT_EINPUT, "%s: the run is completed at %lld tokens and its checkpoint %s is gone, "
+                              "so it cannot be continued to %lld tokens%s%s", runpath, (long long)final_tokens,
+                              io->ckpt, (long long)(new_steps * cfg->train.batch_tokens), note ? " with " : "",
+                              note ? note : "");
             if (!rc) io->completed = 1;
             goto unlock;
         }

@@ -43,16 +43,21 @@ int qat_train_plan(const qat_config *cfg, int64_t n_params, int seq_len, qat_run
     if (!(tokens > 0))
         return qat_fail(QAT_EINPUT, "%s: set train.tokens or train.tokens_per_param to a positive number", src);
     /* Range-check before the budget becomes a count: the key table bounds each
-     * key, but tokens_per_param · N (and rounding up to whole steps) can still
-     * pass QAT_MAX_TOKENS, past which doubles no longer count tokens exactly. */
-    if (t->tokens <= 0 && !(tokens + t->batch_tokens <= QAT_MAX_TOKENS))
+     * key to QAT_MAX_TOKENS, past which doubles no longer count tokens exactly,
+     * but tokens_per_param · N, and rounding up to whole steps, can still pass
+     * it. The tokens trained are ceil(D / batch) · batch, so the largest budget
+     * is the largest whole number of steps within the bound: QAT_MAX_TOKENS
+     * itself when batch_tokens divides it (any power of two does). */
+    double bt = (double)t->batch_tokens, max_ok = floor(QAT_MAX_TOKENS / bt) * bt;
+    int fits = tokens <= QAT_MAX_TOKENS && ceil(tokens / bt) * bt <= QAT_MAX_TOKENS;
+    if (t->tokens <= 0 && !fits)
         return qat_fail(QAT_EINPUT, "%s: train.tokens_per_param = %g gives %.4g training tokens for N = %lld, "
                         "more than the largest budget %.0f; expected train.tokens_per_param <= %.6g",
-                        src, t->tokens_per_param, tokens, (long long)n_params, QAT_MAX_TOKENS,
-                        floor((QAT_MAX_TOKENS - t->batch_tokens) / (double)n_params * 1e6) / 1e6);
-    if (!(tokens + t->batch_tokens <= QAT_MAX_TOKENS))
-        return qat_fail(QAT_EINPUT, "%s: train.tokens = %.17g is too large; expected train.tokens <= %.0f",
-                        src, tokens, QAT_MAX_TOKENS - t->batch_tokens);
+                        src, t->tokens_per_param, tokens, (long long)n_params, max_ok,
+                        floor(max_ok / (double)n_params * 1e6) / 1e6);
+    if (!fits)
+        return qat_fail(QAT_EINPUT, "%s: train.tokens = %.17g is too large for whole steps of %d tokens; expected "
+                        "train.tokens <= %.0f", src, tokens, t->batch_tokens, max_ok);
     plan->steps = (int64_t)ceil(tokens / (double)t->batch_tokens);
     if (plan->steps < 1) plan->steps = 1;
     plan->tokens = (double)plan->steps * t->batch_tokens;
