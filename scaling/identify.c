@@ -403,15 +403,36 @@ int qat_fit_run_checked(qat_fit_problem *p, const qat_fit_opts *o, qat_fit_resul
             qat_fit_result_free(r);
             continue;
         }
-        for (int k = 0; k < p->np; k++) {
+        /* A, alpha, B, beta, E or an eff that only ran toward a bound has no
+         * published value that belongs to these runs' data (nats/byte of this
+         * corpus), so it is held where the fit put it and reported as not
+         * identified: the table, JSON and FIT.h5 mark it held by rule with this
+         * reason, the bootstrap does not vary it, and the others are refitted. A
+         * fitted exponent <= 0 is no decay at all, so that one still refuses. */
+        int held_one = 0;
+        for (int k = 0; k < p->np && !held_one; k++) {
             if (p->fixed[k] || capacity_slot(p, k) >= 0 || !not_identified(p, r, k, margin, why, sizeof why)) continue;
-            user_fixed(p, fx, sizeof fx);
-            int rc = qat_fail(QAT_EINPUT, "the %s fit of the %d runs%s%s%s: %s is not identified: %s; hold it "
-                              "with --fix %s=VALUE, or add runs that vary N and D more", qat_fit_law_name(p->law),
-                              p->n, fx[0] ? " (with " : "", fx, fx[0] ? " held by --fix)" : "", p->name[k], why,
-                              p->name[k]);
+            double v = qat_fit_value(p, r->theta, k);
+            if (!p->is_log[k] && !(v > 0)) {
+                user_fixed(p, fx, sizeof fx);
+                int rc = qat_fail(QAT_EINPUT, "the %s fit of the %d runs%s%s%s: %s is not identified: %s; hold it "
+                                  "with --fix %s=VALUE, or add runs that vary N and D more",
+                                  qat_fit_law_name(p->law), p->n, fx[0] ? " (with " : "", fx,
+                                  fx[0] ? " held by --fix)" : "", p->name[k], why, p->name[k]);
+                qat_fit_result_free(r);
+                return rc;
+            }
+            p->fixed[k] = QAT_FIT_BY_RULE;
+            p->fixval[k] = r->theta[k];
+            snprintf(p->why[k], sizeof p->why[k], "not identified, held at its fitted value: %.*s", (int)(sizeof p->why[k] - 48), why);
+            if (note)
+                fprintf(note, "qat: note: %s is not identified, held at its fitted value %.4g: %s; give --fix %s=VALUE "
+                        "to hold it elsewhere, or add runs that vary N and D more\n", p->name[k], v, why, p->name[k]);
+            held_one = 1;
+        }
+        if (held_one) {
             qat_fit_result_free(r);
-            return rc;
+            continue;
         }
         break;
     }

@@ -156,7 +156,7 @@ void qat_fit_print_table(FILE *out, const qat_fit_report *rep) {
     int held = 0;
     for (int k = 0; k < p->np; k++)
         if (p->fixed[k] == QAT_FIT_BY_RULE) {
-            if (!held++) fprintf(out, "\nHELD AT THE PUBLISHED LLAMA/C4 VALUES (not fitted; --fix them to choose other values):\n");
+            if (!held++) fprintf(out, "\nHELD, NOT FITTED (capacity constants at the published Llama/C4 values, the others where the fit put them; --fix them to choose other values):\n");
             fprintf(out, "  %s = %g: %s\n", p->name[k], qat_fit_value(p, r->theta, k), p->why[k]);
         }
     fprintf(out, "\nfit error: rmse(ln L) = %.5g", r->rmse_log);
