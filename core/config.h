@@ -50,6 +50,14 @@ typedef struct {
     int per_row;              /* sparsity: 1 = top-k per row instead of per tensor */
 } qat_compress_side;
 
+/* compress.gradients.*: the backward products' operands (docs/formats.md, "The
+ * backward pass"). "fp32" leaves the backward as it is. */
+typedef struct {
+    char format[QAT_FMT_MAX]; /* format of dY and of the re-quantized W and X operands */
+    char rounding[8];         /* rtn (round to nearest, ties to even) | sr (stochastic, unbiased) */
+    int hadamard;             /* Hadamard block along each backward product's inner dim; 0 = off */
+} qat_compress_grad;
+
 typedef struct {
     char preset[16];          /* "" or s1..s8 */
     int layers;               /* 0 = from preset */
@@ -121,6 +129,7 @@ typedef struct qat_config {
     qat_train_cfg train;
     qat_compress_side weights;     /* compress.weights.* */
     qat_compress_side activations; /* compress.activations.* */
+    qat_compress_grad gradients;   /* compress.gradients.* */
     char source_path[QAT_PATH_MAX]; /* the YAML file it came from ("" for defaults only) */
 } qat_config;
 

@@ -50,6 +50,7 @@ static const char *const sources[] = {"english", "synthetic", "shards", "text", 
 static const char *const precisions[] = {"fp32", "bf16", NULL};
 static const char *const estimators[] = {"", "ste", "clip", "trust", "lsq", "rbbm", "pv", "masked", NULL};
 static const char *const scales[] = {"rms", "absmax", "lsq", NULL};
+static const char *const roundings[] = {"rtn", "sr", NULL};
 
 /* The two compress sides share their rows; only the prefix and the field differ. */
 #define SIDE_KEYS(P, S)                                                                        \
@@ -137,6 +138,12 @@ const qat_key qat_config_keys[] = {
 
     SIDE_KEYS("weights", weights),
     SIDE_KEYS("activations", activations),
+    STR_K("compress.gradients.format", gradients.format, F_NONEMPTY | F_NOSPACE, NULL, "fp32",
+          "format of the backward products' operands (dY, W, X); fp32 = unquantized backward"),
+    STR_K("compress.gradients.rounding", gradients.rounding, 0, roundings, "rtn",
+          "rtn|sr: round to nearest or stochastic (unbiased) rounding in the backward"),
+    INT_K("compress.gradients.hadamard", gradients.hadamard, 0, 65536, F_POW2, "0",
+          "Hadamard block along each backward product's inner dim: 0 = off, or a power of two"),
 };
 
 enum { N_KEYS = (int)(sizeof qat_config_keys / sizeof qat_config_keys[0]) };

@@ -94,6 +94,9 @@ static int make_pair(const qat_config *cfg, int64_t rows_w, int64_t cols, int se
 
 int qat_model_create(const qat_config *cfg, const qat_model_shape *s, int max_batch, qat_model **out) {
     int bf16 = strcmp(cfg->train.precision, "bf16") == 0;
+    if (strcmp(cfg->gradients.format, "fp32") != 0)
+        return qat_fail(QAT_EINPUT, "%s: compress.gradients.format: '%s' is not implemented yet; expected fp32",
+                        qat_config_source(cfg), cfg->gradients.format);
     const char *isa;
     if (bf16 && !qat_gemm_bf16_supported(&isa))
         return qat_fail(QAT_EINPUT, "%s: train.precision: bf16 needs a CPU with native bf16 products "
