@@ -76,7 +76,7 @@ void qat_plot_law_layout_make(const qat_fit_h5 *f, qat_plot_law_layout *lay) {
         if (!m) continue;
         int first = lay->n;
         int nd = n_distinct(f->D, idx, m), nr = n_distinct(ratio, idx, m);
-        int by_ratio = nd > QAT_PLOT_MAX_BUDGETS && nr <= QAT_PLOT_MAX_BUDGETS;
+        int by_ratio = nr < nd && nr <= QAT_PLOT_MAX_BUDGETS; /* fewer curves; D on a tie */
         int binned = nd > QAT_PLOT_MAX_BUDGETS && !by_ratio;
         const double *v = by_ratio ? ratio : f->D;
         double lo = INFINITY, hi = -INFINITY;
