@@ -297,7 +297,7 @@ static int plot_law(const qat_fit_h5 *f, const char *src, const char *path) {
                     if (!pass) qat_svg_segment(&s, f->N[i], f->loss[i], f->N[i], f->pred[i], col, 1.6);
                     else qat_svg_segment(&s, f->N[i], 0, f->N[i], r, col, 1.6);
                     qat_svg_tag(&s, "run", g);
-                    qat_svg_marker(&s, f->N[i], pass ? r : f->loss[i], sh, col, 1, 3.6);
+                    qat_svg_marker(&s, f->N[i], pass ? r : f->loss[i], sh, col, G->budget / 4 % 2 == 0, 3.6);
                 }
             }
             qat_svg_tag(&s, NULL, -1);
@@ -315,8 +315,9 @@ static int plot_law(const qat_fit_h5 *f, const char *src, const char *path) {
         int exact = 1;
         for (int g = 0; g < lay.n; g++)
             if (lay.g[g].budget == b) exact &= lay.g[g].exact;
+        /* four shapes, filled then hollow: eight budgets before a marker repeats */
         qat_svg_legend_entry e = {.color = "#555555", .line = 1, .dash = b % 4, .marker = 1, .shape = (qat_svg_shape)(b % 4),
-                                  .filled = 1};
+                                  .filled = b / 4 % 2 == 0};
         budget_label(e.label, sizeof e.label, lay.budget_by_ratio[b], lay.budget[b], exact);
         qat_svg_legend_add(&s, &e);
     }
