@@ -357,6 +357,25 @@ int qat_fit_h5_read_capacity(const char *path, qat_cap_params params[QAT_CAP_NTY
     return QAT_OK;
 }
 
+/* /params: names and values, and when present which are held and why.
+ * Optional columns absent (an older file) leave zeros and empty reasons. */
+static int read_params(hid_t f, qat_fit_h5 *fr) {
+    int np = dset_len(f, "/params/name"), rc = 0;
+    if (np < 0) np = 0;
+    fr->n_params = np;
+    rc |= read_strs(f, "/params/name", np, sizeof *fr->param, (char **)&fr->param);
+    rc |= dset_len(f, "/params/value") == np
+              ? read_dset(f, "/params/value", H5T_NATIVE_DOUBLE, sizeof(double), np, (void **)&fr->param_value)
+              : (fr->param_value = qat_xcalloc((size_t)(np ? np : 1), sizeof(double)), 0);
+    rc |= dset_len(f, "/params/fixed") == np
+              ? read_dset(f, "/params/fixed", H5T_NATIVE_INT, sizeof(int), np, (void **)&fr->param_fixed)
+              : (fr->param_fixed = qat_xcalloc((size_t)(np ? np : 1), sizeof(int)), 0);
+    rc |= dset_len(f, "/params/fixed_reason") == np
+              ? read_strs(f, "/params/fixed_reason", np, sizeof *fr->param_why, (char **)&fr->param_why)
+              : (fr->param_why = qat_xcalloc((size_t)(np ? np : 1), sizeof *fr->param_why), 0);
+    return rc;
+}
+
 int qat_fit_h5_read(const char *path, qat_fit_h5 *fr) {
     qat_h5_quiet();
     memset(fr, 0, sizeof *fr);
@@ -410,6 +429,7 @@ int qat_fit_h5_read(const char *path, qat_fit_h5 *fr) {
         rc |= read_dset(f, "/formats/bits", H5T_NATIVE_DOUBLE, sizeof(double), m, (void **)&fr->fmt_bits);
         rc |= read_dset(f, "/formats/rho", H5T_NATIVE_DOUBLE, sizeof(double), m, (void **)&fr->fmt_rho);
         rc |= read_dset(f, "/formats/in_data", H5T_NATIVE_INT, sizeof(int), m, (void **)&fr->fmt_in_data);
+        rc |= read_params(f, fr);
     }
     H5Fclose(f);
     if (rc && g_damaged[0]) {
@@ -427,6 +447,7 @@ void qat_fit_h5_free(qat_fit_h5 *f) {
     free(f->N); free(f->D); free(f->loss); free(f->pred); free(f->rho); free(f->wfmt); free(f->afmt);
     free_pairs(&f->pairs); free_pairs(&f->dec);
     free(f->fmt); free(f->fmt_bits); free(f->fmt_rho); free(f->fmt_in_data);
+    free(f->param); free(f->param_value); free(f->param_fixed); free(f->param_why);
     memset(f, 0, sizeof *f);
 }
 

@@ -54,6 +54,14 @@ typedef struct {
     char (*fmt)[QAT_FIT_FMT_LEN];
     double *fmt_bits, *fmt_rho;
     int *fmt_in_data;
+    /* /params, for what the plots must say is held rather than fitted; a file
+     * without /params (or without its fixed / fixed_reason columns, written
+     * before rule 5) reads as n_params = 0 (or every fixed 0 / reason ""). */
+    int n_params;
+    char (*param)[2 * QAT_FIT_FMT_LEN + 8]; /* parameter names, as in the table */
+    double *param_value;                   /* natural-scale values */
+    int *param_fixed;                      /* QAT_FIT_FREE, QAT_FIT_BY_USER or QAT_FIT_BY_RULE */
+    char (*param_why)[QAT_FIT_WHY_LEN];    /* the rule's reason, "" otherwise */
 } qat_fit_h5;
 
 int qat_fit_h5_read(const char *path, qat_fit_h5 *f);

@@ -1,11 +1,13 @@
 /*
  * scaling/plot.c — the figures of a fit (issue 4):
  *   law       loss against N per format pair, observed runs as markers and the
- *             fitted law as lines (log–log). Runs of one pair that share a
- *             tokens-per-parameter ratio get a curve at that ratio; a pair with
- *             many ratios (IsoFLOP data such as Chinchilla's) gets one curve at
- *             the geometric-mean ratio, so the curve is what the law predicts
- *             for the runs shown, not an arbitrary D.
+ *             fitted law as lines (log–log), with a residual panel below. A
+ *             curve L(N) must hold D fixed, and it passes through a run's point
+ *             only at that run's own D: so each pair gets one curve per token
+ *             budget among its runs (issue 20: one curve per pair at a mean D/N
+ *             went through none of them), its runs marked in the pair's colour
+ *             and the budget's marker, each with a tick from the point to the
+ *             fit at its own (N, D). Held constants are named under the plot.
  *   capacity  ρ against GMSE: the fitted tanh curve per compression type, the
  *             published Llama/C4 curve for reference, and the free effs of the
  *             decoupled law as points (a pair of k equal terms at eff^(1/k)).
@@ -34,91 +36,300 @@ int qat_plot_kind_parse(const char *s, qat_plot_kind *k) {
 
 /* ---- law ------------------------------------------------------------- */
 
+/* Two budgets (or N values) within 1 % are one: a run's tokens may differ
+ * from its budget by part of a batch. */
+static int same(double a, double b) { return fabs(log(a / b)) < 0.01; }
+
+static int pair_index(const qat_fit_h5 *f, int i) {
+    char key[2 * QAT_FIT_FMT_LEN + 2];
+    snprintf(key, sizeof key, "%s/%s", f->wfmt[i], f->afmt[i]);
+    for (int k = 0; k < f->pairs.n; k++)
+        if (!strcmp(f->pairs.name[k], key)) return k;
+    return -1;
+}
+
+/* Distinct values (within 1 %) among v[idx[0..m)]. */
+static int n_distinct(const double *v, const int *idx, int m) {
+    int d = 0;
+    for (int a = 0; a < m; a++) {
+        int seen = 0;
+        for (int b = 0; b < a && !seen; b++) seen = same(v[idx[a]], v[idx[b]]);
+        d += !seen;
+    }
+    return d;
+}
+
+void qat_plot_law_layout_make(const qat_fit_h5 *f, qat_plot_law_layout *lay) {
+    int n = f->n_runs, m1 = n ? n : 1;
+    memset(lay, 0, sizeof *lay);
+    lay->g = qat_xcalloc((size_t)m1, sizeof *lay->g);
+    lay->group_of = qat_xmalloc((size_t)m1 * sizeof *lay->group_of);
+    lay->budget = qat_xmalloc((size_t)m1 * sizeof *lay->budget);
+    lay->budget_by_ratio = qat_xmalloc((size_t)m1 * sizeof *lay->budget_by_ratio);
+    int *pair_of = qat_xmalloc((size_t)m1 * sizeof *pair_of), *idx = qat_xmalloc((size_t)m1 * sizeof *idx);
+    double *ratio = qat_xmalloc((size_t)m1 * sizeof *ratio);
+    for (int i = 0; i < n; i++) { pair_of[i] = pair_index(f, i); ratio[i] = f->D[i] / f->N[i]; }
+    for (int k = -1; k < f->pairs.n; k++) {
+        int m = 0;
+        for (int i = 0; i < n; i++)
+            if (pair_of[i] == k) idx[m++] = i;
+        if (!m) continue;
+        int first = lay->n;
+        int nd = n_distinct(f->D, idx, m), nr = n_distinct(ratio, idx, m);
+        int by_ratio = nr < nd && nr <= QAT_PLOT_MAX_BUDGETS; /* fewer curves; D on a tie */
+        int binned = nd > QAT_PLOT_MAX_BUDGETS && !by_ratio;
+        const double *v = by_ratio ? ratio : f->D;
+        double lo = INFINITY, hi = -INFINITY;
+        for (int a = 0; a < m; a++) { lo = fmin(lo, log(f->D[idx[a]])); hi = fmax(hi, log(f->D[idx[a]])); }
+        int bin_group[QAT_PLOT_MAX_BUDGETS];
+        double bin_sum[QAT_PLOT_MAX_BUDGETS] = {0};
+        for (int b = 0; b < QAT_PLOT_MAX_BUDGETS; b++) bin_group[b] = -1;
+        for (int a = 0; a < m; a++) {
+            int i = idx[a], g = -1;
+            if (binned) {
+                int b = (int)((log(f->D[i]) - lo) / (hi - lo) * QAT_PLOT_MAX_BUDGETS);
+                if (b >= QAT_PLOT_MAX_BUDGETS) b = QAT_PLOT_MAX_BUDGETS - 1;
+                if (bin_group[b] < 0) bin_group[b] = lay->n++;
+                g = bin_group[b];
+                bin_sum[b] += log(f->D[i]);
+            } else {
+                for (int q = first; q < lay->n && g < 0; q++)
+                    if (same(lay->g[q].value, v[i])) g = q;
+                if (g < 0) { g = lay->n++; lay->g[g].value = v[i]; }
+            }
+            qat_plot_law_group *G = &lay->g[g];
+            if (!G->nhi) { G->pair = k; G->by_ratio = by_ratio; G->rho = f->rho[i]; G->nlo = G->nhi = f->N[i]; G->exact = 1; }
+            G->nlo = fmin(G->nlo, f->N[i]);
+            G->nhi = fmax(G->nhi, f->N[i]);
+            lay->group_of[i] = g;
+        }
+        for (int b = 0; binned && b < QAT_PLOT_MAX_BUDGETS; b++) {
+            if (bin_group[b] < 0) continue;
+            int cnt = 0;
+            for (int a = 0; a < m; a++) cnt += lay->group_of[idx[a]] == bin_group[b];
+            lay->g[bin_group[b]].value = exp(bin_sum[b] / cnt);
+        }
+        for (int a = 0; a < m; a++) {
+            int i = idx[a];
+            qat_plot_law_group *G = &lay->g[lay->group_of[i]];
+            G->exact &= same(G->value, G->by_ratio ? ratio[i] : f->D[i]);
+        }
+    }
+    /* The figure's budgets, largest first within a kind: budget 0 (solid line,
+     * circles) is the main budget of a sweep. */
+    for (int g = 0; g < lay->n; g++) {
+        int b = -1;
+        for (int q = 0; q < lay->n_budgets && b < 0; q++)
+            if (lay->budget_by_ratio[q] == lay->g[g].by_ratio && same(lay->budget[q], lay->g[g].value)) b = q;
+        if (b < 0) {
+            b = lay->n_budgets++;
+            lay->budget[b] = lay->g[g].value;
+            lay->budget_by_ratio[b] = lay->g[g].by_ratio;
+        }
+    }
+    for (int a = 1; a < lay->n_budgets; a++) /* insertion sort: a handful of budgets */
+        for (int b = a; b > 0; b--) {
+            int r0 = lay->budget_by_ratio[b - 1], r1 = lay->budget_by_ratio[b];
+            if (r0 < r1 || (r0 == r1 && lay->budget[b - 1] >= lay->budget[b])) break;
+            double t = lay->budget[b]; lay->budget[b] = lay->budget[b - 1]; lay->budget[b - 1] = t;
+            lay->budget_by_ratio[b] = r0; lay->budget_by_ratio[b - 1] = r1;
+        }
+    for (int g = 0; g < lay->n; g++)
+        for (int q = 0; q < lay->n_budgets; q++)
+            if (lay->budget_by_ratio[q] == lay->g[g].by_ratio && same(lay->budget[q], lay->g[g].value)) {
+                lay->g[g].budget = q;
+                break;
+            }
+    free(pair_of); free(idx); free(ratio);
+}
+
+void qat_plot_law_layout_free(qat_plot_law_layout *lay) {
+    free(lay->g); free(lay->group_of); free(lay->budget); free(lay->budget_by_ratio);
+    memset(lay, 0, sizeof *lay);
+}
+
+double qat_plot_law_curve(const qat_fit_h5 *f, const qat_plot_law_group *g, double N) {
+    return qat_fit_h5_predict(f, N, g->by_ratio ? g->value * N : g->value, g->rho);
+}
+
+/* "3.5M tokens", "D/N 20". */
+static void budget_label(char *buf, size_t n, int by_ratio, double v, int exact) {
+    if (by_ratio) { snprintf(buf, n, "D/N %s %.3g", exact ? "=" : "\xE2\x89\x88", v); return; }
+    const char *u = v >= 1e9 ? "B" : v >= 1e6 ? "M" : v >= 1e3 ? "k" : "";
+    double s = v >= 1e9 ? 1e9 : v >= 1e6 ? 1e6 : v >= 1e3 ? 1e3 : 1;
+    snprintf(buf, n, "D %s %.3g%s tokens", exact ? "=" : "\xE2\x89\x88", v / s, u);
+}
+
+/* The notes under the law plot: which constants are held and why (rule 3 and
+ * rule 5 of docs/scaling-laws.md, and --fix), and curves that are not at their
+ * runs' own budget. Lines wrap at `width` characters. */
+/* A capacity constant (quant_L ... vq_C): held by rule at its published value;
+ * anything else held by rule stays where the fit put it. */
+static int is_cap_name(const char *name) {
+    for (int t = 0; t < QAT_CAP_NTYPES; t++) {
+        size_t l = strlen(qat_fit_type_name(t));
+        if (!strncmp(name, qat_fit_type_name(t), l) && name[l] == '_' && strchr("LFC", name[l + 1]) && name[l + 1] &&
+            !name[l + 2])
+            return 1;
+    }
+    return 0;
+}
+
+#define NOTE_LINES 12
+#define NOTE_LEN 200
+static int law_notes(const qat_fit_h5 *f, const qat_plot_law_layout *lay, char lines[NOTE_LINES][NOTE_LEN]) {
+    static const char *why[3] = {
+        ": not identified (the runs bound each on one side only), held where the fit put it",
+        ": held at the published Llama/C4 values (the runs' formats cannot determine them)",
+        ": held by --fix"};
+    int nl = 0;
+    for (int c = 0; c < 3; c++) {
+        char line[NOTE_LEN];
+        int len = snprintf(line, sizeof line, "\xE2\x80\xA2 "), items = 0;
+        for (int k = 0; k < f->n_params; k++) {
+            int fx = f->param_fixed[k];
+            int cat = fx == QAT_FIT_BY_USER ? 2 : fx != QAT_FIT_BY_RULE ? -1 : is_cap_name(f->param[k]) ? 1 : 0;
+            if (cat != c) continue;
+            char item[96];
+            int il = snprintf(item, sizeof item, "%s%s = %.4g", items ? ", " : "", f->param[k], f->param_value[k]);
+            if (len + il >= 80 && nl < NOTE_LINES - 2) { /* wrap */
+                snprintf(lines[nl++], NOTE_LEN, "%s", line);
+                len = snprintf(line, sizeof line, "\xC2\xA0\xC2\xA0\xC2\xA0");
+            }
+            len += snprintf(line + len, sizeof line - (size_t)len, "%s", item);
+            items++;
+        }
+        if (items && nl < NOTE_LINES) snprintf(lines[nl++], NOTE_LEN, "%s%s", line, why[c]);
+    }
+    if (nl) { /* a heading above them */
+        memmove(lines[1], lines[0], (size_t)(nl < NOTE_LINES ? nl : NOTE_LINES - 1) * NOTE_LEN);
+        nl = nl < NOTE_LINES ? nl + 1 : NOTE_LINES;
+        snprintf(lines[0], NOTE_LEN, "Held, not fitted, so without an interval (docs/scaling-laws.md, \"What the data must vary\"):");
+    } else if (f->n_params) snprintf(lines[nl++], NOTE_LEN, "Every parameter is fitted (none held).");
+    for (int g = 0; g < lay->n && nl < NOTE_LINES; g++)
+        if (!lay->g[g].exact) {
+            snprintf(lines[nl++], NOTE_LEN, "A format with runs at more than %d budgets is drawn against curves at "
+                     "binned mean D; its ticks end at the fit at each run's own D.", QAT_PLOT_MAX_BUDGETS);
+            break;
+        }
+    return nl;
+}
+
 static int plot_law(const qat_fit_h5 *f, const char *src, const char *path) {
-    int n = f->n_runs, np = f->pairs.n;
-    double xmin = INFINITY, xmax = 0, ymin = INFINITY, ymax = 0;
+    int n = f->n_runs;
+    qat_plot_law_layout lay;
+    qat_plot_law_layout_make(f, &lay);
+    double xmin = INFINITY, xmax = 0, ymin = INFINITY, ymax = 0, rmax = 0;
     for (int i = 0; i < n; i++) {
         xmin = fmin(xmin, f->N[i]); xmax = fmax(xmax, f->N[i]);
-        ymin = fmin(ymin, f->loss[i]); ymax = fmax(ymax, f->loss[i]);
+        ymin = fmin(ymin, fmin(f->loss[i], f->pred[i])); ymax = fmax(ymax, fmax(f->loss[i], f->pred[i]));
+        rmax = fmax(rmax, fabs(100 * (f->loss[i] / f->pred[i] - 1)));
     }
     qat_svg_pad_range(&xmin, &xmax, 1);
-    int *pair_of = qat_xmalloc((size_t)n * sizeof *pair_of);
-    for (int i = 0; i < n; i++) {
-        char key[2 * QAT_FIT_FMT_LEN + 2];
-        snprintf(key, sizeof key, "%s/%s", f->wfmt[i], f->afmt[i]);
-        pair_of[i] = -1;
-        for (int k = 0; k < np; k++)
-            if (!strcmp(f->pairs.name[k], key)) pair_of[i] = k;
-    }
-    /* Curves: per pair, the distinct D/N ratios (within 5%), or their geometric mean. */
-    double (*ratio)[4] = qat_xcalloc((size_t)(np ? np : 1), sizeof *ratio);
-    int *nratio = qat_xcalloc((size_t)(np ? np : 1), sizeof *nratio);
-    double xs[NCURVE], ys[NCURVE];
-    for (int k = 0; k < np; k++) {
-        double lsum = 0;
-        int cnt = 0, many = 0;
-        for (int i = 0; i < n; i++) {
-            if (pair_of[i] != k) continue;
-            double r = f->D[i] / f->N[i];
-            lsum += log(r);
-            cnt++;
-            int hit = 0;
-            for (int j = 0; j < nratio[k]; j++) hit |= fabs(log(r / ratio[k][j])) < 0.05;
-            if (!hit) {
-                if (nratio[k] < 3) ratio[k][nratio[k]++] = r;
-                else many = 1;
-            }
+    /* Each curve spans its runs' N (and a little beyond, to show its slope), not the
+     * whole axis: it is the law at those runs' budget, not at every size. */
+    double (*span)[2] = qat_xmalloc((size_t)(lay.n ? lay.n : 1) * sizeof *span);
+    double lmax = ymax;
+    for (int g = 0; g < lay.n; g++) {
+        span[g][0] = fmax(xmin, lay.g[g].nlo / 1.6);
+        span[g][1] = fmin(xmax, lay.g[g].nhi * 1.6);
+        for (int q = 0; q < NCURVE; q++) {
+            double L = qat_plot_law_curve(f, &lay.g[g], span[g][0] * pow(span[g][1] / span[g][0], q / (NCURVE - 1.0)));
+            ymin = fmin(ymin, L); ymax = fmax(ymax, L);
         }
-        if (many) { nratio[k] = 1; ratio[k][0] = exp(lsum / cnt); }
-        for (int j = 0; j < nratio[k]; j++)
-            for (int q = 0; q < NCURVE; q++) {
-                double N = xmin * pow(xmax / xmin, q / (NCURVE - 1.0));
-                double L = qat_fit_h5_predict(f, N, ratio[k][j] * N, f->pairs.value[k]);
-                ymin = fmin(ymin, L); ymax = fmax(ymax, L);
-            }
     }
-    double lmax = 0;
-    for (int i = 0; i < n; i++) lmax = fmax(lmax, f->loss[i]);
     if (ymax > 1.6 * lmax) ymax = 1.6 * lmax; /* a curve shooting up at tiny N must not squash the data */
     qat_svg_pad_range(&ymin, &ymax, 1);
+    double rlim = fmax(0.5, 1.25 * rmax);
 
+    char notes[NOTE_LINES][NOTE_LEN];
+    int nnotes = law_notes(f, &lay, notes);
+    double top = 62, main1 = 430, res0 = 462, res1 = 572, Hh = 650 + 15.0 * nnotes;
     qat_svg s;
-    char title[160], sub[200];
+    char title[160], sub[240];
     snprintf(title, sizeof title, "Loss against parameters: %s law, %d runs", f->law, n);
-    snprintf(sub, sizeof sub, "L = %.4g (N\xC2\xB7\xCF\x81)^-%.3g + %.4g D^-%.3g + %.4g   (lines: the fit at each run group's D/N)",
-             f->A, f->alpha, f->B, f->beta, f->E);
-    int rc = qat_svg_begin(&s, path, src, W, H, title, sub);
+    snprintf(sub, sizeof sub, "L = %.4g\xC2\xB7(N\xC2\xB7\xCF\x81)^-%.3g + %.4g\xC2\xB7" "D^-%.3g + %.4g;  "
+             "rmse(ln L) %.3g;  each curve at its runs' token budget D",
+             f->A, f->alpha, f->B, f->beta, f->E, f->rmse_log);
+    int rc = qat_svg_begin(&s, path, src, W, Hh, title, sub);
     if (rc) {
-        free(pair_of); free(ratio); free(nratio);
+        free(span);
+        qat_plot_law_layout_free(&lay);
         return rc;
     }
-    qat_svg_axes(&s, xmin, xmax, 1, ymin, ymax, 1, "non-embedding parameters N", "final validation loss (nats/token)",
-                 NULL, 0, NULL, 0);
-    for (int k = 0; k < np; k++) {
-        const char *col = qat_svg_color(k);
-        qat_svg_series_begin(&s, f->pairs.name[k]);
-        for (int j = 0; j < nratio[k]; j++) {
-            for (int q = 0; q < NCURVE; q++) {
-                xs[q] = xmin * pow(xmax / xmin, q / (NCURVE - 1.0));
-                ys[q] = qat_fit_h5_predict(f, xs[q], ratio[k][j] * xs[q], f->pairs.value[k]);
-            }
-            qat_svg_polyline(&s, NCURVE, xs, ys, col, 1.8, j > 0);
-            if (k == 0) { /* one pair's labels say it; all pairs share the ratios in a sweep */
-                char lab[32];
-                snprintf(lab, sizeof lab, "D/N %.3g", ratio[k][j]);
-                qat_svg_text(&s, xs[NCURVE - 1], ys[NCURVE - 1], -4, -5, "end", 10, col, lab);
-            }
+    qat_svg_panel(&s, top, main1);
+    qat_svg_axes(&s, xmin, xmax, 1, ymin, ymax, 1, NULL, "final validation loss (nats/token)", NULL, 0, NULL, 0);
+    double xs[NCURVE], ys[NCURVE];
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass) { /* the residual panel: run − fit at its own (N, D), in % of the fit */
+            qat_svg_panel(&s, res0, res1);
+            qat_svg_axes(&s, xmin, xmax, 1, -rlim, rlim, 0, "non-embedding parameters N",
+                         "run \xE2\x88\x92 fit (%)", NULL, 0, NULL, 0);
+            double zx[2] = {xmin, xmax}, zy[2] = {0, 0};
+            qat_svg_series_begin(&s, "zero");
+            qat_svg_polyline(&s, 2, zx, zy, "#777777", 1, 0);
+            qat_svg_series_end(&s);
         }
-        for (int i = 0; i < n; i++)
-            if (pair_of[i] == k) qat_svg_marker(&s, f->N[i], f->loss[i], (qat_svg_shape)(k / 10 % 4), col, 1, 3.2);
-        qat_svg_series_end(&s);
-        qat_svg_legend_entry e = {.color = col, .line = 1, .marker = 1, .shape = (qat_svg_shape)(k / 10 % 4), .filled = 1};
-        if (!strcmp(f->law, "chinchilla")) snprintf(e.label, sizeof e.label, "%s", f->pairs.name[k]);
-        else snprintf(e.label, sizeof e.label, "%s (%s %.3g)", f->pairs.name[k],
-                      strcmp(f->law, "unified") ? "eff" : "\xCF\x81", f->pairs.value[k]);
+        for (int k = -1; k < f->pairs.n; k++) {
+            int has = 0;
+            for (int g = 0; g < lay.n; g++) has |= lay.g[g].pair == k;
+            if (!has) continue;
+            const char *col = qat_svg_color(k < 0 ? f->pairs.n : k);
+            char sname[160];
+            snprintf(sname, sizeof sname, "%s%s", k < 0 ? "other" : f->pairs.name[k], pass ? " residuals" : "");
+            qat_svg_series_begin(&s, sname);
+            for (int g = 0; g < lay.n; g++) {
+                const qat_plot_law_group *G = &lay.g[g];
+                if (G->pair != k) continue;
+                qat_svg_shape sh = (qat_svg_shape)(G->budget % 4);
+                if (!pass) {
+                    for (int q = 0; q < NCURVE; q++) {
+                        xs[q] = span[g][0] * pow(span[g][1] / span[g][0], q / (NCURVE - 1.0));
+                        ys[q] = qat_plot_law_curve(f, G, xs[q]);
+                    }
+                    qat_svg_tag(&s, "fit", g);
+                    qat_svg_polyline(&s, NCURVE, xs, ys, col, 1.8, G->budget % 4);
+                }
+                for (int i = 0; i < n; i++) {
+                    if (lay.group_of[i] != g) continue;
+                    double r = 100 * (f->loss[i] / f->pred[i] - 1);
+                    qat_svg_tag(&s, "resid", g);
+                    if (!pass) qat_svg_segment(&s, f->N[i], f->loss[i], f->N[i], f->pred[i], col, 1.6);
+                    else qat_svg_segment(&s, f->N[i], 0, f->N[i], r, col, 1.6);
+                    qat_svg_tag(&s, "run", g);
+                    qat_svg_marker(&s, f->N[i], pass ? r : f->loss[i], sh, col, G->budget / 4 % 2 == 0, 3.6);
+                }
+            }
+            qat_svg_tag(&s, NULL, -1);
+            qat_svg_series_end(&s);
+            if (pass) continue;
+            qat_svg_legend_entry e = {.color = col, .line = 1};
+            if (k < 0) snprintf(e.label, sizeof e.label, "runs of unlisted pairs");
+            else if (!strcmp(f->law, "chinchilla")) snprintf(e.label, sizeof e.label, "%s", f->pairs.name[k]);
+            else snprintf(e.label, sizeof e.label, "%s (%s %.3g)", f->pairs.name[k],
+                          strcmp(f->law, "unified") ? "eff" : "\xCF\x81", f->pairs.value[k]);
+            qat_svg_legend_add(&s, &e);
+        }
+    }
+    for (int b = 0; b < lay.n_budgets; b++) {
+        int exact = 1;
+        for (int g = 0; g < lay.n; g++)
+            if (lay.g[g].budget == b) exact &= lay.g[g].exact;
+        /* four shapes, filled then hollow: eight budgets before a marker repeats */
+        qat_svg_legend_entry e = {.color = "#555555", .line = 1, .dash = b % 4, .marker = 1, .shape = (qat_svg_shape)(b % 4),
+                                  .filled = b / 4 % 2 == 0};
+        budget_label(e.label, sizeof e.label, lay.budget_by_ratio[b], lay.budget[b], exact);
         qat_svg_legend_add(&s, &e);
     }
-    free(pair_of); free(ratio); free(nratio);
+    static const char *key[3] = {"lines: the fitted law", "markers: the runs", "vertical ticks: run \xE2\x88\x92 fit"};
+    for (int j = 0; j < 3; j++) {
+        qat_svg_legend_entry e = {.color = "#555555"};
+        snprintf(e.label, sizeof e.label, "%s", key[j]);
+        qat_svg_legend_add(&s, &e);
+    }
+    for (int j = 0; j < nnotes; j++) qat_svg_text_px(&s, 16, 650 + 15.0 * j, "start", 11, "#333", notes[j]);
+    free(span);
+    qat_plot_law_layout_free(&lay);
     return qat_svg_end(&s);
 }
 

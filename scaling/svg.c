@@ -42,6 +42,7 @@ int qat_svg_begin(qat_svg *s, const char *path, const char *src, double W, doubl
     s->H = H;
     /* Room on the left for tick labels, on the right for the legend. */
     s->px0 = 80; s->px1 = W - 270; s->py0 = subtitle ? 62 : 48; s->py1 = H - 58;
+    s->top = s->py0;
     FILE *o = s->out;
     fprintf(o, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
                "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"%g\" height=\"%g\" "
@@ -60,6 +61,34 @@ int qat_svg_begin(qat_svg *s, const char *path, const char *src, double W, doubl
         fputs("</text>\n", o);
     }
     return QAT_OK;
+}
+
+static const char *dash_attr(int dash) {
+    static const char *pat[] = {"", " stroke-dasharray=\"6 4\"", " stroke-dasharray=\"1.5 3\"",
+                                " stroke-dasharray=\"9 3 2 3\""};
+    return pat[((dash % 4) + 4) % 4];
+}
+
+void qat_svg_tag(qat_svg *s, const char *cls, int group) {
+    s->tag[0] = 0;
+    if (!cls) return;
+    if (group >= 0) snprintf(s->tag, sizeof s->tag, " class=\"%s\" data-group=\"%d\"", cls, group);
+    else snprintf(s->tag, sizeof s->tag, " class=\"%s\"", cls);
+}
+
+static void clip_id(const qat_svg *s, char *buf, size_t n) {
+    if (s->panel) snprintf(buf, n, "plotarea%d", s->panel);
+    else snprintf(buf, n, "plotarea");
+}
+
+void qat_svg_panel(qat_svg *s, double py0, double py1) {
+    s->panel++;
+    s->py0 = py0;
+    s->py1 = py1;
+    char id[32];
+    clip_id(s, id, sizeof id);
+    fprintf(s->out, "<defs><clipPath id=\"%s\"><rect x=\"%g\" y=\"%g\" width=\"%g\" height=\"%g\"/></clipPath></defs>\n",
+            id, s->px0, s->py0, s->px1 - s->px0, s->py1 - s->py0);
 }
 
 static double tx(const qat_svg *s, double x) {
@@ -143,10 +172,13 @@ void qat_svg_axes(qat_svg *s, double xmin, double xmax, int xlog, double ymin, d
         tick_label(o, xt[k], xlog);
         fputs("</text>\n", o);
     }
-    fprintf(o, "<text class=\"label\" x=\"%g\" y=\"%g\" text-anchor=\"middle\" font-size=\"13\">",
-            (s->px0 + s->px1) / 2, s->H - 16);
-    escaped(o, xlabel);
-    fputs("</text>\n</g>\n", o);
+    if (xlabel) {
+        fprintf(o, "<text class=\"label\" x=\"%g\" y=\"%g\" text-anchor=\"middle\" font-size=\"13\">",
+                (s->px0 + s->px1) / 2, s->py1 + 42);
+        escaped(o, xlabel);
+        fputs("</text>\n", o);
+    }
+    fputs("</g>\n", o);
     /* y axis */
     n = ny > 0 ? ny : auto_ticks(ymin, ymax, ylog, t, 64);
     const double *yt = ny > 0 ? yticks : t;
@@ -171,7 +203,9 @@ void qat_svg_axes(qat_svg *s, double xmin, double xmax, int xlog, double ymin, d
 void qat_svg_series_begin(qat_svg *s, const char *name) {
     fputs("<g class=\"series\" data-name=\"", s->out);
     escaped(s->out, name);
-    fputs("\" clip-path=\"url(#plotarea)\">\n", s->out);
+    char id[32];
+    clip_id(s, id, sizeof id);
+    fprintf(s->out, "\" clip-path=\"url(#%s)\">\n", id);
     s->in_series = 1;
 }
 
@@ -193,8 +227,8 @@ void qat_svg_polyline(qat_svg *s, int n, const double *x, const double *y, const
             continue;
         }
         if (!open) {
-            fprintf(s->out, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"%g\"%s points=\"", color, width,
-                    dash ? " stroke-dasharray=\"6 4\"" : "");
+            fprintf(s->out, "<polyline%s fill=\"none\" stroke=\"%s\" stroke-width=\"%g\"%s points=\"", s->tag, color,
+                    width, dash_attr(dash));
             open = 1;
         }
         fprintf(s->out, "%.2f,%.2f ", tx(s, x[i]), ty(s, y[i]));
@@ -202,30 +236,44 @@ void qat_svg_polyline(qat_svg *s, int n, const double *x, const double *y, const
     if (open) fputs("\"/>\n", s->out);
 }
 
-static void marker_px(FILE *o, double X, double Y, qat_svg_shape shape, const char *color, int filled, double r) {
+static void marker_px(FILE *o, const char *tag, double X, double Y, qat_svg_shape shape, const char *color, int filled,
+                      double r) {
     const char *fill = filled ? color : "white";
     switch (shape) {
     case QAT_SVG_SQUARE:
-        fprintf(o, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"%s\" stroke=\"%s\" stroke-width=\"1.3\"/>\n",
-                X - r, Y - r, 2 * r, 2 * r, fill, color);
+        fprintf(o, "<rect%s x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"%s\" stroke=\"%s\" stroke-width=\"1.3\"/>\n",
+                tag, X - r, Y - r, 2 * r, 2 * r, fill, color);
         break;
     case QAT_SVG_TRIANGLE:
-        fprintf(o, "<polygon points=\"%.2f,%.2f %.2f,%.2f %.2f,%.2f\" fill=\"%s\" stroke=\"%s\" stroke-width=\"1.3\"/>\n",
-                X, Y - 1.2 * r, X - 1.1 * r, Y + 0.8 * r, X + 1.1 * r, Y + 0.8 * r, fill, color);
+        fprintf(o, "<polygon%s points=\"%.2f,%.2f %.2f,%.2f %.2f,%.2f\" fill=\"%s\" stroke=\"%s\" stroke-width=\"1.3\"/>\n",
+                tag, X, Y - 1.2 * r, X - 1.1 * r, Y + 0.8 * r, X + 1.1 * r, Y + 0.8 * r, fill, color);
         break;
     case QAT_SVG_DIAMOND:
-        fprintf(o, "<polygon points=\"%.2f,%.2f %.2f,%.2f %.2f,%.2f %.2f,%.2f\" fill=\"%s\" stroke=\"%s\" stroke-width=\"1.3\"/>\n",
-                X, Y - 1.3 * r, X + 1.3 * r, Y, X, Y + 1.3 * r, X - 1.3 * r, Y, fill, color);
+        fprintf(o, "<polygon%s points=\"%.2f,%.2f %.2f,%.2f %.2f,%.2f %.2f,%.2f\" fill=\"%s\" stroke=\"%s\" stroke-width=\"1.3\"/>\n",
+                tag, X, Y - 1.3 * r, X + 1.3 * r, Y, X, Y + 1.3 * r, X - 1.3 * r, Y, fill, color);
         break;
     default:
-        fprintf(o, "<circle cx=\"%.2f\" cy=\"%.2f\" r=\"%.2f\" fill=\"%s\" stroke=\"%s\" stroke-width=\"1.3\"/>\n", X, Y, r,
-                fill, color);
+        fprintf(o, "<circle%s cx=\"%.2f\" cy=\"%.2f\" r=\"%.2f\" fill=\"%s\" stroke=\"%s\" stroke-width=\"1.3\"/>\n", tag,
+                X, Y, r, fill, color);
     }
 }
 
 void qat_svg_marker(qat_svg *s, double x, double y, qat_svg_shape shape, const char *color, int filled, double size) {
     if (!drawable(s, x, y)) return;
-    marker_px(s->out, tx(s, x), ty(s, y), shape, color, filled, size);
+    marker_px(s->out, s->tag, tx(s, x), ty(s, y), shape, color, filled, size);
+}
+
+void qat_svg_segment(qat_svg *s, double x1, double y1, double x2, double y2, const char *color, double width) {
+    if (!drawable(s, x1, y1) || !drawable(s, x2, y2)) return;
+    fprintf(s->out, "<line%s x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"%s\" stroke-width=\"%g\"/>\n", s->tag,
+            tx(s, x1), ty(s, y1), tx(s, x2), ty(s, y2), color, width);
+}
+
+void qat_svg_text_px(qat_svg *s, double X, double Y, const char *anchor, double size, const char *color, const char *text) {
+    fprintf(s->out, "<text x=\"%.2f\" y=\"%.2f\" text-anchor=\"%s\" font-size=\"%g\" fill=\"%s\">", X, Y, anchor, size,
+            color);
+    escaped(s->out, text);
+    fputs("</text>\n", s->out);
 }
 
 void qat_svg_text(qat_svg *s, double x, double y, double dx, double dy, const char *anchor, double size,
@@ -244,7 +292,7 @@ void qat_svg_legend_add(qat_svg *s, const qat_svg_legend_entry *e) {
 int qat_svg_end(qat_svg *s) {
     FILE *o = s->out;
     if (s->in_series) qat_svg_series_end(s);
-    double x = s->px1 + 16, y = s->py0 + 6;
+    double x = s->px1 + 16, y = s->top + 6;
     fprintf(o, "<g class=\"legend\" font-size=\"11.5\">\n");
     fprintf(o, "<rect x=\"%g\" y=\"%g\" width=\"%g\" height=\"%d\" fill=\"white\" stroke=\"#bbb\"/>\n", x - 6, y - 4,
             s->W - x - 6, 8 + 18 * s->n_legend);
@@ -253,8 +301,8 @@ int qat_svg_end(qat_svg *s) {
         double Y = y + 10 + 18 * k;
         if (e->line)
             fprintf(o, "<line x1=\"%g\" y1=\"%g\" x2=\"%g\" y2=\"%g\" stroke=\"%s\" stroke-width=\"2\"%s/>\n", x, Y,
-                    x + 26, Y, e->color, e->dash ? " stroke-dasharray=\"6 4\"" : "");
-        if (e->marker) marker_px(o, x + 13, Y, e->shape, e->color, e->filled, 4);
+                    x + 26, Y, e->color, dash_attr(e->dash));
+        if (e->marker) marker_px(o, "", x + 13, Y, e->shape, e->color, e->filled, 4);
         fprintf(o, "<text x=\"%g\" y=\"%g\">", x + 33, Y + 4);
         escaped(o, e->label);
         fputs("</text>\n", o);

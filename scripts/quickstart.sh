@@ -7,7 +7,9 @@
 #      → runs/quickstart/{fit.txt,fit.h5,fit.json,fit-decoupled.json,runs.csv}
 #   3. law, capacity and frontier plots → runs/quickstart/*.svg
 #   4. a summary: per format, the fitted ρ (95% interval) next to the published constants'
-#      prediction, and which format is best at each bit budget
+#      prediction; the law's constants with their intervals, and those held because the runs
+#      cannot determine them, with why (scripts/law-summary.sh); which format is best at each
+#      bit budget
 # Idempotent: finished runs are skipped, so a second call only refits and redraws.
 set -euo pipefail
 build=${1:-build}
@@ -65,6 +67,11 @@ for f in int4 int2 sp50 sp50+int4; do
   printf "  %-11s %10s %12s %10s [%s] %12s [%s]\n" "$f" "$(fmt2 "$pub")" "$pred" \
     "$(fmt2 "$u")" "$(interval "$pair" "$out/fit.json")" "$(fmt2 "$d")" "$(interval "$pair" "$out/fit-decoupled.json")"
 done
+echo
+# Next to the capacities: what the law rests on, and what the runs leave undetermined (issue 20).
+"$(dirname "$0")/law-summary.sh" "$out/fit.json"
+dheld=$("$(dirname "$0")/law-summary.sh" --names "$out/fit-decoupled.json")
+[ -n "$dheld" ] && echo "The decoupled fit holds ${dheld} likewise (fit-decoupled.json, \"fixed\")."
 
 echo
 echo "Frontier (unified fit, one operand): the format with the most capacity per bit within each"

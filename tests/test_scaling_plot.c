@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <hdf5.h>
 
 #include "core/error.h"
 #include "scaling/fit.h"
@@ -85,17 +86,20 @@ static int count(const char *s, const char *needle) {
     return c;
 }
 
-static void check_common(const char *svg) {
+static void check_common(const char *svg, int panels) {
     assert_true(well_formed(svg));
     assert_non_null(strstr(svg, "xmlns=\"http://www.w3.org/2000/svg\""));
     assert_non_null(strstr(svg, "class=\"title\""));
     assert_non_null(strstr(svg, "class=\"axis x\""));
     assert_non_null(strstr(svg, "class=\"axis y\""));
     assert_true(count(svg, "class=\"tick\"") >= 6);
-    assert_true(count(svg, "class=\"label\"") == 2);
+    assert_true(count(svg, "class=\"label\"") == 1 + panels); /* one x label, a y label per panel */
     assert_non_null(strstr(svg, "class=\"legend\""));
     assert_true(strstr(svg, "nan") == NULL && strstr(svg, "inf\"") == NULL);
 }
+
+/* Below, with the law plot's own test. */
+static void check_ticks_on_curves(const char *svg, int n_runs, double panel_bottom);
 
 static void test_plots(void **s) {
     (void)s;
@@ -129,23 +133,29 @@ static void test_plots(void **s) {
     assert_int_equal(f.dec.n, qat_fit_synth_npairs);
     for (int i = 0; i < rs.n; i++) assert_true(fabs(f.pred[i] - r.pred[i]) < 1e-12);
 
-    /* law: one series per format pair */
+    /* law: one series per format pair, and one of its residuals, plus the residual panel's zero line */
     snprintf(svg, sizeof svg, "%s/law.svg", dir);
     assert_int_equal(qat_fit_plot(&f, h5, QAT_PLOT_LAW, svg, NULL), QAT_OK);
     char *t = slurp(svg);
-    check_common(t);
-    assert_int_equal(count(t, "class=\"series\""), qat_fit_synth_npairs);
+    check_common(t, 2);
+    assert_int_equal(count(t, "class=\"series\""), 2 * qat_fit_synth_npairs + 1);
     for (int k = 0; k < f.pairs.n; k++) {
         char key[160];
         snprintf(key, sizeof key, "data-name=\"%s\"", f.pairs.name[k]);
         assert_int_equal(count(t, key), 1);
+        snprintf(key, sizeof key, "data-name=\"%s residuals\"", f.pairs.name[k]);
+        assert_int_equal(count(t, key), 1);
     }
+    /* runs at D/N 20 and 100 on three sizes: two curves per pair, at those ratios */
+    assert_int_equal(count(t, "<polyline class=\"fit\""), 2 * qat_fit_synth_npairs);
+    assert_non_null(strstr(t, "D/N = 20"));
+    check_ticks_on_curves(t, rs.n, 440);
     free(t);
     /* capacity: a curve per fitted type plus the published reference, points of the decoupled fit */
     snprintf(svg, sizeof svg, "%s/capacity.svg", dir);
     assert_int_equal(qat_fit_plot(&f, h5, QAT_PLOT_CAPACITY, svg, NULL), QAT_OK);
     t = slurp(svg);
-    check_common(t);
+    check_common(t, 1);
     assert_int_equal(count(t, "data-name=\"quant\""), 1);
     assert_int_equal(count(t, "data-name=\"sparse\""), 1);
     assert_int_equal(count(t, "data-name=\"vq\""), 0);
@@ -155,7 +165,7 @@ static void test_plots(void **s) {
     snprintf(svg, sizeof svg, "%s/frontier.svg", dir);
     assert_int_equal(qat_fit_plot(&f, h5, QAT_PLOT_FRONTIER, svg, NULL), QAT_OK);
     t = slurp(svg);
-    check_common(t);
+    check_common(t, 1);
     assert_int_equal(count(t, "class=\"series\""), f.n_fmt + 1);
     assert_true(f.n_fmt >= 9);
     assert_non_null(strstr(t, "bits: "));
@@ -198,7 +208,233 @@ static void test_plots(void **s) {
     assert_int_equal(system(cmd), 0);
 }
 
+/* ---- the law plot: every run on its own curve ------------------------- */
+
+/* The quickstart design: four sizes at one token budget for every pair, and
+ * fp32 also at a half and a quarter of it on the middle sizes. Each pair then
+ * has four D/N ratios, which the drawing before issue 20 replaced by one curve
+ * at their geometric mean: no run lay on it. */
+static void quickstart_runs(qat_fit_runs *rs, const qat_fit_synth_law *law) {
+    static const double N[] = {2.7e4, 6e4, 1.2e5, 2.4e5};
+    static const int pairs[] = {0, 6, 7}; /* fp32/fp32, int4/int4, int2/int2 */
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; i < 4; i++) {
+            double r = 3.5e6 / N[i];
+            qat_fit_synth(rs, law, &N[i], 1, &r, 1, &qat_fit_synth_pairs[pairs[k]], 1);
+        }
+    for (int b = 1; b <= 2; b++)
+        for (int i = 1; i <= 2; i++) {
+            double r = 3.5e6 / (1 << b) / N[i];
+            qat_fit_synth(rs, law, &N[i], 1, &r, 1, &qat_fit_synth_pairs[0], 1);
+        }
+}
+
+/* The value of attribute `name` in the element at p ("" if absent). */
+static double attr(const char *p, const char *name) {
+    const char *end = strchr(p, '>');
+    char key[32];
+    snprintf(key, sizeof key, " %s=\"", name);
+    const char *a = strstr(p, key);
+    assert_true(a && a < end);
+    return strtod(a + strlen(key), NULL);
+}
+
+/* y of polyline `pts` ("x,y x,y ...") at x, by linear interpolation; NAN outside. */
+static double poly_y(const char *pts, double x) {
+    double x0 = NAN, y0 = NAN;
+    for (const char *q = pts; *q && *q != '"';) {
+        char *e;
+        double x1 = strtod(q, &e);
+        assert_true(*e == ',');
+        double y1 = strtod(e + 1, &e);
+        if (x0 <= x && x <= x1) return y0 + (y1 - y0) * (x - x0) / (x1 - x0);
+        x0 = x1; y0 = y1;
+        q = e;
+        while (*q == ' ') q++;
+    }
+    return NAN;
+}
+
+/* Centre of the marker element starting at the '<' before m (svg.c's shapes:
+ * circle; square; triangle with apex at (X, Y − 1.2r) and base at Y + 0.8r;
+ * diamond with its second vertex at (X + 1.3r, Y)). */
+static void marker_center(const char *m, double *cx, double *cy) {
+    const char *lt = m;
+    while (*lt != '<') lt--;
+    if (!strncmp(lt, "<circle", 7)) { *cx = attr(m, "cx"); *cy = attr(m, "cy"); return; }
+    if (!strncmp(lt, "<rect", 5)) { *cx = attr(m, "x") + attr(m, "width") / 2; *cy = attr(m, "y") + attr(m, "height") / 2; return; }
+    assert_true(!strncmp(lt, "<polygon", 8));
+    double v[8];
+    char *e = strstr(m, "points=\"") + 8;
+    int k = 0;
+    while (k < 8 && *e != '"') {
+        v[k++] = strtod(e, &e);
+        if (*e == ',' || *e == ' ') e++;
+    }
+    *cx = v[0];
+    *cy = k == 6 ? 0.4 * v[1] + 0.6 * v[3] : v[3];
+}
+
+/* Every residual tick of the upper panel starts at a run's marker of its
+ * group and ends on that group's curve (in px: what a reader sees). */
+static void check_ticks_on_curves(const char *svg, int n_runs, double panel_bottom) {
+    int ticks = 0;
+    for (const char *p = strstr(svg, "<line class=\"resid\""); p; p = strstr(p + 1, "<line class=\"resid\"")) {
+        double y1 = attr(p, "y1");
+        if (y1 > panel_bottom) continue; /* the residual panel */
+        int g = (int)attr(p, "data-group");
+        double x1 = attr(p, "x1"), x2 = attr(p, "x2"), y2 = attr(p, "y2");
+        assert_true(fabs(x1 - x2) < 1e-9);
+        /* the run's marker (a circle or square in the first budgets) sits at the tick's start */
+        const char *m = strstr(p, "class=\"run\"");
+        assert_non_null(m);
+        assert_int_equal((int)attr(m, "data-group"), g);
+        double cx, cy;
+        marker_center(m, &cx, &cy);
+        assert_true(fabs(cx - x1) < 0.02 && fabs(cy - y1) < 0.02);
+        /* its group's curve passes through the tick's other end */
+        char key[64];
+        snprintf(key, sizeof key, "<polyline class=\"fit\" data-group=\"%d\"", g);
+        const char *c = strstr(svg, key);
+        assert_non_null(c);
+        double yc = poly_y(strstr(c, "points=\"") + 8, x2);
+        if (!(fabs(yc - y2) < 0.5)) fail_msg("run tick at x %.2f: ends at y %.2f, its curve (group %d) is at %.2f", x2, y2, g, yc);
+        ticks++;
+    }
+    assert_int_equal(ticks, n_runs);
+}
+
+static void test_law_curves_through_runs(void **s) {
+    (void)s;
+    const qat_fit_synth_law law = {4.0, 0.21, 4500, 0.63, 0.8, {{1, 0.41, 1.39}, {1, 0.5, 1.2}, {1, 1, 1}}, 0.01, 11};
+    qat_fit_runs rs = {0};
+    quickstart_runs(&rs, &law);
+    assert_int_equal(rs.n, 16);
+    qat_fit_problem p;
+    qat_fit_result r;
+    assert_int_equal(qat_fit_problem_init(&p, QAT_LAW_UNIFIED, &rs), QAT_OK);
+    assert_int_equal(qat_fit_problem_fix(&p, "E", 0.8), QAT_OK);
+    assert_int_equal(qat_fit_identify(&p, NULL), QAT_OK); /* holds quant_L: two GMSE values */
+    qat_fit_opts o = {.max_starts = 16};
+    assert_int_equal(qat_fit_run_fit(&p, &o, &r), QAT_OK);
+    qat_fit_report rep = {.runs = &rs, .p = &p, .r = &r};
+    qat_fit_resolver res = {test_terms, test_bits};
+    qat_fit_report_prepare(&rep, &res);
+    char dir[] = "/tmp/qat_test_scaling_law_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char h5[128], svg[128];
+    snprintf(h5, sizeof h5, "%s/fit.h5", dir);
+    snprintf(svg, sizeof svg, "%s/law.svg", dir);
+    assert_int_equal(qat_fit_h5_write(h5, &rep, NULL, 0), QAT_OK);
+    qat_fit_h5 f;
+    assert_int_equal(qat_fit_h5_read(h5, &f), QAT_OK);
+
+    /* The curves: one per (pair, D), each through the fit at its runs' own (N, D). */
+    qat_plot_law_layout lay;
+    qat_plot_law_layout_make(&f, &lay);
+    assert_int_equal(lay.n, 5);          /* fp32 at three budgets, int4 and int2 at one */
+    assert_int_equal(lay.n_budgets, 3);
+    assert_true(fabs(lay.budget[0] / 3.5e6 - 1) < 1e-12 && !lay.budget_by_ratio[0]); /* largest first: the solid one */
+    for (int i = 0; i < f.n_runs; i++) {
+        const qat_plot_law_group *g = &lay.g[lay.group_of[i]];
+        char key[160];
+        snprintf(key, sizeof key, "%s/%s", f.wfmt[i], f.afmt[i]);
+        assert_string_equal(f.pairs.name[g->pair], key);
+        assert_true(g->exact && !g->by_ratio && fabs(g->value / f.D[i] - 1) < 0.01);
+        double c = qat_plot_law_curve(&f, g, f.N[i]);
+        /* the curve at the run's N is the fit at the run, so the run is off it by its residual */
+        assert_true(fabs(c / f.pred[i] - 1) < 1e-9);
+        assert_true(fabs(log(f.loss[i] / c)) <= fabs(r.resid[i]) + 1e-9);
+    }
+    qat_plot_law_layout_free(&lay);
+
+    assert_int_equal(qat_fit_plot(&f, h5, QAT_PLOT_LAW, svg, NULL), QAT_OK);
+    char *t = slurp(svg);
+    assert_true(well_formed(t));
+    check_ticks_on_curves(t, f.n_runs, 440);
+    assert_int_equal(count(t, "class=\"run\""), 2 * f.n_runs);  /* upper panel and residual panel */
+    assert_int_equal(count(t, "class=\"resid\""), 2 * f.n_runs);
+    assert_int_equal(count(t, "<polyline class=\"fit\""), 5);
+    assert_non_null(strstr(t, "run \xE2\x88\x92 fit (%)"));           /* the residual panel's axis */
+    assert_non_null(strstr(t, "D = 3.5M tokens"));                    /* the budgets in the legend */
+    assert_non_null(strstr(t, "D = 875k tokens"));
+    assert_non_null(strstr(t, "lines: the fitted law"));
+    assert_non_null(strstr(t, "markers: the runs"));
+    assert_non_null(strstr(t, "quant_L = 1: held at the published"));   /* rule 3, named under the plot */
+    assert_non_null(strstr(t, "E = 0.8: held by --fix"));
+    free(t);
+    qat_fit_h5_free(&f);
+
+    /* A FIT.h5 written before /params had fixed and fixed_reason (or /params at
+     * all) still plots, without the note. */
+    hid_t h = H5Fopen(h5, H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(h >= 0);
+    assert_true(H5Ldelete(h, "/params/fixed_reason", H5P_DEFAULT) >= 0);
+    assert_true(H5Ldelete(h, "/params/fixed", H5P_DEFAULT) >= 0);
+    H5Fclose(h);
+    assert_int_equal(qat_fit_h5_read(h5, &f), QAT_OK);
+    assert_int_equal(f.param_fixed[0], 0);
+    assert_int_equal(qat_fit_plot(&f, h5, QAT_PLOT_LAW, svg, NULL), QAT_OK);
+    t = slurp(svg);
+    assert_null(strstr(t, "Held, not fitted"));
+    check_ticks_on_curves(t, f.n_runs, 440);
+    free(t);
+    qat_fit_h5_free(&f);
+    h = H5Fopen(h5, H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(H5Ldelete(h, "/params", H5P_DEFAULT) >= 0);
+    H5Fclose(h);
+    assert_int_equal(qat_fit_h5_read(h5, &f), QAT_OK);
+    assert_int_equal(f.n_params, 0);
+    assert_int_equal(qat_fit_plot(&f, h5, QAT_PLOT_LAW, svg, NULL), QAT_OK);
+    qat_fit_h5_free(&f);
+
+    qat_fit_report_free(&rep);
+    qat_fit_result_free(&r);
+    qat_fit_problem_free(&p);
+    qat_fit_runs_free(&rs);
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* IsoFLOP-like data (every run at its own D) is grouped by D/N when the runs
+ * share few ratios, and binned otherwise: the curves stay few, and a binned
+ * group says that its runs are near, not on, its curve. */
+static void test_law_layout_many_budgets(void **s) {
+    (void)s;
+    const qat_fit_synth_law law = {250, 0.32, 900, 0.30, 1.7, {{1, 0.41, 1.39}, {1, 0.5, 1.2}, {1, 1, 1}}, 0, 1};
+    const double N[] = {1e6, 2e6, 4e6, 8e6, 1.6e7, 3.2e7, 6.4e7, 1.28e8}, ratio[] = {20, 100};
+    qat_fit_runs rs = {0};
+    qat_fit_synth(&rs, &law, N, 8, ratio, 2, qat_fit_synth_pairs, 1);
+    qat_fit_h5 f = {.n_runs = rs.n, .A = law.A, .alpha = law.alpha, .B = law.B, .beta = law.beta, .E = law.E};
+    char name[1][2 * QAT_FIT_FMT_LEN + 2] = {"fp32/fp32"};
+    char (*fmt)[QAT_FIT_FMT_LEN] = calloc((size_t)rs.n, sizeof *fmt);
+    double *Nv = calloc((size_t)rs.n, sizeof *Nv), *Dv = calloc((size_t)rs.n, sizeof *Dv),
+           *rho = calloc((size_t)rs.n, sizeof *rho);
+    for (int i = 0; i < rs.n; i++) { Nv[i] = rs.run[i].N; Dv[i] = rs.run[i].D; rho[i] = 1; strcpy(fmt[i], "fp32"); }
+    f.N = Nv; f.D = Dv; f.rho = rho; f.wfmt = fmt; f.afmt = fmt;
+    f.pairs.n = 1; f.pairs.name = name;
+    qat_plot_law_layout lay;
+    qat_plot_law_layout_make(&f, &lay);
+    assert_int_equal(lay.n, 2); /* more distinct D than D/N: by D/N */
+    for (int g = 0; g < 2; g++) assert_true(lay.g[g].by_ratio && lay.g[g].exact);
+    for (int i = 0; i < rs.n; i++)
+        assert_true(fabs(qat_plot_law_curve(&f, &lay.g[lay.group_of[i]], Nv[i]) / rs.run[i].loss - 1) < 1e-12);
+    qat_plot_law_layout_free(&lay);
+    /* jitter every D so neither D nor D/N repeats: binned, at most QAT_PLOT_MAX_BUDGETS curves */
+    for (int i = 0; i < rs.n; i++) Dv[i] *= 1 + 0.05 * i;
+    qat_plot_law_layout_make(&f, &lay);
+    assert_true(lay.n >= 2 && lay.n <= QAT_PLOT_MAX_BUDGETS);
+    int inexact = 0;
+    for (int g = 0; g < lay.n; g++) inexact += !lay.g[g].exact && !lay.g[g].by_ratio;
+    assert_true(inexact > 0);
+    qat_plot_law_layout_free(&lay);
+    free(fmt); free(Nv); free(Dv); free(rho);
+    qat_fit_runs_free(&rs);
+}
+
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_plots)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_plots), cmocka_unit_test(test_law_curves_through_runs),
+                                       cmocka_unit_test(test_law_layout_many_budgets)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# scripts/law-summary.sh FIT.json — the five constants of a fitted law in plain words, for the
+# quickstart's summary: each with its 95% interval, or held and why. FIT.json is `qat fit --json`
+# output ("params", "ci", "fixed"; docs/cli.md). A constant the runs cannot determine is held
+# (docs/scaling-laws.md, rules 3 and 5): it has no interval, and the intervals of the others,
+# the capacities ρ included, are conditional on it, since the bootstrap does not vary it. A
+# reader of the ρ table must see that next to it, not only in fit.txt's notes (issue 20).
+# `law-summary.sh --names FIT.json` prints only the held constants' names ("B, E"; "" if none).
+# Shell and sed only: Python is no runtime dependency of qat.
+set -euo pipefail
+names_only=0
+[ "${1:-}" = --names ] && { names_only=1; shift; }
+json=${1:?usage: law-summary.sh [--names] FIT.json}
+[ -r "$json" ] || { echo "law-summary.sh: $json: cannot read" >&2; exit 1; }
+grep -q '"params": {' "$json" || { echo "law-summary.sh: $json: not qat fit --json output (no \"params\")" >&2; exit 2; }
+
+# The held constants, one per line: NAME<TAB>VALUE<TAB>BY<TAB>WHY (WHY empty for --fix).
+fixed=$(grep -o '"fixed": {.*' "$json" |
+  grep -oE '"[^"]+": \{"value": [^,}]+, "by": "(rule|user)"(, "why": "([^"\\]|\\.)*")?\}' |
+  sed -E 's/^"([^"]+)": \{"value": ([^,}]+), "by": "([a-z]+)"(, "why": "(.*)")?\}$/\1\t\2\t\3\t\5/' |
+  sed 's/\\"/"/g; s/\\\\/\\/g' || true)
+value() { grep -o '"params": {[^}]*}' "$json" | grep -o "\"$1\": [^,}]*" | sed 's/.*: //'; }
+ci() { grep -o '"ci": {[^}]*}' "$json" | grep -o "\"$1\": \[[^]]*\]" | sed 's/.*\[\(.*\), \(.*\)\]/\1 \2/'; }
+if [ $names_only = 1 ]; then
+  [ -n "$fixed" ] && printf '%s\n' "$fixed" | cut -f1 | paste -sd, - | sed 's/,/, /g'
+  exit 0
+fi
+held() { [ -n "$fixed" ] && printf '%s\n' "$fixed" | awk -F'\t' -v k="$1" '$1 == k { print $3; f = 1 } END { exit !f }'; }
+g3() { awk -v x="$1" 'BEGIN { printf "%.3g", x }'; }
+
+line="  "
+for k in A alpha B beta E; do
+  sym=$k; [ "$k" = alpha ] && sym=α; [ "$k" = beta ] && sym=β
+  v=$(value "$k")
+  if by=$(held "$k"); then
+    [ "$by" = user ] && how="held by --fix" || how="held, not identified"
+    line+="$sym $(g3 "$v") ($how)   "
+  elif [ -n "$(ci "$k")" ]; then
+    line+="$sym $(g3 "$v") [$(ci "$k" | awk '{ printf "%.3g–%.3g", $1, $2 }')]   "
+  else
+    line+="$sym $(g3 "$v")   "
+  fi
+done
+echo "The law L = A·(N·ρ)^-α + B·D^-β + E (L in nats/token, N parameters, D tokens), with 95% intervals:"
+echo "${line%   }"
+
+if [ -z "$fixed" ]; then
+  echo "Every constant is fitted from the runs, none held."
+  exit 0
+fi
+echo "Held, not fitted: these have no interval, and every interval above (ρ included) is conditional"
+echo "on them, since the bootstrap does not vary them."
+cap='^(quant|sparse|vq)_[LFC]$'
+# Constants of the law itself (A ... E, decoupled effs) that the runs bound on one side only (rule 5).
+names=$(printf '%s\n' "$fixed" | awk -F'\t' -v c="$cap" '$3 == "rule" && $1 !~ c { printf "%s%s = %.4g", n++ ? ", " : "", $1, $2 }')
+if [ -n "$names" ]; then
+  echo "  $names: not identified. The runs bound each on one side only (the fit is as good with it"
+  echo "    1000 times larger or smaller), so it is held where the fit put it and means nothing on its own."
+  if printf '%s\n' "$fixed" | awk -F'\t' '$3 == "rule" && ($1 == "B" || $1 == "beta" || $1 == "E") { f = 1 } END { exit !f }'; then
+    echo "    So the data term B·D^-β + E is not measured by these token budgets: measuring it takes runs"
+    echo "    at more token budgets, further apart. The capacities come from the N term."
+  fi
+fi
+# Capacity constants at the published Llama/C4 values (rules 3 and 5), grouped by reason.
+printf '%s\n' "$fixed" | awk -F'\t' -v c="$cap" '$3 == "rule" && $1 ~ c {
+    if (!($4 in seen)) { order[n++] = $4; seen[$4] = "" }
+    seen[$4] = seen[$4] (seen[$4] == "" ? "" : ", ") sprintf("%s = %.4g", $1, $2)
+  } END { for (i = 0; i < n; i++) printf "  %s: published Llama/C4 value, since %s\n", seen[order[i]], order[i] }'
+printf '%s\n' "$fixed" | awk -F'\t' '$3 == "user" { printf "  %s = %.4g: held by --fix\n", $1, $2 }'

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# tests/test_law_summary.sh — scripts/law-summary.sh, the part of `make quickstart`'s summary that
+# says which constants of the law are held and why (issue 20). Input: tests/fixtures/fit-quickstart.json,
+# `qat fit --json` of a quickstart run (B and E not identified, quant_L, sparse_L, sparse_C at the
+# published values), and variants of it made here: nothing held, and a constant held by --fix.
+# Usage: test_law_summary.sh SOURCE_ROOT
+set -uo pipefail
+root=${1:?usage: test_law_summary.sh SOURCE_ROOT}
+sum="$root/scripts/law-summary.sh"
+fix="$root/tests/fixtures/fit-quickstart.json"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+has() { # has OUTPUT TEXT: TEXT must be in OUTPUT
+  if ! grep -qF -- "$2" <<<"$1"; then echo "FAIL: missing: $2"; echo "--- output:"; echo "$1"; fails=$((fails + 1)); fi
+}
+hasnt() {
+  if grep -qF -- "$2" <<<"$1"; then echo "FAIL: unexpected: $2"; echo "--- output:"; echo "$1"; fails=$((fails + 1)); fi
+}
+
+# 1. The quickstart: B and E held as not identified, next to the fitted constants' intervals.
+out=$(bash "$sum" "$fix"); rc=$?
+[ $rc -eq 0 ] || { echo "FAIL: exit $rc"; fails=$((fails + 1)); }
+has "$out" "A 4.17 [3.14–7.38]"
+has "$out" "β 0.631 [0.629–0.649]"
+has "$out" "B 4.51e+03 (held, not identified)"
+has "$out" "E 0.825 (held, not identified)"
+has "$out" "B = 4507, E = 0.8252: not identified."
+has "$out" "the data term B·D^-β + E is not measured by these token budgets"
+has "$out" "every interval above (ρ included) is conditional"
+has "$out" "quant_L = 1: published Llama/C4 value, since the quant formats show 2 distinct GMSE values"
+has "$out" "sparse_L = 1, sparse_C = 1.39: published Llama/C4 value, since the sparse formats show 1 distinct"
+hasnt "$out" "none held"
+has "$(bash "$sum" --names "$fix")" "B, E, quant_L, sparse_L, sparse_C"
+
+# 2. Nothing held: every constant with its interval, and the summary says so.
+sed -e 's/"fixed": {.*}, "rmse_log"/"fixed": {}, "rmse_log"/' \
+    -e 's/"B": \[[^]]*\]/"B": [1000, 9000]/' -e 's/"E": \[[^]]*\]/"E": [0.7, 0.9]/' "$fix" > "$tmp/free.json"
+out=$(bash "$sum" "$tmp/free.json")
+has "$out" "B 4.51e+03 [1e+03–9e+03]"
+has "$out" "E 0.825 [0.7–0.9]"
+has "$out" "Every constant is fitted from the runs, none held."
+hasnt "$out" "not identified"
+[ -z "$(bash "$sum" --names "$tmp/free.json")" ] || { echo "FAIL: --names of nothing held"; fails=$((fails + 1)); }
+
+# 3. A constant held by --fix says so, and is not called "not identified".
+sed -e 's/"fixed": {.*}, "rmse_log"/"fixed": {"alpha": {"value": 0.3, "by": "user"}}, "rmse_log"/' "$fix" > "$tmp/user.json"
+out=$(bash "$sum" "$tmp/user.json")
+has "$out" "α 0.209 (held by --fix)"
+has "$out" "alpha = 0.3: held by --fix"
+hasnt "$out" "not identified"
+
+# 4. Errors: an unreadable file is exit 1 naming it, a file that is not a fit's JSON exit 2.
+err=$(bash "$sum" "$tmp/missing.json" 2>&1); rc=$?
+[ $rc -eq 1 ] || { echo "FAIL: missing file: exit $rc"; fails=$((fails + 1)); }
+has "$err" "$tmp/missing.json: cannot read"
+echo '{"law": "unified"}' > "$tmp/bad.json"
+err=$(bash "$sum" "$tmp/bad.json" 2>&1); rc=$?
+[ $rc -eq 2 ] || { echo "FAIL: not a fit: exit $rc"; fails=$((fails + 1)); }
+has "$err" "not qat fit --json output"
+
+[ $fails -eq 0 ] && echo "ok: law-summary.sh" || echo "$fails failure(s)"
+exit $((fails > 0))
