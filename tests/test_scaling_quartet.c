@@ -3,7 +3,8 @@
  * docs/scaling-laws.md): the analytic gradient against finite differences; the
  * fit recovers known effN, effD and (α, β, γ) from runs drawn from the law with
  * multiplicative noise like real runs', within tolerances derived from that
- * noise; data that cannot identify an eff is refused (exit 2) naming the axis;
+ * noise; data that cannot identify an eff is refused (exit 2) naming the axis,
+ * and an eff the runs bound on one side only is held by rule 5, not printed;
  * the backward scheme key from compress.gradients.* of a run log and from a
  * CSV's grad_format column, and its round trip through --csv; the JSON keys
  * and FIT.h5's /quartet table; other laws refusing runs of several backward
@@ -69,14 +70,15 @@ static double true_loss(double N, double D, double effn, double effd) {
     return pow(TA * pow(N * effn, -TALPHA) + TB * pow(D * effd, -TBETA), TGAMMA) + TE;
 }
 
-/* One run per (scheme, N, D); loss times exp(σ·z), z = qat_normal_at(seed, i).
- * keep(s, n, d) may leave runs out (NULL keeps all). */
-static void make_runs(qat_fit_runs *rs, double sigma, uint64_t seed, int (*keep)(int s, int n, int d)) {
-    for (int s = 0; s < NSCHEMES; s++)
+/* One run per (scheme of sc[0..ns), N, D); loss times exp(σ·z), z =
+ * qat_normal_at(seed, i). keep(s, n, d) may leave runs out (NULL keeps all). */
+static void make_runs_of(qat_fit_runs *rs, const scheme *sc, int ns, double sigma, uint64_t seed,
+                         int (*keep)(int s, int n, int d)) {
+    for (int s = 0; s < ns; s++)
         for (int n = 0; n < 4; n++)
             for (int d = 0; d < 4; d++) {
                 if (keep && !keep(s, n, d)) continue;
-                const scheme *c = &SCHEMES[s];
+                const scheme *c = &sc[s];
                 qat_fit_run r;
                 memset(&r, 0, sizeof r);
                 r.N = NS[n];
@@ -89,6 +91,10 @@ static void make_runs(qat_fit_runs *rs, double sigma, uint64_t seed, int (*keep)
                 snprintf(r.origin, sizeof r.origin, "synthetic:%d", rs->n + 1);
                 qat_fit_runs_push(rs, &r);
             }
+}
+
+static void make_runs(qat_fit_runs *rs, double sigma, uint64_t seed, int (*keep)(int s, int n, int d)) {
+    make_runs_of(rs, SCHEMES, NSCHEMES, sigma, seed, keep);
 }
 
 static int param_index(const qat_fit_problem *p, const char *name) {
@@ -317,6 +323,45 @@ static void test_refuses_unidentifiable(void **s) {
     assert_non_null(strstr(text, "\"effD:mxfp4@sr\": {\"value\": 0.85"));
 }
 
+/* Rule 5 (identify.c) for an eff: a backward scheme that costs nothing at all
+ * (effD = 1e12: its D term is below 1e-7 of the loss at every D) bounds effD
+ * from below only, since any larger value fits as well. It must not be printed
+ * as fitted: it is held where the fit put it, by rule, with the reason, and the
+ * rest of the fit stands (the SR scheme's effD still found). */
+static void test_eff_toward_bound_is_held(void **s) {
+    (void)s;
+    static const scheme sc[] = {{"fp32", "fp32", "fp32", 1, 1}, {"int4", "int4", "fp32", 0.65, 1},
+                                {"fp32", "fp32", "mxfp4@sr", 1, 0.85}, {"fp32", "fp32", "int8", 1, 1e12}};
+    qat_fit_runs rs = {0};
+    make_runs_of(&rs, sc, 4, 0.0075, 11, NULL);
+    qat_fit_problem p;
+    assert_int_equal(qat_fit_problem_init(&p, QAT_LAW_QUARTET, &rs), QAT_OK);
+    assert_int_equal(qat_fit_identify(&p, NULL), QAT_OK); /* counting sees nothing wrong */
+    char note_path[512];
+    path_in(note_path, sizeof note_path, "note.txt");
+    FILE *note = fopen(note_path, "w+");
+    qat_fit_opts o = {0};
+    qat_fit_result r;
+    assert_int_equal(qat_fit_run_checked(&p, &o, &r, note), QAT_OK);
+    rewind(note);
+    size_t len = fread(text, 1, sizeof text - 1, note);
+    text[len] = 0;
+    fclose(note);
+    printf("  %s", text);
+    int k = param_index(&p, "effD:int8"), ksr = param_index(&p, "effD:mxfp4@sr");
+    assert_int_equal(p.fixed[k], QAT_FIT_BY_RULE);
+    /* where the optimiser left it is arbitrary (the gradient vanishes), so the
+     * profile may find either side flat; what counts is that it is not fitted */
+    assert_non_null(strstr(p.why[k], "ran toward its bound"));
+    assert_non_null(strstr(text, "effD:int8 is not identified"));
+    assert_true(qat_fit_value(&p, r.theta, k) > 100);
+    assert_int_equal(p.fixed[ksr], QAT_FIT_FREE);
+    assert_true(fabs(r.theta[ksr] - log(0.85)) < 0.1);
+    qat_fit_result_free(&r);
+    qat_fit_problem_free(&p);
+    qat_fit_runs_free(&rs);
+}
+
 /* Another law over runs of several backward schemes is refused, pointing at
  * --law quartet; without --law, quartet is what is fitted. */
 static void test_other_laws_refuse_mixed_backward(void **s) {
@@ -453,6 +498,7 @@ int main(void) {
         cmocka_unit_test(test_gradient),
         cmocka_unit_test(test_recovers_known_law),
         cmocka_unit_test(test_refuses_unidentifiable),
+        cmocka_unit_test(test_eff_toward_bound_is_held),
         cmocka_unit_test(test_other_laws_refuse_mixed_backward),
         cmocka_unit_test(test_runlog_backward_scheme),
         cmocka_unit_test(test_csv_json_h5_round_trip),
