@@ -1,7 +1,7 @@
 /*
  * scaling/csv.c — runs from a CSV table.
  *
- * Two layouts are read: the plain `N,D,loss[,format[,act_format]]` (header
+ * Two layouts are read: the plain `N,D,loss[,format[,act_format[,grad_format]]]` (header
  * optional, columns by position when absent) and any table whose header names
  * its columns, such as the Chinchilla points extracted by Epoch AI
  * (x,y,color,Model Size,Training FLOP,hex_color,loss), where D is derived as
@@ -11,6 +11,8 @@
  *   FLOP   training flop, flop, flops, compute   (used when no D column)
  *   loss   loss, val_loss, final_loss
  *   format format, weight_format     act_format  act_format, activation_format
+ *   grad_format  grad_format, gradient_format: the backward scheme key of
+ *          docs/scaling-laws.md (e.g. mxfp4@sr; empty or absent = fp32)
  * Unknown columns are ignored. Blank lines and lines starting with '#' are
  * skipped, and so is a UTF-8 byte-order mark at the start. A bad cell is an error at file:line:column.
  */
@@ -23,7 +25,7 @@
 #include "core/error.h"
 #include "scaling/inputs.h"
 
-enum { COL_N, COL_D, COL_FLOP, COL_LOSS, COL_FMT, COL_ACT, NCOL };
+enum { COL_N, COL_D, COL_FLOP, COL_LOSS, COL_FMT, COL_ACT, COL_GRAD, NCOL };
 #define MAX_FIELDS 64
 
 typedef struct {
@@ -77,7 +79,8 @@ static int column_of(const char *name) {
     static const char *const lo[] = {"loss", "val_loss", "final_loss", NULL};
     static const char *const fm[] = {"format", "weight_format", NULL};
     static const char *const ac[] = {"act_format", "activation_format", NULL};
-    const char *const *all[NCOL] = {n, d, fl, lo, fm, ac};
+    static const char *const gr[] = {"grad_format", "gradient_format", NULL};
+    const char *const *all[NCOL] = {n, d, fl, lo, fm, ac, gr};
     for (int c = 0; c < NCOL; c++)
         if (match(name, all[c])) return c;
     return -1;
@@ -111,7 +114,7 @@ static int set_format(const char *path, int line, const fields *f, int k, char *
 int qat_fit_read_csv(const char *path, qat_fit_runs *rs) {
     FILE *fp = fopen(path, "r");
     if (!fp) return qat_fail(QAT_EINPUT, "%s: cannot open: %s", path, strerror(errno));
-    int col[NCOL] = {0, 1, -1, 2, 3, 4}; /* positional layout until a header says otherwise */
+    int col[NCOL] = {0, 1, -1, 2, 3, 4, 5}; /* positional layout until a header says otherwise */
     char *buf = NULL;
     size_t cap = 0;
     int line = 0, seen_first = 0, rows = 0, rc = QAT_OK;
@@ -143,7 +146,7 @@ int qat_fit_read_csv(const char *path, qat_fit_runs *rs) {
                                     : col[COL_LOSS] < 0 ? "loss" : NULL;
                 if (missing) {
                     rc = qat_fail(QAT_EINPUT, "%s:%d: the header has no column for %s; expected "
-                                  "N,D,loss[,format[,act_format]]", path, line, missing);
+                                  "N,D,loss[,format[,act_format[,grad_format]]]", path, line, missing);
                     break;
                 }
                 continue;
@@ -164,6 +167,7 @@ int qat_fit_read_csv(const char *path, qat_fit_runs *rs) {
         if ((rc = parse_positive(path, line, &f, col[COL_LOSS], "loss", &r.loss))) break;
         if ((rc = set_format(path, line, &f, col[COL_FMT], r.wfmt))) break;
         if ((rc = set_format(path, line, &f, col[COL_ACT], r.afmt))) break;
+        if ((rc = set_format(path, line, &f, col[COL_GRAD], r.gfmt))) break;
         qat_fit_runs_push(rs, &r);
         rows++;
     }

@@ -41,13 +41,18 @@ double qat_fit_local(const qat_fit_problem *p, double *theta, const double *w) {
 static const double grid_ab[] = {0, 5, 10, 15, 20, 25};
 static const double grid_exp[] = {0, 0.5, 1, 1.5, 2};
 static const double grid_e[] = {-1, -0.5, 0, 0.5, 1};
+/* Quartet's γ: the paper's grid {0, 0.5, 1} without the degenerate 0 (every
+ * gradient but γ's vanishes there), and 2 for a sum that curves the other way. */
+static const double grid_gamma[] = {0.5, 1, 2};
 
-int qat_fit_grid_count(const qat_fit_problem *p) { (void)p; return 6 * 6 * 5 * 5 * 5; }
+int qat_fit_grid_count(const qat_fit_problem *p) { return 6 * 6 * 5 * 5 * 5 * (p->law == QAT_LAW_QUARTET ? 3 : 1); }
 
-/* Neutral capacity start: eff = 1, or the published Llama/C4 (L, F, C). */
+/* Neutral capacity start: eff = 1 (effN and effD too), or the published Llama/C4 (L, F, C). */
 static void capacity_start(const qat_fit_problem *p, double *theta, double eff, double F, double C) {
     for (int k = 0; k < p->n_pairs; k++)
         if (p->eff_of_pair[k] >= 0) theta[p->eff_of_pair[k]] = log(eff);
+    for (int j = 0; j < p->n_bwd; j++)
+        if (p->effd_of_bwd[j] >= 0) theta[p->effd_of_bwd[j]] = log(eff);
     for (int t = 0; t < QAT_CAP_NTYPES; t++)
         if (p->type_off[t] >= 0) {
             theta[p->type_off[t]] = 0.0;
@@ -62,7 +67,8 @@ void qat_fit_grid_start(const qat_fit_problem *p, int s, double *theta) {
     theta[QAT_FIT_B] = grid_ab[i % 6]; i /= 6;
     theta[QAT_FIT_ALPHA] = grid_exp[i % 5]; i /= 5;
     theta[QAT_FIT_BETA] = grid_exp[i % 5]; i /= 5;
-    theta[QAT_FIT_E] = grid_e[i % 5];
+    theta[QAT_FIT_E] = grid_e[i % 5]; i /= 5;
+    if (p->law == QAT_LAW_QUARTET) theta[QAT_FIT_GAMMA] = grid_gamma[i % 3];
     capacity_start(p, theta, 1.0, 0.41, 1.39);
     for (int k = 0; k < p->np; k++)
         if (p->fixed[k]) theta[k] = p->fixval[k];

@@ -8,6 +8,10 @@
  *               pair, fp32/fp32 held at 1 (Frantar et al. 2025, QuEST);
  *   unified     ρ = Π over the capacity terms of both formats of
  *               L_t·tanh(F_t·log_{1/4} gmse)^C_t, one (L, F, C) per type t.
+ * The fourth, quartet (Castro et al. 2025), prices the backward pass too:
+ *   L = (A·(N·effN)^-α + B·(D·effD)^-β)^γ + E, effN per forward pair (ρ, as
+ *   decoupled), effD per backward scheme, fp32/fp32 and fp32 held at 1
+ *   (scaling/law_quartet.c).
  *
  * The fit works in an internal parameter vector θ in which every positive
  * quantity is a logarithm (a = ln A, b = ln B, e = ln E, ln eff, ln L, ln F,
@@ -33,7 +37,9 @@
 #define QAT_FIT_SCREENED_STARTS 48 /* default starts of laws with capacity parameters */
 #define QAT_FIT_WHY_LEN 256     /* longest reason kept for a parameter held by rule */
 
-typedef enum { QAT_LAW_CHINCHILLA = 0, QAT_LAW_DECOUPLED = 1, QAT_LAW_UNIFIED = 2 } qat_fit_law;
+typedef enum { QAT_LAW_CHINCHILLA = 0, QAT_LAW_DECOUPLED = 1, QAT_LAW_UNIFIED = 2, QAT_LAW_QUARTET = 3 } qat_fit_law;
+#define QAT_FIT_NLAWS 4
+#define QAT_FIT_KEY_LEN (3 * QAT_FIT_FMT_LEN + 3) /* "W/A/G" */
 
 /* One training run as the fit sees it. */
 typedef struct {
@@ -45,7 +51,16 @@ typedef struct {
     int n_terms;                       /* capacity terms of wfmt then afmt; -1 = unresolved */
     qat_cap_term terms[QAT_FIT_MAX_TERMS];
     char origin[256];                  /* file or file:line, named in messages */
+    char gfmt[QAT_FIT_FMT_LEN];        /* backward scheme key (qat_fit_bwd_key; "" = fp32) */
 } qat_fit_run;
+
+/* The backward scheme key of compress.gradients.{format, rounding, hadamard}
+ * (docs/scaling-laws.md): "fp32" when format is fp32, else the format, then
+ * "@sr" for stochastic rounding, then "@h<block>" for a Hadamard block, e.g.
+ * "mxfp4", "mxfp4@sr", "mxfp4@sr@h128". */
+void qat_fit_bwd_key(char out[QAT_FIT_FMT_LEN], const char *format, const char *rounding, int hadamard);
+/* A run's backward scheme key ("fp32" for ""). */
+const char *qat_fit_run_bwd(const qat_fit_run *r);
 
 typedef struct {
     qat_fit_run *run; /* growable array */
@@ -54,6 +69,8 @@ typedef struct {
 
 void qat_fit_runs_push(qat_fit_runs *rs, const qat_fit_run *r);
 void qat_fit_runs_free(qat_fit_runs *rs);
+/* The runs hold more than one backward scheme: *a and *b receive two of them. */
+int qat_fit_runs_mixed_bwd(const qat_fit_runs *rs, const char **a, const char **b);
 
 /* Turns a format string into capacity terms and bits per parameter. The default
  * one is backed by compress/ (qat_fmt_capacity_terms, qat_fmt_bits) when qat is
@@ -89,6 +106,14 @@ typedef struct {
                               QAT_FIT_BY_RULE (qat_fit_identify: the data cannot tell it) */
     double *fixval;        /* internal (θ-scale) value of fixed parameters */
     char (*why)[QAT_FIT_WHY_LEN]; /* for QAT_FIT_BY_RULE: the reason, printed and stored */
+    /* quartet only (eff_of_pair above holds the θ index of ln effN): */
+    int n_bwd;             /* backward schemes */
+    char (*bwd)[QAT_FIT_FMT_LEN]; /* their keys, sorted */
+    int *bwd_of;           /* run → index into bwd[] */
+    int *effd_of_bwd;      /* θ index of ln effD, -1 for fp32 */
+    int n_keys;            /* distinct W/A/G format keys of the runs */
+    char (*key)[QAT_FIT_KEY_LEN]; /* "W/A/G", sorted */
+    int *key_pair, *key_bwd; /* per key: its pair and backward scheme */
 } qat_fit_problem;
 
 /* Why a parameter does not move (qat_fit_problem.fixed). */
@@ -96,13 +121,16 @@ enum { QAT_FIT_FREE = 0, QAT_FIT_BY_USER = 1, QAT_FIT_BY_RULE = 2 };
 
 /* Indices of the five law parameters in θ. */
 enum { QAT_FIT_A = 0, QAT_FIT_ALPHA = 1, QAT_FIT_B = 2, QAT_FIT_BETA = 3, QAT_FIT_E = 4 };
+/* The quartet law's sixth shared parameter (natural scale, like α and β). */
+enum { QAT_FIT_GAMMA = 5 };
 
 /* Build the problem; for the unified law every run needs resolved terms. */
 int qat_fit_problem_init(qat_fit_problem *p, qat_fit_law law, const qat_fit_runs *rs);
 void qat_fit_problem_free(qat_fit_problem *p);
 
 /* "--fix name=value" in natural units; names: A alpha B beta E, quant_L … vq_C,
- * L/F/C (every type present), and "W/A" effs of the decoupled law. */
+ * L/F/C (every type present), "W/A" effs of the decoupled law, and gamma,
+ * effN:W/A and effD:G of the quartet law. */
 int qat_fit_problem_fix(qat_fit_problem *p, const char *name, double value);
 
 /* Can the runs tell every free parameter apart (identify.c, docs/scaling-laws.md)?
@@ -194,6 +222,23 @@ void qat_fit_grid_start(const qat_fit_problem *p, int s, double *theta);
 int qat_fit_bootstrap(const qat_fit_problem *p, const qat_fit_opts *o, const double *starts,
                       int n_starts, qat_fit_result *r);
 double qat_fit_loo(const qat_fit_problem *p, const double *theta);
+
+/* The quartet law (law_quartet.c): layout, prediction and objective, the
+ * identifiability rules of its effs (called by qat_fit_identify), and the
+ * refusal of another law over runs with several backward schemes. */
+/* Backward schemes, W/A/G keys and the θ indices of ln effD (from np on);
+ * returns the new length of θ. */
+int qat_fit_quartet_init(qat_fit_problem *p, const qat_fit_runs *rs, int np);
+double qat_fit_quartet_predict(const qat_fit_problem *p, const double *theta, int i, double *grad, double scale);
+double qat_fit_quartet_objective(const qat_fit_problem *p, const double *theta, const double *w, double *g);
+int qat_fit_quartet_identify(const qat_fit_problem *p);
+/* ln effD of backward scheme j under θ (0 for fp32). */
+double qat_fit_quartet_log_effd(const qat_fit_problem *p, const double *theta, int j);
+/* QAT_EINPUT when a law without a backward term (chinchilla, decoupled,
+ * unified) is asked for runs of more than one backward scheme: their losses
+ * differ by what the law cannot price. The message names two schemes and the
+ * cures (--law quartet, or --exclude/--where to keep one scheme). */
+int qat_fit_check_bwd(const qat_fit_runs *rs, qat_fit_law law);
 
 const char *qat_fit_law_name(qat_fit_law law);
 int qat_fit_law_parse(const char *s, qat_fit_law *law);

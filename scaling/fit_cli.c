@@ -29,31 +29,41 @@
 static const char fit_usage[] =
     "usage: qat fit RUNS... [options]\n"
     "\n"
-    "Fit L(N, D) = A*(N*rho)^-alpha + B*D^-beta + E to training runs (docs/scaling-laws.md):\n"
+    "Fit L(N, D) = A*(N*rho)^-alpha + B*D^-beta + E (or the quartet law below) to training\n"
+    "runs (docs/scaling-laws.md):\n"
     "Huber loss (delta 1e-3) on ln L, L-BFGS from Epoch AI's grid of starts, best kept.\n"
     "\n"
     "RUNS are run logs (run.h5 files, or directories searched for run.h5; only\n"
     "completed runs count, others are skipped with a warning) or CSV files with\n"
-    "columns N,D,loss[,format[,act_format]] (header optional; a header may instead\n"
-    "name 'Model Size', 'Training FLOP' (D = FLOP/(6N)) and 'loss').\n"
+    "columns N,D,loss[,format[,act_format[,grad_format]]] (header optional; a header\n"
+    "may instead name 'Model Size', 'Training FLOP' (D = FLOP/(6N)) and 'loss').\n"
+    "A run's backward scheme is its compress.gradients.* (run logs) or grad_format\n"
+    "(CSV): fp32, or FORMAT[@sr][@hBLOCK], e.g. mxfp4@sr@h128.\n"
     "\n"
     "options:\n"
-    "  --law chinchilla|decoupled|unified\n"
+    "  --law chinchilla|decoupled|unified|quartet\n"
     "                      chinchilla: rho = 1; decoupled: one free eff per W/A format\n"
     "                      pair (fp32/fp32 = 1); unified: rho from the formats' GMSE with\n"
-    "                      one (L, F, C) per compression type. Default: chinchilla when\n"
-    "                      every run is fp32/fp32, else unified (decoupled when qat has\n"
-    "                      no format library).\n"
+    "                      one (L, F, C) per compression type; quartet:\n"
+    "                      L = (A*(N*effN)^-alpha + B*(D*effD)^-beta)^gamma + E, effN per\n"
+    "                      W/A pair, effD per backward scheme (fp32 = 1). Default:\n"
+    "                      quartet when the runs have more than one backward scheme (the\n"
+    "                      other laws refuse such runs), else chinchilla when every run\n"
+    "                      is fp32/fp32, else unified (decoupled when qat has no format\n"
+    "                      library).\n"
     "  --bootstrap N       N resamples over runs for 95% percentile intervals (default 0)\n"
     "  --seed S            bootstrap seed (default 0)\n"
     "  --fix NAME=VALUE    hold a parameter: A alpha B beta E, quant_L ... vq_C, L/F/C\n"
-    "                      (all types), or a decoupled eff by its pair, e.g. int4/int4=0.7\n"
+    "                      (all types), or a decoupled eff by its pair, e.g. int4/int4=0.7;\n"
+    "                      quartet: gamma, effN:W/A, effD:G, e.g. effD:mxfp4@sr=0.9\n"
     "                      A fit the runs cannot identify is refused (exit 2) naming the\n"
     "                      axis: N or D with too few distinct values, or effs with no\n"
-    "                      fp32/fp32 run. Unified (L, F, C) of a type with fewer than 3\n"
-    "                      distinct GMSE values are held at the published values and\n"
-    "                      reported as such (docs/scaling-laws.md).\n"
-    "  --exclude GLOB      drop runs whose weight format, W/A pair or file matches\n"
+    "                      fp32/fp32 run; quartet: effN whose W/A has one N, effD whose\n"
+    "                      backward scheme has one D. Unified (L, F, C) of a type with\n"
+    "                      fewer than 3 distinct GMSE values are held at the published\n"
+    "                      values and reported as such (docs/scaling-laws.md).\n"
+    "  --exclude GLOB      drop runs whose weight format, W/A pair or file matches, or\n"
+    "                      with a GLOB of three parts their W/A/G key (e.g. '*/*/mxfp4')\n"
     "  --where KEY=VALUE   keep only run logs whose stored config has this value for any\n"
     "                      config key (docs/config.md), e.g. --where data.source=synthetic\n"
     "                      --where model.seq_len=64; repeatable (all must hold)\n"
@@ -63,7 +73,8 @@ static const char fit_usage[] =
     "  --no-loo            skip the leave-one-out error\n"
     "  --json              print the JSON of docs/cli.md instead of the table\n"
     "  --out FIT.h5        write parameters, intervals, per-run predictions (for qat plot)\n"
-    "  --csv FILE          write per-run N, D, loss, formats, rho, prediction, residual\n"
+    "  --csv FILE          write per-run N, D, loss, formats (grad_format too), rho,\n"
+    "                      eff_d, prediction, residual\n"
     "  --help              this text\n";
 
 static const char plot_usage[] =
@@ -210,8 +221,13 @@ static int fit_body(fit_args *a) {
     int all_dense = 1;
     for (int i = 0; i < rs.n; i++)
         all_dense &= !strcmp(rs.run[i].wfmt, "fp32") && !strcmp(rs.run[i].afmt, "fp32");
-    qat_fit_law law = all_dense ? QAT_LAW_CHINCHILLA : res->terms ? QAT_LAW_UNIFIED : QAT_LAW_DECOUPLED;
+    const char *ga, *gb;
+    int mixed_bwd = qat_fit_runs_mixed_bwd(&rs, &ga, &gb);
+    qat_fit_law law = mixed_bwd   ? QAT_LAW_QUARTET
+                      : all_dense ? QAT_LAW_CHINCHILLA
+                      : res->terms ? QAT_LAW_UNIFIED : QAT_LAW_DECOUPLED;
     if (a->law && (rc = qat_fit_law_parse(a->law, &law))) goto out;
+    if ((rc = qat_fit_check_bwd(&rs, law))) goto out;
     if (law == QAT_LAW_UNIFIED) {
         if ((rc = qat_fit_resolve_terms(&rs, res))) goto out;
     } else if (res->terms) {

@@ -113,7 +113,7 @@ static void write_pairs(wctx *w, hid_t g, const qat_fit_problem *p, const qat_fi
 }
 
 static void law_attrs(wctx *w, hid_t loc, const qat_fit_problem *p, const qat_fit_result *r) {
-    for (int k = 0; k < 5; k++) attr_double(w, loc, p->name[k], qat_fit_value(p, r->theta, k));
+    for (int k = 0; k < (p->law == QAT_LAW_QUARTET ? 6 : 5); k++) attr_double(w, loc, p->name[k], qat_fit_value(p, r->theta, k));
     attr_double(w, loc, "rmse_log", r->rmse_log);
 }
 
@@ -163,9 +163,30 @@ static void write_all(wctx *w, hid_t f, const qat_fit_report *rep) {
     dset(w, g, "rho", H5T_NATIVE_DOUBLE, n, r->rho);
     dset_str(w, g, "weight_format", n, run[0].wfmt, sizeof *run);
     dset_str(w, g, "act_format", n, run[0].afmt, sizeof *run);
+    {
+        char (*gk)[QAT_FIT_FMT_LEN] = qat_xmalloc((size_t)(n ? n : 1) * sizeof *gk);
+        for (int i = 0; i < n; i++) snprintf(gk[i], sizeof gk[i], "%s", qat_fit_run_bwd(&run[i]));
+        dset_str(w, g, "grad_format", n, gk[0], sizeof gk[0]);
+        free(gk);
+    }
     dset_str(w, g, "origin", n, run[0].origin, sizeof *run);
     if (g >= 0) H5Gclose(g);
     free(v);
+
+    if (p->law == QAT_LAW_QUARTET) {
+        g = group(w, f, "quartet");
+        int m = p->n_keys;
+        double *e = qat_xmalloc((size_t)6 * (m ? m : 1) * sizeof *e), *col = qat_xmalloc((size_t)(m ? m : 1) * sizeof *col);
+        for (int k = 0; k < m; k++) qat_fit_key_effs(p, r, k, e + 6 * k);
+        dset_str(w, g, "key", m, p->key[0], sizeof p->key[0]);
+        static const char *cn[6] = {"eff_n", "eff_n_lo", "eff_n_hi", "eff_d", "eff_d_lo", "eff_d_hi"};
+        for (int c = 0; c < 6; c++) {
+            for (int k = 0; k < m; k++) col[k] = e[6 * k + c];
+            dset(w, g, cn[c], H5T_NATIVE_DOUBLE, m, col);
+        }
+        free(e); free(col);
+        if (g >= 0) H5Gclose(g);
+    }
 
     g = group(w, f, "pairs");
     write_pairs(w, g, p, r, rep->pt);
@@ -399,6 +420,7 @@ int qat_fit_h5_read(const char *path, qat_fit_h5 *fr) {
     double *dst[6] = {&fr->A, &fr->alpha, &fr->B, &fr->beta, &fr->E, &fr->rmse_log};
     const char *an[6] = {"A", "alpha", "B", "beta", "E", "rmse_log"};
     for (int k = 0; k < 6 && !rc; k++) rc = read_attr_double(f, an[k], dst[k]);
+    if (!rc && read_attr_double(f, "gamma", &fr->gamma)) fr->gamma = 1.0; /* only the quartet law has one */
     for (int t = 0; t < QAT_CAP_NTYPES && !rc; t++) {
         char name[32];
         snprintf(name, sizeof name, "cap_%s_L", qat_fit_type_name(t));
@@ -452,5 +474,5 @@ void qat_fit_h5_free(qat_fit_h5 *f) {
 }
 
 double qat_fit_h5_predict(const qat_fit_h5 *f, double N, double D, double rho) {
-    return f->A * pow(N * rho, -f->alpha) + f->B * pow(D, -f->beta) + f->E;
+    return pow(f->A * pow(N * rho, -f->alpha) + f->B * pow(D, -f->beta), f->gamma) + f->E;
 }

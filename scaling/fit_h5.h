@@ -4,19 +4,21 @@
  *
  * Layout (all datasets 1-D, strings variable-length UTF-8):
  *   root attributes  law, n_runs, rmse_log, loo_rmse_log, huber_delta, bootstrap,
- *                    seed, A, alpha, B, beta, E, and cap_<type>_{L,F,C} for each
- *                    capacity type fitted (quant, sparse, vq)
+ *                    seed, A, alpha, B, beta, E, gamma (quartet law only), and
+ *                    cap_<type>_{L,F,C} for each capacity type fitted (quant, sparse, vq)
  *   /params          name, value, ci_lo, ci_hi, fixed, fixed_reason (every parameter;
  *                    fixed: 0 fitted, 1 --fix, 2 held because the runs cannot tell
  *                    it, fixed_reason then says why, else "")
  *   /runs            N, D, loss, pred, resid (ln L̂ − ln L), rho, weight_format,
- *                    act_format, origin
+ *                    act_format, grad_format (backward scheme key), origin
  *   /pairs           name ("W/A"), value (eff or ρ), ci_lo, ci_hi, cap_type,
  *                    cap_gmse, cap_power (the pair's point on the ρ(GMSE) plane:
  *                    k equal terms of one type → (gmse, value^(1/k)); type −1 none)
  *   /decoupled       for a unified fit: the decoupled law fitted to the same runs,
  *                    same datasets as /pairs plus attributes A … E and rmse_log —
  *                    its free effs are the points of the capacity plot
+ *   /quartet         quartet law only, one row per W/A/G format key: key, eff_n,
+ *                    eff_n_lo, eff_n_hi, eff_d, eff_d_lo, eff_d_hi (fp32 baselines 1)
  *   /formats         name, bits, rho (weight-only capacity under this fit), gmse,
  *                    in_data — the prices behind the frontier plot
  */
@@ -44,6 +46,7 @@ typedef struct {
     char law[16];
     int n_runs;
     double A, alpha, B, beta, E;
+    double gamma;                  /* quartet law's power; 1 for the other laws */
     double rmse_log;
     int has_cap[QAT_CAP_NTYPES];
     double cap[QAT_CAP_NTYPES][3]; /* L, F, C */
@@ -74,7 +77,8 @@ int qat_fit_h5_read(const char *path, qat_fit_h5 *f);
 int qat_fit_h5_read_capacity(const char *path, qat_cap_params params[QAT_CAP_NTYPES]);
 void qat_fit_h5_free(qat_fit_h5 *f);
 
-/* L̂ of the file's law at (N, D) for a run of capacity multiplier rho. */
+/* L̂ of the file's law at (N, D) for a run of capacity multiplier rho (quartet:
+ * rho = effN, with the fp32 backward, effD = 1). */
 double qat_fit_h5_predict(const qat_fit_h5 *f, double N, double D, double rho);
 
 #endif

@@ -26,6 +26,7 @@ double qat_fit_huber(double r, double delta, double *dr) {
 }
 
 double qat_fit_objective(const qat_fit_problem *p, const double *theta, const double *w, double *g) {
+    if (p->law == QAT_LAW_QUARTET) return qat_fit_quartet_objective(p, theta, w, g);
     int np = p->n_pairs;
     /* ln ρ depends on the run only through its format pair, so it and its
      * gradient are computed once per pair: per run only the LSE remains. */

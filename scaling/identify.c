@@ -33,7 +33,11 @@
  *     each other; such L are held too. Held constants are announced on `note`,
  *     and the report prints and stores each one with its reason.
  *  4. Finally, more free parameters than distinct (N, D, format pair) points
- *     is refused: no design of values can rescue that.
+ *     (quartet: format key W/A/G) is refused: no design of values can rescue that.
+ *  Quartet effs (law_quartet.c): effN needs N to vary within its forward
+ *     scheme, effD needs D to vary within its backward scheme, and each family
+ *     needs its fp32 baseline (or one eff, or A / B, held); else refused naming
+ *     the axis.
  *  5. After the fit (qat_fit_run_checked), a parameter the runs bound on one
  *     side only — the fit as good with it 1000 times further toward a bound —
  *     is held at the published value (capacity constants, when that fits as
@@ -252,20 +256,23 @@ static int check_points(const qat_fit_problem *p) {
     for (int i = 0; i < p->n; i++) {
         int seen = 0;
         for (int j = 0; j < i && !seen; j++)
-            seen = p->pair_of[j] == p->pair_of[i] && fabs(p->logN[j] - p->logN[i]) <= SAME_LOG &&
+            seen = p->pair_of[j] == p->pair_of[i] && (!p->bwd_of || p->bwd_of[j] == p->bwd_of[i]) &&
+                   fabs(p->logN[j] - p->logN[i]) <= SAME_LOG &&
                    fabs(p->logD[j] - p->logD[i]) <= SAME_LOG;
         pts += !seen;
     }
     if (nfree <= pts) return QAT_OK;
     return qat_fail(QAT_EINPUT, "the %s law has %d free parameters but the %d runs give only %d distinct "
-                    "(N, D, format pair) points: the fit is not identifiable; add runs or hold parameters "
-                    "with --fix NAME=VALUE", qat_fit_law_name(p->law), nfree, p->n, pts);
+                    "(N, D, %s) points: the fit is not identifiable; add runs or hold parameters "
+                    "with --fix NAME=VALUE", qat_fit_law_name(p->law), nfree, p->n, pts,
+                    p->bwd_of ? "format key W/A/G" : "format pair");
 }
 
 int qat_fit_identify(qat_fit_problem *p, FILE *note) {
     QAT_TRY(check_axes(p));
     if (p->law == QAT_LAW_DECOUPLED) QAT_TRY(check_eff_anchor(p));
     if (p->law == QAT_LAW_UNIFIED) hold_capacity(p, note);
+    if (p->law == QAT_LAW_QUARTET) QAT_TRY(qat_fit_quartet_identify(p));
     return check_points(p);
 }
 
@@ -322,8 +329,12 @@ static int not_identified(const qat_fit_problem *p, const qat_fit_result *r, int
                           size_t cap) {
     double v = qat_fit_value(p, r->theta, k);
     if (!p->is_log[k] && !(v > 0)) {
-        snprintf(why, cap, "%s = %.4g is not a decay exponent (expected > 0): the losses do not fall with %s "
-                 "in these runs", p->name[k], v, k == QAT_FIT_ALPHA ? "N" : "D");
+        if (k == QAT_FIT_ALPHA || k == QAT_FIT_BETA)
+            snprintf(why, cap, "%s = %.4g is not a decay exponent (expected > 0): the losses do not fall with %s "
+                     "in these runs", p->name[k], v, k == QAT_FIT_ALPHA ? "N" : "D");
+        else /* quartet's gamma */
+            snprintf(why, cap, "%s = %.4g is not a positive power (expected > 0): the losses do not fall with N "
+                     "and D together in these runs", p->name[k], v);
         return 1;
     }
     for (int dir = -1; dir <= 1; dir += 2) {

@@ -13,7 +13,7 @@
 
 #include "scaling/fit.h"
 
-/* Append the rows of a CSV: `N,D,loss[,format[,act_format]]` with or without a
+/* Append the rows of a CSV: `N,D,loss[,format[,act_format[,grad_format]]]` with or without a
  * header, or any header naming the columns (Epoch's `Model Size`, `Training
  * FLOP` → D = FLOP/(6N), `loss`; see csv.c for the accepted names). */
 int qat_fit_read_csv(const char *path, qat_fit_runs *rs);
@@ -61,7 +61,8 @@ int qat_fit_input_files(char *const *paths, int n, char ***files, int *nf);
  * Chinchilla table: they are off the trend). Ties go by input order. */
 void qat_fit_drop_highest(qat_fit_runs *rs, int k);
 
-/* Remove runs whose weight format, "W/A" pair or origin matches the glob;
+/* Remove runs whose weight format, "W/A" pair, origin or, for a glob with two
+ * '/', "W/A/G" format key (G the backward scheme) matches the glob;
  * returns how many were removed. */
 int qat_fit_exclude(qat_fit_runs *rs, const char *glob);
 

@@ -7,7 +7,8 @@
  * optimiser tries (no overflow of A·N^-α at a = 25, α = 0) and makes the
  * gradient the softmax weights of the terms, which is exact and cheap.
  *
- * ln ρ is 0 (chinchilla), a free ln eff per format pair (decoupled; fp32/fp32
+ * ln ρ is 0 (chinchilla), a free ln eff per format pair (decoupled, and effN
+ * of the quartet law, whose prediction lives in law_quartet.c; fp32/fp32
  * pinned to 0), or Σ_terms ln L_t + C_t·ln tanh(F_t·x) with x = log_{1/4} gmse
  * (unified; L, F, C stored as logarithms so they stay positive).
  */
@@ -32,14 +33,14 @@ void qat_fit_runs_free(qat_fit_runs *rs) {
 }
 
 const char *qat_fit_law_name(qat_fit_law law) {
-    static const char *names[] = {"chinchilla", "decoupled", "unified"};
+    static const char *names[QAT_FIT_NLAWS] = {"chinchilla", "decoupled", "unified", "quartet"};
     return names[law];
 }
 
 int qat_fit_law_parse(const char *s, qat_fit_law *law) {
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < QAT_FIT_NLAWS; k++)
         if (!strcmp(s, qat_fit_law_name((qat_fit_law)k))) { *law = (qat_fit_law)k; return QAT_OK; }
-    return qat_fail(QAT_EINPUT, "--law %s: unknown law, expected chinchilla, decoupled or unified", s);
+    return qat_fail(QAT_EINPUT, "--law %s: unknown law, expected chinchilla, decoupled, unified or quartet", s);
 }
 
 /* Our own copy of the JSON keys: the fit must build (and name types) even when
@@ -105,10 +106,10 @@ int qat_fit_problem_init(qat_fit_problem *p, qat_fit_law law, const qat_fit_runs
     }
 
     /* Parameter layout. */
-    int np = 5;
+    int np = law == QAT_LAW_QUARTET ? 6 : 5; /* quartet: gamma is θ[5] */
     p->eff_of_pair = qat_xmalloc((size_t)m * sizeof(int));
     for (int t = 0; t < QAT_CAP_NTYPES; t++) p->type_off[t] = -1;
-    if (law == QAT_LAW_DECOUPLED) {
+    if (law == QAT_LAW_DECOUPLED || law == QAT_LAW_QUARTET) {
         for (int k = 0; k < m; k++)
             p->eff_of_pair[k] = strcmp(p->pair[k], "fp32/fp32") ? np++ : -1;
     } else {
@@ -157,6 +158,7 @@ int qat_fit_problem_init(qat_fit_problem *p, qat_fit_law law, const qat_fit_runs
         for (int t = 0; t < QAT_CAP_NTYPES; t++)
             if (present[t]) { p->type_off[t] = np; np += 3; }
     }
+    if (law == QAT_LAW_QUARTET) np = qat_fit_quartet_init(p, rs, np);
     p->np = np;
     p->name = qat_xcalloc((size_t)np, sizeof *p->name);
     p->is_log = qat_xcalloc((size_t)np, 1);
@@ -168,11 +170,22 @@ int qat_fit_problem_init(qat_fit_problem *p, qat_fit_law law, const qat_fit_runs
         snprintf(p->name[k], sizeof p->name[k], "%s", base[k]);
         p->is_log[k] = (k == QAT_FIT_A || k == QAT_FIT_B || k == QAT_FIT_E);
     }
+    /* Quartet names say which multiplier an eff is (effN:W/A, effD:G), since a
+     * backward key could read like a weight format. */
+    const char *effn = law == QAT_LAW_QUARTET ? "effN:" : "";
     for (int k = 0; k < m; k++)
         if (p->eff_of_pair[k] >= 0) {
-            snprintf(p->name[p->eff_of_pair[k]], sizeof p->name[0], "%s", p->pair[k]);
+            snprintf(p->name[p->eff_of_pair[k]], sizeof p->name[0], "%s%s", effn, p->pair[k]);
             p->is_log[p->eff_of_pair[k]] = 1;
         }
+    if (law == QAT_LAW_QUARTET) {
+        snprintf(p->name[QAT_FIT_GAMMA], sizeof p->name[0], "gamma");
+        for (int j = 0; j < p->n_bwd; j++)
+            if (p->effd_of_bwd[j] >= 0) {
+                snprintf(p->name[p->effd_of_bwd[j]], sizeof p->name[0], "effD:%s", p->bwd[j]);
+                p->is_log[p->effd_of_bwd[j]] = 1;
+            }
+    }
     for (int t = 0; t < QAT_CAP_NTYPES; t++)
         if (p->type_off[t] >= 0)
             for (int j = 0; j < 3; j++) {
@@ -186,16 +199,19 @@ void qat_fit_problem_free(qat_fit_problem *p) {
     free(p->logN); free(p->logD); free(p->logL); free(p->pair_of); free(p->pair);
     free(p->pair_run); free(p->eff_of_pair); free(p->nt); free(p->tt); free(p->tx);
     free(p->name); free(p->is_log); free(p->fixed); free(p->fixval); free(p->why);
+    free(p->bwd); free(p->bwd_of); free(p->effd_of_bwd); free(p->key); free(p->key_pair); free(p->key_bwd);
     memset(p, 0, sizeof *p);
 }
 
 static int fix_one(qat_fit_problem *p, int k, double value) {
     /* Every parameter's range is (0, inf): A, B, E, effs, L, F, C are scales
-     * (fitted as logs), alpha and beta decay exponents (a fitted one <= 0 is
-     * refused too, identify.c); a held value outside would be fitted around. */
+     * (fitted as logs), alpha and beta decay exponents, gamma the quartet
+     * law's positive power (a fitted one <= 0 is refused too, identify.c); a
+     * held value outside would be fitted around. */
     if (!(value > 0))
         return qat_fail(QAT_EINPUT, "--fix %s=%g: %s is out of range, expected a number in (0, inf) (%s)", p->name[k],
-                        value, p->name[k], p->is_log[k] ? "a positive scale" : "a decay exponent");
+                        value, p->name[k], p->is_log[k] ? "a positive scale" : !strcmp(p->name[k], "gamma") ?
+                        "a positive power" : "a decay exponent");
     p->fixed[k] = QAT_FIT_BY_USER;
     p->why[k][0] = 0;
     p->fixval[k] = p->is_log[k] ? log(value) : value;
@@ -232,7 +248,7 @@ double qat_fit_value(const qat_fit_problem *p, const double *theta, int k) {
 /* ln ρ of run i; with grad, adds scale·∂lnρ/∂θ. */
 static double log_rho(const qat_fit_problem *p, const double *th, int i, double *grad, double scale) {
     if (p->law == QAT_LAW_CHINCHILLA) return 0.0;
-    if (p->law == QAT_LAW_DECOUPLED) {
+    if (p->law == QAT_LAW_DECOUPLED || p->law == QAT_LAW_QUARTET) { /* quartet: ρ is effN */
         int k = p->eff_of_pair[p->pair_of[i]];
         if (k < 0) return 0.0;
         if (grad) grad[k] += scale;
@@ -285,6 +301,7 @@ double qat_fit_predict_given_rho(const qat_fit_problem *p, const double *th, int
 }
 
 double qat_fit_predict(const qat_fit_problem *p, const double *th, int i, double *grad, double scale) {
+    if (p->law == QAT_LAW_QUARTET) return qat_fit_quartet_predict(p, th, i, grad, scale);
     double lr = log_rho(p, th, i, NULL, 0.0), w[3];
     double lse = qat_fit_predict_given_rho(p, th, i, lr, w);
     if (grad) {

@@ -6,7 +6,9 @@
  * JSON keys are fixed by docs/cli.md (other tools parse them): law, n_runs,
  * params {A, alpha, B, beta, E}, capacity {type: {L, F, C}} for the types
  * present, eff {"W/A": eff or ρ}, ci {name: [lo, hi]}, fixed {name: {value, by,
- * why}} for parameters held by --fix or by the identifiability rules, rmse_log. Nothing else
+ * why}} for parameters held by --fix or by the identifiability rules, rmse_log.
+ * The quartet law adds gamma to params and eff_n, eff_d {"W/A/G": value} with
+ * eff_n_ci, eff_d_ci {"W/A/G": [lo, hi]} (keys of docs/scaling-laws.md). Nothing else
  * is added; the leave-one-out error lives in the table and in FIT.h5.
  */
 #include "scaling/report.h"
@@ -122,6 +124,16 @@ static void interval(FILE *out, double lo, double hi, int fixed) {
     else if (isfinite(lo) && isfinite(hi)) fprintf(out, "  [%.5g, %.5g]", lo, hi);
 }
 
+void qat_fit_key_effs(const qat_fit_problem *p, const qat_fit_result *r, int k, double e[6]) {
+    int kn = p->eff_of_pair[p->key_pair[k]], kd = p->effd_of_bwd[p->key_bwd[k]];
+    e[0] = r->pair_rho[p->key_pair[k]];
+    e[1] = kn < 0 ? 1.0 : r->pair_lo[p->key_pair[k]];
+    e[2] = kn < 0 ? 1.0 : r->pair_hi[p->key_pair[k]];
+    e[3] = exp(qat_fit_quartet_log_effd(p, r->theta, p->key_bwd[k]));
+    e[4] = kd < 0 ? 1.0 : r->lo[kd];
+    e[5] = kd < 0 ? 1.0 : r->hi[kd];
+}
+
 void qat_fit_print_table(FILE *out, const qat_fit_report *rep) {
     const qat_fit_problem *p = rep->p;
     const qat_fit_result *r = rep->r;
@@ -134,11 +146,30 @@ void qat_fit_print_table(FILE *out, const qat_fit_report *rep) {
     fprintf(out, "\n  %-18s %12s  %s\n", "parameter", "value", rep->bootstrap ? "95% interval" : "");
     for (int k = 0; k < p->np; k++) {
         if (p->law == QAT_LAW_DECOUPLED && k >= 5) break; /* effs go in the pair table */
+        if (p->law == QAT_LAW_QUARTET && k > QAT_FIT_GAMMA) break; /* and in the W/A/G table */
         fprintf(out, "  %-18s %12.5g", p->name[k], qat_fit_value(p, r->theta, k));
         interval(out, r->lo[k], r->hi[k], p->fixed[k]);
         fputc('\n', out);
     }
-    if (p->law != QAT_LAW_CHINCHILLA) {
+    if (p->law == QAT_LAW_QUARTET) {
+        fprintf(out, "\n  %-34s %8s  %-20s %8s  %-20s %5s\n", "format key (W/A/G)", "effN",
+                rep->bootstrap ? "95% interval" : "", "effD", rep->bootstrap ? "95% interval" : "", "runs");
+        for (int k = 0; k < p->n_keys; k++) {
+            double e[6];
+            qat_fit_key_effs(p, r, k, e);
+            char iv[2][64];
+            for (int j = 0; j < 2; j++) {
+                int idx = j ? p->effd_of_bwd[p->key_bwd[k]] : p->eff_of_pair[p->key_pair[k]];
+                if (idx < 0) snprintf(iv[j], sizeof iv[j], "(fp32 baseline)");
+                else if (p->fixed[idx]) snprintf(iv[j], sizeof iv[j], p->fixed[idx] == QAT_FIT_BY_RULE ? "(held, see below)" : "(fixed)");
+                else if (isfinite(e[3 * j + 1])) snprintf(iv[j], sizeof iv[j], "[%.4g, %.4g]", e[3 * j + 1], e[3 * j + 2]);
+                else iv[j][0] = 0;
+            }
+            int runs = 0;
+            for (int i = 0; i < p->n; i++) runs += p->pair_of[i] == p->key_pair[k] && p->bwd_of[i] == p->key_bwd[k];
+            fprintf(out, "  %-34s %8.4g  %-20s %8.4g  %-20s %5d\n", p->key[k], e[0], iv[0], e[3], iv[1], runs);
+        }
+    } else if (p->law != QAT_LAW_CHINCHILLA) {
         int uni = p->law == QAT_LAW_UNIFIED;
         fprintf(out, "\n  %-24s %10s  %-22s %5s%s\n", "format pair (W/A)", uni ? "rho" : "eff",
                 rep->bootstrap ? "95% interval" : "", "runs", uni ? "  predicted (published L,F,C)" : "");
@@ -183,8 +214,11 @@ void qat_fit_print_json(FILE *out, const qat_fit_report *rep) {
     const qat_fit_problem *p = rep->p;
     const qat_fit_result *r = rep->r;
     fprintf(out, "{\"law\": \"%s\", \"n_runs\": %d, \"params\": {", qat_fit_law_name(p->law), p->n);
-    for (int k = 0; k < 5; k++) {
-        fprintf(out, "%s\"%s\": ", k ? ", " : "", p->name[k]);
+    static const int order5[] = {0, 1, 2, 3, 4}, order6[] = {0, 1, 2, 3, QAT_FIT_GAMMA, 4}; /* quartet: gamma before E */
+    int quartet = p->law == QAT_LAW_QUARTET;
+    for (int j = 0; j < (quartet ? 6 : 5); j++) {
+        int k = quartet ? order6[j] : order5[j];
+        fprintf(out, "%s\"%s\": ", j ? ", " : "", p->name[k]);
         json_num(out, qat_fit_value(p, r->theta, k));
     }
     fprintf(out, "}, \"capacity\": {");
@@ -218,7 +252,7 @@ void qat_fit_print_json(FILE *out, const qat_fit_report *rep) {
         fputs(": [", out); json_num(out, r->lo[k]); fputs(", ", out); json_num(out, r->hi[k]); fputc(']', out);
         first = 0;
     }
-    if (p->law != QAT_LAW_CHINCHILLA)
+    if (p->law != QAT_LAW_CHINCHILLA && !quartet) /* quartet effs are in ci by name (effN:W/A) */
         for (int k = 0; k < p->n_pairs; k++) {
             if (!isfinite(r->pair_lo[k])) continue;
             fprintf(out, "%s", first ? "" : ", ");
@@ -227,6 +261,25 @@ void qat_fit_print_json(FILE *out, const qat_fit_report *rep) {
             fputc(']', out);
             first = 0;
         }
+    if (quartet) {
+        /* per W/A/G key: effN of its W/A, effD of its G, and their intervals */
+        static const char *obj[4] = {"eff_n", "eff_d", "eff_n_ci", "eff_d_ci"};
+        for (int o = 0; o < 4; o++) {
+            fprintf(out, "}, \"%s\": {", obj[o]);
+            int n_out = 0;
+            for (int k = 0; k < p->n_keys; k++) {
+                double e[6];
+                qat_fit_key_effs(p, r, k, e);
+                const double *v = e + 3 * (o & 1);
+                if (o >= 2 && !(isfinite(v[1]) && isfinite(v[2]))) continue;
+                fputs(n_out++ ? ", " : "", out);
+                json_str(out, p->key[k]);
+                fputs(": ", out);
+                if (o < 2) { json_num(out, v[0]); continue; }
+                fputc('[', out); json_num(out, v[1]); fputs(", ", out); json_num(out, v[2]); fputc(']', out);
+            }
+        }
+    }
     /* Every parameter that did not move, and why: "user" (--fix) or "rule"
      * (the runs cannot tell it; scaling/identify.c). */
     fprintf(out, "}, \"fixed\": {");
@@ -258,13 +311,18 @@ int qat_fit_write_csv(const char *path, const qat_fit_report *rep, const char *c
     qat_out o;
     QAT_TRY(qat_out_begin(&o, path, 0, inputs, n_inputs));
     FILE *out = qat_out_stream(&o);
-    fprintf(out, "N,D,loss,format,act_format,rho,pred,resid_log,origin\n");
-    for (int i = 0; i < rep->p->n; i++) {
+    /* grad_format is the backward scheme key (a CSV input reads it back by name);
+     * eff_d is the quartet law's effD of that scheme, 1 under the other laws. */
+    const qat_fit_problem *p = rep->p;
+    fprintf(out, "N,D,loss,format,act_format,grad_format,rho,eff_d,pred,resid_log,origin\n");
+    for (int i = 0; i < p->n; i++) {
         const qat_fit_run *u = &rep->runs->run[i];
         fprintf(out, "%.10g,%.10g,%.10g,", u->N, u->D, u->loss);
         csv_field(out, u->wfmt); fputc(',', out);
-        csv_field(out, u->afmt);
-        fprintf(out, ",%.8g,%.10g,%.8g,", rep->r->rho[i], rep->r->pred[i], rep->r->resid[i]);
+        csv_field(out, u->afmt); fputc(',', out);
+        csv_field(out, qat_fit_run_bwd(u));
+        double effd = p->law == QAT_LAW_QUARTET ? exp(qat_fit_quartet_log_effd(p, rep->r->theta, p->bwd_of[i])) : 1.0;
+        fprintf(out, ",%.8g,%.8g,%.10g,%.8g,", rep->r->rho[i], effd, rep->r->pred[i], rep->r->resid[i]);
         csv_field(out, u->origin);
         fputc('\n', out);
     }

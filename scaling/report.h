@@ -47,6 +47,10 @@ typedef struct {
 void qat_fit_report_prepare(qat_fit_report *rep, const qat_fit_resolver *res);
 void qat_fit_report_free(qat_fit_report *rep);
 
+/* Quartet law: format key k's (effN, lo, hi, effD, lo, hi) into e[6]; the
+ * fp32 baselines are 1 with the interval [1, 1], a held eff has no interval. */
+void qat_fit_key_effs(const qat_fit_problem *p, const qat_fit_result *r, int k, double e[6]);
+
 void qat_fit_print_table(FILE *out, const qat_fit_report *rep);
 void qat_fit_print_json(FILE *out, const qat_fit_report *rep);
 /* Per-run CSV through core/fsutil's qat_out: refused (QAT_EINPUT) over an

@@ -12,7 +12,10 @@
  * The stored config of each run log (its `config` attribute, the resolved
  * YAML) is read back with core/config's own loader, so `--where KEY=VALUE`
  * compares values the way the config does (1e5 and 100000 agree) and the data
- * check compares the keys that define the corpus, not file names.
+ * check compares the keys that define the corpus, not file names. The same
+ * config gives the run's backward scheme (compress.gradients.*, keyed by
+ * qat_fit_bwd_key); a run log without a config or without those keys was
+ * trained with the fp32 backward, which is what qat did before they existed.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -32,6 +35,20 @@
 static void skip(FILE *warn, int *skipped, const char *path, const char *why) {
     if (warn) fprintf(warn, "qat: warning: %s: skipped: %s\n", path, why);
     if (skipped) (*skipped)++;
+}
+
+/* The backward scheme key of the run log's stored config ("fp32" without one). */
+static void read_bwd_key(const char *path, char out[QAT_FIT_FMT_LEN]) {
+    snprintf(out, QAT_FIT_FMT_LEN, "fp32");
+    char *yaml = qat_runlog_read_config(path);
+    if (yaml && strspn(yaml, " \t\r\n") < strlen(yaml)) {
+        qat_config *c = qat_xmalloc(sizeof *c);
+        if (!qat_config_load_string(yaml, path, c))
+            qat_fit_bwd_key(out, c->gradients.format, c->gradients.rounding, c->gradients.hadamard);
+        free(c);
+    }
+    free(yaml);
+    qat_clear_error();
 }
 
 /* One run log, read through runlog/'s reader (the one definition of the
@@ -70,6 +87,7 @@ int qat_fit_read_runlog(const char *path, qat_fit_runs *rs, int *skipped, FILE *
         r.N = (double)sum->n_params;
         snprintf(r.wfmt, sizeof r.wfmt, "%s", sum->weight_format[0] ? sum->weight_format : "fp32");
         snprintf(r.afmt, sizeof r.afmt, "%s", sum->act_format[0] ? sum->act_format : "fp32");
+        read_bwd_key(path, r.gfmt);
         qat_fit_runs_push(rs, &r);
     }
     free(sum);
@@ -403,9 +421,14 @@ int qat_fit_exclude(qat_fit_runs *rs, const char *glob) {
     int m = 0, removed = 0;
     for (int i = 0; i < rs->n; i++) {
         const qat_fit_run *r = &rs->run[i];
-        char pair[2 * QAT_FIT_FMT_LEN + 2];
+        char pair[2 * QAT_FIT_FMT_LEN + 2], key[QAT_FIT_KEY_LEN];
         snprintf(pair, sizeof pair, "%s/%s", r->wfmt, r->afmt);
-        if (!fnmatch(glob, r->wfmt, 0) || !fnmatch(glob, pair, 0) || !fnmatch(glob, r->origin, 0)) {
+        snprintf(key, sizeof key, "%s/%s", pair, qat_fit_run_bwd(r));
+        /* a W/A/G key only for a glob of three parts: '*' crosses '/', and
+         * '*' + "/fp32" has always meant act format fp32, not backward fp32 */
+        const char *s1 = strchr(glob, '/'), *three = s1 ? strchr(s1 + 1, '/') : NULL;
+        if (!fnmatch(glob, r->wfmt, 0) || !fnmatch(glob, pair, 0) || (three && !fnmatch(glob, key, 0)) ||
+            !fnmatch(glob, r->origin, 0)) {
             removed++;
             continue;
         }
