@@ -474,5 +474,7 @@ void qat_fit_h5_free(qat_fit_h5 *f) {
 }
 
 double qat_fit_h5_predict(const qat_fit_h5 *f, double N, double D, double rho) {
-    return pow(f->A * pow(N * rho, -f->alpha) + f->B * pow(D, -f->beta), f->gamma) + f->E;
+    /* gamma 0 is a struct filled by hand without it (the laws other than quartet): 1 */
+    const double g = f->gamma > 0 ? f->gamma : 1.0;
+    return pow(f->A * pow(N * rho, -f->alpha) + f->B * pow(D, -f->beta), g) + f->E;
 }

@@ -46,7 +46,7 @@ typedef struct {
     char law[16];
     int n_runs;
     double A, alpha, B, beta, E;
-    double gamma;                  /* quartet law's power; 1 for the other laws */
+    double gamma;                  /* quartet law's power; 1 for the other laws (0 = unset = 1) */
     double rmse_log;
     int has_cap[QAT_CAP_NTYPES];
     double cap[QAT_CAP_NTYPES][3]; /* L, F, C */
