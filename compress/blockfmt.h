@@ -89,8 +89,10 @@ int qat_mx_scale_exp(float amax, const qat_minifloat *el);
 
 /* NVFP4 per-tensor fp32 scale s_t = amax_tensor/(448·6) (NVIDIA arXiv 2509.25149).
  * amax = 0 → 1 (every block is zero anyway); NaN or ±inf → NaN (the whole tensor
- * becomes NaN, visibly). Four-over-six uses the same s_t (its scale-to-4 block
- * scale may then saturate at 448; see qat_nvfp4_block_scale). */
+ * becomes NaN, visibly). Four-over-six uses amax/(256·6) instead, so that its
+ * scale-to-4 block scale (at most 256·6/4 = 384) never saturates E4M3 — the rule of
+ * the four-over-six paper and Quartet II's kernels; qat_blk_tensor_scale picks the
+ * right one for a format. */
 float qat_nvfp4_tensor_scale(float amax_tensor);
 
 /* NVFP4 block scale as stored: E4M3_RNE((amax_block/target)/s_t), subnormals kept,
@@ -133,6 +135,13 @@ typedef struct {
     int stochastic;    /* 1: stochastic element rounding (scales are always RNE) */
     float trust;       /* backward mask T in scale units; <= 0: the default (el->trust,
                           0.5 for INT: half the integer step) */
+    float scale_mul;   /* MX and NVFP4: multiplies every element scale after the stored
+                          scales are computed (NVFP4: folded into the fp32 tensor scale,
+                          free in hardware; MX: makes X a non-power of two, for studies
+                          only). <= 0: the default, 1, except NVFP4 with stochastic
+                          rounding: 17/16, so that no element saturates after the E4M3
+                          block scale rounds down (Quartet II's margin; keeps E[q] = x).
+                          Quartet II's "scale_override" s maps to 17/16·s. INT ignores it. */
 } qat_blk;
 
 /* Constructors with the spec defaults. */
@@ -148,11 +157,20 @@ double qat_blk_bits(const qat_blk *B);
 int qat_blk_tensor_bits(const qat_blk *B);
 /* The mask threshold T actually used (resolves trust <= 0 to the default). */
 float qat_blk_trust(const qat_blk *B);
+/* The element-scale multiplier actually used (resolves scale_mul <= 0). */
+float qat_blk_scale_mul(const qat_blk *B);
+
+/* The tensor scale a row of format B needs in qat_blk_io.tensor_scale, from the
+ * tensor's absmax: NVFP4 amax/(448·6), with four-over-six amax/(256·6) (zero and
+ * non-finite amax as qat_nvfp4_tensor_scale); MX and INT: 1 (unused). This is the
+ * scale the E4M3 block codes are computed against; the fp32 value a decoder
+ * multiplies by is it times qat_blk_scale_mul(B). */
+float qat_blk_tensor_scale(const qat_blk *B, float amax_tensor);
 
 /* Per-call inputs and optional outputs of qat_blk_row. Zero-initialise and fill
  * what applies. */
 typedef struct {
-    float tensor_scale;  /* NVFP4: s_t from qat_nvfp4_tensor_scale (required; ignored otherwise) */
+    float tensor_scale;  /* NVFP4: s_t from qat_blk_tensor_scale (required; ignored otherwise) */
     const float *scales; /* NULL, or this row's precomputed stored block scales, one per
                             block of the row (2-D NVFP4: the row's block-row from
                             qat_nvfp4_scales_2d); overrides the row's own scale rule and
@@ -182,5 +200,20 @@ float qat_blk_absmax(const float *x, int64_t n);
  * ceil(rows/16)·ceil(cols/16) floats row-major into sb; row r then uses
  * sb + (r/16)·ceil(cols/16) as qat_blk_io.scales. */
 void qat_nvfp4_scales_2d(const float *w, int64_t rows, int64_t cols, int64_t ld, float s_t, float *sb);
+
+/* Monte-Carlo relative MSE of format B, measured the way Quartet II measures it
+ * (notebooks/unbiasedness.ipynb): x is a (rows, cols) matrix of N(0,1) values from
+ * qat_normal_at(seed, i); with row_scale_log2 > 0, row r is multiplied by
+ * 2^(row_scale_log2·r/(rows−1)) (their "row-scaled" data uses rows of 128 and 8, i.e.
+ * scales 1..256); with hadamard > 0 each row is rotated by the orthonormal
+ * Hadamard of that block (compress/hadamard.h) before quantization (the error is
+ * measured in the rotated domain: the rotation is orthonormal). The tensor scale
+ * comes from the whole matrix's absmax; 2-D NVFP4 (square = 1) takes 16×16 tiles.
+ * Returns the mean over rows of Σ(q−x)²/Σx² and its standard error in *se (may be
+ * NULL). Effective bits are −log2(result)/2. Allocates rows·cols floats; OpenMP
+ * over rows, the same result for any thread count. Returns NaN on allocation
+ * failure (with qat_fail). */
+double qat_blk_mc_relmse(const qat_blk *B, int64_t rows, int64_t cols, uint64_t seed, double row_scale_log2,
+                         int hadamard, int square, double *se);
 
 #endif
