@@ -102,6 +102,8 @@ float qat_nvfp4_tensor_scale(float amax_tensor);
 float qat_nvfp4_block_scale(float amax_block, float s_t, float target);
 
 /* Group-scaled INT, absmax: s = bf16_RNE(amax/(2^(bits−1)−1)), bits ∈ [2, 8].
+ * (qat_blk_row with stochastic rounding takes the next bf16 up when this one is below
+ * amax/L, so that no element is clamped and E[q] = x holds for the maximum too.)
  * amax = 0 → 0 (the group is all zeros); NaN/inf → NaN. Stored as bf16, so the
  * returned float is exactly a bf16 value. Elements then round to k = RNE(x/s),
  * clamped to ±(2^(bits−1)−1) (s may be a little below amax/L after the bf16 rounding). */
@@ -148,6 +150,11 @@ typedef struct {
 qat_blk qat_blk_mx(qat_el_kind el);                 /* block 32 */
 qat_blk qat_blk_nvfp4(int four_over_six);           /* block 16 */
 qat_blk qat_blk_int(int bits, int group, int clip); /* group G along the row */
+
+/* 0 when B is usable by qat_blk_row (block in [1, 256]; INT bits in [2, 8]; a known
+ * element format; NVFP4 elements E2M1), else qat_fail(QAT_EINPUT, ...) naming the
+ * field. qat_blk_row asserts the block size only: validate once, when parsing. */
+int qat_blk_check(const qat_blk *B);
 
 /* Bits per element including every block scale, not the per-tensor one:
  * MX 32·b+8 per 32 → mxfp4 4.25, mxfp6 6.25, mxfp8 8.25; NVFP4 4 + 8/16 = 4.5;
