@@ -90,9 +90,8 @@ int qat_mx_scale_exp(float amax, const qat_minifloat *el);
 /* NVFP4 per-tensor fp32 scale s_t = amax_tensor/(448·6) (NVIDIA arXiv 2509.25149).
  * amax = 0 → 1 (every block is zero anyway); NaN or ±inf → NaN (the whole tensor
  * becomes NaN, visibly). Four-over-six uses amax/(256·6) instead, so that its
- * scale-to-4 block scale (at most 256·6/4 = 384) never saturates E4M3 — the rule of
- * the four-over-six paper and Quartet II's kernels; qat_blk_tensor_scale picks the
- * right one for a format. */
+ * scale-to-4 block scale (at most 256·6/4 = 384) never saturates E4M3, as Quartet
+ * II's kernels do; qat_blk_tensor_scale picks the right one for a format. */
 float qat_nvfp4_tensor_scale(float amax_tensor);
 
 /* NVFP4 block scale as stored: E4M3_RNE((amax_block/target)/s_t), subnormals kept,
@@ -133,7 +132,9 @@ typedef struct {
     int block;         /* elements per block along the row: MX 32, NVFP4 16, INT G */
     int bits;          /* INT: B in [2, 8] (MX/NVFP4: element bits, informational) */
     int int_clip;      /* INT: 1 = MSE-optimal clip on the group RMS instead of absmax */
-    int four_over_six; /* NVFP4: per block also try scaling amax to 4, keep the lower SSE */
+    int four_over_six; /* NVFP4: per block also try scaling amax to 4, keep the lower SSE of
+                          the two round-to-nearest results (ties: 6); with stochastic
+                          rounding the chosen scale is then rounded stochastically */
     int stochastic;    /* 1: stochastic element rounding (scales are always RNE) */
     float trust;       /* backward mask T in scale units; <= 0: the default (el->trust,
                           0.5 for INT: half the integer step) */
