@@ -288,6 +288,11 @@ static double row_int(const qat_blk *B, float *v, int64_t n, const qat_blk_io *i
 
 double qat_blk_row(const qat_blk *B, float *v, int64_t n, const qat_blk_io *io) {
     QAT_ASSERT(B->block >= 1 && B->block <= BLK_MAX);
+    QAT_ASSERT(B->kind != QAT_BLK_INT || (B->bits >= 2 && B->bits <= 8));
+    QAT_ASSERT(B->kind == QAT_BLK_INT || (unsigned)B->el < QAT_EL_COUNT);
+    /* NVFP4 without its tensor scale would silently give zeros; NaN is allowed (it is the
+     * documented result of a non-finite tensor). */
+    QAT_ASSERT(B->kind != QAT_BLK_NVFP4 || !(io->tensor_scale <= 0.0f));
     switch (B->kind) {
     case QAT_BLK_MX: return row_mx(B, v, n, io);
     case QAT_BLK_NVFP4: return row_nvfp4(B, v, n, io);
