@@ -320,6 +320,12 @@ void qat_nvfp4_scales_2d(const float *w, int64_t rows, int64_t cols, int64_t ld,
 
 double qat_blk_mc_relmse(const qat_blk *B, int64_t rows, int64_t cols, uint64_t seed, double row_scale_log2,
                          int hadamard, int square, double *se) {
+    if (rows < 1 || cols < 1 || (hadamard > 0 && cols % hadamard != 0) || qat_blk_check(B) != 0) {
+        if (rows < 1 || cols < 1 || hadamard > 0)
+            qat_fail(QAT_EINPUT, "block format Monte Carlo: %lld x %lld values with Hadamard block %d (need "
+                     "rows, cols >= 1 and the block dividing cols)", (long long)rows, (long long)cols, hadamard);
+        return NAN;
+    }
     float *x = malloc((size_t)(rows * cols) * sizeof(float));
     double *rel = malloc((size_t)rows * sizeof(double));
     float *ramax = malloc((size_t)rows * sizeof(float));
