@@ -4,7 +4,7 @@
  * group-scaled symmetric INT (`intB@gG`, absmax or MSE-clipped).
  *
  * Pure functions, no allocation, no global state. The element minifloats (ExMy per
- * the OCP Microscaling Formats spec v1.0 §5.3) and their rounding are in the first
+ * the OCP Microscaling Formats spec v1.0, its element data types) and their rounding are in the first
  * half; the block scale rules and the row projection the quantizer calls are in the
  * second. Everything is row-parallel: the only statistic that crosses rows is the
  * NVFP4 tensor scale (and the 2-D block scales), which the caller computes first with
@@ -80,7 +80,7 @@ static inline double qat_blk_u01(uint64_t key, uint64_t index) {
 
 /* ------------------------------------------------------------ scale rules --- */
 
-/* MX (OCP MX v1.0 §6.3): the shared E8M0 scale exponent of a block with absolute
+/* MX (OCP MX v1.0, the FP32-to-MX conversion): the shared E8M0 scale exponent of a block with absolute
  * maximum amax: floor(log2 amax) − el->emax, clamped to E8M0's [−127, 127].
  * amax = 0 (or an fp32 subnormal below 2^(−127+emax)) → −127 (all elements then
  * round to 0 or tiny values: X = 2^−127). Returns INT32_MIN when amax is NaN or ±inf:

@@ -17,7 +17,7 @@
 #include "compress/minifloat.h"
 #include "core/bf16.h"
 
-/* OCP MX v1.0 §5.3 element encodings. max = (2 − 2^−mbits)·2^emax except E4M3,
+/* OCP MX v1.0 element encodings (its table of element data types). max = (2 − 2^−mbits)·2^emax except E4M3,
  * whose all-ones mantissa at the top exponent is NaN (max 1.75·2^8 = 448), and the
  * FP6/FP4 types, which have no inf/NaN (E2M3 1.875·4 = 7.5, E3M2 1.75·16 = 28, E2M1
  * 1.5·4 = 6). trust = half the largest gap: the top binade's step 2^(emax−mbits)/2. */
