@@ -216,9 +216,10 @@ int qat_init_load(qat_init *it, const char *path, const qat_config *cfg, qat_mod
             shape_text(got, sizeof got, nd, sh);
             shape_text(want, sizeof want, v->ndim, v->shape);
             rc = qat_fail(QAT_EINPUT, "%s: tensor %s is %s in the checkpoint but %s in the model this config builds "
-                          "(source: %s d = %d, %d layers, vocab %d; config: d = %d, %d layers, vocab %d); expected a "
-                          "checkpoint of the same model shape", path, v->name, got, want,
-                          it->source_cfg->model.preset, a.dim, a.layers, a.vocab, m->s.dim, m->s.layers, m->s.vocab);
+                          "(source: %s%sd = %d, %d layers, vocab %d; config: d = %d, %d layers, vocab %d); expected a "
+                          "checkpoint of the same model shape", path, v->name, got, want, it->source_cfg->model.preset,
+                          it->source_cfg->model.preset[0] ? " " : "", a.dim, a.layers, a.vocab, m->s.dim, m->s.layers,
+                          m->s.vocab);
         }
         if (!rc) rc = qat_ckpt_read_array(f, name, v->ndim, v->shape, v->data);
     }
