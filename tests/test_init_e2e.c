@@ -46,10 +46,13 @@
 
 #include "runlog/checkpoint.h"
 #include "runlog/runlog.h"
+
+#include "ckpt_compare.h"
 #include "train/sha256.h"
 
 #define NEAR_MAX 0.40 /* |first --init loss − PTQ loss| below this */
 #define FAR_MIN 2.0   /* random start's first loss − the --init run's, above this */
+#define PAIRED_MAX 0.2 /* |(first --init − first of the source) − (PTQ − source loss)| below this */
 
 static char g_tmp[256];
 static char g_err[8192];
@@ -219,12 +222,23 @@ static void init_starts_at_the_ptq_loss(void **state) {
     assert_int_equal(qat_test_popen(&stdout_text, 0, "%s", p), 0);
     assert_int_equal(run((char *[]){"train", fresh_cfg, "--out", out, "--quiet", NULL}), 0);
 
+    /* The source's own first loss on the same batch (same seed, same batch 0):
+     * its formats and state carried, so its PTQ loss is the source loss. */
+    char same_cfg[400], same_run[600];
+    snprintf(same_cfg, sizeof same_cfg, "%s/same.yaml", g_tmp);
+    config(same_cfg, "same", 10240, "");
+    snprintf(same_run, sizeof same_run, "%s/same/run.h5", out);
+    assert_int_equal(run((char *[]){"train", same_cfg, "--out", out, "--init", g_src, "--quiet", NULL}), 0);
+
     double ptq = attr_f64(runh5, "init_ptq_loss"), src = attr_f64(runh5, "init_source_loss");
-    double first = first_loss(runh5), fresh = first_loss(fresh_run);
+    double first = first_loss(runh5), fresh = first_loss(fresh_run), first_src = first_loss(same_run);
+    double paired = (first - first_src) - (ptq - src);
     printf("  seed %d, %d thread(s): source %.4f, PTQ %.4f, first --init %.4f (- PTQ %+.4f), first fresh %.4f "
-           "(- first --init %+.4f)\n", g_seed, g_threads, src, ptq, first, first - ptq, fresh, fresh - first);
+           "(- first --init %+.4f), first source %.4f, paired %+.4f\n", g_seed, g_threads, src, ptq, first, first - ptq,
+           fresh, fresh - first, first_src, paired);
     assert_true(isfinite(ptq) && isfinite(src));
     assert_true(fabs(first - ptq) < NEAR_MAX);
+    assert_true(fabs(paired) < PAIRED_MAX);
     assert_true(fresh - first > FAR_MIN);
     /* the fresh run has none of the init attributes */
     assert_true(isnan(attr_f64(fresh_run, "init_ptq_loss")));
@@ -248,11 +262,6 @@ static void init_starts_at_the_ptq_loss(void **state) {
     free(stdout_text);
 
     /* Same compress keys: the state comes along and the PTQ loss is the source's. */
-    char same_cfg[400], same_run[600];
-    snprintf(same_cfg, sizeof same_cfg, "%s/same.yaml", g_tmp);
-    config(same_cfg, "same", 10240, "");
-    snprintf(same_run, sizeof same_run, "%s/same/run.h5", out);
-    assert_int_equal(run((char *[]){"train", same_cfg, "--out", out, "--init", g_src, "--quiet", NULL}), 0);
     attr_str(same_run, "init_state", state_s, sizeof state_s);
     assert_string_equal(state_s, "carried");
     assert_true(attr_f64(same_run, "init_ptq_loss") == attr_f64(same_run, "init_source_loss"));
@@ -331,39 +340,6 @@ static void mismatched_or_bad_files_are_refused(void **state) {
 }
 
 /* ---- resume ----------------------------------------------------------------- */
-
-static void compare_group(qat_ckpt_file *a, qat_ckpt_file *b, const char *group) {
-    char **names;
-    int n;
-    assert_int_equal(qat_ckpt_list(a, group, &names, &n), 0);
-    assert_true(n > 0);
-    for (int i = 0; i < n; i++) {
-        int nd;
-        int64_t shape[QAT_CKPT_MAX_DIMS], cnt = 1;
-        assert_int_equal(qat_ckpt_array_shape(a, names[i], &nd, shape), 0);
-        for (int d = 0; d < nd; d++) cnt *= shape[d];
-        float *x = malloc((size_t)cnt * 4), *y = malloc((size_t)cnt * 4);
-        assert_int_equal(qat_ckpt_read_array(a, names[i], nd, shape, x), 0);
-        assert_int_equal(qat_ckpt_read_array(b, names[i], nd, shape, y), 0);
-        if (memcmp(x, y, (size_t)cnt * 4)) fail_msg("%s differs after resume", names[i]);
-        free(x);
-        free(y);
-        free(names[i]);
-    }
-    free(names);
-}
-
-static void compare_series(const char *a, const char *b, const char *series) {
-    double *x, *y;
-    int64_t nx, ny;
-    assert_int_equal(qat_runlog_read_series(a, series, &x, &nx), 0);
-    assert_int_equal(qat_runlog_read_series(b, series, &y, &ny), 0);
-    assert_int_equal(nx, ny);
-    assert_true(nx > 0);
-    if (memcmp(x, y, (size_t)nx * sizeof(double))) fail_msg("%s differs after resume", series);
-    free(x);
-    free(y);
-}
 
 static void resume_of_an_init_run_is_bit_exact(void **state) {
     (void)state;

@@ -264,38 +264,42 @@ int qat_init_load(qat_init *it, const char *path, const qat_config *cfg, qat_mod
     return rc;
 }
 
-int qat_init_evaluate(qat_init *it, const qat_config *cfg, qat_model *m, qat_tape *tp, const qat_dataset *ds,
-                      int B, int32_t *in, int32_t *tg) {
-    /* The evaluation's forward would set what a first forward sets (an
-     * activation step from a held-out batch, PV's first projection): keep the
-     * state as it was, so training starts exactly as without the evaluation. */
+/* All quantizer state of m, one array after another: saved into a new
+ * buffer (buf NULL, restore 0, returned), or written back from buf (restore 1). */
+static float *state_copy(qat_model *m, float *buf, int restore) {
     int ns = qat_model_compress_state_count(m);
-    int64_t total = 0;
+    if (!restore) {
+        int64_t total = 1;
+        for (int i = 0; i < ns; i++) {
+            char nm[96];
+            float *d;
+            int64_t n;
+            qat_model_compress_state(m, i, nm, &d, &n);
+            total += n;
+        }
+        buf = qat_xmalloc(sizeof(float) * (size_t)total);
+    }
+    int64_t off = 0;
     for (int i = 0; i < ns; i++) {
         char nm[96];
         float *d;
         int64_t n;
         qat_model_compress_state(m, i, nm, &d, &n);
-        total += n;
-    }
-    float *saved = qat_xmalloc(sizeof(float) * (size_t)(total > 0 ? total : 1));
-    for (int64_t i = 0, off = 0; i < ns; i++) {
-        char nm[96];
-        float *d;
-        int64_t n;
-        qat_model_compress_state(m, (int)i, nm, &d, &n);
-        memcpy(saved + off, d, sizeof(float) * (size_t)n);
+        if (restore) memcpy(d, buf + off, sizeof(float) * (size_t)n);
+        else memcpy(buf + off, d, sizeof(float) * (size_t)n);
         off += n;
     }
+    return buf;
+}
+
+int qat_init_evaluate(qat_init *it, const qat_config *cfg, qat_model *m, qat_tape *tp, const qat_dataset *ds,
+                      int B, int32_t *in, int32_t *tg) {
+    /* The evaluation's forward would set what a first forward sets (an
+     * activation step from a held-out batch, PV's first projection): keep the
+     * state as it was, so training starts exactly as without the evaluation. */
+    float *saved = state_copy(m, NULL, 0);
     it->ptq_loss = qat_train_evaluate(m, tp, ds, B, cfg->train.eval_tokens, in, tg, 0);
-    for (int64_t i = 0, off = 0; i < ns; i++) {
-        char nm[96];
-        float *d;
-        int64_t n;
-        qat_model_compress_state(m, (int)i, nm, &d, &n);
-        memcpy(d, saved + off, sizeof(float) * (size_t)n);
-        off += n;
-    }
+    state_copy(m, saved, 1);
     free(saved);
     if (it->carried) {
         it->source_loss = it->ptq_loss; /* the same formats and state: the same forward */
