@@ -17,12 +17,27 @@
  *    every /train/loss and /eval/loss row and every checkpoint array;
  *  - SHA-256 itself against the FIPS 180-4 examples.
  *
- * Thresholds (AMD EPYC Zen 5, gcc 12, release build; source seeds 1..4 at 1 and
- * 2 threads, n = 8; the values are printed by the test, QAT_INIT_TEST_SEED=S
- * and QAT_TEST_THREADS=N reproduce one measurement):
- *   first training loss of the --init run − its PTQ loss (a 1024-token training
- *   batch against 8192 held-out tokens):  MEASURED_NEAR
- *   first loss of the random start − first loss of the --init run:  MEASURED_FAR
+ * Thresholds (AMD EPYC Zen 5, gcc 12, release build, a loaded 2-core machine;
+ * QAT_INIT_TEST_SEED=S and QAT_TEST_THREADS=N reproduce one row, which the test
+ * prints). The first training loss is one 1024-token batch, the PTQ loss 8192
+ * held-out tokens, so their difference is the spread of a batch's loss. Measured
+ * on 200 training batches of the int4 model (seed 7, lr 1e-9, log_every 1):
+ * batch loss − PTQ loss mean +0.077, sd 0.112 (n = 200); the same batches
+ * through the fp32 source, paired: (int4 − fp32) − (PTQ − source) mean +0.0004,
+ * sd 0.0031, range −0.009..+0.010. Source seeds 1..4 (1 and 2 threads gave the
+ * same bits at s1):
+ *   seed   source  PTQ     first   first−PTQ  fresh first  paired
+ *   1      2.2097  2.2176  2.2212  +0.004     5.5692       +0.0023
+ *   2      2.2034  2.2106  1.9325  −0.278     5.5794
+ *   3      2.1884  2.1975  2.2910  +0.094     5.5901       +0.0010
+ *   4      2.2401  2.2458  2.2665  +0.021     5.5623       −0.0031
+ * Thresholds and z (false failure under a normal model with the measured sd):
+ *   |first − PTQ| < 0.5:           z = (0.5 − 0.077)/0.112 = 3.8 above and
+ *                                  (0.5 + 0.077)/0.112 = 5.2 below, p ≈ 8e-5
+ *   |paired| < 0.03:               z = 0.03/0.0031 = 9.7, p < 1e-20
+ *   fresh first − first > 2.0:     fresh 5.575 (sd 0.012, n = 4), first 2.295
+ *                                  (sd 0.112): mean 3.28, sd 0.113, z = 11
+ * Without the init (a random start) the first loss is the fresh one and all three fail.
  * Needs the English corpus (Debian dict-gcide); skipped (exit 77) without it.
  */
 #include <fcntl.h>
@@ -50,9 +65,9 @@
 #include "ckpt_compare.h"
 #include "train/sha256.h"
 
-#define NEAR_MAX 0.40 /* |first --init loss − PTQ loss| below this */
+#define NEAR_MAX 0.5 /* |first --init loss − PTQ loss| below this */
 #define FAR_MIN 2.0   /* random start's first loss − the --init run's, above this */
-#define PAIRED_MAX 0.2 /* |(first --init − first of the source) − (PTQ − source loss)| below this */
+#define PAIRED_MAX 0.03 /* |(first --init − first of the source) − (PTQ − source loss)| below this */
 
 static char g_tmp[256];
 static char g_err[8192];
@@ -258,7 +273,12 @@ static void init_starts_at_the_ptq_loss(void **state) {
     char line[128];
     snprintf(line, sizeof line, "PTQ loss %.4f on held-out through int4/int4", ptq);
     if (!strstr(stdout_text, line)) fail_msg("'%s' not in the output:\n%s", line, stdout_text);
-    assert_non_null(strstr(stdout_text, "LSQ weight steps by per-row MSE search (8 tensors)"));
+    /* The search finds better steps than LSQ's default at int4 (about 1.8x the
+     * MSE-optimal step of a Gaussian row): measured 0.25x the squared error. */
+    const char *ls = strstr(stdout_text, "LSQ weight steps by per-row MSE search (8 tensors): squared error ");
+    assert_non_null(ls);
+    double ratio = strtod(ls + strlen("LSQ weight steps by per-row MSE search (8 tensors): squared error "), NULL);
+    assert_true(ratio > 0 && ratio < 0.9);
     free(stdout_text);
 
     /* Same compress keys: the state comes along and the PTQ loss is the source's. */
