@@ -182,6 +182,14 @@ static void search_lsq_steps(qat_init *it, const qat_config *cfg, qat_model *m) 
     }
 }
 
+/* Every message names the option as well as the file: "--init MESSAGE[what]". */
+static int name_option(int rc, const char *what) {
+    if (!rc) return rc;
+    char msg[4096];
+    snprintf(msg, sizeof msg, "%s", qat_errmsg());
+    return qat_fail(rc, "--init %s%s", msg, what);
+}
+
 int qat_init_load(qat_init *it, const char *path, const qat_config *cfg, qat_model *m) {
     memset(it, 0, sizeof *it);
     snprintf(it->path, sizeof it->path, "%s", path);
@@ -255,13 +263,7 @@ int qat_init_load(qat_init *it, const char *path, const qat_config *cfg, qat_mod
         snprintf(it->source_formats, sizeof it->source_formats, "%s/%s", a.weight_format, a.act_format);
     }
     qat_ckpt_close(f);
-    /* Every message names the option as well as the file. */
-    if (rc) {
-        char msg[4096];
-        snprintf(msg, sizeof msg, "%s", qat_errmsg());
-        rc = qat_fail(rc, "--init %s", msg);
-    }
-    return rc;
+    return name_option(rc, "");
 }
 
 /* All quantizer state of m, one array after another: saved into a new
@@ -318,12 +320,7 @@ int qat_init_evaluate(qat_init *it, const qat_config *cfg, qat_model *m, qat_tap
     if (!rc) it->source_loss = qat_train_evaluate(sm, tp, ds, B, cfg->train.eval_tokens, in, tg, 0);
     qat_model_free(sm);
     free(sc);
-    if (rc) {
-        char msg[4096];
-        snprintf(msg, sizeof msg, "%s", qat_errmsg());
-        rc = qat_fail(rc, "--init %s (evaluating the source through its own formats)", msg);
-    }
-    return rc;
+    return name_option(rc, " (evaluating the source through its own formats)");
 }
 
 void qat_init_free(qat_init *it) {
