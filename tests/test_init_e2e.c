@@ -15,6 +15,8 @@
  *  - an --init run stopped with --stop-after and resumed (--init given again,
  *    which the checkpoint overrides) is bit-identical to an uninterrupted one:
  *    every /train/loss and /eval/loss row and every checkpoint array;
+ *  - in process, the PTQ evaluation leaves every quantizer state array as it
+ *    was, and the LSQ step search lowers the weights' squared error;
  *  - SHA-256 itself against the FIPS 180-4 examples.
  *
  * Thresholds (AMD EPYC Zen 5, gcc 12, release build, a loaded 2-core machine;
@@ -63,6 +65,12 @@
 #include "runlog/runlog.h"
 
 #include "ckpt_compare.h"
+#include "autograd/tape.h"
+#include "core/config.h"
+#include "core/threads.h"
+#include "data/dataset.h"
+#include "model/llama.h"
+#include "train/init.h"
 #include "train/sha256.h"
 
 #define NEAR_MAX 0.5 /* |first --init loss − PTQ loss| below this */
@@ -400,6 +408,70 @@ static void resume_of_an_init_run_is_bit_exact(void **state) {
     assert_true(attr_f64(ra, "init_ptq_loss") == attr_f64(rb, "init_ptq_loss"));
 }
 
+/* ---- the PTQ evaluation changes nothing ----------------------------------------- */
+
+/* All quantizer state of m, concatenated (malloc'd), and its length. */
+static float *state_of(qat_model *m, int64_t *len) {
+    int ns = qat_model_compress_state_count(m);
+    float *buf = NULL;
+    *len = 0;
+    for (int i = 0; i < ns; i++) {
+        char nm[96];
+        float *d;
+        int64_t n;
+        qat_model_compress_state(m, i, nm, &d, &n);
+        buf = realloc(buf, sizeof(float) * (size_t)(*len + n));
+        memcpy(buf + *len, d, sizeof(float) * (size_t)n);
+        *len += n;
+    }
+    return buf;
+}
+
+/* In process: after qat_init_load (which chose the LSQ weight steps) the PTQ
+ * and source evaluations leave every quantizer state array as they found it.
+ * With LSQ activations this fails when the evaluation's first forward keeps
+ * the activation step it set from a held-out batch (lsq_init 0 -> 1): training
+ * would then start from another state than without the evaluation. */
+static void ptq_evaluation_leaves_the_quantizers_alone(void **state) {
+    (void)state;
+    char path[400];
+    snprintf(path, sizeof path, "%s/inproc.yaml", g_tmp);
+    config(path, "inproc", 20480,
+           "compress:\n  weights: {format: int4, estimator: lsq}\n  activations: {format: int4, estimator: lsq}\n");
+    qat_config *cfg = malloc(sizeof *cfg);
+    assert_int_equal(qat_config_load(path, NULL, 0, cfg), 0);
+    qat_threads_init(1);
+    qat_model_shape sh;
+    assert_int_equal(qat_model_shape_from_config(cfg, &sh), 0);
+    int B = cfg->train.batch_tokens / sh.seq_len;
+    qat_model *m;
+    assert_int_equal(qat_model_create(cfg, &sh, B, &m), 0);
+    qat_init it;
+    assert_int_equal(qat_init_load(&it, g_src, cfg, m), 0);
+    assert_false(it.carried);
+    assert_int_equal(it.n_searched, 4 * sh.layers);
+    assert_true(it.mse_best < it.mse_default);
+    int64_t n0, n1;
+    float *before = state_of(m, &n0);
+    qat_dataset *ds;
+    assert_int_equal(qat_dataset_open(&cfg->data, sh.vocab, sh.seq_len, 20480, cfg->seed, &ds), 0);
+    qat_tape tp;
+    qat_tape_init(&tp, 0);
+    int32_t *in = malloc(sizeof(int32_t) * (size_t)(B * sh.seq_len)), *tg = malloc(sizeof(int32_t) * (size_t)(B * sh.seq_len));
+    assert_int_equal(qat_init_evaluate(&it, cfg, m, &tp, ds, B, in, tg), 0);
+    assert_true(isfinite(it.ptq_loss) && isfinite(it.source_loss));
+    float *after = state_of(m, &n1);
+    assert_int_equal(n0, n1);
+    assert_true(n0 > 0);
+    if (memcmp(before, after, sizeof(float) * (size_t)n0)) fail_msg("the PTQ evaluation changed a quantizer's state");
+    free(before), free(after), free(in), free(tg);
+    qat_tape_free(&tp);
+    qat_dataset_free(ds);
+    qat_init_free(&it);
+    qat_model_free(m);
+    free(cfg);
+}
+
 /* ---- SHA-256 ------------------------------------------------------------------ */
 
 static void sha256_matches_fips_examples(void **state) {
@@ -441,6 +513,7 @@ int main(void) {
         cmocka_unit_test(init_starts_at_the_ptq_loss),
         cmocka_unit_test(mismatched_or_bad_files_are_refused),
         cmocka_unit_test(resume_of_an_init_run_is_bit_exact),
+        cmocka_unit_test(ptq_evaluation_leaves_the_quantizers_alone),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
