@@ -6,7 +6,9 @@
  *
  *   /                 attributes qat_version, cpu, name, config, seed, n_params,
  *                     n_params_total, tokens_target, weight_format, act_format,
- *                     estimator, gmse_w, gmse_a, rho_pred, status
+ *                     estimator, gmse_w, gmse_a, rho_pred, status (and init_from,
+ *                     init_hash, init_state, init_ptq_loss, init_source_loss
+ *                     for a run started with --init)
  *   /train/{step,tokens,loss,lr,grad_norm,time_s}   1-D, chunked, unlimited
  *   /eval/{step,tokens,loss}                         1-D, chunked, unlimited
  *   /final/{val_loss,train_loss,tokens,steps,wall_s} scalars (only once ended)
@@ -79,6 +81,12 @@ typedef struct {
     double rho_pred;           /* capacity predicted from the GMSEs */
     const char *precision;     /* train.precision (fp32 | bf16); NULL = "fp32" */
     const char *resumes;       /* attribute `resumes` (what each resume changed); NULL = none */
+    /* `qat train --init` (all written only when init_from is not NULL): */
+    const char *init_from;     /* absolute path of the source checkpoint */
+    const char *init_hash;     /* "sha256:HEX" of its /params (docs/files.md) */
+    const char *init_state;    /* quantizer state: "carried" from the source or "projected" from its weights */
+    double init_ptq_loss;      /* held-out loss before step 0 through this run's formats */
+    double init_source_loss;   /* the same through the source's own formats */
 } qat_runlog_attrs;
 
 /* The end-of-run scalars, /final/... */

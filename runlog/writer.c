@@ -258,6 +258,14 @@ static int write_attrs(hid_t f, const char *path, const qat_runlog_attrs *a) {
     QAT_TRY(qat_h5_attr_write(f, path, "rho_pred", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &a->rho_pred));
     QAT_TRY(qat_h5_attr_write_str(f, path, "precision", a->precision ? a->precision : "fp32"));
     if (a->resumes) QAT_TRY(qat_h5_attr_write_str(f, path, "resumes", a->resumes));
+    if (a->init_from) {
+        QAT_TRY(qat_h5_attr_write_str(f, path, "init_from", a->init_from));
+        QAT_TRY(qat_h5_attr_write_str(f, path, "init_hash", a->init_hash ? a->init_hash : ""));
+        QAT_TRY(qat_h5_attr_write_str(f, path, "init_state", a->init_state ? a->init_state : ""));
+        QAT_TRY(qat_h5_attr_write(f, path, "init_ptq_loss", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &a->init_ptq_loss));
+        QAT_TRY(qat_h5_attr_write(f, path, "init_source_loss", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
+                                  &a->init_source_loss));
+    }
     return qat_h5_attr_write_str(f, path, "status", "running");
 }
 

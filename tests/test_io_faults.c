@@ -651,6 +651,7 @@ static void test_checksums(void **state) {
         {"eval", "--checkpoint", bad, NULL},
         {"sample", "--checkpoint", bad, "--tokens", "4", NULL},
         {"grads", "--checkpoint", bad, "--out", (char *)at("g2.h5"), NULL},
+        {"train", (char *)at("tiny.yaml"), "--out", (char *)at("I"), "--init", bad, NULL},
     };
     for (size_t i = 0; i < sizeof readers / sizeof readers[0]; i++) {
         int rc = qat_lim(0, readers[i]);
@@ -659,6 +660,7 @@ static void test_checksums(void **state) {
         assert_non_null(strstr(g_err, "bad-ckpt.h5: dataset /params/model.layers.0.mlp.up_proj.weight: checksum mismatch"));
     }
     assert_int_equal(access(at("g2.h5"), F_OK), -1);
+    assert_int_equal(access(at("I/t"), F_OK), -1); /* --init is checked before the run directory exists */
 
     /* a damaged run log: its series cannot be read */
     snprintf(runs2, sizeof runs2, "%s", at("R2/t"));

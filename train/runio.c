@@ -219,7 +219,8 @@ static int read_ckpt_head(const char *path, qat_config *old, int64_t *step) {
 }
 
 int qat_runio_open(qat_runio *io, const char *dir, const qat_config *cfg, qat_model *m, qat_adamw *opt,
-                   int resume, double tokens_target, int64_t *start_step, double *wall_before) {
+                   int resume, double tokens_target, int64_t *start_step, double *wall_before,
+                   qat_runio_start_fn at_start, void *start_ctx) {
     memset(io, 0, sizeof *io);
     snprintf(io->dir, sizeof io->dir, "%s", dir);
     snprintf(io->ckpt, sizeof io->ckpt, "%s/ckpt.h5", dir);
@@ -366,6 +367,10 @@ fresh: {
         .gmse_w = gw, .gmse_a = ga, .rho_pred = rho_w * rho_a,
         .precision = m->bf16 ? "bf16" : "fp32", .resumes = note,
     };
+    if (at_start && *start_step == 0 && (rc = at_start(start_ctx, &at))) {
+        free(yaml);
+        goto unlock;
+    }
     rc = qat_runlog_create_locked(runpath, &at, lock_fd, &io->log);
     free(yaml);
     free(note);

@@ -16,8 +16,16 @@
 #include "core/config.h"
 #include "model/llama.h"
 #include "optim/adamw.h"
+#include "runlog/runlog.h"
 
 struct qat_runlog;
+
+/* Called by qat_runio_open when the run starts at step 0 (a fresh run, or
+ * --resume with nothing to resume), under the run's writer lock and before
+ * run.h5 is created: it may fill the init_* attributes (`qat train --init`
+ * evaluates its starting point here). Not called when a checkpoint is loaded.
+ * A non-zero return stops the open with that error and writes nothing. */
+typedef int (*qat_runio_start_fn)(void *ctx, qat_runlog_attrs *attrs);
 
 typedef struct {
     char dir[2 * QAT_PATH_MAX];  /* run directory */
@@ -40,9 +48,11 @@ typedef struct {
  * else QAT_EINPUT listing every changed key; changed safe keys are recorded in
  * run.h5 (`resumes`, `config`, `tokens_target`). A completed run with the same
  * budget is left untouched (io->completed); a larger budget extends it.
- * io->note says what was decided when the user should hear it. */
+ * io->note says what was decided when the user should hear it. at_start
+ * (may be NULL) is called as described above it. */
 int qat_runio_open(qat_runio *io, const char *dir, const qat_config *cfg, qat_model *m, qat_adamw *opt,
-                   int resume, double tokens_target, int64_t *start_step, double *wall_before);
+                   int resume, double tokens_target, int64_t *start_step, double *wall_before,
+                   qat_runio_start_fn at_start, void *start_ctx);
 void qat_runio_train(qat_runio *io, int64_t step, double tokens, double loss, double lr, double gnorm, double time_s);
 void qat_runio_eval(qat_runio *io, int64_t step, double tokens, double loss);
 int qat_runio_flush(qat_runio *io);

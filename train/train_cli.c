@@ -15,14 +15,19 @@
 
 
 static const char TRAIN_HELP[] =
-    "usage: qat train CONFIG.yaml [--set key=value]... [--out DIR] [--resume] [--print-config] [--quiet]\n"
+    "usage: qat train CONFIG.yaml [--set key=value]... [--out DIR] [--init CKPT.h5] [--resume] [--print-config]\n"
+    "                 [--quiet]\n"
     "\n"
     "Train one model. The run directory is DIR/NAME (DIR defaults to runs/, NAME is the config's\n"
     "`name`): run.h5 is the log (readable while the run is alive), ckpt.h5 the latest checkpoint.\n"
     "\n"
     "  --set key=value   override one dotted key, e.g. --set train.lr=1e-3 (repeatable)\n"
     "  --out DIR         parent directory of the run directory (default: runs)\n"
-    "  --resume          continue from DIR/NAME/ckpt.h5, bit-for-bit as if never stopped\n"
+    "  --init CKPT.h5    start from that checkpoint's weights (same model shape) under this config,\n"
+    "                    with a fresh optimizer and schedule; prints and records the loss of the\n"
+    "                    starting point through this config's formats (PTQ loss) before step 0\n"
+    "  --resume          continue from DIR/NAME/ckpt.h5, bit-for-bit as if never stopped (with\n"
+    "                    --init: the checkpoint wins; --init only applies at step 0)\n"
     "  --print-config    parse and validate, print the resolved config, and exit\n"
     "  --quiet           no progress output\n"
     "  --stop-after N    stop after N (>= 1) more steps with a checkpoint, as an interrupted run\n"
@@ -55,7 +60,8 @@ static int blame_override(const char *path, const char *const *sets, int n_set, 
 int qat_train_main(int argc, char **argv) {
     const char *path = NULL, *sets[QAT_MAX_SETS];
     int n_set = 0, print_config = 0, quiet = 0;
-    qat_train_opts opts = {.out_dir = "runs", .resume = 0, .progress = isatty(2) ? 1 : 0, .stop_after = 0};
+    qat_train_opts opts = {.out_dir = "runs", .resume = 0, .progress = isatty(2) ? 1 : 0, .stop_after = 0,
+                           .init = NULL};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { fputs(TRAIN_HELP, stdout); return 0; }
@@ -64,6 +70,11 @@ int qat_train_main(int argc, char **argv) {
             if (n_set == QAT_MAX_SETS) return qat_report(qat_fail(QAT_EINPUT, "too many --set options (at most %d)", QAT_MAX_SETS));
             sets[n_set++] = a[5] == '=' ? a + 6 : argv[++i];
         } else if (!strcmp(a, "--out") && i + 1 < argc) opts.out_dir = argv[++i];
+        else if (!strcmp(a, "--init") && i + 1 < argc) {
+            opts.init = argv[++i];
+            /* "" would be read as a file name only to fail as one */
+            if (!opts.init[0]) return qat_report(qat_fail(QAT_EINPUT, "--init '': expected a checkpoint file (ckpt.h5)"));
+        }
         else if (!strcmp(a, "--resume")) opts.resume = 1;
         else if (!strcmp(a, "--print-config")) print_config = 1;
         else if (!strcmp(a, "--quiet")) quiet = 1;

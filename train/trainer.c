@@ -26,6 +26,7 @@
 #include "model/llama.h"
 #include "optim/adamw.h"
 #include "optim/schedule.h"
+#include "init.h"
 #include "progress.h"
 #include "runio.h"
 
@@ -98,6 +99,31 @@ int qat_train_validate(const qat_config *cfg) {
     return QAT_OK;
 }
 
+/* What the start hook of qat_runio_open needs to evaluate an --init run's
+ * starting point (train/init.h) under the run's lock, before run.h5 exists. */
+typedef struct {
+    qat_init *init;           /* loaded source */
+    const qat_config *cfg;
+    qat_model *m;
+    qat_tape *tp;
+    const qat_dataset *ds;
+    int B;
+    int32_t *in, *tg;         /* (B, T) scratch */
+    int applied;              /* 1 once the run started from it */
+} init_ctx;
+
+static int init_at_start(void *p, qat_runlog_attrs *at) {
+    init_ctx *c = p;
+    QAT_TRY(qat_init_evaluate(c->init, c->cfg, c->m, c->tp, c->ds, c->B, c->in, c->tg));
+    at->init_from = c->init->abspath;
+    at->init_hash = c->init->hash;
+    at->init_state = c->init->carried ? "carried" : "projected";
+    at->init_ptq_loss = c->init->ptq_loss;
+    at->init_source_loss = c->init->source_loss;
+    c->applied = 1;
+    return QAT_OK;
+}
+
 int qat_train_run(const qat_config *cfg, const qat_train_opts *opts) {
     int rc;
     int nthreads = qat_threads_init(cfg->threads);
@@ -128,12 +154,23 @@ int qat_train_run(const qat_config *cfg, const qat_train_opts *opts) {
     memset(&io, 0, sizeof io); /* closed on every exit path, even before it opens */
     int64_t start = 0;
     double wall_before = 0;
+    /* --init is read and checked before anything is created: a wrong file or a
+     * mismatched tensor leaves no run directory behind. When a checkpoint is
+     * resumed instead, it overwrites every array read here. */
+    qat_init init;
+    memset(&init, 0, sizeof init);
+    init_ctx ictx = {&init, cfg, m, &tp, ds, B, in, tg, 0};
+    if (opts->init && (rc = qat_init_load(&init, opts->init, cfg, m))) goto done;
     rc = qat_mkdirs(dir);
-    if (!rc) rc = qat_runio_open(&io, dir, cfg, m, &opt, opts->resume, plan.tokens, &start, &wall_before);
+    if (!rc) rc = qat_runio_open(&io, dir, cfg, m, &opt, opts->resume, plan.tokens, &start, &wall_before,
+                                 opts->init ? init_at_start : NULL, &ictx);
     if (rc) goto done;
     /* What opening decided about what was on disk is said even with --quiet:
      * a run started afresh or a log recreated is not something to find out later. */
     if (io.note[0]) fprintf(stderr, "qat: note: %s\n", io.note);
+    if (opts->init && !ictx.applied)
+        fprintf(stderr, "qat: note: --init %s not applied: %s %s (--init sets the weights of a run at step 0 "
+                "only)\n", opts->init, dir, io.completed ? "is a completed run" : "resumes from its checkpoint");
     if (io.completed) {
         if (opts->progress >= 0)
             printf("qat train %s: already completed (validation loss %.4f); nothing to resume in %s\n", cfg->name,
@@ -151,6 +188,15 @@ int qat_train_run(const qat_config *cfg, const qat_train_opts *opts) {
         printf("  compress: weights %s, activations %s, estimator %s\n", qat_model_weight_format(m),
                qat_model_act_format(m), qat_model_estimator(m));
         if (start > 0) printf("  resumed from %s/ckpt.h5 at step %lld\n", dir, (long long)start);
+        if (ictx.applied) {
+            printf("  init: %s (%s; %.23s...), PTQ loss %.4f on held-out through %s/%s (source %.4f through %s)\n",
+                   init.path, init.source, init.hash, init.ptq_loss, qat_model_weight_format(m),
+                   qat_model_act_format(m), init.source_loss, init.source_formats);
+            if (init.carried) printf("  init: quantizer state carried from the source (same compress keys)\n");
+            else if (init.n_searched)
+                printf("  init: LSQ weight steps by per-row MSE search (%d tensors): squared error %.3gx the default "
+                       "step's\n", init.n_searched, init.mse_default > 0 ? init.mse_best / init.mse_default : 1.0);
+        }
         printf("  log: %s/run.h5\n", dir);
         fflush(stdout);
     }
@@ -263,6 +309,7 @@ restore_signals:
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
 done:
+    qat_init_free(&init);
     qat_runio_close(&io);
     free(in);
     free(tg);

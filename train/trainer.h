@@ -22,6 +22,7 @@ typedef struct {
     int resume;           /* continue from OUT/NAME/ckpt.h5 */
     int progress;         /* 1: live progress line (terminal), 0: plain lines, -1: silent */
     int64_t stop_after;   /* testing aid: stop (as if killed) after this many steps; 0 = off */
+    const char *init;     /* --init CKPT.h5: start from its weights (train/init.h); NULL = random init */
 } qat_train_opts;
 
 /* Check everything a run needs from its config without touching data or disk:

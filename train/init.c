@@ -1,0 +1,329 @@
+/*
+ * train/init.c — a run's starting point from a checkpoint (`qat train --init`).
+ *
+ * Three jobs, in order: read the source's /params into the new model (every
+ * tensor by name and shape, so a different preset, width or vocabulary is
+ * refused naming the tensor, never silently truncated), decide the quantizers'
+ * starting state (carried when the compress keys are equal, else derived from
+ * the loaded weights, with LSQ's per-row weight steps chosen by an MSE search),
+ * and evaluate the result before training (the PTQ loss).
+ *
+ * The hash identifies the weights, not the file: SHA-256 over the /params
+ * tensors in byte order of their names, each as name, NUL, shape (int64
+ * little-endian) and float32 little-endian data. Re-saving the same weights
+ * (another optimizer state, another config attribute, HDF5 layout) keeps it;
+ * any changed weight changes it. docs/files.md shows the same computation in
+ * Python.
+ */
+#include "init.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "autograd/tape.h"
+#include "compress/hadamard.h"
+#include "compress/quantizer.h"
+#include "core/error.h"
+#include "data/dataset.h"
+#include "runio.h"
+#include "runlog/checkpoint.h"
+#include "sha256.h"
+#include "trainer.h"
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "init_hash hashes the in-memory float32 and int64 bytes as little-endian"
+#endif
+
+/* Clip factors of the LSQ step search: k·s0 for k on a geometric grid from
+ * 0.1 to 2 (the default step s0 = 2·mean|w|/sqrt(Q_P) is about 1.8× the
+ * MSE-optimal step of a Gaussian row at 4 bits and 4.5× at 8 bits, and 0.6× at
+ * 1 bit), plus k = 1 itself, so the chosen step is never worse than the default. */
+#define SEARCH_K 40
+#define SEARCH_KMIN 0.1
+#define SEARCH_KMAX 2.0
+
+/* 106816 -> "106,816" */
+static void with_commas(long long v, char *out, size_t n) {
+    char d[32];
+    snprintf(d, sizeof d, "%lld", v < 0 ? -v : v);
+    size_t len = strlen(d), k = 0;
+    if (v < 0 && k + 1 < n) out[k++] = '-';
+    for (size_t i = 0; i < len && k + 2 < n; i++) {
+        if (i && (len - i) % 3 == 0) out[k++] = ',';
+        out[k++] = d[i];
+    }
+    out[k] = 0;
+}
+
+/* "[256, 32]" */
+static void shape_text(char *buf, size_t n, int ndim, const int64_t *shape) {
+    size_t k = (size_t)snprintf(buf, n, "[");
+    for (int i = 0; i < ndim && k < n; i++) k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    if (k < n) snprintf(buf + k, n - k, "]");
+}
+
+static int cmp_views(const void *a, const void *b) {
+    const qat_param_view *x = *(const qat_param_view *const *)a, *y = *(const qat_param_view *const *)b;
+    return strcmp(x->name, y->name);
+}
+
+/* SHA-256 of the model's weight views (docs/files.md, init_hash). */
+static void hash_params(const qat_model *m, char out[80]) {
+    const qat_param_view **v = qat_xcalloc((size_t)m->n_views, sizeof *v);
+    int n = 0;
+    for (int i = 0; i < m->n_views; i++)
+        if (m->views[i].kind == QAT_PARAM_WEIGHT) v[n++] = &m->views[i];
+    qsort(v, (size_t)n, sizeof *v, cmp_views);
+    qat_sha256 s;
+    qat_sha256_init(&s);
+    for (int i = 0; i < n; i++) {
+        qat_sha256_update(&s, v[i]->name, strlen(v[i]->name) + 1);
+        int64_t shape[2] = {v[i]->shape[0], v[i]->shape[1]};
+        qat_sha256_update(&s, shape, sizeof(int64_t) * (size_t)v[i]->ndim);
+        qat_sha256_update(&s, v[i]->data, sizeof(float) * (size_t)v[i]->n);
+    }
+    char hex[65];
+    qat_sha256_hex(&s, hex);
+    snprintf(out, 80, "sha256:%s", hex);
+    free(v);
+}
+
+/* 1 when every compress.* key of a and b has the same value. */
+static int same_compress(const qat_config *a, const qat_config *b) {
+    int same = 1;
+    for (int i = 0; same && i < qat_config_key_count(); i++) {
+        qat_config_key_info k;
+        qat_config_key_get(i, &k);
+        if (strncmp(k.key, "compress.", 9)) continue;
+        char *x = qat_config_key_text(a, i), *y = qat_config_key_text(b, i);
+        same = !strcmp(x, y);
+        free(x);
+        free(y);
+    }
+    return same;
+}
+
+/* Every /params tensor of the file must be one of the model's: a source with
+ * more layers would otherwise load its first layers and drop the rest. */
+static int check_no_extra(qat_ckpt_file *f, const char *path, const qat_model *m, const qat_ckpt_attrs *a) {
+    char **names;
+    int n;
+    QAT_TRY(qat_ckpt_list(f, "params", &names, &n));
+    int rc = QAT_OK;
+    for (int i = 0; i < n; i++) {
+        const char *nm = names[i] + strlen("params/");
+        int found = 0;
+        for (int j = 0; j < m->n_views && !found; j++)
+            found = m->views[j].kind == QAT_PARAM_WEIGHT && !strcmp(m->views[j].name, nm);
+        if (!found && !rc)
+            rc = qat_fail(QAT_EINPUT, "%s: /%s is not a tensor of the model this config builds (the source has %d "
+                          "layers, the config %d); expected a checkpoint of the same model.layers", path, names[i],
+                          a->layers, m->s.layers);
+        free(names[i]);
+    }
+    free(names);
+    return rc;
+}
+
+/* LSQ weight steps by MSE: for each row, the step k·s0 with the smallest
+ * squared error of the quantized row, over the clip grid above. The error is
+ * measured in the rotated basis the grid works in (the rotation is orthonormal,
+ * so it is also the error of the weights themselves); the quantizer's own
+ * forward rounds, so the search uses exactly the grid training will. */
+static void search_lsq_steps(qat_init *it, const qat_config *cfg, qat_model *m) {
+    for (int l = 0; l < m->s.layers; l++) {
+        qat_block *b = &m->blocks[l];
+        qat_tensor *w[4] = {&b->wqkv, &b->wo, &b->wgu, &b->wdown};
+        for (int j = 0; j < 4; j++) {
+            qat_quantizer *q = b->qw[j];
+            if (strcmp(qat_quantizer_estimator(q), "lsq")) continue;
+            float *s, *g;
+            int64_t rows = qat_quantizer_params(q, &s, &g);
+            int64_t cols = w[j]->numel / rows;
+            QAT_ASSERT(rows > 0 && rows * cols == w[j]->numel);
+            int block = 0;
+            if (qat_hadamard_block(cfg->weights.hadamard, cols, &block)) QAT_ASSERT(!"validated config");
+            size_t nb = sizeof(float) * (size_t)(rows * cols);
+            float *y = qat_xmalloc(nb), *yq = qat_xmalloc(nb), *s0 = qat_xmalloc(sizeof(float) * (size_t)rows);
+            double *best = qat_xmalloc(sizeof(double) * (size_t)rows);
+            float *best_s = qat_xmalloc(sizeof(float) * (size_t)rows);
+            for (int64_t r = 0; r < rows; r++) {
+                if (block) qat_hadamard_row_copy(w[j]->data + r * cols, y + r * cols, cols, block);
+                else memcpy(y + r * cols, w[j]->data + r * cols, sizeof(float) * (size_t)cols);
+            }
+            /* The first forward sets the default steps s0 (and marks them set). */
+            qat_quantizer_forward(q, w[j]->data, yq, rows, 0);
+            memcpy(s0, s, sizeof(float) * (size_t)rows);
+            for (int k = -1; k < SEARCH_K; k++) {
+                double f = k < 0 ? 1.0 : SEARCH_KMIN * pow(SEARCH_KMAX / SEARCH_KMIN, (double)k / (SEARCH_K - 1));
+                if (k >= 0) {
+                    for (int64_t r = 0; r < rows; r++) s[r] = (float)fmax(f * s0[r], 1e-8);
+                    qat_quantizer_forward(q, w[j]->data, yq, rows, 0);
+                }
+#pragma omp parallel for schedule(static)
+                for (int64_t r = 0; r < rows; r++) {
+                    double e = 0;
+                    for (int64_t c = 0; c < cols; c++) {
+                        double d = (double)yq[r * cols + c] - y[r * cols + c];
+                        e += d * d;
+                    }
+                    if (k < 0 || e < best[r]) best[r] = e, best_s[r] = k < 0 ? s0[r] : s[r];
+                }
+                if (k < 0) /* summed in row order, not by the threads */
+                    for (int64_t r = 0; r < rows; r++) it->mse_default += best[r];
+            }
+            memcpy(s, best_s, sizeof(float) * (size_t)rows);
+            for (int64_t r = 0; r < rows; r++) it->mse_best += best[r];
+            it->n_searched++;
+            free(y), free(yq), free(s0), free(best), free(best_s);
+        }
+    }
+}
+
+/* Every message names the option as well as the file: "--init MESSAGE[what]". */
+static int name_option(int rc, const char *what) {
+    if (!rc) return rc;
+    char msg[4096];
+    snprintf(msg, sizeof msg, "%s", qat_errmsg());
+    return qat_fail(rc, "--init %s%s", msg, what);
+}
+
+int qat_init_load(qat_init *it, const char *path, const qat_config *cfg, qat_model *m) {
+    memset(it, 0, sizeof *it);
+    snprintf(it->path, sizeof it->path, "%s", path);
+    char *abs = realpath(path, NULL); /* NULL: a missing file, reported by the open below */
+    snprintf(it->abspath, sizeof it->abspath, "%s", abs ? abs : path);
+    free(abs);
+    qat_ckpt_file *f = NULL;
+    int rc = qat_ckpt_open(path, &f);
+    qat_ckpt_attrs a;
+    if (!rc) rc = qat_ckpt_read_attrs(f, &a);
+    char *yaml = rc ? NULL : qat_ckpt_read_config(f);
+    if (!rc && !yaml) rc = QAT_EINPUT;
+    if (!rc) {
+        it->source_cfg = qat_xmalloc(sizeof *it->source_cfg);
+        rc = qat_config_load_string(yaml, path, it->source_cfg);
+        if (rc) rc = qat_fail_context(QAT_EINPUT, "%s: the config stored in this checkpoint cannot be read", path);
+    }
+    free(yaml);
+    /* Every tensor by name and shape: the message names the file, the tensor and both shapes. */
+    for (int i = 0; !rc && i < m->n_views; i++) {
+        qat_param_view *v = &m->views[i];
+        if (v->kind != QAT_PARAM_WEIGHT) continue;
+        char name[128];
+        snprintf(name, sizeof name, "params/%s", v->name);
+        int nd;
+        int64_t sh[QAT_CKPT_MAX_DIMS];
+        rc = qat_ckpt_array_shape(f, name, &nd, sh);
+        int same = !rc && nd == v->ndim;
+        for (int d = 0; same && d < nd; d++) same = sh[d] == v->shape[d];
+        if (!rc && !same) {
+            char got[64], want[64];
+            shape_text(got, sizeof got, nd, sh);
+            shape_text(want, sizeof want, v->ndim, v->shape);
+            rc = qat_fail(QAT_EINPUT, "%s: tensor %s is %s in the checkpoint but %s in the model this config builds "
+                          "(source: %s%sd = %d, %d layers, vocab %d; config: d = %d, %d layers, vocab %d); expected a "
+                          "checkpoint of the same model shape", path, v->name, got, want, it->source_cfg->model.preset,
+                          it->source_cfg->model.preset[0] ? " " : "", a.dim, a.layers, a.vocab, m->s.dim, m->s.layers,
+                          m->s.vocab);
+        }
+        if (!rc) rc = qat_ckpt_read_array(f, name, v->ndim, v->shape, v->data);
+    }
+    if (!rc) rc = check_no_extra(f, path, m, &a);
+    /* heads split the same shapes differently: loading would run another model */
+    if (!rc && a.heads != m->s.heads)
+        rc = qat_fail(QAT_EINPUT, "%s: the source has model.heads = %d, the config %d: the tensors fit, but attention "
+                      "would split them into other heads; expected model.heads: %d", path, a.heads, m->s.heads, a.heads);
+    if (!rc) rc = qat_checkpoint_check_finite(path, m, NULL);
+    if (!rc) {
+        hash_params(m, it->hash);
+        it->carried = same_compress(it->source_cfg, cfg);
+        /* Same compress keys: the same quantizers, so their state arrays have the
+         * same names and sizes and mean the same thing. */
+        int ns = it->carried ? qat_model_compress_state_count(m) : 0;
+        for (int i = 0; !rc && i < ns; i++) {
+            char sname[96], aname[128];
+            float *data;
+            int64_t n;
+            qat_model_compress_state(m, i, sname, &data, &n);
+            snprintf(aname, sizeof aname, "compress/%s", sname);
+            rc = qat_ckpt_read_array(f, aname, 1, &n, data);
+        }
+        if (!rc && ns) rc = qat_checkpoint_check_finite(path, m, NULL);
+        if (!rc && !it->carried) search_lsq_steps(it, cfg, m);
+    }
+    if (!rc) {
+        const qat_config *s = it->source_cfg;
+        char n[32];
+        with_commas((long long)m->n_params, n, sizeof n);
+        if (s->model.preset[0]) snprintf(it->source, sizeof it->source, "%s, N = %s", s->model.preset, n);
+        else snprintf(it->source, sizeof it->source, "d = %d, %d layers, N = %s", a.dim, a.layers, n);
+        snprintf(it->source_formats, sizeof it->source_formats, "%s/%s", a.weight_format, a.act_format);
+    }
+    qat_ckpt_close(f);
+    return name_option(rc, "");
+}
+
+/* All quantizer state of m, one array after another: saved into a new
+ * buffer (buf NULL, restore 0, returned), or written back from buf (restore 1). */
+static float *state_copy(qat_model *m, float *buf, int restore) {
+    int ns = qat_model_compress_state_count(m);
+    if (!restore) {
+        int64_t total = 1;
+        for (int i = 0; i < ns; i++) {
+            char nm[96];
+            float *d;
+            int64_t n;
+            qat_model_compress_state(m, i, nm, &d, &n);
+            total += n;
+        }
+        buf = qat_xmalloc(sizeof(float) * (size_t)total);
+    }
+    int64_t off = 0;
+    for (int i = 0; i < ns; i++) {
+        char nm[96];
+        float *d;
+        int64_t n;
+        qat_model_compress_state(m, i, nm, &d, &n);
+        if (restore) memcpy(d, buf + off, sizeof(float) * (size_t)n);
+        else memcpy(buf + off, d, sizeof(float) * (size_t)n);
+        off += n;
+    }
+    return buf;
+}
+
+int qat_init_evaluate(qat_init *it, const qat_config *cfg, qat_model *m, qat_tape *tp, const qat_dataset *ds,
+                      int B, int32_t *in, int32_t *tg) {
+    /* The evaluation's forward would set what a first forward sets (an
+     * activation step from a held-out batch, PV's first projection): keep the
+     * state as it was, so training starts exactly as without the evaluation. */
+    float *saved = state_copy(m, NULL, 0);
+    it->ptq_loss = qat_train_evaluate(m, tp, ds, B, cfg->train.eval_tokens, in, tg, 0);
+    state_copy(m, saved, 1);
+    free(saved);
+    if (it->carried) {
+        it->source_loss = it->ptq_loss; /* the same formats and state: the same forward */
+        return QAT_OK;
+    }
+    /* The source through its own formats (its compress keys, this run's shape,
+     * precision and data), with its own quantizer state. */
+    qat_config *sc = qat_xmalloc(sizeof *sc);
+    *sc = *cfg;
+    sc->weights = it->source_cfg->weights;
+    sc->activations = it->source_cfg->activations;
+    qat_model *sm = NULL;
+    int rc = qat_model_create(sc, &m->s, B, &sm);
+    if (!rc) rc = qat_runio_load_checkpoint(it->path, sc, sm, NULL, NULL, NULL);
+    if (!rc) rc = qat_checkpoint_check_finite(it->path, sm, NULL);
+    if (!rc) it->source_loss = qat_train_evaluate(sm, tp, ds, B, cfg->train.eval_tokens, in, tg, 0);
+    qat_model_free(sm);
+    free(sc);
+    return name_option(rc, " (evaluating the source through its own formats)");
+}
+
+void qat_init_free(qat_init *it) {
+    free(it->source_cfg);
+    it->source_cfg = NULL;
+}

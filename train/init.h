@@ -1,0 +1,58 @@
+/*
+ * train/init.h — `qat train --init CKPT.h5`: a run that starts from another
+ * run's weights (docs/cli.md#qat-train, docs/files.md).
+ *
+ * The new run keeps its own config (formats, estimator, schedule, budget) and
+ * a fresh optimizer; only the latent fp32 parameters come from the checkpoint.
+ * Quantizer state (LSQ steps, PV codes) comes along only when every
+ * compress.* key of the source's stored config equals the new one, because
+ * only then does it mean the same thing; otherwise the new quantizers start
+ * from the loaded weights as they would from random ones (PV projects them,
+ * LSQ weight steps are chosen by a per-row MSE search, qat_init_load).
+ *
+ * Before step 0 the trainer evaluates the loaded model through the new formats
+ * (the post-training-quantization loss) and through the source's own formats,
+ * with the run's own evaluation, and records both in run.h5.
+ */
+#ifndef QAT_TRAIN_INIT_H
+#define QAT_TRAIN_INIT_H
+
+#include <stdint.h>
+
+#include "core/config.h"
+#include "model/llama.h"
+
+struct qat_tape;
+struct qat_dataset;
+
+typedef struct {
+    char path[QAT_PATH_MAX];      /* the file as given to --init */
+    char abspath[QAT_PATH_MAX];   /* its absolute path, recorded as init_from */
+    char hash[80];                /* "sha256:" + 64 hex digits over its /params (docs/files.md) */
+    char source[160];             /* "s1, N = 106,816" for the init line */
+    char source_formats[2 * QAT_FMT_MAX + 2]; /* "int4/int4": the source's weight/activation formats */
+    qat_config *source_cfg;       /* the config stored in the source (owned) */
+    int carried;                  /* 1: quantizer state read from the source (same compress keys) */
+    int n_searched;               /* LSQ weight quantizers whose steps the MSE search chose */
+    double mse_default, mse_best; /* summed row MSE of those at the default step and the chosen one */
+    double ptq_loss;              /* held-out loss of the loaded model through this run's formats */
+    double source_loss;           /* ... through the source's formats (this run's precision) */
+} qat_init;
+
+/* Read the source's parameters into m (built from cfg) and set up the
+ * quantizers' starting state. Errors name the file: a tensor whose shape
+ * differs or that this model does not have, or different attention heads, is
+ * QAT_EINPUT; a missing or non-HDF5 file is QAT_EINPUT; a damaged file
+ * (checksum) or non-finite values are QAT_ERUNTIME, as for every loader. */
+int qat_init_load(qat_init *it, const char *path, const qat_config *cfg, qat_model *m);
+
+/* The PTQ and source losses (it->ptq_loss, it->source_loss) on the run's
+ * held-out batches (in/tg are (B, T) scratch). Leaves m's quantizer state as it
+ * found it, so the first training step sees what it would have seen without
+ * this evaluation (an activation step is still set by the first training batch). */
+int qat_init_evaluate(qat_init *it, const qat_config *cfg, qat_model *m, struct qat_tape *tp,
+                      const struct qat_dataset *ds, int B, int32_t *in, int32_t *tg);
+
+void qat_init_free(qat_init *it);
+
+#endif
