@@ -22,6 +22,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "compress/format_table.h"
 #include "compress/grid.h"
 #include "core/error.h"
 #include "core/rng.h"
@@ -33,9 +34,7 @@
 /* Row length of the Monte Carlo: 128, stretched to a multiple of the format's
  * natural group (N:M's M, vq's d) when that does not divide 128. */
 static int64_t mc_row_len(const qat_fmt *f) {
-    int64_t g = 1;
-    if (f->sp == QAT_SP_NM) g = f->nm_m;
-    if (f->val == QAT_VAL_VQ) g = f->vq_dim;
+    int64_t g = qat_fmt_group(f);
     return ((QAT_GMSE_ROW + g - 1) / g) * g;
 }
 
@@ -92,12 +91,8 @@ static int alpha_n;
 static pthread_mutex_t alpha_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static double default_alpha(const qat_fmt *f) {
-    switch (f->val) {
-    case QAT_VAL_INT: return QAT_INT_ALPHA[f->bits];
-    case QAT_VAL_TERNARY: return QAT_TERNARY_ALPHA;
-    case QAT_VAL_FP4: return QAT_FP4_SCALE;
-    default: return 0.0;
-    }
+    const qat_fmt_traits *t = qat_fmt_traits_of(f);
+    return t->alpha ? t->alpha(f) : 0.0;
 }
 
 static double composite_gmse_at(double alpha, const void *ctx) {
@@ -118,7 +113,7 @@ static double optimise_alpha(const qat_fmt *f) {
 }
 
 double qat_fmt_value_alpha(const qat_fmt *f) {
-    if (f->val == QAT_VAL_NONE || f->val == QAT_VAL_VQ) return 0.0;
+    if (f->val == QAT_VAL_NONE || !qat_fmt_traits_of(f)->alpha) return 0.0;
     if (f->sp == QAT_SP_NONE) return default_alpha(f);
     /* key: the format without noise() so noise(sp50+int4) shares sp50+int4's α */
     qat_fmt core = *f;
@@ -152,20 +147,10 @@ void qat_proj_setup(qat_proj *P, const qat_fmt *f) {
 }
 
 int qat_fmt_gmse_exact(const qat_fmt *f, double *g) {
-    if (f->sp == QAT_SP_NONE) {
-        switch (f->val) {
-        case QAT_VAL_NONE: *g = 0.0; return 1;
-        case QAT_VAL_INT: *g = qat_grid_int_gmse(f->bits, QAT_INT_ALPHA[f->bits]); return 1;
-        case QAT_VAL_TERNARY: *g = qat_grid_ternary_gmse(QAT_TERNARY_ALPHA); return 1;
-        case QAT_VAL_FP4: *g = qat_grid_fp4_gmse(QAT_FP4_SCALE); return 1;
-        default: return 0;
-        }
-    }
-    if (f->sp == QAT_SP_MAGNITUDE && f->val == QAT_VAL_NONE) {
-        *g = qat_sparse_gmse_exact(f->sparsity);
-        return 1;
-    }
-    return 0;
+    /* a composite has no closed form; a single stage has its row's, if any */
+    if (f->sp != QAT_SP_NONE && f->val != QAT_VAL_NONE) return 0;
+    const qat_fmt_traits *t = qat_fmt_traits_of(f);
+    return t->gmse_exact ? t->gmse_exact(f, g) : 0;
 }
 
 void qat_fmt_gmse_parsed(const qat_fmt *f, int64_t samples, uint64_t seed, double *g, double *se) {

@@ -21,18 +21,13 @@
 #include <string.h>
 
 #include "compress/estimator.h"
+#include "compress/format_table.h"
 #include "compress/gmse.h"
 #include "compress/hadamard.h"
 #include "compress/quantizer_impl.h"
 #include "core/bf16.h"
 #include "core/error.h"
 #include "core/rng.h"
-
-static int natural_group(const qat_fmt *f) {
-    if (f->sp == QAT_SP_NM) return f->nm_m;
-    if (f->val == QAT_VAL_VQ) return f->vq_dim;
-    return 1;
-}
 
 int qat_quantizer_create(const qat_compress_side *side, int is_weight, int64_t max_rows, int64_t cols, int segments,
                          uint64_t seed, qat_quantizer **out) {
@@ -42,7 +37,9 @@ int qat_quantizer_create(const qat_compress_side *side, int is_weight, int64_t m
     qat_est est;
     QAT_TRY(qat_est_resolve(&f, side, is_weight, &est));
     int block;
-    QAT_TRY(qat_hadamard_block(side->hadamard, cols, &block));
+    int hcfg = side->hadamard;
+    if (f.had) QAT_TRY(qat_fmt_hadamard(&f, hcfg, cols, &hcfg)); /* @hB stands for hadamard: B */
+    QAT_TRY(qat_hadamard_block(hcfg, cols, &block));
     if (max_rows < 1 || cols < 1) return qat_fail(QAT_EINPUT, "quantizer: empty operand (%lld x %lld)", (long long)max_rows, (long long)cols);
     if (segments < 1) segments = 1;
     if (is_weight && max_rows % segments)
@@ -51,7 +48,7 @@ int qat_quantizer_create(const qat_compress_side *side, int is_weight, int64_t m
     if (group && cols % group)
         return qat_fail(QAT_EINPUT, "format '%s': group %lld does not divide the input dim %lld, expected a divisor",
                         f.name, (long long)group, (long long)cols);
-    int ng = natural_group(&f);
+    int ng = qat_fmt_group(&f);
     if (cols % ng || (group && group % ng))
         return qat_fail(QAT_EINPUT, "format '%s' works on groups of %d along the input dim, which must divide %lld%s",
                         f.name, ng, (long long)(group ? group : cols), group ? " (the scale group)" : "");
