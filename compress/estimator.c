@@ -21,7 +21,7 @@
 #include "compress/format_table.h"
 #include "core/error.h"
 
-#define VALUE_FORMATS (QAT_ESTF_COMPOSITE | QAT_ESTF_VQ | QAT_ESTF_GRID | QAT_ESTF_INT)
+#define VALUE_FORMATS (QAT_ESTF_COMPOSITE | QAT_ESTF_VQ | QAT_ESTF_GRID | QAT_ESTF_INT | QAT_ESTF_BLOCK)
 #define SPARSE_FORMATS (QAT_ESTF_SPARSE_NM | QAT_ESTF_SPARSE_MAG)
 
 /* Rows in enum order (the order error messages list them in). */
@@ -87,6 +87,9 @@ int qat_est_resolve(const qat_fmt *f, const qat_compress_side *side, int is_weig
     if (!strcmp(scale, "lsq") && !TABLE[e].learns_scale)
         return qat_fail(QAT_EINPUT, "scale 'lsq' needs estimator lsq (format '%s'), expected scale rms or absmax with '%s'",
                         f->name, qat_est_name((qat_est)e));
+    if (qat_fmt_is_block(f) && scale[0] && strcmp(scale, "rms"))
+        return qat_fail(QAT_EINPUT, "scale '%s' does not apply to block format '%s': its scale rule is part of its "
+                        "name (docs/formats.md), expected scale: rms (the default)", scale, f->name);
     if (!strcmp(scale, "absmax") &&
         (f->val == QAT_VAL_VQ || f->val == QAT_VAL_NONE || f->noise || TABLE[e].learns_scale))
         return qat_fail(QAT_EINPUT, "scale 'absmax' applies to int, ternary and fp4 grids only (format '%s'), expected rms",

@@ -27,6 +27,14 @@
 
 /* Modifier spellings in canonical order (the bit order of QAT_MOD_*). */
 static const char *const MOD_NAMES[] = {"gG", "clip", "46", "2d", "sr", "hB"};
+static const char *const MOD_HELP[] = {
+    "scale group of G values along the input dim, G in 16, 32, 64, 128, 256",
+    "MSE-optimal clip on the group's RMS instead of absmax",
+    "four over six: per block, scale to 4 instead of 6 when that errs less",
+    "16x16 weight tiles share one scale (weights only)",
+    "stochastic rounding, unbiased (E[q(x)] = x), keyed by seed, step and element",
+    "Hadamard block B applied before blocking (= hadamard: B for this side)",
+};
 #define NMODS ((int)(sizeof MOD_NAMES / sizeof *MOD_NAMES))
 
 const char *qat_fmt_valid_list(void) {
@@ -70,18 +78,18 @@ const char *qat_fmt_grammar(void) {
         }
         if (!first) l += (size_t)snprintf(buf + l, sizeof buf - l, "\n");
     }
-    l += (size_t)snprintf(buf + l, sizeof buf - l, "  MOD    := ");
+    l += (size_t)snprintf(buf + l, sizeof buf - l, "  MOD    := (any order; the run log writes them in this order)\n");
     for (int m = 0; m < NMODS; m++) {
+        l += (size_t)snprintf(buf + l, sizeof buf - l, "    @%-5s %s; for", MOD_NAMES[m], MOD_HELP[m]);
         int first = 1;
         for (int i = 0; i < n; i++) {
-            if (!(t[i].mods & (1u << m))) continue;
-            if (first) l += (size_t)snprintf(buf + l, sizeof buf - l, "%s%s (", m ? " | " : "", MOD_NAMES[m]);
-            l += (size_t)snprintf(buf + l, sizeof buf - l, "%s%s", first ? "" : ", ", t[i].kind);
+            if (!(t[i].mods & (1u << m)) || t[i].stage != QAT_STAGE_BLOCK) continue;
+            l += (size_t)snprintf(buf + l, sizeof buf - l, "%s %s", first ? "" : ",", t[i].kind);
             first = 0;
         }
-        if (!first) l += (size_t)snprintf(buf + l, sizeof buf - l, ")");
+        l += (size_t)snprintf(buf + l, sizeof buf - l, "%s\n", (1u << m) == QAT_MOD_G ? " (intB@gG is intB with @gG)" : "");
     }
-    snprintf(buf + l, sizeof buf - l, "\n");
+    l += (size_t)snprintf(buf + l, sizeof buf - l, "  e.g. mxfp4, mxfp4@h32@sr, nvfp4@46, nvfp4@2d, int4@g128, int4@g32@clip\n");
     done = 1;
     return buf;
 }

@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "compress/blockfmt.h"
 #include "core/config.h"
 
 typedef enum {
@@ -40,16 +41,6 @@ typedef enum {
     QAT_SP_COUNT       /* number of sparsity kinds */
 } qat_sp_kind;
 
-/* Element encodings of the block formats (OCP MX v1.0 names). */
-typedef enum {
-    QAT_ELEM_NONE = 0,
-    QAT_ELEM_E2M1, /* FP4: emax 2, max 6 */
-    QAT_ELEM_E2M3, /* FP6: emax 2, max 7.5 */
-    QAT_ELEM_E3M2, /* FP6: emax 4, max 28 */
-    QAT_ELEM_E4M3, /* FP8: emax 8, max 448 */
-    QAT_ELEM_E5M2  /* FP8: emax 15, max 57344 */
-} qat_elem_kind;
-
 /* Modifiers "@MOD" (docs/formats.md "Format strings"), as bits of qat_fmt.mods
  * and of a kind's accepted set; listed in canonical order. */
 enum {
@@ -70,7 +61,7 @@ typedef struct {
     qat_val_kind val;       /* value stage */
     int bits;               /* int, intB@gG: b in 1..8; vq: bits per dimension; block minifloats: element bits */
     int vq_dim;             /* vq: vector dimension d */
-    qat_elem_kind elem;     /* block formats: element encoding */
+    qat_el_kind elem;       /* mx: element encoding (blockfmt.h) */
     int block;              /* block formats: elements per scale along the input dim (32, 16, G) */
     unsigned mods;          /* QAT_MOD_* present */
     int had;                /* @hB: the Hadamard block B (0 = no @h) */

@@ -15,6 +15,7 @@
 
 #include "compress/grid.h"
 #include "compress/hadamard.h"
+#include "compress/project.h"
 #include "compress/sparse.h"
 #include "core/error.h"
 
@@ -164,28 +165,121 @@ static double log2_binom(int m, int n) { return (lgamma(m + 1.0) - lgamma(n + 1.
 static double nm_bits(const qat_fmt *f, double vb) { return vb * f->nm_n / f->nm_m + log2_binom(f->nm_m, f->nm_n) / f->nm_m; }
 static int nm_group(const qat_fmt *f) { return f->nm_m; }
 
+/* ---- block-scaled formats (numerics: blockfmt.h) --------------------------- */
+
+/* The numerics of a parsed block format, with its modifiers. */
+static qat_blk block_of(const qat_fmt *f) {
+    qat_blk B;
+    if (f->val == QAT_VAL_MX) B = qat_blk_mx(f->elem);
+    else if (f->val == QAT_VAL_NVFP4) B = qat_blk_nvfp4(!!(f->mods & QAT_MOD_46));
+    else B = qat_blk_int(f->bits, f->block, !!(f->mods & QAT_MOD_CLIP));
+    B.stochastic = !!(f->mods & QAT_MOD_SR);
+    return B;
+}
+
+static void block_setup(qat_proj *P, const qat_fmt *f) {
+    P->blk = block_of(f);
+    P->row = qat_blkproj_row;
+    P->tensor_stats = f->val == QAT_VAL_NVFP4; /* the fp32 tensor scale (and 2-D tiles) */
+}
+
+static double block_bits(const qat_fmt *f, double vb) {
+    (void)vb;
+    if (f->mods & QAT_MOD_2D) return 4.0 + 8.0 / 256.0; /* one E4M3 scale per 16×16 tile */
+    qat_blk B = block_of(f);
+    return qat_blk_bits(&B);
+}
+
+/* OCP MX names: the element is part of the name (E2M3 and E4M3 are the defaults of 6 and 8 bits). */
+static const struct { const char *name; qat_el_kind el; int bits; } MX_NAMES[] = {
+    {"mxfp4", QAT_EL_E2M1, 4}, {"mxfp6", QAT_EL_E2M3, 6}, {"mxfp6e3m2", QAT_EL_E3M2, 6},
+    {"mxfp8", QAT_EL_E4M3, 8}, {"mxfp8e5m2", QAT_EL_E5M2, 8},
+};
+
+static int mx_parse(const char *p, size_t len, qat_fmt *f, const char **why) {
+    if (!(len >= 2 && !strncmp(p, "mx", 2))) return 0;
+    for (size_t i = 0; i < sizeof MX_NAMES / sizeof *MX_NAMES; i++)
+        if (exactly(p, len, MX_NAMES[i].name)) {
+            f->val = QAT_VAL_MX;
+            f->elem = MX_NAMES[i].el;
+            f->bits = MX_NAMES[i].bits;
+            f->block = 32;
+            return 1;
+        }
+    *why = "MX formats are mxfp4, mxfp6, mxfp6e3m2, mxfp8, mxfp8e5m2";
+    return -1;
+}
+static void mx_print(const qat_fmt *f, char *b, size_t n) {
+    for (size_t i = 0; i < sizeof MX_NAMES / sizeof *MX_NAMES; i++)
+        if (MX_NAMES[i].el == f->elem) snprintf(b, n, "%s", MX_NAMES[i].name);
+}
+
+static int nvfp4_parse(const char *p, size_t len, qat_fmt *f, const char **why) {
+    (void)why;
+    if (!exactly(p, len, "nvfp4")) return 0;
+    f->val = QAT_VAL_NVFP4;
+    f->bits = 4;
+    f->block = 16;
+    return 1;
+}
+static void nvfp4_print(const qat_fmt *f, char *b, size_t n) { (void)f, snprintf(b, n, "nvfp4"); }
+static int nvfp4_check(qat_fmt *f, const char **why) {
+    if ((f->mods & QAT_MOD_46) && (f->mods & QAT_MOD_2D)) {
+        *why = "@46 and @2d do not combine: a 16x16 tile has one fixed scale";
+        return 1;
+    }
+    return 0;
+}
+
+/* intB plus @gG is the group-scaled kind; its other modifiers need the group */
+static int int_check(qat_fmt *f, const char **why) {
+    if (!(f->mods & QAT_MOD_G)) return 0; /* the modifier test names what int does not take */
+    if (f->bits < 2) {
+        *why = "intB@gG needs 2 <= B <= 8";
+        return 1;
+    }
+    f->val = QAT_VAL_INTG;
+    return 0;
+}
+static void intg_print(const qat_fmt *f, char *b, size_t n) { snprintf(b, n, "int%d", f->bits); }
+static int intg_parse(const char *p, size_t len, qat_fmt *f, const char **why) {
+    (void)p, (void)len, (void)f, (void)why;
+    return 0; /* spelled intB@gG: the int row parses intB and its check promotes it */
+}
+
 /* ---- the table ------------------------------------------------------------ */
 
+/* Block formats: their own scale rule, Monte Carlo GMSE, quant capacity, not
+ * rotated unless asked (@hB or hadamard), trust relative to the block's scale. */
+#define BLOCK_ROW .stage = QAT_STAGE_BLOCK, .bits = block_bits, .setup = block_setup, .cap = QAT_CAP_QUANT, \
+                  .est_class = QAT_ESTF_BLOCK, .default_est = QAT_EST_TRUST, .rotates = 0
 #define VALUE_ROW .stage = QAT_STAGE_VALUE, .cap = QAT_CAP_QUANT, .default_est = QAT_EST_TRUST, .rotates = 1
 
 static const qat_fmt_traits TABLE[] = {
-    {.kind = "fp32", .syntax = "fp32", .stage = 0, .parse = fp32_parse, .print = fp32_print, .bits = fp32_bits,
+    {.kind = "fp32", .frontier = "fp32", .syntax = "fp32", .stage = 0, .parse = fp32_parse, .print = fp32_print, .bits = fp32_bits,
      .gmse_exact = fp32_gmse, .est_class = QAT_ESTF_DENSE, .default_est = QAT_EST_STE},
-    {.kind = "int", .syntax = "int1..int8", .val = QAT_VAL_INT, .parse = int_parse, .print = int_print,
-     .bits = int_bits, .gmse_exact = int_gmse, .alpha = int_alpha, .est_class = QAT_ESTF_INT, VALUE_ROW},
-    {.kind = "ternary", .syntax = "ternary", .val = QAT_VAL_TERNARY, .parse = ternary_parse, .print = ternary_print,
+    {.kind = "int", .frontier = "int1 int2 int3 int4 int5 int6 int8", .syntax = "int1..int8", .val = QAT_VAL_INT, .parse = int_parse, .print = int_print,
+     .mods = QAT_MOD_G, .check = int_check, .bits = int_bits, .gmse_exact = int_gmse, .alpha = int_alpha, .est_class = QAT_ESTF_INT, VALUE_ROW},
+    {.kind = "ternary", .frontier = "ternary", .syntax = "ternary", .val = QAT_VAL_TERNARY, .parse = ternary_parse, .print = ternary_print,
      .bits = ternary_bits, .gmse_exact = ternary_gmse, .alpha = ternary_alpha, .est_class = QAT_ESTF_GRID, VALUE_ROW},
-    {.kind = "fp4", .syntax = "fp4", .val = QAT_VAL_FP4, .parse = fp4_parse, .print = fp4_print, .bits = fp4_bits,
+    {.kind = "fp4", .frontier = "fp4", .syntax = "fp4", .val = QAT_VAL_FP4, .parse = fp4_parse, .print = fp4_print, .bits = fp4_bits,
      .gmse_exact = fp4_gmse, .alpha = fp4_alpha, .est_class = QAT_ESTF_GRID, VALUE_ROW},
-    {.kind = "vq", .syntax = "vqDxB (d·b <= 8, e.g. vq2x2, vq4x2)", .val = QAT_VAL_VQ, .parse = vq_parse,
+    {.kind = "vq", .frontier = "vq2x2 vq4x2", .syntax = "vqDxB (d·b <= 8, e.g. vq2x2, vq4x2)", .val = QAT_VAL_VQ, .parse = vq_parse,
      .print = vq_print, .bits = vq_bits, .group = vq_group, .est_class = QAT_ESTF_VQ, .stage = QAT_STAGE_VALUE, .cap = QAT_CAP_VQ,
      .default_est = QAT_EST_TRUST, .rotates = 1},
-    {.kind = "sp", .syntax = "spNN (0<NN<100, e.g. sp50)", .stage = QAT_STAGE_SPARSE, .sp = QAT_SP_MAGNITUDE,
+    {.kind = "sp", .frontier = "sp50 sp75 sp50+int4", .syntax = "spNN (0<NN<100, e.g. sp50)", .stage = QAT_STAGE_SPARSE, .sp = QAT_SP_MAGNITUDE,
      .parse = sp_parse, .print = sp_print, .bits = sp_bits, .gmse_exact = sp_gmse, .cap = QAT_CAP_SPARSE,
      .est_class = QAT_ESTF_SPARSE_MAG, .default_est = QAT_EST_MASKED},
-    {.kind = "N:M", .syntax = "N:M (e.g. 2:4, 1<=N<M<=256)", .stage = QAT_STAGE_SPARSE, .sp = QAT_SP_NM,
+    {.kind = "N:M", .frontier = "2:4 2:4+int4", .syntax = "N:M (e.g. 2:4, 1<=N<M<=256)", .stage = QAT_STAGE_SPARSE, .sp = QAT_SP_NM,
      .parse = nm_parse, .print = nm_print, .bits = nm_bits, .group = nm_group, .cap = QAT_CAP_SPARSE,
      .est_class = QAT_ESTF_SPARSE_NM, .default_est = QAT_EST_MASKED},
+    {.kind = "mx", .frontier = "mxfp4 mxfp6 mxfp8", .syntax = "mxfp4 | mxfp6 | mxfp6e3m2 | mxfp8 | mxfp8e5m2", .val = QAT_VAL_MX, .parse = mx_parse,
+     .print = mx_print, .mods = QAT_MOD_SR | QAT_MOD_H, BLOCK_ROW},
+    {.kind = "nvfp4", .frontier = "nvfp4 nvfp4@46", .syntax = "nvfp4", .val = QAT_VAL_NVFP4, .parse = nvfp4_parse, .print = nvfp4_print,
+     .mods = QAT_MOD_46 | QAT_MOD_2D | QAT_MOD_SR | QAT_MOD_H, .check = nvfp4_check, .tensor_bits = 32,
+     .mc_values = (int64_t)1 << 22, BLOCK_ROW},
+    {.kind = "intB@gG", .frontier = "int4@g32 int4@g128", .syntax = "intB@gG (2<=B<=8, G in 16, 32, 64, 128, 256)", .val = QAT_VAL_INTG,
+     .parse = intg_parse, .print = intg_print, .mods = QAT_MOD_G | QAT_MOD_CLIP | QAT_MOD_SR | QAT_MOD_H, BLOCK_ROW},
 };
 #define NROWS ((int)(sizeof TABLE / sizeof *TABLE))
 
@@ -208,6 +302,33 @@ const qat_fmt_traits *qat_fmt_traits_of(const qat_fmt *f) {
         if (TABLE[i].stage != QAT_STAGE_SPARSE && TABLE[i].val == f->val) return &TABLE[i];
     QAT_ASSERT(0);
     return NULL;
+}
+
+const char *const *qat_fmt_frontier_candidates(int *n) {
+    static char buf[1024];
+    static const char *list[128];
+    static int count = -1;
+    if (count < 0) {
+        size_t l = 0;
+        int c = 0;
+        for (int i = 0; i < NROWS; i++) {
+            const char *p = TABLE[i].frontier;
+            while (p && *p) {
+                size_t w = strcspn(p, " ");
+                if (w && c < 128 && l + w + 1 <= sizeof buf) {
+                    memcpy(buf + l, p, w);
+                    buf[l + w] = 0;
+                    list[c++] = buf + l;
+                    l += w + 1;
+                }
+                p += w;
+                while (*p == ' ') p++;
+            }
+        }
+        count = c;
+    }
+    *n = count;
+    return list;
 }
 
 unsigned qat_fmt_est_class(const qat_fmt *f) {

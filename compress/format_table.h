@@ -62,11 +62,10 @@ typedef struct {
     /* Natural group along the input dim (N:M's M, vq's D); NULL = 1. The input
      * dim need not be a multiple of a block format's block (partial last block). */
     int (*group)(const qat_fmt *f);
-    /* Block formats: the row projection with its backward mask (project.h
-     * qat_proj_row_at), and whether it needs per-segment statistics first. */
-    void (*row)(const struct qat_proj *P, float *v, int64_t n, const struct qat_proj_seg *seg, uint8_t *mask,
-                int64_t row);
-    int tensor_stats;   /* 1: qat_proj_segment_stats must see the whole segment (tensor amax, 2-D blocks) */
+    const char *frontier; /* formats of this kind the frontier prices besides the fitted ones, space-separated */
+    /* Projection settings beyond qat_proj_setup's defaults: block formats set
+     * P->row (their row projection), P->blk and P->tensor_stats. NULL = none. */
+    void (*setup)(struct qat_proj *P, const qat_fmt *f);
 } qat_fmt_traits;
 
 /* The row of f's value stage, else of its sparsity stage, else fp32's. */
@@ -83,6 +82,10 @@ qat_est qat_fmt_default_est(const qat_fmt *f);
 
 /* Natural group of a whole format (the larger of its stages'). */
 int qat_fmt_group(const qat_fmt *f);
+
+/* The formats the frontier prices besides those in the data (every row's
+ * `frontier`, table order): *n of them, static storage. */
+const char *const *qat_fmt_frontier_candidates(int *n);
 
 /* Bits per parameter of a parsed format and the per-tensor bits beside them. */
 double qat_fmt_bits_parsed(const qat_fmt *f, double *tensor_bits);

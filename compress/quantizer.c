@@ -48,6 +48,12 @@ int qat_quantizer_create(const qat_compress_side *side, int is_weight, int64_t m
     if (group && cols % group)
         return qat_fail(QAT_EINPUT, "format '%s': group %lld does not divide the input dim %lld, expected a divisor",
                         f.name, (long long)group, (long long)cols);
+    if (qat_fmt_is_block(&f) && group)
+        return qat_fail(QAT_EINPUT, "format '%s' carries its own block size: group must be 0 (the default), got %lld",
+                        f.name, (long long)group);
+    if ((f.mods & QAT_MOD_2D) && !is_weight)
+        return qat_fail(QAT_EINPUT, "format '%s': @2d (16x16 tiles) applies to weights only, expected an activation "
+                        "format without @2d", f.name);
     int ng = qat_fmt_group(&f);
     if (cols % ng || (group && group % ng))
         return qat_fail(QAT_EINPUT, "format '%s' works on groups of %d along the input dim, which must divide %lld%s",
@@ -88,6 +94,8 @@ int qat_quantizer_create(const qat_compress_side *side, int is_weight, int64_t m
         if (H->proj) H->proj(q);
         q->use_mask = q->proj.mask != QAT_MASK_NONE;
         q->mask = qat_xaligned((size_t)(max_rows * cols));
+        if (f.mods & QAT_MOD_2D)
+            q->tiles = qat_xaligned(sizeof(float) * (size_t)(segments * ((max_rows / segments + 15) / 16) * ((cols + 15) / 16)));
     }
     q->nthreads = omp_get_max_threads();
     q->rowbuf = qat_xaligned(sizeof(float) * (size_t)(q->nthreads * cols));
@@ -100,6 +108,7 @@ void qat_quantizer_free(qat_quantizer *q) {
     if (!q) return;
     if (q->hooks->release) q->hooks->release(q);
     free(q->mask);
+    free(q->tiles);
     free(q->rowbuf);
     free(q);
 }
@@ -129,7 +138,7 @@ static void noise_forward(qat_quantizer *q, float *y, int64_t rows, int64_t step
 static int row_local(const qat_quantizer *q) {
     const qat_proj *P = &q->proj;
     return !q->hooks->forward && !q->hooks->project && !qat_fmt_is_dense(&q->fmt) && !q->fmt.noise &&
-           (P->f.sp != QAT_SP_MAGNITUDE || P->per_row_sparse);
+           (P->f.sp != QAT_SP_MAGNITUDE || P->per_row_sparse) && !P->tensor_stats;
 }
 
 /* Rotate and round each row while it is still in cache, one pass over memory
@@ -141,7 +150,7 @@ static void forward_rows(qat_quantizer *q, const float *x, float *y, uint16_t *y
     const int64_t cols = q->cols;
     const int block = q->block;
     qat_proj_seg seg;
-    qat_proj_segment_stats(P, x, 0, &seg, 0); /* the statistics-free segment */
+    qat_proj_segment_stats_2d(P, x, 0, cols, NULL, 0, &seg, 0); /* the statistics-free segment */
     uint8_t *mask = q->mask;
 #pragma omp parallel num_threads(q->nthreads)
     {
@@ -151,14 +160,20 @@ static void forward_rows(qat_quantizer *q, const float *x, float *y, uint16_t *y
             float *yr = yb ? t : y + r * cols;
             if (block) qat_hadamard_row_copy(x + r * cols, yr, cols, block);
             else memcpy(yr, x + r * cols, sizeof(float) * (size_t)cols);
-            qat_proj_row(P, yr, cols, &seg, mask + r * cols);
+            qat_proj_row_at(P, yr, cols, &seg, mask + r * cols, r);
             if (yb) qat_bf16_row(yr, yb + r * cols, cols);
         }
     }
 }
 
+/* Stochastic rounding draws by (seed, step, element): a resumed run repeats them. */
+static void sr_key(qat_quantizer *q, int64_t step) {
+    if (q->fmt.mods & QAT_MOD_SR) q->proj.sr_key = qat_hash3(q->seed, (uint64_t)step, 0x5E0DA11Dull);
+}
+
 void qat_quantizer_forward(qat_quantizer *q, const float *x, float *y, int64_t rows, int64_t step) {
     QAT_ASSERT(rows <= q->max_rows);
+    sr_key(q, step);
     q->last_rows = rows;
     if (q->hooks->forward) {
         q->hooks->forward(q, x, y, rows);
@@ -181,6 +196,7 @@ void qat_quantizer_forward(qat_quantizer *q, const float *x, float *y, int64_t r
 void qat_quantizer_forward_bf16(qat_quantizer *q, const float *x, uint16_t *yb, float *scratch, int64_t rows,
                                 int64_t step) {
     QAT_ASSERT(rows <= q->max_rows);
+    sr_key(q, step);
     if (row_local(q)) {
         q->last_rows = rows;
         forward_rows(q, x, NULL, yb, rows);

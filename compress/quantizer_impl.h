@@ -36,6 +36,7 @@ struct qat_quantizer {
     int64_t last_rows;      /* rows of the last forward */
     int nthreads;           /* OpenMP team size the scratch was sized for */
     float *rowbuf;          /* (nthreads, cols) backward scratch */
+    float *tiles;           /* nvfp4@2d weights: (segments, ceil(seg_rows/16), ceil(cols/16)) tile scales */
     /* lsq */
     int64_t lsq_n;          /* learned steps: max_rows for weights, 1 for activations */
     float *lsq_s, *lsq_g;   /* (lsq_n) step sizes and their gradients */

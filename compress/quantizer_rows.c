@@ -29,13 +29,16 @@ void qat_quantizer_project(qat_quantizer *q, float *y, int64_t rows) {
     int segs = q->is_weight ? q->segments : 1;
     QAT_ASSERT(rows % segs == 0);
     int64_t seg_rows = rows / segs;
+    const int64_t tiles_per_seg = ((seg_rows + 15) / 16) * ((cols + 15) / 16);
     qat_proj_seg seg[64];
     qat_proj_seg *sp = segs <= 64 ? seg : qat_xmalloc(sizeof(qat_proj_seg) * (size_t)segs);
-    for (int s = 0; s < segs; s++) qat_proj_segment_stats(&q->proj, y + s * seg_rows * cols, seg_rows * cols, &sp[s], 1);
+    for (int s = 0; s < segs; s++)
+        qat_proj_segment_stats_2d(&q->proj, y + s * seg_rows * cols, seg_rows, cols,
+                                  q->tiles ? q->tiles + s * tiles_per_seg : NULL, (uint64_t)(s * seg_rows * cols), &sp[s], 1);
     const qat_proj *P = &q->proj;
     uint8_t *mask = q->mask;
 #pragma omp parallel for schedule(static) num_threads(q->nthreads)
-    for (int64_t r = 0; r < rows; r++) qat_proj_row(P, y + r * cols, cols, &sp[r / seg_rows], mask + r * cols);
+    for (int64_t r = 0; r < rows; r++)
+        qat_proj_row_at(P, y + r * cols, cols, &sp[r / seg_rows], mask + r * cols, r % seg_rows);
     if (sp != seg) free(sp);
 }
-

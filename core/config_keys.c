@@ -57,7 +57,7 @@ static const char *const roundings[] = {"rtn", "sr", NULL};
 /* The two compress sides share their rows; only the prefix and the field differ. */
 #define SIDE_KEYS(P, S)                                                                        \
     STR_K("compress." P ".format", S.format, F_NONEMPTY | F_NOSPACE, NULL, "fp32",             \
-          "format string (docs/formats.md): fp32, int4, fp4, sp50, 2:4, sp50+int4, vq2x2, noise(int4)"), \
+          "format string (docs/formats.md): fp32, int4, fp4, sp50, 2:4, sp50+int4, vq2x2, noise(int4), mxfp4, nvfp4, int4@g128, FORMAT@MOD"), \
     STR_K("compress." P ".estimator", S.estimator, 0, qat_estimator_names, "",                          \
           "backward rule: ste|clip|trust|lsq|rbbm|pv|masked; \"\" = the format's default"),     \
     INT_K("compress." P ".hadamard", S.hadamard, -1, 65536, F_POW2, "-1",                      \
