@@ -90,9 +90,8 @@ int qat_mx_scale_exp(float amax, const qat_minifloat *el);
 /* NVFP4 per-tensor fp32 scale s_t = amax_tensor/(448·6) (NVIDIA arXiv 2509.25149).
  * amax = 0 → 1 (every block is zero anyway); NaN or ±inf → NaN (the whole tensor
  * becomes NaN, visibly). Four-over-six uses amax/(256·6) instead, so that its
- * scale-to-4 block scale (at most 256·6/4 = 384) never saturates E4M3 — the rule of
- * the four-over-six paper and Quartet II's kernels; qat_blk_tensor_scale picks the
- * right one for a format. */
+ * scale-to-4 block scale (at most 256·6/4 = 384) never saturates E4M3, as Quartet
+ * II's kernels do; qat_blk_tensor_scale picks the right one for a format. */
 float qat_nvfp4_tensor_scale(float amax_tensor);
 
 /* NVFP4 block scale as stored: E4M3_RNE((amax_block/target)/s_t), subnormals kept,
@@ -102,6 +101,8 @@ float qat_nvfp4_tensor_scale(float amax_tensor);
 float qat_nvfp4_block_scale(float amax_block, float s_t, float target);
 
 /* Group-scaled INT, absmax: s = bf16_RNE(amax/(2^(bits−1)−1)), bits ∈ [2, 8].
+ * (qat_blk_row with stochastic rounding takes the next bf16 up when this one is below
+ * amax/L, so that no element is clamped and E[q] = x holds for the maximum too.)
  * amax = 0 → 0 (the group is all zeros); NaN/inf → NaN. Stored as bf16, so the
  * returned float is exactly a bf16 value. Elements then round to k = RNE(x/s),
  * clamped to ±(2^(bits−1)−1) (s may be a little below amax/L after the bf16 rounding). */
@@ -131,7 +132,9 @@ typedef struct {
     int block;         /* elements per block along the row: MX 32, NVFP4 16, INT G */
     int bits;          /* INT: B in [2, 8] (MX/NVFP4: element bits, informational) */
     int int_clip;      /* INT: 1 = MSE-optimal clip on the group RMS instead of absmax */
-    int four_over_six; /* NVFP4: per block also try scaling amax to 4, keep the lower SSE */
+    int four_over_six; /* NVFP4: per block also try scaling amax to 4, keep the lower SSE of
+                          the two round-to-nearest results (ties: 6); with stochastic
+                          rounding the chosen scale is then rounded stochastically */
     int stochastic;    /* 1: stochastic element rounding (scales are always RNE) */
     float trust;       /* backward mask T in scale units; <= 0: the default (el->trust,
                           0.5 for INT: half the integer step) */
@@ -148,6 +151,11 @@ typedef struct {
 qat_blk qat_blk_mx(qat_el_kind el);                 /* block 32 */
 qat_blk qat_blk_nvfp4(int four_over_six);           /* block 16 */
 qat_blk qat_blk_int(int bits, int group, int clip); /* group G along the row */
+
+/* 0 when B is usable by qat_blk_row (block in [1, 256]; INT bits in [2, 8]; a known
+ * element format; NVFP4 elements E2M1), else qat_fail(QAT_EINPUT, ...) naming the
+ * field. qat_blk_row asserts the block size only: validate once, when parsing. */
+int qat_blk_check(const qat_blk *B);
 
 /* Bits per element including every block scale, not the per-tensor one:
  * MX 32·b+8 per 32 → mxfp4 4.25, mxfp6 6.25, mxfp8 8.25; NVFP4 4 + 8/16 = 4.5;
