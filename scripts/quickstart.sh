@@ -65,6 +65,21 @@ for f in int4 int2 sp50 sp50+int4; do
   printf "  %-11s %10s %12s %10s [%s] %12s [%s]\n" "$f" "$(fmt2 "$pub")" "$pred" \
     "$(fmt2 "$u")" "$(interval "$pair" "$out/fit.json")" "$(fmt2 "$d")" "$(interval "$pair" "$out/fit-decoupled.json")"
 done
+echo
+echo "Hardware block formats (not run here), priced from their Gaussian MSE; bits count every"
+echo "block scale (nvfp4 also stores one fp32 scale per tensor). The unified column uses this fit's"
+echo "quant constants (qat capacity --fit):"
+printf "  %-11s %6s %10s %12s %13s\n" "format" "bits" "published" "published" "unified fit"
+printf "  %-11s %6s %11s %15s %16s\n" "(W=A)" "" "ρ_w" "ρ_w·ρ_a" "ρ_w·ρ_a"
+for f in mxfp4 nvfp4 int4@g128; do
+  j=$("$qat" capacity "$f" --json)
+  pub=$(echo "$j" | grep -o '"rho": [^,}]*' | sed 's/.*: //')
+  bits=$(echo "$j" | grep -o '"bits": [^,}]*' | sed 's/.*: //')
+  fit=$("$qat" capacity "$f" --json --fit "$out/fit.h5" 2>/dev/null | grep -o '"rho": [^,}]*' | sed 's/.*: //')
+  printf "  %-11s %6s %10s %12s %13s\n" "$f" "$bits" "$(fmt2 "$pub")" \
+    "$(awk -v r="$pub" 'BEGIN { printf "%.2f", r * r }')" \
+    "$(if [ -n "$fit" ]; then awk -v r="$fit" 'BEGIN { printf "%.2f", r * r }'; else echo -; fi)"
+done
 
 echo
 echo "Frontier (unified fit, one operand): the format with the most capacity per bit within each"
