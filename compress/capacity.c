@@ -10,7 +10,11 @@
  *    parameter (a bitmap); N:M: 16·N/M + log2(C(M,N))/M (an index per group);
  *  - SPARSE+VALUE: the value bits apply to survivors only, plus the mask bits;
  *  - noise(F) → F's bits (it stands in for F);
- *  - per-row scales are amortised over the row and not counted.
+ *  - per-row scales are amortised over the row and not counted;
+ *  - block formats count every per-block scale: MX (32·b + 8)/32 (mxfp4 4.25),
+ *    nvfp4 4 + 8/16 = 4.5 (4 + 8/256 with 16×16 tiles), intB@gG B + 16/G; a scale
+ *    stored once per tensor (nvfp4's fp32) is reported beside them (tensor bits).
+ * Each kind's rule is its row's `bits` in format_table.c.
  *
  * Capacity terms: a composite format contributes one term per stage (its sparse
  * GMSE and its value GMSE measured on their own), and ρ is their product
