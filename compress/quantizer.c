@@ -94,6 +94,7 @@ int qat_quantizer_create(const qat_compress_side *side, int is_weight, int64_t m
         if (H->proj) H->proj(q);
         q->use_mask = q->proj.mask != QAT_MASK_NONE;
         q->mask = qat_xaligned((size_t)(max_rows * cols));
+        if (q->proj.tensor_stats && !(f.mods & QAT_MOD_2D)) q->row_amax = qat_xaligned(sizeof(float) * (size_t)max_rows);
         if (f.mods & QAT_MOD_2D)
             q->tiles = qat_xaligned(sizeof(float) * (size_t)(segments * ((max_rows / segments + 15) / 16) * ((cols + 15) / 16)));
     }
@@ -109,6 +110,7 @@ void qat_quantizer_free(qat_quantizer *q) {
     if (q->hooks->release) q->hooks->release(q);
     free(q->mask);
     free(q->tiles);
+    free(q->row_amax);
     free(q->rowbuf);
     free(q);
 }
@@ -171,6 +173,19 @@ static void sr_key(qat_quantizer *q, int64_t step) {
     if (q->fmt.mods & QAT_MOD_SR) q->proj.sr_key = qat_hash3(q->seed, (uint64_t)step, 0x5E0DA11Dull);
 }
 
+/* Rotate rows into y and note each rotated row's absmax (blockfmt's NaN/inf rule). */
+static void tensor_rows(qat_quantizer *q, const float *x, float *y, int64_t rows) {
+    const int64_t cols = q->cols;
+    const int block = q->block;
+#pragma omp parallel for schedule(static) num_threads(q->nthreads)
+    for (int64_t r = 0; r < rows; r++) {
+        float *yr = y + r * cols;
+        if (block) qat_hadamard_row_copy(x + r * cols, yr, cols, block);
+        else memcpy(yr, x + r * cols, sizeof(float) * (size_t)cols);
+        q->row_amax[r] = qat_blk_absmax(yr, cols);
+    }
+}
+
 void qat_quantizer_forward(qat_quantizer *q, const float *x, float *y, int64_t rows, int64_t step) {
     QAT_ASSERT(rows <= q->max_rows);
     sr_key(q, step);
@@ -181,6 +196,13 @@ void qat_quantizer_forward(qat_quantizer *q, const float *x, float *y, int64_t r
     }
     if (row_local(q)) {
         forward_rows(q, x, y, NULL, rows);
+        return;
+    }
+    if (q->row_amax && !q->hooks->project) {
+        /* a tensor scale from the absmax: taken row by row while each rotated row
+         * is in cache, so the statistics cost no pass of their own */
+        tensor_rows(q, x, y, rows);
+        qat_quantizer_project_amax(q, y, rows, q->row_amax);
         return;
     }
     qat_quantizer_rotate(q, x, y, rows);
