@@ -137,7 +137,7 @@ static int sp_parse(const char *p, size_t len, qat_fmt *f, const char **why) {
     f->sparsity = pct / 100.0;
     return 1;
 }
-static void sp_print(const qat_fmt *f, char *b, size_t n) { snprintf(b, n, "sp%.6g", f->sparsity * 100.0); }
+static void sp_print(const qat_fmt *f, char *b, size_t n) { snprintf(b, n, "sp%.9g", f->sparsity * 100.0); }
 /* survivors cost their value bits, plus a 1-bit bitmap per parameter */
 static double sp_bits(const qat_fmt *f, double vb) { return vb * (1.0 - f->sparsity) + 1.0; }
 static int sp_gmse(const qat_fmt *f, double *g) {
