@@ -202,7 +202,7 @@ void qat_quantizer_forward(qat_quantizer *q, const float *x, float *y, int64_t r
         /* a tensor scale from the absmax: taken row by row while each rotated row
          * is in cache, so the statistics cost no pass of their own */
         tensor_rows(q, x, y, rows);
-        qat_quantizer_project_amax(q, y, rows, q->row_amax);
+        qat_quantizer_project_rows(q, y, NULL, rows, q->row_amax);
         return;
     }
     qat_quantizer_rotate(q, x, y, rows);
@@ -222,6 +222,13 @@ void qat_quantizer_forward_bf16(qat_quantizer *q, const float *x, uint16_t *yb, 
     if (row_local(q)) {
         q->last_rows = rows;
         forward_rows(q, x, NULL, yb, rows);
+        return;
+    }
+    if (q->row_amax && !q->hooks->forward && !q->hooks->project) {
+        /* nvfp4: rotate + absmax, then project and round to bf16 in one pass over the rows */
+        q->last_rows = rows;
+        tensor_rows(q, x, scratch, rows);
+        qat_quantizer_project_rows(q, scratch, yb, rows, q->row_amax);
         return;
     }
     qat_quantizer_forward(q, x, scratch, rows, step);

@@ -61,8 +61,9 @@ struct qat_quantizer {
 void qat_quantizer_rotate(const qat_quantizer *q, const float *x, float *y, int64_t rows);
 /* The full projection of already-rotated rows y in place, masks into q->mask. */
 void qat_quantizer_project(qat_quantizer *q, float *y, int64_t rows);
-/* The same with each row's absmax already known (row_amax, rows floats): the
- * segments' tensor scales come from it instead of another pass; the same bits. */
-void qat_quantizer_project_amax(qat_quantizer *q, float *y, int64_t rows, const float *row_amax);
+/* The same with each row's absmax already known (row_amax, rows floats, or NULL):
+ * the segments' tensor scales come from it instead of another pass, the same bits;
+ * with yb, each projected row also goes to bf16 (core/bf16.h) while in cache. */
+void qat_quantizer_project_rows(qat_quantizer *q, float *y, uint16_t *yb, int64_t rows, const float *row_amax);
 
 #endif

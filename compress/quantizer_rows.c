@@ -12,6 +12,7 @@
 
 #include "compress/hadamard.h"
 #include "compress/quantizer_impl.h"
+#include "core/bf16.h"
 #include "core/error.h"
 
 void qat_quantizer_rotate(const qat_quantizer *q, const float *x, float *y, int64_t rows) {
@@ -24,7 +25,7 @@ void qat_quantizer_rotate(const qat_quantizer *q, const float *x, float *y, int6
     }
 }
 
-void qat_quantizer_project(qat_quantizer *q, float *y, int64_t rows) { qat_quantizer_project_amax(q, y, rows, NULL); }
+void qat_quantizer_project(qat_quantizer *q, float *y, int64_t rows) { qat_quantizer_project_rows(q, y, NULL, rows, NULL); }
 
 /* max of n row maxima with qat_blk_absmax's rule: NaN wins over everything. */
 static float max_of(const float *a, int64_t n) {
@@ -36,7 +37,7 @@ static float max_of(const float *a, int64_t n) {
     return m;
 }
 
-void qat_quantizer_project_amax(qat_quantizer *q, float *y, int64_t rows, const float *row_amax) {
+void qat_quantizer_project_rows(qat_quantizer *q, float *y, uint16_t *yb, int64_t rows, const float *row_amax) {
     const int64_t cols = q->cols;
     /* per-tensor statistics per segment (weights); activations use per-row top-k */
     int segs = q->is_weight ? q->segments : 1;
@@ -58,7 +59,9 @@ void qat_quantizer_project_amax(qat_quantizer *q, float *y, int64_t rows, const 
     const qat_proj *P = &q->proj;
     uint8_t *mask = q->mask;
 #pragma omp parallel for schedule(static) num_threads(q->nthreads)
-    for (int64_t r = 0; r < rows; r++)
+    for (int64_t r = 0; r < rows; r++) {
         qat_proj_row_at(P, y + r * cols, cols, &sp[r / seg_rows], mask + r * cols, r % seg_rows);
+        if (yb) qat_bf16_row(y + r * cols, yb + r * cols, cols);
+    }
     if (sp != seg) free(sp);
 }
