@@ -347,7 +347,7 @@ static void test_pv_tau1_equals_ste(void **state) {
     (void)state;
     const int64_t rows = 8, cols = 32, n = rows * cols;
     const int steps = 6;
-    const char *fmts[] = {"int4", "2:4+int3", "sp50", "vq2x2"};
+    const char *fmts[] = {"int4", "2:4+int3", "sp50", "vq2x2", "mxfp4", "nvfp4", "int4@g16"};
     for (size_t fi = 0; fi < sizeof fmts / sizeof *fmts; fi++) {
         float *w1 = malloc(sizeof(float) * n), *w2 = malloc(sizeof(float) * n), *tg = malloc(sizeof(float) * n);
         float *l1 = malloc(sizeof(float) * n * steps), *l2 = malloc(sizeof(float) * n * steps);
