@@ -3,7 +3,8 @@
  * driver: the docs/cli.md JSON keys and values, exit code 2 with the valid formats
  * for a bad one (a stray space named as such), --samples outside what the Monte
  * Carlo can honour refused, and --fit constants read from HDF5 root attributes of a
- * fit file only (a run log, or a constant that ran to a bound, is exit 2).
+ * fit file only (a run log, or a constant that ran to a bound, is exit 2); the block
+ * formats' bits, tensor bits, published NVFP4 anchors and the grammar in --help.
  */
 #include <hdf5.h>
 #include <math.h>

@@ -4,7 +4,8 @@
  * included), Hadamard forward/backward against a
  * direct computation, LSQ forward and gradients against hand-computed values,
  * PV with τ = 1 equal to STE bit for bit over simulated SGD steps, PV's top-τ
- * rule, noise determinism, state round trips and the rejected combinations.
+ * rule, noise determinism, state round trips, the block formats (mx*, nvfp4,
+ * intB@gG) against blockfmt.h called by hand, and the rejected combinations.
  */
 #include <math.h>
 #include <omp.h>

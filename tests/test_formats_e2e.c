@@ -7,6 +7,10 @@
  * fp32 activations). Each run is a few steps of a tiny model: the point is that
  * forward, backward, optimizer, checkpoint and run log all work for the
  * combination, not how well it learns (experiments/ measure that).
+ *
+ * The block formats (mxfp4, nvfp4, ...) have their own tests below: W=A runs whose
+ * loss falls, a stopped-and-resumed run with stochastic rounding equal to an
+ * uninterrupted one bit for bit, and bad modifiers refused with exit 2.
  */
 #include <math.h>
 #include <setjmp.h>
