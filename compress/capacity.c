@@ -10,7 +10,11 @@
  *    parameter (a bitmap); N:M: 16·N/M + log2(C(M,N))/M (an index per group);
  *  - SPARSE+VALUE: the value bits apply to survivors only, plus the mask bits;
  *  - noise(F) → F's bits (it stands in for F);
- *  - per-row scales are amortised over the row and not counted.
+ *  - per-row scales are amortised over the row and not counted;
+ *  - block formats count every per-block scale: MX (32·b + 8)/32 (mxfp4 4.25),
+ *    nvfp4 4 + 8/16 = 4.5 (4 + 8/256 with 16×16 tiles), intB@gG B + 16/G; a scale
+ *    stored once per tensor (nvfp4's fp32) is reported beside them (tensor bits).
+ * Each kind's rule is its row's `bits` in format_table.c.
  *
  * Capacity terms: a composite format contributes one term per stage (its sparse
  * GMSE and its value GMSE measured on their own), and ρ is their product
@@ -23,6 +27,7 @@
 #include <string.h>
 
 #include "compress/format.h"
+#include "compress/format_table.h"
 #include "compress/gmse.h"
 #include "core/error.h"
 
@@ -57,8 +62,7 @@ static pthread_mutex_t term_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static double stage_gmse(const qat_fmt *stage) {
     char key[QAT_FMT_MAX + 16];
-    snprintf(key, sizeof key, "%d/%.9g/%d/%d/%d/%d/%d", (int)stage->sp, stage->sparsity, stage->nm_n, stage->nm_m,
-             (int)stage->val, stage->bits, stage->vq_dim);
+    qat_fmt_print(stage, key, sizeof key);
     pthread_mutex_lock(&term_lock);
     for (int i = 0; i < term_n; i++)
         if (!strcmp(term_cache[i].key, key)) {
@@ -86,13 +90,13 @@ int qat_fmt_capacity_terms(const char *fmt, qat_cap_term *terms, int max_terms, 
     qat_cap_term t[2];
     if (f.sp != QAT_SP_NONE) {
         qat_fmt s = qat_fmt_sparse_part(&f);
-        t[n].type = QAT_CAP_SPARSE;
+        t[n].type = qat_fmt_sparse_traits(&s)->cap;
         t[n].gmse = stage_gmse(&s);
         n++;
     }
     if (f.val != QAT_VAL_NONE) {
         qat_fmt v = qat_fmt_value_part(&f);
-        t[n].type = f.val == QAT_VAL_VQ ? QAT_CAP_VQ : QAT_CAP_QUANT;
+        t[n].type = qat_fmt_traits_of(&v)->cap;
         t[n].gmse = stage_gmse(&v);
         n++;
     }
@@ -112,25 +116,10 @@ int qat_fmt_gmse(const char *fmt, int64_t samples, uint64_t seed, double *gmse, 
     return QAT_OK;
 }
 
-static double log2_binom(int m, int n) {
-    return (lgamma(m + 1.0) - lgamma(n + 1.0) - lgamma(m - n + 1.0)) / log(2.0);
-}
-
 int qat_fmt_bits(const char *fmt, double *bits) {
     qat_fmt f;
     QAT_TRY(qat_fmt_parse(fmt, &f));
-    double value_bits = 16.0;
-    switch (f.val) {
-    case QAT_VAL_NONE: value_bits = 16.0; break;
-    case QAT_VAL_INT: value_bits = f.bits; break;
-    case QAT_VAL_TERNARY: value_bits = log2(3.0); break;
-    case QAT_VAL_FP4: value_bits = 4.0; break;
-    case QAT_VAL_VQ: value_bits = f.bits; break;
-    }
-    double b = value_bits;
-    if (f.sp == QAT_SP_MAGNITUDE) b = value_bits * (1.0 - f.sparsity) + 1.0;
-    else if (f.sp == QAT_SP_NM) b = value_bits * f.nm_n / f.nm_m + log2_binom(f.nm_m, f.nm_n) / f.nm_m;
-    *bits = b;
+    *bits = qat_fmt_bits_parsed(&f, NULL);
     return QAT_OK;
 }
 

@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 typedef enum {
-    QAT_CAP_QUANT = 0,  /* scalar quantization: int, ternary, fp4 */
+    QAT_CAP_QUANT = 0,  /* scalar quantization: int, ternary, fp4, and the block formats (mx*, nvfp4, intB@gG) */
     QAT_CAP_SPARSE = 1, /* unstructured and N:M sparsity */
     QAT_CAP_VQ = 2,     /* vector quantization */
     /* noise(F) has F's terms and so F's types: noise(int4) is quant, noise(sp50)
@@ -47,8 +47,8 @@ int qat_fmt_capacity_terms(const char *fmt, qat_cap_term *terms, int max_terms, 
  * Monte Carlo (0 = defaults). */
 int qat_fmt_gmse(const char *fmt, int64_t samples, uint64_t seed, double *gmse, double *stderr_out);
 
-/* Bits per parameter of a format (int4 → 4, sp50 → 16·0.5 + 1 mask bit, ...;
- * the convention is documented in capacity.c). */
+/* Bits per parameter of a format (int4 → 4, sp50 → 16·0.5 + 1 mask bit, mxfp4 →
+ * 4.25 with its E8M0 scales, ...; the convention is documented in capacity.c). */
 int qat_fmt_bits(const char *fmt, double *bits);
 
 /* ρ for one GMSE with given constants; ρ(≤0) = L, ρ(≥1) = 0. */

@@ -18,51 +18,39 @@
 #include <string.h>
 
 #include "compress/estimator_hooks.h"
+#include "compress/format_table.h"
 #include "core/error.h"
 
-#define VALUE_FORMATS (QAT_ESTF_COMPOSITE | QAT_ESTF_VQ | QAT_ESTF_GRID | QAT_ESTF_INT)
+#define VALUE_FORMATS (QAT_ESTF_COMPOSITE | QAT_ESTF_VQ | QAT_ESTF_GRID | QAT_ESTF_INT | QAT_ESTF_BLOCK)
 #define SPARSE_FORMATS (QAT_ESTF_SPARSE_NM | QAT_ESTF_SPARSE_MAG)
 
 /* Rows in enum order (the order error messages list them in). */
 static const qat_est_hooks TABLE[QAT_EST_COUNT] = {
-    [QAT_EST_STE] = {.name = "ste", .formats = QAT_ESTF_ALL},
-    [QAT_EST_CLIP] = {.name = "clip", .formats = QAT_ESTF_COMPOSITE | QAT_ESTF_GRID | QAT_ESTF_INT, .proj = qat_clip_proj},
-    [QAT_EST_TRUST] = {.name = "trust", .formats = VALUE_FORMATS, .proj = qat_trust_proj},
-    [QAT_EST_LSQ] = {.name = "lsq", .formats = QAT_ESTF_INT, .learns_scale = 1, .nstate = 2,
+    [QAT_EST_STE] = {.formats = QAT_ESTF_ALL},
+    [QAT_EST_CLIP] = {.formats = QAT_ESTF_COMPOSITE | QAT_ESTF_GRID | QAT_ESTF_INT, .proj = qat_clip_proj},
+    [QAT_EST_TRUST] = {.formats = VALUE_FORMATS, .proj = qat_trust_proj},
+    [QAT_EST_LSQ] = {.formats = QAT_ESTF_INT, .learns_scale = 1, .nstate = 2,
                      .alloc = qat_lsq_alloc, .release = qat_lsq_release, .project = qat_lsq_forward,
                      .backward = qat_lsq_step_grads, .params = qat_lsq_params, .state = qat_lsq_state},
-    [QAT_EST_RBBM] = {.name = "rbbm", .formats = QAT_ESTF_SPARSE_MAG, .check = qat_rbbm_check, .proj = qat_rbbm_proj},
-    [QAT_EST_PV] = {.name = "pv", .formats = SPARSE_FORMATS | VALUE_FORMATS, .weights_only = 1, .nstate = 2,
+    [QAT_EST_RBBM] = {.formats = QAT_ESTF_SPARSE_MAG, .check = qat_rbbm_check, .proj = qat_rbbm_proj},
+    [QAT_EST_PV] = {.formats = SPARSE_FORMATS | VALUE_FORMATS, .weights_only = 1, .nstate = 2,
                     .check = qat_pv_check, .alloc = qat_pv_alloc, .release = qat_pv_release, .forward = qat_pv_forward,
                     .after_step = qat_pv_after_step, .state = qat_pv_state},
-    [QAT_EST_MASKED] = {.name = "masked", .formats = SPARSE_FORMATS, .proj = qat_masked_proj},
+    [QAT_EST_MASKED] = {.formats = SPARSE_FORMATS, .proj = qat_masked_proj},
 };
 
 const qat_est_hooks *qat_est_hooks_of(qat_est e) { return &TABLE[e]; }
 
-const char *qat_est_name(qat_est e) { return TABLE[e].name; }
-
-/* The format class of f (one QAT_ESTF_* bit). */
-static unsigned format_class(const qat_fmt *f) {
-    if (f->noise || qat_fmt_is_dense(f)) return QAT_ESTF_DENSE;
-    if (f->val == QAT_VAL_NONE) return f->sp == QAT_SP_MAGNITUDE ? QAT_ESTF_SPARSE_MAG : QAT_ESTF_SPARSE_NM;
-    if (f->sp != QAT_SP_NONE) return QAT_ESTF_COMPOSITE;
-    if (f->val == QAT_VAL_VQ) return QAT_ESTF_VQ;
-    return f->val == QAT_VAL_INT ? QAT_ESTF_INT : QAT_ESTF_GRID;
-}
+/* The spellings live with the config key that parses them (core cannot include
+ * compress/): qat_estimator_names[0] is "" (the format's default), then enum order. */
+const char *qat_est_name(qat_est e) { return qat_estimator_names[e + 1]; }
 
 /* Bit set of the estimators valid for f. */
 static unsigned valid_set(const qat_fmt *f, int is_weight) {
-    unsigned cls = format_class(f), s = 0;
+    unsigned cls = qat_fmt_est_class(f), s = 0;
     for (int e = 0; e < QAT_EST_COUNT; e++)
         if ((TABLE[e].formats & cls) && (is_weight || !TABLE[e].weights_only)) s |= 1u << e;
     return s;
-}
-
-static qat_est default_est(const qat_fmt *f) {
-    if (f->noise || qat_fmt_is_dense(f)) return QAT_EST_STE;
-    if (f->val == QAT_VAL_NONE) return QAT_EST_MASKED;
-    return QAT_EST_TRUST;
 }
 
 static void list_valid(unsigned set, char *buf, size_t n) {
@@ -70,7 +58,7 @@ static void list_valid(unsigned set, char *buf, size_t n) {
     for (int e = 0; e < QAT_EST_COUNT; e++)
         if (set & (1u << e)) {
             size_t l = strlen(buf);
-            snprintf(buf + l, n - l, "%s%s", l ? ", " : "", TABLE[e].name);
+            snprintf(buf + l, n - l, "%s%s", l ? ", " : "", qat_est_name((qat_est)e));
         }
 }
 
@@ -84,21 +72,24 @@ int qat_est_resolve(const qat_fmt *f, const qat_compress_side *side, int is_weig
         return qat_fail(QAT_EINPUT, "scale '%s' is not valid, expected rms, absmax or lsq", scale);
     qat_est e;
     if (!name[0]) {
-        e = !strcmp(scale, "lsq") ? QAT_EST_LSQ : default_est(f);
+        e = !strcmp(scale, "lsq") ? QAT_EST_LSQ : qat_fmt_default_est(f);
     } else {
         int found = -1;
         for (int i = 0; i < QAT_EST_COUNT; i++)
-            if (!strcmp(name, TABLE[i].name)) found = i;
+            if (!strcmp(name, qat_est_name((qat_est)i))) found = i;
         if (found < 0)
             return qat_fail(QAT_EINPUT, "estimator '%s' is unknown for format '%s', expected one of: %s", name, f->name, valid);
         e = (qat_est)found;
     }
     if (!(set & (1u << e)))
-        return qat_fail(QAT_EINPUT, "estimator '%s' does not apply to %s format '%s', expected one of: %s", TABLE[e].name,
+        return qat_fail(QAT_EINPUT, "estimator '%s' does not apply to %s format '%s', expected one of: %s", qat_est_name((qat_est)e),
                         is_weight ? "weight" : "activation", f->name, valid);
     if (!strcmp(scale, "lsq") && !TABLE[e].learns_scale)
         return qat_fail(QAT_EINPUT, "scale 'lsq' needs estimator lsq (format '%s'), expected scale rms or absmax with '%s'",
-                        f->name, TABLE[e].name);
+                        f->name, qat_est_name((qat_est)e));
+    if (qat_fmt_is_block(f) && scale[0] && strcmp(scale, "rms"))
+        return qat_fail(QAT_EINPUT, "scale '%s' does not apply to block format '%s': its scale rule is part of its "
+                        "name (docs/formats.md), expected scale: rms (the default)", scale, f->name);
     if (!strcmp(scale, "absmax") &&
         (f->val == QAT_VAL_VQ || f->val == QAT_VAL_NONE || f->noise || TABLE[e].learns_scale))
         return qat_fail(QAT_EINPUT, "scale 'absmax' applies to int, ternary and fp4 grids only (format '%s'), expected rms",

@@ -3,7 +3,8 @@
  * row per estimator with its name, the formats it accepts and its hooks into the
  * quantizer.
  *
- * Adding an estimator is one enum value, one row in estimator.c's table and its
+ * Adding an estimator is one enum value, its spelling in core/config_keys.c's
+ * qat_estimator_names (the config key parses it; same order), one row in estimator.c's table and its
  * hooks: in estimator_mask.c when it only chooses the backward mask, else in its
  * own estimator_NAME.c (declared in estimator_hooks.h). The quantizer (quantizer.c) never names an estimator: it
  * calls whatever hooks the row has. A rule that has no meaning for a format
@@ -40,12 +41,12 @@ enum {
     QAT_ESTF_VQ = 1u << 4,         /* vector codebooks */
     QAT_ESTF_GRID = 1u << 5,       /* ternary and fp4 scalar grids */
     QAT_ESTF_INT = 1u << 6,        /* int grids */
-    QAT_ESTF_ALL = (1u << 7) - 1,
+    QAT_ESTF_BLOCK = 1u << 7,      /* block-scaled hardware formats (mx*, nvfp4, intB@gG) */
+    QAT_ESTF_ALL = (1u << 8) - 1,
 };
 
 /* One estimator. Hooks left NULL mean "nothing to do" (or the default path). */
 typedef struct {
-    const char *name;   /* the config spelling, compress.*.estimator */
     unsigned formats;   /* QAT_ESTF_* classes it applies to */
     int weights_only;   /* keeps a tensor's state between steps: weights only */
     int learns_scale;   /* learns its own step: the one scale 'lsq' selects, no absmax */

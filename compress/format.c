@@ -1,16 +1,20 @@
 /*
  * compress/format.c — the grammar of docs/formats.md format strings.
  *
- *   format    := "fp32" | stage | sparse "+" value | "noise(" format ")"
+ *   format    := base ("@" MOD)*
+ *   base      := "fp32" | stage | sparse "+" value | "noise(" stage | sparse "+" value ")" | block
  *   stage     := sparse | value
- *   sparse    := "sp" PERCENT | N ":" M
- *   value     := "int" B | "ternary" | "fp4" | "vq" D "x" B
+ *   sparse, value, block := the rows of format_table.c (their `syntax`)
+ *   MOD       := "g" G | "clip" | "46" | "2d" | "sr" | "h" B     (each kind lists those it takes)
  *
- * Limits are chosen so every accepted format can actually be trained and
- * measured: int1..int8; sparsity strictly between 0 and 100 %; 1 <= N < M <= 256;
- * vq with 2^(d·b) <= 256 codewords (larger codebooks cannot be built by k-means
- * within the few seconds `qat capacity` allows, and would cost more storage than
- * a small model's weights). Nested noise and sparse+sparse are rejected.
+ * The stages themselves are parsed by the rows of the format table; this file
+ * only combines them and checks the combinations. Limits are chosen so every
+ * accepted format can actually be trained and measured: int1..int8; sparsity
+ * strictly between 0 and 100 %; 1 <= N < M <= 256; vq with 2^(d·b) <= 256
+ * codewords (larger codebooks cannot be built by k-means within the few seconds
+ * `qat capacity` allows, and would cost more storage than a small model's
+ * weights). Nested noise, sparse+sparse and modifiers a kind does not take are
+ * rejected.
  */
 #include "compress/format.h"
 
@@ -18,19 +22,100 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "compress/format_table.h"
 #include "core/error.h"
 
+/* Modifier spellings in canonical order (the bit order of QAT_MOD_*). */
+static const char *const MOD_NAMES[] = {"gG", "clip", "46", "2d", "sr", "hB"};
+static const char *const MOD_HELP[] = {
+    "scale group of G values along the input dim, G in 16, 32, 64, 128, 256",
+    "MSE-optimal clip on the group's RMS instead of absmax",
+    "four over six: per block, scale to 4 instead of 6 when that errs less",
+    "16x16 weight tiles share one scale (weights only)",
+    "stochastic rounding, unbiased (E[q(x)] = x), keyed by seed, step and element",
+    "Hadamard block B applied before blocking (= hadamard: B for this side)",
+};
+#define NMODS ((int)(sizeof MOD_NAMES / sizeof *MOD_NAMES))
+
 const char *qat_fmt_valid_list(void) {
-    return "fp32, int1..int8, ternary, fp4, spNN (0<NN<100, e.g. sp50), N:M (e.g. 2:4, 1<=N<M<=256), "
-           "vqDxB (d·b <= 8, e.g. vq2x2, vq4x2), SPARSE+VALUE (e.g. sp50+int4, 2:4+int4), noise(FORMAT)";
+    static char buf[1024];
+    static int done;
+    if (done) return buf;
+    int n;
+    const qat_fmt_traits *t = qat_fmt_table(&n);
+    size_t l = 0;
+    for (int i = 0; i < n; i++) l += (size_t)snprintf(buf + l, sizeof buf - l, "%s%s", i ? ", " : "", t[i].syntax);
+    snprintf(buf + l, sizeof buf - l, ", SPARSE+VALUE (e.g. sp50+int4, 2:4+int4), noise(FORMAT), FORMAT@MOD "
+             "(see docs/formats.md)");
+    done = 1;
+    return buf;
+}
+
+const char *qat_fmt_grammar(void) {
+    static char buf[2048];
+    static int done;
+    if (done) return buf;
+    int n;
+    const qat_fmt_traits *t = qat_fmt_table(&n);
+    size_t l = (size_t)snprintf(buf, sizeof buf,
+                                "  FORMAT := BASE[@MOD[@MOD...]]\n"
+                                "  BASE   := fp32 | SPARSE | VALUE | SPARSE+VALUE | noise(SPARSE|VALUE|SPARSE+VALUE) | BLOCK\n");
+    const char *stage_name[] = {"", "SPARSE", "VALUE", "BLOCK"};
+    for (int s = QAT_STAGE_SPARSE; s <= QAT_STAGE_BLOCK; s++) {
+        int first = 1;
+        for (int i = 0; i < n; i++) {
+            if ((int)t[i].stage != s) continue;
+            l += (size_t)snprintf(buf + l, sizeof buf - l, "%s%s", first ? "" : " | ", t[i].syntax);
+            if (first) {
+                /* re-emit with the label in front */
+                size_t w = strlen(t[i].syntax);
+                char tmp[256];
+                snprintf(tmp, sizeof tmp, "  %-6s := %s", stage_name[s], t[i].syntax);
+                l -= w;
+                l += (size_t)snprintf(buf + l, sizeof buf - l, "%s", tmp);
+                first = 0;
+            }
+        }
+        if (!first) l += (size_t)snprintf(buf + l, sizeof buf - l, "\n");
+    }
+    l += (size_t)snprintf(buf + l, sizeof buf - l, "  MOD    := (any order; the run log writes them in this order)\n");
+    for (int m = 0; m < NMODS; m++) {
+        l += (size_t)snprintf(buf + l, sizeof buf - l, "    @%-5s %s; for", MOD_NAMES[m], MOD_HELP[m]);
+        int first = 1;
+        for (int i = 0; i < n; i++) {
+            if (!(t[i].mods & (1u << m)) || t[i].stage != QAT_STAGE_BLOCK) continue;
+            l += (size_t)snprintf(buf + l, sizeof buf - l, "%s %s", first ? "" : ",", t[i].kind);
+            first = 0;
+        }
+        l += (size_t)snprintf(buf + l, sizeof buf - l, "%s\n", (1u << m) == QAT_MOD_G ? " (intB@gG is intB with @gG)" : "");
+    }
+    l += (size_t)snprintf(buf + l, sizeof buf - l, "  e.g. mxfp4, mxfp4@h32@sr, nvfp4@46, nvfp4@2d, int4@g128, int4@g32@clip\n");
+    done = 1;
+    return buf;
 }
 
 static int bad(const char *s, const char *why) {
     return qat_fail(QAT_EINPUT, "unknown format '%s' (%s); valid formats: %s", s, why, qat_fmt_valid_list());
 }
 
-/* Parse a non-negative decimal integer occupying exactly [p, end). */
-static int parse_uint(const char *p, const char *end, int *out) {
+/* One stage without '+': the first table row that recognises it fills f. */
+static int parse_stage(const char *whole, const char *p, const char *end, qat_fmt *f, const qat_fmt_traits **row) {
+    int n;
+    const qat_fmt_traits *t = qat_fmt_table(&n);
+    for (int i = 0; i < n; i++) {
+        const char *why = NULL;
+        int r = t[i].parse(p, (size_t)(end - p), f, &why);
+        if (r < 0) return bad(whole, why);
+        if (r > 0) {
+            *row = &t[i];
+            return QAT_OK;
+        }
+    }
+    return bad(whole, "not a known stage");
+}
+
+/* A positive decimal integer occupying exactly [p, end). */
+static int mod_uint(const char *p, const char *end, int *out) {
     if (p >= end || end - p > 6) return 0;
     int v = 0;
     for (const char *c = p; c < end; c++) {
@@ -38,68 +123,52 @@ static int parse_uint(const char *p, const char *end, int *out) {
         v = v * 10 + (*c - '0');
     }
     *out = v;
-    return 1;
+    return v > 0;
 }
 
-/* One stage without '+': fills either the sparsity or the value fields. */
-static int parse_stage(const char *whole, const char *p, const char *end, qat_fmt *f, int *is_sparse) {
+/* One modifier [p, end) into f->mods (and its number). */
+static int parse_mod(const char *whole, const char *p, const char *end, qat_fmt *f) {
     size_t len = (size_t)(end - p);
-    const char *colon = memchr(p, ':', len);
-    if (colon) {
-        int n, m;
-        if (!parse_uint(p, colon, &n) || !parse_uint(colon + 1, end, &m)) return bad(whole, "N:M needs two integers");
-        if (n < 1 || n >= m || m > 256) return bad(whole, "N:M needs 1 <= N < M <= 256");
-        f->sp = QAT_SP_NM;
-        f->nm_n = n;
-        f->nm_m = m;
-        *is_sparse = 1;
-        return QAT_OK;
+    unsigned bit = 0;
+    int v = 0;
+    char why[160];
+    if (len == 4 && !strncmp(p, "clip", 4)) bit = QAT_MOD_CLIP;
+    else if (len == 2 && !strncmp(p, "46", 2)) bit = QAT_MOD_46;
+    else if (len == 2 && !strncmp(p, "2d", 2)) bit = QAT_MOD_2D;
+    else if (len == 2 && !strncmp(p, "sr", 2)) bit = QAT_MOD_SR;
+    else if (len > 1 && p[0] == 'g' && mod_uint(p + 1, end, &v)) {
+        if (v != 16 && v != 32 && v != 64 && v != 128 && v != 256)
+            return bad(whole, "@gG needs a group G of 16, 32, 64, 128 or 256");
+        bit = QAT_MOD_G;
+        f->block = v;
+    } else if (len > 1 && p[0] == 'h' && mod_uint(p + 1, end, &v)) {
+        if (v < 2 || (v & (v - 1)) || v > 65536) return bad(whole, "@hB needs a power of two 2 <= B <= 65536");
+        bit = QAT_MOD_H;
+        f->had = v;
+    } else {
+        snprintf(why, sizeof why, "'@%.*s' is not a modifier; modifiers are @gG, @clip, @46, @2d, @sr, @hB", (int)len, p);
+        return bad(whole, why);
     }
-    if (len > 2 && !strncmp(p, "sp", 2)) {
-        /* a percentage, integer or with a decimal part ("sp87.5") */
-        char buf[32];
-        if (len - 2 >= sizeof buf) return bad(whole, "sparsity percentage too long");
-        memcpy(buf, p + 2, len - 2);
-        buf[len - 2] = 0;
-        for (char *c = buf; *c; c++)
-            if (!isdigit((unsigned char)*c) && *c != '.') return bad(whole, "spNN needs a percentage");
-        char *e;
-        double pct = strtod(buf, &e);
-        if (*e || !(pct > 0.0 && pct < 100.0)) return bad(whole, "sparsity must be strictly between 0 and 100");
-        f->sp = QAT_SP_MAGNITUDE;
-        f->sparsity = pct / 100.0;
-        *is_sparse = 1;
-        return QAT_OK;
+    if (f->mods & bit) {
+        snprintf(why, sizeof why, "modifier '@%.*s' given twice", (int)len, p);
+        return bad(whole, why);
     }
-    *is_sparse = 0;
-    if (len > 3 && !strncmp(p, "int", 3)) {
-        int b;
-        if (!parse_uint(p + 3, end, &b)) return bad(whole, "intB needs a whole number of bits B after 'int'");
-        if (b < 1 || b > 8) return bad(whole, "intB needs 1 <= B <= 8");
-        f->val = QAT_VAL_INT;
-        f->bits = b;
-        return QAT_OK;
+    f->mods |= bit;
+    return QAT_OK;
+}
+
+/* The base with its modifiers in canonical order into f->name. */
+static void canonical_name(qat_fmt *f, const char *base, size_t blen) {
+    char buf[QAT_FMT_MAX * 2];
+    snprintf(buf, sizeof buf, "%.*s", (int)blen, base);
+    for (int m = 0; m < NMODS; m++) {
+        if (!(f->mods & (1u << m))) continue;
+        size_t l = strlen(buf);
+        if ((1u << m) == QAT_MOD_G) snprintf(buf + l, sizeof buf - l, "@g%d", f->block);
+        else if ((1u << m) == QAT_MOD_H) snprintf(buf + l, sizeof buf - l, "@h%d", f->had);
+        else snprintf(buf + l, sizeof buf - l, "@%s", MOD_NAMES[m]);
     }
-    if (len == 7 && !strncmp(p, "ternary", 7)) {
-        f->val = QAT_VAL_TERNARY;
-        return QAT_OK;
-    }
-    if (len == 3 && !strncmp(p, "fp4", 3)) {
-        f->val = QAT_VAL_FP4;
-        f->bits = 4;
-        return QAT_OK;
-    }
-    if (len > 2 && !strncmp(p, "vq", 2)) {
-        const char *x = memchr(p + 2, 'x', len - 2);
-        int d, b;
-        if (!x || !parse_uint(p + 2, x, &d) || !parse_uint(x + 1, end, &b)) return bad(whole, "vqDxB needs two integers");
-        if (d < 1 || b < 1 || d * b > 8) return bad(whole, "vqDxB needs d >= 1, b >= 1, d·b <= 8");
-        f->val = QAT_VAL_VQ;
-        f->vq_dim = d;
-        f->bits = b;
-        return QAT_OK;
-    }
-    return bad(whole, "not a known stage");
+    snprintf(f->name, sizeof f->name, "%s", buf);
 }
 
 int qat_fmt_parse(const char *s, qat_fmt *f) {
@@ -113,7 +182,7 @@ int qat_fmt_parse(const char *s, qat_fmt *f) {
      * once said "intB needs 1 <= B <= 8"): name it and where it is. */
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (islower(c) || isdigit(c) || strchr(".:+()", c)) continue;
+        if (islower(c) || isdigit(c) || strchr(".:+()@", c)) continue;
         char why[96];
         if (isspace(c))
             snprintf(why, sizeof why, "%s space at character %zu; formats contain no spaces",
@@ -126,26 +195,78 @@ int qat_fmt_parse(const char *s, qat_fmt *f) {
             snprintf(why, sizeof why, "byte 0x%02X at character %zu is not part of any format", c, i + 1);
         return bad(s, why);
     }
-    if (!strcmp(s, "fp32")) return QAT_OK;
-    const char *p = s, *end = s + len;
-    if (len > 7 && !strncmp(s, "noise(", 6) && s[len - 1] == ')') {
+    /* modifiers: everything after the first '@' */
+    const char *at = memchr(s, '@', len);
+    const char *end = at ? at : s + len;
+    if (at) {
+        for (const char *m = at; m < s + len;) {
+            const char *next = memchr(m + 1, '@', (size_t)(s + len - m - 1));
+            const char *mend = next ? next : s + len;
+            if (mend == m + 1) return bad(s, "an empty modifier after '@'");
+            QAT_TRY(parse_mod(s, m + 1, mend, f));
+            m = mend;
+        }
+    }
+    const char *p = s;
+    const size_t blen = (size_t)(end - s);
+    if (blen == 0) return bad(s, "no format before '@'");
+    if (blen > 7 && !strncmp(s, "noise(", 6) && end[-1] == ')') {
         f->noise = 1;
         p = s + 6;
-        end = s + len - 1;
+        end = end - 1;
         if (end - p == 4 && !strncmp(p, "fp32", 4)) return bad(s, "noise(fp32) adds nothing");
         if (!strncmp(p, "noise(", 6)) return bad(s, "noise() cannot be nested");
     }
+    const qat_fmt_traits *r1 = NULL, *r2 = NULL;
     const char *plus = memchr(p, '+', (size_t)(end - p));
-    int sp1 = 0, sp2 = 0;
     if (plus) {
-        QAT_TRY(parse_stage(s, p, plus, f, &sp1));
-        if (!sp1) return bad(s, "the part before '+' must be a sparsity (spNN or N:M)");
-        QAT_TRY(parse_stage(s, plus + 1, end, f, &sp2));
-        if (sp2) return bad(s, "the part after '+' must be a value format (intB, ternary, fp4, vqDxB)");
+        QAT_TRY(parse_stage(s, p, plus, f, &r1));
+        if (r1->stage != QAT_STAGE_SPARSE) return bad(s, "the part before '+' must be a sparsity (spNN or N:M)");
+        QAT_TRY(parse_stage(s, plus + 1, end, f, &r2));
+        if (r2->stage != QAT_STAGE_VALUE) return bad(s, "the part after '+' must be a value format (intB, ternary, fp4)");
         if (f->val == QAT_VAL_VQ) return bad(s, "sparse+vq is not supported");
-        return QAT_OK;
+    } else {
+        QAT_TRY(parse_stage(s, p, end, f, &r1));
+        if (f->noise && r1->stage != QAT_STAGE_SPARSE && r1->stage != QAT_STAGE_VALUE)
+            return bad(s, "noise() takes a sparsity or value format");
     }
-    return parse_stage(s, p, end, f, &sp1);
+    if (f->mods) {
+        if (f->noise || plus) return bad(s, "modifiers apply to a single stage, not to composites or noise()");
+        /* the kind's own check first: it may turn the kind into another (intB@gG) */
+        const qat_fmt_traits *k = qat_fmt_traits_of(f);
+        const char *why = NULL;
+        if (k->check && k->check(f, &why)) return bad(s, why);
+        k = qat_fmt_traits_of(f);
+        for (int m = 0; m < NMODS; m++) {
+            if (!(f->mods & (1u << m)) || (k->mods & (1u << m))) continue;
+            char w[200];
+            snprintf(w, sizeof w, "modifier @%s does not apply to %s", MOD_NAMES[m], k->kind);
+            return bad(s, w);
+        }
+        canonical_name(f, s, (size_t)(at - s));
+    }
+    return QAT_OK;
+}
+
+char *qat_fmt_print(const qat_fmt *f, char *buf, size_t n) {
+    char tmp[QAT_FMT_MAX * 2] = "";
+    const qat_fmt_traits *s = qat_fmt_sparse_traits(f), *v = qat_fmt_traits_of(f);
+    size_t l = 0;
+    if (f->noise) l += (size_t)snprintf(tmp + l, sizeof tmp - l, "noise(");
+    if (s) {
+        s->print(f, tmp + l, sizeof tmp - l);
+        l = strlen(tmp);
+    }
+    if (f->val != QAT_VAL_NONE || !s) {
+        if (s) tmp[l++] = '+', tmp[l] = 0;
+        v->print(f, tmp + l, sizeof tmp - l);
+        l = strlen(tmp);
+    }
+    if (f->noise) snprintf(tmp + l, sizeof tmp - l, ")");
+    qat_fmt g = *f;
+    canonical_name(&g, tmp, strlen(tmp));
+    snprintf(buf, n, "%s", g.name);
+    return buf;
 }
 
 qat_fmt qat_fmt_value_part(const qat_fmt *f) {

@@ -22,6 +22,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "compress/format_table.h"
 #include "compress/grid.h"
 #include "core/error.h"
 #include "core/rng.h"
@@ -33,50 +34,58 @@
 /* Row length of the Monte Carlo: 128, stretched to a multiple of the format's
  * natural group (N:M's M, vq's d) when that does not divide 128. */
 static int64_t mc_row_len(const qat_fmt *f) {
-    int64_t g = 1;
-    if (f->sp == QAT_SP_NM) g = f->nm_m;
-    if (f->val == QAT_VAL_VQ) g = f->vq_dim;
+    int64_t g = qat_fmt_group(f);
     return ((QAT_GMSE_ROW + g - 1) / g) * g;
 }
 
 void qat_proj_gmse_mc(const qat_proj *P, int64_t samples, uint64_t seed, double *g, double *se) {
     if (samples <= 0) samples = QAT_GMSE_DEFAULT_SAMPLES;
     const int64_t L = mc_row_len(&P->f);
-    const int64_t per = MC_TENSOR_ROWS * L;
+    const int64_t chunk = MC_TENSOR_ROWS * L; /* the unit of the standard error */
+    /* a tensor is one chunk, or as many as the format's per-tensor scale needs to be typical */
+    const int64_t want = qat_fmt_traits_of(&P->f)->mc_values;
+    const int64_t cpt = want > chunk ? (want + chunk - 1) / chunk : 1; /* chunks per tensor */
+    const int64_t per = cpt * chunk, rows = cpt * MC_TENSOR_ROWS;
     int64_t nt = (samples + per - 1) / per;
     if (nt < 2) nt = 2; /* a standard error needs two tensors */
-    double *mse = qat_xcalloc((size_t)nt, sizeof(double));
+    const int64_t nc = nt * cpt;
+    double *mse = qat_xcalloc((size_t)nc, sizeof(double));
+    const int tiles = (P->f.mods & QAT_MOD_2D) != 0;
 #pragma omp parallel
     {
         float *x = qat_xmalloc(sizeof(float) * (size_t)per);
         float *y = qat_xmalloc(sizeof(float) * (size_t)per);
         uint8_t *m = qat_xmalloc((size_t)L);
+        float *tb = tiles ? qat_xmalloc(sizeof(float) * (size_t)(((rows + 15) / 16) * ((L + 15) / 16))) : NULL;
 #pragma omp for schedule(static)
         for (int64_t t = 0; t < nt; t++) {
             uint64_t key = qat_hash3(seed, (uint64_t)t, 0x6D5Eull);
             for (int64_t i = 0; i < per; i++) x[i] = (float)qat_normal_at(key, (uint64_t)i);
             memcpy(y, x, sizeof(float) * (size_t)per);
             qat_proj_seg seg;
-            qat_proj_segment_stats(P, y, per, &seg, 0);
-            for (int64_t r = 0; r < MC_TENSOR_ROWS; r++) qat_proj_row(P, y + r * L, L, &seg, m);
-            double s = 0;
-            for (int64_t i = 0; i < per; i++) {
-                double d = (double)x[i] - y[i];
-                s += d * d;
+            qat_proj_segment_stats_2d(P, y, rows, L, tb, 0, &seg, 0);
+            for (int64_t r = 0; r < rows; r++) qat_proj_row_at(P, y + r * L, L, &seg, m, r);
+            for (int64_t c = 0; c < cpt; c++) {
+                double s = 0;
+                for (int64_t i = c * chunk; i < (c + 1) * chunk; i++) {
+                    double d = (double)x[i] - y[i];
+                    s += d * d;
+                }
+                mse[t * cpt + c] = s / (double)chunk;
             }
-            mse[t] = s / (double)per;
         }
         free(x);
         free(y);
         free(m);
+        free(tb);
     }
     double mean = 0, var = 0;
-    for (int64_t t = 0; t < nt; t++) mean += mse[t];
-    mean /= (double)nt;
-    for (int64_t t = 0; t < nt; t++) var += (mse[t] - mean) * (mse[t] - mean);
-    var /= (double)(nt - 1);
+    for (int64_t t = 0; t < nc; t++) mean += mse[t];
+    mean /= (double)nc;
+    for (int64_t t = 0; t < nc; t++) var += (mse[t] - mean) * (mse[t] - mean);
+    var /= (double)(nc - 1);
     *g = mean;
-    *se = sqrt(var / (double)nt);
+    *se = sqrt(var / (double)nc);
     free(mse);
 }
 
@@ -92,12 +101,8 @@ static int alpha_n;
 static pthread_mutex_t alpha_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static double default_alpha(const qat_fmt *f) {
-    switch (f->val) {
-    case QAT_VAL_INT: return QAT_INT_ALPHA[f->bits];
-    case QAT_VAL_TERNARY: return QAT_TERNARY_ALPHA;
-    case QAT_VAL_FP4: return QAT_FP4_SCALE;
-    default: return 0.0;
-    }
+    const qat_fmt_traits *t = qat_fmt_traits_of(f);
+    return t->alpha ? t->alpha(f) : 0.0;
 }
 
 static double composite_gmse_at(double alpha, const void *ctx) {
@@ -118,7 +123,7 @@ static double optimise_alpha(const qat_fmt *f) {
 }
 
 double qat_fmt_value_alpha(const qat_fmt *f) {
-    if (f->val == QAT_VAL_NONE || f->val == QAT_VAL_VQ) return 0.0;
+    if (f->val == QAT_VAL_NONE || !qat_fmt_traits_of(f)->alpha) return 0.0;
     if (f->sp == QAT_SP_NONE) return default_alpha(f);
     /* key: the format without noise() so noise(sp50+int4) shares sp50+int4's α */
     qat_fmt core = *f;
@@ -149,23 +154,15 @@ void qat_proj_setup(qat_proj *P, const qat_fmt *f) {
     P->f = *f;
     P->alpha = qat_fmt_value_alpha(f);
     if (f->val == QAT_VAL_VQ) P->cb = qat_vq_get(f->vq_dim, f->bits);
+    const qat_fmt_traits *t = qat_fmt_traits_of(f);
+    if (t->setup) t->setup(P, f);
 }
 
 int qat_fmt_gmse_exact(const qat_fmt *f, double *g) {
-    if (f->sp == QAT_SP_NONE) {
-        switch (f->val) {
-        case QAT_VAL_NONE: *g = 0.0; return 1;
-        case QAT_VAL_INT: *g = qat_grid_int_gmse(f->bits, QAT_INT_ALPHA[f->bits]); return 1;
-        case QAT_VAL_TERNARY: *g = qat_grid_ternary_gmse(QAT_TERNARY_ALPHA); return 1;
-        case QAT_VAL_FP4: *g = qat_grid_fp4_gmse(QAT_FP4_SCALE); return 1;
-        default: return 0;
-        }
-    }
-    if (f->sp == QAT_SP_MAGNITUDE && f->val == QAT_VAL_NONE) {
-        *g = qat_sparse_gmse_exact(f->sparsity);
-        return 1;
-    }
-    return 0;
+    /* a composite has no closed form; a single stage has its row's, if any */
+    if (f->sp != QAT_SP_NONE && f->val != QAT_VAL_NONE) return 0;
+    const qat_fmt_traits *t = qat_fmt_traits_of(f);
+    return t->gmse_exact ? t->gmse_exact(f, g) : 0;
 }
 
 void qat_fmt_gmse_parsed(const qat_fmt *f, int64_t samples, uint64_t seed, double *g, double *se) {

@@ -288,7 +288,7 @@ static void value_unit(const qat_proj *P, float *v, uint8_t *m, int64_t n, int s
         }
         break;
     }
-    case QAT_VAL_NONE:
+    default: /* fp32 never gets here; block formats project through their row (qat_proj_row_at) */
         QAT_ASSERT(0);
     }
 }

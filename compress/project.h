@@ -26,7 +26,9 @@ typedef enum {
     QAT_MASK_RBBM      /* |x| < min(T_p, T_k) or |x| > max(T_p, T_k) */
 } qat_mask_kind;
 
-typedef struct {
+struct qat_proj_seg; /* below */
+
+typedef struct qat_proj {
     qat_fmt f;                 /* the format (noise() is handled by the quantizer, not here) */
     double alpha;              /* value-stage scale in RMS units: int clip α, ternary a, fp4 k */
     int absmax;                /* scale rule absmax: outermost level = max|x| of the unit */
@@ -39,11 +41,20 @@ typedef struct {
     double fixed_rms;          /* > 0: use this RMS instead of measuring it (the infinite-row
                                   limit, for the Monte-Carlo GMSE of vq) */
     int reference;             /* 1: skip the single-precision fast paths (tests compare the two) */
+    /* block formats (format_table.h rows with a `row` hook) */
+    void (*row)(const struct qat_proj *P, float *v, int64_t n, const struct qat_proj_seg *seg, uint8_t *mask,
+                int64_t row);          /* the kind's row projection; NULL = qat_proj_row */
+    int tensor_stats;          /* 1: the segment statistics must see the whole segment first */
+    qat_blk blk;               /* the block format's numerics (blockfmt.h) */
+    uint64_t sr_key;           /* stochastic rounding key of this forward (seed, step) */
 } qat_proj;
 
-typedef struct {
+typedef struct qat_proj_seg {
     float thr;  /* spNN per-tensor threshold T_k (keep |x| >= thr) */
     double rms; /* RMS of the segment (rbbm's T_p) */
+    float tensor_scale;  /* nvfp4: the segment's fp32 scale s_t (from its absmax) */
+    const float *tiles;  /* nvfp4@2d: the segment's 16×16 tile scales, ceil(rows/16)·ceil(cols/16) */
+    uint64_t index0;     /* stochastic rounding counter of the segment's first element in the tensor */
 } qat_proj_seg;
 
 /* qat_proj_setup (fill P with a format's default scales) is in gmse.h: the survivors'
@@ -56,5 +67,18 @@ void qat_proj_segment_stats(const qat_proj *P, const float *x, int64_t n, qat_pr
 /* Project one row of n elements in place; writes the backward mask (0/1) into
  * mask[0..n) — always pass a buffer: it is also the keep scratch of sparse formats. */
 void qat_proj_row(const qat_proj *P, float *v, int64_t n, const qat_proj_seg *seg, uint8_t *mask);
+
+/* The generalisations every caller of a projection uses (blockproj.c; they
+ * reduce to the two functions above for the scalar formats):
+ * statistics of one segment of `rows` rows × `cols` (block formats need the shape;
+ * 2-D tiles are written to `tiles`, ceil(rows/16)·ceil(cols/16) floats, NULL
+ * otherwise), starting at element `index0` of the tensor; and the projection of
+ * row `row` of that segment. */
+void qat_proj_segment_stats_2d(const qat_proj *P, const float *x, int64_t rows, int64_t cols, float *tiles,
+                               uint64_t index0, qat_proj_seg *seg, int parallel);
+void qat_proj_row_at(const qat_proj *P, float *v, int64_t n, const qat_proj_seg *seg, uint8_t *mask, int64_t row);
+
+/* The block formats' row projection (the `row` hook of their format_table.c rows). */
+void qat_blkproj_row(const qat_proj *P, float *v, int64_t n, const qat_proj_seg *seg, uint8_t *mask, int64_t row);
 
 #endif

@@ -21,18 +21,13 @@
 #include <string.h>
 
 #include "compress/estimator.h"
+#include "compress/format_table.h"
 #include "compress/gmse.h"
 #include "compress/hadamard.h"
 #include "compress/quantizer_impl.h"
 #include "core/bf16.h"
 #include "core/error.h"
 #include "core/rng.h"
-
-static int natural_group(const qat_fmt *f) {
-    if (f->sp == QAT_SP_NM) return f->nm_m;
-    if (f->val == QAT_VAL_VQ) return f->vq_dim;
-    return 1;
-}
 
 int qat_quantizer_create(const qat_compress_side *side, int is_weight, int64_t max_rows, int64_t cols, int segments,
                          uint64_t seed, qat_quantizer **out) {
@@ -42,7 +37,9 @@ int qat_quantizer_create(const qat_compress_side *side, int is_weight, int64_t m
     qat_est est;
     QAT_TRY(qat_est_resolve(&f, side, is_weight, &est));
     int block;
-    QAT_TRY(qat_hadamard_block(side->hadamard, cols, &block));
+    int hcfg = side->hadamard;
+    if (f.had) QAT_TRY(qat_fmt_hadamard(&f, hcfg, cols, &hcfg)); /* @hB stands for hadamard: B */
+    QAT_TRY(qat_hadamard_block(hcfg, cols, &block));
     if (max_rows < 1 || cols < 1) return qat_fail(QAT_EINPUT, "quantizer: empty operand (%lld x %lld)", (long long)max_rows, (long long)cols);
     if (segments < 1) segments = 1;
     if (is_weight && max_rows % segments)
@@ -51,7 +48,13 @@ int qat_quantizer_create(const qat_compress_side *side, int is_weight, int64_t m
     if (group && cols % group)
         return qat_fail(QAT_EINPUT, "format '%s': group %lld does not divide the input dim %lld, expected a divisor",
                         f.name, (long long)group, (long long)cols);
-    int ng = natural_group(&f);
+    if (qat_fmt_is_block(&f) && group)
+        return qat_fail(QAT_EINPUT, "format '%s' carries its own block size: group must be 0 (the default), got %lld",
+                        f.name, (long long)group);
+    if ((f.mods & QAT_MOD_2D) && !is_weight)
+        return qat_fail(QAT_EINPUT, "format '%s': @2d (16x16 tiles) applies to weights only, expected an activation "
+                        "format without @2d", f.name);
+    int ng = qat_fmt_group(&f);
     if (cols % ng || (group && group % ng))
         return qat_fail(QAT_EINPUT, "format '%s' works on groups of %d along the input dim, which must divide %lld%s",
                         f.name, ng, (long long)(group ? group : cols), group ? " (the scale group)" : "");
@@ -91,6 +94,9 @@ int qat_quantizer_create(const qat_compress_side *side, int is_weight, int64_t m
         if (H->proj) H->proj(q);
         q->use_mask = q->proj.mask != QAT_MASK_NONE;
         q->mask = qat_xaligned((size_t)(max_rows * cols));
+        if (q->proj.tensor_stats && !(f.mods & QAT_MOD_2D)) q->row_amax = qat_xaligned(sizeof(float) * (size_t)max_rows);
+        if (f.mods & QAT_MOD_2D)
+            q->tiles = qat_xaligned(sizeof(float) * (size_t)(segments * ((max_rows / segments + 15) / 16) * ((cols + 15) / 16)));
     }
     q->nthreads = omp_get_max_threads();
     q->rowbuf = qat_xaligned(sizeof(float) * (size_t)(q->nthreads * cols));
@@ -103,6 +109,8 @@ void qat_quantizer_free(qat_quantizer *q) {
     if (!q) return;
     if (q->hooks->release) q->hooks->release(q);
     free(q->mask);
+    free(q->tiles);
+    free(q->row_amax);
     free(q->rowbuf);
     free(q);
 }
@@ -132,7 +140,7 @@ static void noise_forward(qat_quantizer *q, float *y, int64_t rows, int64_t step
 static int row_local(const qat_quantizer *q) {
     const qat_proj *P = &q->proj;
     return !q->hooks->forward && !q->hooks->project && !qat_fmt_is_dense(&q->fmt) && !q->fmt.noise &&
-           (P->f.sp != QAT_SP_MAGNITUDE || P->per_row_sparse);
+           (P->f.sp != QAT_SP_MAGNITUDE || P->per_row_sparse) && !P->tensor_stats;
 }
 
 /* Rotate and round each row while it is still in cache, one pass over memory
@@ -144,7 +152,7 @@ static void forward_rows(qat_quantizer *q, const float *x, float *y, uint16_t *y
     const int64_t cols = q->cols;
     const int block = q->block;
     qat_proj_seg seg;
-    qat_proj_segment_stats(P, x, 0, &seg, 0); /* the statistics-free segment */
+    qat_proj_segment_stats_2d(P, x, 0, cols, NULL, 0, &seg, 0); /* the statistics-free segment */
     uint8_t *mask = q->mask;
 #pragma omp parallel num_threads(q->nthreads)
     {
@@ -154,14 +162,33 @@ static void forward_rows(qat_quantizer *q, const float *x, float *y, uint16_t *y
             float *yr = yb ? t : y + r * cols;
             if (block) qat_hadamard_row_copy(x + r * cols, yr, cols, block);
             else memcpy(yr, x + r * cols, sizeof(float) * (size_t)cols);
-            qat_proj_row(P, yr, cols, &seg, mask + r * cols);
+            qat_proj_row_at(P, yr, cols, &seg, mask + r * cols, r);
             if (yb) qat_bf16_row(yr, yb + r * cols, cols);
         }
     }
 }
 
+/* Stochastic rounding draws by (seed, step, element): a resumed run repeats them. */
+static void sr_key(qat_quantizer *q, int64_t step) {
+    if (q->fmt.mods & QAT_MOD_SR) q->proj.sr_key = qat_hash3(q->seed, (uint64_t)step, 0x5E0DA11Dull);
+}
+
+/* Rotate rows into y and note each rotated row's absmax (blockfmt's NaN/inf rule). */
+static void tensor_rows(qat_quantizer *q, const float *x, float *y, int64_t rows) {
+    const int64_t cols = q->cols;
+    const int block = q->block;
+#pragma omp parallel for schedule(static) num_threads(q->nthreads)
+    for (int64_t r = 0; r < rows; r++) {
+        float *yr = y + r * cols;
+        if (block) qat_hadamard_row_copy(x + r * cols, yr, cols, block);
+        else memcpy(yr, x + r * cols, sizeof(float) * (size_t)cols);
+        q->row_amax[r] = qat_blk_absmax(yr, cols);
+    }
+}
+
 void qat_quantizer_forward(qat_quantizer *q, const float *x, float *y, int64_t rows, int64_t step) {
     QAT_ASSERT(rows <= q->max_rows);
+    sr_key(q, step);
     q->last_rows = rows;
     if (q->hooks->forward) {
         q->hooks->forward(q, x, y, rows);
@@ -169,6 +196,13 @@ void qat_quantizer_forward(qat_quantizer *q, const float *x, float *y, int64_t r
     }
     if (row_local(q)) {
         forward_rows(q, x, y, NULL, rows);
+        return;
+    }
+    if (q->row_amax && !q->hooks->project) {
+        /* a tensor scale from the absmax: taken row by row while each rotated row
+         * is in cache, so the statistics cost no pass of their own */
+        tensor_rows(q, x, y, rows);
+        qat_quantizer_project_rows(q, y, NULL, rows, q->row_amax);
         return;
     }
     qat_quantizer_rotate(q, x, y, rows);
@@ -184,9 +218,17 @@ void qat_quantizer_forward(qat_quantizer *q, const float *x, float *y, int64_t r
 void qat_quantizer_forward_bf16(qat_quantizer *q, const float *x, uint16_t *yb, float *scratch, int64_t rows,
                                 int64_t step) {
     QAT_ASSERT(rows <= q->max_rows);
+    sr_key(q, step);
     if (row_local(q)) {
         q->last_rows = rows;
         forward_rows(q, x, NULL, yb, rows);
+        return;
+    }
+    if (q->row_amax && !q->hooks->forward && !q->hooks->project) {
+        /* nvfp4: rotate + absmax, then project and round to bf16 in one pass over the rows */
+        q->last_rows = rows;
+        tensor_rows(q, x, scratch, rows);
+        qat_quantizer_project_rows(q, scratch, yb, rows, q->row_amax);
         return;
     }
     qat_quantizer_forward(q, x, scratch, rows, step);

@@ -36,6 +36,8 @@ struct qat_quantizer {
     int64_t last_rows;      /* rows of the last forward */
     int nthreads;           /* OpenMP team size the scratch was sized for */
     float *rowbuf;          /* (nthreads, cols) backward scratch */
+    float *row_amax;        /* nvfp4 (1-D): (max_rows) absmax of each rotated row, for the tensor scale */
+    float *tiles;           /* nvfp4@2d weights: (segments, ceil(seg_rows/16), ceil(cols/16)) tile scales */
     /* lsq */
     int64_t lsq_n;          /* learned steps: max_rows for weights, 1 for activations */
     float *lsq_s, *lsq_g;   /* (lsq_n) step sizes and their gradients */
@@ -59,5 +61,9 @@ struct qat_quantizer {
 void qat_quantizer_rotate(const qat_quantizer *q, const float *x, float *y, int64_t rows);
 /* The full projection of already-rotated rows y in place, masks into q->mask. */
 void qat_quantizer_project(qat_quantizer *q, float *y, int64_t rows);
+/* The same with each row's absmax already known (row_amax, rows floats, or NULL):
+ * the segments' tensor scales come from it instead of another pass, the same bits;
+ * with yb, each projected row also goes to bf16 (core/bf16.h) while in cache. */
+void qat_quantizer_project_rows(qat_quantizer *q, float *y, uint16_t *yb, int64_t rows, const float *row_amax);
 
 #endif

@@ -101,6 +101,8 @@ typedef enum {
 } qat_schedule;
 /* "cosine", "constant", "linear", NULL: the name of each qat_schedule, in enum order. */
 extern const char *const qat_schedule_names[];
+/* compress.*.estimator spellings: "", then compress/estimator.h's qat_est order; NULL-terminated. */
+extern const char *const qat_estimator_names[];
 
 typedef struct {
     double tokens;            /* training tokens; 0 = tokens_per_param · N */

@@ -48,15 +48,17 @@ const char *const qat_schedule_names[] = {
 static const char *const presets[] = {"", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", NULL};
 static const char *const sources[] = {"english", "synthetic", "shards", "text", NULL};
 static const char *const precisions[] = {"fp32", "bf16", NULL};
-static const char *const estimators[] = {"", "ste", "clip", "trust", "lsq", "rbbm", "pv", "masked", NULL};
+/* The one list of estimator spellings: "" (the format's default), then in the
+ * order of compress/estimator.h's qat_est, which reads its names from here. */
+const char *const qat_estimator_names[] = {"", "ste", "clip", "trust", "lsq", "rbbm", "pv", "masked", NULL};
 static const char *const scales[] = {"rms", "absmax", "lsq", NULL};
 static const char *const roundings[] = {"rtn", "sr", NULL};
 
 /* The two compress sides share their rows; only the prefix and the field differ. */
 #define SIDE_KEYS(P, S)                                                                        \
     STR_K("compress." P ".format", S.format, F_NONEMPTY | F_NOSPACE, NULL, "fp32",             \
-          "format string (docs/formats.md): fp32, int4, fp4, sp50, 2:4, sp50+int4, vq2x2, noise(int4)"), \
-    STR_K("compress." P ".estimator", S.estimator, 0, estimators, "",                          \
+          "format string (docs/formats.md): fp32, int4, fp4, sp50, 2:4, sp50+int4, vq2x2, noise(int4), mxfp4, nvfp4, int4@g128, FORMAT@MOD"), \
+    STR_K("compress." P ".estimator", S.estimator, 0, qat_estimator_names, "",                          \
           "backward rule: ste|clip|trust|lsq|rbbm|pv|masked; \"\" = the format's default"),     \
     INT_K("compress." P ".hadamard", S.hadamard, -1, 65536, F_POW2, "-1",                      \
           "Hadamard block along the input dim: -1 = auto, 0 = off, or a power of two"),        \

@@ -18,6 +18,7 @@
 
 #include "autograd/gemm.h"
 #include "autograd/ops.h"
+#include "compress/format.h"
 #include "compress/quantizer.h"
 #include "core/error.h"
 #include "core/rng.h"
@@ -49,25 +50,14 @@ static void add_rows(qat_model *m, const char *name, qat_tensor *t, int64_t r0, 
     add_view(m, name, t->data + r0 * cols, t->grad + r0 * cols, 2, rows, cols, decay);
 }
 
-static int is_pure_sparsity(const char *fmt) {
-    /* spNN and N:M formats prune in the weights' own basis; everything with a
-     * rounding grid (int, fp4, ternary, vq, noise, composites) is rotated. */
-    if (strchr(fmt, '+')) return 0;
-    if (strncmp(fmt, "sp", 2) == 0) return 1;
-    return strchr(fmt, ':') != NULL;
-}
-
-static int auto_block(int64_t cols) {
-    int b = 1;
-    while (b < 128 && cols % (2 * b) == 0) b *= 2;
-    return b;
-}
-
-/* The Hadamard block a side asks for over `cols` inputs (0 = none). */
-static int side_block(const qat_compress_side *s, int64_t cols) {
-    if (s->hadamard >= 0) return s->hadamard;
-    if (strcmp(s->format, "fp32") == 0 || is_pure_sparsity(s->format)) return 0;
-    return auto_block(cols);
+/* The Hadamard block a side asks for over `cols` inputs (0 = none): the format
+ * decides what "auto" means (compress/format_table.c). */
+static int side_block(const qat_config *cfg, const qat_compress_side *s, const char *key, int64_t cols, int *block) {
+    qat_fmt f;
+    int rc = qat_fmt_parse(s->format, &f);
+    if (!rc) rc = qat_fmt_hadamard(&f, s->hadamard, cols, block);
+    if (rc) return qat_fail_context(rc, "%s: %s", qat_config_source(cfg), key);
+    return QAT_OK;
 }
 
 /* Both operands of a product must live in the same basis: if either side is
@@ -76,7 +66,9 @@ static int side_block(const qat_compress_side *s, int64_t cols) {
 static int make_pair(const qat_config *cfg, int64_t rows_w, int64_t cols, int segments, int max_rows,
                      uint64_t seed, qat_quantizer **qa, qat_quantizer **qw) {
     qat_compress_side w = cfg->weights, a = cfg->activations;
-    int bw = side_block(&w, cols), ba = side_block(&a, cols);
+    int bw, ba;
+    QAT_TRY(side_block(cfg, &w, "compress.weights", cols, &bw));
+    QAT_TRY(side_block(cfg, &a, "compress.activations", cols, &ba));
     if (bw && ba && bw != ba)
         return qat_fail(QAT_EINPUT, "%s: compress.weights.hadamard (%d) and compress.activations.hadamard (%d) "
                         "must be equal: both operands of a product are rotated by the same matrix",

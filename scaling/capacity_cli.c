@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "compress/format.h"
+#include "compress/format_table.h"
 #include "core/error.h"
 #include "scaling/fit_h5.h"
 
@@ -37,12 +38,15 @@ static void usage(FILE *f) {
             "per parameter of each format.\n"
             "\n"
             "  --samples N   Monte-Carlo samples, 65536..17179869184, drawn in whole tensors\n"
-            "                of 32768 values (default 2097152)\n"
+            "                of 32768 values (nvfp4: of 2^22, so its tensor scale is typical)\n"
+            "                (default 2097152)\n"
             "  --seed S      Monte-Carlo seed\n"
             "  --fit FIT.h5  take L, F, C per type from a fit (attributes cap_TYPE_L/F/C)\n"
             "  --json        one JSON array on stdout instead of the table\n"
-            "\nformats: %s\n",
-            qat_fmt_valid_list());
+            "\nBits count every per-block scale (mxfp4 4.25, nvfp4 4.5, int4@g128 4.125);\n"
+            "'tensor bits' are stored once per tensor (nvfp4's fp32 scale: 32).\n"
+            "\nformat grammar (docs/formats.md):\n%s",
+            qat_fmt_grammar());
 }
 
 static int parse_i64(const char *opt, const char *s, long long *out) {
@@ -106,7 +110,7 @@ int qat_capacity_main(int argc, char **argv) {
         return qat_report(rc);
     }
     if (json) printf("[");
-    else printf("%-14s %12s %10s %8s %8s\n", "format", "gmse", "± mc", "rho", "bits");
+    else printf("%-14s %12s %10s %8s %8s %12s\n", "format", "gmse", "± mc", "rho", "bits", "tensor bits");
     for (int i = 0; i < nf; i++) {
         double g, se, rho, bits;
         if ((rc = qat_fmt_gmse(fmts[i], samples, (uint64_t)seed, &g, &se)) || (rc = qat_fmt_rho(fmts[i], params, &rho)) ||
@@ -114,11 +118,14 @@ int qat_capacity_main(int argc, char **argv) {
             free(fmts);
             return qat_report(rc);
         }
+        qat_fmt f;
+        double tensor_bits = 0;
+        if (!qat_fmt_parse(fmts[i], &f)) qat_fmt_bits_parsed(&f, &tensor_bits);
         if (json)
-            printf("%s{\"format\": \"%s\", \"gmse\": %.6g, \"gmse_err\": %.3g, \"rho\": %.4f, \"bits\": %.4g}", i ? ", " : "",
-                   fmts[i], g, se, rho, bits);
+            printf("%s{\"format\": \"%s\", \"gmse\": %.6g, \"gmse_err\": %.3g, \"rho\": %.4f, \"bits\": %.4g, "
+                   "\"tensor_bits\": %g}", i ? ", " : "", fmts[i], g, se, rho, bits, tensor_bits);
         else
-            printf("%-14s %12.6g %10.2g %8.4f %8.4g\n", fmts[i], g, se, rho, bits);
+            printf("%-14s %12.6g %10.2g %8.4f %8.4g %12g\n", fmts[i], g, se, rho, bits, tensor_bits);
     }
     if (json) printf("]\n");
     free(fmts);

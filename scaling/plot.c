@@ -465,6 +465,18 @@ static int plot_frontier(const qat_fit_h5 *f, const char *src, const char *path,
         if (info && (j + 1 == m || pr[j + 1].bits != pr[j].bits))
             fprintf(info, "  <= %-6.3g bits: %-14s %.4g\n", pr[j].bits, f->fmt[pr[best].k], pr[best].per_bit);
     }
+    /* The other question a budget asks: the most capacity (not per bit) whose storage,
+     * every block scale included, fits within it ("at <= 4.5 bits: nvfp4"). */
+    if (info) {
+        fprintf(info, "most capacity within each bit budget (rho):\n");
+        int top = -1;
+        for (int j = 0; j < m; j++) {
+            if (top < 0 || f->fmt_rho[pr[j].k] > f->fmt_rho[pr[top].k]) {
+                top = j;
+                fprintf(info, "  <= %-6.4g bits: %-14s %.4g\n", pr[j].bits, f->fmt[pr[j].k], f->fmt_rho[pr[j].k]);
+            }
+        }
+    }
     fx[nf] = xmax; fy[nf++] = pr[best].per_bit;
     qat_svg_polyline(&s, nf, fx, fy, "#000000", 1.6, 0);
     qat_svg_series_end(&s);

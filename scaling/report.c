@@ -18,14 +18,9 @@
 #include <string.h>
 
 #include "compress/capacity.h"
+#include "compress/format_table.h"
 #include "core/error.h"
 #include "core/fsutil.h"
-
-/* The candidate formats the frontier prices besides those in the data. */
-static const char *const frontier_candidates[] = {
-    "int1", "ternary", "int2", "int3", "int4", "fp4", "int5", "int6", "int8", "sp50", "sp75",
-    "2:4", "sp50+int4", "2:4+int4", "vq2x2", "vq4x2", "fp32",
-};
 
 static void cap_points(const qat_fit_runs *rs, const qat_fit_problem *p, qat_fit_cap_point *pt) {
     for (int k = 0; k < p->n_pairs; k++) {
@@ -89,9 +84,12 @@ void qat_fit_report_prepare(qat_fit_report *rep, const qat_fit_resolver *res) {
         cap_points(rep->runs, rep->dp, rep->dpt);
     }
     for (int i = 0; i < rep->runs->n; i++) add_format(rep, res, rep->runs->run[i].wfmt, 1);
-    if (rep->p->law == QAT_LAW_UNIFIED)
-        for (size_t k = 0; k < sizeof frontier_candidates / sizeof *frontier_candidates; k++)
-            add_format(rep, res, frontier_candidates[k], 0);
+    if (rep->p->law == QAT_LAW_UNIFIED) {
+        /* the candidates besides the data: every kind's own list (compress/format_table.c) */
+        int nc;
+        const char *const *cand = qat_fmt_frontier_candidates(&nc);
+        for (int k = 0; k < nc; k++) add_format(rep, res, cand[k], 0);
+    }
 }
 
 void qat_fit_report_free(qat_fit_report *rep) {

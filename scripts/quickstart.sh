@@ -76,13 +76,32 @@ dheld=$("$(dirname "$0")/law-summary.sh" --names "$out/fit-decoupled.json")
 echo
 echo "Frontier (unified fit, one operand): the format with the most capacity per bit within each"
 echo "bits-per-parameter budget, among the formats run here and those the fit can price:"
-sed 1d "$out/frontier.txt"
-names=$(sed 1d "$out/frontier.txt" | awk '{ print $4 }' | awk '!seen[$0]++' | paste -sd, - | sed 's/,/, /g')
-count=$(sed 1d "$out/frontier.txt" | awk '{ print $4 }' | sort -u | wc -l)
+# frontier.txt: the per-bit section first, then "most capacity within each bit budget"
+perbit() { awk '/^most capacity/ { exit } NR > 1' "$out/frontier.txt"; }
+perbit
+names=$(perbit | awk '{ print $4 }' | awk '!seen[$0]++' | paste -sd, - | sed 's/,/, /g')
+count=$(perbit | awk '{ print $4 }' | sort -u | wc -l)
 if [ "$count" -gt 1 ]; then
   echo "→ the best format changes with the budget ($count formats on the frontier: $names)."
 else
   echo "→ one format ($names) is best at every budget: the fit does not tell the formats apart."
 fi
+echo "The most capacity (not per bit) whose storage, block scales included, fits each budget:"
+awk 'f { print } /^most capacity/ { f = 1 }' "$out/frontier.txt"
+echo
+echo "Hardware block formats (not run here), priced from their Gaussian MSE; bits count every"
+echo "block scale (nvfp4 also stores one fp32 scale per tensor). The unified column uses this fit's"
+echo "quant constants (qat capacity --fit):"
+printf "  %-11s %6s %10s %12s %13s\n" "format" "bits" "published" "published" "unified fit"
+printf "  %-11s %6s %11s %15s %16s\n" "(W=A)" "" "ρ_w" "ρ_w·ρ_a" "ρ_w·ρ_a"
+for f in mxfp4 nvfp4 int4@g128; do
+  j=$("$qat" capacity "$f" --json)
+  pub=$(echo "$j" | grep -o '"rho": [^,}]*' | sed 's/.*: //')
+  bits=$(echo "$j" | grep -o '"bits": [^,}]*' | sed 's/.*: //')
+  fit=$("$qat" capacity "$f" --json --fit "$out/fit.h5" 2>/dev/null | grep -o '"rho": [^,}]*' | sed 's/.*: //')
+  printf "  %-11s %6s %10s %12s %13s\n" "$f" "$bits" "$(fmt2 "$pub")" \
+    "$(awk -v r="$pub" 'BEGIN { printf "%.2f", r * r }')" \
+    "$(if [ -n "$fit" ]; then awk -v r="$fit" 'BEGIN { printf "%.2f", r * r }'; else echo -; fi)"
+done
 echo
 echo "quickstart done in $(( $(date +%s) - t0 )) s: $out/{fit.txt,fit.json,fit-decoupled.json,fit.h5,runs.csv,law.svg,capacity.svg,frontier.svg}"

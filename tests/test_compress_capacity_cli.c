@@ -3,7 +3,8 @@
  * driver: the docs/cli.md JSON keys and values, exit code 2 with the valid formats
  * for a bad one (a stray space named as such), --samples outside what the Monte
  * Carlo can honour refused, and --fit constants read from HDF5 root attributes of a
- * fit file only (a run log, or a constant that ran to a bound, is exit 2).
+ * fit file only (a run log, or a constant that ran to a bound, is exit 2); the block
+ * formats' bits, tensor bits, published NVFP4 anchors and the grammar in --help.
  */
 #include <hdf5.h>
 #include <math.h>
@@ -65,6 +66,56 @@ static void test_json(void **state) {
     assert_non_null(strstr(out, "fp4"));
     assert_int_equal(run("--help", out, sizeof out, 0), 0);
     assert_non_null(strstr(out, "--samples"));
+}
+
+/* The block formats (issue 17): bits with every block scale, NVFP4's tensor scale
+ * beside them, a Monte-Carlo GMSE with its standard error, NVFP4 at Quartet II's
+ * published 3.394 effective bits (−log₄ GMSE, notebooks/plots.ipynb) within 0.02,
+ * and the grammar in --help. */
+static void test_block_formats(void **state) {
+    (void)state;
+    char out[8192];
+    assert_int_equal(run("mxfp4 mxfp6 mxfp8 nvfp4 int4@g32 int4@g128 nvfp4@46 nvfp4@2d --json", out, sizeof out, 0), 0);
+    struct { const char *fmt; double bits, tensor_bits; } want[] = {
+        {"mxfp4", 4.25, 0}, {"mxfp6", 6.25, 0}, {"mxfp8", 8.25, 0}, {"nvfp4", 4.5, 32},
+        {"int4@g32", 4.5, 0}, {"int4@g128", 4.125, 0}, {"nvfp4@46", 4.5, 32}, {"nvfp4@2d", 4.031, 32},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+        double b = json_number(out, want[i].fmt, "bits"), t = json_number(out, want[i].fmt, "tensor_bits");
+        double g = json_number(out, want[i].fmt, "gmse"), e = json_number(out, want[i].fmt, "gmse_err");
+        if (b != want[i].bits || t != want[i].tensor_bits)
+            fail_msg("%s: bits %g + %g, expected %g + %g", want[i].fmt, b, t, want[i].bits, want[i].tensor_bits);
+        assert_true(g > 0 && g < 0.05 && e > 0 && e < 0.01 * g);
+        assert_true(json_number(out, want[i].fmt, "rho") > 0.7);
+    }
+    /* Quartet II's anchors: NVFP4 RTN 3.394, four-over-six 3.524, 16×16 tiles 3.167 */
+    const struct { const char *fmt; double eff; } anchor[] = {{"nvfp4", 3.394}, {"nvfp4@46", 3.524}, {"nvfp4@2d", 3.167}};
+    for (int i = 0; i < 3; i++) {
+        double eff = -log(json_number(out, anchor[i].fmt, "gmse")) / log(4.0);
+        printf("  %-9s %.4f effective bits (published %.3f)\n", anchor[i].fmt, eff, anchor[i].eff);
+        assert_true(fabs(eff - anchor[i].eff) < 0.02);
+    }
+    /* NVFP4 is finer than MXFP4 at 4-bit elements, int4@g32 finer than int4@g128 */
+    assert_true(json_number(out, "nvfp4", "gmse") < json_number(out, "mxfp4", "gmse"));
+    assert_true(json_number(out, "int4@g32", "gmse") < json_number(out, "int4@g128", "gmse"));
+    assert_int_equal(run("--help", out, sizeof out, 0), 0);
+    assert_non_null(strstr(out, "FORMAT := BASE[@MOD[@MOD...]]"));
+    assert_non_null(strstr(out, "mxfp4 | mxfp6 | mxfp6e3m2 | mxfp8 | mxfp8e5m2 | nvfp4 | intB@gG"));
+    assert_non_null(strstr(out, "@46"));
+    assert_non_null(strstr(out, "@hB"));
+    /* modifiers order-free and recorded canonically; bad ones exit 2 with the reason */
+    assert_int_equal(run("nvfp4@sr@46 --json", out, sizeof out, 0), 0);
+    assert_non_null(strstr(out, "\"format\": \"nvfp4@sr@46\""));
+    const char *bad[][2] = {{"mxfp4@46", "does not apply to mx"}, {"nvfp4@46@2d", "do not combine"},
+                            {"int4@clip", "does not apply to int"}, {"int1@g32", "2 <= B <= 8"},
+                            {"int4@g24", "16, 32, 64, 128 or 256"}, {"mxfp4@sr@sr", "given twice"},
+                            {"mxfp4@x", "is not a modifier"}, {"sp50+mxfp4", "after '+'"}};
+    for (int i = 0; i < 8; i++) {
+        char args[64];
+        snprintf(args, sizeof args, "'%s'", bad[i][0]);
+        assert_int_equal(run(args, out, sizeof out, 1), 2);
+        if (!strstr(out, bad[i][1])) fail_msg("%s: '%s' lacks '%s'", bad[i][0], out, bad[i][1]);
+    }
 }
 
 static void test_bad_input(void **state) {
@@ -160,6 +211,7 @@ static void test_fit_file(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_json),
+        cmocka_unit_test(test_block_formats),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_fit_file),
     };

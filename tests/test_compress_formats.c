@@ -13,7 +13,9 @@
 #include <cmocka.h>
 
 #include "compress/capacity.h"
+#include "compress/estimator.h"
 #include "compress/format.h"
+#include "compress/format_table.h"
 #include "compress/gmse.h"
 #include "compress/grid.h"
 #include "compress/project.h"
@@ -73,6 +75,78 @@ static void test_parse_valid_and_invalid(void **state) {
 /* Little pruned: the closed form (2Φ(t)−1) − 2tφ(t) cancels (sp0.0001 gave
  * −3.8e-17). The GMSE is ∫_{|x|<t} x²φ = (2/3)t³φ(0)(1 − 3t²/10 + …) with
  * t = Φ⁻¹((1+s)/2): positive, and to 1e-9 that series for t ≪ 1. */
+/* The format table (format_table.h): every kind's canonical spelling parses back
+ * to itself, its default Hadamard choice is the one docs/formats.md states, and
+ * the model's question "which block does auto mean here" is answered from the
+ * parsed format, never from the string's characters. */
+static void test_format_table(void **state) {
+    (void)state;
+    const char *canon[] = {"fp32", "int4", "ternary", "fp4", "vq2x2", "sp50", "sp87.5", "2:4", "sp50+int4",
+                           "2:4+int2", "noise(int4)", "noise(sp50+int2)", "mxfp4", "mxfp6", "mxfp6e3m2", "mxfp8",
+                           "mxfp8e5m2", "nvfp4", "nvfp4@46", "nvfp4@2d@sr", "int4@g32", "int8@g256@clip@sr",
+                           "mxfp4@sr@h32"};
+    for (size_t i = 0; i < sizeof canon / sizeof *canon; i++) {
+        qat_fmt f;
+        char buf[QAT_FMT_MAX];
+        assert_int_equal(qat_fmt_parse(canon[i], &f), QAT_OK);
+        if (strcmp(qat_fmt_print(&f, buf, sizeof buf), canon[i])) fail_msg("%s printed as %s", canon[i], buf);
+    }
+    /* auto Hadamard (configured -1): rounding grids and noise() rotate, fp32 and
+     * pure sparsity do not; an explicit block always wins */
+    struct { const char *fmt; int64_t cols; int want; } h[] = {
+        {"int4", 48, 16}, {"int4", 640, 128}, {"fp4", 96, 32}, {"vq2x2", 64, 64}, {"sp50+int4", 64, 64},
+        {"noise(int4)", 64, 64}, {"fp32", 64, 0}, {"sp50", 64, 0}, {"2:4", 64, 0}, {"int4", 33, 0},
+        {"mxfp4", 64, 0}, {"nvfp4", 64, 0}, {"int4@g32", 64, 0},
+    };
+    qat_fmt f;
+    int b;
+    for (size_t i = 0; i < sizeof h / sizeof *h; i++) {
+        b = -5;
+        assert_int_equal(qat_fmt_parse(h[i].fmt, &f), QAT_OK);
+        assert_int_equal(qat_fmt_hadamard(&f, -1, h[i].cols, &b), QAT_OK);
+        if (b != h[i].want) fail_msg("%s over %lld: auto block %d, expected %d", h[i].fmt, (long long)h[i].cols, b, h[i].want);
+        assert_int_equal(qat_fmt_hadamard(&f, 8, h[i].cols, &b), QAT_OK);
+        assert_int_equal(b, 8);
+    }
+    /* @hB is the side's Hadamard block: auto takes it, an equal setting is fine, any other is refused */
+    assert_int_equal(qat_fmt_parse("mxfp4@h32", &f), QAT_OK);
+    assert_int_equal(qat_fmt_hadamard(&f, -1, 96, &b), QAT_OK);
+    assert_int_equal(b, 32);
+    assert_int_equal(qat_fmt_hadamard(&f, 32, 96, &b), QAT_OK);
+    assert_int_equal(qat_fmt_hadamard(&f, 64, 96, &b), QAT_EINPUT);
+    assert_non_null(strstr(qat_errmsg(), "hadamard is set to 64"));
+    assert_int_equal(qat_fmt_hadamard(&f, 0, 96, &b), QAT_EINPUT);
+    /* modifiers in any order, recorded in the table's order */
+    assert_int_equal(qat_fmt_parse("nvfp4@sr@46", &f), QAT_OK);
+    assert_string_equal(f.name, "nvfp4@46@sr");
+    assert_int_equal(qat_fmt_parse("int4@sr@g32", &f), QAT_OK);
+    assert_string_equal(f.name, "int4@g32@sr");
+    assert_int_equal(f.val, QAT_VAL_INTG);
+    assert_int_equal(f.block, 32);
+    /* the frontier prices every kind's candidates: the old list and the block formats */
+    int nc;
+    const char *const *cand = qat_fmt_frontier_candidates(&nc);
+    const char *must[] = {"int1", "ternary", "int2", "int3", "int4", "fp4", "int5", "int6", "int8", "sp50", "sp75",
+                          "2:4", "sp50+int4", "2:4+int4", "vq2x2", "vq4x2", "fp32", "mxfp4", "nvfp4", "int4@g128"};
+    for (size_t i = 0; i < sizeof must / sizeof *must; i++) {
+        int found = 0;
+        for (int k = 0; k < nc; k++) found |= !strcmp(cand[k], must[i]);
+        if (!found) fail_msg("frontier candidates lack %s", must[i]);
+    }
+    for (int k = 0; k < nc; k++) {
+        double bits;
+        if (qat_fmt_bits(cand[k], &bits)) fail_msg("candidate %s: %s", cand[k], qat_errmsg());
+    }
+    /* every estimator has exactly one spelling, shared with the config key */
+    int n = 0;
+    while (qat_estimator_names[n]) n++;
+    assert_int_equal(n, QAT_EST_COUNT + 1);
+    assert_string_equal(qat_estimator_names[0], "");
+    for (int e = 0; e < QAT_EST_COUNT; e++) assert_string_equal(qat_est_name((qat_est)e), qat_estimator_names[e + 1]);
+    assert_string_equal(qat_est_name(QAT_EST_TRUST), "trust");
+    assert_string_equal(qat_est_name(QAT_EST_MASKED), "masked");
+}
+
 static void test_sparse_gmse_tiny(void **state) {
     (void)state;
     const char *fmt[] = {"sp0.0001", "sp0.001", "sp0.01", "sp0.1", "sp1"};
@@ -535,6 +609,7 @@ static void test_sparse_kth_abs_matches_sort(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_valid_and_invalid),
+        cmocka_unit_test(test_format_table),
         cmocka_unit_test(test_alpha_table),
         cmocka_unit_test(test_exact_gmse),
         cmocka_unit_test(test_lloyd_max),

@@ -4,7 +4,8 @@
  * included), Hadamard forward/backward against a
  * direct computation, LSQ forward and gradients against hand-computed values,
  * PV with τ = 1 equal to STE bit for bit over simulated SGD steps, PV's top-τ
- * rule, noise determinism, state round trips and the rejected combinations.
+ * rule, noise determinism, state round trips, the block formats (mx*, nvfp4,
+ * intB@gG) against blockfmt.h called by hand, and the rejected combinations.
  */
 #include <math.h>
 #include <omp.h>
@@ -15,9 +16,12 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "compress/blockfmt.h"
+#include "compress/format.h"
 #include "compress/grid.h"
 #include "compress/hadamard.h"
 #include "compress/quantizer.h"
+#include "core/bf16.h"
 #include "core/error.h"
 #include "core/rng.h"
 
@@ -344,7 +348,7 @@ static void test_pv_tau1_equals_ste(void **state) {
     (void)state;
     const int64_t rows = 8, cols = 32, n = rows * cols;
     const int steps = 6;
-    const char *fmts[] = {"int4", "2:4+int3", "sp50", "vq2x2"};
+    const char *fmts[] = {"int4", "2:4+int3", "sp50", "vq2x2", "mxfp4", "nvfp4", "int4@g16"};
     for (size_t fi = 0; fi < sizeof fmts / sizeof *fmts; fi++) {
         float *w1 = malloc(sizeof(float) * n), *w2 = malloc(sizeof(float) * n), *tg = malloc(sizeof(float) * n);
         float *l1 = malloc(sizeof(float) * n * steps), *l2 = malloc(sizeof(float) * n * steps);
@@ -464,6 +468,107 @@ static void test_noise(void **state) {
     free(x); free(y1); free(y2);
 }
 
+/* The block formats through the quantizer (compress/blockproj.c) against
+ * blockfmt.h called by hand: per-row blocks with a partial last block (80 = 2·32
+ * + 16), NVFP4's tensor scale per segment of a fused weight (3 segments) and per
+ * whole tensor for activations, 2-D tiles per segment, the trust mask relative
+ * to the block's scale, one thread equal to two, the bf16 forward equal to the
+ * f32 one rounded, and stochastic rounding a function of (seed, step, element). */
+static void block_expected(const char *fmt, const float *x, float *y, uint8_t *m, int64_t rows, int64_t cols,
+                           int segs) {
+    qat_fmt f;
+    assert_int_equal(qat_fmt_parse(fmt, &f), QAT_OK);
+    qat_blk B = f.val == QAT_VAL_MX ? qat_blk_mx(f.elem)
+              : f.val == QAT_VAL_NVFP4 ? qat_blk_nvfp4(!!(f.mods & QAT_MOD_46))
+              : qat_blk_int(f.bits, f.block, !!(f.mods & QAT_MOD_CLIP));
+    memcpy(y, x, sizeof(float) * (size_t)(rows * cols));
+    int64_t sr = rows / segs, tc = (cols + 15) / 16;
+    float tiles[64];
+    for (int s = 0; s < segs; s++) {
+        float st = qat_blk_tensor_scale(&B, qat_blk_absmax(x + s * sr * cols, sr * cols));
+        if (f.mods & QAT_MOD_2D) {
+            assert_true(((sr + 15) / 16) * tc <= 64);
+            qat_nvfp4_scales_2d(x + s * sr * cols, sr, cols, cols, st, tiles);
+        }
+        for (int64_t r = 0; r < sr; r++) {
+            qat_blk_io io;
+            memset(&io, 0, sizeof io);
+            io.tensor_scale = st;
+            io.mask = m + (s * sr + r) * cols;
+            if (f.mods & QAT_MOD_2D) io.scales = tiles + (r / 16) * tc;
+            qat_blk_row(&B, y + (s * sr + r) * cols, cols, &io);
+        }
+    }
+}
+
+static void test_block_formats(void **state) {
+    (void)state;
+    const int64_t rows = 48, cols = 80, n = rows * cols;
+    float *x = malloc(sizeof(float) * n), *y = malloc(sizeof(float) * n), *want = malloc(sizeof(float) * n);
+    float *m = malloc(sizeof(float) * n);
+    uint8_t *wm = malloc((size_t)n);
+    for (int64_t i = 0; i < n; i++) x[i] = (float)(qat_normal_at(77, (uint64_t)i) * (1.0 + (i / cols) % 5));
+    const char *fmts[] = {"mxfp4", "mxfp6", "mxfp8e5m2", "nvfp4", "nvfp4@46", "nvfp4@2d", "int4@g32", "int3@g16@clip"};
+    for (size_t k = 0; k < sizeof fmts / sizeof *fmts; k++) {
+        for (int weight = 0; weight < 2; weight++) {
+            if (!weight && strstr(fmts[k], "@2d")) continue;
+            int segs = weight ? 3 : 1;
+            qat_compress_side sd = make_side(fmts[k], "trust", 0);
+            qat_quantizer *q = make(&sd, weight, rows, cols, segs);
+            effective_mask(q, x, y, rows, cols, m);
+            block_expected(fmts[k], x, want, wm, rows, cols, segs);
+            for (int64_t i = 0; i < n; i++) {
+                if (memcmp(&y[i], &want[i], sizeof(float)))
+                    fail_msg("%s %s: y[%lld] = %.9g, blockfmt gives %.9g", fmts[k], weight ? "weight" : "act",
+                             (long long)i, y[i], want[i]);
+                if (m[i] != (float)wm[i]) fail_msg("%s: mask[%lld] %g, blockfmt %d", fmts[k], (long long)i, m[i], wm[i]);
+            }
+            qat_quantizer_free(q);
+        }
+    }
+    /* nvfp4 activations: one tensor scale for all rows, so scaling one row changes the others */
+    {
+        qat_compress_side sd = make_side("nvfp4", "ste", 0);
+        qat_quantizer *q = make(&sd, 0, rows, cols, 1);
+        float *y2 = malloc(sizeof(float) * n);
+        qat_quantizer_forward(q, x, y, rows, 0);
+        x[5] *= 1000.0f;
+        qat_quantizer_forward(q, x, y2, rows, 0);
+        x[5] /= 1000.0f;
+        assert_true(memcmp(y + cols, y2 + cols, sizeof(float) * (size_t)cols) != 0);
+        free(y2);
+        qat_quantizer_free(q);
+    }
+    /* threads, bf16, stochastic rounding */
+    const char *sr[] = {"mxfp4@sr", "nvfp4@sr", "int4@g32@sr"};
+    for (size_t k = 0; k < 3; k++) {
+        qat_compress_side sd = make_side(sr[k], "", 0);
+        int saved = omp_get_max_threads();
+        omp_set_num_threads(1);
+        qat_quantizer *q1 = make(&sd, 1, rows, cols, 3);
+        omp_set_num_threads(2);
+        qat_quantizer *q2 = make(&sd, 1, rows, cols, 3);
+        omp_set_num_threads(saved);
+        float *a = malloc(sizeof(float) * n), *b = malloc(sizeof(float) * n);
+        qat_quantizer_forward(q1, x, a, rows, 7);
+        qat_quantizer_forward(q2, x, b, rows, 7);
+        assert_memory_equal(a, b, sizeof(float) * (size_t)n);
+        qat_quantizer_forward(q2, x, b, rows, 8); /* another step draws other roundings */
+        assert_true(memcmp(a, b, sizeof(float) * (size_t)n) != 0);
+        qat_quantizer_forward(q2, x, b, rows, 7); /* the same step draws the same */
+        assert_memory_equal(a, b, sizeof(float) * (size_t)n);
+        uint16_t *hb = malloc(sizeof(uint16_t) * n);
+        qat_quantizer_forward_bf16(q1, x, hb, b, rows, 7);
+        for (int64_t i = 0; i < n; i++) assert_int_equal(hb[i], qat_bf16_round(a[i]));
+        free(hb);
+        free(a);
+        free(b);
+        qat_quantizer_free(q1);
+        qat_quantizer_free(q2);
+    }
+    free(x), free(y), free(want), free(m), free(wm);
+}
+
 static void test_rejected_combinations(void **state) {
     (void)state;
     qat_quantizer *q = NULL;
@@ -480,6 +585,12 @@ static void test_rejected_combinations(void **state) {
         {"int4", "", 256, 1, 640, "does not divide"},
         {"2:4", "", 0, 1, 66, "groups of 4"},
         {"vq4x2", "", 0, 1, 66, "groups of 4"},
+        {"mxfp4", "clip", 0, 1, 64, "expected one of: ste, trust, pv"},
+        {"nvfp4", "pv", 0, 0, 64, "expected one of: ste, trust"},
+        {"nvfp4@2d", "", 0, 0, 64, "weights only"},
+        {"mxfp4@h32", "", 64, 1, 64, "hadamard is set to 64"},
+        {"int4@g33", "", 0, 1, 64, "@gG needs a group"},
+        {"mxfp4@46", "", 0, 1, 64, "does not apply to mx"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         qat_compress_side s = make_side(bad[i].fmt, bad[i].est, bad[i].hadamard);
@@ -491,6 +602,12 @@ static void test_rejected_combinations(void **state) {
     }
     qat_compress_side s = make_side("int4", "", 0);
     snprintf(s.scale, sizeof s.scale, "median");
+    assert_int_equal(qat_quantizer_create(&s, 1, 8, 64, 1, 0, &q), QAT_EINPUT);
+    s = make_side("mxfp4", "", 0);
+    snprintf(s.scale, sizeof s.scale, "absmax");
+    assert_int_equal(qat_quantizer_create(&s, 1, 8, 64, 1, 0, &q), QAT_EINPUT);
+    s = make_side("int4@g32", "", 0);
+    s.group = 32;
     assert_int_equal(qat_quantizer_create(&s, 1, 8, 64, 1, 0, &q), QAT_EINPUT);
     s = make_side("sp50", "rbbm", 0);
     s.rbbm_p = 0.7;
@@ -509,6 +626,7 @@ int main(void) {
         cmocka_unit_test(test_pv_top_tau),
         cmocka_unit_test(test_lsq_state_roundtrip),
         cmocka_unit_test(test_noise),
+        cmocka_unit_test(test_block_formats),
         cmocka_unit_test(test_rejected_combinations),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

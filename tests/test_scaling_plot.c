@@ -163,7 +163,27 @@ static void test_plots(void **s) {
     free(t);
     /* frontier: one series per priced format plus the frontier line */
     snprintf(svg, sizeof svg, "%s/frontier.svg", dir);
-    assert_int_equal(qat_fit_plot(&f, h5, QAT_PLOT_FRONTIER, svg, NULL), QAT_OK);
+    char info_path[600];
+    snprintf(info_path, sizeof info_path, "%s/frontier.txt", dir);
+    FILE *info = fopen(info_path, "w");
+    assert_non_null(info);
+    assert_int_equal(qat_fit_plot(&f, h5, QAT_PLOT_FRONTIER, svg, info), QAT_OK);
+    fclose(info);
+    /* both answers: capacity per bit, and the most capacity whose storage fits the budget
+     * (rising ρ along rising budgets, the block formats priced with their scales) */
+    t = slurp(info_path);
+    const char *most = strstr(t, "most capacity within each bit budget");
+    assert_non_null(most);
+    double last = -1;
+    for (const char *l = strstr(most, "\n  <= "); l; l = strstr(l + 1, "\n  <= ")) {
+        double b, r;
+        char name[64];
+        assert_int_equal(sscanf(l, "\n  <= %lf bits: %63s %lf", &b, name, &r), 3);
+        assert_true(r > last);
+        last = r;
+    }
+    assert_true(last > 0);
+    free(t);
     t = slurp(svg);
     check_common(t, 1);
     assert_int_equal(count(t, "class=\"series\""), f.n_fmt + 1);

@@ -1,0 +1,375 @@
+/*
+ * compress/format_table.c — format_table.h: one row per kind of format.
+ *
+ * Each row says everything about its kind that the rest of qat needs; the
+ * functions below it combine rows for the composite forms (SPARSE+VALUE,
+ * noise(F)). Rows appear in the order the grammar lists them.
+ */
+#include "compress/format_table.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compress/grid.h"
+#include "compress/hadamard.h"
+#include "compress/project.h"
+#include "compress/sparse.h"
+#include "core/error.h"
+
+/* A non-negative decimal integer occupying exactly [p, end). */
+static int parse_uint(const char *p, const char *end, int *out) {
+    if (p >= end || end - p > 6) return 0;
+    int v = 0;
+    for (const char *c = p; c < end; c++) {
+        if (!isdigit((unsigned char)*c)) return 0;
+        v = v * 10 + (*c - '0');
+    }
+    *out = v;
+    return 1;
+}
+
+static int prefix(const char *p, size_t len, const char *word) {
+    size_t w = strlen(word);
+    return len > w && !strncmp(p, word, w);
+}
+
+static int exactly(const char *p, size_t len, const char *word) { return len == strlen(word) && !strncmp(p, word, len); }
+
+/* ---- fp32 ---------------------------------------------------------------- */
+
+static int fp32_parse(const char *p, size_t len, qat_fmt *f, const char **why) {
+    (void)f, (void)why;
+    return exactly(p, len, "fp32");
+}
+static void fp32_print(const qat_fmt *f, char *b, size_t n) { (void)f, snprintf(b, n, "fp32"); }
+static double fp32_bits(const qat_fmt *f, double vb) { (void)f, (void)vb; return 16.0; } /* bf16 storage */
+static int fp32_gmse(const qat_fmt *f, double *g) { (void)f; *g = 0.0; return 1; }
+
+/* ---- intB (QuEST) --------------------------------------------------------- */
+
+static int int_parse(const char *p, size_t len, qat_fmt *f, const char **why) {
+    if (!prefix(p, len, "int")) return 0;
+    int b;
+    if (!parse_uint(p + 3, p + len, &b)) { *why = "intB needs a whole number of bits B after 'int'"; return -1; }
+    if (b < 1 || b > 8) { *why = "intB needs 1 <= B <= 8"; return -1; }
+    f->val = QAT_VAL_INT;
+    f->bits = b;
+    return 1;
+}
+static void int_print(const qat_fmt *f, char *b, size_t n) { snprintf(b, n, "int%d", f->bits); }
+static double int_bits(const qat_fmt *f, double vb) { (void)vb; return f->bits; }
+static double int_alpha(const qat_fmt *f) { return QAT_INT_ALPHA[f->bits]; }
+static int int_gmse(const qat_fmt *f, double *g) {
+    *g = qat_grid_int_gmse(f->bits, QAT_INT_ALPHA[f->bits]);
+    return 1;
+}
+
+/* ---- ternary -------------------------------------------------------------- */
+
+static int ternary_parse(const char *p, size_t len, qat_fmt *f, const char **why) {
+    (void)why;
+    if (!exactly(p, len, "ternary")) return 0;
+    f->val = QAT_VAL_TERNARY;
+    return 1;
+}
+static void ternary_print(const qat_fmt *f, char *b, size_t n) { (void)f, snprintf(b, n, "ternary"); }
+static double ternary_bits(const qat_fmt *f, double vb) { (void)f, (void)vb; return log2(3.0); }
+static double ternary_alpha(const qat_fmt *f) { (void)f; return QAT_TERNARY_ALPHA; }
+static int ternary_gmse(const qat_fmt *f, double *g) {
+    (void)f;
+    *g = qat_grid_ternary_gmse(QAT_TERNARY_ALPHA);
+    return 1;
+}
+
+/* ---- fp4 (E2M1 at the Gaussian-optimal RMS scale) ------------------------- */
+
+static int fp4_parse(const char *p, size_t len, qat_fmt *f, const char **why) {
+    (void)why;
+    if (!exactly(p, len, "fp4")) return 0;
+    f->val = QAT_VAL_FP4;
+    f->bits = 4;
+    return 1;
+}
+static void fp4_print(const qat_fmt *f, char *b, size_t n) { (void)f, snprintf(b, n, "fp4"); }
+static double fp4_bits(const qat_fmt *f, double vb) { (void)f, (void)vb; return 4.0; }
+static double fp4_alpha(const qat_fmt *f) { (void)f; return QAT_FP4_SCALE; }
+static int fp4_gmse(const qat_fmt *f, double *g) {
+    (void)f;
+    *g = qat_grid_fp4_gmse(QAT_FP4_SCALE);
+    return 1;
+}
+
+/* ---- vqDxB ---------------------------------------------------------------- */
+
+static int vq_parse(const char *p, size_t len, qat_fmt *f, const char **why) {
+    if (!prefix(p, len, "vq")) return 0;
+    const char *x = memchr(p + 2, 'x', len - 2);
+    int d, b;
+    if (!x || !parse_uint(p + 2, x, &d) || !parse_uint(x + 1, p + len, &b)) { *why = "vqDxB needs two integers"; return -1; }
+    if (d < 1 || b < 1 || d * b > 8) { *why = "vqDxB needs d >= 1, b >= 1, d·b <= 8"; return -1; }
+    f->val = QAT_VAL_VQ;
+    f->vq_dim = d;
+    f->bits = b;
+    return 1;
+}
+static void vq_print(const qat_fmt *f, char *b, size_t n) { snprintf(b, n, "vq%dx%d", f->vq_dim, f->bits); }
+static double vq_bits(const qat_fmt *f, double vb) { (void)vb; return f->bits; } /* the codebook is part of the format */
+static int vq_group(const qat_fmt *f) { return f->vq_dim; }
+
+/* ---- spNN ----------------------------------------------------------------- */
+
+static int sp_parse(const char *p, size_t len, qat_fmt *f, const char **why) {
+    if (!prefix(p, len, "sp")) return 0;
+    /* a percentage, integer or with a decimal part ("sp87.5") */
+    char buf[32];
+    if (len - 2 >= sizeof buf) { *why = "sparsity percentage too long"; return -1; }
+    memcpy(buf, p + 2, len - 2);
+    buf[len - 2] = 0;
+    for (char *c = buf; *c; c++)
+        if (!isdigit((unsigned char)*c) && *c != '.') { *why = "spNN needs a percentage"; return -1; }
+    char *e;
+    double pct = strtod(buf, &e);
+    if (*e || !(pct > 0.0 && pct < 100.0)) { *why = "sparsity must be strictly between 0 and 100"; return -1; }
+    f->sp = QAT_SP_MAGNITUDE;
+    f->sparsity = pct / 100.0;
+    return 1;
+}
+static void sp_print(const qat_fmt *f, char *b, size_t n) { snprintf(b, n, "sp%.9g", f->sparsity * 100.0); }
+/* survivors cost their value bits, plus a 1-bit bitmap per parameter */
+static double sp_bits(const qat_fmt *f, double vb) { return vb * (1.0 - f->sparsity) + 1.0; }
+static int sp_gmse(const qat_fmt *f, double *g) {
+    if (f->val != QAT_VAL_NONE) return 0; /* sp+VALUE: Monte Carlo */
+    *g = qat_sparse_gmse_exact(f->sparsity);
+    return 1;
+}
+
+/* ---- N:M ------------------------------------------------------------------ */
+
+static int nm_parse(const char *p, size_t len, qat_fmt *f, const char **why) {
+    const char *colon = memchr(p, ':', len);
+    if (!colon) return 0;
+    int n, m;
+    if (!parse_uint(p, colon, &n) || !parse_uint(colon + 1, p + len, &m)) { *why = "N:M needs two integers"; return -1; }
+    if (n < 1 || n >= m || m > 256) { *why = "N:M needs 1 <= N < M <= 256"; return -1; }
+    f->sp = QAT_SP_NM;
+    f->nm_n = n;
+    f->nm_m = m;
+    return 1;
+}
+static void nm_print(const qat_fmt *f, char *b, size_t n) { snprintf(b, n, "%d:%d", f->nm_n, f->nm_m); }
+static double log2_binom(int m, int n) { return (lgamma(m + 1.0) - lgamma(n + 1.0) - lgamma(m - n + 1.0)) / log(2.0); }
+/* survivors cost their value bits, plus an index of the N kept per group of M */
+static double nm_bits(const qat_fmt *f, double vb) { return vb * f->nm_n / f->nm_m + log2_binom(f->nm_m, f->nm_n) / f->nm_m; }
+static int nm_group(const qat_fmt *f) { return f->nm_m; }
+
+/* ---- block-scaled formats (numerics: blockfmt.h) --------------------------- */
+
+/* The numerics of a parsed block format, with its modifiers. */
+static qat_blk block_of(const qat_fmt *f) {
+    qat_blk B;
+    if (f->val == QAT_VAL_MX) B = qat_blk_mx(f->elem);
+    else if (f->val == QAT_VAL_NVFP4) B = qat_blk_nvfp4(!!(f->mods & QAT_MOD_46));
+    else B = qat_blk_int(f->bits, f->block, !!(f->mods & QAT_MOD_CLIP));
+    B.stochastic = !!(f->mods & QAT_MOD_SR);
+    return B;
+}
+
+static void block_setup(qat_proj *P, const qat_fmt *f) {
+    P->blk = block_of(f);
+    P->row = qat_blkproj_row;
+    P->tensor_stats = f->val == QAT_VAL_NVFP4; /* the fp32 tensor scale (and 2-D tiles) */
+}
+
+static double block_bits(const qat_fmt *f, double vb) {
+    (void)vb;
+    if (f->mods & QAT_MOD_2D) return 4.0 + 8.0 / 256.0; /* one E4M3 scale per 16×16 tile */
+    qat_blk B = block_of(f);
+    return qat_blk_bits(&B);
+}
+
+/* OCP MX names: the element is part of the name (E2M3 and E4M3 are the defaults of 6 and 8 bits). */
+static const struct { const char *name; qat_el_kind el; int bits; } MX_NAMES[] = {
+    {"mxfp4", QAT_EL_E2M1, 4}, {"mxfp6", QAT_EL_E2M3, 6}, {"mxfp6e3m2", QAT_EL_E3M2, 6},
+    {"mxfp8", QAT_EL_E4M3, 8}, {"mxfp8e5m2", QAT_EL_E5M2, 8},
+};
+
+static int mx_parse(const char *p, size_t len, qat_fmt *f, const char **why) {
+    if (!(len >= 2 && !strncmp(p, "mx", 2))) return 0;
+    for (size_t i = 0; i < sizeof MX_NAMES / sizeof *MX_NAMES; i++)
+        if (exactly(p, len, MX_NAMES[i].name)) {
+            f->val = QAT_VAL_MX;
+            f->elem = MX_NAMES[i].el;
+            f->bits = MX_NAMES[i].bits;
+            f->block = 32;
+            return 1;
+        }
+    *why = "MX formats are mxfp4, mxfp6, mxfp6e3m2, mxfp8, mxfp8e5m2";
+    return -1;
+}
+static void mx_print(const qat_fmt *f, char *b, size_t n) {
+    for (size_t i = 0; i < sizeof MX_NAMES / sizeof *MX_NAMES; i++)
+        if (MX_NAMES[i].el == f->elem) snprintf(b, n, "%s", MX_NAMES[i].name);
+}
+
+static int nvfp4_parse(const char *p, size_t len, qat_fmt *f, const char **why) {
+    (void)why;
+    if (!exactly(p, len, "nvfp4")) return 0;
+    f->val = QAT_VAL_NVFP4;
+    f->bits = 4;
+    f->block = 16;
+    return 1;
+}
+static void nvfp4_print(const qat_fmt *f, char *b, size_t n) { (void)f, snprintf(b, n, "nvfp4"); }
+static int nvfp4_check(qat_fmt *f, const char **why) {
+    if ((f->mods & QAT_MOD_46) && (f->mods & QAT_MOD_2D)) {
+        *why = "@46 and @2d do not combine: a 16x16 tile has one fixed scale";
+        return 1;
+    }
+    return 0;
+}
+
+/* intB plus @gG is the group-scaled kind; its other modifiers need the group */
+static int int_check(qat_fmt *f, const char **why) {
+    if (!(f->mods & QAT_MOD_G)) return 0; /* the modifier test names what int does not take */
+    if (f->bits < 2) {
+        *why = "intB@gG needs 2 <= B <= 8";
+        return 1;
+    }
+    f->val = QAT_VAL_INTG;
+    return 0;
+}
+static void intg_print(const qat_fmt *f, char *b, size_t n) { snprintf(b, n, "int%d", f->bits); }
+static int intg_parse(const char *p, size_t len, qat_fmt *f, const char **why) {
+    (void)p, (void)len, (void)f, (void)why;
+    return 0; /* spelled intB@gG: the int row parses intB and its check promotes it */
+}
+
+/* ---- the table ------------------------------------------------------------ */
+
+/* Block formats: their own scale rule, Monte Carlo GMSE, quant capacity, not
+ * rotated unless asked (@hB or hadamard), trust relative to the block's scale. */
+#define BLOCK_ROW .stage = QAT_STAGE_BLOCK, .bits = block_bits, .setup = block_setup, .cap = QAT_CAP_QUANT, \
+                  .est_class = QAT_ESTF_BLOCK, .default_est = QAT_EST_TRUST, .rotates = 0
+#define VALUE_ROW .stage = QAT_STAGE_VALUE, .cap = QAT_CAP_QUANT, .default_est = QAT_EST_TRUST, .rotates = 1
+
+static const qat_fmt_traits TABLE[] = {
+    {.kind = "fp32", .frontier = "fp32", .syntax = "fp32", .stage = 0, .parse = fp32_parse, .print = fp32_print, .bits = fp32_bits,
+     .gmse_exact = fp32_gmse, .est_class = QAT_ESTF_DENSE, .default_est = QAT_EST_STE},
+    {.kind = "int", .frontier = "int1 int2 int3 int4 int5 int6 int8", .syntax = "int1..int8", .val = QAT_VAL_INT, .parse = int_parse, .print = int_print,
+     .mods = QAT_MOD_G, .check = int_check, .bits = int_bits, .gmse_exact = int_gmse, .alpha = int_alpha, .est_class = QAT_ESTF_INT, VALUE_ROW},
+    {.kind = "ternary", .frontier = "ternary", .syntax = "ternary", .val = QAT_VAL_TERNARY, .parse = ternary_parse, .print = ternary_print,
+     .bits = ternary_bits, .gmse_exact = ternary_gmse, .alpha = ternary_alpha, .est_class = QAT_ESTF_GRID, VALUE_ROW},
+    {.kind = "fp4", .frontier = "fp4", .syntax = "fp4", .val = QAT_VAL_FP4, .parse = fp4_parse, .print = fp4_print, .bits = fp4_bits,
+     .gmse_exact = fp4_gmse, .alpha = fp4_alpha, .est_class = QAT_ESTF_GRID, VALUE_ROW},
+    {.kind = "vq", .frontier = "vq2x2 vq4x2", .syntax = "vqDxB (d·b <= 8, e.g. vq2x2, vq4x2)", .val = QAT_VAL_VQ, .parse = vq_parse,
+     .print = vq_print, .bits = vq_bits, .group = vq_group, .est_class = QAT_ESTF_VQ, .stage = QAT_STAGE_VALUE, .cap = QAT_CAP_VQ,
+     .default_est = QAT_EST_TRUST, .rotates = 1},
+    {.kind = "sp", .frontier = "sp50 sp75 sp50+int4", .syntax = "spNN (0<NN<100, e.g. sp50)", .stage = QAT_STAGE_SPARSE, .sp = QAT_SP_MAGNITUDE,
+     .parse = sp_parse, .print = sp_print, .bits = sp_bits, .gmse_exact = sp_gmse, .cap = QAT_CAP_SPARSE,
+     .est_class = QAT_ESTF_SPARSE_MAG, .default_est = QAT_EST_MASKED},
+    {.kind = "N:M", .frontier = "2:4 2:4+int4", .syntax = "N:M (e.g. 2:4, 1<=N<M<=256)", .stage = QAT_STAGE_SPARSE, .sp = QAT_SP_NM,
+     .parse = nm_parse, .print = nm_print, .bits = nm_bits, .group = nm_group, .cap = QAT_CAP_SPARSE,
+     .est_class = QAT_ESTF_SPARSE_NM, .default_est = QAT_EST_MASKED},
+    {.kind = "mx", .frontier = "mxfp4 mxfp6 mxfp8", .syntax = "mxfp4 | mxfp6 | mxfp6e3m2 | mxfp8 | mxfp8e5m2", .val = QAT_VAL_MX, .parse = mx_parse,
+     .print = mx_print, .mods = QAT_MOD_SR | QAT_MOD_H, BLOCK_ROW},
+    {.kind = "nvfp4", .frontier = "nvfp4 nvfp4@46", .syntax = "nvfp4", .val = QAT_VAL_NVFP4, .parse = nvfp4_parse, .print = nvfp4_print,
+     .mods = QAT_MOD_46 | QAT_MOD_2D | QAT_MOD_SR | QAT_MOD_H, .check = nvfp4_check, .tensor_bits = 32,
+     .mc_values = (int64_t)1 << 22, BLOCK_ROW},
+    {.kind = "intB@gG", .frontier = "int4@g32 int4@g128", .syntax = "intB@gG (2<=B<=8, G in 16, 32, 64, 128, 256)", .val = QAT_VAL_INTG,
+     .parse = intg_parse, .print = intg_print, .mods = QAT_MOD_G | QAT_MOD_CLIP | QAT_MOD_SR | QAT_MOD_H, BLOCK_ROW},
+};
+#define NROWS ((int)(sizeof TABLE / sizeof *TABLE))
+
+const qat_fmt_traits *qat_fmt_table(int *n) {
+    *n = NROWS;
+    return TABLE;
+}
+
+const qat_fmt_traits *qat_fmt_sparse_traits(const qat_fmt *f) {
+    if (f->sp == QAT_SP_NONE) return NULL;
+    for (int i = 0; i < NROWS; i++)
+        if (TABLE[i].stage == QAT_STAGE_SPARSE && TABLE[i].sp == f->sp) return &TABLE[i];
+    QAT_ASSERT(0);
+    return NULL;
+}
+
+const qat_fmt_traits *qat_fmt_traits_of(const qat_fmt *f) {
+    if (f->val == QAT_VAL_NONE) return f->sp != QAT_SP_NONE ? qat_fmt_sparse_traits(f) : &TABLE[0];
+    for (int i = 0; i < NROWS; i++)
+        if (TABLE[i].stage != QAT_STAGE_SPARSE && TABLE[i].val == f->val) return &TABLE[i];
+    QAT_ASSERT(0);
+    return NULL;
+}
+
+const char *const *qat_fmt_frontier_candidates(int *n) {
+    static char buf[1024];
+    static const char *list[128];
+    static int count = -1;
+    if (count < 0) {
+        size_t l = 0;
+        int c = 0;
+        for (int i = 0; i < NROWS; i++) {
+            const char *p = TABLE[i].frontier;
+            while (p && *p) {
+                size_t w = strcspn(p, " ");
+                if (w && c < 128 && l + w + 1 <= sizeof buf) {
+                    memcpy(buf + l, p, w);
+                    buf[l + w] = 0;
+                    list[c++] = buf + l;
+                    l += w + 1;
+                }
+                p += w;
+                while (*p == ' ') p++;
+            }
+        }
+        count = c;
+    }
+    *n = count;
+    return list;
+}
+
+unsigned qat_fmt_est_class(const qat_fmt *f) {
+    if (f->noise || qat_fmt_is_dense(f)) return QAT_ESTF_DENSE;
+    if (f->sp != QAT_SP_NONE && f->val != QAT_VAL_NONE) return QAT_ESTF_COMPOSITE;
+    return qat_fmt_traits_of(f)->est_class;
+}
+
+qat_est qat_fmt_default_est(const qat_fmt *f) {
+    if (f->noise || qat_fmt_is_dense(f)) return QAT_EST_STE;
+    return qat_fmt_traits_of(f)->default_est; /* composites: the value stage's */
+}
+
+int qat_fmt_group(const qat_fmt *f) {
+    int g = 1;
+    const qat_fmt_traits *s = qat_fmt_sparse_traits(f);
+    if (s && s->group) g = s->group(f);
+    const qat_fmt_traits *v = qat_fmt_traits_of(f);
+    if (f->val != QAT_VAL_NONE && v->group && v->group(f) > g) g = v->group(f);
+    return g;
+}
+
+double qat_fmt_bits_parsed(const qat_fmt *f, double *tensor_bits) {
+    /* noise(F) stands in for F, so it costs F's bits */
+    const qat_fmt_traits *v = qat_fmt_traits_of(f), *s = qat_fmt_sparse_traits(f);
+    double b = f->val != QAT_VAL_NONE ? v->bits(f, 0) : 16.0; /* uncompressed survivors: bf16 */
+    if (s) b = s->bits(f, b);
+    if (tensor_bits) *tensor_bits = f->val != QAT_VAL_NONE ? v->tensor_bits : 0.0;
+    return b;
+}
+
+int qat_fmt_hadamard(const qat_fmt *f, int configured, int64_t cols, int *block) {
+    if (f->had && configured >= 0 && configured != f->had)
+        return qat_fail(QAT_EINPUT, "format '%s' rotates with a Hadamard block of %d but hadamard is set to %d; "
+                        "expected hadamard: -1 (auto) or %d, or a format without @h%d",
+                        f->name, f->had, configured, f->had, f->had);
+    if (configured >= 0) *block = configured;
+    else if (f->had) *block = f->had;
+    /* noise(F) and composites rotate like F's value stage */
+    else if (!qat_fmt_is_dense(f) && (f->noise || qat_fmt_traits_of(f)->rotates))
+        return qat_hadamard_block(-1, cols, block); /* min(128, largest power of two dividing cols) */
+    else *block = 0;
+    return QAT_OK;
+}
