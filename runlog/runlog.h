@@ -6,7 +6,8 @@
  *
  *   /                 attributes qat_version, cpu, name, config, seed, n_params,
  *                     n_params_total, tokens_target, weight_format, act_format,
- *                     estimator, gmse_w, gmse_a, rho_pred, status
+ *                     estimator, gmse_w, gmse_a, rho_pred, precision, grad_format,
+ *                     grad_rounding, grad_hadamard (the backward scheme), status
  *   /train/{step,tokens,loss,lr,grad_norm,time_s}   1-D, chunked, unlimited
  *   /eval/{step,tokens,loss}                         1-D, chunked, unlimited
  *   /final/{val_loss,train_loss,tokens,steps,wall_s} scalars (only once ended)
@@ -79,6 +80,9 @@ typedef struct {
     double rho_pred;           /* capacity predicted from the GMSEs */
     const char *precision;     /* train.precision (fp32 | bf16); NULL = "fp32" */
     const char *resumes;       /* attribute `resumes` (what each resume changed); NULL = none */
+    const char *grad_format;   /* compress.gradients.format (the backward scheme); NULL = "fp32" */
+    const char *grad_rounding; /* compress.gradients.rounding; NULL = "rtn" */
+    int64_t grad_hadamard;     /* compress.gradients.hadamard (0 = off) */
 } qat_runlog_attrs;
 
 /* The end-of-run scalars, /final/... */
@@ -172,6 +176,9 @@ typedef struct {
     uint64_t seed;
     int64_t n_params, n_params_total, tokens_target;
     double gmse_w, gmse_a, rho_pred;
+    char grad_format[QAT_FMT_MAX];  /* the backward scheme ("fp32" in a log that predates it) */
+    char grad_rounding[8];          /* rtn | sr */
+    int64_t grad_hadamard;          /* 0 = off */
     int has_final;                  /* /final exists: the run ended */
     qat_runlog_final final;         /* valid when has_final */
     int64_t n_train, n_eval;        /* complete rows in /train and /eval (length of `step`) */

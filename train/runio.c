@@ -365,6 +365,8 @@ fresh: {
         .weight_format = wf, .act_format = af, .estimator = qat_model_estimator(m),
         .gmse_w = gw, .gmse_a = ga, .rho_pred = rho_w * rho_a,
         .precision = m->bf16 ? "bf16" : "fp32", .resumes = note,
+        .grad_format = cfg->gradients.format, .grad_rounding = cfg->gradients.rounding,
+        .grad_hadamard = cfg->gradients.hadamard,
     };
     rc = qat_runlog_create_locked(runpath, &at, lock_fd, &io->log);
     free(yaml);
