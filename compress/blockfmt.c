@@ -1,0 +1,356 @@
+/*
+ * compress/blockfmt.c — the row projections of the block-scaled formats (MX, NVFP4,
+ * group INT), their bits, the 2-D NVFP4 scales and the Monte-Carlo relative MSE.
+ *
+ * The training quantizer calls qat_blk_row on every operand row every step, so each
+ * block costs one pass for its absmax, one scalar scale computation with its
+ * reciprocal, and one pass that rounds, measures the error and writes the mask. The
+ * element loops are free of calls and branches (selects only) so they vectorise; the
+ * stochastic variant is a separate loop so the round-to-nearest one carries no hash.
+ * Rules, sources and worked examples: docs/formats.md, "Block-scaled formats".
+ */
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compress/blockfmt.h"
+#include "compress/hadamard.h"
+#include "compress/minifloat.h"
+#include "core/error.h"
+
+#define BLK_MAX 256 /* the largest block a row accepts (int groups go to 256) */
+
+qat_blk qat_blk_mx(qat_el_kind el) {
+    const qat_minifloat *f = qat_minifloat_get(el);
+    qat_blk B = {.kind = QAT_BLK_MX, .el = el, .block = 32, .bits = 1 + f->ebits + f->mbits};
+    return B;
+}
+
+qat_blk qat_blk_nvfp4(int four_over_six) {
+    qat_blk B = {.kind = QAT_BLK_NVFP4, .el = QAT_EL_E2M1, .block = 16, .bits = 4, .four_over_six = four_over_six};
+    return B;
+}
+
+qat_blk qat_blk_int(int bits, int group, int clip) {
+    qat_blk B = {.kind = QAT_BLK_INT, .block = group, .bits = bits, .int_clip = clip};
+    return B;
+}
+
+int qat_blk_check(const qat_blk *B) {
+    if (B->kind > QAT_BLK_INT) return qat_fail(QAT_EINPUT, "block format: unknown kind %d", (int)B->kind);
+    if (B->block < 1 || B->block > BLK_MAX)
+        return qat_fail(QAT_EINPUT, "block format: block of %d elements, expected 1..%d", B->block, BLK_MAX);
+    if (B->kind == QAT_BLK_INT && (B->bits < 2 || B->bits > 8))
+        return qat_fail(QAT_EINPUT, "block format: int%d, expected 2..8 bits", B->bits);
+    if (B->kind != QAT_BLK_INT && (unsigned)B->el >= QAT_EL_COUNT)
+        return qat_fail(QAT_EINPUT, "block format: unknown element format %d", (int)B->el);
+    if (B->kind == QAT_BLK_NVFP4 && B->el != QAT_EL_E2M1)
+        return qat_fail(QAT_EINPUT, "block format: nvfp4 elements are e2m1, got %s", qat_minifloat_get(B->el)->name);
+    return 0;
+}
+
+double qat_blk_bits(const qat_blk *B) {
+    switch (B->kind) {
+    case QAT_BLK_MX: { /* 32·b element bits + one 8-bit E8M0 per block */
+        const qat_minifloat *f = qat_minifloat_get(B->el);
+        return (1 + f->ebits + f->mbits) + 8.0 / B->block;
+    }
+    case QAT_BLK_NVFP4: return 4.0 + 8.0 / B->block; /* one E4M3 per block */
+    case QAT_BLK_INT: return B->bits + 16.0 / B->block; /* one bf16 per group */
+    }
+    return NAN;
+}
+
+int qat_blk_tensor_bits(const qat_blk *B) { return B->kind == QAT_BLK_NVFP4 ? 32 : 0; }
+
+float qat_blk_trust(const qat_blk *B) {
+    if (B->trust > 0) return B->trust;
+    return B->kind == QAT_BLK_INT ? 0.5f : qat_minifloat_get(B->el)->trust;
+}
+
+float qat_blk_scale_mul(const qat_blk *B) {
+    if (B->scale_mul > 0) return B->scale_mul;
+    return (B->kind == QAT_BLK_NVFP4 && B->stochastic) ? 17.0f / 16.0f : 1.0f;
+}
+
+float qat_blk_tensor_scale(const qat_blk *B, float amax_tensor) {
+    if (B->kind != QAT_BLK_NVFP4) return 1.0f;
+    if (!B->four_over_six) return qat_nvfp4_tensor_scale(amax_tensor);
+    if (!(amax_tensor <= FLT_MAX)) return NAN;
+    return amax_tensor == 0.0f ? 1.0f : amax_tensor / (256.0f * 6.0f);
+}
+
+float qat_blk_absmax(const float *x, int64_t n) {
+    float m = 0.0f;
+    int bad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        float a = fabsf(x[i]);
+        m = a > m ? a : m;
+        bad |= !(a <= FLT_MAX);
+    }
+    if (!bad) return m;
+    for (int64_t i = 0; i < n; i++)
+        if (isnan(x[i])) return NAN;
+    return INFINITY;
+}
+
+/* One block's absmax and sum of squares; *bad when it holds NaN or inf. */
+static float block_stats(const float *x, int len, float *sumsq, int *bad) {
+    float m = 0.0f, s = 0.0f;
+    int b = 0;
+    for (int i = 0; i < len; i++) {
+        float a = fabsf(x[i]);
+        m = a > m ? a : m;
+        s += a * a;
+        b |= !(a <= FLT_MAX);
+    }
+    *sumsq = s;
+    *bad = b;
+    return m;
+}
+
+/* A block whose scale is NaN: every element NaN, mask 0, error NaN. */
+static double block_nan(float *v, int len, uint8_t *mask) {
+    for (int i = 0; i < len; i++) v[i] = NAN;
+    if (mask) memset(mask, 0, (size_t)len);
+    return NAN;
+}
+
+/* Elements of one block onto a minifloat grid at element scale sc (inv = 1/sc):
+ * q = sc·round(x·inv); writes q into out (may be x), the mask, returns Σ(q−x)². */
+static float elems_mf(const float *x, float *out, int len, float sc, float inv, int emin, int mbits, float maxv,
+                      int sr, uint64_t key, uint64_t idx, float thr, uint8_t *mask) {
+    float e2 = 0.0f;
+    if (!sr) {
+        for (int i = 0; i < len; i++) {
+            float xi = x[i], q = qat_mf_rne(xi * inv, emin, mbits, maxv) * sc, d = q - xi;
+            e2 += d * d;
+            if (mask) mask[i] = fabsf(d) <= thr;
+            out[i] = q;
+        }
+    } else {
+        for (int i = 0; i < len; i++) {
+            float xi = x[i], u = qat_mf_u24(key, idx + (uint64_t)i);
+            float q = qat_mf_sr(xi * inv, u, emin, mbits, maxv) * sc, d = q - xi;
+            e2 += d * d;
+            if (mask) mask[i] = fabsf(d) <= thr;
+            out[i] = q;
+        }
+    }
+    return e2;
+}
+
+/* A block with element scale 0: all zeros (the scale underflowed its format). */
+static float block_zero(float *v, int len, float thr, uint8_t *mask) {
+    float e2 = 0.0f;
+    for (int i = 0; i < len; i++) {
+        float d = v[i];
+        e2 += d * d;
+        if (mask) mask[i] = fabsf(d) <= thr;
+        v[i] = 0.0f;
+    }
+    return e2;
+}
+
+static double row_mx(const qat_blk *B, float *v, int64_t n, const qat_blk_io *io) {
+    const qat_minifloat *f = qat_minifloat_get(B->el);
+    const int emin = f->emin, mbits = f->mbits, bl = B->block;
+    const float maxv = f->max, T = qat_blk_trust(B), mul = qat_blk_scale_mul(B);
+    double sse = 0.0;
+    for (int64_t b0 = 0, k = 0; b0 < n; b0 += bl, k++) {
+        int len = (int)(n - b0 < bl ? n - b0 : bl), bad;
+        float *x = v + b0, ss;
+        uint8_t *mask = io->mask ? io->mask + b0 : NULL;
+        float X; /* the stored E8M0 scale 2^e (NaN: the E8M0 NaN) */
+        if (io->scales) {
+            X = io->scales[k];
+            block_stats(x, len, &ss, &bad);
+        } else {
+            float amax = block_stats(x, len, &ss, &bad);
+            int e = qat_mx_scale_exp(amax, f);
+            X = e == INT32_MIN || bad ? NAN : ldexpf(1.0f, e);
+        }
+        if (io->scale_out) io->scale_out[k] = X;
+        if (bad || isnan(X)) {
+            sse += block_nan(x, len, mask);
+            continue;
+        }
+        float sc = X * mul; /* exact when mul = 1: a power of two (2^−127 is an fp32 subnormal) */
+        if (sc == 0.0f) {
+            sse += block_zero(x, len, T * sc, mask);
+            continue;
+        }
+        /* 1/2^e is exact for e in [−127, 127]; with mul ≠ 1 one rounding per block. */
+        float inv = mul == 1.0f ? ldexpf(1.0f, -ilogbf(X)) : 1.0f / sc;
+        sse += elems_mf(x, x, len, sc, inv, emin, mbits, maxv, B->stochastic, io->key, io->index0 + (uint64_t)b0,
+                        T * sc, mask);
+    }
+    return sse;
+}
+
+static double row_nvfp4(const qat_blk *B, float *v, int64_t n, const qat_blk_io *io) {
+    const qat_minifloat *f = qat_minifloat_get(QAT_EL_E2M1);
+    const int emin = f->emin, mbits = f->mbits, bl = B->block;
+    const float maxv = f->max, T = qat_blk_trust(B), s_t = io->tensor_scale;
+    const float dec = s_t * qat_blk_scale_mul(B); /* the fp32 tensor scale a decoder multiplies by */
+    const int fos = B->four_over_six && !io->scales;
+    float t6[BLK_MAX], t4[BLK_MAX];
+    double sse = 0.0;
+    for (int64_t b0 = 0, k = 0; b0 < n; b0 += bl, k++) {
+        int len = (int)(n - b0 < bl ? n - b0 : bl), bad;
+        float *x = v + b0, ss;
+        uint8_t *mask = io->mask ? io->mask + b0 : NULL;
+        uint64_t idx = io->index0 + (uint64_t)b0;
+        float amax = block_stats(x, len, &ss, &bad);
+        float sb = io->scales ? io->scales[k] : qat_nvfp4_block_scale(amax, s_t, 6.0f);
+        if (bad || isnan(sb) || isnan(dec)) {
+            if (io->scale_out) io->scale_out[k] = NAN;
+            sse += block_nan(x, len, mask);
+            continue;
+        }
+        if (fos) { /* candidates at 6 and 4 by round-to-nearest; the lower error wins, ties to 6 */
+            float sb4 = qat_nvfp4_block_scale(amax, s_t, 4.0f);
+            float sc6 = sb * dec, sc4 = sb4 * dec;
+            float e6 = sc6 == 0.0f ? ss : elems_mf(x, t6, len, sc6, 1.0f / sc6, emin, mbits, maxv, 0, 0, 0, 0, NULL);
+            float e4 = sc4 == 0.0f ? ss : elems_mf(x, t4, len, sc4, 1.0f / sc4, emin, mbits, maxv, 0, 0, 0, 0, NULL);
+            if (e4 < e6) sb = sb4;
+        }
+        if (io->scale_out) io->scale_out[k] = sb;
+        float sc = sb * dec;
+        if (sc == 0.0f) {
+            sse += block_zero(x, len, 0.0f, mask);
+            continue;
+        }
+        sse += elems_mf(x, x, len, sc, 1.0f / sc, emin, mbits, maxv, B->stochastic, io->key, idx, T * sc, mask);
+    }
+    return sse;
+}
+
+/* The next bf16 above a positive bf16 value s. */
+static float bf16_up(float s) {
+    uint32_t u;
+    memcpy(&u, &s, 4);
+    u += 0x10000u;
+    memcpy(&s, &u, 4);
+    return s;
+}
+
+static double row_int(const qat_blk *B, float *v, int64_t n, const qat_blk_io *io) {
+    const int bl = B->block;
+    const float L = (float)((1 << (B->bits - 1)) - 1), T = qat_blk_trust(B);
+    double sse = 0.0;
+    for (int64_t b0 = 0, k = 0; b0 < n; b0 += bl, k++) {
+        int len = (int)(n - b0 < bl ? n - b0 : bl), bad;
+        float *x = v + b0, ss;
+        uint8_t *mask = io->mask ? io->mask + b0 : NULL;
+        float amax = block_stats(x, len, &ss, &bad), s;
+        if (io->scales) s = io->scales[k];
+        else if (B->int_clip) s = qat_int_clip_scale(sqrtf(ss / (float)len), B->bits);
+        else {
+            s = qat_int_group_scale(amax, B->bits);
+            /* Stochastic rounding keeps E[q] = x only if no element is clamped: round the
+             * bf16 scale up instead when to-nearest went below amax/L. */
+            if (B->stochastic && s * L < amax) s = bf16_up(s);
+        }
+        if (io->scale_out) io->scale_out[k] = bad ? NAN : s;
+        if (bad || isnan(s)) {
+            sse += block_nan(x, len, mask);
+            continue;
+        }
+        if (s == 0.0f) {
+            sse += block_zero(x, len, 0.0f, mask);
+            continue;
+        }
+        const float inv = 1.0f / s, thr = T * s;
+        float e2 = 0.0f;
+        if (!B->stochastic) {
+            for (int i = 0; i < len; i++) {
+                float xi = x[i], q = qat_int_rne(xi * inv, L) * s, d = q - xi;
+                e2 += d * d;
+                if (mask) mask[i] = fabsf(d) <= thr;
+                x[i] = q;
+            }
+        } else {
+            uint64_t idx = io->index0 + (uint64_t)b0;
+            for (int i = 0; i < len; i++) {
+                float xi = x[i], u = qat_mf_u24(io->key, idx + (uint64_t)i);
+                float q = qat_int_sr(xi * inv, u, L) * s, d = q - xi;
+                e2 += d * d;
+                if (mask) mask[i] = fabsf(d) <= thr;
+                x[i] = q;
+            }
+        }
+        sse += e2;
+    }
+    return sse;
+}
+
+double qat_blk_row(const qat_blk *B, float *v, int64_t n, const qat_blk_io *io) {
+    QAT_ASSERT(B->block >= 1 && B->block <= BLK_MAX);
+    switch (B->kind) {
+    case QAT_BLK_MX: return row_mx(B, v, n, io);
+    case QAT_BLK_NVFP4: return row_nvfp4(B, v, n, io);
+    case QAT_BLK_INT: return row_int(B, v, n, io);
+    }
+    QAT_ASSERT(0);
+    return NAN;
+}
+
+void qat_nvfp4_scales_2d(const float *w, int64_t rows, int64_t cols, int64_t ld, float s_t, float *sb) {
+    int64_t tc = (cols + 15) / 16;
+    for (int64_t r0 = 0; r0 < rows; r0 += 16) {
+        int64_t r1 = r0 + 16 < rows ? r0 + 16 : rows;
+        for (int64_t c0 = 0, t = 0; c0 < cols; c0 += 16, t++) {
+            int64_t c1 = c0 + 16 < cols ? c0 + 16 : cols;
+            float m = 0.0f;
+            for (int64_t r = r0; r < r1; r++) {
+                float mr = qat_blk_absmax(w + r * ld + c0, c1 - c0);
+                m = (mr > m || isnan(mr)) ? mr : m;
+            }
+            sb[(r0 / 16) * tc + t] = qat_nvfp4_block_scale(m, s_t, 6.0f);
+        }
+    }
+}
+
+double qat_blk_mc_relmse(const qat_blk *B, int64_t rows, int64_t cols, uint64_t seed, double row_scale_log2,
+                         int hadamard, int square, double *se) {
+    float *x = malloc((size_t)(rows * cols) * sizeof(float));
+    double *rel = malloc((size_t)rows * sizeof(double));
+    float *ramax = malloc((size_t)rows * sizeof(float));
+    int64_t tc = (cols + 15) / 16;
+    float *sb = square ? malloc((size_t)(((rows + 15) / 16) * tc) * sizeof(float)) : NULL;
+    if (!x || !rel || !ramax || (square && !sb)) {
+        free(x), free(rel), free(ramax), free(sb);
+        qat_fail(QAT_ERUNTIME, "block format Monte Carlo: out of memory for %lld values", (long long)(rows * cols));
+        return NAN;
+    }
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+        float *xr = x + r * cols;
+        double g = row_scale_log2 > 0 && rows > 1 ? exp2(row_scale_log2 * (double)r / (double)(rows - 1)) : 1.0;
+        for (int64_t c = 0; c < cols; c++) xr[c] = (float)(g * qat_normal_at(seed, (uint64_t)(r * cols + c)));
+        if (hadamard > 0) qat_hadamard_row(xr, cols, hadamard);
+        ramax[r] = qat_blk_absmax(xr, cols);
+    }
+    float amax = qat_blk_absmax(ramax, rows); /* the tensor absmax, in a fixed order */
+    float s_t = qat_blk_tensor_scale(B, amax);
+    if (square) qat_nvfp4_scales_2d(x, rows, cols, cols, s_t, sb);
+    uint64_t key = qat_hash3(seed, 0x5352ull, 1); /* the stochastic-rounding stream */
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+        float *xr = x + r * cols;
+        double s2 = 0.0;
+        for (int64_t c = 0; c < cols; c++) s2 += (double)xr[c] * xr[c];
+        qat_blk_io io = {.tensor_scale = s_t, .scales = square ? sb + (r / 16) * tc : NULL, .key = key,
+                         .index0 = (uint64_t)(r * cols)};
+        rel[r] = qat_blk_row(B, xr, cols, &io) / s2;
+    }
+    double m = 0.0, v = 0.0;
+    for (int64_t r = 0; r < rows; r++) m += rel[r];
+    m /= (double)rows;
+    for (int64_t r = 0; r < rows; r++) v += (rel[r] - m) * (rel[r] - m);
+    if (se) *se = rows > 1 ? sqrt(v / (double)(rows - 1) / (double)rows) : NAN;
+    free(x), free(rel), free(ramax), free(sb);
+    return m;
+}

@@ -1,0 +1,81 @@
+/*
+ * compress/minifloat.h — the element rounding kernels behind compress/blockfmt.h,
+ * shared by the scalar entry points (minifloat.c) and the row loops (blockfmt.c).
+ *
+ * Internal to compress/: callers use blockfmt.h. The kernels take the grid as plain
+ * scalars (emin, mbits, max) rather than a descriptor pointer so that a row loop
+ * hoists them and the compiler vectorises the loop: no calls, no data-dependent
+ * branches, only selects. Rounding works on the fp32 bit pattern: the exponent of
+ * |x| (clamped to the grid's normal range) gives the quantum 2^(e − mbits), which is
+ * a power of two, so |x|/quantum is exact and the one rounding is the add-and-subtract
+ * of 2^23 (ties to even in the default rounding mode; the build never uses
+ * -ffast-math, which would fold it away).
+ */
+#ifndef QAT_COMPRESS_MINIFLOAT_H
+#define QAT_COMPRESS_MINIFLOAT_H
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+/* The quantum 2^(e − mbits) of |a| on the grid and its inverse, e = the binade of
+ * |a| clamped to [emin, 127] (127 keeps the inverse a normal float for inf/NaN). */
+static inline void qat_mf_quantum(float a, int emin, int mbits, float *q, float *iq) {
+    uint32_t u;
+    memcpy(&u, &a, 4);
+    int32_t e = (int32_t)(u >> 23) - 127;
+    e = e < emin ? emin : e;
+    e = e > 127 ? 127 : e;
+    uint32_t qb = (uint32_t)(e - mbits + 127) << 23, ib = (uint32_t)(mbits - e + 127) << 23;
+    memcpy(q, &qb, 4);
+    memcpy(iq, &ib, 4);
+}
+
+/* Round y to nearest, ties to even, onto the grid; |y| > maxv (and ±inf) → ±maxv;
+ * NaN → NaN (every comparison with it is false, so it flows through). */
+static inline float qat_mf_rne(float y, int emin, int mbits, float maxv) {
+    float a = fabsf(y), q, iq;
+    qat_mf_quantum(a, emin, mbits, &q, &iq);
+    float t = a * iq; /* in [0, 2^(mbits+1)) for finite a inside the grid: exact */
+    float r = ((t + 0x1p23f) - 0x1p23f) * q;
+    r = r > maxv ? maxv : r;
+    return copysignf(r, y);
+}
+
+/* Stochastic rounding with uniform u ∈ [0, 1): the upper neighbour with probability
+ * (|y| − lo)/quantum. Symmetric in the sign, so E[q] = y inside ±maxv. */
+static inline float qat_mf_sr(float y, float u, int emin, int mbits, float maxv) {
+    float a = fabsf(y), q, iq;
+    qat_mf_quantum(a, emin, mbits, &q, &iq);
+    float t = a * iq;
+    float f = (t + 0x1p23f) - 0x1p23f;
+    f = f > t ? f - 1.0f : f; /* floor(t) */
+    float r = (u < t - f ? f + 1.0f : f) * q;
+    r = r > maxv ? maxv : r;
+    return copysignf(r, y);
+}
+
+/* Integer levels: k = RNE(t) clamped to ±L (NaN passes through). */
+static inline float qat_int_rne(float t, float L) {
+    t = t > L ? L : (t < -L ? -L : t);
+    return (t + 0x1.8p23f) - 0x1.8p23f;
+}
+
+static inline float qat_int_sr(float t, float u, float L) {
+    t = t > L ? L : (t < -L ? -L : t);
+    float f = (t + 0x1.8p23f) - 0x1.8p23f;
+    f = f > t ? f - 1.0f : f;
+    return u < t - f ? f + 1.0f : f;
+}
+
+/* A 24-bit uniform in [0, 1) for element `index` under `key` (the float twin of
+ * qat_blk_u01: the same stream, top 24 bits, exact in float). */
+static inline float qat_mf_u24(uint64_t key, uint64_t index) {
+    uint64_t x = key + index * 0x9E3779B97F4A7C15ull + 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    x ^= x >> 31;
+    return (float)(x >> 40) * 0x1p-24f;
+}
+
+#endif

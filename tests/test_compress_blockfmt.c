@@ -1,0 +1,516 @@
+/*
+ * tests/test_compress_blockfmt.c — the block-scaled formats of compress/blockfmt.h
+ * against hand-computed vectors (each expected value derived in its comment from the
+ * rule in docs/formats.md, "Block-scaled formats"), stochastic rounding's
+ * unbiasedness and reproducibility, and Quartet II's published effective bits.
+ */
+#include <float.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "compress/blockfmt.h"
+#include "compress/grid.h"
+#include "core/error.h"
+
+#define MF(k) qat_minifloat_get(k)
+
+/* Exact float equality that also accepts NaN == NaN and tells −0 from +0. */
+static void assert_same(float got, float want) {
+    if (isnan(want)) {
+        assert_true(isnan(got));
+        return;
+    }
+    if (got != want || !signbit(got) != !signbit(want)) {
+        print_error("got %.9g, want %.9g\n", (double)got, (double)want);
+        fail();
+    }
+}
+
+/* The descriptors, from the field widths: emin = 1 − bias, max = top mantissa at emax
+ * (E4M3's all-ones top code is NaN so its max is 1.110·2^8 = 448), min_sub = 2^(emin−mbits). */
+static void test_descriptors(void **state) {
+    (void)state;
+    const struct {
+        int eb, mb, bias, emax;
+        float max, minsub, trust;
+    } w[QAT_EL_COUNT] = {
+        {2, 1, 1, 2, 6.0f, 0.5f, 1.0f},                 /* E2M1: 1.1b·2^2 = 6; top gap 6−4 = 2 */
+        {2, 3, 1, 2, 7.5f, 0.125f, 0.25f},              /* E2M3: 1.111b·4 = 7.5; gap 0.5 */
+        {3, 2, 3, 4, 28.0f, 0.0625f, 2.0f},             /* E3M2: 1.11b·16 = 28; gap 4 */
+        {4, 3, 7, 8, 448.0f, 0x1p-9f, 16.0f},           /* E4M3: 1.110b·256 = 448; gap 32 */
+        {5, 2, 15, 15, 57344.0f, 0x1p-16f, 4096.0f},    /* E5M2: 1.11b·2^15; gap 8192 */
+    };
+    for (int k = 0; k < QAT_EL_COUNT; k++) {
+        const qat_minifloat *f = MF((qat_el_kind)k);
+        assert_int_equal(f->ebits, w[k].eb);
+        assert_int_equal(f->mbits, w[k].mb);
+        assert_int_equal(f->bias, w[k].bias);
+        assert_int_equal(f->emax, w[k].emax);
+        assert_int_equal(f->emin, 1 - w[k].bias);
+        assert_same(f->max, w[k].max);
+        assert_same(f->min_sub, w[k].minsub);
+        assert_same(f->trust, w[k].trust);
+        /* max, min_sub and their neighbours are fixed points of the rounding */
+        assert_same(qat_minifloat_rne(f, f->max), f->max);
+        assert_same(qat_minifloat_rne(f, f->min_sub), f->min_sub);
+        assert_same(qat_minifloat_rne(f, f->min_normal), f->min_normal);
+    }
+}
+
+/* Ties go to the neighbour with an even mantissa (its last bit 0); past max saturates. */
+static void test_rne_ties_saturation(void **state) {
+    (void)state;
+    const struct {
+        qat_el_kind k;
+        float x, want;
+    } v[] = {
+        /* E2M1 grid 0 .5 1 1.5 2 3 4 6 (mantissa bits 0 1 0 1 0 1 0 1) */
+        {QAT_EL_E2M1, 0.25f, 0.0f}, {QAT_EL_E2M1, 0.75f, 1.0f}, {QAT_EL_E2M1, 1.25f, 1.0f},
+        {QAT_EL_E2M1, 1.75f, 2.0f}, {QAT_EL_E2M1, 2.5f, 2.0f}, {QAT_EL_E2M1, 3.5f, 4.0f},
+        {QAT_EL_E2M1, 5.0f, 4.0f}, /* 4 = 1.0b·4 is even, 6 = 1.1b·4 odd */
+        {QAT_EL_E2M1, 6.9f, 6.0f}, {QAT_EL_E2M1, 7.0f, 6.0f}, /* 7 ties 6|8: RNE says 8, saturates to 6 */
+        {QAT_EL_E2M1, -2.5f, -2.0f}, {QAT_EL_E2M1, 1e30f, 6.0f}, {QAT_EL_E2M1, -INFINITY, -6.0f},
+        /* E2M3: step 1/8 below 2, 1/4 in [2,4), 1/2 in [4,8) */
+        {QAT_EL_E2M3, 1.0625f, 1.0f}, {QAT_EL_E2M3, 1.1875f, 1.25f}, {QAT_EL_E2M3, 0.0625f, 0.0f},
+        {QAT_EL_E2M3, 4.25f, 4.0f}, {QAT_EL_E2M3, 7.25f, 7.0f}, /* 7 = 1.110b·4 even, 7.5 = 1.111b·4 */
+        {QAT_EL_E2M3, 7.75f, 7.5f},
+        /* E3M2: [16,32) step 4: 16 20 24 28 (m 00 01 10 11); subnormal step 1/16 */
+        {QAT_EL_E3M2, 18.0f, 16.0f}, {QAT_EL_E3M2, 22.0f, 24.0f}, {QAT_EL_E3M2, 26.0f, 24.0f},
+        {QAT_EL_E3M2, 30.0f, 28.0f}, {QAT_EL_E3M2, 0.03125f, 0.0f}, {QAT_EL_E3M2, 0.09375f, 0.125f},
+        /* E4M3: [256,512) step 32; 480 (m 111) is NaN, so 464 ties to 448 (m 110) */
+        {QAT_EL_E4M3, 272.0f, 256.0f}, {QAT_EL_E4M3, 304.0f, 320.0f}, {QAT_EL_E4M3, 464.0f, 448.0f},
+        {QAT_EL_E4M3, 500.0f, 448.0f}, {QAT_EL_E4M3, 0x1p-10f, 0.0f}, {QAT_EL_E4M3, 3 * 0x1p-10f, 0x1p-8f},
+        {QAT_EL_E4M3, INFINITY, 448.0f},
+        /* E5M2: [32768,65536) step 8192 */
+        {QAT_EL_E5M2, 36864.0f, 32768.0f}, {QAT_EL_E5M2, 45056.0f, 49152.0f}, {QAT_EL_E5M2, 61440.0f, 57344.0f},
+        {QAT_EL_E5M2, 0x1p-17f, 0.0f}, {QAT_EL_E5M2, 3 * 0x1p-17f, 0x1p-15f}, {QAT_EL_E5M2, INFINITY, 57344.0f},
+    };
+    for (size_t i = 0; i < sizeof v / sizeof *v; i++) {
+        float got = qat_minifloat_rne(MF(v[i].k), v[i].x);
+        if (got != v[i].want) print_error("%s(%.9g)\n", MF(v[i].k)->name, (double)v[i].x);
+        assert_same(got, v[i].want);
+    }
+    for (int k = 0; k < QAT_EL_COUNT; k++) {
+        assert_true(isnan(qat_minifloat_rne(MF((qat_el_kind)k), NAN)));
+        assert_same(qat_minifloat_rne(MF((qat_el_kind)k), -0.0f), -0.0f);
+        assert_true(isnan(qat_minifloat_sr(MF((qat_el_kind)k), NAN, 0.5)));
+    }
+}
+
+/* E[q(x)] = x: the mean over N draws lies within 5 standard errors, sd = gap·√(p(1−p)),
+ * while round-to-nearest of the same x is off by more than that bound (so a biased
+ * rounding would fail the check). Also the per-draw rule and saturation. */
+static void test_sr_unbiased(void **state) {
+    (void)state;
+    const struct {
+        qat_el_kind k;
+        float x, lo, hi;
+    } v[] = {
+        {QAT_EL_E2M1, 4.62f, 4.0f, 6.0f},       {QAT_EL_E2M1, 0.3f, 0.0f, 0.5f},
+        {QAT_EL_E2M1, -1.1f, -1.0f, -1.5f},     {QAT_EL_E2M3, 5.3f, 5.0f, 5.5f},
+        {QAT_EL_E3M2, 21.0f, 20.0f, 24.0f},     {QAT_EL_E4M3, 300.0f, 288.0f, 320.0f},
+        {QAT_EL_E4M3, 0.0045f, 0.00390625f, 0.005859375f}, /* subnormal: steps of 2^-9 */
+        {QAT_EL_E5M2, 40000.0f, 32768.0f, 40960.0f},
+    };
+    const int N = 20000;
+    for (size_t i = 0; i < sizeof v / sizeof *v; i++) {
+        const qat_minifloat *f = MF(v[i].k);
+        double s = 0.0;
+        for (int d = 0; d < N; d++) {
+            float q = qat_minifloat_sr(f, v[i].x, qat_blk_u01(99 + i, (uint64_t)d));
+            assert_true(q == v[i].lo || q == v[i].hi); /* only the two neighbours */
+            s += q;
+        }
+        double p = ((double)v[i].x - v[i].lo) / ((double)v[i].hi - v[i].lo);
+        double bound = 5.0 * fabs((double)v[i].hi - v[i].lo) * sqrt(p * (1 - p) / N);
+        assert_true(fabs(s / N - v[i].x) < bound);
+        assert_true(fabs((double)qat_minifloat_rne(f, v[i].x) - v[i].x) > bound);
+    }
+    /* the rule per draw: up iff u < (x−a)/(b−a) = (4.62−4)/2 = 0.31 */
+    assert_same(qat_minifloat_sr(MF(QAT_EL_E2M1), 4.62f, 0.30), 6.0f);
+    assert_same(qat_minifloat_sr(MF(QAT_EL_E2M1), 4.62f, 0.32), 4.0f);
+    assert_same(qat_minifloat_sr(MF(QAT_EL_E2M1), 3.0f, 0.999), 3.0f); /* grid points are fixed */
+    assert_same(qat_minifloat_sr(MF(QAT_EL_E2M1), 7.5f, 0.0), 6.0f);   /* outside: saturates */
+    assert_same(qat_minifloat_sr(MF(QAT_EL_E4M3), -1000.0f, 0.0), -448.0f);
+}
+
+/* MX, mxfp4: X = 2^(floor(log2 amax) − 2), elements E2M1 of x/X. */
+static void test_mx_blocks(void **state) {
+    (void)state;
+    qat_blk B = qat_blk_mx(QAT_EL_E2M1);
+    float v[40] = {0}, sc[2];
+    uint8_t mask[40];
+    /* block 0: amax 5 → floor(log2 5) = 2 → X = 2^0 = 1. 5 ties 4|6 → 4; 2.5 → 2;
+     * −1.75 → −2; 0.3 → 0.5; 0.2 → 0. */
+    v[0] = 5.0f, v[1] = 2.5f, v[2] = -1.75f, v[3] = 0.3f, v[4] = 0.2f;
+    /* block 1 (partial: 8 of 40): amax 0.3 → floor(log2 0.3) = −2 → X = 2^−4; 0.3·16 = 4.8 → 4 →
+     * 0.25; 0.1·16 = 1.6 → 1.5 → 0.09375; −0.05·16 = −0.8 → −1 → −0.0625 */
+    v[32] = 0.3f, v[33] = 0.1f, v[34] = -0.05f;
+    float x0[40];
+    memcpy(x0, v, sizeof v);
+    qat_blk_io io = {.mask = mask, .scale_out = sc};
+    double sse = qat_blk_row(&B, v, 40, &io);
+    const float want[] = {4.0f, 2.0f, -2.0f, 0.5f, 0.0f};
+    for (int i = 0; i < 5; i++) assert_same(v[i], want[i]);
+    assert_same(v[32], 0.25f), assert_same(v[33], 0.09375f), assert_same(v[34], -0.0625f);
+    assert_same(sc[0], 1.0f), assert_same(sc[1], 0x1p-4f);
+    double e2 = 0.0;
+    for (int i = 0; i < 40; i++) e2 += ((double)v[i] - x0[i]) * ((double)v[i] - x0[i]);
+    assert_true(fabs(sse - e2) < 1e-6);
+    /* mask, T = 1 (half E2M1's largest gap) in units of X: |5−4| = 1 passes */
+    assert_int_equal(mask[0], 1);
+
+    /* saturation: amax 0.9 → X = 2^(−1−2) = 1/8; 0.9·8 = 7.2 → 6 → 0.75 (error 0.15 =
+     * 1.2·X > T·X, so the mask drops it); 0.55·8 = 4.4 → 4 → 0.5 */
+    float s[32] = {0.9f, 0.55f};
+    io = (qat_blk_io){.mask = mask, .scale_out = sc};
+    qat_blk_row(&B, s, 32, &io);
+    assert_same(s[0], 0.75f), assert_same(s[1], 0.5f), assert_same(sc[0], 0.125f);
+    assert_int_equal(mask[0], 0), assert_int_equal(mask[1], 1);
+    /* a wider trust T = 1.5 keeps it */
+    B.trust = 1.5f;
+    float s2[32] = {0.9f};
+    qat_blk_row(&B, s2, 32, &io);
+    assert_int_equal(mask[0], 1);
+}
+
+/* MX zero block, NaN/Inf blocks, the E8M0 clamp and mxfp8's grid. */
+static void test_mx_special(void **state) {
+    (void)state;
+    qat_blk B = qat_blk_mx(QAT_EL_E2M1);
+    float v[64] = {0}, sc[2];
+    qat_blk_io io = {.scale_out = sc};
+    /* all zeros: amax 0 → exponent −127 (X = 2^−127), elements 0, no error */
+    assert_true(qat_blk_row(&B, v, 64, &io) == 0.0);
+    assert_same(sc[0], 0x1p-127f);
+    for (int i = 0; i < 64; i++) assert_same(v[i], 0.0f);
+    /* NaN in block 0 and inf in block 1: each whole block NaN (E8M0 NaN scale) */
+    float w[96] = {0};
+    float sc3[3];
+    w[3] = NAN, w[40] = INFINITY, w[64] = 3.0f;
+    io.scale_out = sc3;
+    assert_true(isnan(qat_blk_row(&B, w, 96, &io)));
+    for (int i = 0; i < 64; i++) assert_true(isnan(w[i]));
+    assert_true(isnan(sc3[0]) && isnan(sc3[1]));
+    assert_same(w[64], 3.0f); /* block 2 is untouched by its neighbours: X = 2^(1−2), 3/X = 6 */
+    assert_int_equal(qat_mx_scale_exp(NAN, MF(QAT_EL_E2M1)), INT32_MIN);
+    assert_int_equal(qat_mx_scale_exp(-INFINITY, MF(QAT_EL_E2M1)), INT32_MIN);
+    /* the clamp: amax 1.75·2^−126 gives floor(log2) − 2 = −128 → clamped to −127. With
+     * X = 2^−127 the element is 3.5 → 4 → 2^−125; without the clamp it would be 7 → 6 →
+     * 1.5·2^−126. (The upper clamp 127 is unreachable from fp32: 127 − emax <= 125.) */
+    assert_int_equal(qat_mx_scale_exp(1.75f * 0x1p-126f, MF(QAT_EL_E2M1)), -127);
+    float c[32] = {1.75f * 0x1p-126f};
+    io.scale_out = sc;
+    qat_blk_row(&B, c, 32, &io);
+    assert_same(c[0], 0x1p-125f);
+    assert_same(sc[0], 0x1p-127f);
+    /* amax 2^−130 (an fp32 subnormal) also lands on −127 */
+    assert_int_equal(qat_mx_scale_exp(0x1p-130f, MF(QAT_EL_E2M1)), -127);
+    /* mxfp8 (E4M3, emax 8): amax 300 → floor(log2 300) = 8 → X = 1. Step 32 in [256,512):
+     * 300 → 288 (|12| < |20|); step 2 in [16,32): 17 ties 16|18 → 16 (m 000); 17.5 → 18 */
+    qat_blk B8 = qat_blk_mx(QAT_EL_E4M3);
+    float e[32] = {300.0f, 17.0f, 17.5f};
+    io.scale_out = sc;
+    qat_blk_row(&B8, e, 32, &io);
+    assert_same(sc[0], 1.0f);
+    assert_same(e[0], 288.0f), assert_same(e[1], 16.0f), assert_same(e[2], 18.0f);
+}
+
+/* NVFP4: s_t = amax_t/2688, s_b = E4M3((amax_b/6)/s_t), elements E2M1(x/(s_b·s_t)). */
+static void test_nvfp4(void **state) {
+    (void)state;
+    assert_same(qat_nvfp4_tensor_scale(2688.0f), 1.0f); /* 448·6 = 2688 */
+    assert_same(qat_nvfp4_tensor_scale(0.0f), 1.0f);
+    assert_true(isnan(qat_nvfp4_tensor_scale(NAN)) && isnan(qat_nvfp4_tensor_scale(INFINITY)));
+    qat_blk B = qat_blk_nvfp4(0), F = qat_blk_nvfp4(1);
+    assert_same(qat_blk_tensor_scale(&B, 2688.0f), 1.0f);
+    assert_same(qat_blk_tensor_scale(&F, 1536.0f), 1.0f); /* four-over-six: 256·6 = 1536 */
+
+    float sc[4];
+    /* block 0, s_t = 1: amax 7 → 7/6 = 1.1667 → E4M3 step 1/8 in [1,2): 1.125 (|0.042| <
+     * |0.083|) → element scale 1.125: 7/1.125 = 6.22 → saturates 6 → 6.75; 2.3/1.125 = 2.04 → 2 → 2.25.
+     * block 1: amax 0.06 → 0.01 → E4M3 subnormal (step 2^−9): 0.01·512 = 5.12 → 5 → s_b =
+     * 0.009765625; 0.06/s_b = 6.144 → 6 → 0.05859375; 0.02/s_b = 2.048 → 2 → 0.01953125.
+     * block 2: amax 0.005 → 0.000833 < 2^−10 (half the smallest subnormal) → s_b = 0 → zeros.
+     * block 3 (partial, 4 values): amax 3 → 0.5 exact → 1.4/0.5 = 2.8 → 3 → 1.5 */
+    float v[52] = {0};
+    v[0] = 7.0f, v[1] = 2.3f, v[16] = 0.06f, v[17] = 0.02f, v[32] = 0.005f, v[33] = -0.001f;
+    v[48] = 3.0f, v[49] = 1.4f;
+    qat_blk_io io = {.tensor_scale = 1.0f, .scale_out = sc};
+    qat_blk_row(&B, v, 52, &io);
+    assert_same(sc[0], 1.125f), assert_same(sc[1], 0.009765625f), assert_same(sc[2], 0.0f), assert_same(sc[3], 0.5f);
+    assert_same(v[0], 6.75f), assert_same(v[1], 2.25f);
+    assert_same(v[16], 0.05859375f), assert_same(v[17], 0.01953125f);
+    assert_same(v[32], 0.0f), assert_same(v[33], 0.0f);
+    assert_same(v[48], 3.0f), assert_same(v[49], 1.5f);
+    /* the tensor scale enters the element scale: s_t = 2 (tensor amax 5376), block amax 12 →
+     * 12/6/2 = 1 → element scale 2: 5/2 = 2.5 ties 2|3 → 2 → 4 */
+    float t[16] = {12.0f, 5.0f};
+    io.tensor_scale = qat_nvfp4_tensor_scale(5376.0f);
+    qat_blk_row(&B, t, 16, &io);
+    assert_same(t[0], 12.0f), assert_same(t[1], 4.0f);
+    /* NaN: a NaN block, or a NaN tensor scale, gives NaN. The clean block 1 (amax 1):
+     * 1/6 = 0.1667 → E4M3 step 2^−6 in [1/8,1/4): 10.67 → 11/64 = 0.171875; 1/0.171875 =
+     * 5.82 → 6 → 1.03125 */
+    float n[32] = {1.0f, NAN};
+    n[16] = 1.0f;
+    io.tensor_scale = 1.0f;
+    qat_blk_row(&B, n, 32, &io);
+    assert_true(isnan(n[0]) && isnan(sc[0]));
+    assert_same(n[16], 1.03125f), assert_same(sc[1], 0.171875f);
+    n[16] = 1.0f;
+    io.tensor_scale = NAN;
+    qat_blk_row(&B, n + 16, 16, &io);
+    assert_true(isnan(n[16]));
+}
+
+/* Four-over-six picks the scale with the lower squared error (ties: 6). */
+static void test_four_over_six(void **state) {
+    (void)state;
+    qat_blk F = qat_blk_nvfp4(1);
+    float sc[2];
+    /* block 0 = {6, 4.5 ×15}: to 6: s_b = 1, 4.5 ties 4|6 → 4, error 15·0.25 = 3.75; to 4:
+     * s_b = E4M3(1.5) = 1.5: 6/1.5 = 4, 4.5/1.5 = 3, both exact, error 0 → 4 wins.
+     * block 1 = {6, 0.9}: to 6: 0.9 → 1, error 0.01; to 4: 0.9/1.5 = 0.6 → 0.5 → 0.75,
+     * error 0.0225 → 6 wins. */
+    float v[32] = {0};
+    v[0] = 6.0f;
+    for (int i = 1; i < 16; i++) v[i] = 4.5f;
+    v[16] = 6.0f, v[17] = 0.9f;
+    qat_blk_io io = {.tensor_scale = 1.0f, .scale_out = sc};
+    double sse = qat_blk_row(&F, v, 32, &io);
+    assert_same(sc[0], 1.5f), assert_same(sc[1], 1.0f);
+    assert_same(v[0], 6.0f), assert_same(v[1], 4.5f), assert_same(v[17], 1.0f);
+    assert_true(fabs(sse - 0.01) < 1e-6);
+    /* plain NVFP4 on the same block 0 keeps 6 and loses 3.75 */
+    qat_blk B = qat_blk_nvfp4(0);
+    float w[16] = {6.0f};
+    for (int i = 1; i < 16; i++) w[i] = 4.5f;
+    assert_true(fabs(qat_blk_row(&B, w, 16, &io) - 3.75) < 1e-6);
+}
+
+/* 2-D NVFP4: 16×16 tiles share one scale; edge tiles get their own. */
+static void test_nvfp4_2d(void **state) {
+    (void)state;
+    enum { R = 20, C = 20 };
+    float w[R * C], sb[4];
+    for (int i = 0; i < R * C; i++) w[i] = 0.5f;
+    w[3 * C + 5] = 6.0f;   /* tile (0,0): amax 6 → 6/6 = 1 */
+    w[17 * C + 2] = -3.0f; /* tile (1,0): amax 3 → 0.5 */
+    w[18 * C + 19] = 1.5f; /* tile (1,1): amax 1.5 → 0.25 */
+    /* tile (0,1) holds only 0.5 → 0.5/6 = 0.0833 → E4M3 [1/16,1/8) step 1/128: 10.67/128 → 11/128 */
+    qat_nvfp4_scales_2d(w, R, C, C, 1.0f, sb);
+    assert_same(sb[0], 1.0f), assert_same(sb[1], 11.0f / 128.0f), assert_same(sb[2], 0.5f), assert_same(sb[3], 0.25f);
+    /* row 17 uses tile row 1: 0.5 in tile (1,0) at scale 0.5 → exactly 1 → 0.5 */
+    qat_blk B = qat_blk_nvfp4(0);
+    float row[C];
+    memcpy(row, w + 17 * C, sizeof row);
+    qat_blk_io io = {.tensor_scale = 1.0f, .scales = sb + 2};
+    qat_blk_row(&B, row, C, &io);
+    assert_same(row[2], -3.0f), assert_same(row[0], 0.5f);
+    /* row 0's tile (0,1): 0.5/(11/128) = 5.82 → 6 → 0.515625 */
+    memcpy(row, w, sizeof row);
+    io.scales = sb;
+    qat_blk_row(&B, row, C, &io);
+    assert_same(row[16], 6.0f * 11.0f / 128.0f);
+}
+
+/* Group INT: s = bf16(amax/L), k = RNE(x/s) clamped to ±L. */
+static void test_int_groups(void **state) {
+    (void)state;
+    /* bf16 keeps 8 significant bits: 1/7 = 1.142857·2^−3 → 146.29/128 → 146/128·2^−3 = 0.142578125 */
+    assert_same(qat_int_group_scale(1.0f, 4), 0.142578125f);
+    /* ties in the bf16 rounding (int2: L = 1, s = bf16(amax)): 1 + 2^−8 → 1; 1 + 3·2^−8 → 1 + 2^−6 */
+    assert_same(qat_int_group_scale(1.0f + 0x1p-8f, 2), 1.0f);
+    assert_same(qat_int_group_scale(1.0f + 3 * 0x1p-8f, 2), 1.0f + 0x1p-6f);
+    assert_same(qat_int_group_scale(0.0f, 4), 0.0f);
+    assert_true(isnan(qat_int_group_scale(INFINITY, 4)));
+    qat_blk B = qat_blk_int(4, 32, 0);
+    float sc[2];
+    /* group 0: amax 1 → s = 0.142578125: 1/s = 7.0137 → clamp 7 → 0.998046875;
+     * 0.5/s = 3.507 → 4 → 0.5703125; 0.07/s = 0.491 → 0.
+     * group 1: amax 1.75 → s = 0.25 exactly: 0.375 → 1.5 → 2 → 0.5; 0.625 → 2.5 → 2 → 0.5;
+     * −0.125 → −0.5 → 0 (the integer rounding yields +0) */
+    float v[64] = {0};
+    v[0] = 1.0f, v[1] = 0.5f, v[2] = 0.07f;
+    v[32] = 1.75f, v[33] = 0.375f, v[34] = 0.625f, v[35] = -0.125f;
+    qat_blk_io io = {.scale_out = sc};
+    qat_blk_row(&B, v, 64, &io);
+    assert_same(sc[0], 0.142578125f), assert_same(sc[1], 0.25f);
+    assert_same(v[0], 0.998046875f), assert_same(v[1], 0.5703125f), assert_same(v[2], 0.0f);
+    assert_same(v[32], 1.75f), assert_same(v[33], 0.5f), assert_same(v[34], 0.5f), assert_same(v[35], 0.0f);
+    /* zero group */
+    float z[32] = {0};
+    assert_true(qat_blk_row(&B, z, 32, &io) == 0.0 && sc[0] == 0.0f);
+    /* MSE clip: {2, −2, 2, −2} has RMS 2 → s = bf16(2.4738792318·2/7 = 0.70682) =
+     * 181/256 = 0.70703125 (0.70682·256 = 180.95); 2/s = 2.83 → 3 → 2.12109375 */
+    qat_blk C4 = qat_blk_int(4, 4, 1);
+    float c[4] = {2.0f, -2.0f, 2.0f, -2.0f};
+    io.scale_out = sc;
+    qat_blk_row(&C4, c, 4, &io);
+    assert_same(sc[0], 0.70703125f);
+    assert_same(c[0], 2.12109375f), assert_same(c[1], -2.12109375f);
+}
+
+/* The clip table is the golden-section optimum of the exact grid GMSE. */
+static double sym_gmse(double c, const void *ctx) {
+    int b = *(const int *)ctx, L = (1 << (b - 1)) - 1, n = 0;
+    double lv[255];
+    for (int k = -L; k <= L; k++) lv[n++] = k * c / L;
+    return qat_grid_gmse(lv, n);
+}
+
+static void test_int_clip_table(void **state) {
+    (void)state;
+    for (int b = 2; b <= 8; b++) {
+        double a = qat_golden_min(sym_gmse, &b, 0.1, 8.0, 1e-12, 400);
+        assert_true(fabs(a - QAT_INT_SYM_ALPHA[b]) < 1e-6);
+    }
+    /* int2's symmetric grid is the ternary grid {−a, 0, a} */
+    assert_true(fabs(QAT_INT_SYM_ALPHA[2] - QAT_TERNARY_ALPHA) < 1e-5);
+}
+
+static void test_bits(void **state) {
+    (void)state;
+    qat_blk mx4 = qat_blk_mx(QAT_EL_E2M1), mx6 = qat_blk_mx(QAT_EL_E2M3), mx63 = qat_blk_mx(QAT_EL_E3M2);
+    qat_blk mx8 = qat_blk_mx(QAT_EL_E4M3), mx85 = qat_blk_mx(QAT_EL_E5M2), nv = qat_blk_nvfp4(0);
+    qat_blk i32 = qat_blk_int(4, 32, 0), i128 = qat_blk_int(4, 128, 0);
+    assert_true(qat_blk_bits(&mx4) == 4.25 && qat_blk_bits(&mx6) == 6.25 && qat_blk_bits(&mx63) == 6.25);
+    assert_true(qat_blk_bits(&mx8) == 8.25 && qat_blk_bits(&mx85) == 8.25);
+    assert_true(qat_blk_bits(&nv) == 4.5 && qat_blk_tensor_bits(&nv) == 32 && qat_blk_tensor_bits(&mx4) == 0);
+    assert_true(qat_blk_bits(&i32) == 4.5 && qat_blk_bits(&i128) == 4.125);
+    assert_int_equal(qat_blk_check(&i128), 0);
+    qat_blk bad = qat_blk_int(9, 32, 0);
+    assert_int_equal(qat_blk_check(&bad), QAT_EINPUT);
+    bad = qat_blk_int(4, 512, 0);
+    assert_int_equal(qat_blk_check(&bad), QAT_EINPUT);
+}
+
+/* Stochastic rounding through the row: reproducible from (key, index), independent of
+ * how the row is cut, different under another key, and unbiased per element. */
+static void test_sr_rows(void **state) {
+    (void)state;
+    enum { N = 96 };
+    float x[N], a[N], b[N], c[N];
+    for (int i = 0; i < N; i++) x[i] = (float)qat_normal_at(5, (uint64_t)i);
+    qat_blk kinds[3] = {qat_blk_mx(QAT_EL_E2M1), qat_blk_nvfp4(0), qat_blk_int(4, 32, 0)};
+    for (int k = 0; k < 3; k++) {
+        qat_blk B = kinds[k];
+        B.stochastic = 1;
+        float st = qat_blk_tensor_scale(&B, qat_blk_absmax(x, N));
+        memcpy(a, x, sizeof x), memcpy(b, x, sizeof x), memcpy(c, x, sizeof x);
+        qat_blk_io io = {.tensor_scale = st, .key = 11, .index0 = 1000};
+        qat_blk_row(&B, a, N, &io);
+        qat_blk_io i1 = {.tensor_scale = st, .key = 11, .index0 = 1000};
+        qat_blk_io i2 = {.tensor_scale = st, .key = 11, .index0 = 1064};
+        qat_blk_row(&B, b, 64, &i1); /* the same row in two calls, as two threads would */
+        qat_blk_row(&B, b + 64, 32, &i2);
+        assert_memory_equal(a, b, sizeof a);
+        io.key = 12;
+        qat_blk_row(&B, c, N, &io);
+        assert_true(memcmp(a, c, sizeof a) != 0);
+    }
+    /* unbiased per element, the block maximum included: NVFP4's 17/16 margin keeps it off
+     * saturation; MX needs scale_mul 4/3 (2^e/3 as Quartet II) since its spec scale puts
+     * amax in [4, 8) > 6; INT rounds its bf16 scale up under SR so amax/s <= L. 4000 draws,
+     * 5 s.e. (plus float round-off of x/s, 1e-6 relative; a saturated maximum is off by
+     * up to 1/7 of its value) */
+    qat_blk nv = qat_blk_nvfp4(0), mx = qat_blk_mx(QAT_EL_E2M1), in = qat_blk_int(4, 32, 0);
+    nv.stochastic = mx.stochastic = in.stochastic = 1;
+    mx.scale_mul = 4.0f / 3.0f;
+    /* Blocks built to saturate without the margins: x[0] = 2688 makes s_t = 1 for NVFP4;
+     * its block 1 has amax 7 → E4M3(7/6) = 1.125 < 7/6 (7/1.125 = 6.2 > 6 without 17/16).
+     * INT group 2 (64..95) has amax 1 → bf16(1/7) = 0.142578125 < 1/7 (1/s = 7.01 > 7
+     * without rounding the scale up). MX block 1 (32..63) has amax 7: spec X = 2^(2−2) = 1
+     * and 7/X = 7 > 6; with 4/3, X = 4/3 and 7/X = 5.25. */
+    enum { M = 96 };
+    float y[M];
+    for (int i = 0; i < M; i++) y[i] = 0.3f * (float)qat_normal_at(6, (uint64_t)i);
+    y[0] = 2688.0f, y[16] = 7.0f, y[40] = 7.0f, y[64] = 1.0f;
+    qat_blk *u[3] = {&nv, &mx, &in};
+    for (int k = 0; k < 3; k++) {
+        const int D = 4000;
+        double sum[M] = {0}, sq[M] = {0};
+        float lo[M], hi[M], codes[M];
+        float st = qat_blk_tensor_scale(u[k], qat_blk_absmax(y, M));
+        for (int d = 0; d < D; d++) {
+            float r[M];
+            memcpy(r, y, sizeof r);
+            qat_blk_io io = {.tensor_scale = st, .key = 77, .index0 = (uint64_t)d * M, .scale_out = codes};
+            qat_blk_row(u[k], r, M, &io);
+            for (int i = 0; i < M; i++) {
+                sum[i] += r[i], sq[i] += (double)r[i] * r[i];
+                lo[i] = d == 0 || r[i] < lo[i] ? r[i] : lo[i];
+                hi[i] = d == 0 || r[i] > hi[i] ? r[i] : hi[i];
+            }
+        }
+        for (int i = 0; i < M; i++) {
+            double m = sum[i] / D, sd = sqrt(fmax(sq[i] / D - m * m, 0.0)), ok;
+            if (lo[i] != hi[i]) { /* both neighbours seen: the mean within 5 s.e. */
+                ok = fabs(m - y[i]) <= 5.0 * sd / sqrt(D) + 1e-6 * fabs(y[i]);
+            } else {
+                /* one outcome in D draws: its probability of the other is below 25/D except
+                 * with odds e^−25, so |q − x| = p·gap <= 25/D · the largest gap (E2M1: 2, INT:
+                 * 1) · the element scale. A saturated maximum misses by 0.2 element scales. */
+                float code = codes[i / u[k]->block];
+                double sc = k == 0 ? code * st * qat_blk_scale_mul(u[k]) : k == 1 ? code * qat_blk_scale_mul(u[k]) : code;
+                ok = fabs(m - y[i]) <= 25.0 / D * (k == 2 ? 1.0 : 2.0) * sc + 1e-6 * fabs(y[i]);
+            }
+            if (!ok) print_error("kind %d element %d: mean %.6g, x %.6g, sd %.3g\n", k, i, m, (double)y[i], sd);
+            assert_true(ok);
+        }
+    }
+}
+
+/* Quartet II's effective bits, −log2(relative MSE)/2 (notebooks/unbiasedness.ipynb):
+ * i.i.d. N(0,1) in rows of 8192 for the plain anchors; rows of 128 scaled by
+ * 2^(8r/(R−1)) and rotated by Hadamard-128 for the rotated ones. 2^22 values each;
+ * the Monte-Carlo s.e. is about 0.0006 bits, the tolerance 0.02 bits. */
+static void check_anchor(const char *name, qat_blk B, int64_t rows, int64_t cols, double rs, int had, int sq,
+                         double published) {
+    double se, m = qat_blk_mc_relmse(&B, rows, cols, 42, rs, had, sq, &se);
+    double bits = -log2(m) / 2, se_bits = se / m / (2 * log(2));
+    if (fabs(bits - published) > 0.02 || se_bits > 0.005)
+        print_error("%s: %.4f bits (s.e. %.4f), published %.3f\n", name, bits, se_bits, published);
+    assert_true(fabs(bits - published) <= 0.02);
+    assert_true(se_bits < 0.005);
+}
+
+static void test_published_anchors(void **state) {
+    (void)state;
+    qat_blk nv = qat_blk_nvfp4(0), fos = qat_blk_nvfp4(1);
+    check_anchor("nvfp4 1x16", nv, 512, 8192, 0, 0, 0, 3.394);
+    check_anchor("nvfp4 four-over-six", fos, 512, 8192, 0, 0, 0, 3.524);
+    check_anchor("nvfp4 16x16", nv, 512, 8192, 0, 0, 1, 3.167);
+    /* the rotated anchors used Quartet II's tuned scale overrides: NVFP4 RTN 0.93 (times their
+     * 17/16: 0.988125 on the element scale), MXFP4 RTN 0.84 on 2^e/3 (= 1.12 × the spec's
+     * 2^(e−2)), SR 1.0 on 2^e/3 (= 4/3 × the spec's) */
+    qat_blk h = nv, hs = nv, m = qat_blk_mx(QAT_EL_E2M1), ms = m;
+    h.scale_mul = 0.93f * 17.0f / 16.0f;
+    hs.stochastic = 1;
+    m.scale_mul = 0.84f * 4.0f / 3.0f;
+    ms.scale_mul = 4.0f / 3.0f, ms.stochastic = 1;
+    check_anchor("had128 nvfp4 rtn", h, 32768, 128, 8.0, 128, 0, 3.40);
+    check_anchor("had128 nvfp4 sr", hs, 32768, 128, 8.0, 128, 0, 2.71);
+    check_anchor("had128 mxfp4 rtn", m, 32768, 128, 8.0, 128, 0, 3.16);
+    check_anchor("had128 mxfp4 sr", ms, 32768, 128, 8.0, 128, 0, 2.58);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_descriptors),     cmocka_unit_test(test_rne_ties_saturation),
+        cmocka_unit_test(test_sr_unbiased),     cmocka_unit_test(test_mx_blocks),
+        cmocka_unit_test(test_mx_special),      cmocka_unit_test(test_nvfp4),
+        cmocka_unit_test(test_four_over_six),   cmocka_unit_test(test_nvfp4_2d),
+        cmocka_unit_test(test_int_groups),      cmocka_unit_test(test_int_clip_table),
+        cmocka_unit_test(test_bits),            cmocka_unit_test(test_sr_rows),
+        cmocka_unit_test(test_published_anchors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
