@@ -13,6 +13,14 @@
  * unbiased. Round-to-nearest goes through compress/project.h (qat_proj_row with an
  * absmax scale), the same code as the forward projection; stochastic rounding picks
  * the upper neighbour level with probability (x − lo)/(hi − lo).
+ *
+ * Block formats go through qat_blk_row one block at a time. MX with Quartet's range
+ * matching: X from the block's own absmax, then ¾·x rounded against that X (passed
+ * as the block's precomputed scale), so |¾·x/X| < 6 (E2M1) or < 384 (E4M3) and
+ * nothing saturates; the caller multiplies the product by (4/3)² = 16/9. NVFP4's
+ * per-tensor scale needs the operand's absmax: one extra read of the source, bounded
+ * by √B·max|x| when a Hadamard block B rotates it (|(x·D·H)_i| <= ‖x_block‖ <= √B·max|x|),
+ * so the block scales never saturate E4M3.
  */
 #include "gradq.h"
 
@@ -31,7 +39,18 @@
 
 
 const char *qat_gradq_valid_list(void) {
-    return "fp32 (off), int1..int8, ternary, fp4 (absmax scale per 32 along the inner dim)";
+    return "fp32 (off), int1..int8, ternary, fp4 (absmax scale per 32 along the inner dim), "
+           "mxfp4, mxfp6, mxfp8, nvfp4 (block-scaled, compress/blockfmt.h)";
+}
+
+/* The block formats by name: MX elements per OCP MX v1.0 (mxfp6 = E2M3, mxfp8 = E4M3). */
+static int block_format(const char *name, qat_blk *b) {
+    if (!strcmp(name, "mxfp4")) *b = qat_blk_mx(QAT_EL_E2M1);
+    else if (!strcmp(name, "mxfp6")) *b = qat_blk_mx(QAT_EL_E2M3);
+    else if (!strcmp(name, "mxfp8")) *b = qat_blk_mx(QAT_EL_E4M3);
+    else if (!strcmp(name, "nvfp4")) *b = qat_blk_nvfp4(0);
+    else return 0;
+    return 1;
 }
 
 int qat_gradq_init(qat_gradq *g, const qat_compress_grad *c) {
@@ -51,6 +70,13 @@ int qat_gradq_init(qat_gradq *g, const qat_compress_grad *c) {
     if (strcmp(c->format, "fp32") == 0) {
         g->kind = QAT_GQ_OFF;
         return QAT_OK;
+    }
+    if (block_format(c->format, &g->blk)) {
+        g->kind = QAT_GQ_BLOCK;
+        g->blk.stochastic = g->sr;
+        g->group = g->blk.block;
+        if (g->blk.kind == QAT_BLK_MX) g->prescale = 0.75f;
+        return qat_blk_check(&g->blk);
     }
     qat_fmt f;
     if (qat_fmt_parse(c->format, &f) != QAT_OK || f.noise || f.sp != QAT_SP_NONE ||
@@ -124,12 +150,29 @@ static void grid_sr(const qat_gradq *g, float *v, int64_t n, uint64_t key, uint6
     }
 }
 
+/* One block of a block format; s_t is NVFP4's tensor scale. */
+static void block_round(const qat_gradq *g, float *v, int64_t n, uint64_t key, uint64_t idx0, float s_t) {
+    qat_blk_io io = {.tensor_scale = s_t, .key = key, .index0 = idx0};
+    float X;
+    if (g->blk.kind == QAT_BLK_MX) {
+        /* the scale of the block as it is, then ¾ of it rounded against that scale */
+        float amax = qat_blk_absmax(v, n);
+        int e = qat_mx_scale_exp(amax, qat_minifloat_get(g->blk.el));
+        X = e == INT32_MIN || isnan(amax) ? NAN : ldexpf(1.0f, e);
+        io.scales = &X;
+        for (int64_t i = 0; i < n; i++) v[i] *= g->prescale;
+    }
+    qat_blk_row(&g->blk, v, n, &io);
+}
+
 /* Quantize one contiguous inner-dim segment of n elements in groups; idx0 is the
  * index of v[0] in the operand (inner dim fastest). */
-static void quantize_segment(const qat_gradq *g, float *v, int64_t n, uint64_t key, uint64_t idx0) {
+static void quantize_segment(const qat_gradq *g, float *v, int64_t n, uint64_t key, uint64_t idx0, float s_t) {
     for (int64_t a = 0; a < n; a += g->group) {
         int64_t len = n - a < g->group ? n - a : g->group;
-        if (g->sr) {
+        if (g->kind == QAT_GQ_BLOCK) {
+            block_round(g, v + a, len, key, idx0 + (uint64_t)a, s_t);
+        } else if (g->sr) {
             grid_sr(g, v + a, len, key, idx0 + (uint64_t)a);
         } else {
             uint8_t mask[QAT_GRADQ_GROUP];
@@ -163,7 +206,7 @@ static void rotate(const qat_gradq *g, const qat_gradq_op *op, float *v, int64_t
     qat_hadamard_row(v, n, g->hadamard);
 }
 
-static void run_rows(const qat_gradq *g, const qat_gradq_op *op, int64_t U) {
+static void run_rows(const qat_gradq *g, const qat_gradq_op *op, int64_t U, float s_t) {
     const int64_t R = op->rows, C = op->cols;
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < R; r++) {
@@ -174,14 +217,14 @@ static void run_rows(const qat_gradq *g, const qat_gradq_op *op, int64_t U) {
             if (op->x) memcpy(buf, op->x + base, (size_t)n * sizeof(float));
             else for (int64_t i = 0; i < n; i++) buf[i] = load(op, base + i);
             rotate(g, op, buf, n, s0);
-            quantize_segment(g, buf, n, op->key, (uint64_t)base);
+            quantize_segment(g, buf, n, op->key, (uint64_t)base, s_t);
             if (op->y) memcpy(op->y + base, buf, (size_t)n * sizeof(float));
             else qat_bf16_row(buf, op->yb + base, n);
         }
     }
 }
 
-static void run_cols(const qat_gradq *g, const qat_gradq_op *op, int64_t U) {
+static void run_cols(const qat_gradq *g, const qat_gradq_op *op, int64_t U, float s_t) {
     const int64_t R = op->rows, C = op->cols;
     const int64_t TW = TILE / U; /* columns per tile */
     const int64_t nseg = (R + U - 1) / U, ntile = (C + TW - 1) / TW;
@@ -196,7 +239,7 @@ static void run_cols(const qat_gradq *g, const qat_gradq_op *op, int64_t U) {
         for (int64_t j = 0; j < w; j++) {
             rotate(g, op, buf + j * n, n, r0);
             /* index with the inner dim fastest: column c's element r is c·R + r */
-            quantize_segment(g, buf + j * n, n, op->key, (uint64_t)((c0 + j) * R + r0));
+            quantize_segment(g, buf + j * n, n, op->key, (uint64_t)((c0 + j) * R + r0), s_t);
         }
         for (int64_t i = 0; i < n; i++)
             for (int64_t j = 0; j < w; j++) store(op, (r0 + i) * C + c0 + j, buf[j * n + i]);
@@ -209,6 +252,15 @@ void qat_gradq_run(const qat_gradq *g, const qat_gradq_op *op) {
     int64_t U = g->hadamard > g->group ? g->hadamard : g->group;
     int64_t inner = op->along == QAT_GQ_ALONG_ROWS ? op->cols : op->rows;
     QAT_ASSERT(!g->hadamard || inner % g->hadamard == 0);
-    if (op->along == QAT_GQ_ALONG_ROWS) run_rows(g, op, U);
-    else run_cols(g, op, U);
+    float s_t = 1.0f;
+    if (g->kind == QAT_GQ_BLOCK && g->blk.kind == QAT_BLK_NVFP4) {
+        const int64_t n = op->rows * op->cols;
+        float amax = 0.0f;
+#pragma omp parallel for schedule(static) reduction(max : amax)
+        for (int64_t i = 0; i < n; i++) amax = fmaxf(amax, fabsf(load(op, i)));
+        if (g->hadamard) amax *= sqrtf((float)g->hadamard);
+        s_t = qat_blk_tensor_scale(&g->blk, amax);
+    }
+    if (op->along == QAT_GQ_ALONG_ROWS) run_rows(g, op, U, s_t);
+    else run_cols(g, op, U, s_t);
 }

@@ -22,6 +22,12 @@
  * block-diagonal orthonormal Walsh–Hadamard matrix), so (A·D·H)(Hᵀ·D·B) = A·B and
  * nothing needs undoing after the product.
  *
+ * Block formats (mxfp4, mxfp6, mxfp8, nvfp4) round through compress/blockfmt.h. MX
+ * follows Quartet's range matching: the E8M0 scale X comes from the block's absmax,
+ * the elements rounded are ¾·x/X (so none exceeds the element maximum and sr stays
+ * unbiased) and the product is multiplied by 16/9. NVFP4 keeps blockfmt's rule (its
+ * sr margin 17/16) with the per-tensor scale taken from the operand's absmax.
+ *
  * Rounding: rtn (nearest level) or sr (stochastic: E[q(x)] = x). The uniform of
  * element i of an operand is a counter hash of (key, i), i its index in the
  * operand with the inner dim fastest, and key = hash(seed, layer, step, operand):
@@ -32,6 +38,7 @@
 
 #include <stdint.h>
 
+#include "compress/blockfmt.h"
 #include "compress/project.h"
 #include "core/config.h"
 
@@ -51,7 +58,7 @@ typedef struct qat_gradq {
     qat_gradq_kind kind;    /* off, grid or block */
     qat_proj P;             /* grid: the format's projection with an absmax scale (rtn goes through it) */
     int levels;             /* grid: number of uniform levels (int: 2^b, ternary: 3); 0 for fp4 */
-    int block_fmt;          /* block: which hardware format (gradq.c's table) */
+    qat_blk blk;            /* block: the hardware format (compress/blockfmt.h), stochastic = sr */
     int group;              /* elements per scale along the inner dim */
     int sr;                 /* 1: stochastic rounding; 0: round to nearest */
     int hadamard;           /* rotation block along the inner dim; 0 = off */

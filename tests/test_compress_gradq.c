@@ -23,6 +23,10 @@
 
 static const char *GRIDS[] = {"int1", "int2", "int3", "int4", "int8", "ternary", "fp4"};
 #define NGRIDS (int)(sizeof GRIDS / sizeof *GRIDS)
+/* every format the backward accepts: the grids, then the block formats */
+static const char *ALL[] = {"int1", "int2", "int3", "int4", "int8", "ternary", "fp4",
+                            "mxfp4", "mxfp6", "mxfp8", "nvfp4"};
+#define NALL (int)(sizeof ALL / sizeof *ALL)
 
 static void init(qat_gradq *g, const char *fmt, const char *rounding, int hadamard) {
     qat_compress_grad c;
@@ -51,18 +55,21 @@ static double neighbour_gap(const qat_gradq *g, double x, double a) {
 }
 
 /*
- * E[q(x)] = x, to Monte-Carlo precision. D = 20000 independent draws of one group
- * of 32 values (D rows of the same 32 values: every element has its own counter,
- * so the rows are independent draws). q(x) takes the two neighbours lo < x < hi
- * with p = (x−lo)/gap, so sd(q) = gap·sqrt(p(1−p)) <= gap/2 and the mean of D draws
- * has SE <= gap/(2√D). The bound |mean − x| <= 5·gap/(2√D) = 0.0177·gap fails with
- * probability < 6e-7 per element for an unbiased rounding (the draws are fixed by
- * the key, so the test is deterministic anyway). A rounding biased by δ·gap fails
- * once δ > 0.0177: an sr that is off by half a grid step (floor(t + u + 1/2)) or
- * round-to-nearest (bias up to gap/2 wherever x is off the midpoint) fail by far;
- * the second half of the test runs rtn through the same bound and asserts it fails.
+ * E[q(x)] = x, to Monte-Carlo precision, on every format. D = 20000 independent
+ * draws of one row of 32 values (D rows of the same 32 values: every element has its
+ * own counter, so the rows are independent draws). q(x) takes the two neighbours
+ * lo < x < hi of x's grid with p = (x−lo)/gap, so sd(q) = gap·sqrt(p(1−p)) and the
+ * mean of D draws has SE = sd/√D, which the test measures from the draws. An
+ * unbiased rounding passes |mean − x| <= 5·SE except with probability < 6e-7 per
+ * element (and the draws are fixed by the key, so the test is deterministic). A
+ * rounding biased by δ·gap fails once δ > 5·sd/(gap·√D) <= 5·(1/2)/√20000 = 0.0177:
+ * an sr off by half a grid step (floor(t + u + 1/2)) fails by far, and round-to-
+ * nearest, whose sd is 0 (the same level every draw) and whose bias is up to gap/2,
+ * fails wherever x is off a level; the second half of the loop runs rtn through the
+ * same bound and asserts that it fails. The block formats' MX range matching returns
+ * q(¾·x): the mean is compared after dividing by the prescale.
  */
-static void test_sr_is_unbiased_on_every_grid(void **state) {
+static void test_sr_is_unbiased_on_every_format(void **state) {
     (void)state;
     enum { D = 20000, G = 32 };
     float *x = malloc(sizeof(float) * D * G), *y = malloc(sizeof(float) * D * G);
@@ -70,13 +77,11 @@ static void test_sr_is_unbiased_on_every_grid(void **state) {
     /* values across the whole range, the absmax 1.7 included so the scale is fixed */
     for (int i = 0; i < G; i++) v[i] = (float)(1.7 * sin(0.37 * i + 0.2));
     v[5] = 1.7f;
-    float a = 0;
-    for (int i = 0; i < G; i++) a = fmaxf(a, fabsf(v[i]));
     for (int along = 0; along < 2; along++)
-        for (int gi = 0; gi < NGRIDS; gi++) {
+        for (int gi = 0; gi < NALL; gi++) {
             for (int rnd = 0; rnd < 2; rnd++) {
                 qat_gradq g;
-                init(&g, GRIDS[gi], rnd ? "rtn" : "sr", 0);
+                init(&g, ALL[gi], rnd ? "rtn" : "sr", 0);
                 /* along rows: D rows of the G values; along columns: the transpose */
                 for (int r = 0; r < D; r++)
                     for (int i = 0; i < G; i++) x[along ? (int64_t)i * D + r : (int64_t)r * G + i] = v[i];
@@ -84,17 +89,21 @@ static void test_sr_is_unbiased_on_every_grid(void **state) {
                     qat_hash3(11, (uint64_t)gi, 3), 0);
                 double worst = 0;
                 for (int i = 0; i < G; i++) {
-                    double s = 0;
-                    for (int r = 0; r < D; r++) s += y[along ? (int64_t)i * D + r : (int64_t)r * G + i];
-                    double mean = s / D, gap = neighbour_gap(&g, v[i], a);
-                    double z = gap > 0 ? fabs(mean - v[i]) / (gap / (2.0 * sqrt((double)D))) : 0.0;
+                    double s = 0, s2 = 0;
+                    for (int r = 0; r < D; r++) {
+                        double q = y[along ? (int64_t)i * D + r : (int64_t)r * G + i] / g.prescale;
+                        s += q, s2 += q * q;
+                    }
+                    double mean = s / D, var = fmax(s2 / D - mean * mean, 0.0), se = sqrt(var / D);
+                    double dev = fabs(mean - v[i]);
+                    double z = dev <= 1e-6 * fabs(v[i]) ? 0.0 : se > 0 ? dev / se : INFINITY;
                     if (z > worst) worst = z;
                 }
-                printf("  %-8s %s along %s: worst |mean − x| = %.2f SE\n", GRIDS[gi], rnd ? "rtn" : "sr ",
+                printf("  %-8s %s along %s: worst |mean − x| = %.2f SE\n", ALL[gi], rnd ? "rtn" : "sr ",
                        along ? "cols" : "rows", worst);
-                if (!rnd && worst > 5.0) fail_msg("%s sr is biased: %.2f SE", GRIDS[gi], worst);
+                if (!rnd && worst > 5.0) fail_msg("%s sr is biased: %.2f SE", ALL[gi], worst);
                 if (rnd && worst <= 5.0) fail_msg("%s rtn passes the unbiasedness bound (%.2f SE): the test "
-                                                  "cannot tell a biased rounding", GRIDS[gi], worst);
+                                                  "cannot tell a biased rounding", ALL[gi], worst);
             }
         }
     free(x);
@@ -135,8 +144,8 @@ static void test_cols_equal_rows_of_transpose_and_threads(void **state) {
     for (int i = 0; i < R * C; i++) x[i] = (float)qat_normal_at(9, (uint64_t)i);
     for (int r = 0; r < R; r++)
         for (int c = 0; c < C; c++) xt[c * R + r] = x[r * C + c];
-    const char *fmts[] = {"int4", "fp4"};
-    for (int fi = 0; fi < 2; fi++)
+    const char *fmts[] = {"int4", "fp4", "mxfp4", "nvfp4"};
+    for (int fi = 0; fi < 4; fi++)
         for (int h = 0; h <= 32; h += 32) {
             qat_gradq g;
             init(&g, fmts[fi], "sr", h);
@@ -226,7 +235,7 @@ static void test_bad_keys_are_refused(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sr_is_unbiased_on_every_grid),
+        cmocka_unit_test(test_sr_is_unbiased_on_every_format),
         cmocka_unit_test(test_rtn_is_nearest_level),
         cmocka_unit_test(test_cols_equal_rows_of_transpose_and_threads),
         cmocka_unit_test(test_bf16_output_is_rounded_f32),
