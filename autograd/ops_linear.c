@@ -54,21 +54,6 @@ static void product(int bf16, int ta, int tb, int64_t m, int64_t n, int64_t k, c
     else qat_gemm(ta, tb, m, n, k, A, lda, B, ldb, C, ldc, accumulate);
 }
 
-/* A product of two quantized operands: alpha undoes their range-matching prescale. */
-static void product_scaled(int bf16, int ta, int64_t m, int64_t n, int64_t k, const void *A, int64_t lda,
-                           const void *B, int64_t ldb, float *C, int64_t ldc, int accumulate, float alpha) {
-    qat_gemm_desc d = {0};
-    d.bf16 = bf16;
-    d.b0 = d.b1 = 1;
-    d.M = m; d.N = n; d.K = k;
-    if (ta) { d.a_rs = 1; d.a_cs = lda; } else { d.a_rs = lda; d.a_cs = 1; }
-    d.b_rs = ldb; d.b_cs = 1;
-    d.c_rs = ldc; d.c_cs = 1;
-    d.accumulate = accumulate;
-    d.alpha = alpha;
-    qat_gemm_run(&d, A, B, C);
-}
-
 /* Quantize one operand of a backward product into arena memory (bf16 when the
  * products are): src is f32 (srcf) or bf16 (srcb). */
 static const void *quantized(qat_tape *tp, const linear_ctx *c, int bf16, const float *srcf, const uint16_t *srcb,
@@ -91,15 +76,15 @@ static const void *quantized(qat_tape *tp, const linear_ctx *c, int bf16, const 
 static void linear_backward_q(qat_tape *tp, linear_ctx *c, const float *gy, float *gx, int fx, float *gW) {
     int64_t M = qat_tensor_rows(c->x), K = qat_tensor_cols(c->x), N = c->W->shape[0];
     const int bf16 = c->xb != NULL;
-    const float alpha = qat_gradq_product_scale(c->gq);
+    const float alpha = qat_gradq_product_scale(c->gq); /* 16/9 for MX's range matching, else 1 */
     if (gx) {
         const void *A = quantized(tp, c, bf16, gy, NULL, M, N, QAT_GQ_ALONG_ROWS, 1, 5);     // (M, N)
         const void *B = quantized(tp, c, bf16, c->Wq, c->Wb, N, K, QAT_GQ_ALONG_COLS, 2, 5); // (N, K)
         if (!c->qa) {
-            product_scaled(bf16, 0, M, K, N, A, N, B, K, gx, K, !fx, alpha);
+            qat_gemm_scaled(bf16, 0, 0, M, K, N, A, N, B, K, gx, K, !fx, alpha);
         } else {
             float *gxq = qat_tape_reuse(tp, M * K);
-            product_scaled(bf16, 0, M, K, N, A, N, B, K, gxq, K, 0, alpha);
+            qat_gemm_scaled(bf16, 0, 0, M, K, N, A, N, B, K, gxq, K, 0, alpha);
             qat_quantizer_backward_into(c->qa, gxq, gx, M, fx);
         }
     }
@@ -107,10 +92,10 @@ static void linear_backward_q(qat_tape *tp, linear_ctx *c, const float *gy, floa
         const void *A = quantized(tp, c, bf16, gy, NULL, M, N, QAT_GQ_ALONG_COLS, 3, 6);     // (M, N)
         const void *B = quantized(tp, c, bf16, c->xq, c->xb, M, K, QAT_GQ_ALONG_COLS, 4, 6); // (M, K)
         if (!c->qw) {
-            product_scaled(bf16, 1, N, K, M, A, N, B, K, gW, K, 1, alpha);
+            qat_gemm_scaled(bf16, 1, 0, N, K, M, A, N, B, K, gW, K, 1, alpha);
         } else {
             float *gWq = qat_tape_reuse(tp, N * K);
-            product_scaled(bf16, 1, N, K, M, A, N, B, K, gWq, K, 0, alpha);
+            qat_gemm_scaled(bf16, 1, 0, N, K, M, A, N, B, K, gWq, K, 0, alpha);
             qat_quantizer_backward(c->qw, gWq, gW, N);
         }
     }

@@ -30,6 +30,7 @@
 
 #include "runlog/checkpoint.h"
 #include "runlog/runlog.h"
+#include "runcmp.h"
 
 static char g_tmp[256];
 static char g_err[8192];
@@ -130,40 +131,6 @@ static void test_w4a4_sr_and_rtn_backward_learn(void **state) {
 }
 
 /* ---- resume ------------------------------------------------------------------ */
-
-static void compare_group(qat_ckpt_file *a, qat_ckpt_file *b, const char *group) {
-    char **names;
-    int n;
-    assert_int_equal(qat_ckpt_list(a, group, &names, &n), 0);
-    assert_true(n > 0);
-    for (int i = 0; i < n; i++) {
-        int nd;
-        int64_t shape[QAT_CKPT_MAX_DIMS];
-        assert_int_equal(qat_ckpt_array_shape(a, names[i], &nd, shape), 0);
-        int64_t cnt = 1;
-        for (int d = 0; d < nd; d++) cnt *= shape[d];
-        float *x = malloc((size_t)cnt * 4), *y = malloc((size_t)cnt * 4);
-        assert_int_equal(qat_ckpt_read_array(a, names[i], nd, shape, x), 0);
-        assert_int_equal(qat_ckpt_read_array(b, names[i], nd, shape, y), 0);
-        if (memcmp(x, y, (size_t)cnt * 4)) fail_msg("%s differs after resume", names[i]);
-        free(x);
-        free(y);
-        free(names[i]);
-    }
-    free(names);
-}
-
-static void compare_series(const char *a, const char *b, const char *series) {
-    double *x, *y;
-    int64_t nx, ny;
-    assert_int_equal(qat_runlog_read_series(a, series, &x, &nx), 0);
-    assert_int_equal(qat_runlog_read_series(b, series, &y, &ny), 0);
-    assert_int_equal(nx, ny);
-    assert_true(nx > 0);
-    assert_memory_equal(x, y, (size_t)nx * sizeof(double));
-    free(x);
-    free(y);
-}
 
 /* `set`: a --set override for all three runs (NULL: none). */
 static void resume_is_bit_exact(const char *set, const char *tag) {
