@@ -124,11 +124,7 @@ static inline float sr_index(float t, float u) {
 static void grid_sr(const qat_gradq *g, float *v, int64_t n, uint64_t key, uint64_t idx0) {
     float a = 0.0f;
     for (int64_t i = 0; i < n; i++) a = fmaxf(a, fabsf(v[i]));
-    if (!(a > 0.0f) || !isfinite(a)) {
-        /* all zero: already on the grid; NaN/inf: make the group visibly NaN */
-        if (!(a == 0.0f)) for (int64_t i = 0; i < n; i++) v[i] = NAN;
-        return;
-    }
+    if (a == 0.0f) return; /* all zero: already on the grid (non-finite groups never get here) */
     if (g->levels) {
         /* uniform levels −a + k·2a/(L−1), k = 0..L−1 */
         const float Lm1 = (float)(g->levels - 1), inv = Lm1 / (2.0f * a), step = 2.0f * a / Lm1;
@@ -172,6 +168,14 @@ static void quantize_segment(const qat_gradq *g, float *v, int64_t n, uint64_t k
         int64_t len = n - a < g->group ? n - a : g->group;
         if (g->kind == QAT_GQ_BLOCK) {
             block_round(g, v + a, len, key, idx0 + (uint64_t)a, s_t);
+            continue;
+        }
+        /* a NaN or inf makes its whole group NaN, visibly (as the block formats do):
+         * it must never be rounded onto a level, and the grid roundings would */
+        int bad = 0;
+        for (int64_t i = 0; i < len; i++) bad |= !isfinite(v[a + i]);
+        if (bad) {
+            for (int64_t i = 0; i < len; i++) v[a + i] = NAN;
         } else if (g->sr) {
             grid_sr(g, v + a, len, key, idx0 + (uint64_t)a);
         } else {

@@ -216,6 +216,28 @@ static void test_rotation_cancels_in_the_product(void **state) {
     assert_true(ew / p > 0.5);
 }
 
+/* A NaN or inf never becomes a level: its whole scale group turns NaN (and only it). */
+static void test_non_finite_makes_its_group_nan(void **state) {
+    (void)state;
+    enum { C = 64 };
+    for (int fi = 0; fi < NALL; fi++)
+        for (int sr = 0; sr < 2; sr++) {
+            qat_gradq g;
+            init(&g, ALL[fi], sr ? "sr" : "rtn", 0);
+            float x[C], y[C];
+            for (int bad = 0; bad < 2; bad++) {
+                for (int i = 0; i < C; i++) x[i] = sinf((float)i + 0.5f);
+                x[3] = bad ? INFINITY : NAN;
+                run(&g, x, y, 1, C, QAT_GQ_ALONG_ROWS, 1, 0);
+                if (!isnan(y[3])) fail_msg("%s %s: %g became %g", ALL[fi], sr ? "sr" : "rtn", x[3], y[3]);
+                /* NVFP4's tensor scale is the operand's: an inf makes the whole operand NaN */
+                if (!(bad && !strcmp(ALL[fi], "nvfp4")))
+                    for (int i = 32; i < C; i++)
+                        if (!isfinite(y[i])) fail_msg("%s: element %d of a clean group is %g", ALL[fi], i, y[i]);
+            }
+        }
+}
+
 static void test_bad_keys_are_refused(void **state) {
     (void)state;
     qat_compress_grad c = {.format = "sp50", .rounding = "sr", .hadamard = 0};
@@ -240,6 +262,7 @@ int main(void) {
         cmocka_unit_test(test_cols_equal_rows_of_transpose_and_threads),
         cmocka_unit_test(test_bf16_output_is_rounded_f32),
         cmocka_unit_test(test_rotation_cancels_in_the_product),
+        cmocka_unit_test(test_non_finite_makes_its_group_nan),
         cmocka_unit_test(test_bad_keys_are_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
