@@ -19,7 +19,7 @@
  *
  * With a gradients format (compress.gradients, compress/gradq.h) the backward
  * products multiply quantized operands instead, each quantized along the
- * product's inner dimension into a buffer of the tape's arena:
+ * product's inner dimension into the tape's one quantized-operand scratch:
  *
  *     dx̂ (M,K) = Q(dy along N) · Q(Ŵ along N)          → quantizer backward → dx
  *     dŴ (N,K) = Q(dy along M)ᵀ · Q(x̂ along M)         → quantizer backward → dW
@@ -54,21 +54,19 @@ static void product(int bf16, int ta, int tb, int64_t m, int64_t n, int64_t k, c
     else qat_gemm(ta, tb, m, n, k, A, lda, B, ldb, C, ldc, accumulate);
 }
 
-/* Quantize one operand of a backward product into arena memory (bf16 when the
- * products are): src is f32 (srcf) or bf16 (srcb). */
-static const void *quantized(qat_tape *tp, const linear_ctx *c, int bf16, const float *srcf, const uint16_t *srcb,
-                             int64_t rows, int64_t cols, int along, int which, int product) {
+/* Quantize one operand of a backward product into dst (bf16 when the products
+ * are): src is f32 (srcf) or bf16 (srcb). */
+static void quantize_into(const linear_ctx *c, int bf16, const float *srcf, const uint16_t *srcb, void *dst,
+                          int64_t rows, int64_t cols, int along, int which, int product) {
     qat_gradq_op op = {0};
     op.x = srcf;
     op.xb = srcf ? NULL : srcb;
-    size_t n = (size_t)(rows * cols);
-    if (bf16) op.yb = (uint16_t *)qat_arena_alloc(&tp->arena, n * sizeof(uint16_t));
-    else op.y = qat_tape_floats(tp, rows * cols);
+    if (bf16) op.yb = dst;
+    else op.y = dst;
     op.rows = rows, op.cols = cols, op.along = along;
     op.key = qat_gradq_key(c->gkey, c->step, which);
     op.sign_key = qat_gradq_key(c->gkey, c->step, product);
     qat_gradq_run(c->gq, &op);
-    return bf16 ? (const void *)op.yb : (const void *)op.y;
 }
 
 /* The backward with quantized operands (compress/gradq.h): same structure as the
@@ -76,10 +74,14 @@ static const void *quantized(qat_tape *tp, const linear_ctx *c, int bf16, const 
 static void linear_backward_q(qat_tape *tp, linear_ctx *c, const float *gy, float *gx, int fx, float *gW) {
     int64_t M = qat_tensor_rows(c->x), K = qat_tensor_cols(c->x), N = c->W->shape[0];
     const int bf16 = c->xb != NULL;
+    const size_t es = bf16 ? sizeof(uint16_t) : sizeof(float);
     const float alpha = qat_gradq_product_scale(c->gq); /* 16/9 for MX's range matching, else 1 */
+    /* one region for both operands of either product: dY (M,N) then Ŵ (N,K) or x̂ (M,K) */
+    char *buf = qat_tape_gq_scratch(tp, es * (size_t)(M * N + (N > M ? N : M) * K));
+    void *A = buf, *B = buf + es * (size_t)(M * N);
     if (gx) {
-        const void *A = quantized(tp, c, bf16, gy, NULL, M, N, QAT_GQ_ALONG_ROWS, 1, 5);     // (M, N)
-        const void *B = quantized(tp, c, bf16, c->Wq, c->Wb, N, K, QAT_GQ_ALONG_COLS, 2, 5); // (N, K)
+        quantize_into(c, bf16, gy, NULL, A, M, N, QAT_GQ_ALONG_ROWS, 1, 5);     // (M, N)
+        quantize_into(c, bf16, c->Wq, c->Wb, B, N, K, QAT_GQ_ALONG_COLS, 2, 5); // (N, K)
         if (!c->qa) {
             qat_gemm_scaled(bf16, 0, 0, M, K, N, A, N, B, K, gx, K, !fx, alpha);
         } else {
@@ -89,8 +91,8 @@ static void linear_backward_q(qat_tape *tp, linear_ctx *c, const float *gy, floa
         }
     }
     if (gW) {
-        const void *A = quantized(tp, c, bf16, gy, NULL, M, N, QAT_GQ_ALONG_COLS, 3, 6);     // (M, N)
-        const void *B = quantized(tp, c, bf16, c->xq, c->xb, M, K, QAT_GQ_ALONG_COLS, 4, 6); // (M, K)
+        quantize_into(c, bf16, gy, NULL, A, M, N, QAT_GQ_ALONG_COLS, 3, 6);     // (M, N)
+        quantize_into(c, bf16, c->xq, c->xb, B, M, K, QAT_GQ_ALONG_COLS, 4, 6); // (M, K)
         if (!c->qw) {
             qat_gemm_scaled(bf16, 1, 0, N, K, M, A, N, B, K, gW, K, 1, alpha);
         } else {
