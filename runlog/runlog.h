@@ -6,11 +6,13 @@
  *
  *   /                 attributes qat_version, cpu, name, config, seed, n_params,
  *                     n_params_total, tokens_target, weight_format, act_format,
- *                     estimator, gmse_w, gmse_a, rho_pred, precision, grad_format,
- *                     grad_rounding, grad_hadamard (the backward scheme), status
+ *                     estimator, gmse_w, gmse_a, rho_pred, status
  *   /train/{step,tokens,loss,lr,grad_norm,time_s}   1-D, chunked, unlimited
  *   /eval/{step,tokens,loss}                         1-D, chunked, unlimited
  *   /final/{val_loss,train_loss,tokens,steps,wall_s} scalars (only once ended)
+ *
+ * The backward scheme (compress.gradients.*) is in the root attributes grad_format,
+ * grad_rounding and grad_hadamard, beside the forward formats.
  *
  * step and tokens are int64, everything else float64; strings are UTF-8
  * variable-length (h5py returns `str`).
@@ -78,11 +80,11 @@ typedef struct {
     const char *estimator;     /* the estimator in effect (after defaults) */
     double gmse_w, gmse_a;     /* Gaussian MSE of the two formats (fp32: 0) */
     double rho_pred;           /* capacity predicted from the GMSEs */
-    const char *precision;     /* train.precision (fp32 | bf16); NULL = "fp32" */
-    const char *resumes;       /* attribute `resumes` (what each resume changed); NULL = none */
     const char *grad_format;   /* compress.gradients.format (the backward scheme); NULL = "fp32" */
     const char *grad_rounding; /* compress.gradients.rounding; NULL = "rtn" */
     int64_t grad_hadamard;     /* compress.gradients.hadamard (0 = off) */
+    const char *precision;     /* train.precision (fp32 | bf16); NULL = "fp32" */
+    const char *resumes;       /* attribute `resumes` (what each resume changed); NULL = none */
 } qat_runlog_attrs;
 
 /* The end-of-run scalars, /final/... */

@@ -37,7 +37,8 @@
 
 #include "runlog/checkpoint.h"
 #include "runlog/runlog.h"
-#include "runcmp.h"
+
+#include "ckpt_compare.h"
 
 static char g_tmp[256];
 static char g_err[8192];

@@ -1,26 +1,25 @@
 /*
- * tests/runcmp.h — bit-for-bit comparison of two runs' outputs, shared by the
- * end-to-end tests that check `--resume` against an uninterrupted run.
- *
- * Include after <cmocka.h>, runlog/checkpoint.h and runlog/runlog.h.
+ * tests/ckpt_compare.h — bit-for-bit comparison of two runs, shared by the
+ * tests that check `--resume` (test_train_e2e.c, test_init_e2e.c): every array
+ * of a checkpoint group, and every row of a run.h5 series. Include after
+ * cmocka.h, runlog/checkpoint.h and runlog/runlog.h.
  */
-#ifndef QAT_TESTS_RUNCMP_H
-#define QAT_TESTS_RUNCMP_H
+#ifndef QAT_TESTS_CKPT_COMPARE_H
+#define QAT_TESTS_CKPT_COMPARE_H
 
 #include <stdlib.h>
 #include <string.h>
 
-/* Every array of `group` in checkpoint a equals the one in b, byte for byte. */
-static void compare_group(qat_ckpt_file *a, qat_ckpt_file *b, const char *group) {
+/* Every array under `group` of a has the same shape and bytes in b. */
+static inline void compare_group(qat_ckpt_file *a, qat_ckpt_file *b, const char *group) {
     char **names;
     int n;
     assert_int_equal(qat_ckpt_list(a, group, &names, &n), 0);
     assert_true(n > 0);
     for (int i = 0; i < n; i++) {
         int nd;
-        int64_t shape[QAT_CKPT_MAX_DIMS];
+        int64_t shape[QAT_CKPT_MAX_DIMS], cnt = 1;
         assert_int_equal(qat_ckpt_array_shape(a, names[i], &nd, shape), 0);
-        int64_t cnt = 1;
         for (int d = 0; d < nd; d++) cnt *= shape[d];
         float *x = malloc((size_t)cnt * 4), *y = malloc((size_t)cnt * 4);
         assert_int_equal(qat_ckpt_read_array(a, names[i], nd, shape, x), 0);
@@ -33,15 +32,15 @@ static void compare_group(qat_ckpt_file *a, qat_ckpt_file *b, const char *group)
     free(names);
 }
 
-/* Series `series` of run logs a and b are equal, byte for byte, and not empty. */
-static void compare_series(const char *a, const char *b, const char *series) {
+/* The series (e.g. "train/loss") of run logs a and b: the same rows, bit for bit. */
+static inline void compare_series(const char *a, const char *b, const char *series) {
     double *x, *y;
     int64_t nx, ny;
     assert_int_equal(qat_runlog_read_series(a, series, &x, &nx), 0);
     assert_int_equal(qat_runlog_read_series(b, series, &y, &ny), 0);
     assert_int_equal(nx, ny);
     assert_true(nx > 0);
-    assert_memory_equal(x, y, (size_t)nx * sizeof(double));
+    if (memcmp(x, y, (size_t)nx * sizeof(double))) fail_msg("%s differs after resume", series);
     free(x);
     free(y);
 }
