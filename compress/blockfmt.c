@@ -288,6 +288,11 @@ static double row_int(const qat_blk *B, float *v, int64_t n, const qat_blk_io *i
 
 double qat_blk_row(const qat_blk *B, float *v, int64_t n, const qat_blk_io *io) {
     QAT_ASSERT(B->block >= 1 && B->block <= BLK_MAX);
+    QAT_ASSERT(B->kind != QAT_BLK_INT || (B->bits >= 2 && B->bits <= 8));
+    QAT_ASSERT(B->kind == QAT_BLK_INT || (unsigned)B->el < QAT_EL_COUNT);
+    /* NVFP4 without its tensor scale would silently give zeros; NaN is allowed (it is the
+     * documented result of a non-finite tensor). */
+    QAT_ASSERT(B->kind != QAT_BLK_NVFP4 || !(io->tensor_scale <= 0.0f));
     switch (B->kind) {
     case QAT_BLK_MX: return row_mx(B, v, n, io);
     case QAT_BLK_NVFP4: return row_nvfp4(B, v, n, io);
@@ -315,6 +320,12 @@ void qat_nvfp4_scales_2d(const float *w, int64_t rows, int64_t cols, int64_t ld,
 
 double qat_blk_mc_relmse(const qat_blk *B, int64_t rows, int64_t cols, uint64_t seed, double row_scale_log2,
                          int hadamard, int square, double *se) {
+    if (rows < 1 || cols < 1 || (hadamard > 0 && cols % hadamard != 0) || qat_blk_check(B) != 0) {
+        if (rows < 1 || cols < 1 || hadamard > 0)
+            qat_fail(QAT_EINPUT, "block format Monte Carlo: %lld x %lld values with Hadamard block %d (need "
+                     "rows, cols >= 1 and the block dividing cols)", (long long)rows, (long long)cols, hadamard);
+        return NAN;
+    }
     float *x = malloc((size_t)(rows * cols) * sizeof(float));
     double *rel = malloc((size_t)rows * sizeof(double));
     float *ramax = malloc((size_t)rows * sizeof(float));

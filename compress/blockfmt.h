@@ -72,7 +72,8 @@ float qat_minifloat_sr(const qat_minifloat *f, float x, double u);
 /* The uniform for stochastic rounding of element `index` under `key`: the index-th
  * output of a splitmix64 stream seeded by key (one hash per element, counter-based).
  * Callers make key from (seed, step, tensor) with qat_hash3 and pass a global
- * element index (e.g. row·cols + col) so rows are independent of the schedule. */
+ * element index (e.g. row·cols + col) so rows are independent of the schedule.
+ * qat_blk_row draws the same stream and keeps its top 24 bits (a float uniform). */
 static inline double qat_blk_u01(uint64_t key, uint64_t index) {
     return qat_u64_to_unit(qat_hash64(key + index * 0x9E3779B97F4A7C15ull));
 }
@@ -84,15 +85,15 @@ static inline double qat_blk_u01(uint64_t key, uint64_t index) {
  * amax = 0 (or an fp32 subnormal below 2^(−127+emax)) → −127 (all elements then
  * round to 0 or tiny values: X = 2^−127). Returns INT32_MIN when amax is NaN or ±inf:
  * the block's scale is the E8M0 NaN and every element of the block decodes to NaN
- * (the spec's rule: a NaN scale makes the whole block NaN; microxcaling does the same). */
+ * (an E8M0 NaN scale decodes its whole block as NaN; microxcaling's shared exponent
+ * becomes NaN for a NaN or infinite amax in the same way). */
 int qat_mx_scale_exp(float amax, const qat_minifloat *el);
 
 /* NVFP4 per-tensor fp32 scale s_t = amax_tensor/(448·6) (NVIDIA arXiv 2509.25149).
  * amax = 0 → 1 (every block is zero anyway); NaN or ±inf → NaN (the whole tensor
  * becomes NaN, visibly). Four-over-six uses amax/(256·6) instead, so that its
- * scale-to-4 block scale (at most 256·6/4 = 384) never saturates E4M3 — the rule of
- * the four-over-six paper and Quartet II's kernels; qat_blk_tensor_scale picks the
- * right one for a format. */
+ * scale-to-4 block scale (at most 256·6/4 = 384) never saturates E4M3, as Quartet
+ * II's kernels do; qat_blk_tensor_scale picks the right one for a format. */
 float qat_nvfp4_tensor_scale(float amax_tensor);
 
 /* NVFP4 block scale as stored: E4M3_RNE((amax_block/target)/s_t), subnormals kept,
@@ -111,7 +112,7 @@ float qat_int_group_scale(float amax, int bits);
 
 /* The Gaussian-MSE-optimal clip c/RMS of the symmetric (2^bits − 1)-level grid
  * {k·c/L}, L = 2^(bits−1)−1, for bits 2..8 (index bits; 0 and 1 unused). Computed by
- * golden section on the exact grid GMSE (the computation is in blockfmt.c's comment,
+ * golden section on the exact grid GMSE (the computation is in minifloat.c's comment,
  * and the test recomputes it). Not QuEST's QAT_INT_ALPHA: that is the 2^b-level grid. */
 extern const double QAT_INT_SYM_ALPHA[9];
 
@@ -133,7 +134,9 @@ typedef struct {
     int block;         /* elements per block along the row: MX 32, NVFP4 16, INT G */
     int bits;          /* INT: B in [2, 8] (MX/NVFP4: element bits, informational) */
     int int_clip;      /* INT: 1 = MSE-optimal clip on the group RMS instead of absmax */
-    int four_over_six; /* NVFP4: per block also try scaling amax to 4, keep the lower SSE */
+    int four_over_six; /* NVFP4: per block also try scaling amax to 4, keep the lower SSE of
+                          the two round-to-nearest results (ties: 6); with stochastic
+                          rounding the chosen scale is then rounded stochastically */
     int stochastic;    /* 1: stochastic element rounding (scales are always RNE) */
     float trust;       /* backward mask T in scale units; <= 0: the default (el->trust,
                           0.5 for INT: half the integer step) */
@@ -143,7 +146,8 @@ typedef struct {
                           only). <= 0: the default, 1, except NVFP4 with stochastic
                           rounding: 17/16, so that no element saturates after the E4M3
                           block scale rounds down (Quartet II's margin; keeps E[q] = x).
-                          Quartet II's "scale_override" s maps to 17/16·s. INT ignores it. */
+                          Quartet II's "scale_override" s maps to 17/16·s for NVFP4 and
+                          to 4/3·s for MXFP4 (their 2^floor(log2 amax)/3·s). INT ignores it. */
 } qat_blk;
 
 /* Constructors with the spec defaults. */
@@ -153,7 +157,7 @@ qat_blk qat_blk_int(int bits, int group, int clip); /* group G along the row */
 
 /* 0 when B is usable by qat_blk_row (block in [1, 256]; INT bits in [2, 8]; a known
  * element format; NVFP4 elements E2M1), else qat_fail(QAT_EINPUT, ...) naming the
- * field. qat_blk_row asserts the block size only: validate once, when parsing. */
+ * field. Validate once, when parsing; qat_blk_row only asserts. */
 int qat_blk_check(const qat_blk *B);
 
 /* Bits per element including every block scale, not the per-tensor one:
@@ -184,7 +188,8 @@ typedef struct {
                             four-over-six. Same units as scale_out. */
     uint64_t key;        /* stochastic rounding key (see qat_blk_u01) */
     uint64_t index0;     /* stochastic rounding counter of v[0] */
-    uint8_t *mask;       /* NULL, or n bytes: mask[i] = |q_i − x_i| <= T·s_block(i) */
+    uint8_t *mask;       /* NULL, or n bytes: mask[i] = |q_i − x_i| <= T·s_block(i), s_block
+                            the element scale of i's block (0 in NaN blocks) */
     float *scale_out;    /* NULL, or ceil(n/block) floats: the stored scale of each block
                             (MX: 2^e, or NaN; NVFP4: the E4M3 value, without s_t; INT: s) */
 } qat_blk_io;
@@ -195,6 +200,8 @@ typedef struct {
  * Returns the sum of squared errors Σ(q_i − x_i)² over the row (in double; NaN when a
  * block is NaN). n >= 0; v may contain NaN/inf (see the scale rules above). */
 double qat_blk_row(const qat_blk *B, float *v, int64_t n, const qat_blk_io *io);
+/* (Asserts — aborts on — a block size outside [1, 256], INT bits outside [2, 8], and an
+ * NVFP4 tensor_scale <= 0: the caller forgot qat_blk_tensor_scale.) */
 
 /* ---------------------------------------------------------- tensor level --- */
 

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <omp.h>
 
 #include "compress/blockfmt.h"
 #include "compress/grid.h"
@@ -482,6 +483,21 @@ static void check_anchor(const char *name, qat_blk B, int64_t rows, int64_t cols
     assert_true(se_bits < 0.005);
 }
 
+/* The Monte Carlo is the same number at any thread count, and refuses bad shapes. */
+static void test_mc_threads(void **state) {
+    (void)state;
+    qat_blk B = qat_blk_nvfp4(1);
+    B.stochastic = 1;
+    omp_set_num_threads(1);
+    double se1, m1 = qat_blk_mc_relmse(&B, 64, 256, 3, 4.0, 128, 0, &se1);
+    omp_set_num_threads(2);
+    double se2, m2 = qat_blk_mc_relmse(&B, 64, 256, 3, 4.0, 128, 0, &se2);
+    assert_true(m1 == m2 && se1 == se2 && m1 > 0);
+    assert_true(isnan(qat_blk_mc_relmse(&B, 64, 100, 3, 0, 128, 0, NULL))); /* 128 does not divide 100 */
+    qat_blk bad = qat_blk_int(1, 32, 0);
+    assert_true(isnan(qat_blk_mc_relmse(&bad, 4, 64, 3, 0, 0, 0, NULL)));
+}
+
 static void test_published_anchors(void **state) {
     (void)state;
     qat_blk nv = qat_blk_nvfp4(0), fos = qat_blk_nvfp4(1);
@@ -510,7 +526,7 @@ int main(void) {
         cmocka_unit_test(test_four_over_six),   cmocka_unit_test(test_nvfp4_2d),
         cmocka_unit_test(test_int_groups),      cmocka_unit_test(test_int_clip_table),
         cmocka_unit_test(test_bits),            cmocka_unit_test(test_sr_rows),
-        cmocka_unit_test(test_published_anchors),
+        cmocka_unit_test(test_mc_threads),      cmocka_unit_test(test_published_anchors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
