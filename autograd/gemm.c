@@ -160,9 +160,10 @@ void qat_gemm_run(const qat_gemm_desc *d_in, const void *A, const void *B, float
     DNNL_OK(dnnl_stream_wait(g_stream));
 }
 
-static void gemm2d(int ta, int tb, int64_t M, int64_t N, int64_t K, const void *A, int64_t lda,
-                   const void *B, int64_t ldb, float *C, int64_t ldc, int accumulate, int bf16) {
+void qat_gemm_scaled(int bf16, int ta, int tb, int64_t M, int64_t N, int64_t K, const void *A, int64_t lda,
+                     const void *B, int64_t ldb, float *C, int64_t ldc, int accumulate, float alpha) {
     qat_gemm_desc d = {0};
+    d.alpha = alpha;
     d.bf16 = bf16;
     d.b0 = d.b1 = 1;
     d.M = M; d.N = N; d.K = K;
@@ -176,13 +177,13 @@ static void gemm2d(int ta, int tb, int64_t M, int64_t N, int64_t K, const void *
 void qat_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K,
               const float *A, int64_t lda, const float *B, int64_t ldb,
               float *C, int64_t ldc, int accumulate) {
-    gemm2d(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate, 0);
+    qat_gemm_scaled(0, ta, tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate, 1.0f);
 }
 
 void qat_gemm_bf16(int ta, int tb, int64_t M, int64_t N, int64_t K,
                    const uint16_t *A, int64_t lda, const uint16_t *B, int64_t ldb,
                    float *C, int64_t ldc, int accumulate) {
-    gemm2d(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate, 1);
+    qat_gemm_scaled(1, ta, tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate, 1.0f);
 }
 
 void qat_to_bf16(const float *src, uint16_t *dst, int64_t n) {

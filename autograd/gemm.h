@@ -54,6 +54,11 @@ void qat_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K,
               const float *A, int64_t lda, const float *B, int64_t ldb,
               float *C, int64_t ldc, int accumulate);
 
+/* Either of the two above (bf16 selects), with the product scaled by alpha
+ * (oneDNN's output scale, applied before accumulation): C = alpha·op(A)·op(B) (+ C). */
+void qat_gemm_scaled(int bf16, int ta, int tb, int64_t M, int64_t N, int64_t K, const void *A, int64_t lda,
+                     const void *B, int64_t ldb, float *C, int64_t ldc, int accumulate, float alpha);
+
 /* Number of cached primitives (for tests of the cache) and release of all. */
 int qat_gemm_cache_size(void);
 void qat_gemm_shutdown(void);

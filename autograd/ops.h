@@ -27,6 +27,7 @@
 #include "tape.h"
 
 struct qat_quantizer;
+struct qat_gradq;
 
 /* Columns [off, off + cols) of a tensor seen as (rows, t->shape[last]). */
 typedef struct {
@@ -59,6 +60,11 @@ qat_tensor *qat_rmsnorm(qat_tape *tp, qat_tensor *x, qat_tensor *weight, float e
  * `step` keys per-step randomness of the quantizers. */
 qat_tensor *qat_linear(qat_tape *tp, qat_tensor *x, qat_tensor *W,
                        struct qat_quantizer *qa, struct qat_quantizer *qw, int64_t step);
+/* The same with a quantized backward (compress/gradq.h; NULL or fp32 = qat_linear):
+ * the backward products multiply operands quantized along their inner dim, with
+ * random draws keyed by (gkey, step). */
+qat_tensor *qat_linear_gq(qat_tape *tp, qat_tensor *x, qat_tensor *W, struct qat_quantizer *qa,
+                          struct qat_quantizer *qw, const struct qat_gradq *gq, uint64_t gkey, int64_t step);
 
 /* ---- attention ------------------------------------------------------------ */
 /* Rotary embedding, Hugging Face rotate-half convention, on x (B·T, H·hd) given

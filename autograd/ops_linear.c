@@ -16,7 +16,18 @@
  * bf16 rows (qat_quantizer_forward_bf16) — and the products accumulate in f32: x̂
  * and Ŵ once in the forward (kept for the backward), dy once in the backward,
  * used by both of its products.
+ *
+ * With a gradients format (compress.gradients, compress/gradq.h) the backward
+ * products multiply quantized operands instead, each quantized along the
+ * product's inner dimension into the tape's one quantized-operand scratch:
+ *
+ *     dx̂ (M,K) = Q(dy along N) · Q(Ŵ along N)          → quantizer backward → dx
+ *     dŴ (N,K) = Q(dy along M)ᵀ · Q(x̂ along M)         → quantizer backward → dW
+ *
+ * x̂ and Ŵ are the operands the forward multiplied (its bf16 copies in a bf16 run),
+ * and with bf16 products the quantized operands are written as bf16 directly.
  */
+#include "compress/gradq.h"
 #include "compress/quantizer.h"
 #include "core/error.h"
 #include "gemm.h"
@@ -27,6 +38,9 @@ typedef struct {
     const float *xq, *Wq;           /* operands as multiplied (may alias x, W) */
     qat_quantizer *qa, *qw;         /* NULL when the operand is fp32 */
     const uint16_t *xb, *Wb;        /* bf16 copies of xq, Wq (NULL: f32 products) */
+    const qat_gradq *gq;            /* backward operands' format, or NULL: unquantized backward */
+    uint64_t gkey;                  /* this linear's key for the backward's random draws */
+    int64_t step;                   /* training step (keys the draws) */
 } linear_ctx;
 
 static int is_id(qat_quantizer *q) { return !q || qat_quantizer_is_identity(q); }
@@ -40,6 +54,55 @@ static void product(int bf16, int ta, int tb, int64_t m, int64_t n, int64_t k, c
     else qat_gemm(ta, tb, m, n, k, A, lda, B, ldb, C, ldc, accumulate);
 }
 
+/* Quantize one operand of a backward product into dst (bf16 when the products
+ * are): src is f32 (srcf) or bf16 (srcb). */
+static void quantize_into(const linear_ctx *c, int bf16, const float *srcf, const uint16_t *srcb, void *dst,
+                          int64_t rows, int64_t cols, int along, int which, int product) {
+    qat_gradq_op op = {0};
+    op.x = srcf;
+    op.xb = srcf ? NULL : srcb;
+    if (bf16) op.yb = dst;
+    else op.y = dst;
+    op.rows = rows, op.cols = cols, op.along = along;
+    op.key = qat_gradq_key(c->gkey, c->step, which);
+    op.sign_key = qat_gradq_key(c->gkey, c->step, product);
+    qat_gradq_run(c->gq, &op);
+}
+
+/* The backward with quantized operands (compress/gradq.h): same structure as the
+ * unquantized one, the products read the quantized buffers. */
+static void linear_backward_q(qat_tape *tp, linear_ctx *c, const float *gy, float *gx, int fx, float *gW) {
+    int64_t M = qat_tensor_rows(c->x), K = qat_tensor_cols(c->x), N = c->W->shape[0];
+    const int bf16 = c->xb != NULL;
+    const size_t es = bf16 ? sizeof(uint16_t) : sizeof(float);
+    const float alpha = qat_gradq_product_scale(c->gq); /* 16/9 for MX's range matching, else 1 */
+    /* one region for both operands of either product: dY (M,N) then Ŵ (N,K) or x̂ (M,K) */
+    char *buf = qat_tape_gq_scratch(tp, es * (size_t)(M * N + (N > M ? N : M) * K));
+    void *A = buf, *B = buf + es * (size_t)(M * N);
+    if (gx) {
+        quantize_into(c, bf16, gy, NULL, A, M, N, QAT_GQ_ALONG_ROWS, 1, 5);     // (M, N)
+        quantize_into(c, bf16, c->Wq, c->Wb, B, N, K, QAT_GQ_ALONG_COLS, 2, 5); // (N, K)
+        if (!c->qa) {
+            qat_gemm_scaled(bf16, 0, 0, M, K, N, A, N, B, K, gx, K, !fx, alpha);
+        } else {
+            float *gxq = qat_tape_reuse(tp, M * K);
+            qat_gemm_scaled(bf16, 0, 0, M, K, N, A, N, B, K, gxq, K, 0, alpha);
+            qat_quantizer_backward_into(c->qa, gxq, gx, M, fx);
+        }
+    }
+    if (gW) {
+        quantize_into(c, bf16, gy, NULL, A, M, N, QAT_GQ_ALONG_COLS, 3, 6);     // (M, N)
+        quantize_into(c, bf16, c->xq, c->xb, B, M, K, QAT_GQ_ALONG_COLS, 4, 6); // (M, K)
+        if (!c->qw) {
+            qat_gemm_scaled(bf16, 1, 0, N, K, M, A, N, B, K, gW, K, 1, alpha);
+        } else {
+            float *gWq = qat_tape_reuse(tp, N * K);
+            qat_gemm_scaled(bf16, 1, 0, N, K, M, A, N, B, K, gWq, K, 0, alpha);
+            qat_quantizer_backward(c->qw, gWq, gW, N);
+        }
+    }
+}
+
 /* The two products of the backward, for both precisions: with bf16 operands dy
  * is rounded once and used by both. */
 static void linear_backward(qat_tape *tp, void *p) {
@@ -51,6 +114,10 @@ static void linear_backward(qat_tape *tp, void *p) {
     int fx = 0;
     float *gx = qat_grad_all(tp, c->x, &fx), *gW = qat_grad(tp, c->W);
     if (!gx && !gW) return;
+    if (c->gq) {
+        linear_backward_q(tp, c, gy, gx, fx, gW);
+        return;
+    }
     const void *g = gy, *xop = c->xq, *Wop = c->Wq;
     if (bf16) {
         uint16_t *gyb = (uint16_t *)qat_arena_alloc(&tp->arena, (size_t)(M * N) * sizeof(uint16_t));
@@ -79,6 +146,11 @@ static void linear_backward(qat_tape *tp, void *p) {
 
 qat_tensor *qat_linear(qat_tape *tp, qat_tensor *x, qat_tensor *W,
                        qat_quantizer *qa, qat_quantizer *qw, int64_t step) {
+    return qat_linear_gq(tp, x, W, qa, qw, NULL, 0, step);
+}
+
+qat_tensor *qat_linear_gq(qat_tape *tp, qat_tensor *x, qat_tensor *W, qat_quantizer *qa, qat_quantizer *qw,
+                          const qat_gradq *gq, uint64_t gkey, int64_t step) {
     int64_t M = qat_tensor_rows(x), K = qat_tensor_cols(x), N = W->shape[0];
     QAT_ASSERT(W->ndim == 2 && W->shape[1] == K);
     const float *xq = x->data, *Wq = W->data;
@@ -115,6 +187,9 @@ qat_tensor *qat_linear(qat_tape *tp, qat_tensor *x, qat_tensor *W,
         c->x = x; c->W = W; c->out = y; c->xq = xq; c->Wq = Wq; c->xb = xb; c->Wb = Wb;
         c->qa = is_id(qa) ? NULL : qa;
         c->qw = is_id(qw) ? NULL : qw;
+        c->gq = qat_gradq_on(gq) ? gq : NULL;
+        c->gkey = gkey;
+        c->step = step;
         qat_tape_push(tp, linear_backward, c);
     }
     return y;

@@ -18,6 +18,7 @@ void qat_tape_free(qat_tape *tape) {
     free(tape->nodes);
     free(tape->rope_cs);
     free(tape->reuse);
+    free(tape->gq);
     qat_arena_free(&tape->arena);
     memset(tape, 0, sizeof *tape);
 }
@@ -68,6 +69,15 @@ float *qat_tape_reuse(qat_tape *tape, int64_t n) {
         tape->reuse_n = n;
     }
     return tape->reuse;
+}
+
+void *qat_tape_gq_scratch(qat_tape *tape, size_t bytes) {
+    if (bytes > tape->gq_bytes) {
+        free(tape->gq);
+        tape->gq = qat_xaligned(bytes);
+        tape->gq_bytes = bytes;
+    }
+    return tape->gq;
 }
 
 void *qat_tape_ctx(qat_tape *tape, size_t size) {

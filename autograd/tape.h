@@ -43,6 +43,11 @@ typedef struct qat_tape {
      * for every layer, so it stays in cache instead of a fresh arena region each */
     float *reuse;
     int64_t reuse_n;
+    /* the quantized backward's two operand buffers (compress/gradq.h): one region
+     * for the product being computed, shared by every linear, so the quantized
+     * operands cost one product's worth of memory, not one per layer */
+    void *gq;
+    size_t gq_bytes;
 } qat_tape;
 
 void qat_tape_init(qat_tape *tape, size_t arena_block);
@@ -62,6 +67,9 @@ float *qat_tape_floats(qat_tape *tape, int64_t n);
 /* Scratch of n floats (uninitialised) shared by every caller: valid only until the
  * next call, for a product that one op writes and reads back before returning. */
 float *qat_tape_reuse(qat_tape *tape, int64_t n);
+/* Scratch of `bytes` bytes (uninitialised) for the operands of one quantized
+ * backward product: valid until the next call (grown in the first step only). */
+void *qat_tape_gq_scratch(qat_tape *tape, size_t bytes);
 /* Arena memory for an op's context, zeroed. */
 void *qat_tape_ctx(qat_tape *tape, size_t size);
 

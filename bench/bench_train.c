@@ -2,8 +2,12 @@
  * bench/bench_train.c — training speed: tokens/s, achieved GFLOP/s, and the
  * fraction of the oneDNN f32 GEMM peak measured in the same process.
  *
- *   bench_train [--threads N] [--steps S] [--precision fp32|bf16] [--no-peak] [--format W] [--act-format A] [--estimator E] [--ratio R] MODEL…
+ *   bench_train [--threads N] [--steps S] [--precision fp32|bf16] [--no-peak] [--format W] [--act-format A] [--estimator E] [--ratio R]
+ *               [--grad-format G] [--grad-rounding rtn|sr] [--grad-hadamard B] MODEL…
  *   MODEL = dDIM/lLAYERS/hHEADS/tSEQ, e.g. d256/l6/h8/t256
+ *
+ * --grad-*: compress.gradients of the measured (compressed) model, never of the dense
+ * baseline of --ratio: a fully quantized step against the dense one (issue 18's ≤ 1.3×).
  *
  * --ratio R: keep an fp32 model and the compressed model side by side and time their
  * steps alternately, R pairs; report the median step of each and the median and
@@ -36,6 +40,7 @@
 #include "optim/adamw.h"
 
 static const char *g_precision = "fp32"; /* --precision: train.precision of every measured model */
+static qat_compress_grad g_grad = {"fp32", "rtn", 0}; /* --grad-*: the compressed model's backward */
 
 /* Best GFLOP/s of x(M,K)·W(N,K)ᵀ over the shapes of one block, in the precision measured. */
 static double gemm_peak(int64_t M, int64_t C, int64_t H) {
@@ -92,6 +97,7 @@ static int bench_model_create(bench_model *bm, int d, int l, int h, int t, int t
     /* the estimator applies to the compressed sides only */
     if (strcmp(wf, "fp32")) snprintf(cfg.weights.estimator, sizeof cfg.weights.estimator, "%s", est);
     if (strcmp(af, "fp32")) snprintf(cfg.activations.estimator, sizeof cfg.activations.estimator, "%s", est);
+    if (est) cfg.gradients = g_grad; /* est is NULL for the dense baseline */
     QAT_TRY(qat_model_shape_from_config(&cfg, &bm->s));
     bm->B = tokens_step / t;
     bm->T = t;
@@ -165,6 +171,11 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--estimator") && i + 1 < argc) est = argv[++i];
         else if (!strcmp(argv[i], "--tokens") && i + 1 < argc) tokens_step = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--ratio") && i + 1 < argc) ratio = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--grad-format") && i + 1 < argc)
+            snprintf(g_grad.format, sizeof g_grad.format, "%s", argv[++i]);
+        else if (!strcmp(argv[i], "--grad-rounding") && i + 1 < argc)
+            snprintf(g_grad.rounding, sizeof g_grad.rounding, "%s", argv[++i]);
+        else if (!strcmp(argv[i], "--grad-hadamard") && i + 1 < argc) g_grad.hadamard = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--no-peak")) peak_on = 0; /* profiling: time only the steps */
         else if (!strcmp(argv[i], "--precision") && i + 1 < argc) g_precision = argv[++i];
         else { first_model = i; break; }
@@ -193,7 +204,7 @@ int main(int argc, char **argv) {
             /* both models resident; dense and compressed steps alternate one by one, so
              * each ratio pairs two steps a fraction of a second apart */
             bench_model dense, comp;
-            if (bench_model_create(&dense, d, l, h, t, tokens_step, "fp32", "fp32", "") ||
+            if (bench_model_create(&dense, d, l, h, t, tokens_step, "fp32", "fp32", NULL) ||
                 bench_model_create(&comp, d, l, h, t, tokens_step, wf, af, est))
                 return qat_report(2);
             for (int st = 0; st < 2; st++) {

@@ -86,9 +86,14 @@ static int make_pair(const qat_config *cfg, int64_t rows_w, int64_t cols, int se
 
 int qat_model_create(const qat_config *cfg, const qat_model_shape *s, int max_batch, qat_model **out) {
     int bf16 = strcmp(cfg->train.precision, "bf16") == 0;
-    if (strcmp(cfg->gradients.format, "fp32") != 0)
-        return qat_fail(QAT_EINPUT, "%s: compress.gradients.format: '%s' is not implemented yet; expected fp32",
-                        qat_config_source(cfg), cfg->gradients.format);
+    qat_gradq gq;
+    int grc = qat_gradq_init(&gq, &cfg->gradients);
+    /* every backward product's inner dim must split into whole Hadamard blocks:
+     * the block linears' output widths and the token count B·T (so T) */
+    if (!grc) grc = qat_gradq_check_inner(&gq, s->dim, "model width");
+    if (!grc) grc = qat_gradq_check_inner(&gq, s->hidden, "MLP hidden size");
+    if (!grc) grc = qat_gradq_check_inner(&gq, s->seq_len, "sequence length");
+    if (grc) return qat_fail_context(grc, "%s", qat_config_source(cfg));
     const char *isa;
     if (bf16 && !qat_gemm_bf16_supported(&isa))
         return qat_fail(QAT_EINPUT, "%s: train.precision: bf16 needs a CPU with native bf16 products "
@@ -96,6 +101,7 @@ int qat_model_create(const qat_config *cfg, const qat_model_shape *s, int max_ba
                         qat_config_source(cfg), isa);
     qat_model *m = qat_xcalloc(1, sizeof *m);
     m->bf16 = bf16;
+    m->gq = gq;
     m->s = *s;
     m->max_batch = max_batch;
     int64_t C = s->dim, H = s->hidden, V = s->vocab, L = s->layers;
@@ -140,6 +146,7 @@ int qat_model_create(const qat_config *cfg, const qat_model_shape *s, int max_ba
     for (int l = 0; l < L; l++) {
         qat_block *b = &m->blocks[l];
         uint64_t sd = qat_hash3(cfg->seed, 0xC0DEull, (uint64_t)l);
+        for (int j = 0; j < 4; j++) b->gkey[j] = qat_hash3(cfg->seed, 0x6AD0ull, (uint64_t)(4 * l + j));
         int rc = make_pair(cfg, 3 * C, C, 3, max_rows, sd + 0, &b->qa[0], &b->qw[0]);
         if (!rc) rc = make_pair(cfg, C, C, 1, max_rows, sd + 1, &b->qa[1], &b->qw[1]);
         if (!rc) rc = make_pair(cfg, 2 * H, C, 2, max_rows, sd + 2, &b->qa[2], &b->qw[2]);
@@ -214,16 +221,16 @@ qat_tensor *qat_model_logits(qat_model *m, qat_tape *tp, const int32_t *inputs, 
     for (int l = 0; l < s->layers; l++) {
         qat_block *b = &m->blocks[l];
         qat_tensor *h = qat_rmsnorm(tp, x, &b->norm1, eps);                           // (M, C)
-        qat_tensor *qkv = qat_linear(tp, h, &b->wqkv, b->qa[0], b->qw[0], step);      // (M, 3C)
+        qat_tensor *qkv = qat_linear_gq(tp, h, &b->wqkv, b->qa[0], b->qw[0], &m->gq, b->gkey[0], step); // (M, 3C)
         qat_tensor *q = qat_rope(tp, qat_cols_of(qkv, 0, C), T, s->heads, s->rope_theta); // (M, C)
         qat_tensor *k = qat_rope(tp, qat_cols_of(qkv, C, C), T, s->heads, s->rope_theta); // (M, C)
         qat_tensor *att = qat_attention(tp, qat_cols_of(q, 0, C), qat_cols_of(k, 0, C),
                                         qat_cols_of(qkv, 2 * C, C), B, T, s->heads);  // (M, C)
-        x = qat_add(tp, x, qat_linear(tp, att, &b->wo, b->qa[1], b->qw[1], step));    // (M, C)
+        x = qat_add(tp, x, qat_linear_gq(tp, att, &b->wo, b->qa[1], b->qw[1], &m->gq, b->gkey[1], step)); // (M, C)
         qat_tensor *h2 = qat_rmsnorm(tp, x, &b->norm2, eps);                          // (M, C)
-        qat_tensor *gu = qat_linear(tp, h2, &b->wgu, b->qa[2], b->qw[2], step);       // (M, 2H)
+        qat_tensor *gu = qat_linear_gq(tp, h2, &b->wgu, b->qa[2], b->qw[2], &m->gq, b->gkey[2], step); // (M, 2H)
         qat_tensor *act = qat_swiglu(tp, gu);                                         // (M, H)
-        x = qat_add(tp, x, qat_linear(tp, act, &b->wdown, b->qa[3], b->qw[3], step)); // (M, C)
+        x = qat_add(tp, x, qat_linear_gq(tp, act, &b->wdown, b->qa[3], b->qw[3], &m->gq, b->gkey[3], step)); // (M, C)
     }
     qat_tensor *hf = qat_rmsnorm(tp, x, &m->norm_f, eps);                             // (M, C)
     return qat_linear(tp, hf, &m->lm_head, NULL, NULL, step);                         // (M, V)

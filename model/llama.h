@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "autograd/tape.h"
+#include "compress/gradq.h"
 #include "core/config.h"
 #include "optim/param.h"
 
@@ -36,6 +37,7 @@ typedef struct {
 typedef struct {
     qat_tensor norm1, wqkv, wo, norm2, wgu, wdown; /* (C), (3C, C), (C, C), (C), (2H, C), (C, H) */
     struct qat_quantizer *qa[4], *qw[4];           /* act / weight quantizers of qkv, o, gu, down */
+    uint64_t gkey[4];                              /* keys of the quantized backward's draws, per linear */
 } qat_block;
 
 typedef struct qat_model {
@@ -51,6 +53,7 @@ typedef struct qat_model {
     int n_views;
     int max_batch;          /* B the activation quantizers were sized for */
     int bf16;               /* train.precision: bf16 — linear products on bf16 operands */
+    qat_gradq gq;           /* compress.gradients: the backward products' operands (off = fp32) */
 } qat_model;
 
 /* The sizes of preset "s1".."s8"; QAT_EINPUT for another name. */

@@ -83,6 +83,16 @@ int qat_runlog_read_final(const char *path, qat_runlog_summary *o) {
     if (!rc) rc = qat_h5_attr_read(f, path, "gmse_w", H5T_NATIVE_DOUBLE, &o->gmse_w);
     if (!rc) rc = qat_h5_attr_read(f, path, "gmse_a", H5T_NATIVE_DOUBLE, &o->gmse_a);
     if (!rc) rc = qat_h5_attr_read(f, path, "rho_pred", H5T_NATIVE_DOUBLE, &o->rho_pred);
+    /* the backward scheme: absent from logs written before it existed (their backward was fp32) */
+    snprintf(o->grad_format, sizeof o->grad_format, "fp32");
+    snprintf(o->grad_rounding, sizeof o->grad_rounding, "rtn");
+    htri_t has_g;
+    H5E_BEGIN_TRY { has_g = H5Aexists(f, "grad_format"); } H5E_END_TRY;
+    if (!rc && has_g > 0) {
+        rc = qat_h5_attr_read_str(f, path, "grad_format", o->grad_format, sizeof o->grad_format);
+        if (!rc) rc = qat_h5_attr_read_str(f, path, "grad_rounding", o->grad_rounding, sizeof o->grad_rounding);
+        if (!rc) rc = qat_h5_attr_read(f, path, "grad_hadamard", H5T_NATIVE_INT64, &o->grad_hadamard);
+    }
     if (!rc && qat_h5_exists(f, "final")) {
         o->has_final = 1;
         qat_runlog_final *x = &o->final;

@@ -13,6 +13,9 @@
  *   /eval/{step,tokens,loss}                         1-D, chunked, unlimited
  *   /final/{val_loss,train_loss,tokens,steps,wall_s} scalars (only once ended)
  *
+ * The backward scheme (compress.gradients.*) is in the root attributes grad_format,
+ * grad_rounding and grad_hadamard, beside the forward formats.
+ *
  * step and tokens are int64, everything else float64; strings are UTF-8
  * variable-length (h5py returns `str`).
  *
@@ -79,6 +82,9 @@ typedef struct {
     const char *estimator;     /* the estimator in effect (after defaults) */
     double gmse_w, gmse_a;     /* Gaussian MSE of the two formats (fp32: 0) */
     double rho_pred;           /* capacity predicted from the GMSEs */
+    const char *grad_format;   /* compress.gradients.format (the backward scheme); NULL = "fp32" */
+    const char *grad_rounding; /* compress.gradients.rounding; NULL = "rtn" */
+    int64_t grad_hadamard;     /* compress.gradients.hadamard (0 = off) */
     const char *precision;     /* train.precision (fp32 | bf16); NULL = "fp32" */
     const char *resumes;       /* attribute `resumes` (what each resume changed); NULL = none */
     /* `qat train --init` (all written only when init_from is not NULL): */
@@ -180,6 +186,9 @@ typedef struct {
     uint64_t seed;
     int64_t n_params, n_params_total, tokens_target;
     double gmse_w, gmse_a, rho_pred;
+    char grad_format[QAT_FMT_MAX];  /* the backward scheme ("fp32" in a log that predates it) */
+    char grad_rounding[8];          /* rtn | sr */
+    int64_t grad_hadamard;          /* 0 = off */
     int has_final;                  /* /final exists: the run ended */
     qat_runlog_final final;         /* valid when has_final */
     int64_t n_train, n_eval;        /* complete rows in /train and /eval (length of `step`) */

@@ -256,6 +256,11 @@ static int write_attrs(hid_t f, const char *path, const qat_runlog_attrs *a) {
     QAT_TRY(qat_h5_attr_write(f, path, "gmse_w", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &a->gmse_w));
     QAT_TRY(qat_h5_attr_write(f, path, "gmse_a", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &a->gmse_a));
     QAT_TRY(qat_h5_attr_write(f, path, "rho_pred", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &a->rho_pred));
+    /* the backward scheme beside the forward formats, so fits can key on W/A/G */
+    QAT_TRY(qat_h5_attr_write_str(f, path, "grad_format", a->grad_format ? a->grad_format : "fp32"));
+    QAT_TRY(qat_h5_attr_write_str(f, path, "grad_rounding", a->grad_rounding ? a->grad_rounding : "rtn"));
+    i64 = a->grad_hadamard;
+    QAT_TRY(qat_h5_attr_write(f, path, "grad_hadamard", H5T_STD_I64LE, H5T_NATIVE_INT64, &i64));
     QAT_TRY(qat_h5_attr_write_str(f, path, "precision", a->precision ? a->precision : "fp32"));
     if (a->resumes) QAT_TRY(qat_h5_attr_write_str(f, path, "resumes", a->resumes));
     if (a->init_from) {

@@ -6,11 +6,15 @@
  * `--compare FORMAT` recomputes the gradients with FORMAT on weights and
  * activations at the same latent weights and reports, per tensor, the cosine
  * between the two gradients (1 = the compressed backward points the same way).
+ * `--compare-backward FORMAT` keeps the forward and swaps only the backward scheme
+ * (compress.gradients.format; fp32 = the unquantized backward), which shows how far
+ * a quantized backward turns the gradient (docs/formats.md "The backward pass").
  *
  * Output (docs/cli.md): /grads/NAME float32 (names of docs/files.md), /batch/inputs and
  * /batch/targets int32 [B, T], /loss; root attributes weight_format,
- * act_format, estimator; with --compare also /compare/loss, /compare/cosine/NAME
- * and the attribute compare_format. Written like every qat output (core/fsutil.h):
+ * act_format, estimator, grad_format, grad_rounding, grad_hadamard; with --compare
+ * also /compare/loss, /compare/cosine/NAME and the attribute compare_format (with
+ * --compare-backward: compare_backward instead). Written like every qat output (core/fsutil.h):
  * never over an input or a non-regular file, through a temporary renamed into
  * place, every dataset checksummed (runlog/h5util.h).
  */
@@ -32,13 +36,16 @@
 #include "runlog/h5util.h"
 
 static const char GRADS_HELP[] =
-    "usage: qat grads CONFIG.yaml|--checkpoint CKPT.h5 --out GRADS.h5 [--compare FORMAT] [--set key=value]...\n"
+    "usage: qat grads CONFIG.yaml|--checkpoint CKPT.h5 --out GRADS.h5 [--compare FORMAT | --compare-backward FORMAT]\n"
+    "                 [--set key=value]...\n"
     "\n"
     "Gradients of one fixed batch (the first training batch of the run's data and seed).\n"
     "  --checkpoint CKPT.h5  take weights and config from a checkpoint (else a fresh init from CONFIG)\n"
     "  --out GRADS.h5        output file: /grads/NAME, /batch/inputs, /batch/targets, /loss\n"
     "  --compare FORMAT      also compute gradients with FORMAT on weights and activations at the same\n"
-    "                        weights, and report the per-tensor cosine alignment\n";
+    "                        weights, and report the per-tensor cosine alignment\n"
+    "  --compare-backward FORMAT  the same with only compress.gradients.format replaced (fp32 = the\n"
+    "                        unquantized backward): the cosine between the two backward schemes\n";
 
 /* Loss and gradients of one batch; grads land in m->grads. */
 static double batch_grads(qat_model *m, const int32_t *in, const int32_t *tg, int B) {
@@ -78,13 +85,14 @@ static double cosine(const float *a, const float *b, int64_t n) {
 }
 
 int qat_grads_main(int argc, char **argv) {
-    const char *config = NULL, *ckpt = NULL, *out = NULL, *compare = NULL, *sets[QAT_MAX_SETS];
+    const char *config = NULL, *ckpt = NULL, *out = NULL, *compare = NULL, *compare_bwd = NULL, *sets[QAT_MAX_SETS];
     int n_set = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { fputs(GRADS_HELP, stdout); return 0; }
         else if (!strcmp(argv[i], "--checkpoint") && i + 1 < argc) ckpt = argv[++i];
         else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
         else if (!strcmp(argv[i], "--compare") && i + 1 < argc) compare = argv[++i];
+        else if (!strcmp(argv[i], "--compare-backward") && i + 1 < argc) compare_bwd = argv[++i];
         else if (!strcmp(argv[i], "--set") && i + 1 < argc) {
             if (n_set == QAT_MAX_SETS)
                 return qat_report(qat_fail(QAT_EINPUT, "too many --set options (at most %d)", QAT_MAX_SETS));
@@ -95,6 +103,10 @@ int qat_grads_main(int argc, char **argv) {
     }
     if (!out || (!config == !ckpt)) {
         fprintf(stderr, "qat grads: give CONFIG.yaml or --checkpoint CKPT.h5 (one of them), and --out GRADS.h5\n\n%s", GRADS_HELP);
+        return 2;
+    }
+    if (compare && compare_bwd) {
+        fprintf(stderr, "qat grads: give --compare or --compare-backward, not both\n\n%s", GRADS_HELP);
         return 2;
     }
     /* Refused before any work: the output may be neither input nor a non-regular file. */
@@ -125,12 +137,17 @@ int qat_grads_main(int argc, char **argv) {
 
     qat_model *m2 = NULL;
     double loss2 = NAN;
-    if (compare) {
+    if (compare || compare_bwd) {
         qat_config c2 = cfg;
-        snprintf(c2.weights.format, sizeof c2.weights.format, "%s", compare);
-        snprintf(c2.activations.format, sizeof c2.activations.format, "%s", compare);
-        c2.weights.estimator[0] = c2.activations.estimator[0] = 0; /* the format's default backward */
+        if (compare) {
+            snprintf(c2.weights.format, sizeof c2.weights.format, "%s", compare);
+            snprintf(c2.activations.format, sizeof c2.activations.format, "%s", compare);
+            c2.weights.estimator[0] = c2.activations.estimator[0] = 0; /* the format's default backward */
+        } else {
+            snprintf(c2.gradients.format, sizeof c2.gradients.format, "%s", compare_bwd);
+        }
         rc = qat_model_create(&c2, &m->s, B, &m2);
+        if (rc && compare_bwd) rc = qat_fail_context(rc, "--compare-backward");
         if (!rc) {
             memcpy(m2->params, m->params, (size_t)m->n_total * sizeof(float));
             loss2 = batch_grads(m2, in, tg, B);
@@ -143,6 +160,10 @@ int qat_grads_main(int argc, char **argv) {
         rc = qat_h5_attr_write_str(f, out, "weight_format", qat_model_weight_format(m));
         if (!rc) rc = qat_h5_attr_write_str(f, out, "act_format", qat_model_act_format(m));
         if (!rc) rc = qat_h5_attr_write_str(f, out, "estimator", qat_model_estimator(m));
+        if (!rc) rc = qat_h5_attr_write_str(f, out, "grad_format", cfg.gradients.format);
+        if (!rc) rc = qat_h5_attr_write_str(f, out, "grad_rounding", cfg.gradients.rounding);
+        int64_t gh = cfg.gradients.hadamard;
+        if (!rc) rc = qat_h5_attr_write(f, out, "grad_hadamard", H5T_STD_I64LE, H5T_NATIVE_INT64, &gh);
         if (!rc) rc = qat_h5_scalar_write(f, out, "loss", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &loss);
         if (!rc) rc = write_array(f, out, "batch/inputs", 2, B, T, H5T_STD_I32LE, H5T_NATIVE_INT32, in);
         if (!rc) rc = write_array(f, out, "batch/targets", 2, B, T, H5T_STD_I32LE, H5T_NATIVE_INT32, tg);
@@ -153,7 +174,8 @@ int qat_grads_main(int argc, char **argv) {
             H5Pclose(lcpl);
             if (g < 0) rc = qat_h5_fail_write(out, "cannot create /compare/cosine");
             else H5Gclose(g);
-            if (!rc) rc = qat_h5_attr_write_str(f, out, "compare_format", compare);
+            if (!rc) rc = compare ? qat_h5_attr_write_str(f, out, "compare_format", compare)
+                                  : qat_h5_attr_write_str(f, out, "compare_backward", compare_bwd);
             if (!rc) rc = qat_h5_scalar_write(f, out, "compare/loss", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &loss2);
             printf("%-48s %10s\n", "tensor", "cosine");
         }
@@ -171,9 +193,14 @@ int qat_grads_main(int argc, char **argv) {
             }
         }
         rc = qat_h5_out_finish(&h, rc);
-        if (!rc) printf("loss %.6f (%s/%s)%s; gradients of %d×%lld tokens written to %s\n", loss,
-                        qat_model_weight_format(m), qat_model_act_format(m), "", B, (long long)T, out);
-        if (!rc && m2) printf("compare loss %.6f (%s/%s)\n", loss2, compare, compare);
+        char g1[96], g2[96] = "";
+        qat_gradq_describe(&m->gq, g1, sizeof g1);
+        if (m2) qat_gradq_describe(&m2->gq, g2, sizeof g2);
+        if (!rc) printf("loss %.6f (%s/%s, backward %s); gradients of %d×%lld tokens written to %s\n", loss,
+                        qat_model_weight_format(m), qat_model_act_format(m), g1, B, (long long)T, out);
+        if (!rc && m2 && compare) printf("compare loss %.6f (%s/%s)\n", loss2, compare, compare);
+        if (!rc && m2 && compare_bwd) printf("compare loss %.6f (%s/%s, backward %s)\n", loss2,
+                                             qat_model_weight_format(m2), qat_model_act_format(m2), g2);
     }
     free(in);
     free(tg);

@@ -365,6 +365,8 @@ fresh: {
         .n_params = m->n_params, .n_params_total = m->n_total, .tokens_target = (int64_t)tokens_target,
         .weight_format = wf, .act_format = af, .estimator = qat_model_estimator(m),
         .gmse_w = gw, .gmse_a = ga, .rho_pred = rho_w * rho_a,
+        .grad_format = cfg->gradients.format, .grad_rounding = cfg->gradients.rounding,
+        .grad_hadamard = cfg->gradients.hadamard,
         .precision = m->bf16 ? "bf16" : "fp32", .resumes = note,
     };
     if (at_start && *start_step == 0 && (rc = at_start(start_ctx, &at))) {

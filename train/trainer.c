@@ -185,6 +185,11 @@ int qat_train_run(const qat_config *cfg, const qat_train_opts *opts) {
                cfg->name, (long long)m->n_params, (long long)m->n_total, qat_model_flops_per_token(&shape) * 3,
                (long long)plan.steps, B, (long long)T, plan.tokens, nthreads);
         printf("  data: %s\n", qat_dataset_describe(ds));
+        if (qat_gradq_on(&m->gq)) { /* the quantized backward (compress.gradients) */
+            char gdesc[96];
+            qat_gradq_describe(&m->gq, gdesc, sizeof gdesc);
+            printf("  backward: %s\n", gdesc);
+        }
         printf("  compress: weights %s, activations %s, estimator %s\n", qat_model_weight_format(m),
                qat_model_act_format(m), qat_model_estimator(m));
         if (start > 0) printf("  resumed from %s/ckpt.h5 at step %lld\n", dir, (long long)start);

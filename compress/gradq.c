@@ -1,0 +1,270 @@
+/*
+ * compress/gradq.c — quantizing the backward products' operands (gradq.h).
+ *
+ * Work unit: a segment of U = max(group, hadamard) consecutive inner-dim elements
+ * of one vector (a row, or a column). Row vectors are processed in place in a
+ * small stack buffer; column vectors are gathered a tile at a time (U rows × up to
+ * TILE/U columns, transposed into the buffer so every vector is contiguous), which
+ * keeps the pass over a column-quantized operand one read and one write of each
+ * element, in cache, with no transposed copy of the operand.
+ *
+ * Grids (int, ternary, fp4): the format's levels with the outermost level at the
+ * group's max|x| (absmax), so nothing is clipped and stochastic rounding is exactly
+ * unbiased. Round-to-nearest goes through compress/project.h (qat_proj_row with an
+ * absmax scale), the same code as the forward projection; stochastic rounding picks
+ * the upper neighbour level with probability (x − lo)/(hi − lo).
+ *
+ * Block formats go through qat_blk_row one block at a time. MX with Quartet's range
+ * matching: X from the block's own absmax, then ¾·x rounded against that X (passed
+ * as the block's precomputed scale), so |¾·x/X| < 6 (E2M1) or < 384 (E4M3) and
+ * nothing saturates; the caller multiplies the product by (4/3)² = 16/9. NVFP4's
+ * per-tensor scale needs the operand's absmax: one extra read of the source, bounded
+ * by √B·max|x| when a Hadamard block B rotates it (|(x·D·H)_i| <= ‖x_block‖ <= √B·max|x|),
+ * so the block scales never saturate E4M3.
+ */
+#include "gradq.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "compress/format.h"
+#include "compress/gmse.h"
+#include "compress/hadamard.h"
+#include "core/bf16.h"
+#include "core/error.h"
+#include "core/rng.h"
+
+#define TILE 8192 /* floats in a work tile (32 KB) */
+
+
+const char *qat_gradq_valid_list(void) {
+    return "fp32 (off), int1..int8, ternary, fp4 (absmax scale per 32 along the inner dim), "
+           "mxfp4, mxfp6, mxfp8, nvfp4 (block-scaled, compress/blockfmt.h)";
+}
+
+/* The block formats by name: MX elements per OCP MX v1.0 (mxfp6 = E2M3, mxfp8 = E4M3). */
+static int block_format(const char *name, qat_blk *b) {
+    if (!strcmp(name, "mxfp4")) *b = qat_blk_mx(QAT_EL_E2M1);
+    else if (!strcmp(name, "mxfp6")) *b = qat_blk_mx(QAT_EL_E2M3);
+    else if (!strcmp(name, "mxfp8")) *b = qat_blk_mx(QAT_EL_E4M3);
+    else if (!strcmp(name, "nvfp4")) *b = qat_blk_nvfp4(0);
+    else return 0;
+    return 1;
+}
+
+int qat_gradq_init(qat_gradq *g, const qat_compress_grad *c) {
+    memset(g, 0, sizeof *g);
+    snprintf(g->name, sizeof g->name, "%s", c->format);
+    g->sr = strcmp(c->rounding, "sr") == 0;
+    g->hadamard = c->hadamard;
+    g->prescale = 1.0f;
+    g->group = QAT_GRADQ_GROUP;
+    if (strcmp(c->rounding, "sr") != 0 && strcmp(c->rounding, "rtn") != 0)
+        return qat_fail(QAT_EINPUT, "compress.gradients.rounding: '%s' is not a rounding; expected rtn or sr",
+                        c->rounding);
+    if (c->hadamard < 0 || c->hadamard == 1 || (c->hadamard & (c->hadamard - 1)) ||
+        c->hadamard > QAT_GRADQ_MAX_HADAMARD)
+        return qat_fail(QAT_EINPUT, "compress.gradients.hadamard: %d; expected 0 (off) or a power of two "
+                        "from 2 to %d", c->hadamard, QAT_GRADQ_MAX_HADAMARD);
+    if (strcmp(c->format, "fp32") == 0) {
+        g->kind = QAT_GQ_OFF;
+        return QAT_OK;
+    }
+    if (block_format(c->format, &g->blk)) {
+        g->kind = QAT_GQ_BLOCK;
+        g->blk.stochastic = g->sr;
+        g->group = g->blk.block;
+        if (g->blk.kind == QAT_BLK_MX) g->prescale = 0.75f;
+        return qat_blk_check(&g->blk);
+    }
+    qat_fmt f;
+    if (qat_fmt_parse(c->format, &f) != QAT_OK || f.noise || f.sp != QAT_SP_NONE ||
+        (f.val != QAT_VAL_INT && f.val != QAT_VAL_TERNARY && f.val != QAT_VAL_FP4))
+        return qat_fail(QAT_EINPUT, "compress.gradients.format: '%s' cannot quantize a backward operand; "
+                        "expected one of: %s", c->format, qat_gradq_valid_list());
+    g->kind = QAT_GQ_GRID;
+    qat_proj_setup(&g->P, &f);
+    g->P.absmax = 1;
+    g->P.group = 0; /* gradq hands qat_proj_row one group at a time */
+    g->P.mask = QAT_MASK_NONE;
+    g->levels = f.val == QAT_VAL_INT ? 1 << f.bits : f.val == QAT_VAL_TERNARY ? 3 : 0;
+    return QAT_OK;
+}
+
+int qat_gradq_check_inner(const qat_gradq *g, int64_t inner, const char *what) {
+    if (!qat_gradq_on(g) || !g->hadamard || inner % g->hadamard == 0) return QAT_OK;
+    return qat_fail(QAT_EINPUT, "compress.gradients.hadamard: %d does not divide the %s (%lld), the inner "
+                    "dimension of a backward product; expected a power of two dividing it",
+                    g->hadamard, what, (long long)inner);
+}
+
+uint64_t qat_gradq_key(uint64_t layer_key, int64_t step, int which) {
+    return qat_hash3(layer_key, (uint64_t)step, 0x6AD0ull + (uint64_t)which);
+}
+
+void qat_gradq_describe(const qat_gradq *g, char *buf, int n) {
+    if (!qat_gradq_on(g)) snprintf(buf, (size_t)n, "fp32");
+    else if (g->hadamard) snprintf(buf, (size_t)n, "%s %s h%d", g->name, g->sr ? "sr" : "rtn", g->hadamard);
+    else snprintf(buf, (size_t)n, "%s %s", g->name, g->sr ? "sr" : "rtn");
+}
+
+/* The uniform in [0, 1) of element `idx` (24 bits: exact in float). */
+static inline float unif(uint64_t key, uint64_t idx) {
+    return (float)(qat_hash64(key + idx * 0x9E3779B97F4A7C15ull) >> 40) * 0x1p-24f;
+}
+
+/* Round t >= 0 (in level-index units) up with probability frac(t): E = t. */
+static inline float sr_index(float t, float u) {
+    float fl = floorf(t);
+    return fl + (u < t - fl ? 1.0f : 0.0f);
+}
+
+/* Stochastic rounding of one group of n elements onto the grid with absmax scale. */
+static void grid_sr(const qat_gradq *g, float *v, int64_t n, uint64_t key, uint64_t idx0) {
+    float a = 0.0f;
+    for (int64_t i = 0; i < n; i++) a = fmaxf(a, fabsf(v[i]));
+    if (a == 0.0f) return; /* all zero: already on the grid (non-finite groups never get here) */
+    if (g->levels) {
+        /* uniform levels −a + k·2a/(L−1), k = 0..L−1 */
+        const float Lm1 = (float)(g->levels - 1), inv = Lm1 / (2.0f * a), step = 2.0f * a / Lm1;
+        for (int64_t i = 0; i < n; i++) {
+            float t = fminf(fmaxf((v[i] + a) * inv, 0.0f), Lm1);
+            float k = fminf(sr_index(t, unif(key, idx0 + (uint64_t)i)), Lm1);
+            v[i] = -a + k * step;
+        }
+    } else {
+        /* E2M1 magnitudes ×a/6: steps of 0.5 below 2, 1 below 4, 2 up to 6 */
+        const float s = a / 6.0f, inv = 6.0f / a;
+        for (int64_t i = 0; i < n; i++) {
+            float m = fminf(fabsf(v[i]) * inv, 6.0f);
+            float base = m < 2.0f ? 0.0f : m < 4.0f ? 2.0f : 4.0f;
+            float st = m < 2.0f ? 0.5f : m < 4.0f ? 1.0f : 2.0f;
+            float q = base + st * sr_index((m - base) / st, unif(key, idx0 + (uint64_t)i));
+            v[i] = copysignf(q * s, v[i]);
+        }
+    }
+}
+
+/* One block of a block format; s_t is NVFP4's tensor scale. */
+static void block_round(const qat_gradq *g, float *v, int64_t n, uint64_t key, uint64_t idx0, float s_t) {
+    qat_blk_io io = {.tensor_scale = s_t, .key = key, .index0 = idx0};
+    float X;
+    if (g->blk.kind == QAT_BLK_MX) {
+        /* the scale of the block as it is, then ¾ of it rounded against that scale */
+        float amax = qat_blk_absmax(v, n);
+        int e = qat_mx_scale_exp(amax, qat_minifloat_get(g->blk.el));
+        X = e == INT32_MIN || isnan(amax) ? NAN : ldexpf(1.0f, e);
+        io.scales = &X;
+        for (int64_t i = 0; i < n; i++) v[i] *= g->prescale;
+    }
+    qat_blk_row(&g->blk, v, n, &io);
+}
+
+/* Quantize one contiguous inner-dim segment of n elements in groups; idx0 is the
+ * index of v[0] in the operand (inner dim fastest). */
+static void quantize_segment(const qat_gradq *g, float *v, int64_t n, uint64_t key, uint64_t idx0, float s_t) {
+    for (int64_t a = 0; a < n; a += g->group) {
+        int64_t len = n - a < g->group ? n - a : g->group;
+        if (g->kind == QAT_GQ_BLOCK) {
+            block_round(g, v + a, len, key, idx0 + (uint64_t)a, s_t);
+            continue;
+        }
+        /* a NaN or inf makes its whole group NaN, visibly (as the block formats do):
+         * it must never be rounded onto a level, and the grid roundings would */
+        int bad = 0;
+        for (int64_t i = 0; i < len; i++) bad |= !isfinite(v[a + i]);
+        if (bad) {
+            for (int64_t i = 0; i < len; i++) v[a + i] = NAN;
+        } else if (g->sr) {
+            grid_sr(g, v + a, len, key, idx0 + (uint64_t)a);
+        } else {
+            uint8_t mask[QAT_GRADQ_GROUP];
+            qat_proj_row(&g->P, v + a, len, NULL, mask);
+        }
+    }
+}
+
+/* Sign of inner index i under the product's key: ±1. */
+static inline float sign_at(uint64_t key, uint64_t i) {
+    return (qat_hash64(key ^ (i * 0xD1B54A32D192ED03ull)) >> 63) ? -1.0f : 1.0f;
+}
+
+static inline float load(const qat_gradq_op *op, int64_t i) {
+    if (op->x) return op->x[i];
+    uint32_t u = (uint32_t)op->xb[i] << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static inline void store(const qat_gradq_op *op, int64_t i, float v) {
+    if (op->y) op->y[i] = v;
+    else op->yb[i] = qat_bf16_round(v);
+}
+
+/* Rotate (signs, then H) a contiguous segment starting at inner index i0. */
+static void rotate(const qat_gradq *g, const qat_gradq_op *op, float *v, int64_t n, int64_t i0) {
+    if (!g->hadamard) return;
+    for (int64_t i = 0; i < n; i++) v[i] *= sign_at(op->sign_key, (uint64_t)(i0 + i));
+    qat_hadamard_row(v, n, g->hadamard);
+}
+
+static void run_rows(const qat_gradq *g, const qat_gradq_op *op, int64_t U, float s_t) {
+    const int64_t R = op->rows, C = op->cols;
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < R; r++) {
+        float buf[TILE];
+        for (int64_t s0 = 0; s0 < C; s0 += U) {
+            int64_t n = C - s0 < U ? C - s0 : U;
+            const int64_t base = r * C + s0;
+            if (op->x) memcpy(buf, op->x + base, (size_t)n * sizeof(float));
+            else for (int64_t i = 0; i < n; i++) buf[i] = load(op, base + i);
+            rotate(g, op, buf, n, s0);
+            quantize_segment(g, buf, n, op->key, (uint64_t)base, s_t);
+            if (op->y) memcpy(op->y + base, buf, (size_t)n * sizeof(float));
+            else qat_bf16_row(buf, op->yb + base, n);
+        }
+    }
+}
+
+static void run_cols(const qat_gradq *g, const qat_gradq_op *op, int64_t U, float s_t) {
+    const int64_t R = op->rows, C = op->cols;
+    const int64_t TW = TILE / U; /* columns per tile */
+    const int64_t nseg = (R + U - 1) / U, ntile = (C + TW - 1) / TW;
+#pragma omp parallel for schedule(static)
+    for (int64_t job = 0; job < nseg * ntile; job++) {
+        float buf[TILE];
+        const int64_t r0 = (job / ntile) * U, c0 = (job % ntile) * TW;
+        const int64_t n = R - r0 < U ? R - r0 : U, w = C - c0 < TW ? C - c0 : TW;
+        /* gather: column j of the tile becomes buf[j·n .. j·n + n) */
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t j = 0; j < w; j++) buf[j * n + i] = load(op, (r0 + i) * C + c0 + j);
+        for (int64_t j = 0; j < w; j++) {
+            rotate(g, op, buf + j * n, n, r0);
+            /* index with the inner dim fastest: column c's element r is c·R + r */
+            quantize_segment(g, buf + j * n, n, op->key, (uint64_t)((c0 + j) * R + r0), s_t);
+        }
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t j = 0; j < w; j++) store(op, (r0 + i) * C + c0 + j, buf[j * n + i]);
+    }
+}
+
+void qat_gradq_run(const qat_gradq *g, const qat_gradq_op *op) {
+    QAT_ASSERT(qat_gradq_on(g));
+    QAT_ASSERT((op->x != NULL) != (op->xb != NULL) && (op->y != NULL) != (op->yb != NULL));
+    int64_t U = g->hadamard > g->group ? g->hadamard : g->group;
+    int64_t inner = op->along == QAT_GQ_ALONG_ROWS ? op->cols : op->rows;
+    QAT_ASSERT(!g->hadamard || inner % g->hadamard == 0);
+    float s_t = 1.0f;
+    if (g->kind == QAT_GQ_BLOCK && g->blk.kind == QAT_BLK_NVFP4) {
+        const int64_t n = op->rows * op->cols;
+        float amax = 0.0f;
+#pragma omp parallel for schedule(static) reduction(max : amax)
+        for (int64_t i = 0; i < n; i++) amax = fmaxf(amax, fabsf(load(op, i)));
+        if (g->hadamard) amax *= sqrtf((float)g->hadamard);
+        s_t = qat_blk_tensor_scale(&g->blk, amax);
+    }
+    if (op->along == QAT_GQ_ALONG_ROWS) run_rows(g, op, U, s_t);
+    else run_cols(g, op, U, s_t);
+}
