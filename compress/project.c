@@ -89,6 +89,7 @@ static inline __attribute__((always_inline)) void ternary_unit(float *restrict v
         double q = fabs(x) > half ? sa : 0.0; /* a tie goes to code 0 (even) */
         int k = KEPT(i);
         q = k ? q : 0.0;
+        q = x == x ? q : x; /* a NaN stays NaN (the comparisons above would make it 0): divergence must show */
         v[i] = (float)q;
         if (mk == QAT_MASK_TRUST) m[i] = fabs(q - x) <= thr;
         else if (mk == QAT_MASK_CLIP) m[i] = k & (fabs(x) <= clip);
@@ -112,6 +113,7 @@ static inline __attribute__((always_inline)) void fp4_unit(float *restrict v, ui
         double q = (x < 0 ? -l : l) * kscale;
         int k = KEPT(i);
         q = k ? q : 0.0;
+        q = x == x ? q : x; /* a NaN stays NaN (the comparisons above would make it 0): divergence must show */
         v[i] = (float)q;
         if (mk == QAT_MASK_TRUST) m[i] = fabs(q - x) <= thr;
         else if (mk == QAT_MASK_CLIP) m[i] = k & (fabs(x) <= clip);

@@ -421,6 +421,20 @@ static void project_scaled(const char *fmt, double alpha, float *x, int n) {
     qat_proj_row(&P, x, n, &seg, mask);
 }
 
+/* A NaN entering a scalar grid leaves it NaN on every grid: rounding it to a level
+ * (the comparisons of the ternary and fp4 rules are all false for a NaN, which once
+ * gave 0) would hide a diverged weight from the loss and let training go on. */
+static void test_nan_stays_nan(void **state) {
+    (void)state;
+    const char *fmts[] = {"int2", "int4", "ternary", "fp4"};
+    for (size_t k = 0; k < sizeof fmts / sizeof *fmts; k++) {
+        float x[4] = {0.5f, NAN, -0.25f, 1.0f};
+        project_scaled(fmts[k], 1.0, x, 4);
+        if (!isnan(x[1])) fail_msg("%s: a NaN went to %g", fmts[k], x[1]);
+        assert_true(isfinite(x[0]) && isfinite(x[2]) && isfinite(x[3]));
+    }
+}
+
 /* Every scalar grid sends an exact midpoint to the level with the even code
  * (compress/project.c); off the midpoint, the nearest level wins. */
 static void test_ties_to_even_code(void **state) {
@@ -622,6 +636,7 @@ int main(void) {
         cmocka_unit_test(test_quest_vectors),
         cmocka_unit_test(test_ties_to_even_code),
         cmocka_unit_test(test_int_fast_path_matches_reference),
+        cmocka_unit_test(test_nan_stays_nan),
         cmocka_unit_test(test_sparse_kth_abs_matches_sort),
         cmocka_unit_test(test_sparse_gmse_tiny),
     };
