@@ -28,6 +28,9 @@
 #include <string.h>
 
 #include "core/error.h"
+#if QAT_HAVE_COMPRESS
+#include "compress/format.h"
+#endif
 #include "scaling/fit.h"
 
 void qat_fit_bwd_key(char out[QAT_FIT_FMT_LEN], const char *format, const char *rounding, int hadamard) {
@@ -36,11 +39,77 @@ void qat_fit_bwd_key(char out[QAT_FIT_FMT_LEN], const char *format, const char *
         return;
     }
     char h[24] = "";
-    if (hadamard > 0) snprintf(h, sizeof h, "@h%d", hadamard);
+    if (hadamard > 1) snprintf(h, sizeof h, "@h%d", hadamard); /* a block of 1 is the identity */
     snprintf(out, QAT_FIT_FMT_LEN, "%.40s%s%s", format, rounding && !strcmp(rounding, "sr") ? "@sr" : "", h);
 }
 
 const char *qat_fit_run_bwd(const qat_fit_run *r) { return r->gfmt[0] ? r->gfmt : "fp32"; }
+
+/* 1 when s (ending at its NUL) is a valid forward format. Without compress/
+ * the format cannot be checked; it is accepted when non-empty. */
+static int valid_format(const char *s, size_t n) {
+    char f[QAT_FIT_FMT_LEN];
+    if (n == 0 || n >= sizeof f) return 0;
+    memcpy(f, s, n);
+    f[n] = 0;
+#if QAT_HAVE_COMPRESS
+    qat_fmt fm;
+    int ok = qat_fmt_parse(f, &fm) == QAT_OK;
+    qat_clear_error();
+    if (ok) return 1;
+    /* The block formats of docs/formats.md ("Block-scaled formats") by name,
+     * for as long as compress/format.c's grammar does not parse them itself
+     * (then this is redundant and may go). */
+    static const char *const blk[] = {"mxfp4", "mxfp6", "mxfp6e3m2", "mxfp8", "mxfp8e5m2", "nvfp4", NULL};
+    for (int i = 0; blk[i]; i++)
+        if (!strcmp(f, blk[i])) return 1;
+    int b, g, used = 0;
+    return sscanf(f, "int%d@g%d%n", &b, &g, &used) == 2 && used == (int)n && b >= 2 && b <= 8 &&
+           (g == 16 || g == 32 || g == 64 || g == 128 || g == 256) && f[3] != '+' && f[3] != '-';
+#else
+    return 1;
+#endif
+}
+
+/* 1 when t is "", "@sr", "@hB", or "@sr@hB" with B a power of two ≥ 2. */
+static int valid_tail(const char *t) {
+    if (!strncmp(t, "@sr", 3)) t += 3;
+    if (!*t) return 1;
+    if (strncmp(t, "@h", 2) || !t[2] || t[2] == '0') return 0;
+    long b = 0;
+    for (const char *c = t + 2; *c; c++) {
+        if (*c < '0' || *c > '9' || b > 1 << 20) return 0;
+        b = 10 * b + (*c - '0');
+    }
+    return b >= 2 && (b & (b - 1)) == 0;
+}
+
+int qat_fit_bwd_check(const char *where, const char *s, char out[QAT_FIT_FMT_LEN]) {
+    size_t n = strlen(s);
+    if (!strcmp(s, "fp32") || n == 0) {
+        snprintf(out, QAT_FIT_FMT_LEN, "fp32");
+        return QAT_OK;
+    }
+    /* The longest prefix that is a valid format (the format grammar has '@'
+     * modifiers of its own, e.g. int4@g32), then the scheme's own tails. */
+    size_t cut = 0;
+    for (size_t k = n; k > 0; k--)
+        if ((k == n || s[k] == '@') && valid_format(s, k)) { cut = k; break; }
+    const char *why = NULL;
+    if (!strncmp(s, "fp32@", 5))
+        why = "the fp32 backward is the unquantized baseline and takes no @sr or @h (write fp32)";
+    else if (!cut)
+        why = "it does not start with a valid format (docs/formats.md; formats are lower case, case is not folded)";
+    else if (!valid_tail(s + cut))
+        why = "after the format only @sr and then @hBLOCK (BLOCK a power of two, at least 2) may follow";
+    if (why)
+        return qat_fail(QAT_EINPUT, "%s: backward scheme '%s' is not fp32 or FORMAT[@sr][@hBLOCK]: %s", where, s, why);
+    if (n >= QAT_FIT_FMT_LEN)
+        return qat_fail(QAT_EINPUT, "%s: backward scheme '%s' is longer than %d characters", where, s,
+                        QAT_FIT_FMT_LEN - 1);
+    snprintf(out, QAT_FIT_FMT_LEN, "%s", s);
+    return QAT_OK;
+}
 
 int qat_fit_runs_mixed_bwd(const qat_fit_runs *rs, const char **a, const char **b) {
     for (int i = 1; i < rs->n; i++)

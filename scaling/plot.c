@@ -488,6 +488,13 @@ static int plot_frontier(const qat_fit_h5 *f, const char *src, const char *path,
 }
 
 int qat_fit_plot(const qat_fit_h5 *f, const char *src, qat_plot_kind kind, const char *path, FILE *info) {
+    /* a quartet fit's effN/effD are not capacities of a format (ρ of the
+     * unified/decoupled laws): there is nothing to put on those axes */
+    if (kind != QAT_PLOT_LAW && !strcmp(f->law, "quartet"))
+        return qat_fail(QAT_EINPUT, "%s: --kind %s needs a capacity law (a unified or decoupled fit); this is a "
+                        "quartet fit, whose effN/effD are not format capacities: plot it with --kind law, or refit "
+                        "with --law unified or --law decoupled over runs of one backward scheme", src,
+                        kind == QAT_PLOT_CAPACITY ? "capacity" : "frontier");
     switch (kind) {
     case QAT_PLOT_LAW: return plot_law(f, src, path);
     case QAT_PLOT_CAPACITY: return plot_capacity(f, src, path);
