@@ -257,6 +257,112 @@ static void test_fit_command(void **s) {
     assert_int_equal(run_fit(bad_law, 4, text, sizeof text), 2);
 }
 
+/* What a user's CSV can hold that used to be accepted silently or turned into
+ * garbage: each refused at file:line naming the value, or warned about. */
+static void test_csv_checked_values(void **s) {
+    (void)s;
+    /* a NUL byte inside a line (it ended the line early: "3.1\0junk" read as 3.1) */
+    char p[512];
+    path_in(p, sizeof p, "bad.csv");
+    FILE *f = fopen(p, "w");
+    fputs("N,D,loss\n1e6,2e7,3.1\n1e6,4e7,3.", f);
+    fputc(0, f);
+    fputs("0junk\n", f);
+    fclose(f);
+    qat_fit_runs rs = {0};
+    assert_int_equal(qat_fit_read_csv(p, &rs), QAT_EINPUT);
+    assert_non_null(strstr(qat_errmsg(), "bad.csv:3:11: a NUL byte"));
+    qat_fit_runs_free(&rs);
+    /* values out of range (the SVG drew them at NaN) */
+    expect_csv_error("N,D,loss\n1e6,2e7,1e308\n", "bad.csv:2:9: loss 1e+308 is out of range");
+    expect_csv_error("N,D,loss\n1e300,2e7,3.1\n", "bad.csv:2:1: N 1e+300 is out of range");
+    expect_csv_error("N,D,loss\n1e6,1e300,3.1\n", "bad.csv:2:5: D 1e+300 is out of range");
+    expect_csv_error("N,D,loss\n0.5,2e7,3.1\n", "bad.csv:2:1: N 0.5 is out of range");
+    expect_csv_error("Model Size,Training FLOP,loss\n1e6,6e30,3.1\n", "bad.csv:2:5: D = FLOP/(6N) 1e+24");
+    /* one column named twice, or two names of one column */
+    expect_csv_error("N,D,loss,loss\n1e6,2e7,3.1,3.2\n", "bad.csv:1:10: column 'loss' names the same column");
+    expect_csv_error("N,params,D,loss\n1e6,1e6,2e7,3.1\n", "bad.csv:1:3: column 'params'");
+    /* a seventh field without a header has no column */
+    expect_csv_error("1e6,2e7,3.1,fp32,fp32,fp32,1\n", "bad.csv:1:");
+    /* the backward scheme: exactly fp32 or FORMAT[@sr][@hBLOCK] */
+    expect_csv_error("N,D,loss,grad_format\n1e6,2e7,3.1,INT4\n", "bad.csv:2:13: backward scheme 'INT4'");
+    expect_csv_error("N,D,loss,grad_format\n1e6,2e7,3.1,int4@h3\n", "only @sr and then @hBLOCK");
+    expect_csv_error("N,D,loss,grad_format\n1e6,2e7,3.1,int4@h1\n", "only @sr and then @hBLOCK");
+    expect_csv_error("N,D,loss,grad_format\n1e6,2e7,3.1,int4@h32@sr\n", "only @sr and then @hBLOCK");
+    expect_csv_error("N,D,loss,grad_format\n1e6,2e7,3.1,fp32@sr\n", "the fp32 backward is the unquantized baseline");
+    expect_csv_error("N,D,loss,grad_format\n1e6,2e7,3.1,bogus@sr\n", "does not start with a valid format");
+    write_file("grads.csv", "N,D,loss,grad_format\n1e6,2e7,3.1,int4@sr@h64\n1e6,4e7,3.0,\n2e6,2e7,3.0,int4@g32@sr\n");
+    path_in(p, sizeof p, "grads.csv");
+    assert_int_equal(qat_fit_read_csv(p, &rs), QAT_OK);
+    assert_string_equal(rs.run[0].gfmt, "int4@sr@h64");
+    assert_string_equal(rs.run[1].gfmt, "fp32");
+    assert_string_equal(rs.run[2].gfmt, "int4@g32@sr"); /* the format's own '@' modifier stays in it */
+    qat_fit_runs_free(&rs);
+
+    /* an unknown column is named with the known ones; Epoch's plot columns are not */
+    write_file("cols.csv", "x,N,D,loss,grad,hex_color\n1,1e6,2e7,3.1,int4,#fff\n");
+    path_in(p, sizeof p, "cols.csv");
+    char w[512];
+    path_in(w, sizeof w, "warn.txt");
+    FILE *wf = fopen(w, "w+");
+    assert_int_equal(qat_fit_read_csv_warn(p, &rs, wf), QAT_OK);
+    rewind(wf);
+    char text[2048] = "";
+    size_t nr = fread(text, 1, sizeof text - 1, wf);
+    text[nr] = 0;
+    fclose(wf);
+    assert_non_null(strstr(text, "cols.csv:1: unknown column 'grad' ignored; known columns: N ("));
+    assert_non_null(strstr(text, "grad_format (gradient_format)"));
+    assert_null(strstr(text, "'x'"));
+    assert_null(strstr(text, "'hex_color'"));
+    assert_string_equal(rs.run[0].gfmt, "fp32");
+    /* --exclude GLOB matches a CSV row by its file, as a run log */
+    assert_int_equal(qat_fit_exclude(&rs, "*/cols.csv"), 1);
+    assert_int_equal(rs.n, 0);
+    qat_fit_runs_free(&rs);
+}
+
+/* qat fit's own arguments, checked before any work. */
+static void test_fit_arguments_first(void **s) {
+    (void)s;
+    char p[512], out[512], text[1 << 14];
+    path_in(p, sizeof p, "args.csv");
+    FILE *f = fopen(p, "w");
+    fprintf(f, "N,D,loss\n");
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++) {
+            double N = 1e6 * pow(3, i), D = N * 10 * pow(2.5, j);
+            fprintf(f, "%.6g,%.6g,%.10g\n", N, D, 1.8 + 400 * pow(N, -0.34) + 1800 * pow(D, -0.37));
+        }
+    fclose(f);
+    /* an output in a missing directory: exit 2 before the fit, nothing printed */
+    path_in(out, sizeof out, "nodir/fit.h5");
+    char *nodir[] = {"fit", p, "--json", "--no-loo", "--out", out};
+    assert_int_equal(run_fit(nodir, 6, text, sizeof text), 2);
+    assert_non_null(strstr(qat_errmsg(), "--out"));
+    assert_non_null(strstr(qat_errmsg(), "nodir does not exist"));
+    assert_string_equal(text, "");
+    path_in(out, sizeof out, "nodir/fit.csv");
+    char *nodir_csv[] = {"fit", p, "--json", "--no-loo", "--csv", out};
+    assert_int_equal(run_fit(nodir_csv, 6, text, sizeof text), 2);
+    assert_string_equal(text, "");
+    char *dash[] = {"fit", p, "--csv", "-"};
+    assert_int_equal(run_fit(dash, 4, text, sizeof text), 2);
+    assert_non_null(strstr(qat_errmsg(), "--csv -"));
+    char *boot1[] = {"fit", p, "--bootstrap", "1"};
+    assert_int_equal(run_fit(boot1, 4, text, sizeof text), 2);
+    assert_non_null(strstr(qat_errmsg(), "at least 20 resamples"));
+    /* one run left: "1 usable run" */
+    char *excl[] = {"fit", p, "--exclude", "*args.csv"};
+    assert_int_equal(run_fit(excl, 4, text, sizeof text), 2);
+    assert_non_null(strstr(qat_errmsg(), "0 usable runs"));
+    write_file("one.csv", "N,D,loss\n1e6,2e7,3.1\n");
+    path_in(p, sizeof p, "one.csv");
+    char *one[] = {"fit", p};
+    assert_int_equal(run_fit(one, 2, text, sizeof text), 2);
+    assert_non_null(strstr(qat_errmsg(), "1 usable run after"));
+}
+
 /* In a child process: `act` on the run log at `p`, then die by SIGKILL with the
  * file still open, as a crash would leave it. */
 enum { DIE_REOPENED = 0, DIE_MID_RUN = 1, DIE_CREATING = 2 };
@@ -524,7 +630,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_csv_layouts), cmocka_unit_test(test_csv_errors),
         cmocka_unit_test(test_runlogs), cmocka_unit_test(test_fit_command),
-        cmocka_unit_test(test_killed_runlogs),
+        cmocka_unit_test(test_killed_runlogs), cmocka_unit_test(test_csv_checked_values),
+        cmocka_unit_test(test_fit_arguments_first),
         cmocka_unit_test(test_fit_where_and_mixed_data),
         cmocka_unit_test(test_mixed_data_hint_selects_one_group),
         cmocka_unit_test(test_messages_have_one_prefix),
