@@ -39,7 +39,9 @@ static const char fit_usage[] =
     "columns N,D,loss[,format[,act_format[,grad_format]]] (header optional; a header\n"
     "may instead name 'Model Size', 'Training FLOP' (D = FLOP/(6N)) and 'loss').\n"
     "A run's backward scheme is its compress.gradients.* (run logs) or grad_format\n"
-    "(CSV): fp32, or FORMAT[@sr][@hBLOCK], e.g. mxfp4@sr@h128.\n"
+    "(CSV): exactly fp32, or FORMAT[@sr][@hBLOCK] (lower case; BLOCK a power of two\n"
+    ">= 2), e.g. mxfp4@sr@h128. Values are range-checked: 0 < loss < 1000 nats,\n"
+    "1 <= N, D < 1e20 (docs/files.md).\n"
     "\n"
     "options:\n"
     "  --law chinchilla|decoupled|unified|quartet\n"
@@ -52,7 +54,8 @@ static const char fit_usage[] =
     "                      other laws refuse such runs), else chinchilla when every run\n"
     "                      is fp32/fp32, else unified (decoupled when qat has no format\n"
     "                      library).\n"
-    "  --bootstrap N       N resamples over runs for 95% percentile intervals (default 0)\n"
+    "  --bootstrap N       N resamples over runs for 95% percentile intervals (default 0;\n"
+    "                      at least 20; resamples that cannot tell an eff are dropped)\n"
     "  --seed S            bootstrap seed (default 0)\n"
     "  --fix NAME=VALUE    hold a parameter: A alpha B beta E, quant_L ... vq_C, L/F/C\n"
     "                      (all types), or a decoupled eff by its pair, e.g. int4/int4=0.7;\n"
@@ -75,7 +78,7 @@ static const char fit_usage[] =
     "  --json              print the JSON of docs/cli.md instead of the table\n"
     "  --out FIT.h5        write parameters, intervals, per-run predictions (for qat plot)\n"
     "  --csv FILE          write per-run N, D, loss, formats (grad_format too), rho,\n"
-    "                      eff_d, prediction, residual\n"
+    "                      eff_d, prediction, residual ln(pred) - ln(loss) (a file, not -)\n"
     "  --help              this text\n";
 
 static const char plot_usage[] =
@@ -86,7 +89,8 @@ static const char plot_usage[] =
     "            decoupled effs as points\n"
     "  frontier  capacity per bit against bits per parameter, naming the best format\n"
     "            under each bit budget\n"
-    "options: --kind KIND, -o/--out FIG.svg, --help\n";
+    "A quartet fit has law plots only (one curve per W/A/G key at its effN and effD).\n"
+    "options: --kind KIND, -o/--out FIG.svg (each once), --help\n";
 
 static int parse_int(const char *opt, const char *v, long lo, long hi, long *out) {
     long long x;

@@ -448,7 +448,7 @@ static void test_csv_json_h5_round_trip(void **s) {
     path_in(in, sizeof in, "in.csv");
     path_in(csv, sizeof csv, "out.csv");
     path_in(h5, sizeof h5, "FIT.h5");
-    const char *args[] = {in, "--law", "quartet", "--no-loo", "--json", "--bootstrap", "8", "--csv", csv, "--out", h5};
+    const char *args[] = {in, "--law", "quartet", "--no-loo", "--json", "--bootstrap", "20", "--csv", csv, "--out", h5};
     assert_int_equal(fit(11, args), 0);
     printf("  %s", text);
     const char *keys[] = {"\"law\": \"quartet\"", "\"params\": {\"A\": ", "\"gamma\": ", "\"eff_n\": {", "\"eff_d\": {",
