@@ -210,6 +210,7 @@ int qat_fit_read_csv_warn(const char *path, qat_fit_runs *rs, FILE *warn) {
         qat_fit_run r;
         memset(&r, 0, sizeof r);
         r.n_terms = -1;
+        r.from_csv = 1;
         snprintf(r.origin, sizeof r.origin, "%s:%d", path, line);
         double flop = 0;
         if ((rc = parse_positive(path, line, &f, col[COL_N], "N", &r.N))) break;

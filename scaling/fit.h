@@ -53,6 +53,7 @@ typedef struct {
     qat_cap_term terms[QAT_FIT_MAX_TERMS];
     char origin[256];                  /* file or file:line, named in messages */
     char gfmt[QAT_FIT_FMT_LEN];        /* backward scheme key (qat_fit_bwd_key; "" = fp32) */
+    unsigned char from_csv;            /* a CSV row (no stored config: --where cannot select it) */
 } qat_fit_run;
 
 /* The backward scheme key of compress.gradients.{format, rounding, hadamard}
@@ -257,8 +258,10 @@ int qat_fit_quartet_identify(const qat_fit_problem *p);
 double qat_fit_quartet_log_effd(const qat_fit_problem *p, const double *theta, int j);
 /* QAT_EINPUT when a law without a backward term (chinchilla, decoupled,
  * unified) is asked for runs of more than one backward scheme: their losses
- * differ by what the law cannot price. The message names two schemes and the
- * cures (--law quartet, or --exclude/--where to keep one scheme). */
+ * differ by what the law cannot price. The message names every scheme with
+ * its run count and the cures that work as given: --law quartet, or the
+ * --exclude of every other scheme (and, when no run is from a CSV, the
+ * --where set) that keeps exactly one, fp32 when present. */
 int qat_fit_check_bwd(const qat_fit_runs *rs, qat_fit_law law);
 
 const char *qat_fit_law_name(qat_fit_law law);

@@ -121,14 +121,61 @@ int qat_fit_runs_mixed_bwd(const qat_fit_runs *rs, const char **a, const char **
     return 0;
 }
 
+/* The --where options that select the runs of backward scheme `key` by their
+ * stored config (the inverse of qat_fit_bwd_key). */
+static void where_of_key(const char *key, char *out, size_t cap) {
+    char fmt[QAT_FIT_FMT_LEN];
+    snprintf(fmt, sizeof fmt, "%s", key);
+    int sr = 0;
+    long h = 0;
+    char *at = strstr(fmt, "@h");
+    if (at && valid_tail(at)) h = strtol(at + 2, NULL, 10), *at = 0;
+    size_t n = strlen(fmt);
+    if (n > 3 && !strcmp(fmt + n - 3, "@sr")) sr = 1, fmt[n - 3] = 0;
+    if (!strcmp(fmt, "fp32"))
+        snprintf(out, cap, "--where compress.gradients.format=fp32");
+    else
+        snprintf(out, cap, "--where compress.gradients.format=%s --where compress.gradients.rounding=%s "
+                 "--where compress.gradients.hadamard=%ld", fmt, sr ? "sr" : "rtn", h);
+}
+
 int qat_fit_check_bwd(const qat_fit_runs *rs, qat_fit_law law) {
     const char *a, *b;
     if (law == QAT_LAW_QUARTET || !qat_fit_runs_mixed_bwd(rs, &a, &b)) return QAT_OK;
-    return qat_fail(QAT_EINPUT, "--law %s: the runs were trained with different backward schemes ('%s' and '%s', "
-                    "compress.gradients.* or the CSV's grad_format), and the %s law has no term for the backward "
-                    "pass; fit them with --law quartet (effD per backward scheme), or keep one scheme with "
-                    "--exclude '*/*/%s' or --where compress.gradients.format=...", qat_fit_law_name(law), a, b,
-                    qat_fit_law_name(law), b);
+    /* every scheme, sorted and with its run count; the one kept is fp32 when
+     * present (the baseline), else the one with the most runs */
+    int n = rs->n, m = 0, keep = 0, any_csv = 0;
+    const char **sch = qat_xcalloc((size_t)n, sizeof *sch);
+    int *cnt = qat_xcalloc((size_t)n, sizeof *cnt);
+    for (int i = 0; i < n; i++) {
+        const char *g = qat_fit_run_bwd(&rs->run[i]);
+        any_csv |= rs->run[i].from_csv;
+        int j = 0;
+        while (j < m && strcmp(sch[j], g)) j++;
+        if (j == m) {
+            int at = m++;
+            while (at > 0 && strcmp(sch[at - 1], g) > 0) sch[at] = sch[at - 1], cnt[at] = cnt[at - 1], at--;
+            sch[at] = g, cnt[at] = 0, j = at;
+        }
+        cnt[j]++;
+    }
+    for (int j = 0; j < m; j++)
+        if (!strcmp(sch[keep], "fp32") ? 0 : (!strcmp(sch[j], "fp32") || cnt[j] > cnt[keep])) keep = j;
+    char list[2048] = "", excl[2048] = "", where[512] = "";
+    for (int j = 0; j < m; j++) {
+        size_t l = strlen(list), e = strlen(excl);
+        snprintf(list + l, sizeof list - l, "%s'%s' (%d run%s)", j ? ", " : "", sch[j], cnt[j], cnt[j] == 1 ? "" : "s");
+        if (j != keep) snprintf(excl + e, sizeof excl - e, "%s--exclude '*/*/%s'", e ? " " : "", sch[j]);
+    }
+    if (!any_csv) where_of_key(sch[keep], where, sizeof where);
+    int rc = qat_fail(QAT_EINPUT, "--law %s: the runs were trained with %d different backward schemes (%s; "
+                      "compress.gradients.* or the CSV's grad_format), and the %s law has no term for the backward "
+                      "pass; fit them with --law quartet (effD per backward scheme), or keep the '%s' runs only "
+                      "with %s%s%s", qat_fit_law_name(law), m, list, qat_fit_law_name(law), sch[keep], excl,
+                      where[0] ? ", or with " : "", where);
+    free(sch);
+    free(cnt);
+    return rc;
 }
 
 static int str_cmp(const void *a, const void *b) { return strcmp(a, b); }

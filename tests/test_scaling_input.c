@@ -356,6 +356,21 @@ static void test_fit_arguments_first(void **s) {
     char *excl[] = {"fit", p, "--exclude", "*args.csv"};
     assert_int_equal(run_fit(excl, 4, text, sizeof text), 2);
     assert_non_null(strstr(qat_errmsg(), "0 usable runs"));
+    /* losses rising with N and D: both exponents come out negative, and one
+     * message names both (it used to name one, then the other on the next try) */
+    path_in(p, sizeof p, "rise.csv");
+    f = fopen(p, "w");
+    fprintf(f, "N,D,loss\n");
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++) {
+            double N = 1e6 * pow(3.16, i), D = 1e8 * pow(3.16, j);
+            fprintf(f, "%.6g,%.6g,%.6f\n", N, D, 1.5 + 0.02 * pow(N, 0.1) + 0.03 * pow(D, 0.1));
+        }
+    fclose(f);
+    char *rise[] = {"fit", p, "--no-loo"};
+    assert_int_equal(run_fit(rise, 3, text, sizeof text), 2);
+    assert_non_null(strstr(qat_errmsg(), "alpha and beta are not identified"));
+    assert_non_null(strstr(qat_errmsg(), "--fix alpha=VALUE --fix beta=VALUE"));
     write_file("one.csv", "N,D,loss\n1e6,2e7,3.1\n");
     path_in(p, sizeof p, "one.csv");
     char *one[] = {"fit", p};
