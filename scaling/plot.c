@@ -220,11 +220,13 @@ static int law_notes(const qat_fit_h5 *f, const qat_plot_law_layout *lay, char l
             int cat = fx == QAT_FIT_BY_USER ? 2 : fx != QAT_FIT_BY_RULE ? -1 : is_cap_name(f->param[k]) ? 1 : 0;
             if (cat != c) continue;
             char item[96];
-            int il = snprintf(item, sizeof item, "%s%s = %.4g", items ? ", " : "", f->param[k], f->param_value[k]);
-            if (len + il >= 80 && nl < NOTE_LINES - 2) { /* wrap */
+            int il = snprintf(item, sizeof item, "%s = %.4g", f->param[k], f->param_value[k]);
+            if (items) len += snprintf(line + len, sizeof line - (size_t)len, ","); /* the comma ends its line */
+            if (len + il + 1 >= 80 && nl < NOTE_LINES - 2) { /* wrap */
                 snprintf(lines[nl++], NOTE_LEN, "%s", line);
                 len = snprintf(line, sizeof line, "\xC2\xA0\xC2\xA0\xC2\xA0");
-            }
+            } else if (items)
+                len += snprintf(line + len, sizeof line - (size_t)len, " ");
             len += snprintf(line + len, sizeof line - (size_t)len, "%s", item);
             items++;
         }

@@ -322,6 +322,36 @@ static void test_csv_checked_values(void **s) {
     qat_fit_runs_free(&rs);
 }
 
+/* A format with two runs among 20: about one resample in eight draws none of
+ * them and cannot tell its eff; such resamples are dropped and counted, not
+ * kept at the start value (which narrowed the interval). */
+static void test_bootstrap_drops_blind_resamples(void **s) {
+    (void)s;
+    qat_fit_runs rs = {0};
+    for (int i = 0; i < 20; i++) {
+        int q = i >= 18;
+        qat_fit_run r = {.N = 1e6 * pow(2, i % 6), .D = 2e7 * pow(1.7, i / 6 + (i % 5)), .n_terms = -1};
+        r.loss = 1.8 + 400 * pow(r.N * (q ? 0.7 : 1), -0.34) + 1800 * pow(r.D, -0.37);
+        snprintf(r.wfmt, sizeof r.wfmt, "%s", q ? "int4" : "fp32");
+        snprintf(r.afmt, sizeof r.afmt, "%s", q ? "int4" : "fp32");
+        qat_fit_runs_push(&rs, &r);
+    }
+    qat_fit_problem p;
+    qat_fit_result r;
+    assert_int_equal(qat_fit_problem_init(&p, QAT_LAW_DECOUPLED, &rs), QAT_OK);
+    assert_int_equal(qat_fit_problem_fix(&p, "E", 1.8), QAT_OK);
+    assert_int_equal(qat_fit_identify(&p, NULL), QAT_OK);
+    qat_fit_opts o = {.bootstrap = 40, .seed = 3, .max_starts = 8};
+    assert_int_equal(qat_fit_run_fit(&p, &o, &r), QAT_OK);
+    /* (18/20)^20 = 0.12 of 40: P(none dropped) = 0.88^40 < 0.01, and the seed is fixed */
+    printf("  bootstrap: %d used, %d dropped of 40\n", r.n_boot, r.n_boot_dropped);
+    assert_true(r.n_boot_dropped > 0);
+    assert_int_equal(r.n_boot + r.n_boot_dropped, 40);
+    qat_fit_result_free(&r);
+    qat_fit_problem_free(&p);
+    qat_fit_runs_free(&rs);
+}
+
 /* qat fit's own arguments, checked before any work. */
 static void test_fit_arguments_first(void **s) {
     (void)s;
@@ -646,7 +676,7 @@ int main(void) {
         cmocka_unit_test(test_csv_layouts), cmocka_unit_test(test_csv_errors),
         cmocka_unit_test(test_runlogs), cmocka_unit_test(test_fit_command),
         cmocka_unit_test(test_killed_runlogs), cmocka_unit_test(test_csv_checked_values),
-        cmocka_unit_test(test_fit_arguments_first),
+        cmocka_unit_test(test_fit_arguments_first), cmocka_unit_test(test_bootstrap_drops_blind_resamples),
         cmocka_unit_test(test_fit_where_and_mixed_data),
         cmocka_unit_test(test_mixed_data_hint_selects_one_group),
         cmocka_unit_test(test_messages_have_one_prefix),

@@ -364,6 +364,15 @@ static void test_law_curves_through_runs(void **s) {
     assert_non_null(strstr(t, "quant_L = 1: held at the published"));   /* rule 3, named under the plot */
     assert_non_null(strstr(t, "E = 0.8: held by --fix"));
     free(t);
+    /* a note long enough to wrap: its comma ends the line, no line starts with ", " */
+    for (int k = 0; k < f.n_params; k++) f.param_fixed[k] = QAT_FIT_BY_USER;
+    assert_int_equal(qat_fit_plot(&f, h5, QAT_PLOT_LAW, svg, NULL), QAT_OK);
+    t = slurp(svg);
+    assert_non_null(strstr(t, "\xC2\xA0\xC2\xA0\xC2\xA0"));    /* it wrapped */
+    assert_null(strstr(t, "\xC2\xA0\xC2\xA0\xC2\xA0,"));
+    assert_null(strstr(t, "\xC2\xA0\xC2\xA0\xC2\xA0 ,"));
+    assert_non_null(strstr(t, ",</text>"));
+    free(t);
     qat_fit_h5_free(&f);
 
     /* A FIT.h5 written before /params had fixed and fixed_reason (or /params at
