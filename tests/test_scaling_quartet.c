@@ -26,6 +26,7 @@
 #include "core/rng.h"
 #include "runlog/runlog.h"
 #include "scaling/fit.h"
+#include "scaling/report.h"
 #include "scaling/fit_cli.h"
 #include "scaling/inputs.h"
 #include "testutil.h"
@@ -357,6 +358,19 @@ static void test_eff_toward_bound_is_held(void **s) {
     assert_true(qat_fit_value(&p, r.theta, k) > 100);
     assert_int_equal(p.fixed[ksr], QAT_FIT_FREE);
     assert_true(fabs(r.theta[ksr] - log(0.85)) < 0.1);
+    /* the table's held section: a quartet fit has no capacity constants, so
+     * no "published Llama/C4 values" in its heading */
+    qat_fit_report rep = {.runs = &rs, .p = &p, .r = &r};
+    qat_fit_report_prepare(&rep, qat_fit_default_resolver());
+    FILE *tab = fopen(note_path, "w+");
+    qat_fit_print_table(tab, &rep);
+    rewind(tab);
+    len = fread(text, 1, sizeof text - 1, tab);
+    text[len] = 0;
+    fclose(tab);
+    assert_non_null(strstr(text, "HELD, NOT FITTED (where the fit put them"));
+    assert_null(strstr(text, "Llama/C4"));
+    qat_fit_report_free(&rep);
     qat_fit_result_free(&r);
     qat_fit_problem_free(&p);
     qat_fit_runs_free(&rs);
