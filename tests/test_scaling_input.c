@@ -183,6 +183,12 @@ static void test_runlogs(void **s) {
     assert_non_null(strstr(qat_errmsg(), "no run.h5"));
     path_in(p, sizeof p, "missing.csv");
     assert_int_equal(qat_fit_read_inputs(paths, 1, &rs, &skipped, NULL), QAT_EINPUT);
+    /* a completed run log's values pass the CSV's range check too */
+    write_runlog("huge", "completed", 1e6, "fp32", 5000, 2e7, 1);
+    path_in(p, sizeof p, "huge/run.h5");
+    assert_int_equal(qat_fit_read_runlog(p, &rs, NULL, NULL), QAT_EINPUT);
+    assert_non_null(strstr(qat_errmsg(), "huge/run.h5: loss (/final/val_loss) 5000 is out of range"));
+    assert_int_equal(rs.n, 0);
     qat_fit_runs_free(&rs);
 }
 

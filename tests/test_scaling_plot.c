@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 #include <hdf5.h>
 
@@ -397,6 +398,10 @@ static void test_law_curves_through_runs(void **s) {
     assert_int_equal(f.n_params, 0);
     assert_int_equal(qat_fit_plot(&f, h5, QAT_PLOT_LAW, svg, NULL), QAT_OK);
     qat_fit_h5_free(&f);
+    /* a truncated FIT.h5: "cannot open" says why */
+    assert_int_equal(truncate(h5, 600), 0);
+    assert_int_equal(qat_fit_h5_read(h5, &f), QAT_EINPUT);
+    assert_non_null(strstr(qat_errmsg(), "fit.h5: cannot open: HDF5 could not read"));
 
     qat_fit_report_free(&rep);
     qat_fit_result_free(&r);
