@@ -8,6 +8,7 @@
  * failure, 2 usage/config/input error). The seam runs one way: cli/ includes the
  * modules, no module includes cli/.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -69,6 +70,11 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    /* Past a file-size limit (ulimit -f) the kernel's default is to kill the
+     * process with SIGXFSZ, leaving a .tmp behind and no message; ignored, the
+     * write fails with EFBIG instead and the atomic writers (core/fsutil.h)
+     * report it on one line, exit 1, and remove their temporary. */
+    signal(SIGXFSZ, SIG_IGN);
     if (argc < 2) { usage(stderr); return 2; }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) { usage(stdout); return 0; }
     if (!strcmp(argv[1], "--version")) { /* the version, then the CPU and the kernels this run would use */

@@ -31,11 +31,53 @@ static double percentile(double *tmp, const double *v, int n, int stride, double
     return tmp[lo] + (pos - lo) * (tmp[hi] - tmp[lo]);
 }
 
+/* Distinct values among the drawn runs of one group (of[i] == g, w[i] > 0)
+ * along x: 0, 1 or 2 (at least two). */
+static int drawn_values(const qat_fit_problem *p, const int *of, int g, const double *x, const double *w) {
+    double first = NAN;
+    for (int i = 0; i < p->n; i++) {
+        if (of[i] != g || w[i] <= 0) continue;
+        if (isnan(first)) first = x[i];
+        else if (x[i] != first) return 2;
+    }
+    return isnan(first) ? 0 : 1;
+}
+
+/* 1 when the drawn runs can tell every free eff (the rules identify.c and
+ * law_quartet.c apply to the full data): a resample that drew no run of a
+ * format pair, none of the fp32/fp32 anchor, or (quartet) one N of a forward
+ * pair or one D of a backward scheme leaves that eff wherever the start put
+ * it — a point in the percentiles that no data chose, narrowing the interval. */
+static int resample_tells_effs(const qat_fit_problem *p, const double *w) {
+    if (p->law != QAT_LAW_DECOUPLED && p->law != QAT_LAW_QUARTET) return 1;
+    int need = p->law == QAT_LAW_QUARTET ? 2 : 1, free_eff = 0;
+    for (int k = 0; k < p->n_pairs; k++) {
+        int t = p->eff_of_pair[k];
+        if (t < 0 || p->fixed[t]) continue;
+        free_eff = 1;
+        if (drawn_values(p, p->pair_of, k, p->logN, w) < need) return 0;
+    }
+    for (int k = 0; k < p->n_pairs && free_eff; k++)
+        if (p->eff_of_pair[k] < 0 && drawn_values(p, p->pair_of, k, p->logN, w) == 0) return 0;
+    if (p->law != QAT_LAW_QUARTET) return 1;
+    int free_d = 0;
+    for (int j = 0; j < p->n_bwd; j++) {
+        int t = p->effd_of_bwd[j];
+        if (t < 0 || p->fixed[t]) continue;
+        free_d = 1;
+        if (drawn_values(p, p->bwd_of, j, p->logD, w) < 2) return 0;
+    }
+    for (int j = 0; j < p->n_bwd && free_d; j++)
+        if (p->effd_of_bwd[j] < 0 && drawn_values(p, p->bwd_of, j, p->logD, w) == 0) return 0;
+    return 1;
+}
+
 int qat_fit_bootstrap(const qat_fit_problem *p, const qat_fit_opts *o, const double *starts, int n_starts,
                       qat_fit_result *r) {
     int nb = o->bootstrap, np = p->np, n = p->n, npair = p->n_pairs;
     double *boot = qat_xmalloc((size_t)nb * np * sizeof(double));
     double *pair = qat_xmalloc((size_t)nb * (npair ? npair : 1) * sizeof(double));
+    unsigned char *dropped = qat_xcalloc((size_t)nb + 1, 1);
 #pragma omp parallel
     {
         double *w = qat_xmalloc((size_t)n * sizeof(double));
@@ -47,6 +89,12 @@ int qat_fit_bootstrap(const qat_fit_problem *p, const qat_fit_opts *o, const dou
             memset(w, 0, (size_t)n * sizeof(double));
             for (int j = 0; j < n; j++) w[qat_rng_below(&g, (uint64_t)n)] += 1.0;
             double fbest = INFINITY;
+            dropped[b] = !resample_tells_effs(p, w);
+            if (dropped[b]) {
+                for (int k = 0; k < np; k++) boot[(size_t)b * np + k] = NAN;
+                for (int k = 0; k < npair; k++) pair[(size_t)b * npair + k] = NAN;
+                continue;
+            }
             for (int s = -1; s < n_starts; s++) {
                 memcpy(th, s < 0 ? r->theta : starts + (size_t)s * np, (size_t)np * sizeof(double));
                 double f = qat_fit_local(p, th, w);
@@ -60,8 +108,10 @@ int qat_fit_bootstrap(const qat_fit_problem *p, const qat_fit_opts *o, const dou
         free(w); free(th); free(best);
     }
     double *tmp = qat_xmalloc((size_t)nb * sizeof(double));
-    int ok = 0;
-    for (int b = 0; b < nb; b++) ok += isfinite(boot[(size_t)b * np]);
+    int ok = 0, nd = 0;
+    for (int b = 0; b < nb; b++) ok += isfinite(boot[(size_t)b * np]), nd += dropped[b];
+    free(dropped);
+    r->n_boot_dropped = nd;
     for (int k = 0; k < np; k++) {
         r->lo[k] = percentile(tmp, boot + k, nb, np, 0.025);
         r->hi[k] = percentile(tmp, boot + k, nb, np, 0.975);
@@ -73,6 +123,9 @@ int qat_fit_bootstrap(const qat_fit_problem *p, const qat_fit_opts *o, const dou
     free(tmp); free(pair);
     r->boot = boot;
     r->n_boot = ok;
+    if (ok == 0 && nd > 0)
+        return qat_fail(QAT_EINPUT, "bootstrap: none of the %d resamples drew enough runs of every format to tell "
+                        "its eff (too few runs per format for a bootstrap; add runs or drop --bootstrap)", nb);
     if (ok == 0) return qat_fail(QAT_ERUNTIME, "bootstrap: no resample reached a finite objective");
     return QAT_OK;
 }

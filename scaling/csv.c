@@ -13,8 +13,15 @@
  *   format format, weight_format     act_format  act_format, activation_format
  *   grad_format  grad_format, gradient_format: the backward scheme key of
  *          docs/scaling-laws.md (e.g. mxfp4@sr; empty or absent = fp32)
- * Unknown columns are ignored. Blank lines and lines starting with '#' are
- * skipped, and so is a UTF-8 byte-order mark at the start. A bad cell is an error at file:line:column.
+ * A header naming one column twice (or two names of one column, e.g. N and
+ * params) is an error: which one was meant cannot be told. An unknown column
+ * is warned about, naming the file, the column and the known names (a typo
+ * such as `grad` would otherwise silently leave every run on the fp32
+ * backward), except Epoch's plot columns x, y, color and hex_color, which
+ * its table always has. Blank lines and lines starting with '#' are skipped,
+ * and so is a UTF-8 byte-order mark at the start. A bad cell (a value out of
+ * the range of qat_fit_check_range, a grad_format not accepted by
+ * qat_fit_bwd_check, a NUL byte) is an error at file:line[:column].
  */
 #include <ctype.h>
 #include <errno.h>
@@ -86,16 +93,35 @@ static int column_of(const char *name) {
     return -1;
 }
 
+/* Columns of Epoch's extracted table that qat has no use for (not warned about). */
+static int epoch_plot_column(const char *name) {
+    static const char *const e[] = {"x", "y", "color", "hex_color", NULL};
+    return match(name, e);
+}
+
 static int parse_positive(const char *path, int line, const fields *f, int k, const char *what, double *v) {
     if (k >= f->n)
         return qat_fail(QAT_EINPUT, "%s:%d: missing the %s column (row has %d fields)", path, line, what, f->n);
     char *end;
     errno = 0;
     *v = strtod(f->text[k], &end);
-    if (end == f->text[k] || *end || errno || !isfinite(*v) || *v <= 0)
+    if (end == f->text[k] || *end || (errno && errno != ERANGE) || !isfinite(*v) || *v <= 0)
         return qat_fail(QAT_EINPUT, "%s:%d:%d: expected a positive number for %s, got '%s'", path, line,
                         f->col[k], what, f->text[k]);
+    if (strcmp(what, "FLOP")) { /* FLOP is checked as the D it gives */
+        char where[600];
+        snprintf(where, sizeof where, "%s:%d:%d", path, line, f->col[k]);
+        return qat_fit_check_range(where, what, !strcmp(what, "loss"), *v);
+    }
     return QAT_OK;
+}
+
+/* The grad_format cell through the one backward-scheme check. */
+static int set_grad(const char *path, int line, const fields *f, int k, char *dst) {
+    const char *s = (k >= 0 && k < f->n) ? f->text[k] : "";
+    char where[600];
+    snprintf(where, sizeof where, "%s:%d:%d", path, line, k >= 0 && k < f->n ? f->col[k] : 1);
+    return qat_fit_bwd_check(where, s, dst);
 }
 
 static int set_format(const char *path, int line, const fields *f, int k, char *dst) {
@@ -111,16 +137,25 @@ static int set_format(const char *path, int line, const fields *f, int k, char *
     return QAT_OK;
 }
 
-int qat_fit_read_csv(const char *path, qat_fit_runs *rs) {
+int qat_fit_read_csv(const char *path, qat_fit_runs *rs) { return qat_fit_read_csv_warn(path, rs, NULL); }
+
+int qat_fit_read_csv_warn(const char *path, qat_fit_runs *rs, FILE *warn) {
     FILE *fp = fopen(path, "r");
     if (!fp) return qat_fail(QAT_EINPUT, "%s: cannot open: %s", path, strerror(errno));
     int col[NCOL] = {0, 1, -1, 2, 3, 4, 5}; /* positional layout until a header says otherwise */
     char *buf = NULL;
     size_t cap = 0;
-    int line = 0, seen_first = 0, rows = 0, rc = QAT_OK;
+    int line = 0, seen_first = 0, headed = 0, rows = 0, rc = QAT_OK;
     fields f;
-    while (getline(&buf, &cap, fp) >= 0) {
+    ssize_t len;
+    while ((len = getline(&buf, &cap, fp)) >= 0) {
         line++;
+        /* a NUL would silently end the line early (a binary file, a broken copy) */
+        size_t nul = strlen(buf);
+        if ((ssize_t)nul < len) {
+            rc = qat_fail(QAT_EINPUT, "%s:%d:%zu: a NUL byte inside the line; a CSV is text", path, line, nul + 1);
+            break;
+        }
         buf[strcspn(buf, "\r\n")] = 0;
         /* Spreadsheets save UTF-8 with a byte-order mark; it is not part of the first name. */
         if (line == 1 && !strncmp(buf, "\xEF\xBB\xBF", 3)) memmove(buf, buf + 3, strlen(buf + 3) + 1);
@@ -136,11 +171,25 @@ int qat_fit_read_csv(const char *path, qat_fit_runs *rs) {
             char *end;
             strtod(f.text[0], &end);
             if (end == f.text[0] || *end) { /* not a number: a header */
+                headed = 1;
                 for (int c = 0; c < NCOL; c++) col[c] = -1;
-                for (int k = 0; k < f.n; k++) {
+                for (int k = 0; k < f.n && !rc; k++) {
+                    for (int j = 0; j < k && !rc; j++)
+                        if (!strcasecmp(f.text[j], f.text[k]) ||
+                            (column_of(f.text[k]) >= 0 && column_of(f.text[j]) == column_of(f.text[k])))
+                            rc = qat_fail(QAT_EINPUT, "%s:%d:%d: column '%s' names the same column as '%s' "
+                                          "(column %d); give each column once", path, line, f.col[k], f.text[k],
+                                          f.text[j], j + 1);
                     int c = column_of(f.text[k]);
-                    if (c >= 0 && col[c] < 0) col[c] = k;
+                    if (c >= 0) col[c] = k;
+                    else if (warn && !epoch_plot_column(f.text[k]))
+                        fprintf(warn, "qat: warning: %s:%d: unknown column '%s' ignored; known columns: N (model "
+                                "size, params, n_params, parameters), D (tokens, training tokens), FLOP (training "
+                                "flop, flops, compute), loss (val_loss, final_loss), format (weight_format), "
+                                "act_format (activation_format), grad_format (gradient_format)\n",
+                                path, line, f.text[k]);
                 }
+                if (rc) break;
                 const char *missing = col[COL_N] < 0 ? "N (or 'Model Size')"
                                     : (col[COL_D] < 0 && col[COL_FLOP] < 0) ? "D (or 'Training FLOP')"
                                     : col[COL_LOSS] < 0 ? "loss" : NULL;
@@ -152,9 +201,16 @@ int qat_fit_read_csv(const char *path, qat_fit_runs *rs) {
                 continue;
             }
         }
+        if (!headed && f.n > NCOL - 1) { /* a 7th field by position: no column to put it in */
+            rc = qat_fail(QAT_EINPUT, "%s:%d:%d: %d fields, but a CSV without a header has at most %d "
+                          "(N,D,loss,format,act_format,grad_format); add a header naming the columns", path, line,
+                          f.col[NCOL - 1], f.n, NCOL - 1);
+            break;
+        }
         qat_fit_run r;
         memset(&r, 0, sizeof r);
         r.n_terms = -1;
+        r.from_csv = 1;
         snprintf(r.origin, sizeof r.origin, "%s:%d", path, line);
         double flop = 0;
         if ((rc = parse_positive(path, line, &f, col[COL_N], "N", &r.N))) break;
@@ -163,11 +219,14 @@ int qat_fit_read_csv(const char *path, qat_fit_runs *rs) {
         } else {
             if ((rc = parse_positive(path, line, &f, col[COL_FLOP], "FLOP", &flop))) break;
             r.D = flop / (6.0 * r.N);
+            char where[600];
+            snprintf(where, sizeof where, "%s:%d:%d", path, line, f.col[col[COL_FLOP]]);
+            if ((rc = qat_fit_check_range(where, "D = FLOP/(6N)", 0, r.D))) break;
         }
         if ((rc = parse_positive(path, line, &f, col[COL_LOSS], "loss", &r.loss))) break;
         if ((rc = set_format(path, line, &f, col[COL_FMT], r.wfmt))) break;
         if ((rc = set_format(path, line, &f, col[COL_ACT], r.afmt))) break;
-        if ((rc = set_format(path, line, &f, col[COL_GRAD], r.gfmt))) break;
+        if ((rc = set_grad(path, line, &f, col[COL_GRAD], r.gfmt))) break;
         qat_fit_runs_push(rs, &r);
         rows++;
     }

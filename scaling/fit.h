@@ -35,6 +35,7 @@
 #define QAT_FIT_MAX_TERMS 8     /* capacity terms of weight + act format together */
 #define QAT_FIT_HUBER_DELTA 1e-3 /* docs/scaling-laws.md */
 #define QAT_FIT_SCREENED_STARTS 48 /* default starts of laws with capacity parameters */
+#define QAT_FIT_MIN_BOOTSTRAP 20 /* fewest --bootstrap resamples for a 95% interval (docs/cli.md) */
 #define QAT_FIT_WHY_LEN 256     /* longest reason kept for a parameter held by rule */
 
 typedef enum { QAT_LAW_CHINCHILLA = 0, QAT_LAW_DECOUPLED = 1, QAT_LAW_UNIFIED = 2, QAT_LAW_QUARTET = 3 } qat_fit_law;
@@ -52,6 +53,7 @@ typedef struct {
     qat_cap_term terms[QAT_FIT_MAX_TERMS];
     char origin[256];                  /* file or file:line, named in messages */
     char gfmt[QAT_FIT_FMT_LEN];        /* backward scheme key (qat_fit_bwd_key; "" = fp32) */
+    unsigned char from_csv;            /* a CSV row (no stored config: --where cannot select it) */
 } qat_fit_run;
 
 /* The backward scheme key of compress.gradients.{format, rounding, hadamard}
@@ -59,8 +61,27 @@ typedef struct {
  * "@sr" for stochastic rounding, then "@h<block>" for a Hadamard block, e.g.
  * "mxfp4", "mxfp4@sr", "mxfp4@sr@h128". */
 void qat_fit_bwd_key(char out[QAT_FIT_FMT_LEN], const char *format, const char *rounding, int hadamard);
+/* Check and normalize a backward scheme key written by a user (a CSV's
+ * grad_format) or composed from a run log's config: exactly "fp32" (or ""),
+ * or FORMAT[@sr][@hBLOCK] with FORMAT the longest prefix that is a valid
+ * format string (compress/format.h; its own '@' modifiers stay in it) and
+ * BLOCK a power of two ≥ 2. Case is not folded. QAT_EINPUT naming `where`
+ * (file:line), the value and the accepted form; the key into out. */
+int qat_fit_bwd_check(const char *where, const char *s, char out[QAT_FIT_FMT_LEN]);
 /* A run's backward scheme key ("fp32" for ""). */
 const char *qat_fit_run_bwd(const qat_fit_run *r);
+
+/* The values a fit accepts (docs/files.md, "CSV inputs"): a loss in nats per
+ * token in (0, QAT_FIT_MAX_LOSS) — the uniform guess over any real vocabulary
+ * costs ln V < 30 nats, so 1000 is only a typo or a unit (bits, perplexity,
+ * a sum over tokens) — and N, D in [1, QAT_FIT_MAX_COUNT): one parameter or
+ * token at least, and 1e20 is far beyond any training run while keeping
+ * N·eff, D^-β and the plots' padded log axes finite. */
+#define QAT_FIT_MAX_LOSS 1e3
+#define QAT_FIT_MAX_COUNT 1e20
+/* QAT_EINPUT "WHERE: WHAT V is out of range ..." unless v is in the range of
+ * a loss (is_loss) or of N/D. */
+int qat_fit_check_range(const char *where, const char *what, int is_loss, double v);
 
 typedef struct {
     qat_fit_run *run; /* growable array */
@@ -182,7 +203,8 @@ typedef struct {
     double objective;     /* its Huber sum */
     double rmse_log;      /* √mean (ln L̂ − ln L)² */
     double loo_rmse_log;  /* leave-one-out version (NaN when not computed) */
-    int n_boot;           /* resamples that converged */
+    int n_boot;           /* resamples used: converged, and drew runs that tell every free eff */
+    int n_boot_dropped;   /* resamples left out because they could not tell an eff (bootstrap.c) */
     double *boot;         /* (n_boot, np) natural-scale values */
     double *lo, *hi;      /* 2.5 / 97.5 percentiles (NaN without bootstrap) */
     double *pred;         /* per run: L̂ */
@@ -236,8 +258,10 @@ int qat_fit_quartet_identify(const qat_fit_problem *p);
 double qat_fit_quartet_log_effd(const qat_fit_problem *p, const double *theta, int j);
 /* QAT_EINPUT when a law without a backward term (chinchilla, decoupled,
  * unified) is asked for runs of more than one backward scheme: their losses
- * differ by what the law cannot price. The message names two schemes and the
- * cures (--law quartet, or --exclude/--where to keep one scheme). */
+ * differ by what the law cannot price. The message names every scheme with
+ * its run count and the cures that work as given: --law quartet, or the
+ * --exclude of every other scheme (and, when no run is from a CSV, the
+ * --where set) that keeps exactly one, fp32 when present. */
 int qat_fit_check_bwd(const qat_fit_runs *rs, qat_fit_law law);
 
 const char *qat_fit_law_name(qat_fit_law law);

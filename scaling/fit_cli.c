@@ -16,6 +16,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core/error.h"
 #include "core/fsutil.h"
@@ -38,7 +39,9 @@ static const char fit_usage[] =
     "columns N,D,loss[,format[,act_format[,grad_format]]] (header optional; a header\n"
     "may instead name 'Model Size', 'Training FLOP' (D = FLOP/(6N)) and 'loss').\n"
     "A run's backward scheme is its compress.gradients.* (run logs) or grad_format\n"
-    "(CSV): fp32, or FORMAT[@sr][@hBLOCK], e.g. mxfp4@sr@h128.\n"
+    "(CSV): exactly fp32, or FORMAT[@sr][@hBLOCK] (lower case; BLOCK a power of two\n"
+    ">= 2), e.g. mxfp4@sr@h128. Values are range-checked: 0 < loss < 1000 nats,\n"
+    "1 <= N, D < 1e20 (docs/files.md).\n"
     "\n"
     "options:\n"
     "  --law chinchilla|decoupled|unified|quartet\n"
@@ -51,7 +54,8 @@ static const char fit_usage[] =
     "                      other laws refuse such runs), else chinchilla when every run\n"
     "                      is fp32/fp32, else unified (decoupled when qat has no format\n"
     "                      library).\n"
-    "  --bootstrap N       N resamples over runs for 95% percentile intervals (default 0)\n"
+    "  --bootstrap N       N resamples over runs for 95% percentile intervals (default 0;\n"
+    "                      at least 20; resamples that cannot tell an eff are dropped)\n"
     "  --seed S            bootstrap seed (default 0)\n"
     "  --fix NAME=VALUE    hold a parameter: A alpha B beta E, quant_L ... vq_C, L/F/C\n"
     "                      (all types), or a decoupled eff by its pair, e.g. int4/int4=0.7;\n"
@@ -74,7 +78,7 @@ static const char fit_usage[] =
     "  --json              print the JSON of docs/cli.md instead of the table\n"
     "  --out FIT.h5        write parameters, intervals, per-run predictions (for qat plot)\n"
     "  --csv FILE          write per-run N, D, loss, formats (grad_format too), rho,\n"
-    "                      eff_d, prediction, residual\n"
+    "                      eff_d, prediction, residual ln(pred) - ln(loss) (a file, not -)\n"
     "  --help              this text\n";
 
 static const char plot_usage[] =
@@ -85,7 +89,8 @@ static const char plot_usage[] =
     "            decoupled effs as points\n"
     "  frontier  capacity per bit against bits per parameter, naming the best format\n"
     "            under each bit budget\n"
-    "options: --kind KIND, -o/--out FIG.svg, --help\n";
+    "A quartet fit has law plots only (one curve per W/A/G key at its effN and effD).\n"
+    "options: --kind KIND, -o/--out FIG.svg (each once), --help\n";
 
 static int parse_int(const char *opt, const char *v, long lo, long hi, long *out) {
     long long x;
@@ -172,6 +177,22 @@ static int apply_fixes(qat_fit_problem *p, const fit_args *a) {
     return QAT_OK;
 }
 
+/* The directory an output goes in must exist before any work is done: it is
+ * the user's argument (exit 2), and a fit is not run, nor its JSON printed,
+ * only to find that out at the end. */
+static int qat_fit_out_dir_check(const char *opt, const char *path) {
+    const char *slash = strrchr(path, '/');
+    if (!slash) return QAT_OK; /* the current directory */
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    struct stat st;
+    if (stat(dir, &st) != 0)
+        return qat_fail(QAT_EINPUT, "%s %s: the directory %s does not exist: %s (create it first)", opt, path, dir,
+                        strerror(errno));
+    if (!S_ISDIR(st.st_mode)) return qat_fail(QAT_EINPUT, "%s %s: %s is not a directory", opt, path, dir);
+    return QAT_OK;
+}
+
 /* --out and --csv may be neither an input (any run.h5 a directory holds
  * included), nor each other, nor a non-regular file; refused before the fit
  * so that a long bootstrap is not lost to a typo. */
@@ -180,7 +201,9 @@ static int check_outputs(const fit_args *a) {
     int nf;
     QAT_TRY(qat_fit_input_files(a->inputs, a->n_inputs, &files, &nf));
     int rc = QAT_OK;
-    if (a->out) rc = qat_out_check_as(a->out, QAT_OUT_FIT, (const char *const *)files, nf);
+    if (a->out) rc = qat_fit_out_dir_check("--out", a->out);
+    if (!rc && a->csv) rc = qat_fit_out_dir_check("--csv", a->csv);
+    if (!rc && a->out) rc = qat_out_check_as(a->out, QAT_OUT_FIT, (const char *const *)files, nf);
     if (!rc && a->csv) rc = qat_out_check(a->csv, (const char *const *)files, nf);
     if (!rc && a->out && a->csv) {
         const char *o[1] = {a->out};
@@ -194,6 +217,17 @@ static int check_outputs(const fit_args *a) {
 
 static int fit_body(fit_args *a) {
     if (a->n_inputs == 0) return qat_fail(QAT_EINPUT, "no RUNS given (see qat fit --help)");
+    /* '-' is not stdout here: the table or JSON goes there already */
+    if (a->csv && !strcmp(a->csv, "-"))
+        return qat_fail(QAT_EINPUT, "--csv -: the CSV is written to a file only (stdout has the table or --json); "
+                        "give a file name");
+    if (a->out && !strcmp(a->out, "-"))
+        return qat_fail(QAT_EINPUT, "--out -: FIT.h5 is written to a file only; give a file name");
+    /* fewer resamples than this give 2.5/97.5 percentiles that are a few
+     * extreme resamples, not an interval */
+    if (a->bootstrap > 0 && a->bootstrap < QAT_FIT_MIN_BOOTSTRAP)
+        return qat_fail(QAT_EINPUT, "--bootstrap %ld: at least %d resamples are needed for a 95%% percentile "
+                        "interval (or 0 for none)", a->bootstrap, QAT_FIT_MIN_BOOTSTRAP);
     QAT_TRY(check_outputs(a));
     const qat_fit_resolver *res = qat_fit_default_resolver();
     qat_fit_runs rs = {0};
@@ -213,8 +247,8 @@ static int fit_body(fit_args *a) {
         if (qat_fit_exclude(&rs, a->exclude[k]) == 0)
             fprintf(stderr, "qat: warning: --exclude %s matched no run\n", a->exclude[k]);
     if (rs.n < 3) {
-        rc = qat_fail(QAT_EINPUT, "%d usable runs after skipping, selecting and excluding; a fit needs at least 3",
-                      rs.n);
+        rc = qat_fail(QAT_EINPUT, "%d usable run%s after skipping, selecting and excluding; a fit needs at least 3",
+                      rs.n, rs.n == 1 ? "" : "s");
         goto out;
     }
     if ((rc = qat_fit_check_data(&rs, sel, a->mixed_data, stderr))) goto out;
@@ -263,11 +297,13 @@ static int fit_body(fit_args *a) {
         rep.dr = &dr;
     }
     qat_fit_report_prepare(&rep, res);
+    /* the files first: a run whose output failed prints no result (no JSON
+     * a script would take for success) */
+    if (a->csv && (rc = qat_fit_write_csv(a->csv, &rep, (const char *const *)a->inputs, a->n_inputs))) goto out;
+    if (a->out && (rc = qat_fit_h5_write(a->out, &rep, (const char *const *)a->inputs, a->n_inputs))) goto out;
     if (a->json) qat_fit_print_json(stdout, &rep);
     else qat_fit_print_table(stdout, &rep);
     fflush(stdout);
-    if (a->csv && (rc = qat_fit_write_csv(a->csv, &rep, (const char *const *)a->inputs, a->n_inputs))) goto out;
-    if (a->out && (rc = qat_fit_h5_write(a->out, &rep, (const char *const *)a->inputs, a->n_inputs))) goto out;
 out:
     qat_fit_select_free(sel);
     qat_fit_report_free(&rep);
@@ -300,6 +336,8 @@ int qat_plot_main(int argc, char **argv) {
     for (int i = 1; i < argc && !rc; i++) {
         const char *o = argv[i];
         if (!strcmp(o, "--help") || !strcmp(o, "-h")) { fputs(plot_usage, stdout); return 0; }
+        else if ((!strcmp(o, "--kind") && kind) || ((!strcmp(o, "-o") || !strcmp(o, "--out")) && out))
+            rc = qat_fail(QAT_EINPUT, "%s given twice (one figure per qat plot)", o);
         else if (!strcmp(o, "--kind")) rc = need_value(argc, argv, &i, &kind);
         else if (!strcmp(o, "-o") || !strcmp(o, "--out")) rc = need_value(argc, argv, &i, &out);
         else if (o[0] == '-' && o[1]) rc = qat_fail(QAT_EINPUT, "unknown option '%s' (see qat plot --help)", o);
@@ -313,7 +351,7 @@ int qat_plot_main(int argc, char **argv) {
     if (!rc) rc = qat_plot_kind_parse(kind, &k);
     if (rc) return qat_report(rc);
     const char *inputs[1] = {in};
-    if ((rc = qat_out_check(out, inputs, 1))) return qat_report(rc);
+    if ((rc = qat_fit_out_dir_check("-o", out)) || (rc = qat_out_check(out, inputs, 1))) return qat_report(rc);
     qat_fit_h5 f;
     if ((rc = qat_fit_h5_read(in, &f))) return qat_report(rc);
     rc = qat_fit_plot(&f, in, k, out, stdout);

@@ -397,6 +397,34 @@ static int read_params(hid_t f, qat_fit_h5 *fr) {
     return rc;
 }
 
+/* /runs/grad_format (absent before the quartet law: every run fp32) and,
+ * for a quartet fit, each run's effD from /quartet by its W/A/G key. */
+static int read_bwd(hid_t f, qat_fit_h5 *fr) {
+    int n = fr->n_runs, rc = 0;
+    fr->effd = qat_xmalloc((size_t)(n ? n : 1) * sizeof(double));
+    for (int i = 0; i < n; i++) fr->effd[i] = 1.0;
+    if (dset_len(f, "/runs/grad_format") == n) rc |= read_strs(f, "/runs/grad_format", n, sizeof *fr->gfmt, (char **)&fr->gfmt);
+    else {
+        fr->gfmt = qat_xcalloc((size_t)(n ? n : 1), sizeof *fr->gfmt);
+        for (int i = 0; i < n; i++) snprintf(fr->gfmt[i], sizeof fr->gfmt[i], "fp32");
+    }
+    int m = dset_len(f, "/quartet/key");
+    if (rc || m <= 0 || dset_len(f, "/quartet/eff_d") != m) return rc;
+    char (*key)[QAT_FIT_KEY_LEN] = NULL;
+    double *effd = NULL;
+    rc |= read_strs(f, "/quartet/key", m, sizeof *key, (char **)&key);
+    rc |= read_dset(f, "/quartet/eff_d", H5T_NATIVE_DOUBLE, sizeof(double), m, (void **)&effd);
+    for (int i = 0; i < n && !rc; i++) {
+        char k[QAT_FIT_KEY_LEN];
+        snprintf(k, sizeof k, "%s/%s/%s", fr->wfmt[i], fr->afmt[i], fr->gfmt[i][0] ? fr->gfmt[i] : "fp32");
+        for (int j = 0; j < m; j++)
+            if (!strcmp(key[j], k)) fr->effd[i] = effd[j];
+    }
+    free(key);
+    free(effd);
+    return rc;
+}
+
 int qat_fit_h5_read(const char *path, qat_fit_h5 *fr) {
     qat_h5_quiet();
     memset(fr, 0, sizeof *fr);
@@ -406,7 +434,9 @@ int qat_fit_h5_read(const char *path, qat_fit_h5 *fr) {
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0 && qat_h5_is_checksum())
         return qat_fail(QAT_ERUNTIME, "%s: checksum mismatch in the file's metadata (the file is damaged)", path);
-    if (f < 0) return qat_fail(QAT_EINPUT, "%s: cannot open", path);
+    if (f < 0)
+        return qat_fail(QAT_EINPUT, "%s: cannot open: HDF5 could not read its superblock (a truncated or foreign "
+                        "HDF5 file)", path);
     int rc = 0;
     {
         hid_t a = H5Aexists(f, "law") > 0 ? H5Aopen(f, "law", H5P_DEFAULT) : -1;
@@ -452,6 +482,7 @@ int qat_fit_h5_read(const char *path, qat_fit_h5 *fr) {
         rc |= read_dset(f, "/formats/rho", H5T_NATIVE_DOUBLE, sizeof(double), m, (void **)&fr->fmt_rho);
         rc |= read_dset(f, "/formats/in_data", H5T_NATIVE_INT, sizeof(int), m, (void **)&fr->fmt_in_data);
         rc |= read_params(f, fr);
+        rc |= read_bwd(f, fr);
     }
     H5Fclose(f);
     if (rc && g_damaged[0]) {
@@ -470,11 +501,16 @@ void qat_fit_h5_free(qat_fit_h5 *f) {
     free_pairs(&f->pairs); free_pairs(&f->dec);
     free(f->fmt); free(f->fmt_bits); free(f->fmt_rho); free(f->fmt_in_data);
     free(f->param); free(f->param_value); free(f->param_fixed); free(f->param_why);
+    free(f->gfmt); free(f->effd);
     memset(f, 0, sizeof *f);
 }
 
 double qat_fit_h5_predict(const qat_fit_h5 *f, double N, double D, double rho) {
+    return qat_fit_h5_predict_nd(f, N, D, rho, 1.0);
+}
+
+double qat_fit_h5_predict_nd(const qat_fit_h5 *f, double N, double D, double effn, double effd) {
     /* gamma 0 is a struct filled by hand without it (the laws other than quartet): 1 */
     const double g = f->gamma > 0 ? f->gamma : 1.0;
-    return pow(f->A * pow(N * rho, -f->alpha) + f->B * pow(D, -f->beta), g) + f->E;
+    return pow(f->A * pow(N * effn, -f->alpha) + f->B * pow(D * effd, -f->beta), g) + f->E;
 }

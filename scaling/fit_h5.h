@@ -65,6 +65,8 @@ typedef struct {
     double *param_value;                   /* natural-scale values */
     int *param_fixed;                      /* QAT_FIT_FREE, QAT_FIT_BY_USER or QAT_FIT_BY_RULE */
     char (*param_why)[QAT_FIT_WHY_LEN];    /* the rule's reason, "" otherwise */
+    char (*gfmt)[QAT_FIT_FMT_LEN];         /* per run: backward scheme key ("fp32" in older files) */
+    double *effd;                          /* per run: effD of its W/A/G key (quartet), else 1 */
 } qat_fit_h5;
 
 int qat_fit_h5_read(const char *path, qat_fit_h5 *f);
@@ -80,5 +82,7 @@ void qat_fit_h5_free(qat_fit_h5 *f);
 /* L̂ of the file's law at (N, D) for a run of capacity multiplier rho (quartet:
  * rho = effN, with the fp32 backward, effD = 1). */
 double qat_fit_h5_predict(const qat_fit_h5 *f, double N, double D, double rho);
+/* The same with the quartet law's effD (1 for the other laws). */
+double qat_fit_h5_predict_nd(const qat_fit_h5 *f, double N, double D, double effn, double effd);
 
 #endif

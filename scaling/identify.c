@@ -420,6 +420,32 @@ int qat_fit_run_checked(qat_fit_problem *p, const qat_fit_opts *o, qat_fit_resul
          * identified: the table, JSON and FIT.h5 mark it held by rule with this
          * reason, the bootstrap does not vary it, and the others are refitted. A
          * fitted exponent <= 0 is no decay at all, so that one still refuses. */
+        /* Exponents that came out ≤ 0 refuse the fit: name every one of them in
+         * one message (one per run of qat was a cure-one-find-the-next loop). */
+        {
+            char names[512] = "", whys[1600] = "", fixes[512] = "";
+            int bad = 0;
+            for (int k = 0; k < p->np; k++) {
+                if (p->fixed[k] || p->is_log[k] || capacity_slot(p, k) >= 0) continue;
+                double v = qat_fit_value(p, r->theta, k);
+                if (v > 0 || !not_identified(p, r, k, margin, why, sizeof why)) continue;
+                size_t a = strlen(names), b = strlen(whys), c = strlen(fixes);
+                snprintf(names + a, sizeof names - a, "%s%s", bad ? " and " : "", p->name[k]);
+                snprintf(whys + b, sizeof whys - b, "%s%s", bad ? "; " : "", why);
+                snprintf(fixes + c, sizeof fixes - c, "%s--fix %s=VALUE", bad ? " " : "", p->name[k]);
+                bad++;
+            }
+            if (bad) {
+                user_fixed(p, fx, sizeof fx);
+                int rc = qat_fail(QAT_EINPUT, "the %s fit of the %d runs%s%s%s: %s %s not identified: %s; hold %s "
+                                  "with %s, or add runs that vary N and D more",
+                                  qat_fit_law_name(p->law), p->n, fx[0] ? " (with " : "", fx,
+                                  fx[0] ? " held by --fix)" : "", names, bad > 1 ? "are" : "is", whys,
+                                  bad > 1 ? "them" : "it", fixes);
+                qat_fit_result_free(r);
+                return rc;
+            }
+        }
         int held_one = 0;
         for (int k = 0; k < p->np && !held_one; k++) {
             if (p->fixed[k] || capacity_slot(p, k) >= 0 || !not_identified(p, r, k, margin, why, sizeof why)) continue;

@@ -17,6 +17,8 @@
  * header, or any header naming the columns (Epoch's `Model Size`, `Training
  * FLOP` → D = FLOP/(6N), `loss`; see csv.c for the accepted names). */
 int qat_fit_read_csv(const char *path, qat_fit_runs *rs);
+/* The same, with unknown header columns warned about on `warn` (may be NULL). */
+int qat_fit_read_csv_warn(const char *path, qat_fit_runs *rs, FILE *warn);
 
 /* Append one run log if it is a completed run; otherwise warn on `warn`
  * (naming the file) and count it in *skipped. QAT_EINPUT if not readable. */

@@ -27,6 +27,16 @@ void qat_fit_runs_push(qat_fit_runs *rs, const qat_fit_run *r) {
     rs->run[rs->n++] = *r;
 }
 
+int qat_fit_check_range(const char *where, const char *what, int is_loss, double v) {
+    double lo = is_loss ? 0 : 1, hi = is_loss ? QAT_FIT_MAX_LOSS : QAT_FIT_MAX_COUNT;
+    int ok = isfinite(v) && (is_loss ? v > lo : v >= lo) && v < hi;
+    if (ok) return QAT_OK;
+    return qat_fail(QAT_EINPUT, "%s: %s %g is out of range: expected %g %s value < %g (%s)", where, what, v, lo,
+                    is_loss ? "<" : "<=", hi,
+                    is_loss ? "nats per token: the uniform guess over any real vocabulary costs under 30"
+                            : "at least one parameter or token, below anything trained");
+}
+
 void qat_fit_runs_free(qat_fit_runs *rs) {
     free(rs->run);
     memset(rs, 0, sizeof *rs);

@@ -28,6 +28,9 @@
 #include <string.h>
 
 #include "core/error.h"
+#if QAT_HAVE_COMPRESS
+#include "compress/format.h"
+#endif
 #include "scaling/fit.h"
 
 void qat_fit_bwd_key(char out[QAT_FIT_FMT_LEN], const char *format, const char *rounding, int hadamard) {
@@ -36,11 +39,77 @@ void qat_fit_bwd_key(char out[QAT_FIT_FMT_LEN], const char *format, const char *
         return;
     }
     char h[24] = "";
-    if (hadamard > 0) snprintf(h, sizeof h, "@h%d", hadamard);
+    if (hadamard > 1) snprintf(h, sizeof h, "@h%d", hadamard); /* a block of 1 is the identity */
     snprintf(out, QAT_FIT_FMT_LEN, "%.40s%s%s", format, rounding && !strcmp(rounding, "sr") ? "@sr" : "", h);
 }
 
 const char *qat_fit_run_bwd(const qat_fit_run *r) { return r->gfmt[0] ? r->gfmt : "fp32"; }
+
+/* 1 when s (ending at its NUL) is a valid forward format. Without compress/
+ * the format cannot be checked; it is accepted when non-empty. */
+static int valid_format(const char *s, size_t n) {
+    char f[QAT_FIT_FMT_LEN];
+    if (n == 0 || n >= sizeof f) return 0;
+    memcpy(f, s, n);
+    f[n] = 0;
+#if QAT_HAVE_COMPRESS
+    qat_fmt fm;
+    int ok = qat_fmt_parse(f, &fm) == QAT_OK;
+    qat_clear_error();
+    if (ok) return 1;
+    /* The block formats of docs/formats.md ("Block-scaled formats") by name,
+     * for as long as compress/format.c's grammar does not parse them itself
+     * (then this is redundant and may go). */
+    static const char *const blk[] = {"mxfp4", "mxfp6", "mxfp6e3m2", "mxfp8", "mxfp8e5m2", "nvfp4", NULL};
+    for (int i = 0; blk[i]; i++)
+        if (!strcmp(f, blk[i])) return 1;
+    int b, g, used = 0;
+    return sscanf(f, "int%d@g%d%n", &b, &g, &used) == 2 && used == (int)n && b >= 2 && b <= 8 &&
+           (g == 16 || g == 32 || g == 64 || g == 128 || g == 256) && f[3] != '+' && f[3] != '-';
+#else
+    return 1;
+#endif
+}
+
+/* 1 when t is "", "@sr", "@hB", or "@sr@hB" with B a power of two ≥ 2. */
+static int valid_tail(const char *t) {
+    if (!strncmp(t, "@sr", 3)) t += 3;
+    if (!*t) return 1;
+    if (strncmp(t, "@h", 2) || !t[2] || t[2] == '0') return 0;
+    long b = 0;
+    for (const char *c = t + 2; *c; c++) {
+        if (*c < '0' || *c > '9' || b > 1 << 20) return 0;
+        b = 10 * b + (*c - '0');
+    }
+    return b >= 2 && (b & (b - 1)) == 0;
+}
+
+int qat_fit_bwd_check(const char *where, const char *s, char out[QAT_FIT_FMT_LEN]) {
+    size_t n = strlen(s);
+    if (!strcmp(s, "fp32") || n == 0) {
+        snprintf(out, QAT_FIT_FMT_LEN, "fp32");
+        return QAT_OK;
+    }
+    /* The longest prefix that is a valid format (the format grammar has '@'
+     * modifiers of its own, e.g. int4@g32), then the scheme's own tails. */
+    size_t cut = 0;
+    for (size_t k = n; k > 0; k--)
+        if ((k == n || s[k] == '@') && valid_format(s, k)) { cut = k; break; }
+    const char *why = NULL;
+    if (!strncmp(s, "fp32@", 5))
+        why = "the fp32 backward is the unquantized baseline and takes no @sr or @h (write fp32)";
+    else if (!cut)
+        why = "it does not start with a valid format (docs/formats.md; formats are lower case, case is not folded)";
+    else if (!valid_tail(s + cut))
+        why = "after the format only @sr and then @hBLOCK (BLOCK a power of two, at least 2) may follow";
+    if (why)
+        return qat_fail(QAT_EINPUT, "%s: backward scheme '%s' is not fp32 or FORMAT[@sr][@hBLOCK]: %s", where, s, why);
+    if (n >= QAT_FIT_FMT_LEN)
+        return qat_fail(QAT_EINPUT, "%s: backward scheme '%s' is longer than %d characters", where, s,
+                        QAT_FIT_FMT_LEN - 1);
+    snprintf(out, QAT_FIT_FMT_LEN, "%s", s);
+    return QAT_OK;
+}
 
 int qat_fit_runs_mixed_bwd(const qat_fit_runs *rs, const char **a, const char **b) {
     for (int i = 1; i < rs->n; i++)
@@ -52,14 +121,61 @@ int qat_fit_runs_mixed_bwd(const qat_fit_runs *rs, const char **a, const char **
     return 0;
 }
 
+/* The --where options that select the runs of backward scheme `key` by their
+ * stored config (the inverse of qat_fit_bwd_key). */
+static void where_of_key(const char *key, char *out, size_t cap) {
+    char fmt[QAT_FIT_FMT_LEN];
+    snprintf(fmt, sizeof fmt, "%s", key);
+    int sr = 0;
+    long h = 0;
+    char *at = strstr(fmt, "@h");
+    if (at && valid_tail(at)) h = strtol(at + 2, NULL, 10), *at = 0;
+    size_t n = strlen(fmt);
+    if (n > 3 && !strcmp(fmt + n - 3, "@sr")) sr = 1, fmt[n - 3] = 0;
+    if (!strcmp(fmt, "fp32"))
+        snprintf(out, cap, "--where compress.gradients.format=fp32");
+    else
+        snprintf(out, cap, "--where compress.gradients.format=%s --where compress.gradients.rounding=%s "
+                 "--where compress.gradients.hadamard=%ld", fmt, sr ? "sr" : "rtn", h);
+}
+
 int qat_fit_check_bwd(const qat_fit_runs *rs, qat_fit_law law) {
     const char *a, *b;
     if (law == QAT_LAW_QUARTET || !qat_fit_runs_mixed_bwd(rs, &a, &b)) return QAT_OK;
-    return qat_fail(QAT_EINPUT, "--law %s: the runs were trained with different backward schemes ('%s' and '%s', "
-                    "compress.gradients.* or the CSV's grad_format), and the %s law has no term for the backward "
-                    "pass; fit them with --law quartet (effD per backward scheme), or keep one scheme with "
-                    "--exclude '*/*/%s' or --where compress.gradients.format=...", qat_fit_law_name(law), a, b,
-                    qat_fit_law_name(law), b);
+    /* every scheme, sorted and with its run count; the one kept is fp32 when
+     * present (the baseline), else the one with the most runs */
+    int n = rs->n, m = 0, keep = 0, any_csv = 0;
+    const char **sch = qat_xcalloc((size_t)n, sizeof *sch);
+    int *cnt = qat_xcalloc((size_t)n, sizeof *cnt);
+    for (int i = 0; i < n; i++) {
+        const char *g = qat_fit_run_bwd(&rs->run[i]);
+        any_csv |= rs->run[i].from_csv;
+        int j = 0;
+        while (j < m && strcmp(sch[j], g)) j++;
+        if (j == m) {
+            int at = m++;
+            while (at > 0 && strcmp(sch[at - 1], g) > 0) sch[at] = sch[at - 1], cnt[at] = cnt[at - 1], at--;
+            sch[at] = g, cnt[at] = 0, j = at;
+        }
+        cnt[j]++;
+    }
+    for (int j = 0; j < m; j++)
+        if (!strcmp(sch[keep], "fp32") ? 0 : (!strcmp(sch[j], "fp32") || cnt[j] > cnt[keep])) keep = j;
+    char list[2048] = "", excl[2048] = "", where[512] = "";
+    for (int j = 0; j < m; j++) {
+        size_t l = strlen(list), e = strlen(excl);
+        snprintf(list + l, sizeof list - l, "%s'%s' (%d run%s)", j ? ", " : "", sch[j], cnt[j], cnt[j] == 1 ? "" : "s");
+        if (j != keep) snprintf(excl + e, sizeof excl - e, "%s--exclude '*/*/%s'", e ? " " : "", sch[j]);
+    }
+    if (!any_csv) where_of_key(sch[keep], where, sizeof where);
+    int rc = qat_fail(QAT_EINPUT, "--law %s: the runs were trained with %d different backward schemes (%s; "
+                      "compress.gradients.* or the CSV's grad_format), and the %s law has no term for the backward "
+                      "pass; fit them with --law quartet (effD per backward scheme), or keep the '%s' runs only "
+                      "with %s%s%s", qat_fit_law_name(law), m, list, qat_fit_law_name(law), sch[keep], excl,
+                      where[0] ? ", or with " : "", where);
+    free(sch);
+    free(cnt);
+    return rc;
 }
 
 static int str_cmp(const void *a, const void *b) { return strcmp(a, b); }

@@ -48,6 +48,9 @@ static int pair_index(const qat_fit_h5 *f, int i) {
     return -1;
 }
 
+/* Run i's backward scheme key (a qat_fit_h5 filled by hand may have none). */
+static const char *gkey(const qat_fit_h5 *f, int i) { return f->gfmt && f->gfmt[i][0] ? f->gfmt[i] : "fp32"; }
+
 /* Distinct values (within 1 %) among v[idx[0..m)]. */
 static int n_distinct(const double *v, const int *idx, int m) {
     int d = 0;
@@ -69,10 +72,32 @@ void qat_plot_law_layout_make(const qat_fit_h5 *f, qat_plot_law_layout *lay) {
     int *pair_of = qat_xmalloc((size_t)m1 * sizeof *pair_of), *idx = qat_xmalloc((size_t)m1 * sizeof *idx);
     double *ratio = qat_xmalloc((size_t)m1 * sizeof *ratio);
     for (int i = 0; i < n; i++) { pair_of[i] = pair_index(f, i); ratio[i] = f->D[i] / f->N[i]; }
-    for (int k = -1; k < f->pairs.n; k++) {
+    /* backward schemes, sorted by name: a quartet fit's curve is per W/A/G key
+     * (each at its own effN and effD), so runs of one pair with different
+     * backward schemes never share a curve */
+    int *bwd_of = qat_xmalloc((size_t)m1 * sizeof *bwd_of);
+    lay->bwd_run = qat_xmalloc((size_t)m1 * sizeof *lay->bwd_run);
+    for (int i = 0; i < n; i++) {
+        int j = 0;
+        while (j < lay->n_bwd && strcmp(gkey(f, lay->bwd_run[j]), gkey(f, i))) j++;
+        if (j == lay->n_bwd) {
+            int at = lay->n_bwd++;
+            while (at > 0 && strcmp(gkey(f, lay->bwd_run[at - 1]), gkey(f, i)) > 0) {
+                lay->bwd_run[at] = lay->bwd_run[at - 1];
+                at--;
+            }
+            lay->bwd_run[at] = i;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        bwd_of[i] = 0;
+        while (strcmp(gkey(f, lay->bwd_run[bwd_of[i]]), gkey(f, i))) bwd_of[i]++;
+    }
+    for (int kk = -1; kk < f->pairs.n * lay->n_bwd; kk++) {
+        int k = kk < 0 ? -1 : kk / lay->n_bwd, jb = kk < 0 ? -1 : kk % lay->n_bwd;
         int m = 0;
         for (int i = 0; i < n; i++)
-            if (pair_of[i] == k) idx[m++] = i;
+            if (pair_of[i] == k && (k < 0 || bwd_of[i] == jb)) idx[m++] = i;
         if (!m) continue;
         int first = lay->n;
         int nd = n_distinct(f->D, idx, m), nr = n_distinct(ratio, idx, m);
@@ -98,7 +123,11 @@ void qat_plot_law_layout_make(const qat_fit_h5 *f, qat_plot_law_layout *lay) {
                 if (g < 0) { g = lay->n++; lay->g[g].value = v[i]; }
             }
             qat_plot_law_group *G = &lay->g[g];
-            if (!G->nhi) { G->pair = k; G->by_ratio = by_ratio; G->rho = f->rho[i]; G->nlo = G->nhi = f->N[i]; G->exact = 1; }
+            if (!G->nhi) {
+                G->pair = k; G->by_ratio = by_ratio; G->rho = f->rho[i]; G->nlo = G->nhi = f->N[i]; G->exact = 1;
+                G->bwd = bwd_of[i];
+                G->effd = f->effd ? f->effd[i] : 1.0;
+            }
             G->nlo = fmin(G->nlo, f->N[i]);
             G->nhi = fmax(G->nhi, f->N[i]);
             lay->group_of[i] = g;
@@ -140,16 +169,16 @@ void qat_plot_law_layout_make(const qat_fit_h5 *f, qat_plot_law_layout *lay) {
                 lay->g[g].budget = q;
                 break;
             }
-    free(pair_of); free(idx); free(ratio);
+    free(pair_of); free(idx); free(ratio); free(bwd_of);
 }
 
 void qat_plot_law_layout_free(qat_plot_law_layout *lay) {
-    free(lay->g); free(lay->group_of); free(lay->budget); free(lay->budget_by_ratio);
+    free(lay->g); free(lay->group_of); free(lay->budget); free(lay->budget_by_ratio); free(lay->bwd_run);
     memset(lay, 0, sizeof *lay);
 }
 
 double qat_plot_law_curve(const qat_fit_h5 *f, const qat_plot_law_group *g, double N) {
-    return qat_fit_h5_predict(f, N, g->by_ratio ? g->value * N : g->value, g->rho);
+    return qat_fit_h5_predict_nd(f, N, g->by_ratio ? g->value * N : g->value, g->rho, g->effd > 0 ? g->effd : 1.0);
 }
 
 /* "3.5M tokens", "D/N 20". */
@@ -191,11 +220,13 @@ static int law_notes(const qat_fit_h5 *f, const qat_plot_law_layout *lay, char l
             int cat = fx == QAT_FIT_BY_USER ? 2 : fx != QAT_FIT_BY_RULE ? -1 : is_cap_name(f->param[k]) ? 1 : 0;
             if (cat != c) continue;
             char item[96];
-            int il = snprintf(item, sizeof item, "%s%s = %.4g", items ? ", " : "", f->param[k], f->param_value[k]);
-            if (len + il >= 80 && nl < NOTE_LINES - 2) { /* wrap */
+            int il = snprintf(item, sizeof item, "%s = %.4g", f->param[k], f->param_value[k]);
+            if (items) len += snprintf(line + len, sizeof line - (size_t)len, ","); /* the comma ends its line */
+            if (len + il + 1 >= 80 && nl < NOTE_LINES - 2) { /* wrap */
                 snprintf(lines[nl++], NOTE_LEN, "%s", line);
                 len = snprintf(line, sizeof line, "\xC2\xA0\xC2\xA0\xC2\xA0");
-            }
+            } else if (items)
+                len += snprintf(line + len, sizeof line - (size_t)len, " ");
             len += snprintf(line + len, sizeof line - (size_t)len, "%s", item);
             items++;
         }
@@ -248,9 +279,15 @@ static int plot_law(const qat_fit_h5 *f, const char *src, const char *path) {
     qat_svg s;
     char title[160], sub[240];
     snprintf(title, sizeof title, "Loss against parameters: %s law, %d runs", f->law, n);
-    snprintf(sub, sizeof sub, "L = %.4g\xC2\xB7(N\xC2\xB7\xCF\x81)^-%.3g + %.4g\xC2\xB7" "D^-%.3g + %.4g;  "
-             "rmse(ln L) %.3g;  each curve at its runs' token budget D",
-             f->A, f->alpha, f->B, f->beta, f->E, f->rmse_log);
+    int quartet = !strcmp(f->law, "quartet");
+    if (quartet)
+        snprintf(sub, sizeof sub, "L = (%.4g\xC2\xB7(N\xC2\xB7" "effN)^-%.3g + %.4g\xC2\xB7(D\xC2\xB7" "effD)^-%.3g)^%.3g"
+                 " + %.4g;  rmse(ln L) %.3g;  a curve per W/A/G key at its runs' D",
+                 f->A, f->alpha, f->B, f->beta, f->gamma > 0 ? f->gamma : 1.0, f->E, f->rmse_log);
+    else
+        snprintf(sub, sizeof sub, "L = %.4g\xC2\xB7(N\xC2\xB7\xCF\x81)^-%.3g + %.4g\xC2\xB7" "D^-%.3g + %.4g;  "
+                 "rmse(ln L) %.3g;  each curve at its runs' token budget D",
+                 f->A, f->alpha, f->B, f->beta, f->E, f->rmse_log);
     int rc = qat_svg_begin(&s, path, src, W, Hh, title, sub);
     if (rc) {
         free(span);
@@ -270,17 +307,24 @@ static int plot_law(const qat_fit_h5 *f, const char *src, const char *path) {
             qat_svg_polyline(&s, 2, zx, zy, "#777777", 1, 0);
             qat_svg_series_end(&s);
         }
-        for (int k = -1; k < f->pairs.n; k++) {
-            int has = 0;
-            for (int g = 0; g < lay.n; g++) has |= lay.g[g].pair == k;
+        /* one series per W/A pair, or per W/A/G key when the runs have more
+         * than one backward scheme (quartet): each its own colour */
+        int nb = lay.n_bwd > 1 ? lay.n_bwd : 1, ci = 0;
+        for (int kk = -1; kk < f->pairs.n * nb; kk++) {
+            int k = kk < 0 ? -1 : kk / nb, jb = kk < 0 ? -1 : kk % nb;
+            int has = 0, g0 = -1;
+            for (int g = 0; g < lay.n; g++)
+                if (lay.g[g].pair == k && (k < 0 || nb == 1 || lay.g[g].bwd == jb)) has = 1, g0 = g0 < 0 ? g : g0;
             if (!has) continue;
-            const char *col = qat_svg_color(k < 0 ? f->pairs.n : k);
-            char sname[160];
-            snprintf(sname, sizeof sname, "%s%s", k < 0 ? "other" : f->pairs.name[k], pass ? " residuals" : "");
+            const char *col = qat_svg_color(k < 0 ? f->pairs.n * nb : ci++);
+            char sname[240], kname[200];
+            if (k >= 0 && nb > 1) snprintf(kname, sizeof kname, "%s/%s", f->pairs.name[k], gkey(f, lay.bwd_run[jb]));
+            else snprintf(kname, sizeof kname, "%s", k < 0 ? "other" : f->pairs.name[k]);
+            snprintf(sname, sizeof sname, "%s%s", kname, pass ? " residuals" : "");
             qat_svg_series_begin(&s, sname);
             for (int g = 0; g < lay.n; g++) {
                 const qat_plot_law_group *G = &lay.g[g];
-                if (G->pair != k) continue;
+                if (G->pair != k || (k >= 0 && nb > 1 && G->bwd != jb)) continue;
                 qat_svg_shape sh = (qat_svg_shape)(G->budget % 4);
                 if (!pass) {
                     for (int q = 0; q < NCURVE; q++) {
@@ -305,6 +349,9 @@ static int plot_law(const qat_fit_h5 *f, const char *src, const char *path) {
             if (pass) continue;
             qat_svg_legend_entry e = {.color = col, .line = 1};
             if (k < 0) snprintf(e.label, sizeof e.label, "runs of unlisted pairs");
+            else if (quartet)
+                snprintf(e.label, sizeof e.label, "%.60s (effN %.3g, effD %.3g)", nb > 1 ? kname : f->pairs.name[k],
+                         f->pairs.value[k], lay.g[g0].effd);
             else if (!strcmp(f->law, "chinchilla")) snprintf(e.label, sizeof e.label, "%s", f->pairs.name[k]);
             else snprintf(e.label, sizeof e.label, "%s (%s %.3g)", f->pairs.name[k],
                           strcmp(f->law, "unified") ? "eff" : "\xCF\x81", f->pairs.value[k]);
@@ -500,6 +547,13 @@ static int plot_frontier(const qat_fit_h5 *f, const char *src, const char *path,
 }
 
 int qat_fit_plot(const qat_fit_h5 *f, const char *src, qat_plot_kind kind, const char *path, FILE *info) {
+    /* a quartet fit's effN/effD are not capacities of a format (ρ of the
+     * unified/decoupled laws): there is nothing to put on those axes */
+    if (kind != QAT_PLOT_LAW && !strcmp(f->law, "quartet"))
+        return qat_fail(QAT_EINPUT, "%s: --kind %s needs a capacity law (a unified or decoupled fit); this is a "
+                        "quartet fit, whose effN/effD are not format capacities: plot it with --kind law, or refit "
+                        "with --law unified or --law decoupled over runs of one backward scheme", src,
+                        kind == QAT_PLOT_CAPACITY ? "capacity" : "frontier");
     switch (kind) {
     case QAT_PLOT_LAW: return plot_law(f, src, path);
     case QAT_PLOT_CAPACITY: return plot_capacity(f, src, path);

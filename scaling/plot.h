@@ -34,6 +34,8 @@ typedef struct {
     double nlo, nhi;/* smallest and largest N among the group's runs */
     int budget;     /* index of (by_ratio, value) among the figure's distinct budgets: marker and dash */
     int exact;      /* every run's own D (or D/N) is the curve's, within 1 % */
+    int bwd;        /* index of the runs' backward scheme among the layout's (quartet: a W/A/G key per pair × bwd) */
+    double effd;    /* effD of that scheme (1 for laws without a backward term) */
 } qat_plot_law_group;
 
 typedef struct {
@@ -43,6 +45,8 @@ typedef struct {
     int n_budgets;            /* distinct (by_ratio, value) over all groups, sorted by kind, then value */
     double *budget;           /* their values */
     int *budget_by_ratio;     /* and their kinds */
+    int n_bwd;                /* distinct backward schemes among the runs */
+    int *bwd_run;             /* a run of each (its f->gfmt names the scheme), in sorted order */
 } qat_plot_law_layout;
 
 void qat_plot_law_layout_make(const qat_fit_h5 *f, qat_plot_law_layout *lay);

@@ -139,8 +139,10 @@ void qat_fit_print_table(FILE *out, const qat_fit_report *rep) {
     if (rep->skipped) fprintf(out, " (%d inputs skipped, see warnings)", rep->skipped);
     fprintf(out, ", Huber delta = %g on ln L\n", QAT_FIT_HUBER_DELTA);
     if (rep->bootstrap)
-        fprintf(out, "intervals: 95%% percentile, %d of %d bootstrap resamples over runs (seed %llu)\n",
-                r->n_boot, rep->bootstrap, rep->seed);
+        fprintf(out, "intervals: 95%% percentile, %d of %d bootstrap resamples over runs (seed %llu)%s\n",
+                r->n_boot, rep->bootstrap, rep->seed,
+                r->n_boot_dropped ? "; the others drew too few runs of some format to tell its eff and were dropped"
+                                  : "");
     fprintf(out, "\n  %-18s %12s  %s\n", "parameter", "value", rep->bootstrap ? "95% interval" : "");
     for (int k = 0; k < p->np; k++) {
         if (p->law == QAT_LAW_DECOUPLED && k >= 5) break; /* effs go in the pair table */
@@ -185,7 +187,10 @@ void qat_fit_print_table(FILE *out, const qat_fit_report *rep) {
     int held = 0;
     for (int k = 0; k < p->np; k++)
         if (p->fixed[k] == QAT_FIT_BY_RULE) {
-            if (!held++) fprintf(out, "\nHELD, NOT FITTED (capacity constants at the published Llama/C4 values, the others where the fit put them; --fix them to choose other values):\n");
+            if (!held++)
+                fprintf(out, "\nHELD, NOT FITTED (%swhere the fit put them; --fix them to choose other values):\n",
+                        p->law == QAT_LAW_UNIFIED ? "capacity constants at the published Llama/C4 values, the others "
+                                                  : "");
             fprintf(out, "  %s = %g: %s\n", p->name[k], qat_fit_value(p, r->theta, k), p->why[k]);
         }
     fprintf(out, "\nfit error: rmse(ln L) = %.5g", r->rmse_log);
@@ -269,7 +274,8 @@ void qat_fit_print_json(FILE *out, const qat_fit_report *rep) {
                 double e[6];
                 qat_fit_key_effs(p, r, k, e);
                 const double *v = e + 3 * (o & 1);
-                if (o >= 2 && !(isfinite(v[1]) && isfinite(v[2]))) continue;
+                /* without --bootstrap no interval at all, as "ci" ({}), not the baselines' held [1, 1] */
+                if (o >= 2 && (!rep->bootstrap || !(isfinite(v[1]) && isfinite(v[2])))) continue;
                 fputs(n_out++ ? ", " : "", out);
                 json_str(out, p->key[k]);
                 fputs(": ", out);

@@ -37,18 +37,20 @@ static void skip(FILE *warn, int *skipped, const char *path, const char *why) {
     if (skipped) (*skipped)++;
 }
 
-/* The backward scheme key of the run log's stored config ("fp32" without one). */
-static void read_bwd_key(const char *path, char out[QAT_FIT_FMT_LEN]) {
-    snprintf(out, QAT_FIT_FMT_LEN, "fp32");
+/* The backward scheme key of the run log's stored config ("fp32" without one),
+ * checked by the same rule as a CSV's grad_format. */
+static int read_bwd_key(const char *path, char out[QAT_FIT_FMT_LEN]) {
+    char key[QAT_FIT_FMT_LEN] = "fp32";
     char *yaml = qat_runlog_read_config(path);
     if (yaml && strspn(yaml, " \t\r\n") < strlen(yaml)) {
         qat_config *c = qat_xmalloc(sizeof *c);
         if (!qat_config_load_string(yaml, path, c))
-            qat_fit_bwd_key(out, c->gradients.format, c->gradients.rounding, c->gradients.hadamard);
+            qat_fit_bwd_key(key, c->gradients.format, c->gradients.rounding, c->gradients.hadamard);
         free(c);
     }
     free(yaml);
     qat_clear_error();
+    return qat_fit_bwd_check(path, key, out);
 }
 
 /* One run log, read through runlog/'s reader (the one definition of the
@@ -87,7 +89,14 @@ int qat_fit_read_runlog(const char *path, qat_fit_runs *rs, int *skipped, FILE *
         r.N = (double)sum->n_params;
         snprintf(r.wfmt, sizeof r.wfmt, "%s", sum->weight_format[0] ? sum->weight_format : "fp32");
         snprintf(r.afmt, sizeof r.afmt, "%s", sum->act_format[0] ? sum->act_format : "fp32");
-        read_bwd_key(path, r.gfmt);
+        int e2 = read_bwd_key(path, r.gfmt);
+        if (!e2) e2 = qat_fit_check_range(path, "N ('n_params')", 0, r.N);
+        if (!e2) e2 = qat_fit_check_range(path, "D (/final/tokens)", 0, r.D);
+        if (!e2) e2 = qat_fit_check_range(path, "loss (/final/val_loss)", 1, r.loss);
+        if (e2) {
+            free(sum);
+            return e2;
+        }
         qat_fit_runs_push(rs, &r);
     }
     free(sum);
@@ -389,7 +398,7 @@ int qat_fit_read_inputs_sel(char *const *paths, int n, qat_fit_runs *rs, int *sk
             if (sel && sel->n_where)
                 return qat_fail(QAT_EINPUT, "%s: a CSV has no run configs for --where to select by; "
                                 "give run logs, or drop --where", paths[i]);
-            QAT_TRY(qat_fit_read_csv(paths[i], rs));
+            QAT_TRY(qat_fit_read_csv_warn(paths[i], rs, warn));
         }
     }
     return QAT_OK;
@@ -427,8 +436,13 @@ int qat_fit_exclude(qat_fit_runs *rs, const char *glob) {
         /* a W/A/G key only for a glob of three parts: '*' crosses '/', and
          * '*' + "/fp32" has always meant act format fp32, not backward fp32 */
         const char *s1 = strchr(glob, '/'), *three = s1 ? strchr(s1 + 1, '/') : NULL;
+        /* a CSV row's origin is FILE:LINE: the glob names the file, as for a run log */
+        char file[sizeof r->origin];
+        snprintf(file, sizeof file, "%s", r->origin);
+        char *colon = strrchr(file, ':');
+        if (colon && colon[1] && strspn(colon + 1, "0123456789") == strlen(colon + 1)) *colon = 0;
         if (!fnmatch(glob, r->wfmt, 0) || !fnmatch(glob, pair, 0) || (three && !fnmatch(glob, key, 0)) ||
-            !fnmatch(glob, r->origin, 0)) {
+            !fnmatch(glob, r->origin, 0) || !fnmatch(glob, file, 0)) {
             removed++;
             continue;
         }

@@ -155,6 +155,16 @@ static void tick_label(FILE *o, double v, int log_axis) {
 
 void qat_svg_axes(qat_svg *s, double xmin, double xmax, int xlog, double ymin, double ymax, int ylog,
                   const char *xlabel, const char *ylabel, const double *xticks, int nx, const double *yticks, int ny) {
+    /* A range that is not finite (or empty, or not positive on a log axis)
+     * would put NaN into every coordinate: draw on a stand-in range instead
+     * and say so under the figure (qat_svg_end). Callers check their data at
+     * input; this only keeps the file well-formed whatever reaches here. */
+    if (!(isfinite(xmin) && isfinite(xmax) && xmin < xmax && (!xlog || xmin > 0)) ||
+        !isfinite(log10(xmax) - log10(xmin)))
+        xmin = xlog ? 1 : 0, xmax = 10, s->bad_range = 1;
+    if (!(isfinite(ymin) && isfinite(ymax) && ymin < ymax && (!ylog || ymin > 0)) ||
+        !isfinite(log10(ymax) - log10(ymin)) || !isfinite(ymax - ymin))
+        ymin = ylog ? 1 : 0, ymax = 10, s->bad_range = 1;
     s->xmin = xmin; s->xmax = xmax; s->xlog = xlog;
     s->ymin = ymin; s->ymax = ymax; s->ylog = ylog;
     FILE *o = s->out;
@@ -214,8 +224,13 @@ void qat_svg_series_end(qat_svg *s) {
     s->in_series = 0;
 }
 
-static int drawable(const qat_svg *s, double x, double y) {
-    return isfinite(x) && isfinite(y) && (!s->xlog || x > 0) && (!s->ylog || y > 0);
+/* A point whose pixel position is finite (a non-finite coordinate is never
+ * written: it is left out and counted, and qat_svg_end notes how many). */
+static int drawable(qat_svg *s, double x, double y) {
+    int ok = isfinite(x) && isfinite(y) && (!s->xlog || x > 0) && (!s->ylog || y > 0) && isfinite(tx(s, x)) &&
+             isfinite(ty(s, y));
+    if (!ok && !(s->xlog && isfinite(x) && x <= 0) && !(s->ylog && isfinite(y) && y <= 0)) s->n_bad++;
+    return ok;
 }
 
 void qat_svg_polyline(qat_svg *s, int n, const double *x, const double *y, const char *color, double width, int dash) {
@@ -292,6 +307,12 @@ void qat_svg_legend_add(qat_svg *s, const qat_svg_legend_entry *e) {
 int qat_svg_end(qat_svg *s) {
     FILE *o = s->out;
     if (s->in_series) qat_svg_series_end(s);
+    if (s->bad_range || s->n_bad) {
+        char note[160];
+        snprintf(note, sizeof note, "note: %d point%s with a non-finite coordinate left out%s", s->n_bad,
+                 s->n_bad == 1 ? "" : "s", s->bad_range ? "; an axis range was not finite and is a stand-in" : "");
+        qat_svg_text_px(s, 12, s->H - 6, "start", 10, "#b00", note);
+    }
     double x = s->px1 + 16, y = s->top + 6;
     fprintf(o, "<g class=\"legend\" font-size=\"11.5\">\n");
     fprintf(o, "<rect x=\"%g\" y=\"%g\" width=\"%g\" height=\"%d\" fill=\"white\" stroke=\"#bbb\"/>\n", x - 6, y - 4,

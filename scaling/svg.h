@@ -42,6 +42,8 @@ typedef struct {
     double top;                      /* py0 of the first plot area: the legend's top */
     int panel;                       /* clip path of the current plot area: 0 "plotarea", k "plotareaK" */
     char tag[96];                    /* extra attributes on every element drawn (qat_svg_tag) */
+    int n_bad;                       /* points left out for a non-finite coordinate (noted under the figure) */
+    int bad_range;                   /* an axis range was not finite and was replaced (noted too) */
 } qat_svg;
 
 /* Start a W×H drawing with a title (and optional subtitle) for `path`,

@@ -88,8 +88,9 @@ static char *slurp(const char *path, size_t *n) {
 
 /* `qat ARGS...` with stdout to /dev/null and stderr to g_err (through a pipe:
  * a file would count against the limit); with `fsize` > 0 the child runs under
- * RLIMIT_FSIZE = fsize bytes (SIGXFSZ ignored, so a write past it fails with
- * EFBIG like a full disk, without root). Returns the exit code, or 128 + the
+ * RLIMIT_FSIZE = fsize bytes and SIGXFSZ at its default (kill): qat ignores
+ * it itself, so a write past the limit fails with EFBIG like a full disk,
+ * without root. Returns the exit code, or 128 + the
  * signal. */
 static int qat_lim(long fsize, char *const args[]) {
     const char *bin = getenv("QAT_BIN");
@@ -106,7 +107,10 @@ static int qat_lim(long fsize, char *const args[]) {
         dup2(p[1], 2);
         close(p[0]);
         if (fsize > 0) {
-            signal(SIGXFSZ, SIG_IGN); /* an ignored disposition survives exec */
+            /* the default disposition, as a user's shell leaves it (an ignored
+             * one would survive exec and hide a qat that dies of SIGXFSZ with
+             * its .tmp left behind): qat itself must ignore the signal */
+            signal(SIGXFSZ, SIG_DFL);
             struct rlimit r = {(rlim_t)fsize, (rlim_t)fsize};
             setrlimit(RLIMIT_FSIZE, &r);
         }

@@ -183,6 +183,12 @@ static void test_runlogs(void **s) {
     assert_non_null(strstr(qat_errmsg(), "no run.h5"));
     path_in(p, sizeof p, "missing.csv");
     assert_int_equal(qat_fit_read_inputs(paths, 1, &rs, &skipped, NULL), QAT_EINPUT);
+    /* a completed run log's values pass the CSV's range check too */
+    write_runlog("huge", "completed", 1e6, "fp32", 5000, 2e7, 1);
+    path_in(p, sizeof p, "huge/run.h5");
+    assert_int_equal(qat_fit_read_runlog(p, &rs, NULL, NULL), QAT_EINPUT);
+    assert_non_null(strstr(qat_errmsg(), "huge/run.h5: loss (/final/val_loss) 5000 is out of range"));
+    assert_int_equal(rs.n, 0);
     qat_fit_runs_free(&rs);
 }
 
@@ -255,6 +261,157 @@ static void test_fit_command(void **s) {
     assert_non_null(strstr(qat_errmsg(), "broken.csv:3:"));
     char *bad_law[] = {"fit", p, "--law", "kaplan"};
     assert_int_equal(run_fit(bad_law, 4, text, sizeof text), 2);
+}
+
+/* What a user's CSV can hold that used to be accepted silently or turned into
+ * garbage: each refused at file:line naming the value, or warned about. */
+static void test_csv_checked_values(void **s) {
+    (void)s;
+    /* a NUL byte inside a line (it ended the line early: "3.1\0junk" read as 3.1) */
+    char p[512];
+    path_in(p, sizeof p, "bad.csv");
+    FILE *f = fopen(p, "w");
+    fputs("N,D,loss\n1e6,2e7,3.1\n1e6,4e7,3.", f);
+    fputc(0, f);
+    fputs("0junk\n", f);
+    fclose(f);
+    qat_fit_runs rs = {0};
+    assert_int_equal(qat_fit_read_csv(p, &rs), QAT_EINPUT);
+    assert_non_null(strstr(qat_errmsg(), "bad.csv:3:11: a NUL byte"));
+    qat_fit_runs_free(&rs);
+    /* values out of range (the SVG drew them at NaN) */
+    expect_csv_error("N,D,loss\n1e6,2e7,1e308\n", "bad.csv:2:9: loss 1e+308 is out of range");
+    expect_csv_error("N,D,loss\n1e300,2e7,3.1\n", "bad.csv:2:1: N 1e+300 is out of range");
+    expect_csv_error("N,D,loss\n1e6,1e300,3.1\n", "bad.csv:2:5: D 1e+300 is out of range");
+    expect_csv_error("N,D,loss\n0.5,2e7,3.1\n", "bad.csv:2:1: N 0.5 is out of range");
+    expect_csv_error("Model Size,Training FLOP,loss\n1e6,6e30,3.1\n", "bad.csv:2:5: D = FLOP/(6N) 1e+24");
+    /* one column named twice, or two names of one column */
+    expect_csv_error("N,D,loss,loss\n1e6,2e7,3.1,3.2\n", "bad.csv:1:10: column 'loss' names the same column");
+    expect_csv_error("N,params,D,loss\n1e6,1e6,2e7,3.1\n", "bad.csv:1:3: column 'params'");
+    /* a seventh field without a header has no column */
+    expect_csv_error("1e6,2e7,3.1,fp32,fp32,fp32,1\n", "bad.csv:1:");
+    /* the backward scheme: exactly fp32 or FORMAT[@sr][@hBLOCK] */
+    expect_csv_error("N,D,loss,grad_format\n1e6,2e7,3.1,INT4\n", "bad.csv:2:13: backward scheme 'INT4'");
+    expect_csv_error("N,D,loss,grad_format\n1e6,2e7,3.1,int4@h3\n", "only @sr and then @hBLOCK");
+    expect_csv_error("N,D,loss,grad_format\n1e6,2e7,3.1,int4@h1\n", "only @sr and then @hBLOCK");
+    expect_csv_error("N,D,loss,grad_format\n1e6,2e7,3.1,int4@h32@sr\n", "only @sr and then @hBLOCK");
+    expect_csv_error("N,D,loss,grad_format\n1e6,2e7,3.1,fp32@sr\n", "the fp32 backward is the unquantized baseline");
+    expect_csv_error("N,D,loss,grad_format\n1e6,2e7,3.1,bogus@sr\n", "does not start with a valid format");
+    write_file("grads.csv", "N,D,loss,grad_format\n1e6,2e7,3.1,int4@sr@h64\n1e6,4e7,3.0,\n2e6,2e7,3.0,int4@g32@sr\n");
+    path_in(p, sizeof p, "grads.csv");
+    assert_int_equal(qat_fit_read_csv(p, &rs), QAT_OK);
+    assert_string_equal(rs.run[0].gfmt, "int4@sr@h64");
+    assert_string_equal(rs.run[1].gfmt, "fp32");
+    assert_string_equal(rs.run[2].gfmt, "int4@g32@sr"); /* the format's own '@' modifier stays in it */
+    qat_fit_runs_free(&rs);
+
+    /* an unknown column is named with the known ones; Epoch's plot columns are not */
+    write_file("cols.csv", "x,N,D,loss,grad,hex_color\n1,1e6,2e7,3.1,int4,#fff\n");
+    path_in(p, sizeof p, "cols.csv");
+    char w[512];
+    path_in(w, sizeof w, "warn.txt");
+    FILE *wf = fopen(w, "w+");
+    assert_int_equal(qat_fit_read_csv_warn(p, &rs, wf), QAT_OK);
+    rewind(wf);
+    char text[2048] = "";
+    size_t nr = fread(text, 1, sizeof text - 1, wf);
+    text[nr] = 0;
+    fclose(wf);
+    assert_non_null(strstr(text, "cols.csv:1: unknown column 'grad' ignored; known columns: N ("));
+    assert_non_null(strstr(text, "grad_format (gradient_format)"));
+    assert_null(strstr(text, "'x'"));
+    assert_null(strstr(text, "'hex_color'"));
+    assert_string_equal(rs.run[0].gfmt, "fp32");
+    /* --exclude GLOB matches a CSV row by its file, as a run log */
+    assert_int_equal(qat_fit_exclude(&rs, "*/cols.csv"), 1);
+    assert_int_equal(rs.n, 0);
+    qat_fit_runs_free(&rs);
+}
+
+/* A format with two runs among 20: about one resample in eight draws none of
+ * them and cannot tell its eff; such resamples are dropped and counted, not
+ * kept at the start value (which narrowed the interval). */
+static void test_bootstrap_drops_blind_resamples(void **s) {
+    (void)s;
+    qat_fit_runs rs = {0};
+    for (int i = 0; i < 20; i++) {
+        int q = i >= 18;
+        qat_fit_run r = {.N = 1e6 * pow(2, i % 6), .D = 2e7 * pow(1.7, i / 6 + (i % 5)), .n_terms = -1};
+        r.loss = 1.8 + 400 * pow(r.N * (q ? 0.7 : 1), -0.34) + 1800 * pow(r.D, -0.37);
+        snprintf(r.wfmt, sizeof r.wfmt, "%s", q ? "int4" : "fp32");
+        snprintf(r.afmt, sizeof r.afmt, "%s", q ? "int4" : "fp32");
+        qat_fit_runs_push(&rs, &r);
+    }
+    qat_fit_problem p;
+    qat_fit_result r;
+    assert_int_equal(qat_fit_problem_init(&p, QAT_LAW_DECOUPLED, &rs), QAT_OK);
+    assert_int_equal(qat_fit_problem_fix(&p, "E", 1.8), QAT_OK);
+    assert_int_equal(qat_fit_identify(&p, NULL), QAT_OK);
+    qat_fit_opts o = {.bootstrap = 40, .seed = 3, .max_starts = 8};
+    assert_int_equal(qat_fit_run_fit(&p, &o, &r), QAT_OK);
+    /* (18/20)^20 = 0.12 of 40: P(none dropped) = 0.88^40 < 0.01, and the seed is fixed */
+    printf("  bootstrap: %d used, %d dropped of 40\n", r.n_boot, r.n_boot_dropped);
+    assert_true(r.n_boot_dropped > 0);
+    assert_int_equal(r.n_boot + r.n_boot_dropped, 40);
+    qat_fit_result_free(&r);
+    qat_fit_problem_free(&p);
+    qat_fit_runs_free(&rs);
+}
+
+/* qat fit's own arguments, checked before any work. */
+static void test_fit_arguments_first(void **s) {
+    (void)s;
+    char p[512], out[512], text[1 << 14];
+    path_in(p, sizeof p, "args.csv");
+    FILE *f = fopen(p, "w");
+    fprintf(f, "N,D,loss\n");
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++) {
+            double N = 1e6 * pow(3, i), D = N * 10 * pow(2.5, j);
+            fprintf(f, "%.6g,%.6g,%.10g\n", N, D, 1.8 + 400 * pow(N, -0.34) + 1800 * pow(D, -0.37));
+        }
+    fclose(f);
+    /* an output in a missing directory: exit 2 before the fit, nothing printed */
+    path_in(out, sizeof out, "nodir/fit.h5");
+    char *nodir[] = {"fit", p, "--json", "--no-loo", "--out", out};
+    assert_int_equal(run_fit(nodir, 6, text, sizeof text), 2);
+    assert_non_null(strstr(qat_errmsg(), "--out"));
+    assert_non_null(strstr(qat_errmsg(), "nodir does not exist"));
+    assert_string_equal(text, "");
+    path_in(out, sizeof out, "nodir/fit.csv");
+    char *nodir_csv[] = {"fit", p, "--json", "--no-loo", "--csv", out};
+    assert_int_equal(run_fit(nodir_csv, 6, text, sizeof text), 2);
+    assert_string_equal(text, "");
+    char *dash[] = {"fit", p, "--csv", "-"};
+    assert_int_equal(run_fit(dash, 4, text, sizeof text), 2);
+    assert_non_null(strstr(qat_errmsg(), "--csv -"));
+    char *boot1[] = {"fit", p, "--bootstrap", "1"};
+    assert_int_equal(run_fit(boot1, 4, text, sizeof text), 2);
+    assert_non_null(strstr(qat_errmsg(), "at least 20 resamples"));
+    /* one run left: "1 usable run" */
+    char *excl[] = {"fit", p, "--exclude", "*args.csv"};
+    assert_int_equal(run_fit(excl, 4, text, sizeof text), 2);
+    assert_non_null(strstr(qat_errmsg(), "0 usable runs"));
+    /* losses rising with N and D: both exponents come out negative, and one
+     * message names both (it used to name one, then the other on the next try) */
+    path_in(p, sizeof p, "rise.csv");
+    f = fopen(p, "w");
+    fprintf(f, "N,D,loss\n");
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++) {
+            double N = 1e6 * pow(3.16, i), D = 1e8 * pow(3.16, j);
+            fprintf(f, "%.6g,%.6g,%.6f\n", N, D, 1.5 + 0.02 * pow(N, 0.1) + 0.03 * pow(D, 0.1));
+        }
+    fclose(f);
+    char *rise[] = {"fit", p, "--no-loo"};
+    assert_int_equal(run_fit(rise, 3, text, sizeof text), 2);
+    assert_non_null(strstr(qat_errmsg(), "alpha and beta are not identified"));
+    assert_non_null(strstr(qat_errmsg(), "--fix alpha=VALUE --fix beta=VALUE"));
+    write_file("one.csv", "N,D,loss\n1e6,2e7,3.1\n");
+    path_in(p, sizeof p, "one.csv");
+    char *one[] = {"fit", p};
+    assert_int_equal(run_fit(one, 2, text, sizeof text), 2);
+    assert_non_null(strstr(qat_errmsg(), "1 usable run after"));
 }
 
 /* In a child process: `act` on the run log at `p`, then die by SIGKILL with the
@@ -524,7 +681,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_csv_layouts), cmocka_unit_test(test_csv_errors),
         cmocka_unit_test(test_runlogs), cmocka_unit_test(test_fit_command),
-        cmocka_unit_test(test_killed_runlogs),
+        cmocka_unit_test(test_killed_runlogs), cmocka_unit_test(test_csv_checked_values),
+        cmocka_unit_test(test_fit_arguments_first), cmocka_unit_test(test_bootstrap_drops_blind_resamples),
         cmocka_unit_test(test_fit_where_and_mixed_data),
         cmocka_unit_test(test_mixed_data_hint_selects_one_group),
         cmocka_unit_test(test_messages_have_one_prefix),

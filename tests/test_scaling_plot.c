@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 #include <hdf5.h>
 
@@ -20,6 +21,7 @@
 #include "scaling/fit_h5.h"
 #include "scaling/plot.h"
 #include "scaling/report.h"
+#include "scaling/svg.h"
 #include "scaling/synth.h"
 
 static int test_bits(const char *fmt, double *bits) {
@@ -383,6 +385,15 @@ static void test_law_curves_through_runs(void **s) {
     assert_non_null(strstr(t, "quant_L = 1: held at the published"));   /* rule 3, named under the plot */
     assert_non_null(strstr(t, "E = 0.8: held by --fix"));
     free(t);
+    /* a note long enough to wrap: its comma ends the line, no line starts with ", " */
+    for (int k = 0; k < f.n_params; k++) f.param_fixed[k] = QAT_FIT_BY_USER;
+    assert_int_equal(qat_fit_plot(&f, h5, QAT_PLOT_LAW, svg, NULL), QAT_OK);
+    t = slurp(svg);
+    assert_non_null(strstr(t, "\xC2\xA0\xC2\xA0\xC2\xA0"));    /* it wrapped */
+    assert_null(strstr(t, "\xC2\xA0\xC2\xA0\xC2\xA0,"));
+    assert_null(strstr(t, "\xC2\xA0\xC2\xA0\xC2\xA0 ,"));
+    assert_non_null(strstr(t, ",</text>"));
+    free(t);
     qat_fit_h5_free(&f);
 
     /* A FIT.h5 written before /params had fixed and fixed_reason (or /params at
@@ -407,11 +418,120 @@ static void test_law_curves_through_runs(void **s) {
     assert_int_equal(f.n_params, 0);
     assert_int_equal(qat_fit_plot(&f, h5, QAT_PLOT_LAW, svg, NULL), QAT_OK);
     qat_fit_h5_free(&f);
+    /* a truncated FIT.h5: "cannot open" says why */
+    assert_int_equal(truncate(h5, 600), 0);
+    assert_int_equal(qat_fit_h5_read(h5, &f), QAT_EINPUT);
+    assert_non_null(strstr(qat_errmsg(), "fit.h5: cannot open: HDF5 could not read"));
 
     qat_fit_report_free(&rep);
     qat_fit_result_free(&r);
     qat_fit_problem_free(&p);
     qat_fit_runs_free(&rs);
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* A quartet fit over two forward pairs × two backward schemes at two budgets:
+ * each W/A/G key gets its own curve per budget, at its own effN and effD, so
+ * that every run's tick ends on its curve (the curves were at effD = 1, and
+ * runs with a quantized backward sat on none). */
+static void test_quartet_law_curves(void **s) {
+    (void)s;
+    static const double N[] = {2e5, 6e5, 2e6, 6e6}, R[] = {20, 80};
+    static const struct { const char *w, *g; double effn, effd; } K[] = {
+        {"fp32", "fp32", 1, 1}, {"int4", "fp32", 0.6, 1}, {"fp32", "int4@sr", 1, 0.5}, {"int4", "int4@sr", 0.6, 0.5}};
+    qat_fit_runs rs = {0};
+    uint64_t z = 7;
+    for (int k = 0; k < 4; k++)
+        for (int i = 0; i < 4; i++)
+            for (int b = 0; b < 2; b++) {
+                qat_fit_run r = {.N = N[i], .D = N[i] * R[b], .n_terms = -1};
+                z = z * 6364136223846793005ULL + 1442695040888963407ULL; /* a little deterministic noise */
+                double eps = 0.004 * ((double)(z >> 11) / 9007199254740992.0 - 0.5);
+                r.loss = (pow(170 * pow(r.N * K[k].effn, -0.32) + 1100 * pow(r.D * K[k].effd, -0.36), 0.8) + 1.38) *
+                         exp(eps);
+                snprintf(r.wfmt, sizeof r.wfmt, "%s", K[k].w);
+                snprintf(r.afmt, sizeof r.afmt, "%s", K[k].w);
+                snprintf(r.gfmt, sizeof r.gfmt, "%s", K[k].g);
+                snprintf(r.origin, sizeof r.origin, "synthetic:%d", rs.n + 1);
+                qat_fit_runs_push(&rs, &r);
+            }
+    qat_fit_problem p;
+    qat_fit_result r;
+    assert_int_equal(qat_fit_problem_init(&p, QAT_LAW_QUARTET, &rs), QAT_OK);
+    assert_int_equal(qat_fit_identify(&p, NULL), QAT_OK);
+    qat_fit_opts o = {.max_starts = 16};
+    assert_int_equal(qat_fit_run_fit(&p, &o, &r), QAT_OK);
+    qat_fit_report rep = {.runs = &rs, .p = &p, .r = &r};
+    qat_fit_resolver res = {test_terms, test_bits};
+    qat_fit_report_prepare(&rep, &res);
+    char dir[] = "/tmp/qat_test_scaling_quartet_plot_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char h5[128], svg[128];
+    snprintf(h5, sizeof h5, "%s/fit.h5", dir);
+    snprintf(svg, sizeof svg, "%s/law.svg", dir);
+    assert_int_equal(qat_fit_h5_write(h5, &rep, NULL, 0), QAT_OK);
+    qat_fit_h5 f;
+    assert_int_equal(qat_fit_h5_read(h5, &f), QAT_OK);
+    qat_plot_law_layout lay;
+    qat_plot_law_layout_make(&f, &lay);
+    assert_int_equal(lay.n_bwd, 2);
+    assert_int_equal(lay.n, 4 * 2); /* four W/A/G keys, two budgets (D/N 20 and 80) */
+    for (int i = 0; i < f.n_runs; i++) {
+        const qat_plot_law_group *g = &lay.g[lay.group_of[i]];
+        assert_string_equal(f.gfmt[i], rs.run[i].gfmt);
+        assert_true(fabs(qat_plot_law_curve(&f, g, f.N[i]) / f.pred[i] - 1) < 1e-9);
+    }
+    qat_plot_law_layout_free(&lay);
+    assert_int_equal(qat_fit_plot(&f, h5, QAT_PLOT_LAW, svg, NULL), QAT_OK);
+    char *t = slurp(svg);
+    check_common(t, 2);
+    check_ticks_on_curves(t, f.n_runs, 440);
+    assert_int_equal(count(t, "<polyline class=\"fit\""), 8);
+    assert_non_null(strstr(t, "data-name=\"int4/int4/int4@sr\""));
+    assert_non_null(strstr(t, ">int4/int4/int4@sr (effN "));
+    assert_non_null(strstr(t, "effD)^-"));                /* the quartet law's form, not the unified one */
+    assert_null(strstr(t, "\xCF\x81)^-"));
+    free(t);
+    /* the capacity and frontier plots have nothing to show of a quartet fit */
+    assert_int_equal(qat_fit_plot(&f, h5, QAT_PLOT_CAPACITY, svg, NULL), QAT_EINPUT);
+    assert_non_null(strstr(qat_errmsg(), "needs a capacity law"));
+    assert_int_equal(qat_fit_plot(&f, h5, QAT_PLOT_FRONTIER, svg, NULL), QAT_EINPUT);
+    qat_fit_h5_free(&f);
+    qat_fit_report_free(&rep);
+    qat_fit_result_free(&r);
+    qat_fit_problem_free(&p);
+    qat_fit_runs_free(&rs);
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* Whatever reaches the SVG writer, it writes no NaN or inf coordinate: an
+ * infinite axis range is replaced and noted, a point at 1e308 on it left out
+ * and counted. */
+static void test_svg_never_nonfinite(void **s) {
+    (void)s;
+    char dir[] = "/tmp/qat_test_svg_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[128];
+    snprintf(path, sizeof path, "%s/x.svg", dir);
+    qat_svg g;
+    assert_int_equal(qat_svg_begin(&g, path, NULL, 600, 400, "t", NULL), QAT_OK);
+    double lo = 1, hi = 1e308;
+    qat_svg_pad_range(&lo, &hi, 1); /* hi becomes inf */
+    qat_svg_axes(&g, 1e6, 1e8, 1, lo, hi, 1, "N", "loss", NULL, 0, NULL, 0);
+    qat_svg_marker(&g, 1e7, 1e308, QAT_SVG_CIRCLE, "#000", 1, 3);
+    double xs[2] = {1e6, 1e7}, ys[2] = {2, NAN};
+    qat_svg_polyline(&g, 2, xs, ys, "#000", 1, 0);
+    assert_int_equal(qat_svg_end(&g), QAT_OK);
+    char *t = slurp(path);
+    assert_true(well_formed(t));
+    assert_null(strstr(t, "nan"));
+    assert_null(strstr(t, "inf"));
+    assert_non_null(strstr(t, "non-finite coordinate left out; an axis range was not finite"));
+    free(t);
     char cmd[160];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     assert_int_equal(system(cmd), 0);
@@ -455,6 +575,8 @@ static void test_law_layout_many_budgets(void **s) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_plots), cmocka_unit_test(test_law_curves_through_runs),
-                                       cmocka_unit_test(test_law_layout_many_budgets)};
+                                       cmocka_unit_test(test_law_layout_many_budgets),
+                                       cmocka_unit_test(test_quartet_law_curves),
+                                       cmocka_unit_test(test_svg_never_nonfinite)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

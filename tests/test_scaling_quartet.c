@@ -26,6 +26,7 @@
 #include "core/rng.h"
 #include "runlog/runlog.h"
 #include "scaling/fit.h"
+#include "scaling/report.h"
 #include "scaling/fit_cli.h"
 #include "scaling/inputs.h"
 #include "testutil.h"
@@ -357,6 +358,19 @@ static void test_eff_toward_bound_is_held(void **s) {
     assert_true(qat_fit_value(&p, r.theta, k) > 100);
     assert_int_equal(p.fixed[ksr], QAT_FIT_FREE);
     assert_true(fabs(r.theta[ksr] - log(0.85)) < 0.1);
+    /* the table's held section: a quartet fit has no capacity constants, so
+     * no "published Llama/C4 values" in its heading */
+    qat_fit_report rep = {.runs = &rs, .p = &p, .r = &r};
+    qat_fit_report_prepare(&rep, qat_fit_default_resolver());
+    FILE *tab = fopen(note_path, "w+");
+    qat_fit_print_table(tab, &rep);
+    rewind(tab);
+    len = fread(text, 1, sizeof text - 1, tab);
+    text[len] = 0;
+    fclose(tab);
+    assert_non_null(strstr(text, "HELD, NOT FITTED (where the fit put them"));
+    assert_null(strstr(text, "Llama/C4"));
+    qat_fit_report_free(&rep);
     qat_fit_result_free(&r);
     qat_fit_problem_free(&p);
     qat_fit_runs_free(&rs);
@@ -376,6 +390,31 @@ static void test_other_laws_refuse_mixed_backward(void **s) {
     assert_int_equal(fit(4, dec), 2);
     assert_non_null(strstr(qat_errmsg(), "different backward schemes"));
     assert_non_null(strstr(qat_errmsg(), "--law quartet"));
+    /* every scheme is named, and the hint works as given: the --exclude of
+     * every scheme but fp32 (no --where for a CSV: it has no config) */
+    char msg[2048];
+    snprintf(msg, sizeof msg, "%s", qat_errmsg());
+    assert_non_null(strstr(msg, "3 different backward schemes ('fp32' (48 runs), 'mxfp4' (16 runs), 'mxfp4@sr' (32 runs)"));
+    assert_null(strstr(msg, "--where"));
+    const char *hinted[16] = {p, "--law", "decoupled", "--no-loo", "--json"};
+    int nh = 5;
+    char globs[4][64];
+    for (const char *q = strstr(msg, "--exclude '"); q; q = strstr(q + 1, "--exclude '")) {
+        const char *g = q + strlen("--exclude '"), *e = strchr(g, '\'');
+        assert_true(e && nh + 2 <= 16 && (nh - 5) / 2 < 4);
+        snprintf(globs[(nh - 5) / 2], sizeof globs[0], "%.*s", (int)(e - g), g);
+        hinted[nh++] = "--exclude";
+        hinted[nh] = globs[(nh - 6) / 2];
+        nh++;
+    }
+    assert_int_equal(nh, 9); /* two schemes to exclude */
+    assert_int_equal(fit(nh, hinted), 0);
+    assert_non_null(strstr(text, "\"n_runs\": 48"));
+    /* without --bootstrap no interval, as "ci": not the baselines' [1, 1] */
+    const char *q0[] = {p, "--law", "quartet", "--no-loo", "--json"};
+    assert_int_equal(fit(5, q0), 0);
+    assert_non_null(strstr(text, "\"eff_n_ci\": {}"));
+    assert_non_null(strstr(text, "\"eff_d_ci\": {}"));
     /* keeping one backward scheme (a three-part --exclude) makes it a decoupled fit again */
     const char *one[] = {p, "--law", "decoupled", "--no-loo", "--exclude", "*/*/mxfp4*", "--json"};
     assert_int_equal(fit(7, one), 0);
@@ -413,15 +452,35 @@ static void test_runlog_backward_scheme(void **s) {
                  1e6, 1e7, 3.2);
     write_runlog("plain", "data: {source: synthetic}\ntrain: {tokens: 1e5}\n", 1e6, 1e7, 3.0);
     write_runlog("noconfig", "", 1e6, 1e7, 3.0);
-    const char *subs[] = {"sr", "rtn", "plain", "noconfig"}, *want[] = {"mxfp4@sr@h32", "nvfp4", "fp32", "fp32"};
+    write_runlog("h1", "data: {source: synthetic}\ntrain: {tokens: 1e5}\n"
+                       "compress: {gradients: {format: int4, hadamard: 1}}\n", 1e6, 1e7, 3.0);
+    const char *subs[] = {"sr", "rtn", "plain", "noconfig", "h1"},
+               *want[] = {"mxfp4@sr@h32", "nvfp4", "fp32", "fp32", "int4"}; /* a block of 1 is no rotation */
     qat_fit_runs rs = {0};
-    for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < 5; k++) {
         char p[512];
         snprintf(p, sizeof p, "%s/%s/run.h5", dir, subs[k]);
         assert_int_equal(qat_fit_read_runlog(p, &rs, NULL, NULL), QAT_OK);
         assert_int_equal(rs.n, k + 1);
         assert_string_equal(qat_fit_run_bwd(&rs.run[k]), want[k]);
     }
+    /* a run log's scheme passes the same check as a CSV's grad_format */
+    write_runlog("badg", "data: {source: synthetic}\ntrain: {tokens: 1e5}\ncompress: {gradients: {format: MXFP4}}\n",
+                 1e6, 1e7, 3.0);
+    char bp[512];
+    snprintf(bp, sizeof bp, "%s/badg/run.h5", dir);
+    assert_int_equal(qat_fit_read_runlog(bp, &rs, NULL, NULL), QAT_EINPUT);
+    assert_non_null(strstr(qat_errmsg(), "badg/run.h5: backward scheme 'MXFP4' is not fp32 or FORMAT[@sr][@hBLOCK]"));
+    assert_int_equal(rs.n, 5);
+    /* the mixed-scheme hint for run logs also gives the --where set of the scheme kept */
+    rs.n = 3; /* mxfp4@sr@h32, nvfp4, fp32 */
+    assert_int_equal(qat_fit_check_bwd(&rs, QAT_LAW_DECOUPLED), QAT_EINPUT);
+    assert_non_null(strstr(qat_errmsg(), "keep the 'fp32' runs only with --exclude '*/*/mxfp4@sr@h32' --exclude "
+                                         "'*/*/nvfp4', or with --where compress.gradients.format=fp32"));
+    rs.run[2] = rs.run[1];
+    assert_int_equal(qat_fit_check_bwd(&rs, QAT_LAW_DECOUPLED), QAT_EINPUT); /* no fp32: the scheme with most runs */
+    assert_non_null(strstr(qat_errmsg(), "--where compress.gradients.format=nvfp4 --where "
+                                         "compress.gradients.rounding=rtn --where compress.gradients.hadamard=0"));
     qat_fit_runs_free(&rs);
 }
 
@@ -448,7 +507,7 @@ static void test_csv_json_h5_round_trip(void **s) {
     path_in(in, sizeof in, "in.csv");
     path_in(csv, sizeof csv, "out.csv");
     path_in(h5, sizeof h5, "FIT.h5");
-    const char *args[] = {in, "--law", "quartet", "--no-loo", "--json", "--bootstrap", "8", "--csv", csv, "--out", h5};
+    const char *args[] = {in, "--law", "quartet", "--no-loo", "--json", "--bootstrap", "20", "--csv", csv, "--out", h5};
     assert_int_equal(fit(11, args), 0);
     printf("  %s", text);
     const char *keys[] = {"\"law\": \"quartet\"", "\"params\": {\"A\": ", "\"gamma\": ", "\"eff_n\": {", "\"eff_d\": {",
