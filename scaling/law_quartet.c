@@ -56,16 +56,7 @@ static int valid_format(const char *s, size_t n) {
     qat_fmt fm;
     int ok = qat_fmt_parse(f, &fm) == QAT_OK;
     qat_clear_error();
-    if (ok) return 1;
-    /* The block formats of docs/formats.md ("Block-scaled formats") by name,
-     * for as long as compress/format.c's grammar does not parse them itself
-     * (then this is redundant and may go). */
-    static const char *const blk[] = {"mxfp4", "mxfp6", "mxfp6e3m2", "mxfp8", "mxfp8e5m2", "nvfp4", NULL};
-    for (int i = 0; blk[i]; i++)
-        if (!strcmp(f, blk[i])) return 1;
-    int b, g, used = 0;
-    return sscanf(f, "int%d@g%d%n", &b, &g, &used) == 2 && used == (int)n && b >= 2 && b <= 8 &&
-           (g == 16 || g == 32 || g == 64 || g == 128 || g == 256) && f[3] != '+' && f[3] != '-';
+    return ok;
 #else
     return 1;
 #endif
