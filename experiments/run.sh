@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run the paper reproductions: experiments/run.sh [a b c d e f] (default: all), from the
+# Run the paper reproductions: experiments/run.sh [a b c d e f g] (default: all), from the
 # repository root after `make`. Finished runs are skipped, so a second call only reprints.
 # Each experiment's README.md states the question, what the papers found, and what this
 # script measured on this machine.
@@ -39,16 +39,32 @@ exp_c() {
   "$qat" fit runs/experiments/c-factorisation "$b"/s[123]-fp32-tokens_per_param12 "$b"/s[123]-int2-tokens_per_param12 \
     "$b"/s[123]-tokens_per_param4 "$b"/seeds --law decoupled --bootstrap 200 --seed 0 \
     --out runs/experiments/c-factorisation/decoupled.h5
+  # the paired design (README.md): seeds 0-15 of every cell; sp75 on the weights is d's masked arm
+  sweep experiments/d-rbbm/paired.yaml
+  sweep experiments/c-factorisation/paired-sp75.yaml
+  sweep experiments/c-factorisation/paired-wa.yaml
+  sweep experiments/c-factorisation/paired-w.yaml
+  sweep experiments/c-factorisation/paired-a.yaml
 }
-exp_d() { exp_b_runs; sweep experiments/d-rbbm/sweep.yaml; sweep experiments/d-rbbm/seeds.yaml; }   # fp32 reference from b
+exp_d() {   # fp32 reference from b (single seeds) and from c's paired-wa.yaml (the paired design)
+  exp_b_runs; sweep experiments/d-rbbm/sweep.yaml; sweep experiments/d-rbbm/seeds.yaml
+  sweep experiments/d-rbbm/paired.yaml; sweep experiments/c-factorisation/paired-wa.yaml
+}
 exp_e() { exp_b_runs; sweep experiments/e-pv/sweep.yaml; }
 exp_f() { exp_b_runs; sweep experiments/f-noise/sweep.yaml; }   # quantized runs from b
+exp_g() {   # the hardware formats (README.md there): runs, then the unified and decoupled fits
+  sweep experiments/g-hardware/quest.yaml
+  sweep experiments/g-hardware/rtn.yaml
+  local d=runs/experiments/g-hardware
+  "$qat" fit "$d" --law unified --bootstrap 200 --seed 0 --out "$d/unified.h5"
+  "$qat" fit "$d" --law decoupled --bootstrap 200 --seed 0 --out "$d/decoupled.h5"
+}
 
 which=("$@")
-[ ${#which[@]} -gt 0 ] || which=(a b c d e f)
+[ ${#which[@]} -gt 0 ] || which=(a b c d e f g)
 for e in "${which[@]}"; do
   case "$e" in
-    a|b|c|d|e|f) echo "== experiment $e"; "exp_$e" ;;
-    *) echo "experiments/run.sh: unknown experiment '$e', expected a b c d e f" >&2; exit 2 ;;
+    a|b|c|d|e|f|g) echo "== experiment $e"; "exp_$e" ;;
+    *) echo "experiments/run.sh: unknown experiment '$e', expected a b c d e f g" >&2; exit 2 ;;
   esac
 done
