@@ -21,6 +21,7 @@
 #include "core/threads.h"
 #include "data/dataset.h"
 #include "model/llama.h"
+#include "runlog/checkpoint.h"
 #include "runio.h"
 #include "trainer.h"
 
@@ -97,7 +98,18 @@ int qat_eval_main(int argc, char **argv) {
     int32_t *in = qat_xmalloc((size_t)B * T * 4), *tg = qat_xmalloc((size_t)B * T * 4);
     qat_tape tp;
     qat_tape_init(&tp, 0);
-    double loss = qat_train_evaluate(m, &tp, ds, B, nb * B * T, in, tg, 0);
+    /* Formats with random draws (noise(F), @sr) key them by step: evaluate with the
+     * draws of the checkpoint's last step, as the run's own evaluation did, so that
+     * the two agree (docs/cli.md). A checkpoint of step 0 (none done) uses 0. */
+    int64_t key = 0;
+    qat_ckpt_file *cf;
+    if (qat_ckpt_open(ckpt, &cf) == QAT_OK) {
+        qat_ckpt_state st;
+        if (qat_ckpt_read_state(cf, &st) == QAT_OK && st.step > 0) key = st.step - 1;
+        qat_ckpt_close(cf);
+    }
+    qat_clear_error();
+    double loss = qat_train_evaluate(m, &tp, ds, B, nb * B * T, in, tg, key);
     if (json) printf("{\"loss\": %.6f, \"tokens\": %lld}\n", loss, (long long)(nb * B * T));
     else printf("%s: validation loss %.4f nats/token over %lld tokens (%s; weights %s, activations %s)\n", ckpt, loss,
                 (long long)(nb * B * T), qat_dataset_describe(ds), qat_model_weight_format(m), qat_model_act_format(m));
