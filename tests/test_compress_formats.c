@@ -117,6 +117,26 @@ static void test_canonical_names(void **state) {
     assert_int_equal(h, -1);
 }
 
+/* A block format's scale rule is part of its name: scale lsq on int4@g32 says
+ * so, as scale absmax does, instead of "estimator 'lsq' does not apply". */
+static void test_block_scale_message(void **state) {
+    (void)state;
+    const char *scales[] = {"lsq", "absmax"};
+    for (int i = 0; i < 2; i++) {
+        qat_fmt f;
+        assert_int_equal(qat_fmt_parse("int4@g32", &f), QAT_OK);
+        qat_compress_side side;
+        memset(&side, 0, sizeof side);
+        snprintf(side.format, sizeof side.format, "int4@g32");
+        snprintf(side.scale, sizeof side.scale, "%s", scales[i]);
+        side.hadamard = -1;
+        qat_est e;
+        qat_clear_error();
+        assert_int_equal(qat_est_resolve(&f, &side, 1, &e), QAT_EINPUT);
+        if (!strstr(qat_errmsg(), "its scale rule is part of its name")) fail_msg("scale %s: %s", scales[i], qat_errmsg());
+    }
+}
+
 /* Little pruned: the closed form (2Φ(t)−1) − 2tφ(t) cancels (sp0.0001 gave
  * −3.8e-17). The GMSE is ∫_{|x|<t} x²φ = (2/3)t³φ(0)(1 − 3t²/10 + …) with
  * t = Φ⁻¹((1+s)/2): positive, and to 1e-9 that series for t ≪ 1. */
@@ -670,6 +690,7 @@ int main(void) {
         cmocka_unit_test(test_parse_valid_and_invalid),
         cmocka_unit_test(test_format_table),
         cmocka_unit_test(test_canonical_names),
+        cmocka_unit_test(test_block_scale_message),
         cmocka_unit_test(test_alpha_table),
         cmocka_unit_test(test_exact_gmse),
         cmocka_unit_test(test_lloyd_max),
