@@ -138,7 +138,7 @@ static int parse_mod(const char *whole, const char *p, const char *end, qat_fmt 
     else if (len == 2 && !strncmp(p, "sr", 2)) bit = QAT_MOD_SR;
     else if (len > 1 && p[0] == 'g' && mod_uint(p + 1, end, &v)) {
         if (v != 16 && v != 32 && v != 64 && v != 128 && v != 256)
-            return bad(whole, "@gG needs a scale group G of 16, 32, 64, 128 or 256 values (e.g. @g32)");
+            return bad(whole, "@gG needs a group G of 16, 32, 64, 128 or 256 values sharing one scale (e.g. @g32)");
         bit = QAT_MOD_G;
         f->block = v;
     } else if (len > 1 && p[0] == 'h' && mod_uint(p + 1, end, &v)) {

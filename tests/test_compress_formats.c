@@ -90,8 +90,8 @@ static void test_canonical_names(void **state) {
     struct { const char *in, *says; } bad[] = {
         {"int04@g32", "(write 'int4@g32')"}, {"int4@g032", "(write 'int4@g32')"}, {"mxfp4@h032", "(write 'mxfp4@h32')"},
         {"2:04", "(write '2:4')"}, {"sp050", "(write 'sp50')"}, {"int004", "(write 'int4')"},
-        {"mxfp4@h0", "@hB needs a Hadamard block B that is a power of two"}, {"mxfp4@g0", "@gG needs a scale group G"},
-        {"int4@g0", "@gG needs a scale group G"},
+        {"mxfp4@h0", "@hB needs a Hadamard block B that is a power of two"}, {"mxfp4@g0", "@gG needs a group G of 16"},
+        {"int4@g0", "@gG needs a group G of 16"},
         {"noise(int4@g32)", "do not combine with noise()"}, {"noise(mxfp4@h32)", "do not combine with noise()"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {

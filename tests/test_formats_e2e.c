@@ -255,7 +255,7 @@ static void test_block_formats_resume_and_errors(void **state) {
         {"compress.weights.format=mxfp4@46", "modifier @46 does not apply to mx"},
         {"compress.weights.format=nvfp4@46@2d", "@46 and @2d do not combine"},
         {"compress.activations.format=nvfp4@2d", "weights only"},
-        {"compress.weights.format=int4@g24", "@gG needs a scale group"},
+        {"compress.weights.format=int4@g24", "@gG needs a group"},
         {"compress.weights.format=mxfp4@h16", "hadamard is set to 32"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
