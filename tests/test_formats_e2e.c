@@ -25,7 +25,10 @@
 
 #include "compress/estimator.h"
 #include "compress/format.h"
+#include <hdf5.h>
+
 #include "runlog/checkpoint.h"
+#include "runlog/h5util.h"
 #include "runlog/runlog.h"
 
 static const char *FORMATS[] = {"int1", "int2", "int3", "int4", "int8", "ternary", "fp4", "sp50", "sp75",
@@ -327,6 +330,17 @@ static void test_block_formats_hadamard_pairing(void **state) {
     snprintf(path, sizeof path, "%s/h/run.h5", out);
     assert_int_equal(qat_runlog_read_final(path, &s), 0);
     assert_string_equal(s.weight_format, "mxfp4@sr@h16");
+    /* a checkpoint from a qat that recorded the rotated format without its @hB still resumes */
+    snprintf(path, sizeof path, "%s/h/ckpt.h5", out);
+    hid_t h5 = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(h5 >= 0);
+    assert_true(H5Adelete(h5, "weight_format") >= 0);
+    assert_int_equal(qat_h5_attr_write_str(h5, path, "weight_format", "mxfp4@sr"), 0);
+    H5Fclose(h5);
+    rc = qat_run(err, (char *[]){"train", cfg, "--set", "name=h", "--set", "compress.weights.format=mxfp4@h16@sr", "--out",
+                                 out, "--quiet", "--resume", "--stop-after", "1", NULL});
+    read_err(err, msg, sizeof msg);
+    if (rc) fail_msg("resume of a checkpoint recording mxfp4@sr: exit %d: %s", rc, msg);
     /* a real conflict names where each block came from */
     rc = qat_run(err, (char *[]){"train", cfg, "--set", "name=c", "--set", "compress.weights.format=mxfp4@h8", "--set",
                                  "compress.activations.hadamard=16", "--set", "compress.activations.format=int4", "--out",

@@ -97,6 +97,24 @@ static void fill_attrs(const qat_config *cfg, const qat_model *m, qat_ckpt_attrs
     (void)cfg;
 }
 
+/* 1 when a checkpoint's recorded format is the one the model now uses. A qat
+ * older than the effective-@hB naming recorded a rotated block format without
+ * its @hB (`mxfp4` for mxfp4 with hadamard: 32); the config comparison already
+ * checked the settings, so such a name matches the same format with its @hB. */
+static int same_format(const char *stored, const char *now) {
+    qat_fmt a, b;
+    if (qat_fmt_parse(stored, &a) || qat_fmt_parse(now, &b)) {
+        qat_clear_error();
+        return !strcmp(stored, now);
+    }
+    if (!a.had && qat_fmt_is_block(&b)) {
+        b.had = 0;
+        b.mods &= ~(unsigned)QAT_MOD_H;
+    }
+    char x[QAT_FMT_MAX], y[QAT_FMT_MAX];
+    return !strcmp(qat_fmt_print(&a, x, sizeof x), qat_fmt_print(&b, y, sizeof y));
+}
+
 int qat_runio_load_checkpoint(const char *path, const qat_config *cfg, qat_model *m, qat_adamw *opt,
                               int64_t *step, double *wall_s) {
     qat_ckpt_file *f;
@@ -105,7 +123,8 @@ int qat_runio_load_checkpoint(const char *path, const qat_config *cfg, qat_model
     int rc = qat_ckpt_read_attrs(f, &a);
     /* Only a run that continues must match: evaluation may read the weights
      * through other formats on purpose (qat eval --set compress...). */
-    if (!rc && opt && (strcmp(a.weight_format, qat_model_weight_format(m)) || strcmp(a.act_format, qat_model_act_format(m))))
+    if (!rc && opt && (!same_format(a.weight_format, qat_model_weight_format(m)) ||
+                       !same_format(a.act_format, qat_model_act_format(m))))
         rc = qat_fail(QAT_EINPUT, "%s: checkpoint was trained with weights %s / activations %s, the config asks for %s / %s",
                       path, a.weight_format, a.act_format, qat_model_weight_format(m), qat_model_act_format(m));
     ckpt_list l = {0};
