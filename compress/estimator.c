@@ -70,6 +70,11 @@ int qat_est_resolve(const qat_fmt *f, const qat_compress_side *side, int is_weig
     list_valid(set, valid, sizeof valid);
     if (scale[0] && strcmp(scale, "rms") && strcmp(scale, "absmax") && strcmp(scale, "lsq"))
         return qat_fail(QAT_EINPUT, "scale '%s' is not valid, expected rms, absmax or lsq", scale);
+    /* before the estimator: scale lsq picks estimator lsq, and "lsq does not apply"
+     * would hide that a block format's scale is part of its name */
+    if (qat_fmt_is_block(f) && scale[0] && strcmp(scale, "rms"))
+        return qat_fail(QAT_EINPUT, "scale '%s' does not apply to block format '%s': its scale rule is part of its "
+                        "name (docs/formats.md), expected scale: rms (the default)", scale, f->name);
     qat_est e;
     if (!name[0]) {
         e = !strcmp(scale, "lsq") ? QAT_EST_LSQ : qat_fmt_default_est(f);
@@ -87,9 +92,6 @@ int qat_est_resolve(const qat_fmt *f, const qat_compress_side *side, int is_weig
     if (!strcmp(scale, "lsq") && !TABLE[e].learns_scale)
         return qat_fail(QAT_EINPUT, "scale 'lsq' needs estimator lsq (format '%s'), expected scale rms or absmax with '%s'",
                         f->name, qat_est_name((qat_est)e));
-    if (qat_fmt_is_block(f) && scale[0] && strcmp(scale, "rms"))
-        return qat_fail(QAT_EINPUT, "scale '%s' does not apply to block format '%s': its scale rule is part of its "
-                        "name (docs/formats.md), expected scale: rms (the default)", scale, f->name);
     if (!strcmp(scale, "absmax") &&
         (f->val == QAT_VAL_VQ || f->val == QAT_VAL_NONE || f->noise || TABLE[e].learns_scale))
         return qat_fail(QAT_EINPUT, "scale 'absmax' applies to int, ternary and fp4 grids only (format '%s'), expected rms",

@@ -114,7 +114,7 @@ static int parse_stage(const char *whole, const char *p, const char *end, qat_fm
     return bad(whole, "not a known stage");
 }
 
-/* A positive decimal integer occupying exactly [p, end). */
+/* A decimal integer occupying exactly [p, end) (leading zeros were refused up front). */
 static int mod_uint(const char *p, const char *end, int *out) {
     if (p >= end || end - p > 6) return 0;
     int v = 0;
@@ -123,7 +123,7 @@ static int mod_uint(const char *p, const char *end, int *out) {
         v = v * 10 + (*c - '0');
     }
     *out = v;
-    return v > 0;
+    return 1;
 }
 
 /* One modifier [p, end) into f->mods (and its number). */
@@ -138,11 +138,12 @@ static int parse_mod(const char *whole, const char *p, const char *end, qat_fmt 
     else if (len == 2 && !strncmp(p, "sr", 2)) bit = QAT_MOD_SR;
     else if (len > 1 && p[0] == 'g' && mod_uint(p + 1, end, &v)) {
         if (v != 16 && v != 32 && v != 64 && v != 128 && v != 256)
-            return bad(whole, "@gG needs a group G of 16, 32, 64, 128 or 256");
+            return bad(whole, "@gG needs a group G of 16, 32, 64, 128 or 256 values sharing one scale (e.g. @g32)");
         bit = QAT_MOD_G;
         f->block = v;
     } else if (len > 1 && p[0] == 'h' && mod_uint(p + 1, end, &v)) {
-        if (v < 2 || (v & (v - 1)) || v > 65536) return bad(whole, "@hB needs a power of two 2 <= B <= 65536");
+        if (v < 2 || (v & (v - 1)) || v > 65536)
+            return bad(whole, "@hB needs a Hadamard block B that is a power of two, 2 <= B <= 65536 (e.g. @h32)");
         bit = QAT_MOD_H;
         f->had = v;
     } else {
@@ -178,6 +179,24 @@ int qat_fmt_parse(const char *s, qat_fmt *f) {
     if (len == 0) return bad(s, "empty string");
     if (len >= QAT_FMT_MAX) return bad(s, "too long");
     memcpy(f->name, s, len + 1);
+    /* One spelling per format: a number with a leading zero (int04, @g032) would
+     * be the same format under another name, so resume checks and fits would
+     * see two formats; refuse it and name the canonical spelling. */
+    for (size_t i = 0; i + 1 < len; i++) {
+        if (s[i] != '0' || !isdigit((unsigned char)s[i + 1]) || (i && (isdigit((unsigned char)s[i - 1]) || s[i - 1] == '.')))
+            continue;
+        char why[160], fixed[QAT_FMT_MAX];
+        size_t o = 0;
+        for (size_t j = 0; j < len; j++) {
+            int starts = isdigit((unsigned char)s[j]) && (!j || (!isdigit((unsigned char)s[j - 1]) && s[j - 1] != '.'));
+            if (starts) /* drop the zeros leading this number, keep its last digit */
+                while (s[j] == '0' && j + 1 < len && isdigit((unsigned char)s[j + 1])) j++;
+            fixed[o++] = s[j];
+        }
+        fixed[o] = 0;
+        snprintf(why, sizeof why, "a leading zero at character %zu; numbers in formats have none (write '%s')", i + 1, fixed);
+        return bad(s, why);
+    }
     /* A stray character is the real problem, not the stage it lands in ('int4 '
      * once said "intB needs 1 <= B <= 8"): name it and where it is. */
     for (size_t i = 0; i < len; i++) {
@@ -197,6 +216,9 @@ int qat_fmt_parse(const char *s, qat_fmt *f) {
     }
     /* modifiers: everything after the first '@' */
     const char *at = memchr(s, '@', len);
+    if (at && !strncmp(s, "noise(", 6) && memchr(at, ')', (size_t)(s + len - at)))
+        return bad(s, "noise() takes a sparsity or value format: block and group formats (mxfp4, nvfp4, intB@gG) "
+                      "and modifiers do not combine with noise()");
     const char *end = at ? at : s + len;
     if (at) {
         for (const char *m = at; m < s + len;) {
@@ -243,8 +265,23 @@ int qat_fmt_parse(const char *s, qat_fmt *f) {
             snprintf(w, sizeof w, "modifier @%s does not apply to %s", MOD_NAMES[m], k->kind);
             return bad(s, w);
         }
-        canonical_name(f, s, (size_t)(at - s));
     }
+    /* the name is the canonical spelling, whatever order the modifiers came in */
+    qat_fmt_print(f, f->name, sizeof f->name);
+    return QAT_OK;
+}
+
+int qat_fmt_canonical_side(const char *format, int hadamard, char *out, size_t n, int *hadamard_out) {
+    qat_fmt f;
+    QAT_TRY(qat_fmt_parse(format, &f));
+    *hadamard_out = hadamard;
+    if (f.had && hadamard == f.had) *hadamard_out = -1; /* hadamard: B repeats @hB */
+    else if (qat_fmt_is_block(&f) && !f.had && hadamard > 0) {
+        f.had = hadamard; /* hadamard: B on a block format is its @hB */
+        f.mods |= QAT_MOD_H;
+        *hadamard_out = -1;
+    }
+    qat_fmt_print(&f, out, n);
     return QAT_OK;
 }
 

@@ -53,7 +53,7 @@ enum {
 };
 
 typedef struct {
-    char name[QAT_FMT_MAX]; /* the string as given, modifiers in canonical order ("sp50+int4", "nvfp4@46@2d") */
+    char name[QAT_FMT_MAX]; /* the canonical spelling (qat_fmt_print), modifiers in canonical order ("sp50+int4", "nvfp4@46@2d") */
     int noise;              /* 1 for noise(F): the stages describe F, no rounding happens */
     qat_sp_kind sp;         /* sparsity stage */
     double sparsity;        /* spNN: fraction zeroed in (0, 1) */
@@ -87,6 +87,13 @@ static inline int qat_fmt_is_dense(const qat_fmt *f) {
 
 /* 1 for the block-scaled kinds (mx*, nvfp4, intB@gG). */
 static inline int qat_fmt_is_block(const qat_fmt *f) { return f->val >= QAT_VAL_MX; }
+
+/* One side's (format, hadamard) in canonical form: the canonical name, with a
+ * block format's hadamard: B folded into its @hB and a hadamard that repeats
+ * @hB turned into -1 (auto), so equal settings compare equal as text (resume).
+ * *hadamard_out is the remaining hadamard setting. QAT_EINPUT when the format
+ * does not parse. */
+int qat_fmt_canonical_side(const char *format, int hadamard, char *out, size_t n, int *hadamard_out);
 
 /* The format without its sparsity stage / without its value stage, as a struct
  * (used for the factorised capacity terms and for noise(F)'s variance). */

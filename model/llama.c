@@ -50,34 +50,68 @@ static void add_rows(qat_model *m, const char *name, qat_tensor *t, int64_t r0, 
     add_view(m, name, t->data + r0 * cols, t->grad + r0 * cols, 2, rows, cols, decay);
 }
 
-/* The Hadamard block a side asks for over `cols` inputs (0 = none): the format
- * decides what "auto" means (compress/format_table.c). */
-static int side_block(const qat_config *cfg, const qat_compress_side *s, const char *key, int64_t cols, int *block) {
+/* The Hadamard block one side asks for over `cols` inputs, and where it came from. */
+typedef struct {
+    int block;       /* 0 = none */
+    int set;         /* 1: set by the user (hadamard: B or @hB); 0: auto */
+    char why[160];   /* where the block came from, for messages ("@h16 of mxfp4@h16", "auto picks 32 for int4") */
+} side_rot;
+
+/* The format decides what "auto" means (compress/format_table.c); a block the
+ * user set must divide the input dim, and the message names the key that set it. */
+static int side_block(const qat_config *cfg, const qat_compress_side *s, const char *key, int64_t cols, side_rot *r) {
     qat_fmt f;
+    memset(r, 0, sizeof *r);
     int rc = qat_fmt_parse(s->format, &f);
-    if (!rc) rc = qat_fmt_hadamard(&f, s->hadamard, cols, block);
+    if (!rc) rc = qat_fmt_hadamard(&f, s->hadamard, cols, &r->block);
     if (rc) return qat_fail_context(rc, "%s: %s", qat_config_source(cfg), key);
+    if (s->hadamard >= 0) {
+        r->set = 1;
+        snprintf(r->why, sizeof r->why, "%s.hadamard: %d", key, s->hadamard);
+    } else if (f.had) {
+        r->set = 1;
+        snprintf(r->why, sizeof r->why, "@h%d of %s.format %s", f.had, key, f.name);
+    } else if (r->block) {
+        snprintf(r->why, sizeof r->why, "%s.hadamard auto picks %d for %s", key, r->block, f.name);
+    } else {
+        snprintf(r->why, sizeof r->why, "%s.hadamard auto rotates nothing for %s", key, f.name);
+    }
+    if (r->set && r->block && cols % r->block)
+        return qat_fail(QAT_EINPUT, "%s: %s: Hadamard block %d does not divide the input dim %lld, expected a power of "
+                        "two dividing it (or -1 for auto)", qat_config_source(cfg), r->why, r->block, (long long)cols);
     return QAT_OK;
 }
 
 /* Both operands of a product must live in the same basis: if either side is
  * rotated, the other is rotated with the same block (an fp32 side then only
- * rotates). */
+ * rotates). A side on auto follows the block the other side set (hadamard: B
+ * or @hB); only two different blocks both set by the user conflict. A block
+ * format's effective block becomes its @hB in the name the run logs, so
+ * `mxfp4` with hadamard: 32 and `mxfp4@h32` are the same format in run logs
+ * and fits. */
 static int make_pair(const qat_config *cfg, int64_t rows_w, int64_t cols, int segments, int max_rows,
                      uint64_t seed, qat_quantizer **qa, qat_quantizer **qw) {
     qat_compress_side w = cfg->weights, a = cfg->activations;
-    int bw, ba;
-    QAT_TRY(side_block(cfg, &w, "compress.weights", cols, &bw));
-    QAT_TRY(side_block(cfg, &a, "compress.activations", cols, &ba));
-    if (bw && ba && bw != ba)
-        return qat_fail(QAT_EINPUT, "%s: compress.weights.hadamard (%d) and compress.activations.hadamard (%d) "
-                        "must be equal: both operands of a product are rotated by the same matrix",
-                        qat_config_source(cfg), bw, ba);
-    int block = bw ? bw : ba;
+    side_rot rw, ra;
+    QAT_TRY(side_block(cfg, &w, "compress.weights", cols, &rw));
+    QAT_TRY(side_block(cfg, &a, "compress.activations", cols, &ra));
+    int block;
+    if (rw.set && ra.set && rw.block && ra.block && rw.block != ra.block)
+        return qat_fail(QAT_EINPUT, "%s: the weights rotate with Hadamard block %d (%s) but the activations with %d (%s); "
+                        "both operands of a product are rotated by the same matrix: make the blocks equal, or set one "
+                        "side's hadamard to -1 (auto follows the other side)",
+                        qat_config_source(cfg), rw.block, rw.why, ra.block, ra.why);
+    else if (rw.set && rw.block) block = rw.block;
+    else if (ra.set && ra.block) block = ra.block;
+    else block = rw.block ? rw.block : ra.block; /* auto on both sides: the same rule over the same cols */
+    const char *src = qat_config_source(cfg);
+    int hw, ha;
+    int rc = qat_fmt_canonical_side(w.format, block, w.format, sizeof w.format, &hw);
+    if (!rc) rc = qat_fmt_canonical_side(a.format, block, a.format, sizeof a.format, &ha);
+    if (rc) return qat_fail_context(rc, "%s", src);
     w.hadamard = block;
     a.hadamard = block;
-    const char *src = qat_config_source(cfg);
-    int rc = qat_quantizer_create(&w, 1, rows_w, cols, segments, seed, qw);
+    rc = qat_quantizer_create(&w, 1, rows_w, cols, segments, seed, qw);
     if (rc) return qat_fail_context(rc, "%s: compress.weights", src);
     rc = qat_quantizer_create(&a, 0, max_rows, cols, 1, seed ^ 0xA5A5A5A5ull, qa);
     if (rc) return qat_fail_context(rc, "%s: compress.activations", src);

@@ -98,24 +98,34 @@ int qat_capacity_main(int argc, char **argv) {
         }
     }
     if (!rc && nf == 0) rc = qat_fail(QAT_EINPUT, "capacity: no format given; valid formats: %s", qat_fmt_valid_list());
-    /* validate every format before any (possibly slow) computation */
+    /* validate every format before any (possibly slow) computation; the table
+     * names each by its canonical spelling (modifiers in the grammar's order),
+     * its first column as wide as the longest name */
+    char(*names)[QAT_FMT_MAX] = qat_xcalloc((size_t)(nf ? nf : 1), sizeof *names);
+    int width = 14; /* the old fixed width, kept for names that fit */
     for (int i = 0; i < nf && !rc; i++) {
         qat_fmt f;
         rc = qat_fmt_parse(fmts[i], &f);
+        if (!rc) {
+            snprintf(names[i], sizeof names[i], "%s", f.name);
+            if ((int)strlen(f.name) > width) width = (int)strlen(f.name);
+        }
     }
     qat_cap_params params[QAT_CAP_NTYPES] = {QAT_CAP_PUBLISHED, QAT_CAP_PUBLISHED, QAT_CAP_PUBLISHED};
     if (!rc && fit) rc = qat_fit_h5_read_capacity(fit, params);
     if (rc) {
         free(fmts);
+        free(names);
         return qat_report(rc);
     }
     if (json) printf("[");
-    else printf("%-14s %12s %10s %8s %8s %12s\n", "format", "gmse", "± mc", "rho", "bits", "tensor bits");
+    else printf("%-*s %12s %10s %8s %8s %12s\n", width, "format", "gmse", "± mc", "rho", "bits", "tensor bits");
     for (int i = 0; i < nf; i++) {
         double g, se, rho, bits;
         if ((rc = qat_fmt_gmse(fmts[i], samples, (uint64_t)seed, &g, &se)) || (rc = qat_fmt_rho(fmts[i], params, &rho)) ||
             (rc = qat_fmt_bits(fmts[i], &bits))) {
             free(fmts);
+            free(names);
             return qat_report(rc);
         }
         qat_fmt f;
@@ -123,11 +133,12 @@ int qat_capacity_main(int argc, char **argv) {
         if (!qat_fmt_parse(fmts[i], &f)) qat_fmt_bits_parsed(&f, &tensor_bits);
         if (json)
             printf("%s{\"format\": \"%s\", \"gmse\": %.6g, \"gmse_err\": %.3g, \"rho\": %.4f, \"bits\": %.4g, "
-                   "\"tensor_bits\": %g}", i ? ", " : "", fmts[i], g, se, rho, bits, tensor_bits);
+                   "\"tensor_bits\": %g}", i ? ", " : "", names[i], g, se, rho, bits, tensor_bits);
         else
-            printf("%-14s %12.6g %10.2g %8.4f %8.4g %12g\n", fmts[i], g, se, rho, bits, tensor_bits);
+            printf("%-*s %12.6g %10.2g %8.4f %8.4g %12g\n", width, names[i], g, se, rho, bits, tensor_bits);
     }
     if (json) printf("]\n");
     free(fmts);
+    free(names);
     return 0;
 }

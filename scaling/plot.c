@@ -476,6 +476,9 @@ static int plot_frontier(const qat_fit_h5 *f, const char *src, const char *path,
                         "(this %s fit prices %d)", src, f->law, m);
     }
     qsort(pr, (size_t)m, sizeof *pr, by_bits);
+    int nw = 14; /* the lists' name column: as wide as the longest priced name */
+    for (int j = 0; j < m; j++)
+        if ((int)strlen(f->fmt[pr[j].k]) > nw) nw = (int)strlen(f->fmt[pr[j].k]);
     double xmin = pr[0].bits, xmax = pr[m - 1].bits, ymax = 0;
     for (int j = 0; j < m; j++) ymax = fmax(ymax, pr[j].per_bit);
     xmin /= 1.4; xmax *= 1.4; ymax *= 1.18;
@@ -505,12 +508,12 @@ static int plot_frontier(const qat_fit_h5 *f, const char *src, const char *path,
             best = j;
             fx[nf] = pr[j].bits; fy[nf++] = pr[j].per_bit;
             char lab[96];
-            snprintf(lab, sizeof lab, "\xE2\x89\xA4 %.3g bits: %s", pr[j].bits, f->fmt[pr[j].k]);
+            snprintf(lab, sizeof lab, "\xE2\x89\xA4 %.4g bits: %s", pr[j].bits, f->fmt[pr[j].k]);
             /* Alternate above/below so neighbouring names do not overlap. */
             qat_svg_text(&s, pr[j].bits, pr[j].per_bit, 0, changes++ % 2 ? 22 : -12, "middle", 11, "#000", lab);
         }
         if (info && (j + 1 == m || pr[j + 1].bits != pr[j].bits))
-            fprintf(info, "  <= %-6.3g bits: %-14s %.4g\n", pr[j].bits, f->fmt[pr[best].k], pr[best].per_bit);
+            fprintf(info, "  <= %-6.4g bits: %-*s %.4g\n", pr[j].bits, nw, f->fmt[pr[best].k], pr[best].per_bit); /* one precision for budgets in both lists and the plot */
     }
     /* The other question a budget asks: the most capacity (not per bit) whose storage,
      * every block scale included, fits within it ("at <= 4.5 bits: nvfp4"). */
@@ -520,7 +523,7 @@ static int plot_frontier(const qat_fit_h5 *f, const char *src, const char *path,
         for (int j = 0; j < m; j++) {
             if (top < 0 || f->fmt_rho[pr[j].k] > f->fmt_rho[pr[top].k]) {
                 top = j;
-                fprintf(info, "  <= %-6.4g bits: %-14s %.4g\n", pr[j].bits, f->fmt[pr[j].k], f->fmt_rho[pr[j].k]);
+                fprintf(info, "  <= %-6.4g bits: %-*s %.4g\n", pr[j].bits, nw, f->fmt[pr[j].k], f->fmt_rho[pr[j].k]);
             }
         }
     }

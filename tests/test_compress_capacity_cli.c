@@ -49,7 +49,7 @@ static double json_number(const char *s, const char *fmt, const char *key) {
 static void test_json(void **state) {
     (void)state;
     char out[4096];
-    assert_int_equal(run("int4 sp50 2:4 --samples 200000 --json", out, sizeof out, 0), 0);
+    assert_int_equal(run("int4 sp50 2:4 --samples 655360 --json", out, sizeof out, 0), 0);
     assert_true(out[0] == '[');
     assert_true(fabs(json_number(out, "int4", "gmse") - 0.011543) < 1e-6);
     assert_true(json_number(out, "int4", "gmse_err") == 0.0);
@@ -105,7 +105,7 @@ static void test_block_formats(void **state) {
     assert_non_null(strstr(out, "@hB"));
     /* modifiers order-free and recorded canonically; bad ones exit 2 with the reason */
     assert_int_equal(run("nvfp4@sr@46 --json", out, sizeof out, 0), 0);
-    assert_non_null(strstr(out, "\"format\": \"nvfp4@sr@46\""));
+    assert_non_null(strstr(out, "\"format\": \"nvfp4@46@sr\""));
     const char *bad[][2] = {{"mxfp4@46", "does not apply to mx"}, {"nvfp4@46@2d", "do not combine"},
                             {"int4@clip", "does not apply to int"}, {"int1@g32", "2 <= B <= 8"},
                             {"int4@g24", "16, 32, 64, 128 or 256"}, {"mxfp4@sr@sr", "given twice"},
@@ -116,6 +116,36 @@ static void test_block_formats(void **state) {
         assert_int_equal(run(args, out, sizeof out, 1), 2);
         if (!strstr(out, bad[i][1])) fail_msg("%s: '%s' lacks '%s'", bad[i][0], out, bad[i][1]);
     }
+}
+
+/* The table names each format by its canonical spelling (modifiers in the
+ * grammar's order, in text and JSON) and its first column is as wide as the
+ * longest name, so every row's numbers start where the header's do. */
+static void test_canonical_names_and_columns(void **state) {
+    (void)state;
+    char out[4096];
+    assert_int_equal(run("nvfp4@sr@46 int4 --samples 65536 --json", out, sizeof out, 0), 0);
+    assert_non_null(strstr(out, "\"format\": \"nvfp4@46@sr\""));
+    assert_null(strstr(out, "nvfp4@sr@46"));
+    assert_int_equal(run("int8@g256@sr@clip@h128 int4 --samples 65536", out, sizeof out, 0), 0);
+    assert_non_null(strstr(out, "int8@g256@clip@sr@h128 "));
+    /* the "gmse" header and every value column end at the same offset */
+    char *line = out, *nl;
+    int end = -1, rows = 0;
+    while ((nl = strchr(line, '\n'))) {
+        *nl = 0;
+        /* end of the second whitespace-separated field */
+        char *p = line;
+        while (*p && *p != ' ') p++;
+        while (*p == ' ') p++;
+        while (*p && *p != ' ') p++;
+        int e = (int)(p - line);
+        if (end < 0) end = e;
+        else if (e != end) fail_msg("column 2 ends at %d, header at %d: '%s'", e, end, line);
+        rows++;
+        line = nl + 1;
+    }
+    assert_int_equal(rows, 3);
 }
 
 static void test_bad_input(void **state) {
@@ -213,6 +243,7 @@ int main(void) {
         cmocka_unit_test(test_json),
         cmocka_unit_test(test_block_formats),
         cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_canonical_names_and_columns),
         cmocka_unit_test(test_fit_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

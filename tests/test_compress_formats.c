@@ -72,6 +72,71 @@ static void test_parse_valid_and_invalid(void **state) {
     }
 }
 
+/* One spelling per format: modifiers in any order and an equal hadamard setting
+ * give one canonical name (what run logs, resume and fits compare); numbers with
+ * leading zeros are refused naming the canonical spelling; @h0, @g0 and
+ * noise(BLOCK) say what is wrong instead of "not a modifier". */
+static void test_canonical_names(void **state) {
+    (void)state;
+    qat_fmt f;
+    struct { const char *in, *name; } same[] = {
+        {"mxfp4@sr@h32", "mxfp4@sr@h32"}, {"mxfp4@h32@sr", "mxfp4@sr@h32"}, {"nvfp4@sr@46", "nvfp4@46@sr"},
+        {"int4@clip@g32", "int4@g32@clip"}, {"sp50.0", "sp50"}, {"sp0.5", "sp0.5"}, {"int4", "int4"},
+    };
+    for (size_t i = 0; i < sizeof same / sizeof *same; i++) {
+        if (qat_fmt_parse(same[i].in, &f)) fail_msg("'%s' rejected: %s", same[i].in, qat_errmsg());
+        if (strcmp(f.name, same[i].name)) fail_msg("'%s' named '%s', expected '%s'", same[i].in, f.name, same[i].name);
+    }
+    struct { const char *in, *says; } bad[] = {
+        {"int04@g32", "(write 'int4@g32')"}, {"int4@g032", "(write 'int4@g32')"}, {"mxfp4@h032", "(write 'mxfp4@h32')"},
+        {"2:04", "(write '2:4')"}, {"sp050", "(write 'sp50')"}, {"int004", "(write 'int4')"},
+        {"mxfp4@h0", "@hB needs a Hadamard block B that is a power of two"}, {"mxfp4@g0", "@gG needs a group G of 16"},
+        {"int4@g0", "@gG needs a group G of 16"},
+        {"noise(int4@g32)", "do not combine with noise()"}, {"noise(mxfp4@h32)", "do not combine with noise()"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        qat_clear_error();
+        if (qat_fmt_parse(bad[i].in, &f) != QAT_EINPUT) fail_msg("'%s' accepted as '%s'", bad[i].in, f.name);
+        if (!strstr(qat_errmsg(), bad[i].says)) fail_msg("'%s': %s", bad[i].in, qat_errmsg());
+        assert_null(strstr(qat_errmsg(), "is not a modifier"));
+    }
+    /* a side's (format, hadamard): a block format's hadamard: B is its @hB */
+    char buf[QAT_FMT_MAX];
+    int h;
+    assert_int_equal(qat_fmt_canonical_side("mxfp4@sr", 32, buf, sizeof buf, &h), QAT_OK);
+    assert_string_equal(buf, "mxfp4@sr@h32");
+    assert_int_equal(h, -1);
+    assert_int_equal(qat_fmt_canonical_side("mxfp4@h32@sr", 32, buf, sizeof buf, &h), QAT_OK);
+    assert_string_equal(buf, "mxfp4@sr@h32");
+    assert_int_equal(h, -1);
+    assert_int_equal(qat_fmt_canonical_side("int4", 32, buf, sizeof buf, &h), QAT_OK); /* not a block format: kept */
+    assert_string_equal(buf, "int4");
+    assert_int_equal(h, 32);
+    assert_int_equal(qat_fmt_canonical_side("mxfp4", -1, buf, sizeof buf, &h), QAT_OK);
+    assert_string_equal(buf, "mxfp4");
+    assert_int_equal(h, -1);
+}
+
+/* A block format's scale rule is part of its name: scale lsq on int4@g32 says
+ * so, as scale absmax does, instead of "estimator 'lsq' does not apply". */
+static void test_block_scale_message(void **state) {
+    (void)state;
+    const char *scales[] = {"lsq", "absmax"};
+    for (int i = 0; i < 2; i++) {
+        qat_fmt f;
+        assert_int_equal(qat_fmt_parse("int4@g32", &f), QAT_OK);
+        qat_compress_side side;
+        memset(&side, 0, sizeof side);
+        snprintf(side.format, sizeof side.format, "int4@g32");
+        snprintf(side.scale, sizeof side.scale, "%s", scales[i]);
+        side.hadamard = -1;
+        qat_est e;
+        qat_clear_error();
+        assert_int_equal(qat_est_resolve(&f, &side, 1, &e), QAT_EINPUT);
+        if (!strstr(qat_errmsg(), "its scale rule is part of its name")) fail_msg("scale %s: %s", scales[i], qat_errmsg());
+    }
+}
+
 /* Little pruned: the closed form (2Φ(t)−1) − 2tφ(t) cancels (sp0.0001 gave
  * −3.8e-17). The GMSE is ∫_{|x|<t} x²φ = (2/3)t³φ(0)(1 − 3t²/10 + …) with
  * t = Φ⁻¹((1+s)/2): positive, and to 1e-9 that series for t ≪ 1. */
@@ -624,6 +689,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_valid_and_invalid),
         cmocka_unit_test(test_format_table),
+        cmocka_unit_test(test_canonical_names),
+        cmocka_unit_test(test_block_scale_message),
         cmocka_unit_test(test_alpha_table),
         cmocka_unit_test(test_exact_gmse),
         cmocka_unit_test(test_lloyd_max),

@@ -25,7 +25,10 @@
 
 #include "compress/estimator.h"
 #include "compress/format.h"
+#include <hdf5.h>
+
 #include "runlog/checkpoint.h"
+#include "runlog/h5util.h"
 #include "runlog/runlog.h"
 
 static const char *FORMATS[] = {"int1", "int2", "int3", "int4", "int8", "ternary", "fp4", "sp50", "sp75",
@@ -256,7 +259,7 @@ static void test_block_formats_resume_and_errors(void **state) {
         {"compress.weights.format=nvfp4@46@2d", "@46 and @2d do not combine"},
         {"compress.activations.format=nvfp4@2d", "weights only"},
         {"compress.weights.format=int4@g24", "@gG needs a group"},
-        {"compress.weights.format=mxfp4@h16", "compress.weights.hadamard"},
+        {"compress.weights.format=mxfp4@h16", "hadamard is set to 32"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         char o[300];
@@ -282,11 +285,90 @@ static void test_block_formats_resume_and_errors(void **state) {
     assert_int_equal(system(cmd), 0);
 }
 
+/* Read stderr of the last qat_run into msg. */
+static void read_err(const char *err, char *msg, size_t n) {
+    msg[0] = 0;
+    FILE *e = fopen(err, "r");
+    if (!e) return;
+    size_t r = fread(msg, 1, n - 1, e);
+    msg[r] = 0;
+    fclose(e);
+}
+
+/* One format, one name: a block format's hadamard: B is its @hB in run.h5, a
+ * side on auto follows the block the other side set (int4 over s2's width 48
+ * takes mxfp4@h8's 8 instead of its own 16, once a conflict), a resume with the modifiers in another order or with
+ * hadamard: B instead of @hB is the same run, and the errors name the side and
+ * the setting a block came from. */
+static void test_block_formats_hadamard_pairing(void **state) {
+    (void)state;
+    char dir[] = "/tmp/qat-blockhad-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char cfg[256], out[256], err[256], path[512], msg[2048];
+    snprintf(cfg, sizeof cfg, "%s/b.yaml", dir);
+    snprintf(out, sizeof out, "%s/runs", dir);
+    snprintf(err, sizeof err, "%s/err.txt", dir);
+    FILE *f = fopen(cfg, "w");
+    assert_non_null(f);
+    fputs(BLOCK_CFG, f);
+    fclose(f);
+    qat_runlog_summary s;
+    /* auto follows the other side's @h8 */
+    int rc = qat_run(err, (char *[]){"train", cfg, "--set", "name=p", "--set", "compress.weights.format=mxfp4@h8", "--set",
+                                     "compress.activations.format=int4", "--out", out, "--quiet", "--stop-after", "1", NULL});
+    read_err(err, msg, sizeof msg);
+    if (rc) fail_msg("exit %d: %s", rc, msg);
+    /* hadamard: 32 on mxfp4 is logged as mxfp4@h32; resumed as mxfp4@h32, it is the same run */
+    rc = qat_run(err, (char *[]){"train", cfg, "--set", "name=h", "--set", "compress.weights.format=mxfp4@sr", "--set",
+                                 "compress.weights.hadamard=16", "--out", out, "--quiet", "--stop-after", "1", NULL});
+    read_err(err, msg, sizeof msg);
+    if (rc) fail_msg("exit %d: %s", rc, msg);
+    rc = qat_run(err, (char *[]){"train", cfg, "--set", "name=h", "--set", "compress.weights.format=mxfp4@h16@sr", "--out",
+                                 out, "--quiet", "--resume", "--stop-after", "1", NULL});
+    read_err(err, msg, sizeof msg);
+    if (rc) fail_msg("resume with mxfp4@h16@sr: exit %d: %s", rc, msg);
+    snprintf(path, sizeof path, "%s/h/run.h5", out);
+    assert_int_equal(qat_runlog_read_final(path, &s), 0);
+    assert_string_equal(s.weight_format, "mxfp4@sr@h16");
+    /* a checkpoint from a qat that recorded the rotated format without its @hB still resumes */
+    snprintf(path, sizeof path, "%s/h/ckpt.h5", out);
+    hid_t h5 = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(h5 >= 0);
+    assert_true(H5Adelete(h5, "weight_format") >= 0);
+    assert_int_equal(qat_h5_attr_write_str(h5, path, "weight_format", "mxfp4@sr"), 0);
+    H5Fclose(h5);
+    rc = qat_run(err, (char *[]){"train", cfg, "--set", "name=h", "--set", "compress.weights.format=mxfp4@h16@sr", "--out",
+                                 out, "--quiet", "--resume", "--stop-after", "1", NULL});
+    read_err(err, msg, sizeof msg);
+    if (rc) fail_msg("resume of a checkpoint recording mxfp4@sr: exit %d: %s", rc, msg);
+    /* a real conflict names where each block came from */
+    rc = qat_run(err, (char *[]){"train", cfg, "--set", "name=c", "--set", "compress.weights.format=mxfp4@h8", "--set",
+                                 "compress.activations.hadamard=16", "--set", "compress.activations.format=int4", "--out",
+                                 out, "--quiet", NULL});
+    read_err(err, msg, sizeof msg);
+    printf("  conflict: exit %d: %s", rc, msg);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(msg, "@h8 of compress.weights.format mxfp4@h8"));
+    assert_non_null(strstr(msg, "compress.activations.hadamard: 16"));
+    /* the side whose @hB does not divide the input dim is the one named */
+    rc = qat_run(err, (char *[]){"train", cfg, "--set", "name=d", "--set", "model.preset=s4", "--set",
+                                 "compress.activations.format=nvfp4@h32", "--out", out, "--quiet", NULL});
+    read_err(err, msg, sizeof msg);
+    printf("  indivisible: exit %d: %s", rc, msg);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(msg, "compress.activations.format nvfp4@h32"));
+    assert_null(strstr(msg, "compress.weights"));
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_format_and_estimator_trains),
         cmocka_unit_test(test_block_formats_train),
         cmocka_unit_test(test_block_formats_resume_and_errors),
+        cmocka_unit_test(test_block_formats_hadamard_pairing),
     };
     /* QAT_TEST_FILTER=PATTERN runs only the matching tests (cmocka's glob) */
     if (getenv("QAT_TEST_FILTER")) cmocka_set_test_filter(getenv("QAT_TEST_FILTER"));

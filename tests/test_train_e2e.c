@@ -36,6 +36,7 @@
 #include <hdf5.h>
 
 #include "runlog/checkpoint.h"
+#include "runlog/h5util.h"
 #include "runlog/runlog.h"
 
 #include "ckpt_compare.h"
@@ -739,6 +740,23 @@ static void test_grads_file_and_compare(void **state) {
     assert_true(other < 0.999 && other > 0.0);
     H5Fclose(f);
     H5Fclose(f2);
+    /* an error of the compared format names --compare, not the config that never
+     * said it; the compared format is recorded by its canonical name */
+    char out3[512];
+    snprintf(out3, sizeof out3, "%s/cmp.h5", g_tmp);
+    int rc = run((char *[]){"grads", cfg, "--out", out3, "--compare", "nvfp4@2d", NULL});
+    printf("  --compare nvfp4@2d: exit %d: %s", rc, g_err);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(g_err, "qat: --compare nvfp4@2d: compress.activations:"));
+    assert_null(strstr(g_err, "g.yaml"));
+    assert_int_equal(run((char *[]){"grads", cfg, "--out", out3, "--compare", "nvfp4@sr@46", NULL}), 0);
+    hid_t f3 = H5Fopen(out3, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(f3 >= 0);
+    char name[64] = "";
+    assert_int_equal(qat_h5_attr_read_str(f3, out3, "compare_format", name, sizeof name), 0);
+    H5Fclose(f3);
+    printf("  --compare nvfp4@sr@46 recorded as %s\n", name);
+    assert_string_equal(name, "nvfp4@46@sr");
 }
 
 /* ---- learning ---------------------------------------------------------------- */

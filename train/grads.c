@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "autograd/tape.h"
+#include "compress/format.h"
 #include "train_cli.h"
 #include "core/config.h"
 #include "core/error.h"
@@ -137,16 +138,23 @@ int qat_grads_main(int argc, char **argv) {
 
     qat_model *m2 = NULL;
     double loss2 = NAN;
+    qat_fmt cmp_fmt; /* --compare FORMAT parsed: its canonical name is what is printed and recorded */
     if (compare || compare_bwd) {
         qat_config c2 = cfg;
         if (compare) {
+            /* errors from the compared model name --compare, not CONFIG (which
+             * never said nvfp4@2d); the format is recorded by its canonical name */
+            rc = qat_fmt_parse(compare, &cmp_fmt);
+            if (rc) rc = qat_fail_context(rc, "--compare %s", compare);
+            else compare = cmp_fmt.name;
+            snprintf(c2.source_path, sizeof c2.source_path, "--compare %s", compare);
             snprintf(c2.weights.format, sizeof c2.weights.format, "%s", compare);
             snprintf(c2.activations.format, sizeof c2.activations.format, "%s", compare);
             c2.weights.estimator[0] = c2.activations.estimator[0] = 0; /* the format's default backward */
         } else {
             snprintf(c2.gradients.format, sizeof c2.gradients.format, "%s", compare_bwd);
         }
-        rc = qat_model_create(&c2, &m->s, B, &m2);
+        if (!rc) rc = qat_model_create(&c2, &m->s, B, &m2);
         if (rc && compare_bwd) rc = qat_fail_context(rc, "--compare-backward");
         if (!rc) {
             memcpy(m2->params, m->params, (size_t)m->n_total * sizeof(float));
@@ -198,7 +206,8 @@ int qat_grads_main(int argc, char **argv) {
         if (m2) qat_gradq_describe(&m2->gq, g2, sizeof g2);
         if (!rc) printf("loss %.6f (%s/%s, backward %s); gradients of %d×%lld tokens written to %s\n", loss,
                         qat_model_weight_format(m), qat_model_act_format(m), g1, B, (long long)T, out);
-        if (!rc && m2 && compare) printf("compare loss %.6f (%s/%s)\n", loss2, compare, compare);
+        if (!rc && m2 && compare) printf("compare loss %.6f (%s/%s)\n", loss2, qat_model_weight_format(m2),
+                                             qat_model_act_format(m2));
         if (!rc && m2 && compare_bwd) printf("compare loss %.6f (%s/%s, backward %s)\n", loss2,
                                              qat_model_weight_format(m2), qat_model_act_format(m2), g2);
     }

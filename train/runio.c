@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "compress/capacity.h"
+#include "compress/format.h"
 #include "core/error.h"
 #include "core/fsutil.h"
 #include "runlog/checkpoint.h"
@@ -96,6 +97,24 @@ static void fill_attrs(const qat_config *cfg, const qat_model *m, qat_ckpt_attrs
     (void)cfg;
 }
 
+/* 1 when a checkpoint's recorded format is the one the model now uses. A qat
+ * older than the effective-@hB naming recorded a rotated block format without
+ * its @hB (`mxfp4` for mxfp4 with hadamard: 32); the config comparison already
+ * checked the settings, so such a name matches the same format with its @hB. */
+static int same_format(const char *stored, const char *now) {
+    qat_fmt a, b;
+    if (qat_fmt_parse(stored, &a) || qat_fmt_parse(now, &b)) {
+        qat_clear_error();
+        return !strcmp(stored, now);
+    }
+    if (!a.had && qat_fmt_is_block(&b)) {
+        b.had = 0;
+        b.mods &= ~(unsigned)QAT_MOD_H;
+    }
+    char x[QAT_FMT_MAX], y[QAT_FMT_MAX];
+    return !strcmp(qat_fmt_print(&a, x, sizeof x), qat_fmt_print(&b, y, sizeof y));
+}
+
 int qat_runio_load_checkpoint(const char *path, const qat_config *cfg, qat_model *m, qat_adamw *opt,
                               int64_t *step, double *wall_s) {
     qat_ckpt_file *f;
@@ -104,7 +123,8 @@ int qat_runio_load_checkpoint(const char *path, const qat_config *cfg, qat_model
     int rc = qat_ckpt_read_attrs(f, &a);
     /* Only a run that continues must match: evaluation may read the weights
      * through other formats on purpose (qat eval --set compress...). */
-    if (!rc && opt && (strcmp(a.weight_format, qat_model_weight_format(m)) || strcmp(a.act_format, qat_model_act_format(m))))
+    if (!rc && opt && (!same_format(a.weight_format, qat_model_weight_format(m)) ||
+                       !same_format(a.act_format, qat_model_act_format(m))))
         rc = qat_fail(QAT_EINPUT, "%s: checkpoint was trained with weights %s / activations %s, the config asks for %s / %s",
                       path, a.weight_format, a.act_format, qat_model_weight_format(m), qat_model_act_format(m));
     ckpt_list l = {0};
@@ -161,12 +181,37 @@ static void tb_add(textbuf *b, const char *a, const char *c, const char *d, cons
     b->n += (size_t)snprintf(b->s + b->n, add + 1, "%s%s%s%s", a, c, d, e);
 }
 
+/* The config with every format in canonical form (compress/format.h): modifiers
+ * in the grammar's order, and a block format's hadamard: B folded into its @hB,
+ * so `mxfp4@sr@h32` and `mxfp4@h32@sr`, or `mxfp4` with hadamard: 32 and
+ * `mxfp4@h32`, compare equal on resume. A format that does not parse is left
+ * as written (the comparison then shows it). */
+static qat_config canonical_formats(const qat_config *c) {
+    qat_config k = *c; /* shallow: only fixed-size fields are rewritten, nothing is freed */
+    qat_compress_side *sides[] = {&k.weights, &k.activations};
+    for (int i = 0; i < 2; i++) {
+        char buf[sizeof sides[i]->format];
+        int h;
+        if (!qat_fmt_canonical_side(sides[i]->format, sides[i]->hadamard, buf, sizeof buf, &h)) {
+            memcpy(sides[i]->format, buf, sizeof buf);
+            sides[i]->hadamard = h;
+        }
+    }
+    qat_fmt g;
+    if (!qat_fmt_parse(k.gradients.format, &g)) snprintf(k.gradients.format, sizeof k.gradients.format, "%s", g.name);
+    qat_clear_error();
+    return k;
+}
+
 /* Compare the config a run was started with (`old`, from `origin`) with the one
- * given now, key by key. Changed safe keys go into *note ("key old -> new; ...",
+ * given now, key by key, formats by their canonical form. Changed safe keys go into *note ("key old -> new; ...",
  * NULL when none); any other change is QAT_EINPUT listing every changed key. */
 static int compare_configs(const char *origin, const qat_config *old, const qat_config *cfg, char **note) {
     textbuf bad = {0}, safe = {0};
     int n_bad = 0;
+    qat_config old_c = canonical_formats(old), cfg_c = canonical_formats(cfg);
+    old = &old_c;
+    cfg = &cfg_c;
     for (int i = 0; i < qat_config_key_count(); i++) {
         char *a = qat_config_key_text(old, i), *b = qat_config_key_text(cfg, i);
         if (strcmp(a, b)) {
