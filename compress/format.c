@@ -114,19 +114,8 @@ static int parse_stage(const char *whole, const char *p, const char *end, qat_fm
     return bad(whole, "not a known stage");
 }
 
-/* A decimal integer occupying exactly [p, end) (leading zeros were refused up front). */
-static int mod_uint(const char *p, const char *end, int *out) {
-    if (p >= end || end - p > 6) return 0;
-    int v = 0;
-    for (const char *c = p; c < end; c++) {
-        if (!isdigit((unsigned char)*c)) return 0;
-        v = v * 10 + (*c - '0');
-    }
-    *out = v;
-    return 1;
-}
-
-/* One modifier [p, end) into f->mods (and its number). */
+/* One modifier [p, end) into f->mods and its number (read by qat_fmt_parse_uint;
+ * leading zeros were refused up front). */
 static int parse_mod(const char *whole, const char *p, const char *end, qat_fmt *f) {
     size_t len = (size_t)(end - p);
     unsigned bit = 0;
@@ -136,12 +125,12 @@ static int parse_mod(const char *whole, const char *p, const char *end, qat_fmt 
     else if (len == 2 && !strncmp(p, "46", 2)) bit = QAT_MOD_46;
     else if (len == 2 && !strncmp(p, "2d", 2)) bit = QAT_MOD_2D;
     else if (len == 2 && !strncmp(p, "sr", 2)) bit = QAT_MOD_SR;
-    else if (len > 1 && p[0] == 'g' && mod_uint(p + 1, end, &v)) {
+    else if (len > 1 && p[0] == 'g' && qat_fmt_parse_uint(p + 1, end, &v)) {
         if (v != 16 && v != 32 && v != 64 && v != 128 && v != 256)
             return bad(whole, "@gG needs a group G of 16, 32, 64, 128 or 256 values sharing one scale (e.g. @g32)");
         bit = QAT_MOD_G;
         f->block = v;
-    } else if (len > 1 && p[0] == 'h' && mod_uint(p + 1, end, &v)) {
+    } else if (len > 1 && p[0] == 'h' && qat_fmt_parse_uint(p + 1, end, &v)) {
         if (v < 2 || (v & (v - 1)) || v > 65536)
             return bad(whole, "@hB needs a Hadamard block B that is a power of two, 2 <= B <= 65536 (e.g. @h32)");
         bit = QAT_MOD_H;

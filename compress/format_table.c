@@ -19,8 +19,7 @@
 #include "compress/sparse.h"
 #include "core/error.h"
 
-/* A non-negative decimal integer occupying exactly [p, end). */
-static int parse_uint(const char *p, const char *end, int *out) {
+int qat_fmt_parse_uint(const char *p, const char *end, int *out) {
     if (p >= end || end - p > 6) return 0;
     int v = 0;
     for (const char *c = p; c < end; c++) {
@@ -53,7 +52,7 @@ static int fp32_gmse(const qat_fmt *f, double *g) { (void)f; *g = 0.0; return 1;
 static int int_parse(const char *p, size_t len, qat_fmt *f, const char **why) {
     if (!prefix(p, len, "int")) return 0;
     int b;
-    if (!parse_uint(p + 3, p + len, &b)) { *why = "intB needs a whole number of bits B after 'int'"; return -1; }
+    if (!qat_fmt_parse_uint(p + 3, p + len, &b)) { *why = "intB needs a whole number of bits B after 'int'"; return -1; }
     if (b < 1 || b > 8) { *why = "intB needs 1 <= B <= 8"; return -1; }
     f->val = QAT_VAL_INT;
     f->bits = b;
@@ -108,7 +107,7 @@ static int vq_parse(const char *p, size_t len, qat_fmt *f, const char **why) {
     if (!prefix(p, len, "vq")) return 0;
     const char *x = memchr(p + 2, 'x', len - 2);
     int d, b;
-    if (!x || !parse_uint(p + 2, x, &d) || !parse_uint(x + 1, p + len, &b)) { *why = "vqDxB needs two integers"; return -1; }
+    if (!x || !qat_fmt_parse_uint(p + 2, x, &d) || !qat_fmt_parse_uint(x + 1, p + len, &b)) { *why = "vqDxB needs two integers"; return -1; }
     if (d < 1 || b < 1 || d * b > 8) { *why = "vqDxB needs d >= 1, b >= 1, d·b <= 8"; return -1; }
     f->val = QAT_VAL_VQ;
     f->vq_dim = d;
@@ -152,7 +151,7 @@ static int nm_parse(const char *p, size_t len, qat_fmt *f, const char **why) {
     const char *colon = memchr(p, ':', len);
     if (!colon) return 0;
     int n, m;
-    if (!parse_uint(p, colon, &n) || !parse_uint(colon + 1, p + len, &m)) { *why = "N:M needs two integers"; return -1; }
+    if (!qat_fmt_parse_uint(p, colon, &n) || !qat_fmt_parse_uint(colon + 1, p + len, &m)) { *why = "N:M needs two integers"; return -1; }
     if (n < 1 || n >= m || m > 256) { *why = "N:M needs 1 <= N < M <= 256"; return -1; }
     f->sp = QAT_SP_NM;
     f->nm_n = n;

@@ -87,6 +87,11 @@ int qat_fmt_group(const qat_fmt *f);
  * `frontier`, table order): *n of them, static storage. */
 const char *const *qat_fmt_frontier_candidates(int *n);
 
+/* A non-negative decimal integer of at most 6 digits occupying exactly [p, end) into
+ * *out: 1, or 0 when [p, end) is empty, too long or not all digits. The one number
+ * reader of the grammar (stages and modifiers). */
+int qat_fmt_parse_uint(const char *p, const char *end, int *out);
+
 /* Bits per parameter of a parsed format and the per-tensor bits beside them. */
 double qat_fmt_bits_parsed(const qat_fmt *f, double *tensor_bits);
 
