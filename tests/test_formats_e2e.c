@@ -30,6 +30,7 @@
 #include "runlog/checkpoint.h"
 #include "runlog/h5util.h"
 #include "runlog/runlog.h"
+#include "ckpt_compare.h"
 
 static const char *FORMATS[] = {"int1", "int2", "int3", "int4", "int8", "ternary", "fp4", "sp50", "sp75",
                                 "2:4", "4:8", "sp50+int4", "2:4+int4", "vq2x2", "vq4x2", "noise(int4)"};
@@ -184,27 +185,6 @@ static void test_block_formats_train(void **state) {
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     assert_int_equal(system(cmd), 0);
-}
-
-static void compare_group(qat_ckpt_file *a, qat_ckpt_file *b, const char *group) {
-    char **names;
-    int n;
-    assert_int_equal(qat_ckpt_list(a, group, &names, &n), 0);
-    for (int i = 0; i < n; i++) {
-        int nd;
-        int64_t shape[QAT_CKPT_MAX_DIMS];
-        assert_int_equal(qat_ckpt_array_shape(a, names[i], &nd, shape), 0);
-        int64_t cnt = 1;
-        for (int d = 0; d < nd; d++) cnt *= shape[d];
-        float *x = malloc((size_t)cnt * 4), *y = malloc((size_t)cnt * 4);
-        assert_int_equal(qat_ckpt_read_array(a, names[i], nd, shape, x), 0);
-        assert_int_equal(qat_ckpt_read_array(b, names[i], nd, shape, y), 0);
-        if (memcmp(x, y, (size_t)cnt * 4)) fail_msg("%s differs after resume", names[i]);
-        free(x);
-        free(y);
-        free(names[i]);
-    }
-    free(names);
 }
 
 /* Stochastic rounding is keyed by (seed, step, element), never by thread or
