@@ -41,7 +41,13 @@ exp_c() {
     --out runs/experiments/c-factorisation/decoupled.h5
 }
 exp_d() { exp_b_runs; sweep experiments/d-rbbm/sweep.yaml; sweep experiments/d-rbbm/seeds.yaml; }   # fp32 reference from b
-exp_e() { exp_b_runs; sweep experiments/e-pv/sweep.yaml; }
+exp_e() {
+  exp_b_runs; sweep experiments/e-pv/sweep.yaml   # from scratch (the contrast); fp32 reference from b
+  # the paper's setting: an fp32 source, then int2 fine-tunes from its checkpoint (train.init), paired seeds
+  sweep experiments/e-pv/source.yaml
+  sweep experiments/e-pv/ft-ste.yaml
+  sweep experiments/e-pv/ft-pv.yaml
+}
 exp_f() { exp_b_runs; sweep experiments/f-noise/sweep.yaml; }   # quantized runs from b
 
 which=("$@")
