@@ -6,7 +6,8 @@
  * the forward returns Ŵ as is and the backward is the STE at Ŵ. Which latent
  * buffer B the V step follows depends on pv_lr:
  *   pv_lr > 0 (the published algorithm, the default): B is the quantizer's own
- *     full-precision buffer, set to Ŵ at the first forward and moved after each
+ *     full-precision buffer, set to the (rotated) latent weights at the first
+ *     forward, as STE's latent weights start, and moved after each
  *     optimizer step by its own Adam on dL/dŴ with β1 = 0, β2 = pv_beta2, bias
  *     correction and ε = 1e-6 (the reference optimizer's defaults), at the
  *     constant rate pv_lr. The model's AdamW still moves the weight tensor, but
@@ -95,8 +96,10 @@ void qat_pv_forward(qat_quantizer *q, const float *x, float *y, int64_t rows) {
     QAT_ASSERT(rows == q->max_rows); /* a weight: always the whole tensor */
     if (q->pv_init == 0.0f) {
         qat_quantizer_rotate(q, x, q->pv_what, rows);
+        /* B starts at the latent weights, as STE's do (the reference's buffer starts at the
+         * dequantized weights because its model has no others) */
+        memcpy(q->pv_buf, q->pv_what, sizeof(float) * (size_t)(rows * q->cols));
         qat_quantizer_project(q, q->pv_what, rows);
-        memcpy(q->pv_buf, q->pv_what, sizeof(float) * (size_t)(rows * q->cols)); /* B starts at Ŵ */
         q->pv_init = 1.0f;
     }
     memcpy(y, q->pv_what, sizeof(float) * (size_t)(rows * q->cols));

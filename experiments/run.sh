@@ -47,6 +47,7 @@ exp_e() {
   sweep experiments/e-pv/source.yaml
   sweep experiments/e-pv/ft-ste.yaml
   sweep experiments/e-pv/ft-pv.yaml
+  sweep experiments/e-pv/ft-fp32.yaml   # control: the dense model on the same budget
 }
 exp_f() { exp_b_runs; sweep experiments/f-noise/sweep.yaml; }   # quantized runs from b
 

@@ -418,7 +418,8 @@ static void test_pv_top_tau(void **state) {
     qat_quantizer_free(qs);
 }
 
-/* The published V step (pv_lr > 0): the buffer B starts at Ŵ0, moves by its own
+/* The published V step (pv_lr > 0): the buffer B starts at the latent weights w
+ * (no Hadamard here, so the rotation is the identity), moves by its own
  * Adam (β1 = 0, bias-corrected β2, ε = 1e-6) on dL/dŴ, and with τ = 1 the new Ŵ
  * is the STE forward of B; the weight handed to after_step is not read; with
  * delta_decay = 1 the buffer ends each step at Ŵ. */
@@ -444,11 +445,11 @@ static void test_pv_published_v_step(void **state) {
         qat_quantizer_backward(q, gy, gx, rows);
         qat_quantizer_after_step(q, junk, 0); /* the weight is not the buffer */
         qat_quantizer_forward(q, junk, y1, rows, 1);
-        /* B1 = Ŵ0 − lr·√(1−β2)·g/(√((1−β2)g²) + ε), in the estimator's float arithmetic */
+        /* B1 = w − lr·√(1−β2)·g/(√((1−β2)g²) + ε), in the estimator's float arithmetic */
         const float fb2 = (float)b2, flr = (float)(lr * sqrt(1.0 - b2));
         for (int i = 0; i < n; i++) {
             float v = (1.0f - fb2) * gy[i] * gy[i];
-            b[i] = y0[i] - flr * gy[i] / (sqrtf(v) + 1e-6f);
+            b[i] = w[i] - flr * gy[i] / (sqrtf(v) + 1e-6f);
         }
         qat_compress_side st = make_side("int4", "ste", 0);
         qat_quantizer *qs = make(&st, 1, rows, cols, 1);
