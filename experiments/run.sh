@@ -48,6 +48,8 @@ exp_e() {
   sweep experiments/e-pv/ft-ste.yaml
   sweep experiments/e-pv/ft-pv.yaml
   sweep experiments/e-pv/ft-fp32.yaml   # control: the dense model on the same budget
+  sweep experiments/e-pv/ft-pv-diag.yaml   # diagnosis of the first stage (seed 0)
+  sweep experiments/e-pv/ft-pv-lr.yaml     # second stage: pv_lr = train.lr
 }
 exp_f() { exp_b_runs; sweep experiments/f-noise/sweep.yaml; }   # quantized runs from b
 
