@@ -422,7 +422,8 @@ static void test_pv_top_tau(void **state) {
  * (no Hadamard here, so the rotation is the identity), moves by its own
  * Adam (β1 = 0, bias-corrected β2, ε = 1e-6) on dL/dŴ, and with τ = 1 the new Ŵ
  * is the STE forward of B; the weight handed to after_step is not read; with
- * delta_decay = 1 the buffer ends each step at Ŵ. */
+ * delta_decay = 1 the buffer ends each step at Ŵ; its five state arrays restore
+ * a quantizer that then takes the same next step (resume). */
 static void test_pv_published_v_step(void **state) {
     (void)state;
     const int64_t rows = 4, cols = 16, n = rows * cols;
@@ -464,6 +465,28 @@ static void test_pv_published_v_step(void **state) {
         assert_string_equal(nm, "pv_buf");
         if (dd) assert_memory_equal(d, y1, sizeof y1);       /* pure PV: B restarts at Ŵ */
         else assert_memory_equal(d, b, sizeof b);             /* STE-like: B persists */
+        /* resume: a fresh quantizer given the five state arrays takes the same second step */
+        qat_quantizer *q2 = make(&s, 1, rows, cols, 1);
+        for (int k = 0; k < qat_quantizer_state_count(q); k++) {
+            const char *n1, *n2;
+            float *d1, *d2;
+            int64_t c1, c2;
+            qat_quantizer_state(q, k, &n1, &d1, &c1);
+            qat_quantizer_state(q2, k, &n2, &d2, &c2);
+            assert_int_equal(c1, c2);
+            memcpy(d2, d1, sizeof(float) * (size_t)c1);
+        }
+        float ya[64], yc[64];
+        qat_quantizer *qq[2] = {q, q2};
+        for (int k = 0; k < 2; k++) {
+            qat_quantizer_forward(qq[k], junk, k ? yc : ya, rows, 2);
+            memset(gx, 0, sizeof gx);
+            qat_quantizer_backward(qq[k], gy, gx, rows);
+            qat_quantizer_after_step(qq[k], junk, 2);
+            qat_quantizer_forward(qq[k], junk, k ? yc : ya, rows, 3);
+        }
+        assert_memory_equal(ya, yc, sizeof ya);
+        qat_quantizer_free(q2);
         qat_quantizer_free(q);
         qat_quantizer_free(qs);
     }
