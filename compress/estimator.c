@@ -33,9 +33,9 @@ static const qat_est_hooks TABLE[QAT_EST_COUNT] = {
                      .alloc = qat_lsq_alloc, .release = qat_lsq_release, .project = qat_lsq_forward,
                      .backward = qat_lsq_step_grads, .params = qat_lsq_params, .state = qat_lsq_state},
     [QAT_EST_RBBM] = {.formats = QAT_ESTF_SPARSE_MAG, .check = qat_rbbm_check, .proj = qat_rbbm_proj},
-    [QAT_EST_PV] = {.formats = SPARSE_FORMATS | VALUE_FORMATS, .weights_only = 1, .nstate = 2,
+    [QAT_EST_PV] = {.formats = SPARSE_FORMATS | VALUE_FORMATS, .weights_only = 1, .nstate = 5,
                     .check = qat_pv_check, .alloc = qat_pv_alloc, .release = qat_pv_release, .forward = qat_pv_forward,
-                    .after_step = qat_pv_after_step, .state = qat_pv_state},
+                    .backward = qat_pv_backward, .after_step = qat_pv_after_step, .state = qat_pv_state},
     [QAT_EST_MASKED] = {.formats = SPARSE_FORMATS, .proj = qat_masked_proj},
 };
 

@@ -31,6 +31,7 @@ int qat_pv_check(qat_quantizer *q, int natural_group);
 void qat_pv_alloc(qat_quantizer *q);
 void qat_pv_release(qat_quantizer *q);
 void qat_pv_forward(qat_quantizer *q, const float *x, float *y, int64_t rows);
+void qat_pv_backward(qat_quantizer *q, const float *gy, int64_t rows);
 void qat_pv_after_step(qat_quantizer *q, const float *w);
 void qat_pv_state(qat_quantizer *q, int i, const char **name, float **data, int64_t *n);
 

@@ -54,6 +54,11 @@ struct qat_quantizer {
     float *pv_prio;         /* (groups) ‖B_g − Ŵ_g‖² (scratch) */
     int64_t pv_group;       /* group length along the input dim */
     double pv_tau;          /* fraction of groups re-projected per step */
+    float *pv_buf;          /* (max_rows, cols) V-step buffer B, rotated domain (pv_lr > 0) */
+    float *pv_v;            /* (max_rows, cols) its Adam second moment */
+    float *pv_g;            /* (max_rows, cols) dL/dŴ summed since the last step (scratch) */
+    float pv_t;             /* V steps taken (Adam bias correction) */
+    double pv_lr, pv_beta2, pv_delta_decay; /* V-step Adam lr, beta2; buffer decay */
 };
 
 /* quantizer_rows.c: the row passes the estimators build on. */

@@ -47,6 +47,9 @@ typedef struct {
     double rbbm_p;            /* rbbm: band parameter p in (0, 0.5) */
     double pv_tau;            /* pv: fraction of groups re-projected per step */
     int pv_group;             /* pv: group size (elements along the input dim) */
+    double pv_lr;             /* pv: V-step Adam lr of the buffer; 0 = the buffer is the weight (model's AdamW) */
+    double pv_beta2;          /* pv: V-step Adam beta2 (beta1 = 0) */
+    double pv_delta_decay;    /* pv: buffer decays towards the decoded weight by this after each V step */
     int per_row;              /* sparsity: 1 = top-k per row instead of per tensor */
 } qat_compress_side;
 
@@ -120,6 +123,7 @@ typedef struct {
     int checkpoint_every;     /* steps between checkpoints; 0 = only at the end */
     int log_every;            /* steps between log lines/flushes */
     char precision[8];        /* fp32 | bf16: operands of the linear layers' products */
+    char init[QAT_PATH_MAX];  /* checkpoint to start from (as --init, which overrides it); "" = none */
 } qat_train_cfg;
 
 typedef struct qat_config {

@@ -75,6 +75,12 @@ static const char *const roundings[] = {"rtn", "sr", NULL};
           "pv estimator: fraction of groups re-projected per step"),                           \
     INT_K("compress." P ".pv_group", S.pv_group, 1, 1 << 20, 0, "8",                           \
           "pv estimator: group size along the input dim"),                                     \
+    F64_K("compress." P ".pv_lr", S.pv_lr, 0, INF, 0, "0.01",                                  \
+          "pv estimator: V-step Adam learning rate of the buffer; 0 = the buffer is the weight"), \
+    F64_K("compress." P ".pv_beta2", S.pv_beta2, 0, 1, F_OPEN_MAX, "0.95",                     \
+          "pv estimator: V-step Adam beta2 (beta1 is 0)"),                                     \
+    F64_K("compress." P ".pv_delta_decay", S.pv_delta_decay, 0, 1, 0, "0",                     \
+          "pv estimator: buffer <- d*decoded + (1-d)*buffer after each V step"),               \
     BOOL_K("compress." P ".per_row", S.per_row, "false",                                       \
            "sparsity: top-k per row instead of per tensor")
 
@@ -134,6 +140,9 @@ const qat_key qat_config_keys[] = {
     INT_K("train.checkpoint_every", train.checkpoint_every, 0, INT_MAX, 0, "500",
           "steps between checkpoints; 0 = at the end"),
     INT_K("train.log_every", train.log_every, 1, INT_MAX, 0, "10", "steps between log lines and run-log flushes"),
+    STR_K("train.init", train.init, 0, NULL, "",
+          "checkpoint whose weights start the run, as --init (which overrides it); \"\" = none; "
+          "relative to the current directory"),
     STR_K("train.precision", train.precision, 0, precisions, "fp32",
           "fp32|bf16: bf16 operands (f32 accumulation) in the linear layers' products; "
           "weights, optimizer and quantizers stay f32"),

@@ -50,7 +50,16 @@ exp_d() {   # fp32 reference from b (single seeds) and from c's paired-wa.yaml (
   exp_b_runs; sweep experiments/d-rbbm/sweep.yaml; sweep experiments/d-rbbm/seeds.yaml
   sweep experiments/d-rbbm/paired.yaml; sweep experiments/c-factorisation/paired-wa.yaml
 }
-exp_e() { exp_b_runs; sweep experiments/e-pv/sweep.yaml; }
+exp_e() {
+  exp_b_runs; sweep experiments/e-pv/sweep.yaml   # from scratch (the contrast); fp32 reference from b
+  # the paper's setting: an fp32 source, then int2 fine-tunes from its checkpoint (train.init), paired seeds
+  sweep experiments/e-pv/source.yaml
+  sweep experiments/e-pv/ft-ste.yaml
+  sweep experiments/e-pv/ft-pv.yaml
+  sweep experiments/e-pv/ft-fp32.yaml   # control: the dense model on the same budget
+  sweep experiments/e-pv/ft-pv-diag.yaml   # diagnosis of the first stage (seed 0)
+  sweep experiments/e-pv/ft-pv-lr.yaml     # second stage: pv_lr = train.lr
+}
 exp_f() { exp_b_runs; sweep experiments/f-noise/sweep.yaml; }   # quantized runs from b
 exp_g() {   # the hardware formats (README.md there): runs, then the unified and decoupled fits
   sweep experiments/g-hardware/quest.yaml

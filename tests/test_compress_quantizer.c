@@ -3,8 +3,9 @@
  * backward rule against its known mask (trust's cut at int2 against STE's pass-through
  * included), Hadamard forward/backward against a
  * direct computation, LSQ forward and gradients against hand-computed values,
- * PV with τ = 1 equal to STE bit for bit over simulated SGD steps, PV's top-τ
- * rule, noise determinism, state round trips, the block formats (mx*, nvfp4,
+ * PV with τ = 1 equal to STE bit for bit over simulated SGD steps and PV's top-τ
+ * rule (both with pv_lr = 0, the weight as the buffer), PV's published V step (its
+ * own Adam buffer, delta_decay 0 and 1) against a hand computation, noise determinism, state round trips, the block formats (mx*, nvfp4,
  * intB@gG) against blockfmt.h called by hand, and the rejected combinations.
  */
 #include <math.h>
@@ -397,7 +398,7 @@ static void test_pv_top_tau(void **state) {
     assert_true(changed > 0 && changed <= 8);
     /* state round trip: a fresh quantizer restored from the state forwards the same Ŵ */
     qat_quantizer *q2 = make(&s, 1, rows, cols, 1);
-    assert_int_equal(qat_quantizer_state_count(q), 2);
+    assert_int_equal(qat_quantizer_state_count(q), 5); /* Ŵ, init flag, buffer, Adam v, step */
     for (int i = 0; i < qat_quantizer_state_count(q); i++) {
         const char *n1, *n2;
         float *d1, *d2;
@@ -415,6 +416,80 @@ static void test_pv_top_tau(void **state) {
     qat_quantizer_free(q);
     qat_quantizer_free(q2);
     qat_quantizer_free(qs);
+}
+
+/* The published V step (pv_lr > 0): the buffer B starts at the latent weights w
+ * (no Hadamard here, so the rotation is the identity), moves by its own
+ * Adam (β1 = 0, bias-corrected β2, ε = 1e-6) on dL/dŴ, and with τ = 1 the new Ŵ
+ * is the STE forward of B; the weight handed to after_step is not read; with
+ * delta_decay = 1 the buffer ends each step at Ŵ; its five state arrays restore
+ * a quantizer that then takes the same next step (resume). */
+static void test_pv_published_v_step(void **state) {
+    (void)state;
+    const int64_t rows = 4, cols = 16, n = rows * cols;
+    const double lr = 0.05, b2 = 0.95;
+    for (int dd = 0; dd <= 1; dd++) {
+        float w[64], y0[64], y1[64], gy[64], gx[64], b[64], yb[64], junk[64];
+        for (int i = 0; i < n; i++) {
+            w[i] = (float)qat_normal_at(31, (uint64_t)i);
+            gy[i] = (float)qat_normal_at(32, (uint64_t)i);
+            junk[i] = 100.0f;
+        }
+        qat_compress_side s = make_side("int4", "pv", 0);
+        s.pv_tau = 1.0;
+        s.pv_lr = lr;
+        s.pv_beta2 = b2;
+        s.pv_delta_decay = dd;
+        qat_quantizer *q = make(&s, 1, rows, cols, 1);
+        qat_quantizer_forward(q, w, y0, rows, 0);
+        memset(gx, 0, sizeof gx);
+        qat_quantizer_backward(q, gy, gx, rows);
+        qat_quantizer_after_step(q, junk, 0); /* the weight is not the buffer */
+        qat_quantizer_forward(q, junk, y1, rows, 1);
+        /* B1 = w − lr·√(1−β2)·g/(√((1−β2)g²) + ε), in the estimator's float arithmetic */
+        const float fb2 = (float)b2, flr = (float)(lr * sqrt(1.0 - b2));
+        for (int i = 0; i < n; i++) {
+            float v = (1.0f - fb2) * gy[i] * gy[i];
+            b[i] = w[i] - flr * gy[i] / (sqrtf(v) + 1e-6f);
+        }
+        qat_compress_side st = make_side("int4", "ste", 0);
+        qat_quantizer *qs = make(&st, 1, rows, cols, 1);
+        qat_quantizer_forward(qs, b, yb, rows, 0);
+        assert_memory_equal(y1, yb, sizeof y1);
+        assert_true(memcmp(y0, y1, sizeof y0) != 0); /* the codes moved: the check is not vacuous */
+        assert_int_equal(qat_quantizer_state_count(q), 5);
+        const char *nm;
+        float *d;
+        int64_t c;
+        qat_quantizer_state(q, 2, &nm, &d, &c);
+        assert_string_equal(nm, "pv_buf");
+        if (dd) assert_memory_equal(d, y1, sizeof y1);       /* pure PV: B restarts at Ŵ */
+        else assert_memory_equal(d, b, sizeof b);             /* STE-like: B persists */
+        /* resume: a fresh quantizer given the five state arrays takes the same second step */
+        qat_quantizer *q2 = make(&s, 1, rows, cols, 1);
+        for (int k = 0; k < qat_quantizer_state_count(q); k++) {
+            const char *n1, *n2;
+            float *d1, *d2;
+            int64_t c1, c2;
+            qat_quantizer_state(q, k, &n1, &d1, &c1);
+            qat_quantizer_state(q2, k, &n2, &d2, &c2);
+            assert_int_equal(c1, c2);
+            memcpy(d2, d1, sizeof(float) * (size_t)c1);
+        }
+        float ya[64], yc[64];
+        qat_quantizer *qq[2] = {q, q2};
+        for (int k = 0; k < 2; k++) {
+            qat_quantizer_forward(qq[k], junk, k ? yc : ya, rows, 2);
+            memset(gx, 0, sizeof gx);
+            qat_quantizer_backward(qq[k], gy, gx, rows);
+            qat_quantizer_after_step(qq[k], junk, 2);
+            qat_quantizer_forward(qq[k], junk, k ? yc : ya, rows, 3);
+        }
+        assert_memory_equal(ya, yc, sizeof ya);
+        qat_quantizer_free(q2);
+        qat_quantizer_free(q);
+        qat_quantizer_free(qs);
+    }
 }
 
 static void test_lsq_state_roundtrip(void **state) {
@@ -624,6 +699,7 @@ int main(void) {
         cmocka_unit_test(test_lsq_hand_values),
         cmocka_unit_test(test_pv_tau1_equals_ste),
         cmocka_unit_test(test_pv_top_tau),
+        cmocka_unit_test(test_pv_published_v_step),
         cmocka_unit_test(test_lsq_state_roundtrip),
         cmocka_unit_test(test_noise),
         cmocka_unit_test(test_block_formats),

@@ -111,5 +111,7 @@ int qat_train_main(int argc, char **argv) {
         free(y);
         return 0;
     }
+    /* train.init in the config is --init written down; the command line wins */
+    if (!opts.init && cfg.train.init[0]) opts.init = cfg.train.init;
     return qat_report(qat_train_run(&cfg, &opts));
 }
