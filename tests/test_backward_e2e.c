@@ -35,23 +35,11 @@
 static char g_tmp[256];
 static char g_err[8192];
 
-static void write_file(const char *path, const char *text) {
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-}
+static void write_file(const char *path, const char *text) { assert_int_equal(qat_test_write_text(path, text), 0); }
 
 static int run(char *const args[]) {
     assert_non_null(getenv("QAT_BIN"));
-    int rc = qat_test_wait(qat_test_spawn(g_tmp, args));
-    char err[512];
-    snprintf(err, sizeof err, "%s/stderr.txt", g_tmp);
-    FILE *f = fopen(err, "r");
-    size_t n = f ? fread(g_err, 1, sizeof g_err - 1, f) : 0;
-    g_err[n] = 0;
-    if (f) fclose(f);
-    return rc;
+    return qat_test_wait_stderr(qat_test_spawn(g_tmp, args), g_tmp, g_err, sizeof g_err);
 }
 
 static int setup(void **state) {

@@ -85,24 +85,12 @@ static char g_src[600]; /* the fp32 source checkpoint */
 static int g_seed = 1;
 static int g_threads = 1;
 
-static void write_file(const char *path, const char *text) {
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-}
+static void write_file(const char *path, const char *text) { assert_int_equal(qat_test_write_text(path, text), 0); }
 
 static int run(char *const args[]) {
     pid_t pid = qat_test_spawn(g_tmp, args);
     assert_true(pid > 0);
-    int rc = qat_test_wait(pid);
-    char err[512];
-    snprintf(err, sizeof err, "%s/stderr.txt", g_tmp);
-    FILE *f = fopen(err, "r");
-    size_t n = f ? fread(g_err, 1, sizeof g_err - 1, f) : 0;
-    g_err[n] = 0;
-    if (f) fclose(f);
-    return rc;
+    return qat_test_wait_stderr(pid, g_tmp, g_err, sizeof g_err);
 }
 
 static int is_dir(const char *p) {

@@ -50,12 +50,7 @@ static const char *bin(void) {
     return b;
 }
 
-static void write_file(const char *path, const char *text) {
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-}
+static void write_file(const char *path, const char *text) { assert_int_equal(qat_test_write_text(path, text), 0); }
 
 /* Start `qat ARGS...` with stdout/stderr to files in g_tmp; returns the pid. */
 static pid_t spawn(char *const args[]) {
@@ -65,16 +60,7 @@ static pid_t spawn(char *const args[]) {
     return pid;
 }
 
-static int wait_rc(pid_t pid) {
-    int rc = qat_test_wait(pid);
-    char err[512];
-    snprintf(err, sizeof err, "%s/stderr.txt", g_tmp);
-    FILE *f = fopen(err, "r");
-    size_t n = f ? fread(g_err, 1, sizeof g_err - 1, f) : 0;
-    g_err[n] = 0;
-    if (f) fclose(f);
-    return rc;
-}
+static int wait_rc(pid_t pid) { return qat_test_wait_stderr(pid, g_tmp, g_err, sizeof g_err); }
 
 static int run(char *const args[]) { return wait_rc(spawn(args)); }
 

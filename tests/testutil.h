@@ -65,6 +65,32 @@ static inline int qat_test_wait(pid_t pid) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+/* Read DIR/stderr.txt (what the last spawned child wrote) into err (n bytes,
+ * NUL-terminated; empty when there is none). */
+static inline void qat_test_read_stderr(const char *dir, char *err, size_t n) {
+    char path[1100];
+    snprintf(path, sizeof path, "%s/stderr.txt", dir);
+    FILE *f = fopen(path, "r");
+    size_t got = f ? fread(err, 1, n - 1, f) : 0;
+    err[got] = 0;
+    if (f) fclose(f);
+}
+
+/* Wait for a child spawned in DIR, then read its stderr into err: its exit code. */
+static inline int qat_test_wait_stderr(pid_t pid, const char *dir, char *err, size_t n) {
+    int rc = qat_test_wait(pid);
+    qat_test_read_stderr(dir, err, n);
+    return rc;
+}
+
+/* Write text to path (the test fails when it cannot). */
+static inline int qat_test_write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    int ok = fputs(text, f) >= 0;
+    return fclose(f) == 0 && ok ? 0 : -1;
+}
+
 /* Run a command's entry point in-process with stdout sent to the file `path`,
  * then read that file into out (NUL-terminated); returns the exit code. */
 static inline int qat_test_capture(int (*main_fn)(int, char **), int argc, char **argv, const char *path,
