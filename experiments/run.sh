@@ -64,6 +64,8 @@ exp_f() { exp_b_runs; sweep experiments/f-noise/sweep.yaml; }   # quantized runs
 exp_g() {   # the hardware formats (README.md there): runs, then the unified and decoupled fits
   sweep experiments/g-hardware/quest.yaml
   sweep experiments/g-hardware/rtn.yaml
+  sweep experiments/g-hardware/quest-s4.yaml
+  sweep experiments/g-hardware/rtn-s4.yaml
   local d=runs/experiments/g-hardware
   "$qat" fit "$d" --law unified --bootstrap 200 --seed 0 --out "$d/unified.h5"
   "$qat" fit "$d" --law decoupled --bootstrap 200 --seed 0 --out "$d/decoupled.h5"
