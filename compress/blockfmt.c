@@ -240,14 +240,14 @@ static double row_nvfp4(const qat_blk *B, float *v, int64_t n, const qat_blk_io 
         uint8_t *mask = io->mask ? io->mask + b0 : NULL;
         uint64_t idx = io->index0 + (uint64_t)b0;
         float amax = fos ? block_stats(x, len, &ss, &bad) : block_amax(x, len, &bad);
-        float sb = io->scales ? io->scales[k] : qat_nvfp4_block_scale(amax, s_t, 6.0f);
+        float sb = io->scales ? io->scales[k] : qat_mf_nvfp4_block_scale(amax, s_t, 6.0f);
         if (bad || isnan(sb) || isnan(dec)) {
             if (io->scale_out) io->scale_out[k] = NAN;
             sse += block_nan(x, len, mask);
             continue;
         }
         if (fos) { /* candidates at 6 and 4 by round-to-nearest; the lower error wins, ties to 6 */
-            float sb4 = qat_nvfp4_block_scale(amax, s_t, 4.0f);
+            float sb4 = qat_mf_nvfp4_block_scale(amax, s_t, 4.0f);
             float sc6 = sb * dec, sc4 = sb4 * dec;
             float e6 = sc6 == 0.0f ? ss : elems_mf(x, t6, len, sc6, 1.0f / sc6, emin, mbits, maxv, 0, 0, 0, 0, NULL);
             float e4 = sc4 == 0.0f ? ss : elems_mf(x, t4, len, sc4, 1.0f / sc4, emin, mbits, maxv, 0, 0, 0, 0, NULL);
