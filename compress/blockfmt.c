@@ -17,9 +17,19 @@
 #include "compress/blockfmt.h"
 #include "compress/hadamard.h"
 #include "compress/minifloat.h"
+#include "core/cpu.h"
 #include "core/error.h"
 
+/* Compiled twice in a portable build (core/cpu.h): qat_blk_row runs the AVX-512 copy
+ * (512-bit element loops) on CPUs that have it; both copies give the same bits (the
+ * same expressions, no FP contraction under -std=c11). */
+#if QAT_ISA_RENAME
+#define qat_blk_row QAT_ISA_NAME(qat_blk_row)
+#endif
+
 #define BLK_MAX 256 /* the largest block a row accepts (int groups go to 256) */
+
+#if !QAT_ISA_COPY
 
 qat_blk qat_blk_mx(qat_el_kind el) {
     const qat_minifloat *f = qat_minifloat_get(el);
@@ -94,6 +104,7 @@ float qat_blk_absmax(const float *x, int64_t n) {
         if (isnan(x[i])) return NAN;
     return INFINITY;
 }
+#endif /* !QAT_ISA_COPY */
 
 /* One block's absmax and sum of squares; *bad when it holds NaN or inf. */
 static float block_stats(const float *x, int len, float *sumsq, int *bad) {
@@ -343,6 +354,16 @@ double qat_blk_row(const qat_blk *B, float *v, int64_t n, const qat_blk_io *io) 
     return io->no_sse && !isnan(sse) ? 0.0 : sse;
 }
 
+#if QAT_ISA_DISPATCH
+#undef qat_blk_row
+double qat_blk_row_avx512(const qat_blk *B, float *v, int64_t n, const qat_blk_io *io);
+
+double qat_blk_row(const qat_blk *B, float *v, int64_t n, const qat_blk_io *io) {
+    return qat_cpu_avx512() ? qat_blk_row_avx512(B, v, n, io) : qat_blk_row_generic(B, v, n, io);
+}
+#endif
+
+#if !QAT_ISA_COPY
 void qat_nvfp4_scales_2d(const float *w, int64_t rows, int64_t cols, int64_t ld, float s_t, float *sb) {
     int64_t tc = (cols + 15) / 16;
     for (int64_t r0 = 0; r0 < rows; r0 += 16) {
@@ -406,3 +427,4 @@ double qat_blk_mc_relmse(const qat_blk *B, int64_t rows, int64_t cols, uint64_t 
     free(x), free(rel), free(ramax), free(sb);
     return m;
 }
+#endif /* !QAT_ISA_COPY */
