@@ -17,9 +17,19 @@
 #include "compress/blockfmt.h"
 #include "compress/hadamard.h"
 #include "compress/minifloat.h"
+#include "core/cpu.h"
 #include "core/error.h"
 
+/* Compiled twice in a portable build (core/cpu.h): qat_blk_row runs the AVX-512 copy
+ * (512-bit element loops) on CPUs that have it; both copies give the same bits (the
+ * same expressions, no FP contraction under -std=c11). */
+#if QAT_ISA_RENAME
+#define qat_blk_row QAT_ISA_NAME(qat_blk_row)
+#endif
+
 #define BLK_MAX 256 /* the largest block a row accepts (int groups go to 256) */
+
+#if !QAT_ISA_COPY
 
 qat_blk qat_blk_mx(qat_el_kind el) {
     const qat_minifloat *f = qat_minifloat_get(el);
@@ -94,6 +104,7 @@ float qat_blk_absmax(const float *x, int64_t n) {
         if (isnan(x[i])) return NAN;
     return INFINITY;
 }
+#endif /* !QAT_ISA_COPY */
 
 /* One block's absmax and sum of squares; *bad when it holds NaN or inf. */
 static float block_stats(const float *x, int len, float *sumsq, int *bad) {
@@ -110,6 +121,20 @@ static float block_stats(const float *x, int len, float *sumsq, int *bad) {
     return m;
 }
 
+/* One block's absmax alone (block_stats without the in-order sum of squares, which
+ * only the clip rule and four-over-six read); *bad as there. */
+static float block_amax(const float *x, int len, int *bad) {
+    float m = 0.0f;
+    int b = 0;
+    for (int i = 0; i < len; i++) {
+        float a = fabsf(x[i]);
+        m = a > m ? a : m;
+        b |= !(a <= FLT_MAX);
+    }
+    *bad = b;
+    return m;
+}
+
 /* A block whose scale is NaN: every element NaN, mask 0, error NaN. */
 static double block_nan(float *v, int len, uint8_t *mask) {
     for (int i = 0; i < len; i++) v[i] = NAN;
@@ -118,7 +143,8 @@ static double block_nan(float *v, int len, uint8_t *mask) {
 }
 
 /* Elements of one block onto a minifloat grid at element scale sc (inv = 1/sc):
- * q = sc·round(x·inv); writes q into out (may be x), the mask, returns Σ(q−x)². */
+ * q = sc·round(x·inv); writes q into out (may be x), the mask, returns Σ(q−x)².
+ * The sum is in element order, a chain of dependent adds; see elems_rne_inplace. */
 static float elems_mf(const float *x, float *out, int len, float sc, float inv, int emin, int mbits, float maxv,
                       int sr, uint64_t key, uint64_t idx, float thr, uint8_t *mask) {
     float e2 = 0.0f;
@@ -141,6 +167,26 @@ static float elems_mf(const float *x, float *out, int len, float sc, float inv, 
     return e2;
 }
 
+/* elems_mf by round-to-nearest in place, without the error sum (io->no_sse), the
+ * quantizer's hot loop: the same q and mask bit for bit. One pointer for input and
+ * output so GCC needs no run-time alias check (which fails for out == x and falls back
+ * to the scalar loop), and the byte mask in its own loop over a local array so its
+ * stores cannot alias the floats. */
+static void elems_rne_inplace(float *v, int len, float sc, float inv, int emin, int mbits, float maxv, float thr,
+                              uint8_t *mask) {
+    if (mask) {
+        float ad[BLK_MAX];
+        for (int i = 0; i < len; i++) {
+            float xi = v[i], q = qat_mf_rne(xi * inv, emin, mbits, maxv) * sc;
+            ad[i] = fabsf(q - xi);
+            v[i] = q;
+        }
+        for (int i = 0; i < len; i++) mask[i] = ad[i] <= thr;
+    } else {
+        for (int i = 0; i < len; i++) v[i] = qat_mf_rne(v[i] * inv, emin, mbits, maxv) * sc;
+    }
+}
+
 /* A block with element scale 0: all zeros (the scale underflowed its format). */
 static float block_zero(float *v, int len, float thr, uint8_t *mask) {
     float e2 = 0.0f;
@@ -160,14 +206,14 @@ static double row_mx(const qat_blk *B, float *v, int64_t n, const qat_blk_io *io
     double sse = 0.0;
     for (int64_t b0 = 0, k = 0; b0 < n; b0 += bl, k++) {
         int len = (int)(n - b0 < bl ? n - b0 : bl), bad;
-        float *x = v + b0, ss;
+        float *x = v + b0;
         uint8_t *mask = io->mask ? io->mask + b0 : NULL;
         float X; /* the stored E8M0 scale 2^e (NaN: the E8M0 NaN) */
         if (io->scales) {
             X = io->scales[k];
-            block_stats(x, len, &ss, &bad);
+            block_amax(x, len, &bad);
         } else {
-            float amax = block_stats(x, len, &ss, &bad);
+            float amax = block_amax(x, len, &bad);
             int e = qat_mx_scale_exp(amax, f);
             X = e == INT32_MIN || bad ? NAN : ldexpf(1.0f, e);
         }
@@ -183,8 +229,10 @@ static double row_mx(const qat_blk *B, float *v, int64_t n, const qat_blk_io *io
         }
         /* 1/2^e is exact for e in [−127, 127]; with mul ≠ 1 one rounding per block. */
         float inv = mul == 1.0f ? ldexpf(1.0f, -ilogbf(X)) : 1.0f / sc;
-        sse += elems_mf(x, x, len, sc, inv, emin, mbits, maxv, B->stochastic, io->key, io->index0 + (uint64_t)b0,
-                        T * sc, mask);
+        if (io->no_sse && !B->stochastic) elems_rne_inplace(x, len, sc, inv, emin, mbits, maxv, T * sc, mask);
+        else
+            sse += elems_mf(x, x, len, sc, inv, emin, mbits, maxv, B->stochastic, io->key,
+                            io->index0 + (uint64_t)b0, T * sc, mask);
     }
     return sse;
 }
@@ -199,18 +247,18 @@ static double row_nvfp4(const qat_blk *B, float *v, int64_t n, const qat_blk_io 
     double sse = 0.0;
     for (int64_t b0 = 0, k = 0; b0 < n; b0 += bl, k++) {
         int len = (int)(n - b0 < bl ? n - b0 : bl), bad;
-        float *x = v + b0, ss;
+        float *x = v + b0, ss = 0.0f;
         uint8_t *mask = io->mask ? io->mask + b0 : NULL;
         uint64_t idx = io->index0 + (uint64_t)b0;
-        float amax = block_stats(x, len, &ss, &bad);
-        float sb = io->scales ? io->scales[k] : qat_nvfp4_block_scale(amax, s_t, 6.0f);
+        float amax = fos ? block_stats(x, len, &ss, &bad) : block_amax(x, len, &bad);
+        float sb = io->scales ? io->scales[k] : qat_mf_nvfp4_block_scale(amax, s_t, 6.0f);
         if (bad || isnan(sb) || isnan(dec)) {
             if (io->scale_out) io->scale_out[k] = NAN;
             sse += block_nan(x, len, mask);
             continue;
         }
         if (fos) { /* candidates at 6 and 4 by round-to-nearest; the lower error wins, ties to 6 */
-            float sb4 = qat_nvfp4_block_scale(amax, s_t, 4.0f);
+            float sb4 = qat_mf_nvfp4_block_scale(amax, s_t, 4.0f);
             float sc6 = sb * dec, sc4 = sb4 * dec;
             float e6 = sc6 == 0.0f ? ss : elems_mf(x, t6, len, sc6, 1.0f / sc6, emin, mbits, maxv, 0, 0, 0, 0, NULL);
             float e4 = sc4 == 0.0f ? ss : elems_mf(x, t4, len, sc4, 1.0f / sc4, emin, mbits, maxv, 0, 0, 0, 0, NULL);
@@ -222,7 +270,8 @@ static double row_nvfp4(const qat_blk *B, float *v, int64_t n, const qat_blk_io 
             sse += block_zero(x, len, 0.0f, mask);
             continue;
         }
-        sse += elems_mf(x, x, len, sc, 1.0f / sc, emin, mbits, maxv, B->stochastic, io->key, idx, T * sc, mask);
+        if (io->no_sse && !B->stochastic) elems_rne_inplace(x, len, sc, 1.0f / sc, emin, mbits, maxv, T * sc, mask);
+        else sse += elems_mf(x, x, len, sc, 1.0f / sc, emin, mbits, maxv, B->stochastic, io->key, idx, T * sc, mask);
     }
     return sse;
 }
@@ -293,15 +342,28 @@ double qat_blk_row(const qat_blk *B, float *v, int64_t n, const qat_blk_io *io) 
     /* NVFP4 without its tensor scale would silently give zeros; NaN is allowed (it is the
      * documented result of a non-finite tensor). */
     QAT_ASSERT(B->kind != QAT_BLK_NVFP4 || !(io->tensor_scale <= 0.0f));
+    double sse = NAN;
     switch (B->kind) {
-    case QAT_BLK_MX: return row_mx(B, v, n, io);
-    case QAT_BLK_NVFP4: return row_nvfp4(B, v, n, io);
-    case QAT_BLK_INT: return row_int(B, v, n, io);
+    case QAT_BLK_MX: sse = row_mx(B, v, n, io); break;
+    case QAT_BLK_NVFP4: sse = row_nvfp4(B, v, n, io); break;
+    case QAT_BLK_INT: sse = row_int(B, v, n, io); break;
+    default: QAT_ASSERT(0);
     }
-    QAT_ASSERT(0);
-    return NAN;
+    /* no_sse: the element sums were skipped, so what was summed is partial; say 0
+     * (NaN still marks a NaN block, as documented). */
+    return io->no_sse && !isnan(sse) ? 0.0 : sse;
 }
 
+#if QAT_ISA_DISPATCH
+#undef qat_blk_row
+double qat_blk_row_avx512(const qat_blk *B, float *v, int64_t n, const qat_blk_io *io);
+
+double qat_blk_row(const qat_blk *B, float *v, int64_t n, const qat_blk_io *io) {
+    return qat_cpu_avx512() ? qat_blk_row_avx512(B, v, n, io) : qat_blk_row_generic(B, v, n, io);
+}
+#endif
+
+#if !QAT_ISA_COPY
 void qat_nvfp4_scales_2d(const float *w, int64_t rows, int64_t cols, int64_t ld, float s_t, float *sb) {
     int64_t tc = (cols + 15) / 16;
     for (int64_t r0 = 0; r0 < rows; r0 += 16) {
@@ -365,3 +427,4 @@ double qat_blk_mc_relmse(const qat_blk *B, int64_t rows, int64_t cols, uint64_t 
     free(x), free(rel), free(ramax), free(sb);
     return m;
 }
+#endif /* !QAT_ISA_COPY */

@@ -192,6 +192,9 @@ typedef struct {
                             the element scale of i's block (0 in NaN blocks) */
     float *scale_out;    /* NULL, or ceil(n/block) floats: the stored scale of each block
                             (MX: 2^e, or NaN; NVFP4: the E4M3 value, without s_t; INT: s) */
+    int no_sse;          /* 1: the caller ignores the return value; qat_blk_row returns 0
+                            (NaN for a NaN block) and skips the in-order error sum;
+                            the projection itself is unchanged bit for bit */
 } qat_blk_io;
 
 /* Project one row of n elements in place onto format B, in blocks of B->block

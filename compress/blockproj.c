@@ -74,5 +74,6 @@ void qat_blkproj_row(const qat_proj *P, float *v, int64_t n, const qat_proj_seg 
     io.key = P->sr_key;
     io.index0 = seg->index0 + (uint64_t)row * (uint64_t)n;
     io.mask = P->mask == QAT_MASK_TRUST ? mask : NULL;
+    io.no_sse = 1; /* the error sum is not read here: skip its in-order chain */
     qat_blk_row(&B, v, n, &io);
 }

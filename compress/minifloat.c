@@ -63,7 +63,7 @@ float qat_nvfp4_tensor_scale(float amax_tensor) {
 }
 
 float qat_nvfp4_block_scale(float amax_block, float s_t, float target) {
-    return qat_minifloat_rne(&MF[QAT_EL_E4M3], (amax_block / target) / s_t);
+    return qat_mf_nvfp4_block_scale(amax_block, s_t, target);
 }
 
 /* bf16 RNE of a positive float, back as float (NaN stays NaN). */

@@ -42,6 +42,13 @@ static inline float qat_mf_rne(float y, int emin, int mbits, float maxv) {
     return copysignf(r, y);
 }
 
+/* The NVFP4 E4M3 block scale RNE((amax/target)/s_t) (qat_nvfp4_block_scale, inline so
+ * the per-block scale in the row loop costs no two calls): E4M3 is emin −6, 3 mantissa
+ * bits, max 448 (minifloat.c's table). */
+static inline float qat_mf_nvfp4_block_scale(float amax_block, float s_t, float target) {
+    return qat_mf_rne((amax_block / target) / s_t, -6, 3, 448.0f);
+}
+
 /* Stochastic rounding with uniform u ∈ [0, 1): the upper neighbour with probability
  * (|y| − lo)/quantum. Symmetric in the sign, so E[q] = y inside ±maxv. */
 static inline float qat_mf_sr(float y, float u, int emin, int mbits, float maxv) {

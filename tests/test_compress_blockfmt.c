@@ -518,6 +518,49 @@ static void test_published_anchors(void **state) {
     check_anchor("had128 mxfp4 sr", ms, 32768, 128, 8.0, 128, 0, 2.58);
 }
 
+/* io.no_sse (the quantizer's fast in-place loop) changes nothing but the return value:
+ * the same values, masks and scales bit for bit as the summing loop, for every kind,
+ * with and without a mask, over rows with zero, huge, subnormal, inf and NaN blocks
+ * and a partial last block; the return is 0 (NaN for a row with a NaN block). */
+static void test_no_sse_same_bits(void **state) {
+    (void)state;
+    enum { N = 16 * 9 + 5 };
+    qat_blk kinds[] = {qat_blk_mx(QAT_EL_E2M1), qat_blk_mx(QAT_EL_E4M3), qat_blk_mx(QAT_EL_E5M2),
+                       qat_blk_mx(QAT_EL_E3M2), qat_blk_nvfp4(0),        qat_blk_nvfp4(1),
+                       qat_blk_int(4, 32, 0),   qat_blk_int(3, 16, 1)};
+    kinds[1].scale_mul = 1.25f; /* an MX scale multiplier that is not a power of two */
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++)
+        for (int trust = 0; trust < 2; trust++)
+            for (int special = 0; special < 3; special++) {
+                qat_blk B = kinds[k];
+                B.trust = trust ? 0.75f : 0.0f;
+                float x[N], a[N], b[N], sa[N], sb[N];
+                uint8_t ma[N], mb[N];
+                for (int i = 0; i < N; i++)
+                    x[i] = (float)qat_normal_at(11 + (uint64_t)special, (uint64_t)i) * exp2f((float)(i / 16 * 5 - 20));
+                for (int i = 16; i < 32; i++) x[i] = 0.0f;              /* a zero block */
+                for (int i = 32; i < 48; i++) x[i] = 1e-41f * (float)(i - 40); /* subnormals */
+                if (special == 1) x[70] = INFINITY;
+                if (special == 2) x[100] = NAN;
+                float amax = qat_blk_absmax(x, N);
+                float s_t = qat_blk_tensor_scale(&B, special ? 3.0f : amax);
+                memcpy(a, x, sizeof x);
+                memcpy(b, x, sizeof x);
+                memset(ma, 7, N), memset(mb, 7, N);
+                qat_blk_io ia = {.tensor_scale = s_t, .mask = trust ? ma : NULL, .scale_out = sa};
+                qat_blk_io ib = ia;
+                ib.mask = trust ? mb : NULL;
+                ib.scale_out = sb;
+                ib.no_sse = 1;
+                double ea = qat_blk_row(&B, a, N, &ia), eb = qat_blk_row(&B, b, N, &ib);
+                assert_memory_equal(a, b, sizeof a);
+                assert_memory_equal(sa, sb, (size_t)((N + B.block - 1) / B.block) * sizeof(float));
+                if (trust) assert_memory_equal(ma, mb, N);
+                if (isnan(ea)) assert_true(isnan(eb));
+                else assert_true(eb == 0.0 && ea > 0.0);
+            }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_descriptors),     cmocka_unit_test(test_rne_ties_saturation),
@@ -526,7 +569,7 @@ int main(void) {
         cmocka_unit_test(test_four_over_six),   cmocka_unit_test(test_nvfp4_2d),
         cmocka_unit_test(test_int_groups),      cmocka_unit_test(test_int_clip_table),
         cmocka_unit_test(test_bits),            cmocka_unit_test(test_sr_rows),
-        cmocka_unit_test(test_mc_threads),      cmocka_unit_test(test_published_anchors),
+        cmocka_unit_test(test_mc_threads),      cmocka_unit_test(test_no_sse_same_bits),      cmocka_unit_test(test_published_anchors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
