@@ -29,6 +29,21 @@
 
 #define BLK_MAX 256 /* the largest block a row accepts (int groups go to 256) */
 
+/* The largest |x| of n values and *bad = 1 when one is NaN or inf (then the result
+ * means nothing): one vectorisable pass, the one absmax of this file (tensor scales,
+ * block scales; block_stats adds the sum of squares beside it). */
+static inline float amax_of(const float *x, int64_t n, int *bad) {
+    float m = 0.0f;
+    int b = 0;
+    for (int64_t i = 0; i < n; i++) {
+        float a = fabsf(x[i]);
+        m = a > m ? a : m;
+        b |= !(a <= FLT_MAX);
+    }
+    *bad = b;
+    return m;
+}
+
 #if !QAT_ISA_COPY
 
 qat_blk qat_blk_mx(qat_el_kind el) {
@@ -92,13 +107,8 @@ float qat_blk_tensor_scale(const qat_blk *B, float amax_tensor) {
 }
 
 float qat_blk_absmax(const float *x, int64_t n) {
-    float m = 0.0f;
-    int bad = 0;
-    for (int64_t i = 0; i < n; i++) {
-        float a = fabsf(x[i]);
-        m = a > m ? a : m;
-        bad |= !(a <= FLT_MAX);
-    }
+    int bad;
+    float m = amax_of(x, n, &bad);
     if (!bad) return m;
     for (int64_t i = 0; i < n; i++)
         if (isnan(x[i])) return NAN;
@@ -117,20 +127,6 @@ static float block_stats(const float *x, int len, float *sumsq, int *bad) {
         b |= !(a <= FLT_MAX);
     }
     *sumsq = s;
-    *bad = b;
-    return m;
-}
-
-/* One block's absmax alone (block_stats without the in-order sum of squares, which
- * only the clip rule and four-over-six read); *bad as there. */
-static float block_amax(const float *x, int len, int *bad) {
-    float m = 0.0f;
-    int b = 0;
-    for (int i = 0; i < len; i++) {
-        float a = fabsf(x[i]);
-        m = a > m ? a : m;
-        b |= !(a <= FLT_MAX);
-    }
     *bad = b;
     return m;
 }
@@ -211,9 +207,9 @@ static double row_mx(const qat_blk *B, float *v, int64_t n, const qat_blk_io *io
         float X; /* the stored E8M0 scale 2^e (NaN: the E8M0 NaN) */
         if (io->scales) {
             X = io->scales[k];
-            block_amax(x, len, &bad);
+            amax_of(x, len, &bad);
         } else {
-            float amax = block_amax(x, len, &bad);
+            float amax = amax_of(x, len, &bad);
             int e = qat_mx_scale_exp(amax, f);
             X = e == INT32_MIN || bad ? NAN : ldexpf(1.0f, e);
         }
@@ -250,7 +246,7 @@ static double row_nvfp4(const qat_blk *B, float *v, int64_t n, const qat_blk_io 
         float *x = v + b0, ss = 0.0f;
         uint8_t *mask = io->mask ? io->mask + b0 : NULL;
         uint64_t idx = io->index0 + (uint64_t)b0;
-        float amax = fos ? block_stats(x, len, &ss, &bad) : block_amax(x, len, &bad);
+        float amax = fos ? block_stats(x, len, &ss, &bad) : amax_of(x, len, &bad);
         float sb = io->scales ? io->scales[k] : qat_mf_nvfp4_block_scale(amax, s_t, 6.0f);
         if (bad || isnan(sb) || isnan(dec)) {
             if (io->scale_out) io->scale_out[k] = NAN;
