@@ -45,6 +45,10 @@ exp_c() {
   sweep experiments/c-factorisation/paired-wa.yaml
   sweep experiments/c-factorisation/paired-w.yaml
   sweep experiments/c-factorisation/paired-a.yaml
+  # stage 3 (README.md): seeds 16-35 of the sparse x quantized cells
+  sweep experiments/c-factorisation/stage3-fp32.yaml
+  sweep experiments/c-factorisation/stage3-sp75.yaml
+  sweep experiments/c-factorisation/stage3.yaml
 }
 exp_d() {   # fp32 reference from b (single seeds) and from c's paired-wa.yaml (the paired design)
   exp_b_runs; sweep experiments/d-rbbm/sweep.yaml; sweep experiments/d-rbbm/seeds.yaml
