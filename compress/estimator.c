@@ -33,7 +33,7 @@ static const qat_est_hooks TABLE[QAT_EST_COUNT] = {
                      .alloc = qat_lsq_alloc, .release = qat_lsq_release, .project = qat_lsq_forward,
                      .backward = qat_lsq_step_grads, .params = qat_lsq_params, .state = qat_lsq_state},
     [QAT_EST_RBBM] = {.formats = QAT_ESTF_SPARSE_MAG, .check = qat_rbbm_check, .proj = qat_rbbm_proj},
-    [QAT_EST_PV] = {.formats = SPARSE_FORMATS | VALUE_FORMATS, .weights_only = 1, .nstate = 5,
+    [QAT_EST_PV] = {.formats = SPARSE_FORMATS | VALUE_FORMATS | QAT_ESTF_AQ, .weights_only = 1, .nstate = 5,
                     .check = qat_pv_check, .alloc = qat_pv_alloc, .release = qat_pv_release, .forward = qat_pv_forward,
                     .backward = qat_pv_backward, .after_step = qat_pv_after_step, .state = qat_pv_state},
     [QAT_EST_MASKED] = {.formats = SPARSE_FORMATS, .proj = qat_masked_proj},
@@ -93,7 +93,7 @@ int qat_est_resolve(const qat_fmt *f, const qat_compress_side *side, int is_weig
         return qat_fail(QAT_EINPUT, "scale 'lsq' needs estimator lsq (format '%s'), expected scale rms or absmax with '%s'",
                         f->name, qat_est_name((qat_est)e));
     if (!strcmp(scale, "absmax") &&
-        (f->val == QAT_VAL_VQ || f->val == QAT_VAL_NONE || f->noise || TABLE[e].learns_scale))
+        (f->val == QAT_VAL_VQ || f->val == QAT_VAL_AQ || f->val == QAT_VAL_NONE || f->noise || TABLE[e].learns_scale))
         return qat_fail(QAT_EINPUT, "scale 'absmax' applies to int, ternary and fp4 grids only (format '%s'), expected rms",
                         f->name);
     *out = e;

@@ -42,7 +42,8 @@ enum {
     QAT_ESTF_GRID = 1u << 5,       /* ternary and fp4 scalar grids */
     QAT_ESTF_INT = 1u << 6,        /* int grids */
     QAT_ESTF_BLOCK = 1u << 7,      /* block-scaled hardware formats (mx*, nvfp4, intB@gG) */
-    QAT_ESTF_ALL = (1u << 8) - 1,
+    QAT_ESTF_AQ = 1u << 8,         /* learned additive codebooks (aqMxBgG, weights only) */
+    QAT_ESTF_ALL = (1u << 9) - 1,
 };
 
 /* One estimator. Hooks left NULL mean "nothing to do" (or the default path). */

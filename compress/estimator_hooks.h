@@ -9,6 +9,8 @@
 
 #include <stdint.h>
 
+#include "compress/estimator.h"
+
 typedef struct qat_quantizer qat_quantizer; /* quantizer.h */
 
 /* estimator_mask.c: estimators that only choose the mask the projection writes. */
@@ -34,5 +36,15 @@ void qat_pv_forward(qat_quantizer *q, const float *x, float *y, int64_t rows);
 void qat_pv_backward(qat_quantizer *q, const float *gy, int64_t rows);
 void qat_pv_after_step(qat_quantizer *q, const float *w);
 void qat_pv_state(qat_quantizer *q, int i, const char **name, float **data, int64_t *n);
+/* The pieces of the V step, shared with the learned-codebook pv (estimator_aq.c):
+ * move the buffer B into pv_rot; mark the top-τ groups of ‖B_g − Ŵ_g‖² in take
+ * (one byte per pv_group); decay B toward Ŵ. */
+void qat_pv_buffer_step(qat_quantizer *q, const float *w);
+void qat_pv_top_groups(qat_quantizer *q, uint8_t *take);
+void qat_pv_decay(qat_quantizer *q);
+
+/* estimator_aq.c: the hooks estimator e runs with on a learned-codebook format
+ * (format_table.c's aq row, est_hooks). */
+const qat_est_hooks *qat_aq_est_hooks(qat_est e);
 
 #endif

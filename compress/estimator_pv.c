@@ -60,6 +60,7 @@ void qat_pv_alloc(qat_quantizer *q) {
     q->pv_rot = qat_xaligned(sizeof(float) * n);
     q->pv_new = qat_xaligned(sizeof(float) * n);
     q->pv_prio = qat_xaligned(sizeof(float) * (n / (size_t)q->pv_group));
+    q->pv_take = qat_xaligned(n / (size_t)q->pv_group);
     /* the buffer and its Adam state exist in both modes so the checkpoint layout does not depend on pv_lr */
     q->pv_buf = qat_xaligned(sizeof(float) * n);
     q->pv_v = qat_xaligned(sizeof(float) * n);
@@ -76,6 +77,7 @@ void qat_pv_release(qat_quantizer *q) {
     free(q->pv_rot);
     free(q->pv_new);
     free(q->pv_prio);
+    free(q->pv_take);
     free(q->pv_buf);
     free(q->pv_v);
     free(q->pv_g);
@@ -129,17 +131,20 @@ static void pv_adam(qat_quantizer *q, int64_t n) {
     }
 }
 
-void qat_pv_after_step(qat_quantizer *q, const float *w) {
-    if (q->pv_init == 0.0f) return; /* nothing stored yet: the next forward projects fully */
-    const int64_t rows = q->max_rows, n = rows * q->cols, G = q->pv_group, ng = n / G;
+/* The V step's buffer B into pv_rot: its Adam step (pv_lr > 0), or the rotated weights. */
+void qat_pv_buffer_step(qat_quantizer *q, const float *w) {
+    const int64_t rows = q->max_rows, n = rows * q->cols;
     if (q->pv_lr > 0) {
         pv_adam(q, n);
         memcpy(q->pv_rot, q->pv_buf, sizeof(float) * (size_t)n);
     } else {
         qat_quantizer_rotate(q, w, q->pv_rot, rows);
     }
-    memcpy(q->pv_new, q->pv_rot, sizeof(float) * (size_t)n);
-    qat_quantizer_project(q, q->pv_new, rows);
+}
+
+/* take[g] = 1 for exactly the top-τ groups by ‖B_g − Ŵ_g‖² (pv_rot against pv_what). */
+void qat_pv_top_groups(qat_quantizer *q, uint8_t *take) {
+    const int64_t n = q->max_rows * q->cols, G = q->pv_group, ng = n / G;
 #pragma omp parallel for schedule(static) num_threads(q->nthreads)
     for (int64_t g = 0; g < ng; g++) {
         double s = 0;
@@ -157,16 +162,33 @@ void qat_pv_after_step(qat_quantizer *q, const float *w) {
     for (int64_t g = 0; g < ng; g++) above += q->pv_prio[g] > thr;
     int64_t ties = k - above;
     for (int64_t g = 0; g < ng; g++) {
-        int take = q->pv_prio[g] > thr;
-        if (!take && q->pv_prio[g] == thr && ties > 0) {
-            take = 1;
+        int t = q->pv_prio[g] > thr;
+        if (!t && q->pv_prio[g] == thr && ties > 0) {
+            t = 1;
             ties--;
         }
-        if (take) memcpy(q->pv_what + g * G, q->pv_new + g * G, sizeof(float) * (size_t)G);
+        take[g] = (uint8_t)t;
     }
-    if (q->pv_lr > 0 && q->pv_delta_decay > 0) {
-        const float d = (float)q->pv_delta_decay;
+}
+
+/* B ← d·Ŵ + (1 − d)·B after the codes moved (pv_lr > 0). */
+void qat_pv_decay(qat_quantizer *q) {
+    if (!(q->pv_lr > 0 && q->pv_delta_decay > 0)) return;
+    const int64_t n = q->max_rows * q->cols;
+    const float d = (float)q->pv_delta_decay;
 #pragma omp parallel for schedule(static) num_threads(q->nthreads)
-        for (int64_t i = 0; i < n; i++) q->pv_buf[i] = d * q->pv_what[i] + (1.0f - d) * q->pv_buf[i];
-    }
+    for (int64_t i = 0; i < n; i++) q->pv_buf[i] = d * q->pv_what[i] + (1.0f - d) * q->pv_buf[i];
+}
+
+void qat_pv_after_step(qat_quantizer *q, const float *w) {
+    if (q->pv_init == 0.0f) return; /* nothing stored yet: the next forward projects fully */
+    const int64_t rows = q->max_rows, n = rows * q->cols, G = q->pv_group, ng = n / G;
+    qat_pv_buffer_step(q, w);
+    memcpy(q->pv_new, q->pv_rot, sizeof(float) * (size_t)n);
+    qat_quantizer_project(q, q->pv_new, rows);
+    uint8_t *take = q->pv_take;
+    qat_pv_top_groups(q, take);
+    for (int64_t g = 0; g < ng; g++)
+        if (take[g]) memcpy(q->pv_what + g * G, q->pv_new + g * G, sizeof(float) * (size_t)G);
+    qat_pv_decay(q);
 }

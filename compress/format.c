@@ -236,6 +236,7 @@ int qat_fmt_parse(const char *s, qat_fmt *f) {
         QAT_TRY(parse_stage(s, plus + 1, end, f, &r2));
         if (r2->stage != QAT_STAGE_VALUE) return bad(s, "the part after '+' must be a value format (intB, ternary, fp4)");
         if (f->val == QAT_VAL_VQ) return bad(s, "sparse+vq is not supported");
+        if (f->val == QAT_VAL_AQ) return bad(s, "sparse+aq is not supported");
     } else {
         QAT_TRY(parse_stage(s, p, end, f, &r1));
         if (f->noise && r1->stage != QAT_STAGE_SPARSE && r1->stage != QAT_STAGE_VALUE)
@@ -308,6 +309,6 @@ qat_fmt qat_fmt_sparse_part(const qat_fmt *f) {
     qat_fmt v = *f;
     v.noise = 0;
     v.val = QAT_VAL_NONE;
-    v.bits = v.vq_dim = 0;
+    v.bits = v.vq_dim = v.aq_books = 0;
     return v;
 }

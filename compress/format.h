@@ -8,7 +8,7 @@
  * live in exactly one place and a typo is rejected up front with the grammar.
  *
  * A format is at most two stages: an optional sparsity stage (spNN or N:M) and an
- * optional value stage (intB, ternary, fp4, vqDxB), optionally wrapped in noise(),
+ * optional value stage (intB, ternary, fp4, vqDxB, aqMxBgG), optionally wrapped in noise(),
  * or one block-scaled format (mxfp4, nvfp4, intB@gG, ...), followed by modifiers
  * "@MOD". "fp32" has neither; "sp50+int4" has both.
  */
@@ -27,6 +27,7 @@ typedef enum {
     QAT_VAL_TERNARY,  /* {-a, 0, a} */
     QAT_VAL_FP4,      /* E2M1 levels at the Gaussian-optimal scale */
     QAT_VAL_VQ,       /* d-dim vectors on a Gaussian-optimal codebook */
+    QAT_VAL_AQ,       /* aqMxBgG: G-dim groups on M learned additive codebooks (weights only) */
     /* block-scaled formats (one scale per block of the input dim; not composable) */
     QAT_VAL_MX,       /* OCP MX: minifloat elements, E8M0 scale per 32 */
     QAT_VAL_NVFP4,    /* E2M1 in blocks of 16, E4M3 block scale, FP32 tensor scale */
@@ -60,7 +61,8 @@ typedef struct {
     int nm_n, nm_m;         /* N:M: keep nm_n of every nm_m */
     qat_val_kind val;       /* value stage */
     int bits;               /* int, intB@gG: b in 1..8; vq: bits per dimension; block minifloats: element bits */
-    int vq_dim;             /* vq: vector dimension d */
+    int vq_dim;             /* vq: vector dimension d; aq: group length G */
+    int aq_books;           /* aq: number of additive codebooks M (bits = log2 of each book's size) */
     qat_el_kind elem;       /* mx: element encoding (blockfmt.h) */
     int block;              /* block formats: elements per scale along the input dim (32, 16, G) */
     unsigned mods;          /* QAT_MOD_* present */

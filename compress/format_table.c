@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "compress/aq.h"
+#include "compress/estimator_hooks.h"
 #include "compress/grid.h"
 #include "compress/hadamard.h"
 #include "compress/project.h"
@@ -117,6 +119,37 @@ static int vq_parse(const char *p, size_t len, qat_fmt *f, const char **why) {
 static void vq_print(const qat_fmt *f, char *b, size_t n) { snprintf(b, n, "vq%dx%d", f->vq_dim, f->bits); }
 static double vq_bits(const qat_fmt *f, double vb) { (void)vb; return f->bits; } /* the codebook is part of the format */
 static int vq_group(const qat_fmt *f) { return f->vq_dim; }
+
+/* ---- aqMxBgG (learned additive codebooks, compress/aq.h) ------------------ */
+
+static int aq_parse(const char *p, size_t len, qat_fmt *f, const char **why) {
+    if (!prefix(p, len, "aq")) return 0;
+    const char *end = p + len, *x = memchr(p + 2, 'x', len - 2);
+    const char *g = x ? memchr(x + 1, 'g', (size_t)(end - x - 1)) : NULL;
+    int m, b, grp;
+    if (!x || !g || !qat_fmt_parse_uint(p + 2, x, &m) || !qat_fmt_parse_uint(x + 1, g, &b) ||
+        !qat_fmt_parse_uint(g + 1, end, &grp)) {
+        *why = "aqMxBgG needs three integers (M codebooks of 2^B entries over groups of G inputs, e.g. aq1x8g8)";
+        return -1;
+    }
+    if (m < 1 || m > QAT_AQ_MAX_BOOKS || b < 1 || b > QAT_AQ_MAX_BITS || grp < 1 || grp > QAT_AQ_MAX_GROUP) {
+        *why = "aqMxBgG needs 1 <= M <= 4, 1 <= B <= 8, 1 <= G <= 32";
+        return -1;
+    }
+    f->val = QAT_VAL_AQ;
+    f->aq_books = m;
+    f->bits = b;
+    f->vq_dim = grp;
+    return 1;
+}
+static void aq_print(const qat_fmt *f, char *b, size_t n) { snprintf(b, n, "aq%dx%dg%d", f->aq_books, f->bits, f->vq_dim); }
+/* the codes only: M·B bits per group of G; the codebooks (M·2^B·G bf16 values)
+ * and the per-row scales depend on the layer's shape (docs/formats.md) */
+static double aq_bits(const qat_fmt *f, double vb) { (void)vb; return (double)f->aq_books * f->bits / f->vq_dim; }
+static int aq_gmse(const qat_fmt *f, double *g) {
+    *g = qat_aq_gmse(f->aq_books, f->bits, f->vq_dim);
+    return 1;
+}
 
 /* ---- spNN ----------------------------------------------------------------- */
 
@@ -266,6 +299,9 @@ static const qat_fmt_traits TABLE[] = {
     {.kind = "vq", .frontier = "vq2x2 vq4x2", .syntax = "vqDxB (d·b <= 8, e.g. vq2x2, vq4x2)", .val = QAT_VAL_VQ, .parse = vq_parse,
      .print = vq_print, .bits = vq_bits, .group = vq_group, .est_class = QAT_ESTF_VQ, .stage = QAT_STAGE_VALUE, .cap = QAT_CAP_VQ,
      .default_est = QAT_EST_TRUST, .rotates = 1},
+    {.kind = "aq", .syntax = "aqMxBgG (learned codebooks, M <= 4, B <= 8, G <= 32, e.g. aq1x8g8, aq2x8g8)", .val = QAT_VAL_AQ,
+     .parse = aq_parse, .print = aq_print, .bits = aq_bits, .gmse_exact = aq_gmse, .group = vq_group, .est_class = QAT_ESTF_AQ,
+     .stage = QAT_STAGE_VALUE, .cap = QAT_CAP_VQ, .default_est = QAT_EST_STE, .rotates = 0, .est_hooks = qat_aq_est_hooks},
     {.kind = "sp", .frontier = "sp50 sp75 sp50+int4", .syntax = "spNN (0<NN<100, e.g. sp50)", .stage = QAT_STAGE_SPARSE, .sp = QAT_SP_MAGNITUDE,
      .parse = sp_parse, .print = sp_print, .bits = sp_bits, .gmse_exact = sp_gmse, .cap = QAT_CAP_SPARSE,
      .est_class = QAT_ESTF_SPARSE_MAG, .default_est = QAT_EST_MASKED},

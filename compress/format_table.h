@@ -24,7 +24,7 @@
 
 typedef enum {
     QAT_STAGE_SPARSE = 1, /* spNN, N:M: may precede "+" VALUE */
-    QAT_STAGE_VALUE,      /* intB, ternary, fp4, vqDxB: may follow SPARSE "+", may be noise()d */
+    QAT_STAGE_VALUE,      /* intB, ternary, fp4, vqDxB (and aqMxBgG alone): may follow SPARSE "+", may be noise()d */
     QAT_STAGE_BLOCK       /* block-scaled formats: stand alone, take modifiers */
 } qat_fmt_stage;
 
@@ -66,6 +66,9 @@ typedef struct {
     /* Projection settings beyond qat_proj_setup's defaults: block formats set
      * P->row (their row projection), P->blk and P->tensor_stats. NULL = none. */
     void (*setup)(struct qat_proj *P, const qat_fmt *f);
+    /* Kinds with learned state of their own (aq's codebooks): the hooks that run
+     * estimator e on them in place of estimator.c's row; NULL = that row. */
+    const qat_est_hooks *(*est_hooks)(qat_est e);
 } qat_fmt_traits;
 
 /* The row of f's value stage, else of its sparsity stage, else fp32's. */

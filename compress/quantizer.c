@@ -67,7 +67,9 @@ int qat_quantizer_create(const qat_compress_side *side, int is_weight, int64_t m
     q->seed = seed;
     q->fmt = f;
     q->est = est;
-    q->hooks = qat_est_hooks_of(est);
+    const qat_fmt_traits *kind = qat_fmt_traits_of(&f);
+    /* a kind with learned state of its own runs the estimator through its own hooks */
+    q->hooks = kind->est_hooks && !f.noise ? kind->est_hooks(est) : qat_est_hooks_of(est);
     q->block = block;
     q->identity = qat_fmt_is_dense(&f) && block == 0;
     const qat_est_hooks *H = q->hooks;

@@ -52,6 +52,7 @@ struct qat_quantizer {
     float *pv_rot;          /* (max_rows, cols) rotated latent weights (scratch) */
     float *pv_new;          /* (max_rows, cols) their full projection (scratch) */
     float *pv_prio;         /* (groups) ‖B_g − Ŵ_g‖² (scratch) */
+    uint8_t *pv_take;       /* (groups) 1 for the groups this V step re-projects (scratch) */
     int64_t pv_group;       /* group length along the input dim */
     double pv_tau;          /* fraction of groups re-projected per step */
     float *pv_buf;          /* (max_rows, cols) V-step buffer B, rotated domain (pv_lr > 0) */
@@ -59,6 +60,7 @@ struct qat_quantizer {
     float *pv_g;            /* (max_rows, cols) dL/dŴ summed since the last step (scratch) */
     float pv_t;             /* V steps taken (Adam bias correction) */
     double pv_lr, pv_beta2, pv_delta_decay; /* V-step Adam lr, beta2; buffer decay */
+    struct qat_aq_state *aq; /* aqMxBgG: learned codebooks, scales and codes (estimator_aq.c) */
 };
 
 /* quantizer_rows.c: the row passes the estimators build on. */

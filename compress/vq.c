@@ -24,7 +24,7 @@
 static qat_vq_codebook *cache[9][9];
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void refresh_layout(qat_vq_codebook *cb) {
+void qat_vq_refresh(qat_vq_codebook *cb) {
     for (int j = 0; j < cb->k; j++) {
         double s = 0;
         for (int t = 0; t < cb->d; t++) {
@@ -36,9 +36,7 @@ static void refresh_layout(qat_vq_codebook *cb) {
     }
 }
 
-/* One Lloyd pass: assign, then move each codeword to its cell's mean. Returns the
- * per-coordinate MSE of the assignment. */
-static double lloyd_pass(qat_vq_codebook *cb, const float *x, int64_t n, int *assign, double *sums, int64_t *counts) {
+double qat_vq_lloyd_pass(qat_vq_codebook *cb, const float *x, int64_t n, int *assign, double *sums, int64_t *counts) {
     const int d = cb->d;
     double err = 0;
 #pragma omp parallel for schedule(static) reduction(+ : err)
@@ -63,7 +61,7 @@ static double lloyd_pass(qat_vq_codebook *cb, const float *x, int64_t n, int *as
     for (int j = 0; j < cb->k; j++)
         if (counts[j]) /* an empty cell keeps its codeword */
             for (int t = 0; t < d; t++) cb->cw[(int64_t)j * d + t] = (float)(sums[(int64_t)j * d + t] / counts[j]);
-    refresh_layout(cb);
+    qat_vq_refresh(cb);
     return err / ((double)n * d);
 }
 
@@ -89,8 +87,8 @@ static qat_vq_codebook *build(int d, int bits) {
     qat_rng rng = qat_rng_make(VQ_SEED, (uint64_t)(d * 16 + bits));
 
     cb->k = 1; /* the mean of N(0, I) samples, ≈ 0 */
-    refresh_layout(cb);
-    double mse = lloyd_pass(cb, x, n, assign, sums, counts);
+    qat_vq_refresh(cb);
+    double mse = qat_vq_lloyd_pass(cb, x, n, assign, sums, counts);
     while (cb->k < K) {
         /* split: c → c ± δ with a small random δ (a multiplicative split would
          * leave the zero codeword of the first stage stuck at the origin) */
@@ -103,11 +101,11 @@ static qat_vq_codebook *build(int d, int bits) {
                 cb->cw[(int64_t)(j + k) * d + t] = c - delta;
             }
         cb->k = 2 * k;
-        refresh_layout(cb);
+        qat_vq_refresh(cb);
         int iters = cb->k == K ? 60 : 20;
         double prev = INFINITY;
         for (int it = 0; it < iters; it++) {
-            mse = lloyd_pass(cb, x, n, assign, sums, counts);
+            mse = qat_vq_lloyd_pass(cb, x, n, assign, sums, counts);
             if (prev - mse < 1e-5 * mse) break;
             prev = mse;
         }
@@ -145,6 +143,42 @@ static qat_vq_codebook *build(int d, int bits) {
     free(sums);
     free(counts);
     return cb;
+}
+
+void qat_vq_kmeans_seed(qat_vq_codebook *cb, const float *x, int64_t n, qat_rng *rng, double *d2) {
+    const int d = cb->d, K = cb->k;
+    /* k-means++ (Arthur & Vassilvitskii 2007): the first centre uniformly, each
+     * next one with probability proportional to its squared distance to the
+     * nearest centre so far; serial in sample order, so the draw is a pure
+     * function of the stream */
+    int64_t first = (int64_t)qat_rng_below(rng, (uint64_t)n);
+    memcpy(cb->cw, x + first * d, sizeof(float) * (size_t)d);
+    for (int64_t i = 0; i < n; i++) d2[i] = INFINITY;
+    for (int j = 1; j < K; j++) {
+        const float *c = cb->cw + (int64_t)(j - 1) * d;
+        double total = 0;
+        for (int64_t i = 0; i < n; i++) {
+            double e = 0;
+            for (int t = 0; t < d; t++) {
+                double diff = (double)x[i * d + t] - c[t];
+                e += diff * diff;
+            }
+            if (e < d2[i]) d2[i] = e;
+            total += d2[i];
+        }
+        int64_t pick = n - 1;
+        if (total > 0) {
+            double u = qat_rng_uniform(rng) * total, acc = 0;
+            for (int64_t i = 0; i < n; i++) {
+                acc += d2[i];
+                if (acc > u) { pick = i; break; }
+            }
+        } else {
+            pick = (int64_t)qat_rng_below(rng, (uint64_t)n); /* every sample is a centre already */
+        }
+        memcpy(cb->cw + (int64_t)j * d, x + pick * d, sizeof(float) * (size_t)d);
+    }
+    qat_vq_refresh(cb);
 }
 
 const qat_vq_codebook *qat_vq_get(int d, int bits) {

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "core/cpu.h"
+#include "core/rng.h"
 #if QAT_CPU_X86
 #include <immintrin.h>
 #endif
@@ -30,6 +31,19 @@ typedef struct {
 
 /* The cached codebook for (d, bits); built on first use (thread-safe). d·bits <= 8. */
 const qat_vq_codebook *qat_vq_get(int d, int bits);
+
+/* The building blocks, shared with the learned codebooks of aq.h. */
+/* Recompute soa and norm2 from cw (after cw changed). */
+void qat_vq_refresh(qat_vq_codebook *cb);
+/* One Lloyd pass over the n samples x (n, d): assign each to its nearest
+ * codeword (into assign), then move every non-empty cell's codeword to its
+ * mean (sums (k, d) and counts (k) are scratch), summed serially in sample
+ * order so the codebook does not depend on the thread count. Returns the
+ * per-coordinate MSE of the assignment. */
+double qat_vq_lloyd_pass(qat_vq_codebook *cb, const float *x, int64_t n, int *assign, double *sums, int64_t *counts);
+/* k-means++ seeding of all cb->k codewords from the samples x (n, d), drawing
+ * from rng; d2 is (n) scratch. */
+void qat_vq_kmeans_seed(qat_vq_codebook *cb, const float *x, int64_t n, qat_rng *rng, double *d2);
 
 /* Index of the codeword nearest to v (d floats, already in RMS units); ties go
  * to the lower index. The AVX-512 path keeps 16 running minima in registers, which
