@@ -280,6 +280,22 @@ static void test_sigkill_resume_block_formats(void **state) {
     }
 }
 
+/* The learned codebooks of docs/formats.md "aqMxBgG", killed and resumed: the
+ * codebooks, scales and codes (compress/), their AdamW moments (optim/) and, for
+ * pv, the V step's buffer and its Adam state must all come back. */
+static void test_sigkill_resume_learned_codebooks(void **state) {
+    (void)state;
+    const char *w[] = {"{format: aq1x8g8}", "{format: aq2x4g4, estimator: pv, pv_tau: 0.05}"};
+    for (int i = 0; i < 2; i++) {
+        char text[1024], rm[700];
+        snprintf(text, sizeof text, "%scompress:\n  weights: %s\n", BLOCK_CFG, w[i]);
+        printf("  W %s\n", w[i]);
+        snprintf(rm, sizeof rm, "rm -rf '%s/a' '%s/b'", g_tmp, g_tmp);
+        assert_int_equal(system(rm), 0);
+        sigkill_resume_is_bit_exact(text, "fp32");
+    }
+}
+
 static void test_bad_input_exits_2_naming_the_file(void **state) {
     (void)state;
     char path[600], yaml[2048];
@@ -908,6 +924,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_sigkill_resume_is_bit_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigkill_resume_is_bit_exact_bf16, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigkill_resume_block_formats, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sigkill_resume_learned_codebooks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input_exits_2_naming_the_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resume_refuses_a_changed_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_completed_without_checkpoint_takes_safe_keys, setup, teardown),
