@@ -42,6 +42,14 @@
  *   fresh first − first > 2.0:     fresh 5.575 (sd 0.012, n = 4), first 2.295
  *                                  (sd 0.112): mean 3.28, sd 0.113, z = 11
  * Without the init (a random start) the first loss is the fresh one and all three fail.
+ * aq1x8g8 weights (fp32 activations) from the same sources, seeds 1..6 (1 and 2
+ * threads the same bits): paired +0.0030, −0.0094, +0.0003, +0.0017, −0.0003,
+ * −0.0006: mean −0.0009, sd 0.0044 (n = 6), so |paired| < 0.03 has z = 6.8;
+ * first − PTQ mean +0.019, sd 0.157 (the batch's spread again), checked against
+ * the same NEAR_MAX. The codebooks' largest change over the 20 steps was
+ * 9.6e-3..1.0e-2 of values up to ~3 (Adam moves every parameter with a gradient
+ * by about lr per step); it is checked to exceed 1e-3 of the largest value,
+ * which no training step at all (the fit itself) fails.
  * Needs the English corpus (Debian dict-gcide); skipped (exit 77) without it.
  */
 #include <fcntl.h>
@@ -72,12 +80,14 @@
 #include "core/threads.h"
 #include "data/dataset.h"
 #include "model/llama.h"
+#include "compress/quantizer.h"
 #include "train/init.h"
 #include "train/sha256.h"
 
 #define NEAR_MAX 0.5 /* |first --init loss − PTQ loss| below this */
 #define FAR_MIN 2.0   /* random start's first loss − the --init run's, above this */
 #define PAIRED_MAX 0.03 /* |(first --init − first of the source) − (PTQ − source loss)| below this */
+#define AQ_PAIRED_MAX 0.03 /* the same for aq1x8g8 weights (init_aq_starts_at_the_ptq_loss) */
 
 static char g_tmp[256];
 static char g_err[8192];
@@ -284,6 +294,75 @@ static void init_starts_at_the_ptq_loss(void **state) {
     assert_string_equal(state_s, "carried");
     assert_true(attr_f64(same_run, "init_ptq_loss") == attr_f64(same_run, "init_source_loss"));
     assert_true(attr_f64(same_run, "init_ptq_loss") == src);
+}
+
+/* ---- learned codebooks (aqMxBgG) from an fp32 source -------------------------- */
+
+/* The first forward of an aq run fits the codebooks by k-means to the loaded
+ * weights; --init's PTQ evaluation does the same fit and restores the state, so
+ * the first training step runs through exactly the codebooks the PTQ loss was
+ * measured with. Paired with the fp32 source's own first loss on the same batch
+ * (the "same" run of init_starts_at_the_ptq_loss, rerun here), the batch's
+ * spread cancels (thresholds: the comment at the top). Then the codebooks must
+ * have moved: the final checkpoint's against the fit recomputed in process. */
+static void init_aq_starts_at_the_ptq_loss(void **state) {
+    (void)state;
+    static const char AQ[] = "compress:\n  weights: {format: aq1x8g8}\n";
+    char cfg[400], out[400], runh5[600], ckpt[600], same_cfg[400], same_run[600];
+    snprintf(cfg, sizeof cfg, "%s/aq.yaml", g_tmp);
+    snprintf(same_cfg, sizeof same_cfg, "%s/aqsame.yaml", g_tmp);
+    snprintf(out, sizeof out, "%s/runs", g_tmp);
+    config(cfg, "aq", 20480, AQ);
+    config(same_cfg, "aqsame", 10240, "");
+    snprintf(runh5, sizeof runh5, "%s/aq/run.h5", out);
+    snprintf(ckpt, sizeof ckpt, "%s/aq/ckpt.h5", out);
+    snprintf(same_run, sizeof same_run, "%s/aqsame/run.h5", out);
+    assert_int_equal(run((char *[]){"train", cfg, "--out", out, "--init", g_src, NULL}), 0);
+    char *stdout_text = NULL, p[600];
+    snprintf(p, sizeof p, "cat '%s/stdout.txt'", g_tmp);
+    assert_int_equal(qat_test_popen(&stdout_text, 0, "%s", p), 0);
+    assert_int_equal(run((char *[]){"train", same_cfg, "--out", out, "--init", g_src, "--quiet", NULL}), 0);
+    double ptq = attr_f64(runh5, "init_ptq_loss"), src = attr_f64(runh5, "init_source_loss");
+    double first = first_loss(runh5), first_src = first_loss(same_run);
+    double paired = (first - first_src) - (ptq - src);
+    printf("  seed %d, %d thread(s): source %.4f, PTQ aq1x8g8 %.4f, first --init %.4f (- PTQ %+.4f), first source "
+           "%.4f, paired %+.4f\n", g_seed, g_threads, src, ptq, first, first - ptq, first_src, paired);
+    assert_true(isfinite(ptq) && isfinite(src));
+    assert_true(ptq > src); /* 1 bit per weight costs something */
+    assert_true(fabs(first - ptq) < NEAR_MAX);
+    assert_true(fabs(paired) < AQ_PAIRED_MAX);
+    char line[128];
+    snprintf(line, sizeof line, "PTQ loss %.4f on held-out through aq1x8g8/fp32", ptq);
+    if (!strstr(stdout_text, line)) fail_msg("'%s' not in the output:\n%s", line, stdout_text);
+    free(stdout_text);
+
+    /* the codebooks trained: the checkpoint's against the k-means fit of the source */
+    qat_config *c = malloc(sizeof *c);
+    assert_int_equal(qat_config_load(cfg, NULL, 0, c), 0);
+    qat_threads_init(1);
+    qat_model_shape sh;
+    assert_int_equal(qat_model_shape_from_config(c, &sh), 0);
+    qat_model *m;
+    assert_int_equal(qat_model_create(c, &sh, 1, &m), 0);
+    qat_init it;
+    assert_int_equal(qat_init_load(&it, g_src, c, m), 0);
+    qat_tensor *w = &m->blocks[0].wqkv;
+    float *y = malloc(sizeof(float) * (size_t)w->numel), *fit, *g;
+    qat_quantizer_forward(m->blocks[0].qw[0], w->data, y, 3 * sh.dim, 0);
+    int64_t np = qat_quantizer_params(m->blocks[0].qw[0], &fit, &g);
+    float *trained = malloc(sizeof(float) * (size_t)np);
+    qat_ckpt_file *f;
+    assert_int_equal(qat_ckpt_open(ckpt, &f), 0);
+    assert_int_equal(qat_ckpt_read_array(f, "compress/layers.0.qkv.weight.aq_params", 1, &np, trained), 0);
+    qat_ckpt_close(f);
+    double moved = 0, size = 0;
+    for (int64_t i = 0; i < np; i++) moved = fmax(moved, fabs(trained[i] - fit[i])), size = fmax(size, fabs(fit[i]));
+    printf("  qkv codebooks and scales: largest change %.3e over 20 steps (largest value %.3e)\n", moved, size);
+    assert_true(moved > 1e-3 * size);
+    free(y), free(trained);
+    qat_init_free(&it);
+    qat_model_free(m);
+    free(c);
 }
 
 /* ---- wrong input -------------------------------------------------------------- */
@@ -544,6 +623,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(sha256_matches_fips_examples),
         cmocka_unit_test(init_starts_at_the_ptq_loss),
+        cmocka_unit_test(init_aq_starts_at_the_ptq_loss),
         cmocka_unit_test(mismatched_or_bad_files_are_refused),
         cmocka_unit_test(resume_of_an_init_run_is_bit_exact),
         cmocka_unit_test(config_key_train_init_is_init),
