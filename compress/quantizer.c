@@ -119,6 +119,8 @@ void qat_quantizer_free(qat_quantizer *q) {
 
 int qat_quantizer_is_identity(const qat_quantizer *q) { return q->identity; }
 
+int qat_quantizer_hadamard(const qat_quantizer *q) { return q->block; }
+
 /* noise(F): y = x_h + N(0, GMSE_F·RMS²), one draw per (seed, step, element). */
 static void noise_forward(qat_quantizer *q, float *y, int64_t rows, int64_t step) {
     const int64_t cols = q->cols;

@@ -76,6 +76,9 @@ void qat_quantizer_after_step(qat_quantizer *q, const float *w, int64_t step);
 int qat_quantizer_state_count(const qat_quantizer *q);
 void qat_quantizer_state(qat_quantizer *q, int i, const char **name, float **data, int64_t *n);
 
+/* The Hadamard block the operand is rotated by (0 = none): the basis of forward's output. */
+int qat_quantizer_hadamard(const qat_quantizer *q);
+
 /* For the run log: the format string, the estimator in effect, the format's GMSE. */
 const char *qat_quantizer_format(const qat_quantizer *q);
 const char *qat_quantizer_estimator(const qat_quantizer *q);

@@ -334,6 +334,13 @@ static void init_aq_starts_at_the_ptq_loss(void **state) {
     char line[128];
     snprintf(line, sizeof line, "PTQ loss %.4f on held-out through aq1x8g8/fp32", ptq);
     if (!strstr(stdout_text, line)) fail_msg("'%s' not in the output:\n%s", line, stdout_text);
+    /* the fit's squared error relative to the weights': aq1x8g8's Gaussian MSE is 0.326
+     * (docs/formats.md), a k-means fit to the very groups it codes does better */
+    const char *fl = strstr(stdout_text, "init: aq codebooks by k-means (8 tensors): squared error ");
+    assert_non_null(fl);
+    double fit_ratio = strtod(fl + strlen("init: aq codebooks by k-means (8 tensors): squared error "), NULL);
+    printf("  k-means fit: squared error %.4f of the weights'\n", fit_ratio);
+    assert_true(fit_ratio > 0 && fit_ratio < 0.326);
     free(stdout_text);
 
     /* the codebooks trained: the checkpoint's against the k-means fit of the source */

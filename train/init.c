@@ -5,7 +5,8 @@
  * tensor by name and shape, so a different preset, width or vocabulary is
  * refused naming the tensor, never silently truncated), decide the quantizers'
  * starting state (carried when the compress keys are equal, else derived from
- * the loaded weights, with LSQ's per-row weight steps chosen by an MSE search),
+ * the loaded weights, with LSQ's per-row weight steps chosen by an MSE search and
+ * aqMxBgG's codebooks fitted by k-means),
  * and evaluate the result before training (the PTQ loss).
  *
  * The hash identifies the weights, not the file: SHA-256 over the /params
@@ -182,6 +183,37 @@ static void search_lsq_steps(qat_init *it, const qat_config *cfg, qat_model *m) 
     }
 }
 
+/* aqMxBgG weights: the quantizer's first forward fits the codebooks by k-means
+ * to the loaded weights (compress/estimator_aq.c); doing it here, once, makes
+ * the fit the PTQ model and lets the run report its squared error (in the
+ * rotated basis the codes live in, like the LSQ search above). */
+static void fit_aq_codebooks(qat_init *it, qat_model *m) {
+    for (int l = 0; l < m->s.layers; l++) {
+        qat_block *b = &m->blocks[l];
+        qat_tensor *w[4] = {&b->wqkv, &b->wo, &b->wgu, &b->wdown};
+        for (int j = 0; j < 4; j++) {
+            qat_quantizer *q = b->qw[j];
+            if (strncmp(qat_quantizer_format(q), "aq", 2)) continue;
+            const int64_t rows = w[j]->shape[0], cols = w[j]->shape[1];
+            const int block = qat_quantizer_hadamard(q); /* auto may follow the activations' block */
+            size_t nb = sizeof(float) * (size_t)(rows * cols);
+            float *y = qat_xmalloc(nb), *yq = qat_xmalloc(nb);
+            for (int64_t r = 0; r < rows; r++) {
+                if (block) qat_hadamard_row_copy(w[j]->data + r * cols, y + r * cols, cols, block);
+                else memcpy(y + r * cols, w[j]->data + r * cols, sizeof(float) * (size_t)cols);
+            }
+            qat_quantizer_forward(q, w[j]->data, yq, rows, 0);
+            for (int64_t i = 0; i < rows * cols; i++) { /* in index order: the same sum for any thread count */
+                double d = (double)yq[i] - y[i];
+                it->fit_err += d * d;
+                it->fit_norm += (double)y[i] * y[i];
+            }
+            it->n_fitted++;
+            free(y), free(yq);
+        }
+    }
+}
+
 /* Every message names the option as well as the file: "--init MESSAGE[what]". */
 static int name_option(int rc, const char *what) {
     if (!rc) return rc;
@@ -253,6 +285,7 @@ int qat_init_load(qat_init *it, const char *path, const qat_config *cfg, qat_mod
         }
         if (!rc && ns) rc = qat_checkpoint_check_finite(path, m, NULL);
         if (!rc && !it->carried) search_lsq_steps(it, cfg, m);
+        if (!rc && !it->carried) fit_aq_codebooks(it, m);
     }
     if (!rc) {
         const qat_config *s = it->source_cfg;

@@ -8,7 +8,8 @@
  * compress.* key of the source's stored config equals the new one, because
  * only then does it mean the same thing; otherwise the new quantizers start
  * from the loaded weights as they would from random ones (PV projects them,
- * LSQ weight steps are chosen by a per-row MSE search, qat_init_load).
+ * LSQ weight steps are chosen by a per-row MSE search, aqMxBgG's codebooks are
+ * fitted by k-means, qat_init_load).
  *
  * Before step 0 the trainer evaluates the loaded model through the new formats
  * (the post-training-quantization loss) and through the source's own formats,
@@ -35,6 +36,8 @@ typedef struct {
     int carried;                  /* 1: quantizer state read from the source (same compress keys) */
     int n_searched;               /* LSQ weight quantizers whose steps the MSE search chose */
     double mse_default, mse_best; /* summed row MSE of those at the default step and the chosen one */
+    int n_fitted;                 /* aqMxBgG weight quantizers whose codebooks k-means fitted here */
+    double fit_err, fit_norm;     /* their summed squared error and the weights' summed square */
     double ptq_loss;              /* held-out loss of the loaded model through this run's formats */
     double source_loss;           /* ... through the source's formats (this run's precision) */
 } qat_init;

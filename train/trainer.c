@@ -201,6 +201,9 @@ int qat_train_run(const qat_config *cfg, const qat_train_opts *opts) {
             else if (init.n_searched)
                 printf("  init: LSQ weight steps by per-row MSE search (%d tensors): squared error %.3gx the default "
                        "step's\n", init.n_searched, init.mse_default > 0 ? init.mse_best / init.mse_default : 1.0);
+            if (!init.carried && init.n_fitted)
+                printf("  init: aq codebooks by k-means (%d tensors): squared error %.3g of the weights'\n",
+                       init.n_fitted, init.fit_norm > 0 ? init.fit_err / init.fit_norm : 0.0);
         }
         printf("  log: %s/run.h5\n", dir);
         fflush(stdout);
