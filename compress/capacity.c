@@ -5,7 +5,8 @@
  *  - uncompressed values count 16 bits (bf16: the precision QuEST's frontier
  *    compares against, eff·16/P), so fp32 → 16 and a sparse survivor → 16;
  *  - intB → B; ternary → log2(3) ≈ 1.585; fp4 → 4; vqDxB → B (the codebook is
- *    fixed by the format, so it is not stored per tensor);
+ *    fixed by the format, so it is not stored per tensor); aqMxBgG → M·B/G (the
+ *    codes; its learned codebooks depend on the layer's shape, docs/formats.md);
  *  - spNN keeps a fraction k = 1 − NN/100: 16·k value bits + 1 mask bit per
  *    parameter (a bitmap); N:M: 16·N/M + log2(C(M,N))/M (an index per group);
  *  - SPARSE+VALUE: the value bits apply to survivors only, plus the mask bits;

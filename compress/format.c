@@ -13,7 +13,9 @@
  * strictly between 0 and 100 %; 1 <= N < M <= 256; vq with 2^(d·b) <= 256
  * codewords (larger codebooks cannot be built by k-means within the few seconds
  * `qat capacity` allows, and would cost more storage than a small model's
- * weights). Nested noise, sparse+sparse and modifiers a kind does not take are
+ * weights); aq with M <= 4 books of 2^B <= 256 learned codewords over groups of
+ * G <= 32 (every step searches whole books). Nested noise, sparse+sparse,
+ * sparse+vq, sparse+aq and modifiers a kind does not take are
  * rejected.
  */
 #include "compress/format.h"
