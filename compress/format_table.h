@@ -6,8 +6,9 @@
  * bits (scales included), its Gaussian MSE (closed form, or NULL for the Monte
  * Carlo through the projection), its default value scale, the valid and default
  * estimators, whether the automatic Hadamard rotation is on, its natural group
- * along the input dim, its capacity type and, for block formats, its row
- * projection. format.c (grammar), gmse.c, capacity.c, estimator.c, quantizer.c and
+ * along the input dim, its capacity type, for block formats its row
+ * projection and, for a kind with trainable state (aq), the estimator hooks
+ * that run on it. format.c (grammar), gmse.c, capacity.c, estimator.c, quantizer.c and
  * the model's Hadamard choice ask the row; none of them names a kind. Adding a
  * format is a row in format_table.c plus its projection (docs/formats.md, "Adding
  * a format").
