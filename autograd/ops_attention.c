@@ -133,6 +133,7 @@ typedef struct {
     float *lse;         /* (B, H, T) log-sum-exp of each score row */
     int64_t B, T;
     int heads;
+    int bf16;           /* the forward ran the bf16 products (attention_bf16.h) */
 } att_ctx;
 
 /* e^x for x <= 0 (scores minus their row maximum), vectorizable: 2^n · 2^f with
@@ -360,6 +361,21 @@ static void load_head(qat_cols k, qat_cols v, int64_t b, int64_t T, int64_t hd, 
     }
 }
 
+#if HAVE_ATT_SIMD
+#include "attention_bf16.h"
+#endif
+
+/* The bf16 products run (train.precision: bf16) for the head dims the AVX-512
+ * kernels cover, on a CPU with AVX512-BF16; otherwise attention stays f32. */
+static int att_use_bf16(const qat_tape *tp, int64_t hd) {
+#if HAVE_ATT_SIMD
+    return tp->bf16 && (hd == 16 || hd == 32) && qat_cpu_avx512bf16();
+#else
+    (void)tp, (void)hd;
+    return 0;
+#endif
+}
+
 static void att_backward(qat_tape *tp, void *p) {
     att_ctx *c = p;
     int64_t B = c->B, T = c->T, H = c->heads, C = c->q.cols, hd = C / H;
@@ -381,6 +397,32 @@ static void att_backward(qat_tape *tp, void *p) {
     const float *gout = qat_grad(tp, c->out), *out = c->out->data;
     float *zero = qat_tape_floats(tp, hd); /* stands in for rows past T in a block */
     memset(zero, 0, (size_t)hd * sizeof(float));
+#if HAVE_ATT_SIMD
+    if (c->bf16) {
+        int64_t per = att_bf16_bwd_scratch(T, hd, ldt);
+        float *scratch = qat_tape_floats(tp, per * att_threads());
+#pragma omp parallel for schedule(static)
+        for (int64_t bh = 0; bh < B * H; bh++) {
+            int64_t b = bh / H, h = bh % H;
+            float *dk = scratch + per * att_thread(), *dv = dk + T * hd;
+            att_head_bwd_bf16(head_row(c->q, b, T, 0, hd, h), ldq, head_row(c->k, b, T, 0, hd, h), ldk,
+                              head_row(c->v, b, T, 0, hd, h), ldv, out + b * T * C + h * hd, gout + b * T * C + h * hd,
+                              C, c->lse + bh * T, gq ? gq + b * T * ldq + c->q.off + h * hd : NULL, ldq, fq, dk, dv,
+                              zero, T, hd, ldt, alpha, (uint32_t *)(dv + T * hd));
+            for (int64_t t = 0; t < T; t++) {
+                if (gk) {
+                    float *g = gk + (b * T + t) * ldk + c->k.off + h * hd;
+                    for (int64_t d = 0; d < hd; d++) g[d] = (fk ? 0.0f : g[d]) + dk[t * hd + d];
+                }
+                if (gv) {
+                    float *g = gv + (b * T + t) * ldv + c->v.off + h * hd;
+                    for (int64_t d = 0; d < hd; d++) g[d] = (fv ? 0.0f : g[d]) + dv[t * hd + d];
+                }
+            }
+        }
+        return;
+    }
+#endif
     /* per thread: kt, vt (hd, ldt); kr, dk, dv (T, hd); P, dS (RB, ldt) */
     int64_t per = 2 * hd * ldt + 3 * T * hd + 2 * RB * ldt + 32;
     float *scratch = qat_tape_floats(tp, per * att_threads());
@@ -483,11 +525,26 @@ qat_tensor *qat_attention(qat_tape *tp, qat_cols q, qat_cols k, qat_cols v,
     float alpha = 1.0f / sqrtf((float)hd);
     float *lse = qat_tape_floats(tp, B * H * T);
     qat_tensor *o = qat_tape_tensor(tp, 2, (int64_t[]){B * T, C});
+    int bf16 = att_use_bf16(tp, hd);
+#if HAVE_ATT_SIMD
+    if (bf16) {
+        int64_t per = att_bf16_fwd_scratch(T, hd, ldt);
+        float *scratch = qat_tape_floats(tp, per * att_threads());
+#pragma omp parallel for schedule(static)
+        for (int64_t bh = 0; bh < B * H; bh++) {
+            int64_t b = bh / H, h = bh % H;
+            att_head_fwd_bf16(head_row(q, b, T, 0, hd, h), qat_tensor_cols(q.t), head_row(k, b, T, 0, hd, h),
+                              qat_tensor_cols(k.t), head_row(v, b, T, 0, hd, h), qat_tensor_cols(v.t),
+                              o->data + b * T * C + h * hd, C, lse + bh * T, T, hd, ldt, alpha,
+                              (uint32_t *)(scratch + per * att_thread()));
+        }
+    }
+#endif
     /* per thread: kt (hd, ldt); vr (T, hd); S (RB, ldt) */
     int64_t per = hd * ldt + T * hd + RB * ldt + 32;
-    float *scratch = qat_tape_floats(tp, per * att_threads());
-#pragma omp parallel for schedule(static)
-    for (int64_t bh = 0; bh < B * H; bh++) {
+    float *scratch = bf16 ? NULL : qat_tape_floats(tp, per * att_threads());
+#pragma omp parallel for schedule(static) if (!bf16)
+    for (int64_t bh = 0; bh < (bf16 ? 0 : B * H); bh++) {
         int64_t b = bh / H, h = bh % H;
         float *kt = scratch + per * att_thread(), *vr = kt + hd * ldt, *S = vr + T * hd;
         load_head(k, v, b, T, hd, h, ldt, kt, NULL, NULL, vr);
@@ -547,6 +604,7 @@ qat_tensor *qat_attention(qat_tape *tp, qat_cols q, qat_cols k, qat_cols v,
     if (tp->grad_enabled) {
         att_ctx *c = qat_tape_ctx(tp, sizeof *c);
         c->q = q; c->k = k; c->v = v; c->out = o; c->lse = lse; c->B = B; c->T = T; c->heads = heads;
+        c->bf16 = bf16;
         qat_tape_push(tp, att_backward, c);
     }
     return o;
