@@ -376,17 +376,23 @@ static int att_use_bf16(const qat_tape *tp, int64_t hd) {
 #endif
 }
 
+/* Two column blocks that never touch the same gradient element. */
+static int cols_apart(qat_cols a, qat_cols b) {
+    return a.t != b.t || a.off + a.cols <= b.off || b.off + b.cols <= a.off;
+}
+
 static void att_backward(qat_tape *tp, void *p) {
     att_ctx *c = p;
     int64_t B = c->B, T = c->T, H = c->heads, C = c->q.cols, hd = C / H;
     int64_t ldt = (T + JB - 1) / JB * JB;
     float alpha = 1.0f / sqrtf((float)hd);
     /* First writers of q, k, v's gradient columns store instead of adding (no
-     * clear); only when the three live in different tensors, since with a shared
-     * one the order in which blocks are written would matter. */
+     * clear); only when no two of the three share columns of one tensor (q and k
+     * side by side in one rope output are fine), since with overlapping blocks
+     * the order in which they are written would matter. */
     int fq = 0, fk = 0, fv = 0;
     float *gq, *gk, *gv;
-    if (c->q.t != c->k.t && c->q.t != c->v.t && c->k.t != c->v.t) {
+    if (cols_apart(c->q, c->k) && cols_apart(c->q, c->v) && cols_apart(c->k, c->v)) {
         gq = qat_tensor_grad_cols(c->q.t, tp->epoch, c->q.off, c->q.cols, &fq);
         gk = qat_tensor_grad_cols(c->k.t, tp->epoch, c->k.off, c->k.cols, &fk);
         gv = qat_tensor_grad_cols(c->v.t, tp->epoch, c->v.off, c->v.cols, &fv);

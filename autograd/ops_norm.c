@@ -125,3 +125,78 @@ qat_tensor *qat_rmsnorm(qat_tape *tp, qat_tensor *x, qat_tensor *w, float eps) {
     }
     return o;
 }
+
+/* ---- residual add + rmsnorm, one pass ----
+ * x = a + b (the residual stream, returned through *sum) and h = rmsnorm(x)·w.
+ * The backward forms x's total gradient (what x's later users left, plus the
+ * norm's) row by row and hands it straight to a and b, so neither the sum's
+ * gradient nor a separate add pass is ever written. Same arithmetic in the same
+ * order as qat_add followed by qat_rmsnorm: bit-identical results. */
+typedef struct {
+    qat_tensor *a, *b, *x, *w, *out; /* (M, C) ×3, (C), (M, C) */
+    float *rstd;                     /* (M) saved 1/rms */
+} addrms_ctx;
+
+static void add_rmsnorm_backward(qat_tape *tp, void *p) {
+    addrms_ctx *c = p;
+    int64_t M = qat_tensor_rows(c->x), C = qat_tensor_cols(c->x);
+    const float *x = c->x->data, *w = c->w->data, *g = qat_grad(tp, c->out);
+    /* x's gradient from its other users, when any wrote one this pass */
+    const float *gs = c->x->grad && c->x->grad_epoch == tp->epoch ? qat_grad(tp, c->x) : NULL;
+    int fa, fb; /* first writers store; a == b is fine: per element a's store comes first */
+    float *ga = qat_grad_all(tp, c->a, &fa), *gb = qat_grad_all(tp, c->b, &fb), *gw = qat_grad(tp, c->w);
+    float *partial = gw ? qat_tape_floats(tp, QAT_RED_CHUNKS * C) : NULL;
+#pragma omp parallel for schedule(static)
+    for (int k = 0; k < QAT_RED_CHUNKS; k++) {
+        int64_t r0 = M * k / QAT_RED_CHUNKS, r1 = M * (k + 1) / QAT_RED_CHUNKS;
+        float *pw = partial ? partial + (int64_t)k * C : NULL;
+        if (pw) memset(pw, 0, (size_t)C * sizeof(float));
+        for (int64_t r = r0; r < r1; r++) {
+            const float *xr = x + r * C, *gr = g + r * C;
+            float rs = c->rstd[r];
+            if (ga || gb) {
+                double dot = 0; /* mean(dxhat · xhat) */
+                for (int64_t j = 0; j < C; j++) dot += (double)gr[j] * w[j] * xr[j];
+                float m = (float)(dot / C) * rs * rs;
+                float *gar = ga ? ga + r * C : NULL, *gbr = gb ? gb + r * C : NULL;
+                const float *gsr = gs ? gs + r * C : NULL;
+                for (int64_t j = 0; j < C; j++) {
+                    float d = rs * (gr[j] * w[j] - xr[j] * m);
+                    if (gsr) d = gsr[j] + d;
+                    if (gar) gar[j] = fa ? d : gar[j] + d;
+                    if (gbr) gbr[j] = fb ? d : gbr[j] + d;
+                }
+            }
+            if (pw)
+                for (int64_t j = 0; j < C; j++) pw[j] += gr[j] * xr[j] * rs;
+        }
+    }
+    if (gw)
+        for (int k = 0; k < QAT_RED_CHUNKS; k++)
+            for (int64_t j = 0; j < C; j++) gw[j] += partial[(int64_t)k * C + j];
+}
+
+qat_tensor *qat_add_rmsnorm(qat_tape *tp, qat_tensor *a, qat_tensor *b, qat_tensor *w, float eps, qat_tensor **sum) {
+    int64_t M = qat_tensor_rows(a), C = qat_tensor_cols(a);
+    QAT_ASSERT(a->numel == b->numel && a->ndim == b->ndim && w->numel == C);
+    qat_tensor *x = qat_tape_tensor(tp, a->ndim, a->shape), *o = qat_tape_tensor(tp, a->ndim, a->shape);
+    float *rstd = tp->grad_enabled ? qat_tape_floats(tp, M) : NULL;
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < M; r++) {
+        const float *ar = a->data + r * C, *br = b->data + r * C;
+        float *xr = x->data + r * C, *orow = o->data + r * C;
+        for (int64_t j = 0; j < C; j++) xr[j] = ar[j] + br[j];
+        float ss = 0;
+        for (int64_t j = 0; j < C; j++) ss += xr[j] * xr[j];
+        float rs = 1.0f / sqrtf(ss / (float)C + eps);
+        if (rstd) rstd[r] = rs;
+        for (int64_t j = 0; j < C; j++) orow[j] = xr[j] * rs * w->data[j];
+    }
+    if (tp->grad_enabled) {
+        addrms_ctx *c = qat_tape_ctx(tp, sizeof *c);
+        c->a = a; c->b = b; c->x = x; c->w = w; c->out = o; c->rstd = rstd;
+        qat_tape_push(tp, add_rmsnorm_backward, c);
+    }
+    *sum = x;
+    return o;
+}

@@ -33,6 +33,30 @@ static qat_tensor *f_silu(qat_tape *tp, void *u) { gc_case *c = u; return qat_si
 static qat_tensor *f_swiglu(qat_tape *tp, void *u) { gc_case *c = u; return qat_swiglu(tp, c->a); }
 static qat_tensor *f_emb(qat_tape *tp, void *u) { gc_case *c = u; return qat_embedding(tp, c->a, c->ids, 12); }
 static qat_tensor *f_rms(qat_tape *tp, void *u) { gc_case *c = u; return qat_rmsnorm(tp, c->a, c->b, 1e-5f); }
+/* residual add + norm: the sum also feeds a later residual (as in the model) */
+static qat_tensor *f_addrms(qat_tape *tp, void *u) {
+    gc_case *c = u;
+    qat_tensor *x, *h = qat_add_rmsnorm(tp, c->a, c->b, c->c, 1e-5f, &x);
+    return qat_add(tp, h, qat_scale(tp, x, 0.7f));
+}
+/* the last block's: the sum feeds only the norm */
+static qat_tensor *f_addrms_end(qat_tape *tp, void *u) {
+    gc_case *c = u;
+    qat_tensor *x;
+    return qat_add_rmsnorm(tp, c->a, c->b, c->c, 1e-5f, &x);
+}
+/* a + a */
+static qat_tensor *f_addrms_self(qat_tape *tp, void *u) {
+    gc_case *c = u;
+    qat_tensor *x, *h = qat_add_rmsnorm(tp, c->a, c->a, c->c, 1e-5f, &x);
+    return qat_add(tp, h, x);
+}
+/* the same graph as f_addrms from the separate ops */
+static qat_tensor *f_addrms_unfused(qat_tape *tp, void *u) {
+    gc_case *c = u;
+    qat_tensor *x = qat_add(tp, c->a, c->b), *h = qat_rmsnorm(tp, x, c->c, 1e-5f);
+    return qat_add(tp, h, qat_scale(tp, x, 0.7f));
+}
 static qat_tensor *f_lin(qat_tape *tp, void *u) { gc_case *c = u; return qat_linear(tp, c->a, c->b, NULL, NULL, 0); }
 static qat_tensor *f_ce(qat_tape *tp, void *u) { gc_case *c = u; return qat_cross_entropy(tp, c->a, c->ids); }
 static qat_tensor *f_rope(qat_tape *tp, void *u) {
@@ -72,6 +96,18 @@ static qat_tensor *f_lin_rope_att(qat_tape *tp, void *u) {
     return qat_rmsnorm(tp, qat_add(tp, att, q), c->c, 1e-5f);
 }
 
+/* the model's wiring: q and k rotated in one rope call over 2H heads, attention
+ * reading both out of that one tensor (first writers on disjoint columns) */
+static qat_tensor *f_lin_rope2_att(qat_tape *tp, void *u) {
+    gc_case *c = u;
+    qat_tensor *qkv = qat_linear(tp, c->a, c->b, NULL, NULL, 0);
+    int64_t C = qat_tensor_cols(qkv) / 3;
+    qat_tensor *qk = qat_rope(tp, qat_cols_of(qkv, 0, 2 * C), c->T, 2 * c->heads, 10000.0);
+    qat_tensor *att = qat_attention(tp, qat_cols_of(qk, 0, C), qat_cols_of(qk, C, C),
+                                    qat_cols_of(qkv, 2 * C, C), c->B, c->T, c->heads);
+    return qat_rmsnorm(tp, att, c->c, 1e-5f);
+}
+
 static void run(gc_forward_fn f, gc_case *c, int n, const char *label, double h) {
     qat_tensor *in[3] = {c->a, c->b, c->c};
     double worst = gc_check(f, c, in, n, 200, h, label);
@@ -108,6 +144,51 @@ static void test_embedding_and_norm(void **state) {
     gc_param_free(c.b);
 }
 
+/* One forward and backward of f with output weights R: output and the three
+ * inputs' gradients, concatenated into buf. */
+static void addrms_run(gc_forward_fn f, gc_case *c, float *buf) {
+    qat_tape tp;
+    qat_tape_init(&tp, 1 << 20);
+    qat_tape_reset(&tp);
+    qat_tensor *in[3] = {c->a, c->b, c->c};
+    for (int k = 0; k < 3; k++) memset(in[k]->grad, 0, (size_t)in[k]->numel * sizeof(float)), in[k]->grad_epoch = tp.epoch;
+    qat_tensor *o = f(&tp, c), *loss;
+    float *R = malloc((size_t)o->numel * sizeof(float));
+    gc_fill(R, o->numel, 31, 1.0f);
+    gc_dot(&tp, o, R, &loss);
+    qat_tape_backward(&tp, loss);
+    memcpy(buf, o->data, (size_t)o->numel * sizeof(float));
+    buf += o->numel;
+    for (int k = 0; k < 3; k++) memcpy(buf, in[k]->grad, (size_t)in[k]->numel * sizeof(float)), buf += in[k]->numel;
+    free(R);
+    qat_tape_free(&tp);
+}
+
+/* The fused residual add + RMSNorm: finite differences with and without a later
+ * user of the sum and with a == b, and the same bits as qat_add then qat_rmsnorm. */
+static void test_add_rmsnorm(void **state) {
+    (void)state;
+    gc_case c = {0};
+    c.a = gc_param(2, (int64_t[]){7, 48}, 14, 1.5f);
+    c.b = gc_param(2, (int64_t[]){7, 48}, 15, 1.0f);
+    c.c = gc_param(1, (int64_t[]){48}, 16, 1.0f);
+    run(f_addrms, &c, 3, "add+rmsnorm", 1e-2);
+    run(f_addrms_end, &c, 3, "add+rmsnorm (sum unused)", 1e-2);
+    gc_case s = c;
+    s.b = s.c; /* inputs a and the weight */
+    qat_tensor *in[2] = {s.a, s.c};
+    assert_true(gc_check(f_addrms_self, &s, in, 2, 200, 1e-2, "add+rmsnorm (a + a)") < TOL);
+    int64_t n = 4 * 7 * 48;
+    float *u = malloc((size_t)n * sizeof(float)), *v = malloc((size_t)n * sizeof(float));
+    addrms_run(f_addrms, &c, u);
+    addrms_run(f_addrms_unfused, &c, v);
+    assert_memory_equal(u, v, (size_t)(3 * 7 * 48 + 48) * sizeof(float));
+    free(u); free(v);
+    gc_param_free(c.a);
+    gc_param_free(c.b);
+    gc_param_free(c.c);
+}
+
 static void test_linear(void **state) {
     (void)state;
     gc_case c = {0};
@@ -139,6 +220,7 @@ static void test_fused_qkv_gradients(void **state) {
     c.b = gc_param(2, (int64_t[]){3 * C, 12}, 12, 0.5f);
     c.c = gc_param(1, (int64_t[]){C}, 13, 1.0f);
     run(f_lin_rope_att, &c, 3, "linear -> rope/attention -> add -> rmsnorm", 1e-2);
+    run(f_lin_rope2_att, &c, 3, "linear -> rope(q|k)/attention -> rmsnorm", 1e-2);
     gc_param_free(c.a);
     gc_param_free(c.b);
     gc_param_free(c.c);
@@ -389,6 +471,7 @@ int main(void) {
         cmocka_unit_test(test_attention_is_causal),
         cmocka_unit_test(test_attention_kernel_vs_reference),
         cmocka_unit_test(test_attention_bf16_vs_reference),
+        cmocka_unit_test(test_add_rmsnorm),
         cmocka_unit_test(test_fused_qkv_gradients),
         cmocka_unit_test(test_grad_first_writer),
         cmocka_unit_test(test_rope_table_per_shape),
