@@ -111,12 +111,9 @@ AIB void pairs_over_rows(uint32_t *xp, const float *x, int64_t ldx, int64_t T, i
         }
 }
 
-/* Per-thread scratch (in 4-byte units) of the bf16 forward and backward. */
+/* Per-thread scratch (in 4-byte units) of the bf16 forward. */
 static inline int64_t att_bf16_fwd_scratch(int64_t T, int64_t hd, int64_t ldt) {
     return hd / 2 * ldt + (T + 1) / 2 * hd + T * hd / 2 + RB * ldt + RB * ldt / 2 + 32;
-}
-static inline int64_t att_bf16_bwd_scratch(int64_t T, int64_t hd, int64_t ldt) {
-    return 2 * (hd / 2 * ldt) + (T + 1) / 2 * hd + T * hd / 2 + 2 * T * hd + 2 * RB * ldt + RB * ldt / 2 + RB * hd + 64;
 }
 
 /* Softmax of the block's rows in place (f32, as the f32 path): row r < rb keeps
@@ -173,29 +170,74 @@ static TBF void att_head_fwd_bf16(const float *q, int64_t ldq, const float *k, i
     }
 }
 
+/* Interleave rows a and b (hd f32 each, b NULL = zeros) into hd bf16 pairs
+ * dst[d] = (a[d], b[d]). */
+AIB void pair_rows(uint32_t *dst, const float *a, const float *b, int64_t hd) {
+    static const int32_t IL[16] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23};
+    static const int32_t IH[16] = {8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+    __m512i il = _mm512_loadu_si512(IL), ih = _mm512_loadu_si512(IH);
+    for (int64_t d = 0; d < hd; d += 16) {
+        __m512 x = _mm512_loadu_ps(a + d), y = b ? _mm512_loadu_ps(b + d) : _mm512_setzero_ps();
+        __m512bh v = _mm512_cvtne2ps_pbh(_mm512_permutex2var_ps(x, ih, y), _mm512_permutex2var_ps(x, il, y));
+        _mm512_storeu_si512(dst + d, (__m512i)v);
+    }
+}
+
+#define QB 16 /* query rows per block of the bf16 backward: QB/2 row pairs for dk, dv */
+
+/* acc_j (+)= Σ_{rp<QB/2} W[rp][j] · X[rp] for j < n: W pairs over rows (stride ldw),
+ * X (QB/2, NV·16) pairs over rows, kept in registers across all keys. */
+AIB void kb_rows(float *acc, const uint32_t *W, int64_t ldw, const uint32_t *X, int64_t n, const int NV) {
+    __m512bh x[QB / 2][2];
+    for (int rp = 0; rp < QB / 2; rp++)
+        for (int c = 0; c < NV; c++) x[rp][c] = (__m512bh)_mm512_loadu_si512(X + rp * NV * 16 + 16 * c);
+    for (int64_t j = 0; j < n; j++) {
+        __m512 a0 = _mm512_loadu_ps(acc + j * NV * 16), a1 = NV > 1 ? _mm512_loadu_ps(acc + j * NV * 16 + 16) : a0;
+        for (int rp = 0; rp < QB / 2; rp++) {
+            __m512bh w = (__m512bh)_mm512_set1_epi32((int)W[rp * ldw + j]);
+            a0 = _mm512_dpbf16_ps(a0, w, x[rp][0]);
+            if (NV > 1) a1 = _mm512_dpbf16_ps(a1, w, x[rp][1]);
+        }
+        _mm512_storeu_ps(acc + j * NV * 16, a0);
+        if (NV > 1) _mm512_storeu_ps(acc + j * NV * 16 + 16, a1);
+    }
+}
+
+/* Per-thread scratch (4-byte units) of the bf16 backward, dk and dv included. */
+static inline int64_t att_bf16_bwd_scratch(int64_t T, int64_t hd, int64_t ldt) {
+    return 2 * (hd / 2 * ldt) + (T + 1) / 2 * hd + T * hd / 2 + 2 * T * hd + 2 * QB * ldt + QB * ldt +
+           QB * ldt / 2 + QB * hd + QB * hd + 64;
+}
+
 /* One (b, h) head of the backward. q, k, v, o, go: the head's rows (strides ld*);
  * dq rows written (accumulated unless fq) when non-NULL; dk, dv (T, hd) f32 out.
- * P and dS are recomputed from the same bf16 scores as the forward. */
+ * P and dS are recomputed from the same bf16 scores as the forward; blocks of QB
+ * query rows, so the dk/dv pair products reduce over QB/2 row pairs per key. */
 static TBF void att_head_bwd_bf16(const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v,
                                   int64_t ldv, const float *o, const float *go, int64_t ldo, const float *lse,
                                   float *dq, int64_t lddq, int fq, float *dk, float *dv, const float *zero, int64_t T,
                                   int64_t hd, int64_t ldt, float alpha, uint32_t *scr) {
+    static const int32_t IL[16] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23};
+    static const int32_t IH[16] = {8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
     int64_t hp = hd / 2;
     uint32_t *kp = scr, *vdp = kp + hp * ldt, *kjp = vdp + hp * ldt, *tmp = kjp + (T + 1) / 2 * hd;
-    float *P = (float *)(tmp + T * hp), *dS = P + RB * ldt;
-    uint32_t *dSb = (uint32_t *)(dS + RB * ldt), *qgb = dSb + RB * ldt / 2; /* qgb: RB q rows, RB go rows */
+    float *P = (float *)(tmp + T * hp), *dS = P + QB * ldt;
+    uint32_t *PP = (uint32_t *)(dS + QB * ldt), *SP = PP + QB / 2 * ldt; /* pairs over rows */
+    uint32_t *dSb = SP + QB / 2 * ldt, *qgb = dSb + QB * ldt / 2;         /* qgb: QB q rows, QB go rows */
+    uint32_t *goP = qgb + QB * hd, *qP = goP + QB / 2 * hd;
     pairs_over_d(kp, k, ldk, T, hd, ldt, tmp);
     pairs_over_d(vdp, v, ldv, T, hd, ldt, tmp);
     pairs_over_rows(kjp, k, ldk, T, hd);
     memset(dk, 0, (size_t)(T * hd) * sizeof(float));
     memset(dv, 0, (size_t)(T * hd) * sizeof(float));
-    for (int64_t i0 = 0; i0 < T; i0 += RB) {
-        int rb = T - i0 < RB ? (int)(T - i0) : RB;
-        int64_t n = i0 + rb, np = (n + 1) / 2;
-        const float *qr[RB], *gr[RB];
-        const uint32_t *qb[RB], *gb[RB];
-        float Di[RB];
-        for (int r = 0; r < RB; r++) {
+    __m512i il = _mm512_loadu_si512(IL), ih = _mm512_loadu_si512(IH);
+    for (int64_t i0 = 0; i0 < T; i0 += QB) {
+        int rb = T - i0 < QB ? (int)(T - i0) : QB;
+        int64_t n = i0 + rb, np = (n + 1) / 2, n16 = (n + 15) / 16 * 16;
+        const float *qr[QB], *gr[QB];
+        const uint32_t *qb[QB], *gb[QB];
+        float Di[QB];
+        for (int r = 0; r < QB; r++) {
             qr[r] = r < rb ? q + (i0 + r) * ldq : zero;
             gr[r] = r < rb ? go + (i0 + r) * ldo : zero;
             const float *orow = o + (r < rb ? i0 + r : i0) * ldo;
@@ -203,13 +245,16 @@ static TBF void att_head_bwd_bf16(const float *q, int64_t ldq, const float *k, i
             for (int64_t d = 0; d < hd; d++) D += gr[r][d] * orow[d];
             Di[r] = D;
             b16_row(qr[r], (uint16_t *)(qgb + r * hp), hd);
-            b16_row(gr[r], (uint16_t *)(qgb + (RB + r) * hp), hd);
+            b16_row(gr[r], (uint16_t *)(qgb + (QB + r) * hp), hd);
             qb[r] = qgb + r * hp;
-            gb[r] = qgb + (RB + r) * hp;
+            gb[r] = qgb + (QB + r) * hp;
         }
-        kb_scores(P, ldt, qb, kp, n, hp, ldt, alpha);
-        kb_scores(dS, ldt, gb, vdp, n, hp, ldt, 1.0f);
-        for (int r = 0; r < RB; r++) {
+        for (int s = 0; s < QB; s += RB) {
+            if (s >= rb) break; /* rows past T: never read below */
+            kb_scores(P + s * ldt, ldt, qb + s, kp, n, hp, ldt, alpha);
+            kb_scores(dS + s * ldt, ldt, gb + s, vdp, n, hp, ldt, 1.0f);
+        }
+        for (int r = 0; r < QB; r++) {
             float *pr = P + r * ldt, *dr = dS + r * ldt;
             int64_t ni = r < rb ? i0 + r + 1 : 0;
             float li = r < rb ? lse[i0 + r] : 0, D = Di[r];
@@ -219,20 +264,41 @@ static TBF void att_head_bwd_bf16(const float *q, int64_t ldq, const float *k, i
                 pr[j] = pj;
                 dr[j] = pj * (dr[j] - D);
             }
-            for (int64_t j = ni; j < 2 * np; j++) pr[j] = dr[j] = 0;
+            for (int64_t j = ni; j < n16; j++) pr[j] = dr[j] = 0;
         }
-        if (hd == 32) k_dkdv(dv, dk, P, dS, ldt, gr, qr, n, 2, alpha);
-        else k_dkdv(dv, dk, P, dS, ldt, gr, qr, n, 1, alpha);
-        if (dq) {
-            float *dqr[RB];
-            for (int r = 0; r < RB; r++) {
-                dqr[r] = r < rb ? dq + (i0 + r) * lddq : NULL;
-                b16_row(dS + r * ldt, (uint16_t *)(dSb + r * (ldt / 2)), (2 * np + 15) / 16 * 16);
+        /* dv_j += Σ_r P[r][j] go_r, dk_j += Σ_r dS[r][j] q_r (α applied at the end) */
+        for (int rp = 0; rp < QB / 2; rp++) {
+            const float *p0 = P + 2 * rp * ldt, *p1 = p0 + ldt, *s0 = dS + 2 * rp * ldt, *s1 = s0 + ldt;
+            for (int64_t j = 0; j < n16; j += 16) {
+                __m512 a = _mm512_loadu_ps(p0 + j), b = _mm512_loadu_ps(p1 + j);
+                __m512bh w = _mm512_cvtne2ps_pbh(_mm512_permutex2var_ps(a, ih, b), _mm512_permutex2var_ps(a, il, b));
+                _mm512_storeu_si512(PP + rp * ldt + j, (__m512i)w);
+                a = _mm512_loadu_ps(s0 + j), b = _mm512_loadu_ps(s1 + j);
+                w = _mm512_cvtne2ps_pbh(_mm512_permutex2var_ps(a, ih, b), _mm512_permutex2var_ps(a, il, b));
+                _mm512_storeu_si512(SP + rp * ldt + j, (__m512i)w);
             }
-            if (hd == 32) kb_pv(dqr, dSb, ldt / 2, kjp, np, 2, !fq, alpha);
-            else kb_pv(dqr, dSb, ldt / 2, kjp, np, 1, !fq, alpha);
+            pair_rows(goP + rp * hd, gr[2 * rp], gr[2 * rp + 1], hd);
+            pair_rows(qP + rp * hd, qr[2 * rp], qr[2 * rp + 1], hd);
         }
+        if (hd == 32) {
+            kb_rows(dv, PP, ldt, goP, n, 2);
+            kb_rows(dk, SP, ldt, qP, n, 2);
+        } else {
+            kb_rows(dv, PP, ldt, goP, n, 1);
+            kb_rows(dk, SP, ldt, qP, n, 1);
+        }
+        if (dq)
+            for (int s = 0; s < rb; s += RB) {
+                float *dqr[RB];
+                for (int r = 0; r < RB; r++) {
+                    dqr[r] = s + r < rb ? dq + (i0 + s + r) * lddq : NULL;
+                    b16_row(dS + (s + r) * ldt, (uint16_t *)(dSb + r * (ldt / 2)), (2 * np + 15) / 16 * 16);
+                }
+                if (hd == 32) kb_pv(dqr, dSb, ldt / 2, kjp, np, 2, !fq, alpha);
+                else kb_pv(dqr, dSb, ldt / 2, kjp, np, 1, !fq, alpha);
+            }
     }
+    for (int64_t i = 0; i < T * hd; i++) dk[i] *= alpha;
 }
 
 #undef AIB
