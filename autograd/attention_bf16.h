@@ -111,9 +111,9 @@ AIB void pairs_over_rows(uint32_t *xp, const float *x, int64_t ldx, int64_t T, i
         }
 }
 
-/* Per-thread scratch (in 4-byte units) of the bf16 forward. */
+/* Per-thread scratch (in 4-byte units) of the bf16 forward, with the rotation buffer. */
 static inline int64_t att_bf16_fwd_scratch(int64_t T, int64_t hd, int64_t ldt) {
-    return hd / 2 * ldt + (T + 1) / 2 * hd + T * hd / 2 + RB * ldt + RB * ldt / 2 + 32;
+    return hd / 2 * ldt + (T + 1) / 2 * hd + T * hd / 2 + RB * ldt + RB * ldt / 2 + T * hd + 32;
 }
 
 /* Softmax of the block's rows in place (f32, as the f32 path): row r < rb keeps
@@ -145,16 +145,65 @@ AIB void softmax_rows_b16(float *S, int64_t ldS, uint32_t *Pb, int64_t ldP, int6
     }
 }
 
+/* dst (T, hd) = head rows x (stride ldx) under the rotary embedding, cs the
+ * (T, hd/2) cos then sin table: qat_rope's formula, so the same bits. */
+AIB void rope_rows(float *dst, const float *x, int64_t ldx, int64_t T, int64_t hd, const float *cs) {
+    int64_t half = hd / 2;
+    for (int64_t t = 0; t < T; t++) {
+        const float *restrict co = cs + t * half, *restrict si = cs + T * half + t * half;
+        const float *restrict x1 = x + t * ldx, *restrict x2 = x1 + half;
+        float *restrict o1 = dst + t * hd, *restrict o2 = o1 + half;
+#pragma omp simd
+        for (int64_t j = 0; j < half; j++) {
+            o1[j] = x1[j] * co[j] - x2[j] * si[j];
+            o2[j] = x2[j] * co[j] + x1[j] * si[j];
+        }
+    }
+}
+
+/* g rows (stride ldg) (+)= the rotary embedding's backward of d (T, hd): qat_rope's
+ * backward formula, stored when first. */
+AIB void rope_rows_back(float *g, int64_t ldg, const float *d, int64_t T, int64_t hd, const float *cs, int first) {
+    int64_t half = hd / 2;
+    for (int64_t t = 0; t < T; t++) {
+        const float *restrict co = cs + t * half, *restrict si = cs + T * half + t * half;
+        const float *restrict g1 = d + t * hd, *restrict g2 = g1 + half;
+        float *restrict d1 = g + t * ldg, *restrict d2 = d1 + half;
+        if (first) {
+#pragma omp simd
+            for (int64_t j = 0; j < half; j++) {
+                d1[j] = g1[j] * co[j] + g2[j] * si[j];
+                d2[j] = g2[j] * co[j] - g1[j] * si[j];
+            }
+        } else {
+#pragma omp simd
+            for (int64_t j = 0; j < half; j++) {
+                d1[j] += g1[j] * co[j] + g2[j] * si[j];
+                d2[j] += g2[j] * co[j] - g1[j] * si[j];
+            }
+        }
+    }
+}
+
 /* One (b, h) head of the forward: o rows (stride ldo) and lse (T). */
 static TBF void att_head_fwd_bf16(const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v,
                                   int64_t ldv, float *o, int64_t ldo, float *lse, int64_t T, int64_t hd, int64_t ldt,
-                                  float alpha, uint32_t *scr) {
+                                  float alpha, const float *cs, uint32_t *scr) {
     int64_t hp = hd / 2;
     uint32_t *kp = scr, *vp = kp + hp * ldt, *qb = vp + (T + 1) / 2 * hd;
     float *S = (float *)(qb + T * hp);
     uint32_t *Pb = (uint32_t *)(S + RB * ldt);
-    pairs_over_d(kp, k, ldk, T, hd, ldt, qb); /* qb as the transpose's scratch first */
-    pairs_over_rows(vp, v, ldv, T, hd);
+    if (cs) { /* rotate k, then q, through one (T, hd) buffer as they are loaded */
+        float *rot = (float *)(Pb + RB * ldt / 2);
+        rope_rows(rot, k, ldk, T, hd, cs);
+        pairs_over_d(kp, rot, hd, T, hd, ldt, qb);
+        pairs_over_rows(vp, v, ldv, T, hd);
+        rope_rows(rot, q, ldq, T, hd, cs);
+        q = rot, ldq = hd;
+    } else {
+        pairs_over_d(kp, k, ldk, T, hd, ldt, qb); /* qb as the transpose's scratch first */
+        pairs_over_rows(vp, v, ldv, T, hd);
+    }
     for (int64_t t = 0; t < T; t++) b16_row(q + t * ldq, (uint16_t *)(qb + t * hp), hd);
     for (int64_t i0 = 0; i0 < T; i0 += RB) {
         int rb = T - i0 < RB ? (int)(T - i0) : RB;
@@ -206,7 +255,7 @@ AIB void kb_rows(float *acc, const uint32_t *W, int64_t ldw, const uint32_t *X, 
 /* Per-thread scratch (4-byte units) of the bf16 backward, dk and dv included. */
 static inline int64_t att_bf16_bwd_scratch(int64_t T, int64_t hd, int64_t ldt) {
     return 2 * (hd / 2 * ldt) + (T + 1) / 2 * hd + T * hd / 2 + 2 * T * hd + 2 * QB * ldt + QB * ldt +
-           QB * ldt / 2 + QB * hd + QB * hd + 64;
+           QB * ldt / 2 + QB * hd + QB * hd + 3 * T * hd + 64; /* + rotated q, k and dq (rope fused) */
 }
 
 /* One (b, h) head of the backward. q, k, v, o, go: the head's rows (strides ld*);

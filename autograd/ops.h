@@ -9,9 +9,7 @@
  *
  *     h    = qat_rmsnorm(tp, x, w_norm1, eps);                   // (M, C)
  *     qkv  = qat_linear(tp, h, w_qkv, qa, qw, step);             // (M, 3C)
- *     qk   = qat_rope(tp, qat_cols_of(qkv, 0, 2*C), T, 2*H, theta); // (M, 2C)
- *     att  = qat_attention(tp, qat_cols_of(qk, 0, C), qat_cols_of(qk, C, C),
- *                          qat_cols_of(qkv, 2*C, C), B, T, H);   // (M, C)
+ *     att  = qat_rope_attention(tp, qkv, B, T, H, theta);        // (M, C)
  *     h2   = qat_add_rmsnorm(tp, x, qat_linear(tp, att, w_o, ...), w_norm2, eps, &x);
  *
  * qat_cols names a block of columns of a row-major tensor without copying it, so
@@ -77,6 +75,12 @@ qat_tensor *qat_rope(qat_tape *tp, qat_cols x, int64_t T, int heads, double thet
  * q, k, v are (B·T, H·hd) column blocks → (B·T, H·hd). */
 qat_tensor *qat_attention(qat_tape *tp, qat_cols q, qat_cols k, qat_cols v,
                           int64_t B, int64_t T, int heads);
+/* The model's attention: q|k|v the column blocks [0, C), [C, 2C), [2C, 3C) of qkv
+ * (B·T, 3C), q and k rotated (qat_rope) → (B·T, C). The values of qat_rope over q|k
+ * followed by qat_attention. With the bf16 kernels (tp->bf16 on a CPU with
+ * AVX512-BF16) each head is rotated as it is loaded, so no rotated copy is stored;
+ * otherwise it is exactly those two ops. */
+qat_tensor *qat_rope_attention(qat_tape *tp, qat_tensor *qkv, int64_t B, int64_t T, int heads, double theta);
 
 /* ---- loss ----------------------------------------------------------------- */
 /* Mean cross-entropy of logits (M, V) against targets[M] (fused log-softmax);

@@ -247,7 +247,7 @@ void qat_model_free(qat_model *m) {
 
 qat_tensor *qat_model_logits(qat_model *m, qat_tape *tp, const int32_t *inputs, int B, int64_t step) {
     const qat_model_shape *s = &m->s;
-    int64_t T = s->seq_len, M = (int64_t)B * T, C = s->dim;
+    int64_t T = s->seq_len, M = (int64_t)B * T;
     QAT_ASSERT(B <= m->max_batch);
     float eps = (float)s->norm_eps;
     tp->bf16 = m->bf16;
@@ -257,10 +257,7 @@ qat_tensor *qat_model_logits(qat_model *m, qat_tape *tp, const int32_t *inputs, 
     for (int l = 0; l < s->layers; l++) {
         qat_block *b = &m->blocks[l];
         qat_tensor *qkv = qat_linear_gq(tp, h, &b->wqkv, b->qa[0], b->qw[0], &m->gq, b->gkey[0], step); // (M, 3C)
-        /* q and k rotated in one pass: side by side they are 2H heads of the same hd */
-        qat_tensor *qk = qat_rope(tp, qat_cols_of(qkv, 0, 2 * C), T, 2 * s->heads, s->rope_theta); // (M, 2C)
-        qat_tensor *att = qat_attention(tp, qat_cols_of(qk, 0, C), qat_cols_of(qk, C, C),
-                                        qat_cols_of(qkv, 2 * C, C), B, T, s->heads);  // (M, C)
+        qat_tensor *att = qat_rope_attention(tp, qkv, B, T, s->heads, s->rope_theta);  // (M, C)
         qat_tensor *h2 = qat_add_rmsnorm(tp, x, qat_linear_gq(tp, att, &b->wo, b->qa[1], b->qw[1], &m->gq, b->gkey[1], step),
                                          &b->norm2, eps, &x);                         // x += o_proj; h2 (M, C)
         qat_tensor *gu = qat_linear_gq(tp, h2, &b->wgu, b->qa[2], b->qw[2], &m->gq, b->gkey[2], step); // (M, 2H)

@@ -108,6 +108,21 @@ static qat_tensor *f_lin_rope2_att(qat_tape *tp, void *u) {
     return qat_rmsnorm(tp, att, c->c, 1e-5f);
 }
 
+/* the fused op (rotation on load under the bf16 kernels) and its composition */
+static qat_tensor *f_rope_att_fused(qat_tape *tp, void *u) {
+    gc_case *c = u;
+    tp->bf16 = c->ids[0];
+    return qat_rope_attention(tp, c->a, c->B, c->T, c->heads, 10000.0);
+}
+static qat_tensor *f_rope_att_parts(qat_tape *tp, void *u) {
+    gc_case *c = u;
+    tp->bf16 = c->ids[0];
+    int64_t C = qat_tensor_cols(c->a) / 3;
+    qat_tensor *qk = qat_rope(tp, qat_cols_of(c->a, 0, 2 * C), c->T, 2 * c->heads, 10000.0);
+    return qat_attention(tp, qat_cols_of(qk, 0, C), qat_cols_of(qk, C, C), qat_cols_of(c->a, 2 * C, C), c->B, c->T,
+                         c->heads);
+}
+
 static void run(gc_forward_fn f, gc_case *c, int n, const char *label, double h) {
     qat_tensor *in[3] = {c->a, c->b, c->c};
     double worst = gc_check(f, c, in, n, 200, h, label);
@@ -187,6 +202,60 @@ static void test_add_rmsnorm(void **state) {
     gc_param_free(c.a);
     gc_param_free(c.b);
     gc_param_free(c.c);
+}
+
+/* autograd/ops_attention.c: whether the fused op rotates on load (bf16 kernels) */
+int qat_attention_rotates(const qat_tape *tp, int64_t hd);
+
+/* One forward and backward of f on c->a with output weights from seed 33: the
+ * output and a's gradient, concatenated into buf. */
+static void rope_att_run(gc_forward_fn f, gc_case *c, float *buf) {
+    qat_tape tp;
+    qat_tape_init(&tp, 1 << 22);
+    qat_tape_reset(&tp);
+    memset(c->a->grad, 0, (size_t)c->a->numel * sizeof(float));
+    c->a->grad_epoch = tp.epoch;
+    qat_tensor *o = f(&tp, c), *loss;
+    float *R = malloc((size_t)o->numel * sizeof(float));
+    gc_fill(R, o->numel, 33, 1.0f);
+    gc_dot(&tp, o, R, &loss);
+    qat_tape_backward(&tp, loss);
+    memcpy(buf, o->data, (size_t)o->numel * sizeof(float));
+    memcpy(buf + o->numel, c->a->grad, (size_t)c->a->numel * sizeof(float));
+    free(R);
+    qat_tape_free(&tp);
+}
+
+/* qat_rope_attention: the same values as qat_rope over q|k then qat_attention, in
+ * f32 and under the bf16 kernels (where the rotation moves into the head loads:
+ * same formulas, so equal values; == lets the sign of a zero differ), at T = 37
+ * and 64, head dims 16 and 32; and finite differences in f32. */
+static void test_rope_attention_fused(void **state) {
+    (void)state;
+    static const int64_t shapes[3][4] = {{2, 37, 3, 16}, {1, 64, 2, 32}, {1, 5, 2, 16}}; /* B, T, H, hd */
+    for (int sh = 0; sh < 3; sh++)
+        for (int bf = 0; bf < 2; bf++) {
+            gc_case c = {0};
+            c.B = shapes[sh][0]; c.T = shapes[sh][1]; c.heads = (int)shapes[sh][2];
+            int64_t C = c.heads * shapes[sh][3], M = c.B * c.T, n = M * C + M * 3 * C;
+            c.a = gc_param(2, (int64_t[]){M, 3 * C}, 40 + (uint64_t)sh, 1.5f);
+            c.ids[0] = bf;
+            qat_tape probe = {0};
+            probe.bf16 = bf;
+            /* the path under test ran: rotation on load exactly where the bf16 kernels run */
+            assert_int_equal(qat_attention_rotates(&probe, shapes[sh][3]), bf && qat_cpu_avx512bf16());
+            float *u = malloc((size_t)n * sizeof(float)), *v = malloc((size_t)n * sizeof(float));
+            rope_att_run(f_rope_att_fused, &c, u);
+            rope_att_run(f_rope_att_parts, &c, v);
+            int64_t diff = 0;
+            for (int64_t i = 0; i < n; i++) diff += !(u[i] == v[i]);
+            printf("  rope+attention %s B%lld T%lld H%d: %lld of %lld values differ\n", bf ? "bf16" : "f32",
+                   (long long)c.B, (long long)c.T, c.heads, (long long)diff, (long long)n);
+            assert_int_equal(diff, 0);
+            if (!bf && sh == 2) run(f_rope_att_fused, &c, 1, "rope_attention (fused)", 1e-2);
+            free(u); free(v);
+            gc_param_free(c.a);
+        }
 }
 
 static void test_linear(void **state) {
@@ -472,6 +541,7 @@ int main(void) {
         cmocka_unit_test(test_attention_kernel_vs_reference),
         cmocka_unit_test(test_attention_bf16_vs_reference),
         cmocka_unit_test(test_add_rmsnorm),
+        cmocka_unit_test(test_rope_attention_fused),
         cmocka_unit_test(test_fused_qkv_gradients),
         cmocka_unit_test(test_grad_first_writer),
         cmocka_unit_test(test_rope_table_per_shape),
