@@ -147,7 +147,7 @@ AIB void softmax_rows_b16(float *S, int64_t ldS, uint32_t *Pb, int64_t ldP, int6
 
 /* dst (T, hd) = head rows x (stride ldx) under the rotary embedding, cs the
  * (T, hd/2) cos then sin table: qat_rope's formula, so the same bits. */
-AIB void rope_rows(float *dst, const float *x, int64_t ldx, int64_t T, int64_t hd, const float *cs) {
+static inline void rope_rows(float *dst, const float *x, int64_t ldx, int64_t T, int64_t hd, const float *cs) {
     int64_t half = hd / 2;
     for (int64_t t = 0; t < T; t++) {
         const float *restrict co = cs + t * half, *restrict si = cs + T * half + t * half;
@@ -163,7 +163,7 @@ AIB void rope_rows(float *dst, const float *x, int64_t ldx, int64_t T, int64_t h
 
 /* g rows (stride ldg) (+)= the rotary embedding's backward of d (T, hd): qat_rope's
  * backward formula, stored when first. */
-AIB void rope_rows_back(float *g, int64_t ldg, const float *d, int64_t T, int64_t hd, const float *cs, int first) {
+static inline void rope_rows_back(float *g, int64_t ldg, const float *d, int64_t T, int64_t hd, const float *cs, int first) {
     int64_t half = hd / 2;
     for (int64_t t = 0; t < T; t++) {
         const float *restrict co = cs + t * half, *restrict si = cs + T * half + t * half;
