@@ -576,7 +576,8 @@ static qat_tensor *attention(qat_tape *tp, qat_cols q, qat_cols k, qat_cols v, i
         }
     }
 #endif
-    /* per thread: kt (hd, ldt); vr (T, hd); S (RB, ldt) */
+    /* the f32 path, unchanged (a loop of no iterations after the bf16 one);
+     * per thread: kt (hd, ldt); vr (T, hd); S (RB, ldt) */
     int64_t per = hd * ldt + T * hd + RB * ldt + 32;
     float *scratch = bf16 ? NULL : qat_tape_floats(tp, per * att_threads());
 #pragma omp parallel for schedule(static) if (!bf16)
