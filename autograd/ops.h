@@ -9,11 +9,8 @@
  *
  *     h    = qat_rmsnorm(tp, x, w_norm1, eps);                   // (M, C)
  *     qkv  = qat_linear(tp, h, w_qkv, qa, qw, step);             // (M, 3C)
- *     q    = qat_rope(tp, qat_cols_of(qkv, 0, C), T, H, theta);  // (M, C)
- *     k    = qat_rope(tp, qat_cols_of(qkv, C, C), T, H, theta);  // (M, C)
- *     att  = qat_attention(tp, qat_cols_of(q, 0, C), qat_cols_of(k, 0, C),
- *                          qat_cols_of(qkv, 2*C, C), B, T, H);   // (M, C)
- *     x    = qat_add(tp, x, qat_linear(tp, att, w_o, ...));      // (M, C)
+ *     att  = qat_rope_attention(tp, qkv, B, T, H, theta);        // (M, C)
+ *     h2   = qat_add_rmsnorm(tp, x, qat_linear(tp, att, w_o, ...), w_norm2, eps, &x);
  *
  * qat_cols names a block of columns of a row-major tensor without copying it, so
  * attention reads q, k and v straight out of the fused projection's output.
@@ -54,6 +51,10 @@ qat_tensor *qat_swiglu(qat_tape *tp, qat_tensor *gu);
 qat_tensor *qat_embedding(qat_tape *tp, qat_tensor *table, const int32_t *ids, int64_t M);
 /* x (M, C), weight (C) → x / sqrt(mean(x²) + eps) ⊙ weight (M, C). */
 qat_tensor *qat_rmsnorm(qat_tape *tp, qat_tensor *x, qat_tensor *weight, float eps);
+/* The residual add and the norm after it in one pass: *sum = a + b (M, C), returns
+ * rmsnorm(*sum, weight, eps) (M, C); the same bits as qat_add then qat_rmsnorm. */
+qat_tensor *qat_add_rmsnorm(qat_tape *tp, qat_tensor *a, qat_tensor *b, qat_tensor *weight, float eps,
+                            qat_tensor **sum);
 
 /* ---- linear --------------------------------------------------------------- */
 /* x (M, K), W (N, K) → y = Q_a(x)·Q_w(W)ᵀ (M, N). qa/qw may be NULL (fp32).
@@ -74,6 +75,12 @@ qat_tensor *qat_rope(qat_tape *tp, qat_cols x, int64_t T, int heads, double thet
  * q, k, v are (B·T, H·hd) column blocks → (B·T, H·hd). */
 qat_tensor *qat_attention(qat_tape *tp, qat_cols q, qat_cols k, qat_cols v,
                           int64_t B, int64_t T, int heads);
+/* The model's attention: q|k|v the column blocks [0, C), [C, 2C), [2C, 3C) of qkv
+ * (B·T, 3C), q and k rotated (qat_rope) → (B·T, C). The values of qat_rope over q|k
+ * followed by qat_attention. With the bf16 kernels (tp->bf16 on a CPU with
+ * AVX512-BF16) each head is rotated as it is loaded, so no rotated copy is stored;
+ * otherwise it is exactly those two ops. */
+qat_tensor *qat_rope_attention(qat_tape *tp, qat_tensor *qkv, int64_t B, int64_t T, int heads, double theta);
 
 /* ---- loss ----------------------------------------------------------------- */
 /* Mean cross-entropy of logits (M, V) against targets[M] (fused log-softmax);

@@ -32,8 +32,16 @@
 
 /* Compiled twice in a portable build (core/cpu.h): qat_attention (and the backward
  * it records) runs the AVX-512 copy on CPUs that have it. */
+/* Attention on q and k rotated as they are loaded (cs: the rope table), and
+ * whether this build and CPU do that for head dim hd under tp (the bf16 path). */
+qat_tensor *qat_attention_rot(qat_tape *tp, qat_cols q, qat_cols k, qat_cols v, int64_t B, int64_t T, int heads,
+                              const float *cs);
+int qat_attention_rotates(const qat_tape *tp, int64_t hd);
+
 #if QAT_ISA_RENAME
 #define qat_attention QAT_ISA_NAME(qat_attention)
+#define qat_attention_rot QAT_ISA_NAME(qat_attention_rot)
+#define qat_attention_rotates QAT_ISA_NAME(qat_attention_rotates)
 #endif
 
 #if !QAT_ISA_COPY
@@ -133,6 +141,8 @@ typedef struct {
     float *lse;         /* (B, H, T) log-sum-exp of each score row */
     int64_t B, T;
     int heads;
+    int bf16;           /* the forward ran the bf16 products (attention_bf16.h) */
+    const float *cs;    /* rope table when q and k are rotated on load (bf16 path), else NULL */
 } att_ctx;
 
 /* e^x for x <= 0 (scores minus their row maximum), vectorizable: 2^n · 2^f with
@@ -360,17 +370,38 @@ static void load_head(qat_cols k, qat_cols v, int64_t b, int64_t T, int64_t hd, 
     }
 }
 
+#if HAVE_ATT_SIMD
+#include "attention_bf16.h"
+#endif
+
+/* The bf16 products run (train.precision: bf16) for the head dims the AVX-512
+ * kernels cover, on a CPU with AVX512-BF16; otherwise attention stays f32. */
+static int att_use_bf16(const qat_tape *tp, int64_t hd) {
+#if HAVE_ATT_SIMD
+    return tp->bf16 && (hd == 16 || hd == 32) && qat_cpu_avx512bf16();
+#else
+    (void)tp, (void)hd;
+    return 0;
+#endif
+}
+
+/* Two column blocks that never touch the same gradient element. */
+static int cols_apart(qat_cols a, qat_cols b) {
+    return a.t != b.t || a.off + a.cols <= b.off || b.off + b.cols <= a.off;
+}
+
 static void att_backward(qat_tape *tp, void *p) {
     att_ctx *c = p;
     int64_t B = c->B, T = c->T, H = c->heads, C = c->q.cols, hd = C / H;
     int64_t ldt = (T + JB - 1) / JB * JB;
     float alpha = 1.0f / sqrtf((float)hd);
     /* First writers of q, k, v's gradient columns store instead of adding (no
-     * clear); only when the three live in different tensors, since with a shared
-     * one the order in which blocks are written would matter. */
+     * clear); only when no two of the three share columns of one tensor (q and k
+     * side by side in one rope output are fine), since with overlapping blocks
+     * the order in which they are written would matter. */
     int fq = 0, fk = 0, fv = 0;
     float *gq, *gk, *gv;
-    if (c->q.t != c->k.t && c->q.t != c->v.t && c->k.t != c->v.t) {
+    if (cols_apart(c->q, c->k) && cols_apart(c->q, c->v) && cols_apart(c->k, c->v)) {
         gq = qat_tensor_grad_cols(c->q.t, tp->epoch, c->q.off, c->q.cols, &fq);
         gk = qat_tensor_grad_cols(c->k.t, tp->epoch, c->k.off, c->k.cols, &fk);
         gv = qat_tensor_grad_cols(c->v.t, tp->epoch, c->v.off, c->v.cols, &fv);
@@ -381,6 +412,50 @@ static void att_backward(qat_tape *tp, void *p) {
     const float *gout = qat_grad(tp, c->out), *out = c->out->data;
     float *zero = qat_tape_floats(tp, hd); /* stands in for rows past T in a block */
     memset(zero, 0, (size_t)hd * sizeof(float));
+#if HAVE_ATT_SIMD
+    if (c->bf16) {
+        int64_t per = att_bf16_bwd_scratch(T, hd, ldt);
+        float *scratch = qat_tape_floats(tp, per * att_threads());
+#pragma omp parallel for schedule(static)
+        for (int64_t bh = 0; bh < B * H; bh++) {
+            int64_t b = bh / H, h = bh % H;
+            float *dk = scratch + per * att_thread(), *dv = dk + T * hd;
+            uint32_t *scr = (uint32_t *)(dv + T * hd);
+            if (c->cs) { /* q and k rotated again here; dq, dk rotated back on the way out */
+                float *qr = dv + T * hd, *kr = qr + T * hd, *dqr = kr + T * hd;
+                scr = (uint32_t *)(dqr + T * hd);
+                rope_rows(qr, head_row(c->q, b, T, 0, hd, h), ldq, T, hd, c->cs);
+                rope_rows(kr, head_row(c->k, b, T, 0, hd, h), ldk, T, hd, c->cs);
+                att_head_bwd_bf16(qr, hd, kr, hd, head_row(c->v, b, T, 0, hd, h), ldv, out + b * T * C + h * hd,
+                                  gout + b * T * C + h * hd, C, c->lse + bh * T, gq ? dqr : NULL, hd, 1, dk, dv, zero,
+                                  T, hd, ldt, alpha, scr);
+                if (gq) rope_rows_back(gq + b * T * ldq + c->q.off + h * hd, ldq, dqr, T, hd, c->cs, fq);
+                if (gk) rope_rows_back(gk + b * T * ldk + c->k.off + h * hd, ldk, dk, T, hd, c->cs, fk);
+                if (gv)
+                    for (int64_t t = 0; t < T; t++) {
+                        float *g = gv + (b * T + t) * ldv + c->v.off + h * hd;
+                        for (int64_t d = 0; d < hd; d++) g[d] = (fv ? 0.0f : g[d]) + dv[t * hd + d];
+                    }
+                continue;
+            }
+            att_head_bwd_bf16(head_row(c->q, b, T, 0, hd, h), ldq, head_row(c->k, b, T, 0, hd, h), ldk,
+                              head_row(c->v, b, T, 0, hd, h), ldv, out + b * T * C + h * hd, gout + b * T * C + h * hd,
+                              C, c->lse + bh * T, gq ? gq + b * T * ldq + c->q.off + h * hd : NULL, ldq, fq, dk, dv,
+                              zero, T, hd, ldt, alpha, scr);
+            for (int64_t t = 0; t < T; t++) {
+                if (gk) {
+                    float *g = gk + (b * T + t) * ldk + c->k.off + h * hd;
+                    for (int64_t d = 0; d < hd; d++) g[d] = (fk ? 0.0f : g[d]) + dk[t * hd + d];
+                }
+                if (gv) {
+                    float *g = gv + (b * T + t) * ldv + c->v.off + h * hd;
+                    for (int64_t d = 0; d < hd; d++) g[d] = (fv ? 0.0f : g[d]) + dv[t * hd + d];
+                }
+            }
+        }
+        return;
+    }
+#endif
     /* per thread: kt, vt (hd, ldt); kr, dk, dv (T, hd); P, dS (RB, ldt) */
     int64_t per = 2 * hd * ldt + 3 * T * hd + 2 * RB * ldt + 32;
     float *scratch = qat_tape_floats(tp, per * att_threads());
@@ -474,8 +549,11 @@ static void att_backward(qat_tape *tp, void *p) {
     }
 }
 
-qat_tensor *qat_attention(qat_tape *tp, qat_cols q, qat_cols k, qat_cols v,
-                          int64_t B, int64_t T, int heads) {
+int qat_attention_rotates(const qat_tape *tp, int64_t hd) { return att_use_bf16(tp, hd); }
+
+/* cs non-NULL only when qat_attention_rotates said so */
+static qat_tensor *attention(qat_tape *tp, qat_cols q, qat_cols k, qat_cols v, int64_t B, int64_t T, int heads,
+                             const float *cs) {
     int64_t C = q.cols, H = heads, hd = C / H;
     QAT_ASSERT(k.cols == C && v.cols == C && C % H == 0);
     QAT_ASSERT(qat_tensor_rows(q.t) == B * T && qat_tensor_rows(k.t) == B * T && qat_tensor_rows(v.t) == B * T);
@@ -483,11 +561,27 @@ qat_tensor *qat_attention(qat_tape *tp, qat_cols q, qat_cols k, qat_cols v,
     float alpha = 1.0f / sqrtf((float)hd);
     float *lse = qat_tape_floats(tp, B * H * T);
     qat_tensor *o = qat_tape_tensor(tp, 2, (int64_t[]){B * T, C});
-    /* per thread: kt (hd, ldt); vr (T, hd); S (RB, ldt) */
-    int64_t per = hd * ldt + T * hd + RB * ldt + 32;
-    float *scratch = qat_tape_floats(tp, per * att_threads());
+    int bf16 = att_use_bf16(tp, hd);
+#if HAVE_ATT_SIMD
+    if (bf16) {
+        int64_t per = att_bf16_fwd_scratch(T, hd, ldt);
+        float *scratch = qat_tape_floats(tp, per * att_threads());
 #pragma omp parallel for schedule(static)
-    for (int64_t bh = 0; bh < B * H; bh++) {
+        for (int64_t bh = 0; bh < B * H; bh++) {
+            int64_t b = bh / H, h = bh % H;
+            att_head_fwd_bf16(head_row(q, b, T, 0, hd, h), qat_tensor_cols(q.t), head_row(k, b, T, 0, hd, h),
+                              qat_tensor_cols(k.t), head_row(v, b, T, 0, hd, h), qat_tensor_cols(v.t),
+                              o->data + b * T * C + h * hd, C, lse + bh * T, T, hd, ldt, alpha, cs,
+                              (uint32_t *)(scratch + per * att_thread()));
+        }
+    }
+#endif
+    /* the f32 path, unchanged (a loop of no iterations after the bf16 one);
+     * per thread: kt (hd, ldt); vr (T, hd); S (RB, ldt) */
+    int64_t per = hd * ldt + T * hd + RB * ldt + 32;
+    float *scratch = bf16 ? NULL : qat_tape_floats(tp, per * att_threads());
+#pragma omp parallel for schedule(static) if (!bf16)
+    for (int64_t bh = 0; bh < (bf16 ? 0 : B * H); bh++) {
         int64_t b = bh / H, h = bh % H;
         float *kt = scratch + per * att_thread(), *vr = kt + hd * ldt, *S = vr + T * hd;
         load_head(k, v, b, T, hd, h, ldt, kt, NULL, NULL, vr);
@@ -547,9 +641,20 @@ qat_tensor *qat_attention(qat_tape *tp, qat_cols q, qat_cols k, qat_cols v,
     if (tp->grad_enabled) {
         att_ctx *c = qat_tape_ctx(tp, sizeof *c);
         c->q = q; c->k = k; c->v = v; c->out = o; c->lse = lse; c->B = B; c->T = T; c->heads = heads;
+        c->bf16 = bf16; c->cs = cs;
         qat_tape_push(tp, att_backward, c);
     }
     return o;
+}
+
+qat_tensor *qat_attention(qat_tape *tp, qat_cols q, qat_cols k, qat_cols v, int64_t B, int64_t T, int heads) {
+    return attention(tp, q, k, v, B, T, heads, NULL);
+}
+
+qat_tensor *qat_attention_rot(qat_tape *tp, qat_cols q, qat_cols k, qat_cols v, int64_t B, int64_t T, int heads,
+                              const float *cs) {
+    QAT_ASSERT(qat_attention_rotates(tp, q.cols / heads));
+    return attention(tp, q, k, v, B, T, heads, cs);
 }
 
 #if QAT_ISA_DISPATCH
@@ -559,5 +664,38 @@ qat_tensor *qat_attention_avx512(qat_tape *tp, qat_cols q, qat_cols k, qat_cols 
 qat_tensor *qat_attention(qat_tape *tp, qat_cols q, qat_cols k, qat_cols v, int64_t B, int64_t T, int heads) {
     if (qat_cpu_avx512()) return qat_attention_avx512(tp, q, k, v, B, T, heads);
     return qat_attention_generic(tp, q, k, v, B, T, heads);
+}
+
+#undef qat_attention_rot
+#undef qat_attention_rotates
+qat_tensor *qat_attention_rot_avx512(qat_tape *tp, qat_cols q, qat_cols k, qat_cols v, int64_t B, int64_t T, int heads,
+                                     const float *cs);
+qat_tensor *qat_attention_rot_generic(qat_tape *tp, qat_cols q, qat_cols k, qat_cols v, int64_t B, int64_t T,
+                                      int heads, const float *cs);
+int qat_attention_rotates_avx512(const qat_tape *tp, int64_t hd);
+int qat_attention_rotates_generic(const qat_tape *tp, int64_t hd);
+
+qat_tensor *qat_attention_rot(qat_tape *tp, qat_cols q, qat_cols k, qat_cols v, int64_t B, int64_t T, int heads,
+                              const float *cs) {
+    if (qat_cpu_avx512()) return qat_attention_rot_avx512(tp, q, k, v, B, T, heads, cs);
+    return qat_attention_rot_generic(tp, q, k, v, B, T, heads, cs);
+}
+
+int qat_attention_rotates(const qat_tape *tp, int64_t hd) {
+    if (qat_cpu_avx512()) return qat_attention_rotates_avx512(tp, hd);
+    return qat_attention_rotates_generic(tp, hd);
+}
+#endif
+
+#if !QAT_ISA_COPY
+qat_tensor *qat_rope_attention(qat_tape *tp, qat_tensor *qkv, int64_t B, int64_t T, int heads, double theta) {
+    int64_t C = qat_tensor_cols(qkv) / 3;
+    QAT_ASSERT(qat_tensor_cols(qkv) == 3 * C && C % heads == 0);
+    if (qat_attention_rotates(tp, C / heads))
+        return qat_attention_rot(tp, qat_cols_of(qkv, 0, C), qat_cols_of(qkv, C, C), qat_cols_of(qkv, 2 * C, C), B, T,
+                                 heads, rope_table(tp, T, C / heads, theta));
+    /* q and k rotated in one pass: side by side they are 2H heads of the same hd */
+    qat_tensor *qk = qat_rope(tp, qat_cols_of(qkv, 0, 2 * C), T, 2 * heads, theta);
+    return qat_attention(tp, qat_cols_of(qk, 0, C), qat_cols_of(qk, C, C), qat_cols_of(qkv, 2 * C, C), B, T, heads);
 }
 #endif

@@ -145,12 +145,12 @@ qat_tensor *qat_silu(qat_tape *tp, qat_tensor *a) {
 }
 
 /* ---- swiglu: out (M, H) = silu(g) ⊙ u with [g | u] = gu (M, 2H) ----
- * The forward keeps σ(g) (M, H) for the backward: recomputing it cost one libm
- * expf per element, a third of all expf calls of a training step, and without
- * the call the backward loop vectorizes. Same values as recomputing. */
+ * The backward recomputes σ(g) 256 columns at a time with the vectorized exp
+ * (core/vexpf.h, the bits of expf, so the forward's values exactly): cheaper than
+ * writing an (M, H) σ array in the forward and reading it back, which was the
+ * largest memory traffic of the pair. */
 typedef struct {
     qat_tensor *gu, *out; /* (M, 2H) and (M, H) */
-    const float *sig;     /* (M, H) σ(g) from the forward */
 } swiglu_ctx;
 
 static void swiglu_backward(qat_tape *tp, void *p) {
@@ -162,15 +162,28 @@ static void swiglu_backward(qat_tape *tp, void *p) {
     if (!ggu) return;
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < M; r++) {
-        const float *restrict g = gu + r * 2 * H, *restrict u = g + H, *restrict go = gout + r * H;
-        const float *restrict sg = c->sig + r * H;
-        float *restrict dg = ggu + r * 2 * H, *restrict du = dg + H;
-        for (int64_t j = 0; j < H; j++) {
-            float s = sg[j];
-            float silu = g[j] * s;
-            float ddu = go[j] * silu, ddg = go[j] * u[j] * s * (1.0f + g[j] * (1.0f - s));
-            du[j] = first ? ddu : du[j] + ddu;
-            dg[j] = first ? ddg : dg[j] + ddg;
+        float sbuf[256];
+        for (int64_t j0 = 0; j0 < H; j0 += 256) {
+            int64_t n = H - j0 < 256 ? H - j0 : 256;
+            const float *restrict g = gu + r * 2 * H + j0, *restrict u = g + H, *restrict go = gout + r * H + j0;
+            float *restrict dg = ggu + r * 2 * H + j0, *restrict du = dg + H;
+            float *restrict sg = sbuf;
+            sigmoid_row(g, sg, n);
+            if (first) {
+                for (int64_t j = 0; j < n; j++) {
+                    float s = sg[j];
+                    float silu = g[j] * s;
+                    du[j] = go[j] * silu;
+                    dg[j] = go[j] * u[j] * s * (1.0f + g[j] * (1.0f - s));
+                }
+            } else {
+                for (int64_t j = 0; j < n; j++) {
+                    float s = sg[j];
+                    float silu = g[j] * s;
+                    du[j] = du[j] + go[j] * silu;
+                    dg[j] = dg[j] + go[j] * u[j] * s * (1.0f + g[j] * (1.0f - s));
+                }
+            }
         }
     }
 }
@@ -180,24 +193,22 @@ qat_tensor *qat_swiglu(qat_tape *tp, qat_tensor *gu) {
     QAT_ASSERT(H2 % 2 == 0);
     int64_t H = H2 / 2;
     qat_tensor *o = qat_tape_tensor(tp, 2, (int64_t[]){M, H});
-    float *sig = tp->grad_enabled ? qat_tape_floats(tp, M * H) : NULL; /* (M, H) */
     const float *x = gu->data;
     float *z = o->data;
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < M; r++) {
         const float *g = x + r * 2 * H, *u = g + H;
         float *out = z + r * H;
-        float buf[256];
+        float sg[256]; /* σ(g) of these n columns */
         for (int64_t j0 = 0; j0 < H; j0 += 256) {
             int64_t n = H - j0 < 256 ? H - j0 : 256;
-            float *sg = sig ? sig + r * H + j0 : buf; /* σ(g) of these n columns */
             sigmoid_row(g + j0, sg, n);
             for (int64_t j = 0; j < n; j++) out[j0 + j] = g[j0 + j] * sg[j] * u[j0 + j];
         }
     }
     if (tp->grad_enabled) {
         swiglu_ctx *c = qat_tape_ctx(tp, sizeof *c);
-        c->gu = gu; c->out = o; c->sig = sig;
+        c->gu = gu; c->out = o;
         qat_tape_push(tp, swiglu_backward, c);
     }
     return o;

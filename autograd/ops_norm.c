@@ -125,3 +125,105 @@ qat_tensor *qat_rmsnorm(qat_tape *tp, qat_tensor *x, qat_tensor *w, float eps) {
     }
     return o;
 }
+
+/* ---- residual add + rmsnorm, one pass ----
+ * x = a + b (the residual stream, returned through *sum) and h = rmsnorm(x)·w.
+ * The backward forms x's total gradient (what x's later users left, plus the
+ * norm's) row by row and hands it straight to a and b, so neither the sum's
+ * gradient nor a separate add pass is ever written. Same arithmetic in the same
+ * order as qat_add followed by qat_rmsnorm: bit-identical results. */
+#define RG 8 /* rows whose sequential sums run side by side (hides the add latency;
+             * each row's summation order, so its bits, unchanged) */
+
+typedef struct {
+    qat_tensor *a, *b, *x, *w, *out; /* (M, C) ×3, (C), (M, C) */
+    float *rstd;                     /* (M) saved 1/rms */
+} addrms_ctx;
+
+static void add_rmsnorm_backward(qat_tape *tp, void *p) {
+    addrms_ctx *c = p;
+    int64_t M = qat_tensor_rows(c->x), C = qat_tensor_cols(c->x);
+    const float *x = c->x->data, *w = c->w->data, *g = qat_grad(tp, c->out);
+    /* x's gradient from its other users, when any wrote one this pass */
+    const float *gs = c->x->grad && c->x->grad_epoch == tp->epoch ? qat_grad(tp, c->x) : NULL;
+    int fa, fb; /* first writers store; a == b is fine: per element a's store comes first */
+    float *ga = qat_grad_all(tp, c->a, &fa), *gb = qat_grad_all(tp, c->b, &fb), *gw = qat_grad(tp, c->w);
+    float *partial = gw ? qat_tape_floats(tp, QAT_RED_CHUNKS * C) : NULL;
+#pragma omp parallel for schedule(static)
+    for (int k = 0; k < QAT_RED_CHUNKS; k++) {
+        int64_t r0 = M * k / QAT_RED_CHUNKS, r1 = M * (k + 1) / QAT_RED_CHUNKS;
+        float *pw = partial ? partial + (int64_t)k * C : NULL;
+        if (pw) memset(pw, 0, (size_t)C * sizeof(float));
+        for (int64_t q0 = r0; q0 < r1; q0 += RG) {
+            int nr = r1 - q0 < RG ? (int)(r1 - q0) : RG;
+            const float *xq[RG], *gq[RG];
+            double dot[RG]; /* mean(dxhat · xhat) of each row */
+            for (int r = 0; r < RG; r++) {
+                int64_t i = q0 + (r < nr ? r : 0);
+                xq[r] = x + i * C, gq[r] = g + i * C, dot[r] = 0;
+            }
+            if (ga || gb)
+                for (int64_t j = 0; j < C; j++)
+                    for (int r = 0; r < RG; r++) dot[r] += (double)gq[r][j] * w[j] * xq[r][j];
+            for (int r = 0; r < nr; r++) {
+                int64_t i = q0 + r;
+                const float *xr = xq[r], *gr = gq[r];
+                float rs = c->rstd[i];
+                if (ga || gb) {
+                    float m = (float)(dot[r] / C) * rs * rs;
+                    float *gar = ga ? ga + i * C : NULL, *gbr = gb ? gb + i * C : NULL;
+                    const float *gsr = gs ? gs + i * C : NULL;
+                    for (int64_t j = 0; j < C; j++) {
+                        float d = rs * (gr[j] * w[j] - xr[j] * m);
+                        if (gsr) d = gsr[j] + d;
+                        if (gar) gar[j] = fa ? d : gar[j] + d;
+                        if (gbr) gbr[j] = fb ? d : gbr[j] + d;
+                    }
+                }
+                if (pw)
+                    for (int64_t j = 0; j < C; j++) pw[j] += gr[j] * xr[j] * rs;
+            }
+        }
+    }
+    if (gw)
+        for (int k = 0; k < QAT_RED_CHUNKS; k++)
+            for (int64_t j = 0; j < C; j++) gw[j] += partial[(int64_t)k * C + j];
+}
+
+qat_tensor *qat_add_rmsnorm(qat_tape *tp, qat_tensor *a, qat_tensor *b, qat_tensor *w, float eps, qat_tensor **sum) {
+    int64_t M = qat_tensor_rows(a), C = qat_tensor_cols(a);
+    QAT_ASSERT(a->numel == b->numel && a->ndim == b->ndim && w->numel == C);
+    qat_tensor *x = qat_tape_tensor(tp, a->ndim, a->shape), *o = qat_tape_tensor(tp, a->ndim, a->shape);
+    float *rstd = tp->grad_enabled ? qat_tape_floats(tp, M) : NULL;
+#pragma omp parallel for schedule(static)
+    for (int64_t r0 = 0; r0 < M; r0 += RG) {
+        int nr = M - r0 < RG ? (int)(M - r0) : RG;
+        const float *xr[RG];
+        float ss[RG];
+        for (int r = 0; r < RG; r++) {
+            int64_t i = r0 + (r < nr ? r : 0); /* rows past M repeat the first, unused */
+            xr[r] = x->data + i * C;
+            ss[r] = 0;
+        }
+        for (int r = 0; r < nr; r++) {
+            const float *ar = a->data + (r0 + r) * C, *br = b->data + (r0 + r) * C;
+            float *xw = x->data + (r0 + r) * C;
+            for (int64_t j = 0; j < C; j++) xw[j] = ar[j] + br[j];
+        }
+        for (int64_t j = 0; j < C; j++)
+            for (int r = 0; r < RG; r++) ss[r] += xr[r][j] * xr[r][j];
+        for (int r = 0; r < nr; r++) {
+            float rs = 1.0f / sqrtf(ss[r] / (float)C + eps);
+            if (rstd) rstd[r0 + r] = rs;
+            float *orow = o->data + (r0 + r) * C;
+            for (int64_t j = 0; j < C; j++) orow[j] = xr[r][j] * rs * w->data[j];
+        }
+    }
+    if (tp->grad_enabled) {
+        addrms_ctx *c = qat_tape_ctx(tp, sizeof *c);
+        c->a = a; c->b = b; c->x = x; c->w = w; c->out = o; c->rstd = rstd;
+        qat_tape_push(tp, add_rmsnorm_backward, c);
+    }
+    *sum = x;
+    return o;
+}

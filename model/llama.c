@@ -247,27 +247,26 @@ void qat_model_free(qat_model *m) {
 
 qat_tensor *qat_model_logits(qat_model *m, qat_tape *tp, const int32_t *inputs, int B, int64_t step) {
     const qat_model_shape *s = &m->s;
-    int64_t T = s->seq_len, M = (int64_t)B * T, C = s->dim;
+    int64_t T = s->seq_len, M = (int64_t)B * T;
     QAT_ASSERT(B <= m->max_batch);
     float eps = (float)s->norm_eps;
     tp->bf16 = m->bf16;
     qat_tensor *x = qat_embedding(tp, &m->wte, inputs, M);                            // (M, C)
+    qat_tensor *h = qat_rmsnorm(tp, x, &m->blocks[0].norm1, eps);                     // (M, C)
+    /* every later norm comes right after a residual add: one fused pass each */
     for (int l = 0; l < s->layers; l++) {
         qat_block *b = &m->blocks[l];
-        qat_tensor *h = qat_rmsnorm(tp, x, &b->norm1, eps);                           // (M, C)
         qat_tensor *qkv = qat_linear_gq(tp, h, &b->wqkv, b->qa[0], b->qw[0], &m->gq, b->gkey[0], step); // (M, 3C)
-        qat_tensor *q = qat_rope(tp, qat_cols_of(qkv, 0, C), T, s->heads, s->rope_theta); // (M, C)
-        qat_tensor *k = qat_rope(tp, qat_cols_of(qkv, C, C), T, s->heads, s->rope_theta); // (M, C)
-        qat_tensor *att = qat_attention(tp, qat_cols_of(q, 0, C), qat_cols_of(k, 0, C),
-                                        qat_cols_of(qkv, 2 * C, C), B, T, s->heads);  // (M, C)
-        x = qat_add(tp, x, qat_linear_gq(tp, att, &b->wo, b->qa[1], b->qw[1], &m->gq, b->gkey[1], step)); // (M, C)
-        qat_tensor *h2 = qat_rmsnorm(tp, x, &b->norm2, eps);                          // (M, C)
+        qat_tensor *att = qat_rope_attention(tp, qkv, B, T, s->heads, s->rope_theta);  // (M, C)
+        qat_tensor *h2 = qat_add_rmsnorm(tp, x, qat_linear_gq(tp, att, &b->wo, b->qa[1], b->qw[1], &m->gq, b->gkey[1], step),
+                                         &b->norm2, eps, &x);                         // x += o_proj; h2 (M, C)
         qat_tensor *gu = qat_linear_gq(tp, h2, &b->wgu, b->qa[2], b->qw[2], &m->gq, b->gkey[2], step); // (M, 2H)
         qat_tensor *act = qat_swiglu(tp, gu);                                         // (M, H)
-        x = qat_add(tp, x, qat_linear_gq(tp, act, &b->wdown, b->qa[3], b->qw[3], &m->gq, b->gkey[3], step)); // (M, C)
+        qat_tensor *wn = l + 1 < s->layers ? &m->blocks[l + 1].norm1 : &m->norm_f;
+        h = qat_add_rmsnorm(tp, x, qat_linear_gq(tp, act, &b->wdown, b->qa[3], b->qw[3], &m->gq, b->gkey[3], step),
+                            wn, eps, &x);                                             // x += down; next norm (M, C)
     }
-    qat_tensor *hf = qat_rmsnorm(tp, x, &m->norm_f, eps);                             // (M, C)
-    return qat_linear(tp, hf, &m->lm_head, NULL, NULL, step);                         // (M, V)
+    return qat_linear(tp, h, &m->lm_head, NULL, NULL, step);                          // (M, V)
 }
 
 qat_tensor *qat_model_forward(qat_model *m, qat_tape *tp, const int32_t *inputs, const int32_t *targets,

@@ -1,0 +1,355 @@
+/*
+ * autograd/attention_bf16.h — the bf16 products of causal attention (train.precision:
+ * bf16), included by autograd/ops_attention.c only, inside its AVX-512 section.
+ *
+ * Same tiling as the f32 kernels there (RB query rows against all keys j <= i, no
+ * (T, T) buffer), but the score products q·kᵀ and do·vᵀ and the value products p·v
+ * and ds·k run on AVX512-BF16 pair dot products (VDPBF16PS: two bf16 products per
+ * f32 lane, f32 accumulation), as PyTorch's autocast runs attention's bmm in bf16.
+ * The softmax, its log-sum-exp, D = do·o and the dk/dv accumulation stay f32.
+ *
+ * VDPBF16PS reduces over pairs of adjacent bf16 values, so each operand is laid
+ * out with the reduction index paired: for q·kᵀ (reduction over d) the keys as
+ * kp[p][j] = (k_j[2p], k_j[2p+1]) and a query's pair broadcast; for p·v (reduction
+ * over j) the values as vp[jp][d] = (v_{2jp}[d], v_{2jp+1}[d]) and the probability
+ * pair (p_{2jp}, p_{2jp+1}) broadcast. A pair is one uint32_t, low half first.
+ *
+ * Every function carries the AVX512-BF16 target; the caller checks
+ * qat_cpu_avx512bf16() first (core/cpu.h), so a portable build still runs elsewhere.
+ */
+#ifndef QAT_AUTOGRAD_ATTENTION_BF16_H
+#define QAT_AUTOGRAD_ATTENTION_BF16_H
+
+#define TBF __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16")))
+#define AIB static inline __attribute__((always_inline)) TBF
+
+/* n f32 (n a multiple of 16) to bf16, round to nearest even */
+AIB void b16_row(const float *src, uint16_t *dst, int64_t n) {
+    for (int64_t i = 0; i < n; i += 16)
+        _mm256_storeu_si256((__m256i *)(dst + i), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(src + i)));
+}
+
+/* S[r][j0..j0+32) = α Σ_p q_r[p] · kp[p][j0..j0+32) for the block's RB rows, q_r
+ * given as hp bf16 pairs; n keys rounded up to 32 (kp zero-padded to ldk). */
+AIB void kb_scores(float *S, int64_t ldS, const uint32_t *const q[RB], const uint32_t *kp, int64_t n, int64_t hp,
+                   int64_t ldk, float alpha) {
+    __m512 va = _mm512_set1_ps(alpha);
+    for (int64_t j0 = 0; j0 < n; j0 += 32) {
+        __m512 a[RB][2];
+        for (int r = 0; r < RB; r++) a[r][0] = a[r][1] = _mm512_setzero_ps();
+        for (int64_t p = 0; p < hp; p++) {
+            __m512bh k0 = (__m512bh)_mm512_loadu_si512(kp + p * ldk + j0);
+            __m512bh k1 = (__m512bh)_mm512_loadu_si512(kp + p * ldk + j0 + 16);
+            for (int r = 0; r < RB; r++) {
+                __m512bh qd = (__m512bh)_mm512_set1_epi32((int)q[r][p]);
+                a[r][0] = _mm512_dpbf16_ps(a[r][0], qd, k0);
+                a[r][1] = _mm512_dpbf16_ps(a[r][1], qd, k1);
+            }
+        }
+        for (int r = 0; r < RB; r++) {
+            _mm512_storeu_ps(S + r * ldS + j0, _mm512_mul_ps(va, a[r][0]));
+            _mm512_storeu_ps(S + r * ldS + j0 + 16, _mm512_mul_ps(va, a[r][1]));
+        }
+    }
+}
+
+/* out[r] (+)= scale · Σ_{jp<np} P[r][jp] · xp[jp] for RB rows of bf16 pairs P (row
+ * stride ldP pairs) and pair-interleaved rows xp (np, NV·16 pairs); NULL rows skipped. */
+AIB void kb_pv(float *const out[RB], const uint32_t *P, int64_t ldP, const uint32_t *xp, int64_t np, const int NV,
+               int accum, float scale) {
+    __m512 a[RB][2];
+    for (int r = 0; r < RB; r++) a[r][0] = a[r][1] = _mm512_setzero_ps();
+    for (int64_t jp = 0; jp < np; jp++) {
+        __m512bh x0 = (__m512bh)_mm512_loadu_si512(xp + jp * NV * 16);
+        __m512bh x1 = NV > 1 ? (__m512bh)_mm512_loadu_si512(xp + jp * NV * 16 + 16) : x0;
+        for (int r = 0; r < RB; r++) {
+            __m512bh p = (__m512bh)_mm512_set1_epi32((int)P[r * ldP + jp]);
+            a[r][0] = _mm512_dpbf16_ps(a[r][0], p, x0);
+            if (NV > 1) a[r][1] = _mm512_dpbf16_ps(a[r][1], p, x1);
+        }
+    }
+    __m512 sc = _mm512_set1_ps(scale);
+    for (int r = 0; r < RB; r++) {
+        if (!out[r]) continue;
+        for (int c = 0; c < NV; c++) {
+            __m512 v = _mm512_mul_ps(sc, a[r][c]);
+            if (accum) v = _mm512_add_ps(v, _mm512_loadu_ps(out[r] + 16 * c));
+            _mm512_storeu_ps(out[r] + 16 * c, v);
+        }
+    }
+}
+
+/* kp (hd/2, ldt) pairs over d of head h's rows x (T of them, row stride ldx), zero
+ * for t in [T, ldt); tmp holds T·hd/2 pairs. Rows go to bf16 first, then the
+ * (T, hd/2) pair matrix is transposed 16×16 at a time (bit moves only). */
+AIB void pairs_over_d(uint32_t *kp, const float *x, int64_t ldx, int64_t T, int64_t hd, int64_t ldt, uint32_t *tmp) {
+    int64_t hp = hd / 2;
+    for (int64_t t = 0; t < T; t++) b16_row(x + t * ldx, (uint16_t *)(tmp + t * hp), hd);
+    for (int64_t p = 0; p < hp; p++)
+        for (int64_t t = T; t < ldt; t++) kp[p * ldt + t] = 0;
+    int64_t t0 = 0;
+    if (hp % 16 == 0)
+        for (; t0 + 16 <= T; t0 += 16)
+            for (int64_t p0 = 0; p0 < hp; p0 += 16)
+                transpose16((float *)(kp + p0 * ldt + t0), ldt, (const float *)(tmp + t0 * hp + p0), hp);
+    for (int64_t t = t0; t < T; t++)
+        for (int64_t p = 0; p < hp; p++) kp[p * ldt + t] = tmp[t * hp + p];
+}
+
+/* xp ((T+1)/2, hd) pairs over rows of head h's rows x: xp[jp][d] = (x_{2jp}[d],
+ * x_{2jp+1}[d]), the row past an odd T zero. */
+AIB void pairs_over_rows(uint32_t *xp, const float *x, int64_t ldx, int64_t T, int64_t hd) {
+    static const int32_t IL[16] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23};
+    static const int32_t IH[16] = {8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+    __m512i il = _mm512_loadu_si512(IL), ih = _mm512_loadu_si512(IH);
+    for (int64_t jp = 0; jp < (T + 1) / 2; jp++)
+        for (int64_t d = 0; d < hd; d += 16) {
+            __m512 a = _mm512_loadu_ps(x + 2 * jp * ldx + d);
+            __m512 b = 2 * jp + 1 < T ? _mm512_loadu_ps(x + (2 * jp + 1) * ldx + d) : _mm512_setzero_ps();
+            __m512bh v = _mm512_cvtne2ps_pbh(_mm512_permutex2var_ps(a, ih, b), _mm512_permutex2var_ps(a, il, b));
+            _mm512_storeu_si512(xp + jp * hd + d, (__m512i)v);
+        }
+}
+
+/* Per-thread scratch (in 4-byte units) of the bf16 forward, with the rotation buffer. */
+static inline int64_t att_bf16_fwd_scratch(int64_t T, int64_t hd, int64_t ldt) {
+    return hd / 2 * ldt + (T + 1) / 2 * hd + T * hd / 2 + RB * ldt + RB * ldt / 2 + T * hd + 32;
+}
+
+/* Softmax of the block's rows in place (f32, as the f32 path): row r < rb keeps
+ * keys j <= i0 + r, its log-sum-exp goes to lse[i0 + r]; then the rows as bf16
+ * pairs into Pb (stride ldP pairs), zeros from key i + 1 to the pair count np. */
+AIB void softmax_rows_b16(float *S, int64_t ldS, uint32_t *Pb, int64_t ldP, int64_t i0, int rb, int64_t np,
+                          float *lse) {
+    for (int r = 0; r < RB; r++) {
+        float *s = S + r * ldS;
+        if (r < rb) {
+            int64_t ni = i0 + r + 1;
+            float mx = s[0];
+#pragma omp simd reduction(max : mx)
+            for (int64_t j = 1; j < ni; j++) mx = s[j] > mx ? s[j] : mx;
+            float sum = 0;
+#pragma omp simd reduction(+ : sum)
+            for (int64_t j = 0; j < ni; j++) {
+                s[j] = exp_neg(s[j] - mx);
+                sum += s[j];
+            }
+            lse[i0 + r] = mx + logf(sum);
+            float inv = 1.0f / sum;
+            for (int64_t j = 0; j < ni; j++) s[j] *= inv;
+            for (int64_t j = ni; j < 2 * np; j++) s[j] = 0;
+        } else {
+            for (int64_t j = 0; j < 2 * np; j++) s[j] = 0;
+        }
+        b16_row(s, (uint16_t *)(Pb + r * ldP), (2 * np + 15) / 16 * 16);
+    }
+}
+
+/* dst (T, hd) = head rows x (stride ldx) under the rotary embedding, cs the
+ * (T, hd/2) cos then sin table: qat_rope's formula, so the same bits. */
+static inline void rope_rows(float *dst, const float *x, int64_t ldx, int64_t T, int64_t hd, const float *cs) {
+    int64_t half = hd / 2;
+    for (int64_t t = 0; t < T; t++) {
+        const float *restrict co = cs + t * half, *restrict si = cs + T * half + t * half;
+        const float *restrict x1 = x + t * ldx, *restrict x2 = x1 + half;
+        float *restrict o1 = dst + t * hd, *restrict o2 = o1 + half;
+#pragma omp simd
+        for (int64_t j = 0; j < half; j++) {
+            o1[j] = x1[j] * co[j] - x2[j] * si[j];
+            o2[j] = x2[j] * co[j] + x1[j] * si[j];
+        }
+    }
+}
+
+/* g rows (stride ldg) (+)= the rotary embedding's backward of d (T, hd): qat_rope's
+ * backward formula, stored when first. */
+static inline void rope_rows_back(float *g, int64_t ldg, const float *d, int64_t T, int64_t hd, const float *cs, int first) {
+    int64_t half = hd / 2;
+    for (int64_t t = 0; t < T; t++) {
+        const float *restrict co = cs + t * half, *restrict si = cs + T * half + t * half;
+        const float *restrict g1 = d + t * hd, *restrict g2 = g1 + half;
+        float *restrict d1 = g + t * ldg, *restrict d2 = d1 + half;
+        if (first) {
+#pragma omp simd
+            for (int64_t j = 0; j < half; j++) {
+                d1[j] = g1[j] * co[j] + g2[j] * si[j];
+                d2[j] = g2[j] * co[j] - g1[j] * si[j];
+            }
+        } else {
+#pragma omp simd
+            for (int64_t j = 0; j < half; j++) {
+                d1[j] += g1[j] * co[j] + g2[j] * si[j];
+                d2[j] += g2[j] * co[j] - g1[j] * si[j];
+            }
+        }
+    }
+}
+
+/* One (b, h) head of the forward: o rows (stride ldo) and lse (T). */
+static TBF void att_head_fwd_bf16(const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v,
+                                  int64_t ldv, float *o, int64_t ldo, float *lse, int64_t T, int64_t hd, int64_t ldt,
+                                  float alpha, const float *cs, uint32_t *scr) {
+    int64_t hp = hd / 2;
+    uint32_t *kp = scr, *vp = kp + hp * ldt, *qb = vp + (T + 1) / 2 * hd;
+    float *S = (float *)(qb + T * hp);
+    uint32_t *Pb = (uint32_t *)(S + RB * ldt);
+    if (cs) { /* rotate k, then q, through one (T, hd) buffer as they are loaded */
+        float *rot = (float *)(Pb + RB * ldt / 2);
+        rope_rows(rot, k, ldk, T, hd, cs);
+        pairs_over_d(kp, rot, hd, T, hd, ldt, qb);
+        pairs_over_rows(vp, v, ldv, T, hd);
+        rope_rows(rot, q, ldq, T, hd, cs);
+        q = rot, ldq = hd;
+    } else {
+        pairs_over_d(kp, k, ldk, T, hd, ldt, qb); /* qb as the transpose's scratch first */
+        pairs_over_rows(vp, v, ldv, T, hd);
+    }
+    for (int64_t t = 0; t < T; t++) b16_row(q + t * ldq, (uint16_t *)(qb + t * hp), hd);
+    for (int64_t i0 = 0; i0 < T; i0 += RB) {
+        int rb = T - i0 < RB ? (int)(T - i0) : RB;
+        int64_t n = i0 + rb, np = (n + 1) / 2;
+        const uint32_t *qr[RB];
+        for (int r = 0; r < RB; r++) qr[r] = qb + (r < rb ? i0 + r : i0) * hp;
+        kb_scores(S, ldt, qr, kp, n, hp, ldt, alpha);
+        softmax_rows_b16(S, ldt, Pb, ldt / 2, i0, rb, np, lse);
+        float *orow[RB];
+        for (int r = 0; r < RB; r++) orow[r] = r < rb ? o + (i0 + r) * ldo : NULL;
+        if (hd == 32) kb_pv(orow, Pb, ldt / 2, vp, np, 2, 0, 1.0f);
+        else kb_pv(orow, Pb, ldt / 2, vp, np, 1, 0, 1.0f);
+    }
+}
+
+/* Interleave rows a and b (hd f32 each, b NULL = zeros) into hd bf16 pairs
+ * dst[d] = (a[d], b[d]). */
+AIB void pair_rows(uint32_t *dst, const float *a, const float *b, int64_t hd) {
+    static const int32_t IL[16] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23};
+    static const int32_t IH[16] = {8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+    __m512i il = _mm512_loadu_si512(IL), ih = _mm512_loadu_si512(IH);
+    for (int64_t d = 0; d < hd; d += 16) {
+        __m512 x = _mm512_loadu_ps(a + d), y = b ? _mm512_loadu_ps(b + d) : _mm512_setzero_ps();
+        __m512bh v = _mm512_cvtne2ps_pbh(_mm512_permutex2var_ps(x, ih, y), _mm512_permutex2var_ps(x, il, y));
+        _mm512_storeu_si512(dst + d, (__m512i)v);
+    }
+}
+
+#define QB 16 /* query rows per block of the bf16 backward: QB/2 row pairs for dk, dv */
+
+/* acc_j (+)= Σ_{rp<QB/2} W[rp][j] · X[rp] for j < n: W pairs over rows (stride ldw),
+ * X (QB/2, NV·16) pairs over rows, kept in registers across all keys. */
+AIB void kb_rows(float *acc, const uint32_t *W, int64_t ldw, const uint32_t *X, int64_t n, const int NV) {
+    __m512bh x[QB / 2][2];
+    for (int rp = 0; rp < QB / 2; rp++)
+        for (int c = 0; c < NV; c++) x[rp][c] = (__m512bh)_mm512_loadu_si512(X + rp * NV * 16 + 16 * c);
+    for (int64_t j = 0; j < n; j++) {
+        __m512 a0 = _mm512_loadu_ps(acc + j * NV * 16), a1 = NV > 1 ? _mm512_loadu_ps(acc + j * NV * 16 + 16) : a0;
+        for (int rp = 0; rp < QB / 2; rp++) {
+            __m512bh w = (__m512bh)_mm512_set1_epi32((int)W[rp * ldw + j]);
+            a0 = _mm512_dpbf16_ps(a0, w, x[rp][0]);
+            if (NV > 1) a1 = _mm512_dpbf16_ps(a1, w, x[rp][1]);
+        }
+        _mm512_storeu_ps(acc + j * NV * 16, a0);
+        if (NV > 1) _mm512_storeu_ps(acc + j * NV * 16 + 16, a1);
+    }
+}
+
+/* Per-thread scratch (4-byte units) of the bf16 backward, dk and dv included. */
+static inline int64_t att_bf16_bwd_scratch(int64_t T, int64_t hd, int64_t ldt) {
+    return 2 * (hd / 2 * ldt) + (T + 1) / 2 * hd + T * hd / 2 + 2 * T * hd + 2 * QB * ldt + QB * ldt +
+           QB * ldt / 2 + QB * hd + QB * hd + 3 * T * hd + 64; /* + rotated q, k and dq (rope fused) */
+}
+
+/* One (b, h) head of the backward. q, k, v, o, go: the head's rows (strides ld*);
+ * dq rows written (accumulated unless fq) when non-NULL; dk, dv (T, hd) f32 out.
+ * P and dS are recomputed from the same bf16 scores as the forward; blocks of QB
+ * query rows, so the dk/dv pair products reduce over QB/2 row pairs per key. */
+static TBF void att_head_bwd_bf16(const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v,
+                                  int64_t ldv, const float *o, const float *go, int64_t ldo, const float *lse,
+                                  float *dq, int64_t lddq, int fq, float *dk, float *dv, const float *zero, int64_t T,
+                                  int64_t hd, int64_t ldt, float alpha, uint32_t *scr) {
+    static const int32_t IL[16] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23};
+    static const int32_t IH[16] = {8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+    int64_t hp = hd / 2;
+    uint32_t *kp = scr, *vdp = kp + hp * ldt, *kjp = vdp + hp * ldt, *tmp = kjp + (T + 1) / 2 * hd;
+    float *P = (float *)(tmp + T * hp), *dS = P + QB * ldt;
+    uint32_t *PP = (uint32_t *)(dS + QB * ldt), *SP = PP + QB / 2 * ldt; /* pairs over rows */
+    uint32_t *dSb = SP + QB / 2 * ldt, *qgb = dSb + QB * ldt / 2;         /* qgb: QB q rows, QB go rows */
+    uint32_t *goP = qgb + QB * hd, *qP = goP + QB / 2 * hd;
+    pairs_over_d(kp, k, ldk, T, hd, ldt, tmp);
+    pairs_over_d(vdp, v, ldv, T, hd, ldt, tmp);
+    pairs_over_rows(kjp, k, ldk, T, hd);
+    memset(dk, 0, (size_t)(T * hd) * sizeof(float));
+    memset(dv, 0, (size_t)(T * hd) * sizeof(float));
+    __m512i il = _mm512_loadu_si512(IL), ih = _mm512_loadu_si512(IH);
+    for (int64_t i0 = 0; i0 < T; i0 += QB) {
+        int rb = T - i0 < QB ? (int)(T - i0) : QB;
+        int64_t n = i0 + rb, np = (n + 1) / 2, n16 = (n + 15) / 16 * 16;
+        const float *qr[QB], *gr[QB];
+        const uint32_t *qb[QB], *gb[QB];
+        float Di[QB];
+        for (int r = 0; r < QB; r++) {
+            qr[r] = r < rb ? q + (i0 + r) * ldq : zero;
+            gr[r] = r < rb ? go + (i0 + r) * ldo : zero;
+            const float *orow = o + (r < rb ? i0 + r : i0) * ldo;
+            float D = 0;
+            for (int64_t d = 0; d < hd; d++) D += gr[r][d] * orow[d];
+            Di[r] = D;
+            b16_row(qr[r], (uint16_t *)(qgb + r * hp), hd);
+            b16_row(gr[r], (uint16_t *)(qgb + (QB + r) * hp), hd);
+            qb[r] = qgb + r * hp;
+            gb[r] = qgb + (QB + r) * hp;
+        }
+        for (int s = 0; s < QB; s += RB) {
+            if (s >= rb) break; /* rows past T: never read below */
+            kb_scores(P + s * ldt, ldt, qb + s, kp, n, hp, ldt, alpha);
+            kb_scores(dS + s * ldt, ldt, gb + s, vdp, n, hp, ldt, 1.0f);
+        }
+        for (int r = 0; r < QB; r++) {
+            float *pr = P + r * ldt, *dr = dS + r * ldt;
+            int64_t ni = r < rb ? i0 + r + 1 : 0;
+            float li = r < rb ? lse[i0 + r] : 0, D = Di[r];
+#pragma omp simd
+            for (int64_t j = 0; j < ni; j++) {
+                float pj = exp_neg(pr[j] - li);
+                pr[j] = pj;
+                dr[j] = pj * (dr[j] - D);
+            }
+            for (int64_t j = ni; j < n16; j++) pr[j] = dr[j] = 0;
+        }
+        /* dv_j += Σ_r P[r][j] go_r, dk_j += Σ_r dS[r][j] q_r (α applied at the end) */
+        for (int rp = 0; rp < QB / 2; rp++) {
+            const float *p0 = P + 2 * rp * ldt, *p1 = p0 + ldt, *s0 = dS + 2 * rp * ldt, *s1 = s0 + ldt;
+            for (int64_t j = 0; j < n16; j += 16) {
+                __m512 a = _mm512_loadu_ps(p0 + j), b = _mm512_loadu_ps(p1 + j);
+                __m512bh w = _mm512_cvtne2ps_pbh(_mm512_permutex2var_ps(a, ih, b), _mm512_permutex2var_ps(a, il, b));
+                _mm512_storeu_si512(PP + rp * ldt + j, (__m512i)w);
+                a = _mm512_loadu_ps(s0 + j), b = _mm512_loadu_ps(s1 + j);
+                w = _mm512_cvtne2ps_pbh(_mm512_permutex2var_ps(a, ih, b), _mm512_permutex2var_ps(a, il, b));
+                _mm512_storeu_si512(SP + rp * ldt + j, (__m512i)w);
+            }
+            pair_rows(goP + rp * hd, gr[2 * rp], gr[2 * rp + 1], hd);
+            pair_rows(qP + rp * hd, qr[2 * rp], qr[2 * rp + 1], hd);
+        }
+        if (hd == 32) {
+            kb_rows(dv, PP, ldt, goP, n, 2);
+            kb_rows(dk, SP, ldt, qP, n, 2);
+        } else {
+            kb_rows(dv, PP, ldt, goP, n, 1);
+            kb_rows(dk, SP, ldt, qP, n, 1);
+        }
+        if (dq)
+            for (int s = 0; s < rb; s += RB) {
+                float *dqr[RB];
+                for (int r = 0; r < RB; r++) {
+                    dqr[r] = s + r < rb ? dq + (i0 + s + r) * lddq : NULL;
+                    b16_row(dS + (s + r) * ldt, (uint16_t *)(dSb + r * (ldt / 2)), (2 * np + 15) / 16 * 16);
+                }
+                if (hd == 32) kb_pv(dqr, dSb, ldt / 2, kjp, np, 2, !fq, alpha);
+                else kb_pv(dqr, dSb, ldt / 2, kjp, np, 1, !fq, alpha);
+            }
+    }
+    for (int64_t i = 0; i < T * hd; i++) dk[i] *= alpha;
+}
+
+#undef AIB
+#undef TBF
+#endif
