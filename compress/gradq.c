@@ -135,9 +135,11 @@ static inline float unif(uint64_t key, uint64_t idx) {
 static inline float max_c(float x, float c) { return x > c ? x : c; }
 static inline float min_c(float x, float c) { return x < c ? x : c; }
 
-/* Round t >= 0 (in level-index units) up with probability frac(t): E = t. */
+/* Round t >= 0 (in level-index units) up with probability frac(t): E = t. t is
+ * +0 or more and at most 255 (never -0, NaN or large), where truncation through
+ * int32 is floorf exactly and, unlike floorf under -ftrapping-math, vectorises. */
 static inline float sr_index(float t, float u) {
-    float fl = floorf(t);
+    float fl = (float)(int32_t)t;
     return fl + (u < t - fl ? 1.0f : 0.0f);
 }
 
@@ -145,8 +147,15 @@ static inline float sr_index(float t, float u) {
  * the grid with absmax scale. The uniforms are drawn first, in a loop of their
  * own, so both loops vectorise (the 64-bit hash lanes, then the rounding). */
 static void grid_sr(const qat_gradq *g, float *restrict v, int64_t n, uint64_t key, uint64_t idx0) {
+    /* max |v| in 16 lanes, then across them: the elements are finite and the |v|
+     * never -0, so the order of the compares cannot change the result */
+    float m[16] = {0};
+    int64_t i0 = 0;
+    for (; i0 + 16 <= n; i0 += 16)
+        for (int l = 0; l < 16; l++) m[l] = max_c(fabsf(v[i0 + l]), m[l]);
+    for (; i0 < n; i0++) m[0] = max_c(fabsf(v[i0]), m[0]);
     float a = 0.0f;
-    for (int64_t i = 0; i < n; i++) a = max_c(fabsf(v[i]), a); /* fmaxf(a, |v|): a is never NaN */
+    for (int l = 0; l < 16; l++) a = max_c(m[l], a);
     if (a == 0.0f) return; /* all zero: already on the grid (non-finite groups never get here) */
     float u[QAT_GRADQ_GROUP];
     for (int64_t i = 0; i < n; i++) u[i] = unif(key, idx0 + (uint64_t)i);
