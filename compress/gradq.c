@@ -268,39 +268,95 @@ static void run_rows(const qat_gradq *g, const qat_gradq_op *op, int64_t U, floa
     }
 }
 
-/* Gather rows r0..r0+n, columns c0..c0+w of the operand transposed: column j
- * becomes buf[j·n .. j·n + n). j outer: the writes are contiguous and the n source
- * lines being read stay in L1 across consecutive j. */
-static void gather_cols(const qat_gradq_op *op, float *restrict buf, int64_t r0, int64_t n, int64_t c0, int64_t w) {
-    const int64_t C = op->cols;
+/* 16×16 blocks are transposed in registers: four stages of two-input shuffles,
+ * stage b swapping the off-diagonal b×b blocks of each pair of rows (r, r + b).
+ * Data movement only, so every ISA gives the same bits; GCC lowers each shuffle to
+ * one permute on AVX-512 and to a few on narrower vectors. */
+#ifndef __AVX512F__ /* 64-byte vectors between static helpers only: no ABI at stake */
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+typedef float gq_v16 __attribute__((vector_size(64)));
+typedef int32_t gq_v16i __attribute__((vector_size(64)));
+
+#define GQ_STAGE(B, LO, HI)                                               \
+    do {                                                                  \
+        const gq_v16i lo = LO, hi = HI;                                   \
+        for (int r = 0; r < 16; r++)                                      \
+            if (!(r & (B))) {                                             \
+                gq_v16 a = v[r], b = v[r + (B)];                          \
+                v[r] = __builtin_shuffle(a, b, lo);                       \
+                v[r + (B)] = __builtin_shuffle(a, b, hi);                 \
+            }                                                             \
+    } while (0)
+
+static inline void transpose16(gq_v16 *v) {
+    GQ_STAGE(8, ((gq_v16i){0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23}),
+             ((gq_v16i){8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31}));
+    GQ_STAGE(4, ((gq_v16i){0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27}),
+             ((gq_v16i){4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31}));
+    GQ_STAGE(2, ((gq_v16i){0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29}),
+             ((gq_v16i){2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31}));
+    GQ_STAGE(1, ((gq_v16i){0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30}),
+             ((gq_v16i){1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31}));
+}
+#undef GQ_STAGE
+
+/* Row i (16 values from column j) of the source, as f32. */
+static inline gq_v16 load16(const qat_gradq_op *op, int64_t at) {
+    gq_v16 v;
     if (op->x) {
-        const float *restrict x = op->x + r0 * C + c0;
-        for (int64_t j = 0; j < w; j++)
-            for (int64_t i = 0; i < n; i++) buf[j * n + i] = x[i * C + j];
+        memcpy(&v, op->x + at, sizeof v);
     } else {
-        const uint16_t *restrict xb = op->xb + r0 * C + c0;
-        for (int64_t j = 0; j < w; j++)
-            for (int64_t i = 0; i < n; i++) {
-                uint32_t u = (uint32_t)xb[i * C + j] << 16;
-                memcpy(&buf[j * n + i], &u, 4);
-            }
+        float f[16];
+        bf16_to_f32(op->xb + at, f, 16);
+        memcpy(&v, f, sizeof v);
     }
+    return v;
+}
+
+/* Gather rows r0..r0+n, columns c0..c0+w of the operand transposed: column j
+ * becomes buf[j·n .. j·n + n). 16×16 blocks through registers, the ragged edges
+ * element by element. */
+static void gather_cols(const qat_gradq_op *op, float *restrict buf, int64_t r0, int64_t n, int64_t c0, int64_t w) {
+    const int64_t C = op->cols, n16 = n & ~(int64_t)15, w16 = w & ~(int64_t)15;
+    for (int64_t i0 = 0; i0 < n16; i0 += 16)
+        for (int64_t j0 = 0; j0 < w16; j0 += 16) {
+            gq_v16 v[16];
+            for (int k = 0; k < 16; k++) v[k] = load16(op, (r0 + i0 + k) * C + c0 + j0);
+            transpose16(v);
+            for (int l = 0; l < 16; l++) memcpy(buf + (j0 + l) * n + i0, &v[l], sizeof v[l]);
+        }
+    for (int64_t j = 0; j < w; j++)
+        for (int64_t i = j < w16 ? n16 : 0; i < n; i++) buf[j * n + i] = load(op, (r0 + i) * C + c0 + j);
 }
 
 /* The inverse of gather_cols, into y (f32) or yb (rounded to bf16 element by
  * element with qat_bf16_round). */
 static void scatter_cols(const qat_gradq_op *op, const float *restrict buf, int64_t r0, int64_t n, int64_t c0,
                          int64_t w) {
-    const int64_t C = op->cols;
-    if (op->y) {
-        float *restrict y = op->y + r0 * C + c0;
-        for (int64_t i = 0; i < n; i++)
-            for (int64_t j = 0; j < w; j++) y[i * C + j] = buf[j * n + i];
-    } else {
-        uint16_t *restrict yb = op->yb + r0 * C + c0;
-        for (int64_t i = 0; i < n; i++)
-            for (int64_t j = 0; j < w; j++) yb[i * C + j] = qat_bf16_round(buf[j * n + i]);
-    }
+    const int64_t C = op->cols, n16 = n & ~(int64_t)15, w16 = w & ~(int64_t)15;
+    for (int64_t i0 = 0; i0 < n16; i0 += 16)
+        for (int64_t j0 = 0; j0 < w16; j0 += 16) {
+            gq_v16 v[16];
+            for (int l = 0; l < 16; l++) memcpy(&v[l], buf + (j0 + l) * n + i0, sizeof v[l]);
+            transpose16(v);
+            for (int k = 0; k < 16; k++) {
+                const int64_t at = (r0 + i0 + k) * C + c0 + j0;
+                if (op->y) {
+                    memcpy(op->y + at, &v[k], sizeof v[k]);
+                } else {
+                    float f[16];
+                    memcpy(f, &v[k], sizeof f);
+                    for (int e = 0; e < 16; e++) op->yb[at + e] = qat_bf16_round(f[e]);
+                }
+            }
+        }
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = i < n16 ? w16 : 0; j < w; j++) {
+            const int64_t at = (r0 + i) * C + c0 + j;
+            if (op->y) op->y[at] = buf[j * n + i];
+            else op->yb[at] = qat_bf16_round(buf[j * n + i]);
+        }
 }
 
 static void run_cols(const qat_gradq *g, const qat_gradq_op *op, int64_t U, float s_t, const float *sg) {
