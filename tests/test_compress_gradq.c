@@ -267,8 +267,8 @@ static void ref_values(float *x, int64_t n, uint64_t seed, int nonfinite) {
  * the kernels give the reference's bits. */
 static void test_kernels_equal_reference(void **state) {
     (void)state;
-    const int64_t shapes[][2] = {{1, 96}, {3, 32}, {37, 64}, {64, 37}, {96, 300}, {300, 96}, {256, 520}, {33, 1}};
-    const int hads[] = {0, 2, 8, 16, 32, 64};
+    const int64_t shapes[][2] = {{1, 96}, {3, 32}, {37, 64}, {64, 37}, {96, 300}, {300, 96}, {160, 272}, {33, 1}};
+    const int hads[] = {0, 8, 32, 64};
     const int nshape = (int)(sizeof shapes / sizeof *shapes), nhad = (int)(sizeof hads / sizeof *hads);
     long checked = 0;
     for (int fi = 0; fi < NALL; fi++)
