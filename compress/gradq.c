@@ -26,16 +26,28 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "compress/format.h"
 #include "compress/gmse.h"
 #include "compress/hadamard.h"
 #include "core/bf16.h"
+#include "core/cpu.h"
 #include "core/error.h"
 #include "core/rng.h"
 
 #define TILE 8192 /* floats in a work tile (32 KB) */
+
+/* Compiled twice in a portable build (core/cpu.h): qat_gradq_run runs the AVX-512
+ * copy (the hash and rounding loops 16 lanes wide) on CPUs that have it. Both copies
+ * give the same bits: integer hashes, exact conversions (24-bit uniforms), and the
+ * same float expressions with no contraction under -std=c11. */
+#if QAT_ISA_RENAME
+#define qat_gradq_run QAT_ISA_NAME(qat_gradq_run)
+#endif
+
+#if !QAT_ISA_COPY
 
 
 const char *qat_gradq_valid_list(void) {
@@ -109,38 +121,61 @@ void qat_gradq_describe(const qat_gradq *g, char *buf, int n) {
     else snprintf(buf, (size_t)n, "%s %s", g->name, g->sr ? "sr" : "rtn");
 }
 
+#endif /* !QAT_ISA_COPY */
+
 /* The uniform in [0, 1) of element `idx` (24 bits: exact in float). */
 static inline float unif(uint64_t key, uint64_t idx) {
     return (float)(qat_hash64(key + idx * 0x9E3779B97F4A7C15ull) >> 40) * 0x1p-24f;
 }
 
-/* Round t >= 0 (in level-index units) up with probability frac(t): E = t. */
+/* fmaxf(x, c) and fminf(x, c) for a constant c that is not NaN, written as one
+ * compare so they inline and vectorise (libm's are calls): a NaN x gives c, as
+ * fmaxf/fminf do. (Callers never pass x = -0 against c = 0, the one case where the
+ * libm functions may differ between versions.) */
+static inline float max_c(float x, float c) { return x > c ? x : c; }
+static inline float min_c(float x, float c) { return x < c ? x : c; }
+
+/* Round t >= 0 (in level-index units) up with probability frac(t): E = t. t is
+ * +0 or more and at most 255 (never -0, NaN or large), where truncation through
+ * int32 is floorf exactly and, unlike floorf under -ftrapping-math, vectorises. */
 static inline float sr_index(float t, float u) {
-    float fl = floorf(t);
+    float fl = (float)(int32_t)t;
     return fl + (u < t - fl ? 1.0f : 0.0f);
 }
 
-/* Stochastic rounding of one group of n elements onto the grid with absmax scale. */
-static void grid_sr(const qat_gradq *g, float *v, int64_t n, uint64_t key, uint64_t idx0) {
+/* Stochastic rounding of one group of n <= QAT_GRADQ_GROUP finite elements onto
+ * the grid with absmax scale. The uniforms are drawn first, in a loop of their
+ * own, so both loops vectorise (the 64-bit hash lanes, then the rounding). */
+static void grid_sr(const qat_gradq *g, float *restrict v, int64_t n, uint64_t key, uint64_t idx0) {
+    /* max |v| in 16 lanes, then across them: the elements are finite and the |v|
+     * never -0, so the order of the compares cannot change the result */
+    float m[16] = {0};
+    int64_t i0 = 0;
+    for (; i0 + 16 <= n; i0 += 16)
+        for (int l = 0; l < 16; l++) m[l] = max_c(fabsf(v[i0 + l]), m[l]);
+    for (; i0 < n; i0++) m[0] = max_c(fabsf(v[i0]), m[0]);
     float a = 0.0f;
-    for (int64_t i = 0; i < n; i++) a = fmaxf(a, fabsf(v[i]));
+    for (int l = 0; l < 16; l++) a = max_c(m[l], a);
     if (a == 0.0f) return; /* all zero: already on the grid (non-finite groups never get here) */
+    float u[QAT_GRADQ_GROUP];
+    for (int64_t i = 0; i < n; i++) u[i] = unif(key, idx0 + (uint64_t)i);
     if (g->levels) {
-        /* uniform levels −a + k·2a/(L−1), k = 0..L−1 */
+        /* uniform levels −a + k·2a/(L−1), k = 0..L−1; (v + a)·inv is +0 or more, or
+         * NaN when inv overflows (a subnormal a), which the clamp turns to 0 */
         const float Lm1 = (float)(g->levels - 1), inv = Lm1 / (2.0f * a), step = 2.0f * a / Lm1;
         for (int64_t i = 0; i < n; i++) {
-            float t = fminf(fmaxf((v[i] + a) * inv, 0.0f), Lm1);
-            float k = fminf(sr_index(t, unif(key, idx0 + (uint64_t)i)), Lm1);
+            float t = min_c(max_c((v[i] + a) * inv, 0.0f), Lm1);
+            float k = min_c(sr_index(t, u[i]), Lm1);
             v[i] = -a + k * step;
         }
     } else {
         /* E2M1 magnitudes ×a/6: steps of 0.5 below 2, 1 below 4, 2 up to 6 */
         const float s = a / 6.0f, inv = 6.0f / a;
         for (int64_t i = 0; i < n; i++) {
-            float m = fminf(fabsf(v[i]) * inv, 6.0f);
+            float m = min_c(fabsf(v[i]) * inv, 6.0f);
             float base = m < 2.0f ? 0.0f : m < 4.0f ? 2.0f : 4.0f;
             float st = m < 2.0f ? 0.5f : m < 4.0f ? 1.0f : 2.0f;
-            float q = base + st * sr_index((m - base) / st, unif(key, idx0 + (uint64_t)i));
+            float q = base + st * sr_index((m - base) / st, u[i]);
             v[i] = copysignf(q * s, v[i]);
         }
     }
@@ -198,19 +233,24 @@ static inline float load(const qat_gradq_op *op, int64_t i) {
     return f;
 }
 
-static inline void store(const qat_gradq_op *op, int64_t i, float v) {
-    if (op->y) op->y[i] = v;
-    else op->yb[i] = qat_bf16_round(v);
+/* bf16 to f32 (exact), n values. */
+static void bf16_to_f32(const uint16_t *restrict src, float *restrict dst, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t u = (uint32_t)src[i] << 16;
+        memcpy(&dst[i], &u, 4);
+    }
 }
 
-/* Rotate (signs, then H) a contiguous segment starting at inner index i0. */
-static void rotate(const qat_gradq *g, const qat_gradq_op *op, float *v, int64_t n, int64_t i0) {
+/* Rotate (signs, then H) a contiguous segment whose signs are sg[0..n): the
+ * product's signs depend on the inner index only, so they are hashed once per
+ * operand (qat_gradq_run) instead of once per element. */
+static void rotate(const qat_gradq *g, float *restrict v, int64_t n, const float *restrict sg) {
     if (!g->hadamard) return;
-    for (int64_t i = 0; i < n; i++) v[i] *= sign_at(op->sign_key, (uint64_t)(i0 + i));
+    for (int64_t i = 0; i < n; i++) v[i] *= sg[i];
     qat_hadamard_row(v, n, g->hadamard);
 }
 
-static void run_rows(const qat_gradq *g, const qat_gradq_op *op, int64_t U, float s_t) {
+static void run_rows(const qat_gradq *g, const qat_gradq_op *op, int64_t U, float s_t, const float *sg) {
     const int64_t R = op->rows, C = op->cols;
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < R; r++) {
@@ -219,8 +259,8 @@ static void run_rows(const qat_gradq *g, const qat_gradq_op *op, int64_t U, floa
             int64_t n = C - s0 < U ? C - s0 : U;
             const int64_t base = r * C + s0;
             if (op->x) memcpy(buf, op->x + base, (size_t)n * sizeof(float));
-            else for (int64_t i = 0; i < n; i++) buf[i] = load(op, base + i);
-            rotate(g, op, buf, n, s0);
+            else bf16_to_f32(op->xb + base, buf, n);
+            rotate(g, buf, n, sg ? sg + s0 : NULL);
             quantize_segment(g, buf, n, op->key, (uint64_t)base, s_t);
             if (op->y) memcpy(op->y + base, buf, (size_t)n * sizeof(float));
             else qat_bf16_row(buf, op->yb + base, n);
@@ -228,7 +268,98 @@ static void run_rows(const qat_gradq *g, const qat_gradq_op *op, int64_t U, floa
     }
 }
 
-static void run_cols(const qat_gradq *g, const qat_gradq_op *op, int64_t U, float s_t) {
+/* 16×16 blocks are transposed in registers: four stages of two-input shuffles,
+ * stage b swapping the off-diagonal b×b blocks of each pair of rows (r, r + b).
+ * Data movement only, so every ISA gives the same bits; GCC lowers each shuffle to
+ * one permute on AVX-512 and to a few on narrower vectors. */
+#ifndef __AVX512F__ /* 64-byte vectors between static helpers only: no ABI at stake */
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+typedef float gq_v16 __attribute__((vector_size(64)));
+typedef int32_t gq_v16i __attribute__((vector_size(64)));
+
+#define GQ_STAGE(B, LO, HI)                                               \
+    do {                                                                  \
+        const gq_v16i lo = LO, hi = HI;                                   \
+        for (int r = 0; r < 16; r++)                                      \
+            if (!(r & (B))) {                                             \
+                gq_v16 a = v[r], b = v[r + (B)];                          \
+                v[r] = __builtin_shuffle(a, b, lo);                       \
+                v[r + (B)] = __builtin_shuffle(a, b, hi);                 \
+            }                                                             \
+    } while (0)
+
+static inline void transpose16(gq_v16 *v) {
+    GQ_STAGE(8, ((gq_v16i){0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23}),
+             ((gq_v16i){8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31}));
+    GQ_STAGE(4, ((gq_v16i){0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27}),
+             ((gq_v16i){4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31}));
+    GQ_STAGE(2, ((gq_v16i){0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29}),
+             ((gq_v16i){2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31}));
+    GQ_STAGE(1, ((gq_v16i){0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30}),
+             ((gq_v16i){1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31}));
+}
+#undef GQ_STAGE
+
+/* Row i (16 values from column j) of the source, as f32. */
+static inline gq_v16 load16(const qat_gradq_op *op, int64_t at) {
+    gq_v16 v;
+    if (op->x) {
+        memcpy(&v, op->x + at, sizeof v);
+    } else {
+        float f[16];
+        bf16_to_f32(op->xb + at, f, 16);
+        memcpy(&v, f, sizeof v);
+    }
+    return v;
+}
+
+/* Gather rows r0..r0+n, columns c0..c0+w of the operand transposed: column j
+ * becomes buf[j·n .. j·n + n). 16×16 blocks through registers, the ragged edges
+ * element by element. */
+static void gather_cols(const qat_gradq_op *op, float *restrict buf, int64_t r0, int64_t n, int64_t c0, int64_t w) {
+    const int64_t C = op->cols, n16 = n & ~(int64_t)15, w16 = w & ~(int64_t)15;
+    for (int64_t i0 = 0; i0 < n16; i0 += 16)
+        for (int64_t j0 = 0; j0 < w16; j0 += 16) {
+            gq_v16 v[16];
+            for (int k = 0; k < 16; k++) v[k] = load16(op, (r0 + i0 + k) * C + c0 + j0);
+            transpose16(v);
+            for (int l = 0; l < 16; l++) memcpy(buf + (j0 + l) * n + i0, &v[l], sizeof v[l]);
+        }
+    for (int64_t j = 0; j < w; j++)
+        for (int64_t i = j < w16 ? n16 : 0; i < n; i++) buf[j * n + i] = load(op, (r0 + i) * C + c0 + j);
+}
+
+/* The inverse of gather_cols, into y (f32) or yb (rounded to bf16 element by
+ * element with qat_bf16_round). */
+static void scatter_cols(const qat_gradq_op *op, const float *restrict buf, int64_t r0, int64_t n, int64_t c0,
+                         int64_t w) {
+    const int64_t C = op->cols, n16 = n & ~(int64_t)15, w16 = w & ~(int64_t)15;
+    for (int64_t i0 = 0; i0 < n16; i0 += 16)
+        for (int64_t j0 = 0; j0 < w16; j0 += 16) {
+            gq_v16 v[16];
+            for (int l = 0; l < 16; l++) memcpy(&v[l], buf + (j0 + l) * n + i0, sizeof v[l]);
+            transpose16(v);
+            for (int k = 0; k < 16; k++) {
+                const int64_t at = (r0 + i0 + k) * C + c0 + j0;
+                if (op->y) {
+                    memcpy(op->y + at, &v[k], sizeof v[k]);
+                } else {
+                    float f[16];
+                    memcpy(f, &v[k], sizeof f);
+                    for (int e = 0; e < 16; e++) op->yb[at + e] = qat_bf16_round(f[e]);
+                }
+            }
+        }
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = i < n16 ? w16 : 0; j < w; j++) {
+            const int64_t at = (r0 + i) * C + c0 + j;
+            if (op->y) op->y[at] = buf[j * n + i];
+            else op->yb[at] = qat_bf16_round(buf[j * n + i]);
+        }
+}
+
+static void run_cols(const qat_gradq *g, const qat_gradq_op *op, int64_t U, float s_t, const float *sg) {
     const int64_t R = op->rows, C = op->cols;
     const int64_t TW = TILE / U; /* columns per tile */
     const int64_t nseg = (R + U - 1) / U, ntile = (C + TW - 1) / TW;
@@ -237,16 +368,13 @@ static void run_cols(const qat_gradq *g, const qat_gradq_op *op, int64_t U, floa
         float buf[TILE];
         const int64_t r0 = (job / ntile) * U, c0 = (job % ntile) * TW;
         const int64_t n = R - r0 < U ? R - r0 : U, w = C - c0 < TW ? C - c0 : TW;
-        /* gather: column j of the tile becomes buf[j·n .. j·n + n) */
-        for (int64_t i = 0; i < n; i++)
-            for (int64_t j = 0; j < w; j++) buf[j * n + i] = load(op, (r0 + i) * C + c0 + j);
+        gather_cols(op, buf, r0, n, c0, w);
         for (int64_t j = 0; j < w; j++) {
-            rotate(g, op, buf + j * n, n, r0);
+            rotate(g, buf + j * n, n, sg ? sg + r0 : NULL);
             /* index with the inner dim fastest: column c's element r is c·R + r */
             quantize_segment(g, buf + j * n, n, op->key, (uint64_t)((c0 + j) * R + r0), s_t);
         }
-        for (int64_t i = 0; i < n; i++)
-            for (int64_t j = 0; j < w; j++) store(op, (r0 + i) * C + c0 + j, buf[j * n + i]);
+        scatter_cols(op, buf, r0, n, c0, w);
     }
 }
 
@@ -265,6 +393,23 @@ void qat_gradq_run(const qat_gradq *g, const qat_gradq_op *op) {
         if (g->hadamard) amax *= sqrtf((float)g->hadamard);
         s_t = qat_blk_tensor_scale(&g->blk, amax);
     }
-    if (op->along == QAT_GQ_ALONG_ROWS) run_rows(g, op, U, s_t);
-    else run_cols(g, op, U, s_t);
+    /* the product's signs along the inner dim, once for the whole operand */
+    float *sg = NULL;
+    if (g->hadamard) {
+        sg = qat_xaligned(sizeof(float) * (size_t)inner);
+        for (int64_t i = 0; i < inner; i++) sg[i] = sign_at(op->sign_key, (uint64_t)i);
+    }
+    if (op->along == QAT_GQ_ALONG_ROWS) run_rows(g, op, U, s_t, sg);
+    else run_cols(g, op, U, s_t, sg);
+    free(sg);
 }
+
+#if QAT_ISA_DISPATCH
+#undef qat_gradq_run
+void qat_gradq_run_avx512(const qat_gradq *g, const qat_gradq_op *op);
+
+void qat_gradq_run(const qat_gradq *g, const qat_gradq_op *op) {
+    if (qat_cpu_avx512()) qat_gradq_run_avx512(g, op);
+    else qat_gradq_run_generic(g, op);
+}
+#endif

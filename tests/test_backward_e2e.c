@@ -8,11 +8,13 @@
  *    run.h5 records the backward scheme;
  *  - `--stop-after` then `--resume` equals an uninterrupted run bit for bit (every
  *    checkpoint array, every logged loss), in fp32 and, where the CPU has them,
- *    with bf16 products;
+ *    with bf16 products; so does a run SIGKILLed after a checkpoint and resumed, with
+ *    a 4-bit sr backward and with an rtn one;
  *  - `qat grads --compare-backward fp32` reports the cosine of a quantized backward
  *    against the unquantized one (8-bit closer than 4-bit), and bad input exits 2.
  */
 #include <fcntl.h>
+#include <signal.h>
 #include <hdf5.h>
 #include <math.h>
 #include <setjmp.h>
@@ -164,6 +166,88 @@ static void test_resume_after_stop_is_bit_exact(void **state) {
     resume_is_bit_exact("train.precision=bf16", "bf16");
 }
 
+/* The step of ckpt.h5's last checkpoint, or -1 while there is none (or it is being
+ * written: the open fails and the poll tries again). */
+static int64_t ckpt_step(const char *path) {
+    if (access(path, F_OK)) return -1;
+    qat_ckpt_file *f;
+    if (qat_ckpt_open(path, &f)) return -1;
+    qat_ckpt_state st;
+    int rc = qat_ckpt_read_state(f, &st);
+    qat_ckpt_close(f);
+    return rc ? -1 : st.step;
+}
+
+/* One W4A4 run with the given backward killed (SIGKILL, no chance to clean up)
+ * after its checkpoint at step 10 or later, then `--resume`d: every checkpoint
+ * array and every logged loss equal an uninterrupted run's bit for bit. The
+ * backward's draws are keyed by (layer, step, operand, element), so the resumed
+ * steps redraw exactly what the uninterrupted run drew. */
+static void sigkill_resume_is_bit_exact(const char *rounding, int hadamard) {
+    char text[1024], cfg[512], outa[512], outb[512], cka[600], ckb[600], runa[600], runb[600];
+    /* 60 steps at checkpoint_every 10: the kill lands mid-run with margin */
+    w4a4_config(text, sizeof text, 5, threads(), 60, rounding, hadamard, "");
+    snprintf(cfg, sizeof cfg, "%s/kill_%s.yaml", g_tmp, rounding);
+    write_file(cfg, text);
+    snprintf(outa, sizeof outa, "%s/ka_%s", g_tmp, rounding);
+    snprintf(outb, sizeof outb, "%s/kb_%s", g_tmp, rounding);
+    snprintf(cka, sizeof cka, "%s/r/ckpt.h5", outa);
+    snprintf(ckb, sizeof ckb, "%s/r/ckpt.h5", outb);
+    snprintf(runa, sizeof runa, "%s/r/run.h5", outa);
+    snprintf(runb, sizeof runb, "%s/r/run.h5", outb);
+    assert_int_equal(run((char *[]){"train", cfg, "--out", outa, "--quiet", NULL}), 0);
+
+    pid_t pid = qat_test_spawn(g_tmp, (char *[]){"train", cfg, "--out", outb, "--quiet", NULL});
+    assert_true(pid > 0);
+    int64_t st = -1;
+    for (int i = 0; i < 60000 && st < 10; i++) {
+        usleep(5000);
+        st = ckpt_step(ckb);
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid) fail_msg("the run finished before it could be killed");
+    }
+    assert_true(st >= 10);
+    kill(pid, SIGKILL);
+    assert_int_equal(qat_test_wait(pid), 128 + SIGKILL);
+    int64_t killed_at = ckpt_step(ckb);
+    qat_runlog_summary s;
+    assert_int_equal(qat_runlog_read_final(runb, &s), 0);
+    assert_string_equal(s.status, "running");
+    assert_false(s.has_final);
+    assert_true(killed_at >= 10 && killed_at < 60);
+
+    assert_int_equal(run((char *[]){"train", cfg, "--out", outb, "--resume", "--quiet", NULL}), 0);
+    qat_ckpt_file *fa, *fb;
+    assert_int_equal(qat_ckpt_open(cka, &fa), 0);
+    assert_int_equal(qat_ckpt_open(ckb, &fb), 0);
+    compare_group(fa, fb, "params");
+    compare_group(fa, fb, "optim");
+    compare_group_if_any(fa, fb, "compress");
+    qat_ckpt_close(fa);
+    qat_ckpt_close(fb);
+    compare_series(runa, runb, "train/loss");
+    compare_series(runa, runb, "train/grad_norm");
+    compare_series(runa, runb, "train/step");
+    compare_series(runa, runb, "eval/loss");
+    qat_runlog_summary sa, sb;
+    assert_int_equal(qat_runlog_read_final(runa, &sa), 0);
+    assert_int_equal(qat_runlog_read_final(runb, &sb), 0);
+    assert_string_equal(sb.status, "completed");
+    assert_true(sa.has_final && sb.has_final);
+    assert_memory_equal(&sa.final.val_loss, &sb.final.val_loss, sizeof(double));
+    assert_int_equal(sa.final.steps, sb.final.steps);
+    printf("  int4 %s h%d backward: killed with the checkpoint at step %lld, resumed: bit-identical to the "
+           "uninterrupted run\n", rounding, hadamard, (long long)killed_at);
+}
+
+/* W4A4 with a 4-bit stochastic-rounding backward (rotated) and with a round-to-
+ * nearest one (unrotated): SIGKILL mid-run, --resume, same bits. */
+static void test_sigkill_resume_sr_and_rtn_backward(void **state) {
+    (void)state;
+    sigkill_resume_is_bit_exact("sr", 32);
+    sigkill_resume_is_bit_exact("rtn", 0);
+}
+
 /* ---- qat grads --compare-backward ----------------------------------------------- */
 
 static double read_scalar(hid_t f, const char *name) {
@@ -234,6 +318,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_w4a4_sr_and_rtn_backward_learn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resume_after_stop_is_bit_exact, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sigkill_resume_sr_and_rtn_backward, setup, teardown),
         cmocka_unit_test_setup_teardown(test_grads_compare_backward, setup, teardown),
     };
     /* QAT_TEST_FILTER=PATTERN runs only the matching tests (cmocka's glob) */
