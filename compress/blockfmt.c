@@ -183,6 +183,27 @@ static void elems_rne_inplace(float *v, int len, float sc, float inv, int emin, 
     }
 }
 
+/* elems_mf by stochastic rounding in place, without the error sum (io->no_sse): the
+ * quantized backward's hot loop. The same q and mask bit for bit; the uniforms come
+ * first in their own loop (the 64-bit hash vectorises there, not beside the rounding)
+ * and, as in elems_rne_inplace, one pointer for input and output. */
+static void elems_sr_inplace(float *v, int len, float sc, float inv, int emin, int mbits, float maxv, float thr,
+                             uint64_t key, uint64_t idx, uint8_t *mask) {
+    float u[BLK_MAX];
+    for (int i = 0; i < len; i++) u[i] = qat_mf_u24(key, idx + (uint64_t)i);
+    if (mask) {
+        float ad[BLK_MAX];
+        for (int i = 0; i < len; i++) {
+            float xi = v[i], q = qat_mf_sr(xi * inv, u[i], emin, mbits, maxv) * sc;
+            ad[i] = fabsf(q - xi);
+            v[i] = q;
+        }
+        for (int i = 0; i < len; i++) mask[i] = ad[i] <= thr;
+    } else {
+        for (int i = 0; i < len; i++) v[i] = qat_mf_sr(v[i] * inv, u[i], emin, mbits, maxv) * sc;
+    }
+}
+
 /* A block with element scale 0: all zeros (the scale underflowed its format). */
 static float block_zero(float *v, int len, float thr, uint8_t *mask) {
     float e2 = 0.0f;
@@ -226,6 +247,8 @@ static double row_mx(const qat_blk *B, float *v, int64_t n, const qat_blk_io *io
         /* 1/2^e is exact for e in [−127, 127]; with mul ≠ 1 one rounding per block. */
         float inv = mul == 1.0f ? ldexpf(1.0f, -ilogbf(X)) : 1.0f / sc;
         if (io->no_sse && !B->stochastic) elems_rne_inplace(x, len, sc, inv, emin, mbits, maxv, T * sc, mask);
+        else if (io->no_sse)
+            elems_sr_inplace(x, len, sc, inv, emin, mbits, maxv, T * sc, io->key, io->index0 + (uint64_t)b0, mask);
         else
             sse += elems_mf(x, x, len, sc, inv, emin, mbits, maxv, B->stochastic, io->key,
                             io->index0 + (uint64_t)b0, T * sc, mask);
@@ -267,6 +290,7 @@ static double row_nvfp4(const qat_blk *B, float *v, int64_t n, const qat_blk_io 
             continue;
         }
         if (io->no_sse && !B->stochastic) elems_rne_inplace(x, len, sc, 1.0f / sc, emin, mbits, maxv, T * sc, mask);
+        else if (io->no_sse) elems_sr_inplace(x, len, sc, 1.0f / sc, emin, mbits, maxv, T * sc, io->key, idx, mask);
         else sse += elems_mf(x, x, len, sc, 1.0f / sc, emin, mbits, maxv, B->stochastic, io->key, idx, T * sc, mask);
     }
     return sse;

@@ -183,7 +183,7 @@ static void grid_sr(const qat_gradq *g, float *restrict v, int64_t n, uint64_t k
 
 /* One block of a block format; s_t is NVFP4's tensor scale. */
 static void block_round(const qat_gradq *g, float *v, int64_t n, uint64_t key, uint64_t idx0, float s_t) {
-    qat_blk_io io = {.tensor_scale = s_t, .key = key, .index0 = idx0};
+    qat_blk_io io = {.tensor_scale = s_t, .key = key, .index0 = idx0, .no_sse = 1}; /* the error sum is not read */
     float X;
     if (g->blk.kind == QAT_BLK_MX) {
         /* the scale of the block as it is, then ¾ of it rounded against that scale */
