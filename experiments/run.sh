@@ -83,10 +83,12 @@ exp_i() {   # the data axis at fixed N (README.md there): runs in the design's o
 }
 # CSV N,D,loss,format,act_format of post-training quantization: every fp32 run's own loss, and its
 # checkpoint read through int4 and int2 weights and through int4 weights and activations. N and D
-# come from the run logs (qat fit --csv of the fp32 runs; the chinchilla fit itself is not used).
+# come from the run logs through qat fit --csv of the fp32 runs, every constant held (no fit is wanted,
+# and none can be refused).
 i_ptq() {
   local d=$1 N D loss f a g rho effd pred resid origin fa l
-  "$qat" fit "$d"/*-fp32 --law chinchilla --no-loo --csv "$d/fp32-runs.csv" > /dev/null
+  "$qat" fit "$d"/*-fp32 --law chinchilla --no-loo --fix A=1 --fix alpha=0.3 --fix B=1 --fix beta=0.3 --fix E=1 \
+    --csv "$d/fp32-runs.csv" > /dev/null
   echo "N,D,loss,format,act_format"
   tail -n +2 "$d/fp32-runs.csv" | while IFS=, read -r N D loss f a g rho effd pred resid origin; do
     echo "$N,$D,$loss,fp32,fp32"
