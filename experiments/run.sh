@@ -86,15 +86,18 @@ exp_i() {   # the data axis at fixed N (README.md there): runs in the design's o
 # come from the run logs through qat fit --csv of the fp32 runs, every constant held (no fit is wanted,
 # and none can be refused).
 i_ptq() {
-  local d=$1 N D loss f a g rho effd pred resid origin fa l
+  local d=$1 N D loss f a g rho effd pred resid origin fa l j
   "$qat" fit "$d"/*-fp32 --law chinchilla --no-loo --fix A=1 --fix alpha=0.3 --fix B=1 --fix beta=0.3 --fix E=1 \
     --csv "$d/fp32-runs.csv" > /dev/null
   echo "N,D,loss,format,act_format"
   tail -n +2 "$d/fp32-runs.csv" | while IFS=, read -r N D loss f a g rho effd pred resid origin; do
     echo "$N,$D,$loss,fp32,fp32"
     for fa in int4:fp32 int2:fp32 int4:int4; do
-      l=$("$qat" eval --checkpoint "$(dirname "$origin")/ckpt.h5" --set threads=1 --set "compress.weights.format=${fa%:*}" \
-          --set "compress.activations.format=${fa#*:}" --json | sed 's/.*"loss": *\([-0-9.eE+]*\).*/\1/')
+      j="$(dirname "$origin")/ptq-${fa%:*}-${fa#*:}.json"   # kept beside the run: a second call only reprints
+      [ -s "$j" ] && [ "$j" -nt "$(dirname "$origin")/ckpt.h5" ] || "$qat" eval --checkpoint "$(dirname "$origin")/ckpt.h5" \
+        --set threads=1 --set "compress.weights.format=${fa%:*}" --set "compress.activations.format=${fa#*:}" --json \
+        > "$j.tmp" && mv "$j.tmp" "$j"
+      l=$(sed 's/.*"loss": *\([-0-9.eE+]*\).*/\1/' "$j")
       echo "$N,$D,$l,${fa%:*},${fa#*:}"
     done
   done
