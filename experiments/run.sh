@@ -94,9 +94,11 @@ i_ptq() {
     echo "$N,$D,$loss,fp32,fp32"
     for fa in int4:fp32 int2:fp32 int4:int4; do
       j="$(dirname "$origin")/ptq-${fa%:*}-${fa#*:}.json"   # kept beside the run: a second call only reprints
-      [ -s "$j" ] && [ "$j" -nt "$(dirname "$origin")/ckpt.h5" ] || "$qat" eval --checkpoint "$(dirname "$origin")/ckpt.h5" \
-        --set threads=1 --set "compress.weights.format=${fa%:*}" --set "compress.activations.format=${fa#*:}" --json \
-        > "$j.tmp" && mv "$j.tmp" "$j"
+      if ! { [ -s "$j" ] && [ "$j" -nt "$(dirname "$origin")/ckpt.h5" ]; }; then
+        "$qat" eval --checkpoint "$(dirname "$origin")/ckpt.h5" --set threads=1 --set "compress.weights.format=${fa%:*}" \
+          --set "compress.activations.format=${fa#*:}" --json > "$j.tmp"
+        mv "$j.tmp" "$j"
+      fi
       l=$(sed 's/.*"loss": *\([-0-9.eE+]*\).*/\1/' "$j")
       echo "$N,$D,$l,${fa%:*},${fa#*:}"
     done
