@@ -309,6 +309,18 @@ static void pair_free(chen_pair *p) {
     free(p->run); free(p->lnD); free(p->lnN); free(p->lg); free(p->Lfp); free(p->L); free(p->G);
 }
 
+static int before(const chen_pair *p, int i, int j) {
+    if (fabs(p->lnN[i] - p->lnN[j]) > SAME_LOG) return p->lnN[i] < p->lnN[j];
+    if (fabs(p->lnD[i] - p->lnD[j]) > SAME_LOG) return p->lnD[i] < p->lnD[j];
+    return p->lg[i] < p->lg[j];
+}
+
+static void swap_runs(chen_pair *p, int i, int j) {
+    double *col[] = {p->lnD, p->lnN, p->lg, p->Lfp, p->L, p->G};
+    for (size_t c = 0; c < sizeof col / sizeof col[0]; c++) { double t = col[c][i]; col[c][i] = col[c][j]; col[c][j] = t; }
+    int t = p->run[i]; p->run[i] = p->run[j]; p->run[j] = t;
+}
+
 /* fmt without its "@gG" modifier into out: the group is the law's G axis, so
  * int4@g32 and int4@g128 are one format family of one fitted pair. */
 static const char *strip_group(char out[QAT_FIT_FMT_LEN], const char *fmt) {
@@ -380,6 +392,9 @@ static int build_pairs(const qat_fit_runs *rs, chen_pair **out, int *n_out) {
     for (int k = 0; k < np; k++) {
         chen_pair *p = &pp[k];
         for (int i = 0; i < p->n; i++) p->mD += p->lnD[i] / p->n, p->mN += p->lnN[i] / p->n, p->mG += p->lg[i] / p->n;
+        /* runs by N, then D, then G: the table and the CSV read as a grid whatever the file order */
+        for (int a = 1; a < p->n; a++)
+            for (int b = a; b > 0 && before(p, b, b - 1); b--) swap_runs(p, b, b - 1);
     }
     *out = pp;
     *n_out = np;
