@@ -465,7 +465,8 @@ static int write_svg(const char *path, const chen_pair *pp, int np, const char *
             const char *color = qat_svg_color(series);
             qat_svg_shape shape = (qat_svg_shape)(series % 4);
             char name[160];
-            snprintf(name, sizeof name, "%s N=%.4g G=%g", p->key, exp(p->lnN[i0]), p->G[i0]);
+            if (p->G[i0] > 0) snprintf(name, sizeof name, "%s N=%.4g G=%g", p->key, exp(p->lnN[i0]), p->G[i0]);
+            else snprintf(name, sizeof name, "%s N=%.4g (G unknown)", p->key, exp(p->lnN[i0]));
             qat_svg_series_begin(&s, name);
             double dlo = INFINITY, dhi = -INFINITY;
             for (int i = 0; i < p->n; i++) {
@@ -528,7 +529,7 @@ int qat_fit_chen(const qat_fit_runs *rs, const qat_fit_chen_opts *o, qat_fit_che
         }
     }
     if (!rc && o->csv) rc = write_csv(o->csv, rs, pp, np, o->inputs, o->n_inputs);
-    if (!rc && o->svg) rc = write_svg(o->svg, pp, np, "QAT penalty against D (Chen et al. law)");
+    if (!rc && o->svg) rc = write_svg(o->svg, pp, np, "Loss over the fp32 twin against D (Chen et al. law)");
     if (!rc && out) {
         fprintf(out, "law chen: L = L_fp32(N, D) + k * D^gammaD * (log2 G)^gammaG / N^gammaN (fp32 twin measured)\n");
         for (int k = 0; k < np; k++) {
