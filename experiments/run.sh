@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run the paper reproductions: experiments/run.sh [a b c d e f g] (default: all), from the
+# Run the paper reproductions: experiments/run.sh [a b c d e f g i] (default: all), from the
 # repository root after `make`. Finished runs are skipped, so a second call only reprints.
 # Each experiment's README.md states the question, what the papers found, and what this
 # script measured on this machine.
@@ -74,12 +74,42 @@ exp_g() {   # the hardware formats (README.md there): runs, then the unified and
   "$qat" fit "$d" --law unified --bootstrap 200 --seed 0 --out "$d/unified.h5"
   "$qat" fit "$d" --law decoupled --bootstrap 200 --seed 0 --out "$d/decoupled.h5"
 }
+exp_i() {   # the data axis at fixed N (README.md there): runs in the design's order, PTQ of the fp32 checkpoints, fits
+  local s d=runs/experiments/i-data-axis
+  for s in stage1 stage2 group stage3 stage4 rest; do sweep experiments/i-data-axis/$s.yaml; done
+  i_ptq "$d" > "$d/ptq.csv.tmp" && mv "$d/ptq.csv.tmp" "$d/ptq.csv"
+  "$qat" fit "$d" --law chen --bootstrap 200 --seed 0 --csv "$d/chen.csv" --svg "$d/chen.svg"
+  "$qat" fit "$d/ptq.csv" --law chen --bootstrap 200 --seed 0 --csv "$d/ptq-fit.csv" --svg "$d/ptq.svg"
+}
+# CSV N,D,loss,format,act_format of post-training quantization: every fp32 run's own loss, and its
+# checkpoint read through int4 and int2 weights and through int4 weights and activations. N and D
+# come from the run logs through qat fit --csv of the fp32 runs, every constant held (no fit is wanted,
+# and none can be refused).
+i_ptq() {
+  local d=$1 N D loss f a g rho effd pred resid origin fa l j
+  "$qat" fit "$d"/*-fp32 --law chinchilla --no-loo --fix A=1 --fix alpha=0.3 --fix B=1 --fix beta=0.3 --fix E=1 \
+    --csv "$d/fp32-runs.csv" > /dev/null
+  echo "N,D,loss,format,act_format"
+  tail -n +2 "$d/fp32-runs.csv" | while IFS=, read -r N D loss f a g rho effd pred resid origin; do
+    echo "$N,$D,$loss,fp32,fp32"
+    for fa in int4:fp32 int2:fp32 int4:int4; do
+      j="$(dirname "$origin")/ptq-${fa%:*}-${fa#*:}.json"   # kept beside the run: a second call only reprints
+      if ! { [ -s "$j" ] && [ "$j" -nt "$(dirname "$origin")/ckpt.h5" ]; }; then
+        "$qat" eval --checkpoint "$(dirname "$origin")/ckpt.h5" --set threads=1 --set "compress.weights.format=${fa%:*}" \
+          --set "compress.activations.format=${fa#*:}" --json > "$j.tmp"
+        mv "$j.tmp" "$j"
+      fi
+      l=$(sed 's/.*"loss": *\([-0-9.eE+]*\).*/\1/' "$j")
+      echo "$N,$D,$l,${fa%:*},${fa#*:}"
+    done
+  done
+}
 
 which=("$@")
-[ ${#which[@]} -gt 0 ] || which=(a b c d e f g)
+[ ${#which[@]} -gt 0 ] || which=(a b c d e f g i)
 for e in "${which[@]}"; do
   case "$e" in
-    a|b|c|d|e|f|g) echo "== experiment $e"; "exp_$e" ;;
-    *) echo "experiments/run.sh: unknown experiment '$e', expected a b c d e f g" >&2; exit 2 ;;
+    a|b|c|d|e|f|g|i) echo "== experiment $e"; "exp_$e" ;;
+    *) echo "experiments/run.sh: unknown experiment '$e', expected a b c d e f g i" >&2; exit 2 ;;
   esac
 done

@@ -268,4 +268,39 @@ const char *qat_fit_law_name(qat_fit_law law);
 int qat_fit_law_parse(const char *s, qat_fit_law *law);
 const char *qat_fit_type_name(int type);
 
+/* The QAT penalty law of Chen et al. 2025 (law_chen.c, docs/scaling-laws.md):
+ * L = L_fp32(N, D) + k·D^γD·(log₂ G)^γG/N^γN per W/A pair, each quantized run
+ * paired with its fp32/fp32 twin(s) at the same N and D. Its own entry point:
+ * the penalty is not a capacity multiplier, so it shares the runs, the Huber
+ * loss and L-BFGS with the other laws but not their θ layout. */
+typedef struct {
+    int bootstrap;                 /* resamples per pair (0 = none) */
+    uint64_t seed;                 /* resample b of pair j uses qat_rng_make(seed, j·1000003 + b) */
+    int n_fix;                     /* --fix gammaD|gammaN|gammaG=V, held for every pair */
+    const char *const *fix_name;
+    const double *fix_value;
+    const char *csv, *svg;         /* per-run table and δ-against-D figure (NULL = none) */
+    const char *const *inputs;     /* the command's inputs, which no output may replace */
+    int n_inputs;
+} qat_fit_chen_opts;
+typedef struct {
+    char key[2 * QAT_FIT_FMT_LEN + 2]; /* "W/A" */
+    int n, n_boot;                     /* runs, bootstrap resamples used */
+    double value[4], lo[4], hi[4];     /* k, γD, γN, γG; 95% percentile interval (NaN without bootstrap) */
+    unsigned char held[4];             /* QAT_FIT_BY_USER / QAT_FIT_BY_RULE, else QAT_FIT_FREE */
+    double rmse_log;                   /* √mean (ln L̂ − ln L)² */
+} qat_fit_chen_pair;
+typedef struct {
+    int n_pairs;
+    qat_fit_chen_pair *pair;           /* sorted by key */
+} qat_fit_chen_result;
+/* Fit, print the table on `out` (may be NULL) and notes on `note`; res may be NULL.
+ * QAT_EINPUT naming the axis when a pair's runs cannot identify an exponent,
+ * or naming a quantized run without an fp32/fp32 twin. */
+int qat_fit_chen(const qat_fit_runs *rs, const qat_fit_chen_opts *o, qat_fit_chen_result *res, FILE *out, FILE *note);
+void qat_fit_chen_result_free(qat_fit_chen_result *r);
+/* Chen's G of a run: the weights' scale group (@gG, compress.weights.group), or
+ * the row length d for a per-row scale; 0 when unknown (CSV rows without @gG). */
+double qat_fit_chen_group(const qat_fit_run *r);
+
 #endif

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -44,7 +45,7 @@ static const char fit_usage[] =
     "1 <= N, D < 1e20 (docs/files.md).\n"
     "\n"
     "options:\n"
-    "  --law chinchilla|decoupled|unified|quartet\n"
+    "  --law chinchilla|decoupled|unified|quartet|chen\n"
     "                      chinchilla: rho = 1; decoupled: one free eff per W/A format\n"
     "                      pair (fp32/fp32 = 1); unified: rho from the formats' GMSE with\n"
     "                      one (L, F, C) per compression type; quartet:\n"
@@ -53,7 +54,10 @@ static const char fit_usage[] =
     "                      quartet when the runs have more than one backward scheme (the\n"
     "                      other laws refuse such runs), else chinchilla when every run\n"
     "                      is fp32/fp32, else unified (decoupled when qat has no format\n"
-    "                      library).\n"
+    "                      library). chen: the QAT penalty of each W/A pair over its\n"
+    "                      fp32/fp32 twin, k*D^gammaD*(log2 G)^gammaG/N^gammaN (Chen et al.\n"
+    "                      2025); --fix gammaD|gammaN|gammaG, --bootstrap, --csv, --svg\n"
+    "  --svg FIG.svg       chen: the penalty against D with the fitted law\n"
     "  --bootstrap N       N resamples over runs for 95% percentile intervals (default 0;\n"
     "                      at least 20; resamples that cannot tell an eff are dropped)\n"
     "  --seed S            bootstrap seed (default 0)\n"
@@ -110,7 +114,7 @@ static int need_value(int argc, char **argv, int *i, const char **v) {
 typedef struct {
     char **inputs;
     int n_inputs;
-    const char *law, *out, *csv;
+    const char *law, *out, *csv, *svg; /* svg: --law chen's figure */
     const char **fix, **exclude, **where;
     int n_fix, n_exclude, n_where;
     int mixed_data; /* --mixed-data: runs on different data may be fitted together */
@@ -128,6 +132,7 @@ static int parse_fit_args(int argc, char **argv, fit_args *a) {
         else if (!strcmp(o, "--law")) { QAT_TRY(need_value(argc, argv, &i, &a->law)); }
         else if (!strcmp(o, "--out")) { QAT_TRY(need_value(argc, argv, &i, &a->out)); }
         else if (!strcmp(o, "--csv")) { QAT_TRY(need_value(argc, argv, &i, &a->csv)); }
+        else if (!strcmp(o, "--svg")) { QAT_TRY(need_value(argc, argv, &i, &a->svg)); }
         else if (!strcmp(o, "--bootstrap")) {
             QAT_TRY(need_value(argc, argv, &i, &v));
             QAT_TRY(parse_int(o, v, 0, 1000000, &a->bootstrap));
@@ -215,6 +220,41 @@ static int check_outputs(const fit_args *a) {
     return rc;
 }
 
+/* --law chen (law_chen.c): its own table, CSV and figure; no FIT.h5 or JSON. */
+static int chen_body(const fit_args *a, const qat_fit_runs *rs) {
+    if (a->out || a->json)
+        return qat_fail(QAT_EINPUT, "%s: --law chen writes no FIT.h5 or JSON; use --csv FILE and --svg FIG.svg",
+                        a->out ? "--out" : "--json");
+    if (a->svg) {
+        char **files;
+        int nf;
+        QAT_TRY(qat_fit_input_files(a->inputs, a->n_inputs, &files, &nf));
+        int rc = qat_fit_out_dir_check("--svg", a->svg);
+        if (!rc) rc = qat_out_check(a->svg, (const char *const *)files, nf);
+        for (int i = 0; i < nf; i++) free(files[i]);
+        free(files);
+        QAT_TRY(rc);
+    }
+    const char **names = qat_xcalloc((size_t)a->n_fix + 1, sizeof *names);
+    double *vals = qat_xcalloc((size_t)a->n_fix + 1, sizeof *vals);
+    char (*buf)[64] = qat_xcalloc((size_t)a->n_fix + 1, sizeof *buf);
+    int rc = QAT_OK;
+    for (int k = 0; k < a->n_fix && !rc; k++) {
+        const char *eq = strrchr(a->fix[k], '=');
+        char *end = NULL;
+        if (eq && eq != a->fix[k]) vals[k] = strtod(eq + 1, &end);
+        if (!eq || eq == a->fix[k] || end == eq + 1 || *end)
+            rc = qat_fail(QAT_EINPUT, "--fix %s: expected NAME=VALUE with a number", a->fix[k]);
+        else snprintf(buf[k], sizeof buf[k], "%.*s", (int)(eq - a->fix[k]), a->fix[k]), names[k] = buf[k];
+    }
+    qat_fit_chen_opts o = {.bootstrap = (int)a->bootstrap, .seed = (uint64_t)a->seed, .n_fix = a->n_fix,
+                           .fix_name = names, .fix_value = vals, .csv = a->csv, .svg = a->svg,
+                           .inputs = (const char *const *)a->inputs, .n_inputs = a->n_inputs};
+    if (!rc) rc = qat_fit_chen(rs, &o, NULL, stdout, stderr);
+    free(names); free(vals); free(buf);
+    return rc;
+}
+
 static int fit_body(fit_args *a) {
     if (a->n_inputs == 0) return qat_fail(QAT_EINPUT, "no RUNS given (see qat fit --help)");
     /* '-' is not stdout here: the table or JSON goes there already */
@@ -252,6 +292,8 @@ static int fit_body(fit_args *a) {
         goto out;
     }
     if ((rc = qat_fit_check_data(&rs, sel, a->mixed_data, stderr))) goto out;
+    if (a->law && !strcmp(a->law, "chen")) { rc = chen_body(a, &rs); goto out; }
+    if (a->svg) { rc = qat_fail(QAT_EINPUT, "--svg: only --law chen draws its figure here (see qat plot)"); goto out; }
     int all_dense = 1;
     for (int i = 0; i < rs.n; i++)
         all_dense &= !strcmp(rs.run[i].wfmt, "fp32") && !strcmp(rs.run[i].afmt, "fp32");

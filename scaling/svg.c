@@ -159,11 +159,12 @@ void qat_svg_axes(qat_svg *s, double xmin, double xmax, int xlog, double ymin, d
      * would put NaN into every coordinate: draw on a stand-in range instead
      * and say so under the figure (qat_svg_end). Callers check their data at
      * input; this only keeps the file well-formed whatever reaches here. */
+    /* the decade span only counts on a log axis: a linear one may cross 0 */
     if (!(isfinite(xmin) && isfinite(xmax) && xmin < xmax && (!xlog || xmin > 0)) ||
-        !isfinite(log10(xmax) - log10(xmin)))
+        (xlog && !isfinite(log10(xmax) - log10(xmin))) || !isfinite(xmax - xmin))
         xmin = xlog ? 1 : 0, xmax = 10, s->bad_range = 1;
     if (!(isfinite(ymin) && isfinite(ymax) && ymin < ymax && (!ylog || ymin > 0)) ||
-        !isfinite(log10(ymax) - log10(ymin)) || !isfinite(ymax - ymin))
+        (ylog && !isfinite(log10(ymax) - log10(ymin))) || !isfinite(ymax - ymin))
         ymin = ylog ? 1 : 0, ymax = 10, s->bad_range = 1;
     s->xmin = xmin; s->xmax = xmax; s->xlog = xlog;
     s->ymin = ymin; s->ymax = ymax; s->ylog = ylog;
