@@ -81,7 +81,12 @@ static void aq_alloc(qat_quantizer *q) {
     a->xc = qat_xaligned(sizeof(float) * (size_t)(a->groups * M));
     a->idx = qat_xaligned(sizeof(int64_t) * (size_t)a->groups);
     q->aq = a;
-    if (aq_is_pv(q)) qat_pv_alloc(q);
+    if (aq_is_pv(q)) {
+        qat_pv_alloc(q);
+        /* Ŵ is filled by the first forward, but the --init loader checks every state
+         * array for NaN/Inf before that: undefined heap bytes refused the run */
+        memset(q->pv_what, 0, sizeof(float) * (size_t)(a->rows * a->cols));
+    }
     q->use_mask = 0; /* straight through to the latent weights */
 }
 

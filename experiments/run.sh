@@ -63,6 +63,15 @@ exp_e() {
   sweep experiments/e-pv/ft-fp32.yaml   # control: the dense model on the same budget
   sweep experiments/e-pv/ft-pv-diag.yaml   # diagnosis of the first stage (seed 0)
   sweep experiments/e-pv/ft-pv-lr.yaml     # second stage: pv_lr = train.lr
+  # learned codebooks (aq1x4g4, aq2x4g4): STE vs PV fine-tunes paired by seed, s3 then s4
+  sweep experiments/e-pv/ft-aq-ste.yaml
+  sweep experiments/e-pv/ft-aq-pv.yaml
+  sweep experiments/e-pv/ft-aq1x6g4-ste.yaml   # the third arm (1.5 bits of codes)
+  sweep experiments/e-pv/ft-aq1x6g4-pv.yaml
+  sweep experiments/e-pv/ft-aq-rep.yaml        # exploratory: seeds 4-7 of s3's one "PV better" cell
+  sweep experiments/e-pv/source-s4.yaml
+  sweep experiments/e-pv/ft-aq-s4-ste.yaml
+  sweep experiments/e-pv/ft-aq-s4-pv.yaml
 }
 exp_f() { exp_b_runs; sweep experiments/f-noise/sweep.yaml; }   # quantized runs from b
 exp_g() {   # the hardware formats (README.md there): runs, then the unified and decoupled fits

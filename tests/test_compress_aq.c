@@ -15,9 +15,11 @@
  *    codebooks follow moved weights under gradient steps;
  *  - pv's forward keeps the codes, its V step re-encodes at most the top τ;
  *  - the checkpoint state (codebooks, scales, codes, pv buffers) restores a
- *    quantizer bit for bit.
+ *    quantizer bit for bit, and is all zeros before the first forward (the
+ *    --init loader checks it for non-finite values before anything runs).
  * Everything is seeded: the assertions are deterministic, not statistical.
  */
+#include <malloc.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -335,6 +337,30 @@ static void state_restores_bit_for_bit(void **state) {
     }
 }
 
+/* --init from an fp32 checkpoint into aq + pv checks every state array for NaN/Inf
+ * before the first forward has filled pv_what; uninitialised heap memory there
+ * refused the run at random ("non-finite values in ...pv_what"). M_PERTURB fills
+ * fresh allocations with a non-zero byte, so undefined contents show up here. */
+static void fresh_state_is_all_zero(void **state) {
+    (void)state;
+    const char *est[] = {"ste", "pv"};
+    assert_int_equal(mallopt(M_PERTURB, 0x5a), 1);
+    for (int e = 0; e < 2; e++) {
+        qat_quantizer *q = make("aq2x4g4", est[e], 24, 32);
+        for (int i = 0; i < qat_quantizer_state_count(q); i++) {
+            const char *nm;
+            float *d;
+            int64_t n;
+            qat_quantizer_state(q, i, &nm, &d, &n);
+            for (int64_t j = 0; j < n; j++)
+                if (d[j] != 0.0f) fail_msg("%s/%s state %s[%lld] = %g before the first forward", "aq2x4g4", est[e], nm,
+                                           (long long)j, (double)d[j]);
+        }
+        qat_quantizer_free(q);
+    }
+    mallopt(M_PERTURB, 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(names_bits_and_refusals),
@@ -343,6 +369,7 @@ int main(void) {
         cmocka_unit_test(ste_recodes_and_the_codebooks_follow),
         cmocka_unit_test(pv_keeps_codes_and_v_step_moves_at_most_tau),
         cmocka_unit_test(state_restores_bit_for_bit),
+        cmocka_unit_test(fresh_state_is_all_zero),
     };
     if (getenv("QAT_TEST_FILTER")) cmocka_set_test_filter(getenv("QAT_TEST_FILTER"));
     return cmocka_run_group_tests(tests, NULL, NULL);
