@@ -61,6 +61,9 @@ void qat_pv_alloc(qat_quantizer *q) {
     q->pv_new = qat_xaligned(sizeof(float) * n);
     q->pv_prio = qat_xaligned(sizeof(float) * (n / (size_t)q->pv_group));
     q->pv_take = qat_xaligned(n / (size_t)q->pv_group);
+    /* Ŵ is filled by the first forward, but a checkpoint written or checked before it
+     * (train.init checks every state array for NaN) must see zeros, not heap garbage */
+    memset(q->pv_what, 0, sizeof(float) * n);
     /* the buffer and its Adam state exist in both modes so the checkpoint layout does not depend on pv_lr */
     q->pv_buf = qat_xaligned(sizeof(float) * n);
     q->pv_v = qat_xaligned(sizeof(float) * n);
