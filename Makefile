@@ -5,14 +5,15 @@
 #   make test         the cmocka suite (installs what it needs when run as root)
 #   make test-asan    the suite under AddressSanitizer + UBSan
 #   make bench        speed figures for bench/README.md
-#   make experiments  the papers' findings at CPU scale (EXP="a c" for some)
+#   make experiments  the papers' findings at CPU scale, a-g's first stages (EXP="a c" for some)
+#   make experiments-long  the long parts: c's stage 3, e's and g's s4, h (backward), i (data axis)
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 QAT        := $(BUILD)/cli/qat
 MESON_OPTS ?=
 
-.PHONY: all deps build test test-asan quickstart bench experiments clean
+.PHONY: all deps build test test-asan quickstart bench experiments experiments-long clean
 
 all: build
 
@@ -45,6 +46,9 @@ bench: build
 
 experiments: build
 	@QAT=$(QAT) experiments/run.sh $(EXP)
+
+experiments-long: build
+	@QAT=$(QAT) experiments/run.sh long
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

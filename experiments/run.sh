@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Run the paper reproductions: experiments/run.sh [a b c d e f g i] (default: all), from the
-# repository root after `make`. Finished runs are skipped, so a second call only reprints.
+# Run the paper reproductions: experiments/run.sh [a b c c3 d e e4 f g g4 h i | long], from the
+# repository root after `make`. No argument: a-g's first stages (make experiments); `long`: c's stage
+# 3, e's and g's s4 runs, h and i (make experiments-long). Finished runs are skipped, so a second
+# call only reprints.
 # Each experiment's README.md states the question, what the papers found, and what this
 # script measured on this machine.
 set -euo pipefail
@@ -45,10 +47,6 @@ exp_c() {
   sweep experiments/c-factorisation/paired-wa.yaml
   sweep experiments/c-factorisation/paired-w.yaml
   sweep experiments/c-factorisation/paired-a.yaml
-  # stage 3 (README.md): seeds 16-35 of the sparse x quantized cells
-  sweep experiments/c-factorisation/stage3-fp32.yaml
-  sweep experiments/c-factorisation/stage3-sp75.yaml
-  sweep experiments/c-factorisation/stage3.yaml
 }
 exp_d() {   # fp32 reference from b (single seeds) and from c's paired-wa.yaml (the paired design)
   exp_b_runs; sweep experiments/d-rbbm/sweep.yaml; sweep experiments/d-rbbm/seeds.yaml
@@ -69,16 +67,34 @@ exp_e() {
   sweep experiments/e-pv/ft-aq1x6g4-ste.yaml   # the third arm (1.5 bits of codes)
   sweep experiments/e-pv/ft-aq1x6g4-pv.yaml
   sweep experiments/e-pv/ft-aq-rep.yaml        # exploratory: seeds 4-7 of s3's one "PV better" cell
+}
+exp_e4() {   # e's learned-codebook arms at s4 (long: about 12 minutes)
   sweep experiments/e-pv/source-s4.yaml
   sweep experiments/e-pv/ft-aq-s4-ste.yaml
   sweep experiments/e-pv/ft-aq-s4-pv.yaml
+}
+exp_c3() {   # c's stage 3 (README.md there): seeds 16-35 of the sparse x quantized cells (long: 80 runs)
+  sweep experiments/c-factorisation/stage3-fp32.yaml
+  sweep experiments/c-factorisation/stage3-sp75.yaml
+  sweep experiments/c-factorisation/stage3.yaml
+}
+exp_g4() {   # g's s4 runs (long: six runs of 2-4 minutes each); rerun exp_g afterwards to refit with them
+  sweep experiments/g-hardware/quest-s4.yaml
+  sweep experiments/g-hardware/rtn-s4.yaml
+}
+exp_h() {   # the backward pass (README.md there): runs, then the quartet law (effN per forward, effD per backward)
+  local d=runs/experiments/h-backward
+  sweep experiments/h-backward/bwd32.yaml
+  sweep experiments/h-backward/bwd4.yaml
+  sweep experiments/h-backward/bwd8.yaml
+  # s1 at 8 tokens per parameter stops at the unigram plateau (README.md): left out of the fit
+  "$qat" fit $(ls -d "$d"/s*/ | grep -v '/s1-tokens_per_param8-') --law quartet --bootstrap 200 --seed 0 \
+    --out "$d/quartet.h5" --csv "$d/quartet.csv" | tee "$d/quartet.txt"
 }
 exp_f() { exp_b_runs; sweep experiments/f-noise/sweep.yaml; }   # quantized runs from b
 exp_g() {   # the hardware formats (README.md there): runs, then the unified and decoupled fits
   sweep experiments/g-hardware/quest.yaml
   sweep experiments/g-hardware/rtn.yaml
-  sweep experiments/g-hardware/quest-s4.yaml
-  sweep experiments/g-hardware/rtn-s4.yaml
   local d=runs/experiments/g-hardware
   "$qat" fit "$d" --law unified --bootstrap 200 --seed 0 --out "$d/unified.h5"
   "$qat" fit "$d" --law decoupled --bootstrap 200 --seed 0 --out "$d/decoupled.h5"
@@ -114,11 +130,14 @@ i_ptq() {
   done
 }
 
+# The default set (make experiments) is a-g's first stages; the long parts are make experiments-long
+# (experiments/README.md, "Cost").
 which=("$@")
-[ ${#which[@]} -gt 0 ] || which=(a b c d e f g i)
+[ ${#which[@]} -gt 0 ] || which=(a b c d e f g)
+[ "${which[*]}" = long ] && which=(c3 e4 g4 h i)
 for e in "${which[@]}"; do
   case "$e" in
-    a|b|c|d|e|f|g|i) echo "== experiment $e"; "exp_$e" ;;
-    *) echo "experiments/run.sh: unknown experiment '$e', expected a b c d e f g i" >&2; exit 2 ;;
+    a|b|c|c3|d|e|e4|f|g|g4|h|i) echo "== experiment $e"; "exp_$e" ;;
+    *) echo "experiments/run.sh: unknown experiment '$e', expected a b c c3 d e e4 f g g4 h i, or long" >&2; exit 2 ;;
   esac
 done
