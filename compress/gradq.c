@@ -14,16 +14,18 @@
  * absmax scale), the same code as the forward projection; stochastic rounding picks
  * the upper neighbour level with probability (x − lo)/(hi − lo).
  *
- * Block formats go through qat_blk_row one block at a time. MX with Quartet's range
- * matching: X from the block's own absmax, then ¾·x rounded against that X (passed
- * as the block's precomputed scale), so |¾·x/X| < 6 (E2M1) or < 384 (E4M3) and
- * nothing saturates; the caller multiplies the product by (4/3)² = 16/9. NVFP4's
+ * Block formats: MX rounds a whole segment here (mx_segment, the element kernels of
+ * compress/minifloat.h, the bits of qat_blk_row), with Quartet's range matching: X
+ * from the block's own absmax, then ¾·x rounded against that X, so |¾·x/X| < 6
+ * (E2M1) or < 384 (E4M3) and nothing saturates; the caller multiplies the product
+ * by (4/3)² = 16/9. NVFP4 goes through qat_blk_row one segment at a time; its
  * per-tensor scale needs the operand's absmax: one extra read of the source, bounded
  * by √B·max|x| when a Hadamard block B rotates it (|(x·D·H)_i| <= ‖x_block‖ <= √B·max|x|),
  * so the block scales never saturate E4M3.
  */
 #include "gradq.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +34,7 @@
 #include "compress/format.h"
 #include "compress/gmse.h"
 #include "compress/hadamard.h"
+#include "compress/minifloat.h"
 #include "core/bf16.h"
 #include "core/cpu.h"
 #include "core/error.h"
@@ -181,30 +184,64 @@ static void grid_sr(const qat_gradq *g, float *restrict v, int64_t n, uint64_t k
     }
 }
 
-/* One block of a block format; s_t is NVFP4's tensor scale. */
-static void block_round(const qat_gradq *g, float *v, int64_t n, uint64_t key, uint64_t idx0, float s_t) {
-    qat_blk_io io = {.tensor_scale = s_t, .key = key, .index0 = idx0, .no_sse = 1}; /* the error sum is not read */
-    float X;
-    if (g->blk.kind == QAT_BLK_MX) {
-        /* the scale of the block as it is, then ¾ of it rounded against that scale */
-        float amax = qat_blk_absmax(v, n);
-        int e = qat_mx_scale_exp(amax, qat_minifloat_get(g->blk.el));
-        X = e == INT32_MIN || isnan(amax) ? NAN : ldexpf(1.0f, e);
-        io.scales = &X;
-        for (int64_t i = 0; i < n; i++) v[i] *= g->prescale;
+/* MX blocks of one segment in place, with Quartet's range matching: per block one
+ * pass for the absmax (and the NaN/inf flag), then ¾·x rounded against the scale of
+ * the block as it was. The same bits as qat_blk_row called per block on the ¾·x with
+ * that scale given (compress/blockfmt.c row_mx, elems_*_inplace): ¾ shrinks, so ¾·x
+ * holds a NaN or inf exactly where x does (a bad block is all NaN either way); X =
+ * 2^e is never 0 (2^−127 is an fp32 subnormal), so the zero-scale branch is never
+ * taken; 1/X = 2^−e exactly; and ¾·x is rounded to float before the ·(1/X), as the
+ * separate multiply stored it. The uniforms of the whole segment come first, in a
+ * loop of their own (the 64-bit hash lanes vectorise there). */
+static void mx_segment(const qat_gradq *g, float *restrict v, int64_t n, uint64_t key, uint64_t idx0) {
+    const qat_minifloat *f = qat_minifloat_get(g->blk.el);
+    const int emin = f->emin, mbits = f->mbits, bl = g->blk.block;
+    const float maxv = f->max, ps = g->prescale;
+    float u[QAT_GRADQ_MAX_HADAMARD > QAT_GRADQ_GROUP ? QAT_GRADQ_MAX_HADAMARD : QAT_GRADQ_GROUP];
+    if (g->sr)
+        for (int64_t i = 0; i < n; i++) u[i] = qat_mf_u24(key, idx0 + (uint64_t)i);
+    for (int64_t b0 = 0; b0 < n; b0 += bl) {
+        const int64_t len = n - b0 < bl ? n - b0 : bl;
+        float *restrict x = v + b0;
+        float m = 0.0f;
+        int bad = 0;
+        for (int64_t i = 0; i < len; i++) {
+            float a = fabsf(x[i]);
+            m = a > m ? a : m;
+            bad |= !(a <= FLT_MAX);
+        }
+        if (bad) {
+            for (int64_t i = 0; i < len; i++) x[i] = NAN;
+            continue;
+        }
+        const int e = qat_mx_scale_exp(m, f);
+        const float X = ldexpf(1.0f, e), inv = ldexpf(1.0f, -ilogbf(X));
+        if (g->sr) {
+            const float *restrict ub = u + b0;
+            for (int64_t i = 0; i < len; i++) x[i] = qat_mf_sr((x[i] * ps) * inv, ub[i], emin, mbits, maxv) * X;
+        } else {
+            for (int64_t i = 0; i < len; i++) x[i] = qat_mf_rne((x[i] * ps) * inv, emin, mbits, maxv) * X;
+        }
     }
-    qat_blk_row(&g->blk, v, n, &io);
 }
 
 /* Quantize one contiguous inner-dim segment of n elements in groups; idx0 is the
  * index of v[0] in the operand (inner dim fastest). */
 static void quantize_segment(const qat_gradq *g, float *v, int64_t n, uint64_t key, uint64_t idx0, float s_t) {
+    if (g->kind == QAT_GQ_BLOCK && g->blk.kind == QAT_BLK_MX) {
+        mx_segment(g, v, n, key, idx0);
+        return;
+    }
+    if (g->kind == QAT_GQ_BLOCK) {
+        /* NVFP4: qat_blk_row cuts the segment into blocks of 16 from v[0], each with
+         * the counter index0 + its offset, exactly the groups of this loop; one call
+         * instead of one per block (the error sum is not read) */
+        qat_blk_io io = {.tensor_scale = s_t, .key = key, .index0 = idx0, .no_sse = 1};
+        qat_blk_row(&g->blk, v, n, &io);
+        return;
+    }
     for (int64_t a = 0; a < n; a += g->group) {
         int64_t len = n - a < g->group ? n - a : g->group;
-        if (g->kind == QAT_GQ_BLOCK) {
-            block_round(g, v + a, len, key, idx0 + (uint64_t)a, s_t);
-            continue;
-        }
         /* a NaN or inf makes its whole group NaN, visibly (as the block formats do):
          * it must never be rounded onto a level, and the grid roundings would */
         int bad = 0;
