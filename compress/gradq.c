@@ -396,22 +396,168 @@ static void scatter_cols(const qat_gradq_op *op, const float *restrict buf, int6
         }
 }
 
+/* ---- 16 columns at a time, lanes = columns ----
+ * For a column-quantized operand, 16 adjacent columns are 16 independent inner-dim
+ * vectors whose elements of one row are contiguous: the tile is kept as it lies
+ * (x[i·16 + l] = row r0 + i, column c + l) and every step runs across the 16 lanes,
+ * so there is no transpose. Each lane computes exactly the scalar expressions of
+ * the segment path (the same helpers, the same order of IEEE operations), so the
+ * bits are those of gather_cols + quantize_segment + scatter_cols:
+ *  - the Hadamard transform in the stage order of compress/hadamard.c (strides 1, 2,
+ *    4, ... each butterfly one a + b and one a − b, then one multiply by 1/√B);
+ *    hadamard.c's 16-point kernel forms b + a and a + (−1)·b, the same values;
+ *  - absmax per lane is a max of non-negative floats, which no order can change;
+ *  - a group whose absmax is 0 keeps its input (grid_sr returns early there).
+ * Grid sr and MX (sr, rtn) run here; grid rtn (qat_proj_row) and NVFP4 (qat_blk_row)
+ * keep the transposing path. */
+#define LN 16
+
+static int lanes_ok(const qat_gradq *g, int64_t U) {
+    if (U * LN > TILE) return 0;
+    if (g->kind == QAT_GQ_GRID) return g->sr;
+    return g->kind == QAT_GQ_BLOCK && g->blk.kind == QAT_BLK_MX;
+}
+
+/* 2^e as a float for e in [−127, 127] (2^−127 is the subnormal 0x00400000): exactly
+ * ldexpf(1, e), without the call, so the per-lane scales vectorise. */
+static inline float pow2i(int32_t e) {
+    uint32_t b = e >= -126 ? (uint32_t)(e + 127) << 23 : 0x00400000u;
+    float f;
+    memcpy(&f, &b, 4);
+    return f;
+}
+
+/* One group of len rows of the 16 lanes in place; idx[l] is the uniform counter of
+ * the group's first element in lane l (the next ones follow it). */
+static void lanes_group(const qat_gradq *g, float *restrict x, int64_t len, uint64_t key, const uint64_t *idx) {
+    float m[LN], u[QAT_GRADQ_GROUP * LN];
+    int32_t bad[LN];
+    for (int l = 0; l < LN; l++) m[l] = 0.0f, bad[l] = 0;
+    for (int64_t i = 0; i < len; i++)
+        for (int l = 0; l < LN; l++) {
+            float a = fabsf(x[i * LN + l]);
+            m[l] = max_c(a, m[l]);
+            bad[l] |= !(a <= FLT_MAX);
+        }
+    if (g->sr)
+        for (int64_t i = 0; i < len; i++)
+            for (int l = 0; l < LN; l++) u[i * LN + l] = qat_mf_u24(key, idx[l] + (uint64_t)i);
+    if (g->kind == QAT_GQ_GRID && g->levels) {
+        const float Lm1 = (float)(g->levels - 1);
+        float inv[LN], step[LN];
+        for (int l = 0; l < LN; l++) inv[l] = Lm1 / (2.0f * m[l]), step[l] = 2.0f * m[l] / Lm1;
+        for (int64_t i = 0; i < len; i++)
+            for (int l = 0; l < LN; l++) {
+                float v = x[i * LN + l];
+                float t = min_c(max_c((v + m[l]) * inv[l], 0.0f), Lm1);
+                float k = min_c(sr_index(t, u[i * LN + l]), Lm1);
+                float q = -m[l] + k * step[l];
+                q = m[l] == 0.0f ? v : q;
+                x[i * LN + l] = bad[l] ? NAN : q;
+            }
+    } else if (g->kind == QAT_GQ_GRID) {
+        float s[LN], inv[LN];
+        for (int l = 0; l < LN; l++) s[l] = m[l] / 6.0f, inv[l] = 6.0f / m[l];
+        for (int64_t i = 0; i < len; i++)
+            for (int l = 0; l < LN; l++) {
+                float v = x[i * LN + l];
+                float mm = min_c(fabsf(v) * inv[l], 6.0f);
+                float base = mm < 2.0f ? 0.0f : mm < 4.0f ? 2.0f : 4.0f;
+                float st = mm < 2.0f ? 0.5f : mm < 4.0f ? 1.0f : 2.0f;
+                float q = copysignf((base + st * sr_index((mm - base) / st, u[i * LN + l])) * s[l], v);
+                q = m[l] == 0.0f ? v : q;
+                x[i * LN + l] = bad[l] ? NAN : q;
+            }
+    } else {
+        const qat_minifloat *f = qat_minifloat_get(g->blk.el);
+        const int emin = f->emin, mbits = f->mbits, emax = f->emax;
+        const float maxv = f->max, ps = g->prescale;
+        float X[LN], inv[LN];
+        for (int l = 0; l < LN; l++) {
+            /* qat_mx_scale_exp of a finite absmax: floor(log2 m) − emax, clamped */
+            uint32_t b;
+            memcpy(&b, &m[l], 4);
+            int32_t e = (int32_t)((b >> 23) & 0xffu) - 127 - emax;
+            e = e < -127 ? -127 : (e > 127 ? 127 : e);
+            X[l] = pow2i(e), inv[l] = pow2i(-e);
+        }
+        if (g->sr) {
+            for (int64_t i = 0; i < len; i++)
+                for (int l = 0; l < LN; l++) {
+                    float q = qat_mf_sr((x[i * LN + l] * ps) * inv[l], u[i * LN + l], emin, mbits, maxv) * X[l];
+                    x[i * LN + l] = bad[l] ? NAN : q;
+                }
+        } else {
+            for (int64_t i = 0; i < len; i++)
+                for (int l = 0; l < LN; l++) {
+                    float q = qat_mf_rne((x[i * LN + l] * ps) * inv[l], emin, mbits, maxv) * X[l];
+                    x[i * LN + l] = bad[l] ? NAN : q;
+                }
+        }
+    }
+}
+
+/* Rows r0..r0+n of columns c..c+16: load, signs, Hadamard, groups, store. */
+static void lanes_cols(const qat_gradq *g, const qat_gradq_op *op, float *restrict x, int64_t r0, int64_t n, int64_t c,
+                       const float *sg) {
+    const int64_t R = op->rows, C = op->cols;
+    for (int64_t i = 0; i < n; i++) {
+        gq_v16 v = load16(op, (r0 + i) * C + c);
+        memcpy(x + i * LN, &v, sizeof v);
+    }
+    if (g->hadamard) {
+        for (int64_t i = 0; i < n; i++)
+            for (int l = 0; l < LN; l++) x[i * LN + l] *= sg[r0 + i];
+        const int B = g->hadamard;
+        const float scale = (float)(1.0 / sqrt((double)B));
+        for (int64_t b = 0; b < n; b += B) {
+            for (int h = 1; h < B; h *= 2)
+                for (int64_t i = b; i < b + B; i += 2 * h)
+                    for (int64_t j = i; j < i + h; j++)
+                        for (int l = 0; l < LN; l++) {
+                            float a = x[j * LN + l], bb = x[(j + h) * LN + l];
+                            x[j * LN + l] = a + bb;
+                            x[(j + h) * LN + l] = a - bb;
+                        }
+            for (int64_t i = b * LN; i < (b + B) * LN; i++) x[i] *= scale;
+        }
+    }
+    for (int64_t a = 0; a < n; a += g->group) {
+        const int64_t len = n - a < g->group ? n - a : g->group;
+        uint64_t idx[LN];
+        for (int l = 0; l < LN; l++) idx[l] = (uint64_t)((c + l) * R + r0 + a);
+        lanes_group(g, x + a * LN, len, op->key, idx);
+    }
+    for (int64_t i = 0; i < n; i++) {
+        const int64_t at = (r0 + i) * C + c;
+        if (op->y) memcpy(op->y + at, x + i * LN, LN * sizeof(float));
+        else
+            for (int l = 0; l < LN; l++) op->yb[at + l] = qat_bf16_round(x[i * LN + l]);
+    }
+}
+
 static void run_cols(const qat_gradq *g, const qat_gradq_op *op, int64_t U, float s_t, const float *sg) {
     const int64_t R = op->rows, C = op->cols;
     const int64_t TW = TILE / U; /* columns per tile */
     const int64_t nseg = (R + U - 1) / U, ntile = (C + TW - 1) / TW;
+    const int lanes = lanes_ok(g, U);
 #pragma omp parallel for schedule(static)
     for (int64_t job = 0; job < nseg * ntile; job++) {
         float buf[TILE];
         const int64_t r0 = (job / ntile) * U, c0 = (job % ntile) * TW;
         const int64_t n = R - r0 < U ? R - r0 : U, w = C - c0 < TW ? C - c0 : TW;
-        gather_cols(op, buf, r0, n, c0, w);
-        for (int64_t j = 0; j < w; j++) {
+        int64_t j0 = 0;
+        if (lanes)
+            for (; j0 + LN <= w; j0 += LN) lanes_cols(g, op, buf, r0, n, c0 + j0, sg);
+        if (j0 == w) continue;
+        const int64_t wr = w - j0; /* the columns left: through transposes */
+        gather_cols(op, buf, r0, n, c0 + j0, wr);
+        for (int64_t j = 0; j < wr; j++) {
             rotate(g, buf + j * n, n, sg ? sg + r0 : NULL);
             /* index with the inner dim fastest: column c's element r is c·R + r */
-            quantize_segment(g, buf + j * n, n, op->key, (uint64_t)((c0 + j) * R + r0), s_t);
+            quantize_segment(g, buf + j * n, n, op->key, (uint64_t)((c0 + j0 + j) * R + r0), s_t);
         }
-        scatter_cols(op, buf, r0, n, c0, w);
+        scatter_cols(op, buf, r0, n, c0 + j0, wr);
     }
 }
 
