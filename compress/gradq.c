@@ -184,15 +184,35 @@ static void grid_sr(const qat_gradq *g, float *restrict v, int64_t n, uint64_t k
     }
 }
 
+/* 2^e as a float for e in [−127, 127] (2^−127 is the subnormal 0x00400000): exactly
+ * ldexpf(1, e), without the call, so the per-lane scales vectorise. */
+static inline float pow2i(int32_t e) {
+    uint32_t b = e >= -126 ? (uint32_t)(e + 127) << 23 : 0x00400000u;
+    float f;
+    memcpy(&f, &b, 4);
+    return f;
+}
+
+/* qat_mx_scale_exp of a finite absmax m >= 0 (the caller has set NaN/inf blocks
+ * aside): floor(log2 m) − emax from the exponent field, clamped to [−127, 127]; 0
+ * and subnormals read as −127. The same integer, without the call per block. */
+static inline int32_t mx_exp(float m, int emax) {
+    uint32_t b;
+    memcpy(&b, &m, 4);
+    int32_t e = (int32_t)((b >> 23) & 0xffu) - 127 - emax;
+    return e < -127 ? -127 : (e > 127 ? 127 : e);
+}
+
 /* MX blocks of one segment in place, with Quartet's range matching: per block one
  * pass for the absmax (and the NaN/inf flag), then ¾·x rounded against the scale of
  * the block as it was. The same bits as qat_blk_row called per block on the ¾·x with
  * that scale given (compress/blockfmt.c row_mx, elems_*_inplace): ¾ shrinks, so ¾·x
  * holds a NaN or inf exactly where x does (a bad block is all NaN either way); X =
  * 2^e is never 0 (2^−127 is an fp32 subnormal), so the zero-scale branch is never
- * taken; 1/X = 2^−e exactly; and ¾·x is rounded to float before the ·(1/X), as the
- * separate multiply stored it. The uniforms of the whole segment come first, in a
- * loop of their own (the 64-bit hash lanes vectorise there). */
+ * taken; 1/X = 2^−e exactly, as ldexpf(1, −ilogbf(X)) there; and ¾·x is rounded to
+ * float before the ·(1/X), as the separate multiply stored it. The uniforms of the
+ * whole segment come first, in a loop of their own (the 64-bit hash lanes vectorise
+ * there). */
 static void mx_segment(const qat_gradq *g, float *restrict v, int64_t n, uint64_t key, uint64_t idx0) {
     const qat_minifloat *f = qat_minifloat_get(g->blk.el);
     const int emin = f->emin, mbits = f->mbits, bl = g->blk.block;
@@ -214,8 +234,8 @@ static void mx_segment(const qat_gradq *g, float *restrict v, int64_t n, uint64_
             for (int64_t i = 0; i < len; i++) x[i] = NAN;
             continue;
         }
-        const int e = qat_mx_scale_exp(m, f);
-        const float X = ldexpf(1.0f, e), inv = ldexpf(1.0f, -ilogbf(X));
+        const int32_t e = mx_exp(m, f->emax);
+        const float X = pow2i(e), inv = pow2i(-e);
         if (g->sr) {
             const float *restrict ub = u + b0;
             for (int64_t i = 0; i < len; i++) x[i] = qat_mf_sr((x[i] * ps) * inv, ub[i], emin, mbits, maxv) * X;
@@ -418,15 +438,6 @@ static int lanes_ok(const qat_gradq *g, int64_t U) {
     return g->kind == QAT_GQ_BLOCK && g->blk.kind == QAT_BLK_MX;
 }
 
-/* 2^e as a float for e in [−127, 127] (2^−127 is the subnormal 0x00400000): exactly
- * ldexpf(1, e), without the call, so the per-lane scales vectorise. */
-static inline float pow2i(int32_t e) {
-    uint32_t b = e >= -126 ? (uint32_t)(e + 127) << 23 : 0x00400000u;
-    float f;
-    memcpy(&f, &b, 4);
-    return f;
-}
-
 /* One group of len rows of the 16 lanes in place; idx[l] is the uniform counter of
  * the group's first element in lane l (the next ones follow it). */
 static void lanes_group(const qat_gradq *g, float *restrict x, int64_t len, uint64_t key, const uint64_t *idx) {
@@ -474,11 +485,7 @@ static void lanes_group(const qat_gradq *g, float *restrict x, int64_t len, uint
         const float maxv = f->max, ps = g->prescale;
         float X[LN], inv[LN];
         for (int l = 0; l < LN; l++) {
-            /* qat_mx_scale_exp of a finite absmax: floor(log2 m) − emax, clamped */
-            uint32_t b;
-            memcpy(&b, &m[l], 4);
-            int32_t e = (int32_t)((b >> 23) & 0xffu) - 127 - emax;
-            e = e < -127 ? -127 : (e > 127 ? 127 : e);
+            const int32_t e = mx_exp(m[l], emax);
             X[l] = pow2i(e), inv[l] = pow2i(-e);
         }
         if (g->sr) {
