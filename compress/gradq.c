@@ -146,20 +146,37 @@ static inline float sr_index(float t, float u) {
     return fl + (u < t - fl ? 1.0f : 0.0f);
 }
 
-/* Stochastic rounding of one group of n <= QAT_GRADQ_GROUP finite elements onto
- * the grid with absmax scale. The uniforms are drawn first, in a loop of their
- * own, so both loops vectorise (the 64-bit hash lanes, then the rounding). */
+/* Stochastic rounding of one group of n <= QAT_GRADQ_GROUP elements onto the grid
+ * with absmax scale (a group holding a NaN or inf becomes NaN). The uniforms are
+ * drawn first, in a loop of their own, so both loops vectorise (the 64-bit hash
+ * lanes, then the rounding). */
 static void grid_sr(const qat_gradq *g, float *restrict v, int64_t n, uint64_t key, uint64_t idx0) {
-    /* max |v| in 16 lanes, then across them: the elements are finite and the |v|
-     * never -0, so the order of the compares cannot change the result */
+    /* max |v| in 16 lanes, then across them, and in the same pass whether one is NaN
+     * or inf (then the whole group is NaN, as quantize_segment says): for finite
+     * elements the |v| are never -0, so the order of the compares cannot change the
+     * result */
     float m[16] = {0};
+    int32_t badl[16] = {0};
     int64_t i0 = 0;
     for (; i0 + 16 <= n; i0 += 16)
-        for (int l = 0; l < 16; l++) m[l] = max_c(fabsf(v[i0 + l]), m[l]);
-    for (; i0 < n; i0++) m[0] = max_c(fabsf(v[i0]), m[0]);
+        for (int l = 0; l < 16; l++) {
+            float x = fabsf(v[i0 + l]);
+            m[l] = max_c(x, m[l]);
+            badl[l] |= !(x <= FLT_MAX);
+        }
+    for (; i0 < n; i0++) {
+        float x = fabsf(v[i0]);
+        m[0] = max_c(x, m[0]);
+        badl[0] |= !(x <= FLT_MAX);
+    }
     float a = 0.0f;
-    for (int l = 0; l < 16; l++) a = max_c(m[l], a);
-    if (a == 0.0f) return; /* all zero: already on the grid (non-finite groups never get here) */
+    int bad = 0;
+    for (int l = 0; l < 16; l++) a = max_c(m[l], a), bad |= badl[l];
+    if (bad) {
+        for (int64_t i = 0; i < n; i++) v[i] = NAN;
+        return;
+    }
+    if (a == 0.0f) return; /* all zero: already on the grid */
     float u[QAT_GRADQ_GROUP];
     for (int64_t i = 0; i < n; i++) u[i] = unif(key, idx0 + (uint64_t)i);
     if (g->levels) {
@@ -264,12 +281,14 @@ static void quantize_segment(const qat_gradq *g, float *v, int64_t n, uint64_t k
         int64_t len = n - a < g->group ? n - a : g->group;
         /* a NaN or inf makes its whole group NaN, visibly (as the block formats do):
          * it must never be rounded onto a level, and the grid roundings would */
+        if (g->sr) { /* grid_sr finds a NaN or inf in its absmax pass */
+            grid_sr(g, v + a, len, key, idx0 + (uint64_t)a);
+            continue;
+        }
         int bad = 0;
         for (int64_t i = 0; i < len; i++) bad |= !isfinite(v[a + i]);
         if (bad) {
             for (int64_t i = 0; i < len; i++) v[a + i] = NAN;
-        } else if (g->sr) {
-            grid_sr(g, v + a, len, key, idx0 + (uint64_t)a);
         } else {
             uint8_t mask[QAT_GRADQ_GROUP];
             qat_proj_row(&g->P, v + a, len, NULL, mask);
