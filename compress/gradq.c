@@ -528,7 +528,13 @@ static void lanes_cols(const qat_gradq *g, const qat_gradq_op *op, float *restri
                        const float *sg) {
     const int64_t R = op->rows, C = op->cols;
     for (int64_t i = 0; i < n; i++) {
-        gq_v16 v = load16(op, (r0 + i) * C + c);
+        const int64_t at = (r0 + i) * C + c;
+        /* the next 16 columns of this row, wanted after this strip is done: the rows
+         * of a strip are C apart, where the hardware prefetchers see no stream (the
+         * loads were a quarter of this pass); a hint only, so any address is fine */
+        if (op->x) __builtin_prefetch(op->x + at + LN);
+        else __builtin_prefetch(op->xb + at + LN);
+        gq_v16 v = load16(op, at);
         memcpy(x + i * LN, &v, sizeof v);
     }
     if (g->hadamard) {
