@@ -14,16 +14,18 @@
  * absmax scale), the same code as the forward projection; stochastic rounding picks
  * the upper neighbour level with probability (x − lo)/(hi − lo).
  *
- * Block formats go through qat_blk_row one block at a time. MX with Quartet's range
- * matching: X from the block's own absmax, then ¾·x rounded against that X (passed
- * as the block's precomputed scale), so |¾·x/X| < 6 (E2M1) or < 384 (E4M3) and
- * nothing saturates; the caller multiplies the product by (4/3)² = 16/9. NVFP4's
+ * Block formats: MX rounds a whole segment here (mx_segment, the element kernels of
+ * compress/minifloat.h, the bits of qat_blk_row), with Quartet's range matching: X
+ * from the block's own absmax, then ¾·x rounded against that X, so |¾·x/X| < 6
+ * (E2M1) or < 384 (E4M3) and nothing saturates; the caller multiplies the product
+ * by (4/3)² = 16/9. NVFP4 goes through qat_blk_row one segment at a time; its
  * per-tensor scale needs the operand's absmax: one extra read of the source, bounded
  * by √B·max|x| when a Hadamard block B rotates it (|(x·D·H)_i| <= ‖x_block‖ <= √B·max|x|),
  * so the block scales never saturate E4M3.
  */
 #include "gradq.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +34,7 @@
 #include "compress/format.h"
 #include "compress/gmse.h"
 #include "compress/hadamard.h"
+#include "compress/minifloat.h"
 #include "core/bf16.h"
 #include "core/cpu.h"
 #include "core/error.h"
@@ -143,20 +146,37 @@ static inline float sr_index(float t, float u) {
     return fl + (u < t - fl ? 1.0f : 0.0f);
 }
 
-/* Stochastic rounding of one group of n <= QAT_GRADQ_GROUP finite elements onto
- * the grid with absmax scale. The uniforms are drawn first, in a loop of their
- * own, so both loops vectorise (the 64-bit hash lanes, then the rounding). */
+/* Stochastic rounding of one group of n <= QAT_GRADQ_GROUP elements onto the grid
+ * with absmax scale (a group holding a NaN or inf becomes NaN). The uniforms are
+ * drawn first, in a loop of their own, so both loops vectorise (the 64-bit hash
+ * lanes, then the rounding). */
 static void grid_sr(const qat_gradq *g, float *restrict v, int64_t n, uint64_t key, uint64_t idx0) {
-    /* max |v| in 16 lanes, then across them: the elements are finite and the |v|
-     * never -0, so the order of the compares cannot change the result */
+    /* max |v| in 16 lanes, then across them, and in the same pass whether one is NaN
+     * or inf (then the whole group is NaN, as quantize_segment says): for finite
+     * elements the |v| are never -0, so the order of the compares cannot change the
+     * result */
     float m[16] = {0};
+    int32_t badl[16] = {0};
     int64_t i0 = 0;
     for (; i0 + 16 <= n; i0 += 16)
-        for (int l = 0; l < 16; l++) m[l] = max_c(fabsf(v[i0 + l]), m[l]);
-    for (; i0 < n; i0++) m[0] = max_c(fabsf(v[i0]), m[0]);
+        for (int l = 0; l < 16; l++) {
+            float x = fabsf(v[i0 + l]);
+            m[l] = max_c(x, m[l]);
+            badl[l] |= !(x <= FLT_MAX);
+        }
+    for (; i0 < n; i0++) {
+        float x = fabsf(v[i0]);
+        m[0] = max_c(x, m[0]);
+        badl[0] |= !(x <= FLT_MAX);
+    }
     float a = 0.0f;
-    for (int l = 0; l < 16; l++) a = max_c(m[l], a);
-    if (a == 0.0f) return; /* all zero: already on the grid (non-finite groups never get here) */
+    int bad = 0;
+    for (int l = 0; l < 16; l++) a = max_c(m[l], a), bad |= badl[l];
+    if (bad) {
+        for (int64_t i = 0; i < n; i++) v[i] = NAN;
+        return;
+    }
+    if (a == 0.0f) return; /* all zero: already on the grid */
     float u[QAT_GRADQ_GROUP];
     for (int64_t i = 0; i < n; i++) u[i] = unif(key, idx0 + (uint64_t)i);
     if (g->levels) {
@@ -181,38 +201,94 @@ static void grid_sr(const qat_gradq *g, float *restrict v, int64_t n, uint64_t k
     }
 }
 
-/* One block of a block format; s_t is NVFP4's tensor scale. */
-static void block_round(const qat_gradq *g, float *v, int64_t n, uint64_t key, uint64_t idx0, float s_t) {
-    qat_blk_io io = {.tensor_scale = s_t, .key = key, .index0 = idx0, .no_sse = 1}; /* the error sum is not read */
-    float X;
-    if (g->blk.kind == QAT_BLK_MX) {
-        /* the scale of the block as it is, then ¾ of it rounded against that scale */
-        float amax = qat_blk_absmax(v, n);
-        int e = qat_mx_scale_exp(amax, qat_minifloat_get(g->blk.el));
-        X = e == INT32_MIN || isnan(amax) ? NAN : ldexpf(1.0f, e);
-        io.scales = &X;
-        for (int64_t i = 0; i < n; i++) v[i] *= g->prescale;
+/* 2^e as a float for e in [−127, 127] (2^−127 is the subnormal 0x00400000): exactly
+ * ldexpf(1, e), without the call, so the per-lane scales vectorise. */
+static inline float pow2i(int32_t e) {
+    uint32_t b = e >= -126 ? (uint32_t)(e + 127) << 23 : 0x00400000u;
+    float f;
+    memcpy(&f, &b, 4);
+    return f;
+}
+
+/* qat_mx_scale_exp of a finite absmax m >= 0 (the caller has set NaN/inf blocks
+ * aside): floor(log2 m) − emax from the exponent field, clamped to [−127, 127]; 0
+ * and subnormals read as −127. The same integer, without the call per block. */
+static inline int32_t mx_exp(float m, int emax) {
+    uint32_t b;
+    memcpy(&b, &m, 4);
+    int32_t e = (int32_t)((b >> 23) & 0xffu) - 127 - emax;
+    return e < -127 ? -127 : (e > 127 ? 127 : e);
+}
+
+/* MX blocks of one segment in place, with Quartet's range matching: per block one
+ * pass for the absmax (and the NaN/inf flag), then ¾·x rounded against the scale of
+ * the block as it was. The same bits as qat_blk_row called per block on the ¾·x with
+ * that scale given (compress/blockfmt.c row_mx, elems_*_inplace): ¾ shrinks, so ¾·x
+ * holds a NaN or inf exactly where x does (a bad block is all NaN either way); X =
+ * 2^e is never 0 (2^−127 is an fp32 subnormal), so the zero-scale branch is never
+ * taken; 1/X = 2^−e exactly, as ldexpf(1, −ilogbf(X)) there; and ¾·x is rounded to
+ * float before the ·(1/X), as the separate multiply stored it. The uniforms of the
+ * whole segment come first, in a loop of their own (the 64-bit hash lanes vectorise
+ * there). */
+static void mx_segment(const qat_gradq *g, float *restrict v, int64_t n, uint64_t key, uint64_t idx0) {
+    const qat_minifloat *f = qat_minifloat_get(g->blk.el);
+    const int emin = f->emin, mbits = f->mbits, bl = g->blk.block;
+    const float maxv = f->max, ps = g->prescale;
+    float u[QAT_GRADQ_MAX_HADAMARD > QAT_GRADQ_GROUP ? QAT_GRADQ_MAX_HADAMARD : QAT_GRADQ_GROUP];
+    if (g->sr)
+        for (int64_t i = 0; i < n; i++) u[i] = qat_mf_u24(key, idx0 + (uint64_t)i);
+    for (int64_t b0 = 0; b0 < n; b0 += bl) {
+        const int64_t len = n - b0 < bl ? n - b0 : bl;
+        float *restrict x = v + b0;
+        float m = 0.0f;
+        int bad = 0;
+        for (int64_t i = 0; i < len; i++) {
+            float a = fabsf(x[i]);
+            m = a > m ? a : m;
+            bad |= !(a <= FLT_MAX);
+        }
+        if (bad) {
+            for (int64_t i = 0; i < len; i++) x[i] = NAN;
+            continue;
+        }
+        const int32_t e = mx_exp(m, f->emax);
+        const float X = pow2i(e), inv = pow2i(-e);
+        if (g->sr) {
+            const float *restrict ub = u + b0;
+            for (int64_t i = 0; i < len; i++) x[i] = qat_mf_sr((x[i] * ps) * inv, ub[i], emin, mbits, maxv) * X;
+        } else {
+            for (int64_t i = 0; i < len; i++) x[i] = qat_mf_rne((x[i] * ps) * inv, emin, mbits, maxv) * X;
+        }
     }
-    qat_blk_row(&g->blk, v, n, &io);
 }
 
 /* Quantize one contiguous inner-dim segment of n elements in groups; idx0 is the
  * index of v[0] in the operand (inner dim fastest). */
 static void quantize_segment(const qat_gradq *g, float *v, int64_t n, uint64_t key, uint64_t idx0, float s_t) {
+    if (g->kind == QAT_GQ_BLOCK && g->blk.kind == QAT_BLK_MX) {
+        mx_segment(g, v, n, key, idx0);
+        return;
+    }
+    if (g->kind == QAT_GQ_BLOCK) {
+        /* NVFP4: qat_blk_row cuts the segment into blocks of 16 from v[0], each with
+         * the counter index0 + its offset, exactly the groups of this loop; one call
+         * instead of one per block (the error sum is not read) */
+        qat_blk_io io = {.tensor_scale = s_t, .key = key, .index0 = idx0, .no_sse = 1};
+        qat_blk_row(&g->blk, v, n, &io);
+        return;
+    }
     for (int64_t a = 0; a < n; a += g->group) {
         int64_t len = n - a < g->group ? n - a : g->group;
-        if (g->kind == QAT_GQ_BLOCK) {
-            block_round(g, v + a, len, key, idx0 + (uint64_t)a, s_t);
-            continue;
-        }
         /* a NaN or inf makes its whole group NaN, visibly (as the block formats do):
          * it must never be rounded onto a level, and the grid roundings would */
+        if (g->sr) { /* grid_sr finds a NaN or inf in its absmax pass */
+            grid_sr(g, v + a, len, key, idx0 + (uint64_t)a);
+            continue;
+        }
         int bad = 0;
         for (int64_t i = 0; i < len; i++) bad |= !isfinite(v[a + i]);
         if (bad) {
             for (int64_t i = 0; i < len; i++) v[a + i] = NAN;
-        } else if (g->sr) {
-            grid_sr(g, v + a, len, key, idx0 + (uint64_t)a);
         } else {
             uint8_t mask[QAT_GRADQ_GROUP];
             qat_proj_row(&g->P, v + a, len, NULL, mask);
@@ -359,22 +435,161 @@ static void scatter_cols(const qat_gradq_op *op, const float *restrict buf, int6
         }
 }
 
+/* ---- 16 columns at a time, lanes = columns ----
+ * For a column-quantized operand, 16 adjacent columns are 16 independent inner-dim
+ * vectors whose elements of one row are contiguous: the tile is kept as it lies
+ * (x[i·16 + l] = row r0 + i, column c + l) and every step runs across the 16 lanes,
+ * so there is no transpose. Each lane computes exactly the scalar expressions of
+ * the segment path (the same helpers, the same order of IEEE operations), so the
+ * bits are those of gather_cols + quantize_segment + scatter_cols:
+ *  - the Hadamard transform in the stage order of compress/hadamard.c (strides 1, 2,
+ *    4, ... each butterfly one a + b and one a − b, then one multiply by 1/√B);
+ *    hadamard.c's 16-point kernel forms b + a and a + (−1)·b, the same values;
+ *  - absmax per lane is a max of non-negative floats, which no order can change;
+ *  - a group whose absmax is 0 keeps its input (grid_sr returns early there).
+ * Grid sr and MX (sr, rtn) run here; grid rtn (qat_proj_row) and NVFP4 (qat_blk_row)
+ * keep the transposing path. */
+#define LN 16
+
+static int lanes_ok(const qat_gradq *g, int64_t U) {
+    if (U * LN > TILE) return 0;
+    if (g->kind == QAT_GQ_GRID) return g->sr;
+    return g->kind == QAT_GQ_BLOCK && g->blk.kind == QAT_BLK_MX;
+}
+
+/* One group of len rows of the 16 lanes in place; idx[l] is the uniform counter of
+ * the group's first element in lane l (the next ones follow it). */
+static void lanes_group(const qat_gradq *g, float *restrict x, int64_t len, uint64_t key, const uint64_t *idx) {
+    float m[LN], u[QAT_GRADQ_GROUP * LN];
+    int32_t bad[LN];
+    for (int l = 0; l < LN; l++) m[l] = 0.0f, bad[l] = 0;
+    for (int64_t i = 0; i < len; i++)
+        for (int l = 0; l < LN; l++) {
+            float a = fabsf(x[i * LN + l]);
+            m[l] = max_c(a, m[l]);
+            bad[l] |= !(a <= FLT_MAX);
+        }
+    if (g->sr)
+        for (int64_t i = 0; i < len; i++)
+            for (int l = 0; l < LN; l++) u[i * LN + l] = qat_mf_u24(key, idx[l] + (uint64_t)i);
+    if (g->kind == QAT_GQ_GRID && g->levels) {
+        const float Lm1 = (float)(g->levels - 1);
+        float inv[LN], step[LN];
+        for (int l = 0; l < LN; l++) inv[l] = Lm1 / (2.0f * m[l]), step[l] = 2.0f * m[l] / Lm1;
+        for (int64_t i = 0; i < len; i++)
+            for (int l = 0; l < LN; l++) {
+                float v = x[i * LN + l];
+                float t = min_c(max_c((v + m[l]) * inv[l], 0.0f), Lm1);
+                float k = min_c(sr_index(t, u[i * LN + l]), Lm1);
+                float q = -m[l] + k * step[l];
+                q = m[l] == 0.0f ? v : q;
+                x[i * LN + l] = bad[l] ? NAN : q;
+            }
+    } else if (g->kind == QAT_GQ_GRID) {
+        float s[LN], inv[LN];
+        for (int l = 0; l < LN; l++) s[l] = m[l] / 6.0f, inv[l] = 6.0f / m[l];
+        for (int64_t i = 0; i < len; i++)
+            for (int l = 0; l < LN; l++) {
+                float v = x[i * LN + l];
+                float mm = min_c(fabsf(v) * inv[l], 6.0f);
+                float base = mm < 2.0f ? 0.0f : mm < 4.0f ? 2.0f : 4.0f;
+                float st = mm < 2.0f ? 0.5f : mm < 4.0f ? 1.0f : 2.0f;
+                float q = copysignf((base + st * sr_index((mm - base) / st, u[i * LN + l])) * s[l], v);
+                q = m[l] == 0.0f ? v : q;
+                x[i * LN + l] = bad[l] ? NAN : q;
+            }
+    } else {
+        const qat_minifloat *f = qat_minifloat_get(g->blk.el);
+        const int emin = f->emin, mbits = f->mbits, emax = f->emax;
+        const float maxv = f->max, ps = g->prescale;
+        float X[LN], inv[LN];
+        for (int l = 0; l < LN; l++) {
+            const int32_t e = mx_exp(m[l], emax);
+            X[l] = pow2i(e), inv[l] = pow2i(-e);
+        }
+        if (g->sr) {
+            for (int64_t i = 0; i < len; i++)
+                for (int l = 0; l < LN; l++) {
+                    float q = qat_mf_sr((x[i * LN + l] * ps) * inv[l], u[i * LN + l], emin, mbits, maxv) * X[l];
+                    x[i * LN + l] = bad[l] ? NAN : q;
+                }
+        } else {
+            for (int64_t i = 0; i < len; i++)
+                for (int l = 0; l < LN; l++) {
+                    float q = qat_mf_rne((x[i * LN + l] * ps) * inv[l], emin, mbits, maxv) * X[l];
+                    x[i * LN + l] = bad[l] ? NAN : q;
+                }
+        }
+    }
+}
+
+/* Rows r0..r0+n of columns c..c+16: load, signs, Hadamard, groups, store. */
+static void lanes_cols(const qat_gradq *g, const qat_gradq_op *op, float *restrict x, int64_t r0, int64_t n, int64_t c,
+                       const float *sg) {
+    const int64_t R = op->rows, C = op->cols;
+    for (int64_t i = 0; i < n; i++) {
+        const int64_t at = (r0 + i) * C + c;
+        /* the next 16 columns of this row, wanted after this strip is done: the rows
+         * of a strip are C apart, where the hardware prefetchers see no stream (the
+         * loads were a quarter of this pass); a hint only, so any address is fine */
+        if (op->x) __builtin_prefetch(op->x + at + LN);
+        else __builtin_prefetch(op->xb + at + LN);
+        gq_v16 v = load16(op, at);
+        memcpy(x + i * LN, &v, sizeof v);
+    }
+    if (g->hadamard) {
+        for (int64_t i = 0; i < n; i++)
+            for (int l = 0; l < LN; l++) x[i * LN + l] *= sg[r0 + i];
+        const int B = g->hadamard;
+        const float scale = (float)(1.0 / sqrt((double)B));
+        for (int64_t b = 0; b < n; b += B) {
+            for (int h = 1; h < B; h *= 2)
+                for (int64_t i = b; i < b + B; i += 2 * h)
+                    for (int64_t j = i; j < i + h; j++)
+                        for (int l = 0; l < LN; l++) {
+                            float a = x[j * LN + l], bb = x[(j + h) * LN + l];
+                            x[j * LN + l] = a + bb;
+                            x[(j + h) * LN + l] = a - bb;
+                        }
+            for (int64_t i = b * LN; i < (b + B) * LN; i++) x[i] *= scale;
+        }
+    }
+    for (int64_t a = 0; a < n; a += g->group) {
+        const int64_t len = n - a < g->group ? n - a : g->group;
+        uint64_t idx[LN];
+        for (int l = 0; l < LN; l++) idx[l] = (uint64_t)((c + l) * R + r0 + a);
+        lanes_group(g, x + a * LN, len, op->key, idx);
+    }
+    for (int64_t i = 0; i < n; i++) {
+        const int64_t at = (r0 + i) * C + c;
+        if (op->y) memcpy(op->y + at, x + i * LN, LN * sizeof(float));
+        else
+            for (int l = 0; l < LN; l++) op->yb[at + l] = qat_bf16_round(x[i * LN + l]);
+    }
+}
+
 static void run_cols(const qat_gradq *g, const qat_gradq_op *op, int64_t U, float s_t, const float *sg) {
     const int64_t R = op->rows, C = op->cols;
     const int64_t TW = TILE / U; /* columns per tile */
     const int64_t nseg = (R + U - 1) / U, ntile = (C + TW - 1) / TW;
+    const int lanes = lanes_ok(g, U);
 #pragma omp parallel for schedule(static)
     for (int64_t job = 0; job < nseg * ntile; job++) {
         float buf[TILE];
         const int64_t r0 = (job / ntile) * U, c0 = (job % ntile) * TW;
         const int64_t n = R - r0 < U ? R - r0 : U, w = C - c0 < TW ? C - c0 : TW;
-        gather_cols(op, buf, r0, n, c0, w);
-        for (int64_t j = 0; j < w; j++) {
+        int64_t j0 = 0;
+        if (lanes)
+            for (; j0 + LN <= w; j0 += LN) lanes_cols(g, op, buf, r0, n, c0 + j0, sg);
+        if (j0 == w) continue;
+        const int64_t wr = w - j0; /* the columns left: through transposes */
+        gather_cols(op, buf, r0, n, c0 + j0, wr);
+        for (int64_t j = 0; j < wr; j++) {
             rotate(g, buf + j * n, n, sg ? sg + r0 : NULL);
             /* index with the inner dim fastest: column c's element r is c·R + r */
-            quantize_segment(g, buf + j * n, n, op->key, (uint64_t)((c0 + j) * R + r0), s_t);
+            quantize_segment(g, buf + j * n, n, op->key, (uint64_t)((c0 + j0 + j) * R + r0), s_t);
         }
-        scatter_cols(op, buf, r0, n, c0, w);
+        scatter_cols(op, buf, r0, n, c0 + j0, wr);
     }
 }
 
