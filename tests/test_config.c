@@ -191,6 +191,13 @@ static void test_file_errors(void **state) {
                  "0 (off) or a power of two from 2 to 1024", gh[i]);
         expect_file_error("gh.yaml", text, want);
     }
+    /* rounding and rotation of an fp32 (unquantized) backward would be ignored */
+    expect_file_error("gsr.yaml", "compress:\n  gradients: {rounding: sr}\n",
+                      "gsr.yaml:2:15: compress.gradients.rounding: 'sr' has no effect while "
+                      "compress.gradients.format is fp32; set a format (e.g. mxfp4) or drop the key");
+    expect_file_error("gh16.yaml", "compress:\n  gradients: {format: fp32, hadamard: 16}\n",
+                      "gh16.yaml:2:29: compress.gradients.hadamard: 16 has no effect while "
+                      "compress.gradients.format is fp32; set a format (e.g. mxfp4) or drop the key");
     expect_file_error("allowed.yaml", "train: {schedule: cosin}\n",
                       "allowed.yaml:1:19: train.schedule: 'cosin' is not allowed, expected one of "
                       "cosine, constant, linear (did you mean 'cosine'?)");
