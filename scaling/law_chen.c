@@ -528,7 +528,20 @@ int qat_fit_chen(const qat_fit_runs *rs, const qat_fit_chen_opts *o, qat_fit_che
     for (int k = 0; k < np && !rc; k++) rc = identify_pair(&pp[k], note);
     for (int k = 0; k < np && !rc; k++) {
         chen_pair *p = &pp[k];
-        fit_pair(p, NULL, NULL, 1, p->theta);
+        /* a finite but huge held exponent (--fix gammaD=1e308) overflows the
+         * penalty at every start: no start is kept, and the table printed a
+         * zero exponent the user never gave */
+        if (!isfinite(fit_pair(p, NULL, NULL, 1, p->theta))) {
+            char held[160] = "";
+            for (int j = 1; j < NPAR; j++)
+                if (p->fixed[j] == QAT_FIT_BY_USER)
+                    snprintf(held + strlen(held), sizeof held - strlen(held), " --fix %s=%g", par_name[j],
+                             p->fixval[j]);
+            rc = qat_fail(QAT_EINPUT, "pair %s: the penalty k * D^gammaD * (log2 G)^gammaG / N^gammaN is not a finite "
+                          "number at these runs with%s; hold a value of a plausible size", p->key,
+                          held[0] ? held : " every start");
+            break;
+        }
         double ss = 0;
         for (int i = 0; i < p->n; i++) {
             double r = log(p->Lfp[i] + delta_hat(p, p->theta, i)) - log(p->L[i]);

@@ -311,6 +311,10 @@ static void test_cli_fix_checks(void **s) {
     const char *twice[] = {in, "--law", "chen", "--fix", "gammaD=1", "--fix", "gammaD=2"};
     assert_int_equal(fit(7, twice), 2);
     assert_non_null(strstr(qat_errmsg(), "--fix gammaD=2: gammaD is already held by --fix gammaD=1"));
+    /* finite but so large the penalty overflows: refused, not printed as 0 */
+    const char *huge[] = {in, "--law", "chen", "--fix", "gammaD=1e308"};
+    assert_int_equal(fit(5, huge), 2);
+    assert_non_null(strstr(qat_errmsg(), "is not a finite number at these runs with --fix gammaD=1e+308"));
     const char *neg[] = {in, "--law", "chen", "--fix", "gammaD=-0.5"};
     assert_int_equal(fit(5, neg), 0);
     assert_non_null(strstr(text, "(held: --fix)"));
