@@ -153,8 +153,10 @@ const qat_key qat_config_keys[] = {
           "format of the backward products' operands (dY, W, X); fp32 = unquantized backward"),
     STR_K("compress.gradients.rounding", gradients.rounding, 0, roundings, "rtn",
           "rtn|sr: round to nearest or stochastic (unbiased) rounding in the backward"),
-    INT_K("compress.gradients.hadamard", gradients.hadamard, 0, 65536, F_POW2, "0",
-          "Hadamard block along each backward product's inner dim: 0 = off, or a power of two"),
+    /* 1024 = compress/gradq.h's QAT_GRADQ_MAX_HADAMARD: the key's own range, so
+     * the loader, the message and docs/config.md state one rule */
+    INT_K("compress.gradients.hadamard", gradients.hadamard, 0, 1024, F_POW2, "0",
+          "Hadamard block along each backward product's inner dim: 0 = off, or a power of two from 2 to 1024"),
 };
 
 enum { N_KEYS = (int)(sizeof qat_config_keys / sizeof qat_config_keys[0]) };
@@ -230,7 +232,11 @@ static void describe_range(const qat_key *k, char *buf, size_t n) {
         snprintf(buf, n, "%s %s %s", what, k->flags & F_OPEN_MAX ? "<" : "<=", hi);
     else
         snprintf(buf, n, "%s", what);
-    if (k->flags & F_POW2) snprintf(buf + strlen(buf), n - strlen(buf), " (-1, 0 or a power of two)");
+    /* a key whose range starts at 0 has no -1 (auto) and no block of 1 */
+    if (k->flags & F_POW2 && k->min >= 0)
+        snprintf(buf, n, "0 (off) or a power of two from 2 to %s", hi);
+    else if (k->flags & F_POW2)
+        snprintf(buf + strlen(buf), n - strlen(buf), " (-1, 0 or a power of two)");
 }
 
 static void describe_allowed(const char *const *allowed, char *buf, size_t n) {

@@ -533,6 +533,18 @@ static int validate_at(const qat_config *cfg, const qat_loader *L) {
     if (t->eval_tokens < m->seq_len)
         VFAIL("train.eval_tokens", "train.eval_tokens = %d must hold at least one sequence (model.seq_len = %d)",
               t->eval_tokens, m->seq_len);
+
+    /* Backward: rounding and rotation act only on a quantized backward; with
+     * the fp32 default they trained plain fp32 while the config said sr */
+    const qat_compress_grad *g = &cfg->gradients;
+    if (!strcmp(g->format, "fp32")) {
+        if (!strcmp(g->rounding, "sr"))
+            VFAIL("compress.gradients.rounding", "compress.gradients.rounding: 'sr' has no effect while "
+                  "compress.gradients.format is fp32; set a format (e.g. mxfp4) or drop the key");
+        if (g->hadamard)
+            VFAIL("compress.gradients.hadamard", "compress.gradients.hadamard: %d has no effect while "
+                  "compress.gradients.format is fp32; set a format (e.g. mxfp4) or drop the key", g->hadamard);
+    }
     return QAT_OK;
 }
 

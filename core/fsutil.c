@@ -151,9 +151,11 @@ int qat_out_begin(qat_out *o, const char *path, int flags, const char *const *in
     o->fd = open(o->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
     if (o->fd < 0) {
         int e = errno;
-        /* no such directory: the user's path is wrong; anything else is the system's */
-        return qat_fail(e == ENOENT || e == ENOTDIR ? QAT_EINPUT : QAT_ERUNTIME, "%s: cannot create %s: %s", path,
-                        o->tmp, strerror(e));
+        /* failing to create the file is an I/O failure, exit 1 (docs/cli.md),
+         * whatever errno says: /proc/x.svg gives ENOENT in a directory that
+         * exists; commands that can check a directory up front (qat fit) refuse
+         * a missing one as the user's argument before any work */
+        return qat_fail(QAT_ERUNTIME, "%s: cannot create %s: %s", path, o->tmp, strerror(e));
     }
     return QAT_OK;
 }

@@ -246,6 +246,13 @@ static int chen_body(const fit_args *a, const qat_fit_runs *rs) {
         if (!eq || eq == a->fix[k] || end == eq + 1 || *end)
             rc = qat_fail(QAT_EINPUT, "--fix %s: expected NAME=VALUE with a number", a->fix[k]);
         else snprintf(buf[k], sizeof buf[k], "%.*s", (int)(eq - a->fix[k]), a->fix[k]), names[k] = buf[k];
+        /* as apply_fixes does for the other laws, in the user's own words */
+        for (int j = 0; j < k && !rc; j++)
+            if (!strcmp(names[j], names[k]))
+                rc = qat_fail(QAT_EINPUT, "--fix %s: %s is already held by --fix %s; give each parameter once",
+                              a->fix[k], names[k], a->fix[j]);
+        if (!rc && !isfinite(vals[k]))
+            rc = qat_fail(QAT_EINPUT, "--fix %s: value is not a finite number", names[k]);
     }
     qat_fit_chen_opts o = {.bootstrap = (int)a->bootstrap, .seed = (uint64_t)a->seed, .n_fix = a->n_fix,
                            .fix_name = names, .fix_value = vals, .csv = a->csv, .svg = a->svg,

@@ -408,9 +408,33 @@ static int apply_fix(chen_pair *pp, int np, const qat_fit_chen_opts *o) {
         if (k == NPAR)
             return qat_fail(QAT_EINPUT, "--fix %s=%g: --law chen holds gammaD, gammaN or gammaG (k is the scale of "
                             "the penalty and is always fitted)", o->fix_name[f], o->fix_value[f]);
+        /* the same checks as every other law's --fix (scaling/law.c, fit_cli.c):
+         * a NaN or inf was printed as the exponent, a second value silently won */
+        if (!isfinite(o->fix_value[f]))
+            return qat_fail(QAT_EINPUT, "--fix %s: value is not a finite number", o->fix_name[f]);
+        for (int g = 0; g < f; g++)
+            if (!strcmp(o->fix_name[g], o->fix_name[f]))
+                return qat_fail(QAT_EINPUT, "--fix %s=%g: %s is already held by --fix %s=%g; give each parameter once",
+                                o->fix_name[f], o->fix_value[f], o->fix_name[f], o->fix_name[g], o->fix_value[g]);
+        /* an unknown G enters as log2 G = 1, where gammaG does nothing: holding
+         * it would print a value the fit never used */
+        for (int j = 0; k == 3 && j < np; j++) {
+            int known = 0;
+            for (int i = 0; i < pp[j].n; i++) known |= pp[j].G[i] >= 2.0;
+            if (!known)
+                return qat_fail(QAT_EINPUT, "--fix gammaG=%g: G (the quantization levels) is unknown for these runs "
+                                "(pair %s); gammaG cannot be held, drop the --fix", o->fix_value[f], pp[j].key);
+        }
         for (int j = 0; j < np; j++) pp[j].fixed[k] = QAT_FIT_BY_USER, pp[j].fixval[k] = o->fix_value[f];
     }
     return QAT_OK;
+}
+
+/* G as printed: "-" when the run's format has no level count. */
+static const char *g_text(double G, char buf[32]) {
+    if (G >= 2.0) snprintf(buf, 32, "%.17g", G);
+    else snprintf(buf, 32, "-");
+    return buf;
 }
 
 static void print_interval(FILE *out, const chen_pair *p, int k) {
@@ -430,7 +454,8 @@ static int write_csv(const char *path, const qat_fit_runs *rs, const chen_pair *
         for (int i = 0; i < p->n; i++) {
             const qat_fit_run *r = &rs->run[p->run[i]];
             double d = delta_hat(p, p->theta, i);
-            fprintf(f, "%s,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g\n", p->key, r->N, r->D, p->G[i], p->Lfp[i],
+            char gb[32];
+            fprintf(f, "%s,%.17g,%.17g,%s,%.17g,%.17g,%.17g,%.17g,%.17g\n", p->key, r->N, r->D, g_text(p->G[i], gb), p->Lfp[i],
                     p->L[i], p->L[i] - p->Lfp[i], d, log(p->Lfp[i] + d) - log(p->L[i]));
         }
     }
@@ -503,7 +528,20 @@ int qat_fit_chen(const qat_fit_runs *rs, const qat_fit_chen_opts *o, qat_fit_che
     for (int k = 0; k < np && !rc; k++) rc = identify_pair(&pp[k], note);
     for (int k = 0; k < np && !rc; k++) {
         chen_pair *p = &pp[k];
-        fit_pair(p, NULL, NULL, 1, p->theta);
+        /* a finite but huge held exponent (--fix gammaD=1e308) overflows the
+         * penalty at every start: no start is kept, and the table printed a
+         * zero exponent the user never gave */
+        if (!isfinite(fit_pair(p, NULL, NULL, 1, p->theta))) {
+            char held[160] = "";
+            for (int j = 1; j < NPAR; j++)
+                if (p->fixed[j] == QAT_FIT_BY_USER)
+                    snprintf(held + strlen(held), sizeof held - strlen(held), " --fix %s=%g", par_name[j],
+                             p->fixval[j]);
+            rc = qat_fail(QAT_EINPUT, "pair %s: the penalty k * D^gammaD * (log2 G)^gammaG / N^gammaN is not a finite "
+                          "number at these runs with%s; hold a value of a plausible size", p->key,
+                          held[0] ? held : " every start");
+            break;
+        }
         double ss = 0;
         for (int i = 0; i < p->n; i++) {
             double r = log(p->Lfp[i] + delta_hat(p, p->theta, i)) - log(p->L[i]);
@@ -546,9 +584,13 @@ int qat_fit_chen(const qat_fit_runs *rs, const qat_fit_chen_opts *o, qat_fit_che
             }
             if (p->note[0]) fprintf(out, "  gammaG held at 0: %s\n", p->note);
             fprintf(out, "  %10s %12s %6s %9s %9s %9s %9s\n", "N", "D", "G", "L_fp32", "L", "delta", "pred");
-            for (int i = 0; i < p->n; i++)
-                fprintf(out, "  %10.4g %12.4g %6g %9.4f %9.4f %9.4f %9.4f\n", exp(p->lnN[i]), exp(p->lnD[i]), p->G[i],
+            for (int i = 0; i < p->n; i++) {
+                char gb[32];
+                if (p->G[i] >= 2.0) snprintf(gb, sizeof gb, "%g", p->G[i]);
+                else snprintf(gb, sizeof gb, "-"); /* the format has no level count */
+                fprintf(out, "  %10.4g %12.4g %6s %9.4f %9.4f %9.4f %9.4f\n", exp(p->lnN[i]), exp(p->lnD[i]), gb,
                         p->Lfp[i], p->L[i], p->L[i] - p->Lfp[i], delta_hat(p, p->theta, i));
+            }
         }
     }
     for (int k = 0; k < np; k++) pair_free(&pp[k]);

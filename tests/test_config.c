@@ -181,6 +181,23 @@ static void test_file_errors(void **state) {
     expect_file_error("range3.yaml", "compress:\n  activations:\n    hadamard: 12\n",
                       "range3.yaml:3:15: compress.activations.hadamard: 12 is out of range, expected an "
                       "integer in [-1, 65536] (-1, 0 or a power of two)");
+    /* the gradients' rotation has no auto (-1) and no block of 1; the message
+     * states the rule the loader applies, at most 1024 */
+    const char *gh[] = {"-1", "48", "2048"}; /* 1 passes the key, the model refuses it (test_compress_gradq) */
+    for (int i = 0; i < 3; i++) {
+        char text[128], want[256];
+        snprintf(text, sizeof text, "compress:\n  gradients: {format: int4, hadamard: %s}\n", gh[i]);
+        snprintf(want, sizeof want, "gh.yaml:2:39: compress.gradients.hadamard: %s is out of range, expected "
+                 "0 (off) or a power of two from 2 to 1024", gh[i]);
+        expect_file_error("gh.yaml", text, want);
+    }
+    /* rounding and rotation of an fp32 (unquantized) backward would be ignored */
+    expect_file_error("gsr.yaml", "compress:\n  gradients: {rounding: sr}\n",
+                      "gsr.yaml:2:15: compress.gradients.rounding: 'sr' has no effect while "
+                      "compress.gradients.format is fp32; set a format (e.g. mxfp4) or drop the key");
+    expect_file_error("gh16.yaml", "compress:\n  gradients: {format: fp32, hadamard: 16}\n",
+                      "gh16.yaml:2:29: compress.gradients.hadamard: 16 has no effect while "
+                      "compress.gradients.format is fp32; set a format (e.g. mxfp4) or drop the key");
     expect_file_error("allowed.yaml", "train: {schedule: cosin}\n",
                       "allowed.yaml:1:19: train.schedule: 'cosin' is not allowed, expected one of "
                       "cosine, constant, linear (did you mean 'cosine'?)");

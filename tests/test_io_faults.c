@@ -460,6 +460,33 @@ static void old_outputs(const char *dir) {
     }
 }
 
+/* An output file that cannot be created is an I/O failure, exit 1, in one line
+ * naming the path and the system's reason (docs/cli.md): /proc exists but takes
+ * no new file (fit --law chen --svg: tests/test_scaling_chen.c), and a grads --out in a missing directory fails at the end, after
+ * the work (both were exit 2, as if the user's argument were wrong). */
+static void test_outputs_that_cannot_be_created(void **state) {
+    (void)state;
+    char nodir[1200];
+    snprintf(nodir, sizeof nodir, "%s/nonexist/g.h5", g_dir);
+    struct { const char *dest; char *args[12]; } cases[] = {
+        {"/proc/x.csv", {"fit", (char *)at("runs.csv"), "--no-loo", "--csv", NULL}},
+        {"/proc/x.h5", {"fit", (char *)at("runs.csv"), "--no-loo", "--out", NULL}},
+        {nodir, {"grads", (char *)at("tiny.yaml"), "--out", NULL}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int k = 0;
+        while (cases[i].args[k]) k++;
+        cases[i].args[k] = (char *)cases[i].dest;
+        cases[i].args[k + 1] = NULL;
+        int rc = qat_lim(0, cases[i].args);
+        printf("  %s %s: exit %d: %s", cases[i].args[0], cases[i].dest, rc, g_err);
+        assert_int_equal(rc, 1);
+        assert_int_equal(lines_of(g_err), 1);
+        assert_non_null(strstr(g_err, cases[i].dest));
+        assert_non_null(strstr(g_err, strerror(ENOENT)));
+    }
+}
+
 /* A tmpfs at DIR (root only); 0 when mounted. */
 static int small_tmpfs(const char *dir, const char *size) {
     char opt[64];
@@ -738,6 +765,7 @@ int main(void) {
         cmocka_unit_test(test_foreign_live_and_linked_destination),
         cmocka_unit_test(test_empty_output_and_nul),
         cmocka_unit_test(test_outputs_on_a_full_disk),
+        cmocka_unit_test(test_outputs_that_cannot_be_created),
         cmocka_unit_test(test_checkpoint_on_a_full_disk),
         cmocka_unit_test(test_checksums),
     };

@@ -276,9 +276,78 @@ static void test_cli_csv_and_svg(void **s) {
     /* the penalty axis is linear and starts below 0 (a penalty can be negative): drawn on
      * its own range, not replaced by the stand-in svg.c draws for a range it cannot use */
     assert_null(strstr(text, "stand-in"));
+    /* a figure that cannot be created is an I/O failure (exit 1), not the user's argument */
+    const char *proc[] = {in, "--law", "chen", "--svg", "/proc/x.svg"};
+    assert_int_equal(fit(5, proc), 1);
+    assert_non_null(strstr(qat_errmsg(), "/proc/x.svg"));
+    assert_non_null(strstr(qat_errmsg(), "No such file or directory"));
     const char *bad[] = {in, "--law", "chen", "--out", h5};
     assert_int_equal(fit(5, bad), 2);
     assert_non_null(strstr(qat_errmsg(), "--law chen writes no FIT.h5"));
+}
+
+/* --fix through the command line: a value that is not finite, or a second value
+ * for the same exponent, is refused like the other laws' --fix (NaN was printed
+ * as gammaD, the last of two values silently won); a negative exponent stays
+ * allowed. gammaG cannot be held when no run has a G (it would be printed
+ * without entering the fit), and an unknown G is printed as '-', not 0. */
+static void test_cli_fix_checks(void **s) {
+    (void)s;
+    qat_fit_runs rs = {0};
+    make_runs(&rs, keep_all, 4);
+    write_csv("fix.csv", &rs);
+    qat_fit_runs_free(&rs);
+    char in[512];
+    path_in(in, sizeof in, "fix.csv");
+    const char *bad[] = {"gammaD=nan", "gammaD=inf", "gammaN=-inf", "gammaG=1e999"};
+    for (int k = 0; k < 4; k++) {
+        const char *args[] = {in, "--law", "chen", "--fix", bad[k]};
+        assert_int_equal(fit(5, args), 2);
+        char want[64];
+        snprintf(want, sizeof want, "--fix %.6s: value is not a finite number", bad[k]);
+        if (!strstr(qat_errmsg(), want)) fprintf(stderr, "got: %s\n", qat_errmsg());
+        assert_non_null(strstr(qat_errmsg(), want));
+    }
+    const char *twice[] = {in, "--law", "chen", "--fix", "gammaD=1", "--fix", "gammaD=2"};
+    assert_int_equal(fit(7, twice), 2);
+    assert_non_null(strstr(qat_errmsg(), "--fix gammaD=2: gammaD is already held by --fix gammaD=1"));
+    /* finite but so large the penalty overflows: refused, not printed as 0 */
+    const char *huge[] = {in, "--law", "chen", "--fix", "gammaD=1e308"};
+    assert_int_equal(fit(5, huge), 2);
+    assert_non_null(strstr(qat_errmsg(), "is not a finite number at these runs with --fix gammaD=1e+308"));
+    const char *neg[] = {in, "--law", "chen", "--fix", "gammaD=-0.5"};
+    assert_int_equal(fit(5, neg), 0);
+    assert_non_null(strstr(text, "(held: --fix)"));
+
+    /* per-row int4 (no @gG): G unknown for every run */
+    make_runs(&rs, one_g, 4);
+    for (int i = 0; i < rs.n; i++)
+        if (strcmp(rs.run[i].wfmt, "fp32")) {
+            snprintf(rs.run[i].wfmt, sizeof rs.run[i].wfmt, "int4");
+            snprintf(rs.run[i].afmt, sizeof rs.run[i].afmt, "int4");
+        }
+    write_csv("nog.csv", &rs);
+    qat_fit_runs_free(&rs);
+    path_in(in, sizeof in, "nog.csv");
+    const char *held[] = {in, "--law", "chen", "--fix", "gammaG=1"};
+    assert_int_equal(fit(5, held), 2);
+    assert_non_null(strstr(qat_errmsg(), "--fix gammaG=1: G (the quantization levels) is unknown for these runs"));
+    char csv[512];
+    path_in(csv, sizeof csv, "nog_out.csv");
+    const char *plain[] = {in, "--law", "chen", "--csv", csv};
+    assert_int_equal(fit(5, plain), 0);
+    const char *row = strstr(text, "N            D");
+    assert_non_null(row);
+    assert_non_null(strstr(row, "      - "));     /* the G column */
+    FILE *f = fopen(csv, "r");
+    assert_non_null(f);
+    char line[512];
+    assert_non_null(fgets(line, sizeof line, f)); /* header */
+    assert_non_null(fgets(line, sizeof line, f));
+    fclose(f);
+    char *c = line;
+    for (int k = 0; k < 3; k++) c = strchr(c, ',') + 1; /* after pair,N,D */
+    assert_true(!strncmp(c, "-,", 2));
 }
 
 int main(void) {
@@ -289,6 +358,7 @@ int main(void) {
         cmocka_unit_test(test_one_group_holds_gamma_g),
         cmocka_unit_test(test_refuses_missing_twin),
         cmocka_unit_test(test_cli_csv_and_svg),
+        cmocka_unit_test(test_cli_fix_checks),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -79,6 +79,34 @@ static int write_array(hid_t f, const char *file, const char *name, int ndim, in
     return rc;
 }
 
+/* Copy every weight and quantizer state array (codes, codebooks, PV buffers:
+ * what a checkpoint holds) of `from` into `to`, built with the same forward
+ * formats. --compare-backward must run the very model the first pass ran, and
+ * a fresh model only shares its params: a learned aq codebook or a PV buffer
+ * left at its initial value gave another loss (cosines down to -0.19). */
+static int copy_model_state(const qat_model *from, qat_model *to) {
+    int ns = qat_model_compress_state_count(from);
+    if (to->n_total != from->n_total || to->n_views != from->n_views || qat_model_compress_state_count(to) != ns)
+        return qat_fail(QAT_ERUNTIME, "--compare-backward: the compared model's layout differs from the first one");
+    memcpy(to->params, from->params, (size_t)from->n_total * sizeof(float));
+    for (int i = 0; i < from->n_views; i++) {
+        if (to->views[i].n != from->views[i].n)
+            return qat_fail(QAT_ERUNTIME, "--compare-backward: %s differs in size", from->views[i].name);
+        memcpy(to->views[i].data, from->views[i].data, (size_t)from->views[i].n * sizeof(float));
+    }
+    for (int i = 0; i < ns; i++) {
+        char a[96], b[96];
+        float *x, *y;
+        int64_t nx, ny;
+        qat_model_compress_state((qat_model *)from, i, a, &x, &nx);
+        qat_model_compress_state(to, i, b, &y, &ny);
+        if (strcmp(a, b) || nx != ny)
+            return qat_fail(QAT_ERUNTIME, "--compare-backward: quantizer state %s differs from %s", a, b);
+        memcpy(y, x, (size_t)nx * sizeof(float));
+    }
+    return QAT_OK;
+}
+
 static double cosine(const float *a, const float *b, int64_t n) {
     double ab = 0, aa = 0, bb = 0;
     for (int64_t i = 0; i < n; i++) { ab += (double)a[i] * b[i]; aa += (double)a[i] * a[i]; bb += (double)b[i] * b[i]; }
@@ -134,7 +162,6 @@ int qat_grads_main(int argc, char **argv) {
     }
     int32_t *in = qat_xmalloc((size_t)B * T * 4), *tg = qat_xmalloc((size_t)B * T * 4);
     qat_dataset_train_batch(ds, 0, B, in, tg);
-    double loss = batch_grads(m, in, tg, B);
 
     qat_model *m2 = NULL;
     double loss2 = NAN;
@@ -153,14 +180,21 @@ int qat_grads_main(int argc, char **argv) {
             c2.weights.estimator[0] = c2.activations.estimator[0] = 0; /* the format's default backward */
         } else {
             snprintf(c2.gradients.format, sizeof c2.gradients.format, "%s", compare_bwd);
+            if (!strcmp(compare_bwd, "fp32")) { /* the unquantized backward has no rounding or rotation */
+                snprintf(c2.gradients.rounding, sizeof c2.gradients.rounding, "rtn");
+                c2.gradients.hadamard = 0;
+            }
         }
         if (!rc) rc = qat_model_create(&c2, &m->s, B, &m2);
         if (rc && compare_bwd) rc = qat_fail_context(rc, "--compare-backward");
-        if (!rc) {
-            memcpy(m2->params, m->params, (size_t)m->n_total * sizeof(float));
-            loss2 = batch_grads(m2, in, tg, B);
-        }
+        /* --compare-backward keeps the forward, so the second model gets the
+         * first one's quantizer state too, taken before the first pass can
+         * move it; --compare's other formats start from their own state */
+        if (!rc && compare_bwd) rc = copy_model_state(m, m2);
+        else if (!rc) memcpy(m2->params, m->params, (size_t)m->n_total * sizeof(float));
     }
+    double loss = batch_grads(m, in, tg, B);
+    if (!rc && m2) loss2 = batch_grads(m2, in, tg, B);
     qat_h5_out h = {.file = -1};
     if (!rc) rc = qat_h5_out_create(&h, out, QAT_OUT_GRADS, inputs, 2);
     hid_t f = h.file;
