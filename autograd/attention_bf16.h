@@ -20,6 +20,8 @@
 #ifndef QAT_AUTOGRAD_ATTENTION_BF16_H
 #define QAT_AUTOGRAD_ATTENTION_BF16_H
 
+#include "rope_kernels.h"
+
 #define TBF __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16")))
 #define AIB static inline __attribute__((always_inline)) TBF
 
@@ -151,13 +153,7 @@ static inline void rope_rows(float *dst, const float *x, int64_t ldx, int64_t T,
     int64_t half = hd / 2;
     for (int64_t t = 0; t < T; t++) {
         const float *restrict co = cs + t * half, *restrict si = cs + T * half + t * half;
-        const float *restrict x1 = x + t * ldx, *restrict x2 = x1 + half;
-        float *restrict o1 = dst + t * hd, *restrict o2 = o1 + half;
-#pragma omp simd
-        for (int64_t j = 0; j < half; j++) {
-            o1[j] = x1[j] * co[j] - x2[j] * si[j];
-            o2[j] = x2[j] * co[j] + x1[j] * si[j];
-        }
+        qat_rope_half_fwd(dst + t * hd, dst + t * hd + half, x + t * ldx, x + t * ldx + half, co, si, half);
     }
 }
 
@@ -167,21 +163,7 @@ static inline void rope_rows_back(float *g, int64_t ldg, const float *d, int64_t
     int64_t half = hd / 2;
     for (int64_t t = 0; t < T; t++) {
         const float *restrict co = cs + t * half, *restrict si = cs + T * half + t * half;
-        const float *restrict g1 = d + t * hd, *restrict g2 = g1 + half;
-        float *restrict d1 = g + t * ldg, *restrict d2 = d1 + half;
-        if (first) {
-#pragma omp simd
-            for (int64_t j = 0; j < half; j++) {
-                d1[j] = g1[j] * co[j] + g2[j] * si[j];
-                d2[j] = g2[j] * co[j] - g1[j] * si[j];
-            }
-        } else {
-#pragma omp simd
-            for (int64_t j = 0; j < half; j++) {
-                d1[j] += g1[j] * co[j] + g2[j] * si[j];
-                d2[j] += g2[j] * co[j] - g1[j] * si[j];
-            }
-        }
+        qat_rope_half_back(g + t * ldg, g + t * ldg + half, d + t * hd, d + t * hd + half, co, si, half, first);
     }
 }
 

@@ -29,6 +29,7 @@
 #include "core/cpu.h"
 #include "core/error.h"
 #include "ops.h"
+#include "rope_kernels.h"
 
 /* Compiled twice in a portable build (core/cpu.h): qat_attention (and the backward
  * it records) runs the AVX-512 copy on CPUs that have it. */
@@ -87,21 +88,9 @@ static void rope_backward(qat_tape *tp, void *p) {
     for (int64_t r = 0; r < M; r++) {
         const float *restrict co = c->cs + (r % T) * half, *restrict si = c->cs + T * half + (r % T) * half;
         for (int h = 0; h < c->heads; h++) {
-            const float *restrict g1 = g + r * C + h * hd, *restrict g2 = g1 + half;
-            float *restrict d1 = gx + r * ld + c->x.off + h * hd, *restrict d2 = d1 + half;
-            if (first) {
-#pragma omp simd
-                for (int64_t j = 0; j < half; j++) {
-                    d1[j] = g1[j] * co[j] + g2[j] * si[j];
-                    d2[j] = g2[j] * co[j] - g1[j] * si[j];
-                }
-            } else {
-#pragma omp simd
-                for (int64_t j = 0; j < half; j++) {
-                    d1[j] += g1[j] * co[j] + g2[j] * si[j];
-                    d2[j] += g2[j] * co[j] - g1[j] * si[j];
-                }
-            }
+            const float *g1 = g + r * C + h * hd;
+            float *d1 = gx + r * ld + c->x.off + h * hd;
+            qat_rope_half_back(d1, d1 + half, g1, g1 + half, co, si, half, first);
         }
     }
 }
@@ -116,13 +105,9 @@ qat_tensor *qat_rope(qat_tape *tp, qat_cols x, int64_t T, int heads, double thet
     for (int64_t r = 0; r < M; r++) {
         const float *restrict co = cs + (r % T) * half, *restrict si = cs + T * half + (r % T) * half;
         for (int h = 0; h < heads; h++) {
-            const float *restrict x1 = x.t->data + r * ld + x.off + h * hd, *restrict x2 = x1 + half;
-            float *restrict o1 = o->data + r * C + h * hd, *restrict o2 = o1 + half;
-#pragma omp simd
-            for (int64_t j = 0; j < half; j++) {
-                o1[j] = x1[j] * co[j] - x2[j] * si[j];
-                o2[j] = x2[j] * co[j] + x1[j] * si[j];
-            }
+            const float *x1 = x.t->data + r * ld + x.off + h * hd;
+            float *o1 = o->data + r * C + h * hd;
+            qat_rope_half_fwd(o1, o1 + half, x1, x1 + half, co, si, half);
         }
     }
     if (tp->grad_enabled) {
