@@ -6,6 +6,7 @@
 #include <math.h>
 
 #include "core/error.h"
+#include "core/fastexp.h"
 #include "core/vexpf.h"
 #include "ops.h"
 
@@ -148,10 +149,22 @@ qat_tensor *qat_silu(qat_tape *tp, qat_tensor *a) {
  * The backward recomputes σ(g) 256 columns at a time with the vectorized exp
  * (core/vexpf.h, the bits of expf, so the forward's values exactly): cheaper than
  * writing an (M, H) σ array in the forward and reading it back, which was the
- * largest memory traffic of the pair. */
+ * largest memory traffic of the pair.
+ *
+ * In a bf16 step (tp->bf16) σ is core/fastexp.h's instead (16 float lanes, ~1
+ * ulp; the output is rounded to bf16 before its product anyway), in the forward
+ * and the backward alike, so the gradient is the derivative of what the forward
+ * computed. */
 typedef struct {
     qat_tensor *gu, *out; /* (M, 2H) and (M, H) */
+    int fast;             /* σ from core/fastexp.h (bf16 step), else from core/vexpf.h */
 } swiglu_ctx;
+
+/* σ of n values with the exp the step's precision uses. */
+static inline void swiglu_sigmoid(int fast, const float *x, float *s, int64_t n) {
+    if (fast) qat_fast_sigmoid_row(x, s, n);
+    else sigmoid_row(x, s, n);
+}
 
 static void swiglu_backward(qat_tape *tp, void *p) {
     swiglu_ctx *c = p;
@@ -168,7 +181,7 @@ static void swiglu_backward(qat_tape *tp, void *p) {
             const float *restrict g = gu + r * 2 * H + j0, *restrict u = g + H, *restrict go = gout + r * H + j0;
             float *restrict dg = ggu + r * 2 * H + j0, *restrict du = dg + H;
             float *restrict sg = sbuf;
-            sigmoid_row(g, sg, n);
+            swiglu_sigmoid(c->fast, g, sg, n);
             if (first) {
                 for (int64_t j = 0; j < n; j++) {
                     float s = sg[j];
@@ -193,6 +206,7 @@ qat_tensor *qat_swiglu(qat_tape *tp, qat_tensor *gu) {
     QAT_ASSERT(H2 % 2 == 0);
     int64_t H = H2 / 2;
     qat_tensor *o = qat_tape_tensor(tp, 2, (int64_t[]){M, H});
+    const int fast = tp->bf16;
     const float *x = gu->data;
     float *z = o->data;
 #pragma omp parallel for schedule(static)
@@ -202,13 +216,13 @@ qat_tensor *qat_swiglu(qat_tape *tp, qat_tensor *gu) {
         float sg[256]; /* σ(g) of these n columns */
         for (int64_t j0 = 0; j0 < H; j0 += 256) {
             int64_t n = H - j0 < 256 ? H - j0 : 256;
-            sigmoid_row(g + j0, sg, n);
+            swiglu_sigmoid(fast, g + j0, sg, n);
             for (int64_t j = 0; j < n; j++) out[j0 + j] = g[j0 + j] * sg[j] * u[j0 + j];
         }
     }
     if (tp->grad_enabled) {
         swiglu_ctx *c = qat_tape_ctx(tp, sizeof *c);
-        c->gu = gu; c->out = o;
+        c->gu = gu; c->out = o; c->fast = fast;
         qat_tape_push(tp, swiglu_backward, c);
     }
     return o;

@@ -1,0 +1,155 @@
+/*
+ * tests/test_autograd_bf16.c — the shortcuts a bf16 training step takes outside
+ * the products (train.precision: bf16):
+ *   - SwiGLU's σ from core/fastexp.h: its error against a double reference and
+ *     against the expf-based σ of fp32 steps, the edges (±0, ±inf, NaN, ±large,
+ *     subnormal results), and the vector and scalar paths giving the same bits;
+ *   - SwiGLU's backward differentiating the σ its forward used.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <cmocka.h>
+
+#include <float.h>
+
+#include "gradcheck.h"
+#include "core/cpu.h"
+#include "core/fastexp.h"
+
+/* σ as fp32 steps compute it (autograd/ops_elementwise.c: expf's bits) */
+static float sigmoid_expf(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+/* Relative error of a σ whose true value is a normal float. */
+static double sig_err(float got, double ref) { return fabs((double)got - ref) / ref; }
+
+/* Every 257th bit pattern (all exponents, both signs), every float within 64 ulps
+ * of the clamps and of the subnormal-result range, and the special values. */
+static void test_fast_sigmoid(void **state) {
+    (void)state;
+    enum { CHUNK = 4096 };
+    static float in[CHUNK], out[CHUNK];
+    double worst_ref = 0, worst_expf = 0;
+    double worst_exp = 0;              /* e^x itself, where it is a normal float */
+    double sub_fast = 0, sub_expf = 0; /* absolute errors where σ < FLT_MIN (x < -87.3) */
+    float worst_x = 0;
+    int64_t n = 0, mismatch = 0;
+    uint64_t u = 0;
+    const float edges[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, -NAN, 88.72f, -88.72f, 89.0f, -89.0f, 104.0f,
+                           -104.0f, 87.3f, -87.3f, 103.9f, -103.9f, 16.6f, -16.6f, 1e-30f, -1e-30f, 0x1p-149f};
+    size_t ne = sizeof edges / sizeof *edges, e = 0;
+    while (u < (1ull << 32) || e < ne) {
+        int k = 0;
+        if (u < (1ull << 32)) {
+            for (; k < CHUNK - 1 && u < (1ull << 32); k++, u += 257) {
+                uint32_t b = (uint32_t)u;
+                memcpy(&in[k], &b, 4);
+            }
+        } else {
+            for (; e < ne && k + 128 <= CHUNK; e++) {
+                float x = edges[e], y = edges[e];
+                for (int d = 0; d < 64; d++, x = nextafterf(x, 0.0f), y = nextafterf(y, y > 0 ? INFINITY : -INFINITY)) {
+                    in[k++] = x;
+                    in[k++] = y;
+                }
+            }
+        }
+        qat_fast_sigmoid_row(in, out, k); /* k odd: the masked tail runs too */
+        for (int i = 0; i < k; i++) {
+            float x = in[i], s = out[i], f = qat_fast_sigmoidf(x);
+            if (memcmp(&s, &f, 4) && mismatch++ < 5) print_message("σ(%a): row %a, scalar %a\n", x, s, f);
+            if (isnan(x)) {
+                assert_true(isnan(s));
+                continue;
+            }
+            double ex = exp((double)x);
+            if (ex >= FLT_MIN && ex <= FLT_MAX) worst_exp = fmax(worst_exp, fabs(qat_fastexpf(x) - ex) / ex);
+            double ref = 1.0 / (1.0 + exp(-(double)x));
+            assert_true(s >= 0.0f && s <= 1.0f);
+            if (ref < FLT_MIN) {
+                /* 1/(1 + e^-x) loses σ's tail where e^-x overflows (x < -88.72): σ = 0
+                 * there, for expf's σ as for this one; gradual underflow elsewhere */
+                sub_fast = fmax(sub_fast, fabs(s - ref));
+                sub_expf = fmax(sub_expf, fabs(sigmoid_expf(x) - ref));
+                continue;
+            }
+            double er = sig_err(s, ref), ee = fabs((double)s - sigmoid_expf(x)) / ref;
+            if (er > worst_ref) worst_ref = er, worst_x = x;
+            if (ee > worst_expf) worst_expf = ee;
+        }
+        n += k;
+    }
+    print_message("  fast σ over %lld values: worst rel err %.3g (%.2f × 2⁻²⁴) at %a vs double, %.3g vs expf's σ\n",
+                  (long long)n, worst_ref, worst_ref / 0x1p-24, worst_x, worst_expf);
+    print_message("  fast e^x: worst rel err %.3g (%.2f × 2⁻²⁴)\n", worst_exp, worst_exp / 0x1p-24);
+    print_message("  where σ < FLT_MIN: worst abs err %.3g (expf's σ: %.3g)\n", sub_fast, sub_expf);
+    assert_int_equal(mismatch, 0);
+    assert_true(sub_fast <= sub_expf + 0x1p-149);
+    assert_true(worst_exp < 2 * 0x1p-24);  /* e^x: within 2·2⁻²⁴ (about 1 ulp) */
+    assert_true(worst_ref < 4 * 0x1p-24);  /* σ, after its addition and division: 2 ulps */
+    assert_true(worst_expf < 5 * 0x1p-24); /* and as close to the fp32 step's σ */
+    /* the exact edges */
+    assert_true(qat_fast_sigmoidf(0.0f) == 0.5f && qat_fast_sigmoidf(-0.0f) == 0.5f);
+    assert_true(qat_fast_sigmoidf(INFINITY) == 1.0f && qat_fast_sigmoidf(-INFINITY) == 0.0f);
+    assert_true(qat_fast_sigmoidf(200.0f) == 1.0f && qat_fast_sigmoidf(-200.0f) == 0.0f);
+    float sub = qat_fast_sigmoidf(-88.0f); /* ≈ e^-88 ≈ 6.1e-39: a subnormal result, not 0 */
+    assert_true(sub > 0.0f && sub < FLT_MIN && fabs(sub - 1 / (1 + exp(88.0))) <= 0x1p-149);
+    /* e^x itself at its clamps: overflow to inf, underflow to 0, exact 1 at 0 */
+    assert_true(isinf(qat_fastexpf(89.0f)) && qat_fastexpf(88.5f) < INFINITY && qat_fastexpf(-104.0f) == 0.0f);
+    assert_true(qat_fastexpf(0.0f) == 1.0f && isnan(qat_fastexpf(NAN)));
+}
+
+/* the fused ops with the tape in bf16 mode */
+typedef struct {
+    qat_tensor *a, *b, *w; /* inputs */
+} fz_case;
+
+/* SwiGLU in bf16 mode: finite differences agree with its backward, and the
+ * backward's σ is the forward's to the bit: with u = 1 and d(out) = 1,
+ * d(u) = g·σ(g) is exactly what the forward wrote. */
+static qat_tensor *f_swiglu_bf16(qat_tape *tp, void *u) {
+    tp->bf16 = 1;
+    return qat_swiglu(tp, ((fz_case *)u)->a);
+}
+
+static void test_swiglu_bf16_backward(void **state) {
+    (void)state;
+    fz_case c = {0};
+    c.a = gc_param(2, (int64_t[]){6, 40}, 31, 2.0f);
+    double worst = gc_check(f_swiglu_bf16, &c, &c.a, 1, 240, 1e-2, "swiglu bf16");
+    assert_true(worst < 2e-3);
+    gc_param_free(c.a);
+
+    int64_t M = 9, H = 300; /* two σ blocks per row, the second partial */
+    qat_tensor *gu = gc_param(2, (int64_t[]){M, 2 * H}, 32, 8.0f);
+    for (int64_t r = 0; r < M; r++)
+        for (int64_t j = 0; j < H; j++) gu->data[r * 2 * H + H + j] = 1.0f;
+    qat_tape tp;
+    qat_tape_init(&tp, 1 << 20);
+    qat_tape_reset(&tp);
+    gu->grad_epoch = tp.epoch;
+    memset(gu->grad, 0, (size_t)gu->numel * sizeof(float));
+    tp.bf16 = 1;
+    qat_tensor *out = qat_swiglu(&tp, gu);
+    float *R = malloc((size_t)out->numel * sizeof(float));
+    for (int64_t i = 0; i < out->numel; i++) R[i] = 1.0f;
+    qat_tensor *loss;
+    gc_dot(&tp, out, R, &loss);
+    qat_tape_backward(&tp, loss);
+    int64_t bad = 0;
+    for (int64_t r = 0; r < M; r++)
+        for (int64_t j = 0; j < H; j++) bad += memcmp(&gu->grad[r * 2 * H + H + j], &out->data[r * H + j], 4) != 0;
+    assert_int_equal(bad, 0);
+    free(R);
+    qat_tape_free(&tp);
+    gc_param_free(gu);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fast_sigmoid),
+        cmocka_unit_test(test_swiglu_bf16_backward),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
