@@ -5,6 +5,7 @@
  */
 #include <math.h>
 
+#include "core/bf16.h"
 #include "core/error.h"
 #include "core/fastexp.h"
 #include "core/vexpf.h"
@@ -154,7 +155,8 @@ qat_tensor *qat_silu(qat_tape *tp, qat_tensor *a) {
  * In a bf16 step (tp->bf16) σ is core/fastexp.h's instead (16 float lanes, ~1
  * ulp; the output is rounded to bf16 before its product anyway), in the forward
  * and the backward alike, so the gradient is the derivative of what the forward
- * computed. */
+ * computed; and the forward also writes out's bf16 copy (out->bf16, the operand
+ * of the down projection, autograd/tensor.h) in the same pass. */
 typedef struct {
     qat_tensor *gu, *out; /* (M, 2H) and (M, H) */
     int fast;             /* σ from core/fastexp.h (bf16 step), else from core/vexpf.h */
@@ -207,8 +209,10 @@ qat_tensor *qat_swiglu(qat_tape *tp, qat_tensor *gu) {
     int64_t H = H2 / 2;
     qat_tensor *o = qat_tape_tensor(tp, 2, (int64_t[]){M, H});
     const int fast = tp->bf16;
+    if (fast) o->bf16 = qat_arena_alloc(&tp->arena, (size_t)(M * H) * sizeof(uint16_t));
     const float *x = gu->data;
     float *z = o->data;
+    uint16_t *zb = o->bf16;
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < M; r++) {
         const float *g = x + r * 2 * H, *u = g + H;
@@ -218,6 +222,7 @@ qat_tensor *qat_swiglu(qat_tape *tp, qat_tensor *gu) {
             int64_t n = H - j0 < 256 ? H - j0 : 256;
             swiglu_sigmoid(fast, g + j0, sg, n);
             for (int64_t j = 0; j < n; j++) out[j0 + j] = g[j0 + j] * sg[j] * u[j0 + j];
+            if (zb) qat_bf16_row(out + j0, zb + r * H + j0, n);
         }
     }
     if (tp->grad_enabled) {

@@ -15,7 +15,8 @@
  * before the products — after quantization, so quantizers see f32, and hand over
  * bf16 rows (qat_quantizer_forward_bf16) — and the products accumulate in f32: x̂
  * and Ŵ once in the forward (kept for the backward), dy once in the backward,
- * used by both of its products.
+ * used by both of its products. An unquantized x whose producer already wrote
+ * its bf16 copy (x->bf16: the norms, SwiGLU) is multiplied as is, unconverted.
  *
  * With a gradients format (compress.gradients, compress/gradq.h) the backward
  * products multiply quantized operands instead, each quantized along the
@@ -160,10 +161,14 @@ qat_tensor *qat_linear_gq(qat_tape *tp, qat_tensor *x, qat_tensor *W, qat_quanti
     uint16_t *xb = NULL, *Wb = NULL;
     if (tp->bf16) {
         /* quantizers hand over bf16 rows directly; the f32 buffers are their scratch */
-        xb = (uint16_t *)qat_arena_alloc(&tp->arena, (size_t)(M * K) * sizeof(uint16_t));
         Wb = (uint16_t *)qat_arena_alloc(&tp->arena, (size_t)(N * K) * sizeof(uint16_t));
-        if (!is_id(qa)) qat_quantizer_forward_bf16(qa, x->data, xb, qat_tape_floats(tp, M * K), M, step);
-        else qat_to_bf16(x->data, xb, M * K);
+        if (is_id(qa) && x->bf16) {
+            xb = x->bf16; /* its producer wrote the bf16 copy (autograd/tensor.h) */
+        } else {
+            xb = (uint16_t *)qat_arena_alloc(&tp->arena, (size_t)(M * K) * sizeof(uint16_t));
+            if (!is_id(qa)) qat_quantizer_forward_bf16(qa, x->data, xb, qat_tape_floats(tp, M * K), M, step);
+            else qat_to_bf16(x->data, xb, M * K);
+        }
         if (!is_id(qw)) qat_quantizer_forward_bf16(qw, W->data, Wb, qat_tape_floats(tp, N * K), N, step);
         else qat_to_bf16(W->data, Wb, N * K);
         xq = Wq = NULL; /* the backward of a bf16 product reads xb and Wb only */

@@ -5,6 +5,10 @@
  * weight collect contributions from every token). Those reductions are split
  * into a fixed number of row chunks whatever the thread count, then summed in
  * chunk order, so gradients are bit-identical from run to run.
+ *
+ * In a bf16 step (tp->bf16) both norms also write their output's bf16 copy
+ * (out->bf16, autograd/tensor.h: the operand of the next linear layer) row by
+ * row in the same pass, with qat_bf16_row: the bits qat_to_bf16 gives.
  */
 #include <math.h>
 #include <string.h>
@@ -12,6 +16,7 @@
 #include <omp.h>
 #endif
 
+#include "core/bf16.h"
 #include "core/error.h"
 #include "ops.h"
 
@@ -108,6 +113,8 @@ qat_tensor *qat_rmsnorm(qat_tape *tp, qat_tensor *x, qat_tensor *w, float eps) {
     QAT_ASSERT(w->numel == C);
     qat_tensor *o = qat_tape_tensor(tp, x->ndim, x->shape);
     float *rstd = tp->grad_enabled ? qat_tape_floats(tp, M) : NULL;
+    if (tp->bf16) o->bf16 = qat_arena_alloc(&tp->arena, (size_t)(M * C) * sizeof(uint16_t));
+    uint16_t *ob = o->bf16;
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < M; r++) {
         const float *xr = x->data + r * C;
@@ -117,6 +124,7 @@ qat_tensor *qat_rmsnorm(qat_tape *tp, qat_tensor *x, qat_tensor *w, float eps) {
         float rs = 1.0f / sqrtf(ss / (float)C + eps);
         if (rstd) rstd[r] = rs;
         for (int64_t j = 0; j < C; j++) orow[j] = xr[j] * rs * w->data[j];
+        if (ob) qat_bf16_row(orow, ob + r * C, C);
     }
     if (tp->grad_enabled) {
         rms_ctx *c = qat_tape_ctx(tp, sizeof *c);
@@ -195,6 +203,8 @@ qat_tensor *qat_add_rmsnorm(qat_tape *tp, qat_tensor *a, qat_tensor *b, qat_tens
     QAT_ASSERT(a->numel == b->numel && a->ndim == b->ndim && w->numel == C);
     qat_tensor *x = qat_tape_tensor(tp, a->ndim, a->shape), *o = qat_tape_tensor(tp, a->ndim, a->shape);
     float *rstd = tp->grad_enabled ? qat_tape_floats(tp, M) : NULL;
+    if (tp->bf16) o->bf16 = qat_arena_alloc(&tp->arena, (size_t)(M * C) * sizeof(uint16_t));
+    uint16_t *ob = o->bf16;
 #pragma omp parallel for schedule(static)
     for (int64_t r0 = 0; r0 < M; r0 += RG) {
         int nr = M - r0 < RG ? (int)(M - r0) : RG;
@@ -217,6 +227,7 @@ qat_tensor *qat_add_rmsnorm(qat_tape *tp, qat_tensor *a, qat_tensor *b, qat_tens
             if (rstd) rstd[r0 + r] = rs;
             float *orow = o->data + (r0 + r) * C;
             for (int64_t j = 0; j < C; j++) orow[j] = xr[r][j] * rs * w->data[j];
+            if (ob) qat_bf16_row(orow, ob + (r0 + r) * C, C);
         }
     }
     if (tp->grad_enabled) {

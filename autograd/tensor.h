@@ -17,6 +17,11 @@
  * interval first writers have covered so far (the fused q|k|v gradient is
  * filled by three ops, one block each); anything outside it is cleared before
  * an accumulating user or a reader (qat_tensor_grad) sees the buffer.
+ *
+ * In a bf16 step (train.precision: bf16) the ops whose output is the input of a
+ * linear layer (RMSNorm, add+RMSNorm, SwiGLU) also write that output rounded to
+ * bf16 into t->bf16 while the row is still in cache, and qat_linear multiplies it
+ * directly instead of converting the f32 values in a pass of its own.
  */
 #ifndef QAT_AUTOGRAD_TENSOR_H
 #define QAT_AUTOGRAD_TENSOR_H
@@ -36,6 +41,9 @@ typedef struct qat_tensor {
     int64_t grad_lo, grad_hi;    /* grad_hi > 0: in pass grad_epoch only columns [lo, hi) hold
                                     gradient yet, the rest is garbage; 0: the whole buffer does */
     const char *name;            /* parameters only, for messages */
+    uint16_t *bf16;              /* NULL, or (bf16 step, activations only) the values rounded to
+                                    bf16 as qat_to_bf16 would, written by the producer in the
+                                    same pass as data, for the next product (arena memory) */
 } qat_tensor;
 
 /* Fill the shape fields: qat_tensor_set_shape(&t, 2, (int64_t[]){B*T, C}). */

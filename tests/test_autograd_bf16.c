@@ -4,6 +4,9 @@
  *   - SwiGLU's σ from core/fastexp.h: its error against a double reference and
  *     against the expf-based σ of fp32 steps, the edges (±0, ±inf, NaN, ±large,
  *     subnormal results), and the vector and scalar paths giving the same bits;
+ *   - the producers' bf16 copies (qat_tensor.bf16: RMSNorm, add+RMSNorm, SwiGLU)
+ *     equal to qat_to_bf16 of their f32 outputs, bit for bit, and multiplied as
+ *     they are by qat_linear;
  *   - SwiGLU's backward differentiating the σ its forward used.
  */
 #include <setjmp.h>
@@ -15,6 +18,7 @@
 #include <float.h>
 
 #include "gradcheck.h"
+#include "autograd/gemm.h"
 #include "core/cpu.h"
 #include "core/fastexp.h"
 
@@ -105,6 +109,88 @@ typedef struct {
     qat_tensor *a, *b, *w; /* inputs */
 } fz_case;
 
+static void expect_bf16_copy(const qat_tensor *t, const char *what) {
+    assert_non_null(t->bf16);
+    uint16_t *ref = malloc((size_t)t->numel * sizeof *ref);
+    qat_to_bf16(t->data, ref, t->numel);
+    int64_t bad = 0;
+    for (int64_t i = 0; i < t->numel; i++) bad += ref[i] != t->bf16[i];
+    print_message("  %s: bf16 copy of %lld values, %lld differ from qat_to_bf16\n", what, (long long)t->numel,
+                  (long long)bad);
+    assert_int_equal(bad, 0);
+    free(ref);
+}
+
+/* RMSNorm, add+RMSNorm and SwiGLU write bf16 copies equal to qat_to_bf16 of their
+ * f32 outputs (at row lengths that are and are not multiples of 16), and only in
+ * bf16 mode; the norms' f32 outputs are the fp32 mode's bits. */
+static void test_fused_bf16_copies(void **state) {
+    (void)state;
+    const int64_t shapes[][2] = {{37, 256}, {8, 48}, {5, 20}};
+    for (size_t sh = 0; sh < sizeof shapes / sizeof *shapes; sh++) {
+        int64_t M = shapes[sh][0], C = shapes[sh][1];
+        qat_tensor *a = gc_param(2, (int64_t[]){M, C}, 11, 1.0f), *b = gc_param(2, (int64_t[]){M, C}, 12, 0.5f);
+        qat_tensor *w = gc_param(1, (int64_t[]){C}, 13, 1.0f), *gu = gc_param(2, (int64_t[]){M, 2 * C}, 14, 3.0f);
+        float *ref_rms = malloc((size_t)M * C * sizeof(float)), *ref_arms = malloc((size_t)M * C * sizeof(float));
+        for (int bf = 0; bf < 2; bf++) {
+            qat_tape tp;
+            qat_tape_init(&tp, 1 << 20);
+            tp.bf16 = bf;
+            qat_tensor *x, *h = qat_rmsnorm(&tp, a, w, 1e-5f), *h2 = qat_add_rmsnorm(&tp, a, b, w, 1e-5f, &x);
+            qat_tensor *act = qat_swiglu(&tp, gu);
+            if (!bf) {
+                assert_null(h->bf16);
+                assert_null(h2->bf16);
+                assert_null(act->bf16);
+                memcpy(ref_rms, h->data, (size_t)M * C * sizeof(float));
+                memcpy(ref_arms, h2->data, (size_t)M * C * sizeof(float));
+            } else {
+                assert_memory_equal(h->data, ref_rms, (size_t)M * C * sizeof(float));
+                assert_memory_equal(h2->data, ref_arms, (size_t)M * C * sizeof(float));
+                expect_bf16_copy(h, "rmsnorm");
+                expect_bf16_copy(h2, "add_rmsnorm");
+                expect_bf16_copy(act, "swiglu");
+                /* the copy of the sum stream is not wanted by anyone */
+                assert_null(x->bf16);
+            }
+            qat_tape_free(&tp);
+        }
+        free(ref_rms);
+        free(ref_arms);
+        gc_param_free(a), gc_param_free(b), gc_param_free(w), gc_param_free(gu);
+    }
+}
+
+/* qat_linear in bf16 mode multiplies its input's bf16 copy as is: the product of
+ * a norm's output equals the product of the same values converted by the linear
+ * itself, and stays so when the f32 values are changed after the copy was made
+ * (so the copy, not a new conversion, is what was multiplied). */
+static void test_linear_uses_copy(void **state) {
+    (void)state;
+    const char *isa;
+    if (!qat_gemm_bf16_supported(&isa)) {
+        print_message("  no native bf16 products on this CPU (%s): skipped\n", isa);
+        skip();
+    }
+    int64_t M = 24, K = 64, N = 40;
+    qat_tensor *a = gc_param(2, (int64_t[]){M, K}, 21, 1.0f), *w = gc_param(1, (int64_t[]){K}, 22, 1.0f);
+    qat_tensor *W = gc_param(2, (int64_t[]){N, K}, 23, 0.2f);
+    qat_tape tp;
+    qat_tape_init(&tp, 1 << 20);
+    tp.bf16 = 1;
+    tp.grad_enabled = 0;
+    qat_tensor *h = qat_rmsnorm(&tp, a, w, 1e-5f);
+    qat_tensor *plain = qat_tape_tensor(&tp, 2, (int64_t[]){M, K}); /* same values, no copy */
+    memcpy(plain->data, h->data, (size_t)M * K * sizeof(float));
+    assert_null(plain->bf16);
+    qat_tensor *y0 = qat_linear(&tp, plain, W, NULL, NULL, 0);
+    for (int64_t i = 0; i < M * K; i++) h->data[i] *= 3.0f;
+    qat_tensor *y1 = qat_linear(&tp, h, W, NULL, NULL, 0);
+    assert_memory_equal(y0->data, y1->data, (size_t)M * N * sizeof(float));
+    qat_tape_free(&tp);
+    gc_param_free(a), gc_param_free(w), gc_param_free(W);
+}
+
 /* SwiGLU in bf16 mode: finite differences agree with its backward, and the
  * backward's σ is the forward's to the bit: with u = 1 and d(out) = 1,
  * d(u) = g·σ(g) is exactly what the forward wrote. */
@@ -149,6 +235,8 @@ static void test_swiglu_bf16_backward(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fast_sigmoid),
+        cmocka_unit_test(test_fused_bf16_copies),
+        cmocka_unit_test(test_linear_uses_copy),
         cmocka_unit_test(test_swiglu_bf16_backward),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
