@@ -156,7 +156,8 @@ qat_tensor *qat_silu(qat_tape *tp, qat_tensor *a) {
  * ulp; the output is rounded to bf16 before its product anyway), in the forward
  * and the backward alike, so the gradient is the derivative of what the forward
  * computed; and the forward also writes out's bf16 copy (out->bf16, the operand
- * of the down projection, autograd/tensor.h) in the same pass. */
+ * of the down projection, autograd/tensor.h) in the same pass, the backward gu's
+ * gradient's (gu->grad_bf16, for the gate/up projection's backward). */
 typedef struct {
     qat_tensor *gu, *out; /* (M, 2H) and (M, H) */
     int fast;             /* σ from core/fastexp.h (bf16 step), else from core/vexpf.h */
@@ -175,6 +176,7 @@ static void swiglu_backward(qat_tape *tp, void *p) {
     int first;
     float *ggu = qat_grad_all(tp, c->gu, &first);
     if (!ggu) return;
+    uint16_t *gb = c->gu->grad_bf16; /* gu's product wants the gradient in bf16 too */
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < M; r++) {
         float sbuf[256];
@@ -199,8 +201,13 @@ static void swiglu_backward(qat_tape *tp, void *p) {
                     dg[j] = dg[j] + go[j] * u[j] * s * (1.0f + g[j] * (1.0f - s));
                 }
             }
+            if (gb) {
+                qat_bf16_row(dg, gb + r * 2 * H + j0, n);
+                qat_bf16_row(du, gb + r * 2 * H + H + j0, n);
+            }
         }
     }
+    if (gb) c->gu->grad_bf16_epoch = tp->epoch;
 }
 
 qat_tensor *qat_swiglu(qat_tape *tp, qat_tensor *gu) {

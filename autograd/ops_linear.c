@@ -15,7 +15,8 @@
  * before the products — after quantization, so quantizers see f32, and hand over
  * bf16 rows (qat_quantizer_forward_bf16) — and the products accumulate in f32: x̂
  * and Ŵ once in the forward (kept for the backward), dy once in the backward,
- * used by both of its products. An unquantized x whose producer already wrote
+ * used by both of its products (or written by dy's producer already, where it
+ * wrote y->grad_bf16, autograd/tensor.h). An unquantized x whose producer already wrote
  * its bf16 copy (x->bf16: the norms, SwiGLU) is multiplied as is, unconverted.
  *
  * With a gradients format (compress.gradients, compress/gradq.h) the backward
@@ -109,6 +110,8 @@ static void linear_backward_q(qat_tape *tp, linear_ctx *c, const float *gy, floa
 static void linear_backward(qat_tape *tp, void *p) {
     linear_ctx *c = p;
     int64_t M = qat_tensor_rows(c->x), K = qat_tensor_cols(c->x), N = c->W->shape[0];
+    /* dy's bf16 copy, when its producer wrote one and nobody touched dy since */
+    const int gyb_ready = c->out->grad_bf16 && c->out->grad_bf16_epoch == tp->epoch;
     const float *gy = qat_grad(tp, c->out);
     const int bf16 = c->xb != NULL;
     /* an fp32 input's gradient is the product itself: its first writer stores (no clear) */
@@ -121,8 +124,9 @@ static void linear_backward(qat_tape *tp, void *p) {
     }
     const void *g = gy, *xop = c->xq, *Wop = c->Wq;
     if (bf16) {
-        uint16_t *gyb = (uint16_t *)qat_arena_alloc(&tp->arena, (size_t)(M * N) * sizeof(uint16_t));
-        qat_to_bf16(gy, gyb, M * N);
+        uint16_t *gyb = c->out->grad_bf16;
+        if (!gyb) gyb = (uint16_t *)qat_arena_alloc(&tp->arena, (size_t)(M * N) * sizeof(uint16_t));
+        if (!gyb_ready) qat_to_bf16(gy, gyb, M * N);
         g = gyb, xop = c->xb, Wop = c->Wb;
     }
     if (gx) {
@@ -188,6 +192,9 @@ qat_tensor *qat_linear_gq(qat_tape *tp, qat_tensor *x, qat_tensor *W, qat_quanti
     if (tp->bf16) qat_gemm_bf16(0, 1, M, N, K, xb, K, Wb, K, y->data, N, 0);
     else qat_gemm(0, 1, M, N, K, xq, K, Wq, K, y->data, N, 0);
     if (tp->grad_enabled) {
+        /* room for dy's bf16 copy, which dy's producer may fill (autograd/tensor.h) */
+        if (tp->bf16 && !qat_gradq_on(gq))
+            y->grad_bf16 = (uint16_t *)qat_arena_alloc(&tp->arena, (size_t)(M * N) * sizeof(uint16_t));
         linear_ctx *c = qat_tape_ctx(tp, sizeof *c);
         c->x = x; c->W = W; c->out = y; c->xq = xq; c->Wq = Wq; c->xb = xb; c->Wb = Wb;
         c->qa = is_id(qa) ? NULL : qa;

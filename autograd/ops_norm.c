@@ -8,7 +8,9 @@
  *
  * In a bf16 step (tp->bf16) both norms also write their output's bf16 copy
  * (out->bf16, autograd/tensor.h: the operand of the next linear layer) row by
- * row in the same pass, with qat_bf16_row: the bits qat_to_bf16 gives.
+ * row in the same pass, with qat_bf16_row: the bits qat_to_bf16 gives; and
+ * add+RMSNorm's backward writes the bf16 copy of b's gradient (b is the output of
+ * o_proj or down_proj, whose backward products want it: autograd/tensor.h).
  */
 #include <math.h>
 #include <string.h>
@@ -157,6 +159,8 @@ static void add_rmsnorm_backward(qat_tape *tp, void *p) {
     int fa, fb; /* first writers store; a == b is fine: per element a's store comes first */
     float *ga = qat_grad_all(tp, c->a, &fa), *gb = qat_grad_all(tp, c->b, &fb), *gw = qat_grad(tp, c->w);
     float *partial = gw ? qat_tape_floats(tp, QAT_RED_CHUNKS * C) : NULL;
+    /* bf16 copies of a's and b's gradients where a product wants them (b is a linear's output) */
+    uint16_t *ga16 = ga ? c->a->grad_bf16 : NULL, *gb16 = gb ? c->b->grad_bf16 : NULL;
 #pragma omp parallel for schedule(static)
     for (int k = 0; k < QAT_RED_CHUNKS; k++) {
         int64_t r0 = M * k / QAT_RED_CHUNKS, r1 = M * (k + 1) / QAT_RED_CHUNKS;
@@ -187,12 +191,16 @@ static void add_rmsnorm_backward(qat_tape *tp, void *p) {
                         if (gar) gar[j] = fa ? d : gar[j] + d;
                         if (gbr) gbr[j] = fb ? d : gbr[j] + d;
                     }
+                    if (ga16) qat_bf16_row(gar, ga16 + i * C, C); /* a == b: after both writes */
+                    if (gb16) qat_bf16_row(gbr, gb16 + i * C, C);
                 }
                 if (pw)
                     for (int64_t j = 0; j < C; j++) pw[j] += gr[j] * xr[j] * rs;
             }
         }
     }
+    if (ga16) c->a->grad_bf16_epoch = tp->epoch;
+    if (gb16) c->b->grad_bf16_epoch = tp->epoch;
     if (gw)
         for (int k = 0; k < QAT_RED_CHUNKS; k++)
             for (int64_t j = 0; j < C; j++) gw[j] += partial[(int64_t)k * C + j];

@@ -21,7 +21,11 @@
  * In a bf16 step (train.precision: bf16) the ops whose output is the input of a
  * linear layer (RMSNorm, add+RMSNorm, SwiGLU) also write that output rounded to
  * bf16 into t->bf16 while the row is still in cache, and qat_linear multiplies it
- * directly instead of converting the f32 values in a pass of its own.
+ * directly instead of converting the f32 values in a pass of its own. Likewise
+ * in the backward: a linear's output asks for its gradient's bf16 copy
+ * (grad_bf16), and the op that writes that gradient (add+RMSNorm, SwiGLU) rounds
+ * each row it has finished and marks the copy valid; handing the gradient out
+ * to anyone afterwards marks it stale, so the linear then converts it itself.
  */
 #ifndef QAT_AUTOGRAD_TENSOR_H
 #define QAT_AUTOGRAD_TENSOR_H
@@ -44,6 +48,10 @@ typedef struct qat_tensor {
     uint16_t *bf16;              /* NULL, or (bf16 step, activations only) the values rounded to
                                     bf16 as qat_to_bf16 would, written by the producer in the
                                     same pass as data, for the next product (arena memory) */
+    uint16_t *grad_bf16;         /* NULL, or (bf16 step, output of a linear) room for the gradient's
+                                    bf16 copy, the operand of that linear's backward products */
+    uint64_t grad_bf16_epoch;    /* grad_bf16 holds qat_to_bf16(grad) in this backward pass; any
+                                    later handout of grad (qat_tensor_grad*) resets it to 0 */
 } qat_tensor;
 
 /* Fill the shape fields: qat_tensor_set_shape(&t, 2, (int64_t[]){B*T, C}). */

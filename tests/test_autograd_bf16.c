@@ -7,7 +7,10 @@
  *   - the producers' bf16 copies (qat_tensor.bf16: RMSNorm, add+RMSNorm, SwiGLU)
  *     equal to qat_to_bf16 of their f32 outputs, bit for bit, and multiplied as
  *     they are by qat_linear;
- *   - SwiGLU's backward differentiating the σ its forward used.
+ *   - SwiGLU's backward differentiating the σ its forward used;
+ *   - the bf16 copy of a linear's dy written by dy's producer (add+RMSNorm,
+ *     SwiGLU backward), equal to qat_to_bf16(dy), and dropped when dy is handed
+ *     out again.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -232,12 +235,97 @@ static void test_swiglu_bf16_backward(void **state) {
     gc_param_free(gu);
 }
 
+/* dy's bf16 copy. A probe node sits between a linear and the op consuming its
+ * output y, so in the backward it runs after that op wrote dy and before the
+ * linear reads it: mode 0 checks the copy is marked valid and equals qat_to_bf16
+ * of dy; mode 1 takes dy out (qat_grad, as another writer would), which must
+ * mark the copy stale so the linear converts dy itself. Both modes must give the
+ * linear's input and weight the same gradients, bit for bit. */
+typedef struct {
+    qat_tensor *y; /* the linear's output */
+    int mode;      /* 0: check the copy, 1: hand dy out */
+    int64_t bad;   /* values differing from qat_to_bf16(dy), or -1: copy not valid */
+} probe_ctx;
+
+static void probe_backward(qat_tape *tp, void *p) {
+    probe_ctx *c = p;
+    qat_tensor *y = c->y;
+    if (c->mode == 1) {
+        (void)qat_grad(tp, y);
+        c->bad = y->grad_bf16_epoch == 0 ? 0 : -2;
+        return;
+    }
+    if (!y->grad_bf16 || y->grad_bf16_epoch != tp->epoch) {
+        c->bad = -1;
+        return;
+    }
+    uint16_t *ref = malloc((size_t)y->numel * sizeof *ref);
+    qat_to_bf16(y->grad, ref, y->numel); /* y->grad read directly: qat_grad would mark the copy stale */
+    c->bad = 0;
+    for (int64_t i = 0; i < y->numel; i++) c->bad += ref[i] != y->grad_bf16[i];
+    free(ref);
+}
+
+/* linear → probe → add+RMSNorm (consumer 0) or SwiGLU (consumer 1) → Σ out·R;
+ * returns the probe's verdict, leaves the gradients in x and W. */
+static int64_t dy_graph(int consumer, int mode, qat_tensor *x, qat_tensor *W, qat_tensor *a, qat_tensor *w) {
+    qat_tape tp;
+    qat_tape_init(&tp, 1 << 20);
+    qat_tape_reset(&tp);
+    tp.bf16 = 1;
+    memset(x->grad, 0, (size_t)x->numel * sizeof(float));
+    memset(W->grad, 0, (size_t)W->numel * sizeof(float));
+    x->grad_epoch = W->grad_epoch = tp.epoch;
+    qat_tensor *y = qat_linear(&tp, x, W, NULL, NULL, 0);
+    assert_non_null(y->grad_bf16);
+    probe_ctx *pc = qat_tape_ctx(&tp, sizeof *pc);
+    pc->y = y, pc->mode = mode, pc->bad = -3;
+    qat_tape_push(&tp, probe_backward, pc);
+    qat_tensor *s, *out = consumer == 0 ? qat_add_rmsnorm(&tp, a, y, w, 1e-5f, &s) : qat_swiglu(&tp, y);
+    float *R = malloc((size_t)out->numel * sizeof(float));
+    gc_fill(R, out->numel, 99, 1.0f);
+    qat_tensor *loss;
+    gc_dot(&tp, out, R, &loss);
+    qat_tape_backward(&tp, loss);
+    int64_t bad = pc->bad;
+    free(R);
+    qat_tape_free(&tp);
+    return bad;
+}
+
+static void test_dy_bf16_copy(void **state) {
+    (void)state;
+    const char *isa;
+    if (!qat_gemm_bf16_supported(&isa)) {
+        print_message("  no native bf16 products on this CPU (%s): skipped\n", isa);
+        skip();
+    }
+    int64_t M = 40, K = 48, C = 64, H = 272; /* H: a full and a partial σ block per row */
+    for (int consumer = 0; consumer < 2; consumer++) {
+        int64_t N = consumer == 0 ? C : 2 * H;
+        qat_tensor *x = gc_param(2, (int64_t[]){M, K}, 41, 1.0f), *W = gc_param(2, (int64_t[]){N, K}, 42, 0.3f);
+        qat_tensor *a = gc_param(2, (int64_t[]){M, C}, 43, 1.0f), *w = gc_param(1, (int64_t[]){C}, 44, 1.0f);
+        assert_int_equal(dy_graph(consumer, 0, x, W, a, w), 0);
+        float *gx = malloc((size_t)x->numel * sizeof(float)), *gW = malloc((size_t)W->numel * sizeof(float));
+        memcpy(gx, x->grad, (size_t)x->numel * sizeof(float));
+        memcpy(gW, W->grad, (size_t)W->numel * sizeof(float));
+        assert_int_equal(dy_graph(consumer, 1, x, W, a, w), 0);
+        assert_memory_equal(gx, x->grad, (size_t)x->numel * sizeof(float));
+        assert_memory_equal(gW, W->grad, (size_t)W->numel * sizeof(float));
+        print_message("  %s: dy's bf16 copy = qat_to_bf16(dy); dx, dW the same from it as from a fresh conversion\n",
+                      consumer == 0 ? "add_rmsnorm" : "swiglu");
+        free(gx), free(gW);
+        gc_param_free(x), gc_param_free(W), gc_param_free(a), gc_param_free(w);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fast_sigmoid),
         cmocka_unit_test(test_fused_bf16_copies),
         cmocka_unit_test(test_linear_uses_copy),
         cmocka_unit_test(test_swiglu_bf16_backward),
+        cmocka_unit_test(test_dy_bf16_copy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
