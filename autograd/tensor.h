@@ -21,7 +21,10 @@
  * In a bf16 step (train.precision: bf16) the ops whose output is the input of a
  * linear layer (RMSNorm, add+RMSNorm, SwiGLU) also write that output rounded to
  * bf16 into t->bf16 while the row is still in cache, and qat_linear multiplies it
- * directly instead of converting the f32 values in a pass of its own. Likewise
+ * directly instead of converting the f32 values in a pass of its own. Same bits
+ * as qat_to_bf16 (both round with qat_bf16_row), except that a row whose length
+ * is not a multiple of 16 ends in the scalar rounding, which keeps a subnormal
+ * that VCVTNEPS2BF16 would flush (core/bf16.h); qat's widths are multiples of 16. Likewise
  * in the backward: a linear's output asks for its gradient's bf16 copy
  * (grad_bf16), and the op that writes that gradient (add+RMSNorm, SwiGLU) rounds
  * each row it has finished and marks the copy valid; handing the gradient out
