@@ -430,7 +430,7 @@ static void att_backward(qat_tape *tp, void *p) {
     if (c->bf16) {
         int64_t per = att_bf16_bwd_scratch(T, hd, ldt);
         float *scratch = qat_tape_floats(tp, per * att_threads());
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic, 1)
         for (int64_t bh = 0; bh < B * H; bh++) {
             int64_t b = bh / H, h = bh % H;
             float *dk = scratch + per * att_thread(), *dv = dk + T * hd;
@@ -473,7 +473,7 @@ static void att_backward(qat_tape *tp, void *p) {
     /* per thread: kt, vt (hd, ldt); kr, dk, dv (T, hd); P, dS (RB, ldt); Dall (T) */
     int64_t per = 2 * hd * ldt + 3 * T * hd + 2 * RB * ldt + T + 32;
     float *scratch = qat_tape_floats(tp, per * att_threads());
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic, 1)
     for (int64_t bh = 0; bh < B * H; bh++) {
         int64_t b = bh / H, h = bh % H;
         float *kt = scratch + per * att_thread(), *vt = kt + hd * ldt, *kr = vt + hd * ldt;
@@ -578,7 +578,7 @@ static qat_tensor *attention(qat_tape *tp, qat_cols q, qat_cols k, qat_cols v, i
     if (bf16) {
         int64_t per = att_bf16_fwd_scratch(T, hd, ldt);
         float *scratch = qat_tape_floats(tp, per * att_threads());
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic, 1)
         for (int64_t bh = 0; bh < B * H; bh++) {
             int64_t b = bh / H, h = bh % H;
             att_head_fwd_bf16(head_row(q, b, T, 0, hd, h), qat_tensor_cols(q.t), head_row(k, b, T, 0, hd, h),
@@ -592,7 +592,7 @@ static qat_tensor *attention(qat_tape *tp, qat_cols q, qat_cols k, qat_cols v, i
      * per thread: kt (hd, ldt); vr (T, hd); S (RB, ldt) */
     int64_t per = hd * ldt + T * hd + RB * ldt + 32;
     float *scratch = bf16 ? NULL : qat_tape_floats(tp, per * att_threads());
-#pragma omp parallel for schedule(static) if (!bf16)
+#pragma omp parallel for schedule(dynamic, 1) if (!bf16)
     for (int64_t bh = 0; bh < (bf16 ? 0 : B * H); bh++) {
         int64_t b = bh / H, h = bh % H;
         float *kt = scratch + per * att_thread(), *vr = kt + hd * ldt, *S = vr + T * hd;
