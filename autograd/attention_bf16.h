@@ -237,7 +237,7 @@ AIB void kb_rows(float *acc, const uint32_t *W, int64_t ldw, const uint32_t *X, 
 /* Per-thread scratch (4-byte units) of the bf16 backward, dk and dv included. */
 static inline int64_t att_bf16_bwd_scratch(int64_t T, int64_t hd, int64_t ldt) {
     return 2 * (hd / 2 * ldt) + (T + 1) / 2 * hd + T * hd / 2 + 2 * T * hd + 2 * QB * ldt + QB * ldt +
-           QB * ldt / 2 + QB * hd + QB * hd + 3 * T * hd + 64; /* + rotated q, k and dq (rope fused) */
+           QB * ldt / 2 + QB * hd + QB * hd + T + 3 * T * hd + 64; /* + rotated q, k and dq (rope fused) */
 }
 
 /* One (b, h) head of the backward. q, k, v, o, go: the head's rows (strides ld*);
@@ -256,6 +256,8 @@ static TBF void att_head_bwd_bf16(const float *q, int64_t ldq, const float *k, i
     uint32_t *PP = (uint32_t *)(dS + QB * ldt), *SP = PP + QB / 2 * ldt; /* pairs over rows */
     uint32_t *dSb = SP + QB / 2 * ldt, *qgb = dSb + QB * ldt / 2;         /* qgb: QB q rows, QB go rows */
     uint32_t *goP = qgb + QB * hd, *qP = goP + QB / 2 * hd;
+    float *Dall = (float *)(qP + QB / 2 * hd); /* (T) the rows' Σ_d go·o */
+    row_dots(Dall, go, o, ldo, T, hd);
     pairs_over_d(kp, k, ldk, T, hd, ldt, tmp);
     pairs_over_d(vdp, v, ldv, T, hd, ldt, tmp);
     pairs_over_rows(kjp, k, ldk, T, hd);
@@ -271,10 +273,7 @@ static TBF void att_head_bwd_bf16(const float *q, int64_t ldq, const float *k, i
         for (int r = 0; r < QB; r++) {
             qr[r] = r < rb ? q + (i0 + r) * ldq : zero;
             gr[r] = r < rb ? go + (i0 + r) * ldo : zero;
-            const float *orow = o + (r < rb ? i0 + r : i0) * ldo;
-            float D = 0;
-            for (int64_t d = 0; d < hd; d++) D += gr[r][d] * orow[d];
-            Di[r] = D;
+            Di[r] = r < rb ? Dall[i0 + r] : 0.0f; /* a padding row's P and dS are zeroed below */
             b16_row(qr[r], (uint16_t *)(qgb + r * hp), hd);
             b16_row(gr[r], (uint16_t *)(qgb + (QB + r) * hp), hd);
             qb[r] = qgb + r * hp;

@@ -355,6 +355,35 @@ static void load_head(qat_cols k, qat_cols v, int64_t b, int64_t T, int64_t hd, 
     }
 }
 
+/* D[t] = Σ_d g_t[d] o_t[d] for T rows of stride ld: the softmax backward's
+ * row term. Each row is summed in d order with separate multiply and add (C11
+ * does not contract), so its bits are those of the plain loop; with AVX-512 and
+ * hd a multiple of 16, sixteen rows go at once, one per lane, from 16×16
+ * transposes (one row's dot product was a scalar loop, ~8% of this backward). */
+static void row_dots(float *D, const float *g, const float *o, int64_t ld, int64_t T, int64_t hd) {
+    int64_t t0 = 0;
+#if HAVE_ATT_SIMD
+    if (hd % 16 == 0) {
+        float gt[256], ot[256];
+        for (; t0 + 16 <= T; t0 += 16) {
+            __m512 acc = _mm512_setzero_ps();
+            for (int64_t d0 = 0; d0 < hd; d0 += 16) {
+                transpose16(gt, 16, g + t0 * ld + d0, ld);
+                transpose16(ot, 16, o + t0 * ld + d0, ld);
+                for (int d = 0; d < 16; d++)
+                    acc = _mm512_add_ps(acc, _mm512_mul_ps(_mm512_loadu_ps(gt + 16 * d), _mm512_loadu_ps(ot + 16 * d)));
+            }
+            _mm512_storeu_ps(D + t0, acc);
+        }
+    }
+#endif
+    for (int64_t t = t0; t < T; t++) {
+        float s = 0;
+        for (int64_t d = 0; d < hd; d++) s += g[t * ld + d] * o[t * ld + d];
+        D[t] = s;
+    }
+}
+
 #if HAVE_ATT_SIMD
 #include "attention_bf16.h"
 #endif
@@ -401,7 +430,7 @@ static void att_backward(qat_tape *tp, void *p) {
     if (c->bf16) {
         int64_t per = att_bf16_bwd_scratch(T, hd, ldt);
         float *scratch = qat_tape_floats(tp, per * att_threads());
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic, 1)
         for (int64_t bh = 0; bh < B * H; bh++) {
             int64_t b = bh / H, h = bh % H;
             float *dk = scratch + per * att_thread(), *dv = dk + T * hd;
@@ -441,17 +470,18 @@ static void att_backward(qat_tape *tp, void *p) {
         return;
     }
 #endif
-    /* per thread: kt, vt (hd, ldt); kr, dk, dv (T, hd); P, dS (RB, ldt) */
-    int64_t per = 2 * hd * ldt + 3 * T * hd + 2 * RB * ldt + 32;
+    /* per thread: kt, vt (hd, ldt); kr, dk, dv (T, hd); P, dS (RB, ldt); Dall (T) */
+    int64_t per = 2 * hd * ldt + 3 * T * hd + 2 * RB * ldt + T + 32;
     float *scratch = qat_tape_floats(tp, per * att_threads());
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic, 1)
     for (int64_t bh = 0; bh < B * H; bh++) {
         int64_t b = bh / H, h = bh % H;
         float *kt = scratch + per * att_thread(), *vt = kt + hd * ldt, *kr = vt + hd * ldt;
-        float *dk = kr + T * hd, *dv = dk + T * hd, *P = dv + T * hd, *dS = P + RB * ldt;
+        float *dk = kr + T * hd, *dv = dk + T * hd, *P = dv + T * hd, *dS = P + RB * ldt, *Dall = dS + RB * ldt;
         load_head(c->k, c->v, b, T, hd, h, ldt, kt, vt, kr, NULL);
         memset(dk, 0, (size_t)(2 * T * hd) * sizeof(float));
         const float *lse = c->lse + bh * T;
+        row_dots(Dall, gout + b * T * C + h * hd, out + b * T * C + h * hd, C, T, hd);
         for (int64_t i0 = 0; i0 < T; i0 += RB) {
             int rb = T - i0 < RB ? (int)(T - i0) : RB;
             int64_t n = i0 + rb; /* keys any row of the block sees */
@@ -461,10 +491,7 @@ static void att_backward(qat_tape *tp, void *p) {
                 int64_t i = r < rb ? i0 + r : i0;
                 q[r] = r < rb ? head_row(c->q, b, T, i, hd, h) : zero;
                 go[r] = r < rb ? gout + (b * T + i) * C + h * hd : zero;
-                const float *o = out + (b * T + i) * C + h * hd;
-                float D = 0;
-                for (int64_t d = 0; d < hd; d++) D += go[r][d] * o[d];
-                Di[r] = D;
+                Di[r] = r < rb ? Dall[i] : 0.0f; /* a padding row's P and dS are zeroed below */
             }
             block_scores(P, ldt, q, kt, n, hd, ldt, alpha);
             block_scores(dS, ldt, go, vt, n, hd, ldt, 1.0f);
@@ -551,7 +578,7 @@ static qat_tensor *attention(qat_tape *tp, qat_cols q, qat_cols k, qat_cols v, i
     if (bf16) {
         int64_t per = att_bf16_fwd_scratch(T, hd, ldt);
         float *scratch = qat_tape_floats(tp, per * att_threads());
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic, 1)
         for (int64_t bh = 0; bh < B * H; bh++) {
             int64_t b = bh / H, h = bh % H;
             att_head_fwd_bf16(head_row(q, b, T, 0, hd, h), qat_tensor_cols(q.t), head_row(k, b, T, 0, hd, h),
@@ -565,7 +592,7 @@ static qat_tensor *attention(qat_tape *tp, qat_cols q, qat_cols k, qat_cols v, i
      * per thread: kt (hd, ldt); vr (T, hd); S (RB, ldt) */
     int64_t per = hd * ldt + T * hd + RB * ldt + 32;
     float *scratch = bf16 ? NULL : qat_tape_floats(tp, per * att_threads());
-#pragma omp parallel for schedule(static) if (!bf16)
+#pragma omp parallel for schedule(dynamic, 1) if (!bf16)
     for (int64_t bh = 0; bh < (bf16 ? 0 : B * H); bh++) {
         int64_t b = bh / H, h = bh % H;
         float *kt = scratch + per * att_thread(), *vr = kt + hd * ldt, *S = vr + T * hd;
