@@ -264,7 +264,9 @@ static void test_recovers_known_law(void **s) {
  * next holds froze that corner's α and effN (objective 0.00036 for the free
  * 0.00022). A hold at the fitted value leaves the free optimum feasible, so
  * the checked fit must be as good as the free one, with and without a
- * bootstrap (whose refit must keep the checked optimum too). */
+ * bootstrap (whose refit must keep the checked optimum too); and so must a
+ * fit with A held there by the user, from the grid alone (fit.c's shift of
+ * α for a held A: without it, objective 0.0094 with B = 1, β = 1.5). */
 static void test_hold_keeps_free_optimum(void **s) {
     (void)s;
     static const scheme sc[] = {
@@ -311,6 +313,21 @@ static void test_hold_keeps_free_optimum(void **s) {
     assert_true(r.rmse_log < 2 * sigma);
     /* the D term is still there: β where the data put it, not at a grid corner */
     assert_true(fabs(qat_fit_value(&p, r.theta, QAT_FIT_BETA) - beta) < 0.25);
+    /* A held by the user where the free fit put it, beyond the grid's a: the
+     * grid alone (no warm start) must reach the free optimum, feasible here. */
+    qat_fit_problem pa;
+    qat_fit_result ra;
+    assert_int_equal(qat_fit_problem_init(&pa, QAT_LAW_QUARTET, &rs), QAT_OK);
+    assert_int_equal(qat_fit_problem_fix(&pa, "gamma", 1.0), QAT_OK);
+    assert_int_equal(qat_fit_problem_fix(&pa, "A", qat_fit_value(&p, free_fit.theta, QAT_FIT_A)), QAT_OK);
+    assert_true(pa.fixval[QAT_FIT_A] > 25); /* beyond the grid */
+    assert_int_equal(qat_fit_identify(&pa, NULL), QAT_OK);
+    assert_int_equal(qat_fit_run_fit(&pa, &o, &ra), QAT_OK);
+    printf("  A held at %.4g: objective %.6g, B %.4g beta %.4g\n", exp(pa.fixval[QAT_FIT_A]), ra.objective,
+           qat_fit_value(&pa, ra.theta, QAT_FIT_B), qat_fit_value(&pa, ra.theta, QAT_FIT_BETA));
+    assert_true(ra.objective <= free_fit.objective * (1 + 1e-6));
+    qat_fit_result_free(&ra);
+    qat_fit_problem_free(&pa);
     /* the same with a bootstrap: its refit (after the holds) keeps the checked optimum */
     qat_fit_problem pb;
     assert_int_equal(qat_fit_problem_init(&pb, QAT_LAW_QUARTET, &rs), QAT_OK);
