@@ -61,6 +61,24 @@ static void capacity_start(const qat_fit_problem *p, double *theta, double eff, 
         }
 }
 
+/* A held scale (A or B, by --fix or by rule 5) with its exponent free: the
+ * grid point's (a, α) becomes (held a, α') with the same term at the runs'
+ * mean ln N (resp. ln D), x̄: a − α·x̄ = a' − α'·x̄. Without it, a scale held
+ * beyond the grid's [0, 25] (ln A = 31 on a steep, narrow N range) makes that
+ * term of every start thousands of times the loss; the starts screened from
+ * such a grid are the ones where the other term happens to vanish (B = 1,
+ * β = 2), and its gradient with it, so no start reaches the basin where the
+ * data put it. The shift spreads the starts over the same term levels as the
+ * free grid. */
+static void held_scale_start(const qat_fit_problem *p, double *theta, int scale, int expo, const double *logx) {
+    if (!p->fixed[scale] || p->fixed[expo] || p->n == 0) return;
+    double xbar = 0.0;
+    for (int i = 0; i < p->n; i++) xbar += logx[i];
+    xbar /= p->n;
+    if (!(xbar > 0)) return; /* N, D ≥ 1: only all-ones, where the exponent is moot */
+    theta[expo] = fmax(0.0, theta[expo] + (p->fixval[scale] - theta[scale]) / xbar);
+}
+
 void qat_fit_grid_start(const qat_fit_problem *p, int s, double *theta) {
     int i = s;
     theta[QAT_FIT_A] = grid_ab[i % 6]; i /= 6;
@@ -70,6 +88,8 @@ void qat_fit_grid_start(const qat_fit_problem *p, int s, double *theta) {
     theta[QAT_FIT_E] = grid_e[i % 5]; i /= 5;
     if (p->law == QAT_LAW_QUARTET) theta[QAT_FIT_GAMMA] = grid_gamma[i % 3];
     capacity_start(p, theta, 1.0, 0.41, 1.39);
+    held_scale_start(p, theta, QAT_FIT_A, QAT_FIT_ALPHA, p->logN);
+    held_scale_start(p, theta, QAT_FIT_B, QAT_FIT_BETA, p->logD);
     for (int k = 0; k < p->np; k++)
         if (p->fixed[k]) theta[k] = p->fixval[k];
 }

@@ -365,8 +365,15 @@ static void user_fixed(const qat_fit_problem *p, char *out, size_t cap) {
         }
 }
 
-int qat_fit_run_checked(qat_fit_problem *p, const qat_fit_opts *o, qat_fit_result *r, FILE *note) {
-    double t0 = omp_get_wtime();
+/* The passes of rule 5. Every refit after a hold starts from the grid *and*
+ * from the previous pass's optimum (prev, np values): a hold at the fitted
+ * value leaves that optimum feasible, so the refit can only end as good or
+ * better. From the grid alone it can end in another basin: a constant held
+ * outside the grid's range (ln A = 31 after A ran along the A–α ridge) leaves
+ * no grid start near the old optimum, and the next holds then freeze the
+ * constants of that worse basin (a 45-run quartet fit went from rmse(ln L)
+ * 0.010 free to 0.151 after holding A at its own fitted value). */
+static int checked_passes(qat_fit_problem *p, const qat_fit_opts *o, qat_fit_result *r, FILE *note, double *prev) {
     qat_fit_opts first = *o;
     first.bootstrap = 0;
     first.loo = 0;
@@ -375,6 +382,8 @@ int qat_fit_run_checked(qat_fit_problem *p, const qat_fit_opts *o, qat_fit_resul
     char fx[160];
     for (;;) {
         QAT_TRY(qat_fit_run_fit(p, &first, r));
+        memcpy(prev, r->theta, (size_t)p->np * sizeof *prev);
+        first.warm = prev; /* the caller's warm start is in prev's lineage: the first pass tried it */
         if (last >= 0) {
             /* Held at the published value: fine when that fits as well as the free
              * optimum did (the runs say nothing against it); when it fits worse,
@@ -473,13 +482,25 @@ int qat_fit_run_checked(qat_fit_problem *p, const qat_fit_opts *o, qat_fit_resul
         }
         break;
     }
-    if (o->bootstrap > 0) {
-        /* The bootstrap reuses the full fit's other local optima: refit with them. */
+    return QAT_OK;
+}
+
+int qat_fit_run_checked(qat_fit_problem *p, const qat_fit_opts *o, qat_fit_result *r, FILE *note) {
+    double t0 = omp_get_wtime();
+    double *prev = qat_xmalloc((size_t)p->np * sizeof *prev);
+    int rc = checked_passes(p, o, r, note, prev);
+    if (!rc && o->bootstrap > 0) {
+        /* The bootstrap reuses the full fit's other local optima: refit with
+         * them, warm from the checked optimum so that the refit keeps it. */
+        qat_fit_opts boot = *o;
+        boot.warm = prev;
         qat_fit_result_free(r);
-        QAT_TRY(qat_fit_run_fit(p, o, r));
-    } else if (o->loo) {
+        rc = qat_fit_run_fit(p, &boot, r);
+    } else if (!rc && o->loo) {
         r->loo_rmse_log = qat_fit_loo(p, r->theta);
     }
+    free(prev);
+    if (rc) return rc;
     r->seconds = omp_get_wtime() - t0;
     return QAT_OK;
 }

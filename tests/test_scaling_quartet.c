@@ -251,6 +251,101 @@ static void test_recovers_known_law(void **s) {
     }
 }
 
+/* ---- rule 5 must not lose the optimum it checks ------------------------------
+ * The design of experiments/h-backward: three model sizes, 32 tokens per
+ * parameter at each and 8 at the two larger, a fp32 baseline and two 4-bit
+ * forward schemes each with an fp32 and three quantized backward schemes (45
+ * runs), all costing almost nothing, γ held at 1, constants near that fit's.
+ * The losses fall steeply with N over a narrow range, so A and α trade off
+ * along a ridge and the optimum sits at ln A ≈ 33, beyond the grid's
+ * a ∈ [0, 25]; rule 5 holds A at its fitted value. Refitted from the grid
+ * alone (before the fix), no start lay near the old optimum: the refit fell
+ * into a corner where the D term vanishes (B → 1, β → 1.5, rmse 0.26), and the
+ * next holds froze that corner's α and effN (objective 0.00036 for the free
+ * 0.00022). A hold at the fitted value leaves the free optimum feasible, so
+ * the checked fit must be as good as the free one, with and without a
+ * bootstrap (whose refit must keep the checked optimum too); and so must a
+ * fit with A held there by the user, from the grid alone (fit.c's shift of
+ * α for a held A: without it, objective 0.0094 with B = 1, β = 1.5). */
+static void test_hold_keeps_free_optimum(void **s) {
+    (void)s;
+    static const scheme sc[] = {
+        {"fp32", "fp32", "fp32", 1, 1},           {"int4", "int4", "fp32", 1.03, 1},
+        {"int4", "int4", "mxfp4", 1.03, 0.98},    {"int4", "int4", "mxfp4@sr", 1.03, 0.99},
+        {"int4", "int4", "mxfp8", 1.03, 0.99},    {"mxfp4", "mxfp4", "fp32", 1.016, 1},
+        {"mxfp4", "mxfp4", "mxfp4", 1.016, 0.98}, {"mxfp4", "mxfp4", "mxfp4@sr", 1.016, 0.99},
+        {"mxfp4", "mxfp4", "mxfp8", 1.016, 0.99}};
+    static const double N[] = {26784, 55536, 106816};
+    const double A = 2.65e13, alpha = 3.19, B = 1005, beta = 0.51, E = 1.096, sigma = 0.01;
+    qat_fit_runs rs = {0};
+    for (int c = 0; c < 9; c++)
+        for (int n = 0; n < 3; n++)
+            for (int t = n == 0; t < 2; t++) { /* 32 N at every size, 8 N at the two larger */
+                qat_fit_run r;
+                memset(&r, 0, sizeof r);
+                r.N = N[n];
+                r.D = N[n] * (t ? 8 : 32);
+                r.n_terms = -1;
+                snprintf(r.wfmt, sizeof r.wfmt, "%s", sc[c].w);
+                snprintf(r.afmt, sizeof r.afmt, "%s", sc[c].a);
+                snprintf(r.gfmt, sizeof r.gfmt, "%s", sc[c].g);
+                r.loss = (A * pow(r.N * sc[c].effn, -alpha) + B * pow(r.D * sc[c].effd, -beta) + E) *
+                         exp(sigma * qat_normal_at(21, (uint64_t)rs.n));
+                snprintf(r.origin, sizeof r.origin, "synthetic:%d", rs.n + 1);
+                qat_fit_runs_push(&rs, &r);
+            }
+    qat_fit_problem p;
+    assert_int_equal(qat_fit_problem_init(&p, QAT_LAW_QUARTET, &rs), QAT_OK);
+    assert_int_equal(qat_fit_problem_fix(&p, "gamma", 1.0), QAT_OK);
+    assert_int_equal(qat_fit_identify(&p, NULL), QAT_OK);
+    qat_fit_opts o = {0};
+    qat_fit_result free_fit, r, rb;
+    assert_int_equal(qat_fit_run_fit(&p, &o, &free_fit), QAT_OK); /* the unchecked optimum */
+    assert_int_equal(qat_fit_run_checked(&p, &o, &r, NULL), QAT_OK);
+    int held = 0;
+    for (int k = 0; k < p.np; k++) held += p.fixed[k] == QAT_FIT_BY_RULE;
+    printf("  free: objective %.6g rmse %.4g; checked (%d held by rule): objective %.6g rmse %.4g, B %.4g beta %.4g\n",
+           free_fit.objective, free_fit.rmse_log, held, r.objective, r.rmse_log, qat_fit_value(&p, r.theta, QAT_FIT_B),
+           qat_fit_value(&p, r.theta, QAT_FIT_BETA));
+    assert_true(held >= 1); /* the situation arises: rule 5 held something */
+    assert_true(free_fit.rmse_log < 2 * sigma);
+    assert_true(r.objective <= free_fit.objective * (1 + 1e-9));
+    assert_true(r.rmse_log < 2 * sigma);
+    /* the D term is still there: β where the data put it, not at a grid corner */
+    assert_true(fabs(qat_fit_value(&p, r.theta, QAT_FIT_BETA) - beta) < 0.25);
+    /* A held by the user where the free fit put it, beyond the grid's a: the
+     * grid alone (no warm start) must reach the free optimum, feasible here. */
+    qat_fit_problem pa;
+    qat_fit_result ra;
+    assert_int_equal(qat_fit_problem_init(&pa, QAT_LAW_QUARTET, &rs), QAT_OK);
+    assert_int_equal(qat_fit_problem_fix(&pa, "gamma", 1.0), QAT_OK);
+    assert_int_equal(qat_fit_problem_fix(&pa, "A", qat_fit_value(&p, free_fit.theta, QAT_FIT_A)), QAT_OK);
+    assert_true(pa.fixval[QAT_FIT_A] > 25); /* beyond the grid */
+    assert_int_equal(qat_fit_identify(&pa, NULL), QAT_OK);
+    assert_int_equal(qat_fit_run_fit(&pa, &o, &ra), QAT_OK);
+    printf("  A held at %.4g: objective %.6g, B %.4g beta %.4g\n", exp(pa.fixval[QAT_FIT_A]), ra.objective,
+           qat_fit_value(&pa, ra.theta, QAT_FIT_B), qat_fit_value(&pa, ra.theta, QAT_FIT_BETA));
+    assert_true(ra.objective <= free_fit.objective * (1 + 1e-6));
+    qat_fit_result_free(&ra);
+    qat_fit_problem_free(&pa);
+    /* the same with a bootstrap: its refit (after the holds) keeps the checked optimum */
+    qat_fit_problem pb;
+    assert_int_equal(qat_fit_problem_init(&pb, QAT_LAW_QUARTET, &rs), QAT_OK);
+    assert_int_equal(qat_fit_problem_fix(&pb, "gamma", 1.0), QAT_OK);
+    assert_int_equal(qat_fit_identify(&pb, NULL), QAT_OK);
+    o.bootstrap = 20;
+    o.seed = 1;
+    assert_int_equal(qat_fit_run_checked(&pb, &o, &rb, NULL), QAT_OK);
+    assert_true(rb.objective <= r.objective * (1 + 1e-9));
+    assert_int_equal(rb.n_boot, 20);
+    qat_fit_result_free(&rb);
+    qat_fit_problem_free(&pb);
+    qat_fit_result_free(&r);
+    qat_fit_result_free(&free_fit);
+    qat_fit_problem_free(&p);
+    qat_fit_runs_free(&rs);
+}
+
 /* ---- refusals ---- */
 
 /* The SR backward only at the largest token budget: D constant within it. */
@@ -556,6 +651,7 @@ int main(void) {
         cmocka_unit_test(test_bwd_key),
         cmocka_unit_test(test_gradient),
         cmocka_unit_test(test_recovers_known_law),
+        cmocka_unit_test(test_hold_keeps_free_optimum),
         cmocka_unit_test(test_refuses_unidentifiable),
         cmocka_unit_test(test_eff_toward_bound_is_held),
         cmocka_unit_test(test_other_laws_refuse_mixed_backward),
