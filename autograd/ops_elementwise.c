@@ -177,7 +177,7 @@ static void swiglu_backward(qat_tape *tp, void *p) {
     float *ggu = qat_grad_all(tp, c->gu, &first);
     if (!ggu) return;
     uint16_t *gb = c->gu->grad_bf16; /* gu's product wants the gradient in bf16 too */
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic, 32)
     for (int64_t r = 0; r < M; r++) {
         float sbuf[256];
         for (int64_t j0 = 0; j0 < H; j0 += 256) {
@@ -220,7 +220,7 @@ qat_tensor *qat_swiglu(qat_tape *tp, qat_tensor *gu) {
     const float *x = gu->data;
     float *z = o->data;
     uint16_t *zb = o->bf16;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic, 32)
     for (int64_t r = 0; r < M; r++) {
         const float *g = x + r * 2 * H, *u = g + H;
         float *out = z + r * H;

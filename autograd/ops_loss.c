@@ -24,7 +24,7 @@ static void ce_backward(qat_tape *tp, void *p) {
     if (!gl) return;
     int64_t M = qat_tensor_rows(c->logits), V = qat_tensor_cols(c->logits);
     float scale = qat_grad(tp, c->out)[0] / (float)M;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic, 32)
     for (int64_t r = 0; r < M; r++) {
         const float *l = c->logits->data + r * V;
         float *g = gl + r * V;
@@ -52,7 +52,7 @@ qat_tensor *qat_cross_entropy(qat_tape *tp, qat_tensor *logits, const int32_t *t
      * expf after another), a chain of dependent adds: CE_RG rows run side by side
      * so their chains overlap, each row's order (so its bits) unchanged. The row
      * maximum is exact whatever the order, so it is a vector reduction. */
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic, 2)
     for (int64_t r0 = 0; r0 < M; r0 += CE_RG) {
         int nr = M - r0 < CE_RG ? (int)(M - r0) : CE_RG;
         float mx[CE_RG], s[CE_RG], e[CE_RG][256];

@@ -83,7 +83,7 @@ static void rmsnorm_backward(qat_tape *tp, void *p) {
     int fx; /* first writer of dx stores */
     float *gx = qat_grad_all(tp, c->x, &fx), *gw = qat_grad(tp, c->w);
     float *partial = gw ? qat_tape_floats(tp, QAT_RED_CHUNKS * C) : NULL;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic, 1)
     for (int k = 0; k < QAT_RED_CHUNKS; k++) {
         int64_t r0 = M * k / QAT_RED_CHUNKS, r1 = M * (k + 1) / QAT_RED_CHUNKS;
         float *pw = partial ? partial + (int64_t)k * C : NULL;
@@ -117,7 +117,7 @@ qat_tensor *qat_rmsnorm(qat_tape *tp, qat_tensor *x, qat_tensor *w, float eps) {
     float *rstd = tp->grad_enabled ? qat_tape_floats(tp, M) : NULL;
     if (tp->bf16) o->bf16 = qat_arena_alloc(&tp->arena, (size_t)(M * C) * sizeof(uint16_t));
     uint16_t *ob = o->bf16;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic, 32)
     for (int64_t r = 0; r < M; r++) {
         const float *xr = x->data + r * C;
         float *orow = o->data + r * C;
@@ -161,7 +161,7 @@ static void add_rmsnorm_backward(qat_tape *tp, void *p) {
     float *partial = gw ? qat_tape_floats(tp, QAT_RED_CHUNKS * C) : NULL;
     /* bf16 copies of a's and b's gradients where a product wants them (b is a linear's output) */
     uint16_t *ga16 = ga ? c->a->grad_bf16 : NULL, *gb16 = gb ? c->b->grad_bf16 : NULL;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic, 1)
     for (int k = 0; k < QAT_RED_CHUNKS; k++) {
         int64_t r0 = M * k / QAT_RED_CHUNKS, r1 = M * (k + 1) / QAT_RED_CHUNKS;
         float *pw = partial ? partial + (int64_t)k * C : NULL;
@@ -213,7 +213,7 @@ qat_tensor *qat_add_rmsnorm(qat_tape *tp, qat_tensor *a, qat_tensor *b, qat_tens
     float *rstd = tp->grad_enabled ? qat_tape_floats(tp, M) : NULL;
     if (tp->bf16) o->bf16 = qat_arena_alloc(&tp->arena, (size_t)(M * C) * sizeof(uint16_t));
     uint16_t *ob = o->bf16;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic, 4)
     for (int64_t r0 = 0; r0 < M; r0 += RG) {
         int nr = M - r0 < RG ? (int)(M - r0) : RG;
         const float *xr[RG];
