@@ -25,6 +25,12 @@
 #define TBF __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16")))
 #define AIB static inline __attribute__((always_inline)) TBF
 
+/* Pin loaded vectors in registers: without this GCC reloads a key vector from
+ * memory for every query row it meets (a load per pair product, which made the
+ * score loops load-bound); an empty asm makes the value opaque, so it stays. */
+#define KEEP2(a, b) __asm__("" : "+v"(a), "+v"(b))
+#define KEEP4(a, b, c, d) __asm__("" : "+v"(a), "+v"(b), "+v"(c), "+v"(d))
+
 /* n f32 (n a multiple of 16) to bf16, round to nearest even */
 AIB void b16_row(const float *src, uint16_t *dst, int64_t n) {
     for (int64_t i = 0; i < n; i += 16)
@@ -33,22 +39,24 @@ AIB void b16_row(const float *src, uint16_t *dst, int64_t n) {
 
 #define FRB 8 /* query rows per block of the bf16 forward: each key pair loaded serves FRB rows */
 
-/* exp_neg (ops_attention.c) on 16 lanes: the same operations in the same order
- * (no FMA), the same clamps, and a NaN still carried through to the result. */
+/* exp_neg (ops_attention.c) on 16 lanes: the same range reduction, degree-7
+ * polynomial and clamps, a NaN still carried through to the result; the
+ * polynomial in fused multiply-adds (half the operations and half the dependent
+ * chain: the softmax's exponentials were as costly as the score products), so
+ * its last bit may differ from exp_neg's, far below the bf16 rounding of P. */
 AIB __m512 exp_neg16(__m512 x) {
     x = _mm512_max_ps(_mm512_set1_ps(-87.0f), x); /* max_ps returns its second operand on NaN */
     __m512 t = _mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f));
     __m512 rnd = _mm512_set1_ps(12582912.0f);
     __m512 n = _mm512_sub_ps(_mm512_add_ps(t, rnd), rnd);
     __m512 f = _mm512_mul_ps(_mm512_sub_ps(t, n), _mm512_set1_ps(0.693147180559945309f));
-    __m512 p = _mm512_set1_ps(1.9841270e-4f);
-    p = _mm512_add_ps(_mm512_set1_ps(1.3888889e-3f), _mm512_mul_ps(f, p));
-    p = _mm512_add_ps(_mm512_set1_ps(8.3333338e-3f), _mm512_mul_ps(f, p));
-    p = _mm512_add_ps(_mm512_set1_ps(4.1666668e-2f), _mm512_mul_ps(f, p));
-    p = _mm512_add_ps(_mm512_set1_ps(1.6666667e-1f), _mm512_mul_ps(f, p));
-    p = _mm512_add_ps(_mm512_set1_ps(0.5f), _mm512_mul_ps(f, p));
-    p = _mm512_add_ps(_mm512_set1_ps(1.0f), _mm512_mul_ps(f, p));
-    p = _mm512_add_ps(_mm512_set1_ps(1.0f), _mm512_mul_ps(f, p));
+    __m512 p = _mm512_fmadd_ps(f, _mm512_set1_ps(1.9841270e-4f), _mm512_set1_ps(1.3888889e-3f));
+    p = _mm512_fmadd_ps(f, p, _mm512_set1_ps(8.3333338e-3f));
+    p = _mm512_fmadd_ps(f, p, _mm512_set1_ps(4.1666668e-2f));
+    p = _mm512_fmadd_ps(f, p, _mm512_set1_ps(1.6666667e-1f));
+    p = _mm512_fmadd_ps(f, p, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(f, p, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(f, p, _mm512_set1_ps(1.0f));
     n = _mm512_max_ps(n, _mm512_set1_ps(-126.0f)); /* NaN goes to -126 here, as in exp_neg */
     n = _mm512_min_ps(n, _mm512_set1_ps(127.0f));
     __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
@@ -76,10 +84,11 @@ AIB void kb_scores_max(float *S, int64_t ldS, const uint32_t *const q[FRB], cons
         for (int64_t p = 0; p < hp; p++) {
             __m512bh k0 = (__m512bh)_mm512_loadu_si512(kp + p * ldk + j0);
             __m512bh k1 = (__m512bh)_mm512_loadu_si512(kp + p * ldk + j0 + 16);
+            KEEP2(k0, k1);
             for (int r = 0; r < FRB; r++) {
                 __m512bh qd = (__m512bh)_mm512_set1_epi32((int)q[r][p]);
-                a[r][0] = _mm512_dpbf16_ps(a[r][0], qd, k0);
-                a[r][1] = _mm512_dpbf16_ps(a[r][1], qd, k1);
+                a[r][0] = _mm512_dpbf16_ps(a[r][0], k0, qd);
+                a[r][1] = _mm512_dpbf16_ps(a[r][1], k1, qd);
             }
         }
         int full = j0 + 32 <= i0 + 1; /* every row sees every key of the tile */
@@ -111,8 +120,8 @@ AIB void kb_scores(float *S, int64_t ldS, const uint32_t *const q[RB], const uin
             __m512bh k1 = (__m512bh)_mm512_loadu_si512(kp + p * ldk + j0 + 16);
             for (int r = 0; r < RB; r++) {
                 __m512bh qd = (__m512bh)_mm512_set1_epi32((int)q[r][p]);
-                a[r][0] = _mm512_dpbf16_ps(a[r][0], qd, k0);
-                a[r][1] = _mm512_dpbf16_ps(a[r][1], qd, k1);
+                a[r][0] = _mm512_dpbf16_ps(a[r][0], k0, qd);
+                a[r][1] = _mm512_dpbf16_ps(a[r][1], k1, qd);
             }
         }
         for (int r = 0; r < RB; r++) {
@@ -134,8 +143,8 @@ AIB void kb_pv(float *const *out, const uint32_t *P, int64_t ldP, const uint32_t
         __m512bh x1 = NV > 1 ? (__m512bh)_mm512_loadu_si512(xp + jp * NV * 16 + 16) : x0;
         for (int r = 0; r < R; r++) {
             __m512bh p = (__m512bh)_mm512_set1_epi32((int)P[r * ldP + jp]);
-            a[r][0] = _mm512_dpbf16_ps(a[r][0], p, x0);
-            if (NV > 1) a[r][1] = _mm512_dpbf16_ps(a[r][1], p, x1);
+            a[r][0] = _mm512_dpbf16_ps(a[r][0], x0, p);
+            if (NV > 1) a[r][1] = _mm512_dpbf16_ps(a[r][1], x1, p);
         }
     }
     for (int r = 0; r < R; r++) {
@@ -305,7 +314,7 @@ AIB void kb_rows(float *acc, const uint32_t *W, int64_t ldw, const uint32_t *X, 
         for (int rp = 0; rp < QB / 2; rp++)
             for (int u = 0; u < KJ; u++) {
                 __m512bh w = (__m512bh)_mm512_set1_epi32((int)W[rp * ldw + j + u]);
-                for (int c = 0; c < NV; c++) a[u][c] = _mm512_dpbf16_ps(a[u][c], w, x[rp][c]);
+                for (int c = 0; c < NV; c++) a[u][c] = _mm512_dpbf16_ps(a[u][c], x[rp][c], w);
             }
         for (int u = 0; u < KJ; u++)
             for (int c = 0; c < NV; c++) _mm512_storeu_ps(acc + (j + u) * NV * 16 + 16 * c, a[u][c]);
@@ -314,8 +323,8 @@ AIB void kb_rows(float *acc, const uint32_t *W, int64_t ldw, const uint32_t *X, 
         __m512 a0 = _mm512_loadu_ps(acc + j * NV * 16), a1 = NV > 1 ? _mm512_loadu_ps(acc + j * NV * 16 + 16) : a0;
         for (int rp = 0; rp < QB / 2; rp++) {
             __m512bh w = (__m512bh)_mm512_set1_epi32((int)W[rp * ldw + j]);
-            a0 = _mm512_dpbf16_ps(a0, w, x[rp][0]);
-            if (NV > 1) a1 = _mm512_dpbf16_ps(a1, w, x[rp][1]);
+            a0 = _mm512_dpbf16_ps(a0, x[rp][0], w);
+            if (NV > 1) a1 = _mm512_dpbf16_ps(a1, x[rp][1], w);
         }
         _mm512_storeu_ps(acc + j * NV * 16, a0);
         if (NV > 1) _mm512_storeu_ps(acc + j * NV * 16 + 16, a1);
@@ -342,13 +351,14 @@ AIB void kb_bwd_tile(uint32_t *PP, uint32_t *SP, uint32_t *dSb, const uint32_t *
             __m512bh k1 = (__m512bh)_mm512_loadu_si512(kp + p * ldt + j0 + 16);
             __m512bh v0 = (__m512bh)_mm512_loadu_si512(vdp + p * ldt + j0);
             __m512bh v1 = (__m512bh)_mm512_loadu_si512(vdp + p * ldt + j0 + 16);
+            KEEP4(k0, k1, v0, v1);
             for (int r = 0; r < RB; r++) {
                 __m512bh qd = (__m512bh)_mm512_set1_epi32((int)q[r][p]);
                 __m512bh gd = (__m512bh)_mm512_set1_epi32((int)g[r][p]);
-                as[r][0] = _mm512_dpbf16_ps(as[r][0], qd, k0);
-                as[r][1] = _mm512_dpbf16_ps(as[r][1], qd, k1);
-                ad[r][0] = _mm512_dpbf16_ps(ad[r][0], gd, v0);
-                ad[r][1] = _mm512_dpbf16_ps(ad[r][1], gd, v1);
+                as[r][0] = _mm512_dpbf16_ps(as[r][0], k0, qd);
+                as[r][1] = _mm512_dpbf16_ps(as[r][1], k1, qd);
+                ad[r][0] = _mm512_dpbf16_ps(ad[r][0], v0, gd);
+                ad[r][1] = _mm512_dpbf16_ps(ad[r][1], v1, gd);
             }
         }
         __m512i il = _mm512_loadu_si512(IL), ih = _mm512_loadu_si512(IH);
