@@ -299,16 +299,16 @@ AIB void pair_rows(uint32_t *dst, const float *a, const float *b, int64_t hd) {
 
 /* acc_j (+)= Σ_{rp<QB/2} W[rp][j] · X[rp] for j < n: W pairs over rows (stride ldw),
  * X (QB/2, NV·16) pairs over rows, kept in registers across all keys. Four keys
- * at a time: one key's sum is a chain of QB/2 dependent pair products, so a
- * single key left the unit waiting on their latency. */
+ * (eight at hd 16) at a time: one key's sum is a chain of QB/2 dependent pair
+ * products, so a single key left the unit waiting on their latency. */
 AIB void kb_rows(float *acc, const uint32_t *W, int64_t ldw, const uint32_t *X, int64_t n, const int NV) {
-    enum { KJ = 4 };
+    const int KJ = NV > 1 ? 4 : 8; /* 8 independent sums for either head dim */
     __m512bh x[QB / 2][2];
     for (int rp = 0; rp < QB / 2; rp++)
         for (int c = 0; c < NV; c++) x[rp][c] = (__m512bh)_mm512_loadu_si512(X + rp * NV * 16 + 16 * c);
     int64_t j = 0;
     for (; j + KJ <= n; j += KJ) {
-        __m512 a[KJ][2];
+        __m512 a[8][2];
         for (int u = 0; u < KJ; u++)
             for (int c = 0; c < NV; c++) a[u][c] = _mm512_loadu_ps(acc + (j + u) * NV * 16 + 16 * c);
         for (int rp = 0; rp < QB / 2; rp++)
@@ -433,11 +433,12 @@ static TBF void att_head_bwd_bf16(const float *q, int64_t ldq, const float *k, i
             gb[r] = qgb + (QB + r) * hp;
         }
         for (int s = 0; s < QB; s += RB) {
-            if (s >= rb) { /* rows past T: zero pairs for dk, dv; dq never reads them */
+            if (s >= rb) { /* rows past T: zero pairs for dk, dv and rows for dq (outputs dropped) */
                 for (int rp = s / 2; rp < (s + RB) / 2; rp++) {
                     memset(PP + rp * ldt, 0, (size_t)n32 * sizeof(uint32_t));
                     memset(SP + rp * ldt, 0, (size_t)n32 * sizeof(uint32_t));
                 }
+                memset(dSb + s * (ldt / 2), 0, (size_t)(RB * (ldt / 2)) * sizeof(uint32_t));
                 continue;
             }
             kb_bwd_tile(PP + s / 2 * ldt, SP + s / 2 * ldt, dSb + s * (ldt / 2), qb + s, gb + s, kp, vdp, n, hp, ldt,
@@ -455,12 +456,12 @@ static TBF void att_head_bwd_bf16(const float *q, int64_t ldq, const float *k, i
             kb_rows(dv, PP, ldt, goP, n, 1);
             kb_rows(dk, SP, ldt, qP, n, 1);
         }
-        if (dq)
-            for (int s = 0; s < rb; s += RB) {
-                float *dqr[RB];
-                for (int r = 0; r < RB; r++) dqr[r] = s + r < rb ? dq + (i0 + s + r) * lddq : NULL;
-                if (hd == 32) kb_pv(dqr, dSb + s * (ldt / 2), ldt / 2, kjp, np, 2, !fq, alpha, RB, NULL);
-                else kb_pv(dqr, dSb + s * (ldt / 2), ldt / 2, kjp, np, 1, !fq, alpha, RB, NULL);
+        if (dq) /* FRB rows at a time: 2·FRB independent sums at hd 32 */
+            for (int s = 0; s < rb; s += FRB) {
+                float *dqr[FRB];
+                for (int r = 0; r < FRB; r++) dqr[r] = s + r < rb ? dq + (i0 + s + r) * lddq : NULL;
+                if (hd == 32) kb_pv(dqr, dSb + s * (ldt / 2), ldt / 2, kjp, np, 2, !fq, alpha, FRB, NULL);
+                else kb_pv(dqr, dSb + s * (ldt / 2), ldt / 2, kjp, np, 1, !fq, alpha, FRB, NULL);
             }
     }
     for (int64_t i = 0; i < T * hd; i++) dk[i] *= alpha;
