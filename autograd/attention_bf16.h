@@ -39,16 +39,18 @@ AIB void b16_row(const float *src, uint16_t *dst, int64_t n) {
 
 #define FRB 8 /* query rows per block of the bf16 forward: each key pair loaded serves FRB rows */
 
-/* exp_neg (ops_attention.c) on 16 lanes: the same range reduction, degree-7
- * polynomial and clamps, a NaN still carried through to the result; the
- * polynomial in fused multiply-adds (half the operations and half the dependent
- * chain: the softmax's exponentials were as costly as the score products), so
- * its last bit may differ from exp_neg's, far below the bf16 rounding of P. */
+/* exp_neg (ops_attention.c) on 16 lanes: the same 2^n · 2^f split, degree-7
+ * polynomial and input clamp, in fewer operations (the softmax's exponentials,
+ * T²/2 per head in the forward and again in the backward, cost as much as the
+ * score products): n rounded by VRNDSCALE instead of the add-subtract trick,
+ * the polynomial in fused multiply-adds (half the operations and the dependent
+ * chain), and 2^n applied by VSCALEF instead of building exponent bits (the
+ * same value for the n in range; x >= −87 keeps n >= −126). A NaN stays NaN.
+ * The last bit may differ from exp_neg's, far below the bf16 rounding of P. */
 AIB __m512 exp_neg16(__m512 x) {
     x = _mm512_max_ps(_mm512_set1_ps(-87.0f), x); /* max_ps returns its second operand on NaN */
     __m512 t = _mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f));
-    __m512 rnd = _mm512_set1_ps(12582912.0f);
-    __m512 n = _mm512_sub_ps(_mm512_add_ps(t, rnd), rnd);
+    __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m512 f = _mm512_mul_ps(_mm512_sub_ps(t, n), _mm512_set1_ps(0.693147180559945309f));
     __m512 p = _mm512_fmadd_ps(f, _mm512_set1_ps(1.9841270e-4f), _mm512_set1_ps(1.3888889e-3f));
     p = _mm512_fmadd_ps(f, p, _mm512_set1_ps(8.3333338e-3f));
@@ -57,10 +59,7 @@ AIB __m512 exp_neg16(__m512 x) {
     p = _mm512_fmadd_ps(f, p, _mm512_set1_ps(0.5f));
     p = _mm512_fmadd_ps(f, p, _mm512_set1_ps(1.0f));
     p = _mm512_fmadd_ps(f, p, _mm512_set1_ps(1.0f));
-    n = _mm512_max_ps(n, _mm512_set1_ps(-126.0f)); /* NaN goes to -126 here, as in exp_neg */
-    n = _mm512_min_ps(n, _mm512_set1_ps(127.0f));
-    __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
-    return _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
+    return _mm512_scalef_ps(p, n);
 }
 
 /* Mask of the lanes j0 + l (l < 16) below ni. */
