@@ -157,12 +157,36 @@ AIB void kb_pv(float *const *out, const uint32_t *P, int64_t ldP, const uint32_t
     }
 }
 
+/* dst (hd) = row t of x under the rotary embedding, cs the (T, hd/2) cos then
+ * sin table: qat_rope's formula, so the same bits. */
+static inline void rope_row(float *dst, const float *x, int64_t t, int64_t T, int64_t hd, const float *cs) {
+    int64_t half = hd / 2;
+    qat_rope_half_fwd(dst, dst + half, x, x + half, cs + t * half, cs + T * half + t * half, half);
+}
+
+/* g rows (stride ldg) (+)= the rotary embedding's backward of d (T, hd): qat_rope's
+ * backward formula, stored when first. */
+static inline void rope_rows_back(float *g, int64_t ldg, const float *d, int64_t T, int64_t hd, const float *cs, int first) {
+    int64_t half = hd / 2;
+    for (int64_t t = 0; t < T; t++) {
+        const float *restrict co = cs + t * half, *restrict si = cs + T * half + t * half;
+        qat_rope_half_back(g + t * ldg, g + t * ldg + half, d + t * hd, d + t * hd + half, co, si, half, first);
+    }
+}
+
 /* kp (hd/2, ldt) pairs over d of head h's rows x (T of them, row stride ldx), zero
- * for t in [T, ldt); tmp holds T·hd/2 pairs. Rows go to bf16 first, then the
- * (T, hd/2) pair matrix is transposed 16×16 at a time (bit moves only). */
-AIB void pairs_over_d(uint32_t *kp, const float *x, int64_t ldx, int64_t T, int64_t hd, int64_t ldt, uint32_t *tmp) {
+ * for t in [T, ldt), rotated on the way when cs (the rope table) is non-NULL; tmp
+ * holds T·hd/2 pairs. Rows go to bf16 first, then the (T, hd/2) pair matrix is
+ * transposed 16×16 at a time (bit moves only). */
+AIB void pairs_over_d(uint32_t *kp, const float *x, int64_t ldx, int64_t T, int64_t hd, int64_t ldt, uint32_t *tmp,
+                      const float *cs) {
     int64_t hp = hd / 2;
-    for (int64_t t = 0; t < T; t++) b16_row(x + t * ldx, (uint16_t *)(tmp + t * hp), hd);
+    float rot[32];
+    for (int64_t t = 0; t < T; t++) {
+        const float *xt = x + t * ldx;
+        if (cs) rope_row(rot, xt, t, T, hd, cs), xt = rot;
+        b16_row(xt, (uint16_t *)(tmp + t * hp), hd);
+    }
     for (int64_t p = 0; p < hp; p++)
         for (int64_t t = T; t < ldt; t++) kp[p * ldt + t] = 0;
     int64_t t0 = 0;
@@ -175,23 +199,30 @@ AIB void pairs_over_d(uint32_t *kp, const float *x, int64_t ldx, int64_t T, int6
 }
 
 /* xp ((T+1)/2, hd) pairs over rows of head h's rows x: xp[jp][d] = (x_{2jp}[d],
- * x_{2jp+1}[d]), the row past an odd T zero. */
-AIB void pairs_over_rows(uint32_t *xp, const float *x, int64_t ldx, int64_t T, int64_t hd) {
+ * x_{2jp+1}[d]), the row past an odd T zero; rotated on the way when cs. */
+AIB void pairs_over_rows(uint32_t *xp, const float *x, int64_t ldx, int64_t T, int64_t hd, const float *cs) {
     static const int32_t IL[16] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23};
     static const int32_t IH[16] = {8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
     __m512i il = _mm512_loadu_si512(IL), ih = _mm512_loadu_si512(IH);
-    for (int64_t jp = 0; jp < (T + 1) / 2; jp++)
+    float rot[2][32];
+    for (int64_t jp = 0; jp < (T + 1) / 2; jp++) {
+        const float *x0 = x + 2 * jp * ldx, *x1 = 2 * jp + 1 < T ? x0 + ldx : NULL;
+        if (cs) {
+            rope_row(rot[0], x0, 2 * jp, T, hd, cs), x0 = rot[0];
+            if (x1) rope_row(rot[1], x1, 2 * jp + 1, T, hd, cs), x1 = rot[1];
+        }
         for (int64_t d = 0; d < hd; d += 16) {
-            __m512 a = _mm512_loadu_ps(x + 2 * jp * ldx + d);
-            __m512 b = 2 * jp + 1 < T ? _mm512_loadu_ps(x + (2 * jp + 1) * ldx + d) : _mm512_setzero_ps();
+            __m512 a = _mm512_loadu_ps(x0 + d);
+            __m512 b = x1 ? _mm512_loadu_ps(x1 + d) : _mm512_setzero_ps();
             __m512bh v = _mm512_cvtne2ps_pbh(_mm512_permutex2var_ps(a, ih, b), _mm512_permutex2var_ps(a, il, b));
             _mm512_storeu_si512(xp + jp * hd + d, (__m512i)v);
         }
+    }
 }
 
-/* Per-thread scratch (in 4-byte units) of the bf16 forward, with the rotation buffer. */
+/* Per-thread scratch (in 4-byte units) of the bf16 forward. */
 static inline int64_t att_bf16_fwd_scratch(int64_t T, int64_t hd, int64_t ldt) {
-    return hd / 2 * ldt + (T + 1) / 2 * hd + T * hd / 2 + FRB * ldt + FRB * ldt / 2 + T * hd + 32;
+    return hd / 2 * ldt + (T + 1) / 2 * hd + T * hd / 2 + FRB * ldt + FRB * ldt / 2 + 32;
 }
 
 /* Softmax of the block's FRB rows (f32, the f32 path's formulas) in one pass over
@@ -226,26 +257,6 @@ AIB void softmax_rows_b16(const float *S, int64_t ldS, uint32_t *Pb, int64_t ldP
     }
 }
 
-/* dst (T, hd) = head rows x (stride ldx) under the rotary embedding, cs the
- * (T, hd/2) cos then sin table: qat_rope's formula, so the same bits. */
-static inline void rope_rows(float *dst, const float *x, int64_t ldx, int64_t T, int64_t hd, const float *cs) {
-    int64_t half = hd / 2;
-    for (int64_t t = 0; t < T; t++) {
-        const float *restrict co = cs + t * half, *restrict si = cs + T * half + t * half;
-        qat_rope_half_fwd(dst + t * hd, dst + t * hd + half, x + t * ldx, x + t * ldx + half, co, si, half);
-    }
-}
-
-/* g rows (stride ldg) (+)= the rotary embedding's backward of d (T, hd): qat_rope's
- * backward formula, stored when first. */
-static inline void rope_rows_back(float *g, int64_t ldg, const float *d, int64_t T, int64_t hd, const float *cs, int first) {
-    int64_t half = hd / 2;
-    for (int64_t t = 0; t < T; t++) {
-        const float *restrict co = cs + t * half, *restrict si = cs + T * half + t * half;
-        qat_rope_half_back(g + t * ldg, g + t * ldg + half, d + t * hd, d + t * hd + half, co, si, half, first);
-    }
-}
-
 /* One (b, h) head of the forward: o rows (stride ldo) and lse (T). */
 static TBF void att_head_fwd_bf16(const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v,
                                   int64_t ldv, float *o, int64_t ldo, float *lse, int64_t T, int64_t hd, int64_t ldt,
@@ -254,18 +265,15 @@ static TBF void att_head_fwd_bf16(const float *q, int64_t ldq, const float *k, i
     uint32_t *kp = scr, *vp = kp + hp * ldt, *qb = vp + (T + 1) / 2 * hd;
     float *S = (float *)(qb + T * hp);
     uint32_t *Pb = (uint32_t *)(S + FRB * ldt);
-    if (cs) { /* rotate k, then q, through one (T, hd) buffer as they are loaded */
-        float *rot = (float *)(Pb + FRB * ldt / 2);
-        rope_rows(rot, k, ldk, T, hd, cs);
-        pairs_over_d(kp, rot, hd, T, hd, ldt, qb);
-        pairs_over_rows(vp, v, ldv, T, hd);
-        rope_rows(rot, q, ldq, T, hd, cs);
-        q = rot, ldq = hd;
-    } else {
-        pairs_over_d(kp, k, ldk, T, hd, ldt, qb); /* qb as the transpose's scratch first */
-        pairs_over_rows(vp, v, ldv, T, hd);
+    /* k and q rotated row by row as they go to bf16 when cs; qb is the transpose's scratch first */
+    pairs_over_d(kp, k, ldk, T, hd, ldt, qb, cs);
+    pairs_over_rows(vp, v, ldv, T, hd, NULL);
+    float rot[32];
+    for (int64_t t = 0; t < T; t++) {
+        const float *qt = q + t * ldq;
+        if (cs) rope_row(rot, qt, t, T, hd, cs), qt = rot;
+        b16_row(qt, (uint16_t *)(qb + t * hp), hd);
     }
-    for (int64_t t = 0; t < T; t++) b16_row(q + t * ldq, (uint16_t *)(qb + t * hp), hd);
     for (int64_t i0 = 0; i0 < T; i0 += FRB) {
         int rb = T - i0 < FRB ? (int)(T - i0) : FRB;
         int64_t n = i0 + rb, np = (n + 1) / 2;
@@ -390,27 +398,31 @@ AIB void kb_bwd_tile(uint32_t *PP, uint32_t *SP, uint32_t *dSb, const uint32_t *
 /* Per-thread scratch (4-byte units) of the bf16 backward, dk and dv included. */
 static inline int64_t att_bf16_bwd_scratch(int64_t T, int64_t hd, int64_t ldt) {
     return 2 * (hd / 2 * ldt) + (T + 1) / 2 * hd + T * hd / 2 + 2 * T * hd + QB * ldt + QB * ldt / 2 + QB * hd +
-           QB * hd + T + 3 * T * hd + 64; /* + rotated q, k and dq (rope fused) */
+           QB * hd + T + 2 * QB * hd + 64; /* + a block's rotated q rows and its dq rows (rope fused) */
 }
 
 /* One (b, h) head of the backward. q, k, v, o, go: the head's rows (strides ld*);
  * dq rows written (accumulated unless fq) when non-NULL; dk, dv (T, hd) f32 out.
- * P and dS are recomputed from the same bf16 scores as the forward; blocks of QB
- * query rows, so the dk/dv pair products reduce over QB/2 row pairs per key. */
+ * With cs (the rope table) q and k are rotated as they are loaded and dq rotated
+ * back as it is written (qat_rope's formulas, so qat_rope's bits), dk is left to
+ * the caller. P and dS are recomputed from the same bf16 scores as the forward;
+ * blocks of QB query rows, so the dk/dv pair products reduce over QB/2 row pairs
+ * per key. */
 static TBF void att_head_bwd_bf16(const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v,
                                   int64_t ldv, const float *o, const float *go, int64_t ldo, const float *lse,
                                   float *dq, int64_t lddq, int fq, float *dk, float *dv, const float *zero, int64_t T,
-                                  int64_t hd, int64_t ldt, float alpha, uint32_t *scr) {
-    int64_t hp = hd / 2;
+                                  int64_t hd, int64_t ldt, float alpha, const float *cs, uint32_t *scr) {
+    int64_t hp = hd / 2, half = hd / 2;
     uint32_t *kp = scr, *vdp = kp + hp * ldt, *kjp = vdp + hp * ldt, *tmp = kjp + (T + 1) / 2 * hd;
     uint32_t *PP = tmp + T * hp, *SP = PP + QB / 2 * ldt; /* pairs over rows */
     uint32_t *dSb = SP + QB / 2 * ldt, *qgb = dSb + QB * ldt / 2; /* qgb: QB q rows, QB go rows */
     uint32_t *goP = qgb + QB * hd, *qP = goP + QB / 2 * hd;
     float *Dall = (float *)(qP + QB / 2 * hd); /* (T) the rows' Σ_d go·o */
+    float *qrot = Dall + T, *dqb = qrot + QB * hd; /* a block's rotated q rows, its dq rows (cs) */
     row_dots(Dall, go, o, ldo, T, hd);
-    pairs_over_d(kp, k, ldk, T, hd, ldt, tmp);
-    pairs_over_d(vdp, v, ldv, T, hd, ldt, tmp);
-    pairs_over_rows(kjp, k, ldk, T, hd);
+    pairs_over_d(kp, k, ldk, T, hd, ldt, tmp, cs);
+    pairs_over_d(vdp, v, ldv, T, hd, ldt, tmp, NULL);
+    pairs_over_rows(kjp, k, ldk, T, hd, cs);
     memset(dk, 0, (size_t)(T * hd) * sizeof(float));
     memset(dv, 0, (size_t)(T * hd) * sizeof(float));
     for (int64_t i0 = 0; i0 < T; i0 += QB) {
@@ -422,6 +434,7 @@ static TBF void att_head_bwd_bf16(const float *q, int64_t ldq, const float *k, i
         int64_t ni[QB];
         for (int r = 0; r < QB; r++) {
             qr[r] = r < rb ? q + (i0 + r) * ldq : zero;
+            if (cs && r < rb) rope_row(qrot + r * hd, qr[r], i0 + r, T, hd, cs), qr[r] = qrot + r * hd;
             gr[r] = r < rb ? go + (i0 + r) * ldo : zero;
             Di[r] = r < rb ? Dall[i0 + r] : 0.0f;
             Li[r] = r < rb ? lse[i0 + r] : 0.0f;
@@ -458,9 +471,17 @@ static TBF void att_head_bwd_bf16(const float *q, int64_t ldq, const float *k, i
         if (dq) /* FRB rows at a time: 2·FRB independent sums at hd 32 */
             for (int s = 0; s < rb; s += FRB) {
                 float *dqr[FRB];
-                for (int r = 0; r < FRB; r++) dqr[r] = s + r < rb ? dq + (i0 + s + r) * lddq : NULL;
-                if (hd == 32) kb_pv(dqr, dSb + s * (ldt / 2), ldt / 2, kjp, np, 2, !fq, alpha, FRB, NULL);
-                else kb_pv(dqr, dSb + s * (ldt / 2), ldt / 2, kjp, np, 1, !fq, alpha, FRB, NULL);
+                for (int r = 0; r < FRB; r++)
+                    dqr[r] = s + r >= rb ? NULL : cs ? dqb + (s + r) * hd : dq + (i0 + s + r) * lddq;
+                int acc = !fq && !cs;
+                if (hd == 32) kb_pv(dqr, dSb + s * (ldt / 2), ldt / 2, kjp, np, 2, acc, alpha, FRB, NULL);
+                else kb_pv(dqr, dSb + s * (ldt / 2), ldt / 2, kjp, np, 1, acc, alpha, FRB, NULL);
+                if (cs) /* the block's dq rows are complete: rotate them back into dq */
+                    for (int r = 0; r < FRB && s + r < rb; r++) {
+                        int64_t t = i0 + s + r;
+                        float *g = dq + t * lddq, *d = dqb + (s + r) * hd;
+                        qat_rope_half_back(g, g + half, d, d + half, cs + t * half, cs + T * half + t * half, half, fq);
+                    }
             }
     }
     for (int64_t i = 0; i < T * hd; i++) dk[i] *= alpha;
