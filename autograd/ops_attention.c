@@ -435,15 +435,12 @@ static void att_backward(qat_tape *tp, void *p) {
             int64_t b = bh / H, h = bh % H;
             float *dk = scratch + per * att_thread(), *dv = dk + T * hd;
             uint32_t *scr = (uint32_t *)(dv + T * hd);
-            if (c->cs) { /* q and k rotated again here; dq, dk rotated back on the way out */
-                float *qr = dv + T * hd, *kr = qr + T * hd, *dqr = kr + T * hd;
-                scr = (uint32_t *)(dqr + T * hd);
-                rope_rows(qr, head_row(c->q, b, T, 0, hd, h), ldq, T, hd, c->cs);
-                rope_rows(kr, head_row(c->k, b, T, 0, hd, h), ldk, T, hd, c->cs);
-                att_head_bwd_bf16(qr, hd, kr, hd, head_row(c->v, b, T, 0, hd, h), ldv, out + b * T * C + h * hd,
-                                  gout + b * T * C + h * hd, C, c->lse + bh * T, gq ? dqr : NULL, hd, 1, dk, dv, zero,
-                                  T, hd, ldt, alpha, scr);
-                if (gq) rope_rows_back(gq + b * T * ldq + c->q.off + h * hd, ldq, dqr, T, hd, c->cs, fq);
+            if (c->cs) { /* q and k rotated again as the kernel loads them; dq rotated back by it, dk here */
+                att_head_bwd_bf16(head_row(c->q, b, T, 0, hd, h), ldq, head_row(c->k, b, T, 0, hd, h), ldk,
+                                  head_row(c->v, b, T, 0, hd, h), ldv, out + b * T * C + h * hd,
+                                  gout + b * T * C + h * hd, C, c->lse + bh * T,
+                                  gq ? gq + b * T * ldq + c->q.off + h * hd : NULL, ldq, fq, dk, dv, zero, T, hd, ldt,
+                                  alpha, c->cs, scr);
                 if (gk) rope_rows_back(gk + b * T * ldk + c->k.off + h * hd, ldk, dk, T, hd, c->cs, fk);
                 if (gv)
                     for (int64_t t = 0; t < T; t++) {
@@ -455,7 +452,7 @@ static void att_backward(qat_tape *tp, void *p) {
             att_head_bwd_bf16(head_row(c->q, b, T, 0, hd, h), ldq, head_row(c->k, b, T, 0, hd, h), ldk,
                               head_row(c->v, b, T, 0, hd, h), ldv, out + b * T * C + h * hd, gout + b * T * C + h * hd,
                               C, c->lse + bh * T, gq ? gq + b * T * ldq + c->q.off + h * hd : NULL, ldq, fq, dk, dv,
-                              zero, T, hd, ldt, alpha, scr);
+                              zero, T, hd, ldt, alpha, NULL, scr);
             for (int64_t t = 0; t < T; t++) {
                 if (gk) {
                     float *g = gk + (b * T + t) * ldk + c->k.off + h * hd;

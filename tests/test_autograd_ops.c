@@ -480,6 +480,8 @@ static void test_attention_bf16_vs_reference(void **state) {
     attention_vs_reference_at(1, 70, 2, 32, 1, 5e-2);
     attention_vs_reference_at(1, 64, 2, 32, 1, 5e-2);
     attention_vs_reference_at(3, 1, 2, 16, 1, 5e-2);
+    attention_vs_reference_at(2, 9, 2, 32, 1, 5e-2);  /* one 8-row forward block and a row; one partial 16-row backward block */
+    attention_vs_reference_at(1, 17, 2, 16, 1, 5e-2); /* 8 + 8 + 1 forward rows, 16 + 1 backward rows */
     attention_vs_reference_at(1, 19, 1, 64, 1, 1e-5);
 }
 
