@@ -106,30 +106,6 @@ AIB void kb_scores_max(float *S, int64_t ldS, const uint32_t *const q[FRB], cons
     for (int r = 0; r < FRB; r++) mx[r] = _mm512_reduce_max_ps(m[r]);
 }
 
-/* S[r][j0..j0+32) = α Σ_p q_r[p] · kp[p][j0..j0+32) for the block's RB rows, q_r
- * given as hp bf16 pairs; n keys rounded up to 32 (kp zero-padded to ldk). */
-AIB void kb_scores(float *S, int64_t ldS, const uint32_t *const q[RB], const uint32_t *kp, int64_t n, int64_t hp,
-                   int64_t ldk, float alpha) {
-    __m512 va = _mm512_set1_ps(alpha);
-    for (int64_t j0 = 0; j0 < n; j0 += 32) {
-        __m512 a[RB][2];
-        for (int r = 0; r < RB; r++) a[r][0] = a[r][1] = _mm512_setzero_ps();
-        for (int64_t p = 0; p < hp; p++) {
-            __m512bh k0 = (__m512bh)_mm512_loadu_si512(kp + p * ldk + j0);
-            __m512bh k1 = (__m512bh)_mm512_loadu_si512(kp + p * ldk + j0 + 16);
-            for (int r = 0; r < RB; r++) {
-                __m512bh qd = (__m512bh)_mm512_set1_epi32((int)q[r][p]);
-                a[r][0] = _mm512_dpbf16_ps(a[r][0], k0, qd);
-                a[r][1] = _mm512_dpbf16_ps(a[r][1], k1, qd);
-            }
-        }
-        for (int r = 0; r < RB; r++) {
-            _mm512_storeu_ps(S + r * ldS + j0, _mm512_mul_ps(va, a[r][0]));
-            _mm512_storeu_ps(S + r * ldS + j0 + 16, _mm512_mul_ps(va, a[r][1]));
-        }
-    }
-}
-
 /* out[r] (+)= scale_r · Σ_{jp<np} P[r][jp] · xp[jp] for R (<= FRB) rows of bf16 pairs P
  * (row stride ldP pairs) and pair-interleaved rows xp (np, NV·16 pairs); NULL rows
  * skipped; scale_r = rs[r] when rs is non-NULL, else scale. */
