@@ -24,6 +24,7 @@
 #ifndef QAT_CORE_CONFIG_H
 #define QAT_CORE_CONFIG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define QAT_NAME_MAX 128
@@ -73,6 +74,8 @@ typedef struct {
     double norm_eps;          /* 1e-5 */
     double init_std;          /* 0.02 */
 } qat_model_cfg;
+
+#define QAT_CONFIG_KEYS_MAX 128 /* room for every key (config_keys.c asserts it) */
 
 typedef struct {
     char source[16];                          /* english | synthetic | shards | text */
@@ -137,7 +140,20 @@ typedef struct qat_config {
     qat_compress_side activations; /* compress.activations.* */
     qat_compress_grad gradients;   /* compress.gradients.* */
     char source_path[QAT_PATH_MAX]; /* the YAML file it came from ("" for defaults only) */
+    /* Not keys (never emitted): where each key got its value, indexed like the loader's key
+     * table, so that checks made after loading (model shape, formats and estimators) can name
+     * the line. Like source_path, it can differ between two configs with the same values. */
+    struct {
+        int32_t line, col; /* 1-based position in source_path; 0 = not from the file */
+        int32_t set;       /* 1: given by a --set override (or a sweep's grid) */
+    } key_at[QAT_CONFIG_KEYS_MAX];
 } qat_config;
+
+/* Where `key` got its value, for a message prefix: "FILE:LINE:COL" when the file gave
+ * it, "--set KEY" when an override did, else qat_config_source(cfg). `key` may also be
+ * a section ("compress.weights", "model"): then the first of its keys the file or an
+ * override gave, in file order. Returns buf. */
+const char *qat_config_where(const qat_config *cfg, const char *key, char *buf, size_t n);
 
 /* What messages about cfg as a whole name: the file it came from, else "config". */
 static inline const char *qat_config_source(const qat_config *cfg) {

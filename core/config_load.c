@@ -571,6 +571,35 @@ static int apply_node(qat_loader *L, yaml_document_t *doc, yaml_node_t *node) {
 }
 
 /* data/ expands the glob long after loading; it names the line of data.shards from this. */
+static void record_positions(qat_config *cfg, const qat_loader *L) {
+    for (int ki = 0; ki < qat_config_key_count(); ki++) {
+        cfg->key_at[ki].line = L->where[ki].line;
+        cfg->key_at[ki].col = L->where[ki].col;
+        cfg->key_at[ki].set = L->where[ki].set ? 1 : 0;
+    }
+}
+
+const char *qat_config_where(const qat_config *cfg, const char *key, char *buf, size_t n) {
+    size_t len = strlen(key);
+    int best = -1;
+    for (int ki = 0; ki < qat_config_key_count(); ki++) {
+        const char *name = qat_config_keys[ki].key;
+        if (strcmp(name, key) != 0 && !(strncmp(name, key, len) == 0 && name[len] == '.')) continue;
+        if (!cfg->key_at[ki].line && !cfg->key_at[ki].set) continue;
+        if (best < 0) { best = ki; continue; }
+        /* file positions in file order first; an override only when the file gave none */
+        int bl = cfg->key_at[best].line, l = cfg->key_at[ki].line;
+        if (l && (!bl || l < bl || (l == bl && cfg->key_at[ki].col < cfg->key_at[best].col))) best = ki;
+    }
+    if (best >= 0 && cfg->key_at[best].line && cfg->source_path[0])
+        snprintf(buf, n, "%s:%d:%d", cfg->source_path, cfg->key_at[best].line, cfg->key_at[best].col);
+    else if (best >= 0)
+        snprintf(buf, n, "--set %s", qat_config_keys[best].key);
+    else
+        snprintf(buf, n, "%s", qat_config_source(cfg));
+    return buf;
+}
+
 static void record_data_positions(qat_config *cfg, const qat_loader *L) {
     char buf[sizeof cfg->data.shards_at];
     int ki = qat_config_key_find("data.shards");
@@ -594,6 +623,7 @@ static int load_from(const char *text, size_t len, yaml_document_t *doc, yaml_no
         settle_source(L);
         qat_config_copy_str(cfg->source_path, sizeof cfg->source_path, origin ? origin : "");
         record_data_positions(cfg, L);
+        record_positions(cfg, L);
         if (validate) rc = validate_at(cfg, L);
     }
     if (!rc) memcpy(out, cfg, sizeof *cfg);

@@ -48,7 +48,6 @@ typedef struct {
 
 /* The loader keeps per-key positions in fixed arrays; config_keys.c checks that
  * the table fits. */
-#define QAT_CONFIG_KEYS_MAX 128
 
 extern const qat_key qat_config_keys[];
 extern const int qat_config_n_keys;

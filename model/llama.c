@@ -64,7 +64,8 @@ static int side_block(const qat_config *cfg, const qat_compress_side *s, const c
     memset(r, 0, sizeof *r);
     int rc = qat_fmt_parse(s->format, &f);
     if (!rc) rc = qat_fmt_hadamard(&f, s->hadamard, cols, &r->block);
-    if (rc) return qat_fail_context(rc, "%s: %s", qat_config_source(cfg), key);
+    char pos[QAT_PATH_MAX + 96];
+    if (rc) return qat_fail_context(rc, "%s: %s", qat_config_where(cfg, key, pos, sizeof pos), key);
     if (s->hadamard >= 0) {
         r->set = 1;
         snprintf(r->why, sizeof r->why, "%s.hadamard: %d", key, s->hadamard);
@@ -111,10 +112,13 @@ static int make_pair(const qat_config *cfg, int64_t rows_w, int64_t cols, int se
     if (rc) return qat_fail_context(rc, "%s", src);
     w.hadamard = block;
     a.hadamard = block;
+    char pos[QAT_PATH_MAX + 96]; /* a side's errors point at the first of its keys the user gave */
     rc = qat_quantizer_create(&w, 1, rows_w, cols, segments, seed, qw);
-    if (rc) return qat_fail_context(rc, "%s: compress.weights", src);
+    if (rc) return qat_fail_context(rc, "%s: compress.weights", qat_config_where(cfg, "compress.weights", pos, sizeof pos));
     rc = qat_quantizer_create(&a, 0, max_rows, cols, 1, seed ^ 0xA5A5A5A5ull, qa);
-    if (rc) return qat_fail_context(rc, "%s: compress.activations", src);
+    if (rc)
+        return qat_fail_context(rc, "%s: compress.activations",
+                                qat_config_where(cfg, "compress.activations", pos, sizeof pos));
     return QAT_OK;
 }
 
@@ -127,12 +131,13 @@ int qat_model_create(const qat_config *cfg, const qat_model_shape *s, int max_ba
     if (!grc) grc = qat_gradq_check_inner(&gq, s->dim, "model width");
     if (!grc) grc = qat_gradq_check_inner(&gq, s->hidden, "MLP hidden size");
     if (!grc) grc = qat_gradq_check_inner(&gq, s->seq_len, "sequence length");
-    if (grc) return qat_fail_context(grc, "%s", qat_config_source(cfg));
+    char pos[QAT_PATH_MAX + 96];
+    if (grc) return qat_fail_context(grc, "%s", qat_config_where(cfg, "compress.gradients", pos, sizeof pos));
     const char *isa;
     if (bf16 && !qat_gemm_bf16_supported(&isa))
         return qat_fail(QAT_EINPUT, "%s: train.precision: bf16 needs a CPU with native bf16 products "
                         "(AVX512-BF16 or AMX; oneDNN's ISA here is %s); use train.precision: fp32",
-                        qat_config_source(cfg), isa);
+                        qat_config_where(cfg, "train.precision", pos, sizeof pos), isa);
     qat_model *m = qat_xcalloc(1, sizeof *m);
     m->bf16 = bf16;
     m->gq = gq;

@@ -369,6 +369,9 @@ static void test_round_trip(void **state) {
     int rc = qat_config_load_string(yaml, "", &d);
     if (rc) fprintf(stderr, "%s\n%s\n", qat_errmsg(), yaml);
     assert_int_equal(rc, QAT_OK);
+    /* where each key was written (line:col) is not a value: d has positions, c none */
+    for (int i = 0; i < QAT_CONFIG_KEYS_MAX; i++) assert_true(d.key_at[i].line >= 0 && !d.key_at[i].set);
+    memset(d.key_at, 0, sizeof d.key_at);
     assert_memory_equal(&c, &d, sizeof c);
     /* Every key appears, block style, grouped. */
     assert_non_null(strstr(yaml, "\ncompress:\n  weights:\n    format: \"2:4+int4\""));
@@ -384,12 +387,43 @@ static void test_round_trip(void **state) {
     const char *path = write_yaml("resolved.yaml", yaml);
     assert_int_equal(qat_config_load(path, NULL, 0, &d), QAT_OK);
     SETS(c.source_path, path);
+    memset(d.key_at, 0, sizeof d.key_at); /* positions, not values */
     assert_memory_equal(&c, &d, sizeof c);
     free(yaml);
 
     /* The origin names embedded YAML in errors. */
     assert_int_equal(qat_config_load_string("train: {lr: 0}\n", "ckpt.h5:config", &d), QAT_EINPUT);
     assert_string_equal(qat_errmsg(), "ckpt.h5:config:1:13: train.lr: 0 is out of range, expected a number > 0");
+}
+
+/* Checks made after loading (the model's shape, a side's format and estimator) name the
+ * line of the key they concern: qat_config_where gives a key's position, a section's
+ * first key in file order, "--set KEY" for an override, else the file name. */
+static void test_where_names_the_line(void **state) {
+    (void)state;
+    static const char *yaml = "name: w\nmodel:\n  heads: 3\n  dim: 30\n"
+                              "compress:\n  weights: {format: fp32, estimator: trust}\n";
+    const char *sets[] = {"train.lr=0.01"};
+    qat_config c;
+    char path[] = "/tmp/qat_where_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, yaml, strlen(yaml)), (ssize_t)strlen(yaml));
+    close(fd);
+    assert_int_equal(qat_config_load_ex(path, sets, 1, 0, &c), QAT_OK);
+    char buf[1200], want[1200];
+    snprintf(want, sizeof want, "%s:4:3", path);
+    assert_string_equal(qat_config_where(&c, "model.dim", buf, sizeof buf), want);
+    snprintf(want, sizeof want, "%s:3:3", path); /* the section: heads comes first in the file */
+    assert_string_equal(qat_config_where(&c, "model", buf, sizeof buf), want);
+    snprintf(want, sizeof want, "%s:6:13", path);
+    assert_string_equal(qat_config_where(&c, "compress.weights", buf, sizeof buf), want);
+    snprintf(want, sizeof want, "%s:6:27", path);
+    assert_string_equal(qat_config_where(&c, "compress.weights.estimator", buf, sizeof buf), want);
+    assert_string_equal(qat_config_where(&c, "train.lr", buf, sizeof buf), "--set train.lr");
+    assert_string_equal(qat_config_where(&c, "train.warmup", buf, sizeof buf), path); /* a default */
+    assert_string_equal(qat_config_where(&c, "compress.activations", buf, sizeof buf), path);
+    unlink(path);
 }
 
 static void test_nearest_key(void **state) {
@@ -686,6 +720,7 @@ int main(void) {
         cmocka_unit_test(test_set_cross_key),
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_nearest_key),
+        cmocka_unit_test(test_where_names_the_line),
         cmocka_unit_test(test_help_names_every_choice),
         cmocka_unit_test(test_docs_key_table_matches_binary),
         cmocka_unit_test(test_key_table_export),

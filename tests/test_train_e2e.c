@@ -309,7 +309,8 @@ static void test_bad_input_exits_2_naming_the_file(void **state) {
     expect_input_error("train:\n  lr: fast\n", "bad.yaml:2:", "expected a number");
     expect_input_error("train:\n  lr: -1\n", "bad.yaml:2:", "train.lr");
     expect_input_error("model: {preset: '', layers: 2, dim: 48, heads: 5}\n", "bad.yaml", "heads");
-    expect_input_error("compress:\n  weights: {format: int9}\n", "bad.yaml: compress.weights", "int4");
+    /* a check made after loading still names the line of the section it concerns */
+    expect_input_error("compress:\n  weights: {format: int9}\n", "bad.yaml:2:13: compress.weights", "int4");
     /* no data files */
     snprintf(yaml, sizeof yaml, "data: {source: shards, shards: '%s/none_*.bin'}\n", g_tmp);
     expect_input_error(yaml, "none_*.bin", NULL);

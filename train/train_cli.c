@@ -44,8 +44,14 @@ static int blame_override(const char *path, const char *const *sets, int n_set, 
     char msg[4096];
     snprintf(msg, sizeof msg, "%s", qat_errmsg());
     size_t plen = strlen(path);
-    /* Only a message that blames the file itself is re-attributed. */
-    if (strncmp(msg, path, plen) || strncmp(msg + plen, ": ", 2)) return rc;
+    /* Only a message that blames the file itself is re-attributed: "FILE: what" or, when
+     * the check named the line of a key, "FILE:LINE:COL: what". */
+    if (strncmp(msg, path, plen)) return rc;
+    const char *body = msg + plen;
+    int line, col, used = 0;
+    if (!strncmp(body, ": ", 2)) body += 2;
+    else if (sscanf(body, ":%d:%d: %n", &line, &col, &used) == 2 && used > 0) body += used;
+    else return rc;
     qat_config *c = qat_xmalloc(sizeof *c);
     int culprit = -1, k;
     for (k = 0; k <= n_set; k++)
@@ -54,7 +60,7 @@ static int blame_override(const char *path, const char *const *sets, int n_set, 
     culprit = k - 1;
     /* the file alone fails (k = 0), or nothing failed (not reproduced): keep the original */
     if (culprit < 0 || k > n_set) return qat_fail(rc, "%s", msg);
-    return qat_fail(rc, "--set %s: %s", sets[culprit], msg + plen + 2);
+    return qat_fail(rc, "--set %s: %s", sets[culprit], body);
 }
 
 int qat_train_main(int argc, char **argv) {
