@@ -155,6 +155,10 @@ typedef struct qat_config {
  * override gave, in file order. Returns buf. */
 const char *qat_config_where(const qat_config *cfg, const char *key, char *buf, size_t n);
 
+/* Clear what records where the values came from (source_path, data.shards_at, key_at),
+ * so that two configs with the same values compare equal with memcmp. */
+void qat_config_forget_origin(qat_config *cfg);
+
 /* What messages about cfg as a whole name: the file it came from, else "config". */
 static inline const char *qat_config_source(const qat_config *cfg) {
     return cfg->source_path[0] ? cfg->source_path : "config";

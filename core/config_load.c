@@ -34,7 +34,7 @@
  * data.shards or data.text imply data.source when it is not written; when it
  * is, the written value stands and a contradiction is an error. Configs made
  * here are zero-filled past the end of every string, so equal configs compare
- * equal with memcmp.
+ * equal with memcmp once qat_config_forget_origin has cleared where they came from.
  */
 #include "config_table.h"
 
@@ -598,6 +598,12 @@ const char *qat_config_where(const qat_config *cfg, const char *key, char *buf, 
     else
         snprintf(buf, n, "%s", qat_config_source(cfg));
     return buf;
+}
+
+void qat_config_forget_origin(qat_config *cfg) {
+    memset(cfg->source_path, 0, sizeof cfg->source_path);
+    memset(cfg->data.shards_at, 0, sizeof cfg->data.shards_at);
+    memset(cfg->key_at, 0, sizeof cfg->key_at);
 }
 
 static void record_data_positions(qat_config *cfg, const qat_loader *L) {
