@@ -257,6 +257,78 @@ AI void k_dkdv(float *dv, float *dk, const float *P, const float *dS, int64_t ld
         }
     }
 }
+
+/* exp_neg on 16 lanes with exp_neg's operations in exp_neg's order (separate
+ * multiplies and adds, no FMA; the same clamps, NaN included), so each lane has
+ * exp_neg's bits. The compiler's own vectorization of exp_neg left the last
+ * ni mod 16 elements of every row to a scalar loop, which took longer than the
+ * vector part at T = 128 (a row averages 4 vectors and 7.5 leftover elements). */
+AI __m512 exp_neg16_exact(__m512 x) {
+    x = _mm512_max_ps(_mm512_set1_ps(-87.0f), x); /* -87 > x ? -87 : x, as exp_neg (NaN stays) */
+    __m512 t = _mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f));
+    __m512 n = _mm512_sub_ps(_mm512_add_ps(t, _mm512_set1_ps(12582912.0f)), _mm512_set1_ps(12582912.0f));
+    __m512 f = _mm512_mul_ps(_mm512_sub_ps(t, n), _mm512_set1_ps(0.693147180559945309f));
+    __m512 p = _mm512_mul_ps(f, _mm512_set1_ps(1.9841270e-4f));
+    p = _mm512_mul_ps(f, _mm512_add_ps(_mm512_set1_ps(1.3888889e-3f), p));
+    p = _mm512_mul_ps(f, _mm512_add_ps(_mm512_set1_ps(8.3333338e-3f), p));
+    p = _mm512_mul_ps(f, _mm512_add_ps(_mm512_set1_ps(4.1666668e-2f), p));
+    p = _mm512_mul_ps(f, _mm512_add_ps(_mm512_set1_ps(1.6666667e-1f), p));
+    p = _mm512_mul_ps(f, _mm512_add_ps(_mm512_set1_ps(0.5f), p));
+    p = _mm512_mul_ps(f, _mm512_add_ps(_mm512_set1_ps(1.0f), p));
+    p = _mm512_add_ps(_mm512_set1_ps(1.0f), p);
+    n = _mm512_max_ps(n, _mm512_set1_ps(-126.0f)); /* n >= -126 ? n : -126 (NaN → -126) */
+    n = _mm512_min_ps(n, _mm512_set1_ps(127.0f));
+    __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvttps_epi32(n), _mm512_set1_epi32(127)), 23);
+    return _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
+}
+
+/* The forward's softmax of one score row s[0, ni), in place: returns the row's
+ * log-sum-exp and leaves e^{s_j − max} / Σ in s. The sum is added in the order
+ * the compiler gave the loop this replaces (OpenMP simd reduction, AVX-512):
+ * lane l sums j ≡ l (mod 16) over whole vectors, lane 0 then the leftover
+ * elements in order, and the 16 lanes are added 0 to 15 onto 0 — so the bits
+ * are those of the plain loop on this build. */
+AI float softmax_row_exact(float *s, int64_t ni) {
+    int64_t nv = ni & ~(int64_t)15;
+    __mmask16 tail = (__mmask16)((1u << (ni - nv)) - 1);
+    __m512 vm = _mm512_set1_ps(s[0]);
+    for (int64_t j = 0; j < nv; j += 16) vm = _mm512_max_ps(_mm512_loadu_ps(s + j), vm);
+    if (tail) vm = _mm512_mask_max_ps(vm, tail, _mm512_maskz_loadu_ps(tail, s + nv), vm);
+    float mx = _mm512_reduce_max_ps(vm);
+    __m512 m = _mm512_set1_ps(mx), acc = _mm512_setzero_ps();
+    for (int64_t j = 0; j < nv; j += 16) {
+        __m512 e = exp_neg16_exact(_mm512_sub_ps(_mm512_loadu_ps(s + j), m));
+        _mm512_storeu_ps(s + j, e);
+        acc = _mm512_add_ps(acc, e);
+    }
+    float lane[16];
+    _mm512_storeu_ps(lane, acc);
+    if (tail) {
+        __m512 e = exp_neg16_exact(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, s + nv), m));
+        _mm512_mask_storeu_ps(s + nv, tail, e);
+        for (int64_t j = nv; j < ni; j++) lane[0] += s[j];
+    }
+    float sum = 0;
+    for (int l = 0; l < 16; l++) sum += lane[l];
+    float inv = 1.0f / sum;
+    __m512 vi = _mm512_set1_ps(inv);
+    for (int64_t j = 0; j < nv; j += 16) _mm512_storeu_ps(s + j, _mm512_mul_ps(_mm512_loadu_ps(s + j), vi));
+    if (tail) _mm512_mask_storeu_ps(s + nv, tail, _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, s + nv), vi));
+    return mx + logf(sum);
+}
+
+/* The backward's p_j = e^{s_j − L} and ds_j = p_j (dp_j − D) over j < ni, in
+ * place in pr and dr: element by element exp_neg's bits, whole vectors and a
+ * masked tail. */
+AI void softmax_back_row(float *pr, float *dr, int64_t ni, float li, float D) {
+    __m512 l = _mm512_set1_ps(li), vd = _mm512_set1_ps(D);
+    for (int64_t j = 0; j < ni; j += 16) {
+        __mmask16 k = ni - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (ni - j)) - 1);
+        __m512 p = exp_neg16_exact(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, pr + j), l));
+        _mm512_mask_storeu_ps(pr + j, k, p);
+        _mm512_mask_storeu_ps(dr + j, k, _mm512_mul_ps(p, _mm512_sub_ps(_mm512_maskz_loadu_ps(k, dr + j), vd)));
+    }
+}
 #define HAVE_ATT_SIMD 1
 #else
 #define HAVE_ATT_SIMD 0
@@ -496,6 +568,11 @@ static void att_backward(qat_tape *tp, void *p) {
                 float *pr = P + r * ldt, *dr = dS + r * ldt;
                 int64_t ni = r < rb ? i0 + r + 1 : 0; /* causal: keys 0..i */
                 float li = r < rb ? lse[i0 + r] : 0, D = Di[r];
+#if HAVE_ATT_SIMD
+                softmax_back_row(pr, dr, ni, li, D);
+                for (int64_t j = ni; j < n; j++) pr[j] = dr[j] = 0;
+                continue;
+#endif
 #pragma omp simd
                 for (int64_t j = 0; j < ni; j++) {
                     float pj = exp_neg(pr[j] - li);
@@ -603,6 +680,11 @@ static qat_tensor *attention(qat_tape *tp, qat_cols q, qat_cols k, qat_cols v, i
             for (int r = 0; r < rb; r++) {
                 int64_t i = i0 + r, ni = i + 1;
                 float *s = S + r * ldt;
+#if HAVE_ATT_SIMD
+                lse[bh * T + i] = softmax_row_exact(s, ni);
+                for (int64_t j = ni; j < n; j++) s[j] = 0;
+                continue;
+#endif
                 /* simd reductions: a fixed lane order per build, so still reproducible */
                 float mx = s[0];
 #pragma omp simd reduction(max : mx)
