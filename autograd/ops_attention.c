@@ -174,6 +174,7 @@ static inline const float *head_row(qat_cols c, int64_t b, int64_t T, int64_t t,
 
 #define RB 4  /* query rows per block: each key row loaded serves RB rows */
 #define JB 32 /* keys per score tile: two AVX-512 vectors */
+#define FRB32 8 /* query rows per block of the f32 forward (the backward's dK/dV tile needs RB's registers) */
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -183,42 +184,42 @@ static inline const float *head_row(qat_cols c, int64_t b, int64_t T, int64_t t,
 #define AI static inline __attribute__((always_inline))
 
 /* S[r][j0..j0+32) = α q_r · kt[:, j0..j0+32) for the block's RB rows */
-AI void k_scores(float *S, int64_t ldS, const float *const q[RB], const float *kt, int64_t n, int64_t hd,
-                 int64_t ldk, float alpha) {
+AI void k_scores(float *S, int64_t ldS, const float *const *q, const float *kt, int64_t n, int64_t hd,
+                 int64_t ldk, float alpha, const int R) {
     __m512 va = _mm512_set1_ps(alpha);
     for (int64_t j0 = 0; j0 < n; j0 += 32) {
-        __m512 a[RB][2];
-        for (int r = 0; r < RB; r++) a[r][0] = a[r][1] = _mm512_setzero_ps();
+        __m512 a[FRB32][2];
+        for (int r = 0; r < R; r++) a[r][0] = a[r][1] = _mm512_setzero_ps();
         for (int64_t d = 0; d < hd; d++) {
             __m512 k0 = _mm512_loadu_ps(kt + d * ldk + j0), k1 = _mm512_loadu_ps(kt + d * ldk + j0 + 16);
-            for (int r = 0; r < RB; r++) {
+            for (int r = 0; r < R; r++) {
                 __m512 qd = _mm512_set1_ps(q[r][d]);
                 a[r][0] = _mm512_fmadd_ps(qd, k0, a[r][0]);
                 a[r][1] = _mm512_fmadd_ps(qd, k1, a[r][1]);
             }
         }
-        for (int r = 0; r < RB; r++) {
+        for (int r = 0; r < R; r++) {
             _mm512_storeu_ps(S + r * ldS + j0, _mm512_mul_ps(va, a[r][0]));
             _mm512_storeu_ps(S + r * ldS + j0 + 16, _mm512_mul_ps(va, a[r][1]));
         }
     }
 }
 
-/* out[r] = Σ_{j<n} P[r][j] x_j for x (n, NV·16) row-major */
-AI void k_pv(float *const out[RB], const float *P, int64_t ldP, const float *x, int64_t n, const int NV, int accum,
-             float scale) {
-    __m512 a[RB][2];
-    for (int r = 0; r < RB; r++) a[r][0] = a[r][1] = _mm512_setzero_ps();
+/* out[r] = Σ_{j<n} P[r][j] x_j for x (n, NV·16) row-major, R rows */
+AI void k_pv(float *const *out, const float *P, int64_t ldP, const float *x, int64_t n, const int NV, int accum,
+             float scale, const int R) {
+    __m512 a[FRB32][2];
+    for (int r = 0; r < R; r++) a[r][0] = a[r][1] = _mm512_setzero_ps();
     for (int64_t j = 0; j < n; j++) {
         __m512 x0 = _mm512_loadu_ps(x + j * NV * 16), x1 = NV > 1 ? _mm512_loadu_ps(x + j * NV * 16 + 16) : x0;
-        for (int r = 0; r < RB; r++) {
+        for (int r = 0; r < R; r++) {
             __m512 p = _mm512_set1_ps(P[r * ldP + j]);
             a[r][0] = _mm512_fmadd_ps(p, x0, a[r][0]);
             if (NV > 1) a[r][1] = _mm512_fmadd_ps(p, x1, a[r][1]);
         }
     }
     __m512 sc = _mm512_set1_ps(scale);
-    for (int r = 0; r < RB; r++) {
+    for (int r = 0; r < R; r++) {
         if (!out[r]) continue;
         for (int c = 0; c < NV; c++) {
             __m512 v = _mm512_mul_ps(sc, a[r][c]);
@@ -340,7 +341,7 @@ AI void softmax_back_row(float *pr, float *dr, int64_t ni, float li, float D) {
 static inline void block_scores(float *restrict S, int64_t ldS, const float *const q[RB], const float *restrict kt,
                                 int64_t n, int64_t hd, int64_t ldk, float alpha) {
 #if HAVE_ATT_SIMD
-    k_scores(S, ldS, q, kt, n, hd, ldk, alpha);
+    k_scores(S, ldS, q, kt, n, hd, ldk, alpha, RB);
     return;
 #endif
     for (int64_t j0 = 0; j0 < n; j0 += JB) {
@@ -588,8 +589,8 @@ static void att_backward(qat_tape *tp, void *p) {
                 if (gq) {
                     float *dq[RB];
                     for (int r = 0; r < RB; r++) dq[r] = r < rb ? gq + (b * T + i0 + r) * ldq + c->q.off + h * hd : NULL;
-                    if (hd == 32) k_pv(dq, dS, ldt, kr, n, 2, !fq, alpha);
-                    else k_pv(dq, dS, ldt, kr, n, 1, !fq, alpha);
+                    if (hd == 32) k_pv(dq, dS, ldt, kr, n, 2, !fq, alpha, RB);
+                    else k_pv(dq, dS, ldt, kr, n, 1, !fq, alpha, RB);
                 }
                 continue;
             }
@@ -664,13 +665,40 @@ static qat_tensor *attention(qat_tape *tp, qat_cols q, qat_cols k, qat_cols v, i
 #endif
     /* the f32 path, unchanged (a loop of no iterations after the bf16 one);
      * per thread: kt (hd, ldt); vr (T, hd); S (RB, ldt) */
-    int64_t per = hd * ldt + T * hd + RB * ldt + 32;
+    int64_t per = hd * ldt + T * hd + FRB32 * ldt + 32;
     float *scratch = bf16 ? NULL : qat_tape_floats(tp, per * att_threads());
 #pragma omp parallel for schedule(dynamic, 1) if (!bf16)
     for (int64_t bh = 0; bh < (bf16 ? 0 : B * H); bh++) {
         int64_t b = bh / H, h = bh % H;
         float *kt = scratch + per * att_thread(), *vr = kt + hd * ldt, *S = vr + T * hd;
         load_head(k, v, b, T, hd, h, ldt, kt, NULL, NULL, vr);
+#if HAVE_ATT_SIMD
+        /* FRB32 rows per block: each key vector loaded serves twice the rows of
+         * RB's. A row's sums run over the same keys in the same order (a block's
+         * later keys enter its earlier rows with p = 0, adding exactly 0), so the
+         * bits do not depend on the block height. */
+        if (hd == 16 || hd == 32) {
+            for (int64_t i0 = 0; i0 < T; i0 += FRB32) {
+                int rb = T - i0 < FRB32 ? (int)(T - i0) : FRB32;
+                int64_t n = i0 + rb;
+                const float *qr[FRB32];
+                float *orow[FRB32];
+                for (int r = 0; r < FRB32; r++) {
+                    qr[r] = head_row(q, b, T, r < rb ? i0 + r : i0, hd, h);
+                    orow[r] = r < rb ? o->data + (b * T + i0 + r) * C + h * hd : NULL; /* padding rows: not stored */
+                }
+                k_scores(S, ldt, qr, kt, n, hd, ldt, alpha, FRB32);
+                for (int r = 0; r < rb; r++) {
+                    int64_t i = i0 + r;
+                    lse[bh * T + i] = softmax_row_exact(S + r * ldt, i + 1);
+                    for (int64_t j = i + 1; j < n; j++) S[r * ldt + j] = 0;
+                }
+                if (hd == 32) k_pv(orow, S, ldt, vr, n, 2, 0, 1.0f, FRB32);
+                else k_pv(orow, S, ldt, vr, n, 1, 0, 1.0f, FRB32);
+            }
+            continue;
+        }
+#endif
         for (int64_t i0 = 0; i0 < T; i0 += RB) {
             int rb = T - i0 < RB ? (int)(T - i0) : RB;
             int64_t n = i0 + rb;
@@ -700,15 +728,6 @@ static qat_tensor *attention(qat_tape *tp, qat_cols q, qat_cols k, qat_cols v, i
                 for (int64_t j = 0; j < ni; j++) s[j] *= inv;
                 for (int64_t j = ni; j < n; j++) s[j] = 0;
             }
-#if HAVE_ATT_SIMD
-            if (hd == 16 || hd == 32) {
-                float *orow[RB];
-                for (int r = 0; r < RB; r++) orow[r] = r < rb ? o->data + (b * T + i0 + r) * C + h * hd : NULL;
-                if (hd == 32) k_pv(orow, S, ldt, vr, n, 2, 0, 1.0f);
-                else k_pv(orow, S, ldt, vr, n, 1, 0, 1.0f);
-                continue;
-            }
-#endif
             /* out_r = Σ_j p_rj v_j for the block's rows, v_j loaded once for all */
             for (int64_t d0 = 0; d0 < hd; d0 += 32) {
                 int64_t w = hd - d0 < 32 ? hd - d0 : 32;
