@@ -230,11 +230,11 @@ AI void k_pv(float *const *out, const float *P, int64_t ldP, const float *x, int
 }
 
 /* dv_j += Σ_r P[r][j] go_r and dk_j += α Σ_r dS[r][j] q_r for j < n */
-AI void k_dkdv(float *dv, float *dk, const float *P, const float *dS, int64_t ldP, const float *const go[RB],
-               const float *const q[RB], int64_t n, const int NV, float alpha) {
-    __m512 g[RB][2], qq[RB][2];
+AI void k_dkdv(float *dv, float *dk, const float *P, const float *dS, int64_t ldP, const float *const *go,
+               const float *const *q, int64_t n, const int NV, float alpha, const int R) {
+    __m512 g[FRB32][2], qq[FRB32][2];
     __m512 va = _mm512_set1_ps(alpha);
-    for (int r = 0; r < RB; r++)
+    for (int r = 0; r < R; r++)
         for (int c = 0; c < NV; c++) {
             g[r][c] = _mm512_loadu_ps(go[r] + 16 * c);
             qq[r][c] = _mm512_mul_ps(va, _mm512_loadu_ps(q[r] + 16 * c));
@@ -245,7 +245,7 @@ AI void k_dkdv(float *dv, float *dk, const float *P, const float *dS, int64_t ld
             v[c] = _mm512_loadu_ps(dv + j * NV * 16 + 16 * c);
             k[c] = _mm512_loadu_ps(dk + j * NV * 16 + 16 * c);
         }
-        for (int r = 0; r < RB; r++) {
+        for (int r = 0; r < R; r++) {
             __m512 p = _mm512_set1_ps(P[r * ldP + j]), s = _mm512_set1_ps(dS[r * ldP + j]);
             for (int c = 0; c < NV; c++) {
                 v[c] = _mm512_fmadd_ps(p, g[r][c], v[c]);
@@ -540,32 +540,47 @@ static void att_backward(qat_tape *tp, void *p) {
         return;
     }
 #endif
-    /* per thread: kt, vt (hd, ldt); kr, dk, dv (T, hd); P, dS (RB, ldt); Dall (T) */
-    int64_t per = 2 * hd * ldt + 3 * T * hd + 2 * RB * ldt + T + 32;
+    /* per thread: kt, vt (hd, ldt); kr, dk, dv (T, hd); P, dS (FRB32, ldt); Dall (T) */
+    int64_t per = 2 * hd * ldt + 3 * T * hd + 2 * FRB32 * ldt + T + 32;
+    /* Query rows per block: FRB32 with the AVX-512 kernels, as in the forward (the
+     * dK/dV and dQ sums still run over rows, resp. keys, in ascending order, and a
+     * padding row or key enters with p = ds = 0, so the bits do not depend on it). */
+    int BR = RB;
+#if HAVE_ATT_SIMD
+    if (hd == 16 || hd == 32) BR = FRB32;
+#endif
     float *scratch = qat_tape_floats(tp, per * att_threads());
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t bh = 0; bh < B * H; bh++) {
         int64_t b = bh / H, h = bh % H;
         float *kt = scratch + per * att_thread(), *vt = kt + hd * ldt, *kr = vt + hd * ldt;
-        float *dk = kr + T * hd, *dv = dk + T * hd, *P = dv + T * hd, *dS = P + RB * ldt, *Dall = dS + RB * ldt;
+        float *dk = kr + T * hd, *dv = dk + T * hd, *P = dv + T * hd, *dS = P + FRB32 * ldt, *Dall = dS + FRB32 * ldt;
         load_head(c->k, c->v, b, T, hd, h, ldt, kt, vt, kr, NULL);
         memset(dk, 0, (size_t)(2 * T * hd) * sizeof(float));
         const float *lse = c->lse + bh * T;
         row_dots(Dall, gout + b * T * C + h * hd, out + b * T * C + h * hd, C, T, hd);
-        for (int64_t i0 = 0; i0 < T; i0 += RB) {
-            int rb = T - i0 < RB ? (int)(T - i0) : RB;
+        for (int64_t i0 = 0; i0 < T; i0 += BR) {
+            int rb = T - i0 < BR ? (int)(T - i0) : BR;
             int64_t n = i0 + rb; /* keys any row of the block sees */
-            const float *q[RB], *go[RB];
-            float Di[RB];
-            for (int r = 0; r < RB; r++) {
+            const float *q[FRB32], *go[FRB32];
+            float Di[FRB32];
+            for (int r = 0; r < BR; r++) {
                 int64_t i = r < rb ? i0 + r : i0;
                 q[r] = r < rb ? head_row(c->q, b, T, i, hd, h) : zero;
                 go[r] = r < rb ? gout + (b * T + i) * C + h * hd : zero;
                 Di[r] = r < rb ? Dall[i] : 0.0f; /* a padding row's P and dS are zeroed below */
             }
-            block_scores(P, ldt, q, kt, n, hd, ldt, alpha);
-            block_scores(dS, ldt, go, vt, n, hd, ldt, 1.0f);
-            for (int r = 0; r < RB; r++) {
+#if HAVE_ATT_SIMD
+            if (BR == FRB32) {
+                k_scores(P, ldt, q, kt, n, hd, ldt, alpha, FRB32);
+                k_scores(dS, ldt, go, vt, n, hd, ldt, 1.0f, FRB32);
+            } else
+#endif
+            {
+                block_scores(P, ldt, q, kt, n, hd, ldt, alpha);
+                block_scores(dS, ldt, go, vt, n, hd, ldt, 1.0f);
+            }
+            for (int r = 0; r < BR; r++) {
                 float *pr = P + r * ldt, *dr = dS + r * ldt;
                 int64_t ni = r < rb ? i0 + r + 1 : 0; /* causal: keys 0..i */
                 float li = r < rb ? lse[i0 + r] : 0, D = Di[r];
@@ -584,13 +599,13 @@ static void att_backward(qat_tape *tp, void *p) {
             }
 #if HAVE_ATT_SIMD
             if (hd == 16 || hd == 32) {
-                if (hd == 32) k_dkdv(dv, dk, P, dS, ldt, go, q, n, 2, alpha);
-                else k_dkdv(dv, dk, P, dS, ldt, go, q, n, 1, alpha);
+                if (hd == 32) k_dkdv(dv, dk, P, dS, ldt, go, q, n, 2, alpha, FRB32);
+                else k_dkdv(dv, dk, P, dS, ldt, go, q, n, 1, alpha, FRB32);
                 if (gq) {
-                    float *dq[RB];
-                    for (int r = 0; r < RB; r++) dq[r] = r < rb ? gq + (b * T + i0 + r) * ldq + c->q.off + h * hd : NULL;
-                    if (hd == 32) k_pv(dq, dS, ldt, kr, n, 2, !fq, alpha, RB);
-                    else k_pv(dq, dS, ldt, kr, n, 1, !fq, alpha, RB);
+                    float *dq[FRB32];
+                    for (int r = 0; r < FRB32; r++) dq[r] = r < rb ? gq + (b * T + i0 + r) * ldq + c->q.off + h * hd : NULL;
+                    if (hd == 32) k_pv(dq, dS, ldt, kr, n, 2, !fq, alpha, FRB32);
+                    else k_pv(dq, dS, ldt, kr, n, 1, !fq, alpha, FRB32);
                 }
                 continue;
             }
