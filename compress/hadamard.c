@@ -15,6 +15,10 @@
 #include "core/cpu.h"
 #include "core/error.h"
 
+#if defined(__AVX512BW__) && defined(__AVX512VL__)
+#include <immintrin.h>
+#endif
+
 /* Compiled twice in a portable build (core/cpu.h): the row transforms run the
  * AVX-512 copy on CPUs that have it. Each butterfly is one IEEE add or subtract
  * and the scale one multiply, so every copy gives the same bits. */
@@ -91,6 +95,19 @@ static inline __attribute__((always_inline)) void fwht_chunks(const float *src, 
                                                               float scale, const int add) {
     qat_v16 v[64];
     for (int i = 0; i < nv; i++) {
+#if defined(__AVX512BW__) && defined(__AVX512VL__)
+        /* keep's 16 bytes straight to a lane mask and a zero-masked load (+0 where
+         * dropped, the select's value): GCC lowered the byte-to-int conversion
+         * below to ~40 scalar moves and inserts per chunk, the largest cost of the
+         * masked backward. */
+        if (keep) {
+            __m128i kb = _mm_loadu_si128((const __m128i *)(keep + 16 * i));
+            __m512 x = _mm512_maskz_loadu_ps(_mm_test_epi8_mask(kb, kb), src + 16 * i);
+            memcpy(&v[i], &x, sizeof v[i]);
+            v[i] = fwht16(v[i]);
+            continue;
+        }
+#endif
         memcpy(&v[i], src + 16 * i, sizeof v[i]);
         if (keep) {
             qat_v16b kb;
