@@ -331,8 +331,21 @@ AI void softmax_back_row(float *pr, float *dr, int64_t ni, float li, float D) {
     }
 }
 #define HAVE_ATT_SIMD 1
+#define HAVE_ATT_BF16 1       /* attention_bf16.h, for CPUs with AVX512-BF16 */
+#define ATT_VW 16             /* lanes: load_head transposes ATT_VW × ATT_VW blocks */
+#define att_transpose transpose16
+#elif defined(__AVX2__) && defined(__FMA__)
+/* 8-lane copies of the kernels above, same names and arguments (AVX2 CPUs, and
+ * the generic copy of a portable build) */
+#include "attention_avx2.h"
+#define HAVE_ATT_SIMD 1
+#define HAVE_ATT_BF16 0
+#define ATT_VW 8
+#define att_transpose transpose8
 #else
 #define HAVE_ATT_SIMD 0
+#define HAVE_ATT_BF16 0
+#define ATT_VW 0
 #endif
 
 /* Scores of RB query rows against keys [0, n) rounded up to JB, from the
@@ -362,7 +375,7 @@ static inline void block_scores(float *restrict S, int64_t ldS, const float *con
 
 /* Copy head h of sequence b: kt, vt (hd, ldt) transposed and zero-padded to ldt;
  * kr, vr (T, hd) row-major when non-NULL. */
-#if HAVE_ATT_SIMD
+#if ATT_VW == 16
 /* dst (16 rows of stride ldd) = the transpose of the 16×16 block whose row t is
  * src + t·lds: four rounds of swapping off-diagonal sub-blocks (8, 4, 2, 1 wide)
  * between row pairs, two-source permutes in registers. The scalar copy it
@@ -404,12 +417,12 @@ static void load_head(qat_cols k, qat_cols v, int64_t b, int64_t T, int64_t hd, 
     }
     int64_t t0 = 0; /* rows before t0 are done */
 #if HAVE_ATT_SIMD
-    if (hd % 16 == 0) {
+    if (hd % ATT_VW == 0) {
         int64_t ldk = qat_tensor_cols(k.t), ldv = qat_tensor_cols(v.t);
-        for (; t0 + 16 <= T; t0 += 16)
-            for (int64_t d0 = 0; d0 < hd; d0 += 16) {
-                transpose16(kt + d0 * ldt + t0, ldt, head_row(k, b, T, t0, hd, h) + d0, ldk);
-                if (vt) transpose16(vt + d0 * ldt + t0, ldt, head_row(v, b, T, t0, hd, h) + d0, ldv);
+        for (; t0 + ATT_VW <= T; t0 += ATT_VW)
+            for (int64_t d0 = 0; d0 < hd; d0 += ATT_VW) {
+                att_transpose(kt + d0 * ldt + t0, ldt, head_row(k, b, T, t0, hd, h) + d0, ldk);
+                if (vt) att_transpose(vt + d0 * ldt + t0, ldt, head_row(v, b, T, t0, hd, h) + d0, ldv);
             }
         for (int64_t t = 0; t < t0; t++) {
             if (kr) memcpy(kr + t * hd, head_row(k, b, T, t, hd, h), (size_t)hd * sizeof(float));
@@ -432,10 +445,13 @@ static void load_head(qat_cols k, qat_cols v, int64_t b, int64_t T, int64_t hd, 
  * row term. Each row is summed in d order with separate multiply and add (C11
  * does not contract), so its bits are those of the plain loop; with AVX-512 and
  * hd a multiple of 16, sixteen rows go at once, one per lane, from 16×16
- * transposes (one row's dot product was a scalar loop, ~8% of this backward). */
+ * transposes (one row's dot product was a scalar loop, ~8% of this backward);
+ * with AVX2, eight rows (row_dots8, attention_avx2.h). */
 static void row_dots(float *D, const float *g, const float *o, int64_t ld, int64_t T, int64_t hd) {
     int64_t t0 = 0;
-#if HAVE_ATT_SIMD
+#if ATT_VW == 8
+    t0 = row_dots8(D, g, o, ld, T, hd);
+#elif ATT_VW == 16
     if (hd % 16 == 0) {
         float gt[256], ot[256];
         for (; t0 + 16 <= T; t0 += 16) {
@@ -457,14 +473,14 @@ static void row_dots(float *D, const float *g, const float *o, int64_t ld, int64
     }
 }
 
-#if HAVE_ATT_SIMD
+#if HAVE_ATT_BF16
 #include "attention_bf16.h"
 #endif
 
 /* The bf16 products run (train.precision: bf16) for the head dims the AVX-512
  * kernels cover, on a CPU with AVX512-BF16; otherwise attention stays f32. */
 static int att_use_bf16(const qat_tape *tp, int64_t hd) {
-#if HAVE_ATT_SIMD
+#if HAVE_ATT_BF16
     return tp->bf16 && (hd == 16 || hd == 32) && qat_cpu_avx512bf16();
 #else
     (void)tp, (void)hd;
@@ -499,7 +515,7 @@ static void att_backward(qat_tape *tp, void *p) {
     const float *gout = qat_grad(tp, c->out), *out = c->out->data;
     float *zero = qat_tape_floats(tp, hd); /* stands in for rows past T in a block */
     memset(zero, 0, (size_t)hd * sizeof(float));
-#if HAVE_ATT_SIMD
+#if HAVE_ATT_BF16
     if (c->bf16) {
         int64_t per = att_bf16_bwd_scratch(T, hd, ldt);
         float *scratch = qat_tape_floats(tp, per * att_threads());
@@ -664,7 +680,7 @@ static qat_tensor *attention(qat_tape *tp, qat_cols q, qat_cols k, qat_cols v, i
     float *lse = qat_tape_floats(tp, B * H * T);
     qat_tensor *o = qat_tape_tensor(tp, 2, (int64_t[]){B * T, C});
     int bf16 = att_use_bf16(tp, hd);
-#if HAVE_ATT_SIMD
+#if HAVE_ATT_BF16
     if (bf16) {
         int64_t per = att_bf16_fwd_scratch(T, hd, ldt);
         float *scratch = qat_tape_floats(tp, per * att_threads());

@@ -163,13 +163,16 @@ static void attention_at(int level, qat_tensor *x, const float *R, int64_t B, in
     qat_tape_free(&tp);
 }
 
+/* Head dims 16, 32 and 8 (the AVX-512 kernels' two and the AVX2 kernels' 8-wide
+ * multiple); T = 37 leaves a partial vector of keys and rows at both widths, 5 is
+ * shorter than one vector (tails only, no transposed blocks), 64 has no tail. */
 static void test_attention_copies_agree(void **state) {
     (void)state;
     int hi;
     two_levels(&hi);
-    const int64_t hds[] = {16, 32, 8};
-    for (size_t k = 0; k < 3; k++) {
-        int64_t B = 2, T = 37, H = 2, hd = hds[k], C = H * hd, M = B * T;
+    const int64_t hds[] = {16, 32, 8, 16, 32, 8}, Ts[] = {37, 37, 37, 5, 64, 64};
+    for (size_t k = 0; k < sizeof hds / sizeof *hds; k++) {
+        int64_t B = 2, T = Ts[k], H = 2, hd = hds[k], C = H * hd, M = B * T;
         qat_tensor *x = gc_param(2, (int64_t[]){M, 3 * C}, 31, 1.5f);
         float *R = malloc(sizeof(float) * (size_t)(M * C)), *o[2], *g[2];
         gc_fill(R, M * C, 32, 1.0f);
@@ -180,8 +183,8 @@ static void test_attention_copies_agree(void **state) {
         for (int64_t i = 0; i < M * C; i++) wo = fmax(wo, fabs((double)o[0][i] - o[1][i]));
         for (int64_t i = 0; i < M * 3 * C; i++) gmax = fmax(gmax, fabs(g[0][i]));
         for (int64_t i = 0; i < M * 3 * C; i++) wg = fmax(wg, fabs((double)g[0][i] - g[1][i]) / gmax);
-        print_message("  hd %lld: generic vs %s: max |out diff| %.2e, grad rel %.2e\n", (long long)hd,
-                      qat_cpu_kernels_name(hi), wo, wg);
+        print_message("  hd %lld T %lld: generic vs %s: max |out diff| %.2e, grad rel %.2e\n", (long long)hd,
+                      (long long)T, qat_cpu_kernels_name(hi), wo, wg);
         assert_true(wo < 1e-5 && wg < 1e-5);
         free(R);
         for (int c = 0; c < 2; c++) free(o[c]), free(g[c]);
