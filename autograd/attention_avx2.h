@@ -9,7 +9,7 @@
  * element): attention was 28% of a d256 step on the AVX2 path. The kernels here
  * keep the AVX-512 section's names, arguments and tiling, so the forward and
  * backward loops call either set unchanged:
- *   k_scores            RB query rows × 16 keys of scores in registers (2 vectors)
+ *   k_scores            R query rows (groups of RB) × 16 keys of scores in registers (2 vectors)
  *   k_pv                RB rows of Σ_j p_j x_j, 16 columns at a time
  *   k_dkdv              dv_j += Σ_r p_rj do_r and dk_j += α Σ_r ds_rj q_r
  *   softmax_row_exact   the forward's softmax of one row, returns its log-sum-exp
@@ -39,7 +39,7 @@
 /* S[r][j0..j0+16) = α q_r · kt[:, j0..j0+16) for the block's RB rows, j0 < n:
  * RB×2 accumulators, a key vector pair loaded once per d for all RB rows. Writes
  * up to n rounded up to 16, within the JB-padded row (kt is zero there). */
-AI void k_scores(float *S, int64_t ldS, const float *const q[RB], const float *kt, int64_t n, int64_t hd,
+AI void k_scores4(float *S, int64_t ldS, const float *const q[RB], const float *kt, int64_t n, int64_t hd,
                  int64_t ldk, float alpha) {
     __m256 va = _mm256_set1_ps(alpha);
     for (int64_t j0 = 0; j0 < n; j0 += 16) {
@@ -63,7 +63,7 @@ AI void k_scores(float *S, int64_t ldS, const float *const q[RB], const float *k
 /* out[r] (+)= scale Σ_{j<n} P[r][j] x_j for x (n, NV·16) row-major; out[r] NULL:
  * a padding row, not stored. One 16-column pass at a time: RB×2 accumulators
  * (RB×4 for hd 32 would not fit in 16 registers next to the loads). */
-AI void k_pv(float *const out[RB], const float *P, int64_t ldP, const float *x, int64_t n, const int NV, int accum,
+AI void k_pv4(float *const out[RB], const float *P, int64_t ldP, const float *x, int64_t n, const int NV, int accum,
              float scale) {
     const int64_t ldx = 16 * NV;
     __m256 sc = _mm256_set1_ps(scale);
@@ -112,7 +112,7 @@ AI void k_rank_rb(float *acc, const float *W, int64_t ldW, const __m256 y[RB][2]
  * kernel updates both in one sweep over j; here that would need 16 registers of
  * go and αq alone per 16 columns, so dv and dk go in separate sweeps (each FMA
  * then costs under one load). */
-AI void k_dkdv(float *dv, float *dk, const float *P, const float *dS, int64_t ldP, const float *const go[RB],
+AI void k_dkdv4(float *dv, float *dk, const float *P, const float *dS, int64_t ldP, const float *const go[RB],
                const float *const q[RB], int64_t n, const int NV, float alpha) {
     __m256 va = _mm256_set1_ps(alpha);
     for (int c = 0; c < NV; c++) {
@@ -124,6 +124,24 @@ AI void k_dkdv(float *dv, float *dk, const float *P, const float *dS, int64_t ld
             for (int h = 0; h < 2; h++) y[r][h] = _mm256_mul_ps(va, _mm256_loadu_ps(q[r] + 16 * c + 8 * h));
         k_rank_rb(dk, dS, ldP, y, n, NV, c);
     }
+}
+
+/* The callers' block heights (RB, or FRB32 where the AVX-512 kernels take 8 rows)
+ * in groups of RB rows: R is a multiple of RB, and rows are visited in ascending
+ * order, so every dK/dV sum still adds its rows in order. */
+AI void k_scores(float *S, int64_t ldS, const float *const *q, const float *kt, int64_t n, int64_t hd, int64_t ldk,
+                 float alpha, const int R) {
+    for (int r0 = 0; r0 < R; r0 += RB) k_scores4(S + r0 * ldS, ldS, q + r0, kt, n, hd, ldk, alpha);
+}
+
+AI void k_pv(float *const *out, const float *P, int64_t ldP, const float *x, int64_t n, const int NV, int accum,
+             float scale, const int R) {
+    for (int r0 = 0; r0 < R; r0 += RB) k_pv4(out + r0, P + r0 * ldP, ldP, x, n, NV, accum, scale);
+}
+
+AI void k_dkdv(float *dv, float *dk, const float *P, const float *dS, int64_t ldP, const float *const *go,
+               const float *const *q, int64_t n, const int NV, float alpha, const int R) {
+    for (int r0 = 0; r0 < R; r0 += RB) k_dkdv4(dv, dk, P + r0 * ldP, dS + r0 * ldP, ldP, go + r0, q + r0, n, NV, alpha);
 }
 
 /* e^x on 8 lanes for x <= 0 (scores minus the row maximum or the log-sum-exp):
