@@ -139,6 +139,7 @@ static double fit_pair(const chen_pair *p, const double *w, const double *warm, 
     free(pos);
     chen_ctx ctx = {p, w};
     double best = INFINITY, x[NPAR], g[NPAR];
+    for (int k = 0; k < NPAR; k++) th[k] = NAN; /* what a fit with no finite start leaves: the callers test best */
     int n_starts = full_grid ? 3 * 4 * 5 * 4 : 1;
     for (int s = 0; s <= n_starts; s++) {
         if (s == n_starts) {
@@ -288,7 +289,7 @@ static void bootstrap_pair(chen_pair *p, int B, uint64_t seed, int pair_index) {
                  && (p->fixed[3] || varies_within(p, p->lg, w, 0)) && !collinear(p, w);
         if (!ok) { p->n_dropped++; continue; }
         double th[NPAR];
-        fit_pair(p, w, p->theta, 0, th);
+        if (!isfinite(fit_pair(p, w, p->theta, 0, th))) { p->n_dropped++; continue; } /* no finite fit: as unidentifiable */
         for (int k = 0; k < NPAR; k++) vals[(size_t)p->n_boot * NPAR + k] = natural(p, th, k);
         p->n_boot++;
     }
