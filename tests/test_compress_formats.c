@@ -643,7 +643,7 @@ static int cmp_desc_abs(const void *a, const void *b) {
     return (x < y) - (x > y);
 }
 
-/* The k-th largest |x| against a sort, on both paths (quickselect for rows up to 1024,
+/* The k-th largest |x| against a sort, on both paths (the bitwise search for rows up to 1024,
  * radix histograms above), with ties, zeros and signs, for every k of the small sizes. */
 static void test_sparse_kth_abs_matches_sort(void **state) {
     (void)state;
