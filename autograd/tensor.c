@@ -97,6 +97,7 @@ void *qat_arena_alloc(qat_arena *a, size_t n) {
         size_t size = n > a->block_size ? n : a->block_size;
         b = qat_xcalloc(1, sizeof *b);
         b->mem = qat_xaligned(size);
+        qat_advise_huge(b->mem, size);
         b->size = size;
         /* append at the end of the chain */
         qat_arena_block **p = &a->first;

@@ -5,7 +5,9 @@
 #include "error.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
 
 static _Thread_local char qat_err_buf[4096];
 
@@ -72,4 +74,14 @@ void *qat_xaligned(size_t n) {
     size_t rounded = (n + 63) & ~(size_t)63;
     if (posix_memalign(&p, 64, rounded ? rounded : 64)) qat_oom(n);
     return p;
+}
+
+void qat_advise_huge(void *p, size_t n) {
+#ifdef MADV_HUGEPAGE
+    const uintptr_t huge = (uintptr_t)2 << 20;
+    uintptr_t lo = ((uintptr_t)p + huge - 1) & ~(huge - 1), hi = ((uintptr_t)p + n) & ~(huge - 1);
+    if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE); /* advice: refused is fine */
+#else
+    (void)p, (void)n;
+#endif
 }

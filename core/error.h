@@ -68,5 +68,11 @@ void *qat_xrealloc(void *p, size_t n);
 char *qat_xstrdup(const char *s);
 /* 64-byte aligned, for SIMD buffers; release with free(). */
 void *qat_xaligned(size_t n);
+/* Ask for transparent huge pages over the whole 2 MiB pages inside [p, p + n):
+ * for buffers of tens of MiB that a run touches once and keeps (the tape's
+ * arena, the corpus). Each first touch of a 4 KiB page is a page fault, ~6 µs
+ * on the VMs qat runs on: an s4 run faulted 73,809 times (0.45 s) before its
+ * second step. Advice only: with THP off, or on other systems, nothing changes. */
+void qat_advise_huge(void *p, size_t n);
 
 #endif

@@ -120,6 +120,7 @@ int qat_text_read_files(const char *const *files, int n_files, int vocab, uint16
         if (n_gzip) *n_gzip += gz[i];
     }
     uint16_t *t = qat_xmalloc((size_t)(cap > 0 ? cap : 1) * sizeof *t);
+    qat_advise_huge(t, (size_t)cap * sizeof *t); /* a corpus is tens of MiB, written once */
     int64_t n = 0;
     for (int i = 0; i < n_files; i++) {
         int rc = read_one(files[i], gz[i], vocab, &t, &cap, &n);
