@@ -80,6 +80,8 @@ static const char fit_usage[] =
     "  --drop-highest K    drop the K runs with the highest loss (Epoch drops 5)\n"
     "  --no-loo            skip the leave-one-out error\n"
     "  --json              print the JSON of docs/cli.md instead of the table\n"
+    "  --json-out FILE     also write that JSON to FILE (the table still printed): one fit\n"
+    "                      for both, as the bootstrap would otherwise run twice\n"
     "  --out FIT.h5        write parameters, intervals, per-run predictions (for qat plot)\n"
     "  --csv FILE          write per-run N, D, loss, formats (grad_format too), rho,\n"
     "                      eff_d, prediction, residual ln(pred) - ln(loss) (a file, not -)\n"
@@ -115,6 +117,7 @@ typedef struct {
     char **inputs;
     int n_inputs;
     const char *law, *out, *csv, *svg; /* svg: --law chen's figure */
+    const char *json_out;               /* --json-out: the JSON document to a file, next to the table */
     const char **fix, **exclude, **where;
     int n_fix, n_exclude, n_where;
     int mixed_data; /* --mixed-data: runs on different data may be fitted together */
@@ -132,6 +135,7 @@ static int parse_fit_args(int argc, char **argv, fit_args *a) {
         else if (!strcmp(o, "--law")) { QAT_TRY(need_value(argc, argv, &i, &a->law)); }
         else if (!strcmp(o, "--out")) { QAT_TRY(need_value(argc, argv, &i, &a->out)); }
         else if (!strcmp(o, "--csv")) { QAT_TRY(need_value(argc, argv, &i, &a->csv)); }
+        else if (!strcmp(o, "--json-out")) { QAT_TRY(need_value(argc, argv, &i, &a->json_out)); }
         else if (!strcmp(o, "--svg")) { QAT_TRY(need_value(argc, argv, &i, &a->svg)); }
         else if (!strcmp(o, "--bootstrap")) {
             QAT_TRY(need_value(argc, argv, &i, &v));
@@ -208,6 +212,14 @@ static int check_outputs(const fit_args *a) {
     int rc = QAT_OK;
     if (a->out) rc = qat_fit_out_dir_check("--out", a->out);
     if (!rc && a->csv) rc = qat_fit_out_dir_check("--csv", a->csv);
+    if (!rc && a->json_out) rc = qat_fit_out_dir_check("--json-out", a->json_out);
+    if (!rc && a->json_out) rc = qat_out_check(a->json_out, (const char *const *)files, nf);
+    /* two of the outputs on one path: the later write would replace the earlier */
+    const char *outs[3] = {a->out, a->csv, a->json_out}, *flag[3] = {"--out", "--csv", "--json-out"};
+    for (int i = 0; i < 3 && !rc; i++)
+        for (int j = i + 1; j < 3 && !rc; j++)
+            if (outs[i] && outs[j] && !strcmp(outs[i], outs[j]))
+                rc = qat_fail(QAT_EINPUT, "%s and %s are the same file (%s)", flag[i], flag[j], outs[i]);
     if (!rc && a->out) rc = qat_out_check_as(a->out, QAT_OUT_FIT, (const char *const *)files, nf);
     if (!rc && a->csv) rc = qat_out_check(a->csv, (const char *const *)files, nf);
     if (!rc && a->out && a->csv) {
@@ -222,9 +234,9 @@ static int check_outputs(const fit_args *a) {
 
 /* --law chen (law_chen.c): its own table, CSV and figure; no FIT.h5 or JSON. */
 static int chen_body(const fit_args *a, const qat_fit_runs *rs) {
-    if (a->out || a->json)
+    if (a->out || a->json || a->json_out)
         return qat_fail(QAT_EINPUT, "%s: --law chen writes no FIT.h5 or JSON; use --csv FILE and --svg FIG.svg",
-                        a->out ? "--out" : "--json");
+                        a->out ? "--out" : a->json ? "--json" : "--json-out");
     if (a->svg) {
         char **files;
         int nf;
@@ -270,6 +282,8 @@ static int fit_body(fit_args *a) {
                         "give a file name");
     if (a->out && !strcmp(a->out, "-"))
         return qat_fail(QAT_EINPUT, "--out -: FIT.h5 is written to a file only; give a file name");
+    if (a->json_out && !strcmp(a->json_out, "-"))
+        return qat_fail(QAT_EINPUT, "--json-out -: for the JSON on stdout use --json; --json-out takes a file name");
     /* fewer resamples than this give 2.5/97.5 percentiles that are a few
      * extreme resamples, not an interval */
     if (a->bootstrap > 0 && a->bootstrap < QAT_FIT_MIN_BOOTSTRAP)
@@ -350,6 +364,12 @@ static int fit_body(fit_args *a) {
      * a script would take for success) */
     if (a->csv && (rc = qat_fit_write_csv(a->csv, &rep, (const char *const *)a->inputs, a->n_inputs))) goto out;
     if (a->out && (rc = qat_fit_h5_write(a->out, &rep, (const char *const *)a->inputs, a->n_inputs))) goto out;
+    if (a->json_out) {
+        qat_out jo;
+        if ((rc = qat_out_begin(&jo, a->json_out, 0, (const char *const *)a->inputs, a->n_inputs))) goto out;
+        qat_fit_print_json(qat_out_stream(&jo), &rep);
+        if ((rc = qat_out_commit(&jo))) goto out;
+    }
     if (a->json) qat_fit_print_json(stdout, &rep);
     else qat_fit_print_table(stdout, &rep);
     fflush(stdout);

@@ -231,6 +231,28 @@ static void test_fit_command(void **s) {
     qat_fit_runs_free(&rs);
     assert_int_equal(H5Fis_hdf5(h5), 1);
 
+    /* --json-out: the table on stdout and, in the file, the very document --json
+     * printed (same seed, same fit); a second output on the same path is refused. */
+    char jpath[512], table[1 << 14];
+    path_in(jpath, sizeof jpath, "fit.json");
+    char *both[] = {"fit", p, "--json-out", jpath, "--bootstrap", "20"};
+    assert_int_equal(run_fit(both, 6, table, sizeof table), 0);
+    assert_null(strstr(table, "\"law\": ")); /* stdout has the table, not JSON */
+    assert_non_null(strstr(table, "alpha"));
+    FILE *jf = fopen(jpath, "r");
+    assert_non_null(jf);
+    static char jtext[1 << 14];
+    size_t jn = fread(jtext, 1, sizeof jtext - 1, jf);
+    jtext[jn] = 0;
+    fclose(jf);
+    assert_string_equal(jtext, text);
+    char *clash[] = {"fit", p, "--json-out", csv_out, "--csv", csv_out};
+    assert_int_equal(run_fit(clash, 6, table, sizeof table), 2);
+    assert_non_null(strstr(qat_errmsg(), "--csv and --json-out are the same file"));
+    char *dash[] = {"fit", p, "--json-out", "-"};
+    assert_int_equal(run_fit(dash, 4, table, sizeof table), 2);
+    assert_non_null(strstr(qat_errmsg(), "use --json"));
+
     /* Exit codes: usage and input errors are 2 and name the problem. */
     char *help[] = {"fit", "--help"};
     assert_int_equal(run_fit(help, 2, text, sizeof text), 0);
