@@ -11,6 +11,7 @@
  * over the residual r the other books leave, vectorised over codewords.
  */
 #include "compress/aq.h"
+#include "compress/vq_search.h"
 
 #include <math.h>
 #include <pthread.h>

@@ -21,6 +21,7 @@
  * Sparsity is not a grid: N:M ties go to the lower index; top-k keeps every tie at T_k.
  */
 #include "compress/project.h"
+#include "compress/vq_search.h"
 
 #include <math.h>
 #include <string.h>

@@ -10,6 +10,7 @@
  * order, so the codebook is bit-identical for any thread count.
  */
 #include "compress/vq.h"
+#include "compress/vq_search.h"
 
 #include <math.h>
 #include <pthread.h>

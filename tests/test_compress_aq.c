@@ -29,6 +29,7 @@
 #include <cmocka.h>
 
 #include "compress/aq.h"
+#include "compress/vq_search.h"
 #include "compress/capacity.h"
 #include "compress/format.h"
 #include "compress/quantizer.h"
