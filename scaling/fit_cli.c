@@ -13,6 +13,7 @@
 #include "scaling/fit_cli.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,8 +81,8 @@ static const char fit_usage[] =
     "  --drop-highest K    drop the K runs with the highest loss (Epoch drops 5)\n"
     "  --no-loo            skip the leave-one-out error\n"
     "  --json              print the JSON of docs/cli.md instead of the table\n"
-    "  --json-out FILE     also write that JSON to FILE (the table still printed): one fit\n"
-    "                      for both, as the bootstrap would otherwise run twice\n"
+    "  --json-out FILE     also write that JSON to FILE, stdout keeping the table (or the\n"
+    "                      JSON with --json): one fit for both, one bootstrap\n"
     "  --out FIT.h5        write parameters, intervals, per-run predictions (for qat plot)\n"
     "  --csv FILE          write per-run N, D, loss, formats (grad_format too), rho,\n"
     "                      eff_d, prediction, residual ln(pred) - ln(loss) (a file, not -)\n"
@@ -205,6 +206,37 @@ static int qat_fit_out_dir_check(const char *opt, const char *path) {
 /* --out and --csv may be neither an input (any run.h5 a directory holds
  * included), nor each other, nor a non-regular file; refused before the fit
  * so that a long bootstrap is not lost to a typo. */
+/* out = the resolved directory of p plus its file name, so that x.csv, ./x.csv
+ * and an absolute spelling compare equal before the file exists; 0 when p's
+ * directory does not resolve (it is reported by qat_fit_out_dir_check). */
+static int resolve_output(const char *p, char out[PATH_MAX]) {
+    const char *slash = strrchr(p, '/'), *base = slash ? slash + 1 : p;
+    char dir[PATH_MAX], rd[PATH_MAX];
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else snprintf(dir, sizeof dir, "%.*s", slash == p ? 1 : (int)(slash - p), p);
+    if (!realpath(dir, rd)) return 0;
+    return snprintf(out, PATH_MAX, "%s/%s", rd, base) < PATH_MAX;
+}
+
+/* Two outputs of one command that would overwrite each other: 1 for the same
+ * file however spelled, 2 when one is the other's write temporary (x and x.tmp:
+ * the second writer would take the first's finished file for a stale
+ * temporary), 0 otherwise. */
+static int outputs_clash(const char *a, const char *b) {
+    char ra[PATH_MAX], rb[PATH_MAX];
+    if (!resolve_output(a, ra) || !resolve_output(b, rb)) return !strcmp(a, b);
+    size_t la = strlen(ra), lb = strlen(rb);
+    if (!strcmp(ra, rb)) return 1;
+    if (la + 4 == lb && !strncmp(ra, rb, la) && !strcmp(rb + la, ".tmp")) return 2;
+    return lb + 4 == la && !strncmp(ra, rb, lb) && !strcmp(ra + lb, ".tmp") ? 2 : 0;
+}
+
+/* Both exist and are one file (a hard or symbolic link to the other). */
+static int same_existing(const char *a, const char *b) {
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
 static int check_outputs(const fit_args *a) {
     char **files;
     int nf;
@@ -214,12 +246,19 @@ static int check_outputs(const fit_args *a) {
     if (!rc && a->csv) rc = qat_fit_out_dir_check("--csv", a->csv);
     if (!rc && a->json_out) rc = qat_fit_out_dir_check("--json-out", a->json_out);
     if (!rc && a->json_out) rc = qat_out_check(a->json_out, (const char *const *)files, nf);
-    /* two of the outputs on one path: the later write would replace the earlier */
+    /* two of the outputs on one file (however spelled, or through a link to an
+     * existing one): the later write would replace the earlier */
     const char *outs[3] = {a->out, a->csv, a->json_out}, *flag[3] = {"--out", "--csv", "--json-out"};
     for (int i = 0; i < 3 && !rc; i++)
-        for (int j = i + 1; j < 3 && !rc; j++)
-            if (outs[i] && outs[j] && !strcmp(outs[i], outs[j]))
-                rc = qat_fail(QAT_EINPUT, "%s and %s are the same file (%s)", flag[i], flag[j], outs[i]);
+        for (int j = i + 1; j < 3 && !rc; j++) {
+            if (!outs[i] || !outs[j]) continue;
+            int k = outputs_clash(outs[i], outs[j]);
+            if (k == 2)
+                rc = qat_fail(QAT_EINPUT, "%s %s and %s %s: one is the other's temporary (NAME.tmp, written then "
+                              "renamed); choose another name", flag[i], outs[i], flag[j], outs[j]);
+            else if (k || same_existing(outs[i], outs[j]))
+                rc = qat_fail(QAT_EINPUT, "%s and %s are the same file (%s, %s)", flag[i], flag[j], outs[i], outs[j]);
+        }
     if (!rc && a->out) rc = qat_out_check_as(a->out, QAT_OUT_FIT, (const char *const *)files, nf);
     if (!rc && a->csv) rc = qat_out_check(a->csv, (const char *const *)files, nf);
     if (!rc && a->out && a->csv) {

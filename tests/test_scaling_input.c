@@ -249,6 +249,19 @@ static void test_fit_command(void **s) {
     char *clash[] = {"fit", p, "--json-out", csv_out, "--csv", csv_out};
     assert_int_equal(run_fit(clash, 6, table, sizeof table), 2);
     assert_non_null(strstr(qat_errmsg(), "--csv and --json-out are the same file"));
+    /* the same file spelled two ways, before it exists (it was written twice, the CSV lost) */
+    char dotted[520], tmpname[520];
+    char *slash = strrchr(csv_out, '/');
+    snprintf(dotted, sizeof dotted, "%.*s/./%s", (int)(slash - csv_out), csv_out, slash + 1);
+    remove(csv_out);
+    char *spelled[] = {"fit", p, "--json-out", dotted, "--csv", csv_out};
+    assert_int_equal(run_fit(spelled, 6, table, sizeof table), 2);
+    assert_non_null(strstr(qat_errmsg(), "--csv and --json-out are the same file"));
+    /* an output named as another's temporary: the second writer removed the first's file */
+    snprintf(tmpname, sizeof tmpname, "%s.tmp", jpath);
+    char *tmpclash[] = {"fit", p, "--csv", tmpname, "--json-out", jpath};
+    assert_int_equal(run_fit(tmpclash, 6, table, sizeof table), 2);
+    assert_non_null(strstr(qat_errmsg(), "one is the other's temporary"));
     char *dash[] = {"fit", p, "--json-out", "-"};
     assert_int_equal(run_fit(dash, 4, table, sizeof table), 2);
     assert_non_null(strstr(qat_errmsg(), "use --json"));
