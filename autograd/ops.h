@@ -45,6 +45,10 @@ qat_tensor *qat_scale(qat_tape *tp, qat_tensor *a, float s);       /* s·a */
 qat_tensor *qat_silu(qat_tape *tp, qat_tensor *a);                 /* a·σ(a) */
 /* SwiGLU product of a fused gate/up projection: gu (M, 2H) → silu(gu[:, :H]) ⊙ gu[:, H:] (M, H). */
 qat_tensor *qat_swiglu(qat_tape *tp, qat_tensor *gu);
+/* The same for a consumer that reads only the bf16 copy (a linear with unquantized
+ * input): in a bf16 step the result's data is NULL and only out->bf16 (M, H) is
+ * written, which saves writing M·H floats; in an fp32 step it is qat_swiglu. */
+qat_tensor *qat_swiglu_bf16_out(qat_tape *tp, qat_tensor *gu);
 
 /* ---- embedding and normalisation ---------------------------------------- */
 /* table (V, C), ids[M] in [0, V) → (M, C). */
@@ -55,6 +59,11 @@ qat_tensor *qat_rmsnorm(qat_tape *tp, qat_tensor *x, qat_tensor *weight, float e
  * rmsnorm(*sum, weight, eps) (M, C); the same bits as qat_add then qat_rmsnorm. */
 qat_tensor *qat_add_rmsnorm(qat_tape *tp, qat_tensor *a, qat_tensor *b, qat_tensor *weight, float eps,
                             qat_tensor **sum);
+/* The same for a consumer that reads only the bf16 copy (a linear with unquantized
+ * input): in a bf16 step the result's data is NULL and only its bf16 copy is
+ * written (M·C floats less); in an fp32 step it is qat_add_rmsnorm. */
+qat_tensor *qat_add_rmsnorm_bf16_out(qat_tape *tp, qat_tensor *a, qat_tensor *b, qat_tensor *weight, float eps,
+                                     qat_tensor **sum);
 
 /* ---- linear --------------------------------------------------------------- */
 /* x (M, K), W (N, K) → y = Q_a(x)·Q_w(W)ᵀ (M, N). qa/qw may be NULL (fp32).

@@ -177,13 +177,15 @@ static void swiglu_backward(qat_tape *tp, void *p) {
     float *ggu = qat_grad_all(tp, c->gu, &first);
     if (!ggu) return;
     uint16_t *gb = c->gu->grad_bf16; /* gu's product wants the gradient in bf16 too */
+    /* the only consumer of gu, declared so: its bf16 copy alone (autograd/tensor.h) */
+    const int only16 = gb && first && c->gu->grad_bf16_only;
 #pragma omp parallel for schedule(dynamic, 32)
     for (int64_t r = 0; r < M; r++) {
-        float sbuf[256];
+        float sbuf[256], dgbuf[256], dubuf[256];
         for (int64_t j0 = 0; j0 < H; j0 += 256) {
             int64_t n = H - j0 < 256 ? H - j0 : 256;
             const float *restrict g = gu + r * 2 * H + j0, *restrict u = g + H, *restrict go = gout + r * H + j0;
-            float *restrict dg = ggu + r * 2 * H + j0, *restrict du = dg + H;
+            float *restrict dg = only16 ? dgbuf : ggu + r * 2 * H + j0, *restrict du = only16 ? dubuf : dg + H;
             float *restrict sg = sbuf;
             swiglu_sigmoid(c->fast, g, sg, n);
             if (first) {
@@ -208,28 +210,35 @@ static void swiglu_backward(qat_tape *tp, void *p) {
         }
     }
     if (gb) c->gu->grad_bf16_epoch = tp->epoch;
+    if (only16) c->gu->grad_skip_epoch = tp->epoch;
 }
 
-qat_tensor *qat_swiglu(qat_tape *tp, qat_tensor *gu) {
+/* SwiGLU's forward; f32_out = 0 (bf16 step only) leaves out->data NULL and
+ * writes the bf16 copy alone. */
+static qat_tensor *swiglu_forward(qat_tape *tp, qat_tensor *gu, int f32_out) {
     int64_t M = qat_tensor_rows(gu), H2 = qat_tensor_cols(gu);
     QAT_ASSERT(H2 % 2 == 0);
     int64_t H = H2 / 2;
     qat_tensor *o = qat_tape_tensor(tp, 2, (int64_t[]){M, H});
     const int fast = tp->bf16;
     if (fast) o->bf16 = qat_arena_alloc(&tp->arena, (size_t)(M * H) * sizeof(uint16_t));
+    if (!f32_out) {
+        QAT_ASSERT(fast);
+        o->data = NULL; /* nobody reads it: a consumer that would asserts (qat_linear) */
+    }
     const float *x = gu->data;
     float *z = o->data;
     uint16_t *zb = o->bf16;
 #pragma omp parallel for schedule(dynamic, 32)
     for (int64_t r = 0; r < M; r++) {
         const float *g = x + r * 2 * H, *u = g + H;
-        float *out = z + r * H;
-        float sg[256]; /* σ(g) of these n columns */
+        float sg[256], ob[256]; /* σ(g) of these n columns; the outputs when z is not wanted */
         for (int64_t j0 = 0; j0 < H; j0 += 256) {
             int64_t n = H - j0 < 256 ? H - j0 : 256;
+            float *out = z ? z + r * H + j0 : ob;
             swiglu_sigmoid(fast, g + j0, sg, n);
-            for (int64_t j = 0; j < n; j++) out[j0 + j] = g[j0 + j] * sg[j] * u[j0 + j];
-            if (zb) qat_bf16_row(out + j0, zb + r * H + j0, n);
+            for (int64_t j = 0; j < n; j++) out[j] = g[j0 + j] * sg[j] * u[j0 + j];
+            if (zb) qat_bf16_row(out, zb + r * H + j0, n);
         }
     }
     if (tp->grad_enabled) {
@@ -239,3 +248,7 @@ qat_tensor *qat_swiglu(qat_tape *tp, qat_tensor *gu) {
     }
     return o;
 }
+
+qat_tensor *qat_swiglu(qat_tape *tp, qat_tensor *gu) { return swiglu_forward(tp, gu, 1); }
+
+qat_tensor *qat_swiglu_bf16_out(qat_tape *tp, qat_tensor *gu) { return swiglu_forward(tp, gu, !tp->bf16); }

@@ -112,8 +112,9 @@ static void linear_backward(qat_tape *tp, void *p) {
     int64_t M = qat_tensor_rows(c->x), K = qat_tensor_cols(c->x), N = c->W->shape[0];
     /* dy's bf16 copy, when its producer wrote one and nobody touched dy since */
     const int gyb_ready = c->out->grad_bf16 && c->out->grad_bf16_epoch == tp->epoch;
-    const float *gy = qat_grad(tp, c->out);
     const int bf16 = c->xb != NULL;
+    /* the f32 dy only where it is read: a ready bf16 copy may be all there is (autograd/tensor.h) */
+    const float *gy = bf16 && gyb_ready && !c->gq ? NULL : qat_grad(tp, c->out);
     /* an fp32 input's gradient is the product itself: its first writer stores (no clear) */
     int fx = 0;
     float *gx = qat_grad_all(tp, c->x, &fx), *gW = qat_grad(tp, c->W);
@@ -158,6 +159,8 @@ qat_tensor *qat_linear_gq(qat_tape *tp, qat_tensor *x, qat_tensor *W, qat_quanti
                           const qat_gradq *gq, uint64_t gkey, int64_t step) {
     int64_t M = qat_tensor_rows(x), K = qat_tensor_cols(x), N = W->shape[0];
     QAT_ASSERT(W->ndim == 2 && W->shape[1] == K);
+    /* an input with its bf16 copy only (qat_swiglu_bf16_out) feeds a bf16 product unquantized */
+    QAT_ASSERT(x->data || (tp->bf16 && is_id(qa) && x->bf16));
     const float *xq = x->data, *Wq = W->data;
     int64_t shape[QAT_MAX_DIMS];
     for (int i = 0; i < x->ndim; i++) shape[i] = x->shape[i];

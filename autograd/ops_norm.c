@@ -161,10 +161,15 @@ static void add_rmsnorm_backward(qat_tape *tp, void *p) {
     float *partial = gw ? qat_tape_floats(tp, QAT_RED_CHUNKS * C) : NULL;
     /* bf16 copies of a's and b's gradients where a product wants them (b is a linear's output) */
     uint16_t *ga16 = ga ? c->a->grad_bf16 : NULL, *gb16 = gb ? c->b->grad_bf16 : NULL;
+    /* b's only consumer, declared so: its bf16 copy alone (autograd/tensor.h), rounded
+     * from a's row when that row is d itself, else from a row of scratch */
+    const int only16 = gb16 && fb && c->b->grad_bf16_only && c->a != c->b;
+    float *drows = only16 && !(ga && fa) ? qat_tape_floats(tp, QAT_RED_CHUNKS * C) : NULL;
 #pragma omp parallel for schedule(dynamic, 1)
     for (int k = 0; k < QAT_RED_CHUNKS; k++) {
         int64_t r0 = M * k / QAT_RED_CHUNKS, r1 = M * (k + 1) / QAT_RED_CHUNKS;
         float *pw = partial ? partial + (int64_t)k * C : NULL;
+        float *drow = drows ? drows + (int64_t)k * C : NULL; /* d of the current row, for gb16 */
         if (pw) memset(pw, 0, (size_t)C * sizeof(float));
         for (int64_t q0 = r0; q0 < r1; q0 += RG) {
             int nr = r1 - q0 < RG ? (int)(r1 - q0) : RG;
@@ -183,7 +188,7 @@ static void add_rmsnorm_backward(qat_tape *tp, void *p) {
                 float rs = c->rstd[i];
                 if (ga || gb) {
                     float m = (float)(dot[r] / C) * rs * rs;
-                    float *gar = ga ? ga + i * C : NULL, *gbr = gb ? gb + i * C : NULL;
+                    float *gar = ga ? ga + i * C : NULL, *gbr = gb && !only16 ? gb + i * C : drow;
                     const float *gsr = gs ? gs + i * C : NULL;
                     for (int64_t j = 0; j < C; j++) {
                         float d = rs * (gr[j] * w[j] - xr[j] * m);
@@ -192,7 +197,7 @@ static void add_rmsnorm_backward(qat_tape *tp, void *p) {
                         if (gbr) gbr[j] = fb ? d : gbr[j] + d;
                     }
                     if (ga16) qat_bf16_row(gar, ga16 + i * C, C); /* a == b: after both writes */
-                    if (gb16) qat_bf16_row(gbr, gb16 + i * C, C);
+                    if (gb16) qat_bf16_row(gbr ? gbr : gar, gb16 + i * C, C); /* gbr NULL: a's row is d */
                 }
                 if (pw)
                     for (int64_t j = 0; j < C; j++) pw[j] += gr[j] * xr[j] * rs;
@@ -201,18 +206,31 @@ static void add_rmsnorm_backward(qat_tape *tp, void *p) {
     }
     if (ga16) c->a->grad_bf16_epoch = tp->epoch;
     if (gb16) c->b->grad_bf16_epoch = tp->epoch;
+    if (only16) c->b->grad_skip_epoch = tp->epoch;
     if (gw)
         for (int k = 0; k < QAT_RED_CHUNKS; k++)
             for (int64_t j = 0; j < C; j++) gw[j] += partial[(int64_t)k * C + j];
 }
 
-qat_tensor *qat_add_rmsnorm(qat_tape *tp, qat_tensor *a, qat_tensor *b, qat_tensor *w, float eps, qat_tensor **sum) {
+/* f32_out = 0 (bf16 step only): the output's bf16 copy alone, data NULL. */
+static qat_tensor *add_rmsnorm_forward(qat_tape *tp, qat_tensor *a, qat_tensor *b, qat_tensor *w, float eps,
+                                       qat_tensor **sum, int f32_out) {
     int64_t M = qat_tensor_rows(a), C = qat_tensor_cols(a);
     QAT_ASSERT(a->numel == b->numel && a->ndim == b->ndim && w->numel == C);
     qat_tensor *x = qat_tape_tensor(tp, a->ndim, a->shape), *o = qat_tape_tensor(tp, a->ndim, a->shape);
     float *rstd = tp->grad_enabled ? qat_tape_floats(tp, M) : NULL;
     if (tp->bf16) o->bf16 = qat_arena_alloc(&tp->arena, (size_t)(M * C) * sizeof(uint16_t));
+    if (!f32_out) {
+        QAT_ASSERT(tp->bf16);
+        o->data = NULL; /* nobody reads it: a consumer that would asserts (qat_linear) */
+    }
     uint16_t *ob = o->bf16;
+    /* without o->data each thread rounds its rows from one row of scratch, kept in cache */
+    int nth = 1;
+#ifdef _OPENMP
+    nth = omp_get_max_threads();
+#endif
+    float *ofree = o->data ? NULL : qat_tape_floats(tp, (int64_t)nth * C);
 #pragma omp parallel for schedule(dynamic, 4)
     for (int64_t r0 = 0; r0 < M; r0 += RG) {
         int nr = M - r0 < RG ? (int)(M - r0) : RG;
@@ -233,7 +251,11 @@ qat_tensor *qat_add_rmsnorm(qat_tape *tp, qat_tensor *a, qat_tensor *b, qat_tens
         for (int r = 0; r < nr; r++) {
             float rs = 1.0f / sqrtf(ss[r] / (float)C + eps);
             if (rstd) rstd[r0 + r] = rs;
-            float *orow = o->data + (r0 + r) * C;
+            int th = 0;
+#ifdef _OPENMP
+            th = omp_get_thread_num();
+#endif
+            float *orow = o->data ? o->data + (r0 + r) * C : ofree + (int64_t)th * C;
             for (int64_t j = 0; j < C; j++) orow[j] = xr[r][j] * rs * w->data[j];
             if (ob) qat_bf16_row(orow, ob + (r0 + r) * C, C);
         }
@@ -245,4 +267,13 @@ qat_tensor *qat_add_rmsnorm(qat_tape *tp, qat_tensor *a, qat_tensor *b, qat_tens
     }
     *sum = x;
     return o;
+}
+
+qat_tensor *qat_add_rmsnorm(qat_tape *tp, qat_tensor *a, qat_tensor *b, qat_tensor *w, float eps, qat_tensor **sum) {
+    return add_rmsnorm_forward(tp, a, b, w, eps, sum, 1);
+}
+
+qat_tensor *qat_add_rmsnorm_bf16_out(qat_tape *tp, qat_tensor *a, qat_tensor *b, qat_tensor *w, float eps,
+                                     qat_tensor **sum) {
+    return add_rmsnorm_forward(tp, a, b, w, eps, sum, !tp->bf16);
 }

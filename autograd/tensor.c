@@ -34,6 +34,7 @@ static void clear_uncovered(qat_tensor *t) {
 
 float *qat_tensor_grad(qat_tensor *t, uint64_t epoch) {
     if (!t->grad) return NULL;
+    QAT_ASSERT(t->grad_skip_epoch != epoch); /* its consumer wrote the bf16 copy only */
     t->grad_bf16_epoch = 0; /* the caller may write: a bf16 copy is stale from now on */
     if (t->grad_epoch != epoch) {
         memset(t->grad, 0, (size_t)t->numel * sizeof(float));
@@ -48,6 +49,7 @@ float *qat_tensor_grad(qat_tensor *t, uint64_t epoch) {
 float *qat_tensor_grad_cols(qat_tensor *t, uint64_t epoch, int64_t off, int64_t cols, int *first) {
     *first = 0;
     if (!t->grad) return NULL;
+    QAT_ASSERT(t->grad_skip_epoch != epoch); /* its consumer wrote the bf16 copy only */
     t->grad_bf16_epoch = 0; /* the caller may write: a bf16 copy is stale from now on */
     int64_t C = qat_tensor_cols(t), end = off + cols;
     QAT_ASSERT(off >= 0 && cols > 0 && end <= C);

@@ -29,6 +29,15 @@
  * (grad_bf16), and the op that writes that gradient (add+RMSNorm, SwiGLU) rounds
  * each row it has finished and marks the copy valid; handing the gradient out
  * to anyone afterwards marks it stale, so the linear then converts it itself.
+ *
+ * Where the graph's builder knows a linear's output has exactly one consumer
+ * (the model: gate|up feeds SwiGLU only, o_proj and down_proj feed add+RMSNorm
+ * only), it says so with qat_tensor_grad_bf16_only: that consumer, when it is
+ * the gradient's first writer, then writes the bf16 copy alone and never the
+ * f32 gradient, which nobody would read (a bf16 linear's backward multiplies
+ * the copy). At d256 that saves writing 2·(M, H) + 2·(M, C) floats per block,
+ * the largest memory traffic of a bf16 step outside the products. Handing out
+ * an f32 gradient that was skipped is a bug and asserts.
  */
 #ifndef QAT_AUTOGRAD_TENSOR_H
 #define QAT_AUTOGRAD_TENSOR_H
@@ -55,7 +64,18 @@ typedef struct qat_tensor {
                                     bf16 copy, the operand of that linear's backward products */
     uint64_t grad_bf16_epoch;    /* grad_bf16 holds qat_to_bf16(grad) in this backward pass; any
                                     later handout of grad (qat_tensor_grad*) resets it to 0 */
+    int grad_bf16_only;          /* 1: the builder declared that only grad_bf16 is wanted and the
+                                    tensor has one consumer (qat_tensor_grad_bf16_only) */
+    uint64_t grad_skip_epoch;    /* pass in which that consumer wrote grad_bf16 only: grad holds
+                                    garbage then, and any handout of it asserts */
 } qat_tensor;
+
+/* Declare that t's gradient is wanted only as its bf16 copy (autograd/tensor.h's
+ * comment above): t is the output of a bf16 linear (t->grad_bf16 != NULL, else
+ * this does nothing) and the next op applied to t is its only consumer. */
+static inline void qat_tensor_grad_bf16_only(qat_tensor *t) {
+    if (t->grad_bf16) t->grad_bf16_only = 1;
+}
 
 /* Fill the shape fields: qat_tensor_set_shape(&t, 2, (int64_t[]){B*T, C}). */
 void qat_tensor_set_shape(qat_tensor *t, int ndim, const int64_t *shape);

@@ -319,6 +319,80 @@ static void test_dy_bf16_copy(void **state) {
     }
 }
 
+/* linear → add+RMSNorm (consumer 0) or SwiGLU (consumer 1) → linear → Σ z·R, built
+ * plainly or, with declared = 1, the way the model builds it: the first linear's
+ * output declared bf16-only (qat_tensor_grad_bf16_only) and the consumer's f32
+ * output skipped (the _bf16_out variants). Leaves every gradient in its tensor;
+ * *skipped: the consumer really wrote dy's bf16 copy only, and out->data is NULL. */
+static void declared_graph(int consumer, int declared, qat_tensor *x, qat_tensor *W, qat_tensor *a, qat_tensor *w,
+                           qat_tensor *W2, int *skipped) {
+    qat_tensor *ps[5] = {x, W, a, w, W2};
+    qat_tape tp;
+    qat_tape_init(&tp, 1 << 20);
+    qat_tape_reset(&tp);
+    tp.bf16 = 1;
+    for (int i = 0; i < 5; i++) {
+        memset(ps[i]->grad, 0, (size_t)ps[i]->numel * sizeof(float));
+        ps[i]->grad_epoch = tp.epoch;
+    }
+    qat_tensor *y = qat_linear(&tp, x, W, NULL, NULL, 0), *s, *out;
+    if (declared) qat_tensor_grad_bf16_only(y);
+    if (consumer == 0)
+        out = declared ? qat_add_rmsnorm_bf16_out(&tp, a, y, w, 1e-5f, &s) : qat_add_rmsnorm(&tp, a, y, w, 1e-5f, &s);
+    else
+        out = declared ? qat_swiglu_bf16_out(&tp, y) : qat_swiglu(&tp, y);
+    qat_tensor *z = qat_linear(&tp, out, W2, NULL, NULL, 0);
+    float *R = malloc((size_t)z->numel * sizeof(float));
+    gc_fill(R, z->numel, 98, 1.0f);
+    qat_tensor *loss;
+    gc_dot(&tp, z, R, &loss);
+    qat_tape_backward(&tp, loss);
+    *skipped = y->grad_skip_epoch == tp.epoch && out->data == NULL;
+    free(R);
+    qat_tape_free(&tp);
+}
+
+/* The model's bf16-only declarations (autograd/tensor.h) change no bit: every
+ * gradient of the declared graph equals the plain graph's, and the declared one
+ * did skip the f32 gradient of y and the consumer's f32 output. */
+static void test_bf16_only_declared(void **state) {
+    (void)state;
+    const char *isa;
+    if (!qat_gemm_bf16_supported(&isa)) {
+        print_message("  no native bf16 products on this CPU (%s): skipped\n", isa);
+        skip();
+    }
+    int64_t M = 40, K = 48, C = 64, H = 272, N2 = 32;
+    for (int consumer = 0; consumer < 2; consumer++) {
+        int64_t N = consumer == 0 ? C : 2 * H, O = consumer == 0 ? C : H;
+        qat_tensor *x = gc_param(2, (int64_t[]){M, K}, 51, 1.0f), *W = gc_param(2, (int64_t[]){N, K}, 52, 0.3f);
+        qat_tensor *a = gc_param(2, (int64_t[]){M, C}, 53, 1.0f), *w = gc_param(1, (int64_t[]){C}, 54, 1.0f);
+        qat_tensor *W2 = gc_param(2, (int64_t[]){N2, O}, 55, 0.2f);
+        qat_tensor *ps[5] = {x, W, a, w, W2};
+        float *ref[5];
+        int skipped;
+        declared_graph(consumer, 0, x, W, a, w, W2, &skipped);
+        assert_false(skipped);
+        for (int i = 0; i < 5; i++) {
+            ref[i] = malloc((size_t)ps[i]->numel * sizeof(float));
+            memcpy(ref[i], ps[i]->grad, (size_t)ps[i]->numel * sizeof(float));
+        }
+        declared_graph(consumer, 1, x, W, a, w, W2, &skipped);
+        assert_true(skipped);
+        int64_t bad = 0, nonzero = 0;
+        for (int i = 0; i < 5; i++)
+            for (int64_t j = 0; j < ps[i]->numel; j++) {
+                bad += memcmp(&ref[i][j], &ps[i]->grad[j], sizeof(float)) != 0;
+                nonzero += ref[i][j] != 0.0f;
+            }
+        print_message("  %s: %lld of the gradients' values differ between the plain and the declared graph "
+                      "(%lld nonzero)\n", consumer == 0 ? "add_rmsnorm" : "swiglu", (long long)bad, (long long)nonzero);
+        assert_int_equal(bad, 0);
+        assert_true(nonzero > 0);
+        for (int i = 0; i < 5; i++) free(ref[i]), gc_param_free(ps[i]);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fast_sigmoid),
@@ -326,6 +400,7 @@ int main(void) {
         cmocka_unit_test(test_linear_uses_copy),
         cmocka_unit_test(test_swiglu_bf16_backward),
         cmocka_unit_test(test_dy_bf16_copy),
+        cmocka_unit_test(test_bf16_only_declared),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
