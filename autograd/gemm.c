@@ -16,10 +16,17 @@
  *
  * Threads: Debian's oneDNN is built on the same libgomp runtime as our OpenMP
  * loops, so omp_set_num_threads governs both.
+ *
+ * Packed B: given B in a plain layout, brgemm repacks it inside every execute
+ * (its copy_B), block by block. We instead let the matmul choose B's layout
+ * (format_tag_any) and reorder B into it once per call, into one shared buffer:
+ * the same kernel on the same values, so the same bits (test_autograd_ops'
+ * test_gemm_packing_same_bits), and a d256 step 4–8% faster (want_pack).
  */
 #include "gemm.h"
 
 #include <oneapi/dnnl/dnnl.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/bf16.h"
@@ -33,6 +40,9 @@ typedef struct {
     dnnl_primitive_t prim;      /* the matmul */
     dnnl_memory_t a, b, c;      /* memory objects re-pointed at every call */
     dnnl_memory_t scratch;      /* its scratchpad, pointed at the shared buffer (NULL: none) */
+    dnnl_primitive_t pack;      /* reorder of B into the matmul's layout (NULL: B used as given) */
+    dnnl_memory_t bpk;          /* B in that layout, pointed at the shared packing buffer */
+    dnnl_memory_t pscratch;     /* the reorder's scratchpad (NULL: none) */
 } gemm_entry;
 
 static dnnl_engine_t g_engine;
@@ -42,6 +52,9 @@ static int g_ncache;
 static int g_last; /* most recently used entry: consecutive calls often repeat */
 static void *g_scratch;        /* shared scratchpad of every primitive (one runs at a time) */
 static size_t g_scratch_size;  /* its bytes */
+static void *g_packed;         /* shared buffer of packed B operands (one product at a time) */
+static size_t g_packed_size;   /* its bytes */
+static int g_pack_mode = -1;   /* QAT_GEMM_PACK: 0 never, 1 small B (default), 2 every 2-D product */
 
 #define DNNL_OK(call)                                                                   \
     do {                                                                                \
@@ -72,6 +85,47 @@ static void make_md(dnnl_memory_desc_t *md, int nb, const int64_t *bdims, const 
     DNNL_OK(dnnl_memory_desc_init_by_strides(md, nd, dims, dt, strides));
 }
 
+/* Grow a shared buffer to at least n bytes (primitives are built in the first
+ * step only, so this never runs in steady state). */
+static void grow(void **buf, size_t *size, size_t n) {
+    if (n <= *size) return;
+    free(*buf);
+    *buf = qat_xaligned(n);
+    *size = n;
+}
+
+static int isa_at_least(dnnl_cpu_isa_t want) {
+    return ((unsigned)dnnl_get_effective_cpu_isa() & (unsigned)want) == (unsigned)want;
+}
+
+/* Whether to pack B (see the top of this file): every 2-D bf16 product, and an
+ * f32 one whose B is narrow against A (N <= M/4: a weight matrix against the
+ * token rows). Measured on the EPYC (bench/README.md): packing every bf16 product
+ * gave 1.078× at d256 and 1.029× at d64, the weight products alone 1.036×; in
+ * f32 packing the weights gave 1.04–1.05× at d256 and 1.028× at d64, packing the
+ * weight gradients' products too 0.989× at d64. */
+static int want_pack(const qat_gemm_desc *d) {
+    if (g_pack_mode < 0) { /* QAT_GEMM_PACK=0 or 2 (bench/README.md: timing the choice) */
+        const char *e = getenv("QAT_GEMM_PACK");
+        g_pack_mode = e && (e[0] == '0' || e[0] == '2') && !e[1] ? e[0] - '0' : 1;
+    }
+    /* only where the packed product is the kernel the plain one runs (AVX-512's
+     * brgemm); on AVX2 oneDNN picks another kernel for a packed B, other bits */
+    if (g_pack_mode == 0 || d->b0 > 1 || d->b1 > 1 || !isa_at_least(dnnl_cpu_isa_avx512_core)) return 0;
+    return g_pack_mode == 2 || d->bf16 || 4 * d->N <= d->M;
+}
+
+/* A scratchpad memory object for pd, growing the shared buffer (NULL: none needed). */
+static dnnl_memory_t scratch_for(const_dnnl_primitive_desc_t pd) {
+    const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    size_t ssz = smd ? dnnl_memory_desc_get_size(smd) : 0;
+    if (!ssz) return NULL;
+    grow(&g_scratch, &g_scratch_size, ssz);
+    dnnl_memory_t m;
+    DNNL_OK(dnnl_memory_create(&m, smd, g_engine, DNNL_MEMORY_NONE));
+    return m;
+}
+
 static gemm_entry *build(const qat_gemm_desc *d) {
     engine_init();
     if (g_ncache == QAT_GEMM_CACHE_MAX) qat_gemm_shutdown(), engine_init();
@@ -92,8 +146,14 @@ static gemm_entry *build(const qat_gemm_desc *d) {
     make_md(&bmd, nb, bd, bs, d->K, d->N, d->b_rs, d->b_cs, in);
     make_md(&cmd, nb, bd, cs, d->M, d->N, d->c_rs, d->c_cs, dnnl_f32);
 
+    const int pack = want_pack(d);
+    dnnl_memory_desc_t bany;
+    if (pack) {
+        dnnl_dims_t bdims = {d->K, d->N};
+        DNNL_OK(dnnl_memory_desc_init_by_tag(&bany, 2, bdims, in, dnnl_format_tag_any));
+    }
     dnnl_matmul_desc_t mm;
-    DNNL_OK(dnnl_matmul_desc_init(&mm, &amd, &bmd, NULL, &cmd));
+    DNNL_OK(dnnl_matmul_desc_init(&mm, &amd, pack ? &bany : &bmd, NULL, &cmd));
     dnnl_primitive_attr_t attr;
     DNNL_OK(dnnl_primitive_attr_create(&attr));
     DNNL_OK(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user));
@@ -111,15 +171,20 @@ static gemm_entry *build(const qat_gemm_desc *d) {
     dnnl_primitive_desc_t pd;
     DNNL_OK(dnnl_primitive_desc_create(&pd, &mm, attr, g_engine, NULL));
     DNNL_OK(dnnl_primitive_create(&e->prim, pd));
-    const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
-    size_t ssz = smd ? dnnl_memory_desc_get_size(smd) : 0;
-    if (ssz) {
-        if (ssz > g_scratch_size) {
-            free(g_scratch);
-            g_scratch = qat_xaligned(ssz);
-            g_scratch_size = ssz;
-        }
-        DNNL_OK(dnnl_memory_create(&e->scratch, smd, g_engine, DNNL_MEMORY_NONE));
+    e->scratch = scratch_for(pd);
+    const dnnl_memory_desc_t *wmd = pack ? dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0) : NULL;
+    if (wmd && !dnnl_memory_desc_equal(wmd, &bmd)) {
+        dnnl_primitive_desc_t rpd;
+        dnnl_primitive_attr_t rattr; /* no scales or sums: those are the product's */
+        DNNL_OK(dnnl_primitive_attr_create(&rattr));
+        DNNL_OK(dnnl_primitive_attr_set_scratchpad_mode(rattr, dnnl_scratchpad_mode_user));
+        DNNL_OK(dnnl_reorder_primitive_desc_create(&rpd, &bmd, g_engine, wmd, g_engine, rattr));
+        dnnl_primitive_attr_destroy(rattr);
+        DNNL_OK(dnnl_primitive_create(&e->pack, rpd));
+        e->pscratch = scratch_for(rpd);
+        dnnl_primitive_desc_destroy(rpd);
+        grow(&g_packed, &g_packed_size, dnnl_memory_desc_get_size(wmd));
+        DNNL_OK(dnnl_memory_create(&e->bpk, wmd, g_engine, DNNL_MEMORY_NONE));
     }
     dnnl_primitive_desc_destroy(pd);
     dnnl_primitive_attr_destroy(attr);
@@ -149,7 +214,13 @@ void qat_gemm_run(const qat_gemm_desc *d_in, const void *A, const void *B, float
     DNNL_OK(dnnl_memory_set_data_handle(e->a, (void *)A));
     DNNL_OK(dnnl_memory_set_data_handle(e->b, (void *)B));
     DNNL_OK(dnnl_memory_set_data_handle(e->c, C));
-    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, e->a}, {DNNL_ARG_WEIGHTS, e->b}, {DNNL_ARG_DST, e->c},
+    if (e->pack) {
+        DNNL_OK(dnnl_memory_set_data_handle(e->bpk, g_packed));
+        dnnl_exec_arg_t pargs[3] = {{DNNL_ARG_FROM, e->b}, {DNNL_ARG_TO, e->bpk}, {DNNL_ARG_SCRATCHPAD, e->pscratch}};
+        if (e->pscratch) DNNL_OK(dnnl_memory_set_data_handle(e->pscratch, g_scratch));
+        DNNL_OK(dnnl_primitive_execute(e->pack, g_stream, e->pscratch ? 3 : 2, pargs));
+    }
+    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, e->a}, {DNNL_ARG_WEIGHTS, e->pack ? e->bpk : e->b}, {DNNL_ARG_DST, e->c},
                                {DNNL_ARG_SCRATCHPAD, e->scratch}};
     int nargs = 3;
     if (e->scratch) {
@@ -204,7 +275,7 @@ int qat_gemm_bf16_supported(const char **isa) {
                : e == dnnl_cpu_isa_avx2             ? "avx2"
                                                     : "older than avx2";
     }
-    return ((unsigned)e & (unsigned)dnnl_cpu_isa_avx512_core_bf16) == (unsigned)dnnl_cpu_isa_avx512_core_bf16;
+    return isa_at_least(dnnl_cpu_isa_avx512_core_bf16);
 }
 
 static const char *gemm_isa_name(void) {
@@ -219,6 +290,18 @@ __attribute__((constructor)) static void gemm_register_isa(void) { qat_cpu_set_g
 
 int qat_gemm_cache_size(void) { return g_ncache; }
 
+int qat_gemm_cache_packed(void) {
+    int n = 0;
+    for (int i = 0; i < g_ncache; i++) n += g_cache[i].pack != NULL;
+    return n;
+}
+
+void qat_gemm_set_packing(int mode) {
+    QAT_ASSERT(mode >= 0 && mode <= 2);
+    qat_gemm_shutdown(); /* cached primitives were built for the old mode */
+    g_pack_mode = mode;
+}
+
 void qat_gemm_shutdown(void) {
     for (int i = 0; i < g_ncache; i++) {
         dnnl_primitive_destroy(g_cache[i].prim);
@@ -226,10 +309,16 @@ void qat_gemm_shutdown(void) {
         dnnl_memory_destroy(g_cache[i].b);
         dnnl_memory_destroy(g_cache[i].c);
         if (g_cache[i].scratch) dnnl_memory_destroy(g_cache[i].scratch);
+        if (g_cache[i].pack) dnnl_primitive_destroy(g_cache[i].pack);
+        if (g_cache[i].bpk) dnnl_memory_destroy(g_cache[i].bpk);
+        if (g_cache[i].pscratch) dnnl_memory_destroy(g_cache[i].pscratch);
     }
     free(g_scratch);
     g_scratch = NULL;
     g_scratch_size = 0;
+    free(g_packed);
+    g_packed = NULL;
+    g_packed_size = 0;
     g_ncache = 0;
     g_last = 0;
     if (g_stream) dnnl_stream_destroy(g_stream);

@@ -3,8 +3,8 @@
  *
  * One call shape covers the linear layers (2-D) and attention (batched over
  * (B, H)): C = op(A)·op(B) (+ C). Transposes and head-interleaved layouts are
- * expressed as strides, so no operand is ever copied into a packed layout by us;
- * oneDNN reads the strides directly. A primitive is built once per distinct
+ * expressed as strides, and oneDNN reads the strides directly (a weight matrix
+ * is reordered into its kernel's layout first: qat_gemm_set_packing below). A primitive is built once per distinct
  * shape/stride signature and cached; later calls only swap data pointers, which
  * keeps the steady-state training step free of allocation and primitive creation.
  *
@@ -62,5 +62,15 @@ void qat_gemm_scaled(int bf16, int ta, int tb, int64_t M, int64_t N, int64_t K, 
 /* Number of cached primitives (for tests of the cache) and release of all. */
 int qat_gemm_cache_size(void);
 void qat_gemm_shutdown(void);
+
+/* B packing (autograd/gemm.c): B is reordered into the layout oneDNN's kernel
+ * reads, once per call, instead of the kernel repacking it block by block; same
+ * bits. Mode 0 never packs; 1 (the default) packs every 2-D bf16 product and an
+ * f32 one with N <= M/4 (a weight matrix against the token rows); 2 packs every
+ * 2-D product. The environment variable QAT_GEMM_PACK=0 or 2 sets the mode at
+ * start-up, for timing the choice (bench/README.md). Setting the mode drops the
+ * cache. qat_gemm_cache_packed: cached primitives that pack. */
+void qat_gemm_set_packing(int mode);
+int qat_gemm_cache_packed(void);
 
 #endif

@@ -7,6 +7,7 @@
  * paths: several heads and batch rows in attention, columns taken out of a fused
  * tensor, repeated ids in the embedding.
  */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +15,8 @@
 #include <cmocka.h>
 
 #include "gradcheck.h"
+#include "autograd/gemm.h"
+#include <string.h>
 #include "core/cpu.h"
 #include "core/vexpf.h"
 
@@ -532,6 +535,67 @@ static void test_vexpf_matches_expf(void **state) {
     if (bad) fail_msg("%lld of %lld values differ from expf", (long long)bad, (long long)(n + k));
 }
 
+/* B packing (autograd/gemm.h): the same products with B reordered into the
+ * kernel's layout first (mode 2: every 2-D product; mode 1: bf16 or narrow B) and
+ * with B read as given (mode 0) agree bit for bit, in both precisions, for the
+ * shapes and transposes of a linear layer's three products, with and without
+ * accumulation and output scale; and the packed modes did pack. Packing runs on
+ * AVX-512 only (below it oneDNN picks another kernel: nothing packs here); the
+ * bits were checked on avx512_core_bf16, and on AMX, where they were not, the
+ * products must agree to float rounding (|Δ| <= 1e-5·(|c| + 1)). */
+static void test_gemm_packing_same_bits(void **state) {
+    (void)state;
+    const int64_t shapes[][5] = {
+        /* M, N, K, ta, tb */
+        {512, 96, 64, 0, 1},  /* forward: x (M,K) · Wᵀ, W (N,K) */
+        {512, 64, 96, 0, 0},  /* dX: dy (M,N) · W (N,K) */
+        {96, 64, 512, 1, 0},  /* dW: dyᵀ · x */
+        {333, 48, 80, 0, 1},  /* odd rows */
+    };
+    const char *isa;
+    int have_bf16 = qat_gemm_bf16_supported(&isa);
+    const int packs = !strncmp(isa, "avx512_core", 11), exact = packs && strcmp(isa, "avx512_core_amx") != 0;
+    print_message("  oneDNN ISA %s: %s\n", isa, !packs ? "no packing" : exact ? "same bits expected" : "same values to rounding");
+    for (int bf = 0; bf < 1 + have_bf16; bf++)
+        for (size_t sh = 0; sh < sizeof shapes / sizeof *shapes; sh++)
+            for (int acc = 0; acc < 2; acc++) {
+                int64_t M = shapes[sh][0], N = shapes[sh][1], K = shapes[sh][2];
+                int ta = (int)shapes[sh][3], tb = (int)shapes[sh][4];
+                float *A = malloc((size_t)(M * K) * sizeof(float)), *B = malloc((size_t)(K * N) * sizeof(float));
+                uint16_t *Ab = malloc((size_t)(M * K) * sizeof(uint16_t)), *Bb = malloc((size_t)(K * N) * sizeof(uint16_t));
+                gc_fill(A, M * K, 71 + sh, 1.0f);
+                gc_fill(B, K * N, 72 + sh, 0.3f);
+                qat_to_bf16(A, Ab, M * K);
+                qat_to_bf16(B, Bb, K * N);
+                const void *a = bf ? (const void *)Ab : A, *b = bf ? (const void *)Bb : B;
+                float *C[3];
+                int packed[3];
+                for (int mode = 0; mode < 3; mode++) {
+                    qat_gemm_set_packing(mode);
+                    C[mode] = malloc((size_t)(M * N) * sizeof(float));
+                    gc_fill(C[mode], M * N, 73, 1.0f); /* what an accumulating product adds to */
+                    qat_gemm_scaled(bf, ta, tb, M, N, K, a, ta ? M : K, b, tb ? K : N, C[mode], N, acc,
+                                    acc ? 1.0f : 0.5f);
+                    packed[mode] = qat_gemm_cache_packed();
+                }
+                int64_t bad = 0;
+                for (int mode = 1; mode < 3; mode++)
+                    for (int64_t i = 0; i < M * N; i++)
+                        bad += exact || !packs ? memcmp(&C[0][i], &C[mode][i], sizeof(float)) != 0
+                                               : fabsf(C[0][i] - C[mode][i]) > 1e-5f * (fabsf(C[0][i]) + 1.0f);
+                print_message("  %s %lldx%lldx%lld ta=%d tb=%d acc=%d: packed %d/%d/%d, %lld values differ\n",
+                              bf ? "bf16" : "f32", (long long)M, (long long)N, (long long)K, ta, tb, acc, packed[0],
+                              packed[1], packed[2], (long long)bad);
+                assert_int_equal(bad, 0);
+                assert_int_equal(packed[0], 0);
+                assert_int_equal(packed[1], packs && (bf || 4 * N <= M)); /* the rule */
+                assert_int_equal(packed[2], packs);
+                for (int mode = 0; mode < 3; mode++) free(C[mode]);
+                free(A), free(B), free(Ab), free(Bb);
+            }
+    qat_gemm_set_packing(1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_elementwise),
@@ -548,6 +612,7 @@ int main(void) {
         cmocka_unit_test(test_grad_first_writer),
         cmocka_unit_test(test_rope_table_per_shape),
         cmocka_unit_test(test_vexpf_matches_expf),
+        cmocka_unit_test(test_gemm_packing_same_bits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
