@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/error.h"
 #include "core/fsutil.h"
@@ -187,19 +188,25 @@ static int apply_fixes(qat_fit_problem *p, const fit_args *a) {
     return QAT_OK;
 }
 
-/* The directory an output goes in must exist before any work is done: it is
- * the user's argument (exit 2), and a fit is not run, nor its JSON printed,
- * only to find that out at the end. */
+/* The directory an output goes in must exist, and be writable for us, before
+ * any work is done: it is the user's argument (exit 2), and a fit (a long
+ * bootstrap, perhaps) is not run, nor its other outputs written, only to find
+ * that out at the end. Writable, not just the file: the writers make NAME.tmp
+ * beside it and rename (core/fsutil.h). access() answers for the real user,
+ * which is ours (qat is never set-uid). */
 static int qat_fit_out_dir_check(const char *opt, const char *path) {
     const char *slash = strrchr(path, '/');
-    if (!slash) return QAT_OK; /* the current directory */
     char dir[4096];
-    snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    if (!slash) snprintf(dir, sizeof dir, "."); /* the current directory */
+    else snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
     struct stat st;
     if (stat(dir, &st) != 0)
         return qat_fail(QAT_EINPUT, "%s %s: the directory %s does not exist: %s (create it first)", opt, path, dir,
                         strerror(errno));
     if (!S_ISDIR(st.st_mode)) return qat_fail(QAT_EINPUT, "%s %s: %s is not a directory", opt, path, dir);
+    if (access(dir, W_OK | X_OK) != 0)
+        return qat_fail(QAT_EINPUT, "%s %s: cannot write in the directory %s: %s (choose a writable directory)",
+                        opt, path, dir, strerror(errno));
     return QAT_OK;
 }
 
