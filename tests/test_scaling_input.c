@@ -455,6 +455,20 @@ static void test_fit_arguments_first(void **s) {
     char *dash[] = {"fit", p, "--csv", "-"};
     assert_int_equal(run_fit(dash, 4, text, sizeof text), 2);
     assert_non_null(strstr(qat_errmsg(), "--csv -"));
+    /* an option where a value belongs: --json-out took "--csv" for its file name
+     * (and the CSV's path for a run); "-1" still reaches the number's own check */
+    char *optval[] = {"fit", p, "--no-loo", "--json-out", "--csv", side_csv};
+    assert_int_equal(run_fit(optval, 6, text, sizeof text), 2);
+    assert_string_equal(qat_errmsg(), "--json-out: expected a value, got the option --csv (see qat fit --help)");
+    assert_string_equal(text, "");
+    char *minus1[] = {"fit", p, "--drop-highest", "-1"};
+    assert_int_equal(run_fit(minus1, 4, text, sizeof text), 2);
+    assert_non_null(strstr(qat_errmsg(), "--drop-highest -1: expected an integer"));
+    char *plotval[] = {"plot", p, "-o", "--kind", "law"};
+    char sp[512];
+    path_in(sp, sizeof sp, "stdout.txt");
+    assert_int_equal(qat_test_capture(qat_plot_main, 5, plotval, sp, text, sizeof text), 2);
+    assert_string_equal(qat_errmsg(), "-o: expected a value, got the option --kind (see qat plot --help)");
     char *boot1[] = {"fit", p, "--bootstrap", "1"};
     assert_int_equal(run_fit(boot1, 4, text, sizeof text), 2);
     assert_non_null(strstr(qat_errmsg(), "at least 20 resamples"));
