@@ -1,13 +1,36 @@
 /*
- * core/num.h — small number helpers shared by modules: a whole number read from
- * an option's text, and the order of doubles for qsort. Callers word their own
- * messages, so each command keeps its own.
+ * core/num.h — small helpers shared by the commands' option parsers: an
+ * option's value word, a whole number read from an option's text, and the
+ * order of doubles for qsort. Callers word their own number messages, so each
+ * command keeps its own; the value-word rule is one for every command.
  */
 #ifndef QAT_CORE_NUM_H
 #define QAT_CORE_NUM_H
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+
+/* 1 when option argv[i] has a value word after it: there is one, and it is
+ * not itself an option. `--out --csv x.csv` used to write a file named --csv;
+ * only the "--" prefix is refused, so "-" (stdin/stdout) and "-1" stay values. */
+static inline int qat_opt_has_value(int argc, char **argv, int i) {
+    return i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0;
+}
+
+/* *v = the value of option argv[*i], advancing *i; or QAT_EINPUT naming the
+ * option (and the option found in its place), cmd naming the command's help
+ * ("fit", "data synth"). */
+static inline int qat_opt_value(const char *cmd, int argc, char **argv, int *i, const char **v) {
+    if (*i + 1 >= argc) return qat_fail(QAT_EINPUT, "%s: missing value (see qat %s --help)", argv[*i], cmd);
+    if (!qat_opt_has_value(argc, argv, *i))
+        return qat_fail(QAT_EINPUT, "%s: expected a value, got the option %s (see qat %s --help)", argv[*i],
+                        argv[*i + 1], cmd);
+    *v = argv[++*i];
+    return QAT_OK;
+}
 
 /* *out = s as a base-10 integer in [lo, hi]; 1 on success, 0 (out untouched)
  * when s is empty, has anything after the digits, overflows or is out of range. */

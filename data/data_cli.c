@@ -18,6 +18,7 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "core/fsutil.h"
+#include "core/num.h"
 #include "data/dataset.h"
 #include "data/shard.h"
 #include "data/synth.h"
@@ -64,14 +65,15 @@ static const char *usage_inspect =
 
 static int is_help(const char *a) { return !strcmp(a, "--help") || !strcmp(a, "-h"); }
 
-/* Value of option `name` at argv[*i] ("--name V" or "--name=V"); NULL when argv[*i] is not it. */
+/* Value of option `name` at argv[*i] ("--name V" or "--name=V"); NULL when argv[*i] is not it,
+ * or (*missing) when it has no value word: qat_opt_value then words why (core/num.h). */
 static const char *opt_value(int argc, char **argv, int *i, const char *name, int *missing) {
     size_t n = strlen(name);
     const char *a = argv[*i];
     if (strncmp(a, name, n)) return NULL;
     if (a[n] == '=') return a + n + 1;
     if (a[n]) return NULL;
-    if (*i + 1 >= argc) { *missing = 1; return NULL; }
+    if (!qat_opt_has_value(argc, argv, *i)) { *missing = 1; return NULL; }
     return argv[++*i];
 }
 
@@ -131,7 +133,7 @@ static int cmd_synth(int argc, char **argv) {
                    (v = opt_value(argc, argv, &i, "--out", &missing))) {
             out = v;
         } else if (missing) {
-            return qat_fail(QAT_EINPUT, "data synth: %s needs a value (see --help)", argv[i]);
+            return qat_opt_value("data synth", argc, argv, &i, &v); /* says why it has none */
         } else {
             return qat_fail(QAT_EINPUT, "data synth: unknown argument '%s', expected --tokens, --seed, --vocab, "
                                         "--topics, --val or -o (see --help)", argv[i]);
@@ -186,7 +188,7 @@ static int cmd_pack(int argc, char **argv) {
         if (is_help(argv[i])) { fputs(usage_pack, stdout); free(files); return 0; }
         if ((v = opt_value(argc, argv, &i, "-o", &missing)) || (v = opt_value(argc, argv, &i, "--out", &missing)))
             out = v;
-        else if (missing) rc = qat_fail(QAT_EINPUT, "data pack: %s needs a value (see --help)", argv[i]);
+        else if (missing) rc = qat_opt_value("data pack", argc, argv, &i, &v); /* says why it has none */
         else if (argv[i][0] == '-' && argv[i][1])
             rc = qat_fail(QAT_EINPUT, "data pack: unknown option '%s', expected FILE... -o OUT.bin", argv[i]);
         else files[nf++] = argv[i];

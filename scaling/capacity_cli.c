@@ -24,6 +24,7 @@
 #include "compress/format.h"
 #include "compress/format_table.h"
 #include "core/error.h"
+#include "core/num.h"
 #include "scaling/fit_h5.h"
 
 #define QAT_CAPACITY_MIN_SAMPLES 65536LL      /* two Monte-Carlo tensors of 256 × 128 */
@@ -74,11 +75,8 @@ int qat_capacity_main(int argc, char **argv) {
         } else if (!strcmp(a, "--json")) {
             json = 1;
         } else if (!strcmp(a, "--samples") || !strcmp(a, "--seed") || !strcmp(a, "--fit")) {
-            if (i + 1 >= argc) {
-                rc = qat_fail(QAT_EINPUT, "capacity: %s needs a value", a);
-                break;
-            }
-            const char *v = argv[++i];
+            const char *v = NULL;
+            if ((rc = qat_opt_value("capacity", argc, argv, &i, &v))) break;
             if (!strcmp(a, "--samples")) {
                 /* The Monte Carlo draws whole tensors of 256 rows × 128 values and
                  * needs two for a standard error; fewer samples cannot be honoured. */

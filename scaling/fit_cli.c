@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/error.h"
 #include "core/fsutil.h"
@@ -107,13 +108,6 @@ static int parse_int(const char *opt, const char *v, long lo, long hi, long *out
     return QAT_OK;
 }
 
-/* The value of option i (advancing i), or a usage error. */
-static int need_value(int argc, char **argv, int *i, const char **v) {
-    if (*i + 1 >= argc) return qat_fail(QAT_EINPUT, "%s: missing value (see --help)", argv[*i]);
-    *v = argv[++*i];
-    return QAT_OK;
-}
-
 typedef struct {
     char **inputs;
     int n_inputs;
@@ -133,28 +127,28 @@ static int parse_fit_args(int argc, char **argv, fit_args *a) {
         if (!strcmp(o, "--help") || !strcmp(o, "-h")) a->help = 1;
         else if (!strcmp(o, "--json")) a->json = 1;
         else if (!strcmp(o, "--no-loo")) a->loo = 0;
-        else if (!strcmp(o, "--law")) { QAT_TRY(need_value(argc, argv, &i, &a->law)); }
-        else if (!strcmp(o, "--out")) { QAT_TRY(need_value(argc, argv, &i, &a->out)); }
-        else if (!strcmp(o, "--csv")) { QAT_TRY(need_value(argc, argv, &i, &a->csv)); }
-        else if (!strcmp(o, "--json-out")) { QAT_TRY(need_value(argc, argv, &i, &a->json_out)); }
-        else if (!strcmp(o, "--svg")) { QAT_TRY(need_value(argc, argv, &i, &a->svg)); }
+        else if (!strcmp(o, "--law")) { QAT_TRY(qat_opt_value("fit", argc, argv, &i, &a->law)); }
+        else if (!strcmp(o, "--out")) { QAT_TRY(qat_opt_value("fit", argc, argv, &i, &a->out)); }
+        else if (!strcmp(o, "--csv")) { QAT_TRY(qat_opt_value("fit", argc, argv, &i, &a->csv)); }
+        else if (!strcmp(o, "--json-out")) { QAT_TRY(qat_opt_value("fit", argc, argv, &i, &a->json_out)); }
+        else if (!strcmp(o, "--svg")) { QAT_TRY(qat_opt_value("fit", argc, argv, &i, &a->svg)); }
         else if (!strcmp(o, "--bootstrap")) {
-            QAT_TRY(need_value(argc, argv, &i, &v));
+            QAT_TRY(qat_opt_value("fit", argc, argv, &i, &v));
             QAT_TRY(parse_int(o, v, 0, 1000000, &a->bootstrap));
         } else if (!strcmp(o, "--seed")) {
-            QAT_TRY(need_value(argc, argv, &i, &v));
+            QAT_TRY(qat_opt_value("fit", argc, argv, &i, &v));
             QAT_TRY(parse_int(o, v, 0, 0x7fffffffffffffffL, &a->seed));
         } else if (!strcmp(o, "--drop-highest")) {
-            QAT_TRY(need_value(argc, argv, &i, &v));
+            QAT_TRY(qat_opt_value("fit", argc, argv, &i, &v));
             QAT_TRY(parse_int(o, v, 0, 1000000000, &a->drop));
         } else if (!strcmp(o, "--fix")) {
-            QAT_TRY(need_value(argc, argv, &i, &v));
+            QAT_TRY(qat_opt_value("fit", argc, argv, &i, &v));
             a->fix[a->n_fix++] = v;
         } else if (!strcmp(o, "--exclude")) {
-            QAT_TRY(need_value(argc, argv, &i, &v));
+            QAT_TRY(qat_opt_value("fit", argc, argv, &i, &v));
             a->exclude[a->n_exclude++] = v;
         } else if (!strcmp(o, "--where")) {
-            QAT_TRY(need_value(argc, argv, &i, &v));
+            QAT_TRY(qat_opt_value("fit", argc, argv, &i, &v));
             a->where[a->n_where++] = v;
         } else if (!strcmp(o, "--mixed-data")) a->mixed_data = 1;
         else if (o[0] == '-' && o[1])
@@ -187,19 +181,25 @@ static int apply_fixes(qat_fit_problem *p, const fit_args *a) {
     return QAT_OK;
 }
 
-/* The directory an output goes in must exist before any work is done: it is
- * the user's argument (exit 2), and a fit is not run, nor its JSON printed,
- * only to find that out at the end. */
+/* The directory an output goes in must exist, and be writable for us, before
+ * any work is done: it is the user's argument (exit 2), and a fit (a long
+ * bootstrap, perhaps) is not run, nor its other outputs written, only to find
+ * that out at the end. Writable, not just the file: the writers make NAME.tmp
+ * beside it and rename (core/fsutil.h). access() answers for the real user,
+ * which is ours (qat is never set-uid). */
 static int qat_fit_out_dir_check(const char *opt, const char *path) {
     const char *slash = strrchr(path, '/');
-    if (!slash) return QAT_OK; /* the current directory */
     char dir[4096];
-    snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    if (!slash) snprintf(dir, sizeof dir, "."); /* the current directory */
+    else snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
     struct stat st;
     if (stat(dir, &st) != 0)
         return qat_fail(QAT_EINPUT, "%s %s: the directory %s does not exist: %s (create it first)", opt, path, dir,
                         strerror(errno));
     if (!S_ISDIR(st.st_mode)) return qat_fail(QAT_EINPUT, "%s %s: %s is not a directory", opt, path, dir);
+    if (access(dir, W_OK | X_OK) != 0)
+        return qat_fail(QAT_EINPUT, "%s %s: cannot write in the directory %s: %s (choose a writable directory)",
+                        opt, path, dir, strerror(errno));
     return QAT_OK;
 }
 
@@ -446,8 +446,8 @@ int qat_plot_main(int argc, char **argv) {
         if (!strcmp(o, "--help") || !strcmp(o, "-h")) { fputs(plot_usage, stdout); return 0; }
         else if ((!strcmp(o, "--kind") && kind) || ((!strcmp(o, "-o") || !strcmp(o, "--out")) && out))
             rc = qat_fail(QAT_EINPUT, "%s given twice (one figure per qat plot)", o);
-        else if (!strcmp(o, "--kind")) rc = need_value(argc, argv, &i, &kind);
-        else if (!strcmp(o, "-o") || !strcmp(o, "--out")) rc = need_value(argc, argv, &i, &out);
+        else if (!strcmp(o, "--kind")) rc = qat_opt_value("plot", argc, argv, &i, &kind);
+        else if (!strcmp(o, "-o") || !strcmp(o, "--out")) rc = qat_opt_value("plot", argc, argv, &i, &out);
         else if (o[0] == '-' && o[1]) rc = qat_fail(QAT_EINPUT, "unknown option '%s' (see qat plot --help)", o);
         else if (in) rc = qat_fail(QAT_EINPUT, "one FIT.h5 only (got '%s' and '%s')", in, o);
         else in = o;

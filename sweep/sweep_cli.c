@@ -243,16 +243,16 @@ int qat_sweep_main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { fputs(SWEEP_HELP, stdout); return 0; }
-        else if (!strcmp(a, "--jobs") && i + 1 < argc) {
+        else if (!strcmp(a, "--jobs") && qat_opt_has_value(argc, argv, i)) {
             if (!strcmp(argv[++i], "auto")) jobs = 0;
             else if (!parse_int(argv[i], 1, 4096, &jobs))
                 return qat_report(qat_fail(QAT_EINPUT, "--jobs '%s': expected an integer in [1, 4096] or auto", argv[i]));
-        } else if (!strcmp(a, "--shard") && i + 1 < argc) shard = argv[++i];
-        else if (!strcmp(a, "--shards") && i + 1 < argc) {
+        } else if (!strcmp(a, "--shard") && qat_opt_has_value(argc, argv, i)) shard = argv[++i];
+        else if (!strcmp(a, "--shards") && qat_opt_has_value(argc, argv, i)) {
             if (!parse_int(argv[++i], 1, QAT_SWEEP_MAX_RUNS, &shards))
                 return qat_report(qat_fail(QAT_EINPUT, "--shards '%s': expected a positive integer", argv[i]));
         } else if (!strcmp(a, "--dry-run")) dry = 1;
-        else if (!strcmp(a, "--emit-slurm") && i + 1 < argc) slurm = argv[++i];
+        else if (!strcmp(a, "--emit-slurm") && qat_opt_has_value(argc, argv, i)) slurm = argv[++i];
         else if (a[0] == '-') {
             fprintf(stderr, "qat sweep: unknown or incomplete option '%s'\n\n%s", a, SWEEP_HELP);
             return 2;

@@ -157,6 +157,9 @@ static void test_bad_input(void **state) {
     assert_int_equal(run("", out, sizeof out, 1), 2);
     assert_int_equal(run("int4 --samples many", out, sizeof out, 1), 2);
     assert_int_equal(run("int4 --frobnicate", out, sizeof out, 1), 2);
+    /* an option where a value belongs: --fit took "--json" for a file name */
+    assert_int_equal(run("int4 --fit --json", out, sizeof out, 1), 2);
+    assert_non_null(strstr(out, "--fit: expected a value, got the option --json (see qat capacity --help)"));
     assert_int_equal(run("int4 --fit /nonexistent/fit.h5", out, sizeof out, 1), 2);
     assert_non_null(strstr(out, "/nonexistent/fit.h5: cannot open: No such file or directory")); /* as qat fit, qat plot */
     /* --samples 0 used the default and 1 drew 65536: refused, naming the range */

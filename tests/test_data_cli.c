@@ -149,6 +149,11 @@ static void test_usage_errors_exit_2(void **state) {
     assert_int_equal(RUN("synth", "--tokens", "100", "--bogus", "-o", out), 2);
     assert_non_null(strstr(qat_errmsg(), "--bogus"));
     assert_int_equal(RUN("synth", "--tokens"), 2);
+    /* an option where a value belongs (-o took "--val" for the file name) */
+    assert_int_equal(RUN("synth", "--tokens", "100", "-o", "--val", "0"), 2);
+    assert_string_equal(qat_errmsg(), "-o: expected a value, got the option --val (see qat data synth --help)");
+    assert_int_equal(RUN("pack", empty, "--out", "--help"), 2);
+    assert_string_equal(qat_errmsg(), "--out: expected a value, got the option --help (see qat data pack --help)");
     assert_int_equal(RUN("pack", missing, "-o", out), 2);
     assert_non_null(strstr(qat_errmsg(), missing));
     assert_int_equal(RUN("pack", empty, "-o", out), 2);

@@ -371,6 +371,12 @@ static void test_help_and_bad_input(void **state) {
     expect_2((char *[]){"sample", "--checkpoint", g_abc, "--prompt-ids", "97,,98", NULL}, "--prompt-ids");
     expect_2((char *[]){"sample", "--checkpoint", g_abc, "--prompt", "a", "--prompt-ids", "97", NULL}, "not both");
     expect_2((char *[]){"sample", "--checkpoint", g_abc, "--tokens", NULL}, "--tokens");
+    /* an option where a value belongs is not taken for the value (core/num.h) */
+    expect_2((char *[]){"sample", "--checkpoint", g_abc, "--prompt", "--tokens", "5", NULL},
+             "--prompt: expected a value, got the option --tokens");
+    expect_2((char *[]){"eval", "--checkpoint", "--json", NULL}, "incomplete option '--checkpoint'");
+    expect_2((char *[]){"grads", "--checkpoint", g_abc, "--out", "--set", "x=1", NULL}, "incomplete option '--out'");
+    expect_2((char *[]){"train", "no_such.yaml", "--out", "--quiet", NULL}, "incomplete option '--out'");
     /* control bytes are escaped, newline and tab kept; an empty prompt is allowed */
     assert_int_equal(run((char *[]){"sample", "--checkpoint", g_abc, "--prompt", "x\x1b[2J\ty\n", "--tokens", "1",
                                     "--temperature", "0", NULL}), 0);

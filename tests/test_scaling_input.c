@@ -417,9 +417,58 @@ static void test_fit_arguments_first(void **s) {
     char *nodir_csv[] = {"fit", p, "--json", "--no-loo", "--csv", out};
     assert_int_equal(run_fit(nodir_csv, 6, text, sizeof text), 2);
     assert_string_equal(text, "");
+    /* an output in a directory we cannot write: exit 2 before the fit, and the
+     * other outputs not written (it was exit 1 after the fit, the CSV written) */
+    char ro[512], ro_json[600], side_csv[512];
+    path_in(ro, sizeof ro, "readonly");
+    assert_int_equal(mkdir(ro, 0555), 0);
+    snprintf(ro_json, sizeof ro_json, "%s/fit.json", ro);
+    path_in(side_csv, sizeof side_csv, "side.csv");
+    char *unwritable[] = {"fit", p, "--no-loo", "--csv", side_csv, "--json-out", ro_json};
+    if (geteuid() == 0) /* root may write anywhere: access() says yes, and so would the fit */
+        fprintf(stderr, "test_fit_arguments_first: running as root, mode 0555 does not stop us; "
+                        "skipping the mode-0555 case (the /proc/sys case below still runs)\n");
+    else {
+        assert_int_equal(run_fit(unwritable, 7, text, sizeof text), 2);
+        assert_non_null(strstr(qat_errmsg(), "--json-out"));
+        assert_non_null(strstr(qat_errmsg(), ro_json));
+        assert_non_null(strstr(qat_errmsg(), "cannot write in the directory"));
+        assert_string_equal(text, "");
+        assert_int_equal(access(side_csv, F_OK), -1);
+    }
+    /* /proc/sys is not writable even for root (the kernel refuses it any write), so
+     * this case runs under root too; skipped where no such directory is found */
+    if (access("/proc/sys", F_OK) != 0 || access("/proc/sys", W_OK) == 0)
+        fprintf(stderr, "test_fit_arguments_first: no /proc/sys that refuses writes here; skipping that case\n");
+    else {
+        const char *opts[] = {"--out", "--csv", "--json-out"};
+        for (int k = 0; k < 3; k++) {
+            char *sys[] = {"fit", p, "--no-loo", "--csv", side_csv, (char *)opts[k], "/proc/sys/qat_fit.out"};
+            if (k == 1) sys[3] = "--json-out", sys[4] = side_csv; /* the other output still in a good place */
+            assert_int_equal(run_fit(sys, 7, text, sizeof text), 2);
+            assert_non_null(strstr(qat_errmsg(), opts[k]));
+            assert_non_null(strstr(qat_errmsg(), "/proc/sys/qat_fit.out: cannot write in the directory /proc/sys"));
+            assert_string_equal(text, "");
+            assert_int_equal(access(side_csv, F_OK), -1);
+        }
+    }
     char *dash[] = {"fit", p, "--csv", "-"};
     assert_int_equal(run_fit(dash, 4, text, sizeof text), 2);
     assert_non_null(strstr(qat_errmsg(), "--csv -"));
+    /* an option where a value belongs: --json-out took "--csv" for its file name
+     * (and the CSV's path for a run); "-1" still reaches the number's own check */
+    char *optval[] = {"fit", p, "--no-loo", "--json-out", "--csv", side_csv};
+    assert_int_equal(run_fit(optval, 6, text, sizeof text), 2);
+    assert_string_equal(qat_errmsg(), "--json-out: expected a value, got the option --csv (see qat fit --help)");
+    assert_string_equal(text, "");
+    char *minus1[] = {"fit", p, "--drop-highest", "-1"};
+    assert_int_equal(run_fit(minus1, 4, text, sizeof text), 2);
+    assert_non_null(strstr(qat_errmsg(), "--drop-highest -1: expected an integer"));
+    char *plotval[] = {"plot", p, "-o", "--kind", "law"};
+    char sp[512];
+    path_in(sp, sizeof sp, "stdout.txt");
+    assert_int_equal(qat_test_capture(qat_plot_main, 5, plotval, sp, text, sizeof text), 2);
+    assert_string_equal(qat_errmsg(), "-o: expected a value, got the option --kind (see qat plot --help)");
     char *boot1[] = {"fit", p, "--bootstrap", "1"};
     assert_int_equal(run_fit(boot1, 4, text, sizeof text), 2);
     assert_non_null(strstr(qat_errmsg(), "at least 20 resamples"));

@@ -131,6 +131,10 @@ static void test_usage(void **state) {
     free(out);
     assert_int_equal(run(NULL, "'%s' sweep --bogus 2>/dev/null", qat), 2);
     assert_int_equal(run(NULL, "'%s' sweep 2>/dev/null", qat), 2);
+    /* an option where a value belongs is not taken for the value (core/num.h) */
+    assert_int_equal(run(&out, "'%s' sweep x.yaml --jobs --dry-run 2>&1", qat), 2);
+    assert_non_null(strstr(out, "incomplete option '--jobs'"));
+    free(out);
     write_file("bad.yaml", "base: {}\ngrid:\n  model.dimm: [1, 2]\n");
     assert_int_equal(run(&out, "'%s' sweep '%s' --dry-run 2>&1", qat, path_in("bad.yaml")), 2);
     assert_non_null(strstr(out, "bad.yaml:3:3: unknown key 'model.dimm' in grid (did you mean 'model.dim'?)"));

@@ -18,6 +18,7 @@
 #include "train_cli.h"
 #include "core/config.h"
 #include "core/error.h"
+#include "core/num.h"
 #include "core/threads.h"
 #include "data/dataset.h"
 #include "model/llama.h"
@@ -43,14 +44,14 @@ int qat_eval_main(int argc, char **argv) {
     int json = 0, n_set = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { fputs(EVAL_HELP, stdout); return 0; }
-        else if (!strcmp(argv[i], "--checkpoint") && i + 1 < argc) ckpt = argv[++i];
-        else if (!strcmp(argv[i], "--data") && i + 1 < argc) data = argv[++i];
-        else if (!strcmp(argv[i], "--set") && i + 1 < argc) {
+        else if (!strcmp(argv[i], "--checkpoint") && qat_opt_has_value(argc, argv, i)) ckpt = argv[++i];
+        else if (!strcmp(argv[i], "--data") && qat_opt_has_value(argc, argv, i)) data = argv[++i];
+        else if (!strcmp(argv[i], "--set") && qat_opt_has_value(argc, argv, i)) {
             if (n_set == QAT_MAX_SETS)
                 return qat_report(qat_fail(QAT_EINPUT, "too many --set options (at most %d)", QAT_MAX_SETS));
             sets[n_set++] = argv[++i];
         }
-        else if (!strcmp(argv[i], "--tokens") && i + 1 < argc) {
+        else if (!strcmp(argv[i], "--tokens") && qat_opt_has_value(argc, argv, i)) {
             /* 0, -1 and "x" once all meant "the default" without a word. */
             const char *v = argv[++i];
             char *end;

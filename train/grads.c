@@ -29,6 +29,7 @@
 #include "train_cli.h"
 #include "core/config.h"
 #include "core/error.h"
+#include "core/num.h"
 #include "core/fsutil.h"
 #include "core/threads.h"
 #include "data/dataset.h"
@@ -118,11 +119,11 @@ int qat_grads_main(int argc, char **argv) {
     int n_set = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { fputs(GRADS_HELP, stdout); return 0; }
-        else if (!strcmp(argv[i], "--checkpoint") && i + 1 < argc) ckpt = argv[++i];
-        else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
-        else if (!strcmp(argv[i], "--compare") && i + 1 < argc) compare = argv[++i];
-        else if (!strcmp(argv[i], "--compare-backward") && i + 1 < argc) compare_bwd = argv[++i];
-        else if (!strcmp(argv[i], "--set") && i + 1 < argc) {
+        else if (!strcmp(argv[i], "--checkpoint") && qat_opt_has_value(argc, argv, i)) ckpt = argv[++i];
+        else if (!strcmp(argv[i], "--out") && qat_opt_has_value(argc, argv, i)) out = argv[++i];
+        else if (!strcmp(argv[i], "--compare") && qat_opt_has_value(argc, argv, i)) compare = argv[++i];
+        else if (!strcmp(argv[i], "--compare-backward") && qat_opt_has_value(argc, argv, i)) compare_bwd = argv[++i];
+        else if (!strcmp(argv[i], "--set") && qat_opt_has_value(argc, argv, i)) {
             if (n_set == QAT_MAX_SETS)
                 return qat_report(qat_fail(QAT_EINPUT, "too many --set options (at most %d)", QAT_MAX_SETS));
             sets[n_set++] = argv[++i];

@@ -118,15 +118,14 @@ static int parse_args(int argc, char **argv, sample_args *a) {
     a->o = (qat_sample_opts){.tokens = 200, .temperature = 0.8, .top_k = 40, .seed = 0};
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
-        int has = i + 1 < argc;
         long long v = 0;
         if (!strcmp(o, "--ids")) { a->ids = 1; continue; }
         if (strncmp(o, "--", 2) || (strcmp(o, "--checkpoint") && strcmp(o, "--prompt") && strcmp(o, "--prompt-ids") &&
                                     strcmp(o, "--tokens") && strcmp(o, "--temperature") && strcmp(o, "--top-k") &&
                                     strcmp(o, "--seed")))
             return qat_fail(QAT_EINPUT, "sample: unknown argument '%s' (see qat sample --help)", o);
-        if (!has) return qat_fail(QAT_EINPUT, "sample: %s needs a value (see qat sample --help)", o);
-        const char *s = argv[++i];
+        const char *s = NULL;
+        QAT_TRY(qat_opt_value("sample", argc, argv, &i, &s));
         if (!strcmp(o, "--checkpoint")) a->ckpt = s;
         else if (!strcmp(o, "--prompt")) a->prompt = s;
         else if (!strcmp(o, "--prompt-ids")) a->prompt_ids = s;

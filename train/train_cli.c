@@ -11,6 +11,7 @@
 #include "train_cli.h"
 #include "core/config.h"
 #include "core/error.h"
+#include "core/num.h"
 #include "trainer.h"
 
 
@@ -71,12 +72,12 @@ int qat_train_main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { fputs(TRAIN_HELP, stdout); return 0; }
-        else if ((!strcmp(a, "--set") && i + 1 < argc) || !strncmp(a, "--set=", 6)) {
+        else if ((!strcmp(a, "--set") && qat_opt_has_value(argc, argv, i)) || !strncmp(a, "--set=", 6)) {
             /* Both spellings fill the same fixed array, so both are bounded. */
             if (n_set == QAT_MAX_SETS) return qat_report(qat_fail(QAT_EINPUT, "too many --set options (at most %d)", QAT_MAX_SETS));
             sets[n_set++] = a[5] == '=' ? a + 6 : argv[++i];
-        } else if (!strcmp(a, "--out") && i + 1 < argc) opts.out_dir = argv[++i];
-        else if (!strcmp(a, "--init") && i + 1 < argc) {
+        } else if (!strcmp(a, "--out") && qat_opt_has_value(argc, argv, i)) opts.out_dir = argv[++i];
+        else if (!strcmp(a, "--init") && qat_opt_has_value(argc, argv, i)) {
             opts.init = argv[++i];
             /* "" would be read as a file name only to fail as one */
             if (!opts.init[0]) return qat_report(qat_fail(QAT_EINPUT, "--init '': expected a checkpoint file (ckpt.h5)"));
@@ -84,7 +85,7 @@ int qat_train_main(int argc, char **argv) {
         else if (!strcmp(a, "--resume")) opts.resume = 1;
         else if (!strcmp(a, "--print-config")) print_config = 1;
         else if (!strcmp(a, "--quiet")) quiet = 1;
-        else if (!strcmp(a, "--stop-after") && i + 1 < argc) {
+        else if (!strcmp(a, "--stop-after") && qat_opt_has_value(argc, argv, i)) {
             /* strtoll alone would read "x" as 0 and "-1" as "never": both silently off. */
             const char *v = argv[++i];
             char *end;
