@@ -45,10 +45,14 @@ qat_tensor *qat_scale(qat_tape *tp, qat_tensor *a, float s);       /* s·a */
 qat_tensor *qat_silu(qat_tape *tp, qat_tensor *a);                 /* a·σ(a) */
 /* SwiGLU product of a fused gate/up projection: gu (M, 2H) → silu(gu[:, :H]) ⊙ gu[:, H:] (M, H). */
 qat_tensor *qat_swiglu(qat_tape *tp, qat_tensor *gu);
-/* The same for a consumer that reads only the bf16 copy (a linear with unquantized
- * input): in a bf16 step the result's data is NULL and only out->bf16 (M, H) is
- * written, which saves writing M·H floats; in an fp32 step it is qat_swiglu. */
-qat_tensor *qat_swiglu_bf16_out(qat_tape *tp, qat_tensor *gu);
+/* Which copies of an op's output its one consumer reads, in a bf16 step: both
+ * (the plain ops), the bf16 copy only (a linear with unquantized input: data is
+ * then NULL), or the f32 values only (a linear whose input quantizer reads f32:
+ * bf16 is then NULL). Each skipped copy is an (M, ·) array not written. An fp32
+ * step writes f32 values only, whatever is asked. */
+typedef enum { QAT_OUT_BOTH, QAT_OUT_BF16, QAT_OUT_F32 } qat_out;
+/* qat_swiglu writing the copies `out` asks for. */
+qat_tensor *qat_swiglu_out(qat_tape *tp, qat_tensor *gu, qat_out out);
 
 /* ---- embedding and normalisation ---------------------------------------- */
 /* table (V, C), ids[M] in [0, V) → (M, C). */
@@ -59,11 +63,9 @@ qat_tensor *qat_rmsnorm(qat_tape *tp, qat_tensor *x, qat_tensor *weight, float e
  * rmsnorm(*sum, weight, eps) (M, C); the same bits as qat_add then qat_rmsnorm. */
 qat_tensor *qat_add_rmsnorm(qat_tape *tp, qat_tensor *a, qat_tensor *b, qat_tensor *weight, float eps,
                             qat_tensor **sum);
-/* The same for a consumer that reads only the bf16 copy (a linear with unquantized
- * input): in a bf16 step the result's data is NULL and only its bf16 copy is
- * written (M·C floats less); in an fp32 step it is qat_add_rmsnorm. */
-qat_tensor *qat_add_rmsnorm_bf16_out(qat_tape *tp, qat_tensor *a, qat_tensor *b, qat_tensor *weight, float eps,
-                                     qat_tensor **sum);
+/* qat_add_rmsnorm writing the copies `out` asks for (qat_out above); *sum is always f32. */
+qat_tensor *qat_add_rmsnorm_out(qat_tape *tp, qat_tensor *a, qat_tensor *b, qat_tensor *weight, float eps,
+                                qat_tensor **sum, qat_out out);
 
 /* ---- linear --------------------------------------------------------------- */
 /* x (M, K), W (N, K) → y = Q_a(x)·Q_w(W)ᵀ (M, N). qa/qw may be NULL (fp32).

@@ -213,19 +213,14 @@ static void swiglu_backward(qat_tape *tp, void *p) {
     if (only16) c->gu->grad_skip_epoch = tp->epoch;
 }
 
-/* SwiGLU's forward; f32_out = 0 (bf16 step only) leaves out->data NULL and
- * writes the bf16 copy alone. */
-static qat_tensor *swiglu_forward(qat_tape *tp, qat_tensor *gu, int f32_out) {
+qat_tensor *qat_swiglu_out(qat_tape *tp, qat_tensor *gu, qat_out want) {
     int64_t M = qat_tensor_rows(gu), H2 = qat_tensor_cols(gu);
     QAT_ASSERT(H2 % 2 == 0);
     int64_t H = H2 / 2;
     qat_tensor *o = qat_tape_tensor(tp, 2, (int64_t[]){M, H});
     const int fast = tp->bf16;
-    if (fast) o->bf16 = qat_arena_alloc(&tp->arena, (size_t)(M * H) * sizeof(uint16_t));
-    if (!f32_out) {
-        QAT_ASSERT(fast);
-        o->data = NULL; /* nobody reads it: a consumer that would asserts (qat_linear) */
-    }
+    if (fast && want != QAT_OUT_F32) o->bf16 = qat_arena_alloc(&tp->arena, (size_t)(M * H) * sizeof(uint16_t));
+    if (fast && want == QAT_OUT_BF16) o->data = NULL; /* nobody reads it: a consumer that would asserts (qat_linear) */
     const float *x = gu->data;
     float *z = o->data;
     uint16_t *zb = o->bf16;
@@ -249,6 +244,4 @@ static qat_tensor *swiglu_forward(qat_tape *tp, qat_tensor *gu, int f32_out) {
     return o;
 }
 
-qat_tensor *qat_swiglu(qat_tape *tp, qat_tensor *gu) { return swiglu_forward(tp, gu, 1); }
-
-qat_tensor *qat_swiglu_bf16_out(qat_tape *tp, qat_tensor *gu) { return swiglu_forward(tp, gu, !tp->bf16); }
+qat_tensor *qat_swiglu(qat_tape *tp, qat_tensor *gu) { return qat_swiglu_out(tp, gu, QAT_OUT_BOTH); }

@@ -159,7 +159,7 @@ qat_tensor *qat_linear_gq(qat_tape *tp, qat_tensor *x, qat_tensor *W, qat_quanti
                           const qat_gradq *gq, uint64_t gkey, int64_t step) {
     int64_t M = qat_tensor_rows(x), K = qat_tensor_cols(x), N = W->shape[0];
     QAT_ASSERT(W->ndim == 2 && W->shape[1] == K);
-    /* an input with its bf16 copy only (qat_swiglu_bf16_out) feeds a bf16 product unquantized */
+    /* an input with its bf16 copy only (QAT_OUT_BF16, autograd/ops.h) feeds a bf16 product unquantized */
     QAT_ASSERT(x->data || (tp->bf16 && is_id(qa) && x->bf16));
     const float *xq = x->data, *Wq = W->data;
     int64_t shape[QAT_MAX_DIMS];

@@ -212,18 +212,14 @@ static void add_rmsnorm_backward(qat_tape *tp, void *p) {
             for (int64_t j = 0; j < C; j++) gw[j] += partial[(int64_t)k * C + j];
 }
 
-/* f32_out = 0 (bf16 step only): the output's bf16 copy alone, data NULL. */
-static qat_tensor *add_rmsnorm_forward(qat_tape *tp, qat_tensor *a, qat_tensor *b, qat_tensor *w, float eps,
-                                       qat_tensor **sum, int f32_out) {
+qat_tensor *qat_add_rmsnorm_out(qat_tape *tp, qat_tensor *a, qat_tensor *b, qat_tensor *w, float eps,
+                                qat_tensor **sum, qat_out want) {
     int64_t M = qat_tensor_rows(a), C = qat_tensor_cols(a);
     QAT_ASSERT(a->numel == b->numel && a->ndim == b->ndim && w->numel == C);
     qat_tensor *x = qat_tape_tensor(tp, a->ndim, a->shape), *o = qat_tape_tensor(tp, a->ndim, a->shape);
     float *rstd = tp->grad_enabled ? qat_tape_floats(tp, M) : NULL;
-    if (tp->bf16) o->bf16 = qat_arena_alloc(&tp->arena, (size_t)(M * C) * sizeof(uint16_t));
-    if (!f32_out) {
-        QAT_ASSERT(tp->bf16);
-        o->data = NULL; /* nobody reads it: a consumer that would asserts (qat_linear) */
-    }
+    if (tp->bf16 && want != QAT_OUT_F32) o->bf16 = qat_arena_alloc(&tp->arena, (size_t)(M * C) * sizeof(uint16_t));
+    if (tp->bf16 && want == QAT_OUT_BF16) o->data = NULL; /* nobody reads it: a consumer that would asserts (qat_linear) */
     uint16_t *ob = o->bf16;
     /* without o->data each thread rounds its rows from one row of scratch, kept in cache */
     int nth = 1;
@@ -270,10 +266,5 @@ static qat_tensor *add_rmsnorm_forward(qat_tape *tp, qat_tensor *a, qat_tensor *
 }
 
 qat_tensor *qat_add_rmsnorm(qat_tape *tp, qat_tensor *a, qat_tensor *b, qat_tensor *w, float eps, qat_tensor **sum) {
-    return add_rmsnorm_forward(tp, a, b, w, eps, sum, 1);
-}
-
-qat_tensor *qat_add_rmsnorm_bf16_out(qat_tape *tp, qat_tensor *a, qat_tensor *b, qat_tensor *w, float eps,
-                                     qat_tensor **sum) {
-    return add_rmsnorm_forward(tp, a, b, w, eps, sum, !tp->bf16);
+    return qat_add_rmsnorm_out(tp, a, b, w, eps, sum, QAT_OUT_BOTH);
 }

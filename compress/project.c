@@ -205,14 +205,25 @@ static void int_unit_fast(float *restrict v, uint8_t *restrict m, int64_t n, qat
         }                                                                                   \
     } while (0)
 
-/* Σx², max|x| and count over a unit's survivors: a simd reduction (a fixed lane
- * order for a build, so runs stay reproducible), instantiated with `sparse`
- * constant and no branch in the loop body. */
+/* Σx², max|x| (amax_out NULL: not wanted) and count over a unit's survivors: a
+ * simd reduction (a fixed lane order for a build, so runs stay reproducible),
+ * instantiated with `sparse` constant and no branch in the loop body. */
 static inline __attribute__((always_inline)) void unit_stats(const float *restrict v, const uint8_t *restrict m,
                                                              int64_t n, const int sparse, double *ss_out,
                                                              double *amax_out, int64_t *cnt_out) {
     double ss = 0, amax = 0;
     int64_t cnt = 0;
+    if (!amax_out) { /* the scale from the RMS: Σx² and the count only (same lanes, same Σx² bits) */
+#pragma omp simd reduction(+ : ss, cnt)
+        for (int64_t i = 0; i < n; i++) {
+            int k = KEPT(i);
+            double x = (double)v[i] * (double)k;
+            ss += x * x;
+            cnt += k;
+        }
+        *ss_out = ss, *cnt_out = cnt;
+        return;
+    }
 #pragma omp simd reduction(+ : ss, cnt) reduction(max : amax)
     for (int64_t i = 0; i < n; i++) {
         int k = KEPT(i);
@@ -230,8 +241,9 @@ static void value_unit(const qat_proj *P, float *v, uint8_t *m, int64_t n, int s
     /* scale statistics over the unit's survivors (all elements when dense) */
     double ss = 0, amax = 0;
     int64_t cnt = 0;
-    if (sparse) unit_stats(v, m, n, 1, &ss, &amax, &cnt);
-    else unit_stats(v, m, n, 0, &ss, &amax, &cnt);
+    double *want_amax = P->absmax ? &amax : NULL; /* max|x| only for an absmax scale */
+    if (sparse) unit_stats(v, m, n, 1, &ss, want_amax, &cnt);
+    else unit_stats(v, m, n, 0, &ss, want_amax, &cnt);
     double rms = cnt ? sqrt(ss / (double)cnt) : 0.0;
     if (P->fixed_rms > 0) rms = P->fixed_rms;
     qat_mask_kind mk = P->mask;

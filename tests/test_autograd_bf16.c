@@ -155,6 +155,13 @@ static void test_fused_bf16_copies(void **state) {
                 expect_bf16_copy(act, "swiglu");
                 /* the copy of the sum stream is not wanted by anyone */
                 assert_null(x->bf16);
+                /* a consumer that reads the f32 values only (a quantizer): the same values, no copy */
+                qat_tensor *x2, *h3 = qat_add_rmsnorm_out(&tp, a, b, w, 1e-5f, &x2, QAT_OUT_F32);
+                qat_tensor *act2 = qat_swiglu_out(&tp, gu, QAT_OUT_F32);
+                assert_null(h3->bf16);
+                assert_null(act2->bf16);
+                assert_memory_equal(h3->data, ref_arms, (size_t)M * C * sizeof(float));
+                assert_memory_equal(act2->data, act->data, (size_t)M * C * sizeof(float));
             }
             qat_tape_free(&tp);
         }
@@ -322,7 +329,7 @@ static void test_dy_bf16_copy(void **state) {
 /* linear → add+RMSNorm (consumer 0) or SwiGLU (consumer 1) → linear → Σ z·R, built
  * plainly or, with declared = 1, the way the model builds it: the first linear's
  * output declared bf16-only (qat_tensor_grad_bf16_only) and the consumer's f32
- * output skipped (the _bf16_out variants). Leaves every gradient in its tensor;
+ * output skipped (QAT_OUT_BF16). Leaves every gradient in its tensor;
  * *skipped: the consumer really wrote dy's bf16 copy only, and out->data is NULL. */
 static void declared_graph(int consumer, int declared, qat_tensor *x, qat_tensor *W, qat_tensor *a, qat_tensor *w,
                            qat_tensor *W2, int *skipped) {
@@ -338,9 +345,9 @@ static void declared_graph(int consumer, int declared, qat_tensor *x, qat_tensor
     qat_tensor *y = qat_linear(&tp, x, W, NULL, NULL, 0), *s, *out;
     if (declared) qat_tensor_grad_bf16_only(y);
     if (consumer == 0)
-        out = declared ? qat_add_rmsnorm_bf16_out(&tp, a, y, w, 1e-5f, &s) : qat_add_rmsnorm(&tp, a, y, w, 1e-5f, &s);
+        out = declared ? qat_add_rmsnorm_out(&tp, a, y, w, 1e-5f, &s, QAT_OUT_BF16) : qat_add_rmsnorm(&tp, a, y, w, 1e-5f, &s);
     else
-        out = declared ? qat_swiglu_bf16_out(&tp, y) : qat_swiglu(&tp, y);
+        out = declared ? qat_swiglu_out(&tp, y, QAT_OUT_BF16) : qat_swiglu(&tp, y);
     qat_tensor *z = qat_linear(&tp, out, W2, NULL, NULL, 0);
     float *R = malloc((size_t)z->numel * sizeof(float));
     gc_fill(R, z->numel, 98, 1.0f);
