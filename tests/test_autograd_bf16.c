@@ -107,6 +107,16 @@ static void test_fast_sigmoid(void **state) {
     assert_true(qat_fastexpf(0.0f) == 1.0f && isnan(qat_fastexpf(NAN)));
 }
 
+/* Skip the calling test on a CPU without native bf16 products (cmocka's skip
+ * leaves the test from here). */
+static void need_bf16_products(void) {
+    const char *isa;
+    if (!qat_gemm_bf16_supported(&isa)) {
+        print_message("  no native bf16 products on this CPU (%s): skipped\n", isa);
+        skip();
+    }
+}
+
 /* the fused ops with the tape in bf16 mode */
 typedef struct {
     qat_tensor *a, *b, *w; /* inputs */
@@ -177,11 +187,7 @@ static void test_fused_bf16_copies(void **state) {
  * (so the copy, not a new conversion, is what was multiplied). */
 static void test_linear_uses_copy(void **state) {
     (void)state;
-    const char *isa;
-    if (!qat_gemm_bf16_supported(&isa)) {
-        print_message("  no native bf16 products on this CPU (%s): skipped\n", isa);
-        skip();
-    }
+    need_bf16_products();
     int64_t M = 24, K = 64, N = 40;
     qat_tensor *a = gc_param(2, (int64_t[]){M, K}, 21, 1.0f), *w = gc_param(1, (int64_t[]){K}, 22, 1.0f);
     qat_tensor *W = gc_param(2, (int64_t[]){N, K}, 23, 0.2f);
@@ -302,11 +308,7 @@ static int64_t dy_graph(int consumer, int mode, qat_tensor *x, qat_tensor *W, qa
 
 static void test_dy_bf16_copy(void **state) {
     (void)state;
-    const char *isa;
-    if (!qat_gemm_bf16_supported(&isa)) {
-        print_message("  no native bf16 products on this CPU (%s): skipped\n", isa);
-        skip();
-    }
+    need_bf16_products();
     int64_t M = 40, K = 48, C = 64, H = 272; /* H: a full and a partial σ block per row */
     for (int consumer = 0; consumer < 2; consumer++) {
         int64_t N = consumer == 0 ? C : 2 * H;
@@ -364,11 +366,7 @@ static void declared_graph(int consumer, int declared, qat_tensor *x, qat_tensor
  * did skip the f32 gradient of y and the consumer's f32 output. */
 static void test_bf16_only_declared(void **state) {
     (void)state;
-    const char *isa;
-    if (!qat_gemm_bf16_supported(&isa)) {
-        print_message("  no native bf16 products on this CPU (%s): skipped\n", isa);
-        skip();
-    }
+    need_bf16_products();
     int64_t M = 40, K = 48, C = 64, H = 272, N2 = 32;
     for (int consumer = 0; consumer < 2; consumer++) {
         int64_t N = consumer == 0 ? C : 2 * H, O = consumer == 0 ? C : H;
