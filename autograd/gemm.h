@@ -4,9 +4,10 @@
  * One call shape covers the linear layers (2-D) and attention (batched over
  * (B, H)): C = op(A)·op(B) (+ C). Transposes and head-interleaved layouts are
  * expressed as strides, and oneDNN reads the strides directly (a weight matrix
- * is reordered into its kernel's layout first: qat_gemm_set_packing below). A primitive is built once per distinct
- * shape/stride signature and cached; later calls only swap data pointers, which
- * keeps the steady-state training step free of allocation and primitive creation.
+ * is reordered into its kernel's layout first: qat_gemm_set_packing below). A
+ * primitive is built once per distinct shape/stride signature and cached; later
+ * calls only swap data pointers, which keeps the steady-state training step free
+ * of allocation and primitive creation.
  *
  * train.precision: bf16 (docs/config.md) runs the linear layers' products on
  * bf16 operands with f32 accumulation and an f32 result: the caller converts A
