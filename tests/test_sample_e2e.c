@@ -377,6 +377,16 @@ static void test_help_and_bad_input(void **state) {
     expect_2((char *[]){"eval", "--checkpoint", "--json", NULL}, "incomplete option '--checkpoint'");
     expect_2((char *[]){"grads", "--checkpoint", g_abc, "--out", "--set", "x=1", NULL}, "incomplete option '--out'");
     expect_2((char *[]){"train", "no_such.yaml", "--out", "--quiet", NULL}, "incomplete option '--out'");
+    /* grads' --out naming the text it reads its batch from: refused, the text kept */
+    static char before[4096], after[4096];
+    char set_text[600];
+    snprintf(set_text, sizeof set_text, "data.text=%s", text);
+    slurp(text, before, sizeof before);
+    expect_2((char *[]){"grads", "--checkpoint", g_abc, "--set", "data.source=text", "--set", set_text, "--out", text,
+                        NULL},
+             "is also an input");
+    slurp(text, after, sizeof after);
+    assert_string_equal(before, after);
     /* control bytes are escaped, newline and tab kept; an empty prompt is allowed */
     assert_int_equal(run((char *[]){"sample", "--checkpoint", g_abc, "--prompt", "x\x1b[2J\ty\n", "--tokens", "1",
                                     "--temperature", "0", NULL}), 0);

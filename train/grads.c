@@ -18,6 +18,7 @@
  * never over an input or a non-regular file, through a temporary renamed into
  * place, every dataset checksummed (runlog/h5util.h).
  */
+#include <glob.h>
 #include <hdf5.h>
 #include <math.h>
 #include <stdio.h>
@@ -114,6 +115,28 @@ static double cosine(const float *a, const float *b, int64_t n) {
     return aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : NAN;
 }
 
+/* Every file the command reads: the config or checkpoint, and the data files
+ * (text files, the shard and validation-shard globs expanded into *gl). *ins
+ * (malloc'd) points into cfg, gl and the arguments. */
+static int data_inputs(const qat_data_cfg *d, const char *config, const char *ckpt, glob_t *gl, const char ***ins,
+                       int *n) {
+    if (!strcmp(d->source, "shards")) {
+        if (d->shards[0]) glob(d->shards, 0, NULL, gl);
+        if (d->val_shards[0]) glob(d->val_shards, gl->gl_pathc ? GLOB_APPEND : 0, NULL, gl);
+    }
+    size_t max = 2 + (size_t)d->n_text + gl->gl_pathc;
+    const char **v = qat_xmalloc(max * sizeof *v);
+    int k = 0;
+    if (config) v[k++] = config;
+    if (ckpt) v[k++] = ckpt;
+    if (!strcmp(d->source, "text"))
+        for (int i = 0; i < d->n_text; i++) v[k++] = d->text[i];
+    for (size_t i = 0; i < gl->gl_pathc; i++) v[k++] = gl->gl_pathv[i];
+    *ins = v;
+    *n = k;
+    return QAT_OK;
+}
+
 int qat_grads_main(int argc, char **argv) {
     const char *config = NULL, *ckpt = NULL, *out = NULL, *compare = NULL, *compare_bwd = NULL, *sets[QAT_MAX_SETS];
     int n_set = 0;
@@ -152,12 +175,27 @@ int qat_grads_main(int argc, char **argv) {
         if (!rc) rc = qat_model_shape_from_config(&cfg, &s);
         if (!rc) rc = qat_model_create(&cfg, &s, cfg.train.batch_tokens / s.seq_len, &m);
     }
+    /* the data files the batch is read from are inputs too: --out must not name one */
+    glob_t gl = {0};
+    int n_in = 0;
+    const char **ins = NULL;
+    if (!rc) {
+        rc = data_inputs(&cfg.data, config, ckpt, &gl, &ins, &n_in);
+        if (!rc) rc = qat_out_check_as(out, QAT_OUT_GRADS, ins, n_in);
+        if (rc) {
+            free(ins);
+            globfree(&gl);
+            qat_model_free(m);
+        }
+    }
     if (rc) return qat_report(rc);
     qat_threads_init(cfg.threads);
     int B = m->max_batch;
     int64_t T = m->s.seq_len;
     qat_dataset *ds;
     if ((rc = qat_dataset_open(&cfg.data, m->s.vocab, (int)T, (double)B * T, cfg.seed, &ds))) {
+        free(ins);
+        globfree(&gl);
         qat_model_free(m);
         return qat_report(rc);
     }
@@ -197,7 +235,7 @@ int qat_grads_main(int argc, char **argv) {
     double loss = batch_grads(m, in, tg, B);
     if (!rc && m2) loss2 = batch_grads(m2, in, tg, B);
     qat_h5_out h = {.file = -1};
-    if (!rc) rc = qat_h5_out_create(&h, out, QAT_OUT_GRADS, inputs, 2);
+    if (!rc) rc = qat_h5_out_create(&h, out, QAT_OUT_GRADS, ins, n_in);
     hid_t f = h.file;
     if (!rc) {
         rc = qat_h5_attr_write_str(f, out, "weight_format", qat_model_weight_format(m));
@@ -248,6 +286,8 @@ int qat_grads_main(int argc, char **argv) {
     }
     free(in);
     free(tg);
+    free(ins);
+    globfree(&gl);
     qat_dataset_free(ds);
     qat_model_free(m2);
     qat_model_free(m);
