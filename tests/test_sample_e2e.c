@@ -29,6 +29,7 @@
 
 #include "testutil.h"
 
+#include "autograd/gemm.h"
 #include "autograd/tape.h"
 #include "core/config.h"
 #include "core/rng.h"
@@ -395,6 +396,39 @@ static void test_help_and_bad_input(void **state) {
     assert_true(strlen(g_out) >= 6);
 }
 
+/* A bf16 run's checkpoint on a CPU without native bf16 products (emulated with
+ * ONEDNN_MAX_CPU_ISA=AVX2): sample and eval run it in fp32 and say so, instead
+ * of refusing with a line number inside the checkpoint's stored YAML. */
+static void test_bf16_checkpoint_elsewhere(void **state) {
+    (void)state;
+    const char *isa;
+    if (!qat_gemm_bf16_supported(&isa)) {
+        print_message("  no native bf16 products on this CPU (%s): cannot train the bf16 run, skipped\n", isa);
+        skip();
+    }
+    char cfg[512], yaml[1024], out[512], ckpt[600], prose[512];
+    snprintf(cfg, sizeof cfg, "%s/bf.yaml", g_tmp);
+    snprintf(out, sizeof out, "%s/runs", g_tmp);
+    snprintf(prose, sizeof prose, "%s/prose.txt", g_tmp);
+    snprintf(yaml, sizeof yaml,
+             "name: bf\nseed: 3\nthreads: 1\nmodel: {preset: s1, seq_len: 32}\ndata: {source: text, text: [%s]}\n"
+             "train: {tokens: 2560, batch_tokens: 256, lr: 3e-3, eval_every: 1000, eval_tokens: 512, precision: bf16}\n",
+             prose);
+    write_file(cfg, yaml);
+    if (run((char *[]){"train", cfg, "--out", out, "--quiet", NULL})) fail_msg("training bf: %s", g_err);
+    snprintf(ckpt, sizeof ckpt, "%s/bf/ckpt.h5", out);
+    setenv("ONEDNN_MAX_CPU_ISA", "AVX2", 1);
+    int rs = run((char *[]){"sample", "--checkpoint", ckpt, "--tokens", "5", NULL});
+    int has_note = strstr(g_err, "running it in fp32") != NULL;
+    int re = run((char *[]){"eval", "--checkpoint", ckpt, NULL});
+    int rb = run((char *[]){"eval", "--checkpoint", ckpt, "--set", "train.precision=bf16", NULL}); /* asked for: refused */
+    unsetenv("ONEDNN_MAX_CPU_ISA");
+    assert_int_equal(rs, 0);
+    assert_true(has_note);
+    assert_int_equal(re, 0);
+    assert_int_equal(rb, 2);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pick_greedy_and_top_k),
@@ -403,6 +437,7 @@ int main(void) {
         cmocka_unit_test(test_greedy_is_eval_argmax_fp32),
         cmocka_unit_test(test_greedy_is_eval_argmax_w2a2),
         cmocka_unit_test(test_tiny_temperature_is_greedy),
+        cmocka_unit_test(test_bf16_checkpoint_elsewhere),
         cmocka_unit_test(test_abc_model_continues_the_pattern),
         cmocka_unit_test(test_help_and_bad_input),
         cmocka_unit_test(test_non_finite_checkpoint_refused),

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "autograd/gemm.h"
 #include "compress/capacity.h"
 #include "compress/format.h"
 #include "core/error.h"
@@ -534,9 +535,24 @@ int qat_load_checkpoint_model(const char *path, const char *const *sets, int n_s
     if (!yaml) return QAT_EINPUT;
     int rc = qat_config_load_string(yaml, path, cfg);
     free(yaml);
-    for (int i = 0; !rc && i < n_set; i++) rc = qat_config_set(cfg, sets[i]);
+    int set_precision = 0; /* the user chose train.precision with --set */
+    for (int i = 0; !rc && i < n_set; i++) {
+        rc = qat_config_set(cfg, sets[i]);
+        set_precision |= !strncmp(sets[i], "train.precision=", 16);
+    }
     if (!rc) rc = qat_config_validate(cfg);
     if (rc) return rc;
+    /* A bf16 run's weights are f32 master copies: on a CPU without native bf16
+     * products its checkpoint still runs, in fp32, and says so (the forward's
+     * products then round nothing to bf16, so losses move by ~0.1%). */
+    if (!set_precision && !strcmp(cfg->train.precision, "bf16") && !qat_gemm_bf16_supported(NULL)) {
+        const char *isa;
+        qat_gemm_bf16_supported(&isa);
+        fprintf(stderr, "qat: note: %s was trained with train.precision: bf16, which this CPU cannot run (oneDNN's ISA "
+                        "is %s): running it in fp32\n",
+                path, isa);
+        snprintf(cfg->train.precision, sizeof cfg->train.precision, "fp32");
+    }
     qat_model_shape s;
     QAT_TRY(qat_model_shape_from_config(cfg, &s));
     int B = max_batch > 0 ? max_batch : cfg->train.batch_tokens / s.seq_len;
