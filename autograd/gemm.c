@@ -105,9 +105,11 @@ static int isa_at_least(dnnl_cpu_isa_t want) {
  * f32 packing the weights gave 1.04–1.05× at d256 and 1.028× at d64, packing the
  * weight gradients' products too 0.989× at d64. */
 static int want_pack(const qat_gemm_desc *d) {
-    if (g_pack_mode < 0) { /* QAT_GEMM_PACK=0 or 2 (bench/README.md: timing the choice) */
+    if (g_pack_mode < 0) { /* QAT_GEMM_PACK=0, 1 or 2 (bench/README.md: timing the choice) */
         const char *e = getenv("QAT_GEMM_PACK");
-        g_pack_mode = e && (e[0] == '0' || e[0] == '2') && !e[1] ? e[0] - '0' : 1;
+        int ok = e && e[0] >= '0' && e[0] <= '2' && !e[1];
+        if (e && !ok) fprintf(stderr, "qat: warning: QAT_GEMM_PACK=%s is not 0, 1 or 2; using 1\n", e);
+        g_pack_mode = ok ? e[0] - '0' : 1;
     }
     /* only where the packed product is the kernel the plain one runs (AVX-512's
      * brgemm); on AVX2 oneDNN picks another kernel for a packed B, other bits */

@@ -68,9 +68,10 @@ void qat_gemm_shutdown(void);
  * reads, once per call, instead of the kernel repacking it block by block; same
  * bits. Mode 0 never packs; 1 (the default) packs every 2-D bf16 product and an
  * f32 one with N <= M/4 (a weight matrix against the token rows); 2 packs every
- * 2-D product. The environment variable QAT_GEMM_PACK=0 or 2 sets the mode at
- * start-up, for timing the choice (bench/README.md). Setting the mode drops the
- * cache. qat_gemm_cache_packed: cached primitives that pack. */
+ * 2-D product. The environment variable QAT_GEMM_PACK=0, 1 or 2 sets the mode
+ * at start-up, for timing the choice (bench/README.md; another value warns and
+ * keeps 1). Setting the mode drops the cache. qat_gemm_cache_packed: cached
+ * primitives that pack. */
 void qat_gemm_set_packing(int mode);
 int qat_gemm_cache_packed(void);
 

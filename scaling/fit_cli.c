@@ -188,14 +188,19 @@ static int apply_fixes(qat_fit_problem *p, const fit_args *a) {
  * beside it and rename (core/fsutil.h). access() answers for the real user,
  * which is ours (qat is never set-uid). */
 static int qat_fit_out_dir_check(const char *opt, const char *path) {
+    struct stat pst; /* an existing non-file (a directory, /dev/null) is named by qat_out_check, which follows */
+    if (stat(path, &pst) == 0 && !S_ISREG(pst.st_mode)) return QAT_OK;
     const char *slash = strrchr(path, '/');
     char dir[4096];
     if (!slash) snprintf(dir, sizeof dir, "."); /* the current directory */
     else snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
     struct stat st;
-    if (stat(dir, &st) != 0)
-        return qat_fail(QAT_EINPUT, "%s %s: the directory %s does not exist: %s (create it first)", opt, path, dir,
-                        strerror(errno));
+    if (stat(dir, &st) != 0) {
+        int e = errno;
+        if (e == ENOENT)
+            return qat_fail(QAT_EINPUT, "%s %s: the directory %s does not exist (create it first)", opt, path, dir);
+        return qat_fail(QAT_EINPUT, "%s %s: cannot reach the directory %s: %s", opt, path, dir, strerror(e));
+    }
     if (!S_ISDIR(st.st_mode)) return qat_fail(QAT_EINPUT, "%s %s: %s is not a directory", opt, path, dir);
     if (access(dir, W_OK | X_OK) != 0)
         return qat_fail(QAT_EINPUT, "%s %s: cannot write in the directory %s: %s (choose a writable directory)",
@@ -430,6 +435,13 @@ int qat_fit_main(int argc, char **argv) {
     a.exclude = qat_xcalloc((size_t)argc, sizeof *a.exclude);
     a.where = qat_xcalloc((size_t)argc, sizeof *a.where);
     qat_clear_error();
+    /* --help wins over anything else on the line, as in every other command */
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(fit_usage, stdout);
+            free(a.inputs); free(a.fix); free(a.exclude); free(a.where);
+            return 0;
+        }
     int rc = parse_fit_args(argc, argv, &a);
     if (!rc && a.help) fputs(fit_usage, stdout);
     else if (!rc) rc = fit_body(&a);

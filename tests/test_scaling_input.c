@@ -273,6 +273,10 @@ static void test_fit_command(void **s) {
     /* The usage text goes out with fputs, not printf: no printf escapes in it. */
     assert_non_null(strstr(text, "95% percentile"));
     assert_null(strstr(text, "%%"));
+    /* --help wins over an incomplete option after it, as in every other command */
+    char *help_first[] = {"fit", "--help", "--out"};
+    assert_int_equal(run_fit(help_first, 3, text, sizeof text), 0);
+    assert_non_null(strstr(text, "--bootstrap"));
     char *bad_opt[] = {"fit", p, "--frobnicate"};
     assert_int_equal(run_fit(bad_opt, 3, text, sizeof text), 2);
     char *bad_fix[] = {"fit", p, "--fix", "gamma=1"};
