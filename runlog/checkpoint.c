@@ -190,6 +190,17 @@ int qat_ckpt_open(const char *path, qat_ckpt_file **out) {
     }
     H5Pclose(fapl);
     if (f < 0) return qat_fail(QAT_EINPUT, "%s: not a readable HDF5 checkpoint", path);
+    /* another of qat's HDF5 files given where a checkpoint belongs: say which */
+    if (!qat_h5_exists(f, "state")) {
+        int runlog = qat_h5_exists(f, "train") && qat_h5_exists(f, "eval");
+        const char *what = runlog ? "a run log (run.h5)"
+                           : qat_h5_exists(f, "grads") && qat_h5_exists(f, "batch") ? "a gradients file (qat grads --out)"
+                           : qat_h5_exists(f, "runs") && qat_h5_exists(f, "pairs") ? "a fit (qat fit --out)"
+                                                                                    : "an HDF5 file without a checkpoint's /state";
+        H5Fclose(f);
+        return qat_fail(QAT_EINPUT, "%s: is %s, not a checkpoint; expected a run's ckpt.h5%s", path, what,
+                        runlog ? " (beside the run.h5)" : "");
+    }
     qat_ckpt_file *c = qat_xcalloc(1, sizeof *c);
     snprintf(c->path, sizeof c->path, "%s", path);
     c->file = f;

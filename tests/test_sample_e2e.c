@@ -378,6 +378,10 @@ static void test_help_and_bad_input(void **state) {
     expect_2((char *[]){"eval", "--checkpoint", "--json", NULL}, "incomplete option '--checkpoint'");
     expect_2((char *[]){"grads", "--checkpoint", g_abc, "--out", "--set", "x=1", NULL}, "incomplete option '--out'");
     expect_2((char *[]){"train", "no_such.yaml", "--out", "--quiet", NULL}, "incomplete option '--out'");
+    /* another of qat's files where a checkpoint belongs: named for what it is */
+    char runlog[600];
+    snprintf(runlog, sizeof runlog, "%s/runs/abc/run.h5", g_tmp);
+    expect_2((char *[]){"eval", "--checkpoint", runlog, NULL}, "is a run log (run.h5), not a checkpoint");
     /* grads' --out naming the text it reads its batch from: refused, the text kept */
     static char before[4096], after[4096];
     char set_text[600];
