@@ -28,7 +28,9 @@ int qat_mkdirs(const char *path) {
         QAT_TRY(qat_mkdirs(parent));
         if (!mkdir(path, 0777) || errno == EEXIST) return QAT_OK;
     }
-    return qat_fail(QAT_ERUNTIME, "%s: cannot create directory: %s", path, strerror(errno));
+    /* ENOTDIR: a component of the path the user gave is a file (train --out FILE): their mistake */
+    int e = errno;
+    return qat_fail(e == ENOTDIR ? QAT_EINPUT : QAT_ERUNTIME, "%s: cannot create directory: %s", path, strerror(e));
 }
 
 /* ------------------------------------------------------------ checks */

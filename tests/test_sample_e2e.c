@@ -378,6 +378,10 @@ static void test_help_and_bad_input(void **state) {
     expect_2((char *[]){"eval", "--checkpoint", "--json", NULL}, "incomplete option '--checkpoint'");
     expect_2((char *[]){"grads", "--checkpoint", g_abc, "--out", "--set", "x=1", NULL}, "incomplete option '--out'");
     expect_2((char *[]){"train", "no_such.yaml", "--out", "--quiet", NULL}, "incomplete option '--out'");
+    /* train --out naming a file: the user's mistake, exit 2 (was 1) */
+    char abc_cfg[600];
+    snprintf(abc_cfg, sizeof abc_cfg, "%s/abc.yaml", g_tmp);
+    expect_2((char *[]){"train", abc_cfg, "--out", text, "--quiet", NULL}, "Not a directory");
     /* another of qat's files where a checkpoint belongs: named for what it is */
     char runlog[600];
     snprintf(runlog, sizeof runlog, "%s/runs/abc/run.h5", g_tmp);
