@@ -1,8 +1,9 @@
 /*
  * core/num.h — small helpers shared by the commands' option parsers: an
- * option's value word, a whole number read from an option's text, and the
- * order of doubles for qsort. Callers word their own number messages, so each
- * command keeps its own; the value-word rule is one for every command.
+ * option's value word, a whole number or a count (decimal or scientific
+ * notation) read from an option's text, and the order of doubles for qsort.
+ * Callers word their own number messages, so each command keeps its own; the
+ * value-word rule is one for every command.
  */
 #ifndef QAT_CORE_NUM_H
 #define QAT_CORE_NUM_H
@@ -40,6 +41,22 @@ static inline int qat_parse_ll(const char *s, long long lo, long long hi, long l
     long long v = strtoll(s, &end, 10);
     if (!*s || *end || errno || v < lo || v > hi) return 0;
     *out = v;
+    return 1;
+}
+
+/* *out = s as a whole count in [lo, hi] written in decimal or scientific
+ * notation ("65536", "1e6", "2.5e5", as token counts are in the YAML); 1 on
+ * success, 0 (out untouched) otherwise. strtod alone also takes hex, "inf",
+ * "nan" and leading spaces, which no count option means: those are refused. */
+static inline int qat_parse_count(const char *s, double lo, double hi, long long *out) {
+    if (!*s) return 0;
+    for (const char *c = s; *c; c++)
+        if (!strchr("0123456789.eE+-", *c)) return 0;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= lo && v <= hi) || v != (double)(long long)v) return 0;
+    *out = (long long)v;
     return 1;
 }
 

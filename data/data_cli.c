@@ -78,10 +78,8 @@ static const char *opt_value(int argc, char **argv, int *i, const char *name, in
 }
 
 static int parse_count(const char *cmd, const char *opt, const char *s, double lo, double hi, int64_t *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || v != floor(v) || v < lo || v > hi)
+    long long v;
+    if (!qat_parse_count(s, lo, hi, &v))
         return qat_fail(QAT_EINPUT, "data %s: %s '%s': expected a whole number in [%.0f, %.0f]", cmd, opt, s,
                         lo, hi);
     *out = (int64_t)v;

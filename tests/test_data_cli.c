@@ -144,6 +144,9 @@ static void test_usage_errors_exit_2(void **state) {
     assert_int_equal(RUN("synth", "-o", out), 2);
     assert_non_null(strstr(qat_errmsg(), "--tokens"));
     assert_int_equal(RUN("synth", "--tokens", "1.5", "-o", out), 2);
+    /* counts are decimal or scientific, as in the YAML: no hex, no spaces (strtod took both) */
+    assert_int_equal(RUN("synth", "--tokens", "0x100", "-o", out), 2);
+    assert_int_equal(RUN("synth", "--tokens", " 100", "-o", out), 2);
     assert_int_equal(RUN("synth", "--tokens", "100", "--vocab", "30", "-o", out), 2);
     assert_non_null(strstr(qat_errmsg(), "vocab 30"));
     assert_int_equal(RUN("synth", "--tokens", "100", "--bogus", "-o", out), 2);

@@ -372,6 +372,10 @@ static void test_help_and_bad_input(void **state) {
     expect_2((char *[]){"sample", "--checkpoint", g_abc, "--prompt-ids", "97,,98", NULL}, "--prompt-ids");
     expect_2((char *[]){"sample", "--checkpoint", g_abc, "--prompt", "a", "--prompt-ids", "97", NULL}, "not both");
     expect_2((char *[]){"sample", "--checkpoint", g_abc, "--tokens", NULL}, "--tokens");
+    /* token counts: decimal or scientific in every command, never hex */
+    expect_2((char *[]){"sample", "--checkpoint", g_abc, "--tokens", "0x5", NULL}, "--tokens 0x5");
+    expect_2((char *[]){"eval", "--checkpoint", g_abc, "--tokens", "0x10", NULL}, "--tokens 0x10");
+    assert_int_equal(run((char *[]){"sample", "--checkpoint", g_abc, "--tokens", "1e1", NULL}), 0);
     /* an option where a value belongs is not taken for the value (core/num.h) */
     expect_2((char *[]){"sample", "--checkpoint", g_abc, "--prompt", "--tokens", "5", NULL},
              "--prompt: expected a value, got the option --tokens");

@@ -54,12 +54,9 @@ int qat_eval_main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--tokens") && qat_opt_has_value(argc, argv, i)) {
             /* 0, -1 and "x" once all meant "the default" without a word. */
             const char *v = argv[++i];
-            char *end;
-            double t = strtod(v, &end);
-            if (end == v || *end || !(t >= 1 && t <= 1e15) || t != (double)(long long)t)
+            if (!qat_parse_count(v, 1, 1e15, &tokens))
                 return qat_report(qat_fail(QAT_EINPUT, "--tokens %s: expected a whole number of tokens in "
                                            "[1, 1e15] (e.g. 65536 or 1e6; omit it for the run's train.eval_tokens)", v));
-            tokens = (long long)t;
         }
         else if (!strcmp(argv[i], "--json")) json = 1;
         else { fprintf(stderr, "qat eval: unknown or incomplete option '%s'\n\n%s", argv[i], EVAL_HELP); return 2; }

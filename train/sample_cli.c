@@ -129,8 +129,10 @@ static int parse_args(int argc, char **argv, sample_args *a) {
         if (!strcmp(o, "--checkpoint")) a->ckpt = s;
         else if (!strcmp(o, "--prompt")) a->prompt = s;
         else if (!strcmp(o, "--prompt-ids")) a->prompt_ids = s;
-        else if (!strcmp(o, "--tokens")) {
-            QAT_TRY(parse_int(o, s, 1, SAMPLE_MAX_TOKENS, &v));
+        else if (!strcmp(o, "--tokens")) { /* a count, as eval's and data's: 1e3 as well as 1000 */
+            if (!qat_parse_count(s, 1, SAMPLE_MAX_TOKENS, &v))
+                return qat_fail(QAT_EINPUT, "--tokens %s: expected a whole number in [1, %d] (e.g. 200 or 1e3)", s,
+                                SAMPLE_MAX_TOKENS);
             a->o.tokens = v;
         } else if (!strcmp(o, "--top-k")) {
             QAT_TRY(parse_int(o, s, 0, INT32_MAX, &v));
