@@ -53,6 +53,9 @@ qat_tensor *qat_swiglu(qat_tape *tp, qat_tensor *gu);
 typedef enum { QAT_OUT_BOTH, QAT_OUT_BF16, QAT_OUT_F32 } qat_out;
 /* qat_swiglu writing the copies `out` asks for. */
 qat_tensor *qat_swiglu_out(qat_tape *tp, qat_tensor *gu, qat_out out);
+/* qat_swiglu whose output feeds one linear, with input quantizer qa (NULL: none)
+ * at `step`: it writes what that linear reads (qat_linear_feed below). */
+qat_tensor *qat_swiglu_for(qat_tape *tp, qat_tensor *gu, struct qat_quantizer *qa, int64_t step);
 
 /* ---- embedding and normalisation ---------------------------------------- */
 /* table (V, C), ids[M] in [0, V) → (M, C). */
@@ -66,8 +69,27 @@ qat_tensor *qat_add_rmsnorm(qat_tape *tp, qat_tensor *a, qat_tensor *b, qat_tens
 /* qat_add_rmsnorm writing the copies `out` asks for (qat_out above); *sum is always f32. */
 qat_tensor *qat_add_rmsnorm_out(qat_tape *tp, qat_tensor *a, qat_tensor *b, qat_tensor *weight, float eps,
                                 qat_tensor **sum, qat_out out);
+/* qat_rmsnorm and qat_add_rmsnorm whose output feeds one linear, with input
+ * quantizer qa (NULL: none) at `step`: they write what that linear reads
+ * (qat_linear_feed below). */
+qat_tensor *qat_rmsnorm_for(qat_tape *tp, qat_tensor *x, qat_tensor *weight, float eps, struct qat_quantizer *qa,
+                            int64_t step);
+qat_tensor *qat_add_rmsnorm_for(qat_tape *tp, qat_tensor *a, qat_tensor *b, qat_tensor *weight, float eps,
+                                qat_tensor **sum, struct qat_quantizer *qa, int64_t step);
 
 /* ---- linear --------------------------------------------------------------- */
+/* For the op producing t (M, K), t's one consumer being a linear with input
+ * quantizer qa (NULL: none) at `step`: what to write. When qa rounds rows one at
+ * a time (compress/quantizer.h), returns qa, having set t up for it: data NULL,
+ * t->quant (f32 step) or t->quant_bf16 (bf16 step) allocated, the forward begun;
+ * the producer then writes each row r of its output into t->quant's row (f32) or
+ * into scratch (bf16) and calls qat_quantizer_forward_row on it, so the values are
+ * rounded while in cache and never written whole, and the linear multiplies those
+ * rows (the same bits as rounding t afterwards). Else returns NULL and sets *out:
+ * the bf16 copy alone for an unquantized bf16 product, the f32 values alone for a
+ * quantizer that reads them. */
+struct qat_quantizer *qat_linear_feed(qat_tape *tp, qat_tensor *t, struct qat_quantizer *qa, int64_t step,
+                                      qat_out *out);
 /* x (M, K), W (N, K) → y = Q_a(x)·Q_w(W)ᵀ (M, N). qa/qw may be NULL (fp32).
  * `step` keys per-step randomness of the quantizers. */
 qat_tensor *qat_linear(qat_tape *tp, qat_tensor *x, qat_tensor *W,

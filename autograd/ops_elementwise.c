@@ -4,7 +4,11 @@
  * All memory-bound: one OpenMP pass each, forward and backward.
  */
 #include <math.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
+#include "compress/quantizer.h"
 #include "core/bf16.h"
 #include "core/error.h"
 #include "core/fastexp.h"
@@ -172,19 +176,35 @@ static inline void swiglu_sigmoid(int fast, const float *x, float *s, int64_t n)
 static void swiglu_backward(qat_tape *tp, void *p) {
     swiglu_ctx *c = p;
     int64_t M = qat_tensor_rows(c->out), H = qat_tensor_cols(c->out);
-    const float *gout = qat_grad(tp, c->out), *gu = c->gu->data;
+    /* the output's gradient: its buffer, or rows its consumer deferred (autograd/tensor.h) */
+    const int deferred = qat_grad_deferred(tp, c->out);
+    const float *gout = deferred ? NULL : qat_grad(tp, c->out), *gu = c->gu->data;
     int first;
     float *ggu = qat_grad_all(tp, c->gu, &first);
     if (!ggu) return;
     uint16_t *gb = c->gu->grad_bf16; /* gu's product wants the gradient in bf16 too */
     /* the only consumer of gu, declared so: its bf16 copy alone (autograd/tensor.h) */
     const int only16 = gb && first && c->gu->grad_bf16_only;
+    int nth = 1;
+#ifdef _OPENMP
+    nth = omp_get_max_threads();
+#endif
+    float *grows = deferred ? qat_tape_floats(tp, (int64_t)nth * 2 * H) : NULL; /* a row and scratch per thread */
 #pragma omp parallel for schedule(dynamic, 32)
     for (int64_t r = 0; r < M; r++) {
         float sbuf[256], dgbuf[256], dubuf[256];
+        float *gbuf = NULL;
+        if (grows) {
+            int th = 0;
+#ifdef _OPENMP
+            th = omp_get_thread_num();
+#endif
+            gbuf = grows + (int64_t)th * 2 * H;
+        }
+        const float *gorow = qat_grad_row(c->out, gout, r, H, gbuf, gbuf ? gbuf + H : NULL);
         for (int64_t j0 = 0; j0 < H; j0 += 256) {
             int64_t n = H - j0 < 256 ? H - j0 : 256;
-            const float *restrict g = gu + r * 2 * H + j0, *restrict u = g + H, *restrict go = gout + r * H + j0;
+            const float *restrict g = gu + r * 2 * H + j0, *restrict u = g + H, *restrict go = gorow + j0;
             float *restrict dg = only16 ? dgbuf : ggu + r * 2 * H + j0, *restrict du = only16 ? dubuf : dg + H;
             float *restrict sg = sbuf;
             swiglu_sigmoid(c->fast, g, sg, n);
@@ -213,28 +233,45 @@ static void swiglu_backward(qat_tape *tp, void *p) {
     if (only16) c->gu->grad_skip_epoch = tp->epoch;
 }
 
-qat_tensor *qat_swiglu_out(qat_tape *tp, qat_tensor *gu, qat_out want) {
+static qat_tensor *swiglu(qat_tape *tp, qat_tensor *gu, qat_out want, int feed, qat_quantizer *qa, int64_t step) {
     int64_t M = qat_tensor_rows(gu), H2 = qat_tensor_cols(gu);
     QAT_ASSERT(H2 % 2 == 0);
     int64_t H = H2 / 2;
     qat_tensor *o = qat_tape_tensor(tp, 2, (int64_t[]){M, H});
     const int fast = tp->bf16;
-    if (fast && want != QAT_OUT_F32) o->bf16 = qat_arena_alloc(&tp->arena, (size_t)(M * H) * sizeof(uint16_t));
-    if (fast && want == QAT_OUT_BF16) o->data = NULL; /* nobody reads it: a consumer that would asserts (qat_linear) */
+    /* a linear with input quantizer qa reads the output (qat_linear_feed): each
+     * whole row goes through fq as soon as it is written */
+    qat_quantizer *fq = feed ? qat_linear_feed(tp, o, qa, step, &want) : NULL;
+    if (!fq && fast && want != QAT_OUT_F32) o->bf16 = qat_arena_alloc(&tp->arena, (size_t)(M * H) * sizeof(uint16_t));
+    if (!fq && fast && want == QAT_OUT_BF16) o->data = NULL; /* nobody reads it: a consumer that would asserts (qat_linear) */
+    int nth = 1;
+#ifdef _OPENMP
+    nth = omp_get_max_threads();
+#endif
+    float *rows = fq && !o->quant ? qat_tape_floats(tp, (int64_t)nth * H) : NULL; /* a row per thread for fq */
     const float *x = gu->data;
-    float *z = o->data;
+    float *z = o->data ? o->data : o->quant;
     uint16_t *zb = o->bf16;
 #pragma omp parallel for schedule(dynamic, 32)
     for (int64_t r = 0; r < M; r++) {
         const float *g = x + r * 2 * H, *u = g + H;
-        float sg[256], ob[256]; /* σ(g) of these n columns; the outputs when z is not wanted */
+        float sg[256], ob[256]; /* σ(g) of these n columns; the outputs when no row is kept */
+        float *zr = z ? z + r * H : NULL;
+        if (rows) {
+            int th = 0;
+#ifdef _OPENMP
+            th = omp_get_thread_num();
+#endif
+            zr = rows + (int64_t)th * H;
+        }
         for (int64_t j0 = 0; j0 < H; j0 += 256) {
             int64_t n = H - j0 < 256 ? H - j0 : 256;
-            float *out = z ? z + r * H + j0 : ob;
+            float *out = zr ? zr + j0 : ob;
             swiglu_sigmoid(fast, g + j0, sg, n);
             for (int64_t j = 0; j < n; j++) out[j] = g[j0 + j] * sg[j] * u[j0 + j];
             if (zb) qat_bf16_row(out, zb + r * H + j0, n);
         }
+        if (fq) qat_quantizer_forward_row(fq, zr, r, o->quant_bf16 ? o->quant_bf16 + r * H : NULL);
     }
     if (tp->grad_enabled) {
         swiglu_ctx *c = qat_tape_ctx(tp, sizeof *c);
@@ -242,6 +279,12 @@ qat_tensor *qat_swiglu_out(qat_tape *tp, qat_tensor *gu, qat_out want) {
         qat_tape_push(tp, swiglu_backward, c);
     }
     return o;
+}
+
+qat_tensor *qat_swiglu_out(qat_tape *tp, qat_tensor *gu, qat_out want) { return swiglu(tp, gu, want, 0, NULL, 0); }
+
+qat_tensor *qat_swiglu_for(qat_tape *tp, qat_tensor *gu, qat_quantizer *qa, int64_t step) {
+    return swiglu(tp, gu, QAT_OUT_BOTH, 1, qa, step);
 }
 
 qat_tensor *qat_swiglu(qat_tape *tp, qat_tensor *gu) { return qat_swiglu_out(tp, gu, QAT_OUT_BOTH); }

@@ -47,6 +47,31 @@ typedef struct {
 
 static int is_id(qat_quantizer *q) { return !q || qat_quantizer_is_identity(q); }
 
+static void qa_row(const void *q, const float *src, int64_t r, float *dst, float *scratch) {
+    qat_quantizer_backward_row(q, src, r, dst, scratch);
+}
+
+/* Where dx̂ goes before the activation quantizer's backward: the tape's deferred
+ * buffer when x's producer applies that backward row by row (autograd/tensor.h:
+ * x declared so, this is its first gradient, the backward is a row map), and
+ * then x's gradient is left unwritten; else the shared scratch, and the backward
+ * runs here. Returns 1 when deferred. */
+static int dxq_buffer(qat_tape *tp, const linear_ctx *c, int fx, int64_t M, int64_t K, float **gxq) {
+    qat_tensor *x = c->x;
+    if (fx && x->grad_by_rows && qat_quantizer_backward_by_rows(c->qa)) {
+        *gxq = qat_tape_defer(tp, M * K);
+        x->grad_row = qa_row;
+        x->grad_row_ctx = c->qa;
+        x->grad_row_src = *gxq;
+        x->grad_row_epoch = tp->epoch;
+        x->grad_row_gen = tp->defer_gen;
+        x->grad_skip_epoch = tp->epoch; /* the f32 gradient holds garbage: handing it out asserts */
+        return 1;
+    }
+    *gxq = qat_tape_reuse(tp, M * K);
+    return 0;
+}
+
 /* One product of the backward on the operands as the forward multiplied them:
  * f32 arrays, or bf16 ones (uint16_t) with f32 accumulation. The precision is
  * chosen once per product, never per element. */
@@ -87,9 +112,10 @@ static void linear_backward_q(qat_tape *tp, linear_ctx *c, const float *gy, floa
         if (!c->qa) {
             qat_gemm_scaled(bf16, 0, 0, M, K, N, A, N, B, K, gx, K, !fx, alpha);
         } else {
-            float *gxq = qat_tape_reuse(tp, M * K);
+            float *gxq;
+            int deferred = dxq_buffer(tp, c, fx, M, K, &gxq);
             qat_gemm_scaled(bf16, 0, 0, M, K, N, A, N, B, K, gxq, K, 0, alpha);
-            qat_quantizer_backward_into(c->qa, gxq, gx, M, fx);
+            if (!deferred) qat_quantizer_backward_into(c->qa, gxq, gx, M, fx);
         }
     }
     if (gW) {
@@ -134,9 +160,10 @@ static void linear_backward(qat_tape *tp, void *p) {
         if (is_id(c->qa)) {
             product(bf16, 0, 0, M, K, N, g, N, Wop, K, gx, K, !fx);
         } else {
-            float *gxq = qat_tape_reuse(tp, M * K);
+            float *gxq;
+            int deferred = dxq_buffer(tp, c, fx, M, K, &gxq);
             product(bf16, 0, 0, M, K, N, g, N, Wop, K, gxq, K, 0);
-            qat_quantizer_backward_into(c->qa, gxq, gx, M, fx);
+            if (!deferred) qat_quantizer_backward_into(c->qa, gxq, gx, M, fx);
         }
     }
     if (gW) {
@@ -150,6 +177,19 @@ static void linear_backward(qat_tape *tp, void *p) {
     }
 }
 
+qat_quantizer *qat_linear_feed(qat_tape *tp, qat_tensor *t, qat_quantizer *qa, int64_t step, qat_out *out) {
+    *out = is_id(qa) ? QAT_OUT_BF16 : QAT_OUT_F32;
+    if (is_id(qa) || !qat_quantizer_forward_by_rows(qa)) return NULL;
+    int64_t M = qat_tensor_rows(t), K = qat_tensor_cols(t);
+    qat_quantizer_rows_begin(qa, M, step);
+    t->data = NULL;
+    t->quant_by = qa;
+    t->quant_step = step;
+    if (tp->bf16) t->quant_bf16 = (uint16_t *)qat_arena_alloc(&tp->arena, (size_t)(M * K) * sizeof(uint16_t));
+    else t->quant = qat_tape_floats(tp, M * K);
+    return qa;
+}
+
 qat_tensor *qat_linear(qat_tape *tp, qat_tensor *x, qat_tensor *W,
                        qat_quantizer *qa, qat_quantizer *qw, int64_t step) {
     return qat_linear_gq(tp, x, W, qa, qw, NULL, 0, step);
@@ -159,8 +199,11 @@ qat_tensor *qat_linear_gq(qat_tape *tp, qat_tensor *x, qat_tensor *W, qat_quanti
                           const qat_gradq *gq, uint64_t gkey, int64_t step) {
     int64_t M = qat_tensor_rows(x), K = qat_tensor_cols(x), N = W->shape[0];
     QAT_ASSERT(W->ndim == 2 && W->shape[1] == K);
+    /* an input its producer rounded through qa row by row (qat_linear_feed) */
+    const int fed = !is_id(qa) && x->quant_by == qa;
+    QAT_ASSERT(!fed || x->quant_step == step);
     /* an input with its bf16 copy only (QAT_OUT_BF16, autograd/ops.h) feeds a bf16 product unquantized */
-    QAT_ASSERT(x->data || (tp->bf16 && is_id(qa) && x->bf16));
+    QAT_ASSERT(x->data || fed || (tp->bf16 && is_id(qa) && x->bf16));
     const float *xq = x->data, *Wq = W->data;
     int64_t shape[QAT_MAX_DIMS];
     for (int i = 0; i < x->ndim; i++) shape[i] = x->shape[i];
@@ -171,6 +214,9 @@ qat_tensor *qat_linear_gq(qat_tape *tp, qat_tensor *x, qat_tensor *W, qat_quanti
         Wb = (uint16_t *)qat_arena_alloc(&tp->arena, (size_t)(N * K) * sizeof(uint16_t));
         if (is_id(qa) && x->bf16) {
             xb = x->bf16; /* its producer wrote the bf16 copy (autograd/tensor.h) */
+        } else if (fed) {
+            QAT_ASSERT(x->quant_bf16);
+            xb = x->quant_bf16;
         } else {
             xb = (uint16_t *)qat_arena_alloc(&tp->arena, (size_t)(M * K) * sizeof(uint16_t));
             if (!is_id(qa)) qat_quantizer_forward_bf16(qa, x->data, xb, qat_tape_floats(tp, M * K), M, step);
@@ -180,7 +226,10 @@ qat_tensor *qat_linear_gq(qat_tape *tp, qat_tensor *x, qat_tensor *W, qat_quanti
         else qat_to_bf16(W->data, Wb, N * K);
         xq = Wq = NULL; /* the backward of a bf16 product reads xb and Wb only */
     } else {
-        if (!is_id(qa)) {
+        if (fed) {
+            QAT_ASSERT(x->quant);
+            xq = x->quant;
+        } else if (!is_id(qa)) {
             float *buf = qat_tape_floats(tp, M * K);
             qat_quantizer_forward(qa, x->data, buf, M, step);
             xq = buf;

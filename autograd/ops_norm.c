@@ -18,6 +18,7 @@
 #include <omp.h>
 #endif
 
+#include "compress/quantizer.h"
 #include "core/bf16.h"
 #include "core/error.h"
 #include "ops.h"
@@ -79,17 +80,21 @@ typedef struct {
 static void rmsnorm_backward(qat_tape *tp, void *p) {
     rms_ctx *c = p;
     int64_t M = qat_tensor_rows(c->x), C = qat_tensor_cols(c->x);
-    const float *x = c->x->data, *w = c->w->data, *g = qat_grad(tp, c->out);
+    /* the output's gradient: its buffer, or rows its consumer deferred (autograd/tensor.h) */
+    const int deferred = qat_grad_deferred(tp, c->out);
+    const float *x = c->x->data, *w = c->w->data, *g = deferred ? NULL : qat_grad(tp, c->out);
     int fx; /* first writer of dx stores */
     float *gx = qat_grad_all(tp, c->x, &fx), *gw = qat_grad(tp, c->w);
     float *partial = gw ? qat_tape_floats(tp, QAT_RED_CHUNKS * C) : NULL;
+    float *grows = deferred ? qat_tape_floats(tp, QAT_RED_CHUNKS * 2 * C) : NULL; /* a row and its scratch per chunk */
 #pragma omp parallel for schedule(dynamic, 1)
     for (int k = 0; k < QAT_RED_CHUNKS; k++) {
         int64_t r0 = M * k / QAT_RED_CHUNKS, r1 = M * (k + 1) / QAT_RED_CHUNKS;
         float *pw = partial ? partial + (int64_t)k * C : NULL;
+        float *gbuf = grows ? grows + (int64_t)k * 2 * C : NULL;
         if (pw) memset(pw, 0, (size_t)C * sizeof(float));
         for (int64_t r = r0; r < r1; r++) {
-            const float *xr = x + r * C, *gr = g + r * C;
+            const float *xr = x + r * C, *gr = qat_grad_row(c->out, g, r, C, gbuf, gbuf + C);
             float rs = c->rstd[r];
             if (gx) {
                 double dot = 0; /* mean(dxhat · xhat) */
@@ -110,23 +115,59 @@ static void rmsnorm_backward(qat_tape *tp, void *p) {
             for (int64_t j = 0; j < C; j++) gw[j] += partial[(int64_t)k * C + j];
 }
 
-qat_tensor *qat_rmsnorm(qat_tape *tp, qat_tensor *x, qat_tensor *w, float eps) {
+/* Where a norm's output row i goes (qat_linear_feed, autograd/ops.h): o's values,
+ * the quantizer's f32 rows, or (nothing of it kept whole) the thread's scratch row;
+ * after it is written, out_row_done rounds it (to bf16 and/or through the quantizer). */
+static float *out_row(const qat_tensor *o, int64_t i, int64_t C, float *scratch) {
+    if (o->data) return o->data + i * C;
+    if (o->quant) return o->quant + i * C;
+    int th = 0;
+#ifdef _OPENMP
+    th = omp_get_thread_num();
+#endif
+    return scratch + (int64_t)th * C;
+}
+
+static void out_row_done(const qat_tensor *o, qat_quantizer *fq, int64_t i, int64_t C, float *row) {
+    if (fq) qat_quantizer_forward_row(fq, row, i, o->quant_bf16 ? o->quant_bf16 + i * C : NULL);
+    else if (o->bf16) qat_bf16_row(row, o->bf16 + i * C, C);
+}
+
+/* Set o up for its consumer: the copies `want` asks for in a bf16 step, or (feed)
+ * what the linear with input quantizer qa reads. Returns the quantizer each row
+ * goes through, or NULL; *scratch: per-thread rows when o keeps no f32 rows. */
+static qat_quantizer *out_setup(qat_tape *tp, qat_tensor *o, qat_out want, int feed, qat_quantizer *qa, int64_t step,
+                                float **scratch) {
+    int64_t M = qat_tensor_rows(o), C = qat_tensor_cols(o);
+    qat_quantizer *fq = feed ? qat_linear_feed(tp, o, qa, step, &want) : NULL;
+    if (!fq && tp->bf16 && want != QAT_OUT_F32) o->bf16 = qat_arena_alloc(&tp->arena, (size_t)(M * C) * sizeof(uint16_t));
+    if (!fq && tp->bf16 && want == QAT_OUT_BF16) o->data = NULL; /* nobody reads it: a consumer that would asserts (qat_linear) */
+    int nth = 1;
+#ifdef _OPENMP
+    nth = omp_get_max_threads();
+#endif
+    *scratch = o->data || o->quant ? NULL : qat_tape_floats(tp, (int64_t)nth * C);
+    return fq;
+}
+
+static qat_tensor *rmsnorm(qat_tape *tp, qat_tensor *x, qat_tensor *w, float eps, int feed, qat_quantizer *qa,
+                           int64_t step) {
     int64_t M = qat_tensor_rows(x), C = qat_tensor_cols(x);
     QAT_ASSERT(w->numel == C);
     qat_tensor *o = qat_tape_tensor(tp, x->ndim, x->shape);
     float *rstd = tp->grad_enabled ? qat_tape_floats(tp, M) : NULL;
-    if (tp->bf16) o->bf16 = qat_arena_alloc(&tp->arena, (size_t)(M * C) * sizeof(uint16_t));
-    uint16_t *ob = o->bf16;
+    float *scratch;
+    qat_quantizer *fq = out_setup(tp, o, QAT_OUT_BOTH, feed, qa, step, &scratch);
 #pragma omp parallel for schedule(dynamic, 32)
     for (int64_t r = 0; r < M; r++) {
         const float *xr = x->data + r * C;
-        float *orow = o->data + r * C;
+        float *orow = out_row(o, r, C, scratch);
         float ss = 0;
         for (int64_t j = 0; j < C; j++) ss += xr[j] * xr[j];
         float rs = 1.0f / sqrtf(ss / (float)C + eps);
         if (rstd) rstd[r] = rs;
         for (int64_t j = 0; j < C; j++) orow[j] = xr[j] * rs * w->data[j];
-        if (ob) qat_bf16_row(orow, ob + r * C, C);
+        out_row_done(o, fq, r, C, orow);
     }
     if (tp->grad_enabled) {
         rms_ctx *c = qat_tape_ctx(tp, sizeof *c);
@@ -134,6 +175,14 @@ qat_tensor *qat_rmsnorm(qat_tape *tp, qat_tensor *x, qat_tensor *w, float eps) {
         qat_tape_push(tp, rmsnorm_backward, c);
     }
     return o;
+}
+
+qat_tensor *qat_rmsnorm(qat_tape *tp, qat_tensor *x, qat_tensor *w, float eps) {
+    return rmsnorm(tp, x, w, eps, 0, NULL, 0);
+}
+
+qat_tensor *qat_rmsnorm_for(qat_tape *tp, qat_tensor *x, qat_tensor *w, float eps, qat_quantizer *qa, int64_t step) {
+    return rmsnorm(tp, x, w, eps, 1, qa, step);
 }
 
 /* ---- residual add + rmsnorm, one pass ----
@@ -153,7 +202,9 @@ typedef struct {
 static void add_rmsnorm_backward(qat_tape *tp, void *p) {
     addrms_ctx *c = p;
     int64_t M = qat_tensor_rows(c->x), C = qat_tensor_cols(c->x);
-    const float *x = c->x->data, *w = c->w->data, *g = qat_grad(tp, c->out);
+    /* the output's gradient: its buffer, or rows its consumer deferred (autograd/tensor.h) */
+    const int deferred = qat_grad_deferred(tp, c->out);
+    const float *x = c->x->data, *w = c->w->data, *g = deferred ? NULL : qat_grad(tp, c->out);
     /* x's gradient from its other users, when any wrote one this pass */
     const float *gs = c->x->grad && c->x->grad_epoch == tp->epoch ? qat_grad(tp, c->x) : NULL;
     int fa, fb; /* first writers store; a == b is fine: per element a's store comes first */
@@ -165,11 +216,14 @@ static void add_rmsnorm_backward(qat_tape *tp, void *p) {
      * from a's row when that row is d itself, else from a row of scratch */
     const int only16 = gb16 && fb && c->b->grad_bf16_only && c->a != c->b;
     float *drows = only16 && !(ga && fa) ? qat_tape_floats(tp, QAT_RED_CHUNKS * C) : NULL;
+    /* deferred: a group's RG gradient rows and one row of scratch per chunk */
+    float *grows = deferred ? qat_tape_floats(tp, QAT_RED_CHUNKS * (RG + 1) * C) : NULL;
 #pragma omp parallel for schedule(dynamic, 1)
     for (int k = 0; k < QAT_RED_CHUNKS; k++) {
         int64_t r0 = M * k / QAT_RED_CHUNKS, r1 = M * (k + 1) / QAT_RED_CHUNKS;
         float *pw = partial ? partial + (int64_t)k * C : NULL;
         float *drow = drows ? drows + (int64_t)k * C : NULL; /* d of the current row, for gb16 */
+        float *gbuf = grows ? grows + (int64_t)k * (RG + 1) * C : NULL;
         if (pw) memset(pw, 0, (size_t)C * sizeof(float));
         for (int64_t q0 = r0; q0 < r1; q0 += RG) {
             int nr = r1 - q0 < RG ? (int)(r1 - q0) : RG;
@@ -177,8 +231,10 @@ static void add_rmsnorm_backward(qat_tape *tp, void *p) {
             double dot[RG]; /* mean(dxhat · xhat) of each row */
             for (int r = 0; r < RG; r++) {
                 int64_t i = q0 + (r < nr ? r : 0);
-                xq[r] = x + i * C, gq[r] = g + i * C, dot[r] = 0;
+                xq[r] = x + i * C, dot[r] = 0;
+                if (r < nr) gq[r] = qat_grad_row(c->out, g, i, C, gbuf ? gbuf + r * C : NULL, gbuf ? gbuf + RG * C : NULL);
             }
+            for (int r = nr; r < RG; r++) gq[r] = gq[0]; /* rows past r1 repeat the first, unused */
             if (ga || gb)
                 for (int64_t j = 0; j < C; j++)
                     for (int r = 0; r < RG; r++) dot[r] += (double)gq[r][j] * w[j] * xq[r][j];
@@ -212,21 +268,15 @@ static void add_rmsnorm_backward(qat_tape *tp, void *p) {
             for (int64_t j = 0; j < C; j++) gw[j] += partial[(int64_t)k * C + j];
 }
 
-qat_tensor *qat_add_rmsnorm_out(qat_tape *tp, qat_tensor *a, qat_tensor *b, qat_tensor *w, float eps,
-                                qat_tensor **sum, qat_out want) {
+static qat_tensor *add_rmsnorm(qat_tape *tp, qat_tensor *a, qat_tensor *b, qat_tensor *w, float eps, qat_tensor **sum,
+                               qat_out want, int feed, qat_quantizer *qa, int64_t step) {
     int64_t M = qat_tensor_rows(a), C = qat_tensor_cols(a);
     QAT_ASSERT(a->numel == b->numel && a->ndim == b->ndim && w->numel == C);
     qat_tensor *x = qat_tape_tensor(tp, a->ndim, a->shape), *o = qat_tape_tensor(tp, a->ndim, a->shape);
     float *rstd = tp->grad_enabled ? qat_tape_floats(tp, M) : NULL;
-    if (tp->bf16 && want != QAT_OUT_F32) o->bf16 = qat_arena_alloc(&tp->arena, (size_t)(M * C) * sizeof(uint16_t));
-    if (tp->bf16 && want == QAT_OUT_BF16) o->data = NULL; /* nobody reads it: a consumer that would asserts (qat_linear) */
-    uint16_t *ob = o->bf16;
-    /* without o->data each thread rounds its rows from one row of scratch, kept in cache */
-    int nth = 1;
-#ifdef _OPENMP
-    nth = omp_get_max_threads();
-#endif
-    float *ofree = o->data ? NULL : qat_tape_floats(tp, (int64_t)nth * C);
+    /* without o's f32 rows each thread writes its rows into one row of scratch, kept in cache */
+    float *scratch;
+    qat_quantizer *fq = out_setup(tp, o, want, feed, qa, step, &scratch);
 #pragma omp parallel for schedule(dynamic, 4)
     for (int64_t r0 = 0; r0 < M; r0 += RG) {
         int nr = M - r0 < RG ? (int)(M - r0) : RG;
@@ -247,13 +297,9 @@ qat_tensor *qat_add_rmsnorm_out(qat_tape *tp, qat_tensor *a, qat_tensor *b, qat_
         for (int r = 0; r < nr; r++) {
             float rs = 1.0f / sqrtf(ss[r] / (float)C + eps);
             if (rstd) rstd[r0 + r] = rs;
-            int th = 0;
-#ifdef _OPENMP
-            th = omp_get_thread_num();
-#endif
-            float *orow = o->data ? o->data + (r0 + r) * C : ofree + (int64_t)th * C;
+            float *orow = out_row(o, r0 + r, C, scratch);
             for (int64_t j = 0; j < C; j++) orow[j] = xr[r][j] * rs * w->data[j];
-            if (ob) qat_bf16_row(orow, ob + (r0 + r) * C, C);
+            out_row_done(o, fq, r0 + r, C, orow);
         }
     }
     if (tp->grad_enabled) {
@@ -263,6 +309,16 @@ qat_tensor *qat_add_rmsnorm_out(qat_tape *tp, qat_tensor *a, qat_tensor *b, qat_
     }
     *sum = x;
     return o;
+}
+
+qat_tensor *qat_add_rmsnorm_out(qat_tape *tp, qat_tensor *a, qat_tensor *b, qat_tensor *w, float eps,
+                                qat_tensor **sum, qat_out want) {
+    return add_rmsnorm(tp, a, b, w, eps, sum, want, 0, NULL, 0);
+}
+
+qat_tensor *qat_add_rmsnorm_for(qat_tape *tp, qat_tensor *a, qat_tensor *b, qat_tensor *w, float eps,
+                                qat_tensor **sum, qat_quantizer *qa, int64_t step) {
+    return add_rmsnorm(tp, a, b, w, eps, sum, QAT_OUT_BOTH, 1, qa, step);
 }
 
 qat_tensor *qat_add_rmsnorm(qat_tape *tp, qat_tensor *a, qat_tensor *b, qat_tensor *w, float eps, qat_tensor **sum) {

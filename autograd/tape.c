@@ -19,6 +19,7 @@ void qat_tape_free(qat_tape *tape) {
     free(tape->rope_cs);
     free(tape->reuse);
     free(tape->gq);
+    free(tape->defer);
     qat_arena_free(&tape->arena);
     memset(tape, 0, sizeof *tape);
 }
@@ -69,6 +70,16 @@ float *qat_tape_reuse(qat_tape *tape, int64_t n) {
         tape->reuse_n = n;
     }
     return tape->reuse;
+}
+
+float *qat_tape_defer(qat_tape *tape, int64_t n) {
+    if (n > tape->defer_n) {
+        free(tape->defer);
+        tape->defer = qat_xaligned(sizeof(float) * (size_t)n);
+        tape->defer_n = n;
+    }
+    tape->defer_gen++;
+    return tape->defer;
 }
 
 void *qat_tape_gq_scratch(qat_tape *tape, size_t bytes) {

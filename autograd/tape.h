@@ -17,6 +17,7 @@
 #ifndef QAT_AUTOGRAD_TAPE_H
 #define QAT_AUTOGRAD_TAPE_H
 
+#include "core/error.h"
 #include "tensor.h"
 
 struct qat_tape;
@@ -48,6 +49,12 @@ typedef struct qat_tape {
      * operands cost one product's worth of memory, not one per layer */
     void *gq;
     size_t gq_bytes;
+    /* the rows of a deferred gradient (autograd/tensor.h): one buffer, held from a
+     * linear's backward to its input producer's, the next node; the generation
+     * counts hand-outs so a reader can assert its rows are still there */
+    float *defer;
+    int64_t defer_n;
+    uint64_t defer_gen;
 } qat_tape;
 
 void qat_tape_init(qat_tape *tape, size_t arena_block);
@@ -70,6 +77,9 @@ float *qat_tape_reuse(qat_tape *tape, int64_t n);
 /* Scratch of `bytes` bytes (uninitialised) for the operands of one quantized
  * backward product: valid until the next call (grown in the first step only). */
 void *qat_tape_gq_scratch(qat_tape *tape, size_t bytes);
+/* Scratch of n floats (uninitialised) for a deferred gradient's rows (autograd/
+ * tensor.h): valid until the next call, which bumps tape->defer_gen. */
+float *qat_tape_defer(qat_tape *tape, int64_t n);
 /* Arena memory for an op's context, zeroed. */
 void *qat_tape_ctx(qat_tape *tape, size_t size);
 
@@ -78,6 +88,22 @@ static inline float *qat_grad(qat_tape *tape, qat_tensor *t) { return qat_tensor
 /* Gradient of all of t for an op that writes every element: *first = 1 means store, not add. */
 static inline float *qat_grad_all(qat_tape *tape, qat_tensor *t, int *first) {
     return qat_tensor_grad_cols(t, tape->epoch, 0, t->numel ? t->shape[t->ndim - 1] : 1, first);
+}
+
+/* Whether t's gradient was deferred in this pass (autograd/tensor.h). Then its
+ * producer reads it with qat_grad_row only, never qat_grad. */
+static inline int qat_grad_deferred(const qat_tape *tape, const qat_tensor *t) {
+    if (t->grad_row_epoch != tape->epoch) return 0;
+    QAT_ASSERT(t->grad_row_gen == tape->defer_gen); /* no later deferral overwrote the rows */
+    return 1;
+}
+/* Row r (cols floats) of t's gradient: g + r·cols when g is t's gradient buffer,
+ * or with g NULL (deferred) the row mapped into buf; scratch: cols floats. */
+static inline const float *qat_grad_row(const qat_tensor *t, const float *g, int64_t r, int64_t cols, float *buf,
+                                        float *scratch) {
+    if (g) return g + r * cols;
+    t->grad_row(t->grad_row_ctx, t->grad_row_src + r * cols, r, buf, scratch);
+    return buf;
 }
 
 #endif

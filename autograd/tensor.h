@@ -38,6 +38,17 @@
  * the copy). At d256 that saves writing 2·(M, H) + 2·(M, C) floats per block,
  * the largest memory traffic of a bf16 step outside the products. Handing out
  * an f32 gradient that was skipped is a bug and asserts.
+ *
+ * Deferred gradients. A quantized linear's input gradient is its activation
+ * quantizer's backward (trust mask, inverse rotation) of the product dY·Ŵ. That
+ * backward maps each row on its own, so where the builder declares that the
+ * linear is the input's only consumer and that the input's producer reads its
+ * output gradient row by row (qat_tensor_grad_by_rows: RMSNorm, add+RMSNorm,
+ * SwiGLU), the linear leaves dY·Ŵ in the tape's deferred buffer
+ * (qat_tape_defer) with the row map (grad_row) and the producer's backward
+ * applies it to each row as it reads it (qat_grad_row), while the row is in
+ * cache: the f32 gradient is never written nor read back, and handing it out
+ * asserts, as for a skipped one. Same arithmetic per row, so the same bits.
  */
 #ifndef QAT_AUTOGRAD_TENSOR_H
 #define QAT_AUTOGRAD_TENSOR_H
@@ -68,6 +79,21 @@ typedef struct qat_tensor {
                                     tensor has one consumer (qat_tensor_grad_bf16_only) */
     uint64_t grad_skip_epoch;    /* pass in which that consumer wrote grad_bf16 only: grad holds
                                     garbage then, and any handout of it asserts */
+    const void *quant_by;        /* NULL, or the activation quantizer of the linear this tensor feeds,
+                                    which rounded each row as the producer wrote it (autograd/ops.h,
+                                    qat_rmsnorm_for): data is NULL and quant or quant_bf16 is set */
+    int64_t quant_step;          /* the training step that forward was keyed with */
+    float *quant;                /* (rows, cols) Q(values), f32 step (arena memory) */
+    uint16_t *quant_bf16;        /* (rows, cols) bf16(Q(values)), bf16 step (arena memory) */
+    int grad_by_rows;            /* 1: the builder declared that the one consumer may defer the
+                                    gradient to the producer's row-by-row read (qat_tensor_grad_by_rows) */
+    void (*grad_row)(const void *ctx, const float *src, int64_t r, float *dst, float *scratch);
+                                 /* the deferred map: dst (cols) = gradient row r from src's row r
+                                    (src points at row r; scratch: cols floats) */
+    const void *grad_row_ctx;    /* its context (the activation quantizer) */
+    const float *grad_row_src;   /* (rows, cols) the rows it maps: the tape's deferred buffer */
+    uint64_t grad_row_epoch;     /* pass in which the gradient was deferred (else 0) */
+    uint64_t grad_row_gen;       /* the deferred buffer's generation then (qat_tape_defer) */
 } qat_tensor;
 
 /* Declare that t's gradient is wanted only as its bf16 copy (autograd/tensor.h's
@@ -76,6 +102,11 @@ typedef struct qat_tensor {
 static inline void qat_tensor_grad_bf16_only(qat_tensor *t) {
     if (t->grad_bf16) t->grad_bf16_only = 1;
 }
+
+/* Declare that t's gradient may be deferred (the comment above): t's producer
+ * reads its gradient with qat_grad_row and the next op applied to t is its only
+ * consumer. */
+static inline void qat_tensor_grad_by_rows(qat_tensor *t) { t->grad_by_rows = 1; }
 
 /* Fill the shape fields: qat_tensor_set_shape(&t, 2, (int64_t[]){B*T, C}). */
 void qat_tensor_set_shape(qat_tensor *t, int ndim, const int64_t *shape);

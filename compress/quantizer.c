@@ -147,6 +147,11 @@ static int row_local(const qat_quantizer *q) {
            (P->f.sp != QAT_SP_MAGNITUDE || P->per_row_sparse) && !P->tensor_stats;
 }
 
+/* Stochastic rounding draws by (seed, step, element): a resumed run repeats them. */
+static void sr_key(qat_quantizer *q, int64_t step) {
+    if (q->fmt.mods & QAT_MOD_SR) q->proj.sr_key = qat_hash3(q->seed, (uint64_t)step, 0x5E0DA11Dull);
+}
+
 /* Rotate and round each row while it is still in cache, one pass over memory
  * instead of two (the same numbers as rotating all rows, then rounding). With yb
  * the rounded row goes on to bf16 from a per-thread row buffer and y is not
@@ -172,10 +177,6 @@ static void forward_rows(qat_quantizer *q, const float *x, float *y, uint16_t *y
     }
 }
 
-/* Stochastic rounding draws by (seed, step, element): a resumed run repeats them. */
-static void sr_key(qat_quantizer *q, int64_t step) {
-    if (q->fmt.mods & QAT_MOD_SR) q->proj.sr_key = qat_hash3(q->seed, (uint64_t)step, 0x5E0DA11Dull);
-}
 
 /* Rotate rows into y and note each rotated row's absmax (blockfmt's NaN/inf rule). */
 static void tensor_rows(qat_quantizer *q, const float *x, float *y, int64_t rows) {
@@ -188,6 +189,24 @@ static void tensor_rows(qat_quantizer *q, const float *x, float *y, int64_t rows
         else memcpy(yr, x + r * cols, sizeof(float) * (size_t)cols);
         q->row_amax[r] = qat_blk_absmax(yr, cols);
     }
+}
+
+int qat_quantizer_forward_by_rows(const qat_quantizer *q) { return !q->identity && row_local(q); }
+
+void qat_quantizer_rows_begin(qat_quantizer *q, int64_t rows, int64_t step) {
+    QAT_ASSERT(rows <= q->max_rows && qat_quantizer_forward_by_rows(q));
+    sr_key(q, step);
+    q->last_rows = rows;
+    qat_proj_segment_stats_2d(&q->proj, NULL, 0, q->cols, NULL, 0, &q->row_seg, 0); /* as forward_rows */
+}
+
+void qat_quantizer_forward_row(qat_quantizer *q, float *x, int64_t r, uint16_t *yb) {
+    QAT_ASSERT(r < q->last_rows);
+    const int64_t cols = q->cols;
+    /* forward_rows' steps on this row: rotate (in place: the same butterflies), round, bf16 */
+    if (q->block) qat_hadamard_row(x, cols, q->block);
+    qat_proj_row_at(&q->proj, x, cols, &q->row_seg, q->mask + r * cols, r);
+    if (yb) qat_bf16_row(x, yb, cols);
 }
 
 void qat_quantizer_forward(qat_quantizer *q, const float *x, float *y, int64_t rows, int64_t step) {
@@ -241,6 +260,18 @@ void qat_quantizer_forward_bf16(qat_quantizer *q, const float *x, uint16_t *yb, 
     for (int64_t r = 0; r < rows; r++) qat_bf16_row(scratch + r * cols, yb + r * cols, cols);
 }
 
+/* The backward walks rows in order, and gy comes cold from a product: asking for
+ * the row after next now keeps its loads from stalling the butterflies (the
+ * hardware's stream prefetch alone left the masked rotation waiting on memory
+ * for half its time). g and m point at row r of gy and of the mask (or NULL). */
+static inline void prefetch_row_after_next(const qat_quantizer *q, const float *g, const uint8_t *m, int64_t r) {
+    if (r + 2 >= q->last_rows) return;
+    const int64_t cols = q->cols;
+    for (int64_t i = 0; i < cols; i += 16) __builtin_prefetch(g + 2 * cols + i);
+    if (m)
+        for (int64_t i = 0; i < cols; i += 64) __builtin_prefetch(m + 2 * cols + i);
+}
+
 void qat_quantizer_backward(qat_quantizer *q, const float *gy, float *gx, int64_t rows) {
     qat_quantizer_backward_into(q, gy, gx, rows, 0);
 }
@@ -278,8 +309,25 @@ void qat_quantizer_backward_into(qat_quantizer *q, const float *gy, float *gx, i
             const uint8_t *m = mask + r * cols;
             float *o = gx + r * cols;
             /* select by the mask (if any) while loading, rotate, store or add: one pass */
+            prefetch_row_after_next(q, g, use_mask ? m : NULL, r);
             qat_hadamard_row_masked(g, use_mask ? m : NULL, o, cols, block, !store, t);
         }
+    }
+}
+
+int qat_quantizer_backward_by_rows(const qat_quantizer *q) { return !q->identity && !q->hooks->backward; }
+
+void qat_quantizer_backward_row(const qat_quantizer *q, const float *gy, int64_t r, float *gx, float *scratch) {
+    QAT_ASSERT(qat_quantizer_backward_by_rows(q) && r < q->last_rows);
+    const int64_t cols = q->cols;
+    const uint8_t *m = q->use_mask ? q->mask + r * cols : NULL;
+    prefetch_row_after_next(q, gy, m, r);
+    if (q->block) {
+        qat_hadamard_row_masked(gy, m, gx, cols, q->block, 0, scratch);
+    } else if (m) {
+        for (int64_t i = 0; i < cols; i++) gx[i] = m[i] ? gy[i] : 0.0f;
+    } else {
+        memcpy(gx, gy, sizeof(float) * (size_t)cols);
     }
 }
 

@@ -52,6 +52,20 @@ void qat_quantizer_forward(qat_quantizer *q, const float *x, float *y, int64_t r
 void qat_quantizer_forward_bf16(qat_quantizer *q, const float *x, uint16_t *yb, float *scratch, int64_t rows,
                                 int64_t step);
 
+/* The forward one row at a time, for the pass that produces x (autograd/ops.h:
+ * RMSNorm, add+RMSNorm, SwiGLU), so that x is rounded while its row is in cache
+ * and never written whole. 1 when q rounds rows independently (a value grid or
+ * per-row sparsity: no per-tensor statistics, noise or learned state). */
+int qat_quantizer_forward_by_rows(const qat_quantizer *q);
+/* Start a forward of `rows` rows at `step` (the state qat_quantizer_forward
+ * keeps for the backward), before any qat_quantizer_forward_row. */
+void qat_quantizer_rows_begin(qat_quantizer *q, int64_t rows, int64_t step);
+/* Row r of that forward, in place: x (cols) holds the row and gets Q(x), and yb
+ * (cols) bf16(Q(x)) when non-NULL. The bits qat_quantizer_forward and
+ * qat_quantizer_forward_bf16 give that row. Rows may be done in any order, by
+ * any thread. */
+void qat_quantizer_forward_row(qat_quantizer *q, float *x, int64_t r, uint16_t *yb);
+
 /* gx += dL/dx given gy = dL/dy for the last forward (same rows). Also
  * accumulates the gradients of the quantizer's own parameters (LSQ scales). */
 void qat_quantizer_backward(qat_quantizer *q, const float *gy, float *gx, int64_t rows);
@@ -59,6 +73,16 @@ void qat_quantizer_backward(qat_quantizer *q, const float *gy, float *gx, int64_
  * gx's first writer in this backward pass, so gx holds no gradient yet and needs
  * no clearing); bit for bit what clearing and adding would give. */
 void qat_quantizer_backward_into(qat_quantizer *q, const float *gy, float *gx, int64_t rows, int store);
+
+/* 1 when the backward maps each row on its own and does nothing else (the mask
+ * and the inverse rotation; no estimator state or parameter gradients): then a
+ * consumer may apply it row by row with qat_quantizer_backward_row, fused into
+ * its own pass over the rows (autograd/tensor.h, deferred gradients). */
+int qat_quantizer_backward_by_rows(const qat_quantizer *q);
+/* gx (cols) = dL/dx of row r of the last forward, given gy (cols) = its dL/dy:
+ * the bits qat_quantizer_backward_into(..., store = 1) writes for that row.
+ * scratch: cols floats. Only when qat_quantizer_backward_by_rows(q). */
+void qat_quantizer_backward_row(const qat_quantizer *q, const float *gy, int64_t r, float *gx, float *scratch);
 
 /* The quantizer's trainable parameters (LSQ step sizes; PV continuous scales):
  * *value and *grad point at n floats owned by q (grad zeroed by the caller each

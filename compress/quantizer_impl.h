@@ -36,6 +36,7 @@ struct qat_quantizer {
     int64_t last_rows;      /* rows of the last forward */
     int nthreads;           /* OpenMP team size the scratch was sized for */
     float *rowbuf;          /* (nthreads, cols) backward scratch */
+    qat_proj_seg row_seg;   /* the statistics-free segment of a row-by-row forward (qat_quantizer_rows_begin) */
     float *row_amax;        /* nvfp4 (1-D): (max_rows) absmax of each rotated row, for the tensor scale */
     float *tiles;           /* nvfp4@2d weights: (segments, ceil(seg_rows/16), ceil(cols/16)) tile scales */
     /* lsq */

@@ -250,10 +250,6 @@ void qat_model_free(qat_model *m) {
     free(m);
 }
 
-/* The copy of its input a linear reads in a bf16 step: the bf16 one when it
- * multiplies it as is, the f32 one when its quantizer rounds it (autograd/ops.h). */
-static qat_out reads(const qat_quantizer *qa) { return qat_quantizer_is_identity(qa) ? QAT_OUT_BF16 : QAT_OUT_F32; }
-
 qat_tensor *qat_model_logits(qat_model *m, qat_tape *tp, const int32_t *inputs, int B, int64_t step) {
     const qat_model_shape *s = &m->s;
     int64_t T = s->seq_len, M = (int64_t)B * T;
@@ -261,27 +257,33 @@ qat_tensor *qat_model_logits(qat_model *m, qat_tape *tp, const int32_t *inputs, 
     float eps = (float)s->norm_eps;
     tp->bf16 = m->bf16;
     qat_tensor *x = qat_embedding(tp, &m->wte, inputs, M);                            // (M, C)
-    qat_tensor *h = qat_rmsnorm(tp, x, &m->blocks[0].norm1, eps);                     // (M, C)
+    qat_tensor *h = qat_rmsnorm_for(tp, x, &m->blocks[0].norm1, eps, m->blocks[0].qa[0], step); // (M, C)
     /* every later norm comes right after a residual add: one fused pass each. In a
      * bf16 step o, gu and down each have one consumer, which writes their gradient's
-     * bf16 copy alone (autograd/tensor.h); the norms and SwiGLU write the copy of
-     * their output the next linear reads (reads()) */
+     * bf16 copy alone (autograd/tensor.h). Each linear is its input's only consumer:
+     * the norms and SwiGLU write what it reads (qat_rmsnorm_for, autograd/ops.h),
+     * its input quantizer's rows rounded as they are written when it has one; and
+     * they read their output's gradient row by row, so a quantized linear leaves
+     * its input quantizer's backward to that read (qat_tensor_grad_by_rows) */
     for (int l = 0; l < s->layers; l++) {
         qat_block *b = &m->blocks[l];
+        qat_tensor_grad_by_rows(h);
         qat_tensor *qkv = qat_linear_gq(tp, h, &b->wqkv, b->qa[0], b->qw[0], &m->gq, b->gkey[0], step); // (M, 3C)
         qat_tensor *att = qat_rope_attention(tp, qkv, B, T, s->heads, s->rope_theta);  // (M, C)
         qat_tensor *o = qat_linear_gq(tp, att, &b->wo, b->qa[1], b->qw[1], &m->gq, b->gkey[1], step); // (M, C)
         qat_tensor_grad_bf16_only(o);
-        qat_tensor *h2 = qat_add_rmsnorm_out(tp, x, o, &b->norm2, eps, &x, reads(b->qa[2]));     // x += o; h2 (M, C)
+        qat_tensor *h2 = qat_add_rmsnorm_for(tp, x, o, &b->norm2, eps, &x, b->qa[2], step); // x += o; h2 (M, C)
+        qat_tensor_grad_by_rows(h2);
         qat_tensor *gu = qat_linear_gq(tp, h2, &b->wgu, b->qa[2], b->qw[2], &m->gq, b->gkey[2], step); // (M, 2H)
         qat_tensor_grad_bf16_only(gu);
-        qat_tensor *act = qat_swiglu_out(tp, gu, reads(b->qa[3]));                   // (M, H)
+        qat_tensor *act = qat_swiglu_for(tp, gu, b->qa[3], step);                    // (M, H)
+        qat_tensor_grad_by_rows(act);
         qat_tensor *dn = qat_linear_gq(tp, act, &b->wdown, b->qa[3], b->qw[3], &m->gq, b->gkey[3], step); // (M, C)
         qat_tensor_grad_bf16_only(dn);
         qat_tensor *wn = l + 1 < s->layers ? &m->blocks[l + 1].norm1 : &m->norm_f;
         /* the next norm feeds the next block's q|k|v, or the unquantized head */
-        qat_out next = l + 1 < s->layers ? reads(m->blocks[l + 1].qa[0]) : QAT_OUT_BF16;
-        h = qat_add_rmsnorm_out(tp, x, dn, wn, eps, &x, next);                        // x += down; next norm (M, C)
+        qat_quantizer *next = l + 1 < s->layers ? m->blocks[l + 1].qa[0] : NULL;
+        h = qat_add_rmsnorm_for(tp, x, dn, wn, eps, &x, next, step);                  // x += down; next norm (M, C)
     }
     return qat_linear(tp, h, &m->lm_head, NULL, NULL, step);                          // (M, V)
 }
