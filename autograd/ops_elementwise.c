@@ -12,6 +12,7 @@
 #include "core/bf16.h"
 #include "core/error.h"
 #include "core/fastexp.h"
+#include "core/prefetch.h"
 #include "core/vexpf.h"
 #include "ops.h"
 
@@ -201,6 +202,10 @@ static void swiglu_backward(qat_tape *tp, void *p) {
 #endif
             gbuf = grows + (int64_t)th * 2 * H;
         }
+        if (r + 2 < M) { /* the row after next: gu comes from memory, dy from the down product (core/prefetch.h) */
+            qat_prefetch(gu + (r + 2) * 2 * H, sizeof(float) * (size_t)(2 * H));
+            qat_prefetch(gout ? gout + (r + 2) * H : c->out->grad_row_src + (r + 2) * H, sizeof(float) * (size_t)H);
+        }
         const float *gorow = qat_grad_row(c->out, gout, r, H, gbuf, gbuf ? gbuf + H : NULL);
         for (int64_t j0 = 0; j0 < H; j0 += 256) {
             int64_t n = H - j0 < 256 ? H - j0 : 256;
@@ -256,6 +261,7 @@ static qat_tensor *swiglu(qat_tape *tp, qat_tensor *gu, qat_out want, int feed, 
     for (int64_t r = 0; r < M; r++) {
         const float *g = x + r * 2 * H, *u = g + H;
         float sg[256], ob[256]; /* σ(g) of these n columns; the outputs when no row is kept */
+        if (r + 2 < M) qat_prefetch(g + 4 * H, sizeof(float) * (size_t)(2 * H)); /* the row after next (core/prefetch.h) */
         float *zr = z ? z + r * H : NULL;
         if (rows) {
             int th = 0;

@@ -27,6 +27,7 @@
 #include "compress/quantizer_impl.h"
 #include "core/bf16.h"
 #include "core/error.h"
+#include "core/prefetch.h"
 #include "core/rng.h"
 
 int qat_quantizer_create(const qat_compress_side *side, int is_weight, int64_t max_rows, int64_t cols, int segments,
@@ -267,9 +268,8 @@ void qat_quantizer_forward_bf16(qat_quantizer *q, const float *x, uint16_t *yb, 
 static inline void prefetch_row_after_next(const qat_quantizer *q, const float *g, const uint8_t *m, int64_t r) {
     if (r + 2 >= q->last_rows) return;
     const int64_t cols = q->cols;
-    for (int64_t i = 0; i < cols; i += 16) __builtin_prefetch(g + 2 * cols + i);
-    if (m)
-        for (int64_t i = 0; i < cols; i += 64) __builtin_prefetch(m + 2 * cols + i);
+    qat_prefetch(g + 2 * cols, sizeof(float) * (size_t)cols);
+    if (m) qat_prefetch(m + 2 * cols, (size_t)cols);
 }
 
 void qat_quantizer_backward(qat_quantizer *q, const float *gy, float *gx, int64_t rows) {
