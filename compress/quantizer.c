@@ -288,10 +288,10 @@ void qat_quantizer_backward_into(qat_quantizer *q, const float *gy, float *gx, i
         const int64_t n = rows * cols;
         if (use_mask && store) {
 #pragma omp parallel for schedule(static) num_threads(q->nthreads)
-            for (int64_t i = 0; i < n; i++) gx[i] = mask[i] ? gy[i] : 0.0f;
+            for (int64_t i = 0; i < n; i++) gx[i] = qat_kept_or_zero(gy[i], mask[i]);
         } else if (use_mask) {
 #pragma omp parallel for schedule(static) num_threads(q->nthreads)
-            for (int64_t i = 0; i < n; i++) gx[i] += mask[i] ? gy[i] : 0.0f;
+            for (int64_t i = 0; i < n; i++) gx[i] += qat_kept_or_zero(gy[i], mask[i]);
         } else if (store) {
             memcpy(gx, gy, sizeof(float) * (size_t)n);
         } else {
@@ -325,7 +325,7 @@ void qat_quantizer_backward_row(const qat_quantizer *q, const float *gy, int64_t
     if (q->block) {
         qat_hadamard_row_masked(gy, m, gx, cols, q->block, 0, scratch);
     } else if (m) {
-        for (int64_t i = 0; i < cols; i++) gx[i] = m[i] ? gy[i] : 0.0f;
+        for (int64_t i = 0; i < cols; i++) gx[i] = qat_kept_or_zero(gy[i], m[i]);
     } else {
         memcpy(gx, gy, sizeof(float) * (size_t)cols);
     }
