@@ -74,5 +74,13 @@ void qat_gemm_shutdown(void);
  * primitives that pack. */
 void qat_gemm_set_packing(int mode);
 int qat_gemm_cache_packed(void);
+/* Row split (autograd/gemm.c): with n = 2..8 threads, a 2-D product whose M is a
+ * multiple of 16n runs as n one-thread products on M/n rows each, one per thread,
+ * instead of oneDNN's own partition of the whole: mode 1, the default. The forward
+ * and dX products keep their bits; the weight gradients' (A transposed) take
+ * oneDNN's one-thread kernel, another summation order. Mode 0 never splits.
+ * QAT_GEMM_SPLIT=0 or 1 sets the mode at start-up. */
+void qat_gemm_set_split(int mode);
+int qat_gemm_cache_split(void); /* cached primitives that split */
 
 #endif

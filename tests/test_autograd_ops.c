@@ -16,7 +16,9 @@
 
 #include "gradcheck.h"
 #include "autograd/gemm.h"
+#include <omp.h>
 #include <string.h>
+#include "core/bf16.h"
 #include "core/cpu.h"
 #include "core/vexpf.h"
 
@@ -556,6 +558,7 @@ static void test_gemm_packing_same_bits(void **state) {
     int have_bf16 = qat_gemm_bf16_supported(&isa);
     const int packs = !strncmp(isa, "avx512_core", 11), exact = packs && strcmp(isa, "avx512_core_amx") != 0;
     print_message("  oneDNN ISA %s: %s\n", isa, !packs ? "no packing" : exact ? "same bits expected" : "same values to rounding");
+    qat_gemm_set_split(0); /* whole products: a one-thread slice may take a kernel that does not pack */
     for (int bf = 0; bf < 1 + have_bf16; bf++)
         for (size_t sh = 0; sh < sizeof shapes / sizeof *shapes; sh++)
             for (int acc = 0; acc < 2; acc++) {
@@ -594,6 +597,91 @@ static void test_gemm_packing_same_bits(void **state) {
                 free(A), free(B), free(Ab), free(Bb);
             }
     qat_gemm_set_packing(1);
+    qat_gemm_set_split(1);
+}
+
+static float bf16_value(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* Row split (autograd/gemm.h): at 2 threads a product whose M is a multiple of
+ * 32 runs as two one-thread products on half the rows each (mode 1) and did
+ * split; odd rows do not. The forward and dX products (A row-major) give the
+ * whole product's bits on AVX-512 without AMX, where that was checked; a weight
+ * gradient's product (A transposed) is summed by another kernel, so there and
+ * elsewhere each value must lie within the classic bound of a K-term sum taken in
+ * any order: |Δ| <= 2(K + 2)·2⁻²⁴·(|α| Σ_k |a_ik b_kj| + |c_ij|), Higham's γ_K for
+ * each of the two results plus the accumulated c. */
+static void test_gemm_split(void **state) {
+    (void)state;
+    const int64_t shapes[][5] = {
+        /* M, N, K, ta, tb */
+        {512, 96, 64, 0, 1},  /* forward: x (M,K) · Wᵀ, W (N,K) */
+        {512, 64, 96, 0, 0},  /* dX: dy (M,N) · W (N,K) */
+        {96, 64, 512, 1, 0},  /* dW: dyᵀ · x */
+        {333, 48, 80, 0, 1},  /* odd rows: not split */
+    };
+    const char *isa;
+    int have_bf16 = qat_gemm_bf16_supported(&isa);
+    const int exact_rows = !strncmp(isa, "avx512_core", 11) && strcmp(isa, "avx512_core_amx") != 0;
+    const int threads = omp_get_max_threads();
+    omp_set_num_threads(2);
+    for (int bf = 0; bf < 1 + have_bf16; bf++)
+        for (size_t sh = 0; sh < sizeof shapes / sizeof *shapes; sh++)
+            for (int acc = 0; acc < 2; acc++) {
+                int64_t M = shapes[sh][0], N = shapes[sh][1], K = shapes[sh][2];
+                int ta = (int)shapes[sh][3], tb = (int)shapes[sh][4];
+                int64_t lda = ta ? M : K, ldb = tb ? K : N;
+                float alpha = acc ? 1.0f : 0.5f;
+                float *A = malloc((size_t)(M * K) * sizeof(float)), *B = malloc((size_t)(K * N) * sizeof(float));
+                uint16_t *Ab = malloc((size_t)(M * K) * sizeof(uint16_t)), *Bb = malloc((size_t)(K * N) * sizeof(uint16_t));
+                gc_fill(A, M * K, 81 + sh, 1.0f);
+                gc_fill(B, K * N, 82 + sh, 0.3f);
+                qat_to_bf16(A, Ab, M * K);
+                qat_to_bf16(B, Bb, K * N);
+                if (bf) { /* the bound below on the values the product sees */
+                    for (int64_t i = 0; i < M * K; i++) A[i] = bf16_value(Ab[i]);
+                    for (int64_t i = 0; i < K * N; i++) B[i] = bf16_value(Bb[i]);
+                }
+                const void *a = bf ? (const void *)Ab : A, *b = bf ? (const void *)Bb : B;
+                float *C[2];
+                int split[2];
+                for (int mode = 0; mode < 2; mode++) {
+                    qat_gemm_set_split(mode);
+                    qat_gemm_shutdown(); /* count this product's entry alone */
+                    C[mode] = malloc((size_t)(M * N) * sizeof(float));
+                    gc_fill(C[mode], M * N, 83, 1.0f); /* what an accumulating product adds to */
+                    qat_gemm_scaled(bf, ta, tb, M, N, K, a, lda, b, ldb, C[mode], N, acc, alpha);
+                    split[mode] = qat_gemm_cache_split();
+                }
+                float *C0 = malloc((size_t)(M * N) * sizeof(float));
+                gc_fill(C0, M * N, 83, 1.0f);
+                int64_t bad = 0, differ = 0;
+                for (int64_t i = 0; i < M; i++)
+                    for (int64_t j = 0; j < N; j++) {
+                        double s = 0;
+                        for (int64_t k = 0; k < K; k++)
+                            s += fabs((double)A[ta ? k * lda + i : i * lda + k] * B[tb ? j * ldb + k : k * ldb + j]);
+                        double bound = 2.0 * (double)(K + 2) * ldexp(1.0, -24) * (alpha * s + (acc ? fabs(C0[i * N + j]) : 0));
+                        float x = C[0][i * N + j], y = C[1][i * N + j];
+                        differ += memcmp(&x, &y, sizeof x) != 0;
+                        bad += fabs((double)x - y) > bound;
+                    }
+                print_message("  %s %lldx%lldx%lld ta=%d tb=%d acc=%d: split %d/%d, %lld values differ, %lld past the bound\n",
+                              bf ? "bf16" : "f32", (long long)M, (long long)N, (long long)K, ta, tb, acc, split[0], split[1],
+                              (long long)differ, (long long)bad);
+                assert_int_equal(split[0], 0);
+                assert_int_equal(split[1], M % 32 == 0);
+                assert_int_equal(bad, 0);
+                if (exact_rows && !ta) assert_int_equal(differ, 0);
+                free(C[0]), free(C[1]), free(C0);
+                free(A), free(B), free(Ab), free(Bb);
+            }
+    qat_gemm_set_split(1);
+    omp_set_num_threads(threads);
 }
 
 int main(void) {
@@ -613,6 +701,7 @@ int main(void) {
         cmocka_unit_test(test_rope_table_per_shape),
         cmocka_unit_test(test_vexpf_matches_expf),
         cmocka_unit_test(test_gemm_packing_same_bits),
+        cmocka_unit_test(test_gemm_split),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

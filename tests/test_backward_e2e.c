@@ -140,9 +140,15 @@ static void resume_is_bit_exact(const char *set, const char *tag) {
     qat_runlog_summary s;
     assert_int_equal(qat_runlog_read_final(runb, &s), 0);
     assert_string_equal(s.status, "running");
-    /* resumed at two threads: the draws are keyed by element, never by thread */
-    assert_int_equal(
-        run((char *[]){"train", cfg, "--out", outb, "--resume", "--quiet", "--set", "threads=2", s1, s2, NULL}), 0);
+    /* resumed at two threads: the draws are keyed by element, never by thread. The
+     * products' sums are not (docs/model.md): at two threads a weight gradient's
+     * product is split by rows and summed by another kernel (autograd/gemm.h). With
+     * the split off, this model's products happen to give one and two threads the
+     * same bits, which leaves the draws as the only thing the comparison tests. */
+    setenv("QAT_GEMM_SPLIT", "0", 1);
+    int rc = run((char *[]){"train", cfg, "--out", outb, "--resume", "--quiet", "--set", "threads=2", s1, s2, NULL});
+    unsetenv("QAT_GEMM_SPLIT");
+    assert_int_equal(rc, 0);
     qat_ckpt_file *fa, *fb;
     assert_int_equal(qat_ckpt_open(cka, &fa), 0);
     assert_int_equal(qat_ckpt_open(ckb, &fb), 0);
