@@ -537,6 +537,52 @@ static void test_vexpf_matches_expf(void **state) {
     if (bad) fail_msg("%lld of %lld values differ from expf", (long long)bad, (long long)(n + k));
 }
 
+/* The shapes and transposes of a linear layer's three products, and odd rows,
+ * for the tests of the product's variants below. */
+static const int64_t gemm_shapes[][5] = {
+    /* M, N, K, ta, tb */
+    {512, 96, 64, 0, 1},  /* forward: x (M,K) · Wᵀ, W (N,K) */
+    {512, 64, 96, 0, 0},  /* dX: dy (M,N) · W (N,K) */
+    {96, 64, 512, 1, 0},  /* dW: dyᵀ · x */
+    {333, 48, 80, 0, 1},  /* odd rows: never split */
+};
+
+#define GEMM_NSHAPES ((int)(sizeof gemm_shapes / sizeof *gemm_shapes))
+
+/* Case c of 2·GEMM_NSHAPES·(1 + bf16): a shape, with or without accumulation,
+ * in f32 or bf16; its operands A (M, K) or, with ta, (K, M) and B (K, N) or
+ * (N, K), filled from seed, with their bf16 roundings. */
+typedef struct {
+    int64_t M, N, K;
+    int ta, tb;
+    int acc, bf;  /* accumulate into C; bf16 operands */
+    float *A, *B;
+    uint16_t *Ab, *Bb;
+} gemm_case;
+
+static gemm_case gemm_case_make(int c, uint64_t seed) {
+    int sh = (c / 2) % GEMM_NSHAPES;
+    gemm_case g = {gemm_shapes[sh][0], gemm_shapes[sh][1], gemm_shapes[sh][2], (int)gemm_shapes[sh][3],
+                   (int)gemm_shapes[sh][4], c % 2, c / (2 * GEMM_NSHAPES), NULL, NULL, NULL, NULL};
+    g.A = malloc((size_t)(g.M * g.K) * sizeof(float)), g.B = malloc((size_t)(g.K * g.N) * sizeof(float));
+    g.Ab = malloc((size_t)(g.M * g.K) * sizeof(uint16_t)), g.Bb = malloc((size_t)(g.K * g.N) * sizeof(uint16_t));
+    gc_fill(g.A, g.M * g.K, seed + (uint64_t)sh, 1.0f);
+    gc_fill(g.B, g.K * g.N, seed + 1 + (uint64_t)sh, 0.3f);
+    qat_to_bf16(g.A, g.Ab, g.M * g.K);
+    qat_to_bf16(g.B, g.Bb, g.K * g.N);
+    return g;
+}
+
+static void gemm_case_free(gemm_case *g) { free(g->A), free(g->B), free(g->Ab), free(g->Bb); }
+
+/* oneDNN's ISA into isa; *exact = 1 where the variants were checked to keep the
+ * bits (AVX-512 without AMX). Returns 1 when bf16 products run natively. */
+static int gemm_isa(const char **isa, int *exact) {
+    int have_bf16 = qat_gemm_bf16_supported(isa);
+    *exact = !strncmp(*isa, "avx512_core", 11) && strcmp(*isa, "avx512_core_amx") != 0;
+    return have_bf16;
+}
+
 /* B packing (autograd/gemm.h): the same products with B reordered into the
  * kernel's layout first (mode 2: every 2-D product; mode 1: bf16 or narrow B) and
  * with B read as given (mode 0) agree bit for bit, in both precisions, for the
@@ -547,55 +593,41 @@ static void test_vexpf_matches_expf(void **state) {
  * products must agree to float rounding (|Δ| <= 1e-5·(|c| + 1)). */
 static void test_gemm_packing_same_bits(void **state) {
     (void)state;
-    const int64_t shapes[][5] = {
-        /* M, N, K, ta, tb */
-        {512, 96, 64, 0, 1},  /* forward: x (M,K) · Wᵀ, W (N,K) */
-        {512, 64, 96, 0, 0},  /* dX: dy (M,N) · W (N,K) */
-        {96, 64, 512, 1, 0},  /* dW: dyᵀ · x */
-        {333, 48, 80, 0, 1},  /* odd rows */
-    };
     const char *isa;
-    int have_bf16 = qat_gemm_bf16_supported(&isa);
-    const int packs = !strncmp(isa, "avx512_core", 11), exact = packs && strcmp(isa, "avx512_core_amx") != 0;
+    int exact, have_bf16 = gemm_isa(&isa, &exact);
+    const int packs = !strncmp(isa, "avx512_core", 11);
     print_message("  oneDNN ISA %s: %s\n", isa, !packs ? "no packing" : exact ? "same bits expected" : "same values to rounding");
     qat_gemm_set_split(0); /* whole products: a one-thread slice may take a kernel that does not pack */
-    for (int bf = 0; bf < 1 + have_bf16; bf++)
-        for (size_t sh = 0; sh < sizeof shapes / sizeof *shapes; sh++)
-            for (int acc = 0; acc < 2; acc++) {
-                int64_t M = shapes[sh][0], N = shapes[sh][1], K = shapes[sh][2];
-                int ta = (int)shapes[sh][3], tb = (int)shapes[sh][4];
-                float *A = malloc((size_t)(M * K) * sizeof(float)), *B = malloc((size_t)(K * N) * sizeof(float));
-                uint16_t *Ab = malloc((size_t)(M * K) * sizeof(uint16_t)), *Bb = malloc((size_t)(K * N) * sizeof(uint16_t));
-                gc_fill(A, M * K, 71 + sh, 1.0f);
-                gc_fill(B, K * N, 72 + sh, 0.3f);
-                qat_to_bf16(A, Ab, M * K);
-                qat_to_bf16(B, Bb, K * N);
-                const void *a = bf ? (const void *)Ab : A, *b = bf ? (const void *)Bb : B;
-                float *C[3];
-                int packed[3];
-                for (int mode = 0; mode < 3; mode++) {
-                    qat_gemm_set_packing(mode);
-                    C[mode] = malloc((size_t)(M * N) * sizeof(float));
-                    gc_fill(C[mode], M * N, 73, 1.0f); /* what an accumulating product adds to */
-                    qat_gemm_scaled(bf, ta, tb, M, N, K, a, ta ? M : K, b, tb ? K : N, C[mode], N, acc,
-                                    acc ? 1.0f : 0.5f);
-                    packed[mode] = qat_gemm_cache_packed();
-                }
-                int64_t bad = 0;
-                for (int mode = 1; mode < 3; mode++)
-                    for (int64_t i = 0; i < M * N; i++)
-                        bad += exact || !packs ? memcmp(&C[0][i], &C[mode][i], sizeof(float)) != 0
-                                               : fabsf(C[0][i] - C[mode][i]) > 1e-5f * (fabsf(C[0][i]) + 1.0f);
-                print_message("  %s %lldx%lldx%lld ta=%d tb=%d acc=%d: packed %d/%d/%d, %lld values differ\n",
-                              bf ? "bf16" : "f32", (long long)M, (long long)N, (long long)K, ta, tb, acc, packed[0],
-                              packed[1], packed[2], (long long)bad);
-                assert_int_equal(bad, 0);
-                assert_int_equal(packed[0], 0);
-                assert_int_equal(packed[1], packs && (bf || 4 * N <= M)); /* the rule */
-                assert_int_equal(packed[2], packs);
-                for (int mode = 0; mode < 3; mode++) free(C[mode]);
-                free(A), free(B), free(Ab), free(Bb);
-            }
+    for (int cs = 0; cs < 2 * GEMM_NSHAPES * (1 + have_bf16); cs++) {
+        gemm_case g = gemm_case_make(cs, 71);
+        int64_t M = g.M, N = g.N, K = g.K;
+        int ta = g.ta, tb = g.tb, bf = g.bf, acc = g.acc;
+        const void *a = bf ? (const void *)g.Ab : g.A, *b = bf ? (const void *)g.Bb : g.B;
+        float *C[3];
+        int packed[3];
+        for (int mode = 0; mode < 3; mode++) {
+            qat_gemm_set_packing(mode);
+            C[mode] = malloc((size_t)(M * N) * sizeof(float));
+            gc_fill(C[mode], M * N, 73, 1.0f); /* what an accumulating product adds to */
+            qat_gemm_scaled(bf, ta, tb, M, N, K, a, ta ? M : K, b, tb ? K : N, C[mode], N, acc,
+                            acc ? 1.0f : 0.5f);
+            packed[mode] = qat_gemm_cache_packed();
+        }
+        int64_t bad = 0;
+        for (int mode = 1; mode < 3; mode++)
+            for (int64_t i = 0; i < M * N; i++)
+                bad += exact || !packs ? memcmp(&C[0][i], &C[mode][i], sizeof(float)) != 0
+                                       : fabsf(C[0][i] - C[mode][i]) > 1e-5f * (fabsf(C[0][i]) + 1.0f);
+        print_message("  %s %lldx%lldx%lld ta=%d tb=%d acc=%d: packed %d/%d/%d, %lld values differ\n",
+                      bf ? "bf16" : "f32", (long long)M, (long long)N, (long long)K, ta, tb, acc, packed[0],
+                      packed[1], packed[2], (long long)bad);
+        assert_int_equal(bad, 0);
+        assert_int_equal(packed[0], 0);
+        assert_int_equal(packed[1], packs && (bf || 4 * N <= M)); /* the rule */
+        assert_int_equal(packed[2], packs);
+        for (int mode = 0; mode < 3; mode++) free(C[mode]);
+        gemm_case_free(&g);
+    }
     qat_gemm_set_packing(1);
     qat_gemm_set_split(1);
 }
@@ -617,69 +649,55 @@ static float bf16_value(uint16_t h) {
  * each of the two results plus the accumulated c. */
 static void test_gemm_split(void **state) {
     (void)state;
-    const int64_t shapes[][5] = {
-        /* M, N, K, ta, tb */
-        {512, 96, 64, 0, 1},  /* forward: x (M,K) · Wᵀ, W (N,K) */
-        {512, 64, 96, 0, 0},  /* dX: dy (M,N) · W (N,K) */
-        {96, 64, 512, 1, 0},  /* dW: dyᵀ · x */
-        {333, 48, 80, 0, 1},  /* odd rows: not split */
-    };
     const char *isa;
-    int have_bf16 = qat_gemm_bf16_supported(&isa);
-    const int exact_rows = !strncmp(isa, "avx512_core", 11) && strcmp(isa, "avx512_core_amx") != 0;
+    int exact_rows, have_bf16 = gemm_isa(&isa, &exact_rows);
     const int threads = omp_get_max_threads();
     omp_set_num_threads(2);
-    for (int bf = 0; bf < 1 + have_bf16; bf++)
-        for (size_t sh = 0; sh < sizeof shapes / sizeof *shapes; sh++)
-            for (int acc = 0; acc < 2; acc++) {
-                int64_t M = shapes[sh][0], N = shapes[sh][1], K = shapes[sh][2];
-                int ta = (int)shapes[sh][3], tb = (int)shapes[sh][4];
-                int64_t lda = ta ? M : K, ldb = tb ? K : N;
-                float alpha = acc ? 1.0f : 0.5f;
-                float *A = malloc((size_t)(M * K) * sizeof(float)), *B = malloc((size_t)(K * N) * sizeof(float));
-                uint16_t *Ab = malloc((size_t)(M * K) * sizeof(uint16_t)), *Bb = malloc((size_t)(K * N) * sizeof(uint16_t));
-                gc_fill(A, M * K, 81 + sh, 1.0f);
-                gc_fill(B, K * N, 82 + sh, 0.3f);
-                qat_to_bf16(A, Ab, M * K);
-                qat_to_bf16(B, Bb, K * N);
-                if (bf) { /* the bound below on the values the product sees */
-                    for (int64_t i = 0; i < M * K; i++) A[i] = bf16_value(Ab[i]);
-                    for (int64_t i = 0; i < K * N; i++) B[i] = bf16_value(Bb[i]);
-                }
-                const void *a = bf ? (const void *)Ab : A, *b = bf ? (const void *)Bb : B;
-                float *C[2];
-                int split[2];
-                for (int mode = 0; mode < 2; mode++) {
-                    qat_gemm_set_split(mode);
-                    qat_gemm_shutdown(); /* count this product's entry alone */
-                    C[mode] = malloc((size_t)(M * N) * sizeof(float));
-                    gc_fill(C[mode], M * N, 83, 1.0f); /* what an accumulating product adds to */
-                    qat_gemm_scaled(bf, ta, tb, M, N, K, a, lda, b, ldb, C[mode], N, acc, alpha);
-                    split[mode] = qat_gemm_cache_split();
-                }
-                float *C0 = malloc((size_t)(M * N) * sizeof(float));
-                gc_fill(C0, M * N, 83, 1.0f);
-                int64_t bad = 0, differ = 0;
-                for (int64_t i = 0; i < M; i++)
-                    for (int64_t j = 0; j < N; j++) {
-                        double s = 0;
-                        for (int64_t k = 0; k < K; k++)
-                            s += fabs((double)A[ta ? k * lda + i : i * lda + k] * B[tb ? j * ldb + k : k * ldb + j]);
-                        double bound = 2.0 * (double)(K + 2) * ldexp(1.0, -24) * (alpha * s + (acc ? fabs(C0[i * N + j]) : 0));
-                        float x = C[0][i * N + j], y = C[1][i * N + j];
-                        differ += memcmp(&x, &y, sizeof x) != 0;
-                        bad += fabs((double)x - y) > bound;
-                    }
-                print_message("  %s %lldx%lldx%lld ta=%d tb=%d acc=%d: split %d/%d, %lld values differ, %lld past the bound\n",
-                              bf ? "bf16" : "f32", (long long)M, (long long)N, (long long)K, ta, tb, acc, split[0], split[1],
-                              (long long)differ, (long long)bad);
-                assert_int_equal(split[0], 0);
-                assert_int_equal(split[1], M % 32 == 0);
-                assert_int_equal(bad, 0);
-                if (exact_rows && !ta) assert_int_equal(differ, 0);
-                free(C[0]), free(C[1]), free(C0);
-                free(A), free(B), free(Ab), free(Bb);
+    for (int cs = 0; cs < 2 * GEMM_NSHAPES * (1 + have_bf16); cs++) {
+        gemm_case g = gemm_case_make(cs, 81);
+        int64_t M = g.M, N = g.N, K = g.K;
+        int ta = g.ta, tb = g.tb, bf = g.bf, acc = g.acc;
+        int64_t lda = ta ? M : K, ldb = tb ? K : N;
+        float alpha = acc ? 1.0f : 0.5f;
+        float *A = g.A, *B = g.B;
+        if (bf) { /* the bound below on the values the product sees */
+            for (int64_t i = 0; i < M * K; i++) A[i] = bf16_value(g.Ab[i]);
+            for (int64_t i = 0; i < K * N; i++) B[i] = bf16_value(g.Bb[i]);
+        }
+        const void *a = bf ? (const void *)g.Ab : A, *b = bf ? (const void *)g.Bb : B;
+        float *C[2];
+        int split[2];
+        for (int mode = 0; mode < 2; mode++) {
+            qat_gemm_set_split(mode);
+            qat_gemm_shutdown(); /* count this product's entry alone */
+            C[mode] = malloc((size_t)(M * N) * sizeof(float));
+            gc_fill(C[mode], M * N, 83, 1.0f); /* what an accumulating product adds to */
+            qat_gemm_scaled(bf, ta, tb, M, N, K, a, lda, b, ldb, C[mode], N, acc, alpha);
+            split[mode] = qat_gemm_cache_split();
+        }
+        float *C0 = malloc((size_t)(M * N) * sizeof(float));
+        gc_fill(C0, M * N, 83, 1.0f);
+        int64_t bad = 0, differ = 0;
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++) {
+                double s = 0;
+                for (int64_t k = 0; k < K; k++)
+                    s += fabs((double)A[ta ? k * lda + i : i * lda + k] * B[tb ? j * ldb + k : k * ldb + j]);
+                double bound = 2.0 * (double)(K + 2) * ldexp(1.0, -24) * (alpha * s + (acc ? fabs(C0[i * N + j]) : 0));
+                float x = C[0][i * N + j], y = C[1][i * N + j];
+                differ += memcmp(&x, &y, sizeof x) != 0;
+                bad += fabs((double)x - y) > bound;
             }
+        print_message("  %s %lldx%lldx%lld ta=%d tb=%d acc=%d: split %d/%d, %lld values differ, %lld past the bound\n",
+                      bf ? "bf16" : "f32", (long long)M, (long long)N, (long long)K, ta, tb, acc, split[0], split[1],
+                      (long long)differ, (long long)bad);
+        assert_int_equal(split[0], 0);
+        assert_int_equal(split[1], M % 32 == 0);
+        assert_int_equal(bad, 0);
+        if (exact_rows && !ta) assert_int_equal(differ, 0);
+        free(C[0]), free(C[1]), free(C0);
+        gemm_case_free(&g);
+    }
     qat_gemm_set_split(1);
     omp_set_num_threads(threads);
 }
