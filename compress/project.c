@@ -122,6 +122,24 @@ static inline __attribute__((always_inline)) void fp4_unit(float *restrict v, ui
     }
 }
 
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
+/* The single-precision paths' pieces (int_unit_fast below, one per ISA): the 16
+ * levels of an L-level grid as int_unit stores them, index j holding code
+ * j + 1 − L/2 (indices past L − 1 repeat the top level), and int_unit for a chunk
+ * they leave to the double path, dense, trust mask or none. */
+static void int_levels(float lev[16], double step, int L) {
+    for (int j = 0; j < 16; j++) {
+        int code = (j < L ? j : L - 1) - L / 2 + 1;
+        lev[j] = (float)(((double)code - 0.5) * step);
+    }
+}
+
+static void int_unit_exact(float *v, uint8_t *m, int64_t n, qat_mask_kind mk, double s, double step, double thr) {
+    if (mk == QAT_MASK_TRUST) int_unit(v, m, n, 0, QAT_MASK_TRUST, s, step, thr, 0);
+    else int_unit(v, m, n, 0, QAT_MASK_NONE, s, step, thr, 0);
+}
+#endif
+
 #if defined(__AVX512F__)
 #include <immintrin.h>
 /* The int grid of at most 16 levels, dense, trust or no mask, 16 elements at a
@@ -141,10 +159,7 @@ static inline __attribute__((always_inline)) void fp4_unit(float *restrict v, ui
 static void int_unit_fast(float *restrict v, uint8_t *restrict m, int64_t n, qat_mask_kind mk, double s, double step,
                           double thr, int L) {
     float lev[16];
-    for (int j = 0; j < 16; j++) {
-        int code = (j < L ? j : L - 1) - L / 2 + 1; /* index j holds code j + 1 − L/2 */
-        lev[j] = (float)(((double)code - 0.5) * step);
-    }
+    int_levels(lev, step, L);
     const __m512 levels = _mm512_loadu_ps(lev);
     const __m512 inv = _mm512_set1_ps((float)(1.0 / step));
     const __m512 half = _mm512_set1_ps(0.5f), one = _mm512_set1_ps(1.0f);
@@ -172,17 +187,13 @@ static void int_unit_fast(float *restrict v, uint8_t *restrict m, int64_t n, qat
             keep = _mm512_cmp_ps_mask(d, thr_f, _CMP_LE_OQ);
         }
         if (amb) { /* the exact path decides this chunk */
-            if (mk == QAT_MASK_TRUST) int_unit(v + i, m + i, 16, 0, QAT_MASK_TRUST, s, step, thr, 0);
-            else int_unit(v + i, m + i, 16, 0, QAT_MASK_NONE, s, step, thr, 0);
+            int_unit_exact(v + i, m + i, 16, mk, s, step, thr);
             continue;
         }
         _mm512_storeu_ps(v + i, q);
         if (mk == QAT_MASK_TRUST) _mm_storeu_si128((__m128i *)(m + i), _mm512_cvtepi32_epi8(_mm512_maskz_mov_epi32(keep, ones)));
     }
-    if (i < n) {
-        if (mk == QAT_MASK_TRUST) int_unit(v + i, m + i, n - i, 0, QAT_MASK_TRUST, s, step, thr, 0);
-        else int_unit(v + i, m + i, n - i, 0, QAT_MASK_NONE, s, step, thr, 0);
-    }
+    if (i < n) int_unit_exact(v + i, m + i, n - i, mk, s, step, thr);
 }
 #elif defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
@@ -197,10 +208,7 @@ static void int_unit_fast(float *restrict v, uint8_t *restrict m, int64_t n, qat
 static void int_unit_fast(float *restrict v, uint8_t *restrict m, int64_t n, qat_mask_kind mk, double s, double step,
                           double thr, int L) {
     float lev[16];
-    for (int j = 0; j < 16; j++) {
-        int code = (j < L ? j : L - 1) - L / 2 + 1; /* index j holds code j + 1 − L/2 */
-        lev[j] = (float)(((double)code - 0.5) * step);
-    }
+    int_levels(lev, step, L);
     const __m256 lev0 = _mm256_loadu_ps(lev), lev1 = _mm256_loadu_ps(lev + 8);
     const __m256 inv = _mm256_set1_ps((float)(1.0 / step));
     const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f);
@@ -231,8 +239,7 @@ static void int_unit_fast(float *restrict v, uint8_t *restrict m, int64_t n, qat
             keep = _mm256_cmp_ps(d, thr_f, _CMP_LE_OQ);
         }
         if (_mm256_movemask_ps(amb)) { /* the exact path decides this chunk */
-            if (mk == QAT_MASK_TRUST) int_unit(v + i, m + i, 8, 0, QAT_MASK_TRUST, s, step, thr, 0);
-            else int_unit(v + i, m + i, 8, 0, QAT_MASK_NONE, s, step, thr, 0);
+            int_unit_exact(v + i, m + i, 8, mk, s, step, thr);
             continue;
         }
         _mm256_storeu_ps(v + i, q);
@@ -244,10 +251,7 @@ static void int_unit_fast(float *restrict v, uint8_t *restrict m, int64_t n, qat
             _mm_storel_epi64((__m128i *)(m + i), b);
         }
     }
-    if (i < n) {
-        if (mk == QAT_MASK_TRUST) int_unit(v + i, m + i, n - i, 0, QAT_MASK_TRUST, s, step, thr, 0);
-        else int_unit(v + i, m + i, n - i, 0, QAT_MASK_NONE, s, step, thr, 0);
-    }
+    if (i < n) int_unit_exact(v + i, m + i, n - i, mk, s, step, thr);
 }
 #endif
 

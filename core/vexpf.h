@@ -36,6 +36,14 @@
 #define QAT_VEXPF 1
 #define QAT_VEXPF_TARGET __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,fma")))
 
+/* The algorithm's constants as double bits (glibc's): 32/ln 2, the rounding shift
+ * 1.5·2⁵², and the cubic's coefficients c0, c1, c2. */
+#define QAT_VEXPF_INVLN2N 0x40471547652b82feLL
+#define QAT_VEXPF_SHIFT 0x4338000000000000LL
+#define QAT_VEXPF_C0 0x3ebc6af84b912394LL
+#define QAT_VEXPF_C1 0x3f2ebfce50fac4f3LL
+#define QAT_VEXPF_C2 0x3f962e42ff0c52d6LL
+
 /* 2^(i/32) as bits, minus i << 47 so that adding k << 47 gives 2^(k/32) (glibc's table). */
 static const uint64_t qat_vexpf_tab[32] __attribute__((aligned(64))) = {
     0x3ff0000000000000, 0x3fefd9b0d3158574, 0x3fefb5586cf9890f, 0x3fef9301d0125b51, 0x3fef72b83c7d517b,
@@ -48,11 +56,11 @@ static const uint64_t qat_vexpf_tab[32] __attribute__((aligned(64))) = {
 
 /* e^x for 8 doubles holding floats with |x| < 88. */
 QAT_VEXPF_TARGET static inline __m256 qat_vexpf_8(__m512d xd) {
-    const __m512d invln2n = _mm512_castsi512_pd(_mm512_set1_epi64(0x40471547652b82feLL)); /* 32/ln 2 */
-    const __m512d shift = _mm512_castsi512_pd(_mm512_set1_epi64(0x4338000000000000LL));   /* 1.5·2⁵² */
-    const __m512d c0 = _mm512_castsi512_pd(_mm512_set1_epi64(0x3ebc6af84b912394LL));
-    const __m512d c1 = _mm512_castsi512_pd(_mm512_set1_epi64(0x3f2ebfce50fac4f3LL));
-    const __m512d c2 = _mm512_castsi512_pd(_mm512_set1_epi64(0x3f962e42ff0c52d6LL));
+    const __m512d invln2n = _mm512_castsi512_pd(_mm512_set1_epi64(QAT_VEXPF_INVLN2N));
+    const __m512d shift = _mm512_castsi512_pd(_mm512_set1_epi64(QAT_VEXPF_SHIFT));
+    const __m512d c0 = _mm512_castsi512_pd(_mm512_set1_epi64(QAT_VEXPF_C0));
+    const __m512d c1 = _mm512_castsi512_pd(_mm512_set1_epi64(QAT_VEXPF_C1));
+    const __m512d c2 = _mm512_castsi512_pd(_mm512_set1_epi64(QAT_VEXPF_C2));
     const __m512d one = _mm512_set1_pd(1.0);
     __m512d z = _mm512_fmadd_pd(invln2n, xd, shift);
     __m512i ki = _mm512_castpd_si512(z);
@@ -106,11 +114,11 @@ QAT_VEXPF_TARGET static inline void qat_vexpf_row_avx512(const float *src, float
 
 /* e^x for 4 doubles holding floats with |x| < 88. */
 QAT_VEXPF_AVX2_TARGET static inline __m128 qat_vexpf_4(__m256d xd) {
-    const __m256d invln2n = _mm256_castsi256_pd(_mm256_set1_epi64x(0x40471547652b82feLL)); /* 32/ln 2 */
-    const __m256d shift = _mm256_castsi256_pd(_mm256_set1_epi64x(0x4338000000000000LL));   /* 1.5·2⁵² */
-    const __m256d c0 = _mm256_castsi256_pd(_mm256_set1_epi64x(0x3ebc6af84b912394LL));
-    const __m256d c1 = _mm256_castsi256_pd(_mm256_set1_epi64x(0x3f2ebfce50fac4f3LL));
-    const __m256d c2 = _mm256_castsi256_pd(_mm256_set1_epi64x(0x3f962e42ff0c52d6LL));
+    const __m256d invln2n = _mm256_castsi256_pd(_mm256_set1_epi64x(QAT_VEXPF_INVLN2N));
+    const __m256d shift = _mm256_castsi256_pd(_mm256_set1_epi64x(QAT_VEXPF_SHIFT));
+    const __m256d c0 = _mm256_castsi256_pd(_mm256_set1_epi64x(QAT_VEXPF_C0));
+    const __m256d c1 = _mm256_castsi256_pd(_mm256_set1_epi64x(QAT_VEXPF_C1));
+    const __m256d c2 = _mm256_castsi256_pd(_mm256_set1_epi64x(QAT_VEXPF_C2));
     const __m256d one = _mm256_set1_pd(1.0);
     __m256d z = _mm256_fmadd_pd(invln2n, xd, shift);
     __m256i ki = _mm256_castpd_si256(z);
