@@ -327,7 +327,10 @@ static void value_unit(const qat_proj *P, float *v, uint8_t *m, int64_t n, int s
         double thr = (P->mask == QAT_MASK_TRUST && P->mask_t > 0) ? P->mask_t * rms : s0 / (L - 1);
         double clip = c * s;
 #ifdef QAT_PROJ_FAST_INT
-        if (!keep && !P->reference && L <= 16 && (mk == QAT_MASK_TRUST || mk == QAT_MASK_NONE)) {
+        /* a non-finite scale (a NaN anywhere in the unit) takes the double path whole: the
+         * fast path's fallback chunks are int_unit compiled at its vector width, where a
+         * NaN's sign could come out otherwise (only the sign: the unit is NaN either way) */
+        if (!keep && !P->reference && L <= 16 && isfinite(step) && (mk == QAT_MASK_TRUST || mk == QAT_MASK_NONE)) {
             int_unit_fast(v, m, n, mk, s, step, thr, L);
             break;
         }
