@@ -37,6 +37,16 @@ AIB void b16_row(const float *src, uint16_t *dst, int64_t n) {
         _mm256_storeu_si256((__m256i *)(dst + i), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(src + i)));
 }
 
+/* The head's rows are hd floats out of every (3C-float) row of the qkv product,
+ * a page apart, so the hardware's stream prefetch never follows them: each row's
+ * first load waited on L3 (perf on Zen 4: the first loads of the rope and pair
+ * loops were the forward's hottest instructions). Ask for row t + PFD as row t is
+ * read, as the f32 kernels do (prefetch_rows). No effect on any value. */
+#define PFD 8
+static inline void pf_row(const float *x, int64_t ld, int64_t t, int64_t T, int64_t hd) {
+    if (t + PFD < T) prefetch_rows(x, ld, t + PFD, 1, T, hd, 0);
+}
+
 #define FRB 8 /* query rows per block of the bf16 forward: each key pair loaded serves FRB rows */
 
 /* exp_neg (ops_attention.c) on 16 lanes: the same 2^n · 2^f split, degree-7
@@ -146,6 +156,7 @@ static inline void rope_rows_back(float *g, int64_t ldg, const float *d, int64_t
     int64_t half = hd / 2;
     for (int64_t t = 0; t < T; t++) {
         const float *restrict co = cs + t * half, *restrict si = cs + T * half + t * half;
+        if (t + PFD < T) prefetch_rows(g, ldg, t + PFD, 1, T, hd, 1);
         qat_rope_half_back(g + t * ldg, g + t * ldg + half, d + t * hd, d + t * hd + half, co, si, half, first);
     }
 }
@@ -160,6 +171,7 @@ AIB void pairs_over_d(uint32_t *kp, const float *x, int64_t ldx, int64_t T, int6
     float rot[32];
     for (int64_t t = 0; t < T; t++) {
         const float *xt = x + t * ldx;
+        pf_row(x, ldx, t, T, hd);
         if (cs) rope_row(rot, xt, t, T, hd, cs), xt = rot;
         b16_row(xt, (uint16_t *)(tmp + t * hp), hd);
     }
@@ -183,6 +195,7 @@ AIB void pairs_over_rows(uint32_t *xp, const float *x, int64_t ldx, int64_t T, i
     float rot[2][32];
     for (int64_t jp = 0; jp < (T + 1) / 2; jp++) {
         const float *x0 = x + 2 * jp * ldx, *x1 = 2 * jp + 1 < T ? x0 + ldx : NULL;
+        pf_row(x, ldx, 2 * jp, T, hd), pf_row(x, ldx, 2 * jp + 1, T, hd);
         if (cs) {
             rope_row(rot[0], x0, 2 * jp, T, hd, cs), x0 = rot[0];
             if (x1) rope_row(rot[1], x1, 2 * jp + 1, T, hd, cs), x1 = rot[1];
@@ -247,6 +260,7 @@ static TBF void att_head_fwd_bf16(const float *q, int64_t ldq, const float *k, i
     float rot[32];
     for (int64_t t = 0; t < T; t++) {
         const float *qt = q + t * ldq;
+        pf_row(q, ldq, t, T, hd);
         if (cs) rope_row(rot, qt, t, T, hd, cs), qt = rot;
         b16_row(qt, (uint16_t *)(qb + t * hp), hd);
     }
@@ -260,6 +274,7 @@ static TBF void att_head_fwd_bf16(const float *q, int64_t ldq, const float *k, i
         softmax_rows_b16(S, ldt, Pb, ldt / 2, i0, rb, n, mx, lse, inv);
         float *orow[FRB];
         for (int r = 0; r < FRB; r++) orow[r] = r < rb ? o + (i0 + r) * ldo : NULL;
+        prefetch_rows(o, ldo, i0 + FRB, FRB, T, hd, 1); /* the next block's output rows, for writing */
         if (hd == 32) kb_pv(orow, Pb, ldt / 2, vp, np, 2, 0, 1.0f, FRB, inv);
         else kb_pv(orow, Pb, ldt / 2, vp, np, 1, 0, 1.0f, FRB, inv);
     }
@@ -395,6 +410,7 @@ static TBF void att_head_bwd_bf16(const float *q, int64_t ldq, const float *k, i
     uint32_t *goP = qgb + QB * hd, *qP = goP + QB / 2 * hd;
     float *Dall = (float *)(qP + QB / 2 * hd); /* (T) the rows' Σ_d go·o */
     float *qrot = Dall + T, *dqb = qrot + QB * hd; /* a block's rotated q rows, its dq rows (cs) */
+    prefetch_rows(q, ldq, 0, QB, T, hd, 0); /* the first block's q rows (go: row_dots reads it) */
     row_dots(Dall, go, o, ldo, T, hd);
     pairs_over_d(kp, k, ldk, T, hd, ldt, tmp, cs);
     pairs_over_d(vdp, v, ldv, T, hd, ldt, tmp, NULL);
@@ -408,6 +424,10 @@ static TBF void att_head_bwd_bf16(const float *q, int64_t ldq, const float *k, i
         const uint32_t *qb[QB], *gb[QB];
         float Li[QB], Di[QB];
         int64_t ni[QB];
+        /* the next block's q and do rows, and its dq rows for writing */
+        prefetch_rows(q, ldq, i0 + QB, QB, T, hd, 0);
+        prefetch_rows(go, ldo, i0 + QB, QB, T, hd, 0);
+        if (dq) prefetch_rows(dq, lddq, i0 + QB, QB, T, hd, 1);
         for (int r = 0; r < QB; r++) {
             qr[r] = r < rb ? q + (i0 + r) * ldq : zero;
             if (cs && r < rb) rope_row(qrot + r * hd, qr[r], i0 + r, T, hd, cs), qr[r] = qrot + r * hd;

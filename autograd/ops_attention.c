@@ -553,6 +553,7 @@ static void att_backward(qat_tape *tp, void *p) {
                 if (gv)
                     for (int64_t t = 0; t < T; t++) {
                         float *g = gv + (b * T + t) * ldv + c->v.off + h * hd;
+                        if (t + PFD < T) prefetch_rows(g, ldv, PFD, 1, T - t, hd, 1);
                         for (int64_t d = 0; d < hd; d++) g[d] = (fv ? 0.0f : g[d]) + dv[t * hd + d];
                     }
                 continue;
@@ -562,6 +563,10 @@ static void att_backward(qat_tape *tp, void *p) {
                               C, c->lse + bh * T, gq ? gq + b * T * ldq + c->q.off + h * hd : NULL, ldq, fq, dk, dv,
                               zero, T, hd, ldt, alpha, NULL, scr);
             for (int64_t t = 0; t < T; t++) {
+                if (t + PFD < T) { /* rows a page apart: see pf_row */
+                    if (gk) prefetch_rows(gk + (b * T + t) * ldk + c->k.off + h * hd, ldk, PFD, 1, T - t, hd, 1);
+                    if (gv) prefetch_rows(gv + (b * T + t) * ldv + c->v.off + h * hd, ldv, PFD, 1, T - t, hd, 1);
+                }
                 if (gk) {
                     float *g = gk + (b * T + t) * ldk + c->k.off + h * hd;
                     for (int64_t d = 0; d < hd; d++) g[d] = (fk ? 0.0f : g[d]) + dk[t * hd + d];
