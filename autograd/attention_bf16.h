@@ -20,6 +20,7 @@
 #ifndef QAT_AUTOGRAD_ATTENTION_BF16_H
 #define QAT_AUTOGRAD_ATTENTION_BF16_H
 
+#include "core/bf16.h"
 #include "rope_kernels.h"
 
 #define TBF __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16")))
@@ -158,6 +159,20 @@ static inline void rope_rows_back(float *g, int64_t ldg, const float *d, int64_t
         const float *restrict co = cs + t * half, *restrict si = cs + T * half + t * half;
         if (t + PFD < T) prefetch_rows(g, ldg, t + PFD, 1, T, hd, 1);
         qat_rope_half_back(g + t * ldg, g + t * ldg + half, d + t * hd, d + t * hd + half, co, si, half, first);
+    }
+}
+
+/* The same as the first writer (stores), but only the bf16 copy of each row goes
+ * out, to g16 rows (stride ldg): qat_to_bf16 of what rope_rows_back would store. */
+static inline void rope_rows_back_b16(uint16_t *g16, int64_t ldg, const float *d, int64_t T, int64_t hd,
+                                      const float *cs) {
+    int64_t half = hd / 2;
+    float row[32];
+    for (int64_t t = 0; t < T; t++) {
+        if (t + PFD < T) __builtin_prefetch(g16 + (t + PFD) * ldg, 1, 3);
+        qat_rope_half_back(row, row + half, d + t * hd, d + t * hd + half, cs + t * half, cs + T * half + t * half,
+                           half, 1);
+        qat_bf16_row(row, g16 + t * ldg, hd);
     }
 }
 
@@ -393,7 +408,9 @@ static inline int64_t att_bf16_bwd_scratch(int64_t T, int64_t hd, int64_t ldt) {
 }
 
 /* One (b, h) head of the backward. q, k, v, o, go: the head's rows (strides ld*);
- * dq rows written (accumulated unless fq) when non-NULL; dk, dv (T, hd) f32 out.
+ * dq rows written (accumulated unless fq) when non-NULL, or (with cs, as the first
+ * writer, dq NULL) only their bf16 copy to dq16 rows of the same stride; dk, dv
+ * (T, hd) f32 out.
  * With cs (the rope table) q and k are rotated as they are loaded and dq rotated
  * back as it is written (qat_rope's formulas, so qat_rope's bits), dk is left to
  * the caller. P and dS are recomputed from the same bf16 scores as the forward;
@@ -401,9 +418,11 @@ static inline int64_t att_bf16_bwd_scratch(int64_t T, int64_t hd, int64_t ldt) {
  * per key. */
 static TBF void att_head_bwd_bf16(const float *q, int64_t ldq, const float *k, int64_t ldk, const float *v,
                                   int64_t ldv, const float *o, const float *go, int64_t ldo, const float *lse,
-                                  float *dq, int64_t lddq, int fq, float *dk, float *dv, const float *zero, int64_t T,
-                                  int64_t hd, int64_t ldt, float alpha, const float *cs, uint32_t *scr) {
+                                  float *dq, uint16_t *dq16, int64_t lddq, int fq, float *dk, float *dv,
+                                  const float *zero, int64_t T, int64_t hd, int64_t ldt, float alpha, const float *cs,
+                                  uint32_t *scr) {
     int64_t hp = hd / 2, half = hd / 2;
+    QAT_ASSERT(!dq16 || (!dq && cs && fq && hd <= 32));
     uint32_t *kp = scr, *vdp = kp + hp * ldt, *kjp = vdp + hp * ldt, *tmp = kjp + (T + 1) / 2 * hd;
     uint32_t *PP = tmp + T * hp, *SP = PP + QB / 2 * ldt; /* pairs over rows */
     uint32_t *dSb = SP + QB / 2 * ldt, *qgb = dSb + QB * ldt / 2; /* qgb: QB q rows, QB go rows */
@@ -428,6 +447,7 @@ static TBF void att_head_bwd_bf16(const float *q, int64_t ldq, const float *k, i
         prefetch_rows(q, ldq, i0 + QB, QB, T, hd, 0);
         prefetch_rows(go, ldo, i0 + QB, QB, T, hd, 0);
         if (dq) prefetch_rows(dq, lddq, i0 + QB, QB, T, hd, 1);
+        for (int64_t t = i0 + QB; dq16 && t < i0 + 2 * QB && t < T; t++) __builtin_prefetch(dq16 + t * lddq, 1, 3);
         for (int r = 0; r < QB; r++) {
             qr[r] = r < rb ? q + (i0 + r) * ldq : zero;
             if (cs && r < rb) rope_row(qrot + r * hd, qr[r], i0 + r, T, hd, cs), qr[r] = qrot + r * hd;
@@ -464,7 +484,7 @@ static TBF void att_head_bwd_bf16(const float *q, int64_t ldq, const float *k, i
             kb_rows(dv, PP, ldt, goP, n, 1);
             kb_rows(dk, SP, ldt, qP, n, 1);
         }
-        if (dq) /* FRB rows at a time: 2·FRB independent sums at hd 32 */
+        if (dq || dq16) /* FRB rows at a time: 2·FRB independent sums at hd 32 */
             for (int s = 0; s < rb; s += FRB) {
                 float *dqr[FRB];
                 for (int r = 0; r < FRB; r++)
@@ -475,8 +495,15 @@ static TBF void att_head_bwd_bf16(const float *q, int64_t ldq, const float *k, i
                 if (cs) /* the block's dq rows are complete: rotate them back into dq */
                     for (int r = 0; r < FRB && s + r < rb; r++) {
                         int64_t t = i0 + s + r;
-                        float *g = dq + t * lddq, *d = dqb + (s + r) * hd;
-                        qat_rope_half_back(g, g + half, d, d + half, cs + t * half, cs + T * half + t * half, half, fq);
+                        const float *d = dqb + (s + r) * hd, *co = cs + t * half, *si = cs + T * half + t * half;
+                        if (dq16) { /* the bf16 copy alone, of what the first writer would store */
+                            float g[32];
+                            qat_rope_half_back(g, g + half, d, d + half, co, si, half, 1);
+                            qat_bf16_row(g, dq16 + t * lddq, hd);
+                        } else {
+                            float *g = dq + t * lddq;
+                            qat_rope_half_back(g, g + half, d, d + half, co, si, half, fq);
+                        }
                     }
             }
     }

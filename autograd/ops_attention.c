@@ -536,6 +536,16 @@ static void att_backward(qat_tape *tp, void *p) {
     memset(zero, 0, (size_t)hd * sizeof(float));
 #if HAVE_ATT_BF16
     if (c->bf16) {
+        /* q|k|v the three column blocks of one tensor whose product multiplies only
+         * its gradient's bf16 copy (model/llama.c declares qkv so: autograd/tensor.h):
+         * with rope, as the first writer of every column, write that copy alone and
+         * never the f32 gradient (at d256, 3·(M, C) floats written and read again
+         * by the product's conversion, a pass saved) */
+        qat_tensor *qt = c->q.t;
+        uint16_t *g16 = c->cs && gq && gk && gv && fq && fk && fv && qt == c->k.t && qt == c->v.t && qt->grad_bf16 &&
+                                qt->grad_bf16_only && ldq == c->q.cols + c->k.cols + c->v.cols
+                            ? qt->grad_bf16
+                            : NULL;
         int64_t per = att_bf16_bwd_scratch(T, hd, ldt);
         float *scratch = qat_tape_floats(tp, per * att_threads());
 #pragma omp parallel for schedule(dynamic, 1)
@@ -547,8 +557,20 @@ static void att_backward(qat_tape *tp, void *p) {
                 att_head_bwd_bf16(head_row(c->q, b, T, 0, hd, h), ldq, head_row(c->k, b, T, 0, hd, h), ldk,
                                   head_row(c->v, b, T, 0, hd, h), ldv, out + b * T * C + h * hd,
                                   gout + b * T * C + h * hd, C, c->lse + bh * T,
-                                  gq ? gq + b * T * ldq + c->q.off + h * hd : NULL, ldq, fq, dk, dv, zero, T, hd, ldt,
+                                  gq && !g16 ? gq + b * T * ldq + c->q.off + h * hd : NULL,
+                                  g16 ? g16 + b * T * ldq + c->q.off + h * hd : NULL, ldq, fq, dk, dv, zero, T, hd, ldt,
                                   alpha, c->cs, scr);
+                if (g16) {
+                    rope_rows_back_b16(g16 + b * T * ldk + c->k.off + h * hd, ldk, dk, T, hd, c->cs);
+                    for (int64_t t = 0; t < T; t++) {
+                        float row[32]; /* what the first writer stores below: 0 + dv, so -0 becomes +0 there too */
+                        for (int64_t d = 0; d < hd; d++) row[d] = 0.0f + dv[t * hd + d];
+                        uint16_t *g = g16 + (b * T + t) * ldv + c->v.off + h * hd;
+                        if (t + PFD < T) __builtin_prefetch(g + PFD * ldv, 1, 3);
+                        qat_bf16_row(row, g, hd);
+                    }
+                    continue;
+                }
                 if (gk) rope_rows_back(gk + b * T * ldk + c->k.off + h * hd, ldk, dk, T, hd, c->cs, fk);
                 if (gv)
                     for (int64_t t = 0; t < T; t++) {
@@ -560,8 +582,8 @@ static void att_backward(qat_tape *tp, void *p) {
             }
             att_head_bwd_bf16(head_row(c->q, b, T, 0, hd, h), ldq, head_row(c->k, b, T, 0, hd, h), ldk,
                               head_row(c->v, b, T, 0, hd, h), ldv, out + b * T * C + h * hd, gout + b * T * C + h * hd,
-                              C, c->lse + bh * T, gq ? gq + b * T * ldq + c->q.off + h * hd : NULL, ldq, fq, dk, dv,
-                              zero, T, hd, ldt, alpha, NULL, scr);
+                              C, c->lse + bh * T, gq ? gq + b * T * ldq + c->q.off + h * hd : NULL, NULL, ldq, fq, dk,
+                              dv, zero, T, hd, ldt, alpha, NULL, scr);
             for (int64_t t = 0; t < T; t++) {
                 if (t + PFD < T) { /* rows a page apart: see pf_row */
                     if (gk) prefetch_rows(gk + (b * T + t) * ldk + c->k.off + h * hd, ldk, PFD, 1, T - t, hd, 1);
@@ -576,6 +598,10 @@ static void att_backward(qat_tape *tp, void *p) {
                     for (int64_t d = 0; d < hd; d++) g[d] = (fv ? 0.0f : g[d]) + dv[t * hd + d];
                 }
             }
+        }
+        if (g16) { /* the copy is complete, and the f32 gradient was never written */
+            qt->grad_bf16_epoch = tp->epoch;
+            qt->grad_skip_epoch = tp->epoch;
         }
         return;
     }

@@ -32,11 +32,13 @@
  *
  * Where the graph's builder knows a linear's output has exactly one consumer
  * (the model: gate|up feeds SwiGLU only, o_proj and down_proj feed add+RMSNorm
- * only), it says so with qat_tensor_grad_bf16_only: that consumer, when it is
- * the gradient's first writer, then writes the bf16 copy alone and never the
- * f32 gradient, which nobody would read (a bf16 linear's backward multiplies
- * the copy). At d256 that saves writing 2·(M, H) + 2·(M, C) floats per block,
- * the largest memory traffic of a bf16 step outside the products. Handing out
+ * only, q|k|v feeds attention only), it says so with qat_tensor_grad_bf16_only:
+ * that consumer, when it is the gradient's first writer, then writes the bf16
+ * copy alone and never the f32 gradient, which nobody would read (a bf16
+ * linear's backward multiplies the copy). At d256 that saves writing
+ * 2·(M, H) + 5·(M, C) floats per block, the largest memory traffic of a bf16
+ * step outside the products. Attention does so with its bf16 kernels only (the
+ * f32 kernels write the f32 gradient, and the linear converts it). Handing out
  * an f32 gradient that was skipped is a bug and asserts.
  *
  * Deferred gradients. A quantized linear's input gradient is its activation

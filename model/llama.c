@@ -259,8 +259,8 @@ qat_tensor *qat_model_logits(qat_model *m, qat_tape *tp, const int32_t *inputs, 
     qat_tensor *x = qat_embedding(tp, &m->wte, inputs, M);                            // (M, C)
     qat_tensor *h = qat_rmsnorm_for(tp, x, &m->blocks[0].norm1, eps, m->blocks[0].qa[0], step); // (M, C)
     /* every later norm comes right after a residual add: one fused pass each. In a
-     * bf16 step o, gu and down each have one consumer, which writes their gradient's
-     * bf16 copy alone (autograd/tensor.h). Each linear is its input's only consumer:
+     * bf16 step qkv, o, gu and down each have one consumer, which writes their
+     * gradient's bf16 copy alone (autograd/tensor.h; attention with its bf16 kernels). Each linear is its input's only consumer:
      * the norms and SwiGLU write what it reads (qat_rmsnorm_for, autograd/ops.h),
      * its input quantizer's rows rounded as they are written when it has one; and
      * they read their output's gradient row by row, so a quantized linear leaves
@@ -269,6 +269,7 @@ qat_tensor *qat_model_logits(qat_model *m, qat_tape *tp, const int32_t *inputs, 
         qat_block *b = &m->blocks[l];
         qat_tensor_grad_by_rows(h);
         qat_tensor *qkv = qat_linear_gq(tp, h, &b->wqkv, b->qa[0], b->qw[0], &m->gq, b->gkey[0], step); // (M, 3C)
+        qat_tensor_grad_bf16_only(qkv);
         qat_tensor *att = qat_rope_attention(tp, qkv, B, T, s->heads, s->rope_theta);  // (M, C)
         qat_tensor *o = qat_linear_gq(tp, att, &b->wo, b->qa[1], b->qw[1], &m->gq, b->gkey[1], step); // (M, C)
         qat_tensor_grad_bf16_only(o);

@@ -328,11 +328,13 @@ static void test_dy_bf16_copy(void **state) {
     }
 }
 
-/* linear → add+RMSNorm (consumer 0) or SwiGLU (consumer 1) → linear → Σ z·R, built
+/* linear → add+RMSNorm (consumer 0), SwiGLU (consumer 1) or rope attention over
+ * q|k|v (consumer 2: two sequences of M/2 tokens, hd 32) → linear → Σ z·R, built
  * plainly or, with declared = 1, the way the model builds it: the first linear's
  * output declared bf16-only (qat_tensor_grad_bf16_only) and the consumer's f32
- * output skipped (QAT_OUT_BF16). Leaves every gradient in its tensor;
- * *skipped: the consumer really wrote dy's bf16 copy only, and out->data is NULL. */
+ * output skipped (QAT_OUT_BF16; attention always writes its output). Leaves every
+ * gradient in its tensor; *skipped: the consumer really wrote dy's bf16 copy only,
+ * and out->data is NULL (but for attention). */
 static void declared_graph(int consumer, int declared, qat_tensor *x, qat_tensor *W, qat_tensor *a, qat_tensor *w,
                            qat_tensor *W2, int *skipped) {
     qat_tensor *ps[5] = {x, W, a, w, W2};
@@ -348,15 +350,17 @@ static void declared_graph(int consumer, int declared, qat_tensor *x, qat_tensor
     if (declared) qat_tensor_grad_bf16_only(y);
     if (consumer == 0)
         out = declared ? qat_add_rmsnorm_out(&tp, a, y, w, 1e-5f, &s, QAT_OUT_BF16) : qat_add_rmsnorm(&tp, a, y, w, 1e-5f, &s);
-    else
+    else if (consumer == 1)
         out = declared ? qat_swiglu_out(&tp, y, QAT_OUT_BF16) : qat_swiglu(&tp, y);
+    else
+        out = qat_rope_attention(&tp, y, 2, qat_tensor_rows(y) / 2, 2, 10000.0);
     qat_tensor *z = qat_linear(&tp, out, W2, NULL, NULL, 0);
     float *R = malloc((size_t)z->numel * sizeof(float));
     gc_fill(R, z->numel, 98, 1.0f);
     qat_tensor *loss;
     gc_dot(&tp, z, R, &loss);
     qat_tape_backward(&tp, loss);
-    *skipped = y->grad_skip_epoch == tp.epoch && out->data == NULL;
+    *skipped = y->grad_skip_epoch == tp.epoch && (consumer == 2 || out->data == NULL);
     free(R);
     qat_tape_free(&tp);
 }
@@ -367,9 +371,10 @@ static void declared_graph(int consumer, int declared, qat_tensor *x, qat_tensor
 static void test_bf16_only_declared(void **state) {
     (void)state;
     need_bf16_products();
-    int64_t M = 40, K = 48, C = 64, H = 272, N2 = 32;
-    for (int consumer = 0; consumer < 2; consumer++) {
-        int64_t N = consumer == 0 ? C : 2 * H, O = consumer == 0 ? C : H;
+    int64_t K = 48, C = 64, H = 272, N2 = 32;
+    for (int consumer = 0; consumer < 3; consumer++) {
+        int64_t M = consumer == 2 ? 42 : 40; /* attention: T = 21, odd, neither tile size divides it */
+        int64_t N = consumer == 0 ? C : consumer == 1 ? 2 * H : 3 * C, O = consumer == 1 ? H : C;
         qat_tensor *x = gc_param(2, (int64_t[]){M, K}, 51, 1.0f), *W = gc_param(2, (int64_t[]){N, K}, 52, 0.3f);
         qat_tensor *a = gc_param(2, (int64_t[]){M, C}, 53, 1.0f), *w = gc_param(1, (int64_t[]){C}, 54, 1.0f);
         qat_tensor *W2 = gc_param(2, (int64_t[]){N2, O}, 55, 0.2f);
@@ -391,7 +396,8 @@ static void test_bf16_only_declared(void **state) {
                 nonzero += ref[i][j] != 0.0f;
             }
         print_message("  %s: %lld of the gradients' values differ between the plain and the declared graph "
-                      "(%lld nonzero)\n", consumer == 0 ? "add_rmsnorm" : "swiglu", (long long)bad, (long long)nonzero);
+                      "(%lld nonzero)\n", consumer == 0 ? "add_rmsnorm" : consumer == 1 ? "swiglu" : "rope attention",
+                      (long long)bad, (long long)nonzero);
         assert_int_equal(bad, 0);
         assert_true(nonzero > 0);
         for (int i = 0; i < 5; i++) free(ref[i]), gc_param_free(ps[i]);
