@@ -260,7 +260,8 @@ qat_tensor *qat_model_logits(qat_model *m, qat_tape *tp, const int32_t *inputs, 
     qat_tensor *h = qat_rmsnorm_for(tp, x, &m->blocks[0].norm1, eps, m->blocks[0].qa[0], step); // (M, C)
     /* every later norm comes right after a residual add: one fused pass each. In a
      * bf16 step qkv, o, gu and down each have one consumer, which writes their
-     * gradient's bf16 copy alone (autograd/tensor.h; attention with its bf16 kernels). Each linear is its input's only consumer:
+     * gradient's bf16 copy alone (autograd/tensor.h; attention does with its bf16
+     * kernels). Each linear is its input's only consumer:
      * the norms and SwiGLU write what it reads (qat_rmsnorm_for, autograd/ops.h),
      * its input quantizer's rows rounded as they are written when it has one; and
      * they read their output's gradient row by row, so a quantized linear leaves
