@@ -38,16 +38,6 @@ AIB void b16_row(const float *src, uint16_t *dst, int64_t n) {
         _mm256_storeu_si256((__m256i *)(dst + i), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(src + i)));
 }
 
-/* The head's rows are hd floats out of every (3C-float) row of the qkv product,
- * a page apart, so the hardware's stream prefetch never follows them: each row's
- * first load waited on L3 (perf on Zen 4: the first loads of the rope and pair
- * loops were the forward's hottest instructions). Ask for row t + PFD as row t is
- * read, as the f32 kernels do (prefetch_rows). No effect on any value. */
-#define PFD 8
-static inline void pf_row(const float *x, int64_t ld, int64_t t, int64_t T, int64_t hd) {
-    if (t + PFD < T) prefetch_rows(x, ld, t + PFD, 1, T, hd, 0);
-}
-
 #define FRB 8 /* query rows per block of the bf16 forward: each key pair loaded serves FRB rows */
 
 /* exp_neg (ops_attention.c) on 16 lanes: the same 2^n · 2^f split, degree-7
@@ -141,24 +131,6 @@ AIB void kb_pv(float *const *out, const uint32_t *P, int64_t ldP, const uint32_t
             if (accum) v = _mm512_add_ps(v, _mm512_loadu_ps(out[r] + 16 * c));
             _mm512_storeu_ps(out[r] + 16 * c, v);
         }
-    }
-}
-
-/* dst (hd) = row t of x under the rotary embedding, cs the (T, hd/2) cos then
- * sin table: qat_rope's formula, so the same bits. */
-static inline void rope_row(float *dst, const float *x, int64_t t, int64_t T, int64_t hd, const float *cs) {
-    int64_t half = hd / 2;
-    qat_rope_half_fwd(dst, dst + half, x, x + half, cs + t * half, cs + T * half + t * half, half);
-}
-
-/* g rows (stride ldg) (+)= the rotary embedding's backward of d (T, hd): qat_rope's
- * backward formula, stored when first. */
-static inline void rope_rows_back(float *g, int64_t ldg, const float *d, int64_t T, int64_t hd, const float *cs, int first) {
-    int64_t half = hd / 2;
-    for (int64_t t = 0; t < T; t++) {
-        const float *restrict co = cs + t * half, *restrict si = cs + T * half + t * half;
-        if (t + PFD < T) prefetch_rows(g, ldg, t + PFD, 1, T, hd, 1);
-        qat_rope_half_back(g + t * ldg, g + t * ldg + half, d + t * hd, d + t * hd + half, co, si, half, first);
     }
 }
 

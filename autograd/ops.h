@@ -109,10 +109,12 @@ qat_tensor *qat_rope(qat_tape *tp, qat_cols x, int64_t T, int heads, double thet
 qat_tensor *qat_attention(qat_tape *tp, qat_cols q, qat_cols k, qat_cols v,
                           int64_t B, int64_t T, int heads);
 /* The model's attention: q|k|v the column blocks [0, C), [C, 2C), [2C, 3C) of qkv
- * (B·T, 3C), q and k rotated (qat_rope) → (B·T, C). The values of qat_rope over q|k
- * followed by qat_attention. With the bf16 kernels (tp->bf16 on a CPU with
- * AVX512-BF16) each head is rotated as it is loaded, so no rotated copy is stored;
- * otherwise it is exactly those two ops. */
+ * (B·T, 3C), q and k rotated (qat_rope) → (B·T, C); head dim C/heads even. The
+ * values of qat_rope over q|k followed by qat_attention, but each head's q and k
+ * are rotated as the kernels load them and their gradients rotated back as they
+ * are stored, so no rotated (B·T, 2C) copy and no pass over it exist. In fp32 the
+ * bits are those of the two ops (same formulas, same order); under the bf16
+ * kernels the values, up to the sign of a zero. */
 qat_tensor *qat_rope_attention(qat_tape *tp, qat_tensor *qkv, int64_t B, int64_t T, int heads, double theta);
 
 /* ---- loss ----------------------------------------------------------------- */

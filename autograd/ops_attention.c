@@ -18,6 +18,10 @@
  * trains (T ≤ 256, hd 16–32) a head's k, v and their gradients fit in L2.
  * An earlier version ran the full T×T scores through oneDNN and masked half:
  * twice the work and a (B, H, T, T) buffer (33 MiB per layer at d256/T256).
+ *
+ * The model's attention (qat_rope_attention) rotates q and k as a head is loaded
+ * and rotates dq and dk back as they are stored: RoPE costs no pass of its own
+ * over the (B·T, 2C) q|k and no rotated copy, in every precision.
  */
 #include <math.h>
 #include <string.h>
@@ -33,16 +37,13 @@
 
 /* Compiled twice in a portable build (core/cpu.h): qat_attention (and the backward
  * it records) runs the AVX-512 copy on CPUs that have it. */
-/* Attention on q and k rotated as they are loaded (cs: the rope table), and
- * whether this build and CPU do that for head dim hd under tp (the bf16 path). */
+/* Attention on q and k rotated as they are loaded (cs: the rope table). */
 qat_tensor *qat_attention_rot(qat_tape *tp, qat_cols q, qat_cols k, qat_cols v, int64_t B, int64_t T, int heads,
                               const float *cs);
-int qat_attention_rotates(const qat_tape *tp, int64_t hd);
 
 #if QAT_ISA_RENAME
 #define qat_attention QAT_ISA_NAME(qat_attention)
 #define qat_attention_rot QAT_ISA_NAME(qat_attention_rot)
-#define qat_attention_rotates QAT_ISA_NAME(qat_attention_rotates)
 #endif
 
 #if !QAT_ISA_COPY
@@ -184,6 +185,48 @@ static inline void prefetch_rows(const float *row0, int64_t ld, int64_t t, int64
             if (w) __builtin_prefetch(row0 + r * ld + d, 1, 3);
             else __builtin_prefetch(row0 + r * ld + d, 0, 3);
         }
+}
+
+/* The head's rows are hd floats out of every (3C-float) row of the qkv product,
+ * a page apart, so the hardware's stream prefetch never follows them: each row's
+ * first load waited on L3 (perf on Zen 4: the first loads of the rope and pair
+ * loops were the forward's hottest instructions). Ask for row t + PFD as row t is
+ * read, as the f32 kernels do (prefetch_rows). No effect on any value. */
+#define PFD 8
+static inline void pf_row(const float *x, int64_t ld, int64_t t, int64_t T, int64_t hd) {
+    if (t + PFD < T) prefetch_rows(x, ld, t + PFD, 1, T, hd, 0);
+}
+
+/* dst (hd) = row t of x under the rotary embedding, cs the (T, hd/2) cos then
+ * sin table: qat_rope's formula, so the same bits. */
+static inline void rope_row(float *dst, const float *x, int64_t t, int64_t T, int64_t hd, const float *cs) {
+    int64_t half = hd / 2;
+    qat_rope_half_fwd(dst, dst + half, x, x + half, cs + t * half, cs + T * half + t * half, half);
+}
+
+/* g rows (stride ldg) (+)= the rotary embedding's backward of d (T, hd): qat_rope's
+ * backward formula, stored when first. */
+static inline void rope_rows_back(float *g, int64_t ldg, const float *d, int64_t T, int64_t hd, const float *cs, int first) {
+    int64_t half = hd / 2;
+    for (int64_t t = 0; t < T; t++) {
+        const float *restrict co = cs + t * half, *restrict si = cs + T * half + t * half;
+        if (t + PFD < T) prefetch_rows(g, ldg, t + PFD, 1, T, hd, 1);
+        qat_rope_half_back(g + t * ldg, g + t * ldg + half, d + t * hd, d + t * hd + half, co, si, half, first);
+    }
+}
+
+/* Rows i0..i0+rb of head h in g (stride ldg, the head's columns from off + h·hd)
+ * (+)= the rotary embedding's backward of d (rb, hd), row r at position i0 + r:
+ * a block's dq rotated back (qat_rope's backward formula, stored when first). */
+static inline void rope_back_block(float *g, int64_t ldg, int64_t off, int64_t b, int64_t T, int64_t i0, int rb,
+                                   int64_t h, int64_t hd, const float *d, const float *cs, int first) {
+    int64_t half = hd / 2;
+    for (int r = 0; r < rb; r++) {
+        int64_t i = i0 + r;
+        float *gr = g + (b * T + i) * ldg + off + h * hd;
+        qat_rope_half_back(gr, gr + half, d + r * hd, d + r * hd + half, cs + i * half, cs + T * half + i * half, half,
+                           first);
+    }
 }
 
 #define RB 4  /* query rows per block: each key row loaded serves RB rows */
@@ -388,7 +431,8 @@ static inline void block_scores(float *restrict S, int64_t ldS, const float *con
 }
 
 /* Copy head h of sequence b: kt, vt (hd, ldt) transposed and zero-padded to ldt;
- * kr, vr (T, hd) row-major when non-NULL. */
+ * kr, vr (T, hd) row-major when non-NULL. With cs (the rope table) the keys are
+ * rotated first, into kr (then required), and kt is kr's transpose. */
 #if ATT_VW == 16
 /* dst (16 rows of stride ldd) = the transpose of the 16×16 block whose row t is
  * src + t·lds: four rounds of swapping off-diagonal sub-blocks (8, 4, 2, 1 wide)
@@ -423,37 +467,47 @@ AI void transpose16(float *dst, int64_t ldd, const float *src, int64_t lds) {
 #endif
 
 static void load_head(qat_cols k, qat_cols v, int64_t b, int64_t T, int64_t hd, int64_t h, int64_t ldt,
-                      float *kt, float *vt, float *kr, float *vr) {
+                      float *kt, float *vt, float *kr, float *vr, const float *cs) {
     for (int64_t d = 0; d < hd; d++) {
         for (int64_t t = T; t < ldt; t++) kt[d * ldt + t] = 0;
         if (vt)
             for (int64_t t = T; t < ldt; t++) vt[d * ldt + t] = 0;
     }
+    /* the keys' rows: the tensor's, or their rotations in kr (one pass, rows ahead prefetched) */
+    const float *k0 = head_row(k, b, T, 0, hd, h);
+    int64_t ldk = qat_tensor_cols(k.t), ldv = qat_tensor_cols(v.t);
+    if (cs) {
+        QAT_ASSERT(kr);
+        for (int64_t t = 0; t < T; t++) {
+            pf_row(k0, ldk, t, T, hd);
+            rope_row(kr + t * hd, k0 + t * ldk, t, T, hd, cs);
+        }
+        k0 = kr, ldk = hd;
+    }
     int64_t t0 = 0; /* rows before t0 are done */
 #if HAVE_ATT_SIMD
     if (hd % ATT_VW == 0) {
-        int64_t ldk = qat_tensor_cols(k.t), ldv = qat_tensor_cols(v.t);
         for (; t0 + ATT_VW <= T; t0 += ATT_VW) {
-            prefetch_rows(head_row(k, b, T, 0, hd, h), ldk, t0 + ATT_VW, ATT_VW, T, hd, 0);
+            if (!cs) prefetch_rows(k0, ldk, t0 + ATT_VW, ATT_VW, T, hd, 0);
             if (vt || vr) prefetch_rows(head_row(v, b, T, 0, hd, h), ldv, t0 + ATT_VW, ATT_VW, T, hd, 0);
             for (int64_t d0 = 0; d0 < hd; d0 += ATT_VW) {
-                att_transpose(kt + d0 * ldt + t0, ldt, head_row(k, b, T, t0, hd, h) + d0, ldk);
+                att_transpose(kt + d0 * ldt + t0, ldt, k0 + t0 * ldk + d0, ldk);
                 if (vt) att_transpose(vt + d0 * ldt + t0, ldt, head_row(v, b, T, t0, hd, h) + d0, ldv);
             }
         }
         for (int64_t t = 0; t < t0; t++) {
-            if (kr) memcpy(kr + t * hd, head_row(k, b, T, t, hd, h), (size_t)hd * sizeof(float));
+            if (kr && !cs) memcpy(kr + t * hd, k0 + t * ldk, (size_t)hd * sizeof(float));
             if (vr) memcpy(vr + t * hd, head_row(v, b, T, t, hd, h), (size_t)hd * sizeof(float));
         }
     }
 #endif
     for (int64_t t = t0; t < T; t++) {
-        const float *kk = head_row(k, b, T, t, hd, h), *vv = head_row(v, b, T, t, hd, h);
+        const float *kk = k0 + t * ldk, *vv = head_row(v, b, T, t, hd, h);
         for (int64_t d = 0; d < hd; d++) {
             kt[d * ldt + t] = kk[d];
             if (vt) vt[d * ldt + t] = vv[d];
         }
-        if (kr) memcpy(kr + t * hd, kk, (size_t)hd * sizeof(float));
+        if (kr && !cs) memcpy(kr + t * hd, kk, (size_t)hd * sizeof(float));
         if (vr) memcpy(vr + t * hd, vv, (size_t)hd * sizeof(float));
     }
 }
@@ -606,8 +660,11 @@ static void att_backward(qat_tape *tp, void *p) {
         return;
     }
 #endif
-    /* per thread: kt, vt (hd, ldt); kr, dk, dv (T, hd); P, dS (FRB32, ldt); Dall (T) */
-    int64_t per = 2 * hd * ldt + 3 * T * hd + 2 * FRB32 * ldt + T + 32;
+    /* per thread: kt, vt (hd, ldt); kr, dk, dv (T, hd); P, dS (FRB32, ldt); Dall (T);
+     * with rope (cs) also a block's rotated q rows and its dq before the rotation back
+     * (FRB32, hd) each */
+    const float *cs = c->cs;
+    int64_t per = 2 * hd * ldt + 3 * T * hd + 2 * FRB32 * ldt + T + 2 * FRB32 * hd + 32;
     /* Query rows per block: FRB32 with the AVX-512 kernels, as in the forward (the
      * dK/dV and dQ sums still run over rows, resp. keys, in ascending order, and a
      * padding row or key enters with p = ds = 0, so the bits do not depend on it). */
@@ -621,7 +678,8 @@ static void att_backward(qat_tape *tp, void *p) {
         int64_t b = bh / H, h = bh % H;
         float *kt = scratch + per * att_thread(), *vt = kt + hd * ldt, *kr = vt + hd * ldt;
         float *dk = kr + T * hd, *dv = dk + T * hd, *P = dv + T * hd, *dS = P + FRB32 * ldt, *Dall = dS + FRB32 * ldt;
-        load_head(c->k, c->v, b, T, hd, h, ldt, kt, vt, kr, NULL);
+        float *qrot = Dall + T, *dqrot = qrot + FRB32 * hd;
+        load_head(c->k, c->v, b, T, hd, h, ldt, kt, vt, kr, NULL, cs);
         memset(dk, 0, (size_t)(2 * T * hd) * sizeof(float));
         const float *lse = c->lse + bh * T;
         row_dots(Dall, gout + b * T * C + h * hd, out + b * T * C + h * hd, C, T, hd);
@@ -633,9 +691,15 @@ static void att_backward(qat_tape *tp, void *p) {
             for (int r = 0; r < BR; r++) {
                 int64_t i = r < rb ? i0 + r : i0;
                 q[r] = r < rb ? head_row(c->q, b, T, i, hd, h) : zero;
+                if (cs && r < rb) rope_row(qrot + r * hd, q[r], i, T, hd, cs), q[r] = qrot + r * hd;
                 go[r] = r < rb ? gout + (b * T + i) * C + h * hd : zero;
                 Di[r] = r < rb ? Dall[i] : 0.0f; /* a padding row's P and dS are zeroed below */
             }
+            /* dq rows: the gradient's, or (cs) dqrot's, rotated back below */
+            float *dq[FRB32];
+            for (int r = 0; r < BR; r++)
+                dq[r] = r >= rb || !gq ? NULL : cs ? dqrot + r * hd : gq + (b * T + i0 + r) * ldq + c->q.off + h * hd;
+            int dq_first = cs ? 1 : fq;
 #if HAVE_ATT_SIMD
             if (BR == FRB32) {
                 /* the next block's q and do rows, and its dq rows for writing */
@@ -672,11 +736,10 @@ static void att_backward(qat_tape *tp, void *p) {
                 if (hd == 32) k_dkdv(dv, dk, P, dS, ldt, go, q, n, 2, alpha, FRB32);
                 else k_dkdv(dv, dk, P, dS, ldt, go, q, n, 1, alpha, FRB32);
                 if (gq) {
-                    float *dq[FRB32];
-                    for (int r = 0; r < FRB32; r++) dq[r] = r < rb ? gq + (b * T + i0 + r) * ldq + c->q.off + h * hd : NULL;
-                    if (hd == 32) k_pv(dq, dS, ldt, kr, n, 2, !fq, alpha, FRB32);
-                    else k_pv(dq, dS, ldt, kr, n, 1, !fq, alpha, FRB32);
+                    if (hd == 32) k_pv(dq, dS, ldt, kr, n, 2, !dq_first, alpha, FRB32);
+                    else k_pv(dq, dS, ldt, kr, n, 1, !dq_first, alpha, FRB32);
                 }
+                if (gq && cs) rope_back_block(gq, ldq, c->q.off, b, T, i0, rb, h, hd, dqrot, cs, fq);
                 continue;
             }
 #endif
@@ -694,7 +757,7 @@ static void att_backward(qat_tape *tp, void *p) {
             /* dq_r += α Σ_j ds_rj k_j */
             if (gq)
                 for (int r = 0; r < rb; r++) {
-                    float *dq = gq + (b * T + i0 + r) * ldq + c->q.off + h * hd;
+                    float *dqr = dq[r];
                     const float *dr = dS + r * ldt;
                     for (int64_t d0 = 0; d0 < hd; d0 += 32) {
                         int64_t w = hd - d0 < 32 ? hd - d0 : 32;
@@ -704,16 +767,21 @@ static void att_backward(qat_tape *tp, void *p) {
                             const float *kj = kr + j * hd + d0;
                             for (int64_t d = 0; d < w; d++) acc[d] += sj * kj[d];
                         }
-                        for (int64_t d = 0; d < w; d++) dq[d0 + d] = (fq ? 0.0f : dq[d0 + d]) + alpha * acc[d];
+                        for (int64_t d = 0; d < w; d++) dqr[d0 + d] = (dq_first ? 0.0f : dqr[d0 + d]) + alpha * acc[d];
                     }
                 }
+            if (gq && cs) rope_back_block(gq, ldq, c->q.off, b, T, i0, rb, h, hd, dqrot, cs, fq);
         }
+        /* dk rotated back when cs (dk starts at +0 and a sum from +0 never becomes -0,
+         * so this stores the bits of the 0.0f + dk below followed by qat_rope's backward) */
+        float *gkh = gk && !cs ? gk : NULL;
+        if (gk && cs) rope_rows_back(gk + b * T * ldk + c->k.off + h * hd, ldk, dk, T, hd, cs, fk);
         for (int64_t t = 0; t < T; t++) {
             if (t % 8 == 0) { /* the rows after these, for writing */
-                if (gk) prefetch_rows(gk + b * T * ldk + c->k.off + h * hd, ldk, t + 8, 8, T, hd, 1);
+                if (gkh) prefetch_rows(gk + b * T * ldk + c->k.off + h * hd, ldk, t + 8, 8, T, hd, 1);
                 if (gv) prefetch_rows(gv + b * T * ldv + c->v.off + h * hd, ldv, t + 8, 8, T, hd, 1);
             }
-            if (gk) {
+            if (gkh) {
                 float *g = gk + (b * T + t) * ldk + c->k.off + h * hd;
                 for (int64_t d = 0; d < hd; d++) g[d] = (fk ? 0.0f : g[d]) + dk[t * hd + d];
             }
@@ -725,9 +793,9 @@ static void att_backward(qat_tape *tp, void *p) {
     }
 }
 
-int qat_attention_rotates(const qat_tape *tp, int64_t hd) { return att_use_bf16(tp, hd); }
-
-/* cs non-NULL only when qat_attention_rotates said so */
+/* cs: q and k are rotated (the rope table, rope_table) as each head is loaded, in
+ * the f32 and the bf16 kernels alike, and their gradients rotated back as they are
+ * stored, so no rotated copy of q|k or of its gradient is ever kept */
 static qat_tensor *attention(qat_tape *tp, qat_cols q, qat_cols k, qat_cols v, int64_t B, int64_t T, int heads,
                              const float *cs) {
     int64_t C = q.cols, H = heads, hd = C / H;
@@ -752,15 +820,17 @@ static qat_tensor *attention(qat_tape *tp, qat_cols q, qat_cols k, qat_cols v, i
         }
     }
 #endif
-    /* the f32 path, unchanged (a loop of no iterations after the bf16 one);
-     * per thread: kt (hd, ldt); vr (T, hd); S (RB, ldt) */
-    int64_t per = hd * ldt + T * hd + FRB32 * ldt + 32;
+    /* the f32 path (a loop of no iterations after the bf16 one); per thread: kt
+     * (hd, ldt); vr (T, hd); S (FRB32, ldt); with rope (cs) also the rotated keys kr
+     * (T, hd) and a block's rotated q rows (FRB32, hd) */
+    int64_t per = hd * ldt + T * hd + FRB32 * ldt + (cs ? T * hd + FRB32 * hd : 0) + 32;
     float *scratch = bf16 ? NULL : qat_tape_floats(tp, per * att_threads());
 #pragma omp parallel for schedule(dynamic, 1) if (!bf16)
     for (int64_t bh = 0; bh < (bf16 ? 0 : B * H); bh++) {
         int64_t b = bh / H, h = bh % H;
         float *kt = scratch + per * att_thread(), *vr = kt + hd * ldt, *S = vr + T * hd;
-        load_head(k, v, b, T, hd, h, ldt, kt, NULL, NULL, vr);
+        float *kr = cs ? S + FRB32 * ldt : NULL, *qrot = cs ? kr + T * hd : NULL;
+        load_head(k, v, b, T, hd, h, ldt, kt, NULL, kr, vr, cs);
 #if HAVE_ATT_SIMD
         /* FRB32 rows per block: each key vector loaded serves twice the rows of
          * RB's. A row's sums run over the same keys in the same order (a block's
@@ -774,6 +844,7 @@ static qat_tensor *attention(qat_tape *tp, qat_cols q, qat_cols k, qat_cols v, i
                 float *orow[FRB32];
                 for (int r = 0; r < FRB32; r++) {
                     qr[r] = head_row(q, b, T, r < rb ? i0 + r : i0, hd, h);
+                    if (cs) qr[r] = r < rb ? (rope_row(qrot + r * hd, qr[r], i0 + r, T, hd, cs), qrot + r * hd) : qrot;
                     orow[r] = r < rb ? o->data + (b * T + i0 + r) * C + h * hd : NULL; /* padding rows: not stored */
                 }
                 prefetch_rows(head_row(q, b, T, 0, hd, h), qat_tensor_cols(q.t), i0 + FRB32, FRB32, T, hd, 0);
@@ -794,7 +865,10 @@ static qat_tensor *attention(qat_tape *tp, qat_cols q, qat_cols k, qat_cols v, i
             int rb = T - i0 < RB ? (int)(T - i0) : RB;
             int64_t n = i0 + rb;
             const float *qr[RB];
-            for (int r = 0; r < RB; r++) qr[r] = head_row(q, b, T, r < rb ? i0 + r : i0, hd, h);
+            for (int r = 0; r < RB; r++) {
+                qr[r] = head_row(q, b, T, r < rb ? i0 + r : i0, hd, h);
+                if (cs) qr[r] = r < rb ? (rope_row(qrot + r * hd, qr[r], i0 + r, T, hd, cs), qrot + r * hd) : qrot;
+            }
             block_scores(S, ldt, qr, kt, n, hd, ldt, alpha);
             for (int r = 0; r < rb; r++) {
                 int64_t i = i0 + r, ni = i + 1;
@@ -854,7 +928,7 @@ qat_tensor *qat_attention(qat_tape *tp, qat_cols q, qat_cols k, qat_cols v, int6
 
 qat_tensor *qat_attention_rot(qat_tape *tp, qat_cols q, qat_cols k, qat_cols v, int64_t B, int64_t T, int heads,
                               const float *cs) {
-    QAT_ASSERT(qat_attention_rotates(tp, q.cols / heads));
+    QAT_ASSERT((q.cols / heads) % 2 == 0);
     return attention(tp, q, k, v, B, T, heads, cs);
 }
 
@@ -868,35 +942,23 @@ qat_tensor *qat_attention(qat_tape *tp, qat_cols q, qat_cols k, qat_cols v, int6
 }
 
 #undef qat_attention_rot
-#undef qat_attention_rotates
 qat_tensor *qat_attention_rot_avx512(qat_tape *tp, qat_cols q, qat_cols k, qat_cols v, int64_t B, int64_t T, int heads,
                                      const float *cs);
 qat_tensor *qat_attention_rot_generic(qat_tape *tp, qat_cols q, qat_cols k, qat_cols v, int64_t B, int64_t T,
                                       int heads, const float *cs);
-int qat_attention_rotates_avx512(const qat_tape *tp, int64_t hd);
-int qat_attention_rotates_generic(const qat_tape *tp, int64_t hd);
 
 qat_tensor *qat_attention_rot(qat_tape *tp, qat_cols q, qat_cols k, qat_cols v, int64_t B, int64_t T, int heads,
                               const float *cs) {
     if (qat_cpu_avx512()) return qat_attention_rot_avx512(tp, q, k, v, B, T, heads, cs);
     return qat_attention_rot_generic(tp, q, k, v, B, T, heads, cs);
 }
-
-int qat_attention_rotates(const qat_tape *tp, int64_t hd) {
-    if (qat_cpu_avx512()) return qat_attention_rotates_avx512(tp, hd);
-    return qat_attention_rotates_generic(tp, hd);
-}
 #endif
 
 #if !QAT_ISA_COPY
 qat_tensor *qat_rope_attention(qat_tape *tp, qat_tensor *qkv, int64_t B, int64_t T, int heads, double theta) {
     int64_t C = qat_tensor_cols(qkv) / 3;
-    QAT_ASSERT(qat_tensor_cols(qkv) == 3 * C && C % heads == 0);
-    if (qat_attention_rotates(tp, C / heads))
-        return qat_attention_rot(tp, qat_cols_of(qkv, 0, C), qat_cols_of(qkv, C, C), qat_cols_of(qkv, 2 * C, C), B, T,
-                                 heads, rope_table(tp, T, C / heads, theta));
-    /* q and k rotated in one pass: side by side they are 2H heads of the same hd */
-    qat_tensor *qk = qat_rope(tp, qat_cols_of(qkv, 0, 2 * C), T, 2 * heads, theta);
-    return qat_attention(tp, qat_cols_of(qk, 0, C), qat_cols_of(qk, C, C), qat_cols_of(qkv, 2 * C, C), B, T, heads);
+    QAT_ASSERT(qat_tensor_cols(qkv) == 3 * C && C % heads == 0 && (C / heads) % 2 == 0);
+    return qat_attention_rot(tp, qat_cols_of(qkv, 0, C), qat_cols_of(qkv, C, C), qat_cols_of(qkv, 2 * C, C), B, T,
+                             heads, rope_table(tp, T, C / heads, theta));
 }
 #endif

@@ -113,11 +113,19 @@ static qat_tensor *f_lin_rope2_att(qat_tape *tp, void *u) {
     return qat_rmsnorm(tp, att, c->c, 1e-5f);
 }
 
-/* the fused op (rotation on load under the bf16 kernels) and its composition */
+/* the fused op (q and k rotated as each head is loaded) and its composition */
 static qat_tensor *f_rope_att_fused(qat_tape *tp, void *u) {
     gc_case *c = u;
     tp->bf16 = c->ids[0];
     return qat_rope_attention(tp, c->a, c->B, c->T, c->heads, 10000.0);
+}
+/* the fused op when q|k|v's gradient already has a writer: a product of qkv
+ * recorded after the attention runs its backward first, so the attention's dq, dk
+ * and dv (rotated back) add to what is there instead of storing */
+static qat_tensor *f_rope_att_fused_acc(qat_tape *tp, void *u) {
+    gc_case *c = u;
+    qat_tensor *att = qat_rope_attention(tp, c->a, c->B, c->T, c->heads, 10000.0);
+    return qat_add(tp, att, qat_linear(tp, c->a, c->b, NULL, NULL, 0));
 }
 static qat_tensor *f_rope_att_parts(qat_tape *tp, void *u) {
     gc_case *c = u;
@@ -209,9 +217,6 @@ static void test_add_rmsnorm(void **state) {
     gc_param_free(c.c);
 }
 
-/* autograd/ops_attention.c: whether the fused op rotates on load (bf16 kernels) */
-int qat_attention_rotates(const qat_tape *tp, int64_t hd);
-
 /* One forward and backward of f on c->a with output weights from seed 33: the
  * output and a's gradient, concatenated into buf. */
 static void rope_att_run(gc_forward_fn f, gc_case *c, float *buf) {
@@ -231,24 +236,24 @@ static void rope_att_run(gc_forward_fn f, gc_case *c, float *buf) {
     qat_tape_free(&tp);
 }
 
-/* qat_rope_attention: the same values as qat_rope over q|k then qat_attention, in
- * f32 and under the bf16 kernels (where the rotation moves into the head loads:
- * same formulas, so equal values; == lets the sign of a zero differ), at T = 37
- * and 64, head dims 16 and 32; and finite differences in f32. */
+/* qat_rope_attention, which rotates q and k as each head is loaded and rotates
+ * their gradients back as it stores them: the same values as qat_rope over q|k
+ * then qat_attention, at T = 37, 64, 5, 9 and 13 and head dims 16 and 32 (the
+ * vector kernels) and 8 and 24 (the plain loops). In f32 the same bits (same
+ * formulas in the same order); under the bf16 kernels equal values (== lets the
+ * sign of a zero differ). Finite differences in f32, also with q|k|v's gradient
+ * accumulated into rather than stored. */
 static void test_rope_attention_fused(void **state) {
     (void)state;
-    static const int64_t shapes[3][4] = {{2, 37, 3, 16}, {1, 64, 2, 32}, {1, 5, 2, 16}}; /* B, T, H, hd */
-    for (int sh = 0; sh < 3; sh++)
+    static const int64_t shapes[5][4] = {{2, 37, 3, 16}, {1, 64, 2, 32}, {1, 5, 2, 16}, {2, 9, 2, 8}, {1, 13, 2, 24}};
+    for (int sh = 0; sh < 5; sh++)
         for (int bf = 0; bf < 2; bf++) {
             gc_case c = {0};
             c.B = shapes[sh][0]; c.T = shapes[sh][1]; c.heads = (int)shapes[sh][2];
             int64_t C = c.heads * shapes[sh][3], M = c.B * c.T, n = M * C + M * 3 * C;
             c.a = gc_param(2, (int64_t[]){M, 3 * C}, 40 + (uint64_t)sh, 1.5f);
             c.ids[0] = bf;
-            qat_tape probe = {0};
-            probe.bf16 = bf;
-            /* the path under test ran: rotation on load exactly where the bf16 kernels run */
-            assert_int_equal(qat_attention_rotates(&probe, shapes[sh][3]), bf && qat_cpu_avx512bf16());
+            c.b = gc_param(2, (int64_t[]){C, 3 * C}, 50 + (uint64_t)sh, 0.5f);
             float *u = malloc((size_t)n * sizeof(float)), *v = malloc((size_t)n * sizeof(float));
             rope_att_run(f_rope_att_fused, &c, u);
             rope_att_run(f_rope_att_parts, &c, v);
@@ -257,9 +262,14 @@ static void test_rope_attention_fused(void **state) {
             printf("  rope+attention %s B%lld T%lld H%d: %lld of %lld values differ\n", bf ? "bf16" : "f32",
                    (long long)c.B, (long long)c.T, c.heads, (long long)diff, (long long)n);
             assert_int_equal(diff, 0);
-            if (!bf && sh == 2) run(f_rope_att_fused, &c, 1, "rope_attention (fused)", 1e-2);
+            if (!bf) assert_memory_equal(u, v, (size_t)n * sizeof(float));
+            if (!bf && sh >= 2) {
+                run(f_rope_att_fused, &c, 1, "rope_attention (fused)", 1e-2);
+                run(f_rope_att_fused_acc, &c, 2, "rope_attention (fused), gradient accumulated", 1e-2);
+            }
             free(u); free(v);
             gc_param_free(c.a);
+            gc_param_free(c.b);
         }
 }
 
