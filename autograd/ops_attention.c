@@ -128,7 +128,7 @@ typedef struct {
     int64_t B, T;
     int heads;
     int bf16;           /* the forward ran the bf16 products (attention_bf16.h) */
-    const float *cs;    /* rope table when q and k are rotated on load (bf16 path), else NULL */
+    const float *cs;    /* rope table when q and k are rotated on load (qat_rope_attention), else NULL */
 } att_ctx;
 
 /* e^x for x <= 0 (scores minus their row maximum), vectorizable: 2^n · 2^f with
