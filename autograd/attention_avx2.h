@@ -13,6 +13,7 @@
  *   k_pv                RB rows of Σ_j p_j x_j, 16 columns at a time
  *   k_dkdv              dv_j += Σ_r p_rj do_r and dk_j += α Σ_r ds_rj q_r
  *   softmax_row_exact   the forward's softmax of one row, returns its log-sum-exp
+ *   softmax_rows_exact  the same over a block's rows (the forward calls this one)
  *   softmax_back_row    the backward's p_j and ds_j of one row
  *   transpose8          8×8 transpose (k and v loaded transposed)
  *   row_dots8           D_t = do_t·o_t for 8 rows at once
@@ -219,6 +220,13 @@ AI float softmax_row_exact(float *s, int64_t ni) {
     for (int64_t j = 0; j < nv; j += 8) _mm256_storeu_ps(s + j, _mm256_mul_ps(_mm256_loadu_ps(s + j), vi));
     if (ni > nv) _mm256_maskstore_ps(s + nv, tail, _mm256_mul_ps(_mm256_maskload_ps(s + nv, tail), vi));
     return mx + logf(sum);
+}
+
+/* softmax_row_exact on the rb rows of a block, row r of S (stride ldS) over keys
+ * [0, i0 + r]; log-sum-exps to lse[r] (the AVX-512 kernel's interface; here the
+ * lane sums are a short tree, so row by row loses nothing). */
+AI void softmax_rows_exact(float *S, int64_t ldS, int64_t i0, int rb, float *lse) {
+    for (int r = 0; r < rb; r++) lse[r] = softmax_row_exact(S + r * ldS, i0 + r + 1);
 }
 
 /* The backward's p_j = e^{s_j − L} and ds_j = p_j (dp_j − D) over j < ni, in
