@@ -67,6 +67,7 @@
 #include "runlog/runlog.h"
 #include "sweep/pool.h"
 #include "train/progress.h"
+#include "train/runio.h"
 #include "train/trainer.h"
 
 const char *const qat_sweep_action_names[N_ACTIONS] = {"start", "resume", "skip (completed)", "keep (diverged)",
@@ -111,14 +112,39 @@ void qat_sweep_run_path(const qat_sweep_ctx *c, int run, const char *file, char 
     snprintf(buf, n, "%s/%s/%s", c->sw->out, qat_sweep_run_name(c->sw, run), file);
 }
 
+/* Whether the completed run in run.h5 `path` was trained under another config
+ * than the sweep gives it now (qat_runio_config_changes_run); 0 when either
+ * config cannot be read (the run is then reported as it is). */
+static int config_changed(const qat_sweep_ctx *c, int run, const char *path) {
+    char *yaml = qat_runlog_read_config(path);
+    qat_config *old = qat_xmalloc(sizeof *old), *now = qat_xmalloc(sizeof *now);
+    int changed = yaml && !qat_config_load_string(yaml, path, old) && !qat_sweep_run_config(c->sw, run, now) &&
+                  qat_runio_config_changes_run(old, now);
+    qat_clear_error();
+    free(yaml);
+    free(old);
+    free(now);
+    return changed;
+}
+
 /* What to do with a run, from its directory: A_SKIP, A_KEEP_DIVERGED,
- * A_RESUME or A_START. Final only when the caller holds the run's lock. */
-static int decide(const qat_sweep_ctx *c, int run) {
+ * A_RESUME or A_START. Final only when the caller holds the run's lock.
+ * A completed run whose stored config differs from the sweep's in what it
+ * trains (a base or grid value edited since, the names unchanged) is not
+ * skipped as if it were the new run: it is resumed (*changed = 1), so that
+ * `qat train --resume` applies its own rules to it: a larger token budget
+ * continues it, any other change is refused with the keys listed (the run
+ * then shows as FAILED with that message, its files untouched). */
+static int decide(const qat_sweep_ctx *c, int run, int *changed) {
     char path[3 * QAT_PATH_MAX];
     qat_sweep_run_info ri;
     qat_sweep_run_path(c, run, "run.h5", path, sizeof path);
     qat_sweep_read_run(path, &ri);
-    if (!strcmp(ri.status, "completed")) return A_SKIP;
+    *changed = 0;
+    if (!strcmp(ri.status, "completed")) {
+        *changed = config_changed(c, run, path);
+        return *changed ? A_RESUME : A_SKIP;
+    }
     if (!strcmp(ri.status, "diverged")) return A_KEEP_DIVERGED;
     if (!strcmp(ri.status, "damaged")) return A_DAMAGED;
     /* resuming needs both halves: the checkpoint and the log it continues */
@@ -152,7 +178,7 @@ void qat_sweep_plan_job(qat_sweep_ctx *c, qat_sweep_job *j) {
     }
     /* Only a forecast: every pending run is decided again when it is launched. */
     qat_sweep_run_path(c, j->run, "run.h5", path, sizeof path);
-    j->action = qat_runlog_is_live(path) ? A_LIVE : decide(c, j->run);
+    j->action = qat_runlog_is_live(path) ? A_LIVE : decide(c, j->run, &j->changed);
 }
 
 /* ------------------------------------------------------------- progress */
@@ -286,13 +312,13 @@ static int claim(qat_sweep_ctx *c, qat_sweep_job *j) {
          * so it is still reported as it is; any other is this error. */
         char saved[1024];
         snprintf(saved, sizeof saved, "%s", qat_errmsg());
-        int a = decide(c, j->run);
+        int a = decide(c, j->run, &j->changed);
         if (a != A_SKIP && a != A_KEEP_DIVERGED && a != A_DAMAGED) return qat_fail(rc, "%s", saved);
         fd = -1;
         rc = QAT_OK;
         j->action = a;
     } else {
-        j->action = decide(c, j->run);
+        j->action = decide(c, j->run, &j->changed);
     }
     if (j->action == A_START) {
         /* a run.h5 without a checkpoint (or the reverse) cannot be continued:
@@ -501,7 +527,9 @@ int qat_sweep_execute(qat_sweep_ctx *c) {
             if (rc) break;
             if (j->state != S_RUNNING) continue;
             running++;
-            progress(c, "%s: %s", qat_sweep_run_name(c->sw, j->run), j->action == A_RESUME ? "resumed" : "started");
+            progress(c, "%s: %s", qat_sweep_run_name(c->sw, j->run),
+                     j->changed ? "completed under another config than the sweep's: resumed, `qat train --resume` decides"
+                     : j->action == A_RESUME ? "resumed" : "started");
         }
         if (g_stop && forwarded < g_stop) {
             /* first signal: let workers checkpoint; a second one: stop them now */

@@ -29,6 +29,7 @@ typedef struct {
     double cost;          /* planned training FLOPs (3 × forward FLOPs per token × tokens), for the ETA */
     int64_t n_params;     /* non-embedding N of its model (docs/model.md), for --jobs auto; 0 if invalid */
     int threads;          /* its config's threads (0 = every core), for --jobs auto */
+    int changed;          /* completed under another config: resumed, and `qat train --resume` decides */
     char *reason;         /* why it failed or is invalid (may span lines) */
 } qat_sweep_job;
 

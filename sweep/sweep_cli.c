@@ -75,6 +75,9 @@ static void dry_run(const qat_sweep_ctx *c) {
         if (c->threads > 0) printf(" threads=%d", c->threads);
         printf("\n");
         if (j->action == A_INVALID) printf("%6s  %s\n", "", j->reason);
+        if (j->changed)
+            printf("%6s  completed under another config than the sweep's: `qat train --resume` decides (a larger "
+                   "token budget continues it, any other change is refused)\n", "");
     }
     free(sets);
     printf("would start %d, resume %d, skip %d completed; %d kept diverged, %d invalid, %d busy", counts[A_START],

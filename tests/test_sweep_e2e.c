@@ -10,7 +10,9 @@
  * script passes `bash -n`; usage errors exit 2; the line saying how many runs
  * train at once with how many threads (--jobs auto or given) is printed, by
  * --dry-run too, and the per-run threads follow it; a completed sweep on a
- * read-only file system is reported as completed.
+ * read-only file system is reported as completed; a completed run under an
+ * edited sweep file is continued (a larger budget) or refused (any other key),
+ * never skipped as if it were the new run.
  */
 #include <dirent.h>
 #include <sched.h>
@@ -492,8 +494,81 @@ static void test_readonly_output(void **state) {
     umount2(mnt, MNT_DETACH);
 }
 
+/* One run (seed 3) of the tiny sweep: its token budget, log_every and `extra`
+ * appended to its train mapping. */
+static void write_changed(const char *extra, int tokens, int log_every) {
+    char text[2048], out[600];
+    snprintf(out, sizeof out, "%s/chg", tmpdir);
+    snprintf(text, sizeof text,
+             "base:\n"
+             "  model: {preset: \"\", layers: 2, dim: 16, heads: 2, vocab: 64, seq_len: 16}\n"
+             "  data: {source: synthetic, synth_topics: 2}\n"
+             "  train: {tokens: %d, batch_tokens: 64, eval_every: 0, eval_tokens: 64,\n"
+             "          checkpoint_every: 4, log_every: %d, warmup: 0.1%s}\n"
+             "grid:\n"
+             "  seed: [3]\n"
+             "out: %s\n", tokens, log_every, extra, out);
+    write_file("chg.yaml", text);
+}
+
+/* A completed run under a sweep file edited since (its name unchanged) is not
+ * passed off as the new run: another learning rate is refused with the key,
+ * its old and new value, the run's files untouched (exit 1, FAILED); restored,
+ * the run is skipped again; a cadence key (log_every) changes nothing; a larger
+ * token budget continues the run from its checkpoint; a smaller one is refused. */
+static void test_changed_sweep_file(void **state) {
+    (void)state;
+    char sw[600], h5[600], *out;
+    snprintf(sw, sizeof sw, "%s", path_in("chg.yaml"));
+    snprintf(h5, sizeof h5, "%s", path_in("chg/seed3/run.h5"));
+    write_changed("", 1024, 4);
+    assert_int_equal(run(&out, "'%s' sweep '%s' 2>/dev/null", qat, sw), 0);
+    free(out);
+    struct stat before, after;
+    assert_int_equal(stat(h5, &before), 0);
+
+    write_changed(", lr: 1e-3", 1024, 4);
+    assert_int_equal(run(&out, "'%s' sweep '%s' --dry-run", qat, sw), 0);
+    assert_non_null(strstr(out, "would start 0, resume 1, skip 0 completed"));
+    assert_non_null(strstr(out, "completed under another config than the sweep's"));
+    free(out);
+    assert_int_equal(run(&out, "'%s' sweep '%s' 2>/dev/null", qat, sw), 1);
+    assert_non_null(strstr(out, "train.lr: 0.003 -> 0.001"));
+    assert_non_null(strstr(out, "0 completed, 1 failed"));
+    free(out);
+    assert_int_equal(stat(h5, &after), 0);
+    assert_int_equal(before.st_size, after.st_size);
+    assert_true(before.st_mtim.tv_sec == after.st_mtim.tv_sec && before.st_mtim.tv_nsec == after.st_mtim.tv_nsec);
+
+    write_changed("", 1024, 4); /* restored */
+    assert_int_equal(run(&out, "'%s' sweep '%s' --dry-run", qat, sw), 0);
+    assert_non_null(strstr(out, "would start 0, resume 0, skip 1 completed"));
+    free(out);
+
+    write_changed("", 1024, 8); /* a cadence: the run stands */
+    assert_int_equal(run(&out, "'%s' sweep '%s' --dry-run", qat, sw), 0);
+    assert_non_null(strstr(out, "would start 0, resume 0, skip 1 completed"));
+    free(out);
+
+    write_changed("", 2048, 4); /* a larger budget: continued */
+    assert_int_equal(run(&out, "'%s' sweep '%s' 2>/dev/null", qat, sw), 0);
+    assert_non_null(strstr(out, "0 started, 1 resumed, 0 skipped (already completed); 1 completed, 0 failed"));
+    free(out);
+    qat_runlog_summary *s = calloc(1, sizeof *s);
+    assert_int_equal(qat_runlog_read_final(h5, s), 0);
+    assert_string_equal(s->status, "completed");
+    assert_int_equal(s->final.tokens, 2048);
+    free(s);
+
+    write_changed("", 1024, 4); /* a smaller one: refused */
+    assert_int_equal(run(&out, "'%s' sweep '%s' 2>/dev/null", qat, sw), 1);
+    assert_non_null(strstr(out, "expected train.tokens (or tokens_per_param) above 2048 tokens"));
+    free(out);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_changed_sweep_file),
         cmocka_unit_test(test_usage),
         cmocka_unit_test(test_jobs_pick),
         cmocka_unit_test(test_sweep_end_to_end),

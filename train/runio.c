@@ -247,6 +247,26 @@ static int compare_configs(const char *origin, const qat_config *old, const qat_
     return rc;
 }
 
+int qat_runio_config_changes_run(const qat_config *old, const qat_config *cfg) {
+    /* the keys that say how a run is run or logged, not what it trains */
+    static const char *const cadence[] = {"name", "threads", "train.eval_every", "train.checkpoint_every",
+                                          "train.log_every", NULL};
+    qat_config a = canonical_formats(old), b = canonical_formats(cfg);
+    int changed = 0;
+    for (int i = 0; i < qat_config_key_count() && !changed; i++) {
+        qat_config_key_info k;
+        qat_config_key_get(i, &k);
+        int how = 0;
+        for (int c = 0; cadence[c]; c++) how |= !strcmp(cadence[c], k.key);
+        if (how) continue;
+        char *x = qat_config_key_text(&a, i), *y = qat_config_key_text(&b, i);
+        changed = strcmp(x, y) != 0;
+        free(x);
+        free(y);
+    }
+    return changed;
+}
+
 /* The config and step a checkpoint was written with. */
 static int read_ckpt_head(const char *path, qat_config *old, int64_t *step) {
     qat_ckpt_file *f;
