@@ -25,7 +25,9 @@ int qat_fit_read_csv_warn(const char *path, qat_fit_runs *rs, FILE *warn);
 int qat_fit_read_runlog(const char *path, qat_fit_runs *rs, int *skipped, FILE *warn);
 
 /* Each path: a directory (every run.h5 below it, sorted), an HDF5 file (a run
- * log), or anything else (a CSV). */
+ * log), or anything else (a CSV). A file met twice (by device and inode: a path
+ * given twice, a run log inside a directory also given, a link) is QAT_EINPUT
+ * naming both paths, since its runs would count twice. */
 int qat_fit_read_inputs(char *const *paths, int n, qat_fit_runs *rs, int *skipped, FILE *warn);
 
 /* What the run logs' stored configs (docs/files.md `config`) say, for selecting

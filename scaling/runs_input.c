@@ -376,8 +376,37 @@ int qat_fit_read_inputs(char *const *paths, int n, qat_fit_runs *rs, int *skippe
     return qat_fit_read_inputs_sel(paths, n, rs, skipped, NULL, warn, NULL);
 }
 
-int qat_fit_read_inputs_sel(char *const *paths, int n, qat_fit_runs *rs, int *skipped, int *unselected, FILE *warn,
-                            qat_fit_select *sel) {
+/* The files read so far, by identity: a file met twice (a path given twice, a
+ * run log inside a directory also given, a CSV and a link to it) would count its
+ * runs twice, and the fit, its leave-one-out error and its bootstrap with them. */
+typedef struct {
+    struct {
+        dev_t dev;
+        ino_t ino;
+        char *path;
+    } *f;
+    int n, cap;
+} seen_files;
+
+static int first_reading(seen_files *s, const char *path) {
+    struct stat st;
+    if (stat(path, &st)) return QAT_OK; /* the reader reports it */
+    for (int i = 0; i < s->n; i++)
+        if (s->f[i].dev == st.st_dev && s->f[i].ino == st.st_ino)
+            return qat_fail(QAT_EINPUT, "%s: the same file as %s, read already (a path given twice, or a run log "
+                            "inside a directory also given); give each input once, so that no run counts twice",
+                            path, s->f[i].path);
+    if (s->n == s->cap) {
+        s->cap = s->cap ? 2 * s->cap : 16;
+        s->f = qat_xrealloc(s->f, (size_t)s->cap * sizeof *s->f);
+    }
+    s->f[s->n].dev = st.st_dev, s->f[s->n].ino = st.st_ino, s->f[s->n].path = qat_xstrdup(path);
+    s->n++;
+    return QAT_OK;
+}
+
+static int read_inputs(char *const *paths, int n, qat_fit_runs *rs, int *skipped, int *unselected, FILE *warn,
+                       qat_fit_select *sel, seen_files *seen) {
     for (int i = 0; i < n; i++) {
         struct stat st;
         if (stat(paths[i], &st))
@@ -388,20 +417,34 @@ int qat_fit_read_inputs_sel(char *const *paths, int n, qat_fit_runs *rs, int *sk
             if (l.n == 0) return qat_fail(QAT_EINPUT, "%s: no run.h5 below this directory", paths[i]);
             qsort(l.v, (size_t)l.n, sizeof *l.v, str_cmp); /* file order must not depend on readdir */
             int rc = QAT_OK;
-            for (int k = 0; k < l.n && !rc; k++) rc = read_runlog_sel(l.v[k], rs, skipped, unselected, warn, sel);
+            for (int k = 0; k < l.n && !rc; k++) {
+                rc = first_reading(seen, l.v[k]);
+                if (!rc) rc = read_runlog_sel(l.v[k], rs, skipped, unselected, warn, sel);
+            }
             for (int k = 0; k < l.n; k++) free(l.v[k]);
             free(l.v);
             QAT_TRY(rc);
         } else if (H5Fis_hdf5(paths[i]) > 0) {
+            QAT_TRY(first_reading(seen, paths[i]));
             QAT_TRY(read_runlog_sel(paths[i], rs, skipped, unselected, warn, sel));
         } else {
             if (sel && sel->n_where)
                 return qat_fail(QAT_EINPUT, "%s: a CSV has no run configs for --where to select by; "
                                 "give run logs, or drop --where", paths[i]);
+            QAT_TRY(first_reading(seen, paths[i]));
             QAT_TRY(qat_fit_read_csv_warn(paths[i], rs, warn));
         }
     }
     return QAT_OK;
+}
+
+int qat_fit_read_inputs_sel(char *const *paths, int n, qat_fit_runs *rs, int *skipped, int *unselected, FILE *warn,
+                            qat_fit_select *sel) {
+    seen_files seen = {0};
+    int rc = read_inputs(paths, n, rs, skipped, unselected, warn, sel, &seen);
+    for (int i = 0; i < seen.n; i++) free(seen.f[i].path);
+    free(seen.f);
+    return rc;
 }
 
 int qat_fit_input_files(char *const *paths, int n, char ***files, int *nf) {

@@ -190,6 +190,34 @@ static void test_runlogs(void **s) {
     assert_non_null(strstr(qat_errmsg(), "huge/run.h5: loss (/final/val_loss) 5000 is out of range"));
     assert_int_equal(rs.n, 0);
     qat_fit_runs_free(&rs);
+
+    /* A file read twice would count its runs twice: a directory and one of its
+     * run logs, the same directory twice, a CSV and a link to it are refused,
+     * naming both paths. */
+    char a[512], b[512], c[512];
+    char *two[2] = {a, b};
+    path_in(a, sizeof a, "runs");
+    path_in(b, sizeof b, "runs/a/run.h5");
+    assert_int_equal(qat_fit_read_inputs(two, 2, &rs, &skipped, NULL), QAT_EINPUT);
+    assert_non_null(strstr(qat_errmsg(), "runs/a/run.h5: the same file as "));
+    assert_non_null(strstr(qat_errmsg(), "give each input once"));
+    qat_fit_runs_free(&rs);
+    path_in(b, sizeof b, "runs/../runs");
+    assert_int_equal(qat_fit_read_inputs(two, 2, &rs, &skipped, NULL), QAT_EINPUT);
+    qat_fit_runs_free(&rs);
+    path_in(a, sizeof a, "dup.csv");
+    FILE *f = fopen(a, "w");
+    fputs("N,D,loss\n1e6,2e7,3.2\n2e6,2e7,3.0\n", f);
+    fclose(f);
+    path_in(c, sizeof c, "dup-link.csv");
+    assert_int_equal(symlink(a, c), 0);
+    char *csvs[2] = {a, c};
+    assert_int_equal(qat_fit_read_inputs(csvs, 2, &rs, &skipped, NULL), QAT_EINPUT);
+    assert_non_null(strstr(qat_errmsg(), "dup-link.csv: the same file as "));
+    qat_fit_runs_free(&rs);
+    assert_int_equal(qat_fit_read_inputs(csvs, 1, &rs, &skipped, NULL), QAT_OK); /* once is fine */
+    assert_int_equal(rs.n, 2);
+    qat_fit_runs_free(&rs);
 }
 
 /* Run `qat fit` with stdout captured into a file; returns the exit code. */
