@@ -113,6 +113,28 @@ static void test_csv_errors(void **s) {
     expect_csv_error("a,b,c\n1,2,3\n", "bad.csv:1:");            /* header without N */
     expect_csv_error("N,D,loss\n", "no data rows");
     expect_csv_error("1e6,2e7,3.5,in t4\n", "bad.csv:1:13:");     /* a format with a space */
+    /* the format cells pass the format table for every law (the reader is the same):
+     * INT4 would otherwise be a pair of its own beside int4 under --law decoupled */
+    expect_csv_error("1e6,2e7,3.5,INT4\n", "bad.csv:1:13: format 'INT4' is not a format string");
+    expect_csv_error("1e6,2e7,3.5,int4,bogus\n", "bad.csv:1:18: format 'bogus' is not a format string");
+}
+
+/* A format cell is kept in its canonical spelling, as a run log stores it, so two
+ * spellings of one format are one pair. */
+static void test_csv_canonical_formats(void **s) {
+    (void)s;
+    char p[512];
+    path_in(p, sizeof p, "canon.csv");
+    FILE *f = fopen(p, "w");
+    fputs("N,D,loss,format,act_format\n1e6,2e7,3.5,sp50.0,int4\n1e6,2e7,3.4,sp50,\n", f);
+    fclose(f);
+    qat_fit_runs rs = {0};
+    assert_int_equal(qat_fit_read_csv(p, &rs), QAT_OK);
+    assert_int_equal(rs.n, 2);
+    assert_string_equal(rs.run[0].wfmt, rs.run[1].wfmt);
+    assert_string_equal(rs.run[0].afmt, "int4");
+    assert_string_equal(rs.run[1].afmt, "fp32");
+    qat_fit_runs_free(&rs);
 }
 
 /* A run log written by qat's own writer (runlog/): `status` as given, /final
@@ -796,6 +818,7 @@ static void test_messages_have_one_prefix(void **s) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_csv_layouts), cmocka_unit_test(test_csv_errors),
+        cmocka_unit_test(test_csv_canonical_formats),
         cmocka_unit_test(test_runlogs), cmocka_unit_test(test_fit_command),
         cmocka_unit_test(test_killed_runlogs), cmocka_unit_test(test_csv_checked_values),
         cmocka_unit_test(test_fit_arguments_first), cmocka_unit_test(test_bootstrap_drops_blind_resamples),
