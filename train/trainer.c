@@ -135,12 +135,26 @@ int qat_train_run(const qat_config *cfg, const qat_train_opts *opts) {
     int B = plan.batch;
     int64_t T = shape.seq_len;
 
+    /* SIGINT and SIGTERM are ours from here, before the setup (reading the corpus,
+     * building the model: seconds with vq codebooks or pv), so that a signal in it
+     * stops the run as one during training does, instead of the default action
+     * (or nothing at all, for a background job that inherited SIGINT ignored) */
+    g_interrupted = 0;
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
     qat_dataset *ds = NULL;
-    rc = qat_dataset_open(&cfg->data, shape.vocab, shape.seq_len, plan.tokens, cfg->seed, &ds);
-    if (rc) return rc;
     qat_model *m = NULL;
-    rc = qat_model_create(cfg, &shape, B, &m);
-    if (rc) { qat_dataset_free(ds); return rc; }
+    rc = qat_dataset_open(&cfg->data, shape.vocab, shape.seq_len, plan.tokens, cfg->seed, &ds);
+    if (!rc) rc = qat_model_create(cfg, &shape, B, &m);
+    if (rc) {
+        qat_dataset_free(ds);
+        sigaction(SIGINT, &old_int, NULL);
+        sigaction(SIGTERM, &old_term, NULL);
+        return rc;
+    }
     qat_adamw opt;
     qat_adamw_init(&opt, m->views, m->n_views, &cfg->train);
     qat_tape tp;
@@ -209,18 +223,18 @@ int qat_train_run(const qat_config *cfg, const qat_train_opts *opts) {
         fflush(stdout);
     }
 
-    g_interrupted = 0;
-    struct sigaction sa, old_int, old_term;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
-
     qat_progress prog;
     qat_progress_init(&prog, show, plan.steps, start);
     double t0 = qat_now_s(), last_loss = NAN, last_eval = NAN;
     const qat_train_cfg *tc = &cfg->train;
     int64_t step = start;
+    if (g_interrupted) { /* during the setup: nothing trained, nothing to checkpoint */
+        if (show >= 0) printf("qat train %s: stopped before step %lld of %lld; continue with --resume\n", cfg->name,
+                              (long long)(start + 1), (long long)plan.steps);
+        rc = qat_fail(QAT_ERUNTIME, "interrupted before step %lld (while setting up); nothing trained since %s, "
+                      "continue with --resume", (long long)(start + 1), start ? "the checkpoint" : "the start");
+        goto restore_signals;
+    }
     for (; step < plan.steps; step++) {
         double lr = qat_lr_at(tc, step, plan.steps);
         qat_dataset_train_batch(ds, step, B, in, tg);
@@ -314,9 +328,9 @@ io_failed:
     qat_progress_end(&prog);
     qat_runio_fail(&io);
 restore_signals:
+done:
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
-done:
     qat_init_free(&init);
     qat_runio_close(&io);
     free(in);
