@@ -309,6 +309,8 @@ int64_t qat_dataset_val_batches(const qat_dataset *ds, int B) {
     return w > 0 ? w : 1;
 }
 
+int64_t qat_dataset_val_windows(const qat_dataset *ds) { return ds->val.windows; }
+
 void qat_dataset_val_batch(const qat_dataset *ds, int64_t i, int B, int32_t *inputs, int32_t *targets) {
     int T = ds->seq_len;
     for (int b = 0; b < B; b++) {

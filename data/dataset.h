@@ -56,6 +56,9 @@ void qat_dataset_train_batch(const qat_dataset *ds, int64_t step, int B, int32_t
 /* Validation: number of distinct fixed batches of B rows available (at least 1), and
  * batch i (same for every run on the same data, independent of the run seed; i wraps). */
 int64_t qat_dataset_val_batches(const qat_dataset *ds, int B);
+/* The validation split's distinct windows of T tokens (batches repeat them when
+ * there are fewer than B). */
+int64_t qat_dataset_val_windows(const qat_dataset *ds);
 void qat_dataset_val_batch(const qat_dataset *ds, int64_t i, int B, int32_t *inputs, int32_t *targets);
 
 int64_t qat_dataset_train_tokens(const qat_dataset *ds); /* size of the training split */

@@ -138,6 +138,33 @@ static void test_divergence_advice(void **state) {
     free(out);
 }
 
+/* A validation split of fewer windows than one batch: the batch repeats them, and
+ * `qat eval` says so and counts each distinct token once (it reported the batch's
+ * 256 tokens for a split of 8 windows of 16). */
+static void test_small_validation_split(void **state) {
+    (void)state;
+    char *out;
+    assert_int_equal(run(&out, "'%s' train '%s/tiny.yaml' --set name=v256 --set model.vocab=256 --set train.tokens=4096 "
+                         "--out '%s/out' --quiet", qat, tmpdir, tmpdir), 0);
+    free(out);
+    assert_int_equal(run(&out, "'%s' data synth --tokens 3000 --val 0 -o '%s/small.bin'", qat, tmpdir), 0);
+    free(out);
+    assert_int_equal(run(&out, "'%s' eval --checkpoint '%s/out/v256/ckpt.h5' --data '%s/small.bin' --json", qat, tmpdir,
+                         tmpdir), 0);
+    const char *note = strstr(out, "fewer than one batch of 16 rows");
+    assert_non_null(note);
+    long long distinct = -1, reported = -2;
+    const char *d = strstr(note, "(");
+    assert_non_null(d);
+    assert_int_equal(sscanf(d, "(%lld distinct tokens)", &distinct), 1);
+    const char *j = strstr(out, "\"tokens\": ");
+    assert_non_null(j);
+    assert_int_equal(sscanf(j, "\"tokens\": %lld", &reported), 1);
+    assert_int_equal(reported, distinct);
+    assert_true(reported > 0 && reported < 256 && reported % 16 == 0); /* whole windows, fewer than a batch */
+    free(out);
+}
+
 static int setup(void **state) {
     (void)state;
     qat = getenv("QAT_BIN");
@@ -169,6 +196,7 @@ int main(void) {
         cmocka_unit_test(test_eval_as_other_formats),
         cmocka_unit_test(test_bad_overrides),
         cmocka_unit_test(test_divergence_advice),
+        cmocka_unit_test(test_small_validation_split),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

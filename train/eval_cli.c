@@ -108,9 +108,16 @@ int qat_eval_main(int argc, char **argv) {
     }
     qat_clear_error();
     double loss = qat_train_evaluate(m, &tp, ds, B, nb * B * T, in, tg, key);
-    if (json) printf("{\"loss\": %.6f, \"tokens\": %lld}\n", loss, (long long)(nb * B * T));
+    /* A split of fewer windows than one batch has rows repeats of each other: the
+     * tokens scored are the distinct ones, and the repetition is said */
+    int64_t W = qat_dataset_val_windows(ds), distinct = (nb * B < W ? nb * B : W) * T;
+    if (W < nb * B)
+        fprintf(stderr, "qat: note: the validation split holds %lld window%s of %lld tokens, fewer than one batch of "
+                "%d rows: each is scored about %lld times in it (%lld distinct tokens)\n", (long long)W,
+                W == 1 ? "" : "s", (long long)T, B, (long long)((nb * B + W - 1) / W), (long long)distinct);
+    if (json) printf("{\"loss\": %.6f, \"tokens\": %lld}\n", loss, (long long)distinct);
     else printf("%s: validation loss %.4f nats/token over %lld tokens (%s; weights %s, activations %s)\n", ckpt, loss,
-                (long long)(nb * B * T), qat_dataset_describe(ds), qat_model_weight_format(m), qat_model_act_format(m));
+                (long long)distinct, qat_dataset_describe(ds), qat_model_weight_format(m), qat_model_act_format(m));
     free(in);
     free(tg);
     qat_tape_free(&tp);
