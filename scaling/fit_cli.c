@@ -343,6 +343,8 @@ static int fit_body(fit_args *a) {
     qat_fit_select *sel = NULL;
     int unselected = 0;
     if ((rc = qat_fit_select_new(a->where, a->n_where, &sel))) goto out;
+    qat_fit_law named;
+    if (a->law && strcmp(a->law, "chen") && (rc = qat_fit_law_parse(a->law, &named))) goto out; /* before any input */
     if ((rc = qat_fit_read_inputs_sel(a->inputs, a->n_inputs, &rs, &skipped, &unselected, stderr, sel))) goto out;
     if (a->n_where && !a->json)
         printf("--where kept %d run%s (%d other completed run%s not selected)\n", rs.n, rs.n == 1 ? "" : "s",

@@ -326,7 +326,7 @@ int qat_fit_h5_read_capacity(const char *path, qat_cap_params params[QAT_CAP_NTY
     QAT_TRY(readable(path));
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* our own messages, not HDF5's stack dump */
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f < 0) return qat_fail(QAT_EINPUT, "%s: cannot open as HDF5 (expected a fit file from `qat fit --out`)", path);
+    if (f < 0) return qat_fail(QAT_EINPUT, "%s: not an HDF5 file (expected a FIT.h5 from qat fit --out)", path);
     /* Any HDF5 file is not a fit: a run log has none of the cap_ attributes, and
      * reading nothing would silently price every format with the published constants. */
     if (H5Aexists(f, "law") <= 0) {

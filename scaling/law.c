@@ -50,7 +50,7 @@ const char *qat_fit_law_name(qat_fit_law law) {
 int qat_fit_law_parse(const char *s, qat_fit_law *law) {
     for (int k = 0; k < QAT_FIT_NLAWS; k++)
         if (!strcmp(s, qat_fit_law_name((qat_fit_law)k))) { *law = (qat_fit_law)k; return QAT_OK; }
-    return qat_fail(QAT_EINPUT, "--law %s: unknown law, expected chinchilla, decoupled, unified or quartet", s);
+    return qat_fail(QAT_EINPUT, "--law %s: unknown law, expected chinchilla, decoupled, unified, quartet or chen", s);
 }
 
 /* Our own copy of the JSON keys: the fit must build (and name types) even when

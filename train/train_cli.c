@@ -17,7 +17,7 @@
 
 static const char TRAIN_HELP[] =
     "usage: qat train CONFIG.yaml [--set key=value]... [--out DIR] [--init CKPT.h5] [--resume] [--print-config]\n"
-    "                 [--quiet]\n"
+    "                 [--quiet] [--stop-after N]\n"
     "\n"
     "Train one model. The run directory is DIR/NAME (DIR defaults to runs/, NAME is the config's\n"
     "`name`): run.h5 is the log (readable while the run is alive), ckpt.h5 the latest checkpoint.\n"
