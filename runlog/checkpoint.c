@@ -109,7 +109,7 @@ static int write_array(hid_t f, const char *path, const qat_ckpt_array *a) {
 }
 
 static int write_attrs(hid_t f, const char *path, const qat_ckpt_attrs *a) {
-    QAT_TRY(qat_h5_attr_write_str(f, path, "config", a->config_yaml));
+    QAT_TRY(qat_h5_attr_write_str_crc(f, path, "config", a->config_yaml));
     const struct { const char *n; int v; } ints[] = {{"layers", a->layers}, {"dim", a->dim}, {"heads", a->heads},
                                                       {"hidden", a->hidden}, {"vocab", a->vocab},
                                                       {"seq_len", a->seq_len}};
@@ -340,10 +340,9 @@ int qat_ckpt_read_attrs(qat_ckpt_file *f, qat_ckpt_attrs *a) {
     return qat_h5_attr_read_str(f->file, p, "estimator", a->estimator, sizeof a->estimator);
 }
 
-char *qat_ckpt_read_config(qat_ckpt_file *f) {
-    char *s = qat_h5_attr_dup_str(f->file, "config");
-    if (!s) qat_fail(QAT_EINPUT, "%s: attribute config is missing", f->path);
-    return s;
+int qat_ckpt_read_config(qat_ckpt_file *f, char **yaml) {
+    QAT_TRY(qat_h5_attr_dup_str_crc(f->file, f->path, "config", yaml));
+    return *yaml ? QAT_OK : qat_fail(QAT_EINPUT, "%s: attribute config is missing", f->path);
 }
 
 /* Extra state values: every scalar dataset of /state except the fixed ones,

@@ -136,7 +136,9 @@ int qat_ckpt_read_array(qat_ckpt_file *f, const char *name, int ndim, const int6
 int qat_ckpt_list(qat_ckpt_file *f, const char *group, char ***names, int *n);
 
 int qat_ckpt_read_attrs(qat_ckpt_file *f, qat_ckpt_attrs *a);
-char *qat_ckpt_read_config(qat_ckpt_file *f); /* caller frees; NULL with qat_errmsg when missing */
+/* The stored config into *yaml (caller frees): QAT_EINPUT when it is missing,
+ * QAT_ERUNTIME when it does not match its checksum (the file is damaged). */
+int qat_ckpt_read_config(qat_ckpt_file *f, char **yaml);
 int qat_ckpt_read_state(qat_ckpt_file *f, qat_ckpt_state *s);
 
 #endif

@@ -18,6 +18,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <zlib.h>
+
 #include "core/error.h"
 #include "runlog.h"
 
@@ -258,6 +260,36 @@ int qat_h5_attr_write_str(hid_t loc, const char *file, const char *name, const c
     const char *s = value ? value : "";
     int rc = qat_h5_attr_write(loc, file, name, t, t, &s);
     H5Tclose(t);
+    return rc;
+}
+
+/* NAME_crc32: the attribute holding NAME's CRC-32 */
+static void crc_name(char *buf, size_t n, const char *name) { snprintf(buf, n, "%s_crc32", name); }
+
+static uint32_t str_crc(const char *s) { return (uint32_t)crc32_z(0L, (const Bytef *)s, strlen(s)); }
+
+int qat_h5_attr_write_str_crc(hid_t loc, const char *file, const char *name, const char *value) {
+    const char *s = value ? value : "";
+    char cn[128];
+    crc_name(cn, sizeof cn, name);
+    uint32_t c = str_crc(s);
+    QAT_TRY(qat_h5_attr_write_str(loc, file, name, s));
+    return qat_h5_attr_write(loc, file, cn, H5T_STD_U32LE, H5T_NATIVE_UINT32, &c);
+}
+
+int qat_h5_attr_dup_str_crc(hid_t loc, const char *file, const char *name, char **out) {
+    *out = qat_h5_attr_dup_str(loc, name);
+    char cn[128];
+    crc_name(cn, sizeof cn, name);
+    if (!*out || H5Aexists(loc, cn) <= 0) return QAT_OK; /* missing, or written before the CRC was */
+    uint32_t c = 0;
+    int rc = qat_h5_attr_read(loc, file, cn, H5T_NATIVE_UINT32, &c);
+    if (!rc && c != str_crc(*out))
+        rc = qat_fail(QAT_ERUNTIME, "%s: attribute %s: checksum mismatch (the file is damaged)", file, name);
+    if (rc) {
+        free(*out);
+        *out = NULL;
+    }
     return rc;
 }
 

@@ -17,8 +17,9 @@
  * whose metadata (superblock, object headers, B-trees, heaps of names) is
  * checksummed too; HDF5 verifies both on every read, and the readers here
  * turn a mismatch into "FILE: dataset NAME: checksum mismatch" (QAT_ERUNTIME).
- * Not covered: the bytes of variable-length strings (the `config` attribute,
- * string tables of FIT.h5), which HDF5 keeps in a global heap without checksum.
+ * HDF5 keeps the bytes of variable-length strings in a global heap without a
+ * checksum: the `config` attribute carries its own (qat_h5_attr_write_str_crc);
+ * the string tables of FIT.h5 are not covered.
  */
 #ifndef QAT_RUNLOG_H5UTIL_H
 #define QAT_RUNLOG_H5UTIL_H
@@ -95,6 +96,15 @@ int qat_h5_attr_write_str(hid_t loc, const char *file, const char *name, const c
 int qat_h5_attr_write(hid_t loc, const char *file, const char *name, hid_t filetype, hid_t memtype, const void *v);
 int qat_h5_attr_read_str(hid_t loc, const char *file, const char *name, char *buf, size_t size);
 char *qat_h5_attr_dup_str(hid_t loc, const char *name); /* malloc'd; NULL when missing */
+/* A string attribute with its own checksum: HDF5 keeps a variable-length string's
+ * characters in a global heap that has none, so NAME goes with NAME_crc32 (zlib's
+ * CRC-32 of its bytes, a uint32 in the checksummed object header). The read gives
+ * *out malloc'd (NULL when NAME is missing: QAT_OK, the caller says what it
+ * needed), QAT_ERUNTIME "FILE: attribute NAME: checksum mismatch (the file is
+ * damaged)" when the CRC does not match; a file written before the CRC was is read
+ * as it is. Used for the `config` attribute of run.h5 and ckpt.h5. */
+int qat_h5_attr_write_str_crc(hid_t loc, const char *file, const char *name, const char *value);
+int qat_h5_attr_dup_str_crc(hid_t loc, const char *file, const char *name, char **out);
 int qat_h5_attr_read(hid_t loc, const char *file, const char *name, hid_t memtype, void *v);
 
 /* Scalar datasets (/final/..., /state/...): compact, and read back with a

@@ -121,8 +121,9 @@ char *qat_runlog_read_config(const char *path) {
     int code;
     hid_t f = open_read(path, &code);
     if (f < 0) return NULL;
-    char *s = qat_h5_attr_dup_str(f, "config");
-    if (!s) qat_fail(QAT_EINPUT, "%s: attribute config is missing", path);
+    char *s;
+    if (!qat_h5_attr_dup_str_crc(f, path, "config", &s) && !s)
+        qat_fail(QAT_EINPUT, "%s: attribute config is missing", path);
     H5Fclose(f);
     return s;
 }

@@ -241,7 +241,7 @@ static int write_attrs(hid_t f, const char *path, const qat_runlog_attrs *a) {
     qat_cpu_describe(cpu, sizeof cpu);
     QAT_TRY(qat_h5_attr_write_str(f, path, "cpu", cpu));
     QAT_TRY(qat_h5_attr_write_str(f, path, "name", a->name));
-    QAT_TRY(qat_h5_attr_write_str(f, path, "config", a->config_yaml));
+    QAT_TRY(qat_h5_attr_write_str_crc(f, path, "config", a->config_yaml));
     u64 = a->seed;
     QAT_TRY(qat_h5_attr_write(f, path, "seed", H5T_STD_U64LE, H5T_NATIVE_UINT64, &u64));
     i64 = a->n_params;
@@ -334,7 +334,7 @@ static int note_resume(hid_t f, const char *path, const char *note, const char *
         free(old);
         QAT_TRY(rc);
     }
-    if (config_yaml) QAT_TRY(qat_h5_attr_write_str(f, path, "config", config_yaml));
+    if (config_yaml) QAT_TRY(qat_h5_attr_write_str_crc(f, path, "config", config_yaml));
     if (tokens_target >= 0)
         QAT_TRY(qat_h5_attr_write(f, path, "tokens_target", H5T_STD_I64LE, H5T_NATIVE_INT64, &tokens_target));
     return QAT_OK;

@@ -2,7 +2,8 @@
  * tests/test_ckpt.c — checkpoints (runlog/checkpoint.h): arrays, attributes and
  * state round-trip exactly; shape mismatches and missing arrays are named; a
  * stale half-written .tmp does not affect loading; a writer killed at a random
- * moment always leaves a complete, self-consistent checkpoint.
+ * moment always leaves a complete, self-consistent checkpoint; a changed
+ * character of the stored config is a checksum mismatch.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -76,7 +77,8 @@ static void test_round_trip(void **state) {
     assert_string_equal(a.weight_format, "int4");
     assert_string_equal(a.act_format, "fp32");
     assert_string_equal(a.estimator, "trust");
-    char *cfg = qat_ckpt_read_config(f);
+    char *cfg = NULL;
+    assert_int_equal(qat_ckpt_read_config(f, &cfg), 0);
     assert_string_equal(cfg, "model: {dim: 4}\n");
     free(cfg);
 
@@ -216,9 +218,40 @@ static int teardown(void **state) {
     return qat_test_rmtree(tmpdir);
 }
 
+/* The config attribute carries its own CRC-32 (HDF5 keeps a string's characters
+ * without a checksum): one character changed in the file is a checksum mismatch
+ * (QAT_ERUNTIME), not a config that silently reads as another. */
+static void test_config_checksum(void **state) {
+    (void)state;
+    char path[512];
+    tmp_path(path, sizeof path, "cfg.h5");
+    qat_ckpt ck = {.attrs = test_attrs()};
+    ck.attrs.config_yaml = "compress:\n  weights:\n    format: \"fp32\"\n";
+    assert_int_equal(qat_ckpt_write(path, &ck), QAT_OK);
+    FILE *fp = fopen(path, "r+b");
+    assert_non_null(fp);
+    static char buf[1 << 20];
+    size_t n = fread(buf, 1, sizeof buf, fp);
+    char *at = memmem(buf, n, "\"fp32\"", 6);
+    assert_non_null(at);
+    memcpy(at, "\"int2\"", 6);
+    fseek(fp, 0, SEEK_SET);
+    assert_int_equal(fwrite(buf, 1, n, fp), n);
+    fclose(fp);
+    qat_ckpt_file *f;
+    assert_int_equal(qat_ckpt_open(path, &f), QAT_OK);
+    char *yaml = NULL;
+    assert_int_equal(qat_ckpt_read_config(f, &yaml), QAT_ERUNTIME);
+    assert_null(yaml);
+    assert_non_null(strstr(qat_errmsg(), "cfg.h5: attribute config: checksum mismatch (the file is damaged)"));
+    qat_ckpt_close(f);
+    qat_clear_error();
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_config_checksum),
         cmocka_unit_test(test_stale_tmp_is_ignored),
         cmocka_unit_test(test_kill_during_write),
     };

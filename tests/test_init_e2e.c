@@ -415,7 +415,9 @@ static void mismatched_or_bad_files_are_refused(void **state) {
     qat_ckpt ck;
     memset(&ck, 0, sizeof ck);
     assert_int_equal(qat_ckpt_read_attrs(f, &ck.attrs), 0);
-    ck.attrs.config_yaml = qat_ckpt_read_config(f);
+    char *yaml = NULL;
+    assert_int_equal(qat_ckpt_read_config(f, &yaml), 0);
+    ck.attrs.config_yaml = yaml;
     assert_non_null(ck.attrs.config_yaml);
     assert_int_equal(qat_ckpt_read_state(f, &ck.state), 0);
     char **names;

@@ -232,8 +232,8 @@ int qat_init_load(qat_init *it, const char *path, const qat_config *cfg, qat_mod
     int rc = qat_ckpt_open(path, &f);
     qat_ckpt_attrs a;
     if (!rc) rc = qat_ckpt_read_attrs(f, &a);
-    char *yaml = rc ? NULL : qat_ckpt_read_config(f);
-    if (!rc && !yaml) rc = QAT_EINPUT;
+    char *yaml = NULL;
+    if (!rc) rc = qat_ckpt_read_config(f, &yaml);
     if (!rc) {
         it->source_cfg = qat_xmalloc(sizeof *it->source_cfg);
         rc = qat_config_load_string(yaml, path, it->source_cfg);

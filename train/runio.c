@@ -271,9 +271,10 @@ int qat_runio_config_changes_run(const qat_config *old, const qat_config *cfg) {
 static int read_ckpt_head(const char *path, qat_config *old, int64_t *step) {
     qat_ckpt_file *f;
     QAT_TRY(qat_ckpt_open(path, &f));
-    char *yaml = qat_ckpt_read_config(f);
+    char *yaml = NULL;
     qat_ckpt_state st;
-    int rc = yaml ? qat_ckpt_read_state(f, &st) : QAT_EINPUT;
+    int rc = qat_ckpt_read_config(f, &yaml);
+    if (!rc) rc = qat_ckpt_read_state(f, &st);
     qat_ckpt_close(f);
     if (!rc) {
         rc = qat_config_load_string(yaml, path, old);
@@ -550,10 +551,11 @@ int qat_load_checkpoint_model(const char *path, const char *const *sets, int n_s
                               qat_config *cfg, qat_model **out) {
     qat_ckpt_file *f;
     QAT_TRY(qat_ckpt_open(path, &f));
-    char *yaml = qat_ckpt_read_config(f);
+    char *yaml = NULL;
+    int rc = qat_ckpt_read_config(f, &yaml);
     qat_ckpt_close(f);
-    if (!yaml) return QAT_EINPUT;
-    int rc = qat_config_load_string(yaml, path, cfg);
+    if (rc) return rc;
+    rc = qat_config_load_string(yaml, path, cfg);
     free(yaml);
     int set_precision = 0; /* the user chose train.precision with --set */
     for (int i = 0; !rc && i < n_set; i++) {
