@@ -14,6 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <zlib.h>
+
 #include "core/error.h"
 #include "data/shard.h"
 #include "data/split.h"
@@ -30,6 +32,7 @@ struct qat_dataset {
     qat_data_split val;   /* validation spans */
     double rate;          /* true entropy rate of the validation split, NaN for real data */
     double unigram;       /* unigram entropy of the validation split */
+    uint32_t crc;         /* qat_dataset_fingerprint: CRC-32 of the splits' tokens; 0 for synthetic */
     char desc[4096];      /* qat_dataset_describe */
 };
 
@@ -283,9 +286,20 @@ int qat_dataset_open(const qat_data_cfg *cfg, int vocab, int seq_len, double tra
         qat_dataset_free(ds);
         return rc;
     }
+    if (strcmp(src, "synthetic")) { /* files can change under a run; the synthetic corpus is its config */
+        uLong c = crc32_z(0L, Z_NULL, 0);
+        const qat_data_split *sp[2] = {&ds->train, &ds->val};
+        for (int k = 0; k < 2; k++)
+            for (int i = 0; i < sp[k]->n_span; i++)
+                c = crc32_z(c, (const Bytef *)(sp[k]->tok + sp[k]->span[i].start),
+                            (z_size_t)sp[k]->span[i].len * sizeof(uint16_t));
+        ds->crc = (uint32_t)c;
+    }
     *out = ds;
     return QAT_OK;
 }
+
+uint32_t qat_dataset_fingerprint(const qat_dataset *ds) { return ds->crc; }
 
 void qat_dataset_free(qat_dataset *ds) {
     if (!ds) return;

@@ -61,6 +61,12 @@ int64_t qat_dataset_val_batches(const qat_dataset *ds, int B);
 int64_t qat_dataset_val_windows(const qat_dataset *ds);
 void qat_dataset_val_batch(const qat_dataset *ds, int64_t i, int B, int32_t *inputs, int32_t *targets);
 
+/* CRC-32 (zlib) of the training then the validation split's tokens, for a data
+ * source read from files (english, text, shards), which can change between a
+ * run's start and its resume; 0 for the synthetic corpus, a function of the
+ * config. Together with the split sizes it identifies the data a run trains on. */
+uint32_t qat_dataset_fingerprint(const qat_dataset *ds);
+
 int64_t qat_dataset_train_tokens(const qat_dataset *ds); /* size of the training split */
 int64_t qat_dataset_val_tokens(const qat_dataset *ds);   /* size of the validation split */
 int qat_dataset_vocab(const qat_dataset *ds);

@@ -459,6 +459,41 @@ static void test_resume_refuses_a_changed_config(void **state) {
     assert_int_equal(ckpt_step(ck), 60);
 }
 
+/* A resume refuses a corpus file changed since the checkpoint (the same config,
+ * other tokens), naming both fingerprints, and touches nothing; with the file
+ * restored it resumes. */
+static void test_resume_refuses_changed_data(void **state) {
+    (void)state;
+    char cfg[512], text[512], out[512], ck[600];
+    snprintf(cfg, sizeof cfg, "%s/text.yaml", g_tmp);
+    snprintf(text, sizeof text, "%s/corpus.txt", g_tmp);
+    snprintf(out, sizeof out, "%s/out", g_tmp);
+    snprintf(ck, sizeof ck, "%s/out/t/ckpt.h5", g_tmp);
+    char yaml[1024];
+    snprintf(yaml, sizeof yaml,
+             "name: t\nthreads: 1\nmodel: {preset: \"\", layers: 1, dim: 16, heads: 2, vocab: 256, seq_len: 16}\n"
+             "data: {source: text, text: [%s]}\n"
+             "train: {tokens: 8192, batch_tokens: 256, eval_every: 0, eval_tokens: 256, checkpoint_every: 4}\n", text);
+    write_file(cfg, yaml);
+    static char corpus[1 << 16];
+    for (size_t i = 0; i + 1 < sizeof corpus; i++) corpus[i] = "the quick brown fox jumps over the lazy dog. "[i % 45];
+    corpus[sizeof corpus - 1] = 0;
+    write_file(text, corpus);
+    assert_int_equal(run((char *[]){"train", cfg, "--out", out, "--quiet", "--stop-after", "8", NULL}), 0);
+    assert_int_equal(ckpt_step(ck), 8);
+    corpus[100] = 'X'; /* one byte of the corpus */
+    write_file(text, corpus);
+    int rc = run((char *[]){"train", cfg, "--out", out, "--quiet", "--resume", NULL});
+    printf("  changed corpus: exit %d: %s", rc, g_err);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(g_err, "ckpt.h5: the training data changed since this checkpoint was written"));
+    assert_int_equal(ckpt_step(ck), 8); /* nothing was touched */
+    corpus[100] = "the quick brown fox jumps over the lazy dog. "[100 % 45];
+    write_file(text, corpus);
+    assert_int_equal(run((char *[]){"train", cfg, "--out", out, "--quiet", "--resume", NULL}), 0);
+    assert_int_equal(ckpt_step(ck), 32);
+}
+
 /* A completed run whose ckpt.h5 was deleted follows the same safe-key rule as
  * one with its checkpoint: a safe key alone (threads, log_every) is "already
  * completed", exit 0, the log untouched (before: exit 2 for any change); any
@@ -928,6 +963,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_sigkill_resume_learned_codebooks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input_exits_2_naming_the_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resume_refuses_a_changed_config, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resume_refuses_changed_data, setup, teardown),
         cmocka_unit_test_setup_teardown(test_completed_without_checkpoint_takes_safe_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_runlog_resumes_from_checkpoint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_counts_are_range_checked, setup, teardown),

@@ -267,6 +267,27 @@ int qat_runio_config_changes_run(const qat_config *old, const qat_config *cfg) {
     return changed;
 }
 
+int qat_runio_check_data(const char *ckpt_path, uint32_t crc, int64_t tokens) {
+    if (access(ckpt_path, F_OK) != 0 || tokens <= 0) return QAT_OK;
+    qat_ckpt_file *f;
+    if (qat_ckpt_open(ckpt_path, &f)) {
+        qat_clear_error(); /* what is wrong with the checkpoint is reported where it is loaded */
+        return QAT_OK;
+    }
+    qat_ckpt_state st;
+    int64_t c = 0, n = 0;
+    int rc = QAT_OK;
+    if (!qat_ckpt_read_state(f, &st) && !qat_ckpt_state_get_int(&st, "data_crc32", &c) &&
+        !qat_ckpt_state_get_int(&st, "data_tokens", &n) && ((uint32_t)c != crc || n != tokens))
+        rc = qat_fail(QAT_EINPUT, "%s: the training data changed since this checkpoint was written (then %lld tokens "
+                      "with CRC-32 %08x, now %lld tokens with CRC-32 %08x); a resume continues the same run on the "
+                      "same data: restore the data, or start a new run under another name", ckpt_path, (long long)n,
+                      (unsigned)c, (long long)tokens, (unsigned)crc);
+    if (!rc) qat_clear_error();
+    qat_ckpt_close(f);
+    return rc;
+}
+
 /* The config and step a checkpoint was written with. */
 static int read_ckpt_head(const char *path, qat_config *old, int64_t *step) {
     qat_ckpt_file *f;
@@ -475,6 +496,10 @@ int qat_runio_checkpoint(qat_runio *io, int64_t steps_done, double tokens, doubl
     ck.state.tokens = (int64_t)tokens;
     ck.state.data_pos = steps_done;
     qat_ckpt_state_set_int(&ck.state, "adam_t", io->opt ? io->opt->t : 0);
+    if (io->data_tokens > 0) {
+        qat_ckpt_state_set_int(&ck.state, "data_crc32", io->data_crc);
+        qat_ckpt_state_set_int(&ck.state, "data_tokens", io->data_tokens);
+    }
     qat_ckpt_state_set_real(&ck.state, "wall_s", wall_s);
     int rc = qat_ckpt_write(io->ckpt, &ck);
     free(yaml);

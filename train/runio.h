@@ -37,7 +37,16 @@ typedef struct {
     int completed;               /* --resume found a completed run: nothing was opened or changed */
     double completed_val_loss;   /* its final validation loss */
     char note[8192];             /* what opening decided that the user should hear ("" = nothing) */
+    uint32_t data_crc;           /* set by the caller after opening: the data's fingerprint and size, */
+    int64_t data_tokens;         /* stored in every checkpoint (0 tokens: not stored) */
 } qat_runio;
+
+/* Before a resume: QAT_EINPUT when the checkpoint at ckpt_path (if any) was
+ * written on other data than crc and tokens (qat_dataset_fingerprint and the
+ * splits' size), naming both; a checkpoint without them (synthetic data, or
+ * written by an older qat) passes. A resume continues the same run, and a
+ * corpus file edited or replaced since would silently make it another. */
+int qat_runio_check_data(const char *ckpt_path, uint32_t crc, int64_t tokens);
 
 /* Open the run directory: a fresh run.h5, or with `resume` load ckpt.h5 into
  * model and optimizer and reopen run.h5 truncated to the checkpoint (a new
