@@ -297,5 +297,12 @@ int qat_config_check_string(const qat_key *k, const char *v, char *why, size_t n
         snprintf(why, n, "'%s' cannot be a directory name (no '/', not '.' or '..')", v);
         return 1;
     }
+    if (k->flags & F_FILENAME) /* a newline or an escape in a directory name, printed raw to the terminal */
+        for (const char *p = v; *p; p++)
+            if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+                snprintf(why, n, "contains the control character 0x%02x, expected a directory name of printable "
+                         "characters", (unsigned)(unsigned char)*p);
+                return 1;
+            }
     return 0;
 }

@@ -8,6 +8,7 @@
 #ifndef QAT_CORE_NUM_H
 #define QAT_CORE_NUM_H
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,12 +35,14 @@ static inline int qat_opt_value(const char *cmd, int argc, char **argv, int *i, 
 }
 
 /* *out = s as a base-10 integer in [lo, hi]; 1 on success, 0 (out untouched)
- * when s is empty, has anything after the digits, overflows or is out of range. */
+ * when s is empty, starts with white space (strtoll would skip it: ' 2'), has
+ * anything after the digits, overflows or is out of range. */
 static inline int qat_parse_ll(const char *s, long long lo, long long hi, long long *out) {
     char *end;
     errno = 0;
+    if (!*s || isspace((unsigned char)*s)) return 0;
     long long v = strtoll(s, &end, 10);
-    if (!*s || *end || errno || v < lo || v > hi) return 0;
+    if (*end || errno || v < lo || v > hi) return 0;
     *out = v;
     return 1;
 }

@@ -108,7 +108,9 @@ static int parse_positive(const char *path, int line, const fields *f, int k, co
     char *end;
     errno = 0;
     *v = strtod(f->text[k], &end);
-    if (end == f->text[k] || *end || (errno && errno != ERANGE) || !isfinite(*v) || *v <= 0)
+    /* decimal or scientific notation only: strtod also reads hex (0x186a0) */
+    int plain = strspn(f->text[k], "0123456789+-.eE") == strlen(f->text[k]);
+    if (!plain || end == f->text[k] || *end || (errno && errno != ERANGE) || !isfinite(*v) || *v <= 0)
         return qat_fail(QAT_EINPUT, "%s:%d:%d: expected a positive number for %s, got '%s'", path, line,
                         f->col[k], what, f->text[k]);
     if (strcmp(what, "FLOP")) { /* FLOP is checked as the D it gives */
@@ -165,7 +167,7 @@ int qat_fit_read_csv_warn(const char *path, qat_fit_runs *rs, FILE *warn) {
     int col[NCOL] = {0, 1, -1, 2, 3, 4, 5}; /* positional layout until a header says otherwise */
     char *buf = NULL;
     size_t cap = 0;
-    int line = 0, seen_first = 0, headed = 0, rows = 0, rc = QAT_OK;
+    int line = 0, seen_first = 0, headed = 0, header_n = 0, rows = 0, rc = QAT_OK;
     fields f;
     ssize_t len;
     while ((len = getline(&buf, &cap, fp)) >= 0) {
@@ -192,6 +194,7 @@ int qat_fit_read_csv_warn(const char *path, qat_fit_runs *rs, FILE *warn) {
             strtod(f.text[0], &end);
             if (end == f.text[0] || *end) { /* not a number: a header */
                 headed = 1;
+                header_n = f.n;
                 for (int c = 0; c < NCOL; c++) col[c] = -1;
                 for (int k = 0; k < f.n && !rc; k++) {
                     for (int j = 0; j < k && !rc; j++)
@@ -220,6 +223,11 @@ int qat_fit_read_csv_warn(const char *path, qat_fit_runs *rs, FILE *warn) {
                 }
                 continue;
             }
+        }
+        if (headed && f.n > header_n) { /* a field the header names no column for: a shifted row */
+            rc = qat_fail(QAT_EINPUT, "%s:%d:%d: %d fields, but the header (line 1) names %d columns", path, line,
+                          f.col[header_n], f.n, header_n);
+            break;
         }
         if (!headed && f.n > NCOL - 1) { /* a 7th field by position: no column to put it in */
             rc = qat_fail(QAT_EINPUT, "%s:%d:%d: %d fields, but a CSV without a header has at most %d "

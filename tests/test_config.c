@@ -279,6 +279,12 @@ static void test_control_bytes(void **state) {
     write_raw("ok.yaml", "seed:\t5\r\nname: \xc3\xa9\n", 18, path, sizeof path);
     assert_int_equal(qat_config_load(path, NULL, 0, &c), QAT_OK);
     assert_int_equal((int)c.seed, 5);
+    /* a YAML escape puts a control character into the value itself: not in a run
+     * name, which becomes a directory and is printed to the terminal */
+    const char *esc = "name: \"x\\ny\\x1b[31m\"\n";
+    write_raw("esc.yaml", esc, strlen(esc), path, sizeof path);
+    assert_int_equal(qat_config_load(path, NULL, 0, &c), QAT_EINPUT);
+    assert_non_null(strstr(qat_errmsg(), "esc.yaml:1:7: name: contains the control character 0x0a"));
 }
 
 static void test_set_overrides(void **state) {

@@ -117,6 +117,8 @@ static void test_csv_errors(void **s) {
      * INT4 would otherwise be a pair of its own beside int4 under --law decoupled */
     expect_csv_error("1e6,2e7,3.5,INT4\n", "bad.csv:1:13: format 'INT4' is not a format string");
     expect_csv_error("1e6,2e7,3.5,int4,bogus\n", "bad.csv:1:18: format 'bogus' is not a format string");
+    expect_csv_error("0x186a0,2e7,3.5\n", "bad.csv:1:1: expected a positive number for N");    /* hex */
+    expect_csv_error("N,D,loss\n1e6,2e7,3.5,int4,int4,fp32,7\n", "bad.csv:2:13: 7 fields, but the header");
 }
 
 /* A format cell is kept in its canonical spelling, as a run log stores it, so two

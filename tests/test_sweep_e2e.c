@@ -137,6 +137,10 @@ static void test_usage(void **state) {
     assert_int_equal(run(&out, "'%s' sweep x.yaml --jobs --dry-run 2>&1", qat), 2);
     assert_non_null(strstr(out, "incomplete option '--jobs'"));
     free(out);
+    /* a leading space is not a number (strtoll would skip it) */
+    assert_int_equal(run(&out, "'%s' sweep x.yaml --jobs ' 2' --dry-run 2>&1", qat), 2);
+    assert_non_null(strstr(out, "--jobs ' 2': expected an integer in [1, 4096] or auto"));
+    free(out);
     write_file("bad.yaml", "base: {}\ngrid:\n  model.dimm: [1, 2]\n");
     assert_int_equal(run(&out, "'%s' sweep '%s' --dry-run 2>&1", qat, path_in("bad.yaml")), 2);
     assert_non_null(strstr(out, "bad.yaml:3:3: unknown key 'model.dimm' in grid (did you mean 'model.dim'?)"));
