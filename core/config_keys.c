@@ -298,11 +298,14 @@ int qat_config_check_string(const qat_key *k, const char *v, char *why, size_t n
         return 1;
     }
     if (k->flags & F_FILENAME) /* a newline or an escape in a directory name, printed raw to the terminal */
-        for (const char *p = v; *p; p++)
-            if ((unsigned char)*p < 0x20 || *p == 0x7f) {
-                snprintf(why, n, "contains the control character 0x%02x, expected a directory name of printable "
-                         "characters", (unsigned)(unsigned char)*p);
+        for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+            /* C0 and DEL, and C1 (U+0080..U+009F: UTF-8 C2 80..C2 9F, e.g. CSI, NEL) */
+            unsigned c = *p < 0x20 || *p == 0x7f ? *p : (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) ? p[1] : 0;
+            if (c || *p < 0x20) {
+                snprintf(why, n, "contains the control character U+%04X, expected a directory name of printable "
+                         "characters", c);
                 return 1;
             }
+        }
     return 0;
 }

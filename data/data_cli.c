@@ -8,6 +8,7 @@
  */
 #include "data/data_cli.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -125,7 +126,7 @@ static int cmd_synth(int argc, char **argv) {
             char *end;
             errno = 0;
             seed = strtoull(v, &end, 0);
-            if (errno || end == v || *end || v[0] == '-')
+            if (errno || end == v || *end || !isdigit((unsigned char)v[0])) /* strtoull skips spaces and takes ' -1' */
                 return qat_fail(QAT_EINPUT, "data synth: --seed '%s': expected a non-negative integer", v);
         } else if ((v = opt_value(argc, argv, &i, "-o", &missing)) ||
                    (v = opt_value(argc, argv, &i, "--out", &missing))) {

@@ -117,14 +117,20 @@ int qat_runlog_read_final(const char *path, qat_runlog_summary *o) {
     return rc;
 }
 
-char *qat_runlog_read_config(const char *path) {
+int qat_runlog_config(const char *path, char **yaml) {
+    *yaml = NULL;
     int code;
     hid_t f = open_read(path, &code);
-    if (f < 0) return NULL;
-    char *s;
-    if (!qat_h5_attr_dup_str_crc(f, path, "config", &s) && !s)
-        qat_fail(QAT_EINPUT, "%s: attribute config is missing", path);
+    if (f < 0) return code;
+    int rc = qat_h5_attr_dup_str_crc(f, path, "config", yaml);
+    if (!rc && !*yaml) rc = qat_fail(QAT_EINPUT, "%s: attribute config is missing", path);
     H5Fclose(f);
+    return rc;
+}
+
+char *qat_runlog_read_config(const char *path) {
+    char *s;
+    qat_runlog_config(path, &s);
     return s;
 }
 

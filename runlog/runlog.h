@@ -199,7 +199,11 @@ typedef struct {
  * file when it is missing or not a run log. */
 int qat_runlog_read_final(const char *path, qat_runlog_summary *out);
 
-/* The resolved config text stored in `path`; caller frees. NULL on error. */
+/* The resolved config text stored in `path` into *yaml (caller frees; NULL on
+ * error): QAT_ERUNTIME when it does not match its checksum (the file is damaged),
+ * QAT_EINPUT when the file is not a run log or has no config. */
+int qat_runlog_config(const char *path, char **yaml);
+/* The same, the text alone: NULL on any error, with qat_errmsg set. */
 char *qat_runlog_read_config(const char *path);
 
 /* One series as doubles: `series` is "train/loss", "eval/step", ...; only the

@@ -16,6 +16,7 @@
  */
 #include "scaling/capacity_cli.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,7 +55,7 @@ static int parse_i64(const char *opt, const char *s, long long *out) {
     char *end;
     errno = 0;
     long long v = strtoll(s, &end, 10);
-    if (errno || *end || end == s || v < 0)
+    if (errno || *end || end == s || v < 0 || !isdigit((unsigned char)s[0])) /* not ' 1' or '+1' */
         return qat_fail(QAT_EINPUT, "%s: '%s' is not valid, expected a non-negative integer", opt, s);
     *out = v;
     return QAT_OK;

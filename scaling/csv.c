@@ -167,7 +167,7 @@ int qat_fit_read_csv_warn(const char *path, qat_fit_runs *rs, FILE *warn) {
     int col[NCOL] = {0, 1, -1, 2, 3, 4, 5}; /* positional layout until a header says otherwise */
     char *buf = NULL;
     size_t cap = 0;
-    int line = 0, seen_first = 0, headed = 0, header_n = 0, rows = 0, rc = QAT_OK;
+    int line = 0, seen_first = 0, headed = 0, header_n = 0, header_line = 0, rows = 0, rc = QAT_OK;
     fields f;
     ssize_t len;
     while ((len = getline(&buf, &cap, fp)) >= 0) {
@@ -195,6 +195,7 @@ int qat_fit_read_csv_warn(const char *path, qat_fit_runs *rs, FILE *warn) {
             if (end == f.text[0] || *end) { /* not a number: a header */
                 headed = 1;
                 header_n = f.n;
+                header_line = line;
                 for (int c = 0; c < NCOL; c++) col[c] = -1;
                 for (int k = 0; k < f.n && !rc; k++) {
                     for (int j = 0; j < k && !rc; j++)
@@ -224,9 +225,13 @@ int qat_fit_read_csv_warn(const char *path, qat_fit_runs *rs, FILE *warn) {
                 continue;
             }
         }
-        if (headed && f.n > header_n) { /* a field the header names no column for: a shifted row */
-            rc = qat_fail(QAT_EINPUT, "%s:%d:%d: %d fields, but the header (line 1) names %d columns", path, line,
-                          f.col[header_n], f.n, header_n);
+        /* a non-empty field the header names no column for: a shifted row (empty
+         * trailing fields, a spreadsheet's trailing comma, are nothing) */
+        int last = f.n;
+        while (headed && last > header_n && !f.text[last - 1][0]) last--;
+        if (headed && last > header_n) {
+            rc = qat_fail(QAT_EINPUT, "%s:%d:%d: %d fields, but the header (line %d) names %d columns", path, line,
+                          f.col[header_n], last, header_line, header_n);
             break;
         }
         if (!headed && f.n > NCOL - 1) { /* a 7th field by position: no column to put it in */

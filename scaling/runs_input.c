@@ -58,6 +58,12 @@ static int read_bwd_key(const char *path, char out[QAT_FIT_FMT_LEN]) {
 int qat_fit_read_runlog(const char *path, qat_fit_runs *rs, int *skipped, FILE *warn) {
     qat_runlog_summary *sum = qat_xmalloc(sizeof *sum);
     int e = qat_runlog_read_final(path, sum);
+    if (!e) { /* the stored config too: its own checksum (runlog/h5util.h) */
+        char *yaml = NULL;
+        if (qat_runlog_config(path, &yaml) == QAT_ERUNTIME) e = QAT_ERUNTIME;
+        else qat_clear_error();
+        free(yaml);
+    }
     if (e == QAT_ERUNTIME) { /* damaged (a checksum did not match): an error, not a run to skip */
         free(sum);
         return e;

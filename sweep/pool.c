@@ -112,14 +112,33 @@ void qat_sweep_run_path(const qat_sweep_ctx *c, int run, const char *file, char 
     snprintf(buf, n, "%s/%s/%s", c->sw->out, qat_sweep_run_name(c->sw, run), file);
 }
 
+/* The tokens a config trains (qat_train_plan), -1 when it cannot say. */
+static double budget(const qat_config *cfg) {
+    qat_model_shape shape;
+    qat_run_plan plan;
+    if (qat_model_shape_from_config(cfg, &shape) ||
+        qat_train_plan(cfg, qat_model_count_params(&shape), shape.seq_len, &plan)) {
+        qat_clear_error();
+        return -1;
+    }
+    return plan.tokens;
+}
+
 /* Whether the completed run in run.h5 `path` was trained under another config
- * than the sweep gives it now (qat_runio_config_changes_run); 0 when either
- * config cannot be read (the run is then reported as it is). */
-static int config_changed(const qat_sweep_ctx *c, int run, const char *path) {
-    char *yaml = qat_runlog_read_config(path);
+ * than the sweep gives it now (qat_runio_config_changes_run, and the token
+ * budget each resolves to: tokens and tokens_per_param spell one budget in two
+ * ways); 0 when either config cannot be read (the run is then reported as it
+ * is), -1 with *why set when the stored one is damaged (its checksum). */
+static int config_changed(const qat_sweep_ctx *c, int run, const char *path, char *why, size_t n) {
+    char *yaml = NULL;
+    if (qat_runlog_config(path, &yaml) == QAT_ERUNTIME) {
+        snprintf(why, n, "%s", qat_errmsg());
+        qat_clear_error();
+        return -1;
+    }
     qat_config *old = qat_xmalloc(sizeof *old), *now = qat_xmalloc(sizeof *now);
     int changed = yaml && !qat_config_load_string(yaml, path, old) && !qat_sweep_run_config(c->sw, run, now) &&
-                  qat_runio_config_changes_run(old, now);
+                  (qat_runio_config_changes_run(old, now) || budget(old) != budget(now));
     qat_clear_error();
     free(yaml);
     free(old);
@@ -142,7 +161,10 @@ static int decide(const qat_sweep_ctx *c, int run, int *changed) {
     qat_sweep_read_run(path, &ri);
     *changed = 0;
     if (!strcmp(ri.status, "completed")) {
-        *changed = config_changed(c, run, path);
+        char why[1024];
+        int ch = config_changed(c, run, path, why, sizeof why);
+        if (ch < 0) return A_DAMAGED;
+        *changed = ch;
         return *changed ? A_RESUME : A_SKIP;
     }
     if (!strcmp(ri.status, "diverged")) return A_KEEP_DIVERGED;
@@ -343,6 +365,12 @@ static int claim(qat_sweep_ctx *c, qat_sweep_job *j) {
         qat_sweep_run_info ri;
         qat_sweep_run_path(c, j->run, "run.h5", h5, sizeof h5);
         qat_sweep_read_run(h5, &ri);
+        if (!ri.why[0]) { /* the log reads, its stored config does not (config_changed) */
+            char *yaml = NULL;
+            if (qat_runlog_config(h5, &yaml)) snprintf(ri.why, sizeof ri.why, "%s", qat_errmsg());
+            qat_clear_error();
+            free(yaml);
+        }
         j->state = S_FAILED;
         free(j->reason);
         size_t len = strlen(ri.why) + 64;

@@ -284,7 +284,11 @@ static void test_control_bytes(void **state) {
     const char *esc = "name: \"x\\ny\\x1b[31m\"\n";
     write_raw("esc.yaml", esc, strlen(esc), path, sizeof path);
     assert_int_equal(qat_config_load(path, NULL, 0, &c), QAT_EINPUT);
-    assert_non_null(strstr(qat_errmsg(), "esc.yaml:1:7: name: contains the control character 0x0a"));
+    assert_non_null(strstr(qat_errmsg(), "esc.yaml:1:7: name: contains the control character U+000A"));
+    const char *c1 = "name: \"a\\x9b31m\"\n"; /* CSI, a C1 control, UTF-8 C2 9B */
+    write_raw("c1.yaml", c1, strlen(c1), path, sizeof path);
+    assert_int_equal(qat_config_load(path, NULL, 0, &c), QAT_EINPUT);
+    assert_non_null(strstr(qat_errmsg(), "name: contains the control character U+009B"));
 }
 
 static void test_set_overrides(void **state) {

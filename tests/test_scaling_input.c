@@ -118,7 +118,7 @@ static void test_csv_errors(void **s) {
     expect_csv_error("1e6,2e7,3.5,INT4\n", "bad.csv:1:13: format 'INT4' is not a format string");
     expect_csv_error("1e6,2e7,3.5,int4,bogus\n", "bad.csv:1:18: format 'bogus' is not a format string");
     expect_csv_error("0x186a0,2e7,3.5\n", "bad.csv:1:1: expected a positive number for N");    /* hex */
-    expect_csv_error("N,D,loss\n1e6,2e7,3.5,int4,int4,fp32,7\n", "bad.csv:2:13: 7 fields, but the header");
+    expect_csv_error("# runs\n\nN,D,loss\n1e6,2e7,3.5,int4,int4,fp32,7\n", "bad.csv:4:13: 7 fields, but the header (line 3)");
 }
 
 /* A format cell is kept in its canonical spelling, as a run log stores it, so two
@@ -128,7 +128,7 @@ static void test_csv_canonical_formats(void **s) {
     char p[512];
     path_in(p, sizeof p, "canon.csv");
     FILE *f = fopen(p, "w");
-    fputs("N,D,loss,format,act_format\n1e6,2e7,3.5,sp50.0,int4\n1e6,2e7,3.4,sp50,\n", f);
+    fputs("N,D,loss,format,act_format\n1e6,2e7,3.5,sp50.0,int4,\n1e6,2e7,3.4,sp50,\n", f); /* a trailing comma */
     fclose(f);
     qat_fit_runs rs = {0};
     assert_int_equal(qat_fit_read_csv(p, &rs), QAT_OK);

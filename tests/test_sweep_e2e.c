@@ -568,6 +568,29 @@ static void test_changed_sweep_file(void **state) {
     assert_int_equal(run(&out, "'%s' sweep '%s' 2>/dev/null", qat, sw), 1);
     assert_non_null(strstr(out, "expected train.tokens (or tokens_per_param) above 2048 tokens"));
     free(out);
+
+    /* a stored config that no longer matches its checksum: kept and reported as
+     * damaged by the sweep, exit 1 from qat fit, never read as another config */
+    write_changed("", 2048, 4);
+    FILE *fp = fopen(h5, "r+b");
+    assert_non_null(fp);
+    static char buf[1 << 21];
+    size_t n = fread(buf, 1, sizeof buf, fp);
+    int hits = 0; /* every copy: the extension rewrote the attribute, and HDF5 may keep the old bytes */
+    for (char *at = buf; (at = memmem(at, n - (size_t)(at - buf), "lr: 0.003", 9)); at += 9) at[8] = '4', hits++;
+    assert_true(hits >= 1);
+    fseek(fp, 0, SEEK_SET);
+    assert_int_equal(fwrite(buf, 1, n, fp), n);
+    fclose(fp);
+    assert_int_equal(run(&out, "'%s' sweep '%s' --dry-run", qat, sw), 0);
+    assert_non_null(strstr(out, "1 kept damaged"));
+    free(out);
+    assert_int_equal(run(&out, "'%s' sweep '%s' 2>/dev/null", qat, sw), 1);
+    assert_non_null(strstr(out, "attribute config: checksum mismatch (the file is damaged)"));
+    free(out);
+    assert_int_equal(run(&out, "'%s' fit '%s' --law chinchilla 2>&1", qat, path_in("chg")), 1);
+    assert_non_null(strstr(out, "attribute config: checksum mismatch"));
+    free(out);
 }
 
 int main(void) {

@@ -111,10 +111,15 @@ int qat_eval_main(int argc, char **argv) {
     /* A split of fewer windows than one batch has rows repeats of each other: the
      * tokens scored are the distinct ones, and the repetition is said */
     int64_t W = qat_dataset_val_windows(ds), distinct = (nb * B < W ? nb * B : W) * T;
-    if (W < nb * B)
+    if (W < nb * B) {
+        long long lo = nb * B / W, hi = (nb * B + W - 1) / W;
+        char times[96];
+        if (lo == hi) snprintf(times, sizeof times, "%lld times", lo);
+        else snprintf(times, sizeof times, "%lld or %lld times (the loss weights the windows so)", lo, hi);
         fprintf(stderr, "qat: note: the validation split holds %lld window%s of %lld tokens, fewer than one batch of "
-                "%d rows: each is scored about %lld times in it (%lld distinct tokens)\n", (long long)W,
-                W == 1 ? "" : "s", (long long)T, B, (long long)((nb * B + W - 1) / W), (long long)distinct);
+                "%d rows: each is scored %s (%lld distinct tokens)\n", (long long)W, W == 1 ? "" : "s",
+                (long long)T, B, times, (long long)distinct);
+    }
     if (json) printf("{\"loss\": %.6f, \"tokens\": %lld}\n", loss, (long long)distinct);
     else printf("%s: validation loss %.4f nats/token over %lld tokens (%s; weights %s, activations %s)\n", ckpt, loss,
                 (long long)distinct, qat_dataset_describe(ds), qat_model_weight_format(m), qat_model_act_format(m));

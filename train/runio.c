@@ -248,9 +248,10 @@ static int compare_configs(const char *origin, const qat_config *old, const qat_
 }
 
 int qat_runio_config_changes_run(const qat_config *old, const qat_config *cfg) {
-    /* the keys that say how a run is run or logged, not what it trains */
+    /* the keys that say how a run is run or logged, not what it trains; and the
+     * two spellings of the budget, which the caller compares resolved */
     static const char *const cadence[] = {"name", "threads", "train.eval_every", "train.checkpoint_every",
-                                          "train.log_every", NULL};
+                                          "train.log_every", "train.tokens", "train.tokens_per_param", NULL};
     qat_config a = canonical_formats(old), b = canonical_formats(cfg);
     int changed = 0;
     for (int i = 0; i < qat_config_key_count() && !changed; i++) {
@@ -370,9 +371,10 @@ int qat_runio_open(qat_runio *io, const char *dir, const qat_config *cfg, qat_mo
              * safe keys is refused, a safe key (threads, log_every) alone
              * leaves the completed run as it is, and only a new budget, which
              * would need the checkpoint to continue, is refused. */
-            char *yaml = qat_runlog_read_config(runpath);
+            char *yaml = NULL;
             qat_config *old = qat_xmalloc(sizeof *old);
-            rc = yaml ? qat_config_load_string(yaml, runpath, old) : QAT_EINPUT;
+            rc = qat_runlog_config(runpath, &yaml);
+            if (!rc) rc = qat_config_load_string(yaml, runpath, old);
             if (!rc) rc = compare_configs(runpath, old, cfg, &note);
             free(yaml);
             free(old);

@@ -78,11 +78,12 @@ void qat_runio_fail(qat_runio *io);
 void qat_runio_close(qat_runio *io);
 
 /* 1 when a run started with config `old` would train something else under `cfg`:
- * any key differs but name, threads and the cadences train.eval_every,
- * checkpoint_every and log_every (the token budget counts); formats compare by
- * their canonical form, as --resume compares them. qat sweep asks this of its
- * completed runs, so that a changed sweep file never passes an old run off as
- * the new one (sweep/pool.c). */
+ * any key differs but name, threads, the cadences train.eval_every,
+ * checkpoint_every and log_every, and the budget keys train.tokens and
+ * tokens_per_param (two spellings of one budget: the caller compares the tokens
+ * they resolve to); formats compare by their canonical form, as --resume
+ * compares them. qat sweep asks this of its completed runs, so that a changed
+ * sweep file never passes an old run off as the new one (sweep/pool.c). */
 int qat_runio_config_changes_run(const qat_config *old, const qat_config *cfg);
 
 /* Load a checkpoint into a model built from the same config (and, when opt is

@@ -12,6 +12,7 @@
  * terminal. Other vocabularies have no tokenizer in qat: prompts and output are
  * token ids.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -141,7 +142,7 @@ static int parse_args(int argc, char **argv, sample_args *a) {
             char *end;
             errno = 0;
             unsigned long long u = strtoull(s, &end, 10);
-            if (errno || end == s || *end || s[0] == '-')
+            if (errno || end == s || *end || !isdigit((unsigned char)s[0])) /* strtoull skips spaces and takes ' -1' */
                 return qat_fail(QAT_EINPUT, "sample: --seed '%s': expected a whole number >= 0", s);
             a->o.seed = u;
         } else { /* --temperature */

@@ -1,6 +1,7 @@
 /*
  * train/train_cli.c — `qat train`: options in, trainer out (`qat eval` is eval_cli.c).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -91,7 +92,7 @@ int qat_train_main(int argc, char **argv) {
             char *end;
             errno = 0;
             long long n = strtoll(v, &end, 10);
-            if (!*v || *end || errno || n < 1)
+            if (!*v || isspace((unsigned char)*v) || *end || errno || n < 1)
                 return qat_report(qat_fail(QAT_EINPUT, "--stop-after %s: expected a whole number of steps >= 1", v));
             opts.stop_after = n;
         }
