@@ -491,7 +491,11 @@ static void finish(qat_sweep_ctx *c, qat_sweep_job *j, int st) {
         snprintf(j->reason, len, "diverged (%s; %s):\n%s", how, logp, tail);
     } else if (g_stop) {
         j->state = S_INTERRUPTED;
-        snprintf(j->reason, len, "interrupted (%s); the next `qat sweep` resumes it from its checkpoint", how);
+        char ck[3 * QAT_PATH_MAX];
+        qat_sweep_run_path(c, j->run, "ckpt.h5", ck, sizeof ck);
+        snprintf(j->reason, len, "interrupted (%s); the next `qat sweep` %s", how,
+                 file_exists(ck) ? "resumes it from its checkpoint"
+                                 : "starts it afresh (it stopped before its first checkpoint)");
     } else if (ok) {
         j->state = S_FAILED;
         snprintf(j->reason, len, "exited 0 but run.h5 status is '%s' (%s):\n%s", ri.status, logp, tail);
