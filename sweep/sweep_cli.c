@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "core/clock.h"
 #include "core/error.h"
@@ -275,6 +276,13 @@ int qat_sweep_main(int argc, char **argv) {
     qat_sweep *sw = NULL;
     int rc = qat_sweep_load(path, &sw);
     if (rc) return qat_report(rc);
+    struct stat ost; /* said before anything, --dry-run included: the runs could never go there */
+    if (!stat(sw->out, &ost) && !S_ISDIR(ost.st_mode)) {
+        rc = qat_fail(QAT_EINPUT, "%s: out: %s exists and is not a directory; expected a directory for the runs "
+                      "(or a path not yet there)", path, sw->out);
+        qat_sweep_free(sw);
+        return qat_report(rc);
+    }
 
     char self[PATH_MAX];
     ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
@@ -298,7 +306,9 @@ int qat_sweep_main(int argc, char **argv) {
         }
         if (!rc) {
             int k = shards > 0 && shards < qat_sweep_run_count(sw) ? shards : qat_sweep_run_count(sw);
-            printf("wrote %s: %d runs in %d array tasks; submit with: sbatch %s\n", slurm, qat_sweep_run_count(sw), k, slurm);
+            printf("wrote %s: %d runs in %d array tasks", slurm, qat_sweep_run_count(sw), k);
+            if (shards > k) printf(" (--shards %d: at most one task per run)", shards);
+            printf("; submit with: sbatch %s\n", slurm);
         }
         qat_sweep_free(sw);
         return qat_report(rc);

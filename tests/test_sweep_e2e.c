@@ -147,6 +147,15 @@ static void test_usage(void **state) {
     free(out);
     assert_int_equal(run(&out, "'%s' sweep '%s' --shard 2/2 2>&1", qat, path_in("bad.yaml")), 2);
     free(out);
+    /* out: naming a file is said by --dry-run too, not only when the runs fail */
+    char afile[600], sw[600];
+    snprintf(afile, sizeof afile, "%s", path_in("afile"));
+    write_file("afile", "x\n");
+    write_sweep_as("fileout.yaml", "  seed: [1]\n", afile);
+    snprintf(sw, sizeof sw, "%s", path_in("fileout.yaml"));
+    assert_int_equal(run(&out, "'%s' sweep '%s' --dry-run 2>&1", qat, sw), 2);
+    assert_non_null(strstr(out, "exists and is not a directory"));
+    free(out);
 }
 
 /* The CPUs this test may use (the sweep it starts inherits them). */
