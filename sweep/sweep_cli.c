@@ -135,9 +135,10 @@ static int summary(const qat_sweep_ctx *c, int stopped) {
     printf("\nqat sweep: %d runs: %d started, %d resumed, %d skipped (already completed); "
            "%d completed, %d failed, %d diverged, %d interrupted, %d busy",
            c->n_job, started, resumed, n_state[S_SKIPPED], n_state[S_COMPLETED] + n_state[S_SKIPPED],
-           n_state[S_FAILED], n_state[S_DIVERGED], n_state[S_INTERRUPTED] + (stopped ? 0 : n_state[S_PENDING]),
-           n_state[S_BUSY]);
-    if (stopped) printf(", %d not started", n_state[S_PENDING]);
+           n_state[S_FAILED], n_state[S_DIVERGED], n_state[S_INTERRUPTED], n_state[S_BUSY]);
+    /* runs never reached are "not started" in the count as in the list above, whether
+     * the sweep stopped on an error or was interrupted (they were counted as interrupted) */
+    if (n_state[S_PENDING] || stopped) printf(", %d not started", n_state[S_PENDING]);
     printf("\n");
     fflush(stdout);
     return bad;
