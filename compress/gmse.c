@@ -32,9 +32,18 @@
 #define ALPHA_SEED 0xA1FA5EEDull
 
 /* Row length of the Monte Carlo: 128, stretched to a multiple of the format's
- * natural group (N:M's M, vq's d) when that does not divide 128. */
+ * natural group (N:M's M, vq's d) and of a block format's scale block (intB@gG's
+ * G) when those do not divide 128. A row shorter than the scale block would cut
+ * every block at the row's end: int4@g256 was measured as int4@g128 (the same
+ * GMSE at fewer bits). */
 static int64_t mc_row_len(const qat_fmt *f) {
-    int64_t g = qat_fmt_group(f);
+    int64_t g = qat_fmt_group(f), b = f->block > 0 ? f->block : 1;
+    int64_t a = g, c = b; /* lcm(g, b) */
+    while (c) {
+        int64_t t = a % c;
+        a = c, c = t;
+    }
+    g = g / a * b;
     return ((QAT_GMSE_ROW + g - 1) / g) * g;
 }
 

@@ -4,13 +4,15 @@
  * for a bad one (a stray space named as such), --samples outside what the Monte
  * Carlo can honour refused, and --fit constants read from HDF5 root attributes of a
  * fit file only (a run log, or a constant that ran to a bound, is exit 2); the block
- * formats' bits, tensor bits, published NVFP4 anchors and the grammar in --help.
+ * formats' bits, tensor bits, published NVFP4 anchors and the grammar in --help;
+ * intB@gG's GMSE at every group size against a Monte Carlo of its own.
  */
 #include <hdf5.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,6 +117,63 @@ static void test_block_formats(void **state) {
         snprintf(args, sizeof args, "'%s'", bad[i][0]);
         assert_int_equal(run(args, out, sizeof out, 1), 2);
         if (!strstr(out, bad[i][1])) fail_msg("%s: '%s' lacks '%s'", bad[i][0], out, bad[i][1]);
+    }
+}
+
+/* intB@gG's GMSE against this file's own Monte Carlo of the rule in docs/formats.md
+ * (levels k·s, |k| <= 2^(B−1)−1, s = amax/(2^(B−1)−1) over each group of G N(0,1)
+ * values; the bf16 rounding of s is left out, a relative change of the GMSE below
+ * 0.5%). 2^21 values give a standard error of ~0.2% (int4) to ~0.3% (int2); the
+ * bound of 2% is seven of them. Every group size, 256 included: a Monte-Carlo row
+ * of 128 values once cut each g256 group in two, so int4@g256 was reported with
+ * int4@g128's error at fewer bits. The GMSE also grows with G (a larger group's
+ * absmax is larger): by 10% (int2) to 30% (int4) from one size to the next, held
+ * to 5%, fifteen standard errors. */
+static double ref_intg_gmse(int bits, int G) {
+    const int64_t n = (int64_t)1 << 21;
+    const double qmax = (double)((1 << (bits - 1)) - 1);
+    uint64_t st = 0x9E3779B97F4A7C15ull;
+    double *x = malloc(sizeof(double) * (size_t)G), err = 0;
+    assert_non_null(x);
+    for (int64_t done = 0; done < n; done += G) {
+        double amax = 0;
+        for (int i = 0; i < G; i += 2) { /* Box–Muller on xorshift64* uniforms */
+            double u[2];
+            for (int k = 0; k < 2; k++) {
+                st ^= st >> 12, st ^= st << 25, st ^= st >> 27;
+                u[k] = ((double)((st * 0x2545F4914F6CDD1Dull) >> 11) + 0.5) / 9007199254740992.0;
+            }
+            double r = sqrt(-2.0 * log(u[0]));
+            x[i] = r * cos(6.283185307179586 * u[1]);
+            x[i + 1] = r * sin(6.283185307179586 * u[1]);
+            amax = fmax(amax, fmax(fabs(x[i]), fabs(x[i + 1])));
+        }
+        double sc = amax / qmax;
+        for (int i = 0; i < G; i++) {
+            double q = nearbyint(x[i] / sc);
+            q = q > qmax ? qmax : q < -qmax ? -qmax : q;
+            err += (x[i] - q * sc) * (x[i] - q * sc);
+        }
+    }
+    free(x);
+    return err / (double)n;
+}
+
+static void test_group_sizes(void **state) {
+    (void)state;
+    char out[8192];
+    assert_int_equal(run("int4@g16 int4@g32 int4@g64 int4@g128 int4@g256 int2@g128 int2@g256 --json", out, sizeof out, 0),
+                     0);
+    const struct { const char *fmt; int bits, G; } c[] = {{"int4@g16", 4, 16},   {"int4@g32", 4, 32},
+                                                          {"int4@g64", 4, 64},   {"int4@g128", 4, 128},
+                                                          {"int4@g256", 4, 256}, {"int2@g128", 2, 128},
+                                                          {"int2@g256", 2, 256}};
+    for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
+        double g = json_number(out, c[i].fmt, "gmse"), ref = ref_intg_gmse(c[i].bits, c[i].G);
+        printf("  %-10s qat %.6f, reference %.6f\n", c[i].fmt, g, ref);
+        if (fabs(g / ref - 1) > 0.02) fail_msg("%s: GMSE %g, reference %g", c[i].fmt, g, ref);
+        if (i > 0 && c[i].bits == c[i - 1].bits && !(g > 1.05 * json_number(out, c[i - 1].fmt, "gmse")))
+            fail_msg("%s: GMSE %g not above %s's", c[i].fmt, g, c[i - 1].fmt);
     }
 }
 
@@ -245,6 +304,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_json),
         cmocka_unit_test(test_block_formats),
+        cmocka_unit_test(test_group_sizes),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_canonical_names_and_columns),
         cmocka_unit_test(test_fit_file),
