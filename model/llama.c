@@ -192,6 +192,30 @@ int qat_model_create(const qat_config *cfg, const qat_model_shape *s, int max_ba
         if (!rc) rc = make_pair(cfg, C, H, 1, max_rows, sd + 3, &b->qa[3], &b->qw[3]);
         if (rc) { qat_model_free(m); return rc; }
     }
+    /* A block format on hadamard: -1 beside a side whose own auto pick rotates
+     * follows that pick linear by linear, and the run log names the format by one
+     * @hB (the first linear's). Picks that differ between input dims (s2: 16 over
+     * its width 48, 128 over its hidden 128) would log a name that is wrong for
+     * some linears, so fits would mix two formats under it: refused, naming the
+     * one setting that makes a single block. */
+    for (int side = 0; side < 2 && L > 0; side++) {
+        qat_quantizer *const *q = side ? m->blocks[0].qa : m->blocks[0].qw;
+        if (!strcmp(qat_quantizer_format(q[0]), qat_quantizer_format(q[3]))) continue;
+        const char *key = side ? "compress.activations" : "compress.weights";
+        const char *okey = side ? "compress.weights" : "compress.activations", *other = side ? "weights" : "activations";
+        const qat_compress_side *cs = side ? &cfg->activations : &cfg->weights;
+        int b0 = qat_quantizer_hadamard(q[0]), b3 = qat_quantizer_hadamard(q[3]), lo = b0 < b3 ? b0 : b3;
+        char pos[QAT_PATH_MAX + 96];
+        int rc = qat_fail(QAT_EINPUT, "%s: %s: %s would be rotated by the %s' auto Hadamard blocks, %d over input dim "
+                          "%lld and %d over input dim %lld, and a block format is named by one block (it would be %s "
+                          "in q/k/v, o and gate/up but %s in down_proj); expected one block for the whole model: %s.hadamard: %d, or %s@h%d, or "
+                          "%s.hadamard: 0 (no rotation)",
+                          qat_config_where(cfg, key, pos, sizeof pos), key, cs->format, other, b0, (long long)C, b3,
+                          (long long)H, qat_quantizer_format(q[0]), qat_quantizer_format(q[3]), okey, lo, cs->format,
+                          lo, okey);
+        qat_model_free(m);
+        return rc;
+    }
 
     /* views: Hugging Face names, PyTorch layouts, then quantizer parameters */
     int n_q = 0;

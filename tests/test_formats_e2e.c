@@ -31,6 +31,7 @@
 #include "runlog/h5util.h"
 #include "runlog/runlog.h"
 #include "ckpt_compare.h"
+#include "testutil.h"
 
 static const char *FORMATS[] = {"int1", "int2", "int3", "int4", "int8", "ternary", "fp4", "sp50", "sp75",
                                 "2:4", "4:8", "sp50+int4", "2:4+int4", "vq2x2", "vq4x2", "noise(int4)"};
@@ -343,12 +344,80 @@ static void test_block_formats_hadamard_pairing(void **state) {
     assert_int_equal(system(cmd), 0);
 }
 
+/* The eval loss of DIR/runs/NAME/ckpt.h5 with extra arguments. */
+static double eval_loss(const char *bin, const char *dir, const char *name, const char *extra) {
+    char *out;
+    int rc = qat_test_popen(&out, 1, "'%s' eval --checkpoint '%s/runs/%s/ckpt.h5' --json %s", bin, dir, name, extra);
+    if (rc) fail_msg("eval %s: exit %d: %s", extra, rc, out);
+    const char *p = strstr(out, "{\"loss\": ");
+    assert_non_null(p);
+    double loss = -1;
+    assert_int_equal(sscanf(p, "{\"loss\": %lf", &loss), 1);
+    free(out);
+    return loss;
+}
+
+/* int4@g32 weights beside int4 activations with LSQ: the activations' auto pick
+ * rotates the weights too, so run.h5 names them with an @hB the config never
+ * wrote. On s1 (width 32, hidden 96: auto picks 32 in every linear) the name
+ * int4@g32@h32 is honest: evaluating with it spelled out is the same forward to
+ * the last digit, and with the rotation off on both sides another one. The header
+ * line gave one estimator, the weights', after both formats and no word on where
+ * @h32 came from; it now gives each side its estimator and says why. On s2 the
+ * picks differ (16 over width 48, 128 over hidden 128), so int4@g32@h16 was logged
+ * for weights whose down_proj rotated by 128: that is exit 2 naming one block. */
+static void test_block_format_rotated_by_its_pair(void **state) {
+    (void)state;
+    const char *bin = getenv("QAT_BIN");
+    assert_non_null(bin);
+    char dir[] = "/tmp/qat-pairname-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char cfg[256], path[512];
+    snprintf(cfg, sizeof cfg, "%s/b.yaml", dir);
+    assert_int_equal(qat_test_write_text(cfg, BLOCK_CFG), 0);
+    char *out;
+    int rc = qat_test_popen(&out, 1, "'%s' train '%s' --set name=g --set model.preset=s1 --set "
+                            "compress.weights.format=int4@g32 --set compress.activations.format=int4 --set "
+                            "compress.activations.estimator=lsq --out '%s/runs' --stop-after 2", bin, cfg, dir);
+    if (rc) fail_msg("exit %d: %s", rc, out);
+    printf("  %s", strstr(out, "compress:") ? strstr(out, "compress:") : out);
+    assert_non_null(strstr(out, "compress: weights int4@g32@h32 (estimator trust), activations int4 (estimator lsq); "
+                                "compress.weights int4@g32 is rotated by Hadamard block 32 (hence @h32) because the "
+                                "activations rotate by 32"));
+    free(out);
+    qat_runlog_summary s;
+    snprintf(path, sizeof path, "%s/runs/g/run.h5", dir);
+    assert_int_equal(qat_runlog_read_final(path, &s), 0);
+    assert_string_equal(s.weight_format, "int4@g32@h32");
+    assert_string_equal(s.act_format, "int4");
+    double plain = eval_loss(bin, dir, "g", "");
+    assert_true(eval_loss(bin, dir, "g", "--set compress.weights.format=int4@g32@h32") == plain);
+    assert_true(eval_loss(bin, dir, "g", "--set compress.activations.hadamard=0") != plain);
+
+    /* s2: one name cannot describe two blocks */
+    rc = qat_test_popen(&out, 1, "'%s' train '%s' --set name=g2 --set compress.weights.format=int4@g32 --set "
+                        "compress.activations.format=int4 --out '%s/runs' --stop-after 1", bin, cfg, dir);
+    printf("  s2: exit %d: %s", rc, out);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(out, "int4@g32 would be rotated by the activations' auto Hadamard blocks, 16 over input dim "
+                                "48 and 128 over input dim 128"));
+    assert_non_null(strstr(out, "expected one block for the whole model: compress.activations.hadamard: 16, or "
+                                "int4@g32@h16, or compress.activations.hadamard: 0"));
+    free(out);
+    rc = qat_test_popen(&out, 1, "'%s' train '%s' --set name=g3 --set compress.weights.format=int4@g32@h16 --set "
+                        "compress.activations.format=int4 --out '%s/runs' --stop-after 1", bin, cfg, dir);
+    if (rc) fail_msg("exit %d: %s", rc, out);
+    free(out);
+    assert_int_equal(qat_test_rmtree(dir), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_format_and_estimator_trains),
         cmocka_unit_test(test_block_formats_train),
         cmocka_unit_test(test_block_formats_resume_and_errors),
         cmocka_unit_test(test_block_formats_hadamard_pairing),
+        cmocka_unit_test(test_block_format_rotated_by_its_pair),
     };
     /* QAT_TEST_FILTER=PATTERN runs only the matching tests (cmocka's glob) */
     if (getenv("QAT_TEST_FILTER")) cmocka_set_test_filter(getenv("QAT_TEST_FILTER"));

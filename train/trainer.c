@@ -18,6 +18,8 @@
 #include <unistd.h>
 
 #include "autograd/tape.h"
+#include "compress/format.h"
+#include "compress/quantizer.h"
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/fsutil.h"
@@ -29,6 +31,39 @@
 #include "init.h"
 #include "progress.h"
 #include "runio.h"
+
+/* The "compress:" line of the run's header: each side's format by the name the
+ * run log records, with its own estimator next to it (one estimator after both
+ * formats read as the activations' while it was the weights'), and, when a
+ * block format carries an @hB its config did not ask for, why: both operands of
+ * a product share one Hadamard basis, so a side on hadamard: -1 is rotated by
+ * the block the other side rotates with (docs/formats.md, "@hB and
+ * compress.*.hadamard"); the name says it because the rotation is applied. */
+static const char *describe_compress(const qat_config *cfg, const qat_model *m, char *buf, size_t n) {
+    const qat_compress_side *side[2] = {&cfg->weights, &cfg->activations};
+    const char *key[2] = {"compress.weights", "compress.activations"}, *other[2] = {"activations", "weights"};
+    struct qat_quantizer *q[2] = {m->blocks[0].qw[0], m->blocks[0].qa[0]};
+    size_t l = (size_t)snprintf(buf, n, "weights %s (estimator %s), activations %s (estimator %s)",
+                                qat_quantizer_format(q[0]), qat_quantizer_estimator(q[0]), qat_quantizer_format(q[1]),
+                                qat_quantizer_estimator(q[1]));
+    for (int i = 0; i < 2 && l < n; i++) {
+        qat_fmt asked, now;
+        if (qat_fmt_parse(side[i]->format, &asked) || qat_fmt_parse(qat_quantizer_format(q[i]), &now)) {
+            qat_clear_error();
+            continue;
+        }
+        if (asked.had || side[i]->hadamard >= 0 || !now.had) continue; /* the user's own block, or none */
+        const qat_compress_side *o = side[1 - i];
+        qat_fmt of;
+        int other_auto = !qat_fmt_parse(o->format, &of) && !of.had && o->hadamard < 0;
+        qat_clear_error();
+        l += (size_t)snprintf(buf + l, n - l, "; %s %s is rotated by Hadamard block %d (hence @h%d) because the %s "
+                              "rotate by %d: both operands of a product share one basis%s%s%s", key[i], side[i]->format,
+                              now.had, now.had, other[i], now.had, other_auto ? " (" : "", other_auto ? key[1 - i] : "",
+                              other_auto ? ".hadamard: 0 rotates neither)" : "");
+    }
+    return buf;
+}
 
 static volatile sig_atomic_t g_interrupted;
 static void on_signal(int sig) { (void)sig; g_interrupted = 1; }
@@ -214,8 +249,8 @@ int qat_train_run(const qat_config *cfg, const qat_train_opts *opts) {
             qat_gradq_describe(&m->gq, gdesc, sizeof gdesc);
             printf("  backward: %s\n", gdesc);
         }
-        printf("  compress: weights %s, activations %s, estimator %s\n", qat_model_weight_format(m),
-               qat_model_act_format(m), qat_model_estimator(m));
+        char cdesc[640];
+        printf("  compress: %s\n", describe_compress(cfg, m, cdesc, sizeof cdesc));
         if (start > 0) printf("  resumed from %s/ckpt.h5 at step %lld\n", dir, (long long)start);
         if (ictx.applied) {
             printf("  init: %s (%s; %.23s...), PTQ loss %.4f on held-out through %s/%s (source %.4f through %s)\n",
