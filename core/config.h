@@ -145,7 +145,7 @@ typedef struct qat_config {
      * the line. Like source_path, it can differ between two configs with the same values. */
     struct {
         int32_t line, col; /* 1-based position in source_path; 0 = not from the file */
-        int32_t set;       /* 1: given by a --set override (or a sweep's grid) */
+        int32_t set;       /* n >= 1: given by the n-th --set override (or a sweep's grid) */
     } key_at[QAT_CONFIG_KEYS_MAX];
 } qat_config;
 
@@ -154,6 +154,13 @@ typedef struct qat_config {
  * a section ("compress.weights", "model"): then the first of its keys the file or an
  * override gave, in file order. Returns buf. */
 const char *qat_config_where(const qat_config *cfg, const char *key, char *buf, size_t n);
+
+/* Where the key given last among `keys` (NULL-terminated; each a key or a section)
+ * got its value, as qat_config_where: a --set counts after the file and after the
+ * --sets before it, and within the file a later line (or column) after an earlier
+ * one. For a check between keys, this is the key that made the combination wrong.
+ * When none was given, qat_config_where of keys[0]. Returns buf. */
+const char *qat_config_where_last(const qat_config *cfg, const char *const *keys, char *buf, size_t n);
 
 /* Clear what records where the values came from (source_path, data.shards_at, key_at),
  * so that two configs with the same values compare equal with memcmp. */

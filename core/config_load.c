@@ -26,7 +26,8 @@
  *      train.tokens > 0 or tokens_per_param > 0;
  *      batch_tokens a multiple of seq_len and eval_tokens >= seq_len (seq_len is
  *      always explicit, never from a preset).
- *    Cross-key errors point at the line (or --set) that gave the offending key.
+ *    Cross-key errors point at the line (or --set) of the key of the pair given
+ *    last (where_keys): a --set counts after the file, a later line after an earlier.
  * Model presets are not resolved here (the model module owns them), so the rules
  * that need resolved sizes (heads | dim) apply only to sizes given explicitly.
  * Format strings are only checked to be one word: compress/ parses them.
@@ -426,6 +427,39 @@ static const char *where_key(const qat_config *cfg, const qat_loader *L, const c
     return buf;
 }
 
+/* Position of a key the user gave, for ordering: a --set comes after the file
+ * (and after the --sets before it); 0 when the key was not given. */
+static long long given_order(int line, int col, int set) {
+    if (set) return (1ll << 40) + set;
+    return line ? (long long)line * 100000 + col : 0;
+}
+
+/* Prefix for a message about several keys (a cross-key check): where the one
+ * given last was given, so the message points at the key that made the
+ * combination wrong (an override beats the file); else where_key of the first. */
+static const char *where_keys(const qat_config *cfg, const qat_loader *L, const char *const *keys, char *buf,
+                              size_t n) {
+    const char *best = keys[0];
+    long long best_at = 0;
+    for (int i = 0; L && keys[i]; i++) {
+        int ki = qat_config_key_find(keys[i]);
+        QAT_ASSERT(ki >= 0);
+        long long at = given_order(L->where[ki].line, L->where[ki].col, L->where[ki].set);
+        if (at > best_at) best = keys[i], best_at = at;
+    }
+    return where_key(cfg, L, best, buf, n);
+}
+
+/* A cross-key failure: KEYS is a parenthesised list of the keys involved. */
+#define VFAILK(keys, ...)                                                                 \
+    do {                                                                                 \
+        static const char *const keys_[] = {QAT_UNPAREN keys, NULL};                     \
+        char pos_[QAT_PATH_MAX + 64], msg_[2048];                                        \
+        snprintf(msg_, sizeof msg_, __VA_ARGS__);                                        \
+        return qat_fail(QAT_EINPUT, "%s: %s", where_keys(cfg, L, keys_, pos_, sizeof pos_), msg_); \
+    } while (0)
+#define QAT_UNPAREN(...) __VA_ARGS__
+
 #define VFAIL(key, ...)                                                                  \
     do {                                                                                 \
         char pos_[QAT_PATH_MAX + 64], msg_[2048];                                        \
@@ -479,15 +513,15 @@ static int validate_at(const qat_config *cfg, const qat_loader *L) {
      * explicitly must agree with each other (presets are checked by model/). */
     const qat_model_cfg *m = &cfg->model;
     if (!m->preset[0]) {
-        if (m->layers <= 0) VFAIL("model.layers", "model.layers must be given (> 0) when model.preset is \"\"");
-        if (m->dim <= 0) VFAIL("model.dim", "model.dim must be given (> 0) when model.preset is \"\"");
-        if (m->heads <= 0) VFAIL("model.heads", "model.heads must be given (> 0) when model.preset is \"\"");
+        if (m->layers <= 0) VFAILK(("model.layers", "model.preset"), "model.layers must be given (> 0) when model.preset is \"\"");
+        if (m->dim <= 0) VFAILK(("model.dim", "model.preset"), "model.dim must be given (> 0) when model.preset is \"\"");
+        if (m->heads <= 0) VFAILK(("model.heads", "model.preset"), "model.heads must be given (> 0) when model.preset is \"\"");
     }
     if (m->dim > 0 && m->heads > 0) {
         if (m->dim % m->heads)
-            VFAIL("model.heads", "model.heads = %d must divide model.dim = %d", m->heads, m->dim);
+            VFAILK(("model.heads", "model.dim"), "model.heads = %d must divide model.dim = %d", m->heads, m->dim);
         if ((m->dim / m->heads) % 2)
-            VFAIL("model.heads", "model.dim / model.heads = %d must be even (RoPE rotates pairs)",
+            VFAILK(("model.heads", "model.dim"), "model.dim / model.heads = %d must be even (RoPE rotates pairs)",
                   m->dim / m->heads);
     }
 
@@ -496,42 +530,42 @@ static int validate_at(const qat_config *cfg, const qat_loader *L) {
     int has_shards = d->shards[0] != 0, has_text = d->n_text > 0;
     if (!strcmp(d->source, "english")) {
         if (has_shards)
-            VFAIL("data.source", "data.source is english but data.shards is set; give exactly one data source");
+            VFAILK(("data.source", "data.shards"), "data.source is english but data.shards is set; give exactly one data source");
         if (has_text)
-            VFAIL("data.source", "data.source is english but data.text is set; give exactly one data source");
+            VFAILK(("data.source", "data.text"), "data.source is english but data.text is set; give exactly one data source");
         if (m->vocab < 256)
-            VFAIL("model.vocab", "model.vocab = %d is too small for the byte tokens of data.source english (>= 256)",
+            VFAILK(("model.vocab", "data.source"), "model.vocab = %d is too small for the byte tokens of data.source english (>= 256)",
                   m->vocab);
     } else if (!strcmp(d->source, "synthetic")) {
         if (has_shards)
-            VFAIL("data.source", "data.source is synthetic but data.shards is set; give exactly one data source");
+            VFAILK(("data.source", "data.shards"), "data.source is synthetic but data.shards is set; give exactly one data source");
         if (has_text)
-            VFAIL("data.source", "data.source is synthetic but data.text is set; give exactly one data source");
+            VFAILK(("data.source", "data.text"), "data.source is synthetic but data.text is set; give exactly one data source");
         if (d->synth_vocab > m->vocab)
-            VFAIL("data.synth_vocab", "data.synth_vocab = %d exceeds model.vocab = %d", d->synth_vocab, m->vocab);
+            VFAILK(("data.synth_vocab", "model.vocab"), "data.synth_vocab = %d exceeds model.vocab = %d", d->synth_vocab, m->vocab);
     } else if (!strcmp(d->source, "shards")) {
-        if (!has_shards) VFAIL("data.source", "data.source is shards but data.shards (a glob) is not given");
+        if (!has_shards) VFAILK(("data.source", "data.shards"), "data.source is shards but data.shards (a glob) is not given");
         if (has_text)
-            VFAIL("data.text", "both data.shards and data.text are set; give exactly one data source");
+            VFAILK(("data.text", "data.shards"), "both data.shards and data.text are set; give exactly one data source");
     } else { /* text */
-        if (!has_text) VFAIL("data.source", "data.source is text but data.text (a list of files) is not given");
+        if (!has_text) VFAILK(("data.source", "data.text"), "data.source is text but data.text (a list of files) is not given");
         if (has_shards)
-            VFAIL("data.shards", "both data.shards and data.text are set; give exactly one data source");
+            VFAILK(("data.shards", "data.text"), "both data.shards and data.text are set; give exactly one data source");
         if (m->vocab < 256)
-            VFAIL("model.vocab", "model.vocab = %d is too small for byte tokens of data.text (>= 256)", m->vocab);
+            VFAILK(("model.vocab", "data.source", "data.text"), "model.vocab = %d is too small for byte tokens of data.text (>= 256)", m->vocab);
     }
     if (d->val_shards[0] && strcmp(d->source, "shards"))
-        VFAIL("data.val_shards", "data.val_shards is only used with data.shards (data.source is %s)", d->source);
+        VFAILK(("data.val_shards", "data.source"), "data.val_shards is only used with data.shards (data.source is %s)", d->source);
 
     /* Train: a budget, and whole sequences per step and per evaluation. */
     const qat_train_cfg *t = &cfg->train;
     if (t->tokens <= 0 && t->tokens_per_param <= 0)
-        VFAIL("train.tokens", "train.tokens and train.tokens_per_param are both 0; give a token budget");
+        VFAILK(("train.tokens", "train.tokens_per_param"), "train.tokens and train.tokens_per_param are both 0; give a token budget");
     if (t->batch_tokens % m->seq_len)
-        VFAIL("train.batch_tokens", "train.batch_tokens = %d must be a multiple of model.seq_len = %d",
+        VFAILK(("train.batch_tokens", "model.seq_len"), "train.batch_tokens = %d must be a multiple of model.seq_len = %d",
               t->batch_tokens, m->seq_len);
     if (t->eval_tokens < m->seq_len)
-        VFAIL("train.eval_tokens", "train.eval_tokens = %d must hold at least one sequence (model.seq_len = %d)",
+        VFAILK(("train.eval_tokens", "model.seq_len"), "train.eval_tokens = %d must hold at least one sequence (model.seq_len = %d)",
               t->eval_tokens, m->seq_len);
 
     /* Backward: rounding and rotation act only on a quantized backward; with
@@ -539,10 +573,10 @@ static int validate_at(const qat_config *cfg, const qat_loader *L) {
     const qat_compress_grad *g = &cfg->gradients;
     if (!strcmp(g->format, "fp32")) {
         if (!strcmp(g->rounding, "sr"))
-            VFAIL("compress.gradients.rounding", "compress.gradients.rounding: 'sr' has no effect while "
+            VFAILK(("compress.gradients.rounding", "compress.gradients.format"), "compress.gradients.rounding: 'sr' has no effect while "
                   "compress.gradients.format is fp32; set a format (e.g. mxfp4) or drop the key");
         if (g->hadamard)
-            VFAIL("compress.gradients.hadamard", "compress.gradients.hadamard: %d has no effect while "
+            VFAILK(("compress.gradients.hadamard", "compress.gradients.format"), "compress.gradients.hadamard: %d has no effect while "
                   "compress.gradients.format is fp32; set a format (e.g. mxfp4) or drop the key", g->hadamard);
     }
     return QAT_OK;
@@ -575,7 +609,7 @@ static void record_positions(qat_config *cfg, const qat_loader *L) {
     for (int ki = 0; ki < qat_config_key_count(); ki++) {
         cfg->key_at[ki].line = L->where[ki].line;
         cfg->key_at[ki].col = L->where[ki].col;
-        cfg->key_at[ki].set = L->where[ki].set ? 1 : 0;
+        cfg->key_at[ki].set = L->where[ki].set; /* which --set, 1-based */
     }
 }
 
@@ -598,6 +632,22 @@ const char *qat_config_where(const qat_config *cfg, const char *key, char *buf, 
     else
         snprintf(buf, n, "%s", qat_config_source(cfg));
     return buf;
+}
+
+const char *qat_config_where_last(const qat_config *cfg, const char *const *keys, char *buf, size_t n) {
+    int best = -1;
+    long long best_at = 0;
+    for (int i = 0; keys[i]; i++) {
+        size_t len = strlen(keys[i]);
+        for (int ki = 0; ki < qat_config_key_count(); ki++) {
+            const char *name = qat_config_keys[ki].key;
+            if (strcmp(name, keys[i]) != 0 && !(strncmp(name, keys[i], len) == 0 && name[len] == '.')) continue;
+            long long at = given_order(cfg->key_at[ki].line, cfg->key_at[ki].col, cfg->key_at[ki].set);
+            if (at > best_at) best = ki, best_at = at;
+        }
+    }
+    if (best < 0) return qat_config_where(cfg, keys[0], buf, n);
+    return qat_config_where(cfg, qat_config_keys[best].key, buf, n);
 }
 
 void qat_config_forget_origin(qat_config *cfg) {

@@ -55,6 +55,7 @@ typedef struct {
     int block;       /* 0 = none */
     int set;         /* 1: set by the user (hadamard: B or @hB); 0: auto */
     char why[160];   /* where the block came from, for messages ("@h16 of mxfp4@h16", "auto picks 32 for int4") */
+    char key[48];    /* the key that set it ("compress.weights.hadamard" or ".format"), for the message's line */
 } side_rot;
 
 /* The format decides what "auto" means (compress/format_table.c); a block the
@@ -69,17 +70,22 @@ static int side_block(const qat_config *cfg, const qat_compress_side *s, const c
     if (s->hadamard >= 0) {
         r->set = 1;
         snprintf(r->why, sizeof r->why, "%s.hadamard: %d", key, s->hadamard);
+        snprintf(r->key, sizeof r->key, "%s.hadamard", key);
     } else if (f.had) {
         r->set = 1;
         snprintf(r->why, sizeof r->why, "@h%d of %s.format %s", f.had, key, f.name);
+        snprintf(r->key, sizeof r->key, "%s.format", key);
     } else if (r->block) {
         snprintf(r->why, sizeof r->why, "%s.hadamard auto picks %d for %s", key, r->block, f.name);
     } else {
         snprintf(r->why, sizeof r->why, "%s.hadamard auto rotates nothing for %s", key, f.name);
     }
+    /* a check between the block and the model's widths: it points at the later of their keys */
+    const char *keys[] = {r->key, "model.preset", "model.dim", "model.hidden", NULL};
     if (r->set && r->block && cols % r->block)
         return qat_fail(QAT_EINPUT, "%s: %s: Hadamard block %d does not divide the input dim %lld, expected a power of "
-                        "two dividing it (or -1 for auto)", qat_config_source(cfg), r->why, r->block, (long long)cols);
+                        "two dividing it (or -1 for auto)", qat_config_where_last(cfg, keys, pos, sizeof pos), r->why,
+                        r->block, (long long)cols);
     return QAT_OK;
 }
 
@@ -97,11 +103,13 @@ static int make_pair(const qat_config *cfg, int64_t rows_w, int64_t cols, int se
     QAT_TRY(side_block(cfg, &w, "compress.weights", cols, &rw));
     QAT_TRY(side_block(cfg, &a, "compress.activations", cols, &ra));
     int block;
+    char pos[QAT_PATH_MAX + 96]; /* a side's errors point at the first of its keys the user gave */
+    const char *both[] = {rw.key, ra.key, NULL};
     if (rw.set && ra.set && rw.block && ra.block && rw.block != ra.block)
         return qat_fail(QAT_EINPUT, "%s: the weights rotate with Hadamard block %d (%s) but the activations with %d (%s); "
                         "both operands of a product are rotated by the same matrix: make the blocks equal, or set one "
                         "side's hadamard to -1 (auto follows the other side)",
-                        qat_config_source(cfg), rw.block, rw.why, ra.block, ra.why);
+                        qat_config_where_last(cfg, both, pos, sizeof pos), rw.block, rw.why, ra.block, ra.why);
     else if (rw.set && rw.block) block = rw.block;
     else if (ra.set && ra.block) block = ra.block;
     else block = rw.block ? rw.block : ra.block; /* auto on both sides: the same rule over the same cols */
@@ -112,7 +120,6 @@ static int make_pair(const qat_config *cfg, int64_t rows_w, int64_t cols, int se
     if (rc) return qat_fail_context(rc, "%s", src);
     w.hadamard = block;
     a.hadamard = block;
-    char pos[QAT_PATH_MAX + 96]; /* a side's errors point at the first of its keys the user gave */
     rc = qat_quantizer_create(&w, 1, rows_w, cols, segments, seed, qw);
     if (rc) return qat_fail_context(rc, "%s: compress.weights", qat_config_where(cfg, "compress.weights", pos, sizeof pos));
     rc = qat_quantizer_create(&a, 0, max_rows, cols, 1, seed ^ 0xA5A5A5A5ull, qa);
@@ -205,12 +212,14 @@ int qat_model_create(const qat_config *cfg, const qat_model_shape *s, int max_ba
         const char *okey = side ? "compress.weights" : "compress.activations", *other = side ? "weights" : "activations";
         const qat_compress_side *cs = side ? &cfg->activations : &cfg->weights;
         int b0 = qat_quantizer_hadamard(q[0]), b3 = qat_quantizer_hadamard(q[3]), lo = b0 < b3 ? b0 : b3;
-        char pos[QAT_PATH_MAX + 96];
+        char pos[QAT_PATH_MAX + 96], fkey[48];
+        snprintf(fkey, sizeof fkey, "%s.format", key);
+        const char *keys[] = {fkey, okey, "model.preset", "model.dim", "model.hidden", NULL}; /* the later one */
         int rc = qat_fail(QAT_EINPUT, "%s: %s: %s would be rotated by the %s' auto Hadamard blocks, %d over input dim "
                           "%lld and %d over input dim %lld, and a block format is named by one block (it would be %s "
                           "in q/k/v, o and gate/up but %s in down_proj); expected one block for the whole model: %s.hadamard: %d, or %s@h%d, or "
                           "%s.hadamard: 0 (no rotation)",
-                          qat_config_where(cfg, key, pos, sizeof pos), key, cs->format, other, b0, (long long)C, b3,
+                          qat_config_where_last(cfg, keys, pos, sizeof pos), key, cs->format, other, b0, (long long)C, b3,
                           (long long)H, qat_quantizer_format(q[0]), qat_quantizer_format(q[3]), okey, lo, cs->format,
                           lo, okey);
         qat_model_free(m);

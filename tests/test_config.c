@@ -221,13 +221,13 @@ static void test_file_errors(void **state) {
     expect_file_error("heads.yaml", "model: {preset: \"\", layers: 2, dim: 128,\n        heads: 3}\n",
                       "heads.yaml:2:9: model.heads = 3 must divide model.dim = 128");
     expect_file_error("nolayers.yaml", "model:\n  preset: \"\"\n  dim: 64\n  heads: 4\n",
-                      "nolayers.yaml: model.layers must be given (> 0) when model.preset is \"\"");
+                      "nolayers.yaml:2:3: model.layers must be given (> 0) when model.preset is \"\"");
     expect_file_error("twosrc.yaml", "data:\n  source: synthetic\n  shards: \"d/*.bin\"\n",
-                      "twosrc.yaml:2:3: data.source is synthetic but data.shards is set; give exactly one data source");
+                      "twosrc.yaml:3:3: data.source is synthetic but data.shards is set; give exactly one data source");
     expect_file_error("both.yaml", "data:\n  shards: \"d/*.bin\"\n  text: [a.txt]\n",
-                      "both.yaml:2:3: both data.shards and data.text are set; give exactly one data source");
+                      "both.yaml:3:3: both data.shards and data.text are set; give exactly one data source");
     expect_file_error("budget.yaml", "train: {tokens: 0, tokens_per_param: 0}\n",
-                      "budget.yaml:1:9: train.tokens and train.tokens_per_param are both 0; give a token budget");
+                      "budget.yaml:1:20: train.tokens and train.tokens_per_param are both 0; give a token budget");
     expect_file_error("batch.yaml", "train:\n  batch_tokens: 1000\n",
                       "batch.yaml:2:3: train.batch_tokens = 1000 must be a multiple of model.seq_len = 128");
 
@@ -346,6 +346,40 @@ static void test_set_cross_key(void **state) {
     assert_int_equal(qat_config_load(NULL, sets2, 2, &c), QAT_EINPUT);
     assert_string_equal(qat_errmsg(), "--set data.source=synthetic: data.source is synthetic but data.shards is "
                                       "set; give exactly one data source");
+}
+
+/* A check between keys points at the one given last, so a key left at its default
+ * (train.batch_tokens here) no longer leaves the message without a line, and an
+ * override that breaks a file's valid pair is the one named. */
+static void test_cross_key_names_the_later_key(void **state) {
+    (void)state;
+    expect_file_error("cross1.yaml", "model: {seq_len: 100}\n",
+                      "cross1.yaml:1:9: train.batch_tokens = 4096 must be a multiple of model.seq_len = 100");
+    expect_file_error("cross2.yaml", "train: {batch_tokens: 1024}\nmodel: {seq_len: 100}\n",
+                      "cross2.yaml:2:9: train.batch_tokens = 1024 must be a multiple of model.seq_len = 100");
+    expect_file_error("cross3.yaml", "name: p\nmodel: {preset: \"\"}\n",
+                      "cross3.yaml:2:9: model.layers must be given (> 0) when model.preset is \"\"");
+    expect_file_error("cross4.yaml", "model: {seq_len: 64}\ntrain: {eval_tokens: 32}\n",
+                      "cross4.yaml:2:9: train.eval_tokens = 32 must hold at least one sequence (model.seq_len = 64)");
+    expect_file_error("cross5.yaml", "data: {source: synthetic, synth_vocab: 300}\nmodel: {vocab: 256}\n",
+                      "cross5.yaml:2:9: data.synth_vocab = 300 exceeds model.vocab = 256");
+    qat_config c;
+    const char *sets[] = {"model.seq_len=100"};
+    assert_int_equal(qat_config_load(write_yaml("cross6.yaml", "train: {batch_tokens: 1024}\n"), sets, 1, &c),
+                     QAT_EINPUT);
+    assert_string_equal(qat_errmsg(), "--set model.seq_len=100: train.batch_tokens = 1024 must be a multiple of "
+                                      "model.seq_len = 100");
+    /* after loading: the later of several keys or sections, a --set after the file */
+    const char *sets2[] = {"train.lr=0.01"};
+    const char *path = write_yaml("late.yaml", "model: {dim: 32}\ncompress:\n  weights: {format: int4}\n");
+    assert_int_equal(qat_config_load_ex(path, sets2, 1, 0, &c), QAT_OK);
+    char buf[1200], want[1200];
+    const char *k1[] = {"compress.weights", "model.dim", NULL}, *k2[] = {"model", "train.lr", NULL},
+               *k3[] = {"model.heads", "compress.activations", NULL};
+    snprintf(want, sizeof want, "%s:3:13", path);
+    assert_string_equal(qat_config_where_last(&c, k1, buf, sizeof buf), want);
+    assert_string_equal(qat_config_where_last(&c, k2, buf, sizeof buf), "--set train.lr");
+    assert_string_equal(qat_config_where_last(&c, k3, buf, sizeof buf), path); /* neither given */
 }
 
 static void test_round_trip(void **state) {
@@ -725,6 +759,7 @@ int main(void) {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_block_flow_and_dotted),
         cmocka_unit_test(test_file_errors),
+        cmocka_unit_test(test_cross_key_names_the_later_key),
         cmocka_unit_test(test_control_bytes),
         cmocka_unit_test(test_set_overrides),
         cmocka_unit_test(test_set_cross_key),

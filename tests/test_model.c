@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "core/config.h"
+#include "core/error.h"
 #include "core/rng.h"
 #include "autograd/gemm.h"
 #include "model/llama.h"
@@ -270,12 +271,40 @@ static void test_bf16_gradients_w4a4_trust(void **state) {
     bf16_grads("int4", "trust", 0.99);
 }
 
+/* The model's checks between a side's Hadamard block and the model's widths or the
+ * other side's block name the line of the later key, like every config error (they
+ * named the file alone). */
+static void test_pairing_errors_name_the_line(void **state) {
+    (void)state;
+    static const struct { const char *yaml, *want; } cases[] = {
+        {"model: {preset: s2}\ncompress:\n  weights: {format: mxfp4@h32}\n",
+         "m.yaml:3:13: @h32 of compress.weights.format mxfp4@h32: Hadamard block 32 does not divide the input dim 48"},
+        {"compress:\n  weights: {format: mxfp4@h32}\nmodel: {preset: s2}\n",
+         "m.yaml:3:9: @h32 of compress.weights.format mxfp4@h32: Hadamard block 32 does not divide the input dim 48"},
+        {"model: {preset: s1}\ncompress:\n  weights: {format: mxfp4@h16}\n  activations: {format: int4, hadamard: 32}\n",
+         "m.yaml:4:31: the weights rotate with Hadamard block 16"},
+        {"model: {preset: s2}\ncompress:\n  weights: {format: int4@g32}\n  activations: {format: int4}\n",
+         "m.yaml:4:17: compress.weights: int4@g32 would be rotated by the activations' auto Hadamard blocks"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        qat_config cfg;
+        assert_int_equal(qat_config_load_string(cases[i].yaml, "m.yaml", &cfg), 0);
+        qat_model_shape s;
+        assert_int_equal(qat_model_shape_from_config(&cfg, &s), 0);
+        qat_model *m = NULL;
+        assert_int_equal(qat_model_create(&cfg, &s, 1, &m), QAT_EINPUT);
+        if (strncmp(qat_errmsg(), cases[i].want, strlen(cases[i].want)))
+            fail_msg("case %zu: got %s, want %s...", i, qat_errmsg(), cases[i].want);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bf16_gradients_fp32_model),
         cmocka_unit_test(test_bf16_gradients_w4a4_trust),
         cmocka_unit_test(test_presets_count),
         cmocka_unit_test(test_views_and_names),
+        cmocka_unit_test(test_pairing_errors_name_the_line),
         cmocka_unit_test(test_model_gradient),
         cmocka_unit_test(test_steady_state_allocates_nothing),
     };

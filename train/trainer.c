@@ -69,15 +69,18 @@ static volatile sig_atomic_t g_interrupted;
 static void on_signal(int sig) { (void)sig; g_interrupted = 1; }
 
 int qat_train_plan(const qat_config *cfg, int64_t n_params, int seq_len, qat_run_plan *plan) {
-    const char *src = qat_config_source(cfg);
     const qat_train_cfg *t = &cfg->train;
     /* Whole sequences per step: qat_config_validate refused any other batch_tokens. */
     QAT_ASSERT(seq_len == cfg->model.seq_len && seq_len > 0);
     QAT_ASSERT(t->batch_tokens >= seq_len && t->batch_tokens % seq_len == 0);
     plan->batch = t->batch_tokens / seq_len;
     double tokens = t->tokens > 0 ? t->tokens : t->tokens_per_param * (double)n_params;
+    /* checks between keys point at the later of them, like the loader's (docs/config.md) */
+    char pos[QAT_PATH_MAX + 96];
+    const char *kb[] = {"train.tokens", "train.tokens_per_param", NULL};
     if (!(tokens > 0))
-        return qat_fail(QAT_EINPUT, "%s: set train.tokens or train.tokens_per_param to a positive number", src);
+        return qat_fail(QAT_EINPUT, "%s: set train.tokens or train.tokens_per_param to a positive number",
+                        qat_config_where_last(cfg, kb, pos, sizeof pos));
     /* Range-check before the budget becomes a count: the key table bounds each
      * key to QAT_MAX_TOKENS, past which doubles no longer count tokens exactly,
      * but tokens_per_param · N, and rounding up to whole steps, can still pass
@@ -86,14 +89,16 @@ int qat_train_plan(const qat_config *cfg, int64_t n_params, int seq_len, qat_run
      * itself when batch_tokens divides it (any power of two does). */
     double bt = (double)t->batch_tokens, max_ok = floor(QAT_MAX_TOKENS / bt) * bt;
     int fits = tokens <= QAT_MAX_TOKENS && ceil(tokens / bt) * bt <= QAT_MAX_TOKENS;
+    const char *kp[] = {"train.tokens_per_param", "train.batch_tokens", "model", NULL},
+               *kt[] = {"train.tokens", "train.batch_tokens", NULL};
     if (t->tokens <= 0 && !fits)
         return qat_fail(QAT_EINPUT, "%s: train.tokens_per_param = %g gives %.4g training tokens for N = %lld, "
                         "more than the largest budget %.0f; expected train.tokens_per_param <= %.6g",
-                        src, t->tokens_per_param, tokens, (long long)n_params, max_ok,
+                        qat_config_where_last(cfg, kp, pos, sizeof pos), t->tokens_per_param, tokens, (long long)n_params, max_ok,
                         floor(max_ok / (double)n_params * 1e6) / 1e6);
     if (!fits)
         return qat_fail(QAT_EINPUT, "%s: train.tokens = %.17g is too large for whole steps of %d tokens; expected "
-                        "train.tokens <= %.0f", src, tokens, t->batch_tokens, max_ok);
+                        "train.tokens <= %.0f", qat_config_where_last(cfg, kt, pos, sizeof pos), tokens, t->batch_tokens, max_ok);
     plan->steps = (int64_t)ceil(tokens / (double)t->batch_tokens);
     if (plan->steps < 1) plan->steps = 1;
     plan->tokens = (double)plan->steps * t->batch_tokens;
