@@ -150,7 +150,7 @@ typedef struct qat_config {
 } qat_config;
 
 /* Where `key` got its value, for a message prefix: "FILE:LINE:COL" when the file gave
- * it, "--set KEY" when an override did, else qat_config_source(cfg). `key` may also be
+ * it, "--set KEY=VALUE" (the value in effect) when an override did, else qat_config_source(cfg). `key` may also be
  * a section ("compress.weights", "model"): then the first of its keys the file or an
  * override gave, in file order. Returns buf. */
 const char *qat_config_where(const qat_config *cfg, const char *key, char *buf, size_t n);
@@ -203,6 +203,12 @@ int qat_config_load_node(struct yaml_document_s *doc, struct yaml_node_s *node, 
 
 /* Apply one "key=value" override to an already loaded config (no validation). */
 int qat_config_set(qat_config *cfg, const char *assignment);
+
+/* Apply `n_set` overrides to a config already loaded and valid (a checkpoint's stored
+ * one), then validate. The base's positions are dropped: it was valid, so every error
+ * names the override that caused it ("--set model.seq_len=100: ..."), and checks made
+ * later (qat_config_where) name only overrides. cfg is unchanged on error. */
+int qat_config_override(qat_config *cfg, const char *const *sets, int n_set);
 
 /* Check ranges and cross-key rules (heads divide dim, one data source, ...). */
 int qat_config_validate(const qat_config *cfg);

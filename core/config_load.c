@@ -627,8 +627,16 @@ const char *qat_config_where(const qat_config *cfg, const char *key, char *buf, 
     }
     if (best >= 0 && cfg->key_at[best].line && cfg->source_path[0])
         snprintf(buf, n, "%s:%d:%d", cfg->source_path, cfg->key_at[best].line, cfg->key_at[best].col);
-    else if (best >= 0)
-        snprintf(buf, n, "--set %s", qat_config_keys[best].key);
+    else if (best >= 0) {
+        /* the override as it took effect: KEY=VALUE, a plain string without its quotes */
+        char *v = qat_config_key_text(cfg, best);
+        size_t vl = strlen(v);
+        int plain = vl >= 2 && v[0] == '"' && v[vl - 1] == '"' && !strpbrk(v + 1, " \\,:{}[]#") &&
+                    memchr(v + 1, '"', vl - 2) == NULL;
+        if (plain) snprintf(buf, n, "--set %s=%.*s", qat_config_keys[best].key, (int)(vl - 2), v + 1);
+        else snprintf(buf, n, "--set %s=%s", qat_config_keys[best].key, v);
+        free(v);
+    }
     else
         snprintf(buf, n, "%s", qat_config_source(cfg));
     return buf;
@@ -764,3 +772,25 @@ int qat_config_set(qat_config *cfg, const char *assignment) {
     free(tmp);
     return rc;
 }
+
+int qat_config_override(qat_config *cfg, const char *const *sets, int n_set) {
+    qat_config *tmp = qat_xmalloc(sizeof *tmp);
+    qat_loader *L = qat_xmalloc(sizeof *L);
+    memcpy(tmp, cfg, sizeof *tmp);
+    memset(tmp->key_at, 0, sizeof tmp->key_at); /* the base was valid: only the overrides can be named */
+    loader_init(L, tmp, qat_config_source(cfg));
+    L->sets = sets;
+    int rc = QAT_OK;
+    for (int i = 0; !rc && i < n_set; i++) rc = apply_set(L, sets[i], i + 1);
+    if (!rc) {
+        settle_source(L);
+        record_data_positions(tmp, L);
+        record_positions(tmp, L);
+        rc = validate_at(tmp, L);
+    }
+    if (!rc) memcpy(cfg, tmp, sizeof *tmp);
+    free(L);
+    free(tmp);
+    return rc;
+}
+

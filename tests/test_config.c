@@ -378,7 +378,7 @@ static void test_cross_key_names_the_later_key(void **state) {
                *k3[] = {"model.heads", "compress.activations", NULL};
     snprintf(want, sizeof want, "%s:3:13", path);
     assert_string_equal(qat_config_where_last(&c, k1, buf, sizeof buf), want);
-    assert_string_equal(qat_config_where_last(&c, k2, buf, sizeof buf), "--set train.lr");
+    assert_string_equal(qat_config_where_last(&c, k2, buf, sizeof buf), "--set train.lr=0.01");
     assert_string_equal(qat_config_where_last(&c, k3, buf, sizeof buf), path); /* neither given */
 }
 
@@ -464,7 +464,7 @@ static void test_where_names_the_line(void **state) {
     assert_string_equal(qat_config_where(&c, "compress.weights", buf, sizeof buf), want);
     snprintf(want, sizeof want, "%s:6:27", path);
     assert_string_equal(qat_config_where(&c, "compress.weights.estimator", buf, sizeof buf), want);
-    assert_string_equal(qat_config_where(&c, "train.lr", buf, sizeof buf), "--set train.lr");
+    assert_string_equal(qat_config_where(&c, "train.lr", buf, sizeof buf), "--set train.lr=0.01");
     assert_string_equal(qat_config_where(&c, "train.warmup", buf, sizeof buf), path); /* a default */
     assert_string_equal(qat_config_where(&c, "compress.activations", buf, sizeof buf), path);
     unlink(path);

@@ -8,7 +8,9 @@
  * and a 257th --set exits 2 saying the limit (eval, grads and train alike).
  * --tokens that is not a whole number >= 1 exits 2 naming it (0 and -1 meant
  * the default without a word), and a run diverged by a huge weight decay
- * names train.weight_decay, not train.lr.
+ * names train.weight_decay, not train.lr. An override that conflicts with the
+ * checkpoint (a model size, say) is exit 2
+ * naming the --set, not the checkpoint.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -165,6 +167,35 @@ static void test_small_validation_split(void **state) {
     free(out);
 }
 
+/* An override that conflicts with the checkpoint is what the message names: the
+ * stored config was valid, so "CKPT.h5: ..." (or a line of the YAML stored in it)
+ * blamed the wrong thing. Weights are read as stored, so model sizes may not change
+ * (model.seq_len may: RoPE has no position table). */
+static void test_set_errors_name_the_override(void **state) {
+    (void)state;
+    static const struct { const char *sets, *want; } cases[] = {
+        {"--set model.seq_len=100", "qat: --set model.seq_len=100: train.batch_tokens = 256 must be a multiple of "
+                                    "model.seq_len = 100"},
+        {"--set model.heads=3", "qat: --set model.heads=3: model.heads = 3 must divide model.dim = 32"},
+        {"--set model.dim=48", "qat: --set model.dim=48: changes the model's shape to layers 2, dim 48"},
+        {"--set model.layers=3 --set model.seq_len=32", "qat: --set model.layers=3: changes the model's shape"},
+        {"--set compress.weights.estimator=rbbm", "qat: --set compress.weights.estimator=rbbm: compress.weights: "
+                                                  "estimator 'rbbm' does not apply to weight format 'fp32'"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *out;
+        int rc = run(&out, "'%s' eval --checkpoint '%s/out/f32/ckpt.h5' %s", qat, tmpdir, cases[i].sets);
+        printf("  %s: exit %d: %s", cases[i].sets, rc, out);
+        assert_int_equal(rc, 2);
+        assert_non_null(strstr(out, cases[i].want));
+        assert_null(strstr(out, "ckpt.h5:"));
+        free(out);
+    }
+    char *out;
+    assert_int_equal(run(&out, "'%s' eval --checkpoint '%s/out/f32/ckpt.h5' --set model.seq_len=32", qat, tmpdir), 0);
+    free(out);
+}
+
 static int setup(void **state) {
     (void)state;
     qat = getenv("QAT_BIN");
@@ -195,6 +226,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_eval_as_other_formats),
         cmocka_unit_test(test_bad_overrides),
+        cmocka_unit_test(test_set_errors_name_the_override),
         cmocka_unit_test(test_divergence_advice),
         cmocka_unit_test(test_small_validation_split),
     };

@@ -574,6 +574,39 @@ int qat_checkpoint_check_finite(const char *path, qat_model *m, qat_adamw *opt) 
 }
 
 /* Load a checkpoint's config (with the caller's overrides) and model. */
+/* The weights are read as stored, so an override may not change their shapes:
+ * the sizes resolved from the stored config and from the overridden one must be
+ * the same. model.seq_len may change (RoPE has no table of positions). The message
+ * names the --set that changed them: the last one after which they differed. */
+static int same_shape(const char *path, const qat_config *stored, const qat_config *cfg, const char *const *sets,
+                      int n_set) {
+    qat_model_shape a, b;
+    QAT_TRY(qat_model_shape_from_config(stored, &a));
+    QAT_TRY(qat_model_shape_from_config(cfg, &b));
+#define SHAPE_EQ(x, y) ((x).layers == (y).layers && (x).dim == (y).dim && (x).heads == (y).heads && \
+                        (x).hidden == (y).hidden && (x).vocab == (y).vocab)
+    if (SHAPE_EQ(a, b)) return QAT_OK;
+    int culprit = -1;
+    qat_config step = *stored;
+    qat_model_shape prev = a, now;
+    for (int i = 0; i < n_set; i++) {
+        if (qat_config_set(&step, sets[i]) || qat_model_shape_from_config(&step, &now)) continue;
+        if (!SHAPE_EQ(prev, now)) culprit = i;
+        prev = now;
+    }
+    qat_clear_error();
+#undef SHAPE_EQ
+    char who[QAT_PATH_MAX + 96];
+    if (culprit >= 0) snprintf(who, sizeof who, "--set %s", sets[culprit]);
+    else qat_config_where(cfg, "model", who, sizeof who);
+    return qat_fail(QAT_EINPUT, "%s: changes the model's shape to layers %d, dim %d, heads %d, hidden %d, vocab %d, "
+                    "but %s holds the weights of layers %d, dim %d, heads %d, hidden %d, vocab %d and is read as "
+                    "stored; expected no --set of model.preset, model.layers, model.dim, model.heads, model.hidden "
+                    "or model.vocab (formats, data keys and model.seq_len may change)",
+                    who, b.layers, b.dim, b.heads, b.hidden, b.vocab, path, a.layers, a.dim, a.heads, a.hidden,
+                    a.vocab);
+}
+
 int qat_load_checkpoint_model(const char *path, const char *const *sets, int n_set, int max_batch,
                               qat_config *cfg, qat_model **out) {
     qat_ckpt_file *f;
@@ -584,13 +617,14 @@ int qat_load_checkpoint_model(const char *path, const char *const *sets, int n_s
     if (rc) return rc;
     rc = qat_config_load_string(yaml, path, cfg);
     free(yaml);
-    int set_precision = 0; /* the user chose train.precision with --set */
-    for (int i = 0; !rc && i < n_set; i++) {
-        rc = qat_config_set(cfg, sets[i]);
-        set_precision |= !strncmp(sets[i], "train.precision=", 16);
-    }
-    if (!rc) rc = qat_config_validate(cfg);
     if (rc) return rc;
+    /* The stored config was valid (a run trained with it): whatever fails from here
+     * on fails because of an override, and the message names it, not the checkpoint. */
+    qat_config stored = *cfg;
+    int set_precision = 0; /* the user chose train.precision with --set */
+    for (int i = 0; i < n_set; i++) set_precision |= !strncmp(sets[i], "train.precision=", 16);
+    QAT_TRY(qat_config_override(cfg, sets, n_set));
+    QAT_TRY(same_shape(path, &stored, cfg, sets, n_set));
     /* A bf16 run's weights are f32 master copies: on a CPU without native bf16
      * products its checkpoint still runs, in fp32, and says so (the forward's
      * products then round nothing to bf16, so losses move by ~0.1%). */
