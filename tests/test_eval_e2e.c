@@ -9,7 +9,7 @@
  * --tokens that is not a whole number >= 1 exits 2 naming it (0 and -1 meant
  * the default without a word), and a run diverged by a huge weight decay
  * names train.weight_decay, not train.lr. An override that conflicts with the
- * checkpoint (a model size, say) is exit 2
+ * checkpoint (a model size, an estimator whose learned state it lacks) is exit 2
  * naming the --set, not the checkpoint.
  */
 #include <setjmp.h>
@@ -196,6 +196,40 @@ static void test_set_errors_name_the_override(void **state) {
     free(out);
 }
 
+/* LSQ (or PV, or AQ) on eval reads the state a run learned; an fp32 checkpoint has
+ * none, which said "no array /compress/...lsq_step (a checkpoint of another model
+ * or format?)". It now says which override asked for it, what the checkpoint was
+ * trained with, what eval accepts, and how to learn the steps (--init). */
+static void test_learned_state_missing(void **state) {
+    (void)state;
+    char *out;
+    int rc = run(&out, "'%s' eval --checkpoint '%s/out/f32/ckpt.h5' --set compress.weights.format=int4 "
+                 "--set compress.weights.estimator=lsq", qat, tmpdir);
+    printf("  lsq on fp32: exit %d: %s", rc, out);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(out, "qat: --set compress.weights.estimator=lsq: weights int4 with estimator lsq reads the "
+                                "LSQ step sizes a run learns"));
+    assert_non_null(strstr(out, "has none (no /compress/layers.0.qkv.weight.lsq_step): its weights were trained as "
+                                "fp32 with estimator ste"));
+    assert_non_null(strstr(out, "whose estimator keeps no state"));
+    assert_non_null(strstr(out, "qat train CONFIG --init"));
+    assert_null(strstr(out, "a checkpoint of another model or format"));
+    free(out);
+    rc = run(&out, "'%s' eval --checkpoint '%s/out/f32/ckpt.h5' --set compress.activations.format=int4 "
+             "--set compress.activations.scale=lsq", qat, tmpdir);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(out, "qat: --set compress.activations.scale=lsq: activations int4 with estimator lsq"));
+    free(out);
+    /* the steps a run learned are read, also through another int grid */
+    rc = run(&out, "'%s' train '%s/tiny.yaml' --set name=lsq4 --set compress.weights.format=int4 --set "
+             "compress.weights.estimator=lsq --out '%s/out' --quiet", qat, tmpdir, tmpdir);
+    assert_int_equal(rc, 0);
+    free(out);
+    assert_int_equal(run(&out, "'%s' eval --checkpoint '%s/out/lsq4/ckpt.h5' --set compress.weights.format=int2", qat,
+                         tmpdir), 0);
+    free(out);
+}
+
 static int setup(void **state) {
     (void)state;
     qat = getenv("QAT_BIN");
@@ -227,6 +261,7 @@ int main(void) {
         cmocka_unit_test(test_eval_as_other_formats),
         cmocka_unit_test(test_bad_overrides),
         cmocka_unit_test(test_set_errors_name_the_override),
+        cmocka_unit_test(test_learned_state_missing),
         cmocka_unit_test(test_divergence_advice),
         cmocka_unit_test(test_small_validation_split),
     };

@@ -20,7 +20,9 @@
 
 #include "autograd/gemm.h"
 #include "compress/capacity.h"
+#include "compress/estimator.h"
 #include "compress/format.h"
+#include "compress/quantizer.h"
 #include "core/error.h"
 #include "core/fsutil.h"
 #include "runlog/checkpoint.h"
@@ -607,6 +609,51 @@ static int same_shape(const char *path, const qat_config *stored, const qat_conf
                     a.vocab);
 }
 
+/* A quantizer that learns state (LSQ steps, PV codes, AQ codebooks) is read with
+ * the state the run learned; an override that asks for one the checkpoint never
+ * trained finds none, and "no array /compress/..." said nothing of why. Named
+ * here: the side, the override, what the checkpoint was trained with, and what
+ * eval can do instead. */
+static int has_learned_state(const char *path, const qat_config *stored, const qat_config *cfg, qat_model *m) {
+    int ns = qat_model_compress_state_count(m);
+    if (!ns) return QAT_OK;
+    qat_ckpt_file *f;
+    QAT_TRY(qat_ckpt_open(path, &f));
+    int rc = QAT_OK;
+    for (int i = 0; i < ns && !rc; i++) {
+        char name[96], full[128];
+        float *data;
+        int64_t n;
+        qat_model_compress_state(m, i, name, &data, &n);
+        snprintf(full, sizeof full, "compress/%s", name);
+        if (qat_ckpt_has(f, full)) continue;
+        int weights = strstr(name, ".weight.") != NULL;
+        const char *side = weights ? "compress.weights" : "compress.activations";
+        const qat_compress_side *was = weights ? &stored->weights : &stored->activations;
+        struct qat_quantizer *q = weights ? m->blocks[0].qw[0] : m->blocks[0].qa[0];
+        const char *what = strstr(name, "lsq_") ? "LSQ step sizes"
+                           : strstr(name, "aq_") ? "learned codebooks and scales"
+                                                 : "PV-Tuning state";
+        char who[QAT_PATH_MAX + 96];
+        const char *keys[] = {side, NULL};
+        qat_fmt wf; /* the estimator the checkpoint's side trained with, its default resolved */
+        qat_est we;
+        const char *west = was->estimator[0] ? was->estimator : "its default";
+        if (!qat_fmt_parse(was->format, &wf) && !qat_est_resolve(&wf, was, weights, &we)) west = qat_est_name(we);
+        qat_clear_error();
+        rc = qat_fail(QAT_EINPUT, "%s: %s %s with estimator %s reads the %s a run learns, and %s has none (no /%s): "
+                      "its %s were trained as %s with estimator %s, and eval reads learned state as stored, it does "
+                      "not learn it; expected %s.format/.estimator whose estimator keeps no state (ste, clip, trust, "
+                      "rbbm, masked; e.g. %s.format=int4, whose default trust keeps none) or the checkpoint's own "
+                      "(%s, %s); to learn them from this checkpoint, train: qat train CONFIG --init %s",
+                      qat_config_where_last(cfg, keys, who, sizeof who), weights ? "weights" : "activations",
+                      qat_quantizer_format(q), qat_quantizer_estimator(q), what, path, full,
+                      weights ? "weights" : "activations", was->format, west, side, side, was->format, west, path);
+    }
+    qat_ckpt_close(f);
+    return rc;
+}
+
 int qat_load_checkpoint_model(const char *path, const char *const *sets, int n_set, int max_batch,
                               qat_config *cfg, qat_model **out) {
     qat_ckpt_file *f;
@@ -641,7 +688,8 @@ int qat_load_checkpoint_model(const char *path, const char *const *sets, int n_s
     int B = max_batch > 0 ? max_batch : cfg->train.batch_tokens / s.seq_len;
     if (B < 1) B = 1;
     QAT_TRY(qat_model_create(cfg, &s, B, out));
-    rc = qat_runio_load_checkpoint(path, cfg, *out, NULL, NULL, NULL);
+    rc = has_learned_state(path, &stored, cfg, *out);
+    if (!rc) rc = qat_runio_load_checkpoint(path, cfg, *out, NULL, NULL, NULL);
     if (!rc) rc = qat_checkpoint_check_finite(path, *out, NULL);
     if (rc) { qat_model_free(*out); *out = NULL; }
     return rc;
