@@ -40,6 +40,7 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "compress/format.h"
 #include "core/error.h"
 #include "core/fsutil.h"
 
@@ -107,6 +108,27 @@ static int numeric_like(const char *s) {
         else if (!strchr("+-.eE", *p)) return 0;
     }
     return digit;
+}
+
+/* What a grid value means, for finding one run given twice in other spellings: a
+ * format's canonical name (nvfp4@sr@46 and nvfp4@46@sr are one format, and the run
+ * log records it canonically), a number's value (1e5 and 100000), else the text.
+ * Two values with one meaning would train the same run twice under two names, and
+ * a fit would count it twice. */
+static char *value_meaning(const char *key, const char *raw) {
+    size_t kl = strlen(key);
+    if (kl > 7 && !strcmp(key + kl - 7, ".format") && !strncmp(key, "compress.", 9)) {
+        qat_fmt f;
+        if (!qat_fmt_parse(raw, &f)) return qat_xstrdup(f.name);
+        qat_clear_error();
+    }
+    if (numeric_like(raw)) {
+        char *end;
+        errno = 0;
+        double v = strtod(raw, &end);
+        if (end != raw && !*end && !errno) return xasprintf("%.17g", v);
+    }
+    return qat_xstrdup(raw);
 }
 
 /* Keep [A-Za-z0-9._-]; anything else becomes one '_' (runs collapse, and
@@ -233,6 +255,7 @@ static int add_axis(qat_sweep *sw, yaml_document_t *doc, const char *key, yaml_n
     ax->n = n;
 
     qat_config *tmp = qat_xmalloc(sizeof *tmp);
+    char **meaning = qat_xcalloc((size_t)n, sizeof *meaning); /* value_meaning of each scalar value */
     int rc = QAT_OK;
     for (int j = 0; j < n && !rc; j++) {
         yaml_node_t *e = yaml_document_get_node(doc, v->data.sequence.items.start[j]);
@@ -278,6 +301,17 @@ static int add_axis(qat_sweep *sw, yaml_document_t *doc, const char *key, yaml_n
                     break;
                 }
         }
+        if (!rc && e->type == YAML_SCALAR_NODE) {
+            meaning[j] = value_meaning(first, raw);
+            for (int i = 0; i < j; i++)
+                if (meaning[i] && !strcmp(meaning[i], meaning[j])) {
+                    rc = fail_mark(sw, e->start_mark, "grid.%s: value %s is %s (line %d:%d) written another way "
+                                   "(both mean %s): the two would train the same run twice; expected distinct values",
+                                   key, ax->set[j] + strlen(first) + 1, ax->set[i] + strlen(first) + 1, ax->vline[i],
+                                   ax->vcol[i], meaning[j]);
+                    break;
+                }
+        }
         if (!rc) {
             /* The worker will get exactly this override: try it on the base now. */
             memcpy(tmp, &sw->base, sizeof *tmp);
@@ -297,6 +331,8 @@ static int add_axis(qat_sweep *sw, yaml_document_t *doc, const char *key, yaml_n
         free(raw);
     }
     free(tmp);
+    for (int j = 0; j < n; j++) free(meaning[j]);
+    free(meaning);
     if (rc) return rc;
     /* Distinct values that read the same once sanitized ("2:4", "2/4"): number them. */
     for (int j = 1; j < n; j++)

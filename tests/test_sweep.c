@@ -286,6 +286,13 @@ static void test_errors(void **state) {
                  "gempty.yaml:3:13: grid.train.lr: expected a non-empty list of values");
     expect_error("gdup.yaml", "base: {model: {preset: s1}}\ngrid:\n  train.lr: [1, 1]\n",
                  "gdup.yaml:3:17: grid.train.lr: value 1 given twice (first at line 3)");
+    /* one run in two spellings: a format's modifiers in two orders, a number written two ways */
+    expect_error("gdup3.yaml", "base: {model: {preset: s1}}\ngrid:\n  compress.weights.format: [int4, nvfp4@sr@46, nvfp4@46@sr]\n",
+                 "gdup3.yaml:3:48: grid.compress.weights.format: value nvfp4@46@sr is nvfp4@sr@46 (line 3:35) written "
+                 "another way (both mean nvfp4@46@sr): the two would train the same run twice; expected distinct values");
+    expect_error("gdup4.yaml", "base: {model: {preset: s1}}\ngrid:\n  train.tokens: [1e5, 2e5, 100000]\n",
+                 "gdup4.yaml:3:28: grid.train.tokens: value 100000 is 1e5 (line 3:18) written another way (both mean "
+                 "100000): the two would train the same run twice; expected distinct values");
     expect_error("gdup2.yaml", "base: {model: {preset: s1}}\ngrid:\n  train.lr: [1]\n  train: {lr: [2]}\n",
                  "gdup2.yaml:4:11: grid key 'train.lr' given twice (first at line 3)");
     expect_error("gname.yaml", "base: {model: {preset: s1}}\ngrid:\n  name: [a, b]\n",
