@@ -20,8 +20,9 @@
  * backward), except Epoch's plot columns x, y, color and hex_color, which
  * its table always has. Blank lines and lines starting with '#' are skipped,
  * and so is a UTF-8 byte-order mark at the start. A bad cell (a value out of
- * the range of qat_fit_check_range, a grad_format not accepted by
- * qat_fit_bwd_check, a NUL byte) is an error at file:line[:column].
+ * the range of qat_fit_check_range, an act_format the trainer refuses on
+ * activations (@2d, aq), a grad_format not accepted by qat_fit_bwd_check, a
+ * NUL byte) is an error at file:line[:column].
  */
 #include <ctype.h>
 #include <errno.h>
@@ -129,7 +130,7 @@ static int set_grad(const char *path, int line, const fields *f, int k, char *ds
     return qat_fit_bwd_check(where, s, dst);
 }
 
-static int set_format(const char *path, int line, const fields *f, int k, char *dst) {
+static int set_format(const char *path, int line, const fields *f, int k, int is_act, char *dst) {
     const char *s = (k >= 0 && k < f->n && f->text[k][0]) ? f->text[k] : "fp32";
     if (strlen(s) >= QAT_FIT_FMT_LEN)
         return qat_fail(QAT_EINPUT, "%s:%d:%d: format name longer than %d characters", path, line,
@@ -151,6 +152,12 @@ static int set_format(const char *path, int line, const fields *f, int k, char *
         return qat_fail(QAT_EINPUT, "%s:%d:%d: format '%s' is not a format string of docs/formats.md (formats are "
                         "lower case; case is not folded): %s", path, line, f->col[k], s, why);
     }
+    /* what the trainer's quantizer refuses on an activation side (compress/quantizer.c,
+     * compress/estimator_aq.c) names no run either */
+    if (is_act && ((fm.mods & QAT_MOD_2D) || (fm.val == QAT_VAL_AQ && !fm.noise)))
+        return qat_fail(QAT_EINPUT, "%s:%d:%d: act_format '%s': %s, expected an activation format without it", path,
+                        line, f->col[k], s, fm.val == QAT_VAL_AQ ? "learned additive codebooks (aq) apply to weights only"
+                                                                 : "@2d (16x16 tiles) applies to weights only");
     char canon[64];
     qat_fmt_print(&fm, canon, sizeof canon);
     if (strlen(canon) < QAT_FIT_FMT_LEN) s = canon;
@@ -257,8 +264,8 @@ int qat_fit_read_csv_warn(const char *path, qat_fit_runs *rs, FILE *warn) {
             if ((rc = qat_fit_check_range(where, "D = FLOP/(6N)", 0, r.D))) break;
         }
         if ((rc = parse_positive(path, line, &f, col[COL_LOSS], "loss", &r.loss))) break;
-        if ((rc = set_format(path, line, &f, col[COL_FMT], r.wfmt))) break;
-        if ((rc = set_format(path, line, &f, col[COL_ACT], r.afmt))) break;
+        if ((rc = set_format(path, line, &f, col[COL_FMT], 0, r.wfmt))) break;
+        if ((rc = set_format(path, line, &f, col[COL_ACT], 1, r.afmt))) break;
         if ((rc = set_grad(path, line, &f, col[COL_GRAD], r.gfmt))) break;
         qat_fit_runs_push(rs, &r);
         rows++;

@@ -63,10 +63,12 @@ typedef struct {
 void qat_fit_bwd_key(char out[QAT_FIT_FMT_LEN], const char *format, const char *rounding, int hadamard);
 /* Check and normalize a backward scheme key written by a user (a CSV's
  * grad_format) or composed from a run log's config: exactly "fp32" (or ""),
- * or FORMAT[@sr][@hBLOCK] with FORMAT the longest prefix that is a valid
- * format string (compress/format.h; its own '@' modifiers stay in it) and
- * BLOCK a power of two ≥ 2. Case is not folded. QAT_EINPUT naming `where`
- * (file:line), the value and the accepted form; the key into out. */
+ * or FORMAT with at most one "@sr" and one "@hBLOCK" in either order, taken
+ * apart into compress.gradients.{format, rounding, hadamard} and checked by
+ * the trainer's own qat_gradq_init (compress/gradq.h), so a scheme qat train
+ * refuses is refused here. Case is not folded. QAT_EINPUT naming `where`
+ * (file:line:column), the value and what was wrong; the key into out in
+ * qat_fit_bwd_key's spelling (mxfp4@h16@sr becomes mxfp4@sr@h16). */
 int qat_fit_bwd_check(const char *where, const char *s, char out[QAT_FIT_FMT_LEN]);
 /* A run's backward scheme key ("fp32" for ""). */
 const char *qat_fit_run_bwd(const qat_fit_run *r);

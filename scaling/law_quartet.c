@@ -29,7 +29,7 @@
 
 #include "core/error.h"
 #if QAT_HAVE_COMPRESS
-#include "compress/format.h"
+#include "compress/gradq.h"
 #endif
 #include "scaling/fit.h"
 
@@ -45,34 +45,30 @@ void qat_fit_bwd_key(char out[QAT_FIT_FMT_LEN], const char *format, const char *
 
 const char *qat_fit_run_bwd(const qat_fit_run *r) { return r->gfmt[0] ? r->gfmt : "fp32"; }
 
-/* 1 when s (ending at its NUL) is a valid forward format. Without compress/
- * the format cannot be checked; it is accepted when non-empty. */
-static int valid_format(const char *s, size_t n) {
-    char f[QAT_FIT_FMT_LEN];
-    if (n == 0 || n >= sizeof f) return 0;
-    memcpy(f, s, n);
-    f[n] = 0;
-#if QAT_HAVE_COMPRESS
-    qat_fmt fm;
-    int ok = qat_fmt_parse(f, &fm) == QAT_OK;
-    qat_clear_error();
-    return ok;
-#else
-    return 1;
-#endif
-}
-
-/* 1 when t is "", "@sr", "@hB", or "@sr@hB" with B a power of two ≥ 2. */
-static int valid_tail(const char *t) {
-    if (!strncmp(t, "@sr", 3)) t += 3;
-    if (!*t) return 1;
-    if (strncmp(t, "@h", 2) || !t[2] || t[2] == '0') return 0;
-    long b = 0;
-    for (const char *c = t + 2; *c; c++) {
-        if (*c < '0' || *c > '9' || b > 1 << 20) return 0;
-        b = 10 * b + (*c - '0');
+/* A backward scheme key split into what compress.gradients.* holds: the
+ * trailing "@sr" and "@hB" modifiers (either order, each at most once) are
+ * taken off s from the right, the rest is the format. 0 with *why NULL on
+ * success; otherwise *why says what is wrong with the modifiers. */
+static int split_scheme(const char *s, char fmt[QAT_FIT_FMT_LEN], int *sr, int *h, const char **why) {
+    snprintf(fmt, QAT_FIT_FMT_LEN, "%s", s);
+    *sr = 0, *h = 0, *why = NULL;
+    for (char *at; (at = strrchr(fmt, '@'));) {
+        if (!strcmp(at, "@sr")) {
+            if (*sr) return *why = "@sr is given twice (each modifier once)", -1;
+            *sr = 1;
+        } else if (at[1] == 'h' && at[2] && strspn(at + 2, "0123456789") == strlen(at + 2)) {
+            if (*h) return *why = "@hBLOCK is given twice (each modifier once)", -1;
+            long b = at[2] == '0' || strlen(at + 2) > 7 ? -1 : strtol(at + 2, NULL, 10);
+            if (b < 2 || (b & (b - 1)))
+                return *why = "@hBLOCK needs BLOCK a power of two, at least 2, without leading zeros (no @h: no "
+                              "rotation)", -1;
+            *h = (int)b;
+        } else {
+            break; /* not a scheme modifier: part of the format (which then refuses it) */
+        }
+        *at = 0;
     }
-    return b >= 2 && (b & (b - 1)) == 0;
+    return 0;
 }
 
 int qat_fit_bwd_check(const char *where, const char *s, char out[QAT_FIT_FMT_LEN]) {
@@ -81,24 +77,39 @@ int qat_fit_bwd_check(const char *where, const char *s, char out[QAT_FIT_FMT_LEN
         snprintf(out, QAT_FIT_FMT_LEN, "fp32");
         return QAT_OK;
     }
-    /* The longest prefix that is a valid format (the format grammar has '@'
-     * modifiers of its own, e.g. int4@g32), then the scheme's own tails. */
-    size_t cut = 0;
-    for (size_t k = n; k > 0; k--)
-        if ((k == n || s[k] == '@') && valid_format(s, k)) { cut = k; break; }
-    const char *why = NULL;
-    if (!strncmp(s, "fp32@", 5))
-        why = "the fp32 backward is the unquantized baseline and takes no @sr or @h (write fp32)";
-    else if (!cut)
-        why = "it does not start with a valid format (docs/formats.md; formats are lower case, case is not folded)";
-    else if (!valid_tail(s + cut))
-        why = "after the format only @sr and then @hBLOCK (BLOCK a power of two, at least 2) may follow";
-    if (why)
-        return qat_fail(QAT_EINPUT, "%s: backward scheme '%s' is not fp32 or FORMAT[@sr][@hBLOCK]: %s", where, s, why);
     if (n >= QAT_FIT_FMT_LEN)
         return qat_fail(QAT_EINPUT, "%s: backward scheme '%s' is longer than %d characters", where, s,
                         QAT_FIT_FMT_LEN - 1);
-    snprintf(out, QAT_FIT_FMT_LEN, "%s", s);
+    char fmt[QAT_FIT_FMT_LEN];
+    int sr, h;
+    const char *why;
+    split_scheme(s, fmt, &sr, &h, &why);
+    if (!why && !strcmp(fmt, "fp32"))
+        why = "the fp32 backward is the unquantized baseline and takes no @sr or @h (write fp32)";
+    if (!why && !fmt[0]) why = "it names no format before its modifiers";
+#if QAT_HAVE_COMPRESS
+    /* The format, rounding and block through the trainer's own parser of
+     * compress.gradients.* (compress/gradq.c): a key the trainer would refuse
+     * (sp50, int4@g32, nvfp4@46, mxfp6e3m2, @h2048) cannot stand for a run. */
+    char gwhy[1024];
+    if (!why) {
+        qat_compress_grad c = {.hadamard = h};
+        snprintf(c.format, sizeof c.format, "%s", fmt);
+        snprintf(c.rounding, sizeof c.rounding, "%s", sr ? "sr" : "rtn");
+        qat_gradq g;
+        if (qat_gradq_init(&g, &c)) {
+            snprintf(gwhy, sizeof gwhy, "%s", qat_errmsg());
+            why = gwhy;
+        }
+    }
+#else
+    (void)fmt;
+#endif
+    if (why)
+        return qat_fail(QAT_EINPUT, "%s: backward scheme '%s' is not fp32 or FORMAT[@sr][@hBLOCK] as "
+                        "compress.gradients.* takes it: %s", where, s, why);
+    /* spelled as a run log's config gives it: FORMAT, then @sr, then @hB */
+    qat_fit_bwd_key(out, fmt, sr ? "sr" : "rtn", h);
     return QAT_OK;
 }
 
@@ -116,18 +127,14 @@ int qat_fit_runs_mixed_bwd(const qat_fit_runs *rs, const char **a, const char **
  * stored config (the inverse of qat_fit_bwd_key). */
 static void where_of_key(const char *key, char *out, size_t cap) {
     char fmt[QAT_FIT_FMT_LEN];
-    snprintf(fmt, sizeof fmt, "%s", key);
-    int sr = 0;
-    long h = 0;
-    char *at = strstr(fmt, "@h");
-    if (at && valid_tail(at)) h = strtol(at + 2, NULL, 10), *at = 0;
-    size_t n = strlen(fmt);
-    if (n > 3 && !strcmp(fmt + n - 3, "@sr")) sr = 1, fmt[n - 3] = 0;
+    int sr, h;
+    const char *why;
+    split_scheme(key, fmt, &sr, &h, &why); /* key passed qat_fit_bwd_check */
     if (!strcmp(fmt, "fp32"))
         snprintf(out, cap, "--where compress.gradients.format=fp32");
     else
         snprintf(out, cap, "--where compress.gradients.format=%s --where compress.gradients.rounding=%s "
-                 "--where compress.gradients.hadamard=%ld", fmt, sr ? "sr" : "rtn", h);
+                 "--where compress.gradients.hadamard=%d", fmt, sr ? "sr" : "rtn", h);
 }
 
 int qat_fit_check_bwd(const qat_fit_runs *rs, qat_fit_law law) {

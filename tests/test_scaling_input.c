@@ -117,6 +117,18 @@ static void test_csv_errors(void **s) {
      * INT4 would otherwise be a pair of its own beside int4 under --law decoupled */
     expect_csv_error("1e6,2e7,3.5,INT4\n", "bad.csv:1:13: format 'INT4' is not a format string");
     expect_csv_error("1e6,2e7,3.5,int4,bogus\n", "bad.csv:1:18: format 'bogus' is not a format string");
+    /* an activation format the trainer refuses on activations (weights-only
+     * variants) names no run; as weight formats they stand */
+    expect_csv_error("1e6,2e7,3.5,nvfp4@2d,nvfp4@2d\n", "bad.csv:1:22: act_format 'nvfp4@2d': @2d (16x16 tiles) "
+                     "applies to weights only, expected an activation format without it");
+    expect_csv_error("1e6,2e7,3.5,fp32,aq1x8g8\n", "bad.csv:1:18: act_format 'aq1x8g8': learned additive codebooks");
+    write_file("w2d.csv", "1e6,2e7,3.5,nvfp4@2d,nvfp4\n1e6,2e7,3.5,aq1x8g8,noise(aq1x8g8)\n");
+    char w2d[512];
+    path_in(w2d, sizeof w2d, "w2d.csv");
+    qat_fit_runs ok = {0};
+    assert_int_equal(qat_fit_read_csv(w2d, &ok), QAT_OK);
+    assert_string_equal(ok.run[0].wfmt, "nvfp4@2d");
+    qat_fit_runs_free(&ok);
     expect_csv_error("0x186a0,2e7,3.5\n", "bad.csv:1:1: expected a positive number for N");    /* hex */
     expect_csv_error("# runs\n\nN,D,loss\n1e6,2e7,3.5,int4,int4,fp32,7\n", "bad.csv:4:13: 7 fields, but the header (line 3)");
 }
@@ -381,19 +393,40 @@ static void test_csv_checked_values(void **s) {
     expect_csv_error("N,params,D,loss\n1e6,1e6,2e7,3.1\n", "bad.csv:1:3: column 'params'");
     /* a seventh field without a header has no column */
     expect_csv_error("1e6,2e7,3.1,fp32,fp32,fp32,1\n", "bad.csv:1:");
-    /* the backward scheme: exactly fp32 or FORMAT[@sr][@hBLOCK] */
+    /* the backward scheme: exactly fp32 or FORMAT[@sr][@hBLOCK], checked by the
+     * trainer's own parser of compress.gradients.* (compress/gradq.c) */
     expect_csv_error("N,D,loss,grad_format\n1e6,2e7,3.1,INT4\n", "bad.csv:2:13: backward scheme 'INT4'");
-    expect_csv_error("N,D,loss,grad_format\n1e6,2e7,3.1,int4@h3\n", "only @sr and then @hBLOCK");
-    expect_csv_error("N,D,loss,grad_format\n1e6,2e7,3.1,int4@h1\n", "only @sr and then @hBLOCK");
-    expect_csv_error("N,D,loss,grad_format\n1e6,2e7,3.1,int4@h32@sr\n", "only @sr and then @hBLOCK");
+    expect_csv_error("N,D,loss,grad_format\n1e6,2e7,3.1,int4@h3\n", "@hBLOCK needs BLOCK a power of two");
+    expect_csv_error("N,D,loss,grad_format\n1e6,2e7,3.1,int4@h1\n", "@hBLOCK needs BLOCK a power of two");
+    expect_csv_error("N,D,loss,grad_format\n1e6,2e7,3.1,int4@h032\n", "without leading zeros");
     expect_csv_error("N,D,loss,grad_format\n1e6,2e7,3.1,fp32@sr\n", "the fp32 backward is the unquantized baseline");
-    expect_csv_error("N,D,loss,grad_format\n1e6,2e7,3.1,bogus@sr\n", "does not start with a valid format");
-    write_file("grads.csv", "N,D,loss,grad_format\n1e6,2e7,3.1,int4@sr@h64\n1e6,4e7,3.0,\n2e6,2e7,3.0,int4@g32@sr\n");
+    expect_csv_error("N,D,loss,grad_format\n1e6,2e7,3.1,bogus@sr\n", "'bogus' cannot quantize a backward operand");
+    /* what the trainer refuses as compress.gradients.* is refused here, naming
+     * the cell (each was once an effD of its own) */
+    static const char *const refused[] = {"sp50", "noise(int4)", "vq2x2", "aq1x4g4", "mxfp6e3m2", "nvfp4@46",
+                                          "nvfp4@2d", "int4@g32", "int4@g32@sr", "2:4", "sp50+int4"};
+    for (size_t k = 0; k < sizeof refused / sizeof *refused; k++) {
+        char csv[256], want[128];
+        snprintf(csv, sizeof csv, "N,D,loss,format,grad_format\n1e6,2e7,3.1,int4,%s\n", refused[k]);
+        snprintf(want, sizeof want, "bad.csv:2:18: backward scheme '%s' is not fp32 or FORMAT[@sr][@hBLOCK]",
+                 refused[k]);
+        expect_csv_error(csv, want);
+        expect_csv_error(csv, "cannot quantize a backward operand; expected one of: fp32 (off), int1..int8");
+    }
+    expect_csv_error("N,D,loss,grad_format\n1e6,2e7,3.1,mxfp4@sr@sr\n", "bad.csv:2:13: backward scheme 'mxfp4@sr@sr' "
+                     "is not fp32 or FORMAT[@sr][@hBLOCK] as compress.gradients.* takes it: @sr is given twice");
+    expect_csv_error("N,D,loss,grad_format\n1e6,2e7,3.1,mxfp4@h32@h32\n", "@hBLOCK is given twice");
+    expect_csv_error("N,D,loss,grad_format\n1e6,2e7,3.1,mxfp4@h2048\n", "compress.gradients.hadamard: 2048");
+    /* either order of @sr and @hB, spelled as a run log's config gives it */
+    write_file("grads.csv", "N,D,loss,grad_format\n1e6,2e7,3.1,int4@sr@h64\n1e6,4e7,3.0,\n2e6,2e7,3.0,mxfp4@h16@sr\n"
+                            "2e6,4e7,2.9,int4@h32@sr\n4e6,4e7,2.8,nvfp4@sr\n");
     path_in(p, sizeof p, "grads.csv");
     assert_int_equal(qat_fit_read_csv(p, &rs), QAT_OK);
     assert_string_equal(rs.run[0].gfmt, "int4@sr@h64");
     assert_string_equal(rs.run[1].gfmt, "fp32");
-    assert_string_equal(rs.run[2].gfmt, "int4@g32@sr"); /* the format's own '@' modifier stays in it */
+    assert_string_equal(rs.run[2].gfmt, "mxfp4@sr@h16");
+    assert_string_equal(rs.run[3].gfmt, "int4@sr@h32");
+    assert_string_equal(rs.run[4].gfmt, "nvfp4@sr");
     qat_fit_runs_free(&rs);
 
     /* an unknown column is named with the known ones; Epoch's plot columns are not */
