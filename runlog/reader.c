@@ -93,6 +93,12 @@ int qat_runlog_read_final(const char *path, qat_runlog_summary *o) {
         if (!rc) rc = qat_h5_attr_read_str(f, path, "grad_rounding", o->grad_rounding, sizeof o->grad_rounding);
         if (!rc) rc = qat_h5_attr_read(f, path, "grad_hadamard", H5T_NATIVE_INT64, &o->grad_hadamard);
     }
+    /* a fine-tuned run (qat train --init, or train.init) names its source; others have no such attribute */
+    if (!rc) {
+        char *init = qat_h5_attr_dup_str(f, "init_from");
+        if (init) snprintf(o->init_from, sizeof o->init_from, "%s", init);
+        free(init);
+    }
     if (!rc && qat_h5_exists(f, "final")) {
         o->has_final = 1;
         qat_runlog_final *x = &o->final;

@@ -189,6 +189,8 @@ typedef struct {
     char grad_format[QAT_FMT_MAX];  /* the backward scheme ("fp32" in a log that predates it) */
     char grad_rounding[8];          /* rtn | sr */
     int64_t grad_hadamard;          /* 0 = off */
+    char init_from[512];            /* `init_from`: the checkpoint a `qat train --init` run started
+                                       from (cut to fit); "" for a run trained from scratch */
     int has_final;                  /* /final exists: the run ended */
     qat_runlog_final final;         /* valid when has_final */
     int64_t n_train, n_eval;        /* complete rows in /train and /eval (length of `step`) */

@@ -6,7 +6,11 @@
  * /final/val_loss, /final/tokens and the `n_params` attribute are present;
  * anything else (a running, failed or diverged run, a run killed before its
  * final evaluation) is skipped with a warning that names the file and the
- * reason. Attributes may be stored as fixed- or variable-length strings and
+ * reason. So is a run started from a checkpoint (`init_from`, qat train
+ * --init or train.init, which stores `train.init: ""` for --init, so --where
+ * cannot tell it): its /final/tokens are the fine-tuning tokens only, and as
+ * a point (N, D) it would be a run of far fewer tokens than its weights saw;
+ * a summary line says how many were left out and why. Attributes may be stored as fixed- or variable-length strings and
  * as integer or float numbers: HDF5 converts on read, so both are accepted.
  *
  * The stored config of each run log (its `config` attribute, the resolved
@@ -54,8 +58,10 @@ static int read_bwd_key(const char *path, char out[QAT_FIT_FMT_LEN]) {
 }
 
 /* One run log, read through runlog/'s reader (the one definition of the
- * layout): completed runs with a final validation loss become fit points. */
-int qat_fit_read_runlog(const char *path, qat_fit_runs *rs, int *skipped, FILE *warn) {
+ * layout): completed runs with a final validation loss become fit points.
+ * A run started from a checkpoint is skipped and also counted in *finetuned
+ * (may be NULL) for the summary of qat_fit_read_inputs_sel. */
+static int read_runlog(const char *path, qat_fit_runs *rs, int *skipped, int *finetuned, FILE *warn) {
     qat_runlog_summary *sum = qat_xmalloc(sizeof *sum);
     int e = qat_runlog_read_final(path, sum);
     if (!e) { /* the stored config too: its own checksum (runlog/h5util.h) */
@@ -89,7 +95,13 @@ int qat_fit_read_runlog(const char *path, qat_fit_runs *rs, int *skipped, FILE *
         skip(warn, skipped, path, "no positive /final/tokens");
     else if (!(sum->n_params > 0))
         skip(warn, skipped, path, "no positive 'n_params' attribute");
-    else {
+    else if (sum->init_from[0]) {
+        /* /final/tokens counts the fine-tuning tokens only: the weights it
+         * started from saw others, so (N, D) does not say what the run was */
+        snprintf(why, sizeof why, "started from a checkpoint (init_from %.100s)", sum->init_from);
+        skip(warn, skipped, path, why);
+        if (finetuned) (*finetuned)++;
+    } else {
         r.loss = sum->final.val_loss;
         r.D = (double)sum->final.tokens;
         r.N = (double)sum->n_params;
@@ -107,6 +119,10 @@ int qat_fit_read_runlog(const char *path, qat_fit_runs *rs, int *skipped, FILE *
     }
     free(sum);
     return QAT_OK;
+}
+
+int qat_fit_read_runlog(const char *path, qat_fit_runs *rs, int *skipped, FILE *warn) {
+    return read_runlog(path, rs, skipped, NULL, warn);
 }
 
 struct qat_fit_select {
@@ -223,10 +239,10 @@ static void remember_data(qat_fit_select *sel, const char *path) {
 }
 
 /* One run log through qat_fit_read_runlog, then --where and the data label. */
-static int read_runlog_sel(const char *path, qat_fit_runs *rs, int *skipped, int *unselected, FILE *warn,
-                           qat_fit_select *sel) {
+static int read_runlog_sel(const char *path, qat_fit_runs *rs, int *skipped, int *unselected, int *finetuned,
+                           FILE *warn, qat_fit_select *sel) {
     int before = rs->n;
-    QAT_TRY(qat_fit_read_runlog(path, rs, skipped, warn));
+    QAT_TRY(read_runlog(path, rs, skipped, finetuned, warn));
     if (!sel || rs->n == before) return QAT_OK;
     if (load_run_config(path, sel)) {
         if (!sel->n_where) return QAT_OK; /* nothing to select by; the data check cannot see it */
@@ -392,6 +408,7 @@ typedef struct {
         char *path;
     } *f;
     int n, cap;
+    int finetuned; /* run logs skipped as started from a checkpoint */
 } seen_files;
 
 static int first_reading(seen_files *s, const char *path) {
@@ -425,14 +442,14 @@ static int read_inputs(char *const *paths, int n, qat_fit_runs *rs, int *skipped
             int rc = QAT_OK;
             for (int k = 0; k < l.n && !rc; k++) {
                 rc = first_reading(seen, l.v[k]);
-                if (!rc) rc = read_runlog_sel(l.v[k], rs, skipped, unselected, warn, sel);
+                if (!rc) rc = read_runlog_sel(l.v[k], rs, skipped, unselected, &seen->finetuned, warn, sel);
             }
             for (int k = 0; k < l.n; k++) free(l.v[k]);
             free(l.v);
             QAT_TRY(rc);
         } else if (H5Fis_hdf5(paths[i]) > 0) {
             QAT_TRY(first_reading(seen, paths[i]));
-            QAT_TRY(read_runlog_sel(paths[i], rs, skipped, unselected, warn, sel));
+            QAT_TRY(read_runlog_sel(paths[i], rs, skipped, unselected, &seen->finetuned, warn, sel));
         } else {
             if (sel && sel->n_where)
                 return qat_fail(QAT_EINPUT, "%s: a CSV has no run configs for --where to select by; "
@@ -448,6 +465,12 @@ int qat_fit_read_inputs_sel(char *const *paths, int n, qat_fit_runs *rs, int *sk
                             qat_fit_select *sel) {
     seen_files seen = {0};
     int rc = read_inputs(paths, n, rs, skipped, unselected, warn, sel, &seen);
+    if (!rc && seen.finetuned && warn)
+        fprintf(warn, "qat: warning: %d run%s started from a checkpoint (qat train --init or train.init; run.h5 "
+                "attribute init_from) left out, as warned above: %s /final/tokens counts the fine-tuning tokens "
+                "only, not those behind the weights it started from, so it is no point of a law over (N, D); "
+                "fit the runs trained from scratch\n", seen.finetuned, seen.finetuned == 1 ? "" : "s",
+                seen.finetuned == 1 ? "its" : "each one's");
     for (int i = 0; i < seen.n; i++) free(seen.f[i].path);
     free(seen.f);
     return rc;

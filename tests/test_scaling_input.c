@@ -153,15 +153,17 @@ static void test_csv_canonical_formats(void **s) {
 
 /* A run log written by qat's own writer (runlog/): `status` as given, /final
  * only when with_final (a run killed before the end has none). */
-static void write_runlog(const char *sub, const char *status, double n_params, const char *wf, double val_loss,
-                         double tokens, int with_final) {
+static void write_runlog_from(const char *sub, const char *status, double n_params, const char *wf, double val_loss,
+                              double tokens, int with_final, const char *init_from) {
     char p[512];
     path_in(p, sizeof p, sub);
     mkdir(p, 0755);
     strcat(p, "/run.h5");
     qat_runlog_attrs at = {.name = sub, .config_yaml = "", .seed = 0, .n_params = (int64_t)n_params,
                            .n_params_total = (int64_t)n_params, .tokens_target = (int64_t)tokens,
-                           .weight_format = wf, .act_format = "fp32", .estimator = "trust"};
+                           .weight_format = wf, .act_format = "fp32", .estimator = "trust",
+                           .init_from = init_from, .init_hash = init_from ? "sha256:00" : NULL,
+                           .init_state = init_from ? "projected" : NULL, .init_ptq_loss = 3.5, .init_source_loss = 3.4};
     qat_runlog *rl;
     assert_int_equal(qat_runlog_create(p, &at, &rl), QAT_OK);
     assert_int_equal(qat_runlog_train(rl, 0, 1, 5.0, 1e-3, 1.0, 0.1), QAT_OK);
@@ -170,6 +172,11 @@ static void write_runlog(const char *sub, const char *status, double n_params, c
     qat_runlog_final fin = {val_loss, val_loss, (int64_t)tokens, 1, 1.0};
     if (st != QAT_RUN_RUNNING) assert_int_equal(qat_runlog_finish(rl, (qat_run_status)st, with_final ? &fin : NULL), QAT_OK);
     assert_int_equal(qat_runlog_close(rl), QAT_OK);
+}
+
+static void write_runlog(const char *sub, const char *status, double n_params, const char *wf, double val_loss,
+                         double tokens, int with_final) {
+    write_runlog_from(sub, status, n_params, wf, val_loss, tokens, with_final, NULL);
 }
 
 /* qat_fit_read_inputs on the directory `sub`: the runs into rs, the number
@@ -210,6 +217,32 @@ static void test_runlogs(void **s) {
     assert_true(rs.run[1].N == 8e6);
     assert_non_null(strstr(buf, "runs/b/run.h5: skipped: status is 'running'"));
     assert_non_null(strstr(buf, "runs/c/run.h5: skipped: no positive /final/val_loss"));
+    qat_fit_runs_free(&rs);
+
+    /* A run started from a checkpoint (qat train --init: its config says
+     * train.init "" and only run.h5's init_from tells) is no point (N, D): D
+     * would be the fine-tuning tokens alone. Left out with a warning naming it,
+     * and one line saying how many and why; it was once fitted silently. */
+    write_runlog("ft", "completed", 0, "fp32", 0, 0, 0); /* placeholder dir */
+    write_runlog("ft/scratch", "completed", 1e6, "fp32", 3.1, 2e7, 1);
+    write_runlog_from("ft/tuned1", "completed", 1e6, "int4", 3.0, 1e5, 1, "/abs/src/ckpt.h5");
+    write_runlog_from("ft/tuned2", "completed", 2e6, "int4", 2.9, 1e5, 1, "/abs/src2/ckpt.h5");
+    skipped = read_dir("ft", &rs, buf, sizeof buf);
+    assert_int_equal(rs.n, 1);
+    assert_true(rs.run[0].N == 1e6 && rs.run[0].D == 2e7);
+    assert_int_equal(skipped, 3); /* the placeholder and the two fine-tuned runs */
+    assert_non_null(strstr(buf, "ft/tuned1/run.h5: skipped: started from a checkpoint (init_from /abs/src/ckpt.h5)"));
+    assert_non_null(strstr(buf, "ft/tuned2/run.h5: skipped: started from a checkpoint"));
+    assert_non_null(strstr(buf, "qat: warning: 2 runs started from a checkpoint (qat train --init or train.init; "
+                                "run.h5 attribute init_from) left out"));
+    assert_non_null(strstr(buf, "counts the fine-tuning tokens only"));
+    qat_fit_runs_free(&rs);
+    /* the one-file reader skips it too */
+    path_in(p, sizeof p, "ft/tuned1/run.h5");
+    skipped = 0;
+    assert_int_equal(qat_fit_read_runlog(p, &rs, &skipped, NULL), QAT_OK);
+    assert_int_equal(rs.n, 0);
+    assert_int_equal(skipped, 1);
     qat_fit_runs_free(&rs);
 
     /* A directory with no run logs and a missing file are input errors. */
