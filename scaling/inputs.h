@@ -36,7 +36,10 @@ int qat_fit_read_inputs(char *const *paths, int n, qat_fit_runs *rs, int *skippe
 typedef struct qat_fit_select qat_fit_select;
 
 /* Check each "KEY=VALUE" (a config key of docs/config.md and a value it
- * accepts); QAT_EINPUT naming the --where otherwise. `where` is borrowed. */
+ * accepts; for a format key, a format the trainer takes there); QAT_EINPUT
+ * naming the --where otherwise. `where` is borrowed. Format keys are
+ * compared by canonical spelling, against the run's config and the formats
+ * its run log records. */
 int qat_fit_select_new(const char *const *where, int n_where, qat_fit_select **out);
 void qat_fit_select_free(qat_fit_select *sel);
 

@@ -35,6 +35,10 @@
 #include "core/error.h"
 #include "runlog/runlog.h"
 #include "scaling/inputs.h"
+#if QAT_HAVE_COMPRESS
+#include "compress/format.h"
+#include "compress/gradq.h"
+#endif
 
 static void skip(FILE *warn, int *skipped, const char *path, const char *why) {
     if (warn) fprintf(warn, "qat: warning: %s: skipped: %s\n", path, why);
@@ -129,6 +133,8 @@ struct qat_fit_select {
     const char *const *where; /* "KEY=VALUE", borrowed */
     int n_where;
     int *key;                 /* config key index of each --where */
+    int *fkey;                /* FK_* of each --where: which format key, if any */
+    char (*fval)[QAT_FMT_MAX]; /* a format key's value in canonical spelling */
     char **origin, **label;   /* run logs kept, and their data keys as "k=v" lines */
     int n, cap;
     qat_config *a, *b;        /* scratch (a config is large) */
@@ -150,11 +156,68 @@ static int data_key_matters(const qat_config *c, const char *key) {
     return 1;
 }
 
+/* The config keys whose value is a format: compared by canonical spelling,
+ * since one format has several (modifiers in any order, nvfp4@sr@46 is the
+ * nvfp4@46@sr the run log records and the fit prints). */
+enum { FK_NONE, FK_WEIGHTS, FK_ACTS, FK_GRADS };
+
+static int format_key(const char *key) {
+    return !strcmp(key, "compress.weights.format")       ? FK_WEIGHTS
+           : !strcmp(key, "compress.activations.format") ? FK_ACTS
+           : !strcmp(key, "compress.gradients.format")   ? FK_GRADS
+                                                         : FK_NONE;
+}
+
+static const char *format_value(const qat_config *c, int fk) {
+    return fk == FK_WEIGHTS ? c->weights.format : fk == FK_ACTS ? c->activations.format : c->gradients.format;
+}
+
+/* The canonical spelling of format s (s itself when it does not parse, or
+ * without compress/ to parse it). */
+static void canonical_format(const char *s, char out[QAT_FMT_MAX]) {
+    snprintf(out, QAT_FMT_MAX, "%s", s);
+#if QAT_HAVE_COMPRESS
+    qat_fmt f;
+    if (!qat_fmt_parse(s, &f)) qat_fmt_print(&f, out, QAT_FMT_MAX);
+    qat_clear_error();
+#endif
+}
+
+/* A --where value of a format key: one the trainer takes for that key (a
+ * format of docs/formats.md; for compress.gradients.format, one the backward
+ * takes), or no run could ever match. */
+static int check_format_value(const char *where, int fk, const char *v) {
+#if QAT_HAVE_COMPRESS
+    int rc;
+    if (fk == FK_GRADS) {
+        qat_compress_grad c = {.rounding = "rtn"};
+        snprintf(c.format, sizeof c.format, "%s", v);
+        qat_gradq g;
+        rc = qat_gradq_init(&g, &c);
+    } else {
+        qat_fmt f;
+        rc = qat_fmt_parse(v, &f);
+    }
+    if (rc) {
+        char why[1024];
+        snprintf(why, sizeof why, "%s", qat_errmsg());
+        char *nl = strchr(why, '\n'); /* the grammar after the first line is long */
+        if (nl) *nl = 0;
+        return qat_fail(QAT_EINPUT, "--where %s: %s", where, why);
+    }
+#else
+    (void)where, (void)fk, (void)v;
+#endif
+    return QAT_OK;
+}
+
 int qat_fit_select_new(const char *const *where, int n_where, qat_fit_select **out) {
     qat_fit_select *s = qat_xcalloc(1, sizeof *s);
     s->where = where;
     s->n_where = n_where;
     s->key = qat_xcalloc((size_t)n_where + 1, sizeof *s->key);
+    s->fkey = qat_xcalloc((size_t)n_where + 1, sizeof *s->fkey);
+    s->fval = qat_xcalloc((size_t)n_where + 1, sizeof *s->fval);
     s->a = qat_xmalloc(sizeof *s->a);
     s->b = qat_xmalloc(sizeof *s->b);
     *out = s;
@@ -179,6 +242,11 @@ int qat_fit_select_new(const char *const *where, int n_where, qat_fit_select **o
             snprintf(why, sizeof why, "%s", strlen(m) > skip_n && !strncmp(m, "--set ", 6) ? m + skip_n : m);
             return qat_fail(QAT_EINPUT, "--where %s: %s", where[i], why);
         }
+        s->fkey[i] = format_key(key);
+        if (s->fkey[i]) {
+            QAT_TRY(check_format_value(where[i], s->fkey[i], format_value(s->a, s->fkey[i])));
+            canonical_format(format_value(s->a, s->fkey[i]), s->fval[i]);
+        }
     }
     return QAT_OK;
 }
@@ -189,6 +257,8 @@ void qat_fit_select_free(qat_fit_select *s) {
     free(s->origin);
     free(s->label);
     free(s->key);
+    free(s->fkey);
+    free(s->fval);
     free(s->a);
     free(s->b);
     free(s);
@@ -203,9 +273,18 @@ static int load_run_config(const char *path, qat_fit_select *sel) {
     return ok ? 0 : -1;
 }
 
-/* 1 when the config in sel->a has every --where value. */
-static int selected(qat_fit_select *sel) {
+/* 1 when the config in sel->a (of run r) has every --where value. A format
+ * key matches when its value names the same format as the run's config or as
+ * its run log records it (a block format's hadamard: B folded in as @hB). */
+static int selected(qat_fit_select *sel, const qat_fit_run *r) {
     for (int i = 0; i < sel->n_where; i++) {
+        if (sel->fkey[i]) {
+            char c[QAT_FMT_MAX];
+            canonical_format(format_value(sel->a, sel->fkey[i]), c);
+            const char *recorded = sel->fkey[i] == FK_WEIGHTS ? r->wfmt : sel->fkey[i] == FK_ACTS ? r->afmt : "";
+            if (strcmp(c, sel->fval[i]) && strcmp(recorded, sel->fval[i])) return 0;
+            continue;
+        }
         memcpy(sel->b, sel->a, sizeof *sel->b);
         if (qat_config_set(sel->b, sel->where[i])) return qat_clear_error(), 0;
         char *x = qat_config_key_text(sel->a, sel->key[i]), *y = qat_config_key_text(sel->b, sel->key[i]);
@@ -250,7 +329,7 @@ static int read_runlog_sel(const char *path, qat_fit_runs *rs, int *skipped, int
         skip(warn, skipped, path, "no readable stored config, so --where cannot select it");
         return QAT_OK;
     }
-    if (!selected(sel)) {
+    if (!selected(sel, &rs->run[before])) {
         rs->n = before;
         if (unselected) (*unselected)++;
         return QAT_OK;

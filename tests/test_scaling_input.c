@@ -729,6 +729,75 @@ static void write_run_with_config(const char *sub, const char *config_yaml, doub
     assert_int_equal(qat_runlog_close(rl), QAT_OK);
 }
 
+/* --where on a format key compares formats, not spellings: the name the fit
+ * prints (nvfp4@46@sr, recorded in run.h5) selected nothing when the config
+ * held nvfp4@sr@46, and NVFP4 or a backward format the trainer refuses was
+ * taken as a value that simply matched no run. */
+static void test_where_formats_canonical(void **s) {
+    (void)s;
+    char d[512];
+    path_in(d, sizeof d, "wfmt");
+    mkdir(d, 0755);
+    const char *sub[3] = {"wfmt/nv", "wfmt/mx", "wfmt/dense"};
+    const char *cfg[3] = {"train: {tokens: 1e5}\ncompress: {weights: {format: nvfp4@sr@46}, gradients: {format: mxfp4}}\n",
+                          "train: {tokens: 1e5}\ncompress: {weights: {format: mxfp4, hadamard: 32}}\n",
+                          "train: {tokens: 1e5}\n"};
+    const char *rec[3] = {"nvfp4@46@sr", "mxfp4@h32", "fp32"}; /* what qat train records */
+    for (int k = 0; k < 3; k++) {
+        char p[512];
+        path_in(p, sizeof p, sub[k]);
+        mkdir(p, 0755);
+        strcat(p, "/run.h5");
+        qat_runlog_attrs at = {.name = sub[k], .config_yaml = cfg[k], .n_params = 1000000,
+                               .n_params_total = 1000000, .tokens_target = 100000,
+                               .weight_format = rec[k], .act_format = "fp32", .estimator = "ste"};
+        qat_runlog *rl;
+        assert_int_equal(qat_runlog_create(p, &at, &rl), QAT_OK);
+        qat_runlog_final fin = {3.0, 3.0, 100000, 1, 1.0};
+        assert_int_equal(qat_runlog_finish(rl, QAT_RUN_COMPLETED, &fin), QAT_OK);
+        assert_int_equal(qat_runlog_close(rl), QAT_OK);
+    }
+    char *paths[1] = {d};
+    struct { const char *where, *kept; } cases[] = {
+        {"compress.weights.format=nvfp4@46@sr", "/nv/"},  /* as the fit prints it */
+        {"compress.weights.format=nvfp4@sr@46", "/nv/"},  /* as the config wrote it */
+        {"compress.weights.format=\"nvfp4@46@sr\"", "/nv/"},
+        {"compress.weights.format=mxfp4@h32", "/mx/"},    /* hadamard: 32 folded in, as recorded */
+        {"compress.weights.format=mxfp4", "/mx/"},        /* the config's own value */
+        {"compress.gradients.format=mxfp4", "/nv/"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        const char *w[1] = {cases[c].where};
+        qat_fit_select *sel;
+        assert_int_equal(qat_fit_select_new(w, 1, &sel), QAT_OK);
+        qat_fit_runs rs = {0};
+        int skipped = 0, unselected = 0;
+        assert_int_equal(qat_fit_read_inputs_sel(paths, 1, &rs, &skipped, &unselected, NULL, sel), QAT_OK);
+        if (rs.n != 1) fprintf(stderr, "--where %s kept %d runs\n", cases[c].where, rs.n);
+        assert_int_equal(rs.n, 1);
+        assert_non_null(strstr(rs.run[0].origin, cases[c].kept));
+        assert_int_equal(unselected, 2);
+        qat_fit_runs_free(&rs);
+        qat_fit_select_free(sel);
+    }
+    /* a value that is no format of its key is exit 2 naming the --where */
+    struct { const char *where, *msg; } bad[] = {
+        {"compress.weights.format=NVFP4", "--where compress.weights.format=NVFP4: unknown format 'NVFP4'"},
+        {"compress.activations.format=int4@g032", "--where compress.activations.format=int4@g032: "},
+        {"compress.gradients.format=sp50", "--where compress.gradients.format=sp50: compress.gradients.format: "
+                                           "'sp50' cannot quantize a backward operand"},
+        {"compress.gradients.format=mxfp4@sr", "cannot quantize a backward operand"},
+    };
+    for (size_t c = 0; c < sizeof bad / sizeof *bad; c++) {
+        const char *w[1] = {bad[c].where};
+        qat_fit_select *sel;
+        assert_int_equal(qat_fit_select_new(w, 1, &sel), QAT_EINPUT);
+        if (!strstr(qat_errmsg(), bad[c].msg)) fprintf(stderr, "message: %s\n", qat_errmsg());
+        assert_non_null(strstr(qat_errmsg(), bad[c].msg));
+        qat_fit_select_free(sel);
+    }
+}
+
 /* The hint of the mixed-data error selects one group: with three groups, of
  * which two share data.source, it names every key the first group differs in
  * (before: only --where data.source=..., which left two groups and the same
@@ -891,6 +960,7 @@ int main(void) {
         cmocka_unit_test(test_killed_runlogs), cmocka_unit_test(test_csv_checked_values),
         cmocka_unit_test(test_fit_arguments_first), cmocka_unit_test(test_bootstrap_drops_blind_resamples),
         cmocka_unit_test(test_fit_where_and_mixed_data),
+        cmocka_unit_test(test_where_formats_canonical),
         cmocka_unit_test(test_mixed_data_hint_selects_one_group),
         cmocka_unit_test(test_messages_have_one_prefix),
     };
