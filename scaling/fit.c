@@ -94,6 +94,16 @@ void qat_fit_grid_start(const qat_fit_problem *p, int s, double *theta) {
         if (p->fixed[k]) theta[k] = p->fixval[k];
 }
 
+void qat_fit_start_range(const qat_fit_problem *p, int k, double *lo, double *hi) {
+    double *theta = qat_xmalloc((size_t)p->np * sizeof *theta);
+    *lo = INFINITY, *hi = -INFINITY;
+    for (int s = 0, n = qat_fit_grid_count(p); s < n; s++) {
+        qat_fit_grid_start(p, s, theta);
+        *lo = fmin(*lo, theta[k]), *hi = fmax(*hi, theta[k]);
+    }
+    free(theta);
+}
+
 typedef struct {
     double f;
     int idx;

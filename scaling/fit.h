@@ -36,7 +36,7 @@
 #define QAT_FIT_HUBER_DELTA 1e-3 /* docs/scaling-laws.md */
 #define QAT_FIT_SCREENED_STARTS 48 /* default starts of laws with capacity parameters */
 #define QAT_FIT_MIN_BOOTSTRAP 20 /* fewest --bootstrap resamples for a 95% interval (docs/cli.md) */
-#define QAT_FIT_WHY_LEN 256     /* longest reason kept for a parameter held by rule */
+#define QAT_FIT_WHY_LEN 512     /* longest reason kept for a parameter held by rule */
 
 typedef enum { QAT_LAW_CHINCHILLA = 0, QAT_LAW_DECOUPLED = 1, QAT_LAW_UNIFIED = 2, QAT_LAW_QUARTET = 3 } qat_fit_law;
 #define QAT_FIT_NLAWS 4
@@ -239,6 +239,10 @@ double qat_fit_local(const qat_fit_problem *p, double *theta, const double *w);
 /* Grid starts of docs/scaling-laws.md for this problem: fills θ for start s (0 ≤ s < count). */
 int qat_fit_grid_count(const qat_fit_problem *p);
 void qat_fit_grid_start(const qat_fit_problem *p, int s, double *theta);
+/* The range [lo, hi] of θ_k over those starts: a fitted value outside it is
+ * one the optimiser carried away from every start (rule 5 says toward which
+ * bound). */
+void qat_fit_start_range(const qat_fit_problem *p, int k, double *lo, double *hi);
 
 /* Bootstrap and leave-one-out, given the full-data fit in r->theta (bootstrap.c).
  * `starts` holds n_starts further θ (distinct local optima of the full fit)

@@ -287,7 +287,8 @@ int qat_fit_identify(qat_fit_problem *p, FILE *note) {
  * toward 0 and up) with the others refitted from the previous step. If even
  * the last step fits as well as the optimum within the runs' noise (the 95 %
  * profile-likelihood margin, 1.92·s² with s² = 2·objective/(n − free), s ≥ 1e-5),
- * the runs bound the parameter on one side only. */
+ * the runs do not determine the parameter (the reason names the bound it
+ * went toward: not_identified). */
 
 #define PROFILE_STEPS 3 /* factors 10, 100, 1000 */
 
@@ -324,7 +325,7 @@ static int flat_toward(const qat_fit_problem *p, const double *theta, int k, int
     return flat;
 }
 
-/* Is free parameter k only bounded on one side? Fills why[] when so. */
+/* Is free parameter k undetermined toward a bound (or both)? Fills why[] when so. */
 static int not_identified(const qat_fit_problem *p, const qat_fit_result *r, int k, double margin, char *why,
                           size_t cap) {
     double v = qat_fit_value(p, r->theta, k);
@@ -337,15 +338,36 @@ static int not_identified(const qat_fit_problem *p, const qat_fit_result *r, int
                      "and D together in these runs", p->name[k], v);
         return 1;
     }
-    for (int dir = -1; dir <= 1; dir += 2) {
-        double reach = NAN;
-        if (!flat_toward(p, r->theta, k, dir, r->objective, margin, &reach)) continue;
+    /* Both directions: the first flat one is not enough to say where the
+     * value went (an effD of 2.4e75, flat both ways, was once said to have
+     * run toward 0). A direction is named only when it is the one the value
+     * went: the only flat one, or, when both are flat, the side of the grid's
+     * start range it ended on. */
+    double reach[2] = {NAN, NAN};
+    int flat[2];
+    for (int j = 0; j < 2; j++) flat[j] = flat_toward(p, r->theta, k, j ? 1 : -1, r->objective, margin, &reach[j]);
+    if (!flat[0] && !flat[1]) return 0;
+    double lo, hi;
+    qat_fit_start_range(p, k, &lo, &hi);
+    int side = r->theta[k] > hi ? 1 : r->theta[k] < lo ? 0 : -1; /* 1 above every start, 0 below, -1 within */
+    int went = flat[0] && flat[1] ? side : flat[1] ? (side == 0 ? -1 : 1) : (side == 1 ? -1 : 0);
+    const char *name = p->name[k];
+    if (went >= 0 && !(flat[0] && flat[1]))
         snprintf(why, cap, "%s = %.4g ran toward its bound %s: the fit is as good (within the runs' noise) with "
-                 "%s held at %.4g, %s, so the runs do not determine it", p->name[k], v, dir < 0 ? "0" : "+inf",
-                 p->name[k], reach, dir < 0 ? "1000 times smaller" : "1000 times larger");
-        return 1;
-    }
-    return 0;
+                 "%s held at %.4g, %s, so the runs do not determine it", name, v, went ? "+inf" : "0", name,
+                 reach[went], went ? "1000 times larger" : "1000 times smaller");
+    else if (went >= 0)
+        snprintf(why, cap, "%s = %.4g ran toward its bound %s: the fit is as good (within the runs' noise) with "
+                 "%s held 1000 times smaller (%.4g) or 1000 times larger (%.4g), so the runs do not determine it",
+                 name, v, went ? "+inf" : "0", name, reach[0], reach[1]);
+    else if (flat[0] && flat[1])
+        snprintf(why, cap, "%s = %.4g is not determined either way: the fit is as good (within the runs' noise) "
+                 "with %s held 1000 times smaller (%.4g) or 1000 times larger (%.4g)", name, v, name, reach[0],
+                 reach[1]);
+    else /* flat only back toward the starts: the value went one way, the runs do not hold it there */
+        snprintf(why, cap, "%s = %.4g is not determined: the fit is as good (within the runs' noise) with %s held "
+                 "at %.4g, %s", name, v, name, reach[flat[1]], flat[1] ? "1000 times larger" : "1000 times smaller");
+    return 1;
 }
 
 /* Index into published[] of a unified capacity constant k, or -1. */

@@ -208,7 +208,7 @@ static int is_cap_name(const char *name) {
 #define NOTE_LEN 200
 static int law_notes(const qat_fit_h5 *f, const qat_plot_law_layout *lay, char lines[NOTE_LINES][NOTE_LEN]) {
     static const char *why[3] = {
-        ": not identified (the runs bound each on one side only), held where the fit put it",
+        ": not identified (as good 1000 times larger or smaller), held where the fit put it",
         ": held at the published Llama/C4 values (the runs' formats cannot determine them)",
         ": held by --fix"};
     int nl = 0;

@@ -116,9 +116,15 @@ static double predicted_rho(const qat_fit_problem *p, int i) {
     return rho;
 }
 
+/* An eff's label in the pair tables: held by an identifiability rule (its
+ * reason is listed under the table) or fixed by the user's --fix. */
+static const char *held_label(int fixed) {
+    return fixed == QAT_FIT_BY_RULE ? "(held, see below)" : "(fixed by --fix)";
+}
+
 static void interval(FILE *out, double lo, double hi, int fixed) {
     if (fixed == QAT_FIT_BY_RULE) fprintf(out, "  (held: the data cannot tell it, see below)");
-    else if (fixed) fprintf(out, "  (fixed)");
+    else if (fixed) fprintf(out, "  (fixed by --fix)");
     else if (isfinite(lo) && isfinite(hi)) fprintf(out, "  [%.5g, %.5g]", lo, hi);
 }
 
@@ -161,7 +167,7 @@ void qat_fit_print_table(FILE *out, const qat_fit_report *rep) {
             for (int j = 0; j < 2; j++) {
                 int idx = j ? p->effd_of_bwd[p->key_bwd[k]] : p->eff_of_pair[p->key_pair[k]];
                 if (idx < 0) snprintf(iv[j], sizeof iv[j], "(fp32 baseline)");
-                else if (p->fixed[idx]) snprintf(iv[j], sizeof iv[j], p->fixed[idx] == QAT_FIT_BY_RULE ? "(held, see below)" : "(fixed)");
+                else if (p->fixed[idx]) snprintf(iv[j], sizeof iv[j], "%s", held_label(p->fixed[idx]));
                 else if (isfinite(e[3 * j + 1])) snprintf(iv[j], sizeof iv[j], "[%.4g, %.4g]", e[3 * j + 1], e[3 * j + 2]);
                 else iv[j][0] = 0;
             }
@@ -174,10 +180,12 @@ void qat_fit_print_table(FILE *out, const qat_fit_report *rep) {
         fprintf(out, "\n  %-24s %10s  %-22s %5s%s\n", "format pair (W/A)", uni ? "rho" : "eff",
                 rep->bootstrap ? "95% interval" : "", "runs", uni ? "  predicted (published L,F,C)" : "");
         for (int k = 0; k < p->n_pairs; k++) {
-            int fixed = p->law == QAT_LAW_DECOUPLED &&
-                        (p->eff_of_pair[k] < 0 || p->fixed[p->eff_of_pair[k]]);
+            /* the baseline is 1 by definition, an eff held by a rule is not
+             * the user's choice: say which (all three were "(fixed)") */
+            int dec = p->law == QAT_LAW_DECOUPLED, e = p->eff_of_pair[k];
             char iv[64] = "";
-            if (fixed) snprintf(iv, sizeof iv, "(fixed)");
+            if (dec && e < 0) snprintf(iv, sizeof iv, "(fp32 baseline)");
+            else if (dec && p->fixed[e]) snprintf(iv, sizeof iv, "%s", held_label(p->fixed[e]));
             else if (isfinite(r->pair_lo[k])) snprintf(iv, sizeof iv, "[%.4g, %.4g]", r->pair_lo[k], r->pair_hi[k]);
             fprintf(out, "  %-24s %10.4g  %-22s %5d", p->pair[k], r->pair_rho[k], iv, pair_runs(p, k));
             if (uni) fprintf(out, "  %.4g", predicted_rho(p, p->pair_run[k]));

@@ -51,11 +51,17 @@ fi
 echo "Held, not fitted: these have no interval, and every interval above (ρ included) is conditional"
 echo "on them, since the bootstrap does not vary them."
 cap='^(quant|sparse|vq)_[LFC]$'
-# Constants of the law itself (A ... E, decoupled effs) that the runs bound on one side only (rule 5).
-names=$(printf '%s\n' "$fixed" | awk -F'\t' -v c="$cap" '$3 == "rule" && $1 !~ c { printf "%s%s = %.4g", n++ ? ", " : "", $1, $2 }')
+# Constants of the law itself (A ... E, decoupled effs) that the runs do not determine (rule 5).
+# Each with the bound it ran toward, as the fit's reason ("why") names it: "ran toward its bound +inf",
+# or "not determined either way" when it is as good 1000 times smaller and larger from where it sits.
+names=$(printf '%s\n' "$fixed" | awk -F'\t' -v c="$cap" '$3 == "rule" && $1 !~ c {
+    dir = ""
+    if (match($4, /ran toward its bound [^:]*/)) dir = " (toward " substr($4, RSTART + 21, RLENGTH - 21) ")"
+    else if ($4 ~ /not determined either way/) dir = " (either way)"
+    printf "%s%s = %.4g%s", n++ ? ", " : "", $1, $2, dir }')
 if [ -n "$names" ]; then
-  echo "  $names: not identified. The runs bound each on one side only (the fit is as good with it"
-  echo "    1000 times larger or smaller), so it is held where the fit put it and means nothing on its own."
+  echo "  $names: not identified. The fit is as good with each held 1000 times"
+  echo "    further toward that bound (or either way), so it is held where the fit put it and means nothing on its own."
   if printf '%s\n' "$fixed" | awk -F'\t' '$3 == "rule" && ($1 == "B" || $1 == "beta" || $1 == "E") { f = 1 } END { exit !f }'; then
     echo "    So the data term B·D^-β + E is not measured by these token budgets: measuring it takes runs"
     echo "    at more token budgets, further apart. The capacities come from the N term."

@@ -25,13 +25,19 @@ has "$out" "A 4.17 [3.14–7.38]"
 has "$out" "β 0.631 [0.629–0.649]"
 has "$out" "B 4.51e+03 (held, not identified)"
 has "$out" "E 0.825 (held, not identified)"
-has "$out" "B = 4507, E = 0.8252: not identified."
+has "$out" "B = 4507 (toward +inf), E = 0.8252 (toward 0): not identified."
 has "$out" "the data term B·D^-β + E is not measured by these token budgets"
 has "$out" "every interval above (ρ included) is conditional"
 has "$out" "quant_L = 1: published Llama/C4 value, since the quant formats show 2 distinct GMSE values"
 has "$out" "sparse_L = 1, sparse_C = 1.39: published Llama/C4 value, since the sparse formats show 1 distinct"
 hasnt "$out" "none held"
 has "$(bash "$sum" --names "$fix")" "B, E, quant_L, sparse_L, sparse_C"
+
+# 1b. A constant the fit finds as good either way says so, not a bound it did not run to.
+sed -e 's/E = 0.8252 ran toward its bound 0: the fit is as good (within the runs. noise) with E held at 0.0008252, 1000 times smaller, so the runs do not determine it/E = 0.8252 is not determined either way: the fit is as good (within the runs'"'"' noise) with E held 1000 times smaller (0.0008252) or 1000 times larger (825.2)/' "$fix" > "$tmp/either.json"
+grep -q "not determined either way" "$tmp/either.json" || { echo "FAIL: either.json not made"; fails=$((fails + 1)); }
+out=$(bash "$sum" "$tmp/either.json")
+has "$out" "B = 4507 (toward +inf), E = 0.8252 (either way): not identified."
 
 # 2. Nothing held: every constant with its interval, and the summary says so.
 sed -e 's/"fixed": {.*}, "rmse_log"/"fixed": {}, "rmse_log"/' \

@@ -286,11 +286,50 @@ static void test_unified_held(void **s) {
 }
 #endif
 
+/* The decoupled pair table says why an eff was not fitted: fp32/fp32 is the
+ * baseline (1 by definition), an eff that ran toward a bound is held by rule 5
+ * (its reason under the table, naming the bound it ran toward), and one given
+ * with --fix is the user's. All three used to read "(fixed)". */
+static void test_decoupled_held_labels(void **s) {
+    (void)s;
+    char p[512];
+    path_in(p, sizeof p, "held_eff.csv");
+    FILE *f = fopen(p, "w");
+    fprintf(f, "N,D,loss,format,act_format\n");
+    const double N[] = {1e7, 1e8, 1e9}, D[] = {1e9, 1e10, 1e11};
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++) {
+            fprintf(f, "%g,%g,%.10g,fp32,fp32\n", N[i], D[j], law(N[i], D[j]));
+            fprintf(f, "%g,%g,%.10g,int4,int4\n", N[i], D[j], law(0.7 * N[i], D[j]));
+            /* a format that costs nothing at any N: its eff is bounded below only */
+            fprintf(f, "%g,%g,%.10g,int8,int8\n", N[i], D[j], 1.817 + 2085 * pow(D[j], -0.366));
+        }
+    fclose(f);
+    const char *args[] = {"--law", "decoupled", "--no-loo", "--fix", "int4/int4=0.7"};
+    assert_int_equal(fit(p, args, 5), 0);
+    printf("%s", text);
+    const char *row = strstr(text, "\n  fp32/fp32 ");
+    assert_non_null(row);
+    assert_true(strstr(row, "(fp32 baseline)") < strchr(row + 1, '\n'));
+    row = strstr(text, "\n  int4/int4 ");
+    assert_non_null(row);
+    assert_true(strstr(row, "(fixed by --fix)") && strstr(row, "(fixed by --fix)") < strchr(row + 1, '\n'));
+    row = strstr(text, "\n  int8/int8 ");
+    assert_non_null(row);
+    assert_true(strstr(row, "(held, see below)") && strstr(row, "(held, see below)") < strchr(row + 1, '\n'));
+    assert_null(strstr(text, "(fixed)"));
+    const char *held = strstr(text, "HELD, NOT FITTED");
+    assert_non_null(held);
+    assert_non_null(strstr(held, "int8/int8 = "));
+    assert_non_null(strstr(held, "ran toward its bound +inf"));
+    assert_non_null(strstr(held, "so the runs do not determine it\n")); /* whole, not cut at 256 bytes */
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_one_D), cmocka_unit_test(test_one_N_and_two_D),
         cmocka_unit_test(test_too_few_points), cmocka_unit_test(test_decoupled_anchor),
-        cmocka_unit_test(test_runs_to_bound),
+        cmocka_unit_test(test_runs_to_bound), cmocka_unit_test(test_decoupled_held_labels),
 #ifdef QAT_HAVE_COMPRESS
         cmocka_unit_test(test_unified_held),
 #endif
