@@ -53,9 +53,7 @@ struct qat_aq_state {
 static int aq_is_pv(const qat_quantizer *q) { return q->est == QAT_EST_PV; }
 
 static int aq_check(qat_quantizer *q, int natural_group) {
-    if (!q->is_weight)
-        return qat_fail(QAT_EINPUT, "format '%s' learns codebooks of a weight tensor: it applies to "
-                        "compress.weights only, expected another activation format", q->fmt.name);
+    QAT_ASSERT(q->is_weight); /* qat_quantizer_create refused it on activations (qat_fmt_side_refusal) */
     if (q->side.group > 0)
         return qat_fail(QAT_EINPUT, "format '%s' has one learned scale per output row: group must be 0 "
                         "(the default), got %lld", q->fmt.name, (long long)q->side.group);

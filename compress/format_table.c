@@ -386,6 +386,14 @@ int qat_fmt_group(const qat_fmt *f) {
     return g;
 }
 
+const char *qat_fmt_side_refusal(const qat_fmt *f, int is_weight) {
+    if (is_weight) return NULL;
+    if (f->mods & QAT_MOD_2D) return "@2d (16x16 tiles) applies to weights only";
+    if (f->val == QAT_VAL_AQ && !f->noise)
+        return "learned additive codebooks (aq) are learned for a weight tensor: the format applies to compress.weights only";
+    return NULL;
+}
+
 double qat_fmt_bits_parsed(const qat_fmt *f, double *tensor_bits) {
     /* noise(F) stands in for F, so it costs F's bits */
     const qat_fmt_traits *v = qat_fmt_traits_of(f), *s = qat_fmt_sparse_traits(f);

@@ -87,6 +87,13 @@ qat_est qat_fmt_default_est(const qat_fmt *f);
 /* Natural group of a whole format (the larger of its stages'). */
 int qat_fmt_group(const qat_fmt *f);
 
+/* Why a format cannot be one side of a product, or NULL when it can: `@2d` tiles a
+ * weight matrix and `aqMxBgG` learns a weight tensor's codebooks, so neither is an
+ * activation format (noise(aq…) only draws noise and goes anywhere). The one rule
+ * behind the trainer's quantizer (compress/quantizer.c) and a fit CSV's act_format
+ * column (scaling/csv.c). The phrase completes "format 'F': …". */
+const char *qat_fmt_side_refusal(const qat_fmt *f, int is_weight);
+
 /* The formats the frontier prices besides those in the data (every row's
  * `frontier`, table order): *n of them, static storage. */
 const char *const *qat_fmt_frontier_candidates(int *n);

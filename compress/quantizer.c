@@ -52,9 +52,8 @@ int qat_quantizer_create(const qat_compress_side *side, int is_weight, int64_t m
     if (qat_fmt_is_block(&f) && group)
         return qat_fail(QAT_EINPUT, "format '%s' carries its own block size: group must be 0 (the default), got %lld",
                         f.name, (long long)group);
-    if ((f.mods & QAT_MOD_2D) && !is_weight)
-        return qat_fail(QAT_EINPUT, "format '%s': @2d (16x16 tiles) applies to weights only, expected an activation "
-                        "format without @2d", f.name);
+    const char *refused = qat_fmt_side_refusal(&f, is_weight);
+    if (refused) return qat_fail(QAT_EINPUT, "format '%s': %s, expected another activation format", f.name, refused);
     int ng = qat_fmt_group(&f);
     if (cols % ng || (group && group % ng))
         return qat_fail(QAT_EINPUT, "format '%s' works on groups of %d along the input dim, which must divide %lld%s",

@@ -34,6 +34,7 @@
 #include "scaling/inputs.h"
 #if QAT_HAVE_COMPRESS
 #include "compress/format.h"
+#include "compress/format_table.h"
 #endif
 
 enum { COL_N, COL_D, COL_FLOP, COL_LOSS, COL_FMT, COL_ACT, COL_GRAD, NCOL };
@@ -152,12 +153,12 @@ static int set_format(const char *path, int line, const fields *f, int k, int is
         return qat_fail(QAT_EINPUT, "%s:%d:%d: format '%s' is not a format string of docs/formats.md (formats are "
                         "lower case; case is not folded): %s", path, line, f->col[k], s, why);
     }
-    /* what the trainer's quantizer refuses on an activation side (compress/quantizer.c,
-     * compress/estimator_aq.c) names no run either */
-    if (is_act && ((fm.mods & QAT_MOD_2D) || (fm.val == QAT_VAL_AQ && !fm.noise)))
+    /* what the trainer's quantizer refuses on an activation side names no run either:
+     * the same rule (compress/format_table.h) */
+    const char *refused = qat_fmt_side_refusal(&fm, !is_act);
+    if (refused)
         return qat_fail(QAT_EINPUT, "%s:%d:%d: act_format '%s': %s, expected an activation format without it", path,
-                        line, f->col[k], s, fm.val == QAT_VAL_AQ ? "learned additive codebooks (aq) apply to weights only"
-                                                                 : "@2d (16x16 tiles) applies to weights only");
+                        line, f->col[k], s, refused);
     char canon[64];
     qat_fmt_print(&fm, canon, sizeof canon);
     if (strlen(canon) < QAT_FIT_FMT_LEN) s = canon;
