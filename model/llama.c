@@ -110,7 +110,25 @@ static int make_pair(const qat_config *cfg, int64_t rows_w, int64_t cols, int se
                         "both operands of a product are rotated by the same matrix: make the blocks equal, or set one "
                         "side's hadamard to -1 (auto follows the other side)",
                         qat_config_where_last(cfg, both, pos, sizeof pos), rw.block, rw.why, ra.block, ra.why);
-    else if (rw.set && rw.block) block = rw.block;
+    /* An explicit 0 says "do not rotate this side", and the other side's rotation
+     * would rotate it anyway: the setting would be silently overridden. */
+    for (int i = 0; i < 2; i++) {
+        const side_rot *off = i ? &ra : &rw, *on = i ? &rw : &ra;
+        if (!(off->set && !off->block && on->block)) continue;
+        const char *me = i ? "compress.activations" : "compress.weights";
+        const char *other = i ? "compress.weights" : "compress.activations";
+        char of[64], oh[64];
+        snprintf(of, sizeof of, "%s.format", other);
+        snprintf(oh, sizeof oh, "%s.hadamard", other);
+        const char *keys[] = {off->key, of, oh, NULL};
+        return qat_fail(QAT_EINPUT, "%s: %s.hadamard: 0 asks for no rotation of the %s, but the %s rotate with "
+                        "Hadamard block %d (%s); both operands of a product share one basis, so the %s would be "
+                        "rotated anyway; expected %s.hadamard: 0 too (neither side rotated), or %s.hadamard: -1 "
+                        "(auto follows the other side)",
+                        qat_config_where_last(cfg, keys, pos, sizeof pos), me, i ? "activations" : "weights",
+                        i ? "weights" : "activations", on->block, on->why, i ? "activations" : "weights", other, me);
+    }
+    if (rw.set && rw.block) block = rw.block;
     else if (ra.set && ra.block) block = ra.block;
     else block = rw.block ? rw.block : ra.block; /* auto on both sides: the same rule over the same cols */
     const char *src = qat_config_source(cfg);

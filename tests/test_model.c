@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "autograd/gemm.h"
+#include "compress/quantizer.h"
 #include "model/llama.h"
 #include "optim/adamw.h"
 
@@ -274,6 +275,48 @@ static void test_bf16_gradients_w4a4_trust(void **state) {
 /* The model's checks between a side's Hadamard block and the model's widths or the
  * other side's block name the line of the later key, like every config error (they
  * named the file alone). */
+/* An explicit hadamard: 0 beside a side that rotates (on auto or set) was silently
+ * rotated to the other side's block (--print-config still showed 0); it is now
+ * exit 2 at the key given last, and 0 on both sides builds (nothing rotated). */
+static void test_explicit_zero_hadamard_is_not_overridden(void **state) {
+    (void)state;
+    static const struct { const char *yaml, *want; } cases[] = {
+        {"model: {preset: s1}\ncompress:\n  weights: {format: int4, hadamard: 0}\n  activations: {format: int4}\n",
+         "m.yaml:4:17: compress.weights.hadamard: 0 asks for no rotation of the weights, but the activations rotate "
+         "with Hadamard block 32 (compress.activations.hadamard auto picks 32 for int4)"},
+        {"model: {preset: s1}\ncompress:\n  activations: {format: int4, hadamard: 16}\n  weights: {format: int4, "
+         "hadamard: 0}\n",
+         "m.yaml:4:27: compress.weights.hadamard: 0 asks for no rotation of the weights, but the activations rotate "
+         "with Hadamard block 16 (compress.activations.hadamard: 16)"},
+        {"model: {preset: s1}\ncompress:\n  weights: {format: int4}\n  activations: {format: fp32, hadamard: 0}\n",
+         "m.yaml:4:31: compress.activations.hadamard: 0 asks for no rotation of the activations, but the weights "
+         "rotate with Hadamard block 32"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        qat_config cfg;
+        assert_int_equal(qat_config_load_string(cases[i].yaml, "m.yaml", &cfg), 0);
+        qat_model_shape s;
+        assert_int_equal(qat_model_shape_from_config(&cfg, &s), 0);
+        qat_model *m = NULL;
+        assert_int_equal(qat_model_create(&cfg, &s, 1, &m), QAT_EINPUT);
+        if (strncmp(qat_errmsg(), cases[i].want, strlen(cases[i].want)))
+            fail_msg("case %zu: got %s, want %s...", i, qat_errmsg(), cases[i].want);
+        assert_non_null(strstr(qat_errmsg(), "hadamard: 0 too (neither side rotated), or"));
+    }
+    qat_config cfg;
+    assert_int_equal(qat_config_load_string("model: {preset: s1}\ncompress:\n  weights: {format: int4, hadamard: 0}\n"
+                                            "  activations: {format: int4, hadamard: 0}\n", "m.yaml", &cfg), 0);
+    qat_model_shape s;
+    assert_int_equal(qat_model_shape_from_config(&cfg, &s), 0);
+    qat_model *m = NULL;
+    assert_int_equal(qat_model_create(&cfg, &s, 1, &m), 0);
+    for (int j = 0; j < 4; j++) {
+        assert_int_equal(qat_quantizer_hadamard(m->blocks[0].qw[j]), 0);
+        assert_int_equal(qat_quantizer_hadamard(m->blocks[0].qa[j]), 0);
+    }
+    qat_model_free(m);
+}
+
 static void test_pairing_errors_name_the_line(void **state) {
     (void)state;
     static const struct { const char *yaml, *want; } cases[] = {
@@ -305,6 +348,7 @@ int main(void) {
         cmocka_unit_test(test_presets_count),
         cmocka_unit_test(test_views_and_names),
         cmocka_unit_test(test_pairing_errors_name_the_line),
+        cmocka_unit_test(test_explicit_zero_hadamard_is_not_overridden),
         cmocka_unit_test(test_model_gradient),
         cmocka_unit_test(test_steady_state_allocates_nothing),
     };
