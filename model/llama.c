@@ -65,8 +65,11 @@ static int side_block(const qat_config *cfg, const qat_compress_side *s, const c
     memset(r, 0, sizeof *r);
     int rc = qat_fmt_parse(s->format, &f);
     if (!rc) rc = qat_fmt_hadamard(&f, s->hadamard, cols, &r->block);
-    char pos[QAT_PATH_MAX + 96];
-    if (rc) return qat_fail_context(rc, "%s: %s", qat_config_where(cfg, key, pos, sizeof pos), key);
+    char pos[QAT_PATH_MAX + 96], fk[48], hk[48];
+    snprintf(fk, sizeof fk, "%s.format", key);
+    snprintf(hk, sizeof hk, "%s.hadamard", key);
+    const char *fh[] = {fk, hk, NULL}; /* a format that fails alone, or with the block it is given */
+    if (rc) return qat_fail_context(rc, "%s: %s", qat_config_where_last(cfg, fh, pos, sizeof pos), key);
     if (s->hadamard >= 0) {
         r->set = 1;
         snprintf(r->why, sizeof r->why, "%s.hadamard: %d", key, s->hadamard);
@@ -138,12 +141,14 @@ static int make_pair(const qat_config *cfg, int64_t rows_w, int64_t cols, int se
     if (rc) return qat_fail_context(rc, "%s", src);
     w.hadamard = block;
     a.hadamard = block;
+    /* a quantizer refuses a combination of its side's keys (a scale the format has
+     * no use for, an estimator it does not take): the one given last is named */
+    const char *wkeys[] = {"compress.weights", NULL}, *akeys[] = {"compress.activations", NULL};
     rc = qat_quantizer_create(&w, 1, rows_w, cols, segments, seed, qw);
-    if (rc) return qat_fail_context(rc, "%s: compress.weights", qat_config_where(cfg, "compress.weights", pos, sizeof pos));
+    if (rc) return qat_fail_context(rc, "%s: compress.weights", qat_config_where_last(cfg, wkeys, pos, sizeof pos));
     rc = qat_quantizer_create(&a, 0, max_rows, cols, 1, seed ^ 0xA5A5A5A5ull, qa);
     if (rc)
-        return qat_fail_context(rc, "%s: compress.activations",
-                                qat_config_where(cfg, "compress.activations", pos, sizeof pos));
+        return qat_fail_context(rc, "%s: compress.activations", qat_config_where_last(cfg, akeys, pos, sizeof pos));
     return QAT_OK;
 }
 
@@ -151,13 +156,25 @@ int qat_model_create(const qat_config *cfg, const qat_model_shape *s, int max_ba
     int bf16 = strcmp(cfg->train.precision, "bf16") == 0;
     qat_gradq gq;
     int grc = qat_gradq_init(&gq, &cfg->gradients);
+    char pos[QAT_PATH_MAX + 96];
+    if (grc) {
+        /* each of its messages opens with the key it is about ("compress.gradients.hadamard: ..."):
+         * that key's line, not the section's first */
+        char key[48] = "compress.gradients";
+        const char *e = qat_errmsg();
+        size_t n = strcspn(e, ":");
+        if (!strncmp(e, "compress.gradients.", 19) && n < sizeof key) snprintf(key, sizeof key, "%.*s", (int)n, e);
+        return qat_fail_context(grc, "%s", qat_config_where(cfg, key, pos, sizeof pos));
+    }
     /* every backward product's inner dim must split into whole Hadamard blocks:
-     * the block linears' output widths and the token count B·T (so T) */
-    if (!grc) grc = qat_gradq_check_inner(&gq, s->dim, "model width");
+     * the block linears' output widths and the token count B·T (so T); a check
+     * between the block and the model's sizes names the later of their keys */
+    grc = qat_gradq_check_inner(&gq, s->dim, "model width");
     if (!grc) grc = qat_gradq_check_inner(&gq, s->hidden, "MLP hidden size");
     if (!grc) grc = qat_gradq_check_inner(&gq, s->seq_len, "sequence length");
-    char pos[QAT_PATH_MAX + 96];
-    if (grc) return qat_fail_context(grc, "%s", qat_config_where(cfg, "compress.gradients", pos, sizeof pos));
+    const char *inner[] = {"compress.gradients.hadamard", "model.preset", "model.dim", "model.hidden",
+                           "model.seq_len", NULL};
+    if (grc) return qat_fail_context(grc, "%s", qat_config_where_last(cfg, inner, pos, sizeof pos));
     const char *isa;
     if (bf16 && !qat_gemm_bf16_supported(&isa))
         return qat_fail(QAT_EINPUT, "%s: train.precision: bf16 needs a CPU with native bf16 products "

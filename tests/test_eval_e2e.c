@@ -22,7 +22,11 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "core/config.h"
+#include "core/error.h"
+#include "model/llama.h"
 #include "testutil.h"
+#include "train/runio.h"
 
 static char tmpdir[256];
 static const char *qat;
@@ -181,6 +185,9 @@ static void test_set_errors_name_the_override(void **state) {
         {"--set model.layers=3 --set model.seq_len=32", "qat: --set model.layers=3: changes the model's shape"},
         {"--set compress.weights.estimator=rbbm", "qat: --set compress.weights.estimator=rbbm: compress.weights: "
                                                   "estimator 'rbbm' does not apply to weight format 'fp32'"},
+        /* the key given last of the side's keys, not the side's first (which named the format) */
+        {"--set compress.weights.format=mxfp4 --set compress.weights.scale=absmax",
+         "qat: --set compress.weights.scale=absmax: compress.weights: scale 'absmax' does not apply to block format"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *out;
@@ -230,6 +237,50 @@ static void test_learned_state_missing(void **state) {
     free(out);
 }
 
+/* Errors of a compared model name the option that asked for it (docs/cli.md, "qat grads"),
+ * not a --set or a line of CONFIG printed with the compared values; errors of a config
+ * stored in a checkpoint never show a line:column of the embedded YAML as one of the .h5. */
+static void test_errors_name_their_source(void **state) {
+    (void)state;
+    char *out;
+    int rc = run(&out, "'%s' grads --checkpoint '%s/out/f32/ckpt.h5' --set compress.weights.format=int4 --out '%s/g.h5' "
+                 "--compare mxfp4@h64", qat, tmpdir, tmpdir);
+    printf("  --compare: exit %d: %s", rc, out);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(out, "qat: --compare mxfp4@h64: @h64 of compress.weights.format mxfp4@h64: Hadamard block 64 "
+                                "does not divide the input dim 32"));
+    free(out);
+    rc = run(&out, "'%s' grads '%s/tiny.yaml' --out '%s/g.h5' --compare mxfp4@h64", qat, tmpdir, tmpdir);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(out, "qat: --compare mxfp4@h64: @h64"));
+    free(out);
+    rc = run(&out, "'%s' grads --checkpoint '%s/out/f32/ckpt.h5' --out '%s/g.h5' --compare-backward mxfp4@sr", qat,
+             tmpdir, tmpdir);
+    printf("  --compare-backward: exit %d: %s", rc, out);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(out, "qat: --compare-backward mxfp4@sr: compress.gradients.format: 'mxfp4@sr' cannot"));
+    assert_null(strstr(out, "ckpt.h5"));
+    free(out);
+
+    /* the stored config, loaded as eval, grads, --resume and --init load it */
+    qat_config cfg;
+    assert_int_equal(qat_runio_stored_config("seed: 1\ntrain:\n  lrr: 1\n", "x/ckpt.h5", &cfg), QAT_EINPUT);
+    printf("  unreadable: %s\n", qat_errmsg());
+    assert_non_null(strstr(qat_errmsg(), "the config stored in x/ckpt.h5 cannot be read (line 3, column 3 of its "
+                                         "YAML): "));
+    assert_null(strstr(qat_errmsg(), "ckpt.h5:"));
+    /* valid YAML that a model refuses: the check after loading names the stored config */
+    assert_int_equal(qat_runio_stored_config("model: {preset: s1}\ncompress:\n  weights: {format: int4, hadamard: 0}"
+                                             "\n  activations: {format: int4}\n", "x/ckpt.h5", &cfg), 0);
+    qat_model_shape s;
+    assert_int_equal(qat_model_shape_from_config(&cfg, &s), 0);
+    qat_model *m = NULL;
+    assert_int_equal(qat_model_create(&cfg, &s, 1, &m), QAT_EINPUT);
+    printf("  refused: %s\n", qat_errmsg());
+    assert_non_null(strstr(qat_errmsg(), "the config stored in x/ckpt.h5: compress.weights.hadamard: 0"));
+    assert_null(strstr(qat_errmsg(), "ckpt.h5:4:"));
+}
+
 static int setup(void **state) {
     (void)state;
     qat = getenv("QAT_BIN");
@@ -262,6 +313,7 @@ int main(void) {
         cmocka_unit_test(test_bad_overrides),
         cmocka_unit_test(test_set_errors_name_the_override),
         cmocka_unit_test(test_learned_state_missing),
+        cmocka_unit_test(test_errors_name_their_source),
         cmocka_unit_test(test_divergence_advice),
         cmocka_unit_test(test_small_validation_split),
     };

@@ -328,6 +328,11 @@ static void test_pairing_errors_name_the_line(void **state) {
          "m.yaml:4:31: the weights rotate with Hadamard block 16"},
         {"model: {preset: s2}\ncompress:\n  weights: {format: int4@g32}\n  activations: {format: int4}\n",
          "m.yaml:4:17: compress.weights: int4@g32 would be rotated by the activations' auto Hadamard blocks"},
+        /* the key a gradients message is about, not the section's first line */
+        {"model: {preset: s1}\ncompress:\n  gradients:\n    format: int4\n    hadamard: 64\n",
+         "m.yaml:5:5: compress.gradients.hadamard: 64 does not divide the model width (32)"},
+        {"model: {preset: s1}\ncompress:\n  gradients:\n    hadamard: 16\n    rounding: sr\n    format: int4@g8\n",
+         "m.yaml:6:5: compress.gradients.format: 'int4@g8' cannot quantize a backward operand"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         qat_config cfg;

@@ -213,11 +213,16 @@ int qat_grads_main(int argc, char **argv) {
             rc = qat_fmt_parse(compare, &cmp_fmt);
             if (rc) rc = qat_fail_context(rc, "--compare %s", compare);
             else compare = cmp_fmt.name;
+            /* the compared config is this option, not where cfg's keys were given: a
+             * position in CONFIG or a --set would be printed with the compared values */
+            qat_config_forget_origin(&c2);
             snprintf(c2.source_path, sizeof c2.source_path, "--compare %s", compare);
             snprintf(c2.weights.format, sizeof c2.weights.format, "%s", compare);
             snprintf(c2.activations.format, sizeof c2.activations.format, "%s", compare);
             c2.weights.estimator[0] = c2.activations.estimator[0] = 0; /* the format's default backward */
         } else {
+            qat_config_forget_origin(&c2); /* as for --compare: the errors name this option */
+            snprintf(c2.source_path, sizeof c2.source_path, "--compare-backward %s", compare_bwd);
             snprintf(c2.gradients.format, sizeof c2.gradients.format, "%s", compare_bwd);
             if (!strcmp(compare_bwd, "fp32")) { /* the unquantized backward has no rounding or rotation */
                 snprintf(c2.gradients.rounding, sizeof c2.gradients.rounding, "rtn");
@@ -225,7 +230,6 @@ int qat_grads_main(int argc, char **argv) {
             }
         }
         if (!rc) rc = qat_model_create(&c2, &m->s, B, &m2);
-        if (rc && compare_bwd) rc = qat_fail_context(rc, "--compare-backward");
         /* --compare-backward keeps the forward, so the second model gets the
          * first one's quantizer state too, taken before the first pass can
          * move it; --compare's other formats start from their own state */

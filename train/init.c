@@ -236,8 +236,7 @@ int qat_init_load(qat_init *it, const char *path, const qat_config *cfg, qat_mod
     if (!rc) rc = qat_ckpt_read_config(f, &yaml);
     if (!rc) {
         it->source_cfg = qat_xmalloc(sizeof *it->source_cfg);
-        rc = qat_config_load_string(yaml, path, it->source_cfg);
-        if (rc) rc = qat_fail_context(QAT_EINPUT, "%s: the config stored in this checkpoint cannot be read", path);
+        rc = qat_runio_stored_config(yaml, path, it->source_cfg);
     }
     free(yaml);
     /* Every tensor by name and shape: the message names the file, the tensor and both shapes. */

@@ -291,6 +291,31 @@ int qat_runio_check_data(const char *ckpt_path, uint32_t crc, int64_t tokens) {
     return rc;
 }
 
+int qat_runio_stored_config(const char *yaml, const char *path, qat_config *cfg) {
+    int rc = qat_config_load_string(yaml, path, cfg);
+    if (rc) {
+        char msg[4096];
+        snprintf(msg, sizeof msg, "%s", qat_errmsg());
+        size_t pl = strlen(path);
+        const char *body = msg;
+        int line = 0, col = 0, used = 0;
+        if (!strncmp(msg, path, pl)) {
+            if (sscanf(msg + pl, ":%d:%d: %n", &line, &col, &used) == 2 && used > 0) body = msg + pl + used;
+            else if (!strncmp(msg + pl, ": ", 2)) body = msg + pl + 2;
+        }
+        if (line)
+            return qat_fail(rc, "the config stored in %s cannot be read (line %d, column %d of its YAML): %s", path,
+                            line, col, body);
+        return qat_fail(rc, "the config stored in %s cannot be read: %s", path, body);
+    }
+    qat_config_forget_origin(cfg);
+    char src[sizeof cfg->source_path];
+    if ((size_t)snprintf(src, sizeof src, "the config stored in %s", path) >= sizeof src)
+        snprintf(src, sizeof src, "%s", path); /* too long to say more: the file's name */
+    memcpy(cfg->source_path, src, sizeof src);
+    return QAT_OK;
+}
+
 /* The config and step a checkpoint was written with. */
 static int read_ckpt_head(const char *path, qat_config *old, int64_t *step) {
     qat_ckpt_file *f;
@@ -300,10 +325,7 @@ static int read_ckpt_head(const char *path, qat_config *old, int64_t *step) {
     int rc = qat_ckpt_read_config(f, &yaml);
     if (!rc) rc = qat_ckpt_read_state(f, &st);
     qat_ckpt_close(f);
-    if (!rc) {
-        rc = qat_config_load_string(yaml, path, old);
-        if (rc) rc = qat_fail_context(QAT_EINPUT, "%s: the config stored in this checkpoint cannot be read", path);
-    }
+    if (!rc) rc = qat_runio_stored_config(yaml, path, old);
     if (!rc) *step = st.step;
     free(yaml);
     return rc;
@@ -376,7 +398,7 @@ int qat_runio_open(qat_runio *io, const char *dir, const qat_config *cfg, qat_mo
             char *yaml = NULL;
             qat_config *old = qat_xmalloc(sizeof *old);
             rc = qat_runlog_config(runpath, &yaml);
-            if (!rc) rc = qat_config_load_string(yaml, runpath, old);
+            if (!rc) rc = qat_runio_stored_config(yaml, runpath, old);
             if (!rc) rc = compare_configs(runpath, old, cfg, &note);
             free(yaml);
             free(old);
@@ -662,7 +684,7 @@ int qat_load_checkpoint_model(const char *path, const char *const *sets, int n_s
     int rc = qat_ckpt_read_config(f, &yaml);
     qat_ckpt_close(f);
     if (rc) return rc;
-    rc = qat_config_load_string(yaml, path, cfg);
+    rc = qat_runio_stored_config(yaml, path, cfg);
     free(yaml);
     if (rc) return rc;
     /* The stored config was valid (a run trained with it): whatever fails from here

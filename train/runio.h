@@ -94,6 +94,14 @@ int qat_runio_config_changes_run(const qat_config *old, const qat_config *cfg);
 int qat_runio_load_checkpoint(const char *path, const qat_config *cfg, qat_model *m, qat_adamw *opt,
                               int64_t *step, double *wall_s);
 
+/* The config stored in checkpoint `path` (its YAML text) into cfg. Its messages
+ * name "the config stored in PATH", never PATH:LINE:COL: a line of the embedded
+ * YAML read as one of the .h5 file would point nowhere; the line is given as a
+ * line of that YAML. After loading, cfg records no key positions and names
+ * itself (qat_config_source) "the config stored in PATH", so that a check made
+ * later blames the stored config, not a line of a file. */
+int qat_runio_stored_config(const char *yaml, const char *path, qat_config *cfg);
+
 /* Build the model a checkpoint was trained as: its stored config (with `sets`,
  * "key=value" overrides, applied), the model with quantizers sized for
  * max_batch sequences (0: the run's batch) and the checkpoint's weights and
