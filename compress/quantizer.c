@@ -350,4 +350,15 @@ void qat_quantizer_state(qat_quantizer *q, int i, const char **name, float **dat
 
 const char *qat_quantizer_format(const qat_quantizer *q) { return q->fmt.name; }
 
+void qat_quantizer_state_key(const qat_quantizer *q, char *buf, size_t n) {
+    char rot[40], grp[40] = "";
+    if (q->block) snprintf(rot, sizeof rot, "Hadamard block %d", q->block);
+    else snprintf(rot, sizeof rot, "no rotation");
+    if (q->side.group > 0) snprintf(grp, sizeof grp, ", group %d", q->side.group);
+    snprintf(buf, n, "%s (%s, estimator %s, scale %s%s)", q->fmt.name, rot, qat_est_name(q->est),
+             q->est == QAT_EST_LSQ ? "lsq" : q->side.scale[0] ? q->side.scale : "rms", grp);
+}
+
+int qat_quantizer_follows_weights(const qat_quantizer *q) { return !(q->est == QAT_EST_PV && q->pv_lr > 0); }
+
 const char *qat_quantizer_estimator(const qat_quantizer *q) { return qat_est_name(q->est); }

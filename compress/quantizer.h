@@ -21,6 +21,7 @@
 #ifndef QAT_COMPRESS_QUANTIZER_H
 #define QAT_COMPRESS_QUANTIZER_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/config.h"
@@ -99,6 +100,20 @@ void qat_quantizer_after_step(qat_quantizer *q, const float *w, int64_t step);
  * writes through them. Returns the number of arrays. */
 int qat_quantizer_state_count(const qat_quantizer *q);
 void qat_quantizer_state(qat_quantizer *q, int i, const char **name, float **data, int64_t *n);
+
+/* What learned state (LSQ steps, PV codes, aq codebooks) was learned for, as text:
+ * the format as named (with an effective @hB), the Hadamard block, the estimator
+ * in effect, the scale rule and group, e.g. "int4@g32 (no rotation, estimator pv,
+ * scale rms)". Two quantizers with the same text read the same state the same way;
+ * another text reads it as something it is not (int4 codes as int2, unrotated
+ * codes in a rotated product). */
+void qat_quantizer_state_key(const qat_quantizer *q, char *buf, size_t n);
+
+/* 1 when the latent weights passed to forward are what the quantizer follows, so
+ * that another quantizer may quantize them afresh; 0 for PV with pv_lr > 0, whose
+ * forward returns its stored codes and whose V step follows its own buffer: the
+ * weight tensor is not read after the first forward. */
+int qat_quantizer_follows_weights(const qat_quantizer *q);
 
 /* The Hadamard block the operand is rotated by (0 = none): the basis of forward's output. */
 int qat_quantizer_hadamard(const qat_quantizer *q);

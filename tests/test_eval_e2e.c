@@ -227,13 +227,78 @@ static void test_learned_state_missing(void **state) {
     assert_int_equal(rc, 2);
     assert_non_null(strstr(out, "qat: --set compress.activations.scale=lsq: activations int4 with estimator lsq"));
     free(out);
-    /* the steps a run learned are read, also through another int grid */
+}
+
+/* Learned state is read only by the quantizer it was learned for. PV codes learned as
+ * int4@g32 were read under any format (int2@g32, mxfp4 gave the int4 loss to the last
+ * digit: the codes relabelled), unrotated codes were put into a product an override
+ * rotated (--set compress.activations.format=int4 rotates the weights too), and LSQ
+ * steps of an int4 grid were read as int2 steps. Each is exit 2 naming the --set; the
+ * checkpoint's own quantizer, or (where the master weights are what the run computes)
+ * an estimator without state, is still read. */
+static void test_learned_state_read_only_as_learned(void **state) {
+    (void)state;
+    char *out;
+    int rc = run(&out, "'%s' train '%s/tiny.yaml' --set name=pv --set compress.weights.format=int4@g32 --set "
+                 "compress.weights.estimator=pv --out '%s/out' --quiet", qat, tmpdir, tmpdir);
+    assert_int_equal(rc, 0);
+    free(out);
+    double own = eval_as("pv", NULL, NULL);
+    static const struct { const char *sets, *want; } refused[] = {
+        {"--set compress.weights.format=int2@g32", "--set compress.weights.format=int2@g32: the weights' PV-Tuning codes"},
+        {"--set compress.weights.format=mxfp4", "but the config now makes it mxfp4 (no rotation, estimator pv"},
+        {"--set compress.weights.hadamard=16", "makes it int4@g32@h16 (Hadamard block 16, estimator pv"},
+        {"--set compress.activations.format=int4",
+         "--set compress.activations.format=int4: the weights' PV-Tuning codes"},
+        {"--set compress.weights.estimator=trust", "its forward returns only the codes (pv_lr > 0"},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        rc = run(&out, "'%s' eval --checkpoint '%s/out/pv/ckpt.h5' --json %s", qat, tmpdir, refused[i].sets);
+        printf("  pv %s: exit %d: %s", refused[i].sets, rc, out);
+        assert_int_equal(rc, 2);
+        assert_non_null(strstr(out, refused[i].want));
+        assert_non_null(strstr(out, "were learned, in the q/k/v linears, for int4@g32 (no rotation, estimator pv, "
+                                    "scale rms)"));
+        free(out);
+    }
+    /* grads reads a checkpoint the same way */
+    rc = run(&out, "'%s' grads --checkpoint '%s/out/pv/ckpt.h5' --out '%s/g.h5' --set compress.weights.format=int2@g32",
+             qat, tmpdir, tmpdir);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(out, "PV-Tuning codes"));
+    free(out);
+    /* what reads the codes as learned: the same quantizer restated, another pv_tau, activations
+     * that leave the weights unrotated (a block format on auto rotates nothing) */
+    assert_true(eval_as("pv", "int4@g32", "fp32") == own);
+    rc = run(&out, "'%s' eval --checkpoint '%s/out/pv/ckpt.h5' --json --set compress.weights.pv_tau=0.5 --set "
+             "compress.activations.format=int4@g32", qat, tmpdir);
+    assert_int_equal(rc, 0);
+    free(out);
+    /* pv_lr = 0: the V step follows the weight tensor, so another quantizer may read it */
+    rc = run(&out, "'%s' train '%s/tiny.yaml' --set name=pv0 --set compress.weights.format=int4@g32 --set "
+             "compress.weights.estimator=pv --set compress.weights.pv_lr=0 --out '%s/out' --quiet", qat, tmpdir, tmpdir);
+    assert_int_equal(rc, 0);
+    free(out);
+    assert_int_equal(run(&out, "'%s' eval --checkpoint '%s/out/pv0/ckpt.h5' --set compress.weights.estimator=trust",
+                         qat, tmpdir), 0);
+    free(out);
+    assert_int_equal(run(&out, "'%s' eval --checkpoint '%s/out/pv0/ckpt.h5' --set compress.weights.format=int2@g32",
+                         qat, tmpdir), 2);
+    free(out);
+
+    /* LSQ steps of an int4 grid: not as int2 steps, but through a stateless estimator */
     rc = run(&out, "'%s' train '%s/tiny.yaml' --set name=lsq4 --set compress.weights.format=int4 --set "
              "compress.weights.estimator=lsq --out '%s/out' --quiet", qat, tmpdir, tmpdir);
     assert_int_equal(rc, 0);
     free(out);
-    assert_int_equal(run(&out, "'%s' eval --checkpoint '%s/out/lsq4/ckpt.h5' --set compress.weights.format=int2", qat,
-                         tmpdir), 0);
+    rc = run(&out, "'%s' eval --checkpoint '%s/out/lsq4/ckpt.h5' --set compress.weights.format=int2", qat, tmpdir);
+    printf("  lsq4 as int2: exit %d: %s", rc, out);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(out, "the weights' LSQ step sizes"));
+    assert_non_null(strstr(out, "an estimator without state on this side"));
+    free(out);
+    assert_int_equal(run(&out, "'%s' eval --checkpoint '%s/out/lsq4/ckpt.h5' --set compress.weights.format=int2 "
+                         "--set compress.weights.estimator=trust", qat, tmpdir), 0);
     free(out);
 }
 
@@ -313,6 +378,7 @@ int main(void) {
         cmocka_unit_test(test_bad_overrides),
         cmocka_unit_test(test_set_errors_name_the_override),
         cmocka_unit_test(test_learned_state_missing),
+        cmocka_unit_test(test_learned_state_read_only_as_learned),
         cmocka_unit_test(test_errors_name_their_source),
         cmocka_unit_test(test_divergence_advice),
         cmocka_unit_test(test_small_validation_split),

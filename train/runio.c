@@ -676,6 +676,114 @@ static int has_learned_state(const char *path, const qat_config *stored, const q
     return rc;
 }
 
+/* The eight quantizers of a block (weights then activations of q/k/v, o, gate/up,
+ * down) as learned state sees them, in a one-layer model built from a config:
+ * every layer pairs its quantizers alike, so layer 0 speaks for all. */
+typedef struct {
+    char key[8][160]; /* qat_quantizer_state_key */
+    int block[8];     /* Hadamard block */
+    int state[8];     /* 1: keeps learned state */
+    int follows[8];   /* qat_quantizer_follows_weights */
+} block_keys;
+
+static int quantizer_keys(const qat_config *cfg, block_keys *k) {
+    qat_model_shape s;
+    QAT_TRY(qat_model_shape_from_config(cfg, &s));
+    s.layers = 1;
+    qat_model *m = NULL;
+    QAT_TRY(qat_model_create(cfg, &s, 1, &m));
+    for (int i = 0; i < 8; i++) {
+        qat_quantizer *q = i < 4 ? m->blocks[0].qw[i] : m->blocks[0].qa[i - 4];
+        qat_quantizer_state_key(q, k->key[i], sizeof k->key[i]);
+        k->block[i] = qat_quantizer_hadamard(q);
+        k->state[i] = qat_quantizer_state_count(q) > 0;
+        k->follows[i] = qat_quantizer_follows_weights(q);
+    }
+    qat_model_free(m);
+    return QAT_OK;
+}
+
+/* Learned state (LSQ steps, PV-Tuning codes, aq codebooks) means something only
+ * to the quantizer it was learned for: int4 codes read as int2, or unrotated
+ * codes in a product an override rotates (the other side's rotation included:
+ * both operands share one basis), evaluated another model with no word. So
+ * where the checkpoint's side keeps state, an override must leave that side's
+ * quantizer as it was (format, block, estimator, scale), or drop the state for
+ * an estimator without any, which quantizes the stored master weights afresh;
+ * that is refused too when the master weights are not what the checkpoint
+ * computes (PV with pv_lr > 0 reads only its codes). train --init carries state
+ * only for the same quantizers (train/init.c). The message names the --set
+ * after which the side's quantizer last changed. */
+static int state_read_as_learned(const char *path, const qat_config *stored, const qat_config *cfg,
+                                 const char *const *sets, int n_set) {
+    static const char *const linear[4] = {"q/k/v", "o", "gate/up", "down"};
+    block_keys *was = qat_xmalloc(sizeof *was), *now = qat_xmalloc(sizeof *now), *cur = qat_xmalloc(sizeof *cur);
+    int rc = QAT_OK, bad = -1;
+    if (quantizer_keys(stored, was)) {
+        qat_clear_error(); /* a stored config this qat no longer builds: its own error comes when it is built */
+        goto done;
+    }
+    int any = 0;
+    for (int i = 0; i < 8; i++) any |= was->state[i];
+    if (!any || (rc = quantizer_keys(cfg, now))) goto done;
+    for (int i = 0; i < 8 && bad < 0; i++)
+        if (was->state[i] && strcmp(was->key[i], now->key[i]) && (now->state[i] || !was->follows[i])) bad = i;
+    if (bad < 0) goto done;
+    /* the --set after which this quantizer last changed */
+    int culprit = -1;
+    qat_config *step = qat_xmalloc(sizeof *step);
+    *step = *stored;
+    char prev[160];
+    snprintf(prev, sizeof prev, "%s", was->key[bad]);
+    for (int i = 0; i < n_set; i++) {
+        if (qat_config_set(step, sets[i]) || quantizer_keys(step, cur)) continue;
+        if (strcmp(prev, cur->key[bad])) culprit = i;
+        snprintf(prev, sizeof prev, "%s", cur->key[bad]);
+    }
+    free(step);
+    qat_clear_error();
+    char who[QAT_PATH_MAX + 96];
+    const char *keys[] = {"compress.weights", "compress.activations", NULL};
+    if (culprit >= 0) snprintf(who, sizeof who, "--set %s", sets[culprit]);
+    else qat_config_where_last(cfg, keys, who, sizeof who);
+    int act = bad >= 4;
+    const char *name = act ? "activations" : "weights", *key = act ? "compress.activations" : "compress.weights";
+    const char *okey = act ? "compress.weights" : "compress.activations";
+    const qat_compress_side *w = act ? &stored->activations : &stored->weights;
+    const char *what = strstr(was->key[bad], "estimator lsq") ? "LSQ step sizes"
+                       : !strncmp(was->key[bad], "aq", 2)       ? "learned codebooks and scales"
+                                                                : "PV-Tuning codes";
+    int rotated = was->block[bad] != now->block[bad];
+    char own[400], alt[400];
+    snprintf(own, sizeof own, "%s (format %s, hadamard %d, estimator %s, scale %s)%s", key, w->format, w->hadamard,
+             w->estimator[0] ? w->estimator : "its default", w->scale[0] ? w->scale : "its default",
+             rotated ? ", and a " : "");
+    if (rotated) {
+        size_t l = strlen(own);
+        if (was->block[bad])
+            snprintf(own + l, sizeof own - l, "%s that lets the %s rotate by %d as in training", okey, name,
+                     was->block[bad]);
+        else
+            snprintf(own + l, sizeof own - l, "%s that leaves the %s unrotated as in training", okey, name);
+    }
+    if (was->follows[bad])
+        snprintf(alt, sizeof alt, "; or an estimator without state on this side (e.g. %s.estimator=trust or ste, "
+                 "as the format allows), which quantizes the stored master weights afresh", key);
+    else
+        snprintf(alt, sizeof alt, ". Nothing else can read this checkpoint's weights: its forward returns only the "
+                 "codes (pv_lr > 0: the master weights in /params are not read after the first step); to move the "
+                 "model to another quantizer, train from it: qat train CONFIG --init %s", path);
+    rc = qat_fail(QAT_EINPUT, "%s: the %s' %s in %s were learned, in the %s linears, for %s and are read only by "
+                  "that quantizer, but the config now makes it %s%s; expected the checkpoint's own %s%s",
+                  who, name, what, path, linear[bad % 4], was->key[bad], now->key[bad],
+                  rotated ? " (a rotation set on either side rotates both operands of a product)" : "", own, alt);
+done:
+    free(was);
+    free(now);
+    free(cur);
+    return rc;
+}
+
 int qat_load_checkpoint_model(const char *path, const char *const *sets, int n_set, int max_batch,
                               qat_config *cfg, qat_model **out) {
     qat_ckpt_file *f;
@@ -710,7 +818,8 @@ int qat_load_checkpoint_model(const char *path, const char *const *sets, int n_s
     int B = max_batch > 0 ? max_batch : cfg->train.batch_tokens / s.seq_len;
     if (B < 1) B = 1;
     QAT_TRY(qat_model_create(cfg, &s, B, out));
-    rc = has_learned_state(path, &stored, cfg, *out);
+    rc = state_read_as_learned(path, &stored, cfg, sets, n_set);
+    if (!rc) rc = has_learned_state(path, &stored, cfg, *out);
     if (!rc) rc = qat_runio_load_checkpoint(path, cfg, *out, NULL, NULL, NULL);
     if (!rc) rc = qat_checkpoint_check_finite(path, *out, NULL);
     if (rc) { qat_model_free(*out); *out = NULL; }
