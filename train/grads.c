@@ -35,6 +35,7 @@
 #include "core/threads.h"
 #include "data/dataset.h"
 #include "model/llama.h"
+#include "init.h"
 #include "runio.h"
 #include "runlog/h5util.h"
 
@@ -43,7 +44,8 @@ static const char GRADS_HELP[] =
     "                 [--set key=value]...\n"
     "\n"
     "Gradients of one fixed batch (the first training batch of the run's data and seed).\n"
-    "  --checkpoint CKPT.h5  take weights and config from a checkpoint (else a fresh init from CONFIG)\n"
+    "  --checkpoint CKPT.h5  take weights and config from a checkpoint (else CONFIG's run at step 0: a fresh\n"
+    "                        init, or the weights of its train.init checkpoint, as qat train starts)\n"
     "  --out GRADS.h5        output file: /grads/NAME, /batch/inputs, /batch/targets, /loss\n"
     "  --compare FORMAT      also compute gradients with FORMAT on weights and activations at the same\n"
     "                        weights, and report the per-tensor cosine alignment\n"
@@ -168,27 +170,46 @@ int qat_grads_main(int argc, char **argv) {
     if (rc) return qat_report(rc);
     qat_config cfg;
     qat_model *m = NULL;
+    qat_init init;
+    memset(&init, 0, sizeof init);
+    int inited = 0;
     if (ckpt) rc = qat_load_checkpoint_model(ckpt, sets, n_set, 0, &cfg, &m);
     else {
         rc = qat_config_load(config, sets, n_set, &cfg);
         qat_model_shape s;
         if (!rc) rc = qat_model_shape_from_config(&cfg, &s);
         if (!rc) rc = qat_model_create(&cfg, &s, cfg.train.batch_tokens / s.seq_len, &m);
+        /* train.init starts the run from a checkpoint's weights: the gradients of
+         * the run CONFIG describes are taken there, as `qat train` would start it
+         * (quantizer state carried or derived by the same rules, train/init.c) */
+        if (!rc && cfg.train.init[0]) {
+            rc = qat_init_load(&init, cfg.train.init, &cfg, m);
+            if (rc) {
+                char msg[4096], pos[QAT_PATH_MAX + 96];
+                snprintf(msg, sizeof msg, "%s", qat_errmsg());
+                const char *body = strncmp(msg, "--init ", 7) ? msg : msg + 7;
+                rc = qat_fail(rc, "%s: train.init: %s", qat_config_where(&cfg, "train.init", pos, sizeof pos), body);
+            } else
+                inited = 1;
+        }
     }
     /* the data files the batch is read from are inputs too: --out must not name one */
     glob_t gl = {0};
     int n_in = 0;
     const char **ins = NULL;
     if (!rc) {
-        rc = data_inputs(&cfg.data, config, ckpt, &gl, &ins, &n_in);
+        rc = data_inputs(&cfg.data, config, ckpt ? ckpt : inited ? cfg.train.init : NULL, &gl, &ins, &n_in);
         if (!rc) rc = qat_out_check_as(out, QAT_OUT_GRADS, ins, n_in);
         if (rc) {
             free(ins);
             globfree(&gl);
-            qat_model_free(m);
         }
     }
-    if (rc) return qat_report(rc);
+    if (rc) {
+        qat_model_free(m);
+        qat_init_free(&init);
+        return qat_report(rc);
+    }
     qat_threads_init(cfg.threads);
     int B = m->max_batch;
     int64_t T = m->s.seq_len;
@@ -197,6 +218,7 @@ int qat_grads_main(int argc, char **argv) {
         free(ins);
         globfree(&gl);
         qat_model_free(m);
+        qat_init_free(&init);
         return qat_report(rc);
     }
     int32_t *in = qat_xmalloc((size_t)B * T * 4), *tg = qat_xmalloc((size_t)B * T * 4);
@@ -283,6 +305,9 @@ int qat_grads_main(int argc, char **argv) {
         if (m2) qat_gradq_describe(&m2->gq, g2, sizeof g2);
         if (!rc) printf("loss %.6f (%s/%s, backward %s); gradients of %d×%lld tokens written to %s\n", loss,
                         qat_model_weight_format(m), qat_model_act_format(m), g1, B, (long long)T, out);
+        if (!rc && inited)
+            printf("init: %s (%s; quantizer state %s)\n", init.path, init.source,
+                   init.carried ? "carried from the source, same compress keys" : "derived from its weights");
         if (!rc && m2 && compare) printf("compare loss %.6f (%s/%s)\n", loss2, qat_model_weight_format(m2),
                                              qat_model_act_format(m2));
         if (!rc && m2 && compare_bwd) printf("compare loss %.6f (%s/%s, backward %s)\n", loss2,
@@ -295,5 +320,6 @@ int qat_grads_main(int argc, char **argv) {
     qat_dataset_free(ds);
     qat_model_free(m2);
     qat_model_free(m);
+    qat_init_free(&init);
     return qat_report(rc);
 }
