@@ -529,6 +529,61 @@ static void config_key_train_init_is_init(void **state) {
     assert_non_null(strstr(g_err, "train.init"));
 }
 
+/* ---- --init is recorded as train.init, and a resume reads it as a fact ----------- */
+
+static int stored_config_has(const char *ckpt, const char *text) {
+    qat_ckpt_file *f;
+    assert_int_equal(qat_ckpt_open(ckpt, &f), 0);
+    char *yaml = NULL;
+    assert_int_equal(qat_ckpt_read_config(f, &yaml), 0);
+    qat_ckpt_close(f);
+    int has = strstr(yaml, text) != NULL;
+    free(yaml);
+    return has;
+}
+
+/* Runs started with --init stored train.init: "" (only run.h5's init_from said how
+ * they began); a run started with the key and resumed with --init was refused
+ * ('train.init: "X" -> ""'); and a resume re-read the source, failing with "cannot
+ * open" once it had moved, though the checkpoint holds everything. Now --init is
+ * written into train.init, the two spellings are one on resume, a resume that names
+ * no source keeps the recorded one, and the source is not opened to resume. */
+static void init_recorded_and_resumed(void **state) {
+    (void)state;
+    char cfg[400], out[400], src[600], moved[600], ck[700], key[700], rec[700];
+    snprintf(cfg, sizeof cfg, "%s/rr.yaml", g_tmp);
+    snprintf(out, sizeof out, "%s/rr", g_tmp);
+    snprintf(src, sizeof src, "%s/rr-src.h5", g_tmp);
+    snprintf(moved, sizeof moved, "%s/rr-src-moved.h5", g_tmp);
+    snprintf(ck, sizeof ck, "%s/a/ckpt.h5", out);
+    config(cfg, "a", 20480, "");
+    char cp[1400];
+    snprintf(cp, sizeof cp, "cp '%s' '%s'", g_src, src);
+    assert_int_equal(system(cp), 0);
+    assert_int_equal(run((char *[]){"train", cfg, "--out", out, "--init", src, "--quiet", "--stop-after", "3", NULL}), 0);
+    snprintf(rec, sizeof rec, "init: \"%s\"", src);
+    assert_true(stored_config_has(ck, rec));
+    /* the source moved: the resume continues from its own checkpoint */
+    assert_int_equal(rename(src, moved), 0);
+    assert_int_equal(run((char *[]){"train", cfg, "--out", out, "--init", src, "--resume", "--quiet", "--stop-after",
+                                    "3", NULL}), 0);
+    assert_null(strstr(g_err, "cannot open"));
+    /* the key spelling of the same source, and no source at all, continue the same run */
+    snprintf(key, sizeof key, "train.init=%s", src);
+    assert_int_equal(run((char *[]){"train", cfg, "--out", out, "--set", key, "--resume", "--quiet", "--stop-after",
+                                    "3", NULL}), 0);
+    assert_int_equal(run((char *[]){"train", cfg, "--out", out, "--resume", "--quiet", "--stop-after", "3", NULL}), 0);
+    assert_true(stored_config_has(ck, rec)); /* still says how the run began */
+    /* another source is another run */
+    snprintf(key, sizeof key, "train.init=%s", g_src);
+    assert_int_equal(run((char *[]){"train", cfg, "--out", out, "--set", key, "--resume", "--quiet", NULL}), 2);
+    assert_non_null(strstr(g_err, "train.init"));
+    /* started with the key, resumed with --init: the same source */
+    config(cfg, "b", 20480, "");
+    assert_int_equal(run((char *[]){"train", cfg, "--out", out, "--set", key, "--quiet", "--stop-after", "3", NULL}), 0);
+    assert_int_equal(run((char *[]){"train", cfg, "--out", out, "--init", g_src, "--resume", "--quiet", NULL}), 0);
+}
+
 /* ---- qat grads CONFIG honours train.init ----------------------------------------- */
 
 static double grads_loss(const char *h5) {
@@ -679,6 +734,7 @@ int main(void) {
         cmocka_unit_test(resume_of_an_init_run_is_bit_exact),
         cmocka_unit_test(config_key_train_init_is_init),
         cmocka_unit_test(grads_honours_train_init),
+        cmocka_unit_test(init_recorded_and_resumed),
         cmocka_unit_test(ptq_evaluation_leaves_the_quantizers_alone),
     };
     /* QAT_TEST_FILTER=PATTERN runs only the matching tests (cmocka's glob) */

@@ -213,6 +213,13 @@ static int compare_configs(const char *origin, const qat_config *old, const qat_
     textbuf bad = {0}, safe = {0};
     int n_bad = 0;
     qat_config old_c = canonical_formats(old), cfg_c = canonical_formats(cfg);
+    /* train.init is how the run began, a fact the checkpoint already holds: a resume
+     * that does not say it (no --init, no key) continues the same run, and so does
+     * one of a run whose stored config did not record it (started with --init
+     * before --init was written into train.init, or from random weights: --init
+     * then only gets its "not applied" note). Two different sources are refused.
+     * Compared as text, never by opening the file, which may have moved since. */
+    if (!cfg_c.train.init[0] || !old_c.train.init[0]) memcpy(cfg_c.train.init, old_c.train.init, sizeof cfg_c.train.init);
     old = &old_c;
     cfg = &cfg_c;
     for (int i = 0; i < qat_config_key_count(); i++) {
@@ -422,6 +429,13 @@ int qat_runio_open(qat_runio *io, const char *dir, const qat_config *cfg, qat_mo
         int64_t ck_step = 0;
         rc = read_ckpt_head(io->ckpt, old, &ck_step);
         if (!rc) rc = compare_configs(io->ckpt, old, cfg, &note);
+        if (!rc && strcmp(old->train.init, cfg->train.init)) {
+            /* the checkpoints this resume writes keep recording how the run began */
+            io->own_cfg = qat_xmalloc(sizeof *io->own_cfg);
+            *io->own_cfg = *cfg;
+            memcpy(io->own_cfg->train.init, old->train.init, sizeof old->train.init);
+            io->cfg = cfg = io->own_cfg;
+        }
         free(old);
         if (rc) goto unlock;
         if (completed && new_steps == ck_step && have_log) {
@@ -553,6 +567,8 @@ void qat_runio_fail(qat_runio *io) {
 void qat_runio_close(qat_runio *io) {
     if (io->log) qat_runlog_close(io->log);
     io->log = NULL;
+    free(io->own_cfg);
+    io->own_cfg = NULL;
 }
 
 /* ------------------------------------------------ loading a checkpoint for use */

@@ -30,7 +30,8 @@ typedef int (*qat_runio_start_fn)(void *ctx, qat_runlog_attrs *attrs);
 typedef struct {
     char dir[2 * QAT_PATH_MAX];  /* run directory */
     char ckpt[2 * QAT_PATH_MAX + 16]; /* dir/ckpt.h5 */
-    const qat_config *cfg;       /* the run's config */
+    const qat_config *cfg;       /* the run's config (own_cfg when a resume kept the stored train.init) */
+    qat_config *own_cfg;         /* the given config with the checkpoint's train.init, or NULL (owned) */
     qat_model *model;            /* borrowed */
     qat_adamw *opt;              /* borrowed */
     struct qat_runlog *log;      /* open run.h5 */

@@ -27,7 +27,8 @@ static const char TRAIN_HELP[] =
     "  --out DIR         parent directory of the run directory (default: runs)\n"
     "  --init CKPT.h5    start from that checkpoint's weights (same model shape) under this config,\n"
     "                    with a fresh optimizer and schedule; prints and records the loss of the\n"
-    "                    starting point through this config's formats (PTQ loss) before step 0\n"
+    "                    starting point through this config's formats (PTQ loss) before step 0;\n"
+    "                    the same as the key train.init, which it overrides and is recorded in\n"
     "  --resume          continue from DIR/NAME/ckpt.h5, bit-for-bit as if never stopped (with\n"
     "                    --init: the checkpoint wins; --init only applies at step 0)\n"
     "  --print-config    parse and validate, print the resolved config, and exit\n"
@@ -112,6 +113,15 @@ int qat_train_main(int argc, char **argv) {
     qat_config cfg;
     int rc = qat_config_load(path, sets, n_set, &cfg);
     if (rc) return qat_report(rc);
+    /* --init is train.init given on the command line: it overrides the key and is
+     * written into it, so the config every checkpoint and run.h5 store says how
+     * the run began (and a resume compares the two spellings as one) */
+    if (opts.init) {
+        if (strlen(opts.init) >= sizeof cfg.train.init)
+            return qat_report(qat_fail(QAT_EINPUT, "--init %.80s...: the path is longer than %zu bytes, expected a "
+                                       "shorter one", opts.init, sizeof cfg.train.init - 1));
+        snprintf(cfg.train.init, sizeof cfg.train.init, "%s", opts.init);
+    }
     if ((rc = qat_train_validate(&cfg))) return qat_report(blame_override(path, sets, n_set, rc));
     if (print_config) {
         char *y = qat_config_to_yaml(&cfg);
@@ -119,7 +129,6 @@ int qat_train_main(int argc, char **argv) {
         free(y);
         return 0;
     }
-    /* train.init in the config is --init written down; the command line wins */
     if (!opts.init && cfg.train.init[0]) opts.init = cfg.train.init;
     return qat_report(qat_train_run(&cfg, &opts));
 }

@@ -150,10 +150,12 @@ typedef struct {
     int B;
     int32_t *in, *tg;         /* (B, T) scratch */
     int applied;              /* 1 once the run started from it */
+    const char *path;         /* not yet loaded (a resume): load it here if the run starts at step 0 after all */
 } init_ctx;
 
 static int init_at_start(void *p, qat_runlog_attrs *at) {
     init_ctx *c = p;
+    if (c->path) QAT_TRY(qat_init_load(c->init, c->path, c->cfg, c->m));
     QAT_TRY(qat_init_evaluate(c->init, c->cfg, c->m, c->tp, c->ds, c->B, c->in, c->tg));
     at->init_from = c->init->abspath;
     at->init_hash = c->init->hash;
@@ -213,8 +215,14 @@ int qat_train_run(const qat_config *cfg, const qat_train_opts *opts) {
      * resumed instead, it overwrites every array read here. */
     qat_init init;
     memset(&init, 0, sizeof init);
-    init_ctx ictx = {&init, cfg, m, &tp, ds, B, in, tg, 0};
-    if (opts->init && (rc = qat_init_load(&init, opts->init, cfg, m))) goto done;
+    init_ctx ictx = {&init, cfg, m, &tp, ds, B, in, tg, 0, NULL};
+    /* A resume with a checkpoint continues from it, which holds everything: the
+     * source, only read at step 0, may have moved since, and is not opened. Should
+     * the run start at step 0 after all (the checkpoint vanished), it is read then. */
+    char ckpath[sizeof dir + 16];
+    snprintf(ckpath, sizeof ckpath, "%s/ckpt.h5", dir);
+    if (opts->init && opts->resume && access(ckpath, F_OK) == 0) ictx.path = opts->init;
+    else if (opts->init && (rc = qat_init_load(&init, opts->init, cfg, m))) goto done;
     rc = qat_mkdirs(dir);
     /* the data's fingerprint goes into every checkpoint; a resume must find the same */
     uint32_t data_crc = qat_dataset_fingerprint(ds);
