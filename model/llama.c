@@ -63,13 +63,15 @@ typedef struct {
 static int side_block(const qat_config *cfg, const qat_compress_side *s, const char *key, int64_t cols, side_rot *r) {
     qat_fmt f;
     memset(r, 0, sizeof *r);
-    int rc = qat_fmt_parse(s->format, &f);
+    int rc = qat_fmt_parse(s->format, &f), parsed = !rc;
     if (!rc) rc = qat_fmt_hadamard(&f, s->hadamard, cols, &r->block);
     char pos[QAT_PATH_MAX + 96], fk[48], hk[48];
     snprintf(fk, sizeof fk, "%s.format", key);
     snprintf(hk, sizeof hk, "%s.hadamard", key);
-    const char *fh[] = {fk, hk, NULL}; /* a format that fails alone, or with the block it is given */
-    if (rc) return qat_fail_context(rc, "%s: %s", qat_config_where_last(cfg, fh, pos, sizeof pos), key);
+    /* a format that does not parse is its own key's fault; one that refuses the block it
+     * is given, the later of the two keys' */
+    const char *fh[] = {fk, hk, NULL}, *f1[] = {fk, NULL};
+    if (rc) return qat_fail_context(rc, "%s: %s", qat_config_where_last(cfg, parsed ? fh : f1, pos, sizeof pos), key);
     if (s->hadamard >= 0) {
         r->set = 1;
         snprintf(r->why, sizeof r->why, "%s.hadamard: %d", key, s->hadamard);

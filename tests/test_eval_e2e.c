@@ -188,6 +188,9 @@ static void test_set_errors_name_the_override(void **state) {
         /* the key given last of the side's keys, not the side's first (which named the format) */
         {"--set compress.weights.format=mxfp4 --set compress.weights.scale=absmax",
          "qat: --set compress.weights.scale=absmax: compress.weights: scale 'absmax' does not apply to block format"},
+        /* a format that does not parse is its own key's fault, whatever is given after it */
+        {"--set compress.weights.format=mxfp4@46 --set compress.weights.hadamard=-1",
+         "qat: --set compress.weights.format=mxfp4@46: compress.weights: unknown format 'mxfp4@46'"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *out;
