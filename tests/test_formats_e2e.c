@@ -392,7 +392,10 @@ static void test_block_format_rotated_by_its_pair(void **state) {
     assert_string_equal(s.act_format, "int4");
     double plain = eval_loss(bin, dir, "g", "");
     assert_true(eval_loss(bin, dir, "g", "--set compress.weights.format=int4@g32@h32") == plain);
-    assert_true(eval_loss(bin, dir, "g", "--set compress.activations.hadamard=0") != plain);
+    /* unrotated, the activations differ; their LSQ step was learned rotated by 32, so it is
+     * not read unrotated (exit 2, test_eval_e2e), but a stateless estimator may read them */
+    assert_true(eval_loss(bin, dir, "g", "--set compress.activations.hadamard=0 --set "
+                                         "compress.activations.estimator=trust") != plain);
 
     /* s2: one name cannot describe two blocks */
     rc = qat_test_popen(&out, 1, "'%s' train '%s' --set name=g2 --set compress.weights.format=int4@g32 --set "
