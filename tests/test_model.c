@@ -275,6 +275,17 @@ static void test_bf16_gradients_w4a4_trust(void **state) {
 /* The model's checks between a side's Hadamard block and the model's widths or the
  * other side's block name the line of the later key, like every config error (they
  * named the file alone). */
+/* Case i: the model `yaml` (as m.yaml) describes is refused with a message that opens with `want`. */
+static void expect_refused(size_t i, const char *yaml, const char *want) {
+    qat_config cfg;
+    assert_int_equal(qat_config_load_string(yaml, "m.yaml", &cfg), 0);
+    qat_model_shape s;
+    assert_int_equal(qat_model_shape_from_config(&cfg, &s), 0);
+    qat_model *m = NULL;
+    assert_int_equal(qat_model_create(&cfg, &s, 1, &m), QAT_EINPUT);
+    if (strncmp(qat_errmsg(), want, strlen(want))) fail_msg("case %zu: got %s, want %s...", i, qat_errmsg(), want);
+}
+
 /* An explicit hadamard: 0 beside a side that rotates (on auto or set) was silently
  * rotated to the other side's block (--print-config still showed 0); it is now
  * exit 2 at the key given last, and 0 on both sides builds (nothing rotated). */
@@ -293,14 +304,7 @@ static void test_explicit_zero_hadamard_is_not_overridden(void **state) {
          "rotate with Hadamard block 32"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        qat_config cfg;
-        assert_int_equal(qat_config_load_string(cases[i].yaml, "m.yaml", &cfg), 0);
-        qat_model_shape s;
-        assert_int_equal(qat_model_shape_from_config(&cfg, &s), 0);
-        qat_model *m = NULL;
-        assert_int_equal(qat_model_create(&cfg, &s, 1, &m), QAT_EINPUT);
-        if (strncmp(qat_errmsg(), cases[i].want, strlen(cases[i].want)))
-            fail_msg("case %zu: got %s, want %s...", i, qat_errmsg(), cases[i].want);
+        expect_refused(i, cases[i].yaml, cases[i].want);
         assert_non_null(strstr(qat_errmsg(), "hadamard: 0 too (neither side rotated), or"));
     }
     qat_config cfg;
@@ -334,16 +338,7 @@ static void test_pairing_errors_name_the_line(void **state) {
         {"model: {preset: s1}\ncompress:\n  gradients:\n    hadamard: 16\n    rounding: sr\n    format: int4@g8\n",
          "m.yaml:6:5: compress.gradients.format: 'int4@g8' cannot quantize a backward operand"},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        qat_config cfg;
-        assert_int_equal(qat_config_load_string(cases[i].yaml, "m.yaml", &cfg), 0);
-        qat_model_shape s;
-        assert_int_equal(qat_model_shape_from_config(&cfg, &s), 0);
-        qat_model *m = NULL;
-        assert_int_equal(qat_model_create(&cfg, &s, 1, &m), QAT_EINPUT);
-        if (strncmp(qat_errmsg(), cases[i].want, strlen(cases[i].want)))
-            fail_msg("case %zu: got %s, want %s...", i, qat_errmsg(), cases[i].want);
-    }
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) expect_refused(i, cases[i].yaml, cases[i].want);
 }
 
 int main(void) {
