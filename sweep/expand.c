@@ -110,25 +110,22 @@ static int numeric_like(const char *s) {
     return digit;
 }
 
-/* What a grid value means, for finding one run given twice in other spellings: a
- * format's canonical name (nvfp4@sr@46 and nvfp4@46@sr are one format, and the run
- * log records it canonically), a number's value (1e5 and 100000), else the text.
- * Two values with one meaning would train the same run twice under two names, and
- * a fit would count it twice. */
-static char *value_meaning(const char *key, const char *raw) {
+/* What a grid value means once the config has read it, for finding one run given
+ * twice in other spellings: a format's canonical name (nvfp4@sr@46 and nvfp4@46@sr
+ * are one format, and the run log records it canonically), else the key's value as
+ * the config prints it, so 1e5 and 100000, true and yes, "x" and x agree (the text
+ * the resume check compares, qat_config_key_text). Two values with one meaning
+ * would train the same run twice under two names, and a fit would count it twice.
+ * A format that does not parse is an error (*rc), reported at the value. */
+static char *value_meaning(const qat_config *cfg, const char *key, const char *raw, int *rc) {
     size_t kl = strlen(key);
     if (kl > 7 && !strcmp(key + kl - 7, ".format") && !strncmp(key, "compress.", 9)) {
         qat_fmt f;
-        if (!qat_fmt_parse(raw, &f)) return qat_xstrdup(f.name);
-        qat_clear_error();
+        if ((*rc = qat_fmt_parse(raw, &f))) return NULL;
+        return qat_xstrdup(f.name);
     }
-    if (numeric_like(raw)) {
-        char *end;
-        errno = 0;
-        double v = strtod(raw, &end);
-        if (end != raw && !*end && !errno) return xasprintf("%.17g", v);
-    }
-    return qat_xstrdup(raw);
+    int i = qat_config_key_find(key);
+    return i >= 0 ? qat_config_key_text(cfg, i) : qat_xstrdup(raw);
 }
 
 /* Keep [A-Za-z0-9._-]; anything else becomes one '_' (runs collapse, and
@@ -301,9 +298,21 @@ static int add_axis(qat_sweep *sw, yaml_document_t *doc, const char *key, yaml_n
                     break;
                 }
         }
+        if (!rc) {
+            /* The worker will get exactly this override: try it on the base now. */
+            memcpy(tmp, &sw->base, sizeof *tmp);
+            if (qat_config_set(tmp, ax->set[j])) rc = move_set_error(sw, ax->set[j], ax->vline[j], ax->vcol[j], "");
+            else if (*second && qat_config_set(tmp, ax->implied[j]))
+                rc = move_set_error(sw, ax->implied[j], ax->vline[j], ax->vcol[j], "");
+        }
         if (!rc && e->type == YAML_SCALAR_NODE) {
-            meaning[j] = value_meaning(first, raw);
-            for (int i = 0; i < j; i++)
+            meaning[j] = value_meaning(tmp, first, raw, &rc);
+            if (rc) {
+                char why[2048];
+                snprintf(why, sizeof why, "%s", qat_errmsg());
+                rc = fail_mark(sw, e->start_mark, "grid.%s: %s", key, why);
+            }
+            for (int i = 0; i < j && !rc; i++)
                 if (meaning[i] && !strcmp(meaning[i], meaning[j])) {
                     rc = fail_mark(sw, e->start_mark, "grid.%s: value %s is %s (line %d:%d) written another way "
                                    "(both mean %s): the two would train the same run twice; expected distinct values",
@@ -311,13 +320,6 @@ static int add_axis(qat_sweep *sw, yaml_document_t *doc, const char *key, yaml_n
                                    ax->vcol[i], meaning[j]);
                     break;
                 }
-        }
-        if (!rc) {
-            /* The worker will get exactly this override: try it on the base now. */
-            memcpy(tmp, &sw->base, sizeof *tmp);
-            if (qat_config_set(tmp, ax->set[j])) rc = move_set_error(sw, ax->set[j], ax->vline[j], ax->vcol[j], "");
-            else if (*second && qat_config_set(tmp, ax->implied[j]))
-                rc = move_set_error(sw, ax->implied[j], ax->vline[j], ax->vcol[j], "");
         }
         if (!rc) {
             char lab[QAT_NAME_MAX], both[QAT_NAME_MAX + 64];

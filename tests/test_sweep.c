@@ -192,12 +192,14 @@ static void test_numbers_seed_lists_and_base_prefix(void **state) {
     qat_sweep_free(sw);
 }
 
+/* Free-form string keys (paths) carry the odd values: a format that does not parse is an
+ * error at its position (test_errors), so it cannot stand in for an arbitrary string. */
 static void test_safe_unique_names(void **state) {
     (void)state;
     qat_sweep *sw = load_ok("safe.yaml",
                             "base: {model: {preset: s1}}\n"
                             "grid:\n"
-                            "  compress.weights.format: [\"2:4\", \"2/4\", sp50+int4, noise(int4), \"a,b\", .hidden]\n"
+                            "  data.shards: [\"2:4\", \"2/4\", sp50+int4, noise(int4), \"a,b\", .hidden]\n"
                             "  compress.weights.estimator: [\"\", ste]\n");
     const char *want[12] = {"2_4-estimator_empty", "2_4-ste", "2_4_v2-estimator_empty", "2_4_v2-ste",
                             "sp50_int4-estimator_empty", "sp50_int4-ste", "noise_int4-estimator_empty", "noise_int4-ste",
@@ -208,14 +210,14 @@ static void test_safe_unique_names(void **state) {
 
     /* Values whose joined names collide ("a-b"+"c" vs "a"+"b-c") still get distinct names. */
     sw = load_ok("collide.yaml", "base: {model: {preset: s1}}\n"
-                                 "grid:\n  compress.weights.format: [a-b, a]\n  compress.activations.format: [c, b-c]\n");
+                                 "grid:\n  data.shards: [a-b, a]\n  data.val_shards: [c, b-c]\n");
     assert_string_equal(qat_sweep_run_name(sw, 1), "a-b-b-c");
     assert_string_equal(qat_sweep_run_name(sw, 2), "a-c");
     for (int i = 0; i < 4; i++)
         for (int j = 0; j < i; j++) assert_string_not_equal(qat_sweep_run_name(sw, i), qat_sweep_run_name(sw, j));
     qat_sweep_free(sw);
     sw = load_ok("collide2.yaml", "base: {model: {preset: s1}}\n"
-                                  "grid:\n  compress.weights.format: [a-b, a]\n  compress.activations.format: [c, b-c]\n"
+                                  "grid:\n  data.shards: [a-b, a]\n  data.val_shards: [c, b-c]\n"
                                   "  compress.weights.scale: [rms]\n");
     for (int i = 0; i < 4; i++)
         for (int j = 0; j < i; j++) assert_string_not_equal(qat_sweep_run_name(sw, i), qat_sweep_run_name(sw, j));
@@ -226,8 +228,8 @@ static void test_safe_unique_names(void **state) {
     char text[2048], a[64], b[64];
     memset(a, 'x', 60), a[60] = 0;
     memset(b, 'x', 60), b[60] = 0, b[59] = 'y';
-    snprintf(text, sizeof text, "base: {model: {preset: s1}}\ngrid: {compress.weights.format: [%s, %s], "
-             "compress.activations.format: [%s], data.shards: [%s]}\n", a, b, a, b);
+    snprintf(text, sizeof text, "base: {model: {preset: s1}}\ngrid: {data.val_shards: [%s, %s], "
+             "train.init: [%s], data.shards: [%s]}\n", a, b, a, b);
     sw = load_ok("long.yaml", text);
     assert_int_equal(strlen(qat_sweep_run_name(sw, 0)), QAT_NAME_MAX - 1 - 24);
     assert_string_not_equal(qat_sweep_run_name(sw, 0), qat_sweep_run_name(sw, 1));
@@ -293,6 +295,18 @@ static void test_errors(void **state) {
     expect_error("gdup4.yaml", "base: {model: {preset: s1}}\ngrid:\n  train.tokens: [1e5, 2e5, 100000]\n",
                  "gdup4.yaml:3:28: grid.train.tokens: value 100000 is 1e5 (line 3:18) written another way (both mean "
                  "100000): the two would train the same run twice; expected distinct values");
+    expect_error("gdup5.yaml", "base: {model: {preset: s1}}\ngrid:\n  compress.weights.per_row: [true, yes]\n",
+                 "gdup5.yaml:3:36: grid.compress.weights.per_row: value yes is true (line 3:30) written another way "
+                 "(both mean true): the two would train the same run twice; expected distinct values");
+    /* a format that does not parse is an error at its position, not an invalid run */
+    {
+        qat_sweep *sw = NULL;
+        assert_int_equal(qat_sweep_load(write_file("gfmt.yaml", "base: {model: {preset: s1}}\ngrid:\n"
+                                                   "  compress.weights.format: [int4, int04]\n"), &sw), QAT_EINPUT);
+        char want[1024];
+        snprintf(want, sizeof want, "%s/gfmt.yaml:3:35: grid.compress.weights.format: unknown format 'int04'", tmpdir);
+        assert_true(!strncmp(qat_errmsg(), want, strlen(want)));
+    }
     expect_error("gdup2.yaml", "base: {model: {preset: s1}}\ngrid:\n  train.lr: [1]\n  train: {lr: [2]}\n",
                  "gdup2.yaml:4:11: grid key 'train.lr' given twice (first at line 3)");
     expect_error("gname.yaml", "base: {model: {preset: s1}}\ngrid:\n  name: [a, b]\n",
