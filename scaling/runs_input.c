@@ -273,16 +273,20 @@ static int load_run_config(const char *path, qat_fit_select *sel) {
     return ok ? 0 : -1;
 }
 
-/* 1 when the config in sel->a (of run r) has every --where value. A format
- * key matches when its value names the same format as the run's config or as
- * its run log records it (a block format's hadamard: B folded in as @hB). */
+/* 1 when the config in sel->a (of run r) has every --where value. A weights or
+ * activations format matches the format the run log records, the one in effect
+ * (a block format's rotation folded in as @hB, whether the config spelled it
+ * mxfp4@h32 or mxfp4 with hadamard: 32, or the other side's rotation imposed it),
+ * so `mxfp4` selects unrotated MXFP4 runs only, as the fit's pairs name them; the
+ * config's own value only when the log records none. Gradients formats are
+ * compared in the config, canonically. */
 static int selected(qat_fit_select *sel, const qat_fit_run *r) {
     for (int i = 0; i < sel->n_where; i++) {
         if (sel->fkey[i]) {
             char c[QAT_FMT_MAX];
             canonical_format(format_value(sel->a, sel->fkey[i]), c);
             const char *recorded = sel->fkey[i] == FK_WEIGHTS ? r->wfmt : sel->fkey[i] == FK_ACTS ? r->afmt : "";
-            if (strcmp(c, sel->fval[i]) && strcmp(recorded, sel->fval[i])) return 0;
+            if (strcmp(*recorded ? recorded : c, sel->fval[i])) return 0;
             continue;
         }
         memcpy(sel->b, sel->a, sizeof *sel->b);

@@ -732,18 +732,21 @@ static void write_run_with_config(const char *sub, const char *config_yaml, doub
 /* --where on a format key compares formats, not spellings: the name the fit
  * prints (nvfp4@46@sr, recorded in run.h5) selected nothing when the config
  * held nvfp4@sr@46, and NVFP4 or a backward format the trainer refuses was
- * taken as a value that simply matched no run. */
+ * taken as a value that simply matched no run. A weights format matches the
+ * format in effect as the log records it: mxfp4 selected a run configured as
+ * mxfp4 with hadamard: 32 (logged mxfp4@h32), so asking for unrotated MXFP4
+ * gave rotated runs. */
 static void test_where_formats_canonical(void **s) {
     (void)s;
     char d[512];
     path_in(d, sizeof d, "wfmt");
     mkdir(d, 0755);
-    const char *sub[3] = {"wfmt/nv", "wfmt/mx", "wfmt/dense"};
-    const char *cfg[3] = {"train: {tokens: 1e5}\ncompress: {weights: {format: nvfp4@sr@46}, gradients: {format: mxfp4}}\n",
+    const char *sub[4] = {"wfmt/nv", "wfmt/mx", "wfmt/dense", "wfmt/mx0"};
+    const char *cfg[4] = {"train: {tokens: 1e5}\ncompress: {weights: {format: nvfp4@sr@46}, gradients: {format: mxfp4}}\n",
                           "train: {tokens: 1e5}\ncompress: {weights: {format: mxfp4, hadamard: 32}}\n",
-                          "train: {tokens: 1e5}\n"};
-    const char *rec[3] = {"nvfp4@46@sr", "mxfp4@h32", "fp32"}; /* what qat train records */
-    for (int k = 0; k < 3; k++) {
+                          "train: {tokens: 1e5}\n", "train: {tokens: 1e5}\ncompress: {weights: {format: mxfp4}}\n"};
+    const char *rec[4] = {"nvfp4@46@sr", "mxfp4@h32", "fp32", "mxfp4"}; /* what qat train records */
+    for (int k = 0; k < 4; k++) {
         char p[512];
         path_in(p, sizeof p, sub[k]);
         mkdir(p, 0755);
@@ -763,7 +766,7 @@ static void test_where_formats_canonical(void **s) {
         {"compress.weights.format=nvfp4@sr@46", "/nv/"},  /* as the config wrote it */
         {"compress.weights.format=\"nvfp4@46@sr\"", "/nv/"},
         {"compress.weights.format=mxfp4@h32", "/mx/"},    /* hadamard: 32 folded in, as recorded */
-        {"compress.weights.format=mxfp4", "/mx/"},        /* the config's own value */
+        {"compress.weights.format=mxfp4", "/mx0/"},       /* unrotated only: not the run whose config says mxfp4 */
         {"compress.gradients.format=mxfp4", "/nv/"},
     };
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
@@ -776,7 +779,7 @@ static void test_where_formats_canonical(void **s) {
         if (rs.n != 1) fprintf(stderr, "--where %s kept %d runs\n", cases[c].where, rs.n);
         assert_int_equal(rs.n, 1);
         assert_non_null(strstr(rs.run[0].origin, cases[c].kept));
-        assert_int_equal(unselected, 2);
+        assert_int_equal(unselected, 3);
         qat_fit_runs_free(&rs);
         qat_fit_select_free(sel);
     }
