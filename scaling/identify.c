@@ -338,6 +338,15 @@ static int not_identified(const qat_fit_problem *p, const qat_fit_result *r, int
                      "and D together in these runs", p->name[k], v);
         return 1;
     }
+    /* At its bound 0 already (E = 0, or 3.7e-299 as exp of a parameter that ran
+     * to −700): held 1000 times smaller or larger it is still 0, and "as good
+     * with E held at 0" said nothing. The fit put it at the bound: the runs show
+     * no need for it, and the note says so instead of profiling. */
+    if (v == 0 || (v > 0 && v < 1e-100)) {
+        snprintf(why, cap, "%s = %.4g sits at its bound 0: the fit drove it there (below 1e-100), so these runs show "
+                 "no need for it and do not determine its value", p->name[k], v);
+        return 1;
+    }
     /* Both directions: the first flat one is not enough to say where the
      * value went (an effD of 2.4e75, flat both ways, was once said to have
      * run toward 0). A direction is named only when it is the one the value

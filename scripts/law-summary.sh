@@ -53,10 +53,12 @@ echo "on them, since the bootstrap does not vary them."
 cap='^(quant|sparse|vq)_[LFC]$'
 # Constants of the law itself (A ... E, decoupled effs) that the runs do not determine (rule 5).
 # Each with the bound it ran toward, as the fit's reason ("why") names it: "ran toward its bound +inf",
-# or "not determined either way" when it is as good 1000 times smaller and larger from where it sits.
+# "sits at its bound 0" when the fit drove it there, or "not determined either way" when it is as
+# good 1000 times smaller and larger from where it sits.
 names=$(printf '%s\n' "$fixed" | awk -F'\t' -v c="$cap" '$3 == "rule" && $1 !~ c {
     dir = ""
     if (match($4, /ran toward its bound [^:]*/)) dir = " (toward " substr($4, RSTART + 21, RLENGTH - 21) ")"
+    else if ($4 ~ /sits at its bound 0/) dir = " (at 0)"
     else if ($4 ~ /not determined either way/) dir = " (either way)"
     printf "%s%s = %.4g%s", n++ ? ", " : "", $1, $2, dir }')
 if [ -n "$names" ]; then

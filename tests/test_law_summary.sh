@@ -39,6 +39,11 @@ grep -q "not determined either way" "$tmp/either.json" || { echo "FAIL: either.j
 out=$(bash "$sum" "$tmp/either.json")
 has "$out" "B = 4507 (toward +inf), E = 0.8252 (either way): not identified."
 
+# 1c. A constant the fit drove to its bound 0 says it sits there.
+sed -e 's/E = 0.8252 ran toward its bound 0: the fit is as good (within the runs. noise) with E held at 0.0008252, 1000 times smaller, so the runs do not determine it/E = 0 sits at its bound 0: the fit drove it there (below 1e-100), so these runs show no need for it and do not determine its value/' "$fix" > "$tmp/zero.json"
+grep -q "sits at its bound 0" "$tmp/zero.json" || { echo "FAIL: zero.json not made"; fails=$((fails + 1)); }
+has "$(bash "$sum" "$tmp/zero.json")" "E = 0.8252 (at 0): not identified."
+
 # 2. Nothing held: every constant with its interval, and the summary says so.
 sed -e 's/"fixed": {.*}, "rmse_log"/"fixed": {}, "rmse_log"/' \
     -e 's/"B": \[[^]]*\]/"B": [1000, 9000]/' -e 's/"E": \[[^]]*\]/"E": [0.7, 0.9]/' "$fix" > "$tmp/free.json"

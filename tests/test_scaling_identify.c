@@ -286,6 +286,26 @@ static void test_unified_held(void **s) {
 }
 #endif
 
+/* A parameter the fit drives to its bound 0 (E of runs with no floor in sight:
+ * losses that fall by the same steps at every N and D) was reported "ran toward its
+ * bound 0: as good with E held 1000 times smaller (0) or larger (0)", which said
+ * nothing; it now says it sits at the bound, and is held, not printed as fitted. */
+static void test_parameter_at_bound_zero(void **s) {
+    (void)s;
+    char p[512];
+    path_in(p, sizeof p, "e_zero.csv");
+    FILE *f = fopen(p, "w");
+    fprintf(f, "N,D,loss\n");
+    const double N[] = {1e6, 2e6, 4e6}, D[] = {1e8, 2e8, 4e8}, dl[] = {0, 0.1, 0.15};
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++) fprintf(f, "%g,%g,%g\n", N[i], D[j], 3.5 - 0.2 * i - dl[j]);
+    fclose(f);
+    const char *extra[] = {"--no-loo"};
+    assert_int_equal(fit(p, extra, 1), 0);
+    assert_non_null(strstr(text, "E = 0 sits at its bound 0"));
+    assert_null(strstr(text, "1000 times smaller (0)"));
+}
+
 /* The decoupled pair table says why an eff was not fitted: fp32/fp32 is the
  * baseline (1 by definition), an eff that ran toward a bound is held by rule 5
  * (its reason under the table, naming the bound it ran toward), and one given
@@ -330,6 +350,7 @@ int main(void) {
         cmocka_unit_test(test_one_D), cmocka_unit_test(test_one_N_and_two_D),
         cmocka_unit_test(test_too_few_points), cmocka_unit_test(test_decoupled_anchor),
         cmocka_unit_test(test_runs_to_bound), cmocka_unit_test(test_decoupled_held_labels),
+        cmocka_unit_test(test_parameter_at_bound_zero),
 #ifdef QAT_HAVE_COMPRESS
         cmocka_unit_test(test_unified_held),
 #endif
