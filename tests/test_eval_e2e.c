@@ -270,6 +270,17 @@ static void test_learned_state_read_only_as_learned(void **state) {
     assert_int_equal(rc, 2);
     assert_non_null(strstr(out, "PV-Tuning codes"));
     free(out);
+    /* grads --compare starts its model from the master weights, which this forward never
+     * reads: refused, even with the run's own format; --compare-backward keeps the forward */
+    rc = run(&out, "'%s' grads --checkpoint '%s/out/pv/ckpt.h5' --out '%s/g.h5' --compare int4@g32", qat, tmpdir,
+             tmpdir);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(out, "compute their forward from learned codes"));
+    free(out);
+    rc = run(&out, "'%s' grads --checkpoint '%s/out/pv/ckpt.h5' --out '%s/g.h5' --compare-backward int8", qat, tmpdir,
+             tmpdir);
+    assert_int_equal(rc, 0);
+    free(out);
     /* what reads the codes as learned: the same quantizer restated, another pv_tau, activations
      * that leave the weights unrotated (a block format on auto rotates nothing) */
     assert_true(eval_as("pv", "int4@g32", "fp32") == own);
@@ -287,6 +298,9 @@ static void test_learned_state_read_only_as_learned(void **state) {
     free(out);
     assert_int_equal(run(&out, "'%s' eval --checkpoint '%s/out/pv0/ckpt.h5' --set compress.weights.format=int2@g32",
                          qat, tmpdir), 2);
+    free(out);
+    assert_int_equal(run(&out, "'%s' grads --checkpoint '%s/out/pv0/ckpt.h5' --out '%s/g.h5' --compare int4@g32", qat,
+                         tmpdir, tmpdir), 0);
     free(out);
 
     /* LSQ steps of an int4 grid: not as int2 steps, but through a stateless estimator */

@@ -27,6 +27,7 @@
 
 #include "autograd/tape.h"
 #include "compress/format.h"
+#include "compress/quantizer.h"
 #include "train_cli.h"
 #include "core/config.h"
 #include "core/error.h"
@@ -251,6 +252,25 @@ int qat_grads_main(int argc, char **argv) {
                 c2.gradients.hadamard = 0;
             }
         }
+        /* --compare starts the compared model from the master weights; a quantizer
+         * whose forward is its own learned codes (PV with pv_lr > 0, read from the
+         * checkpoint or carried by train.init) never reads them after its first
+         * step, so the two passes would not be at the same weights: the cosines
+         * would compare two models (a second review read 3.870 against 3.905 with
+         * the run's own format on both sides). --compare-backward keeps the forward
+         * and its state, so it stays open. */
+        if (!rc && compare && (ckpt || (inited && init.carried)))
+            for (int i = 0; i < 8 && !rc; i++) {
+                qat_quantizer *q = i < 4 ? m->blocks[0].qw[i] : m->blocks[0].qa[i - 4];
+                if (qat_quantizer_state_count(q) > 0 && !qat_quantizer_follows_weights(q))
+                    rc = qat_fail(QAT_EINPUT, "--compare %s: %s's %s compute their forward from learned codes "
+                                  "(format %s, estimator %s), not from the master weights the compared model would "
+                                  "start from, so the two gradients would not be at the same weights; expected "
+                                  "--compare-backward FORMAT (same forward, another backward), or a checkpoint whose "
+                                  "quantizers follow their weights (e.g. pv_lr: 0, or another estimator)",
+                                  compare, ckpt ? ckpt : cfg.train.init, i < 4 ? "weights" : "activations",
+                                  qat_quantizer_format(q), qat_quantizer_estimator(q));
+            }
         if (!rc) rc = qat_model_create(&c2, &m->s, B, &m2);
         /* --compare-backward keeps the forward, so the second model gets the
          * first one's quantizer state too, taken before the first pass can
