@@ -317,6 +317,21 @@ static void test_learned_state_read_only_as_learned(void **state) {
     assert_int_equal(run(&out, "'%s' eval --checkpoint '%s/out/lsq4/ckpt.h5' --set compress.weights.format=int2 "
                          "--set compress.weights.estimator=trust", qat, tmpdir), 0);
     free(out);
+    /* the culprit of a change made by --sets whose configs in between do not build (mxfp4
+     * with the stored scale lsq) is that whole run of --sets, not its last one (which
+     * blamed estimator=trust for the activations' new rotation) */
+    rc = run(&out, "'%s' train '%s/tiny.yaml' --set name=lsqa --set compress.weights.format=int4 --set "
+             "compress.weights.estimator=lsq --set compress.activations.format=int4 --set "
+             "compress.activations.estimator=lsq --out '%s/out' --quiet", qat, tmpdir, tmpdir);
+    assert_int_equal(rc, 0);
+    free(out);
+    rc = run(&out, "'%s' eval --checkpoint '%s/out/lsqa/ckpt.h5' --set compress.weights.format=mxfp4@h16 --set "
+             "compress.weights.scale=rms --set compress.weights.estimator=trust", qat, tmpdir);
+    printf("  lsqa rotated by the weights: exit %d: %s", rc, out);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(out, "qat: --set compress.weights.format=mxfp4@h16, --set compress.weights.scale=rms, "
+                                "--set compress.weights.estimator=trust: the activations' LSQ step sizes"));
+    free(out);
 }
 
 /* Errors of a compared model name the option that asked for it (docs/cli.md, "qat grads"),

@@ -745,23 +745,33 @@ static int state_read_as_learned(const char *path, const qat_config *stored, con
     for (int i = 0; i < 8 && bad < 0; i++)
         if (was->state[i] && strcmp(was->key[i], now->key[i]) && (now->state[i] || !was->follows[i])) bad = i;
     if (bad < 0) goto done;
-    /* the --set after which this quantizer last changed */
-    int culprit = -1;
+    /* the --set after which this quantizer last changed; when the configs between
+     * two that build do not build themselves (mxfp4@h16 with the stored scale lsq,
+     * then scale=rms, then estimator=trust), the change came from that whole run of
+     * --sets, and naming its last one blamed an estimator for a rotation */
+    int culprit = -1, from = -1, ok = -1;
     qat_config *step = qat_xmalloc(sizeof *step);
     *step = *stored;
     char prev[160];
     snprintf(prev, sizeof prev, "%s", was->key[bad]);
     for (int i = 0; i < n_set; i++) {
         if (qat_config_set(step, sets[i]) || quantizer_keys(step, cur)) continue;
-        if (strcmp(prev, cur->key[bad])) culprit = i;
+        if (strcmp(prev, cur->key[bad])) culprit = i, from = ok + 1;
         snprintf(prev, sizeof prev, "%s", cur->key[bad]);
+        ok = i;
     }
     free(step);
     qat_clear_error();
     char who[QAT_PATH_MAX + 96];
     const char *keys[] = {"compress.weights", "compress.activations", NULL};
-    if (culprit >= 0) snprintf(who, sizeof who, "--set %s", sets[culprit]);
-    else qat_config_where_last(cfg, keys, who, sizeof who);
+    if (culprit >= 0 && from < culprit) {
+        size_t l = 0;
+        for (int i = from; i <= culprit && l < sizeof who; i++)
+            l += (size_t)snprintf(who + l, sizeof who - l, "%s--set %s", i > from ? ", " : "", sets[i]);
+    } else if (culprit >= 0)
+        snprintf(who, sizeof who, "--set %s", sets[culprit]);
+    else
+        qat_config_where_last(cfg, keys, who, sizeof who);
     int act = bad >= 4;
     const char *name = act ? "activations" : "weights", *key = act ? "compress.activations" : "compress.weights";
     const char *okey = act ? "compress.weights" : "compress.activations";
