@@ -52,6 +52,8 @@ typedef struct {
     int weights_only;   /* keeps a tensor's state between steps: weights only */
     int learns_scale;   /* learns its own step: the one scale 'lsq' selects, no absmax */
     int nstate;         /* checkpointed arrays (qat_quantizer_state) */
+    int nformat_state;  /* the first of them the format owns (aq codebooks, scales, codes): they mean the
+                         * same under every estimator of the format (qat_quantizer_carry) */
     /* Validate the estimator's options and derive its settings into q (side, fmt,
      * cols are set); QAT_EINPUT naming the option. Runs before anything else is
      * allocated for q. */

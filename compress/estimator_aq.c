@@ -25,6 +25,10 @@
  * k-means++ seeds drawn from the quantizer's seed. A run's first forward (or
  * `--init`'s PTQ evaluation, which restores the state afterwards and is then
  * repeated bit for bit) does it, so a fresh run and an --init run start alike.
+ * `--init` from an ste run into pv carries the books, scales and codes (they
+ * mean the same under both: qat_quantizer_carry) but no PV state: then the
+ * first forward starts B at the latent weights and keeps the codes, so PV-Tuning
+ * starts from the AQ solution, as in AQLM.
  * The codebook gradient is summed serially over rows: the same bits for any
  * thread count.
  */
@@ -165,6 +169,12 @@ static void aq_forward(qat_quantizer *q, const float *x, float *y, int64_t rows)
             memcpy(q->pv_buf, a->rot, sizeof(float) * (size_t)(rows * a->cols));
             q->pv_init = 1.0f;
         }
+    } else if (aq_is_pv(q) && q->pv_init == 0.0f) {
+        /* codebooks, scales and codes carried from an ste run (`qat train --init`,
+         * qat_quantizer_carry) without PV's state: B starts at the latent weights,
+         * as after the fit above, and the codes stay those learned */
+        memcpy(q->pv_buf, a->rot, sizeof(float) * (size_t)(rows * a->cols));
+        q->pv_init = 1.0f;
     } else if (!aq_is_pv(q)) {
         qat_aq_books_refresh(&a->books); /* the optimizer moved the codewords */
         scaled_targets(a, a->rot);
@@ -233,10 +243,10 @@ static void aq_after_step(qat_quantizer *q, const float *w) {
 }
 
 static const qat_est_hooks AQ_STE = {
-    .formats = QAT_ESTF_AQ, .nstate = 3, .check = aq_check, .alloc = aq_alloc, .release = aq_release,
+    .formats = QAT_ESTF_AQ, .nstate = 3, .nformat_state = 3, .check = aq_check, .alloc = aq_alloc, .release = aq_release,
     .forward = aq_forward, .backward = aq_backward, .params = aq_params, .state = aq_state};
 static const qat_est_hooks AQ_PV = {
-    .formats = QAT_ESTF_AQ, .weights_only = 1, .nstate = 8, .check = aq_check, .alloc = aq_alloc,
+    .formats = QAT_ESTF_AQ, .weights_only = 1, .nstate = 8, .nformat_state = 3, .check = aq_check, .alloc = aq_alloc,
     .release = aq_release, .forward = aq_forward, .backward = aq_backward, .after_step = aq_after_step,
     .params = aq_params, .state = aq_state};
 

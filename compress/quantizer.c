@@ -350,13 +350,34 @@ void qat_quantizer_state(qat_quantizer *q, int i, const char **name, float **dat
 
 const char *qat_quantizer_format(const qat_quantizer *q) { return q->fmt.name; }
 
-void qat_quantizer_state_key(const qat_quantizer *q, char *buf, size_t n) {
-    char rot[40], grp[40] = "";
+/* The state key, with or without the estimator (qat_quantizer_carry compares the rest). */
+static void key_text(const qat_quantizer *q, int with_estimator, char *buf, size_t n) {
+    char rot[40], grp[40] = "", est[48] = "";
     if (q->block) snprintf(rot, sizeof rot, "Hadamard block %d", q->block);
     else snprintf(rot, sizeof rot, "no rotation");
     if (q->side.group > 0) snprintf(grp, sizeof grp, ", group %d", q->side.group);
-    snprintf(buf, n, "%s (%s, estimator %s, scale %s%s)", q->fmt.name, rot, qat_est_name(q->est),
+    if (with_estimator) snprintf(est, sizeof est, "estimator %s, ", qat_est_name(q->est));
+    snprintf(buf, n, "%s (%s, %sscale %s%s)", q->fmt.name, rot, est,
              q->est == QAT_EST_LSQ ? "lsq" : q->side.scale[0] ? q->side.scale : "rms", grp);
+}
+
+void qat_quantizer_state_key(const qat_quantizer *q, char *buf, size_t n) { key_text(q, 1, buf, n); }
+
+qat_carry qat_quantizer_carry(const qat_quantizer *to, const qat_quantizer *from) {
+    char a[200], b[200];
+    key_text(to, 0, a, sizeof a);
+    key_text(from, 0, b, sizeof b);
+    if (strcmp(a, b) || to->is_weight != from->is_weight) return QAT_CARRY_NONE;
+    /* a format whose state is its own (aq: ste or pv) keeps it across estimators */
+    const qat_carry format = to->hooks->nformat_state > 0 ? QAT_CARRY_FORMAT : QAT_CARRY_NONE;
+    if (to->est != from->est) return format;
+    if (to->est == QAT_EST_PV && from->pv_lr <= 0 && to->pv_lr > 0) return format;
+    return QAT_CARRY_ALL;
+}
+
+int qat_quantizer_state_of_format(const qat_quantizer *q, int i) {
+    QAT_ASSERT(i >= 0 && i < qat_quantizer_state_count(q));
+    return i < q->hooks->nformat_state;
 }
 
 int qat_quantizer_follows_weights(const qat_quantizer *q) { return !(q->est == QAT_EST_PV && q->pv_lr > 0); }

@@ -109,6 +109,24 @@ void qat_quantizer_state(qat_quantizer *q, int i, const char **name, float **dat
  * codes in a rotated product). */
 void qat_quantizer_state_key(const qat_quantizer *q, char *buf, size_t n);
 
+/* How much of the learned state of `from`, the same operand's quantizer in another
+ * run (the source of `qat train --init`), `to` reads as it was learned:
+ *   QAT_CARRY_ALL     every array: the same state key, and for pv a buffer of the
+ *                     same kind (a pv_lr = 0 buffer is set once at the first forward
+ *                     and never moved, so read as pv_lr > 0's it would hold the
+ *                     source's starting weights);
+ *   QAT_CARRY_FORMAT  the arrays the format owns (qat_quantizer_state_of_format):
+ *                     aqMxBgG across ste and pv, or pv into another kind of buffer,
+ *                     the rest of the key equal; the estimator's own state starts
+ *                     fresh, from them, at the first forward;
+ *   QAT_CARRY_NONE    nothing: another format, rotation, scale, group or estimator. */
+typedef enum { QAT_CARRY_NONE, QAT_CARRY_FORMAT, QAT_CARRY_ALL } qat_carry;
+qat_carry qat_quantizer_carry(const qat_quantizer *to, const qat_quantizer *from);
+
+/* 1 when state array i of q belongs to the format (aq codebooks and scales, codes,
+ * their fitted flag), not to the estimator (LSQ steps, PV's buffers). */
+int qat_quantizer_state_of_format(const qat_quantizer *q, int i);
+
 /* 1 when the latent weights passed to forward are what the quantizer follows, so
  * that another quantizer may quantize them afresh; 0 for PV with pv_lr > 0, whose
  * forward returns its stored codes and whose V step follows its own buffer: the

@@ -394,22 +394,35 @@ int qat_model_compress_state_count(const qat_model *m) {
     return n;
 }
 
-void qat_model_compress_state(qat_model *m, int i, char name[96], float **data, int64_t *n) {
-    static const char *which[4] = {"qkv", "o", "gate_up", "down"};
+/* The i-th state array's layer, linear, side and index within its quantizer. */
+static qat_quantizer *state_at(qat_model *m, int i, int *layer, int *j, int *side, int *k) {
     for (int l = 0; l < m->s.layers; l++)
-        for (int j = 0; j < 4; j++)
-            for (int side = 0; side < 2; side++) {
-                qat_quantizer *q = side ? m->blocks[l].qw[j] : m->blocks[l].qa[j];
-                int k = qat_quantizer_state_count(q);
-                if (i < k) {
-                    const char *sub;
-                    qat_quantizer_state(q, i, &sub, data, n);
-                    snprintf(name, 96, "layers.%d.%s.%s.%s", l, which[j], side ? "weight" : "input", sub);
-                    return;
+        for (int jj = 0; jj < 4; jj++)
+            for (int sd = 0; sd < 2; sd++) {
+                qat_quantizer *q = sd ? m->blocks[l].qw[jj] : m->blocks[l].qa[jj];
+                int cnt = qat_quantizer_state_count(q);
+                if (i < cnt) {
+                    *layer = l, *j = jj, *side = sd, *k = i;
+                    return q;
                 }
-                i -= k;
+                i -= cnt;
             }
     QAT_ASSERT(!"compress state index out of range");
+    return NULL;
+}
+
+void qat_model_compress_state(qat_model *m, int i, char name[96], float **data, int64_t *n) {
+    static const char *which[4] = {"qkv", "o", "gate_up", "down"};
+    int l, j, side, k;
+    qat_quantizer *q = state_at(m, i, &l, &j, &side, &k);
+    const char *sub;
+    qat_quantizer_state(q, k, &sub, data, n);
+    snprintf(name, 96, "layers.%d.%s.%s.%s", l, which[j], side ? "weight" : "input", sub);
+}
+
+qat_quantizer *qat_model_compress_state_owner(qat_model *m, int i, int *k, int *j, int *is_weight) {
+    int l;
+    return state_at(m, i, &l, j, is_weight, k);
 }
 
 const char *qat_model_weight_format(const qat_model *m) { return qat_quantizer_format(m->blocks[0].qw[0]); }

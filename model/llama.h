@@ -95,6 +95,9 @@ void qat_model_after_step(qat_model *m, int64_t step);
 /* Quantizer state arrays for checkpoints: count, and the i-th as a view. */
 int qat_model_compress_state_count(const qat_model *m);
 void qat_model_compress_state(qat_model *m, int i, char name[96], float **data, int64_t *n);
+/* Who keeps the i-th array: its quantizer, the array's index k there, the linear j
+ * (0 q/k/v, 1 o, 2 gate/up, 3 down) and the side (1 weight, 0 input). */
+struct qat_quantizer *qat_model_compress_state_owner(qat_model *m, int i, int *k, int *j, int *is_weight);
 
 /* Effective format strings and estimator, for logs ("fp32" when uncompressed). */
 const char *qat_model_weight_format(const qat_model *m);
