@@ -7,7 +7,8 @@
  *   /                 attributes qat_version, cpu, name, config, seed, n_params,
  *                     n_params_total, tokens_target, weight_format, act_format,
  *                     estimator, gmse_w, gmse_a, rho_pred, status (and init_from,
- *                     init_hash, init_state, init_ptq_loss, init_source_loss
+ *                     init_hash, init_state, init_state_weights,
+ *                     init_state_activations, init_ptq_loss, init_source_loss
  *                     for a run started with --init)
  *   /train/{step,tokens,loss,lr,grad_norm,time_s}   1-D, chunked, unlimited
  *   /eval/{step,tokens,loss}                         1-D, chunked, unlimited
@@ -90,7 +91,8 @@ typedef struct {
     /* `qat train --init` (all written only when init_from is not NULL): */
     const char *init_from;     /* absolute path of the source checkpoint */
     const char *init_hash;     /* "sha256:HEX" of its /params (docs/files.md) */
-    const char *init_state;    /* quantizer state: "carried" from the source or "projected" from its weights */
+    const char *init_state;    /* quantizer state: "carried" (both sides), "partial" or "projected" */
+    const char *init_state_weights, *init_state_activations; /* per side: "carried" or "projected" */
     double init_ptq_loss;      /* held-out loss before step 0 through this run's formats */
     double init_source_loss;   /* the same through the source's own formats */
 } qat_runlog_attrs;

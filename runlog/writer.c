@@ -267,6 +267,10 @@ static int write_attrs(hid_t f, const char *path, const qat_runlog_attrs *a) {
         QAT_TRY(qat_h5_attr_write_str(f, path, "init_from", a->init_from));
         QAT_TRY(qat_h5_attr_write_str(f, path, "init_hash", a->init_hash ? a->init_hash : ""));
         QAT_TRY(qat_h5_attr_write_str(f, path, "init_state", a->init_state ? a->init_state : ""));
+        if (a->init_state_weights)
+            QAT_TRY(qat_h5_attr_write_str(f, path, "init_state_weights", a->init_state_weights));
+        if (a->init_state_activations)
+            QAT_TRY(qat_h5_attr_write_str(f, path, "init_state_activations", a->init_state_activations));
         QAT_TRY(qat_h5_attr_write(f, path, "init_ptq_loss", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &a->init_ptq_loss));
         QAT_TRY(qat_h5_attr_write(f, path, "init_source_loss", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
                                   &a->init_source_loss));

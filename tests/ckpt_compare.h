@@ -1,7 +1,8 @@
 /*
  * tests/ckpt_compare.h — bit-for-bit comparison of two runs, shared by the
- * tests that check `--resume` (test_train_e2e.c, test_init_e2e.c): every array
- * of a checkpoint group, and every row of a run.h5 series. Include after
+ * tests that check `--resume` (test_train_e2e.c, test_init_e2e.c,
+ * test_backward_e2e.c): every array of a checkpoint group, every row of a run.h5
+ * series, and both for a whole run. Include after
  * cmocka.h, runlog/checkpoint.h and runlog/runlog.h.
  */
 #ifndef QAT_TESTS_CKPT_COMPARE_H
@@ -57,6 +58,24 @@ static inline void compare_series(const char *a, const char *b, const char *seri
     if (memcmp(x, y, (size_t)nx * sizeof(double))) fail_msg("%s differs after resume", series);
     free(x);
     free(y);
+}
+
+/* Two runs of one config, one of them stopped and resumed: every training and
+ * evaluation row and every checkpoint array (params, optimizer, quantizer state)
+ * the same, bit for bit. */
+static inline void compare_runs(const char *runa, const char *runb, const char *cka, const char *ckb) {
+    compare_series(runa, runb, "train/loss");
+    compare_series(runa, runb, "train/grad_norm");
+    compare_series(runa, runb, "train/step");
+    compare_series(runa, runb, "eval/loss");
+    qat_ckpt_file *fa, *fb;
+    assert_int_equal(qat_ckpt_open(cka, &fa), 0);
+    assert_int_equal(qat_ckpt_open(ckb, &fb), 0);
+    compare_group(fa, fb, "params");
+    compare_group(fa, fb, "optim");
+    compare_group_if_any(fa, fb, "compress");
+    qat_ckpt_close(fa);
+    qat_ckpt_close(fb);
 }
 
 #endif

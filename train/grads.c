@@ -325,9 +325,11 @@ int qat_grads_main(int argc, char **argv) {
         if (m2) qat_gradq_describe(&m2->gq, g2, sizeof g2);
         if (!rc) printf("loss %.6f (%s/%s, backward %s); gradients of %d×%lld tokens written to %s\n", loss,
                         qat_model_weight_format(m), qat_model_act_format(m), g1, B, (long long)T, out);
-        if (!rc && inited)
-            printf("init: %s (%s; quantizer state %s)\n", init.path, init.source,
-                   init.carried ? "carried from the source, same compress keys" : "derived from its weights");
+        if (!rc && inited) {
+            char sdesc[1024];
+            qat_init_describe_state(&init, "; ", sdesc, sizeof sdesc);
+            printf("init: %s (%s; %s)\n", init.path, init.source, sdesc);
+        }
         if (!rc && m2 && compare) printf("compare loss %.6f (%s/%s)\n", loss2, qat_model_weight_format(m2),
                                              qat_model_act_format(m2));
         if (!rc && m2 && compare_bwd) printf("compare loss %.6f (%s/%s, backward %s)\n", loss2,

@@ -4,10 +4,12 @@
  * Three jobs, in order: read the source's /params into the new model (every
  * tensor by name and shape, so a different preset, width or vocabulary is
  * refused naming the tensor, never silently truncated), decide the quantizers'
- * starting state (carried when the compress keys are equal, else derived from
- * the loaded weights, with LSQ's per-row weight steps chosen by an MSE search and
- * aqMxBgG's codebooks fitted by k-means),
- * and evaluate the result before training (the PTQ loss).
+ * starting state per side (weights, activations: carried when the side's
+ * quantizers are the source's, qat_quantizer_carry, so a changed activation
+ * format or backward leaves the weights' learned state alone, and aqMxBgG's
+ * codebooks survive ste -> pv; else derived from the loaded weights, with LSQ's
+ * per-row weight steps chosen by an MSE search and aqMxBgG's codebooks fitted by
+ * k-means), and evaluate the result before training (the PTQ loss).
  *
  * The hash identifies the weights, not the file: SHA-256 over the /params
  * tensors in byte order of their names, each as name, NUL, shape (int64
@@ -91,19 +93,51 @@ static void hash_params(const qat_model *m, char out[80]) {
     free(v);
 }
 
-/* 1 when every compress.* key of a and b has the same value. */
-static int same_compress(const qat_config *a, const qat_config *b) {
+/* 1 when every compress.weights.* and compress.activations.* key of a and b has
+ * the same value: the same forward (compress.gradients.* is the backward's). */
+static int same_forward(const qat_config *a, const qat_config *b) {
     int same = 1;
     for (int i = 0; same && i < qat_config_key_count(); i++) {
         qat_config_key_info k;
         qat_config_key_get(i, &k);
-        if (strncmp(k.key, "compress.", 9)) continue;
+        if (strncmp(k.key, "compress.weights.", 17) && strncmp(k.key, "compress.activations.", 21)) continue;
         char *x = qat_config_key_text(a, i), *y = qat_config_key_text(b, i);
         same = !strcmp(x, y);
         free(x);
         free(y);
     }
     return same;
+}
+
+/* What each side reads from the source: layer 0's four linears of this model
+ * against those of a one-layer model built with the source's compress keys
+ * (every layer pairs its quantizers alike, and a Hadamard block may follow the
+ * input width, so all four are asked); a side carries only what all four can. */
+static int decide_carry(qat_init *it, const qat_config *cfg, qat_model *m) {
+    qat_config *sc = qat_xmalloc(sizeof *sc);
+    *sc = *cfg;
+    sc->weights = it->source_cfg->weights;
+    sc->activations = it->source_cfg->activations;
+    qat_model_shape one = m->s;
+    one.layers = 1;
+    qat_model *sm = NULL;
+    int rc = qat_model_create(sc, &one, 1, &sm);
+    for (int side = 0; !rc && side < 2; side++) {
+        it->side[side] = QAT_CARRY_ALL;
+        for (int j = 0; j < 4; j++) {
+            qat_quantizer *to = side ? m->blocks[0].qw[j] : m->blocks[0].qa[j];
+            qat_quantizer *from = side ? sm->blocks[0].qw[j] : sm->blocks[0].qa[j];
+            qat_carry c = qat_quantizer_carry(to, from);
+            if (j == 0 || c < it->side[side]) {
+                qat_quantizer_state_key(from, it->key_was[side], sizeof it->key_was[side]);
+                qat_quantizer_state_key(to, it->key_now[side], sizeof it->key_now[side]);
+            }
+            if (c < it->side[side]) it->side[side] = c;
+        }
+    }
+    qat_model_free(sm);
+    free(sc);
+    return rc;
 }
 
 /* Every /params tensor of the file must be one of the model's: a source with
@@ -270,21 +304,30 @@ int qat_init_load(qat_init *it, const char *path, const qat_config *cfg, qat_mod
     if (!rc) rc = qat_checkpoint_check_finite(path, m, NULL);
     if (!rc) {
         hash_params(m, it->hash);
-        it->carried = same_compress(it->source_cfg, cfg);
-        /* Same compress keys: the same quantizers, so their state arrays have the
-         * same names and sizes and mean the same thing. */
-        int ns = it->carried ? qat_model_compress_state_count(m) : 0;
+        it->same_forward = same_forward(it->source_cfg, cfg);
+        rc = decide_carry(it, cfg, m);
+        it->carried = !rc && it->side[0] != QAT_CARRY_NONE && it->side[1] != QAT_CARRY_NONE;
+        /* A carried side's quantizers are the source's, so their state arrays have
+         * the same names and sizes and mean the same thing; under QAT_CARRY_FORMAT
+         * only the format's (aq codebooks, scales, codes), the estimator's own
+         * starting fresh from them at the first forward. */
+        int ns = qat_model_compress_state_count(m), nread = 0;
         for (int i = 0; !rc && i < ns; i++) {
+            int k, j, w;
+            qat_quantizer *q = qat_model_compress_state_owner(m, i, &k, &j, &w);
+            if (it->side[w] == QAT_CARRY_NONE || (it->side[w] == QAT_CARRY_FORMAT && !qat_quantizer_state_of_format(q, k)))
+                continue;
             char sname[96], aname[128];
             float *data;
             int64_t n;
             qat_model_compress_state(m, i, sname, &data, &n);
             snprintf(aname, sizeof aname, "compress/%s", sname);
             rc = qat_ckpt_read_array(f, aname, 1, &n, data);
+            nread++;
         }
-        if (!rc && ns) rc = qat_checkpoint_check_finite(path, m, NULL);
-        if (!rc && !it->carried) search_lsq_steps(it, cfg, m);
-        if (!rc && !it->carried) fit_aq_codebooks(it, m);
+        if (!rc && nread) rc = qat_checkpoint_check_finite(path, m, NULL);
+        if (!rc && it->side[1] == QAT_CARRY_NONE) search_lsq_steps(it, cfg, m);
+        if (!rc && it->side[1] == QAT_CARRY_NONE) fit_aq_codebooks(it, m);
     }
     if (!rc) {
         const qat_config *s = it->source_cfg;
@@ -335,8 +378,8 @@ int qat_init_evaluate(qat_init *it, const qat_config *cfg, qat_model *m, qat_tap
     it->ptq_loss = qat_train_evaluate(m, tp, ds, B, cfg->train.eval_tokens, in, tg, 0);
     state_copy(m, saved, 1);
     free(saved);
-    if (it->carried) {
-        it->source_loss = it->ptq_loss; /* the same formats and state: the same forward */
+    if (it->same_forward && it->carried) {
+        it->source_loss = it->ptq_loss; /* the same quantizers and their state: the same forward */
         return QAT_OK;
     }
     /* The source through its own formats (its compress keys, this run's shape,
@@ -353,6 +396,36 @@ int qat_init_evaluate(qat_init *it, const qat_config *cfg, qat_model *m, qat_tap
     qat_model_free(sm);
     free(sc);
     return name_option(rc, " (evaluating the source through its own formats)");
+}
+
+const char *qat_init_side_state(const qat_init *it, int is_weight) {
+    return it->side[is_weight ? 1 : 0] == QAT_CARRY_NONE ? "projected" : "carried";
+}
+
+const char *qat_init_state(const qat_init *it) {
+    int w = it->side[1] != QAT_CARRY_NONE, a = it->side[0] != QAT_CARRY_NONE;
+    return w && a ? "carried" : w || a ? "partial" : "projected";
+}
+
+void qat_init_describe_state(const qat_init *it, const char *sep, char *buf, size_t n) {
+    if (it->same_forward && it->carried) {
+        snprintf(buf, n, "quantizer state carried from the source (the same quantizers)");
+        return;
+    }
+    size_t k = 0;
+    for (int w = 1; w >= 0 && k < n; w--) {
+        const char *name = w ? "weights" : "activations", *s = w ? "" : sep;
+        if (it->side[w] == QAT_CARRY_ALL)
+            k += (size_t)snprintf(buf + k, n - k, "%s%s' quantizer state carried from the source, %s", s, name,
+                                  it->key_now[w]);
+        else if (it->side[w] == QAT_CARRY_FORMAT)
+            k += (size_t)snprintf(buf + k, n - k, "%s%s' quantizer state carried from the source: the aq codebooks, "
+                                  "scales and codes of %s, read by %s%s", s, name, it->key_was[w], it->key_now[w],
+                                  strstr(it->key_now[w], "estimator pv") ? "; PV's buffers start from them" : "");
+        else
+            k += (size_t)snprintf(buf + k, n - k, "%s%s' quantizer state derived afresh: %s, was %s", s, name,
+                                  it->key_now[w], it->key_was[w]);
+    }
 }
 
 void qat_init_free(qat_init *it) {

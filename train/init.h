@@ -4,12 +4,15 @@
  *
  * The new run keeps its own config (formats, estimator, schedule, budget) and
  * a fresh optimizer; only the latent fp32 parameters come from the checkpoint.
- * Quantizer state (LSQ steps, PV codes) comes along only when every
- * compress.* key of the source's stored config equals the new one, because
- * only then does it mean the same thing; otherwise the new quantizers start
- * from the loaded weights as they would from random ones (PV projects them,
- * LSQ weight steps are chosen by a per-row MSE search, aqMxBgG's codebooks are
- * fitted by k-means, qat_init_load).
+ * Quantizer state (LSQ steps, PV codes, aq codebooks) is decided per side,
+ * weights and activations: a side's state comes along when its quantizers are
+ * the source's (format with its Hadamard block, scale, group and estimator:
+ * qat_quantizer_carry), because only then does it mean the same thing, whatever
+ * the other side or compress.gradients became; aqMxBgG weights moving between
+ * ste and pv keep their codebooks, scales and codes, and PV's own state starts
+ * from them. Any other side starts from the loaded weights as it would from
+ * random ones (PV projects them, LSQ weight steps are chosen by a per-row MSE
+ * search, aqMxBgG's codebooks are fitted by k-means, qat_init_load).
  *
  * Before step 0 the trainer evaluates the loaded model through the new formats
  * (the post-training-quantization loss) and through the source's own formats,
@@ -20,6 +23,7 @@
 
 #include <stdint.h>
 
+#include "compress/quantizer.h"
 #include "core/config.h"
 #include "model/llama.h"
 
@@ -33,7 +37,10 @@ typedef struct {
     char source[160];             /* "s1, N = 106,816" for the init line */
     char source_formats[2 * QAT_FMT_MAX + 2]; /* "int4/int4": the source's weight/activation formats */
     qat_config *source_cfg;       /* the config stored in the source (owned) */
-    int carried;                  /* 1: quantizer state read from the source (same compress keys) */
+    int same_forward;             /* 1: every compress.weights/.activations key equal: the source's forward */
+    qat_carry side[2];            /* what each side read from the source, [0] activations, [1] weights */
+    char key_was[2][160], key_now[2][160]; /* a side's limiting quantizer (qat_quantizer_state_key), source and now */
+    int carried;                  /* 1: both sides carried (init_state "carried") */
     int n_searched;               /* LSQ weight quantizers whose steps the MSE search chose */
     double mse_default, mse_best; /* summed row MSE of those at the default step and the chosen one */
     int n_fitted;                 /* aqMxBgG weight quantizers whose codebooks k-means fitted here */
@@ -55,6 +62,18 @@ int qat_init_load(qat_init *it, const char *path, const qat_config *cfg, qat_mod
  * this evaluation (an activation step is still set by the first training batch). */
 int qat_init_evaluate(qat_init *it, const qat_config *cfg, qat_model *m, struct qat_tape *tp,
                       const struct qat_dataset *ds, int B, int32_t *in, int32_t *tg);
+
+/* What init_state and the per-side attributes record: "carried", "projected", and
+ * (init_state only) "partial" when one side carried and the other did not. */
+const char *qat_init_state(const qat_init *it);
+const char *qat_init_side_state(const qat_init *it, int is_weight);
+
+/* The quantizer state in words, for the `init:` lines of train and grads: "quantizer
+ * state carried from the source (the same quantizers)", or one phrase per side,
+ * weights first, joined by sep, e.g. "weights' quantizer state carried from the
+ * source: the aq codebooks, scales and codes of ..., read by ...; PV's buffers start
+ * from them" and "activations' quantizer state derived afresh: NOW, was SOURCE". */
+void qat_init_describe_state(const qat_init *it, const char *sep, char *buf, size_t n);
 
 void qat_init_free(qat_init *it);
 

@@ -728,7 +728,8 @@ static int quantizer_keys(const qat_config *cfg, block_keys *k) {
  * an estimator without any, which quantizes the stored master weights afresh;
  * that is refused too when the master weights are not what the checkpoint
  * computes (PV with pv_lr > 0 reads only its codes). train --init carries state
- * only for the same quantizers (train/init.c). The message names the --set
+ * per side, for the same quantizers and aq codebooks across ste and pv
+ * (qat_quantizer_carry, train/init.c). The message names the --set
  * after which the side's quantizer last changed. */
 static int state_read_as_learned(const char *path, const qat_config *stored, const qat_config *cfg,
                                  const char *const *sets, int n_set) {

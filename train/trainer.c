@@ -159,7 +159,9 @@ static int init_at_start(void *p, qat_runlog_attrs *at) {
     QAT_TRY(qat_init_evaluate(c->init, c->cfg, c->m, c->tp, c->ds, c->B, c->in, c->tg));
     at->init_from = c->init->abspath;
     at->init_hash = c->init->hash;
-    at->init_state = c->init->carried ? "carried" : "projected";
+    at->init_state = qat_init_state(c->init);
+    at->init_state_weights = qat_init_side_state(c->init, 1);
+    at->init_state_activations = qat_init_side_state(c->init, 0);
     at->init_ptq_loss = c->init->ptq_loss;
     at->init_source_loss = c->init->source_loss;
     c->applied = 1;
@@ -269,11 +271,13 @@ int qat_train_run(const qat_config *cfg, const qat_train_opts *opts) {
             printf("  init: %s (%s; %.23s...), PTQ loss %.4f on held-out through %s/%s (source %.4f through %s)\n",
                    init.path, init.source, init.hash, init.ptq_loss, qat_model_weight_format(m),
                    qat_model_act_format(m), init.source_loss, init.source_formats);
-            if (init.carried) printf("  init: quantizer state carried from the source (same compress keys)\n");
-            else if (init.n_searched)
+            char sdesc[1024];
+            qat_init_describe_state(&init, "\n  init: ", sdesc, sizeof sdesc);
+            printf("  init: %s\n", sdesc);
+            if (init.n_searched)
                 printf("  init: LSQ weight steps by per-row MSE search (%d tensors): squared error %.3gx the default "
                        "step's\n", init.n_searched, init.mse_default > 0 ? init.mse_best / init.mse_default : 1.0);
-            if (!init.carried && init.n_fitted)
+            if (init.n_fitted)
                 printf("  init: aq codebooks by k-means (%d tensors): squared error %.3g of the weights'\n",
                        init.n_fitted, init.fit_norm > 0 ? init.fit_err / init.fit_norm : 0.0);
         }
