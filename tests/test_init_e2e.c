@@ -568,8 +568,18 @@ static void resume_of_an_init_run_is_bit_exact(void **state) {
     assert_int_equal(run((char *[]){"train", cfg, "--out", outb, "--init", g_src, "--quiet", NULL}), 2);
     assert_non_null(strstr(g_err, "already holds a run with a checkpoint"));
     assert_int_equal(run((char *[]){"train", cfg, "--out", outb, "--init", g_src, "--resume", "--quiet", NULL}), 0);
+    assert_non_null(strstr(g_err, "qat: note: --init "));
     assert_non_null(strstr(g_err, "not applied"));
     compare_runs(ra, rb, ca, cb);
+    /* given as the key, the note and the errors name the key, not an --init nobody typed */
+    char setinit[700], bad[700];
+    snprintf(setinit, sizeof setinit, "train.init=%s", g_src);
+    assert_int_equal(run((char *[]){"train", cfg, "--out", outb, "--set", setinit, "--resume", "--quiet", NULL}), 0);
+    assert_non_null(strstr(g_err, "qat: note: train.init "));
+    snprintf(bad, sizeof bad, "train.init=%s/missing.h5", g_tmp);
+    assert_int_equal(run((char *[]){"train", cfg, "--out", outb, "--set", bad, "--set", "name=m", "--quiet", NULL}), 2);
+    assert_non_null(strstr(g_err, ": train.init: "));
+    assert_null(strstr(g_err, "--init "));
     /* the resumed log keeps the init record */
     char ha[100], hb[100];
     attr_str(ra, "init_hash", ha, sizeof ha);

@@ -129,6 +129,6 @@ int qat_train_main(int argc, char **argv) {
         free(y);
         return 0;
     }
-    if (!opts.init && cfg.train.init[0]) opts.init = cfg.train.init;
+    if (!opts.init && cfg.train.init[0]) opts.init = cfg.train.init, opts.init_from_key = 1;
     return qat_report(qat_train_run(&cfg, &opts));
 }

@@ -224,7 +224,15 @@ int qat_train_run(const qat_config *cfg, const qat_train_opts *opts) {
     char ckpath[sizeof dir + 16];
     snprintf(ckpath, sizeof ckpath, "%s/ckpt.h5", dir);
     if (opts->init && opts->resume && access(ckpath, F_OK) == 0) ictx.path = opts->init;
-    else if (opts->init && (rc = qat_init_load(&init, opts->init, cfg, m))) goto done;
+    else if (opts->init && (rc = qat_init_load(&init, opts->init, cfg, m))) {
+        if (opts->init_from_key) { /* its messages say --init; the user wrote the key */
+            char msg[4096], pos[QAT_PATH_MAX + 96];
+            snprintf(msg, sizeof msg, "%s", qat_errmsg());
+            const char *body = strncmp(msg, "--init ", 7) ? msg : msg + 7;
+            rc = qat_fail(rc, "%s: train.init: %s", qat_config_where(cfg, "train.init", pos, sizeof pos), body);
+        }
+        goto done;
+    }
     rc = qat_mkdirs(dir);
     /* the data's fingerprint goes into every checkpoint; a resume must find the same */
     uint32_t data_crc = qat_dataset_fingerprint(ds);
@@ -243,8 +251,9 @@ int qat_train_run(const qat_config *cfg, const qat_train_opts *opts) {
      * a run started afresh or a log recreated is not something to find out later. */
     if (io.note[0]) fprintf(stderr, "qat: note: %s\n", io.note);
     if (opts->init && !ictx.applied)
-        fprintf(stderr, "qat: note: --init %s not applied: %s %s (--init sets the weights of a run at step 0 "
-                "only)\n", opts->init, dir, io.completed ? "is a completed run" : "resumes from its checkpoint");
+        fprintf(stderr, "qat: note: %s %s not applied: %s %s (it sets the weights of a run at step 0 only)\n",
+                opts->init_from_key ? "train.init" : "--init", opts->init, dir,
+                io.completed ? "is a completed run" : "resumes from its checkpoint");
     if (io.completed) {
         if (opts->progress >= 0)
             printf("qat train %s: already completed (validation loss %.4f); nothing to resume in %s\n", cfg->name,

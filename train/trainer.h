@@ -23,6 +23,7 @@ typedef struct {
     int progress;         /* 1: live progress line (terminal), 0: plain lines, -1: silent */
     int64_t stop_after;   /* testing aid: stop (as if killed) after this many steps; 0 = off */
     const char *init;     /* --init CKPT.h5: start from its weights (train/init.h); NULL = random init */
+    int init_from_key;    /* 1: init is the config's train.init, not --init (messages name the key) */
 } qat_train_opts;
 
 /* Check everything a run needs from its config without touching data or disk:
