@@ -81,6 +81,7 @@
 #include "runlog/runlog.h"
 
 #include "ckpt_compare.h"
+#include "h5attr.h"
 #include "autograd/tape.h"
 #include "core/config.h"
 #include "core/threads.h"
@@ -126,36 +127,6 @@ static void config(const char *file, const char *name, double tokens, const char
 }
 
 static const char INT4[] = "compress:\n  weights: {format: int4, estimator: lsq}\n  activations: {format: int4}\n";
-
-static double attr_f64(const char *path, const char *name) {
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    assert_true(f >= 0);
-    double v = NAN;
-    if (H5Aexists(f, name) > 0) {
-        hid_t a = H5Aopen(f, name, H5P_DEFAULT);
-        assert_true(H5Aread(a, H5T_NATIVE_DOUBLE, &v) >= 0);
-        H5Aclose(a);
-    }
-    H5Fclose(f);
-    return v;
-}
-
-static void attr_str(const char *path, const char *name, char *buf, size_t n) {
-    buf[0] = 0;
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    assert_true(f >= 0);
-    if (H5Aexists(f, name) > 0) {
-        hid_t a = H5Aopen(f, name, H5P_DEFAULT), t = H5Aget_type(a); /* variable-length UTF-8 */
-        assert_true(H5Tis_variable_str(t) > 0);
-        char *v = NULL;
-        assert_true(H5Aread(a, t, &v) >= 0);
-        snprintf(buf, n, "%s", v ? v : "");
-        H5free_memory(v);
-        H5Tclose(t);
-        H5Aclose(a);
-    }
-    H5Fclose(f);
-}
 
 static double first_loss(const char *runh5) {
     double *x;
@@ -259,7 +230,7 @@ static void init_starts_at_the_ptq_loss(void **state) {
     snprintf(same_run, sizeof same_run, "%s/same/run.h5", out);
     assert_int_equal(run((char *[]){"train", same_cfg, "--out", out, "--init", g_src, "--quiet", NULL}), 0);
 
-    double ptq = attr_f64(runh5, "init_ptq_loss"), src = attr_f64(runh5, "init_source_loss");
+    double ptq = h5attr_f64(runh5, "init_ptq_loss"), src = h5attr_f64(runh5, "init_source_loss");
     double first = first_loss(runh5), fresh = first_loss(fresh_run), first_src = first_loss(same_run);
     double paired = (first - first_src) - (ptq - src);
     printf("  seed %d, %d thread(s): source %.4f, PTQ %.4f, first --init %.4f (- PTQ %+.4f), first fresh %.4f "
@@ -270,13 +241,13 @@ static void init_starts_at_the_ptq_loss(void **state) {
     assert_true(fabs(paired) < PAIRED_MAX);
     assert_true(fresh - first > FAR_MIN);
     /* the fresh run has none of the init attributes */
-    assert_true(isnan(attr_f64(fresh_run, "init_ptq_loss")));
+    assert_true(isnan(h5attr_f64(fresh_run, "init_ptq_loss")));
 
     /* path and hash */
     char from[1100], hash[100], want[80], state_s[32], abs[PATH_MAX];
-    attr_str(runh5, "init_from", from, sizeof from);
-    attr_str(runh5, "init_hash", hash, sizeof hash);
-    attr_str(runh5, "init_state", state_s, sizeof state_s);
+    h5attr_str(runh5, "init_from", from, sizeof from);
+    h5attr_str(runh5, "init_hash", hash, sizeof hash);
+    h5attr_str(runh5, "init_state", state_s, sizeof state_s);
     assert_non_null(realpath(g_src, abs));
     assert_string_equal(from, abs);
     hash_of(g_src, want);
@@ -296,10 +267,10 @@ static void init_starts_at_the_ptq_loss(void **state) {
     free(stdout_text);
 
     /* Same compress keys: the state comes along and the PTQ loss is the source's. */
-    attr_str(same_run, "init_state", state_s, sizeof state_s);
+    h5attr_str(same_run, "init_state", state_s, sizeof state_s);
     assert_string_equal(state_s, "carried");
-    assert_true(attr_f64(same_run, "init_ptq_loss") == attr_f64(same_run, "init_source_loss"));
-    assert_true(attr_f64(same_run, "init_ptq_loss") == src);
+    assert_true(h5attr_f64(same_run, "init_ptq_loss") == h5attr_f64(same_run, "init_source_loss"));
+    assert_true(h5attr_f64(same_run, "init_ptq_loss") == src);
 }
 
 /* ---- learned codebooks (aqMxBgG) from an fp32 source -------------------------- */
@@ -328,7 +299,7 @@ static void init_aq_starts_at_the_ptq_loss(void **state) {
     snprintf(p, sizeof p, "cat '%s/stdout.txt'", g_tmp);
     assert_int_equal(qat_test_popen(&stdout_text, 0, "%s", p), 0);
     assert_int_equal(run((char *[]){"train", same_cfg, "--out", out, "--init", g_src, "--quiet", NULL}), 0);
-    double ptq = attr_f64(runh5, "init_ptq_loss"), src = attr_f64(runh5, "init_source_loss");
+    double ptq = h5attr_f64(runh5, "init_ptq_loss"), src = h5attr_f64(runh5, "init_source_loss");
     double first = first_loss(runh5), first_src = first_loss(same_run);
     double paired = (first - first_src) - (ptq - src);
     printf("  seed %d, %d thread(s): source %.4f, PTQ aq1x8g8 %.4f, first --init %.4f (- PTQ %+.4f), first source "
@@ -407,14 +378,14 @@ static void expect_weights_carried(const char *name, const char *src, const char
     config(cfg, name, 20480, compress);
     assert_int_equal(run((char *[]){"train", cfg, "--out", out, "--init", (char *)src, NULL}), 0);
     char *text = stdout_of_last_run();
-    double ptq = attr_f64(runh5, "init_ptq_loss");
+    double ptq = h5attr_f64(runh5, "init_ptq_loss");
     printf("  %s: init_state %s, PTQ %.9f, source's last validation loss %.9f (%+.2e relative)\n", name, state, ptq,
            want, (ptq - want) / want);
-    attr_str(runh5, "init_state", s, sizeof s);
+    h5attr_str(runh5, "init_state", s, sizeof s);
     assert_string_equal(s, state);
-    attr_str(runh5, "init_state_weights", s, sizeof s);
+    h5attr_str(runh5, "init_state_weights", s, sizeof s);
     assert_string_equal(s, "carried");
-    attr_str(runh5, "init_state_activations", s, sizeof s);
+    h5attr_str(runh5, "init_state_activations", s, sizeof s);
     assert_string_equal(s, act_state);
     if (!strstr(text, "quantizer state carried from the source") && !strstr(text, "weights' quantizer state carried"))
         fail_msg("no carried weights' state in the header:\n%s", text);
@@ -457,7 +428,7 @@ static void init_carries_aq_codebooks_into_pv(void **state) {
     expect_weights_carried("aqgrad", src, STE_G, "carried", "carried", val);
     char aqpv8[600];
     snprintf(aqpv8, sizeof aqpv8, "%s/aqpv8/run.h5", out);
-    double ptq8 = attr_f64(aqpv8, "init_ptq_loss"), src8 = attr_f64(aqpv8, "init_source_loss");
+    double ptq8 = h5attr_f64(aqpv8, "init_ptq_loss"), src8 = h5attr_f64(aqpv8, "init_source_loss");
     /* the source through its own formats is its own last evaluation */
     assert_true(fabs(src8 - val) <= 1e-6 * val);
     assert_true(isfinite(ptq8));
@@ -582,11 +553,11 @@ static void resume_of_an_init_run_is_bit_exact(void **state) {
     assert_null(strstr(g_err, "--init "));
     /* the resumed log keeps the init record */
     char ha[100], hb[100];
-    attr_str(ra, "init_hash", ha, sizeof ha);
-    attr_str(rb, "init_hash", hb, sizeof hb);
+    h5attr_str(ra, "init_hash", ha, sizeof ha);
+    h5attr_str(rb, "init_hash", hb, sizeof hb);
     assert_true(ha[0] != 0);
     assert_string_equal(ha, hb);
-    assert_true(attr_f64(ra, "init_ptq_loss") == attr_f64(rb, "init_ptq_loss"));
+    assert_true(h5attr_f64(ra, "init_ptq_loss") == h5attr_f64(rb, "init_ptq_loss"));
 }
 
 /* ---- train.init: --init written in the config ---------------------------------- */
@@ -606,11 +577,11 @@ static void config_key_train_init_is_init(void **state) {
     assert_int_equal(run((char *[]){"train", cfg, "--out", outc, "--init", g_src, "--quiet", NULL}), 0);
     snprintf(r1, sizeof r1, "%s/k/run.h5", out);
     snprintf(r2, sizeof r2, "%s/k/run.h5", outc);
-    attr_str(r1, "init_hash", h1, sizeof h1);
-    attr_str(r2, "init_hash", h2, sizeof h2);
+    h5attr_str(r1, "init_hash", h1, sizeof h1);
+    h5attr_str(r2, "init_hash", h2, sizeof h2);
     assert_true(h1[0] != 0); /* the key was applied: a fresh start has no init record */
     assert_string_equal(h1, h2);
-    assert_true(attr_f64(r1, "init_ptq_loss") == attr_f64(r2, "init_ptq_loss"));
+    assert_true(h5attr_f64(r1, "init_ptq_loss") == h5attr_f64(r2, "init_ptq_loss"));
     compare_series(r1, r2, "train/loss");
     /* --init on the command line wins over the key: a missing file in the key is never opened */
     char out3[400];

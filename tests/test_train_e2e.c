@@ -40,6 +40,7 @@
 #include "runlog/runlog.h"
 
 #include "ckpt_compare.h"
+#include "h5attr.h"
 
 static char g_tmp[256];
 static char g_err[8192];
@@ -354,24 +355,6 @@ static const char SMALL_CFG[] =
     "data: {source: synthetic}\n"
     "train: {tokens: 20480, batch_tokens: 512, eval_every: 0, eval_tokens: 512, checkpoint_every: 5, log_every: 5}\n";
 
-/* The root attribute `name` of run.h5 as text ("" when absent). */
-static void read_attr_str(const char *path, const char *name, char *buf, size_t n) {
-    buf[0] = 0;
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    assert_true(f >= 0);
-    if (H5Aexists(f, name) > 0) {
-        hid_t a = H5Aopen(f, name, H5P_DEFAULT), t = H5Tcopy(H5T_C_S1);
-        H5Tset_size(t, H5T_VARIABLE);
-        char *v = NULL;
-        assert_true(H5Aread(a, t, &v) >= 0);
-        snprintf(buf, n, "%s", v ? v : "");
-        H5free_memory(v);
-        H5Tclose(t);
-        H5Aclose(a);
-    }
-    H5Fclose(f);
-}
-
 /* run.h5 completed after `steps` steps of `batch` tokens, every one logged: the
  * budget, /final/steps and /final/tokens all say the tokens actually trained. */
 static void expect_completed(const char *rl, int64_t steps, int64_t batch) {
@@ -423,7 +406,7 @@ static void test_resume_refuses_a_changed_config(void **state) {
     assert_int_equal(rc, 0);
     assert_non_null(strstr(g_err, "train.log_every 5 -> 4"));
     expect_completed(rl, 40, 512);
-    read_attr_str(rl, "resumes", attr, sizeof attr);
+    h5attr_str(rl, "resumes", attr, sizeof attr);
     assert_string_equal(attr, "step 10: train.log_every 5 -> 4");
 
     /* a larger budget extends the completed run from its last checkpoint */
@@ -432,9 +415,9 @@ static void test_resume_refuses_a_changed_config(void **state) {
     printf("  extended: exit %d: %s", rc, g_err);
     assert_int_equal(rc, 0);
     expect_completed(rl, 60, 512);
-    read_attr_str(rl, "resumes", attr, sizeof attr);
+    h5attr_str(rl, "resumes", attr, sizeof attr);
     assert_non_null(strstr(attr, "\nstep 40: train.tokens 20480 -> 30720"));
-    read_attr_str(rl, "config", attr, sizeof attr);
+    h5attr_str(rl, "config", attr, sizeof attr);
     assert_non_null(strstr(attr, "tokens: 30720"));
     assert_int_equal(ckpt_step(ck), 60);
 
@@ -551,7 +534,7 @@ static void test_missing_runlog_resumes_from_checkpoint(void **state) {
     assert_true(steps[0] == 10 && steps[29] == 39);
     free(steps);
     assert_int_equal(sm.final.tokens, 40 * 512);
-    read_attr_str(rl, "resumes", attr, sizeof attr);
+    h5attr_str(rl, "resumes", attr, sizeof attr);
     assert_non_null(strstr(attr, "step 10: run.h5 was missing"));
     assert_int_equal(ckpt_step(ck), 40);
 
