@@ -87,6 +87,36 @@ int qat_config_check_string(const qat_key *k, const char *v, char *why, size_t n
  * `why` filled: "'cosin' is not allowed, expected one of ... (did you mean ...)". */
 int qat_config_allowed_index(const qat_key *k, const char *v, char *why, size_t n);
 
+/* ------------------------------------------------ the loader (config_load.c) */
+
+/* Where each key got its value, so cross-key errors can point at the line. */
+typedef struct {
+    int line, col;   /* 1-based position in the file; 0 = not from the file */
+    int set;         /* index+1 of the --set that gave it; 0 = none */
+} qat_key_where;
+
+/* The state of one load: the config being filled and where each key came from,
+ * which validation (config_validate.c) needs to point at the key a message is about. */
+typedef struct {
+    qat_config *cfg;              /* the config being filled */
+    const char *origin;           /* file name / origin for messages */
+    const char *set_text;         /* non-NULL while applying a --set: messages name it */
+    int set_index;                /* 1-based index of that --set */
+    const char *const *sets;      /* all overrides (for validation messages) */
+    qat_key_where where[QAT_CONFIG_KEYS_MAX]; /* last assignment of each key */
+    int seen[QAT_CONFIG_KEYS_MAX];            /* generation in which each key was last assigned */
+    int generation;               /* one per document: duplicates inside one are errors */
+    int source_explicit;          /* data.source was written (not implied by shards/text) */
+    char source[16];              /* that explicit value */
+} qat_loader;
+
+/* Validation (config_validate.c): the per-key and cross-key rules of
+ * qat_config_validate, with messages placed by L (NULL: by the config's origin). */
+int qat_config_validate_at(const qat_config *cfg, const qat_loader *L);
+/* "FILE:LINE:COL" or "--set key=value" of the last assignment of key `name`
+ * during the load L, else the config's origin; into buf (n bytes), returned. */
+const char *qat_config_where_given(const qat_config *cfg, const qat_loader *L, const char *name, char *buf, size_t n);
+
 /* A growable text buffer for emitted YAML and a file read whole (config_emit.c). */
 typedef struct {
     char *s;    /* NUL-terminated text */
