@@ -9,9 +9,13 @@
  * format or backward leaves the weights' learned state alone, and aqMxBgG's
  * codebooks survive ste -> pv; else derived from the loaded weights, with LSQ's
  * per-row weight steps chosen by an MSE search and aqMxBgG's codebooks fitted by
- * k-means), and evaluate the result before training (the PTQ loss).
+ * k-means), and evaluate the result before training (the PTQ loss). A weights
+ * side derived afresh from a source whose forward was its PV codes (pv_lr > 0,
+ * which never reads /params after its first step) derives it from those codes,
+ * decoded by the source's own quantizers, not from the stale /params.
  *
- * The hash identifies the weights, not the file: SHA-256 over the /params
+ * The hash identifies the source's weights as stored, not the file and not the
+ * decoded codes: SHA-256 over the /params
  * tensors in byte order of their names, each as name, NUL, shape (int64
  * little-endian) and float32 little-endian data. Re-saving the same weights
  * (another optimizer state, another config attribute, HDF5 layout) keeps it;
@@ -112,7 +116,9 @@ static int same_forward(const qat_config *a, const qat_config *b) {
 /* What each side reads from the source: layer 0's four linears of this model
  * against those of a one-layer model built with the source's compress keys
  * (every layer pairs its quantizers alike, and a Hadamard block may follow the
- * input width, so all four are asked); a side carries only what all four can. */
+ * input width, so all four are asked); a side carries only what all four can.
+ * Also whether a source weight quantizer computes its forward from its learned
+ * state rather than from /params (it->source_codes, decode_source_weights). */
 static int decide_carry(qat_init *it, const qat_config *cfg, qat_model *m) {
     qat_config *sc = qat_xmalloc(sizeof *sc);
     *sc = *cfg;
@@ -133,6 +139,7 @@ static int decide_carry(qat_init *it, const qat_config *cfg, qat_model *m) {
                 qat_quantizer_state_key(to, it->key_now[side], sizeof it->key_now[side]);
             }
             if (c < it->side[side]) it->side[side] = c;
+            if (side) it->source_codes |= !qat_quantizer_follows_weights(from);
         }
     }
     qat_model_free(sm);
@@ -248,6 +255,58 @@ static void fit_aq_codebooks(qat_init *it, qat_model *m) {
     }
 }
 
+/* The source as it ran: a model built with its compress keys (this run's shape,
+ * precision and data keys), B sequences per batch, holding the checkpoint's
+ * weights and quantizer state. */
+static int source_model(const qat_init *it, const qat_config *cfg, const qat_model_shape *s, int B, qat_model **out) {
+    qat_config *sc = qat_xmalloc(sizeof *sc);
+    *sc = *cfg;
+    sc->weights = it->source_cfg->weights;
+    sc->activations = it->source_cfg->activations;
+    qat_model *sm = NULL;
+    int rc = qat_model_create(sc, s, B, &sm);
+    if (!rc) rc = qat_runio_load_checkpoint(it->path, sc, sm, NULL, NULL, NULL);
+    if (!rc) rc = qat_checkpoint_check_finite(it->path, sm, NULL);
+    free(sc);
+    if (rc) qat_model_free(sm), sm = NULL;
+    *out = sm;
+    return rc;
+}
+
+/* A source weight quantizer that computes its forward from its learned state
+ * (PV with pv_lr > 0: its codes; qat_quantizer_follows_weights) stopped
+ * reading its /params tensor at its first forward, though its AdamW kept moving
+ * it: /params is not the model the source ran. When the weights' state is not
+ * carried, the new quantizers would start from that stale tensor (a PTQ loss of
+ * 2.727 against the codes' 2.654 in the report that found it), so each such
+ * tensor is replaced by what the source's own quantizer returns, which the
+ * quantizer keeps in the rotated basis of both operands of its product, turned
+ * back by H (H·H = I) into the unrotated basis the new model's weights live in.
+ * The rest of /params (embeddings, norms, tensors whose quantizer follows its
+ * weights) stays as read. */
+static int decode_source_weights(qat_init *it, const qat_config *cfg, qat_model *m) {
+    qat_model *sm = NULL;
+    QAT_TRY(source_model(it, cfg, &m->s, 1, &sm));
+    for (int l = 0; l < m->s.layers; l++) {
+        qat_block *b = &m->blocks[l], *sb = &sm->blocks[l];
+        qat_tensor *w[4] = {&b->wqkv, &b->wo, &b->wgu, &b->wdown};
+        qat_tensor *sw[4] = {&sb->wqkv, &sb->wo, &sb->wgu, &sb->wdown};
+        for (int j = 0; j < 4; j++) {
+            qat_quantizer *q = sb->qw[j];
+            if (qat_quantizer_follows_weights(q)) continue;
+            const int64_t rows = w[j]->shape[0], cols = w[j]->shape[1];
+            QAT_ASSERT(rows == sw[j]->shape[0] && cols == sw[j]->shape[1]); /* the shapes were checked by name */
+            /* the source's forward at its state: its codes (a source saved before
+             * any forward would project its /params, as its first step would) */
+            qat_quantizer_forward(q, sw[j]->data, w[j]->data, rows, 0);
+            if (qat_quantizer_hadamard(q)) qat_hadamard_rows(w[j]->data, rows, cols, qat_quantizer_hadamard(q));
+            it->n_decoded++;
+        }
+    }
+    qat_model_free(sm);
+    return QAT_OK;
+}
+
 /* Every message names the option as well as the file: "--init MESSAGE[what]". */
 static int name_option(int rc, const char *what) {
     if (!rc) return rc;
@@ -326,9 +385,13 @@ int qat_init_load(qat_init *it, const char *path, const qat_config *cfg, qat_mod
             nread++;
         }
         if (!rc && nread) rc = qat_checkpoint_check_finite(path, m, NULL);
-        if (!rc && it->side[1] == QAT_CARRY_NONE) search_lsq_steps(it, cfg, m);
-        if (!rc && it->side[1] == QAT_CARRY_NONE) fit_aq_codebooks(it, m);
     }
+    qat_ckpt_close(f);
+    /* The weights' quantizers start afresh from the weights: those the source's
+     * forward computed with, then the LSQ search and the k-means fit on them. */
+    if (!rc && it->side[1] == QAT_CARRY_NONE && it->source_codes) rc = decode_source_weights(it, cfg, m);
+    if (!rc && it->side[1] == QAT_CARRY_NONE) search_lsq_steps(it, cfg, m);
+    if (!rc && it->side[1] == QAT_CARRY_NONE) fit_aq_codebooks(it, m);
     if (!rc) {
         const qat_config *s = it->source_cfg;
         char n[32];
@@ -337,7 +400,6 @@ int qat_init_load(qat_init *it, const char *path, const qat_config *cfg, qat_mod
         else snprintf(it->source, sizeof it->source, "d = %d, %d layers, N = %s", a.dim, a.layers, n);
         snprintf(it->source_formats, sizeof it->source_formats, "%s/%s", a.weight_format, a.act_format);
     }
-    qat_ckpt_close(f);
     return name_option(rc, "");
 }
 
@@ -382,19 +444,11 @@ int qat_init_evaluate(qat_init *it, const qat_config *cfg, qat_model *m, qat_tap
         it->source_loss = it->ptq_loss; /* the same quantizers and their state: the same forward */
         return QAT_OK;
     }
-    /* The source through its own formats (its compress keys, this run's shape,
-     * precision and data), with its own quantizer state. */
-    qat_config *sc = qat_xmalloc(sizeof *sc);
-    *sc = *cfg;
-    sc->weights = it->source_cfg->weights;
-    sc->activations = it->source_cfg->activations;
+    /* The source through its own formats, with its own quantizer state. */
     qat_model *sm = NULL;
-    int rc = qat_model_create(sc, &m->s, B, &sm);
-    if (!rc) rc = qat_runio_load_checkpoint(it->path, sc, sm, NULL, NULL, NULL);
-    if (!rc) rc = qat_checkpoint_check_finite(it->path, sm, NULL);
+    int rc = source_model(it, cfg, &m->s, B, &sm);
     if (!rc) it->source_loss = qat_train_evaluate(sm, tp, ds, B, cfg->train.eval_tokens, in, tg, 0);
     qat_model_free(sm);
-    free(sc);
     return name_option(rc, " (evaluating the source through its own formats)");
 }
 
@@ -425,6 +479,11 @@ void qat_init_describe_state(const qat_init *it, const char *sep, char *buf, siz
         else
             k += (size_t)snprintf(buf + k, n - k, "%s%s' quantizer state derived afresh: %s, was %s", s, name,
                                   it->key_now[w], it->key_was[w]);
+        if (w && it->n_decoded && k < n)
+            k += (size_t)snprintf(buf + k, n - k, "%sweights start from the source's forward (%d tensors): its codes "
+                                  "as %s returns them%s, not its /params (that forward stops reading them at its first "
+                                  "step)", sep, it->n_decoded, it->key_was[1],
+                                  strstr(it->key_was[1], "Hadamard") ? ", rotated back" : "");
     }
 }
 

@@ -12,7 +12,10 @@
  * ste and pv keep their codebooks, scales and codes, and PV's own state starts
  * from them. Any other side starts from the loaded weights as it would from
  * random ones (PV projects them, LSQ weight steps are chosen by a per-row MSE
- * search, aqMxBgG's codebooks are fitted by k-means, qat_init_load).
+ * search, aqMxBgG's codebooks are fitted by k-means, qat_init_load). Those
+ * weights are /params, except where the source's weight quantizer computed its
+ * forward from its codes rather than /params (PV with pv_lr > 0): there they
+ * are that forward, decoded by the source's quantizer and unrotated.
  *
  * Before step 0 the trainer evaluates the loaded model through the new formats
  * (the post-training-quantization loss) and through the source's own formats,
@@ -33,7 +36,7 @@ struct qat_dataset;
 typedef struct {
     char path[QAT_PATH_MAX];      /* the file as given to --init */
     char abspath[QAT_PATH_MAX];   /* its absolute path, recorded as init_from */
-    char hash[80];                /* "sha256:" + 64 hex digits over its /params (docs/files.md) */
+    char hash[80];                /* "sha256:" + 64 hex digits over its /params as stored (docs/files.md) */
     char source[160];             /* "s1, N = 106,816" for the init line */
     char source_formats[2 * QAT_FMT_MAX + 2]; /* "int4/int4": the source's weight/activation formats */
     qat_config *source_cfg;       /* the config stored in the source (owned) */
@@ -41,6 +44,8 @@ typedef struct {
     qat_carry side[2];            /* what each side read from the source, [0] activations, [1] weights */
     char key_was[2][160], key_now[2][160]; /* a side's limiting quantizer (qat_quantizer_state_key), source and now */
     int carried;                  /* 1: both sides carried (init_state "carried") */
+    int source_codes;             /* 1: a source weight quantizer's forward is its codes, not /params (PV, pv_lr > 0) */
+    int n_decoded;                /* weight tensors started from those codes instead of /params (weights not carried) */
     int n_searched;               /* LSQ weight quantizers whose steps the MSE search chose */
     double mse_default, mse_best; /* summed row MSE of those at the default step and the chosen one */
     int n_fitted;                 /* aqMxBgG weight quantizers whose codebooks k-means fitted here */
@@ -72,7 +77,9 @@ const char *qat_init_side_state(const qat_init *it, int is_weight);
  * state carried from the source (the same quantizers)", or one phrase per side,
  * weights first, joined by sep, e.g. "weights' quantizer state carried from the
  * source: the aq codebooks, scales and codes of ..., read by ...; PV's buffers start
- * from them" and "activations' quantizer state derived afresh: NOW, was SOURCE". */
+ * from them" and "activations' quantizer state derived afresh: NOW, was SOURCE";
+ * after the weights' phrase, "weights start from the source's forward (N tensors):
+ * ..." when they were decoded from the source's codes (n_decoded). */
 void qat_init_describe_state(const qat_init *it, const char *sep, char *buf, size_t n);
 
 void qat_init_free(qat_init *it);
