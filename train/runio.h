@@ -103,6 +103,8 @@ int qat_runio_load_checkpoint(const char *path, const qat_config *cfg, qat_model
  * later blames the stored config, not a line of a file. */
 int qat_runio_stored_config(const char *yaml, const char *path, qat_config *cfg);
 
+/* ---- a checkpoint loaded as a model to use (train/ckpt_model.c) ---- */
+
 /* Build the model a checkpoint was trained as: its stored config (with `sets`,
  * "key=value" overrides, applied), the model with quantizers sized for
  * max_batch sequences (0: the run's batch) and the checkpoint's weights and
