@@ -476,6 +476,10 @@ int qat_plot_main(int argc, char **argv) {
     qat_plot_kind k = QAT_PLOT_LAW;
     if (!rc) rc = qat_plot_kind_parse(kind, &k);
     if (rc) return qat_report(rc);
+    /* '-' is not stdout here: --kind frontier prints its table there */
+    if (!strcmp(out, "-"))
+        return qat_report(qat_fail(QAT_EINPUT, "-o -: the figure is written to a file only; give a file name (e.g. "
+                                   "-o %s.svg)", kind));
     const char *inputs[1] = {in};
     if ((rc = qat_fit_out_dir_check("-o", out)) || (rc = qat_out_check(out, inputs, 1))) return qat_report(rc);
     qat_fit_h5 f;

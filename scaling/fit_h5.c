@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <hdf5.h>
@@ -318,7 +319,12 @@ static void free_pairs(qat_fit_h5_pairs *q) {
 static int readable(const char *path) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return qat_fail(QAT_EINPUT, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    int dir = fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
     close(fd);
+    /* a directory opens read-only too; "not an HDF5 file" would hide the mix-up
+     * of qat fit's RUNS directory with its --out file */
+    if (dir) return qat_fail(QAT_EINPUT, "%s: is a directory (expected a FIT.h5 from qat fit --out)", path);
     return QAT_OK;
 }
 

@@ -18,6 +18,7 @@
 
 #include "core/error.h"
 #include "scaling/fit.h"
+#include "scaling/fit_cli.h"
 #include "scaling/fit_h5.h"
 #include "scaling/plot.h"
 #include "scaling/report.h"
@@ -224,6 +225,15 @@ static void test_plots(void **s) {
     snprintf(missing, sizeof missing, "%s/missing.h5", dir);
     assert_int_equal(qat_fit_h5_read(missing, &f), QAT_EINPUT);
     snprintf(want, sizeof want, "%s: cannot open: No such file or directory", missing);
+    assert_string_equal(qat_errmsg(), want);
+    /* `-o -` is refused (exit 2), not written as a file named "-" */
+    assert_int_equal(access("-", F_OK), -1);
+    assert_int_equal(qat_plot_main(6, (char *[]){"plot", h5, "--kind", "law", "-o", "-", NULL}), 2);
+    assert_non_null(strstr(qat_errmsg(), "-o -: the figure is written to a file only"));
+    assert_int_equal(access("-", F_OK), -1);
+    /* a directory (qat fit's RUNS given for its FIT.h5) is named as one */
+    assert_int_equal(qat_fit_h5_read(dir, &f), QAT_EINPUT);
+    snprintf(want, sizeof want, "%s: is a directory (expected a FIT.h5 from qat fit --out)", dir);
     assert_string_equal(qat_errmsg(), want);
 
     qat_fit_report_free(&crep);
