@@ -54,6 +54,10 @@ int qat_shard_read_header(const char *path, qat_shard_info *info) {
     info->magic = le32(h);
     info->version = le32(h + 4);
     info->count = le32(h + 8);
+    /* shorter than a header and not one either: "bad magic 0" would say less than the size does */
+    if (info->magic != QAT_SHARD_MAGIC && got < sizeof h)
+        return qat_fail(QAT_EINPUT, "%s: not an llm.c token shard: %zu bytes, shorter than the %d-byte header, "
+                        "and no shard magic (%d) at its start", path, got, QAT_SHARD_HEADER_BYTES, QAT_SHARD_MAGIC);
     if (info->magic != QAT_SHARD_MAGIC)
         return qat_fail(QAT_EINPUT, "%s: bad magic %d, expected %d (an llm.c token shard)", path,
                         info->magic, QAT_SHARD_MAGIC);

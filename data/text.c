@@ -52,6 +52,14 @@ static int size_hint(const char *path, int gz, int64_t *hint) {
     return QAT_OK;
 }
 
+/* gzerror's message without the "PATH: " zlib puts before it (ours names the path already). */
+static const char *gz_message(gzFile g, const char *path, int *zerr) {
+    const char *msg = gzerror(g, zerr);
+    size_t len = strlen(path);
+    if (!strncmp(msg, path, len) && msg[len] == ':' && msg[len + 1] == ' ') msg += len + 2;
+    return msg;
+}
+
 /* Append the bytes of one file to *buf (capacity *cap, length *n). */
 static int read_one(const char *path, int gz, int vocab, uint16_t **buf, int64_t *cap, int64_t *n) {
     gzFile g = gzopen(path, "rb");
@@ -64,16 +72,24 @@ static int read_one(const char *path, int gz, int vocab, uint16_t **buf, int64_t
         int got = gzread(g, chunk, sizeof chunk);
         if (got < 0) {
             int zerr;
-            const char *msg = gzerror(g, &zerr);
-            rc = qat_fail(QAT_EINPUT, "%s: %s after %lld bytes: %s", path,
-                          gz ? "corrupt gzip data" : "read error", (long long)(*n - start),
-                          zerr == Z_ERRNO ? strerror(errno) : msg);
+            const char *msg = gz_message(g, path, &zerr);
+            /* zlib checks the trailer's CRC-32 and length only after inflating the
+             * last chunk, and then returns nothing of it: "after 0 bytes" of a
+             * 30,000-byte file would mislead, so a trailer mismatch is named as one */
+            int trailer = zerr == Z_DATA_ERROR && (strstr(msg, "data check") || strstr(msg, "length check"));
+            if (trailer)
+                rc = qat_fail(QAT_EINPUT, "%s: corrupt gzip data: %s (the checksum or length at the end of the "
+                              "stream does not match its data: the file is damaged)", path, msg);
+            else
+                rc = qat_fail(QAT_EINPUT, "%s: %s after %lld bytes: %s", path,
+                              gz ? "corrupt gzip data" : "read error", (long long)(*n - start),
+                              zerr == Z_ERRNO ? strerror(errno) : msg);
             break;
         }
         if (got == 0) {
             /* zlib reports a stream cut short only through gzerror, after returning what it had. */
             int zerr;
-            const char *msg = gzerror(g, &zerr);
+            const char *msg = gz_message(g, path, &zerr);
             if (zerr != Z_OK)
                 rc = qat_fail(QAT_EINPUT, "%s: corrupt gzip data after %lld bytes: %s (truncated file?)", path,
                               (long long)(*n - start), msg);

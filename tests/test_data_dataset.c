@@ -422,6 +422,25 @@ static void test_gzip_text(void **state) {
     strcpy(c.text[0], bad);
     assert_int_equal(qat_dataset_open(&c, 256, 32, 1e4, 0, &ds), QAT_EINPUT);
     assert_msg_has(bad);
+    /* A flipped bit in the trailer's CRC-32: the data inflates whole, then fails
+     * its check; the message names the checksum, not "after 0 bytes", and the
+     * path once (zlib's message repeats it). */
+    f = fopen(packed, "rb");
+    assert_int_equal(fseek(f, 0, SEEK_END), 0);
+    long whole = ftell(f);
+    rewind(f);
+    unsigned char *all = malloc((size_t)whole);
+    assert_int_equal(fread(all, 1, (size_t)whole, f), (size_t)whole);
+    fclose(f);
+    all[whole - 8] ^= 1; /* the first byte of the CRC-32 */
+    f = fopen(bad, "wb");
+    fwrite(all, 1, (size_t)whole, f);
+    fclose(f);
+    free(all);
+    assert_int_equal(qat_dataset_open(&c, 256, 32, 1e4, 0, &ds), QAT_EINPUT);
+    assert_msg_has("does not match its data: the file is damaged");
+    assert_null(strstr(qat_errmsg(), "after 0 bytes"));
+    assert_null(strstr(strstr(qat_errmsg(), bad) + 1, bad));
 }
 
 /* data.source english: a clear input error when the package is missing; the real corpus when present. */

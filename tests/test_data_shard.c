@@ -139,6 +139,13 @@ static void test_truncated(void **state) {
     assert_int_equal(qat_shard_read(p, 256, &r, &n), QAT_EINPUT);
     assert_msg_has(p);
     assert_msg_has("truncated");
+    /* 100 zero bytes: neither a header nor a shard; the size says so, not "bad magic 0" */
+    path_in(p, "zeros.bin");
+    memset(h, 0, sizeof h);
+    write_bytes(p, h, sizeof h);
+    assert_int_equal(qat_shard_read(p, 256, &r, &n), QAT_EINPUT);
+    assert_msg_has(p);
+    assert_msg_has("100 bytes, shorter than the 1024-byte header");
 }
 
 static void test_count_mismatch(void **state) {
