@@ -26,7 +26,11 @@
  *    aq2x4g4's two books;
  *  - a PV source (pv_lr > 0, unrotated and rotated) into fp32 starts from its
  *    codes, not its stale /params: the PTQ loss is the source's last validation
- *    loss; the same PV config carries the state as before;
+ *    loss; the same PV config carries the state as before; a carried quantizer
+ *    that reads the weight tensor starts from the codes too, aq pv into ste (the
+ *    PTQ loss is the source's) and pv into pv_lr: 0 (its V step's buffer is the
+ *    tensor): in process, the weights are the source's codes bit for bit, the
+ *    state the file's, and one forward keeps it;
  *  - in process, the PTQ evaluation leaves every quantizer state array as it
  *    was, and the LSQ step search lowers the weights' squared error;
  *  - SHA-256 itself against the FIPS 180-4 examples.
@@ -91,6 +95,7 @@
 #include "core/threads.h"
 #include "data/dataset.h"
 #include "model/llama.h"
+#include "compress/hadamard.h"
 #include "compress/quantizer.h"
 #include "train/init.h"
 #include "train/sha256.h"
@@ -277,6 +282,20 @@ static void init_starts_at_the_ptq_loss(void **state) {
     assert_true(h5attr_f64(same_run, "init_ptq_loss") == src);
 }
 
+/* In process, as `qat train CFG --init SRC` starts (one thread): CFG read into *c,
+ * its model (one sequence per batch, shape into sh) loaded by qat_init_load into
+ * it; the model returned. The caller frees all three. */
+static qat_model *init_in_process(const char *cfg, const char *src, qat_config **c, qat_model_shape *sh, qat_init *it) {
+    *c = malloc(sizeof **c);
+    assert_int_equal(qat_config_load(cfg, NULL, 0, *c), 0);
+    qat_threads_init(1);
+    assert_int_equal(qat_model_shape_from_config(*c, sh), 0);
+    qat_model *m;
+    assert_int_equal(qat_model_create(*c, sh, 1, &m), 0);
+    assert_int_equal(qat_init_load(it, src, *c, m), 0);
+    return m;
+}
+
 /* ---- learned codebooks (aqMxBgG) from an fp32 source -------------------------- */
 
 /* The first forward of an aq run fits the codebooks by k-means to the loaded
@@ -325,15 +344,10 @@ static void init_aq_starts_at_the_ptq_loss(void **state) {
     free(stdout_text);
 
     /* the codebooks trained: the checkpoint's against the k-means fit of the source */
-    qat_config *c = malloc(sizeof *c);
-    assert_int_equal(qat_config_load(cfg, NULL, 0, c), 0);
-    qat_threads_init(1);
+    qat_config *c;
     qat_model_shape sh;
-    assert_int_equal(qat_model_shape_from_config(c, &sh), 0);
-    qat_model *m;
-    assert_int_equal(qat_model_create(c, &sh, 1, &m), 0);
     qat_init it;
-    assert_int_equal(qat_init_load(&it, g_src, c, m), 0);
+    qat_model *m = init_in_process(cfg, g_src, &c, &sh, &it);
     qat_tensor *w = &m->blocks[0].wqkv;
     float *y = malloc(sizeof(float) * (size_t)w->numel), *fit, *g;
     qat_quantizer_forward(m->blocks[0].qw[0], w->data, y, 3 * sh.dim, 0);
@@ -530,6 +544,167 @@ static void init_from_pv_starts_at_its_codes(void **state) {
         if (strstr(text, "start from the source's forward")) fail_msg("carried state was decoded:\n%s", text);
         free(text);
     }
+}
+
+/* ---- a carried quantizer that reads /params starts from the source's codes ----- */
+
+/* In process: the model `compress` builds, loaded from src (a PV source, pv_lr > 0,
+ * rotated by `block` or not) by qat_init_load. Every weight tensor must be the
+ * source's forward, its Ŵ as the checkpoint stores it (pv_what, rotated back by the
+ * same Hadamard rows the loader uses), bit for bit; every quantizer state array must
+ * be the file's, bit for bit (carried as the source left it: the decode runs the
+ * source's own model, never this one's quantizers); and one forward of each weight
+ * quantizer on those tensors must leave the state so (ste re-encodes the decoded
+ * codes to themselves; pv keeps them). Each mismatch is counted and printed. */
+static void expect_weights_are_its_codes(const char *name, const char *src, const char *compress, int block) {
+    static const char *which[4] = {"qkv", "o", "gate_up", "down"};
+    char path[400];
+    snprintf(path, sizeof path, "%s/%s.yaml", g_tmp, name);
+    config(path, name, 10240, compress);
+    qat_config *c;
+    qat_model_shape sh;
+    qat_init it;
+    qat_model *m = init_in_process(path, src, &c, &sh, &it);
+    qat_ckpt_file *f;
+    assert_int_equal(qat_ckpt_open(src, &f), 0);
+    int64_t off_w = 0, n_w = 0, off_s = 0, off_f = 0;
+    double max_w = 0;
+    for (int l = 0; l < sh.layers; l++) {
+        qat_block *b = &m->blocks[l];
+        qat_tensor *w[4] = {&b->wqkv, &b->wo, &b->wgu, &b->wdown};
+        for (int j = 0; j < 4; j++) {
+            char an[128];
+            int64_t n = w[j]->numel;
+            float *what = malloc(sizeof(float) * (size_t)n);
+            snprintf(an, sizeof an, "compress/layers.%d.%s.weight.pv_what", l, which[j]);
+            assert_int_equal(qat_ckpt_read_array(f, an, 1, &n, what), 0);
+            if (block) qat_hadamard_rows(what, w[j]->shape[0], w[j]->shape[1], block);
+            for (int64_t i = 0; i < n; i++) {
+                off_w += what[i] != w[j]->data[i];
+                max_w = fmax(max_w, fabs((double)what[i] - w[j]->data[i]));
+            }
+            n_w += n;
+            free(what);
+        }
+    }
+    /* the state as loaded, then after one forward of every weight quantizer */
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass)
+            for (int l = 0; l < sh.layers; l++) {
+                qat_block *b = &m->blocks[l];
+                qat_tensor *w[4] = {&b->wqkv, &b->wo, &b->wgu, &b->wdown};
+                for (int j = 0; j < 4; j++) {
+                    float *y = malloc(sizeof(float) * (size_t)w[j]->numel);
+                    qat_quantizer_forward(b->qw[j], w[j]->data, y, w[j]->shape[0], 0);
+                    free(y);
+                }
+            }
+        for (int i = 0; i < qat_model_compress_state_count(m); i++) {
+            char sn[96], an[128];
+            float *d;
+            int64_t n;
+            qat_model_compress_state(m, i, sn, &d, &n);
+            snprintf(an, sizeof an, "compress/%s", sn);
+            float *x = malloc(sizeof(float) * (size_t)n);
+            assert_int_equal(qat_ckpt_read_array(f, an, 1, &n, x), 0);
+            for (int64_t k = 0; k < n; k++) *(pass ? &off_f : &off_s) += memcmp(&x[k], &d[k], sizeof(float)) != 0;
+            free(x);
+        }
+    }
+    qat_ckpt_close(f);
+    printf("  %s: %lld of %lld weights not the source's codes (largest difference %.3e); state values not the "
+           "file's: %lld as loaded, %lld after a forward\n", name, (long long)off_w, (long long)n_w, max_w,
+           (long long)off_s, (long long)off_f);
+    assert_true(n_w > 0);
+    assert_int_equal(off_w, 0);
+    assert_int_equal(off_s, 0);
+    assert_int_equal(off_f, 0);
+    qat_init_free(&it);
+    qat_model_free(m);
+    free(c);
+}
+
+/* A PV source (pv_lr > 0) and a quantizer that carries its weights' state and
+ * reads the weight tensor. */
+typedef struct {
+    const char *name;  /* the source's run */
+    const char *pv;    /* its compress keys */
+    const char *into;  /* the --init run's compress keys */
+    const char *key;   /* the source's state key as the header names it, up to the estimator */
+    int block;         /* the source's Hadamard block, 0 none */
+} pv_into;
+
+/* The source trained (40 steps), then --init into k->into as run NAME-tag: the
+ * weights' state recorded carried, the PTQ loss the source's last validation loss,
+ * the header's line naming the source's codes; then the same in process
+ * (expect_weights_are_its_codes). */
+static void expect_carried_from_codes(const pv_into *k, const char *tag) {
+    char src[600], name[64], said[200];
+    const double val = train_source(k->name, 40960, k->pv, src);
+    snprintf(name, sizeof name, "%s-%s", k->name, tag);
+    expect_weights_carried(name, src, k->into, "carried", "carried", val);
+    char *text = stdout_of_last_run();
+    snprintf(said, sizeof said, "init: weights start from the source's forward (8 tensors): its codes as %s", k->key);
+    if (!strstr(text, said)) fail_msg("the header does not say the weights are the source's codes:\n%s", text);
+    free(text);
+    snprintf(name, sizeof name, "%s-%s-inproc", k->name, tag);
+    expect_weights_are_its_codes(name, src, k->into, k->block);
+}
+
+/* An aqMxBgG pv source (pv_lr > 0) into the same format with ste carries the
+ * codebooks, scales and codes, but ste re-encodes the codes from the weight tensor
+ * at every forward: from the stale /params the carried codes were lost at the
+ * first forward. The weights now start from the source's forward, which ste
+ * re-encodes to the codes they decode from: the decoded group divided by its row
+ * scale is its codeword sum within a rounding (unrotated: (s·v)/s; rotated: the
+ * two Hadamard passes too, ~1e-7 relative), far nearer to it than to any other
+ * (M = 2's greedy pass starts at those codes and keeps each: its residual is that
+ * book's codeword). A code could flip only if two codewords of a book were within
+ * that rounding of each other; the in-process check (exact) found none in seeds
+ * 1..4 at 1 and 2 threads, aq1x4g4 and aq2x4g4, unrotated and rotated by 32. So
+ * the PTQ loss is the source's last validation loss, the same codes decoded by the
+ * same books and scales on the same held-out batches: bit-equal in all 24 runs,
+ * checked to the carried runs' 1e-6 relative. From /params, as before (seed 1):
+ * PTQ 4.6477 against 4.6258 (aq1x4g4), 4.6638 against 4.6307 (aq2x4g4), 4.6706
+ * against 4.6307 (rotated), +4.7e-3..+8.6e-3 relative; every weight off the codes
+ * (largest 0.096..0.133), and one forward changed 3652 of 6656 codes (M = 1), 6760
+ * and 6787 of 13312 (M = 2); no header line. */
+static void init_from_aq_pv_into_ste_starts_at_its_codes(void **state) {
+    (void)state;
+    static const pv_into cases[] = {
+        {"aqpvsrc", "compress:\n  weights: {format: aq1x4g4, estimator: pv}\n",
+         "compress:\n  weights: {format: aq1x4g4, estimator: ste}\n", "aq1x4g4 (no rotation, estimator pv", 0},
+        {"aq2pvsrc", "compress:\n  weights: {format: aq2x4g4, estimator: pv}\n",
+         "compress:\n  weights: {format: aq2x4g4, estimator: ste}\n", "aq2x4g4 (no rotation, estimator pv", 0},
+        {"aq2pvhsrc", "compress:\n  weights: {format: aq2x4g4, estimator: pv, hadamard: 32}\n",
+         "compress:\n  weights: {format: aq2x4g4, estimator: ste, hadamard: 32}\n",
+         "aq2x4g4 (Hadamard block 32, estimator pv", 32},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) expect_carried_from_codes(&cases[i], "ste");
+}
+
+/* PV with pv_lr: 0 follows the weight tensor itself (its V step re-projects
+ * it), so from a pv_lr > 0 source, whose state it carries whole (the same
+ * quantizer key, qat_quantizer_carry), it followed the stale /params from its
+ * first step: the PTQ loss was right (the carried codes), the training not (the
+ * unrotated source, seed 1, then 20 steps: validation 4.3451 from /params,
+ * 4.2549 from the codes, 4.2496 into pv with pv_lr > 0; one seed, not
+ * asserted). Its weight tensors now start at the source's codes, unrotated and
+ * rotated by 32 (rotated back here with the loader's own Hadamard rows: the
+ * same rounding), bit for bit, and the header says so. From /params, as before
+ * (seed 1): every weight off the codes (largest 0.386 unrotated, 0.580
+ * rotated), no header line; the PTQ loss equal either way. */
+static void init_from_pv_into_pv_lr0_starts_at_its_codes(void **state) {
+    (void)state;
+    static const pv_into cases[] = {
+        {"pv0src", "compress:\n  weights: {format: int4@g32, estimator: pv}\n",
+         "compress:\n  weights: {format: int4@g32, estimator: pv, pv_lr: 0}\n", "int4@g32 (no rotation, estimator pv",
+         0},
+        {"pv0hsrc", "compress:\n  weights: {format: int4@g32, estimator: pv, hadamard: 32}\n",
+         "compress:\n  weights: {format: int4@g32, estimator: pv, hadamard: 32, pv_lr: 0}\n",
+         "int4@g32@h32 (Hadamard block 32, estimator pv", 32},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) expect_carried_from_codes(&cases[i], "lr0");
 }
 
 /* ---- wrong input -------------------------------------------------------------- */
@@ -893,6 +1068,8 @@ int main(void) {
         cmocka_unit_test(init_carries_aq_codebooks_into_pv),
         cmocka_unit_test(init_carries_aq2_codebooks_into_pv),
         cmocka_unit_test(init_from_pv_starts_at_its_codes),
+        cmocka_unit_test(init_from_aq_pv_into_ste_starts_at_its_codes),
+        cmocka_unit_test(init_from_pv_into_pv_lr0_starts_at_its_codes),
         cmocka_unit_test(mismatched_or_bad_files_are_refused),
         cmocka_unit_test(resume_of_an_init_run_is_bit_exact),
         cmocka_unit_test(config_key_train_init_is_init),

@@ -9,10 +9,12 @@
  * format or backward leaves the weights' learned state alone, and aqMxBgG's
  * codebooks survive ste -> pv; else derived from the loaded weights, with LSQ's
  * per-row weight steps chosen by an MSE search and aqMxBgG's codebooks fitted by
- * k-means), and evaluate the result before training (the PTQ loss). A weights
- * side derived afresh from a source whose forward was its PV codes (pv_lr > 0,
- * which never reads /params after its first step) derives it from those codes,
- * decoded by the source's own quantizers, not from the stale /params.
+ * k-means), and evaluate the result before training (the PTQ loss). Where the
+ * source's forward was its PV codes (pv_lr > 0, which never reads /params after
+ * its first step) and this run's quantizer reads the weight tensor (it follows
+ * it, or starts its state from it), the tensor starts from those codes, decoded
+ * by the source's own quantizers, not from the stale /params: whether or not the
+ * state is carried.
  *
  * The hash identifies the source's weights as stored, not the file and not the
  * decoded codes: SHA-256 over the /params
@@ -113,12 +115,24 @@ static int same_forward(const qat_config *a, const qat_config *b) {
     return same;
 }
 
+/* 1 when this run's weight quantizer `to` would read a tensor that the source's
+ * `from` stopped reading: `from` computes its forward from its codes (PV with
+ * pv_lr > 0, qat_quantizer_follows_weights), and `to` reads the weight tensor,
+ * either because it follows it at every step (ste and lsq re-quantize it, aq ste
+ * re-encodes its carried codes from it, PV with pv_lr 0 moves its V step's buffer
+ * with it) or because it starts its state from it (the weights' state not carried:
+ * PV with pv_lr > 0 then projects it at its first forward). A carried PV with
+ * pv_lr > 0 reads only its codes: there /params stays as stored. Needs it->side. */
+static int reads_stale_params(const qat_init *it, const qat_quantizer *to, const qat_quantizer *from) {
+    return !qat_quantizer_follows_weights(from) && (it->side[1] == QAT_CARRY_NONE || qat_quantizer_follows_weights(to));
+}
+
 /* What each side reads from the source: layer 0's four linears of this model
  * against those of a one-layer model built with the source's compress keys
  * (every layer pairs its quantizers alike, and a Hadamard block may follow the
  * input width, so all four are asked); a side carries only what all four can.
- * Also whether a source weight quantizer computes its forward from its learned
- * state rather than from /params (it->source_codes, decode_source_weights). */
+ * Also whether some weight tensor must start from the source's codes rather than
+ * from /params (it->source_codes, reads_stale_params). */
 static int decide_carry(qat_init *it, const qat_config *cfg, qat_model *m) {
     qat_config *sc = qat_xmalloc(sizeof *sc);
     *sc = *cfg;
@@ -139,9 +153,10 @@ static int decide_carry(qat_init *it, const qat_config *cfg, qat_model *m) {
                 qat_quantizer_state_key(to, it->key_now[side], sizeof it->key_now[side]);
             }
             if (c < it->side[side]) it->side[side] = c;
-            if (side) it->source_codes |= !qat_quantizer_follows_weights(from);
         }
     }
+    for (int j = 0; !rc && j < 4; j++)
+        it->source_codes |= reads_stale_params(it, m->blocks[0].qw[j], sm->blocks[0].qw[j]);
     qat_model_free(sm);
     free(sc);
     return rc;
@@ -274,16 +289,21 @@ static int source_model(const qat_init *it, const qat_config *cfg, const qat_mod
 }
 
 /* A source weight quantizer that computes its forward from its learned state
- * (PV with pv_lr > 0: its codes; qat_quantizer_follows_weights) stopped
- * reading its /params tensor at its first forward, though its AdamW kept moving
- * it: /params is not the model the source ran. When the weights' state is not
- * carried, the new quantizers would start from that stale tensor (a PTQ loss of
- * 2.727 against the codes' 2.654 in the report that found it), so each such
- * tensor is replaced by what the source's own quantizer returns, which the
- * quantizer keeps in the rotated basis of both operands of its product, turned
- * back by H (H·H = I) into the unrotated basis the new model's weights live in.
- * The rest of /params (embeddings, norms, tensors whose quantizer follows its
- * weights) stays as read. */
+ * (PV with pv_lr > 0: its codes; qat_quantizer_follows_weights) stopped reading
+ * its /params tensor at its first forward, though its AdamW kept moving it:
+ * /params is not the model the source ran. A new quantizer that reads the
+ * tensor (reads_stale_params) would follow that stale tensor: started afresh
+ * from it (a PTQ loss of 2.727 against the codes' 2.654 in the report that
+ * found it), or carried and re-encoding its codes from it (aq1x4g4 pv into ste:
+ * 4.6477 against 4.6258 in tests/test_init_e2e.c) or moving its V step's buffer
+ * with it (pv_lr 0). So each such tensor is replaced by what the source's own
+ * quantizer returns, which the quantizer keeps in the rotated basis of both
+ * operands of its product, turned back by H (H·H = I) into the unrotated basis
+ * the new model's weights live in. Only the tensors change: the source's
+ * forward runs in a model of its own, so state already carried into m stays the
+ * file's, bit for bit. The rest of /params (embeddings, norms, tensors whose
+ * source quantizer follows its weights, and those this run reads only through
+ * carried codes) stays as read. */
 static int decode_source_weights(qat_init *it, const qat_config *cfg, qat_model *m) {
     qat_model *sm = NULL;
     QAT_TRY(source_model(it, cfg, &m->s, 1, &sm));
@@ -293,7 +313,7 @@ static int decode_source_weights(qat_init *it, const qat_config *cfg, qat_model 
         qat_tensor *sw[4] = {&sb->wqkv, &sb->wo, &sb->wgu, &sb->wdown};
         for (int j = 0; j < 4; j++) {
             qat_quantizer *q = sb->qw[j];
-            if (qat_quantizer_follows_weights(q)) continue;
+            if (!reads_stale_params(it, b->qw[j], q)) continue;
             const int64_t rows = w[j]->shape[0], cols = w[j]->shape[1];
             QAT_ASSERT(rows == sw[j]->shape[0] && cols == sw[j]->shape[1]); /* the shapes were checked by name */
             /* the source's forward at its state: its codes (a source saved before
@@ -387,9 +407,11 @@ int qat_init_load(qat_init *it, const char *path, const qat_config *cfg, qat_mod
         if (!rc && nread) rc = qat_checkpoint_check_finite(path, m, NULL);
     }
     qat_ckpt_close(f);
-    /* The weights' quantizers start afresh from the weights: those the source's
-     * forward computed with, then the LSQ search and the k-means fit on them. */
-    if (!rc && it->side[1] == QAT_CARRY_NONE && it->source_codes) rc = decode_source_weights(it, cfg, m);
+    /* The weight tensors this run reads are those the source's forward computed
+     * with (after the carried state was read, which the decode leaves alone); a
+     * weights side started afresh then starts from them: the LSQ search and the
+     * k-means fit. */
+    if (!rc && it->source_codes) rc = decode_source_weights(it, cfg, m);
     if (!rc && it->side[1] == QAT_CARRY_NONE) search_lsq_steps(it, cfg, m);
     if (!rc && it->side[1] == QAT_CARRY_NONE) fit_aq_codebooks(it, m);
     if (!rc) {
@@ -463,6 +485,8 @@ const char *qat_init_state(const qat_init *it) {
 
 void qat_init_describe_state(const qat_init *it, const char *sep, char *buf, size_t n) {
     if (it->same_forward && it->carried) {
+        /* nothing decoded: the source's quantizers again read what the source did */
+        QAT_ASSERT(!it->n_decoded);
         snprintf(buf, n, "quantizer state carried from the source (the same quantizers)");
         return;
     }

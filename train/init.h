@@ -14,8 +14,10 @@
  * random ones (PV projects them, LSQ weight steps are chosen by a per-row MSE
  * search, aqMxBgG's codebooks are fitted by k-means, qat_init_load). Those
  * weights are /params, except where the source's weight quantizer computed its
- * forward from its codes rather than /params (PV with pv_lr > 0): there they
- * are that forward, decoded by the source's quantizer and unrotated.
+ * forward from its codes rather than /params (PV with pv_lr > 0) and this run's
+ * reads the tensor (it follows it, or starts its state from it): there they are
+ * that forward, decoded by the source's quantizer and unrotated, carried state
+ * or not (a carried PV with pv_lr > 0 reads only its codes, and keeps /params).
  *
  * Before step 0 the trainer evaluates the loaded model through the new formats
  * (the post-training-quantization loss) and through the source's own formats,
@@ -44,8 +46,9 @@ typedef struct {
     qat_carry side[2];            /* what each side read from the source, [0] activations, [1] weights */
     char key_was[2][160], key_now[2][160]; /* a side's limiting quantizer (qat_quantizer_state_key), source and now */
     int carried;                  /* 1: both sides carried (init_state "carried") */
-    int source_codes;             /* 1: a source weight quantizer's forward is its codes, not /params (PV, pv_lr > 0) */
-    int n_decoded;                /* weight tensors started from those codes instead of /params (weights not carried) */
+    int source_codes;             /* 1: this run reads a weight tensor whose source quantizer's forward is its codes
+                                     (PV, pv_lr > 0), not /params: decoded (qat_init_load) */
+    int n_decoded;                /* weight tensors started from those codes instead of /params, carried or not */
     int n_searched;               /* LSQ weight quantizers whose steps the MSE search chose */
     double mse_default, mse_best; /* summed row MSE of those at the default step and the chosen one */
     int n_fitted;                 /* aqMxBgG weight quantizers whose codebooks k-means fitted here */
