@@ -15,6 +15,7 @@
  *     config_emit.c    the resolved YAML (--print-config, checkpoints)
  *     config_nearest.c "did you mean" by edit distance
  *     yaml_dupkeys.c   refusing a key given twice in one YAML mapping
+ *     yaml_limits.c    refusing nesting and anchors that would make reading slow
  *
  * Model presets (`model.preset: s3`) are resolved by the model module, not here:
  * the loader only records the name; explicit model keys override the preset.
@@ -241,6 +242,8 @@ int qat_config_key_count(void);
 void qat_config_key_get(int i, qat_config_key_info *out);
 /* Index of a dotted key, or -1 when there is no such key. */
 int qat_config_key_find(const char *key);
+/* `prefix` names a group (model, compress.weights, ...) when some key extends it. */
+int qat_config_is_group(const char *prefix);
 /* The value of key i in cfg as the YAML text --print-config shows (strings
  * double-quoted, the list as a flow list); caller frees. Two configs agree on
  * key i exactly when these texts are equal. (config_emit.c) */
@@ -268,5 +271,17 @@ const char *qat_config_nearest_word(const char *word, const char *const *candida
  * for the first key repeated inside one mapping anywhere below `node` (leaf or
  * mapping key, any depth); QAT_OK when every mapping's keys are distinct. */
 int qat_yaml_unique_keys(struct yaml_document_s *doc, struct yaml_node_s *node, const char *origin);
+
+/* Limits that keep reading a file linear in its size (docs/config.md, "YAML"):
+ * nesting depth, and anchors and aliases each (libyaml compares them pairwise). */
+#define QAT_YAML_MAX_DEPTH 64
+#define QAT_YAML_MAX_ANCHORS 100
+/* Scan a fresh parser's whole input (tokens only, no document) and return 1 with
+ * the offending token's mark in *at and the reason in why (n bytes) at the first
+ * token past a limit; else 0, also on a syntax error, which the caller's real
+ * parse (a new parser over the same input) reports. (yaml_limits.c) */
+struct yaml_parser_s;
+struct yaml_mark_s;
+int qat_yaml_check_limits(struct yaml_parser_s *parser, struct yaml_mark_s *at, char *why, size_t n);
 
 #endif

@@ -262,6 +262,14 @@ static int apply_text(qat_loader *L, const char *text, size_t len, const char *k
     yaml_parser_t parser;
     yaml_document_t doc;
     char pos[QAT_PATH_MAX + 64];
+    /* Nesting and anchors that would make libyaml quadratic are refused first. */
+    yaml_mark_t over;
+    char why[256];
+    QAT_ASSERT(yaml_parser_initialize(&parser));
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    int too_much = qat_yaml_check_limits(&parser, &over, why, sizeof why);
+    yaml_parser_delete(&parser);
+    if (too_much) return fail_at(L, over, "%s", why);
     QAT_ASSERT(yaml_parser_initialize(&parser));
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
     if (!yaml_parser_load(&parser, &doc)) {

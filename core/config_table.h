@@ -72,9 +72,6 @@ static inline int qat_config_n_allowed(const qat_key *k) {
     return n;
 }
 
-/* `prefix` names a group (model, compress.weights, ...) when some key extends it. */
-int qat_config_is_group(const char *prefix);
-
 /* Shortest %g text that reads back to exactly `v` (whole numbers in full). */
 void qat_config_fmt_double(char *buf, size_t n, double v);
 

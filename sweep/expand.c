@@ -354,7 +354,16 @@ static int add_grid(qat_sweep *sw, yaml_document_t *doc, const char *prefix, yam
         yaml_node_t *k = yaml_document_get_node(doc, p->key), *v = yaml_document_get_node(doc, p->value);
         if (k->type != YAML_SCALAR_NODE) return fail_mark(sw, k->start_mark, "expected a key name in grid, got %s", kind(k));
         char *key = xasprintf("%s%s%s", prefix, *prefix ? "." : "", scalar(k));
-        int rc = v->type == YAML_MAPPING_NODE ? add_grid(sw, doc, key, v) : add_axis(sw, doc, key, k, v);
+        int rc;
+        if (v->type != YAML_MAPPING_NODE)
+            rc = add_axis(sw, doc, key, k, v);
+        else if (qat_config_is_group(key)) /* so the walk is as deep as the key table, aliases or not */
+            rc = add_grid(sw, doc, key, v);
+        else if (qat_config_key_find(key) >= 0)
+            rc = fail_mark(sw, v->start_mark, "grid.%s: expected a list of values, e.g. [a, b], got a mapping", key);
+        else
+            rc = fail_mark(sw, k->start_mark, "unknown key '%s' in grid (did you mean '%s'?)", key,
+                           qat_config_nearest_key(key));
         free(key);
         QAT_TRY(rc);
     }
@@ -484,6 +493,19 @@ int qat_sweep_load(const char *path, qat_sweep **out) {
         return qat_fail(QAT_EINPUT, "%s: cannot open: %s", path, strerror(errno));
     }
     yaml_parser_t parser;
+    /* Nesting and anchors that would make libyaml quadratic are refused first. */
+    yaml_mark_t over;
+    char why[256];
+    QAT_ASSERT(yaml_parser_initialize(&parser));
+    yaml_parser_set_input_file(&parser, f);
+    int too_much = qat_yaml_check_limits(&parser, &over, why, sizeof why);
+    yaml_parser_delete(&parser);
+    if (too_much || fseek(f, 0, SEEK_SET)) {
+        int rc = too_much ? fail_mark(sw, over, "%s", why) : qat_fail(QAT_EINPUT, "%s: cannot read: %s", path, strerror(errno));
+        fclose(f);
+        free(sw);
+        return rc;
+    }
     yaml_document_t *doc = qat_xcalloc(1, sizeof *doc);
     QAT_ASSERT(yaml_parser_initialize(&parser));
     yaml_parser_set_input_file(&parser, f);

@@ -525,6 +525,60 @@ static void test_help_names_every_choice(void **state) {
     free(yaml);
 }
 
+/* A file's aliases cost no more than its size (docs/config.md, "YAML"): libyaml
+ * keeps an alias as the anchored node, so a walk that revisits shared nodes makes
+ * `aN: [*aN-1, *aN-1, *aN-1]` cost 3^N. Here N = 24 (3^23 visits, which never
+ * finishes before the fix): the unknown first key is named at once. Nesting and
+ * anchors that would make libyaml itself quadratic are refused where they pass
+ * the limit, and aliases within the limits still mean their anchored values. */
+static void test_yaml_aliases_and_depth(void **state) {
+    (void)state;
+    char *text = malloc(1 << 16), *p;
+    p = text + sprintf(text, "a0: &a0 [x]\n");
+    for (int i = 1; i < 24; i++) p += sprintf(p, "a%d: &a%d [*a%d, *a%d, *a%d]\n", i, i, i - 1, i - 1, i - 1);
+    expect_file_error("bomb.yaml", text, "bomb.yaml:1:1: unknown key 'a0' (did you mean 'train.lr'?)");
+    /* the same shared subtree below a known key: its first list is the mistake */
+    p = text + sprintf(text, "train:\n  lr: 1e-3\n  warmup: &a0 [x]\n");
+    for (int i = 1; i < 24; i++) p += sprintf(p, "  w%d: &a%d [*a%d, *a%d, *a%d]\n", i, i, i - 1, i - 1, i - 1);
+    expect_file_error("bomb2.yaml", text, "bomb2.yaml:3:11: train.warmup: expected a number, got a list");
+
+    p = text + sprintf(text, "train: ");
+    for (int i = 0; i < 20000; i++) *p++ = '[';
+    for (int i = 0; i < 20000; i++) *p++ = ']';
+    strcpy(p, "\n");
+    /* the block mapping is level 1, so the 64th '[' (column 8 + 63) is level 65 */
+    expect_file_error("deep.yaml", text, "deep.yaml:1:71: nested deeper than 64 levels, expected a config or sweep "
+                                         "(a few levels)");
+    p = text + sprintf(text, "train: {lr: &l0 1e-3}\nmodel:\n");
+    for (int i = 1; i <= 101; i++) p += sprintf(p, "  k%d: &l%d 1\n", i, i);
+    expect_file_error("anchors.yaml", text, "anchors.yaml:102:9: more than 100 anchors (&name), expected at most 100");
+    expect_set_error("train.lr=[*a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, "
+                     "*a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, "
+                     "*a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, "
+                     "*a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, "
+                     "*a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a]",
+                     "--set train.lr=[*a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, "
+                     "*a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, "
+                     "*a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, "
+                     "*a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, "
+                     "*a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a]: more than 100 aliases (*name), "
+                     "expected at most 100");
+
+    /* a key repeated in a wide mapping is still the first repeat in document order */
+    p = text + sprintf(text, "model:\n");
+    for (int i = 0; i < 2000; i++) p += sprintf(p, "  k%d: 1\n", 1999 - i);
+    p += sprintf(p, "  k7: 2\n  k5: 2\n");
+    expect_file_error("wide.yaml", text, "wide.yaml:2002:3: duplicate key 'model.k7' (first given at 1994:3)");
+
+    qat_config c;
+    assert_int_equal(qat_config_load(write_yaml("alias_ok.yaml", "train: {lr: &v 0.002, min_lr_ratio: *v}\n"
+                                                                  "model: &m {dim: 32}\n"),
+                                     NULL, 0, &c),
+                     QAT_OK);
+    assert_true(c.train.lr == 0.002 && c.train.min_lr_ratio == 0.002 && c.model.dim == 32);
+    free(text);
+}
+
 static int setup(void **state) {
     (void)state;
     return qat_test_mkdtemp(tmpdir, sizeof tmpdir, "config");
@@ -759,6 +813,7 @@ int main(void) {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_block_flow_and_dotted),
         cmocka_unit_test(test_file_errors),
+        cmocka_unit_test(test_yaml_aliases_and_depth),
         cmocka_unit_test(test_cross_key_names_the_later_key),
         cmocka_unit_test(test_control_bytes),
         cmocka_unit_test(test_set_overrides),

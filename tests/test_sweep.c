@@ -535,6 +535,34 @@ static int teardown(void **state) {
     return qat_test_rmtree(tmpdir);
 }
 
+/* A sweep file's aliases cost no more than its size: an empty mapping shared
+ * 3^23 ways below grid: never finished before the fix; now its first key is the
+ * mistake. A deep flow list is refused at the level past the limit. */
+static void test_aliases_and_depth(void **state) {
+    (void)state;
+    char *text = malloc(1 << 16), *p;
+    p = text + sprintf(text, "base: {model: {preset: s1}}\ngrid:\n  a0: &a0 {}\n");
+    for (int i = 1; i < 24; i++) p += sprintf(p, "  a%d: &a%d {b: *a%d, c: *a%d, d: *a%d}\n", i, i, i - 1, i - 1, i - 1);
+    expect_error("sbomb.yaml", text, "sbomb.yaml:3:3: unknown key 'a0' in grid (did you mean 'train.lr'?)");
+    p = text + sprintf(text, "grid: {train.lr: ");
+    for (int i = 0; i < 20000; i++) *p++ = '[';
+    for (int i = 0; i < 20000; i++) *p++ = ']';
+    strcpy(p, "}\n");
+    expect_error("sdeep.yaml", text, "sdeep.yaml:1:80: nested deeper than 64 levels, expected a config or sweep "
+                                     "(a few levels)");
+    expect_error("gmap.yaml", "base: {model: {preset: s1}}\ngrid:\n  train: {lr: {a: [1]}}\n",
+                 "gmap.yaml:3:15: grid.train.lr: expected a list of values, e.g. [a, b], got a mapping");
+    /* aliases within the limits mean their values */
+    qat_sweep *sw = load_ok("salias.yaml", "base: {model: {preset: s1}, train: {lr: &v 0.002}}\n"
+                                           "grid: {train.min_lr_ratio: [*v, 0.5]}\nout: o\n");
+    assert_int_equal(qat_sweep_run_count(sw), 2);
+    qat_config c;
+    assert_int_equal(qat_sweep_run_config(sw, 0, &c), QAT_OK);
+    assert_true(c.train.min_lr_ratio == 0.002);
+    qat_sweep_free(sw);
+    free(text);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_order_names_and_sets),
@@ -543,6 +571,7 @@ int main(void) {
         cmocka_unit_test(test_safe_unique_names),
         cmocka_unit_test(test_base_from_file),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_aliases_and_depth),
         cmocka_unit_test(test_impossible_combination),
         cmocka_unit_test(test_shards_cover_once),
         cmocka_unit_test(test_slurm_script),
