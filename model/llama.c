@@ -154,10 +154,10 @@ static int make_pair(const qat_config *cfg, int64_t rows_w, int64_t cols, int se
     return QAT_OK;
 }
 
-int qat_model_create(const qat_config *cfg, const qat_model_shape *s, int max_batch, qat_model **out) {
-    int bf16 = strcmp(cfg->train.precision, "bf16") == 0;
-    qat_gradq gq;
-    int grc = qat_gradq_init(&gq, &cfg->gradients);
+/* The checks of the config against the sizes that need no weights: the gradient
+ * quantizer (into *gq) and the CPU's bf16 products. */
+static int check_sizes(const qat_config *cfg, const qat_model_shape *s, qat_gradq *gq) {
+    int grc = qat_gradq_init(gq, &cfg->gradients);
     char pos[QAT_PATH_MAX + 96];
     if (grc) {
         /* each of its messages opens with the key it is about ("compress.gradients.hadamard: ..."):
@@ -171,17 +171,79 @@ int qat_model_create(const qat_config *cfg, const qat_model_shape *s, int max_ba
     /* every backward product's inner dim must split into whole Hadamard blocks:
      * the block linears' output widths and the token count B·T (so T); a check
      * between the block and the model's sizes names the later of their keys */
-    grc = qat_gradq_check_inner(&gq, s->dim, "model width");
-    if (!grc) grc = qat_gradq_check_inner(&gq, s->hidden, "MLP hidden size");
-    if (!grc) grc = qat_gradq_check_inner(&gq, s->seq_len, "sequence length");
+    grc = qat_gradq_check_inner(gq, s->dim, "model width");
+    if (!grc) grc = qat_gradq_check_inner(gq, s->hidden, "MLP hidden size");
+    if (!grc) grc = qat_gradq_check_inner(gq, s->seq_len, "sequence length");
     const char *inner[] = {"compress.gradients.hadamard", "model.preset", "model.dim", "model.hidden",
                            "model.seq_len", NULL};
     if (grc) return qat_fail_context(grc, "%s", qat_config_where_last(cfg, inner, pos, sizeof pos));
     const char *isa;
-    if (bf16 && !qat_gemm_bf16_supported(&isa))
+    if (!strcmp(cfg->train.precision, "bf16") && !qat_gemm_bf16_supported(&isa))
         return qat_fail(QAT_EINPUT, "%s: train.precision: bf16 needs a CPU with native bf16 products "
                         "(AVX512-BF16 or AMX; oneDNN's ISA here is %s); use train.precision: fp32",
                         qat_config_where(cfg, "train.precision", pos, sizeof pos), isa);
+    return QAT_OK;
+}
+
+/* One block's quantizer pairs (qkv, o, gate/up, down), activations then weights;
+ * every block has the same, but for their seeds. */
+static int make_block_pairs(const qat_config *cfg, const qat_model_shape *s, int max_rows, uint64_t sd,
+                            qat_quantizer **qa, qat_quantizer **qw) {
+    int64_t C = s->dim, H = s->hidden;
+    int rc = make_pair(cfg, 3 * C, C, 3, max_rows, sd + 0, &qa[0], &qw[0]);
+    if (!rc) rc = make_pair(cfg, C, C, 1, max_rows, sd + 1, &qa[1], &qw[1]);
+    if (!rc) rc = make_pair(cfg, 2 * H, C, 2, max_rows, sd + 2, &qa[2], &qw[2]);
+    if (!rc) rc = make_pair(cfg, C, H, 1, max_rows, sd + 3, &qa[3], &qw[3]);
+    return rc;
+}
+
+/* A block format on hadamard: -1 beside a side whose own auto pick rotates
+ * follows that pick linear by linear, and the run log names the format by one
+ * @hB (the first linear's). Picks that differ between input dims (s2: 16 over
+ * its width 48, 128 over its hidden 128) would log a name that is wrong for
+ * some linears, so fits would mix two formats under it: refused, naming the
+ * one setting that makes a single block. `qa`/`qw`: one block's quantizers. */
+static int one_block_per_side(const qat_config *cfg, const qat_model_shape *s, qat_quantizer *const *qa,
+                              qat_quantizer *const *qw) {
+    int64_t C = s->dim, H = s->hidden;
+    for (int side = 0; side < 2; side++) {
+        qat_quantizer *const *q = side ? qa : qw;
+        if (!strcmp(qat_quantizer_format(q[0]), qat_quantizer_format(q[3]))) continue;
+        const char *key = side ? "compress.activations" : "compress.weights";
+        const char *okey = side ? "compress.weights" : "compress.activations", *other = side ? "weights" : "activations";
+        const qat_compress_side *cs = side ? &cfg->activations : &cfg->weights;
+        int b0 = qat_quantizer_hadamard(q[0]), b3 = qat_quantizer_hadamard(q[3]), lo = b0 < b3 ? b0 : b3;
+        char pos[QAT_PATH_MAX + 96], fkey[48];
+        snprintf(fkey, sizeof fkey, "%s.format", key);
+        const char *keys[] = {fkey, okey, "model.preset", "model.dim", "model.hidden", NULL}; /* the later one */
+        return qat_fail(QAT_EINPUT, "%s: %s: %s would be rotated by the %s' auto Hadamard blocks, %d over input dim "
+                        "%lld and %d over input dim %lld, and a block format is named by one block (it would be %s "
+                        "in q/k/v, o and gate/up but %s in down_proj); expected one block for the whole model: %s.hadamard: %d, or %s@h%d, or "
+                        "%s.hadamard: 0 (no rotation)",
+                        qat_config_where_last(cfg, keys, pos, sizeof pos), key, cs->format, other, b0, (long long)C, b3,
+                        (long long)H, qat_quantizer_format(q[0]), qat_quantizer_format(q[3]), okey, lo, cs->format,
+                        lo, okey);
+    }
+    return QAT_OK;
+}
+
+int qat_model_check(const qat_config *cfg, const qat_model_shape *s) {
+    qat_gradq gq;
+    QAT_TRY(check_sizes(cfg, s, &gq));
+    qat_quantizer *qa[4] = {NULL}, *qw[4] = {NULL};
+    int rc = make_block_pairs(cfg, s, 1, 0, qa, qw);
+    if (!rc) rc = one_block_per_side(cfg, s, qa, qw);
+    for (int j = 0; j < 4; j++) {
+        qat_quantizer_free(qa[j]);
+        qat_quantizer_free(qw[j]);
+    }
+    return rc;
+}
+
+int qat_model_create(const qat_config *cfg, const qat_model_shape *s, int max_batch, qat_model **out) {
+    int bf16 = strcmp(cfg->train.precision, "bf16") == 0;
+    qat_gradq gq;
+    QAT_TRY(check_sizes(cfg, s, &gq));
     qat_model *m = qat_xcalloc(1, sizeof *m);
     m->bf16 = bf16;
     m->gq = gq;
@@ -230,39 +292,14 @@ int qat_model_create(const qat_config *cfg, const qat_model_shape *s, int max_ba
         qat_block *b = &m->blocks[l];
         uint64_t sd = qat_hash3(cfg->seed, 0xC0DEull, (uint64_t)l);
         for (int j = 0; j < 4; j++) b->gkey[j] = qat_hash3(cfg->seed, 0x6AD0ull, (uint64_t)(4 * l + j));
-        int rc = make_pair(cfg, 3 * C, C, 3, max_rows, sd + 0, &b->qa[0], &b->qw[0]);
-        if (!rc) rc = make_pair(cfg, C, C, 1, max_rows, sd + 1, &b->qa[1], &b->qw[1]);
-        if (!rc) rc = make_pair(cfg, 2 * H, C, 2, max_rows, sd + 2, &b->qa[2], &b->qw[2]);
-        if (!rc) rc = make_pair(cfg, C, H, 1, max_rows, sd + 3, &b->qa[3], &b->qw[3]);
+        int rc = make_block_pairs(cfg, s, max_rows, sd, b->qa, b->qw);
         if (rc) { qat_model_free(m); return rc; }
     }
-    /* A block format on hadamard: -1 beside a side whose own auto pick rotates
-     * follows that pick linear by linear, and the run log names the format by one
-     * @hB (the first linear's). Picks that differ between input dims (s2: 16 over
-     * its width 48, 128 over its hidden 128) would log a name that is wrong for
-     * some linears, so fits would mix two formats under it: refused, naming the
-     * one setting that makes a single block. */
-    for (int side = 0; side < 2 && L > 0; side++) {
-        qat_quantizer *const *q = side ? m->blocks[0].qa : m->blocks[0].qw;
-        if (!strcmp(qat_quantizer_format(q[0]), qat_quantizer_format(q[3]))) continue;
-        const char *key = side ? "compress.activations" : "compress.weights";
-        const char *okey = side ? "compress.weights" : "compress.activations", *other = side ? "weights" : "activations";
-        const qat_compress_side *cs = side ? &cfg->activations : &cfg->weights;
-        int b0 = qat_quantizer_hadamard(q[0]), b3 = qat_quantizer_hadamard(q[3]), lo = b0 < b3 ? b0 : b3;
-        char pos[QAT_PATH_MAX + 96], fkey[48];
-        snprintf(fkey, sizeof fkey, "%s.format", key);
-        const char *keys[] = {fkey, okey, "model.preset", "model.dim", "model.hidden", NULL}; /* the later one */
-        int rc = qat_fail(QAT_EINPUT, "%s: %s: %s would be rotated by the %s' auto Hadamard blocks, %d over input dim "
-                          "%lld and %d over input dim %lld, and a block format is named by one block (it would be %s "
-                          "in q/k/v, o and gate/up but %s in down_proj); expected one block for the whole model: %s.hadamard: %d, or %s@h%d, or "
-                          "%s.hadamard: 0 (no rotation)",
-                          qat_config_where_last(cfg, keys, pos, sizeof pos), key, cs->format, other, b0, (long long)C, b3,
-                          (long long)H, qat_quantizer_format(q[0]), qat_quantizer_format(q[3]), okey, lo, cs->format,
-                          lo, okey);
+    int rc = L > 0 ? one_block_per_side(cfg, s, m->blocks[0].qa, m->blocks[0].qw) : QAT_OK;
+    if (rc) {
         qat_model_free(m);
         return rc;
     }
-
     /* views: Hugging Face names, PyTorch layouts, then quantizer parameters */
     int n_q = 0;
     for (int l = 0; l < L; l++)

@@ -67,6 +67,11 @@ int qat_model_hidden(int dim);
 int64_t qat_model_count_params(const qat_model_shape *s);
 double qat_model_flops_per_token(const qat_model_shape *s);
 
+/* Every check qat_model_create makes of a config against sizes `s` (the gradient
+ * quantizer, bf16 on this CPU, each side's format, Hadamard block and scale against
+ * the linears' widths), without the weights: one block's quantizers are made and
+ * freed. What a sweep tells an impossible run by before it starts. */
+int qat_model_check(const qat_config *cfg, const qat_model_shape *s);
 /* Build a model: sizes, initialised weights (seeded), quantizers of cfg->weights /
  * cfg->activations sized for batches of up to max_batch sequences.
  * train.precision: bf16 on a CPU without native bf16 products is QAT_EINPUT. */

@@ -43,6 +43,8 @@
 #include "compress/format.h"
 #include "core/error.h"
 #include "core/fsutil.h"
+#include "model/llama.h"
+#include "train/trainer.h"
 
 static const char *const top_keys[] = {"base", "grid", "out", "repeat", NULL};
 
@@ -700,6 +702,20 @@ int qat_sweep_run_config(const qat_sweep *sw, int run, qat_config *cfg) {
     } else {
         rc = qat_config_load_ex(sw->base_path[0] ? sw->base_path : NULL, sets, n, 1, cfg);
     }
+    /* source_path names where the config came from: the sweep for an inline base. */
+    if (!rc && !sw->base_node)
+        snprintf(cfg->source_path, sizeof cfg->source_path, "%s", sw->base_path[0] ? sw->base_path : sw->path);
+    if (!rc) {
+        /* What the worker would refuse once it builds the model (heads against a
+         * preset's width, a Hadamard block against the linears' widths, a token
+         * budget against whole steps) is this run's failure now, before anything
+         * starts: so a sweep with no possible run is exit 2 and names the value. */
+        qat_model_shape shape;
+        qat_run_plan plan;
+        rc = qat_model_shape_from_config(cfg, &shape);
+        if (!rc) rc = qat_model_check(cfg, &shape);
+        if (!rc) rc = qat_train_plan(cfg, qat_model_count_params(&shape), shape.seq_len, &plan);
+    }
     if (rc) {
         /* Name the grid entry (or repeat) behind a "--set" in the message. */
         char suffix[QAT_NAME_MAX + 16];
@@ -731,9 +747,6 @@ int qat_sweep_run_config(const qat_sweep *sw, int run, qat_config *cfg) {
             snprintf(copy, sizeof copy, "%s", msg);
             rc = qat_fail(rc, "%s%s", copy, suffix);
         }
-    } else {
-        /* source_path names where the config came from: the sweep for an inline base. */
-        if (!sw->base_node) snprintf(cfg->source_path, sizeof cfg->source_path, "%s", sw->base_path[0] ? sw->base_path : sw->path);
     }
     free(sets);
     return rc;

@@ -366,6 +366,25 @@ static void test_impossible_combination(void **state) {
                  "base:\n  model: {preset: \"\", layers: 1, dim: 16, seq_len: 16}\ngrid:\n  model.heads: [3, 5]\n",
                  "allbad.yaml:4:17: model.heads = 3 must divide model.dim = 16 (run heads3) "
                  "(and no run of the sweep is valid)");
+    /* checks made when the model is built are made before the sweep starts too:
+     * heads against a preset's width, a Hadamard block against the linears' widths
+     * (s1: width 32); with no possible run the file is wrong (exit 2) */
+    expect_error("presetbad.yaml", "grid: {model.heads: [3, 5]}\n",
+                 "presetbad.yaml:1:22: model.heads = 3 does not divide model.dim = 64 (run heads3) "
+                 "(and no run of the sweep is valid)");
+    expect_error("hadbad.yaml", "grid: {compress.weights.format: [mxfp4@h128]}\nbase: {model: {preset: s1}}\n",
+                 "hadbad.yaml:1:34: @h128 of compress.weights.format mxfp4@h128: Hadamard block 128 does not divide "
+                 "the input dim 32, expected a power of two dividing it (or -1 for auto) (run mxfp4_h128)");
+    /* ... and one such run among valid ones is that run's failure, named by its grid value */
+    sw = load_ok("hadhalf.yaml", "grid: {compress.weights.format: [mxfp4@h128, mxfp4@h32]}\n"
+                                 "base: {model: {preset: s1}}\n");
+    assert_int_equal(qat_sweep_run_config(sw, 0, &c), QAT_EINPUT);
+    snprintf(want, sizeof want, "%s/hadhalf.yaml:1:34: @h128 of compress.weights.format mxfp4@h128: Hadamard block "
+             "128 does not divide the input dim 32, expected a power of two dividing it (or -1 for auto) "
+             "(run mxfp4_h128)", tmpdir);
+    assert_string_equal(qat_errmsg(), want);
+    assert_int_equal(qat_sweep_run_config(sw, 1, &c), QAT_OK);
+    qat_sweep_free(sw);
     /* cross-key errors from the base itself point into the inline base */
     expect_error("basebad.yaml", "base:\n  model: {preset: \"\", layers: 1, dim: 16, heads: 3, seq_len: 16}\n",
                  "basebad.yaml:2:43: model.heads = 3 must divide model.dim = 16 (run run)");

@@ -147,6 +147,15 @@ static void test_usage(void **state) {
     free(out);
     assert_int_equal(run(&out, "'%s' sweep '%s' --shard 2/2 2>&1", qat, path_in("bad.yaml")), 2);
     free(out);
+    /* no possible run is the file's mistake, exit 2, even when only building the
+     * model would tell (heads 3 does not divide the default preset's width 64) */
+    char allbad[700];
+    snprintf(allbad, sizeof allbad, "grid: {model.heads: [3, 5]}\nout: %s\n", path_in("allbad_out"));
+    write_file("allbad.yaml", allbad);
+    assert_int_equal(run(&out, "'%s' sweep '%s' 2>&1", qat, path_in("allbad.yaml")), 2);
+    assert_non_null(strstr(out, "allbad.yaml:1:22: model.heads = 3 does not divide model.dim = 64 (run heads3) "
+                                "(and no run of the sweep is valid)"));
+    free(out);
     /* out: naming a file is said by --dry-run too, not only when the runs fail */
     char afile[600], sw[600];
     snprintf(afile, sizeof afile, "%s", path_in("afile"));
