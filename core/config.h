@@ -35,6 +35,13 @@
 /* The largest token budget a run accepts (2^53): every whole number up to it is
  * exact as a double, so tokens and steps are counted exactly (docs/config.md). */
 #define QAT_MAX_TOKENS 9007199254740992.0
+/* What the synthetic corpus can generate (data/synth.c checks with these, and the
+ * config refuses the rest where it is written): at most 64 topics, ids that fit 16
+ * bits, and for K topics a vocabulary holding BOS, COPY, one token per topic, the
+ * 16 copy-spec tokens and at least 32 content tokens. */
+#define QAT_SYNTH_MAX_TOPICS 64
+#define QAT_SYNTH_MAX_VOCAB 65536
+#define QAT_SYNTH_MIN_VOCAB(topics) (2 + (topics) + 16 + 32)
 #define QAT_MAX_SETS 256 /* --set overrides one command line may give (train, grads, eval) */
 
 /* How one side (weights or activations) of every block linear is compressed. */

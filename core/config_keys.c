@@ -112,8 +112,8 @@ const qat_key qat_config_keys[] = {
     F64_K("data.val_fraction", data.val_fraction, 0, 1, F_OPEN_MIN | F_OPEN_MAX, "0.05",
           "held-out share of shards/text/english when no val_shards (interleaved blocks, docs/data.md)"),
     U64_K("data.synth_seed", data.synth_seed, "1234", "synthetic corpus seed (independent of seed)"),
-    INT_K("data.synth_vocab", data.synth_vocab, 0, 1 << 24, 0, "0", "synthetic vocabulary; 0 = model.vocab"),
-    INT_K("data.synth_topics", data.synth_topics, 1, 1 << 20, 0, "16", "synthetic document-level topics"),
+    INT_K("data.synth_vocab", data.synth_vocab, 0, QAT_SYNTH_MAX_VOCAB, 0, "0", "synthetic vocabulary; 0 = model.vocab"),
+    INT_K("data.synth_topics", data.synth_topics, 1, QAT_SYNTH_MAX_TOPICS, 0, "16", "synthetic document-level topics"),
     F64_K("data.synth_tokens", data.synth_tokens, 0, INF, 0, "0",
           "synthetic corpus size in tokens; 0 = enough for the run"),
 

@@ -16,7 +16,8 @@
  *      exactly one data source: source english or synthetic has no shards/text,
  *      shards has a glob and no text, text has files and no glob (english and
  *      text need vocab >= 256);
- *      val_shards only with shards; synth_vocab <= model.vocab;
+ *      val_shards only with shards; synth_vocab <= model.vocab, and the
+ *      synthetic vocabulary within what data/synth.c makes for synth_topics;
  *      train.tokens > 0 or tokens_per_param > 0;
  *      batch_tokens a multiple of seq_len and eval_tokens >= seq_len (seq_len is
  *      always explicit, never from a preset).
@@ -166,6 +167,22 @@ int qat_config_validate_at(const qat_config *cfg, const qat_loader *L) {
             VFAILK(("data.source", "data.text"), "data.source is synthetic but data.text is set; give exactly one data source");
         if (d->synth_vocab > m->vocab)
             VFAILK(("data.synth_vocab", "model.vocab"), "data.synth_vocab = %d exceeds model.vocab = %d", d->synth_vocab, m->vocab);
+        /* what the generator cannot make is refused here, at the key, not when the corpus is built */
+        int sv = d->synth_vocab > 0 ? d->synth_vocab : m->vocab, need = QAT_SYNTH_MIN_VOCAB(d->synth_topics);
+        const char *vk = d->synth_vocab > 0 ? "data.synth_vocab" : "model.vocab";
+        if (sv > QAT_SYNTH_MAX_VOCAB)
+            VFAILK(("model.vocab", "data.source"), "model.vocab = %d is more than the synthetic corpus's %d token ids; "
+                  "expected model.vocab <= %d, or data.synth_vocab <= %d", m->vocab, QAT_SYNTH_MAX_VOCAB, QAT_SYNTH_MAX_VOCAB,
+                  QAT_SYNTH_MAX_VOCAB);
+        if (sv < need) {
+            if (d->synth_vocab > 0)
+                VFAILK(("data.synth_vocab", "data.synth_topics", "data.source"), "%s = %d is too small for the synthetic "
+                      "corpus with data.synth_topics = %d, expected %s >= %d (BOS, COPY, a token per topic, 16 copy "
+                      "specs, 32 content tokens)", vk, sv, d->synth_topics, vk, need);
+            VFAILK(("model.vocab", "data.synth_topics", "data.source"), "%s = %d is too small for the synthetic "
+                  "corpus with data.synth_topics = %d, expected %s >= %d (BOS, COPY, a token per topic, 16 copy "
+                  "specs, 32 content tokens)", vk, sv, d->synth_topics, vk, need);
+        }
     } else if (!strcmp(d->source, "shards")) {
         if (!has_shards) VFAILK(("data.source", "data.shards"), "data.source is shards but data.shards (a glob) is not given");
         if (has_text)

@@ -46,8 +46,9 @@ static const char *usage_synth =
     "  --tokens N   training tokens (e.g. 2e6)\n"
     "  --seed S     corpus seed (data.synth_seed), default that key's default (1234), so the\n"
     "               shards are the corpus `data: {source: synthetic}` trains on\n"
-    "  --vocab V    vocabulary size (data.synth_vocab), default 256\n"
-    "  --topics K   document topics (data.synth_topics), default 16\n"
+    "  --vocab V    vocabulary size (data.synth_vocab), default 256; at most 65536, at least\n"
+    "               50 + K (BOS, COPY, a token per topic, 16 copy specs, 32 content tokens)\n"
+    "  --topics K   document topics (data.synth_topics) in [1, 64], default 16\n"
     "  --val N      validation tokens, default 524288; 0 writes no validation shard\n"
     "  -o OUT.bin   output shard\n";
 
@@ -117,9 +118,9 @@ static int cmd_synth(int argc, char **argv) {
         if ((v = opt_value(argc, argv, &i, "--tokens", &missing))) {
             QAT_TRY(parse_count("synth", "--tokens", v, 1, (double)QAT_SHARD_MAX_TOKENS, &tokens));
         } else if ((v = opt_value(argc, argv, &i, "--vocab", &missing))) {
-            QAT_TRY(parse_count("synth", "--vocab", v, 2, 65536, &vocab));
+            QAT_TRY(parse_count("synth", "--vocab", v, 2, QAT_SYNTH_MAX_VOCAB, &vocab));
         } else if ((v = opt_value(argc, argv, &i, "--topics", &missing))) {
-            QAT_TRY(parse_count("synth", "--topics", v, 1, QAT_SYNTH_MAX_FANOUT, &topics));
+            QAT_TRY(parse_count("synth", "--topics", v, 1, QAT_SYNTH_MAX_TOPICS, &topics));
         } else if ((v = opt_value(argc, argv, &i, "--val", &missing))) {
             QAT_TRY(parse_count("synth", "--val", v, 0, (double)QAT_SHARD_MAX_TOKENS, &nval));
         } else if ((v = opt_value(argc, argv, &i, "--seed", &missing))) {
@@ -139,6 +140,10 @@ static int cmd_synth(int argc, char **argv) {
         }
     }
     if (tokens < 0) return qat_fail(QAT_EINPUT, "data synth: missing --tokens N (see --help)");
+    if (vocab < QAT_SYNTH_MIN_VOCAB(topics))
+        return qat_fail(QAT_EINPUT, "data synth: --vocab %" PRId64 " is too small for %" PRId64 " topics, expected "
+                        "--vocab >= %" PRId64 " (BOS, COPY, a token per topic, 16 copy specs, 32 content tokens)",
+                        vocab, topics, (int64_t)QAT_SYNTH_MIN_VOCAB(topics));
     if (!out) return qat_fail(QAT_EINPUT, "data synth: missing -o OUT.bin (see --help)");
     /* both outputs are checked before the (long) generation, not one after the other */
     QAT_TRY(qat_out_check(out, NULL, 0));

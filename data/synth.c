@@ -53,6 +53,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "core/config.h"
 #include "core/error.h"
 #include "core/rng.h"
 
@@ -128,18 +129,17 @@ static inline uint64_t below(uint64_t h, uint64_t n) {
 int qat_synth_create(const qat_synth_params *p, qat_synth **out) {
     *out = NULL;
     int V = p->vocab, K = p->topics;
-    if (V < 2 || V > 65536)
-        return qat_fail(QAT_EINPUT, "synthetic corpus: vocab %d out of range, expected 2..65536", V);
-    if (K < 1 || K > QAT_SYNTH_MAX_FANOUT)
+    /* the limits core/config.h states (the config refuses beyond them at the key) */
+    _Static_assert(QAT_SYNTH_MAX_TOPICS <= QAT_SYNTH_MAX_FANOUT, "a topic row is a fan-out row");
+    _Static_assert(QAT_SYNTH_MIN_VOCAB(0) == 2 + QAT_SYNTH_N_OFFSETS * QAT_SYNTH_N_LENGTHS + 32, "the layout below");
+    if (K < 1 || K > QAT_SYNTH_MAX_TOPICS)
         return qat_fail(QAT_EINPUT, "synthetic corpus: topics %d out of range, expected 1..%d", K,
-                        QAT_SYNTH_MAX_FANOUT);
-    int n_spec = QAT_SYNTH_N_OFFSETS * QAT_SYNTH_N_LENGTHS;
-    int n_content = V - 2 - K - n_spec;
-    if (n_content < 32)
-        return qat_fail(QAT_EINPUT,
-                        "synthetic corpus: vocab %d leaves %d content tokens after BOS, %d topics, COPY "
-                        "and %d copy specs; expected vocab >= %d",
-                        V, n_content, K, n_spec, 2 + K + n_spec + 32);
+                        QAT_SYNTH_MAX_TOPICS);
+    if (V < QAT_SYNTH_MIN_VOCAB(K) || V > QAT_SYNTH_MAX_VOCAB)
+        return qat_fail(QAT_EINPUT, "synthetic corpus: vocab %d out of range for %d topics, expected %d..%d (BOS, "
+                        "COPY, a token per topic, 16 copy specs, at least 32 content tokens)", V, K,
+                        QAT_SYNTH_MIN_VOCAB(K), QAT_SYNTH_MAX_VOCAB);
+    int n_spec = QAT_SYNTH_N_OFFSETS * QAT_SYNTH_N_LENGTHS, n_content = V - 2 - K - n_spec;
     int fan[3] = {p->bi_fanout, p->tri_fanout, p->topic_fanout};
     for (int i = 0; i < 3; i++)
         if (fan[i] < 1 || fan[i] > QAT_SYNTH_MAX_FANOUT)

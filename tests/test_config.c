@@ -363,7 +363,26 @@ static void test_cross_key_names_the_later_key(void **state) {
                       "cross4.yaml:2:9: train.eval_tokens = 32 must hold at least one sequence (model.seq_len = 64)");
     expect_file_error("cross5.yaml", "data: {source: synthetic, synth_vocab: 300}\nmodel: {vocab: 256}\n",
                       "cross5.yaml:2:9: data.synth_vocab = 300 exceeds model.vocab = 256");
+    /* what the synthetic corpus cannot generate is refused at the key, with the
+     * generator's own limits (data/synth.c): topics in [1, 64], a vocabulary of at
+     * least 50 + topics; a larger synth_topics failed only when the corpus was built */
+    expect_file_error("topics.yaml", "data:\n  source: synthetic\n  synth_topics: 100\n",
+                      "topics.yaml:3:17: data.synth_topics: 100 is out of range, expected an integer in [1, 64]");
+    expect_file_error("svocab.yaml", "model: {vocab: 40}\ndata: {source: synthetic, synth_topics: 2}\n",
+                      "svocab.yaml:2:27: model.vocab = 40 is too small for the synthetic corpus with "
+                      "data.synth_topics = 2, expected model.vocab >= 52 (BOS, COPY, a token per topic, 16 copy "
+                      "specs, 32 content tokens)");
+    expect_file_error("svocab2.yaml", "data: {source: synthetic, synth_vocab: 60}\n",
+                      "svocab2.yaml:1:27: data.synth_vocab = 60 is too small for the synthetic corpus with "
+                      "data.synth_topics = 16, expected data.synth_vocab >= 66 (BOS, COPY, a token per topic, 16 copy "
+                      "specs, 32 content tokens)");
     qat_config c;
+    const char *big[] = {"model.vocab=100000", "data.source=synthetic"};
+    assert_int_equal(qat_config_load(NULL, big, 2, &c), QAT_EINPUT);
+    assert_string_equal(qat_errmsg(), "--set data.source=synthetic: model.vocab = 100000 is more than the synthetic "
+                                      "corpus's 65536 token ids; expected model.vocab <= 65536, or data.synth_vocab <= 65536");
+    const char *vs[] = {"model.vocab=52", "data.source=synthetic", "data.synth_topics=2"};
+    assert_int_equal(qat_config_load(NULL, vs, 3, &c), QAT_OK); /* the smallest that works */
     const char *sets[] = {"model.seq_len=100"};
     assert_int_equal(qat_config_load(write_yaml("cross6.yaml", "train: {batch_tokens: 1024}\n"), sets, 1, &c),
                      QAT_EINPUT);

@@ -148,7 +148,10 @@ static void test_usage_errors_exit_2(void **state) {
     assert_int_equal(RUN("synth", "--tokens", "0x100", "-o", out), 2);
     assert_int_equal(RUN("synth", "--tokens", " 100", "-o", out), 2);
     assert_int_equal(RUN("synth", "--tokens", "100", "--vocab", "30", "-o", out), 2);
-    assert_non_null(strstr(qat_errmsg(), "vocab 30"));
+    assert_string_equal(qat_errmsg(), "data synth: --vocab 30 is too small for 16 topics, expected --vocab >= 66 "
+                                      "(BOS, COPY, a token per topic, 16 copy specs, 32 content tokens)");
+    assert_int_equal(RUN("synth", "--tokens", "100", "--topics", "65", "-o", out), 2);
+    assert_string_equal(qat_errmsg(), "data synth: --topics '65': expected a whole number in [1, 64]");
     assert_int_equal(RUN("synth", "--tokens", "100", "--bogus", "-o", out), 2);
     assert_non_null(strstr(qat_errmsg(), "--bogus"));
     assert_int_equal(RUN("synth", "--tokens"), 2);
