@@ -71,18 +71,24 @@ int qat_model_shape_from_config(const qat_config *cfg, qat_model_shape *out) {
     s.rope_theta = mc->rope_theta > 0 ? mc->rope_theta : 10000.0;
     s.norm_eps = mc->norm_eps > 0 ? mc->norm_eps : 1e-5;
     s.init_std = mc->init_std > 0 ? mc->init_std : 0.02;
-    /* messages point at the first model key the user gave (model.preset, dim, heads...) */
+    /* a check between keys points at the one of them given last (docs/config.md):
+     * `heads: 3` after `preset: s1`, or a --set after the file */
     char pos[QAT_PATH_MAX + 96];
-    const char *src = qat_config_where(cfg, "model", pos, sizeof pos);
+    const char *all[] = {"model.preset", "model.layers", "model.dim", "model.heads", NULL};
+    const char *split[] = {"model.preset", "model.dim", "model.heads", NULL};
+    const char *ends[] = {"model.vocab", "model.seq_len", NULL};
     if (s.layers <= 0 || s.dim <= 0 || s.heads <= 0)
-        return qat_fail(QAT_EINPUT, "%s: model: set model.preset (s1..s8) or model.layers, model.dim and model.heads", src);
+        return qat_fail(QAT_EINPUT, "%s: model: set model.preset (s1..s8) or model.layers, model.dim and model.heads",
+                        qat_config_where_last(cfg, all, pos, sizeof pos));
     if (s.dim % s.heads != 0)
-        return qat_fail(QAT_EINPUT, "%s: model.heads = %d does not divide model.dim = %d", src, s.heads, s.dim);
+        return qat_fail(QAT_EINPUT, "%s: model.heads = %d does not divide model.dim = %d",
+                        qat_config_where_last(cfg, split, pos, sizeof pos), s.heads, s.dim);
     if ((s.dim / s.heads) % 2 != 0)
         return qat_fail(QAT_EINPUT, "%s: model: head dimension dim/heads = %d must be even for RoPE, expected model.dim and model.heads "
-                        "with an even quotient", src, s.dim / s.heads);
+                        "with an even quotient", qat_config_where_last(cfg, split, pos, sizeof pos), s.dim / s.heads);
     if (s.vocab < 2 || s.seq_len < 2)
-        return qat_fail(QAT_EINPUT, "%s: model.vocab and model.seq_len must be at least 2", src);
+        return qat_fail(QAT_EINPUT, "%s: model.vocab and model.seq_len must be at least 2",
+                        qat_config_where_last(cfg, ends, pos, sizeof pos));
     *out = s;
     return QAT_OK;
 }

@@ -1,13 +1,17 @@
 /*
  * tests/test_presets_yaml.c — configs/models/sN.yaml and model/presets.c agree:
- * loading each YAML file gives the sizes of the compiled preset of that name.
+ * loading each YAML file gives the sizes of the compiled preset of that name;
+ * and a size check against a preset names the key given last.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <cmocka.h>
+
+#include "testutil.h"
 
 #include "core/config.h"
 #include "core/error.h"
@@ -36,7 +40,38 @@ static void test_yaml_matches_table(void **state) {
     }
 }
 
+/* heads: 3 against preset s1's width 32: a check between keys points at the one
+ * given last (docs/config.md), the heads line after the preset line, a --set over
+ * the file; the preset line only when the preset was given after heads. */
+static void expect_shape_error(const char *yaml, const char *const *sets, int n_set, const char *where) {
+    char dir[256], path[512], want[1024];
+    assert_int_equal(qat_test_mkdtemp(dir, sizeof dir, "presets"), 0);
+    snprintf(path, sizeof path, "%s/h.yaml", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(yaml, f);
+    fclose(f);
+    qat_config cfg;
+    assert_int_equal(qat_config_load(path, sets, n_set, &cfg), QAT_OK);
+    qat_model_shape s;
+    assert_int_equal(qat_model_shape_from_config(&cfg, &s), QAT_EINPUT);
+    if (where[0] == '-') snprintf(want, sizeof want, "%s: model.heads = 3 does not divide model.dim = 32", where);
+    else snprintf(want, sizeof want, "%s/h.yaml:%s: model.heads = 3 does not divide model.dim = 32", dir, where);
+    if (strcmp(qat_errmsg(), want)) fprintf(stderr, "got:  %s\nwant: %s\n", qat_errmsg(), want);
+    assert_string_equal(qat_errmsg(), want);
+    assert_int_equal(qat_test_rmtree(dir), 0);
+}
+
+static void test_size_check_names_the_later_key(void **state) {
+    (void)state;
+    expect_shape_error("model:\n  preset: s1\n  heads: 3\n", NULL, 0, "3:3");
+    expect_shape_error("model:\n  heads: 3\n  preset: s1\n", NULL, 0, "3:3");
+    expect_shape_error("model: {heads: 3}\n", (const char *const[]){"model.preset=s1"}, 1, "--set model.preset=s1");
+    expect_shape_error("model:\n  preset: s1\n", (const char *const[]){"model.heads=3"}, 1, "--set model.heads=3");
+}
+
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_yaml_matches_table)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_yaml_matches_table),
+                                       cmocka_unit_test(test_size_check_names_the_later_key)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
