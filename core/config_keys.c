@@ -222,7 +222,9 @@ static void describe_range(const qat_key *k, char *buf, size_t n) {
     char lo[32], hi[32];
     qat_config_fmt_double(lo, sizeof lo, k->min);
     qat_config_fmt_double(hi, sizeof hi, k->max);
-    int has_lo = k->min > -INF, has_hi = k->max < INF && !(k->type == K_INT && k->max >= INT_MAX);
+    /* an int key's upper bound is said even when it is INT_MAX: 2147483648 is refused,
+     * and "expected an integer >= 1" would contradict the value refused */
+    int has_lo = k->min > -INF, has_hi = k->max < INF;
     if (has_lo && has_hi)
         snprintf(buf, n, "%s in %c%s, %s%c", what, k->flags & F_OPEN_MIN ? '(' : '[', lo, hi,
                  k->flags & F_OPEN_MAX ? ')' : ']');
