@@ -833,6 +833,23 @@ static void test_key_table_export(void **state) {
     const char *huge[1] = {"train.tokens=1e30"};
     assert_int_equal(qat_config_load(NULL, huge, 1, &c), QAT_EINPUT);
     assert_non_null(strstr(qat_errmsg(), "expected a number in [0, 9007199254740992]"));
+    /* just above 2^53 a text rounds onto the bound: it is still above it, and refused,
+     * never read as 2^53; integers are the number written, not the double nearest */
+    expect_set_error("train.tokens=9007199254740993", "--set train.tokens=9007199254740993: train.tokens: "
+                     "9007199254740993 is out of range, expected a number in [0, 9007199254740992]");
+    expect_set_error("train.tokens=9.007199254740993e15", "--set train.tokens=9.007199254740993e15: train.tokens: "
+                     "9.007199254740993e15 is out of range, expected a number in [0, 9007199254740992]");
+    expect_set_error("model.rope_theta=100000000000000000001", "--set model.rope_theta=100000000000000000001: "
+                     "model.rope_theta: 100000000000000000001 is not exactly a double (whole numbers are exact only up "
+                     "to 2^53 = 9007199254740992; it would read as 100000000000000000000), expected a value a double "
+                     "holds");
+    expect_set_error("model.layers=2.0000000000000001", "--set model.layers=2.0000000000000001: model.layers: "
+                     "expected an integer, got '2.0000000000000001'");
+    expect_set_error("seed=4503599627370495.7", "--set seed=4503599627370495.7: seed: expected an unsigned integer, "
+                     "got '4503599627370495.7'");
+    const char *exact[] = {"train.tokens=9007199254740992", "model.rope_theta=1e300", "seed=1e6", "model.layers=2e0"};
+    assert_int_equal(qat_config_load(NULL, exact, 4, &c), QAT_OK);
+    assert_true(c.train.tokens == 0x1p53 && c.model.rope_theta == 1e300 && c.seed == 1000000 && c.model.layers == 2);
 }
 
 int main(void) {
