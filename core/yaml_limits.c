@@ -41,19 +41,15 @@ int qat_yaml_check_limits(struct yaml_parser_s *parser, struct yaml_mark_s *at, 
             depth--;
             break;
         case YAML_ANCHOR_TOKEN:
-            if (++anchors > QAT_YAML_MAX_ANCHORS) {
-                snprintf(why, n, "more than %d anchors (&name), expected at most %d", QAT_YAML_MAX_ANCHORS,
-                         QAT_YAML_MAX_ANCHORS);
+        case YAML_ALIAS_TOKEN: {
+            int alias = t.type == YAML_ALIAS_TOKEN;
+            if (++*(alias ? &aliases : &anchors) > QAT_YAML_MAX_ANCHORS) {
+                snprintf(why, n, "more than %d %s, expected at most %d", QAT_YAML_MAX_ANCHORS,
+                         alias ? "aliases (*name)" : "anchors (&name)", QAT_YAML_MAX_ANCHORS);
                 rc = 1;
             }
             break;
-        case YAML_ALIAS_TOKEN:
-            if (++aliases > QAT_YAML_MAX_ANCHORS) {
-                snprintf(why, n, "more than %d aliases (*name), expected at most %d", QAT_YAML_MAX_ANCHORS,
-                         QAT_YAML_MAX_ANCHORS);
-                rc = 1;
-            }
-            break;
+        }
         default:
             break;
         }

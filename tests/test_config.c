@@ -562,20 +562,13 @@ static void test_help_names_every_choice(void **state) {
 static void test_yaml_aliases_and_depth(void **state) {
     (void)state;
     char *text = malloc(1 << 16), *p;
-    p = text + sprintf(text, "a0: &a0 [x]\n");
-    for (int i = 1; i < 24; i++) p += sprintf(p, "a%d: &a%d [*a%d, *a%d, *a%d]\n", i, i, i - 1, i - 1, i - 1);
-    expect_file_error("bomb.yaml", text, "bomb.yaml:1:1: unknown key 'a0' (did you mean 'train.lr'?)");
+    expect_file_error("bomb.yaml", qat_test_alias_levels(text, "a0: &a0 [x]\n", 24, "a%d: &a%d [*a%d, *a%d, *a%d]\n"),
+                      "bomb.yaml:1:1: unknown key 'a0' (did you mean 'train.lr'?)");
     /* the same shared subtree below a known key: its first list is the mistake */
-    p = text + sprintf(text, "train:\n  lr: 1e-3\n  warmup: &a0 [x]\n");
-    for (int i = 1; i < 24; i++) p += sprintf(p, "  w%d: &a%d [*a%d, *a%d, *a%d]\n", i, i, i - 1, i - 1, i - 1);
+    qat_test_alias_levels(text, "train:\n  lr: 1e-3\n  warmup: &a0 [x]\n", 24, "  w%d: &a%d [*a%d, *a%d, *a%d]\n");
     expect_file_error("bomb2.yaml", text, "bomb2.yaml:3:11: train.warmup: expected a number, got a list");
-
-    p = text + sprintf(text, "train: ");
-    for (int i = 0; i < 20000; i++) *p++ = '[';
-    for (int i = 0; i < 20000; i++) *p++ = ']';
-    strcpy(p, "\n");
     /* the block mapping is level 1, so the 64th '[' (column 8 + 63) is level 65 */
-    expect_file_error("deep.yaml", text, "deep.yaml:1:71: nested deeper than 64 levels, expected a config or sweep "
+    expect_file_error("deep.yaml", qat_test_nested_lists(text, "train: ", 20000, "\n"), "deep.yaml:1:71: nested deeper than 64 levels, expected a config or sweep "
                                          "(a few levels)");
     p = text + sprintf(text, "train: {lr: &l0 1e-3}\nmodel:\n");
     for (int i = 1; i <= 101; i++) p += sprintf(p, "  k%d: &l%d 1\n", i, i);

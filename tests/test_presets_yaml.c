@@ -47,10 +47,7 @@ static void expect_shape_error(const char *yaml, const char *const *sets, int n_
     char dir[256], path[512], want[1024];
     assert_int_equal(qat_test_mkdtemp(dir, sizeof dir, "presets"), 0);
     snprintf(path, sizeof path, "%s/h.yaml", dir);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(yaml, f);
-    fclose(f);
+    assert_int_equal(qat_test_write_text(path, yaml), 0);
     qat_config cfg;
     assert_int_equal(qat_config_load(path, sets, n_set, &cfg), QAT_OK);
     qat_model_shape s;

@@ -559,14 +559,11 @@ static int teardown(void **state) {
  * mistake. A deep flow list is refused at the level past the limit. */
 static void test_aliases_and_depth(void **state) {
     (void)state;
-    char *text = malloc(1 << 16), *p;
-    p = text + sprintf(text, "base: {model: {preset: s1}}\ngrid:\n  a0: &a0 {}\n");
-    for (int i = 1; i < 24; i++) p += sprintf(p, "  a%d: &a%d {b: *a%d, c: *a%d, d: *a%d}\n", i, i, i - 1, i - 1, i - 1);
+    char *text = malloc(1 << 16);
+    qat_test_alias_levels(text, "base: {model: {preset: s1}}\ngrid:\n  a0: &a0 {}\n", 24,
+                          "  a%d: &a%d {b: *a%d, c: *a%d, d: *a%d}\n");
     expect_error("sbomb.yaml", text, "sbomb.yaml:3:3: unknown key 'a0' in grid (did you mean 'train.lr'?)");
-    p = text + sprintf(text, "grid: {train.lr: ");
-    for (int i = 0; i < 20000; i++) *p++ = '[';
-    for (int i = 0; i < 20000; i++) *p++ = ']';
-    strcpy(p, "}\n");
+    qat_test_nested_lists(text, "grid: {train.lr: ", 20000, "}\n");
     expect_error("sdeep.yaml", text, "sdeep.yaml:1:80: nested deeper than 64 levels, expected a config or sweep "
                                      "(a few levels)");
     expect_error("gmap.yaml", "base: {model: {preset: s1}}\ngrid:\n  train: {lr: {a: [1]}}\n",

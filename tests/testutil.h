@@ -83,6 +83,25 @@ static inline int qat_test_wait_stderr(pid_t pid, const char *dir, char *err, si
     return rc;
 }
 
+/* YAML that only a reader which visits each node once reads in linear time, into
+ * buf: `head` (which anchors level 0), then lines 1..n-1 of `line`, a format taking
+ * (i, i, i-1, i-1, i-1) that anchors level i and refers three times to level i-1
+ * (3^n nodes unfolded). Returns buf. */
+static inline char *qat_test_alias_levels(char *buf, const char *head, int n, const char *line) {
+    char *p = buf + sprintf(buf, "%s", head);
+    for (int i = 1; i < n; i++) p += sprintf(p, line, i, i, i - 1, i - 1, i - 1);
+    return buf;
+}
+
+/* Into buf: `head`, n '[' then n ']' (a flow list n deep), then `tail`. Returns buf. */
+static inline char *qat_test_nested_lists(char *buf, const char *head, int n, const char *tail) {
+    char *p = buf + sprintf(buf, "%s", head);
+    for (int i = 0; i < n; i++) *p++ = '[';
+    for (int i = 0; i < n; i++) *p++ = ']';
+    strcpy(p, tail);
+    return buf;
+}
+
 /* Write text to path (the test fails when it cannot). */
 static inline int qat_test_write_text(const char *path, const char *text) {
     FILE *f = fopen(path, "w");
