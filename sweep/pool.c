@@ -207,12 +207,13 @@ void qat_sweep_plan_job(qat_sweep_ctx *c, qat_sweep_job *j) {
 
 static void progress(qat_sweep_ctx *c, const char *event, ...) __attribute__((format(printf, 2, 3)));
 static void progress(qat_sweep_ctx *c, const char *event, ...) {
-    int done = 0, running = 0, failed = 0, queued = 0;
+    int done = 0, running = 0, failed = 0, queued = 0, stopped = 0;
     double secs = 0, flops = 0, now = qat_now_s() - c->start, ahead = 0;
     for (int i = 0; i < c->n_job; i++) {
         const qat_sweep_job *j = &c->job[i];
         if (j->state == S_RUNNING) running++;
         else if (j->state == S_PENDING) queued++;
+        else if (j->state == S_INTERRUPTED) stopped++; /* not done: a later sweep resumes it */
         else done++;
         if (j->state == S_FAILED || j->state == S_DIVERGED) failed++;
         if (j->t1 > 0 && j->state == S_COMPLETED && j->cost > 0) { secs += j->t1 - j->t0; flops += j->cost; }
@@ -235,8 +236,11 @@ static void progress(qat_sweep_ctx *c, const char *event, ...) {
     char el[32], et[32], line[512];
     qat_format_duration(now, el, sizeof el);
     qat_format_duration(eta, et, sizeof et);
-    snprintf(line, sizeof line, "sweep%s%s: %d/%d done, %d running, %d failed | elapsed %s | ETA %s",
-             c->shard_text ? " shard " : "", c->shard_text ? c->shard_text : "", done, c->n_job, running, failed, el, et);
+    char intr[48] = "";
+    if (stopped) snprintf(intr, sizeof intr, ", %d interrupted", stopped);
+    snprintf(line, sizeof line, "sweep%s%s: %d/%d done, %d running, %d failed%s | elapsed %s | ETA %s",
+             c->shard_text ? " shard " : "", c->shard_text ? c->shard_text : "", done, c->n_job, running, failed, intr,
+             el, et);
     if (c->tty) fputs("\r\033[K", stderr);
     if (event) {
         va_list ap;

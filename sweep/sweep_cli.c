@@ -107,7 +107,9 @@ static int summary(const qat_sweep_ctx *c, int stopped) {
         fmt_num(vl, sizeof vl, ri.val_loss, "%.4f");
         fmt_num(tk, sizeof tk, ri.tokens, "%.0f");
         fmt_num(ws, sizeof ws, ri.wall_s, "%.1f");
-        printf("%-*s  %-11s  %10s  %12s  %9s\n", w, qat_sweep_run_name(c->sw, j->run), qat_sweep_state_names[j->state], vl, tk, ws);
+        /* a run the sweep never reached is "not started" here as in the list and count below */
+        const char *st = j->state == S_PENDING ? "not started" : qat_sweep_state_names[j->state];
+        printf("%-*s  %-11s  %10s  %12s  %9s\n", w, qat_sweep_run_name(c->sw, j->run), st, vl, tk, ws);
         n_state[j->state]++;
         if ((j->t1 > 0 || j->state == S_RUNNING) && j->state != S_BUSY) {
             started += j->action == A_START;

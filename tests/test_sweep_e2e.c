@@ -509,6 +509,7 @@ static void test_readonly_output(void **state) {
     assert_non_null(strstr(out, "rofs/out/"));
     assert_non_null(strstr(out, "seed1  skipped"));
     assert_non_null(strstr(out, "seed2  skipped"));
+    assert_non_null(strstr(out, "seed3  not started")); /* the table says what the list and count say */
     assert_non_null(strstr(out, "2 skipped (already completed); 2 completed, 0 failed, 0 diverged, 0 interrupted, 0 busy, "
                                 "1 not started"));
     assert_null(strstr(out, "unknown error"));
