@@ -27,6 +27,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define QAT_NAME_MAX 128
 #define QAT_PATH_MAX 1024
@@ -290,5 +291,12 @@ int qat_yaml_unique_keys(struct yaml_document_s *doc, struct yaml_node_s *node, 
 struct yaml_parser_s;
 struct yaml_mark_s;
 int qat_yaml_check_limits(struct yaml_parser_s *parser, struct yaml_mark_s *at, char *why, size_t n);
+
+/* After a YAML_READER_ERROR (bytes that are not UTF-8), whose only position is
+ * the byte offset parser->problem_offset: set parser->problem_mark's line and
+ * column (0-based, counted in characters as the parser's own marks are) from the
+ * input, given as text (len bytes) or, when text is NULL, as the file f, read
+ * from its start. Other errors are left as they are. (yaml_limits.c) */
+void qat_yaml_reader_mark(struct yaml_parser_s *parser, const char *text, size_t len, FILE *f);
 
 #endif

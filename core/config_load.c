@@ -336,9 +336,12 @@ static int apply_text(qat_loader *L, const char *text, size_t len, const char *k
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
     if (!yaml_parser_load(&parser, &doc)) {
         int rc;
-        if (parser.error == YAML_READER_ERROR) {
-            rc = qat_fail(QAT_EINPUT, "%s: YAML syntax error: %s at byte %zu",
-                          L->set_text ? at(L, parser.problem_mark, pos, sizeof pos) : L->origin,
+        if (parser.error == YAML_READER_ERROR && !L->set_text) {
+            qat_yaml_reader_mark(&parser, text, len, NULL);
+            rc = fail_at(L, parser.problem_mark, "YAML syntax error: %s (byte %zu; expected UTF-8 text)",
+                         parser.problem ? parser.problem : "unreadable input", parser.problem_offset);
+        } else if (parser.error == YAML_READER_ERROR) {
+            rc = qat_fail(QAT_EINPUT, "%s: YAML syntax error: %s at byte %zu", at(L, parser.problem_mark, pos, sizeof pos),
                           parser.problem ? parser.problem : "unreadable input", parser.problem_offset);
         } else if (parser.context) {
             rc = fail_at(L, parser.problem_mark, "YAML syntax error: %s (%s at line %zu)", parser.problem,

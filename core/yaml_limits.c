@@ -10,6 +10,10 @@
  * per token, and the caller names that token's position. The document is then
  * built by a second parser over the same input. Scanner errors are left to that
  * parse, which reports them with its own context.
+ *
+ * The reader's own errors (bytes that are not UTF-8) carry only a byte offset;
+ * qat_yaml_reader_mark turns it into the line and column every other message
+ * gives.
  */
 #include "config_table.h"
 
@@ -57,4 +61,28 @@ int qat_yaml_check_limits(struct yaml_parser_s *parser, struct yaml_mark_s *at, 
         yaml_token_delete(&t);
     }
     return rc;
+}
+
+/* Advance (line, column) over one byte: a newline starts a line, a UTF-8
+ * continuation byte belongs to the character before it. */
+static void count_byte(unsigned char ch, size_t *line, size_t *col) {
+    if (ch == '\n') ++*line, *col = 0;
+    else if ((ch & 0xC0) != 0x80) ++*col;
+}
+
+void qat_yaml_reader_mark(struct yaml_parser_s *parser, const char *text, size_t len, FILE *f) {
+    if (parser->error != YAML_READER_ERROR) return;
+    size_t off = parser->problem_offset, line = 0, col = 0;
+    if (text) {
+        for (size_t i = 0; i < off && i < len; i++) count_byte((unsigned char)text[i], &line, &col);
+    } else if (f && fseek(f, 0, SEEK_SET) == 0) {
+        for (size_t i = 0; i < off; i++) {
+            int ch = getc(f);
+            if (ch == EOF) break;
+            count_byte((unsigned char)ch, &line, &col);
+        }
+    }
+    parser->problem_mark.index = off;
+    parser->problem_mark.line = line;
+    parser->problem_mark.column = col;
 }

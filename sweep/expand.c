@@ -513,7 +513,11 @@ int qat_sweep_load(const char *path, qat_sweep **out) {
     yaml_parser_set_input_file(&parser, f);
     int rc = QAT_OK;
     if (!yaml_parser_load(&parser, doc)) {
-        if (parser.context)
+        if (parser.error == YAML_READER_ERROR) {
+            qat_yaml_reader_mark(&parser, NULL, 0, f);
+            rc = fail_mark(sw, parser.problem_mark, "YAML syntax error: %s (byte %zu; expected UTF-8 text)",
+                           parser.problem ? parser.problem : "unreadable input", parser.problem_offset);
+        } else if (parser.context)
             rc = fail_mark(sw, parser.problem_mark, "YAML syntax error: %s (%s at line %zu)", parser.problem,
                            parser.context, parser.context_mark.line + 1);
         else

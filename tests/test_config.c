@@ -273,6 +273,19 @@ static void test_control_bytes(void **state) {
                  cases[i].where);
         assert_string_equal(qat_errmsg(), want);
     }
+    /* bytes that are not UTF-8 (Latin-1 é): libyaml's reader gives a byte offset
+     * only; the message gives the line and column (in characters) like the others */
+    {
+        char lp[512];
+        qat_config lc;
+        const char *lat = "seed: 5\nname: caf\xc3\xa9 x\xe9y\n";
+        write_raw("lat1.yaml", lat, strlen(lat), lp, sizeof lp);
+        assert_int_equal(qat_config_load(lp, NULL, 0, &lc), QAT_EINPUT);
+        char want[600];
+        snprintf(want, sizeof want, "%s:2:14: YAML syntax error: invalid trailing UTF-8 octet (byte 22; expected UTF-8 "
+                 "text)", lp);
+        assert_string_equal(qat_errmsg(), want);
+    }
     /* tab, CR and UTF-8 stay allowed */
     char path[512];
     qat_config c;

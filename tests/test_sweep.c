@@ -268,6 +268,9 @@ static void test_base_from_file(void **state) {
 
 static void test_errors(void **state) {
     (void)state;
+    /* a byte that is not UTF-8: its line and column, not 1:1 */
+    expect_error("lat1.yaml", "grid:\n  seed: [1]\nout: o\nbase: {name: a\xe9" "b}\n",
+                 "lat1.yaml:4:16: YAML syntax error: invalid trailing UTF-8 octet (byte 40; expected UTF-8 text)");
     expect_error("top.yaml", "base: {}\ngird:\n  train.lr: [1e-3]\n",
                  "top.yaml:2:1: unknown key 'gird' in a sweep file (did you mean 'grid'?); expected base, grid, out, repeat");
     expect_error("top2.yaml", "bsae: {}\n",
