@@ -49,7 +49,7 @@ static const char *usage_synth =
     "  --vocab V    vocabulary size (data.synth_vocab), default 256; at most 65536, at least\n"
     "               50 + K (BOS, COPY, a token per topic, 16 copy specs, 32 content tokens)\n"
     "  --topics K   document topics (data.synth_topics) in [1, 64], default 16\n"
-    "  --val N      validation tokens, default 524288; 0 writes no validation shard\n"
+    "  --val N      validation tokens (0, or at least 2), default 524288; 0 writes no validation shard\n"
     "  -o OUT.bin   output shard\n";
 
 static const char *usage_pack =
@@ -123,6 +123,11 @@ static int cmd_synth(int argc, char **argv) {
             QAT_TRY(parse_count("synth", "--topics", v, 1, QAT_SYNTH_MAX_TOPICS, &topics));
         } else if ((v = opt_value(argc, argv, &i, "--val", &missing))) {
             QAT_TRY(parse_count("synth", "--val", v, 0, (double)QAT_SHARD_MAX_TOKENS, &nval));
+            /* one token has nothing before it to predict it from: no entropy rate, and no
+             * model could be scored on it */
+            if (nval == 1)
+                return qat_fail(QAT_EINPUT, "data synth: --val 1: a validation split needs at least 2 tokens (the "
+                                "first is never predicted); 0 writes none");
         } else if ((v = opt_value(argc, argv, &i, "--seed", &missing))) {
             char *end;
             errno = 0;

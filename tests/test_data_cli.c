@@ -152,6 +152,9 @@ static void test_usage_errors_exit_2(void **state) {
                                       "(BOS, COPY, a token per topic, 16 copy specs, 32 content tokens)");
     assert_int_equal(RUN("synth", "--tokens", "100", "--topics", "65", "-o", out), 2);
     assert_string_equal(qat_errmsg(), "data synth: --topics '65': expected a whole number in [1, 64]");
+    /* a one-token split has no entropy rate (it printed nan) */
+    assert_int_equal(RUN("synth", "--tokens", "100", "--val", "1", "-o", out), 2);
+    assert_non_null(strstr(qat_errmsg(), "--val 1: a validation split needs at least 2 tokens"));
     assert_int_equal(RUN("synth", "--tokens", "100", "--bogus", "-o", out), 2);
     assert_non_null(strstr(qat_errmsg(), "--bogus"));
     assert_int_equal(RUN("synth", "--tokens"), 2);
