@@ -8,6 +8,7 @@
  * failure, 2 usage/config/input error). The seam runs one way: cli/ includes the
  * modules, no module includes cli/.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -69,7 +70,24 @@ static void usage(FILE *f) {
     fprintf(f, "\nexit status: 0 ok, 1 runtime failure, 2 usage/config/input error\n");
 }
 
-int main(int argc, char **argv) {
+/* What a command printed on stdout reaches its reader or the command fails: a
+ * full disk or a closed pipe behind `> out.json` must not end in exit 0 with
+ * the result lost (docs/cli.md, "Exit status and errors"). Checked once here,
+ * after every subcommand, rather than after each printf in each module; a
+ * command that already failed keeps its own status and message. */
+static int flush_stdout(int rc) {
+    errno = 0;
+    int flushed = fflush(stdout) == 0;
+    int err = errno;
+    if (flushed && !ferror(stdout)) return rc;
+    if (rc) return rc;
+    /* an error met by an earlier flush (a command that streams) leaves no
+     * errno here: say what it was not */
+    fprintf(stderr, "qat: cannot write the output: %s\n", err ? strerror(err) : "write error on stdout");
+    return 1;
+}
+
+static int run(int argc, char **argv) {
     /* Past a file-size limit (ulimit -f) the kernel's default is to kill the
      * process with SIGXFSZ, leaving a .tmp behind and no message; ignored, the
      * write fails with EFBIG instead and the atomic writers (core/fsutil.h)
@@ -89,3 +107,5 @@ int main(int argc, char **argv) {
     usage(stderr);
     return 2;
 }
+
+int main(int argc, char **argv) { return flush_stdout(run(argc, argv)); }

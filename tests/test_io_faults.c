@@ -24,7 +24,9 @@
  *     compact inside a checksummed object header), and 64 flipped bytes in a
  *     checkpoint, a run log or a fit are exit 1 naming the file and dataset
  *     for eval, sample, grads and plot; a damaged /final makes fit exit 1 and
- *     a sweep keep the run (reported FAILED) instead of restarting it.
+ *     a sweep keep the run (reported FAILED) instead of restarting it;
+ *   - a result printed on stdout that cannot be written (/dev/full) is exit 1
+ *     and one line `qat: cannot write the output: ...`, for every command.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -90,9 +92,9 @@ static char *slurp(const char *path, size_t *n) {
  * a file would count against the limit); with `fsize` > 0 the child runs under
  * RLIMIT_FSIZE = fsize bytes and SIGXFSZ at its default (kill): qat ignores
  * it itself, so a write past the limit fails with EFBIG like a full disk,
- * without root. Returns the exit code, or 128 + the
- * signal. */
-static int qat_lim(long fsize, char *const args[]) {
+ * without root. qat_run sends stdout to the file `out` instead. Returns the
+ * exit code, or 128 + the signal. */
+static int qat_run(long fsize, const char *out, char *const args[]) {
     const char *bin = getenv("QAT_BIN");
     assert_non_null(bin);
     int p[2];
@@ -101,9 +103,9 @@ static int qat_lim(long fsize, char *const args[]) {
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        int nul = open("/dev/null", O_RDWR);
+        int nul = open("/dev/null", O_RDWR), fo = open(out, O_WRONLY);
         dup2(nul, 0);
-        dup2(nul, 1);
+        dup2(fo, 1);
         dup2(p[1], 2);
         close(p[0]);
         if (fsize > 0) {
@@ -139,6 +141,8 @@ static int qat_lim(long fsize, char *const args[]) {
     close(p[0]);
     return qat_test_wait(pid);
 }
+
+static int qat_lim(long fsize, char *const args[]) { return qat_run(fsize, "/dev/null", args); }
 
 #define QAT(...) qat_lim(0, (char *[]){__VA_ARGS__, NULL})
 
@@ -747,6 +751,53 @@ static void test_checksums(void **state) {
     assert_int_equal(access(h5, F_OK), 0);
 }
 
+/* --------------------------------------------- stdout that cannot be written */
+
+/* Every command that prints its result on stdout, with stdout on /dev/full
+ * (every write ENOSPC): exit 1 and, as the last line of stderr and only once,
+ * `qat: cannot write the output: ...` (cli/qat.c checks stdout after every
+ * subcommand). Before, all but sample exited 0 with the result lost. Small
+ * outputs fail at the final flush, large ones (the --print-config YAML) part-way. */
+static void test_stdout_that_cannot_be_written(void **state) {
+    (void)state;
+    if (access("/dev/full", W_OK) != 0) {
+        printf("  (no /dev/full: skipped)\n");
+        return;
+    }
+    char *const ck = (char *)at("R/t/ckpt.h5");
+    assert_int_equal(QAT("data", "synth", "--tokens", "1000", "--val", "0", "-o", (char *)at("inspect.bin")), 0);
+    char *const cmds[][12] = {
+        {"--help", NULL},
+        {"capacity", "int4", "--json", NULL},
+        {"fit", (char *)at("runs.csv"), "--no-loo", "--json", NULL},
+        {"train", (char *)at("tiny.yaml"), "--print-config", NULL},
+        {"eval", "--checkpoint", ck, NULL},
+        {"sample", "--checkpoint", ck, "--tokens", "4", NULL},
+        {"grads", "--checkpoint", ck, "--out", (char *)at("gfull.h5"), NULL},
+        {"data", "inspect", (char *)at("inspect.bin"), NULL},
+        {"sweep", (char *)at("sweep.yaml"), "--dry-run", NULL},
+    };
+    const char *line = "qat: cannot write the output: ";
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        int rc = qat_run(0, "/dev/full", cmds[i]);
+        printf("  %s %s > /dev/full: exit %d: %s", cmds[i][0], cmds[i][1] ? cmds[i][1] : "", rc, g_err);
+        assert_int_equal(rc, 1);
+        const char *at_line = strstr(g_err, line);
+        assert_non_null(at_line);
+        assert_null(strstr(at_line + 1, line));
+        assert_int_equal(lines_of(at_line), 1);
+        assert_int_equal(at_line[strlen(at_line) - 1], '\n');
+    }
+    /* a command that failed keeps its own status and message */
+    int rc = qat_run(0, "/dev/full", (char *[]){"fit", (char *)at("missing.csv"), NULL});
+    assert_int_equal(rc, 2);
+    assert_null(strstr(g_err, line));
+    assert_int_equal(lines_of(g_err), 1);
+    /* and one whose stdout is fine says nothing more */
+    assert_int_equal(qat_run(0, "/dev/null", (char *[]){"capacity", "int4", "--json", NULL}), 0);
+    assert_string_equal(g_err, "");
+}
+
 int main(void) {
     if (!getenv("QAT_BIN")) {
         fprintf(stderr, "QAT_BIN is not set: skipped\n");
@@ -770,6 +821,7 @@ int main(void) {
         cmocka_unit_test(test_outputs_that_cannot_be_created),
         cmocka_unit_test(test_checkpoint_on_a_full_disk),
         cmocka_unit_test(test_checksums),
+        cmocka_unit_test(test_stdout_that_cannot_be_written),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -219,6 +219,5 @@ int qat_sample_main(int argc, char **argv) {
     free(out);
     free(prompt);
     qat_model_free(m);
-    return fflush(stdout) == 0 ? 0 : qat_report(qat_fail(QAT_ERUNTIME, "sample: cannot write the output: %s",
-                                                          strerror(errno)));
+    return 0; /* an output that could not be written: cli/qat.c checks stdout for every command */
 }
