@@ -30,7 +30,10 @@
 #include "core/prefetch.h"
 #include "core/rng.h"
 
-int qat_quantizer_create(const qat_compress_side *side, int is_weight, int64_t max_rows, int64_t cols, int segments,
+/* Every check of a side's settings against the operand, and the fields they
+ * decide, with no buffer: qat_quantizer_check stops here, qat_quantizer_create
+ * then sizes the buffers. */
+static int quantizer_new(const qat_compress_side *side, int is_weight, int64_t max_rows, int64_t cols, int segments,
                          uint64_t seed, qat_quantizer **out) {
     *out = NULL;
     qat_fmt f;
@@ -80,7 +83,22 @@ int qat_quantizer_create(const qat_compress_side *side, int is_weight, int64_t m
             return rc;
         }
     }
+    *out = q;
+    return QAT_OK;
+}
 
+int qat_quantizer_check(const qat_compress_side *side, int is_weight, int64_t max_rows, int64_t cols, int segments,
+                        qat_quantizer **out) {
+    return quantizer_new(side, is_weight, max_rows, cols, segments, 0, out);
+}
+
+int qat_quantizer_create(const qat_compress_side *side, int is_weight, int64_t max_rows, int64_t cols, int segments,
+                         uint64_t seed, qat_quantizer **out) {
+    qat_quantizer *q;
+    QAT_TRY(quantizer_new(side, is_weight, max_rows, cols, segments, seed, &q));
+    const qat_fmt f = q->fmt;
+    const qat_est_hooks *H = q->hooks;
+    const int64_t group = side->group > 0 ? side->group : 0;
     qat_fmt core = f;
     core.noise = 0;
     if (f.noise) {
@@ -98,7 +116,7 @@ int qat_quantizer_create(const qat_compress_side *side, int is_weight, int64_t m
         q->mask = qat_xaligned((size_t)(max_rows * cols));
         if (q->proj.tensor_stats && !(f.mods & QAT_MOD_2D)) q->row_amax = qat_xaligned(sizeof(float) * (size_t)max_rows);
         if (f.mods & QAT_MOD_2D)
-            q->tiles = qat_xaligned(sizeof(float) * (size_t)(segments * ((max_rows / segments + 15) / 16) * ((cols + 15) / 16)));
+            q->tiles = qat_xaligned(sizeof(float) * (size_t)(q->segments * ((max_rows / q->segments + 15) / 16) * ((cols + 15) / 16)));
     }
     q->nthreads = omp_get_max_threads();
     q->rowbuf = qat_xaligned(sizeof(float) * (size_t)(q->nthreads * cols));

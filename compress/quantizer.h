@@ -36,6 +36,12 @@ typedef struct qat_quantizer qat_quantizer;
  * qat_errmsg()) for a bad format, estimator or option. */
 int qat_quantizer_create(const qat_compress_side *side, int is_weight, int64_t max_rows, int64_t cols,
                          int segments, uint64_t seed, qat_quantizer **out);
+/* The same checks as qat_quantizer_create, with no buffer sized for the operand:
+ * an unsized quantizer that answers qat_quantizer_format, _hadamard and
+ * _estimator only (and is freed with qat_quantizer_free), so that a config can
+ * be validated for a model too large to build (qat train --print-config). */
+int qat_quantizer_check(const qat_compress_side *side, int is_weight, int64_t max_rows, int64_t cols,
+                        int segments, qat_quantizer **out);
 void qat_quantizer_free(qat_quantizer *q);
 
 /* 1 when forward would return its input unchanged (fp32, Hadamard off). */

@@ -102,7 +102,7 @@ static int side_block(const qat_config *cfg, const qat_compress_side *s, const c
  * `mxfp4` with hadamard: 32 and `mxfp4@h32` are the same format in run logs
  * and fits. */
 static int make_pair(const qat_config *cfg, int64_t rows_w, int64_t cols, int segments, int max_rows,
-                     uint64_t seed, qat_quantizer **qa, qat_quantizer **qw) {
+                     uint64_t seed, int sized, qat_quantizer **qa, qat_quantizer **qw) {
     qat_compress_side w = cfg->weights, a = cfg->activations;
     side_rot rw, ra;
     QAT_TRY(side_block(cfg, &w, "compress.weights", cols, &rw));
@@ -146,9 +146,11 @@ static int make_pair(const qat_config *cfg, int64_t rows_w, int64_t cols, int se
     /* a quantizer refuses a combination of its side's keys (a scale the format has
      * no use for, an estimator it does not take): the one given last is named */
     const char *wkeys[] = {"compress.weights", NULL}, *akeys[] = {"compress.activations", NULL};
-    rc = qat_quantizer_create(&w, 1, rows_w, cols, segments, seed, qw);
+    rc = sized ? qat_quantizer_create(&w, 1, rows_w, cols, segments, seed, qw)
+               : qat_quantizer_check(&w, 1, rows_w, cols, segments, qw);
     if (rc) return qat_fail_context(rc, "%s: compress.weights", qat_config_where_last(cfg, wkeys, pos, sizeof pos));
-    rc = qat_quantizer_create(&a, 0, max_rows, cols, 1, seed ^ 0xA5A5A5A5ull, qa);
+    rc = sized ? qat_quantizer_create(&a, 0, max_rows, cols, 1, seed ^ 0xA5A5A5A5ull, qa)
+               : qat_quantizer_check(&a, 0, max_rows, cols, 1, qa);
     if (rc)
         return qat_fail_context(rc, "%s: compress.activations", qat_config_where_last(cfg, akeys, pos, sizeof pos));
     return QAT_OK;
@@ -186,14 +188,15 @@ static int check_sizes(const qat_config *cfg, const qat_model_shape *s, qat_grad
 }
 
 /* One block's quantizer pairs (qkv, o, gate/up, down), activations then weights;
- * every block has the same, but for their seeds. */
-static int make_block_pairs(const qat_config *cfg, const qat_model_shape *s, int max_rows, uint64_t sd,
+ * every block has the same, but for their seeds. Unsized (qat_quantizer_check:
+ * the checks and names without the buffers) when !sized. */
+static int make_block_pairs(const qat_config *cfg, const qat_model_shape *s, int max_rows, uint64_t sd, int sized,
                             qat_quantizer **qa, qat_quantizer **qw) {
     int64_t C = s->dim, H = s->hidden;
-    int rc = make_pair(cfg, 3 * C, C, 3, max_rows, sd + 0, &qa[0], &qw[0]);
-    if (!rc) rc = make_pair(cfg, C, C, 1, max_rows, sd + 1, &qa[1], &qw[1]);
-    if (!rc) rc = make_pair(cfg, 2 * H, C, 2, max_rows, sd + 2, &qa[2], &qw[2]);
-    if (!rc) rc = make_pair(cfg, C, H, 1, max_rows, sd + 3, &qa[3], &qw[3]);
+    int rc = make_pair(cfg, 3 * C, C, 3, max_rows, sd + 0, sized, &qa[0], &qw[0]);
+    if (!rc) rc = make_pair(cfg, C, C, 1, max_rows, sd + 1, sized, &qa[1], &qw[1]);
+    if (!rc) rc = make_pair(cfg, 2 * H, C, 2, max_rows, sd + 2, sized, &qa[2], &qw[2]);
+    if (!rc) rc = make_pair(cfg, C, H, 1, max_rows, sd + 3, sized, &qa[3], &qw[3]);
     return rc;
 }
 
@@ -231,7 +234,8 @@ int qat_model_check(const qat_config *cfg, const qat_model_shape *s) {
     qat_gradq gq;
     QAT_TRY(check_sizes(cfg, s, &gq));
     qat_quantizer *qa[4] = {NULL}, *qw[4] = {NULL};
-    int rc = make_block_pairs(cfg, s, 1, 0, qa, qw);
+    /* unsized: a block of dim 65536 would be 13 GB of weight masks alone */
+    int rc = make_block_pairs(cfg, s, 1, 0, 0, qa, qw);
     if (!rc) rc = one_block_per_side(cfg, s, qa, qw);
     for (int j = 0; j < 4; j++) {
         qat_quantizer_free(qa[j]);
@@ -292,7 +296,7 @@ int qat_model_create(const qat_config *cfg, const qat_model_shape *s, int max_ba
         qat_block *b = &m->blocks[l];
         uint64_t sd = qat_hash3(cfg->seed, 0xC0DEull, (uint64_t)l);
         for (int j = 0; j < 4; j++) b->gkey[j] = qat_hash3(cfg->seed, 0x6AD0ull, (uint64_t)(4 * l + j));
-        int rc = make_block_pairs(cfg, s, max_rows, sd, b->qa, b->qw);
+        int rc = make_block_pairs(cfg, s, max_rows, sd, 1, b->qa, b->qw);
         if (rc) { qat_model_free(m); return rc; }
     }
     int rc = L > 0 ? one_block_per_side(cfg, s, m->blocks[0].qa, m->blocks[0].qw) : QAT_OK;

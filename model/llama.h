@@ -69,8 +69,10 @@ double qat_model_flops_per_token(const qat_model_shape *s);
 
 /* Every check qat_model_create makes of a config against sizes `s` (the gradient
  * quantizer, bf16 on this CPU, each side's format, Hadamard block and scale against
- * the linears' widths), without the weights: one block's quantizers are made and
- * freed. What a sweep tells an impossible run by before it starts. */
+ * the linears' widths), without the weights: one block's quantizers are made
+ * unsized (qat_quantizer_check) and freed, so it costs kilobytes whatever the
+ * size. What a sweep tells an impossible run by before it starts, and what
+ * qat train --print-config validates with. */
 int qat_model_check(const qat_config *cfg, const qat_model_shape *s);
 /* Build a model: sizes, initialised weights (seeded), quantizers of cfg->weights /
  * cfg->activations sized for batches of up to max_batch sequences.

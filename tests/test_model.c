@@ -284,6 +284,12 @@ static void expect_refused(size_t i, const char *yaml, const char *want) {
     qat_model *m = NULL;
     assert_int_equal(qat_model_create(&cfg, &s, 1, &m), QAT_EINPUT);
     if (strncmp(qat_errmsg(), want, strlen(want))) fail_msg("case %zu: got %s, want %s...", i, qat_errmsg(), want);
+    /* the check without the model (qat train --print-config) says the same */
+    char made[4096];
+    snprintf(made, sizeof made, "%s", qat_errmsg());
+    qat_clear_error();
+    assert_int_equal(qat_model_check(&cfg, &s), QAT_EINPUT);
+    assert_string_equal(qat_errmsg(), made);
 }
 
 /* An explicit hadamard: 0 beside a side that rotates (on auto or set) was silently

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -33,8 +34,10 @@ static inline int qat_test_rmtree(const char *dir) {
 }
 
 /* Start `$QAT_BIN ARGS...` (args NULL-terminated) with stdout and stderr going to
- * DIR/stdout.txt and DIR/stderr.txt; the child's pid, or -1 (QAT_BIN unset, no fork). */
-static inline pid_t qat_test_spawn(const char *dir, char *const args[]) {
+ * DIR/stdout.txt and DIR/stderr.txt, and with as_bytes > 0 under RLIMIT_AS =
+ * as_bytes (an allocation past it fails, as on a machine that small); the
+ * child's pid, or -1 (QAT_BIN unset, no fork). */
+static inline pid_t qat_test_spawn_as(const char *dir, char *const args[], long long as_bytes) {
     const char *bin = getenv("QAT_BIN");
     if (!bin) return -1;
     char out[1100], err[1100];
@@ -45,6 +48,10 @@ static inline pid_t qat_test_spawn(const char *dir, char *const args[]) {
         int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644), fe = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         dup2(fo, 1);
         dup2(fe, 2);
+        if (as_bytes > 0) {
+            struct rlimit r = {(rlim_t)as_bytes, (rlim_t)as_bytes};
+            if (setrlimit(RLIMIT_AS, &r)) _exit(126);
+        }
         int count = 0;
         while (args[count]) count++;
         char *argv[count + 2]; /* every argument: a cut-off list would test another command line */
@@ -57,6 +64,8 @@ static inline pid_t qat_test_spawn(const char *dir, char *const args[]) {
     }
     return pid;
 }
+
+static inline pid_t qat_test_spawn(const char *dir, char *const args[]) { return qat_test_spawn_as(dir, args, 0); }
 
 /* Wait for a spawned child: its exit code, or 128 + the signal that ended it. */
 static inline int qat_test_wait(pid_t pid) {

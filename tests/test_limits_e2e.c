@@ -1,0 +1,112 @@
+/*
+ * tests/test_limits_e2e.c — model sizes the keys allow but a machine cannot
+ * hold, with the real binary (QAT_BIN), each child under RLIMIT_AS = 512 MiB
+ * (an allocation past it fails, as on a machine that small; nothing here
+ * allocates more):
+ *
+ *   - `qat train --print-config` validates and prints any size without building
+ *     the model (docs/cli.md): model.dim 65536 (a one-layer model of it was
+ *     206 GB and died of SIGABRT), 1024 layers of dim 8192, train.batch_tokens
+ *     2147483520 exit 0 with the config printed; a format that does not fit the
+ *     widths is still exit 2.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "testutil.h"
+
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+
+#define LIMIT (512LL << 20) /* RLIMIT_AS of every child */
+
+static char g_dir[256];
+
+static const char *at(const char *name) {
+    static char buf[4][600];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", g_dir, name);
+    return buf[k];
+}
+
+/* s3 on the synthetic corpus: the base every size below overrides. */
+static const char SMALL[] = "name: small\nthreads: 1\nmodel: {preset: s3, vocab: 256, seq_len: 128}\n"
+                            "data: {source: synthetic}\ntrain: {tokens: 2e6, batch_tokens: 4096, eval_every: 0}\n";
+
+static int setup(void **state) {
+    (void)state;
+    if (!getenv("QAT_BIN") || qat_test_mkdtemp(g_dir, sizeof g_dir, "limits")) return -1;
+    if (qat_test_write_text(at("small.yaml"), SMALL)) return -1;
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    return qat_test_rmtree(g_dir);
+}
+
+/* `qat ARGS...` under the limit: exit code; stdout and stderr in out/err. */
+static int run(char *out, size_t n_out, char *err, size_t n_err, char *const args[]) {
+    int rc = qat_test_wait_stderr(qat_test_spawn_as(g_dir, args, LIMIT), g_dir, err, n_err);
+    char path[700];
+    snprintf(path, sizeof path, "%s/stdout.txt", g_dir);
+    FILE *f = fopen(path, "r");
+    size_t got = f ? fread(out, 1, n_out - 1, f) : 0;
+    out[got] = 0;
+    if (f) fclose(f);
+    return rc;
+}
+
+static int lines_of(const char *s) {
+    int n = 0;
+    for (; *s; s++) n += *s == '\n';
+    return n;
+}
+
+static void test_print_config_builds_no_model(void **state) {
+    (void)state;
+    static char out[65536], err[8192];
+    char *const cfg = (char *)at("small.yaml");
+    static const struct { const char *set1, *set2, *shows; } cases[] = {
+        {"model.dim=65536", NULL, "  dim: 65536 "},
+        {"model.layers=1024", "model.dim=8192", "  layers: 1024 "},
+        {"train.batch_tokens=2147483520", NULL, "  batch_tokens: 2147483520 "},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int rc = cases[i].set2 ? run(out, sizeof out, err, sizeof err, (char *[]){"train", cfg, "--print-config", "--set",
+                                     (char *)cases[i].set1, "--set", (char *)cases[i].set2, NULL})
+                               : run(out, sizeof out, err, sizeof err, (char *[]){"train", cfg, "--print-config", "--set",
+                                     (char *)cases[i].set1, NULL});
+        printf("  --print-config --set %s%s%s: exit %d %s", cases[i].set1, cases[i].set2 ? " --set " : "",
+               cases[i].set2 ? cases[i].set2 : "", rc, err);
+        assert_int_equal(rc, 0);
+        assert_string_equal(err, "");
+        assert_non_null(strstr(out, cases[i].shows));
+        assert_non_null(strstr(out, "# qat run config, fully resolved"));
+    }
+    /* still validated at that size: a scale group that does not divide the width */
+    int rc = run(out, sizeof out, err, sizeof err, (char *[]){"train", cfg, "--print-config", "--set", "model.dim=65536",
+                 "--set", "compress.weights.format=int4", "--set", "compress.weights.group=48", NULL});
+    printf("  --print-config, dim 65536, group 48: exit %d %s", rc, err);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(err, "group 48 does not divide the input dim 65536"));
+    assert_int_equal(lines_of(err), 1);
+}
+
+int main(void) {
+    if (!getenv("QAT_BIN")) {
+        fprintf(stderr, "QAT_BIN is not set: skipped\n");
+        return 77;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_print_config_builds_no_model),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
