@@ -1,6 +1,6 @@
 /*
  * core/error.c — the per-thread error message behind qat_fail/qat_errmsg,
- * and allocation wrappers that report and abort on out-of-memory.
+ * and allocation wrappers that report out-of-memory on one line and exit 1.
  */
 #include "error.h"
 
@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 static _Thread_local char qat_err_buf[4096];
 
@@ -39,9 +40,20 @@ int qat_report(int code) {
     return code;
 }
 
+/* Out of memory is a runtime failure (docs/cli.md: exit 1, one line), not a
+ * broken invariant: no abort, no core dump. This is the one handler in library
+ * code that exits instead of returning an error code: allocations happen at
+ * hundreds of sites, deep inside ops, quantizers and OpenMP regions, none with
+ * an unwind path, and giving each one would make every function that allocates
+ * fallible for a failure its caller cannot repair. _exit rather than exit: the
+ * failing thread may be an OpenMP worker while others still run, and atexit
+ * handlers (HDF5 closing its files) would run beside them and need memory
+ * themselves; files qat writes are replaced atomically (core/fsutil.h), so the
+ * last complete ones are what stays. A training run whose model is too large
+ * for the machine is refused before it allocates (train/trainer.c). */
 static void qat_oom(size_t n) {
-    fprintf(stderr, "qat: out of memory allocating %zu bytes\n", n);
-    abort();
+    fprintf(stderr, "qat: out of memory allocating %zu bytes (%.1f GiB)\n", n, (double)n / (1u << 30));
+    _exit(1);
 }
 
 void *qat_xmalloc(size_t n) {

@@ -60,8 +60,9 @@ int qat_report(int code);
         }                                                                         \
     } while (0)
 
-/* Allocation that never returns NULL: out of memory is reported and aborts,
- * since no caller can do anything sensible about it mid-step. */
+/* Allocation that never returns NULL: out of memory is reported on one line
+ * and the process exits 1 (core/error.c says why it exits), since no caller can
+ * do anything sensible about it mid-step. */
 void *qat_xmalloc(size_t n);
 void *qat_xcalloc(size_t n, size_t size);
 void *qat_xrealloc(void *p, size_t n);

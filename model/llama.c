@@ -361,6 +361,18 @@ void qat_model_free(qat_model *m) {
     free(m);
 }
 
+double qat_model_step_bytes(const qat_model_shape *s, int64_t tokens) {
+    /* the tensors qat_model_logits records per token, each with its gradient
+     * (4 + 4 bytes a value): the embedding (C); per block qkv (3C), attention
+     * (C), o (C), the residual and norm after it (2C), gate|up (2H), SwiGLU (H),
+     * down (C), the residual and next norm (2C), so 10C + 3H; the logits (V).
+     * Not counted: quantized copies of linear inputs, per-row statistics, the
+     * attention's per-thread scratch, the loss's rows: small beside these, and
+     * leaving them out keeps this a lower bound (tests/test_model.c measures it) */
+    double C = s->dim, H = s->hidden, V = s->vocab, L = s->layers;
+    return 8.0 * (double)tokens * (C + L * (10 * C + 3 * H) + V);
+}
+
 qat_tensor *qat_model_logits(qat_model *m, qat_tape *tp, const int32_t *inputs, int B, int64_t step) {
     const qat_model_shape *s = &m->s;
     int64_t T = s->seq_len, M = (int64_t)B * T;

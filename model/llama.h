@@ -80,6 +80,12 @@ int qat_model_check(const qat_config *cfg, const qat_model_shape *s);
 int qat_model_create(const qat_config *cfg, const qat_model_shape *s, int max_batch, qat_model **out);
 void qat_model_free(qat_model *m);
 
+/* Bytes the tape holds for one training step over `tokens` = B·T tokens: the
+ * activations qat_model_forward records and their gradients, a lower bound on
+ * the arena's high water (the few small buffers it leaves out are listed in
+ * model/llama.c). */
+double qat_model_step_bytes(const qat_model_shape *s, int64_t tokens);
+
 /* Next-token logits (B·T, V) of B sequences of inputs (B, T): the forward that
  * qat_model_forward scores, block linears compressed as in training. Row b·T + t
  * depends only on inputs[b][0..t] (causal attention, per-row activation

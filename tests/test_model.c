@@ -347,6 +347,51 @@ static void test_pairing_errors_name_the_line(void **state) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) expect_refused(i, cases[i].yaml, cases[i].want);
 }
 
+/* qat_model_step_bytes, what a run's memory estimate counts for activations
+ * (train/trainer.c), is a lower bound on the tape's high water after a forward
+ * and backward, and a close one for fp32 (within 15%: the estimate would
+ * otherwise refuse nothing); quantized models keep more (their quantized
+ * inputs), still above the bound. Shapes: s2-like and wider, T 32 and 64. */
+static void test_step_bytes_bound_the_tape(void **state) {
+    (void)state;
+    static const struct { int layers, dim, heads, vocab, T, B; const char *fmt; } cases[] = {
+        {2, 64, 4, 256, 32, 4, "fp32"}, {3, 128, 4, 512, 64, 2, "fp32"}, {2, 64, 4, 256, 32, 4, "int4"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        qat_config cfg;
+        qat_config_defaults(&cfg);
+        cfg.model.preset[0] = 0;
+        cfg.model.layers = cases[i].layers;
+        cfg.model.dim = cases[i].dim;
+        cfg.model.heads = cases[i].heads;
+        cfg.model.vocab = cases[i].vocab;
+        cfg.model.seq_len = cases[i].T;
+        snprintf(cfg.weights.format, sizeof cfg.weights.format, "%s", cases[i].fmt);
+        snprintf(cfg.activations.format, sizeof cfg.activations.format, "%s", cases[i].fmt);
+        qat_model_shape s;
+        assert_int_equal(qat_model_shape_from_config(&cfg, &s), 0);
+        int B = cases[i].B, T = cases[i].T;
+        qat_model *m;
+        assert_int_equal(qat_model_create(&cfg, &s, B, &m), 0);
+        qat_tape tp;
+        qat_tape_init(&tp, 0);
+        int32_t *in = malloc(sizeof(int32_t) * (size_t)(B * T)), *tg = malloc(sizeof(int32_t) * (size_t)(B * T));
+        for (int k = 0; k < B * T; k++) in[k] = k % s.vocab, tg[k] = (k * 7 + 1) % s.vocab;
+        qat_tape_reset(&tp);
+        qat_model_zero_grad(m, tp.epoch);
+        qat_tape_backward(&tp, qat_model_forward(m, &tp, in, tg, B, 0));
+        double est = qat_model_step_bytes(&s, (int64_t)B * T), got = (double)tp.arena.high_water;
+        printf("  L%d d%d V%d T%d B%d %s: estimate %.0f, tape high water %.0f (x%.3f)\n", cases[i].layers, cases[i].dim,
+               cases[i].vocab, T, B, cases[i].fmt, est, got, got / est);
+        assert_true(est <= got);
+        if (!strcmp(cases[i].fmt, "fp32")) assert_true(got <= 1.15 * est);
+        free(in);
+        free(tg);
+        qat_tape_free(&tp);
+        qat_model_free(m);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bf16_gradients_fp32_model),
@@ -357,6 +402,7 @@ int main(void) {
         cmocka_unit_test(test_explicit_zero_hadamard_is_not_overridden),
         cmocka_unit_test(test_model_gradient),
         cmocka_unit_test(test_steady_state_allocates_nothing),
+        cmocka_unit_test(test_step_bytes_bound_the_tape),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

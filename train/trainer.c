@@ -125,6 +125,41 @@ double qat_train_evaluate(qat_model *m, qat_tape *tp, const qat_dataset *ds, int
     return sum / (double)nb;
 }
 
+/* A run whose model cannot fit in the machine's memory is refused before
+ * anything is allocated: it would otherwise die part-way, out of memory, after
+ * minutes of setup, or swap the machine to a halt. The estimate is a lower
+ * bound, so a run it lets through may still need more, and a run it refuses
+ * could not have fit: 16 bytes per parameter (every float of the model,
+ * embeddings and head included: the weight, its gradient, AdamW's two moments)
+ * and the tape of one step over train.batch_tokens tokens
+ * (qat_model_step_bytes). Not counted: the corpus, quantizer masks and
+ * scratch, the evaluation's buffers, oneDNN's workspaces. Physical memory, not
+ * what is free: whether other processes make room is the kernel's business. */
+static const char *bytes_text(double b, char *buf, size_t n) {
+    const double M = 1024.0 * 1024.0;
+    if (b < 1024 * M) snprintf(buf, n, "%.0f MiB", b / M);
+    else if (b < 1024 * 1024 * M) snprintf(buf, n, "%.1f GiB", b / (1024 * M));
+    else snprintf(buf, n, "%.1f TiB", b / (1024 * 1024 * M));
+    return buf;
+}
+
+static int check_memory(const qat_config *cfg, const qat_model_shape *s, int64_t batch_tokens) {
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    if (pages <= 0 || page <= 0) return QAT_OK; /* unknown: no refusal */
+    double machine = (double)pages * (double)page;
+    double n_total = (double)qat_model_count_params(s) + 2.0 * s->vocab * s->dim; /* + embedding and head */
+    double state = 16.0 * n_total, acts = qat_model_step_bytes(s, batch_tokens);
+    if (state + acts <= machine) return QAT_OK;
+    char need[32], have[32], st[32], ac[32];
+    return qat_fail(QAT_ERUNTIME, "%s: the run needs at least %s of memory and this machine has %s: %s for %.4g "
+                    "parameters (model.layers %d, model.dim %d, model.hidden %d, model.vocab %d; 16 bytes each: "
+                    "weight, gradient, two AdamW moments) and %s for one step's activations (train.batch_tokens %lld); "
+                    "expected a smaller model or train.batch_tokens", qat_config_source(cfg),
+                    bytes_text(state + acts, need, sizeof need), bytes_text(machine, have, sizeof have),
+                    bytes_text(state, st, sizeof st), n_total, s->layers, s->dim, s->hidden, s->vocab,
+                    bytes_text(acts, ac, sizeof ac), (long long)batch_tokens);
+}
+
 int qat_train_validate(const qat_config *cfg) {
     qat_model_shape shape;
     QAT_TRY(qat_model_shape_from_config(cfg, &shape));
@@ -175,6 +210,7 @@ int qat_train_run(const qat_config *cfg, const qat_train_opts *opts) {
     QAT_TRY(qat_train_plan(cfg, qat_model_count_params(&shape), shape.seq_len, &plan));
     int B = plan.batch;
     int64_t T = shape.seq_len;
+    QAT_TRY(check_memory(cfg, &shape, (int64_t)B * T));
 
     /* SIGINT and SIGTERM are ours from here, before the setup (reading the corpus,
      * building the model: seconds with vq codebooks or pv), so that a signal in it
