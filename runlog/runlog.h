@@ -173,6 +173,10 @@ int qat_runlog_close(qat_runlog *rl);
 
 /* The rows written so far (flushed or buffered), e.g. for a progress line. */
 int64_t qat_runlog_rows(const qat_runlog *rl, int eval);
+/* Column `col` ("step", "loss", ...) of the last row written (flushed or
+ * buffered; after a resume, the last row kept) of the train or (eval) the eval
+ * series, in *value: 1, or 0 when there is none or it cannot be read. */
+int qat_runlog_last(const qat_runlog *rl, int eval, const char *col, double *value);
 
 /* ------------------------------------------------------------------ reading */
 

@@ -412,6 +412,25 @@ int64_t qat_runlog_rows(const qat_runlog *rl, int eval) {
     return s->on_disk + s->pending;
 }
 
+int qat_runlog_last(const qat_runlog *rl, int eval, const char *col, double *value) {
+    const qat_series *s = eval ? &rl->eval : &rl->train;
+    int c = 0;
+    while (c < s->ncols && strcmp(s->cols[c], col)) c++;
+    QAT_ASSERT(c < s->ncols);
+    if (s->pending) {
+        *value = s->buf[c][s->pending - 1];
+        return 1;
+    }
+    if (!s->on_disk || rl->finished) return 0;
+    hsize_t off[1] = {(hsize_t)s->on_disk - 1}, cnt[1] = {1};
+    hid_t fs = H5Dget_space(s->dset[c]), ms = H5Screate_simple(1, cnt, NULL);
+    herr_t e = fs < 0 ? -1 : H5Sselect_hyperslab(fs, H5S_SELECT_SET, off, NULL, cnt, NULL);
+    if (e >= 0) e = H5Dread(s->dset[c], H5T_NATIVE_DOUBLE, ms, fs, H5P_DEFAULT, value);
+    if (fs >= 0) H5Sclose(fs);
+    H5Sclose(ms);
+    return e >= 0;
+}
+
 int qat_runlog_finish(qat_runlog *rl, qat_run_status status, const qat_runlog_final *fin) {
     QAT_ASSERT(!rl->finished);
     int flush_rc = qat_runlog_flush(rl);

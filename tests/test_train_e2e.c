@@ -5,6 +5,8 @@
  *    logged loss is bit-identical to an uninterrupted run; run.h5 is readable
  *    (C reader, and h5py when Debian's python3-h5py is installed) while the run
  *    is alive and after the kill.
+ *  - SIGINT in the final evaluation stops it (exit 1, checkpoint, `running`), and
+ *    --resume makes the evaluation and completes the run bit for bit.
  *  - Bad input of every kind exits 2 with a message naming the file (and key or
  *    line); nothing crashes.
  *  - A run whose loss becomes non-finite ends with status `diverged` and keeps
@@ -196,6 +198,77 @@ static void sigkill_resume_is_bit_exact(const char *cfg_text, const char *precis
     assert_true(fabs(eloss - sb.final.val_loss) < 2e-6);
     assert_int_equal(etok, 4096);
     assert_int_equal(run((char *[]){"eval", "--checkpoint", cfg, NULL}), 2); /* a YAML file is not a checkpoint */
+}
+
+/* ---- SIGINT in the final evaluation ------------------------------------------ */
+
+/* One step of s3, then an evaluation of every held-out token (~3 s at one thread). */
+static const char FINAL_EVAL_CFG[] =
+    "name: fe\nseed: 2\nthreads: 1\nmodel: {preset: s3}\ndata: {source: synthetic}\n"
+    "train: {tokens: 4096, batch_tokens: 4096, eval_every: 0, eval_tokens: 524288}\n";
+
+/* Whether the file at path contains needle. */
+static int file_has(const char *path, const char *needle) {
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    static char buf[16384];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = 0;
+    fclose(f);
+    return strstr(buf, needle) != NULL;
+}
+
+/* SIGINT while a run whose steps are all trained makes its final evaluation: the
+ * evaluation stops between batches, the run exits 1 with its checkpoint written
+ * and status `running` (before: the signal was ignored until the evaluation
+ * ended, and the run completed with exit 0); --resume then makes the evaluation
+ * and completes the run exactly as one never stopped (before: refused, the
+ * checkpoint being at the budget). Timing: the signal is sent 0.2 s after the
+ * header, whose last line is printed just before the loop; the one step takes
+ * milliseconds and the evaluation seconds, and a signal in the step stops the
+ * run in the same place (its evaluation sees the flag at the first batch). */
+static void test_sigint_in_final_evaluation(void **state) {
+    (void)state;
+    char cfg[512], outa[512], outb[512], cka[600], ckb[600], runa[600], runb[600], so[600];
+    snprintf(cfg, sizeof cfg, "%s/fe.yaml", g_tmp);
+    write_file(cfg, FINAL_EVAL_CFG);
+    snprintf(outa, sizeof outa, "%s/a", g_tmp);
+    snprintf(outb, sizeof outb, "%s/b", g_tmp);
+    snprintf(cka, sizeof cka, "%s/fe/ckpt.h5", outa);
+    snprintf(ckb, sizeof ckb, "%s/fe/ckpt.h5", outb);
+    snprintf(runa, sizeof runa, "%s/fe/run.h5", outa);
+    snprintf(runb, sizeof runb, "%s/fe/run.h5", outb);
+    snprintf(so, sizeof so, "%s/stdout.txt", g_tmp);
+    assert_int_equal(run((char *[]){"train", cfg, "--out", outa, "--quiet", NULL}), 0);
+
+    pid_t pid = spawn((char *[]){"train", cfg, "--out", outb, NULL});
+    for (int i = 0; i < 12000 && !file_has(so, "  log: "); i++) usleep(5000);
+    assert_true(file_has(so, "  log: "));
+    usleep(200000);
+    kill(pid, SIGINT);
+    int rc = wait_rc(pid);
+    printf("  SIGINT in the final evaluation: exit %d: %s", rc, g_err);
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(g_err, "interrupted at step 1 in its evaluation; checkpoint written"));
+    assert_int_equal(ckpt_step(ckb), 1);
+    qat_runlog_summary sb;
+    assert_int_equal(qat_runlog_read_final(runb, &sb), 0);
+    assert_string_equal(sb.status, "running");
+    assert_false(sb.has_final);
+    assert_int_equal(sb.n_eval, 0);
+
+    assert_int_equal(run((char *[]){"train", cfg, "--out", outb, "--resume", "--quiet", NULL}), 0);
+    qat_runlog_summary sa;
+    assert_int_equal(qat_runlog_read_final(runa, &sa), 0);
+    assert_int_equal(qat_runlog_read_final(runb, &sb), 0);
+    assert_string_equal(sb.status, "completed");
+    assert_true(sb.has_final);
+    printf("  resumed: validation loss %.6f, train loss %.6f (uninterrupted: %.6f, %.6f)\n", sb.final.val_loss,
+           sb.final.train_loss, sa.final.val_loss, sa.final.train_loss);
+    assert_memory_equal(&sa.final.val_loss, &sb.final.val_loss, sizeof(double));
+    assert_memory_equal(&sa.final.train_loss, &sb.final.train_loss, sizeof(double));
+    assert_int_equal(sa.final.steps, sb.final.steps);
+    compare_runs(runa, runb, cka, ckb);
 }
 
 /* ---- bad input ----------------------------------------------------------------- */
@@ -937,6 +1010,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_sigkill_resume_block_formats, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigkill_resume_learned_codebooks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input_exits_2_naming_the_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sigint_in_final_evaluation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resume_refuses_a_changed_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resume_refuses_changed_data, setup, teardown),
         cmocka_unit_test_setup_teardown(test_completed_without_checkpoint_takes_safe_keys, setup, teardown),

@@ -439,9 +439,12 @@ int qat_runio_open(qat_runio *io, const char *dir, const qat_config *cfg, qat_mo
             io->completed = 1; /* nothing more to train; a finished run stays as it is */
             goto unlock;
         }
-        if (new_steps <= ck_step) {
+        /* A checkpoint at the budget itself is a run with every step trained
+         * whose final evaluation did not happen (a signal cut it short, or a
+         * kill came first): the resume makes it and completes the run. */
+        if (new_steps < ck_step) {
             rc = qat_fail(QAT_EINPUT, "%s: the checkpoint is at step %lld (%lld tokens), but the budget given now is "
-                          "%lld steps (%.0f tokens); expected train.tokens (or tokens_per_param) above %lld tokens to "
+                          "%lld steps (%.0f tokens); expected train.tokens (or tokens_per_param) of at least %lld tokens to "
                           "continue", io->ckpt, (long long)ck_step, (long long)(ck_step * cfg->train.batch_tokens),
                           (long long)new_steps, tokens_target, (long long)(ck_step * cfg->train.batch_tokens));
             goto unlock;

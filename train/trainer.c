@@ -66,6 +66,11 @@ static const char *describe_compress(const qat_config *cfg, const qat_model *m, 
 }
 
 static volatile sig_atomic_t g_interrupted;
+/* Whether the step (0-based) of a run of `steps` ends with an evaluation: every
+ * eval_every steps, and the last. */
+static int eval_due(const qat_train_cfg *t, int64_t step, int64_t steps) {
+    return step + 1 == steps || (t->eval_every > 0 && (step + 1) % t->eval_every == 0);
+}
 static void on_signal(int sig) { (void)sig; g_interrupted = 1; }
 
 int qat_train_plan(const qat_config *cfg, int64_t n_params, int seq_len, qat_run_plan *plan) {
@@ -105,9 +110,11 @@ int qat_train_plan(const qat_config *cfg, int64_t n_params, int seq_len, qat_run
     return QAT_OK;
 }
 
-/* Mean validation loss over about `tokens` held-out tokens (at least one batch). */
-double qat_train_evaluate(qat_model *m, qat_tape *tp, const qat_dataset *ds, int B, int64_t tokens,
-                          int32_t *in, int32_t *tg, int64_t step) {
+/* Mean validation loss over about `tokens` held-out tokens (at least one batch),
+ * stopping between batches once *stop is set: an evaluation of millions of
+ * tokens takes seconds to minutes, and a SIGINT must not wait for it. */
+int qat_train_evaluate_until(qat_model *m, qat_tape *tp, const qat_dataset *ds, int B, int64_t tokens,
+                             int32_t *in, int32_t *tg, int64_t step, const volatile sig_atomic_t *stop, double *loss) {
     int64_t T = m->s.seq_len;
     int64_t nb = tokens / (B * T);
     int64_t avail = qat_dataset_val_batches(ds, B);
@@ -116,13 +123,23 @@ double qat_train_evaluate(qat_model *m, qat_tape *tp, const qat_dataset *ds, int
     int saved = tp->grad_enabled;
     tp->grad_enabled = 0;
     double sum = 0;
-    for (int64_t i = 0; i < nb; i++) {
+    int64_t i = 0;
+    for (; i < nb && !(stop && *stop); i++) {
         qat_dataset_val_batch(ds, i, B, in, tg);
         qat_tape_reset(tp);
         sum += qat_model_forward(m, tp, in, tg, B, step)->data[0];
     }
     tp->grad_enabled = saved;
-    return sum / (double)nb;
+    if (i < nb) return 0;
+    *loss = sum / (double)nb;
+    return 1;
+}
+
+double qat_train_evaluate(qat_model *m, qat_tape *tp, const qat_dataset *ds, int B, int64_t tokens,
+                          int32_t *in, int32_t *tg, int64_t step) {
+    double loss = NAN;
+    qat_train_evaluate_until(m, tp, ds, B, tokens, in, tg, step, NULL, &loss);
+    return loss;
 }
 
 /* A run whose model cannot fit in the machine's memory is refused before
@@ -339,6 +356,26 @@ int qat_train_run(const qat_config *cfg, const qat_train_opts *opts) {
                       "continue with --resume", (long long)(start + 1), start ? "the checkpoint" : "the start");
         goto restore_signals;
     }
+    /* A resume whose checkpoint came after a step that was due an evaluation the
+     * log does not have (a signal cut it short, or the run was killed between
+     * the checkpoint and it): made first, so that the run's evaluations and its
+     * final loss are those of a run never stopped. Above all the final one: a
+     * run with every step trained is not complete until it is evaluated. */
+    if (start > 0 && eval_due(tc, start - 1, plan.steps)) {
+        double at = -1;
+        if (!qat_runlog_last(io.log, 1, "step", &at) || at != (double)(start - 1)) {
+            if (!qat_train_evaluate_until(m, &tp, ds, B, tc->eval_tokens, in, tg, start - 1, &g_interrupted,
+                                          &last_eval)) {
+                if (show >= 0) printf("qat train %s: stopped in the evaluation after step %lld; continue with --resume\n",
+                                      cfg->name, (long long)start);
+                rc = qat_fail(QAT_ERUNTIME, "interrupted in the evaluation after step %lld; the checkpoint is kept, "
+                              "continue with --resume", (long long)start);
+                goto restore_signals;
+            }
+            qat_runio_eval(&io, start - 1, (double)start * B * T, last_eval);
+            if ((rc = qat_runio_flush(&io))) goto io_failed;
+        }
+    }
     for (; step < plan.steps; step++) {
         double lr = qat_lr_at(tc, step, plan.steps);
         qat_dataset_train_batch(ds, step, B, in, tg);
@@ -385,10 +422,13 @@ int qat_train_run(const qat_config *cfg, const qat_train_opts *opts) {
         qat_runio_train(&io, step, tokens_done, lv, lr, gnorm, wall_before + elapsed);
 
         int last = step + 1 == plan.steps;
-        int do_eval = last || (tc->eval_every > 0 && (step + 1) % tc->eval_every == 0);
+        int do_eval = eval_due(tc, step, plan.steps), eval_cut = 0;
         if (do_eval) {
-            last_eval = qat_train_evaluate(m, &tp, ds, B, tc->eval_tokens, in, tg, step);
-            qat_runio_eval(&io, step, tokens_done, last_eval);
+            /* cut short by a signal: not recorded; the checkpoint below is, and a
+             * resume makes this evaluation first */
+            eval_cut = !qat_train_evaluate_until(m, &tp, ds, B, tc->eval_tokens, in, tg, step, &g_interrupted, &last_eval);
+            if (eval_cut) do_eval = 0, last_eval = NAN;
+            else qat_runio_eval(&io, step, tokens_done, last_eval);
         }
         int stop_now = g_interrupted || (opts->stop_after > 0 && step + 1 - start >= opts->stop_after);
         if (last || stop_now || (tc->log_every > 0 && (step + 1) % tc->log_every == 0)) {
@@ -400,17 +440,22 @@ int qat_train_run(const qat_config *cfg, const qat_train_opts *opts) {
         if (last || stop_now || (tc->checkpoint_every > 0 && (step + 1) % tc->checkpoint_every == 0)) {
             if ((rc = qat_runio_checkpoint(&io, step + 1, tokens_done, wall_before + qat_now_s() - t0))) goto io_failed;
         }
-        if (stop_now && !last) {
+        if (stop_now && (!last || eval_cut)) {
             qat_progress_end(&prog);
-            if (show >= 0) printf("qat train %s: stopped at step %lld of %lld; continue with --resume\n",
-                                  cfg->name, (long long)(step + 1), (long long)plan.steps);
+            if (show >= 0) printf("qat train %s: stopped at step %lld of %lld%s; continue with --resume\n",
+                                  cfg->name, (long long)(step + 1), (long long)plan.steps,
+                                  eval_cut ? " (in its evaluation)" : "");
             rc = g_interrupted ? QAT_ERUNTIME : QAT_OK;
-            if (g_interrupted) qat_fail(QAT_ERUNTIME, "interrupted at step %lld; checkpoint written, continue with --resume",
-                                        (long long)(step + 1));
+            if (g_interrupted) qat_fail(QAT_ERUNTIME, "interrupted at step %lld%s; checkpoint written, continue with --resume",
+                                        (long long)(step + 1), eval_cut ? " in its evaluation" : "");
             goto restore_signals;
         }
     }
     qat_progress_end(&prog);
+    /* a resume with every step trained before: the last losses are the log's */
+    double v;
+    if (!isfinite(last_loss) && qat_runlog_last(io.log, 0, "loss", &v)) last_loss = v;
+    if (!isfinite(last_eval) && qat_runlog_last(io.log, 1, "loss", &v)) last_eval = v;
     {
         double wall = wall_before + qat_now_s() - t0;
         rc = qat_runio_finish(&io, "completed", last_eval, last_loss, plan.tokens, plan.steps, wall);

@@ -13,6 +13,7 @@
 #ifndef QAT_TRAIN_TRAINER_H
 #define QAT_TRAIN_TRAINER_H
 
+#include <signal.h>
 #include <stdint.h>
 
 #include "core/config.h"
@@ -40,6 +41,11 @@ struct qat_tape;
 struct qat_dataset;
 double qat_train_evaluate(struct qat_model *m, struct qat_tape *tp, const struct qat_dataset *ds, int B,
                           int64_t tokens, int32_t *in, int32_t *tg, int64_t step);
+/* The same, checking *stop (a signal's flag; NULL: never) between batches:
+ * 1 with the mean in *loss, or 0 when it stopped (*loss untouched). */
+int qat_train_evaluate_until(struct qat_model *m, struct qat_tape *tp, const struct qat_dataset *ds, int B,
+                             int64_t tokens, int32_t *in, int32_t *tg, int64_t step, const volatile sig_atomic_t *stop,
+                             double *loss);
 
 /* Sizes a run derives from its config: sequences per step, total steps, tokens. */
 typedef struct {
