@@ -67,12 +67,7 @@ static int teardown(void **state) {
 /* `qat ARGS...` under the limit: exit code; stdout and stderr in out/err. */
 static int run(char *out, size_t n_out, char *err, size_t n_err, char *const args[]) {
     int rc = qat_test_wait_stderr(qat_test_spawn_as(g_dir, args, LIMIT), g_dir, err, n_err);
-    char path[700];
-    snprintf(path, sizeof path, "%s/stdout.txt", g_dir);
-    FILE *f = fopen(path, "r");
-    size_t got = f ? fread(out, 1, n_out - 1, f) : 0;
-    out[got] = 0;
-    if (f) fclose(f);
+    qat_test_read_in(g_dir, "stdout.txt", out, n_out);
     return rc;
 }
 

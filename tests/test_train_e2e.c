@@ -115,17 +115,29 @@ static void h5py_reads(const char *path, int min_rows) {
     assert_int_equal(system(cmd), 0);
 }
 
+/* One config (g_tmp/FILE, its run named NAME) run twice: under a (never stopped)
+ * and b (stopped, then resumed); each run's checkpoint and log. */
+typedef struct {
+    char cfg[512], outa[512], outb[512], cka[600], ckb[600], runa[600], runb[600];
+} two_runs;
+
+static void two_runs_of(two_runs *p, const char *file, const char *name, const char *text) {
+    snprintf(p->cfg, sizeof p->cfg, "%s/%s", g_tmp, file);
+    write_file(p->cfg, text);
+    snprintf(p->outa, sizeof p->outa, "%s/a", g_tmp);
+    snprintf(p->outb, sizeof p->outb, "%s/b", g_tmp);
+    snprintf(p->cka, sizeof p->cka, "%s/%s/ckpt.h5", p->outa, name);
+    snprintf(p->runa, sizeof p->runa, "%s/%s/run.h5", p->outa, name);
+    snprintf(p->ckb, sizeof p->ckb, "%s/%s/ckpt.h5", p->outb, name);
+    snprintf(p->runb, sizeof p->runb, "%s/%s/run.h5", p->outb, name);
+}
+
 /* The whole kill/resume check on one config; `precision` is what ckpt.h5 must record. */
 static void sigkill_resume_is_bit_exact(const char *cfg_text, const char *precision) {
-    char cfg[512], outa[512], outb[512], ckb[600], runb[600], cka[600], runa[600];
-    snprintf(cfg, sizeof cfg, "%s/resume.yaml", g_tmp);
-    write_file(cfg, cfg_text);
-    snprintf(outa, sizeof outa, "%s/a", g_tmp);
-    snprintf(outb, sizeof outb, "%s/b", g_tmp);
-    snprintf(cka, sizeof cka, "%s/r/ckpt.h5", outa);
-    snprintf(runa, sizeof runa, "%s/r/run.h5", outa);
-    snprintf(ckb, sizeof ckb, "%s/r/ckpt.h5", outb);
-    snprintf(runb, sizeof runb, "%s/r/run.h5", outb);
+    two_runs p;
+    two_runs_of(&p, "resume.yaml", "r", cfg_text);
+    char *const cfg = p.cfg, *const outa = p.outa, *const outb = p.outb, *const cka = p.cka, *const ckb = p.ckb,
+                *const runa = p.runa, *const runb = p.runb;
 
     assert_int_equal(run((char *[]){"train", cfg, "--out", outa, "--quiet", NULL}), 0);
 
@@ -229,15 +241,11 @@ static int file_has(const char *path, const char *needle) {
  * run in the same place (its evaluation sees the flag at the first batch). */
 static void test_sigint_in_final_evaluation(void **state) {
     (void)state;
-    char cfg[512], outa[512], outb[512], cka[600], ckb[600], runa[600], runb[600], so[600];
-    snprintf(cfg, sizeof cfg, "%s/fe.yaml", g_tmp);
-    write_file(cfg, FINAL_EVAL_CFG);
-    snprintf(outa, sizeof outa, "%s/a", g_tmp);
-    snprintf(outb, sizeof outb, "%s/b", g_tmp);
-    snprintf(cka, sizeof cka, "%s/fe/ckpt.h5", outa);
-    snprintf(ckb, sizeof ckb, "%s/fe/ckpt.h5", outb);
-    snprintf(runa, sizeof runa, "%s/fe/run.h5", outa);
-    snprintf(runb, sizeof runb, "%s/fe/run.h5", outb);
+    two_runs p;
+    two_runs_of(&p, "fe.yaml", "fe", FINAL_EVAL_CFG);
+    char *const cfg = p.cfg, *const outa = p.outa, *const outb = p.outb, *const cka = p.cka, *const ckb = p.ckb,
+                *const runa = p.runa, *const runb = p.runb;
+    char so[600];
     snprintf(so, sizeof so, "%s/stdout.txt", g_tmp);
     assert_int_equal(run((char *[]){"train", cfg, "--out", outa, "--quiet", NULL}), 0);
 

@@ -74,16 +74,18 @@ static inline int qat_test_wait(pid_t pid) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-/* Read DIR/stderr.txt (what the last spawned child wrote) into err (n bytes,
- * NUL-terminated; empty when there is none). */
-static inline void qat_test_read_stderr(const char *dir, char *err, size_t n) {
+/* Read DIR/NAME (stdout.txt or stderr.txt: what the last spawned child wrote)
+ * into buf (n bytes, NUL-terminated; empty when there is none). */
+static inline void qat_test_read_in(const char *dir, const char *name, char *buf, size_t n) {
     char path[1100];
-    snprintf(path, sizeof path, "%s/stderr.txt", dir);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
     FILE *f = fopen(path, "r");
-    size_t got = f ? fread(err, 1, n - 1, f) : 0;
-    err[got] = 0;
+    size_t got = f ? fread(buf, 1, n - 1, f) : 0;
+    buf[got] = 0;
     if (f) fclose(f);
 }
+
+static inline void qat_test_read_stderr(const char *dir, char *err, size_t n) { qat_test_read_in(dir, "stderr.txt", err, n); }
 
 /* Wait for a child spawned in DIR, then read its stderr into err: its exit code. */
 static inline int qat_test_wait_stderr(pid_t pid, const char *dir, char *err, size_t n) {
