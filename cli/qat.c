@@ -64,7 +64,7 @@ __attribute__((constructor, target("arch=x86-64"))) static void check_cpu(void) 
 #endif
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: qat COMMAND [options]   (qat COMMAND --help for details)\n\ncommands:\n");
+    fprintf(f, "usage: qat COMMAND [options]   (qat COMMAND --help or qat help COMMAND for details)\n\ncommands:\n");
     for (size_t i = 0; i < sizeof COMMANDS / sizeof *COMMANDS; i++)
         fprintf(f, "  %-9s %s\n", COMMANDS[i].name, COMMANDS[i].help);
     fprintf(f, "\nexit status: 0 ok, 1 runtime failure, 2 usage/config/input error\n");
@@ -94,6 +94,25 @@ static int run(int argc, char **argv) {
      * report it on one line, exit 1, and remove their temporary. */
     signal(SIGXFSZ, SIG_IGN);
     if (argc < 2) { usage(stderr); return 2; }
+    /* `qat help COMMAND` is `qat COMMAND --help`, as git's and pip's are */
+    if (!strcmp(argv[1], "help") && argc == 3) {
+        for (size_t i = 0; i < sizeof COMMANDS / sizeof *COMMANDS; i++)
+            if (!strcmp(argv[2], COMMANDS[i].name))
+                return COMMANDS[i].main(2, (char *[]){argv[2], "--help", NULL});
+        fprintf(stderr, "qat: help: unknown command '%s'\n", argv[2]);
+        usage(stderr);
+        return 2;
+    }
+    /* the top-level options take nothing after them: `qat --version --bogus` said
+     * nothing of --bogus, with exit 0 */
+    int top = !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help") ||
+              !strcmp(argv[1], "--version");
+    if (top && argc > 2) {
+        int help = !strcmp(argv[1], "help"); /* help takes one command (above), nothing more */
+        fprintf(stderr, "qat: %s: unexpected argument '%s' (qat %s takes %s; for a command's options: qat "
+                        "COMMAND --help)\n", argv[1], argv[help ? 3 : 2], argv[1], help ? "one command" : "none");
+        return 2;
+    }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) { usage(stdout); return 0; }
     if (!strcmp(argv[1], "--version")) { /* the version, then the CPU and the kernels this run would use */
         char cpu[1024];
