@@ -27,7 +27,6 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
 
 #define QAT_NAME_MAX 128
 #define QAT_PATH_MAX 1024
@@ -295,8 +294,13 @@ int qat_yaml_check_limits(struct yaml_parser_s *parser, struct yaml_mark_s *at, 
 /* After a YAML_READER_ERROR (bytes that are not UTF-8), whose only position is
  * the byte offset parser->problem_offset: set parser->problem_mark's line and
  * column (0-based, counted in characters as the parser's own marks are) from the
- * input, given as text (len bytes) or, when text is NULL, as the file f, read
- * from its start. Other errors are left as they are. (yaml_limits.c) */
-void qat_yaml_reader_mark(struct yaml_parser_s *parser, const char *text, size_t len, FILE *f);
+ * input text (len bytes). Other errors are left as they are. (yaml_limits.c) */
+void qat_yaml_reader_mark(struct yaml_parser_s *parser, const char *text, size_t len);
+
+/* A YAML file read whole into *text (NUL-terminated, *len bytes; the caller
+ * frees it), in one pass, so a pipe or FIFO reads as a regular file does.
+ * QAT_EINPUT "PATH: cannot open/read: ..." or "PATH:LINE:COL: contains a NUL
+ * byte/control character" (any but tab, newline, CR). (config_load.c) */
+int qat_config_read_text(const char *path, char **text, size_t *len);
 
 #endif

@@ -337,7 +337,7 @@ static int apply_text(qat_loader *L, const char *text, size_t len, const char *k
     if (!yaml_parser_load(&parser, &doc)) {
         int rc;
         if (parser.error == YAML_READER_ERROR && !L->set_text) {
-            qat_yaml_reader_mark(&parser, text, len, NULL);
+            qat_yaml_reader_mark(&parser, text, len);
             rc = fail_at(L, parser.problem_mark, "YAML syntax error: %s (byte %zu; expected UTF-8 text)",
                          parser.problem ? parser.problem : "unreadable input", parser.problem_offset);
         } else if (parser.error == YAML_READER_ERROR) {
@@ -524,12 +524,14 @@ static int load_text(const char *text, size_t len, const char *origin, const cha
     return load_from(text, len, NULL, NULL, origin, sets, n_set, 1, out);
 }
 
-int qat_config_load_ex(const char *path, const char *const *sets, int n_set, int validate, qat_config *cfg) {
-    if (!path) return load_from(NULL, 0, NULL, NULL, NULL, sets, n_set, validate, cfg);
+int qat_config_read_text(const char *path, char **text, size_t *len) {
+    *text = NULL;
+    *len = 0;
     FILE *f = fopen(path, "rb");
     if (!f) return qat_fail(QAT_EINPUT, "%s: cannot open: %s", path, strerror(errno));
     /* Raw bytes, not through printf: a "%.*s" copy stops at a NUL and would
-     * silently drop the rest of the file. */
+     * silently drop the rest of the file. Read to its end in one pass, never
+     * seeking, so that a pipe or a FIFO (`qat sweep <(...)`) reads as a file does. */
     qat_config_buf b = {0};
     size_t got;
     for (;;) {
@@ -548,7 +550,7 @@ int qat_config_load_ex(const char *path, const char *const *sets, int n_set, int
         return qat_fail(QAT_EINPUT, "%s: cannot read: %s", path, strerror(errno));
     }
     /* YAML text holds no control character but tab, newline and carriage
-     * return (the sweep reader refuses them the same way); name the first. */
+     * return; name the first. */
     int line = 1, col = 1;
     for (size_t i = 0; i < b.n; i++) {
         unsigned char c = (unsigned char)b.s[i];
@@ -560,8 +562,18 @@ int qat_config_load_ex(const char *path, const char *const *sets, int n_set, int
         if (c == '\n') line++, col = 1;
         else if ((c & 0xc0) != 0x80) col++; /* columns count characters, not UTF-8 continuation bytes */
     }
-    int rc = load_from(b.s, b.n, NULL, NULL, path, sets, n_set, validate, cfg);
-    free(b.s);
+    *text = b.s;
+    *len = b.n;
+    return QAT_OK;
+}
+
+int qat_config_load_ex(const char *path, const char *const *sets, int n_set, int validate, qat_config *cfg) {
+    if (!path) return load_from(NULL, 0, NULL, NULL, NULL, sets, n_set, validate, cfg);
+    char *text;
+    size_t len;
+    QAT_TRY(qat_config_read_text(path, &text, &len));
+    int rc = load_from(text, len, NULL, NULL, path, sets, n_set, validate, cfg);
+    free(text);
     return rc;
 }
 

@@ -70,18 +70,10 @@ static void count_byte(unsigned char ch, size_t *line, size_t *col) {
     else if ((ch & 0xC0) != 0x80) ++*col;
 }
 
-void qat_yaml_reader_mark(struct yaml_parser_s *parser, const char *text, size_t len, FILE *f) {
+void qat_yaml_reader_mark(struct yaml_parser_s *parser, const char *text, size_t len) {
     if (parser->error != YAML_READER_ERROR) return;
     size_t off = parser->problem_offset, line = 0, col = 0;
-    if (text) {
-        for (size_t i = 0; i < off && i < len; i++) count_byte((unsigned char)text[i], &line, &col);
-    } else if (f && fseek(f, 0, SEEK_SET) == 0) {
-        for (size_t i = 0; i < off; i++) {
-            int ch = getc(f);
-            if (ch == EOF) break;
-            count_byte((unsigned char)ch, &line, &col);
-        }
-    }
+    for (size_t i = 0; i < off && i < len; i++) count_byte((unsigned char)text[i], &line, &col);
     parser->problem_mark.index = off;
     parser->problem_mark.line = line;
     parser->problem_mark.column = col;

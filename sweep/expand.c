@@ -489,32 +489,35 @@ int qat_sweep_load(const char *path, qat_sweep **out) {
         return qat_fail(QAT_EINPUT, "%.60s...: path is too long", path);
     }
     snprintf(sw->path, sizeof sw->path, "%s", path);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+    /* read whole once: the limits' scan and the document are two parses of it,
+     * and a pipe or FIFO cannot be read twice (fseek) */
+    char *text;
+    size_t len;
+    int rc = qat_config_read_text(path, &text, &len);
+    if (rc) {
         free(sw);
-        return qat_fail(QAT_EINPUT, "%s: cannot open: %s", path, strerror(errno));
+        return rc;
     }
     yaml_parser_t parser;
     /* Nesting and anchors that would make libyaml quadratic are refused first. */
     yaml_mark_t over;
     char why[256];
     QAT_ASSERT(yaml_parser_initialize(&parser));
-    yaml_parser_set_input_file(&parser, f);
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
     int too_much = qat_yaml_check_limits(&parser, &over, why, sizeof why);
     yaml_parser_delete(&parser);
-    if (too_much || fseek(f, 0, SEEK_SET)) {
-        int rc = too_much ? fail_mark(sw, over, "%s", why) : qat_fail(QAT_EINPUT, "%s: cannot read: %s", path, strerror(errno));
-        fclose(f);
+    if (too_much) {
+        rc = fail_mark(sw, over, "%s", why);
+        free(text);
         free(sw);
         return rc;
     }
     yaml_document_t *doc = qat_xcalloc(1, sizeof *doc);
     QAT_ASSERT(yaml_parser_initialize(&parser));
-    yaml_parser_set_input_file(&parser, f);
-    int rc = QAT_OK;
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
     if (!yaml_parser_load(&parser, doc)) {
         if (parser.error == YAML_READER_ERROR) {
-            qat_yaml_reader_mark(&parser, NULL, 0, f);
+            qat_yaml_reader_mark(&parser, text, len);
             rc = fail_mark(sw, parser.problem_mark, "YAML syntax error: %s (byte %zu; expected UTF-8 text)",
                            parser.problem ? parser.problem : "unreadable input", parser.problem_offset);
         } else if (parser.context)
@@ -526,7 +529,7 @@ int qat_sweep_load(const char *path, qat_sweep **out) {
         doc = NULL;
     }
     yaml_parser_delete(&parser);
-    fclose(f);
+    free(text); /* the document holds its own copies of the scalars */
     if (rc) {
         qat_sweep_free(sw);
         return rc;

@@ -147,6 +147,10 @@ static void test_usage(void **state) {
     free(out);
     assert_int_equal(run(&out, "'%s' sweep '%s' --shard 2/2 2>&1", qat, path_in("bad.yaml")), 2);
     free(out);
+    /* a sweep file from a pipe reads as the file does (it is read once, never seeked) */
+    assert_int_equal(run(&out, "cat '%s' | '%s' sweep /dev/stdin --dry-run 2>&1", path_in("bad.yaml"), qat), 2);
+    assert_non_null(strstr(out, "/dev/stdin:3:3: unknown key 'model.dimm' in grid"));
+    free(out);
     /* no possible run is the file's mistake, exit 2, even when only building the
      * model would tell (heads 3 does not divide the default preset's width 64) */
     char allbad[700];
