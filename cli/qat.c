@@ -9,12 +9,14 @@
  * modules, no module includes cli/.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "core/cpu.h"
+#include "core/error.h"
 #include "data/data_cli.h"
 #include "scaling/capacity_cli.h"
 #include "scaling/fit_cli.h"
@@ -127,4 +129,25 @@ static int run(int argc, char **argv) {
     return 2;
 }
 
-int main(int argc, char **argv) { return flush_stdout(run(argc, argv)); }
+/* A descriptor 0, 1 or 2 the shell left closed (`qat train cfg >&-`) is the
+ * first one the next open() returns: run.h5.lock became fd 1 and collected the
+ * progress lines. Each closed one gets /dev/null; with stdout closed the command
+ * would lose its output, so it stops before any work, as /dev/full's case
+ * would at its end (flush_stdout). */
+static int guard_std_fds(void) {
+    int stdout_closed = 0;
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;
+        int got = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+        QAT_ASSERT(got == fd || got < 0); /* the lowest free descriptor: the ones below are open */
+        if (fd == 1) stdout_closed = 1;
+    }
+    if (!stdout_closed) return 0;
+    fprintf(stderr, "qat: cannot write the output: stdout is closed; give it a destination (e.g. > /dev/null)\n");
+    return 1;
+}
+
+int main(int argc, char **argv) {
+    if (guard_std_fds()) return 1;
+    return flush_stdout(run(argc, argv));
+}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tests/test_cli_top.sh — the `qat` command's top level (cli/qat.c, docs/cli.md): `qat help
 # COMMAND` prints that command's help; --help, -h, help and --version take nothing after them
-# (an extra argument was ignored with exit 0); an unknown command is exit 2.
+# (an extra argument was ignored with exit 0); an unknown command is exit 2; a closed stdout is
+# exit 1 before any work.
 # Usage: test_cli_top.sh QAT
 set -uo pipefail
 qat=${1:?usage: test_cli_top.sh QAT}
@@ -25,5 +26,17 @@ expect 2 "qat: --help: unexpected argument 'train'" --help train
 expect 2 "qat: -h: unexpected argument 'x'" -h x
 expect 0 "qat " --version
 expect 2 "qat: unknown command 'trian'" trian
+# A closed stdout: refused before any work, one line, exit 1 (before: the first file the
+# command opened became fd 1 and collected its output; a run's lock file held progress lines).
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+err=$( (cd "$tmp" && "$qat" data synth --tokens 1000 --val 0 -o x.bin >&-) 2>&1); rc=$?
+if [ $rc -ne 1 ] || [ "$err" != "qat: cannot write the output: stdout is closed; give it a destination (e.g. > /dev/null)" ] \
+   || [ -e "$tmp/x.bin" ]; then
+  echo "FAIL: closed stdout: exit $rc, stderr: $err, files: $(ls "$tmp")"; fails=$((fails + 1))
+fi
+# a closed stdin or stderr is only filled in: the command runs
+out=$("$qat" capacity int4 <&- 2>&-); rc=$?
+if [ $rc -ne 0 ] || ! grep -q "^int4 " <<<"$out"; then echo "FAIL: closed stdin/stderr: exit $rc"; fails=$((fails + 1)); fi
 [ $fails -eq 0 ] && echo "all top-level cases pass"
 exit $((fails > 0))
