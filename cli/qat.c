@@ -96,23 +96,28 @@ static int run(int argc, char **argv) {
      * report it on one line, exit 1, and remove their temporary. */
     signal(SIGXFSZ, SIG_IGN);
     if (argc < 2) { usage(stderr); return 2; }
-    /* `qat help COMMAND` is `qat COMMAND --help`, as git's and pip's are */
-    if (!strcmp(argv[1], "help") && argc == 3) {
-        for (size_t i = 0; i < sizeof COMMANDS / sizeof *COMMANDS; i++)
-            if (!strcmp(argv[2], COMMANDS[i].name))
-                return COMMANDS[i].main(2, (char *[]){argv[2], "--help", NULL});
+    /* `qat help COMMAND [SUB...]` is `qat COMMAND [SUB...] --help`, as git's and
+     * pip's are (`qat help data synth`); `qat help help` is `qat help` */
+    if (!strcmp(argv[1], "help") && argc >= 3 && strcmp(argv[2], "help")) {
+        for (size_t i = 0; i < sizeof COMMANDS / sizeof *COMMANDS; i++) {
+            if (strcmp(argv[2], COMMANDS[i].name)) continue;
+            char *fwd[argc];
+            for (int k = 2; k < argc; k++) fwd[k - 2] = argv[k];
+            fwd[argc - 2] = "--help";
+            fwd[argc - 1] = NULL;
+            return COMMANDS[i].main(argc - 1, fwd);
+        }
         fprintf(stderr, "qat: help: unknown command '%s'\n", argv[2]);
         usage(stderr);
         return 2;
     }
+    if (!strcmp(argv[1], "help") && argc == 3) { usage(stdout); return 0; } /* qat help help */
     /* the top-level options take nothing after them: `qat --version --bogus` said
-     * nothing of --bogus, with exit 0 */
-    int top = !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help") ||
-              !strcmp(argv[1], "--version");
+     * nothing of --bogus, with exit 0 (help's own arguments were taken above) */
+    int top = !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--version");
     if (top && argc > 2) {
-        int help = !strcmp(argv[1], "help"); /* help takes one command (above), nothing more */
-        fprintf(stderr, "qat: %s: unexpected argument '%s' (qat %s takes %s; for a command's options: qat "
-                        "COMMAND --help)\n", argv[1], argv[help ? 3 : 2], argv[1], help ? "one command" : "none");
+        fprintf(stderr, "qat: %s: unexpected argument '%s' (qat %s takes none; for a command's options: qat "
+                        "COMMAND --help or qat help COMMAND)\n", argv[1], argv[2], argv[1]);
         return 2;
     }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) { usage(stdout); return 0; }
