@@ -69,6 +69,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -821,6 +822,42 @@ static void resume_of_an_init_run_is_bit_exact(void **state) {
     assert_true(h5attr_f64(ra, "init_ptq_loss") == h5attr_f64(rb, "init_ptq_loss"));
 }
 
+/* SIGINT while --init's PTQ evaluation runs (2M held-out tokens: seconds): the
+ * run stops between batches, exit 1, with no run.h5 (it is created after the
+ * evaluation), and --resume starts it from --init as a run never stopped
+ * (before: the signal waited for both evaluations to end). Timing: the signal
+ * goes 1 s after the start; reading the corpus and the source takes well under
+ * that and the two evaluations ~5 s on one idle core (longer under load or a
+ * sanitizer, which only widens the margin). */
+static void sigint_in_the_ptq_evaluation(void **state) {
+    (void)state;
+    char cfg[400], outa[400], outb[400], ra[600], rb[600], ca[600], cb[600];
+    snprintf(cfg, sizeof cfg, "%s/pe.yaml", g_tmp);
+    config(cfg, "pe", 4096, "compress:\n  weights: {format: int4}\n");
+    snprintf(outa, sizeof outa, "%s/pea", g_tmp);
+    snprintf(outb, sizeof outb, "%s/peb", g_tmp);
+    snprintf(ra, sizeof ra, "%s/pe/run.h5", outa);
+    snprintf(rb, sizeof rb, "%s/pe/run.h5", outb);
+    snprintf(ca, sizeof ca, "%s/pe/ckpt.h5", outa);
+    snprintf(cb, sizeof cb, "%s/pe/ckpt.h5", outb);
+    char *const big[] = {"--set", "train.eval_tokens=2e6", NULL};
+    assert_int_equal(run((char *[]){"train", cfg, "--out", outa, "--init", g_src, big[0], big[1], "--quiet", NULL}), 0);
+    pid_t pid = qat_test_spawn(g_tmp, (char *[]){"train", cfg, "--out", outb, "--init", g_src, big[0], big[1], "--quiet",
+                                                 NULL});
+    assert_true(pid > 0);
+    usleep(1000000);
+    kill(pid, SIGINT);
+    int rc = qat_test_wait_stderr(pid, g_tmp, g_err, sizeof g_err);
+    printf("  SIGINT in the PTQ evaluation: exit %d: %s", rc, g_err);
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(g_err, "interrupted before step 1 (while setting up: evaluating the --init start)"));
+    assert_int_equal(access(rb, F_OK), -1);
+    assert_int_equal(run((char *[]){"train", cfg, "--out", outb, "--init", g_src, big[0], big[1], "--resume", "--quiet",
+                                    NULL}), 0);
+    compare_runs(ra, rb, ca, cb);
+    assert_true(h5attr_f64(ra, "init_ptq_loss") == h5attr_f64(rb, "init_ptq_loss"));
+}
+
 /* ---- train.init: --init written in the config ---------------------------------- */
 
 static void config_key_train_init_is_init(void **state) {
@@ -1011,7 +1048,7 @@ static void ptq_evaluation_leaves_the_quantizers_alone(void **state) {
     qat_tape tp;
     qat_tape_init(&tp, 0);
     int32_t *in = malloc(sizeof(int32_t) * (size_t)(B * sh.seq_len)), *tg = malloc(sizeof(int32_t) * (size_t)(B * sh.seq_len));
-    assert_int_equal(qat_init_evaluate(&it, cfg, m, &tp, ds, B, in, tg), 0);
+    assert_int_equal(qat_init_evaluate(&it, cfg, m, &tp, ds, B, in, tg, NULL), 0);
     assert_true(isfinite(it.ptq_loss) && isfinite(it.source_loss));
     float *after = state_of(m, &n1);
     assert_int_equal(n0, n1);
@@ -1072,6 +1109,7 @@ int main(void) {
         cmocka_unit_test(init_from_pv_into_pv_lr0_starts_at_its_codes),
         cmocka_unit_test(mismatched_or_bad_files_are_refused),
         cmocka_unit_test(resume_of_an_init_run_is_bit_exact),
+        cmocka_unit_test(sigint_in_the_ptq_evaluation),
         cmocka_unit_test(config_key_train_init_is_init),
         cmocka_unit_test(grads_honours_train_init),
         cmocka_unit_test(init_recorded_and_resumed),

@@ -454,14 +454,16 @@ static float *state_copy(qat_model *m, float *buf, int restore) {
 }
 
 int qat_init_evaluate(qat_init *it, const qat_config *cfg, qat_model *m, qat_tape *tp, const qat_dataset *ds,
-                      int B, int32_t *in, int32_t *tg) {
+                      int B, int32_t *in, int32_t *tg, const volatile sig_atomic_t *stop) {
     /* The evaluation's forward would set what a first forward sets (an
      * activation step from a held-out batch, PV's first projection): keep the
      * state as it was, so training starts exactly as without the evaluation. */
     float *saved = state_copy(m, NULL, 0);
-    it->ptq_loss = qat_train_evaluate(m, tp, ds, B, cfg->train.eval_tokens, in, tg, 0);
+    it->ptq_loss = it->source_loss = NAN;
+    int done = qat_train_evaluate_until(m, tp, ds, B, cfg->train.eval_tokens, in, tg, 0, stop, &it->ptq_loss);
     state_copy(m, saved, 1);
     free(saved);
+    if (!done) return QAT_OK; /* stopped by *stop: the caller says so */
     if (it->same_forward && it->carried) {
         it->source_loss = it->ptq_loss; /* the same quantizers and their state: the same forward */
         return QAT_OK;
@@ -469,7 +471,7 @@ int qat_init_evaluate(qat_init *it, const qat_config *cfg, qat_model *m, qat_tap
     /* The source through its own formats, with its own quantizer state. */
     qat_model *sm = NULL;
     int rc = source_model(it, cfg, &m->s, B, &sm);
-    if (!rc) it->source_loss = qat_train_evaluate(sm, tp, ds, B, cfg->train.eval_tokens, in, tg, 0);
+    if (!rc) qat_train_evaluate_until(sm, tp, ds, B, cfg->train.eval_tokens, in, tg, 0, stop, &it->source_loss);
     qat_model_free(sm);
     return name_option(rc, " (evaluating the source through its own formats)");
 }

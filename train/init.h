@@ -26,6 +26,7 @@
 #ifndef QAT_TRAIN_INIT_H
 #define QAT_TRAIN_INIT_H
 
+#include <signal.h>
 #include <stdint.h>
 
 #include "compress/quantizer.h"
@@ -67,9 +68,11 @@ int qat_init_load(qat_init *it, const char *path, const qat_config *cfg, qat_mod
 /* The PTQ and source losses (it->ptq_loss, it->source_loss) on the run's
  * held-out batches (in/tg are (B, T) scratch). Leaves m's quantizer state as it
  * found it, so the first training step sees what it would have seen without
- * this evaluation (an activation step is still set by the first training batch). */
+ * this evaluation (an activation step is still set by the first training batch).
+ * Each evaluation stops between batches once *stop is set (stop may be NULL),
+ * leaving its loss NaN: a SIGINT need not wait for millions of held-out tokens. */
 int qat_init_evaluate(qat_init *it, const qat_config *cfg, qat_model *m, struct qat_tape *tp,
-                      const struct qat_dataset *ds, int B, int32_t *in, int32_t *tg);
+                      const struct qat_dataset *ds, int B, int32_t *in, int32_t *tg, const volatile sig_atomic_t *stop);
 
 /* What init_state and the per-side attributes record: "carried", "projected", and
  * (init_state only) "partial" when one side carried and the other did not. */

@@ -200,12 +200,18 @@ typedef struct {
     int32_t *in, *tg;         /* (B, T) scratch */
     int applied;              /* 1 once the run started from it */
     const char *path;         /* not yet loaded (a resume): load it here if the run starts at step 0 after all */
+    const volatile sig_atomic_t *stop; /* SIGINT/SIGTERM seen: the evaluations stop between batches */
 } init_ctx;
 
 static int init_at_start(void *p, qat_runlog_attrs *at) {
     init_ctx *c = p;
     if (c->path) QAT_TRY(qat_init_load(c->init, c->path, c->cfg, c->m));
-    QAT_TRY(qat_init_evaluate(c->init, c->cfg, c->m, c->tp, c->ds, c->B, c->in, c->tg));
+    QAT_TRY(qat_init_evaluate(c->init, c->cfg, c->m, c->tp, c->ds, c->B, c->in, c->tg, c->stop));
+    /* stopped in the PTQ evaluation: no run.h5 yet (runio creates it after this),
+     * so --resume starts from --init again */
+    if (*c->stop)
+        return qat_fail(QAT_ERUNTIME, "interrupted before step 1 (while setting up: evaluating the --init start); "
+                        "nothing trained, continue with --resume");
     at->init_from = c->init->abspath;
     at->init_hash = c->init->hash;
     at->init_state = qat_init_state(c->init);
@@ -267,7 +273,7 @@ int qat_train_run(const qat_config *cfg, const qat_train_opts *opts) {
      * resumed instead, it overwrites every array read here. */
     qat_init init;
     memset(&init, 0, sizeof init);
-    init_ctx ictx = {&init, cfg, m, &tp, ds, B, in, tg, 0, NULL};
+    init_ctx ictx = {&init, cfg, m, &tp, ds, B, in, tg, 0, NULL, &g_interrupted};
     /* A resume with a checkpoint continues from it, which holds everything: the
      * source, only read at step 0, may have moved since, and is not opened. Should
      * the run start at step 0 after all (the checkpoint vanished), it is read then. */
