@@ -78,6 +78,10 @@ static void usage(FILE *f) {
  * after every subcommand, rather than after each printf in each module; a
  * command that already failed keeps its own status and message. */
 static int flush_stdout(int rc) {
+    /* a command that failed keeps its status: a reader gone away (`qat train cfg |
+     * head`, whose run stopped on SIGPIPE and said so) must not turn it into a
+     * death by SIGPIPE here, at the last buffered line */
+    if (rc) signal(SIGPIPE, SIG_IGN);
     errno = 0;
     int flushed = fflush(stdout) == 0;
     int err = errno;

@@ -2,7 +2,7 @@
 # tests/test_cli_top.sh — the `qat` command's top level (cli/qat.c, docs/cli.md): `qat help
 # COMMAND [SUB]` prints that command's help; --help, -h, help and --version take nothing after them
 # (an extra argument was ignored with exit 0); an unknown command is exit 2; a closed stdout is
-# exit 1 before any work.
+# exit 1 before any work; a training whose reader goes away stops with its checkpoint.
 # Usage: test_cli_top.sh QAT
 set -uo pipefail
 qat=${1:?usage: test_cli_top.sh QAT}
@@ -39,5 +39,16 @@ fi
 # a closed stdin or stderr is only filled in: the command runs
 out=$("$qat" capacity int4 <&- 2>&-); rc=$?
 if [ $rc -ne 0 ] || ! grep -q "^int4 " <<<"$out"; then echo "FAIL: closed stdin/stderr: exit $rc"; fails=$((fails + 1)); fi
+# A reader that goes away (`qat train cfg | head`): the run stops as on Ctrl-C, checkpoint
+# written, exit 1 (before: killed by SIGPIPE, exit 141, the steps since its last checkpoint lost),
+# and --resume completes it.
+printf 'name: p\nseed: 0\nmodel: {preset: s1, seq_len: 64}\ndata: {source: synthetic}\n%s\nthreads: 1\n' \
+  'train: {tokens: 1e5, batch_tokens: 1024, eval_tokens: 4096, log_every: 1, checkpoint_every: 1000}' > "$tmp/p.yaml"
+err=$("$qat" train "$tmp/p.yaml" --out "$tmp/P" 2>&1 >/dev/stdout | head -1 >/dev/null; echo "rc=${PIPESTATUS[0]}")
+if ! grep -q "rc=1$" <<<"$err" || [ ! -e "$tmp/P/p/ckpt.h5" ]; then
+  echo "FAIL: train | head: $err; $(ls "$tmp/P/p" 2>&1)"; fails=$((fails + 1))
+fi
+out=$("$qat" train "$tmp/p.yaml" --out "$tmp/P" --resume 2>&1); rc=$?
+if [ $rc -ne 0 ] || ! grep -q "validation loss" <<<"$out"; then echo "FAIL: resume after head: exit $rc"; echo "$out" | tail -3; fails=$((fails + 1)); fi
 [ $fails -eq 0 ] && echo "all top-level cases pass"
 exit $((fails > 0))

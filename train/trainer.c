@@ -238,13 +238,17 @@ int qat_train_run(const qat_config *cfg, const qat_train_opts *opts) {
     /* SIGINT and SIGTERM are ours from here, before the setup (reading the corpus,
      * building the model: seconds with vq codebooks or pv), so that a signal in it
      * stops the run as one during training does, instead of the default action
-     * (or nothing at all, for a background job that inherited SIGINT ignored) */
+     * (or nothing at all, for a background job that inherited SIGINT ignored).
+     * SIGPIPE too: `qat train cfg | head` killed the run at its next progress
+     * line, losing the steps since its last checkpoint; now the run stops as on
+     * Ctrl-C, checkpoint written, and the write itself fails with EPIPE. */
     g_interrupted = 0;
     struct sigaction sa, old_int, old_term;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
+    sigaction(SIGPIPE, &sa, NULL);
     qat_dataset *ds = NULL;
     qat_model *m = NULL;
     rc = qat_dataset_open(&cfg->data, shape.vocab, shape.seq_len, plan.tokens, cfg->seed, &ds);
@@ -486,6 +490,9 @@ restore_signals:
 done:
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
+    /* SIGPIPE stays caught: the messages still to come (the error on stderr, the
+     * last buffered stdout) would meet the same closed pipe, and the default
+     * action would turn the run's exit 1 into a death by SIGPIPE */
     qat_init_free(&init);
     qat_runio_close(&io);
     free(in);
