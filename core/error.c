@@ -52,7 +52,12 @@ int qat_report(int code) {
  * last complete ones are what stays. A training run whose model is too large
  * for the machine is refused before it allocates (train/trainer.c). */
 static void qat_oom(size_t n) {
-    fprintf(stderr, "qat: out of memory allocating %zu bytes (%.1f GiB)\n", n, (double)n / (1u << 30));
+    /* the size in the unit that reads at a glance: a small request failing is
+     * the machine already full, which "(0.0 GiB)" hid */
+    double gib = (double)n / (1u << 30), mib = (double)n / (1u << 20);
+    if (gib >= 1) fprintf(stderr, "qat: out of memory allocating %zu bytes (%.1f GiB)\n", n, gib);
+    else if (mib >= 1) fprintf(stderr, "qat: out of memory allocating %zu bytes (%.1f MiB)\n", n, mib);
+    else fprintf(stderr, "qat: out of memory allocating %zu bytes\n", n);
     _exit(1);
 }
 
