@@ -134,10 +134,12 @@ static int assign_scalar(qat_config *cfg, const qat_key *k, const char *s, int p
         double d;
         if (*s == '-' || !*s || *end || errno) {
             /* 1e6 is fine for a seed too, while it is an exact integer. */
-            if (*s != '-' && parse_double(s, &d) && d == floor(d) && d >= 0 && d < 0x1p53 && text_is_exactly(s, d)) {
+            /* any whole number the text names exactly, below 2^64 (1e16 is one) */
+            if (*s != '-' && parse_double(s, &d) && d == floor(d) && d >= 0 && d < 0x1p64 && text_is_exactly(s, d)) {
                 v = (unsigned long long)d;
             } else {
-                snprintf(why, n, "expected an unsigned integer, got '%s'", s);
+                snprintf(why, n, "expected an unsigned integer in [0, 18446744073709551615] (digits, or an exact "
+                         "whole number such as 1e6), got '%s'", s);
                 return 1;
             }
         }
@@ -147,7 +149,15 @@ static int assign_scalar(qat_config *cfg, const qat_key *k, const char *s, int p
     case K_F64: {
         double v;
         if (!parse_double(s, &v)) {
-            snprintf(why, n, "expected a number, got '%s'", s);
+            /* a number's spelling whose value no double holds: say that, not "not a number" */
+            char *end;
+            errno = 0;
+            double r = strtod(s, &end);
+            if (end != s && !*end && errno == ERANGE && strspn(s, "0123456789+-.eE") == strlen(s))
+                snprintf(why, n, "'%s' is %s a double's range (magnitudes from 2.2e-308 to 1.8e308, or 0), "
+                         "expected a number within it", s, r == 0 ? "below" : "beyond");
+            else
+                snprintf(why, n, "expected a number, got '%s'", s);
             return 1;
         }
         /* Past 2^53 a text may name a number the double rounds away: a whole number

@@ -851,11 +851,21 @@ static void test_key_table_export(void **state) {
                      "holds");
     expect_set_error("model.layers=2.0000000000000001", "--set model.layers=2.0000000000000001: model.layers: "
                      "expected an integer, got '2.0000000000000001'");
-    expect_set_error("seed=4503599627370495.7", "--set seed=4503599627370495.7: seed: expected an unsigned integer, "
-                     "got '4503599627370495.7'");
+    expect_set_error("seed=4503599627370495.7", "--set seed=4503599627370495.7: seed: expected an unsigned integer "
+                     "in [0, 18446744073709551615] (digits, or an exact whole number such as 1e6), got "
+                     "'4503599627370495.7'");
+    /* a number's spelling outside a double's range says so, not "expected a number" */
+    expect_set_error("train.lr=1e-400", "--set train.lr=1e-400: train.lr: '1e-400' is below a double's range "
+                     "(magnitudes from 2.2e-308 to 1.8e308, or 0), expected a number within it");
+    expect_set_error("train.lr=1e400", "--set train.lr=1e400: train.lr: '1e400' is beyond a double's range "
+                     "(magnitudes from 2.2e-308 to 1.8e308, or 0), expected a number within it");
     const char *exact[] = {"train.tokens=9007199254740992", "model.rope_theta=1e300", "seed=1e6", "model.layers=2e0"};
     assert_int_equal(qat_config_load(NULL, exact, 4, &c), QAT_OK);
     assert_true(c.train.tokens == 0x1p53 && c.model.rope_theta == 1e300 && c.seed == 1000000 && c.model.layers == 2);
+    /* an exact whole number past 2^53 is a seed too (1e16 = 10^16 exactly) */
+    const char *big_seed[] = {"seed=1e16"};
+    assert_int_equal(qat_config_load(NULL, big_seed, 1, &c), QAT_OK);
+    assert_true(c.seed == 10000000000000000ull);
 }
 
 int main(void) {
