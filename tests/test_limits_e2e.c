@@ -30,7 +30,17 @@
 
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 
-#define LIMIT (512LL << 20) /* RLIMIT_AS of every child */
+/* RLIMIT_AS of every child. Not under AddressSanitizer (make test-asan): its
+ * shadow memory is a multi-terabyte reservation that no address-space limit
+ * admits, so every child died at start (exit 134). There the children run
+ * unlimited: the first two tests still check that nothing is built (a build of
+ * these sizes would fail loudly in ASan's allocator), and the third, which
+ * needs the limit to run out of memory, is skipped. */
+#if defined(__SANITIZE_ADDRESS__)
+#define LIMIT 0LL
+#else
+#define LIMIT (512LL << 20)
+#endif
 
 static char g_dir[256];
 
@@ -135,10 +145,14 @@ static void test_too_large_for_the_machine(void **state) {
 
 static void test_out_of_memory_is_exit_1(void **state) {
     (void)state;
+    if (!LIMIT) { /* AddressSanitizer: no address-space limit to run out of (above) */
+        skip();
+        return;
+    }
     static char out[65536], err[8192];
     int rc = run(out, sizeof out, err, sizeof err, (char *[]){"train", (char *)at("wide.yaml"), "--out",
                  (char *)at("wide_runs"), "--quiet", NULL});
-    printf("  train wide.yaml under %lld MiB: exit %d %s", LIMIT >> 20, rc, err);
+    printf("  train wide.yaml under %lld MiB: exit %d %s", (long long)(LIMIT >> 20), rc, err);
     assert_int_equal(rc, 1);
     assert_int_equal(lines_of(err), 1);
     assert_true(!strncmp(err, "qat: out of memory allocating ", 30));
