@@ -297,6 +297,14 @@ int qat_yaml_check_limits(struct yaml_parser_s *parser, struct yaml_mark_s *at, 
  * input text (len bytes). Other errors are left as they are. (yaml_limits.c) */
 void qat_yaml_reader_mark(struct yaml_parser_s *parser, const char *text, size_t len);
 
+/* The document of YAML text (len bytes) into *doc, after the limits above:
+ * 0, or 1 with nothing to free, the position in *at and the message in why
+ * (n bytes): the limit passed, or "YAML syntax error: ..." (a reader error
+ * placed by line and column, qat_yaml_reader_mark). (yaml_limits.c) */
+struct yaml_document_s;
+int qat_yaml_load_text(const char *text, size_t len, struct yaml_document_s *doc, struct yaml_mark_s *at, char *why,
+                       size_t n);
+
 /* A YAML file read whole into *text (NUL-terminated, *len bytes; the caller
  * frees it), in one pass, so a pipe or FIFO reads as a regular file does.
  * QAT_EINPUT "PATH: cannot open/read: ..." or "PATH:LINE:COL: contains a NUL

@@ -328,41 +328,13 @@ static int apply_pair(qat_loader *L, yaml_document_t *doc, const char *prefix, c
     return fail_at(L, keymark, "unknown key '%s' (did you mean '%s'?)", full, qat_config_nearest_key(full));
 }
 
-/* Parse YAML text and hand each node to `apply`. `what` prefixes syntax errors
- * in --set values. For a --set, the root is the value and key_for_set names it. */
+/* Parse YAML text (one document: qat_yaml_load_text refuses a second) and hand
+ * each node to `apply`. For a --set, the root is the value and key_for_set names it. */
 static int apply_text(qat_loader *L, const char *text, size_t len, const char *key_for_set) {
-    yaml_parser_t parser;
     yaml_document_t doc;
-    char pos[QAT_PATH_MAX + 64];
-    /* Nesting and anchors that would make libyaml quadratic are refused first. */
-    yaml_mark_t over;
-    char why[256];
-    QAT_ASSERT(yaml_parser_initialize(&parser));
-    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
-    int too_much = qat_yaml_check_limits(&parser, &over, why, sizeof why);
-    yaml_parser_delete(&parser);
-    if (too_much) return fail_at(L, over, "%s", why);
-    QAT_ASSERT(yaml_parser_initialize(&parser));
-    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
-    if (!yaml_parser_load(&parser, &doc)) {
-        int rc;
-        if (parser.error == YAML_READER_ERROR && !L->set_text) {
-            qat_yaml_reader_mark(&parser, text, len);
-            rc = fail_at(L, parser.problem_mark, "YAML syntax error: %s (byte %zu; expected UTF-8 text)",
-                         parser.problem ? parser.problem : "unreadable input", parser.problem_offset);
-        } else if (parser.error == YAML_READER_ERROR) {
-            rc = qat_fail(QAT_EINPUT, "%s: YAML syntax error: %s at byte %zu", at(L, parser.problem_mark, pos, sizeof pos),
-                          parser.problem ? parser.problem : "unreadable input", parser.problem_offset);
-        } else if (parser.context) {
-            rc = fail_at(L, parser.problem_mark, "YAML syntax error: %s (%s at line %zu)", parser.problem,
-                         parser.context, parser.context_mark.line + 1);
-        } else {
-            rc = fail_at(L, parser.problem_mark, "YAML syntax error: %s",
-                         parser.problem ? parser.problem : "unknown error");
-        }
-        yaml_parser_delete(&parser);
-        return rc;
-    }
+    yaml_mark_t bad;
+    char why[512];
+    if (qat_yaml_load_text(text, len, &doc, &bad, why, sizeof why)) return fail_at(L, bad, "%s", why);
     int rc = QAT_OK;
     yaml_node_t *root = yaml_document_get_root_node(&doc);
     L->generation++;
@@ -377,7 +349,6 @@ static int apply_text(qat_loader *L, const char *text, size_t len, const char *k
     }
     if (rc) {
         yaml_document_delete(&doc);
-        yaml_parser_delete(&parser);
         return rc;
     }
     if (key_for_set) {
@@ -399,21 +370,8 @@ static int apply_text(qat_loader *L, const char *text, size_t len, const char *k
                    is_null_scalar((const char *)root->data.scalar.value, 1)))
             rc = fail_at(L, root->start_mark, "expected a mapping of config keys at the top level, got %s",
                          node_kind(root));
-        if (!rc) {
-            /* A second document would be silently ignored: refuse it. */
-            yaml_document_t more;
-            if (!yaml_parser_load(&parser, &more)) {
-                rc = fail_at(L, parser.problem_mark, "YAML syntax error: %s",
-                             parser.problem ? parser.problem : "unknown error");
-            } else {
-                yaml_node_t *r2 = yaml_document_get_root_node(&more);
-                if (r2) rc = fail_at(L, r2->start_mark, "expected a single YAML document, found a second one");
-                yaml_document_delete(&more);
-            }
-        }
     }
     yaml_document_delete(&doc);
-    yaml_parser_delete(&parser);
     return rc;
 }
 

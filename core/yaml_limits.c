@@ -13,12 +13,15 @@
  *
  * The reader's own errors (bytes that are not UTF-8) carry only a byte offset;
  * qat_yaml_reader_mark turns it into the line and column every other message
- * gives.
+ * gives. qat_yaml_load_text does the two parses and words every failure, for
+ * the config loader and the sweep file alike.
  */
 #include "config_table.h"
 
 #include <stdio.h>
 #include <yaml.h>
+
+#include "error.h"
 
 int qat_yaml_check_limits(struct yaml_parser_s *parser, struct yaml_mark_s *at, char *why, size_t n) {
     int depth = 0, anchors = 0, aliases = 0, rc = 0;
@@ -77,4 +80,51 @@ void qat_yaml_reader_mark(struct yaml_parser_s *parser, const char *text, size_t
     parser->problem_mark.index = off;
     parser->problem_mark.line = line;
     parser->problem_mark.column = col;
+}
+
+int qat_yaml_load_text(const char *text, size_t len, yaml_document_t *doc, yaml_mark_t *at, char *why, size_t n) {
+    yaml_parser_t parser;
+    QAT_ASSERT(yaml_parser_initialize(&parser));
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    int too_much = qat_yaml_check_limits(&parser, at, why, n);
+    yaml_parser_delete(&parser);
+    if (too_much) return 1;
+    QAT_ASSERT(yaml_parser_initialize(&parser));
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    int ok = yaml_parser_load(&parser, doc);
+    if (ok) {
+        /* a second document would be silently ignored: refuse it */
+        yaml_document_t more;
+        if (!yaml_parser_load(&parser, &more)) {
+            ok = 0;
+        } else {
+            yaml_node_t *r2 = yaml_document_get_root_node(&more);
+            if (r2) {
+                snprintf(why, n, "expected a single YAML document, found a second one");
+                *at = r2->start_mark;
+            }
+            yaml_document_delete(&more);
+            if (r2) {
+                yaml_document_delete(doc);
+                yaml_parser_delete(&parser);
+                return 1;
+            }
+        }
+        if (!ok) yaml_document_delete(doc);
+    }
+    if (!ok) {
+        const char *problem = parser.problem ? parser.problem : "unknown error";
+        if (parser.error == YAML_READER_ERROR) {
+            qat_yaml_reader_mark(&parser, text, len);
+            snprintf(why, n, "YAML syntax error: %s (byte %zu; expected UTF-8 text)", problem, parser.problem_offset);
+        } else if (parser.context) {
+            snprintf(why, n, "YAML syntax error: %s (%s at line %zu)", problem, parser.context,
+                     parser.context_mark.line + 1);
+        } else {
+            snprintf(why, n, "YAML syntax error: %s", problem);
+        }
+        *at = parser.problem_mark;
+    }
+    yaml_parser_delete(&parser);
+    return !ok;
 }

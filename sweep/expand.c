@@ -498,37 +498,14 @@ int qat_sweep_load(const char *path, qat_sweep **out) {
         free(sw);
         return rc;
     }
-    yaml_parser_t parser;
-    /* Nesting and anchors that would make libyaml quadratic are refused first. */
-    yaml_mark_t over;
-    char why[256];
-    QAT_ASSERT(yaml_parser_initialize(&parser));
-    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
-    int too_much = qat_yaml_check_limits(&parser, &over, why, sizeof why);
-    yaml_parser_delete(&parser);
-    if (too_much) {
-        rc = fail_mark(sw, over, "%s", why);
-        free(text);
-        free(sw);
-        return rc;
-    }
     yaml_document_t *doc = qat_xcalloc(1, sizeof *doc);
-    QAT_ASSERT(yaml_parser_initialize(&parser));
-    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
-    if (!yaml_parser_load(&parser, doc)) {
-        if (parser.error == YAML_READER_ERROR) {
-            qat_yaml_reader_mark(&parser, text, len);
-            rc = fail_mark(sw, parser.problem_mark, "YAML syntax error: %s (byte %zu; expected UTF-8 text)",
-                           parser.problem ? parser.problem : "unreadable input", parser.problem_offset);
-        } else if (parser.context)
-            rc = fail_mark(sw, parser.problem_mark, "YAML syntax error: %s (%s at line %zu)", parser.problem,
-                           parser.context, parser.context_mark.line + 1);
-        else
-            rc = fail_mark(sw, parser.problem_mark, "YAML syntax error: %s", parser.problem ? parser.problem : "unknown error");
+    yaml_mark_t bad;
+    char why[512];
+    if (qat_yaml_load_text(text, len, doc, &bad, why, sizeof why)) {
+        rc = fail_mark(sw, bad, "%s", why);
         free(doc);
         doc = NULL;
     }
-    yaml_parser_delete(&parser);
     free(text); /* the document holds its own copies of the scalars */
     if (rc) {
         qat_sweep_free(sw);

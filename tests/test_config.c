@@ -169,6 +169,8 @@ static void test_file_errors(void **state) {
                       "unknown2.yaml:1:21: unknown key 'model.lr' (did you mean 'train.lr'?)");
     expect_file_error("group.yaml", "trian:\n  lr: 1\n", "group.yaml:1:1: unknown key 'trian' (did you mean 'train'?)");
     expect_file_error("type.yaml", "train: {lr: abc}\n", "type.yaml:1:13: train.lr: expected a number, got 'abc'");
+    expect_file_error("two.yaml", "seed: 1\n---\nseed: 2\n", "two.yaml:3:1: expected a single YAML document, found a "
+                      "second one");
     expect_file_error("int.yaml", "model:\n  layers: 2.5\n",
                       "int.yaml:2:11: model.layers: expected an integer, got '2.5'");
     expect_file_error("bool.yaml", "compress: {weights: {per_row: maybe}}\n",

@@ -268,6 +268,9 @@ static void test_base_from_file(void **state) {
 
 static void test_errors(void **state) {
     (void)state;
+    /* a second document was ignored in a sweep file (a config refused it) */
+    expect_error("two.yaml", "grid:\n  seed: [1]\nout: o\n---\nseed: 2\n",
+                 "two.yaml:5:1: expected a single YAML document, found a second one");
     /* a byte that is not UTF-8: its line and column, not 1:1 */
     expect_error("lat1.yaml", "grid:\n  seed: [1]\nout: o\nbase: {name: a\xe9" "b}\n",
                  "lat1.yaml:4:16: YAML syntax error: invalid trailing UTF-8 octet (byte 40; expected UTF-8 text)");
