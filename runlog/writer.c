@@ -362,7 +362,7 @@ int qat_runlog_resume_noted(const char *path, int64_t step, const char *note, co
     if (rl->file < 0 && qat_h5_is_checksum())
         rc = qat_fail(QAT_ERUNTIME, "%s: checksum mismatch in the file's metadata (the file is damaged)", path);
     else if (rl->file < 0)
-        rc = qat_fail(QAT_EINPUT, "%s: cannot open for resuming: not an HDF5 run log?", path);
+        rc = qat_fail(QAT_EINPUT, "%s: cannot open for resuming: not a readable HDF5 run log (cut short or overwritten)", path);
     H5Pclose(fapl);
     if (!rc && H5Fincrement_filesize(rl->file, 0) < 0) rc = qat_h5_fail_write(path, "cannot recover the end of the file");
     if (!rc && qat_h5_exists(rl->file, "final") && H5Ldelete(rl->file, "final", H5P_DEFAULT) < 0)

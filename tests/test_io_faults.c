@@ -751,6 +751,34 @@ static void test_checksums(void **state) {
     assert_int_equal(access(h5, F_OK), 0);
 }
 
+/* A run log cut short (a copy that stopped part-way, a full disk outside qat)
+ * under a run with a checkpoint: --resume refuses it (exit 2) and never
+ * replaces it, since it holds the series up to the damage, and its message
+ * says the way on; moving it aside as told resumes from the checkpoint. Before,
+ * the message ended at "not an HDF5 run log?", a dead end. */
+static void test_truncated_run_log_on_resume(void **state) {
+    (void)state;
+    char cfg[1200], runs[1200], rl[1300], aside[1300];
+    snprintf(cfg, sizeof cfg, "%s", at("tiny.yaml"));
+    snprintf(runs, sizeof runs, "%s", at("TR"));
+    snprintf(rl, sizeof rl, "%s/t/run.h5", runs);
+    snprintf(aside, sizeof aside, "%s/t/run.h5.damaged", runs);
+    assert_int_equal(QAT("train", cfg, "--out", runs, "--quiet", "--stop-after", "12"), 0);
+    assert_int_equal(truncate(rl, 2000), 0);
+    assert_int_equal(QAT("train", cfg, "--out", runs, "--quiet", "--resume"), 2);
+    printf("  resume over a truncated run log: %s", g_err);
+    assert_non_null(strstr(g_err, "run.h5: cannot open for resuming"));
+    assert_non_null(strstr(g_err, "at step 12, move "));
+    assert_non_null(strstr(g_err, "aside and --resume again"));
+    struct stat st;
+    assert_int_equal(stat(rl, &st), 0);
+    assert_int_equal(st.st_size, 2000); /* left as it was */
+    assert_int_equal(rename(rl, aside), 0);
+    assert_int_equal(QAT("train", cfg, "--out", runs, "--quiet", "--resume"), 0);
+    assert_non_null(strstr(g_err, "is missing; resuming from"));
+    assert_int_equal(access(rl, F_OK), 0);
+}
+
 /* --------------------------------------------- stdout that cannot be written */
 
 /* Every command that prints its result on stdout, with stdout on /dev/full
@@ -821,6 +849,7 @@ int main(void) {
         cmocka_unit_test(test_outputs_that_cannot_be_created),
         cmocka_unit_test(test_checkpoint_on_a_full_disk),
         cmocka_unit_test(test_checksums),
+        cmocka_unit_test(test_truncated_run_log_on_resume),
         cmocka_unit_test(test_stdout_that_cannot_be_written),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

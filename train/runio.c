@@ -476,6 +476,16 @@ int qat_runio_open(qat_runio *io, const char *dir, const qat_config *cfg, qat_mo
                                      note ? (int64_t)tokens_target : -1, lock_fd, &io->log);
         free(yaml);
         free(note);
+        /* A run.h5 that cannot be opened (truncated, overwritten, damaged) holds the
+         * series up to its damage, so it is never replaced here; the user is told the
+         * way on that keeps the checkpoint's steps (writer.c's two messages). */
+        if (rc && (strstr(qat_errmsg(), "not a readable HDF5 run log") || strstr(qat_errmsg(), "(the file is damaged)"))) {
+            char msg[4096];
+            snprintf(msg, sizeof msg, "%s", qat_errmsg());
+            rc = qat_fail(rc, "%s; to continue from %s at step %lld, move %s aside and --resume again (a new run log "
+                          "is started; the series before that step stay in the file moved aside)",
+                          msg, io->ckpt, (long long)*start_step, runpath);
+        }
         return rc; /* the lock is the log's now, or released on failure */
     }
 
