@@ -1,7 +1,7 @@
 /*
  * sweep/expand.c — reading a sweep file and expanding it into runs (docs/config.md).
- * Dividing the runs (shards, --jobs auto) is split.c; the Slurm script, slurm.c;
- * running them, pool.c.
+ * Naming the runs is names.c; dividing them (shards, --jobs auto), split.c; the
+ * Slurm script, slurm.c; running them, pool.c.
  *
  *     base: {model: {preset: s3}, train: {tokens_per_param: 20}}   # or base: configs/x.yaml
  *     grid:
@@ -22,12 +22,9 @@
  *    the grid entry's position. Whole runs are validated one by one
  *    (qat_sweep_run_config): an impossible combination is a failed run, not a
  *    broken sweep, unless every run is impossible.
- *  - Run names are built from the grid values, readable first (int4, s3,
- *    dim16: numbers carry their key's last component), then made safe for a
- *    directory and a shell (anything outside [A-Za-z0-9._-] becomes '_'), then
- *    unique (within an axis by a value suffix, over the whole sweep by a hash
- *    set and a counter), then short enough (a hash of the full name replaces
- *    the tail).
+ *  - Each grid value gets a label for run names, readable first (int4, s3,
+ *    dim16: numbers carry their key's last component), distinct within its axis
+ *    (a value suffix); names.c joins them into names unique over the sweep.
  */
 #include "sweep.h"
 
@@ -44,6 +41,7 @@
 #include "core/error.h"
 #include "core/fsutil.h"
 #include "model/llama.h"
+#include "sweep/names.h"
 #include "train/trainer.h"
 
 static const char *const top_keys[] = {"base", "grid", "out", "repeat", NULL};
@@ -130,23 +128,6 @@ static char *value_meaning(const qat_config *cfg, const char *key, const char *r
     return i >= 0 ? qat_config_key_text(cfg, i) : qat_xstrdup(raw);
 }
 
-/* Keep [A-Za-z0-9._-]; anything else becomes one '_' (runs collapse, and
- * none at the start: "/data/x" reads "data_x"); no leading '.', so a run can
- * never be hidden or collide with OUT/.sweep. */
-void qat_sweep_sanitize(const char *in, char *out, size_t n) {
-    size_t j = 0;
-    for (const unsigned char *p = (const unsigned char *)in; *p && j + 1 < n; p++) {
-        int ok = isalnum(*p) || *p == '.' || *p == '_' || *p == '-';
-        char c = ok ? (char)*p : '_';
-        if (c == '_' && (!j || out[j - 1] == '_') && !ok) continue;
-        if (c == '_' && j && out[j - 1] == '_') continue;
-        if (c == '.' && !j) c = '_';
-        out[j++] = c;
-    }
-    while (j > 1 && out[j - 1] == '_') j--;
-    out[j] = 0;
-}
-
 /* A YAML scalar as override text: plain stays plain, anything quoted is
  * re-quoted, so "2:4", "yes" and "" reach the worker as the strings they were. */
 static void append_scalar(char **buf, const yaml_node_t *n) {
@@ -169,28 +150,6 @@ static void append_scalar(char **buf, const yaml_node_t *n) {
         free(q);
     }
     free(old);
-}
-
-/* 64-bit FNV-1a: a short, stable stand-in for the tail of an over-long name. */
-static uint64_t fnv1a(const char *s) {
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
-/* ------------------------------------------------------- a set of names */
-
-typedef struct {
-    char **slot;  /* open addressing; NULL = empty; borrowed strings */
-    size_t cap;   /* power of two, at least twice the entries */
-} name_set;
-
-static int names_add(name_set *s, char *name) {
-    size_t i = (size_t)fnv1a(name) & (s->cap - 1);
-    for (; s->slot[i]; i = (i + 1) & (s->cap - 1))
-        if (!strcmp(s->slot[i], name)) return 0;
-    s->slot[i] = name;
-    return 1;
 }
 
 /* ------------------------------------------------------------- the grid */
@@ -450,37 +409,6 @@ static int load_out(qat_sweep *sw, yaml_node_t *v) {
     return QAT_OK;
 }
 
-/* Names: labels joined by '-', safe, unique, at most QAT_NAME_MAX - 1. */
-static void make_names(qat_sweep *sw) {
-    sw->names = qat_xcalloc((size_t)sw->n_runs, sizeof *sw->names);
-    sw->name_set = qat_xcalloc((size_t)sw->n_runs, sizeof *sw->name_set);
-    name_set set = {NULL, 16};
-    while (set.cap < 2 * (size_t)sw->n_runs + 16) set.cap *= 2;
-    set.slot = qat_xcalloc(set.cap, sizeof *set.slot);
-    /* A base name of its own (not the default "run") prefixes every run. */
-    int prefix = strcmp(sw->base.name, "run") != 0 || (!sw->n_axes && !sw->n_seeds);
-    for (int r = 0; r < sw->n_runs; r++) {
-        char full[4096] = "", safe[4096];
-        size_t n = 0;
-        if (prefix) n += (size_t)snprintf(full + n, sizeof full - n, "%s", sw->base.name);
-        for (int a = 0; a < sw->n_axes && n < sizeof full; a++)
-            n += (size_t)snprintf(full + n, sizeof full - n, "%s%s", n ? "-" : "", sw->axes[a].label[qat_sweep_run_value(sw, r, a)]);
-        if (sw->n_seeds && n < sizeof full)
-            snprintf(full + n, sizeof full - n, "%sseed%llu", n ? "-" : "", (unsigned long long)qat_sweep_run_seed(sw, r));
-        qat_sweep_sanitize(full, safe, sizeof safe);
-        if (strlen(safe) > QAT_NAME_MAX - 1 - 24)
-            snprintf(safe + QAT_NAME_MAX - 1 - 24 - 17, 18, "-%016llx", (unsigned long long)fnv1a(full));
-        char *name = qat_xstrdup(safe);
-        for (int k = 2; !names_add(&set, name); k++) {
-            free(name);
-            name = xasprintf("%s-%d", safe, k);
-        }
-        sw->names[r] = name;
-        sw->name_set[r] = xasprintf("name=%s", name);
-    }
-    free(set.slot);
-}
-
 int qat_sweep_load(const char *path, qat_sweep **out) {
     *out = NULL;
     qat_sweep *sw = qat_xcalloc(1, sizeof *sw);
@@ -588,7 +516,7 @@ int qat_sweep_load(const char *path, qat_sweep **out) {
                     sw->axes[b].implied[j] = NULL;
                 }
     sw->n_runs = (int)runs;
-    make_names(sw);
+    qat_sweep_make_names(sw);
 
     /* One impossible combination is that run's failure; none possible is the file's. */
     qat_config *cfg = qat_xmalloc(sizeof *cfg);

@@ -1,6 +1,6 @@
 /*
- * sweep/sweep.h — a sweep file (docs/config.md) expanded into its runs (expand.c),
- * and how those runs are divided (split.c).
+ * sweep/sweep.h — a sweep file (docs/config.md) expanded into its runs (expand.c)
+ * and their names (names.c), and how those runs are divided (split.c).
  *
  * A sweep is one base run config, a grid of dotted keys each with a list of
  * values, and optional repeat seeds. Its runs are the cartesian product of the
@@ -85,7 +85,7 @@ int qat_sweep_run_sets(const qat_sweep *sw, int run, const char **sets, int max)
  * base line that caused it (SWEEP:LINE:COL). */
 int qat_sweep_run_config(const qat_sweep *sw, int run, qat_config *cfg);
 
-/* `in` made safe for a directory and a shell, into out[0..n): [A-Za-z0-9._-]
+/* (names.c) `in` made safe for a directory and a shell, into out[0..n): [A-Za-z0-9._-]
  * kept, any other run of characters one '_', no leading '.' (run names, the
  * Slurm job name). */
 void qat_sweep_sanitize(const char *in, char *out, size_t n);
