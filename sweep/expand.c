@@ -154,14 +154,14 @@ static void append_scalar(char **buf, const yaml_node_t *n) {
 
 /* ------------------------------------------------------------- the grid */
 
-/* Rewrite the loader's "--set k=v: why" as "SWEEP:L:C: why" (and a suffix). */
-static int move_set_error(const qat_sweep *sw, const char *set, int line, int col, const char *suffix) {
+/* Rewrite the loader's "--set k=v: why" as "SWEEP:L:C: why". */
+static int move_set_error(const qat_sweep *sw, const char *set, int line, int col) {
     char msg[4096], prefix[1200];
     snprintf(msg, sizeof msg, "%s", qat_errmsg());
     snprintf(prefix, sizeof prefix, "--set %s: ", set);
     const char *why = strncmp(msg, prefix, strlen(prefix)) ? msg : msg + strlen(prefix);
-    if (line > 0) return qat_fail(QAT_EINPUT, "%s:%d:%d: %s%s", sw->path, line, col, why, suffix);
-    return qat_fail(QAT_EINPUT, "%s: %s%s", sw->path, why, suffix);
+    if (line > 0) return qat_fail(QAT_EINPUT, "%s:%d:%d: %s", sw->path, line, col, why);
+    return qat_fail(QAT_EINPUT, "%s: %s", sw->path, why);
 }
 
 /* One grid entry `key: [values]`. */
@@ -262,9 +262,9 @@ static int add_axis(qat_sweep *sw, yaml_document_t *doc, const char *key, yaml_n
         if (!rc) {
             /* The worker will get exactly this override: try it on the base now. */
             memcpy(tmp, &sw->base, sizeof *tmp);
-            if (qat_config_set(tmp, ax->set[j])) rc = move_set_error(sw, ax->set[j], ax->vline[j], ax->vcol[j], "");
+            if (qat_config_set(tmp, ax->set[j])) rc = move_set_error(sw, ax->set[j], ax->vline[j], ax->vcol[j]);
             else if (*second && qat_config_set(tmp, ax->implied[j]))
-                rc = move_set_error(sw, ax->implied[j], ax->vline[j], ax->vcol[j], "");
+                rc = move_set_error(sw, ax->implied[j], ax->vline[j], ax->vcol[j]);
         }
         if (!rc && e->type == YAML_SCALAR_NODE) {
             meaning[j] = value_meaning(tmp, first, raw, &rc);
@@ -329,6 +329,75 @@ static int add_grid(qat_sweep *sw, yaml_document_t *doc, const char *prefix, yam
         QAT_TRY(rc);
     }
     return QAT_OK;
+}
+
+/* ------------------------------------------------- no possible run */
+
+/* A sweep with no possible run is one mistake of the file or several (each
+ * impossible value of the grid): its error names every distinct one, each once
+ * with the runs it stops, so that one edit fixes them all (first naming only
+ * run 0's hid the others until it was fixed). Repeat seeds and other axes give
+ * one error many runs, hence the grouping; past RUN_ERRORS_LISTED distinct
+ * errors the rest are counted. */
+#define RUN_ERRORS_LISTED 10
+#define RUN_ERRORS_NAMED 3 /* run names given with each error */
+
+typedef struct {
+    char *msg[RUN_ERRORS_LISTED];                 /* distinct errors, in the order of their first run */
+    int runs[RUN_ERRORS_LISTED];                  /* how many runs each stops */
+    int named[RUN_ERRORS_LISTED][RUN_ERRORS_NAMED]; /* the first of those runs */
+    int n;                                        /* distinct errors kept */
+    int others;                                   /* runs stopped by errors past the ones kept */
+} run_errors;
+
+static void run_errors_add(run_errors *e, int run, const char *msg) {
+    int i = 0;
+    while (i < e->n && strcmp(e->msg[i], msg)) i++;
+    if (i == e->n) {
+        if (e->n == RUN_ERRORS_LISTED) {
+            e->others++;
+            return;
+        }
+        e->msg[e->n++] = qat_xstrdup(msg);
+    }
+    if (e->runs[i] < RUN_ERRORS_NAMED) e->named[i][e->runs[i]] = run;
+    e->runs[i]++;
+}
+
+/* The runs of error i: " (run a)", " (runs a, b, c)", " (runs a, b, c and 4 more)". */
+static void run_errors_names(const qat_sweep *sw, const run_errors *e, int i, char *buf, size_t cap) {
+    int shown = e->runs[i] < RUN_ERRORS_NAMED ? e->runs[i] : RUN_ERRORS_NAMED;
+    size_t l = (size_t)snprintf(buf, cap, " (run%s ", e->runs[i] > 1 ? "s" : "");
+    for (int k = 0; k < shown && l < cap; k++)
+        l += (size_t)snprintf(buf + l, cap - l, "%s%s", k ? ", " : "", sw->names[e->named[i][k]]);
+    if (l < cap && e->runs[i] > shown) l += (size_t)snprintf(buf + l, cap - l, " and %d more", e->runs[i] - shown);
+    if (l < cap) snprintf(buf + l, cap - l, ")");
+}
+
+/* The error of a sweep none of whose runs is valid (every run in e). */
+static void run_errors_report(const qat_sweep *sw, const run_errors *e) {
+    char names[4 * QAT_NAME_MAX];
+    if (sw->n_runs == 1) { /* a sweep of one run: its error, as qat train would give it, and its name */
+        run_errors_names(sw, e, 0, names, sizeof names);
+        qat_fail(QAT_EINPUT, "%s%s", e->msg[0], names);
+        return;
+    }
+    /* a line that would not fit the error buffer (core/error.c: 4096 bytes) is
+     * counted, not cut: the count at the end must stay readable */
+    char buf[4000];
+    int others = e->others;
+    size_t l = (size_t)snprintf(buf, sizeof buf, "%s: no run of the sweep is valid; the errors of its %d runs:", sw->path,
+                                sw->n_runs);
+    for (int i = 0; i < e->n; i++) {
+        run_errors_names(sw, e, i, names, sizeof names);
+        if (l + strlen(e->msg[i]) + strlen(names) + 3 + 64 >= sizeof buf) {
+            others += e->runs[i];
+            continue;
+        }
+        l += (size_t)snprintf(buf + l, sizeof buf - l, "\n  %s%s", e->msg[i], names);
+    }
+    if (others) snprintf(buf + l, sizeof buf - l, "\n  and %d more run%s with other errors", others, others == 1 ? "" : "s");
+    qat_fail(QAT_EINPUT, "%s", buf);
 }
 
 /* ------------------------------------------------------------ top level */
@@ -520,15 +589,17 @@ int qat_sweep_load(const char *path, qat_sweep **out) {
 
     /* One impossible combination is that run's failure; none possible is the file's. */
     qat_config *cfg = qat_xmalloc(sizeof *cfg);
-    char first[4096] = "";
+    run_errors errs;
+    memset(&errs, 0, sizeof errs);
     int ok = 0;
     for (int r = 0; r < sw->n_runs && !ok; r++) {
         if (!qat_sweep_run_config(sw, r, cfg)) ok = 1;
-        else if (!r) snprintf(first, sizeof first, "%s", qat_errmsg());
+        else run_errors_add(&errs, r, qat_errmsg());
     }
     free(cfg);
+    if (!ok) run_errors_report(sw, &errs);
+    for (int i = 0; i < errs.n; i++) free(errs.msg[i]);
     if (!ok) {
-        qat_fail(QAT_EINPUT, "%s%s", first, sw->n_runs > 1 ? " (and no run of the sweep is valid)" : "");
         qat_sweep_free(sw);
         return QAT_EINPUT;
     }
@@ -630,8 +701,6 @@ int qat_sweep_run_config(const qat_sweep *sw, int run, qat_config *cfg) {
     }
     if (rc) {
         /* Name the grid entry (or repeat) behind a "--set" in the message. */
-        char suffix[QAT_NAME_MAX + 16];
-        snprintf(suffix, sizeof suffix, " (run %s)", sw->names[run]);
         const char *msg = qat_errmsg();
         int line = 0, col = 0;
         const char *set = NULL;
@@ -652,13 +721,7 @@ int qat_sweep_run_config(const qat_sweep *sw, int run, qat_config *cfg) {
                 col = sw->repeat_col;
             }
         }
-        if (set) {
-            rc = move_set_error(sw, set, line, col, suffix);
-        } else {
-            char copy[4096];
-            snprintf(copy, sizeof copy, "%s", msg);
-            rc = qat_fail(rc, "%s%s", copy, suffix);
-        }
+        if (set) rc = move_set_error(sw, set, line, col);
     }
     free(sets);
     return rc;

@@ -65,7 +65,9 @@ typedef struct qat_sweep {
 
 /* Parse and check `path`; on success *out owns everything (qat_sweep_free).
  * QAT_EINPUT with FILE:LINE:COL on any mistake, including a grid whose every
- * run is invalid (one invalid combination alone is a run failure, not an error). */
+ * run is invalid, whose message lists each distinct run error once with the
+ * runs it stops, one a line (one invalid combination alone is a run failure,
+ * not an error). */
 int qat_sweep_load(const char *path, qat_sweep **out);
 void qat_sweep_free(qat_sweep *sw);
 
@@ -82,7 +84,8 @@ uint64_t qat_sweep_run_seed(const qat_sweep *sw, int run);
 #define QAT_SWEEP_MAX_SETS(sw) (2 * (sw)->n_axes + 2)
 int qat_sweep_run_sets(const qat_sweep *sw, int run, const char **sets, int max);
 /* The run's full config, validated; a cross-key error names the grid entry or
- * base line that caused it (SWEEP:LINE:COL). */
+ * base line that caused it (SWEEP:LINE:COL), not the run: each caller lists it
+ * under or beside the run's name. */
 int qat_sweep_run_config(const qat_sweep *sw, int run, qat_config *cfg);
 
 /* (names.c) `in` made safe for a directory and a shell, into out[0..n): [A-Za-z0-9._-]

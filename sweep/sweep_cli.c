@@ -123,9 +123,10 @@ static int summary(const qat_sweep_ctx *c, int stopped) {
             const qat_sweep_job *j = &c->job[i];
             if (j->state == S_COMPLETED || j->state == S_SKIPPED) continue;
             printf("  %s:%s\n", qat_sweep_run_name(c->sw, j->run),
-                   j->state != S_PENDING ? ""
-                   : stopped             ? " not started (the sweep stopped on the error below)"
-                                         : " not started (the sweep was interrupted)");
+                   j->action == A_INVALID ? " not started (invalid config)"
+                   : j->state != S_PENDING ? ""
+                   : stopped               ? " not started (the sweep stopped on the error below)"
+                                           : " not started (the sweep was interrupted)");
             for (const char *p = j->reason; p && *p;) {
                 const char *nl = strchr(p, '\n');
                 int len = nl ? (int)(nl - p) : (int)strlen(p);

@@ -56,6 +56,30 @@ static void expect_error(const char *name, const char *text, const char *want) {
     assert_string_equal(qat_errmsg(), full);
 }
 
+/* A sweep none of whose runs is valid: QAT_EINPUT with "DIR/NAME: HEADER", then
+ * a line "  DIR/LINE" for each of `lines`. Without `tail` that is the whole
+ * message; with it, `lines` need only appear in order (some may lie between) and
+ * the message ends in `tail`. */
+static void expect_errors(const char *name, const char *text, const char *header, const char *const *lines,
+                          const char *tail) {
+    qat_sweep *sw = NULL;
+    assert_int_equal(qat_sweep_load(write_file(name, text), &sw), QAT_EINPUT);
+    assert_null(sw);
+    char want[8192], line[2048];
+    size_t l = (size_t)snprintf(want, sizeof want, "%s/%s: %s", tmpdir, name, header);
+    const char *got = qat_errmsg(), *at = got + l;
+    if (strncmp(got, want, l)) fail_msg("got:\n%s\nwant it to start with:\n%s", got, want);
+    for (int i = 0; lines[i]; i++) {
+        snprintf(line, sizeof line, "\n  %s/%s", tmpdir, lines[i]);
+        l += (size_t)snprintf(want + l, sizeof want - l, "%s", line);
+        if (!(at = strstr(at, line))) fail_msg("'%s' not in (or not in order):\n%s", line + 1, got);
+        at += strlen(line);
+    }
+    if (!tail && strcmp(got, want)) fail_msg("got:\n%s\nwant:\n%s", got, want);
+    if (tail && (strlen(got) < strlen(tail) || strcmp(got + strlen(got) - strlen(tail), tail)))
+        fail_msg("got:\n%s\nwant it to end with:\n%s", got, tail);
+}
+
 /* What a worker sees (the re-emitted base plus the run's overrides, as in
  * `qat train OUT/.sweep/base.yaml --set ...`) is exactly the config checked here. */
 static void check_worker_view(const qat_sweep *sw) {
@@ -354,7 +378,8 @@ static void test_impossible_combination(void **state) {
     assert_int_equal(qat_sweep_run_config(sw, 1, &c), QAT_OK);
     assert_int_equal(qat_sweep_run_config(sw, 2, &c), QAT_EINPUT);
     char want[1024];
-    snprintf(want, sizeof want, "%s/heads.yaml:5:20: model.heads = 3 must divide model.dim = 16 (run heads3-layers1)", tmpdir);
+    /* the run's own error: a list that names runs (the sweep's table, the error below) adds the name */
+    snprintf(want, sizeof want, "%s/heads.yaml:5:20: model.heads = 3 must divide model.dim = 16", tmpdir);
     assert_string_equal(qat_errmsg(), want);
     check_worker_view(sw);
     qat_sweep_free(sw);
@@ -367,17 +392,37 @@ static void test_impossible_combination(void **state) {
     assert_int_equal(c.model.dim, 32);
     qat_sweep_free(sw);
 
-    /* ... but when no run at all is possible, the file is wrong. */
-    expect_error("allbad.yaml",
-                 "base:\n  model: {preset: \"\", layers: 1, dim: 16, seq_len: 16}\ngrid:\n  model.heads: [3, 5]\n",
-                 "allbad.yaml:4:17: model.heads = 3 must divide model.dim = 16 (run heads3) "
-                 "(and no run of the sweep is valid)");
+    /* ... but when no run at all is possible, the file is wrong, and the error names
+     * every run's mistake, not only the first run's: both values are to be fixed */
+    expect_errors("allbad.yaml",
+                  "base:\n  model: {preset: \"\", layers: 1, dim: 16, seq_len: 16}\ngrid:\n  model.heads: [3, 5]\n",
+                  "no run of the sweep is valid; the errors of its 2 runs:",
+                  (const char *[]){"allbad.yaml:4:17: model.heads = 3 must divide model.dim = 16 (run heads3)",
+                                   "allbad.yaml:4:20: model.heads = 5 must divide model.dim = 16 (run heads5)", NULL},
+                  NULL);
     /* checks made when the model is built are made before the sweep starts too:
      * heads against a preset's width, a Hadamard block against the linears' widths
      * (s1: width 32); with no possible run the file is wrong (exit 2) */
-    expect_error("presetbad.yaml", "grid: {model.heads: [3, 5]}\n",
-                 "presetbad.yaml:1:22: model.heads = 3 does not divide model.dim = 64 (run heads3) "
-                 "(and no run of the sweep is valid)");
+    expect_errors("presetbad.yaml", "grid: {model.heads: [3, 5]}\n", "no run of the sweep is valid; the errors of its 2 runs:",
+                  (const char *[]){"presetbad.yaml:1:22: model.heads = 3 does not divide model.dim = 64 (run heads3)",
+                                   "presetbad.yaml:1:25: model.heads = 5 does not divide model.dim = 64 (run heads5)",
+                                   NULL},
+                  NULL);
+    /* one mistake stops many runs (repeat seeds, another axis): said once, with its runs */
+    expect_errors("seedsbad.yaml", "grid: {model.heads: [3, 5], train.lr: [1e-3, 2e-3]}\nrepeat: 2\n",
+                  "no run of the sweep is valid; the errors of its 8 runs:",
+                  (const char *[]){"seedsbad.yaml:1:22: model.heads = 3 does not divide model.dim = 64 (runs "
+                                   "heads3-lr1e-3-seed0, heads3-lr1e-3-seed1, heads3-lr2e-3-seed0 and 1 more)",
+                                   "seedsbad.yaml:1:25: model.heads = 5 does not divide model.dim = 64 (runs "
+                                   "heads5-lr1e-3-seed0, heads5-lr1e-3-seed1, heads5-lr2e-3-seed0 and 1 more)", NULL},
+                  NULL);
+    /* past ten distinct mistakes, the first ten and a count of the runs the others stop */
+    expect_errors("manybad.yaml", "grid: {model.heads: [3, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 17]}\n",
+                  "no run of the sweep is valid; the errors of its 12 runs:",
+                  (const char *[]){"manybad.yaml:1:22: model.heads = 3 does not divide model.dim = 64 (run heads3)",
+                                   "manybad.yaml:1:53: model.heads = 14 does not divide model.dim = 64 (run heads14)",
+                                   NULL},
+                  "\n  and 2 more runs with other errors");
     expect_error("hadbad.yaml", "grid: {compress.weights.format: [mxfp4@h128]}\nbase: {model: {preset: s1}}\n",
                  "hadbad.yaml:1:34: @h128 of compress.weights.format mxfp4@h128: Hadamard block 128 does not divide "
                  "the input dim 32, expected a power of two dividing it (or -1 for auto) (run mxfp4_h128)");
@@ -386,8 +431,7 @@ static void test_impossible_combination(void **state) {
                                  "base: {model: {preset: s1}}\n");
     assert_int_equal(qat_sweep_run_config(sw, 0, &c), QAT_EINPUT);
     snprintf(want, sizeof want, "%s/hadhalf.yaml:1:34: @h128 of compress.weights.format mxfp4@h128: Hadamard block "
-             "128 does not divide the input dim 32, expected a power of two dividing it (or -1 for auto) "
-             "(run mxfp4_h128)", tmpdir);
+             "128 does not divide the input dim 32, expected a power of two dividing it (or -1 for auto)", tmpdir);
     assert_string_equal(qat_errmsg(), want);
     assert_int_equal(qat_sweep_run_config(sw, 1, &c), QAT_OK);
     qat_sweep_free(sw);

@@ -157,8 +157,12 @@ static void test_usage(void **state) {
     snprintf(allbad, sizeof allbad, "grid: {model.heads: [3, 5]}\nout: %s\n", path_in("allbad_out"));
     write_file("allbad.yaml", allbad);
     assert_int_equal(run(&out, "'%s' sweep '%s' 2>&1", qat, path_in("allbad.yaml")), 2);
-    assert_non_null(strstr(out, "allbad.yaml:1:22: model.heads = 3 does not divide model.dim = 64 (run heads3) "
-                                "(and no run of the sweep is valid)"));
+    /* every run's mistake, each on its line, so that one edit fixes both (only the
+     * first run's was named: heads 5 came up once heads 3 was fixed) */
+    assert_non_null(strstr(out, "allbad.yaml: no run of the sweep is valid; the errors of its 2 runs:\n  "));
+    assert_non_null(strstr(out, "allbad.yaml:1:22: model.heads = 3 does not divide model.dim = 64 (run heads3)\n  "));
+    assert_non_null(strstr(out, "allbad.yaml:1:25: model.heads = 5 does not divide model.dim = 64 (run heads5)\n"));
+    assert_int_equal(access(path_in("allbad_out"), F_OK), -1); /* nothing created */
     free(out);
     /* out: naming a file is said by --dry-run too, not only when the runs fail */
     char afile[600], sw[600];
@@ -251,16 +255,23 @@ static void test_sweep_end_to_end(void **state) {
     /* dry run: four runs, one impossible, nothing on disk yet */
     assert_int_equal(run(&out, "'%s' sweep '%s' --dry-run", qat, sw), 0);
     assert_non_null(strstr(out, "dim16-heads3"));
-    assert_non_null(strstr(out, "model.heads = 3 must divide model.dim = 16"));
+    /* the reason under the run's row, once: the row names the run */
+    assert_non_null(strstr(out, "model.heads = 3 must divide model.dim = 16\n"));
+    assert_null(strstr(out, "(run dim16-heads3)"));
     assert_non_null(strstr(out, "would start 3, resume 0, skip 0 completed; 0 kept diverged, 1 invalid"));
     free(out);
     assert_int_equal(access(path_in("out/dim16-heads2"), F_OK), -1);
 
     /* shard 1/2 = runs 1 and 3: the impossible one fails with its reason, run 3 completes */
-    assert_int_equal(run(&out, "'%s' sweep '%s' --shard 1/2 2>/dev/null", qat, sw), 1);
+    assert_int_equal(run(&out, "'%s' sweep '%s' --shard 1/2 2>&1", qat, sw), 1);
     assert_non_null(strstr(out, "qat sweep: 1 run to train, 1 at once × ")); /* said before it starts */
     assert_non_null(strstr(out, "2 runs: 1 started, 0 resumed, 0 skipped (already completed); 1 completed, 1 failed"));
-    assert_non_null(strstr(out, "model.heads = 3 must divide model.dim = 16"));
+    /* said when the sweep starts and in the final list, each time after the run's name,
+     * with the same message as a sweep of no valid run gives (without the name there) */
+    assert_non_null(strstr(out, "dim16-heads3: FAILED (invalid config): "));
+    assert_non_null(strstr(out, "\n  dim16-heads3: not started (invalid config)\n      "));
+    assert_int_equal(count_of(out, "model.heads = 3 must divide model.dim = 16\n"), 2);
+    assert_null(strstr(out, "(run dim16-heads3)"));
     free(out);
     assert_int_equal(headers_in_log("dim24-heads3"), 1);
     assert_int_equal(access(path_in("out/dim16-heads2"), F_OK), -1); /* not in this shard */
