@@ -39,7 +39,9 @@
  * large ones faster on every core; the choice and its reason are printed.
  * SIGINT/SIGTERM are passed on to the children, which checkpoint and stop;
  * the sweep then reports them as interrupted. Children get SIGTERM too if the
- * sweep itself dies (SIGKILL).
+ * sweep itself dies (SIGKILL). Each child is started with the two blocked, so
+ * that one sent before its `qat train` has caught them (core/stop.h: the
+ * dynamic loader alone takes milliseconds) waits for it instead of killing it.
  *
  * run.h5 is read with runlog's reader (SWMR mode, so a log left by SIGKILL
  * opens too).
@@ -63,6 +65,7 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "core/fsutil.h"
+#include "core/stop.h"
 #include "model/llama.h"
 #include "runlog/runlog.h"
 #include "sweep/pool.h"
@@ -74,9 +77,6 @@ const char *const qat_sweep_action_names[N_ACTIONS] = {"start", "resume", "skip 
                                                        "invalid", "busy (live)", "keep (damaged)"};
 const char *const qat_sweep_state_names[] = {"pending", "running", "completed", "skipped", "FAILED", "DIVERGED",
                                              "interrupted", "busy"};
-
-static volatile sig_atomic_t g_stop; /* SIGINT/SIGTERM count */
-static void on_stop(int sig) { (void)sig; g_stop++; }
 
 static int file_exists(const char *path) { return access(path, F_OK) == 0; }
 
@@ -430,8 +430,17 @@ static int launch(qat_sweep_ctx *c, qat_sweep_job *j) {
     for (int i = 0; argv[i]; i++) dprintf(fd, " %s", argv[i]);
     dprintf(fd, "\n");
 
+    /* blocked from before the fork to the child's own qat_stop_catch, across exec,
+     * so that no instant of the child dies of a SIGTERM sent to it or a SIGINT of
+     * the terminal's; the parent gets its mask back at once */
+    sigset_t stops, mask;
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGINT);
+    sigaddset(&stops, SIGTERM);
+    sigprocmask(SIG_BLOCK, &stops, &mask);
     pid_t parent = getpid();
     pid_t pid = fork();
+    if (pid != 0) sigprocmask(SIG_SETMASK, &mask, NULL);
     if (pid < 0) {
         close(fd);
         free(argv);
@@ -442,8 +451,6 @@ static int launch(qat_sweep_ctx *c, qat_sweep_job *j) {
         /* die with the sweep, and write to train.log only */
         prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (getppid() != parent) _exit(1);
-        signal(SIGINT, SIG_DFL);
-        signal(SIGTERM, SIG_DFL);
         int nul = open("/dev/null", O_RDONLY);
         if (nul >= 0) dup2(nul, 0);
         dup2(fd, 1);
@@ -493,7 +500,7 @@ static void finish(qat_sweep_ctx *c, qat_sweep_job *j, int st) {
     } else if (!strcmp(ri.status, "diverged")) {
         j->state = S_DIVERGED;
         snprintf(j->reason, len, "diverged (%s; %s):\n%s", how, logp, tail);
-    } else if (g_stop) {
+    } else if (qat_stop_count()) {
         j->state = S_INTERRUPTED;
         char ck[3 * QAT_PATH_MAX];
         qat_sweep_run_path(c, j->run, "ckpt.h5", ck, sizeof ck);
@@ -536,12 +543,9 @@ static int write_base(qat_sweep_ctx *c) {
 
 /* Run the pending jobs, `jobs` at a time. Returns QAT_OK or a launch failure. */
 int qat_sweep_execute(qat_sweep_ctx *c) {
-    struct sigaction sa, old_int, old_term;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop;
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
-    g_stop = 0;
+    /* caught already by `qat sweep` before it read the sweep (core/stop.h); a stop
+     * that came while it planned launches nothing */
+    qat_stop_catch(0);
     int rc = QAT_OK, next = 0, running = 0, forwarded = 0;
     double last_draw = 0;
     /* what will not run is said first, so a long sweep shows it before the wait */
@@ -551,7 +555,7 @@ int qat_sweep_execute(qat_sweep_ctx *c) {
                     c->job[i].reason);
     progress(c, NULL);
     for (;;) {
-        while (!g_stop && !rc && running < c->jobs && next < c->n_job) {
+        while (!qat_stop_count() && !rc && running < c->jobs && next < c->n_job) {
             qat_sweep_job *j = &c->job[next++];
             if (j->state != S_PENDING) continue;
             /* the base first when the run is expected to train: claim() may
@@ -567,11 +571,12 @@ int qat_sweep_execute(qat_sweep_ctx *c) {
                      j->changed ? "completed under another config than the sweep's: resumed, `qat train --resume` decides"
                      : j->action == A_RESUME ? "resumed" : "started");
         }
-        if (g_stop && forwarded < g_stop) {
+        int stops = qat_stop_count(); /* read once: a signal may come while this acts on it */
+        if (stops && forwarded < stops) {
             /* first signal: let workers checkpoint; a second one: stop them now */
             for (int i = 0; i < c->n_job; i++)
-                if (c->job[i].state == S_RUNNING) kill(c->job[i].pid, g_stop > 1 ? SIGKILL : SIGTERM);
-            forwarded = g_stop;
+                if (c->job[i].state == S_RUNNING) kill(c->job[i].pid, stops > 1 ? SIGKILL : SIGTERM);
+            forwarded = stops;
         }
         for (int i = 0; i < c->n_job; i++) {
             qat_sweep_job *j = &c->job[i];
@@ -583,7 +588,7 @@ int qat_sweep_execute(qat_sweep_ctx *c) {
                 finish(c, j, st);
             }
         }
-        if (!running && (g_stop || rc || next >= c->n_job)) break;
+        if (!running && (qat_stop_count() || rc || next >= c->n_job)) break;
         if (c->tty && qat_now_s() - last_draw > 1) {
             progress(c, NULL);
             last_draw = qat_now_s();
@@ -607,7 +612,5 @@ int qat_sweep_execute(qat_sweep_ctx *c) {
     }
     if (c->live) fputs("\r\033[K", stderr);
     c->live = 0;
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
     return rc;
 }

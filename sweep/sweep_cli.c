@@ -18,6 +18,7 @@
 #include "core/error.h"
 #include "core/fsutil.h"
 #include "core/num.h"
+#include "core/stop.h"
 #include "sweep/pool.h"
 #include "sweep/slurm.h"
 #include "sweep/sweep_cli.h"
@@ -276,6 +277,12 @@ int qat_sweep_main(int argc, char **argv) {
         return qat_report(qat_fail(QAT_EINPUT, "--emit-slurm writes a script for all shards; drop --shard/--dry-run"));
     int sh_i = 0, sh_n = 1;
     if (shard && qat_sweep_parse_shard(shard, &sh_i, &sh_n)) return qat_report(QAT_EINPUT);
+    /* A sweep that runs stops cleanly on SIGINT/SIGTERM from here (core/stop.h),
+     * before the file is read and every run planned, which a large sweep takes a
+     * while to do: one then starts nothing and reports every run not started
+     * (exit 1), where it used to die of the signal. --dry-run and --emit-slurm
+     * run nothing and die of them like any other command. */
+    if (!dry && !slurm) qat_stop_catch(0);
 
     qat_sweep *sw = NULL;
     int rc = qat_sweep_load(path, &sw);

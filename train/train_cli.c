@@ -13,6 +13,7 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "core/num.h"
+#include "core/stop.h"
 #include "trainer.h"
 
 
@@ -110,6 +111,11 @@ int qat_train_main(int argc, char **argv) {
     /* "" would put the run at /NAME, the file-system root */
     if (!opts.out_dir[0]) return qat_report(qat_fail(QAT_EINPUT, "--out '': expected a directory (--out . for this one)"));
     if (quiet) opts.progress = -1;
+    /* A run stops cleanly on SIGINT/SIGTERM/SIGPIPE from here, before the config is
+     * read (the trainer installed the handlers only after it, and a signal in
+     * between killed the command): core/stop.h. Not --print-config, which runs
+     * nothing and dies of them like any other command. */
+    if (!print_config) qat_stop_catch(QAT_STOP_PIPE);
     qat_config cfg;
     int rc = qat_config_load(path, sets, n_set, &cfg);
     if (rc) return qat_report(rc);

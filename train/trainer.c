@@ -10,7 +10,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -23,6 +22,7 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/fsutil.h"
+#include "core/stop.h"
 #include "core/threads.h"
 #include "data/dataset.h"
 #include "model/llama.h"
@@ -65,13 +65,11 @@ static const char *describe_compress(const qat_config *cfg, const qat_model *m, 
     return buf;
 }
 
-static volatile sig_atomic_t g_interrupted;
 /* Whether the step (0-based) of a run of `steps` ends with an evaluation: every
  * eval_every steps, and the last. */
 static int eval_due(const qat_train_cfg *t, int64_t step, int64_t steps) {
     return step + 1 == steps || (t->eval_every > 0 && (step + 1) % t->eval_every == 0);
 }
-static void on_signal(int sig) { (void)sig; g_interrupted = 1; }
 
 int qat_train_plan(const qat_config *cfg, int64_t n_params, int seq_len, qat_run_plan *plan) {
     const qat_train_cfg *t = &cfg->train;
@@ -224,6 +222,18 @@ static int init_at_start(void *p, qat_runlog_attrs *at) {
 }
 
 int qat_train_run(const qat_config *cfg, const qat_train_opts *opts) {
+    /* SIGINT and SIGTERM stop the run from here if `qat train` has not caught them
+     * already (it does before reading the config: core/stop.h), so that a signal in
+     * the setup (reading the corpus, building the model: seconds with vq codebooks
+     * or pv) stops the run as one during training does. SIGPIPE too: `qat train cfg
+     * | head` killed the run at its next progress line, losing the steps since its
+     * last checkpoint; now the run stops as on Ctrl-C, checkpoint written, and the
+     * write itself fails with EPIPE. They stay caught after the run: a signal while
+     * the log closes must not kill the process half-way, and the messages still to
+     * come (the error on stderr, the last buffered stdout) would meet the same
+     * closed pipe, where SIGPIPE's default would turn the exit 1 into a death. */
+    qat_stop_catch(QAT_STOP_PIPE);
+    const volatile sig_atomic_t *stop = qat_stop_flag();
     int rc;
     int nthreads = qat_threads_init(cfg->threads);
 
@@ -235,28 +245,17 @@ int qat_train_run(const qat_config *cfg, const qat_train_opts *opts) {
     int64_t T = shape.seq_len;
     QAT_TRY(check_memory(cfg, &shape, (int64_t)B * T));
 
-    /* SIGINT and SIGTERM are ours from here, before the setup (reading the corpus,
-     * building the model: seconds with vq codebooks or pv), so that a signal in it
-     * stops the run as one during training does, instead of the default action
-     * (or nothing at all, for a background job that inherited SIGINT ignored).
-     * SIGPIPE too: `qat train cfg | head` killed the run at its next progress
-     * line, losing the steps since its last checkpoint; now the run stops as on
-     * Ctrl-C, checkpoint written, and the write itself fails with EPIPE. */
-    g_interrupted = 0;
-    struct sigaction sa, old_int, old_term;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
-    sigaction(SIGPIPE, &sa, NULL);
+    /* stopped while the config was read and checked: nothing is set up yet, and
+     * nothing need be (the corpus and the model can take seconds) */
+    if (*stop)
+        return qat_fail(QAT_ERUNTIME, "interrupted before step 1 (before the setup); nothing written, nothing "
+                        "trained: run the same command again");
     qat_dataset *ds = NULL;
     qat_model *m = NULL;
     rc = qat_dataset_open(&cfg->data, shape.vocab, shape.seq_len, plan.tokens, cfg->seed, &ds);
     if (!rc) rc = qat_model_create(cfg, &shape, B, &m);
     if (rc) {
         qat_dataset_free(ds);
-        sigaction(SIGINT, &old_int, NULL);
-        sigaction(SIGTERM, &old_term, NULL);
         return rc;
     }
     qat_adamw opt;
@@ -277,7 +276,7 @@ int qat_train_run(const qat_config *cfg, const qat_train_opts *opts) {
      * resumed instead, it overwrites every array read here. */
     qat_init init;
     memset(&init, 0, sizeof init);
-    init_ctx ictx = {&init, cfg, m, &tp, ds, B, in, tg, 0, NULL, &g_interrupted};
+    init_ctx ictx = {&init, cfg, m, &tp, ds, B, in, tg, 0, NULL, stop};
     /* A resume with a checkpoint continues from it, which holds everything: the
      * source, only read at step 0, may have moved since, and is not opened. Should
      * the run start at step 0 after all (the checkpoint vanished), it is read then. */
@@ -359,12 +358,12 @@ int qat_train_run(const qat_config *cfg, const qat_train_opts *opts) {
     double t0 = qat_now_s(), last_loss = NAN, last_eval = NAN;
     const qat_train_cfg *tc = &cfg->train;
     int64_t step = start;
-    if (g_interrupted) { /* during the setup: nothing trained, nothing to checkpoint */
+    if (*stop) { /* during the setup: nothing trained, nothing to checkpoint */
         if (show >= 0) printf("qat train %s: stopped before step %lld of %lld; continue with --resume\n", cfg->name,
                               (long long)(start + 1), (long long)plan.steps);
         rc = qat_fail(QAT_ERUNTIME, "interrupted before step %lld (while setting up); nothing trained since %s, "
                       "continue with --resume", (long long)(start + 1), start ? "the checkpoint" : "the start");
-        goto restore_signals;
+        goto done;
     }
     /* A resume whose checkpoint came after a step that was due an evaluation the
      * log does not have (a signal cut it short, or the run was killed between
@@ -374,13 +373,13 @@ int qat_train_run(const qat_config *cfg, const qat_train_opts *opts) {
     if (start > 0 && eval_due(tc, start - 1, plan.steps)) {
         double at = -1;
         if (!qat_runlog_last(io.log, 1, "step", &at) || at != (double)(start - 1)) {
-            if (!qat_train_evaluate_until(m, &tp, ds, B, tc->eval_tokens, in, tg, start - 1, &g_interrupted,
+            if (!qat_train_evaluate_until(m, &tp, ds, B, tc->eval_tokens, in, tg, start - 1, stop,
                                           &last_eval)) {
                 if (show >= 0) printf("qat train %s: stopped in the evaluation after step %lld; continue with --resume\n",
                                       cfg->name, (long long)start);
                 rc = qat_fail(QAT_ERUNTIME, "interrupted in the evaluation after step %lld; the checkpoint is kept, "
                               "continue with --resume", (long long)start);
-                goto restore_signals;
+                goto done;
             }
             qat_runio_eval(&io, start - 1, (double)start * B * T, last_eval);
             if ((rc = qat_runio_flush(&io))) goto io_failed;
@@ -422,7 +421,7 @@ int qat_train_run(const qat_config *cfg, const qat_train_opts *opts) {
             rc = qat_fail(QAT_ERUNTIME, "%s: %s at step %lld (lr %.3g): run diverged; %s; %s",
                           cfg->name, isfinite(lv) ? "the gradient norm became non-finite" : "the loss became non-finite",
                           (long long)step, lr, kept, advice);
-            goto restore_signals;
+            goto done;
         }
         qat_adamw_step(&opt, lr);
         qat_model_after_step(m, step);
@@ -436,11 +435,11 @@ int qat_train_run(const qat_config *cfg, const qat_train_opts *opts) {
         if (do_eval) {
             /* cut short by a signal: not recorded; the checkpoint below is, and a
              * resume makes this evaluation first */
-            eval_cut = !qat_train_evaluate_until(m, &tp, ds, B, tc->eval_tokens, in, tg, step, &g_interrupted, &last_eval);
+            eval_cut = !qat_train_evaluate_until(m, &tp, ds, B, tc->eval_tokens, in, tg, step, stop, &last_eval);
             if (eval_cut) do_eval = 0, last_eval = NAN;
             else qat_runio_eval(&io, step, tokens_done, last_eval);
         }
-        int stop_now = g_interrupted || (opts->stop_after > 0 && step + 1 - start >= opts->stop_after);
+        int stop_now = *stop || (opts->stop_after > 0 && step + 1 - start >= opts->stop_after);
         if (last || stop_now || (tc->log_every > 0 && (step + 1) % tc->log_every == 0)) {
             qat_progress_update(&prog, step + 1, lv, lr, elapsed, (double)B * T, flops_step, do_eval ? last_eval : NAN);
             if ((rc = qat_runio_flush(&io))) goto io_failed;
@@ -455,10 +454,10 @@ int qat_train_run(const qat_config *cfg, const qat_train_opts *opts) {
             if (show >= 0) printf("qat train %s: stopped at step %lld of %lld%s; continue with --resume\n",
                                   cfg->name, (long long)(step + 1), (long long)plan.steps,
                                   eval_cut ? " (in its evaluation)" : "");
-            rc = g_interrupted ? QAT_ERUNTIME : QAT_OK;
-            if (g_interrupted) qat_fail(QAT_ERUNTIME, "interrupted at step %lld%s; checkpoint written, continue with --resume",
+            rc = *stop ? QAT_ERUNTIME : QAT_OK;
+            if (*stop) qat_fail(QAT_ERUNTIME, "interrupted at step %lld%s; checkpoint written, continue with --resume",
                                         (long long)(step + 1), eval_cut ? " in its evaluation" : "");
-            goto restore_signals;
+            goto done;
         }
     }
     qat_progress_end(&prog);
@@ -478,7 +477,7 @@ int qat_train_run(const qat_config *cfg, const qat_train_opts *opts) {
             printf("\n  log: %s/run.h5  checkpoint: %s/ckpt.h5\n", dir, dir);
         }
     }
-    goto restore_signals;
+    goto done;
 io_failed:
     /* A runtime error with the log open (a flush, a checkpoint or the end could
      * not be written): say so in run.h5. An interrupted run (SIGINT/SIGTERM,
@@ -486,13 +485,7 @@ io_failed:
      * tells `qat sweep` and --resume to continue it. */
     qat_progress_end(&prog);
     qat_runio_fail(&io);
-restore_signals:
 done:
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
-    /* SIGPIPE stays caught: the messages still to come (the error on stderr, the
-     * last buffered stdout) would meet the same closed pipe, and the default
-     * action would turn the run's exit 1 into a death by SIGPIPE */
     qat_init_free(&init);
     qat_runio_close(&io);
     free(in);
