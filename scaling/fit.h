@@ -262,6 +262,12 @@ double qat_fit_quartet_objective(const qat_fit_problem *p, const double *theta, 
 int qat_fit_quartet_identify(const qat_fit_problem *p);
 /* ln effD of backward scheme j under θ (0 for fp32). */
 double qat_fit_quartet_log_effd(const qat_fit_problem *p, const double *theta, int j);
+/* A parameter name as `--fix` gives it, in the spelling of the problem's names:
+ * effD:G with G through qat_fit_bwd_check (effD:mxfp4@h16@sr is effD:mxfp4@sr@h16,
+ * the key the runs' schemes are spelt in), any other name as it is; into out (n
+ * bytes). QAT_EINPUT naming `where` (the option) and the accepted spellings when
+ * G is no backward scheme. */
+int qat_fit_quartet_fix_name(const char *where, const char *name, char *out, size_t n);
 /* QAT_EINPUT when a law without a backward term (chinchilla, decoupled,
  * unified) is asked for runs of more than one backward scheme: their losses
  * differ by what the law cannot price. The message names every scheme with

@@ -68,6 +68,7 @@ static const char fit_usage[] =
     "  --fix NAME=VALUE    hold a parameter: A alpha B beta E, quant_L ... vq_C, L/F/C\n"
     "                      (all types), or a decoupled eff by its pair, e.g. int4/int4=0.7;\n"
     "                      quartet: gamma, effN:W/A, effD:G, e.g. effD:mxfp4@sr=0.9\n"
+    "                      (G a backward scheme: @sr and @hB in either order)\n"
     "                      A fit the runs cannot identify is refused (exit 2) naming the\n"
     "                      axis: N or D with too few distinct values, or effs with no\n"
     "                      fp32/fp32 run; quartet: effN whose W/A has one N, effD whose\n"
@@ -163,26 +164,36 @@ static int parse_fit_args(int argc, char **argv, fit_args *a) {
 }
 
 static int apply_fixes(qat_fit_problem *p, const fit_args *a) {
-    for (int k = 0; k < a->n_fix; k++) {
+    char (*names)[160] = qat_xcalloc((size_t)a->n_fix + 1, sizeof *names);
+    int rc = QAT_OK;
+    for (int k = 0; k < a->n_fix && !rc; k++) {
         const char *eq = strrchr(a->fix[k], '=');
-        if (!eq || eq == a->fix[k])
-            return qat_fail(QAT_EINPUT, "--fix %s: expected NAME=VALUE", a->fix[k]);
-        char name[160];
-        snprintf(name, sizeof name, "%.*s", (int)(eq - a->fix[k]), a->fix[k]);
-        /* Two values for one parameter: one of them was not meant (the last
-         * used to win silently). */
-        for (int j = 0; j < k; j++) {
-            size_t n = strlen(name);
-            if (!strncmp(a->fix[j], name, n) && a->fix[j][n] == '=' && !strchr(a->fix[j] + n + 1, '='))
-                return qat_fail(QAT_EINPUT, "--fix %s: %s is already held by --fix %s; give each parameter once",
-                                a->fix[k], name, a->fix[j]);
+        if (!eq || eq == a->fix[k]) {
+            rc = qat_fail(QAT_EINPUT, "--fix %s: expected NAME=VALUE", a->fix[k]);
+            break;
         }
+        snprintf(names[k], sizeof names[k], "%.*s", (int)(eq - a->fix[k]), a->fix[k]);
+        /* the quartet law's effD:G by its scheme, whatever the order of its modifiers */
+        if (p->law == QAT_LAW_QUARTET) {
+            char where[200], canon[sizeof names[k]];
+            snprintf(where, sizeof where, "--fix %s", a->fix[k]);
+            if ((rc = qat_fit_quartet_fix_name(where, names[k], canon, sizeof canon))) break;
+            snprintf(names[k], sizeof names[k], "%s", canon);
+        }
+        /* Two values for one parameter: one of them was not meant (the last
+         * used to win silently). Compared as the parameter they name. */
+        for (int j = 0; j < k && !rc; j++)
+            if (!strcmp(names[j], names[k]))
+                rc = qat_fail(QAT_EINPUT, "--fix %s: %s is already held by --fix %s; give each parameter once",
+                              a->fix[k], names[k], a->fix[j]);
+        if (rc) break;
         char *end;
         double v = strtod(eq + 1, &end);
-        if (end == eq + 1 || *end) return qat_fail(QAT_EINPUT, "--fix %s: '%s' is not a number", a->fix[k], eq + 1);
-        QAT_TRY(qat_fit_problem_fix(p, name, v));
+        if (end == eq + 1 || *end) rc = qat_fail(QAT_EINPUT, "--fix %s: '%s' is not a number", a->fix[k], eq + 1);
+        else rc = qat_fit_problem_fix(p, names[k], v);
     }
-    return QAT_OK;
+    free(names);
+    return rc;
 }
 
 /* The directory an output goes in must exist, and be writable for us, before

@@ -113,6 +113,19 @@ int qat_fit_bwd_check(const char *where, const char *s, char out[QAT_FIT_FMT_LEN
     return QAT_OK;
 }
 
+int qat_fit_quartet_fix_name(const char *where, const char *name, char *out, size_t n) {
+    /* effD:G was matched by its letters, so an equal scheme spelt another way
+     * (its modifiers in the other order) was "no parameter of that name" */
+    if (strncmp(name, "effD:", 5)) {
+        snprintf(out, n, "%s", name);
+        return QAT_OK;
+    }
+    char key[QAT_FIT_FMT_LEN];
+    QAT_TRY(qat_fit_bwd_check(where, name + 5, key));
+    snprintf(out, n, "effD:%s", key);
+    return QAT_OK;
+}
+
 int qat_fit_runs_mixed_bwd(const qat_fit_runs *rs, const char **a, const char **b) {
     for (int i = 1; i < rs->n; i++)
         if (strcmp(qat_fit_run_bwd(&rs->run[0]), qat_fit_run_bwd(&rs->run[i]))) {

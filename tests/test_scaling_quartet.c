@@ -419,6 +419,48 @@ static void test_refuses_unidentifiable(void **s) {
     assert_non_null(strstr(text, "\"effD:mxfp4@sr\": {\"value\": 0.85"));
 }
 
+/* `--fix effD:G` names a backward scheme, so G is read as one: an equal scheme
+ * with its modifiers in another order holds the same effD (it was "no parameter
+ * of that name", matched by its letters), two spellings of one scheme are one
+ * parameter given twice, and a G that is no backward scheme is exit 2 naming the
+ * option and the formats a backward takes. */
+static int h32_at_one_d(int s, int n, int d) {
+    (void)n;
+    return s != 3 || d == 3;
+}
+
+static void test_fix_effd_by_its_scheme(void **s) {
+    (void)s;
+    scheme sc[NSCHEMES];
+    memcpy(sc, SCHEMES, sizeof sc);
+    sc[3].g = "mxfp4@sr@h32"; /* at one D only: its effD must be held */
+    qat_fit_runs rs = {0};
+    make_runs_of(&rs, sc, NSCHEMES, 0.0075, 1, h32_at_one_d);
+    write_csv("h32.csv", &rs, 0);
+    qat_fit_runs_free(&rs);
+    char p[512];
+    path_in(p, sizeof p, "h32.csv");
+    const char *other_order[] = {p, "--law", "quartet", "--no-loo", "--json", "--fix", "effD:mxfp4@h32@sr=0.85"};
+    assert_int_equal(fit(7, other_order), 0);
+    assert_non_null(strstr(text, "\"effD:mxfp4@sr@h32\": {\"value\": 0.85"));
+    const char *twice[] = {p, "--law", "quartet", "--no-loo", "--fix", "effD:mxfp4@sr@h32=0.85", "--fix",
+                           "effD:mxfp4@h32@sr=0.9"};
+    assert_int_equal(fit(8, twice), 2);
+    assert_string_equal(qat_errmsg(), "--fix effD:mxfp4@h32@sr=0.9: effD:mxfp4@sr@h32 is already held by --fix "
+                                      "effD:mxfp4@sr@h32=0.85; give each parameter once");
+    const char *upper[] = {p, "--law", "quartet", "--no-loo", "--fix", "effD:MXFP4@sr@h32=0.85"};
+    assert_int_equal(fit(6, upper), 2);
+    printf("  %s\n", qat_errmsg());
+    assert_non_null(strstr(qat_errmsg(), "--fix effD:MXFP4@sr@h32=0.85: backward scheme 'MXFP4@sr@h32' is not fp32 "
+                                         "or FORMAT[@sr][@hBLOCK]"));
+    assert_non_null(strstr(qat_errmsg(), "expected one of: "));
+    assert_non_null(strstr(qat_errmsg(), "mxfp4"));
+    const char *bad_block[] = {p, "--law", "quartet", "--no-loo", "--fix", "effD:mxfp4@sr@h3=0.85"};
+    assert_int_equal(fit(6, bad_block), 2);
+    assert_non_null(strstr(qat_errmsg(), "--fix effD:mxfp4@sr@h3=0.85: backward scheme 'mxfp4@sr@h3'"));
+    assert_non_null(strstr(qat_errmsg(), "@hBLOCK needs BLOCK a power of two"));
+}
+
 /* Rule 5 (identify.c) for an eff: a backward scheme that costs nothing at all
  * (effD = 1e12: its D term is below 1e-7 of the loss at every D) bounds effD
  * from below only, since any larger value fits as well. It must not be printed
@@ -654,6 +696,7 @@ int main(void) {
         cmocka_unit_test(test_recovers_known_law),
         cmocka_unit_test(test_hold_keeps_free_optimum),
         cmocka_unit_test(test_refuses_unidentifiable),
+        cmocka_unit_test(test_fix_effd_by_its_scheme),
         cmocka_unit_test(test_eff_toward_bound_is_held),
         cmocka_unit_test(test_other_laws_refuse_mixed_backward),
         cmocka_unit_test(test_runlog_backward_scheme),
