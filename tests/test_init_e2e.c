@@ -125,6 +125,26 @@ static int is_dir(const char *p) {
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+/* Where run NAME of config g_tmp/NAME.yaml goes when trained with --out
+ * g_tmp/OUT: every test names its files so, and spelt once here. */
+typedef struct {
+    char cfg[400];  /* g_tmp/NAME.yaml */
+    char out[400];  /* g_tmp/OUT, the --out */
+    char dir[500];  /* OUT/NAME, the run's directory */
+    char log[600];  /* its run.h5 */
+    char ckpt[600]; /* its ckpt.h5 (the size of g_src) */
+} run_paths;
+
+static run_paths paths_of(const char *name, const char *out) {
+    run_paths p;
+    snprintf(p.cfg, sizeof p.cfg, "%s/%s.yaml", g_tmp, name);
+    snprintf(p.out, sizeof p.out, "%s/%s", g_tmp, out);
+    snprintf(p.dir, sizeof p.dir, "%s/%s", p.out, name);
+    snprintf(p.log, sizeof p.log, "%s/run.h5", p.dir);
+    snprintf(p.ckpt, sizeof p.ckpt, "%s/ckpt.h5", p.dir);
+    return p;
+}
+
 /* A config file in g_tmp: the run `name`, preset s1 on English, `extra` appended. */
 static void config(const char *file, const char *name, double tokens, const char *extra) {
     char text[2048];
@@ -146,6 +166,20 @@ static double first_loss(const char *runh5) {
     double v = x[0];
     free(x);
     return v;
+}
+
+/* The header of an --init run says its PTQ loss and the W/A formats it was measured through. */
+static void expect_ptq_line(const char *text, double ptq, const char *formats) {
+    char line[128];
+    snprintf(line, sizeof line, "PTQ loss %.4f on held-out through %s", ptq, formats);
+    if (!strstr(text, line)) fail_msg("'%s' not in the output:\n%s", line, text);
+}
+
+/* The number printed right after `prefix` in text (which must hold it). */
+static double number_after(const char *text, const char *prefix) {
+    const char *at = strstr(text, prefix);
+    if (!at) fail_msg("'%s' not in the output:\n%s", prefix, text);
+    return strtod(at + strlen(prefix), NULL);
 }
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
@@ -197,15 +231,13 @@ static int group_setup(void **state) {
     e = getenv("QAT_TEST_THREADS");
     if (e && *e) g_threads = atoi(e);
     if (qat_test_mkdtemp(g_tmp, sizeof g_tmp, "init_e2e")) return -1;
-    char cfg[400], out[400];
-    snprintf(cfg, sizeof cfg, "%s/src.yaml", g_tmp);
-    snprintf(out, sizeof out, "%s/runs", g_tmp);
-    config(cfg, "src", 204800, "");
-    if (run((char *[]){"train", cfg, "--out", out, "--quiet", NULL})) {
+    run_paths src = paths_of("src", "runs");
+    config(src.cfg, "src", 204800, "");
+    if (run((char *[]){"train", src.cfg, "--out", src.out, "--quiet", NULL})) {
         fprintf(stderr, "training the source failed: %s\n", g_err);
         return -1;
     }
-    snprintf(g_src, sizeof g_src, "%s/src/ckpt.h5", out);
+    snprintf(g_src, sizeof g_src, "%s", src.ckpt);
     return 0;
 }
 
@@ -218,30 +250,23 @@ static int group_teardown(void **state) {
 
 static void init_starts_at_the_ptq_loss(void **state) {
     (void)state;
-    char cfg[400], out[400], runh5[600], fresh_cfg[400], fresh_run[600];
-    snprintf(cfg, sizeof cfg, "%s/ft.yaml", g_tmp);
-    snprintf(fresh_cfg, sizeof fresh_cfg, "%s/fresh.yaml", g_tmp);
-    snprintf(out, sizeof out, "%s/runs", g_tmp);
-    config(cfg, "ft", 20480, INT4);
-    config(fresh_cfg, "fresh", 20480, INT4);
-    snprintf(runh5, sizeof runh5, "%s/ft/run.h5", out);
-    snprintf(fresh_run, sizeof fresh_run, "%s/fresh/run.h5", out);
-    assert_int_equal(run((char *[]){"train", cfg, "--out", out, "--init", g_src, NULL}), 0);
+    run_paths ft = paths_of("ft", "runs"), fr = paths_of("fresh", "runs");
+    config(ft.cfg, "ft", 20480, INT4);
+    config(fr.cfg, "fresh", 20480, INT4);
+    assert_int_equal(run((char *[]){"train", ft.cfg, "--out", ft.out, "--init", g_src, NULL}), 0);
     char *stdout_text = NULL, p[600];
     snprintf(p, sizeof p, "cat '%s/stdout.txt'", g_tmp);
     assert_int_equal(qat_test_popen(&stdout_text, 0, "%s", p), 0);
-    assert_int_equal(run((char *[]){"train", fresh_cfg, "--out", out, "--quiet", NULL}), 0);
+    assert_int_equal(run((char *[]){"train", fr.cfg, "--out", fr.out, "--quiet", NULL}), 0);
 
     /* The source's own first loss on the same batch (same seed, same batch 0):
      * its formats and state carried, so its PTQ loss is the source loss. */
-    char same_cfg[400], same_run[600];
-    snprintf(same_cfg, sizeof same_cfg, "%s/same.yaml", g_tmp);
-    config(same_cfg, "same", 10240, "");
-    snprintf(same_run, sizeof same_run, "%s/same/run.h5", out);
-    assert_int_equal(run((char *[]){"train", same_cfg, "--out", out, "--init", g_src, "--quiet", NULL}), 0);
+    run_paths same = paths_of("same", "runs");
+    config(same.cfg, "same", 10240, "");
+    assert_int_equal(run((char *[]){"train", same.cfg, "--out", same.out, "--init", g_src, "--quiet", NULL}), 0);
 
-    double ptq = h5attr_f64(runh5, "init_ptq_loss"), src = h5attr_f64(runh5, "init_source_loss");
-    double first = first_loss(runh5), fresh = first_loss(fresh_run), first_src = first_loss(same_run);
+    double ptq = h5attr_f64(ft.log, "init_ptq_loss"), src = h5attr_f64(ft.log, "init_source_loss");
+    double first = first_loss(ft.log), fresh = first_loss(fr.log), first_src = first_loss(same.log);
     double paired = (first - first_src) - (ptq - src);
     printf("  seed %d, %d thread(s): source %.4f, PTQ %.4f, first --init %.4f (- PTQ %+.4f), first fresh %.4f "
            "(- first --init %+.4f), first source %.4f, paired %+.4f\n", g_seed, g_threads, src, ptq, first, first - ptq,
@@ -251,13 +276,13 @@ static void init_starts_at_the_ptq_loss(void **state) {
     assert_true(fabs(paired) < PAIRED_MAX);
     assert_true(fresh - first > FAR_MIN);
     /* the fresh run has none of the init attributes */
-    assert_true(isnan(h5attr_f64(fresh_run, "init_ptq_loss")));
+    assert_true(isnan(h5attr_f64(fr.log, "init_ptq_loss")));
 
     /* path and hash */
     char from[1100], hash[100], want[80], state_s[32], abs[PATH_MAX];
-    h5attr_str(runh5, "init_from", from, sizeof from);
-    h5attr_str(runh5, "init_hash", hash, sizeof hash);
-    h5attr_str(runh5, "init_state", state_s, sizeof state_s);
+    h5attr_str(ft.log, "init_from", from, sizeof from);
+    h5attr_str(ft.log, "init_hash", hash, sizeof hash);
+    h5attr_str(ft.log, "init_state", state_s, sizeof state_s);
     assert_non_null(realpath(g_src, abs));
     assert_string_equal(from, abs);
     hash_of(g_src, want);
@@ -265,22 +290,18 @@ static void init_starts_at_the_ptq_loss(void **state) {
     assert_string_equal(state_s, "projected"); /* fp32 -> int4: other compress keys */
 
     /* The printed line says the same numbers. */
-    char line[128];
-    snprintf(line, sizeof line, "PTQ loss %.4f on held-out through int4/int4", ptq);
-    if (!strstr(stdout_text, line)) fail_msg("'%s' not in the output:\n%s", line, stdout_text);
+    expect_ptq_line(stdout_text, ptq, "int4/int4");
     /* The search finds better steps than LSQ's default at int4 (about 1.8x the
      * MSE-optimal step of a Gaussian row): measured 0.25x the squared error. */
-    const char *ls = strstr(stdout_text, "LSQ weight steps by per-row MSE search (8 tensors): squared error ");
-    assert_non_null(ls);
-    double ratio = strtod(ls + strlen("LSQ weight steps by per-row MSE search (8 tensors): squared error "), NULL);
+    double ratio = number_after(stdout_text, "LSQ weight steps by per-row MSE search (8 tensors): squared error ");
     assert_true(ratio > 0 && ratio < 0.9);
     free(stdout_text);
 
     /* Same compress keys: the state comes along and the PTQ loss is the source's. */
-    h5attr_str(same_run, "init_state", state_s, sizeof state_s);
+    h5attr_str(same.log, "init_state", state_s, sizeof state_s);
     assert_string_equal(state_s, "carried");
-    assert_true(h5attr_f64(same_run, "init_ptq_loss") == h5attr_f64(same_run, "init_source_loss"));
-    assert_true(h5attr_f64(same_run, "init_ptq_loss") == src);
+    assert_true(h5attr_f64(same.log, "init_ptq_loss") == h5attr_f64(same.log, "init_source_loss"));
+    assert_true(h5attr_f64(same.log, "init_ptq_loss") == src);
 }
 
 /* In process, as `qat train CFG --init SRC` starts (one thread): CFG read into *c,
@@ -309,22 +330,16 @@ static qat_model *init_in_process(const char *cfg, const char *src, qat_config *
 static void init_aq_starts_at_the_ptq_loss(void **state) {
     (void)state;
     static const char AQ[] = "compress:\n  weights: {format: aq1x8g8}\n";
-    char cfg[400], out[400], runh5[600], ckpt[600], same_cfg[400], same_run[600];
-    snprintf(cfg, sizeof cfg, "%s/aq.yaml", g_tmp);
-    snprintf(same_cfg, sizeof same_cfg, "%s/aqsame.yaml", g_tmp);
-    snprintf(out, sizeof out, "%s/runs", g_tmp);
-    config(cfg, "aq", 20480, AQ);
-    config(same_cfg, "aqsame", 10240, "");
-    snprintf(runh5, sizeof runh5, "%s/aq/run.h5", out);
-    snprintf(ckpt, sizeof ckpt, "%s/aq/ckpt.h5", out);
-    snprintf(same_run, sizeof same_run, "%s/aqsame/run.h5", out);
-    assert_int_equal(run((char *[]){"train", cfg, "--out", out, "--init", g_src, NULL}), 0);
+    run_paths aq = paths_of("aq", "runs"), same = paths_of("aqsame", "runs");
+    config(aq.cfg, "aq", 20480, AQ);
+    config(same.cfg, "aqsame", 10240, "");
+    assert_int_equal(run((char *[]){"train", aq.cfg, "--out", aq.out, "--init", g_src, NULL}), 0);
     char *stdout_text = NULL, p[600];
     snprintf(p, sizeof p, "cat '%s/stdout.txt'", g_tmp);
     assert_int_equal(qat_test_popen(&stdout_text, 0, "%s", p), 0);
-    assert_int_equal(run((char *[]){"train", same_cfg, "--out", out, "--init", g_src, "--quiet", NULL}), 0);
-    double ptq = h5attr_f64(runh5, "init_ptq_loss"), src = h5attr_f64(runh5, "init_source_loss");
-    double first = first_loss(runh5), first_src = first_loss(same_run);
+    assert_int_equal(run((char *[]){"train", same.cfg, "--out", same.out, "--init", g_src, "--quiet", NULL}), 0);
+    double ptq = h5attr_f64(aq.log, "init_ptq_loss"), src = h5attr_f64(aq.log, "init_source_loss");
+    double first = first_loss(aq.log), first_src = first_loss(same.log);
     double paired = (first - first_src) - (ptq - src);
     printf("  seed %d, %d thread(s): source %.4f, PTQ aq1x8g8 %.4f, first --init %.4f (- PTQ %+.4f), first source "
            "%.4f, paired %+.4f\n", g_seed, g_threads, src, ptq, first, first - ptq, first_src, paired);
@@ -332,14 +347,10 @@ static void init_aq_starts_at_the_ptq_loss(void **state) {
     assert_true(ptq > src); /* 1 bit per weight costs something */
     assert_true(fabs(first - ptq) < NEAR_MAX);
     assert_true(fabs(paired) < AQ_PAIRED_MAX);
-    char line[128];
-    snprintf(line, sizeof line, "PTQ loss %.4f on held-out through aq1x8g8/fp32", ptq);
-    if (!strstr(stdout_text, line)) fail_msg("'%s' not in the output:\n%s", line, stdout_text);
+    expect_ptq_line(stdout_text, ptq, "aq1x8g8/fp32");
     /* the fit's squared error relative to the weights': aq1x8g8's Gaussian MSE is 0.326
      * (docs/formats.md), a k-means fit to the very groups it codes does better */
-    const char *fl = strstr(stdout_text, "init: aq codebooks by k-means (8 tensors): squared error ");
-    assert_non_null(fl);
-    double fit_ratio = strtod(fl + strlen("init: aq codebooks by k-means (8 tensors): squared error "), NULL);
+    double fit_ratio = number_after(stdout_text, "init: aq codebooks by k-means (8 tensors): squared error ");
     printf("  k-means fit: squared error %.4f of the weights'\n", fit_ratio);
     assert_true(fit_ratio > 0 && fit_ratio < 0.326);
     free(stdout_text);
@@ -348,14 +359,14 @@ static void init_aq_starts_at_the_ptq_loss(void **state) {
     qat_config *c;
     qat_model_shape sh;
     qat_init it;
-    qat_model *m = init_in_process(cfg, g_src, &c, &sh, &it);
+    qat_model *m = init_in_process(aq.cfg, g_src, &c, &sh, &it);
     qat_tensor *w = &m->blocks[0].wqkv;
     float *y = malloc(sizeof(float) * (size_t)w->numel), *fit, *g;
     qat_quantizer_forward(m->blocks[0].qw[0], w->data, y, 3 * sh.dim, 0);
     int64_t np = qat_quantizer_params(m->blocks[0].qw[0], &fit, &g);
     float *trained = malloc(sizeof(float) * (size_t)np);
     qat_ckpt_file *f;
-    assert_int_equal(qat_ckpt_open(ckpt, &f), 0);
+    assert_int_equal(qat_ckpt_open(aq.ckpt, &f), 0);
     assert_int_equal(qat_ckpt_read_array(f, "compress/layers.0.qkv.weight.aq_params", 1, &np, trained), 0);
     qat_ckpt_close(f);
     double moved = 0, size = 0;
@@ -390,21 +401,19 @@ static char *stdout_of_last_run(void) {
  * the weights' side carried, no k-means fit, and the PTQ loss against `want`. */
 static void expect_weights_carried(const char *name, const char *src, const char *compress, const char *state,
                                    const char *act_state, double want) {
-    char cfg[400], out[400], runh5[600], s[32];
-    snprintf(cfg, sizeof cfg, "%s/%s.yaml", g_tmp, name);
-    snprintf(out, sizeof out, "%s/runs", g_tmp);
-    snprintf(runh5, sizeof runh5, "%s/%s/run.h5", out, name);
-    config(cfg, name, 20480, compress);
-    assert_int_equal(run((char *[]){"train", cfg, "--out", out, "--init", (char *)src, NULL}), 0);
+    char s[32];
+    run_paths r = paths_of(name, "runs");
+    config(r.cfg, name, 20480, compress);
+    assert_int_equal(run((char *[]){"train", r.cfg, "--out", r.out, "--init", (char *)src, NULL}), 0);
     char *text = stdout_of_last_run();
-    double ptq = h5attr_f64(runh5, "init_ptq_loss");
+    double ptq = h5attr_f64(r.log, "init_ptq_loss");
     printf("  %s: init_state %s, PTQ %.9f, source's last validation loss %.9f (%+.2e relative)\n", name, state, ptq,
            want, (ptq - want) / want);
-    h5attr_str(runh5, "init_state", s, sizeof s);
+    h5attr_str(r.log, "init_state", s, sizeof s);
     assert_string_equal(s, state);
-    h5attr_str(runh5, "init_state_weights", s, sizeof s);
+    h5attr_str(r.log, "init_state_weights", s, sizeof s);
     assert_string_equal(s, "carried");
-    h5attr_str(runh5, "init_state_activations", s, sizeof s);
+    h5attr_str(r.log, "init_state_activations", s, sizeof s);
     assert_string_equal(s, act_state);
     if (!strstr(text, "quantizer state carried from the source") && !strstr(text, "weights' quantizer state carried"))
         fail_msg("no carried weights' state in the header:\n%s", text);
@@ -416,23 +425,19 @@ static void expect_weights_carried(const char *name, const char *src, const char
 /* Train the source `name` (in g_tmp/runs) with `compress` from random weights:
  * its checkpoint's path into src (600 bytes), its last validation loss returned. */
 static double train_source(const char *name, double tokens, const char *compress, char *src) {
-    char cfg[400], out[400], srcrun[600];
-    snprintf(cfg, sizeof cfg, "%s/%s.yaml", g_tmp, name);
-    snprintf(out, sizeof out, "%s/runs", g_tmp);
-    snprintf(src, 600, "%s/%s/ckpt.h5", out, name);
-    snprintf(srcrun, sizeof srcrun, "%s/%s/run.h5", out, name);
-    config(cfg, name, tokens, compress);
-    assert_int_equal(run((char *[]){"train", cfg, "--out", out, "--quiet", NULL}), 0);
+    run_paths r = paths_of(name, "runs");
+    snprintf(src, 600, "%s", r.ckpt);
+    config(r.cfg, name, tokens, compress);
+    assert_int_equal(run((char *[]){"train", r.cfg, "--out", r.out, "--quiet", NULL}), 0);
     qat_runlog_summary sum;
-    assert_int_equal(qat_runlog_read_final(srcrun, &sum), 0);
+    assert_int_equal(qat_runlog_read_final(r.log, &sum), 0);
     assert_true(sum.has_final && isfinite(sum.final.val_loss));
     return sum.final.val_loss;
 }
 
 static void init_carries_aq_codebooks_into_pv(void **state) {
     (void)state;
-    char out[400], src[600];
-    snprintf(out, sizeof out, "%s/runs", g_tmp);
+    char src[600];
     const double val = train_source("aqsrc", 102400, AQ_STE, src);
 
     /* ste -> pv, the same format: codebooks, scales and codes carried, PV's buffers fresh */
@@ -453,24 +458,18 @@ static void init_carries_aq_codebooks_into_pv(void **state) {
     static const char STE_G[] = "compress:\n  weights: {format: aq1x4g4, estimator: ste}\n"
                                 "  gradients: {format: mxfp4}\n";
     expect_weights_carried("aqgrad", src, STE_G, "carried", "carried", val);
-    char aqpv8[600];
-    snprintf(aqpv8, sizeof aqpv8, "%s/aqpv8/run.h5", out);
-    double ptq8 = h5attr_f64(aqpv8, "init_ptq_loss"), src8 = h5attr_f64(aqpv8, "init_source_loss");
+    run_paths pv8 = paths_of("aqpv8", "runs");
+    double ptq8 = h5attr_f64(pv8.log, "init_ptq_loss"), src8 = h5attr_f64(pv8.log, "init_source_loss");
     /* the source through its own formats is its own last evaluation */
     assert_true(fabs(src8 - val) <= 1e-6 * val);
     assert_true(isfinite(ptq8));
 
     /* the pv run stopped and resumed is the uninterrupted one, bit for bit */
-    char pcfg[400], outb[400], ra[600], rb[600], ca[600], cb[600];
-    snprintf(pcfg, sizeof pcfg, "%s/aqpv.yaml", g_tmp);
-    snprintf(outb, sizeof outb, "%s/aqpv_b", g_tmp);
-    snprintf(ra, sizeof ra, "%s/aqpv/run.h5", out);
-    snprintf(rb, sizeof rb, "%s/aqpv/run.h5", outb);
-    snprintf(ca, sizeof ca, "%s/aqpv/ckpt.h5", out);
-    snprintf(cb, sizeof cb, "%s/aqpv/ckpt.h5", outb);
-    assert_int_equal(run((char *[]){"train", pcfg, "--out", outb, "--init", src, "--quiet", "--stop-after", "7", NULL}), 0);
-    assert_int_equal(run((char *[]){"train", pcfg, "--out", outb, "--resume", "--quiet", NULL}), 0);
-    compare_runs(ra, rb, ca, cb);
+    run_paths a = paths_of("aqpv", "runs"), b = paths_of("aqpv", "aqpv_b");
+    assert_int_equal(run((char *[]){"train", b.cfg, "--out", b.out, "--init", src, "--quiet", "--stop-after", "7", NULL}),
+                     0);
+    assert_int_equal(run((char *[]){"train", b.cfg, "--out", b.out, "--resume", "--quiet", NULL}), 0);
+    compare_runs(a.log, b.log, a.ckpt, b.ckpt);
 }
 
 /* M = 2 books: ste re-encodes at every forward by one greedy pass from the codes
@@ -512,29 +511,27 @@ static void init_from_pv_starts_at_its_codes(void **state) {
         {"pvhsrc", "compress:\n  weights: {format: int4@g32, estimator: pv, hadamard: 32}\n"},
     };
     for (size_t i = 0; i < sizeof srcs / sizeof srcs[0]; i++) {
-        char cfg[400], out[400], src[600], name[64], runh5[600], s[32], hash[100], want[80];
-        snprintf(out, sizeof out, "%s/runs", g_tmp);
+        char src[600], name[64], s[32], hash[100], want[80];
         const double val = train_source(srcs[i].name, 40960, srcs[i].compress, src);
 
         /* into fp32: the weights are the source's decoded codes */
         snprintf(name, sizeof name, "%s-fp32", srcs[i].name);
-        snprintf(cfg, sizeof cfg, "%s/%s.yaml", g_tmp, name);
-        snprintf(runh5, sizeof runh5, "%s/%s/run.h5", out, name);
-        config(cfg, name, 10240, "");
-        assert_int_equal(run((char *[]){"train", cfg, "--out", out, "--init", src, NULL}), 0);
+        run_paths r = paths_of(name, "runs");
+        config(r.cfg, name, 10240, "");
+        assert_int_equal(run((char *[]){"train", r.cfg, "--out", r.out, "--init", src, NULL}), 0);
         char *text = stdout_of_last_run();
-        double ptq = h5attr_f64(runh5, "init_ptq_loss");
+        double ptq = h5attr_f64(r.log, "init_ptq_loss");
         printf("  %s: PTQ fp32 %.9f, source's last validation loss %.9f (%+.2e relative)\n", name, ptq, val,
                (ptq - val) / val);
         assert_true(fabs(ptq - val) <= 1e-6 * val);
-        h5attr_str(runh5, "init_state_weights", s, sizeof s);
+        h5attr_str(r.log, "init_state_weights", s, sizeof s);
         assert_string_equal(s, "projected");
         if (!strstr(text, "init: weights start from the source's forward (8 tensors): its codes as int4@g32"))
             fail_msg("the header does not say the weights are the source's codes:\n%s", text);
         if ((i == 1) != (strstr(text, ", rotated back, not its /params") != NULL))
             fail_msg("the header's rotation is not the source's:\n%s", text);
         free(text);
-        h5attr_str(runh5, "init_hash", hash, sizeof hash);
+        h5attr_str(r.log, "init_hash", hash, sizeof hash);
         hash_of(src, want);
         assert_string_equal(hash, want);
 
@@ -559,8 +556,8 @@ static void init_from_pv_starts_at_its_codes(void **state) {
  * codes to themselves; pv keeps them). Each mismatch is counted and printed. */
 static void expect_weights_are_its_codes(const char *name, const char *src, const char *compress, int block) {
     static const char *which[4] = {"qkv", "o", "gate_up", "down"};
-    char path[400];
-    snprintf(path, sizeof path, "%s/%s.yaml", g_tmp, name);
+    run_paths r = paths_of(name, "runs");
+    const char *path = r.cfg;
     config(path, name, 10240, compress);
     qat_config *c;
     qat_model_shape sh;
@@ -711,14 +708,11 @@ static void init_from_pv_into_pv_lr0_starts_at_its_codes(void **state) {
 /* ---- wrong input -------------------------------------------------------------- */
 
 static void expect_refused(const char *name, const char *set, int want_rc, const char *const *needles) {
-    char cfg[400], out[400], dir[600];
-    snprintf(cfg, sizeof cfg, "%s/%s.yaml", g_tmp, name);
-    snprintf(out, sizeof out, "%s/runs", g_tmp);
-    snprintf(dir, sizeof dir, "%s/%s", out, name);
-    config(cfg, name, 20480, INT4);
+    run_paths r = paths_of(name, "runs");
+    config(r.cfg, name, 20480, INT4);
     const char *init = needles[0];
-    int rc = set ? run((char *[]){"train", cfg, "--out", out, "--set", (char *)set, "--init", (char *)init, NULL})
-                 : run((char *[]){"train", cfg, "--out", out, "--init", (char *)init, NULL});
+    int rc = set ? run((char *[]){"train", r.cfg, "--out", r.out, "--set", (char *)set, "--init", (char *)init, NULL})
+                 : run((char *[]){"train", r.cfg, "--out", r.out, "--init", (char *)init, NULL});
     printf("  %s: exit %d: %s", name, rc, g_err);
     assert_int_equal(rc, want_rc);
     for (int i = 1; needles[i]; i++)
@@ -726,7 +720,7 @@ static void expect_refused(const char *name, const char *set, int want_rc, const
     /* one line */
     assert_non_null(strchr(g_err, '\n'));
     assert_true(strchr(g_err, '\n')[1] == 0);
-    assert_false(is_dir(dir)); /* checked before anything is created */
+    assert_false(is_dir(r.dir)); /* checked before anything is created */
 }
 
 static void mismatched_or_bad_files_are_refused(void **state) {
@@ -785,41 +779,34 @@ static void mismatched_or_bad_files_are_refused(void **state) {
 
 static void resume_of_an_init_run_is_bit_exact(void **state) {
     (void)state;
-    char cfg[400], outa[400], outb[400], ra[600], rb[600], ca[600], cb[600];
-    snprintf(cfg, sizeof cfg, "%s/r.yaml", g_tmp);
-    config(cfg, "r", 40960, INT4);
-    snprintf(outa, sizeof outa, "%s/a", g_tmp);
-    snprintf(outb, sizeof outb, "%s/b", g_tmp);
-    snprintf(ra, sizeof ra, "%s/r/run.h5", outa);
-    snprintf(rb, sizeof rb, "%s/r/run.h5", outb);
-    snprintf(ca, sizeof ca, "%s/r/ckpt.h5", outa);
-    snprintf(cb, sizeof cb, "%s/r/ckpt.h5", outb);
-    assert_int_equal(run((char *[]){"train", cfg, "--out", outa, "--init", g_src, "--quiet", NULL}), 0);
-    assert_int_equal(run((char *[]){"train", cfg, "--out", outb, "--init", g_src, "--quiet", "--stop-after", "15", NULL}),
+    run_paths a = paths_of("r", "a"), b = paths_of("r", "b");
+    config(a.cfg, "r", 40960, INT4);
+    assert_int_equal(run((char *[]){"train", a.cfg, "--out", a.out, "--init", g_src, "--quiet", NULL}), 0);
+    assert_int_equal(run((char *[]){"train", a.cfg, "--out", b.out, "--init", g_src, "--quiet", "--stop-after", "15", NULL}),
                      0);
     /* without --resume the stopped run is not started over, --init or not */
-    assert_int_equal(run((char *[]){"train", cfg, "--out", outb, "--init", g_src, "--quiet", NULL}), 2);
+    assert_int_equal(run((char *[]){"train", a.cfg, "--out", b.out, "--init", g_src, "--quiet", NULL}), 2);
     assert_non_null(strstr(g_err, "already holds a run with a checkpoint"));
-    assert_int_equal(run((char *[]){"train", cfg, "--out", outb, "--init", g_src, "--resume", "--quiet", NULL}), 0);
+    assert_int_equal(run((char *[]){"train", a.cfg, "--out", b.out, "--init", g_src, "--resume", "--quiet", NULL}), 0);
     assert_non_null(strstr(g_err, "qat: note: --init "));
     assert_non_null(strstr(g_err, "not applied"));
-    compare_runs(ra, rb, ca, cb);
+    compare_runs(a.log, b.log, a.ckpt, b.ckpt);
     /* given as the key, the note and the errors name the key, not an --init nobody typed */
     char setinit[700], bad[700];
     snprintf(setinit, sizeof setinit, "train.init=%s", g_src);
-    assert_int_equal(run((char *[]){"train", cfg, "--out", outb, "--set", setinit, "--resume", "--quiet", NULL}), 0);
+    assert_int_equal(run((char *[]){"train", a.cfg, "--out", b.out, "--set", setinit, "--resume", "--quiet", NULL}), 0);
     assert_non_null(strstr(g_err, "qat: note: train.init "));
     snprintf(bad, sizeof bad, "train.init=%s/missing.h5", g_tmp);
-    assert_int_equal(run((char *[]){"train", cfg, "--out", outb, "--set", bad, "--set", "name=m", "--quiet", NULL}), 2);
+    assert_int_equal(run((char *[]){"train", a.cfg, "--out", b.out, "--set", bad, "--set", "name=m", "--quiet", NULL}), 2);
     assert_non_null(strstr(g_err, ": train.init: "));
     assert_null(strstr(g_err, "--init "));
     /* the resumed log keeps the init record */
     char ha[100], hb[100];
-    h5attr_str(ra, "init_hash", ha, sizeof ha);
-    h5attr_str(rb, "init_hash", hb, sizeof hb);
+    h5attr_str(a.log, "init_hash", ha, sizeof ha);
+    h5attr_str(b.log, "init_hash", hb, sizeof hb);
     assert_true(ha[0] != 0);
     assert_string_equal(ha, hb);
-    assert_true(h5attr_f64(ra, "init_ptq_loss") == h5attr_f64(rb, "init_ptq_loss"));
+    assert_true(h5attr_f64(a.log, "init_ptq_loss") == h5attr_f64(b.log, "init_ptq_loss"));
 }
 
 /* SIGINT while --init's PTQ evaluation runs (2M held-out tokens: seconds): the
@@ -831,18 +818,11 @@ static void resume_of_an_init_run_is_bit_exact(void **state) {
  * sanitizer, which only widens the margin). */
 static void sigint_in_the_ptq_evaluation(void **state) {
     (void)state;
-    char cfg[400], outa[400], outb[400], ra[600], rb[600], ca[600], cb[600];
-    snprintf(cfg, sizeof cfg, "%s/pe.yaml", g_tmp);
-    config(cfg, "pe", 4096, "compress:\n  weights: {format: int4}\n");
-    snprintf(outa, sizeof outa, "%s/pea", g_tmp);
-    snprintf(outb, sizeof outb, "%s/peb", g_tmp);
-    snprintf(ra, sizeof ra, "%s/pe/run.h5", outa);
-    snprintf(rb, sizeof rb, "%s/pe/run.h5", outb);
-    snprintf(ca, sizeof ca, "%s/pe/ckpt.h5", outa);
-    snprintf(cb, sizeof cb, "%s/pe/ckpt.h5", outb);
+    run_paths a = paths_of("pe", "pea"), b = paths_of("pe", "peb");
+    config(a.cfg, "pe", 4096, "compress:\n  weights: {format: int4}\n");
     char *const big[] = {"--set", "train.eval_tokens=2e6", NULL};
-    assert_int_equal(run((char *[]){"train", cfg, "--out", outa, "--init", g_src, big[0], big[1], "--quiet", NULL}), 0);
-    pid_t pid = qat_test_spawn(g_tmp, (char *[]){"train", cfg, "--out", outb, "--init", g_src, big[0], big[1], "--quiet",
+    assert_int_equal(run((char *[]){"train", a.cfg, "--out", a.out, "--init", g_src, big[0], big[1], "--quiet", NULL}), 0);
+    pid_t pid = qat_test_spawn(g_tmp, (char *[]){"train", a.cfg, "--out", b.out, "--init", g_src, big[0], big[1], "--quiet",
                                                  NULL});
     assert_true(pid > 0);
     usleep(1000000);
@@ -851,53 +831,47 @@ static void sigint_in_the_ptq_evaluation(void **state) {
     printf("  SIGINT in the PTQ evaluation: exit %d: %s", rc, g_err);
     assert_int_equal(rc, 1);
     assert_non_null(strstr(g_err, "interrupted before step 1 (while setting up: evaluating the --init start)"));
-    assert_int_equal(access(rb, F_OK), -1);
-    assert_int_equal(run((char *[]){"train", cfg, "--out", outb, "--init", g_src, big[0], big[1], "--resume", "--quiet",
+    assert_int_equal(access(b.log, F_OK), -1);
+    assert_int_equal(run((char *[]){"train", a.cfg, "--out", b.out, "--init", g_src, big[0], big[1], "--resume", "--quiet",
                                     NULL}), 0);
-    compare_runs(ra, rb, ca, cb);
-    assert_true(h5attr_f64(ra, "init_ptq_loss") == h5attr_f64(rb, "init_ptq_loss"));
+    compare_runs(a.log, b.log, a.ckpt, b.ckpt);
+    assert_true(h5attr_f64(a.log, "init_ptq_loss") == h5attr_f64(b.log, "init_ptq_loss"));
 }
 
 /* ---- train.init: --init written in the config ---------------------------------- */
 
 static void config_key_train_init_is_init(void **state) {
     (void)state;
-    char cfg[400], out[400], outc[400], r1[600], r2[600], h1[100], h2[100];
-    snprintf(cfg, sizeof cfg, "%s/k.yaml", g_tmp);
-    snprintf(out, sizeof out, "%s/k", g_tmp);
-    snprintf(outc, sizeof outc, "%s/kc", g_tmp);
+    char h1[100], h2[100];
+    run_paths k = paths_of("k", "k"), kc = paths_of("k", "kc");
     /* the same run from the key (given through --set, as a sweep writes it) and from --init:
      * the same init record and the same losses */
-    config(cfg, "k", 20480, INT4);
+    config(k.cfg, "k", 20480, INT4);
     char set[700];
     snprintf(set, sizeof set, "train.init=%s", g_src);
-    assert_int_equal(run((char *[]){"train", cfg, "--out", out, "--set", set, "--quiet", NULL}), 0);
-    assert_int_equal(run((char *[]){"train", cfg, "--out", outc, "--init", g_src, "--quiet", NULL}), 0);
-    snprintf(r1, sizeof r1, "%s/k/run.h5", out);
-    snprintf(r2, sizeof r2, "%s/k/run.h5", outc);
-    h5attr_str(r1, "init_hash", h1, sizeof h1);
-    h5attr_str(r2, "init_hash", h2, sizeof h2);
+    assert_int_equal(run((char *[]){"train", k.cfg, "--out", k.out, "--set", set, "--quiet", NULL}), 0);
+    assert_int_equal(run((char *[]){"train", k.cfg, "--out", kc.out, "--init", g_src, "--quiet", NULL}), 0);
+    h5attr_str(k.log, "init_hash", h1, sizeof h1);
+    h5attr_str(kc.log, "init_hash", h2, sizeof h2);
     assert_true(h1[0] != 0); /* the key was applied: a fresh start has no init record */
     assert_string_equal(h1, h2);
-    assert_true(h5attr_f64(r1, "init_ptq_loss") == h5attr_f64(r2, "init_ptq_loss"));
-    compare_series(r1, r2, "train/loss");
+    assert_true(h5attr_f64(k.log, "init_ptq_loss") == h5attr_f64(kc.log, "init_ptq_loss"));
+    compare_series(k.log, kc.log, "train/loss");
     /* --init on the command line wins over the key: a missing file in the key is never opened */
-    char out3[400];
-    snprintf(out3, sizeof out3, "%s/k3", g_tmp);
-    assert_int_equal(run((char *[]){"train", cfg, "--out", out3, "--set", "train.init=no-such.h5", "--init", g_src,
+    run_paths k3 = paths_of("k", "k3");
+    assert_int_equal(run((char *[]){"train", k.cfg, "--out", k3.out, "--set", "train.init=no-such.h5", "--init", g_src,
                                     "--quiet", "--stop-after", "5", NULL}),
                      0);
     /* and the key alone is read: the missing file is the one-line error naming it */
-    char out4[400];
-    snprintf(out4, sizeof out4, "%s/k4", g_tmp);
-    assert_int_equal(run((char *[]){"train", cfg, "--out", out4, "--set", "train.init=no-such.h5", "--quiet", NULL}),
+    run_paths k4 = paths_of("k", "k4");
+    assert_int_equal(run((char *[]){"train", k.cfg, "--out", k4.out, "--set", "train.init=no-such.h5", "--quiet", NULL}),
                      2);
     assert_non_null(strstr(g_err, "no-such.h5"));
     /* changing the key on --resume is refused like any other key (another readable checkpoint of
      * the same shape, so that the refusal comes from the resume check, not from reading the file) */
     char other[700];
-    snprintf(other, sizeof other, "train.init=%s/k/ckpt.h5", out);
-    assert_int_equal(run((char *[]){"train", cfg, "--out", out3, "--set", other, "--resume", "--quiet", NULL}), 2);
+    snprintf(other, sizeof other, "train.init=%s", k.ckpt);
+    assert_int_equal(run((char *[]){"train", k.cfg, "--out", k3.out, "--set", other, "--resume", "--quiet", NULL}), 2);
     assert_non_null(strstr(g_err, "train.init"));
 }
 
@@ -922,38 +896,37 @@ static int stored_config_has(const char *ckpt, const char *text) {
  * no source keeps the recorded one, and the source is not opened to resume. */
 static void init_recorded_and_resumed(void **state) {
     (void)state;
-    char cfg[400], out[400], src[600], moved[600], ck[700], key[700], rec[700];
+    char cfg[400], src[600], moved[600], key[700], rec[700];
+    run_paths a = paths_of("a", "rr"); /* the run a (then b) of config rr.yaml */
     snprintf(cfg, sizeof cfg, "%s/rr.yaml", g_tmp);
-    snprintf(out, sizeof out, "%s/rr", g_tmp);
     snprintf(src, sizeof src, "%s/rr-src.h5", g_tmp);
     snprintf(moved, sizeof moved, "%s/rr-src-moved.h5", g_tmp);
-    snprintf(ck, sizeof ck, "%s/a/ckpt.h5", out);
     config(cfg, "a", 20480, "");
     char cp[1400];
     snprintf(cp, sizeof cp, "cp '%s' '%s'", g_src, src);
     assert_int_equal(system(cp), 0);
-    assert_int_equal(run((char *[]){"train", cfg, "--out", out, "--init", src, "--quiet", "--stop-after", "3", NULL}), 0);
+    assert_int_equal(run((char *[]){"train", cfg, "--out", a.out, "--init", src, "--quiet", "--stop-after", "3", NULL}), 0);
     snprintf(rec, sizeof rec, "init: \"%s\"", src);
-    assert_true(stored_config_has(ck, rec));
+    assert_true(stored_config_has(a.ckpt, rec));
     /* the source moved: the resume continues from its own checkpoint */
     assert_int_equal(rename(src, moved), 0);
-    assert_int_equal(run((char *[]){"train", cfg, "--out", out, "--init", src, "--resume", "--quiet", "--stop-after",
+    assert_int_equal(run((char *[]){"train", cfg, "--out", a.out, "--init", src, "--resume", "--quiet", "--stop-after",
                                     "3", NULL}), 0);
     assert_null(strstr(g_err, "cannot open"));
     /* the key spelling of the same source, and no source at all, continue the same run */
     snprintf(key, sizeof key, "train.init=%s", src);
-    assert_int_equal(run((char *[]){"train", cfg, "--out", out, "--set", key, "--resume", "--quiet", "--stop-after",
+    assert_int_equal(run((char *[]){"train", cfg, "--out", a.out, "--set", key, "--resume", "--quiet", "--stop-after",
                                     "3", NULL}), 0);
-    assert_int_equal(run((char *[]){"train", cfg, "--out", out, "--resume", "--quiet", "--stop-after", "3", NULL}), 0);
-    assert_true(stored_config_has(ck, rec)); /* still says how the run began */
+    assert_int_equal(run((char *[]){"train", cfg, "--out", a.out, "--resume", "--quiet", "--stop-after", "3", NULL}), 0);
+    assert_true(stored_config_has(a.ckpt, rec)); /* still says how the run began */
     /* another source is another run */
     snprintf(key, sizeof key, "train.init=%s", g_src);
-    assert_int_equal(run((char *[]){"train", cfg, "--out", out, "--set", key, "--resume", "--quiet", NULL}), 2);
+    assert_int_equal(run((char *[]){"train", cfg, "--out", a.out, "--set", key, "--resume", "--quiet", NULL}), 2);
     assert_non_null(strstr(g_err, "train.init"));
     /* started with the key, resumed with --init: the same source */
     config(cfg, "b", 20480, "");
-    assert_int_equal(run((char *[]){"train", cfg, "--out", out, "--set", key, "--quiet", "--stop-after", "3", NULL}), 0);
-    assert_int_equal(run((char *[]){"train", cfg, "--out", out, "--init", g_src, "--resume", "--quiet", NULL}), 0);
+    assert_int_equal(run((char *[]){"train", cfg, "--out", a.out, "--set", key, "--quiet", "--stop-after", "3", NULL}), 0);
+    assert_int_equal(run((char *[]){"train", cfg, "--out", a.out, "--init", g_src, "--resume", "--quiet", NULL}), 0);
 }
 
 /* ---- qat grads CONFIG honours train.init ----------------------------------------- */
