@@ -280,11 +280,18 @@ int qat_config_allowed_index(const qat_key *k, const char *v, char *why, size_t 
 
 int qat_config_check_string(const qat_key *k, const char *v, char *why, size_t n) {
     size_t len = strlen(v);
+    /* a key with a fixed vocabulary is refused by its list, whatever the length:
+     * "stochastic" for rounding is a wrong word (expected rtn or sr), not a long one,
+     * and an allowed word that did not fit its buffer would be a bug in the table */
+    if (k->allowed) {
+        if (qat_config_allowed_index(k, v, why, n) < 0) return 1;
+        QAT_ASSERT(len < k->size);
+        return 0;
+    }
     if (len >= k->size) {
         snprintf(why, n, "value is too long (%zu characters, at most %zu)", len, k->size - 1);
         return 1;
     }
-    if (k->allowed) return qat_config_allowed_index(k, v, why, n) < 0;
     if ((k->flags & F_NONEMPTY) && !len) {
         snprintf(why, n, "expected a non-empty string");
         return 1;

@@ -200,6 +200,9 @@ static void test_file_errors(void **state) {
     expect_file_error("gh16.yaml", "compress:\n  gradients: {format: fp32, hadamard: 16}\n",
                       "gh16.yaml:2:29: compress.gradients.hadamard: 16 has no effect while "
                       "compress.gradients.format is fp32; set a format (e.g. mxfp4) or drop the key");
+    expect_file_error("long.yaml", "compress:\n  activations:\n    scale: absmaximum\n",
+                      "long.yaml:3:12: compress.activations.scale: 'absmaximum' is not allowed, expected one of "
+                      "rms, absmax, lsq (did you mean 'absmax'?)");
     expect_file_error("allowed.yaml", "train: {schedule: cosin}\n",
                       "allowed.yaml:1:19: train.schedule: 'cosin' is not allowed, expected one of "
                       "cosine, constant, linear (did you mean 'cosine'?)");
@@ -348,6 +351,18 @@ static void test_set_overrides(void **state) {
                      "--set train={lr: 1, lr: 2}: duplicate key 'train.lr' in the value (first given at column 2)");
     expect_set_error("train.lr=abc", "--set train.lr=abc: train.lr: expected a number, got 'abc'");
     expect_set_error("train.lr", "--set train.lr: expected key=value, e.g. train.lr=1e-3");
+    /* a word longer than any allowed one is a wrong word, not a long one: the list,
+     * not "value is too long (10 characters, at most 7)" */
+    expect_set_error("compress.gradients.rounding=stochastic",
+                     "--set compress.gradients.rounding=stochastic: compress.gradients.rounding: 'stochastic' is not "
+                     "allowed, expected one of rtn, sr (did you mean 'rtn'?)");
+    expect_set_error("compress.weights.estimator=straight-through",
+                     "--set compress.weights.estimator=straight-through: compress.weights.estimator: "
+                     "'straight-through' is not allowed, expected one of \"\", ste, clip, trust, lsq, rbbm, pv, "
+                     "masked (did you mean 'trust'?)");
+    expect_set_error("train.precision=bfloat16x",
+                     "--set train.precision=bfloat16x: train.precision: 'bfloat16x' is not allowed, expected one of "
+                     "fp32, bf16 (did you mean 'bf16'?)");
 }
 
 /* The cross-key message for an override names the override. */
