@@ -238,7 +238,7 @@ static void describe_range(const qat_key *k, char *buf, size_t n) {
     if (k->flags & F_POW2 && k->min >= 0)
         snprintf(buf, n, "0 (off) or a power of two from 2 to %s", hi);
     else if (k->flags & F_POW2)
-        snprintf(buf + strlen(buf), n - strlen(buf), " (-1, 0 or a power of two)");
+        snprintf(buf, n, "-1 (auto), 0 (off) or a power of two from 2 to %s", hi);
 }
 
 static void describe_allowed(const char *const *allowed, char *buf, size_t n) {
@@ -252,13 +252,22 @@ int qat_config_check_number(const qat_key *k, double v, const char *text, char *
     int ok = v >= k->min && v <= k->max;
     if ((k->flags & F_OPEN_MIN) && v == k->min) ok = 0;
     if ((k->flags & F_OPEN_MAX) && v == k->max) ok = 0;
-    if (k->flags & F_POW2 && v > 0) {
-        long long i = (long long)v;
-        if (i & (i - 1)) ok = 0;
-    }
-    if (ok) return 0;
     char range[128];
     describe_range(k, range, sizeof range);
+    if (ok && k->flags & F_POW2 && v > 0) {
+        long long i = (long long)v, lo = 1;
+        if (!(i & (i - 1))) return 0;
+        /* in range but not a power of two: say that, with the two nearest ("12 is
+         * out of range" named a range 12 is in) */
+        while (lo * 2 <= i) lo *= 2;
+        if (2 * lo <= k->max)
+            snprintf(why, n, "%s is not a power of two, expected %s; the nearest are %lld and %lld", text, range, lo,
+                     2 * lo);
+        else
+            snprintf(why, n, "%s is not a power of two, expected %s; the nearest is %lld", text, range, lo);
+        return 1;
+    }
+    if (ok) return 0;
     snprintf(why, n, "%s is out of range, expected %s", text, range);
     return 1;
 }

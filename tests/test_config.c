@@ -181,16 +181,23 @@ static void test_file_errors(void **state) {
     expect_file_error("range2.yaml", "train: {beta2: 1}\n",
                       "range2.yaml:1:16: train.beta2: 1 is out of range, expected a number in [0, 1)");
     expect_file_error("range3.yaml", "compress:\n  activations:\n    hadamard: 12\n",
-                      "range3.yaml:3:15: compress.activations.hadamard: 12 is out of range, expected an "
-                      "integer in [-1, 65536] (-1, 0 or a power of two)");
+                      "range3.yaml:3:15: compress.activations.hadamard: 12 is not a power of two, expected -1 "
+                      "(auto), 0 (off) or a power of two from 2 to 65536; the nearest are 8 and 16");
+    expect_file_error("range4.yaml", "compress:\n  activations:\n    hadamard: 131072\n",
+                      "range4.yaml:3:15: compress.activations.hadamard: 131072 is out of range, expected -1 "
+                      "(auto), 0 (off) or a power of two from 2 to 65536");
+    expect_file_error("range5.yaml", "compress:\n  weights:\n    hadamard: 65535\n",
+                      "range5.yaml:3:15: compress.weights.hadamard: 65535 is not a power of two, expected -1 "
+                      "(auto), 0 (off) or a power of two from 2 to 65536; the nearest are 32768 and 65536");
     /* the gradients' rotation has no auto (-1) and no block of 1; the message
      * states the rule the loader applies, at most 1024 */
     const char *gh[] = {"-1", "48", "2048"}; /* 1 passes the key, the model refuses it (test_compress_gradq) */
     for (int i = 0; i < 3; i++) {
         char text[128], want[256];
         snprintf(text, sizeof text, "compress:\n  gradients: {format: int4, hadamard: %s}\n", gh[i]);
-        snprintf(want, sizeof want, "gh.yaml:2:39: compress.gradients.hadamard: %s is out of range, expected "
-                 "0 (off) or a power of two from 2 to 1024", gh[i]);
+        snprintf(want, sizeof want, "gh.yaml:2:39: compress.gradients.hadamard: %s is %s, expected "
+                 "0 (off) or a power of two from 2 to 1024%s", gh[i], i == 1 ? "not a power of two" : "out of range",
+                 i == 1 ? "; the nearest are 32 and 64" : "");
         expect_file_error("gh.yaml", text, want);
     }
     /* rounding and rotation of an fp32 (unquantized) backward would be ignored */
