@@ -131,20 +131,29 @@ static int parse_mod(const char *whole, const char *p, const char *end, qat_fmt 
         if (v != 16 && v != 32 && v != 64 && v != 128 && v != 256)
             return bad(whole, "@gG needs a group G of 16, 32, 64, 128 or 256 values sharing one scale (e.g. @g32)");
         bit = QAT_MOD_G;
-        f->block = v;
     } else if (len > 1 && p[0] == 'h' && qat_fmt_parse_uint(p + 1, end, &v)) {
         if (v < 2 || (v & (v - 1)) || v > 65536)
             return bad(whole, "@hB needs a Hadamard block B that is a power of two, 2 <= B <= 65536 (e.g. @h32)");
         bit = QAT_MOD_H;
-        f->had = v;
     } else {
         snprintf(why, sizeof why, "'@%.*s' is not a modifier; modifiers are @gG, @clip, @46, @2d, @sr, @hB", (int)len, p);
         return bad(whole, why);
     }
+    /* '@g64' after '@g32' is the second @gG, not '@g64' twice: name the modifier
+     * by its kind and both spellings, since a format has one group and one block */
     if (f->mods & bit) {
-        snprintf(why, sizeof why, "modifier '@%.*s' given twice", (int)len, p);
+        if (bit == QAT_MOD_G)
+            snprintf(why, sizeof why, "the @gG modifier is given twice (@g%d and @g%d); a format has one group size",
+                     f->block, v);
+        else if (bit == QAT_MOD_H)
+            snprintf(why, sizeof why, "the @hB modifier is given twice (@h%d and @h%d); a format has one Hadamard block",
+                     f->had, v);
+        else
+            snprintf(why, sizeof why, "the @%.*s modifier is given twice", (int)len, p);
         return bad(whole, why);
     }
+    if (bit == QAT_MOD_G) f->block = v;
+    if (bit == QAT_MOD_H) f->had = v;
     f->mods |= bit;
     return QAT_OK;
 }
@@ -232,6 +241,11 @@ int qat_fmt_parse(const char *s, qat_fmt *f) {
     }
     const qat_fmt_traits *r1 = NULL, *r2 = NULL;
     const char *plus = memchr(p, '+', (size_t)(end - p));
+    /* a second '+' would otherwise reach a stage parser ("int4+int2" read as intB:
+     * "intB needs a whole number of bits"), which blames a part that is fine */
+    if (plus && memchr(plus + 1, '+', (size_t)(end - plus - 1)))
+        return bad(s, "a composite is exactly two parts, SPARSE+VALUE (one sparsity, then one value format, e.g. "
+                      "sp50+int4); this one has more than one '+'");
     if (plus) {
         QAT_TRY(parse_stage(s, p, plus, f, &r1));
         if (r1->stage != QAT_STAGE_SPARSE) return bad(s, "the part before '+' must be a sparsity (spNN or N:M)");

@@ -70,6 +70,23 @@ static void test_parse_valid_and_invalid(void **state) {
         if (!strstr(qat_errmsg(), stray[i].says)) fail_msg("'%s': %s", stray[i].fmt, qat_errmsg());
         assert_null(strstr(qat_errmsg(), "1 <= B <= 8"));
     }
+    /* A part given twice is named as the grammar has it, not as a fault of the part
+     * itself: the second @gG is not "'@g64' given twice", a third part is not "intB
+     * needs a whole number of bits". */
+    struct { const char *fmt, *says; } twice[] = {
+        {"int4@g32@g64", "the @gG modifier is given twice (@g32 and @g64); a format has one group size"},
+        {"mxfp4@h16@h32", "the @hB modifier is given twice (@h16 and @h32); a format has one Hadamard block"},
+        {"mxfp4@sr@sr", "the @sr modifier is given twice"},
+        {"sp50+int4+int2", "a composite is exactly two parts, SPARSE+VALUE (one sparsity, then one value format, "
+                           "e.g. sp50+int4); this one has more than one '+'"},
+        {"2:4+sp50+int4", "a composite is exactly two parts"},
+    };
+    for (size_t i = 0; i < sizeof twice / sizeof *twice; i++) {
+        qat_clear_error();
+        assert_int_equal(qat_fmt_parse(twice[i].fmt, &f), QAT_EINPUT);
+        if (!strstr(qat_errmsg(), twice[i].says)) fail_msg("'%s': %s", twice[i].fmt, qat_errmsg());
+        assert_null(strstr(qat_errmsg(), "needs a whole number"));
+    }
 }
 
 /* One spelling per format: modifiers in any order and an equal hadamard setting
