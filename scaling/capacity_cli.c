@@ -10,6 +10,12 @@
  * when exact), ρ as the product of its capacity terms, and bits per parameter
  * (conventions in capacity.c). --json prints the docs/cli.md array instead.
  *
+ * On a terminal, a live line on stderr names the format being estimated: some
+ * take seconds (vq builds its codebook, aq fits its books: aq4x8g32 ~20 s) and
+ * the table showed nothing meanwhile. It is erased before the row prints, and
+ * never written elsewhere, so a pipe or file gets the table alone (train and
+ * sweep keep their live lines to terminals the same way).
+ *
  * --fit FIT.h5: the per-type capacity constants of a fit (qat_fit_h5_read_capacity).
  * Types missing from the file fall back to the published Llama/C4 constants
  * (L = 1, F = 0.41, C = 1.39).
@@ -21,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "compress/format.h"
 #include "compress/format_table.h"
@@ -119,10 +126,18 @@ int qat_capacity_main(int argc, char **argv) {
     }
     if (json) printf("[");
     else printf("%-*s %12s %10s %8s %8s %12s\n", width, "format", "gmse", "± mc", "rho", "bits", "tensor bits");
+    int live = isatty(2);
+    fflush(stdout); /* the header before the live line, when both are the terminal */
     for (int i = 0; i < nf; i++) {
         double g, se, rho, bits;
-        if ((rc = qat_fmt_gmse(fmts[i], samples, (uint64_t)seed, &g, &se)) || (rc = qat_fmt_rho(fmts[i], params, &rho)) ||
-            (rc = qat_fmt_bits(fmts[i], &bits))) {
+        if (live) {
+            fprintf(stderr, "\r\033[Kqat capacity: format %d of %d, %s: estimating its Gaussian MSE...", i + 1, nf,
+                    names[i]);
+            fflush(stderr);
+        }
+        rc = qat_fmt_gmse(fmts[i], samples, (uint64_t)seed, &g, &se);
+        if (live) fputs("\r\033[K", stderr);
+        if (rc || (rc = qat_fmt_rho(fmts[i], params, &rho)) || (rc = qat_fmt_bits(fmts[i], &bits))) {
             free(fmts);
             free(names);
             return qat_report(rc);
@@ -135,6 +150,7 @@ int qat_capacity_main(int argc, char **argv) {
                    "\"tensor_bits\": %g}", i ? ", " : "", names[i], g, se, rho, bits, tensor_bits);
         else
             printf("%-*s %12.6g %10.2g %8.4f %8.4g %12g\n", width, names[i], g, se, rho, bits, tensor_bits);
+        fflush(stdout); /* each row as it is known, not all at the end through a pipe's buffer */
     }
     if (json) printf("]\n");
     free(fmts);

@@ -231,6 +231,28 @@ static void test_bad_input(void **state) {
         assert_non_null(strstr(out, "expected an integer in [65536, "));
     }
     assert_int_equal(run("2:4 --samples 65536", out, sizeof out, 1), 0);
+    /* off a terminal, stderr stays empty: a pipe gets the table alone */
+    assert_null(strstr(out, "estimating"));
+    /* on a terminal (script(1) gives the driver a pty), a live line names each format
+     * while its estimate runs (vq builds a codebook, aq fits books: seconds with no
+     * output before) and is erased before the row prints */
+    if (system("command -v script >/dev/null 2>&1") == 0) {
+        const char *exe = getenv("QAT_CAPACITY_EXE");
+        char cmd[2048];
+        snprintf(cmd, sizeof cmd, "script -qec \"'%s' vq2x2 int4 --samples 65536\" /dev/null",
+                 exe ? exe : "scaling/qat-capacity");
+        FILE *p = popen(cmd, "r");
+        assert_non_null(p);
+        size_t got = fread(out, 1, sizeof out - 1, p);
+        out[got] = 0;
+        assert_int_equal(pclose(p), 0);
+        const char *l = strstr(out, "\r\033[Kqat capacity: format 1 of 2, vq2x2: estimating its Gaussian MSE...");
+        if (!l) fail_msg("no live line on a terminal: %s", out);
+        assert_non_null(strstr(l, "...\r\033[Kvq2x2 "));
+        assert_non_null(strstr(out, "format 2 of 2, int4: estimating"));
+    } else {
+        printf("  (script(1) not installed: the terminal's live line is not checked)\n");
+    }
     /* a trailing space is named, not blamed on the bit count */
     assert_int_equal(run("'int4 '", out, sizeof out, 1), 2);
     assert_non_null(strstr(out, "a trailing space at character 5"));
