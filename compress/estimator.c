@@ -15,6 +15,9 @@
  */
 #include "compress/estimator.h"
 
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "compress/estimator_hooks.h"
@@ -98,4 +101,122 @@ int qat_est_resolve(const qat_fmt *f, const qat_compress_side *side, int is_weig
                         f->name);
     *out = e;
     return QAT_OK;
+}
+
+/* ------------------------------------------------- options that would do nothing */
+
+/* "estimator trust" or "estimator trust (the default for int4)". */
+static void est_phrase(const qat_fmt *f, const qat_compress_side *side, qat_est e, char *buf, size_t n) {
+    if (side->estimator[0]) snprintf(buf, n, "estimator %s", qat_est_name(e));
+    else snprintf(buf, n, "estimator %s (the default for %s)", qat_est_name(e), f->name);
+}
+
+/* Where a key was given and its value as the config prints it. */
+typedef struct {
+    char pos[QAT_PATH_MAX + 96]; /* "FILE:LINE:COL" or "--set KEY=VALUE" */
+    char val[64];                /* "16", "true", "0.2" */
+} given_at;
+
+/* Key `leaf` of side `sec` ("compress.weights") was given by the user and holds
+ * another value than its default (`changed`): 1 with g filled. */
+static int given_changed(const qat_config *cfg, const char *sec, const char *leaf, int changed, given_at *g) {
+    char key[64];
+    snprintf(key, sizeof key, "%s.%s", sec, leaf);
+    int ki = qat_config_key_find(key);
+    QAT_ASSERT(ki >= 0);
+    if (!changed || !(cfg->key_at[ki].line || cfg->key_at[ki].set)) return 0;
+    qat_config_where(cfg, key, g->pos, sizeof g->pos);
+    char *t = qat_config_key_text(cfg, ki);
+    snprintf(g->val, sizeof g->val, "%s", t);
+    free(t);
+    return 1;
+}
+
+static int check_side(const qat_config *cfg, const qat_compress_side *side, const qat_compress_side *def,
+                      int is_weight) {
+    const char *sec = is_weight ? "compress.weights" : "compress.activations";
+    qat_fmt fmt;
+    qat_est e;
+    if (qat_fmt_parse(side->format, &fmt) || qat_est_resolve(&fmt, side, is_weight, &e)) {
+        qat_clear_error(); /* refused, with a better message, when the model's quantizers are made */
+        return QAT_OK;
+    }
+    const qat_fmt *f = &fmt;
+    char est[96];
+    given_at g;
+    est_phrase(f, side, e, est, sizeof est);
+    const int dense = qat_fmt_is_dense(f), pure_sparse = !f->noise && f->sp != QAT_SP_NONE && f->val == QAT_VAL_NONE;
+    if (given_changed(cfg, sec, "group", side->group != def->group, &g)) {
+        if (dense)
+            return qat_fail(QAT_EINPUT, "%s: %s.group: %d has no effect on format fp32: nothing is quantized, so "
+                            "there is no scale to group; expected group: 0 (the default) or a quantized format", g.pos,
+                            sec, side->group);
+        if (pure_sparse)
+            return qat_fail(QAT_EINPUT, "%s: %s.group: %d has no effect on format %s: a sparsity keeps the values "
+                            "it keeps, so there is no scale to group, and its top-k is per tensor or per row "
+                            "(per_row), never per group; expected group: 0 (the default)", g.pos, sec, side->group,
+                            f->name);
+        if (e == QAT_EST_LSQ)
+            return qat_fail(QAT_EINPUT, "%s: %s.group: %d has no effect with %s: lsq learns one step per %s, not "
+                            "per group (docs/formats.md, \"lsq\"); expected group: 0 (the default), or for a scale "
+                            "per group another estimator (trust, clip, ste), or a group-scaled format such as "
+                            "int4@g32", g.pos, sec, side->group, est, is_weight ? "row" : "tensor");
+    }
+    if (given_changed(cfg, sec, "per_row", side->per_row != def->per_row, &g)) {
+        const char *dv = def->per_row ? "true" : "false";
+        if (!is_weight)
+            return qat_fail(QAT_EINPUT, "%s: %s.per_row: %s has no effect on activations: their top-k is always "
+                            "per row (per token); expected per_row: %s (the default)", g.pos, sec, g.val, dv);
+        if (f->noise || f->sp != QAT_SP_MAGNITUDE)
+            return qat_fail(QAT_EINPUT, "%s: %s.per_row: %s has no effect on format %s: it chooses per-row "
+                            "instead of per-tensor top-k for an spNN sparsity of the weights (sp50, sp50+int4)%s; "
+                            "expected per_row: %s (the default) or such a format", g.pos, sec, g.val, f->name,
+                            f->noise ? ", and noise() selects nothing" : "", dv);
+    }
+    /* an estimator's own parameters, under another estimator */
+    static const struct {
+        qat_est e;
+        const char *key;
+        size_t off;
+        int is_int;
+    } own[] = {
+        {QAT_EST_CLIP, "clip_scale", offsetof(qat_compress_side, clip_scale), 0},
+        {QAT_EST_TRUST, "trust", offsetof(qat_compress_side, trust), 0},
+        {QAT_EST_RBBM, "rbbm_p", offsetof(qat_compress_side, rbbm_p), 0},
+        {QAT_EST_PV, "pv_tau", offsetof(qat_compress_side, pv_tau), 0},
+        {QAT_EST_PV, "pv_group", offsetof(qat_compress_side, pv_group), 1},
+        {QAT_EST_PV, "pv_lr", offsetof(qat_compress_side, pv_lr), 0},
+        {QAT_EST_PV, "pv_beta2", offsetof(qat_compress_side, pv_beta2), 0},
+        {QAT_EST_PV, "pv_delta_decay", offsetof(qat_compress_side, pv_delta_decay), 0},
+    };
+    for (size_t i = 0; i < sizeof own / sizeof *own; i++) {
+        const char *v = (const char *)side + own[i].off, *dv = (const char *)def + own[i].off;
+        int changed = own[i].is_int ? *(const int *)v != *(const int *)dv : *(const double *)v != *(const double *)dv;
+        if (own[i].e == e || !given_changed(cfg, sec, own[i].key, changed, &g)) continue;
+        return qat_fail(QAT_EINPUT, "%s: %s.%s: %s has no effect with %s: it is a parameter of estimator %s; "
+                        "expected estimator: %s, or %s left at its default", g.pos, sec, own[i].key, g.val, est,
+                        qat_est_name(own[i].e), qat_est_name(own[i].e), own[i].key);
+    }
+    /* pv_lr 0: the buffer is the weight itself, moved by the model's AdamW, so the
+     * buffer's own Adam (pv_beta2) and its decay towards the codes (pv_delta_decay) never run */
+    if (e == QAT_EST_PV && !(side->pv_lr > 0)) {
+        if (given_changed(cfg, sec, "pv_beta2", side->pv_beta2 != def->pv_beta2, &g))
+            return qat_fail(QAT_EINPUT, "%s: %s.pv_beta2: %s has no effect with pv_lr: 0: the buffer is then the "
+                            "weight, moved by the model's AdamW, with no Adam of its own; expected pv_lr > 0, or "
+                            "pv_beta2 left at its default", g.pos, sec, g.val);
+        if (given_changed(cfg, sec, "pv_delta_decay", side->pv_delta_decay != def->pv_delta_decay, &g))
+            return qat_fail(QAT_EINPUT, "%s: %s.pv_delta_decay: %s has no effect with pv_lr: 0: the buffer is then "
+                            "the weight, which never decays towards the codes; expected pv_lr > 0, or "
+                            "pv_delta_decay left at its default", g.pos, sec, g.val);
+    }
+    return QAT_OK;
+}
+
+int qat_est_check_config(const qat_config *cfg) {
+    qat_config *d = qat_xmalloc(sizeof *d); /* the key table's defaults: one source of truth */
+    qat_config_defaults(d);
+    int rc = check_side(cfg, &cfg->weights, &d->weights, 1);
+    if (!rc) rc = check_side(cfg, &cfg->activations, &d->activations, 0);
+    free(d);
+    return rc;
 }

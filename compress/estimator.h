@@ -89,4 +89,19 @@ const char *qat_est_name(qat_est e);
  * scale rule; QAT_EINPUT listing the valid estimators otherwise. */
 int qat_est_resolve(const qat_fmt *f, const qat_compress_side *side, int is_weight, qat_est *out);
 
+/* QAT_EINPUT "WHERE: compress.SIDE.KEY: VALUE has no effect ...: why; expected ..."
+ * for the first option of compress.weights or compress.activations that the
+ * side's format under its (resolved) estimator would ignore: group without a
+ * scale to group (fp32, pure sparsity, lsq's one step per row or tensor),
+ * per_row off an spNN weight sparsity, an estimator's parameter under another
+ * estimator, pv_beta2 and pv_delta_decay with pv_lr 0. Such a run trains as with
+ * the default while its config, run.h5 and `qat fit --where` say otherwise.
+ * Only a key the user gave (the file, a --set or a sweep's grid: cfg->key_at)
+ * at a value other than its default is refused: a printed config, which writes
+ * every key, loads back, and a checkpoint's stored settings under a new
+ * estimator (`qat eval --set compress.weights.estimator=trust`) are not the
+ * user's doing. A side whose format or estimator is refused is left to the
+ * check that refuses it. WHERE is the key's own line or --set. */
+int qat_est_check_config(const qat_config *cfg);
+
 #endif

@@ -53,7 +53,7 @@ exp_d() {   # fp32 reference from b (single seeds) and from c's paired-wa.yaml (
   sweep experiments/d-rbbm/paired.yaml; sweep experiments/c-factorisation/paired-wa.yaml
 }
 exp_e() {
-  exp_b_runs; sweep experiments/e-pv/sweep.yaml   # from scratch (the contrast); fp32 reference from b
+  exp_b_runs; sweep experiments/e-pv/sweep.yaml; sweep experiments/e-pv/sweep-ste.yaml   # from scratch (the contrast); fp32 reference from b
   # the paper's setting: an fp32 source, then int2 fine-tunes from its checkpoint (train.init), paired seeds
   sweep experiments/e-pv/source.yaml
   sweep experiments/e-pv/ft-ste.yaml
@@ -67,6 +67,7 @@ exp_e() {
   sweep experiments/e-pv/ft-aq1x6g4-ste.yaml   # the third arm (1.5 bits of codes)
   sweep experiments/e-pv/ft-aq1x6g4-pv.yaml
   sweep experiments/e-pv/ft-aq-rep.yaml        # exploratory: seeds 4-7 of s3's one "PV better" cell
+  sweep experiments/e-pv/ft-aq-rep-ste.yaml    # its STE arm
 }
 exp_e4() {   # e's learned-codebook arms at s4 (long: about 12 minutes)
   sweep experiments/e-pv/source-s4.yaml

@@ -18,6 +18,7 @@
 
 #include "autograd/gemm.h"
 #include "autograd/ops.h"
+#include "compress/estimator.h"
 #include "compress/format.h"
 #include "compress/quantizer.h"
 #include "core/error.h"
@@ -159,6 +160,9 @@ static int make_pair(const qat_config *cfg, int64_t rows_w, int64_t cols, int se
 /* The checks of the config against the sizes that need no weights: the gradient
  * quantizer (into *gq) and the CPU's bf16 products. */
 static int check_sizes(const qat_config *cfg, const qat_model_shape *s, qat_gradq *gq) {
+    /* a compress.* option the side's format and estimator ignore, which the user gave:
+     * here, since qat_model_check and qat_model_create (train, sweep, eval, grads) both pass */
+    QAT_TRY(qat_est_check_config(cfg));
     int grc = qat_gradq_init(gq, &cfg->gradients);
     char pos[QAT_PATH_MAX + 96];
     if (grc) {

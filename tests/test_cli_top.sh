@@ -50,5 +50,16 @@ if ! grep -q "rc=1$" <<<"$err" || [ ! -e "$tmp/P/p/ckpt.h5" ]; then
 fi
 out=$("$qat" train "$tmp/p.yaml" --out "$tmp/P" --resume 2>&1); rc=$?
 if [ $rc -ne 0 ] || ! grep -q "validation loss" <<<"$out"; then echo "FAIL: resume after head: exit $rc"; echo "$out" | tail -3; fails=$((fails + 1)); fi
+# qat train: a compress option the side's format and estimator ignore is exit 2 naming it (before:
+# int4 with lsq and group 16 trained bit for bit as group 0 while run.h5 recorded group 16); the
+# run's check and --print-config's are one
+for pc in --print-config ""; do
+  expect 2 "compress.weights.group: 16 has no effect with estimator lsq" train "$tmp/p.yaml" --out "$tmp/G" $pc \
+    --set compress.weights.format=int4 --set compress.weights.estimator=lsq --set compress.weights.group=16
+done
+[ ! -e "$tmp/G" ] || { echo "FAIL: a refused config left $tmp/G"; fails=$((fails + 1)); }
+expect 2 "compress.weights.trust: 0.5 has no effect with estimator ste" train "$tmp/p.yaml" --print-config \
+  --set compress.weights.format=int4 --set compress.weights.estimator=ste --set compress.weights.trust=0.5
+expect 0 'group: 16' train "$tmp/p.yaml" --print-config --set compress.weights.format=int4 --set compress.weights.group=16
 [ $fails -eq 0 ] && echo "all top-level cases pass"
 exit $((fails > 0))

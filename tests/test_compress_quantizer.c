@@ -15,9 +15,11 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "compress/blockfmt.h"
+#include "compress/estimator.h"
 #include "compress/format.h"
 #include "compress/grid.h"
 #include "compress/hadamard.h"
@@ -689,6 +691,118 @@ static void test_rejected_combinations(void **state) {
     assert_int_equal(qat_quantizer_create(&s, 1, 8, 64, 1, 0, &q), QAT_EINPUT);
 }
 
+/* An option the side's format and estimator would ignore, given by the user, is
+ * refused naming where it was given (qat_est_check_config): before, int4 with lsq
+ * and group 16 trained bit for bit as group 0 while run.h5 recorded group 16. The
+ * default, given or not, passes; so does a printed config (every key) loaded back,
+ * and a stored setting under a new estimator that the user did not give. */
+static void expect_no_effect(const char *const *sets, int n, const char *want) {
+    qat_config c;
+    if (qat_config_load(NULL, sets, n, &c)) fail_msg("load: %s", qat_errmsg());
+    qat_clear_error();
+    if (!want) {
+        if (qat_est_check_config(&c)) fail_msg("%s ...: refused: %s", sets[0], qat_errmsg());
+        return;
+    }
+    assert_int_equal(qat_est_check_config(&c), QAT_EINPUT);
+    if (strcmp(qat_errmsg(), want)) fail_msg("got:  %s\nwant: %s", qat_errmsg(), want);
+}
+
+static void test_options_without_effect(void **state) {
+    (void)state;
+    const char *lsq[] = {"compress.weights.format=int4", "compress.weights.estimator=lsq", "compress.weights.group=16"};
+    expect_no_effect(lsq, 3, "--set compress.weights.group=16: compress.weights.group: 16 has no effect with "
+                     "estimator lsq: lsq learns one step per row, not per group (docs/formats.md, \"lsq\"); expected "
+                     "group: 0 (the default), or for a scale per group another estimator (trust, clip, ste), or a "
+                     "group-scaled format such as int4@g32");
+    const char *scale_lsq[] = {"compress.activations.format=int4", "compress.activations.scale=lsq",
+                               "compress.activations.group=32"};
+    expect_no_effect(scale_lsq, 3, "--set compress.activations.group=32: compress.activations.group: 32 has no "
+                     "effect with estimator lsq (the default for int4): lsq learns one step per tensor, not per "
+                     "group (docs/formats.md, \"lsq\"); expected group: 0 (the default), or for a scale per group "
+                     "another estimator (trust, clip, ste), or a group-scaled format such as int4@g32");
+    const char *per_row[] = {"compress.weights.format=int4", "compress.weights.per_row=true"};
+    expect_no_effect(per_row, 2, "--set compress.weights.per_row=true: compress.weights.per_row: true has no "
+                     "effect on format int4: it chooses per-row instead of per-tensor top-k for an spNN sparsity of "
+                     "the weights (sp50, sp50+int4); expected per_row: false (the default) or such a format");
+    const char *act_row[] = {"compress.activations.format=sp50", "compress.activations.per_row=yes"};
+    expect_no_effect(act_row, 2, "--set compress.activations.per_row=true: compress.activations.per_row: true has "
+                     "no effect on activations: their top-k is always per row (per token); expected per_row: false "
+                     "(the default)");
+    const char *rbbm[] = {"compress.weights.format=int4", "compress.weights.estimator=trust",
+                          "compress.weights.rbbm_p=0.2"};
+    expect_no_effect(rbbm, 3, "--set compress.weights.rbbm_p=0.2: compress.weights.rbbm_p: 0.2 has no effect with "
+                     "estimator trust: it is a parameter of estimator rbbm; expected estimator: rbbm, or rbbm_p left "
+                     "at its default");
+    const char *tau[] = {"compress.weights.pv_tau=0.2", "compress.weights.format=int4"};
+    expect_no_effect(tau, 2, "--set compress.weights.pv_tau=0.2: compress.weights.pv_tau: 0.2 has no effect with "
+                     "estimator trust (the default for int4): it is a parameter of estimator pv; expected estimator: "
+                     "pv, or pv_tau left at its default");
+    const char *trust[] = {"compress.weights.format=int4", "compress.weights.estimator=ste",
+                           "compress.weights.trust=0.5"};
+    expect_no_effect(trust, 3, "--set compress.weights.trust=0.5: compress.weights.trust: 0.5 has no effect with "
+                     "estimator ste: it is a parameter of estimator trust; expected estimator: trust, or trust left "
+                     "at its default");
+    const char *clip[] = {"compress.activations.format=fp4", "compress.activations.clip_scale=1.3"};
+    expect_no_effect(clip, 2, "--set compress.activations.clip_scale=1.3: compress.activations.clip_scale: 1.3 has "
+                     "no effect with estimator trust (the default for fp4): it is a parameter of estimator clip; "
+                     "expected estimator: clip, or clip_scale left at its default");
+    const char *sp_group[] = {"compress.weights.format=2:4", "compress.weights.group=16"};
+    expect_no_effect(sp_group, 2, "--set compress.weights.group=16: compress.weights.group: 16 has no effect on "
+                     "format 2:4: a sparsity keeps the values it keeps, so there is no scale to group, and its top-k "
+                     "is per tensor or per row (per_row), never per group; expected group: 0 (the default)");
+    const char *fp_group[] = {"compress.activations.group=16"};
+    expect_no_effect(fp_group, 1, "--set compress.activations.group=16: compress.activations.group: 16 has no "
+                     "effect on format fp32: nothing is quantized, so there is no scale to group; expected group: 0 "
+                     "(the default) or a quantized format");
+    const char *pv0[] = {"compress.weights.format=int4", "compress.weights.estimator=pv", "compress.weights.pv_lr=0",
+                         "compress.weights.pv_delta_decay=0.5"};
+    expect_no_effect(pv0, 4, "--set compress.weights.pv_delta_decay=0.5: compress.weights.pv_delta_decay: 0.5 has "
+                     "no effect with pv_lr: 0: the buffer is then the weight, which never decays towards the codes; "
+                     "expected pv_lr > 0, or pv_delta_decay left at its default");
+    /* what has an effect passes: a group on int4 (trust) and on noise(), per_row on
+     * spNN weights and composites, rbbm_p with rbbm, pv's keys with pv, defaults given */
+    const char *ok[][4] = {
+        {"compress.weights.format=int4", "compress.weights.group=16", NULL},
+        {"compress.weights.format=noise(int4)", "compress.weights.group=16", NULL},
+        {"compress.weights.format=sp50+int4", "compress.weights.per_row=true", NULL},
+        {"compress.weights.format=sp50", "compress.weights.estimator=rbbm", "compress.weights.rbbm_p=0.2"},
+        {"compress.weights.format=int4", "compress.weights.estimator=pv", "compress.weights.pv_tau=0.5"},
+        {"compress.weights.format=int4", "compress.weights.estimator=ste", "compress.weights.trust=0"},
+        {"compress.weights.format=int4", "compress.weights.estimator=lsq", "compress.weights.group=0"},
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) expect_no_effect(ok[i], ok[i][2] ? 3 : 2, NULL);
+    /* a printed config gives every key: it loads back and passes */
+    qat_config c, back;
+    const char *w4[] = {"compress.weights.format=int4", "compress.weights.estimator=ste"};
+    assert_int_equal(qat_config_load(NULL, w4, 2, &c), QAT_OK);
+    char *y = qat_config_to_yaml(&c);
+    assert_int_equal(qat_config_load_string(y, "printed", &back), QAT_OK);
+    free(y);
+    assert_int_equal(qat_est_check_config(&back), QAT_OK);
+    /* a stored pv_lr 0 under another estimator (qat eval --set ...estimator=trust on a
+     * pv checkpoint) is not the user's: only the override counts as given */
+    const char *pv[] = {"compress.weights.format=int4", "compress.weights.estimator=pv", "compress.weights.pv_lr=0"};
+    assert_int_equal(qat_config_load(NULL, pv, 3, &c), QAT_OK);
+    assert_int_equal(qat_est_check_config(&c), QAT_OK);
+    const char *to_trust[] = {"compress.weights.estimator=trust"};
+    assert_int_equal(qat_config_override(&c, to_trust, 1), QAT_OK);
+    assert_int_equal(qat_est_check_config(&c), QAT_OK);
+    /* in a file, the message names the key's own line */
+    char path[] = "/tmp/qat_noeffect_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char *text = "compress:\n  weights:\n    group: 16\n    format: int4\n    estimator: lsq\n";
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    assert_int_equal(qat_config_load(path, NULL, 0, &c), QAT_OK);
+    assert_int_equal(qat_est_check_config(&c), QAT_EINPUT);
+    char want[256];
+    snprintf(want, sizeof want, "%s:3:5: compress.weights.group: 16 has no effect with estimator lsq", path);
+    if (strncmp(qat_errmsg(), want, strlen(want))) fail_msg("got %s", qat_errmsg());
+    unlink(path);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_trust_and_ste_and_clip),
@@ -704,6 +818,7 @@ int main(void) {
         cmocka_unit_test(test_noise),
         cmocka_unit_test(test_block_formats),
         cmocka_unit_test(test_rejected_combinations),
+        cmocka_unit_test(test_options_without_effect),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
