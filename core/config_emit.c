@@ -1,5 +1,5 @@
 /*
- * core/config_emit.c — a config as YAML text: the resolved file that
+ * core/config_emit.c — a config as YAML text: the file with every key that
  * --print-config shows and every checkpoint embeds, and single values for
  * key-by-key comparison (the resume check, `qat fit --where`).
  *
@@ -103,7 +103,13 @@ static int split_path(char *s, char **out) {
 
 char *qat_config_to_yaml(const qat_config *cfg) {
     qat_config_buf b = {0};
-    qat_config_bprintf(&b, "# qat run config, fully resolved (docs/config.md); every key, defaults included.\n");
+    /* not "resolved": what the model decides (a preset's sizes, the format's default
+     * estimator, the auto Hadamard block, which can differ between linears) stays the
+     * key's own value, "" / -1 / 0, so this text loads back to the same config */
+    qat_config_bprintf(&b, "# qat run config (docs/config.md): every key, defaults included. Automatic values "
+                           "(estimator \"\", hadamard -1,\n# model sizes 0) stay as given; the run resolves them "
+                           "when it builds the model and its first lines say what\n# they became. Loading this text "
+                           "back gives the same run.\n");
     char prev[128] = "";
     for (int i = 0; i < qat_config_n_keys; i++) {
         const qat_key *k = &qat_config_keys[i];

@@ -61,5 +61,19 @@ done
 expect 2 "compress.weights.trust: 0.5 has no effect with estimator ste" train "$tmp/p.yaml" --print-config \
   --set compress.weights.format=int4 --set compress.weights.estimator=ste --set compress.weights.trust=0.5
 expect 0 'group: 16' train "$tmp/p.yaml" --print-config --set compress.weights.format=int4 --set compress.weights.group=16
+# --print-config's text is the config with every key, automatic values as given (it said "fully
+# resolved" while printing estimator "" and a preset's dim 0): printed, loaded back and printed
+# again it is the same text, and a run from either resolves the same (its header lines)
+w=(--set compress.weights.format=int4@g32 --set compress.activations.format=int4)
+"$qat" train "$tmp/p.yaml" --print-config "${w[@]}" > "$tmp/pc1.yaml" 2>&1 || { echo "FAIL: print-config"; fails=$((fails + 1)); }
+"$qat" train "$tmp/pc1.yaml" --print-config > "$tmp/pc2.yaml" 2>&1
+cmp -s "$tmp/pc1.yaml" "$tmp/pc2.yaml" || { echo "FAIL: print-config of a printed config differs"; fails=$((fails + 1)); }
+grep -q "fully resolved" "$tmp/pc1.yaml" && { echo "FAIL: print-config claims to be fully resolved"; fails=$((fails + 1)); }
+grep -q "^# qat run config (docs/config.md): every key" "$tmp/pc1.yaml" || { echo "FAIL: print-config header"; fails=$((fails + 1)); }
+h1=$("$qat" train "$tmp/p.yaml" "${w[@]}" --out "$tmp/R1" --stop-after 1 2>&1 | grep -E "^qat train p: N =|^  compress:")
+h2=$("$qat" train "$tmp/pc1.yaml" --out "$tmp/R2" --stop-after 1 2>&1 | grep -E "^qat train p: N =|^  compress:")
+if [ -z "$h1" ] || [ "$h1" != "$h2" ] || ! grep -q "weights int4@g32@h32 (estimator trust)" <<<"$h1"; then
+  echo "FAIL: runs from a config and from its printed text resolve differently:"; echo "$h1"; echo "$h2"; fails=$((fails + 1))
+fi
 [ $fails -eq 0 ] && echo "all top-level cases pass"
 exit $((fails > 0))

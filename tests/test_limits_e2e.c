@@ -106,7 +106,7 @@ static void test_print_config_builds_no_model(void **state) {
         assert_int_equal(rc, 0);
         assert_string_equal(err, "");
         assert_non_null(strstr(out, cases[i].shows));
-        assert_non_null(strstr(out, "# qat run config, fully resolved"));
+        assert_non_null(strstr(out, "# qat run config (docs/config.md): every key, defaults included."));
     }
     /* still validated at that size: a scale group that does not divide the width */
     int rc = run(out, sizeof out, err, sizeof err, (char *[]){"train", cfg, "--print-config", "--set", "model.dim=65536",

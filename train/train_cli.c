@@ -32,7 +32,8 @@ static const char TRAIN_HELP[] =
     "                    the same as the key train.init, which it overrides and is recorded in\n"
     "  --resume          continue from DIR/NAME/ckpt.h5, bit-for-bit as if never stopped (with\n"
     "                    --init: the checkpoint wins; --init only applies at step 0)\n"
-    "  --print-config    parse and validate, print the resolved config, and exit\n"
+    "  --print-config    parse and validate the config (no model is built, no file opened), print it\n"
+    "                    with every key (automatic values as given) and exit\n"
     "  --quiet           no progress output\n"
     "  --stop-after N    stop after N (>= 1) more steps with a checkpoint, as an interrupted run\n"
     "                    would, but exit 0: the stop was asked for (testing resume)\n";
