@@ -86,7 +86,7 @@ void qat_fit_grid_start(const qat_fit_problem *p, int s, double *theta) {
     theta[QAT_FIT_ALPHA] = grid_exp[i % 5]; i /= 5;
     theta[QAT_FIT_BETA] = grid_exp[i % 5]; i /= 5;
     theta[QAT_FIT_E] = grid_e[i % 5]; i /= 5;
-    if (p->law == QAT_LAW_QUARTET) theta[QAT_FIT_GAMMA] = grid_gamma[i % 3];
+    if (p->law == QAT_LAW_QUARTET) theta[QAT_FIT_GAMMA] = log(grid_gamma[i % 3]); /* θ holds ln γ */
     capacity_start(p, theta, 1.0, 0.41, 1.39);
     held_scale_start(p, theta, QAT_FIT_A, QAT_FIT_ALPHA, p->logN);
     held_scale_start(p, theta, QAT_FIT_B, QAT_FIT_BETA, p->logD);

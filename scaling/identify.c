@@ -41,7 +41,9 @@
  *  5. After the fit (qat_fit_run_checked), a parameter the runs bound on one
  *     side only — the fit as good with it 1000 times further toward a bound —
  *     is held at the published value (capacity constants, when that fits as
- *     well) or refused naming it; see the block above qat_fit_run_checked.
+ *     well) or at its fitted value, with whatever slid along with it on that
+ *     flat profile (α and γ of the quartet law); see the block above
+ *     qat_fit_run_checked.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -301,33 +303,83 @@ static double profile_margin(const qat_fit_problem *p, double f0) {
     return 1.92 * s2;
 }
 
+/* θ_k held `dec` decades from its fitted value v0 (ln-scale: shifted by
+ * dec·ln 10; α, β: multiplied by 10^dec). */
+static double profile_value(const qat_fit_problem *p, int k, double v0, double dec) {
+    return p->is_log[k] ? v0 + dec * log(10.0) : v0 * pow(10.0, dec);
+}
+
+/* The path along a valley can be too steep for one jump: with γ = 16, A held
+ * 10 times smaller scales the power term by 10^-16, the refit starts where
+ * only E is left, every gradient but E's vanishes, and L-BFGS stops there; an
+ * α–γ valley (only α·γ determined) was reported as identified that way. So a
+ * decade that is not reached in one jump is approached in halving parts, each
+ * refitted from the last point reached, down to 1/64 decade and
+ * PROFILE_FITS refits per decade. */
+#define PROFILE_MIN_PART (1.0 / 64)
+#define PROFILE_FITS 24
+
 /* 1 when θ_k moved PROFILE_STEPS decades toward dir (−1 down, +1 up) still fits
- * within `margin` of f0; *reach gets the natural value of the last step. */
+ * within `margin` of f0; *reach gets the natural value of the last step and
+ * `end` (np values) the θ reached, whose other parameters say what moved along. */
 static int flat_toward(const qat_fit_problem *p, const double *theta, int k, int dir, double f0, double margin,
-                       double *reach) {
+                       double *reach, double *end) {
     qat_fit_problem q = *p; /* shares the data; fixed/fixval are our own copies */
     q.fixed = qat_xmalloc((size_t)p->np);
     q.fixval = qat_xmalloc((size_t)p->np * sizeof *q.fixval);
     memcpy(q.fixed, p->fixed, (size_t)p->np);
     memcpy(q.fixval, p->fixval, (size_t)p->np * sizeof *q.fixval);
-    double *th = qat_xmalloc((size_t)p->np * sizeof *th);
+    q.fixed[k] = QAT_FIT_BY_USER;
+    double *th = qat_xmalloc((size_t)p->np * sizeof *th), *tr = qat_xmalloc((size_t)p->np * sizeof *tr);
     memcpy(th, theta, (size_t)p->np * sizeof *th);
+    double at = 0; /* decades reached */
     int flat = 1;
     for (int s = 1; s <= PROFILE_STEPS && flat; s++) {
-        double v = p->is_log[k] ? theta[k] + dir * s * log(10.0) : theta[k] * pow(10.0, dir * s);
-        q.fixed[k] = QAT_FIT_BY_USER;
-        q.fixval[k] = v;
-        double f = qat_fit_local(&q, th, NULL);
-        flat = isfinite(f) && f - f0 <= margin;
-        *reach = qat_fit_value(p, th, k);
+        /* in one jump first (from the last decade), then in parts */
+        double part = s - at;
+        for (int fits = 0; at < s && part >= PROFILE_MIN_PART && fits < PROFILE_FITS; fits++) {
+            double to = fmin(s, at + part);
+            memcpy(tr, th, (size_t)p->np * sizeof *tr);
+            q.fixval[k] = profile_value(p, k, theta[k], dir * to);
+            double f = qat_fit_local(&q, tr, NULL);
+            if (isfinite(f) && f - f0 <= margin) {
+                memcpy(th, tr, (size_t)p->np * sizeof *th);
+                at = to;
+                part = fmin(1.0, 2 * part);
+            } else {
+                part = (fits == 0 ? 1.0 : part) / 2;
+            }
+        }
+        flat = at >= s;
     }
-    free(th); free(q.fixed); free(q.fixval);
+    *reach = qat_fit_value(p, th, k);
+    if (end) memcpy(end, th, (size_t)p->np * sizeof *end);
+    free(th); free(tr); free(q.fixed); free(q.fixval);
     return flat;
 }
 
-/* Is free parameter k undetermined toward a bound (or both)? Fills why[] when so. */
+/* Moved along: free parameter j ≠ k changed by COMPANION_FACTOR or more (or
+ * changed sign) on a flat profile of k. Then the runs do not tell j either,
+ * only a combination of the two: with two backward schemes and β, E held, a
+ * quartet fit had α and γ (and B) sliding together, α → 0 as γ → ∞. */
+#define COMPANION_FACTOR 100.0
+
+static int moved_along(const qat_fit_problem *p, const double *theta, const double *end, int j) {
+    if (p->fixed[j]) return 0;
+    if (p->is_log[j]) return fabs(end[j] - theta[j]) >= log(COMPANION_FACTOR);
+    if (!(theta[j] > 0) || !(end[j] > 0)) return (theta[j] > 0) != (end[j] > 0);
+    return fabs(log(end[j] / theta[j])) >= log(COMPANION_FACTOR);
+}
+
+/* Is free parameter k undetermined toward a bound (or both)? Fills why[] when
+ * so. along (np values, may be NULL) receives, for each free parameter that
+ * moved with k on a flat profile (moved_along), the value it moved to (NaN for
+ * the others), and *along_k the value k was held at there; the reason names
+ * them too. */
 static int not_identified(const qat_fit_problem *p, const qat_fit_result *r, int k, double margin, char *why,
-                          size_t cap) {
+                          size_t cap, double *along, double *along_k) {
+    if (along)
+        for (int j = 0; j < p->np; j++) along[j] = NAN;
     double v = qat_fit_value(p, r->theta, k);
     if (!p->is_log[k] && !(v > 0)) {
         if (k == QAT_FIT_ALPHA || k == QAT_FIT_BETA)
@@ -354,8 +406,31 @@ static int not_identified(const qat_fit_problem *p, const qat_fit_result *r, int
      * start range it ended on. */
     double reach[2] = {NAN, NAN};
     int flat[2];
-    for (int j = 0; j < 2; j++) flat[j] = flat_toward(p, r->theta, k, j ? 1 : -1, r->objective, margin, &reach[j]);
-    if (!flat[0] && !flat[1]) return 0;
+    double *end = qat_xmalloc(2 * (size_t)p->np * sizeof *end);
+    for (int j = 0; j < 2; j++)
+        flat[j] = flat_toward(p, r->theta, k, j ? 1 : -1, r->objective, margin, &reach[j], end + (size_t)j * p->np);
+    if (!flat[0] && !flat[1]) {
+        free(end);
+        return 0;
+    }
+    /* what moved with it, on the first flat profile that moved anything:
+     * "B (to 0.004251) and gamma (to 1.398e+04)" */
+    char with[QAT_FIT_WHY_LEN / 2] = "";
+    int d = -1, last = -1;
+    for (int dd = 0; dd < 2 && d < 0; dd++)
+        for (int j = 0; j < p->np && flat[dd]; j++)
+            if (j != k && moved_along(p, r->theta, end + (size_t)dd * p->np, j)) d = dd;
+    for (int j = 0; d >= 0 && j < p->np; j++)
+        if (j != k && moved_along(p, r->theta, end + (size_t)d * p->np, j)) last = j;
+    for (int j = 0, c = 0; d >= 0 && j < p->np; j++) {
+        if (j == k || !moved_along(p, r->theta, end + (size_t)d * p->np, j)) continue;
+        double to = qat_fit_value(p, end + (size_t)d * p->np, j);
+        if (along) along[j] = to, *along_k = reach[d];
+        size_t l = strlen(with);
+        snprintf(with + l, sizeof with - l, "%s%s (to %.4g)", c++ == 0 ? "" : j == last ? " and " : ", ",
+                 p->name[j], to);
+    }
+    free(end);
     double lo, hi;
     qat_fit_start_range(p, k, &lo, &hi);
     int side = r->theta[k] > hi ? 1 : r->theta[k] < lo ? 0 : -1; /* 1 above every start, 0 below, -1 within */
@@ -376,6 +451,10 @@ static int not_identified(const qat_fit_problem *p, const qat_fit_result *r, int
     else /* flat only back toward the starts: the value went one way, the runs do not hold it there */
         snprintf(why, cap, "%s = %.4g is not determined: the fit is as good (within the runs' noise) with %s held "
                  "at %.4g, %s", name, v, name, reach[flat[1]], flat[1] ? "1000 times larger" : "1000 times smaller");
+    if (with[0]) {
+        size_t l = strlen(why);
+        snprintf(why + l, cap - l, "; %s moved along with it, so only a combination of them is determined", with);
+    }
     return 1;
 }
 
@@ -394,6 +473,17 @@ static void user_fixed(const qat_fit_problem *p, char *out, size_t cap) {
             size_t l = strlen(out);
             snprintf(out + l, cap - l, "%s%s", l ? ", " : "", p->name[k]);
         }
+}
+
+/* Rule 5's hold of a parameter without a published value: at its fitted value. */
+static void hold_fitted(qat_fit_problem *p, const qat_fit_result *r, int k, const char *why, FILE *note) {
+    p->fixed[k] = QAT_FIT_BY_RULE;
+    p->fixval[k] = r->theta[k];
+    snprintf(p->why[k], sizeof p->why[k], "not identified, held at its fitted value: %.*s", (int)(sizeof p->why[k] - 48), why);
+    if (note)
+        fprintf(note, "qat: note: %s is not identified, held at its fitted value %.4g: %s; give --fix %s=VALUE "
+                "to hold it elsewhere, or add runs that vary N and D more\n", p->name[k], qat_fit_value(p, r->theta, k),
+                why, p->name[k]);
 }
 
 /* The passes of rule 5. Every refit after a hold starts from the grid *and*
@@ -443,7 +533,7 @@ static int checked_passes(qat_fit_problem *p, const qat_fit_opts *o, qat_fit_res
         for (int t = 0; t < QAT_CAP_NTYPES && last < 0; t++)
             for (int s = 0; s < 3 && p->type_off[t] >= 0 && last < 0; s++) {
                 int k = p->type_off[t] + order[s];
-                if (p->fixed[k] || !not_identified(p, r, k, margin, why, sizeof why)) continue;
+                if (p->fixed[k] || !not_identified(p, r, k, margin, why, sizeof why, NULL, NULL)) continue;
                 hold(p, k, order[s], why, NULL);
                 last = k;
             }
@@ -468,7 +558,7 @@ static int checked_passes(qat_fit_problem *p, const qat_fit_opts *o, qat_fit_res
             for (int k = 0; k < p->np; k++) {
                 if (p->fixed[k] || p->is_log[k] || capacity_slot(p, k) >= 0) continue;
                 double v = qat_fit_value(p, r->theta, k);
-                if (v > 0 || !not_identified(p, r, k, margin, why, sizeof why)) continue;
+                if (v > 0 || !not_identified(p, r, k, margin, why, sizeof why, NULL, NULL)) continue;
                 size_t a = strlen(names), b = strlen(whys), c = strlen(fixes);
                 snprintf(names + a, sizeof names - a, "%s%s", bad ? " and " : "", p->name[k]);
                 snprintf(whys + b, sizeof whys - b, "%s%s", bad ? "; " : "", why);
@@ -487,8 +577,11 @@ static int checked_passes(qat_fit_problem *p, const qat_fit_opts *o, qat_fit_res
             }
         }
         int held_one = 0;
+        double *along = qat_xmalloc((size_t)p->np * sizeof *along), along_k = NAN;
         for (int k = 0; k < p->np && !held_one; k++) {
-            if (p->fixed[k] || capacity_slot(p, k) >= 0 || !not_identified(p, r, k, margin, why, sizeof why)) continue;
+            if (p->fixed[k] || capacity_slot(p, k) >= 0 ||
+                !not_identified(p, r, k, margin, why, sizeof why, along, &along_k))
+                continue;
             double v = qat_fit_value(p, r->theta, k);
             if (!p->is_log[k] && !(v > 0)) {
                 user_fixed(p, fx, sizeof fx);
@@ -497,16 +590,25 @@ static int checked_passes(qat_fit_problem *p, const qat_fit_opts *o, qat_fit_res
                                   qat_fit_law_name(p->law), p->n, fx[0] ? " (with " : "", fx,
                                   fx[0] ? " held by --fix)" : "", p->name[k], why, p->name[k]);
                 qat_fit_result_free(r);
+                free(along);
                 return rc;
             }
-            p->fixed[k] = QAT_FIT_BY_RULE;
-            p->fixval[k] = r->theta[k];
-            snprintf(p->why[k], sizeof p->why[k], "not identified, held at its fitted value: %.*s", (int)(sizeof p->why[k] - 48), why);
-            if (note)
-                fprintf(note, "qat: note: %s is not identified, held at its fitted value %.4g: %s; give --fix %s=VALUE "
-                        "to hold it elsewhere, or add runs that vary N and D more\n", p->name[k], v, why, p->name[k]);
+            hold_fitted(p, r, k, why, note);
+            /* What slid along with it is no better determined: held with it, or
+             * the next pass would report it as measured, with an interval as
+             * narrow as the held value makes it (γ of an α–γ valley). */
+            for (int j = 0; j < p->np; j++) {
+                if (isnan(along[j]) || p->fixed[j] || capacity_slot(p, j) >= 0) continue;
+                char whyj[QAT_FIT_WHY_LEN];
+                snprintf(whyj, sizeof whyj, "%s = %.4g is not determined either: it moved along with %s, which is "
+                         "not identified: the fit is as good (within the runs' noise) with %s held at %.4g and %s "
+                         "refitted to %.4g, so the runs determine only a combination of them", p->name[j],
+                         qat_fit_value(p, r->theta, j), p->name[k], p->name[k], along_k, p->name[j], along[j]);
+                hold_fitted(p, r, j, whyj, note);
+            }
             held_one = 1;
         }
+        free(along);
         if (held_one) {
             qat_fit_result_free(r);
             continue;

@@ -190,6 +190,10 @@ int qat_fit_problem_init(qat_fit_problem *p, qat_fit_law law, const qat_fit_runs
         }
     if (law == QAT_LAW_QUARTET) {
         snprintf(p->name[QAT_FIT_GAMMA], sizeof p->name[0], "gamma");
+        /* ln γ, not γ: along the α–γ valley (runs that fix only α·γ) γ must
+         * move by decades when α does, which a plain γ reached only in
+         * hundreds of steps (docs/scaling-laws.md, the quartet law). */
+        p->is_log[QAT_FIT_GAMMA] = 1;
         for (int j = 0; j < p->n_bwd; j++)
             if (p->effd_of_bwd[j] >= 0) {
                 snprintf(p->name[p->effd_of_bwd[j]], sizeof p->name[0], "effD:%s", p->bwd[j]);
@@ -216,12 +220,12 @@ void qat_fit_problem_free(qat_fit_problem *p) {
 static int fix_one(qat_fit_problem *p, int k, double value) {
     /* Every parameter's range is (0, inf): A, B, E, effs, L, F, C are scales
      * (fitted as logs), alpha and beta decay exponents, gamma the quartet
-     * law's positive power (a fitted one <= 0 is refused too, identify.c); a
-     * held value outside would be fitted around. */
+     * law's positive power (fitted as its log too); a held value outside
+     * would be fitted around. */
     if (!(value > 0))
         return qat_fail(QAT_EINPUT, "--fix %s=%g: %s is out of range, expected a number in (0, inf) (%s)", p->name[k],
-                        value, p->name[k], p->is_log[k] ? "a positive scale" : !strcmp(p->name[k], "gamma") ?
-                        "a positive power" : "a decay exponent");
+                        value, p->name[k], !strcmp(p->name[k], "gamma") ? "a positive power" : p->is_log[k] ?
+                        "a positive scale" : "a decay exponent");
     p->fixed[k] = QAT_FIT_BY_USER;
     p->why[k][0] = 0;
     p->fixval[k] = p->is_log[k] ? log(value) : value;

@@ -249,7 +249,7 @@ static double lse2(double u0, double u1, double w[2]) {
 double qat_fit_quartet_predict(const qat_fit_problem *p, const double *th, int i, double *grad, double scale) {
     int kn = p->eff_of_pair[p->pair_of[i]], kd = p->effd_of_bwd[p->bwd_of[i]];
     double xN = p->logN[i] + (kn >= 0 ? th[kn] : 0.0), xD = p->logD[i] + (kd >= 0 ? th[kd] : 0.0);
-    double al = th[QAT_FIT_ALPHA], be = th[QAT_FIT_BETA], ga = th[QAT_FIT_GAMMA];
+    double al = th[QAT_FIT_ALPHA], be = th[QAT_FIT_BETA], ga = exp(th[QAT_FIT_GAMMA]); /* θ holds ln γ */
     double s[2], w[2];
     double S = lse2(th[QAT_FIT_A] - al * xN, th[QAT_FIT_B] - be * xD, s); /* ln(A(N effN)^-α + B(D effD)^-β) */
     double Z = lse2(ga * S, th[QAT_FIT_E], w);                           /* ln L̂ */
@@ -259,7 +259,7 @@ double qat_fit_quartet_predict(const qat_fit_problem *p, const double *th, int i
         grad[QAT_FIT_ALPHA] -= c * s[0] * xN;
         grad[QAT_FIT_B] += c * s[1];
         grad[QAT_FIT_BETA] -= c * s[1] * xD;
-        grad[QAT_FIT_GAMMA] += scale * w[0] * S;
+        grad[QAT_FIT_GAMMA] += scale * w[0] * S * ga; /* ∂Z/∂ln γ */
         grad[QAT_FIT_E] += scale * w[1];
         if (kn >= 0) grad[kn] -= c * s[0] * al;
         if (kd >= 0) grad[kd] -= c * s[1] * be;
