@@ -270,7 +270,81 @@ static int check_points(const qat_fit_problem *p) {
                     p->bwd_of ? "format key W/A/G" : "format pair");
 }
 
+/* Rule 0: a value held by --fix that no fit can build on. Held E at or above
+ * a run's loss: every term of the law is positive, so L̂ > E at every run and
+ * those runs cannot be reached (E = 5 over losses 2.3–3 once returned every
+ * prediction 5 and every other constant "held, the data cannot tell it"). A
+ * held A (B) below 0.1 % (the Huber δ) of every loss of the runs whose ρ is 1
+ * (every run for B): with a decay exponent > 0, A·(N·ρ)^-α ≤ A there, so no
+ * term falls with N and the fit blamed the losses ("the losses do not fall
+ * with N in these runs"). Not for quartet's A and B, whose power γ can raise
+ * them to any level. */
+static int check_held_values(const qat_fit_problem *p) {
+    double lo = INFINITY, hi = -INFINITY;
+    int below = 0;
+    if (p->fixed[QAT_FIT_E] == QAT_FIT_BY_USER) {
+        double E = exp(p->fixval[QAT_FIT_E]);
+        for (int i = 0; i < p->n; i++) {
+            double L = exp(p->logL[i]);
+            lo = fmin(lo, L), hi = fmax(hi, L);
+            below += L <= E;
+        }
+        if (below == p->n)
+            return qat_fail(QAT_EINPUT, "--fix E=%g is at or above every run's loss (the highest is %.4g): the law "
+                            "predicts more than E for every run, so it can reach none of them; hold E below the "
+                            "lowest loss (%.4g), or let it be fitted", E, hi, lo);
+        if (below)
+            return qat_fail(QAT_EINPUT, "--fix E=%g is at or above the loss of %d of the %d runs (the lowest is "
+                            "%.4g): the law predicts more than E for every run, so it cannot reach those; hold E "
+                            "below %.4g, or let it be fitted", E, below, p->n, lo, lo);
+    }
+    if (p->law == QAT_LAW_QUARTET) return QAT_OK;
+    /* A held exponent so small that its term changes by less than 0.1 % of
+     * the losses across the runs' N (D): the term is at most the highest
+     * loss, so it moves by at most that times expo·ln(max/min) (alpha = 1e-9
+     * once left B at inf and E at 0, all "held, the data cannot tell it"). */
+    for (int expo = QAT_FIT_ALPHA; expo <= QAT_FIT_BETA; expo += QAT_FIT_BETA - QAT_FIT_ALPHA) {
+        /* N·ρ, not N, under the laws with capacities: only chinchilla knows its range */
+        if (p->fixed[expo] != QAT_FIT_BY_USER || (expo == QAT_FIT_ALPHA && p->law != QAT_LAW_CHINCHILLA)) continue;
+        const double *x = expo == QAT_FIT_ALPHA ? p->logN : p->logD;
+        double xlo = INFINITY, xhi = -INFINITY, llo = INFINITY, lhi = -INFINITY, v = p->fixval[expo];
+        for (int i = 0; i < p->n; i++) {
+            xlo = fmin(xlo, x[i]), xhi = fmax(xhi, x[i]);
+            llo = fmin(llo, p->logL[i]), lhi = fmax(lhi, p->logL[i]);
+        }
+        double change = expm1(v * (xhi - xlo)) * exp(lhi - llo); /* of the lowest loss, at most */
+        if (xhi - xlo > 1e-3 && change < QAT_FIT_HUBER_DELTA) {
+            const char *ax = expo == QAT_FIT_ALPHA ? "N" : "D";
+            return qat_fail(QAT_EINPUT, "--fix %s=%g: over the runs' %s (%.4g to %.4g) the %s term changes by at "
+                            "most %.2g of the lowest loss whatever %s is (the term is below the highest loss, "
+                            "%.4g), under the 0.1%% the fit resolves, so nothing in the law falls with %s; hold %s "
+                            "at a decay the losses show, or let it be fitted", p->name[expo], v, ax, exp(xlo),
+                            exp(xhi), ax, change, expo == QAT_FIT_ALPHA ? "A" : "B", exp(lhi), ax, p->name[expo]);
+        }
+    }
+    for (int scale = QAT_FIT_A; scale <= QAT_FIT_B; scale += QAT_FIT_B - QAT_FIT_A) {
+        if (p->fixed[scale] != QAT_FIT_BY_USER || p->fixed[scale + 1]) continue; /* exponent held: any level */
+        double v = exp(p->fixval[scale]), low = INFINITY;
+        for (int i = 0; i < p->n; i++) {
+            int rho1 = scale == QAT_FIT_B || p->law == QAT_LAW_CHINCHILLA ||
+                       (p->law == QAT_LAW_DECOUPLED ? p->eff_of_pair[p->pair_of[i]] < 0 : p->nt[i] == 0);
+            if (rho1) low = fmin(low, exp(p->logL[i]));
+        }
+        if (isfinite(low) && v < QAT_FIT_HUBER_DELTA * low) {
+            int a = scale == QAT_FIT_A;
+            return qat_fail(QAT_EINPUT, "--fix %s=%g: the %s term %s is at most %s for any %s > 0, and %g is below "
+                            "0.1%% of the loss of every run%s (the lowest is %.4g), so nothing in the law falls with "
+                            "%s; hold %s on the scale of the losses' fall with %s, or let it be fitted", p->name[scale],
+                            v, a ? "N" : "D", !a ? "B*D^-beta" : p->law == QAT_LAW_CHINCHILLA ? "A*N^-alpha" : "A*(N*rho)^-alpha", p->name[scale], a ? "alpha" : "beta",
+                            v, a && p->law != QAT_LAW_CHINCHILLA ? " with rho = 1 (fp32/fp32)" : "", low, a ? "N" : "D",
+                            p->name[scale], a ? "N" : "D");
+        }
+    }
+    return QAT_OK;
+}
+
 int qat_fit_identify(qat_fit_problem *p, FILE *note) {
+    QAT_TRY(check_held_values(p));
     QAT_TRY(check_axes(p));
     if (p->law == QAT_LAW_DECOUPLED) QAT_TRY(check_eff_anchor(p));
     if (p->law == QAT_LAW_UNIFIED) hold_capacity(p, note);

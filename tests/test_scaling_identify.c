@@ -306,6 +306,43 @@ static void test_parameter_at_bound_zero(void **s) {
     assert_null(strstr(text, "1000 times smaller (0)"));
 }
 
+/* Rule 0: a value held by --fix that no fit can build on is refused naming the
+ * held value, not the runs. E at or above every loss once returned every
+ * prediction equal to E with exit 0 and every other constant "held, the data
+ * cannot tell it"; A = 1e-300 and E = 1e300 said "the losses do not fall with
+ * N in these runs", which is false of these runs (they fit with nothing held). */
+static void test_held_value_contradicts_runs(void **s) {
+    (void)s;
+    char p[512];
+    path_in(p, sizeof p, "held.csv");
+    FILE *f = fopen(p, "w");
+    fprintf(f, "N,D,loss\n1e4,1e6,3.0\n2e4,1e6,2.8\n4e4,1e6,2.6\n8e4,2e6,2.3\n1e4,4e6,2.5\n");
+    fclose(f);
+    const char *e5[] = {"--fix", "E=5", "--no-loo"};
+    assert_int_equal(fit(p, e5, 3), 2);
+    assert_non_null(strstr(qat_errmsg(), "--fix E=5 is at or above every run's loss (the highest is 3)"));
+    assert_non_null(strstr(qat_errmsg(), "hold E below the lowest loss (2.3)"));
+    const char *e24[] = {"--fix", "E=2.4", "--no-loo"};
+    assert_int_equal(fit(p, e24, 3), 2);
+    assert_non_null(strstr(qat_errmsg(), "--fix E=2.4 is at or above the loss of 1 of the 5 runs (the lowest is 2.3)"));
+    const char *ebig[] = {"--fix", "E=1e300", "--no-loo"};
+    assert_int_equal(fit(p, ebig, 3), 2);
+    assert_non_null(strstr(qat_errmsg(), "--fix E=1e+300 is at or above every run's loss"));
+    const char *atiny[] = {"--fix", "A=1e-300", "--no-loo"};
+    assert_int_equal(fit(p, atiny, 3), 2);
+    assert_non_null(strstr(qat_errmsg(), "--fix A=1e-300: the N term A*N^-alpha is at most A"));
+    assert_null(strstr(qat_errmsg(), "do not fall with N in these runs"));
+    const char *btiny[] = {"--fix", "B=1e-300", "--no-loo"};
+    assert_int_equal(fit(p, btiny, 3), 2);
+    assert_non_null(strstr(qat_errmsg(), "--fix B=1e-300: the D term B*D^-beta is at most B"));
+    const char *atiny_exp[] = {"--fix", "alpha=1e-9", "--no-loo"};
+    assert_int_equal(fit(p, atiny_exp, 3), 2);
+    assert_non_null(strstr(qat_errmsg(), "--fix alpha=1e-09: over the runs' N (1e+04 to 8e+04) the N term changes"));
+    /* held values on the runs' scale are taken */
+    const char *ok[] = {"--fix", "E=1.5", "--fix", "A=1e-2", "--fix", "beta=0.2", "--no-loo"};
+    assert_int_equal(fit(p, ok, 7), 0);
+}
+
 /* The decoupled pair table says why an eff was not fitted: fp32/fp32 is the
  * baseline (1 by definition), an eff that ran toward a bound is held by rule 5
  * (its reason under the table, naming the bound it ran toward), and one given
@@ -351,6 +388,7 @@ int main(void) {
         cmocka_unit_test(test_too_few_points), cmocka_unit_test(test_decoupled_anchor),
         cmocka_unit_test(test_runs_to_bound), cmocka_unit_test(test_decoupled_held_labels),
         cmocka_unit_test(test_parameter_at_bound_zero),
+        cmocka_unit_test(test_held_value_contradicts_runs),
 #ifdef QAT_HAVE_COMPRESS
         cmocka_unit_test(test_unified_held),
 #endif
