@@ -18,7 +18,8 @@
  *
  * --fit FIT.h5: the per-type capacity constants of a fit (qat_fit_h5_read_capacity).
  * Types missing from the file fall back to the published Llama/C4 constants
- * (L = 1, F = 0.41, C = 1.39).
+ * (L = 1, F = 0.41, C = 1.39); a fit with none at all is refused (it would
+ * change nothing, and look as if it had).
  */
 #include "scaling/capacity_cli.h"
 

@@ -343,6 +343,7 @@ int qat_fit_h5_read_capacity(const char *path, qat_cap_params params[QAT_CAP_NTY
                         "`qat fit RUNS --out FIT.h5`", path,
                         runlog ? " (it is a run log, run.h5)" : ckpt ? " (it is a checkpoint, ckpt.h5)" : "");
     }
+    int any = 0; /* some type's constants found */
     for (int t = 0; t < QAT_CAP_NTYPES; t++) {
         double v[3];
         int found = 0;
@@ -379,6 +380,24 @@ int qat_fit_h5_read_capacity(const char *path, qat_cap_params params[QAT_CAP_NTY
             H5Fclose(f);
             return qat_fail(QAT_EINPUT, "%s: cap_%s_L/F/C must be present together", path, qat_cap_type_name((qat_cap_type)t));
         }
+        any |= found;
+    }
+    /* A fit without capacity constants (chinchilla, decoupled, quartet, or a
+     * unified fit of fp32 runs) would leave every type at the published
+     * constants: --fit would print them as if they came from the fit. */
+    if (!any) {
+        char law[32] = "";
+        hid_t a = H5Aopen(f, "law", H5P_DEFAULT), t = a >= 0 ? H5Aget_type(a) : -1; /* its own cset */
+        char *s = NULL;
+        if (t >= 0 && H5Tis_variable_str(t) > 0 && H5Aread(a, t, &s) >= 0 && s) snprintf(law, sizeof law, "%s", s);
+        if (s) H5free_memory(s);
+        if (t >= 0) H5Tclose(t);
+        if (a >= 0) H5Aclose(a);
+        H5Fclose(f);
+        return qat_fail(QAT_EINPUT, "%s: --fit needs a capacity law: this %s fit has no capacity constants "
+                        "(cap_TYPE_L/F/C, stored by a unified fit of runs in compressed formats), so every rho "
+                        "would be the published Llama/C4 one; give the FIT.h5 of `qat fit --law unified`, or drop "
+                        "--fit for the published constants", path, law[0] ? law : "unknown");
     }
     H5Fclose(f);
     return QAT_OK;

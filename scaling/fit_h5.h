@@ -75,7 +75,8 @@ int qat_fit_h5_read(const char *path, qat_fit_h5 *f);
  * the root attributes cap_<type>_L/F/C (type = quant, sparse, vq); a type whose
  * attributes are absent keeps the value already in params (the published
  * constants by default). QAT_EINPUT when the file is not a fit (no `law`), a
- * triple is partial, or a constant is outside what a fit can determine. */
+ * triple is partial, a constant is outside what a fit can determine, or no
+ * type has constants at all (a law without capacities: nothing to take). */
 int qat_fit_h5_read_capacity(const char *path, qat_cap_params params[QAT_CAP_NTYPES]);
 void qat_fit_h5_free(qat_fit_h5 *f);
 

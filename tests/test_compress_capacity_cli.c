@@ -259,17 +259,18 @@ static void test_bad_input(void **state) {
     assert_null(strstr(out, "1 <= B <= 8"));
 }
 
-static void put_law(hid_t f) {
+static void put_law_named(hid_t f, const char *v) {
     hid_t t = H5Tcopy(H5T_C_S1);
     H5Tset_size(t, H5T_VARIABLE);
     hid_t sp = H5Screate(H5S_SCALAR);
     hid_t a = H5Acreate2(f, "law", t, sp, H5P_DEFAULT, H5P_DEFAULT);
-    const char *v = "unified";
     H5Awrite(a, t, &v);
     H5Aclose(a);
     H5Sclose(sp);
     H5Tclose(t);
 }
+
+static void put_law(hid_t f) { put_law_named(f, "unified"); }
 
 static void put_attr(hid_t f, const char *name, double v) {
     hid_t sp = H5Screate(H5S_SCALAR);
@@ -294,6 +295,22 @@ static void test_fit_file(void **state) {
     assert_int_equal(run(args, out, sizeof out, 1), 2);
     assert_non_null(strstr(out, "is not a fit file"));
     assert_non_null(strstr(out, "run log"));
+    /* A fit of a law without capacity constants (quartet, chinchilla,
+     * decoupled) was read as "no constants here" and every format priced with
+     * the published ones, exit 0 and no word, while qat plot --kind capacity
+     * refused the same file. */
+    const char *laws[] = {"quartet", "chinchilla", "decoupled"};
+    for (int l = 0; l < 3; l++) {
+        f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+        put_law_named(f, laws[l]);
+        put_attr(f, "A", 400.0);
+        H5Fclose(f);
+        assert_int_equal(run(args, out, sizeof out, 1), 2);
+        assert_non_null(strstr(out, "--fit needs a capacity law"));
+        char this[64];
+        snprintf(this, sizeof this, "this %s fit has no capacity constants", laws[l]);
+        assert_non_null(strstr(out, this));
+    }
     /* A constant an old fit let run to a bound is refused, not used. */
     f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     put_law(f);
