@@ -8,7 +8,12 @@
  * Written like every qat output (core/fsutil.h: never over an input, through a
  * temporary renamed into place), in the latest HDF5 format with every table
  * checksummed (runlog/h5util.h); the reader reports a damaged table as a
- * checksum mismatch naming it.
+ * checksum mismatch naming it. The characters of variable-length strings live
+ * in HDF5's global heap, which has no checksum (damaged notes once read back
+ * as empty: the "held" marks silently gone), so every string column carries a
+ * `crc32` attribute and every string attribute NAME a NAME_crc32 (zlib's
+ * CRC-32, in the checksummed object header), as run.h5's `config` does; a file
+ * written before them is read as it is.
  */
 #include "scaling/fit_h5.h"
 
@@ -20,6 +25,7 @@
 #include <unistd.h>
 
 #include <hdf5.h>
+#include <zlib.h>
 
 #include "core/error.h"
 #include "runlog/h5util.h"
@@ -59,10 +65,31 @@ static hid_t vlen_str_type(void) {
     return t;
 }
 
+/* CRC-32 of n strings, each with its terminating NUL (so that where one ends counts). */
+static uint32_t strs_crc(const char *const *v, int n) {
+    uLong c = crc32_z(0L, Z_NULL, 0);
+    for (int i = 0; i < n; i++) {
+        const char *x = v[i] ? v[i] : "";
+        c = crc32_z(c, (const Bytef *)x, strlen(x) + 1);
+    }
+    return (uint32_t)c;
+}
+
+static void attr_crc(wctx *w, hid_t loc, const char *name, uint32_t c) {
+    hid_t sp = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(loc, name, H5T_STD_U32LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+    if (a < 0 || H5Awrite(a, H5T_NATIVE_UINT32, &c) < 0) failed(w, name);
+    if (a >= 0 && H5Aclose(a) < 0) failed(w, name);
+    H5Sclose(sp);
+}
+
 static void attr_str(wctx *w, hid_t loc, const char *name, const char *s) {
     hid_t t = vlen_str_type();
     attr_any(w, loc, name, t, &s);
     H5Tclose(t);
+    char cn[80];
+    snprintf(cn, sizeof cn, "%s_crc32", name);
+    attr_crc(w, loc, cn, strs_crc(&s, 1));
 }
 
 /* A 1-D table column, checksummed (runlog/h5util.h). HDF5 filters cannot
@@ -77,6 +104,7 @@ static void dset(wctx *w, hid_t g, const char *name, hid_t type, int n, const vo
     if (vlen && (size_t)n * 16 < 60000) H5Pset_layout(dcpl, H5D_COMPACT);
     hid_t d = H5Dcreate2(g, name, type, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     if (d < 0 || (n > 0 && H5Dwrite(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)) failed(w, name);
+    if (d >= 0 && vlen) attr_crc(w, d, "crc32", strs_crc(data, n)); /* the heap's characters */
     if (d >= 0 && H5Dclose(d) < 0) failed(w, name);
     H5Pclose(dcpl);
     H5Sclose(sp);
@@ -235,6 +263,14 @@ static void note_damage(const char *path) {
     if (!g_damaged[0] && qat_h5_is_checksum()) snprintf(g_damaged, sizeof g_damaged, "%s", path);
 }
 
+static int read_attr_u32(hid_t loc, const char *name, uint32_t *v) {
+    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
+    if (a < 0) return -1;
+    int rc = H5Aread(a, H5T_NATIVE_UINT32, v) < 0 ? -1 : 0;
+    H5Aclose(a);
+    return rc;
+}
+
 static int read_attr_double(hid_t loc, const char *name, double *v) {
     if (H5Aexists(loc, name) <= 0) return -1;
     hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
@@ -273,9 +309,15 @@ static int read_strs(hid_t f, const char *path, int n, size_t width, char **out)
     if (d < 0) return note_damage(path), -1;
     char **v = qat_xcalloc((size_t)n, sizeof *v);
     hid_t t = vlen_str_type();
-    int rc = H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0 ? -1 : 0;
-    if (rc) note_damage(path);
-    if (!rc) {
+    int read = H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0, rc = read ? 0 : -1;
+    /* the strings' own CRC (absent in files from before it): a mismatch, or
+     * a heap too damaged to read, is damage named like a table's checksum */
+    uint32_t want = 0;
+    int has_crc = H5Aexists(d, "crc32") > 0 && read_attr_u32(d, "crc32", &want) == 0;
+    if (!read) note_damage(path);
+    if (read && has_crc && strs_crc((const char *const *)v, n) != want) rc = -1;
+    if (rc && has_crc && !g_damaged[0]) snprintf(g_damaged, sizeof g_damaged, "%s", path);
+    if (read) {
         for (int i = 0; i < n; i++) snprintf(*out + (size_t)i * width, width, "%s", v[i] ? v[i] : "");
         hid_t sp = H5Dget_space(d);
         H5Dvlen_reclaim(t, sp, H5P_DEFAULT, v);
@@ -468,7 +510,19 @@ int qat_fit_h5_read(const char *path, qat_fit_h5 *fr) {
         char *s = NULL;
         hid_t t = vlen_str_type();
         if (a < 0 || H5Aread(a, t, &s) < 0 || !s) rc = -1;
-        else { snprintf(fr->law, sizeof fr->law, "%s", s); H5free_memory(s); }
+        else {
+            uint32_t want;
+            if (H5Aexists(f, "law_crc32") > 0 && read_attr_u32(f, "law_crc32", &want) == 0 &&
+                strs_crc((const char *const *)&s, 1) != want) {
+                H5free_memory(s);
+                H5Aclose(a);
+                H5Tclose(t);
+                H5Fclose(f);
+                return qat_fail(QAT_ERUNTIME, "%s: attribute law: checksum mismatch (the file is damaged)", path);
+            }
+            snprintf(fr->law, sizeof fr->law, "%s", s);
+            H5free_memory(s);
+        }
         if (a >= 0) H5Aclose(a);
         H5Tclose(t);
     }

@@ -593,10 +593,117 @@ static void test_law_layout_many_budgets(void **s) {
     qat_fit_runs_free(&rs);
 }
 
+/* Flip the first byte of `needle` in the file (and every later occurrence when
+ * all); returns how many were changed. */
+static int corrupt(const char *path, const char *needle, int all) {
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    char *b = malloc((size_t)n);
+    assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
+    int hits = 0;
+    size_t m = strlen(needle);
+    for (long i = 0; i + (long)m <= n; i++)
+        if (!memcmp(b + i, needle, m) && (all || !hits)) {
+            b[i] ^= 0x20; /* a letter's case: same length, still text */
+            hits++;
+        }
+    rewind(f);
+    assert_int_equal(fwrite(b, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    free(b);
+    return hits;
+}
+
+/* Variable-length strings sit in HDF5's global heap, which has no checksum: a
+ * FIT.h5 whose held-constant notes were damaged once plotted with exit 0 and
+ * the "held" notes silently gone. Each string column and the `law` attribute
+ * carry a CRC-32, and a mismatch is a runtime error naming the dataset; a
+ * file written before (no CRC) is read as it is. */
+static void test_strings_checksummed(void **s) {
+    (void)s;
+    const qat_fit_synth_law law = {250, 0.32, 900, 0.30, 1.7, {{1, 0.41, 1.39}, {1, 0.5, 1.2}, {1, 1, 1}}, 0.004, 5};
+    const double N[] = {1e6, 1e7, 1e8}, ratio[] = {20, 100};
+    qat_fit_runs rs = {0};
+    qat_fit_synth(&rs, &law, N, 3, ratio, 2, qat_fit_synth_pairs, qat_fit_synth_npairs);
+    qat_fit_problem p;
+    qat_fit_result r;
+    assert_int_equal(qat_fit_problem_init(&p, QAT_LAW_UNIFIED, &rs), QAT_OK);
+    /* a constant held by rule, with its reason, as rules 3 and 5 store them */
+    int held = p.type_off[QAT_CAP_QUANT];
+    assert_true(held >= 0);
+    p.fixed[held] = QAT_FIT_BY_RULE;
+    p.fixval[held] = 0.0;
+    snprintf(p.why[held], sizeof p.why[held], "not identified, held at its fitted value: a reason to be damaged");
+    qat_fit_opts o = {.max_starts = 16};
+    assert_int_equal(qat_fit_run_fit(&p, &o, &r), QAT_OK);
+    qat_fit_resolver res = {test_terms, test_bits};
+    qat_fit_report rep = {.runs = &rs, .p = &p, .r = &r};
+    qat_fit_report_prepare(&rep, &res);
+    char dir[] = "/tmp/qat_test_scaling_crc_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char h5[128];
+    snprintf(h5, sizeof h5, "%s/fit.h5", dir);
+    /* the reason's own words, found in the file's heap and damaged there */
+    const char *needle = "a reason to be damaged";
+    qat_fit_h5 f;
+    for (int old = 0; old < 2; old++) {
+        assert_int_equal(qat_fit_h5_write(h5, &rep, NULL, 0), QAT_OK);
+        assert_int_equal(qat_fit_h5_read(h5, &f), QAT_OK);
+        qat_fit_h5_free(&f);
+        if (old) { /* as a FIT.h5 from before the CRCs: none of them */
+            hid_t fh = H5Fopen(h5, H5F_ACC_RDWR, H5P_DEFAULT);
+            const char *cols[] = {"/params/name", "/params/fixed_reason", "/runs/weight_format", "/runs/act_format",
+                                  "/pairs/name", "/formats/name"};
+            for (int c = 0; c < 6; c++)
+                if (H5Lexists(fh, cols[c], H5P_DEFAULT) > 0) {
+                    hid_t d = H5Dopen2(fh, cols[c], H5P_DEFAULT);
+                    if (H5Aexists(d, "crc32") > 0) assert_true(H5Adelete(d, "crc32") >= 0);
+                    H5Dclose(d);
+                }
+            H5Fclose(fh);
+        }
+        assert_int_equal(corrupt(h5, needle, 1), 1);
+        int rc = qat_fit_h5_read(h5, &f);
+        printf("  %s: %s\n", old ? "without CRCs" : "with CRCs", rc ? qat_errmsg() : "read");
+        if (old) {
+            assert_int_equal(rc, QAT_OK); /* read as it is, as run.h5's config without its CRC */
+            qat_fit_h5_free(&f);
+        } else {
+            assert_int_equal(rc, QAT_ERUNTIME);
+            assert_non_null(strstr(qat_errmsg(), "dataset /params/fixed_reason: checksum mismatch (the file is damaged)"));
+        }
+    }
+    /* the law attribute: its characters are in the heap too */
+    assert_int_equal(qat_fit_h5_write(h5, &rep, NULL, 0), QAT_OK);
+    hid_t fh = H5Fopen(h5, H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    hid_t a = H5Aopen(fh, "law", H5P_DEFAULT);
+    const char *other = "qat-law-crc-probe"; /* a string found once in the file */
+    assert_true(H5Awrite(a, t, &other) >= 0);
+    H5Aclose(a);
+    H5Tclose(t);
+    H5Fclose(fh);
+    assert_int_equal(corrupt(h5, "qat-law-crc-probe", 0), 1);
+    assert_int_equal(qat_fit_h5_read(h5, &f), QAT_ERUNTIME);
+    assert_non_null(strstr(qat_errmsg(), "attribute law: checksum mismatch"));
+    unlink(h5);
+    rmdir(dir);
+    qat_fit_report_free(&rep);
+    qat_fit_result_free(&r);
+    qat_fit_problem_free(&p);
+    qat_fit_runs_free(&rs);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_plots), cmocka_unit_test(test_law_curves_through_runs),
                                        cmocka_unit_test(test_law_layout_many_budgets),
                                        cmocka_unit_test(test_quartet_law_curves),
-                                       cmocka_unit_test(test_svg_never_nonfinite)};
+                                       cmocka_unit_test(test_svg_never_nonfinite),
+                                       cmocka_unit_test(test_strings_checksummed)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
