@@ -492,7 +492,53 @@ typedef struct {
     } *f;
     int n, cap;
     int finetuned; /* run logs skipped as started from a checkpoint */
+    struct {       /* the runs taken from run logs, by content */
+        char *config, *path;
+        double loss, D, N;
+    } *run;
+    int n_run, cap_run;
 } seen_files;
+
+/* A run log whose run was taken already from another file: the same stored
+ * config (a run is a pure function of it), N, D and final loss to the bit. A
+ * run directory copied twice into one folder was counted twice (only the same
+ * file, by inode, was caught), weighting it double in the fit, its
+ * leave-one-out error and its bootstrap. A rerun of one config that ended
+ * elsewhere (another thread count or CPU) is another measurement and stays.
+ * The copy is left out with a warning naming both (docs/cli.md, qat fit). */
+static int read_runlog_once(const char *path, qat_fit_runs *rs, int *skipped, int *unselected, FILE *warn,
+                            qat_fit_select *sel, seen_files *seen) {
+    int before = rs->n;
+    QAT_TRY(read_runlog_sel(path, rs, skipped, unselected, &seen->finetuned, warn, sel));
+    if (rs->n == before) return QAT_OK;
+    char *yaml = NULL;
+    if (qat_runlog_config(path, &yaml) || !yaml || !yaml[0]) { /* no stored config: nothing to tell a copy by */
+        qat_clear_error();
+        free(yaml);
+        return QAT_OK;
+    }
+    const qat_fit_run *r = &rs->run[before];
+    for (int i = 0; i < seen->n_run; i++)
+        if (seen->run[i].loss == r->loss && seen->run[i].D == r->D && seen->run[i].N == r->N &&
+            !strcmp(seen->run[i].config, yaml)) {
+            if (warn)
+                fprintf(warn, "qat: warning: %s: the same run as %s (the same stored config, N, D and final loss "
+                        "%.10g: a copy), counted once\n", path, seen->run[i].path, r->loss);
+            rs->n = before;
+            if (skipped) (*skipped)++;
+            free(yaml);
+            return QAT_OK;
+        }
+    if (seen->n_run == seen->cap_run) {
+        seen->cap_run = seen->cap_run ? 2 * seen->cap_run : 16;
+        seen->run = qat_xrealloc(seen->run, (size_t)seen->cap_run * sizeof *seen->run);
+    }
+    seen->run[seen->n_run].config = yaml;
+    seen->run[seen->n_run].path = qat_xstrdup(path);
+    seen->run[seen->n_run].loss = r->loss, seen->run[seen->n_run].D = r->D, seen->run[seen->n_run].N = r->N;
+    seen->n_run++;
+    return QAT_OK;
+}
 
 static int first_reading(seen_files *s, const char *path) {
     struct stat st;
@@ -525,14 +571,14 @@ static int read_inputs(char *const *paths, int n, qat_fit_runs *rs, int *skipped
             int rc = QAT_OK;
             for (int k = 0; k < l.n && !rc; k++) {
                 rc = first_reading(seen, l.v[k]);
-                if (!rc) rc = read_runlog_sel(l.v[k], rs, skipped, unselected, &seen->finetuned, warn, sel);
+                if (!rc) rc = read_runlog_once(l.v[k], rs, skipped, unselected, warn, sel, seen);
             }
             for (int k = 0; k < l.n; k++) free(l.v[k]);
             free(l.v);
             QAT_TRY(rc);
         } else if (H5Fis_hdf5(paths[i]) > 0) {
             QAT_TRY(first_reading(seen, paths[i]));
-            QAT_TRY(read_runlog_sel(paths[i], rs, skipped, unselected, &seen->finetuned, warn, sel));
+            QAT_TRY(read_runlog_once(paths[i], rs, skipped, unselected, warn, sel, seen));
         } else {
             if (sel && sel->n_where)
                 return qat_fail(QAT_EINPUT, "%s: a CSV has no run configs for --where to select by; "
@@ -556,6 +602,8 @@ int qat_fit_read_inputs_sel(char *const *paths, int n, qat_fit_runs *rs, int *sk
                 seen.finetuned == 1 ? "its" : "each one's");
     for (int i = 0; i < seen.n; i++) free(seen.f[i].path);
     free(seen.f);
+    for (int i = 0; i < seen.n_run; i++) free(seen.run[i].config), free(seen.run[i].path);
+    free(seen.run);
     return rc;
 }
 

@@ -179,6 +179,34 @@ static void write_runlog(const char *sub, const char *status, double n_params, c
     write_runlog_from(sub, status, n_params, wf, val_loss, tokens, with_final, NULL);
 }
 
+/* A completed run log with a stored config. */
+static void write_runlog_cfg(const char *sub, double n_params, double val_loss, double tokens, const char *yaml) {
+    char p[512];
+    path_in(p, sizeof p, sub);
+    mkdir(p, 0755);
+    strcat(p, "/run.h5");
+    qat_runlog_attrs at = {.name = sub, .config_yaml = yaml, .seed = 3, .n_params = (int64_t)n_params,
+                           .n_params_total = (int64_t)n_params, .tokens_target = (int64_t)tokens,
+                           .weight_format = "fp32", .act_format = "fp32", .estimator = "trust"};
+    qat_runlog *rl;
+    assert_int_equal(qat_runlog_create(p, &at, &rl), QAT_OK);
+    assert_int_equal(qat_runlog_train(rl, 0, 1, 5.0, 1e-3, 1.0, 0.1), QAT_OK);
+    qat_runlog_final fin = {val_loss, val_loss, (int64_t)tokens, 1, 1.0};
+    assert_int_equal(qat_runlog_finish(rl, QAT_RUN_COMPLETED, &fin), QAT_OK);
+    assert_int_equal(qat_runlog_close(rl), QAT_OK);
+}
+
+static void copy_file(const char *from, const char *to) {
+    FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
+    assert_non_null(a);
+    assert_non_null(b);
+    char buf[1 << 14];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, a)) > 0) assert_int_equal(fwrite(buf, 1, n, b), n);
+    fclose(a);
+    fclose(b);
+}
+
 /* qat_fit_read_inputs on the directory `sub`: the runs into rs, the number
  * skipped returned, the warnings printed into warnings. */
 static int read_dir(const char *sub, qat_fit_runs *rs, char *warnings, size_t cap) {
@@ -286,6 +314,34 @@ static void test_runlogs(void **s) {
     qat_fit_runs_free(&rs);
     assert_int_equal(qat_fit_read_inputs(csvs, 1, &rs, &skipped, NULL), QAT_OK); /* once is fine */
     assert_int_equal(rs.n, 2);
+    qat_fit_runs_free(&rs);
+
+    /* A run directory copied twice into one folder: other files (inodes),
+     * the same run (stored config, N, D, final loss). It counted twice; the
+     * copy is now left out with a warning naming both. A rerun of the same
+     * config that ended at another loss (another CPU or thread count) is a
+     * measurement of its own and stays. */
+    write_runlog("copies", "completed", 0, "fp32", 0, 0, 0); /* placeholder dir */
+    write_runlog_cfg("copies/orig", 1e6, 3.1, 2e7, "seed: 3\nmodel: {preset: s1}\n");
+    write_runlog_cfg("copies/other", 2e6, 3.0, 2e7, "seed: 3\nmodel: {preset: s2}\n");
+    write_runlog_cfg("copies/rerun", 1e6, 3.1000001, 2e7, "seed: 3\nmodel: {preset: s1}\n");
+    char src[512], dst[512];
+    path_in(src, sizeof src, "copies/orig/run.h5");
+    for (int k = 0; k < 2; k++) {
+        path_in(dst, sizeof dst, k ? "copies/orig copy 2" : "copies/orig copy");
+        mkdir(dst, 0755);
+        strcat(dst, "/run.h5");
+        copy_file(src, dst);
+    }
+    skipped = read_dir("copies", &rs, buf, sizeof buf);
+    assert_int_equal(rs.n, 3); /* orig, other, rerun */
+    assert_int_equal(skipped, 3); /* the placeholder and the two copies */
+    /* the first of the three in path order is kept ("orig copy 2"), the others named */
+    assert_non_null(strstr(buf, "copies/orig copy/run.h5: the same run as "));
+    assert_non_null(strstr(buf, "copies/orig/run.h5: the same run as "));
+    assert_non_null(strstr(buf, "orig copy 2/run.h5 (the same stored config, N, D and final loss 3.1: a copy), "
+                                "counted once"));
+    assert_null(strstr(buf, "rerun"));
     qat_fit_runs_free(&rs);
 }
 
