@@ -204,11 +204,27 @@ static int is_cap_name(const char *name) {
     return 0;
 }
 
+/* The way rule 5 found a constant flat, from its stored reason, so that the
+ * caption says what the fit's note says (a caption of "as good 1000 times
+ * larger or smaller" stood beside a note that only larger was flat). */
+static void flat_way(const char *why, char *out, size_t cap) {
+    const char *w = strstr(why, "moved along with ");
+    out[0] = 0;
+    if (w) {
+        w += strlen("moved along with ");
+        snprintf(out, cap, " (moves with %.*s)", (int)strcspn(w, ",;: "), w);
+    } else if (strstr(why, "ran toward its bound +inf")) snprintf(out, cap, " (toward +inf)");
+    else if (strstr(why, "ran toward its bound 0")) snprintf(out, cap, " (toward 0)");
+    else if (strstr(why, "sits at its bound 0")) snprintf(out, cap, " (at its bound 0)");
+    else if (strstr(why, "not determined either way")) snprintf(out, cap, " (either way)");
+}
+
 #define NOTE_LINES 12
 #define NOTE_LEN 200
 static int law_notes(const qat_fit_h5 *f, const qat_plot_law_layout *lay, char lines[NOTE_LINES][NOTE_LEN]) {
     static const char *why[3] = {
-        ": not identified (as good 1000 times larger or smaller), held where the fit put it",
+        ": not identified (the fit is as good with it held 1000 times further the way marked), held where the fit "
+        "put it",
         ": held at the published Llama/C4 values (the runs' formats cannot determine them)",
         ": held by --fix"};
     int nl = 0;
@@ -219,8 +235,9 @@ static int law_notes(const qat_fit_h5 *f, const qat_plot_law_layout *lay, char l
             int fx = f->param_fixed[k];
             int cat = fx == QAT_FIT_BY_USER ? 2 : fx != QAT_FIT_BY_RULE ? -1 : is_cap_name(f->param[k]) ? 1 : 0;
             if (cat != c) continue;
-            char item[96];
-            int il = snprintf(item, sizeof item, "%s = %.4g", f->param[k], f->param_value[k]);
+            char item[128], way[64] = "";
+            if (c == 0 && f->param_why) flat_way(f->param_why[k], way, sizeof way);
+            int il = snprintf(item, sizeof item, "%s = %.4g%s", f->param[k], f->param_value[k], way);
             if (items) len += snprintf(line + len, sizeof line - (size_t)len, ","); /* the comma ends its line */
             if (len + il + 1 >= 80 && nl < NOTE_LINES - 2) { /* wrap */
                 snprintf(lines[nl++], NOTE_LEN, "%s", line);

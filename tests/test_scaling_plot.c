@@ -405,6 +405,27 @@ static void test_law_curves_through_runs(void **s) {
     assert_non_null(strstr(t, "quant_L = 1: held at the published"));   /* rule 3, named under the plot */
     assert_non_null(strstr(t, "E = 0.8: held by --fix"));
     free(t);
+    /* held by rule 5: the caption marks the way each was flat, as its reason
+     * says (it said "as good 1000 times larger or smaller" of a B whose note
+     * said only larger was flat) */
+    int kb = -1, kbeta = -1;
+    for (int k = 0; k < f.n_params; k++) {
+        if (!strcmp(f.param[k], "B")) kb = k;
+        if (!strcmp(f.param[k], "beta")) kbeta = k;
+    }
+    assert_true(kb >= 0 && kbeta >= 0 && f.param_why);
+    f.param_fixed[kb] = f.param_fixed[kbeta] = QAT_FIT_BY_RULE;
+    snprintf(f.param_why[kb], sizeof f.param_why[kb], "not identified, held at its fitted value: B = 4507 ran toward "
+             "its bound +inf: the fit is as good (within the runs' noise) with B held at 4.507e+06, 1000 times larger");
+    snprintf(f.param_why[kbeta], sizeof f.param_why[kbeta], "not identified, held at its fitted value: beta = 0.3 is "
+             "not determined either: it moved along with B, which is not identified");
+    assert_int_equal(qat_fit_plot(&f, h5, QAT_PLOT_LAW, svg, NULL), QAT_OK);
+    t = slurp(svg);
+    assert_non_null(strstr(t, " (toward +inf)"));
+    assert_non_null(strstr(t, " (moves with B)"));
+    assert_non_null(strstr(t, "held 1000 times further the way marked"));
+    assert_null(strstr(t, "larger or smaller"));
+    free(t);
     /* a note long enough to wrap: its comma ends the line, no line starts with ", " */
     for (int k = 0; k < f.n_params; k++) f.param_fixed[k] = QAT_FIT_BY_USER;
     assert_int_equal(qat_fit_plot(&f, h5, QAT_PLOT_LAW, svg, NULL), QAT_OK);
