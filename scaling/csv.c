@@ -18,7 +18,8 @@
  * is warned about, naming the file, the column and the known names (a typo
  * such as `grad` would otherwise silently leave every run on the fp32
  * backward), except Epoch's plot columns x, y, color and hex_color, which
- * its table always has. Blank lines and lines starting with '#' are skipped,
+ * its table always has, and the columns qat fit --csv adds to its inputs'
+ * (rho, eff_d, pred, resid_log, origin). Blank lines and lines starting with '#' are skipped,
  * and so is a UTF-8 byte-order mark at the start. A bad cell (a value out of
  * the range of qat_fit_check_range, an act_format the trainer refuses on
  * activations (@2d, aq), a grad_format not accepted by qat_fit_bwd_check, a
@@ -98,21 +99,31 @@ static int column_of(const char *name) {
     return -1;
 }
 
-/* Columns of Epoch's extracted table that qat has no use for (not warned about). */
-static int epoch_plot_column(const char *name) {
-    static const char *const e[] = {"x", "y", "color", "hex_color", NULL};
+/* Columns qat has no use for and knows (not warned about): Epoch's plot
+ * columns, and the outputs of qat fit --csv (docs/cli.md), so that a fit's
+ * own CSV reads back as its inputs without five warnings. */
+static int known_unused_column(const char *name) {
+    static const char *const e[] = {"x", "y", "color", "hex_color", "rho", "eff_d", "pred", "resid_log", "origin", NULL};
     return match(name, e);
+}
+
+int qat_fit_parse_number(const char *s, double *v) {
+    char *end;
+    errno = 0;
+    *v = strtod(s, &end);
+    /* decimal or scientific notation only, as the range checks expect: strtod
+     * also reads hex (0x186a0 is 100000, 0x10 16); inf and nan are taken as
+     * numbers, for the caller to refuse as not finite by name */
+    const char *w = s + (*s == '+' || *s == '-');
+    int word = !strcasecmp(w, "inf") || !strcasecmp(w, "infinity") || !strcasecmp(w, "nan");
+    int plain = word || strspn(s, "0123456789+-.eE") == strlen(s);
+    return plain && end != s && !*end && (!errno || errno == ERANGE);
 }
 
 static int parse_positive(const char *path, int line, const fields *f, int k, const char *what, double *v) {
     if (k >= f->n)
         return qat_fail(QAT_EINPUT, "%s:%d: missing the %s column (row has %d fields)", path, line, what, f->n);
-    char *end;
-    errno = 0;
-    *v = strtod(f->text[k], &end);
-    /* decimal or scientific notation only: strtod also reads hex (0x186a0) */
-    int plain = strspn(f->text[k], "0123456789+-.eE") == strlen(f->text[k]);
-    if (!plain || end == f->text[k] || *end || (errno && errno != ERANGE) || !isfinite(*v) || *v <= 0)
+    if (!qat_fit_parse_number(f->text[k], v) || !isfinite(*v) || *v <= 0)
         return qat_fail(QAT_EINPUT, "%s:%d:%d: expected a positive number for %s, got '%s'", path, line,
                         f->col[k], what, f->text[k]);
     if (strcmp(what, "FLOP")) { /* FLOP is checked as the D it gives */
@@ -214,7 +225,7 @@ int qat_fit_read_csv_warn(const char *path, qat_fit_runs *rs, FILE *warn) {
                                           f.text[j], j + 1);
                     int c = column_of(f.text[k]);
                     if (c >= 0) col[c] = k;
-                    else if (warn && !epoch_plot_column(f.text[k]))
+                    else if (warn && !known_unused_column(f.text[k]))
                         fprintf(warn, "qat: warning: %s:%d: unknown column '%s' ignored; known columns: N (model "
                                 "size, params, n_params, parameters), D (tokens, training tokens), FLOP (training "
                                 "flop, flops, compute), loss (val_loss, final_loss), format (weight_format), "
@@ -273,6 +284,8 @@ int qat_fit_read_csv_warn(const char *path, qat_fit_runs *rs, FILE *warn) {
     }
     free(buf);
     fclose(fp);
-    if (!rc && rows == 0) rc = qat_fail(QAT_EINPUT, "%s:%d: no data rows", path, line);
+    /* an empty file has no line to point at ("f.csv:0:" read as a line number) */
+    if (!rc && rows == 0 && line == 0) rc = qat_fail(QAT_EINPUT, "%s: no data rows (the file is empty)", path);
+    else if (!rc && rows == 0) rc = qat_fail(QAT_EINPUT, "%s:%d: no data rows", path, line);
     return rc;
 }

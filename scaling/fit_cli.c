@@ -187,9 +187,10 @@ static int apply_fixes(qat_fit_problem *p, const fit_args *a) {
                 rc = qat_fail(QAT_EINPUT, "--fix %s: %s is already held by --fix %s; give each parameter once",
                               a->fix[k], names[k], a->fix[j]);
         if (rc) break;
-        char *end;
-        double v = strtod(eq + 1, &end);
-        if (end == eq + 1 || *end) rc = qat_fail(QAT_EINPUT, "--fix %s: '%s' is not a number", a->fix[k], eq + 1);
+        double v;
+        if (!qat_fit_parse_number(eq + 1, &v))
+            rc = qat_fail(QAT_EINPUT, "--fix %s: '%s' is not a number (decimal or scientific notation, as in a CSV)",
+                          a->fix[k], eq + 1);
         else rc = qat_fit_problem_fix(p, names[k], v);
     }
     free(names);
@@ -312,10 +313,9 @@ static int chen_body(const fit_args *a, const qat_fit_runs *rs) {
     int rc = QAT_OK;
     for (int k = 0; k < a->n_fix && !rc; k++) {
         const char *eq = strrchr(a->fix[k], '=');
-        char *end = NULL;
-        if (eq && eq != a->fix[k]) vals[k] = strtod(eq + 1, &end);
-        if (!eq || eq == a->fix[k] || end == eq + 1 || *end)
-            rc = qat_fail(QAT_EINPUT, "--fix %s: expected NAME=VALUE with a number", a->fix[k]);
+        if (!eq || eq == a->fix[k] || !qat_fit_parse_number(eq + 1, &vals[k]))
+            rc = qat_fail(QAT_EINPUT, "--fix %s: expected NAME=VALUE with a number (decimal or scientific notation, "
+                          "as in a CSV)", a->fix[k]);
         else snprintf(buf[k], sizeof buf[k], "%.*s", (int)(eq - a->fix[k]), a->fix[k]), names[k] = buf[k];
         /* as apply_fixes does for the other laws, in the user's own words */
         for (int j = 0; j < k && !rc; j++)

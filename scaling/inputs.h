@@ -19,6 +19,11 @@
 int qat_fit_read_csv(const char *path, qat_fit_runs *rs);
 /* The same, with unknown header columns warned about on `warn` (may be NULL). */
 int qat_fit_read_csv_warn(const char *path, qat_fit_runs *rs, FILE *warn);
+/* A number as a CSV cell or a --fix value is written: decimal or scientific
+ * notation (not hex, which strtod also takes), or inf/nan for the caller to
+ * refuse as not finite; 1 when s is one (its value in *v, ±HUGE_VAL past a
+ * double's range). */
+int qat_fit_parse_number(const char *s, double *v);
 
 /* Append one run log if it is a completed run; otherwise warn on `warn`
  * (naming the file) and count it in *skipped. QAT_EINPUT if not readable. */

@@ -1011,6 +1011,68 @@ static void test_messages_have_one_prefix(void **s) {
     assert_non_null(strstr(qat_errmsg(), "no output given"));
 }
 
+/* What qat writes it reads back, and numbers are numbers one way: a fit's own
+ * --csv as input warned about five unknown columns (rho, eff_d, pred,
+ * resid_log, origin); an empty CSV was "f.csv:0: no data rows", as if line 0
+ * existed; --fix alpha=0x10 was taken as 16, though the CSV refuses hex. */
+static void test_own_csv_and_numbers(void **s) {
+    (void)s;
+    char in[512], out[512], empty[512], wpath[512], buf[8192];
+    path_in(in, sizeof in, "own-in.csv");
+    path_in(out, sizeof out, "own-out.csv");
+    FILE *f = fopen(in, "w");
+    fprintf(f, "N,D,loss\n");
+    const double N[] = {1e6, 3e6, 1e7, 3e7}, D[] = {2e7, 6e7, 2e8};
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 3; j++)
+            fprintf(f, "%g,%g,%.10g\n", N[i], D[j], 1.817 + 482 * pow(N[i], -0.348) + 2085 * pow(D[j], -0.366));
+    fclose(f);
+    char *argv[] = {"fit", in, "--no-loo", "--csv", out};
+    assert_int_equal(run_fit(argv, 5, buf, sizeof buf), 0);
+    path_in(wpath, sizeof wpath, "own-warnings.txt");
+    FILE *warn = fopen(wpath, "w+");
+    qat_fit_runs rs = {0};
+    assert_int_equal(qat_fit_read_csv_warn(out, &rs, warn), QAT_OK);
+    rewind(warn);
+    size_t len = fread(buf, 1, sizeof buf - 1, warn);
+    buf[len] = 0;
+    fclose(warn);
+    assert_int_equal(rs.n, 12);
+    assert_string_equal(buf, ""); /* no "unknown column" */
+    qat_fit_runs_free(&rs);
+    /* a column qat does not know is still named */
+    f = fopen(in, "w");
+    fprintf(f, "N,D,loss,grad\n1e6,2e7,3.2,mxfp4\n");
+    fclose(f);
+    warn = fopen(wpath, "w+");
+    assert_int_equal(qat_fit_read_csv_warn(in, &rs, warn), QAT_OK);
+    rewind(warn);
+    len = fread(buf, 1, sizeof buf - 1, warn);
+    buf[len] = 0;
+    fclose(warn);
+    assert_non_null(strstr(buf, "unknown column 'grad' ignored"));
+    qat_fit_runs_free(&rs);
+
+    path_in(empty, sizeof empty, "empty.csv");
+    fclose(fopen(empty, "w"));
+    assert_int_equal(qat_fit_read_csv(empty, &rs), QAT_EINPUT);
+    assert_non_null(strstr(qat_errmsg(), "empty.csv: no data rows (the file is empty)"));
+    assert_null(strstr(qat_errmsg(), ":0:"));
+    qat_fit_runs_free(&rs);
+
+    const char *hex[] = {"alpha=0x10", "E=0x1p0", "beta=0X.8"};
+    for (int k = 0; k < 3; k++) {
+        char *av[] = {"fit", out, "--no-loo", "--fix", (char *)hex[k]};
+        assert_int_equal(run_fit(av, 5, buf, sizeof buf), 2);
+        assert_non_null(strstr(qat_errmsg(), "is not a number (decimal or scientific notation, as in a CSV)"));
+    }
+    char *inf[] = {"fit", out, "--no-loo", "--fix", "alpha=inf"};
+    assert_int_equal(run_fit(inf, 5, buf, sizeof buf), 2);
+    assert_non_null(strstr(qat_errmsg(), "--fix alpha: value is not a finite number"));
+    char *sci[] = {"fit", out, "--no-loo", "--fix", "beta=3.66e-1"};
+    assert_int_equal(run_fit(sci, 5, buf, sizeof buf), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_csv_layouts), cmocka_unit_test(test_csv_errors),
@@ -1022,6 +1084,7 @@ int main(void) {
         cmocka_unit_test(test_where_formats_canonical),
         cmocka_unit_test(test_mixed_data_hint_selects_one_group),
         cmocka_unit_test(test_messages_have_one_prefix),
+        cmocka_unit_test(test_own_csv_and_numbers),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
