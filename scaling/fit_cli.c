@@ -24,6 +24,9 @@
 #include "core/error.h"
 #include "core/fsutil.h"
 #include "core/num.h"
+#if QAT_HAVE_COMPRESS
+#include "compress/format.h"
+#endif
 #include "scaling/fit.h"
 #include "scaling/fit_h5.h"
 #include "scaling/inputs.h"
@@ -163,6 +166,39 @@ static int parse_fit_args(int argc, char **argv, fit_args *a) {
     return QAT_OK;
 }
 
+/* A --fix name that holds a pair's eff (decoupled `W/A`, quartet `effN:W/A`) with
+ * W and A in the canonical spelling the runs' keys use (compress/format.h:
+ * `nvfp4@sr@46` is `nvfp4@46@sr`); any other name as it is. Before, W and A were
+ * matched by their letters, so an equal format spelt another way was "no
+ * parameter of that name". A side that is no format is exit 2 naming it. */
+static int canonical_pair_name(const char *where, const char *name, char *out, size_t n) {
+    const char *slash = strchr(name, '/');
+    snprintf(out, n, "%s", name);
+    if (!slash) return QAT_OK;
+#if QAT_HAVE_COMPRESS
+    const char *w0 = strncmp(name, "effN:", 5) ? name : name + 5;
+    char side[2][QAT_FMT_MAX], canon[2][QAT_FMT_MAX];
+    snprintf(side[0], sizeof side[0], "%.*s", (int)(slash - w0), w0);
+    snprintf(side[1], sizeof side[1], "%s", slash + 1);
+    for (int s = 0; s < 2; s++) {
+        qat_fmt f;
+        if (qat_fmt_parse(side[s], &f)) {
+            char why[512];
+            snprintf(why, sizeof why, "%s", qat_errmsg());
+            char *nl = strchr(why, '\n');
+            if (nl) *nl = 0;
+            return qat_fail(QAT_EINPUT, "%s: the %s format '%s' of pair %s is not a format string of "
+                            "docs/formats.md: %s", where, s ? "activation" : "weight", side[s], w0, why);
+        }
+        qat_fmt_print(&f, canon[s], sizeof canon[s]);
+    }
+    snprintf(out, n, "%.*s%s/%s", (int)(w0 - name), name, canon[0], canon[1]);
+#else
+    (void)where;
+#endif
+    return QAT_OK;
+}
+
 static int apply_fixes(qat_fit_problem *p, const fit_args *a) {
     char (*names)[160] = qat_xcalloc((size_t)a->n_fix + 1, sizeof *names);
     int rc = QAT_OK;
@@ -173,12 +209,15 @@ static int apply_fixes(qat_fit_problem *p, const fit_args *a) {
             break;
         }
         snprintf(names[k], sizeof names[k], "%.*s", (int)(eq - a->fix[k]), a->fix[k]);
-        /* the quartet law's effD:G by its scheme, whatever the order of its modifiers */
-        if (p->law == QAT_LAW_QUARTET) {
+        /* the quartet law's effD:G by its scheme, whatever the order of its modifiers,
+         * and a pair W/A (decoupled eff, quartet effN:W/A) by its formats' spelling */
+        {
             char where[200], canon[sizeof names[k]];
             snprintf(where, sizeof where, "--fix %s", a->fix[k]);
-            if ((rc = qat_fit_quartet_fix_name(where, names[k], canon, sizeof canon))) break;
-            snprintf(names[k], sizeof names[k], "%s", canon);
+            if (p->law == QAT_LAW_QUARTET && (rc = qat_fit_quartet_fix_name(where, names[k], canon, sizeof canon)))
+                break;
+            if (p->law != QAT_LAW_QUARTET) snprintf(canon, sizeof canon, "%s", names[k]);
+            if ((rc = canonical_pair_name(where, canon, names[k], sizeof names[k]))) break;
         }
         /* Two values for one parameter: one of them was not meant (the last
          * used to win silently). Compared as the parameter they name. */

@@ -382,6 +382,38 @@ static void test_decoupled_held_labels(void **s) {
     assert_non_null(strstr(held, "so the runs do not determine it\n")); /* whole, not cut at 256 bytes */
 }
 
+/* A pair's eff held by --fix with its formats spelt another way than the runs'
+ * keys (modifiers in another order): the same parameter, by its canonical
+ * spelling. It was "no parameter of that name", matched by letters. */
+static void test_fix_pair_by_its_formats(void **s) {
+    (void)s;
+    char p[512];
+    path_in(p, sizeof p, "pair_spelling.csv");
+    FILE *f = fopen(p, "w");
+    fprintf(f, "N,D,loss,format,act_format\n");
+    const double N[] = {1e7, 1e8, 1e9}, D[] = {1e9, 1e10, 1e11};
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++) {
+            fprintf(f, "%g,%g,%.10g,fp32,fp32\n", N[i], D[j], law(N[i], D[j]));
+            fprintf(f, "%g,%g,%.10g,int4@g32@h32,int4@g32@h32\n", N[i], D[j], law(0.7 * N[i], D[j]));
+        }
+    fclose(f);
+    const char *other_order[] = {"--law", "decoupled", "--no-loo", "--fix", "int4@h32@g32/int4@g32@h32=0.7"};
+    assert_int_equal(fit(p, other_order, 5), 0);
+    const char *row = strstr(text, "\n  int4@g32@h32/int4@g32@h32 ");
+    assert_non_null(row);
+    assert_true(strstr(row, "(fixed by --fix)") && strstr(row, "(fixed by --fix)") < strchr(row + 1, '\n'));
+    const char *twice[] = {"--law", "decoupled", "--no-loo", "--fix", "int4@g32@h32/int4@g32@h32=0.7", "--fix",
+                           "int4@h32@g32/int4@h32@g32=0.8"};
+    assert_int_equal(fit(p, twice, 7), 2);
+    assert_non_null(strstr(qat_errmsg(), "int4@g32@h32/int4@g32@h32 is already held by --fix"));
+    const char *upper[] = {"--law", "decoupled", "--no-loo", "--fix", "INT4@g32/int4@g32@h32=0.7"};
+    assert_int_equal(fit(p, upper, 5), 2);
+    printf("  %s\n", qat_errmsg());
+    assert_non_null(strstr(qat_errmsg(), "--fix INT4@g32/int4@g32@h32=0.7: the weight format 'INT4@g32' of pair "
+                                         "INT4@g32/int4@g32@h32 is not a format string of docs/formats.md"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_one_D), cmocka_unit_test(test_one_N_and_two_D),
@@ -389,6 +421,9 @@ int main(void) {
         cmocka_unit_test(test_runs_to_bound), cmocka_unit_test(test_decoupled_held_labels),
         cmocka_unit_test(test_parameter_at_bound_zero),
         cmocka_unit_test(test_held_value_contradicts_runs),
+#ifdef QAT_HAVE_COMPRESS
+        cmocka_unit_test(test_fix_pair_by_its_formats),
+#endif
 #ifdef QAT_HAVE_COMPRESS
         cmocka_unit_test(test_unified_held),
 #endif
