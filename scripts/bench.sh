@@ -8,6 +8,13 @@ build=${1:-build}
 b="$build/bench/bench_train"
 pairs=${QAT_BENCH_PAIRS:-3}
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p') ($(nproc) cores), $(date -u +%Y-%m-%d)"
+# The CPU kind decides which figures of bench/README.md compare (AMX / AVX512-BF16 only /
+# AVX2): the family and model tell Zen 3, 4 and 5 apart, the flags the kind, and oneDNN's own
+# ISA line what its products run on (on an AMX CPU, run build/bench/bench_attention first).
+echo "cpu: family $(sed -n 's/^cpu family\t*: //p' /proc/cpuinfo | head -1) model $(sed -n 's/^model\t*: //p' /proc/cpuinfo | head -1);" \
+  "flags: $(grep -o -w -E 'avx2|avx512f|avx512_bf16|amx_tile|amx_bf16' /proc/cpuinfo | sort -u | tr '\n' ' ')"
+echo "oneDNN: $(ONEDNN_VERBOSE=1 "$b" --threads 1 --steps 1 --no-peak d64/l2/h2/t128 2>&1 |
+  sed -n 's/^onednn_verbose,info,cpu,isa://p' | head -1)"
 median() { sort -g | awk '{a[NR]=$1} END{print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'; }
 
 # PyTorch runs on the libblas.so.3 alternative; on AVX-512 CPUs OpenBLAS must be told the core
