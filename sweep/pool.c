@@ -2,13 +2,15 @@
  * sweep/pool.c — the process pool of `qat sweep` (docs/cli.md): launch, claim,
  * finish and execute the runs of a sweep; options, plan and summary are sweep_cli.c.
  *
- * Every run is a child process, `qat train OUT/.sweep/base.yaml --set ... --out
- * OUT [--resume] --quiet`, with its stdout and stderr appended to
+ * Every run is a child process, `qat train OUT/.sweep/base-HASH.yaml --set ...
+ * --out OUT --resume --quiet`, with its stdout and stderr appended to
  * OUT/NAME/train.log. A process per run, rather than threads in this one,
  * because a run that fails (an impossible config, divergence, out of memory, a
  * crash) must take nothing else down, and because each run then is exactly what
  * a person would type to reproduce it. The base is written out once, resolved,
- * so every worker reads what was validated here.
+ * so every worker reads what was validated here, in a file named by the hash of
+ * its text (write_base), so that another sweep over the same directory cannot
+ * swap it for its own between two launches.
  *
  * Idempotent by construction, from what is on disk alone (no sweep state file
  * to get out of step): at the moment a run is launched, not when the sweep
@@ -71,6 +73,7 @@
 #include "sweep/pool.h"
 #include "train/progress.h"
 #include "train/runio.h"
+#include "train/sha256.h"
 #include "train/trainer.h"
 
 const char *const qat_sweep_action_names[N_ACTIONS] = {"start", "resume", "skip (completed)", "keep (diverged)",
@@ -520,25 +523,53 @@ static void finish(qat_sweep_ctx *c, qat_sweep_job *j, int st) {
     progress(c, "%s: %s after %.1f s: %s", name, qat_sweep_state_names[j->state], j->t1 - j->t0, last ? last + 1 : j->reason);
 }
 
-/* Write OUT/.sweep/base.yaml atomically (each shard of one sweep renames its
- * own complete copy: QAT_OUT_UNIQUE). Only once a run is to be launched: a
- * sweep whose runs are all done writes nothing, so it also works on an output
- * directory that has become read-only. */
+/* Write OUT/.sweep/base-HASH.yaml, HASH the first 16 hex digits of the SHA-256
+ * of its text, and point c->base_yaml at it. The base every worker of this
+ * sweep reads is named by its content: another sweep over the same output
+ * directory (another base: another file) can never replace what this one's
+ * later workers read, while the shards of one sweep share one file. A file
+ * already there with that text is used as it is, written by whichever shard
+ * came first; otherwise (absent, or not what its name says) it is written
+ * atomically (QAT_OUT_UNIQUE: each writer renames its own complete copy), so
+ * a reader sees either nothing or the whole text the name stands for. Only
+ * once a run is to be launched: a sweep whose runs are all done writes
+ * nothing, so it also works on an output directory that has become read-only. */
 static int write_base(qat_sweep_ctx *c) {
     if (c->base_yaml[0]) return QAT_OK;
-    char dir[2 * QAT_PATH_MAX], path[sizeof c->base_yaml];
-    snprintf(dir, sizeof dir, "%s/.sweep", c->sw->out);
-    QAT_TRY(qat_mkdirs(dir));
-    snprintf(path, sizeof path, "%s/base.yaml", dir);
-    qat_out o;
-    const char *inputs[2] = {c->sw->path, c->sw->base_path[0] ? c->sw->base_path : NULL};
-    QAT_TRY(qat_out_begin(&o, path, QAT_OUT_UNIQUE, inputs, 2));
+    char dir[2 * QAT_PATH_MAX], path[sizeof c->base_yaml], hex[65];
     char *y = qat_config_to_yaml(&c->sw->base);
-    fprintf(qat_out_stream(&o), "# the base of sweep %s, resolved; each run adds its --set overrides\n%s", c->sw->path, y);
+    size_t ylen = strlen(y) + strlen(c->sw->path) + 128;
+    char *text = qat_xmalloc(ylen);
+    snprintf(text, ylen, "# the base of sweep %s, resolved; each run adds its --set overrides\n%s", c->sw->path, y);
     free(y);
-    QAT_TRY(qat_out_commit(&o));
-    snprintf(c->base_yaml, sizeof c->base_yaml, "%s", path);
-    return QAT_OK;
+    size_t len = strlen(text);
+    qat_sha256 h;
+    qat_sha256_init(&h);
+    qat_sha256_update(&h, text, len);
+    qat_sha256_hex(&h, hex);
+    snprintf(dir, sizeof dir, "%s/.sweep", c->sw->out);
+    snprintf(path, sizeof path, "%s/base-%.16s.yaml", dir, hex);
+    int rc = QAT_OK, same = 0;
+    FILE *f = fopen(path, "rb");
+    if (f) {
+        char *have = qat_xmalloc(len + 1);
+        same = fread(have, 1, len + 1, f) == len && !memcmp(have, text, len);
+        free(have);
+        fclose(f);
+    }
+    if (!same) {
+        qat_out o;
+        const char *inputs[2] = {c->sw->path, c->sw->base_path[0] ? c->sw->base_path : NULL};
+        rc = qat_mkdirs(dir);
+        if (!rc) rc = qat_out_begin(&o, path, QAT_OUT_UNIQUE, inputs, 2);
+        if (!rc) {
+            fputs(text, qat_out_stream(&o));
+            rc = qat_out_commit(&o);
+        }
+    }
+    free(text);
+    if (!rc) snprintf(c->base_yaml, sizeof c->base_yaml, "%s", path);
+    return rc;
 }
 
 /* Run the pending jobs, `jobs` at a time. Returns QAT_OK or a launch failure. */

@@ -47,7 +47,7 @@ typedef struct {
 typedef struct {
     const qat_sweep *sw;
     const char *qat_bin;     /* this executable */
-    char base_yaml[3 * QAT_PATH_MAX]; /* OUT/.sweep/base.yaml once written (write_base), "" before */
+    char base_yaml[3 * QAT_PATH_MAX]; /* OUT/.sweep/base-HASH.yaml once written (write_base), "" before */
     int jobs;                /* children at once */
     int threads;             /* per child; 0 = leave the config's */
     char pick[512];          /* "N runs to train, J at once × T threads each (why)", printed before launching */

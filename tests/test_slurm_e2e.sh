@@ -227,7 +227,9 @@ snapshot() {
 before=$(snapshot)
 rm -rf out/dim16-tokens2048
 rm -rf out/dim24-tokens4096
-timeout 60 "$qat" train out/.sweep/base.yaml --set model.dim=24 --set train.tokens=4096 \
+bases=(out/.sweep/base-*.yaml) # the base every task's workers read, named by its content
+[ ${#bases[@]} -eq 1 ] && [ -f "${bases[0]}" ] || fail "expected one out/.sweep/base-HASH.yaml, found: ${bases[*]}"
+timeout 60 "$qat" train "${bases[0]}" --set model.dim=24 --set train.tokens=4096 \
   --set name=dim24-tokens4096 --set threads=1 --out out --stop-after 8 --quiet ||
   fail "could not leave dim24-tokens4096 interrupted"
 [ -f out/dim24-tokens4096/ckpt.h5 ] || fail "the interrupted run has no checkpoint"

@@ -12,7 +12,8 @@
  * --dry-run too, and the per-run threads follow it; a completed sweep on a
  * read-only file system is reported as completed; a completed run under an
  * edited sweep file is continued (a larger budget) or refused (any other key),
- * never skipped as if it were the new run.
+ * never skipped as if it were the new run; two sweeps with different bases over
+ * one output directory each train every run under their own base.
  */
 #include <dirent.h>
 #include <sched.h>
@@ -100,6 +101,16 @@ static int procs_using_tmpdir(void) {
 static void sleep_ms(int ms) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
     nanosleep(&ts, NULL);
+}
+
+/* The one base file a sweep wrote under DIR/.sweep (base-HASH.yaml), into buf. */
+static void the_base(const char *dir, char *buf, size_t n) {
+    char *out, rel[300];
+    snprintf(rel, sizeof rel, "%s/.sweep", dir);
+    assert_int_equal(run(&out, "ls '%s'/base-*.yaml", path_in(rel)), 0);
+    assert_int_equal(count_of(out, "\n"), 1);
+    snprintf(buf, n, "%.*s", (int)strcspn(out, "\n"), out);
+    free(out);
 }
 
 /* Two layers, width 16 or 24, 16-token context: a second or so per run. heads 3
@@ -275,7 +286,8 @@ static void test_sweep_end_to_end(void **state) {
     free(out);
     assert_int_equal(headers_in_log("dim24-heads3"), 1);
     assert_int_equal(access(path_in("out/dim16-heads2"), F_OK), -1); /* not in this shard */
-    assert_int_equal(access(path_in("out/.sweep/base.yaml"), F_OK), 0);
+    char base[700];
+    the_base("out", base, sizeof base);
 
     /* the whole sweep, one worker, killed with SIGKILL once its first run has finished */
     pid_t pid = fork();
@@ -323,7 +335,7 @@ static void test_sweep_end_to_end(void **state) {
     char cmd[2048];
     snprintf(cmd, sizeof cmd, "rm -rf '%s' && '%s' train '%s' --set model.dim=24 --set model.heads=2 "
              "--set name=dim24-heads2 --set threads=1 --out '%s' --stop-after 8 --quiet",
-             path_in("out/dim24-heads2"), qat, path_in("out/.sweep/base.yaml"), path_in("out"));
+             path_in("out/dim24-heads2"), qat, base, path_in("out"));
     assert_int_equal(system(cmd), 0);
     assert_int_equal(access(path_in("out/dim24-heads2/ckpt.h5"), F_OK), 0);
     assert_int_equal(run(&out, "'%s' sweep '%s' --dry-run", qat, sw), 0);
@@ -469,6 +481,78 @@ static void test_concurrent_sweeps(void **state) {
     assert_int_equal(run(&out, "'%s' sweep '%s' 2>/dev/null", qat, sw[0]), 0);
     assert_non_null(strstr(out, "3 runs: 0 started, 0 resumed, 3 skipped (already completed); 3 completed"));
     free(out);
+}
+
+/* The learning rate stored in run NAME's run.h5 under DIR ("" when unreadable). */
+static void stored_lr(const char *dir, const char *name, char *lr, size_t n) {
+    char rel[300], *yaml = NULL;
+    snprintf(rel, sizeof rel, "%s/%s/run.h5", dir, name);
+    lr[0] = 0;
+    if (qat_runlog_config(path_in(rel), &yaml) || !yaml) return;
+    const char *p = strstr(yaml, "\n  lr: ");
+    if (p) snprintf(lr, n, "%.*s", (int)strcspn(p + 7, " \n"), p + 7);
+    free(yaml);
+}
+
+/* Two sweeps with different bases over one output directory, the second
+ * started and finished while the first is still training its first run: every
+ * run of each trains under its own sweep's base. Both used to write their base
+ * to OUT/.sweep/base.yaml, which each worker reads when it is launched, so the
+ * first sweep's later runs trained under the second's learning rate, and both
+ * reported success. Each base now has a file named by its content. */
+static void test_two_bases_one_out(void **state) {
+    (void)state;
+    char text[2048], x[600], y[600], *out;
+    for (int k = 0; k < 2; k++) {
+        snprintf(text, sizeof text,
+                 "base:\n"
+                 "  name: %s\n"
+                 "  model: {preset: \"\", layers: 2, dim: 16, heads: 2, vocab: 64, seq_len: 16}\n"
+                 "  data: {source: synthetic, synth_topics: 2}\n"
+                 "  train: {tokens: %d, batch_tokens: 64, eval_every: 0, eval_tokens: 64, lr: %s}\n"
+                 "  threads: 1\n"
+                 "grid:\n"
+                 "  seed: [%s]\n"
+                 "out: %s/shared\n",
+                 k ? "Y" : "X", k ? 1024 : 8192, k ? "1e-4" : "3e-3", k ? "0" : "0, 1, 2", tmpdir);
+        write_file(k ? "base_y.yaml" : "base_x.yaml", text);
+    }
+    snprintf(x, sizeof x, "%s", path_in("base_x.yaml"));
+    snprintf(y, sizeof y, "%s", path_in("base_y.yaml"));
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char cmd[2048];
+        snprintf(cmd, sizeof cmd, "exec '%s' sweep '%s' --jobs 1 >'%s' 2>&1", qat, x, path_in("base_x.txt"));
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    /* X has written its base and launched its first run */
+    for (int t = 0; t < 400 && access(path_in("shared/X-seed0/train.log"), F_OK); t++) sleep_ms(10);
+    assert_int_equal(access(path_in("shared/X-seed0/train.log"), F_OK), 0);
+    assert_int_equal(run(&out, "'%s' sweep '%s' --jobs 1 2>&1", qat, y), 0);
+    free(out);
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    run(&out, "cat '%s'", path_in("base_x.txt"));
+    if (!WIFEXITED(st) || WEXITSTATUS(st)) fprintf(stderr, "%s\n", out);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    free(out);
+    static const char *const xs[] = {"X-seed0", "X-seed1", "X-seed2"};
+    char lr[64];
+    for (int i = 0; i < 3; i++) {
+        stored_lr("shared", xs[i], lr, sizeof lr);
+        if (strcmp(lr, "0.003")) fprintf(stderr, "%s trained with lr '%s'\n", xs[i], lr);
+        assert_string_equal(lr, "0.003");
+    }
+    stored_lr("shared", "Y-seed0", lr, sizeof lr);
+    assert_string_equal(lr, "0.0001");
+    /* one file per base, and each run's log names the one its worker read */
+    assert_int_equal(run(&out, "ls '%s' | grep -c '^base-[0-9a-f]\\{16\\}\\.yaml$'", path_in("shared/.sweep")), 0);
+    assert_int_equal(atoi(out), 2);
+    free(out);
+    assert_int_equal(run(NULL, "grep -q 'lr: 0.003' $(grep -o '[^ ]*/base-[0-9a-f]*\\.yaml' '%s' | head -1)",
+                         path_in("shared/X-seed2/train.log")), 0);
 }
 
 static int setup(void **state) {
@@ -636,6 +720,7 @@ int main(void) {
         cmocka_unit_test(test_concurrent_sweeps),
         cmocka_unit_test(test_runtime_failure_and_slurm),
         cmocka_unit_test(test_readonly_output),
+        cmocka_unit_test(test_two_bases_one_out),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
