@@ -2,6 +2,7 @@
  * sweep/slurm.c — `qat sweep --emit-slurm`: the Slurm job-array script whose
  * task t runs shard t of a sweep (sweep/slurm.h, docs/cli.md).
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,14 +11,63 @@
 #include "core/fsutil.h"
 #include "sweep/slurm.h"
 
-/* 'text' for bash: single quotes, with each ' written as '\''. */
-static void put_quoted(FILE *f, const char *s) {
-    fputc('\'', f);
-    for (; *s; s++) {
-        if (*s == '\'') fputs("'\\''", f);
-        else fputc(*s, f);
+void qat_sweep_put_shell_word(FILE *f, const char *s, int always) {
+    int plain = !always && *s, ctrl = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (!isalnum(*p) && !strchr("_./,:+=@%-", *p)) plain = 0;
+        if (*p < 0x20 || *p == 0x7f) ctrl = 1;
     }
-    fputc('\'', f);
+    if (plain) {
+        fputs(s, f);
+    } else if (ctrl) { /* $'...': a line break in single quotes would end a comment line */
+        fputs("$'", f);
+        for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+            if (*p == '\n') fputs("\\n", f);
+            else if (*p == '\t') fputs("\\t", f);
+            else if (*p < 0x20 || *p == 0x7f) fprintf(f, "\\x%02x", *p);
+            else if (*p == '\'' || *p == '\\') fprintf(f, "\\%c", *p);
+            else fputc(*p, f);
+        }
+        fputc('\'', f);
+    } else {
+        fputc('\'', f);
+        for (; *s; s++) {
+            if (*s == '\'') fputs("'\\''", f);
+            else fputc(*s, f);
+        }
+        fputc('\'', f);
+    }
+}
+
+/* A filename pattern as the value of an #SBATCH line. sbatch splits such a line
+ * at white space, takes an unescaped '#' for the start of a comment, drops
+ * quotes and reads '\' as "take the next character as it is" (src/sbatch/opt.c,
+ * _get_argument; older versions knew only double quotes, and took a '#' even
+ * inside them for a comment); then the pattern's "%%" is one '%' and any other
+ * '%' a replacement symbol (man sbatch, "filename pattern"). So: double quotes,
+ * '"' and '#' escaped with '\', '%' doubled. A '\' left in the pattern would
+ * turn every replacement symbol off (all tasks in one file named "%A_%a") and a
+ * line break cannot be written on the line: such paths are refused beforehand
+ * (sbatch_path_ok). */
+static void put_sbatch_pattern(FILE *f, const char *dir, const char *pattern) {
+    fputc('"', f);
+    for (const char *p = dir; *p; p++) {
+        if (*p == '%') fputs("%%", f);
+        else if (*p == '"' || *p == '#') fprintf(f, "\\%c", *p);
+        else fputc(*p, f);
+    }
+    fprintf(f, "%s\"", pattern);
+}
+
+/* QAT_EINPUT when `dir` cannot be written in an #SBATCH line (put_sbatch_pattern). */
+static int sbatch_path_ok(const qat_sweep *sw, const char *dir) {
+    const char *bad = strpbrk(dir, "\\\n\r");
+    if (!bad) return QAT_OK;
+    return qat_fail(QAT_EINPUT, "%s: out: the Slurm tasks' log directory %s holds %s, which an #SBATCH --output "
+                    "line cannot carry (%s); expected an out directory (and a current directory) without it",
+                    sw->path, dir, *bad == '\\' ? "a backslash" : "a line break",
+                    *bad == '\\' ? "sbatch would then expand no %A or %a, and every task would write one file"
+                                 : "an #SBATCH directive is one line");
 }
 
 /* The CPUs one array task asks for (--cpus-per-task), from the runs' `threads`
@@ -57,6 +107,12 @@ int qat_sweep_write_slurm(const qat_sweep *sw, const char *file, const char *qat
     int cpus = 1, fixed = 0;
     QAT_TRY(slurm_cpus(sw, jobs, &cpus, &fixed));
     int at_once = jobs > 0 ? jobs : 1;
+    /* Slurm does not create the --output directory; this path is made by the
+     * caller before submission (qat sweep --emit-slurm creates OUT/.sweep). */
+    char logdir[2 * QAT_PATH_MAX + 16];
+    if (sw->out[0] == '/') snprintf(logdir, sizeof logdir, "%s/.sweep", sw->out);
+    else snprintf(logdir, sizeof logdir, "%s/%s/.sweep", workdir, sw->out);
+    QAT_TRY(sbatch_path_ok(sw, logdir));
     /* like every output (core/fsutil.h): never over the sweep file or a device, atomically */
     qat_out o;
     const char *inputs[2] = {sw->path, sw->base_path[0] ? sw->base_path : NULL};
@@ -67,14 +123,13 @@ int qat_sweep_write_slurm(const qat_sweep *sw, const char *file, const char *qat
     qat_sweep_sanitize(b ? b + 1 : sw->path, stem, sizeof stem);
     char *dot = strrchr(stem, '.');
     if (dot && dot != stem) *dot = 0;
-    /* Slurm does not create the --output directory; this path is made by the
-     * caller before submission (qat sweep --emit-slurm creates OUT/.sweep). */
-    char logdir[2 * QAT_PATH_MAX + 16];
-    if (sw->out[0] == '/') snprintf(logdir, sizeof logdir, "%s/.sweep", sw->out);
-    else snprintf(logdir, sizeof logdir, "%s/%s/.sweep", workdir, sw->out);
     fprintf(f, "#!/bin/bash\n");
-    fprintf(f, "# Slurm job array for the qat sweep %s: %d runs in %d shards, written by\n", sweep_abs, sw->n_runs, shards);
-    fprintf(f, "# `qat sweep --emit-slurm`. Submit with `sbatch %s`. Task t runs the runs whose\n", file);
+    fprintf(f, "# Slurm job array for the qat sweep ");
+    qat_sweep_put_shell_word(f, sweep_abs, 0);
+    fprintf(f, ": %d runs in %d shards, written by\n", sw->n_runs, shards);
+    fprintf(f, "# `qat sweep --emit-slurm`. Submit with `sbatch ");
+    qat_sweep_put_shell_word(f, file, 0);
+    fprintf(f, "`. Task t runs the runs whose\n");
     fprintf(f, "# index %% %d == t; finished runs are skipped and interrupted ones resumed, so\n", shards);
     fprintf(f, "# resubmitting the same array completes only what is missing.\n");
     if (fixed)
@@ -96,15 +151,17 @@ int qat_sweep_write_slurm(const qat_sweep *sw, const char *file, const char *qat
     fprintf(f, "#SBATCH --array=0-%d\n", shards - 1);
     fprintf(f, "#SBATCH --ntasks=1\n");
     fprintf(f, "#SBATCH --cpus-per-task=%d\n", cpus);
-    fprintf(f, "#SBATCH --output=%s/slurm-%%A_%%a.log\n", logdir);
+    fprintf(f, "#SBATCH --output=");
+    put_sbatch_pattern(f, logdir, "/slurm-%A_%a.log");
+    fprintf(f, "\n");
     if (shards > 1000) fprintf(f, "# Note: many clusters cap arrays at MaxArraySize (often 1001); use --shards K to emit fewer tasks.\n");
     fprintf(f, "set -euo pipefail\n");
     fprintf(f, "cd ");
-    put_quoted(f, workdir);
+    qat_sweep_put_shell_word(f, workdir, 1);
     fprintf(f, "\nexec ");
-    put_quoted(f, qat_bin);
+    qat_sweep_put_shell_word(f, qat_bin, 1);
     fprintf(f, " sweep ");
-    put_quoted(f, sweep_abs);
+    qat_sweep_put_shell_word(f, sweep_abs, 1);
     fprintf(f, " --shard \"${SLURM_ARRAY_TASK_ID}/%d\"", shards);
     if (jobs > 0) fprintf(f, " --jobs %d", jobs);
     fprintf(f, "\n");

@@ -319,7 +319,9 @@ int qat_sweep_main(int argc, char **argv) {
             int k = shards > 0 && shards < qat_sweep_run_count(sw) ? shards : qat_sweep_run_count(sw);
             printf("wrote %s: %d runs in %d array tasks", slurm, qat_sweep_run_count(sw), k);
             if (shards > k) printf(" (--shards %d: at most one task per run)", shards);
-            printf("; submit with: sbatch %s\n", slurm);
+            printf("; submit with: sbatch ");
+            qat_sweep_put_shell_word(stdout, slurm, 0); /* a line a shell takes as it is */
+            printf("\n");
         }
         qat_sweep_free(sw);
         return qat_report(rc);

@@ -12,6 +12,9 @@
 #   2. one run's outputs are deleted and another is left interrupted (stopped after 8 steps,
 #      checkpoint kept); the same array is submitted again: the deleted run is started, the
 #      interrupted one resumed, and the two finished runs are skipped with their files untouched.
+# The sweep lives in a directory whose name has a space and a '%' ("job dir%1"), so the
+# script's #SBATCH --output line must be quoted and escaped as sbatch reads it: unquoted,
+# sbatch refuses the script ("Invalid directive"), and an unescaped '%1' is no log of ours.
 # On exit (pass or fail) every job is cancelled and every daemon it started is stopped, then
 # checked gone with pgrep; on failure the daemons' and the tasks' logs are printed.
 # Exit 77 (meson's "skipped") when not root or the Slurm packages are not installed
@@ -33,7 +36,8 @@ T=$(mktemp -d /tmp/qat-slurm.XXXXXX) || exit 1
 # munged insists that every directory above its socket is searchable by all, and that the
 # key's directory is writable by its owner alone.
 chmod 711 "$T"
-mkdir -p "$T/munge" "$T/state" "$T/spool" "$T/log" "$T/job" && chmod 711 "$T/munge"
+J="$T/job dir%1" # the sweep's directory: a space and a '%' (see above)
+mkdir -p "$T/munge" "$T/state" "$T/spool" "$T/log" "$J" && chmod 711 "$T/munge"
 export SLURM_CONF=$T/slurm.conf # for sbatch, squeue, scontrol, scancel, sinfo
 daemons=()                      # "name:pid" of each daemon started, in start order
 
@@ -42,7 +46,7 @@ note() { echo "# $*"; }
 alive() { kill -0 "$1" 2>/dev/null; }
 
 print_logs() {
-  for f in "$T"/log/* "$T"/job/out/.sweep/slurm-*.log "$T"/job/out/*/train.log; do
+  for f in "$T"/log/* "$J"/out/.sweep/slurm-*.log "$J"/out/*/train.log; do
     [ -f "$f" ] || continue
     echo "---- ${f#"$T"/} (last 40 lines)"
     tail -n 40 "$f"
@@ -178,7 +182,7 @@ submit_and_wait() {
 }
 
 # ---------------------------------------------------------------- one sweep
-cd "$T/job" || fail "cd $T/job"
+cd "$J" || fail "cd $J"
 cat >tiny.yaml <<EOF
 # four tiny runs, about a second each
 base:
@@ -189,9 +193,11 @@ base:
 grid:
   model.dim: [16, 24]
   train.tokens: [2048, 4096]
-out: $T/job/out
+out: out
 EOF
 "$qat" sweep tiny.yaml --emit-slurm job.sh || fail "qat sweep --emit-slurm exited $?"
+grep -qxF "#SBATCH --output=\"$T/job dir%%1/out/.sweep/slurm-%A_%a.log\"" job.sh ||
+  fail "job.sh: the log path is not quoted with its '%' doubled: $(grep output job.sh)"
 grep -qx '#SBATCH --array=0-3' job.sh || fail "job.sh has no '#SBATCH --array=0-3'"
 grep -qx '#SBATCH --cpus-per-task=1' job.sh || fail "job.sh does not ask for 1 CPU per task: $(grep cpus job.sh)"
 

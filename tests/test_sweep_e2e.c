@@ -12,7 +12,8 @@
  * --dry-run too, and the per-run threads follow it; a completed sweep on a
  * read-only file system is reported as completed; a completed run under an
  * edited sweep file is continued (a larger budget) or refused (any other key),
- * never skipped as if it were the new run; two sweeps with different bases over
+ * never skipped as if it were the new run; the Slurm script quotes a log
+ * directory with a space and a '%' as sbatch reads it; two sweeps with different bases over
  * one output directory each train every run under their own base.
  */
 #include <dirent.h>
@@ -376,6 +377,33 @@ static void test_runtime_failure_and_slurm(void **state) {
     assert_int_equal(run(NULL, "grep -q \"'%s' sweep '%s' --shard\" '%s'", qat, path_in("tiny.yaml"), path_in("job.sh")), 0);
     assert_int_equal(run(NULL, "cd '%s' && '%s' sweep tiny.yaml --emit-slurm job2.sh --shards 2", tmpdir, qat), 0);
     assert_int_equal(run(NULL, "bash -n '%s' && grep -qx '#SBATCH --array=0-1' '%s'", path_in("job2.sh"), path_in("job2.sh")), 0);
+
+    /* A directory with a space, a '%', a '#' and a '"': the #SBATCH --output line is
+     * one double-quoted word as sbatch reads it ('#' and '"' escaped, '%' doubled,
+     * as Slurm's filename patterns want), the hint is one shell word; sbatch split
+     * the unquoted path ("Invalid directive") and read "%x" as the job's name.
+     * tests/test_slurm_e2e.sh submits such a script to a real Slurm. */
+    char dir[700];
+    snprintf(dir, sizeof dir, "%s", path_in("my dir%x"));
+    assert_int_equal(mkdir(dir, 0755), 0);
+    assert_int_equal(run(NULL, "cp '%s' '%s/'", path_in("tiny.yaml"), dir), 0);
+    assert_int_equal(run(NULL, "cd '%s' && sed -i 's|^out: .*|out: \"o #\\\\\"x\"|' tiny.yaml", dir), 0);
+    assert_int_equal(run(&out, "cd '%s' && '%s' sweep tiny.yaml --emit-slurm 'job 1.sh'", dir, qat), 0);
+    assert_non_null(strstr(out, "; submit with: sbatch 'job 1.sh'\n"));
+    free(out);
+    char want[1200];
+    snprintf(want, sizeof want, "#SBATCH --output=\"%s/my dir%%%%x/o \\#\\\"x/.sweep/slurm-%%A_%%a.log\"\n", tmpdir);
+    assert_int_equal(run(&out, "cat '%s/job 1.sh'", dir), 0);
+    if (!strstr(out, want)) fprintf(stderr, "expected %s in:\n%s", want, out);
+    assert_non_null(strstr(out, want));
+    free(out);
+    assert_int_equal(run(NULL, "cd '%s' && bash -n 'job 1.sh' && test -d 'o #\"x/.sweep'", dir), 0);
+    /* a backslash would turn Slurm's replacement symbols off: refused, nothing written */
+    assert_int_equal(run(NULL, "cd '%s' && sed -i 's|^out: .*|out: \"a\\\\\\\\b\"|' tiny.yaml", dir), 0);
+    assert_int_equal(run(&out, "cd '%s' && '%s' sweep tiny.yaml --emit-slurm job2.sh 2>&1", dir, qat), 2);
+    assert_non_null(strstr(out, "holds a backslash, which an #SBATCH --output line cannot carry"));
+    free(out);
+    assert_int_equal(run(NULL, "cd '%s' && test ! -e job2.sh", dir), 0);
 }
 
 /* Two `qat sweep` processes started at once on the same three runs in one
