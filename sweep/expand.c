@@ -213,7 +213,7 @@ static int add_axis(qat_sweep *sw, yaml_document_t *doc, const char *key, yaml_n
     ax->n = n;
 
     qat_config *tmp = qat_xmalloc(sizeof *tmp);
-    char **meaning = qat_xcalloc((size_t)n, sizeof *meaning); /* value_meaning of each scalar value */
+    char **meaning = qat_xcalloc((size_t)n, sizeof *meaning); /* value_meaning of each value */
     int rc = QAT_OK;
     for (int j = 0; j < n && !rc; j++) {
         yaml_node_t *e = yaml_document_get_node(doc, v->data.sequence.items.start[j]);
@@ -266,7 +266,9 @@ static int add_axis(qat_sweep *sw, yaml_document_t *doc, const char *key, yaml_n
             else if (*second && qat_config_set(tmp, ax->implied[j]))
                 rc = move_set_error(sw, ax->implied[j], ax->vline[j], ax->vcol[j]);
         }
-        if (!rc && e->type == YAML_SCALAR_NODE) {
+        /* a list value too: data.text's one path may be written with or without
+         * brackets (t.txt and [t.txt]), which the config reads as one thing */
+        if (!rc) {
             meaning[j] = value_meaning(tmp, first, raw, &rc);
             if (rc) {
                 char why[2048];

@@ -81,7 +81,7 @@ static void expect_errors(const char *name, const char *text, const char *header
 }
 
 /* What a worker sees (the re-emitted base plus the run's overrides, as in
- * `qat train OUT/.sweep/base.yaml --set ...`) is exactly the config checked here. */
+ * `qat train OUT/.sweep/base-HASH.yaml --set ...`) is exactly the config checked here. */
 static void check_worker_view(const qat_sweep *sw) {
     char *text = qat_config_to_yaml(&sw->base);
     const char *path = write_file("worker_base.yaml", text);
@@ -328,6 +328,10 @@ static void test_errors(void **state) {
     expect_error("gdup5.yaml", "base: {model: {preset: s1}}\ngrid:\n  compress.weights.per_row: [true, yes]\n",
                  "gdup5.yaml:3:36: grid.compress.weights.per_row: value yes is true (line 3:30) written another way "
                  "(both mean true): the two would train the same run twice; expected distinct values");
+    /* one path with and without brackets is one corpus (config.md: data.text) */
+    expect_error("gdup6.yaml", "base: {model: {preset: s1}}\ngrid:\n  data.text: [t/corpus.txt, [t/corpus.txt]]\n",
+                 "gdup6.yaml:3:29: grid.data.text: value [t/corpus.txt] is t/corpus.txt (line 3:15) written another "
+                 "way (both mean [\"t/corpus.txt\"]): the two would train the same run twice; expected distinct values");
     /* a format that does not parse is an error at its position, not an invalid run */
     {
         qat_sweep *sw = NULL;
