@@ -34,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <yaml.h>
 
@@ -423,9 +424,14 @@ static int load_base(qat_sweep *sw, yaml_document_t *doc, yaml_node_t *v) {
         snprintf(sw->base_path, sizeof sw->base_path, "%s", p);
     else
         snprintf(sw->base_path, sizeof sw->base_path, "%.*s/%s", (int)(slash - sw->path), sw->path, p);
+    struct stat st;
     if (access(sw->base_path, R_OK))
         return fail_mark(sw, v->start_mark, "base: cannot read '%s': %s (a base path is relative to the sweep file)",
                          sw->base_path, strerror(errno));
+    /* readable, but a directory (access says yes) is no config either: said here, where the base is named */
+    if (!stat(sw->base_path, &st) && S_ISDIR(st.st_mode))
+        return fail_mark(sw, v->start_mark, "base: '%s' is a directory; expected a run config file (a base path is "
+                         "relative to the sweep file)", sw->base_path);
     return qat_config_load_ex(sw->base_path, NULL, 0, 0, &sw->base);
 }
 

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -285,6 +286,14 @@ static void test_base_from_file(void **state) {
     char want[1024];
     snprintf(want, sizeof want, "%s/sub/missing.yaml:2:7: base: cannot read '%s/sub/nothere.yaml': ", tmpdir, tmpdir);
     assert_memory_equal(qat_errmsg(), want, strlen(want));
+    /* a directory reads, but is no config: said at the base: line too */
+    char adir[600];
+    snprintf(adir, sizeof adir, "%s/sub/adir", tmpdir);
+    assert_int_equal(mkdir(adir, 0755), 0);
+    char dirwant[1200];
+    snprintf(dirwant, sizeof dirwant, "sub/dirbase.yaml:1:7: base: '%s/sub/adir' is a directory; expected a run config "
+             "file (a base path is relative to the sweep file)", tmpdir);
+    expect_error("sub/dirbase.yaml", "base: adir\n", dirwant);
     write_file("sub/bad.yaml", "model: {preset: s1}\ntrain: {lrr: 2e-3}\n");
     expect_error("sub/bad_base.yaml", "base: bad.yaml\n",
                  "sub/bad.yaml:2:9: unknown key 'train.lrr' (did you mean 'train.lr'?)");
