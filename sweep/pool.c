@@ -643,5 +643,9 @@ int qat_sweep_execute(qat_sweep_ctx *c) {
     }
     if (c->live) fputs("\r\033[K", stderr);
     c->live = 0;
+    /* Whatever stopped the launches here is a sweep that had to write and could
+     * not (a directory under out: replaced by a file since the sweep checked it
+     * reads as the user's mistake to qat_mkdirs): exit 1, as docs/cli.md says. */
+    if (rc == QAT_EINPUT) rc = qat_fail(QAT_ERUNTIME, "%s", qat_errmsg());
     return rc;
 }

@@ -246,6 +246,33 @@ static void choose_jobs(qat_sweep_ctx *c, int given) {
              c->jobs, each, why);
 }
 
+/* `out` is a directory, or a path one can be made at: neither it nor any
+ * directory above it exists as something else. A path under a file (out:
+ * t/a.txt/sub) is the same mistake as out naming the file, and as `qat train
+ * --out` under a file (core/fsutil.c): the user's, exit 2, said before the plan
+ * and --dry-run's list rather than by the first launch after them. */
+static int check_out(const qat_sweep *sw) {
+    char p[sizeof sw->out];
+    snprintf(p, sizeof p, "%s", sw->out);
+    for (size_t len = strlen(p); len > 0;) {
+        struct stat st;
+        p[len] = 0;
+        if (!stat(p, &st)) {
+            if (S_ISDIR(st.st_mode)) return QAT_OK;
+            if (!strcmp(p, sw->out))
+                return qat_fail(QAT_EINPUT, "%s: out: %s exists and is not a directory; expected a directory for the "
+                                "runs (or a path not yet there)", sw->path, sw->out);
+            return qat_fail(QAT_EINPUT, "%s: out: %s lies under %s, which exists and is not a directory; expected a "
+                            "directory for the runs (or a path not yet there)", sw->path, sw->out, p);
+        }
+        /* up one level, past repeated slashes */
+        while (len > 0 && p[len - 1] != '/') len--;
+        while (len > 1 && p[len - 1] == '/') len--;
+        if (len == 1 && p[0] == '/') return QAT_OK;
+    }
+    return QAT_OK;
+}
+
 int qat_sweep_main(int argc, char **argv) {
     const char *path = NULL, *shard = NULL, *slurm = NULL;
     int jobs = 0, shards = 0, dry = 0; /* jobs 0: --jobs auto */
@@ -287,10 +314,8 @@ int qat_sweep_main(int argc, char **argv) {
     qat_sweep *sw = NULL;
     int rc = qat_sweep_load(path, &sw);
     if (rc) return qat_report(rc);
-    struct stat ost; /* said before anything, --dry-run included: the runs could never go there */
-    if (!stat(sw->out, &ost) && !S_ISDIR(ost.st_mode)) {
-        rc = qat_fail(QAT_EINPUT, "%s: out: %s exists and is not a directory; expected a directory for the runs "
-                      "(or a path not yet there)", path, sw->out);
+    /* said before anything, --dry-run included: the runs could never go there */
+    if ((rc = check_out(sw))) {
         qat_sweep_free(sw);
         return qat_report(rc);
     }

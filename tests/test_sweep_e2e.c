@@ -185,6 +185,19 @@ static void test_usage(void **state) {
     assert_int_equal(run(&out, "'%s' sweep '%s' --dry-run 2>&1", qat, sw), 2);
     assert_non_null(strstr(out, "exists and is not a directory"));
     free(out);
+    /* out: under a file is the same mistake, said before the plan and the table
+     * (it was said by the first launch, after the table, with nothing launched) */
+    char under[700];
+    snprintf(under, sizeof under, "%s/sub", afile);
+    write_sweep_as("underfile.yaml", "  seed: [1]\n", under);
+    snprintf(sw, sizeof sw, "%s", path_in("underfile.yaml"));
+    for (int dry = 0; dry < 2; dry++) {
+        assert_int_equal(run(&out, "'%s' sweep '%s' %s 2>&1", qat, sw, dry ? "--dry-run" : ""), 2);
+        assert_non_null(strstr(out, "lies under "));
+        assert_non_null(strstr(out, "afile, which exists and is not a directory; expected a directory for the runs"));
+        assert_null(strstr(out, "qat sweep: 1 run")); /* neither the plan nor the table */
+        free(out);
+    }
 }
 
 /* The CPUs this test may use (the sweep it starts inherits them). */
