@@ -225,7 +225,7 @@ static void choose_jobs(qat_sweep_ctx *c, int given) {
                      n, max);
             break;
         case QAT_SWEEP_PICK_ONE_RUN:
-            snprintf(why, sizeof why, "auto: %s", runs ? "a single run to train gets every core" : "nothing to train");
+            snprintf(why, sizeof why, "auto: a single run to train gets every core");
             break;
         case QAT_SWEEP_PICK_ONE_CORE:
             snprintf(why, sizeof why, "auto: a single core, so one run at a time");
@@ -237,6 +237,16 @@ static void choose_jobs(qat_sweep_ctx *c, int given) {
         }
         size_t len = strlen(why);
         snprintf(why + len, sizeof why - len, "; --jobs N to choose");
+    }
+    if (!runs) {
+        /* nothing is launched: "1 at once × N threads" (or "the sweep's threads") would describe no run */
+        if (!c->n_job)
+            snprintf(c->pick, sizeof c->pick, "qat sweep: 0 runs to train: shard %s holds none of the sweep's %d runs",
+                     c->shard_text ? c->shard_text : "-", qat_sweep_run_count(c->sw));
+        else
+            snprintf(c->pick, sizeof c->pick, "qat sweep: 0 runs to train: nothing to launch (each of the %d run%s is "
+                     "completed, kept, invalid or busy)", c->n_job, c->n_job == 1 ? "" : "s");
+        return;
     }
     char each[64];
     if (c->threads > 0) snprintf(each, sizeof each, "%d thread%s each", c->threads, c->threads == 1 ? "" : "s");

@@ -251,6 +251,11 @@ static void test_jobs_pick(void **state) {
                                 "(auto: the sweep sets threads"));
     assert_null(strstr(out, "threads="));
     free(out);
+    /* a shard with no run: no "1 at once × the sweep's threads" about runs that are not there */
+    assert_int_equal(run(&out, "'%s' sweep '%s' --dry-run --shard 9/10", qat, swt), 0);
+    assert_non_null(strstr(out, "\nqat sweep: 0 runs to train: shard 9/10 holds none of the sweep's 2 runs\n"));
+    assert_null(strstr(out, "at once"));
+    free(out);
     if (my_cores() < 2) {
         print_message("only 1 CPU here: the two-CPU picks are not checked\n");
         return;
@@ -343,6 +348,8 @@ static void test_sweep_end_to_end(void **state) {
     /* nothing is left to do */
     assert_int_equal(run(&out, "'%s' sweep '%s' --dry-run", qat, sw), 0);
     assert_non_null(strstr(out, "would start 0, resume 0, skip 3 completed; 0 kept diverged, 1 invalid"));
+    assert_non_null(strstr(out, "\nqat sweep: 0 runs to train: nothing to launch (each of the 4 runs is completed, "
+                                "kept, invalid or busy)\n"));
     free(out);
 
     /* an interrupted run (checkpoint, status running) is resumed, the rest skipped */
