@@ -534,21 +534,27 @@ static void finish(qat_sweep_ctx *c, qat_sweep_job *j, int st) {
  * a reader sees either nothing or the whole text the name stands for. Only
  * once a run is to be launched: a sweep whose runs are all done writes
  * nothing, so it also works on an output directory that has become read-only. */
-static int write_base(qat_sweep_ctx *c) {
-    if (c->base_yaml[0]) return QAT_OK;
-    char dir[2 * QAT_PATH_MAX], path[sizeof c->base_yaml], hex[65];
-    char *y = qat_config_to_yaml(&c->sw->base);
-    size_t ylen = strlen(y) + strlen(c->sw->path) + 128;
-    char *text = qat_xmalloc(ylen);
-    snprintf(text, ylen, "# the base of sweep %s, resolved; each run adds its --set overrides\n%s", c->sw->path, y);
+char *qat_sweep_base_text(const qat_sweep *sw, char *path, size_t n) {
+    char hex[65];
+    char *y = qat_config_to_yaml(&sw->base);
+    size_t len = strlen(y) + strlen(sw->path) + 128;
+    char *text = qat_xmalloc(len);
+    snprintf(text, len, "# the base of sweep %s, resolved; each run adds its --set overrides\n%s", sw->path, y);
     free(y);
-    size_t len = strlen(text);
     qat_sha256 h;
     qat_sha256_init(&h);
-    qat_sha256_update(&h, text, len);
+    qat_sha256_update(&h, text, strlen(text));
     qat_sha256_hex(&h, hex);
+    snprintf(path, n, "%s/.sweep/base-%.16s.yaml", sw->out, hex);
+    return text;
+}
+
+static int write_base(qat_sweep_ctx *c) {
+    if (c->base_yaml[0]) return QAT_OK;
+    char dir[2 * QAT_PATH_MAX], path[sizeof c->base_yaml];
+    char *text = qat_sweep_base_text(c->sw, path, sizeof path);
+    size_t len = strlen(text);
     snprintf(dir, sizeof dir, "%s/.sweep", c->sw->out);
-    snprintf(path, sizeof path, "%s/base-%.16s.yaml", dir, hex);
     int rc = QAT_OK, same = 0;
     FILE *f = fopen(path, "rb");
     if (f) {

@@ -59,6 +59,10 @@ typedef struct {
     int n_job;
 } qat_sweep_ctx;
 
+/* The text of the base file the workers read, resolved (caller frees), and its
+ * path OUT/.sweep/base-HASH.yaml in path[0..n): HASH is the first 16 hex digits
+ * of the text's SHA-256, so another base is another file (pool.c, write_base). */
+char *qat_sweep_base_text(const qat_sweep *sw, char *path, size_t n);
 /* OUT/NAME/FILE of run `run`. */
 void qat_sweep_run_path(const qat_sweep_ctx *c, int run, const char *file, char *buf, size_t n);
 /* Status and final numbers of run.h5 at path; a missing or unreadable file leaves status "". */

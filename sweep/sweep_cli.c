@@ -61,17 +61,22 @@ static int name_width(const qat_sweep_ctx *c) {
 static void dry_run(const qat_sweep_ctx *c) {
     const qat_sweep *sw = c->sw;
     int w = name_width(c), counts[N_ACTIONS] = {0};
-    printf("qat sweep %s: %d runs%s%s%s, out %s, base %s\n", sw->path, qat_sweep_run_count(sw),
+    /* the file the workers read: `qat train BASE --set OVERRIDES --out OUT` is each
+     * run by hand (config.md), also for an inline base, which has no file of its own */
+    char base[3 * QAT_PATH_MAX];
+    free(qat_sweep_base_text(sw, base, sizeof base));
+    printf("qat sweep %s: %d runs%s%s%s, out %s, base %s%s%s", sw->path, qat_sweep_run_count(sw),
            c->shard_text ? ", shard " : "", c->shard_text ? c->shard_text : "", c->shard_text ? " of them" : "", sw->out,
-           sw->base_path[0] ? sw->base_path : "inline");
-    printf("%s\n", c->pick);
+           sw->base_path[0] ? sw->base_path : "inline", sw->base_path[0] ? ", resolved as " : " (written as ", base);
+    printf("%s\n%s\n", sw->base_path[0] ? "" : " when a run starts)", c->pick);
     printf("%6s  %-*s  %-16s  %s\n", "index", w, "name", "action", "overrides");
     int max = QAT_SWEEP_MAX_SETS(sw);
     const char **sets = qat_xmalloc((size_t)max * sizeof *sets);
     for (int i = 0; i < c->n_job; i++) {
         const qat_sweep_job *j = &c->job[i];
         counts[j->action]++;
-        int n = qat_sweep_run_sets(sw, j->run, sets, max) - 1; /* name=... is the name column */
+        /* every override its worker gets, name=NAME and the threads the sweep chose included */
+        int n = qat_sweep_run_sets(sw, j->run, sets, max);
         printf("%6d  %-*s  %-16s ", j->run, w, qat_sweep_run_name(sw, j->run), qat_sweep_action_names[j->action]);
         for (int k = 0; k < n; k++) printf(" %s", sets[k]);
         if (c->threads > 0) printf(" threads=%d", c->threads);

@@ -603,6 +603,64 @@ static void test_two_bases_one_out(void **state) {
                          path_in("shared/X-seed2/train.log")), 0);
 }
 
+/* What --dry-run lists is what each worker gets: `qat train BASE --set OVERRIDES`,
+ * BASE the file its header names, reproduces the run (config.md, "A run's
+ * overrides"). Checked by training row 0 by hand and comparing its stored config
+ * with the sweep's run: the same text. name=NAME was missing from the list (a
+ * run trained from it was named "run"), and an inline base had no file to name. */
+static void test_dry_run_reproduces(void **state) {
+    (void)state;
+    char text[4096], sw[600], corpus[600], *out;
+    FILE *f = fopen(path_in("rep.txt"), "w");
+    assert_non_null(f);
+    for (int i = 0; i < 400; i++) fprintf(f, "line %d of a small corpus, %s\n", i, i % 3 ? "some words" : "other words");
+    fclose(f);
+    snprintf(corpus, sizeof corpus, "%s", path_in("rep.txt"));
+    snprintf(text, sizeof text,
+             "base:\n"
+             "  model: {preset: \"\", layers: 1, dim: 16, heads: 2, vocab: 256, seq_len: 16}\n"
+             "  data: {source: synthetic, synth_topics: 2}\n"
+             "  train: {tokens: 1024, batch_tokens: 64, eval_every: 0, eval_tokens: 64}\n"
+             "grid:\n"
+             "  data.text: [\"%s\"]\n"
+             "  train.lr: [2e-3]\n"
+             "repeat: [5]\n"
+             "out: %s/rep_out\n", corpus, tmpdir);
+    write_file("rep.yaml", text);
+    snprintf(sw, sizeof sw, "%s", path_in("rep.yaml"));
+    assert_int_equal(run(&out, "SLURM_CPUS_PER_TASK=1 '%s' sweep '%s' --dry-run", qat, sw), 0);
+    char base[700], sets[2048], cmd[4096];
+    const char *b = strstr(out, "(written as "), *row = strstr(out, "\n     0  ");
+    assert_non_null(b);
+    assert_non_null(row);
+    snprintf(base, sizeof base, "%.*s", (int)strcspn(b + 12, " "), b + 12);
+    char name[200], rel[300];
+    snprintf(name, sizeof name, "%.*s", (int)strcspn(row + 9, " "), row + 9);
+    row = strstr(row, " start ");
+    assert_non_null(row);
+    row += strspn(row + 7, " ") + 7;
+    snprintf(sets, sizeof sets, "%.*s", (int)strcspn(row, "\n"), row);
+    free(out);
+    assert_non_null(strstr(sets, " name="));
+    assert_non_null(strstr(sets, "data.source=text"));
+    /* the same CPUs as the dry run: the threads it listed are the ones the sweep gives */
+    assert_int_equal(run(NULL, "SLURM_CPUS_PER_TASK=1 '%s' sweep '%s' >/dev/null 2>&1", qat, sw), 0);
+    assert_int_equal(access(base, R_OK), 0); /* the file the header named */
+    /* by hand: each override as `--set` */
+    size_t l = (size_t)snprintf(cmd, sizeof cmd, "'%s' train '%s' --out '%s' --quiet", qat, base, path_in("rep_hand"));
+    for (char *tok = strtok(sets, " "); tok; tok = strtok(NULL, " "))
+        l += (size_t)snprintf(cmd + l, sizeof cmd - l, " --set '%s'", tok);
+    assert_int_equal(run(NULL, "%s", cmd), 0);
+    char *a = NULL, *h = NULL;
+    snprintf(rel, sizeof rel, "rep_out/%s/run.h5", name);
+    assert_int_equal(qat_runlog_config(path_in(rel), &a), 0);
+    snprintf(rel, sizeof rel, "rep_hand/%s/run.h5", name);
+    assert_int_equal(qat_runlog_config(path_in(rel), &h), 0);
+    assert_string_equal(a, h);
+    free(a);
+    free(h);
+}
+
 static int setup(void **state) {
     (void)state;
     qat = getenv("QAT_BIN");
@@ -769,6 +827,7 @@ int main(void) {
         cmocka_unit_test(test_runtime_failure_and_slurm),
         cmocka_unit_test(test_readonly_output),
         cmocka_unit_test(test_two_bases_one_out),
+        cmocka_unit_test(test_dry_run_reproduces),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
