@@ -377,10 +377,11 @@ static void run_errors_names(const qat_sweep *sw, const run_errors *e, int i, ch
     if (l < cap) snprintf(buf + l, cap - l, ")");
 }
 
-/* The error of a sweep none of whose runs is valid (every run in e). */
-static void run_errors_report(const qat_sweep *sw, const run_errors *e) {
+/* The error of a set of `total` runs none of which is valid (every run in e):
+ * `what` names the set ("the sweep", "shard 1/4"). */
+static void run_errors_report(const qat_sweep *sw, const run_errors *e, const char *what, int total) {
     char names[4 * QAT_NAME_MAX];
-    if (sw->n_runs == 1) { /* a sweep of one run: its error, as qat train would give it, and its name */
+    if (total == 1) { /* a set of one run: its error, as qat train would give it, and its name */
         run_errors_names(sw, e, 0, names, sizeof names);
         qat_fail(QAT_EINPUT, "%s%s", e->msg[0], names);
         return;
@@ -389,8 +390,8 @@ static void run_errors_report(const qat_sweep *sw, const run_errors *e) {
      * counted, not cut: the count at the end must stay readable */
     char buf[4000];
     int others = e->others;
-    size_t l = (size_t)snprintf(buf, sizeof buf, "%s: no run of the sweep is valid; the errors of its %d runs:", sw->path,
-                                sw->n_runs);
+    size_t l = (size_t)snprintf(buf, sizeof buf, "%s: no run of %s is valid; the errors of its %d runs:", sw->path,
+                                what, total);
     for (int i = 0; i < e->n; i++) {
         run_errors_names(sw, e, i, names, sizeof names);
         if (l + strlen(e->msg[i]) + strlen(names) + 3 + 64 >= sizeof buf) {
@@ -605,7 +606,7 @@ int qat_sweep_load(const char *path, qat_sweep **out) {
         else run_errors_add(&errs, r, qat_errmsg());
     }
     free(cfg);
-    if (!ok) run_errors_report(sw, &errs);
+    if (!ok) run_errors_report(sw, &errs, "the sweep", sw->n_runs);
     for (int i = 0; i < errs.n; i++) free(errs.msg[i]);
     if (!ok) {
         qat_sweep_free(sw);
@@ -733,4 +734,36 @@ int qat_sweep_run_config(const qat_sweep *sw, int run, qat_config *cfg) {
     }
     free(sets);
     return rc;
+}
+
+int qat_sweep_fail_runs(const qat_sweep *sw, const char *what, const int *runs, char *const *msgs, int n) {
+    run_errors errs;
+    memset(&errs, 0, sizeof errs);
+    for (int i = 0; i < n; i++) run_errors_add(&errs, runs[i], msgs[i]);
+    run_errors_report(sw, &errs, what, n);
+    for (int i = 0; i < errs.n; i++) free(errs.msg[i]);
+    return QAT_EINPUT;
+}
+
+int qat_sweep_check_init(const qat_sweep *sw, int run, const qat_config *cfg) {
+    const char *path = cfg->train.init;
+    if (!path[0]) return QAT_OK;
+    struct stat st;
+    const char *why = NULL;
+    if (stat(path, &st) || access(path, R_OK)) why = strerror(errno);
+    else if (S_ISDIR(st.st_mode)) why = "is a directory";
+    if (!why) return QAT_OK;
+    /* where train.init was given: a grid entry of this run (one key, or the second
+     * of a linked pair), else the base, whose position the config kept */
+    char pos[QAT_PATH_MAX + 96] = "";
+    for (int a = 0; a < sw->n_axes && !pos[0]; a++) {
+        int j = qat_sweep_run_value(sw, run, a);
+        const char *v[2] = {sw->axes[a].set[j], sw->axes[a].implied[j]};
+        for (int k = 0; k < 2; k++)
+            if (v[k] && !strncmp(v[k], "train.init=", 11))
+                snprintf(pos, sizeof pos, "%s:%d:%d", sw->path, sw->axes[a].vline[j], sw->axes[a].vcol[j]);
+    }
+    if (!pos[0]) qat_config_where(cfg, "train.init", pos, sizeof pos);
+    return qat_fail(QAT_EINPUT, "%s: train.init: %s: cannot open: %s; expected the checkpoint (ckpt.h5) the run "
+                    "starts from", pos, path, why);
 }

@@ -193,17 +193,22 @@ void qat_sweep_plan_job(qat_sweep_ctx *c, qat_sweep_job *j) {
         }
         j->threads = cfg->threads;
     }
-    free(cfg);
     j->state = S_PENDING;
+    if (!rc) {
+        /* Only a forecast: every pending run is decided again when it is launched. */
+        qat_sweep_run_path(c, j->run, "run.h5", path, sizeof path);
+        j->action = qat_runlog_is_live(path) ? A_LIVE : decide(c, j->run, &j->changed);
+        /* a run to start reads its train.init checkpoint first thing: one that is
+         * not there would fail every such run, so it is said now, by --dry-run too
+         * (a run that resumes or is done never reads it again) */
+        if (j->action == A_START) rc = qat_sweep_check_init(c->sw, j->run, cfg);
+    }
+    free(cfg);
     if (rc) {
         j->action = A_INVALID;
         j->reason = qat_xstrdup(qat_errmsg());
         j->state = S_FAILED;
-        return;
     }
-    /* Only a forecast: every pending run is decided again when it is launched. */
-    qat_sweep_run_path(c, j->run, "run.h5", path, sizeof path);
-    j->action = qat_runlog_is_live(path) ? A_LIVE : decide(c, j->run, &j->changed);
 }
 
 /* ------------------------------------------------------------- progress */

@@ -88,6 +88,20 @@ int qat_sweep_run_sets(const qat_sweep *sw, int run, const char **sets, int max)
  * under or beside the run's name. */
 int qat_sweep_run_config(const qat_sweep *sw, int run, qat_config *cfg);
 
+/* The checkpoint a run starts from (train.init), checked as cheaply as a sweep
+ * can before launching anything: it exists, is readable and is not a
+ * directory (its contents are the worker's to check, when it loads it).
+ * QAT_EINPUT naming where train.init was given (SWEEP:LINE:COL of the grid
+ * value, or the base's line), the key and the file. Not part of
+ * qat_sweep_run_config: a run that resumes from its own checkpoint never reads
+ * it again, so only a run about to start needs it (pool.c decides which). */
+int qat_sweep_check_init(const qat_sweep *sw, int run, const qat_config *cfg);
+
+/* QAT_EINPUT for a set of runs none of which is valid, in the form qat_sweep_load
+ * gives a sweep with no valid run: msgs[i] is the error of runs[i]; each distinct
+ * error is listed once with the runs it stops; `what` names the set ("shard 1/4"). */
+int qat_sweep_fail_runs(const qat_sweep *sw, const char *what, const int *runs, char *const *msgs, int n);
+
 /* (names.c) `in` made safe for a directory and a shell, into out[0..n): [A-Za-z0-9._-]
  * kept, any other run of characters one '_', no leading '.' (run names, the
  * Slurm job name). */

@@ -377,10 +377,27 @@ int qat_sweep_main(int argc, char **argv) {
     for (int r = 0; r < qat_sweep_run_count(sw); r++)
         if (qat_sweep_in_shard(r, sh_i, sh_n)) c.job[c.n_job++].run = r;
     for (int i = 0; i < c.n_job; i++) qat_sweep_plan_job(&c, &c.job[i]);
-    choose_jobs(&c, jobs);
+    /* No run of this invocation is valid (a shard's, or every run to start refused
+     * for its train.init, which only the plan checks): the file's mistake, exit 2
+     * before anything, as a sweep with no valid run is (qat_sweep_load). */
+    int n_invalid = 0;
+    for (int i = 0; i < c.n_job; i++) n_invalid += c.job[i].action == A_INVALID;
+    if (c.n_job && n_invalid == c.n_job) {
+        int *runs = qat_xmalloc((size_t)c.n_job * sizeof *runs);
+        char **msgs = qat_xmalloc((size_t)c.n_job * sizeof *msgs);
+        for (int i = 0; i < c.n_job; i++) runs[i] = c.job[i].run, msgs[i] = c.job[i].reason;
+        char what[64];
+        snprintf(what, sizeof what, "%s%s", shard ? "shard " : "the sweep", shard ? shard : "");
+        rc = qat_sweep_fail_runs(sw, what, runs, msgs, c.n_job);
+        free(runs);
+        free(msgs);
+    }
+    if (!rc) choose_jobs(&c, jobs);
 
     int bad = 0;
-    if (dry) {
+    if (rc) {
+        qat_report(rc);
+    } else if (dry) {
         dry_run(&c);
     } else {
         printf("%s\n", c.pick);

@@ -661,6 +661,36 @@ static void test_dry_run_reproduces(void **state) {
     free(h);
 }
 
+/* A run that starts from a checkpoint (train.init) that is not there, or is a
+ * directory, is invalid before anything starts, by --dry-run too, with the key,
+ * the file and where it was given; with no other run, exit 2. --dry-run listed
+ * every such run as "start", and each then failed in its worker. */
+static void test_missing_init(void **state) {
+    (void)state;
+    char grid[1200], sw[600], *out;
+    snprintf(grid, sizeof grid, "  train.init: [\"%s/nothere/ckpt.h5\", \"%s\"]\n", tmpdir, tmpdir);
+    write_sweep_as("init.yaml", grid, path_in("init_out"));
+    snprintf(sw, sizeof sw, "%s", path_in("init.yaml"));
+    for (int dry = 0; dry < 2; dry++) {
+        assert_int_equal(run(&out, "'%s' sweep '%s' %s 2>&1", qat, sw, dry ? "--dry-run" : ""), 2);
+        assert_non_null(strstr(out, "init.yaml: no run of the sweep is valid; the errors of its 2 runs:\n"));
+        assert_non_null(strstr(out, "init.yaml:8:16: train.init: "));
+        assert_non_null(strstr(out, "/nothere/ckpt.h5: cannot open: No such file or directory; expected the checkpoint"));
+        assert_non_null(strstr(out, ": cannot open: is a directory; expected the checkpoint (ckpt.h5) the run starts from"));
+        free(out);
+        assert_int_equal(access(path_in("init_out"), F_OK), -1); /* nothing made */
+    }
+    /* beside a run that can start: that one is listed invalid with its reason */
+    snprintf(grid, sizeof grid, "  train.init: [\"\", \"%s/nothere/ckpt.h5\"]\n", tmpdir);
+    write_sweep_as("init2.yaml", grid, path_in("init_out"));
+    snprintf(sw, sizeof sw, "%s", path_in("init2.yaml"));
+    assert_int_equal(run(&out, "'%s' sweep '%s' --dry-run 2>&1", qat, sw), 0);
+    assert_non_null(strstr(out, "would start 1, resume 0, skip 0 completed; 0 kept diverged, 1 invalid"));
+    assert_non_null(strstr(out, "invalid           train.init="));
+    assert_non_null(strstr(out, "init2.yaml:8:20: train.init: "));
+    free(out);
+}
+
 static int setup(void **state) {
     (void)state;
     qat = getenv("QAT_BIN");
@@ -828,6 +858,7 @@ int main(void) {
         cmocka_unit_test(test_readonly_output),
         cmocka_unit_test(test_two_bases_one_out),
         cmocka_unit_test(test_dry_run_reproduces),
+        cmocka_unit_test(test_missing_init),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
