@@ -114,6 +114,19 @@ static void the_base(const char *dir, char *buf, size_t n) {
     free(out);
 }
 
+/* `qat sweep SWEEP --jobs 1 >LOG 2>&1` in the background; its pid. */
+static pid_t start_sweep(const char *sweep, const char *log) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "exec '%s' sweep '%s' --jobs 1 >'%s' 2>&1", qat, sweep, log);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
 /* Two layers, width 16 or 24, 16-token context: a second or so per run. heads 3
  * does not divide dim 16, so run 1 (dim16-heads3) is impossible. */
 static void write_sweep_as(const char *name, const char *grid, const char *out) {
@@ -309,14 +322,7 @@ static void test_sweep_end_to_end(void **state) {
     the_base("out", base, sizeof base);
 
     /* the whole sweep, one worker, killed with SIGKILL once its first run has finished */
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        char cmd[2048];
-        snprintf(cmd, sizeof cmd, "exec '%s' sweep '%s' --jobs 1 >'%s' 2>&1", qat, sw, path_in("killed.txt"));
-        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-        _exit(127);
-    }
+    pid_t pid = start_sweep(sw, path_in("killed.txt"));
     int finished = 0;
     for (int t = 0; t < 600 && !finished; t++) {
         sleep_ms(50);
@@ -460,17 +466,7 @@ static void test_concurrent_sweeps(void **state) {
     int seen_done[R] = {0}, replaced[R] = {0}, status[2] = {-1, -1}, alive = 0;
     memset(done_mtime, 0, sizeof done_mtime);
     qat_runlog_summary *sum = malloc(sizeof *sum);
-    for (int k = 0; k < 2; k++) {
-        char log[600], cmd[2048];
-        snprintf(log, sizeof log, "%s", path_in(k ? "both_b.txt" : "both_a.txt"));
-        snprintf(cmd, sizeof cmd, "exec '%s' sweep '%s' --jobs 1 >'%s' 2>&1", qat, sw[k], log);
-        pid[k] = fork();
-        assert_true(pid[k] >= 0);
-        if (pid[k] == 0) {
-            execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-            _exit(127);
-        }
-    }
+    for (int k = 0; k < 2; k++) pid[k] = start_sweep(sw[k], path_in(k ? "both_b.txt" : "both_a.txt"));
     alive = 2;
     for (int t = 0; t < 6000 && alive; t++) {
         for (int k = 0; k < 2; k++) {
@@ -567,14 +563,7 @@ static void test_two_bases_one_out(void **state) {
     }
     snprintf(x, sizeof x, "%s", path_in("base_x.yaml"));
     snprintf(y, sizeof y, "%s", path_in("base_y.yaml"));
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        char cmd[2048];
-        snprintf(cmd, sizeof cmd, "exec '%s' sweep '%s' --jobs 1 >'%s' 2>&1", qat, x, path_in("base_x.txt"));
-        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-        _exit(127);
-    }
+    pid_t pid = start_sweep(x, path_in("base_x.txt"));
     /* X has written its base and launched its first run */
     for (int t = 0; t < 400 && access(path_in("shared/X-seed0/train.log"), F_OK); t++) sleep_ms(10);
     assert_int_equal(access(path_in("shared/X-seed0/train.log"), F_OK), 0);
