@@ -8,9 +8,15 @@
 # `law-summary.sh --names FIT.json` prints only the held constants' names ("B, E"; "" if none).
 # Shell and sed only: Python is no runtime dependency of qat.
 set -euo pipefail
+# A usage error is exit 2, as qat's own (docs/cli.md, "Exit status and errors"); ${1:?} exited 1,
+# the status of an I/O failure, for a missing argument.
+usage() { echo "law-summary.sh: $1; usage: law-summary.sh [--names] FIT.json" >&2; exit 2; }
 names_only=0
 [ "${1:-}" = --names ] && { names_only=1; shift; }
-json=${1:?usage: law-summary.sh [--names] FIT.json}
+[ $# -ge 1 ] || usage "no FIT.json given"
+[ $# -eq 1 ] || usage "one FIT.json only (got $# arguments)"
+case $1 in -?*) usage "unknown option '$1'" ;; esac
+json=$1
 [ -r "$json" ] || { echo "law-summary.sh: $json: cannot read" >&2; exit 1; }
 grep -q '"params": {' "$json" || { echo "law-summary.sh: $json: not qat fit --json output (no \"params\")" >&2; exit 2; }
 

@@ -70,5 +70,14 @@ err=$(bash "$sum" "$tmp/bad.json" 2>&1); rc=$?
 [ $rc -eq 2 ] || { echo "FAIL: not a fit: exit $rc"; fails=$((fails + 1)); }
 has "$err" "not qat fit --json output"
 
+# 5. Usage errors are exit 2 (as qat's), never 1 (an I/O failure's): no argument, --names alone,
+# two files, an unknown option.
+for args in "" "--names" "$fix $fix" "--bogus $fix"; do
+  # shellcheck disable=SC2086 # the words are the arguments
+  err=$(bash "$sum" $args 2>&1); rc=$?
+  [ $rc -eq 2 ] || { echo "FAIL: usage error '$args': exit $rc"; fails=$((fails + 1)); }
+  has "$err" "usage: law-summary.sh [--names] FIT.json"
+done
+
 [ $fails -eq 0 ] && echo "ok: law-summary.sh" || echo "$fails failure(s)"
 exit $((fails > 0))
