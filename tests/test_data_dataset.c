@@ -443,6 +443,79 @@ static void test_gzip_text(void **state) {
     assert_null(strstr(strstr(qat_errmsg(), bad) + 1, bad));
 }
 
+/* Write `parts` (gzip members when gz[i], raw bytes otherwise) one after another into path. */
+static void write_parts(const char *path, int n, const char *const *parts, const int *gz) {
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    for (int i = 0; i < n; i++) {
+        size_t len = strlen(parts[i]);
+        if (!gz[i]) { fwrite(parts[i], 1, len, f); continue; }
+        unsigned char z[4096];
+        z_stream s;
+        memset(&s, 0, sizeof s);
+        assert_int_equal(deflateInit2(&s, 9, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY), Z_OK);
+        s.next_in = (Bytef *)parts[i];
+        s.avail_in = (uInt)len;
+        s.next_out = z;
+        s.avail_out = sizeof z;
+        assert_int_equal(deflate(&s, Z_FINISH), Z_STREAM_END);
+        fwrite(z, 1, sizeof z - s.avail_out, f);
+        deflateEnd(&s);
+    }
+    fclose(f);
+}
+
+/* Bytes after a gzip member are another member (read on), zeros (padding, as
+ * gzip -d accepts) or an input error naming the file and the offset where they
+ * begin: gzread had packed the gzip part alone, exit 0. */
+static void test_gzip_trailing_data(void **state) {
+    (void)state;
+    char p[128];
+    sprintf(p, "%s/members.gz", dir);
+    const char *const files[1] = {p};
+    uint16_t *t;
+    int64_t n;
+    const char *two[2] = {"first member, ", "second member"};
+    write_parts(p, 2, two, (int[]){1, 1});
+    assert_int_equal(qat_text_read_files(files, 1, 0, &t, &n, NULL), QAT_OK);
+    assert_int_equal(n, 27);
+    for (int i = 0; i < 27; i++) assert_int_equal(t[i], (unsigned char)"first member, second member"[i]);
+    free(t);
+    const char *padded[1] = {"padded"};
+    write_parts(p, 1, padded, (int[]){1});
+    FILE *f = fopen(p, "ab");
+    fwrite((char[512]){0}, 1, 512, f);
+    fclose(f);
+    assert_int_equal(qat_text_read_files(files, 1, 0, &t, &n, NULL), QAT_OK);
+    assert_int_equal(n, 6);
+    free(t);
+    /* (gzip -c a.txt; cat a.txt) > x.gz: the junk starts where the member ends */
+    const char *member[1] = {"the corpus\n"};
+    write_parts(p, 1, member, (int[]){1});
+    f = fopen(p, "ab");
+    fseek(f, 0, SEEK_END);
+    long off = ftell(f);
+    fputs("the corpus\n", f);
+    fclose(f);
+    assert_int_equal(qat_text_read_files(files, 1, 0, &t, &n, NULL), QAT_EINPUT);
+    assert_null(t);
+    assert_msg_has(p);
+    char at[64];
+    sprintf(at, "at byte offset %ld", off);
+    assert_msg_has(at);
+    assert_msg_has("not gzip");
+    /* after a second member too */
+    const char *three[3] = {"a", "b", "junk"};
+    write_parts(p, 3, three, (int[]){1, 1, 0});
+    assert_int_equal(qat_text_read_files(files, 1, 0, &t, &n, NULL), QAT_EINPUT);
+    assert_msg_has("not gzip");
+    /* a single stray byte after the member is not padding either */
+    const char *stray[2] = {"text", "\x1f"};
+    write_parts(p, 2, stray, (int[]){1, 0});
+    assert_int_equal(qat_text_read_files(files, 1, 0, &t, &n, NULL), QAT_EINPUT);
+    assert_msg_has("not gzip");
+}
+
 /* data.source english: a clear input error when the package is missing; the real corpus when present. */
 static void test_english_corpus(void **state) {
     (void)state;
@@ -557,6 +630,7 @@ int main(void) {
         cmocka_unit_test(test_empty_shard_and_glob_position),
         cmocka_unit_test(test_text_source),
         cmocka_unit_test(test_gzip_text),
+        cmocka_unit_test(test_gzip_trailing_data),
         cmocka_unit_test(test_english_corpus),
         cmocka_unit_test(test_errors_name_the_file),
     };
