@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -78,17 +79,18 @@ static void usage(FILE *f) {
  * after every subcommand, rather than after each printf in each module; a
  * command that already failed keeps its own status and message. */
 static int flush_stdout(int rc) {
-    /* a command that failed keeps its status: a reader gone away (`qat train cfg |
-     * head`, whose run stopped on SIGPIPE and said so) must not turn it into a
-     * death by SIGPIPE here, at the last buffered line */
-    if (rc) signal(SIGPIPE, SIG_IGN);
     errno = 0;
     int flushed = fflush(stdout) == 0;
     int err = errno;
     if (flushed && !ferror(stdout)) return rc;
     if (rc) return rc;
-    /* an error met by an earlier flush (a command that streams) leaves no
-     * errno here: say what it was not */
+    /* an error met by an earlier flush (a command that flushes its own
+     * output, as fit does) leaves no errno here; a pipe whose reader has gone
+     * says so through poll (POLLERR on its write end), the common case */
+    if (!err) {
+        struct pollfd p = {.fd = STDOUT_FILENO, .events = POLLOUT};
+        if (poll(&p, 1, 0) == 1 && (p.revents & POLLERR)) err = EPIPE;
+    }
     fprintf(stderr, "qat: cannot write the output: %s\n", err ? strerror(err) : "write error on stdout");
     return 1;
 }
@@ -99,6 +101,14 @@ static int run(int argc, char **argv) {
      * write fails with EFBIG instead and the atomic writers (core/fsutil.h)
      * report it on one line, exit 1, and remove their temporary. */
     signal(SIGXFSZ, SIG_IGN);
+    /* A reader gone away (`qat sample ... | head -c 100`) likewise: SIGPIPE's
+     * default killed every command but `qat train` (status 141, no message)
+     * where a full disk gave exit 1 and one line. Ignored, the write fails with
+     * EPIPE and flush_stdout (or a command that streams, as sample) reports it.
+     * `qat train` installs its own handler over this (core/stop.h: the run stops
+     * with a checkpoint), and so does a sweep's worker, which inherits the
+     * ignored signal across exec. */
+    signal(SIGPIPE, SIG_IGN);
     if (argc < 2) { usage(stderr); return 2; }
     /* `qat help COMMAND [SUB...]` is `qat COMMAND [SUB...] --help`, as git's and
      * pip's are (`qat help data synth`); `qat help help` is `qat help` */

@@ -2,10 +2,11 @@
 # tests/test_cli_top.sh — the `qat` command's top level (cli/qat.c, docs/cli.md): `qat help
 # COMMAND [SUB]` prints that command's help; --help, -h, help and --version take nothing after them
 # (an extra argument was ignored with exit 0); an unknown command is exit 2; a closed stdout is
-# exit 1 before any work; a training whose reader goes away stops with its checkpoint.
+# exit 1 before any work; a training whose reader goes away stops with its checkpoint, and any
+# other command whose reader is gone exits 1 with one line.
 # Usage: test_cli_top.sh QAT
 set -uo pipefail
-qat=${1:?usage: test_cli_top.sh QAT}
+qat=$(realpath "${1:?usage: test_cli_top.sh QAT}")
 fails=0
 expect() { # expect RC NEEDLE ARGS...: exit status RC and NEEDLE in stdout+stderr
   local want=$1 needle=$2 out rc
@@ -75,5 +76,34 @@ h2=$("$qat" train "$tmp/pc1.yaml" --out "$tmp/R2" --stop-after 1 2>&1 | grep -E 
 if [ -z "$h1" ] || [ "$h1" != "$h2" ] || ! grep -q "weights int4@g32@h32 (estimator trust)" <<<"$h1"; then
   echo "FAIL: runs from a config and from its printed text resolve differently:"; echo "$h1"; echo "$h2"; fails=$((fails + 1))
 fi
+
+# A reader that is gone before the result is written (`qat sample ... | true`): every command
+# that prints a result exits 1 with one line, as for a full disk (before: killed by SIGPIPE,
+# exit 141, no message). The reader exits first: the command starts 0.3 s after it.
+ckpt="$tmp/P/p/ckpt.h5"
+"$qat" data synth --tokens 1000 --val 0 -o "$tmp/s.bin" >/dev/null
+awk 'BEGIN { print "N,D,loss"; for (i = 0; i < 12; i++) { n = 1e6 * 2 ^ (i % 4); d = 2e7 * 2 ^ int(i / 4);
+  printf "%g,%g,%g\n", n, d, 400 / n ^ 0.34 + 410 / d ^ 0.28 + 1.7 } }' > "$tmp/runs.csv"
+closed_reader() { # closed_reader ARGS...: qat ARGS with its stdout a pipe whose reader has exited
+  local rc err
+  (sleep 0.3; exec "$qat" "$@") 2>"$tmp/pipe.err" | true; rc=${PIPESTATUS[0]}
+  err=$(cat "$tmp/pipe.err")
+  if [ "$rc" -ne 1 ] || ! grep -qx "qat: cannot write the output: Broken pipe" <<<"$err"; then
+    echo "FAIL: qat $* | (gone): exit $rc (want 1), stderr:"; echo "$err" | head -3; fails=$((fails + 1))
+  fi
+}
+closed_reader sample --checkpoint "$ckpt" --tokens 5
+closed_reader sample --checkpoint "$ckpt" --tokens 5 --ids
+closed_reader eval --checkpoint "$ckpt" --json
+closed_reader capacity int4
+closed_reader fit "$tmp/runs.csv" --no-loo
+closed_reader data inspect "$tmp/s.bin"
+closed_reader grads --checkpoint "$ckpt" --out "$tmp/g.h5" --compare int4
+closed_reader --version
+# sample stops at the first token it cannot write instead of computing all of them
+SECONDS=0
+(sleep 0.3; exec "$qat" sample --checkpoint "$ckpt" --tokens 1e7) 2>/dev/null | true
+[ $SECONDS -lt 20 ] || { echo "FAIL: sample | (gone) ran ${SECONDS}s: it did not stop"; fails=$((fails + 1)); }
+
 [ $fails -eq 0 ] && echo "all top-level cases pass"
 exit $((fails > 0))

@@ -82,7 +82,7 @@ int32_t qat_sample_pick(qat_sampler *s, const float *logits, double temperature,
     return best;
 }
 
-void qat_sample_generate(qat_model *m, const int32_t *prompt, int64_t n_prompt, const qat_sample_opts *o,
+int64_t qat_sample_generate(qat_model *m, const int32_t *prompt, int64_t n_prompt, const qat_sample_opts *o,
                          int32_t *out, qat_sample_emit emit, void *ctx) {
     const int64_t T = m->s.seq_len, V = m->s.vocab;
     QAT_ASSERT(n_prompt >= 1 && o->tokens >= 1 && m->max_batch >= 1);
@@ -97,7 +97,8 @@ void qat_sample_generate(qat_model *m, const int32_t *prompt, int64_t n_prompt, 
     qat_sampler s;
     qat_sampler_init(&s, (int)V);
     qat_rng rng = qat_rng_make(o->seed, SAMPLE_STREAM);
-    for (int64_t i = 0; i < o->tokens; i++) {
+    int64_t i = 0;
+    for (; i < o->tokens; i++) {
         int64_t len = n_prompt + i, w = len < T ? len : T;
         memcpy(window, hist + len - w, sizeof(int32_t) * (size_t)w);
         memset(window + w, 0, sizeof(int32_t) * (size_t)(T - w)); /* right padding: never seen by row w-1 */
@@ -106,10 +107,11 @@ void qat_sample_generate(qat_model *m, const int32_t *prompt, int64_t n_prompt, 
         const qat_tensor *logits = qat_model_logits(m, &tp, window, 1, 0); // (T, V)
         int32_t tok = qat_sample_pick(&s, logits->data + (w - 1) * V, o->temperature, o->top_k, &rng);
         hist[len] = out[i] = tok;
-        if (emit) emit(tok, ctx);
+        if (emit && emit(tok, ctx)) { i++; break; }
     }
     qat_sampler_free(&s);
     qat_tape_free(&tp);
     free(window);
     free(hist);
+    return i;
 }

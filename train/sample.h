@@ -41,15 +41,17 @@ void qat_sampler_free(qat_sampler *s);
  * top-k candidates. A pure function of (logits, options, rng state). */
 int32_t qat_sample_pick(qat_sampler *s, const float *logits, double temperature, int top_k, qat_rng *rng);
 
-/* Called with every generated token as soon as it exists (streaming output). */
-typedef void (*qat_sample_emit)(int32_t token, void *ctx);
+/* Called with every generated token as soon as it exists (streaming output);
+ * non-zero stops the generation there (the output can no longer be written). */
+typedef int (*qat_sample_emit)(int32_t token, void *ctx);
 
 /* Continue prompt[0..n_prompt) (n_prompt >= 1, every id < vocab) by o->tokens
  * tokens written to out (o->tokens ids). The context is the last seq_len tokens
  * of prompt + generated so far; a shorter context is padded on the right, which
  * cannot change the logits at its last position (llama.h). m must have been
- * created with max_batch >= 1. emit may be NULL. */
-void qat_sample_generate(struct qat_model *m, const int32_t *prompt, int64_t n_prompt, const qat_sample_opts *o,
+ * created with max_batch >= 1. emit may be NULL. Returns the tokens generated:
+ * o->tokens, or fewer when emit asked to stop. */
+int64_t qat_sample_generate(struct qat_model *m, const int32_t *prompt, int64_t n_prompt, const qat_sample_opts *o,
                          int32_t *out, qat_sample_emit emit, void *ctx);
 
 #endif

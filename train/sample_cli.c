@@ -62,9 +62,10 @@ typedef struct {
     int ids;        /* 1: "id id id", 0: escaped bytes */
     int n_printed;  /* tokens printed so far (for separators) */
     int last_byte;  /* last byte written in text mode (-1 before any) */
+    int err;        /* errno of the first failed write (0: none): generation stops there */
 } printer;
 
-static void print_token(int32_t tok, void *ctx) {
+static int print_token(int32_t tok, void *ctx) {
     printer *p = ctx;
     if (p->ids) printf(p->n_printed ? " %" PRId32 : "%" PRId32, tok);
     else {
@@ -74,7 +75,15 @@ static void print_token(int32_t tok, void *ctx) {
         p->last_byte = b;
     }
     p->n_printed++;
-    fflush(stdout); /* a reader watches the text appear */
+    /* a reader watches the text appear; one that went away (`| head -c 100`:
+     * EPIPE, SIGPIPE being ignored, cli/qat.c) or a full disk ends the sampling
+     * rather than computing tokens nobody can read */
+    errno = 0;
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        if (!p->err) p->err = errno ? errno : EIO;
+        return 1;
+    }
+    return 0;
 }
 
 static int parse_int(const char *opt, const char *s, long long lo, long long hi, long long *out) {
@@ -212,12 +221,14 @@ int qat_sample_main(int argc, char **argv) {
     fprintf(stderr, "qat sample: %s: weights %s, activations %s, %" PRId64 " parameters, context %d, vocab %d\n",
             a.ckpt, qat_model_weight_format(m), qat_model_act_format(m), m->n_params, m->s.seq_len, m->s.vocab);
     if (shown)
-        for (int64_t i = 0; i < n_prompt; i++) print_token(prompt[i], &p);
+        for (int64_t i = 0; i < n_prompt && !p.err; i++) print_token(prompt[i], &p);
     int32_t *out = qat_xmalloc(sizeof(int32_t) * (size_t)a.o.tokens);
-    qat_sample_generate(m, prompt, n_prompt, &a.o, out, print_token, &p);
-    if (p.ids || p.last_byte != '\n') putchar('\n');
+    if (!p.err) qat_sample_generate(m, prompt, n_prompt, &a.o, out, print_token, &p);
+    if (!p.err && (p.ids || p.last_byte != '\n')) putchar('\n');
     free(out);
     free(prompt);
     qat_model_free(m);
-    return 0; /* an output that could not be written: cli/qat.c checks stdout for every command */
+    /* the last newline is checked by cli/qat.c, as every command's output is */
+    if (p.err) return qat_report(qat_fail(QAT_ERUNTIME, "cannot write the output: %s", strerror(p.err)));
+    return 0;
 }
