@@ -102,6 +102,10 @@ typedef struct {
      * the line of a glob that matches nothing. Like source_path, it can differ between
      * two configs with the same values. */
     char shards_at[QAT_PATH_MAX + 96];
+    char val_shards_at[QAT_PATH_MAX + 96]; /* the same for data.val_shards */
+    /* Not a key: the command-line option that replaced the config's data (`qat eval --data`),
+     * which data/'s messages name instead of a key the user never wrote; "" otherwise. */
+    char option[16];
 } qat_data_cfg;
 
 /* Learning-rate schedules (optim/schedule.c computes them; docs/model.md). The
@@ -170,7 +174,8 @@ const char *qat_config_where(const qat_config *cfg, const char *key, char *buf, 
  * When none was given, qat_config_where of keys[0]. Returns buf. */
 const char *qat_config_where_last(const qat_config *cfg, const char *const *keys, char *buf, size_t n);
 
-/* Clear what records where the values came from (source_path, data.shards_at, key_at),
+/* Clear what records where the values came from (source_path, data.shards_at and
+ * val_shards_at, data.option, key_at),
  * so that two configs with the same values compare equal with memcmp. */
 void qat_config_forget_origin(qat_config *cfg);
 

@@ -76,7 +76,9 @@ const char *qat_dataset_english_path(void) {
 /* Read every shard matching the glob cfg->shards (or val_shards) into one buffer. */
 static int load_shards(const qat_data_cfg *cfg, int val, int vocab, uint16_t **tok, int64_t *n, int *n_files) {
     const char *pattern = val ? cfg->val_shards : cfg->shards;
-    const char *key = val ? "data.val_shards" : "data.shards";
+    /* an option that replaced the data (eval --data) is what the user wrote, not the key */
+    const char *key = cfg->option[0] ? cfg->option : val ? "data.val_shards" : "data.shards";
+    const char *given_at = cfg->option[0] ? "" : val ? cfg->val_shards_at : cfg->shards_at;
     char **paths;
     int np;
     *tok = NULL;
@@ -84,7 +86,7 @@ static int load_shards(const qat_data_cfg *cfg, int val, int vocab, uint16_t **t
     int rc = qat_shard_glob(pattern, &paths, &np);
     if (rc) {
         /* The glob came from a config line: name it, so the user knows which file to edit. */
-        if (!val && cfg->shards_at[0]) return qat_fail_context(rc, "%s: %s", cfg->shards_at, key);
+        if (given_at[0]) return qat_fail_context(rc, "%s: %s", given_at, key);
         return qat_fail_context(rc, "%s", key);
     }
     qat_shard_info *info = qat_xmalloc((size_t)np * sizeof *info);
@@ -282,6 +284,9 @@ int qat_dataset_open(const qat_data_cfg *cfg, int vocab, int seq_len, double tra
                             : qat_fail(QAT_EINPUT, "data.shards: empty, expected a glob of llm.c shards (\"dir/*.bin\")");
     } else if (!strcmp(src, "text")) rc = open_text(ds, cfg);
     else rc = qat_fail(QAT_EINPUT, "data.source: unknown source '%s', expected english, synthetic, shards or text", src);
+    /* a message that does not say so already names the option the data came from */
+    if (rc && cfg->option[0] && strncmp(qat_errmsg(), cfg->option, strlen(cfg->option)))
+        rc = qat_fail_context(rc, "%s", cfg->option);
     if (rc) {
         qat_dataset_free(ds);
         return rc;

@@ -40,7 +40,8 @@ typedef struct qat_dataset qat_dataset;
  * order of batch.h no training token repeats; cfg->synth_tokens > 0 overrides);
  * seed = run seed (batch order).
  * Errors (QAT_EINPUT, message naming the file, and the config line of data.shards
- * when the loader recorded it): no files match, an empty shard, bad magic/version,
+ * or data.val_shards when the loader recorded it, or cfg->option, the option that
+ * gave the data, in place of any key): no files match, an empty shard, bad magic/version,
  * truncated/size mismatch, token id >= vocab (file and token index), corrupt gzip,
  * the English corpus not installed, val_fraction outside (0, 1), too few tokens for
  * one sequence on either side of the split. */

@@ -350,6 +350,28 @@ static void test_empty_shard_and_glob_position(void **state) {
     assert_int_equal(qat_config_load(NULL, sets, 1, &cfg), QAT_OK);
     assert_int_equal(qat_dataset_open(&cfg.data, 256, 16, 1e4, 0, &ds), QAT_EINPUT);
     assert_msg_has("--set data.shards=none/*.bin: data.shards: none/*.bin");
+    /* data.val_shards is named by its line too (it had the key alone) */
+    f = fopen(yaml, "w");
+    fprintf(f, "model: {preset: s1}\ndata:\n  shards: \"%s\"\n  val_shards: \"%s/nothing_*.bin\"\n", good, dir);
+    fclose(f);
+    assert_int_equal(qat_config_load(yaml, NULL, 0, &cfg), QAT_OK);
+    assert_int_equal(qat_dataset_open(&cfg.data, 256, 16, 1e4, 0, &ds), QAT_EINPUT);
+    snprintf(want, sizeof want, "%s:4:3: data.val_shards: %s/nothing_*.bin: no data files match", yaml, dir);
+    if (strncmp(qat_errmsg(), want, strlen(want))) fail_msg("'%s' does not start with '%s'", qat_errmsg(), want);
+    /* data an option gave (eval --data) is named by the option, not by a key nobody wrote */
+    qat_config_forget_origin(&cfg);
+    memset(cfg.data.val_shards, 0, sizeof cfg.data.val_shards);
+    snprintf(cfg.data.shards, sizeof cfg.data.shards, "%s/nothing_*.bin", dir);
+    strcpy(cfg.data.option, "--data");
+    assert_int_equal(qat_dataset_open(&cfg.data, 256, 16, 1e4, 0, &ds), QAT_EINPUT);
+    snprintf(want, sizeof want, "--data: %s/nothing_*.bin: no data files match", dir);
+    if (strncmp(qat_errmsg(), want, strlen(want))) fail_msg("'%s' does not start with '%s'", qat_errmsg(), want);
+    strcpy(cfg.data.source, "text");
+    cfg.data.n_text = 1;
+    snprintf(cfg.data.text[0], sizeof cfg.data.text[0], "%s/none.txt", dir);
+    assert_int_equal(qat_dataset_open(&cfg.data, 256, 16, 1e4, 0, &ds), QAT_EINPUT);
+    snprintf(want, sizeof want, "--data: %s/none.txt: cannot open", dir);
+    if (strncmp(qat_errmsg(), want, strlen(want))) fail_msg("'%s' does not start with '%s'", qat_errmsg(), want);
 }
 
 static void test_text_source(void **state) {

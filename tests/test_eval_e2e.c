@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -378,6 +379,56 @@ static void test_errors_name_their_source(void **state) {
     assert_null(strstr(qat_errmsg(), "ckpt.h5:4:"));
 }
 
+/* Data errors say where the data was given: --data by that name (not data.shards,
+ * a key nobody wrote), an empty --data as such, and a checkpoint's own relative
+ * data.text, read from another directory, as the checkpoint's, with --data the
+ * way out (before: `qat: t/corpus.txt: cannot open text file`, nothing more). */
+static void test_data_errors_name_their_origin(void **state) {
+    (void)state;
+    char *out, path[400];
+    snprintf(path, sizeof path, "%s/t", tmpdir);
+    assert_int_equal(mkdir(path, 0777), 0);
+    snprintf(path, sizeof path, "%s/t/corpus.txt", tmpdir);
+    FILE *f = fopen(path, "w");
+    for (int i = 0; i < 400; i++) fprintf(f, "line %d of a small corpus\n", i);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/text.yaml", tmpdir);
+    assert_int_equal(qat_test_write_text(path, "threads: 1\nname: txt\n"
+                     "model: {preset: \"\", layers: 1, dim: 16, heads: 2, vocab: 256, seq_len: 16}\n"
+                     "data: {source: text, text: [t/corpus.txt]}\n"
+                     "train: {tokens: 1024, batch_tokens: 256, eval_every: 0, eval_tokens: 512}\n"), 0);
+    int rc = run(&out, "cd '%s' && '%s' train text.yaml --out out --quiet", tmpdir, qat);
+    if (rc) fprintf(stderr, "%s\n", out);
+    assert_int_equal(rc, 0);
+    free(out);
+    rc = run(&out, "cd '%s' && '%s' eval --checkpoint out/txt/ckpt.h5 --json", tmpdir, qat);
+    assert_int_equal(rc, 0);
+    free(out);
+    rc = run(&out, "cd / && '%s' eval --checkpoint '%s/out/txt/ckpt.h5'", qat, tmpdir);
+    printf("  elsewhere: exit %d: %s", rc, out);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(out, "/out/txt/ckpt.h5: the data its stored config names (data.text; a relative path is "
+                                "read from the current directory"));
+    assert_non_null(strstr(out, "--data SOURCE evaluates other data): t/corpus.txt: cannot open text file"));
+    free(out);
+    rc = run(&out, "cd / && '%s' grads --checkpoint '%s/out/txt/ckpt.h5' --out '%s/g.h5'", qat, tmpdir, tmpdir);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(out, "the data its stored config names (data.text;"));
+    free(out);
+    rc = run(&out, "'%s' eval --checkpoint '%s/out/txt/ckpt.h5' --data '%s/t/nomatch*.bin'", qat, tmpdir, tmpdir);
+    printf("  --data glob: exit %d: %s", rc, out);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(out, "qat: --data: "));
+    assert_non_null(strstr(out, "/t/nomatch*.bin: no data files match"));
+    assert_null(strstr(out, "data.shards"));
+    free(out);
+    rc = run(&out, "'%s' eval --checkpoint '%s/out/txt/ckpt.h5' --data ''", qat, tmpdir);
+    printf("  --data '': exit %d: %s", rc, out);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(out, "qat: --data '': expected english, synthetic, a glob of llm.c shards or a text file"));
+    free(out);
+}
+
 static int setup(void **state) {
     (void)state;
     qat = getenv("QAT_BIN");
@@ -414,6 +465,7 @@ int main(void) {
         cmocka_unit_test(test_errors_name_their_source),
         cmocka_unit_test(test_divergence_advice),
         cmocka_unit_test(test_small_validation_split),
+        cmocka_unit_test(test_data_errors_name_their_origin),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -304,3 +304,17 @@ int qat_load_checkpoint_model(const char *path, const char *const *sets, int n_s
     if (rc) { qat_model_free(*out); *out = NULL; }
     return rc;
 }
+
+int qat_ckpt_data_context(int rc, const char *path, const qat_config *cfg, const char *instead) {
+    const qat_data_cfg *d = &cfg->data;
+    int shards = !strcmp(d->source, "shards") || (!d->source[0] && d->shards[0]);
+    int text = !strcmp(d->source, "text") || (!d->source[0] && !d->shards[0] && d->n_text > 0);
+    if (!rc || d->option[0] || (!shards && !text)) return rc;
+    const char *key = shards ? "data.shards" : "data.text";
+    char where[QAT_PATH_MAX + 128];
+    qat_config_where(cfg, key, where, sizeof where);
+    if (!strncmp(where, "--set ", 6)) return rc; /* the user's own override: its message names the file */
+    return qat_fail_context(rc, "%s: the data its stored config names (%s%s; a relative path is read from the "
+                            "current directory, not from the checkpoint's; %s)",
+                            path, key, shards && d->val_shards[0] ? ", data.val_shards" : "", instead);
+}

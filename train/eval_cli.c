@@ -66,6 +66,9 @@ int qat_eval_main(int argc, char **argv) {
         else { fprintf(stderr, "qat eval: unknown or incomplete option '%s'\n\n%s", argv[i], EVAL_HELP); return 2; }
     }
     if (!ckpt) { fprintf(stderr, "qat eval: --checkpoint CKPT.h5 is required\n\n%s", EVAL_HELP); return 2; }
+    if (data && !data[0])
+        return qat_report(qat_fail(QAT_EINPUT, "--data '': expected english, synthetic, a glob of llm.c shards or a "
+                                   "text file"));
     qat_config cfg;
     qat_model *m = NULL;
     int rc = qat_load_checkpoint_model(ckpt, sets, n_set, 0, &cfg, &m);
@@ -74,7 +77,11 @@ int qat_eval_main(int argc, char **argv) {
     if (data) {
         memset(cfg.data.shards, 0, sizeof cfg.data.shards);
         memset(cfg.data.val_shards, 0, sizeof cfg.data.val_shards);
+        memset(cfg.data.shards_at, 0, sizeof cfg.data.shards_at);
+        memset(cfg.data.val_shards_at, 0, sizeof cfg.data.val_shards_at);
         cfg.data.n_text = 0;
+        /* the data's errors name --data, not data.shards: the user wrote the option */
+        snprintf(cfg.data.option, sizeof cfg.data.option, "--data");
         size_t n = strlen(data);
         /* The built-in corpora are words, not file names: a checkpoint trained on
          * one corpus can be scored on the other by name. */
@@ -92,7 +99,7 @@ int qat_eval_main(int argc, char **argv) {
     int B = m->max_batch;
     qat_dataset *ds;
     rc = qat_dataset_open(&cfg.data, m->s.vocab, m->s.seq_len, (double)B * m->s.seq_len, cfg.seed, &ds);
-    if (rc) { qat_model_free(m); return qat_report(rc); }
+    if (rc) { qat_model_free(m); return qat_report(qat_ckpt_data_context(rc, ckpt, &cfg, "--data SOURCE evaluates other data")); }
     if (tokens <= 0) tokens = cfg.train.eval_tokens;
     int64_t T = m->s.seq_len, nb = tokens / (B * T), avail = qat_dataset_val_batches(ds, B);
     if (nb < 1) nb = 1;

@@ -216,6 +216,7 @@ int qat_grads_main(int argc, char **argv) {
     int64_t T = m->s.seq_len;
     qat_dataset *ds;
     if ((rc = qat_dataset_open(&cfg.data, m->s.vocab, (int)T, (double)B * T, cfg.seed, &ds))) {
+        if (ckpt) rc = qat_ckpt_data_context(rc, ckpt, &cfg, "--set data.KEY=VALUE points elsewhere");
         free(ins);
         globfree(&gl);
         qat_model_free(m);

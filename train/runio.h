@@ -112,6 +112,14 @@ int qat_runio_stored_config(const char *yaml, const char *path, qat_config *cfg)
 int qat_load_checkpoint_model(const char *path, const char *const *sets, int n_set, int max_batch,
                               qat_config *cfg, qat_model **out);
 
+/* rc, an error opening the data of a checkpoint's stored config, with what a
+ * user running `qat eval --checkpoint` from another directory needs to know
+ * before the file's name: that the path came from the checkpoint (data.text,
+ * data.shards), is read from the current directory, and `instead`, how the
+ * command points elsewhere. rc unchanged for 0, built-in corpora, and data
+ * given by --set or by an option (cfg->data.option). */
+int qat_ckpt_data_context(int rc, const char *path, const qat_config *cfg, const char *instead);
+
 /* QAT_ERUNTIME "checkpoint PATH has non-finite values in TENSOR" when a weight,
  * quantizer state or (opt not NULL) AdamW moment just read is NaN or Inf
  * (train/eval_cli.c); every checkpoint loader calls it. */
