@@ -204,6 +204,11 @@ static int cmd_pack(int argc, char **argv) {
     }
     if (!rc && !nf) rc = qat_fail(QAT_EINPUT, "data pack: no input files, expected FILE... -o OUT.bin");
     if (!rc && !out) rc = qat_fail(QAT_EINPUT, "data pack: missing -o OUT.bin (see --help)");
+    int a, b;
+    if (!rc && qat_data_same_file(files, nf, &a, &b))
+        rc = qat_fail(QAT_EINPUT, "data pack: files %d and %d (%s and %s) are the same file: its bytes would be "
+                      "packed twice, and a split of the shard would hold out text it also trains on; expected each "
+                      "file once", a + 1, b + 1, files[a], files[b]);
     /* -o may not be one of the text files it is packed from */
     if (!rc) rc = qat_out_check(out, files, nf);
     uint16_t *t = NULL;

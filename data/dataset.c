@@ -12,6 +12,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <zlib.h>
@@ -71,6 +72,78 @@ static double split_unigram(const qat_data_split *s, int vocab) {
 const char *qat_dataset_english_path(void) {
     const char *p = getenv("QAT_ENGLISH_PATH");
     return p && p[0] ? p : QAT_DATASET_ENGLISH_PATH;
+}
+
+typedef struct {
+    dev_t dev;
+    ino_t ino;
+    int idx;
+} file_id;
+
+static int file_id_cmp(const void *pa, const void *pb) {
+    const file_id *a = pa, *b = pb;
+    if (a->dev != b->dev) return a->dev < b->dev ? -1 : 1;
+    if (a->ino != b->ino) return a->ino < b->ino ? -1 : 1;
+    return (a->idx > b->idx) - (a->idx < b->idx);
+}
+
+int qat_data_same_file(const char *const *paths, int n, int *first, int *second) {
+    file_id *ids = qat_xmalloc((size_t)(n > 0 ? n : 1) * sizeof *ids);
+    int k = 0, found = 0;
+    for (int i = 0; i < n; i++) {
+        struct stat st;
+        if (stat(paths[i], &st) == 0) ids[k++] = (file_id){st.st_dev, st.st_ino, i};
+    }
+    qsort(ids, (size_t)k, sizeof *ids, file_id_cmp);
+    *first = *second = -1;
+    for (int i = 1; i < k; i++) /* the pair that comes first in the list */
+        if (ids[i].dev == ids[i - 1].dev && ids[i].ino == ids[i - 1].ino &&
+            (!found || ids[i - 1].idx < *first || (ids[i - 1].idx == *first && ids[i].idx < *second))) {
+            *first = ids[i - 1].idx;
+            *second = ids[i].idx;
+            found = 1;
+        }
+    free(ids);
+    return found;
+}
+
+/* The shards and validation shards are distinct files: a file matched twice
+ * (a link beside its target) is read twice, and one that both globs match
+ * puts training tokens in the validation split, which docs/data.md promises
+ * never happens ("every run evaluates on held-out text"). Checked on the
+ * globs' matches before any token is read; a glob that matches nothing is
+ * left to load_shards to report. */
+static int shards_distinct(const qat_data_cfg *cfg) {
+    char **tp = NULL, **vp = NULL;
+    int nt = 0, nv = 0, rc = QAT_OK;
+    if (qat_shard_glob(cfg->shards, &tp, &nt)) { qat_clear_error(); return QAT_OK; }
+    if (cfg->val_shards[0] && qat_shard_glob(cfg->val_shards, &vp, &nv)) {
+        qat_clear_error();
+        nv = 0;
+    }
+    const char **all = qat_xmalloc((size_t)(nt + nv) * sizeof *all);
+    for (int i = 0; i < nt; i++) all[i] = tp[i];
+    for (int i = 0; i < nv; i++) all[nt + i] = vp[i];
+    int a, b;
+    if (qat_data_same_file(all, nt + nv, &a, &b)) {
+        const char *key_a = a < nt ? "data.shards" : "data.val_shards";
+        const char *at = b < nt ? cfg->shards_at : cfg->val_shards_at;
+        char pos[QAT_PATH_MAX + 100] = "";
+        if (!cfg->option[0] && at[0]) snprintf(pos, sizeof pos, "%s: ", at);
+        if (a < nt && b >= nt)
+            rc = qat_fail(QAT_EINPUT, "%sdata.val_shards \"%s\" matches %s, which data.shards \"%s\" also matches (the "
+                          "same file): its tokens would be trained on and scored as held-out; expected validation "
+                          "shards apart from the training ones, or no data.val_shards (blocks of the shards are "
+                          "then held out, docs/data.md)", pos, cfg->val_shards, all[b], cfg->shards);
+        else
+            rc = qat_fail(QAT_EINPUT, "%s%s \"%s\" matches %s and %s, the same file (a link?): its tokens would be read "
+                          "twice; expected each file once", pos, key_a, a < nt ? cfg->shards : cfg->val_shards, all[a],
+                          all[b]);
+    }
+    free(all);
+    qat_shard_free_paths(tp, nt);
+    qat_shard_free_paths(vp, nv);
+    return rc;
 }
 
 /* Read every shard matching the glob cfg->shards (or val_shards) into one buffer. */
@@ -160,6 +233,7 @@ static int open_shards(qat_dataset *ds, const qat_data_cfg *cfg) {
     int nf = 0, nvf = 0;
     int64_t n = 0, n_val = 0;
     char how[QAT_PATH_MAX + 128];
+    QAT_TRY(shards_distinct(cfg));
     QAT_TRY(load_shards(cfg, 0, ds->vocab, &ds->tok, &n, &nf));
     if (cfg->val_shards[0]) {
         QAT_TRY(load_shards(cfg, 1, ds->vocab, &ds->val_tok, &n_val, &nvf));
@@ -212,6 +286,13 @@ static int open_text(qat_dataset *ds, const qat_data_cfg *cfg) {
         return qat_fail(QAT_EINPUT, "data.text: %d files, at most %d", cfg->n_text, QAT_MAX_TEXT_FILES);
     const char *files[QAT_MAX_TEXT_FILES];
     for (int i = 0; i < cfg->n_text; i++) files[i] = cfg->text[i];
+    /* one file twice puts the held-out blocks of one copy among the training
+     * tokens of the other: validation would score text the model trained on */
+    int a, b;
+    if (qat_data_same_file(files, cfg->n_text, &a, &b))
+        return qat_fail(QAT_EINPUT, "data.text: entries %d and %d (%s and %s) are the same file: the held-out blocks "
+                        "of one copy would be training tokens of the other; expected each file once", a + 1, b + 1,
+                        files[a], files[b]);
     return open_bytes(ds, cfg, files, cfg->n_text, "text");
 }
 

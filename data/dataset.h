@@ -85,6 +85,12 @@ double qat_dataset_unigram_entropy(const qat_dataset *ds);
 /* One line: source, tokens train/val, vocab, entropies. */
 const char *qat_dataset_describe(const qat_dataset *ds);
 
+/* 1 when two of paths[0..n) are the same file (device and inode, however spelled:
+ * another path, a hard or symbolic link), the first such pair in list order in
+ * *first < *second; 0 otherwise. Paths that cannot be stat'ed are skipped (their
+ * reader says why). For data.text, the shard globs and `qat data pack`. */
+int qat_data_same_file(const char *const *paths, int n, int *first, int *second);
+
 /* Unigram entropy (nats) of t[0..n) over ids < vocab; shared by `qat data inspect`. */
 double qat_data_unigram_entropy(const uint16_t *t, int64_t n, int vocab);
 

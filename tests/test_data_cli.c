@@ -168,6 +168,14 @@ static void test_usage_errors_exit_2(void **state) {
     assert_int_equal(RUN("pack", empty, "-o", out), 2);
     assert_non_null(strstr(qat_errmsg(), empty));
     assert_int_equal(RUN("pack", empty), 2);
+    /* one file twice: its bytes packed twice, and a split of the shard would hold out what it trains on */
+    char text[128], again[128];
+    sprintf(text, "%s/twice.txt", dir);
+    sprintf(again, "%s/./twice.txt", dir);
+    assert_int_equal(qat_test_write_text(text, "some text\n"), 0);
+    assert_int_equal(RUN("pack", text, again, "-o", out), 2);
+    assert_non_null(strstr(qat_errmsg(), "data pack: files 1 and 2"));
+    assert_non_null(strstr(qat_errmsg(), "are the same file"));
     assert_int_equal(RUN("inspect"), 2);
     assert_int_equal(access(out, F_OK), -1); /* nothing written on failure */
 }

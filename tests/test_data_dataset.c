@@ -538,6 +538,68 @@ static void test_gzip_trailing_data(void **state) {
     assert_msg_has("not gzip");
 }
 
+/* One file twice, however spelled (another path, a hard link, a symbolic link),
+ * is refused: in data.text the held-out blocks of one copy are training tokens
+ * of the other, and val_shards sharing a shard with shards scores training
+ * tokens as held-out (docs/data.md: every run evaluates on held-out text). */
+static void test_same_file_twice(void **state) {
+    (void)state;
+    char a[128], other[128], hard[128], soft[128];
+    sprintf(a, "%s/twice.txt", dir);
+    sprintf(other, "%s/../%s/twice.txt", dir, strrchr(dir, '/') + 1);
+    sprintf(hard, "%s/twice-hard.txt", dir);
+    sprintf(soft, "%s/twice-soft.txt", dir);
+    FILE *f = fopen(a, "wb");
+    for (int i = 0; i < 400; i++) fputs("abcd", f);
+    fclose(f);
+    assert_int_equal(link(a, hard), 0);
+    assert_int_equal(symlink(a, soft), 0);
+    qat_data_cfg c;
+    memset(&c, 0, sizeof c);
+    strcpy(c.source, "text");
+    c.val_fraction = 0.05;
+    c.n_text = 3;
+    qat_dataset *ds;
+    const char *dups[3] = {a, other, hard};
+    for (int k = 0; k < 3; k++) {
+        char second[128];
+        strcpy(second, k == 0 ? a : k == 1 ? other : soft);
+        sprintf(c.text[0], "%s/t.txt", dir); /* test_text_source's file */
+        strcpy(c.text[1], dups[k == 2 ? 2 : 0]);
+        strcpy(c.text[2], second);
+        assert_int_equal(qat_dataset_open(&c, 256, 8, 0, 0, &ds), QAT_EINPUT);
+        assert_msg_has("data.text: entries 2 and 3");
+        assert_msg_has("the same file");
+        assert_msg_has(second);
+    }
+    c.n_text = 1;
+    strcpy(c.text[0], a);
+    assert_int_equal(qat_dataset_open(&c, 256, 8, 0, 0, &ds), QAT_OK);
+    qat_dataset_free(ds);
+    /* shards: the validation glob matching a training shard, from a YAML file */
+    uint16_t t[3000];
+    for (int i = 0; i < 3000; i++) t[i] = (uint16_t)(i % 50);
+    char s0[128], s1[128], yaml[128];
+    write_shard("ov_train.bin", t, 3000, s0);
+    write_shard("ov_val.bin", t, 3000, s1);
+    sprintf(yaml, "%s/ov.yaml", dir);
+    f = fopen(yaml, "w");
+    fprintf(f, "model: {preset: s1}\ndata:\n  shards: \"%s\"\n  val_shards: \"%s/ov_*.bin\"\n", s0, dir);
+    fclose(f);
+    qat_config cfg;
+    assert_int_equal(qat_config_load(yaml, NULL, 0, &cfg), QAT_OK);
+    assert_int_equal(qat_dataset_open(&cfg.data, 256, 16, 1e4, 0, &ds), QAT_EINPUT);
+    char want[512];
+    snprintf(want, sizeof want, "%s:4:3: data.val_shards \"%s/ov_*.bin\" matches %s, which data.shards", yaml, dir, s0);
+    if (strncmp(qat_errmsg(), want, strlen(want))) fail_msg("'%s' does not start with '%s'", qat_errmsg(), want);
+    /* distinct files are fine */
+    snprintf(cfg.data.val_shards, sizeof cfg.data.val_shards, "%s", s1);
+    assert_int_equal(qat_dataset_open(&cfg.data, 256, 16, 1e4, 0, &ds), QAT_OK);
+    qat_dataset_free(ds);
+    unlink(hard);
+    unlink(soft);
+}
+
 /* data.source english: a clear input error when the package is missing; the real corpus when present. */
 static void test_english_corpus(void **state) {
     (void)state;
@@ -653,6 +715,7 @@ int main(void) {
         cmocka_unit_test(test_text_source),
         cmocka_unit_test(test_gzip_text),
         cmocka_unit_test(test_gzip_trailing_data),
+        cmocka_unit_test(test_same_file_twice),
         cmocka_unit_test(test_english_corpus),
         cmocka_unit_test(test_errors_name_the_file),
     };
