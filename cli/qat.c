@@ -95,6 +95,53 @@ static int flush_stdout(int rc) {
     return 1;
 }
 
+/* Options that add to a list, and may therefore be given more than once
+ * (docs/cli.md): train/eval/grads --set, fit --fix, --exclude and --where. */
+static const char *const REPEATABLE[] = {"--set", "--fix", "--exclude", "--where", NULL};
+
+/* The option argv[i] names ("--tokens" of "--tokens=5"), spelled as -o's long
+ * form, into buf; 0 when argv[i] is no option word. Values never start with
+ * "--" (core/num.h), so every such word is an option; of the one-dash words
+ * only -o is one (a value such as "-1" or "-" is not). */
+static int option_name(const char *a, char *buf, size_t n) {
+    if (!strcmp(a, "-o")) a = "--out";
+    else if (strncmp(a, "--", 2) || !a[2]) return 0;
+    /* (a longer word is cut here; it is no option of qat's, which the command says) */
+    size_t len = strcspn(a, "=");
+    snprintf(buf, n, "%.*s", (int)(len < n ? len : n - 1), a);
+    return 1;
+}
+
+/* A repeated option kept its last value without a word (`sample --tokens 5
+ * --tokens 6`, `data pack a.txt -o p8.bin -o p9.bin`): refused, exit 2, for
+ * every command at once here, where each command's argv passes, rather than
+ * in each parser (qat plot had its own check, kept for its in-process callers).
+ * --help anywhere wins, as in every command. */
+static int repeated_option(const char *cmd, int argc, char **argv) {
+    for (int i = 2; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return 0;
+    for (int i = 2; i < argc; i++) {
+        char name[64], prev[64];
+        if (!option_name(argv[i], name, sizeof name)) continue;
+        int rep = 0;
+        for (const char *const *r = REPEATABLE; *r; r++) rep |= !strcmp(name, *r);
+        if (rep) continue;
+        for (int j = 2; j < i; j++) {
+            if (!option_name(argv[j], prev, sizeof prev) || strcmp(prev, name)) continue;
+            int la = (int)strcspn(argv[j], "="), lb = (int)strcspn(argv[i], "=");
+            char as[80] = "";
+            if (la != lb || strncmp(argv[j], argv[i], (size_t)la)) /* -o and --out */
+                snprintf(as, sizeof as, " (as %.*s and %.*s)", la, argv[j], lb, argv[i]);
+            /* `data pack`, not `data`: the subcommand's options */
+            int sub = !strcmp(cmd, "data") && argv[2][0] != '-';
+            fprintf(stderr, "qat: %s%s%s: %.*s given twice%s; give each option once (only --set, --fix, --exclude and "
+                            "--where repeat)\n", cmd, sub ? " " : "", sub ? argv[2] : "", lb, argv[i], as);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static int run(int argc, char **argv) {
     /* Past a file-size limit (ulimit -f) the kernel's default is to kill the
      * process with SIGXFSZ, leaving a .tmp behind and no message; ignored, the
@@ -141,8 +188,11 @@ static int run(int argc, char **argv) {
         printf("qat %s\n%s\n", QAT_VERSION, cpu);
         return 0;
     }
-    for (size_t i = 0; i < sizeof COMMANDS / sizeof *COMMANDS; i++)
-        if (!strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].main(argc - 1, argv + 1);
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof *COMMANDS; i++) {
+        if (strcmp(argv[1], COMMANDS[i].name)) continue;
+        if (repeated_option(argv[1], argc, argv)) return 2;
+        return COMMANDS[i].main(argc - 1, argv + 1);
+    }
     fprintf(stderr, "qat: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;

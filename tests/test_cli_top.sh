@@ -77,13 +77,35 @@ if [ -z "$h1" ] || [ "$h1" != "$h2" ] || ! grep -q "weights int4@g32@h32 (estima
   echo "FAIL: runs from a config and from its printed text resolve differently:"; echo "$h1"; echo "$h2"; fails=$((fails + 1))
 fi
 
-# A reader that is gone before the result is written (`qat sample ... | true`): every command
-# that prints a result exits 1 with one line, as for a full disk (before: killed by SIGPIPE,
-# exit 141, no message). The reader exits first: the command starts 0.3 s after it.
 ckpt="$tmp/P/p/ckpt.h5"
 "$qat" data synth --tokens 1000 --val 0 -o "$tmp/s.bin" >/dev/null
 awk 'BEGIN { print "N,D,loss"; for (i = 0; i < 12; i++) { n = 1e6 * 2 ^ (i % 4); d = 2e7 * 2 ^ int(i / 4);
   printf "%g,%g,%g\n", n, d, 400 / n ^ 0.34 + 410 / d ^ 0.28 + 1.7 } }' > "$tmp/runs.csv"
+
+# An option given twice is exit 2 naming it, for every command, before any work (before: the
+# last one won without a word); --set, --fix, --exclude and --where add to a list and may repeat.
+expect 2 "qat: data pack: -o given twice" data pack "$tmp/p.yaml" -o "$tmp/p8.bin" -o "$tmp/p9.bin"
+[ -e "$tmp/p8.bin" ] || [ -e "$tmp/p9.bin" ] && { echo "FAIL: data pack -o -o wrote a file"; fails=$((fails + 1)); }
+expect 2 "qat: data synth: --out given twice (as -o and --out)" data synth --tokens 100 -o "$tmp/q.bin" --out="$tmp/r.bin"
+expect 2 "qat: data synth: --tokens given twice" data synth --tokens 100 --tokens=200 -o "$tmp/q.bin"
+expect 2 "qat: sample: --tokens given twice" sample --checkpoint "$ckpt" --tokens 5 --tokens 6
+expect 2 "qat: grads: --compare given twice" grads --checkpoint "$ckpt" --out "$tmp/g2.h5" --compare int4 --compare int2
+expect 2 "qat: eval: --data given twice" eval --checkpoint "$ckpt" --data synthetic --data english
+expect 2 "qat: eval: --json given twice" eval --checkpoint "$ckpt" --json --json
+expect 2 "qat: train: --out given twice" train "$tmp/p.yaml" --out "$tmp/A" --out "$tmp/B" --print-config
+expect 2 "qat: capacity: --seed given twice" capacity int4 --seed 1 --seed 2
+expect 2 "qat: fit: --law given twice" fit "$tmp/runs.csv" --law unified --law chinchilla
+expect 2 "qat: sweep: --jobs given twice" sweep "$tmp/none.yaml" --jobs 1 --jobs 2
+expect 2 "qat: plot: --kind given twice" plot "$tmp/none.h5" --kind law --kind capacity -o "$tmp/x.svg"
+expect 0 "seed: 3 " train "$tmp/p.yaml" --set train.lr=1e-3 --set=seed=3 --print-config
+expect 0 "usage: qat sample" sample --tokens 5 --tokens 6 --help
+for f in "$tmp/A" "$tmp/B" "$tmp/q.bin" "$tmp/r.bin" "$tmp/g2.h5"; do
+  [ -e "$f" ] && { echo "FAIL: a refused command wrote $f"; fails=$((fails + 1)); }
+done
+
+# A reader that is gone before the result is written (`qat sample ... | true`): every command
+# that prints a result exits 1 with one line, as for a full disk (before: killed by SIGPIPE,
+# exit 141, no message). The reader exits first: the command starts 0.3 s after it.
 closed_reader() { # closed_reader ARGS...: qat ARGS with its stdout a pipe whose reader has exited
   local rc err
   (sleep 0.3; exec "$qat" "$@") 2>"$tmp/pipe.err" | true; rc=${PIPESTATUS[0]}
