@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -64,8 +65,31 @@ static const char *kind_name(qat_out_kind k) {
     case QAT_OUT_CKPT: return "a qat checkpoint (ckpt.h5)";
     case QAT_OUT_GRADS: return "a qat gradients file (qat grads)";
     case QAT_OUT_FIT: return "a qat fit (FIT.h5)";
+    case QAT_OUT_SHARD: return "an llm.c token shard";
+    case QAT_OUT_SVG: return "an SVG image";
+    case QAT_OUT_PLAIN: return "a text file";
     default: return "an HDF5 file";
     }
+}
+
+/* What a file that is not HDF5 is, from its first 4 KiB: *kind a plain kind
+ * qat writes when it is one (else QAT_OUT_H5_OTHER: none of them), and the
+ * words for a message. A file too short to tell is text if it holds no NUL. */
+static const char *plain_kind(const char *path, qat_out_kind *kind) {
+    unsigned char b[4096];
+    *kind = QAT_OUT_H5_OTHER;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) return "an unreadable file";
+    ssize_t n = read(fd, b, sizeof b);
+    close(fd);
+    if (n < 0) return "an unreadable file";
+    uint32_t w0 = n >= 8 ? (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24 : 0;
+    uint32_t w1 = n >= 8 ? (uint32_t)b[4] | (uint32_t)b[5] << 8 | (uint32_t)b[6] << 16 | (uint32_t)b[7] << 24 : 0;
+    if (w0 == 20240520u && w1 == 1) return *kind = QAT_OUT_SHARD, kind_name(QAT_OUT_SHARD); /* data/shard.h */
+    if (n >= 2 && b[0] == 0x1f && b[1] == 0x8b) return "gzip data";
+    if (memchr(b, 0, (size_t)n)) return "a binary file";
+    if (memmem(b, (size_t)n, "<svg", 4)) return *kind = QAT_OUT_SVG, kind_name(QAT_OUT_SVG);
+    return *kind = QAT_OUT_PLAIN, kind_name(QAT_OUT_PLAIN);
 }
 
 /* HDF5's signature, at 0 or (after a user block) at 512, 1024, 2048, ... */
@@ -118,6 +142,15 @@ int qat_out_check_as(const char *path, qat_out_kind kind, const char *const *inp
     if (g_probe) have = g_probe(path, h5, &live);
     if (h5 && have != kind)
         return qat_fail(QAT_EINPUT, "%s: is %s; refusing to replace it", path, kind_name(have));
+    /* A command replaces a file of its own kind only: `data pack -o a.txt.gz`
+     * replaced a gzip text file with a shard, `grads --out notes.txt` a text
+     * file with HDF5. An empty file has nothing to lose. */
+    if (!h5 && st.st_size > 0) {
+        const char *what = plain_kind(path, &have);
+        if (have != kind)
+            return qat_fail(QAT_EINPUT, "%s: is %s, not %s (what this command writes); refusing to replace it: "
+                            "choose another output, or move the file away", path, what, kind_name(kind));
+    }
     return live_refused(path, kind, live);
 }
 

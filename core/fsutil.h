@@ -10,9 +10,9 @@
  *     (dangling or not: replacing the link by a file is never what was meant),
  *     an existing path that is not a regular file (a directory, a device, a
  *     FIFO), a path that is one of the command's inputs (same device and
- *     inode, however it is spelled), an HDF5 file of another kind than the
- *     command writes (a run log, a checkpoint, ... see qat_out_kind) and a
- *     file in a run directory a training is writing (its run.h5.lock held)
+ *     inode, however it is spelled), a file of another kind than the command
+ *     writes (another HDF5 kind, a text file where a shard goes, ... see
+ *     qat_out_kind) and a file in a run directory a training is writing (its run.h5.lock held)
  *     are refused with QAT_EINPUT before anything is written;
  *   - the bytes go to a temporary beside the destination (same directory, so
  *     the rename is atomic), which is flushed, fsync'd and renamed over the
@@ -65,12 +65,14 @@ enum {
  * replace a file of its own kind only (fit --out over an older FIT.h5), never
  * another kind of HDF5 file (a run log, a checkpoint of someone's run). */
 typedef enum {
-    QAT_OUT_PLAIN = 0, /* not HDF5: SVG, CSV, a token shard, a script, YAML */
+    QAT_OUT_PLAIN = 0, /* text: CSV, JSON, a script, YAML (told apart from other text by nothing) */
     QAT_OUT_RUNLOG,    /* run.h5 */
     QAT_OUT_CKPT,      /* ckpt.h5 */
     QAT_OUT_GRADS,     /* qat grads --out */
     QAT_OUT_FIT,       /* qat fit --out */
     QAT_OUT_H5_OTHER,  /* an HDF5 file qat does not write */
+    QAT_OUT_SHARD,     /* an llm.c token shard (data pack, data synth), told by its magic and version */
+    QAT_OUT_SVG,       /* an SVG image (plot, fit --svg): text with an <svg element in its first 4 KiB */
 } qat_out_kind;
 
 /* The kind in qat_out_begin's flags. */
@@ -87,12 +89,14 @@ void qat_out_set_probe(qat_out_probe_fn fn);
 /* The checks alone, for a command writing `kind`: QAT_EINPUT when `path` is
  * empty, a symbolic link, exists and is not a regular file, is the same file
  * as one of inputs[0..n_inputs) (NULL entries and inputs that do not exist
- * are ignored), is an HDF5 file of another kind, or lies in a run directory
- * a training is writing (not checked for the training's own run.h5/ckpt.h5
- * kinds, which the run's lock guards). */
+ * are ignored), is a non-empty file of another kind than `kind` (an HDF5 file
+ * of another kind, a text file where a shard or an HDF5 file goes, gzip data
+ * or a shard where text goes, ...), or lies in a run directory a training is
+ * writing (not checked for the training's own run.h5/ckpt.h5 kinds, which the
+ * run's lock guards). An empty file holds nothing to lose: any kind replaces it. */
 int qat_out_check_as(const char *path, qat_out_kind kind, const char *const *inputs, int n_inputs);
 
-/* qat_out_check_as for a QAT_OUT_PLAIN writer. */
+/* qat_out_check_as for a QAT_OUT_PLAIN (text) writer. */
 int qat_out_check(const char *path, const char *const *inputs, int n_inputs);
 
 /* qat_out_check_as (the kind from QAT_OUT_AS in flags), then create the temporary. */

@@ -151,10 +151,10 @@ static int cmd_synth(int argc, char **argv) {
                         vocab, topics, (int64_t)QAT_SYNTH_MIN_VOCAB(topics));
     if (!out) return qat_fail(QAT_EINPUT, "data synth: missing -o OUT.bin (see --help)");
     /* both outputs are checked before the (long) generation, not one after the other */
-    QAT_TRY(qat_out_check(out, NULL, 0));
+    QAT_TRY(qat_out_check_as(out, QAT_OUT_SHARD, NULL, 0));
     if (nval > 0) {
         char *vp = val_path(out);
-        int rc = qat_out_check(vp, NULL, 0);
+        int rc = qat_out_check_as(vp, QAT_OUT_SHARD, NULL, 0);
         free(vp);
         QAT_TRY(rc);
     }
@@ -210,7 +210,7 @@ static int cmd_pack(int argc, char **argv) {
                       "packed twice, and a split of the shard would hold out text it also trains on; expected each "
                       "file once", a + 1, b + 1, files[a], files[b]);
     /* -o may not be one of the text files it is packed from */
-    if (!rc) rc = qat_out_check(out, files, nf);
+    if (!rc) rc = qat_out_check_as(out, QAT_OUT_SHARD, files, nf); /* and replaces only a shard */
     uint16_t *t = NULL;
     int64_t n = 0;
     if (!rc) rc = qat_text_read_files(files, nf, 0, &t, &n, NULL);

@@ -122,7 +122,7 @@ int qat_shard_write(const char *path, const uint16_t *tokens, int64_t count) {
         return qat_fail(QAT_EINPUT, "%s: %lld tokens do not fit one llm.c shard (at most %lld)", path,
                         (long long)count, QAT_SHARD_MAX_TOKENS);
     qat_out o; /* PATH.tmp renamed into place, never over a non-regular file (core/fsutil.h) */
-    QAT_TRY(qat_out_begin(&o, path, 0, NULL, 0));
+    QAT_TRY(qat_out_begin(&o, path, QAT_OUT_AS(QAT_OUT_SHARD), NULL, 0)); /* replaces a shard only */
     FILE *f = qat_out_stream(&o);
     unsigned char h[QAT_SHARD_HEADER_BYTES] = {0};
     put_le32(h, QAT_SHARD_MAGIC);

@@ -341,7 +341,7 @@ static int chen_body(const fit_args *a, const qat_fit_runs *rs) {
         int nf;
         QAT_TRY(qat_fit_input_files(a->inputs, a->n_inputs, &files, &nf));
         int rc = qat_fit_out_dir_check("--svg", a->svg);
-        if (!rc) rc = qat_out_check(a->svg, (const char *const *)files, nf);
+        if (!rc) rc = qat_out_check_as(a->svg, QAT_OUT_SVG, (const char *const *)files, nf);
         for (int i = 0; i < nf; i++) free(files[i]);
         free(files);
         QAT_TRY(rc);
@@ -531,7 +531,7 @@ int qat_plot_main(int argc, char **argv) {
         return qat_report(qat_fail(QAT_EINPUT, "-o -: the figure is written to a file only; give a file name (e.g. "
                                    "-o %s.svg)", kind));
     const char *inputs[1] = {in};
-    if ((rc = qat_fit_out_dir_check("-o", out)) || (rc = qat_out_check(out, inputs, 1))) return qat_report(rc);
+    if ((rc = qat_fit_out_dir_check("-o", out)) || (rc = qat_out_check_as(out, QAT_OUT_SVG, inputs, 1))) return qat_report(rc);
     qat_fit_h5 f;
     if ((rc = qat_fit_h5_read(in, &f))) return qat_report(rc);
     rc = qat_fit_plot(&f, in, k, out, stdout);

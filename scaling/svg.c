@@ -36,7 +36,7 @@ static void escaped(FILE *o, const char *t) {
 int qat_svg_begin(qat_svg *s, const char *path, const char *src, double W, double H, const char *title,
                   const char *subtitle) {
     memset(s, 0, sizeof *s);
-    QAT_TRY(qat_out_begin(&s->file, path, 0, &src, src ? 1 : 0));
+    QAT_TRY(qat_out_begin(&s->file, path, QAT_OUT_AS(QAT_OUT_SVG), &src, src ? 1 : 0)); /* replaces an SVG only */
     s->out = qat_out_stream(&s->file);
     s->W = W;
     s->H = H;

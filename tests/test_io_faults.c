@@ -10,7 +10,9 @@
  *   - an output that is one of the command's inputs (by inode: a hard link
  *     counts) is refused with exit 2 and the input is unchanged;
  *   - another run's run.h5/ckpt.h5, any HDF5 file of another kind than the
- *     command writes, a file in a run directory whose run.h5.lock is held and
+ *     command writes, any other file of another kind (a text or gzip file
+ *     where a shard, an SVG or HDF5 goes, a shard or an SVG where a CSV goes),
+ *     a file in a run directory whose run.h5.lock is held and
  *     a symbolic link (dangling or not) are refused with exit 2 and left as
  *     they were, by every writer; a command may replace its own kind;
  *   - `--out ''` and a NUL inside a YAML value are usage errors (exit 2);
@@ -35,6 +37,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,6 +156,28 @@ static int lines_of(const char *s) {
 }
 
 static int is_root(void) { return geteuid() == 0; }
+
+/* An HDF5 file with two groups, which is all the destination probe
+ * (runlog/h5util.c) tells the kinds by: a small stand-in for a fit or a
+ * gradients file. */
+static void h5_with_groups(const char *path, const char *g1, const char *g2) {
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    assert_true(f >= 0);
+    H5Gclose(H5Gcreate2(f, g1, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+    H5Gclose(H5Gcreate2(f, g2, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+    H5Fclose(f);
+}
+
+/* An llm.c shard of the three tokens 'O', 'L', 'D' (docs/data.md). */
+static void old_shard(const char *path) {
+    int32_t h[256] = {20240520, 1, 3};
+    uint16_t t[3] = {'O', 'L', 'D'};
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    fwrite(h, sizeof h, 1, f);
+    fwrite(t, sizeof t, 1, f);
+    fclose(f);
+}
 
 /* ------------------------------------------------------------- fixtures */
 
@@ -393,6 +418,61 @@ static void test_foreign_live_and_linked_destination(void **state) {
     assert_non_null(strstr(g_err, "is a symbolic link"));
 }
 
+/* A file of another kind than the command writes is never replaced: `data pack
+ * -o a.txt.gz` replaced a gzip text file with a shard, `grads --out a.txt` a
+ * text file with HDF5, exit 0. A file of the command's own kind, or an empty
+ * one, is replaced. */
+static void test_other_kind_destination(void **state) {
+    (void)state;
+    write_text(at("kind.txt"), "a text file someone keeps\n");
+    assert_int_equal(qat_test_popen(NULL, 1, "gzip -c '%s' > '%s'", at("kind.txt"), at("kind.txt.gz")), 0);
+    old_shard(at("kind.bin"));
+    write_text(at("kind.svg"), "<?xml version=\"1.0\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\"></svg>\n");
+    /* at() keeps 8 paths at a time: the arguments get their own */
+    char text[1200], ckpt[1200], csv[1200], fit[1200], sweep[1200];
+    snprintf(text, sizeof text, "%s", at("text.txt"));
+    snprintf(ckpt, sizeof ckpt, "%s", at("R/t/ckpt.h5"));
+    snprintf(csv, sizeof csv, "%s", at("runs.csv"));
+    snprintf(fit, sizeof fit, "%s", at("fit.h5"));
+    snprintf(sweep, sizeof sweep, "%s", at("sweep.yaml"));
+    struct { const char *dest, *want; char *args[12]; } cases[] = {
+        {"kind.txt.gz", "is gzip data, not an llm.c token shard", {"data", "pack", text, "-o", NULL}},
+        {"kind.txt", "is a text file, not an llm.c token shard", {"data", "pack", text, "-o", NULL}},
+        {"kind.txt", "is a text file, not an llm.c token shard", {"data", "synth", "--tokens", "100", "--val", "0", "-o", NULL}},
+        {"kind.txt", "is a text file, not a qat gradients file", {"grads", "--checkpoint", ckpt, "--out", NULL}},
+        {"kind.bin", "is an llm.c token shard, not a qat gradients file", {"grads", "--checkpoint", ckpt, "--out", NULL}},
+        {"kind.txt", "is a text file, not a qat fit", {"fit", csv, "--no-loo", "--out", NULL}},
+        {"kind.txt", "is a text file, not an SVG image", {"plot", fit, "--kind", "law", "-o", NULL}},
+        {"kind.bin", "is an llm.c token shard, not a text file", {"fit", csv, "--no-loo", "--csv", NULL}},
+        {"kind.svg", "is an SVG image, not a text file", {"fit", csv, "--no-loo", "--csv", NULL}},
+        {"kind.txt.gz", "is gzip data, not a text file", {"sweep", sweep, "--emit-slurm", NULL}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char dest[1200];
+        snprintf(dest, sizeof dest, "%s", at(cases[i].dest));
+        int k = 0;
+        while (cases[i].args[k]) k++;
+        cases[i].args[k] = dest;
+        cases[i].args[k + 1] = NULL;
+        size_t n0 = 0, n1 = 0;
+        char *before = slurp(dest, &n0);
+        int rc = qat_lim(0, cases[i].args);
+        printf("  %s %s: exit %d: %s", cases[i].args[0], cases[i].dest, rc, g_err);
+        assert_int_equal(rc, 2);
+        assert_int_equal(lines_of(g_err), 1);
+        assert_non_null(strstr(g_err, cases[i].want));
+        char *after = slurp(dest, &n1);
+        assert_true(before && after && n0 == n1 && !memcmp(before, after, n0));
+        free(before);
+        free(after);
+    }
+    /* its own kind, or an empty file, is replaced */
+    assert_int_equal(QAT("data", "pack", (char *)at("text.txt"), "-o", (char *)at("kind.bin")), 0);
+    assert_int_equal(QAT("plot", (char *)at("fit.h5"), "--kind", "law", "-o", (char *)at("kind.svg")), 0);
+    write_text(at("empty.out"), "");
+    assert_int_equal(QAT("grads", "--checkpoint", (char *)at("R/t/ckpt.h5"), "--out", (char *)at("empty.out")), 0);
+}
+
 /* ------------------------------------------- #6 and a NUL in a value */
 
 static void test_empty_output_and_nul(void **state) {
@@ -419,9 +499,10 @@ static void test_empty_output_and_nul(void **state) {
 
 /* --------------------------------------- #12: outputs on a full disk */
 
-/* Each output command with a destination that already holds "OLD", run with
- * `limit` (RLIMIT_FSIZE bytes; 0: none, the file system itself is full):
- * exit 1, one line naming the destination and `why`, "OLD" kept, no temporary. */
+/* Each output command with a destination that already holds an older file of
+ * its kind (old_outputs), run with `limit` (RLIMIT_FSIZE bytes; 0: none, the
+ * file system itself is full): exit 1, one line naming the destination and
+ * `why`, the old file kept, no temporary. */
 static void outputs_fail_cleanly(const char *dir, long limit, const char *why) {
     struct { const char *name; char *args[12]; } cases[] = {
         {"fig.svg", {"plot", (char *)at("fit.h5"), "--kind", "law", "-o", NULL}},
@@ -439,6 +520,9 @@ static void outputs_fail_cleanly(const char *dir, long limit, const char *why) {
         while (cases[i].args[k]) k++;
         cases[i].args[k] = dest;
         cases[i].args[k + 1] = NULL;
+        size_t n0 = 0, n1 = 0;
+        char *before = slurp(dest, &n0);
+        assert_non_null(before);
         int rc = qat_lim(limit, cases[i].args);
         printf("  %s %s (%s): exit %d: %s", cases[i].args[0], cases[i].name, why, rc, g_err);
         assert_int_equal(rc, 1);
@@ -446,22 +530,31 @@ static void outputs_fail_cleanly(const char *dir, long limit, const char *why) {
         assert_non_null(strstr(g_err, dest));
         assert_non_null(strstr(g_err, why));
         assert_null(strstr(g_err, "HDF5"));
-        size_t n;
-        char *old = slurp(dest, &n);
+        char *old = slurp(dest, &n1);
         assert_non_null(old);
-        assert_string_equal(old, "OLD");
+        assert_true(n0 == n1 && !memcmp(before, old, n0));
         free(old);
+        free(before);
         assert_int_equal(access(tmp, F_OK), -1);
     }
 }
 
+/* Older outputs, each of the kind its command writes (a command replaces its
+ * own kind only, docs/cli.md "Output files"). */
 static void old_outputs(const char *dir) {
-    const char *names[] = {"fig.svg", "fit.csv", "fit2.h5", "grads.h5", "text.bin", "syn.bin"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        char p[1200];
-        snprintf(p, sizeof p, "%s/%s", dir, names[i]);
-        write_text(p, "OLD");
-    }
+    char p[1200];
+    snprintf(p, sizeof p, "%s/fig.svg", dir);
+    write_text(p, "<svg xmlns=\"http://www.w3.org/2000/svg\">OLD</svg>\n");
+    snprintf(p, sizeof p, "%s/fit.csv", dir);
+    write_text(p, "OLD");
+    snprintf(p, sizeof p, "%s/fit2.h5", dir);
+    h5_with_groups(p, "runs", "pairs");
+    snprintf(p, sizeof p, "%s/grads.h5", dir);
+    h5_with_groups(p, "grads", "batch");
+    snprintf(p, sizeof p, "%s/text.bin", dir);
+    old_shard(p);
+    snprintf(p, sizeof p, "%s/syn.bin", dir);
+    old_shard(p);
 }
 
 /* An output file that cannot be created is an I/O failure, exit 1, in one line
@@ -844,6 +937,7 @@ int main(void) {
         cmocka_unit_test(test_nonregular_destination),
         cmocka_unit_test(test_output_is_input),
         cmocka_unit_test(test_foreign_live_and_linked_destination),
+        cmocka_unit_test(test_other_kind_destination),
         cmocka_unit_test(test_empty_output_and_nul),
         cmocka_unit_test(test_outputs_on_a_full_disk),
         cmocka_unit_test(test_outputs_that_cannot_be_created),

@@ -390,14 +390,15 @@ static void test_help_and_bad_input(void **state) {
     char runlog[600];
     snprintf(runlog, sizeof runlog, "%s/runs/abc/run.h5", g_tmp);
     expect_2((char *[]){"eval", "--checkpoint", runlog, NULL}, "is a run log (run.h5), not a checkpoint");
-    /* grads' --out naming the text it reads its batch from: refused, the text kept */
+    /* grads' --out naming the text it reads its batch from: refused, the text kept (as a text
+     * file, which grads never replaces, before the config that names it as an input is read) */
     static char before[4096], after[4096];
     char set_text[600];
     snprintf(set_text, sizeof set_text, "data.text=%s", text);
     slurp(text, before, sizeof before);
     expect_2((char *[]){"grads", "--checkpoint", g_abc, "--set", "data.source=text", "--set", set_text, "--out", text,
                         NULL},
-             "is also an input");
+             "is a text file, not a qat gradients file (qat grads)");
     slurp(text, after, sizeof after);
     assert_string_equal(before, after);
     /* control bytes are escaped, newline and tab kept; an empty prompt is allowed */
