@@ -213,6 +213,9 @@ static int check_side(const qat_config *cfg, const qat_compress_side *side, cons
 }
 
 int qat_est_check_config(const qat_config *cfg) {
+    /* a run made before this check (a resume, a sweep over its directory) is taken as
+     * made: refusing it would strand its checkpoint (core/config.h, stored) */
+    if (cfg->stored) return QAT_OK;
     qat_config *d = qat_xmalloc(sizeof *d); /* the key table's defaults: one source of truth */
     qat_config_defaults(d);
     int rc = check_side(cfg, &cfg->weights, &d->weights, 1);

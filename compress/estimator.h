@@ -101,7 +101,8 @@ int qat_est_resolve(const qat_fmt *f, const qat_compress_side *side, int is_weig
  * every key, loads back, and a checkpoint's stored settings under a new
  * estimator (`qat eval --set compress.weights.estimator=trust`) are not the
  * user's doing. A side whose format or estimator is refused is left to the
- * check that refuses it. WHERE is the key's own line or --set. */
+ * check that refuses it. WHERE is the key's own line or --set. A config marked
+ * stored (a run already on disk: core/config.h) passes as it was made. */
 int qat_est_check_config(const qat_config *cfg);
 
 #endif

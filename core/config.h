@@ -106,6 +106,8 @@ typedef struct {
     /* Not a key: the command-line option that replaced the config's data (`qat eval --data`),
      * which data/'s messages name instead of a key the user never wrote; "" otherwise. */
     char option[16];
+    /* Not a key: qat_config.stored, mirrored for data/, which sees only this struct. */
+    int stored;
 } qat_data_cfg;
 
 /* Learning-rate schedules (optim/schedule.c computes them; docs/model.md). The
@@ -159,7 +161,17 @@ typedef struct qat_config {
         int32_t line, col; /* 1-based position in source_path; 0 = not from the file */
         int32_t set;       /* n >= 1: given by the n-th --set override (or a sweep's grid) */
     } key_at[QAT_CONFIG_KEYS_MAX];
+    /* Not a key: 1 when this is the config of a run already on disk (a --resume that finds
+     * its checkpoint, eval/grads/sample of a checkpoint, a sweep's run whose directory holds
+     * one), set by qat_config_mark_stored. Checks added after a run could have been made
+     * (an option without effect, one data file twice) refuse new runs only: such a run is
+     * taken as it was made, or its user could neither resume nor evaluate it. */
+    int stored;
 } qat_config;
+
+/* Mark cfg as the config of a run already on disk (qat_config.stored, and its mirror
+ * in cfg->data). */
+void qat_config_mark_stored(qat_config *cfg);
 
 /* Where `key` got its value, for a message prefix: "FILE:LINE:COL" when the file gave
  * it, "--set KEY=VALUE" (the value in effect) when an override did, else qat_config_source(cfg). `key` may also be
@@ -175,7 +187,7 @@ const char *qat_config_where(const qat_config *cfg, const char *key, char *buf, 
 const char *qat_config_where_last(const qat_config *cfg, const char *const *keys, char *buf, size_t n);
 
 /* Clear what records where the values came from (source_path, data.shards_at and
- * val_shards_at, data.option, key_at),
+ * val_shards_at, data.option, key_at, stored),
  * so that two configs with the same values compare equal with memcmp. */
 void qat_config_forget_origin(qat_config *cfg);
 

@@ -455,7 +455,10 @@ void qat_config_forget_origin(qat_config *cfg) {
     memset(cfg->data.val_shards_at, 0, sizeof cfg->data.val_shards_at);
     memset(cfg->data.option, 0, sizeof cfg->data.option);
     memset(cfg->key_at, 0, sizeof cfg->key_at);
+    cfg->stored = cfg->data.stored = 0;
 }
+
+void qat_config_mark_stored(qat_config *cfg) { cfg->stored = cfg->data.stored = 1; }
 
 static void record_data_positions(qat_config *cfg, const qat_loader *L) {
     char buf[sizeof cfg->data.shards_at];

@@ -114,6 +114,7 @@ int qat_data_same_file(const char *const *paths, int n, int *first, int *second)
  * globs' matches before any token is read; a glob that matches nothing is
  * left to load_shards to report. */
 static int shards_distinct(const qat_data_cfg *cfg) {
+    if (cfg->stored) return QAT_OK; /* a run made before this check is read as made (core/config.h) */
     char **tp = NULL, **vp = NULL;
     int nt = 0, nv = 0, rc = QAT_OK;
     if (qat_shard_glob(cfg->shards, &tp, &nt)) { qat_clear_error(); return QAT_OK; }
@@ -289,7 +290,7 @@ static int open_text(qat_dataset *ds, const qat_data_cfg *cfg) {
     /* one file twice puts the held-out blocks of one copy among the training
      * tokens of the other: validation would score text the model trained on */
     int a, b;
-    if (qat_data_same_file(files, cfg->n_text, &a, &b))
+    if (!cfg->stored && qat_data_same_file(files, cfg->n_text, &a, &b))
         return qat_fail(QAT_EINPUT, "data.text: entries %d and %d (%s and %s) are the same file: the held-out blocks "
                         "of one copy would be training tokens of the other; expected each file once", a + 1, b + 1,
                         files[a], files[b]);

@@ -698,6 +698,14 @@ int qat_sweep_run_config(const qat_sweep *sw, int run, qat_config *cfg) {
     if (!rc && !sw->base_node)
         snprintf(cfg->source_path, sizeof cfg->source_path, "%s", sw->base_path[0] ? sw->base_path : sw->path);
     if (!rc) {
+        /* a run whose directory holds a checkpoint was made already: checks added since
+         * refuse new runs only (core/config.h, stored), so an upgrade does not turn a
+         * completed run into a failure nor strand an interrupted one */
+        char ck[QAT_PATH_MAX * 2 + 16];
+        snprintf(ck, sizeof ck, "%s/%s/ckpt.h5", sw->out, qat_sweep_run_name(sw, run));
+        if (access(ck, F_OK) == 0) qat_config_mark_stored(cfg);
+    }
+    if (!rc) {
         /* What the worker would refuse once it builds the model (heads against a
          * preset's width, a Hadamard block against the linears' widths, a token
          * budget against whole steps) is this run's failure now, before anything

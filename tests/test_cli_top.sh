@@ -62,6 +62,25 @@ done
 expect 2 "compress.weights.trust: 0.5 has no effect with estimator ste" train "$tmp/p.yaml" --print-config \
   --set compress.weights.format=int4 --set compress.weights.estimator=ste --set compress.weights.trust=0.5
 expect 0 'group: 16' train "$tmp/p.yaml" --print-config --set compress.weights.format=int4 --set compress.weights.group=16
+# ...but a run already on disk is taken as it was made (a run made before the check could
+# otherwise never be resumed, and a sweep over it would turn its completed runs into failures):
+# with its checkpoint present, --resume passes the check and the stored config decides (here the
+# key differs from the stored run's, so the config comparison answers, not the check)
+expect 0 "" train "$tmp/p.yaml" --out "$tmp/S" --stop-after 1 --quiet
+expect 2 "compress.weights.pv_tau: 0.01 -> 0.5" train "$tmp/p.yaml" --out "$tmp/S" --resume --quiet \
+  --set compress.weights.format=int4 --set compress.weights.pv_tau=0.5 --set compress.weights.estimator=trust
+expect 2 "compress.weights.pv_tau: 0.5 has no effect with estimator trust" train "$tmp/p.yaml" --out "$tmp/S2" --quiet \
+  --set compress.weights.format=int4 --set compress.weights.pv_tau=0.5 --set compress.weights.estimator=trust
+# the same for a sweep over a directory whose run has a checkpoint: its config is compared with
+# the stored one (the run is kept, "completed under another config"), not refused as invalid
+printf 'base: {model: {preset: s1, seq_len: 32}, data: {source: synthetic}, threads: 1, %s}\ngrid: {seed: [0]}\nout: %s\n' \
+  'train: {tokens: 4096, batch_tokens: 1024, eval_tokens: 1024}' "$tmp/SW" > "$tmp/sw1.yaml"
+sed 's/threads: 1,/threads: 1, compress: {weights: {group: 32}},/' "$tmp/sw1.yaml" > "$tmp/sw2.yaml"
+expect 0 "1 completed" sweep "$tmp/sw1.yaml"
+out=$("$qat" sweep "$tmp/sw2.yaml" --dry-run 2>&1)
+if grep -q "has no effect" <<<"$out" || ! grep -q "another config" <<<"$out"; then
+  echo "FAIL: a sweep over a completed run refused it as invalid:"; echo "$out" | tail -4; fails=$((fails + 1))
+fi
 # --print-config's text is the config with every key, automatic values as given (it said "fully
 # resolved" while printing estimator "" and a preset's dim 0): printed, loaded back and printed
 # again it is the same text, and a run from either resolves the same (its header lines)

@@ -274,6 +274,7 @@ int qat_load_checkpoint_model(const char *path, const char *const *sets, int n_s
     rc = qat_runio_stored_config(yaml, path, cfg);
     free(yaml);
     if (rc) return rc;
+    qat_config_mark_stored(cfg); /* checks newer than the run refuse new runs only */
     /* The stored config was valid (a run trained with it): whatever fails from here
      * on fails because of an override, and the message names it, not the checkpoint. */
     qat_config stored = *cfg;

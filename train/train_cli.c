@@ -129,6 +129,13 @@ int qat_train_main(int argc, char **argv) {
                                        "shorter one", opts.init, sizeof cfg.train.init - 1));
         snprintf(cfg.train.init, sizeof cfg.train.init, "%s", opts.init);
     }
+    /* A --resume that finds its checkpoint continues a run already made: checks added
+     * since refuse new runs only (core/config.h, stored), or the run could never go on */
+    if (opts.resume && !print_config) {
+        char ck[QAT_PATH_MAX * 2 + 16];
+        snprintf(ck, sizeof ck, "%s/%s/ckpt.h5", opts.out_dir ? opts.out_dir : "runs", cfg.name);
+        if (access(ck, F_OK) == 0) qat_config_mark_stored(&cfg);
+    }
     if ((rc = qat_train_validate(&cfg))) return qat_report(blame_override(path, sets, n_set, rc));
     if (print_config) {
         char *y = qat_config_to_yaml(&cfg);
