@@ -870,6 +870,26 @@ static void test_truncated_run_log_on_resume(void **state) {
     assert_int_equal(QAT("train", cfg, "--out", runs, "--quiet", "--resume"), 0);
     assert_non_null(strstr(g_err, "is missing; resuming from"));
     assert_int_equal(access(rl, F_OK), 0);
+
+    /* overwritten with text: the output-kind rule refuses to replace it, and says
+     * the way on for a resume too (it said only "choose another output") */
+    char runs2[1200], rl2[1300];
+    snprintf(runs2, sizeof runs2, "%s", at("TR2"));
+    snprintf(rl2, sizeof rl2, "%s/t/run.h5", runs2);
+    assert_int_equal(QAT("train", cfg, "--out", runs2, "--quiet", "--stop-after", "12"), 0);
+    write_text(rl2, "notes, not a run log\n");
+    assert_int_equal(QAT("train", cfg, "--out", runs2, "--quiet", "--resume"), 2);
+    printf("  resume over a run log overwritten with text: %s", g_err);
+    assert_non_null(strstr(g_err, "move "));
+    assert_non_null(strstr(g_err, "aside and --resume again"));
+    struct stat st2;
+    assert_int_equal(stat(rl2, &st2), 0);
+    assert_int_equal(st2.st_size, 21); /* left as it was */
+    /* emptied (0 bytes): no series to keep, so it is a missing log, recreated from
+     * the checkpoint (it was replaced by an empty log and then refused) */
+    assert_int_equal(truncate(rl2, 0), 0);
+    assert_int_equal(QAT("train", cfg, "--out", runs2, "--quiet", "--resume"), 0);
+    assert_non_null(strstr(g_err, "is missing; resuming from"));
 }
 
 /* --------------------------------------------- stdout that cannot be written */

@@ -355,11 +355,25 @@ int qat_runio_open(qat_runio *io, const char *dir, const qat_config *cfg, qat_mo
      * between, and this one would then overwrite what that one wrote. */
     /* run.h5 and ckpt.h5 are read before they are written: a FIFO or a device
      * there would block the read or be replaced, so refuse it first. */
-    QAT_TRY(qat_out_check_as(runpath, QAT_OUT_RUNLOG, NULL, 0));
+    int rc0 = qat_out_check_as(runpath, QAT_OUT_RUNLOG, NULL, 0);
+    if (rc0 && resume && file_exists(io->ckpt)) {
+        /* another kind of file where the run log was (overwritten by hand or by a
+         * tool): never replaced, but the run goes on from its checkpoint once the
+         * file is moved aside, which "choose another output" does not tell */
+        char msg[4096];
+        snprintf(msg, sizeof msg, "%s", qat_errmsg());
+        return qat_fail(rc0, "%s; to continue from %s, move %s aside and --resume again (a new run log is started)",
+                        msg, io->ckpt, runpath);
+    }
+    QAT_TRY(rc0);
     QAT_TRY(qat_out_check_as(io->ckpt, QAT_OUT_CKPT, NULL, 0));
     int lock_fd;
     QAT_TRY(qat_runlog_lock(runpath, &lock_fd, NULL));
-    int have_ckpt = file_exists(io->ckpt), have_log = file_exists(runpath);
+    /* an empty run.h5 (a copy or a disk that stopped at 0 bytes) holds no series:
+     * it is a missing log, recreated from the checkpoint on --resume */
+    struct stat rst;
+    int have_ckpt = file_exists(io->ckpt),
+        have_log = file_exists(runpath) && !(stat(runpath, &rst) == 0 && S_ISREG(rst.st_mode) && rst.st_size == 0);
     int completed = 0;
     int64_t final_tokens = 0; /* of a completed run: what it trained */
     char status[16] = "";
