@@ -103,6 +103,7 @@ typedef struct {
      * two configs with the same values. */
     char shards_at[QAT_PATH_MAX + 96];
     char val_shards_at[QAT_PATH_MAX + 96]; /* the same for data.val_shards */
+    char text_at[QAT_PATH_MAX + 96];       /* the same for a non-empty data.text */
     /* Not a key: the command-line option that replaced the config's data (`qat eval --data`),
      * which data/'s messages name instead of a key the user never wrote; "" otherwise. */
     char option[16];
@@ -186,8 +187,8 @@ const char *qat_config_where(const qat_config *cfg, const char *key, char *buf, 
  * When none was given, qat_config_where of keys[0]. Returns buf. */
 const char *qat_config_where_last(const qat_config *cfg, const char *const *keys, char *buf, size_t n);
 
-/* Clear what records where the values came from (source_path, data.shards_at and
- * val_shards_at, data.option, key_at, stored),
+/* Clear what records where the values came from (source_path, data.shards_at,
+ * val_shards_at and text_at, data.option, key_at, stored),
  * so that two configs with the same values compare equal with memcmp. */
 void qat_config_forget_origin(qat_config *cfg);
 

@@ -453,6 +453,7 @@ void qat_config_forget_origin(qat_config *cfg) {
     memset(cfg->source_path, 0, sizeof cfg->source_path);
     memset(cfg->data.shards_at, 0, sizeof cfg->data.shards_at);
     memset(cfg->data.val_shards_at, 0, sizeof cfg->data.val_shards_at);
+    memset(cfg->data.text_at, 0, sizeof cfg->data.text_at);
     memset(cfg->data.option, 0, sizeof cfg->data.option);
     memset(cfg->key_at, 0, sizeof cfg->key_at);
     cfg->stored = cfg->data.stored = 0;
@@ -470,6 +471,10 @@ static void record_data_positions(qat_config *cfg, const qat_loader *L) {
     if (cfg->data.val_shards[0] && (L->where[ki].line || L->where[ki].set))
         qat_config_copy_str(cfg->data.val_shards_at, sizeof cfg->data.val_shards_at,
                             qat_config_where_given(cfg, L, "data.val_shards", buf, sizeof buf));
+    ki = qat_config_key_find("data.text");
+    if (cfg->data.n_text && (L->where[ki].line || L->where[ki].set))
+        qat_config_copy_str(cfg->data.text_at, sizeof cfg->data.text_at,
+                            qat_config_where_given(cfg, L, "data.text", buf, sizeof buf));
 }
 
 /* Defaults, then the text (or, when `node` is given, that node), then the

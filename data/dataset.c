@@ -290,10 +290,14 @@ static int open_text(qat_dataset *ds, const qat_data_cfg *cfg) {
     /* one file twice puts the held-out blocks of one copy among the training
      * tokens of the other: validation would score text the model trained on */
     int a, b;
-    if (!cfg->stored && qat_data_same_file(files, cfg->n_text, &a, &b))
-        return qat_fail(QAT_EINPUT, "data.text: entries %d and %d (%s and %s) are the same file: the held-out blocks "
-                        "of one copy would be training tokens of the other; expected each file once", a + 1, b + 1,
-                        files[a], files[b]);
+    if (!cfg->stored && qat_data_same_file(files, cfg->n_text, &a, &b)) {
+        /* from a config line: name it, as a glob of data.shards is (shards_distinct) */
+        char pos[QAT_PATH_MAX + 100] = "";
+        if (!cfg->option[0] && cfg->text_at[0]) snprintf(pos, sizeof pos, "%s: ", cfg->text_at);
+        return qat_fail(QAT_EINPUT, "%sdata.text: entries %d and %d (%s and %s) are the same file: the held-out blocks "
+                        "of one copy would be training tokens of the other; expected each file once", pos, a + 1,
+                        b + 1, files[a], files[b]);
+    }
     return open_bytes(ds, cfg, files, cfg->n_text, "text");
 }
 

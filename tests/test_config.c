@@ -481,6 +481,7 @@ static void test_round_trip(void **state) {
     /* where each key was written (line:col) is not a value: d has positions, c none */
     for (int i = 0; i < QAT_CONFIG_KEYS_MAX; i++) assert_true(d.key_at[i].line >= 0 && !d.key_at[i].set);
     memset(d.key_at, 0, sizeof d.key_at);
+    memset(d.data.text_at, 0, sizeof d.data.text_at); /* where data.text was written, likewise */
     assert_memory_equal(&c, &d, sizeof c);
     /* Every key appears, block style, grouped. */
     assert_non_null(strstr(yaml, "\ncompress:\n  weights:\n    format: \"2:4+int4\""));

@@ -598,6 +598,17 @@ static void test_same_file_twice(void **state) {
     char want[512];
     snprintf(want, sizeof want, "%s:4:3: data.val_shards \"%s/ov_*.bin\" matches %s, which data.shards", yaml, dir, s0);
     if (strncmp(qat_errmsg(), want, strlen(want))) fail_msg("'%s' does not start with '%s'", qat_errmsg(), want);
+    /* data.text from a YAML file: the message starts at the key's line, as the shards' does */
+    char tyaml[128];
+    sprintf(tyaml, "%s/twice.yaml", dir);
+    f = fopen(tyaml, "w");
+    fprintf(f, "model: {preset: s1}\ndata:\n  text: [\"%s\", \"%s\"]\n", a, hard);
+    fclose(f);
+    qat_config tcfg;
+    assert_int_equal(qat_config_load(tyaml, NULL, 0, &tcfg), QAT_OK);
+    assert_int_equal(qat_dataset_open(&tcfg.data, 256, 8, 0, 0, &ds), QAT_EINPUT);
+    snprintf(want, sizeof want, "%s:3:3: data.text: entries 1 and 2 (%s and %s) are the same file", tyaml, a, hard);
+    if (strncmp(qat_errmsg(), want, strlen(want))) fail_msg("'%s' does not start with '%s'", qat_errmsg(), want);
     /* distinct files are fine */
     snprintf(cfg.data.val_shards, sizeof cfg.data.val_shards, "%s", s1);
     assert_int_equal(qat_dataset_open(&cfg.data, 256, 16, 1e4, 0, &ds), QAT_OK);

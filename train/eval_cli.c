@@ -79,6 +79,7 @@ int qat_eval_main(int argc, char **argv) {
         memset(cfg.data.val_shards, 0, sizeof cfg.data.val_shards);
         memset(cfg.data.shards_at, 0, sizeof cfg.data.shards_at);
         memset(cfg.data.val_shards_at, 0, sizeof cfg.data.val_shards_at);
+        memset(cfg.data.text_at, 0, sizeof cfg.data.text_at);
         cfg.data.n_text = 0;
         /* the data's errors name --data, not data.shards: the user wrote the option */
         snprintf(cfg.data.option, sizeof cfg.data.option, "--data");
