@@ -41,6 +41,8 @@
 #include "compress/format.h"
 #include "core/error.h"
 #include "core/fsutil.h"
+#include "data/dataset.h"
+#include "data/shard.h"
 #include "model/llama.h"
 #include "sweep/names.h"
 #include "train/trainer.h"
@@ -165,6 +167,38 @@ static int move_set_error(const qat_sweep *sw, const char *set, int line, int co
     return qat_fail(QAT_EINPUT, "%s: %s", sw->path, why);
 }
 
+
+/* Whether two values of a key that names files (data.text, or the matches of a
+ * data.shards or data.val_shards glob: a and b, na and nb paths) train on the
+ * same data: as many files, in order each the same file (device and inode,
+ * however spelled: ./t.txt, t.txt, a link; data/dataset.h's
+ * qat_data_same_file). A path that cannot be stat'ed matches nothing here:
+ * the plan says it is missing (qat_sweep_check_text). */
+static int same_files(char *const *a, int na, char *const *b, int nb) {
+    if (na != nb || !na) return 0;
+    for (int k = 0; k < na; k++) {
+        const char *pair[2] = {a[k], b[k]};
+        int x, y;
+        if (strcmp(a[k], b[k]) && !qat_data_same_file(pair, 2, &x, &y)) return 0;
+    }
+    return 1;
+}
+
+/* The files a value of such a key names, once set on cfg (NULL, *n = 0 for
+ * another key, or a glob that matches nothing: its reader says so). */
+static char **value_files(const qat_config *cfg, const char *key, int *n) {
+    char **p = NULL;
+    *n = 0;
+    if (!strcmp(key, "data.text")) {
+        p = qat_xcalloc((size_t)(cfg->data.n_text > 0 ? cfg->data.n_text : 1), sizeof *p);
+        for (int k = 0; k < cfg->data.n_text; k++) p[k] = qat_xstrdup(cfg->data.text[k]);
+        *n = cfg->data.n_text;
+    } else if (!strcmp(key, "data.shards") || !strcmp(key, "data.val_shards")) {
+        const char *glob = key[5] == 's' ? cfg->data.shards : cfg->data.val_shards;
+        if (!glob[0] || qat_shard_glob(glob, &p, n)) qat_clear_error(), p = NULL, *n = 0;
+    }
+    return p;
+}
 /* One grid entry `key: [values]`. */
 static int add_axis(qat_sweep *sw, yaml_document_t *doc, const char *key, yaml_node_t *k, yaml_node_t *v) {
     for (int a = 0; a < sw->n_axes; a++)
@@ -215,6 +249,9 @@ static int add_axis(qat_sweep *sw, yaml_document_t *doc, const char *key, yaml_n
 
     qat_config *tmp = qat_xmalloc(sizeof *tmp);
     char **meaning = qat_xcalloc((size_t)n, sizeof *meaning); /* value_meaning of each value */
+    /* values of a key naming files are also compared by the files (same_files) */
+    char ***files = qat_xcalloc((size_t)n, sizeof *files); /* value_files of each value */
+    int *n_files = qat_xcalloc((size_t)n, sizeof *n_files);
     int rc = QAT_OK;
     for (int j = 0; j < n && !rc; j++) {
         yaml_node_t *e = yaml_document_get_node(doc, v->data.sequence.items.start[j]);
@@ -286,6 +323,15 @@ static int add_axis(qat_sweep *sw, yaml_document_t *doc, const char *key, yaml_n
                 }
         }
         if (!rc) {
+            files[j] = value_files(tmp, first, &n_files[j]);
+            for (int i = 0; i < j && !rc; i++)
+                if (same_files(files[i], n_files[i], files[j], n_files[j]))
+                    rc = fail_mark(sw, e->start_mark, "grid.%s: value %s names the same file%s as %s (line %d:%d): the "
+                                   "two would train the same run twice; expected distinct values", key,
+                                   ax->set[j] + strlen(first) + 1, n_files[j] > 1 ? "s" : "",
+                                   ax->set[i] + strlen(first) + 1, ax->vline[i], ax->vcol[i]);
+        }
+        if (!rc) {
             char lab[QAT_NAME_MAX], both[QAT_NAME_MAX + 64];
             if (!*raw) snprintf(both, sizeof both, "%s_empty", qat_config_key_leaf(key));
             else if (numeric_like(raw)) snprintf(both, sizeof both, "%s%s", qat_config_key_leaf(key), raw);
@@ -297,8 +343,13 @@ static int add_axis(qat_sweep *sw, yaml_document_t *doc, const char *key, yaml_n
         free(raw);
     }
     free(tmp);
-    for (int j = 0; j < n; j++) free(meaning[j]);
+    for (int j = 0; j < n; j++) {
+        free(meaning[j]);
+        qat_shard_free_paths(files[j], n_files[j]);
+    }
     free(meaning);
+    free(files);
+    free(n_files);
     if (rc) return rc;
     /* Distinct values that read the same once sanitized ("2:4", "2/4"): number them. */
     for (int j = 1; j < n; j++)

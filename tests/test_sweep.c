@@ -341,6 +341,48 @@ static void test_errors(void **state) {
     expect_error("gdup6.yaml", "base: {model: {preset: s1}}\ngrid:\n  data.text: [t/corpus.txt, [t/corpus.txt]]\n",
                  "gdup6.yaml:3:29: grid.data.text: value [t/corpus.txt] is t/corpus.txt (line 3:15) written another "
                  "way (both mean [\"t/corpus.txt\"]): the two would train the same run twice; expected distinct values");
+    /* one file under two spellings (./, a link) is one corpus: compared by the files
+     * named (device and inode), entry by entry, not by spelling (config.md: data.text) */
+    {
+        char c1[300], c2[300], ln[300], text[2048], want[2048];
+        snprintf(c1, sizeof c1, "%s/c1.txt", tmpdir);
+        snprintf(c2, sizeof c2, "%s/c2.txt", tmpdir);
+        snprintf(ln, sizeof ln, "%s/c2-link.txt", tmpdir);
+        fclose(fopen(c1, "w"));
+        fclose(fopen(c2, "w"));
+        unlink(ln);
+        assert_int_equal(symlink(c2, ln), 0);
+        int w = (int)strlen(tmpdir);
+        snprintf(text, sizeof text, "base: {model: {preset: s1}}\ngrid:\n  data.text: [%s/c1.txt, %s/./c1.txt]\n",
+                 tmpdir, tmpdir);
+        snprintf(want, sizeof want, "gdup7.yaml:3:%d: grid.data.text: value %s/./c1.txt names the same file as "
+                 "%s/c1.txt (line 3:15): the two would train the same run twice; expected distinct values",
+                 15 + w + 9, tmpdir, tmpdir);
+        expect_error("gdup7.yaml", text, want);
+        snprintf(text, sizeof text, "base: {model: {preset: s1}}\ngrid:\n  data.text: [[%s, %s], [%s/./c1.txt, %s]]\n",
+                 c1, c2, tmpdir, ln);
+        snprintf(want, sizeof want, "gdup8.yaml:3:%d: grid.data.text: value [%s/./c1.txt, %s] names the same files as "
+                 "[%s, %s] (line 3:15): the two would train the same run twice; expected distinct values",
+                 15 + 2 * w + 20, tmpdir, ln, c1, c2);
+        expect_error("gdup8.yaml", text, want);
+        /* another order is another stream; a missing file is the plan's to report */
+        snprintf(text, sizeof text, "base: {model: {preset: s1}}\ngrid:\n  data.text: [[%s, %s], [%s, %s], "
+                 "%s/none.txt, %s/./none.txt]\n", c1, c2, c2, c1, tmpdir, tmpdir);
+        qat_sweep *ok = load_ok("gdup9.yaml", text);
+        assert_int_equal(qat_sweep_run_count(ok), 4);
+        qat_sweep_free(ok);
+        /* a shard glob in two spellings matches the same files (no shard is read) */
+        snprintf(text, sizeof text, "%s/sh", tmpdir);
+        mkdir(text, 0700);
+        snprintf(text, sizeof text, "%s/sh/a.bin", tmpdir);
+        fclose(fopen(text, "w"));
+        snprintf(text, sizeof text, "base: {model: {preset: s1}}\ngrid:\n  data.shards: [\"%s/sh/*.bin\", "
+                 "\"%s/sh/../sh/*.bin\"]\n", tmpdir, tmpdir);
+        snprintf(want, sizeof want, "gdup10.yaml:3:%d: grid.data.shards: value \"%s/sh/../sh/*.bin\" names the same "
+                 "file as \"%s/sh/*.bin\" (line 3:17): the two would train the same run twice; expected distinct "
+                 "values", 17 + w + 13, tmpdir, tmpdir);
+        expect_error("gdup10.yaml", text, want);
+    }
     /* a format that does not parse is an error at its position, not an invalid run */
     {
         qat_sweep *sw = NULL;
