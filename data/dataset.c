@@ -281,23 +281,31 @@ static int open_bytes(qat_dataset *ds, const qat_data_cfg *cfg, const char *cons
     return QAT_OK;
 }
 
+int qat_data_text_distinct(const qat_data_cfg *cfg, const char *at) {
+    /* one file twice puts the held-out blocks of one copy among the training
+     * tokens of the other: validation would score text the model trained on */
+    if (cfg->stored) return QAT_OK; /* a run made before this check is read as made (core/config.h) */
+    const char *files[QAT_MAX_TEXT_FILES];
+    int n = cfg->n_text < QAT_MAX_TEXT_FILES ? cfg->n_text : QAT_MAX_TEXT_FILES;
+    for (int i = 0; i < n; i++) files[i] = cfg->text[i];
+    int a, b;
+    if (!qat_data_same_file(files, n, &a, &b)) return QAT_OK;
+    /* from a config line: name it, as a glob of data.shards is (shards_distinct) */
+    if (!at) at = cfg->option[0] ? "" : cfg->text_at;
+    char pos[QAT_PATH_MAX + 100] = "";
+    if (at[0]) snprintf(pos, sizeof pos, "%s: ", at);
+    return qat_fail(QAT_EINPUT, "%sdata.text: entries %d and %d (%s and %s) are the same file: the held-out blocks "
+                    "of one copy would be training tokens of the other; expected each file once", pos, a + 1, b + 1,
+                    files[a], files[b]);
+}
+
 static int open_text(qat_dataset *ds, const qat_data_cfg *cfg) {
     if (cfg->n_text < 1) return qat_fail(QAT_EINPUT, "data.text: no text files given, expected a list of paths");
     if (cfg->n_text > QAT_MAX_TEXT_FILES)
         return qat_fail(QAT_EINPUT, "data.text: %d files, at most %d", cfg->n_text, QAT_MAX_TEXT_FILES);
     const char *files[QAT_MAX_TEXT_FILES];
     for (int i = 0; i < cfg->n_text; i++) files[i] = cfg->text[i];
-    /* one file twice puts the held-out blocks of one copy among the training
-     * tokens of the other: validation would score text the model trained on */
-    int a, b;
-    if (!cfg->stored && qat_data_same_file(files, cfg->n_text, &a, &b)) {
-        /* from a config line: name it, as a glob of data.shards is (shards_distinct) */
-        char pos[QAT_PATH_MAX + 100] = "";
-        if (!cfg->option[0] && cfg->text_at[0]) snprintf(pos, sizeof pos, "%s: ", cfg->text_at);
-        return qat_fail(QAT_EINPUT, "%sdata.text: entries %d and %d (%s and %s) are the same file: the held-out blocks "
-                        "of one copy would be training tokens of the other; expected each file once", pos, a + 1,
-                        b + 1, files[a], files[b]);
-    }
+    QAT_TRY(qat_data_text_distinct(cfg, NULL));
     return open_bytes(ds, cfg, files, cfg->n_text, "text");
 }
 

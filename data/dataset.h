@@ -91,6 +91,13 @@ const char *qat_dataset_describe(const qat_dataset *ds);
  * reader says why). For data.text, the shard globs and `qat data pack`. */
 int qat_data_same_file(const char *const *paths, int n, int *first, int *second);
 
+/* QAT_EINPUT when two of cfg->text name the same file (qat_data_same_file):
+ * "AT: data.text: entries I and J (A and B) are the same file: ...", AT being
+ * `at` when given (a sweep's grid entry), else cfg->text_at (none under
+ * cfg->option); QAT_OK for a stored config (core/config.h). Reads no file: the
+ * loader checks it first, and a sweep's plan before starting a run. */
+int qat_data_text_distinct(const qat_data_cfg *cfg, const char *at);
+
 /* Unigram entropy (nats) of t[0..n) over ids < vocab; shared by `qat data inspect`. */
 double qat_data_unigram_entropy(const uint16_t *t, int64_t n, int vocab);
 

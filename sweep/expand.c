@@ -804,6 +804,21 @@ int qat_sweep_fail_runs(const qat_sweep *sw, const char *what, const int *runs, 
     return QAT_EINPUT;
 }
 
+/* Where a run's `key` was given: a grid entry of this run (one key, or the
+ * second of a linked pair), else the base, whose position the config kept. */
+static void given_at(const qat_sweep *sw, int run, const qat_config *cfg, const char *key, char *pos, size_t n) {
+    size_t kl = strlen(key);
+    pos[0] = 0;
+    for (int a = 0; a < sw->n_axes && !pos[0]; a++) {
+        int j = qat_sweep_run_value(sw, run, a);
+        const char *v[2] = {sw->axes[a].set[j], sw->axes[a].implied[j]};
+        for (int k = 0; k < 2; k++)
+            if (v[k] && !strncmp(v[k], key, kl) && v[k][kl] == '=')
+                snprintf(pos, n, "%s:%d:%d", sw->path, sw->axes[a].vline[j], sw->axes[a].vcol[j]);
+    }
+    if (!pos[0]) qat_config_where(cfg, key, pos, n);
+}
+
 int qat_sweep_check_init(const qat_sweep *sw, int run, const qat_config *cfg) {
     const char *path = cfg->train.init;
     if (!path[0]) return QAT_OK;
@@ -812,17 +827,25 @@ int qat_sweep_check_init(const qat_sweep *sw, int run, const qat_config *cfg) {
     if (stat(path, &st) || access(path, R_OK)) why = strerror(errno);
     else if (S_ISDIR(st.st_mode)) why = "is a directory";
     if (!why) return QAT_OK;
-    /* where train.init was given: a grid entry of this run (one key, or the second
-     * of a linked pair), else the base, whose position the config kept */
-    char pos[QAT_PATH_MAX + 96] = "";
-    for (int a = 0; a < sw->n_axes && !pos[0]; a++) {
-        int j = qat_sweep_run_value(sw, run, a);
-        const char *v[2] = {sw->axes[a].set[j], sw->axes[a].implied[j]};
-        for (int k = 0; k < 2; k++)
-            if (v[k] && !strncmp(v[k], "train.init=", 11))
-                snprintf(pos, sizeof pos, "%s:%d:%d", sw->path, sw->axes[a].vline[j], sw->axes[a].vcol[j]);
-    }
-    if (!pos[0]) qat_config_where(cfg, "train.init", pos, sizeof pos);
+    char pos[QAT_PATH_MAX + 96];
+    given_at(sw, run, cfg, "train.init", pos, sizeof pos);
     return qat_fail(QAT_EINPUT, "%s: train.init: %s: cannot open: %s; expected the checkpoint (ckpt.h5) the run "
                     "starts from", pos, path, why);
+}
+
+int qat_sweep_check_text(const qat_sweep *sw, int run, const qat_config *cfg) {
+    const qat_data_cfg *d = &cfg->data;
+    if (d->stored || !d->n_text || (d->source[0] && strcmp(d->source, "text"))) return QAT_OK;
+    char pos[QAT_PATH_MAX + 96];
+    given_at(sw, run, cfg, "data.text", pos, sizeof pos);
+    for (int i = 0; i < d->n_text; i++) {
+        struct stat st;
+        const char *why = NULL;
+        if (stat(d->text[i], &st) || access(d->text[i], R_OK)) why = strerror(errno);
+        else if (S_ISDIR(st.st_mode)) why = "is a directory";
+        if (why)
+            return qat_fail(QAT_EINPUT, "%s: data.text: %s: cannot open: %s; expected a text file the run trains on",
+                            pos, d->text[i], why);
+    }
+    return qat_data_text_distinct(d, pos);
 }

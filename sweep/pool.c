@@ -202,6 +202,9 @@ void qat_sweep_plan_job(qat_sweep_ctx *c, qat_sweep_job *j) {
          * not there would fail every such run, so it is said now, by --dry-run too
          * (a run that resumes or is done never reads it again) */
         if (j->action == A_START) rc = qat_sweep_check_init(c->sw, j->run, cfg);
+        /* so do its text files: each missing, or one file twice, would fail it in its
+         * worker after the plan listed it as "start" */
+        if (!rc && j->action == A_START) rc = qat_sweep_check_text(c->sw, j->run, cfg);
     }
     free(cfg);
     if (rc) {

@@ -97,6 +97,14 @@ int qat_sweep_run_config(const qat_sweep *sw, int run, qat_config *cfg);
  * it again, so only a run about to start needs it (pool.c decides which). */
 int qat_sweep_check_init(const qat_sweep *sw, int run, const qat_config *cfg);
 
+/* The text files a run trains on (data.text, for data.source text), checked
+ * like train.init and for the same runs: each exists, is readable and is not a
+ * directory, and no file is given twice (device and inode, data/'s
+ * qat_data_text_distinct), without reading them. QAT_EINPUT at SWEEP:LINE:COL
+ * of the run's data.text grid value, or where the base gave it. A stored
+ * config (a run already on disk, core/config.h) is not checked. */
+int qat_sweep_check_text(const qat_sweep *sw, int run, const qat_config *cfg);
+
 /* QAT_EINPUT for a set of runs none of which is valid, in the form qat_sweep_load
  * gives a sweep with no valid run: msgs[i] is the error of runs[i]; each distinct
  * error is listed once with the runs it stops; `what` names the set ("shard 1/4"). */

@@ -680,6 +680,57 @@ static void test_missing_init(void **state) {
     free(out);
 }
 
+/* A run to start whose data.text lists one file twice (however spelled) or names
+ * a missing file is invalid before anything starts, by --dry-run too, at its grid
+ * value; with no other run, exit 2. --dry-run listed them as "start", and each
+ * then failed in its worker. A run already on disk (a ckpt.h5 in its directory)
+ * is read as made: not checked. */
+static void test_text_files(void **state) {
+    (void)state;
+    char grid[1600], sw[600], c1[600], *out;
+    snprintf(c1, sizeof c1, "%s", path_in("dt_c1.txt"));
+    write_file("dt_c1.txt", "some text to train on, some text to train on, some text to train on\n");
+    snprintf(grid, sizeof grid, "  model.vocab: [256]\n  data.text: [[\"%s\", \"%s/./dt_c1.txt\"], \"%s/dt_none.txt\"]\n",
+             c1, tmpdir, tmpdir);
+    write_sweep_as("dt.yaml", grid, path_in("dt_out"));
+    snprintf(sw, sizeof sw, "%s", path_in("dt.yaml"));
+    for (int dry = 0; dry < 2; dry++) {
+        assert_int_equal(run(&out, "'%s' sweep '%s' %s 2>&1", qat, sw, dry ? "--dry-run" : ""), 2);
+        assert_non_null(strstr(out, "dt.yaml: no run of the sweep is valid; the errors of its 2 runs:\n"));
+        assert_non_null(strstr(out, "dt.yaml:9:15: data.text: entries 1 and 2 ("));
+        assert_non_null(strstr(out, "/./dt_c1.txt) are the same file"));
+        assert_non_null(strstr(out, "/dt_none.txt: cannot open: No such file or directory; expected a text file"));
+        free(out);
+        assert_int_equal(access(path_in("dt_out"), F_OK), -1); /* nothing made */
+    }
+    /* beside a run that can start: listed invalid with its reason */
+    snprintf(grid, sizeof grid, "  model.vocab: [256]\n  data.text: [\"%s\", \"%s/dt_none.txt\"]\n", c1, tmpdir);
+    write_sweep_as("dt2.yaml", grid, path_in("dt2_out"));
+    snprintf(sw, sizeof sw, "%s", path_in("dt2.yaml"));
+    assert_int_equal(run(&out, "'%s' sweep '%s' --dry-run 2>&1", qat, sw), 0);
+    assert_non_null(strstr(out, "would start 1, resume 0, skip 0 completed; 0 kept diverged, 1 invalid"));
+    char want[800];
+    snprintf(want, sizeof want, "dt2.yaml:9:%d: data.text: %s/dt_none.txt: cannot open", 15 + (int)strlen(c1) + 4,
+             tmpdir);
+    assert_non_null(strstr(out, want));
+    free(out);
+    /* the missing file's run already on disk: read as made, not checked */
+    char dir[800];
+    assert_int_equal(run(&out, "'%s' sweep '%s' --dry-run 2>&1 | grep -o '[^ ]*dt_none.txt ' | head -1", qat, sw), 0);
+    *strchr(out, ' ') = 0;
+    snprintf(dir, sizeof dir, "%s/%s", path_in("dt2_out"), out);
+    free(out);
+    assert_int_equal(mkdir(path_in("dt2_out"), 0755), 0);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    strcat(dir, "/ckpt.h5");
+    FILE *f = fopen(dir, "w");
+    fclose(f);
+    assert_int_equal(run(&out, "'%s' sweep '%s' --dry-run 2>&1", qat, sw), 0);
+    assert_non_null(strstr(out, ", 0 invalid"));
+    assert_null(strstr(out, "cannot open"));
+    free(out);
+}
+
 static int setup(void **state) {
     (void)state;
     qat = getenv("QAT_BIN");
@@ -848,6 +899,7 @@ int main(void) {
         cmocka_unit_test(test_two_bases_one_out),
         cmocka_unit_test(test_dry_run_reproduces),
         cmocka_unit_test(test_missing_init),
+        cmocka_unit_test(test_text_files),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
