@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -160,6 +161,54 @@ int qat_out_check(const char *path, const char *const *inputs, int n_inputs) {
 
 /* ------------------------------------------------------------ writing */
 
+/* The temporaries being written, so that a command killed by SIGINT, SIGTERM or
+ * SIGHUP leaves none behind (`data pack` of a large corpus cut by Ctrl-C left
+ * an 80 MB PATH.tmp). The handler does only what is async-signal-safe: unlink
+ * the registered paths, restore the default action and raise the signal again,
+ * so the command still dies of it (exit status and all). It is installed only
+ * over a default disposition: `qat train` and `qat sweep` catch these signals to
+ * stop cleanly (core/stop.h) and finish or abort their writes themselves. */
+#define TMP_SLOTS 8
+static char g_tmp_path[TMP_SLOTS][QAT_PATH_MAX + 32];
+static volatile sig_atomic_t g_tmp_used[TMP_SLOTS];
+static const int g_tmp_sigs[] = {SIGINT, SIGTERM, SIGHUP};
+
+static void tmp_cleanup_handler(int sig) {
+    for (int i = 0; i < TMP_SLOTS; i++)
+        if (g_tmp_used[i]) unlink(g_tmp_path[i]);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void tmp_register(const char *tmp) {
+    static int installed;
+    if (!installed) {
+        installed = 1;
+        for (size_t s = 0; s < sizeof g_tmp_sigs / sizeof g_tmp_sigs[0]; s++) {
+            struct sigaction old, sa;
+            if (sigaction(g_tmp_sigs[s], NULL, &old) != 0 || old.sa_handler != SIG_DFL) continue;
+            memset(&sa, 0, sizeof sa);
+            sa.sa_handler = tmp_cleanup_handler;
+            sigaction(g_tmp_sigs[s], &sa, NULL);
+        }
+    }
+    for (int i = 0; i < TMP_SLOTS; i++)
+        if (!g_tmp_used[i]) {
+            snprintf(g_tmp_path[i], sizeof g_tmp_path[i], "%s", tmp);
+            g_tmp_used[i] = 1; /* after the path: the handler reads a whole one */
+            return;
+        }
+    /* more than TMP_SLOTS at once: this one is left to the stale-temporary rule */
+}
+
+static void tmp_unregister(const char *tmp) {
+    for (int i = 0; i < TMP_SLOTS; i++)
+        if (g_tmp_used[i] && !strcmp(g_tmp_path[i], tmp)) {
+            g_tmp_used[i] = 0;
+            return;
+        }
+}
+
 int qat_out_begin(qat_out *o, const char *path, int flags, const char *const *inputs, int n_inputs) {
     memset(o, 0, sizeof *o);
     o->fd = -1;
@@ -192,6 +241,7 @@ int qat_out_begin(qat_out *o, const char *path, int flags, const char *const *in
          * a missing one as the user's argument before any work */
         return qat_fail(QAT_ERUNTIME, "%s: cannot create %s: %s", path, o->tmp, strerror(e));
     }
+    tmp_register(o->tmp);
     return QAT_OK;
 }
 
@@ -238,7 +288,10 @@ void qat_out_abort(qat_out *o) {
     }
     if (o->fd >= 0) close(o->fd);
     o->fd = -1;
-    if (o->tmp[0]) unlink(o->tmp);
+    if (o->tmp[0]) {
+        tmp_unregister(o->tmp);
+        unlink(o->tmp);
+    }
     o->tmp[0] = 0;
 }
 
@@ -271,6 +324,7 @@ int qat_out_commit(qat_out *o) {
     o->fd = -1;
     if (close(fd) != 0) return qat_out_fail(o, errno);
     if (rename(o->tmp, o->path) != 0) return qat_out_fail(o, errno);
+    tmp_unregister(o->tmp);
     o->tmp[0] = 0;
     /* The rename is durable only once the directory entry is. */
     if (fsync_dir_of(o->path) != 0)
