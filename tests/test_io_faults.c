@@ -179,6 +179,14 @@ static void old_shard(const char *path) {
     fclose(f);
 }
 
+/* Put arg after the last of args (NULL-terminated, with room for one more). */
+static void append_arg(char **args, char *arg) {
+    int k = 0;
+    while (args[k]) k++;
+    args[k] = arg;
+    args[k + 1] = NULL;
+}
+
 /* ------------------------------------------------------------- fixtures */
 
 /* A tiny synthetic-data run: a second or two. */
@@ -450,10 +458,7 @@ static void test_other_kind_destination(void **state) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char dest[1200];
         snprintf(dest, sizeof dest, "%s", at(cases[i].dest));
-        int k = 0;
-        while (cases[i].args[k]) k++;
-        cases[i].args[k] = dest;
-        cases[i].args[k + 1] = NULL;
+        append_arg(cases[i].args, dest);
         size_t n0 = 0, n1 = 0;
         char *before = slurp(dest, &n0);
         int rc = qat_lim(0, cases[i].args);
@@ -516,10 +521,7 @@ static void outputs_fail_cleanly(const char *dir, long limit, const char *why) {
         char dest[1200], tmp[1300];
         snprintf(dest, sizeof dest, "%s/%s", dir, cases[i].name);
         snprintf(tmp, sizeof tmp, "%s.tmp", dest);
-        int k = 0;
-        while (cases[i].args[k]) k++;
-        cases[i].args[k] = dest;
-        cases[i].args[k + 1] = NULL;
+        append_arg(cases[i].args, dest);
         size_t n0 = 0, n1 = 0;
         char *before = slurp(dest, &n0);
         assert_non_null(before);
@@ -571,10 +573,7 @@ static void test_outputs_that_cannot_be_created(void **state) {
         {nodir, {"grads", (char *)at("tiny.yaml"), "--out", NULL}},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        int k = 0;
-        while (cases[i].args[k]) k++;
-        cases[i].args[k] = (char *)cases[i].dest;
-        cases[i].args[k + 1] = NULL;
+        append_arg(cases[i].args, (char *)cases[i].dest);
         int rc = qat_lim(0, cases[i].args);
         printf("  %s %s: exit %d: %s", cases[i].args[0], cases[i].dest, rc, g_err);
         /* for all but root, /proc is a directory we may not write: fit refuses it up front (exit 2) */

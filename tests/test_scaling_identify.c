@@ -318,29 +318,45 @@ static void test_held_value_contradicts_runs(void **s) {
     FILE *f = fopen(p, "w");
     fprintf(f, "N,D,loss\n1e4,1e6,3.0\n2e4,1e6,2.8\n4e4,1e6,2.6\n8e4,2e6,2.3\n1e4,4e6,2.5\n");
     fclose(f);
-    const char *e5[] = {"--fix", "E=5", "--no-loo"};
-    assert_int_equal(fit(p, e5, 3), 2);
-    assert_non_null(strstr(qat_errmsg(), "--fix E=5 is at or above every run's loss (the highest is 3)"));
-    assert_non_null(strstr(qat_errmsg(), "hold E below the lowest loss (2.3)"));
-    const char *e24[] = {"--fix", "E=2.4", "--no-loo"};
-    assert_int_equal(fit(p, e24, 3), 2);
-    assert_non_null(strstr(qat_errmsg(), "--fix E=2.4 is at or above the loss of 1 of the 5 runs (the lowest is 2.3)"));
-    const char *ebig[] = {"--fix", "E=1e300", "--no-loo"};
-    assert_int_equal(fit(p, ebig, 3), 2);
-    assert_non_null(strstr(qat_errmsg(), "--fix E=1e+300 is at or above every run's loss"));
-    const char *atiny[] = {"--fix", "A=1e-300", "--no-loo"};
-    assert_int_equal(fit(p, atiny, 3), 2);
-    assert_non_null(strstr(qat_errmsg(), "--fix A=1e-300: the N term A*N^-alpha is at most A"));
-    assert_null(strstr(qat_errmsg(), "do not fall with N in these runs"));
-    const char *btiny[] = {"--fix", "B=1e-300", "--no-loo"};
-    assert_int_equal(fit(p, btiny, 3), 2);
-    assert_non_null(strstr(qat_errmsg(), "--fix B=1e-300: the D term B*D^-beta is at most B"));
-    const char *atiny_exp[] = {"--fix", "alpha=1e-9", "--no-loo"};
-    assert_int_equal(fit(p, atiny_exp, 3), 2);
-    assert_non_null(strstr(qat_errmsg(), "--fix alpha=1e-09: over the runs' N (1e+04 to 8e+04) the N term changes"));
+    /* each held value, and what its refusal must say (never blaming the runs) */
+    static const struct {
+        const char *fix, *says;
+    } refused[] = {
+        {"E=5", "--fix E=5 is at or above every run's loss (the highest is 3)"},
+        {"E=5", "hold E below the lowest loss (2.3)"},
+        {"E=2.4", "--fix E=2.4 is at or above the loss of 1 of the 5 runs (the lowest is 2.3)"},
+        {"E=1e300", "--fix E=1e+300 is at or above every run's loss"},
+        {"A=1e-300", "--fix A=1e-300: the N term A*N^-alpha is at most A"},
+        {"B=1e-300", "--fix B=1e-300: the D term B*D^-beta is at most B"},
+        {"alpha=1e-9", "--fix alpha=1e-09: over the runs' N (1e+04 to 8e+04) the N term changes"},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        const char *args[] = {"--fix", refused[i].fix, "--no-loo"};
+        assert_int_equal(fit(p, args, 3), 2);
+        if (!strstr(qat_errmsg(), refused[i].says))
+            fail_msg("--fix %s: '%s' lacks '%s'", refused[i].fix, qat_errmsg(), refused[i].says);
+        assert_null(strstr(qat_errmsg(), "do not fall with N in these runs"));
+    }
     /* held values on the runs' scale are taken */
     const char *ok[] = {"--fix", "E=1.5", "--fix", "A=1e-2", "--fix", "beta=0.2", "--no-loo"};
     assert_int_equal(fit(p, ok, 7), 0);
+}
+
+/* A decoupled CSV at path_in(name) into p: fp32/fp32 runs on law() and FMT/FMT runs at
+ * eff 0.7, on a 3x3 grid of N and D; with free, int8/int8 runs that cost nothing at any
+ * N (an eff bounded below only). */
+static void pairs_csv(char *p, size_t n, const char *name, const char *fmt, int free) {
+    path_in(p, n, name);
+    FILE *f = fopen(p, "w");
+    fprintf(f, "N,D,loss,format,act_format\n");
+    const double N[] = {1e7, 1e8, 1e9}, D[] = {1e9, 1e10, 1e11};
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++) {
+            fprintf(f, "%g,%g,%.10g,fp32,fp32\n", N[i], D[j], law(N[i], D[j]));
+            fprintf(f, "%g,%g,%.10g,%s,%s\n", N[i], D[j], law(0.7 * N[i], D[j]), fmt, fmt);
+            if (free) fprintf(f, "%g,%g,%.10g,int8,int8\n", N[i], D[j], 1.817 + 2085 * pow(D[j], -0.366));
+        }
+    fclose(f);
 }
 
 /* The decoupled pair table says why an eff was not fitted: fp32/fp32 is the
@@ -350,18 +366,7 @@ static void test_held_value_contradicts_runs(void **s) {
 static void test_decoupled_held_labels(void **s) {
     (void)s;
     char p[512];
-    path_in(p, sizeof p, "held_eff.csv");
-    FILE *f = fopen(p, "w");
-    fprintf(f, "N,D,loss,format,act_format\n");
-    const double N[] = {1e7, 1e8, 1e9}, D[] = {1e9, 1e10, 1e11};
-    for (int i = 0; i < 3; i++)
-        for (int j = 0; j < 3; j++) {
-            fprintf(f, "%g,%g,%.10g,fp32,fp32\n", N[i], D[j], law(N[i], D[j]));
-            fprintf(f, "%g,%g,%.10g,int4,int4\n", N[i], D[j], law(0.7 * N[i], D[j]));
-            /* a format that costs nothing at any N: its eff is bounded below only */
-            fprintf(f, "%g,%g,%.10g,int8,int8\n", N[i], D[j], 1.817 + 2085 * pow(D[j], -0.366));
-        }
-    fclose(f);
+    pairs_csv(p, sizeof p, "held_eff.csv", "int4", 1);
     const char *args[] = {"--law", "decoupled", "--no-loo", "--fix", "int4/int4=0.7"};
     assert_int_equal(fit(p, args, 5), 0);
     printf("%s", text);
@@ -388,16 +393,7 @@ static void test_decoupled_held_labels(void **s) {
 static void test_fix_pair_by_its_formats(void **s) {
     (void)s;
     char p[512];
-    path_in(p, sizeof p, "pair_spelling.csv");
-    FILE *f = fopen(p, "w");
-    fprintf(f, "N,D,loss,format,act_format\n");
-    const double N[] = {1e7, 1e8, 1e9}, D[] = {1e9, 1e10, 1e11};
-    for (int i = 0; i < 3; i++)
-        for (int j = 0; j < 3; j++) {
-            fprintf(f, "%g,%g,%.10g,fp32,fp32\n", N[i], D[j], law(N[i], D[j]));
-            fprintf(f, "%g,%g,%.10g,int4@g32@h32,int4@g32@h32\n", N[i], D[j], law(0.7 * N[i], D[j]));
-        }
-    fclose(f);
+    pairs_csv(p, sizeof p, "pair_spelling.csv", "int4@g32@h32", 0);
     const char *other_order[] = {"--law", "decoupled", "--no-loo", "--fix", "int4@h32@g32/int4@g32@h32=0.7"};
     assert_int_equal(fit(p, other_order, 5), 0);
     const char *row = strstr(text, "\n  int4@g32@h32/int4@g32@h32 ");
