@@ -212,6 +212,34 @@ static int check_side(const qat_config *cfg, const qat_compress_side *side, cons
     return QAT_OK;
 }
 
+/* A Hadamard block on a model that compresses nothing: both sides fp32 and the
+ * backward not quantized. H·Hᵀ = I, so the rotation cancels in every product and
+ * only moves last bits: the run would be an fp32 run recorded as rotated. With
+ * either side or the backward quantized it has an effect (the fp32 side rotates
+ * with the other one, and the backward quantizes the rotated operands). */
+static int check_rotation(const qat_config *cfg) {
+    if (strcmp(cfg->gradients.format, "fp32")) return QAT_OK;
+    const qat_compress_side *side[2] = {&cfg->weights, &cfg->activations};
+    for (int s = 0; s < 2; s++) {
+        qat_fmt f;
+        if (qat_fmt_parse(side[s]->format, &f)) {
+            qat_clear_error(); /* refused with its own message when the model is made */
+            return QAT_OK;
+        }
+        if (!qat_fmt_is_dense(&f)) return QAT_OK;
+    }
+    for (int s = 0; s < 2; s++) {
+        const char *sec = s ? "compress.activations" : "compress.weights";
+        given_at g;
+        if (!given_changed(cfg, sec, "hadamard", side[s]->hadamard > 0, &g)) continue;
+        return qat_fail(QAT_EINPUT, "%s: %s.hadamard: %s has no effect when nothing is compressed: weights and "
+                        "activations are fp32 and the backward is not quantized, so the rotation cancels in every "
+                        "product (docs/formats.md, \"hadamard\"); expected hadamard: -1 (the default) or 0, or a "
+                        "compressed format on a side", g.pos, sec, g.val);
+    }
+    return QAT_OK;
+}
+
 int qat_est_check_config(const qat_config *cfg) {
     /* a run made before this check (a resume, a sweep over its directory) is taken as
      * made: refusing it would strand its checkpoint (core/config.h, stored) */
@@ -220,6 +248,7 @@ int qat_est_check_config(const qat_config *cfg) {
     qat_config_defaults(d);
     int rc = check_side(cfg, &cfg->weights, &d->weights, 1);
     if (!rc) rc = check_side(cfg, &cfg->activations, &d->activations, 0);
+    if (!rc) rc = check_rotation(cfg);
     free(d);
     return rc;
 }

@@ -760,6 +760,19 @@ static void test_options_without_effect(void **state) {
     expect_no_effect(pv0, 4, "--set compress.weights.pv_delta_decay=0.5: compress.weights.pv_delta_decay: 0.5 has "
                      "no effect with pv_lr: 0: the buffer is then the weight, which never decays towards the codes; "
                      "expected pv_lr > 0, or pv_delta_decay left at its default");
+    /* a rotation of a model that compresses nothing cancels in every product */
+    const char *rot[] = {"compress.activations.hadamard=32"};
+    expect_no_effect(rot, 1, "--set compress.activations.hadamard=32: compress.activations.hadamard: 32 has no "
+                     "effect when nothing is compressed: weights and activations are fp32 and the backward is not "
+                     "quantized, so the rotation cancels in every product (docs/formats.md, \"hadamard\"); expected "
+                     "hadamard: -1 (the default) or 0, or a compressed format on a side");
+    /* ... but with one side or the backward quantized, the fp32 side rotates with it */
+    const char *rot_ok[][4] = {
+        {"compress.weights.hadamard=32", "compress.activations.format=int4", NULL},
+        {"compress.weights.hadamard=32", "compress.gradients.format=int4", NULL},
+        {"compress.weights.hadamard=0", "compress.activations.hadamard=0", NULL},
+    };
+    for (size_t i = 0; i < sizeof rot_ok / sizeof *rot_ok; i++) expect_no_effect(rot_ok[i], 2, NULL);
     /* what has an effect passes: a group on int4 (trust) and on noise(), per_row on
      * spNN weights and composites, rbbm_p with rbbm, pv's keys with pv, defaults given */
     const char *ok[][4] = {
