@@ -1,8 +1,19 @@
 /*
- * core/stop.h — SIGINT, SIGTERM and (for a training) SIGPIPE as a request to
- * stop, for the two commands that must not die of one: `qat train` stops between
- * steps with a checkpoint (exit 1), `qat sweep` passes it on to its workers and
- * reports them (docs/cli.md). A handler only counts; the loops poll the count.
+ * core/stop.h — SIGINT, SIGTERM, SIGHUP and (for a training) SIGPIPE as a
+ * request to stop, for the two commands that must not die of one: `qat train`
+ * stops between steps with a checkpoint (exit 1), `qat sweep` passes it on to
+ * its workers and reports them (docs/cli.md). A handler only counts; the loops
+ * poll the count.
+ *
+ * SIGHUP is a terminal or an ssh session gone away: it killed a training with
+ * the steps since its last checkpoint lost, so it stops the run as SIGTERM does.
+ * Two differences. It never counts as a second request ("stop now": a sweep then
+ * SIGKILLs its workers): one hangup reaches a foreground job twice, from the
+ * kernel and again from the shell that hung up, and neither means impatience.
+ * And an ignored SIGHUP stays ignored: `nohup qat train ...` asked to outlive
+ * the terminal, where an ignored SIGINT is only what a background job inherits.
+ * After a hangup the terminal answers writes with EIO; the progress lines and
+ * messages ignore or report that, so it never stops the checkpoint.
  *
  * Why one place, caught early and never given back: the handlers used to be
  * installed by the trainer and the process pool themselves, after the config or
@@ -31,17 +42,19 @@ enum {
                         * instead of killing it at its next progress line; the write then fails with EPIPE */
 };
 
-/* From now on, count SIGINT and SIGTERM (and SIGPIPE with QAT_STOP_PIPE)
- * instead of taking their default action (or ignoring them: a background job
- * inherits SIGINT ignored, and must still stop on it), then unblock them, so
- * that one that arrived while they were blocked is counted now. System calls a
+/* From now on, count SIGINT, SIGTERM and SIGHUP (and SIGPIPE with
+ * QAT_STOP_PIPE) instead of taking their default action (or ignoring them: a
+ * background job inherits SIGINT ignored, and must still stop on it; SIGHUP
+ * ignored by nohup stays ignored), then unblock them, so that one that arrived
+ * while they were blocked is counted now (an ignored SIGHUP is dropped). System calls a
  * signal interrupts are restarted: a stop is acted on between steps, never as a
  * failed read or write. Calling it again adds signals and changes nothing else;
  * the count is never reset. */
 void qat_stop_catch(unsigned flags);
 
-/* How many of those signals have arrived (a second one means: stop now); for
- * loops that poll, e.g. an evaluation that stops between batches. */
+/* How many of those signals have arrived (a second one means: stop now; SIGHUP
+ * counts only as the first); for loops that poll, e.g. an evaluation that stops
+ * between batches. */
 const volatile sig_atomic_t *qat_stop_flag(void);
 static inline int qat_stop_count(void) { return *qat_stop_flag(); }
 

@@ -39,11 +39,13 @@
  * (qat_sweep_auto_jobs): small models train faster as one-thread runs side by
  * side than as one run whose short steps are dominated by OpenMP barriers,
  * large ones faster on every core; the choice and its reason are printed.
- * SIGINT/SIGTERM are passed on to the children, which checkpoint and stop;
- * the sweep then reports them as interrupted. Children get SIGTERM too if the
- * sweep itself dies (SIGKILL). Each child is started with the two blocked, so
- * that one sent before its `qat train` has caught them (core/stop.h: the
- * dynamic loader alone takes milliseconds) waits for it instead of killing it.
+ * SIGINT/SIGTERM/SIGHUP are passed on to the children (as SIGTERM), which
+ * checkpoint and stop; the sweep then reports them as interrupted. Children get
+ * SIGTERM too if the sweep itself dies (SIGKILL). Each child is started with the
+ * three blocked, so that one sent before its `qat train` has caught them
+ * (core/stop.h: the dynamic loader alone takes milliseconds) waits for it
+ * instead of killing it: a hangup reaches the workers directly too, since they
+ * share the sweep's process group.
  *
  * run.h5 is read with runlog's reader (SWMR mode, so a log left by SIGKILL
  * opens too).
@@ -442,12 +444,14 @@ static int launch(qat_sweep_ctx *c, qat_sweep_job *j) {
     dprintf(fd, "\n");
 
     /* blocked from before the fork to the child's own qat_stop_catch, across exec,
-     * so that no instant of the child dies of a SIGTERM sent to it or a SIGINT of
-     * the terminal's; the parent gets its mask back at once */
+     * so that no instant of the child dies of a SIGTERM sent to it or a SIGINT or
+     * SIGHUP of the terminal's; the parent gets its mask back at once (a SIGHUP
+     * the sweep ignores, under nohup, the child inherits ignored, and keeps so) */
     sigset_t stops, mask;
     sigemptyset(&stops);
     sigaddset(&stops, SIGINT);
     sigaddset(&stops, SIGTERM);
+    sigaddset(&stops, SIGHUP);
     sigprocmask(SIG_BLOCK, &stops, &mask);
     pid_t parent = getpid();
     pid_t pid = fork();

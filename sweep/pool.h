@@ -69,7 +69,7 @@ void qat_sweep_run_path(const qat_sweep_ctx *c, int run, const char *file, char 
 void qat_sweep_read_run(const char *path, qat_sweep_run_info *ri);
 /* Plan a run from its config and its directory (a forecast: decided again at launch). */
 void qat_sweep_plan_job(qat_sweep_ctx *c, qat_sweep_job *j);
-/* Run the pending jobs, c->jobs at a time, passing SIGINT/SIGTERM on to them.
+/* Run the pending jobs, c->jobs at a time, passing SIGINT/SIGTERM/SIGHUP on to them.
  * Returns QAT_OK or a launch failure. */
 int qat_sweep_execute(qat_sweep_ctx *c);
 

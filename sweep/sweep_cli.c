@@ -319,7 +319,7 @@ int qat_sweep_main(int argc, char **argv) {
         return qat_report(qat_fail(QAT_EINPUT, "--emit-slurm writes a script for all shards; drop --shard/--dry-run"));
     int sh_i = 0, sh_n = 1;
     if (shard && qat_sweep_parse_shard(shard, &sh_i, &sh_n)) return qat_report(QAT_EINPUT);
-    /* A sweep that runs stops cleanly on SIGINT/SIGTERM from here (core/stop.h),
+    /* A sweep that runs stops cleanly on SIGINT/SIGTERM/SIGHUP from here (core/stop.h),
      * before the file is read and every run planned, which a large sweep takes a
      * while to do: one then starts nothing and reports every run not started
      * (exit 1), where it used to die of the signal. --dry-run and --emit-slurm
