@@ -42,6 +42,9 @@
 #define QAT_SYNTH_MAX_TOPICS 64
 #define QAT_SYNTH_MAX_VOCAB 65536
 #define QAT_SYNTH_MIN_VOCAB(topics) (2 + (topics) + 16 + 32)
+/* Tokens per held-out block of a real corpus that is split (docs/data.md, "The split";
+ * data/split.h): a sequence never crosses a block, so it bounds model.seq_len there. */
+#define QAT_SPLIT_BLOCK 65536
 #define QAT_MAX_SETS 256 /* --set overrides one command line may give (train, grads, eval) */
 
 /* How one side (weights or activations) of every block linear is compressed. */
@@ -238,6 +241,16 @@ int qat_config_override(qat_config *cfg, const char *const *sets, int n_set);
 
 /* Check ranges and cross-key rules (heads divide dim, one data source, ...). */
 int qat_config_validate(const qat_config *cfg);
+
+/* model.seq_len against a data source split into blocks of QAT_SPLIT_BLOCK tokens
+ * (english, text, shards without val_shards): seq_len + 1 tokens must fit in one,
+ * so seq_len <= QAT_SPLIT_BLOCK - 1 (docs/data.md, "The split"). Not part of the
+ * load's rules because it honors cfg->stored, set after loading: a run already
+ * made with a longer context on a tiny corpus (whose blocks then grow to one
+ * sequence) is taken as made. Called with the checks of the model's sizes
+ * (model/llama.c), which train, --print-config, a sweep's plan, eval and grads
+ * all pass, so a new run is refused before anything is read or written. */
+int qat_config_check_split(const qat_config *cfg);
 
 /* ----------------------------------------------------------- emitting (config_emit.c) */
 

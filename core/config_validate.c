@@ -224,6 +224,27 @@ int qat_config_validate_at(const qat_config *cfg, const qat_loader *L) {
 
 int qat_config_validate(const qat_config *cfg) { return qat_config_validate_at(cfg, NULL); }
 
+int qat_config_check_split(const qat_config *cfg) {
+    const qat_data_cfg *d = &cfg->data;
+    /* synthetic has its own validation split, explicit val_shards are not split */
+    if (cfg->stored || !strcmp(d->source, "synthetic") || d->val_shards[0]) return QAT_OK;
+    int T = cfg->model.seq_len;
+    if ((int64_t)T + 1 <= QAT_SPLIT_BLOCK) return QAT_OK;
+    /* a run of blocks on one side merges into one piece, but the held-out
+     * blocks are never adjacent below val_fraction 1/2 nor the training ones
+     * above it (data/split.c), so one side always has single blocks only */
+    static const char *const keys[] = {"model.seq_len", "data.source", "data.text", "data.shards", NULL};
+    char pos[QAT_PATH_MAX + 96];
+    qat_config_where_last(cfg, keys, pos, sizeof pos);
+    const char *src = !strcmp(d->source, "english") ? "data.source english" : d->shards[0] ? "data.shards" : "data.text";
+    return qat_fail(QAT_EINPUT, "%s: model.seq_len = %d does not fit the split of %s: a real corpus is cut into "
+                    "blocks of %d tokens, one in every 1/data.val_fraction held out, and a sequence (seq_len + 1 "
+                    "tokens) must fit in one block (docs/data.md, \"The split\"), whatever data.val_fraction; "
+                    "expected model.seq_len <= %d%s",
+                    pos, T, src, QAT_SPLIT_BLOCK, QAT_SPLIT_BLOCK - 1,
+                    d->shards[0] ? ", or data.val_shards (a validation set of its own, not split)" : "");
+}
+
 
 /* ------------------------------------------------ where a key was given */
 

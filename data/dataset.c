@@ -209,6 +209,18 @@ static int split_blocks(qat_dataset *ds, const qat_data_cfg *cfg, int64_t n, con
                         what, (long long)n, T, (long long)(2 * need));
     qat_data_blocks b;
     qat_data_block_split(n, f, T, &b);
+    if (need > b.block) {
+        /* blocks of QAT_SPLIT_BLOCK (a smaller corpus's grow to one sequence):
+         * no val_fraction gives both sides a piece of seq_len + 1 (data/split.c).
+         * A new run is refused by its config already (qat_config_check_split);
+         * this names the key for the others (a stored run, eval --data) */
+        int64_t L = b.block;
+        qat_data_blocks_free(&b);
+        return qat_fail(QAT_EINPUT, "%s: model.seq_len %d does not fit its split: %lld tokens cut into blocks of %lld, "
+                        "and a sequence (seq_len + 1 = %lld tokens) must fit in one block (docs/data.md, \"The split\"); "
+                        "expected model.seq_len <= %lld", what, T, (long long)n, (long long)L, (long long)need,
+                        (long long)L - 1);
+    }
     qat_data_split_init(&ds->train, ds->tok, b.train, b.n_train, T);
     qat_data_split_init(&ds->val, ds->tok, b.val, b.n_val, T);
     int rc = QAT_OK;

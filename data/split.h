@@ -24,9 +24,11 @@
 
 #include <stdint.h>
 
+#include "core/config.h"
 #include "data/batch.h"
 
-#define QAT_SPLIT_BLOCK 65536 /* tokens per block of a large corpus */
+/* QAT_SPLIT_BLOCK, the tokens per block of a large corpus, is in core/config.h:
+ * the config refuses a model.seq_len that cannot fit one (qat_config_check_split) */
 
 typedef struct {
     qat_data_span *train; /* (n_train) maximal runs of training blocks (owned) */

@@ -163,6 +163,8 @@ static int check_sizes(const qat_config *cfg, const qat_model_shape *s, qat_grad
     /* a compress.* option the side's format and estimator ignore, which the user gave:
      * here, since qat_model_check and qat_model_create (train, sweep, eval, grads) both pass */
     QAT_TRY(qat_est_check_config(cfg));
+    /* the context against the blocks of a split corpus: here for the same reason */
+    QAT_TRY(qat_config_check_split(cfg));
     int grc = qat_gradq_init(gq, &cfg->gradients);
     char pos[QAT_PATH_MAX + 96];
     if (grc) {

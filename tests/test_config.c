@@ -447,6 +447,52 @@ static void test_cross_key_names_the_later_key(void **state) {
     assert_string_equal(qat_config_where_last(&c, k3, buf, sizeof buf), path); /* neither given */
 }
 
+/* model.seq_len against a corpus split into blocks of 65536 tokens: a sequence of
+ * seq_len + 1 tokens must fit in one, so 65536 is refused at its key, naming the
+ * limit (it used to fail only when the corpus was split, blaming data.val_fraction
+ * and asking for a larger one, which no value could satisfy). */
+static void test_seq_len_against_the_split(void **state) {
+    (void)state;
+    qat_config c;
+    char want[1200];
+    const char *path = write_yaml("long.yaml", "model: {seq_len: 65536}\ntrain: {batch_tokens: 65536, eval_tokens: 65536}\n");
+    assert_int_equal(qat_config_load(path, NULL, 0, &c), QAT_OK); /* the key's range allows it */
+    assert_int_equal(qat_config_check_split(&c), QAT_EINPUT);
+    snprintf(want, sizeof want, "%s:1:9: model.seq_len = 65536 does not fit the split of data.source english: a real "
+             "corpus is cut into blocks of 65536 tokens, one in every 1/data.val_fraction held out, and a sequence "
+             "(seq_len + 1 tokens) must fit in one block (docs/data.md, \"The split\"), whatever data.val_fraction; "
+             "expected model.seq_len <= 65535", path);
+    assert_string_equal(qat_errmsg(), want);
+    /* a run already made is taken as made (core/config.h, stored) */
+    qat_config_mark_stored(&c);
+    assert_int_equal(qat_config_check_split(&c), QAT_OK);
+    const char *fits[] = {"model.seq_len=65535", "train.batch_tokens=65535", "train.eval_tokens=65535"};
+    assert_int_equal(qat_config_load(NULL, fits, 3, &c), QAT_OK);
+    assert_int_equal(qat_config_check_split(&c), QAT_OK);
+    /* the synthetic corpus and explicit validation shards are not split */
+    const char *synth[] = {"model.seq_len=65536", "train.batch_tokens=65536", "train.eval_tokens=65536",
+                           "data.source=synthetic"};
+    assert_int_equal(qat_config_load(NULL, synth, 4, &c), QAT_OK);
+    assert_int_equal(qat_config_check_split(&c), QAT_OK);
+    const char *val[] = {"model.seq_len=65536", "train.batch_tokens=65536", "train.eval_tokens=65536",
+                         "data.shards=x/*.bin", "data.val_shards=v/*.bin"};
+    assert_int_equal(qat_config_load(NULL, val, 5, &c), QAT_OK);
+    assert_int_equal(qat_config_check_split(&c), QAT_OK);
+    /* shards without them are split: named, with the way out; the key given last is blamed */
+    assert_int_equal(qat_config_load(NULL, val, 4, &c), QAT_OK);
+    assert_int_equal(qat_config_check_split(&c), QAT_EINPUT);
+    if (strncmp(qat_errmsg(), "--set data.shards=x/*.bin: model.seq_len = 65536 does not fit the split of data.shards:",
+                87) || !strstr(qat_errmsg(), "expected model.seq_len <= 65535, or data.val_shards (a validation set "
+                                             "of its own, not split)"))
+        fail_msg("%s", qat_errmsg());
+    const char *text[] = {"data.text=[a.txt]", "model.seq_len=1048576", "train.batch_tokens=1048576",
+                          "train.eval_tokens=1048576"};
+    assert_int_equal(qat_config_load(NULL, text, 4, &c), QAT_OK);
+    assert_int_equal(qat_config_check_split(&c), QAT_EINPUT);
+    if (!strstr(qat_errmsg(), "--set model.seq_len=1048576: model.seq_len = 1048576 does not fit the split of data.text:"))
+        fail_msg("%s", qat_errmsg());
+}
+
 static void test_round_trip(void **state) {
     (void)state;
     qat_config c, d;
@@ -905,6 +951,7 @@ int main(void) {
         cmocka_unit_test(test_set_cross_key),
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_nearest_key),
+        cmocka_unit_test(test_seq_len_against_the_split),
         cmocka_unit_test(test_where_names_the_line),
         cmocka_unit_test(test_help_names_every_choice),
         cmocka_unit_test(test_docs_key_table_matches_binary),

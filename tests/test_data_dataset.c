@@ -316,6 +316,37 @@ static void test_val_fraction_is_what_it_says(void **state) {
     qat_dataset_free(ds);
 }
 
+/* A corpus large enough for blocks of QAT_SPLIT_BLOCK cannot hold a sequence of
+ * 65536 (65537 tokens) on both sides whatever val_fraction: the message names
+ * model.seq_len and its limit, not data.val_fraction (it asked for a larger one).
+ * 65535 fits. (New runs are refused by their config already: this is for a
+ * stored run's config or eval --data.) */
+static void test_seq_len_past_a_block(void **state) {
+    (void)state;
+    int64_t n = 8 * (int64_t)QAT_SPLIT_BLOCK; /* 0.5 wants 8 blocks: exactly large enough */
+    uint16_t *t = malloc((size_t)n * sizeof *t);
+    for (int64_t i = 0; i < n; i++) t[i] = (uint16_t)(i % 251);
+    char p[128];
+    write_shard("long.bin", t, n, p);
+    free(t);
+    qat_data_cfg c;
+    memset(&c, 0, sizeof c);
+    strcpy(c.source, "shards");
+    strcpy(c.shards, p);
+    c.val_fraction = 0.5;
+    qat_dataset *ds;
+    assert_int_equal(qat_dataset_open(&c, 256, 65536, 1e6, 0, &ds), QAT_EINPUT);
+    char want[400];
+    snprintf(want, sizeof want, "%s: model.seq_len 65536 does not fit its split: 524288 tokens cut into blocks of "
+             "65536, and a sequence (seq_len + 1 = 65537 tokens) must fit in one block (docs/data.md, \"The split\"); "
+             "expected model.seq_len <= 65535", p);
+    assert_string_equal(qat_errmsg(), want);
+    assert_int_equal(qat_dataset_open(&c, 256, 65535, 1e6, 0, &ds), QAT_OK);
+    assert_int_equal(qat_dataset_val_tokens(ds), 4 * (int64_t)QAT_SPLIT_BLOCK);
+    qat_dataset_free(ds);
+    unlink(p);
+}
+
 /* Issue 11 d, e: an empty shard beside a good one is named; an unmatched glob names its config line. */
 static void test_empty_shard_and_glob_position(void **state) {
     (void)state;
@@ -729,6 +760,7 @@ int main(void) {
         cmocka_unit_test(test_block_split_rule),
         cmocka_unit_test(test_shards_and_split),
         cmocka_unit_test(test_val_fraction_is_what_it_says),
+        cmocka_unit_test(test_seq_len_past_a_block),
         cmocka_unit_test(test_empty_shard_and_glob_position),
         cmocka_unit_test(test_text_source),
         cmocka_unit_test(test_gzip_text),
