@@ -1,11 +1,25 @@
 #!/usr/bin/env bash
-# Run the paper reproductions: experiments/run.sh [a b c c3 d e e4 f g g4 h i | long], from the
-# repository root after `make`. No argument: a-g's first stages (make experiments); `long`: c's stage
-# 3, e's and g's s4 runs, h and i (make experiments-long). Finished runs are skipped, so a second
-# call only reprints.
+# Run the paper reproductions: experiments/run.sh [a b c c3 d e e4 f g g4 h i long]..., from the
+# repository root after `make`. No argument: a-g's first stages (make experiments); `long` stands for
+# c3 e4 g4 h i, c's stage 3, e's and g's s4 runs, h and i (make experiments-long), and may be given
+# among other names. Every name is checked before anything runs. Finished runs are skipped, so a
+# second call only reprints.
 # Each experiment's README.md states the question, what the papers found, and what this
 # script measured on this machine.
 set -euo pipefail
+# The names, checked before anything runs: a typo after `a` used to be found only once a's
+# sweeps (hours) had run. `long` expands in place, wherever it is given.
+valid="a b c c3 d e e4 f g g4 h i long"
+which=()
+for e in "$@"; do
+  known=0
+  for v in $valid; do if [ "$e" = "$v" ]; then known=1; fi; done
+  [ $known = 1 ] || { echo "experiments/run.sh: unknown experiment '$e', expected one of: $valid (nothing was run)" >&2; exit 2; }
+  if [ "$e" = long ]; then which+=(c3 e4 g4 h i); else which+=("$e"); fi
+done
+# The default set (make experiments) is a-g's first stages; the long parts are make experiments-long
+# (experiments/README.md, "Cost").
+[ ${#which[@]} -gt 0 ] || which=(a b c d e f g)
 qat=${QAT:-build/cli/qat}
 [ -x "$qat" ] || { echo "experiments/run.sh: $qat not found; run make first (or set QAT=...)" >&2; exit 2; }
 table() { sed -n '/^name  /,/^$/p'; }   # the sweep's closing table
@@ -132,14 +146,6 @@ i_ptq() {
   done
 }
 
-# The default set (make experiments) is a-g's first stages; the long parts are make experiments-long
-# (experiments/README.md, "Cost").
-which=("$@")
-[ ${#which[@]} -gt 0 ] || which=(a b c d e f g)
-[ "${which[*]}" = long ] && which=(c3 e4 g4 h i)
 for e in "${which[@]}"; do
-  case "$e" in
-    a|b|c|c3|d|e|e4|f|g|g4|h|i) echo "== experiment $e"; "exp_$e" ;;
-    *) echo "experiments/run.sh: unknown experiment '$e', expected a b c c3 d e e4 f g g4 h i, or long" >&2; exit 2 ;;
-  esac
+  echo "== experiment $e"; "exp_$e"
 done
