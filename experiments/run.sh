@@ -93,7 +93,7 @@ exp_c3() {   # c's stage 3 (README.md there): seeds 16-35 of the sparse x quanti
   sweep experiments/c-factorisation/stage3-sp75.yaml
   sweep experiments/c-factorisation/stage3.yaml
 }
-exp_g4() {   # g's s4 runs (long: six runs of 2-4 minutes each); rerun exp_g afterwards to refit with them
+exp_g4() {   # g's s4 runs (long: ten runs of 2-4 minutes each); rerun exp_g afterwards to refit with them
   sweep experiments/g-hardware/quest-s4.yaml
   sweep experiments/g-hardware/rtn-s4.yaml
 }

@@ -4,9 +4,13 @@
 # after a valid name (`run.sh a typo`) used to be found only once a's sweeps, hours of them, had
 # run. `long` stands for c3 e4 g4 h i wherever it is given: `run.sh a long` ran a, then called
 # 'long' an unknown experiment in a message that listed it as valid.
-# Usage: test_experiments_run.sh SOURCE_ROOT
+# With QAT (the real binary) the run counts the READMEs state are checked too: each sweep the
+# fake is asked to run is counted by `qat sweep --dry-run` (a few seconds). h's page said 58 runs
+# where its three sweeps are 54, and the make targets' table ≈ 450 and ≈ 200 for 379 and 218.
+# Usage: test_experiments_run.sh SOURCE_ROOT [QAT]
 set -uo pipefail
-root=$(realpath "${1:?usage: test_experiments_run.sh SOURCE_ROOT}")
+root=$(realpath "${1:?usage: test_experiments_run.sh SOURCE_ROOT [QAT]}")
+real=${2:+$(realpath "$2")}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/qat_test_experiments_run_XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 fails=0
@@ -17,6 +21,11 @@ fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 cat > "$tmp/qat" <<'FAKE'
 #!/usr/bin/env bash
 echo "$*" >> "$FAKEQAT_LOG"
+if [ "$1" = sweep ] && [ -n "${FAKEQAT_REAL:-}" ]; then   # how many runs the real one would run
+  out=$("$FAKEQAT_REAL" sweep "$2" --dry-run 2>&1)
+  n=$(sed -nE '1s/^qat sweep .*: ([0-9]+) runs?, out .*/\1/p; s/.*no run of the sweep is valid; the errors of its ([0-9]+) runs?:.*/\1/p' <<<"$out")
+  echo "$2 ${n:-?}" >> "$FAKEQAT_COUNTS"
+fi
 prev=
 for a in "$@"; do [ "$prev" = --csv ] && echo "N,D,loss,format,act_format,grad_format,rho,eff_d,pred,resid_log,origin" > "$a"; prev=$a; done
 exit 0
@@ -59,6 +68,28 @@ order=$(grep '^== experiment' <<<"$out" | cut -d' ' -f3 | tr '\n' ' ')
 run
 order=$(grep '^== experiment' <<<"$out" | cut -d' ' -f3 | tr '\n' ' ')
 [ "$rc" -eq 0 ] && [ "$order" = "a b c d e f g " ] || fail "run.sh: exit $rc, ran '$order'"
+
+# The run counts the READMEs state, against the sweeps each target runs (each sweep once: b's runs
+# are shared).
+if [ -n "$real" ]; then
+  ln -s "$root/experiments" "$tmp/cwd/experiments"   # the sweeps' own relative paths (../common.yaml)
+  export FAKEQAT_REAL=$real FAKEQAT_COUNTS="$tmp/counts"
+  total() { # total ARGS...: runs of the sweeps `run.sh ARGS` runs
+    : > "$FAKEQAT_COUNTS"; run "$@"
+    grep -q ' ?$' "$FAKEQAT_COUNTS" && fail "run.sh $*: a sweep not counted: $(grep ' ?$' "$FAKEQAT_COUNTS")"
+    sort -u "$FAKEQAT_COUNTS" | awk '{ s += $2 } END { print s + 0 }'
+  }
+  stated() { grep -F "| \`$1\` |" "$root/experiments/README.md" | awk -F'|' '{ gsub(/ /, "", $4); print $4 }'; }
+  n=$(total); want=$(stated "make experiments")
+  [ "$n" = "$want" ] || fail "make experiments runs $n runs, experiments/README.md says '$want'"
+  n=$(total long); want=$(stated "make experiments-long")
+  [ "$n" = "$want" ] || fail "make experiments-long runs $n runs, experiments/README.md says '$want'"
+  n=$(total h)
+  want=$(grep -o 'That is [0-9]* runs' "$root/experiments/h-backward/README.md" | grep -o '[0-9]*')
+  [ "$n" = "$want" ] || fail "h runs $n runs, experiments/h-backward/README.md says '$want'"
+  grep -qF "h, the backward pass ($n runs" "$root/experiments/README.md" || fail "experiments/README.md: h is not $n runs"
+  unset FAKEQAT_REAL
+fi
 
 # A missing binary is exit 2 too, after the names and before any work.
 (cd "$tmp/cwd" && QAT="$tmp/none" "$root/experiments/run.sh" a > /dev/null 2> "$tmp/err"); rc=$?
