@@ -248,6 +248,9 @@ static int apply_value(qat_loader *L, yaml_document_t *doc, int ki, yaml_node_t 
             if (strlen(s) != v->data.scalar.length)
                 return fail_at(L, v->start_mark, "%s: contains a NUL character (\\0), which no path may hold", k->key);
             if (!is_null_scalar(s, v->data.scalar.style == YAML_PLAIN_SCALAR_STYLE)) {
+                /* entries are counted from 1, as the user counts them, in every message
+                 * about them (here, the validator, data/'s same-file check) */
+                if (!s[0]) return fail_at(L, v->start_mark, "%s: entry 1 is empty, expected a file name", k->key);
                 if (strlen(s) >= k->size) return fail_at(L, v->start_mark, "%s: path is too long", k->key);
                 qat_config_copy_str(items[n++], k->size, s);
             }
@@ -262,6 +265,7 @@ static int apply_value(qat_loader *L, yaml_document_t *doc, int ki, yaml_node_t 
                 const char *s = (const char *)e->data.scalar.value;
                 if (strlen(s) != e->data.scalar.length)
                     return fail_at(L, e->start_mark, "%s: contains a NUL character (\\0), which no path may hold", k->key);
+                if (!s[0]) return fail_at(L, e->start_mark, "%s: entry %d is empty, expected a file name", k->key, n + 1);
                 if (strlen(s) >= k->size) return fail_at(L, e->start_mark, "%s: path is too long", k->key);
                 qat_config_copy_str(items[n++], k->size, s);
             }

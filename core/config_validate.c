@@ -121,7 +121,7 @@ int qat_config_validate_at(const qat_config *cfg, const qat_loader *L) {
                 VFAIL(k->key, "%s: bad file count %d", k->key, cfg->data.n_text);
             for (int j = 0; j < cfg->data.n_text; j++)
                 if (!memchr(cfg->data.text[j], 0, k->size) || !cfg->data.text[j][0])
-                    VFAIL(k->key, "%s: entry %d is empty or not terminated", k->key, j);
+                    VFAIL(k->key, "%s: entry %d is empty or not terminated", k->key, j + 1); /* from 1, as users count */
             break;
         case K_ENUM:
             if (*(const int *)f < 0 || *(const int *)f >= qat_config_n_allowed(k))

@@ -493,6 +493,26 @@ static void test_seq_len_against_the_split(void **state) {
         fail_msg("%s", qat_errmsg());
 }
 
+/* data.text's entries are counted from 1 in every message, as the same-file check
+ * counts them ("entries 1 and 2"): an empty one was "entry 1" when it was the second
+ * and "entry 0" when it was the only one. Refused at the entry itself. */
+static void test_text_entries_count_from_one(void **state) {
+    (void)state;
+    expect_set_error("data.text=[c.txt, '']", "--set data.text=[c.txt, '']: data.text: entry 2 is empty, expected a file name");
+    expect_set_error("data.text=['', c.txt]", "--set data.text=['', c.txt]: data.text: entry 1 is empty, expected a file name");
+    expect_set_error("data.text=''", "--set data.text='': data.text: entry 1 is empty, expected a file name");
+    expect_file_error("text_empty.yaml", "data:\n  text:\n    - a.txt\n    - b.txt\n    - \"\"\n",
+                      "text_empty.yaml:5:7: data.text: entry 3 is empty, expected a file name");
+    /* a struct filled by code goes through the validator, which counts alike */
+    qat_config c;
+    assert_int_equal(qat_config_load(NULL, NULL, 0, &c), QAT_OK);
+    strcpy(c.data.source, "text");
+    c.data.n_text = 2;
+    strcpy(c.data.text[0], "a.txt");
+    assert_int_equal(qat_config_validate(&c), QAT_EINPUT);
+    if (!strstr(qat_errmsg(), "data.text: entry 2 is empty or not terminated")) fail_msg("%s", qat_errmsg());
+}
+
 static void test_round_trip(void **state) {
     (void)state;
     qat_config c, d;
@@ -952,6 +972,7 @@ int main(void) {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_nearest_key),
         cmocka_unit_test(test_seq_len_against_the_split),
+        cmocka_unit_test(test_text_entries_count_from_one),
         cmocka_unit_test(test_where_names_the_line),
         cmocka_unit_test(test_help_names_every_choice),
         cmocka_unit_test(test_docs_key_table_matches_binary),
