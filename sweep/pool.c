@@ -73,6 +73,7 @@
 #include "model/llama.h"
 #include "runlog/runlog.h"
 #include "sweep/pool.h"
+#include "sweep/slurm.h"
 #include "train/progress.h"
 #include "train/runio.h"
 #include "train/sha256.h"
@@ -439,9 +440,20 @@ static int launch(qat_sweep_ctx *c, qat_sweep_job *j) {
     time_t now = time(NULL);
     char when[64];
     strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime(&now));
-    dprintf(fd, "== qat sweep %s: %s:", when, j->action == A_RESUME ? "resume" : "start");
-    for (int i = 0; argv[i]; i++) dprintf(fd, " %s", argv[i]);
-    dprintf(fd, "\n");
+    /* the command as a shell reads it back (docs/cli.md: the header is the command):
+     * a path with a space, a quote or a '$' is one quoted word, as in --emit-slurm */
+    char *cmd = NULL;
+    size_t cmd_len = 0;
+    FILE *m = open_memstream(&cmd, &cmd_len);
+    if (m) {
+        for (int i = 0; argv[i]; i++) {
+            fputc(' ', m);
+            qat_sweep_put_shell_word(m, argv[i], 0);
+        }
+        fclose(m);
+    }
+    dprintf(fd, "== qat sweep %s: %s:%s\n", when, j->action == A_RESUME ? "resume" : "start", cmd ? cmd : "");
+    free(cmd);
 
     /* blocked from before the fork to the child's own qat_stop_catch, across exec,
      * so that no instant of the child dies of a SIGTERM sent to it or a SIGINT or
@@ -545,13 +557,25 @@ static void finish(qat_sweep_ctx *c, qat_sweep_job *j, int st) {
  * atomically (QAT_OUT_UNIQUE: each writer renames its own complete copy), so
  * a reader sees either nothing or the whole text the name stands for. Only
  * once a run is to be launched: a sweep whose runs are all done writes
- * nothing, so it also works on an output directory that has become read-only. */
+ * nothing, so it also works on an output directory that has become read-only.
+ *
+ * The text depends on nothing but the resolved base and the sweep file's own
+ * name, never on how its path was spelled: it once named the path as given,
+ * so `qat sweep t/s.yaml` and the Slurm tasks of --emit-slurm (which run
+ * `qat sweep /abs/t/s.yaml`) wrote two bases for one sweep, and the file
+ * --dry-run named was not the one the tasks' workers read. */
 char *qat_sweep_base_text(const qat_sweep *sw, char *path, size_t n) {
     char hex[65];
     char *y = qat_config_to_yaml(&sw->base);
-    size_t len = strlen(y) + strlen(sw->path) + 128;
+    const char *slash = strrchr(sw->path, '/'), *name = slash ? slash + 1 : sw->path;
+    size_t len = strlen(y) + strlen(name) + 128;
     char *text = qat_xmalloc(len);
-    snprintf(text, len, "# the base of sweep %s, resolved; each run adds its --set overrides\n%s", sw->path, y);
+    /* the name for a reader, one line whatever it holds: the file is YAML */
+    char *safe = qat_xstrdup(name);
+    for (char *p = safe; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
+    snprintf(text, len, "# the base of sweep %s, resolved; each run adds its --set overrides\n%s", safe, y);
+    free(safe);
     free(y);
     qat_sha256 h;
     qat_sha256_init(&h);

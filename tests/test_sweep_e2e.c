@@ -14,7 +14,9 @@
  * edited sweep file is continued (a larger budget) or refused (any other key),
  * never skipped as if it were the new run; the Slurm script quotes a log
  * directory with a space and a '%' as sbatch reads it; two sweeps with different bases over
- * one output directory each train every run under their own base.
+ * one output directory each train every run under their own base; one sweep has one base
+ * file however its path is spelled (relative, absolute as the Slurm tasks give it, with
+ * '..'), the one --dry-run names, and train.log's header quotes it so that it pastes back.
  */
 #include <dirent.h>
 #include <sched.h>
@@ -650,6 +652,67 @@ static void test_dry_run_reproduces(void **state) {
     free(h);
 }
 
+/* "(written as BASE when a run starts)" of a --dry-run's first line: BASE into buf. */
+static void dry_run_base(const char *out, char *buf, size_t n) {
+    const char *b = strstr(out, "(written as "), *e = b ? strstr(b, " when a run starts)") : NULL;
+    if (!e) fail_msg("no base named in: %s", out);
+    snprintf(buf, n, "%.*s", (int)(e - b - 12), b + 12);
+}
+
+/* The base file's name was a hash of a text that held the sweep's path as it was
+ * spelled: `qat sweep t/s.yaml` and the Slurm tasks (`qat sweep /abs/t/s.yaml
+ * --shard`) wrote two bases for one sweep, and the one --dry-run named was not
+ * the one the tasks' workers read. And train.log's header, which is the worker's
+ * command, printed a base path with a space as two words. */
+static void test_base_path_spelling(void **state) {
+    (void)state;
+    char text[2048], *out;
+    assert_int_equal(mkdir(path_in("sp dir"), 0755), 0);
+    snprintf(text, sizeof text,
+             "base:\n"
+             "  model: {preset: \"\", layers: 1, dim: 16, heads: 2, vocab: 64, seq_len: 16}\n"
+             "  data: {source: synthetic, synth_topics: 2}\n"
+             "  train: {tokens: 256, batch_tokens: 64, eval_every: 0, eval_tokens: 64}\n"
+             "grid:\n"
+             "  train.lr: [2e-3, 3e-3]\n"
+             "out: %s/sp out\n", tmpdir);
+    write_file("sp dir/s%w.yaml", text);
+    char rel_base[1200], abs_base[1200], dot_base[1200];
+    /* relative to the directory it is run from, absolute, and through '..' */
+    assert_int_equal(run(&out, "cd '%s' && '%s' sweep 'sp dir/s%%w.yaml' --dry-run", tmpdir, qat), 0);
+    dry_run_base(out, rel_base, sizeof rel_base);
+    free(out);
+    assert_int_equal(run(&out, "'%s' sweep '%s' --dry-run", qat, path_in("sp dir/s%w.yaml")), 0);
+    dry_run_base(out, abs_base, sizeof abs_base);
+    free(out);
+    assert_int_equal(run(&out, "'%s' sweep '%s' --dry-run", qat, path_in("sp dir/../sp dir/s%w.yaml")), 0);
+    dry_run_base(out, dot_base, sizeof dot_base);
+    free(out);
+    printf("  --dry-run's base: %s | %s | %s\n", rel_base, abs_base, dot_base);
+    assert_string_equal(rel_base, abs_base);
+    assert_string_equal(dot_base, abs_base);
+    /* the Slurm tasks run the absolute spelling; a shard by hand the relative one:
+     * one base file, the one named */
+    assert_int_equal(run(NULL, "cd '%s' && '%s' sweep 'sp dir/s%%w.yaml' --shard 0/2 >/dev/null 2>&1", tmpdir, qat), 0);
+    assert_int_equal(run(NULL, "'%s' sweep '%s' --shard 1/2 >/dev/null 2>&1", qat, path_in("sp dir/s%w.yaml")), 0);
+    char base[1200];
+    the_base("sp out", base, sizeof base);
+    assert_string_equal(base, abs_base);
+    /* train.log's header is the worker's command: pasted into a shell, its third
+     * word (after the binary and `train`) is the base, one word */
+    assert_int_equal(run(&out, "grep -h '^== qat sweep .*: start: ' '%s'/*/train.log | head -1", path_in("sp out")), 0);
+    const char *cmd = strstr(out, ": start: ");
+    assert_non_null(cmd);
+    cmd += 9;
+    char line[4096], *word;
+    snprintf(line, sizeof line, "%.*s", (int)strcspn(cmd, "\n"), cmd);
+    free(out);
+    printf("  train.log: %s\n", line);
+    assert_int_equal(run(&word, "set -- %s; printf '%%s' \"$3\"", line), 0);
+    assert_string_equal(word, abs_base);
+    free(word);
+}
+
 /* A run that starts from a checkpoint (train.init) that is not there, or is a
  * directory, is invalid before anything starts, by --dry-run too, with the key,
  * the file and where it was given; with no other run, exit 2. --dry-run listed
@@ -898,6 +961,7 @@ int main(void) {
         cmocka_unit_test(test_readonly_output),
         cmocka_unit_test(test_two_bases_one_out),
         cmocka_unit_test(test_dry_run_reproduces),
+        cmocka_unit_test(test_base_path_spelling),
         cmocka_unit_test(test_missing_init),
         cmocka_unit_test(test_text_files),
     };
