@@ -517,7 +517,9 @@ static void test_resume_refuses_a_changed_config(void **state) {
 
 /* A resume refuses a corpus file changed since the checkpoint (the same config,
  * other tokens), naming both fingerprints, and touches nothing; with the file
- * restored it resumes. */
+ * restored it resumes. Changed keys come first: data.val_fraction (which moves
+ * the split the fingerprint covers) and train.lr were reported as "the training
+ * data changed", train.lr not at all; they are listed as the keys they are. */
 static void test_resume_refuses_changed_data(void **state) {
     (void)state;
     char cfg[512], text[512], out[512], ck[600];
@@ -537,9 +539,17 @@ static void test_resume_refuses_changed_data(void **state) {
     write_file(text, corpus);
     assert_int_equal(run((char *[]){"train", cfg, "--out", out, "--quiet", "--stop-after", "8", NULL}), 0);
     assert_int_equal(ckpt_step(ck), 8);
+    int rc = run((char *[]){"train", cfg, "--out", out, "--quiet", "--resume", "--set", "data.val_fraction=0.1", "--set",
+                            "train.lr=1e-3", NULL});
+    printf("  changed val_fraction and lr: exit %d: %s", rc, g_err);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(g_err, "differs from the one the run was started with in 2 keys"));
+    assert_non_null(strstr(g_err, "  data.val_fraction: 0.05 -> 0.1\n"));
+    assert_non_null(strstr(g_err, "  train.lr: 0.003 -> 0.001\n"));
+    assert_null(strstr(g_err, "training data changed"));
     corpus[100] = 'X'; /* one byte of the corpus */
     write_file(text, corpus);
-    int rc = run((char *[]){"train", cfg, "--out", out, "--quiet", "--resume", NULL});
+    rc = run((char *[]){"train", cfg, "--out", out, "--quiet", "--resume", NULL});
     printf("  changed corpus: exit %d: %s", rc, g_err);
     assert_int_equal(rc, 2);
     assert_non_null(strstr(g_err, "ckpt.h5: the training data changed since this checkpoint was written"));

@@ -274,7 +274,12 @@ int qat_runio_config_changes_run(const qat_config *old, const qat_config *cfg) {
     return changed;
 }
 
-int qat_runio_check_data(const char *ckpt_path, uint32_t crc, int64_t tokens) {
+/* QAT_EINPUT when the checkpoint at ckpt_path was written on other data than
+ * crc and tokens, naming both; a checkpoint without them (synthetic data, or
+ * written by an older qat) passes. Asked only once the configs agree: data
+ * that differs because a key changed (data.val_fraction moves the split the
+ * fingerprint covers) is that key's change, listed as such. */
+static int check_data(const char *ckpt_path, uint32_t crc, int64_t tokens) {
     if (access(ckpt_path, F_OK) != 0 || tokens <= 0) return QAT_OK;
     qat_ckpt_file *f;
     if (qat_ckpt_open(ckpt_path, &f)) {
@@ -336,14 +341,16 @@ static int read_ckpt_head(const char *path, qat_config *old, int64_t *step) {
 }
 
 int qat_runio_open(qat_runio *io, const char *dir, const qat_config *cfg, qat_model *m, qat_adamw *opt,
-                   int resume, double tokens_target, int64_t *start_step, double *wall_before,
-                   qat_runio_start_fn at_start, void *start_ctx) {
+                   int resume, double tokens_target, uint32_t data_crc, int64_t data_tokens, int64_t *start_step,
+                   double *wall_before, qat_runio_start_fn at_start, void *start_ctx) {
     memset(io, 0, sizeof *io);
     snprintf(io->dir, sizeof io->dir, "%s", dir);
     snprintf(io->ckpt, sizeof io->ckpt, "%s/ckpt.h5", dir);
     io->cfg = cfg;
     io->model = m;
     io->opt = opt;
+    io->data_crc = data_crc;
+    io->data_tokens = data_tokens;
     char runpath[sizeof io->dir + 16];
     snprintf(runpath, sizeof runpath, "%s/run.h5", dir);
     *start_step = 0;
@@ -448,6 +455,9 @@ int qat_runio_open(qat_runio *io, const char *dir, const qat_config *cfg, qat_mo
             io->cfg = cfg = io->own_cfg;
         }
         free(old);
+        /* the data is compared only once the configs agree: a changed key is
+         * reported as that key, not as the data it changes */
+        if (!rc) rc = check_data(io->ckpt, io->data_crc, io->data_tokens);
         if (rc) goto unlock;
         if (completed && new_steps == ck_step && have_log) {
             io->completed = 1; /* nothing more to train; a finished run stays as it is */

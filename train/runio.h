@@ -38,16 +38,9 @@ typedef struct {
     int completed;               /* --resume found a completed run: nothing was opened or changed */
     double completed_val_loss;   /* its final validation loss */
     char note[8192];             /* what opening decided that the user should hear ("" = nothing) */
-    uint32_t data_crc;           /* set by the caller after opening: the data's fingerprint and size, */
+    uint32_t data_crc;           /* the data's fingerprint and size (qat_runio_open's arguments), */
     int64_t data_tokens;         /* stored in every checkpoint (0 tokens: not stored) */
 } qat_runio;
-
-/* Before a resume: QAT_EINPUT when the checkpoint at ckpt_path (if any) was
- * written on other data than crc and tokens (qat_dataset_fingerprint and the
- * splits' size), naming both; a checkpoint without them (synthetic data, or
- * written by an older qat) passes. A resume continues the same run, and a
- * corpus file edited or replaced since would silently make it another. */
-int qat_runio_check_data(const char *ckpt_path, uint32_t crc, int64_t tokens);
 
 /* Open the run directory: a fresh run.h5, or with `resume` load ckpt.h5 into
  * model and optimizer and reopen run.h5 truncated to the checkpoint (a new
@@ -57,12 +50,17 @@ int qat_runio_check_data(const char *ckpt_path, uint32_t crc, int64_t tokens);
  * must equal the checkpoint's except for the safe keys (docs/config.md#resuming),
  * else QAT_EINPUT listing every changed key; changed safe keys are recorded in
  * run.h5 (`resumes`, `config`, `tokens_target`). A completed run with the same
- * budget is left untouched (io->completed); a larger budget extends it.
- * io->note says what was decided when the user should hear it. at_start
+ * budget is left untouched (io->completed); a larger budget extends it. Only
+ * once the configs agree are data_crc and data_tokens (qat_dataset_fingerprint
+ * and the splits' size, stored in every checkpoint; 0 tokens: none) compared
+ * with the checkpoint's: QAT_EINPUT naming both when it was written on other
+ * data (a corpus file edited or replaced since would silently make the resume
+ * another run), while a changed key is reported as the key, not as changed
+ * data. io->note says what was decided when the user should hear it. at_start
  * (may be NULL) is called as described above it. */
 int qat_runio_open(qat_runio *io, const char *dir, const qat_config *cfg, qat_model *m, qat_adamw *opt,
-                   int resume, double tokens_target, int64_t *start_step, double *wall_before,
-                   qat_runio_start_fn at_start, void *start_ctx);
+                   int resume, double tokens_target, uint32_t data_crc, int64_t data_tokens, int64_t *start_step,
+                   double *wall_before, qat_runio_start_fn at_start, void *start_ctx);
 void qat_runio_train(qat_runio *io, int64_t step, double tokens, double loss, double lr, double gnorm, double time_s);
 void qat_runio_eval(qat_runio *io, int64_t step, double tokens, double loss);
 int qat_runio_flush(qat_runio *io);

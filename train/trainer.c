@@ -296,16 +296,10 @@ int qat_train_run(const qat_config *cfg, const qat_train_opts *opts) {
     /* the data's fingerprint goes into every checkpoint; a resume must find the same */
     uint32_t data_crc = qat_dataset_fingerprint(ds);
     int64_t data_tokens = data_crc ? qat_dataset_train_tokens(ds) + qat_dataset_val_tokens(ds) : 0;
-    if (!rc && opts->resume) {
-        char ck[sizeof dir + 16];
-        snprintf(ck, sizeof ck, "%s/ckpt.h5", dir);
-        rc = qat_runio_check_data(ck, data_crc, data_tokens);
-    }
-    if (!rc) rc = qat_runio_open(&io, dir, cfg, m, &opt, opts->resume, plan.tokens, &start, &wall_before,
-                                 opts->init ? init_at_start : NULL, &ictx);
+    /* checked against a resumed checkpoint's once the configs agree (train/runio.h) */
+    if (!rc) rc = qat_runio_open(&io, dir, cfg, m, &opt, opts->resume, plan.tokens, data_crc, data_tokens, &start,
+                                 &wall_before, opts->init ? init_at_start : NULL, &ictx);
     if (rc) goto done;
-    io.data_crc = data_crc;
-    io.data_tokens = data_tokens;
     /* What opening decided about what was on disk is said even with --quiet:
      * a run started afresh or a log recreated is not something to find out later. */
     if (io.note[0]) fprintf(stderr, "qat: note: %s\n", io.note);
