@@ -459,7 +459,11 @@ static void small_run_paths(char *cfg, char *out, char *rl, char *ck, size_t n) 
 /* A resume continues the run it checkpointed: any key but the documented safe ones
  * changed is exit 2 listing each (stored -> given), with nothing written; safe keys
  * (cadence, budget) are accepted and recorded in run.h5; a larger train.tokens extends
- * a completed run, and /final/tokens is always the tokens actually trained. */
+ * a completed run, and /final/tokens is always the tokens actually trained. A budget
+ * changed to the checkpoint's own step is exit 2 like one below it (it "completed"
+ * the run there, exit 0, 10 steps into a 40-step run, with ckpt.h5 still storing the
+ * old budget); only the run's own budget may equal the checkpoint's step
+ * (test_sigint_in_final_evaluation). */
 static void test_resume_refuses_a_changed_config(void **state) {
     (void)state;
     char cfg[512], out[512], rl[600], ck[600], attr[4096];
@@ -480,6 +484,21 @@ static void test_resume_refuses_a_changed_config(void **state) {
     assert_int_equal(qat_runlog_read_final(rl, &sm), 0);
     assert_string_equal(sm.status, "running");
     assert_int_equal(sm.n_train, 10);
+
+    /* a budget at the checkpoint's step (10 steps of 512 tokens): refused, saying what continues */
+    rc = run((char *[]){"train", cfg, "--out", out, "--quiet", "--resume", "--set", "train.tokens=5120", NULL});
+    printf("  budget at the checkpoint's step: exit %d: %s", rc, g_err);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(g_err, "the checkpoint is at step 10 (5120 tokens)"));
+    assert_non_null(strstr(g_err, "at the checkpoint's step"));
+    assert_non_null(strstr(g_err, "at least 5632 tokens (one more step)"));
+    assert_non_null(strstr(g_err, "its own budget of 20480 tokens"));
+    assert_int_equal(ckpt_step(ck), 10);
+    assert_int_equal(qat_runlog_read_final(rl, &sm), 0);
+    assert_string_equal(sm.status, "running");
+    assert_int_equal(sm.n_train, 10);
+    h5attr_str(rl, "config", attr, sizeof attr);
+    assert_non_null(strstr(attr, "tokens: 20480"));
 
     /* a safe key: accepted, said, and recorded */
     rc = run((char *[]){"train", cfg, "--out", out, "--quiet", "--resume", "--set", "train.log_every=4", NULL});
@@ -512,6 +531,7 @@ static void test_resume_refuses_a_changed_config(void **state) {
     printf("  smaller budget: exit %d: %s", rc, g_err);
     assert_int_equal(rc, 2);
     assert_non_null(strstr(g_err, "the checkpoint is at step 60"));
+    assert_non_null(strstr(g_err, "below the checkpoint's step"));
     assert_int_equal(ckpt_step(ck), 60);
 }
 

@@ -24,6 +24,7 @@
 #include "core/fsutil.h"
 #include "runlog/checkpoint.h"
 #include "runlog/runlog.h"
+#include "trainer.h"
 
 static int file_exists(const char *p) {
     struct stat st;
@@ -340,6 +341,17 @@ static int read_ckpt_head(const char *path, qat_config *old, int64_t *step) {
     return rc;
 }
 
+/* The budget of config c in steps, as the trainer plans it for model m; -1
+ * when it cannot be planned (then it matches no other). */
+static int64_t budget_steps(const qat_config *c, const qat_model *m) {
+    qat_run_plan plan;
+    if (qat_train_plan(c, m->n_params, m->s.seq_len, &plan)) {
+        qat_clear_error();
+        return -1;
+    }
+    return plan.steps;
+}
+
 int qat_runio_open(qat_runio *io, const char *dir, const qat_config *cfg, qat_model *m, qat_adamw *opt,
                    int resume, double tokens_target, uint32_t data_crc, int64_t data_tokens, int64_t *start_step,
                    double *wall_before, qat_runio_start_fn at_start, void *start_ctx) {
@@ -454,6 +466,9 @@ int qat_runio_open(qat_runio *io, const char *dir, const qat_config *cfg, qat_mo
             memcpy(io->own_cfg->train.init, old->train.init, sizeof old->train.init);
             io->cfg = cfg = io->own_cfg;
         }
+        /* the run's own budget, in steps (tokens and tokens_per_param are two
+         * spellings of it) */
+        int64_t old_steps = rc ? -1 : budget_steps(old, m);
         free(old);
         /* the data is compared only once the configs agree: a changed key is
          * reported as that key, not as the data it changes */
@@ -463,14 +478,25 @@ int qat_runio_open(qat_runio *io, const char *dir, const qat_config *cfg, qat_mo
             io->completed = 1; /* nothing more to train; a finished run stays as it is */
             goto unlock;
         }
-        /* A checkpoint at the budget itself is a run with every step trained
+        /* A checkpoint at the run's own budget is a run with every step trained
          * whose final evaluation did not happen (a signal cut it short, or a
-         * kill came first): the resume makes it and completes the run. */
-        if (new_steps < ck_step) {
+         * kill came first): the resume makes it and completes the run. A budget
+         * changed to the checkpoint's step or below is refused (docs/config.md
+         * #resuming): "completing" there would end the run short of the budget
+         * it was started for, with a final evaluation at a step its schedule
+         * never meant as the end, and ckpt.h5 still storing the old budget. */
+        if (new_steps < ck_step || (new_steps == ck_step && new_steps != old_steps)) {
+            int64_t bt = cfg->train.batch_tokens;
+            char own[96] = "";
+            if (old_steps > ck_step) /* a budget the run has not reached: giving it back finishes the run */
+                snprintf(own, sizeof own, ", or its own budget of %lld tokens to finish it as it was started",
+                         (long long)(old_steps * bt));
             rc = qat_fail(QAT_EINPUT, "%s: the checkpoint is at step %lld (%lld tokens), but the budget given now is "
-                          "%lld steps (%.0f tokens); expected train.tokens (or tokens_per_param) of at least %lld tokens to "
-                          "continue", io->ckpt, (long long)ck_step, (long long)(ck_step * cfg->train.batch_tokens),
-                          (long long)new_steps, tokens_target, (long long)(ck_step * cfg->train.batch_tokens));
+                          "%lld steps (%.0f tokens), %s the checkpoint's step; a resume continues a run to a larger "
+                          "budget: expected train.tokens (or tokens_per_param) of at least %lld tokens (one more step) "
+                          "to continue%s", io->ckpt, (long long)ck_step, (long long)(ck_step * bt),
+                          (long long)new_steps, tokens_target, new_steps == ck_step ? "at" : "below",
+                          (long long)((ck_step + 1) * bt), own);
             goto unlock;
         }
         rc = qat_runio_load_checkpoint(io->ckpt, cfg, m, opt, start_step, wall_before);

@@ -50,7 +50,8 @@ typedef struct {
  * must equal the checkpoint's except for the safe keys (docs/config.md#resuming),
  * else QAT_EINPUT listing every changed key; changed safe keys are recorded in
  * run.h5 (`resumes`, `config`, `tokens_target`). A completed run with the same
- * budget is left untouched (io->completed); a larger budget extends it. Only
+ * budget is left untouched (io->completed); a larger budget extends it; a
+ * budget changed to one at or below the checkpoint's step is QAT_EINPUT. Only
  * once the configs agree are data_crc and data_tokens (qat_dataset_fingerprint
  * and the splits' size, stored in every checkpoint; 0 tokens: none) compared
  * with the checkpoint's: QAT_EINPUT naming both when it was written on other
