@@ -16,7 +16,8 @@
  *    which the checkpoint overrides) is bit-identical to an uninterrupted one:
  *    every /train/loss and /eval/loss row and every checkpoint array;
  *  - the config key train.init (here through --set) starts the same run as
- *    --init; --init overrides it; changing it on --resume is refused;
+ *    --init; --init overrides it; changing it on --resume to another file is
+ *    refused, another path of the same file is not a change;
  *  - an aq1x4g4 ste source fine-tuned with estimator pv carries its codebooks,
  *    scales and codes (PV-Tuning from the AQ solution): the weights' state is
  *    recorded carried, nothing is fitted, and the PTQ loss is the source's final
@@ -893,7 +894,11 @@ static int stored_config_has(const char *ckpt, const char *text) {
  * ('train.init: "X" -> ""'); and a resume re-read the source, failing with "cannot
  * open" once it had moved, though the checkpoint holds everything. Now --init is
  * written into train.init, the two spellings are one on resume, a resume that names
- * no source keeps the recorded one, and the source is not opened to resume. */
+ * no source keeps the recorded one, and the source is not opened to resume. The
+ * same file under another path (`DIR/./src.h5`, a symbolic link) is the same
+ * source, as --help and docs/cli.md say ("--init changes nothing"); it was refused
+ * as a changed train.init. A copy (another inode) is another file, refused, and
+ * so is another path once the recorded file is gone. */
 static void init_recorded_and_resumed(void **state) {
     (void)state;
     char cfg[400], src[600], moved[600], key[700], rec[700];
@@ -908,8 +913,36 @@ static void init_recorded_and_resumed(void **state) {
     assert_int_equal(run((char *[]){"train", cfg, "--out", a.out, "--init", src, "--quiet", "--stop-after", "3", NULL}), 0);
     snprintf(rec, sizeof rec, "init: \"%s\"", src);
     assert_true(stored_config_has(a.ckpt, rec));
+    /* the same file under other paths: a note, and the run goes on */
+    char dotted[700], link[600], copy[600];
+    snprintf(dotted, sizeof dotted, "%s/./rr-src.h5", g_tmp);
+    snprintf(link, sizeof link, "%s/rr-link.h5", g_tmp);
+    snprintf(copy, sizeof copy, "%s/rr-copy.h5", g_tmp);
+    assert_int_equal(symlink(src, link), 0);
+    snprintf(cp, sizeof cp, "cp '%s' '%s'", src, copy);
+    assert_int_equal(system(cp), 0);
+    const char *same[] = {dotted, link};
+    for (int i = 0; i < 2; i++) {
+        int rc = run((char *[]){"train", cfg, "--out", a.out, "--init", (char *)same[i], "--resume", "--quiet",
+                                "--stop-after", "1", NULL});
+        printf("  --init %s on resume: exit %d: %s", same[i], rc, g_err);
+        assert_int_equal(rc, 0);
+        assert_non_null(strstr(g_err, "not applied"));
+    }
+    assert_true(stored_config_has(a.ckpt, rec)); /* the recorded spelling is kept */
+    /* a copy is another file (its bytes may change apart from the source's) */
+    int rc = run((char *[]){"train", cfg, "--out", a.out, "--init", copy, "--resume", "--quiet", NULL});
+    printf("  --init COPY on resume: exit %d: %s", rc, g_err);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(g_err, "train.init: "));
+    assert_non_null(strstr(g_err, "(another file; a resume needs no --init: leave it out to continue)"));
     /* the source moved: the resume continues from its own checkpoint */
     assert_int_equal(rename(src, moved), 0);
+    /* its new path cannot be shown to be the file recorded: refused, with the way on */
+    rc = run((char *[]){"train", cfg, "--out", a.out, "--init", moved, "--resume", "--quiet", NULL});
+    printf("  --init MOVED on resume: exit %d: %s", rc, g_err);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(g_err, "the recorded file is not there to compare with"));
     assert_int_equal(run((char *[]){"train", cfg, "--out", a.out, "--init", src, "--resume", "--quiet", "--stop-after",
                                     "3", NULL}), 0);
     assert_null(strstr(g_err, "cannot open"));

@@ -22,6 +22,7 @@
 #include "compress/format.h"
 #include "core/error.h"
 #include "core/fsutil.h"
+#include "data/dataset.h"
 #include "runlog/checkpoint.h"
 #include "runlog/runlog.h"
 #include "trainer.h"
@@ -204,6 +205,16 @@ static qat_config canonical_formats(const qat_config *c) {
     return k;
 }
 
+/* Two train.init values name one source: the same text, or paths of the same
+ * file (device and inode: another spelling, a hard or symbolic link). A path
+ * that cannot be stat'ed matches only its own text. */
+static int same_source(const char *a, const char *b) {
+    if (!strcmp(a, b)) return 1;
+    const char *pair[2] = {a, b};
+    int x, y;
+    return qat_data_same_file(pair, 2, &x, &y);
+}
+
 /* Compare the config a run was started with (`old`, from `origin`) with the one
  * given now, key by key, formats by their canonical form. Changed safe keys go into *note ("key old -> new; ...",
  * NULL when none); any other change is QAT_EINPUT listing every changed key. */
@@ -215,9 +226,14 @@ static int compare_configs(const char *origin, const qat_config *old, const qat_
      * that does not say it (no --init, no key) continues the same run, and so does
      * one of a run whose stored config did not record it (started with --init
      * before --init was written into train.init, or from random weights: --init
-     * then only gets its "not applied" note). Two different sources are refused.
-     * Compared as text, never by opening the file, which may have moved since. */
-    if (!cfg_c.train.init[0] || !old_c.train.init[0]) memcpy(cfg_c.train.init, old_c.train.init, sizeof cfg_c.train.init);
+     * then only gets its "not applied" note), and one that names the recorded
+     * file under another spelling (`./t/src.h5` for `t/src.h5`, a link), told
+     * by device and inode as every "same file" of qat is (docs/cli.md). Another
+     * file is another run, refused. Never opened: the checkpoint holds
+     * everything, and the source may have moved since (then the same text still
+     * continues, and another spelling cannot be shown to be it). */
+    int init_same = !cfg_c.train.init[0] || !old_c.train.init[0] || same_source(old_c.train.init, cfg_c.train.init);
+    if (init_same) memcpy(cfg_c.train.init, old_c.train.init, sizeof cfg_c.train.init);
     old = &old_c;
     cfg = &cfg_c;
     for (int i = 0; i < qat_config_key_count(); i++) {
@@ -231,6 +247,11 @@ static int compare_configs(const char *origin, const qat_config *old, const qat_
             } else {
                 tb_add(&bad, "\n  ", k.key, ": ", a);
                 tb_add(&bad, " -> ", b, "", "");
+                if (!strcmp(k.key, "train.init")) /* the way on: the checkpoint needs no source */
+                    tb_add(&bad, access(old->train.init, F_OK) ? " (the recorded file is not there to compare with: "
+                                                                 "leave out --init/train.init, the checkpoint holds the "
+                                                                 "run)" : " (another file; a resume needs no --init: "
+                                                                 "leave it out to continue)", "", "", "");
                 n_bad++;
             }
         }
