@@ -18,6 +18,8 @@
  *  - the config key train.init (here through --set) starts the same run as
  *    --init; --init overrides it; changing it on --resume to another file is
  *    refused, another path of the same file is not a change;
+ *  - an --init run stopped by SIGINT in its PTQ evaluation leaves a run.h5
+ *    recording its source, and --resume without --init starts from it;
  *  - an aq1x4g4 ste source fine-tuned with estimator pv carries its codebooks,
  *    scales and codes (PV-Tuning from the AQ solution): the weights' state is
  *    recorded carried, nothing is fitted, and the PTQ loss is the source's final
@@ -811,32 +813,68 @@ static void resume_of_an_init_run_is_bit_exact(void **state) {
 }
 
 /* SIGINT while --init's PTQ evaluation runs (2M held-out tokens: seconds): the
- * run stops between batches, exit 1, with no run.h5 (it is created after the
- * evaluation), and --resume starts it from --init as a run never stopped
- * (before: the signal waited for both evaluations to end). Timing: the signal
- * goes 1 s after the start; reading the corpus and the source takes well under
- * that and the two evaluations ~5 s on one idle core (longer under load or a
- * sanitizer, which only widens the margin). */
+ * run stops between batches, exit 1, and --resume starts it from --init as a run
+ * never stopped (before: the signal waited for both evaluations to end). The
+ * resume names no source: run.h5, created with status running, no rows and no
+ * init_* attributes, records train.init in its config, and the resume starts
+ * from it. Before, the stop left no run.h5 and said "continue with --resume",
+ * which then trained from random weights (first loss 5.5 instead of ~2.2)
+ * without a word. A SIGKILL there leaves only run.h5.lock, and a resume without
+ * --init says so in a note. Timing: the signal goes 1 s after the start; reading
+ * the corpus and the source takes well under that and the two evaluations ~5 s
+ * on one idle core (longer under load or a sanitizer, which only widens the
+ * margin). */
+static pid_t start_and_signal(char *const args[], int sig) {
+    pid_t pid = qat_test_spawn(g_tmp, args);
+    assert_true(pid > 0);
+    usleep(1000000);
+    kill(pid, sig);
+    return pid;
+}
+
 static void sigint_in_the_ptq_evaluation(void **state) {
     (void)state;
-    run_paths a = paths_of("pe", "pea"), b = paths_of("pe", "peb");
+    run_paths a = paths_of("pe", "pea"), b = paths_of("pe", "peb"), c = paths_of("pe", "pec");
     config(a.cfg, "pe", 4096, "compress:\n  weights: {format: int4}\n");
     char *const big[] = {"--set", "train.eval_tokens=2e6", NULL};
     assert_int_equal(run((char *[]){"train", a.cfg, "--out", a.out, "--init", g_src, big[0], big[1], "--quiet", NULL}), 0);
-    pid_t pid = qat_test_spawn(g_tmp, (char *[]){"train", a.cfg, "--out", b.out, "--init", g_src, big[0], big[1], "--quiet",
-                                                 NULL});
-    assert_true(pid > 0);
-    usleep(1000000);
-    kill(pid, SIGINT);
+    pid_t pid = start_and_signal((char *[]){"train", a.cfg, "--out", b.out, "--init", g_src, big[0], big[1], "--quiet",
+                                            NULL}, SIGINT);
     int rc = qat_test_wait_stderr(pid, g_tmp, g_err, sizeof g_err);
     printf("  SIGINT in the PTQ evaluation: exit %d: %s", rc, g_err);
     assert_int_equal(rc, 1);
     assert_non_null(strstr(g_err, "interrupted before step 1 (while setting up: evaluating the --init start)"));
-    assert_int_equal(access(b.log, F_OK), -1);
-    assert_int_equal(run((char *[]){"train", a.cfg, "--out", b.out, "--init", g_src, big[0], big[1], "--resume", "--quiet",
-                                    NULL}), 0);
+    assert_non_null(strstr(g_err, "records train.init"));
+    assert_int_equal(access(b.ckpt, F_OK), -1);
+    qat_runlog_summary *sm = malloc(sizeof *sm);
+    assert_non_null(sm);
+    assert_int_equal(qat_runlog_read_final(b.log, sm), 0);
+    assert_string_equal(sm->status, "running");
+    assert_int_equal(sm->n_train, 0);
+    free(sm);
+    char *yaml = NULL, rec[700], hash[100];
+    assert_int_equal(qat_runlog_config(b.log, &yaml), 0);
+    snprintf(rec, sizeof rec, "init: \"%s\"", g_src);
+    assert_non_null(strstr(yaml, rec));
+    free(yaml);
+    h5attr_str(b.log, "init_hash", hash, sizeof hash);
+    assert_string_equal(hash, ""); /* nothing was measured */
+    /* --resume alone: the recorded source, as a run never stopped */
+    assert_int_equal(run((char *[]){"train", a.cfg, "--out", b.out, big[0], big[1], "--resume", "--quiet", NULL}), 0);
+    printf("  resumed without --init: %s", g_err);
+    assert_non_null(strstr(g_err, "starting afresh from train.init"));
     compare_runs(a.log, b.log, a.ckpt, b.ckpt);
     assert_true(h5attr_f64(a.log, "init_ptq_loss") == h5attr_f64(b.log, "init_ptq_loss"));
+
+    /* SIGKILL there: no run.h5 to record the source; the resume that names none says so */
+    pid = start_and_signal((char *[]){"train", a.cfg, "--out", c.out, "--init", g_src, big[0], big[1], "--quiet", NULL},
+                           SIGKILL);
+    assert_int_equal(qat_test_wait(pid), 128 + SIGKILL);
+    assert_int_equal(access(c.log, F_OK), -1);
+    assert_int_equal(run((char *[]){"train", a.cfg, "--out", c.out, "--resume", "--quiet", "--stop-after", "1", NULL}), 0);
+    printf("  resumed after SIGKILL: %s", g_err);
+    assert_non_null(strstr(g_err, "only the lock of a run killed before it wrote its log"));
+    assert_non_null(strstr(g_err, "from random weights"));
 }
 
 /* ---- train.init: --init written in the config ---------------------------------- */

@@ -373,6 +373,30 @@ static int64_t budget_steps(const qat_config *c, const qat_model *m) {
     return plan.steps;
 }
 
+/* For a --resume that starts afresh over an unfinished run.h5 (no checkpoint):
+ * the train.init the log's config records when the given config names none, so
+ * that an --init run stopped before its first checkpoint (in its PTQ
+ * evaluation, or killed before step checkpoint_every) starts again from its
+ * source, as `--resume` of an --init run needs no --init, rather than from
+ * random weights. io->cfg becomes a copy with it (io->own_cfg); 1 when taken. */
+static int adopt_recorded_init(qat_runio *io, const char *runpath) {
+    if (io->cfg->train.init[0]) return 0; /* given: a fresh start is the config given */
+    char *yaml = NULL;
+    qat_config *old = qat_xmalloc(sizeof *old);
+    int took = 0;
+    if (!qat_runlog_config(runpath, &yaml) && !qat_runio_stored_config(yaml, runpath, old) && old->train.init[0]) {
+        io->own_cfg = qat_xmalloc(sizeof *io->own_cfg);
+        *io->own_cfg = *io->cfg;
+        memcpy(io->own_cfg->train.init, old->train.init, sizeof old->train.init);
+        io->cfg = io->own_cfg;
+        took = 1;
+    }
+    qat_clear_error(); /* an unreadable log is started afresh, as the note says */
+    free(yaml);
+    free(old);
+    return took;
+}
+
 int qat_runio_open(qat_runio *io, const char *dir, const qat_config *cfg, qat_model *m, qat_adamw *opt,
                    int resume, double tokens_target, uint32_t data_crc, int64_t data_tokens, int64_t *start_step,
                    double *wall_before, qat_runio_start_fn at_start, void *start_ctx) {
@@ -407,6 +431,11 @@ int qat_runio_open(qat_runio *io, const char *dir, const qat_config *cfg, qat_mo
     }
     QAT_TRY(rc0);
     QAT_TRY(qat_out_check_as(io->ckpt, QAT_OUT_CKPT, NULL, 0));
+    /* a lock left without a log: a run killed between taking it and creating
+     * run.h5, which only an --init run's PTQ evaluation makes long (seconds) */
+    char lockpath[sizeof runpath + 8];
+    snprintf(lockpath, sizeof lockpath, "%s.lock", runpath);
+    int had_lock = file_exists(lockpath);
     int lock_fd;
     QAT_TRY(qat_runlog_lock(runpath, &lock_fd, NULL));
     /* an empty run.h5 (a copy or a disk that stopped at 0 bytes) holds no series:
@@ -468,9 +497,22 @@ int qat_runio_open(qat_runio *io, const char *dir, const qat_config *cfg, qat_mo
             if (!rc) io->completed = 1;
             goto unlock;
         }
-        if (have_log)
+        if (have_log && adopt_recorded_init(io, runpath)) {
+            cfg = io->cfg;
+            snprintf(io->note, sizeof io->note, "%s: no checkpoint to resume from (status %s); starting afresh from "
+                     "train.init %s, which it records (the run began from that checkpoint)", runpath,
+                     status[0] ? status : "unreadable", cfg->train.init);
+        } else if (have_log)
             snprintf(io->note, sizeof io->note, "%s: no checkpoint to resume from (status %s); starting afresh",
                      runpath, status[0] ? status : "unreadable");
+        else if (had_lock)
+            /* nothing records how such a run began: said, so that a fine-tune
+             * whose --init was left out is not found later to have trained
+             * from random weights */
+            snprintf(io->note, sizeof io->note, "%s holds no run.h5 and no checkpoint, only the lock of a run killed "
+                     "before it wrote its log (an --init run killed in its PTQ evaluation, say); starting afresh %s%s",
+                     dir, cfg->train.init[0] ? "from train.init " : "from random weights (if it began with --init, "
+                     "stop this and --resume with that --init)", cfg->train.init);
         goto fresh;
     }
 
@@ -578,7 +620,7 @@ fresh: {
         .grad_hadamard = cfg->gradients.hadamard,
         .precision = m->bf16 ? "bf16" : "fp32", .resumes = note,
     };
-    if (at_start && *start_step == 0 && (rc = at_start(start_ctx, &at))) {
+    if (at_start && *start_step == 0 && (rc = at_start(start_ctx, cfg, &at))) {
         free(yaml);
         goto unlock;
     }

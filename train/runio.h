@@ -23,15 +23,21 @@ struct qat_runlog;
 /* Called by qat_runio_open when the run starts at step 0 (a fresh run, or
  * --resume with nothing to resume), under the run's writer lock and before
  * run.h5 is created: it may fill the init_* attributes (`qat train --init`
- * evaluates its starting point here). Not called when a checkpoint is loaded.
- * A non-zero return stops the open with that error and writes nothing. */
-typedef int (*qat_runio_start_fn)(void *ctx, qat_runlog_attrs *attrs);
+ * evaluates its starting point here). cfg is the config the run starts with:
+ * the one given, or with the train.init an unfinished run.h5 records when a
+ * --resume gave none (qat_runio_open), so the source to start from is
+ * cfg->train.init. Not called when a checkpoint is loaded. A non-zero return
+ * stops the open with that error and writes nothing; a hook stopped by a
+ * signal returns 0 without the init_* attributes, so that run.h5 is still
+ * created and records the config (with its train.init) for the --resume that
+ * continues it. */
+typedef int (*qat_runio_start_fn)(void *ctx, const qat_config *cfg, qat_runlog_attrs *attrs);
 
 typedef struct {
     char dir[2 * QAT_PATH_MAX];  /* run directory */
     char ckpt[2 * QAT_PATH_MAX + 16]; /* dir/ckpt.h5 */
-    const qat_config *cfg;       /* the run's config (own_cfg when a resume kept the stored train.init) */
-    qat_config *own_cfg;         /* the given config with the checkpoint's train.init, or NULL (owned) */
+    const qat_config *cfg;       /* the run's config (own_cfg when a resume kept the recorded train.init) */
+    qat_config *own_cfg;         /* the given config with the recorded train.init (checkpoint or run.h5), or NULL (owned) */
     qat_model *model;            /* borrowed */
     qat_adamw *opt;              /* borrowed */
     struct qat_runlog *log;      /* open run.h5 */
@@ -50,15 +56,18 @@ typedef struct {
  * must equal the checkpoint's except for the safe keys (docs/config.md#resuming),
  * else QAT_EINPUT listing every changed key; changed safe keys are recorded in
  * run.h5 (`resumes`, `config`, `tokens_target`). A completed run with the same
- * budget is left untouched (io->completed); a larger budget extends it; a
- * budget changed to one at or below the checkpoint's step is QAT_EINPUT. Only
- * once the configs agree are data_crc and data_tokens (qat_dataset_fingerprint
- * and the splits' size, stored in every checkpoint; 0 tokens: none) compared
- * with the checkpoint's: QAT_EINPUT naming both when it was written on other
- * data (a corpus file edited or replaced since would silently make the resume
- * another run), while a changed key is reported as the key, not as changed
- * data. io->note says what was decided when the user should hear it. at_start
- * (may be NULL) is called as described above it. */
+ * budget is left untouched (io->completed); a larger budget extends it; a budget
+ * changed to one at or below the checkpoint's step is QAT_EINPUT. Only once the
+ * configs agree are data_crc and data_tokens (qat_dataset_fingerprint and the
+ * splits' size, stored in every checkpoint; 0 tokens: none) compared with the
+ * checkpoint's: QAT_EINPUT naming both when it was written on other data (a
+ * corpus file edited or replaced since would silently make the resume another
+ * run), while a changed key is reported as the key, not as changed data. A
+ * --resume that finds an unfinished run.h5 and no checkpoint starts afresh,
+ * from the train.init the log records when none is given (an --init run
+ * stopped before its first checkpoint stays a fine-tune). io->note says what
+ * was decided when the user should hear it. at_start (may be NULL) is called
+ * as described above it. */
 int qat_runio_open(qat_runio *io, const char *dir, const qat_config *cfg, qat_model *m, qat_adamw *opt,
                    int resume, double tokens_target, uint32_t data_crc, int64_t data_tokens, int64_t *start_step,
                    double *wall_before, qat_runio_start_fn at_start, void *start_ctx);

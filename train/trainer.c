@@ -189,27 +189,55 @@ int qat_train_validate(const qat_config *cfg) {
 /* What the start hook of qat_runio_open needs to evaluate an --init run's
  * starting point (train/init.h) under the run's lock, before run.h5 exists. */
 typedef struct {
-    qat_init *init;           /* loaded source */
-    const qat_config *cfg;
+    qat_init *init;           /* the source, once loaded */
+    const qat_config *given;  /* the config given (its train.init is --init or the key) */
+    int from_key;             /* 1: the given train.init is the key, not --init (messages name the key) */
+    const char *dir;          /* the run directory (messages about a source the log recorded) */
     qat_model *m;
     qat_tape *tp;
     const qat_dataset *ds;
     int B;
     int32_t *in, *tg;         /* (B, T) scratch */
+    int loaded;               /* 1: *init was read before the run directory was made */
     int applied;              /* 1 once the run started from it */
-    const char *path;         /* not yet loaded (a resume): load it here if the run starts at step 0 after all */
+    int stopped;              /* 1: a signal came before the start was evaluated (run.h5 records the source) */
     const volatile sig_atomic_t *stop; /* SIGINT/SIGTERM seen: the evaluations stop between batches */
 } init_ctx;
 
-static int init_at_start(void *p, qat_runlog_attrs *at) {
+/* Read the source src into c->init for the run of config cfg. Its messages say
+ * --init; when the user wrote the key, or the source is the one an unfinished
+ * run.h5 recorded (a --resume that named none), they say that instead. */
+static int load_init(init_ctx *c, const char *src, const qat_config *cfg) {
+    int rc = qat_init_load(c->init, src, cfg, c->m);
+    int recorded = !c->given->train.init[0];
+    if (rc && (c->from_key || recorded)) {
+        char msg[4096], pos[QAT_PATH_MAX + 96];
+        snprintf(msg, sizeof msg, "%s", qat_errmsg());
+        const char *body = strncmp(msg, "--init ", 7) ? msg : msg + 7;
+        if (recorded)
+            rc = qat_fail(rc, "%s/run.h5 records train.init (the run began from that checkpoint): %s; restore it, "
+                          "or start the run afresh without --resume", c->dir, body);
+        else
+            rc = qat_fail(rc, "%s: train.init: %s", qat_config_where(c->given, "train.init", pos, sizeof pos), body);
+    }
+    if (!rc) c->loaded = 1;
+    return rc;
+}
+
+static int init_at_start(void *p, const qat_config *cfg, qat_runlog_attrs *at) {
     init_ctx *c = p;
-    if (c->path) QAT_TRY(qat_init_load(c->init, c->path, c->cfg, c->m));
-    QAT_TRY(qat_init_evaluate(c->init, c->cfg, c->m, c->tp, c->ds, c->B, c->in, c->tg, c->stop));
-    /* stopped in the PTQ evaluation: no run.h5 yet (runio creates it after this),
-     * so --resume starts from --init again */
-    if (*c->stop)
-        return qat_fail(QAT_ERUNTIME, "interrupted before step 1 (while setting up: evaluating the --init start); "
-                        "nothing trained, continue with --resume");
+    /* the source is cfg's: the one given, or the one run.h5 recorded for a
+     * --resume that gave none (train/runio.h); none: a random start */
+    if (!c->loaded && !cfg->train.init[0]) return QAT_OK;
+    if (!c->loaded) QAT_TRY(load_init(c, cfg->train.init, cfg));
+    QAT_TRY(qat_init_evaluate(c->init, cfg, c->m, c->tp, c->ds, c->B, c->in, c->tg, c->stop));
+    /* stopped in the PTQ evaluation: run.h5 is still created, without the
+     * init_* attributes (nothing was measured), so that its config records
+     * train.init and --resume starts from the source again, --init or not */
+    if (*c->stop) {
+        c->stopped = 1;
+        return QAT_OK;
+    }
     at->init_from = c->init->abspath;
     at->init_hash = c->init->hash;
     at->init_state = qat_init_state(c->init);
@@ -276,34 +304,28 @@ int qat_train_run(const qat_config *cfg, const qat_train_opts *opts) {
      * resumed instead, it overwrites every array read here. */
     qat_init init;
     memset(&init, 0, sizeof init);
-    init_ctx ictx = {&init, cfg, m, &tp, ds, B, in, tg, 0, NULL, stop};
+    init_ctx ictx = {&init, cfg, opts->init_from_key, dir, m, &tp, ds, B, in, tg, 0, 0, 0, stop};
     /* A resume with a checkpoint continues from it, which holds everything: the
      * source, only read at step 0, may have moved since, and is not opened. Should
      * the run start at step 0 after all (the checkpoint vanished), it is read then. */
     char ckpath[sizeof dir + 16];
     snprintf(ckpath, sizeof ckpath, "%s/ckpt.h5", dir);
-    if (opts->init && opts->resume && access(ckpath, F_OK) == 0) ictx.path = opts->init;
-    else if (opts->init && (rc = qat_init_load(&init, opts->init, cfg, m))) {
-        if (opts->init_from_key) { /* its messages say --init; the user wrote the key */
-            char msg[4096], pos[QAT_PATH_MAX + 96];
-            snprintf(msg, sizeof msg, "%s", qat_errmsg());
-            const char *body = strncmp(msg, "--init ", 7) ? msg : msg + 7;
-            rc = qat_fail(rc, "%s: train.init: %s", qat_config_where(cfg, "train.init", pos, sizeof pos), body);
-        }
+    if (opts->init && !(opts->resume && access(ckpath, F_OK) == 0) && (rc = load_init(&ictx, opts->init, cfg)))
         goto done;
-    }
     rc = qat_mkdirs(dir);
     /* the data's fingerprint goes into every checkpoint; a resume must find the same */
     uint32_t data_crc = qat_dataset_fingerprint(ds);
     int64_t data_tokens = data_crc ? qat_dataset_train_tokens(ds) + qat_dataset_val_tokens(ds) : 0;
-    /* checked against a resumed checkpoint's once the configs agree (train/runio.h) */
+    /* the data is checked against a resumed checkpoint's once the configs agree
+     * (train/runio.h); the hook always, since a --resume without --init may start
+     * from the source an unfinished run.h5 records */
     if (!rc) rc = qat_runio_open(&io, dir, cfg, m, &opt, opts->resume, plan.tokens, data_crc, data_tokens, &start,
-                                 &wall_before, opts->init ? init_at_start : NULL, &ictx);
+                                 &wall_before, init_at_start, &ictx);
     if (rc) goto done;
     /* What opening decided about what was on disk is said even with --quiet:
      * a run started afresh or a log recreated is not something to find out later. */
     if (io.note[0]) fprintf(stderr, "qat: note: %s\n", io.note);
-    if (opts->init && !ictx.applied)
+    if (opts->init && !ictx.applied && !ictx.stopped)
         fprintf(stderr, "qat: note: %s %s not applied: %s %s (it sets the weights of a run at step 0 only)\n",
                 opts->init_from_key ? "train.init" : "--init", opts->init, dir,
                 io.completed ? "is a completed run" : "resumes from its checkpoint");
@@ -355,8 +377,13 @@ int qat_train_run(const qat_config *cfg, const qat_train_opts *opts) {
     if (*stop) { /* during the setup: nothing trained, nothing to checkpoint */
         if (show >= 0) printf("qat train %s: stopped before step %lld of %lld; continue with --resume\n", cfg->name,
                               (long long)(start + 1), (long long)plan.steps);
-        rc = qat_fail(QAT_ERUNTIME, "interrupted before step %lld (while setting up); nothing trained since %s, "
-                      "continue with --resume", (long long)(start + 1), start ? "the checkpoint" : "the start");
+        if (ictx.stopped) /* run.h5 records the source: --resume alone starts from it */
+            rc = qat_fail(QAT_ERUNTIME, "interrupted before step 1 (while setting up: evaluating the --init start); "
+                          "nothing trained, %s/run.h5 records train.init %s: continue with --resume (which starts "
+                          "from it again, --init or not)", dir, io.cfg->train.init);
+        else
+            rc = qat_fail(QAT_ERUNTIME, "interrupted before step %lld (while setting up); nothing trained since %s, "
+                          "continue with --resume", (long long)(start + 1), start ? "the checkpoint" : "the start");
         goto done;
     }
     /* A resume whose checkpoint came after a step that was due an evaluation the
