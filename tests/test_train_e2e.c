@@ -456,6 +456,20 @@ static void small_run_paths(char *cfg, char *out, char *rl, char *ck, size_t n) 
     snprintf(ck, n, "%s/small/c/ckpt.h5", g_tmp);
 }
 
+/* `--resume --set SET1 --set SET2` on the run of cfg in out: exit 2 listing both
+ * changed keys, LINE1 and LINE2 ("  key: stored -> given\n"); `what` for the log. */
+static void expect_two_keys_refused(const char *cfg, const char *out, const char *what, const char *set1,
+                                    const char *set2, const char *line1, const char *line2) {
+    int rc = run((char *[]){"train", (char *)cfg, "--out", (char *)out, "--quiet", "--resume", "--set", (char *)set1,
+                            "--set", (char *)set2, NULL});
+    printf("  %s: exit %d: %s", what, rc, g_err);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(g_err, "ckpt.h5: --resume with a config that differs from the one the run was started with "
+                                  "in 2 keys"));
+    assert_non_null(strstr(g_err, line1));
+    assert_non_null(strstr(g_err, line2));
+}
+
 /* A resume continues the run it checkpointed: any key but the documented safe ones
  * changed is exit 2 listing each (stored -> given), with nothing written; safe keys
  * (cadence, budget) are accepted and recorded in run.h5; a larger train.tokens extends
@@ -471,14 +485,8 @@ static void test_resume_refuses_a_changed_config(void **state) {
     assert_int_equal(run((char *[]){"train", cfg, "--out", out, "--quiet", "--stop-after", "10", NULL}), 0);
     assert_int_equal(ckpt_step(ck), 10);
 
-    int rc = run((char *[]){"train", cfg, "--out", out, "--quiet", "--resume", "--set", "seed=7", "--set",
-                            "train.batch_tokens=1024", NULL});
-    printf("  changed seed and batch: exit %d: %s", rc, g_err);
-    assert_int_equal(rc, 2);
-    assert_non_null(strstr(g_err, "ckpt.h5: --resume with a config that differs"));
-    assert_non_null(strstr(g_err, "in 2 keys"));
-    assert_non_null(strstr(g_err, "  seed: 0 -> 7\n"));
-    assert_non_null(strstr(g_err, "  train.batch_tokens: 512 -> 1024\n"));
+    expect_two_keys_refused(cfg, out, "changed seed and batch", "seed=7", "train.batch_tokens=1024", "  seed: 0 -> 7\n",
+                            "  train.batch_tokens: 512 -> 1024\n");
     assert_int_equal(ckpt_step(ck), 10); /* nothing was touched */
     qat_runlog_summary sm;
     assert_int_equal(qat_runlog_read_final(rl, &sm), 0);
@@ -486,7 +494,7 @@ static void test_resume_refuses_a_changed_config(void **state) {
     assert_int_equal(sm.n_train, 10);
 
     /* a budget at the checkpoint's step (10 steps of 512 tokens): refused, saying what continues */
-    rc = run((char *[]){"train", cfg, "--out", out, "--quiet", "--resume", "--set", "train.tokens=5120", NULL});
+    int rc = run((char *[]){"train", cfg, "--out", out, "--quiet", "--resume", "--set", "train.tokens=5120", NULL});
     printf("  budget at the checkpoint's step: exit %d: %s", rc, g_err);
     assert_int_equal(rc, 2);
     assert_non_null(strstr(g_err, "the checkpoint is at step 10 (5120 tokens)"));
@@ -559,17 +567,12 @@ static void test_resume_refuses_changed_data(void **state) {
     write_file(text, corpus);
     assert_int_equal(run((char *[]){"train", cfg, "--out", out, "--quiet", "--stop-after", "8", NULL}), 0);
     assert_int_equal(ckpt_step(ck), 8);
-    int rc = run((char *[]){"train", cfg, "--out", out, "--quiet", "--resume", "--set", "data.val_fraction=0.1", "--set",
-                            "train.lr=1e-3", NULL});
-    printf("  changed val_fraction and lr: exit %d: %s", rc, g_err);
-    assert_int_equal(rc, 2);
-    assert_non_null(strstr(g_err, "differs from the one the run was started with in 2 keys"));
-    assert_non_null(strstr(g_err, "  data.val_fraction: 0.05 -> 0.1\n"));
-    assert_non_null(strstr(g_err, "  train.lr: 0.003 -> 0.001\n"));
+    expect_two_keys_refused(cfg, out, "changed val_fraction and lr", "data.val_fraction=0.1", "train.lr=1e-3",
+                            "  data.val_fraction: 0.05 -> 0.1\n", "  train.lr: 0.003 -> 0.001\n");
     assert_null(strstr(g_err, "training data changed"));
     corpus[100] = 'X'; /* one byte of the corpus */
     write_file(text, corpus);
-    rc = run((char *[]){"train", cfg, "--out", out, "--quiet", "--resume", NULL});
+    int rc = run((char *[]){"train", cfg, "--out", out, "--quiet", "--resume", NULL});
     printf("  changed corpus: exit %d: %s", rc, g_err);
     assert_int_equal(rc, 2);
     assert_non_null(strstr(g_err, "ckpt.h5: the training data changed since this checkpoint was written"));
