@@ -233,6 +233,13 @@ int qat_config_load_node(struct yaml_document_s *doc, struct yaml_node_s *node, 
 /* Apply one "key=value" override to an already loaded config (no validation). */
 int qat_config_set(qat_config *cfg, const char *assignment);
 
+/* The keys one "key=value" override assigns, whatever their values: given[i] = 1 for
+ * key i of the table (qat_config_key_get), else 0 (given holds qat_config_key_count()
+ * bytes). A group's mapping value assigns each key written under it. Keys after a bad
+ * key or value are not counted: applying the override reports that error. For commands
+ * that refuse keys they have no use for (train/ckpt_model.c). Returns how many. */
+int qat_config_set_keys(const char *assignment, unsigned char *given);
+
 /* Apply `n_set` overrides to a config already loaded and valid (a checkpoint's stored
  * one), then validate. The base's positions are dropped: it was valid, so every error
  * names the override that caused it ("--set model.seq_len=100: ..."), and checks made

@@ -594,6 +594,25 @@ int qat_config_set(qat_config *cfg, const char *assignment) {
     return rc;
 }
 
+int qat_config_set_keys(const char *assignment, unsigned char *given) {
+    /* Applied to a scratch config, so that what it assigns is what the loader itself
+     * reads from the text: a dotted key, or every key of a group's mapping
+     * (`compress.gradients={format: int4}`), however it is spelled. */
+    qat_config *tmp = qat_xmalloc(sizeof *tmp);
+    qat_loader *L = qat_xmalloc(sizeof *L);
+    qat_config_defaults(tmp);
+    loader_init(L, tmp, "config");
+    const char *sets[1] = {assignment};
+    L->sets = sets;
+    (void)apply_set(L, assignment, 1);
+    qat_clear_error(); /* the override itself reports it, with the stored config as its base */
+    int n = 0;
+    for (int i = 0; i < qat_config_n_keys; i++) n += given[i] = L->seen[i] != 0;
+    free(L);
+    free(tmp);
+    return n;
+}
+
 int qat_config_override(qat_config *cfg, const char *const *sets, int n_set) {
     qat_config *tmp = qat_xmalloc(sizeof *tmp);
     qat_loader *L = qat_xmalloc(sizeof *L);

@@ -10,7 +10,8 @@
  * the default without a word), and a run diverged by a huge weight decay
  * names train.weight_decay, not train.lr. An override that conflicts with the
  * checkpoint (a model size, an estimator whose learned state it lacks) is exit 2
- * naming the --set, not the checkpoint.
+ * naming the --set, not the checkpoint; one without effect on the command (a
+ * backward format in eval, a learning rate in eval or grads) is exit 2 naming it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -101,7 +102,7 @@ static void test_bad_overrides(void **state) {
     /* 257 overrides: every command that takes --set says its limit */
     static char many[257 * 16 + 1];
     many[0] = 0;
-    for (int i = 0; i < 257; i++) strcat(many, " --set seed=1");
+    for (int i = 0; i < 257; i++) strcat(many, " --set threads=1"); /* a key eval uses: seed is refused on fp32 */
     assert_int_equal(run(&out, "'%s' eval --checkpoint '%s/out/f32/ckpt.h5'%s", qat, tmpdir, many), 2);
     assert_non_null(strstr(out, "too many --set options (at most 256)"));
     free(out);
@@ -124,8 +125,110 @@ static void test_bad_overrides(void **state) {
     assert_non_null(strstr(out, "\"tokens\": 256}"));
     free(out);
     /* 256 are accepted */
-    many[256 * 13] = 0;
+    many[256 * 16] = 0;
     assert_int_equal(run(&out, "'%s' eval --checkpoint '%s/out/f32/ckpt.h5' --json%s", qat, tmpdir, many), 0);
+    free(out);
+}
+
+/* An override a command has no use for is refused, naming it, rather than ignored.
+ * eval has no backward: --set compress.gradients.format=mxfp4 gave exit 0 and the
+ * same loss, while rounding=sr was refused for an fp32 backward eval never runs.
+ * No command but train takes an optimizer step, so the optimizer's, the schedule's
+ * and the loop's keys did nothing either; nor a seed in an eval that draws nothing,
+ * nor train.eval_tokens beside --tokens, nor the data's files beside --data. What
+ * acts is still accepted: formats, eval_tokens, threads, a seed under noise(),
+ * and in grads (which runs a backward) compress.gradients.*. */
+static void test_set_without_effect(void **state) {
+    (void)state;
+    static const struct { const char *opts, *want; } refused[] = {
+        {"--set compress.gradients.format=mxfp4", "qat: --set compress.gradients.format=mxfp4: "
+                                                   "compress.gradients.format has no effect in eval: it has no backward "
+                                                   "pass"},
+        {"--set compress.gradients.rounding=sr", "qat: --set compress.gradients.rounding=sr: "
+                                                  "compress.gradients.rounding has no effect in eval: it has no "
+                                                  "backward pass"},
+        {"--set compress.gradients.hadamard=16", "compress.gradients.hadamard has no effect in eval: it has no backward"},
+        /* the same key given inside a group's mapping */
+        {"--set 'compress.gradients={format: int8}'", "qat: --set compress.gradients={format: int8}: "
+                                                       "compress.gradients.format has no effect in eval"},
+        {"--set compress.activations.trust=0.5", "compress.activations.trust has no effect in eval: it has no backward "
+                                                 "pass (trust is a parameter of the trust estimator's backward rule"},
+        {"--set compress.weights.clip_scale=2", "compress.weights.clip_scale has no effect in eval"},
+        {"--set train.lr=1e-2", "qat: --set train.lr=1e-2: train.lr has no effect in eval: it is a setting of the "
+                                "optimizer step"},
+        {"--set train.grad_clip=0", "train.grad_clip has no effect in eval"},
+        {"--set train.schedule=linear", "train.schedule has no effect in eval"},
+        {"--set 'train={beta2: 0.99}'", "train.beta2 has no effect in eval"},
+        {"--set train.checkpoint_every=5", "train.checkpoint_every has no effect in eval: it sets how often a training "
+                                           "run evaluates, checkpoints or logs"},
+        {"--set train.tokens=1e4", "train.tokens has no effect in eval: it sets how long a run trains"},
+        {"--set name=x", "qat: --set name=x: name has no effect in eval: it names a training run's directory"},
+        {"--set model.init_std=0.1", "model.init_std has no effect in eval: it draws the initial weights of a new "
+                                     "model, and the weights eval reads are the checkpoint's"},
+        {"--set train.init=x.h5", "train.init has no effect in eval"},
+        {"--set compress.weights.pv_lr=0", "compress.weights.pv_lr has no effect in eval"},
+        {"--set seed=3", "qat: --set seed=3: seed has no effect in eval of weights fp32 and activations fp32: there it "
+                         "keys only the random draws of noise() formats and stochastic rounding (@sr)"},
+        {"--tokens 256 --set train.eval_tokens=256", "qat: --set train.eval_tokens=256: train.eval_tokens has no "
+                                                     "effect in eval: --tokens 256 sets the held-out tokens evaluated "
+                                                     "instead; expected one of the two"},
+        {"--data synthetic --set data.source=english", "qat: --set data.source=english: data.source has no effect in "
+                                                        "eval: --data synthetic replaces the data's source and files"},
+    };
+    char *out;
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        int rc = run(&out, "'%s' eval --checkpoint '%s/out/f32/ckpt.h5' --json %s", qat, tmpdir, refused[i].opts);
+        printf("  eval %s: exit %d: %s", refused[i].opts, rc, out);
+        assert_int_equal(rc, 2);
+        if (!strstr(out, refused[i].want)) fail_msg("expected '%s'", refused[i].want);
+        assert_null(strstr(out, "loss"));
+        free(out);
+    }
+    /* what acts is accepted: train.eval_tokens (without --tokens), threads, data keys, and a
+     * seed once a format draws with it (two seeds, two draws of the noise) */
+    assert_int_equal(run(&out, "'%s' eval --checkpoint '%s/out/f32/ckpt.h5' --json --set train.eval_tokens=256 --set "
+                         "threads=1 --set data.synth_topics=3", qat, tmpdir), 0);
+    assert_non_null(strstr(out, "\"tokens\": 256}"));
+    free(out);
+    double loss[2];
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(run(&out, "'%s' eval --checkpoint '%s/out/f32/ckpt.h5' --json --set "
+                             "'compress.activations.format=noise(int4)' --set seed=%d", qat, tmpdir, k + 1), 0);
+        const char *p = strstr(out, "{\"loss\": ");
+        assert_non_null(p);
+        assert_int_equal(sscanf(p, "{\"loss\": %lf", &loss[k]), 1);
+        free(out);
+    }
+    assert_true(loss[0] != loss[1]);
+
+    /* grads runs a backward: compress.gradients.* acts there, the optimizer's keys do not,
+     * from a checkpoint or from a CONFIG (whose own train.init and init_std still act) */
+    assert_int_equal(run(&out, "'%s' grads --checkpoint '%s/out/f32/ckpt.h5' --out '%s/g.h5' --set "
+                         "compress.gradients.format=int8 --set compress.weights.format=int4 --set "
+                         "compress.weights.trust=0.5", qat, tmpdir, tmpdir), 0);
+    assert_non_null(strstr(out, "backward int8"));
+    free(out);
+    static const struct { const char *src, *set, *want; } grads_refused[] = {
+        {"--checkpoint '%s/out/f32/ckpt.h5'", "train.lr=1e-2", "qat: --set train.lr=1e-2: train.lr has no effect in "
+                                                                "grads: it is a setting of the optimizer step"},
+        {"--checkpoint '%s/out/f32/ckpt.h5'", "train.eval_tokens=256", "train.eval_tokens has no effect in grads: it "
+                                                                        "sets the held-out tokens of an evaluation"},
+        {"--checkpoint '%s/out/f32/ckpt.h5'", "model.init_std=0.1", "model.init_std has no effect in grads"},
+        {"'%s/tiny.yaml'", "train.warmup=0.5", "qat: --set train.warmup=0.5: train.warmup has no effect in grads"},
+        {"'%s/tiny.yaml'", "compress.weights.pv_tau=0.5", "compress.weights.pv_tau has no effect in grads: it is a "
+                                                          "parameter of PV-Tuning's V step"},
+    };
+    for (size_t i = 0; i < sizeof grads_refused / sizeof grads_refused[0]; i++) {
+        char src[600];
+        snprintf(src, sizeof src, grads_refused[i].src, tmpdir);
+        int rc = run(&out, "'%s' grads %s --out '%s/g.h5' --set %s", qat, src, tmpdir, grads_refused[i].set);
+        printf("  grads %s --set %s: exit %d: %s", grads_refused[i].src, grads_refused[i].set, rc, out);
+        assert_int_equal(rc, 2);
+        if (!strstr(out, grads_refused[i].want)) fail_msg("expected '%s'", grads_refused[i].want);
+        free(out);
+    }
+    assert_int_equal(run(&out, "'%s' grads '%s/tiny.yaml' --out '%s/g.h5' --set model.init_std=0.05 --set seed=2", qat,
+                         tmpdir, tmpdir), 0);
     free(out);
 }
 
@@ -282,12 +385,19 @@ static void test_learned_state_read_only_as_learned(void **state) {
              tmpdir);
     assert_int_equal(rc, 0);
     free(out);
-    /* what reads the codes as learned: the same quantizer restated, another pv_tau, activations
-     * that leave the weights unrotated (a block format on auto rotates nothing) */
+    /* what reads the codes as learned: the same quantizer restated, activations that leave
+     * the weights unrotated (a block format on auto rotates nothing). Another pv_tau was
+     * accepted here too, and did nothing: the V step it sets runs only after an optimizer
+     * step (test_set_without_effect) */
     assert_true(eval_as("pv", "int4@g32", "fp32") == own);
-    rc = run(&out, "'%s' eval --checkpoint '%s/out/pv/ckpt.h5' --json --set compress.weights.pv_tau=0.5 --set "
-             "compress.activations.format=int4@g32", qat, tmpdir);
+    rc = run(&out, "'%s' eval --checkpoint '%s/out/pv/ckpt.h5' --json --set compress.activations.format=int4@g32", qat,
+             tmpdir);
     assert_int_equal(rc, 0);
+    free(out);
+    rc = run(&out, "'%s' eval --checkpoint '%s/out/pv/ckpt.h5' --json --set compress.weights.pv_tau=0.5", qat, tmpdir);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(out, "qat: --set compress.weights.pv_tau=0.5: compress.weights.pv_tau has no effect in "
+                                "eval: it is a parameter of PV-Tuning's V step"));
     free(out);
     /* pv_lr = 0: the V step follows the weight tensor, so another quantizer may read it */
     rc = run(&out, "'%s' train '%s/tiny.yaml' --set name=pv0 --set compress.weights.format=int4@g32 --set "
@@ -462,6 +572,7 @@ int main(void) {
         cmocka_unit_test(test_set_errors_name_the_override),
         cmocka_unit_test(test_learned_state_missing),
         cmocka_unit_test(test_learned_state_read_only_as_learned),
+        cmocka_unit_test(test_set_without_effect),
         cmocka_unit_test(test_errors_name_their_source),
         cmocka_unit_test(test_divergence_advice),
         cmocka_unit_test(test_small_validation_split),

@@ -223,7 +223,8 @@ static void check_greedy_is_eval_argmax(const char *ckpt, const char *fmt) {
 
     qat_config cfg;
     qat_model *m = NULL;
-    assert_int_equal(qat_load_checkpoint_model(ckpt, NULL, 0, 1, &cfg, &m), 0);
+    qat_ckpt_use use = {.command = "sample", .checkpoint = 1};
+    assert_int_equal(qat_load_checkpoint_model(ckpt, &use, NULL, 0, 1, &cfg, &m), 0);
     const int T = m->s.seq_len, V = m->s.vocab;
     int32_t *in = malloc(sizeof(int32_t) * (size_t)T), *tg = malloc(sizeof(int32_t) * (size_t)T);
     qat_tape tp;

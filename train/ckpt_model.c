@@ -9,6 +9,10 @@
  * read only by the quantizer it was learned for (state_read_as_learned), and
  * every value read is checked finite before anything runs on it. Each refusal
  * names the --set, the file and what is allowed instead (docs/cli.md, "qat eval").
+ * An override the command has no use for (a learning rate in eval, a backward
+ * format where nothing runs backward) is refused too (qat_check_set_effect):
+ * eval once printed the same loss for --set compress.gradients.format=mxfp4
+ * with exit 0, so the user could not tell it did nothing.
  */
 #include "runio.h"
 
@@ -63,6 +67,186 @@ int qat_checkpoint_check_finite(const char *path, qat_model *m, qat_adamw *opt) 
         QAT_TRY(non_finite(path, "compress/", name, data, n));
     }
     return QAT_OK;
+}
+
+/* Why an override has no effect on a command that takes no optimizer step. */
+typedef enum {
+    R_NAME,        /* the run's directory */
+    R_BUDGET,      /* how long a run trains */
+    R_OPTIMIZER,   /* AdamW, its schedule, the gradient clip */
+    R_CADENCE,     /* how often a run evaluates, checkpoints, logs */
+    R_PV,          /* PV-Tuning's V step, run after an optimizer step */
+    R_WEIGHTS,     /* draws or names the starting weights: moot when they are a checkpoint's */
+    R_EVAL_TOKENS, /* the held-out tokens of an evaluation */
+    R_DATA,        /* the data's source and files, which eval's --data replaces */
+    R_BACKWARD,    /* compress.gradients.*: the backward's products */
+    R_ESTIMATOR,   /* an estimator's backward rule (which gradients pass the quantizer) */
+} no_effect_reason;
+
+/* The keys (or groups, by prefix; "compress.*." is either side) no command that
+ * reads a config without training (eval, sample, grads) uses in every case. Every
+ * other key acts on the forward, the data or the batch: formats and their
+ * estimators (which choose the learned state read and the scale rule), model.seq_len,
+ * rope_theta, norm_eps, data.* (but for what eval's --data replaces), threads,
+ * train.batch_tokens, train.precision, and seed (grads' batch; in eval only the draws of
+ * noise() and @sr, checked with the formats: seed_draws). */
+static const struct {
+    const char *key;
+    no_effect_reason why;
+} no_effect[] = {
+    {"name", R_NAME},
+    {"train.tokens", R_BUDGET},
+    {"train.tokens_per_param", R_BUDGET},
+    {"train.lr", R_OPTIMIZER},
+    {"train.warmup", R_OPTIMIZER},
+    {"train.schedule", R_OPTIMIZER},
+    {"train.min_lr_ratio", R_OPTIMIZER},
+    {"train.weight_decay", R_OPTIMIZER},
+    {"train.beta1", R_OPTIMIZER},
+    {"train.beta2", R_OPTIMIZER},
+    {"train.eps", R_OPTIMIZER},
+    {"train.grad_clip", R_OPTIMIZER},
+    {"train.eval_every", R_CADENCE},
+    {"train.checkpoint_every", R_CADENCE},
+    {"train.log_every", R_CADENCE},
+    {"compress.*.pv_tau", R_PV},
+    {"compress.*.pv_group", R_PV},
+    {"compress.*.pv_lr", R_PV},
+    {"compress.*.pv_beta2", R_PV},
+    {"compress.*.pv_delta_decay", R_PV},
+    {"model.init_std", R_WEIGHTS},
+    {"train.init", R_WEIGHTS},
+    {"train.eval_tokens", R_EVAL_TOKENS},
+    {"data.source", R_DATA},
+    {"data.shards", R_DATA},
+    {"data.val_shards", R_DATA},
+    {"data.text", R_DATA},
+    {"compress.gradients", R_BACKWARD},
+    {"compress.*.clip_scale", R_ESTIMATOR},
+    {"compress.*.trust", R_ESTIMATOR},
+    {"compress.*.rbbm_p", R_ESTIMATOR},
+};
+
+static int rule_matches(const char *rule, const char *key) {
+    if (!strncmp(rule, "compress.*.", 11)) {
+        const char *leaf = qat_config_key_leaf(key);
+        return (!strncmp(key, "compress.weights.", 17) || !strncmp(key, "compress.activations.", 21)) &&
+               !strcmp(leaf, rule + 11);
+    }
+    size_t n = strlen(rule);
+    return !strncmp(key, rule, n) && (key[n] == 0 || key[n] == '.');
+}
+
+/* Whether the rule applies to what `use` runs; NULL-free. */
+static int rule_applies(no_effect_reason why, const qat_ckpt_use *use) {
+    switch (why) {
+    case R_WEIGHTS: return use->checkpoint;
+    case R_EVAL_TOKENS: return !use->tokens || use->tokens[0];
+    case R_DATA: return use->data != NULL;
+    case R_BACKWARD:
+    case R_ESTIMATOR: return !use->backward;
+    default: return 1;
+    }
+}
+
+static int refuse_no_effect(const qat_ckpt_use *use, const char *set, const char *key, no_effect_reason why) {
+    const char *cmd = use->command, *leaf = qat_config_key_leaf(key);
+    char side[32] = "compress.weights";
+    if (!strncmp(key, "compress.activations.", 21)) snprintf(side, sizeof side, "compress.activations");
+    /* every refusal: which --set, which key, in which command */
+#define NO_EFFECT(fmt, ...) qat_fail(QAT_EINPUT, "--set %s: %s has no effect in %s: " fmt, set, key, cmd, __VA_ARGS__)
+    /* a training setting: where it does act */
+    const char *train = use->checkpoint ? "expected no --set of it (to train from these weights with it: qat train "
+                                          "CONFIG --init CKPT.h5)"
+                                        : "expected no --set of it (qat train uses it)";
+    switch (why) {
+    case R_NAME:
+        return NO_EFFECT("it names a training run's directory, and %s writes no run; expected no --set of it", cmd);
+    case R_BUDGET:
+        return NO_EFFECT("it sets how long a run trains, and %s trains nothing; %s", cmd,
+                         train);
+    case R_OPTIMIZER:
+        return NO_EFFECT("it is a setting of the optimizer step (AdamW, its learning-rate schedule, the gradient "
+                         "clip), and %s takes none%s; %s", cmd,
+                         use->backward ? " (the gradients it writes are neither clipped nor scaled)" : "",
+                         train);
+    case R_CADENCE:
+        return NO_EFFECT("it sets how often a training run evaluates, checkpoints or logs, and %s runs no training "
+                         "loop; %s", cmd, train);
+    case R_PV:
+        return NO_EFFECT("it is a parameter of PV-Tuning's V step, which runs after an optimizer step, and %s takes "
+                         "none (the forward reads the codes as they are); %s", cmd,
+                         train);
+    case R_WEIGHTS:
+        return NO_EFFECT("%s, and the weights %s reads are the checkpoint's; expected no --set of it",
+                         !strcmp(key, "train.init") ? "it names the checkpoint a training run starts from"
+                                                    : "it draws the initial weights of a new model", cmd);
+    case R_EVAL_TOKENS:
+        if (use->tokens)
+            return NO_EFFECT("%s sets the held-out tokens evaluated instead; expected one of the two", use->tokens);
+        return NO_EFFECT("it sets the held-out tokens of an evaluation, and %s evaluates none (%s); expected no "
+                         "--set of it", cmd,
+                         use->backward ? "its batch is the first training batch, of train.batch_tokens"
+                                       : "it reads only the prompt");
+    case R_DATA:
+        return NO_EFFECT("%s replaces the data's source and files; expected one of the two (data.val_fraction and "
+                         "the synthetic corpus's data.synth_* still apply)", use->data);
+    case R_BACKWARD:
+        return NO_EFFECT("it has no backward pass (compress.gradients.* quantizes the backward's products); expected "
+                         "no --set of compress.gradients.*; qat grads --checkpoint CKPT.h5 --out G.h5 --set %s runs "
+                         "a backward with it", set);
+    case R_ESTIMATOR:
+        return NO_EFFECT("it has no backward pass (%s is a parameter of the %s estimator's backward rule: which "
+                         "gradients pass the quantizer); expected no --set of %s.%s (%s.estimator may change: it "
+                         "chooses the learned state and scale the forward reads)", leaf,
+                         !strcmp(leaf, "clip_scale") ? "clip" : !strcmp(leaf, "trust") ? "trust" : "rbbm", side, leaf,
+                         side);
+    }
+#undef NO_EFFECT
+    QAT_ASSERT(0);
+    return QAT_EINPUT;
+}
+
+int qat_check_set_effect(const qat_ckpt_use *use, const char *const *sets, int n_set) {
+    int nk = qat_config_key_count();
+    unsigned char *given = qat_xmalloc((size_t)nk);
+    int rc = QAT_OK;
+    for (int i = 0; i < n_set && !rc; i++) {
+        if (!qat_config_set_keys(sets[i], given)) continue;
+        for (int k = 0; k < nk && !rc; k++) {
+            if (!given[k]) continue;
+            qat_config_key_info info;
+            qat_config_key_get(k, &info);
+            for (size_t r = 0; r < sizeof no_effect / sizeof no_effect[0] && !rc; r++)
+                if (rule_matches(no_effect[r].key, info.key) && rule_applies(no_effect[r].why, use))
+                    rc = refuse_no_effect(use, sets[i], info.key, no_effect[r].why);
+        }
+    }
+    free(given);
+    return rc;
+}
+
+/* The seed, given by --set to a command without a backward (eval), acts only
+ * through the quantizers' random draws (noise(F), @sr: compress/quantizer.c); its
+ * other uses, the initial weights and the order of training batches, are not part
+ * of an evaluation. With no format that draws, it is refused like a training key. */
+static int seed_draws(const qat_ckpt_use *use, const qat_config *cfg) {
+    char who[QAT_PATH_MAX + 96];
+    if (use->backward || strncmp(qat_config_where(cfg, "seed", who, sizeof who), "--set ", 6)) return QAT_OK;
+    const char *fmt[2] = {cfg->weights.format, cfg->activations.format};
+    for (int s = 0; s < 2; s++) {
+        qat_fmt f;
+        if (qat_fmt_parse(fmt[s], &f)) {
+            qat_clear_error(); /* refused with its own message when the model is made */
+            return QAT_OK;
+        }
+        if (f.noise || (f.mods & QAT_MOD_SR)) return QAT_OK;
+    }
+    return qat_fail(QAT_EINPUT, "%s: seed has no effect in %s of weights %s and activations %s: there it keys only "
+                    "the random draws of noise() formats and stochastic rounding (@sr), and neither side draws any "
+                    "(the initial weights and the order of training batches it also keys are not part of %s); "
+                    "expected no --set of it, or a format that draws (e.g. noise(int4), mxfp4@sr)",
+                    who, use->command, fmt[0], fmt[1], use->command);
 }
 
 /* Load a checkpoint's config (with the caller's overrides) and model. */
@@ -263,8 +447,14 @@ done:
     return rc;
 }
 
-int qat_load_checkpoint_model(const char *path, const char *const *sets, int n_set, int max_batch,
-                              qat_config *cfg, qat_model **out) {
+int qat_load_checkpoint_model(const char *path, const qat_ckpt_use *use, const char *const *sets, int n_set,
+                              int max_batch, qat_config *cfg, qat_model **out) {
+    *out = NULL;
+    /* before the checkpoint is read: the refusal is about the command line alone, and
+     * comes before any error the override would cause with the stored config (eval's
+     * --set compress.gradients.rounding=sr was refused for the fp32 backward it
+     * does not run, while format=mxfp4 passed) */
+    QAT_TRY(qat_check_set_effect(use, sets, n_set));
     qat_ckpt_file *f;
     QAT_TRY(qat_ckpt_open(path, &f));
     char *yaml = NULL;
@@ -282,6 +472,7 @@ int qat_load_checkpoint_model(const char *path, const char *const *sets, int n_s
     for (int i = 0; i < n_set; i++) set_precision |= !strncmp(sets[i], "train.precision=", 16);
     QAT_TRY(qat_config_override(cfg, sets, n_set));
     QAT_TRY(same_shape(path, &stored, cfg, sets, n_set));
+    QAT_TRY(seed_draws(use, cfg));
     /* A bf16 run's weights are f32 master copies: on a CPU without native bf16
      * products its checkpoint still runs, in fp32, and says so (the forward's
      * products then round nothing to bf16, so losses move by ~0.1%). */

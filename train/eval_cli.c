@@ -36,7 +36,9 @@ static const char EVAL_HELP[] =
     "                 sizes (all but model.seq_len) stay the checkpoint's; an estimator with learned state\n"
     "                 (lsq, pv, aq) needs a checkpoint trained with it, and learned state is read only by the\n"
     "                 quantizer it was learned for (same format, rotation, estimator and scale; or, but for\n"
-    "                 PV, an estimator without state on the master weights) (docs/cli.md, \"qat eval\")\n"
+    "                 PV, an estimator without state on the master weights); a key without effect in eval is\n"
+    "                 refused: compress.gradients.* and the estimators' backward parameters (eval has no\n"
+    "                 backward pass), the optimizer's and the training loop's keys (docs/cli.md, \"qat eval\")\n"
     "  --data SOURCE  'english' (docs/data.md), 'synthetic', a glob of llm.c shards (*.bin) or a text\n"
     "                 file (default: the run's data)\n"
     "  --tokens N     held-out tokens to evaluate (default: the run's train.eval_tokens)\n"
@@ -45,6 +47,7 @@ static const char EVAL_HELP[] =
 int qat_eval_main(int argc, char **argv) {
     const char *ckpt = NULL, *data = NULL, *sets[QAT_MAX_SETS];
     long long tokens = 0;
+    const char *tokens_opt = NULL; /* --tokens as given: train.eval_tokens has no effect with it */
     int json = 0, n_set = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { fputs(EVAL_HELP, stdout); return 0; }
@@ -58,6 +61,7 @@ int qat_eval_main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--tokens") && qat_opt_has_value(argc, argv, i)) {
             /* 0, -1 and "x" once all meant "the default" without a word. */
             const char *v = argv[++i];
+            tokens_opt = v;
             if (!qat_parse_count(v, 1, 1e15, &tokens))
                 return qat_report(qat_fail(QAT_EINPUT, "--tokens %s: expected a whole number of tokens in "
                                            "[1, 1e15] (e.g. 65536 or 1e6; omit it for the run's train.eval_tokens)", v));
@@ -71,7 +75,13 @@ int qat_eval_main(int argc, char **argv) {
                                    "text file"));
     qat_config cfg;
     qat_model *m = NULL;
-    int rc = qat_load_checkpoint_model(ckpt, sets, n_set, 0, &cfg, &m);
+    char tokens_text[64] = "";
+    if (tokens_opt) snprintf(tokens_text, sizeof tokens_text, "--tokens %.50s", tokens_opt);
+    char data_text[QAT_PATH_MAX + 16] = "";
+    if (data) snprintf(data_text, sizeof data_text, "--data %s", data);
+    qat_ckpt_use use = {.command = "eval", .backward = 0, .checkpoint = 1, .tokens = tokens_text,
+                        .data = data ? data_text : NULL};
+    int rc = qat_load_checkpoint_model(ckpt, &use, sets, n_set, 0, &cfg, &m);
     if (rc) return qat_report(rc);
     qat_threads_init(cfg.threads);
     if (data) {

@@ -174,9 +174,14 @@ int qat_grads_main(int argc, char **argv) {
     qat_init init;
     memset(&init, 0, sizeof init);
     int inited = 0;
-    if (ckpt) rc = qat_load_checkpoint_model(ckpt, sets, n_set, 0, &cfg, &m);
+    /* grads runs a backward, so compress.gradients.* acts; it takes no optimizer step,
+     * so the training loop's keys do not (qat_check_set_effect) */
+    qat_ckpt_use use = {.command = "grads", .backward = 1, .checkpoint = ckpt != NULL, .tokens = NULL,
+                        .data = NULL};
+    if (ckpt) rc = qat_load_checkpoint_model(ckpt, &use, sets, n_set, 0, &cfg, &m);
     else {
-        rc = qat_config_load(config, sets, n_set, &cfg);
+        rc = qat_check_set_effect(&use, sets, n_set);
+        if (!rc) rc = qat_config_load(config, sets, n_set, &cfg);
         qat_model_shape s;
         if (!rc) rc = qat_model_shape_from_config(&cfg, &s);
         if (!rc) rc = qat_model_create(&cfg, &s, cfg.train.batch_tokens / s.seq_len, &m);

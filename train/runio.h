@@ -113,12 +113,37 @@ int qat_runio_stored_config(const char *yaml, const char *path, qat_config *cfg)
 
 /* ---- a checkpoint loaded as a model to use (train/ckpt_model.c) ---- */
 
+/* What a command does with the config it reads, so that an override it has no use
+ * for is refused rather than ignored (qat_check_set_effect). None of these commands
+ * takes an optimizer step. */
+typedef struct {
+    const char *command; /* "eval", "sample", "grads": named in messages */
+    int backward;        /* 1: it runs a backward pass (grads) */
+    int checkpoint;      /* 1: the weights are a checkpoint's, not drawn by model.init_std or read from train.init */
+    const char *tokens;  /* eval: the option that sets the held-out tokens instead of train.eval_tokens, when given
+                            ("--tokens 4096"), else ""; NULL: the command reads no held-out tokens (grads, sample) */
+    const char *data;    /* eval: "--data SOURCE" when given, which replaces data.source, .shards, .val_shards and
+                            .text; else NULL */
+} qat_ckpt_use;
+
+/* QAT_EINPUT naming the first of `sets` that assigns a key with no effect on what
+ * `use` runs: "--set KEY=VALUE: KEY has no effect in COMMAND: WHY; expected ...". The
+ * training loop's keys (the optimizer, its schedule and budget, the cadences, the run's
+ * name), PV-Tuning's V step, and without a backward compress.gradients.* and the
+ * estimators' backward parameters (clip_scale, trust, rbbm_p); the keys an option
+ * of the command replaces (train.eval_tokens by --tokens, the data's by --data).
+ * QAT_OK otherwise. Keys whose effect depends on the formats (seed in eval) are
+ * checked once the model is built (qat_load_checkpoint_model). */
+int qat_check_set_effect(const qat_ckpt_use *use, const char *const *sets, int n_set);
+
 /* Build the model a checkpoint was trained as: its stored config (with `sets`,
  * "key=value" overrides, applied), the model with quantizers sized for
  * max_batch sequences (0: the run's batch) and the checkpoint's weights and
- * quantizer state. Errors name the file (train/eval_cli.c). */
-int qat_load_checkpoint_model(const char *path, const char *const *sets, int n_set, int max_batch,
-                              qat_config *cfg, qat_model **out);
+ * quantizer state. An override without effect on `use` is refused
+ * (qat_check_set_effect); messages name use->command. Errors name the file
+ * (train/eval_cli.c). */
+int qat_load_checkpoint_model(const char *path, const qat_ckpt_use *use, const char *const *sets, int n_set,
+                              int max_batch, qat_config *cfg, qat_model **out);
 
 /* rc, an error opening the data of a checkpoint's stored config, with what a
  * user running `qat eval --checkpoint` from another directory needs to know

@@ -209,7 +209,8 @@ int qat_sample_main(int argc, char **argv) {
     if (rc) return qat_report(rc);
     qat_config cfg;
     qat_model *m = NULL;
-    rc = qat_load_checkpoint_model(a.ckpt, NULL, 0, 1, &cfg, &m); /* one sequence at a time */
+    qat_ckpt_use use = {.command = "sample", .backward = 0, .checkpoint = 1, .tokens = NULL, .data = NULL};
+    rc = qat_load_checkpoint_model(a.ckpt, &use, NULL, 0, 1, &cfg, &m); /* one sequence at a time */
     if (rc) return qat_report(rc);
     int32_t *prompt = NULL;
     int64_t n_prompt = 0;
