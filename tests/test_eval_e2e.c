@@ -325,9 +325,21 @@ static void test_learned_state_missing(void **state) {
                                 "LSQ step sizes a run learns"));
     assert_non_null(strstr(out, "has none (no /compress/layers.0.qkv.weight.lsq_step): its weights were trained as "
                                 "fp32 with estimator ste"));
-    assert_non_null(strstr(out, "whose estimator keeps no state"));
+    assert_non_null(strstr(out, "and eval reads learned state as stored"));
+    assert_non_null(strstr(out, "expected a compress.weights.format and .estimator that keep no state (estimators ste, "
+                                "clip, trust, rbbm, masked, on a format without learned codebooks;"));
     assert_non_null(strstr(out, "qat train CONFIG --init"));
     assert_null(strstr(out, "a checkpoint of another model or format"));
+    free(out);
+    /* grads reads a checkpoint by the same rules, and its message named eval */
+    rc = run(&out, "'%s' grads --checkpoint '%s/out/f32/ckpt.h5' --out '%s/g.h5' --set compress.weights.format=aq1x4g4",
+             qat, tmpdir, tmpdir);
+    printf("  aq on fp32 (grads): exit %d: %s", rc, out);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(out, "qat: --set compress.weights.format=aq1x4g4: weights aq1x4g4 with estimator ste reads "
+                                "the learned codebooks and scales a run learns"));
+    assert_non_null(strstr(out, "and grads reads learned state as stored"));
+    assert_null(strstr(out, "eval reads")); /* the temporary directory holds "eval" */
     free(out);
     rc = run(&out, "'%s' eval --checkpoint '%s/out/f32/ckpt.h5' --set compress.activations.format=int4 "
              "--set compress.activations.scale=lsq", qat, tmpdir);

@@ -287,8 +287,9 @@ static int same_shape(const char *path, const qat_config *stored, const qat_conf
  * the state the run learned; an override that asks for one the checkpoint never
  * trained finds none, and "no array /compress/..." said nothing of why. Named
  * here: the side, the override, what the checkpoint was trained with, and what
- * eval can do instead. */
-static int has_learned_state(const char *path, const qat_config *stored, const qat_config *cfg, qat_model *m) {
+ * the command (eval, grads, sample: `command`, which the message names) can do instead. */
+static int has_learned_state(const char *path, const char *command, const qat_config *stored, const qat_config *cfg,
+                             qat_model *m) {
     int ns = qat_model_compress_state_count(m);
     if (!ns) return QAT_OK;
     qat_ckpt_file *f;
@@ -316,13 +317,15 @@ static int has_learned_state(const char *path, const qat_config *stored, const q
         if (!qat_fmt_parse(was->format, &wf) && !qat_est_resolve(&wf, was, weights, &we)) west = qat_est_name(we);
         qat_clear_error();
         rc = qat_fail(QAT_EINPUT, "%s: %s %s with estimator %s reads the %s a run learns, and %s has none (no /%s): "
-                      "its %s were trained as %s with estimator %s, and eval reads learned state as stored, it does "
-                      "not learn it; expected %s.format/.estimator whose estimator keeps no state (ste, clip, trust, "
-                      "rbbm, masked; e.g. %s.format=int4, whose default trust keeps none) or the checkpoint's own "
-                      "(%s, %s); to learn them from this checkpoint, train: qat train CONFIG --init %s",
+                      "its %s were trained as %s with estimator %s, and %s reads learned state as stored, it does "
+                      "not learn it; expected a %s.format and .estimator that keep no state (estimators ste, clip, "
+                      "trust, rbbm, masked, on a format without learned codebooks; e.g. %s.format=int4, whose "
+                      "default trust keeps none) or the checkpoint's own (%s, %s); to learn them from this "
+                      "checkpoint, train: qat train CONFIG --init %s",
                       qat_config_where_last(cfg, keys, who, sizeof who), weights ? "weights" : "activations",
                       qat_quantizer_format(q), qat_quantizer_estimator(q), what, path, full,
-                      weights ? "weights" : "activations", was->format, west, side, side, was->format, west, path);
+                      weights ? "weights" : "activations", was->format, west, command, side, side, was->format, west,
+                      path);
     }
     qat_ckpt_close(f);
     return rc;
@@ -490,7 +493,7 @@ int qat_load_checkpoint_model(const char *path, const qat_ckpt_use *use, const c
     if (B < 1) B = 1;
     QAT_TRY(qat_model_create(cfg, &s, B, out));
     rc = state_read_as_learned(path, &stored, cfg, sets, n_set);
-    if (!rc) rc = has_learned_state(path, &stored, cfg, *out);
+    if (!rc) rc = has_learned_state(path, use->command, &stored, cfg, *out);
     if (!rc) rc = qat_runio_load_checkpoint(path, cfg, *out, NULL, NULL, NULL);
     if (!rc) rc = qat_checkpoint_check_finite(path, *out, NULL);
     if (rc) { qat_model_free(*out); *out = NULL; }
