@@ -402,12 +402,17 @@ static void test_help_and_bad_input(void **state) {
              "is a text file, not a qat gradients file (qat grads)");
     slurp(text, after, sizeof after);
     assert_string_equal(before, after);
-    /* control bytes are escaped, newline and tab kept; an empty prompt is allowed */
+    /* control bytes are escaped, newline and tab kept; no prompt starts after an unprinted newline */
     assert_int_equal(run((char *[]){"sample", "--checkpoint", g_abc, "--prompt", "x\x1b[2J\ty\n", "--tokens", "1",
                                     "--temperature", "0", NULL}), 0);
     assert_int_equal(strncmp(g_out, "x\\x1B[2J\ty\n", 11), 0);
     assert_int_equal(run((char *[]){"sample", "--checkpoint", g_abc, "--tokens", "5", NULL}), 0);
     assert_true(strlen(g_out) >= 6);
+    /* an empty --prompt gave that newline's output, byte for byte, as if it had not been
+     * given; the model has no start token to begin from nothing, so it is refused */
+    expect_2((char *[]){"sample", "--checkpoint", g_abc, "--prompt", "", "--temperature", "0", NULL},
+             "qat: sample: --prompt '': expected at least one byte");
+    expect_2((char *[]){"sample", "--checkpoint", g_abc, "--prompt-ids", "", NULL}, "--prompt-ids ''");
 }
 
 /* A bf16 run's checkpoint on a CPU without native bf16 products (emulated with

@@ -38,8 +38,8 @@ static const char SAMPLE_HELP[] =
     "(weights and activations in the run's formats). Each token recomputes the forward over\n"
     "the last model.seq_len tokens of prompt + output.\n"
     "  --checkpoint CKPT.h5  a run's ckpt.h5 (its config says the model and formats)\n"
-    "  --prompt TEXT         prompt bytes (byte models, vocab 256, only); default: start after a\n"
-    "                        newline, which is not printed\n"
+    "  --prompt TEXT         prompt bytes, at least one (byte models, vocab 256, only); default:\n"
+    "                        start after a newline, which is not printed\n"
     "  --prompt-ids I,J,...  prompt as token ids, each below the vocabulary (any model); default for\n"
     "                        models that are not byte models: the single token 0, not printed\n"
     "  --tokens N            tokens to generate, N >= 1 (default 200)\n"
@@ -166,6 +166,13 @@ static int parse_args(int argc, char **argv, sample_args *a) {
     if (!a->ckpt) return qat_fail(QAT_EINPUT, "sample: --checkpoint CKPT.h5 is required (see qat sample --help)");
     if (a->prompt && a->prompt_ids)
         return qat_fail(QAT_EINPUT, "sample: give --prompt or --prompt-ids, not both");
+    /* An empty prompt once started after the default newline, as if --prompt had not
+     * been given. It cannot mean "from nothing": the model predicts each token from
+     * those before it, and a byte model has no start token to stand for none. */
+    if (a->prompt && !a->prompt[0])
+        return qat_fail(QAT_EINPUT, "sample: --prompt '': expected at least one byte: the model predicts each token "
+                        "from the ones before it and has no start token; omit --prompt to start after a newline "
+                        "(not printed)");
     return QAT_OK;
 }
 
@@ -187,8 +194,8 @@ static int prompt_tokens(const sample_args *a, const char *ckpt, int V, int32_t 
     if (a->prompt && !bytes)
         return qat_fail(QAT_EINPUT, "sample: --prompt TEXT needs a byte model (vocab %d), but %s has vocab %d "
                         "and qat has no tokenizer for it: give token ids with --prompt-ids", QAT_TEXT_VOCAB, ckpt, V);
-    size_t len = a->prompt ? strlen(a->prompt) : 0;
-    if (len == 0) { /* start after a newline (a line boundary) or token 0, unprinted */
+    size_t len = a->prompt ? strlen(a->prompt) : 0; /* never 0 when given (parse_args) */
+    if (len == 0) { /* no prompt: start after a newline (a line boundary) or token 0, unprinted */
         *out = qat_xmalloc(sizeof(int32_t));
         (*out)[0] = bytes ? '\n' : 0;
         *n = 1;
