@@ -259,6 +259,11 @@ int qat_config_validate(const qat_config *cfg);
  * all pass, so a new run is refused before anything is read or written. */
 int qat_config_check_split(const qat_config *cfg);
 
+/* data.synth_* given with a value other than its default while data.source is not
+ * synthetic: exit 2 naming the key, since the run would ignore it. Honors
+ * cfg->stored like qat_config_check_split, and is called next to it. */
+int qat_config_check_synth(const qat_config *cfg);
+
 /* ----------------------------------------------------------- emitting (config_emit.c) */
 
 /* The resolved config as YAML text (every key, in table order); caller frees.

@@ -246,6 +246,38 @@ int qat_config_check_split(const qat_config *cfg) {
 }
 
 
+int qat_config_check_synth(const qat_config *cfg) {
+    /* the synthetic corpus's knobs shape nothing else: under another source a value
+     * the user gave would be recorded in run.h5 and ignored */
+    if (cfg->stored || !strcmp(cfg->data.source, "synthetic")) return QAT_OK;
+    qat_config *d = qat_xmalloc(sizeof *d);
+    qat_config_defaults(d);
+    const struct {
+        const char *key;
+        int changed;
+    } knobs[] = {
+        {"data.synth_seed", cfg->data.synth_seed != d->data.synth_seed},
+        {"data.synth_vocab", cfg->data.synth_vocab != d->data.synth_vocab},
+        {"data.synth_topics", cfg->data.synth_topics != d->data.synth_topics},
+        {"data.synth_tokens", cfg->data.synth_tokens != d->data.synth_tokens},
+    };
+    free(d);
+    for (size_t i = 0; i < sizeof knobs / sizeof *knobs; i++) {
+        int ki = qat_config_key_find(knobs[i].key);
+        QAT_ASSERT(ki >= 0);
+        if (!knobs[i].changed || !(cfg->key_at[ki].line || cfg->key_at[ki].set)) continue;
+        char pos[QAT_PATH_MAX + 96];
+        qat_config_where(cfg, knobs[i].key, pos, sizeof pos);
+        char *v = qat_config_key_text(cfg, ki);
+        int rc = qat_fail(QAT_EINPUT, "%s: %s: %s has no effect with data.source %s: it shapes the synthetic "
+                          "corpus only (docs/data.md); expected data.source: synthetic, or %s left at its default",
+                          pos, knobs[i].key, v, cfg->data.source, knobs[i].key);
+        free(v);
+        return rc;
+    }
+    return QAT_OK;
+}
+
 /* ------------------------------------------------ where a key was given */
 
 const char *qat_config_where(const qat_config *cfg, const char *key, char *buf, size_t n) {

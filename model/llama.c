@@ -165,6 +165,7 @@ static int check_sizes(const qat_config *cfg, const qat_model_shape *s, qat_grad
     QAT_TRY(qat_est_check_config(cfg));
     /* the context against the blocks of a split corpus: here for the same reason */
     QAT_TRY(qat_config_check_split(cfg));
+    QAT_TRY(qat_config_check_synth(cfg));
     int grc = qat_gradq_init(gq, &cfg->gradients);
     char pos[QAT_PATH_MAX + 96];
     if (grc) {

@@ -493,6 +493,34 @@ static void test_seq_len_against_the_split(void **state) {
         fail_msg("%s", qat_errmsg());
 }
 
+/* A synthetic corpus's knob given under another data source shapes nothing: it was
+ * accepted, recorded in run.h5 and ignored. Refused at its line for a new run; the
+ * default given, the synthetic source, and a stored config pass. */
+static void test_synth_keys_need_the_synthetic_source(void **state) {
+    (void)state;
+    qat_config c;
+    char want[1200];
+    const char *path = write_yaml("synth.yaml", "data:\n  source: english\n  synth_topics: 8\n");
+    assert_int_equal(qat_config_load(path, NULL, 0, &c), QAT_OK);
+    assert_int_equal(qat_config_check_synth(&c), QAT_EINPUT);
+    snprintf(want, sizeof want, "%s:3:3: data.synth_topics: 8 has no effect with data.source english: it shapes "
+             "the synthetic corpus only (docs/data.md); expected data.source: synthetic, or data.synth_topics left at "
+             "its default", path);
+    assert_string_equal(qat_errmsg(), want);
+    qat_config_mark_stored(&c);
+    assert_int_equal(qat_config_check_synth(&c), QAT_OK);
+    const char *seed[] = {"data.text=[a.txt]", "data.synth_seed=7"};
+    assert_int_equal(qat_config_load(NULL, seed, 2, &c), QAT_OK);
+    assert_int_equal(qat_config_check_synth(&c), QAT_EINPUT);
+    if (strncmp(qat_errmsg(), "--set data.synth_seed=7: data.synth_seed: 7 has no effect with data.source text:", 80))
+        fail_msg("%s", qat_errmsg());
+    const char *ok[][2] = {{"data.source=synthetic", "data.synth_topics=8"}, {"data.source=english", "data.synth_topics=16"}};
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(qat_config_load(NULL, ok[i], 2, &c), QAT_OK);
+        assert_int_equal(qat_config_check_synth(&c), QAT_OK);
+    }
+}
+
 /* data.text's entries are counted from 1 in every message, as the same-file check
  * counts them ("entries 1 and 2"): an empty one was "entry 1" when it was the second
  * and "entry 0" when it was the only one. Refused at the entry itself. */
@@ -973,6 +1001,7 @@ int main(void) {
         cmocka_unit_test(test_nearest_key),
         cmocka_unit_test(test_seq_len_against_the_split),
         cmocka_unit_test(test_text_entries_count_from_one),
+        cmocka_unit_test(test_synth_keys_need_the_synthetic_source),
         cmocka_unit_test(test_where_names_the_line),
         cmocka_unit_test(test_help_names_every_choice),
         cmocka_unit_test(test_docs_key_table_matches_binary),
