@@ -179,24 +179,6 @@ int qat_fmt_parse(const char *s, qat_fmt *f) {
     if (len == 0) return bad(s, "empty string");
     if (len >= QAT_FMT_MAX) return bad(s, "too long");
     memcpy(f->name, s, len + 1);
-    /* One spelling per format: a number with a leading zero (int04, @g032) would
-     * be the same format under another name, so resume checks and fits would
-     * see two formats; refuse it and name the canonical spelling. */
-    for (size_t i = 0; i + 1 < len; i++) {
-        if (s[i] != '0' || !isdigit((unsigned char)s[i + 1]) || (i && (isdigit((unsigned char)s[i - 1]) || s[i - 1] == '.')))
-            continue;
-        char why[160], fixed[QAT_FMT_MAX];
-        size_t o = 0;
-        for (size_t j = 0; j < len; j++) {
-            int starts = isdigit((unsigned char)s[j]) && (!j || (!isdigit((unsigned char)s[j - 1]) && s[j - 1] != '.'));
-            if (starts) /* drop the zeros leading this number, keep its last digit */
-                while (s[j] == '0' && j + 1 < len && isdigit((unsigned char)s[j + 1])) j++;
-            fixed[o++] = s[j];
-        }
-        fixed[o] = 0;
-        snprintf(why, sizeof why, "a leading zero at character %zu; numbers in formats have none (write '%s')", i + 1, fixed);
-        return bad(s, why);
-    }
     /* A stray character is the real problem, not the stage it lands in ('int4 '
      * once said "intB needs 1 <= B <= 8"): name it and where it is. */
     for (size_t i = 0; i < len; i++) {
@@ -212,6 +194,26 @@ int qat_fmt_parse(const char *s, qat_fmt *f) {
             snprintf(why, sizeof why, "'%c' at character %zu is not part of any format", c, i + 1);
         else
             snprintf(why, sizeof why, "byte 0x%02X at character %zu is not part of any format", c, i + 1);
+        return bad(s, why);
+    }
+    /* One spelling per format: a number with a leading zero (int04, @g032) would
+     * be the same format under another name, so resume checks and fits would
+     * see two formats; refuse it and name the canonical spelling. After the
+     * stray characters, so that the spelling named is one that parses
+     * ('sp1e-05' once was told to write 'sp1e-5', refused for its '-'). */
+    for (size_t i = 0; i + 1 < len; i++) {
+        if (s[i] != '0' || !isdigit((unsigned char)s[i + 1]) || (i && (isdigit((unsigned char)s[i - 1]) || s[i - 1] == '.')))
+            continue;
+        char why[160], fixed[QAT_FMT_MAX];
+        size_t o = 0;
+        for (size_t j = 0; j < len; j++) {
+            int starts = isdigit((unsigned char)s[j]) && (!j || (!isdigit((unsigned char)s[j - 1]) && s[j - 1] != '.'));
+            if (starts) /* drop the zeros leading this number, keep its last digit */
+                while (s[j] == '0' && j + 1 < len && isdigit((unsigned char)s[j + 1])) j++;
+            fixed[o++] = s[j];
+        }
+        fixed[o] = 0;
+        snprintf(why, sizeof why, "a leading zero at character %zu; numbers in formats have none (write '%s')", i + 1, fixed);
         return bad(s, why);
     }
     /* modifiers: everything after the first '@' */

@@ -153,23 +153,89 @@ static int aq_gmse(const qat_fmt *f, double *g) {
 
 /* ---- spNN ----------------------------------------------------------------- */
 
+/* A percentage has one spelling (docs/formats.md, "Format grammar"): decimal
+ * digits, the integer part without leading zeros (checked for every number of a
+ * format by qat_fmt_parse) and never empty, an optional decimal part of at least
+ * one digit, at most QAT_SP_DIGITS significant digits. Zeros ending the decimal
+ * part only are dropped from the name (sp50.0 is sp50). The limit is what makes
+ * the name exact: sp_print writes that many digits, so every accepted
+ * percentage prints back as itself and two different ones never share a name
+ * (a sweep grid would call them one run, a fit one format); %.9g printed
+ * sp0.00001 as sp1e-05, which no parser took back. */
+#define QAT_SP_DIGITS 9
+
 static int sp_parse(const char *p, size_t len, qat_fmt *f, const char **why) {
     if (!prefix(p, len, "sp")) return 0;
-    /* a percentage, integer or with a decimal part ("sp87.5") */
+    static _Thread_local char msg[160]; /* *why with the spelling to use */
     char buf[32];
     if (len - 2 >= sizeof buf) { *why = "sparsity percentage too long"; return -1; }
     memcpy(buf, p + 2, len - 2);
     buf[len - 2] = 0;
-    for (char *c = buf; *c; c++)
-        if (!isdigit((unsigned char)*c) && *c != '.') { *why = "spNN needs a percentage"; return -1; }
-    char *e;
-    double pct = strtod(buf, &e);
-    if (*e || !(pct > 0.0 && pct < 100.0)) { *why = "sparsity must be strictly between 0 and 100"; return -1; }
+    size_t n = len - 2, points = 0;
+    for (char *c = buf; *c; c++) {
+        if (*c == '.') points++;
+        else if (!isdigit((unsigned char)*c)) {
+            *why = "spNN needs a percentage in decimal digits, e.g. sp50 or sp87.5 (no sign or exponent)";
+            return -1;
+        }
+    }
+    if (points > 1) { *why = "spNN needs a percentage with at most one decimal point, e.g. sp87.5"; return -1; }
+    if (buf[0] == '.' || buf[n - 1] == '.') { /* sp.5, sp50.: a point between digits, as in every name qat writes */
+        if (buf[0] == '.') snprintf(msg, sizeof msg, "a percentage starts with a digit (write 'sp0%s')", buf);
+        else snprintf(msg, sizeof msg, "a decimal point needs a digit after it (write 'sp%.*s')", (int)n - 1, buf);
+        *why = msg;
+        return -1;
+    }
+    if (points) { /* zeros ending the decimal part name the same percentage */
+        while (buf[n - 1] == '0') buf[--n] = 0;
+        if (buf[n - 1] == '.') buf[--n] = 0;
+    }
+    int sig = 0, lead = 1;
+    for (char *c = buf; *c; c++) {
+        if (*c == '.') continue;
+        if (lead && *c == '0') continue;
+        lead = 0;
+        sig++;
+    }
+    if (sig > QAT_SP_DIGITS) {
+        snprintf(msg, sizeof msg, "a percentage has at most %d significant digits, this one has %d, so its name "
+                 "could not tell it from its neighbours", QAT_SP_DIGITS, sig);
+        *why = msg;
+        return -1;
+    }
+    double pct = strtod(buf, NULL);
+    if (!(pct > 0.0 && pct < 100.0)) { *why = "sparsity must be strictly between 0 and 100"; return -1; }
     f->sp = QAT_SP_MAGNITUDE;
     f->sparsity = pct / 100.0;
     return 1;
 }
-static void sp_print(const qat_fmt *f, char *b, size_t n) { snprintf(b, n, "sp%.9g", f->sparsity * 100.0); }
+
+/* The percentage in plain decimal with QAT_SP_DIGITS significant digits at
+ * most, trailing zeros dropped: the spelling sp_parse accepts, so it reads back
+ * as the same sparsity (the rounding of pct/100 and back is ~1e-16 relative, far
+ * inside half a unit of the ninth digit). */
+static void sp_print(const qat_fmt *f, char *b, size_t n) {
+    char e[32], digits[QAT_SP_DIGITS + 1], out[48];
+    snprintf(e, sizeof e, "%.*e", QAT_SP_DIGITS - 1, f->sparsity * 100.0); /* d.dddddddde±XX */
+    int nd = 0;
+    for (const char *c = e; *c && *c != 'e'; c++)
+        if (isdigit((unsigned char)*c)) digits[nd++] = *c;
+    while (nd > 1 && digits[nd - 1] == '0') nd--;
+    int exp10 = atoi(strchr(e, 'e') + 1), o = 0;
+    if (exp10 < 0) { /* 0.000ddd */
+        out[o++] = '0', out[o++] = '.';
+        for (int i = 0; i < -exp10 - 1; i++) out[o++] = '0';
+        for (int i = 0; i < nd; i++) out[o++] = digits[i];
+    } else {
+        for (int i = 0; i <= exp10; i++) out[o++] = i < nd ? digits[i] : '0';
+        if (nd > exp10 + 1) {
+            out[o++] = '.';
+            for (int i = exp10 + 1; i < nd; i++) out[o++] = digits[i];
+        }
+    }
+    out[o] = 0;
+    snprintf(b, n, "sp%s", out);
+}
 /* survivors cost their value bits, plus a 1-bit bitmap per parameter */
 static double sp_bits(const qat_fmt *f, double vb) { return vb * (1.0 - f->sparsity) + 1.0; }
 static int sp_gmse(const qat_fmt *f, double *g) {
@@ -302,7 +368,7 @@ static const qat_fmt_traits TABLE[] = {
     {.kind = "aq", .syntax = "aqMxBgG (learned codebooks, M <= 4, B <= 8, G <= 32, e.g. aq1x8g8, aq2x8g8)", .val = QAT_VAL_AQ,
      .parse = aq_parse, .print = aq_print, .bits = aq_bits, .gmse_exact = aq_gmse, .group = vq_group, .est_class = QAT_ESTF_AQ,
      .stage = QAT_STAGE_VALUE, .cap = QAT_CAP_VQ, .default_est = QAT_EST_STE, .rotates = 0, .est_hooks = qat_aq_est_hooks},
-    {.kind = "sp", .frontier = "sp50 sp75 sp50+int4", .syntax = "spNN (0<NN<100, e.g. sp50)", .stage = QAT_STAGE_SPARSE, .sp = QAT_SP_MAGNITUDE,
+    {.kind = "sp", .frontier = "sp50 sp75 sp50+int4", .syntax = "spNN (0<NN<100, at most 9 significant digits, e.g. sp50, sp87.5)", .stage = QAT_STAGE_SPARSE, .sp = QAT_SP_MAGNITUDE,
      .parse = sp_parse, .print = sp_print, .bits = sp_bits, .gmse_exact = sp_gmse, .cap = QAT_CAP_SPARSE,
      .est_class = QAT_ESTF_SPARSE_MAG, .default_est = QAT_EST_MASKED},
     {.kind = "N:M", .frontier = "2:4 2:4+int4", .syntax = "N:M (e.g. 2:4, 1<=N<M<=256)", .stage = QAT_STAGE_SPARSE, .sp = QAT_SP_NM,

@@ -137,9 +137,11 @@ double qat_fmt_value_alpha(const qat_fmt *f) {
     /* key: the format without noise() so noise(sp50+int4) shares sp50+int4's α */
     qat_fmt core = *f;
     core.noise = 0;
+    /* the sparsity by its canonical name: "sp%.6g" gave sp12.3456789 and
+     * sp12.3456781 one key, so the second composite used the first one's α */
     char key[QAT_FMT_MAX];
-    if (f->sp == QAT_SP_NM) snprintf(key, sizeof key, "%d:%d", f->nm_n, f->nm_m);
-    else snprintf(key, sizeof key, "sp%.6g", f->sparsity * 100.0);
+    qat_fmt sp = qat_fmt_sparse_part(&core);
+    qat_fmt_print(&sp, key, sizeof key);
     size_t kl = strlen(key);
     snprintf(key + kl, sizeof key - kl, "+%d/%d", (int)f->val, f->bits);
     pthread_mutex_lock(&alpha_lock);

@@ -134,6 +134,81 @@ static void test_canonical_names(void **state) {
     assert_int_equal(h, -1);
 }
 
+/* spNN's percentage has one spelling (docs/formats.md, "Format grammar"), and
+ * the name qat prints is always that spelling: %.9g printed sp0.00001 as
+ * sp1e-05 and sp99.9999999999 as sp100, neither of which parsed back, and gave
+ * sp12.34567891 and sp12.3456789 one name. Every accepted percentage (up to 9
+ * significant digits, anywhere between 0 and 100) prints as itself and parses
+ * back to the same sparsity; the spellings that are not decimals as qat writes
+ * them are refused naming the one to use, as a leading zero is. */
+static void test_sparsity_spelling(void **state) {
+    (void)state;
+    qat_fmt f, g;
+    char buf[QAT_FMT_MAX];
+    struct { const char *in, *name; } same[] = {
+        {"sp0.00001", "sp0.00001"}, {"sp0.000000001", "sp0.000000001"}, {"sp99.9999999", "sp99.9999999"},
+        {"sp12.3456789", "sp12.3456789"}, {"sp12.34567890", "sp12.3456789"}, {"sp87.50", "sp87.5"},
+        {"sp50.000", "sp50"}, {"sp0.5", "sp0.5"}, {"sp10", "sp10"}, {"sp0.0010+int4", "sp0.001+int4"},
+    };
+    for (size_t i = 0; i < sizeof same / sizeof *same; i++) {
+        if (qat_fmt_parse(same[i].in, &f)) fail_msg("'%s' rejected: %s", same[i].in, qat_errmsg());
+        if (strcmp(f.name, same[i].name)) fail_msg("'%s' named '%s', expected '%s'", same[i].in, f.name, same[i].name);
+        assert_int_equal(qat_fmt_parse(f.name, &g), QAT_OK);
+        assert_true(g.sparsity == f.sparsity);
+    }
+    struct { const char *in, *says; } bad[] = {
+        {"sp.5", "(write 'sp0.5')"}, {"sp50.", "(write 'sp50')"}, {"sp050", "(write 'sp50')"},
+        {"sp00.5", "(write 'sp0.5')"}, {"sp12.34567891", "at most 9 significant digits, this one has 10"},
+        {"sp99.9999999999", "at most 9 significant digits, this one has 12"}, {"sp1e5", "no sign or exponent"},
+        {"sp1e-5", "'-' at character 5"}, {"sp1e-05", "'-' at character 5"}, {"sp5.5.5", "one decimal point"},
+        {"sp0.0", "strictly between 0 and 100"}, {"sp100.0", "strictly between 0 and 100"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        qat_clear_error();
+        if (qat_fmt_parse(bad[i].in, &f) != QAT_EINPUT) fail_msg("'%s' accepted as '%s'", bad[i].in, f.name);
+        if (!strstr(qat_errmsg(), bad[i].says)) fail_msg("'%s': %s", bad[i].in, qat_errmsg());
+        if (!strstr(qat_errmsg(), bad[i].in)) fail_msg("'%s' not named: %s", bad[i].in, qat_errmsg());
+    }
+    /* every spelling with 1..9 significant digits, the first at 10^1 .. 10^-9:
+     * it is its own name, reads back to the same sparsity, and its neighbour
+     * one unit of the last digit up is another sparsity */
+    uint64_t st = 7;
+    for (int it = 0; it < 20000; it++) {
+        st = st * 6364136223846793005ull + 1442695040888963407ull;
+        int nd = 1 + (int)((st >> 33) % 9), e = 1 - (int)((st >> 45) % 11); /* power of ten of the first digit */
+        char dig[10];
+        uint64_t r = st >> 7;
+        for (int k = 0; k < nd; k++, r /= 10) dig[k] = (char)('0' + r % 10);
+        dig[0] = (char)('1' + (st >> 40) % 9); /* nonzero first and last digits: the canonical form */
+        dig[nd - 1] = (char)('1' + (st >> 50) % 9);
+        char num[48];
+        int o = 0;
+        if (e < 0) {
+            num[o++] = '0', num[o++] = '.';
+            for (int k = 0; k < -e - 1; k++) num[o++] = '0';
+            for (int k = 0; k < nd; k++) num[o++] = dig[k];
+        } else {
+            for (int k = 0; k <= e; k++) num[o++] = k < nd ? dig[k] : '0';
+            if (nd > e + 1) {
+                num[o++] = '.';
+                for (int k = e + 1; k < nd; k++) num[o++] = dig[k];
+            }
+        }
+        num[o] = 0;
+        char in[64];
+        snprintf(in, sizeof in, "sp%s", num);
+        if (qat_fmt_parse(in, &f)) fail_msg("'%s' rejected: %s", in, qat_errmsg());
+        if (strcmp(qat_fmt_print(&f, buf, sizeof buf), in)) fail_msg("'%s' printed as '%s'", in, buf);
+        assert_int_equal(qat_fmt_parse(buf, &g), QAT_OK);
+        if (g.sparsity != f.sparsity) fail_msg("'%s' read back as another sparsity", in);
+        if (dig[nd - 1] < '9') {
+            in[strlen(in) - 1]++;
+            assert_int_equal(qat_fmt_parse(in, &g), QAT_OK);
+            if (g.sparsity == f.sparsity || !strcmp(g.name, f.name)) fail_msg("'%s' and its neighbour '%s' are one", f.name, in);
+        }
+    }
+}
+
 /* A block format's scale rule is part of its name: scale lsq on int4@g32 says
  * so, as scale absmax does, instead of "estimator 'lsq' does not apply". */
 static void test_block_scale_message(void **state) {
@@ -739,6 +814,7 @@ int main(void) {
         cmocka_unit_test(test_parse_valid_and_invalid),
         cmocka_unit_test(test_format_table),
         cmocka_unit_test(test_canonical_names),
+        cmocka_unit_test(test_sparsity_spelling),
         cmocka_unit_test(test_block_scale_message),
         cmocka_unit_test(test_alpha_table),
         cmocka_unit_test(test_exact_gmse),
