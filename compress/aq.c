@@ -188,53 +188,101 @@ double qat_aq_fit(qat_aq_books *b, const float *x, int64_t n, uint64_t seed, flo
 
 /* ---- Gaussian MSE ------------------------------------------------------------ */
 
-#define GMSE_SEED 0xA9C0DEB00Cull /* fixed: the number belongs to the format */
+#define GMSE_SEED 0xA9C0DEB00Cull /* fixed: the books belong to the format */
+#define GMSE_EVAL_TAG 0xE7A1ull  /* the evaluation draws' stream, never the fit's */
+#define GMSE_CHUNK 32768         /* values per unit of the standard error, as gmse.c's tensors */
 
+/* The books of aqMxBgG fitted to Gaussian data, once per process per format. */
 static struct {
     int m, bits, g;
-    double gmse;
-} gcache[64];
-static int gcache_n;
-static pthread_mutex_t gcache_lock = PTHREAD_MUTEX_INITIALIZER;
+    float *cw; /* (m, 2^bits, g) */
+} bcache[64];
+static int bcache_n;
+static pthread_mutex_t bcache_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static double measure_gmse(int m, int bits, int g) {
+/* Fit the books on a fixed-seed sample: ~256 samples per codeword keep the fit
+ * within about a percent of its population error, and a 256-codeword book fits
+ * in a second or two. The same books every time, so the format is one quantizer
+ * and only its measurement depends on the Monte Carlo's samples and seed. */
+static float *fit_books(int m, int bits, int g) {
     const int K = 1 << bits;
-    /* ~256 samples per codeword: the fit is within about a percent of its
-     * population error, and a 256-codeword book fits in a second or two */
     int64_t n = (int64_t)K * 256;
     if (n < 16384) n = 16384;
     if (n > 65536) n = 65536;
-    const int64_t nt = 32768; /* fresh samples the error is measured on */
     float *x = qat_xmalloc(sizeof(float) * (size_t)(n * g));
-    float *xt = qat_xmalloc(sizeof(float) * (size_t)(nt * g));
     const uint64_t key = qat_hash3(GMSE_SEED, (uint64_t)(m * 4096 + bits * 64 + g), 1);
-    const uint64_t tkey = qat_hash3(GMSE_SEED, (uint64_t)(m * 4096 + bits * 64 + g), 2);
     for (int64_t i = 0; i < n * g; i++) x[i] = (float)qat_normal_at(key, (uint64_t)i);
-    for (int64_t i = 0; i < nt * g; i++) xt[i] = (float)qat_normal_at(tkey, (uint64_t)i);
     float *cw = qat_xcalloc((size_t)(m * K * g), sizeof(float));
     float *codes = qat_xcalloc((size_t)(n * m), sizeof(float));
-    float *tcodes = qat_xcalloc((size_t)(nt * m), sizeof(float));
     qat_aq_books b;
     qat_aq_books_init(&b, m, bits, g, cw);
     qat_aq_fit(&b, x, n, key, codes);
-    qat_aq_encode(&b, xt, nt, tcodes, QAT_AQ_BEAM);
-    double mse = coded_mse(&b, xt, nt, tcodes);
     qat_aq_books_free(&b);
-    free(x), free(xt), free(cw), free(codes), free(tcodes);
-    return mse;
+    free(x), free(codes);
+    return cw;
 }
 
-double qat_aq_gmse(int m, int bits, int g) {
-    pthread_mutex_lock(&gcache_lock);
-    for (int i = 0; i < gcache_n; i++)
-        if (gcache[i].m == m && gcache[i].bits == bits && gcache[i].g == g) {
-            double v = gcache[i].gmse;
-            pthread_mutex_unlock(&gcache_lock);
-            return v;
+static const float *cached_books(int m, int bits, int g) {
+    pthread_mutex_lock(&bcache_lock);
+    const float *cw = NULL;
+    for (int i = 0; i < bcache_n && !cw; i++)
+        if (bcache[i].m == m && bcache[i].bits == bits && bcache[i].g == g) cw = bcache[i].cw;
+    if (!cw) {
+        float *fit = fit_books(m, bits, g); /* under the lock: one fit per format per process */
+        cw = fit;
+        if (bcache_n < 64) /* past 64 formats in one process each fit is kept, uncached (never freed) */
+            bcache[bcache_n].m = m, bcache[bcache_n].bits = bits, bcache[bcache_n].g = g, bcache[bcache_n++].cw = fit;
+    }
+    pthread_mutex_unlock(&bcache_lock);
+    return cw;
+}
+
+void qat_aq_gmse_mc(int m, int bits, int g, int64_t samples, uint64_t seed, double *gmse, double *se) {
+    const int K = 1 << bits;
+    const float *fitted = cached_books(m, bits, g);
+    /* a private copy: the books' search layout is built next to the codewords */
+    float *cw = qat_xmalloc(sizeof(float) * (size_t)(m * K * g));
+    memcpy(cw, fitted, sizeof(float) * (size_t)(m * K * g));
+    qat_aq_books b;
+    qat_aq_books_init(&b, m, bits, g, cw);
+    /* held-out draws: the error of the fitted books on the fit's own sample is
+     * below their population error (k-means fits its sample), and could fall
+     * below the optimum of any quantizer with that many codewords */
+    const int64_t vpc = GMSE_CHUNK / g > 0 ? GMSE_CHUNK / g : 1; /* vectors per chunk */
+    int64_t nc = (samples + vpc * g - 1) / (vpc * g);
+    if (nc < 2) nc = 2; /* a standard error needs two */
+    double *mse = qat_xcalloc((size_t)nc, sizeof(double));
+#pragma omp parallel
+    {
+        float *x = qat_xmalloc(sizeof(float) * (size_t)(vpc * g));
+        float *codes = qat_xmalloc(sizeof(float) * (size_t)(vpc * m));
+#pragma omp for schedule(static)
+        for (int64_t c = 0; c < nc; c++) {
+            const uint64_t key = qat_hash3(seed, (uint64_t)c, GMSE_EVAL_TAG);
+            for (int64_t i = 0; i < vpc * g; i++) x[i] = (float)qat_normal_at(key, (uint64_t)i);
+            memset(codes, 0, sizeof(float) * (size_t)(vpc * m));
+            qat_aq_encode(&b, x, vpc, codes, QAT_AQ_BEAM); /* nested: runs on this thread */
+            double err = 0;
+            for (int64_t v = 0; v < vpc; v++) {
+                float y[QAT_AQ_MAX_GROUP];
+                qat_aq_decode(&b, codes + v * m, y);
+                for (int t = 0; t < g; t++) {
+                    double d = (double)x[v * g + t] - y[t];
+                    err += d * d;
+                }
+            }
+            mse[c] = err / (double)(vpc * g);
         }
-    double v = measure_gmse(m, bits, g); /* under the lock: one fit per format per process */
-    if (gcache_n < 64) gcache[gcache_n].m = m, gcache[gcache_n].bits = bits, gcache[gcache_n].g = g,
-                       gcache[gcache_n++].gmse = v;
-    pthread_mutex_unlock(&gcache_lock);
-    return v;
+        free(x), free(codes);
+    }
+    double mean = 0, var = 0;
+    for (int64_t c = 0; c < nc; c++) mean += mse[c];
+    mean /= (double)nc;
+    for (int64_t c = 0; c < nc; c++) var += (mse[c] - mean) * (mse[c] - mean);
+    var /= (double)(nc - 1);
+    *gmse = mean;
+    *se = sqrt(var / (double)nc);
+    free(mse);
+    qat_aq_books_free(&b);
+    free(cw);
 }

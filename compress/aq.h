@@ -66,9 +66,12 @@ static inline void qat_aq_decode(const qat_aq_books *b, const float *codes, floa
     }
 }
 
-/* Gaussian MSE of aqMxBgG with unit row scale: books fitted by qat_aq_fit to
- * fixed-seed N(0, I_g) samples, error measured on fresh samples of another
- * seed. Cached per process (thread-safe). */
-double qat_aq_gmse(int m, int bits, int g);
+/* Gaussian MSE of aqMxBgG with unit row scale, a Monte Carlo: the books are
+ * fitted by qat_aq_fit to fixed-seed N(0, I_g) samples (once per process per
+ * format, thread-safe), and their error is measured on `samples` held-out
+ * N(0, 1) values keyed by `seed` (a stream the fit never draws from), in
+ * chunks of 32768 values; *se is the standard error across chunks (at least
+ * two). The same for any thread count. */
+void qat_aq_gmse_mc(int m, int bits, int g, int64_t samples, uint64_t seed, double *gmse, double *se);
 
 #endif

@@ -146,9 +146,8 @@ static void aq_print(const qat_fmt *f, char *b, size_t n) { snprintf(b, n, "aq%d
 /* the codes only: M·B bits per group of G; the codebooks (M·2^B·G bf16 values)
  * and the per-row scales depend on the layer's shape (docs/formats.md) */
 static double aq_bits(const qat_fmt *f, double vb) { (void)vb; return (double)f->aq_books * f->bits / f->vq_dim; }
-static int aq_gmse(const qat_fmt *f, double *g) {
-    *g = qat_aq_gmse(f->aq_books, f->bits, f->vq_dim);
-    return 1;
+static void aq_gmse_mc(const qat_fmt *f, int64_t samples, uint64_t seed, double *g, double *se) {
+    qat_aq_gmse_mc(f->aq_books, f->bits, f->vq_dim, samples, seed, g, se);
 }
 
 /* ---- spNN ----------------------------------------------------------------- */
@@ -366,7 +365,7 @@ static const qat_fmt_traits TABLE[] = {
      .print = vq_print, .bits = vq_bits, .group = vq_group, .est_class = QAT_ESTF_VQ, .stage = QAT_STAGE_VALUE, .cap = QAT_CAP_VQ,
      .default_est = QAT_EST_TRUST, .rotates = 1},
     {.kind = "aq", .syntax = "aqMxBgG (learned codebooks, M <= 4, B <= 8, G <= 32, e.g. aq1x8g8, aq2x8g8)", .val = QAT_VAL_AQ,
-     .parse = aq_parse, .print = aq_print, .bits = aq_bits, .gmse_exact = aq_gmse, .group = vq_group, .est_class = QAT_ESTF_AQ,
+     .parse = aq_parse, .print = aq_print, .bits = aq_bits, .gmse_mc = aq_gmse_mc, .group = vq_group, .est_class = QAT_ESTF_AQ,
      .stage = QAT_STAGE_VALUE, .cap = QAT_CAP_VQ, .default_est = QAT_EST_STE, .rotates = 0, .est_hooks = qat_aq_est_hooks},
     {.kind = "sp", .frontier = "sp50 sp75 sp50+int4", .syntax = "spNN (0<NN<100, at most 9 significant digits, e.g. sp50, sp87.5)", .stage = QAT_STAGE_SPARSE, .sp = QAT_SP_MAGNITUDE,
      .parse = sp_parse, .print = sp_print, .bits = sp_bits, .gmse_exact = sp_gmse, .cap = QAT_CAP_SPARSE,

@@ -3,8 +3,8 @@
  *
  * Everything that differs between kinds of format is a field or a hook of its row:
  * how its stage is spelled (parse, print), which modifiers it takes, its storage
- * bits (scales included), its Gaussian MSE (closed form, or NULL for the Monte
- * Carlo through the projection), its default value scale, the valid and default
+ * bits (scales included), its Gaussian MSE (closed form, a Monte Carlo of its
+ * own, or neither for the Monte Carlo through the projection), its default value scale, the valid and default
  * estimators, whether the automatic Hadamard rotation is on, its natural group
  * along the input dim, its capacity type, for block formats its row
  * projection and, for a kind with trainable state (aq), the estimator hooks
@@ -53,6 +53,11 @@ typedef struct {
     double tensor_bits;  /* bits stored once per tensor, outside the per-value count (nvfp4's FP32 scale) */
     /* 1 and *g when the kind has a closed-form GMSE for f; NULL or 0 = Monte Carlo. */
     int (*gmse_exact)(const qat_fmt *f, double *g);
+    /* A Monte Carlo of the kind's own, for a kind whose projection alone is not
+     * the format (aq: its books are fitted first, then measured on held-out
+     * draws): `samples` values keyed by `seed`, *se its standard error. NULL =
+     * the Monte Carlo through the projection (gmse.c). */
+    void (*gmse_mc)(const qat_fmt *f, int64_t samples, uint64_t seed, double *g, double *se);
     /* Default value scale in RMS units (α*(b), ternary a, fp4 k); NULL = none. */
     double (*alpha)(const qat_fmt *f);
     int64_t mc_values;  /* values per Monte-Carlo tensor (0 = 256 rows × 128): per-tensor scales need a typical tensor */

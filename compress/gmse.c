@@ -2,7 +2,9 @@
  * compress/gmse.c — exact and Monte-Carlo Gaussian MSE, and the survivors' α.
  *
  * Exact: scalar grids at unit RMS (the infinite-row limit the reference numbers use)
- * and unstructured sparsity. Everything else goes through qat_proj_row on
+ * and unstructured sparsity. A kind whose format is more than its projection
+ * has a Monte Carlo of its own (its row's gmse_mc: aq fits its books, then
+ * measures them on held-out draws). Everything else goes through qat_proj_row on
  * tensors of 256 rows × 128 N(0,1) values, i.e. the very forward used in
  * training, including the finite-row RMS estimate and per-tensor top-k. Values
  * are drawn by counter (qat_normal_at), per-tensor errors are stored and summed
@@ -184,11 +186,18 @@ void qat_fmt_gmse_parsed(const qat_fmt *f, int64_t samples, uint64_t seed, doubl
         *se = 0.0;
         return;
     }
+    if (!samples) samples = QAT_GMSE_DEFAULT_SAMPLES;
+    if (!seed) seed = QAT_GMSE_DEFAULT_SEED;
+    const qat_fmt_traits *t = qat_fmt_traits_of(&core);
+    if (t->gmse_mc && core.sp == QAT_SP_NONE) {
+        t->gmse_mc(&core, samples, seed, g, se);
+        return;
+    }
     qat_proj P;
     qat_proj_setup(&P, &core);
     /* vq's scale is the dense row RMS: take its infinite-row value 1, as the closed
      * forms of the scalar grids do (a measured RMS over 128 values makes the rows
      * slightly lighter-tailed and the GMSE ~1 % lower than the population value) */
     if (core.val == QAT_VAL_VQ) P.fixed_rms = 1.0;
-    qat_proj_gmse_mc(&P, samples, seed ? seed : QAT_GMSE_DEFAULT_SEED, g, se);
+    qat_proj_gmse_mc(&P, samples, seed, g, se);
 }

@@ -7,7 +7,8 @@
  * not reach up to fits.
  *
  * One row per format: the whole format's GMSE (± Monte-Carlo standard error, 0
- * when exact), ρ as the product of its capacity terms, and bits per parameter
+ * when exact), ρ as the product of its capacity terms taken from that same
+ * estimate (--samples and --seed apply to both), and bits per parameter
  * (conventions in capacity.c). --json prints the docs/cli.md array instead.
  *
  * On a terminal, a live line on stderr names the format being estimated: some
@@ -44,12 +45,12 @@ static void usage(FILE *f) {
             "usage: qat capacity FORMAT... [--samples N] [--seed S] [--fit FIT.h5] [--json]\n"
             "\n"
             "Gaussian MSE (exact, or Monte Carlo with its standard error), capacity\n"
-            "rho = L*tanh(F*log_{1/4} GMSE)^C (product over a composite's parts) and bits\n"
-            "per parameter of each format.\n"
+            "rho = L*tanh(F*log_{1/4} GMSE)^C (product over a composite's parts) from that\n"
+            "same estimate, and bits per parameter of each format.\n"
             "\n"
             "  --samples N   Monte-Carlo samples, 65536..17179869184, drawn in whole tensors\n"
             "                of 32768 values (nvfp4: of 2^22, so its tensor scale is typical)\n"
-            "                (default 2097152)\n"
+            "                (default 2097152); for the GMSE and the rho from it\n"
             "  --seed S      Monte-Carlo seed\n"
             "  --fit FIT.h5  take L, F, C per type from a fit (attributes cap_TYPE_L/F/C)\n"
             "  --json        one JSON array on stdout instead of the table\n"
@@ -130,15 +131,17 @@ int qat_capacity_main(int argc, char **argv) {
     int live = isatty(2);
     fflush(stdout); /* the header before the live line, when both are the terminal */
     for (int i = 0; i < nf; i++) {
-        double g, se, rho, bits;
+        qat_fmt_est est;
+        double bits;
         if (live) {
             fprintf(stderr, "\r\033[Kqat capacity: format %d of %d, %s: estimating its Gaussian MSE...", i + 1, nf,
                     names[i]);
             fflush(stderr);
         }
-        rc = qat_fmt_gmse(fmts[i], samples, (uint64_t)seed, &g, &se);
+        /* ρ from the terms of this very estimate, so it follows from the GMSE shown */
+        rc = qat_fmt_estimate(fmts[i], samples, (uint64_t)seed, params, &est);
         if (live) fputs("\r\033[K", stderr);
-        if (rc || (rc = qat_fmt_rho(fmts[i], params, &rho)) || (rc = qat_fmt_bits(fmts[i], &bits))) {
+        if (rc || (rc = qat_fmt_bits(fmts[i], &bits))) {
             free(fmts);
             free(names);
             return qat_report(rc);
@@ -148,9 +151,10 @@ int qat_capacity_main(int argc, char **argv) {
         if (!qat_fmt_parse(fmts[i], &f)) qat_fmt_bits_parsed(&f, &tensor_bits);
         if (json)
             printf("%s{\"format\": \"%s\", \"gmse\": %.6g, \"gmse_err\": %.3g, \"rho\": %.4f, \"bits\": %.4g, "
-                   "\"tensor_bits\": %g}", i ? ", " : "", names[i], g, se, rho, bits, tensor_bits);
+                   "\"tensor_bits\": %g}", i ? ", " : "", names[i], est.gmse, est.gmse_err, est.rho, bits, tensor_bits);
         else
-            printf("%-*s %12.6g %10.2g %8.4f %8.4g %12g\n", width, names[i], g, se, rho, bits, tensor_bits);
+            printf("%-*s %12.6g %10.2g %8.4f %8.4g %12g\n", width, names[i], est.gmse, est.gmse_err, est.rho, bits,
+                   tensor_bits);
         fflush(stdout); /* each row as it is known, not all at the end through a pipe's buffer */
     }
     if (json) printf("]\n");

@@ -152,13 +152,15 @@ static void correlated(float *x, int64_t n, int g, double rho, uint64_t seed) {
 static void kmeans_codebook_against_the_fixed_one(void **state) {
     (void)state;
     /* Gaussian: aq1x8g4 (256 codewords of 4 values, 2 bits) against vq4x2 (the same) */
-    double ga, gv, se;
+    double ga, gv, se, sev;
     assert_int_equal(qat_fmt_gmse("aq1x8g4", 0, 0, &ga, &se), 0);
-    assert_int_equal(qat_fmt_gmse("vq4x2", 0, 0, &gv, &se), 0);
+    assert_int_equal(qat_fmt_gmse("vq4x2", 0, 0, &gv, &sev), 0);
     printf("  Gaussian: aq1x8g4 %.5f, vq4x2 %.5f (ratio %.4f)\n", ga, gv, ga / gv);
     assert_true(fabs(ga / gv - 1.0) < 0.03);
-    /* the same fit measured twice is the same number (cached or not) */
-    assert_true(qat_aq_gmse(1, 8, 4) == ga);
+    /* the same Monte Carlo twice is the same number (the books cached or not) */
+    double ga2, se2;
+    assert_int_equal(qat_fmt_gmse("aq1x8g4", 0, 0, &ga2, &se2), 0);
+    assert_true(ga2 == ga && se2 == se);
     /* correlated coordinates (rho 0.7): the fixed N(0, I) codebook wastes its cells */
     const int64_t n = 32768, nt = 16384;
     const int g = 4;
@@ -180,6 +182,39 @@ static double dot(const float *a, const float *b, int64_t n) {
     double s = 0;
     for (int64_t i = 0; i < n; i++) s += (double)a[i] * b[i];
     return s;
+}
+
+/* aqMxBgG's GMSE is a Monte Carlo and says so: aq1x1g1 (one book of two
+ * scalars) was reported as 0.36184 with error 0, below 1 − 2/π = 0.36338, the
+ * Lloyd–Max optimum of any 1-bit scalar quantizer of N(0, 1) (int1's exact
+ * GMSE), from 32 768 draws whose standard error is ~0.003. Now it carries its
+ * standard error, which shrinks as --samples grows, is measured on draws the
+ * fit never saw (so it estimates the fitted books' population error, which is
+ * at or above the optimum: no more than 4 standard errors below it, and the
+ * fit of 2 centroids to 16 384 draws costs < 0.002 above it), and its seed moves
+ * the draws but not the books. The capacity terms are that same estimate. */
+static void gmse_is_a_monte_carlo_with_its_error(void **state) {
+    (void)state;
+    const double opt = 1.0 - 2.0 / M_PI;
+    double g, se, g4, se4, gs, ses;
+    assert_int_equal(qat_fmt_gmse("aq1x1g1", 0, 0, &g, &se), 0);
+    assert_int_equal(qat_fmt_gmse("aq1x1g1", (int64_t)1 << 23, 0, &g4, &se4), 0);
+    assert_int_equal(qat_fmt_gmse("aq1x1g1", 0, 5, &gs, &ses), 0);
+    printf("  aq1x1g1: %.5f ± %.5f (2^21), %.5f ± %.5f (2^23), %.5f ± %.5f (seed 5); optimum %.5f\n", g, se, g4, se4,
+           gs, ses, opt);
+    assert_true(se > 0 && se < 0.002);
+    assert_true(se4 < 0.6 * se); /* four times the samples: half the error */
+    const double est[][2] = {{g, se}, {g4, se4}, {gs, ses}};
+    for (int i = 0; i < 3; i++) {
+        if (est[i][0] < opt - 4 * est[i][1]) fail_msg("estimate %d: %.5f is below the optimum %.5f", i, est[i][0], opt);
+        assert_true(est[i][0] < opt + 0.002 + 4 * est[i][1]);
+    }
+    assert_true(gs != g); /* other draws */
+    qat_cap_params p[QAT_CAP_NTYPES] = {QAT_CAP_PUBLISHED, QAT_CAP_PUBLISHED, QAT_CAP_PUBLISHED};
+    qat_fmt_est e;
+    assert_int_equal(qat_fmt_estimate("aq1x1g1", (int64_t)1 << 23, 0, p, &e), 0);
+    assert_true(e.gmse == g4 && e.gmse_err == se4 && e.n_terms == 1 && e.term[0].gmse == g4);
+    assert_true(e.rho == qat_cap_rho(QAT_CAP_PUBLISHED, g4));
 }
 
 static void gradients_match_finite_differences(void **state) {
@@ -371,6 +406,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(names_bits_and_refusals),
         cmocka_unit_test(kmeans_codebook_against_the_fixed_one),
+        cmocka_unit_test(gmse_is_a_monte_carlo_with_its_error),
         cmocka_unit_test(gradients_match_finite_differences),
         cmocka_unit_test(ste_recodes_and_the_codebooks_follow),
         cmocka_unit_test(pv_keeps_codes_and_v_step_moves_at_most_tau),

@@ -61,6 +61,9 @@ static void test_json(void **state) {
     assert_true(json_number(out, "sp50", "bits") == 9.0);
     double g = json_number(out, "2:4", "gmse"), e = json_number(out, "2:4", "gmse_err");
     assert_true(e > 0 && fabs(g - 0.1324) < 3 * e + 1e-4);
+    /* aq's GMSE is a Monte Carlo of its fitted books: it says so (it printed 0) */
+    assert_int_equal(run("aq1x1g1 --samples 65536 --json", out, sizeof out, 0), 0);
+    assert_true(json_number(out, "aq1x1g1", "gmse_err") > 0);
     /* the table form has one row per format plus a header */
     assert_int_equal(run("int2 fp4", out, sizeof out, 0), 0);
     assert_non_null(strstr(out, "int2"));
@@ -68,6 +71,35 @@ static void test_json(void **state) {
     assert_non_null(strstr(out, "fp4"));
     assert_int_equal(run("--help", out, sizeof out, 0), 0);
     assert_non_null(strstr(out, "--samples"));
+}
+
+/* ρ with the published constants (L = 1, F = 0.41, C = 1.39) of a GMSE. */
+static double rho_of(double g) { return pow(tanh(0.41 * log(g) / log(0.25)), 1.39); }
+
+/* ρ follows from the GMSE the row shows: it came from a fixed default Monte
+ * Carlo whatever --samples and --seed said (2:4 at seed 3 and 65536 samples
+ * printed gmse 0.131219 beside rho 0.4197, the formula giving 0.4219), so more
+ * samples sharpened the GMSE but never ρ. A single stage's ρ is ρ(gmse) to the
+ * printed digits (6 significant digits move ρ by < 1e-6, rounding to 4
+ * decimals by 5e-5); a composite's is the product of its stages' ρ, each stage
+ * measured by this same Monte Carlo (2:4 here, int4 exact). */
+static void test_rho_from_the_same_estimate(void **state) {
+    (void)state;
+    char out[4096];
+    assert_int_equal(run("2:4 mxfp4 vq2x2 2:4+int4 int4 --seed 3 --samples 65536 --json", out, sizeof out, 0), 0);
+    const char *single[] = {"2:4", "mxfp4", "vq2x2", "int4"};
+    for (int i = 0; i < 4; i++) {
+        double g = json_number(out, single[i], "gmse"), r = json_number(out, single[i], "rho");
+        printf("  %-6s gmse %.6g rho %.4f, rho(gmse) %.5f\n", single[i], g, r, rho_of(g));
+        if (fabs(r - rho_of(g)) > 6e-5) fail_msg("%s: rho %.4f, but gmse %.6g gives %.5f", single[i], r, g, rho_of(g));
+    }
+    double want = rho_of(json_number(out, "2:4", "gmse")) * rho_of(json_number(out, "int4", "gmse"));
+    assert_true(fabs(json_number(out, "2:4+int4", "rho") - want) < 6e-5);
+    /* and another Monte Carlo moves ρ with the GMSE (the default one gives 2:4 0.4197) */
+    char out2[4096];
+    assert_int_equal(run("2:4 --json", out2, sizeof out2, 0), 0);
+    assert_true(fabs(json_number(out2, "2:4", "rho") - rho_of(json_number(out2, "2:4", "gmse"))) < 6e-5);
+    assert_true(json_number(out2, "2:4", "rho") != json_number(out, "2:4", "rho"));
 }
 
 /* The block formats (issue 17): bits with every block scale, NVFP4's tensor scale
@@ -342,6 +374,7 @@ static void test_fit_file(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_json),
+        cmocka_unit_test(test_rho_from_the_same_estimate),
         cmocka_unit_test(test_block_formats),
         cmocka_unit_test(test_group_sizes),
         cmocka_unit_test(test_bad_input),

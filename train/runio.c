@@ -605,11 +605,12 @@ int qat_runio_open(qat_runio *io, const char *dir, const qat_config *cfg, qat_mo
 fresh: {
     /* a fresh run (also when --resume finds nothing to resume) */
     char *yaml = qat_config_to_yaml(cfg);
-    double gw = 0, ga = 0, err, rho_w = 1, rho_a = 1;
+    double gw = NAN, ga = NAN, rho_w = NAN, rho_a = NAN;
     qat_cap_params pub[QAT_CAP_NTYPES] = {QAT_CAP_PUBLISHED, QAT_CAP_PUBLISHED, QAT_CAP_PUBLISHED};
     const char *wf = qat_model_weight_format(m), *af = qat_model_act_format(m);
-    if (qat_fmt_gmse(wf, 0, 0, &gw, &err) || qat_fmt_rho(wf, pub, &rho_w)) gw = NAN, rho_w = NAN;
-    if (qat_fmt_gmse(af, 0, 0, &ga, &err) || qat_fmt_rho(af, pub, &rho_a)) ga = NAN, rho_a = NAN;
+    qat_fmt_est ew, ea; /* GMSE and ρ of one estimate each, as `qat capacity` prints them */
+    if (!qat_fmt_estimate(wf, 0, 0, pub, &ew)) gw = ew.gmse, rho_w = ew.rho;
+    if (!qat_fmt_estimate(af, 0, 0, pub, &ea)) ga = ea.gmse, rho_a = ea.rho;
     qat_clear_error();
     qat_runlog_attrs at = {
         .name = cfg->name, .config_yaml = yaml, .seed = cfg->seed,
