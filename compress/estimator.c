@@ -95,10 +95,19 @@ int qat_est_resolve(const qat_fmt *f, const qat_compress_side *side, int is_weig
     if (!strcmp(scale, "lsq") && !TABLE[e].learns_scale)
         return qat_fail(QAT_EINPUT, "scale 'lsq' needs estimator lsq (format '%s'), expected scale rms or absmax with '%s'",
                         f->name, qat_est_name((qat_est)e));
-    if (!strcmp(scale, "absmax") &&
-        (f->val == QAT_VAL_VQ || f->val == QAT_VAL_AQ || f->val == QAT_VAL_NONE || f->noise || TABLE[e].learns_scale))
+    if (!strcmp(scale, "absmax") && (f->val == QAT_VAL_VQ || f->val == QAT_VAL_AQ || f->val == QAT_VAL_NONE || f->noise))
         return qat_fail(QAT_EINPUT, "scale 'absmax' applies to int, ternary and fp4 grids only (format '%s'), expected rms",
                         f->name);
+    /* on an int grid the format is fine: the conflict is the estimator, which
+     * learns the step that absmax would fix (the message once blamed int4 for
+     * not being an int grid) */
+    if (!strcmp(scale, "absmax") && TABLE[e].learns_scale) {
+        char others[128];
+        list_valid(set & ~(1u << e), others, sizeof others);
+        return qat_fail(QAT_EINPUT, "scale 'absmax' does not combine with estimator %s, which learns its own step "
+                        "(format '%s'), expected scale rms (or lsq) with estimator %s, or scale absmax with another "
+                        "estimator (%s)", qat_est_name(e), f->name, qat_est_name(e), others);
+    }
     *out = e;
     return QAT_OK;
 }

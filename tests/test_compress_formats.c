@@ -229,6 +229,49 @@ static void test_block_scale_message(void **state) {
     }
 }
 
+/* scale absmax with estimator lsq on an int grid: the conflict is the
+ * estimator, which learns the step absmax would fix; the message said "scale
+ * 'absmax' applies to int, ternary and fp4 grids only (format 'int4')", which
+ * int4 is. On a format without such a grid the format is still what it names. */
+static void test_absmax_with_lsq_message(void **state) {
+    (void)state;
+    struct { const char *fmt, *est, *says; } c[] = {
+        {"int4", "lsq", "scale 'absmax' does not combine with estimator lsq, which learns its own step (format 'int4'), "
+                        "expected scale rms (or lsq) with estimator lsq, or scale absmax with another estimator (ste, "
+                        "clip, trust, pv)"},
+        {"vq2x2", "", "scale 'absmax' applies to int, ternary and fp4 grids only (format 'vq2x2')"},
+    };
+    for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
+        qat_fmt f;
+        assert_int_equal(qat_fmt_parse(c[i].fmt, &f), QAT_OK);
+        qat_compress_side side;
+        memset(&side, 0, sizeof side);
+        snprintf(side.format, sizeof side.format, "%s", c[i].fmt);
+        snprintf(side.scale, sizeof side.scale, "absmax");
+        snprintf(side.estimator, sizeof side.estimator, "%s", c[i].est);
+        side.hadamard = -1;
+        qat_est e;
+        qat_clear_error();
+        assert_int_equal(qat_est_resolve(&f, &side, 1, &e), QAT_EINPUT);
+        if (!strstr(qat_errmsg(), c[i].says)) fail_msg("%s + %s: %s", c[i].fmt, c[i].est, qat_errmsg());
+        if (i == 0 && strstr(qat_errmsg(), "grids only")) fail_msg("int4 blamed: %s", qat_errmsg());
+    }
+    /* absmax with the int4 estimators that do not learn a step stays valid */
+    const char *ok[] = {"ste", "clip", "trust", "pv"};
+    for (int i = 0; i < 4; i++) {
+        qat_fmt f;
+        assert_int_equal(qat_fmt_parse("int4", &f), QAT_OK);
+        qat_compress_side side;
+        memset(&side, 0, sizeof side);
+        snprintf(side.format, sizeof side.format, "int4");
+        snprintf(side.scale, sizeof side.scale, "absmax");
+        snprintf(side.estimator, sizeof side.estimator, "%s", ok[i]);
+        side.hadamard = -1;
+        qat_est e;
+        if (qat_est_resolve(&f, &side, 1, &e)) fail_msg("absmax + %s refused: %s", ok[i], qat_errmsg());
+    }
+}
+
 /* Little pruned: the closed form (2Φ(t)−1) − 2tφ(t) cancels (sp0.0001 gave
  * −3.8e-17). The GMSE is ∫_{|x|<t} x²φ = (2/3)t³φ(0)(1 − 3t²/10 + …) with
  * t = Φ⁻¹((1+s)/2): positive, and to 1e-9 that series for t ≪ 1. */
@@ -816,6 +859,7 @@ int main(void) {
         cmocka_unit_test(test_canonical_names),
         cmocka_unit_test(test_sparsity_spelling),
         cmocka_unit_test(test_block_scale_message),
+        cmocka_unit_test(test_absmax_with_lsq_message),
         cmocka_unit_test(test_alpha_table),
         cmocka_unit_test(test_exact_gmse),
         cmocka_unit_test(test_lloyd_max),
