@@ -73,6 +73,42 @@ static void usage(FILE *f) {
     fprintf(f, "\nexit status: 0 ok, 1 runtime failure, 2 usage/config/input error\n");
 }
 
+/* errno of the first write to stdout that failed (0: none). */
+static int stdout_errno;
+
+/* stdout's writes, through a stream of our own: stdio keeps only an error
+ * flag, and the errno of a failed write is gone by the time the command ends
+ * (a command that flushes its own rows, as capacity and fit do, or a large
+ * output flushed part-way, as --print-config's, left "write error on stdout"
+ * where a full disk should say "No space left on device"). Every write goes to
+ * descriptor 1 itself, so a child that inherits it writes to the same place. */
+static ssize_t stdout_write(void *cookie, const char *buf, size_t n) {
+    (void)cookie;
+    size_t done = 0;
+    while (done < n) {
+        ssize_t w = write(STDOUT_FILENO, buf + done, n - done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            if (!stdout_errno) stdout_errno = w < 0 ? errno : EIO;
+            return -1;
+        }
+        done += (size_t)w;
+    }
+    return (ssize_t)n;
+}
+
+/* stdout becomes a stream over stdout_write, buffered as stdio buffers fd 1
+ * (by line on a terminal, fully otherwise). glibc's stdout is a variable that
+ * may be assigned (its manual says so); if the stream cannot be made the
+ * plain stdout stays, and flush_stdout falls back to what stdio tells it. */
+static void track_stdout_errors(void) {
+    cookie_io_functions_t io = {.write = stdout_write};
+    FILE *f = fopencookie(NULL, "w", io);
+    if (!f) return;
+    setvbuf(f, NULL, isatty(STDOUT_FILENO) ? _IOLBF : _IOFBF, BUFSIZ);
+    stdout = f;
+}
+
 /* What a command printed on stdout reaches its reader or the command fails: a
  * full disk or a closed pipe behind `> out.json` must not end in exit 0 with
  * the result lost (docs/cli.md, "Exit status and errors"). Checked once here,
@@ -81,12 +117,12 @@ static void usage(FILE *f) {
 static int flush_stdout(int rc) {
     errno = 0;
     int flushed = fflush(stdout) == 0;
-    int err = errno;
+    int err = stdout_errno ? stdout_errno : errno;
     if (flushed && !ferror(stdout)) return rc;
     if (rc) return rc;
-    /* an error met by an earlier flush (a command that flushes its own
-     * output, as fit does) leaves no errno here; a pipe whose reader has gone
-     * says so through poll (POLLERR on its write end), the common case */
+    /* without the tracking stream, an error met by an earlier flush leaves no
+     * errno here; a pipe whose reader has gone says so through poll (POLLERR
+     * on its write end) */
     if (!err) {
         struct pollfd p = {.fd = STDOUT_FILENO, .events = POLLOUT};
         if (poll(&p, 1, 0) == 1 && (p.revents & POLLERR)) err = EPIPE;
@@ -218,5 +254,6 @@ static int guard_std_fds(void) {
 
 int main(int argc, char **argv) {
     if (guard_std_fds()) return 1;
+    track_stdout_errors();
     return flush_stdout(run(argc, argv));
 }

@@ -141,6 +141,31 @@ closed_reader fit "$tmp/runs.csv" --no-loo
 closed_reader data inspect "$tmp/s.bin"
 closed_reader grads --checkpoint "$ckpt" --out "$tmp/g.h5" --compare int4
 closed_reader --version
+# A full disk behind stdout (/dev/full): every command that prints a result says why, in the same
+# one line (before: a command that flushed its own rows, as capacity's table and fit do, or a large
+# output flushed part-way, as --print-config's, said only "write error on stdout").
+full_disk() { # full_disk ARGS...: qat ARGS > /dev/full
+  local rc err
+  "$qat" "$@" >/dev/full 2>"$tmp/full.err"; rc=$?
+  err=$(grep -v "^qat sample: " "$tmp/full.err")
+  if [ "$rc" -ne 1 ] || [ "$err" != "qat: cannot write the output: No space left on device" ]; then
+    echo "FAIL: qat $* > /dev/full: exit $rc (want 1), stderr:"; echo "$err" | head -3; fails=$((fails + 1))
+  fi
+}
+if [ -w /dev/full ]; then
+  full_disk capacity int4
+  full_disk capacity int4 vq2x2 --samples 65536
+  full_disk capacity int4 --json
+  full_disk fit "$tmp/runs.csv" --no-loo
+  full_disk fit "$tmp/runs.csv" --no-loo --json
+  full_disk data inspect "$tmp/s.bin"
+  full_disk train "$tmp/p.yaml" --print-config
+  full_disk eval --checkpoint "$ckpt"
+  full_disk sample --checkpoint "$ckpt" --tokens 5
+  full_disk --version
+else
+  echo "note: no writable /dev/full; a full stdout is not checked"
+fi
 # sample stops at the first token it cannot write instead of computing all of them
 SECONDS=0
 (sleep 0.3; exec "$qat" sample --checkpoint "$ckpt" --tokens 1e7) 2>/dev/null | true
