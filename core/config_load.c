@@ -34,69 +34,13 @@
 #include <yaml.h>
 
 #include "error.h"
+#include "num.h"
 
 /* ------------------------------------------------------- parsing one value */
 
 /* YAML null in plain style: `key:`, `key: ~`, `key: null`. */
 static int is_null_scalar(const char *s, int plain) {
     return plain && (!*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") || !strcmp(s, "NULL"));
-}
-
-/* Decimal number: digits, sign, point and exponent only (strtod alone would
- * also take hex, "inf" and "nan"). */
-static int parse_double(const char *s, double *out) {
-    if (!*s) return 0;
-    for (const char *p = s; *p; p++)
-        if (!isdigit((unsigned char)*p) && !strchr("+-.eE", *p)) return 0;
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (*end || end == s || errno == ERANGE || !isfinite(v)) return 0;
-    *out = v;
-    return 1;
-}
-
-/* Decimal text as its significant digits (no leading or trailing zeros) and the
- * power of ten of the first one; "" for zero. Returns 0 on text that is not a
- * plain decimal (parse_double's syntax, checked before). */
-static int decimal_digits(const char *s, char *digits, size_t cap, long *exp10) {
-    size_t n = 0;
-    long point = -1, count = 0, lead = -1;
-    const char *p = s + (*s == '+' || *s == '-');
-    for (; isdigit((unsigned char)*p) || *p == '.'; p++) {
-        if (*p == '.') {
-            point = count;
-            continue;
-        }
-        if (lead < 0 && *p == '0') {
-            count++;
-            continue;
-        }
-        if (lead < 0) lead = count;
-        if (n + 1 >= cap) return 0;
-        digits[n++] = *p;
-        count++;
-    }
-    if (point < 0) point = count;
-    long e = 0;
-    if (*p == 'e' || *p == 'E') e = strtol(p + 1, NULL, 10);
-    while (n && digits[n - 1] == '0') n--;
-    digits[n] = 0;
-    *exp10 = n ? point - lead - 1 + e : 0;
-    return 1;
-}
-
-/* Whether decimal text `s` is exactly the double `v` it was read as: from 2^53
- * on, a double no longer holds every whole number, and 9007199254740993 reads as
- * ...992. A double's decimal expansion is finite, so printing it with enough
- * digits (glibc prints the exact value) and comparing digit strings decides. */
-static int text_is_exactly(const char *s, double v) {
-    char a[512], b[512], e[800];
-    long ea, eb;
-    if ((*s == '-') != (v < 0) && v != 0) return 0;
-    snprintf(e, sizeof e, "%.400e", fabs(v));
-    if (!decimal_digits(s, a, sizeof a, &ea) || !decimal_digits(e, b, sizeof b, &eb)) return 0;
-    return ea == eb && !strcmp(a, b);
 }
 
 /* Written as a whole number in digits (an optional sign, then only digits). */
@@ -119,7 +63,7 @@ static int assign_scalar(qat_config *cfg, const qat_key *k, const char *s, int p
     case K_INT: {
         double v;
         /* Integers may be written 65536 or 6.5e4, as long as the value is whole. */
-        if (!parse_double(s, &v) || v != floor(v) || !text_is_exactly(s, v)) { /* 2.0000000000000001 is no 2 */
+        if (!qat_parse_decimal(s, &v) || v != floor(v) || !qat_text_is_exactly(s, v)) { /* 2.0000000000000001 is no 2 */
             snprintf(why, n, "expected an integer, got '%s'", s);
             return 1;
         }
@@ -128,27 +72,18 @@ static int assign_scalar(qat_config *cfg, const qat_key *k, const char *s, int p
         return 0;
     }
     case K_U64: {
-        char *end;
-        errno = 0;
-        unsigned long long v = strtoull(s, &end, 10);
-        double d;
-        if (*s == '-' || !*s || *end || errno) {
-            /* 1e6 is fine for a seed too, while it is an exact integer. */
-            /* any whole number the text names exactly, below 2^64 (1e16 is one) */
-            if (*s != '-' && parse_double(s, &d) && d == floor(d) && d >= 0 && d < 0x1p64 && text_is_exactly(s, d)) {
-                v = (unsigned long long)d;
-            } else {
-                snprintf(why, n, "expected an unsigned integer in [0, 18446744073709551615] (digits, or an exact "
-                         "whole number such as 1e6), got '%s'", s);
-                return 1;
-            }
+        /* the seeds: one rule with the commands' --seed options (core/num.h) */
+        uint64_t v;
+        if (!qat_parse_u64(s, &v)) {
+            snprintf(why, n, "expected %s, got '%s'", QAT_U64_RULE, s);
+            return 1;
         }
         *(uint64_t *)f = v;
         return 0;
     }
     case K_F64: {
         double v;
-        if (!parse_double(s, &v)) {
+        if (!qat_parse_decimal(s, &v)) {
             /* a number's spelling whose value no double holds: say that, not "not a number" */
             char *end;
             errno = 0;
@@ -163,7 +98,7 @@ static int assign_scalar(qat_config *cfg, const qat_key *k, const char *s, int p
         /* Past 2^53 a text may name a number the double rounds away: a whole number
          * written in digits must be that number, and a bounded key (the token counts,
          * at most 2^53) must not take a text above its bound rounded down onto it. */
-        if (fabs(v) >= 0x1p53 && (integer_text(s) || k->max < INFINITY) && !text_is_exactly(s, v)) {
+        if (fabs(v) >= 0x1p53 && (integer_text(s) || k->max < INFINITY) && !qat_text_is_exactly(s, v)) {
             if (k->max < INFINITY && v >= k->max) /* the text is above the bound it was rounded onto */
                 return qat_config_check_number(k, nextafter(k->max, INFINITY), s, why, n);
             snprintf(why, n, "%s is not exactly a double (whole numbers are exact only up to 2^53 = "

@@ -1,7 +1,8 @@
 /*
  * core/num.h — small helpers shared by the commands' option parsers: an
  * option's value word, a whole number or a count (decimal or scientific
- * notation) read from an option's text, and the order of doubles for qsort.
+ * notation) read from an option's text, a seed (num.c, shared with the
+ * config's keys), and the order of doubles for qsort.
  * Callers word their own number messages, so each command keeps its own; the
  * value-word rule is one for every command.
  */
@@ -10,6 +11,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,6 +64,26 @@ static inline int qat_parse_count(const char *s, double lo, double hi, long long
     *out = (long long)v;
     return 1;
 }
+
+/* *out = s read as a decimal number: digits, sign, point and exponent only
+ * (strtod alone would also take hex, "inf" and "nan"), finite and in range;
+ * 1 on success, 0 otherwise. */
+int qat_parse_decimal(const char *s, double *out);
+
+/* Whether decimal text s (qat_parse_decimal's syntax) is exactly the double v it
+ * was read as: from 2^53 on a double no longer holds every whole number, and
+ * 9007199254740993 reads as ...992. */
+int qat_text_is_exactly(const char *s, double v);
+
+/* What an unsigned 64-bit number (a seed) may be, for messages: "expected " QAT_U64_RULE. */
+#define QAT_U64_RULE "an unsigned integer in [0, 18446744073709551615] (digits, or an exact whole number such as 1e6)"
+
+/* *out = s as an unsigned 64-bit integer, the one rule of the config's seeds
+ * (`seed`, `data.synth_seed`) and the commands' --seed options: decimal digits,
+ * or a whole number the text names exactly (1e6, 2.5e3), in [0, 2^64 − 1]; 1 on
+ * success, 0 (out untouched) for anything else (a sign '-', leading white
+ * space, hex, a fraction, 2^64 and above). */
+int qat_parse_u64(const char *s, uint64_t *out);
 
 /* qsort comparator: ascending doubles (NaN compares equal to everything). */
 static inline int qat_dbl_cmp(const void *a, const void *b) {

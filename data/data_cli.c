@@ -129,11 +129,9 @@ static int cmd_synth(int argc, char **argv) {
                 return qat_fail(QAT_EINPUT, "data synth: --val 1: a validation split needs at least 2 tokens (the "
                                 "first is never predicted); 0 writes none");
         } else if ((v = opt_value(argc, argv, &i, "--seed", &missing))) {
-            char *end;
-            errno = 0;
-            seed = strtoull(v, &end, 0);
-            if (errno || end == v || *end || !isdigit((unsigned char)v[0])) /* strtoull skips spaces and takes ' -1' */
-                return qat_fail(QAT_EINPUT, "data synth: --seed '%s': expected a non-negative integer", v);
+            /* data.synth_seed's own rule (core/num.h), so any seed that key takes is
+             * taken here (it read 010 as octal 8 and 0x10 as 16, and refused 1e3) */
+            if (!qat_parse_u64(v, &seed)) return qat_fail(QAT_EINPUT, "data synth: --seed %s: expected %s", v, QAT_U64_RULE);
         } else if ((v = opt_value(argc, argv, &i, "-o", &missing)) ||
                    (v = opt_value(argc, argv, &i, "--out", &missing))) {
             out = v;

@@ -51,7 +51,7 @@ static void usage(FILE *f) {
             "  --samples N   Monte-Carlo samples, 65536..17179869184, drawn in whole tensors\n"
             "                of 32768 values (nvfp4: of 2^22, so its tensor scale is typical)\n"
             "                (default 2097152); for the GMSE and the rho from it\n"
-            "  --seed S      Monte-Carlo seed\n"
+            "  --seed S      Monte-Carlo seed, 0..18446744073709551615 (1e3 as well)\n"
             "  --fit FIT.h5  take L, F, C per type from a fit (attributes cap_TYPE_L/F/C)\n"
             "  --json        one JSON array on stdout instead of the table\n"
             "\nBits count every per-block scale (mxfp4 4.25, nvfp4 4.5, int4@g128 4.125);\n"
@@ -60,18 +60,9 @@ static void usage(FILE *f) {
             qat_fmt_grammar());
 }
 
-static int parse_i64(const char *opt, const char *s, long long *out) {
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || *end || end == s || v < 0 || !isdigit((unsigned char)s[0])) /* not ' 1' or '+1' */
-        return qat_fail(QAT_EINPUT, "%s: '%s' is not valid, expected a non-negative integer", opt, s);
-    *out = v;
-    return QAT_OK;
-}
-
 int qat_capacity_main(int argc, char **argv) {
-    long long samples = 0, seed = 0;
+    long long samples = 0;
+    uint64_t seed = 0;
     int json = 0;
     const char *fit = NULL;
     const char **fmts = calloc((size_t)argc + 1, sizeof *fmts);
@@ -89,16 +80,19 @@ int qat_capacity_main(int argc, char **argv) {
             if ((rc = qat_opt_value("capacity", argc, argv, &i, &v))) break;
             if (!strcmp(a, "--samples")) {
                 /* The Monte Carlo draws whole tensors of 256 rows × 128 values and
-                 * needs two for a standard error; fewer samples cannot be honoured. */
-                rc = parse_i64(a, v, &samples);
-                if (rc) qat_clear_error();
-                if (rc || (samples < QAT_CAPACITY_MIN_SAMPLES || samples > QAT_CAPACITY_MAX_SAMPLES))
-                    rc = qat_fail(QAT_EINPUT, "capacity: --samples %s: expected an integer in [%lld, %lld] (the "
-                                  "Monte Carlo draws whole tensors of 32768 values, at least two)", v,
-                                  (long long)QAT_CAPACITY_MIN_SAMPLES, (long long)QAT_CAPACITY_MAX_SAMPLES);
+                 * needs two for a standard error; fewer samples cannot be honoured.
+                 * A count, as every count option and key is: 2e6 as well as 2000000. */
+                if (!qat_parse_count(v, (double)QAT_CAPACITY_MIN_SAMPLES, (double)QAT_CAPACITY_MAX_SAMPLES, &samples))
+                    rc = qat_fail(QAT_EINPUT, "capacity: --samples %s: expected a whole number in [%lld, %lld] (e.g. "
+                                  "2097152 or 2e6; the Monte Carlo draws whole tensors of 32768 values, at least two)",
+                                  v, (long long)QAT_CAPACITY_MIN_SAMPLES, (long long)QAT_CAPACITY_MAX_SAMPLES);
+            } else if (!strcmp(a, "--seed")) {
+                /* the config's rule for seeds (core/num.h): 2^64 − 1 and 1e3 as `seed:` takes them */
+                if (!qat_parse_u64(v, &seed))
+                    rc = qat_fail(QAT_EINPUT, "capacity: --seed %s: expected %s", v, QAT_U64_RULE);
+            } else {
+                fit = v;
             }
-            else if (!strcmp(a, "--seed")) rc = parse_i64(a, v, &seed);
-            else fit = v;
         } else if (a[0] == '-' && a[1] == '-') {
             rc = qat_fail(QAT_EINPUT, "capacity: unknown option '%s', expected --samples, --seed, --fit, --json or --help", a);
         } else {
@@ -139,7 +133,7 @@ int qat_capacity_main(int argc, char **argv) {
             fflush(stderr);
         }
         /* ρ from the terms of this very estimate, so it follows from the GMSE shown */
-        rc = qat_fmt_estimate(fmts[i], samples, (uint64_t)seed, params, &est);
+        rc = qat_fmt_estimate(fmts[i], samples, seed, params, &est);
         if (live) fputs("\r\033[K", stderr);
         if (rc || (rc = qat_fmt_bits(fmts[i], &bits))) {
             free(fmts);

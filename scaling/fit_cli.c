@@ -124,7 +124,8 @@ typedef struct {
     const char **fix, **exclude, **where;
     int n_fix, n_exclude, n_where;
     int mixed_data; /* --mixed-data: runs on different data may be fitted together */
-    long bootstrap, seed, drop;
+    long bootstrap, drop;
+    uint64_t seed;
     int json, loo, help;
 } fit_args;
 
@@ -145,7 +146,8 @@ static int parse_fit_args(int argc, char **argv, fit_args *a) {
             QAT_TRY(parse_int(o, v, 0, 1000000, &a->bootstrap));
         } else if (!strcmp(o, "--seed")) {
             QAT_TRY(qat_opt_value("fit", argc, argv, &i, &v));
-            QAT_TRY(parse_int(o, v, 0, 0x7fffffffffffffffL, &a->seed));
+            /* the config's rule for seeds (core/num.h), as every --seed */
+            if (!qat_parse_u64(v, &a->seed)) return qat_fail(QAT_EINPUT, "%s %s: expected %s", o, v, QAT_U64_RULE);
         } else if (!strcmp(o, "--drop-highest")) {
             QAT_TRY(qat_opt_value("fit", argc, argv, &i, &v));
             QAT_TRY(parse_int(o, v, 0, 1000000000, &a->drop));

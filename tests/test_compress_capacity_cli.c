@@ -260,9 +260,25 @@ static void test_bad_input(void **state) {
         snprintf(args, sizeof args, "2:4 --samples %s", few[i]);
         assert_int_equal(run(args, out, sizeof out, 1), 2);
         assert_non_null(strstr(out, "--samples"));
-        assert_non_null(strstr(out, "expected an integer in [65536, "));
+        assert_non_null(strstr(out, "expected a whole number in [65536, 17179869184]"));
     }
     assert_int_equal(run("2:4 --samples 65536", out, sizeof out, 1), 0);
+    /* the counts and seeds every other option and key takes (one parser, core/num.h):
+     * --seed up to 2^64 − 1 and 1e3 (refused as "not valid, expected a non-negative
+     * integer" from 2^63 on), --samples 1e6 */
+    const char *fine[] = {"--seed 9223372036854775808", "--seed 18446744073709551615", "--seed 1e3",
+                          "--samples 1e6", "--samples 65536 --seed 0"};
+    for (int i = 0; i < 5; i++) {
+        char args[96];
+        snprintf(args, sizeof args, "2:4 --samples 65536 %s", fine[i]);
+        if (i == 3) snprintf(args, sizeof args, "2:4 %s", fine[i]);
+        if (run(args, out, sizeof out, 1) != 0) fail_msg("%s: %s", args, out);
+    }
+    assert_int_equal(run("int4 --seed 18446744073709551616", out, sizeof out, 1), 2);
+    assert_non_null(strstr(out, "qat: capacity: --seed 18446744073709551616: expected an unsigned integer in [0, "
+                                "18446744073709551615] (digits, or an exact whole number such as 1e6)"));
+    assert_int_equal(run("int4 --samples 1e3", out, sizeof out, 1), 2);
+    assert_non_null(strstr(out, "--samples 1e3: expected a whole number in [65536, 17179869184]"));
     /* off a terminal, stderr stays empty: a pipe gets the table alone */
     assert_null(strstr(out, "estimating"));
     /* on a terminal (script(1) gives the driver a pty), a live line names each format
