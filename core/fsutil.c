@@ -118,6 +118,11 @@ static int live_refused(const char *path, qat_out_kind kind, int live) {
     return QAT_OK;
 }
 
+int qat_in_check(const char *where, const char *path, const char *what) {
+    if (path && path[0]) return QAT_OK;
+    return qat_fail(QAT_EINPUT, "%s '': expected %s", where, what);
+}
+
 int qat_out_check_as(const char *path, qat_out_kind kind, const char *const *inputs, int n_inputs) {
     if (!path || !path[0]) return qat_fail(QAT_EINPUT, "an output path is empty: expected a file name");
     if (strlen(path) >= QAT_PATH_MAX) return qat_fail(QAT_EINPUT, "%.80s...: output path too long", path);

@@ -41,6 +41,13 @@
 
 #include "config.h"
 
+/* An input path given on the command line is not empty: QAT_EINPUT "WHERE '':
+ * expected WHAT" when it is, WHERE naming the option or argument ("capacity:
+ * --fit"), else QAT_OK. open("") fails with ENOENT, so an empty path was
+ * reported as ": cannot open: No such file or directory", naming nothing; an
+ * empty output path is refused by qat_out_check the same way. */
+int qat_in_check(const char *where, const char *path, const char *what);
+
 /* mkdir -p: create `path` and any missing parents. QAT_ERUNTIME naming the
  * directory that could not be made. */
 int qat_mkdirs(const char *path);

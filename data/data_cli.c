@@ -257,7 +257,8 @@ static int cmd_inspect(int argc, char **argv) {
         if (argv[i][0] == '-' && argv[i][1])
             return qat_fail(QAT_EINPUT, "data inspect: unknown option '%s', expected SHARD...", argv[i]);
         n++;
-        int rc = inspect_one(argv[i]);
+        int rc = qat_in_check("data inspect: a SHARD", argv[i], "a token shard file");
+        if (!rc) rc = inspect_one(argv[i]);
         if (rc) { /* report and go on: one bad shard should not hide the others */
             qat_report(rc);
             worst = rc > worst ? rc : worst;

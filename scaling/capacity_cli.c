@@ -34,6 +34,7 @@
 #include "compress/format.h"
 #include "compress/format_table.h"
 #include "core/error.h"
+#include "core/fsutil.h"
 #include "core/num.h"
 #include "scaling/fit_h5.h"
 
@@ -99,6 +100,7 @@ int qat_capacity_main(int argc, char **argv) {
             fmts[nf++] = a;
         }
     }
+    if (!rc && fit) rc = qat_in_check("capacity: --fit", fit, "a fit file (FIT.h5, written by qat fit --out)");
     if (!rc && nf == 0) rc = qat_fail(QAT_EINPUT, "capacity: no format given; valid formats: %s", qat_fmt_valid_list());
     /* validate every format before any (possibly slow) computation; the table
      * names each by its canonical spelling (modifiers in the grammar's order),

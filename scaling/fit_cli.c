@@ -163,7 +163,10 @@ static int parse_fit_args(int argc, char **argv, fit_args *a) {
         } else if (!strcmp(o, "--mixed-data")) a->mixed_data = 1;
         else if (o[0] == '-' && o[1])
             return qat_fail(QAT_EINPUT, "unknown option '%s' (see qat fit --help)", o);
-        else a->inputs[a->n_inputs++] = argv[i];
+        else {
+            QAT_TRY(qat_in_check("fit: an input", argv[i], "a run directory, a run.h5 or a CSV file"));
+            a->inputs[a->n_inputs++] = argv[i];
+        }
     }
     return QAT_OK;
 }
@@ -523,6 +526,7 @@ int qat_plot_main(int argc, char **argv) {
         else in = o;
     }
     if (!rc && !in) rc = qat_fail(QAT_EINPUT, "no FIT.h5 given (see qat plot --help)");
+    if (!rc) rc = qat_in_check("plot: FIT.h5", in, "a fit file (written by qat fit --out)");
     if (!rc && !out) rc = qat_fail(QAT_EINPUT, "no output given (-o FIG.svg)");
     if (!rc && !kind) rc = qat_fail(QAT_EINPUT, "no --kind given (law, capacity or frontier)");
     qat_plot_kind k = QAT_PLOT_LAW;

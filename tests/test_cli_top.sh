@@ -122,6 +122,14 @@ for f in "$tmp/A" "$tmp/B" "$tmp/q.bin" "$tmp/r.bin" "$tmp/g2.h5"; do
   [ -e "$f" ] && { echo "FAIL: a refused command wrote $f"; fails=$((fails + 1)); }
 done
 
+# An empty input path names the option or argument, exit 2 (before: "qat: : cannot open: No such
+# file or directory", naming nothing), as an empty output path does.
+expect 2 "qat: capacity: --fit '': expected a fit file" capacity int4 --fit ''
+expect 2 "qat: fit: an input '': expected a run directory, a run.h5 or a CSV file" fit "$tmp/runs.csv" ''
+expect 2 "qat: plot: FIT.h5 '': expected a fit file" plot '' --kind law -o "$tmp/e.svg"
+expect 2 "qat: data inspect: a SHARD '': expected a token shard file" data inspect ''
+expect 2 "qat: sweep: SWEEP.yaml '': expected a sweep YAML file" sweep ''
+
 # A reader that is gone before the result is written (`qat sample ... | true`): every command
 # that prints a result exits 1 with one line, as for a full disk (before: killed by SIGPIPE,
 # exit 141, no message). The reader exits first: the command starts 0.3 s after it.

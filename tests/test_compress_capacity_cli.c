@@ -251,6 +251,9 @@ static void test_bad_input(void **state) {
     /* an option where a value belongs: --fit took "--json" for a file name */
     assert_int_equal(run("int4 --fit --json", out, sizeof out, 1), 2);
     assert_non_null(strstr(out, "--fit: expected a value, got the option --json (see qat capacity --help)"));
+    /* an empty path names the option (it said "qat: : cannot open: No such file or directory") */
+    assert_int_equal(run("int4 --fit ''", out, sizeof out, 1), 2);
+    assert_string_equal(out, "qat: capacity: --fit '': expected a fit file (FIT.h5, written by qat fit --out)\n");
     assert_int_equal(run("int4 --fit /nonexistent/fit.h5", out, sizeof out, 1), 2);
     assert_non_null(strstr(out, "/nonexistent/fit.h5: cannot open: No such file or directory")); /* as qat fit, qat plot */
     /* --samples 0 used the default and 1 drew 65536: refused, naming the range */
