@@ -11,6 +11,7 @@
  * over the residual r the other books leave, vectorised over codewords.
  */
 #include "compress/aq.h"
+#include "compress/gmse.h"
 #include "compress/vq_search.h"
 
 #include <math.h>
@@ -275,13 +276,7 @@ void qat_aq_gmse_mc(int m, int bits, int g, int64_t samples, uint64_t seed, doub
         }
         free(x), free(codes);
     }
-    double mean = 0, var = 0;
-    for (int64_t c = 0; c < nc; c++) mean += mse[c];
-    mean /= (double)nc;
-    for (int64_t c = 0; c < nc; c++) var += (mse[c] - mean) * (mse[c] - mean);
-    var /= (double)(nc - 1);
-    *gmse = mean;
-    *se = sqrt(var / (double)nc);
+    qat_mc_mean_se(mse, nc, gmse, se);
     free(mse);
     qat_aq_books_free(&b);
     free(cw);

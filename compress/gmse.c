@@ -90,14 +90,18 @@ void qat_proj_gmse_mc(const qat_proj *P, int64_t samples, uint64_t seed, double 
         free(m);
         free(tb);
     }
-    double mean = 0, var = 0;
-    for (int64_t t = 0; t < nc; t++) mean += mse[t];
-    mean /= (double)nc;
-    for (int64_t t = 0; t < nc; t++) var += (mse[t] - mean) * (mse[t] - mean);
-    var /= (double)(nc - 1);
-    *g = mean;
-    *se = sqrt(var / (double)nc);
+    qat_mc_mean_se(mse, nc, g, se);
     free(mse);
+}
+
+void qat_mc_mean_se(const double *x, int64_t n, double *mean, double *se) {
+    double m = 0, var = 0;
+    for (int64_t t = 0; t < n; t++) m += x[t];
+    m /= (double)n;
+    for (int64_t t = 0; t < n; t++) var += (x[t] - m) * (x[t] - m);
+    var /= (double)(n - 1);
+    *mean = m;
+    *se = sqrt(var / (double)n);
 }
 
 /* ---- survivors' α cache ----------------------------------------------------- */

@@ -35,6 +35,10 @@ int qat_fmt_gmse_exact(const qat_fmt *f, double *g);
  * *se its standard error across tensors. */
 void qat_proj_gmse_mc(const qat_proj *P, int64_t samples, uint64_t seed, double *g, double *se);
 
+/* The mean of n >= 2 per-chunk errors x and its standard error, summed in
+ * index order (the one estimate every Monte Carlo of a GMSE reports). */
+void qat_mc_mean_se(const double *x, int64_t n, double *mean, double *se);
+
 /* GMSE of a parsed format: exact when possible (se = 0), else Monte Carlo
  * (samples/seed 0 = defaults). */
 void qat_fmt_gmse_parsed(const qat_fmt *f, int64_t samples, uint64_t seed, double *g, double *se);

@@ -176,37 +176,42 @@ static void test_sparsity_spelling(void **state) {
     for (int it = 0; it < 20000; it++) {
         st = st * 6364136223846793005ull + 1442695040888963407ull;
         int nd = 1 + (int)((st >> 33) % 9), e = 1 - (int)((st >> 45) % 11); /* power of ten of the first digit */
-        char dig[10];
-        uint64_t r = st >> 7;
-        for (int k = 0; k < nd; k++, r /= 10) dig[k] = (char)('0' + r % 10);
-        dig[0] = (char)('1' + (st >> 40) % 9); /* nonzero first and last digits: the canonical form */
-        dig[nd - 1] = (char)('1' + (st >> 50) % 9);
+        /* the nd digits as an integer M with nonzero first and last digits (the
+         * canonical form), written by printf with the decimals it needs */
+        uint64_t r = st >> 7, M = 1 + (st >> 40) % 9;
+        for (int k = 1; k < nd; k++, r /= 10) M = 10 * M + (k == nd - 1 ? 1 + (st >> 50) % 9 : r % 10);
+        int dec = nd - 1 - e;
         char num[48];
-        int o = 0;
-        if (e < 0) {
-            num[o++] = '0', num[o++] = '.';
-            for (int k = 0; k < -e - 1; k++) num[o++] = '0';
-            for (int k = 0; k < nd; k++) num[o++] = dig[k];
-        } else {
-            for (int k = 0; k <= e; k++) num[o++] = k < nd ? dig[k] : '0';
-            if (nd > e + 1) {
-                num[o++] = '.';
-                for (int k = e + 1; k < nd; k++) num[o++] = dig[k];
-            }
-        }
-        num[o] = 0;
+        if (dec > 0) snprintf(num, sizeof num, "%.*f", dec, (double)M / pow(10.0, dec));
+        else snprintf(num, sizeof num, "%llu", (unsigned long long)M * (dec ? 10ull : 1ull));
         char in[64];
         snprintf(in, sizeof in, "sp%s", num);
         if (qat_fmt_parse(in, &f)) fail_msg("'%s' rejected: %s", in, qat_errmsg());
         if (strcmp(qat_fmt_print(&f, buf, sizeof buf), in)) fail_msg("'%s' printed as '%s'", in, buf);
         assert_int_equal(qat_fmt_parse(buf, &g), QAT_OK);
         if (g.sparsity != f.sparsity) fail_msg("'%s' read back as another sparsity", in);
-        if (dig[nd - 1] < '9') {
+        if (M % 10 < 9) {
             in[strlen(in) - 1]++;
             assert_int_equal(qat_fmt_parse(in, &g), QAT_OK);
-            if (g.sparsity == f.sparsity || !strcmp(g.name, f.name)) fail_msg("'%s' and its neighbour '%s' are one", f.name, in);
+            if (g.sparsity == f.sparsity || !strcmp(g.name, f.name))
+                fail_msg("'%s' and its neighbour '%s' are one", f.name, in);
         }
     }
+}
+
+/* qat_est_resolve of weight format `fmt` with `scale` and `estimator` ("" = default). */
+static int resolve_with(const char *fmt, const char *scale, const char *estimator) {
+    qat_fmt f;
+    assert_int_equal(qat_fmt_parse(fmt, &f), QAT_OK);
+    qat_compress_side side;
+    memset(&side, 0, sizeof side);
+    snprintf(side.format, sizeof side.format, "%s", fmt);
+    snprintf(side.scale, sizeof side.scale, "%s", scale);
+    snprintf(side.estimator, sizeof side.estimator, "%s", estimator);
+    side.hadamard = -1;
+    qat_est e;
+    qat_clear_error();
+    return qat_est_resolve(&f, &side, 1, &e);
 }
 
 /* A block format's scale rule is part of its name: scale lsq on int4@g32 says
@@ -215,16 +220,7 @@ static void test_block_scale_message(void **state) {
     (void)state;
     const char *scales[] = {"lsq", "absmax"};
     for (int i = 0; i < 2; i++) {
-        qat_fmt f;
-        assert_int_equal(qat_fmt_parse("int4@g32", &f), QAT_OK);
-        qat_compress_side side;
-        memset(&side, 0, sizeof side);
-        snprintf(side.format, sizeof side.format, "int4@g32");
-        snprintf(side.scale, sizeof side.scale, "%s", scales[i]);
-        side.hadamard = -1;
-        qat_est e;
-        qat_clear_error();
-        assert_int_equal(qat_est_resolve(&f, &side, 1, &e), QAT_EINPUT);
+        assert_int_equal(resolve_with("int4@g32", scales[i], ""), QAT_EINPUT);
         if (!strstr(qat_errmsg(), "its scale rule is part of its name")) fail_msg("scale %s: %s", scales[i], qat_errmsg());
     }
 }
@@ -242,34 +238,14 @@ static void test_absmax_with_lsq_message(void **state) {
         {"vq2x2", "", "scale 'absmax' applies to int, ternary and fp4 grids only (format 'vq2x2')"},
     };
     for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
-        qat_fmt f;
-        assert_int_equal(qat_fmt_parse(c[i].fmt, &f), QAT_OK);
-        qat_compress_side side;
-        memset(&side, 0, sizeof side);
-        snprintf(side.format, sizeof side.format, "%s", c[i].fmt);
-        snprintf(side.scale, sizeof side.scale, "absmax");
-        snprintf(side.estimator, sizeof side.estimator, "%s", c[i].est);
-        side.hadamard = -1;
-        qat_est e;
-        qat_clear_error();
-        assert_int_equal(qat_est_resolve(&f, &side, 1, &e), QAT_EINPUT);
+        assert_int_equal(resolve_with(c[i].fmt, "absmax", c[i].est), QAT_EINPUT);
         if (!strstr(qat_errmsg(), c[i].says)) fail_msg("%s + %s: %s", c[i].fmt, c[i].est, qat_errmsg());
         if (i == 0 && strstr(qat_errmsg(), "grids only")) fail_msg("int4 blamed: %s", qat_errmsg());
     }
     /* absmax with the int4 estimators that do not learn a step stays valid */
     const char *ok[] = {"ste", "clip", "trust", "pv"};
-    for (int i = 0; i < 4; i++) {
-        qat_fmt f;
-        assert_int_equal(qat_fmt_parse("int4", &f), QAT_OK);
-        qat_compress_side side;
-        memset(&side, 0, sizeof side);
-        snprintf(side.format, sizeof side.format, "int4");
-        snprintf(side.scale, sizeof side.scale, "absmax");
-        snprintf(side.estimator, sizeof side.estimator, "%s", ok[i]);
-        side.hadamard = -1;
-        qat_est e;
-        if (qat_est_resolve(&f, &side, 1, &e)) fail_msg("absmax + %s refused: %s", ok[i], qat_errmsg());
-    }
+    for (int i = 0; i < 4; i++)
+        if (resolve_with("int4", "absmax", ok[i])) fail_msg("absmax + %s refused: %s", ok[i], qat_errmsg());
 }
 
 /* Little pruned: the closed form (2Φ(t)−1) − 2tφ(t) cancels (sp0.0001 gave
