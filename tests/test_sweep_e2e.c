@@ -131,19 +131,25 @@ static pid_t start_sweep(const char *sweep, const char *log) {
 
 /* Two layers, width 16 or 24, 16-token context: a second or so per run. heads 3
  * does not divide dim 16, so run 1 (dim16-heads3) is impossible. */
-static void write_sweep_as(const char *name, const char *grid, const char *out) {
+/* The tiny sweep with base data `data` (one YAML flow mapping). */
+static void write_sweep_data(const char *name, const char *data, const char *grid, const char *out) {
     char text[2048];
     snprintf(text, sizeof text,
              "# tiny sweep for the end-to-end test\n"
              "base:\n"
              "  model: {preset: \"\", layers: 2, dim: 16, heads: 2, vocab: 64, seq_len: 16}\n"
-             "  data: {source: synthetic, synth_topics: 2}\n"
+             "  data: %s\n"
              "  train: {tokens: 2048, batch_tokens: 64, eval_every: 0, eval_tokens: 64,\n"
              "          checkpoint_every: 4, log_every: 4, warmup: 0.1}\n"
              "grid:\n"
              "%s"
-             "out: %s\n", grid, out);
+             "out: %s\n", data, grid, out);
     write_file(name, text);
+}
+
+/* On the synthetic corpus, with 2 topics so that vocab 64 holds it. */
+static void write_sweep_as(const char *name, const char *grid, const char *out) {
+    write_sweep_data(name, "{source: synthetic, synth_topics: 2}", grid, out);
 }
 
 static void write_sweep(void) {
@@ -610,7 +616,7 @@ static void test_dry_run_reproduces(void **state) {
     snprintf(text, sizeof text,
              "base:\n"
              "  model: {preset: \"\", layers: 1, dim: 16, heads: 2, vocab: 256, seq_len: 16}\n"
-             "  data: {source: synthetic, synth_topics: 2}\n"
+             "  data: {source: synthetic}\n"
              "  train: {tokens: 1024, batch_tokens: 64, eval_every: 0, eval_tokens: 64}\n"
              "grid:\n"
              "  data.text: [\"%s\"]\n"
@@ -755,7 +761,7 @@ static void test_text_files(void **state) {
     write_file("dt_c1.txt", "some text to train on, some text to train on, some text to train on\n");
     snprintf(grid, sizeof grid, "  model.vocab: [256]\n  data.text: [[\"%s\", \"%s/./dt_c1.txt\"], \"%s/dt_none.txt\"]\n",
              c1, tmpdir, tmpdir);
-    write_sweep_as("dt.yaml", grid, path_in("dt_out"));
+    write_sweep_data("dt.yaml", "{source: synthetic}", grid, path_in("dt_out")); /* text replaces it: no synth_* */
     snprintf(sw, sizeof sw, "%s", path_in("dt.yaml"));
     for (int dry = 0; dry < 2; dry++) {
         assert_int_equal(run(&out, "'%s' sweep '%s' %s 2>&1", qat, sw, dry ? "--dry-run" : ""), 2);
@@ -768,7 +774,7 @@ static void test_text_files(void **state) {
     }
     /* beside a run that can start: listed invalid with its reason */
     snprintf(grid, sizeof grid, "  model.vocab: [256]\n  data.text: [\"%s\", \"%s/dt_none.txt\"]\n", c1, tmpdir);
-    write_sweep_as("dt2.yaml", grid, path_in("dt2_out"));
+    write_sweep_data("dt2.yaml", "{source: synthetic}", grid, path_in("dt2_out"));
     snprintf(sw, sizeof sw, "%s", path_in("dt2.yaml"));
     assert_int_equal(run(&out, "'%s' sweep '%s' --dry-run 2>&1", qat, sw), 0);
     assert_non_null(strstr(out, "would start 1, resume 0, skip 0 completed; 0 kept diverged, 1 invalid"));
