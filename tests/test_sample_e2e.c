@@ -190,6 +190,10 @@ static void test_same_seed_same_text_other_seeds_differ(void **state) {
     assert_non_null(strstr(g_err, "weights fp32"));
     assert_int_equal(run(args), 0);
     assert_string_equal(a, g_out);
+    /* --seed reads as the config's seed does (core/num.h): 5e0 is 5 */
+    args[8] = "5e0";
+    assert_int_equal(run(args), 0);
+    assert_string_equal(a, g_out);
     int differ = 0;
     for (int s = 6; s < 9; s++) { /* temperature 0.8, top-k 40 on word salad: each seed its own text */
         char seed[8];
@@ -369,6 +373,8 @@ static void test_help_and_bad_input(void **state) {
     expect_2((char *[]){"sample", "--checkpoint", g_abc, "--tokens", "0", NULL}, "--tokens");
     expect_2((char *[]){"sample", "--checkpoint", g_abc, "--top-k", "-1", NULL}, "--top-k");
     expect_2((char *[]){"sample", "--checkpoint", g_abc, "--seed", "-3", NULL}, "--seed");
+    expect_2((char *[]){"sample", "--checkpoint", g_abc, "--seed", "18446744073709551616", NULL},
+             "[0, 18446744073709551615]");
     expect_2((char *[]){"sample", "--checkpoint", g_abc, "--prompt-ids", "97,256", NULL}, "256");
     expect_2((char *[]){"sample", "--checkpoint", g_abc, "--prompt-ids", "97,,98", NULL}, "--prompt-ids");
     expect_2((char *[]){"sample", "--checkpoint", g_abc, "--prompt", "a", "--prompt-ids", "97", NULL}, "not both");

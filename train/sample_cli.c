@@ -148,11 +148,8 @@ static int parse_args(int argc, char **argv, sample_args *a) {
             QAT_TRY(parse_int(o, s, 0, INT32_MAX, &v));
             a->o.top_k = (int)v;
         } else if (!strcmp(o, "--seed")) {
-            char *end;
-            errno = 0;
-            unsigned long long u = strtoull(s, &end, 10);
-            if (errno || end == s || *end || !isdigit((unsigned char)s[0])) /* strtoull skips spaces and takes ' -1' */
-                return qat_fail(QAT_EINPUT, "sample: --seed '%s': expected a whole number >= 0", s);
+            uint64_t u; /* the config's rule for seeds, as every command's --seed (core/num.h) */
+            if (!qat_parse_u64(s, &u)) return qat_fail(QAT_EINPUT, "sample: --seed '%s': expected " QAT_U64_RULE, s);
             a->o.seed = u;
         } else { /* --temperature */
             char *end;
