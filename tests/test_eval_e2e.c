@@ -174,6 +174,12 @@ static void test_set_without_effect(void **state) {
                                                      "instead; expected one of the two"},
         {"--data synthetic --set data.source=english", "qat: --set data.source=english: data.source has no effect in "
                                                         "eval: --data synthetic replaces the data's source and files"},
+        /* the rules a new run's config meets, applied to the overrides of a stored one
+         * (ckpt_model.c, overrides_as_new): both were accepted with the loss unchanged */
+        {"--set compress.weights.hadamard=16", "qat: --set compress.weights.hadamard=16: compress.weights.hadamard: 16 "
+                                               "has no effect when nothing is compressed"},
+        {"--set compress.activations.group=16", "qat: --set compress.activations.group=16: compress.activations.group: "
+                                                "16 has no effect on format fp32"},
     };
     char *out;
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {

@@ -450,6 +450,23 @@ done:
     return rc;
 }
 
+/* The checks newer than a run pass its stored config (core/config.h, stored), but
+ * an override is the user's own and new: `eval --set data.synth_topics=3` on an
+ * english checkpoint, or `--set compress.weights.hadamard=16` on an fp32 one,
+ * changed nothing and printed the loss with exit 0, while `qat train` refuses
+ * both. So the overridden config is checked as a new run's, with only the --set
+ * keys counting as given: what the run stored is still taken as made. */
+static int overrides_as_new(const qat_config *cfg) {
+    qat_config *c = qat_xmalloc(sizeof *c);
+    *c = *cfg;
+    c->stored = c->data.stored = 0;
+    for (int i = 0; i < QAT_CONFIG_KEYS_MAX; i++) c->key_at[i].line = c->key_at[i].col = 0;
+    int rc = qat_est_check_config(c);
+    if (!rc) rc = qat_config_check_synth(c);
+    free(c);
+    return rc;
+}
+
 int qat_load_checkpoint_model(const char *path, const qat_ckpt_use *use, const char *const *sets, int n_set,
                               int max_batch, qat_config *cfg, qat_model **out) {
     *out = NULL;
@@ -474,6 +491,7 @@ int qat_load_checkpoint_model(const char *path, const qat_ckpt_use *use, const c
     int set_precision = 0; /* the user chose train.precision with --set */
     for (int i = 0; i < n_set; i++) set_precision |= !strncmp(sets[i], "train.precision=", 16);
     QAT_TRY(qat_config_override(cfg, sets, n_set));
+    QAT_TRY(overrides_as_new(cfg));
     QAT_TRY(same_shape(path, &stored, cfg, sets, n_set));
     QAT_TRY(seed_draws(use, cfg));
     /* A bf16 run's weights are f32 master copies: on a CPU without native bf16
