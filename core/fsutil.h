@@ -41,11 +41,13 @@
 
 #include "config.h"
 
-/* An input path given on the command line is not empty: QAT_EINPUT "WHERE '':
- * expected WHAT" when it is, WHERE naming the option or argument ("capacity:
- * --fit"), else QAT_OK. open("") fails with ENOENT, so an empty path was
- * reported as ": cannot open: No such file or directory", naming nothing; an
- * empty output path is refused by qat_out_check the same way. */
+/* A path given on the command line, input or output, is not empty: QAT_EINPUT
+ * "WHERE '': expected WHAT" when it is, WHERE naming the command and the option
+ * or argument ("capacity: --fit", "train: CONFIG"), else QAT_OK. open("") fails
+ * with ENOENT, so an empty input was reported as ": cannot open: No such file
+ * or directory", naming nothing; qat_out_check's own "an output path is empty"
+ * cannot say which option it came from, so every command checks its options
+ * here, where it reads them, and qat_out_check's is a last guard. */
 int qat_in_check(const char *where, const char *path, const char *what);
 
 /* mkdir -p: create `path` and any missing parents. QAT_ERUNTIME naming the

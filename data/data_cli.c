@@ -79,6 +79,15 @@ static const char *opt_value(int argc, char **argv, int *i, const char *name, in
     return argv[++*i];
 }
 
+/* The output shard's option, -o or --out, as opt_value reads it; *name is the spelling the
+ * user gave, for an error naming it. */
+static const char *out_value(int argc, char **argv, int *i, int *missing, const char **name) {
+    const char *v;
+    if ((v = opt_value(argc, argv, i, "-o", missing))) *name = "-o";
+    else if ((v = opt_value(argc, argv, i, "--out", missing))) *name = "--out";
+    return v;
+}
+
 static int parse_count(const char *cmd, const char *opt, const char *s, double lo, double hi, int64_t *out) {
     long long v;
     if (!qat_parse_count(s, lo, hi, &v))
@@ -110,7 +119,7 @@ static int cmd_synth(int argc, char **argv) {
     qat_config_defaults(defaults);
     uint64_t seed = defaults->data.synth_seed;
     free(defaults);
-    const char *out = NULL;
+    const char *out = NULL, *oname = NULL;
     for (int i = 1; i < argc; i++) {
         int missing = 0;
         const char *v;
@@ -132,9 +141,10 @@ static int cmd_synth(int argc, char **argv) {
             /* data.synth_seed's own rule (core/num.h), so any seed that key takes is
              * taken here (it read 010 as octal 8 and 0x10 as 16, and refused 1e3) */
             if (!qat_parse_u64(v, &seed)) return qat_fail(QAT_EINPUT, "data synth: --seed %s: expected %s", v, QAT_U64_RULE);
-        } else if ((v = opt_value(argc, argv, &i, "-o", &missing)) ||
-                   (v = opt_value(argc, argv, &i, "--out", &missing))) {
+        } else if ((v = out_value(argc, argv, &i, &missing, &oname))) {
             out = v;
+            QAT_TRY(qat_in_check(strcmp(oname, "-o") ? "data synth: --out" : "data synth: -o", out,
+                                 "a file name to write the token shard to (OUT.bin)"));
         } else if (missing) {
             return qat_opt_value("data synth", argc, argv, &i, &v); /* says why it has none */
         } else {
@@ -186,19 +196,20 @@ static int cmd_synth(int argc, char **argv) {
 }
 
 static int cmd_pack(int argc, char **argv) {
-    const char *out = NULL;
+    const char *out = NULL, *oname = NULL;
     const char **files = qat_xmalloc((size_t)argc * sizeof *files);
     int nf = 0, rc = QAT_OK;
     for (int i = 1; i < argc && !rc; i++) {
         int missing = 0;
         const char *v;
         if (is_help(argv[i])) { fputs(usage_pack, stdout); free(files); return 0; }
-        if ((v = opt_value(argc, argv, &i, "-o", &missing)) || (v = opt_value(argc, argv, &i, "--out", &missing)))
-            out = v;
+        if ((v = out_value(argc, argv, &i, &missing, &oname)))
+            rc = qat_in_check(strcmp(oname, "-o") ? "data pack: --out" : "data pack: -o", out = v,
+                              "a file name to write the token shard to (OUT.bin)");
         else if (missing) rc = qat_opt_value("data pack", argc, argv, &i, &v); /* says why it has none */
         else if (argv[i][0] == '-' && argv[i][1])
             rc = qat_fail(QAT_EINPUT, "data pack: unknown option '%s', expected FILE... -o OUT.bin", argv[i]);
-        else files[nf++] = argv[i];
+        else if (!(rc = qat_in_check("data pack: a FILE", argv[i], "a text file"))) files[nf++] = argv[i];
     }
     if (!rc && !nf) rc = qat_fail(QAT_EINPUT, "data pack: no input files, expected FILE... -o OUT.bin");
     if (!rc && !out) rc = qat_fail(QAT_EINPUT, "data pack: missing -o OUT.bin (see --help)");
@@ -253,12 +264,13 @@ static int cmd_inspect(int argc, char **argv) {
     int n = 0, worst = QAT_OK;
     for (int i = 1; i < argc; i++)
         if (is_help(argv[i])) { fputs(usage_inspect, stdout); return 0; }
+    /* an empty path is a usage error, as an unknown option: refused alone, before any shard is read */
+    for (int i = 1; i < argc; i++) QAT_TRY(qat_in_check("data inspect: a SHARD", argv[i], "a token shard file"));
     for (int i = 1; i < argc; i++) {
         if (argv[i][0] == '-' && argv[i][1])
             return qat_fail(QAT_EINPUT, "data inspect: unknown option '%s', expected SHARD...", argv[i]);
         n++;
-        int rc = qat_in_check("data inspect: a SHARD", argv[i], "a token shard file");
-        if (!rc) rc = inspect_one(argv[i]);
+        int rc = inspect_one(argv[i]);
         if (rc) { /* report and go on: one bad shard should not hide the others */
             qat_report(rc);
             worst = rc > worst ? rc : worst;

@@ -129,18 +129,30 @@ typedef struct {
     int json, loo, help;
 } fit_args;
 
+/* fit's output options: the field option `o` fills and, in *what, what it expects (for
+ * the error naming an empty one); NULL when `o` is none of them */
+static const char **fit_out_opt(fit_args *a, const char *o, const char **what) {
+    if (!strcmp(o, "--out")) return *what = "a file name to write the fit to (FIT.h5)", &a->out;
+    if (!strcmp(o, "--csv")) return *what = "a file name to write the CSV to", &a->csv;
+    if (!strcmp(o, "--json-out")) return *what = "a file name to write the JSON to", &a->json_out;
+    if (!strcmp(o, "--svg")) return *what = "a file name to write the SVG figure to", &a->svg;
+    return NULL;
+}
+
 static int parse_fit_args(int argc, char **argv, fit_args *a) {
     a->loo = 1;
     for (int i = 1; i < argc; i++) {
-        const char *o = argv[i], *v = NULL;
+        const char *o = argv[i], *v = NULL, **dst, *what;
         if (!strcmp(o, "--help") || !strcmp(o, "-h")) a->help = 1;
         else if (!strcmp(o, "--json")) a->json = 1;
         else if (!strcmp(o, "--no-loo")) a->loo = 0;
         else if (!strcmp(o, "--law")) { QAT_TRY(qat_opt_value("fit", argc, argv, &i, &a->law)); }
-        else if (!strcmp(o, "--out")) { QAT_TRY(qat_opt_value("fit", argc, argv, &i, &a->out)); }
-        else if (!strcmp(o, "--csv")) { QAT_TRY(qat_opt_value("fit", argc, argv, &i, &a->csv)); }
-        else if (!strcmp(o, "--json-out")) { QAT_TRY(qat_opt_value("fit", argc, argv, &i, &a->json_out)); }
-        else if (!strcmp(o, "--svg")) { QAT_TRY(qat_opt_value("fit", argc, argv, &i, &a->svg)); }
+        else if ((dst = fit_out_opt(a, o, &what))) {
+            QAT_TRY(qat_opt_value("fit", argc, argv, &i, dst));
+            char where[32];
+            snprintf(where, sizeof where, "fit: %s", o);
+            QAT_TRY(qat_in_check(where, *dst, what));
+        }
         else if (!strcmp(o, "--bootstrap")) {
             QAT_TRY(qat_opt_value("fit", argc, argv, &i, &v));
             QAT_TRY(parse_int(o, v, 0, 1000000, &a->bootstrap));
@@ -511,7 +523,7 @@ int qat_fit_main(int argc, char **argv) {
 }
 
 int qat_plot_main(int argc, char **argv) {
-    const char *in = NULL, *out = NULL, *kind = NULL;
+    const char *in = NULL, *out = NULL, *kind = NULL, *out_opt = "-o"; /* as spelled: -o or --out */
     int rc = QAT_OK;
     qat_clear_error();
     for (int i = 1; i < argc && !rc; i++) {
@@ -520,7 +532,10 @@ int qat_plot_main(int argc, char **argv) {
         else if ((!strcmp(o, "--kind") && kind) || ((!strcmp(o, "-o") || !strcmp(o, "--out")) && out))
             rc = qat_fail(QAT_EINPUT, "%s given twice (one figure per qat plot)", o);
         else if (!strcmp(o, "--kind")) rc = qat_opt_value("plot", argc, argv, &i, &kind);
-        else if (!strcmp(o, "-o") || !strcmp(o, "--out")) rc = qat_opt_value("plot", argc, argv, &i, &out);
+        else if (!strcmp(o, "-o") || !strcmp(o, "--out")) {
+            out_opt = o;
+            rc = qat_opt_value("plot", argc, argv, &i, &out);
+        }
         else if (o[0] == '-' && o[1]) rc = qat_fail(QAT_EINPUT, "unknown option '%s' (see qat plot --help)", o);
         else if (in) rc = qat_fail(QAT_EINPUT, "one FIT.h5 only (got '%s' and '%s')", in, o);
         else in = o;
@@ -528,6 +543,8 @@ int qat_plot_main(int argc, char **argv) {
     if (!rc && !in) rc = qat_fail(QAT_EINPUT, "no FIT.h5 given (see qat plot --help)");
     if (!rc) rc = qat_in_check("plot: FIT.h5", in, "a fit file (written by qat fit --out)");
     if (!rc && !out) rc = qat_fail(QAT_EINPUT, "no output given (-o FIG.svg)");
+    if (!rc) rc = qat_in_check(!strcmp(out_opt, "-o") ? "plot: -o" : "plot: --out", out,
+                               "a file name to write the SVG figure to (e.g. -o law.svg)");
     if (!rc && !kind) rc = qat_fail(QAT_EINPUT, "no --kind given (law, capacity or frontier)");
     qat_plot_kind k = QAT_PLOT_LAW;
     if (!rc) rc = qat_plot_kind_parse(kind, &k);

@@ -314,7 +314,9 @@ int qat_sweep_main(int argc, char **argv) {
         }
     }
     if (!path) { fprintf(stderr, "qat sweep: missing SWEEP.yaml\n\n%s", SWEEP_HELP); return 2; }
-    if (qat_in_check("sweep: SWEEP.yaml", path, "a sweep YAML file")) return qat_report(QAT_EINPUT);
+    if (qat_in_check("sweep: SWEEP.yaml", path, "a sweep YAML file") ||
+        (slurm && qat_in_check("sweep: --emit-slurm", slurm, "a file name to write the Slurm script to")))
+        return qat_report(QAT_EINPUT);
     if (shards && !slurm) return qat_report(qat_fail(QAT_EINPUT, "--shards is only used with --emit-slurm"));
     if (slurm && (shard || dry))
         return qat_report(qat_fail(QAT_EINPUT, "--emit-slurm writes a script for all shards; drop --shard/--dry-run"));

@@ -122,13 +122,52 @@ for f in "$tmp/A" "$tmp/B" "$tmp/q.bin" "$tmp/r.bin" "$tmp/g2.h5"; do
   [ -e "$f" ] && { echo "FAIL: a refused command wrote $f"; fails=$((fails + 1)); }
 done
 
-# An empty input path names the option or argument, exit 2 (before: "qat: : cannot open: No such
-# file or directory", naming nothing), as an empty output path does.
-expect 2 "qat: capacity: --fit '': expected a fit file" capacity int4 --fit ''
-expect 2 "qat: fit: an input '': expected a run directory, a run.h5 or a CSV file" fit "$tmp/runs.csv" ''
-expect 2 "qat: plot: FIT.h5 '': expected a fit file" plot '' --kind law -o "$tmp/e.svg"
-expect 2 "qat: data inspect: a SHARD '': expected a token shard file" data inspect ''
-expect 2 "qat: sweep: SWEEP.yaml '': expected a sweep YAML file" sweep ''
+# An empty input or output path is one line naming the command and its option or argument, exit 2
+# (before: "qat: : cannot open: No such file or directory" for an input, naming nothing; "an output
+# path is empty" for an output, not saying which; two lines from data inspect).
+expect1() { # expect1 RC LINE ARGS...: exit status RC and stdout+stderr exactly the one line LINE
+  local want=$1 line=$2 out rc
+  shift 2
+  out=$("$qat" "$@" 2>&1); rc=$?
+  if [ "$rc" -ne "$want" ] || [ "$out" != "$line" ]; then
+    echo "FAIL: qat $*: exit $rc (want $want), output:"; echo "$out" | head -5; fails=$((fails + 1))
+  fi
+}
+ck="a checkpoint file (ckpt.h5)"
+expect1 2 "qat: capacity: --fit '': expected a fit file (FIT.h5, written by qat fit --out)" capacity int4 --fit ''
+expect1 2 "qat: fit: an input '': expected a run directory, a run.h5 or a CSV file" fit "$tmp/runs.csv" ''
+expect1 2 "qat: plot: FIT.h5 '': expected a fit file (written by qat fit --out)" plot '' --kind law -o "$tmp/e.svg"
+expect1 2 "qat: data inspect: a SHARD '': expected a token shard file" data inspect ''
+expect1 2 "qat: data inspect: a SHARD '': expected a token shard file" data inspect "$tmp/none.bin" ''
+expect1 2 "qat: sweep: SWEEP.yaml '': expected a sweep YAML file" sweep ''
+expect1 2 "qat: train: CONFIG '': expected a YAML config file" train ''
+expect1 2 "qat: train: --init '': expected $ck" train "$tmp/p.yaml" --init ''
+expect1 2 "qat: eval: --checkpoint '': expected $ck" eval --checkpoint ''
+expect1 2 "qat: eval: --data '': expected english, synthetic, a glob of llm.c shards or a text file" \
+  eval --checkpoint "$tmp/none.h5" --data ''
+expect1 2 "qat: sample: --checkpoint '': expected $ck" sample --checkpoint ''
+expect1 2 "qat: grads: --checkpoint '': expected $ck" grads --checkpoint '' --out "$tmp/x.h5"
+expect1 2 "qat: grads: CONFIG '': expected a YAML config file" grads '' --out "$tmp/x.h5"
+expect1 2 "qat: data pack: a FILE '': expected a text file" data pack '' --out "$tmp/x.bin"
+expect1 2 "qat: fit: --out '': expected a file name to write the fit to (FIT.h5)" fit "$tmp/c1.csv" --out ''
+expect1 2 "qat: fit: --csv '': expected a file name to write the CSV to" fit "$tmp/c1.csv" --csv ''
+expect1 2 "qat: fit: --json-out '': expected a file name to write the JSON to" fit "$tmp/c1.csv" --json-out ''
+expect1 2 "qat: fit: --svg '': expected a file name to write the SVG figure to" fit "$tmp/c1.csv" --svg ''
+expect1 2 "qat: plot: -o '': expected a file name to write the SVG figure to (e.g. -o law.svg)" \
+  plot "$tmp/none.h5" --kind law -o ''
+expect1 2 "qat: plot: --out '': expected a file name to write the SVG figure to (e.g. -o law.svg)" \
+  plot "$tmp/none.h5" --kind law --out ''
+expect1 2 "qat: grads: --out '': expected a file name to write the gradients to (GRADS.h5)" \
+  grads --checkpoint "$tmp/none.h5" --out ''
+expect1 2 "qat: data pack: -o '': expected a file name to write the token shard to (OUT.bin)" \
+  data pack "$tmp/none.txt" -o ''
+expect1 2 "qat: data pack: --out '': expected a file name to write the token shard to (OUT.bin)" \
+  data pack "$tmp/none.txt" --out=
+expect1 2 "qat: data synth: -o '': expected a file name to write the token shard to (OUT.bin)" \
+  data synth --tokens 1000 -o ''
+expect1 2 "qat: sweep: --emit-slurm '': expected a file name to write the Slurm script to" \
+  sweep "$tmp/sw1.yaml" --emit-slurm ''
+expect1 2 "qat: train: --out '': expected a directory (--out . for this one)" train "$tmp/p.yaml" --out ''
 
 # A reader that is gone before the result is written (`qat sample ... | true`): every command
 # that prints a result exits 1 with one line, as for a full disk (before: killed by SIGPIPE,

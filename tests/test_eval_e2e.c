@@ -553,7 +553,7 @@ static void test_data_errors_name_their_origin(void **state) {
     rc = run(&out, "'%s' eval --checkpoint '%s/out/txt/ckpt.h5' --data ''", qat, tmpdir);
     printf("  --data '': exit %d: %s", rc, out);
     assert_int_equal(rc, 2);
-    assert_non_null(strstr(out, "qat: --data '': expected english, synthetic, a glob of llm.c shards or a text file"));
+    assert_non_null(strstr(out, "qat: eval: --data '': expected english, synthetic, a glob of llm.c shards or a text file"));
     free(out);
 }
 

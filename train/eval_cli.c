@@ -18,6 +18,7 @@
 #include "train_cli.h"
 #include "core/config.h"
 #include "core/error.h"
+#include "core/fsutil.h"
 #include "core/num.h"
 #include "core/threads.h"
 #include "data/dataset.h"
@@ -70,9 +71,9 @@ int qat_eval_main(int argc, char **argv) {
         else { fprintf(stderr, "qat eval: unknown or incomplete option '%s'\n\n%s", argv[i], EVAL_HELP); return 2; }
     }
     if (!ckpt) { fprintf(stderr, "qat eval: --checkpoint CKPT.h5 is required\n\n%s", EVAL_HELP); return 2; }
-    if (data && !data[0])
-        return qat_report(qat_fail(QAT_EINPUT, "--data '': expected english, synthetic, a glob of llm.c shards or a "
-                                   "text file"));
+    if (qat_in_check("eval: --checkpoint", ckpt, "a checkpoint file (ckpt.h5)") ||
+        (data && qat_in_check("eval: --data", data, "english, synthetic, a glob of llm.c shards or a text file")))
+        return qat_report(QAT_EINPUT);
     qat_config cfg;
     qat_model *m = NULL;
     char tokens_text[64] = "";

@@ -165,9 +165,13 @@ int qat_grads_main(int argc, char **argv) {
         fprintf(stderr, "qat grads: give --compare or --compare-backward, not both\n\n%s", GRADS_HELP);
         return 2;
     }
-    /* Refused before any work: the output may be neither input nor a non-regular file. */
+    /* Refused before any work: an empty path, named; the output may be neither input nor a
+     * non-regular file. */
+    int rc = config ? qat_in_check("grads: CONFIG", config, "a YAML config file")
+                    : qat_in_check("grads: --checkpoint", ckpt, "a checkpoint file (ckpt.h5)");
+    if (!rc) rc = qat_in_check("grads: --out", out, "a file name to write the gradients to (GRADS.h5)");
     const char *inputs[2] = {config, ckpt};
-    int rc = qat_out_check_as(out, QAT_OUT_GRADS, inputs, 2);
+    if (!rc) rc = qat_out_check_as(out, QAT_OUT_GRADS, inputs, 2);
     if (rc) return qat_report(rc);
     qat_config cfg;
     qat_model *m = NULL;

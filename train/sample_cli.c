@@ -22,6 +22,7 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "core/fsutil.h"
 #include "core/num.h"
 #include "core/threads.h"
 #include "data/text.h"
@@ -161,6 +162,7 @@ static int parse_args(int argc, char **argv, sample_args *a) {
         }
     }
     if (!a->ckpt) return qat_fail(QAT_EINPUT, "sample: --checkpoint CKPT.h5 is required (see qat sample --help)");
+    QAT_TRY(qat_in_check("sample: --checkpoint", a->ckpt, "a checkpoint file (ckpt.h5)"));
     if (a->prompt && a->prompt_ids)
         return qat_fail(QAT_EINPUT, "sample: give --prompt or --prompt-ids, not both");
     /* An empty prompt once started after the default newline, as if --prompt had not

@@ -12,6 +12,7 @@
 #include "train_cli.h"
 #include "core/config.h"
 #include "core/error.h"
+#include "core/fsutil.h"
 #include "core/num.h"
 #include "core/stop.h"
 #include "trainer.h"
@@ -86,7 +87,7 @@ int qat_train_main(int argc, char **argv) {
         else if (!strcmp(a, "--init") && qat_opt_has_value(argc, argv, i)) {
             opts.init = argv[++i];
             /* "" would be read as a file name only to fail as one */
-            if (!opts.init[0]) return qat_report(qat_fail(QAT_EINPUT, "--init '': expected a checkpoint file (ckpt.h5)"));
+            if (!opts.init[0]) return qat_report(qat_in_check("train: --init", opts.init, "a checkpoint file (ckpt.h5)"));
         }
         else if (!strcmp(a, "--resume")) opts.resume = 1;
         else if (!strcmp(a, "--print-config")) print_config = 1;
@@ -111,8 +112,10 @@ int qat_train_main(int argc, char **argv) {
         }
     }
     if (!path) { fprintf(stderr, "qat train: missing CONFIG.yaml\n\n%s", TRAIN_HELP); return 2; }
+    int rc = qat_in_check("train: CONFIG", path, "a YAML config file");
     /* "" would put the run at /NAME, the file-system root */
-    if (!opts.out_dir[0]) return qat_report(qat_fail(QAT_EINPUT, "--out '': expected a directory (--out . for this one)"));
+    if (!rc) rc = qat_in_check("train: --out", opts.out_dir, "a directory (--out . for this one)");
+    if (rc) return qat_report(rc);
     if (quiet) opts.progress = -1;
     /* A run stops cleanly on SIGINT/SIGTERM/SIGPIPE from here, before the config is
      * read (the trainer installed the handlers only after it, and a signal in
@@ -120,7 +123,7 @@ int qat_train_main(int argc, char **argv) {
      * nothing and dies of them like any other command. */
     if (!print_config) qat_stop_catch(QAT_STOP_PIPE);
     qat_config cfg;
-    int rc = qat_config_load(path, sets, n_set, &cfg);
+    rc = qat_config_load(path, sets, n_set, &cfg);
     if (rc) return qat_report(rc);
     /* --init is train.init given on the command line: it overrides the key and is
      * written into it, so the config every checkpoint and run.h5 store says how
