@@ -79,6 +79,30 @@ void qat_runlog_unlock(int fd) {
     close(fd); /* releases the flock */
 }
 
+void qat_runlog_lock_say(int fd, const char *starting) {
+    if (fd < 0) return;
+    char text[QAT_PATH_MAX + 96];
+    int n = snprintf(text, sizeof text, "%ld\n%s%s", (long)getpid(), starting ? starting : "", starting ? "\n" : "");
+    if (n >= (int)sizeof text) n = (int)sizeof text - 1;
+    if (ftruncate(fd, 0) == 0 && pwrite(fd, text, (size_t)n, 0) < 0) { /* informative only */ }
+}
+
+void qat_runlog_lock_said(const char *path, char *buf, size_t n) {
+    char lp[QAT_PATH_MAX + 8], text[QAT_PATH_MAX + 96];
+    lock_path(path, lp, sizeof lp);
+    buf[0] = 0;
+    int fd = open(lp, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    ssize_t got = pread(fd, text, sizeof text - 1, 0);
+    close(fd);
+    text[got > 0 ? got : 0] = 0;
+    char *line = strchr(text, '\n'); /* after the pid */
+    if (!line || !line[1]) return;
+    line++;
+    line[strcspn(line, "\n")] = 0;
+    snprintf(buf, n, "%s", line);
+}
+
 int qat_runlog_is_live(const char *path) {
     char lp[QAT_PATH_MAX + 8];
     lock_path(path, lp, sizeof lp);

@@ -139,6 +139,17 @@ int qat_runlog_resume(const char *path, int64_t step, qat_runlog **out);
  * holder's pid when another process holds it (*busy = 1; busy may be NULL). */
 int qat_runlog_lock(const char *path, int *fd, int *busy);
 void qat_runlog_unlock(int fd);
+/* What the holder of the lock on fd is doing before its run.h5 exists, said in
+ * PATH.lock on a second line after its pid (`starting`, a line, no newline;
+ * NULL: the pid alone again): a process killed in that window leaves the line,
+ * and qat_runlog_lock_said reads it back for whoever comes next. The sweep's
+ * qat_runlog_lock, which rewrites the pid, clears it, so a lock that is only
+ * the sweep's decision (a run it starts afresh) says nothing. Informative, as
+ * the pid: errors are ignored. */
+void qat_runlog_lock_say(int fd, const char *starting);
+/* The line qat_runlog_lock_say left in PATH.lock of run log PATH, into buf ("":
+ * no lock file, or nothing said). Read before taking the lock, which rewrites it. */
+void qat_runlog_lock_said(const char *path, char *buf, size_t n);
 int qat_runlog_create_locked(const char *path, const qat_runlog_attrs *attrs, int lock_fd, qat_runlog **out);
 int qat_runlog_resume_locked(const char *path, int64_t step, int lock_fd, qat_runlog **out);
 /* As qat_runlog_resume_locked, and before writing starts: append the line `note`

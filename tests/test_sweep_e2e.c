@@ -66,7 +66,8 @@ static int count_of(const char *hay, const char *needle) {
     return n;
 }
 
-static int headers_in_log(const char *run) {
+/* How often needle occurs in out/RUN/train.log (0 when there is none). */
+static int count_in_log(const char *run, const char *needle) {
     char name[300], *text = NULL;
     snprintf(name, sizeof name, "out/%s/train.log", run);
     FILE *f = fopen(path_in(name), "r");
@@ -75,10 +76,17 @@ static int headers_in_log(const char *run) {
     size_t n = fread(text, 1, (1 << 20) - 1, f);
     text[n] = 0;
     fclose(f);
-    int c = count_of(text, "== qat sweep ");
+    int c = count_of(text, needle);
     free(text);
     return c;
 }
+
+static int headers_in_log(const char *run) { return count_in_log(run, "== qat sweep "); }
+
+/* The note of a --resume that finds only the lock of a killed run: the sweep
+ * creates that lock itself to decide a run's fate, and every fresh run's
+ * worker said it (a run "killed before it wrote its log") though none was. */
+static const char KILLED_NOTE[] = "only the lock of a run killed";
 
 /* Processes whose command line mentions our temp dir (orphaned workers). */
 static int procs_using_tmpdir(void) {
@@ -325,6 +333,7 @@ static void test_sweep_end_to_end(void **state) {
     assert_null(strstr(out, "(run dim16-heads3)"));
     free(out);
     assert_int_equal(headers_in_log("dim24-heads3"), 1);
+    assert_int_equal(count_in_log("dim24-heads3", KILLED_NOTE), 0); /* a fresh run killed nothing */
     assert_int_equal(access(path_in("out/dim16-heads2"), F_OK), -1); /* not in this shard */
     char base[700];
     the_base("out", base, sizeof base);
@@ -358,6 +367,7 @@ static void test_sweep_end_to_end(void **state) {
     free(out);
     assert_int_equal(headers_in_log("dim24-heads3"), 1);
     assert_int_equal(headers_in_log("dim16-heads2"), 1);
+    assert_int_equal(count_in_log("dim16-heads2", KILLED_NOTE), 0);
 
     /* nothing is left to do */
     assert_int_equal(run(&out, "'%s' sweep '%s' --dry-run", qat, sw), 0);

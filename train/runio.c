@@ -431,11 +431,13 @@ int qat_runio_open(qat_runio *io, const char *dir, const qat_config *cfg, qat_mo
     }
     QAT_TRY(rc0);
     QAT_TRY(qat_out_check_as(io->ckpt, QAT_OUT_CKPT, NULL, 0));
-    /* a lock left without a log: a run killed between taking it and creating
-     * run.h5, which only an --init run's PTQ evaluation makes long (seconds) */
-    char lockpath[sizeof runpath + 8];
-    snprintf(lockpath, sizeof lockpath, "%s.lock", runpath);
-    int had_lock = file_exists(lockpath);
+    /* a lock left without a log by a run killed between taking it and creating
+     * run.h5, which only an --init run's PTQ evaluation makes long (seconds):
+     * told by the line such a run leaves in it (qat_runlog_lock_say below), not
+     * by the file, which a sweep creates too when it decides to start a run */
+    char killed_starting[QAT_PATH_MAX + 64];
+    qat_runlog_lock_said(runpath, killed_starting, sizeof killed_starting);
+    int had_lock = killed_starting[0] != 0;
     int lock_fd;
     QAT_TRY(qat_runlog_lock(runpath, &lock_fd, NULL));
     /* an empty run.h5 (a copy or a disk that stopped at 0 bytes) holds no series:
@@ -510,9 +512,9 @@ int qat_runio_open(qat_runio *io, const char *dir, const qat_config *cfg, qat_mo
              * whose --init was left out is not found later to have trained
              * from random weights */
             snprintf(io->note, sizeof io->note, "%s holds no run.h5 and no checkpoint, only the lock of a run killed "
-                     "before it wrote its log (an --init run killed in its PTQ evaluation, say); starting afresh %s%s",
-                     dir, cfg->train.init[0] ? "from train.init " : "from random weights (if it began with --init, "
-                     "stop this and --resume with that --init)", cfg->train.init);
+                     "before it wrote its log (an --init run killed in its PTQ evaluation, say; it was %s); starting "
+                     "afresh %s%s", dir, killed_starting, cfg->train.init[0] ? "from train.init " : "from random "
+                     "weights (if it began with --init, stop this and --resume with that --init)", cfg->train.init);
         goto fresh;
     }
 
@@ -621,11 +623,18 @@ fresh: {
         .grad_hadamard = cfg->gradients.hadamard,
         .precision = m->bf16 ? "bf16" : "fp32", .resumes = note,
     };
+    /* said in the lock until run.h5 exists: a kill in between (the PTQ
+     * evaluation) leaves it for the next --resume to report */
+    char starting[QAT_PATH_MAX + 32];
+    snprintf(starting, sizeof starting, "starting%s%s", cfg->train.init[0] ? " from train.init " : "", cfg->train.init);
+    qat_runlog_lock_say(lock_fd, starting);
     if (at_start && *start_step == 0 && (rc = at_start(start_ctx, cfg, &at))) {
         free(yaml);
+        qat_runlog_lock_say(lock_fd, NULL);
         goto unlock;
     }
     rc = qat_runlog_create_locked(runpath, &at, lock_fd, &io->log);
+    if (!rc) qat_runlog_lock_say(lock_fd, NULL);
     free(yaml);
     free(note);
     return rc;
