@@ -1000,6 +1000,99 @@ static void init_recorded_and_resumed(void **state) {
     assert_int_equal(run((char *[]){"train", cfg, "--out", a.out, "--init", g_src, "--resume", "--quiet", NULL}), 0);
 }
 
+/* run(args) with the current directory cwd, where a relative --init is read from. */
+static int run_in(const char *cwd, char *const args[]) {
+    char here[1024];
+    assert_non_null(getcwd(here, sizeof here));
+    assert_int_equal(chdir(cwd), 0);
+    int rc = run(args);
+    assert_int_equal(chdir(here), 0);
+    return rc;
+}
+
+/* A relative --init was recorded as typed, and read on --resume from the
+ * directory of the resume: an --init run stopped in its PTQ evaluation
+ * (`--init src.h5` in D) and resumed from D/elsewhere, where another src.h5
+ * lies, fine-tuned that other file (init_from D/elsewhere/src.h5), or failed
+ * "cannot open ... restore it" where there was none, though nothing had moved;
+ * and a resume naming the recorded file by its absolute path (or `../src.h5`)
+ * from another directory was refused ('train.init: "src.h5" -> "D/src.h5"').
+ * The run now records its source absolute, read from the directory it started
+ * in (docs/config.md: relative to the current directory). */
+static void relative_init_resumed_elsewhere(void **state) {
+    (void)state;
+    char d[400], other_dir[500], runs_dir[500], cfg[500], out[500], src[500], other[600], runh5[600], abs_src[600];
+    char from[1100], cp[1400];
+    snprintf(d, sizeof d, "%s/rel", g_tmp);
+    snprintf(other_dir, sizeof other_dir, "%s/elsewhere", d);
+    snprintf(runs_dir, sizeof runs_dir, "%s/runs", d);
+    snprintf(cfg, sizeof cfg, "%s/rel.yaml", d);
+    snprintf(out, sizeof out, "%s/runs", d);
+    snprintf(src, sizeof src, "%s/src.h5", d);
+    snprintf(other, sizeof other, "%s/src.h5", other_dir);
+    snprintf(runh5, sizeof runh5, "%s/rel/run.h5", out);
+    assert_int_equal(mkdir(d, 0755), 0);
+    assert_int_equal(mkdir(other_dir, 0755), 0);
+    snprintf(cp, sizeof cp, "cp '%s' '%s'", g_src, src);
+    assert_int_equal(system(cp), 0);
+    /* another source of the same shape in elsewhere/: a short fine-tune of src.h5 */
+    config(cfg, "relo", 20480, "compress:\n  weights: {format: int4}\n");
+    assert_int_equal(run_in(d, (char *[]){"train", cfg, "--out", out, "--init", "src.h5", "--quiet", "--stop-after",
+                                          "10", NULL}), 0);
+    snprintf(cp, sizeof cp, "cp '%s/relo/ckpt.h5' '%s'", out, other);
+    assert_int_equal(system(cp), 0);
+
+    /* --init src.h5 in D, stopped in its PTQ evaluation (as sigint_in_the_ptq_evaluation) */
+    config(cfg, "rel", 4096, "compress:\n  weights: {format: int4}\n");
+    char here[1024];
+    assert_non_null(getcwd(here, sizeof here));
+    assert_int_equal(chdir(d), 0);
+    pid_t pid = start_and_signal((char *[]){"train", cfg, "--out", out, "--init", "src.h5", "--set",
+                                            "train.eval_tokens=2e6", "--quiet", NULL}, SIGINT);
+    int rc = qat_test_wait_stderr(pid, g_tmp, g_err, sizeof g_err);
+    assert_int_equal(chdir(here), 0);
+    printf("  --init src.h5 stopped in D: exit %d: %s", rc, g_err);
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(g_err, "records train.init"));
+    /* resumed from elsewhere/: the source it started from, not elsewhere/src.h5 */
+    rc = run_in(other_dir, (char *[]){"train", cfg, "--out", out, "--set", "train.eval_tokens=2e6", "--resume",
+                                      "--quiet", "--stop-after", "1", NULL});
+    printf("  resumed from elsewhere/: exit %d: %s", rc, g_err);
+    assert_int_equal(rc, 0);
+    char *abs = realpath(src, NULL);
+    assert_non_null(abs);
+    snprintf(abs_src, sizeof abs_src, "%s", abs);
+    free(abs);
+    h5attr_str(runh5, "init_from", from, sizeof from);
+    assert_string_equal(from, abs_src);
+    /* a run started in D/runs with --init ../src.h5 records the same file */
+    assert_int_equal(unlink(other), 0);
+    assert_int_equal(run_in(out, (char *[]){"train", cfg, "--out", out, "--set", "name=rel2", "--init", "../src.h5",
+                                            "--quiet", "--stop-after", "1", NULL}), 0);
+    /* the recorded file named from another directory, absolute or relative: the same source */
+    char *const by_abs[] = {"train", cfg, "--out", out, "--init", src, "--set", "train.eval_tokens=2e6", "--resume",
+                            "--quiet", "--stop-after", "2", NULL};
+    char *const by_rel[] = {"train", cfg, "--out", out, "--init", "../src.h5", "--set", "train.eval_tokens=2e6",
+                            "--resume", "--quiet", "--stop-after", "3", NULL};
+    rc = run_in(g_tmp, by_abs);
+    printf("  --resume --init D/src.h5 from elsewhere: exit %d: %s", rc, g_err);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(g_err, "not applied"));
+    rc = run_in(runs_dir, by_rel);
+    printf("  --resume --init ../src.h5 from D/runs: exit %d: %s", rc, g_err);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(g_err, "not applied"));
+    char rel2[600];
+    snprintf(rel2, sizeof rel2, "%s/rel2/run.h5", out);
+    h5attr_str(rel2, "init_from", from, sizeof from);
+    assert_string_equal(from, abs_src);
+    /* and resumes, without --init, from a directory with no src.h5 */
+    char set_name[] = "name=rel2";
+    char *const rel2_resume[] = {"train", cfg, "--out", out, "--set", set_name, "--resume", "--quiet", "--stop-after",
+                                 "2", NULL};
+    assert_int_equal(run_in(other_dir, rel2_resume), 0);
+}
+
 /* ---- qat grads CONFIG honours train.init ----------------------------------------- */
 
 static double grads_loss(const char *h5) {
@@ -1157,6 +1250,7 @@ int main(void) {
         cmocka_unit_test(config_key_train_init_is_init),
         cmocka_unit_test(grads_honours_train_init),
         cmocka_unit_test(init_recorded_and_resumed),
+        cmocka_unit_test(relative_init_resumed_elsewhere),
         cmocka_unit_test(ptq_evaluation_leaves_the_quantizers_alone),
     };
     /* QAT_TEST_FILTER=PATTERN runs only the matching tests (cmocka's glob) */

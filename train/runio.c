@@ -205,20 +205,38 @@ static qat_config canonical_formats(const qat_config *c) {
     return k;
 }
 
-/* Two train.init values name one source: the same text, or paths of the same
- * file (device and inode: another spelling, a hard or symbolic link). A path
- * that cannot be stat'ed matches only its own text. */
+/* Two train.init values name one source: the same text, the same absolute
+ * path once a relative one is read from the current directory (a run records
+ * its source absolute, qat_runio_absolute_init, and is resumed with `src.h5`
+ * or `../src.h5`, also once the file is gone), or paths of the same file
+ * (device and inode: another spelling, a hard or symbolic link). */
 static int same_source(const char *a, const char *b) {
     if (!strcmp(a, b)) return 1;
+    char x_abs[QAT_PATH_MAX], y_abs[QAT_PATH_MAX];
+    if (!qat_runio_absolute_init(a, x_abs, sizeof x_abs) && !qat_runio_absolute_init(b, y_abs, sizeof y_abs) &&
+        !strcmp(x_abs, y_abs))
+        return 1;
     const char *pair[2] = {a, b};
     int x, y;
-    return qat_data_same_file(pair, 2, &x, &y);
+    int same = qat_data_same_file(pair, 2, &x, &y);
+    qat_clear_error();
+    return same;
+}
+
+int qat_runio_absolute_init(const char *path, char *out, size_t n) {
+    char cwd[QAT_PATH_MAX];
+    if (path[0] == '/' || !path[0]) return snprintf(out, n, "%s", path) >= (int)n;
+    if (!getcwd(cwd, sizeof cwd)) return 1;
+    while (path[0] == '.' && path[1] == '/') /* `./src.h5` is `src.h5` */
+        for (path += 2; *path == '/'; path++) {}
+    return snprintf(out, n, "%s%s%s", cwd, strcmp(cwd, "/") ? "/" : "", path) >= (int)n;
 }
 
 /* Compare the config a run was started with (`old`, from `origin`) with the one
  * given now, key by key, formats by their canonical form. Changed safe keys go into *note ("key old -> new; ...",
  * NULL when none); any other change is QAT_EINPUT listing every changed key. */
-static int compare_configs(const char *origin, const qat_config *old, const qat_config *cfg, char **note) {
+static int compare_configs(const char *origin, const qat_config *old, const qat_config *cfg, const char *init_from,
+                           char **note) {
     textbuf bad = {0}, safe = {0};
     int n_bad = 0;
     qat_config old_c = canonical_formats(old), cfg_c = canonical_formats(cfg);
@@ -233,6 +251,11 @@ static int compare_configs(const char *origin, const qat_config *old, const qat_
      * everything, and the source may have moved since (then the same text still
      * continues, and another spelling cannot be shown to be it). */
     int init_same = !cfg_c.train.init[0] || !old_c.train.init[0] || same_source(old_c.train.init, cfg_c.train.init);
+    /* a run started before the source was recorded absolute stored it as spelled,
+     * relative to a directory nobody knows now: run.h5's init_from (absolute,
+     * from the same start) says which file it was */
+    if (!init_same && old_c.train.init[0] != '/' && init_from && init_from[0])
+        init_same = same_source(init_from, cfg_c.train.init);
     if (init_same) memcpy(cfg_c.train.init, old_c.train.init, sizeof cfg_c.train.init);
     old = &old_c;
     cfg = &cfg_c;
@@ -288,6 +311,10 @@ int qat_runio_config_changes_run(const qat_config *old, const qat_config *cfg) {
         int how = 0;
         for (int c = 0; cadence[c]; c++) how |= !strcmp(cadence[c], k.key);
         if (how) continue;
+        if (!strcmp(k.key, "train.init")) { /* recorded absolute, given as the sweep spells it */
+            changed = !(a.train.init[0] ? b.train.init[0] && same_source(a.train.init, b.train.init) : !b.train.init[0]);
+            continue;
+        }
         char *x = qat_config_key_text(&a, i), *y = qat_config_key_text(&b, i);
         changed = strcmp(x, y) != 0;
         free(x);
@@ -447,11 +474,12 @@ int qat_runio_open(qat_runio *io, const char *dir, const qat_config *cfg, qat_mo
         have_log = file_exists(runpath) && !(stat(runpath, &rst) == 0 && S_ISREG(rst.st_mode) && rst.st_size == 0);
     int completed = 0;
     int64_t final_tokens = 0; /* of a completed run: what it trained */
-    char status[16] = "";
+    char status[16] = "", init_from[sizeof ((qat_runlog_summary *)0)->init_from] = "";
     if (have_log) {
         qat_runlog_summary *sum = qat_xmalloc(sizeof *sum);
         if (!qat_runlog_read_final(runpath, sum)) {
             snprintf(status, sizeof status, "%s", sum->status);
+            snprintf(init_from, sizeof init_from, "%s", sum->init_from);
             completed = !strcmp(sum->status, "completed") && sum->has_final;
             if (completed) io->completed_val_loss = sum->final.val_loss, final_tokens = sum->final.tokens;
         }
@@ -488,7 +516,7 @@ int qat_runio_open(qat_runio *io, const char *dir, const qat_config *cfg, qat_mo
             qat_config *old = qat_xmalloc(sizeof *old);
             rc = qat_runlog_config(runpath, &yaml);
             if (!rc) rc = qat_runio_stored_config(yaml, runpath, old);
-            if (!rc) rc = compare_configs(runpath, old, cfg, &note);
+            if (!rc) rc = compare_configs(runpath, old, cfg, init_from, &note);
             free(yaml);
             free(old);
             if (!rc && new_steps * cfg->train.batch_tokens != final_tokens)
@@ -523,7 +551,7 @@ int qat_runio_open(qat_runio *io, const char *dir, const qat_config *cfg, qat_mo
         qat_config *old = qat_xmalloc(sizeof *old);
         int64_t ck_step = 0;
         rc = read_ckpt_head(io->ckpt, old, &ck_step);
-        if (!rc) rc = compare_configs(io->ckpt, old, cfg, &note);
+        if (!rc) rc = compare_configs(io->ckpt, old, cfg, init_from, &note);
         if (!rc && strcmp(old->train.init, cfg->train.init)) {
             /* the checkpoints this resume writes keep recording how the run began */
             io->own_cfg = qat_xmalloc(sizeof *io->own_cfg);

@@ -68,6 +68,12 @@ typedef struct {
  * stopped before its first checkpoint stays a fine-tune). io->note says what
  * was decided when the user should hear it. at_start (may be NULL) is called
  * as described above it. */
+/* The absolute form of a train.init path, as a run records it: a relative one
+ * joined to the current directory (the directory it is relative to,
+ * docs/config.md), lexically (a symbolic link stays the link named). Non-zero
+ * when it does not fit in n or the current directory cannot be read. */
+int qat_runio_absolute_init(const char *path, char *out, size_t n);
+
 int qat_runio_open(qat_runio *io, const char *dir, const qat_config *cfg, qat_model *m, qat_adamw *opt,
                    int resume, double tokens_target, uint32_t data_crc, int64_t data_tokens, int64_t *start_step,
                    double *wall_before, qat_runio_start_fn at_start, void *start_ctx);

@@ -297,6 +297,7 @@ int qat_train_run(const qat_config *cfg, const qat_train_opts *opts) {
     snprintf(dir, sizeof dir, "%s/%s", opts->out_dir ? opts->out_dir : "runs", cfg->name);
     qat_runio io;
     memset(&io, 0, sizeof io); /* closed on every exit path, even before it opens */
+    qat_config *recorded = NULL; /* cfg with its train.init made absolute (below), or NULL */
     int64_t start = 0;
     double wall_before = 0;
     /* --init is read and checked before anything is created: a wrong file or a
@@ -319,7 +320,17 @@ int qat_train_run(const qat_config *cfg, const qat_train_opts *opts) {
     /* the data is checked against a resumed checkpoint's once the configs agree
      * (train/runio.h); the hook always, since a --resume without --init may start
      * from the source an unfinished run.h5 records */
-    if (!rc) rc = qat_runio_open(&io, dir, cfg, m, &opt, opts->resume, plan.tokens, data_crc, data_tokens, &start,
+    /* the run records its source absolute (run.h5's config, every checkpoint), so
+     * that a --resume from another directory finds, or compares with, the same
+     * file: `src.h5` read from elsewhere would be another one, or none */
+    const qat_config *run_cfg = cfg;
+    if (cfg->train.init[0] && cfg->train.init[0] != '/') {
+        recorded = qat_xmalloc(sizeof *recorded);
+        *recorded = *cfg;
+        if (!qat_runio_absolute_init(cfg->train.init, recorded->train.init, sizeof recorded->train.init))
+            run_cfg = recorded;
+    }
+    if (!rc) rc = qat_runio_open(&io, dir, run_cfg, m, &opt, opts->resume, plan.tokens, data_crc, data_tokens, &start,
                                  &wall_before, init_at_start, &ictx);
     if (rc) goto done;
     /* What opening decided about what was on disk is said even with --quiet:
@@ -507,6 +518,7 @@ io_failed:
     qat_progress_end(&prog);
     qat_runio_fail(&io);
 done:
+    free(recorded);
     qat_init_free(&init);
     qat_runio_close(&io);
     free(in);
