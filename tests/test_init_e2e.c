@@ -819,8 +819,8 @@ static void resume_of_an_init_run_is_bit_exact(void **state) {
  * init_* attributes, records train.init in its config, and the resume starts
  * from it. Before, the stop left no run.h5 and said "continue with --resume",
  * which then trained from random weights (first loss 5.5 instead of ~2.2)
- * without a word. A SIGKILL there leaves only run.h5.lock, and a resume without
- * --init says so in a note. Timing: the signal goes 1 s after the start; reading
+ * without a word. A SIGKILL there leaves only run.h5.lock, whose line names the
+ * source: a resume without --init starts from it, with a note. Timing: the signal goes 1 s after the start; reading
  * the corpus and the source takes well under that and the two evaluations ~5 s
  * on one idle core (longer under load or a sanitizer, which only widens the
  * margin). */
@@ -866,15 +866,19 @@ static void sigint_in_the_ptq_evaluation(void **state) {
     compare_runs(a.log, b.log, a.ckpt, b.ckpt);
     assert_true(h5attr_f64(a.log, "init_ptq_loss") == h5attr_f64(b.log, "init_ptq_loss"));
 
-    /* SIGKILL there: no run.h5 to record the source; the resume that names none says so */
+    /* SIGKILL there: no run.h5 to record the source, but the lock names it; the resume
+     * that names none starts from it (before: from random weights, with a note), and
+     * the run ends as one never stopped */
     pid = start_and_signal((char *[]){"train", a.cfg, "--out", c.out, "--init", g_src, big[0], big[1], "--quiet", NULL},
                            SIGKILL);
     assert_int_equal(qat_test_wait(pid), 128 + SIGKILL);
     assert_int_equal(access(c.log, F_OK), -1);
-    assert_int_equal(run((char *[]){"train", a.cfg, "--out", c.out, "--resume", "--quiet", "--stop-after", "1", NULL}), 0);
+    assert_int_equal(run((char *[]){"train", a.cfg, "--out", c.out, big[0], big[1], "--resume", "--quiet", NULL}), 0);
     printf("  resumed after SIGKILL: %s", g_err);
     assert_non_null(strstr(g_err, "only the lock of a run killed before it wrote its log"));
-    assert_non_null(strstr(g_err, "from random weights"));
+    assert_non_null(strstr(g_err, "which the lock records"));
+    compare_runs(a.log, c.log, a.ckpt, c.ckpt);
+    assert_true(h5attr_f64(a.log, "init_ptq_loss") == h5attr_f64(c.log, "init_ptq_loss"));
 }
 
 /* ---- train.init: --init written in the config ---------------------------------- */

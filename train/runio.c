@@ -424,6 +424,21 @@ static int adopt_recorded_init(qat_runio *io, const char *runpath) {
     return took;
 }
 
+/* The source named by the line a run killed while starting left in its lock,
+ * "starting from train.init SOURCE" (qat_runlog_lock_say below), when the resume
+ * gives none: 1 with io->cfg a copy holding it. */
+static int adopt_lock_init(qat_runio *io, const char *said) {
+    static const char pre[] = "starting from train.init ";
+    const size_t n = sizeof pre - 1;
+    if (io->cfg->train.init[0] || strncmp(said, pre, n) || !said[n]) return 0;
+    if (strlen(said + n) >= sizeof io->cfg->train.init) return 0; /* cut short: not the file */
+    io->own_cfg = qat_xmalloc(sizeof *io->own_cfg);
+    *io->own_cfg = *io->cfg;
+    snprintf(io->own_cfg->train.init, sizeof io->own_cfg->train.init, "%s", said + n);
+    io->cfg = io->own_cfg;
+    return 1;
+}
+
 int qat_runio_open(qat_runio *io, const char *dir, const qat_config *cfg, qat_model *m, qat_adamw *opt,
                    int resume, double tokens_target, uint32_t data_crc, int64_t data_tokens, int64_t *start_step,
                    double *wall_before, qat_runio_start_fn at_start, void *start_ctx) {
@@ -535,14 +550,23 @@ int qat_runio_open(qat_runio *io, const char *dir, const qat_config *cfg, qat_mo
         } else if (have_log)
             snprintf(io->note, sizeof io->note, "%s: no checkpoint to resume from (status %s); starting afresh",
                      runpath, status[0] ? status : "unreadable");
-        else if (had_lock)
-            /* nothing records how such a run began: said, so that a fine-tune
-             * whose --init was left out is not found later to have trained
-             * from random weights */
+        else if (had_lock && adopt_lock_init(io, killed_starting)) {
+            /* the line a run killed while starting left (an --init run killed in its
+             * PTQ evaluation) names its source, absolute (trainer.c): a fine-tune
+             * resumed without --init starts from it, as one stopped by a signal does
+             * from what its run.h5 records */
+            cfg = io->cfg;
+            snprintf(io->note, sizeof io->note, "%s holds no run.h5 and no checkpoint, only the lock of a run killed "
+                     "before it wrote its log (it was %s); starting afresh from train.init %s, which the lock records",
+                     dir, killed_starting, cfg->train.init);
+        } else if (had_lock)
+            /* a source given, or none recorded: said all the same, so that a
+             * fine-tune whose --init was left out is not found later to have
+             * trained from random weights */
             snprintf(io->note, sizeof io->note, "%s holds no run.h5 and no checkpoint, only the lock of a run killed "
                      "before it wrote its log (an --init run killed in its PTQ evaluation, say; it was %s); starting "
                      "afresh %s%s", dir, killed_starting, cfg->train.init[0] ? "from train.init " : "from random "
-                     "weights (if it began with --init, stop this and --resume with that --init)", cfg->train.init);
+                     "weights", cfg->train.init);
         goto fresh;
     }
 
