@@ -41,6 +41,7 @@
 #include "compress/format.h"
 #include "core/error.h"
 #include "core/fsutil.h"
+#include "core/num.h"
 #include "data/dataset.h"
 #include "data/shard.h"
 #include "model/llama.h"
@@ -87,17 +88,6 @@ static int is_null(const yaml_node_t *n) {
 }
 
 static const char *scalar(const yaml_node_t *n) { return (const char *)n->data.scalar.value; }
-
-/* Decimal integer only, the whole string. */
-static int parse_u64(const char *s, uint64_t *v) {
-    if (!*s || !isdigit((unsigned char)*s)) return 0;
-    char *end;
-    errno = 0;
-    unsigned long long x = strtoull(s, &end, 10);
-    if (*end || errno) return 0;
-    *v = x;
-    return 1;
-}
 
 /* Looks like a number or a boolean: such values get their key's name in a run name. */
 static int numeric_like(const char *s) {
@@ -492,7 +482,7 @@ static int load_repeat(qat_sweep *sw, yaml_document_t *doc, yaml_node_t *v) {
     sw->repeat_col = (int)v->start_mark.column + 1;
     uint64_t x;
     if (v->type == YAML_SCALAR_NODE) {
-        if (!parse_u64(scalar(v), &x) || x < 1 || x > 100000)
+        if (!qat_parse_u64(scalar(v), &x) || x < 1 || x > 100000)
             return fail_mark(sw, v->start_mark, "repeat: expected a number of seeds in [1, 100000] or a list of seeds, "
                              "got '%s'", scalar(v));
         sw->n_seeds = (int)x;
@@ -504,8 +494,9 @@ static int load_repeat(qat_sweep *sw, yaml_document_t *doc, yaml_node_t *v) {
         sw->seeds = qat_xcalloc((size_t)n, sizeof *sw->seeds);
         for (int i = 0; i < n; i++) {
             yaml_node_t *e = yaml_document_get_node(doc, v->data.sequence.items.start[i]);
-            if (e->type != YAML_SCALAR_NODE || !parse_u64(scalar(e), &x))
-                return fail_mark(sw, e->start_mark, "repeat: expected an unsigned integer seed, got %s",
+            /* the one rule of seeds, so a seed written for `seed:` (1e6) is one here too */
+            if (e->type != YAML_SCALAR_NODE || !qat_parse_u64(scalar(e), &x))
+                return fail_mark(sw, e->start_mark, "repeat: expected a seed, %s, got %s", QAT_U64_RULE,
                                  e->type == YAML_SCALAR_NODE ? scalar(e) : kind(e));
             for (int j = 0; j < i; j++)
                 if (sw->seeds[j] == x) return fail_mark(sw, e->start_mark, "repeat: seed %llu given twice", (unsigned long long)x);

@@ -21,6 +21,7 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "core/num.h"
 #include "sweep/slurm.h"
 #include "sweep/sweep.h"
 
@@ -217,6 +218,34 @@ static void test_numbers_seed_lists_and_base_prefix(void **state) {
     qat_sweep_free(sw);
 }
 
+/* A seed in a repeat list follows the one rule of seeds (core/num.h, qat_parse_u64),
+ * as `seed:` and every --seed do: 1e6 names 1000000 exactly, and one seed in two
+ * spellings is one seed given twice; a sign or hex is still refused at its position.
+ * The count form reads its number the same way, within [1, 100000]. */
+static void test_repeat_seed_rule(void **state) {
+    (void)state;
+    qat_sweep *sw = load_ok("rep1e6.yaml", "base: {model: {preset: s1}}\nrepeat: [0, 1e6]\n");
+    assert_int_equal(qat_sweep_run_count(sw), 2);
+    assert_true(qat_sweep_run_seed(sw, 1) == 1000000);
+    assert_string_equal(qat_sweep_run_name(sw, 1), "seed1000000");
+    qat_config c;
+    assert_int_equal(qat_sweep_run_config(sw, 1, &c), QAT_OK);
+    assert_true(c.seed == 1000000);
+    qat_sweep_free(sw);
+    sw = load_ok("rep1e1.yaml", "base: {model: {preset: s1}}\nrepeat: 1e1\n");
+    assert_int_equal(qat_sweep_run_count(sw), 10);
+    assert_true(qat_sweep_run_seed(sw, 9) == 9);
+    qat_sweep_free(sw);
+    expect_error("repneg.yaml", "base: {model: {preset: s1}}\nrepeat: [-1]\n",
+                 "repneg.yaml:2:10: repeat: expected a seed, " QAT_U64_RULE ", got -1");
+    expect_error("rephex.yaml", "base: {model: {preset: s1}}\nrepeat: [0, 0x10]\n",
+                 "rephex.yaml:2:13: repeat: expected a seed, " QAT_U64_RULE ", got 0x10");
+    expect_error("reptwice.yaml", "base: {model: {preset: s1}}\nrepeat: [1000000, 1e6]\n",
+                 "reptwice.yaml:2:19: repeat: seed 1000000 given twice");
+    expect_error("repbig.yaml", "base: {model: {preset: s1}}\nrepeat: 1e6\n",
+                 "repbig.yaml:2:9: repeat: expected a number of seeds in [1, 100000] or a list of seeds, got '1e6'");
+}
+
 /* Free-form string keys (paths) carry the odd values: a format that does not parse is an
  * error at its position (test_errors), so it cannot stand in for an arbitrary string. */
 static void test_safe_unique_names(void **state) {
@@ -404,7 +433,7 @@ static void test_errors(void **state) {
     expect_error("rep.yaml", "base: {model: {preset: s1}}\nrepeat: 0\n",
                  "rep.yaml:2:9: repeat: expected a number of seeds in [1, 100000] or a list of seeds, got '0'");
     expect_error("rep2.yaml", "base: {model: {preset: s1}}\nrepeat: [1, x]\n",
-                 "rep2.yaml:2:13: repeat: expected an unsigned integer seed, got x");
+                 "rep2.yaml:2:13: repeat: expected a seed, " QAT_U64_RULE ", got x");
     /* inside an inline base: the sweep file's own lines and columns */
     expect_error("ibase.yaml", "out: x\nbase:\n  model:\n    dimm: 16\n",
                  "ibase.yaml:4:5: unknown key 'model.dimm' (did you mean 'model.dim'?)");
@@ -689,6 +718,7 @@ int main(void) {
         cmocka_unit_test(test_order_names_and_sets),
         cmocka_unit_test(test_linked_keys),
         cmocka_unit_test(test_numbers_seed_lists_and_base_prefix),
+        cmocka_unit_test(test_repeat_seed_rule),
         cmocka_unit_test(test_safe_unique_names),
         cmocka_unit_test(test_base_from_file),
         cmocka_unit_test(test_errors),
