@@ -1,6 +1,7 @@
 /*
- * sweep/sweep.h — a sweep file (docs/config.md) expanded into its runs (expand.c)
- * and their names (names.c), and how those runs are divided (split.c).
+ * sweep/sweep.h — a sweep file (docs/config.md) expanded into its runs (expand.c,
+ * each run's overrides, config and checks in runs.c) and their names (names.c),
+ * and how those runs are divided (split.c).
  *
  * A sweep is one base run config, a grid of dotted keys each with a list of
  * values, and optional repeat seeds. Its runs are the cartesian product of the
