@@ -68,12 +68,6 @@ typedef struct {
  * stopped before its first checkpoint stays a fine-tune). io->note says what
  * was decided when the user should hear it. at_start (may be NULL) is called
  * as described above it. */
-/* The absolute form of a train.init path, as a run records it: a relative one
- * joined to the current directory (the directory it is relative to,
- * docs/config.md), lexically (a symbolic link stays the link named). Non-zero
- * when it does not fit in n or the current directory cannot be read. */
-int qat_runio_absolute_init(const char *path, char *out, size_t n);
-
 int qat_runio_open(qat_runio *io, const char *dir, const qat_config *cfg, qat_model *m, qat_adamw *opt,
                    int resume, double tokens_target, uint32_t data_crc, int64_t data_tokens, int64_t *start_step,
                    double *wall_before, qat_runio_start_fn at_start, void *start_ctx);
@@ -92,15 +86,6 @@ int qat_runio_finish(qat_runio *io, const char *status, double val_loss, double 
 void qat_runio_fail(qat_runio *io);
 void qat_runio_close(qat_runio *io);
 
-/* 1 when a run started with config `old` would train something else under `cfg`:
- * any key differs but name, threads, the cadences train.eval_every,
- * checkpoint_every and log_every, and the budget keys train.tokens and
- * tokens_per_param (two spellings of one budget: the caller compares the tokens
- * they resolve to); formats compare by their canonical form, as --resume
- * compares them. qat sweep asks this of its completed runs, so that a changed
- * sweep file never passes an old run off as the new one (sweep/pool.c). */
-int qat_runio_config_changes_run(const qat_config *old, const qat_config *cfg);
-
 /* Load a checkpoint into a model built from the same config (and, when opt is
  * not NULL, the optimizer); *step and *wall_s (may be NULL) say where it was.
  * With an optimizer (resuming) the model's formats must be the checkpoint's;
@@ -116,6 +101,23 @@ int qat_runio_load_checkpoint(const char *path, const qat_config *cfg, qat_model
  * itself (qat_config_source) "the config stored in PATH", so that a check made
  * later blames the stored config, not a line of a file. */
 int qat_runio_stored_config(const char *yaml, const char *path, qat_config *cfg);
+
+/* ---- whether a run on disk is the run asked for (train/resume_check.c) ---- */
+
+/* The absolute form of a train.init path, as a run records it: a relative one
+ * joined to the current directory (the directory it is relative to,
+ * docs/config.md), lexically (a symbolic link stays the link named). Non-zero
+ * when it does not fit in n or the current directory cannot be read. */
+int qat_runio_absolute_init(const char *path, char *out, size_t n);
+
+/* 1 when a run started with config `old` would train something else under `cfg`:
+ * any key differs but name, threads, the cadences train.eval_every,
+ * checkpoint_every and log_every, and the budget keys train.tokens and
+ * tokens_per_param (two spellings of one budget: the caller compares the tokens
+ * they resolve to); formats compare by their canonical form, as --resume
+ * compares them. qat sweep asks this of its completed runs, so that a changed
+ * sweep file never passes an old run off as the new one (sweep/pool.c). */
+int qat_runio_config_changes_run(const qat_config *old, const qat_config *cfg);
 
 /* ---- a checkpoint loaded as a model to use (train/ckpt_model.c) ---- */
 
