@@ -456,26 +456,101 @@ static void strlist_push(strlist *l, const char *s) {
     l->v[l->n++] = qat_xstrdup(s);
 }
 
-static void find_runlogs(const char *dir, strlist *out) {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.') continue;
-        size_t len = strlen(dir) + strlen(e->d_name) + 2;
-        char *p = qat_xmalloc(len);
-        snprintf(p, len, "%s/%s", dir, e->d_name);
-        struct stat st;
-        if (!stat(p, &st)) {
-            if (S_ISDIR(st.st_mode)) find_runlogs(p, out);
-            else if (S_ISREG(st.st_mode) && !strcmp(e->d_name, "run.h5")) strlist_push(out, p);
-        }
-        free(p);
+static int str_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* The walk of one directory given on the command line. Links are followed (a
+ * run directory linked in from elsewhere is a run of the folder), but each
+ * directory is entered once, by device and inode: a link back up (`latest ->
+ * .`, an absolute link to the folder itself) made the walk follow it forever.
+ * Links are followed once the real tree below the directory given has been
+ * walked, so that a run log reached both ways is named by its real path; a run
+ * log reached twice (a directory link, a linked run.h5) is listed once. A directory that cannot be read is an error (its run logs would
+ * be lost without a word). */
+typedef struct {
+    struct { dev_t dev; ino_t ino; } *id;
+    int n, cap;
+} id_set;
+
+/* 1 when st's file is in s already; else it is added and 0 is returned */
+static int id_seen(id_set *s, const struct stat *st) {
+    for (int i = 0; i < s->n; i++)
+        if (s->id[i].dev == st->st_dev && s->id[i].ino == st->st_ino) return 1;
+    if (s->n == s->cap) {
+        s->cap = s->cap ? 2 * s->cap : 16;
+        s->id = qat_xrealloc(s->id, (size_t)s->cap * sizeof *s->id);
     }
-    closedir(d);
+    s->id[s->n].dev = st->st_dev, s->id[s->n].ino = st->st_ino, s->n++;
+    return 0;
 }
 
-static int str_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+typedef struct {
+    strlist *out;   /* the run logs found */
+    id_set dirs, files;
+    strlist links;  /* links met, walked once the real tree is done */
+} walk;
+
+static int walk_dir(walk *w, const char *dir, int top) {
+    DIR *d = opendir(dir);
+    if (!d) {
+        if (top) return qat_fail(QAT_EINPUT, "%s: cannot open: %s", dir, strerror(errno));
+        return qat_fail(QAT_ERUNTIME, "%s: cannot read this directory: %s (the run logs below it would be left out of "
+                        "the fit)", dir, strerror(errno));
+    }
+    strlist names = {0};
+    struct dirent *e;
+    int rc = QAT_OK;
+    for (;;) {
+        errno = 0;
+        if (!(e = readdir(d))) {
+            if (errno) rc = qat_fail(QAT_ERUNTIME, "%s: cannot read this directory: %s", dir, strerror(errno));
+            break;
+        }
+        if (e->d_name[0] != '.') strlist_push(&names, e->d_name);
+    }
+    closedir(d);
+    if (names.n) qsort(names.v, (size_t)names.n, sizeof *names.v, str_cmp); /* the order must not depend on readdir */
+    for (int k = 0; k < names.n && !rc; k++) {
+        size_t len = strlen(dir) + strlen(names.v[k]) + 2;
+        char *p = qat_xmalloc(len);
+        snprintf(p, len, "%s/%s", dir, names.v[k]);
+        struct stat st;
+        int is_log = !strcmp(names.v[k], "run.h5");
+        if (lstat(p, &st))
+            rc = qat_fail(QAT_ERUNTIME, "%s: cannot read this directory: %s: %s", dir, names.v[k], strerror(errno));
+        else if (S_ISLNK(st.st_mode)) strlist_push(&w->links, p);
+        else if (S_ISDIR(st.st_mode)) {
+            if (!id_seen(&w->dirs, &st)) rc = walk_dir(w, p, 0);
+        } else if (is_log && !id_seen(&w->files, &st)) strlist_push(w->out, p);
+        free(p);
+    }
+    for (int k = 0; k < names.n; k++) free(names.v[k]);
+    free(names.v);
+    return rc;
+}
+
+/* Every run.h5 below `dir` (into out, in walk order), each file once. */
+static int find_runlogs(const char *dir, strlist *out) {
+    walk w = {.out = out};
+    struct stat st;
+    int rc = QAT_OK;
+    if (!stat(dir, &st)) id_seen(&w.dirs, &st);
+    rc = walk_dir(&w, dir, 1);
+    for (int i = 0; i < w.links.n && !rc; i++) { /* grows while links below links are met */
+        const char *p = w.links.v[i], *base = strrchr(p, '/') + 1;
+        if (stat(p, &st)) { /* a link to nothing: no directory; as a run log, one that cannot be read */
+            if (!strcmp(base, "run.h5"))
+                rc = qat_fail(QAT_ERUNTIME, "%s: cannot open: %s (a link to a run log that is not there)", p,
+                              strerror(errno));
+        } else if (S_ISDIR(st.st_mode)) {
+            if (!id_seen(&w.dirs, &st)) rc = walk_dir(&w, p, 0);
+        } else if (!strcmp(base, "run.h5") && !id_seen(&w.files, &st)) strlist_push(out, p);
+    }
+    for (int i = 0; i < w.links.n; i++) free(w.links.v[i]);
+    free(w.links.v);
+    free(w.dirs.id);
+    free(w.files.id);
+    return rc;
+}
 
 int qat_fit_read_inputs(char *const *paths, int n, qat_fit_runs *rs, int *skipped, FILE *warn) {
     return qat_fit_read_inputs_sel(paths, n, rs, skipped, NULL, warn, NULL);
@@ -565,10 +640,9 @@ static int read_inputs(char *const *paths, int n, qat_fit_runs *rs, int *skipped
             return qat_fail(QAT_EINPUT, "%s: cannot open: %s", paths[i], strerror(errno));
         if (S_ISDIR(st.st_mode)) {
             strlist l = {0};
-            find_runlogs(paths[i], &l);
-            if (l.n == 0) return qat_fail(QAT_EINPUT, "%s: no run.h5 below this directory", paths[i]);
-            qsort(l.v, (size_t)l.n, sizeof *l.v, str_cmp); /* file order must not depend on readdir */
-            int rc = QAT_OK;
+            int rc = find_runlogs(paths[i], &l);
+            if (!rc && l.n == 0) rc = qat_fail(QAT_EINPUT, "%s: no run.h5 below this directory", paths[i]);
+            if (l.n) qsort(l.v, (size_t)l.n, sizeof *l.v, str_cmp); /* file order must not depend on readdir */
             for (int k = 0; k < l.n && !rc; k++) {
                 rc = first_reading(seen, l.v[k]);
                 if (!rc) rc = read_runlog_once(l.v[k], rs, skipped, unselected, warn, sel, seen);
@@ -609,14 +683,20 @@ int qat_fit_read_inputs_sel(char *const *paths, int n, qat_fit_runs *rs, int *sk
 
 int qat_fit_input_files(char *const *paths, int n, char ***files, int *nf) {
     strlist l = {0};
-    for (int i = 0; i < n; i++) {
+    int rc = QAT_OK;
+    for (int i = 0; i < n && !rc; i++) {
         struct stat st;
-        if (!stat(paths[i], &st) && S_ISDIR(st.st_mode)) find_runlogs(paths[i], &l);
+        if (!stat(paths[i], &st) && S_ISDIR(st.st_mode)) rc = find_runlogs(paths[i], &l);
         else strlist_push(&l, paths[i]);
+    }
+    if (rc) { /* the caller gets nothing to free */
+        for (int i = 0; i < l.n; i++) free(l.v[i]);
+        free(l.v);
+        l.v = NULL, l.n = 0;
     }
     *files = l.v;
     *nf = l.n;
-    return QAT_OK;
+    return rc;
 }
 
 void qat_fit_drop_highest(qat_fit_runs *rs, int k) {

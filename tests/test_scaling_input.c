@@ -1073,6 +1073,112 @@ static void test_own_csv_and_numbers(void **s) {
     assert_int_equal(run_fit(sci, 5, buf, sizeof buf), 0);
 }
 
+/* A run directory is walked once however its links run: a link back up
+ * (`latest -> .`, an absolute link to the folder itself) made the walk follow
+ * it forever, growing (or, with one link, end in "the same file as ...: a path
+ * given twice", though one path was given). Each directory is entered once (by
+ * device and inode), and a run log reached twice through links inside one walk
+ * counts once, by its real path where it has one, without a word; the same
+ * directory given twice on the command line is still refused. */
+static void test_directory_walk_links(void **s) {
+    (void)s;
+    write_runlog("walk", "completed", 0, "fp32", 0, 0, 0); /* placeholder: skipped */
+    write_runlog("walk/a", "completed", 1e6, "fp32", 3.2, 2e7, 1);
+    write_runlog("walk/b", "completed", 2e6, "fp32", 3.1, 2e7, 1);
+    write_runlog("walk/b/c", "completed", 4e6, "fp32", 3.0, 2e7, 1);
+    char w[512], l[600], abs[600];
+    path_in(w, sizeof w, "walk");
+    snprintf(l, sizeof l, "%s/self", w);
+    assert_int_equal(symlink(".", l), 0);
+    snprintf(l, sizeof l, "%s/abs", w);
+    assert_int_equal(symlink(w, l), 0);
+    snprintf(l, sizeof l, "%s/b/up", w);
+    assert_int_equal(symlink("..", l), 0);
+    snprintf(l, sizeof l, "%s/0-latest", w); /* sorts before a: the run is still named by a/ */
+    assert_int_equal(symlink("a", l), 0);
+    mkdir(strcat(strcpy(abs, w), "/d"), 0755);
+    snprintf(l, sizeof l, "%s/d/run.h5", w); /* a run log linked into another directory */
+    assert_int_equal(symlink("../b/run.h5", l), 0);
+    snprintf(l, sizeof l, "%s/dangling", w); /* a link to nothing is no directory to walk */
+    assert_int_equal(symlink("nowhere", l), 0);
+    alarm(20); /* the walk that never ended fails the test instead of hanging it */
+    qat_fit_runs rs = {0};
+    char buf[4096];
+    assert_int_equal(read_dir("walk", &rs, buf, sizeof buf), 1); /* the placeholder only */
+    alarm(0);
+    assert_int_equal(rs.n, 3);
+    const char *want[3] = {"walk/a/run.h5", "walk/b/c/run.h5", "walk/b/run.h5"};
+    for (int i = 0; i < 3; i++) {
+        size_t n = strlen(rs.run[i].origin), m = strlen(want[i]);
+        assert_true(n >= m);
+        assert_string_equal(rs.run[i].origin + n - m, want[i]);
+        assert_null(strstr(rs.run[i].origin, "self"));
+    }
+    assert_null(strstr(buf, "the same"));
+    qat_fit_runs_free(&rs);
+    /* what the outputs are checked against: each run log once, by the same names */
+    char **files;
+    int nf;
+    char *one[1] = {w};
+    assert_int_equal(qat_fit_input_files(one, 1, &files, &nf), QAT_OK);
+    assert_int_equal(nf, 4); /* a, b, b/c and the placeholder */
+    for (int i = 0; i < nf; i++) free(files[i]);
+    free(files);
+    /* the same directory given twice on the command line: still refused */
+    char again[600];
+    snprintf(again, sizeof again, "%s/self", w);
+    char *two[2] = {w, again};
+    int skipped = 0;
+    assert_int_equal(qat_fit_read_inputs(two, 2, &rs, &skipped, NULL), QAT_EINPUT);
+    assert_non_null(strstr(qat_errmsg(), "the same file as"));
+    qat_fit_runs_free(&rs);
+}
+
+/* A subdirectory of a runs directory that cannot be read was passed over in
+ * silence: the fit went on with the other runs, exit 0, its runs lost. Now one
+ * line names the directory and the reason, exit 1. Permissions do not stop
+ * root, so as root the reading is done in a child that drops to nobody. */
+static void test_unreadable_run_directory(void **s) {
+    (void)s;
+    write_runlog("locked", "completed", 0, "fp32", 0, 0, 0); /* placeholder */
+    write_runlog("locked/ok", "completed", 1e6, "fp32", 3.2, 2e7, 1);
+    write_runlog("locked/shut", "completed", 2e6, "fp32", 3.1, 2e7, 1);
+    char d[512], shut[512];
+    path_in(d, sizeof d, "locked");
+    path_in(shut, sizeof shut, "locked/shut");
+    assert_int_equal(chmod(dir, 0755), 0); /* the child may be nobody */
+    assert_int_equal(chmod(shut, 0), 0);
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        if (geteuid() == 0 && (setgid(65534) || setuid(65534))) _exit(100);
+        qat_fit_runs rs = {0};
+        int skipped = 0;
+        char *paths[1] = {d};
+        int rc = qat_fit_read_inputs(paths, 1, &rs, &skipped, NULL);
+        char msg[1024];
+        int n = snprintf(msg, sizeof msg, "%d runs: %s", rs.n, rc ? qat_errmsg() : "");
+        if (write(fds[1], msg, (size_t)n) != n) _exit(101);
+        _exit(rc);
+    }
+    close(fds[1]);
+    char msg[1024] = "";
+    ssize_t n = read(fds[0], msg, sizeof msg - 1);
+    msg[n > 0 ? n : 0] = 0;
+    close(fds[0]);
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    chmod(shut, 0755);
+    chmod(dir, 0700);
+    assert_true(WIFEXITED(st));
+    if (WEXITSTATUS(st) == 100) { fprintf(stderr, "test_unreadable_run_directory: cannot drop to nobody; skipped\n"); return; }
+    if (WEXITSTATUS(st) != QAT_ERUNTIME) fprintf(stderr, "child: exit %d, %s\n", WEXITSTATUS(st), msg);
+    assert_int_equal(WEXITSTATUS(st), QAT_ERUNTIME);
+    assert_non_null(strstr(msg, "locked/shut: cannot read this directory: Permission denied"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_csv_layouts), cmocka_unit_test(test_csv_errors),
@@ -1085,6 +1191,8 @@ int main(void) {
         cmocka_unit_test(test_mixed_data_hint_selects_one_group),
         cmocka_unit_test(test_messages_have_one_prefix),
         cmocka_unit_test(test_own_csv_and_numbers),
+        cmocka_unit_test(test_directory_walk_links),
+        cmocka_unit_test(test_unreadable_run_directory),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
