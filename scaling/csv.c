@@ -123,6 +123,9 @@ int qat_fit_parse_number(const char *s, double *v) {
 static int parse_positive(const char *path, int line, const fields *f, int k, const char *what, double *v) {
     if (k >= f->n)
         return qat_fail(QAT_EINPUT, "%s:%d: missing the %s column (row has %d fields)", path, line, what, f->n);
+    if (!f->text[k][0])
+        return qat_fail(QAT_EINPUT, "%s:%d:%d: expected a positive number for %s, got an empty cell", path, line,
+                        f->col[k], what);
     if (!qat_fit_parse_number(f->text[k], v) || !isfinite(*v) || *v <= 0)
         return qat_fail(QAT_EINPUT, "%s:%d:%d: expected a positive number for %s, got '%s'", path, line,
                         f->col[k], what, f->text[k]);
@@ -178,6 +181,73 @@ static int set_format(const char *path, int line, const fields *f, int k, int is
     return QAT_OK;
 }
 
+/* 1 when `rec` ends inside a quoted field, as split() reads it (a '"' opening
+ * a field, closed by a '"' not followed by another); *col the 1-based column
+ * where that field opened. */
+static int quote_open(const char *rec, int *col) {
+    const char *p = rec;
+    while (isspace((unsigned char)*p)) p++;
+    if (*p == '#') return 0; /* a comment is no row: its quotes open nothing */
+    p = rec;
+    for (;;) {
+        while (*p == ' ' || *p == '\t') p++;
+        if (*p == '"') {
+            const char *open = p++;
+            for (;; p++) {
+                if (!*p) return *col = (int)(open - rec) + 1, 1;
+                if (*p == '"') {
+                    if (p[1] != '"') break;
+                    p++;
+                }
+            }
+            p++;
+        }
+        while (*p && *p != ',') p++;
+        if (!*p) return 0;
+        p++;
+    }
+}
+
+/* One record: a line ended by LF, CR or CRLF (or the end of the file; every
+ * spreadsheet and OS writes one of the three, and a file of CR-ended lines was
+ * read as one line), joined with the lines after it while a quoted field is
+ * open (RFC 4180: a field may hold a line end, as qat fit --csv writes an
+ * origin whose file name has one), the line ends inside kept. Its text in *buf
+ * without the final line end; *lines the lines it took; *nul_line and *nul_col
+ * where a NUL byte is (0 when none). -1 at the end of the file. */
+static ssize_t read_record(FILE *fp, char **buf, size_t *cap, int *lines, int *nul_line, int *nul_col) {
+    size_t n = 0;
+    int c = getc(fp), col = 0;
+    *lines = 0, *nul_line = 0, *nul_col = 0;
+    if (c == EOF) return -1;
+    for (;;) {
+        if (n + 3 > *cap) *buf = qat_xrealloc(*buf, *cap = *cap ? 2 * *cap : 256);
+        if (c == EOF || c == '\n' || c == '\r') {
+            (*lines)++;
+            int crlf = 0;
+            if (c == '\r') {
+                int d = getc(fp);
+                if (d == '\n') crlf = 1;
+                else if (d != EOF) ungetc(d, fp);
+            }
+            (*buf)[n] = 0;
+            int qcol;
+            if (c == EOF || *nul_line || !quote_open(*buf, &qcol)) break;
+            int next = getc(fp);
+            if (next == EOF) break; /* the caller reports the open quote */
+            if (c == '\r') (*buf)[n++] = '\r';
+            if (c == '\n' || crlf) (*buf)[n++] = '\n';
+            c = next, col = 0;
+            continue;
+        }
+        col++;
+        if (c == 0 && !*nul_line) *nul_line = *lines + 1, *nul_col = col;
+        (*buf)[n++] = (char)c;
+        c = getc(fp);
+    }
+    return (ssize_t)n;
+}
+
 int qat_fit_read_csv(const char *path, qat_fit_runs *rs) { return qat_fit_read_csv_warn(path, rs, NULL); }
 
 int qat_fit_read_csv_warn(const char *path, qat_fit_runs *rs, FILE *warn) {
@@ -186,18 +256,25 @@ int qat_fit_read_csv_warn(const char *path, qat_fit_runs *rs, FILE *warn) {
     int col[NCOL] = {0, 1, -1, 2, 3, 4, 5}; /* positional layout until a header says otherwise */
     char *buf = NULL;
     size_t cap = 0;
-    int line = 0, seen_first = 0, headed = 0, header_n = 0, header_line = 0, rows = 0, rc = QAT_OK;
+    /* line: the first line of the record being read, which messages name; lines_read: every line so far */
+    int line = 0, lines_read = 0, seen_first = 0, headed = 0, header_n = 0, header_line = 0, rows = 0, rc = QAT_OK;
     fields f;
-    ssize_t len;
-    while ((len = getline(&buf, &cap, fp)) >= 0) {
-        line++;
+    int took, nul_line, nul_col;
+    while (read_record(fp, &buf, &cap, &took, &nul_line, &nul_col) >= 0) {
+        line = lines_read + 1;
+        lines_read += took;
         /* a NUL would silently end the line early (a binary file, a broken copy) */
-        size_t nul = strlen(buf);
-        if ((ssize_t)nul < len) {
-            rc = qat_fail(QAT_EINPUT, "%s:%d:%zu: a NUL byte inside the line; a CSV is text", path, line, nul + 1);
+        if (nul_line) {
+            rc = qat_fail(QAT_EINPUT, "%s:%d:%d: a NUL byte inside the line; a CSV is text", path,
+                          line + nul_line - 1, nul_col);
             break;
         }
-        buf[strcspn(buf, "\r\n")] = 0;
+        int qcol;
+        if (quote_open(buf, &qcol)) {
+            rc = qat_fail(QAT_EINPUT, "%s:%d:%d: a quoted field is not closed (no '\"' before the end of the file)",
+                          path, line, qcol);
+            break;
+        }
         /* Spreadsheets save UTF-8 with a byte-order mark; it is not part of the first name. */
         if (line == 1 && !strncmp(buf, "\xEF\xBB\xBF", 3)) memmove(buf, buf + 3, strlen(buf + 3) + 1);
         char *s = buf;
@@ -209,14 +286,30 @@ int qat_fit_read_csv_warn(const char *path, qat_fit_runs *rs, FILE *warn) {
         }
         if (!seen_first) {
             seen_first = 1;
-            char *end;
-            strtod(f.text[0], &end);
-            if (end == f.text[0] || *end) { /* not a number: a header */
+            /* A header names columns: a first row with a number in it is data,
+             * even with its N empty or mistyped (`,1e9,3` was taken for a
+             * header naming the columns '1e9' and '3'). */
+            int numbers = 0;
+            for (int k = 0; k < f.n; k++) {
+                char *end;
+                strtod(f.text[k], &end);
+                numbers += end != f.text[k] && !*end;
+            }
+            if (!numbers) {
                 headed = 1;
+                /* trailing empty names are nothing, as trailing empty fields on a
+                 * data row: a spreadsheet pads its rows with commas */
                 header_n = f.n;
+                while (header_n > 1 && !f.text[header_n - 1][0]) header_n--;
                 header_line = line;
                 for (int c = 0; c < NCOL; c++) col[c] = -1;
-                for (int k = 0; k < f.n && !rc; k++) {
+                for (int k = 0; k < header_n && !rc; k++) {
+                    if (!f.text[k][0]) { /* a column in the middle without a name: its values are not read */
+                        if (warn)
+                            fprintf(warn, "qat: warning: %s:%d:%d: column %d has no name in the header; its values "
+                                    "are ignored\n", path, line, f.col[k], k + 1);
+                        continue;
+                    }
                     for (int j = 0; j < k && !rc; j++)
                         if (!strcasecmp(f.text[j], f.text[k]) ||
                             (column_of(f.text[k]) >= 0 && column_of(f.text[j]) == column_of(f.text[k])))
@@ -285,7 +378,7 @@ int qat_fit_read_csv_warn(const char *path, qat_fit_runs *rs, FILE *warn) {
     free(buf);
     fclose(fp);
     /* an empty file has no line to point at ("f.csv:0:" read as a line number) */
-    if (!rc && rows == 0 && line == 0) rc = qat_fail(QAT_EINPUT, "%s: no data rows (the file is empty)", path);
-    else if (!rc && rows == 0) rc = qat_fail(QAT_EINPUT, "%s:%d: no data rows", path, line);
+    if (!rc && rows == 0 && lines_read == 0) rc = qat_fail(QAT_EINPUT, "%s: no data rows (the file is empty)", path);
+    else if (!rc && rows == 0) rc = qat_fail(QAT_EINPUT, "%s:%d: no data rows", path, lines_read);
     return rc;
 }

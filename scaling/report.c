@@ -313,7 +313,7 @@ void qat_fit_print_json(FILE *out, const qat_fit_report *rep) {
 }
 
 static void csv_field(FILE *out, const char *s) {
-    if (!strpbrk(s, ",\"\n")) { fputs(s, out); return; }
+    if (!strpbrk(s, ",\"\n\r")) { fputs(s, out); return; } /* a CR ends a line too (scaling/csv.c) */
     fputc('"', out);
     for (; *s; s++) { if (*s == '"') fputc('"', out); fputc(*s, out); }
     fputc('"', out);

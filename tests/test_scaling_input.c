@@ -1040,6 +1040,20 @@ static void test_own_csv_and_numbers(void **s) {
     assert_int_equal(rs.n, 12);
     assert_string_equal(buf, ""); /* no "unknown column" */
     qat_fit_runs_free(&rs);
+    /* an input whose name holds a line end: its --csv output (the name quoted
+     * in `origin`) reads back, every row */
+    for (int k = 0; k < 2; k++) {
+        char nl[512], nl_out[512];
+        path_in(nl, sizeof nl, k ? "new\rline.csv" : "new\nline.csv");
+        path_in(nl_out, sizeof nl_out, "own-nl-out.csv");
+        assert_int_equal(rename(in, nl), 0);
+        char *nlargv[] = {"fit", nl, "--no-loo", "--csv", nl_out};
+        assert_int_equal(run_fit(nlargv, 5, buf, sizeof buf), 0);
+        assert_int_equal(qat_fit_read_csv(nl_out, &rs), QAT_OK);
+        assert_int_equal(rs.n, 12);
+        qat_fit_runs_free(&rs);
+        assert_int_equal(rename(nl, in), 0);
+    }
     /* a column qat does not know is still named */
     f = fopen(in, "w");
     fprintf(f, "N,D,loss,grad\n1e6,2e7,3.2,mxfp4\n");
@@ -1179,6 +1193,72 @@ static void test_unreadable_run_directory(void **s) {
     assert_non_null(strstr(msg, "locked/shut: cannot read this directory: Permission denied"));
 }
 
+/* Line ends and headers as other tools write them: a CSV saved with CR line
+ * ends (classic Mac, some exports) read as one line, its rows lost (19 of 20
+ * without a header, "no data rows" with one); CRLF and LF were fine. A header
+ * with trailing commas (spreadsheets pad rows) named two columns '' and was
+ * refused; a header-less first row with an empty N was taken for a header.
+ * A quoted field may hold a line end (RFC 4180), as --csv writes an origin
+ * whose file name has one. */
+static void test_csv_line_ends_and_headers(void **s) {
+    (void)s;
+    const char *ends[3] = {"\r", "\r\n", "\n"};
+    for (int e = 0; e < 3; e++) {
+        char text[512];
+        for (int h = 0; h < 2; h++) {
+            const char *E = ends[e];
+            snprintf(text, sizeof text, "%s%s1e6,2e7,3.5%s2e6,2e7,3.4%s%s4e6,2e7,3.3%s", h ? "N,D,loss" : "", h ? E : "",
+                     E, E, E, E);
+            write_file("ends.csv", text);
+            qat_fit_runs rs = {0};
+            char p[512];
+            path_in(p, sizeof p, "ends.csv");
+            int rc = qat_fit_read_csv(p, &rs);
+            if (rc || rs.n != 3) fprintf(stderr, "line end %d, header %d: rc %d, %d rows: %s\n", e, h, rc, rs.n, qat_errmsg());
+            assert_int_equal(rc, QAT_OK);
+            assert_int_equal(rs.n, 3);
+            char want[32];
+            snprintf(want, sizeof want, "ends.csv:%d", h + 4); /* a blank line before the third row */
+            assert_non_null(strstr(rs.run[2].origin, want));
+            qat_fit_runs_free(&rs);
+        }
+        /* line numbers count CR-ended lines too */
+        snprintf(text, sizeof text, "N,D,loss%s1e6,2e7,3.5%s1e6,abc,3.2%s", ends[e], ends[e], ends[e]);
+        expect_csv_error(text, "bad.csv:3:5:");
+    }
+    /* trailing empty header fields are nothing, as on data rows */
+    write_file("pad.csv", "N,D,loss,,\n1e6,2e7,3.5,,\n2e6,2e7,3.4\n");
+    char p[512], wpath[512], buf[2048];
+    path_in(p, sizeof p, "pad.csv");
+    path_in(wpath, sizeof wpath, "pad-warn.txt");
+    FILE *warn = fopen(wpath, "w+");
+    qat_fit_runs rs = {0};
+    int rc = qat_fit_read_csv_warn(p, &rs, warn);
+    rewind(warn);
+    size_t len = fread(buf, 1, sizeof buf - 1, warn);
+    buf[len] = 0;
+    fclose(warn);
+    if (rc) fprintf(stderr, "pad.csv: %s\n", qat_errmsg());
+    assert_int_equal(rc, QAT_OK);
+    assert_int_equal(rs.n, 2);
+    assert_string_equal(buf, "");
+    qat_fit_runs_free(&rs);
+    /* ... but a value under such a column is a shifted row */
+    expect_csv_error("N,D,loss,,\n1e6,2e7,3.5,,7\n", "bad.csv:2:");
+    /* a first row with an empty N is a data row with an error, not a header */
+    expect_csv_error(",1e9,3\n2e6,1e9,3\n", "bad.csv:1:1: expected a positive number for N, got an empty cell");
+    expect_csv_error("  ,1e9,3\n", "bad.csv:1:3: expected a positive number for N");
+    /* a quoted field across lines is one field; the rows after it keep their numbers */
+    write_file("multi.csv", "N,D,loss,origin\n1e6,2e7,3.5,\"a\nb.csv:2\"\r\n2e6,2e7,3.4,\"x\"\"y\"\n");
+    path_in(p, sizeof p, "multi.csv");
+    assert_int_equal(qat_fit_read_csv(p, &rs), QAT_OK);
+    assert_int_equal(rs.n, 2);
+    assert_non_null(strstr(rs.run[1].origin, "multi.csv:4"));
+    qat_fit_runs_free(&rs);
+    expect_csv_error("N,D,loss,origin\n1e6,2e7,3.5,x\n1e6,2e7,3.5,\"open\n2e6,2e7,3.4,x\n",
+                     "bad.csv:3:13: a quoted field is not closed");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_csv_layouts), cmocka_unit_test(test_csv_errors),
@@ -1193,6 +1273,7 @@ int main(void) {
         cmocka_unit_test(test_own_csv_and_numbers),
         cmocka_unit_test(test_directory_walk_links),
         cmocka_unit_test(test_unreadable_run_directory),
+        cmocka_unit_test(test_csv_line_ends_and_headers),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
