@@ -25,14 +25,21 @@ int qat_fit_read_csv_warn(const char *path, qat_fit_runs *rs, FILE *warn);
  * double's range). */
 int qat_fit_parse_number(const char *s, double *v);
 
-/* Append one run log if it is a completed run; otherwise warn on `warn`
- * (naming the file) and count it in *skipped. QAT_EINPUT if not readable. */
+/* Append one run log if it is a completed run; otherwise, when it is an
+ * unfinished run (or one started from a checkpoint), warn on `warn` (naming
+ * the file) and count it in *skipped. QAT_EINPUT for a file that is no run
+ * log (named by its kind: a FIT.h5, a checkpoint, ...), QAT_ERUNTIME for a
+ * damaged one (a checksum, a completed run's log missing a required part). */
 int qat_fit_read_runlog(const char *path, qat_fit_runs *rs, int *skipped, FILE *warn);
 
-/* Each path: a directory (every run.h5 below it, sorted), an HDF5 file (a run
- * log), or anything else (a CSV). A file met twice (by device and inode: a path
- * given twice, a run log inside a directory also given, a link) is QAT_EINPUT
- * naming both paths, since its runs would count twice. */
+/* Each path: a directory (every run.h5 below it, sorted; links followed, each
+ * directory entered once and each file listed once, by device and inode; a
+ * subdirectory that cannot be read is QAT_ERUNTIME), an HDF5 file (a run log;
+ * another of qat's files, or one that is no run log, is QAT_EINPUT naming it,
+ * a damaged run log QAT_ERUNTIME), or anything else (a CSV). A file met twice
+ * across the paths (by device and inode: a path given twice, a run log inside a
+ * directory also given, a link) is QAT_EINPUT naming both paths, since its runs
+ * would count twice. */
 int qat_fit_read_inputs(char *const *paths, int n, qat_fit_runs *rs, int *skipped, FILE *warn);
 
 /* What the run logs' stored configs (docs/files.md `config`) say, for selecting

@@ -28,6 +28,7 @@
 #include <stddef.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <hdf5.h>
 
@@ -61,6 +62,98 @@ static int read_bwd_key(const char *path, char out[QAT_FIT_FMT_LEN]) {
     return qat_fit_bwd_check(path, key, out);
 }
 
+/* What an HDF5 file is, told by the groups and attributes each of qat's files
+ * has (docs/files.md; runlog/ tells an output's kind the same way, and qat plot
+ * names a run log given for a FIT.h5 so): asked of a file that did not read as
+ * a run log. Opened as runlog/'s reader opens one, stale writer flags ignored
+ * (a run killed while creating its log leaves them). */
+enum { H5K_UNOPENED, H5K_EMPTY, H5K_RUNLOG, H5K_RUNLOG_BORN, H5K_FIT, H5K_CKPT, H5K_GRADS, H5K_OTHER };
+
+static int h5_kind(const char *path) {
+    hid_t f;
+    H5E_BEGIN_TRY {
+        f = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, H5P_DEFAULT);
+        if (f < 0) f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+        if (f < 0) {
+            hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+            hbool_t clear = 1;
+            if (H5Pset(fapl, "clear_status_flags", &clear) >= 0) f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+            H5Pclose(fapl);
+        }
+    } H5E_END_TRY;
+    if (f < 0) return H5K_UNOPENED;
+    int k = H5K_OTHER;
+    H5E_BEGIN_TRY {
+#define HAS(name) (H5Lexists(f, name, H5P_DEFAULT) > 0)
+        H5O_info_t oi;
+        H5G_info_t gi;
+        int attrs = H5Oget_info(f, &oi) >= 0 ? (int)oi.num_attrs : 1;
+        int links = H5Gget_info(f, &gi) >= 0 ? (int)gi.nlinks : 1;
+        if (HAS("train") && HAS("eval")) k = H5K_RUNLOG;
+        else if (HAS("runs") && HAS("pairs")) k = H5K_FIT;
+        else if (H5Aexists(f, "law") > 0 && H5Aexists(f, "n_runs") > 0) k = H5K_FIT;
+        else if (HAS("params") && HAS("state")) k = H5K_CKPT;
+        else if (HAS("grads") && HAS("batch")) k = H5K_GRADS;
+        else if (!links && H5Aexists(f, "qat_version") > 0) k = H5K_RUNLOG_BORN; /* its attributes come first */
+        else if (!links && !attrs) k = H5K_EMPTY;
+#undef HAS
+    } H5E_END_TRY;
+    H5Fclose(f);
+    return k;
+}
+
+/* A file that did not read as a run log (runlog/'s reader said why, `why`):
+ * a run log not finished (its status says so, or a run killed as it created
+ * its log) is skipped with a warning, as unfinished runs are; a completed run
+ * log missing a part it must have is damaged (QAT_ERUNTIME, as a checksum
+ * that fails: docs/cli.md); a file of another kind is named for what it is
+ * (QAT_EINPUT). They were all one warning, "not a readable qat run log", and
+ * a FIT.h5 or a checkpoint given by mistake left the fit to go on without a
+ * word of the runs the user meant. */
+static int not_read(const char *path, const qat_runlog_summary *sum, const char *why, int *skipped, FILE *warn) {
+    size_t pl = strlen(path);
+    if (!strncmp(why, path, pl) && !strncmp(why + pl, ": ", 2)) why += pl + 2; /* named once */
+    char w[800];
+    if (sum->status[0]) {
+        if (!strcmp(sum->status, "completed"))
+            return qat_fail(QAT_ERUNTIME, "%s: a completed run log that cannot be read: %s (the file is damaged)", path,
+                            why);
+        snprintf(w, sizeof w, "status is '%s', not 'completed' (and the log is incomplete: %s)", sum->status, why);
+        skip(warn, skipped, path, w);
+        return QAT_OK;
+    }
+    if (access(path, R_OK)) return qat_fail(QAT_ERUNTIME, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (!stat(path, &st) && st.st_size == 0) {
+        skip(warn, skipped, path, "an empty file (a run killed as it created its log)");
+        return QAT_OK;
+    }
+    htri_t h5;
+    H5E_BEGIN_TRY { h5 = H5Fis_hdf5(path); } H5E_END_TRY;
+    if (h5 <= 0) return qat_fail(QAT_EINPUT, "%s: not an HDF5 file, so not a qat run log (run.h5)", path);
+    switch (h5_kind(path)) {
+    case H5K_UNOPENED:
+        return qat_fail(QAT_ERUNTIME, "%s: cannot be opened as an HDF5 file: %s (the file is damaged)", path, why);
+    case H5K_FIT:
+        return qat_fail(QAT_EINPUT, "%s is a fit file (qat fit --out), not a run log: give the runs (run.h5 files, "
+                        "their directories, or CSV files)", path);
+    case H5K_CKPT:
+        return qat_fail(QAT_EINPUT, "%s is a checkpoint (ckpt.h5, written by qat train), not a run log: give its "
+                        "run's run.h5 or the run directory", path);
+    case H5K_GRADS:
+        return qat_fail(QAT_EINPUT, "%s is a gradients file (qat grads --out), not a run log", path);
+    case H5K_RUNLOG:
+        return qat_fail(QAT_ERUNTIME, "%s: a run log that cannot be read: %s (the file is damaged)", path, why);
+    case H5K_RUNLOG_BORN:
+    case H5K_EMPTY:
+        skip(warn, skipped, path, "a run log with no status yet (a run killed as it created its log)");
+        return QAT_OK;
+    default:
+        return qat_fail(QAT_EINPUT, "%s is an HDF5 file but not a qat run log (no status attribute, no /train and "
+                        "/eval groups): give run logs (run.h5 files or their directories) or CSV files", path);
+    }
+}
+
 /* One run log, read through runlog/'s reader (the one definition of the
  * layout): completed runs with a final validation loss become fit points.
  * A run started from a checkpoint is skipped and also counted in *finetuned
@@ -80,10 +173,11 @@ static int read_runlog(const char *path, qat_fit_runs *rs, int *skipped, int *fi
     }
     if (e) {
         char why[600];
-        snprintf(why, sizeof why, "not a readable qat run log (%s)", qat_errmsg());
-        skip(warn, skipped, path, why);
+        snprintf(why, sizeof why, "%s", qat_errmsg());
+        qat_clear_error();
+        e = not_read(path, sum, why, skipped, warn);
         free(sum);
-        return QAT_OK;
+        return e;
     }
     qat_fit_run r;
     memset(&r, 0, sizeof r);

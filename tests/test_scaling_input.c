@@ -1259,6 +1259,101 @@ static void test_csv_line_ends_and_headers(void **s) {
                      "bad.csv:3:13: a quoted field is not closed");
 }
 
+/* Files of another kind given to qat fit were a warning and exit 0 ("skipped:
+ * not a readable qat run log (q.h5: string attribute status is missing)"),
+ * a FIT.h5 or a checkpoint passed where a run log belongs lost without an
+ * error. Each is now named for what it is, exit 2; a completed run log missing
+ * a part it must have is damaged, exit 1; an unfinished run still a warning. */
+static void test_other_hdf5_inputs(void **s) {
+    (void)s;
+    char law[512], fit[512], text[1 << 14];
+    path_in(law, sizeof law, "kinds.csv");
+    FILE *f = fopen(law, "w");
+    fprintf(f, "N,D,loss\n");
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++) {
+            double N = 1e6 * pow(3, i), D = N * 10 * pow(2.5, j);
+            fprintf(f, "%.6g,%.6g,%.10g\n", N, D, 1.8 + 400 * pow(N, -0.34) + 1800 * pow(D, -0.37));
+        }
+    fclose(f);
+    path_in(fit, sizeof fit, "kinds-fit.h5");
+    char *mk[] = {"fit", law, "--no-loo", "--out", fit};
+    assert_int_equal(run_fit(mk, 5, text, sizeof text), 0);
+    char ckpt[512], other[512], empty[512];
+    path_in(ckpt, sizeof ckpt, "kinds-ckpt.h5");
+    path_in(other, sizeof other, "kinds-other.h5");
+    path_in(empty, sizeof empty, "kinds-empty.h5");
+    const char *groups[2][2] = {{"params", "state"}, {"images", "labels"}};
+    const char *names[2] = {ckpt, other};
+    for (int k = 0; k < 2; k++) {
+        hid_t h = H5Fcreate(names[k], H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+        for (int g = 0; g < 2; g++) H5Gclose(H5Gcreate2(h, groups[k][g], H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+        H5Fclose(h);
+    }
+    H5Fclose(H5Fcreate(empty, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT));
+    struct { const char *path, *msg; int code; } cases[] = {
+        {fit, "kinds-fit.h5 is a fit file (qat fit --out), not a run log", QAT_EINPUT},
+        {ckpt, "kinds-ckpt.h5 is a checkpoint (ckpt.h5, written by qat train), not a run log", QAT_EINPUT},
+        {other, "kinds-other.h5 is an HDF5 file but not a qat run log", QAT_EINPUT},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        qat_fit_runs rs = {0};
+        int skipped = 0;
+        char *paths[2] = {law, (char *)cases[c].path};
+        int rc = qat_fit_read_inputs(paths, 2, &rs, &skipped, NULL);
+        if (rc != cases[c].code || !strstr(qat_errmsg(), cases[c].msg))
+            fprintf(stderr, "%s: rc %d: %s\n", cases[c].path, rc, qat_errmsg());
+        assert_int_equal(rc, cases[c].code);
+        assert_non_null(strstr(qat_errmsg(), cases[c].msg));
+        qat_fit_runs_free(&rs);
+        char *cmd[] = {"fit", law, (char *)cases[c].path, "--no-loo"};
+        assert_int_equal(run_fit(cmd, 4, text, sizeof text), cases[c].code);
+        assert_string_equal(text, "");
+    }
+    /* an HDF5 file with nothing in it is what a run killed as it created its log
+     * leaves: a warning, as before */
+    qat_fit_runs rs = {0};
+    int skipped = 0;
+    char *ep[1] = {empty};
+    assert_int_equal(qat_fit_read_inputs(ep, 1, &rs, &skipped, NULL), QAT_OK);
+    assert_int_equal(skipped, 1);
+    qat_fit_runs_free(&rs);
+    /* a completed run log with a dataset it must have missing: damaged, exit 1 */
+    const char *cut[2] = {"/final/val_loss", "/train/step"};
+    for (int k = 0; k < 2; k++) {
+        char sub[64], p[512];
+        snprintf(sub, sizeof sub, "kinds-damaged%d", k);
+        write_runlog(sub, "completed", 1e6, "fp32", 3.2, 2e7, 1);
+        path_in(p, sizeof p, sub);
+        strcat(p, "/run.h5");
+        hid_t h = H5Fopen(p, H5F_ACC_RDWR, H5P_DEFAULT);
+        assert_true(h >= 0);
+        assert_true(H5Ldelete(h, cut[k], H5P_DEFAULT) >= 0);
+        H5Fclose(h);
+        char *paths[1] = {p};
+        int rc = qat_fit_read_inputs(paths, 1, &rs, &skipped, NULL);
+        if (rc != QAT_ERUNTIME) fprintf(stderr, "%s without %s: rc %d: %s\n", sub, cut[k], rc, qat_errmsg());
+        assert_int_equal(rc, QAT_ERUNTIME);
+        assert_non_null(strstr(qat_errmsg(), sub)); /* named (the wording is runlog/'s or ours) */
+        qat_fit_runs_free(&rs);
+        char *cmd[] = {"fit", law, p, "--no-loo"};
+        assert_int_equal(run_fit(cmd, 4, text, sizeof text), QAT_ERUNTIME);
+    }
+    /* a run still running (and one whose /train is not there yet) is skipped, as ever */
+    write_runlog("kinds-running", "running", 1e6, "fp32", 3.2, 2e7, 0);
+    char p[512];
+    path_in(p, sizeof p, "kinds-running/run.h5");
+    hid_t h = H5Fopen(p, H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(h >= 0);
+    assert_true(H5Ldelete(h, "/train", H5P_DEFAULT) >= 0);
+    H5Fclose(h);
+    char *rp[1] = {p};
+    skipped = 0;
+    assert_int_equal(qat_fit_read_inputs(rp, 1, &rs, &skipped, NULL), QAT_OK);
+    assert_int_equal(skipped, 1);
+    qat_fit_runs_free(&rs);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_csv_layouts), cmocka_unit_test(test_csv_errors),
@@ -1274,6 +1369,7 @@ int main(void) {
         cmocka_unit_test(test_directory_walk_links),
         cmocka_unit_test(test_unreadable_run_directory),
         cmocka_unit_test(test_csv_line_ends_and_headers),
+        cmocka_unit_test(test_other_hdf5_inputs),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
