@@ -324,10 +324,11 @@ static int check_outputs(const fit_args *a) {
     if (!rc && a->json_out) rc = qat_fit_out_dir_check("--json-out", a->json_out);
     if (!rc && a->json_out) rc = qat_out_check(a->json_out, (const char *const *)files, nf);
     /* two of the outputs on one file (however spelled, or through a link to an
-     * existing one): the later write would replace the earlier */
-    const char *outs[3] = {a->out, a->csv, a->json_out}, *flag[3] = {"--out", "--csv", "--json-out"};
-    for (int i = 0; i < 3 && !rc; i++)
-        for (int j = i + 1; j < 3 && !rc; j++) {
+     * existing one): the later write would replace the earlier (--svg too:
+     * chen wrote its CSV, then refused the SVG over it, after the fit) */
+    const char *outs[4] = {a->out, a->csv, a->json_out, a->svg}, *flag[4] = {"--out", "--csv", "--json-out", "--svg"};
+    for (int i = 0; i < 4 && !rc; i++)
+        for (int j = i + 1; j < 4 && !rc; j++) {
             if (!outs[i] || !outs[j]) continue;
             int k = outputs_clash(outs[i], outs[j]);
             if (k == 2)

@@ -415,6 +415,22 @@ static void test_fit_command(void **s) {
     char *tmpclash[] = {"fit", p, "--csv", tmpname, "--json-out", jpath};
     assert_int_equal(run_fit(tmpclash, 6, table, sizeof table), 2);
     assert_non_null(strstr(qat_errmsg(), "one is the other's temporary"));
+    /* --svg is an output too: with --csv on one file, chen wrote the CSV, then
+     * refused the SVG over it (exit 2 after the fit, the file written) */
+    char svg_csv[512];
+    path_in(svg_csv, sizeof svg_csv, "both.out");
+    remove(svg_csv);
+    char *svgclash[] = {"fit", p, "--law", "chen", "--csv", svg_csv, "--svg", svg_csv};
+    assert_int_equal(run_fit(svgclash, 8, table, sizeof table), 2);
+    assert_non_null(strstr(qat_errmsg(), "--csv and --svg are the same file"));
+    assert_int_equal(access(svg_csv, F_OK), -1);
+    assert_string_equal(table, "");
+    char *svgjson[] = {"fit", p, "--json-out", jpath, "--svg", jpath};
+    assert_int_equal(run_fit(svgjson, 6, table, sizeof table), 2);
+    assert_non_null(strstr(qat_errmsg(), "--json-out and --svg are the same file"));
+    char *svgout[] = {"fit", p, "--law", "chen", "--svg", tmpname, "--out", jpath};
+    assert_int_equal(run_fit(svgout, 8, table, sizeof table), 2);
+    assert_non_null(strstr(qat_errmsg(), "one is the other's temporary"));
     char *dash[] = {"fit", p, "--json-out", "-"};
     assert_int_equal(run_fit(dash, 4, table, sizeof table), 2);
     assert_non_null(strstr(qat_errmsg(), "use --json"));
