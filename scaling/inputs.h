@@ -80,9 +80,11 @@ int qat_fit_input_files(char *const *paths, int n, char ***files, int *nf);
  * Chinchilla table: they are off the trend). Ties go by input order. */
 void qat_fit_drop_highest(qat_fit_runs *rs, int k);
 
-/* Remove runs whose weight format, "W/A" pair, origin or, for a glob with two
- * '/', "W/A/G" format key (G the backward scheme) matches the glob;
- * returns how many were removed. */
+/* Remove the runs the glob matches, told by its shape (docs/cli.md --exclude):
+ * a glob ending in .csv or .h5 matches the run's file (FNM flags 0: '*'
+ * crosses '/'); any other matches with FNM_PATHNAME, by its '/'-separated
+ * parts, the weight format (one part), the "W/A" pair (two) or the "W/A/G"
+ * format key (three; G the backward scheme). Returns how many were removed. */
 int qat_fit_exclude(qat_fit_runs *rs, const char *glob);
 
 #endif

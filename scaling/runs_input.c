@@ -27,6 +27,7 @@
 #include <math.h>
 #include <stddef.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -803,23 +804,40 @@ void qat_fit_drop_highest(qat_fit_runs *rs, int k) {
     }
 }
 
+/* A GLOB is compared with one thing, told by its shape alone, so that what it
+ * drops never depends on how an input path is spelled: '*' crossed '/' and
+ * every glob was tried on the file path too, so '*' '/' '*' '/' 'mxfp4*' (a
+ * backward scheme) dropped every row of exp/quartet/mxfp4-study.csv, and
+ * 'mxfp4*' (a weight format) every row of mxfp4-study.csv. A glob ending in
+ * .csv or .h5 (a file name; no format ends so) matches the run's file, its
+ * path as given with '*' crossing '/' (a CSV row's file is its CSV); any
+ * other by its '/'-separated parts, each part one part ('*' never crossing
+ * '/'): one part the weight format, two the W/A pair, three the W/A/G key. */
+static int file_glob(const char *glob) {
+    size_t n = strlen(glob);
+    return (n >= 4 && !strcasecmp(glob + n - 4, ".csv")) || (n >= 3 && !strcasecmp(glob + n - 3, ".h5"));
+}
+
 int qat_fit_exclude(qat_fit_runs *rs, const char *glob) {
+    int parts = 1;
+    for (const char *c = glob; *c; c++) parts += *c == '/';
+    int by_file = file_glob(glob);
     int m = 0, removed = 0;
     for (int i = 0; i < rs->n; i++) {
         const qat_fit_run *r = &rs->run[i];
-        char pair[2 * QAT_FIT_FMT_LEN + 2], key[QAT_FIT_KEY_LEN];
-        snprintf(pair, sizeof pair, "%s/%s", r->wfmt, r->afmt);
-        snprintf(key, sizeof key, "%s/%s", pair, qat_fit_run_bwd(r));
-        /* a W/A/G key only for a glob of three parts: '*' crosses '/', and
-         * '*' + "/fp32" has always meant act format fp32, not backward fp32 */
-        const char *s1 = strchr(glob, '/'), *three = s1 ? strchr(s1 + 1, '/') : NULL;
-        /* a CSV row's origin is FILE:LINE: the glob names the file, as for a run log */
-        char file[sizeof r->origin];
-        snprintf(file, sizeof file, "%s", r->origin);
-        char *colon = strrchr(file, ':');
-        if (colon && colon[1] && strspn(colon + 1, "0123456789") == strlen(colon + 1)) *colon = 0;
-        if (!fnmatch(glob, r->wfmt, 0) || !fnmatch(glob, pair, 0) || (three && !fnmatch(glob, key, 0)) ||
-            !fnmatch(glob, r->origin, 0) || !fnmatch(glob, file, 0)) {
+        char what[sizeof r->origin > QAT_FIT_KEY_LEN ? sizeof r->origin : QAT_FIT_KEY_LEN];
+        int flags = FNM_PATHNAME;
+        if (by_file) {
+            /* a CSV row's origin is FILE:LINE: the glob names the file, as for a run log */
+            snprintf(what, sizeof what, "%s", r->origin);
+            char *colon = strrchr(what, ':');
+            if (r->from_csv && colon && colon[1] && strspn(colon + 1, "0123456789") == strlen(colon + 1)) *colon = 0;
+            flags = 0;
+        } else if (parts == 1) snprintf(what, sizeof what, "%s", r->wfmt);
+        else if (parts == 2) snprintf(what, sizeof what, "%s/%s", r->wfmt, r->afmt);
+        else if (parts == 3) snprintf(what, sizeof what, "%s/%s/%s", r->wfmt, r->afmt, qat_fit_run_bwd(r));
+        else what[0] = 0; /* nothing has four parts */
+        if ((by_file || parts <= 3) && !fnmatch(glob, what, flags)) {
             removed++;
             continue;
         }
