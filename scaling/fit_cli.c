@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -352,6 +353,16 @@ static int check_outputs(const fit_args *a) {
     return rc;
 }
 
+/* Append ", " (unless first) and the formatted text to buf, cut at cap. */
+__attribute__((format(printf, 3, 4))) static void add_reason(char *buf, size_t cap, const char *fmt, ...) {
+    size_t n = strlen(buf);
+    if (n && n + 2 < cap) strcpy(buf + n, ", "), n += 2;
+    va_list ap;
+    va_start(ap, fmt);
+    if (n < cap) vsnprintf(buf + n, cap - n, fmt, ap);
+    va_end(ap);
+}
+
 /* --law chen (law_chen.c): its own table, CSV and figure; no FIT.h5 or JSON. */
 static int chen_body(const fit_args *a, const qat_fit_runs *rs) {
     if (a->out || a->json || a->json_out)
@@ -421,16 +432,24 @@ static int fit_body(fit_args *a) {
     qat_fit_law named;
     if (a->law && strcmp(a->law, "chen") && (rc = qat_fit_law_parse(a->law, &named))) goto out; /* before any input */
     if ((rc = qat_fit_read_inputs_sel(a->inputs, a->n_inputs, &rs, &skipped, &unselected, stderr, sel))) goto out;
-    if (a->n_where && !a->json)
-        printf("--where kept %d run%s (%d other completed run%s not selected)\n", rs.n, rs.n == 1 ? "" : "s",
-               unselected, unselected == 1 ? "" : "s");
+    int kept = rs.n; /* by --where, said with the result (a fit that fails prints none) */
     qat_fit_drop_highest(&rs, (int)a->drop);
-    for (int k = 0; k < a->n_exclude; k++)
-        if (qat_fit_exclude(&rs, a->exclude[k]) == 0)
-            fprintf(stderr, "qat: warning: --exclude %s matched no run\n", a->exclude[k]);
+    /* what took the runs away, for the message when too few are left */
+    char gone[2048] = "";
+    if (skipped) add_reason(gone, sizeof gone, "%d input%s skipped (see the warnings)", skipped, skipped == 1 ? "" : "s");
+    if (unselected) add_reason(gone, sizeof gone, "%d not selected by --where", unselected);
+    if (kept > rs.n) add_reason(gone, sizeof gone, "%d dropped by --drop-highest %ld", kept - rs.n, a->drop);
+    for (int k = 0; k < a->n_exclude; k++) {
+        int n = qat_fit_exclude(&rs, a->exclude[k]);
+        if (n) add_reason(gone, sizeof gone, "%d dropped by --exclude '%s'", n, a->exclude[k]);
+        else
+            fprintf(stderr, "qat: warning: --exclude %s matched no run (a GLOB ending in .csv or .h5 matches a run's "
+                    "file; any other its formats: one part the weight format, two the W/A pair, three the W/A/G "
+                    "key)\n", a->exclude[k]);
+    }
     if (rs.n < 3) {
-        rc = qat_fail(QAT_EINPUT, "%d usable run%s after skipping, selecting and excluding; a fit needs at least 3",
-                      rs.n, rs.n == 1 ? "" : "s");
+        rc = qat_fail(QAT_EINPUT, "%d usable run%s after skipping, selecting and excluding%s%s%s; a fit needs at least 3",
+                      rs.n, rs.n == 1 ? "" : "s", gone[0] ? " (" : "", gone, gone[0] ? ")" : "");
         goto out;
     }
     if ((rc = qat_fit_check_data(&rs, sel, a->mixed_data, stderr))) goto out;
@@ -491,6 +510,9 @@ static int fit_body(fit_args *a) {
         qat_fit_print_json(qat_out_stream(&jo), &rep);
         if ((rc = qat_out_commit(&jo))) goto out;
     }
+    if (a->n_where && !a->json)
+        printf("--where kept %d run%s (%d other completed run%s not selected)\n", kept, kept == 1 ? "" : "s",
+               unselected, unselected == 1 ? "" : "s");
     if (a->json) qat_fit_print_json(stdout, &rep);
     else qat_fit_print_table(stdout, &rep);
     fflush(stdout);

@@ -184,8 +184,9 @@ double qat_plot_law_curve(const qat_fit_h5 *f, const qat_plot_law_group *g, doub
 /* "3.5M tokens", "D/N 20". */
 static void budget_label(char *buf, size_t n, int by_ratio, double v, int exact) {
     if (by_ratio) { snprintf(buf, n, "D/N %s %.3g", exact ? "=" : "\xE2\x89\x88", v); return; }
-    const char *u = v >= 1e9 ? "B" : v >= 1e6 ? "M" : v >= 1e3 ? "k" : "";
-    double s = v >= 1e9 ? 1e9 : v >= 1e6 ? 1e6 : v >= 1e3 ? 1e3 : 1;
+    /* past 1000T no unit: "%.3g" of the quotient would print "9.9e+10B" */
+    const char *u = v >= 1e15 ? "" : v >= 1e12 ? "T" : v >= 1e9 ? "B" : v >= 1e6 ? "M" : v >= 1e3 ? "k" : "";
+    double s = v >= 1e15 ? 1 : v >= 1e12 ? 1e12 : v >= 1e9 ? 1e9 : v >= 1e6 ? 1e6 : v >= 1e3 ? 1e3 : 1;
     snprintf(buf, n, "D %s %.3g%s tokens", exact ? "=" : "\xE2\x89\x88", v / s, u);
 }
 

@@ -142,7 +142,7 @@ void qat_fit_print_table(FILE *out, const qat_fit_report *rep) {
     const qat_fit_problem *p = rep->p;
     const qat_fit_result *r = rep->r;
     fprintf(out, "qat fit: %s law, %d runs", qat_fit_law_name(p->law), p->n);
-    if (rep->skipped) fprintf(out, " (%d inputs skipped, see warnings)", rep->skipped);
+    if (rep->skipped) fprintf(out, " (%d input%s skipped, see warnings)", rep->skipped, rep->skipped == 1 ? "" : "s");
     fprintf(out, ", Huber delta = %g on ln L\n", QAT_FIT_HUBER_DELTA);
     if (rep->bootstrap)
         fprintf(out, "intervals: 95%% percentile, %d of %d bootstrap resamples over runs (seed %llu)%s\n",

@@ -324,6 +324,17 @@ int qat_fit_select_new(const char *const *where, int n_where, qat_fit_select **o
                             where[i]);
         snprintf(key, sizeof key, "%.*s", (int)(eq - where[i]), where[i]);
         s->key[i] = qat_config_key_find(key);
+        if (s->key[i] < 0 && qat_config_is_group(key)) { /* "did you mean 'model'?" of 'model' said nothing */
+            const char *first = NULL;
+            size_t kl = strlen(key);
+            for (int k = 0; k < qat_config_key_count() && !first; k++) {
+                qat_config_key_info info;
+                qat_config_key_get(k, &info);
+                if (!strncmp(info.key, key, kl) && info.key[kl] == '.') first = info.key;
+            }
+            return qat_fail(QAT_EINPUT, "--where %s: '%s' is a group of config keys, not a key; --where compares one "
+                            "key, e.g. --where %s=VALUE (docs/config.md)", where[i], key, first ? first : "KEY");
+        }
         if (s->key[i] < 0)
             return qat_fail(QAT_EINPUT, "--where %s: unknown config key '%s' (did you mean '%s'?)", where[i], key,
                             qat_config_nearest_key(key));

@@ -782,6 +782,16 @@ static void test_killed_runlogs(void **s) {
     assert_non_null(strstr(text, "\"n_runs\": 3"));
     double alpha = atof(strstr(text, "\"alpha\": ") + 9);
     assert_true(fabs(alpha - 0.348) < 0.01);
+    /* one input skipped is one, not "1 inputs" */
+    char r[3][512];
+    for (int i = 0; i < 3; i++) {
+        char sub[64];
+        snprintf(sub, sizeof sub, "killed/r%d/run.h5", i);
+        path_in(r[i], sizeof r[i], sub);
+    }
+    char *one_skip[] = {"fit", r[0], r[1], r[2], mid, "--fix", "B=2085", "--fix", "beta=0.366", "--no-loo"};
+    assert_int_equal(run_fit(one_skip, 10, text, sizeof text), 0);
+    assert_non_null(strstr(text, "3 runs (1 input skipped, see warnings)"));
 }
 
 /* A completed run log whose stored config is `config_yaml`, on an exact Chinchilla law. */
@@ -1412,6 +1422,43 @@ static void test_exclude_rule(void **s) {
     }
 }
 
+/* The messages of qat fit's selection: "--where kept N runs" printed on stdout
+ * before a fit that then failed; a group named as a key got "did you mean
+ * 'model'?" back; runs all dropped by --drop-highest were "0 usable runs after
+ * skipping, selecting and excluding" without a word of --drop-highest. */
+static void test_selection_messages(void **s) {
+    (void)s;
+    char d[512], text[1 << 14];
+    path_in(d, sizeof d, "sel");
+    mkdir(d, 0755);
+    for (int i = 0; i < 3; i++) {
+        char sub[32];
+        snprintf(sub, sizeof sub, "sel/r%d", i);
+        write_run_with_config(sub, i ? "model: {preset: s2}\n" : "model: {preset: s1}\n", 1e6 * (i + 1), 2e7, 1.8);
+    }
+    char *few[] = {"fit", d, "--no-loo", "--where", "model.preset=s1"};
+    assert_int_equal(run_fit(few, 5, text, sizeof text), 2);
+    assert_string_equal(text, "");
+    assert_non_null(strstr(qat_errmsg(), "1 usable run after"));
+    assert_non_null(strstr(qat_errmsg(), "2 not selected by --where"));
+    char *group[] = {"fit", d, "--where", "model={}"};
+    assert_int_equal(run_fit(group, 4, text, sizeof text), 2);
+    assert_null(strstr(qat_errmsg(), "did you mean 'model'"));
+    assert_non_null(strstr(qat_errmsg(), "--where model={}: 'model' is a group of config keys, not a key"));
+    char csv[512];
+    path_in(csv, sizeof csv, "sel.csv");
+    FILE *f = fopen(csv, "w");
+    fputs("N,D,loss\n1e6,2e7,3.2\n2e6,2e7,3.1\n4e6,4e7,3.0\n8e6,4e7,2.9\n", f);
+    fclose(f);
+    char *drop[] = {"fit", csv, "--drop-highest", "100"};
+    assert_int_equal(run_fit(drop, 4, text, sizeof text), 2);
+    assert_non_null(strstr(qat_errmsg(), "0 usable runs after"));
+    assert_non_null(strstr(qat_errmsg(), "4 dropped by --drop-highest 100"));
+    char *excl[] = {"fit", csv, "--drop-highest", "1", "--exclude", "*"};
+    assert_int_equal(run_fit(excl, 6, text, sizeof text), 2);
+    assert_non_null(strstr(qat_errmsg(), "1 dropped by --drop-highest 1, 3 dropped by --exclude '*'"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_csv_layouts), cmocka_unit_test(test_csv_errors),
@@ -1429,6 +1476,7 @@ int main(void) {
         cmocka_unit_test(test_csv_line_ends_and_headers),
         cmocka_unit_test(test_other_hdf5_inputs),
         cmocka_unit_test(test_exclude_rule),
+        cmocka_unit_test(test_selection_messages),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -426,6 +426,20 @@ static void test_law_curves_through_runs(void **s) {
     assert_non_null(strstr(t, "held 1000 times further the way marked"));
     assert_null(strstr(t, "larger or smaller"));
     free(t);
+    /* budgets past a billion keep a unit that reads: "D = 3.5e+19 tokens", not
+     * "D = 3.5e+10B tokens" */
+    for (int i = 0; i < f.n_runs; i++) f.D[i] *= 1e13;
+    assert_int_equal(qat_fit_plot(&f, h5, QAT_PLOT_LAW, svg, NULL), QAT_OK);
+    t = slurp(svg);
+    assert_non_null(strstr(t, "D = 3.5e+19 tokens"));
+    assert_null(strstr(t, "e+10B"));
+    free(t);
+    for (int i = 0; i < f.n_runs; i++) f.D[i] *= 1e-6;
+    assert_int_equal(qat_fit_plot(&f, h5, QAT_PLOT_LAW, svg, NULL), QAT_OK);
+    t = slurp(svg);
+    assert_non_null(strstr(t, "D = 35T tokens"));
+    free(t);
+    for (int i = 0; i < f.n_runs; i++) f.D[i] *= 1e-7;
     /* a note long enough to wrap: its comma ends the line, no line starts with ", " */
     for (int k = 0; k < f.n_params; k++) f.param_fixed[k] = QAT_FIT_BY_USER;
     assert_int_equal(qat_fit_plot(&f, h5, QAT_PLOT_LAW, svg, NULL), QAT_OK);
