@@ -261,6 +261,11 @@ static double log2_binom(int m, int n) { return (lgamma(m + 1.0) - lgamma(n + 1.
 /* survivors cost their value bits, plus an index of the N kept per group of M */
 static double nm_bits(const qat_fmt *f, double vb) { return vb * f->nm_n / f->nm_m + log2_binom(f->nm_m, f->nm_n) / f->nm_m; }
 static int nm_group(const qat_fmt *f) { return f->nm_m; }
+static int nm_gmse(const qat_fmt *f, double *g) {
+    if (f->val != QAT_VAL_NONE) return 0; /* N:M+VALUE: Monte Carlo */
+    *g = qat_nm_gmse_exact(f->nm_n, f->nm_m);
+    return 1;
+}
 
 /* ---- block-scaled formats (numerics: blockfmt.h) --------------------------- */
 
@@ -371,7 +376,7 @@ static const qat_fmt_traits TABLE[] = {
      .parse = sp_parse, .print = sp_print, .bits = sp_bits, .gmse_exact = sp_gmse, .cap = QAT_CAP_SPARSE,
      .est_class = QAT_ESTF_SPARSE_MAG, .default_est = QAT_EST_MASKED},
     {.kind = "N:M", .frontier = "2:4 2:4+int4", .syntax = "N:M (e.g. 2:4, 1<=N<M<=256)", .stage = QAT_STAGE_SPARSE, .sp = QAT_SP_NM,
-     .parse = nm_parse, .print = nm_print, .bits = nm_bits, .group = nm_group, .cap = QAT_CAP_SPARSE,
+     .parse = nm_parse, .print = nm_print, .bits = nm_bits, .gmse_exact = nm_gmse, .group = nm_group, .cap = QAT_CAP_SPARSE,
      .est_class = QAT_ESTF_SPARSE_NM, .default_est = QAT_EST_MASKED},
     {.kind = "mx", .frontier = "mxfp4 mxfp6 mxfp8", .syntax = "mxfp4 | mxfp6 | mxfp6e3m2 | mxfp8 | mxfp8e5m2", .val = QAT_VAL_MX, .parse = mx_parse,
      .print = mx_print, .mods = QAT_MOD_SR | QAT_MOD_H, BLOCK_ROW},

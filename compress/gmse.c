@@ -1,8 +1,8 @@
 /*
  * compress/gmse.c — exact and Monte-Carlo Gaussian MSE, and the survivors' α.
  *
- * Exact: scalar grids at unit RMS (the infinite-row limit the reference numbers use)
- * and unstructured sparsity. A kind whose format is more than its projection
+ * Exact: scalar grids at unit RMS (the infinite-row limit the reference numbers use),
+ * unstructured and N:M sparsity (grid.c). A kind whose format is more than its projection
  * has a Monte Carlo of its own (its row's gmse_mc: aq fits its books, then
  * measures them on held-out draws). Everything else goes through qat_proj_row on
  * tensors of 256 rows × 128 N(0,1) values, i.e. the very forward used in

@@ -27,7 +27,7 @@ double qat_fmt_value_alpha(const qat_fmt *f);
  * through qat_proj_row: project.c stays below this file (no include cycle). */
 void qat_proj_setup(qat_proj *P, const qat_fmt *f);
 
-/* 1 and *g when f has a closed form (fp32, int, ternary, fp4, spNN, noise of those). */
+/* 1 and *g when f has a closed form (fp32, int, ternary, fp4, spNN, N:M, noise of those). */
 int qat_fmt_gmse_exact(const qat_fmt *f, double *g);
 
 /* Monte Carlo of the projection P: `samples` N(0,1) values (rounded up to whole

@@ -53,4 +53,11 @@ double qat_grid_int_alpha_opt(int bits);
  * t = Φ⁻¹((1+s)/2), GMSE = (2Φ(t) − 1) − 2tφ(t). */
 double qat_sparse_gmse_exact(double s);
 
+/* Exact GMSE of N:M sparsity (keep the n largest |ξ| of every m consecutive
+ * i.i.d. ξ ~ N(0,1), zero the rest), 1 <= n < m: the mean of the m − n smallest
+ * squared order statistics of m half-normals over m, computed as
+ * ∫ x²·2φ(x)·P(Bin(m − 1, F(x)) <= m − n − 1) dx, F(x) = erf(x/√2), to ~1e-13
+ * absolute (formula and method in grid.c). 2:4 = 1/2 − 2/(√3·π) = 0.132447. */
+double qat_nm_gmse_exact(int n, int m);
+
 #endif
