@@ -155,6 +155,10 @@ void qat_fit_problem_free(qat_fit_problem *p);
  * L/F/C (every type present), "W/A" effs of the decoupled law, and gamma,
  * effN:W/A and effD:G of the quartet law. */
 int qat_fit_problem_fix(qat_fit_problem *p, const char *name, double value);
+/* The θ indices a --fix name holds (into idx, room for QAT_CAP_NTYPES): one
+ * parameter, or for L, F or C alone that constant of every type present (so
+ * `--fix F=…` and `--fix quant_F=…` overlap); 0 when the name is none. */
+int qat_fit_fix_targets(const qat_fit_problem *p, const char *name, int *idx);
 
 /* Can the runs tell every free parameter apart (identify.c, docs/scaling-laws.md)?
  * Call after the user's --fix. An axis that does not vary enough (N or D with

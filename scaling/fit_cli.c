@@ -13,6 +13,7 @@
 #include "scaling/fit_cli.h"
 
 #include <errno.h>
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -220,8 +221,32 @@ static int canonical_pair_name(const char *where, const char *name, char *out, s
     return QAT_OK;
 }
 
+/* The VALUE of `--fix NAME=VALUE` (text): decimal or scientific notation, as a
+ * CSV cell. A value whose text is not zero but which a double cannot hold as a
+ * normal number (1e-400 reads as 0, 1e-310 as a subnormal that has lost its
+ * digits) is refused with the text given: it was echoed back as `--fix
+ * alpha=0`, a value nobody wrote. Not finite (inf, nan, 1e999) is left to the
+ * caller, which names it as not finite. */
+static int parse_fix_value(const char *fix, const char *text, double *v) {
+    if (!qat_fit_parse_number(text, v))
+        return qat_fail(QAT_EINPUT, "--fix %s: '%s' is not a number (decimal or scientific notation, as in a CSV)",
+                        fix, text);
+    const char *e = strpbrk(text, "eE");
+    size_t mant = e ? (size_t)(e - text) : strlen(text);
+    int nonzero = strcspn(text, "123456789") < mant;
+    if (nonzero && isfinite(*v) && fabs(*v) < DBL_MIN)
+        return qat_fail(QAT_EINPUT, "--fix %s: %s is too small for a double (it would be read as %g; the smallest "
+                        "normal magnitude is %.3g); give a value of a size a fit can use", fix, text, *v, DBL_MIN);
+    return QAT_OK;
+}
+
 static int apply_fixes(qat_fit_problem *p, const fit_args *a) {
     char (*names)[160] = qat_xcalloc((size_t)a->n_fix + 1, sizeof *names);
+    /* which --fix holds each parameter: L, F, C alone hold that constant of
+     * every type, so `--fix F=0.41 --fix quant_F=0.5` gives quant_F two values
+     * (the later one used to win silently, as for one name given twice) */
+    int *owner = qat_xmalloc((size_t)(p->np ? p->np : 1) * sizeof *owner);
+    for (int k = 0; k < p->np; k++) owner[k] = -1;
     int rc = QAT_OK;
     for (int k = 0; k < a->n_fix && !rc; k++) {
         const char *eq = strrchr(a->fix[k], '=');
@@ -248,12 +273,24 @@ static int apply_fixes(qat_fit_problem *p, const fit_args *a) {
                               a->fix[k], names[k], a->fix[j]);
         if (rc) break;
         double v;
-        if (!qat_fit_parse_number(eq + 1, &v))
-            rc = qat_fail(QAT_EINPUT, "--fix %s: '%s' is not a number (decimal or scientific notation, as in a CSV)",
-                          a->fix[k], eq + 1);
-        else rc = qat_fit_problem_fix(p, names[k], v);
+        if ((rc = parse_fix_value(a->fix[k], eq + 1, &v))) break;
+        int idx[QAT_CAP_NTYPES];
+        int hits = qat_fit_fix_targets(p, names[k], idx);
+        for (int j = 0; j < hits && !rc; j++) {
+            int o = owner[idx[j]];
+            if (o < 0) continue;
+            const char *all = strlen(names[o]) == 1 ? names[o] : names[k]; /* the all-types form */
+            rc = qat_fail(QAT_EINPUT, "--fix %s and --fix %s both hold %s (--fix %s holds the %s of every compression "
+                          "type present); give each parameter once: --fix %s alone, or --fix %s with the other "
+                          "types' %s given by name", a->fix[o], a->fix[k], p->name[idx[j]], all, all, all,
+                          all == names[o] ? a->fix[k] : a->fix[o], all);
+        }
+        if (rc) break;
+        for (int j = 0; j < hits; j++) owner[idx[j]] = k;
+        rc = qat_fit_problem_fix(p, names[k], v);
     }
     free(names);
+    free(owner);
     return rc;
 }
 
@@ -387,7 +424,8 @@ static int chen_body(const fit_args *a, const qat_fit_runs *rs) {
         if (!eq || eq == a->fix[k] || !qat_fit_parse_number(eq + 1, &vals[k]))
             rc = qat_fail(QAT_EINPUT, "--fix %s: expected NAME=VALUE with a number (decimal or scientific notation, "
                           "as in a CSV)", a->fix[k]);
-        else snprintf(buf[k], sizeof buf[k], "%.*s", (int)(eq - a->fix[k]), a->fix[k]), names[k] = buf[k];
+        else if (!(rc = parse_fix_value(a->fix[k], eq + 1, &vals[k])))
+            snprintf(buf[k], sizeof buf[k], "%.*s", (int)(eq - a->fix[k]), a->fix[k]), names[k] = buf[k];
         /* as apply_fixes does for the other laws, in the user's own words */
         for (int j = 0; j < k && !rc; j++)
             if (!strcmp(names[j], names[k]))

@@ -232,20 +232,26 @@ static int fix_one(qat_fit_problem *p, int k, double value) {
     return QAT_OK;
 }
 
+int qat_fit_fix_targets(const qat_fit_problem *p, const char *name, int *idx) {
+    for (int k = 0; k < p->np; k++)
+        if (!strcmp(p->name[k], name)) {
+            idx[0] = k;
+            return 1;
+        }
+    /* L, F or C alone: that constant of every compression type present. */
+    int hits = 0;
+    if (p->law == QAT_LAW_UNIFIED && strlen(name) == 1 && strchr("LFC", name[0]))
+        for (int t = 0; t < QAT_CAP_NTYPES; t++)
+            if (p->type_off[t] >= 0) idx[hits++] = p->type_off[t] + (int)(strchr("LFC", name[0]) - "LFC");
+    return hits;
+}
+
 int qat_fit_problem_fix(qat_fit_problem *p, const char *name, double value) {
     if (!isfinite(value)) return qat_fail(QAT_EINPUT, "--fix %s: value is not a finite number", name);
-    for (int k = 0; k < p->np; k++)
-        if (!strcmp(p->name[k], name)) return fix_one(p, k, value);
-    /* L, F or C alone: every compression type present shares the value. */
-    if (p->law == QAT_LAW_UNIFIED && strlen(name) == 1 && strchr("LFC", name[0])) {
-        int hits = 0;
-        for (int t = 0; t < QAT_CAP_NTYPES; t++)
-            if (p->type_off[t] >= 0) {
-                QAT_TRY(fix_one(p, p->type_off[t] + (int)(strchr("LFC", name[0]) - "LFC"), value));
-                hits++;
-            }
-        if (hits) return QAT_OK;
-    }
+    int idx[QAT_CAP_NTYPES];
+    int hits = qat_fit_fix_targets(p, name, idx);
+    for (int j = 0; j < hits; j++) QAT_TRY(fix_one(p, idx[j], value));
+    if (hits) return QAT_OK;
     char valid[1024] = "";
     for (int k = 0; k < p->np && strlen(valid) < 900; k++) {
         strcat(valid, k ? ", " : "");

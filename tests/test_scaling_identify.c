@@ -410,6 +410,67 @@ static void test_fix_pair_by_its_formats(void **s) {
                                          "INT4@g32/int4@g32@h32 is not a format string of docs/formats.md"));
 }
 
+#ifdef QAT_HAVE_COMPRESS
+/* L, F or C alone holds that constant of every type present, so together with a
+ * per-type --fix it gives one parameter two values; whichever came last won
+ * (`--fix F=0.41 --fix quant_F=0.5` fitted with quant_F 0.5, the reverse order
+ * with 0.41) while alpha given twice was exit 2. Both orders now name both options. */
+static void test_fix_all_types_overlaps_one_type(void **s) {
+    (void)s;
+    char p[512];
+    const char *fmt[] = {"fp32", "int4", "int2", "sp50"};
+    const double gm[] = {0, 0.011543, 0.1188, 0.071326};
+    write_formats("overlap.csv", fmt, gm, 4, p);
+    static const struct {
+        const char *first, *second, *param;
+    } both[] = {
+        {"F=0.41", "quant_F=0.5", "quant_F"}, {"quant_F=0.5", "F=0.41", "quant_F"},
+        {"L=1", "sparse_L=0.9", "sparse_L"},  {"C=1.39", "sparse_C=1.2", "sparse_C"},
+    };
+    for (size_t i = 0; i < sizeof both / sizeof both[0]; i++) {
+        const char *args[] = {"--law", "unified", "--no-loo", "--fix", both[i].first, "--fix", both[i].second};
+        assert_int_equal(fit(p, args, 7), 2);
+        char want[160];
+        snprintf(want, sizeof want, "--fix %s and --fix %s both hold %s", both[i].first, both[i].second, both[i].param);
+        if (!strstr(qat_errmsg(), want)) fail_msg("'%s' lacks '%s'", qat_errmsg(), want);
+    }
+    /* each type's constant given once, by either form, is taken */
+    const char *ok[] = {"--law", "unified", "--no-loo", "--json", "--fix", "quant_F=0.41", "--fix", "sparse_F=0.41"};
+    assert_int_equal(fit(p, ok, 8), 0);
+    const char *all[] = {"--law", "unified", "--no-loo", "--json", "--fix", "F=0.41", "--fix", "quant_C=1.39"};
+    assert_int_equal(fit(p, all, 8), 0);
+    assert_non_null(strstr(text, "\"quant_F\": {\"value\": 0.41, \"by\": \"user\"}"));
+    assert_non_null(strstr(text, "\"sparse_F\": {\"value\": 0.41, \"by\": \"user\"}"));
+}
+#endif
+
+/* A --fix value whose text is not zero but which a double cannot hold as a normal
+ * number: 1e-400 was read as 0 and the refusal quoted `--fix alpha=0`, which the
+ * user never wrote. It is refused quoting the text given. */
+static void test_fix_value_underflows(void **s) {
+    (void)s;
+    char p[512];
+    path_in(p, sizeof p, "underflow.csv");
+    FILE *f = fopen(p, "w");
+    fprintf(f, "N,D,loss\n");
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 3; j++) fprintf(f, "%g,%g,%.10g\n", sixN[i], 1e10 * pow(3, j), law(sixN[i], 1e10 * pow(3, j)));
+    fclose(f);
+    const char *tiny[] = {"alpha=1e-400", "E=2.5e-320", "A=-1e-400"};
+    for (int k = 0; k < 3; k++) {
+        const char *args[] = {"--no-loo", "--fix", tiny[k]};
+        assert_int_equal(fit(p, args, 3), 2);
+        char want[96];
+        snprintf(want, sizeof want, "--fix %s: %s is too small for a double", tiny[k], strchr(tiny[k], '=') + 1);
+        if (!strstr(qat_errmsg(), want)) fail_msg("'%s' lacks '%s'", qat_errmsg(), want);
+        assert_null(strstr(qat_errmsg(), "=0:"));
+    }
+    /* zero written as zero is still the range's refusal, naming 0 */
+    const char *zero[] = {"--no-loo", "--fix", "alpha=0e-400"};
+    assert_int_equal(fit(p, zero, 3), 2);
+    assert_non_null(strstr(qat_errmsg(), "--fix alpha=0: alpha is out of range"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_one_D), cmocka_unit_test(test_one_N_and_two_D),
@@ -417,6 +478,10 @@ int main(void) {
         cmocka_unit_test(test_runs_to_bound), cmocka_unit_test(test_decoupled_held_labels),
         cmocka_unit_test(test_parameter_at_bound_zero),
         cmocka_unit_test(test_held_value_contradicts_runs),
+        cmocka_unit_test(test_fix_value_underflows),
+#ifdef QAT_HAVE_COMPRESS
+        cmocka_unit_test(test_fix_all_types_overlaps_one_type),
+#endif
 #ifdef QAT_HAVE_COMPRESS
         cmocka_unit_test(test_fix_pair_by_its_formats),
 #endif
