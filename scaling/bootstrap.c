@@ -8,7 +8,8 @@
  * any number of threads. Each resample starts from the full-data optimum —
  * it is close to the resample's optimum — plus a few other local optima of
  * the full fit, in case the resample tips the balance between basins.
- * Intervals are percentiles (2.5 %, 97.5 %) of the natural-scale values.
+ * Intervals are percentiles (2.5 %, 97.5 %) of the natural-scale values, and
+ * only when at least QAT_FIT_MIN_BOOTSTRAP resamples were usable.
  */
 #include <math.h>
 #include <string.h>
@@ -123,6 +124,14 @@ int qat_fit_bootstrap(const qat_fit_problem *p, const qat_fit_opts *o, const dou
     free(tmp); free(pair);
     r->boot = boot;
     r->n_boot = ok;
+    /* Fewer usable resamples than --bootstrap itself demands (QAT_FIT_MIN_BOOTSTRAP,
+     * docs/cli.md) give 2.5/97.5 "percentiles" that are single extreme resamples:
+     * no interval at all then, as without --bootstrap; the table and the JSON say
+     * how many were used (4 of 20 once printed intervals as if there were 20). */
+    if (ok < QAT_FIT_MIN_BOOTSTRAP) {
+        for (int k = 0; k < np; k++) r->lo[k] = r->hi[k] = NAN;
+        for (int k = 0; k < npair; k++) r->pair_lo[k] = r->pair_hi[k] = NAN;
+    }
     if (ok == 0 && nd > 0)
         return qat_fail(QAT_EINPUT, "bootstrap: none of the %d resamples drew enough runs of every format to tell "
                         "its eff (too few runs per format for a bootstrap; add runs or drop --bootstrap)", nb);

@@ -188,6 +188,29 @@ static int varies_within(const chen_pair *p, const double *v, const double *w, i
     return 0;
 }
 
+/* Distinct (N, D, G) penalty points among runs with w > 0 (all when w is NULL):
+ * runs at one point (seeds, or a CSV row given twice) are one equation of the
+ * law, however many they are. */
+static int points(const chen_pair *p, const double *w) {
+    int k = 0;
+    for (int i = 0; i < p->n; i++) {
+        if (w && w[i] == 0.0) continue;
+        int seen = 0;
+        for (int j = 0; j < i && !seen; j++)
+            seen = (!w || w[j] > 0) && fabs(p->lnN[j] - p->lnN[i]) <= SAME_LOG &&
+                   fabs(p->lnD[j] - p->lnD[i]) <= SAME_LOG && fabs(p->lg[j] - p->lg[i]) <= SAME_LOG;
+        k += !seen;
+    }
+    return k;
+}
+
+/* c (k) and the exponents not held. */
+static int free_params(const chen_pair *p) {
+    int n = 1;
+    for (int k = 1; k < NPAR; k++) n += !p->fixed[k];
+    return n;
+}
+
 /* Weighted Gram–Schmidt of the free columns after the intercept: the index
  * (1 D, 2 N, 3 G) of the first column the earlier ones explain, 0 when none. */
 static int collinear(const chen_pair *p, const double *w) {
@@ -251,11 +274,22 @@ static int identify_pair(chen_pair *p, FILE *note) {
                         bad == 3 ? "N (and D)" : bad == 2 ? "D" : "N", par_name[bad], bad == 3 ? "gammaN" : "gammaD",
                         bad == 3 ? "two group sizes at one model size" : "another N at the same D",
                         par_name[bad]);
-    int free_k = 1;
-    for (int k = 1; k < NPAR; k++) free_k += !p->fixed[k];
-    if (p->n <= free_k)
-        return qat_fail(QAT_EINPUT, "--law chen: %d '%s' runs for %d free parameters; a fit needs more runs than "
-                        "parameters", p->n, key, free_k);
+    /* Points, not runs: two seeds at one (N, D, G) are one equation. With no
+     * more points than free parameters the law passes through every point
+     * whatever the noise, and a point whose penalty is <= 0 sends k and an
+     * exponent wherever the optimiser stops (2 cells once printed k 1.1e-146,
+     * gammaN -28.9, and bootstrap "intervals" of zero width). */
+    int free_k = free_params(p), pts = points(p, NULL);
+    if (pts <= free_k) {
+        char names[64] = "k";
+        for (int k = 1; k < NPAR; k++)
+            if (!p->fixed[k]) snprintf(names + strlen(names), sizeof names - strlen(names), ", %s", par_name[k]);
+        return qat_fail(QAT_EINPUT, "--law chen: the %d '%s' runs give %d distinct (N, D, G) penalty point%s for %d "
+                        "free parameters (%s): a fit needs at least one point more than its free parameters, else "
+                        "the law passes through every point whatever the noise; add '%s' runs (and their fp32/fp32 "
+                        "twins) at other N or D, or hold exponents with --fix gammaD|gammaN|gammaG=VALUE",
+                        p->n, key, pts, pts == 1 ? "" : "s", free_k, names, key);
+    }
     return QAT_OK;
 }
 
@@ -286,7 +320,7 @@ static void bootstrap_pair(chen_pair *p, int B, uint64_t seed, int pair_index) {
         }
         /* a resample that cannot tell a free exponent is left out, not fitted */
         int ok = (p->fixed[1] || varies_within(p, p->lnD, w, 1)) && (p->fixed[2] || distinct(p, p->lnN, w, 0, 0, 0) == 2)
-                 && (p->fixed[3] || varies_within(p, p->lg, w, 0)) && !collinear(p, w);
+                 && (p->fixed[3] || varies_within(p, p->lg, w, 0)) && !collinear(p, w) && points(p, w) > free_params(p);
         if (!ok) { p->n_dropped++; continue; }
         double th[NPAR];
         if (!isfinite(fit_pair(p, w, p->theta, 0, th))) { p->n_dropped++; continue; } /* no finite fit: as unidentifiable */
@@ -294,7 +328,9 @@ static void bootstrap_pair(chen_pair *p, int B, uint64_t seed, int pair_index) {
         p->n_boot++;
     }
     double *col = qat_xmalloc((size_t)(p->n_boot ? p->n_boot : 1) * sizeof *col);
-    for (int k = 0; k < NPAR && p->n_boot > 0; k++) {
+    /* fewer usable resamples than --bootstrap itself demands give "percentiles"
+     * that are single extreme resamples: no interval then (the table says why) */
+    for (int k = 0; k < NPAR && p->n_boot >= QAT_FIT_MIN_BOOTSTRAP; k++) {
         for (int b = 0; b < p->n_boot; b++) col[b] = vals[(size_t)b * NPAR + k];
         qsort(col, (size_t)p->n_boot, sizeof *col, dbl_cmp);
         p->lo[k] = col[(int)floor(0.025 * (p->n_boot - 1))];
@@ -423,7 +459,7 @@ static int apply_fix(chen_pair *pp, int np, const qat_fit_chen_opts *o) {
             int known = 0;
             for (int i = 0; i < pp[j].n; i++) known |= pp[j].G[i] >= 2.0;
             if (!known)
-                return qat_fail(QAT_EINPUT, "--fix gammaG=%g: G (the quantization levels) is unknown for these runs "
+                return qat_fail(QAT_EINPUT, "--fix gammaG=%g: G (the weights' scale group size) is unknown for these runs "
                                 "(pair %s); gammaG cannot be held, drop the --fix", o->fix_value[f], pp[j].key);
         }
         for (int j = 0; j < np; j++) pp[j].fixed[k] = QAT_FIT_BY_USER, pp[j].fixval[k] = o->fix_value[f];
@@ -431,7 +467,7 @@ static int apply_fix(chen_pair *pp, int np, const qat_fit_chen_opts *o) {
     return QAT_OK;
 }
 
-/* G as printed: "-" when the run's format has no level count. */
+/* G as printed: "-" when the run's scale group is unknown. */
 static const char *g_text(double G, char buf[32]) {
     if (G >= 2.0) snprintf(buf, 32, "%.17g", G);
     else snprintf(buf, 32, "-");
@@ -575,8 +611,13 @@ int qat_fit_chen(const qat_fit_runs *rs, const qat_fit_chen_opts *o, qat_fit_che
             const chen_pair *p = &pp[k];
             fprintf(out, "\npair %s: %d runs, rmse(ln L) %.4g", p->key, p->n, p->rmse);
             if (o->bootstrap > 0)
-                fprintf(out, ", %d bootstrap resamples (%d dropped: could not tell a free exponent)", p->n_boot,
-                        p->n_dropped);
+                fprintf(out, ", %d of %d bootstrap resamples used (%d dropped: could not tell a free exponent)",
+                        p->n_boot, o->bootstrap, p->n_dropped);
+            if (o->bootstrap > 0 && p->n_boot < QAT_FIT_MIN_BOOTSTRAP)
+                fprintf(out, "\n  no intervals: %d usable resample%s, fewer than the %d a 95%% percentile interval "
+                        "needs (fewer give percentiles that are single extreme resamples); the (N, D) cells are too "
+                        "few for a bootstrap: add runs at more N and D", p->n_boot, p->n_boot == 1 ? "" : "s",
+                        QAT_FIT_MIN_BOOTSTRAP);
             fprintf(out, "\n  %-8s %12s  %-22s\n", "param", "value", "95% interval");
             for (int j = 0; j < NPAR; j++) {
                 fprintf(out, "  %-8s %12.5g", par_name[j], natural(p, p->theta, j));
@@ -588,7 +629,7 @@ int qat_fit_chen(const qat_fit_runs *rs, const qat_fit_chen_opts *o, qat_fit_che
             for (int i = 0; i < p->n; i++) {
                 char gb[32];
                 if (p->G[i] >= 2.0) snprintf(gb, sizeof gb, "%g", p->G[i]);
-                else snprintf(gb, sizeof gb, "-"); /* the format has no level count */
+                else snprintf(gb, sizeof gb, "-"); /* the scale group is unknown */
                 fprintf(out, "  %10.4g %12.4g %6s %9.4f %9.4f %9.4f %9.4f\n", exp(p->lnN[i]), exp(p->lnD[i]), gb,
                         p->Lfp[i], p->L[i], p->L[i] - p->Lfp[i], delta_hat(p, p->theta, i));
             }

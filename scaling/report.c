@@ -6,7 +6,8 @@
  * JSON keys are fixed by docs/cli.md (other tools parse them): law, n_runs,
  * params {A, alpha, B, beta, E}, capacity {type: {L, F, C}} for the types
  * present, eff {"W/A": eff or ρ}, ci {name: [lo, hi]}, fixed {name: {value, by,
- * why}} for parameters held by --fix or by the identifiability rules, rmse_log.
+ * why}} for parameters held by --fix or by the identifiability rules, rmse_log,
+ * bootstrap {drawn, used}.
  * The quartet law adds gamma to params and eff_n, eff_d {"W/A/G": value} with
  * eff_n_ci, eff_d_ci {"W/A/G": [lo, hi]} (keys of docs/scaling-laws.md). Nothing else
  * is added; the leave-one-out error lives in the table and in FIT.h5.
@@ -144,12 +145,20 @@ void qat_fit_print_table(FILE *out, const qat_fit_report *rep) {
     fprintf(out, "qat fit: %s law, %d runs", qat_fit_law_name(p->law), p->n);
     if (rep->skipped) fprintf(out, " (%d input%s skipped, see warnings)", rep->skipped, rep->skipped == 1 ? "" : "s");
     fprintf(out, ", Huber delta = %g on ln L\n", QAT_FIT_HUBER_DELTA);
-    if (rep->bootstrap)
+    /* intervals only from QAT_FIT_MIN_BOOTSTRAP usable resamples on (bootstrap.c) */
+    int boot = rep->bootstrap && r->n_boot >= QAT_FIT_MIN_BOOTSTRAP;
+    if (boot)
         fprintf(out, "intervals: 95%% percentile, %d of %d bootstrap resamples over runs (seed %llu)%s\n",
                 r->n_boot, rep->bootstrap, rep->seed,
                 r->n_boot_dropped ? "; the others drew too few runs of some format to tell its eff and were dropped"
                                   : "");
-    fprintf(out, "\n  %-18s %12s  %s\n", "parameter", "value", rep->bootstrap ? "95% interval" : "");
+    else if (rep->bootstrap)
+        fprintf(out, "intervals: none: only %d of %d bootstrap resamples over runs (seed %llu) drew enough runs of "
+                "every format to tell its eff (the others drew too few runs of some format, or did not converge), "
+                "fewer than the %d a 95%% percentile interval needs (fewer give percentiles that are single extreme "
+                "resamples); add runs of the formats with few\n",
+                r->n_boot, rep->bootstrap, rep->seed, QAT_FIT_MIN_BOOTSTRAP);
+    fprintf(out, "\n  %-18s %12s  %s\n", "parameter", "value", boot ? "95% interval" : "");
     for (int k = 0; k < p->np; k++) {
         if (p->law == QAT_LAW_DECOUPLED && k >= 5) break; /* effs go in the pair table */
         if (p->law == QAT_LAW_QUARTET && k > QAT_FIT_GAMMA) break; /* and in the W/A/G table */
@@ -159,7 +168,7 @@ void qat_fit_print_table(FILE *out, const qat_fit_report *rep) {
     }
     if (p->law == QAT_LAW_QUARTET) {
         fprintf(out, "\n  %-34s %8s  %-20s %8s  %-20s %5s\n", "format key (W/A/G)", "effN",
-                rep->bootstrap ? "95% interval" : "", "effD", rep->bootstrap ? "95% interval" : "", "runs");
+                boot ? "95% interval" : "", "effD", boot ? "95% interval" : "", "runs");
         for (int k = 0; k < p->n_keys; k++) {
             double e[6];
             qat_fit_key_effs(p, r, k, e);
@@ -178,7 +187,7 @@ void qat_fit_print_table(FILE *out, const qat_fit_report *rep) {
     } else if (p->law != QAT_LAW_CHINCHILLA) {
         int uni = p->law == QAT_LAW_UNIFIED;
         fprintf(out, "\n  %-24s %10s  %-22s %5s%s\n", "format pair (W/A)", uni ? "rho" : "eff",
-                rep->bootstrap ? "95% interval" : "", "runs", uni ? "  predicted (published L,F,C)" : "");
+                boot ? "95% interval" : "", "runs", uni ? "  predicted (published L,F,C)" : "");
         for (int k = 0; k < p->n_pairs; k++) {
             /* the baseline is 1 by definition, an eff held by a rule is not
              * the user's choice: say which (all three were "(fixed)") */
@@ -283,7 +292,8 @@ void qat_fit_print_json(FILE *out, const qat_fit_report *rep) {
                 qat_fit_key_effs(p, r, k, e);
                 const double *v = e + 3 * (o & 1);
                 /* without --bootstrap no interval at all, as "ci" ({}), not the baselines' held [1, 1] */
-                if (o >= 2 && (!rep->bootstrap || !(isfinite(v[1]) && isfinite(v[2])))) continue;
+                if (o >= 2 && (!rep->bootstrap || r->n_boot < QAT_FIT_MIN_BOOTSTRAP || !(isfinite(v[1]) && isfinite(v[2]))))
+                    continue;
                 fputs(n_out++ ? ", " : "", out);
                 json_str(out, p->key[k]);
                 fputs(": ", out);
@@ -309,7 +319,8 @@ void qat_fit_print_json(FILE *out, const qat_fit_report *rep) {
     }
     fprintf(out, "}, \"rmse_log\": ");
     json_num(out, r->rmse_log);
-    fprintf(out, "}\n");
+    /* how many resamples the intervals rest on: "ci" is {} below QAT_FIT_MIN_BOOTSTRAP used */
+    fprintf(out, ", \"bootstrap\": {\"drawn\": %d, \"used\": %d}}\n", rep->bootstrap, rep->bootstrap ? r->n_boot : 0);
 }
 
 static void csv_field(FILE *out, const char *s) {

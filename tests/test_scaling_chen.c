@@ -333,7 +333,7 @@ static void test_cli_fix_checks(void **s) {
     path_in(in, sizeof in, "nog.csv");
     const char *held[] = {in, "--law", "chen", "--fix", "gammaG=1"};
     assert_int_equal(fit(5, held), 2);
-    assert_non_null(strstr(qat_errmsg(), "--fix gammaG=1: G (the quantization levels) is unknown for these runs"));
+    assert_non_null(strstr(qat_errmsg(), "--fix gammaG=1: G (the weights' scale group size) is unknown for these runs"));
     char csv[512];
     path_in(csv, sizeof csv, "nog_out.csv");
     const char *plain[] = {in, "--law", "chen", "--csv", csv};
@@ -352,6 +352,64 @@ static void test_cli_fix_checks(void **s) {
     assert_true(!strncmp(c, "-,", 2));
 }
 
+static int two_cells(int i, int j, int g) { return ((i == 0 && j == 0) || (i == 1 && j == 1)) && g == 1; }
+static int four_cells(int i, int j, int g) { return i < 2 && j < 2 && g == 1; }
+
+/* Points, not runs: two (N, D) cells of one G, each run twice (two seeds), with
+ * gammaD held, left k and gammaN to two penalty points; the old check counted 4
+ * runs > 2 free parameters and printed an exact fit through the two points
+ * (once k 1.1e-146, gammaN -28.9) with zero-width "95 % intervals". Refused
+ * naming the count; four cells (4 points, 3 free) are fitted. */
+static void test_refuses_too_few_points(void **s) {
+    (void)s;
+    qat_fit_runs rs = {0};
+    make_runs(&rs, two_cells, 4);
+    make_runs(&rs, two_cells, 4); /* the second seed: other noise (push() keys it by the row) */
+    assert_int_equal(rs.n, 8);
+    const char *names[] = {"gammaD"};
+    double vals[] = {TGD};
+    qat_fit_chen_opts o = {.n_fix = 1, .fix_name = names, .fix_value = vals, .bootstrap = 20};
+    assert_int_equal(qat_fit_chen(&rs, &o, NULL, NULL, NULL), QAT_EINPUT);
+    if (!strstr(qat_errmsg(), "give 2 distinct (N, D, G) penalty points for 2 free parameters (k, gammaN)"))
+        fail_msg("got: %s", qat_errmsg());
+    qat_fit_runs_free(&rs);
+    make_runs(&rs, four_cells, 4);
+    o = (qat_fit_chen_opts){0};
+    qat_fit_chen_result res = {0};
+    assert_int_equal(qat_fit_chen(&rs, &o, &res, NULL, NULL), QAT_OK);
+    assert_int_equal(res.pair[0].held[3], QAT_FIT_BY_RULE);
+    qat_fit_chen_result_free(&res);
+    qat_fit_runs_free(&rs);
+}
+
+/* Intervals only from 20 usable resamples, the minimum --bootstrap itself
+ * demands: four cells and three free parameters need every cell in a resample,
+ * which 4!/4^4 = 9 % of resamples draw, so 40 give about 4. They printed
+ * "intervals" from those few; now none, and the table says why. */
+static void test_bootstrap_too_few_usable(void **s) {
+    (void)s;
+    qat_fit_runs rs = {0};
+    make_runs(&rs, four_cells, 4);
+    write_csv("four.csv", &rs);
+    qat_fit_chen_opts o = {.bootstrap = 40, .seed = 1};
+    qat_fit_chen_result res = {0};
+    assert_int_equal(qat_fit_chen(&rs, &o, &res, NULL, NULL), QAT_OK);
+    const qat_fit_chen_pair *p = &res.pair[0];
+    printf("  %d of 40 resamples usable\n", p->n_boot);
+    assert_true(p->n_boot > 0 && p->n_boot < 20);
+    for (int k = 0; k < 4; k++) assert_true(isnan(p->lo[k]) && isnan(p->hi[k]));
+    qat_fit_chen_result_free(&res);
+    qat_fit_runs_free(&rs);
+    char in[512];
+    path_in(in, sizeof in, "four.csv");
+    const char *args[] = {in, "--law", "chen", "--bootstrap", "40", "--seed", "1"};
+    assert_int_equal(fit(7, args), 0);
+    assert_non_null(strstr(text, "of 40 bootstrap resamples used"));
+    assert_non_null(strstr(text, "no intervals: "));
+    assert_non_null(strstr(text, "fewer than the 20 a 95% percentile interval needs"));
+    assert_null(strstr(text, "["));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_group_from_format),
@@ -361,6 +419,8 @@ int main(void) {
         cmocka_unit_test(test_refuses_missing_twin),
         cmocka_unit_test(test_cli_csv_and_svg),
         cmocka_unit_test(test_cli_fix_checks),
+        cmocka_unit_test(test_refuses_too_few_points),
+        cmocka_unit_test(test_bootstrap_too_few_usable),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

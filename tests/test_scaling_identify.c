@@ -471,6 +471,48 @@ static void test_fix_value_underflows(void **s) {
     assert_non_null(strstr(qat_errmsg(), "--fix alpha=0: alpha is out of range"));
 }
 
+/* Intervals rest on at least 20 usable resamples, the minimum --bootstrap itself
+ * demands: one int4 run among ten is missing from about a third of the resamples,
+ * which cannot tell its eff and are dropped, so --bootstrap 20 leaves about 13.
+ * Intervals were printed from "4 of 20"; now none, the table says why, and the
+ * JSON says how many resamples were drawn and used. */
+static void test_bootstrap_too_few_usable(void **s) {
+    (void)s;
+    char p[512];
+    path_in(p, sizeof p, "one_int4.csv");
+    FILE *f = fopen(p, "w");
+    fprintf(f, "N,D,loss,format,act_format\n");
+    const double N[] = {1e7, 1e8, 1e9}, D[] = {1e9, 1e10, 1e11};
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++) fprintf(f, "%g,%g,%.10g,fp32,fp32\n", N[i], D[j], law(N[i], D[j]));
+    fprintf(f, "%g,%g,%.10g,int4,int4\n", N[1], D[1], law(0.7 * N[1], D[1]));
+    fclose(f);
+    const char *few[] = {"--law", "decoupled", "--no-loo", "--bootstrap", "20", "--fix", "E=1.817"};
+    assert_int_equal(fit(p, few, 7), 0);
+    printf("%s", text);
+    assert_non_null(strstr(text, "intervals: none: only "));
+    assert_non_null(strstr(text, "fewer than the 20 a 95% percentile interval needs"));
+    assert_null(strstr(text, "["));
+    const char *fewj[] = {"--law", "decoupled", "--no-loo", "--bootstrap", "20", "--fix", "E=1.817", "--json"};
+    assert_int_equal(fit(p, fewj, 8), 0);
+    assert_non_null(strstr(text, "\"ci\": {}"));
+    const char *b = strstr(text, "\"bootstrap\": {\"drawn\": 20, \"used\": ");
+    assert_non_null(b);
+    int used = atoi(b + strlen("\"bootstrap\": {\"drawn\": 20, \"used\": "));
+    assert_true(used > 0 && used < 20);
+    /* enough resamples: intervals, and the count */
+    const char *many[] = {"--law", "decoupled", "--no-loo", "--bootstrap", "60", "--fix", "E=1.817", "--json"};
+    assert_int_equal(fit(p, many, 8), 0);
+    assert_non_null(strstr(text, "\"int4/int4\": ["));
+    b = strstr(text, "\"bootstrap\": {\"drawn\": 60, \"used\": ");
+    assert_non_null(b);
+    assert_true(atoi(b + strlen("\"bootstrap\": {\"drawn\": 60, \"used\": ")) >= 20);
+    /* without --bootstrap: none drawn */
+    const char *none[] = {"--law", "decoupled", "--no-loo", "--fix", "E=1.817", "--json"};
+    assert_int_equal(fit(p, none, 6), 0);
+    assert_non_null(strstr(text, "\"bootstrap\": {\"drawn\": 0, \"used\": 0}}"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_one_D), cmocka_unit_test(test_one_N_and_two_D),
@@ -479,6 +521,7 @@ int main(void) {
         cmocka_unit_test(test_parameter_at_bound_zero),
         cmocka_unit_test(test_held_value_contradicts_runs),
         cmocka_unit_test(test_fix_value_underflows),
+        cmocka_unit_test(test_bootstrap_too_few_usable),
 #ifdef QAT_HAVE_COMPRESS
         cmocka_unit_test(test_fix_all_types_overlaps_one_type),
 #endif
