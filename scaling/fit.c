@@ -79,7 +79,9 @@ static void held_scale_start(const qat_fit_problem *p, double *theta, int scale,
     theta[expo] = fmax(0.0, theta[expo] + (p->fixval[scale] - theta[scale]) / xbar);
 }
 
-void qat_fit_grid_start(const qat_fit_problem *p, int s, double *theta) {
+/* Start s of the documented grid; shift: with a held scale's shift of its
+ * exponent (held_scale_start), as the fit starts. */
+static void grid_point(const qat_fit_problem *p, int s, double *theta, int shift) {
     int i = s;
     theta[QAT_FIT_A] = grid_ab[i % 6]; i /= 6;
     theta[QAT_FIT_B] = grid_ab[i % 6]; i /= 6;
@@ -88,17 +90,24 @@ void qat_fit_grid_start(const qat_fit_problem *p, int s, double *theta) {
     theta[QAT_FIT_E] = grid_e[i % 5]; i /= 5;
     if (p->law == QAT_LAW_QUARTET) theta[QAT_FIT_GAMMA] = log(grid_gamma[i % 3]); /* θ holds ln γ */
     capacity_start(p, theta, 1.0, 0.41, 1.39);
-    held_scale_start(p, theta, QAT_FIT_A, QAT_FIT_ALPHA, p->logN);
-    held_scale_start(p, theta, QAT_FIT_B, QAT_FIT_BETA, p->logD);
+    if (shift) {
+        held_scale_start(p, theta, QAT_FIT_A, QAT_FIT_ALPHA, p->logN);
+        held_scale_start(p, theta, QAT_FIT_B, QAT_FIT_BETA, p->logD);
+    }
     for (int k = 0; k < p->np; k++)
         if (p->fixed[k]) theta[k] = p->fixval[k];
 }
 
+void qat_fit_grid_start(const qat_fit_problem *p, int s, double *theta) { grid_point(p, s, theta, 1); }
+
 void qat_fit_start_range(const qat_fit_problem *p, int k, double *lo, double *hi) {
     double *theta = qat_xmalloc((size_t)p->np * sizeof *theta);
     *lo = INFINITY, *hi = -INFINITY;
+    /* the documented grid, not its starts shifted under a held A or B: with B
+     * held at 0.005 on runs of 3–20 tokens every beta start was shifted to 0, so
+     * beta = 1.7e-12, flat both ways, "ran toward its bound +inf" */
     for (int s = 0, n = qat_fit_grid_count(p); s < n; s++) {
-        qat_fit_grid_start(p, s, theta);
+        grid_point(p, s, theta, 0);
         *lo = fmin(*lo, theta[k]), *hi = fmax(*hi, theta[k]);
     }
     free(theta);

@@ -243,9 +243,9 @@ double qat_fit_local(const qat_fit_problem *p, double *theta, const double *w);
 /* Grid starts of docs/scaling-laws.md for this problem: fills θ for start s (0 ≤ s < count). */
 int qat_fit_grid_count(const qat_fit_problem *p);
 void qat_fit_grid_start(const qat_fit_problem *p, int s, double *theta);
-/* The range [lo, hi] of θ_k over those starts: a fitted value outside it is
- * one the optimiser carried away from every start (rule 5 says toward which
- * bound). */
+/* The range [lo, hi] of θ_k over the documented grid (without the shift of an
+ * exponent's starts under a held A or B): a fitted value outside it is one the
+ * optimiser carried away from the grid (rule 5 says toward which bound). */
 void qat_fit_start_range(const qat_fit_problem *p, int k, double *lo, double *hi);
 
 /* Bootstrap and leave-one-out, given the full-data fit in r->theta (bootstrap.c).
