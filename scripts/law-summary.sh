@@ -47,7 +47,19 @@ for k in A alpha B beta E; do
     line+="$sym $(g3 "$v")   "
   fi
 done
-echo "The law L = A·(N·ρ)^-α + B·D^-β + E (L in nats/token, N parameters, D tokens), with 95% intervals:"
+# The intervals rest on the bootstrap resamples used ("bootstrap": {"drawn", "used"}); below 20
+# used, qat fit gives none ("ci": {}) and this says why rather than promising intervals.
+drawn=$(grep -o '"bootstrap": {"drawn": [0-9]*' "$json" | grep -o '[0-9]*$' || true)
+used=$(grep -o '"bootstrap": {"drawn": [0-9]*, "used": [0-9]*' "$json" | grep -o '[0-9]*$' || true)
+with="with 95% intervals:"
+if grep -q '"ci": {}' "$json"; then
+  if [ -n "$drawn" ] && [ "$drawn" -gt 0 ]; then
+    with="no intervals: only ${used:-?} of $drawn bootstrap resamples were usable, fewer than the 20 a 95% interval needs:"
+  else
+    with="no intervals (fitted without --bootstrap):"
+  fi
+fi
+echo "The law L = A·(N·ρ)^-α + B·D^-β + E (L in nats/token, N parameters, D tokens), $with"
 echo "${line%   }"
 
 if [ -z "$fixed" ]; then

@@ -61,6 +61,15 @@ has "$out" "α 0.209 (held by --fix)"
 has "$out" "alpha = 0.3: held by --fix"
 hasnt "$out" "not identified"
 
+# 3b. Fewer than 20 usable resamples: qat fit gives no intervals ("ci": {}) and says how many were
+# used; the summary says so instead of promising intervals.
+sed -e 's/"ci": {[^}]*}/"ci": {}/' -e 's/}$/, "bootstrap": {"drawn": 20, "used": 14}}/' "$fix" > "$tmp/few.json"
+out=$(bash "$sum" "$tmp/few.json")
+has "$out" "no intervals: only 14 of 20 bootstrap resamples were usable, fewer than the 20 a 95% interval needs:"
+has "$out" "A 4.17   α 0.209"
+hasnt "$out" "with 95% intervals"
+has "$(bash "$sum" "$fix")" "with 95% intervals:"
+
 # 4. Errors: an unreadable file is exit 1 naming it, a file that is not a fit's JSON exit 2.
 err=$(bash "$sum" "$tmp/missing.json" 2>&1); rc=$?
 [ $rc -eq 1 ] || { echo "FAIL: missing file: exit $rc"; fails=$((fails + 1)); }
