@@ -352,19 +352,26 @@ static int run_fit(char **argv, int argc, char *out, size_t cap) {
     return qat_test_capture(qat_fit_main, argc, argv, p, out, cap);
 }
 
+/* An exact Chinchilla-law table at path: ni values of N (1e6·3^i) times nj of D
+ * (10·N·2.5^j), L = 1.8 + 400·N^-0.34 + 1800·D^-0.37, header N,D,loss. */
+static void write_law_csv(const char *path, int ni, int nj) {
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "N,D,loss\n");
+    for (int i = 0; i < ni; i++)
+        for (int j = 0; j < nj; j++) {
+            double N = 1e6 * pow(3, i), D = N * 10 * pow(2.5, j);
+            fprintf(f, "%.6g,%.6g,%.10g\n", N, D, 1.8 + 400 * pow(N, -0.34) + 1800 * pow(D, -0.37));
+        }
+    assert_int_equal(fclose(f), 0);
+}
+
 static void test_fit_command(void **s) {
     (void)s;
     /* A small exact Chinchilla-law table: the fit must find it again. */
     char p[512], csv_out[512], h5[512], text[1 << 14];
     path_in(p, sizeof p, "law.csv");
-    FILE *f = fopen(p, "w");
-    fprintf(f, "N,D,loss\n");
-    for (int i = 0; i < 5; i++)
-        for (int j = 0; j < 4; j++) {
-            double N = 1e6 * pow(3, i), D = N * 10 * pow(2.5, j);
-            fprintf(f, "%.6g,%.6g,%.10g\n", N, D, 1.8 + 400 * pow(N, -0.34) + 1800 * pow(D, -0.37));
-        }
-    fclose(f);
+    write_law_csv(p, 5, 4);
     path_in(csv_out, sizeof csv_out, "out.csv");
     path_in(h5, sizeof h5, "fit.h5");
     char *argv[] = {"fit", p, "--json", "--csv", csv_out, "--out", h5, "--bootstrap", "20"};
@@ -592,14 +599,7 @@ static void test_fit_arguments_first(void **s) {
     (void)s;
     char p[512], out[512], text[1 << 14];
     path_in(p, sizeof p, "args.csv");
-    FILE *f = fopen(p, "w");
-    fprintf(f, "N,D,loss\n");
-    for (int i = 0; i < 3; i++)
-        for (int j = 0; j < 3; j++) {
-            double N = 1e6 * pow(3, i), D = N * 10 * pow(2.5, j);
-            fprintf(f, "%.6g,%.6g,%.10g\n", N, D, 1.8 + 400 * pow(N, -0.34) + 1800 * pow(D, -0.37));
-        }
-    fclose(f);
+    write_law_csv(p, 3, 3);
     /* an output in a missing directory: exit 2 before the fit, nothing printed */
     path_in(out, sizeof out, "nodir/fit.h5");
     char *nodir[] = {"fit", p, "--json", "--no-loo", "--out", out};
@@ -673,7 +673,7 @@ static void test_fit_arguments_first(void **s) {
     /* losses rising with N and D: both exponents come out negative, and one
      * message names both (it used to name one, then the other on the next try) */
     path_in(p, sizeof p, "rise.csv");
-    f = fopen(p, "w");
+    FILE *f = fopen(p, "w");
     fprintf(f, "N,D,loss\n");
     for (int i = 0; i < 4; i++)
         for (int j = 0; j < 4; j++) {
@@ -1294,14 +1294,7 @@ static void test_other_hdf5_inputs(void **s) {
     (void)s;
     char law[512], fit[512], text[1 << 14];
     path_in(law, sizeof law, "kinds.csv");
-    FILE *f = fopen(law, "w");
-    fprintf(f, "N,D,loss\n");
-    for (int i = 0; i < 3; i++)
-        for (int j = 0; j < 3; j++) {
-            double N = 1e6 * pow(3, i), D = N * 10 * pow(2.5, j);
-            fprintf(f, "%.6g,%.6g,%.10g\n", N, D, 1.8 + 400 * pow(N, -0.34) + 1800 * pow(D, -0.37));
-        }
-    fclose(f);
+    write_law_csv(law, 3, 3);
     path_in(fit, sizeof fit, "kinds-fit.h5");
     char *mk[] = {"fit", law, "--no-loo", "--out", fit};
     assert_int_equal(run_fit(mk, 5, text, sizeof text), 0);
