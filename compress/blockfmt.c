@@ -116,7 +116,8 @@ float qat_blk_absmax(const float *x, int64_t n) {
 }
 #endif /* !QAT_ISA_COPY */
 
-/* One block's absmax and sum of squares; *bad when it holds NaN or inf. */
+/* One block's absmax and sum of squares (in float: the group RMS of intB@gG@clip, whose
+ * bits it fixes); *bad when it holds NaN or inf. */
 static float block_stats(const float *x, int len, float *sumsq, int *bad) {
     float m = 0.0f, s = 0.0f;
     int b = 0;
@@ -138,29 +139,53 @@ static double block_nan(float *v, int len, uint8_t *mask) {
     return NAN;
 }
 
+/* (q − x)² in double: q and x are floats, so q − x is exact in double and its square
+ * cannot overflow (a float square overflows once |q − x| > 1.8e19). */
+static inline double sq_err(float q, float x) {
+    double d = (double)q - (double)x;
+    return d * d;
+}
+
+/* Σ e_i in element order, a chain of dependent adds (the loops that fill e stay
+ * vectorised: a double sum inside them would not be). */
+static double sum_d(const double *e, int len) {
+    double s = 0.0;
+    for (int i = 0; i < len; i++) s += e[i];
+    return s;
+}
+
+/* Σx² of one block in double (the error of a block whose scale is 0). */
+static double sumsq_d(const float *x, int len) {
+    double s = 0.0;
+    for (int i = 0; i < len; i++) s += (double)x[i] * x[i];
+    return s;
+}
+
 /* Elements of one block onto a minifloat grid at element scale sc (inv = 1/sc):
- * q = sc·round(x·inv); writes q into out (may be x), the mask, returns Σ(q−x)².
- * The sum is in element order, a chain of dependent adds; see elems_rne_inplace. */
-static float elems_mf(const float *x, float *out, int len, float sc, float inv, int emin, int mbits, float maxv,
-                      int sr, uint64_t key, uint64_t idx, float thr, uint8_t *mask) {
-    float e2 = 0.0f;
+ * q = sc·round(x·inv); writes q into out (may be x), the mask, returns Σ(q−x)² in
+ * double (blockfmt.h). The mask compares the float difference, as the in-place loops
+ * do, so it has their bits. The squared errors go to e and are summed after the loop
+ * (sum_d); see elems_rne_inplace. */
+static double elems_mf(const float *x, float *out, int len, float sc, float inv, int emin, int mbits, float maxv,
+                       int sr, uint64_t key, uint64_t idx, float thr, uint8_t *mask) {
+    double e[BLK_MAX];
     if (!sr) {
         for (int i = 0; i < len; i++) {
-            float xi = x[i], q = qat_mf_rne(xi * inv, emin, mbits, maxv) * sc, d = q - xi;
-            e2 += d * d;
-            if (mask) mask[i] = fabsf(d) <= thr;
+            float xi = x[i], q = qat_mf_rne(xi * inv, emin, mbits, maxv) * sc;
+            e[i] = sq_err(q, xi);
+            if (mask) mask[i] = fabsf(q - xi) <= thr;
             out[i] = q;
         }
     } else {
         for (int i = 0; i < len; i++) {
             float xi = x[i], u = qat_mf_u24(key, idx + (uint64_t)i);
-            float q = qat_mf_sr(xi * inv, u, emin, mbits, maxv) * sc, d = q - xi;
-            e2 += d * d;
-            if (mask) mask[i] = fabsf(d) <= thr;
+            float q = qat_mf_sr(xi * inv, u, emin, mbits, maxv) * sc;
+            e[i] = sq_err(q, xi);
+            if (mask) mask[i] = fabsf(q - xi) <= thr;
             out[i] = q;
         }
     }
-    return e2;
+    return sum_d(e, len);
 }
 
 /* elems_mf by round-to-nearest in place, without the error sum (io->no_sse), the
@@ -204,13 +229,12 @@ static void elems_sr_inplace(float *v, int len, float sc, float inv, int emin, i
     }
 }
 
-/* A block with element scale 0: all zeros (the scale underflowed its format). */
-static float block_zero(float *v, int len, float thr, uint8_t *mask) {
-    float e2 = 0.0f;
+/* A block with element scale 0: all zeros (the scale underflowed its format); returns
+ * Σx² in double. */
+static double block_zero(float *v, int len, float thr, uint8_t *mask) {
+    double e2 = sumsq_d(v, len);
     for (int i = 0; i < len; i++) {
-        float d = v[i];
-        e2 += d * d;
-        if (mask) mask[i] = fabsf(d) <= thr;
+        if (mask) mask[i] = fabsf(v[i]) <= thr;
         v[i] = 0.0f;
     }
     return e2;
@@ -266,21 +290,26 @@ static double row_nvfp4(const qat_blk *B, float *v, int64_t n, const qat_blk_io 
     double sse = 0.0;
     for (int64_t b0 = 0, k = 0; b0 < n; b0 += bl, k++) {
         int len = (int)(n - b0 < bl ? n - b0 : bl), bad;
-        float *x = v + b0, ss = 0.0f;
+        float *x = v + b0;
         uint8_t *mask = io->mask ? io->mask + b0 : NULL;
         uint64_t idx = io->index0 + (uint64_t)b0;
-        float amax = fos ? block_stats(x, len, &ss, &bad) : amax_of(x, len, &bad);
+        float amax = amax_of(x, len, &bad);
         float sb = io->scales ? io->scales[k] : qat_mf_nvfp4_block_scale(amax, s_t, 6.0f);
         if (bad || isnan(sb) || isnan(dec)) {
             if (io->scale_out) io->scale_out[k] = NAN;
             sse += block_nan(x, len, mask);
             continue;
         }
-        if (fos) { /* candidates at 6 and 4 by round-to-nearest; the lower error wins, ties to 6 */
+        if (fos) {
+            /* candidates at 6 and 4 by round-to-nearest; the lower error wins, ties to 6.
+             * The errors are the double sums: float ones overflow to inf = inf for blocks
+             * near 1e20 and the comparison would always keep 6 */
             float sb4 = qat_mf_nvfp4_block_scale(amax, s_t, 4.0f);
             float sc6 = sb * dec, sc4 = sb4 * dec;
-            float e6 = sc6 == 0.0f ? ss : elems_mf(x, t6, len, sc6, 1.0f / sc6, emin, mbits, maxv, 0, 0, 0, 0, NULL);
-            float e4 = sc4 == 0.0f ? ss : elems_mf(x, t4, len, sc4, 1.0f / sc4, emin, mbits, maxv, 0, 0, 0, 0, NULL);
+            double e6 = sc6 == 0.0f ? sumsq_d(x, len)
+                                    : elems_mf(x, t6, len, sc6, 1.0f / sc6, emin, mbits, maxv, 0, 0, 0, 0, NULL);
+            double e4 = sc4 == 0.0f ? sumsq_d(x, len)
+                                    : elems_mf(x, t4, len, sc4, 1.0f / sc4, emin, mbits, maxv, 0, 0, 0, 0, NULL);
             if (e4 < e6) sb = sb4;
         }
         if (io->scale_out) io->scale_out[k] = sb;
@@ -332,25 +361,25 @@ static double row_int(const qat_blk *B, float *v, int64_t n, const qat_blk_io *i
             continue;
         }
         const float inv = 1.0f / s, thr = T * s;
-        float e2 = 0.0f;
+        double e[BLK_MAX]; /* squared errors, summed after the loop so that it vectorises */
         if (!B->stochastic) {
             for (int i = 0; i < len; i++) {
-                float xi = x[i], q = qat_int_rne(xi * inv, L) * s, d = q - xi;
-                e2 += d * d;
-                if (mask) mask[i] = fabsf(d) <= thr;
+                float xi = x[i], q = qat_int_rne(xi * inv, L) * s;
+                e[i] = sq_err(q, xi);
+                if (mask) mask[i] = fabsf(q - xi) <= thr;
                 x[i] = q;
             }
         } else {
             uint64_t idx = io->index0 + (uint64_t)b0;
             for (int i = 0; i < len; i++) {
                 float xi = x[i], u = qat_mf_u24(io->key, idx + (uint64_t)i);
-                float q = qat_int_sr(xi * inv, u, L) * s, d = q - xi;
-                e2 += d * d;
-                if (mask) mask[i] = fabsf(d) <= thr;
+                float q = qat_int_sr(xi * inv, u, L) * s;
+                e[i] = sq_err(q, xi);
+                if (mask) mask[i] = fabsf(q - xi) <= thr;
                 x[i] = q;
             }
         }
-        sse += e2;
+        sse += sum_d(e, len);
     }
     return sse;
 }

@@ -296,6 +296,67 @@ static void test_four_over_six(void **state) {
     assert_true(fabs(qat_blk_row(&B, w, 16, &io) - 3.75) < 1e-6);
 }
 
+/* The sum of squared errors qat_blk_row returns is accumulated in double, as
+ * blockfmt.h documents: a float sum overflows once an element's error passes
+ * ~1.8e19 (its square 3.4e38 = FLT_MAX), which values of 1e30 reach at any grid,
+ * and four-over-six compares its two candidates by those sums. */
+static double sse_of(const float *x, const float *q, int n) {
+    double e = 0.0;
+    for (int i = 0; i < n; i++) e += ((double)q[i] - x[i]) * ((double)q[i] - x[i]);
+    return e;
+}
+
+static void test_sse_in_double(void **state) {
+    (void)state;
+    /* int4@g32 on Gaussians times 1e30: errors of order s/2 ≈ 1e29, squares ≈ 1e58 */
+    enum { G = 32 };
+    qat_blk I = qat_blk_int(4, G, 0);
+    float x[G], v[G];
+    for (int i = 0; i < G; i++) x[i] = 1e30f * (float)qat_normal_at(21, (uint64_t)i);
+    memcpy(v, x, sizeof x);
+    qat_blk_io io = {0};
+    double sse = qat_blk_row(&I, v, G, &io), want = sse_of(x, v, G);
+    printf("  int4@g32 at 1e30: SSE %.6g (from the outputs %.6g)\n", sse, want);
+    assert_true(isfinite(sse) && want > 1e50);
+    assert_true(fabs(sse - want) <= 1e-6 * want);
+    /* the same through MX and NVFP4 */
+    qat_blk mx = qat_blk_mx(QAT_EL_E2M1), nv = qat_blk_nvfp4(0);
+    memcpy(v, x, sizeof x);
+    sse = qat_blk_row(&mx, v, G, &io), want = sse_of(x, v, G);
+    assert_true(isfinite(sse) && fabs(sse - want) <= 1e-6 * want);
+    memcpy(v, x, sizeof x);
+    qat_blk_io nio = {.tensor_scale = qat_blk_tensor_scale(&nv, qat_blk_absmax(x, G))};
+    sse = qat_blk_row(&nv, v, G, &nio), want = sse_of(x, v, G);
+    assert_true(isfinite(sse) && fabs(sse - want) <= 1e-6 * want);
+
+    /* Four-over-six near 1e20: the block (6, 4.5 ×14, 0.9)·2^67. s_t = 6·2^67/1536 = 2^59
+     * exactly, so the candidates are s_b = 256 (to 6) and 384 (to 4), both exact in E4M3.
+     * To 6 (element scale 2^67): each 4.5 ties to 4, 0.9 → 1: error (14·0.25 + 0.01)·2^134
+     * ≈ 7.6e40. To 4 (scale 1.5·2^67): 6 → 4, 4.5 → 3 exact, 0.9/1.5 = 0.6 → 0.5 → 0.75:
+     * error 0.0225·2^134 ≈ 4.9e38. Both exceed FLT_MAX, so float sums are inf = inf and
+     * the comparison kept 6; in double 4 wins, as it does at 2^0. */
+    qat_blk F = qat_blk_nvfp4(1);
+    float b[16], w[16], sc;
+    const float k = 0x1p67f;
+    b[0] = 6.0f * k;
+    for (int i = 1; i < 15; i++) b[i] = 4.5f * k;
+    b[15] = 0.9f * k;
+    memcpy(w, b, sizeof b);
+    qat_blk_io fio = {.tensor_scale = qat_blk_tensor_scale(&F, qat_blk_absmax(b, 16)), .scale_out = &sc};
+    assert_same(fio.tensor_scale, 0x1p59f);
+    sse = qat_blk_row(&F, w, 16, &fio);
+    printf("  four-over-six at 2^67: s_b %g, SSE %.6g\n", (double)sc, sse);
+    assert_same(sc, 384.0f);
+    assert_same(w[0], 6.0f * k), assert_same(w[1], 4.5f * k), assert_same(w[15], 0.75f * k);
+    want = sse_of(b, w, 16);
+    assert_true(isfinite(sse) && fabs(sse - want) <= 1e-6 * want);
+    /* the same block at 2^0 chooses the same scale, so the choice is scale-free */
+    for (int i = 0; i < 16; i++) w[i] = b[i] / k;
+    fio.tensor_scale = qat_blk_tensor_scale(&F, qat_blk_absmax(w, 16));
+    qat_blk_row(&F, w, 16, &fio);
+    assert_same(sc, 384.0f);
+}
+
 /* 2-D NVFP4: 16×16 tiles share one scale; edge tiles get their own. */
 static void test_nvfp4_2d(void **state) {
     (void)state;
@@ -566,7 +627,8 @@ int main(void) {
         cmocka_unit_test(test_descriptors),     cmocka_unit_test(test_rne_ties_saturation),
         cmocka_unit_test(test_sr_unbiased),     cmocka_unit_test(test_mx_blocks),
         cmocka_unit_test(test_mx_special),      cmocka_unit_test(test_nvfp4),
-        cmocka_unit_test(test_four_over_six),   cmocka_unit_test(test_nvfp4_2d),
+        cmocka_unit_test(test_four_over_six),   cmocka_unit_test(test_sse_in_double),
+        cmocka_unit_test(test_nvfp4_2d),
         cmocka_unit_test(test_int_groups),      cmocka_unit_test(test_int_clip_table),
         cmocka_unit_test(test_bits),            cmocka_unit_test(test_sr_rows),
         cmocka_unit_test(test_mc_threads),      cmocka_unit_test(test_no_sse_same_bits),      cmocka_unit_test(test_published_anchors),
