@@ -161,17 +161,41 @@ static double sumsq_d(const float *x, int len) {
     return s;
 }
 
-/* Elements of one block onto a minifloat grid at element scale sc (inv = 1/sc):
- * q = sc·round(x·inv); writes q into out (may be x), the mask, returns Σ(q−x)² in
- * double (blockfmt.h). The mask compares the float difference, as the in-place loops
- * do, so it has their bits. The squared errors go to e and are summed after the loop
- * (sum_d); see elems_rne_inplace. */
-static double elems_mf(const float *x, float *out, int len, float sc, float inv, int emin, int mbits, float maxv,
-                       int sr, uint64_t key, uint64_t idx, float thr, uint8_t *mask) {
+/* The factors the element loops divide by the element scale sc > 0 with: they round
+ * (x·pre)·inv. For sc >= 2^−126 (a normal float) pre = 1 and inv = 1/sc, as ever.
+ * Below, 1/sc overflows once sc < 2^−128 (inf; 0·inf = NaN for x = 0, and every
+ * other element saturates), which NVFP4 reaches when s_t is subnormal (tensor absmax
+ * below 2688·2^−119 ≈ 4e-33) in blocks whose absmax is below ~1.8e-38. There both
+ * are moved by the exact power of two 2^64: pre = 2^64, inv = 1/(sc·2^64). sc·2^64
+ * and x·2^64 are exact (x·2^64 overflows only past 2^64, where x/sc saturates
+ * anyway) and 1/(sc·2^64) = 2^−64·RN(1/sc) in the normal range, so (x·pre)·inv =
+ * RN(x·RN(1/sc)): the q = E2M1(x/(s_b·s_t))·s_b·s_t of the definition (docs/formats.md,
+ * NVFP4) as the unbounded-exponent arithmetic of the normal case gives it, and the
+ * same bits wherever 1/sc was finite. The product with sc is left unscaled, one
+ * rounding as before. (The exact ldexpf of the MX path, 2^−e, is this with sc a
+ * power of two.) */
+static inline float elem_inv(float sc, float *pre) {
+    if (sc >= 0x1p-126f) {
+        *pre = 1.0f;
+        return 1.0f / sc;
+    }
+    *pre = 0x1p64f;
+    return 1.0f / (sc * 0x1p64f);
+}
+
+/* Elements of one block onto a minifloat grid at element scale sc (inv = 1/sc, or
+ * 1/(sc·pre) with pre = elem_inv's): q = sc·round((x·pre)·inv); writes q into out (may
+ * be x), the mask, returns Σ(q−x)² in double (blockfmt.h). pre = 1 everywhere but the
+ * subnormal scales of elem_inv, which take this loop whatever io->no_sse asks (it has
+ * the in-place loops' bits). The mask compares the float difference, as the in-place
+ * loops do, so it has their bits. The squared errors go to e and are summed after the
+ * loop (sum_d); see elems_rne_inplace. */
+static double elems_mf(const float *x, float *out, int len, float sc, float inv, float pre, int emin, int mbits,
+                       float maxv, int sr, uint64_t key, uint64_t idx, float thr, uint8_t *mask) {
     double e[BLK_MAX];
     if (!sr) {
         for (int i = 0; i < len; i++) {
-            float xi = x[i], q = qat_mf_rne(xi * inv, emin, mbits, maxv) * sc;
+            float xi = x[i], q = qat_mf_rne((xi * pre) * inv, emin, mbits, maxv) * sc;
             e[i] = sq_err(q, xi);
             if (mask) mask[i] = fabsf(q - xi) <= thr;
             out[i] = q;
@@ -179,7 +203,7 @@ static double elems_mf(const float *x, float *out, int len, float sc, float inv,
     } else {
         for (int i = 0; i < len; i++) {
             float xi = x[i], u = qat_mf_u24(key, idx + (uint64_t)i);
-            float q = qat_mf_sr(xi * inv, u, emin, mbits, maxv) * sc;
+            float q = qat_mf_sr((xi * pre) * inv, u, emin, mbits, maxv) * sc;
             e[i] = sq_err(q, xi);
             if (mask) mask[i] = fabsf(q - xi) <= thr;
             out[i] = q;
@@ -268,13 +292,15 @@ static double row_mx(const qat_blk *B, float *v, int64_t n, const qat_blk_io *io
             sse += block_zero(x, len, T * sc, mask);
             continue;
         }
-        /* 1/2^e is exact for e in [−127, 127]; with mul ≠ 1 one rounding per block. */
-        float inv = mul == 1.0f ? ldexpf(1.0f, -ilogbf(X)) : 1.0f / sc;
-        if (io->no_sse && !B->stochastic) elems_rne_inplace(x, len, sc, inv, emin, mbits, maxv, T * sc, mask);
-        else if (io->no_sse)
+        /* 1/2^e is exact for e in [−127, 127]; with mul ≠ 1 one rounding per block (and
+         * elem_inv's exact 2^64 for a subnormal X·mul, e.g. mul < 1 at X = 2^−127). */
+        float pre = 1.0f, inv = mul == 1.0f ? ldexpf(1.0f, -ilogbf(X)) : elem_inv(sc, &pre);
+        if (io->no_sse && !B->stochastic && pre == 1.0f)
+            elems_rne_inplace(x, len, sc, inv, emin, mbits, maxv, T * sc, mask);
+        else if (io->no_sse && pre == 1.0f)
             elems_sr_inplace(x, len, sc, inv, emin, mbits, maxv, T * sc, io->key, io->index0 + (uint64_t)b0, mask);
         else
-            sse += elems_mf(x, x, len, sc, inv, emin, mbits, maxv, B->stochastic, io->key,
+            sse += elems_mf(x, x, len, sc, inv, pre, emin, mbits, maxv, B->stochastic, io->key,
                             io->index0 + (uint64_t)b0, T * sc, mask);
     }
     return sse;
@@ -305,11 +331,12 @@ static double row_nvfp4(const qat_blk *B, float *v, int64_t n, const qat_blk_io 
              * The errors are the double sums: float ones overflow to inf = inf for blocks
              * near 1e20 and the comparison would always keep 6 */
             float sb4 = qat_mf_nvfp4_block_scale(amax, s_t, 4.0f);
-            float sc6 = sb * dec, sc4 = sb4 * dec;
+            float sc6 = sb * dec, sc4 = sb4 * dec, p6 = 1.0f, p4 = 1.0f;
+            float i6 = sc6 == 0.0f ? 0.0f : elem_inv(sc6, &p6), i4 = sc4 == 0.0f ? 0.0f : elem_inv(sc4, &p4);
             double e6 = sc6 == 0.0f ? sumsq_d(x, len)
-                                    : elems_mf(x, t6, len, sc6, 1.0f / sc6, emin, mbits, maxv, 0, 0, 0, 0, NULL);
+                                    : elems_mf(x, t6, len, sc6, i6, p6, emin, mbits, maxv, 0, 0, 0, 0, NULL);
             double e4 = sc4 == 0.0f ? sumsq_d(x, len)
-                                    : elems_mf(x, t4, len, sc4, 1.0f / sc4, emin, mbits, maxv, 0, 0, 0, 0, NULL);
+                                    : elems_mf(x, t4, len, sc4, i4, p4, emin, mbits, maxv, 0, 0, 0, 0, NULL);
             if (e4 < e6) sb = sb4;
         }
         if (io->scale_out) io->scale_out[k] = sb;
@@ -318,9 +345,12 @@ static double row_nvfp4(const qat_blk *B, float *v, int64_t n, const qat_blk_io 
             sse += block_zero(x, len, 0.0f, mask);
             continue;
         }
-        if (io->no_sse && !B->stochastic) elems_rne_inplace(x, len, sc, 1.0f / sc, emin, mbits, maxv, T * sc, mask);
-        else if (io->no_sse) elems_sr_inplace(x, len, sc, 1.0f / sc, emin, mbits, maxv, T * sc, io->key, idx, mask);
-        else sse += elems_mf(x, x, len, sc, 1.0f / sc, emin, mbits, maxv, B->stochastic, io->key, idx, T * sc, mask);
+        float pre, inv = elem_inv(sc, &pre);
+        if (io->no_sse && !B->stochastic && pre == 1.0f)
+            elems_rne_inplace(x, len, sc, inv, emin, mbits, maxv, T * sc, mask);
+        else if (io->no_sse && pre == 1.0f)
+            elems_sr_inplace(x, len, sc, inv, emin, mbits, maxv, T * sc, io->key, idx, mask);
+        else sse += elems_mf(x, x, len, sc, inv, pre, emin, mbits, maxv, B->stochastic, io->key, idx, T * sc, mask);
     }
     return sse;
 }

@@ -271,6 +271,87 @@ static void test_nvfp4(void **state) {
     assert_true(isnan(n[16]));
 }
 
+/* NVFP4 on tensors near the bottom of fp32's normal range. Below a tensor absmax of
+ * 2688·2^−119 ≈ 4e-33 the E4M3 codes no longer underflow before the element scale
+ * sc = s_b·s_t does, and a block whose absmax is below ~6·2^−128 ≈ 1.8e-38 has
+ * sc < 2^−128, where 1/sc overflows: the rows turned finite inputs into NaN (0·inf
+ * for x = 0) and saturated every other element. The definition q = E2M1_RNE(x/sc)·sc
+ * has no such limit. Checked here against it in double, for tensor absmaxes 1e-35,
+ * 2e-38, 1.2e-38, 1e-38 and 5e-39 with blocks at 1, 1/2 and 1/1000 of it (a block of
+ * 1e-38 in a tensor of 1e-35 fails as well), with and without four-over-six, by
+ * nearest and stochastically, through the summing and the in-place loops. x/sc is
+ * computed in double, so an element within 1e-6 of a rounding boundary may take
+ * either side. */
+static double e2m1_lo(double a) { /* the largest E2M1 magnitude <= a (a >= 0) */
+    static const double lv[8] = {0, .5, 1, 1.5, 2, 3, 4, 6};
+    int k = 0;
+    while (k < 7 && lv[k + 1] <= a) k++;
+    return lv[k];
+}
+static double e2m1_hi(double a) {
+    static const double lv[8] = {0, .5, 1, 1.5, 2, 3, 4, 6};
+    for (int k = 0; k < 8; k++)
+        if (lv[k] >= a) return lv[k];
+    return 6.0;
+}
+static int e2m1_even(double l) { return l == 0 || l == 1 || l == 2 || l == 4; } /* mantissa bit 0 */
+
+static void test_nvfp4_tiny_tensor(void **state) {
+    (void)state;
+    enum { N = 64 };
+    const float amaxes[] = {1e-35f, 2e-38f, 1.2e-38f, 1e-38f, 5e-39f};
+    int near = 0;
+    for (int ai = 0; ai < 5; ai++)
+        for (int fos = 0; fos < 2; fos++)
+            for (int sr = 0; sr < 2; sr++)
+                for (int no_sse = 0; no_sse < 2; no_sse++) {
+                    qat_blk B = qat_blk_nvfp4(fos);
+                    B.stochastic = sr;
+                    float x[N], v[N], sb[N / 16];
+                    uint8_t mask[N];
+                    double g[N], gm = 0;
+                    for (int i = 0; i < N; i++) g[i] = qat_normal_at(31 + (uint64_t)ai, (uint64_t)i), gm = fmax(gm, fabs(g[i]));
+                    /* blocks 0, 1, 2 at 1, 1/2, 1/1000 of the tensor absmax (x[0]), exact zeros
+                     * among them, block 3 all zero */
+                    const double rel[4] = {1.0, 0.5, 1e-3, 0.0};
+                    for (int i = 0; i < N; i++)
+                        x[i] = i % 7 == 3 ? 0.0f : (float)(amaxes[ai] * rel[i / 16] * g[i] / gm);
+                    x[0] = amaxes[ai];
+                    memcpy(v, x, sizeof x);
+                    float s_t = qat_blk_tensor_scale(&B, qat_blk_absmax(x, N));
+                    qat_blk_io io = {.tensor_scale = s_t, .key = 5, .mask = mask, .scale_out = sb, .no_sse = no_sse};
+                    double sse = qat_blk_row(&B, v, N, &io);
+                    if (!isfinite(sse))
+                        fail_msg("amax %g fos %d sr %d: SSE %g", (double)amaxes[ai], fos, sr, sse);
+                    const float dec = s_t * qat_blk_scale_mul(&B);
+                    for (int i = 0; i < N; i++) {
+                        if (!isfinite(v[i]) || (x[i] == 0.0f && v[i] != 0.0f))
+                            fail_msg("amax %g fos %d sr %d: x[%d] = %g became %g", (double)amaxes[ai], fos, sr, i,
+                                     (double)x[i], (double)v[i]);
+                        const float sc = sb[i / 16] * dec;
+                        if (x[i] == 0.0f || sc == 0.0f) continue;
+                        double y = fabs((double)x[i] / sc), lo = e2m1_lo(y), hi = e2m1_hi(y), l;
+                        if (sr) {
+                            l = fabs((double)v[i]) == (double)(float)(lo * sc) ? lo : hi;
+                        } else {
+                            double mid = 0.5 * (lo + hi);
+                            l = y > 6 ? 6 : y < mid ? lo : y > mid ? hi : e2m1_even(lo) ? lo : hi;
+                            if (fabs(y - mid) <= 1e-6 * y && lo != hi) { /* either side */
+                                near++;
+                                if (fabs((double)v[i]) == (double)(float)(lo * sc)) l = lo;
+                                else l = hi;
+                            }
+                        }
+                        float want = copysignf((float)(l * sc), x[i]);
+                        if (v[i] != want)
+                            fail_msg("amax %g fos %d sr %d: x[%d] = %g, x/sc = %.7g: got %g (%.4g·sc), want %g",
+                                     (double)amaxes[ai], fos, sr, i, (double)x[i], y, (double)v[i],
+                                     (double)v[i] / sc, (double)want);
+                    }
+                }
+    printf("  %d elements within 1e-6 of a rounding boundary\n", near);
+}
+
 /* Four-over-six picks the scale with the lower squared error (ties: 6). */
 static void test_four_over_six(void **state) {
     (void)state;
@@ -627,6 +708,7 @@ int main(void) {
         cmocka_unit_test(test_descriptors),     cmocka_unit_test(test_rne_ties_saturation),
         cmocka_unit_test(test_sr_unbiased),     cmocka_unit_test(test_mx_blocks),
         cmocka_unit_test(test_mx_special),      cmocka_unit_test(test_nvfp4),
+        cmocka_unit_test(test_nvfp4_tiny_tensor),
         cmocka_unit_test(test_four_over_six),   cmocka_unit_test(test_sse_in_double),
         cmocka_unit_test(test_nvfp4_2d),
         cmocka_unit_test(test_int_groups),      cmocka_unit_test(test_int_clip_table),

@@ -420,6 +420,32 @@ static void test_non_finite_makes_its_group_nan(void **state) {
         }
 }
 
+/* NVFP4 operands whose absmax is near the bottom of fp32's normal range (gradients of
+ * a vanishing loss term): the tensor scale is subnormal and the element scales of the
+ * smaller blocks fell below 2^−128, where blockfmt's 1/sc overflowed and turned exact
+ * zeros into NaN. Every output must be finite, a zero must stay 0, and the rest must
+ * stay within one element step (1/3 of the block absmax at most) of the input. */
+static void test_nvfp4_tiny_operand(void **state) {
+    (void)state;
+    enum { R = 32, C = 64 };
+    const float amaxes[] = {1e-35f, 1.2e-38f, 1e-38f, 5e-39f};
+    float x[R * C], y[R * C];
+    for (int ai = 0; ai < 4; ai++)
+        for (int sr = 0; sr < 2; sr++)
+            for (int along = 0; along < 2; along++) {
+                qat_gradq g;
+                init(&g, "nvfp4", sr ? "sr" : "rtn", 0);
+                for (int i = 0; i < R * C; i++)
+                    x[i] = i % 5 == 2 ? 0.0f : amaxes[ai] * (i % 3 ? 0.01f : 0.2f) * (float)qat_normal_at(8, (uint64_t)i);
+                x[7] = amaxes[ai];
+                run(&g, x, y, R, C, along, 3, 0);
+                for (int i = 0; i < R * C; i++)
+                    if (!isfinite(y[i]) || (x[i] == 0.0f && y[i] != 0.0f) || fabsf(y[i] - x[i]) > 0.5f * amaxes[ai])
+                        fail_msg("amax %g %s along %s: x[%d] = %g became %g", (double)amaxes[ai], sr ? "sr" : "rtn",
+                                 along ? "cols" : "rows", i, (double)x[i], (double)y[i]);
+            }
+}
+
 static void test_bad_keys_are_refused(void **state) {
     (void)state;
     qat_compress_grad c = {.format = "sp50", .rounding = "sr", .hadamard = 0};
@@ -446,6 +472,7 @@ int main(void) {
         cmocka_unit_test(test_rotation_cancels_in_the_product),
         cmocka_unit_test(test_non_finite_makes_its_group_nan),
         cmocka_unit_test(test_bad_keys_are_refused),
+        cmocka_unit_test(test_nvfp4_tiny_operand),
         cmocka_unit_test(test_kernels_equal_reference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
