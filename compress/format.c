@@ -34,7 +34,9 @@ static const char *const MOD_HELP[] = {
     "MSE-optimal clip on the group's RMS instead of absmax",
     "four over six: per block, scale to 4 instead of 6 when that errs less",
     "16x16 weight tiles share one scale (weights only)",
-    "stochastic rounding, unbiased (E[q(x)] = x), keyed by seed, step and element",
+    "stochastic rounding, keyed by seed, step and element; E[q(x)] = x below the largest element times "
+    "the scale: nvfp4 (its 17/16 margin) and intB@gG always, mx not at block maxima above it (mxfp4: "
+    "above 6X; unbiased with scale_mul 4/3, docs/formats.md \"Scale multiplier\")",
     "Hadamard block B applied before blocking (= hadamard: B for this side)",
 };
 #define NMODS ((int)(sizeof MOD_NAMES / sizeof *MOD_NAMES))

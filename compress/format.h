@@ -49,7 +49,7 @@ enum {
     QAT_MOD_CLIP = 1u << 1, /* @clip: MSE-optimal clip on the group's RMS (intB@gG) */
     QAT_MOD_46 = 1u << 2,   /* @46: four-over-six block scale choice (nvfp4) */
     QAT_MOD_2D = 1u << 3,   /* @2d: 16×16 weight blocks (nvfp4, weights only) */
-    QAT_MOD_SR = 1u << 4,   /* @sr: stochastic rounding (unbiased) */
+    QAT_MOD_SR = 1u << 4,   /* @sr: stochastic rounding (unbiased below the top element; not MX maxima above 6X) */
     QAT_MOD_H = 1u << 5,    /* @hB: the Hadamard block applied before blocking */
 };
 

@@ -611,6 +611,43 @@ static void test_sr_rows(void **state) {
     }
 }
 
+/* @sr on MX is unbiased only below the largest element times X (docs/formats.md,
+ * "Scale multiplier, stochastic-rounding margins and the backward mask"): the OCP scale
+ * X = 2^(⌊log₂ amax⌋ − 2) puts an E2M1 block's maximum in [4, 8)·X, so x = 7.5X
+ * saturates to 6X in every draw (E[q] = 6X, not 7.5X), while x = 5X below 6X averages
+ * to x. With scale_mul = 4/3 (Quartet II's 2^⌊log₂ amax⌋/3) the element scale is 4X/3,
+ * the maximum lands at 5.625 < 6 and both average to x within Monte-Carlo error
+ * (5 s.e. of 4000 draws). */
+static void test_mx_sr_bias_above_6x(void **state) {
+    (void)state;
+    enum { D = 4000, M = 32 };
+    for (int mul = 0; mul < 2; mul++) {
+        qat_blk B = qat_blk_mx(QAT_EL_E2M1);
+        B.stochastic = 1;
+        if (mul) B.scale_mul = 4.0f / 3.0f;
+        float y[M];
+        for (int i = 0; i < M; i++) y[i] = 0.2f * (float)qat_normal_at(41, (uint64_t)i);
+        y[0] = 7.5f, y[1] = -5.0f; /* X = 2^(2 − 2) = 1 */
+        double sum[2] = {0}, sq[2] = {0};
+        float X;
+        for (int d = 0; d < D; d++) {
+            float r[M];
+            memcpy(r, y, sizeof r);
+            qat_blk_io io = {.key = 91, .index0 = (uint64_t)d * M, .scale_out = &X};
+            qat_blk_row(&B, r, M, &io);
+            for (int k = 0; k < 2; k++) sum[k] += r[k], sq[k] += (double)r[k] * r[k];
+        }
+        assert_same(X, 1.0f);
+        double m0 = sum[0] / D, m1 = sum[1] / D;
+        double se0 = sqrt(fmax(sq[0] / D - m0 * m0, 0.0) / D), se1 = sqrt(fmax(sq[1] / D - m1 * m1, 0.0) / D);
+        printf("  mxfp4@sr%s: E[q(7.5X)] = %.4f (s.e. %.4f), E[q(-5X)] = %.4f (s.e. %.4f)\n",
+               mul ? " scale_mul 4/3" : "", m0, se0, m1, se1);
+        assert_true(fabs(m1 + 5.0) <= 5.0 * se1 && se1 > 0);
+        if (!mul) assert_true(m0 == 6.0 && se0 == 0.0); /* saturated in every draw */
+        else assert_true(fabs(m0 - 7.5) <= 5.0 * se0 && se0 > 0);
+    }
+}
+
 /* Quartet II's effective bits, −log2(relative MSE)/2 (notebooks/unbiasedness.ipynb):
  * i.i.d. N(0,1) in rows of 8192 for the plain anchors; rows of 128 scaled by
  * 2^(8r/(R−1)) and rotated by Hadamard-128 for the rotated ones. 2^22 values each;
@@ -713,6 +750,7 @@ int main(void) {
         cmocka_unit_test(test_nvfp4_2d),
         cmocka_unit_test(test_int_groups),      cmocka_unit_test(test_int_clip_table),
         cmocka_unit_test(test_bits),            cmocka_unit_test(test_sr_rows),
+        cmocka_unit_test(test_mx_sr_bias_above_6x),
         cmocka_unit_test(test_mc_threads),      cmocka_unit_test(test_no_sse_same_bits),      cmocka_unit_test(test_published_anchors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -150,6 +150,18 @@ static void test_block_formats(void **state) {
     assert_non_null(strstr(out, "mxfp4 | mxfp6 | mxfp6e3m2 | mxfp8 | mxfp8e5m2 | nvfp4 | intB@gG"));
     assert_non_null(strstr(out, "@46"));
     assert_non_null(strstr(out, "@hB"));
+    /* @sr says when it is unbiased: MX's OCP scale saturates block maxima above 6X
+     * (docs/formats.md, "Scale multiplier, stochastic-rounding margins ..."), so an
+     * unconditional "E[q(x)] = x" would be false for mx */
+    const char *sr = strstr(out, "    @sr");
+    assert_non_null(sr);
+    char line[512];
+    snprintf(line, sizeof line, "%.*s", (int)strcspn(sr, "\n"), sr);
+    printf("  %s\n", line);
+    assert_null(strstr(line, "unbiased (E[q(x)] = x)"));
+    assert_non_null(strstr(line, "6X"));
+    assert_non_null(strstr(line, "scale_mul 4/3"));
+    assert_non_null(strstr(line, "17/16"));
     /* modifiers order-free and recorded canonically; bad ones exit 2 with the reason */
     assert_int_equal(run("nvfp4@sr@46 --json", out, sizeof out, 0), 0);
     assert_non_null(strstr(out, "\"format\": \"nvfp4@46@sr\""));
