@@ -8,10 +8,13 @@
  * keeps the pass over a column-quantized operand one read and one write of each
  * element, in cache, with no transposed copy of the operand.
  *
- * Grids (int, ternary, fp4): the format's levels with the outermost level at the
- * group's max|x| (absmax), so nothing is clipped and stochastic rounding is exactly
- * unbiased. Round-to-nearest goes through compress/project.h (qat_proj_row with an
- * absmax scale), the same code as the forward projection; stochastic rounding picks
+ * Grids (int, ternary, fp4): levels with the outermost one at the group's max|x|
+ * (absmax) a, so nothing is clipped and stochastic rounding is exactly unbiased.
+ * intB (B >= 2) and ternary use the symmetric integer grid with a zero level, k·a/L,
+ * |k| <= L = 2^(B−1) − 1 (int_rtn and int_sr below), not the forward's 2^b-level
+ * QuEST grid, which has no zero and rounds every exact zero of a sparse Ŵ to −Δ/2;
+ * int1 keeps ±a; fp4 is E2M1 × a/6, its round-to-nearest through compress/project.h
+ * (qat_proj_row with an absmax scale), the forward's code. Stochastic rounding picks
  * the upper neighbour level with probability (x − lo)/(hi − lo).
  *
  * Block formats: MX rounds a whole segment here (mx_segment, the element kernels of
@@ -103,7 +106,9 @@ int qat_gradq_init(qat_gradq *g, const qat_compress_grad *c) {
     g->P.absmax = 1;
     g->P.group = 0; /* gradq hands qat_proj_row one group at a time */
     g->P.mask = QAT_MASK_NONE;
-    g->levels = f.val == QAT_VAL_INT ? 1 << f.bits : f.val == QAT_VAL_TERNARY ? 3 : 0;
+    if (f.val == QAT_VAL_FP4) g->grid = QAT_GQ_FP4;
+    else if (f.val == QAT_VAL_INT && f.bits == 1) g->grid = QAT_GQ_SIGN;
+    else g->grid = QAT_GQ_INT, g->L = f.val == QAT_VAL_TERNARY ? 1 : (1 << (f.bits - 1)) - 1;
     return QAT_OK;
 }
 
@@ -146,15 +151,60 @@ static inline float sr_index(float t, float u) {
     return fl + (u < t - fl ? 1.0f : 0.0f);
 }
 
-/* Stochastic rounding of one group of n <= QAT_GRADQ_GROUP elements onto the grid
- * with absmax scale (a group holding a NaN or inf becomes NaN). The uniforms are
- * drawn first, in a loop of their own, so both loops vectorise (the 64-bit hash
- * lanes, then the rounding). */
-static void grid_sr(const qat_gradq *g, float *restrict v, int64_t n, uint64_t key, uint64_t idx0) {
-    /* max |v| in 16 lanes, then across them, and in the same pass whether one is NaN
-     * or inf (then the whole group is NaN, as quantize_segment says): for finite
-     * elements the |v| are never -0, so the order of the compares cannot change the
-     * result */
+/*
+ * The backward's integer grid (intB, B >= 2, and ternary; docs/formats.md "The backward
+ * pass", Grids): levels k·a/L, k ∈ {−L, …, L}, L = 2^(B−1) − 1 (2^B − 1 levels: int2 =
+ * ternary = {−a, 0, a}, int4 = [−7, 7], int8 = [−127, 127]), a the group's absmax: the
+ * symmetric integer grid with a zero level of the INT4 training of Xi, Li, Chen, Zhu
+ * ("Training Transformers with 4-bit Integers", NeurIPS 2023, arXiv:2306.11987: INT4
+ * in [−7, 7]) and of symmetric INT8 GEMMs. A zero level matters: the Ŵ of a spNN, N:M
+ * or ternary forward is full of exact zeros, and a grid without one rounds each to the
+ * same −Δ/2.
+ *
+ * Code of x: t = x·L/a in double. x·L is exact (24 + 7 bits) and the one division is
+ * correctly rounded; the exact x·L/a is either a half-integer (x exactly halfway
+ * between two levels) or at least ~2^−34 away from one, far above the division's
+ * 2^−46 error at |t| <= 128, so ties are exactly the true ties. Callers pass a finite
+ * x with |x| <= a, a > 0 (a NaN, inf or all-zero group is set aside first; the
+ * 16-lane path substitutes 0 and 1 in such lanes), so |t| <= L and the int32
+ * conversion is exact.
+ * rtn: k = t rounded to nearest, ties to the even k (the add-and-subtract of 1.5·2^52 in
+ * the default rounding mode, exact for |t| < 2^51; a zero k is +0).
+ * sr: k = ⌊|t|⌋ + [u < |t| − ⌊|t|⌋] with t's sign (|t| − ⌊|t|⌋ is exact), so E[k] = t to
+ * the 2^−24 of the uniform and an exact zero is 0 in every draw.
+ * The level (k·a)/L: k·a exact in double, one division, then to float; ±a exactly at
+ * k = ±L, +0 at k = 0.
+ */
+static inline float int_rtn(float x, float a, double L) {
+    const double t = (double)x * L / a;
+    const double k = (t + 0x1.8p52) - 0x1.8p52;
+    return (float)(k * a / L);
+}
+
+static inline float int_sr(float x, float a, double L, float u) {
+    const double t = (double)x * L / a, at = fabs(t), fl = (double)(int32_t)at;
+    /* selects between constants only, so the loop if-converts and vectorises (an
+     * arithmetic arm would be a trapping operation to speculate); + 0.0 turns the −0
+     * of a zero k with t < 0 into +0 */
+    const double k = (fl + ((double)u < at - fl ? 1.0 : 0.0)) * (t < 0 ? -1.0 : 1.0) + 0.0;
+    return (float)(k * a / L);
+}
+
+/* int1: the levels ±a; one bit has no zero level. rtn: x > 0 → a, else −a (an exact
+ * zero is the tie between the codes m = 0 and 1 of the forward's formula m = round(x/Δ +
+ * ½), Δ = 2a, and goes to the even one, −a, as in docs/formats.md "Rounding ties"). sr:
+ * a with probability (x + a)/(2a), so E[q] = x and a zero is ±a with probability ½. */
+static inline float sign_rtn(float x, float a) { return x > 0.0f ? a : -a; }
+
+static inline float sign_sr(float x, float a, float u) {
+    return (double)u < ((double)x + a) / (2.0 * a) ? a : -a;
+}
+
+/* max |v| of one group, in 16 lanes and then across them, and in the same pass whether
+ * one is NaN or inf (*bad; then the whole group is NaN, as quantize_segment says): for
+ * finite elements the |v| are never -0, so the order of the compares cannot change the
+ * result. */
+static float group_absmax(const float *restrict v, int64_t n, int *bad_out) {
     float m[16] = {0};
     int32_t badl[16] = {0};
     int64_t i0 = 0;
@@ -172,6 +222,39 @@ static void grid_sr(const qat_gradq *g, float *restrict v, int64_t n, uint64_t k
     float a = 0.0f;
     int bad = 0;
     for (int l = 0; l < 16; l++) a = max_c(m[l], a), bad |= badl[l];
+    *bad_out = bad;
+    return a;
+}
+
+/* Round-to-nearest of one group of n <= QAT_GRADQ_GROUP elements onto the grid with
+ * absmax scale (a group holding a NaN or inf becomes NaN; an all-zero one is left as
+ * it is). */
+static void grid_rtn(const qat_gradq *g, float *restrict v, int64_t n) {
+    int bad;
+    const float a = group_absmax(v, n, &bad);
+    if (bad) {
+        for (int64_t i = 0; i < n; i++) v[i] = NAN;
+        return;
+    }
+    if (a == 0.0f) return; /* all zero: already on the grid */
+    if (g->grid == QAT_GQ_INT) {
+        const double L = g->L;
+        for (int64_t i = 0; i < n; i++) v[i] = int_rtn(v[i], a, L);
+    } else if (g->grid == QAT_GQ_SIGN) {
+        for (int64_t i = 0; i < n; i++) v[i] = sign_rtn(v[i], a);
+    } else {
+        uint8_t mask[QAT_GRADQ_GROUP];
+        qat_proj_row(&g->P, v, n, NULL, mask);
+    }
+}
+
+/* Stochastic rounding of one group of n <= QAT_GRADQ_GROUP elements onto the grid
+ * with absmax scale (a group holding a NaN or inf becomes NaN). The uniforms are
+ * drawn first, in a loop of their own, so both loops vectorise (the 64-bit hash
+ * lanes, then the rounding). */
+static void grid_sr(const qat_gradq *g, float *restrict v, int64_t n, uint64_t key, uint64_t idx0) {
+    int bad;
+    const float a = group_absmax(v, n, &bad);
     if (bad) {
         for (int64_t i = 0; i < n; i++) v[i] = NAN;
         return;
@@ -179,15 +262,11 @@ static void grid_sr(const qat_gradq *g, float *restrict v, int64_t n, uint64_t k
     if (a == 0.0f) return; /* all zero: already on the grid */
     float u[QAT_GRADQ_GROUP];
     for (int64_t i = 0; i < n; i++) u[i] = unif(key, idx0 + (uint64_t)i);
-    if (g->levels) {
-        /* uniform levels −a + k·2a/(L−1), k = 0..L−1; (v + a)·inv is +0 or more, or
-         * NaN when inv overflows (a subnormal a), which the clamp turns to 0 */
-        const float Lm1 = (float)(g->levels - 1), inv = Lm1 / (2.0f * a), step = 2.0f * a / Lm1;
-        for (int64_t i = 0; i < n; i++) {
-            float t = min_c(max_c((v[i] + a) * inv, 0.0f), Lm1);
-            float k = min_c(sr_index(t, u[i]), Lm1);
-            v[i] = -a + k * step;
-        }
+    if (g->grid == QAT_GQ_INT) {
+        const double L = g->L;
+        for (int64_t i = 0; i < n; i++) v[i] = int_sr(v[i], a, L, u[i]);
+    } else if (g->grid == QAT_GQ_SIGN) {
+        for (int64_t i = 0; i < n; i++) v[i] = sign_sr(v[i], a, u[i]);
     } else {
         /* E2M1 magnitudes ×a/6: steps of 0.5 below 2, 1 below 4, 2 up to 6 */
         const float s = a / 6.0f, inv = 6.0f / a;
@@ -280,19 +359,10 @@ static void quantize_segment(const qat_gradq *g, float *v, int64_t n, uint64_t k
     for (int64_t a = 0; a < n; a += g->group) {
         int64_t len = n - a < g->group ? n - a : g->group;
         /* a NaN or inf makes its whole group NaN, visibly (as the block formats do):
-         * it must never be rounded onto a level, and the grid roundings would */
-        if (g->sr) { /* grid_sr finds a NaN or inf in its absmax pass */
-            grid_sr(g, v + a, len, key, idx0 + (uint64_t)a);
-            continue;
-        }
-        int bad = 0;
-        for (int64_t i = 0; i < len; i++) bad |= !isfinite(v[a + i]);
-        if (bad) {
-            for (int64_t i = 0; i < len; i++) v[a + i] = NAN;
-        } else {
-            uint8_t mask[QAT_GRADQ_GROUP];
-            qat_proj_row(&g->P, v + a, len, NULL, mask);
-        }
+         * it must never be rounded onto a level, and the grid roundings would; both
+         * find it in their absmax pass */
+        if (g->sr) grid_sr(g, v + a, len, key, idx0 + (uint64_t)a);
+        else grid_rtn(g, v + a, len);
     }
 }
 
@@ -472,16 +542,33 @@ static void lanes_group(const qat_gradq *g, float *restrict x, int64_t len, uint
     if (g->sr)
         for (int64_t i = 0; i < len; i++)
             for (int l = 0; l < LN; l++) u[i * LN + l] = qat_mf_u24(key, idx[l] + (uint64_t)i);
-    if (g->kind == QAT_GQ_GRID && g->levels) {
-        const float Lm1 = (float)(g->levels - 1);
-        float inv[LN], step[LN];
-        for (int l = 0; l < LN; l++) inv[l] = Lm1 / (2.0f * m[l]), step[l] = 2.0f * m[l] / Lm1;
+    if (g->kind == QAT_GQ_GRID && g->grid == QAT_GQ_INT) {
+        const double L = g->L;
+        int32_t odd = 0; /* a lane whose group is NaN, inf or all zero */
+        for (int l = 0; l < LN; l++) odd |= bad[l] | (m[l] == 0.0f);
+        if (!odd) {
+            /* no select after int_sr: GCC would sink its division into the selected arm,
+             * where -ftrapping-math forbids computing it for all lanes, and not vectorise */
+            for (int64_t i = 0; i < len; i++)
+                for (int l = 0; l < LN; l++) x[i * LN + l] = int_sr(x[i * LN + l], m[l], L, u[i * LN + l]);
+        } else {
+            /* such lanes round 0 against 1 (so int_sr never converts a NaN or inf to
+             * int32) and are then replaced: NaN, or the input kept as grid_sr keeps it */
+            float a1[LN];
+            for (int l = 0; l < LN; l++) a1[l] = bad[l] || m[l] == 0.0f ? 1.0f : m[l];
+            for (int64_t i = 0; i < len; i++)
+                for (int l = 0; l < LN; l++) {
+                    float v = x[i * LN + l];
+                    float q = int_sr(bad[l] ? 0.0f : v, a1[l], L, u[i * LN + l]);
+                    q = m[l] == 0.0f ? v : q;
+                    x[i * LN + l] = bad[l] ? NAN : q;
+                }
+        }
+    } else if (g->kind == QAT_GQ_GRID && g->grid == QAT_GQ_SIGN) {
         for (int64_t i = 0; i < len; i++)
             for (int l = 0; l < LN; l++) {
                 float v = x[i * LN + l];
-                float t = min_c(max_c((v + m[l]) * inv[l], 0.0f), Lm1);
-                float k = min_c(sr_index(t, u[i * LN + l]), Lm1);
-                float q = -m[l] + k * step[l];
+                float q = sign_sr(v, m[l], u[i * LN + l]);
                 q = m[l] == 0.0f ? v : q;
                 x[i * LN + l] = bad[l] ? NAN : q;
             }

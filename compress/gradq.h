@@ -47,6 +47,14 @@
 /* Largest Hadamard block of the backward (the rotation works on blocks in a 32 KB tile). */
 #define QAT_GRADQ_MAX_HADAMARD 1024
 
+/* The scalar grids of the backward (docs/formats.md "The backward pass", Grids), each
+ * with the group's absmax a as its outermost level. */
+typedef enum {
+    QAT_GQ_INT = 0, /* intB, B >= 2, and ternary: the symmetric integer grid with zero, k·a/L, |k| <= L */
+    QAT_GQ_SIGN,    /* int1: ±a (one bit has no zero level) */
+    QAT_GQ_FP4      /* fp4: the E2M1 magnitudes × a/6 */
+} qat_gradq_grid;
+
 typedef enum {
     QAT_GQ_OFF = 0, /* fp32: the backward is unchanged */
     QAT_GQ_GRID,    /* a scalar grid of docs/formats.md, absmax scale per group of 32 */
@@ -56,8 +64,10 @@ typedef enum {
 typedef struct qat_gradq {
     char name[QAT_FMT_MAX]; /* compress.gradients.format as given */
     qat_gradq_kind kind;    /* off, grid or block */
-    qat_proj P;             /* grid: the format's projection with an absmax scale (rtn goes through it) */
-    int levels;             /* grid: number of uniform levels (int: 2^b, ternary: 3); 0 for fp4 */
+    qat_proj P;             /* grid fp4: the format's projection with an absmax scale (its rtn goes through it) */
+    qat_gradq_grid grid;    /* grid: which one */
+    int L;                  /* grid QAT_GQ_INT: the largest code, levels k·a/L for |k| <= L
+                               (intB: 2^(B−1) − 1, so int2 = ternary = {−a, 0, a}, int8 = ±127) */
     qat_blk blk;            /* block: the hardware format (compress/blockfmt.h), stochastic = sr */
     int group;              /* elements per scale along the inner dim */
     int sr;                 /* 1: stochastic rounding; 0: round to nearest */

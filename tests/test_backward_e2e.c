@@ -80,18 +80,28 @@ static int threads(void) {
 
 /*
  * Learning. 150 steps of s1 (W4A4 QuEST int4 + trust, 4-bit backward with a 32-block
- * rotation) on English; final validation loss (nats/token) measured at seeds 0–4:
- *   sr:  2.3448 2.3891 2.3655 2.3623 2.4194   mean 2.3762, sd 0.0288
- *   rtn: 2.3418 2.4180 2.3748 2.3562 2.4078   mean 2.3797, sd 0.0327
- * (AMD Zen 5, AVX-512). At 2 threads seed 0 (sr) gave 2.3448 again, bit for bit, on
- * that CPU. Another CPU moves the last bits and so the run: on a Zen 3 (AVX2 kernels)
- * seed 0 ended at 2.3438 (sr) and 2.3482 (rtn), within a third of a seed's sd. The
- * thresholds are mean + 3.1·sd (one-sided false failure < 1/1000 under a normal model
- * with the measured sd): sr 2.466, rtn 2.481, far below the start (ln 256 = 5.55) and
- * the corpus' unigram entropy 3.237.
+ * rotation) on English; final validation loss (nats/token) measured at seeds 0–4 with
+ * the backward's int4 grid k·a/7, |k| <= 7 (the symmetric integer grid with zero,
+ * docs/formats.md "The backward pass"):
+ *   sr:  2.3540 2.4139 2.3734 2.3611 2.4189   mean 2.3843, sd 0.0302
+ *   rtn: 2.3460 2.4069 2.3853 2.3669 2.4267   mean 2.3864, sd 0.0319
+ * (AMD Zen 4, AVX-512, 1 thread). On the 16-level grid without zero that the backward
+ * used before, the same runs gave sr 2.3448 2.3891 2.3655 2.3623 2.4194 (mean 2.3762,
+ * sd 0.0288) and rtn 2.3418 2.4180 2.3748 2.3562 2.4078 (mean 2.3797, sd 0.0327), on
+ * that Zen 4 and on the Zen 5 they were first measured on alike: 15 levels are 7%
+ * coarser than 16 and these dense operands have no zeros to gain, so the losses rose
+ * by ~0.007, a quarter of a seed's sd. Threads and CPUs move the last bits and so the
+ * run: on the Zen 5, seed 0 (sr) gave the same bits at 2 threads; on the Zen 4 it does
+ * not (2.3459; the old grid's 2.3440 against 2.3448 at 1 thread); the AVX2 kernels of
+ * the portable build (QAT_KERNELS=generic) end seed 0 at 2.3493 (sr) and 2.3474 (rtn),
+ * and on a Zen 3 the old grid's seed 0 ended at 2.3438 and 2.3482, all within a third
+ * of a seed's sd. The thresholds are mean + 3.1·sd of the new grid's runs (one-sided
+ * false failure < 1/1000 under a normal model with the measured sd): sr 2.478, rtn
+ * 2.485 (the old grid's runs gave 2.466 and 2.481 by the same rule), far below the
+ * start (ln 256 = 5.55) and the corpus' unigram entropy 3.237.
  */
-#define THRESH_SR 2.466
-#define THRESH_RTN 2.481
+#define THRESH_SR 2.478
+#define THRESH_RTN 2.485
 static void test_w4a4_sr_and_rtn_backward_learn(void **state) {
     (void)state;
     const char *rnd[2] = {"sr", "rtn"};

@@ -1,7 +1,8 @@
 /*
  * tests/test_compress_gradq.c — the backward operands' quantizer (compress/gradq.h):
  * stochastic rounding is unbiased on every supported grid to Monte-Carlo precision
- * (and the same bound rejects round-to-nearest), rtn lands on the nearest level,
+ * (and the same bound rejects round-to-nearest), rtn lands on the nearest level, an
+ * exact zero stays 0 on the integer grids (so rtn of a sparse operand is unbiased),
  * the Hadamard rotation cancels in the product, results do not depend on the
  * thread count, the column path equals the row path on the transpose, bf16
  * output is the f32 output rounded, bad keys are refused, and the kernels give the
@@ -45,10 +46,20 @@ static void run(const qat_gradq *g, const float *x, float *y, int64_t rows, int6
     qat_gradq_run(g, &op);
 }
 
+/* The integer grid's largest code L, levels k·a/L for |k| <= L (docs/formats.md "The
+ * backward pass", Grids): 2^(B−1) − 1 for intB, B >= 2 (int2 = ternary = {−a, 0, a},
+ * int8 = [−127, 127]); 0 for int1 (±a) and fp4. */
+static int int_L(const char *fmt) {
+    if (!strcmp(fmt, "ternary")) return 1;
+    if (!strncmp(fmt, "int", 3) && fmt[3] >= '2' && fmt[3] <= '8' && !fmt[4]) return (1 << (fmt[3] - '0' - 1)) - 1;
+    return 0;
+}
+
 /* The grid points of a group whose absmax is a: the two neighbours of x and the
  * grid step between them (for the SE of a stochastic rounding). */
 static double neighbour_gap(const qat_gradq *g, double x, double a) {
-    if (g->levels) return 2.0 * a / (g->levels - 1);
+    if (int_L(g->name)) return a / int_L(g->name);
+    if (!strcmp(g->name, "int1")) return 2.0 * a;
     static const double mags[8] = {0, .5, 1, 1.5, 2, 3, 4, 6};
     double m = fabs(x) / (a / 6.0);
     for (int i = 0; i < 7; i++)
@@ -137,11 +148,136 @@ static void test_rtn_is_nearest_level(void **state) {
 }
 
 /*
+ * The integer grids of the backward have a zero level (docs/formats.md "The backward
+ * pass", Grids: levels k·a/L, |k| <= L = 2^(B−1) − 1, as Xi et al. 2023's INT4 [−7, 7]
+ * and symmetric INT8 GEMMs). The forward's 2^b-level QuEST grid has none, and on it
+ * rtn sent every exact zero to −Δ/2: the Ŵ of a spNN, N:M or ternary forward is full of
+ * zeros, so the dX product carried a fixed error of one sign. An exact zero must stay
+ * exactly 0 under rtn and under sr in every draw (so E[q(0)] = 0), on int2..int8 and
+ * ternary, along rows and along columns (the two kernels), whatever else is in its
+ * group. int1 has one bit and no zero level: rtn gives the tie's even code, −a; sr
+ * gives ±a with probability ½ each (E[q] = 0 to Monte-Carlo precision).
+ */
+static void test_zero_stays_zero_on_int_grids(void **state) {
+    (void)state;
+    enum { R = 64, C = 256 };
+    const char *fmts[] = {"int2", "int3", "int4", "int5", "int6", "int7", "int8", "ternary", "int1"};
+    float *x = malloc(sizeof(float) * R * C), *y = malloc(sizeof(float) * R * C);
+    for (int i = 0; i < R * C; i++) x[i] = i % 3 == 1 ? 0.0f : (i % 3 == 2 ? -0.0f : (float)qat_normal_at(12, (uint64_t)i));
+    for (size_t fi = 0; fi < sizeof fmts / sizeof *fmts; fi++)
+        for (int sr = 0; sr < 2; sr++)
+            for (int along = 0; along < 2; along++) {
+                qat_gradq g;
+                init(&g, fmts[fi], sr ? "sr" : "rtn", 0);
+                run(&g, x, y, R, C, along, 40 + (uint64_t)sr, 0);
+                const int one_bit = !strcmp(fmts[fi], "int1");
+                double s = 0, s2 = 0;
+                long nz = 0;
+                for (int i = 0; i < R * C; i++) {
+                    if (x[i] != 0.0f) continue;
+                    nz++, s += y[i], s2 += (double)y[i] * y[i];
+                    if (!one_bit && y[i] != 0.0f)
+                        fail_msg("%s %s along %s: x[%d] = %g became %g", fmts[fi], sr ? "sr" : "rtn",
+                                 along ? "cols" : "rows", i, (double)x[i], (double)y[i]);
+                    if (one_bit && !sr && !(y[i] < 0.0f))
+                        fail_msg("int1 rtn: a zero became %g, not the tie's −a", (double)y[i]);
+                }
+                if (one_bit && sr) {
+                    double m = s / nz, se = sqrt(fmax(s2 / nz - m * m, 0.0) / nz);
+                    printf("  int1 sr along %s: mean of q(0) %.4f (s.e. %.4f)\n", along ? "cols" : "rows", m, se);
+                    assert_true(se > 0 && fabs(m) <= 5.0 * se);
+                }
+            }
+    free(x);
+    free(y);
+}
+
+/* rtn on the integer grids: t = x·L/a to the nearest integer, ties to the even k. A
+ * group whose absmax is 7 (int4: L = 7, levels = the integers −7..7) and one whose
+ * absmax is 1 (int2: L = 1, levels −1, 0, 1); the other 28 values are 0. */
+static void test_int_rtn_ties_to_even(void **state) {
+    (void)state;
+    struct { const char *fmt; float in[4], want[4]; } c[] = {
+        {"int4", {7.0f, 1.5f, 2.5f, -0.5f}, {7.0f, 2.0f, 2.0f, 0.0f}},
+        {"int4", {-7.0f, 3.5f, -4.5f, 6.5f}, {-7.0f, 4.0f, -4.0f, 6.0f}},
+        {"int2", {1.0f, 0.5f, -0.5f, 0.75f}, {1.0f, 0.0f, 0.0f, 1.0f}},
+        {"int8", {127.0f, 0.5f, 1.5f, -126.5f}, {127.0f, 0.0f, 2.0f, -126.0f}},
+    };
+    for (size_t k = 0; k < sizeof c / sizeof *c; k++) {
+        qat_gradq g;
+        init(&g, c[k].fmt, "rtn", 0);
+        float x[QAT_GRADQ_GROUP] = {0}, y[QAT_GRADQ_GROUP];
+        memcpy(x, c[k].in, sizeof c[k].in);
+        run(&g, x, y, 1, QAT_GRADQ_GROUP, QAT_GQ_ALONG_ROWS, 1, 0);
+        for (int i = 0; i < 4; i++)
+            if (y[i] != c[k].want[i] || (c[k].want[i] == 0.0f && signbit(y[i]))) /* a zero k is +0 */
+                fail_msg("%s: %g → %g, want %g", c[k].fmt, (double)x[i], (double)y[i], (double)c[k].want[i]);
+        for (int i = 4; i < QAT_GRADQ_GROUP; i++) assert_true(y[i] == 0.0f && !signbit(y[i]));
+    }
+}
+
+/*
+ * rtn of a sparse operand is not biased. A 2:4 operand (in every 4 consecutive inner-dim
+ * values the 2 largest kept) of Gaussians, as the Ŵ of a 2:4 forward: on a grid
+ * symmetric about 0 with a zero level the rounding errors average to 0 (|mean| within
+ * 5 s.e. of the mean of R·C errors). The old grid without zero gave every kept zero
+ * the error −Δ/2, a mean of about −Δ/4 over the operand, hundreds of s.e. away.
+ */
+static void test_rtn_of_sparse_operand_is_unbiased(void **state) {
+    (void)state;
+    enum { R = 128, C = 256 };
+    float *x = malloc(sizeof(float) * R * C), *y = malloc(sizeof(float) * R * C);
+    for (int i = 0; i < R * C; i++) x[i] = (float)qat_normal_at(13, (uint64_t)i);
+    for (int along = 0; along < 2; along++) {
+        /* 2:4 along the inner dim: rows for along rows, columns for along columns */
+        float *w = malloc(sizeof(float) * R * C);
+        memcpy(w, x, sizeof(float) * R * C);
+        for (int o = 0; o < (along ? C : R); o++)
+            for (int j0 = 0; j0 < (along ? R : C); j0 += 4) {
+                int64_t at[4];
+                for (int j = 0; j < 4; j++) at[j] = along ? (int64_t)(j0 + j) * C + o : (int64_t)o * C + j0 + j;
+                for (int drop = 0; drop < 2; drop++) { /* zero the two smallest */
+                    int m = -1;
+                    for (int j = 0; j < 4; j++)
+                        if (w[at[j]] != 0.0f && (m < 0 || fabsf(w[at[j]]) < fabsf(w[at[m]]))) m = j;
+                    w[at[m]] = 0.0f;
+                }
+            }
+        for (const char **f = (const char *[]){"int2", "int3", "int4", "int8", NULL}; *f; f++) {
+            qat_gradq g;
+            init(&g, *f, "rtn", 0);
+            run(&g, w, y, R, C, along, 1, 0);
+            double s = 0, s2 = 0, sz = 0;
+            for (int i = 0; i < R * C; i++) {
+                double e = (double)y[i] - w[i];
+                s += e, s2 += e * e;
+                if (w[i] == 0.0f) sz += e;
+            }
+            const double n = (double)R * C, m = s / n, se = sqrt(fmax(s2 / n - m * m, 0.0) / n);
+            printf("  2:4 %s rtn along %s: mean error %.2e (s.e. %.2e), summed over the zeros %.3g\n", *f,
+                   along ? "cols" : "rows", m, se, sz);
+            if (sz != 0.0 || fabs(m) > 5.0 * se)
+                fail_msg("%s rtn of a 2:4 operand is biased: mean error %.3g (%.1f s.e.), zeros' error sum %.3g", *f,
+                         m, fabs(m) / se, sz);
+        }
+        free(w);
+    }
+    free(x);
+    free(y);
+}
+
+/*
  * The reference: the element-by-element algorithm of docs/formats.md "The backward
- * pass" as first written (one hash per uniform and per sign, libm's fminf/fmaxf, one
- * scalar load and store per element). The kernels of compress/gradq.c (sign tables,
- * vectorised loops, tiles) must give its bits exactly: runs under way and their
- * `--resume` depend on it.
+ * pass" as first written (one hash per uniform and per sign, libm's floor, rint and
+ * fminf/fmaxf, one scalar load and store per element). The kernels of compress/gradq.c
+ * (sign tables, vectorised loops, tiles) must give its bits exactly: runs under way
+ * and their `--resume` depend on it.
+ *
+ * The integer grids: t = x·L/a in double (x·L exact, one division), k = rint(t)
+ * (nearest, ties to even k) or floor(|t|) + [u < |t| − floor(|t|)] with t's sign, the
+ * level (k·a)/L in double rounded to float, a zero k giving +0. int1: ±a, rtn
+ * x > 0 ? a : −a (zero is the tie, to the even code m = 0: −a), sr a with
+ * probability (x + a)/(2a).
  */
 static float ref_unif(uint64_t key, uint64_t idx) {
     return (float)(qat_hash64(key + idx * 0x9E3779B97F4A7C15ull) >> 40) * 0x1p-24f;
@@ -156,13 +292,17 @@ static void ref_grid_sr(const qat_gradq *g, float *v, int64_t n, uint64_t key, u
     float a = 0.0f;
     for (int64_t i = 0; i < n; i++) a = fmaxf(a, fabsf(v[i]));
     if (a == 0.0f) return;
-    if (g->levels) {
-        const float Lm1 = (float)(g->levels - 1), inv = Lm1 / (2.0f * a), step = 2.0f * a / Lm1;
+    const int L = int_L(g->name);
+    if (L) {
         for (int64_t i = 0; i < n; i++) {
-            float t = fminf(fmaxf((v[i] + a) * inv, 0.0f), Lm1);
-            float k = fminf(ref_sr_index(t, ref_unif(key, idx0 + (uint64_t)i)), Lm1);
-            v[i] = -a + k * step;
+            double t = (double)v[i] * L / a, at = fabs(t), fl = floor(at);
+            double k = fl + ((double)ref_unif(key, idx0 + (uint64_t)i) < at - fl ? 1.0 : 0.0);
+            if (t < 0) k = 0.0 - k;
+            v[i] = (float)(k * a / L);
         }
+    } else if (!strcmp(g->name, "int1")) {
+        for (int64_t i = 0; i < n; i++)
+            v[i] = (double)ref_unif(key, idx0 + (uint64_t)i) < ((double)v[i] + a) / (2.0 * a) ? a : -a;
     } else {
         const float s = a / 6.0f, inv = 6.0f / a;
         for (int64_t i = 0; i < n; i++) {
@@ -172,6 +312,24 @@ static void ref_grid_sr(const qat_gradq *g, float *v, int64_t n, uint64_t key, u
             float q = base + st * ref_sr_index((m - base) / st, ref_unif(key, idx0 + (uint64_t)i));
             v[i] = copysignf(q * s, v[i]);
         }
+    }
+}
+
+static void ref_grid_rtn(const qat_gradq *g, float *v, int64_t n) {
+    float a = 0.0f;
+    for (int64_t i = 0; i < n; i++) a = fmaxf(a, fabsf(v[i]));
+    if (a == 0.0f) return;
+    const int L = int_L(g->name);
+    if (L) {
+        for (int64_t i = 0; i < n; i++) {
+            double k = rint((double)v[i] * L / a) + 0.0; /* + 0.0: a zero k is +0 */
+            v[i] = (float)(k * a / L);
+        }
+    } else if (!strcmp(g->name, "int1")) {
+        for (int64_t i = 0; i < n; i++) v[i] = v[i] > 0.0f ? a : -a;
+    } else { /* fp4: the forward's projection with an absmax scale */
+        uint8_t mask[QAT_GRADQ_GROUP];
+        qat_proj_row(&g->P, v, n, NULL, mask);
     }
 }
 
@@ -198,8 +356,7 @@ static void ref_segment(const qat_gradq *g, float *v, int64_t n, uint64_t key, u
         } else if (g->sr) {
             ref_grid_sr(g, v + a, len, key, idx0 + (uint64_t)a);
         } else {
-            uint8_t mask[QAT_GRADQ_GROUP];
-            qat_proj_row(&g->P, v + a, len, NULL, mask);
+            ref_grid_rtn(g, v + a, len);
         }
     }
 }
@@ -287,6 +444,9 @@ static void test_kernels_equal_reference(void **state) {
                         uint16_t *ybr = malloc(sizeof(uint16_t) * n);
                         /* NVFP4's tensor scale makes one inf poison the whole operand: finite there */
                         ref_values(x, n, 100 + (uint64_t)si, strcmp(ALL[fi], "nvfp4") != 0);
+                        /* an all-zero column, −0 included: along columns an all-zero lane
+                         * beside lanes with values (the 16-lane kernel keeps its input) */
+                        for (int64_t r = 0; C > 5 && r < R; r++) x[r * C + 5] = r % 2 ? -0.0f : 0.0f;
                         for (int64_t i = 0; i < n; i++) xb[i] = qat_bf16_round(x[i]);
                         for (int bf = 0; bf < 2; bf++)
                             for (int th = 1; th <= 2; th++) {
@@ -467,6 +627,9 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sr_is_unbiased_on_every_format),
         cmocka_unit_test(test_rtn_is_nearest_level),
+        cmocka_unit_test(test_zero_stays_zero_on_int_grids),
+        cmocka_unit_test(test_int_rtn_ties_to_even),
+        cmocka_unit_test(test_rtn_of_sparse_operand_is_unbiased),
         cmocka_unit_test(test_cols_equal_rows_of_transpose_and_threads),
         cmocka_unit_test(test_bf16_output_is_rounded_f32),
         cmocka_unit_test(test_rotation_cancels_in_the_product),
