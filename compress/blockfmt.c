@@ -165,7 +165,8 @@ static double sumsq_d(const float *x, int len) {
  * (x·pre)·inv. For sc >= 2^−126 (a normal float) pre = 1 and inv = 1/sc, as ever.
  * Below, 1/sc overflows once sc < 2^−128 (inf; 0·inf = NaN for x = 0, and every
  * other element saturates), which NVFP4 reaches when s_t is subnormal (tensor absmax
- * below 2688·2^−119 ≈ 4e-33) in blocks whose absmax is below ~1.8e-38. There both
+ * below 2688·2^−119 ≈ 4e-33) in blocks whose absmax is below ~1.8e-38, and intB@gG in
+ * groups whose absmax is below ~L·2^−128 (2e-38 for int4). There both
  * are moved by the exact power of two 2^64: pre = 2^64, inv = 1/(sc·2^64). sc·2^64
  * and x·2^64 are exact (x·2^64 overflows only past 2^64, where x/sc saturates
  * anyway) and 1/(sc·2^64) = 2^−64·RN(1/sc) in the normal range, so (x·pre)·inv =
@@ -390,11 +391,14 @@ static double row_int(const qat_blk *B, float *v, int64_t n, const qat_blk_io *i
             sse += block_zero(x, len, 0.0f, mask);
             continue;
         }
-        const float inv = 1.0f / s, thr = T * s;
+        /* elem_inv: s = bf16(amax/L) is below 2^−128 for a group absmax below ~L·2^−128,
+         * where 1/s overflows (zeros became NaN); pre = 1 elsewhere, an exact no-op */
+        float pre;
+        const float inv = elem_inv(s, &pre), thr = T * s;
         double e[BLK_MAX]; /* squared errors, summed after the loop so that it vectorises */
         if (!B->stochastic) {
             for (int i = 0; i < len; i++) {
-                float xi = x[i], q = qat_int_rne(xi * inv, L) * s;
+                float xi = x[i], q = qat_int_rne((xi * pre) * inv, L) * s;
                 e[i] = sq_err(q, xi);
                 if (mask) mask[i] = fabsf(q - xi) <= thr;
                 x[i] = q;
@@ -403,7 +407,7 @@ static double row_int(const qat_blk *B, float *v, int64_t n, const qat_blk_io *i
             uint64_t idx = io->index0 + (uint64_t)b0;
             for (int i = 0; i < len; i++) {
                 float xi = x[i], u = qat_mf_u24(io->key, idx + (uint64_t)i);
-                float q = qat_int_sr(xi * inv, u, L) * s;
+                float q = qat_int_sr((xi * pre) * inv, u, L) * s;
                 e[i] = sq_err(q, xi);
                 if (mask) mask[i] = fabsf(q - xi) <= thr;
                 x[i] = q;

@@ -501,6 +501,49 @@ static void test_int_groups(void **state) {
     assert_same(c[0], 2.12109375f), assert_same(c[1], -2.12109375f);
 }
 
+/* intB@gG groups near the bottom of fp32's range: s = bf16(amax/L) is then below
+ * 2^−128 (a group absmax below ~L·2^−128, 2e-38 for int4), 1/s overflowed, exact zeros
+ * became 0·inf = NaN and every other element clamped to ±L·s. The definition is
+ * k = RNE(x/s) clamped to ±L, q = k·s: checked against it in double (an element within
+ * 1e-6 of a half-integer x/s may take either side), by nearest and stochastically
+ * (then q is one of the two neighbours of x/s), for int4 and int8 and group absmaxes
+ * 1e-37 (1/s finite), 2e-38, 1e-39 and 3e-40 (s subnormal; for int8 at 3e-40, amax/127
+ * is below half bf16's smallest subnormal, s = 0 and the group is stored as zeros, as
+ * the rule says). */
+static void test_int_tiny_group(void **state) {
+    (void)state;
+    enum { G = 32 };
+    const float amaxes[] = {1e-37f, 2e-38f, 1e-39f, 3e-40f};
+    const int bits[] = {4, 8};
+    for (int bi = 0; bi < 2; bi++)
+        for (int ai = 0; ai < 4; ai++)
+            for (int sr = 0; sr < 2; sr++) {
+                qat_blk B = qat_blk_int(bits[bi], G, 0);
+                B.stochastic = sr;
+                const double L = (1 << (bits[bi] - 1)) - 1;
+                float x[G], v[G], s;
+                double gm = 0, g[G];
+                for (int i = 0; i < G; i++) g[i] = qat_normal_at(51 + (uint64_t)ai, (uint64_t)i), gm = fmax(gm, fabs(g[i]));
+                for (int i = 0; i < G; i++) x[i] = i % 5 == 2 ? 0.0f : (float)(amaxes[ai] * g[i] / gm);
+                x[0] = amaxes[ai];
+                memcpy(v, x, sizeof x);
+                qat_blk_io io = {.key = 3, .scale_out = &s};
+                double sse = qat_blk_row(&B, v, G, &io);
+                if (!isfinite(sse) || !(s >= 0)) fail_msg("int%d amax %g: SSE %g, s %g", bits[bi], (double)amaxes[ai], sse, (double)s);
+                for (int i = 0; i < G && s == 0.0f; i++) assert_true(v[i] == 0.0f);
+                for (int i = 0; i < G && s > 0.0f; i++) {
+                    double t = (double)x[i] / s, lo = fmax(fmin(floor(t), L), -L), hi = fmax(fmin(ceil(t), L), -L);
+                    double k = fabs(t - nearbyint(t)) == 0.5 ? (fmod(lo, 2) == 0 ? lo : hi) : fmax(fmin(nearbyint(t), L), -L);
+                    float want = (float)(k * s), wlo = (float)(lo * s), whi = (float)(hi * s);
+                    int near = fabs(fabs(t - floor(t)) - 0.5) <= 1e-6 * fabs(t);
+                    int ok = sr || near ? (v[i] == wlo || v[i] == whi) : v[i] == want;
+                    if (!ok || !isfinite(v[i]) || (x[i] == 0.0f && v[i] != 0.0f))
+                        fail_msg("int%d %s amax %g: x[%d] = %g (x/s = %.6g) became %g, want %g", bits[bi],
+                                 sr ? "sr" : "rtn", (double)amaxes[ai], i, (double)x[i], t, (double)v[i], (double)want);
+                }
+            }
+}
+
 /* The clip table is the golden-section optimum of the exact grid GMSE. */
 static double sym_gmse(double c, const void *ctx) {
     int b = *(const int *)ctx, L = (1 << (b - 1)) - 1, n = 0;
@@ -748,7 +791,8 @@ int main(void) {
         cmocka_unit_test(test_nvfp4_tiny_tensor),
         cmocka_unit_test(test_four_over_six),   cmocka_unit_test(test_sse_in_double),
         cmocka_unit_test(test_nvfp4_2d),
-        cmocka_unit_test(test_int_groups),      cmocka_unit_test(test_int_clip_table),
+        cmocka_unit_test(test_int_groups),      cmocka_unit_test(test_int_tiny_group),
+        cmocka_unit_test(test_int_clip_table),
         cmocka_unit_test(test_bits),            cmocka_unit_test(test_sr_rows),
         cmocka_unit_test(test_mx_sr_bias_above_6x),
         cmocka_unit_test(test_mc_threads),      cmocka_unit_test(test_no_sse_same_bits),      cmocka_unit_test(test_published_anchors),
