@@ -191,7 +191,12 @@ int qat_ckpt_open(const char *path, qat_ckpt_file **out) {
     H5Pclose(fapl);
     if (f < 0) return qat_fail(QAT_EINPUT, "%s: not a readable HDF5 checkpoint", path);
     /* another of qat's HDF5 files given where a checkpoint belongs: say which */
-    if (!qat_h5_exists(f, "state")) {
+    int has_state = 0, rc = qat_h5_link_exists(f, path, "state", &has_state);
+    if (rc) {
+        H5Fclose(f);
+        return rc;
+    }
+    if (!has_state) {
         int runlog = qat_h5_exists(f, "train") && qat_h5_exists(f, "eval");
         const char *what = runlog ? "a run log (run.h5)"
                            : qat_h5_exists(f, "grads") && qat_h5_exists(f, "batch") ? "a gradients file (qat grads --out)"
@@ -214,7 +219,14 @@ void qat_ckpt_close(qat_ckpt_file *f) {
     free(f);
 }
 
-int qat_ckpt_has(qat_ckpt_file *f, const char *name) { return qat_h5_exists(f->file, name); }
+int qat_ckpt_has(qat_ckpt_file *f, const char *name) {
+    int e = 0;
+    if (qat_h5_link_exists(f->file, f->path, name, &e)) {
+        qat_clear_error();
+        return 1; /* a lookup that fails is no absence: the read that follows names the damage */
+    }
+    return e;
+}
 
 static void fmt_shape(char *buf, size_t n, int ndim, const int64_t *shape) {
     size_t k = (size_t)snprintf(buf, n, "[");
@@ -224,10 +236,11 @@ static void fmt_shape(char *buf, size_t n, int ndim, const int64_t *shape) {
 
 int qat_ckpt_array_shape(qat_ckpt_file *f, const char *name, int *ndim, int64_t shape[QAT_CKPT_MAX_DIMS]) {
     const char *n = name[0] == '/' ? name + 1 : name;
-    hid_t d = -1;
-    if (qat_h5_exists(f->file, n) && (d = H5Dopen2(f->file, n, H5P_DEFAULT)) < 0 && qat_h5_is_checksum())
-        return qat_h5_fail_read(QAT_ERUNTIME, f->path, n, "/%s", n);
-    if (d < 0) return qat_fail(QAT_EINPUT, "%s: no array /%s (a checkpoint of another model or format?)", f->path, n);
+    int e;
+    QAT_TRY(qat_h5_link_exists(f->file, f->path, n, &e));
+    if (!e) return qat_fail(QAT_EINPUT, "%s: no array /%s (a checkpoint of another model or format?)", f->path, n);
+    hid_t d = H5Dopen2(f->file, n, H5P_DEFAULT);
+    if (d < 0) return qat_h5_damaged(f->path, "dataset ", n);
     hid_t sp = H5Dget_space(d);
     int nd = H5Sget_simple_extent_ndims(sp);
     hsize_t dims[QAT_CKPT_MAX_DIMS];
@@ -302,17 +315,20 @@ int qat_ckpt_list(qat_ckpt_file *f, const char *group, char ***names, int *n) {
     *names = NULL;
     *n = 0;
     const char *g = group[0] == '/' ? group + 1 : group;
-    if (!qat_h5_exists(f->file, g)) return qat_fail(QAT_EINPUT, "%s: no group /%s", f->path, g);
+    int e;
+    QAT_TRY(qat_h5_link_exists(f->file, f->path, g, &e));
+    if (!e) return qat_fail(QAT_EINPUT, "%s: no group /%s", f->path, g);
     list_ctx c = {0};
     snprintf(c.prefix, sizeof c.prefix, "%s", g);
     hid_t gid = H5Gopen2(f->file, g, H5P_DEFAULT);
-    if (gid < 0) return qat_fail(QAT_EINPUT, "%s: /%s is not a group", f->path, g);
+    if (gid < 0) return qat_h5_damaged(f->path, "group ", g);
     herr_t rc = H5Literate(gid, H5_INDEX_NAME, H5_ITER_INC, NULL, list_cb, &c);
+    int bad = rc < 0 ? qat_h5_damaged(f->path, "group ", g) : QAT_OK;
     H5Gclose(gid);
-    if (rc < 0) {
+    if (bad) {
         for (int i = 0; i < c.n; i++) free(c.names[i]);
         free(c.names);
-        return qat_fail(QAT_ERUNTIME, "%s: cannot list /%s", f->path, g);
+        return bad;
     }
     *names = c.names;
     *n = c.n;
@@ -335,7 +351,9 @@ int qat_ckpt_read_attrs(qat_ckpt_file *f, qat_ckpt_attrs *a) {
     QAT_TRY(qat_h5_attr_read_str(f->file, p, "act_format", a->act_format, sizeof a->act_format));
     /* checkpoints written before train.precision existed were fp32 */
     snprintf(a->precision, sizeof a->precision, "fp32");
-    if (H5Aexists_by_name(f->file, "/", "precision", H5P_DEFAULT) > 0)
+    int has_precision;
+    QAT_TRY(qat_h5_attr_exists(f->file, p, "precision", &has_precision));
+    if (has_precision)
         QAT_TRY(qat_h5_attr_read_str(f->file, p, "precision", a->precision, sizeof a->precision));
     return qat_h5_attr_read_str(f->file, p, "estimator", a->estimator, sizeof a->estimator);
 }
@@ -354,7 +372,7 @@ static herr_t state_cb(hid_t g, const char *name, const H5L_info_t *info, void *
         if (!strcmp(name, reserved_state[i])) return 0;
     if (strlen(name) >= QAT_CKPT_NAME_MAX) return 0;
     hid_t d = H5Dopen2(g, name, H5P_DEFAULT);
-    if (d < 0) return 0;
+    if (d < 0) return -1; /* listed but unreadable: damage, not a value to skip */
     hid_t t = H5Dget_type(d);
     herr_t rc = 0;
     if (H5Tget_class(t) == H5T_INTEGER && s->n_ints < QAT_CKPT_MAX_EXTRA) {
@@ -377,9 +395,11 @@ int qat_ckpt_read_state(qat_ckpt_file *f, qat_ckpt_state *s) {
     QAT_TRY(qat_h5_scalar_read(f->file, p, "state/step", H5T_NATIVE_INT64, &s->step));
     QAT_TRY(qat_h5_scalar_read(f->file, p, "state/tokens", H5T_NATIVE_INT64, &s->tokens));
     QAT_TRY(qat_h5_scalar_read(f->file, p, "state/data_pos", H5T_NATIVE_INT64, &s->data_pos));
-    hid_t d;
-    H5E_BEGIN_TRY { d = H5Dopen2(f->file, "state/rng", H5P_DEFAULT); } H5E_END_TRY;
-    if (d < 0) return qat_fail(QAT_EINPUT, "%s: /state/rng is missing", p);
+    int e;
+    QAT_TRY(qat_h5_link_exists(f->file, p, "state/rng", &e));
+    if (!e) return qat_fail(QAT_EINPUT, "%s: /state/rng is missing", p);
+    hid_t d = H5Dopen2(f->file, "state/rng", H5P_DEFAULT);
+    if (d < 0) return qat_h5_damaged(p, "dataset ", "state/rng");
     hid_t sp = H5Dget_space(d);
     hssize_t n = H5Sget_simple_extent_npoints(sp);
     H5Sclose(sp);
@@ -392,9 +412,11 @@ int qat_ckpt_read_state(qat_ckpt_file *f, qat_ckpt_state *s) {
     if (rc) return rc;
     s->n_rng = (int)n;
     hid_t g = H5Gopen2(f->file, "state", H5P_DEFAULT);
-    herr_t e = H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, NULL, state_cb, s);
-    int checksum = e < 0 && qat_h5_is_checksum();
+    if (g < 0) return qat_h5_damaged(p, "group ", "state");
+    herr_t it = H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, NULL, state_cb, s);
+    int checksum = it < 0 && qat_h5_is_checksum();
     H5Gclose(g);
     if (checksum) return qat_fail(QAT_ERUNTIME, "%s: a dataset of /state: checksum mismatch (the file is damaged)", p);
-    return e < 0 ? qat_fail(QAT_EINPUT, "%s: cannot read the extra values of /state", p) : QAT_OK;
+    return it < 0 ? qat_fail(QAT_ERUNTIME, "%s: the extra values of /state cannot be read (the file is damaged)", p)
+                  : QAT_OK;
 }

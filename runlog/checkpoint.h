@@ -127,7 +127,9 @@ void qat_ckpt_close(qat_ckpt_file *f);
 
 /* Shape of array `name`: QAT_EINPUT when missing. */
 int qat_ckpt_array_shape(qat_ckpt_file *f, const char *name, int *ndim, int64_t shape[QAT_CKPT_MAX_DIMS]);
-/* 1 when array `name` exists. */
+/* 1 when array `name` exists; also 1 when the lookup failed on a damaged
+ * file, so that the read that follows names the damage instead of taking the
+ * array as absent. */
 int qat_ckpt_has(qat_ckpt_file *f, const char *name);
 /* Read array `name` into `out` after checking it has exactly this shape. */
 int qat_ckpt_read_array(qat_ckpt_file *f, const char *name, int ndim, const int64_t *shape, float *out);

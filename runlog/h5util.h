@@ -17,9 +17,17 @@
  * whose metadata (superblock, object headers, B-trees, heaps of names) is
  * checksummed too; HDF5 verifies both on every read, and the readers here
  * turn a mismatch into "FILE: dataset NAME: checksum mismatch" (QAT_ERUNTIME).
- * HDF5 keeps the bytes of variable-length strings in a global heap without a
- * checksum: the `config` attribute carries its own (qat_h5_attr_write_str_crc);
- * the string tables of FIT.h5 are not covered.
+ * Strings are fixed-length (qat_h5_str_type), so they live in those same
+ * checksummed places; root attributes stay in the root's object header
+ * (qat_h5_fcpl). Files written before that hold variable-length strings,
+ * whose characters sit in a global heap without a checksum: the readers
+ * accept them, after checking that the heap can be read safely (a damaged one
+ * crashed or hung HDF5), and the `config` attribute carries its own CRC
+ * (qat_h5_attr_write_str_crc).
+ *
+ * Readers tell "absent" from "unreadable": qat_h5_link_exists and
+ * qat_h5_attr_exists report a lookup that fails as damage, never as absent,
+ * so that an optional part of a damaged file is not silently taken as missing.
  */
 #ifndef QAT_RUNLOG_H5UTIL_H
 #define QAT_RUNLOG_H5UTIL_H
@@ -90,29 +98,66 @@ int qat_h5_out_finish(qat_h5_out *h, int rc);
  * locking off when `nolock` (our writers lock a sidecar instead). */
 hid_t qat_h5_fapl(int latest, int nolock);
 
+/* File creation list of every file qat writes: root attributes kept in the
+ * root's checksummed object header (HDF5 moves more than 8 to "dense"
+ * storage, where a value over 4 KiB is stored without a checksum). */
+hid_t qat_h5_fcpl(void);
+
+/* The string type qat writes: fixed-length, `len` characters and a NUL,
+ * null-terminated, UTF-8 (h5py reads it as bytes; .decode() gives str). */
+hid_t qat_h5_str_type(size_t len);
+
 /* Attributes on `loc` (file or group). Writes replace an existing attribute.
- * Strings are stored UTF-8 variable-length; reads accept fixed-length too. */
+ * Strings are written fixed-length (qat_h5_str_type); reads accept
+ * variable-length ones too (files written before), after checking that the
+ * global heap holding their characters can be read safely: a damaged heap is
+ * QAT_ERUNTIME "FILE: attribute NAME: ... (the file is damaged)". */
 int qat_h5_attr_write_str(hid_t loc, const char *file, const char *name, const char *value);
 int qat_h5_attr_write(hid_t loc, const char *file, const char *name, hid_t filetype, hid_t memtype, const void *v);
 int qat_h5_attr_read_str(hid_t loc, const char *file, const char *name, char *buf, size_t size);
-char *qat_h5_attr_dup_str(hid_t loc, const char *name); /* malloc'd; NULL when missing */
-/* A string attribute with its own checksum: HDF5 keeps a variable-length string's
- * characters in a global heap that has none, so NAME goes with NAME_crc32 (zlib's
- * CRC-32 of its bytes, a uint32 in the checksummed object header). The read gives
- * *out malloc'd (NULL when NAME is missing: QAT_OK, the caller says what it
- * needed), QAT_ERUNTIME "FILE: attribute NAME: checksum mismatch (the file is
- * damaged)" when the CRC does not match; a file written before the CRC was is read
- * as it is. Used for the `config` attribute of run.h5 and ckpt.h5. */
+/* String attribute NAME: *out malloc'd, NULL when absent (QAT_OK); damage is
+ * QAT_ERUNTIME, a NAME that is no string QAT_EINPUT. */
+int qat_h5_attr_get_str(hid_t loc, const char *file, const char *name, char **out);
+/* A string attribute with its own checksum: NAME goes with NAME_crc32 (zlib's
+ * CRC-32 of its bytes, a uint32). Since strings are fixed-length the header's
+ * checksum covers NAME too; the CRC stays for the files written before, whose
+ * characters had none (and a config over 64 KiB, which HDF5 stores outside the
+ * header). The read gives *out malloc'd (NULL when NAME is missing: QAT_OK, the
+ * caller says what it needed), QAT_ERUNTIME "FILE: attribute NAME: checksum
+ * mismatch (the file is damaged)" when the CRC does not match; a file written
+ * before the CRC was is read as it is. Used for the `config` attribute of run.h5
+ * and ckpt.h5. */
 int qat_h5_attr_write_str_crc(hid_t loc, const char *file, const char *name, const char *value);
 int qat_h5_attr_dup_str_crc(hid_t loc, const char *file, const char *name, char **out);
+/* A number attribute: QAT_EINPUT when missing or not a number, QAT_ERUNTIME when damaged. */
 int qat_h5_attr_read(hid_t loc, const char *file, const char *name, hid_t memtype, void *v);
+
+/* The n strings of 1-D dataset `d` (named `name` in messages) into n rows of
+ * `width` bytes each: fixed-length or (older files) variable-length, the
+ * latter after the heap check above. QAT_EINPUT when it is not n strings or
+ * one does not fit in width - 1 bytes; QAT_ERUNTIME when damaged. */
+int qat_h5_read_strs(hid_t d, const char *file, const char *name, int n, size_t width, char *out);
+
+/* Whether link `name` (a path relative to loc, intermediate groups included)
+ * or attribute `name` of loc exists, in *yes: QAT_OK, or QAT_ERUNTIME "FILE:
+ * /NAME: checksum mismatch (the file is damaged)" when the lookup itself
+ * failed (a group or attribute storage that cannot be read): never "absent". */
+int qat_h5_link_exists(hid_t loc, const char *file, const char *name, int *yes);
+int qat_h5_attr_exists(hid_t loc, const char *file, const char *name, int *yes);
+/* QAT_ERUNTIME for object or attribute `name` (what: "attribute ", "dataset "
+ * or "") that exists but could not be opened or read: "FILE: WHAT NAME:
+ * checksum mismatch (the file is damaged)" or "...: cannot be read, the file is
+ * damaged (HDF5's reason)". Call it right after the failing HDF5 call. */
+int qat_h5_damaged(const char *file, const char *what, const char *name);
 
 /* Scalar datasets (/final/..., /state/...): compact, and read back with a
  * checksum mismatch reported as such. */
 int qat_h5_scalar_write(hid_t loc, const char *file, const char *name, hid_t filetype, hid_t memtype, const void *v);
 int qat_h5_scalar_read(hid_t loc, const char *file, const char *name, hid_t memtype, void *v);
 
-/* 1 when `name` (a path relative to loc, intermediate groups included) exists. */
+/* 1 when `name` (a path relative to loc, intermediate groups included)
+ * exists; 0 when absent or when the lookup failed (writers, probes: readers
+ * use qat_h5_link_exists). */
 int qat_h5_exists(hid_t loc, const char *name);
 /* Current length of a 1-D dataset. */
 int64_t qat_h5_dset_len(hid_t d);

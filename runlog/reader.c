@@ -35,8 +35,10 @@ static hid_t open_read(const char *path, int *code) {
     /* A SWMR reader retries metadata whose checksum fails (a writer may be
      * mid-write), sleeping 1 ns, 2 ns, 4 ns, ... between tries; HDF5's 100
      * tries would wait for ages on a damaged file. 28 tries wait ~0.27 s in
-     * all, far longer than a writer's flush of one metadata block. */
-    H5Pset_metadata_read_attempts(fapl, 28);
+     * all, far longer than a writer's flush of one metadata block. With no
+     * writer alive (no one holds run.h5.lock) nothing is mid-write: a checksum
+     * that fails is damage, and one try says so at once. */
+    H5Pset_metadata_read_attempts(fapl, qat_runlog_is_live(path) ? 28 : 1);
     hid_t f = -1;
     int damaged = 0; /* a checksum of the file's metadata did not match */
     for (int attempt = 0; attempt < 20 && f < 0; attempt++) {
@@ -86,20 +88,23 @@ int qat_runlog_read_final(const char *path, qat_runlog_summary *o) {
     /* the backward scheme: absent from logs written before it existed (their backward was fp32) */
     snprintf(o->grad_format, sizeof o->grad_format, "fp32");
     snprintf(o->grad_rounding, sizeof o->grad_rounding, "rtn");
-    htri_t has_g;
-    H5E_BEGIN_TRY { has_g = H5Aexists(f, "grad_format"); } H5E_END_TRY;
-    if (!rc && has_g > 0) {
+    int has_g = 0;
+    if (!rc) rc = qat_h5_attr_exists(f, path, "grad_format", &has_g);
+    if (!rc && has_g) {
         rc = qat_h5_attr_read_str(f, path, "grad_format", o->grad_format, sizeof o->grad_format);
         if (!rc) rc = qat_h5_attr_read_str(f, path, "grad_rounding", o->grad_rounding, sizeof o->grad_rounding);
         if (!rc) rc = qat_h5_attr_read(f, path, "grad_hadamard", H5T_NATIVE_INT64, &o->grad_hadamard);
     }
     /* a fine-tuned run (qat train --init, or train.init) names its source; others have no such attribute */
     if (!rc) {
-        char *init = qat_h5_attr_dup_str(f, "init_from");
+        char *init = NULL;
+        rc = qat_h5_attr_get_str(f, path, "init_from", &init);
         if (init) snprintf(o->init_from, sizeof o->init_from, "%s", init);
         free(init);
     }
-    if (!rc && qat_h5_exists(f, "final")) {
+    int has_final = 0;
+    if (!rc) rc = qat_h5_link_exists(f, path, "final", &has_final);
+    if (!rc && has_final) {
         o->has_final = 1;
         qat_runlog_final *x = &o->final;
         rc = qat_h5_scalar_read(f, path, "final/val_loss", H5T_NATIVE_DOUBLE, &x->val_loss);
@@ -109,10 +114,17 @@ int qat_runlog_read_final(const char *path, qat_runlog_summary *o) {
         if (!rc) rc = qat_h5_scalar_read(f, path, "final/wall_s", H5T_NATIVE_DOUBLE, &x->wall_s);
     }
     for (int g = 0; g < 2 && !rc; g++) {
-        hid_t d;
-        H5E_BEGIN_TRY { d = H5Dopen2(f, g ? "eval/step" : "train/step", H5P_DEFAULT); } H5E_END_TRY;
+        const char *name = g ? "eval/step" : "train/step";
+        int e = 0;
+        rc = qat_h5_link_exists(f, path, name, &e);
+        if (rc) break;
+        if (!e) {
+            rc = qat_fail(QAT_EINPUT, "%s: /%s is missing: not a qat run log", path, name);
+            break;
+        }
+        hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
         if (d < 0) {
-            rc = qat_fail(QAT_EINPUT, "%s: /%s/step is missing: not a qat run log", path, g ? "eval" : "train");
+            rc = qat_h5_damaged(path, "dataset ", name);
             break;
         }
         *(g ? &o->n_eval : &o->n_train) = qat_h5_dset_len(d);
@@ -151,15 +163,15 @@ int qat_runlog_read_series(const char *path, const char *series, double **values
     int code;
     hid_t f = open_read(path, &code);
     if (f < 0) return code;
-    hid_t ds, dv;
-    H5E_BEGIN_TRY {
-        ds = H5Dopen2(f, stepname, H5P_DEFAULT);
-        dv = H5Dopen2(f, series, H5P_DEFAULT);
-    } H5E_END_TRY;
-    int rc = QAT_OK;
-    if (ds < 0 || dv < 0) {
-        rc = qat_fail(QAT_EINPUT, "%s: no series /%s in this run log", path, ds < 0 ? stepname : series);
-    } else {
+    hid_t ds = -1, dv = -1;
+    int es = 0, ev = 0;
+    int rc = qat_h5_link_exists(f, path, stepname, &es);
+    if (!rc) rc = qat_h5_link_exists(f, path, series, &ev);
+    if (!rc && (!es || !ev))
+        rc = qat_fail(QAT_EINPUT, "%s: no series /%s in this run log", path, !es ? stepname : series);
+    if (!rc && (ds = H5Dopen2(f, stepname, H5P_DEFAULT)) < 0) rc = qat_h5_damaged(path, "dataset ", stepname);
+    if (!rc && (dv = H5Dopen2(f, series, H5P_DEFAULT)) < 0) rc = qat_h5_damaged(path, "dataset ", series);
+    if (!rc) {
         /* Only rows counted in `step` are complete (it is flushed last). */
         int64_t len = qat_h5_dset_len(ds), lv = qat_h5_dset_len(dv);
         if (lv < len) len = lv;
@@ -169,7 +181,7 @@ int qat_runlog_read_series(const char *path, const char *series, double **values
             hid_t fs = H5Dget_space(dv), ms = H5Screate_simple(1, cnt, NULL);
             H5Sselect_hyperslab(fs, H5S_SELECT_SET, off, NULL, cnt, NULL);
             if (H5Dread(dv, H5T_NATIVE_DOUBLE, ms, fs, H5P_DEFAULT, v) < 0)
-                rc = qat_h5_fail_read(QAT_ERUNTIME, path, series, "cannot read /%s", series);
+                rc = qat_h5_damaged(path, "dataset ", series);
             H5Sclose(fs);
             H5Sclose(ms);
         }

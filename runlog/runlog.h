@@ -18,7 +18,8 @@
  * grad_rounding and grad_hadamard, beside the forward formats.
  *
  * step and tokens are int64, everything else float64; strings are UTF-8
- * variable-length (h5py returns `str`).
+ * fixed-length, null-terminated (h5py returns bytes; logs of an earlier qat
+ * hold variable-length strings, still read: runlog/h5util.h).
  *
  * Typical use by the trainer:
  *

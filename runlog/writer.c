@@ -295,9 +295,10 @@ int qat_runlog_create_locked(const char *path, const qat_runlog_attrs *attrs, in
     qat_runlog *rl;
     int rc = runlog_new_locked(path, qat_out_check_as(path, QAT_OUT_RUNLOG, NULL, 0), lock_fd, &rl, out);
     if (rc) return rc;
-    hid_t fapl = qat_h5_fapl(1, 1);
-    rl->file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    hid_t fapl = qat_h5_fapl(1, 1), fcpl = qat_h5_fcpl();
+    rl->file = H5Fcreate(path, H5F_ACC_TRUNC, fcpl, fapl);
     if (rl->file < 0) rc = qat_h5_fail_write(path, "cannot create"); /* before H5Pclose clears the stack */
+    H5Pclose(fcpl);
     H5Pclose(fapl);
     /* Everything that will ever exist during the run is created before SWMR. */
     if (!rc) rc = write_attrs(rl->file, path, attrs);
@@ -329,7 +330,8 @@ int qat_runlog_resume_locked(const char *path, int64_t step, int lock_fd, qat_ru
  * writing starts (no attribute may be written under SWMR). */
 static int note_resume(hid_t f, const char *path, const char *note, const char *config_yaml, int64_t tokens_target) {
     if (note) {
-        char *old = qat_h5_attr_dup_str(f, "resumes");
+        char *old;
+        QAT_TRY(qat_h5_attr_get_str(f, path, "resumes", &old));
         size_t n = (old ? strlen(old) : 0) + strlen(note) + 2;
         char *all = qat_xmalloc(n);
         snprintf(all, n, "%s%s%s", old ? old : "", old && *old ? "\n" : "", note);

@@ -3,7 +3,10 @@
  * state round-trip exactly; shape mismatches and missing arrays are named; a
  * stale half-written .tmp does not affect loading; a writer killed at a random
  * moment always leaves a complete, self-consistent checkpoint; a changed
- * character of the stored config is a checksum mismatch.
+ * character of the stored config is a checksum mismatch; one damaged byte
+ * anywhere is the same checkpoint or an error, never another checkpoint, a
+ * crash or a hang; a checkpoint in the layout of older qat (variable-length
+ * strings) still reads.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -18,7 +21,9 @@
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <hdf5.h>
 
+#include "h5fuzz.h"
 #include "testutil.h"
 
 #include "core/error.h"
@@ -218,40 +223,189 @@ static int teardown(void **state) {
     return qat_test_rmtree(tmpdir);
 }
 
-/* The config attribute carries its own CRC-32 (HDF5 keeps a string's characters
- * without a checksum): one character changed in the file is a checksum mismatch
- * (QAT_ERUNTIME), not a config that silently reads as another. */
-static void test_config_checksum(void **state) {
-    (void)state;
-    char path[512];
-    tmp_path(path, sizeof path, "cfg.h5");
-    qat_ckpt ck = {.attrs = test_attrs()};
-    ck.attrs.config_yaml = "compress:\n  weights:\n    format: \"fp32\"\n";
-    assert_int_equal(qat_ckpt_write(path, &ck), QAT_OK);
+static void corrupt_text(const char *path, const char *from, const char *to) {
     FILE *fp = fopen(path, "r+b");
     assert_non_null(fp);
     static char buf[1 << 20];
-    size_t n = fread(buf, 1, sizeof buf, fp);
-    char *at = memmem(buf, n, "\"fp32\"", 6);
+    size_t n = fread(buf, 1, sizeof buf, fp), k = strlen(from);
+    char *at = memmem(buf, n, from, k);
     assert_non_null(at);
-    memcpy(at, "\"int2\"", 6);
+    memcpy(at, to, k);
     fseek(fp, 0, SEEK_SET);
     assert_int_equal(fwrite(buf, 1, n, fp), n);
     fclose(fp);
+}
+
+/* One character of the stored config changed is a checksum mismatch
+ * (QAT_ERUNTIME), not a config that silently reads as another: the header's
+ * checksum covers the (fixed-length) string; in the layout of older qat, whose
+ * string characters sat in HDF5's unchecksummed global heap, the config's own
+ * CRC-32 does. */
+static void test_config_checksum(void **state) {
+    (void)state;
+    char path[512], old[512];
+    tmp_path(path, sizeof path, "cfg.h5");
+    tmp_path(old, sizeof old, "cfg-old.h5");
+    qat_ckpt ck = {.attrs = test_attrs()};
+    ck.attrs.config_yaml = "compress:\n  weights:\n    format: \"fp32\"\n";
+    assert_int_equal(qat_ckpt_write(path, &ck), QAT_OK);
+    h5fuzz_write_old(path, old, 1, NULL);
+    corrupt_text(path, "\"fp32\"", "\"int2\"");
     qat_ckpt_file *f;
-    assert_int_equal(qat_ckpt_open(path, &f), QAT_OK);
+    int rc = qat_ckpt_open(path, &f);
+    if (!rc) { /* the root's header, attributes and all, is read with the first of them */
+        qat_ckpt_attrs a;
+        rc = qat_ckpt_read_attrs(f, &a);
+        qat_ckpt_close(f);
+    }
+    assert_int_equal(rc, QAT_ERUNTIME);
+    printf("  a changed character of the config: %s\n", qat_errmsg());
+    assert_non_null(strstr(qat_errmsg(), "cfg.h5: "));
+    assert_non_null(strstr(qat_errmsg(), "checksum mismatch"));
+    assert_non_null(strstr(qat_errmsg(), "(the file is damaged)"));
+
+    corrupt_text(old, "\"fp32\"", "\"int2\"");
+    assert_int_equal(qat_ckpt_open(old, &f), QAT_OK);
     char *yaml = NULL;
     assert_int_equal(qat_ckpt_read_config(f, &yaml), QAT_ERUNTIME);
     assert_null(yaml);
-    assert_non_null(strstr(qat_errmsg(), "cfg.h5: attribute config: checksum mismatch (the file is damaged)"));
+    assert_non_null(strstr(qat_errmsg(), "cfg-old.h5: attribute config: checksum mismatch (the file is damaged)"));
     qat_ckpt_close(f);
     qat_clear_error();
+}
+
+/* ---- damage ------------------------------------------------------------------ */
+
+/* What a resume takes from a checkpoint: attributes, config, state, arrays. */
+typedef struct {
+    qat_ckpt_attrs a;
+    char *config;
+    qat_ckpt_state st;
+    int n;
+    char **names;
+    float *data[8];
+    int64_t len[8];
+} ck_content;
+
+static void ck_free(ck_content *c) {
+    free(c->config);
+    for (int i = 0; i < c->n; i++) {
+        free(c->names[i]);
+        if (i < 8) free(c->data[i]);
+    }
+    free(c->names);
+}
+
+static int ck_read(const char *path, ck_content *c) {
+    memset(c, 0, sizeof *c);
+    qat_ckpt_file *f;
+    int rc = qat_ckpt_open(path, &f);
+    if (rc) return rc;
+    rc = qat_ckpt_read_attrs(f, &c->a);
+    if (!rc) rc = qat_ckpt_read_config(f, &c->config);
+    if (!rc) rc = qat_ckpt_read_state(f, &c->st);
+    if (!rc) rc = qat_ckpt_list(f, "params", &c->names, &c->n);
+    for (int i = 0; !rc && i < c->n && i < 8; i++) {
+        int nd;
+        int64_t shape[QAT_CKPT_MAX_DIMS];
+        rc = qat_ckpt_array_shape(f, c->names[i], &nd, shape);
+        c->len[i] = 1;
+        for (int d = 0; !rc && d < nd; d++) c->len[i] *= shape[d];
+        if (!rc && c->len[i] > 1 << 20) rc = QAT_EINPUT;
+        if (!rc) c->data[i] = malloc((size_t)c->len[i] * sizeof(float) + 1);
+        if (!rc) rc = qat_ckpt_read_array(f, c->names[i], nd, shape, c->data[i]);
+    }
+    qat_ckpt_close(f);
+    return rc;
+}
+
+static int ck_same(const ck_content *x, const ck_content *y) {
+    if (memcmp(&x->a, &y->a, sizeof x->a) || !x->config || !y->config || strcmp(x->config, y->config) ||
+        memcmp(&x->st, &y->st, sizeof x->st) || x->n != y->n)
+        return 0;
+    for (int i = 0; i < x->n; i++)
+        if (strcmp(x->names[i], y->names[i]) ||
+            (i < 8 && (x->len[i] != y->len[i] || memcmp(x->data[i], y->data[i], (size_t)x->len[i] * sizeof(float)))))
+            return 0;
+    return 1;
+}
+
+static int ck_fuzz_read(const char *path, void *ctx) {
+    ck_content got;
+    int rc = ck_read(path, &got);
+    int r = rc ? rc : ck_same(&got, ctx) ? H5FUZZ_SAME : H5FUZZ_WRONG;
+    ck_free(&got);
+    return r;
+}
+
+static void write_small_ckpt(const char *path) {
+    static float emb[12], norm[4], q[16];
+    for (int i = 0; i < 12; i++) emb[i] = 0.5f * (float)i - 1.0f;
+    for (int i = 0; i < 4; i++) norm[i] = 1.0f + 0.125f * (float)i;
+    for (int i = 0; i < 16; i++) q[i] = 0.01f * (float)(i - 8);
+    qat_ckpt_array arr[] = {
+        {"params/model.embed_tokens.weight", 2, {3, 4}, emb},
+        {"params/model.norm.weight", 1, {4}, norm},
+        {"params/model.layers.0.self_attn.q_proj.weight", 2, {4, 4}, q},
+    };
+    qat_ckpt ck = {.attrs = test_attrs(), .arrays = arr, .n_arrays = 3};
+    ck.attrs.config_yaml = "model: {dim: 4, layers: 2}\ncompress:\n  weights: {format: int4}\n";
+    strcpy(ck.attrs.precision, "bf16");
+    ck.state.step = 7;
+    ck.state.tokens = 7 * 64;
+    ck.state.data_pos = 7;
+    ck.state.n_rng = 0;
+    assert_int_equal(qat_ckpt_state_set_int(&ck.state, "adam_t", 7), QAT_OK);
+    assert_int_equal(qat_ckpt_state_set_real(&ck.state, "wall_s", 1.5), QAT_OK);
+    assert_int_equal(qat_ckpt_write(path, &ck), QAT_OK);
+}
+
+/* Every byte HDF5 reads of a checkpoint is under a checksum (strings are
+ * fixed-length): one damaged byte reads as the same checkpoint or as an error
+ * naming the file. In the older layout, a damaged byte of the global heap
+ * that held its strings crashed or hung HDF5; it is checked before it is read. */
+static void test_damaged_bytes(void **state) {
+    (void)state;
+    char path[512], dst[512], old[512];
+    tmp_path(path, sizeof path, "fz.h5");
+    tmp_path(dst, sizeof dst, "fz-damaged.h5");
+    tmp_path(old, sizeof old, "fz-old.h5");
+    write_small_ckpt(path);
+    assert_int_equal(h5fuzz_find_gcol(path, (size_t[1]){0}, (size_t[1]){0}, 1), 0); /* no global heap at all */
+    ck_content want, got;
+    assert_int_equal(ck_read(path, &want), QAT_OK);
+    assert_int_equal(want.n, 3);
+    h5fuzz_counts c;
+    h5fuzz_run(path, dst, 0, SIZE_MAX, 1, 0, NULL, NULL, 0, 1, ck_fuzz_read, &want, &c);
+    h5fuzz_print("ckpt.h5", &c);
+    assert_int_equal(c.wrong, 0);
+    assert_int_equal(c.crashed, 0);
+    assert_int_equal(c.bad_message, 0);
+    assert_true(c.damaged > 0 && c.same > 0);
+
+    h5fuzz_write_old(path, old, 1, NULL);
+    assert_int_equal(ck_read(old, &got), QAT_OK);
+    assert_true(ck_same(&got, &want));
+    ck_free(&got);
+    size_t at[2], size[2];
+    int ng = h5fuzz_find_gcol(old, at, size, 2);
+    assert_true(ng >= 1);
+    const size_t sf[1] = {at[0] + 512}, st[1] = {at[0] + size[0]};
+    h5fuzz_quiet_wrong = 1;
+    h5fuzz_run(old, dst, at[0], at[0] + size[0], 1, 0, sf, st, 1, 64, ck_fuzz_read, &want, &c);
+    h5fuzz_quiet_wrong = 0;
+    h5fuzz_print("ckpt.h5 in the old layout, its global heap", &c);
+    assert_int_equal(c.crashed, 0);
+    assert_int_equal(c.bad_message, 0);
+    printf("    (%d flips read as other content: characters of strings without a CRC)\n", c.wrong);
+    ck_free(&want);
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_config_checksum),
+        cmocka_unit_test(test_damaged_bytes),
         cmocka_unit_test(test_stale_tmp_is_ignored),
         cmocka_unit_test(test_kill_during_write),
     };
