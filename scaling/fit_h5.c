@@ -8,12 +8,18 @@
  * Written like every qat output (core/fsutil.h: never over an input, through a
  * temporary renamed into place), in the latest HDF5 format with every table
  * checksummed (runlog/h5util.h); the reader reports a damaged table as a
- * checksum mismatch naming it. The characters of variable-length strings live
+ * checksum mismatch naming it. Strings are fixed-length: a string column is a
+ * table like the others (chunked, fletcher32), a string attribute sits in the
+ * checksummed object header. Files written before kept them variable-length,
  * in HDF5's global heap, which has no checksum (damaged notes once read back
- * as empty: the "held" marks silently gone), so every string column carries a
- * `crc32` attribute and every string attribute NAME a NAME_crc32 (zlib's
- * CRC-32, in the checksummed object header), as run.h5's `config` does; a file
- * written before them is read as it is.
+ * as empty, and a damaged heap crashed HDF5): so every string column carries
+ * a `crc32` attribute and every string attribute NAME a NAME_crc32 (zlib's
+ * CRC-32), still written and checked, and such files are read after the heap
+ * check of h5util.h; a file written before the CRCs is read as it is.
+ *
+ * Reading tells an absent part (an older file: no /params, no grad_format
+ * column) from an unreadable one: absence is decided by the link alone, and a
+ * part that exists but cannot be read is damage (exit 1), never a default.
  */
 #include "scaling/fit_h5.h"
 
@@ -58,13 +64,6 @@ static void attr_double(wctx *w, hid_t loc, const char *name, double v) { attr_a
 
 static void attr_int(wctx *w, hid_t loc, const char *name, long long v) { attr_any(w, loc, name, H5T_NATIVE_LLONG, &v); }
 
-static hid_t vlen_str_type(void) {
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, H5T_VARIABLE);
-    H5Tset_cset(t, H5T_CSET_UTF8);
-    return t;
-}
-
 /* CRC-32 of n strings, each with its terminating NUL (so that where one ends counts). */
 static uint32_t strs_crc(const char *const *v, int n) {
     uLong c = crc32_z(0L, Z_NULL, 0);
@@ -84,40 +83,54 @@ static void attr_crc(wctx *w, hid_t loc, const char *name, uint32_t c) {
 }
 
 static void attr_str(wctx *w, hid_t loc, const char *name, const char *s) {
-    hid_t t = vlen_str_type();
-    attr_any(w, loc, name, t, &s);
+    hid_t t = qat_h5_str_type(strlen(s));
+    hid_t sp = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(loc, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
+    if (a < 0 || H5Awrite(a, t, s) < 0) failed(w, name);
+    if (a >= 0 && H5Aclose(a) < 0) failed(w, name);
+    H5Sclose(sp);
     H5Tclose(t);
     char cn[80];
     snprintf(cn, sizeof cn, "%s_crc32", name);
     attr_crc(w, loc, cn, strs_crc(&s, 1));
 }
 
-/* A 1-D table column, checksummed (runlog/h5util.h). HDF5 filters cannot
- * take variable-length strings: a string column is compact instead (its heap
- * references then sit in the checksummed object header) while it fits the
- * 64 KiB such a header allows. */
+/* A 1-D table column, checksummed (runlog/h5util.h: chunked with fletcher32,
+ * compact when empty). */
 static void dset(wctx *w, hid_t g, const char *name, hid_t type, int n, const void *data) {
     hsize_t dims[1] = {(hsize_t)n};
-    int vlen = H5Tis_variable_str(type) > 0;
     hid_t sp = H5Screate_simple(1, dims, NULL);
-    hid_t dcpl = !vlen ? qat_h5_dcpl(1, dims, H5Tget_size(type)) : H5Pcreate(H5P_DATASET_CREATE);
-    if (vlen && (size_t)n * 16 < 60000) H5Pset_layout(dcpl, H5D_COMPACT);
+    hid_t dcpl = qat_h5_dcpl(1, dims, H5Tget_size(type));
     hid_t d = H5Dcreate2(g, name, type, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     if (d < 0 || (n > 0 && H5Dwrite(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)) failed(w, name);
-    if (d >= 0 && vlen) attr_crc(w, d, "crc32", strs_crc(data, n)); /* the heap's characters */
+    if (d >= 0 && H5Tget_class(type) == H5T_STRING) { /* as the files with heap strings had it */
+        const char **v = qat_xmalloc((size_t)(n ? n : 1) * sizeof *v);
+        for (int i = 0; i < n; i++) v[i] = (const char *)data + (size_t)i * H5Tget_size(type);
+        attr_crc(w, d, "crc32", strs_crc(v, n));
+        free(v);
+    }
     if (d >= 0 && H5Dclose(d) < 0) failed(w, name);
     H5Pclose(dcpl);
     H5Sclose(sp);
 }
 
-/* Strings at a fixed stride (rows of a char[n][w] table). */
+/* Strings at a fixed stride (rows of a char[n][w] table), stored fixed-length
+ * as wide as the longest. */
 static void dset_str(wctx *w, hid_t g, const char *name, int n, const char *base, size_t stride) {
-    const char **v = qat_xmalloc((size_t)(n ? n : 1) * sizeof *v);
-    for (int i = 0; i < n; i++) v[i] = base + (size_t)i * stride;
-    hid_t t = vlen_str_type();
-    dset(w, g, name, t, n, v);
+    size_t len = 0;
+    for (int i = 0; i < n; i++) {
+        size_t k = strnlen(base + (size_t)i * stride, stride - 1);
+        if (k > len) len = k;
+    }
+    char *packed = qat_xcalloc((size_t)(n ? n : 1), len + 1);
+    for (int i = 0; i < n; i++) {
+        const char *s = base + (size_t)i * stride;
+        memcpy(packed + (size_t)i * (len + 1), s, strnlen(s, len));
+    }
+    hid_t t = qat_h5_str_type(len);
+    dset(w, g, name, t, n, packed);
     H5Tclose(t);
-    free(v);
+    free(packed);
 }
 
 static hid_t group(wctx *w, hid_t f, const char *name) {
@@ -255,107 +268,147 @@ int qat_fit_h5_write(const char *path, const qat_fit_report *rep, const char *co
 
 /* ---- reading back ---------------------------------------------------- */
 
-/* The first dataset whose checksum did not match in this read ("" if none):
- * a damaged file is a runtime error naming it, not "not a fit file". */
-static _Thread_local char g_damaged[128];
+/* Every reader below returns QAT_OK or the first failure with its message:
+ * QAT_ERUNTIME for damage (a part that exists but cannot be read, a checksum
+ * or CRC that does not match), QAT_EINPUT for a file that is no fit qat wrote. */
 
-static void note_damage(const char *path) {
-    if (!g_damaged[0] && qat_h5_is_checksum()) snprintf(g_damaged, sizeof g_damaged, "%s", path);
+static int not_fit(const char *path, const char *what) {
+    return qat_fail(QAT_EINPUT, "%s: not a qat fit file (%s)", path, what);
 }
 
-static int read_attr_u32(hid_t loc, const char *name, uint32_t *v) {
-    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
-    if (a < 0) return -1;
-    int rc = H5Aread(a, H5T_NATIVE_UINT32, v) < 0 ? -1 : 0;
-    H5Aclose(a);
-    return rc;
-}
-
-static int read_attr_double(hid_t loc, const char *name, double *v) {
-    if (H5Aexists(loc, name) <= 0) return -1;
-    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
-    int rc = H5Aread(a, H5T_NATIVE_DOUBLE, v) < 0 ? -1 : 0;
-    H5Aclose(a);
-    return rc;
-}
-
-/* Length of a 1-D dataset, -1 if absent. */
-static int dset_len(hid_t f, const char *path) {
-    if (H5Lexists(f, path, H5P_DEFAULT) <= 0) return -1;
-    hid_t d = H5Dopen2(f, path, H5P_DEFAULT);
-    if (d < 0) return -1;
-    hid_t sp = H5Dget_space(d);
-    int n = (int)H5Sget_simple_extent_npoints(sp);
-    H5Sclose(sp);
-    H5Dclose(d);
-    return n;
-}
-
-static int read_dset(hid_t f, const char *path, hid_t type, size_t size, int n, void **out) {
-    *out = qat_xcalloc((size_t)(n ? n : 1), size);
-    if (n == 0) return 0;
-    hid_t d = H5Dopen2(f, path, H5P_DEFAULT);
-    if (d < 0) return note_damage(path), -1;
-    int rc = H5Dread(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, *out) < 0 ? -1 : 0;
-    if (rc) note_damage(path);
-    H5Dclose(d);
-    return rc;
-}
-
-static int read_strs(hid_t f, const char *path, int n, size_t width, char **out) {
-    *out = qat_xcalloc((size_t)(n ? n : 1), width);
-    if (n == 0) return 0;
-    hid_t d = H5Dopen2(f, path, H5P_DEFAULT);
-    if (d < 0) return note_damage(path), -1;
-    char **v = qat_xcalloc((size_t)n, sizeof *v);
-    hid_t t = vlen_str_type();
-    int read = H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0, rc = read ? 0 : -1;
-    /* the strings' own CRC (absent in files from before it): a mismatch, or
-     * a heap too damaged to read, is damage named like a table's checksum */
-    uint32_t want = 0;
-    int has_crc = H5Aexists(d, "crc32") > 0 && read_attr_u32(d, "crc32", &want) == 0;
-    if (!read) note_damage(path);
-    if (read && has_crc && strs_crc((const char *const *)v, n) != want) rc = -1;
-    if (rc && has_crc && !g_damaged[0]) snprintf(g_damaged, sizeof g_damaged, "%s", path);
-    if (read) {
-        for (int i = 0; i < n; i++) snprintf(*out + (size_t)i * width, width, "%s", v[i] ? v[i] : "");
-        hid_t sp = H5Dget_space(d);
-        H5Dvlen_reclaim(t, sp, H5P_DEFAULT, v);
-        H5Sclose(sp);
+/* Number attribute `name` of loc, required or (opt) left alone when absent. */
+static int attr_num(hid_t loc, const char *path, const char *name, double *v, int opt, int *found) {
+    int e;
+    if (found) *found = 0;
+    QAT_TRY(qat_h5_attr_exists(loc, path, name, &e));
+    if (!e) {
+        if (opt) return QAT_OK;
+        char what[96];
+        snprintf(what, sizeof what, "no attribute %s", name);
+        return not_fit(path, what);
     }
-    free(v);
-    H5Tclose(t);
+    if (found) *found = 1;
+    return qat_h5_attr_read(loc, path, name, H5T_NATIVE_DOUBLE, v);
+}
+
+/* Is `name` there? The link alone decides; a lookup that fails is damage. */
+static int has(hid_t f, const char *path, const char *name, int *yes) { return qat_h5_link_exists(f, path, name, yes); }
+
+/* 1-D table `name`, which must exist: *d open, *n its rows. */
+static int open_table(hid_t f, const char *path, const char *name, hid_t *d, int *n) {
+    *d = -1;
+    *n = 0;
+    int e;
+    QAT_TRY(has(f, path, name, &e));
+    if (!e) {
+        char what[96];
+        snprintf(what, sizeof what, "no %s", name);
+        return not_fit(path, what);
+    }
+    if ((*d = H5Dopen2(f, name, H5P_DEFAULT)) < 0) return qat_h5_damaged(path, "dataset ", name);
+    hid_t sp = H5Dget_space(*d);
+    int nd = H5Sget_simple_extent_ndims(sp);
+    hssize_t np = H5Sget_simple_extent_npoints(sp);
+    H5Sclose(sp);
+    if (nd != 1 || np < 0 || np > (1 << 24)) {
+        H5Dclose(*d);
+        *d = -1;
+        return qat_fail(QAT_EINPUT, "%s: %s is not a table of a fit", path, name);
+    }
+    *n = (int)np;
+    return QAT_OK;
+}
+
+static int table_len(hid_t f, const char *path, const char *name, int *n) {
+    hid_t d;
+    QAT_TRY(open_table(f, path, name, &d, n));
+    H5Dclose(d);
+    return QAT_OK;
+}
+
+/* Numbers of table `name` (n rows: another count is no file qat wrote). */
+static int read_num(hid_t f, const char *path, const char *name, hid_t type, size_t size, int n, void **out) {
+    *out = qat_xcalloc((size_t)(n ? n : 1), size);
+    hid_t d;
+    int m;
+    QAT_TRY(open_table(f, path, name, &d, &m));
+    int rc = QAT_OK;
+    if (m != n) rc = qat_fail(QAT_EINPUT, "%s: %s has %d rows, expected %d: not a fit qat wrote", path, name, m, n);
+    else if (n > 0 && H5Dread(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, *out) < 0)
+        rc = qat_h5_is_checksum() ? qat_h5_damaged(path, "dataset ", name)
+                                  : qat_fail(QAT_EINPUT, "%s: %s cannot be read as numbers", path, name);
     H5Dclose(d);
     return rc;
 }
 
-static int read_pairs(hid_t f, const char *grp, qat_fit_h5_pairs *q) {
-    char path[64];
-    snprintf(path, sizeof path, "%s/name", grp);
-    q->n = dset_len(f, path);
-    if (q->n < 0) { q->n = 0; return 0; }
-    int rc = read_strs(f, path, q->n, sizeof *q->name, (char **)&q->name);
+/* Strings of table `name` into n rows of `width` bytes; checked against the
+ * column's `crc32` when it has one. */
+static int read_strs(hid_t f, const char *path, const char *name, int n, size_t width, char **out) {
+    *out = qat_xcalloc((size_t)(n ? n : 1), width);
+    hid_t d;
+    int m, has_crc = 0;
+    QAT_TRY(open_table(f, path, name, &d, &m));
+    int rc = m != n ? qat_fail(QAT_EINPUT, "%s: %s has %d rows, expected %d: not a fit qat wrote", path, name, m, n)
+                    : qat_h5_read_strs(d, path, name, n, width, *out);
+    if (!rc) rc = qat_h5_attr_exists(d, path, "crc32", &has_crc);
+    if (!rc && has_crc) {
+        uint32_t want = 0;
+        rc = qat_h5_attr_read(d, path, "crc32", H5T_NATIVE_UINT32, &want);
+        const char **v = qat_xmalloc((size_t)(n ? n : 1) * sizeof *v);
+        for (int i = 0; i < n; i++) v[i] = *out + (size_t)i * width;
+        if (!rc && strs_crc(v, n) != want)
+            rc = qat_fail(QAT_ERUNTIME, "%s: dataset %s: checksum mismatch (the file is damaged)", path, name);
+        free(v);
+    }
+    H5Dclose(d);
+    return rc;
+}
+
+/* String attribute `name` with its NAME_crc32 when present; *out malloc'd,
+ * NULL when absent. */
+static int attr_str_crc(hid_t f, const char *path, const char *name, char **out) {
+    QAT_TRY(qat_h5_attr_get_str(f, path, name, out));
+    if (!*out) return QAT_OK;
+    char cn[80];
+    snprintf(cn, sizeof cn, "%s_crc32", name);
+    int e;
+    uint32_t want = 0;
+    int rc = qat_h5_attr_exists(f, path, cn, &e);
+    if (!rc && e) rc = qat_h5_attr_read(f, path, cn, H5T_NATIVE_UINT32, &want);
+    if (!rc && e && strs_crc((const char *const *)out, 1) != want)
+        rc = qat_fail(QAT_ERUNTIME, "%s: attribute %s: checksum mismatch (the file is damaged)", path, name);
+    if (rc) {
+        free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+/* A table of pairs, absent in a file without it (n = 0). */
+static int read_pairs(hid_t f, const char *path, const char *grp, qat_fit_h5_pairs *q) {
+    char name[64];
+    snprintf(name, sizeof name, "%s/name", grp);
+    int e;
+    QAT_TRY(has(f, path, name, &e));
+    if (!e) return QAT_OK;
+    QAT_TRY(table_len(f, path, name, &q->n));
+    QAT_TRY(read_strs(f, path, name, q->n, sizeof *q->name, (char **)&q->name));
     const char *dn[4] = {"value", "ci_lo", "ci_hi", "cap_gmse"};
     double **dd[4] = {&q->value, &q->lo, &q->hi, &q->gmse};
     for (int c = 0; c < 4; c++) {
-        snprintf(path, sizeof path, "%s/%s", grp, dn[c]);
-        rc |= read_dset(f, path, H5T_NATIVE_DOUBLE, sizeof(double), q->n, (void **)dd[c]);
+        snprintf(name, sizeof name, "%s/%s", grp, dn[c]);
+        QAT_TRY(read_num(f, path, name, H5T_NATIVE_DOUBLE, sizeof(double), q->n, (void **)dd[c]));
     }
-    snprintf(path, sizeof path, "%s/cap_type", grp);
-    rc |= read_dset(f, path, H5T_NATIVE_INT, sizeof(int), q->n, (void **)&q->type);
-    snprintf(path, sizeof path, "%s/cap_power", grp);
-    rc |= read_dset(f, path, H5T_NATIVE_INT, sizeof(int), q->n, (void **)&q->power);
-    return rc;
+    snprintf(name, sizeof name, "%s/cap_type", grp);
+    QAT_TRY(read_num(f, path, name, H5T_NATIVE_INT, sizeof(int), q->n, (void **)&q->type));
+    snprintf(name, sizeof name, "%s/cap_power", grp);
+    return read_num(f, path, name, H5T_NATIVE_INT, sizeof(int), q->n, (void **)&q->power);
 }
 
 static void free_pairs(qat_fit_h5_pairs *q) {
     free(q->name); free(q->value); free(q->lo); free(q->hi); free(q->gmse); free(q->type); free(q->power);
 }
 
-/* The contract with `qat capacity --fit` (capacity_cli.c): the cap_<type>_L/F/C
- * root attributes the writer above stores, checked strictly — a file that is
- * not a fit, a partial triple or a constant that ran to a bound is refused
- * rather than silently priced with the published constants. */
 /* A path that cannot be opened says why, as qat fit does for its inputs
  * (docs/cli.md: a missing input file is exit 2), not "not an HDF5 file". */
 static int readable(const char *path) {
@@ -370,117 +423,151 @@ static int readable(const char *path) {
     return QAT_OK;
 }
 
-int qat_fit_h5_read_capacity(const char *path, qat_cap_params params[QAT_CAP_NTYPES]) {
+/* Open read-only: a damaged superblock is damage (exit 1), anything else that
+ * HDF5 cannot open is no fit (exit 2). */
+static int open_fit(const char *path, hid_t *f) {
+    qat_h5_quiet();
     QAT_TRY(readable(path));
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* our own messages, not HDF5's stack dump */
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f < 0) return qat_fail(QAT_EINPUT, "%s: not an HDF5 file (expected a FIT.h5 from qat fit --out)", path);
+    *f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (*f < 0 && qat_h5_is_checksum())
+        return qat_fail(QAT_ERUNTIME, "%s: checksum mismatch in the file's metadata (the file is damaged)", path);
+    if (*f < 0 && H5Fis_hdf5(path) <= 0)
+        return qat_fail(QAT_EINPUT, "%s: not an HDF5 file (expected a FIT.h5 from qat fit --out)", path);
+    if (*f < 0)
+        return qat_fail(QAT_EINPUT, "%s: cannot open: HDF5 could not read its superblock (a truncated or foreign "
+                        "HDF5 file)", path);
+    return QAT_OK;
+}
+
+/* The contract with `qat capacity --fit` (capacity_cli.c): the cap_<type>_L/F/C
+ * root attributes the writer above stores, checked strictly — a file that is
+ * not a fit, a partial triple or a constant that ran to a bound is refused
+ * rather than silently priced with the published constants. */
+static int read_capacity(hid_t f, const char *path, qat_cap_params params[QAT_CAP_NTYPES]) {
     /* Any HDF5 file is not a fit: a run log has none of the cap_ attributes, and
      * reading nothing would silently price every format with the published constants. */
-    if (H5Aexists(f, "law") <= 0) {
-        int runlog = H5Lexists(f, "final", H5P_DEFAULT) > 0 || H5Lexists(f, "train", H5P_DEFAULT) > 0;
-        int ckpt = H5Lexists(f, "params", H5P_DEFAULT) > 0 && H5Lexists(f, "state", H5P_DEFAULT) > 0;
-        H5Fclose(f);
+    int e;
+    QAT_TRY(qat_h5_attr_exists(f, path, "law", &e));
+    if (!e) {
+        int fin = 0, train = 0, prm = 0, state = 0;
+        QAT_TRY(has(f, path, "final", &fin));
+        QAT_TRY(has(f, path, "train", &train));
+        QAT_TRY(has(f, path, "params", &prm));
+        QAT_TRY(has(f, path, "state", &state));
         return qat_fail(QAT_EINPUT, "%s is not a fit file: it has no 'law' attribute%s; expected FIT.h5 written by "
                         "`qat fit RUNS --out FIT.h5`", path,
-                        runlog ? " (it is a run log, run.h5)" : ckpt ? " (it is a checkpoint, ckpt.h5)" : "");
+                        fin || train   ? " (it is a run log, run.h5)"
+                        : prm && state ? " (it is a checkpoint, ckpt.h5)"
+                                       : "");
     }
-    int any = 0; /* some type's constants found */
-    for (int t = 0; t < QAT_CAP_NTYPES; t++) {
+    char *law = NULL;
+    QAT_TRY(attr_str_crc(f, path, "law", &law));
+    int any = 0, rc = QAT_OK; /* some type's constants found */
+    for (int t = 0; t < QAT_CAP_NTYPES && !rc; t++) {
         double v[3];
         int found = 0;
         const char *keys = "LFC";
-        for (int k = 0; k < 3; k++) {
+        for (int k = 0; k < 3 && !rc; k++) {
             char name[64];
+            int got;
             snprintf(name, sizeof name, "cap_%s_%c", qat_cap_type_name((qat_cap_type)t), keys[k]);
-            if (H5Aexists(f, name) <= 0) continue;
-            hid_t a = H5Aopen(f, name, H5P_DEFAULT);
-            herr_t rc = a >= 0 ? H5Aread(a, H5T_NATIVE_DOUBLE, &v[k]) : -1;
-            if (a >= 0) H5Aclose(a);
-            if (rc < 0) {
-                H5Fclose(f);
-                return qat_fail(QAT_EINPUT, "%s: attribute %s is not a number", path, name);
-            }
-            found |= 1 << k;
+            rc = attr_num(f, path, name, &v[k], 1, &got);
+            if (rc == QAT_EINPUT) rc = qat_fail(QAT_EINPUT, "%s: attribute %s is not a number", path, name);
+            found |= got << k;
         }
+        if (rc) break;
         if (found == 7) {
             /* A fit from before docs/scaling-laws.md rule 5 could store a constant
              * that merely ran toward a bound (F = 9.4e85 made every format ρ = 1). */
             static const double hi[3] = {10.0, 1e3, 1e3};
-            for (int k = 0; k < 3; k++)
-                if (!(v[k] > 0 && v[k] <= hi[k])) {
-                    H5Fclose(f);
-                    return qat_fail(QAT_EINPUT, "%s: cap_%s_%c = %g is not a capacity constant a fit can determine "
-                                    "(expected 0 < %c <= %g); refit the runs with this qat, which holds or refuses "
-                                    "such constants (docs/scaling-laws.md)", path,
-                                    qat_cap_type_name((qat_cap_type)t), keys[k], v[k], keys[k], hi[k]);
-                }
+            for (int k = 0; k < 3 && !rc; k++)
+                if (!(v[k] > 0 && v[k] <= hi[k]))
+                    rc = qat_fail(QAT_EINPUT, "%s: cap_%s_%c = %g is not a capacity constant a fit can determine "
+                                  "(expected 0 < %c <= %g); refit the runs with this qat, which holds or refuses "
+                                  "such constants (docs/scaling-laws.md)", path,
+                                  qat_cap_type_name((qat_cap_type)t), keys[k], v[k], keys[k], hi[k]);
+            if (rc) break;
             params[t].L = v[0];
             params[t].F = v[1];
             params[t].C = v[2];
         } else if (found) {
-            H5Fclose(f);
-            return qat_fail(QAT_EINPUT, "%s: cap_%s_L/F/C must be present together", path, qat_cap_type_name((qat_cap_type)t));
+            rc = qat_fail(QAT_EINPUT, "%s: cap_%s_L/F/C must be present together", path,
+                          qat_cap_type_name((qat_cap_type)t));
         }
         any |= found;
     }
     /* A fit without capacity constants (chinchilla, decoupled, quartet, or a
      * unified fit of fp32 runs) would leave every type at the published
      * constants: --fit would print them as if they came from the fit. */
-    if (!any) {
-        char law[32] = "";
-        hid_t a = H5Aopen(f, "law", H5P_DEFAULT), t = a >= 0 ? H5Aget_type(a) : -1; /* its own cset */
-        char *s = NULL;
-        if (t >= 0 && H5Tis_variable_str(t) > 0 && H5Aread(a, t, &s) >= 0 && s) snprintf(law, sizeof law, "%s", s);
-        if (s) H5free_memory(s);
-        if (t >= 0) H5Tclose(t);
-        if (a >= 0) H5Aclose(a);
-        H5Fclose(f);
-        return qat_fail(QAT_EINPUT, "%s: --fit needs a capacity law: this %s fit has no capacity constants "
-                        "(cap_TYPE_L/F/C, stored by a unified fit of runs in compressed formats), so every rho "
-                        "would be the published Llama/C4 one; give the FIT.h5 of `qat fit --law unified`, or drop "
-                        "--fit for the published constants", path, law[0] ? law : "unknown");
-    }
+    if (!rc && !any)
+        rc = qat_fail(QAT_EINPUT, "%s: --fit needs a capacity law: this %.32s fit has no capacity constants "
+                      "(cap_TYPE_L/F/C, stored by a unified fit of runs in compressed formats), so every rho "
+                      "would be the published Llama/C4 one; give the FIT.h5 of `qat fit --law unified`, or drop "
+                      "--fit for the published constants", path, law && law[0] ? law : "unknown");
+    free(law);
+    return rc;
+}
+
+int qat_fit_h5_read_capacity(const char *path, qat_cap_params params[QAT_CAP_NTYPES]) {
+    hid_t f;
+    QAT_TRY(open_fit(path, &f));
+    int rc = read_capacity(f, path, params);
     H5Fclose(f);
-    return QAT_OK;
+    return rc;
 }
 
 /* /params: names and values, and when present which are held and why.
  * Optional columns absent (an older file) leave zeros and empty reasons. */
-static int read_params(hid_t f, qat_fit_h5 *fr) {
-    int np = dset_len(f, "/params/name"), rc = 0;
-    if (np < 0) np = 0;
+static int read_params(hid_t f, const char *path, qat_fit_h5 *fr) {
+    int e, np = 0;
+    QAT_TRY(has(f, path, "/params/name", &e));
+    if (e) QAT_TRY(table_len(f, path, "/params/name", &np));
     fr->n_params = np;
-    rc |= read_strs(f, "/params/name", np, sizeof *fr->param, (char **)&fr->param);
-    rc |= dset_len(f, "/params/value") == np
-              ? read_dset(f, "/params/value", H5T_NATIVE_DOUBLE, sizeof(double), np, (void **)&fr->param_value)
-              : (fr->param_value = qat_xcalloc((size_t)(np ? np : 1), sizeof(double)), 0);
-    rc |= dset_len(f, "/params/fixed") == np
-              ? read_dset(f, "/params/fixed", H5T_NATIVE_INT, sizeof(int), np, (void **)&fr->param_fixed)
-              : (fr->param_fixed = qat_xcalloc((size_t)(np ? np : 1), sizeof(int)), 0);
-    rc |= dset_len(f, "/params/fixed_reason") == np
-              ? read_strs(f, "/params/fixed_reason", np, sizeof *fr->param_why, (char **)&fr->param_why)
-              : (fr->param_why = qat_xcalloc((size_t)(np ? np : 1), sizeof *fr->param_why), 0);
-    return rc;
+    fr->param_value = qat_xcalloc((size_t)(np ? np : 1), sizeof(double));
+    fr->param_fixed = qat_xcalloc((size_t)(np ? np : 1), sizeof(int));
+    fr->param_why = qat_xcalloc((size_t)(np ? np : 1), sizeof *fr->param_why);
+    if (!e) return QAT_OK;
+    QAT_TRY(read_strs(f, path, "/params/name", np, sizeof *fr->param, (char **)&fr->param));
+    QAT_TRY(has(f, path, "/params/value", &e));
+    if (e) {
+        free(fr->param_value);
+        QAT_TRY(read_num(f, path, "/params/value", H5T_NATIVE_DOUBLE, sizeof(double), np, (void **)&fr->param_value));
+    }
+    QAT_TRY(has(f, path, "/params/fixed", &e));
+    if (e) {
+        free(fr->param_fixed);
+        QAT_TRY(read_num(f, path, "/params/fixed", H5T_NATIVE_INT, sizeof(int), np, (void **)&fr->param_fixed));
+    }
+    QAT_TRY(has(f, path, "/params/fixed_reason", &e));
+    if (e) {
+        free(fr->param_why);
+        QAT_TRY(read_strs(f, path, "/params/fixed_reason", np, sizeof *fr->param_why, (char **)&fr->param_why));
+    }
+    return QAT_OK;
 }
 
 /* /runs/grad_format (absent before the quartet law: every run fp32) and,
  * for a quartet fit, each run's effD from /quartet by its W/A/G key. */
-static int read_bwd(hid_t f, qat_fit_h5 *fr) {
-    int n = fr->n_runs, rc = 0;
+static int read_bwd(hid_t f, const char *path, qat_fit_h5 *fr) {
+    int n = fr->n_runs, e;
     fr->effd = qat_xmalloc((size_t)(n ? n : 1) * sizeof(double));
     for (int i = 0; i < n; i++) fr->effd[i] = 1.0;
-    if (dset_len(f, "/runs/grad_format") == n) rc |= read_strs(f, "/runs/grad_format", n, sizeof *fr->gfmt, (char **)&fr->gfmt);
+    QAT_TRY(has(f, path, "/runs/grad_format", &e));
+    if (e) QAT_TRY(read_strs(f, path, "/runs/grad_format", n, sizeof *fr->gfmt, (char **)&fr->gfmt));
     else {
         fr->gfmt = qat_xcalloc((size_t)(n ? n : 1), sizeof *fr->gfmt);
         for (int i = 0; i < n; i++) snprintf(fr->gfmt[i], sizeof fr->gfmt[i], "fp32");
     }
-    int m = dset_len(f, "/quartet/key");
-    if (rc || m <= 0 || dset_len(f, "/quartet/eff_d") != m) return rc;
+    int m = 0, ek = 0, ed = 0;
+    QAT_TRY(has(f, path, "/quartet/key", &ek));
+    QAT_TRY(has(f, path, "/quartet/eff_d", &ed));
+    if (ek != ed) return not_fit(path, "/quartet/key without /quartet/eff_d or the other way round");
+    if (!ek) return QAT_OK;
+    QAT_TRY(table_len(f, path, "/quartet/key", &m));
     char (*key)[QAT_FIT_KEY_LEN] = NULL;
     double *effd = NULL;
-    rc |= read_strs(f, "/quartet/key", m, sizeof *key, (char **)&key);
-    rc |= read_dset(f, "/quartet/eff_d", H5T_NATIVE_DOUBLE, sizeof(double), m, (void **)&effd);
+    int rc = read_strs(f, path, "/quartet/key", m, sizeof *key, (char **)&key);
+    if (!rc) rc = read_num(f, path, "/quartet/eff_d", H5T_NATIVE_DOUBLE, sizeof(double), m, (void **)&effd);
     for (int i = 0; i < n && !rc; i++) {
         char k[QAT_FIT_KEY_LEN];
         snprintf(k, sizeof k, "%s/%s/%s", fr->wfmt[i], fr->afmt[i], fr->gfmt[i][0] ? fr->gfmt[i] : "fp32");
@@ -492,87 +579,68 @@ static int read_bwd(hid_t f, qat_fit_h5 *fr) {
     return rc;
 }
 
-int qat_fit_h5_read(const char *path, qat_fit_h5 *fr) {
-    qat_h5_quiet();
-    memset(fr, 0, sizeof *fr);
-    g_damaged[0] = 0;
-    QAT_TRY(readable(path));
-    if (H5Fis_hdf5(path) <= 0) return qat_fail(QAT_EINPUT, "%s: not an HDF5 file (expected a FIT.h5 from qat fit --out)", path);
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f < 0 && qat_h5_is_checksum())
-        return qat_fail(QAT_ERUNTIME, "%s: checksum mismatch in the file's metadata (the file is damaged)", path);
-    if (f < 0)
-        return qat_fail(QAT_EINPUT, "%s: cannot open: HDF5 could not read its superblock (a truncated or foreign "
-                        "HDF5 file)", path);
-    int rc = 0;
-    {
-        hid_t a = H5Aexists(f, "law") > 0 ? H5Aopen(f, "law", H5P_DEFAULT) : -1;
-        char *s = NULL;
-        hid_t t = vlen_str_type();
-        if (a < 0 || H5Aread(a, t, &s) < 0 || !s) rc = -1;
-        else {
-            uint32_t want;
-            if (H5Aexists(f, "law_crc32") > 0 && read_attr_u32(f, "law_crc32", &want) == 0 &&
-                strs_crc((const char *const *)&s, 1) != want) {
-                H5free_memory(s);
-                H5Aclose(a);
-                H5Tclose(t);
-                H5Fclose(f);
-                return qat_fail(QAT_ERUNTIME, "%s: attribute law: checksum mismatch (the file is damaged)", path);
-            }
-            snprintf(fr->law, sizeof fr->law, "%s", s);
-            H5free_memory(s);
-        }
-        if (a >= 0) H5Aclose(a);
-        H5Tclose(t);
-    }
+static int read_all(hid_t f, const char *path, qat_fit_h5 *fr) {
+    char *law = NULL;
+    QAT_TRY(attr_str_crc(f, path, "law", &law));
+    if (!law) return not_fit(path, "no attribute law");
+    snprintf(fr->law, sizeof fr->law, "%s", law);
+    int too_long = strlen(law) >= sizeof fr->law;
+    free(law);
+    if (too_long) return not_fit(path, "its law attribute names no law");
     double *dst[6] = {&fr->A, &fr->alpha, &fr->B, &fr->beta, &fr->E, &fr->rmse_log};
     const char *an[6] = {"A", "alpha", "B", "beta", "E", "rmse_log"};
-    for (int k = 0; k < 6 && !rc; k++) rc = read_attr_double(f, an[k], dst[k]);
-    if (!rc && read_attr_double(f, "gamma", &fr->gamma)) fr->gamma = 1.0; /* only the quartet law has one */
-    for (int t = 0; t < QAT_CAP_NTYPES && !rc; t++) {
+    for (int k = 0; k < 6; k++) QAT_TRY(attr_num(f, path, an[k], dst[k], 0, NULL));
+    int got;
+    fr->gamma = 1.0; /* only the quartet law has one */
+    QAT_TRY(attr_num(f, path, "gamma", &fr->gamma, 1, &got));
+    for (int t = 0; t < QAT_CAP_NTYPES; t++) {
         char name[32];
         snprintf(name, sizeof name, "cap_%s_L", qat_fit_type_name(t));
-        if (read_attr_double(f, name, &fr->cap[t][0])) continue;
-        fr->has_cap[t] = 1;
-        for (int j = 1; j < 3 && !rc; j++) {
+        QAT_TRY(attr_num(f, path, name, &fr->cap[t][0], 1, &fr->has_cap[t]));
+        for (int j = 1; j < 3 && fr->has_cap[t]; j++) {
             snprintf(name, sizeof name, "cap_%s_%c", qat_fit_type_name(t), "LFC"[j]);
-            rc = read_attr_double(f, name, &fr->cap[t][j]);
+            QAT_TRY(attr_num(f, path, name, &fr->cap[t][j], 0, NULL));
         }
     }
-    int n = rc ? -1 : dset_len(f, "/runs/N");
-    if (n < 0) rc = -1;
-    if (!rc) {
-        fr->n_runs = n;
-        rc |= read_dset(f, "/runs/N", H5T_NATIVE_DOUBLE, sizeof(double), n, (void **)&fr->N);
-        rc |= read_dset(f, "/runs/D", H5T_NATIVE_DOUBLE, sizeof(double), n, (void **)&fr->D);
-        rc |= read_dset(f, "/runs/loss", H5T_NATIVE_DOUBLE, sizeof(double), n, (void **)&fr->loss);
-        rc |= read_dset(f, "/runs/pred", H5T_NATIVE_DOUBLE, sizeof(double), n, (void **)&fr->pred);
-        rc |= read_dset(f, "/runs/rho", H5T_NATIVE_DOUBLE, sizeof(double), n, (void **)&fr->rho);
-        rc |= read_strs(f, "/runs/weight_format", n, sizeof *fr->wfmt, (char **)&fr->wfmt);
-        rc |= read_strs(f, "/runs/act_format", n, sizeof *fr->afmt, (char **)&fr->afmt);
-        rc |= read_pairs(f, "/pairs", &fr->pairs);
-        rc |= read_pairs(f, "/decoupled", &fr->dec);
-        int m = dset_len(f, "/formats/name");
-        if (m < 0) m = 0;
-        fr->n_fmt = m;
-        rc |= read_strs(f, "/formats/name", m, sizeof *fr->fmt, (char **)&fr->fmt);
-        rc |= read_dset(f, "/formats/bits", H5T_NATIVE_DOUBLE, sizeof(double), m, (void **)&fr->fmt_bits);
-        rc |= read_dset(f, "/formats/rho", H5T_NATIVE_DOUBLE, sizeof(double), m, (void **)&fr->fmt_rho);
-        rc |= read_dset(f, "/formats/in_data", H5T_NATIVE_INT, sizeof(int), m, (void **)&fr->fmt_in_data);
-        rc |= read_params(f, fr);
-        rc |= read_bwd(f, fr);
+    int n;
+    QAT_TRY(table_len(f, path, "/runs/N", &n));
+    fr->n_runs = n;
+    QAT_TRY(read_num(f, path, "/runs/N", H5T_NATIVE_DOUBLE, sizeof(double), n, (void **)&fr->N));
+    QAT_TRY(read_num(f, path, "/runs/D", H5T_NATIVE_DOUBLE, sizeof(double), n, (void **)&fr->D));
+    QAT_TRY(read_num(f, path, "/runs/loss", H5T_NATIVE_DOUBLE, sizeof(double), n, (void **)&fr->loss));
+    QAT_TRY(read_num(f, path, "/runs/pred", H5T_NATIVE_DOUBLE, sizeof(double), n, (void **)&fr->pred));
+    QAT_TRY(read_num(f, path, "/runs/rho", H5T_NATIVE_DOUBLE, sizeof(double), n, (void **)&fr->rho));
+    QAT_TRY(read_strs(f, path, "/runs/weight_format", n, sizeof *fr->wfmt, (char **)&fr->wfmt));
+    QAT_TRY(read_strs(f, path, "/runs/act_format", n, sizeof *fr->afmt, (char **)&fr->afmt));
+    QAT_TRY(read_pairs(f, path, "/pairs", &fr->pairs));
+    QAT_TRY(read_pairs(f, path, "/decoupled", &fr->dec));
+    int e, m = 0;
+    QAT_TRY(has(f, path, "/formats/name", &e));
+    if (e) QAT_TRY(table_len(f, path, "/formats/name", &m));
+    fr->n_fmt = m;
+    if (e) {
+        QAT_TRY(read_strs(f, path, "/formats/name", m, sizeof *fr->fmt, (char **)&fr->fmt));
+        QAT_TRY(read_num(f, path, "/formats/bits", H5T_NATIVE_DOUBLE, sizeof(double), m, (void **)&fr->fmt_bits));
+        QAT_TRY(read_num(f, path, "/formats/rho", H5T_NATIVE_DOUBLE, sizeof(double), m, (void **)&fr->fmt_rho));
+        QAT_TRY(read_num(f, path, "/formats/in_data", H5T_NATIVE_INT, sizeof(int), m, (void **)&fr->fmt_in_data));
+    } else {
+        fr->fmt = qat_xcalloc(1, sizeof *fr->fmt);
+        fr->fmt_bits = qat_xcalloc(1, sizeof(double));
+        fr->fmt_rho = qat_xcalloc(1, sizeof(double));
+        fr->fmt_in_data = qat_xcalloc(1, sizeof(int));
     }
+    QAT_TRY(read_params(f, path, fr));
+    return read_bwd(f, path, fr);
+}
+
+int qat_fit_h5_read(const char *path, qat_fit_h5 *fr) {
+    memset(fr, 0, sizeof *fr);
+    hid_t f;
+    QAT_TRY(open_fit(path, &f));
+    int rc = read_all(f, path, fr);
     H5Fclose(f);
-    if (rc && g_damaged[0]) {
-        qat_fit_h5_free(fr);
-        return qat_fail(QAT_ERUNTIME, "%s: dataset %s: checksum mismatch (the file is damaged)", path, g_damaged);
-    }
-    if (rc) {
-        qat_fit_h5_free(fr);
-        return qat_fail(QAT_EINPUT, "%s: not a qat fit file (missing or unreadable law attributes or /runs)", path);
-    }
-    return QAT_OK;
+    if (rc) qat_fit_h5_free(fr);
+    return rc;
 }
 
 void qat_fit_h5_free(qat_fit_h5 *f) {

@@ -2,7 +2,10 @@
  * scaling/fit_h5.h — FIT.h5, the file a fit leaves for plots and for
  * `qat capacity --fit`.
  *
- * Layout (all datasets 1-D, strings variable-length UTF-8):
+ * Layout (all datasets 1-D, chunked with fletcher32 or compact when empty;
+ * strings fixed-length UTF-8, each string column with a `crc32` attribute and
+ * `law`, `qat_version` with `law_crc32`, `qat_version_crc32`; files of an
+ * earlier qat, with variable-length strings, are still read):
  *   root attributes  law, n_runs, rmse_log, loo_rmse_log, huber_delta, bootstrap,
  *                    seed, A, alpha, B, beta, E, gamma (quartet law only), and
  *                    cap_<type>_{L,F,C} for each capacity type fitted (quant, sparse, vq)
@@ -69,6 +72,9 @@ typedef struct {
     double *effd;                          /* per run: effD of its W/A/G key (quartet), else 1 */
 } qat_fit_h5;
 
+/* QAT_OK; QAT_ERUNTIME naming the file and the part when it is damaged (a part
+ * that is named in the file but cannot be read is damage, never absent);
+ * QAT_EINPUT when it is no fit qat wrote. */
 int qat_fit_h5_read(const char *path, qat_fit_h5 *f);
 
 /* Only the capacity constants, for `qat capacity --fit`: (L, F, C) per type from

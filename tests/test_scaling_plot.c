@@ -16,6 +16,8 @@
 #include <cmocka.h>
 #include <hdf5.h>
 
+#include "h5fuzz.h"
+
 #include "core/error.h"
 #include "scaling/fit.h"
 #include "scaling/fit_cli.h"
@@ -652,86 +654,298 @@ static int corrupt(const char *path, const char *needle, int all) {
     return hits;
 }
 
-/* Variable-length strings sit in HDF5's global heap, which has no checksum: a
- * FIT.h5 whose held-constant notes were damaged once plotted with exit 0 and
- * the "held" notes silently gone. Each string column and the `law` attribute
- * carry a CRC-32, and a mismatch is a runtime error naming the dataset; a
- * file written before (no CRC) is read as it is. */
-static void test_strings_checksummed(void **s) {
-    (void)s;
+/* The string columns of FIT.h5, made variable-length for the old layout. */
+static const char *const fit_str_cols[] = {"/params/name", "/params/fixed_reason", "/runs/weight_format",
+                                           "/runs/act_format", "/runs/grad_format", "/runs/origin", "/pairs/name",
+                                           "/decoupled/name", "/quartet/key", "/formats/name", NULL};
+
+static int same_mem(const void *a, const void *b, size_t n) { return n == 0 || (a && b && !memcmp(a, b, n)); }
+
+static int pairs_same(const qat_fit_h5_pairs *a, const qat_fit_h5_pairs *b) {
+    size_t n = (size_t)a->n;
+    return a->n == b->n && same_mem(a->name, b->name, n * sizeof *a->name) &&
+           same_mem(a->value, b->value, n * sizeof(double)) && same_mem(a->lo, b->lo, n * sizeof(double)) &&
+           same_mem(a->hi, b->hi, n * sizeof(double)) && same_mem(a->gmse, b->gmse, n * sizeof(double)) &&
+           same_mem(a->type, b->type, n * sizeof(int)) && same_mem(a->power, b->power, n * sizeof(int));
+}
+
+/* Everything qat plot reads of a FIT.h5, the same to the last bit. */
+static int fit_same(const qat_fit_h5 *a, const qat_fit_h5 *b) {
+    size_t n = (size_t)a->n_runs, m = (size_t)a->n_fmt, np = (size_t)a->n_params;
+    return !strcmp(a->law, b->law) && a->n_runs == b->n_runs && a->n_fmt == b->n_fmt && a->n_params == b->n_params &&
+           same_mem(&a->A, &b->A, sizeof(double)) && same_mem(&a->alpha, &b->alpha, sizeof(double)) &&
+           same_mem(&a->B, &b->B, sizeof(double)) && same_mem(&a->beta, &b->beta, sizeof(double)) &&
+           same_mem(&a->E, &b->E, sizeof(double)) && same_mem(&a->gamma, &b->gamma, sizeof(double)) &&
+           same_mem(&a->rmse_log, &b->rmse_log, sizeof(double)) && same_mem(a->has_cap, b->has_cap, sizeof a->has_cap) &&
+           same_mem(a->cap, b->cap, sizeof a->cap) && same_mem(a->N, b->N, n * sizeof(double)) &&
+           same_mem(a->D, b->D, n * sizeof(double)) && same_mem(a->loss, b->loss, n * sizeof(double)) &&
+           same_mem(a->pred, b->pred, n * sizeof(double)) && same_mem(a->rho, b->rho, n * sizeof(double)) &&
+           same_mem(a->wfmt, b->wfmt, n * sizeof *a->wfmt) && same_mem(a->afmt, b->afmt, n * sizeof *a->afmt) &&
+           pairs_same(&a->pairs, &b->pairs) && pairs_same(&a->dec, &b->dec) &&
+           same_mem(a->fmt, b->fmt, m * sizeof *a->fmt) && same_mem(a->fmt_bits, b->fmt_bits, m * sizeof(double)) &&
+           same_mem(a->fmt_rho, b->fmt_rho, m * sizeof(double)) &&
+           same_mem(a->fmt_in_data, b->fmt_in_data, m * sizeof(int)) &&
+           same_mem(a->param, b->param, np * sizeof *a->param) &&
+           same_mem(a->param_value, b->param_value, np * sizeof(double)) &&
+           same_mem(a->param_fixed, b->param_fixed, np * sizeof(int)) &&
+           same_mem(a->param_why, b->param_why, np * sizeof *a->param_why) &&
+           same_mem(a->gfmt, b->gfmt, n * sizeof *a->gfmt) && same_mem(a->effd, b->effd, n * sizeof(double));
+}
+
+static int fit_fuzz_read(const char *path, void *ctx) {
+    qat_fit_h5 f;
+    int rc = qat_fit_h5_read(path, &f);
+    if (rc) return rc;
+    int r = fit_same(&f, ctx) ? H5FUZZ_SAME : H5FUZZ_WRONG;
+    qat_fit_h5_free(&f);
+    return r;
+}
+
+/* A unified fit with its decoupled companion, a constant held by rule with
+ * its reason (as rules 3 and 5 store them), written to `h5`. */
+static void write_unified_fit(const char *h5, const char *why) {
     const qat_fit_synth_law law = {250, 0.32, 900, 0.30, 1.7, {{1, 0.41, 1.39}, {1, 0.5, 1.2}, {1, 1, 1}}, 0.004, 5};
     const double N[] = {1e6, 1e7, 1e8}, ratio[] = {20, 100};
     qat_fit_runs rs = {0};
     qat_fit_synth(&rs, &law, N, 3, ratio, 2, qat_fit_synth_pairs, qat_fit_synth_npairs);
-    qat_fit_problem p;
-    qat_fit_result r;
+    qat_fit_problem p, dp;
+    qat_fit_result r, dr;
     assert_int_equal(qat_fit_problem_init(&p, QAT_LAW_UNIFIED, &rs), QAT_OK);
-    /* a constant held by rule, with its reason, as rules 3 and 5 store them */
     int held = p.type_off[QAT_CAP_QUANT];
     assert_true(held >= 0);
     p.fixed[held] = QAT_FIT_BY_RULE;
     p.fixval[held] = 0.0;
-    snprintf(p.why[held], sizeof p.why[held], "not identified, held at its fitted value: a reason to be damaged");
+    snprintf(p.why[held], sizeof p.why[held], "%s", why);
     qat_fit_opts o = {.max_starts = 16};
     assert_int_equal(qat_fit_run_fit(&p, &o, &r), QAT_OK);
+    assert_int_equal(qat_fit_problem_init(&dp, QAT_LAW_DECOUPLED, &rs), QAT_OK);
+    assert_int_equal(qat_fit_run_fit(&dp, &o, &dr), QAT_OK);
     qat_fit_resolver res = {test_terms, test_bits};
-    qat_fit_report rep = {.runs = &rs, .p = &p, .r = &r};
+    qat_fit_report rep = {.runs = &rs, .p = &p, .r = &r, .dp = &dp, .dr = &dr};
     qat_fit_report_prepare(&rep, &res);
+    assert_int_equal(qat_fit_h5_write(h5, &rep, NULL, 0), QAT_OK);
+    qat_fit_report_free(&rep);
+    qat_fit_result_free(&r);
+    qat_fit_result_free(&dr);
+    qat_fit_problem_free(&p);
+    qat_fit_problem_free(&dp);
+    qat_fit_runs_free(&rs);
+}
+
+/* A quartet fit: two forward pairs × two backward schemes, 16 runs. */
+static void write_quartet_fit(const char *h5) {
+    static const double N[] = {2e5, 2e6}, R[] = {20, 80};
+    static const struct { const char *w, *g; double effn, effd; } K[] = {
+        {"fp32", "fp32", 1, 1}, {"int4", "fp32", 0.6, 1}, {"fp32", "int4@sr", 1, 0.5}, {"int4", "int4@sr", 0.6, 0.5}};
+    qat_fit_runs rs = {0};
+    for (int k = 0; k < 4; k++)
+        for (int i = 0; i < 2; i++)
+            for (int b = 0; b < 2; b++) {
+                qat_fit_run r = {.N = N[i], .D = N[i] * R[b], .n_terms = -1};
+                r.loss = pow(170 * pow(r.N * K[k].effn, -0.32) + 1100 * pow(r.D * K[k].effd, -0.36), 0.8) + 1.38;
+                snprintf(r.wfmt, sizeof r.wfmt, "%s", K[k].w);
+                snprintf(r.afmt, sizeof r.afmt, "%s", K[k].w);
+                snprintf(r.gfmt, sizeof r.gfmt, "%s", K[k].g);
+                snprintf(r.origin, sizeof r.origin, "synthetic:%d", rs.n + 1);
+                qat_fit_runs_push(&rs, &r);
+            }
+    qat_fit_problem p;
+    qat_fit_result r;
+    assert_int_equal(qat_fit_problem_init(&p, QAT_LAW_QUARTET, &rs), QAT_OK);
+    qat_fit_opts o = {.max_starts = 4};
+    assert_int_equal(qat_fit_run_fit(&p, &o, &r), QAT_OK);
+    qat_fit_report rep = {.runs = &rs, .p = &p, .r = &r};
+    qat_fit_resolver res = {test_terms, test_bits};
+    qat_fit_report_prepare(&rep, &res);
+    assert_int_equal(qat_fit_h5_write(h5, &rep, NULL, 0), QAT_OK);
+    qat_fit_report_free(&rep);
+    qat_fit_result_free(&r);
+    qat_fit_problem_free(&p);
+    qat_fit_runs_free(&rs);
+}
+
+/* Strings once sat in HDF5's global heap, which has no checksum: a FIT.h5
+ * whose held-constant notes were damaged plotted with exit 0 and the "held"
+ * notes silently gone. Now they are fixed-length columns, chunked with the
+ * fletcher32 checksum like the number columns; a FIT.h5 in the old layout
+ * (variable-length) still reads, its strings checked against their CRC-32 when
+ * it has them, and read as they are when written before the CRCs. */
+static void test_strings_checksummed(void **s) {
+    (void)s;
     char dir[] = "/tmp/qat_test_scaling_crc_XXXXXX";
     assert_non_null(mkdtemp(dir));
-    char h5[128];
+    char h5[128], old[128];
     snprintf(h5, sizeof h5, "%s/fit.h5", dir);
-    /* the reason's own words, found in the file's heap and damaged there */
+    snprintf(old, sizeof old, "%s/old.h5", dir);
+    /* the reason's own words, found in the file and damaged there */
     const char *needle = "a reason to be damaged";
-    qat_fit_h5 f;
-    for (int old = 0; old < 2; old++) {
-        assert_int_equal(qat_fit_h5_write(h5, &rep, NULL, 0), QAT_OK);
-        assert_int_equal(qat_fit_h5_read(h5, &f), QAT_OK);
-        qat_fit_h5_free(&f);
-        if (old) { /* as a FIT.h5 from before the CRCs: none of them */
-            hid_t fh = H5Fopen(h5, H5F_ACC_RDWR, H5P_DEFAULT);
-            const char *cols[] = {"/params/name", "/params/fixed_reason", "/runs/weight_format", "/runs/act_format",
-                                  "/pairs/name", "/formats/name"};
-            for (int c = 0; c < 6; c++)
-                if (H5Lexists(fh, cols[c], H5P_DEFAULT) > 0) {
-                    hid_t d = H5Dopen2(fh, cols[c], H5P_DEFAULT);
-                    if (H5Aexists(d, "crc32") > 0) assert_true(H5Adelete(d, "crc32") >= 0);
-                    H5Dclose(d);
-                }
-            H5Fclose(fh);
+    write_unified_fit(h5, "not identified, held at its fitted value: a reason to be damaged");
+    qat_fit_h5 want, f;
+    assert_int_equal(qat_fit_h5_read(h5, &want), QAT_OK);
+    assert_int_equal(h5fuzz_find_gcol(h5, (size_t[1]){0}, (size_t[1]){0}, 1), 0); /* no global heap at all */
+    hid_t fh = H5Fopen(h5, H5F_ACC_RDONLY, H5P_DEFAULT), d = H5Dopen2(fh, "params/fixed_reason", H5P_DEFAULT);
+    hid_t t = H5Dget_type(d), dcpl = H5Dget_create_plist(d);
+    assert_true(H5Tis_variable_str(t) == 0 && H5Pget_nfilters(dcpl) == 1); /* fixed-length, fletcher32 */
+    H5Pclose(dcpl);
+    H5Tclose(t);
+    H5Dclose(d);
+    H5Fclose(fh);
+    for (int layout = 0; layout < 3; layout++) { /* new; old with CRCs; old from before the CRCs */
+        const char *path = old;
+        if (!layout) h5fuzz_copy(h5, old);
+        else {
+            h5fuzz_write_old(h5, old, layout == 1, fit_str_cols);
+            assert_int_equal(qat_fit_h5_read(old, &f), QAT_OK);
+            assert_true(fit_same(&f, &want));
+            qat_fit_h5_free(&f);
         }
-        assert_int_equal(corrupt(h5, needle, 1), 1);
-        int rc = qat_fit_h5_read(h5, &f);
-        printf("  %s: %s\n", old ? "without CRCs" : "with CRCs", rc ? qat_errmsg() : "read");
-        if (old) {
+        assert_true(corrupt(path, needle, 1) >= 1);
+        int rc = qat_fit_h5_read(path, &f);
+        printf("  %s: %s\n", layout == 0 ? "fixed-length" : layout == 1 ? "heap strings with CRCs" : "heap strings without",
+               rc ? qat_errmsg() : "read");
+        if (layout == 2) {
             assert_int_equal(rc, QAT_OK); /* read as it is, as run.h5's config without its CRC */
+            assert_false(fit_same(&f, &want));
             qat_fit_h5_free(&f);
         } else {
             assert_int_equal(rc, QAT_ERUNTIME);
             assert_non_null(strstr(qat_errmsg(), "dataset /params/fixed_reason: checksum mismatch (the file is damaged)"));
         }
     }
-    /* the law attribute: its characters are in the heap too */
-    assert_int_equal(qat_fit_h5_write(h5, &rep, NULL, 0), QAT_OK);
-    hid_t fh = H5Fopen(h5, H5F_ACC_RDWR, H5P_DEFAULT);
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, H5T_VARIABLE);
-    H5Tset_cset(t, H5T_CSET_UTF8);
+    /* the law attribute of the old layout: its characters are in the heap too */
+    h5fuzz_write_old(h5, old, 1, fit_str_cols);
+    fh = H5Fopen(old, H5F_ACC_RDWR, H5P_DEFAULT);
+    t = h5fuzz_vlen_type();
     hid_t a = H5Aopen(fh, "law", H5P_DEFAULT);
     const char *other = "qat-law-crc-probe"; /* a string found once in the file */
     assert_true(H5Awrite(a, t, &other) >= 0);
     H5Aclose(a);
     H5Tclose(t);
     H5Fclose(fh);
-    assert_int_equal(corrupt(h5, "qat-law-crc-probe", 0), 1);
-    assert_int_equal(qat_fit_h5_read(h5, &f), QAT_ERUNTIME);
+    assert_int_equal(corrupt(old, "qat-law-crc-probe", 0), 1);
+    assert_int_equal(qat_fit_h5_read(old, &f), QAT_ERUNTIME);
     assert_non_null(strstr(qat_errmsg(), "attribute law: checksum mismatch"));
+    qat_fit_h5_free(&want);
     unlink(h5);
+    unlink(old);
     rmdir(dir);
-    qat_fit_report_free(&rep);
-    qat_fit_result_free(&r);
-    qat_fit_problem_free(&p);
-    qat_fit_runs_free(&rs);
+}
+
+/* One damaged byte of a FIT.h5 reads as the same fit or as an error naming the
+ * file, never as another fit, a crash or a hang: every other byte of a unified
+ * fit (with its decoupled companion and a held constant) and of a quartet fit. Heap
+ * strings crashed HDF5 (19 of 425 flips of one file) or hung it; in the old
+ * layout the bytes of its first heap collection are flipped too. */
+static void test_damaged_bytes(void **s) {
+    (void)s;
+    char dir[] = "/tmp/qat_test_scaling_fuzz_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char h5[128], dst[128], old[128];
+    snprintf(h5, sizeof h5, "%s/fit.h5", dir);
+    snprintf(dst, sizeof dst, "%s/damaged.h5", dir);
+    snprintf(old, sizeof old, "%s/old.h5", dir);
+    for (int kind = 0; kind < 2; kind++) {
+        if (kind == 0) write_unified_fit(h5, "not identified, held at its fitted value");
+        else write_quartet_fit(h5);
+        qat_fit_h5 want;
+        assert_int_equal(qat_fit_h5_read(h5, &want), QAT_OK);
+        h5fuzz_counts c;
+        /* every other byte, to keep the test short: the unified fit's even
+         * offsets, the quartet fit's odd ones */
+        h5fuzz_run(h5, dst, (size_t)kind, SIZE_MAX, 2, 0, NULL, NULL, 0, 1, fit_fuzz_read, &want, &c);
+        h5fuzz_print(kind ? "quartet FIT.h5" : "unified FIT.h5", &c);
+        assert_int_equal(c.wrong, 0);
+        assert_int_equal(c.crashed, 0);
+        assert_int_equal(c.bad_message, 0);
+        assert_true(c.damaged > 0 && c.same > 0);
+
+        /* the old layout: its first heap collection, objects and free space
+         * (a crash or a hang fails the test; the heap is checked before HDF5
+         * reads it, so there is none) */
+        h5fuzz_write_old(h5, old, 1, fit_str_cols);
+        size_t at[4], size[4];
+        assert_true(h5fuzz_find_gcol(old, at, size, 4) >= 1);
+        const size_t sf[1] = {at[0] + 1024}, st[1] = {at[0] + size[0]};
+        h5fuzz_run(old, dst, at[0], at[0] + size[0], 1, 0, sf, st, 1, 64, fit_fuzz_read, &want, &c);
+        h5fuzz_print("  in the old layout, its global heap", &c);
+        assert_int_equal(c.crashed, 0);
+        assert_int_equal(c.bad_message, 0);
+        assert_int_equal(c.wrong, 0); /* every string of a FIT.h5 had its CRC */
+        qat_fit_h5_free(&want);
+    }
+    unlink(h5);
+    unlink(dst);
+    unlink(old);
+    rmdir(dir);
+}
+
+/* An older FIT.h5 lacks some tables (/params, its fixed and fixed_reason
+ * columns, /runs/grad_format, /quartet): absent, they read as defaults. A
+ * table that is there but cannot be read is damage, never absence: a
+ * /params/fixed whose header failed its checksum once read as "every
+ * parameter is fitted (none held)" with exit 0. */
+static void test_absent_is_not_damaged(void **s) {
+    (void)s;
+    char dir[] = "/tmp/qat_test_scaling_absent_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char h5[128], dst[128];
+    snprintf(h5, sizeof h5, "%s/fit.h5", dir);
+    snprintf(dst, sizeof dst, "%s/damaged.h5", dir);
+    const char *optional[] = {"/params/name", "/params/value", "/params/fixed", "/params/fixed_reason",
+                              "/runs/grad_format", "/pairs/name", "/decoupled/name", "/formats/name",
+                              "/quartet/key", "/quartet/eff_d", NULL};
+    qat_fit_h5 f;
+    for (int kind = 0; kind < 2; kind++) {
+        if (kind == 0) write_unified_fit(h5, "not identified, held at its fitted value");
+        else write_quartet_fit(h5);
+        for (int i = 0; optional[i]; i++) {
+            hid_t fh = H5Fopen(h5, H5F_ACC_RDONLY, H5P_DEFAULT);
+            char grp[64];
+            snprintf(grp, sizeof grp, "%.*s", (int)(strrchr(optional[i], '/') - optional[i]), optional[i]);
+            if (H5Lexists(fh, grp, H5P_DEFAULT) <= 0 || H5Lexists(fh, optional[i], H5P_DEFAULT) <= 0) {
+                H5Fclose(fh);
+                continue;
+            }
+            H5O_info_t oi;
+            assert_true(H5Oget_info_by_name(fh, optional[i], &oi, H5P_DEFAULT) >= 0);
+            H5Fclose(fh);
+            /* one byte of the table's object header, past its signature */
+            h5fuzz_copy(h5, dst);
+            FILE *fp = fopen(dst, "r+b");
+            assert_non_null(fp);
+            unsigned char b;
+            assert_int_equal(fseek(fp, (long)oi.addr + 12, SEEK_SET), 0);
+            assert_int_equal(fread(&b, 1, 1, fp), 1);
+            b ^= 0x5a;
+            assert_int_equal(fseek(fp, (long)oi.addr + 12, SEEK_SET), 0);
+            assert_int_equal(fwrite(&b, 1, 1, fp), 1);
+            fclose(fp);
+            assert_int_equal(qat_fit_h5_read(dst, &f), QAT_ERUNTIME);
+            char want[160];
+            snprintf(want, sizeof want, "dataset %s: checksum mismatch (the file is damaged)", optional[i]);
+            if (!strstr(qat_errmsg(), want)) fail_msg("%s damaged: %s", optional[i], qat_errmsg());
+        }
+    }
+    /* absent, the same tables read as an older file's defaults */
+    write_unified_fit(h5, "not identified, held at its fitted value");
+    hid_t fh = H5Fopen(h5, H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(H5Ldelete(fh, "params/fixed", H5P_DEFAULT) >= 0);
+    assert_true(H5Ldelete(fh, "params/fixed_reason", H5P_DEFAULT) >= 0);
+    assert_true(H5Ldelete(fh, "runs/grad_format", H5P_DEFAULT) >= 0);
+    H5Fclose(fh);
+    assert_int_equal(qat_fit_h5_read(h5, &f), QAT_OK);
+    for (int k = 0; k < f.n_params; k++) assert_true(f.param_fixed[k] == 0 && !f.param_why[k][0]);
+    for (int i = 0; i < f.n_runs; i++) assert_string_equal(f.gfmt[i], "fp32");
+    qat_fit_h5_free(&f);
+    fh = H5Fopen(h5, H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(H5Ldelete(fh, "params", H5P_DEFAULT) >= 0);
+    H5Fclose(fh);
+    assert_int_equal(qat_fit_h5_read(h5, &f), QAT_OK);
+    assert_int_equal(f.n_params, 0);
+    qat_fit_h5_free(&f);
+    unlink(h5);
+    unlink(dst);
+    rmdir(dir);
 }
 
 int main(void) {
@@ -739,6 +953,8 @@ int main(void) {
                                        cmocka_unit_test(test_law_layout_many_budgets),
                                        cmocka_unit_test(test_quartet_law_curves),
                                        cmocka_unit_test(test_svg_never_nonfinite),
-                                       cmocka_unit_test(test_strings_checksummed)};
+                                       cmocka_unit_test(test_strings_checksummed),
+                                       cmocka_unit_test(test_damaged_bytes),
+                                       cmocka_unit_test(test_absent_is_not_damaged)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
