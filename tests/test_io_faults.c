@@ -28,7 +28,10 @@
  *     for eval, sample, grads and plot; a damaged /final makes fit exit 1 and
  *     a sweep keep the run (reported FAILED) instead of restarting it;
  *   - a result printed on stdout that cannot be written (/dev/full) is exit 1
- *     and one line `qat: cannot write the output: ...`, for every command.
+ *     and one line `qat: cannot write the output: ...`, for every command;
+ *   - files written by qat before its strings were fixed-length (variable-
+ *     length strings in HDF5's global heap) are read as before by fit, plot,
+ *     eval, capacity --fit and train --resume, with the same results.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -52,6 +55,7 @@
 #include <hdf5.h>
 
 #include "core/error.h"
+#include "h5fuzz.h"
 #include "runlog/runlog.h"
 #include "testutil.h"
 
@@ -942,6 +946,127 @@ static void test_stdout_that_cannot_be_written(void **state) {
     assert_string_equal(g_err, "");
 }
 
+/* ------------------------------------------------ files of an older qat */
+
+/* `qat ARGS...`'s stdout in a malloc'd string, every `from` replaced by `to`
+ * (the paths of two copies of the same file); its exit status in *rc. */
+static char *qat_out(int *rc, const char *from, const char *to, char *const args[]) {
+    char out[1200];
+    snprintf(out, sizeof out, "%s", at("stdout.txt"));
+    write_text(out, "");
+    *rc = qat_run(0, out, args);
+    size_t n;
+    char *s = slurp(out, &n);
+    assert_non_null(s);
+    size_t lf = strlen(from), lt = strlen(to);
+    assert_true(lt <= lf);
+    for (char *p = s; lf && (p = strstr(p, from));) {
+        memcpy(p, to, lt);
+        memmove(p + lt, p + lf, strlen(p + lf) + 1);
+        p += lt;
+    }
+    return s;
+}
+
+/* The runs of runs_csv at four formats: a unified fit with capacity constants. */
+static void unified_csv(const char *path) {
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "N,D,loss,format,act_format\n");
+    const char *fmt[4] = {"fp32", "int4", "int3", "int2"};
+    const double rho[4] = {1, 0.67, 0.45, 0.2}, Ns[4] = {1e6, 3e6, 1e7, 3e7}, Ds[3] = {1e8, 3e8, 1e9};
+    for (int k = 0; k < 4; k++)
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 3; j++)
+                fprintf(f, "%g,%g,%.12g,%s,%s\n", Ns[i], Ds[j],
+                        400 * pow(Ns[i] * rho[k], -0.34) + 410 * pow(Ds[j], -0.28) + 1.69, fmt[k], fmt[k]);
+    fclose(f);
+}
+
+/* A run.h5, ckpt.h5 and FIT.h5 as qat wrote them before its strings were
+ * fixed-length: every command that reads one gives what it gives for the
+ * file this qat writes, and a resume continues the old run. */
+static void test_files_of_older_qat(void **state) {
+    (void)state;
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", at("O"), at("O/t"));
+    assert_int_equal(qat_test_popen(NULL, 1, "%s", cmd), 0);
+    h5fuzz_write_old(at("R/t/run.h5"), at("O/t/run.h5"), 1, NULL);
+    h5fuzz_write_old(at("R/t/ckpt.h5"), at("O/t/ckpt.h5"), 1, NULL);
+    static const char *const fit_cols[] = {"/params/name", "/params/fixed_reason", "/runs/weight_format",
+                                           "/runs/act_format", "/runs/grad_format", "/runs/origin", "/pairs/name",
+                                           "/decoupled/name", "/quartet/key", "/formats/name", NULL};
+    h5fuzz_write_old(at("fit.h5"), at("old-fit.h5"), 1, fit_cols);
+    unified_csv(at("unified.csv"));
+    assert_int_equal(
+        QAT("fit", (char *)at("unified.csv"), "--law", "unified", "--no-loo", "--out", (char *)at("u.h5")), 0);
+    h5fuzz_write_old(at("u.h5"), at("old-u.h5"), 0, fit_cols); /* and from before the CRCs */
+    hid_t f = H5Fopen(at("O/t/run.h5"), H5F_ACC_RDONLY, H5P_DEFAULT), a = H5Aopen(f, "config", H5P_DEFAULT);
+    hid_t t = H5Aget_type(a);
+    assert_true(H5Tis_variable_str(t) > 0); /* the old layout indeed */
+    H5Tclose(t);
+    H5Aclose(a);
+    H5Fclose(f);
+
+    int rn, ro;
+    char *n, *o;
+    /* fit: the same runs, the same table (the law held: one run and a CSV
+     * determine nothing, and the table is what reading the run gave) */
+    n = qat_out(&rn, "", "", (char *[]){"fit", (char *)at("R/t"), (char *)at("runs.csv"), "--no-loo", "--fix", "A=400",
+                                        "--fix", "alpha=0.34", "--fix", "B=410", "--fix", "beta=0.28", "--fix", "E=1.7",
+                                        "--csv", (char *)at("n.csv"), NULL});
+    o = qat_out(&ro, "", "", (char *[]){"fit", (char *)at("O/t"), (char *)at("runs.csv"), "--no-loo", "--fix", "A=400",
+                                        "--fix", "alpha=0.34", "--fix", "B=410", "--fix", "beta=0.28", "--fix", "E=1.7",
+                                        "--csv", (char *)at("o.csv"), NULL});
+    assert_int_equal(rn, 0);
+    assert_int_equal(ro, 0);
+    free(n);
+    free(o);
+    size_t ln, lo;
+    n = slurp(at("n.csv"), &ln);
+    o = slurp(at("o.csv"), &lo);
+    assert_non_null(n);
+    assert_non_null(o);
+    for (char *p = o; (p = strstr(p, "/O/t/")); p += 5) p[1] = 'R';
+    assert_string_equal(o, n);
+    free(n);
+    free(o);
+    /* eval and sample: the same model */
+    n = qat_out(&rn, "/R/t/", "/O/t/",
+                (char *[]){"eval", "--checkpoint", (char *)at("R/t/ckpt.h5"), "--tokens", "1024", NULL});
+    o = qat_out(&ro, "", "", (char *[]){"eval", "--checkpoint", (char *)at("O/t/ckpt.h5"), "--tokens", "1024", NULL});
+    assert_int_equal(rn, 0);
+    assert_int_equal(ro, 0);
+    assert_string_equal(o, n);
+    free(n);
+    free(o);
+    /* plot: the same figure (the source's name aside) */
+    assert_int_equal(QAT("plot", (char *)at("fit.h5"), "--kind", "law", "-o", (char *)at("n.svg")), 0);
+    assert_int_equal(QAT("plot", (char *)at("old-fit.h5"), "--kind", "law", "-o", (char *)at("o.svg")), 0);
+    n = slurp(at("n.svg"), &ln);
+    o = slurp(at("o.svg"), &lo);
+    for (char *p = o; (p = strstr(p, "old-fit.h5"));) memmove(p, p + 4, strlen(p + 4) + 1);
+    assert_string_equal(o, n);
+    free(n);
+    free(o);
+    /* capacity --fit: the same constants */
+    n = qat_out(&rn, "", "", (char *[]){"capacity", "int4", "sp50", "--fit", (char *)at("u.h5"), NULL});
+    o = qat_out(&ro, "", "", (char *[]){"capacity", "int4", "sp50", "--fit", (char *)at("old-u.h5"), NULL});
+    assert_int_equal(rn, 0);
+    assert_int_equal(ro, 0);
+    assert_string_equal(o, n);
+    free(n);
+    free(o);
+    /* train --resume: the old run goes on to a larger budget */
+    tiny_config(at("tiny2.yaml"), "t", 30720);
+    assert_int_equal(QAT("train", (char *)at("tiny2.yaml"), "--out", (char *)at("O"), "--quiet", "--resume"), 0);
+    qat_runlog_summary s;
+    assert_int_equal(qat_runlog_read_final(at("O/t/run.h5"), &s), QAT_OK);
+    assert_string_equal(s.status, "completed");
+    assert_int_equal(s.final.tokens, 30720);
+    assert_string_equal(s.weight_format, "fp32");
+}
+
 int main(void) {
     if (!getenv("QAT_BIN")) {
         fprintf(stderr, "QAT_BIN is not set: skipped\n");
@@ -968,6 +1093,7 @@ int main(void) {
         cmocka_unit_test(test_checksums),
         cmocka_unit_test(test_truncated_run_log_on_resume),
         cmocka_unit_test(test_stdout_that_cannot_be_written),
+        cmocka_unit_test(test_files_of_older_qat),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
