@@ -84,6 +84,23 @@ int qat_eval_main(int argc, char **argv) {
                         .data = data ? data_text : NULL};
     int rc = qat_load_checkpoint_model(ckpt, &use, sets, n_set, 0, &cfg, &m);
     if (rc) return qat_report(rc);
+    /* Formats with random draws (noise(F), @sr) key them by step: evaluate with the
+     * draws of the checkpoint's last step, as the run's own evaluation did, so that
+     * the two agree (docs/cli.md). A checkpoint of step 0 (none done) uses 0; one
+     * whose /state is damaged is an error, not a silently other key. */
+    int64_t key = 0;
+    qat_ckpt_file *cf;
+    if ((rc = qat_ckpt_open(ckpt, &cf)) == QAT_OK) {
+        qat_ckpt_state st;
+        rc = qat_ckpt_read_state(cf, &st);
+        if (!rc && st.step > 0) key = st.step - 1;
+        qat_ckpt_close(cf);
+    }
+    if (rc == QAT_ERUNTIME) {
+        qat_model_free(m);
+        return qat_report(rc);
+    }
+    qat_clear_error();
     qat_threads_init(cfg.threads);
     if (data) {
         memset(cfg.data.shards, 0, sizeof cfg.data.shards);
@@ -119,17 +136,6 @@ int qat_eval_main(int argc, char **argv) {
     int32_t *in = qat_xmalloc((size_t)B * T * 4), *tg = qat_xmalloc((size_t)B * T * 4);
     qat_tape tp;
     qat_tape_init(&tp, 0);
-    /* Formats with random draws (noise(F), @sr) key them by step: evaluate with the
-     * draws of the checkpoint's last step, as the run's own evaluation did, so that
-     * the two agree (docs/cli.md). A checkpoint of step 0 (none done) uses 0. */
-    int64_t key = 0;
-    qat_ckpt_file *cf;
-    if (qat_ckpt_open(ckpt, &cf) == QAT_OK) {
-        qat_ckpt_state st;
-        if (qat_ckpt_read_state(cf, &st) == QAT_OK && st.step > 0) key = st.step - 1;
-        qat_ckpt_close(cf);
-    }
-    qat_clear_error();
     double loss = qat_train_evaluate(m, &tp, ds, B, nb * B * T, in, tg, key);
     /* A split of fewer windows than one batch has rows repeats of each other: the
      * tokens scored are the distinct ones, and the repetition is said */
