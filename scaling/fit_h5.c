@@ -168,6 +168,9 @@ static void write_all(wctx *w, hid_t f, const qat_fit_report *rep) {
     attr_double(w, f, "loo_rmse_log", r->loo_rmse_log);
     attr_double(w, f, "huber_delta", QAT_FIT_HUBER_DELTA);
     attr_int(w, f, "bootstrap", rep->bootstrap);
+    /* the resamples drawn are not all used (a resample that cannot tell an eff is dropped):
+     * the interval rests on these, and is NaN below QAT_FIT_MIN_BOOTSTRAP */
+    attr_int(w, f, "bootstrap_used", rep->bootstrap ? r->n_boot : 0);
     attr_int(w, f, "seed", (long long)rep->seed);
     law_attrs(w, f, p, r);
     for (int t = 0; t < QAT_CAP_NTYPES; t++)

@@ -6,8 +6,9 @@
  * strings fixed-length UTF-8, each string column with a `crc32` attribute and
  * `law`, `qat_version` with `law_crc32`, `qat_version_crc32`; files of an
  * earlier qat, with variable-length strings, are still read):
- *   root attributes  law, n_runs, rmse_log, loo_rmse_log, huber_delta, bootstrap,
- *                    seed, A, alpha, B, beta, E, gamma (quartet law only), and
+ *   root attributes  law, n_runs, rmse_log, loo_rmse_log, huber_delta, bootstrap
+ *                    (resamples drawn), bootstrap_used (of those, the ones the
+ *                    intervals rest on), seed, A, alpha, B, beta, E, gamma (quartet law only), and
  *                    cap_<type>_{L,F,C} for each capacity type fitted (quant, sparse, vq)
  *   /params          name, value, ci_lo, ci_hi, fixed, fixed_reason (every parameter;
  *                    fixed: 0 fitted, 1 --fix, 2 held because the runs cannot tell

@@ -589,6 +589,33 @@ static void test_bootstrap_drops_blind_resamples(void **s) {
     printf("  bootstrap: %d used, %d dropped of 40\n", r.n_boot, r.n_boot_dropped);
     assert_true(r.n_boot_dropped > 0);
     assert_int_equal(r.n_boot + r.n_boot_dropped, 40);
+    /* qat fit on the same runs: FIT.h5 records both counts, the resamples drawn
+     * (`bootstrap`) and those the intervals rest on (`bootstrap_used`), the same the
+     * library reported (it recorded only the first) */
+    char csv[512], h5[512], text[1 << 14];
+    path_in(csv, sizeof csv, "blind.csv");
+    path_in(h5, sizeof h5, "blind.h5");
+    FILE *f = fopen(csv, "w");
+    assert_non_null(f);
+    fprintf(f, "N,D,loss,weight_format,act_format\n");
+    for (int i = 0; i < rs.n; i++)
+        fprintf(f, "%.17g,%.17g,%.17g,%s,%s\n", rs.run[i].N, rs.run[i].D, rs.run[i].loss, rs.run[i].wfmt, rs.run[i].afmt);
+    assert_int_equal(fclose(f), 0);
+    char *argv[] = {"fit", csv, "--law", "decoupled", "--fix", "E=1.8", "--bootstrap", "40", "--seed", "3", "--no-loo", "--out", h5};
+    assert_int_equal(run_fit(argv, 13, text, sizeof text), 0);
+    hid_t fh = H5Fopen(h5, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(fh >= 0);
+    int drawn = -1, used = -1;
+    hid_t a = H5Aopen(fh, "bootstrap", H5P_DEFAULT);
+    assert_true(a >= 0 && H5Aread(a, H5T_NATIVE_INT, &drawn) >= 0);
+    H5Aclose(a);
+    a = H5Aopen(fh, "bootstrap_used", H5P_DEFAULT);
+    assert_true(a >= 0 && H5Aread(a, H5T_NATIVE_INT, &used) >= 0);
+    H5Aclose(a);
+    H5Fclose(fh);
+    printf("  FIT.h5: bootstrap %d, bootstrap_used %d\n", drawn, used);
+    assert_int_equal(drawn, 40);
+    assert_true(used > 0 && used < 40);
     qat_fit_result_free(&r);
     qat_fit_problem_free(&p);
     qat_fit_runs_free(&rs);
