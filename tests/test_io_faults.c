@@ -1075,12 +1075,7 @@ int main(void) {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     /* Under `make test-asan`: HDF5's own leaks on the error paths these tests
      * take are suppressed for the qat children (tests/lsan-hdf5.supp). */
-    const char *root = getenv("QAT_SOURCE_ROOT");
-    if (root) {
-        char opt[1200];
-        snprintf(opt, sizeof opt, "suppressions=%s/tests/lsan-hdf5.supp:print_suppressions=0", root);
-        setenv("LSAN_OPTIONS", opt, 1);
-    }
+    qat_test_lsan_hdf5(1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_nonregular_destination),
         cmocka_unit_test(test_output_is_input),
