@@ -181,7 +181,7 @@ int qat_ckpt_write(const char *path, const qat_ckpt *ck) {
 
 int qat_ckpt_open(const char *path, qat_ckpt_file **out) {
     *out = NULL;
-    if (access(path, R_OK) != 0) return qat_fail(QAT_EINPUT, "%s: cannot open: %s", path, strerror(errno));
+    QAT_TRY(qat_h5_in_check(path, "a checkpoint, ckpt.h5"));
     hid_t fapl = qat_h5_fapl(0, 0);
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
     if (f < 0 && qat_h5_is_checksum()) {

@@ -221,6 +221,18 @@ hid_t qat_h5_fapl(int latest, int nolock) {
     return fapl;
 }
 
+int qat_h5_in_check(const char *path, const char *what) {
+    struct stat st;
+    if (stat(path, &st) != 0 || access(path, R_OK) != 0)
+        return qat_fail(QAT_EINPUT, "%s: cannot open: %s", path, strerror(errno));
+    if (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))
+        return qat_fail(QAT_EINPUT, "%s: is a pipe, not a file (expected %s; HDF5 reads a file by seeking, "
+                        "which a pipe cannot: copy it to a file first)", path, what);
+    return QAT_OK;
+}
+
+void qat_h5_swmr_attempts(hid_t fapl, int live) { H5Pset_metadata_read_attempts(fapl, live ? 28 : 1); }
+
 int qat_h5_exists(hid_t loc, const char *name) {
     /* H5Lexists needs each intermediate link to exist, so walk the path. */
     char buf[1024];
@@ -724,6 +736,9 @@ static qat_out_kind out_probe(const char *path, int is_hdf5, int *live) {
     const char *base = slash ? slash + 1 : path;
     /* a live run.h5 is open for SWMR writing: read it the way its readers do */
     hid_t fapl = qat_h5_fapl(0, 1);
+    /* one SWMR retry per live writer's flush, not HDF5's 100: on a damaged superblock
+     * those were a wait of ages that no signal ended (qat_h5_swmr_attempts) */
+    qat_h5_swmr_attempts(fapl, *live);
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
     if (f < 0) f = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl);
     H5Pclose(fapl);

@@ -47,6 +47,14 @@ void qat_h5_quiet(void);
  * them clear the stack). Returns buf. */
 const char *qat_h5_why(char *buf, size_t n);
 
+/* An HDF5 input before it is opened: QAT_EINPUT "PATH: cannot open: <reason>"
+ * when it cannot be read, and "PATH: is a pipe, not a file (expected WHAT ...)"
+ * for a FIFO or socket. HDF5 reads a file by seeking, which a pipe cannot, and
+ * opening a FIFO with no writer blocks in open() with the stop signals caught
+ * and restarted (core/stop.h): `train --init FIFO` waited for ever, deaf to
+ * SIGINT and SIGTERM. stat() and access() never block. */
+int qat_h5_in_check(const char *path, const char *what);
+
 /* 1 when the error on the stack is a checksum that did not match. */
 int qat_h5_is_checksum(void);
 
@@ -97,6 +105,14 @@ int qat_h5_out_finish(qat_h5_out *h, int rc);
 /* File access list: latest format (needed for SWMR) when `latest`, HDF5 file
  * locking off when `nolock` (our writers lock a sidecar instead). */
 hid_t qat_h5_fapl(int latest, int nolock);
+
+/* How often a SWMR reader (H5F_ACC_SWMR_READ) opened with `fapl` retries metadata
+ * whose checksum fails. HDF5 retries 100 times, sleeping 1, 2, 4, ... ns between
+ * tries: on a damaged file (a flipped superblock byte) that is a wait of ages, in
+ * a sleep no signal ends. A live writer (`live`: someone holds the run's lock)
+ * may be mid-write, so 28 tries (~0.27 s in all, far longer than a flush of one
+ * metadata block); with none, a checksum that fails is damage and one try says so. */
+void qat_h5_swmr_attempts(hid_t fapl, int live);
 
 /* File creation list of every file qat writes: root attributes kept in the
  * root's checksummed object header (HDF5 moves more than 8 to "dense"

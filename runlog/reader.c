@@ -27,18 +27,9 @@
  * written back), so every reader of run.h5 still sees what was flushed. */
 static hid_t open_read(const char *path, int *code) {
     *code = QAT_EINPUT;
-    if (access(path, R_OK) != 0) {
-        qat_fail(QAT_EINPUT, "%s: cannot open: %s", path, strerror(errno));
-        return -1;
-    }
+    if (qat_h5_in_check(path, "a run log, run.h5")) return -1;
     hid_t fapl = qat_h5_fapl(0, 1);
-    /* A SWMR reader retries metadata whose checksum fails (a writer may be
-     * mid-write), sleeping 1 ns, 2 ns, 4 ns, ... between tries; HDF5's 100
-     * tries would wait for ages on a damaged file. 28 tries wait ~0.27 s in
-     * all, far longer than a writer's flush of one metadata block. With no
-     * writer alive (no one holds run.h5.lock) nothing is mid-write: a checksum
-     * that fails is damage, and one try says so at once. */
-    H5Pset_metadata_read_attempts(fapl, qat_runlog_is_live(path) ? 28 : 1);
+    qat_h5_swmr_attempts(fapl, qat_runlog_is_live(path)); /* not HDF5's 100, a wait of ages on damage */
     hid_t f = -1;
     int damaged = 0; /* a checksum of the file's metadata did not match */
     for (int attempt = 0; attempt < 20 && f < 0; attempt++) {

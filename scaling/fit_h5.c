@@ -415,6 +415,7 @@ static void free_pairs(qat_fit_h5_pairs *q) {
 /* A path that cannot be opened says why, as qat fit does for its inputs
  * (docs/cli.md: a missing input file is exit 2), not "not an HDF5 file". */
 static int readable(const char *path) {
+    QAT_TRY(qat_h5_in_check(path, "a FIT.h5 from qat fit --out")); /* a FIFO: open() would block */
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return qat_fail(QAT_EINPUT, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;

@@ -35,6 +35,7 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "runlog/h5util.h"
 #include "runlog/runlog.h"
 #include "scaling/inputs.h"
 #if QAT_HAVE_COMPRESS
@@ -72,8 +73,10 @@ enum { H5K_UNOPENED, H5K_EMPTY, H5K_RUNLOG, H5K_RUNLOG_BORN, H5K_FIT, H5K_CKPT, 
 
 static int h5_kind(const char *path) {
     hid_t f;
+    hid_t sw = qat_h5_fapl(0, 0);
+    qat_h5_swmr_attempts(sw, qat_runlog_is_live(path)); /* not HDF5's 100 on a damaged file */
     H5E_BEGIN_TRY {
-        f = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, H5P_DEFAULT);
+        f = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, sw);
         if (f < 0) f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
         if (f < 0) {
             hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
@@ -82,6 +85,7 @@ static int h5_kind(const char *path) {
             H5Pclose(fapl);
         }
     } H5E_END_TRY;
+    H5Pclose(sw);
     if (f < 0) return H5K_UNOPENED;
     int k = H5K_OTHER;
     H5E_BEGIN_TRY {
@@ -738,6 +742,12 @@ static int first_reading(seen_files *s, const char *path) {
     return QAT_OK;
 }
 
+/* A name that says HDF5: "….h5" or "….hdf5" (any case). */
+static int h5_name(const char *path) {
+    size_t n = strlen(path);
+    return (n > 3 && !strcasecmp(path + n - 3, ".h5")) || (n > 5 && !strcasecmp(path + n - 5, ".hdf5"));
+}
+
 static int read_inputs(char *const *paths, int n, qat_fit_runs *rs, int *skipped, int *unselected, FILE *warn,
                        qat_fit_select *sel, seen_files *seen) {
     for (int i = 0; i < n; i++) {
@@ -756,9 +766,18 @@ static int read_inputs(char *const *paths, int n, qat_fit_runs *rs, int *skipped
             for (int k = 0; k < l.n; k++) free(l.v[k]);
             free(l.v);
             QAT_TRY(rc);
-        } else if (H5Fis_hdf5(paths[i]) > 0) {
+            continue;
+        }
+        htri_t is_h5;
+        H5E_BEGIN_TRY { is_h5 = H5Fis_hdf5(paths[i]); } H5E_END_TRY; /* quiet: HDF5 printed its stack for a 000 file */
+        if (is_h5 > 0) {
             QAT_TRY(first_reading(seen, paths[i]));
             QAT_TRY(read_runlog_once(paths[i], rs, skipped, unselected, warn, sel, seen));
+        } else if (h5_name(paths[i]) && access(paths[i], R_OK) == 0) {
+            /* a .h5 whose first bytes no longer say HDF5 (damaged, or not HDF5): it was read as a
+             * CSV, "unknown column 'XHDF' ignored", then "the header has no column for N" */
+            return qat_fail(QAT_EINPUT, "%s: not an HDF5 file (its first bytes are not HDF5's signature; "
+                            "expected a run log, run.h5, or a CSV table under a name not ending in .h5)", paths[i]);
         } else {
             if (sel && sel->n_where)
                 return qat_fail(QAT_EINPUT, "%s: a CSV has no run configs for --where to select by; "

@@ -65,6 +65,7 @@
 
 static char g_dir[256];     /* scratch directory of the group */
 static char g_err[16384];   /* stderr of the last command */
+static unsigned g_alarm;     /* > 0: the child is killed by SIGALRM after this many seconds */
 
 static const char *at(const char *name) {
     static char buf[8][600];
@@ -115,6 +116,7 @@ static int qat_run(long fsize, const char *out, char *const args[]) {
         dup2(fo, 1);
         dup2(p[1], 2);
         close(p[0]);
+        if (g_alarm) alarm(g_alarm); /* kept across exec: a hang becomes a death by signal */
         if (fsize > 0) {
             /* the default disposition, as a user's shell leaves it (an ignored
              * one would survive exec and hide a qat that dies of SIGXFSZ with
@@ -899,6 +901,99 @@ static void test_truncated_run_log_on_resume(void **state) {
     assert_non_null(strstr(g_err, "is missing; resuming from"));
 }
 
+/* A copy of src at dst with the byte at `off` changed (x ^ 0x5a). */
+static void copy_flipped(const char *src, const char *dst, long off) {
+    size_t n = 0;
+    char *b = slurp(src, &n);
+    assert_non_null(b);
+    assert_true((size_t)off < n);
+    b[off] ^= 0x5a;
+    FILE *f = fopen(dst, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(b, 1, n, f), n);
+    assert_int_equal(fclose(f), 0);
+    free(b);
+}
+
+/* One byte of an HDF5 file's superblock changed (bytes 11-47: its fields and its
+ * checksum). A destination's kind was probed with a SWMR open, and HDF5 retries
+ * the metadata of a SWMR reader 100 times, sleeping 1, 2, 4, ... ns between:
+ * `plot -o`, `fit --out`, `grads --out` and `train --resume` over such a file
+ * never returned, and no SIGINT or SIGTERM ended the sleep. Now a destination is
+ * refused at once (an HDF5 file of no kind qat can tell, exit 2, left as it was)
+ * and a resume stops with exit 1 naming the damage. A child still running after
+ * 60 s is killed (SIGALRM), which fails the exit-code check. */
+static void test_damaged_superblock(void **state) {
+    (void)state;
+    g_alarm = 60;
+    const long offs[] = {11, 14, 20, 47};
+    for (int i = 0; i < 4; i++) {
+        char dmg[1200];
+        snprintf(dmg, sizeof dmg, "%s", at("dmg.h5"));
+        copy_flipped(at("fit.h5"), dmg, offs[i]);
+        size_t n0 = 0, n1 = 0;
+        char *before = slurp(dmg, &n0);
+        int rc = QAT("plot", (char *)at("fit.h5"), "--kind", "law", "-o", dmg);
+        printf("  plot -o over a superblock changed at byte %ld: exit %d: %s", offs[i], rc, g_err);
+        assert_int_equal(rc, 2);
+        assert_int_equal(lines_of(g_err), 1);
+        assert_non_null(strstr(g_err, "is an HDF5 file; refusing to replace it"));
+        assert_int_equal(QAT("fit", (char *)at("runs.csv"), "--no-loo", "--out", dmg), 2);
+        char *after = slurp(dmg, &n1);
+        assert_true(before && after && n0 == n1 && !memcmp(before, after, n0));
+        free(before);
+        free(after);
+    }
+    char cfg[1200], runs[1200], rl[1300], ck[1300], keep[1300];
+    snprintf(cfg, sizeof cfg, "%s", at("tiny.yaml"));
+    snprintf(runs, sizeof runs, "%s", at("SB"));
+    snprintf(rl, sizeof rl, "%s/t/run.h5", runs);
+    snprintf(ck, sizeof ck, "%s/t/ckpt.h5", runs);
+    snprintf(keep, sizeof keep, "%s/kept.h5", runs);
+    assert_int_equal(QAT("train", cfg, "--out", runs, "--quiet", "--stop-after", "12"), 0);
+    const char *files[] = {rl, ck};
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(rename(files[i], keep), 0);
+        copy_flipped(keep, files[i], 20);
+        int rc = QAT("train", cfg, "--out", runs, "--quiet", "--resume");
+        printf("  --resume, %s's superblock changed: exit %d: %s", i ? "ckpt.h5" : "run.h5", rc, g_err);
+        assert_int_equal(rc, 1);
+        assert_non_null(strstr(g_err, "checksum mismatch in the file's metadata"));
+        assert_int_equal(rename(keep, files[i]), 0);
+    }
+    g_alarm = 0;
+}
+
+/* A FIFO given where an HDF5 file is read. Opening one with no writer blocks, and
+ * `train --init FIFO` blocked there deaf to SIGINT and SIGTERM (its stop handlers
+ * are in place before the config is read, and restart the open); the others
+ * blocked too. HDF5 cannot read a pipe in any case (it seeks), so every reader
+ * refuses one before opening it: exit 2, one line, at once (a child still running
+ * after 60 s dies of SIGALRM, which fails the exit-code check). */
+static void test_pipe_inputs(void **state) {
+    (void)state;
+    char fifo[1200], cfg[1200];
+    snprintf(fifo, sizeof fifo, "%s", at("ckpt.fifo"));
+    snprintf(cfg, sizeof cfg, "%s", at("tiny.yaml"));
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    g_alarm = 60;
+    char *cmds[][8] = {
+        {"train", cfg, "--init", fifo, "--out", (char *)at("PI"), "--quiet", NULL},
+        {"eval", "--checkpoint", fifo, NULL},
+        {"sample", "--checkpoint", fifo, NULL},
+        {"plot", fifo, "--kind", "law", "-o", (char *)at("pipe.svg"), NULL},
+        {"capacity", "int4", "--fit", fifo, NULL},
+    };
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        int rc = qat_lim(0, cmds[i]);
+        printf("  %s with a FIFO: exit %d: %s", cmds[i][0], rc, g_err);
+        assert_int_equal(rc, 2);
+        assert_int_equal(lines_of(g_err), 1);
+        assert_non_null(strstr(g_err, "is a pipe, not a file"));
+    }
+    g_alarm = 0;
+}
+
 /* --------------------------------------------- stdout that cannot be written */
 
 /* Every command that prints its result on stdout, with stdout on /dev/full
@@ -1087,6 +1182,8 @@ int main(void) {
         cmocka_unit_test(test_checkpoint_on_a_full_disk),
         cmocka_unit_test(test_checksums),
         cmocka_unit_test(test_truncated_run_log_on_resume),
+        cmocka_unit_test(test_damaged_superblock),
+        cmocka_unit_test(test_pipe_inputs),
         cmocka_unit_test(test_stdout_that_cannot_be_written),
         cmocka_unit_test(test_files_of_older_qat),
     };

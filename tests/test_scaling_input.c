@@ -717,6 +717,21 @@ static void test_fit_arguments_first(void **s) {
     char *one[] = {"fit", p};
     assert_int_equal(run_fit(one, 2, text, sizeof text), 2);
     assert_non_null(strstr(qat_errmsg(), "1 usable run after"));
+    /* a .h5 whose first byte no longer says HDF5 (or an empty one) is no run log: it
+     * was read as a CSV, "unknown column 'XHDF' ignored", "the header has no column for N" */
+    static const char sig[8] = "XHDF\r\n\032\n";
+    const char *h5[] = {"notsig.h5", "empty.h5", "notsig.HDF5"};
+    for (int k = 0; k < 3; k++) {
+        path_in(p, sizeof p, h5[k]);
+        f = fopen(p, "wb");
+        assert_non_null(f);
+        if (k != 1) fwrite(sig, 1, sizeof sig, f), fputs("\001\002 binary tail\n", f);
+        assert_int_equal(fclose(f), 0);
+        char *bad[] = {"fit", p, "--no-loo"};
+        assert_int_equal(run_fit(bad, 3, text, sizeof text), 2);
+        assert_non_null(strstr(qat_errmsg(), "not an HDF5 file (its first bytes are not HDF5's signature"));
+        assert_null(strstr(qat_errmsg(), "column"));
+    }
 }
 
 /* In a child process: `act` on the run log at `p`, then die by SIGKILL with the
