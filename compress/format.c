@@ -187,9 +187,9 @@ int qat_fmt_parse(const char *s, qat_fmt *f) {
         unsigned char c = (unsigned char)s[i];
         if (islower(c) || isdigit(c) || strchr(".:+()@", c)) continue;
         char why[96];
-        if (isspace(c))
-            snprintf(why, sizeof why, "%s space at character %zu; formats contain no spaces",
-                     i == len - 1 ? "a trailing" : i == 0 ? "a leading" : "a", i + 1);
+        if (isspace(c)) /* named, so that a tab is not reported as a space */
+            snprintf(why, sizeof why, "%s %s at character %zu; formats contain no white space",
+                     i == len - 1 ? "a trailing" : i == 0 ? "a leading" : "a", qat_space_name(c), i + 1);
         else if (isupper(c))
             snprintf(why, sizeof why, "upper-case '%c' at character %zu; formats are lower case", c, i + 1);
         else if (isprint(c))

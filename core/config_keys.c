@@ -305,10 +305,12 @@ int qat_config_check_string(const qat_key *k, const char *v, char *why, size_t n
         snprintf(why, n, "expected a non-empty string");
         return 1;
     }
-    if (k->flags & F_NOSPACE)
+    if (k->flags & F_NOSPACE) /* where and which, as compress/format.c says it */
         for (const char *p = v; *p; p++)
             if (isspace((unsigned char)*p)) {
-                snprintf(why, n, "'%s' contains white space, expected a format string such as int4", v);
+                size_t i = (size_t)(p - v);
+                snprintf(why, n, "'%s' has %s %s at character %zu, expected a format string such as int4 (no white space)",
+                         v, i + 1 == len ? "a trailing" : i == 0 ? "a leading" : "a", qat_space_name((unsigned char)*p), i + 1);
                 return 1;
             }
     if ((k->flags & F_FILENAME) && (strchr(v, '/') || !strcmp(v, ".") || !strcmp(v, ".."))) {

@@ -39,6 +39,12 @@ const char *qat_errmsg(void);
 /* Forget the last message. */
 void qat_clear_error(void);
 
+/* A white-space byte named for a message ("a tab at character 6"): a tab or a
+ * newline reported as "a space" sends the reader looking for the wrong thing. */
+static inline const char *qat_space_name(unsigned char c) {
+    return c == ' ' ? "space" : c == '\t' ? "tab" : c == '\n' ? "newline" : c == '\r' ? "carriage return" : "white-space byte";
+}
+
 /* Print "qat: <message>" to stderr and return the code; for the command line. */
 int qat_report(int code);
 

@@ -63,6 +63,7 @@ static void test_parse_valid_and_invalid(void **state) {
     /* A stray character is named where it is, not blamed on the stage it lands in. */
     struct { const char *fmt, *says; } stray[] = {
         {"int4 ", "a trailing space at character 5"}, {" sp50", "a leading space at character 1"},
+        {"mxfp4\t", "a trailing tab at character 6"}, {"int4\n@g32", "a newline at character 5"},
         {"INT4", "upper-case 'I' at character 1"},    {"2:4;", "';' at character 4"},
     };
     for (size_t i = 0; i < sizeof stray / sizeof *stray; i++) {

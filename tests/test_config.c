@@ -599,6 +599,11 @@ static void test_round_trip(void **state) {
     /* The origin names embedded YAML in errors. */
     assert_int_equal(qat_config_load_string("train: {lr: 0}\n", "ckpt.h5:config", &d), QAT_EINPUT);
     assert_string_equal(qat_errmsg(), "ckpt.h5:config:1:13: train.lr: 0 is out of range, expected a number > 0");
+    /* white space in a format is named and placed, a tab as a tab (it said "contains white space") */
+    assert_int_equal(qat_config_load_string("compress: {weights: {format: \"mxfp4\\t\"}}\n", "c.yaml", &d), QAT_EINPUT);
+    assert_non_null(strstr(qat_errmsg(), "c.yaml:1:30: compress.weights.format: 'mxfp4\t' has a trailing tab at character 6"));
+    assert_int_equal(qat_config_load_string("compress: {gradients: {format: \"int 4\"}}\n", "c.yaml", &d), QAT_EINPUT);
+    assert_non_null(strstr(qat_errmsg(), "'int 4' has a space at character 4"));
 }
 
 /* Checks made after loading (the model's shape, a side's format and estimator) name the
