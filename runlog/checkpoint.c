@@ -184,14 +184,13 @@ int qat_ckpt_open(const char *path, qat_ckpt_file **out) {
     QAT_TRY(qat_h5_in_check(path, "a checkpoint, ckpt.h5"));
     hid_t fapl = qat_h5_fapl(0, 0);
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
-    if (f < 0 && qat_h5_is_checksum()) {
-        H5Pclose(fapl);
-        return qat_fail(QAT_ERUNTIME, "%s: checksum mismatch in the file's metadata (the file is damaged)", path);
-    }
+    int rc = f < 0 ? qat_h5_open_damage(path) : QAT_OK; /* before H5Pclose clears the stack */
     H5Pclose(fapl);
+    if (rc) return rc;
     if (f < 0) return qat_fail(QAT_EINPUT, "%s: not a readable HDF5 checkpoint", path);
     /* another of qat's HDF5 files given where a checkpoint belongs: say which */
-    int has_state = 0, rc = qat_h5_link_exists(f, path, "state", &has_state);
+    int has_state = 0;
+    rc = qat_h5_link_exists(f, path, "state", &has_state);
     if (rc) {
         H5Fclose(f);
         return rc;

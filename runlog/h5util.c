@@ -52,6 +52,8 @@ void qat_h5_quiet(void) {
 typedef struct {
     int sys_errno;       /* errno quoted by a file driver, 0 if none */
     int checksum;        /* some entry is about a checksum */
+    int truncated;       /* the file is shorter than its superblock's end-of-file address */
+    unsigned long long eof, stored_eof; /* its size and that address, bytes (when truncated) */
     char last[256];      /* the innermost description */
 } stack_info;
 
@@ -62,6 +64,12 @@ static herr_t walk_cb(unsigned n, const H5E_error2_t *e, void *data) {
     const char *p = strstr(d, "errno = ");
     if (p && !si->sys_errno) si->sys_errno = atoi(p + 8);
     if (strstr(d, "checksum") || strstr(d, "Fletcher32")) si->checksum = 1;
+    /* H5Fsuper.c: "truncated file: eof = %llu, sblock->base_addr = %llu, stored_eof = %llu" */
+    const char *t = strstr(d, "truncated file: eof = ");
+    unsigned long long base;
+    if (t && sscanf(t, "truncated file: eof = %llu, sblock->base_addr = %llu, stored_eof = %llu", &si->eof, &base,
+                    &si->stored_eof) == 3)
+        si->truncated = 1;
     snprintf(si->last, sizeof si->last, "%s", d);
     return 0;
 }
@@ -69,6 +77,16 @@ static herr_t walk_cb(unsigned n, const H5E_error2_t *e, void *data) {
 static void read_stack(stack_info *si) {
     memset(si, 0, sizeof *si);
     H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, walk_cb, si);
+}
+
+int qat_h5_open_damage(const char *path) {
+    stack_info si;
+    read_stack(&si);
+    if (si.checksum) return qat_fail(QAT_ERUNTIME, "%s: checksum mismatch in the file's metadata (the file is damaged)", path);
+    if (si.truncated)
+        return qat_fail(QAT_ERUNTIME, "%s: truncated: %llu bytes of the %llu its superblock records (the file is "
+                        "damaged, or was not copied whole)", path, si.eof, si.stored_eof);
+    return QAT_OK;
 }
 
 int qat_h5_is_checksum(void) {

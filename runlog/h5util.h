@@ -55,6 +55,14 @@ const char *qat_h5_why(char *buf, size_t n);
  * SIGINT and SIGTERM. stat() and access() never block. */
 int qat_h5_in_check(const char *path, const char *what);
 
+/* After an H5Fopen of `path` failed: QAT_ERUNTIME when the error stack says the
+ * file is damaged, "PATH: checksum mismatch in the file's metadata (the file is
+ * damaged)" or "PATH: truncated: N bytes of the M its superblock records (...)";
+ * else QAT_OK, and the caller says what the file is not (exit 2). One rule for
+ * every reader: a FIT.h5 and a checkpoint cut short were exit 2 ("not a readable
+ * HDF5 checkpoint") while a run log cut short was exit 1. */
+int qat_h5_open_damage(const char *path);
+
 /* 1 when the error on the stack is a checksum that did not match. */
 int qat_h5_is_checksum(void);
 

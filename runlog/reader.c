@@ -31,17 +31,17 @@ static hid_t open_read(const char *path, int *code) {
     hid_t fapl = qat_h5_fapl(0, 1);
     qat_h5_swmr_attempts(fapl, qat_runlog_is_live(path)); /* not HDF5's 100, a wait of ages on damage */
     hid_t f = -1;
-    int damaged = 0; /* a checksum of the file's metadata did not match */
+    int damaged = 0; /* a checksum of the file's metadata did not match, or it is cut short */
     for (int attempt = 0; attempt < 20 && f < 0; attempt++) {
         f = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, fapl);
         if (f >= 0) break;
-        damaged = qat_h5_is_checksum();
+        damaged = qat_h5_open_damage(path) != QAT_OK; /* checksum or cut short, its message recorded */
         if (!qat_runlog_is_live(path)) {
             hid_t cl = qat_h5_fapl(0, 1);
             hbool_t clear = 1;
             if (H5Pset(cl, "clear_status_flags", &clear) >= 0) {
                 f = H5Fopen(path, H5F_ACC_RDONLY, cl);
-                if (f < 0) damaged |= qat_h5_is_checksum();
+                if (f < 0 && !damaged) damaged = qat_h5_open_damage(path) != QAT_OK;
             }
             H5Pclose(cl);
             if (f < 0) break; /* no writer to wait for: it will not get better */
@@ -50,8 +50,8 @@ static hid_t open_read(const char *path, int *code) {
         }
     }
     H5Pclose(fapl);
-    if (f < 0 && damaged) {
-        *code = qat_fail(QAT_ERUNTIME, "%s: checksum mismatch in the file's metadata (the file is damaged)", path);
+    if (f < 0 && damaged) { /* qat_h5_open_damage said which */
+        *code = QAT_ERUNTIME;
         return -1;
     }
     if (f < 0) qat_fail(QAT_EINPUT, "%s: cannot open as an HDF5 run log", path);

@@ -433,13 +433,11 @@ static int open_fit(const char *path, hid_t *f) {
     qat_h5_quiet();
     QAT_TRY(readable(path));
     *f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (*f < 0 && qat_h5_is_checksum())
-        return qat_fail(QAT_ERUNTIME, "%s: checksum mismatch in the file's metadata (the file is damaged)", path);
+    if (*f < 0) QAT_TRY(qat_h5_open_damage(path)); /* checksum or cut short: exit 1 */
     if (*f < 0 && H5Fis_hdf5(path) <= 0)
         return qat_fail(QAT_EINPUT, "%s: not an HDF5 file (expected a FIT.h5 from qat fit --out)", path);
     if (*f < 0)
-        return qat_fail(QAT_EINPUT, "%s: cannot open: HDF5 could not read its superblock (a truncated or foreign "
-                        "HDF5 file)", path);
+        return qat_fail(QAT_EINPUT, "%s: cannot open: HDF5 could not read its superblock (a foreign HDF5 file?)", path);
     return QAT_OK;
 }
 

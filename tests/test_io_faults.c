@@ -961,6 +961,28 @@ static void test_damaged_superblock(void **state) {
         assert_non_null(strstr(g_err, "checksum mismatch in the file's metadata"));
         assert_int_equal(rename(keep, files[i]), 0);
     }
+    /* cut short: damage, exit 1, for every kind (a checkpoint and a FIT.h5 were exit 2,
+     * "not a readable HDF5 checkpoint", while a run log was exit 1) */
+    char cut[1300];
+    snprintf(cut, sizeof cut, "%s/cut/run.h5", runs);
+    assert_int_equal(qat_test_popen(NULL, 1, "mkdir -p '%s/cut' && head -c 5000 '%s' > '%s' && head -c 3000 '%s' > '%s/cut.ckpt.h5' "
+                                    "&& head -c 2000 '%s' > '%s/cut.fit.h5'", runs, rl, cut, ck, runs, at("fit.h5"), runs), 0);
+    char cutck[1300], cutfit[1300];
+    snprintf(cutck, sizeof cutck, "%s/cut.ckpt.h5", runs);
+    snprintf(cutfit, sizeof cutfit, "%s/cut.fit.h5", runs);
+    char *cuts[][8] = {
+        {"fit", cut, "--law", "chinchilla", NULL},
+        {"eval", "--checkpoint", cutck, NULL},
+        {"plot", cutfit, "--kind", "law", "-o", (char *)at("cut.svg"), NULL},
+    };
+    for (int i = 0; i < 3; i++) {
+        int rc = qat_lim(0, cuts[i]);
+        printf("  %s of a file cut short: exit %d: %s", cuts[i][0], rc, g_err);
+        assert_int_equal(rc, 1);
+        assert_int_equal(lines_of(g_err), 1);
+        assert_non_null(strstr(g_err, "truncated: "));
+        assert_non_null(strstr(g_err, " its superblock records"));
+    }
     g_alarm = 0;
 }
 
