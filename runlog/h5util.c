@@ -252,21 +252,17 @@ int qat_h5_in_check(const char *path, const char *what) {
 void qat_h5_swmr_attempts(hid_t fapl, int live) { H5Pset_metadata_read_attempts(fapl, live ? 28 : 1); }
 
 int qat_h5_exists(hid_t loc, const char *name) {
-    /* H5Lexists needs each intermediate link to exist, so walk the path. */
-    char buf[1024];
-    size_t n = strlen(name);
-    if (n >= sizeof buf) return 0;
-    memcpy(buf, name, n + 1);
-    for (char *p = buf + (buf[0] == '/');; p++) {
-        char *slash = strchr(p, '/');
-        if (slash) *slash = 0;
-        htri_t e;
-        H5E_BEGIN_TRY { e = H5Lexists(loc, buf, H5P_DEFAULT); } H5E_END_TRY;
-        if (e <= 0) return 0;
-        if (!slash) return 1;
-        *slash = '/';
-        p = slash;
+    /* qat_h5_link_exists' walk, with what it cannot read taken as absent; the
+     * message it records then is dropped, and a caller's earlier one kept */
+    char keep[4096];
+    snprintf(keep, sizeof keep, "%s", qat_errmsg());
+    int yes = 0;
+    if (qat_h5_link_exists(loc, "", name, &yes)) {
+        if (keep[0]) qat_fail(QAT_ERUNTIME, "%s", keep);
+        else qat_clear_error();
+        yes = 0;
     }
+    return yes;
 }
 
 /* QAT_ERUNTIME "FILE: WHAT NAME: checksum mismatch (the file is damaged)", or
