@@ -116,15 +116,19 @@ float qat_blk_absmax(const float *x, int64_t n) {
 }
 #endif /* !QAT_ISA_COPY */
 
-/* One block's absmax and sum of squares (in float: the group RMS of intB@gG@clip, whose
- * bits it fixes); *bad when it holds NaN or inf. */
-static float block_stats(const float *x, int len, float *sumsq, int *bad) {
-    float m = 0.0f, s = 0.0f;
+/* One block's absmax and sum of squares, the statistics of intB@gG@clip's group RMS,
+ * whose bits they fix. The sum is in double: in float one |x| >= ~1.8e19 overflowed it
+ * (the group became NaN), an RMS below ~3e-23 underflowed it to 0 (the group became
+ * zeros), and its rounding moved the bf16 scale by a step now and then. x² is exact in
+ * double and the in-order sum is the same on every ISA. *bad when a value is NaN or inf. */
+static float block_stats(const float *x, int len, double *sumsq, int *bad) {
+    float m = 0.0f;
+    double s = 0.0;
     int b = 0;
     for (int i = 0; i < len; i++) {
         float a = fabsf(x[i]);
         m = a > m ? a : m;
-        s += a * a;
+        s += (double)a * a;
         b |= !(a <= FLT_MAX);
     }
     *sumsq = s;
@@ -165,8 +169,7 @@ static double sumsq_d(const float *x, int len) {
  * (x·pre)·inv. For sc >= 2^−126 (a normal float) pre = 1 and inv = 1/sc, as ever.
  * Below, 1/sc overflows once sc < 2^−128 (inf; 0·inf = NaN for x = 0, and every
  * other element saturates), which NVFP4 reaches when s_t is subnormal (tensor absmax
- * below 2688·2^−119 ≈ 4e-33) in blocks whose absmax is below ~1.8e-38, and intB@gG in
- * groups whose absmax is below ~L·2^−128 (2e-38 for int4). There both
+ * below 2688·2^−119 ≈ 4e-33) in blocks whose absmax is below ~1.8e-38. There both
  * are moved by the exact power of two 2^64: pre = 2^64, inv = 1/(sc·2^64). sc·2^64
  * and x·2^64 are exact (x·2^64 overflows only past 2^64, where x/sc saturates
  * anyway) and 1/(sc·2^64) = 2^−64·RN(1/sc) in the normal range, so (x·pre)·inv =
@@ -254,13 +257,13 @@ static void elems_sr_inplace(float *v, int len, float sc, float inv, int emin, i
     }
 }
 
-/* A block with element scale 0: all zeros (the scale underflowed its format); returns
- * Σx² in double. */
+/* A block with element scale 0: all zeros (the scale underflowed its format), each
+ * with its x's sign as an element rounded to 0 keeps it; returns Σx² in double. */
 static double block_zero(float *v, int len, float thr, uint8_t *mask) {
     double e2 = sumsq_d(v, len);
     for (int i = 0; i < len; i++) {
         if (mask) mask[i] = fabsf(v[i]) <= thr;
-        v[i] = 0.0f;
+        v[i] = copysignf(0.0f, v[i]);
     }
     return e2;
 }
@@ -365,22 +368,67 @@ static float bf16_up(float s) {
     return s;
 }
 
+#define BF16_MAX 0x1.fep127f /* the largest finite bf16: the INT scale saturates there */
+
+/* One INT group in place at scale s > 0: k = RNE(x/s) (or stochastic), clamped to ±L,
+ * q = k·s with x's sign (a negative x that rounds to 0 is −0, as in MX and NVFP4).
+ * The quotient is x·(1/s) in double, where qat_int_rne's margin argument makes every
+ * rounding decision the exact quotient's (in float, x·fl(1/s) put true ties such as
+ * x/s = 3.5 off the tie and sent them the wrong way), and an fp32-subnormal s or x is
+ * normal in double, so no scaling is needed for tiny groups. k·s (at most 15 bits) is
+ * exact in float. The mask compares |q − x| (exact in double) with T·s (exact: 24 + 8
+ * bits). Returns Σ(q−x)² in double. */
+static double int_group(float *x, int len, float s, double L, int sr, uint64_t key, uint64_t idx, double thr,
+                        uint8_t *mask) {
+    const double sd = s;
+    double e[BLK_MAX], ad[BLK_MAX]; /* summed and compared after the loop, which vectorises */
+    if (!sr) {
+        for (int i = 0; i < len; i++) {
+            float xi = x[i], q = copysignf((float)qat_int_rne((double)xi / sd, L) * s, xi);
+            double d = (double)q - (double)xi;
+            e[i] = d * d;
+            ad[i] = fabs(d);
+            x[i] = q;
+        }
+    } else {
+        float u[BLK_MAX];
+        for (int i = 0; i < len; i++) u[i] = qat_mf_u24(key, idx + (uint64_t)i);
+        for (int i = 0; i < len; i++) {
+            float xi = x[i], q = copysignf((float)qat_int_sr((double)xi / sd, u[i], L) * s, xi);
+            double d = (double)q - (double)xi;
+            e[i] = d * d;
+            ad[i] = fabs(d);
+            x[i] = q;
+        }
+    }
+    if (mask)
+        for (int i = 0; i < len; i++) mask[i] = ad[i] <= thr;
+    return sum_d(e, len);
+}
+
 static double row_int(const qat_blk *B, float *v, int64_t n, const qat_blk_io *io) {
     const int bl = B->block;
-    const float L = (float)((1 << (B->bits - 1)) - 1), T = qat_blk_trust(B);
+    const double L = (double)((1 << (B->bits - 1)) - 1);
+    const float T = qat_blk_trust(B);
     double sse = 0.0;
     for (int64_t b0 = 0, k = 0; b0 < n; b0 += bl, k++) {
         int len = (int)(n - b0 < bl ? n - b0 : bl), bad;
-        float *x = v + b0, ss;
+        float *x = v + b0, s;
         uint8_t *mask = io->mask ? io->mask + b0 : NULL;
-        float amax = block_stats(x, len, &ss, &bad), s;
-        if (io->scales) s = io->scales[k];
-        else if (B->int_clip) s = qat_int_clip_scale(sqrtf(ss / (float)len), B->bits);
-        else {
+        if (io->scales) {
+            amax_of(x, len, &bad);
+            s = io->scales[k];
+        } else if (B->int_clip) {
+            double ss;
+            block_stats(x, len, &ss, &bad);
+            s = qat_int_clip_scale_d(sqrt(ss / len), B->bits);
+        } else {
+            float amax = amax_of(x, len, &bad);
             s = qat_int_group_scale(amax, B->bits);
             /* Stochastic rounding keeps E[q] = x only if no element is clamped: round the
-             * bf16 scale up instead when to-nearest went below amax/L. */
-            if (B->stochastic && s * L < amax) s = bf16_up(s);
+             * bf16 scale up instead when to-nearest went below amax/L (not past the largest
+             * bf16, where the saturated scale clamps as in round-to-nearest). */
+            if (B->stochastic && (double)s * L < amax && s < BF16_MAX) s = bf16_up(s);
         }
         if (io->scale_out) io->scale_out[k] = bad ? NAN : s;
         if (bad || isnan(s)) {
@@ -391,29 +439,7 @@ static double row_int(const qat_blk *B, float *v, int64_t n, const qat_blk_io *i
             sse += block_zero(x, len, 0.0f, mask);
             continue;
         }
-        /* elem_inv: s = bf16(amax/L) is below 2^−128 for a group absmax below ~L·2^−128,
-         * where 1/s overflows (zeros became NaN); pre = 1 elsewhere, an exact no-op */
-        float pre;
-        const float inv = elem_inv(s, &pre), thr = T * s;
-        double e[BLK_MAX]; /* squared errors, summed after the loop so that it vectorises */
-        if (!B->stochastic) {
-            for (int i = 0; i < len; i++) {
-                float xi = x[i], q = qat_int_rne((xi * pre) * inv, L) * s;
-                e[i] = sq_err(q, xi);
-                if (mask) mask[i] = fabsf(q - xi) <= thr;
-                x[i] = q;
-            }
-        } else {
-            uint64_t idx = io->index0 + (uint64_t)b0;
-            for (int i = 0; i < len; i++) {
-                float xi = x[i], u = qat_mf_u24(io->key, idx + (uint64_t)i);
-                float q = qat_int_sr((xi * pre) * inv, u, L) * s;
-                e[i] = sq_err(q, xi);
-                if (mask) mask[i] = fabsf(q - xi) <= thr;
-                x[i] = q;
-            }
-        }
-        sse += sum_d(e, len);
+        sse += int_group(x, len, s, L, B->stochastic, io->key, io->index0 + (uint64_t)b0, (double)T * s, mask);
     }
     return sse;
 }

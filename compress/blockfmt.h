@@ -102,12 +102,14 @@ float qat_nvfp4_tensor_scale(float amax_tensor);
  * elements all become 0. NaN in → NaN. The element scale is the product with s_t. */
 float qat_nvfp4_block_scale(float amax_block, float s_t, float target);
 
-/* Group-scaled INT, absmax: s = bf16_RNE(amax/(2^(bits−1)−1)), bits ∈ [2, 8].
- * (qat_blk_row with stochastic rounding takes the next bf16 up when this one is below
- * amax/L, so that no element is clamped and E[q] = x holds for the maximum too.)
- * amax = 0 → 0 (the group is all zeros); NaN/inf → NaN. Stored as bf16, so the
- * returned float is exactly a bf16 value. Elements then round to k = RNE(x/s),
- * clamped to ±(2^(bits−1)−1) (s may be a little below amax/L after the bf16 rounding). */
+/* Group-scaled INT, absmax: s = bf16_RNE(amax/(2^(bits−1)−1)), bits ∈ [2, 8], one
+ * rounding of the exact quotient, saturating at the largest finite bf16 0x1.fep127
+ * (reached only with L = 1, int2). (qat_blk_row with stochastic rounding takes the next
+ * bf16 up when this one is below amax/L, so that no element is clamped and E[q] = x
+ * holds for the maximum too.) amax = 0 → 0 (the group is all zeros); NaN/inf → NaN.
+ * Stored as bf16, so the returned float is exactly a bf16 value. Elements then round
+ * to k = RNE(x/s) of the exact quotient, clamped to ±(2^(bits−1)−1) (s may be a little
+ * below amax/L after the bf16 rounding), and decode to k·s with x's sign. */
 float qat_int_group_scale(float amax, int bits);
 
 /* The Gaussian-MSE-optimal clip c/RMS of the symmetric (2^bits − 1)-level grid
@@ -117,7 +119,8 @@ float qat_int_group_scale(float amax, int bits);
 extern const double QAT_INT_SYM_ALPHA[9];
 
 /* Group-scaled INT with the MSE clip: s = bf16_RNE(QAT_INT_SYM_ALPHA[bits]·rms/L),
- * rms the group's root mean square. rms = 0 → 0; NaN/inf → NaN. */
+ * rms the group's root mean square (qat_blk_row computes it in double), the product in
+ * double, one rounding, saturating at 0x1.fep127. rms = 0 → 0; NaN/inf → NaN. */
 float qat_int_clip_scale(float rms, int bits);
 
 /* -------------------------------------------------------- block formats --- */

@@ -66,17 +66,18 @@ float qat_nvfp4_block_scale(float amax_block, float s_t, float target) {
     return qat_mf_nvfp4_block_scale(amax_block, s_t, target);
 }
 
-/* bf16 RNE of a positive float, back as float (NaN stays NaN). */
-static float bf16_value(float x) {
-    uint32_t u = (uint32_t)qat_bf16_round(x) << 16;
-    float r;
-    memcpy(&r, &u, 4);
-    return r;
-}
+/* bf16 RNE of a double v >= 0 computed to one rounding of the exact value, back as
+ * float (NaN stays NaN). Saturating at the largest finite bf16, 0x1.fep127: with L = 1
+ * (int2) a finite absmax above it would otherwise round to an infinite scale and turn its
+ * whole group NaN (inf·0); its elements beyond L·s then clamp, as saturation does in
+ * every other format. */
+static float bf16_value(double v) { return (float)qat_mf_rne_d(v, -126, 7, 0x1.fep127); }
 
 float qat_int_group_scale(float amax, int bits) {
     if (!(amax <= FLT_MAX)) return NAN;
-    return bf16_value(amax / (float)((1 << (bits - 1)) - 1));
+    /* amax (24 bits) over L (at most 7) in double: the exact quotient is a bf16 midpoint
+     * or ~2^−24 away from one, so the one rounding of the double is the exact RNE */
+    return bf16_value((double)amax / ((1 << (bits - 1)) - 1));
 }
 
 /* Gaussian-optimal clip c/RMS of the symmetric grid {k·c/L : |k| <= L}, L = 2^(b−1)−1.
@@ -87,7 +88,10 @@ float qat_int_group_scale(float amax, int bits) {
 const double QAT_INT_SYM_ALPHA[9] = {0.0,          0.0,          1.2240063731, 1.9523091415, 2.4738792318,
                                      2.8987277863, 3.2701149460, 3.6074613694, 3.9205016869};
 
-float qat_int_clip_scale(float rms, int bits) {
-    if (!(rms <= FLT_MAX)) return NAN;
-    return bf16_value((float)(QAT_INT_SYM_ALPHA[bits] * rms / ((1 << (bits - 1)) - 1)));
+float qat_int_clip_scale(float rms, int bits) { return qat_int_clip_scale_d(rms, bits); }
+
+/* α·rms/L in double and rounded once to bf16 (through float it was two roundings). */
+float qat_int_clip_scale_d(double rms, int bits) {
+    if (!(rms <= DBL_MAX)) return NAN;
+    return bf16_value(QAT_INT_SYM_ALPHA[bits] * rms / ((1 << (bits - 1)) - 1));
 }

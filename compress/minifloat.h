@@ -42,6 +42,31 @@ static inline float qat_mf_rne(float y, int emin, int mbits, float maxv) {
     return copysignf(r, y);
 }
 
+/* qat_mf_quantum for a double |a|: e clamped to [emin, 1023]. */
+static inline void qat_mf_quantum_d(double a, int emin, int mbits, double *q, double *iq) {
+    uint64_t u;
+    memcpy(&u, &a, 8);
+    int64_t e = (int64_t)(u >> 52) - 1023;
+    e = e < emin ? emin : e;
+    e = e > 1023 ? 1023 : e;
+    uint64_t qb = (uint64_t)(e - mbits + 1023) << 52, ib = (uint64_t)(mbits - e + 1023) << 52;
+    memcpy(q, &qb, 8);
+    memcpy(iq, &ib, 8);
+}
+
+/* qat_mf_rne of a double: the grid rounding of a quotient that was computed in double
+ * so that its one rounding is decided on the exact value (rounding it to float first
+ * would be a second rounding that can land a non-tie on a tie). Also bf16 (emin −126,
+ * 7 mantissa bits, max 0x1.fep127: saturating instead of overflowing to inf). */
+static inline double qat_mf_rne_d(double y, int emin, int mbits, double maxv) {
+    double a = fabs(y), q, iq;
+    qat_mf_quantum_d(a, emin, mbits, &q, &iq);
+    double t = a * iq; /* exact: a power-of-two quantum */
+    double r = ((t + 0x1p52) - 0x1p52) * q;
+    r = r > maxv ? maxv : r;
+    return copysign(r, y);
+}
+
 /* The NVFP4 E4M3 block scale RNE((amax/target)/s_t) (qat_nvfp4_block_scale, inline so
  * the per-block scale in the row loop costs no two calls): E4M3 is emin −6, 3 mantissa
  * bits, max 448 (minifloat.c's table). */
@@ -62,18 +87,31 @@ static inline float qat_mf_sr(float y, float u, int emin, int mbits, float maxv)
     return copysignf(r, y);
 }
 
-/* Integer levels: k = RNE(t) clamped to ±L (NaN passes through). */
-static inline float qat_int_rne(float t, float L) {
+/* Integer levels of t = x/s, the quotient correctly rounded in double: k = RNE(t)
+ * clamped to ±L (the add-and-subtract of 1.5·2^52, exact for |t| < 2^51). A true tie
+ * x = (k + ½)·s divides to exactly k + ½; an x (24 significant bits) over s (bf16, 8)
+ * that is not a tie is at least ~2^−24 from one, far beyond the division's rounding
+ * (2^−45 at |t| <= 256), so k is the RNE of the exact quotient. (Not x·(1/s) in double:
+ * the rounded reciprocal moves true ties off the tie.) A zero k is +0 (the caller puts
+ * x's sign back). */
+static inline double qat_int_rne(double t, double L) {
     t = t > L ? L : (t < -L ? -L : t);
-    return (t + 0x1.8p23f) - 0x1.8p23f;
+    return (t + 0x1.8p52) - 0x1.8p52;
 }
 
-static inline float qat_int_sr(float t, float u, float L) {
+/* Stochastic: ⌊t⌋ + [u < t − ⌊t⌋] (t − ⌊t⌋ exact), t clamped to ±L first. The same
+ * margin (u·s, a 24-bit u times an 8-bit s, lies on a grid 2^−32 of s fine) makes the
+ * comparison that of the exact quotient, and an exact integer x/s divides exactly. */
+static inline double qat_int_sr(double t, double u, double L) {
     t = t > L ? L : (t < -L ? -L : t);
-    float f = (t + 0x1.8p23f) - 0x1.8p23f;
-    f = f > t ? f - 1.0f : f;
-    return u < t - f ? f + 1.0f : f;
+    double f = (t + 0x1.8p52) - 0x1.8p52;
+    f = f > t ? f - 1.0 : f;
+    return u < t - f ? f + 1.0 : f;
 }
+
+/* qat_int_clip_scale of an RMS held in double (the row loop's statistics are in double:
+ * a float Σx² overflows for one |x| ≥ ~1.8e19 and underflows for an RMS below ~1e-22). */
+float qat_int_clip_scale_d(double rms, int bits);
 
 /* A 24-bit uniform in [0, 1) for element `index` under `key` (the float twin of
  * qat_blk_u01: the same stream, top 24 bits, exact in float). */

@@ -238,7 +238,7 @@ static void test_nvfp4(void **state) {
      * |0.083|) → element scale 1.125: 7/1.125 = 6.22 → saturates 6 → 6.75; 2.3/1.125 = 2.04 → 2 → 2.25.
      * block 1: amax 0.06 → 0.01 → E4M3 subnormal (step 2^−9): 0.01·512 = 5.12 → 5 → s_b =
      * 0.009765625; 0.06/s_b = 6.144 → 6 → 0.05859375; 0.02/s_b = 2.048 → 2 → 0.01953125.
-     * block 2: amax 0.005 → 0.000833 < 2^−10 (half the smallest subnormal) → s_b = 0 → zeros.
+     * block 2: amax 0.005 → 0.000833 < 2^−10 (half the smallest subnormal) → s_b = 0 → zeros, signed as x.
      * block 3 (partial, 4 values): amax 3 → 0.5 exact → 1.4/0.5 = 2.8 → 3 → 1.5 */
     float v[52] = {0};
     v[0] = 7.0f, v[1] = 2.3f, v[16] = 0.06f, v[17] = 0.02f, v[32] = 0.005f, v[33] = -0.001f;
@@ -248,7 +248,7 @@ static void test_nvfp4(void **state) {
     assert_same(sc[0], 1.125f), assert_same(sc[1], 0.009765625f), assert_same(sc[2], 0.0f), assert_same(sc[3], 0.5f);
     assert_same(v[0], 6.75f), assert_same(v[1], 2.25f);
     assert_same(v[16], 0.05859375f), assert_same(v[17], 0.01953125f);
-    assert_same(v[32], 0.0f), assert_same(v[33], 0.0f);
+    assert_same(v[32], 0.0f), assert_same(v[33], -0.0f);
     assert_same(v[48], 3.0f), assert_same(v[49], 1.5f);
     /* the tensor scale enters the element scale: s_t = 2 (tensor amax 5376), block amax 12 →
      * 12/6/2 = 1 → element scale 2: 5/2 = 2.5 ties 2|3 → 2 → 4 */
@@ -479,7 +479,7 @@ static void test_int_groups(void **state) {
     /* group 0: amax 1 → s = 0.142578125: 1/s = 7.0137 → clamp 7 → 0.998046875;
      * 0.5/s = 3.507 → 4 → 0.5703125; 0.07/s = 0.491 → 0.
      * group 1: amax 1.75 → s = 0.25 exactly: 0.375 → 1.5 → 2 → 0.5; 0.625 → 2.5 → 2 → 0.5;
-     * −0.125 → −0.5 → 0 (the integer rounding yields +0) */
+     * −0.125 → −0.5 → 0, kept −0 (x's sign, as MX and NVFP4 keep it) */
     float v[64] = {0};
     v[0] = 1.0f, v[1] = 0.5f, v[2] = 0.07f;
     v[32] = 1.75f, v[33] = 0.375f, v[34] = 0.625f, v[35] = -0.125f;
@@ -487,7 +487,7 @@ static void test_int_groups(void **state) {
     qat_blk_row(&B, v, 64, &io);
     assert_same(sc[0], 0.142578125f), assert_same(sc[1], 0.25f);
     assert_same(v[0], 0.998046875f), assert_same(v[1], 0.5703125f), assert_same(v[2], 0.0f);
-    assert_same(v[32], 1.75f), assert_same(v[33], 0.5f), assert_same(v[34], 0.5f), assert_same(v[35], 0.0f);
+    assert_same(v[32], 1.75f), assert_same(v[33], 0.5f), assert_same(v[34], 0.5f), assert_same(v[35], -0.0f);
     /* zero group */
     float z[32] = {0};
     assert_true(qat_blk_row(&B, z, 32, &io) == 0.0 && sc[0] == 0.0f);
@@ -542,6 +542,84 @@ static void test_int_tiny_group(void **state) {
                                  sr ? "sr" : "rtn", (double)amaxes[ai], i, (double)x[i], t, (double)v[i], (double)want);
                 }
             }
+}
+
+/* k = RNE(x/s) on the exact quotient. x·fl(1/s) in float moved true ties off the tie:
+ * int4@g32 (8.6953125, ±4.34765625, 0…) has s = bf16(8.6953125/7) = 1.2421875 and
+ * x/s = 3.5 exactly, which must go to 4 (±4.96875), and went to 3 (±3.7265625). The
+ * sweep: every bf16 scale s in [1, 2) (also times 2^−126, where a float 1/s nears
+ * overflow, 2^−20 and 2^100), every half-integer k + ½ below L for int3, int4 and int8,
+ * x = ±(k + ½)·s exactly (the group's maximum L·s fixes s): q must be the even
+ * neighbour, with x's sign. */
+static void test_int_exact_ties(void **state) {
+    (void)state;
+    {
+        qat_blk B = qat_blk_int(4, 32, 0);
+        float v[32] = {8.6953125f, 4.34765625f, -4.34765625f}, s;
+        qat_blk_io io = {.scale_out = &s};
+        qat_blk_row(&B, v, 32, &io);
+        assert_same(s, 1.2421875f);
+        assert_same(v[0], 8.6953125f), assert_same(v[1], 4.96875f), assert_same(v[2], -4.96875f);
+    }
+    const int bits[] = {3, 4, 8}, e2[] = {0, -126, -20, 100};
+    long n = 0;
+    for (int bi = 0; bi < 3; bi++)
+        for (int ei = 0; ei < 4; ei++)
+            for (int j = 0; j < 128; j++) {
+                const int L = (1 << (bits[bi] - 1)) - 1;
+                const float s = ldexpf(1.0f + j / 128.0f, e2[ei]); /* a bf16 value */
+                qat_blk B = qat_blk_int(bits[bi], 16, 0);
+                for (int k = 0; k < L; k++) {
+                    float v[16] = {(float)L * s, (float)(k + 0.5) * s, -(float)(k + 0.5) * s}, got;
+                    qat_blk_io io = {.scale_out = &got};
+                    qat_blk_row(&B, v, 16, &io);
+                    const float want = (float)(k + (k & 1)) * s;
+                    if (got != s || v[1] != want || !(v[2] == -want && signbit(v[2])))
+                        fail_msg("int%d s = %a, x/s = %d.5: s %a, q %a %a, want ±%a", bits[bi], (double)s, k,
+                                 (double)got, (double)v[1], (double)v[2], (double)want);
+                    n++;
+                }
+            }
+    assert_true(n == 4 * 128 * (3 + 7 + 127));
+}
+
+/* Finite groups stay finite. int2 (L = 1): s = bf16(amax) rounded up to inf above
+ * 0x1.fe8p127 and the group became NaN (inf·0); the scale now saturates at the largest
+ * finite bf16 and the maximum clamps to it (also with stochastic rounding, which may not
+ * round that scale up past it). @clip: the group RMS is computed in double; in float one
+ * |x| = 2e19 overflowed Σx² (NaN), |x| = 1e-23 underflowed it (zeros), and an all-equal
+ * |x| = 0x1.516aa2p-16 came out as RMS 0x1.516aa4p-16, one bf16 step off the scale. The
+ * expected bits are the definition's, s = bf16(α_B·RMS/L) with RMS and α_B·RMS in double
+ * and one rounding to bf16, then k = RNE(x/s), computed independently. */
+static void test_int_finite_scales(void **state) {
+    (void)state;
+    float s;
+    qat_blk_io io = {.scale_out = &s, .key = 9};
+    for (int sr = 0; sr < 2; sr++) {
+        qat_blk B = qat_blk_int(2, 16, 0);
+        B.stochastic = sr;
+        float v[16] = {sr ? 0x1.fe8p127f : 3.4e38f, 1.0f, -1.0f};
+        double sse = qat_blk_row(&B, v, 16, &io);
+        assert_same(s, 0x1.fep127f);
+        assert_true(isfinite(sse));
+        assert_same(v[0], 0x1.fep127f), assert_same(v[1], 0.0f), assert_same(v[2], -0.0f), assert_same(v[3], 0.0f);
+    }
+    assert_same(qat_int_group_scale(FLT_MAX, 2), 0x1.fep127f);
+    qat_blk C4 = qat_blk_int(4, 32, 1), C2 = qat_blk_int(2, 32, 1);
+    float v[32];
+    for (int i = 0; i < 32; i++) v[i] = (i % 2 ? 1 : -1) * 1e-23f;
+    qat_blk_row(&C4, v, 32, &io);
+    assert_same(s, 0x1.12p-78f), assert_same(v[0], -0x1.9bp-77f), assert_same(v[1], 0x1.9bp-77f);
+    for (int i = 0; i < 32; i++) v[i] = (i % 2 ? 1 : -1) * (0.5f + i * 0.01f);
+    v[3] = 2e19f;
+    assert_true(isfinite(qat_blk_row(&C4, v, 32, &io)));
+    assert_same(s, 0x1.16p60f), assert_same(v[3], 0x1.e68p62f), assert_same(v[0], -0.0f), assert_same(v[1], 0.0f);
+    for (int i = 0; i < 32; i++) v[i] = (i % 2 ? 1 : -1) * 1e-20f;
+    qat_blk_row(&C4, v, 32, &io);
+    assert_same(s, 0x1.0cp-68f), assert_same(v[0], -0x1.92p-67f);
+    for (int i = 0; i < 32; i++) v[i] = (i % 2 ? 1 : -1) * 0x1.516aa2p-16f;
+    qat_blk_row(&C2, v, 32, &io);
+    assert_same(s, 0x1.9cp-16f), assert_same(v[0], -0x1.9cp-16f), assert_same(v[1], 0x1.9cp-16f);
 }
 
 /* The clip table is the golden-section optimum of the exact grid GMSE. */
@@ -792,7 +870,8 @@ int main(void) {
         cmocka_unit_test(test_four_over_six),   cmocka_unit_test(test_sse_in_double),
         cmocka_unit_test(test_nvfp4_2d),
         cmocka_unit_test(test_int_groups),      cmocka_unit_test(test_int_tiny_group),
-        cmocka_unit_test(test_int_clip_table),
+        cmocka_unit_test(test_int_clip_table), cmocka_unit_test(test_int_exact_ties),
+        cmocka_unit_test(test_int_finite_scales),
         cmocka_unit_test(test_bits),            cmocka_unit_test(test_sr_rows),
         cmocka_unit_test(test_mx_sr_bias_above_6x),
         cmocka_unit_test(test_mc_threads),      cmocka_unit_test(test_no_sse_same_bits),      cmocka_unit_test(test_published_anchors),
