@@ -3,8 +3,10 @@
  * group INT), their bits, the 2-D NVFP4 scales and the Monte-Carlo relative MSE.
  *
  * The training quantizer calls qat_blk_row on every operand row every step, so each
- * block costs one pass for its absmax, one scalar scale computation with its
- * reciprocal, and one pass that rounds, measures the error and writes the mask. The
+ * block costs one pass for its absmax, one scalar scale computation (MX: with its
+ * reciprocal), and one pass that rounds, measures the error and writes the mask. NVFP4
+ * and INT divide by their element scale in double, so that every rounding is the exact
+ * quotient's (the definitions' RNE(x/s)) and NVFP4's decode is rounded once. The
  * element loops are free of calls and branches (selects only) so they vectorise; the
  * stochastic variant is a separate loop so the round-to-nearest one carries no hash.
  * Rules, sources and worked examples: docs/formats.md, "Block-scaled formats".
@@ -165,19 +167,16 @@ static double sumsq_d(const float *x, int len) {
     return s;
 }
 
-/* The factors the element loops divide by the element scale sc > 0 with: they round
- * (x·pre)·inv. For sc >= 2^−126 (a normal float) pre = 1 and inv = 1/sc, as ever.
- * Below, 1/sc overflows once sc < 2^−128 (inf; 0·inf = NaN for x = 0, and every
- * other element saturates), which NVFP4 reaches when s_t is subnormal (tensor absmax
- * below 2688·2^−119 ≈ 4e-33) in blocks whose absmax is below ~1.8e-38. There both
- * are moved by the exact power of two 2^64: pre = 2^64, inv = 1/(sc·2^64). sc·2^64
- * and x·2^64 are exact (x·2^64 overflows only past 2^64, where x/sc saturates
- * anyway) and 1/(sc·2^64) = 2^−64·RN(1/sc) in the normal range, so (x·pre)·inv =
- * RN(x·RN(1/sc)): the q = E2M1(x/(s_b·s_t))·s_b·s_t of the definition (docs/formats.md,
- * NVFP4) as the unbounded-exponent arithmetic of the normal case gives it, and the
- * same bits wherever 1/sc was finite. The product with sc is left unscaled, one
- * rounding as before. (The exact ldexpf of the MX path, 2^−e, is this with sc a
- * power of two.) */
+/* The factors the MX element loops divide by the element scale sc > 0 with, when
+ * scale_mul != 1 makes sc = X·mul a non-power of two: they round (x·pre)·inv. For
+ * sc >= 2^−126 (a normal float) pre = 1 and inv = 1/sc. Below, 1/sc overflows once
+ * sc < 2^−128 (inf; 0·inf = NaN for x = 0, and every other element saturates), which
+ * X = 2^−127 with mul < 1 reaches. There both are moved by the exact power of two 2^64:
+ * pre = 2^64, inv = 1/(sc·2^64). sc·2^64 and x·2^64 are exact (x·2^64 overflows only
+ * past 2^64, where x/sc saturates anyway) and 1/(sc·2^64) = 2^−64·RN(1/sc) in the normal
+ * range, so (x·pre)·inv = RN(x·RN(1/sc)), the same bits wherever 1/sc was finite. The
+ * product with sc is left unscaled, one rounding as before. (With mul = 1 the exact
+ * 2^−e of ldexpf is used instead. NVFP4 and INT divide in double and need neither.) */
 static inline float elem_inv(float sc, float *pre) {
     if (sc >= 0x1p-126f) {
         *pre = 1.0f;
@@ -310,19 +309,91 @@ static double row_mx(const qat_blk *B, float *v, int64_t n, const qat_blk_io *io
     return sse;
 }
 
+/* NVFP4 elements. The element scale s_b·s_t' (s_t' the fp32 tensor scale a decoder
+ * multiplies by, s_t·scale_mul) is exact in double (4 + 24 significant bits), and every
+ * rounding is decided on the exact quotient x/(s_b·s_t'): the correctly rounded double
+ * quotient is exactly an E2M1 midpoint when x is one (x = 1.25·s_b·s_t'), and otherwise
+ * stays >= ~2^−30 (in units of the element scale) from one, far beyond its rounding. The
+ * decode e2m1·s_b·s_t' (at most 31 bits) is exact in double and rounded to fp32 once, so
+ * the output is the correctly rounded value the format decodes to. (In fp32, x·fl(1/sc)
+ * with sc = fl(s_b·s_t') moved ties and made new ones, and the decode rounded up to
+ * three times.) Scales passed in io->scales are E4M3 values, so this holds for them too. */
+static inline float nv_rne(float x, double sc, int emin, int mbits, double maxv) {
+    return (float)(qat_mf_rne_d((double)x / sc, emin, mbits, maxv) * sc);
+}
+
+/* Stochastic: the lower neighbour lo of |x|/sc on the grid (quantum q), then up iff
+ * u < (|x| − lo·sc)/(q·sc), compared as u·q·sc < |x| − lo·sc, where both sides are
+ * exact in double (u·q·sc: 24 + 28 bits; lo·sc is within a factor 2 of |x|, so the
+ * difference is exact): the decision of the exact quotient for the 24-bit u. If the
+ * rounded quotient reaches an integer multiple of q that the exact one is just below,
+ * lo is one step high, the difference is negative and q stays at lo, which is also the
+ * exact answer (the exact fraction is within 2^−50 of 1, above every u). */
+static inline float nv_sr(float x, double sc, double u, int emin, int mbits, double maxv) {
+    double a = fabs((double)x), t = a / sc, q, iq;
+    qat_mf_quantum_d(t, emin, mbits, &q, &iq);
+    double tt = t * iq, f = (tt + 0x1p52) - 0x1p52;
+    f = f > tt ? f - 1.0 : f;
+    double lo = f * q, r = u * q * sc < a - lo * sc ? lo + q : lo;
+    r = r > maxv ? maxv : r;
+    return (float)copysign(r * sc, (double)x);
+}
+
+/* One NVFP4 block in place at element scale sc > 0 (double, exact), by nearest or
+ * stochastically; writes the mask (|q − x| <= thr, both exact in double: thr = T·sc has
+ * 24 + 28 bits) and returns Σ(q−x)² in double when sse is asked for, else 0. */
+static double nv_block(float *x, int len, double sc, int sr, uint64_t key, uint64_t idx, double thr,
+                       uint8_t *mask, int sse, int emin, int mbits, double maxv) {
+    double e[BLK_MAX], ad[BLK_MAX]; /* filled by the vectorised loop, summed and compared after */
+    if (!sr) {
+        for (int i = 0; i < len; i++) {
+            float xi = x[i], q = nv_rne(xi, sc, emin, mbits, maxv);
+            double d = (double)q - (double)xi;
+            e[i] = d * d;
+            ad[i] = fabs(d);
+            x[i] = q;
+        }
+    } else {
+        float u[BLK_MAX]; /* the hash vectorises in its own loop */
+        for (int i = 0; i < len; i++) u[i] = qat_mf_u24(key, idx + (uint64_t)i);
+        for (int i = 0; i < len; i++) {
+            float xi = x[i], q = nv_sr(xi, sc, u[i], emin, mbits, maxv);
+            double d = (double)q - (double)xi;
+            e[i] = d * d;
+            ad[i] = fabs(d);
+            x[i] = q;
+        }
+    }
+    if (mask)
+        for (int i = 0; i < len; i++) mask[i] = ad[i] <= thr;
+    return sse ? sum_d(e, len) : 0.0;
+}
+
+/* Σ(q−x)² of a round-to-nearest block at element scale sc (a four-over-six candidate),
+ * nothing written; sc = 0 gives Σx². In double: float sums overflow to inf = inf for
+ * blocks near 1e20 and the comparison would always keep 6. */
+static double nv_sse(const float *x, int len, double sc, int emin, int mbits, double maxv) {
+    if (sc == 0.0) return sumsq_d(x, len);
+    double e[BLK_MAX];
+    for (int i = 0; i < len; i++) {
+        double d = (double)nv_rne(x[i], sc, emin, mbits, maxv) - (double)x[i];
+        e[i] = d * d;
+    }
+    return sum_d(e, len);
+}
+
 static double row_nvfp4(const qat_blk *B, float *v, int64_t n, const qat_blk_io *io) {
     const qat_minifloat *f = qat_minifloat_get(QAT_EL_E2M1);
     const int emin = f->emin, mbits = f->mbits, bl = B->block;
-    const float maxv = f->max, T = qat_blk_trust(B), s_t = io->tensor_scale;
+    const double maxv = f->max, T = qat_blk_trust(B);
+    const float s_t = io->tensor_scale;
     const float dec = s_t * qat_blk_scale_mul(B); /* the fp32 tensor scale a decoder multiplies by */
     const int fos = B->four_over_six && !io->scales;
-    float t6[BLK_MAX], t4[BLK_MAX];
     double sse = 0.0;
     for (int64_t b0 = 0, k = 0; b0 < n; b0 += bl, k++) {
         int len = (int)(n - b0 < bl ? n - b0 : bl), bad;
         float *x = v + b0;
         uint8_t *mask = io->mask ? io->mask + b0 : NULL;
-        uint64_t idx = io->index0 + (uint64_t)b0;
         float amax = amax_of(x, len, &bad);
         float sb = io->scales ? io->scales[k] : qat_mf_nvfp4_block_scale(amax, s_t, 6.0f);
         if (bad || isnan(sb) || isnan(dec)) {
@@ -331,30 +402,21 @@ static double row_nvfp4(const qat_blk *B, float *v, int64_t n, const qat_blk_io 
             continue;
         }
         if (fos) {
-            /* candidates at 6 and 4 by round-to-nearest; the lower error wins, ties to 6.
-             * The errors are the double sums: float ones overflow to inf = inf for blocks
-             * near 1e20 and the comparison would always keep 6 */
+            /* candidates at 6 and 4 by round-to-nearest at the element scales a decoder
+             * uses (scale_mul included); the lower error wins, ties to 6 */
             float sb4 = qat_mf_nvfp4_block_scale(amax, s_t, 4.0f);
-            float sc6 = sb * dec, sc4 = sb4 * dec, p6 = 1.0f, p4 = 1.0f;
-            float i6 = sc6 == 0.0f ? 0.0f : elem_inv(sc6, &p6), i4 = sc4 == 0.0f ? 0.0f : elem_inv(sc4, &p4);
-            double e6 = sc6 == 0.0f ? sumsq_d(x, len)
-                                    : elems_mf(x, t6, len, sc6, i6, p6, emin, mbits, maxv, 0, 0, 0, 0, NULL);
-            double e4 = sc4 == 0.0f ? sumsq_d(x, len)
-                                    : elems_mf(x, t4, len, sc4, i4, p4, emin, mbits, maxv, 0, 0, 0, 0, NULL);
+            double e6 = nv_sse(x, len, (double)sb * dec, emin, mbits, maxv);
+            double e4 = nv_sse(x, len, (double)sb4 * dec, emin, mbits, maxv);
             if (e4 < e6) sb = sb4;
         }
         if (io->scale_out) io->scale_out[k] = sb;
-        float sc = sb * dec;
-        if (sc == 0.0f) {
+        const double sc = (double)sb * dec;
+        if (sc == 0.0) {
             sse += block_zero(x, len, 0.0f, mask);
             continue;
         }
-        float pre, inv = elem_inv(sc, &pre);
-        if (io->no_sse && !B->stochastic && pre == 1.0f)
-            elems_rne_inplace(x, len, sc, inv, emin, mbits, maxv, T * sc, mask);
-        else if (io->no_sse && pre == 1.0f)
-            elems_sr_inplace(x, len, sc, inv, emin, mbits, maxv, T * sc, io->key, idx, mask);
-        else sse += elems_mf(x, x, len, sc, inv, pre, emin, mbits, maxv, B->stochastic, io->key, idx, T * sc, mask);
+        sse += nv_block(x, len, sc, B->stochastic, io->key, io->index0 + (uint64_t)b0, T * sc, mask, !io->no_sse,
+                        emin, mbits, maxv);
     }
     return sse;
 }

@@ -16,7 +16,9 @@
  * element grid is multiplied by: X for MX, s_b·s_t for NVFP4, s for INT). Rows are in
  * the rotated domain already (a Hadamard rotation is the caller's job). All values are
  * float (fp32) in and out; the scales are exactly the stored ones (E8M0, E4M3, fp32,
- * bf16), so the output equals what the hardware format decodes to.
+ * bf16), every rounding (scale and element) is decided on the exact quotient the
+ * definition names, and the decode is rounded to fp32 once, so the output is what the
+ * hardware format decodes to, correctly rounded.
  *
  * docs/formats.md ("Block-scaled formats") states the rules, sources and worked
  * examples; docs/reference-numbers.md has the published GMSE anchors these reproduce.
@@ -96,7 +98,8 @@ int qat_mx_scale_exp(float amax, const qat_minifloat *el);
  * II's kernels do; qat_blk_tensor_scale picks the right one for a format. */
 float qat_nvfp4_tensor_scale(float amax_tensor);
 
-/* NVFP4 block scale as stored: E4M3_RNE((amax_block/target)/s_t), subnormals kept,
+/* NVFP4 block scale as stored: E4M3_RNE(amax_block/(target·s_t)) of the exact ratio
+ * (computed in double: one rounding, where fp32 (amax/target)/s_t took two), subnormals kept,
  * saturating at 448 (reachable only with target 4: four-over-six). target is 6 (the
  * standard rule) or 4 (four-over-six's alternative). A result of 0 means the block's
  * elements all become 0. NaN in → NaN. The element scale is the product with s_t. */
@@ -138,8 +141,10 @@ typedef struct {
     int bits;          /* INT: B in [2, 8] (MX/NVFP4: element bits, informational) */
     int int_clip;      /* INT: 1 = MSE-optimal clip on the group RMS instead of absmax */
     int four_over_six; /* NVFP4: per block also try scaling amax to 4, keep the lower SSE of
-                          the two round-to-nearest results (ties: 6); with stochastic
-                          rounding the chosen scale is then rounded stochastically */
+                          the two round-to-nearest results at the decoder's element scales
+                          (scale_mul included, so 17/16 with stochastic rounding; ties: 6);
+                          with stochastic rounding the chosen scale is then rounded
+                          stochastically */
     int stochastic;    /* 1: stochastic element rounding (scales are always RNE) */
     float trust;       /* backward mask T in scale units; <= 0: the default (el->trust,
                           0.5 for INT: half the integer step) */
@@ -215,7 +220,7 @@ double qat_blk_row(const qat_blk *B, float *v, int64_t n, const qat_blk_io *io);
 float qat_blk_absmax(const float *x, int64_t n);
 
 /* 2-D NVFP4 block scales for a (rows, cols) matrix w with leading dimension ld:
- * tiles of 16 rows × 16 cols share one stored E4M3 scale E4M3((amax_tile/6)/s_t);
+ * tiles of 16 rows × 16 cols share one stored E4M3 scale E4M3(amax_tile/(6·s_t));
  * partial tiles at the bottom/right edges get their own. Writes
  * ceil(rows/16)·ceil(cols/16) floats row-major into sb; row r then uses
  * sb + (r/16)·ceil(cols/16) as qat_blk_io.scales. */

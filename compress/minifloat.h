@@ -67,11 +67,16 @@ static inline double qat_mf_rne_d(double y, int emin, int mbits, double maxv) {
     return copysign(r, y);
 }
 
-/* The NVFP4 E4M3 block scale RNE((amax/target)/s_t) (qat_nvfp4_block_scale, inline so
- * the per-block scale in the row loop costs no two calls): E4M3 is emin −6, 3 mantissa
- * bits, max 448 (minifloat.c's table). */
+/* The NVFP4 E4M3 block scale E4M3_RNE(amax/(target·s_t)) (qat_nvfp4_block_scale, inline
+ * so the per-block scale in the row loop costs no call): target·s_t is exact in double
+ * and the quotient of a 24-bit amax by that 26-bit divisor is either an E4M3 midpoint
+ * exactly or at least ~2^−32 (relative) away from one, far above the division's 2^−53,
+ * so rounding the double quotient is rounding the exact ratio. (The float
+ * (amax/target)/s_t rounded twice before the E4M3 rounding: 367.999995 became 368, a
+ * tie, and went to 384 instead of 352; with an fp32-subnormal amax/target the first
+ * rounding alone lost bits.) E4M3 is emin −6, 3 mantissa bits, max 448. */
 static inline float qat_mf_nvfp4_block_scale(float amax_block, float s_t, float target) {
-    return qat_mf_rne((amax_block / target) / s_t, -6, 3, 448.0f);
+    return (float)qat_mf_rne_d((double)amax_block / ((double)target * (double)s_t), -6, 3, 448.0);
 }
 
 /* Stochastic rounding with uniform u ∈ [0, 1): the upper neighbour with probability
