@@ -21,8 +21,10 @@
  * compress/minifloat.h, the bits of qat_blk_row), with Quartet's range matching: X
  * from the block's own absmax, then ¾·x rounded against that X, so |¾·x/X| < 6
  * (E2M1) or < 384 (E4M3) and nothing saturates; the caller multiplies the product
- * by (4/3)² = 16/9. NVFP4 goes through qat_blk_row one segment at a time; its
- * per-tensor scale needs the operand's absmax: one extra read of the source, bounded
+ * by (4/3)² = 16/9. NVFP4 goes through qat_blk_row one segment at a time (so its
+ * arithmetic is the forward's, bit for bit: exact quotients, correctly rounded decode);
+ * its per-tensor scale needs the operand's absmax (NaN if any element is NaN, as in the
+ * forward): one extra read of the source, bounded
  * by √B·max|x| when a Hadamard block B rotates it (|(x·D·H)_i| <= ‖x_block‖ <= √B·max|x|),
  * so the block scales never saturate E4M3.
  */
@@ -688,10 +690,20 @@ void qat_gradq_run(const qat_gradq *g, const qat_gradq_op *op) {
     QAT_ASSERT(!g->hadamard || inner % g->hadamard == 0);
     float s_t = 1.0f;
     if (g->kind == QAT_GQ_BLOCK && g->blk.kind == QAT_BLK_NVFP4) {
+        /* The forward's rule for a non-finite tensor: NaN or inf anywhere makes s_t NaN and
+         * the whole operand NaN. fmaxf (and OpenMP's max) skip a NaN, which left a NaN
+         * operand only its own block NaN while an inf made all of it NaN; so NaNs are
+         * counted beside the max. */
         const int64_t n = op->rows * op->cols;
         float amax = 0.0f;
-#pragma omp parallel for schedule(static) reduction(max : amax)
-        for (int64_t i = 0; i < n; i++) amax = fmaxf(amax, fabsf(load(op, i)));
+        int nan = 0;
+#pragma omp parallel for schedule(static) reduction(max : amax) reduction(| : nan)
+        for (int64_t i = 0; i < n; i++) {
+            float a = fabsf(load(op, i));
+            amax = a > amax ? a : amax;
+            nan |= a != a;
+        }
+        if (nan) amax = NAN;
         if (g->hadamard) amax *= sqrtf((float)g->hadamard);
         s_t = qat_blk_tensor_scale(&g->blk, amax);
     }

@@ -558,7 +558,10 @@ static void test_rotation_cancels_in_the_product(void **state) {
     assert_true(ew / p > 0.5);
 }
 
-/* A NaN or inf never becomes a level: its whole scale group turns NaN (and only it). */
+/* A NaN or inf never becomes a level: its whole scale group turns NaN (and only it),
+ * except in NVFP4, whose tensor scale comes from the whole operand: there a NaN, like an
+ * inf, makes every element NaN, as the forward does (the backward's fmaxf skipped a NaN,
+ * so a NaN left the other blocks finite while an inf did not). */
 static void test_non_finite_makes_its_group_nan(void **state) {
     (void)state;
     enum { C = 64 };
@@ -572,10 +575,13 @@ static void test_non_finite_makes_its_group_nan(void **state) {
                 x[3] = bad ? INFINITY : NAN;
                 run(&g, x, y, 1, C, QAT_GQ_ALONG_ROWS, 1, 0);
                 if (!isnan(y[3])) fail_msg("%s %s: %g became %g", ALL[fi], sr ? "sr" : "rtn", x[3], y[3]);
-                /* NVFP4's tensor scale is the operand's: an inf makes the whole operand NaN */
-                if (!(bad && !strcmp(ALL[fi], "nvfp4")))
+                if (strcmp(ALL[fi], "nvfp4")) {
                     for (int i = 32; i < C; i++)
                         if (!isfinite(y[i])) fail_msg("%s: element %d of a clean group is %g", ALL[fi], i, y[i]);
+                } else {
+                    for (int i = 0; i < C; i++)
+                        if (!isnan(y[i])) fail_msg("nvfp4 %s: element %d is %g, not NaN", bad ? "inf" : "NaN", i, y[i]);
+                }
             }
         }
 }
@@ -604,6 +610,30 @@ static void test_nvfp4_tiny_operand(void **state) {
                         fail_msg("amax %g %s along %s: x[%d] = %g became %g", (double)amaxes[ai], sr ? "sr" : "rtn",
                                  along ? "cols" : "rows", i, (double)x[i], (double)y[i]);
             }
+}
+
+/* The NVFP4 backward rounds as the forward's definition does (it goes through
+ * qat_blk_row): exact ties to even, the exact element scale s_b·s_t, the block scale
+ * E4M3 of the exact amax/(6·s_t) and one rounding of the decode. The forward's repros,
+ * along rows and along columns (a 16×32 operand whose rows 0 and 1 hold them as
+ * columns), must give the definition's bits. */
+static void test_nvfp4_backward_is_exact(void **state) {
+    (void)state;
+    static const float in[2][32] = {{2688.0f, [16] = 11.25f, 2.34375f, 3.28125f, -2.34375f},
+                                    {28.0f, [16] = 14.875f, 8.75f, 1.875f, -8.75f}};
+    static const float want[2][4] = {{11.25f, 1.875f, 3.75f, -1.875f}, {15.0f, 7.5f, 1.25f, -7.5f}};
+    qat_gradq g;
+    init(&g, "nvfp4", "rtn", 0);
+    for (int c = 0; c < 2; c++) {
+        float y[32], xt[32 * 16] = {0}, yt[32 * 16];
+        run(&g, in[c], y, 1, 32, QAT_GQ_ALONG_ROWS, 1, 0);
+        for (int i = 0; i < 32; i++) xt[i * 16] = in[c][i]; /* column 0 of a 32×16 operand */
+        run(&g, xt, yt, 32, 16, QAT_GQ_ALONG_COLS, 1, 0);
+        for (int i = 0; i < 4; i++)
+            if (y[16 + i] != want[c][i] || yt[(16 + i) * 16] != want[c][i])
+                fail_msg("case %d: %a became %a (rows), %a (cols), want %a", c, (double)in[c][16 + i],
+                         (double)y[16 + i], (double)yt[(16 + i) * 16], (double)want[c][i]);
+    }
 }
 
 static void test_bad_keys_are_refused(void **state) {
@@ -635,7 +665,7 @@ int main(void) {
         cmocka_unit_test(test_rotation_cancels_in_the_product),
         cmocka_unit_test(test_non_finite_makes_its_group_nan),
         cmocka_unit_test(test_bad_keys_are_refused),
-        cmocka_unit_test(test_nvfp4_tiny_operand),
+        cmocka_unit_test(test_nvfp4_tiny_operand), cmocka_unit_test(test_nvfp4_backward_is_exact),
         cmocka_unit_test(test_kernels_equal_reference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
