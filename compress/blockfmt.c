@@ -345,6 +345,10 @@ static inline float nv_sr(float x, double sc, double u, int emin, int mbits, dou
 static double nv_block(float *x, int len, double sc, int sr, uint64_t key, uint64_t idx, double thr,
                        uint8_t *mask, int sse, int emin, int mbits, double maxv) {
     double e[BLK_MAX], ad[BLK_MAX]; /* filled by the vectorised loop, summed and compared after */
+    if (!sr && !sse && !mask) { /* the quantizer's hot loop: nothing but q */
+        for (int i = 0; i < len; i++) x[i] = nv_rne(x[i], sc, emin, mbits, maxv);
+        return 0.0;
+    }
     if (!sr) {
         for (int i = 0; i < len; i++) {
             float xi = x[i], q = nv_rne(xi, sc, emin, mbits, maxv);
@@ -439,11 +443,15 @@ static float bf16_up(float s) {
  * x/s = 3.5 off the tie and sent them the wrong way), and an fp32-subnormal s or x is
  * normal in double, so no scaling is needed for tiny groups. k·s (at most 15 bits) is
  * exact in float. The mask compares |q − x| (exact in double) with T·s (exact: 24 + 8
- * bits). Returns Σ(q−x)² in double. */
+ * bits). Returns Σ(q−x)² in double when sse is asked for, else 0. */
 static double int_group(float *x, int len, float s, double L, int sr, uint64_t key, uint64_t idx, double thr,
-                        uint8_t *mask) {
+                        uint8_t *mask, int sse) {
     const double sd = s;
     double e[BLK_MAX], ad[BLK_MAX]; /* summed and compared after the loop, which vectorises */
+    if (!sr && !sse && !mask) { /* the quantizer's hot loop (io->no_sse): nothing but q */
+        for (int i = 0; i < len; i++) x[i] = copysignf((float)qat_int_rne((double)x[i] / sd, L) * s, x[i]);
+        return 0.0;
+    }
     if (!sr) {
         for (int i = 0; i < len; i++) {
             float xi = x[i], q = copysignf((float)qat_int_rne((double)xi / sd, L) * s, xi);
@@ -465,7 +473,7 @@ static double int_group(float *x, int len, float s, double L, int sr, uint64_t k
     }
     if (mask)
         for (int i = 0; i < len; i++) mask[i] = ad[i] <= thr;
-    return sum_d(e, len);
+    return sse ? sum_d(e, len) : 0.0;
 }
 
 static double row_int(const qat_blk *B, float *v, int64_t n, const qat_blk_io *io) {
@@ -501,7 +509,8 @@ static double row_int(const qat_blk *B, float *v, int64_t n, const qat_blk_io *i
             sse += block_zero(x, len, 0.0f, mask);
             continue;
         }
-        sse += int_group(x, len, s, L, B->stochastic, io->key, io->index0 + (uint64_t)b0, (double)T * s, mask);
+        sse += int_group(x, len, s, L, B->stochastic, io->key, io->index0 + (uint64_t)b0, (double)T * s, mask,
+                         !io->no_sse);
     }
     return sse;
 }
