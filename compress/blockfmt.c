@@ -434,14 +434,15 @@ static float bf16_up(float s) {
     return s;
 }
 
-#define BF16_MAX 0x1.fep127f /* the largest finite bf16: the INT scale saturates there */
 
 /* One INT group in place at scale s > 0: k = RNE(x/s) (or stochastic), clamped to ±L,
  * q = k·s with x's sign (a negative x that rounds to 0 is −0, as in MX and NVFP4).
- * The quotient is x·(1/s) in double, where qat_int_rne's margin argument makes every
- * rounding decision the exact quotient's (in float, x·fl(1/s) put true ties such as
- * x/s = 3.5 off the tie and sent them the wrong way), and an fp32-subnormal s or x is
- * normal in double, so no scaling is needed for tiny groups. k·s (at most 15 bits) is
+ * The quotient x/s is divided in double: a true tie (x = (k+½)·s) comes out exact, and
+ * any other quotient is at least ~2^−24 (relative) from a tie, far above the division's
+ * rounding, so every decision is the exact quotient's. (In float, x·fl(1/s) put true ties
+ * such as x/s = 3.5 off the tie and sent them the wrong way; in double the rounded
+ * reciprocal still moved some, e.g. x/s = 1.5 at s = 1.53125.) An fp32-subnormal s or x
+ * is normal in double, so tiny groups need no scaling. k·s (at most 15 bits) is
  * exact in float. The mask compares |q − x| (exact in double) with T·s (exact: 24 + 8
  * bits). Returns Σ(q−x)² in double when sse is asked for, else 0. */
 static double int_group(float *x, int len, float s, double L, int sr, uint64_t key, uint64_t idx, double thr,
@@ -496,9 +497,9 @@ static double row_int(const qat_blk *B, float *v, int64_t n, const qat_blk_io *i
             float amax = amax_of(x, len, &bad);
             s = qat_int_group_scale(amax, B->bits);
             /* Stochastic rounding keeps E[q] = x only if no element is clamped: round the
-             * bf16 scale up instead when to-nearest went below amax/L (not past the largest
-             * bf16, where the saturated scale clamps as in round-to-nearest). */
-            if (B->stochastic && (double)s * L < amax && s < BF16_MAX) s = bf16_up(s);
+             * bf16 scale up instead when to-nearest went below amax/L (not where L·s would
+             * pass FLT_MAX: the saturated scale clamps there as in round-to-nearest). */
+            if (B->stochastic && (double)s * L < amax && (double)bf16_up(s) * L <= FLT_MAX) s = bf16_up(s);
         }
         if (io->scale_out) io->scale_out[k] = bad ? NAN : s;
         if (bad || isnan(s)) {

@@ -12,6 +12,7 @@
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "compress/blockfmt.h"
 #include "compress/minifloat.h"
@@ -73,11 +74,27 @@ float qat_nvfp4_block_scale(float amax_block, float s_t, float target) {
  * every other format. */
 static float bf16_value(double v) { return (float)qat_mf_rne_d(v, -126, 7, 0x1.fep127); }
 
+/* An INT scale v rounded to bf16 such that the largest code decodes finitely: L·s
+ * at most FLT_MAX. For a group absmax within 2^−8 of FLT_MAX, bf16(amax/L) can round
+ * up past FLT_MAX/L and k = ±L decoded to ±inf; one bf16 step down (2^−8..2^−7) is
+ * below amax/L, so the element then saturates at L·s, as MX and NVFP4 do. */
+static float int_scale(double v, int bits) {
+    const int L = (1 << (bits - 1)) - 1;
+    float s = bf16_value(v);
+    if ((double)s * L > FLT_MAX) {
+        uint32_t u;
+        memcpy(&u, &s, 4);
+        u -= 0x10000u; /* s is a large normal bf16: the previous one */
+        memcpy(&s, &u, 4);
+    }
+    return s;
+}
+
 float qat_int_group_scale(float amax, int bits) {
     if (!(amax <= FLT_MAX)) return NAN;
     /* amax (24 bits) over L (at most 7) in double: the exact quotient is a bf16 midpoint
      * or ~2^−24 away from one, so the one rounding of the double is the exact RNE */
-    return bf16_value((double)amax / ((1 << (bits - 1)) - 1));
+    return int_scale((double)amax / ((1 << (bits - 1)) - 1), bits);
 }
 
 /* Gaussian-optimal clip c/RMS of the symmetric grid {k·c/L : |k| <= L}, L = 2^(b−1)−1.
@@ -93,5 +110,5 @@ float qat_int_clip_scale(float rms, int bits) { return qat_int_clip_scale_d(rms,
 /* α·rms/L in double and rounded once to bf16 (through float it was two roundings). */
 float qat_int_clip_scale_d(double rms, int bits) {
     if (!(rms <= DBL_MAX)) return NAN;
-    return bf16_value(QAT_INT_SYM_ALPHA[bits] * rms / ((1 << (bits - 1)) - 1));
+    return int_scale(QAT_INT_SYM_ALPHA[bits] * rms / ((1 << (bits - 1)) - 1), bits);
 }

@@ -727,6 +727,24 @@ static void test_int_finite_scales(void **state) {
         assert_same(v[0], 0x1.fep127f), assert_same(v[1], 0.0f), assert_same(v[2], -0.0f), assert_same(v[3], 0.0f);
     }
     assert_same(qat_int_group_scale(FLT_MAX, 2), 0x1.fep127f);
+    /* L >= 3: bf16(amax/L) rounded up past FLT_MAX/L for a group absmax within 2^-8 of
+     * FLT_MAX, and k = ±L decoded to ±inf; the scale is now the largest bf16 with L·s
+     * finite, so the maximum saturates at L·s (within 2^-7 of it), by nearest and
+     * stochastically (whose round-up stops there too) */
+    for (int bits = 3; bits <= 8; bits++)
+        for (int sr = 0; sr < 2; sr++) {
+            qat_blk B = qat_blk_int(bits, 16, 0);
+            B.stochastic = sr;
+            const double L = (1 << (bits - 1)) - 1;
+            float v[16] = {FLT_MAX, -FLT_MAX, 0x1.fffp127f, 1.0f};
+            double sse = qat_blk_row(&B, v, 16, &io);
+            if (!isfinite(sse) || !isfinite(v[0]) || !isfinite(v[1]) || !isfinite(v[2]))
+                fail_msg("int%d%s at FLT_MAX: s %a, q %a %a %a, SSE %g", bits, sr ? "@sr" : "", (double)s, (double)v[0],
+                         (double)v[1], (double)v[2], sse);
+            assert_true((double)s * L <= FLT_MAX && (double)s * L >= FLT_MAX * (1 - 0x1p-7));
+            assert_same(v[0], (float)(L * s)), assert_same(v[1], (float)(-L * s));
+            assert_same(qat_int_group_scale(FLT_MAX, bits), s);
+        }
     qat_blk C4 = qat_blk_int(4, 32, 1), C2 = qat_blk_int(2, 32, 1);
     float v[32];
     for (int i = 0; i < 32; i++) v[i] = (i % 2 ? 1 : -1) * 1e-23f;
