@@ -309,6 +309,20 @@ static double row_mx(const qat_blk *B, float *v, int64_t n, const qat_blk_io *io
     return sse;
 }
 
+/* After a block was rounded in place (x0 its input, q its output, len <= BLK_MAX): the
+ * mask |q − x| <= thr and, when sse is asked for, Σ(q−x)², both in double (q − x is exact
+ * there), for the NVFP4 and INT loops. A second short pass over a block in cache, so that
+ * the rounding loops stay one line each and vectorise. */
+static double block_err(const float *x0, const float *q, int len, double thr, uint8_t *mask, int sse) {
+    double e[BLK_MAX];
+    for (int i = 0; i < len; i++) {
+        double d = (double)q[i] - (double)x0[i];
+        e[i] = d * d;
+        if (mask) mask[i] = fabs(d) <= thr;
+    }
+    return sse ? sum_d(e, len) : 0.0;
+}
+
 /* NVFP4 elements. The element scale s_b·s_t' (s_t' the fp32 tensor scale a decoder
  * multiplies by, s_t·scale_mul) is exact in double (4 + 24 significant bits), and every
  * rounding is decided on the exact quotient x/(s_b·s_t'): the correctly rounded double
@@ -344,33 +358,17 @@ static inline float nv_sr(float x, double sc, double u, int emin, int mbits, dou
  * 24 + 28 bits) and returns Σ(q−x)² in double when sse is asked for, else 0. */
 static double nv_block(float *x, int len, double sc, int sr, uint64_t key, uint64_t idx, double thr,
                        uint8_t *mask, int sse, int emin, int mbits, double maxv) {
-    double e[BLK_MAX], ad[BLK_MAX]; /* filled by the vectorised loop, summed and compared after */
-    if (!sr && !sse && !mask) { /* the quantizer's hot loop: nothing but q */
-        for (int i = 0; i < len; i++) x[i] = nv_rne(x[i], sc, emin, mbits, maxv);
-        return 0.0;
-    }
+    float x0[BLK_MAX];
+    const int keep = sse || mask; /* not in the quantizer's hot loop, which wants q alone */
+    if (keep) memcpy(x0, x, (size_t)len * sizeof *x);
     if (!sr) {
-        for (int i = 0; i < len; i++) {
-            float xi = x[i], q = nv_rne(xi, sc, emin, mbits, maxv);
-            double d = (double)q - (double)xi;
-            e[i] = d * d;
-            ad[i] = fabs(d);
-            x[i] = q;
-        }
+        for (int i = 0; i < len; i++) x[i] = nv_rne(x[i], sc, emin, mbits, maxv);
     } else {
         float u[BLK_MAX]; /* the hash vectorises in its own loop */
         for (int i = 0; i < len; i++) u[i] = qat_mf_u24(key, idx + (uint64_t)i);
-        for (int i = 0; i < len; i++) {
-            float xi = x[i], q = nv_sr(xi, sc, u[i], emin, mbits, maxv);
-            double d = (double)q - (double)xi;
-            e[i] = d * d;
-            ad[i] = fabs(d);
-            x[i] = q;
-        }
+        for (int i = 0; i < len; i++) x[i] = nv_sr(x[i], sc, u[i], emin, mbits, maxv);
     }
-    if (mask)
-        for (int i = 0; i < len; i++) mask[i] = ad[i] <= thr;
-    return sse ? sum_d(e, len) : 0.0;
+    return keep ? block_err(x0, x, len, thr, mask, sse) : 0.0;
 }
 
 /* Σ(q−x)² of a round-to-nearest block at element scale sc (a four-over-six candidate),
@@ -448,33 +446,17 @@ static float bf16_up(float s) {
 static double int_group(float *x, int len, float s, double L, int sr, uint64_t key, uint64_t idx, double thr,
                         uint8_t *mask, int sse) {
     const double sd = s;
-    double e[BLK_MAX], ad[BLK_MAX]; /* summed and compared after the loop, which vectorises */
-    if (!sr && !sse && !mask) { /* the quantizer's hot loop (io->no_sse): nothing but q */
-        for (int i = 0; i < len; i++) x[i] = copysignf((float)qat_int_rne((double)x[i] / sd, L) * s, x[i]);
-        return 0.0;
-    }
+    float x0[BLK_MAX];
+    const int keep = sse || mask; /* not in the quantizer's hot loop (io->no_sse), which wants q alone */
+    if (keep) memcpy(x0, x, (size_t)len * sizeof *x);
     if (!sr) {
-        for (int i = 0; i < len; i++) {
-            float xi = x[i], q = copysignf((float)qat_int_rne((double)xi / sd, L) * s, xi);
-            double d = (double)q - (double)xi;
-            e[i] = d * d;
-            ad[i] = fabs(d);
-            x[i] = q;
-        }
+        for (int i = 0; i < len; i++) x[i] = copysignf((float)qat_int_rne((double)x[i] / sd, L) * s, x[i]);
     } else {
-        float u[BLK_MAX];
+        float u[BLK_MAX]; /* the hash vectorises in its own loop */
         for (int i = 0; i < len; i++) u[i] = qat_mf_u24(key, idx + (uint64_t)i);
-        for (int i = 0; i < len; i++) {
-            float xi = x[i], q = copysignf((float)qat_int_sr((double)xi / sd, u[i], L) * s, xi);
-            double d = (double)q - (double)xi;
-            e[i] = d * d;
-            ad[i] = fabs(d);
-            x[i] = q;
-        }
+        for (int i = 0; i < len; i++) x[i] = copysignf((float)qat_int_sr((double)x[i] / sd, u[i], L) * s, x[i]);
     }
-    if (mask)
-        for (int i = 0; i < len; i++) mask[i] = ad[i] <= thr;
-    return sse ? sum_d(e, len) : 0.0;
+    return keep ? block_err(x0, x, len, thr, mask, sse) : 0.0;
 }
 
 static double row_int(const qat_blk *B, float *v, int64_t n, const qat_blk_io *io) {
