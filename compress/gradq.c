@@ -228,17 +228,23 @@ static float group_absmax(const float *restrict v, int64_t n, int *bad_out) {
     return a;
 }
 
+/* A group's absmax scale into *a, before it is rounded (both rounding modes): 0 when
+ * the group is settled already, one holding a NaN or inf made all NaN, an all-zero one
+ * left as it is (on every grid); else 1. */
+static int group_scale(float *restrict v, int64_t n, float *a) {
+    int bad;
+    *a = group_absmax(v, n, &bad);
+    if (bad)
+        for (int64_t i = 0; i < n; i++) v[i] = NAN;
+    return !bad && *a != 0.0f;
+}
+
 /* Round-to-nearest of one group of n <= QAT_GRADQ_GROUP elements onto the grid with
  * absmax scale (a group holding a NaN or inf becomes NaN; an all-zero one is left as
  * it is). */
 static void grid_rtn(const qat_gradq *g, float *restrict v, int64_t n) {
-    int bad;
-    const float a = group_absmax(v, n, &bad);
-    if (bad) {
-        for (int64_t i = 0; i < n; i++) v[i] = NAN;
-        return;
-    }
-    if (a == 0.0f) return; /* all zero: already on the grid */
+    float a;
+    if (!group_scale(v, n, &a)) return;
     if (g->grid == QAT_GQ_INT) {
         const double L = g->L;
         for (int64_t i = 0; i < n; i++) v[i] = int_rtn(v[i], a, L);
@@ -255,13 +261,8 @@ static void grid_rtn(const qat_gradq *g, float *restrict v, int64_t n) {
  * drawn first, in a loop of their own, so both loops vectorise (the 64-bit hash
  * lanes, then the rounding). */
 static void grid_sr(const qat_gradq *g, float *restrict v, int64_t n, uint64_t key, uint64_t idx0) {
-    int bad;
-    const float a = group_absmax(v, n, &bad);
-    if (bad) {
-        for (int64_t i = 0; i < n; i++) v[i] = NAN;
-        return;
-    }
-    if (a == 0.0f) return; /* all zero: already on the grid */
+    float a;
+    if (!group_scale(v, n, &a)) return;
     float u[QAT_GRADQ_GROUP];
     for (int64_t i = 0; i < n; i++) u[i] = unif(key, idx0 + (uint64_t)i);
     if (g->grid == QAT_GQ_INT) {
